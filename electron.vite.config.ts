@@ -1,0 +1,24 @@
+// Builds the Electron shell: main (src/main/app, with the core bundled in), the sandboxed preload,
+// and the React renderer. The headless daemon and CLI are compiled by tsc instead (npm run build:node).
+import react from "@vitejs/plugin-react";
+import { defineConfig } from "electron-vite";
+
+export default defineConfig({
+  main: {
+    build: { outDir: "out/main", rollupOptions: { input: { index: "src/main/app/index.ts" } } },
+  },
+  preload: {
+    // Sandboxed preloads cannot require node_modules, so everything is bundled into one file.
+    build: {
+      outDir: "out/preload",
+      externalizeDeps: false,
+      isolatedEntries: true,
+      rollupOptions: { input: { index: "src/preload/index.ts" }, output: { format: "cjs" } },
+    },
+  },
+  renderer: {
+    root: "src/renderer",
+    plugins: [react()],
+    build: { outDir: "out/renderer", rollupOptions: { input: { index: "src/renderer/index.html" } } },
+  },
+});

@@ -1,0 +1,227 @@
+#!/usr/bin/env node
+/**
+ * `piper-link`, the command line of the Link core. Each command talks to the running Link through
+ * the control channel when there is one, and to the keychain directly when a change must persist
+ * while the Link is stopped.
+ */
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import { fileURLToPath } from "node:url";
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import type { LinkStatus } from "../../shared/control.js";
+import { LinkError } from "../../shared/errors.js";
+import { DEFAULT_LINK_PORT, LINK_VERSION } from "../../shared/version.js";
+import { connectToRunningLink, type ControlClient } from "../core/control-client.js";
+import { startDaemon } from "../core/daemon.js";
+import { isPidAlive } from "../core/files.js";
+import { createKeychainStore } from "../core/keychain.js";
+import { resolveLinkPaths } from "../core/paths.js";
+import { createOutput, ExitCode, reportError, type Output } from "./output.js";
+
+interface GlobalOptions {
+  profile: string;
+}
+
+function parsePort(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError("must be a port number from 0 to 65535.");
+  return n;
+}
+
+function describeStatus(s: LinkStatus): string[] {
+  const lines = [
+    `Piper Link ${s.version} is running (pid ${s.pid}${s.profile === "default" ? "" : `, profile ${s.profile}`})`,
+    `  agents:    ${s.url}`,
+    `  pyper-sdk: http://127.0.0.1:${s.port}/piper-link-context`,
+  ];
+  if (s.portFallback) lines.push(`  note:      port ${DEFAULT_LINK_PORT} was taken; SDKs find this port through ${s.discoveryFile}`);
+  if (!s.keychain.ok) lines.push(`  keychain:  ${s.keychain.message ?? "unavailable"}`);
+  lines.push(s.state === "ready" ? `  signed in: yes, instance ${s.instanceIdRedacted ?? ""}` : "  signed in: no");
+  lines.push(`  agents connected: ${s.agents.length}`);
+  for (const a of s.agents) {
+    const who = a.name ?? a.clientId ?? "(no hello yet)";
+    const proc = a.process ? `pid ${a.process.pid} ${a.process.executable ?? "?"} in ${a.process.cwd ?? "?"}` : "unknown process";
+    lines.push(`    - ${who}${a.clientId && a.name ? ` (${a.clientId})` : ""}: ${proc}`);
+  }
+  lines.push(`  log:       ${s.logFile}`);
+  return lines;
+}
+
+async function withRunningLink<T>(profile: string, fn: (client: ControlClient) => Promise<T>): Promise<T | null> {
+  const client = await connectToRunningLink(resolveLinkPaths(profile).controlFile);
+  if (client === null) return null;
+  try {
+    return await fn(client);
+  } finally {
+    client.close();
+  }
+}
+
+function notRunning(profile: string): LinkError {
+  return new LinkError("not_running", `Piper Link is not running${profile === "default" ? "" : ` (profile ${profile})`}. Start it with \`piper-link start\`.`);
+}
+
+async function startInForeground(opts: GlobalOptions & { port: number }, out: Output): Promise<number> {
+  const daemon = await startDaemon({
+    profile: opts.profile,
+    port: opts.port,
+    onReady: (status) => out.result(status, [...describeStatus(status), "Press Ctrl+C to stop."]),
+  });
+  const reason = await daemon.done;
+  if (!out.json) process.stdout.write(`Piper Link stopped (${reason}).\n`);
+  return ExitCode.ok;
+}
+
+/** Starts the daemon as a detached process and waits until it serves. */
+async function startInBackground(opts: GlobalOptions & { port: number }, out: Output): Promise<number> {
+  const paths = resolveLinkPaths(opts.profile);
+  const running = await withRunningLink(opts.profile, (c) => c.call("status", {}));
+  if (running !== null) throw new LinkError("already_running", `Piper Link is already running (pid ${running.pid}, ${running.url}).`);
+  fs.mkdirSync(paths.logDir, { recursive: true, mode: 0o700 });
+  const outFile = `${paths.logDir}/daemon.out`;
+  const fd = fs.openSync(outFile, "w", 0o600);
+  const entry = fileURLToPath(import.meta.url);
+  const child = spawn(
+    process.execPath,
+    [...process.execArgv, entry, "--profile", opts.profile, "start", "--foreground", "--port", String(opts.port)],
+    { detached: true, stdio: ["ignore", fd, fd], env: process.env },
+  );
+  fs.closeSync(fd);
+  child.unref();
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline) {
+    const status = await withRunningLink(opts.profile, (c) => c.call("status", {})).catch(() => null);
+    if (status !== null && status.pid === child.pid) {
+      out.result(status, describeStatus(status));
+      return ExitCode.ok;
+    }
+    if (child.pid === undefined || !isPidAlive(child.pid) || child.exitCode !== null) {
+      const text = fs.readFileSync(outFile, "utf8").trim();
+      throw new LinkError(/already running/i.test(text) ? "already_running" : "internal_error", text || "Piper Link exited during start.");
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new LinkError("internal_error", `Piper Link did not start within 15 s; see ${outFile}.`);
+}
+
+export function buildProgram(run: (job: (out: Output) => Promise<number>, json: boolean) => Promise<void>): Command {
+  const program = new Command("piper-link")
+    .description("Piper Link: gives your AI agents your secrets safely, with your approval.")
+    .version(LINK_VERSION, "-V, --version")
+    .addOption(new Option("--profile <name>", "profile (separate keychain entries, files and port)").env("PIPER_LINK_PROFILE").default("default"))
+    .showHelpAfterError("(run with --help for usage)")
+    .exitOverride();
+
+  const globals = (): GlobalOptions => program.opts<GlobalOptions>();
+
+  program
+    .command("start")
+    .description("start the Link (in the background unless --foreground)")
+    .option("--port <n>", "preferred port; a free one is used when it is taken", parsePort, DEFAULT_LINK_PORT)
+    .option("--foreground", "run in this terminal until Ctrl+C")
+    .option("--json", "print the status as JSON")
+    .action(async (o: { port: number; foreground?: boolean; json?: boolean }) => {
+      await run((out) => (o.foreground ? startInForeground({ ...globals(), port: o.port }, out) : startInBackground({ ...globals(), port: o.port }, out)), o.json === true);
+    });
+
+  program
+    .command("status")
+    .description("show whether the Link runs, who is signed in, and the connected agents")
+    .option("--json", "print JSON")
+    .action(async (o: { json?: boolean }) => {
+      await run(async (out) => {
+        const status = await withRunningLink(globals().profile, (c) => c.call("status", {}));
+        if (status === null) throw notRunning(globals().profile);
+        out.result(status, describeStatus(status));
+        return ExitCode.ok;
+      }, o.json === true);
+    });
+
+  program
+    .command("stop")
+    .description("stop the running Link")
+    .option("--json", "print JSON")
+    .action(async (o: { json?: boolean }) => {
+      await run(async (out) => {
+        const { profile } = globals();
+        const paths = resolveLinkPaths(profile);
+        const status = await withRunningLink(profile, async (c) => {
+          const s = await c.call("status", {});
+          await c.call("shutdown", {});
+          return s;
+        });
+        if (status === null) throw notRunning(profile);
+        const deadline = Date.now() + 10_000;
+        while (isPidAlive(status.pid) && fs.existsSync(paths.discoveryFile) && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        out.result({ stopped: true, pid: status.pid }, `Piper Link (pid ${status.pid}) stopped.`);
+        return ExitCode.ok;
+      }, o.json === true);
+    });
+
+  program
+    .command("logout")
+    .description("forget this machine's instance ID and refresh token; agents are told at once")
+    .option("--json", "print JSON")
+    .action(async (o: { json?: boolean }) => {
+      await run(async (out) => {
+        const { profile } = globals();
+        const viaLink = await withRunningLink(profile, (c) => c.call("logout", {}));
+        if (viaLink === null) {
+          const keychain = createKeychainStore({ profile });
+          await keychain.delete("instance-id");
+          await keychain.delete("refresh-token");
+        }
+        out.result({ loggedOut: true, linkRunning: viaLink !== null }, "Signed out. Agents now get `not_logged_in`.");
+        return ExitCode.ok;
+      }, o.json === true);
+    });
+
+  const dev = program.command("dev").description("developer commands (until sign-in lands: drive the context by hand)");
+  dev
+    .command("set-instance")
+    .description("store an instance ID in the keychain and push it to connected agents")
+    .argument("<instance-id>", "the instance ID, e.g. inst_...")
+    .option("--json", "print JSON")
+    .action(async (instanceId: string, o: { json?: boolean }) => {
+      await run(async (out) => {
+        const { profile } = globals();
+        const id = instanceId.trim();
+        if (id.length === 0 || id.length > 256) throw new LinkError("bad_request", "The instance ID must be 1 to 256 characters.");
+        const viaLink = await withRunningLink(profile, (c) => c.call("setInstanceId", { instanceId: id }));
+        if (viaLink === null) await createKeychainStore({ profile }).set("instance-id", id);
+        out.result(
+          { instanceIdSet: true, linkRunning: viaLink !== null },
+          viaLink === null ? "Instance ID stored in the keychain; the Link serves it when it starts." : "Instance ID stored and pushed to connected agents.",
+        );
+        return ExitCode.ok;
+      }, o.json === true);
+    });
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let exitCode: number = ExitCode.ok;
+  const run = async (job: (out: Output) => Promise<number>, json: boolean): Promise<void> => {
+    try {
+      exitCode = await job(createOutput(json));
+    } catch (err) {
+      exitCode = reportError(err, json);
+    }
+  };
+  try {
+    await buildProgram(run).parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // --help and --version end here with code 0; usage errors with 2.
+      return err.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
+    }
+    throw err;
+  }
+  return exitCode;
+}
+
+if (process.argv[1] !== undefined && fs.realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  process.exitCode = await main(process.argv);
+}

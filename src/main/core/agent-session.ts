@@ -1,0 +1,168 @@
+/**
+ * One agent's WebSocket connection on `/v1/link`: the agent protocol of DESIGN.md section 4.
+ * `hello` -> `welcome` (or `not_logged_in`), `context` pushes after hello, and `resolve`, which the
+ * host answers. Bad frames get an `error` frame; too many close the connection with a documented code.
+ */
+import { randomUUID } from "node:crypto";
+import type { Logger } from "pino";
+import type WebSocket from "ws";
+import type { AgentConnection, PeerProcess } from "../../shared/control.js";
+import { isRetryable, type ErrorCode } from "../../shared/errors.js";
+import {
+  AGENT_MESSAGE_TYPES,
+  AgentMessageSchema,
+  type ContextPush,
+  type Hello,
+  type LinkMessage,
+  type RequestId,
+  type Resolve,
+} from "../../shared/protocol.js";
+import { LINK_VERSION, PROTOCOL_VERSION } from "../../shared/version.js";
+import { describeIssues, FrameGuard } from "./frame-guard.js";
+import type { LinkLimits } from "./limits.js";
+
+/** The Link's context as agents see it. */
+export type ContextSnapshot =
+  | { state: "ready"; instanceId: string }
+  | { state: "logged_out"; error: { code: ErrorCode; message: string } };
+
+export interface AgentHost {
+  now(): number;
+  context(): ContextSnapshot;
+  authorityUrl(): string | null;
+  /** Answers a `resolve` from a connection that said hello while the Link is signed in. */
+  resolve(session: AgentSession, request: Resolve): Promise<LinkMessage>;
+  log: Logger;
+}
+
+export const NOT_LOGGED_IN_MESSAGE = "Piper Link is running but nobody is signed in. Open Piper Link and sign in.";
+
+export class AgentSession {
+  readonly connectionId = `conn_${randomUUID()}`;
+  readonly connectedAt: number;
+  agent: Hello["agent"] | null = null;
+  process: PeerProcess | null = null;
+  lastActivity: number;
+  alive = true;
+  private readonly guard: FrameGuard;
+
+  constructor(
+    readonly ws: WebSocket,
+    readonly remotePort: number,
+    private readonly host: AgentHost,
+    limits: LinkLimits,
+  ) {
+    this.connectedAt = host.now();
+    this.lastActivity = this.connectedAt;
+    this.guard = new FrameGuard(limits, () => host.now());
+    ws.on("message", (data, isBinary) => this.onFrame(data, isBinary));
+    ws.on("pong", () => {
+      this.alive = true;
+    });
+    // ws reports oversized frames and invalid UTF-8 here and closes with 1009 / 1007 itself.
+    ws.on("error", (err) => host.log.warn({ conn: this.connectionId, err: err.message }, "agent connection error"));
+  }
+
+  get helloed(): boolean {
+    return this.agent !== null;
+  }
+
+  describe(): AgentConnection {
+    return {
+      connectionId: this.connectionId,
+      clientId: this.agent?.clientId ?? null,
+      name: this.agent?.name ?? null,
+      connectedAt: new Date(this.connectedAt).toISOString(),
+      remotePort: this.remotePort,
+      process: this.process,
+    };
+  }
+
+  send(message: LinkMessage): void {
+    if (this.ws.readyState === this.ws.OPEN) this.ws.send(JSON.stringify(message));
+  }
+
+  sendError(id: RequestId | null, code: ErrorCode, message: string): void {
+    this.send({ type: "error", id, code, message, retryable: isRetryable(code) });
+  }
+
+  pushContext(push: ContextPush): void {
+    if (this.helloed) this.send(push);
+  }
+
+  close(code: number, reason: string): void {
+    if (this.ws.readyState === this.ws.OPEN || this.ws.readyState === this.ws.CONNECTING) this.ws.close(code, reason);
+  }
+
+  private onFrame(data: WebSocket.RawData, isBinary: boolean): void {
+    this.lastActivity = this.host.now();
+    let verdict = this.guard.read(data, isBinary);
+    if (verdict.kind === "frame") {
+      const type = verdict.value["type"] as string;
+      if (!AGENT_MESSAGE_TYPES.has(type)) {
+        verdict = this.guard.invalid(verdict.id, "unknown_type", `Unknown message type ${JSON.stringify(type.slice(0, 64))}.`);
+      } else {
+        const parsed = AgentMessageSchema.safeParse(verdict.value);
+        if (parsed.success) {
+          this.dispatch(parsed.data);
+          return;
+        }
+        verdict = this.guard.invalid(verdict.id, "bad_request", `Invalid ${type}: ${describeIssues(parsed.error.issues)}`);
+      }
+    }
+    if (verdict.kind === "close") {
+      this.host.log.warn({ conn: this.connectionId, reason: verdict.reason }, "closing agent connection");
+      this.close(verdict.closeCode, verdict.reason);
+    } else if (verdict.kind === "reject") {
+      this.sendError(verdict.id, verdict.code, verdict.message);
+    }
+  }
+
+  private dispatch(message: Hello | Resolve): void {
+    if (message.type === "hello") {
+      this.onHello(message);
+      return;
+    }
+    if (!this.helloed) {
+      this.sendError(message.id, "hello_required", "Send `hello` first, then `resolve`.");
+      return;
+    }
+    const context = this.host.context();
+    if (context.state !== "ready") {
+      this.sendError(message.id, context.error.code, context.error.message);
+      return;
+    }
+    this.host.resolve(this, message).then(
+      (reply) => this.send(reply),
+      (err: unknown) => {
+        this.host.log.error({ conn: this.connectionId, err: err instanceof Error ? err.message : String(err) }, "resolve failed");
+        this.sendError(message.id, "internal_error", "Piper Link could not answer this request; see its log.");
+      },
+    );
+  }
+
+  private onHello(hello: Hello): void {
+    if (hello.protocol !== PROTOCOL_VERSION) {
+      this.sendError(
+        hello.id,
+        "unsupported_protocol",
+        `This Piper Link (${LINK_VERSION}) speaks protocol ${PROTOCOL_VERSION}; the agent asked for ${hello.protocol}. Update the SDK or the Link.`,
+      );
+      return;
+    }
+    this.agent = hello.agent;
+    this.host.log.info({ conn: this.connectionId, clientId: hello.agent.clientId, sdk: hello.sdk }, "agent hello");
+    const context = this.host.context();
+    if (context.state === "ready") {
+      this.send({
+        type: "welcome",
+        id: hello.id,
+        instanceId: context.instanceId,
+        link: { version: LINK_VERSION },
+        authority: this.host.authorityUrl(),
+      });
+    } else {
+      this.sendError(hello.id, context.error.code, context.error.message);
+    }
+  }
+}

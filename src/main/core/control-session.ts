@@ -1,0 +1,132 @@
+/**
+ * One UI or CLI connection on `/v1/control`. The first frame must be `auth` with the per-start
+ * token (compared in constant time); then `call` frames run LinkApi methods, with params and results
+ * validated by the shared schemas, and status changes are pushed as `event` frames.
+ */
+import { createHash, timingSafeEqual } from "node:crypto";
+import type { Logger } from "pino";
+import type WebSocket from "ws";
+import {
+  ControlClientMessageSchema,
+  ControlMethods,
+  type ControlEvent,
+  type ControlMethod,
+  type ControlServerMessage,
+  type LinkApi,
+} from "../../shared/control.js";
+import { LinkError, type ErrorCode } from "../../shared/errors.js";
+import { CloseCode, type RequestId } from "../../shared/protocol.js";
+import { LINK_VERSION } from "../../shared/version.js";
+import { describeIssues, FrameGuard } from "./frame-guard.js";
+import type { LinkLimits } from "./limits.js";
+
+export function tokensEqual(given: string, expected: string): boolean {
+  // Hashing first makes both sides the same length, so the compare leaks neither length nor content.
+  const a = createHash("sha256").update(given).digest();
+  const b = createHash("sha256").update(expected).digest();
+  return timingSafeEqual(a, b);
+}
+
+export interface ControlHost {
+  now(): number;
+  token: string;
+  api: LinkApi;
+  log: Logger;
+}
+
+export class ControlSession {
+  authenticated = false;
+  lastActivity: number;
+  readonly connectedAt: number;
+  alive = true;
+  private readonly guard: FrameGuard;
+
+  constructor(
+    readonly ws: WebSocket,
+    private readonly host: ControlHost,
+    limits: LinkLimits,
+  ) {
+    this.connectedAt = host.now();
+    this.lastActivity = this.connectedAt;
+    this.guard = new FrameGuard(limits, () => host.now());
+    ws.on("message", (data, isBinary) => this.onFrame(data, isBinary));
+    ws.on("pong", () => {
+      this.alive = true;
+    });
+    ws.on("error", (err) => host.log.warn({ err: err.message }, "control connection error"));
+  }
+
+  send(message: ControlServerMessage): void {
+    if (this.ws.readyState === this.ws.OPEN) this.ws.send(JSON.stringify(message));
+  }
+
+  pushEvent(event: ControlEvent): void {
+    if (this.authenticated) this.send({ type: "event", event });
+  }
+
+  close(code: number, reason: string): void {
+    if (this.ws.readyState === this.ws.OPEN || this.ws.readyState === this.ws.CONNECTING) this.ws.close(code, reason);
+  }
+
+  private fail(id: RequestId | null, code: ErrorCode, message: string): void {
+    this.send({ type: "error", id, code, message });
+  }
+
+  private onFrame(data: WebSocket.RawData, isBinary: boolean): void {
+    this.lastActivity = this.host.now();
+    const verdict = this.guard.read(data, isBinary);
+    if (verdict.kind === "close") {
+      this.close(verdict.closeCode, verdict.reason);
+      return;
+    }
+    if (verdict.kind === "reject") {
+      this.fail(verdict.id, verdict.code, verdict.message);
+      return;
+    }
+    const parsed = ControlClientMessageSchema.safeParse(verdict.value);
+    if (!parsed.success) {
+      const v = this.guard.invalid(verdict.id, "bad_request", `Invalid control frame: ${describeIssues(parsed.error.issues)}`);
+      if (v.kind === "close") this.close(v.closeCode, v.reason);
+      else if (v.kind === "reject") this.fail(v.id, v.code, v.message);
+      return;
+    }
+    const message = parsed.data;
+    if (message.type === "auth") {
+      if (!tokensEqual(message.token, this.host.token)) {
+        this.host.log.warn("control channel: wrong token");
+        this.fail(null, "unauthorized", "Wrong control token.");
+        this.close(CloseCode.unauthorized, "unauthorized");
+        return;
+      }
+      this.authenticated = true;
+      this.send({ type: "authenticated", link: { version: LINK_VERSION } });
+      return;
+    }
+    if (!this.authenticated) {
+      this.fail(message.id, "unauthorized", "Authenticate with the control token first.");
+      this.close(CloseCode.unauthorized, "unauthorized");
+      return;
+    }
+    void this.call(message.id, message.method, message.params);
+  }
+
+  private async call(id: RequestId, method: ControlMethod, rawParams: unknown): Promise<void> {
+    const spec = ControlMethods[method];
+    const params = spec.params.safeParse(rawParams);
+    if (!params.success) {
+      this.fail(id, "bad_request", `Invalid params for ${method}: ${describeIssues(params.error.issues)}`);
+      return;
+    }
+    try {
+      const fn = this.host.api[method] as (p: unknown) => Promise<unknown>;
+      const result: unknown = await fn(params.data);
+      this.send({ type: "result", id, result: spec.result.parse(result) });
+    } catch (err) {
+      if (err instanceof LinkError) this.fail(id, err.code, err.message);
+      else {
+        this.host.log.error({ method, err: err instanceof Error ? err.message : String(err) }, "control call failed");
+        this.fail(id, "internal_error", `Piper Link could not run ${method}; see its log.`);
+      }
+    }
+  }
+}

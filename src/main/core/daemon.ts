@@ -1,0 +1,71 @@
+/**
+ * Runs the Link core as a foreground daemon (headless mode, `piper-link start --foreground`):
+ * builds the real dependencies, starts, and shuts down gracefully on SIGINT/SIGTERM or when a
+ * control client asks, closing agent sockets with 1001 and removing the discovery file.
+ */
+import type { LinkStatus } from "../../shared/control.js";
+import { createKeychainStore } from "./keychain.js";
+import { createLink, type Link } from "./link.js";
+import { createFileLogger } from "./logger.js";
+import { resolveLinkPaths, type LinkPaths } from "./paths.js";
+
+export interface DaemonOptions {
+  profile: string;
+  port: number;
+  paths?: LinkPaths;
+  authorityUrl?: string | null;
+  /** Called once the Link serves. */
+  onReady?: (status: LinkStatus) => void;
+  onStopped?: (signal: string) => void;
+}
+
+export interface RunningDaemon {
+  link: Link;
+  /** Resolves when the daemon has stopped (signal, control `shutdown`, or `stop()`). */
+  done: Promise<string>;
+  stop(reason: string): Promise<void>;
+}
+
+export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon> {
+  const paths = options.paths ?? resolveLinkPaths(options.profile);
+  const logger = createFileLogger(paths.logFile);
+  let finish: (reason: string) => void = () => undefined;
+  const done = new Promise<string>((resolve) => {
+    finish = resolve;
+  });
+  let stopping: Promise<void> | null = null;
+  const stop = (reason: string): Promise<void> => {
+    stopping ??= (async () => {
+      logger.log.info({ reason }, "shutting down");
+      await link.stop();
+      logger.flush();
+      process.off("SIGINT", onSignal);
+      process.off("SIGTERM", onSignal);
+      finish(reason);
+    })();
+    return stopping;
+  };
+  const onSignal = (signal: NodeJS.Signals): void => void stop(signal);
+
+  const link = createLink({
+    profile: options.profile,
+    port: options.port,
+    paths,
+    keychain: createKeychainStore({ profile: options.profile }),
+    log: logger.log,
+    authorityUrl: options.authorityUrl ?? null,
+    onShutdownRequested: () => void stop("shutdown requested"),
+  });
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  try {
+    const status = await link.start();
+    options.onReady?.(status);
+  } catch (err) {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+    logger.flush();
+    throw err;
+  }
+  return { link, done, stop };
+}

@@ -1,0 +1,250 @@
+/**
+ * The Link's loopback server (DESIGN.md section 3): one HTTP server per loopback address (127.0.0.1
+ * and, when the machine has it, ::1) on the same port, carrying the compat HTTP endpoints and two
+ * WebSocket channels, `/v1/link` for agents and `/v1/control` for the UI and CLI. It never binds a
+ * non-loopback address. Liveness (handshake, idle, heartbeat) is checked by one sweeper timer for
+ * all connections rather than timers per connection.
+ */
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
+import type { Logger } from "pino";
+import { WebSocketServer } from "ws";
+import type { ControlEvent } from "../../shared/control.js";
+import { AGENT_SUBPROTOCOL, CONTROL_SUBPROTOCOL, LINK_VERSION } from "../../shared/version.js";
+import { CloseCode, type ContextPush } from "../../shared/protocol.js";
+import { AgentSession, type AgentHost, type ContextSnapshot } from "./agent-session.js";
+import { ControlSession, type ControlHost } from "./control-session.js";
+import type { LinkLimits } from "./limits.js";
+import { checkRequest, rejectUpgrade, sendError, sendJson, type Rejection } from "./loopback-guard.js";
+import type { PeerResolver } from "./peer-process.js";
+
+export interface LinkServerOptions {
+  /** Preferred port; when taken, the server falls back to a free one (port 0 asks for any). */
+  port: number;
+  limits: LinkLimits;
+  agentHost: AgentHost;
+  controlHost: ControlHost;
+  peers: PeerResolver;
+  log: Logger;
+  now(): number;
+}
+
+export interface LinkServerAddress {
+  port: number;
+  /** True when `port` differs from the requested non-zero port because it was taken. */
+  fallback: boolean;
+  hosts: string[];
+}
+
+function listen(server: http.Server, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => reject(err);
+    server.once("error", onError);
+    server.listen({ port, host, exclusive: true }, () => {
+      server.off("error", onError);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+export class LinkServer {
+  private readonly servers: http.Server[] = [];
+  private readonly agentWss: WebSocketServer;
+  private readonly controlWss: WebSocketServer;
+  readonly agents = new Set<AgentSession>();
+  readonly controls = new Set<ControlSession>();
+  private sweeper: NodeJS.Timeout | null = null;
+  private lastHeartbeat = 0;
+  private port = 0;
+
+  constructor(private readonly options: LinkServerOptions) {
+    const common = { noServer: true, maxPayload: options.limits.maxFrameBytes, perMessageDeflate: false, clientTracking: false };
+    this.agentWss = new WebSocketServer({
+      ...common,
+      handleProtocols: (offered) => (offered.has(AGENT_SUBPROTOCOL) ? AGENT_SUBPROTOCOL : false),
+    });
+    this.controlWss = new WebSocketServer({
+      ...common,
+      handleProtocols: (offered) => (offered.has(CONTROL_SUBPROTOCOL) ? CONTROL_SUBPROTOCOL : false),
+    });
+  }
+
+  async start(): Promise<LinkServerAddress> {
+    const { log } = this.options;
+    const primary = this.createHttpServer();
+    let fallback = false;
+    try {
+      this.port = await listen(primary, this.options.port, "127.0.0.1");
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EADDRINUSE" || this.options.port === 0) throw err;
+      this.port = await listen(primary, 0, "127.0.0.1");
+      fallback = true;
+      log.warn({ wanted: this.options.port, port: this.port }, "preferred port in use; listening on a free port");
+    }
+    this.servers.push(primary);
+    const hosts = ["127.0.0.1"];
+    const v6 = this.createHttpServer();
+    try {
+      await listen(v6, this.port, "::1");
+      this.servers.push(v6);
+      hosts.push("::1");
+    } catch (err) {
+      log.info({ err: (err as Error).message }, "not listening on ::1");
+    }
+    this.sweeper = setInterval(() => this.sweep(), Math.min(1000, this.options.limits.handshakeTimeoutMs));
+    this.sweeper.unref();
+    this.lastHeartbeat = this.options.now();
+    return { port: this.port, fallback, hosts };
+  }
+
+  /** Closes every connection with `code` (1001 on shutdown) and stops listening. */
+  async stop(code: number = CloseCode.goingAway, reason = "Piper Link is shutting down"): Promise<void> {
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.sweeper = null;
+    const sessions = [...this.agents, ...this.controls];
+    const closed = sessions.map(
+      (s) =>
+        new Promise<void>((resolve) => {
+          if (s.ws.readyState === s.ws.CLOSED) return resolve();
+          const timer = setTimeout(() => {
+            s.ws.terminate();
+            resolve();
+          }, 1000);
+          s.ws.once("close", () => {
+            clearTimeout(timer);
+            resolve();
+          });
+          s.close(code, reason);
+        }),
+    );
+    await Promise.all(closed);
+    await Promise.all(
+      this.servers.map(
+        (server) =>
+          new Promise<void>((resolve) => {
+            server.close(() => resolve());
+            server.closeAllConnections();
+          }),
+      ),
+    );
+    this.servers.length = 0;
+  }
+
+  broadcastContext(push: ContextPush): void {
+    for (const agent of this.agents) agent.pushContext(push);
+  }
+
+  broadcastEvent(event: ControlEvent): void {
+    for (const control of this.controls) control.pushEvent(event);
+  }
+
+  private createHttpServer(): http.Server {
+    const server = http.createServer((req, res) => this.onRequest(req, res));
+    // Slow clients (slowloris) and idle keep-alive sockets are cut off.
+    server.headersTimeout = 5000;
+    server.requestTimeout = 10_000;
+    server.keepAliveTimeout = 5000;
+    server.maxHeadersCount = 64;
+    server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
+    server.on("clientError", (_err, socket) => {
+      if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
+      else socket.destroy();
+    });
+    return server;
+  }
+
+  private onRequest(req: IncomingMessage, res: ServerResponse): void {
+    const rejection = checkRequest(req, { port: this.port, allowOwnOrigin: true });
+    if (rejection) return sendError(res, rejection);
+    const url = new URL(req.url ?? "/", "http://127.0.0.1");
+    const route = ROUTES[url.pathname];
+    if (route === undefined) {
+      return sendError(res, { status: 404, code: "not_found", message: `No such endpoint: ${url.pathname}` });
+    }
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      return sendError(res, { status: 405, code: "method_not_allowed", message: "Only GET is supported here." }, { Allow: "GET, HEAD" });
+    }
+    route(this.options.agentHost.context(), res);
+  }
+
+  private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on("error", () => socket.destroy());
+    const path = new URL(req.url ?? "/", "http://127.0.0.1").pathname;
+    const isAgent = path === "/v1/link";
+    if (!isAgent && path !== "/v1/control") {
+      return rejectUpgrade(socket, { status: 404, code: "not_found", message: `No WebSocket endpoint at ${path}` });
+    }
+    const rejection: Rejection | null = checkRequest(req, { port: this.port, allowOwnOrigin: !isAgent });
+    if (rejection) {
+      this.options.log.warn({ path, code: rejection.code, origin: req.headers.origin, host: req.headers.host }, "upgrade refused");
+      return rejectUpgrade(socket, rejection);
+    }
+    if (this.agents.size + this.controls.size >= this.options.limits.maxConnections) {
+      return rejectUpgrade(socket, {
+        status: 503,
+        code: "too_many_connections",
+        message: "Piper Link has reached its connection limit; try again later.",
+      });
+    }
+    if (isAgent) {
+      this.agentWss.handleUpgrade(req, socket, head, (ws) => {
+        const session = new AgentSession(ws, req.socket.remotePort ?? 0, this.options.agentHost, this.options.limits);
+        this.agents.add(session);
+        ws.once("close", () => this.agents.delete(session));
+        void this.identify(session);
+      });
+    } else {
+      this.controlWss.handleUpgrade(req, socket, head, (ws) => {
+        const session = new ControlSession(ws, this.options.controlHost, this.options.limits);
+        this.controls.add(session);
+        ws.once("close", () => this.controls.delete(session));
+      });
+    }
+  }
+
+  /** Finds the agent's process and enforces the per-process connection limit. */
+  private async identify(session: AgentSession): Promise<void> {
+    const info = await this.options.peers.lookup(session.remotePort, this.port);
+    if (!this.agents.has(session)) return;
+    session.process = info;
+    if (info === null) return;
+    let count = 0;
+    for (const other of this.agents) if (other.process?.pid === info.pid) count += 1;
+    if (count > this.options.limits.maxConnectionsPerProcess) {
+      this.options.log.warn({ pid: info.pid, count }, "per-process connection limit reached");
+      session.close(CloseCode.tooManyConnections, "too many connections from this process");
+    }
+  }
+
+  private sweep(): void {
+    const now = this.options.now();
+    const { handshakeTimeoutMs, idleTimeoutMs, heartbeatIntervalMs } = this.options.limits;
+    const heartbeat = now - this.lastHeartbeat >= heartbeatIntervalMs;
+    if (heartbeat) this.lastHeartbeat = now;
+    const sessions: Array<AgentSession | ControlSession> = [...this.agents, ...this.controls];
+    for (const s of sessions) {
+      const ready = s instanceof AgentSession ? s.helloed : s.authenticated;
+      if (!ready && now - s.connectedAt > handshakeTimeoutMs) s.close(CloseCode.handshakeTimeout, "handshake timeout");
+      else if (now - s.lastActivity > idleTimeoutMs) s.close(CloseCode.idleTimeout, "idle timeout");
+      else if (heartbeat) {
+        if (!s.alive) {
+          s.ws.terminate();
+          continue;
+        }
+        s.alive = false;
+        s.ws.ping();
+      }
+    }
+  }
+}
+
+type Route = (context: ContextSnapshot, res: ServerResponse) => void;
+
+const ROUTES: Record<string, Route> = {
+  "/piper-link-context": (context, res) => {
+    if (context.state === "ready") sendJson(res, 200, { instanceId: context.instanceId });
+    else sendJson(res, 503, { error: context.error.code, message: context.error.message });
+  },
+  "/healthz": (context, res) => sendJson(res, 200, { status: "ok", version: LINK_VERSION, state: context.state }),
+};

@@ -1,0 +1,218 @@
+/**
+ * The Link core as a library: `createLink(options)` wires the keychain, the loopback server, the
+ * discovery and control files and the single-instance lock, with an explicit `start()`/`stop()`.
+ * Nothing happens at import time and every dependency (keychain, clock, ports, paths, logger) is
+ * injected, so tests start their own Link on port 0 with a temporary profile.
+ */
+import { randomBytes } from "node:crypto";
+import type { Logger } from "pino";
+import { redactInstanceId, type LinkApi, type LinkStatus } from "../../shared/control.js";
+import type { DiscoveryFile } from "../../shared/discovery.js";
+import { LinkError } from "../../shared/errors.js";
+import { CloseCode, type ContextPush } from "../../shared/protocol.js";
+import { DEFAULT_LINK_PORT, LINK_VERSION } from "../../shared/version.js";
+import { NOT_LOGGED_IN_MESSAGE, type ContextSnapshot } from "./agent-session.js";
+import { readFileOrNull, removeIfOwned, writeFileAtomic } from "./files.js";
+import { acquireInstanceLock, type InstanceLock } from "./instance-lock.js";
+import type { KeychainStore } from "./keychain.js";
+import { DEFAULT_LIMITS, type LinkLimits } from "./limits.js";
+import { LinkServer, type LinkServerAddress } from "./link-server.js";
+import type { LinkPaths } from "./paths.js";
+import { createPeerResolver, type PeerResolver } from "./peer-process.js";
+
+export interface LinkOptions {
+  profile?: string;
+  /** Preferred port (default 31477); 0 picks a free one. */
+  port?: number;
+  paths: LinkPaths;
+  keychain: KeychainStore;
+  log: Logger;
+  now?: () => number;
+  limits?: Partial<LinkLimits>;
+  peers?: PeerResolver;
+  authorityUrl?: string | null;
+  /** How often to retry the keychain after it failed (locked or unavailable). */
+  keychainRetryMs?: number;
+  /** Called when a control client asks the Link to shut down (the daemon exits after `stop()`). */
+  onShutdownRequested?: () => void;
+}
+
+export interface Link {
+  start(): Promise<LinkStatus>;
+  stop(): Promise<void>;
+  status(): LinkStatus;
+  /** The control API the UI and CLI use (over IPC or the control socket). */
+  readonly api: LinkApi;
+  /** The per-start control token (DESIGN.md section 3). */
+  readonly controlToken: string;
+}
+
+export function createLink(options: LinkOptions): Link {
+  const profile = options.profile ?? "default";
+  const now = options.now ?? Date.now;
+  const limits: LinkLimits = { ...DEFAULT_LIMITS, ...options.limits };
+  const { paths, keychain, log } = options;
+  const controlToken = randomBytes(32).toString("base64url");
+
+  let instanceId: string | null = null;
+  let keychainError: LinkError | null = null;
+  let address: LinkServerAddress | null = null;
+  let startedAt = new Date(now());
+  let lock: InstanceLock | null = null;
+  let retryTimer: NodeJS.Timeout | null = null;
+  let stopping: Promise<void> | null = null;
+
+  function snapshot(): ContextSnapshot {
+    if (instanceId !== null) return { state: "ready", instanceId };
+    if (keychainError !== null) return { state: "logged_out", error: { code: keychainError.code, message: keychainError.message } };
+    return { state: "logged_out", error: { code: "not_logged_in", message: NOT_LOGGED_IN_MESSAGE } };
+  }
+
+  function status(): LinkStatus {
+    const port = address?.port ?? 0;
+    return {
+      version: LINK_VERSION,
+      pid: process.pid,
+      profile,
+      startedAt: startedAt.toISOString(),
+      url: `ws://127.0.0.1:${port}/v1/link`,
+      port,
+      portFallback: address?.fallback ?? false,
+      state: instanceId === null ? "logged_out" : "ready",
+      instanceIdRedacted: instanceId === null ? null : redactInstanceId(instanceId),
+      keychain: keychainError === null ? { ok: true, code: null, message: null } : { ok: false, code: keychainError.code, message: keychainError.message },
+      agents: server ? [...server.agents].map((a) => a.describe()) : [],
+      discoveryFile: paths.discoveryFile,
+      logFile: paths.logFile,
+    };
+  }
+
+  /** Applies a new instance ID (or none) and tells every connected agent and UI. */
+  function setContext(next: string | null): void {
+    const changed = next !== instanceId;
+    instanceId = next;
+    if (!changed || server === null) return;
+    const push: ContextPush = { type: "context", instanceId: next, state: next === null ? "logged_out" : "ready" };
+    log.info({ state: push.state }, "context changed");
+    server.broadcastContext(push);
+    server.broadcastEvent({ kind: "status", status: status() });
+  }
+
+  async function loadContext(): Promise<void> {
+    try {
+      const stored = await keychain.get("instance-id");
+      keychainError = null;
+      setContext(stored);
+    } catch (err) {
+      keychainError = err instanceof LinkError ? err : new LinkError("keychain_unavailable", String(err));
+      log.error({ code: keychainError.code, err: keychainError.message }, "keychain read failed");
+      scheduleKeychainRetry();
+    }
+  }
+
+  function scheduleKeychainRetry(): void {
+    if (retryTimer !== null || stopping !== null) return;
+    retryTimer = setTimeout(() => {
+      retryTimer = null;
+      void loadContext().then(() => server?.broadcastEvent({ kind: "status", status: status() }));
+    }, options.keychainRetryMs ?? 5000);
+    retryTimer.unref();
+  }
+
+  const api: LinkApi = {
+    status: () => Promise.resolve(status()),
+    async setInstanceId({ instanceId: id }) {
+      await keychain.set("instance-id", id);
+      keychainError = null;
+      setContext(id);
+      return status();
+    },
+    async logout() {
+      await keychain.delete("instance-id");
+      await keychain.delete("refresh-token");
+      setContext(null);
+      return status();
+    },
+    shutdown() {
+      // Answer first, then stop: the caller gets its reply before the socket closes.
+      setImmediate(() => (options.onShutdownRequested ? options.onShutdownRequested() : void link.stop()));
+      return Promise.resolve({ stopping: true as const });
+    },
+  };
+
+  let server: LinkServer | null = null;
+
+  async function describeOwner(pid: number): Promise<string> {
+    const text = await readFileOrNull(paths.discoveryFile);
+    const url = text === null ? null : (JSON.parse(text) as { url?: string }).url;
+    return `Piper Link is already running (pid ${pid}${url ? `, ${url}` : ""}). Use \`piper-link status\` to see it or \`piper-link stop\` to stop it.`;
+  }
+
+  const link: Link = {
+    api,
+    controlToken,
+    status,
+    async start() {
+      if (server !== null) throw new Error("This Link is already started.");
+      lock = await acquireInstanceLock(paths.lockFile, describeOwner);
+      try {
+        startedAt = new Date(now());
+        await loadContext();
+        server = new LinkServer({
+          port: options.port ?? DEFAULT_LINK_PORT,
+          limits,
+          log,
+          now,
+          peers: options.peers ?? createPeerResolver(),
+          agentHost: {
+            now,
+            log,
+            context: snapshot,
+            authorityUrl: () => options.authorityUrl ?? null,
+            resolve: (_session, request) =>
+              Promise.resolve({
+                type: "error",
+                id: request.id,
+                code: "not_implemented",
+                message: "This Piper Link cannot resolve secrets yet: it has no authority to ask.",
+                retryable: false,
+              }),
+          },
+          controlHost: { now, log, token: controlToken, api },
+        });
+        address = await server.start();
+        const discovery: DiscoveryFile = {
+          url: `ws://127.0.0.1:${address.port}/v1/link`,
+          pid: process.pid,
+          version: LINK_VERSION,
+          startedAt: startedAt.toISOString(),
+        };
+        await writeFileAtomic(paths.discoveryFile, `${JSON.stringify(discovery, null, 2)}\n`);
+        await writeFileAtomic(
+          paths.controlFile,
+          `${JSON.stringify({ url: `ws://127.0.0.1:${address.port}/v1/control`, token: controlToken, pid: process.pid })}\n`,
+        );
+        log.info({ port: address.port, hosts: address.hosts, fallback: address.fallback, state: snapshot().state }, "link started");
+        return status();
+      } catch (err) {
+        await server?.stop(CloseCode.goingAway).catch(() => undefined);
+        server = null;
+        await lock.release();
+        lock = null;
+        throw err;
+      }
+    },
+    stop() {
+      stopping ??= (async () => {
+        if (retryTimer) clearTimeout(retryTimer);
+        await server?.stop(CloseCode.goingAway);
+        await removeIfOwned(paths.discoveryFile, process.pid);
+        await removeIfOwned(paths.controlFile, process.pid);
+        await lock?.release();
+        log.info("link stopped");
+      })();
+      return stopping;
+    },
+  };
+  return link;
+}

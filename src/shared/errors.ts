@@ -1,0 +1,72 @@
+/**
+ * Stable error codes shared by the agent protocol, the control channel, the HTTP endpoints and the
+ * CLI. Codes are API: add new ones, never rename. Each error crossing a boundary is a value with a
+ * `code` and a sentence for humans.
+ */
+import { z } from "zod";
+
+export const ERROR_CODES = [
+  // agent protocol (DESIGN.md section 4)
+  "denied",
+  "timeout",
+  "grant_needed",
+  "not_logged_in",
+  "authority_unavailable",
+  "bad_request",
+  "rate_limited",
+  "unknown_type",
+  "malformed_frame",
+  "hello_required",
+  "unsupported_protocol",
+  "not_implemented",
+  // keychain
+  "keychain_unavailable",
+  "keychain_locked",
+  // loopback surface
+  "forbidden_origin",
+  "forbidden_host",
+  "not_found",
+  "method_not_allowed",
+  "too_many_connections",
+  "unauthorized",
+  // lifecycle
+  "already_running",
+  "not_running",
+  "internal_error",
+] as const;
+
+export const ErrorCodeSchema = z.enum(ERROR_CODES);
+export type ErrorCode = z.infer<typeof ErrorCodeSchema>;
+
+/** Codes an agent may retry after a while without any change on its side. */
+const RETRYABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  "authority_unavailable",
+  "rate_limited",
+  "timeout",
+  "keychain_locked",
+  "keychain_unavailable",
+]);
+
+export function isRetryable(code: ErrorCode): boolean {
+  return RETRYABLE.has(code);
+}
+
+/** An error that carries a stable code; thrown inside the core, serialized at every edge. */
+export class LinkError extends Error {
+  readonly code: ErrorCode;
+  readonly retryable: boolean;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; retryable?: boolean }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "LinkError";
+    this.code = code;
+    this.retryable = options?.retryable ?? isRetryable(code);
+  }
+}
+
+/** The JSON body of every HTTP error the Link sends. */
+export const HttpErrorBodySchema = z.object({
+  error: ErrorCodeSchema,
+  message: z.string(),
+});
+export type HttpErrorBody = z.infer<typeof HttpErrorBodySchema>;

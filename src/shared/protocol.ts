@@ -1,0 +1,143 @@
+/**
+ * The agent protocol on WebSocket `/v1/link` (DESIGN.md section 4): every frame an agent may send
+ * and every frame the Link answers with, as zod schemas with their derived types. The Link and the
+ * SDK both validate against these; nothing else defines the wire format.
+ */
+import { z } from "zod";
+import { ErrorCodeSchema } from "./errors.js";
+
+/** Close codes the Link uses on agent and control connections. Documented in README.md. */
+export const CloseCode = {
+  /** The agent or the Link closed normally. */
+  normal: 1000,
+  /** The Link is shutting down; reconnect later. */
+  goingAway: 1001,
+  /** A frame was larger than the limit (64 KiB). Sent by the WebSocket layer itself. */
+  messageTooBig: 1009,
+  /** No `hello` (agent) or `auth` (control) arrived within the handshake timeout. */
+  handshakeTimeout: 4000,
+  /** No message for longer than the idle timeout. */
+  idleTimeout: 4001,
+  /** Too many malformed or invalid frames. */
+  protocolErrors: 4002,
+  /** Too many messages in too short a time, repeatedly. */
+  rateLimited: 4003,
+  /** The control channel was given a wrong or missing token. */
+  unauthorized: 4004,
+  /** This process holds more connections than the per-process limit allows. */
+  tooManyConnections: 4005,
+} as const;
+export type CloseCodeName = keyof typeof CloseCode;
+
+/** Largest frame the Link accepts, in bytes. */
+export const MAX_FRAME_BYTES = 64 * 1024;
+
+/** A request id chosen by the client and echoed in the reply. */
+export const RequestIdSchema = z.union([z.string().min(1).max(128), z.number().int().safe()]);
+export type RequestId = z.infer<typeof RequestIdSchema>;
+
+const Name = z.string().trim().min(1).max(200);
+
+/** Variable names as an agent sends them (before normalization). */
+export const VariableSchema = z.string().min(1).max(256);
+
+export const HelloSchema = z.object({
+  type: z.literal("hello"),
+  id: RequestIdSchema,
+  protocol: z.number().int().positive(),
+  agent: z.object({
+    clientId: z
+      .string()
+      .min(1)
+      .max(128)
+      .regex(/^[A-Za-z0-9._:@-]+$/, "clientId may contain letters, digits and . _ : @ - only"),
+    name: Name.optional(),
+  }),
+  sdk: z.object({ name: Name, version: z.string().min(1).max(64) }).optional(),
+});
+export type Hello = z.infer<typeof HelloSchema>;
+
+export const ResolveSchema = z.object({
+  type: z.literal("resolve"),
+  id: RequestIdSchema,
+  variable: VariableSchema,
+  reason: z.string().max(1000).optional(),
+  wait: z.boolean().default(true),
+  timeoutMs: z.number().int().min(0).max(24 * 60 * 60 * 1000).optional(),
+});
+export type Resolve = z.infer<typeof ResolveSchema>;
+
+/** Every agent -> Link message. An unknown `type` is answered with `unknown_type`. */
+export const AgentMessageSchema = z.discriminatedUnion("type", [HelloSchema, ResolveSchema]);
+export type AgentMessage = z.infer<typeof AgentMessageSchema>;
+export const AGENT_MESSAGE_TYPES: ReadonlySet<string> = new Set(["hello", "resolve"]);
+
+export const WelcomeSchema = z.object({
+  type: z.literal("welcome"),
+  id: RequestIdSchema,
+  instanceId: z.string(),
+  link: z.object({ version: z.string() }),
+  authority: z.string().nullable(),
+});
+export type Welcome = z.infer<typeof WelcomeSchema>;
+
+export const ContextStateSchema = z.enum(["ready", "logged_out"]);
+export type ContextState = z.infer<typeof ContextStateSchema>;
+
+export const ContextPushSchema = z.object({
+  type: z.literal("context"),
+  instanceId: z.string().nullable(),
+  state: ContextStateSchema,
+});
+export type ContextPush = z.infer<typeof ContextPushSchema>;
+
+export const PendingSchema = z.object({
+  type: z.literal("pending"),
+  id: RequestIdSchema,
+  requestId: z.string(),
+  approveIn: z.string(),
+});
+export type Pending = z.infer<typeof PendingSchema>;
+
+export const SecretSchema = z.object({
+  type: z.literal("secret"),
+  id: RequestIdSchema,
+  variable: z.string(),
+  value: z.string(),
+  grantId: z.string(),
+  expiresAt: z.string().nullable(),
+});
+export type Secret = z.infer<typeof SecretSchema>;
+
+export const ErrorFrameSchema = z.object({
+  type: z.literal("error"),
+  /** The id of the request this answers; null when the frame could not be parsed far enough. */
+  id: RequestIdSchema.nullable(),
+  code: ErrorCodeSchema,
+  message: z.string(),
+  retryable: z.boolean(),
+});
+export type ErrorFrame = z.infer<typeof ErrorFrameSchema>;
+
+/** Every Link -> agent message. */
+export const LinkMessageSchema = z.discriminatedUnion("type", [
+  WelcomeSchema,
+  ContextPushSchema,
+  PendingSchema,
+  SecretSchema,
+  ErrorFrameSchema,
+]);
+export type LinkMessage = z.infer<typeof LinkMessageSchema>;
+
+/**
+ * Normalizes a variable name the way pyper-sdk does for lookups: runs of `-` and whitespace become
+ * `_`, other non-word characters are dropped, repeated `_` collapse, and the result is lower-case.
+ */
+export function normalizeVariable(name: string): string {
+  return name
+    .trim()
+    .replace(/[-\s]+/g, "_")
+    .replace(/[^\w]/g, "")
+    .replace(/_+/g, "_")
+    .toLowerCase();
+}
