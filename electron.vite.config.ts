@@ -5,7 +5,7 @@ import { defineConfig } from "electron-vite";
 
 export default defineConfig({
   main: {
-    build: { outDir: "out/main", rollupOptions: { input: { index: "src/main/app/index.ts" } } },
+    build: { outDir: "out/main", rolldownOptions: { input: { index: "src/main/app/index.ts" } } },
   },
   preload: {
     // Sandboxed preloads cannot require node_modules, so everything is bundled into one file.
@@ -13,12 +13,12 @@ export default defineConfig({
       outDir: "out/preload",
       externalizeDeps: false,
       isolatedEntries: true,
-      rollupOptions: { input: { index: "src/preload/index.ts" }, output: { format: "cjs" } },
+      rolldownOptions: { input: { index: "src/preload/index.ts" }, output: { format: "cjs" } },
     },
   },
   renderer: {
     root: "src/renderer",
     plugins: [react()],
-    build: { outDir: "out/renderer", rollupOptions: { input: { index: "src/renderer/index.html" } } },
+    build: { outDir: "out/renderer", rolldownOptions: { input: { index: "src/renderer/index.html" } } },
   },
 });

@@ -33,7 +33,7 @@ export type CloseCodeName = keyof typeof CloseCode;
 export const MAX_FRAME_BYTES = 64 * 1024;
 
 /** A request id chosen by the client and echoed in the reply. */
-export const RequestIdSchema = z.union([z.string().min(1).max(128), z.number().int().safe()]);
+export const RequestIdSchema = z.union([z.string().min(1).max(128), z.number().int()]);
 export type RequestId = z.infer<typeof RequestIdSchema>;
 
 const Name = z.string().trim().min(1).max(200);

@@ -66,8 +66,14 @@ export function connectControl(url: string, token: string, timeoutMs = 5000): Pr
     };
 
     ws.on("open", () => ws.send(JSON.stringify({ type: "auth", token })));
-    ws.on("message", (data) => {
-      const parsed = ControlServerMessageSchema.safeParse(JSON.parse(String(data)));
+    ws.on("message", (data: Buffer) => {
+      let frame: unknown;
+      try {
+        frame = JSON.parse(data.toString("utf8"));
+      } catch {
+        return;
+      }
+      const parsed = ControlServerMessageSchema.safeParse(frame);
       if (!parsed.success) return;
       const msg = parsed.data;
       if (msg.type === "authenticated") {

@@ -21,7 +21,7 @@ export async function acquireInstanceLock(file: string, describeOwner: (pid: num
       if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
     }
     const text = await readFileOrNull(file);
-    let pid: number | null = null;
+    let pid: number | null;
     try {
       const parsed = JSON.parse(text ?? "null") as { pid?: unknown } | null;
       pid = typeof parsed?.pid === "number" ? parsed.pid : null;

@@ -1,0 +1,76 @@
+// Lint: typescript-eslint (type-aware) plus the layer arrows of DESIGN.md section 2 as import
+// restrictions per folder. Every import in this project is relative, so a layer is recognised by
+// the folder name in the import path.
+import js from "@eslint/js";
+import globals from "globals";
+import tseslint from "typescript-eslint";
+
+/** Builds a no-restricted-imports rule that forbids the given layers (and optionally packages). */
+function forbid(layers, message, packages = []) {
+  const patterns = layers.map((layer) => ({
+    regex: `(^|/)(\\.\\./)*${layer.replace("/", "\\/")}(/|$)`,
+    message: `${message} (DESIGN.md section 2)`,
+  }));
+  return [
+    "error",
+    {
+      patterns: [
+        ...patterns,
+        ...packages.map((p) => ({ regex: `^${p}`, message: `${message} (DESIGN.md section 2)` })),
+      ],
+    },
+  ];
+}
+
+const NODE_IO = ["node:", "fs$", "path$", "child_process$", "ws$", "pino$", "@napi-rs/", "electron$", "commander$"];
+
+export default tseslint.config(
+  { ignores: ["dist/**", "out/**", "node_modules/**", "bench/results/**", "test-results/**"] },
+  js.configs.recommended,
+  ...tseslint.configs.strictTypeChecked,
+  {
+    languageOptions: {
+      parserOptions: { projectService: { allowDefaultProject: ["*.js", "scripts/*.mjs", "bin/*.js"] }, tsconfigRootDir: import.meta.dirname },
+      globals: { ...globals.node },
+    },
+    rules: {
+      "@typescript-eslint/restrict-template-expressions": ["error", { allowNumber: true }],
+      "@typescript-eslint/no-explicit-any": "error",
+      "@typescript-eslint/consistent-type-imports": "error",
+      "@typescript-eslint/no-confusing-void-expression": ["error", { ignoreArrowShorthand: true, ignoreVoidOperator: true, ignoreVoidReturningFunctions: true }],
+    },
+  },
+  {
+    files: ["**/*.js", "**/*.mjs"],
+    ...tseslint.configs.disableTypeChecked,
+  },
+  {
+    files: ["src/shared/**"],
+    rules: { "no-restricted-imports": forbid(["main", "renderer", "preload", "server", "sdk"], "src/shared imports nothing with I/O and no other layer", NODE_IO) },
+  },
+  {
+    files: ["src/main/core/**"],
+    rules: { "no-restricted-imports": forbid(["app", "cli", "renderer", "preload", "server", "sdk"], "the core is plain Node: no Electron, no UI, no CLI", ["electron$"]) },
+  },
+  {
+    files: ["src/main/cli/**"],
+    rules: { "no-restricted-imports": forbid(["app", "renderer", "preload", "server", "sdk"], "the CLI uses the core only", ["electron$"]) },
+  },
+  {
+    files: ["src/main/app/**"],
+    rules: { "no-restricted-imports": forbid(["cli", "renderer", "preload", "server", "sdk"], "the Electron shell calls the core only") },
+  },
+  {
+    files: ["src/preload/**"],
+    rules: { "no-restricted-imports": forbid(["main", "renderer", "server", "sdk"], "the preload imports shared and electron only") },
+  },
+  {
+    files: ["src/renderer/**"],
+    languageOptions: { globals: { ...globals.browser } },
+    rules: { "no-restricted-imports": forbid(["main", "preload", "server", "sdk"], "the renderer talks to the core only through LinkApi from src/shared", NODE_IO) },
+  },
+  {
+    files: ["src/server/**", "src/sdk/**"],
+    rules: { "no-restricted-imports": forbid(["main", "renderer", "preload"], "the authority and the SDK never import the Link") },
+  },
+);

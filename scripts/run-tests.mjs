@@ -1,0 +1,55 @@
+// Runs the unit and integration tests (node:test via tsx) inside a private D-Bus session with an
+// unlocked gnome-keyring and a temporary HOME, so keychain tests use a real keyring and never the
+// developer's own. Pass test files to run a subset: `npm run test:unit -- test/keychain.test.ts`.
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+
+const root = path.resolve(import.meta.dirname, "..");
+const args = process.argv.slice(2);
+
+function which(cmd) {
+  return spawnSync("sh", ["-c", `command -v ${cmd}`]).status === 0;
+}
+
+if (!process.env.PIPER_TEST_KEYRING) {
+  for (const cmd of ["dbus-run-session", "gnome-keyring-daemon"]) {
+    if (!which(cmd)) {
+      console.error(`Tests need a real keyring: ${cmd} is missing. Install gnome-keyring dbus dbus-x11 (see .ci/run).`);
+      process.exit(1);
+    }
+  }
+  const home = mkdtempSync(path.join(os.tmpdir(), "piper-link-test-home-"));
+  const runtime = path.join(home, "run");
+  mkdirSync(runtime, { mode: 0o700 });
+  const inner = `echo -n test-password | gnome-keyring-daemon --unlock --components=secrets >/dev/null && exec "$0" "$@"`;
+  const r = spawnSync("dbus-run-session", ["--", "sh", "-c", inner, process.execPath, import.meta.filename, ...args], {
+    stdio: "inherit",
+    env: {
+      ...process.env,
+      HOME: home,
+      XDG_RUNTIME_DIR: runtime,
+      XDG_DATA_HOME: path.join(home, "data"),
+      XDG_STATE_HOME: path.join(home, "state"),
+      PIPER_TEST_KEYRING: "1",
+    },
+  });
+  rmSync(home, { recursive: true, force: true });
+  process.exit(r.status ?? 1);
+}
+
+function findTests(dir) {
+  return readdirSync(dir).flatMap((name) => {
+    const full = path.join(dir, name);
+    if (statSync(full).isDirectory()) return findTests(full);
+    return name.endsWith(".test.ts") ? [full] : [];
+  });
+}
+
+const files = args.length > 0 ? args : findTests(path.join(root, "test")).sort();
+const r = spawnSync(process.execPath, ["--import", "tsx", "--test", "--test-reporter=spec", "--test-concurrency=2", "--test-timeout=120000", ...files], {
+  cwd: root,
+  stdio: "inherit",
+});
+process.exit(r.status ?? 1);

@@ -1,0 +1,62 @@
+// Runs against the real gnome-keyring that scripts/run-tests.mjs starts in a private D-Bus session.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { describe, it } from "node:test";
+import { LinkError } from "../src/shared/errors.js";
+import { createKeychainStore, keychainService } from "../src/main/core/keychain.js";
+import { uniqueProfile } from "./helpers.js";
+
+describe("keychain store (real Secret Service)", () => {
+  it("returns null for a missing item, stores, reads and deletes", async () => {
+    const keychain = createKeychainStore({ profile: uniqueProfile() });
+    assert.equal(await keychain.get("instance-id"), null);
+    await keychain.set("instance-id", "inst_one");
+    assert.equal(await keychain.get("instance-id"), "inst_one");
+    await keychain.set("instance-id", "inst_two");
+    assert.equal(await keychain.get("instance-id"), "inst_two");
+    assert.equal(await keychain.delete("instance-id"), true);
+    assert.equal(await keychain.delete("instance-id"), false);
+    assert.equal(await keychain.get("instance-id"), null);
+  });
+
+  it("keeps profiles apart and items apart", async () => {
+    const a = createKeychainStore({ profile: uniqueProfile() });
+    const b = createKeychainStore({ profile: uniqueProfile() });
+    await a.set("instance-id", "inst_a");
+    await a.set("refresh-token", "rt_a");
+    assert.equal(await b.get("instance-id"), null);
+    assert.equal(await a.get("refresh-token"), "rt_a");
+    await a.delete("instance-id");
+    await a.delete("refresh-token");
+  });
+
+  it("uses service piper-link for the default profile and a suffix for others", () => {
+    assert.equal(keychainService("default"), "piper-link");
+    assert.equal(keychainService("work"), "piper-link.work");
+  });
+
+  it("is visible to other Secret Service clients under service piper-link.<profile>", async () => {
+    const profile = uniqueProfile();
+    await createKeychainStore({ profile }).set("instance-id", "inst_visible");
+    const r = spawnSync("secret-tool", ["lookup", "service", `piper-link.${profile}`, "username", "instance-id"], { encoding: "utf8" });
+    assert.equal(r.stdout.trim(), "inst_visible", r.stderr);
+    await createKeychainStore({ profile }).delete("instance-id");
+  });
+
+  it("fails with keychain_unavailable and advice when there is no Secret Service, never falling back", () => {
+    // A child process with an unreachable session bus: the store must refuse, not use another store.
+    const script = `
+      import { createKeychainStore } from "./src/main/core/keychain.ts";
+      try { await createKeychainStore({ profile: "nobus" }).get("instance-id"); console.log(JSON.stringify({ ok: true })); }
+      catch (e) { console.log(JSON.stringify({ name: e.name, code: e.code, message: e.message })); }`;
+    const r = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], {
+      encoding: "utf8",
+      env: { ...process.env, DBUS_SESSION_BUS_ADDRESS: "unix:path=/nonexistent/bus" },
+    });
+    const out = JSON.parse(r.stdout.trim().split("\n").pop() ?? "{}") as { name?: string; code?: string; message?: string };
+    assert.equal(out.name, "LinkError", r.stdout + r.stderr);
+    assert.equal(out.code, "keychain_unavailable");
+    assert.match(out.message ?? "", /Secret Service keyring/);
+    assert.ok(new LinkError("keychain_unavailable", "x").retryable);
+  });
+});
