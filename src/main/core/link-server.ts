@@ -140,15 +140,16 @@ export class LinkServer {
   }
 
   private createHttpServer(): http.Server {
-    const server = http.createServer((req, res) => this.onRequest(req, res));
-    // Slow clients (slowloris) and idle keep-alive sockets are cut off.
-    server.headersTimeout = 5000;
-    server.requestTimeout = 10_000;
-    server.keepAliveTimeout = 5000;
+    // Slow clients (slowloris) and idle keep-alive sockets are cut off; timeouts are checked every second.
+    const server = http.createServer(
+      { headersTimeout: 5000, requestTimeout: 10_000, keepAliveTimeout: 5000, connectionsCheckingInterval: 1000, maxHeaderSize: 16 * 1024 },
+      (req, res) => this.onRequest(req, res),
+    );
     server.maxHeadersCount = 64;
     server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
-    server.on("clientError", (_err, socket) => {
-      if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
+    server.on("clientError", (err: NodeJS.ErrnoException, socket) => {
+      const timeout = err.code === "ERR_HTTP_REQUEST_TIMEOUT";
+      if (socket.writable) socket.end(`HTTP/1.1 ${timeout ? "408 Request Timeout" : "400 Bad Request"}\r\nConnection: close\r\n\r\n`);
       else socket.destroy();
     });
     return server;
