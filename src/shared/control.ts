@@ -41,7 +41,9 @@ export const LinkStatusSchema = z.object({
   startedAt: z.string(),
   url: z.string(),
   port: z.number().int(),
-  /** True when the default port was taken and the Link listens elsewhere. */
+  /** The port the Link was asked to use (31477 unless configured). */
+  preferredPort: z.number().int(),
+  /** True when the preferred port was taken and the Link listens elsewhere. */
   portFallback: z.boolean(),
   state: ContextStateSchema,
   /** The instance ID with all but its prefix and last four characters hidden. */

@@ -34,7 +34,7 @@ function describeStatus(s: LinkStatus): string[] {
     `  agents:    ${s.url}`,
     `  pyper-sdk: http://127.0.0.1:${s.port}/piper-link-context`,
   ];
-  if (s.portFallback) lines.push(`  note:      port ${DEFAULT_LINK_PORT} was taken; SDKs find this port through ${s.discoveryFile}`);
+  if (s.portFallback) lines.push(`  note:      port ${s.preferredPort} was taken; SDKs find this port through ${s.discoveryFile}`);
   if (!s.keychain.ok) lines.push(`  keychain:  ${s.keychain.message ?? "unavailable"}`);
   lines.push(s.state === "ready" ? `  signed in: yes, instance ${s.instanceIdRedacted ?? ""}` : "  signed in: no");
   lines.push(`  agents connected: ${s.agents.length}`);

@@ -77,6 +77,7 @@ export function createLink(options: LinkOptions): Link {
       startedAt: startedAt.toISOString(),
       url: `ws://127.0.0.1:${port}/v1/link`,
       port,
+      preferredPort: options.port ?? DEFAULT_LINK_PORT,
       portFallback: address?.fallback ?? false,
       state: instanceId === null ? "logged_out" : "ready",
       instanceIdRedacted: instanceId === null ? null : redactInstanceId(instanceId),

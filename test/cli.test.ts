@@ -1,0 +1,173 @@
+// The `piper-link` command as a person runs it: real processes, the compiled CLI (bin/ -> dist/),
+// the real keyring, and each test in its own temporary HOME and profile.
+import assert from "node:assert/strict";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import fs from "node:fs/promises";
+import net from "node:net";
+import path from "node:path";
+import { after, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { LinkStatusSchema } from "../src/shared/control.js";
+import { CloseCode } from "../src/shared/protocol.js";
+import { resolveLinkPaths } from "../src/main/core/paths.js";
+import { connectAgent, tempDir, uniqueProfile, waitFor } from "./helpers.js";
+
+const BIN = fileURLToPath(new URL("../bin/piper-link.js", import.meta.url));
+
+interface Env {
+  profile: string;
+  env: NodeJS.ProcessEnv;
+  paths: ReturnType<typeof resolveLinkPaths>;
+}
+
+const envs: Env[] = [];
+
+async function newEnv(): Promise<Env> {
+  const home = await tempDir("piper-link-cli-");
+  const profile = uniqueProfile();
+  const env = {
+    ...process.env,
+    HOME: home,
+    XDG_RUNTIME_DIR: path.join(home, "run"),
+    XDG_DATA_HOME: path.join(home, "data"),
+    XDG_STATE_HOME: path.join(home, "state"),
+    PIPER_LINK_PROFILE: profile,
+  };
+  const e = { profile, env, paths: resolveLinkPaths(profile, { platform: "linux", env, homedir: home }) };
+  envs.push(e);
+  return e;
+}
+
+function cli(e: Env, ...args: string[]): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [BIN, ...args], { env: e.env, encoding: "utf8", timeout: 30_000 });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+function json<T = Record<string, unknown>>(text: string): T {
+  return JSON.parse(text) as T;
+}
+
+after(() => {
+  for (const e of envs) spawnSync(process.execPath, [BIN, "stop"], { env: e.env });
+});
+
+describe("piper-link CLI", () => {
+  it("starts in the background, serves the instance ID set through the CLI, shows status, and stops", async () => {
+    const e = await newEnv();
+    const start = cli(e, "start", "--port", "0", "--json");
+    assert.equal(start.code, 0, start.stderr);
+    const status = LinkStatusSchema.parse(json(start.stdout));
+    assert.equal(status.state, "logged_out");
+
+    const set = cli(e, "dev", "set-instance", "inst_cli_123456789");
+    assert.equal(set.code, 0, set.stderr);
+    assert.match(set.stdout, /pushed to connected agents/);
+
+    // What a pyper-sdk agent does: GET the context endpoint.
+    const res = await fetch(`http://localhost:${status.port}/piper-link-context`);
+    assert.deepEqual(await res.json(), { instanceId: "inst_cli_123456789" });
+
+    const python = spawnSync("python3", ["-c", `import json,urllib.request;print(json.load(urllib.request.urlopen("http://localhost:${status.port}/piper-link-context",timeout=1))["instanceId"])`], { encoding: "utf8" });
+    if (python.error === undefined) assert.equal(python.stdout.trim(), "inst_cli_123456789", python.stderr);
+
+    const human = cli(e, "status");
+    assert.equal(human.code, 0);
+    assert.match(human.stdout, /signed in: yes, instance inst_••••••6789/);
+    assert.ok(!human.stdout.includes("inst_cli_123456789"), "status must not print the full instance ID");
+
+    const again = cli(e, "start", "--port", "0");
+    assert.equal(again.code, 4, again.stdout + again.stderr);
+    assert.match(again.stderr, /already running/);
+
+    const logout = cli(e, "logout", "--json");
+    assert.equal(logout.code, 0);
+    assert.deepEqual(json(logout.stdout), { loggedOut: true, linkRunning: true });
+    assert.equal((await fetch(`http://localhost:${status.port}/piper-link-context`)).status, 503);
+
+    const stop = cli(e, "stop", "--json");
+    assert.equal(stop.code, 0, stop.stderr);
+    await assert.rejects(fs.stat(e.paths.discoveryFile), { code: "ENOENT" });
+    const after = cli(e, "status", "--json");
+    assert.equal(after.code, 3);
+    assert.equal(json(after.stdout)["error"], "not_running");
+  });
+
+  it("keeps the instance ID set while stopped and serves it on the next start", async () => {
+    const e = await newEnv();
+    assert.equal(cli(e, "dev", "set-instance", "inst_offline_0001").code, 0);
+    const start = cli(e, "start", "--port", "0", "--json");
+    assert.equal(start.code, 0, start.stderr);
+    const port = LinkStatusSchema.parse(json(start.stdout)).port;
+    assert.deepEqual(await (await fetch(`http://127.0.0.1:${port}/piper-link-context`)).json(), { instanceId: "inst_offline_0001" });
+    assert.equal(cli(e, "stop").code, 0);
+    assert.equal(cli(e, "logout").code, 0);
+  });
+
+  it("shuts down on SIGTERM: agents get 1001 and the discovery file is removed", async () => {
+    const e = await newEnv();
+    const daemon: ChildProcess = spawn(process.execPath, [BIN, "start", "--foreground", "--port", "0", "--json"], { env: e.env, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    daemon.stdout?.on("data", (c: Buffer) => (out += c.toString()));
+    await waitFor(() => out.trim().endsWith("}"), "the foreground daemon to print its status");
+    const status = LinkStatusSchema.parse(json(out));
+    const agent = await connectAgent(status.url);
+    await agent.hello(1);
+    const exited = new Promise<number | null>((r) => daemon.on("exit", (code) => r(code)));
+    daemon.kill("SIGTERM");
+    assert.equal(await agent.closed, CloseCode.goingAway);
+    assert.equal(await exited, 0);
+    await assert.rejects(fs.stat(e.paths.discoveryFile), { code: "ENOENT" });
+    await assert.rejects(fs.stat(e.paths.lockFile), { code: "ENOENT" });
+  });
+
+  it("falls back to a free port when the preferred one is taken and says so", async () => {
+    const e = await newEnv();
+    const blocker = net.createServer();
+    await new Promise<void>((r) => blocker.listen(0, "127.0.0.1", r));
+    const taken = (blocker.address() as net.AddressInfo).port;
+    try {
+      const start = cli(e, "start", "--port", String(taken));
+      assert.equal(start.code, 0, start.stderr);
+      assert.match(start.stdout, new RegExp(`note: +port ${taken} was taken; SDKs find this port through`));
+      const status = LinkStatusSchema.parse(json(cli(e, "status", "--json").stdout));
+      assert.notEqual(status.port, taken);
+      assert.equal(status.portFallback, true);
+      const discovery = json<{ url: string }>(await fs.readFile(e.paths.discoveryFile, "utf8"));
+      assert.equal(discovery.url, `ws://127.0.0.1:${status.port}/v1/link`);
+      assert.equal(cli(e, "stop").code, 0);
+    } finally {
+      blocker.close();
+    }
+  });
+
+  it("ignores stale discovery and lock files left by a dead process", async () => {
+    const e = await newEnv();
+    const dead = spawnSync(process.execPath, ["-e", "process.stdout.write(String(process.pid))"], { encoding: "utf8" });
+    const deadPid = Number(dead.stdout);
+    await fs.mkdir(e.paths.runtimeDir, { recursive: true, mode: 0o700 });
+    await fs.writeFile(e.paths.lockFile, JSON.stringify({ pid: deadPid }));
+    await fs.writeFile(e.paths.discoveryFile, JSON.stringify({ url: "ws://127.0.0.1:1/v1/link", pid: deadPid, version: "0.0.0", startedAt: "x" }));
+    const start = cli(e, "start", "--port", "0", "--json");
+    assert.equal(start.code, 0, start.stderr);
+    const discovery = json<{ pid: number }>(await fs.readFile(e.paths.discoveryFile, "utf8"));
+    assert.notEqual(discovery.pid, deadPid);
+    assert.equal(cli(e, "stop").code, 0);
+  });
+
+  it("has --help on every command, exit code 2 for usage errors, and JSON errors with --json", async () => {
+    const e = await newEnv();
+    for (const args of [[], ["start"], ["status"], ["stop"], ["logout"], ["dev"], ["dev", "set-instance"]]) {
+      const r = cli(e, ...args, "--help");
+      assert.equal(r.code, 0, args.join(" "));
+      assert.match(r.stdout, /Usage: piper-link/);
+    }
+    assert.equal(cli(e, "--version").stdout.trim(), "0.1.0");
+    const bad = cli(e, "start", "--port", "99999");
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /port number/);
+    assert.equal(cli(e, "frobnicate").code, 2);
+    const notRunning = cli(e, "stop", "--json");
+    assert.equal(notRunning.code, 3);
+    assert.deepEqual(Object.keys(json(notRunning.stdout)), ["error", "message"]);
+  });
+});
