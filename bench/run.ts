@@ -1,0 +1,161 @@
+/**
+ * `npm run bench`: the Link's hot paths against bare baselines measured in the same run on the same
+ * machine, reported as ratios (these machines are noisy; absolute times mean little). Short mode by
+ * default; `--full` for more iterations. Writes a JSON report to bench/results/.
+ *
+ *   discovery:  GET /piper-link-context p50   vs  a bare http server returning the same JSON   (target <= 1.3x)
+ *   ws hello:   hello -> welcome p50          vs  a bare ws echo of the same frame             (target <= 1.5x)
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import fs from "node:fs";
+import http from "node:http";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import WebSocket from "ws";
+import { AGENT_SUBPROTOCOL } from "../src/shared/version.js";
+
+const full = process.argv.includes("--full");
+const ITER = full ? 20_000 : 3_000;
+const WARMUP = full ? 5_000 : 2_000;
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+async function startServer(kind: string): Promise<{ port: number; child: ChildProcess }> {
+  const child = spawn(process.execPath, ["--import", "tsx", path.join(here, "servers.ts"), kind], { stdio: ["ignore", "pipe", "inherit"] });
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = "";
+    child.stdout?.on("data", (c: Buffer) => {
+      out += c.toString();
+      const line = out.split("\n")[0];
+      if (out.includes("\n") && line) resolve((JSON.parse(line) as { port: number }).port);
+    });
+    child.once("exit", (code) => reject(new Error(`${kind} server exited with ${code}`)));
+  });
+  return { port, child };
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+}
+
+interface Stats {
+  p50: number;
+  p99: number;
+  mean: number;
+}
+
+function stats(samples: number[]): Stats {
+  const sorted = [...samples].sort((a, b) => a - b);
+  return { p50: percentile(sorted, 50), p99: percentile(sorted, 99), mean: samples.reduce((a, b) => a + b, 0) / samples.length };
+}
+
+async function measure(iterations: number, op: () => Promise<void>): Promise<Stats> {
+  for (let i = 0; i < WARMUP; i++) await op();
+  const samples: number[] = [];
+  for (let i = 0; i < iterations; i++) {
+    const t0 = process.hrtime.bigint();
+    await op();
+    samples.push(Number(process.hrtime.bigint() - t0) / 1e6);
+  }
+  return stats(samples);
+}
+
+function httpGetter(port: number, pathName: string): () => Promise<void> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  return () =>
+    new Promise((resolve, reject) => {
+      http
+        .get({ host: "127.0.0.1", port, path: pathName, agent, headers: { Host: `127.0.0.1:${port}` } }, (res) => {
+          res.resume();
+          res.on("end", () => (res.statusCode === 200 ? resolve() : reject(new Error(`HTTP ${res.statusCode}`))));
+        })
+        .on("error", reject);
+    });
+}
+
+async function wsRoundTrip(url: string, protocol: string | undefined, frame: string, expect: (data: string) => boolean): Promise<{ op: () => Promise<void>; close: () => void }> {
+  const ws = new WebSocket(url, protocol);
+  await new Promise((r, j) => {
+    ws.once("open", r);
+    ws.once("error", j);
+  });
+  let waiting: ((data: string) => void) | null = null;
+  ws.on("message", (d: Buffer) => waiting?.(d.toString()));
+  return {
+    op: () =>
+      new Promise((resolve, reject) => {
+        waiting = (data) => (expect(data) ? resolve() : reject(new Error(`unexpected frame ${data}`)));
+        ws.send(frame);
+      }),
+    close: () => ws.close(),
+  };
+}
+
+interface Row {
+  name: string;
+  link: Stats;
+  baseline: Stats;
+  ratio: number;
+  target: number;
+  pass: boolean;
+}
+
+const fmt = (n: number): string => n.toFixed(3);
+
+async function main(): Promise<void> {
+  const [link, bareHttp, bareWs] = await Promise.all([startServer("link"), startServer("bare-http"), startServer("bare-ws")]);
+  const servers = [link, bareHttp, bareWs];
+  const rows: Row[] = [];
+  try {
+    // Interleave baseline and Link in rounds so drift in machine load hits both alike.
+    const rounds = 5;
+    const per = Math.ceil(ITER / rounds);
+    const disc = { link: [] as Stats[], base: [] as Stats[] };
+    const getLink = httpGetter(link.port, "/piper-link-context");
+    const getBare = httpGetter(bareHttp.port, "/piper-link-context");
+    for (let r = 0; r < rounds; r++) {
+      disc.base.push(await measure(per, getBare));
+      disc.link.push(await measure(per, getLink));
+    }
+    rows.push(row("discovery GET /piper-link-context", disc.link, disc.base, 1.3));
+
+    const hello = JSON.stringify({ type: "hello", id: 1, protocol: 1, agent: { clientId: "agent_bench", name: "Bench" }, sdk: { name: "bench", version: "0" } });
+    const linkWs = await wsRoundTrip(`ws://127.0.0.1:${link.port}/v1/link`, AGENT_SUBPROTOCOL, hello, (d) => d.includes('"welcome"'));
+    const echoWs = await wsRoundTrip(`ws://127.0.0.1:${bareWs.port}/`, undefined, hello, (d) => d === hello);
+    const ws = { link: [] as Stats[], base: [] as Stats[] };
+    for (let r = 0; r < rounds; r++) {
+      ws.base.push(await measure(per, echoWs.op));
+      ws.link.push(await measure(per, linkWs.op));
+    }
+    linkWs.close();
+    echoWs.close();
+    if (process.env["BENCH_DEBUG"]) console.log("ws rounds", ws.link.map((s) => s.p50), ws.base.map((s) => s.p50));
+    rows.push(row("ws hello -> welcome", ws.link, ws.base, 1.5));
+  } finally {
+    for (const s of servers) s.child.kill("SIGTERM");
+  }
+
+  const header = ["case", "link p50 ms", "baseline p50 ms", "link p99 ms", "baseline p99 ms", "ratio (p50)", "target", "result"];
+  const lines = rows.map((r) => [r.name, fmt(r.link.p50), fmt(r.baseline.p50), fmt(r.link.p99), fmt(r.baseline.p99), `${r.ratio.toFixed(2)}x`, `<= ${r.target}x`, r.pass ? "PASS" : "MISS"]);
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => (l[i] ?? "").length)));
+  const print = (cells: string[]): void => console.log(cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join("  "));
+  console.log(`\nPiper Link benchmark (${full ? "full" : "short"} mode, ${ITER} iterations per case, node ${process.version})\n`);
+  print(header);
+  print(widths.map((w) => "-".repeat(w)));
+  lines.forEach(print);
+  const dir = path.join(here, "results");
+  fs.mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, `bench-${new Date().toISOString().replace(/[:.]/g, "-")}.json`);
+  fs.writeFileSync(file, `${JSON.stringify({ mode: full ? "full" : "short", iterations: ITER, node: process.version, rows }, null, 2)}\n`);
+  console.log(`\nwritten ${path.relative(process.cwd(), file)}`);
+}
+
+/** Median of the per-round p50s, so one noisy round does not decide the ratio. */
+function row(name: string, link: Stats[], baseline: Stats[], target: number): Row {
+  const median = (xs: Stats[]): Stats => [...xs].sort((a, b) => a.p50 - b.p50)[Math.floor(xs.length / 2)] as Stats;
+  const l = median(link);
+  const b = median(baseline);
+  const ratio = l.p50 / b.p50;
+  return { name, link: l, baseline: b, ratio, target, pass: ratio <= target };
+}
+
+await main();

@@ -1,0 +1,60 @@
+/**
+ * The servers a benchmark measures, each run in its own process so client and server never share
+ * an event loop: `link` (the real Link core), `bare-http` (a plain http server answering the same
+ * JSON as /piper-link-context) and `bare-ws` (a plain ws echo server). Prints `{"port":N}` when ready.
+ */
+import http from "node:http";
+import os from "node:os";
+import path from "node:path";
+import fs from "node:fs";
+import { WebSocketServer } from "ws";
+import type { KeychainItem, KeychainStore } from "../src/main/core/keychain.js";
+import { createLink } from "../src/main/core/link.js";
+import { silentLogger } from "../src/main/core/logger.js";
+import { resolveLinkPaths } from "../src/main/core/paths.js";
+
+export const BENCH_INSTANCE_ID = "inst_bench_0123456789abcdef";
+const BODY = JSON.stringify({ instanceId: BENCH_INSTANCE_ID });
+
+/**
+ * The Link reads the keychain once at start, never on the measured paths, so the benchmark gives it
+ * an in-memory store and runs without a Secret Service.
+ */
+function memoryKeychain(): KeychainStore {
+  const items = new Map<KeychainItem, string>([["instance-id", BENCH_INSTANCE_ID]]);
+  return {
+    service: "bench",
+    get: (k) => Promise.resolve(items.get(k) ?? null),
+    set: (k, v) => Promise.resolve(void items.set(k, v)),
+    delete: (k) => Promise.resolve(items.delete(k)),
+  };
+}
+
+async function main(kind: string): Promise<number> {
+  if (kind === "bare-http") {
+    const server = http.createServer((_req, res) => {
+      res.writeHead(200, { "Content-Type": "application/json; charset=utf-8", "Content-Length": Buffer.byteLength(BODY) });
+      res.end(BODY);
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    return (server.address() as { port: number }).port;
+  }
+  if (kind === "bare-ws") {
+    const wss = new WebSocketServer({ host: "127.0.0.1", port: 0, perMessageDeflate: false });
+    wss.on("connection", (ws) => ws.on("message", (data, isBinary) => ws.send(data, { binary: isBinary })));
+    await new Promise<void>((r) => wss.once("listening", r));
+    return (wss.address() as { port: number }).port;
+  }
+  if (kind === "link") {
+    const home = fs.mkdtempSync(path.join(os.tmpdir(), "piper-link-bench-"));
+    const paths = resolveLinkPaths("bench", { platform: "linux", env: { XDG_RUNTIME_DIR: home, XDG_DATA_HOME: home, XDG_STATE_HOME: home }, homedir: home });
+    const link = createLink({ profile: "bench", port: 0, paths, keychain: memoryKeychain(), log: silentLogger(), limits: { messagesPerSecond: 1e9, messageBurst: 1e9 } });
+    const status = await link.start();
+    process.on("SIGTERM", () => void link.stop().then(() => process.exit(0)));
+    return status.port;
+  }
+  throw new Error(`unknown server kind ${kind}`);
+}
+
+const port = await main(process.argv[2] ?? "");
+process.stdout.write(`${JSON.stringify({ port })}\n`);
