@@ -23,7 +23,7 @@ async function startServer(kind: string): Promise<{ port: number; child: ChildPr
   const child = spawn(process.execPath, ["--import", "tsx", path.join(here, "servers.ts"), kind], { stdio: ["ignore", "pipe", "inherit"] });
   const port = await new Promise<number>((resolve, reject) => {
     let out = "";
-    child.stdout?.on("data", (c: Buffer) => {
+    child.stdout.on("data", (c: Buffer) => {
       out += c.toString();
       const line = out.split("\n")[0];
       if (out.includes("\n") && line) resolve((JSON.parse(line) as { port: number }).port);

@@ -43,8 +43,8 @@ function cli(e: Env, ...args: string[]): { code: number; stdout: string; stderr:
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
-function json<T = Record<string, unknown>>(text: string): T {
-  return JSON.parse(text) as T;
+function json(text: string): Record<string, unknown> {
+  return JSON.parse(text) as Record<string, unknown>;
 }
 
 after(() => {
@@ -132,8 +132,8 @@ describe("piper-link CLI", () => {
       const status = LinkStatusSchema.parse(json(cli(e, "status", "--json").stdout));
       assert.notEqual(status.port, taken);
       assert.equal(status.portFallback, true);
-      const discovery = json<{ url: string }>(await fs.readFile(e.paths.discoveryFile, "utf8"));
-      assert.equal(discovery.url, `ws://127.0.0.1:${status.port}/v1/link`);
+      const discovery = json(await fs.readFile(e.paths.discoveryFile, "utf8"));
+      assert.equal(discovery["url"], `ws://127.0.0.1:${status.port}/v1/link`);
       assert.equal(cli(e, "stop").code, 0);
     } finally {
       blocker.close();
@@ -149,8 +149,8 @@ describe("piper-link CLI", () => {
     await fs.writeFile(e.paths.discoveryFile, JSON.stringify({ url: "ws://127.0.0.1:1/v1/link", pid: deadPid, version: "0.0.0", startedAt: "x" }));
     const start = cli(e, "start", "--port", "0", "--json");
     assert.equal(start.code, 0, start.stderr);
-    const discovery = json<{ pid: number }>(await fs.readFile(e.paths.discoveryFile, "utf8"));
-    assert.notEqual(discovery.pid, deadPid);
+    const discovery = json(await fs.readFile(e.paths.discoveryFile, "utf8"));
+    assert.notEqual(discovery["pid"], deadPid);
     assert.equal(cli(e, "stop").code, 0);
   });
 

@@ -33,10 +33,8 @@ describe("agent protocol", () => {
 
     const welcome = await agent.hello("again");
     assert.equal(welcome.type, "welcome");
-    if (welcome.type === "welcome") {
-      assert.equal(welcome.instanceId, "inst_push_0001");
-      assert.equal(welcome.link.version, "0.1.0");
-    }
+    assert.equal(welcome.instanceId, "inst_push_0001");
+    assert.equal(welcome.link.version, "0.1.0");
 
     await t.link.api.logout({});
     assert.deepEqual(await agent.next((m) => m.type === "context"), { type: "context", instanceId: null, state: "logged_out" });
@@ -66,7 +64,7 @@ describe("agent protocol", () => {
     agent.send({ type: "resolve", id: 9, variable: "OPENAI_API_KEY", reason: "testing" });
     const reply = await agent.next((m) => "id" in m && m.id === 9);
     assert.equal(reply.type, "error");
-    assert.equal(reply.type === "error" && reply.code, "not_implemented");
+    assert.equal(reply.code, "not_implemented");
     await t.link.api.logout({});
     agent.send({ type: "resolve", id: 10, variable: "OPENAI_API_KEY" });
     const loggedOut = await agent.next((m) => "id" in m && m.id === 10);
@@ -129,12 +127,13 @@ describe("agent protocol", () => {
     try {
       await waitFor(() => t.link.status().agents.some((a) => a.clientId === "agent_child" && a.process !== null), "the child agent to be identified");
       const agent = t.link.status().agents.find((a) => a.clientId === "agent_child");
-      assert.equal(agent?.process?.pid, child.pid);
-      assert.equal(agent?.process?.cwd, "/tmp");
-      assert.equal(agent?.process?.executable, await fs.realpath(process.execPath));
-      assert.ok(agent?.process?.commandLine?.includes(t.url));
-      assert.equal(typeof agent?.process?.startTime, "number");
-      assert.equal(agent?.name, "Child");
+      assert.ok(agent?.process);
+      assert.equal(agent.process.pid, child.pid);
+      assert.equal(agent.process.cwd, "/tmp");
+      assert.equal(agent.process.executable, await fs.realpath(process.execPath));
+      assert.ok(agent.process.commandLine?.includes(t.url));
+      assert.equal(typeof agent.process.startTime, "number");
+      assert.equal(agent.name, "Child");
     } finally {
       child.kill();
     }

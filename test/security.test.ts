@@ -4,7 +4,7 @@ import http from "node:http";
 import net from "node:net";
 import { after, before, describe, it } from "node:test";
 import WebSocket from "ws";
-import { CloseCode } from "../src/shared/protocol.js";
+import { CloseCode, type ErrorFrame } from "../src/shared/protocol.js";
 import { CONTROL_SUBPROTOCOL } from "../src/shared/version.js";
 import { connectAgent, startTestLink, upgradeStatus, type TestLink } from "./helpers.js";
 
@@ -97,9 +97,9 @@ describe("loopback security", () => {
       noisy.send(garbage[i % garbage.length]);
     }
     assert.equal(await noisy.closed, CloseCode.protocolErrors);
-    const errors = noisy.received.filter((m) => m.type === "error");
+    const errors = noisy.received.filter((m): m is ErrorFrame => m.type === "error");
     assert.ok(errors.length >= 20, `expected protocol errors before the close, got ${errors.length}`);
-    for (const e of errors) assert.ok(e.type === "error" && ["malformed_frame", "bad_request"].includes(e.code), JSON.stringify(e));
+    for (const e of errors) assert.ok(["malformed_frame", "bad_request"].includes(e.code), JSON.stringify(e));
     const fine = await connectAgent(t.url);
     assert.equal((await fine.hello(2)).type, "welcome");
     fine.close();
