@@ -1,3 +1,4 @@
+// Pure (no I/O): shared by the Link core and the authority.
 /**
  * A token bucket: `capacity` messages at once, refilled at `perSecond`. Time comes from the
  * injected clock so tests can drive it.

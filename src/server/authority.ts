@@ -1,0 +1,67 @@
+/**
+ * Starts one authority process's worth of service: storage (migrated), events, the HTTP(S) API,
+ * and the expiry sweeper, with an explicit `close()`. Used by `piper-link authority serve` and by
+ * the embedded authority the Link starts.
+ */
+import type { DataKeys } from "./crypto.js";
+import { openDatabase, type Engine } from "./db.js";
+import { createLocalBus, createPostgresBus } from "./events.js";
+import { buildAuthorityApp } from "./http.js";
+import { createService, type AuthorityService } from "./service.js";
+import type { TlsIdentity } from "./tls.js";
+
+export interface AuthorityOptions {
+  /** SQLite file path, or a postgres:// URL. */
+  db: string;
+  dataKeys: DataKeys;
+  host: string;
+  port: number;
+  /** TLS identity; null serves plain HTTP, which callers allow only behind a TLS proxy. */
+  tls: TlsIdentity | null;
+  requestTtlMs?: number;
+  sweepIntervalMs?: number;
+  now?: () => number;
+  log?: (msg: string, fields?: Record<string, unknown>) => void;
+}
+
+export interface RunningAuthority {
+  url: string;
+  engine: Engine;
+  fingerprint256: string | null;
+  service: AuthorityService;
+  close(): Promise<void>;
+}
+
+export async function startAuthority(options: AuthorityOptions): Promise<RunningAuthority> {
+  const log = options.log ?? (() => undefined);
+  const opened = await openDatabase(options.db);
+  const bus = opened.engine === "postgres" ? await createPostgresBus(opened.url, (err) => log("event bus error", { err: err.message })) : createLocalBus();
+  const service = createService({
+    db: opened.db,
+    keys: options.dataKeys,
+    bus,
+    ...(options.now ? { now: options.now } : {}),
+    ...(options.requestTtlMs !== undefined ? { requestTtlMs: options.requestTtlMs } : {}),
+  });
+  const app = buildAuthorityApp({ service, bus, https: options.tls ? { key: options.tls.key, cert: options.tls.cert } : null, log });
+  await app.listen({ host: options.host, port: options.port });
+  const address = app.server.address();
+  const port = typeof address === "object" && address !== null ? address.port : options.port;
+  const host = options.host.includes(":") ? `[${options.host}]` : options.host;
+  const sweeper = setInterval(() => {
+    service.expireRequests().catch((err: unknown) => log("expiry sweep failed", { err: String(err) }));
+  }, options.sweepIntervalMs ?? 1000);
+  sweeper.unref();
+  return {
+    url: `${options.tls ? "https" : "http"}://${host}:${port}`,
+    engine: opened.engine,
+    fingerprint256: options.tls?.fingerprint256 ?? null,
+    service,
+    async close() {
+      clearInterval(sweeper);
+      await app.close();
+      await bus.close();
+      await opened.close();
+    },
+  };
+}

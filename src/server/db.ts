@@ -1,0 +1,261 @@
+/**
+ * Storage for the authority: Kysely over SQLite (better-sqlite3 12, embedded default) or PostgreSQL
+ * (`pg`, selected by a postgres:// URL). One migration set runs on both at open. Times are epoch
+ * milliseconds in bigint columns; the pg driver is told to return them as numbers.
+ */
+import SQLite from "better-sqlite3";
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type Migration, type MigrationProvider } from "kysely";
+import pg from "pg";
+
+export interface UsersTable {
+  id: string;
+  display_name: string;
+  created_at: number;
+}
+export interface LinkTokensTable {
+  token_hash: string;
+  user_id: string;
+  label: string;
+  created_at: number;
+}
+export interface InstancesTable {
+  id: string;
+  user_id: string;
+  name: string;
+  created_at: number;
+  last_seen_at: number;
+}
+export interface AgentsTable {
+  id: string;
+  user_id: string;
+  client_id: string;
+  display_name: string | null;
+  first_seen_at: number;
+  last_seen_at: number;
+}
+export interface SecretsTable {
+  id: string;
+  user_id: string;
+  name: string;
+  ciphertext: string;
+  key_id: string;
+  created_at: number;
+  updated_at: number;
+}
+export interface GrantsTable {
+  id: string;
+  user_id: string;
+  agent_id: string;
+  variable: string;
+  secret_id: string;
+  scope: "once" | "until" | "until_revoked" | "process";
+  expires_at: number | null;
+  instance_id: string | null;
+  process_pid: number | null;
+  process_start_time: number | null;
+  request_id: string | null;
+  created_at: number;
+  last_used_at: number | null;
+  ended_at: number | null;
+  end_reason: string | null;
+}
+export interface RequestsTable {
+  id: string;
+  user_id: string;
+  instance_id: string;
+  agent_id: string;
+  variable: string;
+  reason: string | null;
+  process: string | null;
+  created_at: number;
+  expires_at: number;
+  status: "pending" | "approved" | "denied" | "expired";
+  decided_at: number | null;
+  grant_id: string | null;
+}
+export interface ScopedTokensTable {
+  token_hash: string;
+  user_id: string;
+  agent_id: string;
+  instance_id: string;
+  grant_ids: string;
+  expires_at: number;
+}
+export interface AuditTable {
+  id: string;
+  user_id: string;
+  at: number;
+  actor: string;
+  action: string;
+  agent_client_id: string | null;
+  variable: string | null;
+  request_id: string | null;
+  grant_id: string | null;
+  secret_name: string | null;
+  outcome: string;
+  detail: string | null;
+}
+
+export interface Database {
+  users: UsersTable;
+  link_tokens: LinkTokensTable;
+  instances: InstancesTable;
+  agents: AgentsTable;
+  secrets: SecretsTable;
+  grants: GrantsTable;
+  requests: RequestsTable;
+  scoped_tokens: ScopedTokensTable;
+  audit_events: AuditTable;
+}
+
+export type Engine = "sqlite" | "postgres";
+
+const migrations: Record<string, Migration> = {
+  "001_initial": {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable("users")
+        .addColumn("id", "text", (c) => c.primaryKey())
+        .addColumn("display_name", "text", (c) => c.notNull())
+        .addColumn("created_at", "bigint", (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable("link_tokens")
+        .addColumn("token_hash", "text", (c) => c.primaryKey())
+        .addColumn("user_id", "text", (c) => c.notNull().references("users.id"))
+        .addColumn("label", "text", (c) => c.notNull())
+        .addColumn("created_at", "bigint", (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable("instances")
+        .addColumn("id", "text", (c) => c.primaryKey())
+        .addColumn("user_id", "text", (c) => c.notNull().references("users.id"))
+        .addColumn("name", "text", (c) => c.notNull())
+        .addColumn("created_at", "bigint", (c) => c.notNull())
+        .addColumn("last_seen_at", "bigint", (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable("agents")
+        .addColumn("id", "text", (c) => c.primaryKey())
+        .addColumn("user_id", "text", (c) => c.notNull().references("users.id"))
+        .addColumn("client_id", "text", (c) => c.notNull())
+        .addColumn("display_name", "text")
+        .addColumn("first_seen_at", "bigint", (c) => c.notNull())
+        .addColumn("last_seen_at", "bigint", (c) => c.notNull())
+        .addUniqueConstraint("agents_user_client", ["user_id", "client_id"])
+        .execute();
+      await db.schema
+        .createTable("secrets")
+        .addColumn("id", "text", (c) => c.primaryKey())
+        .addColumn("user_id", "text", (c) => c.notNull().references("users.id"))
+        .addColumn("name", "text", (c) => c.notNull())
+        .addColumn("ciphertext", "text", (c) => c.notNull())
+        .addColumn("key_id", "text", (c) => c.notNull())
+        .addColumn("created_at", "bigint", (c) => c.notNull())
+        .addColumn("updated_at", "bigint", (c) => c.notNull())
+        .addUniqueConstraint("secrets_user_name", ["user_id", "name"])
+        .execute();
+      await db.schema
+        .createTable("grants")
+        .addColumn("id", "text", (c) => c.primaryKey())
+        .addColumn("user_id", "text", (c) => c.notNull().references("users.id"))
+        .addColumn("agent_id", "text", (c) => c.notNull().references("agents.id"))
+        .addColumn("variable", "text", (c) => c.notNull())
+        // No foreign key: deleting a secret ends its grants but keeps them for the record.
+        .addColumn("secret_id", "text", (c) => c.notNull())
+        .addColumn("scope", "text", (c) => c.notNull())
+        .addColumn("expires_at", "bigint")
+        .addColumn("instance_id", "text")
+        .addColumn("process_pid", "bigint")
+        .addColumn("process_start_time", "bigint")
+        .addColumn("request_id", "text")
+        .addColumn("created_at", "bigint", (c) => c.notNull())
+        .addColumn("last_used_at", "bigint")
+        .addColumn("ended_at", "bigint")
+        .addColumn("end_reason", "text")
+        .execute();
+      await db.schema.createIndex("grants_lookup").on("grants").columns(["agent_id", "variable", "ended_at"]).execute();
+      await db.schema
+        .createTable("requests")
+        .addColumn("id", "text", (c) => c.primaryKey())
+        .addColumn("user_id", "text", (c) => c.notNull().references("users.id"))
+        .addColumn("instance_id", "text", (c) => c.notNull())
+        .addColumn("agent_id", "text", (c) => c.notNull().references("agents.id"))
+        .addColumn("variable", "text", (c) => c.notNull())
+        .addColumn("reason", "text")
+        .addColumn("process", "text")
+        .addColumn("created_at", "bigint", (c) => c.notNull())
+        .addColumn("expires_at", "bigint", (c) => c.notNull())
+        .addColumn("status", "text", (c) => c.notNull())
+        .addColumn("decided_at", "bigint")
+        .addColumn("grant_id", "text")
+        .execute();
+      await db.schema.createIndex("requests_pending").on("requests").columns(["user_id", "status"]).execute();
+      await db.schema
+        .createTable("scoped_tokens")
+        .addColumn("token_hash", "text", (c) => c.primaryKey())
+        .addColumn("user_id", "text", (c) => c.notNull())
+        .addColumn("agent_id", "text", (c) => c.notNull())
+        .addColumn("instance_id", "text", (c) => c.notNull())
+        .addColumn("grant_ids", "text", (c) => c.notNull())
+        .addColumn("expires_at", "bigint", (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable("audit_events")
+        .addColumn("id", "text", (c) => c.primaryKey())
+        .addColumn("user_id", "text", (c) => c.notNull())
+        .addColumn("at", "bigint", (c) => c.notNull())
+        .addColumn("actor", "text", (c) => c.notNull())
+        .addColumn("action", "text", (c) => c.notNull())
+        .addColumn("agent_client_id", "text")
+        .addColumn("variable", "text")
+        .addColumn("request_id", "text")
+        .addColumn("grant_id", "text")
+        .addColumn("secret_name", "text")
+        .addColumn("outcome", "text", (c) => c.notNull())
+        .addColumn("detail", "text")
+        .execute();
+      await db.schema.createIndex("audit_user_id").on("audit_events").columns(["user_id", "id"]).execute();
+    },
+  },
+};
+
+const provider: MigrationProvider = { getMigrations: () => Promise.resolve(migrations) };
+
+export interface OpenedDatabase {
+  db: Kysely<Database>;
+  engine: Engine;
+  /** For PostgreSQL: the connection string (LISTEN/NOTIFY opens its own client). */
+  url: string;
+  close(): Promise<void>;
+}
+
+/** Opens `location` — a postgres:// URL or a SQLite file path — and runs pending migrations. */
+export async function openDatabase(location: string): Promise<OpenedDatabase> {
+  const engine: Engine = /^postgres(ql)?:\/\//.test(location) ? "postgres" : "sqlite";
+  let db: Kysely<Database>;
+  if (engine === "postgres") {
+    const pool = new pg.Pool({
+      connectionString: location,
+      max: 10,
+      // bigint (int8) columns hold epoch milliseconds, well inside Number's safe range.
+      types: { getTypeParser: ((oid: number, format?: "text" | "binary") => (oid === 20 ? Number : pg.types.getTypeParser(oid, format))) as typeof pg.types.getTypeParser },
+    });
+    db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  } else {
+    const sqlite = new SQLite(location);
+    sqlite.pragma("journal_mode = WAL");
+    sqlite.pragma("foreign_keys = ON");
+    sqlite.pragma("busy_timeout = 5000");
+    db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  }
+  const migrator = new Migrator({ db, provider, migrationTableName: "piper_migrations", migrationLockTableName: "piper_migrations_lock" });
+  const { error } = await migrator.migrateToLatest();
+  if (error !== undefined) {
+    await db.destroy();
+    throw error instanceof Error ? error : new Error(String(error));
+  }
+  return { db, engine, url: location, close: () => db.destroy() };
+}
+
+export { sql };

@@ -1,0 +1,97 @@
+#!/usr/bin/env node
+/**
+ * The authority as its own process: `serve` (standalone, or the Link's embedded authority, which
+ * prints one JSON line `{"url","fingerprint256"}` on stdout when it listens) and `create-user`
+ * (prints a Link token; until sign-in lands this is how a Link gets one). Data keys come from the
+ * environment (`PIPER_AUTHORITY_DATA_KEYS`, `id:base64[,id:base64]`, first is current), never argv.
+ */
+import fs from "node:fs";
+import { fileURLToPath } from "node:url";
+import { Command, InvalidArgumentError } from "commander";
+import { startAuthority } from "./authority.js";
+import { parseDataKeys } from "./crypto.js";
+import { openDatabase } from "./db.js";
+import { createLocalBus } from "./events.js";
+import { createService } from "./service.js";
+import { loadOrCreateTlsIdentity, fingerprintOf } from "./tls.js";
+
+function parseListen(value: string): { host: string; port: number } {
+  const m = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(value);
+  if (!m?.[1] || !m[2]) throw new InvalidArgumentError("use HOST:PORT, e.g. 127.0.0.1:8443");
+  return { host: m[1].replace(/^\[|\]$/g, ""), port: Number(m[2]) };
+}
+
+function dataKeysFromEnv(): ReturnType<typeof parseDataKeys> {
+  const spec = process.env["PIPER_AUTHORITY_DATA_KEYS"];
+  if (!spec) throw new Error("Set PIPER_AUTHORITY_DATA_KEYS to id:base64-32-byte-key (first is current). Generate one with `openssl rand -base64 32`.");
+  return parseDataKeys(spec);
+}
+
+export function authorityCommand(): Command {
+  const cmd = new Command("authority").description("run or administer a Piper authority (secrets, grants, requests, audit)");
+  cmd
+    .command("serve")
+    .description("serve the authority API")
+    .requiredOption("--db <location>", "SQLite file path or postgres:// URL")
+    .option("--listen <host:port>", "address to listen on", parseListen, { host: "127.0.0.1", port: 8443 })
+    .option("--tls-dir <dir>", "directory with tls.key/tls.crt (a self-signed pair is created there if missing)")
+    .option("--tls-key <file>", "TLS private key (PEM)")
+    .option("--tls-cert <file>", "TLS certificate (PEM)")
+    .option("--insecure-http-behind-proxy", "serve plain HTTP; only behind a TLS-terminating proxy")
+    .option("--request-ttl <ms>", "how long pending requests wait for a decision", (v) => Number(v), 600_000)
+    .action(async (o: { db: string; listen: { host: string; port: number }; tlsDir?: string; tlsKey?: string; tlsCert?: string; insecureHttpBehindProxy?: boolean; requestTtl: number }) => {
+      let tls = null;
+      if (o.tlsKey && o.tlsCert) {
+        const cert = fs.readFileSync(o.tlsCert, "utf8");
+        tls = { key: fs.readFileSync(o.tlsKey, "utf8"), cert, fingerprint256: fingerprintOf(cert) };
+      } else if (o.tlsDir) tls = await loadOrCreateTlsIdentity(o.tlsDir);
+      else if (!o.insecureHttpBehindProxy) throw new InvalidArgumentError("Give --tls-dir or --tls-key/--tls-cert, or --insecure-http-behind-proxy when a TLS proxy is in front.");
+      const authority = await startAuthority({
+        db: o.db,
+        dataKeys: dataKeysFromEnv(),
+        host: o.listen.host,
+        port: o.listen.port,
+        tls,
+        requestTtlMs: o.requestTtl,
+        log: (msg, fields) => process.stderr.write(`${JSON.stringify({ msg, ...fields })}\n`),
+      });
+      process.stdout.write(`${JSON.stringify({ url: authority.url, fingerprint256: authority.fingerprint256, engine: authority.engine })}\n`);
+      const stop = (): void => void authority.close().then(() => process.exit(0));
+      process.once("SIGTERM", stop);
+      process.once("SIGINT", stop);
+      // The embedded authority ends with the Link that started it.
+      if (process.env["PIPER_AUTHORITY_PARENT_PID"]) {
+        const parent = Number(process.env["PIPER_AUTHORITY_PARENT_PID"]);
+        setInterval(() => {
+          try {
+            process.kill(parent, 0);
+          } catch {
+            stop();
+          }
+        }, 1000).unref();
+      }
+    });
+  cmd
+    .command("create-user")
+    .description("create a user and print a Link token for it (JSON)")
+    .requiredOption("--db <location>", "SQLite file path or postgres:// URL")
+    .option("--name <name>", "display name", "Local user")
+    .action(async (o: { db: string; name: string }) => {
+      const opened = await openDatabase(o.db);
+      try {
+        const service = createService({ db: opened.db, keys: dataKeysFromEnv(), bus: createLocalBus() });
+        process.stdout.write(`${JSON.stringify(await service.createUser(o.name))}\n`);
+      } finally {
+        await opened.close();
+      }
+    });
+  return cmd;
+}
+
+if (process.argv[1] !== undefined && fs.realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const program = new Command("piper-authority").addCommand(authorityCommand());
+  program.parseAsync(["node", "piper-authority", "authority", ...process.argv.slice(2)]).catch((err: unknown) => {
+    process.stderr.write(`piper-authority: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,122 @@
+/**
+ * The authority's HTTP API contract (DESIGN.md section 5), shared by the server (src/server) and the
+ * Link's authority client (src/main/core): request bodies and response views as zod schemas.
+ * Error bodies are `{error, error_description}` everywhere, as pyper-sdk expects.
+ */
+import { z } from "zod";
+import { PeerProcessSchema } from "./control.js";
+import { VariableSchema } from "./protocol.js";
+
+export const AuthorityErrorSchema = z.object({ error: z.string(), error_description: z.string() });
+export type AuthorityError = z.infer<typeof AuthorityErrorSchema>;
+
+/** How long an approval lasts. `process` ties it to one process (pid + start time) of the agent. */
+export const ScopeSchema = z.discriminatedUnion("kind", [
+  z.object({ kind: z.literal("once") }),
+  z.object({ kind: z.literal("duration"), durationMs: z.number().int().min(1000).max(366 * 24 * 3600 * 1000) }),
+  z.object({ kind: z.literal("until_revoked") }),
+  z.object({ kind: z.literal("process") }),
+]);
+export type Scope = z.infer<typeof ScopeSchema>;
+
+export const SecretNameSchema = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[A-Za-z0-9_.-]+$/, "secret names may contain letters, digits, _ . - only");
+
+export const RequestViewSchema = z.object({
+  id: z.string(),
+  agentClientId: z.string(),
+  agentName: z.string().nullable(),
+  variable: z.string(),
+  reason: z.string().nullable(),
+  process: PeerProcessSchema.nullable(),
+  instanceId: z.string(),
+  createdAt: z.number(),
+  expiresAt: z.number(),
+  status: z.enum(["pending", "approved", "denied", "expired"]),
+  grantId: z.string().nullable(),
+});
+export type RequestView = z.infer<typeof RequestViewSchema>;
+
+export const GrantViewSchema = z.object({
+  id: z.string(),
+  agentClientId: z.string(),
+  agentName: z.string().nullable(),
+  variable: z.string(),
+  secretName: z.string(),
+  scope: z.enum(["once", "until", "until_revoked", "process"]),
+  expiresAt: z.number().nullable(),
+  process: z.object({ pid: z.number(), startTime: z.number().nullable() }).nullable(),
+  instanceId: z.string().nullable(),
+  requestId: z.string().nullable(),
+  createdAt: z.number(),
+  lastUsedAt: z.number().nullable(),
+  endedAt: z.number().nullable(),
+  endReason: z.string().nullable(),
+});
+export type GrantView = z.infer<typeof GrantViewSchema>;
+
+export const SecretViewSchema = z.object({ id: z.string(), name: z.string(), createdAt: z.number(), updatedAt: z.number() });
+export type SecretView = z.infer<typeof SecretViewSchema>;
+
+export const AuditViewSchema = z.object({
+  id: z.string(),
+  at: z.number(),
+  actor: z.string(),
+  action: z.string(),
+  agentClientId: z.string().nullable(),
+  variable: z.string().nullable(),
+  requestId: z.string().nullable(),
+  grantId: z.string().nullable(),
+  secretName: z.string().nullable(),
+  outcome: z.string(),
+});
+export type AuditView = z.infer<typeof AuditViewSchema>;
+
+export const AuditPageSchema = z.object({ events: z.array(AuditViewSchema), nextCursor: z.string().nullable() });
+export type AuditPage = z.infer<typeof AuditPageSchema>;
+
+export const ApproveBodySchema = z.object({ scope: ScopeSchema, secretName: SecretNameSchema.optional() }).strict();
+export type ApproveBody = z.infer<typeof ApproveBodySchema>;
+
+export const AgentIdentitySchema = z.object({
+  instanceId: z.string().min(1).max(256),
+  agentClientId: z.string().min(1).max(128),
+});
+
+export const AgentResolveBodySchema = AgentIdentitySchema.extend({
+  agentName: z.string().max(200).optional(),
+  variable: VariableSchema,
+  reason: z.string().max(1000).optional(),
+  process: PeerProcessSchema.nullable().optional(),
+});
+export type AgentResolveBody = z.infer<typeof AgentResolveBodySchema>;
+
+export const AgentResolveResultSchema = z.discriminatedUnion("status", [
+  z.object({ status: z.literal("granted"), value: z.string(), grantId: z.string(), expiresAt: z.number().nullable(), variable: z.string() }),
+  z.object({ status: z.literal("pending"), requestId: z.string(), expiresAt: z.number() }),
+]);
+export type AgentResolveResult = z.infer<typeof AgentResolveResultSchema>;
+
+export const AgentWaitBodySchema = AgentIdentitySchema.extend({ timeoutMs: z.number().int().min(0).max(10 * 60_000) });
+export const AgentWaitResultSchema = z.object({ status: z.enum(["pending", "approved", "denied", "expired"]) });
+export type AgentWaitResult = z.infer<typeof AgentWaitResultSchema>;
+
+/** Pushed on the Link API's event stream. */
+export const AuthorityEventSchema = z.object({
+  type: z.enum(["request.created", "request.decided", "grant.changed", "secret.changed"]),
+  userId: z.string(),
+  id: z.string().nullable(),
+  status: z.string().nullable(),
+});
+export type AuthorityEvent = z.infer<typeof AuthorityEventSchema>;
+
+export const PyperResolveSchema = z.object({ agentClientId: z.string().min(1).max(128), instanceId: z.string().min(1).max(256), variableName: z.string().min(1).max(256) });
+export const PyperScopedSchema = z.object({
+  agentClientId: z.string().min(1).max(128),
+  instanceId: z.string().min(1).max(256),
+  credentialIds: z.array(z.string().min(1).max(128)).min(1).max(50),
+});
+export const PyperExchangeSchema = z.object({ agentClientId: z.string().min(1).max(128), instanceId: z.string().min(1).max(256), piperCredentialId: z.string().min(1).max(128) });
