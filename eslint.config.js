@@ -56,7 +56,8 @@ export default tseslint.config(
   },
   {
     files: ["src/main/cli/**"],
-    rules: { "no-restricted-imports": forbid(["app", "renderer", "preload", "server", "sdk"], "the CLI uses the core only", ["electron$"]) },
+    // The CLI is a composition root like the Electron shell: it may also run the authority (`piper-link authority`).
+    rules: { "no-restricted-imports": forbid(["app", "renderer", "preload", "sdk"], "the CLI uses the core (and the authority entry) only", ["electron$"]) },
   },
   {
     files: ["src/main/app/**"],

@@ -4,7 +4,7 @@
  * Error bodies are `{error, error_description}` everywhere, as pyper-sdk expects.
  */
 import { z } from "zod";
-import { PeerProcessSchema } from "./control.js";
+import { PeerProcessSchema } from "./process.js";
 import { VariableSchema } from "./protocol.js";
 
 export const AuthorityErrorSchema = z.object({ error: z.string(), error_description: z.string() });
@@ -80,6 +80,8 @@ export type AuditPage = z.infer<typeof AuditPageSchema>;
 
 export const ApproveBodySchema = z.object({ scope: ScopeSchema, secretName: SecretNameSchema.optional() }).strict();
 export type ApproveBody = z.infer<typeof ApproveBodySchema>;
+
+export const InstanceCreatedSchema = z.object({ instanceId: z.string() });
 
 export const AgentIdentitySchema = z.object({
   instanceId: z.string().min(1).max(256),

@@ -5,18 +5,20 @@
  * declared once here with its params and result schema; `LinkApi` is derived from this table.
  */
 import { z } from "zod";
+import {
+  ApproveBodySchema,
+  AuditPageSchema,
+  AuthorityEventSchema,
+  GrantViewSchema,
+  RequestViewSchema,
+  SecretNameSchema,
+  SecretViewSchema,
+} from "./authority.js";
 import { ErrorCodeSchema } from "./errors.js";
+import { PeerProcessSchema } from "./process.js";
 import { ContextStateSchema, RequestIdSchema } from "./protocol.js";
 
-export const PeerProcessSchema = z.object({
-  pid: z.number().int(),
-  executable: z.string().nullable(),
-  cwd: z.string().nullable(),
-  commandLine: z.array(z.string()).nullable(),
-  /** Process start time in clock ticks since boot (Linux) — with pid it names one process. */
-  startTime: z.number().nullable(),
-});
-export type PeerProcess = z.infer<typeof PeerProcessSchema>;
+export { PeerProcessSchema, type PeerProcess } from "./process.js";
 
 export const AgentConnectionSchema = z.object({
   connectionId: z.string(),
@@ -50,6 +52,10 @@ export const LinkStatusSchema = z.object({
   instanceIdRedacted: z.string().nullable(),
   keychain: KeychainHealthSchema,
   agents: z.array(AgentConnectionSchema),
+  /** The authority this Link talks to, and whether it is reachable now. */
+  authority: z
+    .object({ url: z.string(), mode: z.enum(["embedded", "remote"]), connected: z.boolean(), error: z.string().nullable() })
+    .nullable(),
   discoveryFile: z.string(),
   logFile: z.string(),
 });
@@ -66,6 +72,22 @@ export const ControlMethods = {
   },
   logout: { params: Empty, result: LinkStatusSchema },
   shutdown: { params: Empty, result: z.object({ stopping: z.literal(true) }) },
+  /** Until sign-in lands: register this machine with the embedded authority and store the instance ID. */
+  devSignIn: { params: z.object({ name: z.string().min(1).max(200).optional() }).strict(), result: LinkStatusSchema },
+  listRequests: { params: z.object({ status: z.enum(["pending", "all"]).default("pending") }).strict(), result: z.array(RequestViewSchema) },
+  approveRequest: { params: ApproveBodySchema.extend({ requestId: z.string().min(1).max(128) }).strict(), result: GrantViewSchema },
+  denyRequest: { params: z.object({ requestId: z.string().min(1).max(128) }).strict(), result: RequestViewSchema },
+  listGrants: { params: z.object({ all: z.boolean().default(false) }).strict(), result: z.array(GrantViewSchema) },
+  revokeGrant: { params: z.object({ grantId: z.string().min(1).max(128) }).strict(), result: GrantViewSchema },
+  listSecrets: { params: Empty, result: z.array(SecretViewSchema) },
+  setSecret: { params: z.object({ name: SecretNameSchema, value: z.string().min(1).max(32 * 1024) }).strict(), result: SecretViewSchema },
+  deleteSecret: { params: z.object({ name: SecretNameSchema }).strict(), result: z.object({ deleted: z.literal(true) }) },
+  listActivity: {
+    params: z
+      .object({ limit: z.number().int().min(1).max(500).default(50), before: z.string().max(64).optional(), agent: z.string().max(128).optional(), variable: z.string().max(256).optional() })
+      .strict(),
+    result: AuditPageSchema,
+  },
 } as const;
 export type ControlMethod = keyof typeof ControlMethods;
 export const CONTROL_METHOD_NAMES = Object.keys(ControlMethods) as ControlMethod[];
@@ -89,6 +111,7 @@ export type ControlClientMessage = z.infer<typeof ControlClientMessageSchema>;
 
 export const ControlEventSchema = z.discriminatedUnion("kind", [
   z.object({ kind: z.literal("status"), status: LinkStatusSchema }),
+  z.object({ kind: z.literal("authority"), event: AuthorityEventSchema }),
 ]);
 export type ControlEvent = z.infer<typeof ControlEventSchema>;
 

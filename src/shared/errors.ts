@@ -19,6 +19,9 @@ export const ERROR_CODES = [
   "hello_required",
   "unsupported_protocol",
   "not_implemented",
+  // authority
+  "secret_not_found",
+  "conflict",
   // keychain
   "keychain_unavailable",
   "keychain_locked",

@@ -16,10 +16,32 @@ import { startDaemon } from "../core/daemon.js";
 import { isPidAlive } from "../core/files.js";
 import { createKeychainStore } from "../core/keychain.js";
 import { resolveLinkPaths } from "../core/paths.js";
+import { authorityCommand } from "../../server/main.js";
+import type { AuthorityConfig } from "../core/link.js";
+import { addApprovalCommands, addDevSignIn } from "./commands.js";
 import { createOutput, ExitCode, reportError, type Output } from "./output.js";
 
 interface GlobalOptions {
   profile: string;
+}
+
+interface StartOptions extends GlobalOptions {
+  port: number;
+  authority: string;
+}
+
+/** `embedded` (default), `none`, or the https URL of a remote authority (token from PIPER_LINK_AUTHORITY_TOKEN). */
+function authorityConfig(value: string): AuthorityConfig | null {
+  if (value === "embedded") return { kind: "embedded" };
+  if (value === "none") return null;
+  const token = process.env["PIPER_LINK_AUTHORITY_TOKEN"];
+  if (!token) throw new LinkError("bad_request", "A remote authority needs its Link token in PIPER_LINK_AUTHORITY_TOKEN (until sign-in lands).");
+  return { kind: "remote", url: value, linkToken: token, ca: process.env["PIPER_LINK_AUTHORITY_CA"] ?? null };
+}
+
+function parseAuthority(value: string): string {
+  if (value === "embedded" || value === "none" || /^https:\/\//.test(value)) return value;
+  throw new InvalidArgumentError("use embedded, none, or an https:// URL.");
 }
 
 function parsePort(value: string): number {
@@ -37,6 +59,9 @@ function describeStatus(s: LinkStatus): string[] {
   if (s.portFallback) lines.push(`  note:      port ${s.preferredPort} was taken; SDKs find this port through ${s.discoveryFile}`);
   if (!s.keychain.ok) lines.push(`  keychain:  ${s.keychain.message ?? "unavailable"}`);
   lines.push(s.state === "ready" ? `  signed in: yes, instance ${s.instanceIdRedacted ?? ""}` : "  signed in: no");
+  if (s.authority !== null) {
+    lines.push(`  authority: ${s.authority.url} (${s.authority.mode}, ${s.authority.connected ? "connected" : `unreachable: ${s.authority.error ?? "connecting"}; retrying`})`);
+  } else lines.push("  authority: none configured");
   lines.push(`  agents connected: ${s.agents.length}`);
   for (const a of s.agents) {
     const who = a.name ?? a.clientId ?? "(no hello yet)";
@@ -61,10 +86,11 @@ function notRunning(profile: string): LinkError {
   return new LinkError("not_running", `Piper Link is not running${profile === "default" ? "" : ` (profile ${profile})`}. Start it with \`piper-link start\`.`);
 }
 
-async function startInForeground(opts: GlobalOptions & { port: number }, out: Output): Promise<number> {
+async function startInForeground(opts: StartOptions, out: Output): Promise<number> {
   const daemon = await startDaemon({
     profile: opts.profile,
     port: opts.port,
+    authority: authorityConfig(opts.authority),
     onReady: (status) => out.result(status, [...describeStatus(status), "Press Ctrl+C to stop."]),
   });
   const reason = await daemon.done;
@@ -73,7 +99,7 @@ async function startInForeground(opts: GlobalOptions & { port: number }, out: Ou
 }
 
 /** Starts the daemon as a detached process and waits until it serves. */
-async function startInBackground(opts: GlobalOptions & { port: number }, out: Output): Promise<number> {
+async function startInBackground(opts: StartOptions, out: Output): Promise<number> {
   const paths = resolveLinkPaths(opts.profile);
   const running = await withRunningLink(opts.profile, (c) => c.call("status", {}));
   if (running !== null) throw new LinkError("already_running", `Piper Link is already running (pid ${running.pid}, ${running.url}).`);
@@ -83,7 +109,7 @@ async function startInBackground(opts: GlobalOptions & { port: number }, out: Ou
   const entry = fileURLToPath(import.meta.url);
   const child = spawn(
     process.execPath,
-    [...process.execArgv, entry, "--profile", opts.profile, "start", "--foreground", "--port", String(opts.port)],
+    [...process.execArgv, entry, "--profile", opts.profile, "start", "--foreground", "--port", String(opts.port), "--authority", opts.authority],
     { detached: true, stdio: ["ignore", fd, fd], env: process.env },
   );
   fs.closeSync(fd);
@@ -119,9 +145,11 @@ export function buildProgram(run: (job: (out: Output) => Promise<number>, json: 
     .description("start the Link (in the background unless --foreground)")
     .option("--port <n>", "preferred port; a free one is used when it is taken", parsePort, DEFAULT_LINK_PORT)
     .option("--foreground", "run in this terminal until Ctrl+C")
+    .option("--authority <where>", "embedded (default), none, or the https:// URL of a remote authority", parseAuthority, "embedded")
     .option("--json", "print the status as JSON")
-    .action(async (o: { port: number; foreground?: boolean; json?: boolean }) => {
-      await run((out) => (o.foreground ? startInForeground({ ...globals(), port: o.port }, out) : startInBackground({ ...globals(), port: o.port }, out)), o.json === true);
+    .action(async (o: { port: number; foreground?: boolean; authority: string; json?: boolean }) => {
+      const opts = { ...globals(), port: o.port, authority: o.authority };
+      await run((out) => (o.foreground ? startInForeground(opts, out) : startInBackground(opts, out)), o.json === true);
     });
 
   program
@@ -178,6 +206,9 @@ export function buildProgram(run: (job: (out: Output) => Promise<number>, json: 
       }, o.json === true);
     });
 
+  addApprovalCommands(program, () => globals().profile, run);
+  program.addCommand(authorityCommand());
+
   const dev = program.command("dev").description("developer commands (until sign-in lands: drive the context by hand)");
   dev
     .command("set-instance")
@@ -198,6 +229,7 @@ export function buildProgram(run: (job: (out: Output) => Promise<number>, json: 
         return ExitCode.ok;
       }, o.json === true);
     });
+  addDevSignIn(dev, () => globals().profile, run);
   return program;
 }
 

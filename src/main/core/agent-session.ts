@@ -30,8 +30,11 @@ export interface AgentHost {
   now(): number;
   context(): ContextSnapshot;
   authorityUrl(): string | null;
-  /** Answers a `resolve` from a connection that said hello while the Link is signed in. */
-  resolve(session: AgentSession, request: Resolve): Promise<LinkMessage>;
+  /**
+   * Answers a `resolve` from a connection that said hello while the Link is signed in; may send
+   * several frames (`pending`, then `secret` or `error`).
+   */
+  resolve(session: AgentSession, request: Resolve, send: (message: LinkMessage) => void): Promise<void>;
   log: Logger;
 }
 
@@ -44,6 +47,10 @@ export class AgentSession {
   process: PeerProcess | null = null;
   lastActivity: number;
   alive = true;
+  /** Settles once the peer process lookup is done (it runs in the background after connect). */
+  identification: Promise<void> = Promise.resolve();
+  /** Aborted when the connection closes, so waits on its behalf stop. */
+  private readonly closing = new AbortController();
   private readonly guard: FrameGuard;
 
   constructor(
@@ -59,8 +66,13 @@ export class AgentSession {
     ws.on("pong", () => {
       this.alive = true;
     });
+    ws.once("close", () => this.closing.abort());
     // ws reports oversized frames and invalid UTF-8 here and closes with 1009 / 1007 itself.
     ws.on("error", (err) => host.log.warn({ conn: this.connectionId, err: err.message }, "agent connection error"));
+  }
+
+  get signal(): AbortSignal {
+    return this.closing.signal;
   }
 
   get helloed(): boolean {
@@ -132,8 +144,8 @@ export class AgentSession {
       this.sendError(message.id, context.error.code, context.error.message);
       return;
     }
-    this.host.resolve(this, message).then(
-      (reply) => this.send(reply),
+    this.host.resolve(this, message, (reply) => this.send(reply)).then(
+      () => undefined,
       (err: unknown) => {
         this.host.log.error({ conn: this.connectionId, err: err instanceof Error ? err.message : String(err) }, "resolve failed");
         this.sendError(message.id, "internal_error", "Piper Link could not answer this request; see its log.");

@@ -5,7 +5,7 @@
  */
 import type { LinkStatus } from "../../shared/control.js";
 import { createKeychainStore } from "./keychain.js";
-import { createLink, type Link } from "./link.js";
+import { createLink, type AuthorityConfig, type Link } from "./link.js";
 import { createFileLogger } from "./logger.js";
 import { resolveLinkPaths, type LinkPaths } from "./paths.js";
 
@@ -13,7 +13,8 @@ export interface DaemonOptions {
   profile: string;
   port: number;
   paths?: LinkPaths;
-  authorityUrl?: string | null;
+  /** Defaults to the embedded authority. */
+  authority?: AuthorityConfig | null;
   /** Called once the Link serves. */
   onReady?: (status: LinkStatus) => void;
   onStopped?: (signal: string) => void;
@@ -53,7 +54,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     paths,
     keychain: createKeychainStore({ profile: options.profile }),
     log: logger.log,
-    authorityUrl: options.authorityUrl ?? null,
+    authority: options.authority === undefined ? { kind: "embedded" } : options.authority,
     onShutdownRequested: () => void stop("shutdown requested"),
   });
   process.on("SIGINT", onSignal);

@@ -193,7 +193,7 @@ export class LinkServer {
         const session = new AgentSession(ws, req.socket.remotePort ?? 0, this.options.agentHost, this.options.limits);
         this.agents.add(session);
         ws.once("close", () => this.agents.delete(session));
-        void this.identify(session);
+        session.identification = this.identify(session);
       });
     } else {
       this.controlWss.handleUpgrade(req, socket, head, (ws) => {

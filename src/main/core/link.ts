@@ -12,6 +12,10 @@ import { LinkError } from "../../shared/errors.js";
 import { CloseCode, type ContextPush } from "../../shared/protocol.js";
 import { DEFAULT_LINK_PORT, LINK_VERSION } from "../../shared/version.js";
 import { NOT_LOGGED_IN_MESSAGE, type ContextSnapshot } from "./agent-session.js";
+import { createAuthorityClient, type AuthorityClient } from "./authority-client.js";
+import { startEmbeddedAuthority, type EmbeddedAuthority } from "./embedded-authority.js";
+import { createAgentResolver } from "./resolver.js";
+import { startProcessGrantSweeper } from "./process-grants.js";
 import { readFileOrNull, removeIfOwned, writeFileAtomic } from "./files.js";
 import { acquireInstanceLock, type InstanceLock } from "./instance-lock.js";
 import type { KeychainStore } from "./keychain.js";
@@ -30,12 +34,20 @@ export interface LinkOptions {
   now?: () => number;
   limits?: Partial<LinkLimits>;
   peers?: PeerResolver;
-  authorityUrl?: string | null;
+  /**
+   * Where secrets come from: the embedded authority (child process, SQLite in the data dir), a
+   * remote one (URL + Link token), or none (resolve answers authority_unavailable).
+   */
+  authority?: AuthorityConfig | null;
   /** How often to retry the keychain after it failed (locked or unavailable). */
   keychainRetryMs?: number;
   /** Called when a control client asks the Link to shut down (the daemon exits after `stop()`). */
   onShutdownRequested?: () => void;
 }
+
+export type AuthorityConfig =
+  | { kind: "embedded"; requestTtlMs?: number }
+  | { kind: "remote"; url: string; linkToken: string; ca?: string | null };
 
 export interface Link {
   start(): Promise<LinkStatus>;
@@ -61,6 +73,35 @@ export function createLink(options: LinkOptions): Link {
   let lock: InstanceLock | null = null;
   let retryTimer: NodeJS.Timeout | null = null;
   let stopping: Promise<void> | null = null;
+  let authority: AuthorityClient | null = null;
+  let authorityState: { connected: boolean; error: string | null } = { connected: false, error: null };
+  let embedded: EmbeddedAuthority | null = null;
+  let linkToken: string | null = null;
+  let unfollow: () => void = () => undefined;
+  let stopSweeper: () => void = () => undefined;
+
+  function requireAuthority(): AuthorityClient {
+    if (authority === null) throw new LinkError("authority_unavailable", "This Piper Link has no authority configured.");
+    return authority;
+  }
+
+  function useAuthority(url: string, pin: string | null, ca: string | null): void {
+    unfollow();
+    authority?.close();
+    const client = createAuthorityClient({ url, pin, ca, linkToken: () => linkToken });
+    authority = client;
+    unfollow = client.follow(
+      (event) => server?.broadcastEvent({ kind: "authority", event }),
+      (connected, error) => {
+        const changed = connected !== authorityState.connected;
+        authorityState = { connected, error };
+        if (changed) {
+          log.info({ connected, error }, "authority connection");
+          server?.broadcastEvent({ kind: "status", status: status() });
+        }
+      },
+    );
+  }
 
   function snapshot(): ContextSnapshot {
     if (instanceId !== null) return { state: "ready", instanceId };
@@ -83,6 +124,10 @@ export function createLink(options: LinkOptions): Link {
       instanceIdRedacted: instanceId === null ? null : redactInstanceId(instanceId),
       keychain: keychainError === null ? { ok: true, code: null, message: null } : { ok: false, code: keychainError.code, message: keychainError.message },
       agents: server ? [...server.agents].map((a) => a.describe()) : [],
+      authority:
+        authority === null || options.authority == null
+          ? null
+          : { url: authority.url, mode: options.authority.kind, connected: authorityState.connected, error: authorityState.error },
       discoveryFile: paths.discoveryFile,
       logFile: paths.logFile,
     };
@@ -134,6 +179,26 @@ export function createLink(options: LinkOptions): Link {
       setContext(null);
       return status();
     },
+    async devSignIn({ name }) {
+      const client = requireAuthority();
+      const { instanceId: id } = await client.registerInstance(name ?? "This machine");
+      await keychain.set("instance-id", id);
+      keychainError = null;
+      setContext(id);
+      return status();
+    },
+    listRequests: ({ status: which }) => requireAuthority().listRequests(which),
+    approveRequest: ({ requestId, ...body }) => requireAuthority().approve(requestId, body),
+    denyRequest: ({ requestId }) => requireAuthority().deny(requestId),
+    listGrants: ({ all }) => requireAuthority().listGrants(all),
+    revokeGrant: ({ grantId }) => requireAuthority().revokeGrant(grantId),
+    listSecrets: () => requireAuthority().listSecrets(),
+    setSecret: ({ name, value }) => requireAuthority().setSecret(name, value),
+    async deleteSecret({ name }) {
+      await requireAuthority().deleteSecret(name);
+      return { deleted: true as const };
+    },
+    listActivity: (q) => requireAuthority().audit(q),
     shutdown() {
       // Answer first, then stop: the caller gets its reply before the socket closes.
       setImmediate(() => (options.onShutdownRequested ? options.onShutdownRequested() : void link.stop()));
@@ -159,6 +224,22 @@ export function createLink(options: LinkOptions): Link {
       try {
         startedAt = new Date(now());
         await loadContext();
+        const config = options.authority ?? null;
+        if (config?.kind === "embedded") {
+          embedded = await startEmbeddedAuthority({
+            dataDir: paths.dataDir,
+            keychain,
+            log,
+            ...(config.requestTtlMs !== undefined ? { requestTtlMs: config.requestTtlMs } : {}),
+            onRestart: (next) => useAuthority(next.url, next.pin, null),
+          });
+          linkToken = embedded.linkToken;
+          useAuthority(embedded.url, embedded.pin, null);
+        } else if (config?.kind === "remote") {
+          linkToken = config.linkToken;
+          useAuthority(config.url, null, config.ca ?? null);
+        }
+        stopSweeper = startProcessGrantSweeper({ authority: () => authority, instanceId: () => instanceId, log });
         server = new LinkServer({
           port: options.port ?? DEFAULT_LINK_PORT,
           limits,
@@ -169,15 +250,8 @@ export function createLink(options: LinkOptions): Link {
             now,
             log,
             context: snapshot,
-            authorityUrl: () => options.authorityUrl ?? null,
-            resolve: (_session, request) =>
-              Promise.resolve({
-                type: "error",
-                id: request.id,
-                code: "not_implemented",
-                message: "This Piper Link cannot resolve secrets yet: it has no authority to ask.",
-                retryable: false,
-              }),
+            authorityUrl: () => authority?.url ?? null,
+            resolve: createAgentResolver({ now, log, authority: () => authority, instanceId: () => instanceId }),
           },
           controlHost: { now, log, token: controlToken, api },
         });
@@ -198,6 +272,10 @@ export function createLink(options: LinkOptions): Link {
       } catch (err) {
         await server?.stop(CloseCode.goingAway).catch(() => undefined);
         server = null;
+        stopSweeper();
+        unfollow();
+        authority?.close();
+        await embedded?.stop();
         await lock.release();
         lock = null;
         throw err;
@@ -207,6 +285,10 @@ export function createLink(options: LinkOptions): Link {
       stopping ??= (async () => {
         if (retryTimer) clearTimeout(retryTimer);
         await server?.stop(CloseCode.goingAway);
+        stopSweeper();
+        unfollow();
+        authority?.close();
+        await embedded?.stop();
         await removeIfOwned(paths.discoveryFile, process.pid);
         await removeIfOwned(paths.controlFile, process.pid);
         await lock?.release();

@@ -1,0 +1,228 @@
+/**
+ * The approval-flow commands: secrets, requests, approve/deny, grants, revoke, activity, and the
+ * development sign-in. Each goes through the running Link's control channel, which is the only
+ * place approvals exist (DESIGN.md section 3).
+ */
+import readline from "node:readline";
+import { Command, InvalidArgumentError, Option } from "commander";
+import type { GrantView, RequestView, Scope } from "../../shared/authority.js";
+import type { ControlMethod, ControlParams, ControlResult } from "../../shared/control.js";
+import { LinkError } from "../../shared/errors.js";
+import { connectToRunningLink } from "../core/control-client.js";
+import { resolveLinkPaths } from "../core/paths.js";
+import { ExitCode, type Output } from "./output.js";
+
+export type Runner = (job: (out: Output) => Promise<number>, json: boolean) => Promise<void>;
+
+async function call<M extends ControlMethod>(profile: string, method: M, params: ControlParams<M>): Promise<ControlResult<M>> {
+  const client = await connectToRunningLink(resolveLinkPaths(profile).controlFile);
+  if (client === null) throw new LinkError("not_running", "Piper Link is not running. Start it with `piper-link start`.");
+  try {
+    return await client.call(method, params);
+  } finally {
+    client.close();
+  }
+}
+
+/** "90s", "30m", "1h", "2d" -> milliseconds. */
+export function parseDuration(value: string): number {
+  const m = /^(\d+)\s*(s|m|h|d)$/.exec(value.trim());
+  if (!m?.[1] || !m[2]) throw new InvalidArgumentError("use a number and a unit: 90s, 30m, 1h, 2d.");
+  const unit = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as "s" | "m" | "h" | "d"];
+  return Number(m[1]) * unit;
+}
+
+function ago(ms: number): string {
+  const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
+  if (s < 60) return `${s}s ago`;
+  if (s < 3600) return `${Math.round(s / 60)}m ago`;
+  if (s < 86400) return `${Math.round(s / 3600)}h ago`;
+  return `${Math.round(s / 86400)}d ago`;
+}
+
+function describeRequest(r: RequestView): string {
+  const who = r.agentName ? `${r.agentName} (${r.agentClientId})` : r.agentClientId;
+  const proc = r.process ? `pid ${r.process.pid} ${r.process.executable ?? "?"} in ${r.process.cwd ?? "?"}` : "process unknown";
+  return `${r.id}  ${who} wants ${r.variable.toUpperCase()}  [${proc}]  ${ago(r.createdAt)}${r.reason ? `  — "${r.reason}"` : ""}`;
+}
+
+function describeScope(g: GrantView): string {
+  if (g.scope === "until") return `until ${new Date(g.expiresAt ?? 0).toISOString()}`;
+  if (g.scope === "process") return `while pid ${g.process?.pid ?? "?"} runs`;
+  if (g.scope === "once") return "once";
+  return "until revoked";
+}
+
+function describeGrant(g: GrantView): string {
+  const who = g.agentName ? `${g.agentName} (${g.agentClientId})` : g.agentClientId;
+  const state = g.endedAt === null ? "" : `  [ended: ${g.endReason ?? "?"}]`;
+  return `${g.id}  ${who}  ${g.variable.toUpperCase()} -> ${g.secretName}  ${describeScope(g)}  created ${ago(g.createdAt)}, last used ${g.lastUsedAt === null ? "never" : ago(g.lastUsedAt)}${state}`;
+}
+
+/** Reads a secret value from stdin (piped) or a hidden prompt (terminal); never from argv. */
+async function readSecretValue(name: string): Promise<string> {
+  if (!process.stdin.isTTY) {
+    const chunks: Buffer[] = [];
+    for await (const c of process.stdin) chunks.push(c as Buffer);
+    return Buffer.concat(chunks).toString("utf8").replace(/\r?\n$/, "");
+  }
+  const rl = readline.createInterface({ input: process.stdin, output: process.stderr, terminal: true });
+  const muted = rl as unknown as { _writeToOutput: (s: string) => void };
+  process.stderr.write(`Value for ${name} (hidden): `);
+  muted._writeToOutput = () => undefined;
+  const value = await new Promise<string>((resolve) => rl.question("", resolve));
+  rl.close();
+  process.stderr.write("\n");
+  return value;
+}
+
+export function addApprovalCommands(program: Command, profile: () => string, run: Runner): void {
+  const secrets = program.command("secrets").description("secrets by name (values are write-only)");
+  secrets
+    .command("set")
+    .description("add or replace a secret; the value is read from stdin or a hidden prompt, never from arguments")
+    .argument("<name>", "secret name, e.g. OPENAI_API_KEY")
+    .option("--json", "print JSON")
+    .action(async (name: string, o: { json?: boolean }) => {
+      await run(async (out) => {
+        const value = await readSecretValue(name);
+        if (value.length === 0) throw new LinkError("bad_request", "The value is empty; nothing stored.");
+        const s = await call(profile(), "setSecret", { name, value });
+        out.result(s, `Stored ${s.name}.`);
+        return ExitCode.ok;
+      }, o.json === true);
+    });
+  secrets
+    .command("list")
+    .description("list secret names and dates (never values)")
+    .option("--json", "print JSON")
+    .action(async (o: { json?: boolean }) => {
+      await run(async (out) => {
+        const list = await call(profile(), "listSecrets", {});
+        out.result(list, list.length === 0 ? "No secrets yet. Add one with `piper-link secrets set NAME`." : list.map((s) => `${s.name}  updated ${ago(s.updatedAt)}`));
+        return ExitCode.ok;
+      }, o.json === true);
+    });
+  secrets
+    .command("rm")
+    .description("delete a secret; grants that use it end")
+    .argument("<name>")
+    .option("--json", "print JSON")
+    .action(async (name: string, o: { json?: boolean }) => {
+      await run(async (out) => {
+        await call(profile(), "deleteSecret", { name });
+        out.result({ deleted: true, name }, `Deleted ${name}.`);
+        return ExitCode.ok;
+      }, o.json === true);
+    });
+
+  program
+    .command("requests")
+    .description("pending requests from agents, newest first")
+    .option("--all", "include decided and expired requests")
+    .option("--json", "print JSON")
+    .action(async (o: { all?: boolean; json?: boolean }) => {
+      await run(async (out) => {
+        const list = await call(profile(), "listRequests", { status: o.all ? "all" : "pending" });
+        out.result(list, list.length === 0 ? "No pending requests." : list.map(describeRequest));
+        return ExitCode.ok;
+      }, o.json === true);
+    });
+
+  program
+    .command("approve")
+    .description("approve a pending request (default scope: once)")
+    .argument("<request-id>")
+    .addOption(new Option("--once", "this one request only").conflicts(["for", "untilRevoked", "whileProcessRuns"]))
+    .addOption(new Option("--for <duration>", "for a while: 90s, 30m, 1h, 2d").argParser(parseDuration).conflicts(["untilRevoked", "whileProcessRuns"]))
+    .addOption(new Option("--until-revoked", "until you revoke it").conflicts(["whileProcessRuns"]))
+    .option("--while-process-runs", "for the life of the requesting process")
+    .option("--secret <name>", "which secret to give (default: the one named like the variable)")
+    .option("--json", "print JSON")
+    .action(async (requestId: string, o: { once?: boolean; for?: number; untilRevoked?: boolean; whileProcessRuns?: boolean; secret?: string; json?: boolean }) => {
+      await run(async (out) => {
+        const scope: Scope =
+          o.for !== undefined ? { kind: "duration", durationMs: o.for } : o.untilRevoked ? { kind: "until_revoked" } : o.whileProcessRuns ? { kind: "process" } : { kind: "once" };
+        const grant = await call(profile(), "approveRequest", { requestId, scope, ...(o.secret ? { secretName: o.secret } : {}) });
+        out.result(grant, `Approved: ${describeGrant(grant)}`);
+        return ExitCode.ok;
+      }, o.json === true);
+    });
+
+  program
+    .command("deny")
+    .description("deny a pending request")
+    .argument("<request-id>")
+    .option("--json", "print JSON")
+    .action(async (requestId: string, o: { json?: boolean }) => {
+      await run(async (out) => {
+        const r = await call(profile(), "denyRequest", { requestId });
+        out.result(r, `Denied ${r.id}.`);
+        return ExitCode.ok;
+      }, o.json === true);
+    });
+
+  program
+    .command("grants")
+    .description("grants in force (agent, variable, secret, scope)")
+    .option("--all", "include ended grants")
+    .option("--json", "print JSON")
+    .action(async (o: { all?: boolean; json?: boolean }) => {
+      await run(async (out) => {
+        const list = await call(profile(), "listGrants", { all: o.all === true });
+        out.result(list, list.length === 0 ? "No grants." : list.map(describeGrant));
+        return ExitCode.ok;
+      }, o.json === true);
+    });
+
+  program
+    .command("revoke")
+    .description("revoke a grant; the agent's next call is pending again")
+    .argument("<grant-id>")
+    .option("--json", "print JSON")
+    .action(async (grantId: string, o: { json?: boolean }) => {
+      await run(async (out) => {
+        const g = await call(profile(), "revokeGrant", { grantId });
+        out.result(g, `Revoked ${g.id}.`);
+        return ExitCode.ok;
+      }, o.json === true);
+    });
+
+  program
+    .command("activity")
+    .description("the audit log, newest first (never secret values)")
+    .option("--limit <n>", "events per page", (v) => Number(v), 50)
+    .option("--before <cursor>", "continue from a previous page's cursor")
+    .option("--agent <clientId>", "only this agent")
+    .option("--variable <name>", "only this variable")
+    .option("--json", "print JSON")
+    .action(async (o: { limit: number; before?: string; agent?: string; variable?: string; json?: boolean }) => {
+      await run(async (out) => {
+        const page = await call(profile(), "listActivity", {
+          limit: o.limit,
+          ...(o.before ? { before: o.before } : {}),
+          ...(o.agent ? { agent: o.agent } : {}),
+          ...(o.variable ? { variable: o.variable } : {}),
+        });
+        const lines = page.events.map((e) => `${new Date(e.at).toISOString()}  ${e.actor}  ${e.action}  ${e.variable ?? ""}  ${e.outcome}${e.secretName ? `  (${e.secretName})` : ""}`);
+        if (page.nextCursor) lines.push(`more: piper-link activity --before ${page.nextCursor}`);
+        out.result(page, lines.length === 0 ? "No activity yet." : lines);
+        return ExitCode.ok;
+      }, o.json === true);
+    });
+}
+
+export function addDevSignIn(dev: Command, profile: () => string, run: Runner): void {
+  dev
+    .command("sign-in")
+    .description("register this machine with the embedded authority and store its instance ID (until sign-in lands)")
+    .option("--name <name>", "a name for this machine")
+    .option("--json", "print JSON")
+    .action(async (o: { name?: string; json?: boolean }) => {
+      await run(async (out) => {
+        const s = await call(profile(), "devSignIn", o.name ? { name: o.name } : {});
+        out.result(s, `Signed in; this machine is instance ${s.instanceIdRedacted ?? ""}.`);
+        return ExitCode.ok;
+      }, o.json === true);
+    });
+}

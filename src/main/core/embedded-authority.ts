@@ -1,0 +1,132 @@
+/**
+ * The embedded authority for one person: the Link runs `src/server/main` as a child process on
+ * loopback HTTPS with SQLite in the app's data directory, exactly as a remote authority would be
+ * reached. Its data key and the Link token live in the keychain; the certificate fingerprint it
+ * reports is pinned for every call. If the child dies it is restarted with backoff.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import fs from "node:fs/promises";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Logger } from "pino";
+import { LinkError } from "../../shared/errors.js";
+import type { KeychainStore } from "./keychain.js";
+
+export interface EmbeddedAuthority {
+  url: string;
+  pin: string;
+  linkToken: string;
+  stop(): Promise<void>;
+}
+
+export interface EmbeddedOptions {
+  dataDir: string;
+  keychain: KeychainStore;
+  log: Logger;
+  /** Called with the new address after a restart. */
+  onRestart?: (authority: { url: string; pin: string }) => void;
+  requestTtlMs?: number;
+}
+
+/** The authority's entry file beside this module (compiled .js, or .ts when run from source by tsx). */
+function serverEntry(): string {
+  const self = fileURLToPath(import.meta.url);
+  const ext = path.extname(self);
+  return path.resolve(path.dirname(self), "../../server", `main${ext}`);
+}
+
+function runChild(args: string[], env: NodeJS.ProcessEnv): ChildProcess {
+  return spawn(process.execPath, [...process.execArgv, serverEntry(), ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
+}
+
+/** Resolves with the first stdout line of the child (its JSON report), or rejects when it exits first. */
+function firstLine(child: ChildProcess, what: string, timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let out = "";
+    let err = "";
+    const timer = setTimeout(() => reject(new LinkError("authority_unavailable", `The embedded authority did not ${what} within ${timeoutMs / 1000} s.`)), timeoutMs);
+    child.stdout?.on("data", (c: Buffer) => {
+      out += c.toString();
+      const at = out.indexOf("\n");
+      if (at >= 0) {
+        clearTimeout(timer);
+        resolve(out.slice(0, at));
+      }
+    });
+    child.stderr?.on("data", (c: Buffer) => (err += c.toString()));
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new LinkError("authority_unavailable", `The embedded authority exited (${code ?? "signal"}) before it could ${what}: ${err.trim().slice(-500)}`));
+    });
+  });
+}
+
+export async function startEmbeddedAuthority(options: EmbeddedOptions): Promise<EmbeddedAuthority> {
+  const { keychain, log } = options;
+  const dir = path.join(options.dataDir, "authority");
+  await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+  let dataKey = await keychain.get("authority-data-key");
+  if (dataKey === null) {
+    dataKey = randomBytes(32).toString("base64");
+    await keychain.set("authority-data-key", dataKey);
+  }
+  const env = { ...process.env, PIPER_AUTHORITY_DATA_KEYS: `k1:${dataKey}`, PIPER_AUTHORITY_PARENT_PID: String(process.pid) };
+  const db = path.join(dir, "authority.sqlite");
+
+  let linkToken = await keychain.get("authority-link-token");
+  if (linkToken === null) {
+    const created = runChild(["create-user", "--db", db, "--name", "Local user"], env);
+    const line = await firstLine(created, "create the local user", 20_000);
+    linkToken = (JSON.parse(line) as { linkToken: string }).linkToken;
+    await keychain.set("authority-link-token", linkToken);
+    log.info("embedded authority: local user created");
+  }
+
+  let child: ChildProcess | null = null;
+  let stopping = false;
+  const serveArgs = ["serve", "--db", db, "--listen", "127.0.0.1:0", "--tls-dir", path.join(dir, "tls"), ...(options.requestTtlMs ? ["--request-ttl", String(options.requestTtlMs)] : [])];
+
+  async function launch(): Promise<{ url: string; pin: string }> {
+    const c = runChild(serveArgs, env);
+    child = c;
+    c.stderr?.on("data", (chunk: Buffer) => log.warn({ authority: chunk.toString().trim().slice(0, 2000) }, "embedded authority stderr"));
+    const ready = JSON.parse(await firstLine(c, "start", 20_000)) as { url: string; fingerprint256: string };
+    c.once("exit", (code, signal) => {
+      if (stopping) return;
+      log.error({ code, signal }, "embedded authority exited; restarting");
+      const restart = (delay: number): void => {
+        setTimeout(() => {
+          if (stopping) return;
+          launch().then(
+            (next) => options.onRestart?.(next),
+            (err: unknown) => {
+              log.error({ err: String(err) }, "embedded authority restart failed");
+              restart(Math.min(delay * 2, 10_000));
+            },
+          );
+        }, delay).unref();
+      };
+      restart(250);
+    });
+    return { url: ready.url, pin: ready.fingerprint256 };
+  }
+
+  const first = await launch();
+  await keychain.set("authority-settings", JSON.stringify({ mode: "embedded", url: first.url, pin: first.pin }));
+  log.info({ url: first.url }, "embedded authority started");
+  return {
+    ...first,
+    linkToken,
+    async stop() {
+      stopping = true;
+      const c = child;
+      if (c === null || c.exitCode !== null) return;
+      const exited = new Promise<void>((resolve) => c.once("exit", () => resolve()));
+      c.kill("SIGTERM");
+      const timer = setTimeout(() => c.kill("SIGKILL"), 3000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}

@@ -1,0 +1,80 @@
+/**
+ * The agent protocol's `resolve` (DESIGN.md section 4), brokered through the authority: a live
+ * grant answers with `secret` at once; otherwise the agent gets `pending` and, when it asked to
+ * wait, the Link long-polls the authority until the person approves (then fetches the value),
+ * denies (`denied`), or the request expires or the agent's timeout passes (`timeout`). The
+ * requesting process's identity goes with every call so the approval prompt names who is asking.
+ */
+import type { Logger } from "pino";
+import { isRetryable, LinkError } from "../../shared/errors.js";
+import type { LinkMessage, Resolve } from "../../shared/protocol.js";
+import type { AgentHost, AgentSession } from "./agent-session.js";
+import type { AuthorityClient } from "./authority-client.js";
+
+export interface ResolverDeps {
+  now(): number;
+  log: Logger;
+  authority(): AuthorityClient | null;
+  instanceId(): string | null;
+}
+
+const DEFAULT_WAIT_MS = 120_000;
+/** One long-poll at most this long; the loop continues until the agent's own deadline. */
+const POLL_MS = 55_000;
+
+export function createAgentResolver(deps: ResolverDeps): AgentHost["resolve"] {
+  return async (session: AgentSession, request: Resolve, send: (m: LinkMessage) => void): Promise<void> => {
+    const fail = (code: LinkError["code"], message: string): void => {
+      send({ type: "error", id: request.id, code, message, retryable: isRetryable(code) });
+    };
+    const agent = session.agent;
+    const instanceId = deps.instanceId();
+    if (agent === null || instanceId === null) return fail("not_logged_in", "Piper Link is running but nobody is signed in. Open Piper Link and sign in.");
+    await session.identification;
+    const deadline = deps.now() + (request.timeoutMs ?? DEFAULT_WAIT_MS);
+    const identity = { instanceId, agentClientId: agent.clientId };
+    let announced = false;
+    try {
+      for (;;) {
+        const client = deps.authority();
+        if (client === null) return fail("authority_unavailable", "This Piper Link has no authority configured.");
+        const result = await client.resolve({
+          ...identity,
+          ...(agent.name !== undefined ? { agentName: agent.name } : {}),
+          variable: request.variable,
+          ...(request.reason !== undefined ? { reason: request.reason } : {}),
+          process: session.process,
+        });
+        if (result.status === "granted") {
+          send({
+            type: "secret",
+            id: request.id,
+            variable: request.variable,
+            value: result.value,
+            grantId: result.grantId,
+            expiresAt: result.expiresAt === null ? null : new Date(result.expiresAt).toISOString(),
+          });
+          deps.log.info({ conn: session.connectionId, clientId: agent.clientId, variable: result.variable, grantId: result.grantId }, "secret delivered");
+          return;
+        }
+        if (!announced) {
+          send({ type: "pending", id: request.id, requestId: result.requestId, approveIn: "Piper Link" });
+          announced = true;
+          deps.log.info({ conn: session.connectionId, clientId: agent.clientId, requestId: result.requestId }, "request pending");
+        }
+        if (!request.wait) return;
+        const left = deadline - deps.now();
+        if (left <= 0) return fail("timeout", "Nobody approved the request in time. It stays pending in Piper Link; ask again to keep waiting.");
+        if (session.signal.aborted) return;
+        const outcome = await client.wait(result.requestId, { ...identity, timeoutMs: Math.min(left, POLL_MS) }, session.signal);
+        if (outcome.status === "denied") return fail("denied", "The request was denied in Piper Link.");
+        if (outcome.status === "expired") return fail("timeout", "The request expired before anyone approved it.");
+        // approved: loop to fetch the value; pending: keep waiting until the deadline.
+      }
+    } catch (err) {
+      if (session.signal.aborted) return;
+      if (err instanceof LinkError) return fail(err.code === "unauthorized" ? "not_logged_in" : err.code, err.message);
+      throw err;
+    }
+  };
+}
