@@ -1,0 +1,262 @@
+// The authority's rules on both storage engines: real SQLite files and a real PostgreSQL server.
+import assert from "node:assert/strict";
+import fs from "node:fs/promises";
+import { describe, it } from "node:test";
+import { newDataKey, parseDataKeys } from "../src/server/crypto.js";
+import { openDatabase, type OpenedDatabase } from "../src/server/db.js";
+import { createLocalBus } from "../src/server/events.js";
+import { createService, ServiceError, type AuthorityService } from "../src/server/service.js";
+import { ENGINES, type TestDatabase } from "./db-helpers.js";
+
+interface Fixture {
+  service: AuthorityService;
+  opened: OpenedDatabase;
+  userId: string;
+  instanceId: string;
+  clock: { t: number };
+  db: TestDatabase;
+  done(): Promise<void>;
+}
+
+async function fixture(make: () => Promise<TestDatabase>): Promise<Fixture> {
+  const db = await make();
+  const opened = await openDatabase(db.location);
+  const clock = { t: 1_800_000_000_000 };
+  const service = createService({ db: opened.db, keys: parseDataKeys(`k1:${newDataKey()}`), bus: createLocalBus(), now: () => clock.t, requestTtlMs: 60_000 });
+  const { userId } = await service.createUser("Test");
+  const instanceId = await service.registerInstance(userId, "test machine");
+  return {
+    service,
+    opened,
+    userId,
+    instanceId,
+    clock,
+    db,
+    async done() {
+      await opened.close();
+      await db.drop();
+    },
+  };
+}
+
+const proc = { pid: 4242, executable: "/usr/bin/python3", cwd: "/home/p/agent", commandLine: ["python3", "agent.py"], startTime: 777 };
+
+async function rejectsWith(p: Promise<unknown>, status: number, code: string): Promise<void> {
+  await assert.rejects(p, (err: unknown) => {
+    assert.ok(err instanceof ServiceError, String(err));
+    assert.equal(err.code, code);
+    assert.equal(err.status, status);
+    return true;
+  });
+}
+
+for (const engine of ENGINES) {
+  describe(`authority service on ${engine.name}`, { skip: engine.skip }, () => {
+    it("runs migrations idempotently (a second open is a no-op)", async () => {
+      const f = await fixture(engine.make);
+      const again = await openDatabase(f.db.location);
+      await again.close();
+      await f.done();
+    });
+
+    it("pending -> approve (until revoked) -> value; second call immediate; revoke -> pending again", async () => {
+      const f = await fixture(engine.make);
+      try {
+        await f.service.setSecret(f.userId, "OPENAI_API_KEY", "sk-test-value-1");
+        const first = await f.service.resolve({ instanceId: f.instanceId, agentClientId: "agent_a", agentName: "Agent A", variable: "OPENAI_API_KEY", reason: "needs it", process: proc });
+        assert.equal(first.status, "pending");
+        const again = await f.service.resolve({ instanceId: f.instanceId, agentClientId: "agent_a", variable: "openai-api-key" });
+        assert.equal(again.status === "pending" && again.requestId, first.status === "pending" && first.requestId, "the same pending request is reused");
+        const [pending] = await f.service.listRequests(f.userId);
+        assert.ok(pending);
+        assert.deepEqual([pending.agentName, pending.variable, pending.reason, pending.process?.pid], ["Agent A", "openai_api_key", "needs it", 4242]);
+        const grant = await f.service.approve(f.userId, pending.id, { scope: { kind: "until_revoked" } });
+        const value = await f.service.resolve({ instanceId: f.instanceId, agentClientId: "agent_a", variable: "OPENAI_API_KEY" });
+        assert.deepEqual(value, { status: "granted", value: "sk-test-value-1", grantId: grant.id, expiresAt: null, variable: "openai_api_key" });
+        assert.equal((await f.service.resolve({ instanceId: f.instanceId, agentClientId: "agent_a", variable: "OPENAI_API_KEY" })).status, "granted");
+        await f.service.revokeGrant(f.userId, grant.id);
+        assert.equal((await f.service.resolve({ instanceId: f.instanceId, agentClientId: "agent_a", variable: "OPENAI_API_KEY" })).status, "pending");
+        const grants = await f.service.listGrants(f.userId, true);
+        assert.equal(grants[0]?.endReason, "revoked");
+        // A decided request cannot be decided twice.
+        await rejectsWith(f.service.deny(f.userId, pending.id), 409, "request_not_pending");
+      } finally {
+        await f.done();
+      }
+    });
+
+    it("once grants are used up; duration grants expire; process grants match only that process", async () => {
+      const f = await fixture(engine.make);
+      try {
+        await f.service.setSecret(f.userId, "TOKEN", "tok-1");
+        const ask = async (p: typeof proc | null = proc) => f.service.resolve({ instanceId: f.instanceId, agentClientId: "agent_b", variable: "TOKEN", process: p });
+        const r1 = await ask();
+        assert.equal(r1.status, "pending");
+        await f.service.approve(f.userId, r1.status === "pending" ? r1.requestId : "", { scope: { kind: "once" } });
+        assert.equal((await ask()).status, "granted");
+        assert.equal((await ask()).status, "pending", "a once grant serves one call");
+
+        const r2 = (await f.service.listRequests(f.userId))[0];
+        assert.ok(r2);
+        await f.service.approve(f.userId, r2.id, { scope: { kind: "duration", durationMs: 60_000 } });
+        const timed = await ask();
+        assert.equal(timed.status === "granted" && timed.expiresAt, f.clock.t + 60_000);
+        f.clock.t += 61_000;
+        assert.equal((await ask()).status, "pending", "an expired grant no longer serves");
+
+        const r3 = (await f.service.listRequests(f.userId))[0];
+        assert.ok(r3);
+        await f.service.approve(f.userId, r3.id, { scope: { kind: "process" } });
+        assert.equal((await ask()).status, "granted");
+        assert.equal((await ask({ ...proc, startTime: 778 })).status, "pending", "same pid, another process");
+        assert.equal((await ask(null)).status, "pending", "unknown process");
+      } finally {
+        await f.done();
+      }
+    });
+
+    it("deny, expiry, and approval errors with stable codes", async () => {
+      const f = await fixture(engine.make);
+      try {
+        const r = await f.service.resolve({ instanceId: f.instanceId, agentClientId: "agent_c", variable: "MISSING" });
+        assert.equal(r.status, "pending");
+        const id = r.status === "pending" ? r.requestId : "";
+        await rejectsWith(f.service.approve(f.userId, id, { scope: { kind: "once" } }), 409, "secret_not_found");
+        await rejectsWith(f.service.approve(f.userId, "req_nope", { scope: { kind: "once" } }), 404, "request_not_found");
+        await rejectsWith(f.service.approve(f.userId, id, { scope: { kind: "process" } }), 409, "secret_not_found");
+        const denied = await f.service.deny(f.userId, id);
+        assert.equal(denied.status, "denied");
+        assert.equal(await f.service.waitForRequest({ instanceId: f.instanceId, agentClientId: "agent_c" }, id, 1000), "denied");
+
+        const r2 = await f.service.resolve({ instanceId: f.instanceId, agentClientId: "agent_c", variable: "MISSING" });
+        const id2 = r2.status === "pending" ? r2.requestId : "";
+        assert.notEqual(id2, id, "a denied request is not reused");
+        f.clock.t += 61_000;
+        assert.equal(await f.service.expireRequests(), 1);
+        assert.equal((await f.service.listRequests(f.userId, "all")).find((x) => x.id === id2)?.status, "expired");
+        await rejectsWith(f.service.resolve({ instanceId: "inst_unknown", agentClientId: "a", variable: "X" }), 401, "invalid_instance");
+        await rejectsWith(f.service.resolve({ instanceId: f.instanceId, agentClientId: "a", variable: "!!!" }), 400, "invalid_request");
+      } finally {
+        await f.done();
+      }
+    });
+
+    it("wakes a waiting agent when the request is approved", async () => {
+      const f = await fixture(engine.make);
+      try {
+        await f.service.setSecret(f.userId, "WAKE", "w");
+        const r = await f.service.resolve({ instanceId: f.instanceId, agentClientId: "agent_w", variable: "WAKE" });
+        const id = r.status === "pending" ? r.requestId : "";
+        const waiting = f.service.waitForRequest({ instanceId: f.instanceId, agentClientId: "agent_w" }, id, 30_000);
+        await f.service.approve(f.userId, id, { scope: { kind: "once" } });
+        assert.equal(await waiting, "approved");
+      } finally {
+        await f.done();
+      }
+    });
+
+    it("stores secrets encrypted, bound to their row, and never in the audit log", async () => {
+      const f = await fixture(engine.make);
+      try {
+        const marker = "sk-VERY-UNIQUE-marker-9f8e7d";
+        await f.service.setSecret(f.userId, "MARKED", marker);
+        const rows = await f.opened.db.selectFrom("secrets").selectAll().execute();
+        assert.equal(rows.length, 1);
+        assert.ok(!rows[0]?.ciphertext.includes(marker));
+        assert.ok(!Buffer.from(rows[0]?.ciphertext ?? "", "base64").toString("latin1").includes(marker));
+        const r = await f.service.resolve({ instanceId: f.instanceId, agentClientId: "agent_m", variable: "MARKED" });
+        await f.service.approve(f.userId, r.status === "pending" ? r.requestId : "", { scope: { kind: "until_revoked" } });
+        assert.equal((await f.service.resolve({ instanceId: f.instanceId, agentClientId: "agent_m", variable: "MARKED" })).status, "granted");
+        const audit = await f.opened.db.selectFrom("audit_events").selectAll().execute();
+        assert.ok(audit.length >= 4);
+        assert.ok(!JSON.stringify(audit).includes(marker));
+        if (engine.name === "sqlite") {
+          await f.opened.close();
+          for (const file of [f.db.location, `${f.db.location}-wal`]) {
+            const bytes = await fs.readFile(file).catch(() => Buffer.alloc(0));
+            assert.ok(!bytes.includes(marker), `${file} contains the secret value`);
+          }
+          f.opened = await openDatabase(f.db.location);
+        }
+      } finally {
+        await f.done();
+      }
+    });
+
+    it("pages the audit log and filters it by agent and variable", async () => {
+      const f = await fixture(engine.make);
+      try {
+        for (let i = 0; i < 7; i++) {
+          f.clock.t += 1;
+          await f.service.resolve({ instanceId: f.instanceId, agentClientId: `agent_${i % 2}`, variable: `VAR_${i}` });
+        }
+        const first = await f.service.listAudit(f.userId, { limit: 3 });
+        assert.equal(first.events.length, 3);
+        assert.ok(first.nextCursor);
+        const second = await f.service.listAudit(f.userId, { limit: 3, before: first.nextCursor });
+        assert.ok(second.events.every((e) => e.id < (first.events[2]?.id ?? "")));
+        const byAgent = await f.service.listAudit(f.userId, { limit: 50, agent: "agent_1" });
+        assert.equal(byAgent.events.length, 3);
+        const byVar = await f.service.listAudit(f.userId, { limit: 50, variable: "var_4" });
+        assert.equal(byVar.events.length, 1);
+      } finally {
+        await f.done();
+      }
+    });
+
+    it("pyper flow: mapping_not_found creates a request; after approval scoped credentials and exchange give the value", async () => {
+      const f = await fixture(engine.make);
+      try {
+        await f.service.setSecret(f.userId, "PY_KEY", "py-secret");
+        const ident = { agentClientId: "py_agent", instanceId: f.instanceId };
+        await rejectsWith(f.service.pyperResolveMapping({ ...ident, variableName: "py_key" }), 404, "mapping_not_found");
+        const [req] = await f.service.listRequests(f.userId);
+        assert.equal(req?.agentClientId, "py_agent");
+        await f.service.approve(f.userId, req?.id ?? "", { scope: { kind: "until_revoked" } });
+        const { credentialId } = await f.service.pyperResolveMapping({ ...ident, variableName: "py_key" });
+        await rejectsWith(f.service.pyperExchange({ ...ident, piperCredentialId: credentialId }, null), 401, "invalid_token");
+        const scoped = await f.service.pyperScopedCredentials({ ...ident, credentialIds: [credentialId] });
+        assert.deepEqual(scoped.granted_credential_ids, [credentialId]);
+        assert.equal((await f.service.pyperExchange({ ...ident, piperCredentialId: credentialId }, null)).secret_value, "py-secret");
+        await rejectsWith(f.service.pyperExchange({ ...ident, piperCredentialId: credentialId }, "pst_wrong"), 401, "invalid_token");
+        await rejectsWith(f.service.pyperScopedCredentials({ agentClientId: "other", instanceId: f.instanceId, credentialIds: [credentialId] }), 403, "permission_denied");
+        await f.service.revokeGrant(f.userId, credentialId);
+        await rejectsWith(f.service.pyperExchange({ ...ident, piperCredentialId: credentialId }, null), 403, "permission_denied");
+        await rejectsWith(f.service.pyperResolveMapping({ ...ident, variableName: "py_key" }), 403, "permission_denied");
+      } finally {
+        await f.done();
+      }
+    });
+
+    it("rate-limits one agent without affecting another", async () => {
+      const db = await engine.make();
+      const opened = await openDatabase(db.location);
+      try {
+        const service = createService({ db: opened.db, keys: parseDataKeys(`k1:${newDataKey()}`), bus: createLocalBus(), agentRateBurst: 3, agentRatePerSecond: 0.001 });
+        const { userId } = await service.createUser("T");
+        const instanceId = await service.registerInstance(userId, "m");
+        for (let i = 0; i < 3; i++) await service.resolve({ instanceId, agentClientId: "noisy", variable: "X" });
+        await rejectsWith(service.resolve({ instanceId, agentClientId: "noisy", variable: "X" }), 429, "rate_limited");
+        assert.equal((await service.resolve({ instanceId, agentClientId: "quiet", variable: "X" })).status, "pending");
+      } finally {
+        await opened.close();
+        await db.drop();
+      }
+    });
+  });
+}
+
+describe("data keys", () => {
+  it("decrypts rows written under an older key after rotation", async () => {
+    const { encryptSecret, decryptSecret } = await import("../src/server/crypto.js");
+    const k1 = newDataKey();
+    const k2 = newDataKey();
+    const old = parseDataKeys(`k1:${k1}`);
+    const row = encryptSecret(old, "u:s", "value");
+    const rotated = parseDataKeys(`k2:${k2},k1:${k1}`);
+    assert.equal(decryptSecret(rotated, row.keyId, "u:s", row.ciphertext), "value");
+    assert.equal(encryptSecret(rotated, "u:s", "v").keyId, "k2");
+    assert.throws(() => decryptSecret(rotated, row.keyId, "u:other", row.ciphertext));
+    assert.throws(() => parseDataKeys("k1:c2hvcnQ="), /32 bytes/);
+  });
+});
