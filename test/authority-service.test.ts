@@ -7,6 +7,7 @@ import { openDatabase, type OpenedDatabase } from "../src/server/db.js";
 import { createLocalBus } from "../src/server/events.js";
 import { createService, ServiceError, type AuthorityService } from "../src/server/service.js";
 import { ENGINES, type TestDatabase } from "./db-helpers.js";
+import { pendingRequestId } from "./helpers.js";
 
 interface Fixture {
   service: AuthorityService;
@@ -66,7 +67,7 @@ for (const engine of ENGINES) {
         const first = await f.service.resolve({ instanceId: f.instanceId, agentClientId: "agent_a", agentName: "Agent A", variable: "OPENAI_API_KEY", reason: "needs it", process: proc });
         assert.equal(first.status, "pending");
         const again = await f.service.resolve({ instanceId: f.instanceId, agentClientId: "agent_a", variable: "openai-api-key" });
-        assert.equal(again.status === "pending" && again.requestId, first.status === "pending" && first.requestId, "the same pending request is reused");
+        assert.equal(pendingRequestId(again), pendingRequestId(first), "the same pending request is reused");
         const [pending] = await f.service.listRequests(f.userId);
         assert.ok(pending);
         assert.deepEqual([pending.agentName, pending.variable, pending.reason, pending.process?.pid], ["Agent A", "openai_api_key", "needs it", 4242]);
@@ -92,7 +93,7 @@ for (const engine of ENGINES) {
         const ask = async (p: typeof proc | null = proc) => f.service.resolve({ instanceId: f.instanceId, agentClientId: "agent_b", variable: "TOKEN", process: p });
         const r1 = await ask();
         assert.equal(r1.status, "pending");
-        await f.service.approve(f.userId, r1.status === "pending" ? r1.requestId : "", { scope: { kind: "once" } });
+        await f.service.approve(f.userId, pendingRequestId(r1), { scope: { kind: "once" } });
         assert.equal((await ask()).status, "granted");
         assert.equal((await ask()).status, "pending", "a once grant serves one call");
 
@@ -120,7 +121,7 @@ for (const engine of ENGINES) {
       try {
         const r = await f.service.resolve({ instanceId: f.instanceId, agentClientId: "agent_c", variable: "MISSING" });
         assert.equal(r.status, "pending");
-        const id = r.status === "pending" ? r.requestId : "";
+        const id = pendingRequestId(r);
         await rejectsWith(f.service.approve(f.userId, id, { scope: { kind: "once" } }), 409, "secret_not_found");
         await rejectsWith(f.service.approve(f.userId, "req_nope", { scope: { kind: "once" } }), 404, "request_not_found");
         await rejectsWith(f.service.approve(f.userId, id, { scope: { kind: "process" } }), 409, "secret_not_found");
@@ -129,7 +130,7 @@ for (const engine of ENGINES) {
         assert.equal(await f.service.waitForRequest({ instanceId: f.instanceId, agentClientId: "agent_c" }, id, 1000), "denied");
 
         const r2 = await f.service.resolve({ instanceId: f.instanceId, agentClientId: "agent_c", variable: "MISSING" });
-        const id2 = r2.status === "pending" ? r2.requestId : "";
+        const id2 = pendingRequestId(r2);
         assert.notEqual(id2, id, "a denied request is not reused");
         f.clock.t += 61_000;
         assert.equal(await f.service.expireRequests(), 1);
@@ -146,7 +147,7 @@ for (const engine of ENGINES) {
       try {
         await f.service.setSecret(f.userId, "WAKE", "w");
         const r = await f.service.resolve({ instanceId: f.instanceId, agentClientId: "agent_w", variable: "WAKE" });
-        const id = r.status === "pending" ? r.requestId : "";
+        const id = pendingRequestId(r);
         const waiting = f.service.waitForRequest({ instanceId: f.instanceId, agentClientId: "agent_w" }, id, 30_000);
         await f.service.approve(f.userId, id, { scope: { kind: "once" } });
         assert.equal(await waiting, "approved");
@@ -165,7 +166,7 @@ for (const engine of ENGINES) {
         assert.ok(!rows[0]?.ciphertext.includes(marker));
         assert.ok(!Buffer.from(rows[0]?.ciphertext ?? "", "base64").toString("latin1").includes(marker));
         const r = await f.service.resolve({ instanceId: f.instanceId, agentClientId: "agent_m", variable: "MARKED" });
-        await f.service.approve(f.userId, r.status === "pending" ? r.requestId : "", { scope: { kind: "until_revoked" } });
+        await f.service.approve(f.userId, pendingRequestId(r), { scope: { kind: "until_revoked" } });
         assert.equal((await f.service.resolve({ instanceId: f.instanceId, agentClientId: "agent_m", variable: "MARKED" })).status, "granted");
         const audit = await f.opened.db.selectFrom("audit_events").selectAll().execute();
         assert.ok(audit.length >= 4);
@@ -211,8 +212,9 @@ for (const engine of ENGINES) {
         const ident = { agentClientId: "py_agent", instanceId: f.instanceId };
         await rejectsWith(f.service.pyperResolveMapping({ ...ident, variableName: "py_key" }), 404, "mapping_not_found");
         const [req] = await f.service.listRequests(f.userId);
-        assert.equal(req?.agentClientId, "py_agent");
-        await f.service.approve(f.userId, req?.id ?? "", { scope: { kind: "until_revoked" } });
+        assert.ok(req);
+        assert.equal(req.agentClientId, "py_agent");
+        await f.service.approve(f.userId, req.id, { scope: { kind: "until_revoked" } });
         const { credentialId } = await f.service.pyperResolveMapping({ ...ident, variableName: "py_key" });
         await rejectsWith(f.service.pyperExchange({ ...ident, piperCredentialId: credentialId }, null), 401, "invalid_token");
         const scoped = await f.service.pyperScopedCredentials({ ...ident, credentialIds: [credentialId] });

@@ -4,52 +4,17 @@ import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import fs from "node:fs/promises";
 import net from "node:net";
-import path from "node:path";
 import { after, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import { LinkStatusSchema } from "../src/shared/control.js";
 import { CloseCode } from "../src/shared/protocol.js";
-import { resolveLinkPaths } from "../src/main/core/paths.js";
-import { connectAgent, tempDir, uniqueProfile, waitFor } from "./helpers.js";
+import { BIN, cli as runCli, json, newEnv, stopAll, type CliEnv } from "./cli-helpers.js";
+import { connectAgent, waitFor } from "./helpers.js";
 
-const BIN = fileURLToPath(new URL("../bin/piper-link.js", import.meta.url));
-
-interface Env {
-  profile: string;
-  env: NodeJS.ProcessEnv;
-  paths: ReturnType<typeof resolveLinkPaths>;
+function cli(e: CliEnv, ...args: string[]): { code: number; stdout: string; stderr: string } {
+  return runCli(e, args);
 }
 
-const envs: Env[] = [];
-
-async function newEnv(): Promise<Env> {
-  const home = await tempDir("piper-link-cli-");
-  const profile = uniqueProfile();
-  const env = {
-    ...process.env,
-    HOME: home,
-    XDG_RUNTIME_DIR: path.join(home, "run"),
-    XDG_DATA_HOME: path.join(home, "data"),
-    XDG_STATE_HOME: path.join(home, "state"),
-    PIPER_LINK_PROFILE: profile,
-  };
-  const e = { profile, env, paths: resolveLinkPaths(profile, { platform: "linux", env, homedir: home }) };
-  envs.push(e);
-  return e;
-}
-
-function cli(e: Env, ...args: string[]): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [BIN, ...args], { env: e.env, encoding: "utf8", timeout: 30_000 });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
-
-function json(text: string): Record<string, unknown> {
-  return JSON.parse(text) as Record<string, unknown>;
-}
-
-after(() => {
-  for (const e of envs) spawnSync(process.execPath, [BIN, "stop"], { env: e.env });
-});
+after(stopAll);
 
 describe("piper-link CLI", () => {
   it("starts in the background, serves the instance ID set through the CLI, shows status, and stops", async () => {

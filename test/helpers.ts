@@ -160,3 +160,10 @@ export async function waitFor(check: () => boolean | Promise<boolean>, what: str
     await new Promise((r) => setTimeout(r, 25));
   }
 }
+
+/** The request ID of a `pending` agent frame or authority result; fails the test on anything else. */
+export function pendingRequestId(m: LinkMessage | { status: string; requestId?: string }): string {
+  const id = "type" in m ? (m.type === "pending" ? m.requestId : undefined) : m.status === "pending" ? m.requestId : undefined;
+  if (id === undefined) throw new Error(`expected a pending answer, got ${JSON.stringify(m)}`);
+  return id;
+}

@@ -54,7 +54,7 @@ describe("agent protocol", () => {
     helloed.close();
   });
 
-  it("requires hello before resolve, and answers resolve with not_implemented until the authority exists", async () => {
+  it("requires hello before resolve, and answers authority_unavailable when the Link has no authority", async () => {
     await t.link.api.setInstanceId({ instanceId: "inst_resolve_0003" });
     const agent = await connectAgent(t.url);
     agent.send({ type: "resolve", id: 7, variable: "OPENAI_API_KEY" });
@@ -64,7 +64,8 @@ describe("agent protocol", () => {
     agent.send({ type: "resolve", id: 9, variable: "OPENAI_API_KEY", reason: "testing" });
     const reply = await agent.next((m) => "id" in m && m.id === 9);
     assert.equal(reply.type, "error");
-    assert.equal(reply.code, "not_implemented");
+    assert.equal(reply.code, "authority_unavailable");
+    assert.equal(reply.retryable, true);
     await t.link.api.logout({});
     agent.send({ type: "resolve", id: 10, variable: "OPENAI_API_KEY" });
     const loggedOut = await agent.next((m) => "id" in m && m.id === 10);

@@ -235,12 +235,10 @@ export async function openDatabase(location: string): Promise<OpenedDatabase> {
   const engine: Engine = /^postgres(ql)?:\/\//.test(location) ? "postgres" : "sqlite";
   let db: Kysely<Database>;
   if (engine === "postgres") {
-    const pool = new pg.Pool({
-      connectionString: location,
-      max: 10,
-      // bigint (int8) columns hold epoch milliseconds, well inside Number's safe range.
-      types: { getTypeParser: ((oid: number, format?: "text" | "binary") => (oid === 20 ? Number : pg.types.getTypeParser(oid, format))) as typeof pg.types.getTypeParser },
-    });
+    // bigint (int8) columns hold epoch milliseconds, well inside Number's safe range.
+    const types = new pg.TypeOverrides();
+    types.setTypeParser(pg.types.builtins.INT8, (value: string) => Number(value));
+    const pool = new pg.Pool({ connectionString: location, max: 10, types });
     db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   } else {
     const sqlite = new SQLite(location);
@@ -253,7 +251,7 @@ export async function openDatabase(location: string): Promise<OpenedDatabase> {
   const { error } = await migrator.migrateToLatest();
   if (error !== undefined) {
     await db.destroy();
-    throw error instanceof Error ? error : new Error(String(error));
+    throw error instanceof Error ? error : new Error("database migration failed", { cause: error });
   }
   return { db, engine, url: location, close: () => db.destroy() };
 }

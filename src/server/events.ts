@@ -53,7 +53,7 @@ export async function createPostgresBus(url: string, onError: (err: Error) => vo
     async publish(event) {
       await publisher.query("SELECT pg_notify($1, $2)", [CHANNEL, JSON.stringify(event)]);
     },
-    subscribe: local.subscribe,
+    subscribe: (listener) => local.subscribe(listener),
     async close() {
       await listener.end().catch(() => undefined);
       await publisher.end().catch(() => undefined);

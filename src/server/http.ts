@@ -63,7 +63,7 @@ export function buildAuthorityApp(options: AuthorityHttpOptions): FastifyInstanc
   const { service, bus } = options;
   // The HTTPS and HTTP instances differ only in their server type; routes are written once.
   const app: FastifyInstance = options.https
-    ? (Fastify({ https: options.https, bodyLimit: 64 * 1024, logger: false, return503OnClosing: true }) as unknown as FastifyInstance)
+    ? (Fastify({ https: options.https, bodyLimit: 64 * 1024, logger: false, return503OnClosing: true }))
     : Fastify({ bodyLimit: 64 * 1024, logger: false, return503OnClosing: true });
 
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, _req, reply) => {

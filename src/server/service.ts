@@ -240,7 +240,8 @@ export function createService(options: ServiceOptions) {
       instanceId: row.instance_id,
       createdAt: row.created_at,
       expiresAt: row.expires_at,
-      status: row.status,
+      // Past its expiry a request is expired, even before the sweeper has written that down.
+      status: row.status === "pending" && row.expires_at <= now() ? "expired" : row.status,
       grantId: row.grant_id,
     };
   }

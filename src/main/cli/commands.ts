@@ -4,7 +4,7 @@
  * place approvals exist (DESIGN.md section 3).
  */
 import readline from "node:readline";
-import { Command, InvalidArgumentError, Option } from "commander";
+import { type Command, InvalidArgumentError, Option } from "commander";
 import type { GrantView, RequestView, Scope } from "../../shared/authority.js";
 import type { ControlMethod, ControlParams, ControlResult } from "../../shared/control.js";
 import { LinkError } from "../../shared/errors.js";

@@ -28,11 +28,12 @@ interface GlobalOptions {
 interface StartOptions extends GlobalOptions {
   port: number;
   authority: string;
+  requestTtl?: number | undefined;
 }
 
 /** `embedded` (default), `none`, or the https URL of a remote authority (token from PIPER_LINK_AUTHORITY_TOKEN). */
-function authorityConfig(value: string): AuthorityConfig | null {
-  if (value === "embedded") return { kind: "embedded" };
+function authorityConfig(value: string, requestTtlMs?: number): AuthorityConfig | null {
+  if (value === "embedded") return requestTtlMs === undefined ? { kind: "embedded" } : { kind: "embedded", requestTtlMs };
   if (value === "none") return null;
   const token = process.env["PIPER_LINK_AUTHORITY_TOKEN"];
   if (!token) throw new LinkError("bad_request", "A remote authority needs its Link token in PIPER_LINK_AUTHORITY_TOKEN (until sign-in lands).");
@@ -47,6 +48,12 @@ function parseAuthority(value: string): string {
 function parsePort(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError("must be a port number from 0 to 65535.");
+  return n;
+}
+
+function parsePositiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError("must be a positive whole number.");
   return n;
 }
 
@@ -90,7 +97,7 @@ async function startInForeground(opts: StartOptions, out: Output): Promise<numbe
   const daemon = await startDaemon({
     profile: opts.profile,
     port: opts.port,
-    authority: authorityConfig(opts.authority),
+    authority: authorityConfig(opts.authority, opts.requestTtl),
     onReady: (status) => out.result(status, [...describeStatus(status), "Press Ctrl+C to stop."]),
   });
   const reason = await daemon.done;
@@ -109,7 +116,7 @@ async function startInBackground(opts: StartOptions, out: Output): Promise<numbe
   const entry = fileURLToPath(import.meta.url);
   const child = spawn(
     process.execPath,
-    [...process.execArgv, entry, "--profile", opts.profile, "start", "--foreground", "--port", String(opts.port), "--authority", opts.authority],
+    [...process.execArgv, entry, "--profile", opts.profile, "start", "--foreground", "--port", String(opts.port), "--authority", opts.authority, ...(opts.requestTtl === undefined ? [] : ["--request-ttl", String(opts.requestTtl)])],
     { detached: true, stdio: ["ignore", fd, fd], env: process.env },
   );
   fs.closeSync(fd);
@@ -146,9 +153,10 @@ export function buildProgram(run: (job: (out: Output) => Promise<number>, json: 
     .option("--port <n>", "preferred port; a free one is used when it is taken", parsePort, DEFAULT_LINK_PORT)
     .option("--foreground", "run in this terminal until Ctrl+C")
     .option("--authority <where>", "embedded (default), none, or the https:// URL of a remote authority", parseAuthority, "embedded")
+    .option("--request-ttl <ms>", "how long pending requests wait for a decision (embedded authority; default 10 min)", parsePositiveInt)
     .option("--json", "print the status as JSON")
-    .action(async (o: { port: number; foreground?: boolean; authority: string; json?: boolean }) => {
-      const opts = { ...globals(), port: o.port, authority: o.authority };
+    .action(async (o: { port: number; foreground?: boolean; authority: string; requestTtl?: number; json?: boolean }) => {
+      const opts = { ...globals(), port: o.port, authority: o.authority, requestTtl: o.requestTtl };
       await run((out) => (o.foreground ? startInForeground(opts, out) : startInBackground(opts, out)), o.json === true);
     });
 

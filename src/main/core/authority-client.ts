@@ -86,7 +86,7 @@ export function createAuthorityClient(options: AuthorityClientOptions) {
         res.on("end", () => {
           const text = Buffer.concat(chunks).toString("utf8");
           const status = res.statusCode ?? 0;
-          let json: unknown = null;
+          let json: unknown;
           try {
             json = text.length > 0 ? JSON.parse(text) : null;
           } catch {
@@ -101,7 +101,7 @@ export function createAuthorityClient(options: AuthorityClientOptions) {
           if (schema === null) return resolve(undefined as z.infer<S>);
           const parsed = schema.safeParse(json);
           if (!parsed.success) reject(new LinkError("authority_unavailable", `The authority sent an unexpected answer to ${method} ${path}.`));
-          else resolve(parsed.data as z.infer<S>);
+          else resolve(parsed.data);
         });
       });
       req.on("timeout", () => req.destroy(new Error("timed out")));

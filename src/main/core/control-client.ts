@@ -31,7 +31,13 @@ export async function connectToRunningLink(controlFile: string, timeoutMs = 5000
     return null;
   }
   if (!isPidAlive(info.pid)) return null;
-  return connectControl(info.url, info.token, timeoutMs);
+  try {
+    return await connectControl(info.url, info.token, timeoutMs);
+  } catch (err) {
+    // A control file whose port refuses connections belongs to a Link that died without cleaning up.
+    if (err instanceof LinkError && /ECONNREFUSED/.test(err.message)) return null;
+    throw err;
+  }
 }
 
 export function connectControl(url: string, token: string, timeoutMs = 5000): Promise<ControlClient> {

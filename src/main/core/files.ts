@@ -3,6 +3,7 @@
  * "is this pid still alive" for stale files.
  */
 import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
 import fs from "node:fs/promises";
 import path from "node:path";
 
@@ -34,14 +35,23 @@ export async function readFileOrNull(file: string): Promise<string | null> {
   }
 }
 
-/** True when a process with this pid exists (signal 0 probes without touching it). */
+/**
+ * True when a process with this pid exists (signal 0 probes without touching it). A zombie (dead,
+ * not yet reaped — common for detached daemons in containers whose init does not reap) counts as gone.
+ */
 export function isPidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     // EPERM: it exists but belongs to someone else.
     return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+  if (process.platform !== "linux") return true;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return false;
   }
 }
 

@@ -29,7 +29,10 @@ export function createAgentResolver(deps: ResolverDeps): AgentHost["resolve"] {
     };
     const agent = session.agent;
     const instanceId = deps.instanceId();
-    if (agent === null || instanceId === null) return fail("not_logged_in", "Piper Link is running but nobody is signed in. Open Piper Link and sign in.");
+    if (agent === null || instanceId === null) {
+      fail("not_logged_in", "Piper Link is running but nobody is signed in. Open Piper Link and sign in.");
+      return;
+    }
     await session.identification;
     const deadline = deps.now() + (request.timeoutMs ?? DEFAULT_WAIT_MS);
     const identity = { instanceId, agentClientId: agent.clientId };
@@ -37,7 +40,10 @@ export function createAgentResolver(deps: ResolverDeps): AgentHost["resolve"] {
     try {
       for (;;) {
         const client = deps.authority();
-        if (client === null) return fail("authority_unavailable", "This Piper Link has no authority configured.");
+        if (client === null) {
+          fail("authority_unavailable", "This Piper Link has no authority configured.");
+          return;
+        }
         const result = await client.resolve({
           ...identity,
           ...(agent.name !== undefined ? { agentName: agent.name } : {}),
@@ -64,16 +70,28 @@ export function createAgentResolver(deps: ResolverDeps): AgentHost["resolve"] {
         }
         if (!request.wait) return;
         const left = deadline - deps.now();
-        if (left <= 0) return fail("timeout", "Nobody approved the request in time. It stays pending in Piper Link; ask again to keep waiting.");
+        if (left <= 0) {
+          fail("timeout", "Nobody approved the request in time. It stays pending in Piper Link; ask again to keep waiting.");
+          return;
+        }
         if (session.signal.aborted) return;
         const outcome = await client.wait(result.requestId, { ...identity, timeoutMs: Math.min(left, POLL_MS) }, session.signal);
-        if (outcome.status === "denied") return fail("denied", "The request was denied in Piper Link.");
-        if (outcome.status === "expired") return fail("timeout", "The request expired before anyone approved it.");
+        if (outcome.status === "denied") {
+          fail("denied", "The request was denied in Piper Link.");
+          return;
+        }
+        if (outcome.status === "expired") {
+          fail("timeout", "The request expired before anyone approved it.");
+          return;
+        }
         // approved: loop to fetch the value; pending: keep waiting until the deadline.
       }
     } catch (err) {
       if (session.signal.aborted) return;
-      if (err instanceof LinkError) return fail(err.code === "unauthorized" ? "not_logged_in" : err.code, err.message);
+      if (err instanceof LinkError) {
+          fail(err.code === "unauthorized" ? "not_logged_in" : err.code, err.message);
+          return;
+        }
       throw err;
     }
   };
