@@ -243,6 +243,9 @@ export async function openDatabase(location: string): Promise<OpenedDatabase> {
   } else {
     const sqlite = new SQLite(location);
     sqlite.pragma("journal_mode = WAL");
+    // In WAL mode NORMAL keeps the database consistent across crashes; only the last commits
+    // before a power loss may be lost, which is the usual trade for one fsync per checkpoint.
+    sqlite.pragma("synchronous = NORMAL");
     sqlite.pragma("foreign_keys = ON");
     sqlite.pragma("busy_timeout = 5000");
     db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });

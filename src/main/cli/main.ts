@@ -31,13 +31,17 @@ interface StartOptions extends GlobalOptions {
   requestTtl?: number | undefined;
 }
 
-/** `embedded` (default), `none`, or the https URL of a remote authority (token from PIPER_LINK_AUTHORITY_TOKEN). */
+/**
+ * `embedded` (default), `none`, or the https URL of a remote authority (token from
+ * PIPER_LINK_AUTHORITY_TOKEN; a private CA's certificate file in PIPER_LINK_AUTHORITY_CA).
+ */
 function authorityConfig(value: string, requestTtlMs?: number): AuthorityConfig | null {
   if (value === "embedded") return requestTtlMs === undefined ? { kind: "embedded" } : { kind: "embedded", requestTtlMs };
   if (value === "none") return null;
   const token = process.env["PIPER_LINK_AUTHORITY_TOKEN"];
   if (!token) throw new LinkError("bad_request", "A remote authority needs its Link token in PIPER_LINK_AUTHORITY_TOKEN (until sign-in lands).");
-  return { kind: "remote", url: value, linkToken: token, ca: process.env["PIPER_LINK_AUTHORITY_CA"] ?? null };
+  const caFile = process.env["PIPER_LINK_AUTHORITY_CA"];
+  return { kind: "remote", url: value, linkToken: token, ca: caFile ? fs.readFileSync(caFile, "utf8") : null };
 }
 
 function parseAuthority(value: string): string {
