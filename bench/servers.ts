@@ -1,7 +1,8 @@
 /**
  * The servers a benchmark measures, each run in its own process so client and server never share
  * an event loop: `link` (the real Link core), `bare-http` (a plain http server answering the same
- * JSON as /piper-link-context) and `bare-ws` (a plain ws echo server). Prints `{"port":N}` when ready.
+ * JSON as /piper-link-context), `bare-ws` (a plain ws echo server), and `link-authority` (the Link
+ * with its embedded authority, signed in, with one secret). Prints `{"port":N,...}` when ready.
  */
 import http from "node:http";
 import os from "node:os";
@@ -45,16 +46,30 @@ async function main(kind: string): Promise<number> {
     await new Promise<void>((r) => wss.once("listening", r));
     return (wss.address() as { port: number }).port;
   }
-  if (kind === "link") {
+  if (kind === "link" || kind === "link-authority") {
     const home = fs.mkdtempSync(path.join(os.tmpdir(), "piper-link-bench-"));
     const paths = resolveLinkPaths("bench", { platform: "linux", env: { XDG_RUNTIME_DIR: home, XDG_DATA_HOME: home, XDG_STATE_HOME: home }, homedir: home });
-    const link = createLink({ profile: "bench", port: 0, paths, keychain: memoryKeychain(), log: silentLogger(), limits: { messagesPerSecond: 1e9, messageBurst: 1e9 } });
+    const link = createLink({
+      profile: "bench",
+      port: 0,
+      paths,
+      keychain: memoryKeychain(),
+      log: silentLogger(),
+      limits: { messagesPerSecond: 1e9, messageBurst: 1e9 },
+      ...(kind === "link-authority" ? { authority: { kind: "embedded" as const, agentRatePerSecond: 1e6 } } : {}),
+    });
     const status = await link.start();
+    if (kind === "link-authority") {
+      await link.api.devSignIn({ name: "bench" });
+      await link.api.setSecret({ name: "BENCH_KEY", value: "bench-secret-value" });
+    }
     process.on("SIGTERM", () => void link.stop().then(() => process.exit(0)));
+    extra = { controlToken: link.controlToken, tlsCert: path.join(paths.dataDir, "authority", "tls", "tls.crt") };
     return status.port;
   }
   throw new Error(`unknown server kind ${kind}`);
 }
 
+let extra: Record<string, string> = {};
 const port = await main(process.argv[2] ?? "");
-process.stdout.write(`${JSON.stringify({ port })}\n`);
+process.stdout.write(`${JSON.stringify({ port, ...extra })}\n`);

@@ -19,6 +19,8 @@ export interface AuthorityOptions {
   /** TLS identity; null serves plain HTTP, which callers allow only behind a TLS proxy. */
   tls: TlsIdentity | null;
   requestTtlMs?: number;
+  /** Per-agent request rate (sustained per second, and burst). */
+  agentRate?: { perSecond: number; burst: number };
   sweepIntervalMs?: number;
   now?: () => number;
   log?: (msg: string, fields?: Record<string, unknown>) => void;
@@ -42,6 +44,7 @@ export async function startAuthority(options: AuthorityOptions): Promise<Running
     bus,
     ...(options.now ? { now: options.now } : {}),
     ...(options.requestTtlMs !== undefined ? { requestTtlMs: options.requestTtlMs } : {}),
+    ...(options.agentRate ? { agentRatePerSecond: options.agentRate.perSecond, agentRateBurst: options.agentRate.burst } : {}),
   });
   const app = buildAuthorityApp({ service, bus, https: options.tls ? { key: options.tls.key, cert: options.tls.cert } : null, log });
   await app.listen({ host: options.host, port: options.port });

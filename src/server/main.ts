@@ -39,7 +39,8 @@ export function authorityCommand(): Command {
     .option("--tls-cert <file>", "TLS certificate (PEM)")
     .option("--insecure-http-behind-proxy", "serve plain HTTP; only behind a TLS-terminating proxy")
     .option("--request-ttl <ms>", "how long pending requests wait for a decision", (v) => Number(v), 600_000)
-    .action(async (o: { db: string; listen: { host: string; port: number }; tlsDir?: string; tlsKey?: string; tlsCert?: string; insecureHttpBehindProxy?: boolean; requestTtl: number }) => {
+    .option("--agent-rate <perSecond>", "requests per second one agent may make (burst: twice that)", (v) => Number(v), 30)
+    .action(async (o: { db: string; listen: { host: string; port: number }; tlsDir?: string; tlsKey?: string; tlsCert?: string; insecureHttpBehindProxy?: boolean; requestTtl: number; agentRate: number }) => {
       let tls = null;
       if (o.tlsKey && o.tlsCert) {
         const cert = fs.readFileSync(o.tlsCert, "utf8");
@@ -53,6 +54,7 @@ export function authorityCommand(): Command {
         port: o.listen.port,
         tls,
         requestTtlMs: o.requestTtl,
+        agentRate: { perSecond: o.agentRate, burst: o.agentRate * 2 },
         log: (msg, fields) => process.stderr.write(`${JSON.stringify({ msg, ...fields })}\n`),
       });
       process.stdout.write(`${JSON.stringify({ url: authority.url, fingerprint256: authority.fingerprint256, engine: authority.engine })}\n`);

@@ -27,6 +27,7 @@ export interface EmbeddedOptions {
   /** Called with the new address after a restart. */
   onRestart?: (authority: { url: string; pin: string }) => void;
   requestTtlMs?: number;
+  agentRatePerSecond?: number;
 }
 
 /** The authority's entry file beside this module (compiled .js, or .ts when run from source by tsx). */
@@ -85,7 +86,7 @@ export async function startEmbeddedAuthority(options: EmbeddedOptions): Promise<
 
   let child: ChildProcess | null = null;
   let stopping = false;
-  const serveArgs = ["serve", "--db", db, "--listen", "127.0.0.1:0", "--tls-dir", path.join(dir, "tls"), ...(options.requestTtlMs ? ["--request-ttl", String(options.requestTtlMs)] : [])];
+  const serveArgs = ["serve", "--db", db, "--listen", "127.0.0.1:0", "--tls-dir", path.join(dir, "tls"), ...(options.requestTtlMs ? ["--request-ttl", String(options.requestTtlMs)] : []), ...(options.agentRatePerSecond ? ["--agent-rate", String(options.agentRatePerSecond)] : [])];
 
   async function launch(): Promise<{ url: string; pin: string }> {
     const c = runChild(serveArgs, env);

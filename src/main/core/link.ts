@@ -46,7 +46,7 @@ export interface LinkOptions {
 }
 
 export type AuthorityConfig =
-  | { kind: "embedded"; requestTtlMs?: number }
+  | { kind: "embedded"; requestTtlMs?: number; agentRatePerSecond?: number }
   | { kind: "remote"; url: string; linkToken: string; ca?: string | null };
 
 export interface Link {
@@ -231,6 +231,7 @@ export function createLink(options: LinkOptions): Link {
             keychain,
             log,
             ...(config.requestTtlMs !== undefined ? { requestTtlMs: config.requestTtlMs } : {}),
+            ...(config.agentRatePerSecond !== undefined ? { agentRatePerSecond: config.agentRatePerSecond } : {}),
             onRestart: (next) => useAuthority(next.url, next.pin, null),
           });
           linkToken = embedded.linkToken;
