@@ -3,6 +3,8 @@
 // `status` says so; when it comes back the Link reconnects by itself and grants work again.
 import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
+import https from "node:https";
 import path from "node:path";
 import { after, describe, it } from "node:test";
 import { z } from "zod";
@@ -61,11 +63,12 @@ describe("remote authority outage", () => {
     // Down.
     authority.child.kill("SIGKILL");
     await new Promise((r) => authority.child.once("exit", r));
+    await waitFor(() => cliJson(e, ["status"], LinkStatusSchema).authority?.connected === false, "status to report the authority unreachable");
+    assert.match(cli(e, ["status"]).stdout, /unreachable: .*retrying/);
+    // The grant is live, but while the Link cannot hear revocations it does not answer from memory.
     agent.send({ type: "resolve", id: 3, variable: "REMOTE_KEY" });
     const down = await agent.next((m) => "id" in m && m.id === 3, 20_000);
     assert.deepEqual(down.type === "error" && [down.code, down.retryable], ["authority_unavailable", true]);
-    await waitFor(() => cliJson(e, ["status"], LinkStatusSchema).authority?.connected === false, "status to report the authority unreachable");
-    assert.match(cli(e, ["status"]).stdout, /unreachable: .*retrying/);
 
     // Back on the same address: the Link reconnects on its own.
     authority = await serve(db, `127.0.0.1:${port}`, tlsDir, authorityEnv);
@@ -73,6 +76,26 @@ describe("remote authority outage", () => {
     agent.send({ type: "resolve", id: 4, variable: "REMOTE_KEY" });
     const back = await agent.next((m) => "id" in m && m.id === 4, 10_000);
     assert.equal(back.type === "secret" && back.value, "remote-value");
+
+    // A revocation made at the authority directly (another device, another authority process)
+    // reaches this Link as an event and empties its cache: the agent is pending again.
+    const grant = cliJson(e, ["grants"], z.array(GrantViewSchema))[0];
+    assert.ok(grant);
+    const revoked = await new Promise<number>((resolve, reject) => {
+      const req = https.request(new URL(`/v1/grants/${grant.id}/revoke`, authority.url), { method: "POST", ca: readFileSync(path.join(tlsDir, "tls.crt")), headers: { Authorization: `Bearer ${linkToken}`, "Content-Type": "application/json" } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on("error", reject);
+      req.end("{}");
+    });
+    assert.equal(revoked, 200);
+    let next = 5;
+    await waitFor(async () => {
+      const id = next++;
+      agent.send({ type: "resolve", id, variable: "REMOTE_KEY", wait: false });
+      return (await agent.next((m) => "id" in m && m.id === id, 10_000)).type === "pending";
+    }, "the revocation to reach the Link", 2000);
     agent.close();
     assert.equal(cli(e, ["stop"]).code, 0);
   });

@@ -73,7 +73,7 @@ for (const engine of ENGINES) {
         assert.deepEqual([pending.agentName, pending.variable, pending.reason, pending.process?.pid], ["Agent A", "openai_api_key", "needs it", 4242]);
         const grant = await f.service.approve(f.userId, pending.id, { scope: { kind: "until_revoked" } });
         const value = await f.service.resolve({ instanceId: f.instanceId, agentClientId: "agent_a", variable: "OPENAI_API_KEY" });
-        assert.deepEqual(value, { status: "granted", value: "sk-test-value-1", grantId: grant.id, expiresAt: null, variable: "openai_api_key" });
+        assert.deepEqual(value, { status: "granted", value: "sk-test-value-1", grantId: grant.id, expiresAt: null, variable: "openai_api_key", reusable: true });
         assert.equal((await f.service.resolve({ instanceId: f.instanceId, agentClientId: "agent_a", variable: "OPENAI_API_KEY" })).status, "granted");
         await f.service.revokeGrant(f.userId, grant.id);
         assert.equal((await f.service.resolve({ instanceId: f.instanceId, agentClientId: "agent_a", variable: "OPENAI_API_KEY" })).status, "pending");

@@ -14,6 +14,7 @@ import {
   PyperResolveSchema,
   PyperScopedSchema,
   SecretNameSchema,
+  UsageReportSchema,
 } from "../shared/authority.js";
 import { LINK_VERSION } from "../shared/version.js";
 import type { EventBus } from "./events.js";
@@ -117,6 +118,7 @@ export function buildAuthorityApp(options: AuthorityHttpOptions): FastifyInstanc
     await service.deleteSecret(await userOf(req), parse(NameParams, req.params).name);
     return reply.status(204).send();
   });
+  app.post("/v1/usage", async (req) => ({ recorded: await service.recordUsage(await userOf(req), parse(UsageReportSchema, req.body)) }));
   app.get("/v1/audit", async (req) => service.listAudit(await userOf(req), parse(AuditQuery, req.query)));
   app.get("/v1/events", async (req, reply) => {
     const userId = await userOf(req);

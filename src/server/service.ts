@@ -15,6 +15,7 @@ import type {
   GrantView,
   RequestView,
   SecretView,
+  UsageReport,
 } from "../shared/authority.js";
 import { normalizeVariable } from "../shared/protocol.js";
 import { TokenBucket } from "../shared/rate-limit.js";
@@ -337,7 +338,7 @@ export function createService(options: ServiceOptions) {
         const grant = await findLiveGrant(agent, variable, body.instanceId, body.process);
         if (grant === null) break;
         const delivered = await deliver(grant, agent, "link");
-        if (delivered !== null) return { status: "granted", value: delivered.value, grantId: grant.id, expiresAt: delivered.expiresAt, variable };
+        if (delivered !== null) return { status: "granted", value: delivered.value, grantId: grant.id, expiresAt: delivered.expiresAt, variable, reusable: grant.scope !== "once" };
       }
       const request = await createOrReuseRequest(userId, body.instanceId, agent, variable, body.reason ?? null, body.process ?? null);
       return { status: "pending", requestId: request.id, expiresAt: request.expires_at };
@@ -427,6 +428,20 @@ export function createService(options: ServiceOptions) {
       await audit({ userId, actor: "user", action: "request.denied", outcome: "denied", agentClientId: view.agentClientId, variable: request.variable, requestId: request.id });
       await publish({ type: "request.decided", userId, id: request.id, status: "denied" });
       return view;
+    },
+
+    /** Records deliveries the Link made from its cache: audit entries and last-used times. */
+    async recordUsage(userId: string, report: UsageReport): Promise<number> {
+      let recorded = 0;
+      for (const use of report.uses) {
+        const grant = await db.selectFrom("grants").selectAll().where("id", "=", use.grantId).where("user_id", "=", userId).executeTakeFirst();
+        if (grant === undefined) continue;
+        const secret = await db.selectFrom("secrets").select(["name"]).where("id", "=", grant.secret_id).executeTakeFirst();
+        await db.updateTable("grants").set({ last_used_at: use.at }).where("id", "=", grant.id).execute();
+        await audit({ userId, actor: `agent:${use.agentClientId}`, action: "secret.delivered", outcome: "ok", agentClientId: use.agentClientId, variable: grant.variable, grantId: grant.id, secretName: secret?.name ?? null, detail: use.pid === null ? "link-cache" : `link-cache pid ${use.pid}` });
+        recorded += 1;
+      }
+      return recorded;
     },
 
     async listRequests(userId: string, status: RequestRow["status"] | "all" = "pending"): Promise<RequestView[]> {

@@ -97,10 +97,27 @@ export const AgentResolveBodySchema = AgentIdentitySchema.extend({
 export type AgentResolveBody = z.infer<typeof AgentResolveBodySchema>;
 
 export const AgentResolveResultSchema = z.discriminatedUnion("status", [
-  z.object({ status: z.literal("granted"), value: z.string(), grantId: z.string(), expiresAt: z.number().nullable(), variable: z.string() }),
+  z.object({
+    status: z.literal("granted"),
+    value: z.string(),
+    grantId: z.string(),
+    expiresAt: z.number().nullable(),
+    variable: z.string(),
+    /** False for grants that must be checked at the authority on every use (`once`). */
+    reusable: z.boolean(),
+  }),
   z.object({ status: z.literal("pending"), requestId: z.string(), expiresAt: z.number() }),
 ]);
 export type AgentResolveResult = z.infer<typeof AgentResolveResultSchema>;
+
+/** Deliveries the Link answered from its cache of live grants, reported for the audit log. */
+export const UsageReportSchema = z.object({
+  uses: z
+    .array(z.object({ grantId: z.string().min(1).max(128), at: z.number().int(), agentClientId: z.string().min(1).max(128), pid: z.number().int().nullable() }))
+    .min(1)
+    .max(1000),
+});
+export type UsageReport = z.infer<typeof UsageReportSchema>;
 
 export const AgentWaitBodySchema = AgentIdentitySchema.extend({ timeoutMs: z.number().int().min(0).max(10 * 60_000) });
 export const AgentWaitResultSchema = z.object({ status: z.enum(["pending", "approved", "denied", "expired"]) });

@@ -21,6 +21,7 @@ import {
   type AgentResolveBody,
   type ApproveBody,
   type AuthorityEvent,
+  type UsageReport,
 } from "../../shared/authority.js";
 import { LinkError, type ErrorCode } from "../../shared/errors.js";
 
@@ -126,6 +127,7 @@ export function createAuthorityClient(options: AuthorityClientOptions) {
     deny: (id: string) => request("POST", `/v1/requests/${encodeURIComponent(id)}/deny`, RequestViewSchema, {}),
     listGrants: (all = false) => request("GET", `/v1/grants?all=${all}`, GrantViewSchema.array()),
     revokeGrant: (id: string, reason: "revoked" | "process_exited" = "revoked") => request("POST", `/v1/grants/${encodeURIComponent(id)}/revoke`, GrantViewSchema, { reason }),
+    reportUsage: (report: UsageReport) => request("POST", "/v1/usage", null, report),
     listSecrets: () => request("GET", "/v1/secrets", SecretViewSchema.array()),
     setSecret: (name: string, value: string) => request("PUT", `/v1/secrets/${encodeURIComponent(name)}`, SecretViewSchema, { value }),
     deleteSecret: (name: string) => request("DELETE", `/v1/secrets/${encodeURIComponent(name)}`, null),

@@ -16,7 +16,7 @@ import { CloseCode, type ContextPush } from "../../shared/protocol.js";
 import { AgentSession, type AgentHost, type ContextSnapshot } from "./agent-session.js";
 import { ControlSession, type ControlHost } from "./control-session.js";
 import type { LinkLimits } from "./limits.js";
-import { checkRequest, rejectUpgrade, sendError, sendJson, type Rejection } from "./loopback-guard.js";
+import { allowedHosts, checkRequest, ownOrigins, rejectUpgrade, sendError, sendJson, type GuardPolicy, type Rejection } from "./loopback-guard.js";
 import type { PeerResolver } from "./peer-process.js";
 
 export interface LinkServerOptions {
@@ -57,6 +57,8 @@ export class LinkServer {
   private sweeper: NodeJS.Timeout | null = null;
   private lastHeartbeat = 0;
   private port = 0;
+  private hosts: ReadonlySet<string> = new Set();
+  private origins: ReadonlySet<string> = new Set();
 
   constructor(private readonly options: LinkServerOptions) {
     const common = { noServer: true, maxPayload: options.limits.maxFrameBytes, perMessageDeflate: false, clientTracking: false };
@@ -83,6 +85,8 @@ export class LinkServer {
       log.warn({ wanted: this.options.port, port: this.port }, "preferred port in use; listening on a free port");
     }
     this.servers.push(primary);
+    this.hosts = allowedHosts(this.port);
+    this.origins = ownOrigins(this.port);
     const hosts = ["127.0.0.1"];
     const v6 = this.createHttpServer();
     try {
@@ -156,12 +160,12 @@ export class LinkServer {
   }
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
-    const rejection = checkRequest(req, { port: this.port, allowOwnOrigin: true });
+    const rejection = checkRequest(req, this.policy(true));
     if (rejection) return sendError(res, rejection);
-    const url = new URL(req.url ?? "/", "http://127.0.0.1");
-    const route = ROUTES[url.pathname];
+    const pathname = pathOf(req.url);
+    const route = Object.hasOwn(ROUTES, pathname) ? ROUTES[pathname] : undefined;
     if (route === undefined) {
-      return sendError(res, { status: 404, code: "not_found", message: `No such endpoint: ${url.pathname}` });
+      return sendError(res, { status: 404, code: "not_found", message: `No such endpoint: ${pathname.slice(0, 200)}` });
     }
     if (req.method !== "GET" && req.method !== "HEAD") {
       return sendError(res, { status: 405, code: "method_not_allowed", message: "Only GET is supported here." }, { Allow: "GET, HEAD" });
@@ -171,12 +175,12 @@ export class LinkServer {
 
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on("error", () => socket.destroy());
-    const path = new URL(req.url ?? "/", "http://127.0.0.1").pathname;
+    const path = pathOf(req.url);
     const isAgent = path === "/v1/link";
     if (!isAgent && path !== "/v1/control") {
       return rejectUpgrade(socket, { status: 404, code: "not_found", message: `No WebSocket endpoint at ${path}` });
     }
-    const rejection: Rejection | null = checkRequest(req, { port: this.port, allowOwnOrigin: !isAgent });
+    const rejection: Rejection | null = checkRequest(req, this.policy(!isAgent));
     if (rejection) {
       this.options.log.warn({ path, code: rejection.code, origin: req.headers.origin, host: req.headers.host }, "upgrade refused");
       return rejectUpgrade(socket, rejection);
@@ -202,6 +206,10 @@ export class LinkServer {
         ws.once("close", () => this.controls.delete(session));
       });
     }
+  }
+
+  private policy(allowOwnOrigin: boolean): GuardPolicy {
+    return { port: this.port, allowOwnOrigin, hosts: this.hosts, origins: this.origins };
   }
 
   /** Finds the agent's process and enforces the per-process connection limit. */
@@ -238,6 +246,13 @@ export class LinkServer {
       }
     }
   }
+}
+
+/** The path of a request target, without query or fragment. */
+function pathOf(url: string | undefined): string {
+  const raw = url ?? "/";
+  const end = raw.search(/[?#]/);
+  return end < 0 ? raw : raw.slice(0, end);
 }
 
 type Route = (context: ContextSnapshot, res: ServerResponse) => void;

@@ -15,6 +15,7 @@ import { NOT_LOGGED_IN_MESSAGE, type ContextSnapshot } from "./agent-session.js"
 import { createAuthorityClient, type AuthorityClient } from "./authority-client.js";
 import { startEmbeddedAuthority, type EmbeddedAuthority } from "./embedded-authority.js";
 import { createAgentResolver } from "./resolver.js";
+import { createGrantCache } from "./grant-cache.js";
 import { startProcessGrantSweeper } from "./process-grants.js";
 import { readFileOrNull, removeIfOwned, writeFileAtomic } from "./files.js";
 import { acquireInstanceLock, type InstanceLock } from "./instance-lock.js";
@@ -79,6 +80,17 @@ export function createLink(options: LinkOptions): Link {
   let linkToken: string | null = null;
   let unfollow: () => void = () => undefined;
   let stopSweeper: () => void = () => undefined;
+  const cache = createGrantCache({ log, report: (report) => requireAuthority().reportUsage(report) });
+
+  /** Runs a change through the authority, dropping cached grants before and after it. */
+  async function changing<T>(what: string, op: () => Promise<T>): Promise<T> {
+    cache.clear(what);
+    try {
+      return await op();
+    } finally {
+      cache.clear(what);
+    }
+  }
 
   function requireAuthority(): AuthorityClient {
     if (authority === null) throw new LinkError("authority_unavailable", "This Piper Link has no authority configured.");
@@ -91,8 +103,13 @@ export function createLink(options: LinkOptions): Link {
     const client = createAuthorityClient({ url, pin, ca, linkToken: () => linkToken });
     authority = client;
     unfollow = client.follow(
-      (event) => server?.broadcastEvent({ kind: "authority", event }),
+      (event) => {
+        if (event.type === "grant.changed" || event.type === "secret.changed") cache.clear(event.type);
+        server?.broadcastEvent({ kind: "authority", event });
+      },
       (connected, error) => {
+        // Answer from memory only while revocations can be heard.
+        cache.setEnabled(connected);
         const changed = connected !== authorityState.connected;
         authorityState = { connected, error };
         if (changed) {
@@ -136,6 +153,7 @@ export function createLink(options: LinkOptions): Link {
   /** Applies a new instance ID (or none) and tells every connected agent and UI. */
   function setContext(next: string | null): void {
     const changed = next !== instanceId;
+    if (changed) cache.clear("context changed");
     instanceId = next;
     if (!changed || server === null) return;
     const push: ContextPush = { type: "context", instanceId: next, state: next === null ? "logged_out" : "ready" };
@@ -191,11 +209,11 @@ export function createLink(options: LinkOptions): Link {
     approveRequest: ({ requestId, ...body }) => requireAuthority().approve(requestId, body),
     denyRequest: ({ requestId }) => requireAuthority().deny(requestId),
     listGrants: ({ all }) => requireAuthority().listGrants(all),
-    revokeGrant: ({ grantId }) => requireAuthority().revokeGrant(grantId),
+    revokeGrant: ({ grantId }) => changing("revoke", () => requireAuthority().revokeGrant(grantId)),
     listSecrets: () => requireAuthority().listSecrets(),
-    setSecret: ({ name, value }) => requireAuthority().setSecret(name, value),
+    setSecret: ({ name, value }) => changing("secret set", () => requireAuthority().setSecret(name, value)),
     async deleteSecret({ name }) {
-      await requireAuthority().deleteSecret(name);
+      await changing("secret deleted", () => requireAuthority().deleteSecret(name));
       return { deleted: true as const };
     },
     listActivity: (q) => requireAuthority().audit(q),
@@ -252,7 +270,7 @@ export function createLink(options: LinkOptions): Link {
             log,
             context: snapshot,
             authorityUrl: () => authority?.url ?? null,
-            resolve: createAgentResolver({ now, log, authority: () => authority, instanceId: () => instanceId }),
+            resolve: createAgentResolver({ now, log, authority: () => authority, instanceId: () => instanceId, cache }),
           },
           controlHost: { now, log, token: controlToken, api },
         });
@@ -288,6 +306,7 @@ export function createLink(options: LinkOptions): Link {
         await server?.stop(CloseCode.goingAway);
         stopSweeper();
         unfollow();
+        await cache.stop().catch(() => undefined);
         authority?.close();
         await embedded?.stop();
         await removeIfOwned(paths.discoveryFile, process.pid);

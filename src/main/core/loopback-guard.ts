@@ -35,11 +35,14 @@ export interface GuardPolicy {
   port: number;
   /** Agent endpoints accept no Origin at all: agents are not browsers, and the UI never uses them. */
   allowOwnOrigin: boolean;
+  /** allowedHosts(port) and ownOrigins(port), computed once per server. */
+  hosts: ReadonlySet<string>;
+  origins: ReadonlySet<string>;
 }
 
 export function checkRequest(req: IncomingMessage, policy: GuardPolicy): Rejection | null {
   const host = req.headers.host?.toLowerCase();
-  if (host === undefined || !allowedHosts(policy.port).has(host)) {
+  if (host === undefined || !policy.hosts.has(host)) {
     return {
       status: 403,
       code: "forbidden_host",
@@ -47,7 +50,7 @@ export function checkRequest(req: IncomingMessage, policy: GuardPolicy): Rejecti
     };
   }
   const origin = req.headers.origin;
-  if (origin !== undefined && !(policy.allowOwnOrigin && ownOrigins(policy.port).has(origin.toLowerCase()))) {
+  if (origin !== undefined && !(policy.allowOwnOrigin && policy.origins.has(origin.toLowerCase()))) {
     return {
       status: 403,
       code: "forbidden_origin",

@@ -10,12 +10,14 @@ import { isRetryable, LinkError } from "../../shared/errors.js";
 import type { LinkMessage, Resolve } from "../../shared/protocol.js";
 import type { AgentHost, AgentSession } from "./agent-session.js";
 import type { AuthorityClient } from "./authority-client.js";
+import type { GrantCache } from "./grant-cache.js";
 
 export interface ResolverDeps {
   now(): number;
   log: Logger;
   authority(): AuthorityClient | null;
   instanceId(): string | null;
+  cache: GrantCache;
 }
 
 const DEFAULT_WAIT_MS = 120_000;
@@ -37,8 +39,15 @@ export function createAgentResolver(deps: ResolverDeps): AgentHost["resolve"] {
     const deadline = deps.now() + (request.timeoutMs ?? DEFAULT_WAIT_MS);
     const identity = { instanceId, agentClientId: agent.clientId };
     let announced = false;
+    const hit = deps.cache.get(agent.clientId, request.variable, session.process, deps.now());
+    if (hit !== null) {
+      send({ type: "secret", id: request.id, variable: request.variable, value: hit.value, grantId: hit.grantId, expiresAt: hit.expiresAt === null ? null : new Date(hit.expiresAt).toISOString() });
+      deps.cache.recordUse({ grantId: hit.grantId, at: deps.now(), agentClientId: agent.clientId, pid: session.process?.pid ?? null });
+      return;
+    }
     try {
       for (;;) {
+        const generation = deps.cache.generation;
         const client = deps.authority();
         if (client === null) {
           fail("authority_unavailable", "This Piper Link has no authority configured.");
@@ -52,6 +61,7 @@ export function createAgentResolver(deps: ResolverDeps): AgentHost["resolve"] {
           process: session.process,
         });
         if (result.status === "granted") {
+          if (result.reusable) deps.cache.put(agent.clientId, request.variable, session.process, { value: result.value, grantId: result.grantId, expiresAt: result.expiresAt }, generation);
           send({
             type: "secret",
             id: request.id,
