@@ -28,7 +28,14 @@ export interface EmbeddedOptions {
   onRestart?: (authority: { url: string; pin: string }) => void;
   requestTtlMs?: number;
   agentRatePerSecond?: number;
+  /**
+   * Preferred port, so pyper-sdk agents can be configured with fixed URLs (default 31478, beside
+   * the Link's 31477); a free one is used when it is taken. 0 always picks a free one.
+   */
+  port?: number;
 }
+
+export const DEFAULT_AUTHORITY_PORT = 31478;
 
 /** The authority's entry file beside this module (compiled .js, or .ts when run from source by tsx). */
 function serverEntry(): string {
@@ -86,13 +93,23 @@ export async function startEmbeddedAuthority(options: EmbeddedOptions): Promise<
 
   let child: ChildProcess | null = null;
   let stopping = false;
-  const serveArgs = ["serve", "--db", db, "--listen", "127.0.0.1:0", "--tls-dir", path.join(dir, "tls"), ...(options.requestTtlMs ? ["--request-ttl", String(options.requestTtlMs)] : []), ...(options.agentRatePerSecond ? ["--agent-rate", String(options.agentRatePerSecond)] : [])];
+  const preferred = options.port ?? DEFAULT_AUTHORITY_PORT;
+  const serveArgs = (port: number): string[] => ["serve", "--db", db, "--listen", `127.0.0.1:${port}`, "--tls-dir", path.join(dir, "tls"), ...(options.requestTtlMs ? ["--request-ttl", String(options.requestTtlMs)] : []), ...(options.agentRatePerSecond ? ["--agent-rate", String(options.agentRatePerSecond)] : [])];
 
   async function launch(): Promise<{ url: string; pin: string }> {
-    const c = runChild(serveArgs, env);
+    let c = runChild(serveArgs(preferred), env);
+    let line: string;
+    try {
+      line = await firstLine(c, "start", 20_000);
+    } catch (err) {
+      if (preferred === 0 || !(err instanceof LinkError) || !/EADDRINUSE/.test(err.message)) throw err;
+      log.warn({ port: preferred }, "embedded authority: preferred port in use; using a free one");
+      c = runChild(serveArgs(0), env);
+      line = await firstLine(c, "start", 20_000);
+    }
     child = c;
     c.stderr?.on("data", (chunk: Buffer) => log.warn({ authority: chunk.toString().trim().slice(0, 2000) }, "embedded authority stderr"));
-    const ready = JSON.parse(await firstLine(c, "start", 20_000)) as { url: string; fingerprint256: string };
+    const ready = JSON.parse(line) as { url: string; fingerprint256: string };
     c.once("exit", (code, signal) => {
       if (stopping) return;
       log.error({ code, signal }, "embedded authority exited; restarting");

@@ -13,7 +13,7 @@ import { CloseCode, type ContextPush } from "../../shared/protocol.js";
 import { DEFAULT_LINK_PORT, LINK_VERSION } from "../../shared/version.js";
 import { NOT_LOGGED_IN_MESSAGE, type ContextSnapshot } from "./agent-session.js";
 import { createAuthorityClient, type AuthorityClient } from "./authority-client.js";
-import { startEmbeddedAuthority, type EmbeddedAuthority } from "./embedded-authority.js";
+import { DEFAULT_AUTHORITY_PORT, startEmbeddedAuthority, type EmbeddedAuthority } from "./embedded-authority.js";
 import { createAgentResolver } from "./resolver.js";
 import { createGrantCache } from "./grant-cache.js";
 import { startProcessGrantSweeper } from "./process-grants.js";
@@ -47,7 +47,7 @@ export interface LinkOptions {
 }
 
 export type AuthorityConfig =
-  | { kind: "embedded"; requestTtlMs?: number; agentRatePerSecond?: number }
+  | { kind: "embedded"; requestTtlMs?: number; agentRatePerSecond?: number; port?: number }
   | { kind: "remote"; url: string; linkToken: string; ca?: string | null };
 
 export interface Link {
@@ -250,6 +250,8 @@ export function createLink(options: LinkOptions): Link {
             log,
             ...(config.requestTtlMs !== undefined ? { requestTtlMs: config.requestTtlMs } : {}),
             ...(config.agentRatePerSecond !== undefined ? { agentRatePerSecond: config.agentRatePerSecond } : {}),
+            // A Link on an ephemeral port (tests, extra profiles) gives its authority one too.
+            port: config.port ?? (options.port === 0 ? 0 : undefined) ?? DEFAULT_AUTHORITY_PORT,
             onRestart: (next) => useAuthority(next.url, next.pin, null),
           });
           linkToken = embedded.linkToken;
