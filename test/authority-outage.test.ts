@@ -12,6 +12,7 @@ import { GrantViewSchema, RequestViewSchema } from "../src/shared/authority.js";
 import { LinkStatusSchema } from "../src/shared/control.js";
 import { newDataKey } from "../src/server/crypto.js";
 import { BIN, cli, cliJson, newEnv, stopAll } from "./cli-helpers.js";
+import { ENGINES } from "./db-helpers.js";
 import { connectAgent, pendingRequestId, tempDir, waitFor } from "./helpers.js";
 
 const running: ChildProcess[] = [];
@@ -33,10 +34,12 @@ function serve(db: string, listen: string, tlsDir: string, env: NodeJS.ProcessEn
   });
 }
 
-describe("remote authority outage", () => {
-  it("gives retryable authority_unavailable while it is down and recovers without restarting the Link", async () => {
+for (const engine of ENGINES) describe(`Link with a remote authority on ${engine.name}`, { skip: engine.skip }, () => {
+  it("approves, then gives retryable authority_unavailable while the authority is down and recovers without restarting the Link", async () => {
     const dir = await tempDir("piper-remote-");
-    const db = path.join(dir, "authority.sqlite");
+    const database = await engine.make();
+    after(() => void database.drop());
+    const db = database.location;
     const tlsDir = path.join(dir, "tls");
     const authorityEnv = { ...process.env, PIPER_AUTHORITY_DATA_KEYS: `k1:${newDataKey()}` };
     const user = spawnSync(process.execPath, [BIN, "authority", "create-user", "--db", db], { env: authorityEnv, encoding: "utf8" });
