@@ -56,8 +56,9 @@ export default tseslint.config(
   },
   {
     files: ["src/main/cli/**"],
-    // The CLI is a composition root like the Electron shell: it may also run the authority (`piper-link authority`).
-    rules: { "no-restricted-imports": forbid(["app", "renderer", "preload", "sdk"], "the CLI uses the core (and the authority entry) only", ["electron$"]) },
+    // The CLI is a composition root like the Electron shell: it may also run the authority
+    // (`piper-link authority`) and act as an agent through the SDK (`piper-link run`).
+    rules: { "no-restricted-imports": forbid(["app", "renderer", "preload"], "the CLI uses the core, the authority entry and (for `run`) the SDK only", ["electron$"]) },
   },
   {
     files: ["src/main/app/**"],

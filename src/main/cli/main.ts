@@ -19,6 +19,7 @@ import { resolveLinkPaths } from "../core/paths.js";
 import { authorityCommand } from "../../server/main.js";
 import type { AuthorityConfig } from "../core/link.js";
 import { addApprovalCommands, addDevSignIn } from "./commands.js";
+import { addRunCommand } from "./run.js";
 import { createOutput, ExitCode, reportError, type Output } from "./output.js";
 
 interface GlobalOptions {
@@ -147,6 +148,7 @@ export function buildProgram(run: (job: (out: Output) => Promise<number>, json: 
     .version(LINK_VERSION, "-V, --version")
     .addOption(new Option("--profile <name>", "profile (separate keychain entries, files and port)").env("PIPER_LINK_PROFILE").default("default"))
     .showHelpAfterError("(run with --help for usage)")
+    .enablePositionalOptions()
     .exitOverride();
 
   const globals = (): GlobalOptions => program.opts<GlobalOptions>();
@@ -219,6 +221,7 @@ export function buildProgram(run: (job: (out: Output) => Promise<number>, json: 
     });
 
   addApprovalCommands(program, () => globals().profile, run);
+  addRunCommand(program);
   program.addCommand(authorityCommand());
 
   const dev = program.command("dev").description("developer commands (until sign-in lands: drive the context by hand)");

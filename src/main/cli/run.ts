@@ -1,0 +1,70 @@
+/**
+ * `piper-link run --secret NAME[=ENV] -- <command>`: for agents that cannot use the SDK. Resolves
+ * each secret through the Link (waiting for approval when needed) and starts the command with them
+ * in its environment only — not in argv, not in any log.
+ */
+import { spawn } from "node:child_process";
+import { type Command, InvalidArgumentError } from "commander";
+import { createPiperClient, PiperError } from "../../sdk/index.js";
+import { ExitCode } from "./output.js";
+
+interface SecretSpec {
+  variable: string;
+  envName: string;
+}
+
+function parseSpec(value: string, previous: SecretSpec[]): SecretSpec[] {
+  const m = /^([A-Za-z0-9_.-]+)(?:=([A-Za-z_][A-Za-z0-9_]*))?$/.exec(value);
+  if (!m?.[1]) throw new InvalidArgumentError("use VARIABLE or VARIABLE=ENV_NAME, e.g. OPENAI_API_KEY or openai=OPENAI_API_KEY.");
+  return [...previous, { variable: m[1], envName: m[2] ?? m[1] }];
+}
+
+function exitCodeOf(err: PiperError): number {
+  if (err.code === "link_not_running") return ExitCode.notRunning;
+  return ExitCode.failure;
+}
+
+export function addRunCommand(program: Command): void {
+  program
+    .command("run")
+    .description("run a command with secrets from Piper Link in its environment (approve them in Piper Link when asked)")
+    .requiredOption("--secret <VARIABLE[=ENV_NAME]>", "a secret to pass, repeatable", parseSpec, [])
+    .option("--client-id <id>", "the agent client ID the person sees", "piper-link-run")
+    .option("--name <name>", "a display name for the approval prompt")
+    .option("--reason <text>", "why the command needs the secrets (shown in the prompt)")
+    .option("--timeout <ms>", "how long to wait for approval", (v) => Number(v), 120_000)
+    .argument("<command...>", "the command and its arguments (after --)")
+    .passThroughOptions()
+    .action(async (command: string[], o: { secret: SecretSpec[]; clientId: string; name?: string; reason?: string; timeout: number }) => {
+      const [file, ...args] = command;
+      if (file === undefined) throw new InvalidArgumentError("give the command to run after --");
+      const client = createPiperClient({ clientId: o.clientId, name: o.name ?? `piper-link run ${file}`, fallbackToEnv: false });
+      const values: Record<string, string> = {};
+      try {
+        for (const spec of o.secret) {
+          const r = await client.getSecret(spec.variable, {
+            timeoutMs: o.timeout,
+            ...(o.reason ? { reason: o.reason } : {}),
+            onPending: ({ requestId }) => process.stderr.write(`Waiting for you to approve ${spec.variable} in Piper Link (request ${requestId})…\n`),
+          });
+          values[spec.envName] = r.value;
+        }
+      } catch (err) {
+        client.close();
+        if (!(err instanceof PiperError)) throw err;
+        process.stderr.write(`piper-link run: ${err.message}\n`);
+        process.exitCode = exitCodeOf(err);
+        return;
+      }
+      client.close();
+      const child = spawn(file, args, { stdio: "inherit", env: { ...process.env, ...values } });
+      for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(signal, () => child.kill(signal));
+      process.exitCode = await new Promise<number>((resolve) => {
+        child.on("error", (err) => {
+          process.stderr.write(`piper-link run: could not start ${file}: ${err.message}\n`);
+          resolve(127);
+        });
+        child.on("exit", (code, signal) => resolve(code ?? (signal ? 128 : 1)));
+      });
+    });
+}

@@ -1,0 +1,317 @@
+/**
+ * `createPiperClient`: the agent side of Piper Link. One persistent WebSocket to the Link (found
+ * without configuration), `hello` once, `context` pushes tracked, reconnect with backoff; in-flight
+ * requests are re-sent after a reconnect (the Link joins them to the same pending request).
+ * `getSecret` resolves through the Link — waiting for the person's approval when there is no grant
+ * yet — and falls back to environment variables with pyper-sdk's rules.
+ */
+import WebSocket from "ws";
+import { LinkMessageSchema, type LinkMessage } from "../shared/protocol.js";
+import { AGENT_SUBPROTOCOL, LINK_VERSION, PROTOCOL_VERSION } from "../shared/version.js";
+import { discoverLinkUrl } from "./discovery.js";
+import { envNameFor } from "./env.js";
+import {
+  PiperConfigError,
+  PiperError,
+  PiperForbiddenError,
+  PiperGrantNeededError,
+  PiperLinkNeededError,
+  PiperSecretAcquisitionError,
+} from "./errors.js";
+
+export interface PiperLogger {
+  debug?(message: string): void;
+  info?(message: string): void;
+  warn?(message: string): void;
+}
+
+export interface PiperClientOptions {
+  /** Your agent's client ID; the person sees it in every approval prompt. */
+  clientId: string;
+  /** A display name for the approval prompt. */
+  name?: string;
+  /** The Link's WebSocket URL; found automatically when omitted. */
+  linkUrl?: string;
+  /** For code that only needs the context: skip the Link for `getInstanceId()`. */
+  instanceId?: string;
+  useLink?: boolean;
+  fallbackToEnv?: boolean;
+  envPrefix?: string;
+  envMap?: Readonly<Record<string, string>>;
+  /** How long `getSecret` waits for the person by default (120 s). */
+  approvalTimeoutMs?: number;
+  /** How long to try reaching the Link before `PiperLinkNeededError` (1 s). */
+  connectTimeoutMs?: number;
+  /** Aborting it closes the client. */
+  signal?: AbortSignal;
+  logger?: PiperLogger;
+  /** The environment for discovery and fallback (default `process.env`). */
+  env?: Readonly<Record<string, string | undefined>>;
+}
+
+export interface GetSecretOptions {
+  /** Shown to the person in the approval prompt. */
+  reason?: string;
+  /** Wait for approval when there is no grant (default true); false throws `PiperGrantNeededError`. */
+  wait?: boolean;
+  timeoutMs?: number;
+  signal?: AbortSignal;
+  /** Called once when the request is waiting for the person, e.g. to print "approve in Piper Link". */
+  onPending?: (info: { variable: string; requestId: string }) => void;
+}
+
+export interface SecretResult {
+  value: string;
+  source: "piper" | "environment_variable";
+  variable: string;
+  grantId?: string;
+  expiresAt?: string | null;
+}
+
+export interface PiperClient {
+  getSecret(variable: string, options?: GetSecretOptions): Promise<SecretResult>;
+  getInstanceId(): Promise<string>;
+  close(): void;
+}
+
+type Handler = (message: LinkMessage) => void;
+
+interface InFlight {
+  frame: string;
+  handler: Handler;
+}
+
+const LINK_NOT_RUNNING = "Piper Link is not running. Start it with `npm start` (or `piper-link start`) or open the app.";
+
+export function createPiperClient(options: PiperClientOptions): PiperClient {
+  if (!options.clientId || !/^[A-Za-z0-9._:@-]{1,128}$/.test(options.clientId)) {
+    throw new PiperConfigError("invalid_client_id", "clientId is required: 1-128 letters, digits or . _ : @ -.");
+  }
+  const env = options.env ?? process.env;
+  const log = options.logger ?? {};
+  const useLink = options.useLink ?? true;
+  const fallbackToEnv = options.fallbackToEnv ?? true;
+  const connectTimeoutMs = options.connectTimeoutMs ?? 1000;
+
+  let ws: WebSocket | null = null;
+  let ready: Promise<void> | null = null;
+  let instanceId: string | null = null;
+  let loggedOut: { code: "not_logged_in"; message: string } | null = null;
+  let closed = false;
+  let nextId = 1;
+  let backoff = 250;
+  let reconnectTimer: NodeJS.Timeout | null = null;
+  let heartbeat: NodeJS.Timeout | null = null;
+  const inFlight = new Map<string, InFlight>();
+
+  function route(data: Buffer): void {
+    let message: LinkMessage;
+    try {
+      message = LinkMessageSchema.parse(JSON.parse(data.toString("utf8")));
+    } catch {
+      log.warn?.("piper: ignored a frame the SDK does not understand");
+      return;
+    }
+    if (message.type === "context") {
+      instanceId = message.instanceId;
+      loggedOut = message.state === "ready" ? null : { code: "not_logged_in", message: "Piper Link is running but nobody is signed in. Open Piper Link and sign in." };
+      return;
+    }
+    const id = message.id === null ? null : String(message.id);
+    if (id !== null) inFlight.get(id)?.handler(message);
+  }
+
+  function scheduleReconnect(): void {
+    if (closed || reconnectTimer !== null) return;
+    reconnectTimer = setTimeout(() => {
+      reconnectTimer = null;
+      connect().catch(() => scheduleReconnect());
+    }, backoff);
+    reconnectTimer.unref();
+    backoff = Math.min(backoff * 2, 5000);
+  }
+
+  /** Opens the connection and says hello; resolves when the Link answered the hello. */
+  function connect(): Promise<void> {
+    const { url, source } = discoverLinkUrl(options.linkUrl, env);
+    log.debug?.(`piper: connecting to ${url} (${source})`);
+    const promise = new Promise<void>((resolve, reject) => {
+      const socket = new WebSocket(url, AGENT_SUBPROTOCOL, { handshakeTimeout: connectTimeoutMs, perMessageDeflate: false });
+      ws = socket;
+      const helloId = `hello-${nextId++}`;
+      const timer = setTimeout(() => {
+        socket.terminate();
+        reject(new PiperLinkNeededError("link_not_running", `${LINK_NOT_RUNNING} (no answer from ${url})`));
+      }, connectTimeoutMs);
+      inFlight.set(helloId, {
+        frame: "",
+        handler: (m) => {
+          inFlight.delete(helloId);
+          clearTimeout(timer);
+          backoff = 250;
+          if (m.type === "welcome") {
+            instanceId = m.instanceId;
+            loggedOut = null;
+          } else if (m.type === "error" && m.code === "not_logged_in") {
+            instanceId = null;
+            loggedOut = { code: "not_logged_in", message: m.message };
+          } else if (m.type === "error") {
+            reject(new PiperError(m.code, m.message, { retryable: m.retryable }));
+            return;
+          }
+          // Re-send what was waiting when the previous connection dropped.
+          for (const [id, f] of inFlight) if (id !== helloId && f.frame) socket.send(f.frame);
+          resolve();
+        },
+      });
+      socket.on("open", () => {
+        socket.send(JSON.stringify({ type: "hello", id: helloId, protocol: PROTOCOL_VERSION, agent: { clientId: options.clientId, ...(options.name ? { name: options.name } : {}) }, sdk: { name: "piper-link/sdk", version: LINK_VERSION } }));
+        heartbeat = setInterval(() => {
+          let answered = false;
+          socket.once("pong", () => (answered = true));
+          socket.ping();
+          setTimeout(() => {
+            if (!answered) socket.terminate();
+          }, 10_000).unref();
+        }, 30_000);
+        heartbeat.unref();
+      });
+      socket.on("message", route);
+      socket.on("error", (err) => {
+        clearTimeout(timer);
+        inFlight.delete(helloId);
+        reject(new PiperLinkNeededError("link_not_running", `${LINK_NOT_RUNNING} (${err.message})`, { cause: err }));
+      });
+      socket.on("close", () => {
+        clearTimeout(timer);
+        if (heartbeat) clearInterval(heartbeat);
+        if (ws === socket) {
+          ws = null;
+          ready = null;
+        }
+        inFlight.delete(helloId);
+        reject(new PiperLinkNeededError("link_not_running", `${LINK_NOT_RUNNING} (connection closed)`));
+        // Persistent: come back when requests are waiting (they are re-sent after hello).
+        if (!closed && inFlight.size > 0) scheduleReconnect();
+      });
+    });
+    ready = promise;
+    promise.catch(() => {
+      if (ready === promise) ready = null;
+    });
+    return promise;
+  }
+
+  async function ensureReady(): Promise<void> {
+    if (closed) throw new PiperError("closed", "This Piper client was closed.");
+    await (ready ?? connect());
+    if (loggedOut !== null || instanceId === null) {
+      throw new PiperLinkNeededError("not_logged_in", loggedOut?.message ?? "Piper Link is running but nobody is signed in. Open Piper Link and sign in.");
+    }
+  }
+
+  function errorFor(variable: string, m: Extract<LinkMessage, { type: "error" }>, requestId: string | null): PiperError {
+    switch (m.code) {
+      case "denied":
+        return new PiperForbiddenError(variable, `The request for ${variable} was denied in Piper Link.`);
+      case "timeout":
+        return new PiperGrantNeededError("timeout", variable, requestId, `Nobody approved ${variable} in Piper Link in time. Approve it there and try again.`);
+      case "grant_needed":
+        return new PiperGrantNeededError("grant_needed", variable, requestId, `${variable} needs approval in Piper Link.`);
+      case "not_logged_in":
+        return new PiperLinkNeededError("not_logged_in", m.message);
+      default:
+        return new PiperError(m.code, m.message, { retryable: m.retryable });
+    }
+  }
+
+  async function viaLink(variable: string, opts: GetSecretOptions): Promise<SecretResult> {
+    await ensureReady();
+    const wait = opts.wait ?? true;
+    const timeoutMs = opts.timeoutMs ?? options.approvalTimeoutMs ?? 120_000;
+    const id = `r-${nextId++}`;
+    const frame = JSON.stringify({ type: "resolve", id, variable, wait, timeoutMs, ...(opts.reason ? { reason: opts.reason } : {}) });
+    const signals = [opts.signal, options.signal].filter((s): s is AbortSignal => s !== undefined);
+    return new Promise<SecretResult>((resolve, reject) => {
+      let requestId: string | null = null;
+      const finish = (err: PiperError | null, result?: SecretResult): void => {
+        inFlight.delete(id);
+        clearTimeout(overall);
+        for (const s of signals) s.removeEventListener("abort", onAbort);
+        if (err) reject(err);
+        else if (result) resolve(result);
+      };
+      const onAbort = (): void => finish(new PiperError("aborted", `Waiting for ${variable} was cancelled.`));
+      // The Link answers `timeout` itself; this only guards against a Link that never answers.
+      const overall = setTimeout(() => finish(new PiperGrantNeededError("timeout", variable, requestId, `No answer for ${variable} within ${timeoutMs} ms.`)), timeoutMs + 10_000);
+      overall.unref();
+      for (const s of signals) {
+        if (s.aborted) return onAbort();
+        s.addEventListener("abort", onAbort, { once: true });
+      }
+      inFlight.set(id, {
+        frame,
+        handler: (m) => {
+          if (m.type === "pending") {
+            if (requestId === null) opts.onPending?.({ variable, requestId: m.requestId });
+            requestId = m.requestId;
+            if (!wait) finish(new PiperGrantNeededError("grant_needed", variable, requestId, `${variable} needs approval in Piper Link (request ${requestId}).`));
+          } else if (m.type === "secret") {
+            finish(null, { value: m.value, source: "piper", variable, grantId: m.grantId, expiresAt: m.expiresAt });
+          } else if (m.type === "error") {
+            finish(errorFor(variable, m, requestId));
+          }
+        },
+      });
+      if (ws?.readyState === WebSocket.OPEN) ws.send(frame);
+      else scheduleReconnect();
+    });
+  }
+
+  const client: PiperClient = {
+    async getSecret(variable, opts = {}) {
+      if (!variable.trim()) throw new PiperConfigError("invalid_variable", "getSecret needs a variable name.");
+      if (!useLink && !fallbackToEnv) throw new PiperConfigError("no_sources", "Both useLink and fallbackToEnv are off: there is nowhere to get secrets from.");
+      const attempts: Record<string, string> = {};
+      let piperError: unknown = null;
+      if (useLink) {
+        try {
+          return await viaLink(variable, opts);
+        } catch (err) {
+          if (err instanceof PiperError && (err.code === "aborted" || err.code === "closed")) throw err;
+          piperError = err;
+          attempts["piper"] = err instanceof PiperError ? `${err.name} (${err.code}): ${err.message}` : String(err);
+          log.info?.(`piper: ${variable} not available from Piper Link: ${attempts["piper"]}`);
+        }
+      }
+      if (fallbackToEnv) {
+        const name = envNameFor(variable, options.envPrefix, options.envMap);
+        const value = env[name];
+        if (value !== undefined && value !== "") return { value, source: "environment_variable", variable };
+        attempts["environment_variable"] = `${name} is not set`;
+      }
+      if (!fallbackToEnv && piperError instanceof PiperError) throw piperError;
+      throw new PiperSecretAcquisitionError(variable, attempts, piperError);
+    },
+
+    async getInstanceId() {
+      if (options.instanceId) return options.instanceId;
+      await ensureReady();
+      return instanceId ?? "";
+    },
+
+    close() {
+      closed = true;
+      if (reconnectTimer) clearTimeout(reconnectTimer);
+      if (heartbeat) clearInterval(heartbeat);
+      for (const [id, f] of inFlight) {
+        inFlight.delete(id);
+        f.handler({ type: "error", id, code: "internal_error", message: "This Piper client was closed.", retryable: false });
+      }
+      ws?.close(1000);
+      ws = null;
+    },
+  };
+  options.signal?.addEventListener("abort", () => client.close(), { once: true });
+  return client;
+}

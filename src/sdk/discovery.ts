@@ -1,0 +1,41 @@
+/** Finds the Link (DESIGN.md section 3): option > PIPER_LINK_URL > discovery file (live pid) > default. */
+import { readFileSync } from "node:fs";
+import os from "node:os";
+import { DiscoveryFileSchema, discoveryFilePath } from "../shared/discovery.js";
+import { DEFAULT_LINK_PORT } from "../shared/version.js";
+
+export const DEFAULT_LINK_URL = `ws://127.0.0.1:${DEFAULT_LINK_PORT}/v1/link`;
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+  if (process.platform !== "linux") return true;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.charAt(stat.lastIndexOf(")") + 2) !== "Z";
+  } catch {
+    return false;
+  }
+}
+
+export interface Discovered {
+  url: string;
+  source: "option" | "environment" | "discovery_file" | "default";
+}
+
+export function discoverLinkUrl(option: string | undefined, env: Readonly<Record<string, string | undefined>>): Discovered {
+  if (option) return { url: option, source: "option" };
+  const fromEnv = env["PIPER_LINK_URL"];
+  if (fromEnv) return { url: fromEnv, source: "environment" };
+  try {
+    const file = discoveryFilePath({ platform: process.platform, env, homedir: env["HOME"] ?? os.homedir() });
+    const parsed = DiscoveryFileSchema.safeParse(JSON.parse(readFileSync(file, "utf8")));
+    if (parsed.success && pidAlive(parsed.data.pid)) return { url: parsed.data.url, source: "discovery_file" };
+  } catch {
+    // No file, unreadable, or not JSON: fall through to the default.
+  }
+  return { url: DEFAULT_LINK_URL, source: "default" };
+}

@@ -1,0 +1,77 @@
+/**
+ * The SDK's errors mirror pyper-sdk's classes, so people moving from Python recognise them:
+ *
+ *   PiperError
+ *   ├─ PiperConfigError
+ *   │  └─ PiperLinkNeededError        Link not running, not signed in
+ *   ├─ PiperAuthError
+ *   │  ├─ PiperGrantNeededError       no grant (yet): pending, not approved in time
+ *   │  └─ PiperForbiddenError         the person denied it
+ *   └─ PiperSecretAcquisitionError    every configured source failed (with the per-source summary)
+ *
+ * Every error has a stable `code` and a message that says what to do.
+ */
+export class PiperError extends Error {
+  readonly code: string;
+  readonly retryable: boolean;
+  constructor(code: string, message: string, options?: { cause?: unknown; retryable?: boolean }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "PiperError";
+    this.code = code;
+    this.retryable = options?.retryable ?? false;
+  }
+}
+
+export class PiperConfigError extends PiperError {
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.name = "PiperConfigError";
+  }
+}
+
+export class PiperLinkNeededError extends PiperConfigError {
+  constructor(code: "link_not_running" | "not_logged_in", message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.name = "PiperLinkNeededError";
+  }
+}
+
+export class PiperAuthError extends PiperError {
+  constructor(code: string, message: string, options?: { cause?: unknown; retryable?: boolean }) {
+    super(code, message, options);
+    this.name = "PiperAuthError";
+  }
+}
+
+export class PiperGrantNeededError extends PiperAuthError {
+  readonly variable: string;
+  readonly requestId: string | null;
+  constructor(code: "grant_needed" | "timeout", variable: string, requestId: string | null, message: string) {
+    super(code, message, { retryable: true });
+    this.name = "PiperGrantNeededError";
+    this.variable = variable;
+    this.requestId = requestId;
+  }
+}
+
+export class PiperForbiddenError extends PiperAuthError {
+  readonly variable: string;
+  constructor(variable: string, message: string) {
+    super("denied", message);
+    this.name = "PiperForbiddenError";
+    this.variable = variable;
+  }
+}
+
+export class PiperSecretAcquisitionError extends PiperError {
+  readonly variable: string;
+  /** What each source said: `piper` (an error) and `environment_variable` (the names looked at). */
+  readonly attempts: Readonly<Record<string, string>>;
+  constructor(variable: string, attempts: Record<string, string>, cause: unknown) {
+    const lines = Object.entries(attempts).map(([source, what]) => `  - ${source}: ${what}`);
+    super("secret_unavailable", `Could not get ${variable} from any source:\n${lines.join("\n")}`, { cause });
+    this.name = "PiperSecretAcquisitionError";
+    this.variable = variable;
+    this.attempts = attempts;
+  }
+}

@@ -1,0 +1,18 @@
+/**
+ * piper-link/sdk — get a person's secrets through Piper Link, with their approval.
+ *
+ *   const piper = createPiperClient({ clientId: "my-agent", name: "My Agent" });
+ *   const { value } = await piper.getSecret("OPENAI_API_KEY", { reason: "summarise your inbox" });
+ */
+export { createPiperClient, type GetSecretOptions, type PiperClient, type PiperClientOptions, type PiperLogger, type SecretResult } from "./client.js";
+export { DEFAULT_LINK_URL, discoverLinkUrl } from "./discovery.js";
+export { envNameFor } from "./env.js";
+export {
+  PiperAuthError,
+  PiperConfigError,
+  PiperError,
+  PiperForbiddenError,
+  PiperGrantNeededError,
+  PiperLinkNeededError,
+  PiperSecretAcquisitionError,
+} from "./errors.js";
