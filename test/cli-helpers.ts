@@ -1,5 +1,6 @@
 /** Running the compiled `piper-link` as a person would, each test in its own HOME and profile. */
-import { spawnSync } from "node:child_process";
+import { execFile, spawnSync } from "node:child_process";
+import { promisify } from "node:util";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { z } from "zod";
@@ -52,4 +53,15 @@ export function json(text: string): Record<string, unknown> {
 /** Stops every Link the tests started (for `after`). */
 export function stopAll(): void {
   for (const e of created) spawnSync(process.execPath, [BIN, "stop"], { env: e.env });
+}
+
+const execFileAsync = promisify(execFile);
+
+/**
+ * Like `cliJson`, without blocking the event loop: for tests whose own process holds live
+ * connections (an SDK client waiting) while the CLI runs.
+ */
+export async function cliJsonAsync<S extends z.ZodType>(e: CliEnv, args: string[], schema: S): Promise<z.infer<S>> {
+  const { stdout } = await execFileAsync(process.execPath, [BIN, ...args, "--json"], { env: e.env, encoding: "utf8", timeout: 60_000 });
+  return schema.parse(JSON.parse(stdout));
 }

@@ -1,4 +1,7 @@
-/** Finds the Link (DESIGN.md section 3): option > PIPER_LINK_URL > discovery file (live pid) > default. */
+/**
+ * Finds the Link (DESIGN.md section 3): option > PIPER_LINK_URL > discovery file (live pid) > default.
+ * The discovery file is the default profile's unless PIPER_LINK_PROFILE names another.
+ */
 import { readFileSync } from "node:fs";
 import os from "node:os";
 import { DiscoveryFileSchema, discoveryFilePath } from "../shared/discovery.js";
@@ -31,7 +34,8 @@ export function discoverLinkUrl(option: string | undefined, env: Readonly<Record
   const fromEnv = env["PIPER_LINK_URL"];
   if (fromEnv) return { url: fromEnv, source: "environment" };
   try {
-    const file = discoveryFilePath({ platform: process.platform, env, homedir: env["HOME"] ?? os.homedir() });
+    // A Link started with a profile (PIPER_LINK_PROFILE) is found by agents started with the same one.
+    const file = discoveryFilePath({ platform: process.platform, env, homedir: env["HOME"] ?? os.homedir() }, env["PIPER_LINK_PROFILE"] || "default");
     const parsed = DiscoveryFileSchema.safeParse(JSON.parse(readFileSync(file, "utf8")));
     if (parsed.success && pidAlive(parsed.data.pid)) return { url: parsed.data.url, source: "discovery_file" };
   } catch {

@@ -221,7 +221,7 @@ export function buildProgram(run: (job: (out: Output) => Promise<number>, json: 
     });
 
   addApprovalCommands(program, () => globals().profile, run);
-  addRunCommand(program);
+  addRunCommand(program, run);
   program.addCommand(authorityCommand());
 
   const dev = program.command("dev").description("developer commands (until sign-in lands: drive the context by hand)");

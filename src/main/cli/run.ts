@@ -6,6 +6,7 @@
 import { spawn } from "node:child_process";
 import { type Command, InvalidArgumentError } from "commander";
 import { createPiperClient, PiperError } from "../../sdk/index.js";
+import type { Runner } from "./commands.js";
 import { ExitCode } from "./output.js";
 
 interface SecretSpec {
@@ -24,7 +25,7 @@ function exitCodeOf(err: PiperError): number {
   return ExitCode.failure;
 }
 
-export function addRunCommand(program: Command): void {
+export function addRunCommand(program: Command, run: Runner): void {
   program
     .command("run")
     .description("run a command with secrets from Piper Link in its environment (approve them in Piper Link when asked)")
@@ -36,35 +37,39 @@ export function addRunCommand(program: Command): void {
     .argument("<command...>", "the command and its arguments (after --)")
     .passThroughOptions()
     .action(async (command: string[], o: { secret: SecretSpec[]; clientId: string; name?: string; reason?: string; timeout: number }) => {
-      const [file, ...args] = command;
-      if (file === undefined) throw new InvalidArgumentError("give the command to run after --");
-      const client = createPiperClient({ clientId: o.clientId, name: o.name ?? `piper-link run ${file}`, fallbackToEnv: false });
-      const values: Record<string, string> = {};
-      try {
-        for (const spec of o.secret) {
-          const r = await client.getSecret(spec.variable, {
-            timeoutMs: o.timeout,
-            ...(o.reason ? { reason: o.reason } : {}),
-            onPending: ({ requestId }) => process.stderr.write(`Waiting for you to approve ${spec.variable} in Piper Link (request ${requestId})…\n`),
-          });
-          values[spec.envName] = r.value;
-        }
-      } catch (err) {
-        client.close();
-        if (!(err instanceof PiperError)) throw err;
-        process.stderr.write(`piper-link run: ${err.message}\n`);
-        process.exitCode = exitCodeOf(err);
-        return;
-      }
-      client.close();
-      const child = spawn(file, args, { stdio: "inherit", env: { ...process.env, ...values } });
-      for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(signal, () => child.kill(signal));
-      process.exitCode = await new Promise<number>((resolve) => {
-        child.on("error", (err) => {
-          process.stderr.write(`piper-link run: could not start ${file}: ${err.message}\n`);
-          resolve(127);
-        });
-        child.on("exit", (code, signal) => resolve(code ?? (signal ? 128 : 1)));
-      });
+      await run(() => runWithSecrets(command, o), false);
     });
+}
+
+/** Resolves the secrets, runs the command with them, and returns the command's exit code. */
+async function runWithSecrets(command: string[], o: { secret: SecretSpec[]; clientId: string; name?: string; reason?: string; timeout: number }): Promise<number> {
+  const [file, ...args] = command;
+  if (file === undefined) throw new InvalidArgumentError("give the command to run after --");
+  const client = createPiperClient({ clientId: o.clientId, name: o.name ?? `piper-link run ${file}`, fallbackToEnv: false });
+  const values: Record<string, string> = {};
+  try {
+    for (const spec of o.secret) {
+      const r = await client.getSecret(spec.variable, {
+        timeoutMs: o.timeout,
+        ...(o.reason ? { reason: o.reason } : {}),
+        onPending: ({ requestId }) => process.stderr.write(`Waiting for you to approve ${spec.variable} in Piper Link (request ${requestId})…\n`),
+      });
+      values[spec.envName] = r.value;
+    }
+  } catch (err) {
+    client.close();
+    if (!(err instanceof PiperError)) throw err;
+    process.stderr.write(`piper-link run: ${err.message}\n`);
+    return exitCodeOf(err);
+  }
+  client.close();
+  const child = spawn(file, args, { stdio: "inherit", env: { ...process.env, ...values } });
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(signal, () => child.kill(signal));
+  return new Promise<number>((resolve) => {
+    child.on("error", (err) => {
+      process.stderr.write(`piper-link run: could not start ${file}: ${err.message}\n`);
+      resolve(127);
+    });
+    child.on("exit", (code, signal) => resolve(code ?? (signal ? 128 : 1)));
+  });
 }
