@@ -228,7 +228,12 @@ export function createLink(options: LinkOptions): Link {
 
   async function describeOwner(pid: number): Promise<string> {
     const text = await readFileOrNull(paths.discoveryFile);
-    const url = text === null ? null : (JSON.parse(text) as { url?: string }).url;
+    let url: string | null;
+    try {
+      url = text === null ? null : ((JSON.parse(text) as { url?: string }).url ?? null);
+    } catch {
+      url = null;
+    }
     return `Piper Link is already running (pid ${pid}${url ? `, ${url}` : ""}). Use \`piper-link status\` to see it or \`piper-link stop\` to stop it.`;
   }
 
