@@ -7,6 +7,7 @@ import type { DataKeys } from "./crypto.js";
 import { openDatabase, type Engine } from "./db.js";
 import { createLocalBus, createPostgresBus } from "./events.js";
 import { buildAuthorityApp } from "./http.js";
+import { createOAuthService } from "./oauth.js";
 import { createService, type AuthorityService } from "./service.js";
 import type { TlsIdentity } from "./tls.js";
 
@@ -22,6 +23,8 @@ export interface AuthorityOptions {
   /** Per-agent request rate (sustained per second, and burst). */
   agentRate?: { perSecond: number; burst: number };
   sweepIntervalMs?: number;
+  /** Polling interval the device flow asks clients for (RFC 8628; default 5 s). */
+  deviceIntervalS?: number;
   now?: () => number;
   log?: (msg: string, fields?: Record<string, unknown>) => void;
 }
@@ -46,7 +49,8 @@ export async function startAuthority(options: AuthorityOptions): Promise<Running
     ...(options.requestTtlMs !== undefined ? { requestTtlMs: options.requestTtlMs } : {}),
     ...(options.agentRate ? { agentRatePerSecond: options.agentRate.perSecond, agentRateBurst: options.agentRate.burst } : {}),
   });
-  const app = buildAuthorityApp({ service, bus, https: options.tls ? { key: options.tls.key, cert: options.tls.cert } : null, log });
+  const oauth = createOAuthService({ db: opened.db, ...(options.now ? { now: options.now } : {}), ...(options.deviceIntervalS !== undefined ? { deviceIntervalS: options.deviceIntervalS } : {}) });
+  const app = buildAuthorityApp({ service, oauth, bus, https: options.tls ? { key: options.tls.key, cert: options.tls.cert } : null, log });
   await app.listen({ host: options.host, port: options.port });
   const address = app.server.address();
   const port = typeof address === "object" && address !== null ? address.port : options.port;

@@ -11,6 +11,50 @@ export interface UsersTable {
   id: string;
   display_name: string;
   created_at: number;
+  /** Accounts that sign in through the authority's pages (null for a token-only local user). */
+  email: string | null;
+  password_hash: string | null;
+}
+export interface WebSessionsTable {
+  id_hash: string;
+  user_id: string;
+  csrf: string;
+  created_at: number;
+  expires_at: number;
+}
+export interface OAuthCodesTable {
+  code_hash: string;
+  user_id: string;
+  client_id: string;
+  redirect_uri: string;
+  code_challenge: string;
+  created_at: number;
+  expires_at: number;
+  used_at: number | null;
+  family_id: string;
+}
+export interface OAuthTokensTable {
+  token_hash: string;
+  kind: "access" | "refresh";
+  user_id: string;
+  client_id: string;
+  family_id: string;
+  created_at: number;
+  expires_at: number;
+  /** Refresh tokens: set when exchanged for a new one; a second use means theft. */
+  used_at: number | null;
+  revoked_at: number | null;
+}
+export interface DeviceCodesTable {
+  device_code_hash: string;
+  user_code: string;
+  client_id: string;
+  user_id: string | null;
+  status: "pending" | "approved" | "denied" | "used";
+  created_at: number;
+  expires_at: number;
+  interval_s: number;
+  last_poll_at: number | null;
 }
 export interface LinkTokensTable {
   token_hash: string;
@@ -106,6 +150,10 @@ export interface Database {
   requests: RequestsTable;
   scoped_tokens: ScopedTokensTable;
   audit_events: AuditTable;
+  web_sessions: WebSessionsTable;
+  oauth_codes: OAuthCodesTable;
+  oauth_tokens: OAuthTokensTable;
+  device_codes: DeviceCodesTable;
 }
 
 export type Engine = "sqlite" | "postgres";
@@ -217,6 +265,59 @@ const migrations: Record<string, Migration> = {
         .execute();
       await db.schema.createIndex("audit_user_id").on("audit_events").columns(["user_id", "id"]).execute();
     },
+  },
+};
+
+migrations["002_accounts_oauth"] = {
+  async up(db: Kysely<unknown>) {
+    await db.schema.alterTable("users").addColumn("email", "text").execute();
+    await db.schema.alterTable("users").addColumn("password_hash", "text").execute();
+    await db.schema.createIndex("users_email").on("users").column("email").unique().execute();
+    await db.schema
+      .createTable("web_sessions")
+      .addColumn("id_hash", "text", (c) => c.primaryKey())
+      .addColumn("user_id", "text", (c) => c.notNull().references("users.id"))
+      .addColumn("csrf", "text", (c) => c.notNull())
+      .addColumn("created_at", "bigint", (c) => c.notNull())
+      .addColumn("expires_at", "bigint", (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createTable("oauth_codes")
+      .addColumn("code_hash", "text", (c) => c.primaryKey())
+      .addColumn("user_id", "text", (c) => c.notNull())
+      .addColumn("client_id", "text", (c) => c.notNull())
+      .addColumn("redirect_uri", "text", (c) => c.notNull())
+      .addColumn("code_challenge", "text", (c) => c.notNull())
+      .addColumn("created_at", "bigint", (c) => c.notNull())
+      .addColumn("expires_at", "bigint", (c) => c.notNull())
+      .addColumn("used_at", "bigint")
+      .addColumn("family_id", "text", (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createTable("oauth_tokens")
+      .addColumn("token_hash", "text", (c) => c.primaryKey())
+      .addColumn("kind", "text", (c) => c.notNull())
+      .addColumn("user_id", "text", (c) => c.notNull())
+      .addColumn("client_id", "text", (c) => c.notNull())
+      .addColumn("family_id", "text", (c) => c.notNull())
+      .addColumn("created_at", "bigint", (c) => c.notNull())
+      .addColumn("expires_at", "bigint", (c) => c.notNull())
+      .addColumn("used_at", "bigint")
+      .addColumn("revoked_at", "bigint")
+      .execute();
+    await db.schema.createIndex("oauth_tokens_family").on("oauth_tokens").column("family_id").execute();
+    await db.schema
+      .createTable("device_codes")
+      .addColumn("device_code_hash", "text", (c) => c.primaryKey())
+      .addColumn("user_code", "text", (c) => c.notNull().unique())
+      .addColumn("client_id", "text", (c) => c.notNull())
+      .addColumn("user_id", "text")
+      .addColumn("status", "text", (c) => c.notNull())
+      .addColumn("created_at", "bigint", (c) => c.notNull())
+      .addColumn("expires_at", "bigint", (c) => c.notNull())
+      .addColumn("interval_s", "integer", (c) => c.notNull())
+      .addColumn("last_poll_at", "bigint")
+      .execute();
   },
 };
 

@@ -18,10 +18,13 @@ import {
 } from "../shared/authority.js";
 import { LINK_VERSION } from "../shared/version.js";
 import type { EventBus } from "./events.js";
+import type { OAuthService } from "./oauth.js";
+import { registerOAuthRoutes } from "./oauth-routes.js";
 import { ServiceError, type AuthorityService } from "./service.js";
 
 export interface AuthorityHttpOptions {
   service: AuthorityService;
+  oauth: OAuthService;
   bus: EventBus;
   https: { key: string; cert: string } | null;
   /** Paths of the pyper-sdk endpoints (each is a separate URL in pyper-sdk's configuration). */
@@ -84,12 +87,15 @@ export function buildAuthorityApp(options: AuthorityHttpOptions): FastifyInstanc
   async function userOf(req: FastifyRequest): Promise<string> {
     const header = req.headers.authorization ?? "";
     const m = /^Bearer (\S+)$/.exec(header);
-    const userId = m?.[1] === undefined ? null : await service.userForLinkToken(m[1]);
+    const token = m?.[1];
+    // A Link signed in with OAuth sends an access token; a locally provisioned Link its Link token.
+    const userId = token === undefined ? null : token.startsWith("pat_") ? await options.oauth.userForAccessToken(token) : await service.userForLinkToken(token);
     if (userId === null) throw new ServiceError(401, "invalid_token", "A valid Link token is required (Authorization: Bearer ...).");
     return userId;
   }
 
   app.get("/healthz", () => ({ status: "ok", version: LINK_VERSION }));
+  registerOAuthRoutes(app, options.oauth, options.https !== null);
 
   // --- Link API ---
   app.get("/v1/me", async (req) => ({ userId: await userOf(req) }));

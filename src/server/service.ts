@@ -304,7 +304,7 @@ export function createService(options: ServiceOptions) {
     async createUser(displayName: string, tokenLabel = "local"): Promise<{ userId: string; linkToken: string }> {
       const userId = newId("usr");
       const linkToken = newToken("plt");
-      await db.insertInto("users").values({ id: userId, display_name: displayName, created_at: now() }).execute();
+      await db.insertInto("users").values({ id: userId, display_name: displayName, created_at: now(), email: null, password_hash: null }).execute();
       await db.insertInto("link_tokens").values({ token_hash: hashToken(linkToken), user_id: userId, label: tokenLabel, created_at: now() }).execute();
       await audit({ userId, actor: "system", action: "user.created", outcome: "ok" });
       return { userId, linkToken };

@@ -1,0 +1,233 @@
+/**
+ * Accounts and OAuth 2.0 for the Link (DESIGN.md section 5): passwords hashed with scrypt (Node's
+ * built-in memory-hard KDF), web sessions, brute-force throttling, the authorization-code grant
+ * with PKCE (S256 only) for the public `piper-link` client and loopback redirect URIs on any port
+ * (RFC 8252), the device authorization grant (RFC 8628), refresh-token rotation with reuse
+ * detection, and revocation (RFC 7009).
+ *
+ * Tokens are opaque random strings stored as SHA-256 hashes, not JWTs: every Link API call already
+ * looks the user up in the database, so opaque tokens cost nothing extra, need no signing keys,
+ * and revocation (sign-out, reuse detection) takes effect at once.
+ */
+import { createHash, randomBytes, randomInt, scrypt as scryptCb, timingSafeEqual } from "node:crypto";
+import { promisify } from "node:util";
+import type { Kysely } from "kysely";
+import type { Database } from "./db.js";
+import { hashToken, newId, newToken } from "./ids.js";
+import { ServiceError } from "./service.js";
+
+const scrypt = promisify(scryptCb) as (password: string, salt: Buffer, keylen: number, options: { N: number; r: number; p: number; maxmem: number }) => Promise<Buffer>;
+
+export const LINK_CLIENT_ID = "piper-link";
+const SCRYPT = { N: 2 ** 15, r: 8, p: 1, maxmem: 64 * 1024 * 1024 };
+
+export async function hashPassword(password: string): Promise<string> {
+  const salt = randomBytes(16);
+  const key = await scrypt(password, salt, 32, SCRYPT);
+  return `scrypt$${SCRYPT.N}$${SCRYPT.r}$${SCRYPT.p}$${salt.toString("base64")}$${key.toString("base64")}`;
+}
+
+export async function verifyPassword(password: string, stored: string): Promise<boolean> {
+  const [kind, n, r, p, salt, key] = stored.split("$");
+  if (kind !== "scrypt" || !n || !r || !p || !salt || !key) return false;
+  const expected = Buffer.from(key, "base64");
+  const actual = await scrypt(password, Buffer.from(salt, "base64"), expected.length, { N: Number(n), r: Number(r), p: Number(p), maxmem: SCRYPT.maxmem });
+  return timingSafeEqual(actual, expected);
+}
+
+/** RFC 8252 section 7.3: http on a loopback host, any port. */
+export function isLoopbackRedirect(uri: string): boolean {
+  try {
+    const u = new URL(uri);
+    return u.protocol === "http:" && ["127.0.0.1", "[::1]", "localhost"].includes(u.hostname) && u.port !== "" && u.hash === "" && u.username === "";
+  } catch {
+    return false;
+  }
+}
+
+export function pkceChallenge(verifier: string): string {
+  return createHash("sha256").update(verifier).digest("base64url");
+}
+
+export interface OAuthOptions {
+  db: Kysely<Database>;
+  now?: () => number;
+  accessTtlMs?: number;
+  refreshTtlMs?: number;
+  deviceIntervalS?: number;
+}
+
+export interface TokenResponse {
+  access_token: string;
+  token_type: "Bearer";
+  expires_in: number;
+  refresh_token: string;
+}
+
+export type OAuthService = ReturnType<typeof createOAuthService>;
+
+export function createOAuthService(options: OAuthOptions) {
+  const { db } = options;
+  const now = options.now ?? Date.now;
+  const accessTtl = options.accessTtlMs ?? 15 * 60_000;
+  const refreshTtl = options.refreshTtlMs ?? 90 * 24 * 3600_000;
+  const deviceInterval = options.deviceIntervalS ?? 5;
+  const failures = new Map<string, { count: number; since: number }>();
+
+  const invalidGrant = (why: string): ServiceError => new ServiceError(400, "invalid_grant", why);
+
+  async function issueTokens(userId: string, clientId: string, familyId: string): Promise<TokenResponse> {
+    const access = newToken("pat");
+    const refresh = newToken("prt");
+    const t = now();
+    await db
+      .insertInto("oauth_tokens")
+      .values([
+        { token_hash: hashToken(access), kind: "access", user_id: userId, client_id: clientId, family_id: familyId, created_at: t, expires_at: t + accessTtl, used_at: null, revoked_at: null },
+        { token_hash: hashToken(refresh), kind: "refresh", user_id: userId, client_id: clientId, family_id: familyId, created_at: t, expires_at: t + refreshTtl, used_at: null, revoked_at: null },
+      ])
+      .execute();
+    return { access_token: access, token_type: "Bearer", expires_in: Math.floor(accessTtl / 1000), refresh_token: refresh };
+  }
+
+  async function revokeFamily(familyId: string): Promise<void> {
+    await db.updateTable("oauth_tokens").set({ revoked_at: now() }).where("family_id", "=", familyId).where("revoked_at", "is", null).execute();
+  }
+
+  return {
+    async accountCount(): Promise<number> {
+      const row = await db.selectFrom("users").select((eb) => eb.fn.countAll<number>().as("n")).where("email", "is not", null).executeTakeFirstOrThrow();
+      return row.n;
+    },
+
+    async signUp(email: string, password: string, name: string): Promise<string> {
+      const normalized = email.trim().toLowerCase();
+      if (!/^[^\s@]+@[^\s@]+$/.test(normalized)) throw new ServiceError(400, "invalid_request", "Enter a valid email address.");
+      if (password.length < 10) throw new ServiceError(400, "invalid_request", "Use a password of at least 10 characters.");
+      const exists = await db.selectFrom("users").select("id").where("email", "=", normalized).executeTakeFirst();
+      if (exists) throw new ServiceError(409, "account_exists", "There is already an account with this email. Sign in instead.");
+      const id = newId("usr");
+      await db.insertInto("users").values({ id, display_name: name.trim() || normalized, created_at: now(), email: normalized, password_hash: await hashPassword(password) }).execute();
+      return id;
+    },
+
+    /** Checks a password; five failures for one email (or one address) in 15 minutes lock it for the rest of the window. */
+    async signIn(email: string, password: string, client: string): Promise<string> {
+      const normalized = email.trim().toLowerCase();
+      const keys = [`e:${normalized}`, `c:${client}`];
+      const t = now();
+      for (const k of keys) {
+        const f = failures.get(k);
+        if (f && t - f.since < 15 * 60_000 && f.count >= 5) throw new ServiceError(429, "too_many_attempts", "Too many failed sign-ins. Wait 15 minutes and try again.");
+      }
+      const user = await db.selectFrom("users").select(["id", "password_hash"]).where("email", "=", normalized).executeTakeFirst();
+      const ok = user?.password_hash ? await verifyPassword(password, user.password_hash) : (await hashPassword(password), false);
+      if (!ok || !user) {
+        for (const k of keys) {
+          const f = failures.get(k);
+          failures.set(k, f && t - f.since < 15 * 60_000 ? { count: f.count + 1, since: f.since } : { count: 1, since: t });
+        }
+        throw new ServiceError(401, "invalid_credentials", "Wrong email or password.");
+      }
+      for (const k of keys) failures.delete(k);
+      return user.id;
+    },
+
+    async createSession(userId: string): Promise<{ id: string; csrf: string }> {
+      const id = newToken("pws");
+      const csrf = randomBytes(24).toString("base64url");
+      await db.insertInto("web_sessions").values({ id_hash: hashToken(id), user_id: userId, csrf, created_at: now(), expires_at: now() + 12 * 3600_000 }).execute();
+      return { id, csrf };
+    },
+
+    async session(id: string | undefined): Promise<{ userId: string; csrf: string } | null> {
+      if (!id) return null;
+      const row = await db.selectFrom("web_sessions").select(["user_id", "csrf", "expires_at"]).where("id_hash", "=", hashToken(id)).executeTakeFirst();
+      return row && row.expires_at > now() ? { userId: row.user_id, csrf: row.csrf } : null;
+    },
+
+    async createCode(userId: string, clientId: string, redirectUri: string, codeChallenge: string): Promise<string> {
+      const code = newToken("pac");
+      await db.insertInto("oauth_codes").values({ code_hash: hashToken(code), user_id: userId, client_id: clientId, redirect_uri: redirectUri, code_challenge: codeChallenge, created_at: now(), expires_at: now() + 60_000, used_at: null, family_id: newId("fam") }).execute();
+      return code;
+    },
+
+    async exchangeCode(params: { code: string; clientId: string; redirectUri: string; codeVerifier: string }): Promise<TokenResponse> {
+      const row = await db.selectFrom("oauth_codes").selectAll().where("code_hash", "=", hashToken(params.code)).executeTakeFirst();
+      if (row === undefined) throw invalidGrant("Unknown authorization code.");
+      // Single use: claim it atomically; a replay also revokes what the first use issued (RFC 6749 4.1.2).
+      const claim = await db.updateTable("oauth_codes").set({ used_at: now() }).where("code_hash", "=", row.code_hash).where("used_at", "is", null).executeTakeFirst();
+      if (Number(claim.numUpdatedRows) !== 1) {
+        await revokeFamily(row.family_id);
+        throw invalidGrant("This authorization code was already used.");
+      }
+      if (row.expires_at <= now()) throw invalidGrant("The authorization code expired.");
+      if (row.client_id !== params.clientId) throw invalidGrant("The code was issued to another client.");
+      if (row.redirect_uri !== params.redirectUri) throw invalidGrant("redirect_uri does not match the authorization request.");
+      if (!/^[A-Za-z0-9._~-]{43,128}$/.test(params.codeVerifier) || pkceChallenge(params.codeVerifier) !== row.code_challenge) throw invalidGrant("PKCE verification failed.");
+      return issueTokens(row.user_id, row.client_id, row.family_id);
+    },
+
+    async refresh(refreshToken: string, clientId: string): Promise<TokenResponse> {
+      const row = await db.selectFrom("oauth_tokens").selectAll().where("token_hash", "=", hashToken(refreshToken)).where("kind", "=", "refresh").executeTakeFirst();
+      if (row === undefined || row.client_id !== clientId) throw invalidGrant("Unknown refresh token.");
+      if (row.revoked_at !== null) throw invalidGrant("This refresh token was revoked. Sign in again.");
+      const claim = await db.updateTable("oauth_tokens").set({ used_at: now() }).where("token_hash", "=", row.token_hash).where("used_at", "is", null).executeTakeFirst();
+      if (Number(claim.numUpdatedRows) !== 1) {
+        // A rotated refresh token came back: someone holds a copy. End the whole session family.
+        await revokeFamily(row.family_id);
+        throw invalidGrant("This refresh token was already used; the session has been revoked. Sign in again.");
+      }
+      if (row.expires_at <= now()) throw invalidGrant("The refresh token expired. Sign in again.");
+      return issueTokens(row.user_id, row.client_id, row.family_id);
+    },
+
+    /** RFC 7009: revoking a refresh token ends its family (and so its access tokens). */
+    async revoke(token: string): Promise<void> {
+      const row = await db.selectFrom("oauth_tokens").select(["family_id", "kind"]).where("token_hash", "=", hashToken(token)).executeTakeFirst();
+      if (row === undefined) return;
+      if (row.kind === "refresh") await revokeFamily(row.family_id);
+      else await db.updateTable("oauth_tokens").set({ revoked_at: now() }).where("token_hash", "=", hashToken(token)).execute();
+    },
+
+    async userForAccessToken(token: string): Promise<string | null> {
+      const row = await db.selectFrom("oauth_tokens").select(["user_id", "expires_at", "revoked_at"]).where("token_hash", "=", hashToken(token)).where("kind", "=", "access").executeTakeFirst();
+      return row && row.revoked_at === null && row.expires_at > now() ? row.user_id : null;
+    },
+
+    async deviceAuthorization(clientId: string): Promise<{ device_code: string; user_code: string; expires_in: number; interval: number }> {
+      const deviceCode = newToken("pdc");
+      // Eight letters from an alphabet without look-alikes, shown as XXXX-XXXX.
+      const alphabet = "BCDFGHJKLMNPQRSTVWXZ";
+      const raw = Array.from({ length: 8 }, () => alphabet[randomInt(alphabet.length)]).join("");
+      const userCode = `${raw.slice(0, 4)}-${raw.slice(4)}`;
+      await db.insertInto("device_codes").values({ device_code_hash: hashToken(deviceCode), user_code: userCode, client_id: clientId, user_id: null, status: "pending", created_at: now(), expires_at: now() + 10 * 60_000, interval_s: deviceInterval, last_poll_at: null }).execute();
+      return { device_code: deviceCode, user_code: userCode, expires_in: 600, interval: deviceInterval };
+    },
+
+    async approveDevice(userId: string, userCode: string): Promise<void> {
+      const normalized = userCode.trim().toUpperCase().replace(/[^A-Z]/g, "");
+      const code = `${normalized.slice(0, 4)}-${normalized.slice(4)}`;
+      const r = await db.updateTable("device_codes").set({ status: "approved", user_id: userId }).where("user_code", "=", code).where("status", "=", "pending").where("expires_at", ">", now()).executeTakeFirst();
+      if (Number(r.numUpdatedRows) !== 1) throw new ServiceError(400, "invalid_user_code", "That code is not valid or has expired. Check the code in your terminal.");
+    },
+
+    async pollDevice(deviceCode: string, clientId: string): Promise<TokenResponse> {
+      const row = await db.selectFrom("device_codes").selectAll().where("device_code_hash", "=", hashToken(deviceCode)).executeTakeFirst();
+      if (row === undefined || row.client_id !== clientId) throw invalidGrant("Unknown device code.");
+      const t = now();
+      if (row.expires_at <= t) throw new ServiceError(400, "expired_token", "The device code expired. Start again.");
+      if (row.status === "used") throw invalidGrant("This device code was already used.");
+      if (row.status === "denied") throw new ServiceError(400, "access_denied", "The request was denied.");
+      if (row.status === "pending") {
+        const tooSoon = row.last_poll_at !== null && t - row.last_poll_at < row.interval_s * 1000;
+        await db.updateTable("device_codes").set({ last_poll_at: t, interval_s: tooSoon ? row.interval_s + 5 : row.interval_s }).where("device_code_hash", "=", row.device_code_hash).execute();
+        if (tooSoon) throw new ServiceError(400, "slow_down", `Poll at most every ${row.interval_s + 5} s.`);
+        throw new ServiceError(400, "authorization_pending", "Waiting for the person to enter the code.");
+      }
+      const claim = await db.updateTable("device_codes").set({ status: "used" }).where("device_code_hash", "=", row.device_code_hash).where("status", "=", "approved").executeTakeFirst();
+      if (Number(claim.numUpdatedRows) !== 1 || row.user_id === null) throw invalidGrant("This device code was already used.");
+      return issueTokens(row.user_id, row.client_id, newId("fam"));
+    },
+  };
+}
