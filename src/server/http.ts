@@ -104,6 +104,12 @@ export function buildAuthorityApp(options: AuthorityHttpOptions): FastifyInstanc
     const { name } = parse(InstanceBody, req.body);
     return reply.status(201).send({ instanceId: await service.registerInstance(userId, name) });
   });
+  app.get("/v1/instances/:id", async (req, reply) => {
+    const userId = await userOf(req);
+    const { id } = parse(IdParams, req.params);
+    if (!(await service.instanceExists(userId, id))) throw new ServiceError(404, "instance_not_found", `No instance ${id} for this account.`);
+    return reply.send({ instanceId: id });
+  });
   app.get("/v1/requests", async (req) => service.listRequests(await userOf(req), parse(RequestsQuery, req.query).status));
   app.post("/v1/requests/:id/approve", async (req) => {
     const userId = await userOf(req);

@@ -54,7 +54,16 @@ export const LinkStatusSchema = z.object({
   agents: z.array(AgentConnectionSchema),
   /** The authority this Link talks to, and whether it is reachable now. */
   authority: z
-    .object({ url: z.string(), mode: z.enum(["embedded", "remote"]), connected: z.boolean(), error: z.string().nullable() })
+    .object({
+      url: z.string(),
+      mode: z.enum(["embedded", "remote"]),
+      connected: z.boolean(),
+      error: z.string().nullable(),
+      /** How this Link proves who it is: an OAuth sign-in, a locally provisioned token, or nothing yet. */
+      account: z.enum(["oauth", "local-token", "none"]),
+      /** Set when the sign-in ended (refresh token expired or revoked): the person must sign in again. */
+      signInError: z.string().nullable(),
+    })
     .nullable(),
   discoveryFile: z.string(),
   logFile: z.string(),
@@ -73,6 +82,18 @@ export const ControlMethods = {
   logout: { params: Empty, result: LinkStatusSchema },
   shutdown: { params: Empty, result: z.object({ stopping: z.literal(true) }) },
   /** Until sign-in lands: register this machine with the embedded authority and store the instance ID. */
+  loginStart: {
+    params: z.object({ device: z.boolean().default(false) }).strict(),
+    result: z.object({
+      loginId: z.string(),
+      kind: z.enum(["browser", "device"]),
+      authorizeUrl: z.string().nullable(),
+      verificationUri: z.string().nullable(),
+      verificationUriComplete: z.string().nullable(),
+      userCode: z.string().nullable(),
+    }),
+  },
+  loginWait: { params: z.object({ loginId: z.string().min(1).max(64), timeoutMs: z.number().int().min(1000).max(15 * 60_000).default(5 * 60_000) }).strict(), result: LinkStatusSchema },
   devSignIn: { params: z.object({ name: z.string().min(1).max(200).optional() }).strict(), result: LinkStatusSchema },
   listRequests: { params: z.object({ status: z.enum(["pending", "all"]).default("pending") }).strict(), result: z.array(RequestViewSchema) },
   approveRequest: { params: ApproveBodySchema.extend({ requestId: z.string().min(1).max(128) }).strict(), result: GrantViewSchema },

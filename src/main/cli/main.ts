@@ -18,7 +18,7 @@ import { createKeychainStore } from "../core/keychain.js";
 import { resolveLinkPaths } from "../core/paths.js";
 import { authorityCommand } from "../../server/main.js";
 import type { AuthorityConfig } from "../core/link.js";
-import { addApprovalCommands, addDevSignIn } from "./commands.js";
+import { addApprovalCommands, addDevSignIn, addLoginCommand } from "./commands.js";
 import { addRunCommand } from "./run.js";
 import { createOutput, ExitCode, reportError, type Output } from "./output.js";
 
@@ -39,8 +39,8 @@ interface StartOptions extends GlobalOptions {
 function authorityConfig(value: string, requestTtlMs?: number): AuthorityConfig | null {
   if (value === "embedded") return requestTtlMs === undefined ? { kind: "embedded" } : { kind: "embedded", requestTtlMs };
   if (value === "none") return null;
-  const token = process.env["PIPER_LINK_AUTHORITY_TOKEN"];
-  if (!token) throw new LinkError("bad_request", "A remote authority needs its Link token in PIPER_LINK_AUTHORITY_TOKEN (until sign-in lands).");
+  // Normally the person signs in (`piper-link login`); a provisioned token is accepted for automation.
+  const token = process.env["PIPER_LINK_AUTHORITY_TOKEN"] ?? null;
   const caFile = process.env["PIPER_LINK_AUTHORITY_CA"];
   return { kind: "remote", url: value, linkToken: token, ca: caFile ? fs.readFileSync(caFile, "utf8") : null };
 }
@@ -73,6 +73,8 @@ function describeStatus(s: LinkStatus): string[] {
   lines.push(s.state === "ready" ? `  signed in: yes, instance ${s.instanceIdRedacted ?? ""}` : "  signed in: no");
   if (s.authority !== null) {
     lines.push(`  authority: ${s.authority.url} (${s.authority.mode}, ${s.authority.connected ? "connected" : `unreachable: ${s.authority.error ?? "connecting"}; retrying`})`);
+    if (s.authority.signInError !== null) lines.push(`  account:   ${s.authority.signInError}`);
+    else lines.push(`  account:   ${s.authority.account === "oauth" ? "signed in" : s.authority.account === "local-token" ? "local token (run `piper-link login` to sign in)" : "not signed in — run `piper-link login`"}`);
   } else lines.push("  authority: none configured");
   lines.push(`  agents connected: ${s.agents.length}`);
   for (const a of s.agents) {
@@ -221,6 +223,7 @@ export function buildProgram(run: (job: (out: Output) => Promise<number>, json: 
     });
 
   addApprovalCommands(program, () => globals().profile, run);
+  addLoginCommand(program, () => globals().profile, run);
   addRunCommand(program, run);
   program.addCommand(authorityCommand());
 

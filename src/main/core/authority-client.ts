@@ -7,7 +7,7 @@
 import http from "node:http";
 import https from "node:https";
 import type { PeerCertificate } from "node:tls";
-import type { z, ZodType } from "zod";
+import { z, type ZodType } from "zod";
 import {
   AgentResolveResultSchema,
   AgentWaitResultSchema,
@@ -31,8 +31,45 @@ export interface AuthorityClientOptions {
   pin?: string | null;
   /** Extra CA certificates (PEM) for a remote authority with a private CA. */
   ca?: string | null;
-  linkToken: () => string | null;
+  credentials: Credentials;
 }
+
+/** Where the bearer token for Link API calls comes from (an OAuth session, or a provisioned Link token). */
+export interface Credentials {
+  bearer(): Promise<string | null>;
+  /** The authority refused this token (401): forget it, so the next `bearer()` refreshes. */
+  rejected(token: string): void;
+}
+
+/** A failed authority call, with the authority's own error code (OAuth clients need it: `authorization_pending`, `invalid_grant`…). */
+export class AuthorityCallError extends LinkError {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    readonly authorityCode: string,
+    readonly status: number,
+  ) {
+    super(code, message, { retryable: status >= 500 || status === 429 });
+  }
+}
+
+export const TokenResponseSchema = z.object({
+  access_token: z.string(),
+  token_type: z.string(),
+  expires_in: z.number(),
+  refresh_token: z.string(),
+});
+export type TokenResponse = z.infer<typeof TokenResponseSchema>;
+
+export const DeviceAuthorizationSchema = z.object({
+  device_code: z.string(),
+  user_code: z.string(),
+  verification_uri: z.string(),
+  verification_uri_complete: z.string(),
+  expires_in: z.number(),
+  interval: z.number(),
+});
+export type DeviceAuthorization = z.infer<typeof DeviceAuthorizationSchema>;
 
 function codeFor(status: number, error: string): ErrorCode {
   if (error === "secret_not_found") return "secret_not_found";
@@ -66,18 +103,35 @@ export function createAuthorityClient(options: AuthorityClientOptions) {
       })
     : new http.Agent({ keepAlive: true, maxSockets: 64 });
 
-  function request<S extends ZodType>(method: string, path: string, schema: S | null, body?: unknown, opts: { auth?: boolean; timeoutMs?: number; signal?: AbortSignal } = {}): Promise<z.infer<S>> {
-    const payload = body === undefined ? undefined : JSON.stringify(body);
+  interface CallOptions {
+    auth?: boolean;
+    timeoutMs?: number;
+    signal?: AbortSignal;
+  }
+
+  /** A Link API call: JSON body, bearer from the credentials, one retry after a refused token. */
+  async function request<S extends ZodType>(method: string, path: string, schema: S | null, body?: unknown, opts: CallOptions = {}): Promise<z.infer<S>> {
+    const payload = body === undefined ? undefined : { type: "application/json", text: JSON.stringify(body) };
+    if (opts.auth === false) return send(method, path, schema, payload, null, opts);
+    for (let attempt = 0; ; attempt++) {
+      const token = await options.credentials.bearer();
+      if (token === null) throw new LinkError("not_logged_in", "Piper Link is not signed in to its authority. Run `piper-link login`.");
+      try {
+        return await send(method, path, schema, payload, token, opts);
+      } catch (err) {
+        if (attempt > 0 || !(err instanceof AuthorityCallError) || err.status !== 401 || err.authorityCode !== "invalid_token") throw err;
+        options.credentials.rejected(token);
+      }
+    }
+  }
+
+  function send<S extends ZodType>(method: string, path: string, schema: S | null, payload: { type: string; text: string } | undefined, bearer: string | null, opts: CallOptions): Promise<z.infer<S>> {
     const headers: Record<string, string> = { Accept: "application/json" };
     if (payload !== undefined) {
-      headers["Content-Type"] = "application/json";
-      headers["Content-Length"] = String(Buffer.byteLength(payload));
+      headers["Content-Type"] = payload.type;
+      headers["Content-Length"] = String(Buffer.byteLength(payload.text));
     }
-    if (opts.auth !== false) {
-      const token = options.linkToken();
-      if (token === null) return Promise.reject(new LinkError("not_logged_in", "Piper Link has no token for the authority. Sign in again."));
-      headers["Authorization"] = `Bearer ${token}`;
-    }
+    if (bearer !== null) headers["Authorization"] = `Bearer ${bearer}`;
     const url = new URL(path, base);
     const lib = secure ? https : http;
     return new Promise((resolve, reject) => {
@@ -96,7 +150,7 @@ export function createAuthorityClient(options: AuthorityClientOptions) {
           if (status >= 400) {
             const err = AuthorityErrorSchema.safeParse(json);
             const code = err.success ? err.data.error : `http_${status}`;
-            reject(new LinkError(codeFor(status, code), err.success ? err.data.error_description : `The authority answered HTTP ${status}.`, { retryable: status >= 500 || status === 429 }));
+            reject(new AuthorityCallError(codeFor(status, code), err.success ? err.data.error_description : `The authority answered HTTP ${status}.`, code, status));
             return;
           }
           if (schema === null) return resolve(undefined as z.infer<S>);
@@ -110,7 +164,7 @@ export function createAuthorityClient(options: AuthorityClientOptions) {
         if (opts.signal?.aborted) reject(new LinkError("timeout", "The wait was cancelled."));
         else reject(new LinkError("authority_unavailable", `The authority at ${base.origin} is unreachable (${err.message}). Piper Link keeps retrying.`, { retryable: true, cause: err }));
       });
-      if (payload !== undefined) req.write(payload);
+      if (payload !== undefined) req.write(payload.text);
       req.end();
     });
   }
@@ -118,6 +172,11 @@ export function createAuthorityClient(options: AuthorityClientOptions) {
   return {
     url: base.origin,
     health: () => request("GET", "/healthz", null, undefined, { auth: false, timeoutMs: 3000 }),
+    /** OAuth endpoints take form bodies and no bearer. */
+    oauthToken: (form: Record<string, string>) => send("POST", "/oauth/token", TokenResponseSchema, { type: "application/x-www-form-urlencoded", text: new URLSearchParams(form).toString() }, null, {}),
+    deviceAuthorization: (clientId: string) => send("POST", "/oauth/device_authorization", DeviceAuthorizationSchema, { type: "application/x-www-form-urlencoded", text: new URLSearchParams({ client_id: clientId }).toString() }, null, {}),
+    revokeToken: (token: string) => send("POST", "/oauth/revoke", null, { type: "application/x-www-form-urlencoded", text: new URLSearchParams({ token }).toString() }, null, {}),
+    instanceIsMine: (id: string) => request("GET", `/v1/instances/${encodeURIComponent(id)}`, null).then(() => true, (err: unknown) => (err instanceof AuthorityCallError && err.status === 404 ? false : Promise.reject(err instanceof Error ? err : new Error(String(err))))),
     registerInstance: (name: string) => request("POST", "/v1/instances", InstanceCreatedSchema, { name }),
     resolve: (body: AgentResolveBody) => request("POST", "/v1/agent/resolve", AgentResolveResultSchema, body, { auth: false }),
     wait: (requestId: string, body: { instanceId: string; agentClientId: string; timeoutMs: number }, signal?: AbortSignal) =>
@@ -144,15 +203,20 @@ export function createAuthorityClient(options: AuthorityClientOptions) {
       let delay = 250;
       const connect = (): void => {
         if (stopped) return;
-        const token = options.linkToken();
-        if (token === null) {
-          setTimeout(connect, 1000).unref();
-          return;
-        }
+        void options.credentials.bearer().then(
+          (token) => {
+            if (token === null) setTimeout(connect, 1000).unref();
+            else open(token);
+          },
+          () => setTimeout(connect, 1000).unref(),
+        );
+      };
+      const open = (token: string): void => {
         const lib = secure ? https : http;
         current = lib.get(new URL("/v1/events", base), { agent, headers: { Authorization: `Bearer ${token}`, Accept: "text/event-stream" } }, (res) => {
           if (res.statusCode !== 200) {
             res.resume();
+            if (res.statusCode === 401) options.credentials.rejected(token);
             retry(`HTTP ${res.statusCode ?? 0}`);
             return;
           }

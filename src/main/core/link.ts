@@ -5,6 +5,7 @@
  * injected, so tests start their own Link on port 0 with a temporary profile.
  */
 import { randomBytes } from "node:crypto";
+import os from "node:os";
 import type { Logger } from "pino";
 import { redactInstanceId, type LinkApi, type LinkStatus } from "../../shared/control.js";
 import type { DiscoveryFile } from "../../shared/discovery.js";
@@ -15,7 +16,9 @@ import { NOT_LOGGED_IN_MESSAGE, type ContextSnapshot } from "./agent-session.js"
 import { createAuthorityClient, type AuthorityClient } from "./authority-client.js";
 import { DEFAULT_AUTHORITY_PORT, startEmbeddedAuthority, type EmbeddedAuthority } from "./embedded-authority.js";
 import { createAgentResolver } from "./resolver.js";
+import { createAuthSession } from "./auth-session.js";
 import { createGrantCache } from "./grant-cache.js";
+import { startBrowserLogin, startDeviceLogin, type LoginAttempt } from "./login.js";
 import { startProcessGrantSweeper } from "./process-grants.js";
 import { readFileOrNull, removeIfOwned, writeFileAtomic } from "./files.js";
 import { acquireInstanceLock, type InstanceLock } from "./instance-lock.js";
@@ -48,7 +51,7 @@ export interface LinkOptions {
 
 export type AuthorityConfig =
   | { kind: "embedded"; requestTtlMs?: number; agentRatePerSecond?: number; port?: number }
-  | { kind: "remote"; url: string; linkToken: string; ca?: string | null };
+  | { kind: "remote"; url: string; linkToken?: string | null; ca?: string | null };
 
 export interface Link {
   start(): Promise<LinkStatus>;
@@ -77,7 +80,14 @@ export function createLink(options: LinkOptions): Link {
   let authority: AuthorityClient | null = null;
   let authorityState: { connected: boolean; error: string | null } = { connected: false, error: null };
   let embedded: EmbeddedAuthority | null = null;
-  let linkToken: string | null = null;
+  const session = createAuthSession({ keychain, client: () => authority, log, now });
+  let account: "oauth" | "local-token" | "none" = "none";
+  let localToken = false;
+  const logins = new Map<string, LoginAttempt>();
+
+  async function refreshAccount(): Promise<void> {
+    account = (await session.hasOAuth().catch(() => false)) ? "oauth" : localToken ? "local-token" : "none";
+  }
   let unfollow: () => void = () => undefined;
   let stopSweeper: () => void = () => undefined;
   const cache = createGrantCache({ log, report: (report) => requireAuthority().reportUsage(report) });
@@ -100,7 +110,7 @@ export function createLink(options: LinkOptions): Link {
   function useAuthority(url: string, pin: string | null, ca: string | null): void {
     unfollow();
     authority?.close();
-    const client = createAuthorityClient({ url, pin, ca, linkToken: () => linkToken });
+    const client = createAuthorityClient({ url, pin, ca, credentials: session });
     authority = client;
     unfollow = client.follow(
       (event) => {
@@ -144,7 +154,14 @@ export function createLink(options: LinkOptions): Link {
       authority:
         authority === null || options.authority == null
           ? null
-          : { url: authority.url, mode: options.authority.kind, connected: authorityState.connected, error: authorityState.error },
+          : {
+              url: authority.url,
+              mode: options.authority.kind,
+              connected: authorityState.connected,
+              error: authorityState.error,
+              account: session.error !== null ? "none" : account,
+              signInError: session.error,
+            },
       discoveryFile: paths.discoveryFile,
       logFile: paths.logFile,
     };
@@ -192,10 +209,51 @@ export function createLink(options: LinkOptions): Link {
       return status();
     },
     async logout() {
+      await session.signOut();
       await keychain.delete("instance-id");
-      await keychain.delete("refresh-token");
+      await refreshAccount();
       setContext(null);
       return status();
+    },
+    async loginStart({ device }) {
+      const client = requireAuthority();
+      const attempt = device ? await startDeviceLogin(client) : await startBrowserLogin(client);
+      // Settled by loginWait; a login nobody waits for must not become an unhandled rejection.
+      attempt.tokens.catch(() => undefined);
+      const loginId = randomBytes(9).toString("base64url");
+      logins.set(loginId, attempt);
+      setTimeout(() => {
+        attempt.cancel();
+        logins.delete(loginId);
+      }, 15 * 60_000).unref();
+      return { loginId, kind: attempt.kind, authorizeUrl: attempt.authorizeUrl, verificationUri: attempt.verificationUri, verificationUriComplete: attempt.verificationUriComplete, userCode: attempt.userCode };
+    },
+    async loginWait({ loginId, timeoutMs }) {
+      const attempt = logins.get(loginId);
+      if (attempt === undefined) throw new LinkError("not_found", "No sign-in in progress with that ID. Run `piper-link login` again.");
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new LinkError("timeout", "Nobody completed the sign-in in time. Run `piper-link login` again.")), timeoutMs);
+      });
+      try {
+        const tokens = await Promise.race([attempt.tokens, timeout]);
+        await session.accept(tokens);
+        await refreshAccount();
+        const client = requireAuthority();
+        // Same machine, same account: keep the instance; otherwise register this machine.
+        const existing = await keychain.get("instance-id");
+        const id = existing !== null && (await client.instanceIsMine(existing)) ? existing : (await client.registerInstance(os.hostname())).instanceId;
+        await keychain.set("instance-id", id);
+        keychainError = null;
+        setContext(id);
+        server?.broadcastEvent({ kind: "status", status: status() });
+        log.info({ method: attempt.kind }, "signed in");
+        return status();
+      } finally {
+        clearTimeout(timer);
+        attempt.cancel();
+        logins.delete(loginId);
+      }
     },
     async devSignIn({ name }) {
       const client = requireAuthority();
@@ -259,12 +317,15 @@ export function createLink(options: LinkOptions): Link {
             port: config.port ?? (options.port === 0 ? 0 : undefined) ?? DEFAULT_AUTHORITY_PORT,
             onRestart: (next) => useAuthority(next.url, next.pin, null),
           });
-          linkToken = embedded.linkToken;
+          session.setLocalToken(embedded.linkToken);
+          localToken = true;
           useAuthority(embedded.url, embedded.pin, null);
         } else if (config?.kind === "remote") {
-          linkToken = config.linkToken;
+          session.setLocalToken(config.linkToken ?? null);
+          localToken = config.linkToken != null;
           useAuthority(config.url, null, config.ca ?? null);
         }
+        await refreshAccount();
         stopSweeper = startProcessGrantSweeper({ authority: () => authority, instanceId: () => instanceId, log });
         server = new LinkServer({
           port: options.port ?? DEFAULT_LINK_PORT,

@@ -1,0 +1,94 @@
+/**
+ * The Link's sign-in to its authority: a refresh token in the keychain, a short-lived access token
+ * in memory, refreshed on demand (one refresh at a time; the authority rotates the refresh token
+ * and the new one replaces the old in the keychain). An expired or revoked refresh token becomes a
+ * clear "sign in again" state, never a crash. Without an OAuth session a locally provisioned Link
+ * token (embedded authority, until the person signs in) is used.
+ */
+import type { Logger } from "pino";
+import { LinkError } from "../../shared/errors.js";
+import { AuthorityCallError, type AuthorityClient, type Credentials, type TokenResponse } from "./authority-client.js";
+import type { KeychainStore } from "./keychain.js";
+
+export const LINK_CLIENT_ID = "piper-link";
+export const SIGN_IN_AGAIN = "Your sign-in expired or was revoked. Sign in again with `piper-link login`.";
+
+export interface AuthSession extends Credentials {
+  /** Stores a fresh sign-in (refresh token to the keychain). */
+  accept(tokens: TokenResponse): Promise<void>;
+  /** Revokes the session at the authority (best effort) and forgets it. */
+  signOut(): Promise<void>;
+  setLocalToken(token: string | null): void;
+  hasOAuth(): Promise<boolean>;
+  readonly error: string | null;
+}
+
+export function createAuthSession(options: { keychain: KeychainStore; client: () => AuthorityClient | null; log: Logger; now: () => number }): AuthSession {
+  const { keychain, log, now } = options;
+  let access: { token: string; expiresAt: number } | null = null;
+  let refreshing: Promise<string | null> | null = null;
+  let localToken: string | null = null;
+  let error: string | null = null;
+
+  async function refresh(refreshToken: string): Promise<string | null> {
+    const client = options.client();
+    if (client === null) return null;
+    try {
+      const tokens = await client.oauthToken({ grant_type: "refresh_token", refresh_token: refreshToken, client_id: LINK_CLIENT_ID });
+      await keychain.set("refresh-token", tokens.refresh_token);
+      access = { token: tokens.access_token, expiresAt: now() + tokens.expires_in * 1000 };
+      error = null;
+      return tokens.access_token;
+    } catch (err) {
+      if (err instanceof AuthorityCallError && (err.authorityCode === "invalid_grant" || err.authorityCode === "invalid_client")) {
+        log.warn({ reason: err.message }, "refresh token refused; signed out");
+        error = SIGN_IN_AGAIN;
+        await keychain.delete("refresh-token");
+        return null;
+      }
+      throw err;
+    }
+  }
+
+  return {
+    async bearer() {
+      if (access !== null && access.expiresAt - 30_000 > now()) return access.token;
+      const stored = await keychain.get("refresh-token");
+      if (stored === null) return localToken;
+      refreshing ??= refresh(stored).finally(() => {
+        refreshing = null;
+      });
+      return (await refreshing) ?? localToken;
+    },
+    rejected(token) {
+      if (access?.token === token) access = null;
+    },
+    async accept(tokens) {
+      await keychain.set("refresh-token", tokens.refresh_token);
+      access = { token: tokens.access_token, expiresAt: now() + tokens.expires_in * 1000 };
+      error = null;
+    },
+    async signOut() {
+      const stored = await keychain.get("refresh-token");
+      access = null;
+      if (stored !== null) {
+        await options
+          .client()
+          ?.revokeToken(stored)
+          .catch((err: unknown) => log.warn({ err: String(err) }, "could not revoke the refresh token at the authority"));
+      }
+      await keychain.delete("refresh-token");
+    },
+    setLocalToken(token) {
+      localToken = token;
+    },
+    async hasOAuth() {
+      return (await keychain.get("refresh-token")) !== null;
+    },
+    get error() {
+      return error;
+    },
+  };
+}
+
+export { LinkError };

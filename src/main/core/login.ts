@@ -1,0 +1,119 @@
+/**
+ * One sign-in attempt (DESIGN.md section 5): in the system browser — authorization code with PKCE
+ * (S256) and a loopback redirect on a random port that accepts exactly one callback, checks `state`,
+ * shows "you can close this tab", and times out cleanly — or, without a browser, the device
+ * authorization grant, polling at the interval the authority asks for.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { LinkError } from "../../shared/errors.js";
+import { AuthorityCallError, type AuthorityClient, type TokenResponse } from "./authority-client.js";
+import { LINK_CLIENT_ID } from "./auth-session.js";
+
+export interface LoginAttempt {
+  kind: "browser" | "device";
+  authorizeUrl: string | null;
+  verificationUri: string | null;
+  verificationUriComplete: string | null;
+  userCode: string | null;
+  /** Resolves with the tokens once the person has signed in. */
+  tokens: Promise<TokenResponse>;
+  cancel(): void;
+}
+
+const DONE_PAGE = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Piper Link</title></head><body style="font:16px system-ui;margin:3rem"><h1>You're signed in</h1><p>You can close this tab and return to Piper Link.</p></body></html>`;
+const FAIL_PAGE = (why: string): string =>
+  `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Piper Link</title></head><body style="font:16px system-ui;margin:3rem"><h1>Sign-in failed</h1><p role="alert">${why.replace(/[<>&"]/g, "")}</p><p>Start again from Piper Link.</p></body></html>`;
+
+export async function startBrowserLogin(client: AuthorityClient, timeoutMs = 5 * 60_000): Promise<LoginAttempt> {
+  const state = randomBytes(16).toString("base64url");
+  const verifier = randomBytes(32).toString("base64url");
+  const challenge = createHash("sha256").update(verifier).digest("base64url");
+  let settle: { resolve: (code: string) => void; reject: (e: Error) => void } | null = null;
+  const code = new Promise<string>((resolve, reject) => {
+    settle = { resolve, reject };
+  });
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url ?? "/", "http://127.0.0.1");
+    if (req.method !== "GET" || url.pathname !== "/callback") {
+      res.writeHead(404).end();
+      return;
+    }
+    // Exactly one callback: whatever it says, the listener closes after it.
+    server.close();
+    clearTimeout(timer);
+    const headers = { "Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store", "Referrer-Policy": "no-referrer" };
+    if (url.searchParams.get("state") !== state) {
+      res.writeHead(400, headers).end(FAIL_PAGE("The sign-in response did not match this request (state mismatch)."));
+      settle?.reject(new LinkError("unauthorized", "Sign-in refused: the response's state did not match (possible cross-site request). Start again."));
+      return;
+    }
+    const error = url.searchParams.get("error");
+    const got = url.searchParams.get("code");
+    if (error !== null || got === null) {
+      res.writeHead(400, headers).end(FAIL_PAGE(url.searchParams.get("error_description") ?? error ?? "no code"));
+      settle?.reject(new LinkError("unauthorized", `Sign-in failed: ${url.searchParams.get("error_description") ?? error ?? "no code returned"}.`));
+      return;
+    }
+    res.writeHead(200, headers).end(DONE_PAGE);
+    settle?.resolve(got);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const redirectUri = `http://127.0.0.1:${(server.address() as AddressInfo).port}/callback`;
+  const timer = setTimeout(() => {
+    server.close();
+    settle?.reject(new LinkError("timeout", "Nobody completed the sign-in in the browser in time. Run `piper-link login` again."));
+  }, timeoutMs);
+  timer.unref();
+  const authorizeUrl = `${client.url}/oauth/authorize?${new URLSearchParams({ response_type: "code", client_id: LINK_CLIENT_ID, redirect_uri: redirectUri, state, code_challenge: challenge, code_challenge_method: "S256" }).toString()}`;
+  return {
+    kind: "browser",
+    authorizeUrl,
+    verificationUri: null,
+    verificationUriComplete: null,
+    userCode: null,
+    tokens: code.then((c) => client.oauthToken({ grant_type: "authorization_code", code: c, redirect_uri: redirectUri, code_verifier: verifier, client_id: LINK_CLIENT_ID })),
+    cancel() {
+      clearTimeout(timer);
+      server.close();
+      settle?.reject(new LinkError("timeout", "Sign-in cancelled."));
+    },
+  };
+}
+
+export async function startDeviceLogin(client: AuthorityClient): Promise<LoginAttempt> {
+  const d = await client.deviceAuthorization(LINK_CLIENT_ID);
+  let cancelled = false;
+  const deadline = Date.now() + d.expires_in * 1000;
+  const poll = async (): Promise<TokenResponse> => {
+    let interval = d.interval;
+    for (;;) {
+      await new Promise((r) => setTimeout(r, interval * 1000));
+      if (cancelled) throw new LinkError("timeout", "Sign-in cancelled.");
+      if (Date.now() > deadline) throw new LinkError("timeout", "The code expired before anyone entered it. Run `piper-link login --device` again.");
+      try {
+        return await client.oauthToken({ grant_type: "urn:ietf:params:oauth:grant-type:device_code", device_code: d.device_code, client_id: LINK_CLIENT_ID });
+      } catch (err) {
+        if (!(err instanceof AuthorityCallError)) throw err;
+        if (err.authorityCode === "authorization_pending") continue;
+        if (err.authorityCode === "slow_down") {
+          interval += 5;
+          continue;
+        }
+        throw new LinkError(err.authorityCode === "access_denied" ? "denied" : "unauthorized", `Sign-in failed: ${err.message}`);
+      }
+    }
+  };
+  return {
+    kind: "device",
+    authorizeUrl: null,
+    verificationUri: d.verification_uri,
+    verificationUriComplete: d.verification_uri_complete,
+    userCode: d.user_code,
+    tokens: poll(),
+    cancel() {
+      cancelled = true;
+    },
+  };
+}
