@@ -2,8 +2,10 @@
  * The Link's sign-in to its authority: a refresh token in the keychain, a short-lived access token
  * in memory, refreshed on demand (one refresh at a time; the authority rotates the refresh token
  * and the new one replaces the old in the keychain). An expired or revoked refresh token becomes a
- * clear "sign in again" state, never a crash. Without an OAuth session a locally provisioned Link
- * token (embedded authority, until the person signs in) is used.
+ * clear "sign in again" state, never a crash: the refused token stays in the keychain as the marker
+ * of that state until the person signs in again or logs out. Only a Link that was never signed in
+ * with OAuth uses the locally provisioned token of the embedded authority — never as a silent
+ * fallback for an ended sign-in, which would switch accounts.
  */
 import type { Logger } from "pino";
 import { LinkError } from "../../shared/errors.js";
@@ -29,6 +31,8 @@ export function createAuthSession(options: { keychain: KeychainStore; client: ()
   let refreshing: Promise<string | null> | null = null;
   let localToken: string | null = null;
   let error: string | null = null;
+  /** A refresh token the authority refused; not tried again. */
+  let dead: string | null = null;
 
   async function refresh(refreshToken: string): Promise<string | null> {
     const client = options.client();
@@ -43,7 +47,7 @@ export function createAuthSession(options: { keychain: KeychainStore; client: ()
       if (err instanceof AuthorityCallError && (err.authorityCode === "invalid_grant" || err.authorityCode === "invalid_client")) {
         log.warn({ reason: err.message }, "refresh token refused; signed out");
         error = SIGN_IN_AGAIN;
-        await keychain.delete("refresh-token");
+        dead = refreshToken;
         return null;
       }
       throw err;
@@ -55,16 +59,18 @@ export function createAuthSession(options: { keychain: KeychainStore; client: ()
       if (access !== null && access.expiresAt - 30_000 > now()) return access.token;
       const stored = await keychain.get("refresh-token");
       if (stored === null) return localToken;
+      if (stored === dead) return null;
       refreshing ??= refresh(stored).finally(() => {
         refreshing = null;
       });
-      return (await refreshing) ?? localToken;
+      return refreshing;
     },
     rejected(token) {
       if (access?.token === token) access = null;
     },
     async accept(tokens) {
       await keychain.set("refresh-token", tokens.refresh_token);
+      dead = null;
       access = { token: tokens.access_token, expiresAt: now() + tokens.expires_in * 1000 };
       error = null;
     },
@@ -78,6 +84,8 @@ export function createAuthSession(options: { keychain: KeychainStore; client: ()
           .catch((err: unknown) => log.warn({ err: String(err) }, "could not revoke the refresh token at the authority"));
       }
       await keychain.delete("refresh-token");
+      dead = null;
+      error = null;
     },
     setLocalToken(token) {
       localToken = token;
