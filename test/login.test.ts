@@ -10,6 +10,7 @@ import { z } from "zod";
 import { LinkStatusSchema } from "../src/shared/control.js";
 import { Browser, csrfOf } from "./browser-helpers.js";
 import { BIN, cli, cliJson, newEnv, stopAll, type CliEnv } from "./cli-helpers.js";
+import { CHROMIUM_SKIP, launchChromium } from "./chromium.js";
 import { waitFor } from "./helpers.js";
 
 after(stopAll);
@@ -38,6 +39,48 @@ async function startLink(e: CliEnv): Promise<{ port: number; authorityUrl: strin
   const ca = await fs.readFile(path.join(e.paths.dataDir, "authority", "tls", "tls.crt"), "utf8");
   return { port: s.port, authorityUrl: s.authority.url, ca };
 }
+
+describe("one-time login in a real browser (Debian Chromium via Playwright)", { skip: CHROMIUM_SKIP }, () => {
+  it("completes sign-up and the PKCE redirect back to the Link's loopback listener, and enters a device code", async () => {
+    const e = await newEnv();
+    const { port } = await startLink(e);
+    const browser = await launchChromium();
+    try {
+      // The embedded authority's certificate is self-signed (the Link pins it); the browser is told to accept it.
+      const context = await browser.newContext({ ignoreHTTPSErrors: true });
+      const page = await context.newPage();
+
+      const login = runLogin(e, ["--no-browser"]);
+      await waitFor(() => /oauth\/authorize\?/.test(login.stderr()), "the sign-in address");
+      await page.goto(/(https:\/\/\S+\/oauth\/authorize\?\S+)/.exec(login.stderr())?.[1] ?? "");
+      await page.getByRole("heading", { name: "Create your local account" }).waitFor();
+      await page.getByLabel("Your name").fill("Robin");
+      await page.getByLabel("Email").fill("robin@example.com");
+      await page.getByLabel("Password (at least 10 characters)").fill("correct horse battery");
+      await page.getByRole("button", { name: "Create account" }).click();
+      await page.getByRole("heading", { name: "You're signed in" }).waitFor();
+      assert.match(page.url(), /^http:\/\/127\.0\.0\.1:\d+\/callback\?/);
+      const r = await login.done;
+      assert.equal(r.code, 0, login.stderr());
+      assert.equal(LinkStatusSchema.parse(JSON.parse(r.stdout)).authority?.account, "oauth");
+      assert.match(keychainItem(e, "instance-id"), /^inst_/);
+      assert.equal((await fetch(`http://127.0.0.1:${port}/piper-link-context`)).status, 200);
+
+      // Sign in again with the device flow; the browser already has a session, so only the code is asked.
+      const device = runLogin(e, ["--device"]);
+      await waitFor(() => /enter the code [A-Z]{4}-[A-Z]{4}/.test(device.stderr()), "the device code");
+      const code = /enter the code ([A-Z]{4}-[A-Z]{4})/.exec(device.stderr())?.[1] ?? "";
+      await page.goto(/open (https:\/\/\S+\/device) and/.exec(device.stderr())?.[1] ?? "");
+      await page.getByLabel("Code").fill(code);
+      await page.getByRole("button", { name: "Connect" }).click();
+      await page.getByRole("heading", { name: "Piper Link is connected" }).waitFor();
+      assert.equal((await device.done).code, 0, device.stderr());
+    } finally {
+      await browser.close();
+      cli(e, ["stop"]);
+    }
+  });
+});
 
 describe("one-time login", () => {
   it("device flow: first run creates the local account, the code connects the Link, the keychain keeps the sign-in across restarts; logout revokes and clears", async () => {
