@@ -121,7 +121,11 @@ describe("piper-link CLI", () => {
 
   it("has --help on every command, exit code 2 for usage errors, and JSON errors with --json", async () => {
     const e = await newEnv();
-    for (const args of [[], ["start"], ["status"], ["stop"], ["logout"], ["dev"], ["dev", "set-instance"]]) {
+    for (const args of [
+      [], ["start"], ["status"], ["stop"], ["logout"], ["login"], ["dev"], ["dev", "set-instance"], ["dev", "sign-in"],
+      ["secrets"], ["secrets", "set"], ["secrets", "list"], ["secrets", "rm"], ["requests"], ["approve"], ["deny"],
+      ["grants"], ["revoke"], ["activity"], ["run"], ["authority"], ["authority", "serve"], ["authority", "create-user"],
+    ]) {
       const r = cli(e, ...args, "--help");
       assert.equal(r.code, 0, args.join(" "));
       assert.match(r.stdout, /Usage: piper-link/);
