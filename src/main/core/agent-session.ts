@@ -18,8 +18,9 @@ import {
   type Resolve,
 } from "../../shared/protocol.js";
 import { LINK_VERSION, PROTOCOL_VERSION } from "../../shared/version.js";
-import { describeIssues, FrameGuard } from "./frame-guard.js";
+import { describeIssues } from "./frame-guard.js";
 import type { LinkLimits } from "./limits.js";
+import { SessionBase } from "./session-base.js";
 
 /** The Link's context as agents see it. */
 export type ContextSnapshot =
@@ -40,35 +41,23 @@ export interface AgentHost {
 
 export const NOT_LOGGED_IN_MESSAGE = "Piper Link is running but nobody is signed in. Open Piper Link and sign in.";
 
-export class AgentSession {
+export class AgentSession extends SessionBase {
   readonly connectionId = `conn_${randomUUID()}`;
-  readonly connectedAt: number;
   agent: Hello["agent"] | null = null;
   process: PeerProcess | null = null;
-  lastActivity: number;
-  alive = true;
   /** Settles once the peer process lookup is done (it runs in the background after connect). */
   identification: Promise<void> = Promise.resolve();
   /** Aborted when the connection closes, so waits on its behalf stop. */
   private readonly closing = new AbortController();
-  private readonly guard: FrameGuard;
 
   constructor(
-    readonly ws: WebSocket,
+    ws: WebSocket,
     readonly remotePort: number,
     private readonly host: AgentHost,
     limits: LinkLimits,
   ) {
-    this.connectedAt = host.now();
-    this.lastActivity = this.connectedAt;
-    this.guard = new FrameGuard(limits, () => host.now());
-    ws.on("message", (data, isBinary) => this.onFrame(data, isBinary));
-    ws.on("pong", () => {
-      this.alive = true;
-    });
+    super(ws, () => host.now(), limits, host.log, "agent");
     ws.once("close", () => this.closing.abort());
-    // ws reports oversized frames and invalid UTF-8 here and closes with 1009 / 1007 itself.
-    ws.on("error", (err) => host.log.warn({ conn: this.connectionId, err: err.message }, "agent connection error"));
   }
 
   get signal(): AbortSignal {
@@ -102,12 +91,7 @@ export class AgentSession {
     if (this.helloed) this.send(push);
   }
 
-  close(code: number, reason: string): void {
-    if (this.ws.readyState === this.ws.OPEN || this.ws.readyState === this.ws.CONNECTING) this.ws.close(code, reason);
-  }
-
-  private onFrame(data: WebSocket.RawData, isBinary: boolean): void {
-    this.lastActivity = this.host.now();
+  protected onFrame(data: WebSocket.RawData, isBinary: boolean): void {
     let verdict = this.guard.read(data, isBinary);
     if (verdict.kind === "frame") {
       const type = verdict.value["type"] as string;

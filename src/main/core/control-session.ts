@@ -17,8 +17,9 @@ import {
 import { LinkError, type ErrorCode } from "../../shared/errors.js";
 import { CloseCode, type RequestId } from "../../shared/protocol.js";
 import { LINK_VERSION } from "../../shared/version.js";
-import { describeIssues, FrameGuard } from "./frame-guard.js";
+import { describeIssues } from "./frame-guard.js";
 import type { LinkLimits } from "./limits.js";
+import { SessionBase } from "./session-base.js";
 
 export function tokensEqual(given: string, expected: string): boolean {
   // Hashing first makes both sides the same length, so the compare leaks neither length nor content.
@@ -34,26 +35,15 @@ export interface ControlHost {
   log: Logger;
 }
 
-export class ControlSession {
+export class ControlSession extends SessionBase {
   authenticated = false;
-  lastActivity: number;
-  readonly connectedAt: number;
-  alive = true;
-  private readonly guard: FrameGuard;
 
   constructor(
-    readonly ws: WebSocket,
+    ws: WebSocket,
     private readonly host: ControlHost,
     limits: LinkLimits,
   ) {
-    this.connectedAt = host.now();
-    this.lastActivity = this.connectedAt;
-    this.guard = new FrameGuard(limits, () => host.now());
-    ws.on("message", (data, isBinary) => this.onFrame(data, isBinary));
-    ws.on("pong", () => {
-      this.alive = true;
-    });
-    ws.on("error", (err) => host.log.warn({ err: err.message }, "control connection error"));
+    super(ws, () => host.now(), limits, host.log, "control");
   }
 
   send(message: ControlServerMessage): void {
@@ -64,16 +54,11 @@ export class ControlSession {
     if (this.authenticated) this.send({ type: "event", event });
   }
 
-  close(code: number, reason: string): void {
-    if (this.ws.readyState === this.ws.OPEN || this.ws.readyState === this.ws.CONNECTING) this.ws.close(code, reason);
-  }
-
   private fail(id: RequestId | null, code: ErrorCode, message: string): void {
     this.send({ type: "error", id, code, message });
   }
 
-  private onFrame(data: WebSocket.RawData, isBinary: boolean): void {
-    this.lastActivity = this.host.now();
+  protected onFrame(data: WebSocket.RawData, isBinary: boolean): void {
     const verdict = this.guard.read(data, isBinary);
     if (verdict.kind === "close") {
       this.close(verdict.closeCode, verdict.reason);
