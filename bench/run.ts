@@ -8,6 +8,7 @@
  *   granted resolve (agent WS -> Link -> embedded authority -> value) p50
  *               vs  the bare ws echo                                                         (target <= 5x)
  *               vs  pyper-sdk's three HTTPS calls against the same authority                 (target >= 10x faster)
+ * plus absolute figures from bench/capacity.ts: approval latency, cold start, idle RSS, 1,000 agents.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
@@ -18,6 +19,7 @@ import { fileURLToPath } from "node:url";
 import WebSocket from "ws";
 import { AGENT_SUBPROTOCOL, CONTROL_SUBPROTOCOL } from "../src/shared/version.js";
 import { PYPER_PATHS } from "../src/server/http.js";
+import { approvalLatency, capacityFigures, type Figure } from "./capacity.js";
 
 const full = process.argv.includes("--full");
 const ITER = full ? 20_000 : 3_000;
@@ -152,6 +154,7 @@ async function main(): Promise<void> {
   const [link, bareHttp, bareWs, linkAuth] = await Promise.all([startServer("link"), startServer("bare-http"), startServer("bare-ws"), startServer("link-authority")]);
   const servers = [link, bareHttp, bareWs, linkAuth];
   const rows: Row[] = [];
+  const figures: Figure[] = [];
   try {
     // Interleave baseline and Link in rounds so drift in machine load hits both alike.
     const rounds = 5;
@@ -212,11 +215,13 @@ async function main(): Promise<void> {
     granted.close();
     echoWs.close();
     tls.destroy();
+    figures.push(await approvalLatency(linkAuth.port, linkAuth.controlToken ?? "", full ? 100 : 20));
     rows.push(row("granted resolve vs ws echo", res.link, res.echo, 5));
     rows.push(row("granted resolve vs pyper 3-call flow", res.link, res.three, 10, "faster_by"));
   } finally {
     for (const s of servers) s.child.kill("SIGTERM");
   }
+  figures.push(...(await capacityFigures(full)));
 
   const header = ["case", "link p50 ms", "baseline p50 ms", "link p99 ms", "baseline p99 ms", "ratio (p50)", "target", "result"];
   const lines = rows.map((r) => [
@@ -235,10 +240,14 @@ async function main(): Promise<void> {
   print(header);
   print(widths.map((w) => "-".repeat(w)));
   lines.forEach(print);
+  console.log("");
+  const fw = Math.max(...figures.map((f) => f.name.length));
+  console.log(`${"figure".padEnd(fw)}  ${"value".padStart(10)}  target        result`);
+  for (const f of figures) console.log(`${f.name.padEnd(fw)}  ${`${f.value.toFixed(1)} ${f.unit}`.padStart(10)}  ${`< ${f.target} ${f.unit}`.padEnd(12)}  ${f.pass ? "PASS" : "MISS"}`);
   const dir = path.join(here, "results");
   fs.mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `bench-${new Date().toISOString().replace(/[:.]/g, "-")}.json`);
-  fs.writeFileSync(file, `${JSON.stringify({ mode: full ? "full" : "short", iterations: ITER, node: process.version, rows }, null, 2)}\n`);
+  fs.writeFileSync(file, `${JSON.stringify({ mode: full ? "full" : "short", iterations: ITER, node: process.version, rows, figures }, null, 2)}\n`);
   console.log(`\nwritten ${path.relative(process.cwd(), file)}`);
 }
 

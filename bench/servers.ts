@@ -62,6 +62,7 @@ async function main(kind: string): Promise<number> {
     if (kind === "link-authority") {
       await link.api.devSignIn({ name: "bench" });
       await link.api.setSecret({ name: "BENCH_KEY", value: "bench-secret-value" });
+      await link.api.setSecret({ name: "BENCH_ONCE", value: "bench-once-value" });
     }
     process.on("SIGTERM", () => void link.stop().then(() => process.exit(0)));
     extra = { controlToken: link.controlToken, tlsCert: path.join(paths.dataDir, "authority", "tls", "tls.crt") };

@@ -4,16 +4,13 @@
  * prints one JSON line `{"url","fingerprint256"}` on stdout when it listens) and `create-user`
  * (prints a Link token; until sign-in lands this is how a Link gets one). Data keys come from the
  * environment (`PIPER_AUTHORITY_DATA_KEYS`, `id:base64[,id:base64]`, first is current), never argv.
+ * The heavy parts (HTTP framework, database drivers) are imported only when a command runs, so
+ * `piper-link`'s other commands and the Link daemon do not load them.
  */
 import fs from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Command, InvalidArgumentError } from "commander";
-import { startAuthority } from "./authority.js";
 import { parseDataKeys } from "./crypto.js";
-import { openDatabase } from "./db.js";
-import { createLocalBus } from "./events.js";
-import { createService } from "./service.js";
-import { loadOrCreateTlsIdentity, fingerprintOf } from "./tls.js";
 
 function parseListen(value: string): { host: string; port: number } {
   const m = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(value);
@@ -41,6 +38,8 @@ export function authorityCommand(): Command {
     .option("--request-ttl <ms>", "how long pending requests wait for a decision", (v) => Number(v), 600_000)
     .option("--agent-rate <perSecond>", "requests per second one agent may make (burst: twice that)", (v) => Number(v), 30)
     .action(async (o: { db: string; listen: { host: string; port: number }; tlsDir?: string; tlsKey?: string; tlsCert?: string; insecureHttpBehindProxy?: boolean; requestTtl: number; agentRate: number }) => {
+      const { startAuthority } = await import("./authority.js");
+      const { loadOrCreateTlsIdentity, fingerprintOf } = await import("./tls.js");
       let tls = null;
       if (o.tlsKey && o.tlsCert) {
         const cert = fs.readFileSync(o.tlsCert, "utf8");
@@ -79,6 +78,7 @@ export function authorityCommand(): Command {
     .requiredOption("--db <location>", "SQLite file path or postgres:// URL")
     .option("--name <name>", "display name", "Local user")
     .action(async (o: { db: string; name: string }) => {
+      const [{ openDatabase }, { createLocalBus }, { createService }] = await Promise.all([import("./db.js"), import("./events.js"), import("./service.js")]);
       const opened = await openDatabase(o.db);
       try {
         const service = createService({ db: opened.db, keys: dataKeysFromEnv(), bus: createLocalBus() });

@@ -5,7 +5,7 @@
  */
 import { spawn } from "node:child_process";
 import { type Command, InvalidArgumentError } from "commander";
-import { createPiperClient, PiperError } from "../../sdk/index.js";
+import type { PiperError as PiperErrorType } from "../../sdk/index.js";
 import type { Runner } from "./commands.js";
 import { ExitCode } from "./output.js";
 
@@ -20,7 +20,7 @@ function parseSpec(value: string, previous: SecretSpec[]): SecretSpec[] {
   return [...previous, { variable: m[1], envName: m[2] ?? m[1] }];
 }
 
-function exitCodeOf(err: PiperError): number {
+function exitCodeOf(err: PiperErrorType): number {
   if (err.code === "link_not_running") return ExitCode.notRunning;
   return ExitCode.failure;
 }
@@ -45,6 +45,8 @@ export function addRunCommand(program: Command, run: Runner): void {
 async function runWithSecrets(command: string[], o: { secret: SecretSpec[]; clientId: string; name?: string; reason?: string; timeout: number }): Promise<number> {
   const [file, ...args] = command;
   if (file === undefined) throw new InvalidArgumentError("give the command to run after --");
+  // Loaded on use: the daemon and the other commands do not need the SDK.
+  const { createPiperClient, PiperError } = await import("../../sdk/index.js");
   const client = createPiperClient({ clientId: o.clientId, name: o.name ?? `piper-link run ${file}`, fallbackToEnv: false });
   const values: Record<string, string> = {};
   try {
