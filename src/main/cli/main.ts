@@ -72,7 +72,7 @@ function describeStatus(s: LinkStatus): string[] {
   if (!s.keychain.ok) lines.push(`  keychain:  ${s.keychain.message ?? "unavailable"}`);
   lines.push(s.state === "ready" ? `  signed in: yes, instance ${s.instanceIdRedacted ?? ""}` : "  signed in: no");
   if (s.authority !== null) {
-    lines.push(`  authority: ${s.authority.url} (${s.authority.mode}, ${s.authority.connected ? "connected" : `unreachable: ${s.authority.error ?? "connecting"}; retrying`})`);
+    lines.push(`  authority: ${s.authority.url} (${s.authority.mode}, ${s.authority.connected ? "connected" : s.authority.error === null ? "connecting…" : `unreachable: ${s.authority.error}; retrying`})`);
     if (s.authority.signInError !== null) lines.push(`  account:   ${s.authority.signInError}`);
     else lines.push(`  account:   ${s.authority.account === "oauth" ? "signed in" : s.authority.account === "local-token" ? "local token (run `piper-link login` to sign in)" : "not signed in — run `piper-link login`"}`);
   } else lines.push("  authority: none configured");
