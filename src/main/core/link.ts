@@ -107,7 +107,16 @@ export function createLink(options: LinkOptions): Link {
     return authority;
   }
 
+  let endpoint: { url: string; pin: string | null; ca: string | null } | null = null;
+
+  /**
+   * (Re)connects to the authority. Also called when the account changes (login, logout): the event
+   * stream is bound to the account that opened it, and the grant cache relies on hearing that
+   * account's revocations.
+   */
   function useAuthority(url: string, pin: string | null, ca: string | null): void {
+    endpoint = { url, pin, ca };
+    cache.clear("authority connection");
     unfollow();
     authority?.close();
     const client = createAuthorityClient({ url, pin, ca, credentials: session });
@@ -212,6 +221,7 @@ export function createLink(options: LinkOptions): Link {
       await session.signOut();
       await keychain.delete("instance-id");
       await refreshAccount();
+      if (endpoint !== null) useAuthority(endpoint.url, endpoint.pin, endpoint.ca);
       setContext(null);
       return status();
     },
@@ -239,6 +249,7 @@ export function createLink(options: LinkOptions): Link {
         const tokens = await Promise.race([attempt.tokens, timeout]);
         await session.accept(tokens);
         await refreshAccount();
+        if (endpoint !== null) useAuthority(endpoint.url, endpoint.pin, endpoint.ca);
         const client = requireAuthority();
         // Same machine, same account: keep the instance; otherwise register this machine.
         const existing = await keychain.get("instance-id");
