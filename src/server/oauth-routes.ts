@@ -8,6 +8,7 @@ import cookie from "@fastify/cookie";
 import formbody from "@fastify/formbody";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
+import type { DeviceAuthorization } from "../shared/authority.js";
 import { isLoopbackRedirect, LINK_CLIENT_ID, type OAuthService } from "./oauth.js";
 import { devicePage, messagePage, signInPage, signUpPage } from "./pages.js";
 import { ServiceError } from "./service.js";
@@ -152,7 +153,8 @@ export function registerOAuthRoutes(app: FastifyInstance, oauth: OAuthService, s
     if (form["client_id"] !== LINK_CLIENT_ID) throw new ServiceError(401, "invalid_client", "Unknown client.");
     const d = await oauth.deviceAuthorization(LINK_CLIENT_ID);
     const base = `${secure ? "https" : "http"}://${req.headers.host ?? "localhost"}`;
-    return { ...d, verification_uri: `${base}/device`, verification_uri_complete: `${base}/device?user_code=${encodeURIComponent(d.user_code)}` };
+    const answer: DeviceAuthorization = { ...d, verification_uri: `${base}/device`, verification_uri_complete: `${base}/device?user_code=${encodeURIComponent(d.user_code)}` };
+    return answer;
   });
 
   app.post("/oauth/revoke", async (req, reply) => {

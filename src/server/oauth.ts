@@ -12,6 +12,7 @@
 import { createHash, randomBytes, randomInt, scrypt as scryptCb, timingSafeEqual } from "node:crypto";
 import { promisify } from "node:util";
 import type { Kysely } from "kysely";
+import type { DeviceAuthorization, TokenResponse } from "../shared/authority.js";
 import type { Database } from "./db.js";
 import { hashToken, newId, newToken } from "./ids.js";
 import { ServiceError } from "./service.js";
@@ -55,13 +56,6 @@ export interface OAuthOptions {
   accessTtlMs?: number;
   refreshTtlMs?: number;
   deviceIntervalS?: number;
-}
-
-export interface TokenResponse {
-  access_token: string;
-  token_type: "Bearer";
-  expires_in: number;
-  refresh_token: string;
 }
 
 export type OAuthService = ReturnType<typeof createOAuthService>;
@@ -195,7 +189,7 @@ export function createOAuthService(options: OAuthOptions) {
       return row && row.revoked_at === null && row.expires_at > now() ? row.user_id : null;
     },
 
-    async deviceAuthorization(clientId: string): Promise<{ device_code: string; user_code: string; expires_in: number; interval: number }> {
+    async deviceAuthorization(clientId: string): Promise<Omit<DeviceAuthorization, "verification_uri" | "verification_uri_complete">> {
       const deviceCode = newToken("pdc");
       // Eight letters from an alphabet without look-alikes, shown as XXXX-XXXX.
       const alphabet = "BCDFGHJKLMNPQRSTVWXZ";

@@ -139,3 +139,22 @@ export const PyperScopedSchema = z.object({
   credentialIds: z.array(z.string().min(1).max(128)).min(1).max(50),
 });
 export const PyperExchangeSchema = z.object({ agentClientId: z.string().min(1).max(128), instanceId: z.string().min(1).max(256), piperCredentialId: z.string().min(1).max(128) });
+
+/** OAuth token endpoint answer (RFC 6749 section 5.1) and device authorization answer (RFC 8628 section 3.2). */
+export const TokenResponseSchema = z.object({
+  access_token: z.string(),
+  token_type: z.string(),
+  expires_in: z.number(),
+  refresh_token: z.string(),
+});
+export type TokenResponse = z.infer<typeof TokenResponseSchema>;
+
+export const DeviceAuthorizationSchema = z.object({
+  device_code: z.string(),
+  user_code: z.string(),
+  verification_uri: z.string(),
+  verification_uri_complete: z.string(),
+  expires_in: z.number(),
+  interval: z.number(),
+});
+export type DeviceAuthorization = z.infer<typeof DeviceAuthorizationSchema>;

@@ -7,23 +7,11 @@ import { spawn } from "node:child_process";
 import readline from "node:readline";
 import { type Command, InvalidArgumentError, Option } from "commander";
 import type { GrantView, RequestView, Scope } from "../../shared/authority.js";
-import type { ControlMethod, ControlParams, ControlResult } from "../../shared/control.js";
 import { LinkError } from "../../shared/errors.js";
-import { connectToRunningLink } from "../core/control-client.js";
-import { resolveLinkPaths } from "../core/paths.js";
+import { callLink as call } from "./link-access.js";
 import { ExitCode, type Output } from "./output.js";
 
 export type Runner = (job: (out: Output) => Promise<number>, json: boolean) => Promise<void>;
-
-async function call<M extends ControlMethod>(profile: string, method: M, params: ControlParams<M>): Promise<ControlResult<M>> {
-  const client = await connectToRunningLink(resolveLinkPaths(profile).controlFile);
-  if (client === null) throw new LinkError("not_running", "Piper Link is not running. Start it with `piper-link start`.");
-  try {
-    return await client.call(method, params);
-  } finally {
-    client.close();
-  }
-}
 
 /** "90s", "30m", "1h", "2d" -> milliseconds. */
 export function parseDuration(value: string): number {

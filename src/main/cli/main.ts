@@ -11,7 +11,6 @@ import { Command, CommanderError, InvalidArgumentError, Option } from "commander
 import type { LinkStatus } from "../../shared/control.js";
 import { LinkError } from "../../shared/errors.js";
 import { DEFAULT_LINK_PORT, LINK_VERSION } from "../../shared/version.js";
-import { connectToRunningLink, type ControlClient } from "../core/control-client.js";
 import { startDaemon } from "../core/daemon.js";
 import { isPidAlive } from "../core/files.js";
 import { createKeychainStore } from "../core/keychain.js";
@@ -19,6 +18,7 @@ import { resolveLinkPaths } from "../core/paths.js";
 import { authorityCommand } from "../../server/main.js";
 import type { AuthorityConfig } from "../core/link.js";
 import { addApprovalCommands, addDevSignIn, addLoginCommand } from "./commands.js";
+import { notRunning, withRunningLink } from "./link-access.js";
 import { addRunCommand } from "./run.js";
 import { createOutput, ExitCode, reportError, type Output } from "./output.js";
 
@@ -84,20 +84,6 @@ function describeStatus(s: LinkStatus): string[] {
   }
   lines.push(`  log:       ${s.logFile}`);
   return lines;
-}
-
-async function withRunningLink<T>(profile: string, fn: (client: ControlClient) => Promise<T>): Promise<T | null> {
-  const client = await connectToRunningLink(resolveLinkPaths(profile).controlFile);
-  if (client === null) return null;
-  try {
-    return await fn(client);
-  } finally {
-    client.close();
-  }
-}
-
-function notRunning(profile: string): LinkError {
-  return new LinkError("not_running", `Piper Link is not running${profile === "default" ? "" : ` (profile ${profile})`}. Start it with \`piper-link start\`.`);
 }
 
 async function startInForeground(opts: StartOptions, out: Output): Promise<number> {

@@ -9,7 +9,8 @@
  */
 import type { Logger } from "pino";
 import { LinkError } from "../../shared/errors.js";
-import { AuthorityCallError, type AuthorityClient, type Credentials, type TokenResponse } from "./authority-client.js";
+import type { TokenResponse } from "../../shared/authority.js";
+import { AuthorityCallError, type AuthorityClient, type Credentials } from "./authority-client.js";
 import type { KeychainStore } from "./keychain.js";
 
 export const LINK_CLIENT_ID = "piper-link";

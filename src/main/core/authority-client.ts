@@ -7,7 +7,7 @@
 import http from "node:http";
 import https from "node:https";
 import type { PeerCertificate } from "node:tls";
-import { z, type ZodType } from "zod";
+import type { z, ZodType } from "zod";
 import {
   AgentResolveResultSchema,
   AgentWaitResultSchema,
@@ -15,9 +15,11 @@ import {
   AuthorityErrorSchema,
   AuthorityEventSchema,
   GrantViewSchema,
+  DeviceAuthorizationSchema,
   InstanceCreatedSchema,
   RequestViewSchema,
   SecretViewSchema,
+  TokenResponseSchema,
   type AgentResolveBody,
   type ApproveBody,
   type AuthorityEvent,
@@ -52,24 +54,6 @@ export class AuthorityCallError extends LinkError {
     super(code, message, { retryable: status >= 500 || status === 429 });
   }
 }
-
-export const TokenResponseSchema = z.object({
-  access_token: z.string(),
-  token_type: z.string(),
-  expires_in: z.number(),
-  refresh_token: z.string(),
-});
-export type TokenResponse = z.infer<typeof TokenResponseSchema>;
-
-export const DeviceAuthorizationSchema = z.object({
-  device_code: z.string(),
-  user_code: z.string(),
-  verification_uri: z.string(),
-  verification_uri_complete: z.string(),
-  expires_in: z.number(),
-  interval: z.number(),
-});
-export type DeviceAuthorization = z.infer<typeof DeviceAuthorizationSchema>;
 
 function codeFor(status: number, error: string): ErrorCode {
   if (error === "secret_not_found") return "secret_not_found";

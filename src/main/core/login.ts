@@ -8,7 +8,8 @@ import { createHash, randomBytes } from "node:crypto";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { LinkError } from "../../shared/errors.js";
-import { AuthorityCallError, type AuthorityClient, type TokenResponse } from "./authority-client.js";
+import type { TokenResponse } from "../../shared/authority.js";
+import { AuthorityCallError, type AuthorityClient } from "./authority-client.js";
 import { LINK_CLIENT_ID } from "./auth-session.js";
 
 export interface LoginAttempt {

@@ -1,0 +1,27 @@
+/** How CLI commands reach the running Link: through its control channel, or a clear `not_running`. */
+import type { ControlMethod, ControlParams, ControlResult } from "../../shared/control.js";
+import { LinkError } from "../../shared/errors.js";
+import { connectToRunningLink, type ControlClient } from "../core/control-client.js";
+import { resolveLinkPaths } from "../core/paths.js";
+
+/** Runs `fn` with a control connection to the profile's Link; null when no Link is running. */
+export async function withRunningLink<T>(profile: string, fn: (client: ControlClient) => Promise<T>): Promise<T | null> {
+  const client = await connectToRunningLink(resolveLinkPaths(profile).controlFile);
+  if (client === null) return null;
+  try {
+    return await fn(client);
+  } finally {
+    client.close();
+  }
+}
+
+export function notRunning(profile: string): LinkError {
+  return new LinkError("not_running", `Piper Link is not running${profile === "default" ? "" : ` (profile ${profile})`}. Start it with \`piper-link start\`.`);
+}
+
+/** One LinkApi call on the running Link; `not_running` when there is none. */
+export async function callLink<M extends ControlMethod>(profile: string, method: M, params: ControlParams<M>): Promise<ControlResult<M>> {
+  const result = await withRunningLink(profile, (c) => c.call(method, params));
+  if (result === null) throw notRunning(profile);
+  return result;
+}
