@@ -18,7 +18,9 @@ export default defineConfig({
   },
   renderer: {
     root: "src/renderer",
+    // Relative asset paths: the same build loads from file:// in Electron and from /ui/ in a browser.
+    base: "./",
     plugins: [react()],
-    build: { outDir: "out/renderer", rolldownOptions: { input: { index: "src/renderer/index.html" } } },
+    build: { outDir: "out/renderer", minify: true, rolldownOptions: { input: { index: "src/renderer/index.html" } } },
   },
 });

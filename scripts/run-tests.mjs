@@ -47,7 +47,7 @@ function findTests(dir) {
   });
 }
 
-const files = args.length > 0 ? args : findTests(path.join(root, "test")).sort();
+const files = args.length > 0 ? args : [...findTests(path.join(root, "test")), ...findTests(path.join(root, "e2e"))].sort();
 const r = spawnSync(process.execPath, ["--import", "tsx", "--test", "--test-reporter=spec", "--test-concurrency=2", "--test-timeout=120000", ...files], {
   cwd: root,
   stdio: "inherit",

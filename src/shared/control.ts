@@ -72,6 +72,16 @@ export type LinkStatus = z.infer<typeof LinkStatusSchema>;
 
 const Empty = z.object({}).strict();
 
+/** What the person can change in Settings; kept by the core in the data directory. */
+export const LinkSettingsSchema = z.object({
+  /** Show a desktop notification for each new pending request (Electron). */
+  notifications: z.boolean(),
+  /** Start Piper Link when the person logs in (login item / XDG autostart, applied by the shell). */
+  startAtLogin: z.boolean(),
+});
+export type LinkSettings = z.infer<typeof LinkSettingsSchema>;
+export const DEFAULT_SETTINGS: LinkSettings = { notifications: true, startAtLogin: false };
+
 /** The control API: method name -> params and result schemas. */
 export const ControlMethods = {
   status: { params: Empty, result: LinkStatusSchema },
@@ -103,6 +113,8 @@ export const ControlMethods = {
   listSecrets: { params: Empty, result: z.array(SecretViewSchema) },
   setSecret: { params: z.object({ name: SecretNameSchema, value: z.string().min(1).max(32 * 1024) }).strict(), result: SecretViewSchema },
   deleteSecret: { params: z.object({ name: SecretNameSchema }).strict(), result: z.object({ deleted: z.literal(true) }) },
+  getSettings: { params: Empty, result: LinkSettingsSchema },
+  updateSettings: { params: LinkSettingsSchema.partial().strict(), result: LinkSettingsSchema },
   listActivity: {
     params: z
       .object({ limit: z.number().int().min(1).max(500).default(50), before: z.string().max(64).optional(), agent: z.string().max(128).optional(), variable: z.string().max(256).optional() })
@@ -133,6 +145,7 @@ export type ControlClientMessage = z.infer<typeof ControlClientMessageSchema>;
 export const ControlEventSchema = z.discriminatedUnion("kind", [
   z.object({ kind: z.literal("status"), status: LinkStatusSchema }),
   z.object({ kind: z.literal("authority"), event: AuthorityEventSchema }),
+  z.object({ kind: z.literal("settings"), settings: LinkSettingsSchema }),
 ]);
 export type ControlEvent = z.infer<typeof ControlEventSchema>;
 
@@ -148,6 +161,15 @@ export const ControlServerMessageSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("event"), event: ControlEventSchema }),
 ]);
 export type ControlServerMessage = z.infer<typeof ControlServerMessageSchema>;
+
+/**
+ * What a window needs from the Link: the API plus its pushed events. Provided by the preload bridge
+ * in Electron and by the control WebSocket in a browser.
+ */
+export interface LinkClient {
+  api: LinkApi;
+  subscribe(listener: (event: ControlEvent) => void): () => void;
+}
 
 /** The file (mode 0600, beside the discovery file) that lets the local CLI reach the control channel. */
 export const ControlFileSchema = z.object({

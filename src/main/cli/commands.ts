@@ -8,7 +8,7 @@ import readline from "node:readline";
 import { type Command, InvalidArgumentError, Option } from "commander";
 import type { GrantView, RequestView, Scope } from "../../shared/authority.js";
 import { LinkError } from "../../shared/errors.js";
-import { callLink as call } from "./link-access.js";
+import { callLink as call, notRunning, withRunningLink } from "./link-access.js";
 import { ExitCode, type Output } from "./output.js";
 
 export type Runner = (job: (out: Output) => Promise<number>, json: boolean) => Promise<void>;
@@ -203,6 +203,8 @@ export function addApprovalCommands(program: Command, profile: () => string, run
 
 /** Opens `url` in the system browser; false when there is no way to (then the URL is printed). */
 function openBrowser(url: string): boolean {
+  // Over SSH or on a server there is no browser here to open; the caller prints the address instead.
+  if (process.platform === "linux" && !process.env["DISPLAY"] && !process.env["WAYLAND_DISPLAY"]) return false;
   const [cmd, args] = process.platform === "darwin" ? ["open", [url]] : process.platform === "win32" ? ["cmd", ["/c", "start", "", url]] : ["xdg-open", [url]];
   try {
     const child = spawn(cmd, args, { stdio: "ignore", detached: true });
@@ -247,6 +249,27 @@ export function addDevSignIn(dev: Command, profile: () => string, run: Runner): 
       await run(async (out) => {
         const s = await call(profile(), "devSignIn", o.name ? { name: o.name } : {});
         out.result(s, `Signed in; this machine is instance ${s.instanceIdRedacted ?? ""}.`);
+        return ExitCode.ok;
+      }, o.json === true);
+    });
+}
+
+export function addUiCommand(program: Command, profile: () => string, run: Runner): void {
+  program
+    .command("ui")
+    .description("open the Piper Link window in your browser (headless mode), or print its address")
+    .option("--print", "print the address instead of opening a browser")
+    .option("--json", "print {url} as JSON")
+    .action(async (o: { print?: boolean; json?: boolean }) => {
+      await run(async (out) => {
+        const url = await withRunningLink(profile(), async (c) => {
+          const status = await c.call("status", {});
+          // The token rides in the fragment: the browser keeps it, no server ever receives it.
+          return `http://127.0.0.1:${status.port}/ui/#token=${c.token}`;
+        });
+        if (url === null) throw notRunning(profile());
+        const opened = o.print !== true && o.json !== true && openBrowser(url);
+        out.result({ url, opened }, opened ? `Opening Piper Link in your browser.\n${url}` : `Open this address in a browser on this machine:\n${url}`);
         return ExitCode.ok;
       }, o.json === true);
     });

@@ -17,7 +17,7 @@ import { createKeychainStore } from "../core/keychain.js";
 import { resolveLinkPaths } from "../core/paths.js";
 import { authorityCommand } from "../../server/main.js";
 import type { AuthorityConfig } from "../core/link.js";
-import { addApprovalCommands, addDevSignIn, addLoginCommand } from "./commands.js";
+import { addApprovalCommands, addDevSignIn, addLoginCommand, addUiCommand } from "./commands.js";
 import { notRunning, withRunningLink } from "./link-access.js";
 import { addRunCommand } from "./run.js";
 import { createOutput, ExitCode, reportError, type Output } from "./output.js";
@@ -91,7 +91,11 @@ async function startInForeground(opts: StartOptions, out: Output): Promise<numbe
     profile: opts.profile,
     port: opts.port,
     authority: authorityConfig(opts.authority, opts.requestTtl),
-    onReady: (status) => out.result(status, [...describeStatus(status), "Press Ctrl+C to stop."]),
+    onReady: (status) => {
+      // The window's address carries the control token, so it goes to a terminal only, never to a log file.
+      const window = process.stdout.isTTY ? [`  window:    ${daemon.link.uiUrl()}`] : ["  window:    run `piper-link ui` to open it"];
+      out.result(status, [...describeStatus(status), ...window, "Press Ctrl+C to stop."]);
+    },
   });
   const reason = await daemon.done;
   if (!out.json) process.stdout.write(`Piper Link stopped (${reason}).\n`);
@@ -210,6 +214,7 @@ export function buildProgram(run: (job: (out: Output) => Promise<number>, json: 
 
   addApprovalCommands(program, () => globals().profile, run);
   addLoginCommand(program, () => globals().profile, run);
+  addUiCommand(program, () => globals().profile, run);
   addRunCommand(program, run);
   program.addCommand(authorityCommand());
 

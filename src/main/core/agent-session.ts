@@ -37,6 +37,8 @@ export interface AgentHost {
    */
   resolve(session: AgentSession, request: Resolve, send: (message: LinkMessage) => void): Promise<void>;
   log: Logger;
+  /** Told when an agent introduces itself, so the UI's list of agents can follow. */
+  agentIdentified?(): void;
 }
 
 export const NOT_LOGGED_IN_MESSAGE = "Piper Link is running but nobody is signed in. Open Piper Link and sign in.";
@@ -147,6 +149,7 @@ export class AgentSession extends SessionBase {
       return;
     }
     this.agent = hello.agent;
+    this.host.agentIdentified?.();
     this.host.log.info({ conn: this.connectionId, clientId: hello.agent.clientId, sdk: hello.sdk }, "agent hello");
     const context = this.host.context();
     if (context.state === "ready") {

@@ -3,11 +3,13 @@
  * builds the real dependencies, starts, and shuts down gracefully on SIGINT/SIGTERM or when a
  * control client asks, closing agent sockets with 1001 and removing the discovery file.
  */
+import path from "node:path";
 import type { LinkStatus } from "../../shared/control.js";
 import { createKeychainStore } from "./keychain.js";
 import { createLink, type AuthorityConfig, type Link } from "./link.js";
 import { createFileLogger } from "./logger.js";
 import { resolveLinkPaths, type LinkPaths } from "./paths.js";
+import { findUiDir } from "./ui-assets.js";
 
 export interface DaemonOptions {
   profile: string;
@@ -18,6 +20,8 @@ export interface DaemonOptions {
   /** Called once the Link serves. */
   onReady?: (status: LinkStatus) => void;
   onStopped?: (signal: string) => void;
+  /** The built browser UI; by default the install's out/renderer, when it was built. */
+  uiDir?: string | null;
 }
 
 export interface RunningDaemon {
@@ -56,6 +60,8 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     log: logger.log,
     authority: options.authority === undefined ? { kind: "embedded" } : options.authority,
     onShutdownRequested: () => void stop("shutdown requested"),
+    // src/main/core and dist/main/core are both three levels below the package root.
+    uiDir: options.uiDir !== undefined ? options.uiDir : await findUiDir([path.resolve(import.meta.dirname, "../../../out/renderer")]),
   });
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);

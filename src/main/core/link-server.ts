@@ -18,6 +18,7 @@ import { ControlSession, type ControlHost } from "./control-session.js";
 import type { LinkLimits } from "./limits.js";
 import { allowedHosts, checkRequest, ownOrigins, rejectUpgrade, sendError, sendJson, type GuardPolicy, type Rejection } from "./loopback-guard.js";
 import type { PeerResolver } from "./peer-process.js";
+import { serveUi } from "./ui-assets.js";
 
 export interface LinkServerOptions {
   /** Preferred port; when taken, the server falls back to a free one (port 0 asks for any). */
@@ -28,6 +29,10 @@ export interface LinkServerOptions {
   peers: PeerResolver;
   log: Logger;
   now(): number;
+  /** The built browser UI served under /ui/ (null: not built in this install). */
+  uiDir?: string | null;
+  /** Called (at most every 250 ms) when agents connect, say hello, or leave. */
+  onAgentsChanged?: () => void;
 }
 
 export interface LinkServerAddress {
@@ -106,6 +111,8 @@ export class LinkServer {
   async stop(code: number = CloseCode.goingAway, reason = "Piper Link is shutting down"): Promise<void> {
     if (this.sweeper) clearInterval(this.sweeper);
     this.sweeper = null;
+    if (this.agentsTimer) clearTimeout(this.agentsTimer);
+    this.agentsTimer = null;
     const sessions = [...this.agents, ...this.controls];
     const closed = sessions.map(
       (s) =>
@@ -163,14 +170,13 @@ export class LinkServer {
     const rejection = checkRequest(req, this.policy(true));
     if (rejection) return sendError(res, rejection);
     const pathname = pathOf(req.url);
-    const route = Object.hasOwn(ROUTES, pathname) ? ROUTES[pathname] : undefined;
-    if (route === undefined) {
-      return sendError(res, { status: 404, code: "not_found", message: `No such endpoint: ${pathname.slice(0, 200)}` });
-    }
     if (req.method !== "GET" && req.method !== "HEAD") {
       return sendError(res, { status: 405, code: "method_not_allowed", message: "Only GET is supported here." }, { Allow: "GET, HEAD" });
     }
-    route(this.options.agentHost.context(), res);
+    const route = Object.hasOwn(ROUTES, pathname) ? ROUTES[pathname] : undefined;
+    if (route !== undefined) return route(this.options.agentHost.context(), res);
+    if (serveUi(pathname, res, this.options.uiDir ?? null, this.port, req.method === "HEAD")) return;
+    sendError(res, { status: 404, code: "not_found", message: `No such endpoint: ${pathname.slice(0, 200)}` });
   }
 
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -196,7 +202,11 @@ export class LinkServer {
       this.agentWss.handleUpgrade(req, socket, head, (ws) => {
         const session = new AgentSession(ws, req.socket.remotePort ?? 0, this.options.agentHost, this.options.limits);
         this.agents.add(session);
-        ws.once("close", () => this.agents.delete(session));
+        this.agentsChanged();
+        ws.once("close", () => {
+          this.agents.delete(session);
+          this.agentsChanged();
+        });
         session.identification = this.identify(session);
       });
     } else {
@@ -206,6 +216,18 @@ export class LinkServer {
         ws.once("close", () => this.controls.delete(session));
       });
     }
+  }
+
+  private agentsTimer: NodeJS.Timeout | null = null;
+
+  /** Coalesces agent changes: with a thousand agents connecting, the UI hears about it a few times a second. */
+  agentsChanged(): void {
+    if (this.options.onAgentsChanged === undefined || this.agentsTimer !== null || this.controls.size === 0) return;
+    this.agentsTimer = setTimeout(() => {
+      this.agentsTimer = null;
+      this.options.onAgentsChanged?.();
+    }, 250);
+    this.agentsTimer.unref();
   }
 
   private policy(allowOwnOrigin: boolean): GuardPolicy {

@@ -7,7 +7,7 @@
 import { randomBytes } from "node:crypto";
 import os from "node:os";
 import type { Logger } from "pino";
-import { redactInstanceId, type LinkApi, type LinkStatus } from "../../shared/control.js";
+import { redactInstanceId, type ControlEvent, type LinkApi, type LinkStatus } from "../../shared/control.js";
 import type { DiscoveryFile } from "../../shared/discovery.js";
 import { LinkError } from "../../shared/errors.js";
 import { CloseCode, type ContextPush } from "../../shared/protocol.js";
@@ -27,6 +27,7 @@ import { DEFAULT_LIMITS, type LinkLimits } from "./limits.js";
 import { LinkServer, type LinkServerAddress } from "./link-server.js";
 import type { LinkPaths } from "./paths.js";
 import { createPeerResolver, type PeerResolver } from "./peer-process.js";
+import { createSettingsStore } from "./settings.js";
 
 export interface LinkOptions {
   profile?: string;
@@ -47,6 +48,8 @@ export interface LinkOptions {
   keychainRetryMs?: number;
   /** Called when a control client asks the Link to shut down (the daemon exits after `stop()`). */
   onShutdownRequested?: () => void;
+  /** The built browser UI to serve under /ui/ (null or absent: none). */
+  uiDir?: string | null;
 }
 
 export type AuthorityConfig =
@@ -61,6 +64,10 @@ export interface Link {
   readonly api: LinkApi;
   /** The per-start control token (DESIGN.md section 3). */
   readonly controlToken: string;
+  /** In-process listeners (the Electron shell) hear what control clients hear. */
+  subscribe(listener: (event: ControlEvent) => void): () => void;
+  /** The address of the browser UI with the control token in its fragment (never sent to a server). */
+  uiUrl(): string;
 }
 
 export function createLink(options: LinkOptions): Link {
@@ -84,6 +91,20 @@ export function createLink(options: LinkOptions): Link {
   let account: "oauth" | "local-token" | "none" = "none";
   let localToken = false;
   const logins = new Map<string, LoginAttempt>();
+  const settings = createSettingsStore(paths.dataDir, log);
+  const listeners = new Set<(event: ControlEvent) => void>();
+
+  /** Sends an event to every control client (UI, CLI) and in-process listener (Electron shell). */
+  function emit(event: ControlEvent): void {
+    server?.broadcastEvent(event);
+    for (const listener of listeners) {
+      try {
+        listener(event);
+      } catch (err) {
+        log.error({ err: err instanceof Error ? err.message : String(err) }, "event listener failed");
+      }
+    }
+  }
 
   async function refreshAccount(): Promise<void> {
     account = (await session.hasOAuth().catch(() => false)) ? "oauth" : localToken ? "local-token" : "none";
@@ -124,7 +145,7 @@ export function createLink(options: LinkOptions): Link {
     unfollow = client.follow(
       (event) => {
         if (event.type === "grant.changed" || event.type === "secret.changed") cache.clear(event.type);
-        server?.broadcastEvent({ kind: "authority", event });
+        emit({ kind: "authority", event });
       },
       (connected, error) => {
         // Answer from memory only while revocations can be heard.
@@ -133,7 +154,7 @@ export function createLink(options: LinkOptions): Link {
         authorityState = { connected, error };
         if (changed) {
           log.info({ connected, error }, "authority connection");
-          server?.broadcastEvent({ kind: "status", status: status() });
+          emit({ kind: "status", status: status() });
         }
       },
     );
@@ -185,7 +206,7 @@ export function createLink(options: LinkOptions): Link {
     const push: ContextPush = { type: "context", instanceId: next, state: next === null ? "logged_out" : "ready" };
     log.info({ state: push.state }, "context changed");
     server.broadcastContext(push);
-    server.broadcastEvent({ kind: "status", status: status() });
+    emit({ kind: "status", status: status() });
   }
 
   async function loadContext(): Promise<void> {
@@ -204,7 +225,7 @@ export function createLink(options: LinkOptions): Link {
     if (retryTimer !== null || stopping !== null) return;
     retryTimer = setTimeout(() => {
       retryTimer = null;
-      void loadContext().then(() => server?.broadcastEvent({ kind: "status", status: status() }));
+      void loadContext().then(() => emit({ kind: "status", status: status() }));
     }, options.keychainRetryMs ?? 5000);
     retryTimer.unref();
   }
@@ -257,7 +278,7 @@ export function createLink(options: LinkOptions): Link {
         await keychain.set("instance-id", id);
         keychainError = null;
         setContext(id);
-        server?.broadcastEvent({ kind: "status", status: status() });
+        emit({ kind: "status", status: status() });
         log.info({ method: attempt.kind }, "signed in");
         return status();
       } finally {
@@ -286,6 +307,12 @@ export function createLink(options: LinkOptions): Link {
       return { deleted: true as const };
     },
     listActivity: (q) => requireAuthority().audit(q),
+    getSettings: () => Promise.resolve(settings.get()),
+    async updateSettings(change) {
+      const next = await settings.update(change);
+      emit({ kind: "settings", settings: next });
+      return next;
+    },
     shutdown() {
       // Answer first, then stop: the caller gets its reply before the socket closes.
       setImmediate(() => (options.onShutdownRequested ? options.onShutdownRequested() : void link.stop()));
@@ -310,12 +337,18 @@ export function createLink(options: LinkOptions): Link {
     api,
     controlToken,
     status,
+    subscribe(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    uiUrl: () => `http://127.0.0.1:${address?.port ?? 0}/ui/#token=${controlToken}`,
     async start() {
       if (server !== null) throw new Error("This Link is already started.");
       lock = await acquireInstanceLock(paths.lockFile, describeOwner);
       try {
         startedAt = new Date(now());
         await loadContext();
+        await settings.load();
         const config = options.authority ?? null;
         if (config?.kind === "embedded") {
           embedded = await startEmbeddedAuthority({
@@ -350,7 +383,10 @@ export function createLink(options: LinkOptions): Link {
             context: snapshot,
             authorityUrl: () => authority?.url ?? null,
             resolve: createAgentResolver({ now, log, authority: () => authority, instanceId: () => instanceId, cache }),
+            agentIdentified: () => server?.agentsChanged(),
           },
+          uiDir: options.uiDir ?? null,
+          onAgentsChanged: () => emit({ kind: "status", status: status() }),
           controlHost: { now, log, token: controlToken, api },
         });
         address = await server.start();

@@ -1,42 +1,114 @@
-/** The window's first screen: whether the Link is signed in and which agents are connected. */
-import { useEffect, useState } from "react";
+/** The window: signed out -> sign-in; signed in -> sidebar (Requests, Grants, Secrets, Activity, Settings). */
+import { Activity, Inbox, KeyRound, Settings, ShieldCheck, WifiOff, type LucideIcon } from "lucide-react";
+import { useState, type ReactNode } from "react";
 import type { LinkStatus } from "../../shared/control.js";
-import { useLinkApi } from "./link-api.js";
+import { Badge, Banner, ErrorBanner, Loading } from "./components/ui.js";
+import { useConnection, useLinkData } from "./link-context.js";
+import { ActivityScreen } from "./screens/Activity.js";
+import { GrantsScreen } from "./screens/Grants.js";
+import { isRequestEvent, RequestsScreen } from "./screens/Requests.js";
+import { SecretsScreen } from "./screens/Secrets.js";
+import { SettingsScreen } from "./screens/Settings.js";
+import { SignInScreen } from "./screens/SignIn.js";
+import s from "./App.module.css";
+
+type View = "requests" | "grants" | "secrets" | "activity" | "settings";
+
+const NAV: Array<{ view: View; label: string; icon: LucideIcon }> = [
+  { view: "requests", label: "Requests", icon: Inbox },
+  { view: "grants", label: "Grants", icon: ShieldCheck },
+  { view: "secrets", label: "Secrets", icon: KeyRound },
+  { view: "activity", label: "Activity", icon: Activity },
+  { view: "settings", label: "Settings", icon: Settings },
+];
 
 export function App() {
-  const api = useLinkApi();
-  const [status, setStatus] = useState<LinkStatus | null>(null);
-  const [error, setError] = useState<string | null>(null);
+  const connection = useConnection();
+  const status = useLinkData((api) => api.status({}), (e) => e.kind === "status", []);
 
-  useEffect(() => {
-    let live = true;
-    const load = () =>
-      api.status({}).then(
-        (s) => live && setStatus(s),
-        (e: unknown) => live && setError(e instanceof Error ? e.message : String(e)),
-      );
-    void load();
-    const timer = setInterval(load, 2000);
-    return () => {
-      live = false;
-      clearInterval(timer);
-    };
-  }, [api]);
+  if (connection === "unauthorized") {
+    return (
+      <main className={s.center}>
+        <ErrorBanner error={{ code: "unauthorized", message: "This page’s access to Piper Link has expired (the Link restarted). Run `piper-link ui` for a new address." }} />
+      </main>
+    );
+  }
+  if (status.data === null) {
+    return <main className={s.center}>{status.error ? <ErrorBanner error={status.error} /> : <Loading what="Piper Link" />}</main>;
+  }
+  const reconnecting = connection === "reconnecting" ? (
+    <Banner tone="warning" icon={WifiOff}>
+      <p>Lost the connection to Piper Link. Reconnecting…</p>
+    </Banner>
+  ) : null;
+  if (status.data.state !== "ready") {
+    return (
+      <>
+        {reconnecting}
+        <SignInScreen status={status.data} />
+      </>
+    );
+  }
+  return <SignedIn status={status.data} reconnecting={reconnecting} />;
+}
 
-  if (error !== null) return <main role="alert">Piper Link is not reachable: {error}</main>;
-  if (status === null) return <main aria-busy="true">Loading…</main>;
+function SignedIn({ status, reconnecting }: { status: LinkStatus; reconnecting: ReactNode }) {
+  const [view, setView] = useState<View>("requests");
+  const pending = useLinkData((api) => api.listRequests({ status: "pending" }), isRequestEvent, []);
+  const pendingCount = (pending.data ?? []).filter((r) => r.expiresAt > Date.now()).length;
+  const authority = status.authority;
   return (
-    <main>
-      <h1>Piper Link</h1>
-      <p>{status.state === "ready" ? `Signed in — instance ${status.instanceIdRedacted ?? ""}` : "Not signed in"}</p>
-      <h2>Connected agents ({status.agents.length})</h2>
-      <ul>
-        {status.agents.map((a) => (
-          <li key={a.connectionId}>
-            {a.name ?? a.clientId ?? "unknown agent"} — {a.process ? `${a.process.executable ?? "?"} (pid ${a.process.pid})` : "unknown process"}
-          </li>
-        ))}
-      </ul>
-    </main>
+    <div className={s.shell}>
+      <nav className={s.sidebar} aria-label="Piper Link">
+        <div className={s.brand}>
+          <span className={s.brandMark} aria-hidden="true">
+            <KeyRound size={16} />
+          </span>
+          Piper Link
+        </div>
+        <ul className={s.nav}>
+          {NAV.map(({ view: v, label, icon: Icon }) => (
+            <li key={v}>
+              <button type="button" className={s.navItem} aria-current={view === v ? "page" : undefined} onClick={() => setView(v)}>
+                <Icon size={17} aria-hidden="true" />
+                <span>{label}</span>
+                {v === "requests" && pendingCount > 0 ? (
+                  <Badge tone="accent" label={`${pendingCount} pending`}>
+                    {pendingCount}
+                  </Badge>
+                ) : (
+                  <span />
+                )}
+              </button>
+            </li>
+          ))}
+        </ul>
+        <div className={s.footer}>
+          <p>
+            <span className={`${s.dot ?? ""} ${authority?.connected === true ? "" : (s.dotOff ?? "")}`} aria-hidden="true" />
+            {authority === null ? "No authority" : authority.connected ? "Authority connected" : "Authority unreachable"}
+          </p>
+          <p>
+            {status.agents.length} agent{status.agents.length === 1 ? "" : "s"} connected
+          </p>
+          <p>Machine {status.instanceIdRedacted}</p>
+        </div>
+      </nav>
+      <main className={s.main}>
+        <div className={s.content}>
+          {reconnecting}
+          {authority !== null && !authority.connected && authority.error !== null ? (
+            <Banner tone="warning" icon={WifiOff}>
+              <p>The authority is unreachable ({authority.error}). Agents get a retryable error until it is back; Piper Link keeps trying.</p>
+            </Banner>
+          ) : null}
+          {view === "requests" ? <RequestsScreen /> : null}
+          {view === "grants" ? <GrantsScreen /> : null}
+          {view === "secrets" ? <SecretsScreen /> : null}
+          {view === "activity" ? <ActivityScreen /> : null}
+          {view === "settings" ? <SettingsScreen status={status} /> : null}
+        </div>
+      </main>
+    </div>
   );
 }

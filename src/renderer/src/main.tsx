@@ -1,18 +1,62 @@
-import { StrictMode } from "react";
+/**
+ * Entry of the window. In Electron the preload bridge provides the Link (`window.piperLink`); in a
+ * browser (headless mode) the page connects to the control WebSocket of the Link that served it,
+ * with the token from its address fragment.
+ */
+import { StrictMode, useEffect, useState } from "react";
 import { createRoot } from "react-dom/client";
+import type { LinkApi, LinkClient } from "../../shared/control.js";
+import type { ControlEvent } from "../../shared/control.js";
 import { App } from "./App.js";
-import { LinkApiProvider } from "./link-api.js";
+import { LinkProvider } from "./link-context.js";
+import { createSocketLink, takeTokenFromLocation, type ConnectionState, type SocketLinkClient } from "./socket-link.js";
+import "./theme.css";
+
+declare global {
+  interface Window {
+    /** Set by the Electron preload. */
+    piperLink?: LinkApi;
+    piperLinkEvents?: { subscribe(listener: (event: ControlEvent) => void): () => void };
+  }
+}
+
+function BrowserRoot({ client }: { client: SocketLinkClient }) {
+  const [state, setState] = useState<ConnectionState>(client.state());
+  useEffect(() => client.onState(setState), [client]);
+  return (
+    <LinkProvider client={client} connection={state} desktop={false}>
+      <App />
+    </LinkProvider>
+  );
+}
 
 const root = document.getElementById("root");
 if (root === null) throw new Error("index.html has no #root element");
-if (window.piperLink === undefined) {
-  root.textContent = "Piper Link's window must be opened from the Piper Link app.";
-} else {
+
+if (window.piperLink !== undefined && window.piperLinkEvents !== undefined) {
+  const events = window.piperLinkEvents;
+  const client: LinkClient = { api: window.piperLink, subscribe: (l) => events.subscribe(l) };
   createRoot(root).render(
     <StrictMode>
-      <LinkApiProvider api={window.piperLink}>
+      <LinkProvider client={client} connection="open" desktop={true}>
         <App />
-      </LinkApiProvider>
+      </LinkProvider>
     </StrictMode>,
   );
+} else {
+  const token = takeTokenFromLocation();
+  if (token === null) {
+    root.innerHTML = "";
+    const p = document.createElement("p");
+    p.className = "no-token";
+    p.textContent = "Open Piper Link with `piper-link ui` (its address carries this browser's access).";
+    root.append(p);
+  } else {
+    const client = createSocketLink(`ws://${window.location.host}/v1/control`, token);
+    createRoot(root).render(
+      <StrictMode>
+        <BrowserRoot client={client} />
+      </StrictMode>,
+    );
+  }
 }

@@ -1,0 +1,260 @@
+// The Piper Link window end to end in real Chromium (Debian's, through playwright-core): the test
+// starts the headless Link with its embedded authority (the compiled CLI, real keyring, HTTPS,
+// SQLite), opens the browser UI at the address `piper-link ui` prints, and drives it as a person
+// would while a real SDK agent in this process asks for secrets.
+import assert from "node:assert/strict";
+import fs from "node:fs/promises";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import path from "node:path";
+import { after, before, describe, it } from "node:test";
+import { AxeBuilder } from "@axe-core/playwright";
+import type { Browser, BrowserContext, Page } from "playwright-core";
+import { z } from "zod";
+import { LinkStatusSchema } from "../src/shared/control.js";
+import { createPiperClient, PiperForbiddenError, type PiperClient } from "../src/sdk/index.js";
+import { cli, cliJson, newEnv, stopAll, type CliEnv } from "../test/cli-helpers.js";
+import { CHROMIUM_SKIP, launchChromium } from "../test/chromium.js";
+
+const SHOTS = path.resolve(import.meta.dirname, "../test-results/ui");
+const VALUE = "sk-ui-e2e-7f3a9c-never-shown";
+const UiSchema = z.object({ url: z.string(), opened: z.boolean() });
+
+let browser: Browser | null = null;
+let e: CliEnv;
+let status: z.infer<typeof LinkStatusSchema>;
+let uiUrl: string;
+const clients: PiperClient[] = [];
+
+before(async () => {
+  if (CHROMIUM_SKIP !== false) return;
+  e = await newEnv();
+  status = cliJson(e, ["start", "--port", "0"], LinkStatusSchema);
+  cliJson(e, ["dev", "sign-in", "--name", "e2e machine"], LinkStatusSchema);
+  uiUrl = cliJson(e, ["ui"], UiSchema).url;
+  browser = await launchChromium();
+  await fs.mkdir(SHOTS, { recursive: true });
+});
+
+after(async () => {
+  for (const c of clients) c.close();
+  await browser?.close();
+  stopAll();
+});
+
+function agent(clientId: string, name: string): PiperClient {
+  const c = createPiperClient({ clientId, name, linkUrl: status.url, fallbackToEnv: false, approvalTimeoutMs: 60_000 });
+  clients.push(c);
+  return c;
+}
+
+async function openUi(colorScheme: "light" | "dark" = "light"): Promise<{ context: BrowserContext; page: Page }> {
+  assert.ok(browser);
+  const context = await browser.newContext({ colorScheme, viewport: { width: 1200, height: 800 } });
+  const page = await context.newPage();
+  page.on("pageerror", (err) => assert.fail(`page error: ${err.message}`));
+  await page.goto(uiUrl);
+  await page.getByRole("navigation", { name: "Piper Link" }).waitFor();
+  return { context, page };
+}
+
+async function go(page: Page, screen: string): Promise<void> {
+  await page.getByRole("navigation", { name: "Piper Link" }).getByRole("button", { name: screen }).click();
+  await page.getByRole("heading", { level: 1, name: screen }).waitFor();
+}
+
+/** No serious or critical accessibility violations on what the page shows now. */
+async function checkA11y(page: Page, where: string): Promise<void> {
+  const result = await new AxeBuilder({ page }).analyze();
+  const bad = result.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+  assert.deepEqual(
+    bad.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(" ")).join(", ")})`),
+    [],
+    `accessibility violations on ${where}`,
+  );
+}
+
+const skip = CHROMIUM_SKIP;
+
+describe("browser UI (headless Link, real Chromium)", { skip }, () => {
+  it("serves the window only with the token: the address drops it, a wrong token is refused", async () => {
+    assert.match(uiUrl, /^http:\/\/127\.0\.0\.1:\d+\/ui\/#token=[A-Za-z0-9_-]+$/);
+    const { context, page } = await openUi();
+    // The token leaves the address bar (and history) as soon as the page has read it.
+    assert.equal(new URL(page.url()).hash, "");
+    await context.close();
+
+    assert.ok(browser);
+    const wrong = await browser.newPage();
+    await wrong.goto(uiUrl.replace(/token=.*/, "token=not-the-token"));
+    await wrong.getByRole("alert").filter({ hasText: "expired" }).waitFor();
+    await wrong.close();
+
+    // The server never saw the token: it rides in the fragment, and nothing logs it.
+    const token = uiUrl.split("token=")[1] ?? "";
+    const log = await fs.readFile(e.paths.logFile, "utf8");
+    assert.ok(!log.includes(token), "the control token is not in the Link's log");
+  });
+
+  it("a page from another origin cannot open the control channel", async () => {
+    assert.ok(browser);
+    // A real foreign web page (another loopback port is another origin) tries the control socket.
+    const evil = http.createServer((_req, res) => res.writeHead(200, { "Content-Type": "text/html" }).end("<!doctype html><title>evil</title>"));
+    await new Promise<void>((r) => evil.listen(0, "127.0.0.1", r));
+    const page = await browser.newPage();
+    await page.goto(`http://127.0.0.1:${(evil.address() as AddressInfo).port}/`);
+    const outcome = await page.evaluate(
+      (url) =>
+        new Promise<string>((resolve) => {
+          const ws = new WebSocket(url, "piper-link-control.v1");
+          ws.onopen = () => resolve("open");
+          ws.onerror = () => resolve("refused");
+        }),
+      `ws://127.0.0.1:${status.port}/v1/control`,
+    );
+    assert.equal(outcome, "refused");
+    await page.close();
+    evil.close();
+  });
+
+  it("add a secret, approve once, approve until revoked, revoke, deny — all live, without reloading", async () => {
+    const { context, page } = await openUi();
+    await page.getByRole("heading", { name: "No pending requests" }).waitFor();
+
+    // Secrets: add one; its value is never shown again.
+    await go(page, "Secrets");
+    await page.getByRole("button", { name: "Add secret" }).click();
+    const dialog = page.getByRole("dialog", { name: "Add a secret" });
+    await dialog.getByLabel("Name").fill("OPENAI_API_KEY");
+    await dialog.getByLabel("Value").fill(VALUE);
+    assert.equal(await dialog.getByLabel("Value").getAttribute("type"), "password");
+    await dialog.getByRole("button", { name: "Save" }).click();
+    await page.getByRole("cell", { name: "OPENAI_API_KEY", exact: true }).waitFor();
+    assert.ok(!(await page.content()).includes(VALUE), "the value is not in the page");
+    await page.getByRole("button", { name: "Replace the value of OPENAI_API_KEY" }).click();
+    assert.equal(await page.getByRole("dialog").getByLabel("Value").inputValue(), "", "replacing starts from an empty field");
+    await page.keyboard.press("Escape");
+    await page.getByRole("dialog").waitFor({ state: "detached" });
+
+    // 1. An agent asks: the request appears without a reload, naming the agent, reason and process.
+    await go(page, "Requests");
+    const inbox = agent("agent_inbox", "Inbox Summariser");
+    const first = inbox.getSecret("OPENAI_API_KEY", { reason: "summarise your inbox" });
+    const card = page.getByRole("listitem").filter({ hasText: "Inbox Summariser" });
+    await card.waitFor();
+    const text = await card.innerText();
+    assert.match(text, /agent_inbox/);
+    assert.match(text, /OPENAI_API_KEY/);
+    assert.match(text, /summarise your inbox/);
+    assert.match(text, new RegExp(`pid ${process.pid}`));
+    assert.ok(text.includes(process.cwd()), "the working directory is shown");
+    await page.getByRole("navigation").getByLabel("1 pending").waitFor();
+
+    // Approve once, from the keyboard: the dialog opens with "Once" focused; Enter approves.
+    await card.getByRole("button", { name: /^Approve/ }).click();
+    const approve = page.getByRole("dialog");
+    assert.equal(await approve.getByRole("radio", { name: /Once/ }).evaluate((el) => el === document.activeElement), true);
+    assert.equal(await approve.getByLabel("Secret to give").inputValue(), "OPENAI_API_KEY");
+    await page.keyboard.press("Enter");
+    assert.equal((await first).value, VALUE);
+    await page.getByRole("heading", { name: "No pending requests" }).waitFor();
+
+    // 2. Again (once was used up): approve until revoked; it shows in Grants.
+    const second = inbox.getSecret("OPENAI_API_KEY", { reason: "again" });
+    await card.waitFor();
+    await card.getByRole("button", { name: /^Approve/ }).click();
+    await approve.getByRole("radio", { name: /Until I revoke it/ }).check();
+    await approve.getByRole("button", { name: "Approve" }).click();
+    assert.equal((await second).value, VALUE);
+    assert.equal((await inbox.getSecret("OPENAI_API_KEY")).value, VALUE, "a live grant answers at once");
+
+    await go(page, "Grants");
+    const row = page.getByRole("row").filter({ hasText: "Inbox Summariser" });
+    await row.waitFor();
+    assert.match(await row.innerText(), /Until revoked/);
+
+    // 3. Revoke (with confirmation): the agent's next call is pending again.
+    await row.getByRole("button", { name: /^Revoke/ }).click();
+    await page.getByRole("dialog", { name: "Revoke this grant?" }).getByRole("button", { name: "Revoke" }).click();
+    await page.getByRole("heading", { name: "No grants in force" }).waitFor();
+    await assert.rejects(inbox.getSecret("OPENAI_API_KEY", { wait: false }), (err: Error) => err.name === "PiperGrantNeededError");
+
+    // 4. Deny: the waiting agent hears `denied`, and the request leaves the list. (The call above
+    // left a pending request; this one joins it.)
+    await go(page, "Requests");
+    const third = inbox.getSecret("OPENAI_API_KEY", { reason: "one more time" });
+    await card.waitFor();
+    await page.getByRole("button", { name: "Deny OPENAI_API_KEY for Inbox Summariser" }).click();
+    await assert.rejects(third, (err: unknown) => err instanceof PiperForbiddenError);
+    await page.getByRole("heading", { name: "No pending requests" }).waitFor();
+
+    // Activity shows the story, filterable by agent; never the value.
+    await go(page, "Activity");
+    await page.getByRole("cell", { name: "Denied" }).first().waitFor();
+    await page.getByLabel("Agent client ID").fill("nobody");
+    await page.getByRole("button", { name: "Filter" }).click();
+    await page.getByRole("heading", { name: "No activity yet" }).waitFor();
+    assert.ok(!(await page.content()).includes(VALUE));
+    await context.close();
+  });
+
+  it("each screen in light and dark: screenshots, and axe finds no serious or critical violations", async () => {
+    // Something on every screen: a pending request, a grant, activity.
+    const reviewer = agent("agent_reviewer", "Code Reviewer");
+    const waiting = reviewer.getSecret("GITHUB_TOKEN", { reason: "review pull requests" }).catch(() => null);
+    for (const scheme of ["light", "dark"] as const) {
+      const { context, page } = await openUi(scheme);
+      await page.getByRole("listitem").filter({ hasText: "Code Reviewer" }).waitFor();
+      for (const screen of ["Requests", "Grants", "Secrets", "Activity", "Settings"]) {
+        await go(page, screen);
+        await page.waitForLoadState("networkidle");
+        await page.locator('[role="status"][aria-live]').first().waitFor({ state: "detached", timeout: 5000 }).catch(() => undefined);
+        await page.screenshot({ path: path.join(SHOTS, `${screen.toLowerCase()}-${scheme}.png`), fullPage: true });
+        await checkA11y(page, `${screen} (${scheme})`);
+      }
+      // The approve dialog too: focus is inside it and it passes axe.
+      await go(page, "Requests");
+      await page.getByRole("button", { name: /^Approve GITHUB_TOKEN/ }).click();
+      await page.getByRole("dialog").waitFor();
+      await page.screenshot({ path: path.join(SHOTS, `approve-dialog-${scheme}.png`) });
+      await checkA11y(page, `approve dialog (${scheme})`);
+      await page.keyboard.press("Escape");
+      await context.close();
+    }
+    // Signed out: the first-run screen with its one clear button.
+    const signedOut = await newEnv();
+    cliJson(signedOut, ["start", "--port", "0"], LinkStatusSchema);
+    const url = cliJson(signedOut, ["ui"], UiSchema).url;
+    for (const scheme of ["light", "dark"] as const) {
+      assert.ok(browser);
+      const context = await browser.newContext({ colorScheme: scheme, viewport: { width: 1200, height: 800 } });
+      const page = await context.newPage();
+      await page.goto(url);
+      await page.getByRole("button", { name: "Sign in", exact: true }).waitFor();
+      await page.screenshot({ path: path.join(SHOTS, `sign-in-${scheme}.png`) });
+      await checkA11y(page, `sign-in (${scheme})`);
+      await context.close();
+    }
+    cli(signedOut, ["stop"]);
+    cli(e, ["deny", pendingIds()[0] ?? ""]);
+    await waiting;
+    process.stdout.write(`# screenshots in ${SHOTS}\n`);
+  });
+
+  it("follows the Link live: sign-out in Settings shows the sign-in screen; signing in from the CLI brings the window back", async () => {
+    const { context, page } = await openUi();
+    await go(page, "Settings");
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.getByRole("dialog").getByRole("button", { name: "Sign out" }).click();
+    await page.getByRole("button", { name: "Sign in", exact: true }).waitFor();
+    // Signing in again from elsewhere (the CLI) brings the window back by itself.
+    cliJson(e, ["dev", "sign-in"], LinkStatusSchema);
+    await page.getByRole("navigation", { name: "Piper Link" }).waitFor();
+    await context.close();
+  });
+});
+
+function pendingIds(): string[] {
+  const r = cli(e, ["requests", "--json"]);
+  return z.array(z.object({ id: z.string() })).parse(JSON.parse(r.stdout)).map((x) => x.id);
+}

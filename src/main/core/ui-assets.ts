@@ -1,0 +1,82 @@
+/**
+ * The browser UI of the headless Link: the same React build the Electron window loads
+ * (`out/renderer`), served under `/ui/` by the loopback server with a strict CSP. The page holds no
+ * secret: it reads the control token from its URL fragment, which browsers never send to a server,
+ * so the token appears in no request line and no log.
+ */
+import fs from "node:fs/promises";
+import type { ServerResponse } from "node:http";
+import path from "node:path";
+import { SECURITY_HEADERS, sendError } from "./loopback-guard.js";
+
+const TYPES: Record<string, string> = {
+  ".html": "text/html; charset=utf-8",
+  ".js": "text/javascript; charset=utf-8",
+  ".css": "text/css; charset=utf-8",
+  ".svg": "image/svg+xml",
+  ".png": "image/png",
+  ".woff2": "font/woff2",
+  ".json": "application/json; charset=utf-8",
+};
+
+/** Only flat file names inside assets/: no traversal, no dot files. */
+const ASSET = /^\/ui\/assets\/[A-Za-z0-9_-][A-Za-z0-9._-]{0,200}$/;
+
+export function uiContentSecurityPolicy(port: number): string {
+  const sockets = [`ws://127.0.0.1:${port}`, `ws://localhost:${port}`, `ws://[::1]:${port}`].join(" ");
+  return [
+    "default-src 'none'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self' data:",
+    "font-src 'self'",
+    `connect-src ${sockets}`,
+    "base-uri 'none'",
+    "form-action 'none'",
+    "frame-ancestors 'none'",
+  ].join("; ");
+}
+
+/** The install's built UI, or null when it was not built (the Link then says how to build it). */
+export async function findUiDir(candidates: string[]): Promise<string | null> {
+  for (const dir of candidates) {
+    try {
+      await fs.access(path.join(dir, "index.html"));
+      return dir;
+    } catch {
+      // try the next one
+    }
+  }
+  return null;
+}
+
+/** Answers a GET under /ui/ (and / as a redirect); returns false for paths that are not the UI's. */
+export function serveUi(pathname: string, res: ServerResponse, uiDir: string | null, port: number, head: boolean): boolean {
+  if (pathname === "/" || pathname === "/ui") {
+    res.writeHead(302, { ...SECURITY_HEADERS, Location: "/ui/" }).end();
+    return true;
+  }
+  if (!pathname.startsWith("/ui/")) return false;
+  if (uiDir === null) {
+    sendError(res, { status: 404, code: "not_found", message: "The browser UI is not built in this install; run `npm run build:electron`." });
+    return true;
+  }
+  const file = pathname === "/ui/" || pathname === "/ui/index.html" ? "index.html" : ASSET.test(pathname) ? pathname.slice("/ui/".length) : null;
+  if (file === null) {
+    sendError(res, { status: 404, code: "not_found", message: `No such page: ${pathname.slice(0, 200)}` });
+    return true;
+  }
+  void fs.readFile(path.join(uiDir, file)).then(
+    (body) => {
+      res.writeHead(200, {
+        ...SECURITY_HEADERS,
+        "Content-Type": TYPES[path.extname(file)] ?? "application/octet-stream",
+        "Content-Length": body.length,
+        "Content-Security-Policy": uiContentSecurityPolicy(port),
+      });
+      res.end(head ? undefined : body);
+    },
+    () => sendError(res, { status: 404, code: "not_found", message: `No such file: ${file}` }),
+  );
+  return true;
+}

@@ -1,0 +1,160 @@
+/** The small design system of the window: buttons, banners, dialogs, empty states, tables. */
+import { LoaderCircle, TriangleAlert, X, type LucideIcon } from "lucide-react";
+import { useEffect, useId, useRef, type ButtonHTMLAttributes, type ReactNode } from "react";
+import type { UiError } from "../link-context.js";
+import s from "./ui.module.css";
+
+type Variant = "default" | "primary" | "danger" | "dangerSolid";
+
+export function Button({
+  variant = "default",
+  small = false,
+  busy = false,
+  icon: Icon,
+  children,
+  className,
+  disabled,
+  ...rest
+}: ButtonHTMLAttributes<HTMLButtonElement> & { variant?: Variant; small?: boolean; busy?: boolean; icon?: LucideIcon }) {
+  const classes = [s.button, variant !== "default" ? s[variant] : undefined, small ? s.small : undefined, className].filter(Boolean).join(" ");
+  return (
+    <button type="button" className={classes} disabled={disabled === true || busy} aria-busy={busy || undefined} {...rest}>
+      {busy ? <Spinner size={14} /> : Icon ? <Icon size={15} aria-hidden="true" /> : null}
+      {children}
+    </button>
+  );
+}
+
+export function Spinner({ size = 16, label }: { size?: number; label?: string }) {
+  return <LoaderCircle size={size} className={s.spinner} aria-hidden={label === undefined} aria-label={label} role={label === undefined ? undefined : "img"} />;
+}
+
+export function Loading({ what }: { what: string }) {
+  return (
+    <div className={s.loading} role="status" aria-live="polite">
+      <Spinner />
+      Loading {what}…
+    </div>
+  );
+}
+
+export function ErrorBanner({ error, onDismiss }: { error: UiError; onDismiss?: () => void }) {
+  return (
+    <div className={`${s.banner ?? ""} ${s.bannerError ?? ""}`} role="alert">
+      <TriangleAlert size={18} aria-hidden="true" />
+      <div>
+        <p>{error.message}</p>
+        {error.code !== "error" ? <p className={s.bannerCode}>{error.code}</p> : null}
+      </div>
+      {onDismiss ? (
+        <button type="button" className={s.bannerClose} onClick={onDismiss} aria-label="Dismiss">
+          <X size={16} aria-hidden="true" />
+        </button>
+      ) : null}
+    </div>
+  );
+}
+
+export function Banner({ tone, icon: Icon, children }: { tone: "warning" | "info"; icon: LucideIcon; children: ReactNode }) {
+  return (
+    <div className={`${s.banner ?? ""} ${tone === "warning" ? (s.bannerWarning ?? "") : (s.bannerInfo ?? "")}`} role="status">
+      <Icon size={18} aria-hidden="true" />
+      <div>{children}</div>
+    </div>
+  );
+}
+
+export function EmptyState({ icon: Icon, title, children }: { icon: LucideIcon; title: string; children: ReactNode }) {
+  return (
+    <div className={s.empty}>
+      <Icon size={28} aria-hidden="true" />
+      <h2>{title}</h2>
+      {children}
+    </div>
+  );
+}
+
+export function PageHeader({ title, subtitle, actions }: { title: string; subtitle: string; actions?: ReactNode }) {
+  return (
+    <header className={s.pageHeader}>
+      <div>
+        <h1>{title}</h1>
+        <p>{subtitle}</p>
+      </div>
+      {actions}
+    </header>
+  );
+}
+
+export function Badge({ tone = "neutral", children, label }: { tone?: "neutral" | "accent" | "success" | "danger" | "warning"; children: ReactNode; label?: string }) {
+  const toneClass = { neutral: undefined, accent: s.badgeAccent, success: s.badgeSuccess, danger: s.badgeDanger, warning: s.badgeWarning }[tone];
+  return (
+    <span className={[s.badge, toneClass].filter(Boolean).join(" ")} aria-label={label}>
+      {children}
+    </span>
+  );
+}
+
+/**
+ * A modal dialog on the native <dialog> element: it traps focus, closes on Escape, and returns
+ * focus to what opened it. `onClose` runs however it is closed.
+ */
+export function Dialog({ title, onClose, children, actions, onSubmit }: { title: string; onClose: () => void; children: ReactNode; actions: ReactNode; onSubmit?: () => void }) {
+  const ref = useRef<HTMLDialogElement>(null);
+  const titleId = useId();
+  useEffect(() => {
+    const dialog = ref.current;
+    if (dialog === null) return;
+    const opener = document.activeElement instanceof HTMLElement ? document.activeElement : null;
+    dialog.showModal();
+    return () => {
+      dialog.close();
+      opener?.focus();
+    };
+  }, []);
+  return (
+    <dialog
+      ref={ref}
+      className={s.dialog}
+      aria-labelledby={titleId}
+      onCancel={(e) => {
+        e.preventDefault();
+        onClose();
+      }}
+    >
+      <form
+        method="dialog"
+        className={s.dialogBody}
+        onSubmit={(e) => {
+          e.preventDefault();
+          onSubmit?.();
+        }}
+      >
+        <h2 id={titleId}>{title}</h2>
+        {children}
+        <div className={s.dialogActions}>{actions}</div>
+      </form>
+    </dialog>
+  );
+}
+
+export function Field({ label, hint, error, children, id }: { label: string; hint?: string | undefined; error?: string | null; children: ReactNode; id: string }) {
+  return (
+    <div className={s.field}>
+      <label htmlFor={id}>{label}</label>
+      {children}
+      {hint !== undefined ? (
+        <p className={s.hint} id={`${id}-hint`}>
+          {hint}
+        </p>
+      ) : null}
+      {error ? (
+        <p className={s.fieldError} role="alert">
+          {error}
+        </p>
+      ) : null}
+    </div>
+  );
+}
+
+export const ui = s;

@@ -1,0 +1,117 @@
+/**
+ * How the UI reaches the Link: one `LinkClient` (the LinkApi from src/shared plus pushed events),
+ * provided at the root. In Electron it is the preload bridge; in a browser, the control WebSocket.
+ * `useLinkData` loads something, and loads it again whenever an event says it may have changed or
+ * the connection comes back — the screens never need a refresh button.
+ */
+import { createContext, useCallback, useContext, useEffect, useRef, useState, type ReactNode } from "react";
+import type { ControlEvent, LinkApi, LinkClient } from "../../shared/control.js";
+import { LinkError } from "../../shared/errors.js";
+import type { ConnectionState } from "./socket-link.js";
+
+interface LinkContextValue {
+  client: LinkClient;
+  connection: ConnectionState;
+  /** True in the Electron window (settings such as start-at-login apply there). */
+  desktop: boolean;
+}
+
+const LinkContext = createContext<LinkContextValue | null>(null);
+
+export function LinkProvider({ client, connection, desktop, children }: LinkContextValue & { children: ReactNode }) {
+  return <LinkContext.Provider value={{ client, connection, desktop }}>{children}</LinkContext.Provider>;
+}
+
+function useLinkContext(): LinkContextValue {
+  const value = useContext(LinkContext);
+  if (value === null) throw new Error("Piper Link components must be inside <LinkProvider>.");
+  return value;
+}
+
+export function useLinkApi(): LinkApi {
+  return useLinkContext().client.api;
+}
+
+export function useConnection(): ConnectionState {
+  return useLinkContext().connection;
+}
+
+export function useDesktop(): boolean {
+  return useLinkContext().desktop;
+}
+
+export function useLinkEvents(listener: (event: ControlEvent) => void): void {
+  const { client } = useLinkContext();
+  const latest = useRef(listener);
+  latest.current = listener;
+  useEffect(() => client.subscribe((e) => latest.current(e)), [client]);
+}
+
+/** A failure as the person should read it: the stable code's message. */
+export interface UiError {
+  code: string;
+  message: string;
+}
+
+export function toUiError(err: unknown): UiError {
+  if (err instanceof LinkError) return { code: err.code, message: err.message };
+  if (err instanceof Error) {
+    // Errors crossing Electron's IPC arrive as "Error invoking remote method '…': LinkError: message".
+    const m = /LinkError: (.*)$/s.exec(err.message);
+    return { code: "error", message: m?.[1] ?? err.message };
+  }
+  return { code: "error", message: String(err) };
+}
+
+export interface LinkData<T> {
+  data: T | null;
+  error: UiError | null;
+  loading: boolean;
+  reload(): void;
+}
+
+/**
+ * Loads `load()` now, again when `isRelevant(event)` says an event changed it, and again after a
+ * reconnect. A load that finishes after a newer one started is dropped.
+ */
+export function useLinkData<T>(load: (api: LinkApi) => Promise<T>, isRelevant: (event: ControlEvent) => boolean, deps: unknown[]): LinkData<T> {
+  const api = useLinkApi();
+  const connection = useConnection();
+  const [data, setData] = useState<T | null>(null);
+  const [error, setError] = useState<UiError | null>(null);
+  const [loading, setLoading] = useState(true);
+  const generation = useRef(0);
+  const loadRef = useRef(load);
+  loadRef.current = load;
+
+  const reload = useCallback(() => {
+    const mine = ++generation.current;
+    setLoading(true);
+    loadRef.current(api).then(
+      (value) => {
+        if (mine !== generation.current) return;
+        setData(value);
+        setError(null);
+        setLoading(false);
+      },
+      (err: unknown) => {
+        if (mine !== generation.current) return;
+        setError(toUiError(err));
+        setLoading(false);
+      },
+    );
+  }, [api, ...deps]);
+
+  useEffect(() => {
+    if (connection === "open") reload();
+  }, [reload, connection]);
+
+  useLinkEvents((event) => {
+    if (isRelevant(event)) reload();
+  });
+  return { data, error, loading, reload };
+}
+
+export function isAuthority(...types: string[]): (event: ControlEvent) => boolean {
+  return (event) => event.kind === "authority" && types.includes(event.event.type);
+}

@@ -1,0 +1,133 @@
+/** The audit log, newest first: paged, filterable by agent and variable, live. Never values. */
+import { History, Search } from "lucide-react";
+import { useId, useState } from "react";
+import type { AuditView } from "../../../shared/authority.js";
+import { Button, EmptyState, ErrorBanner, Field, Loading, PageHeader, ui } from "../components/ui.js";
+import { ago, dateTime } from "../format.js";
+import { useNow } from "../hooks.js";
+import { toUiError, useLinkApi, useLinkData, type UiError } from "../link-context.js";
+import s from "./screens.module.css";
+
+const PAGE = 50;
+
+const ACTIONS: Record<string, string> = {
+  "request.created": "Asked",
+  "request.approved": "Approved",
+  "request.denied": "Denied",
+  "request.expired": "Expired",
+  "secret.delivered": "Delivered",
+  "grant.ended": "Grant ended",
+  "user.created": "Account created",
+  "instance.registered": "Machine registered",
+  "secret.created": "Secret added",
+  "secret.updated": "Secret replaced",
+  "secret.deleted": "Secret deleted",
+};
+
+export function ActivityScreen() {
+  const api = useLinkApi();
+  const id = useId();
+  const now = useNow(15_000);
+  const [agent, setAgent] = useState("");
+  const [variable, setVariable] = useState("");
+  const [filter, setFilter] = useState<{ agent?: string; variable?: string }>({});
+  const [older, setOlder] = useState<AuditView[]>([]);
+  const [cursor, setCursor] = useState<string | null | undefined>(undefined);
+  const [loadingMore, setLoadingMore] = useState(false);
+  const [error, setError] = useState<UiError | null>(null);
+  // The newest page follows every change live; older pages are fetched on request.
+  const first = useLinkData(
+    async (a) => {
+      const page = await a.listActivity({ limit: PAGE, ...filter });
+      setOlder([]);
+      setCursor(page.nextCursor);
+      return page;
+    },
+    (e) => e.kind === "authority",
+    [filter],
+  );
+
+  async function loadOlder(): Promise<void> {
+    if (cursor === null || cursor === undefined) return;
+    setLoadingMore(true);
+    try {
+      const page = await api.listActivity({ limit: PAGE, before: cursor, ...filter });
+      setOlder((o) => [...o, ...page.events]);
+      setCursor(page.nextCursor);
+    } catch (err) {
+      setError(toUiError(err));
+    } finally {
+      setLoadingMore(false);
+    }
+  }
+
+  const events = [...(first.data?.events ?? []), ...older];
+  return (
+    <section>
+      <PageHeader title="Activity" subtitle="Every request, decision, delivery and change, newest first. Secret values are never logged." />
+      <form
+        className={s.toolbar}
+        role="search"
+        onSubmit={(e) => {
+          e.preventDefault();
+          setFilter({ ...(agent.trim() ? { agent: agent.trim() } : {}), ...(variable.trim() ? { variable: variable.trim() } : {}) });
+        }}
+      >
+        <Field label="Agent client ID" id={`${id}-agent`}>
+          <input id={`${id}-agent`} className={ui.input} value={agent} onChange={(e) => setAgent(e.target.value)} placeholder="any agent" spellCheck={false} />
+        </Field>
+        <Field label="Variable" id={`${id}-variable`}>
+          <input id={`${id}-variable`} className={ui.input} value={variable} onChange={(e) => setVariable(e.target.value)} placeholder="any variable" spellCheck={false} />
+        </Field>
+        <Button type="submit" icon={Search}>
+          Filter
+        </Button>
+      </form>
+      {error ? <ErrorBanner error={error} onDismiss={() => setError(null)} /> : null}
+      {first.error ? <ErrorBanner error={first.error} /> : null}
+      {first.data === null && first.loading ? (
+        <Loading what="activity" />
+      ) : events.length === 0 ? (
+        <EmptyState icon={History} title="No activity yet">
+          <p>{filter.agent !== undefined || filter.variable !== undefined ? "Nothing matches this filter." : "Requests, approvals and deliveries are recorded here as they happen."}</p>
+        </EmptyState>
+      ) : (
+        <>
+          <table className={ui.table} aria-label="Activity">
+            <thead>
+              <tr>
+                <th scope="col">When</th>
+                <th scope="col">What</th>
+                <th scope="col">Agent</th>
+                <th scope="col">Variable</th>
+                <th scope="col">Secret</th>
+                <th scope="col">By</th>
+                <th scope="col">Outcome</th>
+              </tr>
+            </thead>
+            <tbody>
+              {events.map((e) => (
+                <tr key={e.id}>
+                  <td title={dateTime(e.at)}>{ago(e.at, now)}</td>
+                  <td>{ACTIONS[e.action] ?? e.action}</td>
+                  <td className={ui.mono}>{e.agentClientId ?? "—"}</td>
+                  <td className={ui.mono}>{e.variable?.toUpperCase() ?? "—"}</td>
+                  <td className={ui.mono}>{e.secretName ?? "—"}</td>
+                  <td className={ui.muted}>{e.actor}</td>
+                  <td>{e.outcome}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+          {cursor !== null && cursor !== undefined ? (
+            <div className={s.more}>
+              <Button onClick={() => void loadOlder()} busy={loadingMore}>
+                Load older
+              </Button>
+            </div>
+          ) : null}
+        </>
+      )}
+    </section>
+  );
+}

@@ -1,0 +1,117 @@
+/** Grants: which agent may read which variable, for how long, when last used; revocable. */
+import { ShieldCheck, ShieldOff } from "lucide-react";
+import { useState } from "react";
+import type { GrantView } from "../../../shared/authority.js";
+import { Badge, Button, Dialog, EmptyState, ErrorBanner, Loading, PageHeader, ui } from "../components/ui.js";
+import { ago, dateTime, describeScope } from "../format.js";
+import { useNow } from "../hooks.js";
+import { isAuthority, toUiError, useLinkApi, useLinkData, type UiError } from "../link-context.js";
+import s from "./screens.module.css";
+
+export function GrantsScreen() {
+  const api = useLinkApi();
+  const now = useNow(15_000);
+  const [all, setAll] = useState(false);
+  const grants = useLinkData((a) => a.listGrants({ all }), isAuthority("grant.changed", "request.decided", "secret.changed"), [all]);
+  const [revoking, setRevoking] = useState<GrantView | null>(null);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<UiError | null>(null);
+
+  async function revoke(g: GrantView): Promise<void> {
+    setBusy(true);
+    try {
+      await api.revokeGrant({ grantId: g.id });
+      setRevoking(null);
+      grants.reload();
+    } catch (err) {
+      setError(toUiError(err));
+      setRevoking(null);
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  const rows = (grants.data ?? []).slice().sort((a, b) => b.createdAt - a.createdAt);
+  return (
+    <section>
+      <PageHeader
+        title="Grants"
+        subtitle="What each agent may read without asking again. Revoking takes effect on its next call."
+        actions={
+          <label className={s.checkbox}>
+            <input type="checkbox" checked={all} onChange={(e) => setAll(e.target.checked)} /> Show ended grants
+          </label>
+        }
+      />
+      {error ? <ErrorBanner error={error} onDismiss={() => setError(null)} /> : null}
+      {grants.error ? <ErrorBanner error={grants.error} /> : null}
+      {grants.data === null && grants.loading ? (
+        <Loading what="grants" />
+      ) : rows.length === 0 ? (
+        <EmptyState icon={ShieldCheck} title={all ? "No grants yet" : "No grants in force"}>
+          <p>Approve a request for longer than once and the grant appears here, ready to revoke.</p>
+        </EmptyState>
+      ) : (
+        <table className={ui.table} aria-label="Grants">
+          <thead>
+            <tr>
+              <th scope="col">Agent</th>
+              <th scope="col">Variable</th>
+              <th scope="col">Scope</th>
+              <th scope="col">Created</th>
+              <th scope="col">Last used</th>
+              <th scope="col">
+                <span className="visually-hidden">Actions</span>
+              </th>
+            </tr>
+          </thead>
+          <tbody>
+            {rows.map((g) => (
+              <tr key={g.id} data-grant-id={g.id}>
+                <td>
+                  {g.agentName ?? g.agentClientId}
+                  {g.agentName !== null ? <div className={`${ui.mono ?? ""} ${ui.muted ?? ""}`}>{g.agentClientId}</div> : null}
+                </td>
+                <td>
+                  <span className={s.variable}>{g.variable.toUpperCase()}</span>
+                  {g.secretName.toLowerCase() !== g.variable ? <div className={ui.muted}>from {g.secretName}</div> : null}
+                </td>
+                <td>{g.endedAt !== null ? <Badge tone="neutral">Ended: {g.endReason ?? "ended"}</Badge> : describeScope(g, now)}</td>
+                <td title={dateTime(g.createdAt)}>{ago(g.createdAt, now)}</td>
+                <td>{g.lastUsedAt === null ? <span className={ui.muted}>never</span> : <span title={dateTime(g.lastUsedAt)}>{ago(g.lastUsedAt, now)}</span>}</td>
+                <td>
+                  {g.endedAt === null ? (
+                    <Button small variant="danger" icon={ShieldOff} onClick={() => setRevoking(g)} aria-label={`Revoke ${g.variable.toUpperCase()} for ${g.agentName ?? g.agentClientId}`}>
+                      Revoke
+                    </Button>
+                  ) : null}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      {revoking ? (
+        <Dialog
+          title="Revoke this grant?"
+          onClose={() => setRevoking(null)}
+          onSubmit={() => void revoke(revoking)}
+          actions={
+            <>
+              <Button onClick={() => setRevoking(null)} autoFocus>
+                Cancel
+              </Button>
+              <Button variant="dangerSolid" type="submit" busy={busy} icon={ShieldOff}>
+                Revoke
+              </Button>
+            </>
+          }
+        >
+          <p>
+            {revoking.agentName ?? revoking.agentClientId} will no longer get <strong>{revoking.variable.toUpperCase()}</strong>. Its next call becomes a new request for you to approve.
+          </p>
+        </Dialog>
+      ) : null}
+    </section>
+  );
+}

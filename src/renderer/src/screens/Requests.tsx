@@ -1,0 +1,239 @@
+/**
+ * Pending requests, newest first: who asks (agent name and client ID), for which variable, why, and
+ * from which process. Approve opens a dialog with the scope (once, 1 hour, until revoked, while this
+ * process runs) and the secret to give; Deny answers at once. Requests that expire disappear live.
+ */
+import { Check, Inbox, X } from "lucide-react";
+import { useId, useState } from "react";
+import type { RequestView, Scope, SecretView } from "../../../shared/authority.js";
+import { LinkError } from "../../../shared/errors.js";
+import { normalizeVariable } from "../../../shared/protocol.js";
+import { Button, Dialog, EmptyState, ErrorBanner, Field, Loading, PageHeader, ui } from "../components/ui.js";
+import { ago, baseName, inTime } from "../format.js";
+import { useNow } from "../hooks.js";
+import { isAuthority, toUiError, useLinkApi, useLinkData, type UiError } from "../link-context.js";
+import s from "./screens.module.css";
+
+type ScopeChoice = "once" | "hour" | "until_revoked" | "process";
+
+const SCOPES: Array<{ value: ScopeChoice; label: string; hint: string }> = [
+  { value: "once", label: "Once", hint: "This one delivery; the next call asks again." },
+  { value: "hour", label: "For 1 hour", hint: "Then the agent asks again." },
+  { value: "until_revoked", label: "Until I revoke it", hint: "Revoke any time in Grants." },
+  { value: "process", label: "While this process runs", hint: "Ends when this process exits." },
+];
+
+function toScope(choice: ScopeChoice): Scope {
+  switch (choice) {
+    case "once":
+      return { kind: "once" };
+    case "hour":
+      return { kind: "duration", durationMs: 3600_000 };
+    case "until_revoked":
+      return { kind: "until_revoked" };
+    case "process":
+      return { kind: "process" };
+  }
+}
+
+export const isRequestEvent = isAuthority("request.created", "request.decided");
+
+export function RequestsScreen() {
+  const now = useNow(1000);
+  const api = useLinkApi();
+  const requests = useLinkData((a) => a.listRequests({ status: "pending" }), isRequestEvent, []);
+  const secrets = useLinkData((a) => a.listSecrets({}), isAuthority("secret.changed"), []);
+  const [approving, setApproving] = useState<RequestView | null>(null);
+  const [denying, setDenying] = useState<string | null>(null);
+  const [error, setError] = useState<UiError | null>(null);
+
+  const visible = (requests.data ?? []).filter((r) => r.expiresAt > now).sort((a, b) => b.createdAt - a.createdAt);
+
+  async function deny(r: RequestView): Promise<void> {
+    setDenying(r.id);
+    setError(null);
+    try {
+      await api.denyRequest({ requestId: r.id });
+      requests.reload();
+    } catch (err) {
+      setError(toUiError(err));
+    } finally {
+      setDenying(null);
+    }
+  }
+
+  return (
+    <section aria-labelledby="requests-title">
+      <PageHeader title="Requests" subtitle="Agents on this machine asking for a secret they have no grant for." />
+      {error ? <ErrorBanner error={error} onDismiss={() => setError(null)} /> : null}
+      {requests.error ? <ErrorBanner error={requests.error} /> : null}
+      {requests.data === null && requests.loading ? (
+        <Loading what="requests" />
+      ) : visible.length === 0 ? (
+        <EmptyState icon={Inbox} title="No pending requests">
+          <p>When an agent asks for a secret it has no grant for, the request appears here for you to approve or deny.</p>
+        </EmptyState>
+      ) : (
+        <ul className={s.list} aria-label="Pending requests">
+          {visible.map((r) => (
+            <RequestCard key={r.id} request={r} now={now} onApprove={() => setApproving(r)} onDeny={() => void deny(r)} denying={denying === r.id} />
+          ))}
+        </ul>
+      )}
+      {approving ? (
+        <ApproveDialog
+          request={approving}
+          secrets={secrets.data ?? []}
+          onClose={() => setApproving(null)}
+          onDone={() => {
+            setApproving(null);
+            requests.reload();
+          }}
+        />
+      ) : null}
+    </section>
+  );
+}
+
+function RequestCard({ request: r, now, onApprove, onDeny, denying }: { request: RequestView; now: number; onApprove: () => void; onDeny: () => void; denying: boolean }) {
+  const who = r.agentName ?? r.agentClientId;
+  const titleId = `req-${r.id}`;
+  return (
+    <li className={s.card} aria-labelledby={titleId} data-request-id={r.id}>
+      <div>
+        <h2 className={s.cardTitle} id={titleId}>
+          {who}
+          {r.agentName !== null ? <span className={s.clientId}>{r.agentClientId}</span> : null}
+          <span className={s.muted}>wants</span>
+          <span className={s.variable}>{r.variable.toUpperCase()}</span>
+        </h2>
+        {r.reason !== null ? <p className={s.reason}>“{r.reason}”</p> : null}
+        <div className={s.meta}>
+          <span>Asked {ago(r.createdAt, now)}</span>
+          <span>Expires in {inTime(r.expiresAt, now)}</span>
+        </div>
+      </div>
+      <div className={s.actions}>
+        <Button variant="primary" icon={Check} onClick={onApprove} aria-label={`Approve ${r.variable.toUpperCase()} for ${who}`}>
+          Approve…
+        </Button>
+        <Button variant="danger" icon={X} onClick={onDeny} busy={denying} aria-label={`Deny ${r.variable.toUpperCase()} for ${who}`}>
+          Deny
+        </Button>
+      </div>
+      <dl className={s.facts} aria-label="Requesting process">
+        {r.process === null ? (
+          <>
+            <dt>Process</dt>
+            <dd>unknown (not identified on this machine)</dd>
+          </>
+        ) : (
+          <>
+            <dt>Program</dt>
+            <dd title={r.process.executable ?? undefined}>
+              {baseName(r.process.executable)} <span className={s.muted}>(pid {r.process.pid})</span>
+            </dd>
+            <dt>Path</dt>
+            <dd>{r.process.executable ?? "unknown"}</dd>
+            <dt>Directory</dt>
+            <dd>{r.process.cwd ?? "unknown"}</dd>
+            {r.process.commandLine !== null ? (
+              <>
+                <dt>Command</dt>
+                <dd>{r.process.commandLine.join(" ").slice(0, 300)}</dd>
+              </>
+            ) : null}
+          </>
+        )}
+      </dl>
+    </li>
+  );
+}
+
+const NEW_SECRET = "\u0000new";
+
+function ApproveDialog({ request: r, secrets, onClose, onDone }: { request: RequestView; secrets: SecretView[]; onClose: () => void; onDone: () => void }) {
+  const api = useLinkApi();
+  const id = useId();
+  const canProcess = r.process !== null && r.process.startTime !== null;
+  const match = secrets.find((x) => normalizeVariable(x.name) === r.variable);
+  const [scope, setScope] = useState<ScopeChoice>("once");
+  const [secret, setSecret] = useState<string>(match?.name ?? NEW_SECRET);
+  const [newName, setNewName] = useState(r.variable.toUpperCase());
+  const [newValue, setNewValue] = useState("");
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<UiError | null>(null);
+  const creating = secret === NEW_SECRET;
+
+  async function approve(): Promise<void> {
+    setBusy(true);
+    setError(null);
+    try {
+      let secretName = secret;
+      if (creating) {
+        if (newValue.length === 0) throw new LinkError("bad_request", `Enter the value of ${newName}, or choose an existing secret.`);
+        secretName = (await api.setSecret({ name: newName.trim(), value: newValue })).name;
+        setNewValue("");
+      }
+      await api.approveRequest({ requestId: r.id, scope: toScope(scope), secretName });
+      onDone();
+    } catch (err) {
+      setError(toUiError(err));
+      setBusy(false);
+    }
+  }
+
+  return (
+    <Dialog
+      title={`Give ${r.variable.toUpperCase()} to ${r.agentName ?? r.agentClientId}?`}
+      onClose={onClose}
+      onSubmit={() => void approve()}
+      actions={
+        <>
+          <Button onClick={onClose}>Cancel</Button>
+          <Button variant="primary" type="submit" icon={Check} busy={busy}>
+            Approve
+          </Button>
+        </>
+      }
+    >
+      {error ? <ErrorBanner error={error} /> : null}
+      <fieldset className={s.scopes}>
+        <legend>How long</legend>
+        {SCOPES.map((option) => {
+          const disabled = option.value === "process" && !canProcess;
+          return (
+            <label key={option.value} className={s.scope}>
+              <input type="radio" name={`${id}-scope`} value={option.value} checked={scope === option.value} disabled={disabled} onChange={() => setScope(option.value)} autoFocus={option.value === "once"} />
+              <span>
+                {option.label}
+                <small>{disabled ? "The requesting process could not be identified." : option.hint}</small>
+              </span>
+            </label>
+          );
+        })}
+      </fieldset>
+      <Field label="Secret to give" id={`${id}-secret`} hint={match ? undefined : `No secret matches ${r.variable.toUpperCase()} yet.`}>
+        <select id={`${id}-secret`} className={ui.input} value={secret} onChange={(e) => setSecret(e.target.value)}>
+          {secrets.map((x) => (
+            <option key={x.id} value={x.name}>
+              {x.name}
+            </option>
+          ))}
+          <option value={NEW_SECRET}>New secret…</option>
+        </select>
+      </Field>
+      {creating ? (
+        <>
+          <Field label="Name of the new secret" id={`${id}-name`}>
+            <input id={`${id}-name`} className={ui.input} value={newName} onChange={(e) => setNewName(e.target.value)} autoComplete="off" spellCheck={false} />
+          </Field>
+          <Field label="Value" id={`${id}-value`} hint="Stored encrypted by the authority; it is never shown again.">
+            <input id={`${id}-value`} className={ui.input} type="password" value={newValue} onChange={(e) => setNewValue(e.target.value)} autoComplete="new-password" spellCheck={false} aria-describedby={`${id}-value-hint`} />
+          </Field>
+        </>
+      ) : null}
+      <p className={ui.hint}>The agent’s waiting call receives the value as soon as you approve.</p>
+    </Dialog>
+  );
+}

@@ -1,0 +1,190 @@
+/**
+ * Secrets by name. Values are write-only: typed into a masked field, sent once, never shown again
+ * (the Link cannot read them back through this API at all).
+ */
+import { KeyRound, Pencil, Plus, Trash2 } from "lucide-react";
+import { useId, useState } from "react";
+import type { SecretView } from "../../../shared/authority.js";
+import { SecretNameSchema } from "../../../shared/authority.js";
+import { Button, Dialog, EmptyState, ErrorBanner, Field, Loading, PageHeader, ui } from "../components/ui.js";
+import { ago, dateTime } from "../format.js";
+import { useNow } from "../hooks.js";
+import { isAuthority, toUiError, useLinkApi, useLinkData, type UiError } from "../link-context.js";
+
+type Editing = { kind: "add" } | { kind: "replace"; secret: SecretView };
+
+export function SecretsScreen() {
+  const api = useLinkApi();
+  const now = useNow(30_000);
+  const secrets = useLinkData((a) => a.listSecrets({}), isAuthority("secret.changed"), []);
+  const [editing, setEditing] = useState<Editing | null>(null);
+  const [deleting, setDeleting] = useState<SecretView | null>(null);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<UiError | null>(null);
+
+  async function remove(secret: SecretView): Promise<void> {
+    setBusy(true);
+    try {
+      await api.deleteSecret({ name: secret.name });
+      secrets.reload();
+    } catch (err) {
+      setError(toUiError(err));
+    } finally {
+      setBusy(false);
+      setDeleting(null);
+    }
+  }
+
+  const rows = (secrets.data ?? []).slice().sort((a, b) => a.name.localeCompare(b.name));
+  return (
+    <section>
+      <PageHeader
+        title="Secrets"
+        subtitle="Names and dates only. Values are encrypted by the authority and never shown again."
+        actions={
+          <Button variant="primary" icon={Plus} onClick={() => setEditing({ kind: "add" })}>
+            Add secret
+          </Button>
+        }
+      />
+      {error ? <ErrorBanner error={error} onDismiss={() => setError(null)} /> : null}
+      {secrets.error ? <ErrorBanner error={secrets.error} /> : null}
+      {secrets.data === null && secrets.loading ? (
+        <Loading what="secrets" />
+      ) : rows.length === 0 ? (
+        <EmptyState icon={KeyRound} title="No secrets yet">
+          <p>Add the API keys and passwords your agents need. Name them like the variables agents ask for, e.g. OPENAI_API_KEY.</p>
+        </EmptyState>
+      ) : (
+        <table className={ui.table} aria-label="Secrets">
+          <thead>
+            <tr>
+              <th scope="col">Name</th>
+              <th scope="col">Value</th>
+              <th scope="col">Updated</th>
+              <th scope="col">Created</th>
+              <th scope="col">
+                <span className="visually-hidden">Actions</span>
+              </th>
+            </tr>
+          </thead>
+          <tbody>
+            {rows.map((x) => (
+              <tr key={x.id}>
+                <td className={ui.mono}>{x.name}</td>
+                <td className={ui.muted} aria-label="hidden value">
+                  ••••••••
+                </td>
+                <td title={dateTime(x.updatedAt)}>{ago(x.updatedAt, now)}</td>
+                <td title={dateTime(x.createdAt)}>{ago(x.createdAt, now)}</td>
+                <td>
+                  <div className={ui.dialogActions}>
+                    <Button small icon={Pencil} onClick={() => setEditing({ kind: "replace", secret: x })} aria-label={`Replace the value of ${x.name}`}>
+                      Replace
+                    </Button>
+                    <Button small variant="danger" icon={Trash2} onClick={() => setDeleting(x)} aria-label={`Delete ${x.name}`}>
+                      Delete
+                    </Button>
+                  </div>
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      {editing ? (
+        <SecretDialog
+          editing={editing}
+          onClose={() => setEditing(null)}
+          onSaved={() => {
+            setEditing(null);
+            secrets.reload();
+          }}
+        />
+      ) : null}
+      {deleting ? (
+        <Dialog
+          title={`Delete ${deleting.name}?`}
+          onClose={() => setDeleting(null)}
+          onSubmit={() => void remove(deleting)}
+          actions={
+            <>
+              <Button onClick={() => setDeleting(null)} autoFocus>
+                Cancel
+              </Button>
+              <Button variant="dangerSolid" type="submit" busy={busy} icon={Trash2}>
+                Delete
+              </Button>
+            </>
+          }
+        >
+          <p>Agents with grants for it stop receiving it. This cannot be undone.</p>
+        </Dialog>
+      ) : null}
+    </section>
+  );
+}
+
+function SecretDialog({ editing, onClose, onSaved }: { editing: Editing; onClose: () => void; onSaved: () => void }) {
+  const api = useLinkApi();
+  const id = useId();
+  const [name, setName] = useState(editing.kind === "replace" ? editing.secret.name : "");
+  const [value, setValue] = useState("");
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<UiError | null>(null);
+  const nameCheck = SecretNameSchema.safeParse(name.trim());
+  const nameError = name.length > 0 && !nameCheck.success ? "Use letters, digits, _ . - only (up to 128)." : null;
+
+  async function save(): Promise<void> {
+    if (!nameCheck.success || value.length === 0) {
+      setError({ code: "bad_request", message: value.length === 0 ? "Enter the value." : "Enter a valid name." });
+      return;
+    }
+    setBusy(true);
+    setError(null);
+    try {
+      await api.setSecret({ name: nameCheck.data, value });
+      setValue("");
+      onSaved();
+    } catch (err) {
+      setError(toUiError(err));
+      setBusy(false);
+    }
+  }
+
+  return (
+    <Dialog
+      title={editing.kind === "add" ? "Add a secret" : `Replace the value of ${editing.secret.name}`}
+      onClose={onClose}
+      onSubmit={() => void save()}
+      actions={
+        <>
+          <Button onClick={onClose}>Cancel</Button>
+          <Button variant="primary" type="submit" busy={busy}>
+            Save
+          </Button>
+        </>
+      }
+    >
+      {error ? <ErrorBanner error={error} /> : null}
+      {editing.kind === "add" ? (
+        <Field label="Name" id={`${id}-name`} hint="As agents ask for it, e.g. OPENAI_API_KEY." error={nameError}>
+          <input id={`${id}-name`} className={ui.input} value={name} onChange={(e) => setName(e.target.value)} autoComplete="off" spellCheck={false} autoFocus aria-describedby={`${id}-name-hint`} />
+        </Field>
+      ) : null}
+      <Field label="Value" id={`${id}-value`} hint="Write-only: it is encrypted and never shown again.">
+        <input
+          id={`${id}-value`}
+          className={ui.input}
+          type="password"
+          value={value}
+          onChange={(e) => setValue(e.target.value)}
+          autoComplete="new-password"
+          spellCheck={false}
+          autoFocus={editing.kind === "replace"}
+          aria-describedby={`${id}-value-hint`}
+        />
+      </Field>
+    </Dialog>
+  );
+}
