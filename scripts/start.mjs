@@ -1,7 +1,8 @@
 // `npm start`: the desktop app when Electron and a display are available, else the headless daemon
 // in the foreground (same core, UI in a browser, CLI for everything).
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import os from "node:os";
 import { createRequire } from "node:module";
 import path from "node:path";
 
@@ -29,11 +30,39 @@ function run(cmd, args) {
   if (r.status !== 0) process.exit(r.status ?? 1);
 }
 
+/**
+ * better-sqlite3 is built for Node's ABI (the headless Link and the tests use it). The desktop app's
+ * embedded authority runs inside Electron, so it needs a build for Electron's ABI: fetch the
+ * prebuilt binary for this Electron into out/native/ (in a scratch copy, so node_modules keeps the
+ * Node build). Packaged apps get theirs from electron-builder instead.
+ */
+function ensureElectronSqlite() {
+  const version = JSON.parse(readFileSync(require.resolve("electron/package.json"), "utf8")).version;
+  const target = path.join(root, "out", "native", `electron-${version}`, "better_sqlite3.node");
+  if (existsSync(target)) return;
+  const scratch = mkdtempSync(path.join(os.tmpdir(), "piper-sqlite-"));
+  try {
+    cpSync(path.dirname(require.resolve("better-sqlite3/package.json")), scratch, { recursive: true });
+    rmSync(path.join(scratch, "build"), { recursive: true, force: true });
+    console.log(`Fetching better-sqlite3 for Electron ${version}…`);
+    const r = spawnSync(process.execPath, [require.resolve("prebuild-install/bin.js"), "--runtime", "electron", "--target", version], { cwd: scratch, stdio: "inherit" });
+    if (r.status !== 0) throw new Error("prebuild-install failed");
+    mkdirSync(path.dirname(target), { recursive: true });
+    cpSync(path.join(scratch, "build", "Release", "better_sqlite3.node"), target);
+  } catch (err) {
+    console.warn(`Could not get better-sqlite3 for Electron (${err.message}); the embedded authority will not start in the desktop app. Run \`npm start -- --headless\` instead.`);
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
 run(process.execPath, [require.resolve("typescript/bin/tsc"), "-b", "tsconfig.json"]);
+// The window: loaded by Electron, and served to browsers by the headless Link under /ui/.
+run(process.execPath, [require.resolve("electron-vite/bin/electron-vite.js"), "build"]);
 const electron = electronBinary();
 let child;
 if (electron && hasDisplay() && !process.argv.includes("--headless")) {
-  run(process.execPath, [require.resolve("electron-vite/bin/electron-vite.js"), "build"]);
+  ensureElectronSqlite();
   child = spawn(electron, [root], { cwd: root, stdio: "inherit" });
 } else {
   const why = electron ? "no display" : "no Electron binary on this machine";

@@ -1,14 +1,36 @@
 /**
  * The preload bridge (sandboxed, context-isolated): exposes `window.piperLink`, one typed function
- * per LinkApi method. The renderer never sees ipcRenderer; main validates every call again.
+ * per LinkApi method, and `window.piperLinkEvents` for pushed events and navigation requests. The
+ * renderer never sees ipcRenderer; main validates every call again, and pushed payloads are
+ * validated here before the page sees them.
  */
 import { contextBridge, ipcRenderer } from "electron";
-import { CONTROL_METHOD_NAMES, type ControlMethod, type LinkApi } from "../shared/control.js";
-import { LINK_IPC_CHANNEL } from "../shared/ipc.js";
+import { CONTROL_METHOD_NAMES, ControlEventSchema, type ControlEvent, type ControlMethod, type LinkApi } from "../shared/control.js";
+import { LINK_EVENT_CHANNEL, LINK_IPC_CHANNEL, LINK_NAVIGATE_CHANNEL, NAVIGABLE_VIEWS, type NavigableView } from "../shared/ipc.js";
 
 function bridge(method: ControlMethod) {
   return (params: unknown): Promise<unknown> => ipcRenderer.invoke(LINK_IPC_CHANNEL, method, params);
 }
 
 const api = Object.fromEntries(CONTROL_METHOD_NAMES.map((m) => [m, bridge(m)])) as unknown as LinkApi;
+
+const events = {
+  subscribe(listener: (event: ControlEvent) => void): () => void {
+    const handler = (_e: Electron.IpcRendererEvent, payload: unknown): void => {
+      const parsed = ControlEventSchema.safeParse(payload);
+      if (parsed.success) listener(parsed.data);
+    };
+    ipcRenderer.on(LINK_EVENT_CHANNEL, handler);
+    return () => void ipcRenderer.off(LINK_EVENT_CHANNEL, handler);
+  },
+  onNavigate(listener: (view: NavigableView) => void): () => void {
+    const handler = (_e: Electron.IpcRendererEvent, view: unknown): void => {
+      if (typeof view === "string" && (NAVIGABLE_VIEWS as readonly string[]).includes(view)) listener(view as NavigableView);
+    };
+    ipcRenderer.on(LINK_NAVIGATE_CHANNEL, handler);
+    return () => void ipcRenderer.off(LINK_NAVIGATE_CHANNEL, handler);
+  },
+};
+
 contextBridge.exposeInMainWorld("piperLink", api);
+contextBridge.exposeInMainWorld("piperLinkEvents", events);

@@ -342,7 +342,9 @@ export async function openDatabase(location: string): Promise<OpenedDatabase> {
     const pool = new pg.Pool({ connectionString: location, max: 10, types });
     db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   } else {
-    const sqlite = new SQLite(location);
+    // Under Electron the native module must be built for Electron's ABI; the shell points to that build.
+    const binding = process.env["PIPER_AUTHORITY_SQLITE_BINDING"];
+    const sqlite = new SQLite(location, binding ? { nativeBinding: binding } : {});
     sqlite.pragma("journal_mode = WAL");
     // In WAL mode NORMAL keeps the database consistent across crashes; only the last commits
     // before a power loss may be lost, which is the usual trade for one fsync per checkpoint.

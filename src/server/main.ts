@@ -90,10 +90,15 @@ export function authorityCommand(): Command {
   return cmd;
 }
 
-if (process.argv[1] !== undefined && fs.realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {
+/** Runs `piper-authority <command> ...args` (the Link's embedded authority, as a child or utility process). */
+export function runAuthority(args: string[]): void {
   const program = new Command("piper-authority").addCommand(authorityCommand());
-  program.parseAsync(["node", "piper-authority", "authority", ...process.argv.slice(2)]).catch((err: unknown) => {
+  program.parseAsync(["node", "piper-authority", "authority", ...args]).catch((err: unknown) => {
     process.stderr.write(`piper-authority: ${err instanceof Error ? err.message : String(err)}\n`);
     process.exit(1);
   });
+}
+
+if (process.argv[1] !== undefined && fs.realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  runAuthority(process.argv.slice(2));
 }

@@ -20,6 +20,19 @@ export interface EmbeddedAuthority {
   stop(): Promise<void>;
 }
 
+/** A running authority process, whatever started it (a Node child, or an Electron utility process). */
+export interface AuthorityProcess {
+  readonly stdout: NodeJS.ReadableStream | null;
+  readonly stderr: NodeJS.ReadableStream | null;
+  readonly exited: boolean;
+  onExit(listener: (code: number | null, signal: string | null) => void): void;
+  /** SIGTERM first; `force` for SIGKILL. */
+  kill(force: boolean): void;
+}
+
+/** Starts `piper-authority <args>`; the headless Link spawns Node, the desktop app a utility process. */
+export type AuthorityLauncher = (args: string[], env: NodeJS.ProcessEnv) => AuthorityProcess;
+
 export interface EmbeddedOptions {
   dataDir: string;
   keychain: KeychainStore;
@@ -33,6 +46,7 @@ export interface EmbeddedOptions {
    * the Link's 31477); a free one is used when it is taken. 0 always picks a free one.
    */
   port?: number;
+  launcher?: AuthorityLauncher;
 }
 
 export const DEFAULT_AUTHORITY_PORT = 31478;
@@ -44,12 +58,22 @@ function serverEntry(): string {
   return path.resolve(path.dirname(self), "../../server", `main${ext}`);
 }
 
-function runChild(args: string[], env: NodeJS.ProcessEnv): ChildProcess {
-  return spawn(process.execPath, [...process.execArgv, serverEntry(), ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
-}
+/** The headless launcher: the authority's entry under this same Node binary. */
+export const nodeChildLauncher: AuthorityLauncher = (args, env) => {
+  const child: ChildProcess = spawn(process.execPath, [...process.execArgv, serverEntry(), ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
+  return {
+    stdout: child.stdout,
+    stderr: child.stderr,
+    get exited() {
+      return child.exitCode !== null || child.signalCode !== null;
+    },
+    onExit: (listener) => void child.once("exit", listener),
+    kill: (force) => void child.kill(force ? "SIGKILL" : "SIGTERM"),
+  };
+};
 
 /** Resolves with the first stdout line of the child (its JSON report), or rejects when it exits first. */
-function firstLine(child: ChildProcess, what: string, timeoutMs: number): Promise<string> {
+function firstLine(child: AuthorityProcess, what: string, timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
     let out = "";
     let err = "";
@@ -63,7 +87,7 @@ function firstLine(child: ChildProcess, what: string, timeoutMs: number): Promis
       }
     });
     child.stderr?.on("data", (c: Buffer) => (err += c.toString()));
-    child.once("exit", (code) => {
+    child.onExit((code) => {
       clearTimeout(timer);
       reject(new LinkError("authority_unavailable", `The embedded authority exited (${code ?? "signal"}) before it could ${what}: ${err.trim().slice(-500)}`));
     });
@@ -72,6 +96,7 @@ function firstLine(child: ChildProcess, what: string, timeoutMs: number): Promis
 
 export async function startEmbeddedAuthority(options: EmbeddedOptions): Promise<EmbeddedAuthority> {
   const { keychain, log } = options;
+  const runChild = options.launcher ?? nodeChildLauncher;
   const dir = path.join(options.dataDir, "authority");
   await fs.mkdir(dir, { recursive: true, mode: 0o700 });
   let dataKey = await keychain.get("authority-data-key");
@@ -91,7 +116,7 @@ export async function startEmbeddedAuthority(options: EmbeddedOptions): Promise<
     log.info("embedded authority: local user created");
   }
 
-  let child: ChildProcess | null = null;
+  let child: AuthorityProcess | null = null;
   let stopping = false;
   const preferred = options.port ?? DEFAULT_AUTHORITY_PORT;
   const serveArgs = (port: number): string[] => ["serve", "--db", db, "--listen", `127.0.0.1:${port}`, "--tls-dir", path.join(dir, "tls"), ...(options.requestTtlMs ? ["--request-ttl", String(options.requestTtlMs)] : []), ...(options.agentRatePerSecond ? ["--agent-rate", String(options.agentRatePerSecond)] : [])];
@@ -110,7 +135,7 @@ export async function startEmbeddedAuthority(options: EmbeddedOptions): Promise<
     child = c;
     c.stderr?.on("data", (chunk: Buffer) => log.warn({ authority: chunk.toString().trim().slice(0, 2000) }, "embedded authority stderr"));
     const ready = JSON.parse(line) as { url: string; fingerprint256: string };
-    c.once("exit", (code, signal) => {
+    c.onExit((code, signal) => {
       if (stopping) return;
       log.error({ code, signal }, "embedded authority exited; restarting");
       const restart = (delay: number): void => {
@@ -139,10 +164,10 @@ export async function startEmbeddedAuthority(options: EmbeddedOptions): Promise<
     async stop() {
       stopping = true;
       const c = child;
-      if (c === null || c.exitCode !== null) return;
-      const exited = new Promise<void>((resolve) => c.once("exit", () => resolve()));
-      c.kill("SIGTERM");
-      const timer = setTimeout(() => c.kill("SIGKILL"), 3000);
+      if (c === null || c.exited) return;
+      const exited = new Promise<void>((resolve) => c.onExit(() => resolve()));
+      c.kill(false);
+      const timer = setTimeout(() => c.kill(true), 3000);
       await exited;
       clearTimeout(timer);
     },

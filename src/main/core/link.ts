@@ -14,7 +14,7 @@ import { CloseCode, type ContextPush } from "../../shared/protocol.js";
 import { DEFAULT_LINK_PORT, LINK_VERSION } from "../../shared/version.js";
 import { NOT_LOGGED_IN_MESSAGE, type ContextSnapshot } from "./agent-session.js";
 import { createAuthorityClient, type AuthorityClient } from "./authority-client.js";
-import { DEFAULT_AUTHORITY_PORT, startEmbeddedAuthority, type EmbeddedAuthority } from "./embedded-authority.js";
+import { DEFAULT_AUTHORITY_PORT, startEmbeddedAuthority, type AuthorityLauncher, type EmbeddedAuthority } from "./embedded-authority.js";
 import { createAgentResolver } from "./resolver.js";
 import { createAuthSession } from "./auth-session.js";
 import { createGrantCache } from "./grant-cache.js";
@@ -53,7 +53,7 @@ export interface LinkOptions {
 }
 
 export type AuthorityConfig =
-  | { kind: "embedded"; requestTtlMs?: number; agentRatePerSecond?: number; port?: number }
+  | { kind: "embedded"; requestTtlMs?: number; agentRatePerSecond?: number; port?: number; launcher?: AuthorityLauncher }
   | { kind: "remote"; url: string; linkToken?: string | null; ca?: string | null };
 
 export interface Link {
@@ -357,6 +357,7 @@ export function createLink(options: LinkOptions): Link {
             log,
             ...(config.requestTtlMs !== undefined ? { requestTtlMs: config.requestTtlMs } : {}),
             ...(config.agentRatePerSecond !== undefined ? { agentRatePerSecond: config.agentRatePerSecond } : {}),
+            ...(config.launcher !== undefined ? { launcher: config.launcher } : {}),
             // A Link on an ephemeral port (tests, extra profiles) gives its authority one too.
             port: config.port ?? (options.port === 0 ? 0 : undefined) ?? DEFAULT_AUTHORITY_PORT,
             onRestart: (next) => useAuthority(next.url, next.pin, null),

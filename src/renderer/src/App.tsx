@@ -2,8 +2,9 @@
 import { Activity, Inbox, KeyRound, Settings, ShieldCheck, WifiOff, type LucideIcon } from "lucide-react";
 import { useState, type ReactNode } from "react";
 import type { LinkStatus } from "../../shared/control.js";
+import type { NavigableView } from "../../shared/ipc.js";
 import { Badge, Banner, ErrorBanner, Loading } from "./components/ui.js";
-import { useConnection, useLinkData } from "./link-context.js";
+import { useConnection, useLinkData, useNavigationRequests } from "./link-context.js";
 import { ActivityScreen } from "./screens/Activity.js";
 import { GrantsScreen } from "./screens/Grants.js";
 import { isRequestEvent, RequestsScreen } from "./screens/Requests.js";
@@ -12,7 +13,7 @@ import { SettingsScreen } from "./screens/Settings.js";
 import { SignInScreen } from "./screens/SignIn.js";
 import s from "./App.module.css";
 
-type View = "requests" | "grants" | "secrets" | "activity" | "settings";
+type View = NavigableView;
 
 const NAV: Array<{ view: View; label: string; icon: LucideIcon }> = [
   { view: "requests", label: "Requests", icon: Inbox },
@@ -54,6 +55,7 @@ export function App() {
 
 function SignedIn({ status, reconnecting }: { status: LinkStatus; reconnecting: ReactNode }) {
   const [view, setView] = useState<View>("requests");
+  useNavigationRequests(setView);
   const pending = useLinkData((api) => api.listRequests({ status: "pending" }), isRequestEvent, []);
   const pendingCount = (pending.data ?? []).filter((r) => r.expiresAt > Date.now()).length;
   const authority = status.authority;

@@ -7,6 +7,7 @@
 import { createContext, useCallback, useContext, useEffect, useRef, useState, type ReactNode } from "react";
 import type { ControlEvent, LinkApi, LinkClient } from "../../shared/control.js";
 import { LinkError } from "../../shared/errors.js";
+import type { NavigableView } from "../../shared/ipc.js";
 import type { ConnectionState } from "./socket-link.js";
 
 interface LinkContextValue {
@@ -14,12 +15,14 @@ interface LinkContextValue {
   connection: ConnectionState;
   /** True in the Electron window (settings such as start-at-login apply there). */
   desktop: boolean;
+  /** The shell asks for a screen (a notification or tray item was clicked); Electron only. */
+  onNavigate?: ((listener: (view: NavigableView) => void) => () => void) | undefined;
 }
 
 const LinkContext = createContext<LinkContextValue | null>(null);
 
-export function LinkProvider({ client, connection, desktop, children }: LinkContextValue & { children: ReactNode }) {
-  return <LinkContext.Provider value={{ client, connection, desktop }}>{children}</LinkContext.Provider>;
+export function LinkProvider({ client, connection, desktop, onNavigate, children }: LinkContextValue & { children: ReactNode }) {
+  return <LinkContext.Provider value={{ client, connection, desktop, onNavigate }}>{children}</LinkContext.Provider>;
 }
 
 function useLinkContext(): LinkContextValue {
@@ -38,6 +41,14 @@ export function useConnection(): ConnectionState {
 
 export function useDesktop(): boolean {
   return useLinkContext().desktop;
+}
+
+/** Follows the shell's requests to show a screen. */
+export function useNavigationRequests(go: (view: NavigableView) => void): void {
+  const { onNavigate } = useLinkContext();
+  const latest = useRef(go);
+  latest.current = go;
+  useEffect(() => onNavigate?.((v) => latest.current(v)), [onNavigate]);
 }
 
 export function useLinkEvents(listener: (event: ControlEvent) => void): void {

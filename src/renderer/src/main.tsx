@@ -7,6 +7,7 @@ import { StrictMode, useEffect, useState } from "react";
 import { createRoot } from "react-dom/client";
 import type { LinkApi, LinkClient } from "../../shared/control.js";
 import type { ControlEvent } from "../../shared/control.js";
+import type { NavigableView } from "../../shared/ipc.js";
 import { App } from "./App.js";
 import { LinkProvider } from "./link-context.js";
 import { createSocketLink, takeTokenFromLocation, type ConnectionState, type SocketLinkClient } from "./socket-link.js";
@@ -16,7 +17,10 @@ declare global {
   interface Window {
     /** Set by the Electron preload. */
     piperLink?: LinkApi;
-    piperLinkEvents?: { subscribe(listener: (event: ControlEvent) => void): () => void };
+    piperLinkEvents?: {
+      subscribe(listener: (event: ControlEvent) => void): () => void;
+      onNavigate(listener: (view: NavigableView) => void): () => void;
+    };
   }
 }
 
@@ -38,7 +42,7 @@ if (window.piperLink !== undefined && window.piperLinkEvents !== undefined) {
   const client: LinkClient = { api: window.piperLink, subscribe: (l) => events.subscribe(l) };
   createRoot(root).render(
     <StrictMode>
-      <LinkProvider client={client} connection="open" desktop={true}>
+      <LinkProvider client={client} connection="open" desktop={true} onNavigate={(l) => events.onNavigate(l)}>
         <App />
       </LinkProvider>
     </StrictMode>,

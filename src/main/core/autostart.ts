@@ -1,0 +1,41 @@
+/**
+ * Starting Piper Link with the person's session on Linux desktops: an XDG autostart entry
+ * (`~/.config/autostart/piper-link.desktop`, freedesktop "Desktop Application Autostart"). macOS and
+ * Windows use Electron's login item setting instead, applied by the shell.
+ */
+import fs from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { writeFileAtomic } from "./files.js";
+
+export function autostartFile(env: NodeJS.ProcessEnv = process.env, home: string = os.homedir()): string {
+  const config = env["XDG_CONFIG_HOME"] || path.join(home, ".config");
+  return path.join(config, "autostart", "piper-link.desktop");
+}
+
+/** Quotes one argument for a desktop entry's Exec key (freedesktop Desktop Entry spec, "Exec"). */
+function quoteExec(arg: string): string {
+  if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(arg)) return arg;
+  return `"${arg.replace(/(["`$\\])/g, "\\$1")}"`;
+}
+
+export function autostartEntry(command: string[]): string {
+  return [
+    "[Desktop Entry]",
+    "Type=Application",
+    "Name=Piper Link",
+    "Comment=Gives your AI agents your secrets safely, with your approval",
+    `Exec=${command.map(quoteExec).join(" ")}`,
+    "Icon=piper-link",
+    "Terminal=false",
+    "X-GNOME-Autostart-enabled=true",
+    "",
+  ].join("\n");
+}
+
+/** Writes or removes the autostart entry; returns the file it manages. */
+export async function setXdgAutostart(enabled: boolean, command: string[], file: string = autostartFile()): Promise<string> {
+  if (enabled) await writeFileAtomic(file, autostartEntry(command));
+  else await fs.rm(file, { force: true });
+  return file;
+}
