@@ -241,6 +241,29 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     process.stdout.write(`# screenshots in ${SHOTS}\n`);
   });
 
+  it("pyper-sdk's grant page on the Link names the request and brings the window to it", async () => {
+    const { context, page } = await openUi();
+    await go(page, "Settings");
+    const pyper = agent("agent_pyper", "Pyper Agent");
+    const waiting = pyper.getSecret("SLACK_TOKEN", { reason: "post the summary" }).catch((err: unknown) => err);
+    await page.getByRole("navigation").getByLabel(/pending/).waitFor();
+
+    const base = `http://127.0.0.1:${status.port}/grant`;
+    const grant = await context.newPage();
+    const ok = await grant.goto(`${base}?response_type=code&scope=manage_grants&client=agent_pyper&variable=SLACK_TOKEN`);
+    assert.equal(ok?.status(), 200);
+    await grant.getByRole("heading", { name: "Pyper Agent is asking for SLACK_TOKEN" }).waitFor();
+    // The window switched to Requests by itself, showing that request.
+    await page.getByRole("heading", { level: 1, name: "Requests" }).waitFor();
+    await page.getByRole("listitem").filter({ hasText: "post the summary" }).waitFor();
+
+    assert.equal((await grant.goto(`${base}?response_type=code&scope=manage_grants&client=agent_nobody&variable=SLACK_TOKEN`))?.status(), 404);
+    assert.equal((await grant.goto(`${base}?client=agent_pyper`))?.status(), 400);
+    await page.getByRole("button", { name: "Deny SLACK_TOKEN for Pyper Agent" }).click();
+    assert.ok((await waiting) instanceof PiperForbiddenError);
+    await context.close();
+  });
+
   it("follows the Link live: sign-out in Settings shows the sign-in screen; signing in from the CLI brings the window back", async () => {
     const { context, page } = await openUi();
     await go(page, "Settings");

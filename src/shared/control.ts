@@ -146,6 +146,8 @@ export const ControlEventSchema = z.discriminatedUnion("kind", [
   z.object({ kind: z.literal("status"), status: LinkStatusSchema }),
   z.object({ kind: z.literal("authority"), event: AuthorityEventSchema }),
   z.object({ kind: z.literal("settings"), settings: LinkSettingsSchema }),
+  /** Someone followed a link to a pending request (pyper-sdk's grant page): show it. */
+  z.object({ kind: z.literal("show"), view: z.literal("requests"), requestId: z.string().nullable() }),
 ]);
 export type ControlEvent = z.infer<typeof ControlEventSchema>;
 

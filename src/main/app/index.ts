@@ -183,7 +183,8 @@ async function main(): Promise<void> {
 
   link.subscribe((event: ControlEvent) => {
     window?.webContents.send(LINK_EVENT_CHANNEL, event);
-    if (event.kind === "settings") {
+    if (event.kind === "show") showWindow(event.view);
+    else if (event.kind === "settings") {
       settings = event.settings;
       void applyStartAtLogin(settings).catch(() => undefined);
     } else if (event.kind === "authority" && event.event.type.startsWith("request.")) {

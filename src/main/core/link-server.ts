@@ -16,7 +16,7 @@ import { CloseCode, type ContextPush } from "../../shared/protocol.js";
 import { AgentSession, type AgentHost, type ContextSnapshot } from "./agent-session.js";
 import { ControlSession, type ControlHost } from "./control-session.js";
 import type { LinkLimits } from "./limits.js";
-import { allowedHosts, checkRequest, ownOrigins, rejectUpgrade, sendError, sendJson, type GuardPolicy, type Rejection } from "./loopback-guard.js";
+import { allowedHosts, checkRequest, ownOrigins, rejectUpgrade, SECURITY_HEADERS, sendError, sendJson, type GuardPolicy, type Rejection } from "./loopback-guard.js";
 import type { PeerResolver } from "./peer-process.js";
 import { serveUi } from "./ui-assets.js";
 
@@ -31,6 +31,8 @@ export interface LinkServerOptions {
   now(): number;
   /** The built browser UI served under /ui/ (null: not built in this install). */
   uiDir?: string | null;
+  /** pyper-sdk's grant page (`GET /grant?...`): answers with an HTML page. */
+  grantPage?: (query: URLSearchParams) => Promise<{ status: number; html: string }>;
   /** Called (at most every 250 ms) when agents connect, say hello, or leave. */
   onAgentsChanged?: () => void;
 }
@@ -175,6 +177,7 @@ export class LinkServer {
     }
     const route = Object.hasOwn(ROUTES, pathname) ? ROUTES[pathname] : undefined;
     if (route !== undefined) return route(this.options.agentHost.context(), res);
+    if (pathname === "/grant" && this.options.grantPage) return this.serveGrantPage(req, res, this.options.grantPage);
     if (serveUi(pathname, res, this.options.uiDir ?? null, this.port, req.method === "HEAD")) return;
     sendError(res, { status: 404, code: "not_found", message: `No such endpoint: ${pathname.slice(0, 200)}` });
   }
@@ -216,6 +219,24 @@ export class LinkServer {
         ws.once("close", () => this.controls.delete(session));
       });
     }
+  }
+
+  private serveGrantPage(req: IncomingMessage, res: ServerResponse, page: NonNullable<LinkServerOptions["grantPage"]>): void {
+    const query = new URL(req.url ?? "/", "http://127.0.0.1").searchParams;
+    page(query).then(
+      ({ status, html }) => {
+        res.writeHead(status, {
+          ...SECURITY_HEADERS,
+          "Content-Type": "text/html; charset=utf-8",
+          "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+        });
+        res.end(req.method === "HEAD" ? undefined : html);
+      },
+      (err: unknown) => {
+        this.options.log.error({ err: err instanceof Error ? err.message : String(err) }, "grant page failed");
+        sendError(res, { status: 500, code: "internal_error", message: "Piper Link could not show this page; see its log." });
+      },
+    );
   }
 
   private agentsTimer: NodeJS.Timeout | null = null;

@@ -28,6 +28,7 @@ import { LinkServer, type LinkServerAddress } from "./link-server.js";
 import type { LinkPaths } from "./paths.js";
 import { createPeerResolver, type PeerResolver } from "./peer-process.js";
 import { createSettingsStore } from "./settings.js";
+import { grantPage } from "./grant-page.js";
 
 export interface LinkOptions {
   profile?: string;
@@ -387,6 +388,11 @@ export function createLink(options: LinkOptions): Link {
             agentIdentified: () => server?.agentsChanged(),
           },
           uiDir: options.uiDir ?? null,
+          grantPage: (query) =>
+            grantPage(query, {
+              pendingRequests: () => (authority === null ? Promise.resolve([]) : authority.listRequests("pending")),
+              show: (request) => emit({ kind: "show", view: "requests", requestId: request.id }),
+            }),
           onAgentsChanged: () => emit({ kind: "status", status: status() }),
           controlHost: { now, log, token: controlToken, api },
         });

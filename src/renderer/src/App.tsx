@@ -4,7 +4,7 @@ import { useState, type ReactNode } from "react";
 import type { LinkStatus } from "../../shared/control.js";
 import type { NavigableView } from "../../shared/ipc.js";
 import { Badge, Banner, ErrorBanner, Loading } from "./components/ui.js";
-import { useConnection, useLinkData, useNavigationRequests } from "./link-context.js";
+import { useConnection, useLinkData, useLinkEvents, useNavigationRequests } from "./link-context.js";
 import { ActivityScreen } from "./screens/Activity.js";
 import { GrantsScreen } from "./screens/Grants.js";
 import { isRequestEvent, RequestsScreen } from "./screens/Requests.js";
@@ -56,6 +56,9 @@ export function App() {
 function SignedIn({ status, reconnecting }: { status: LinkStatus; reconnecting: ReactNode }) {
   const [view, setView] = useState<View>("requests");
   useNavigationRequests(setView);
+  useLinkEvents((event) => {
+    if (event.kind === "show") setView(event.view);
+  });
   const pending = useLinkData((api) => api.listRequests({ status: "pending" }), isRequestEvent, []);
   const pendingCount = (pending.data ?? []).filter((r) => r.expiresAt > Date.now()).length;
   const authority = status.authority;
