@@ -241,6 +241,33 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     process.stdout.write(`# screenshots in ${SHOTS}\n`);
   });
 
+  it("first run: Sign in opens the authority's page in a new tab; creating the account there signs the window in", async () => {
+    assert.ok(browser);
+    const fresh = await newEnv();
+    cliJson(fresh, ["start", "--port", "0"], LinkStatusSchema);
+    const url = cliJson(fresh, ["ui"], UiSchema).url;
+    // The embedded authority's certificate is self-signed (the Link pins it; a browser has to be told).
+    const context = await browser.newContext({ ignoreHTTPSErrors: true });
+    const page = await context.newPage();
+    await page.goto(url);
+    const [tab] = await Promise.all([context.waitForEvent("page"), page.getByRole("button", { name: "Sign in", exact: true }).click()]);
+    await page.getByText("Finish signing in in your browser").waitFor();
+    await tab.getByLabel("Your name").waitFor();
+    assert.match(tab.url(), /^https:\/\/127\.0\.0\.1:\d+\/signup/);
+    await tab.getByLabel("Your name").fill("Ada");
+    await tab.getByLabel("Email").fill("ada@example.com");
+    await tab.getByLabel(/Password/).fill("correct horse battery");
+    await tab.getByRole("button", { name: "Create account" }).click();
+    await tab.getByRole("heading", { name: "You're signed in" }).waitFor();
+    // Back in the window: signed in, without a reload.
+    await page.getByRole("navigation", { name: "Piper Link" }).waitFor();
+    const after = cliJson(fresh, ["status"], LinkStatusSchema);
+    assert.equal(after.state, "ready");
+    assert.equal(after.authority?.account, "oauth");
+    await context.close();
+    cli(fresh, ["stop"]);
+  });
+
   it("pyper-sdk's grant page on the Link names the request and brings the window to it", async () => {
     const { context, page } = await openUi();
     await go(page, "Settings");
