@@ -58,7 +58,7 @@ function ensureElectronSqlite() {
 
 run(process.execPath, [require.resolve("typescript/bin/tsc"), "-b", "tsconfig.json"]);
 // The window: loaded by Electron, and served to browsers by the headless Link under /ui/.
-run(process.execPath, [require.resolve("electron-vite/bin/electron-vite.js"), "build"]);
+run(process.execPath, [path.join(root, "node_modules", "electron-vite", "bin", "electron-vite.js"), "build"]);
 const electron = electronBinary();
 let child;
 if (electron && hasDisplay() && !process.argv.includes("--headless")) {

@@ -124,7 +124,7 @@ describe("piper-link CLI", () => {
     for (const args of [
       [], ["start"], ["status"], ["stop"], ["logout"], ["login"], ["dev"], ["dev", "set-instance"], ["dev", "sign-in"],
       ["secrets"], ["secrets", "set"], ["secrets", "list"], ["secrets", "rm"], ["requests"], ["approve"], ["deny"],
-      ["grants"], ["revoke"], ["activity"], ["run"], ["authority"], ["authority", "serve"], ["authority", "create-user"],
+      ["grants"], ["revoke"], ["activity"], ["run"], ["ui"], ["authority"], ["authority", "serve"], ["authority", "create-user"],
     ]) {
       const r = cli(e, ...args, "--help");
       assert.equal(r.code, 0, args.join(" "));
@@ -138,5 +138,6 @@ describe("piper-link CLI", () => {
     const notRunning = cli(e, "stop", "--json");
     assert.equal(notRunning.code, 3);
     assert.deepEqual(Object.keys(json(notRunning.stdout)), ["error", "message"]);
+    assert.equal(cli(e, "ui", "--json").code, 3, "no window address without a running Link");
   });
 });

@@ -91,9 +91,9 @@ async function startInForeground(opts: StartOptions, out: Output): Promise<numbe
     profile: opts.profile,
     port: opts.port,
     authority: authorityConfig(opts.authority, opts.requestTtl),
-    onReady: (status) => {
+    onReady: (status, link) => {
       // The window's address carries the control token, so it goes to a terminal only, never to a log file.
-      const window = process.stdout.isTTY ? [`  window:    ${daemon.link.uiUrl()}`] : ["  window:    run `piper-link ui` to open it"];
+      const window = process.stdout.isTTY ? [`  window:    ${link.uiUrl()}`] : ["  window:    run `piper-link ui` to open it"];
       out.result(status, [...describeStatus(status), ...window, "Press Ctrl+C to stop."]);
     },
   });

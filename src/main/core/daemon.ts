@@ -18,7 +18,7 @@ export interface DaemonOptions {
   /** Defaults to the embedded authority. */
   authority?: AuthorityConfig | null;
   /** Called once the Link serves. */
-  onReady?: (status: LinkStatus) => void;
+  onReady?: (status: LinkStatus, link: Link) => void;
   onStopped?: (signal: string) => void;
   /** The built browser UI; by default the install's out/renderer, when it was built. */
   uiDir?: string | null;
@@ -67,7 +67,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   process.on("SIGTERM", onSignal);
   try {
     const status = await link.start();
-    options.onReady?.(status);
+    options.onReady?.(status, link);
   } catch (err) {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
