@@ -124,7 +124,7 @@ describe("piper-link CLI", () => {
     for (const args of [
       [], ["start"], ["status"], ["stop"], ["logout"], ["login"], ["dev"], ["dev", "set-instance"], ["dev", "sign-in"],
       ["secrets"], ["secrets", "set"], ["secrets", "list"], ["secrets", "rm"], ["requests"], ["approve"], ["deny"],
-      ["grants"], ["revoke"], ["activity"], ["run"], ["ui"], ["authority"], ["authority", "serve"], ["authority", "create-user"],
+      ["grants"], ["revoke"], ["activity"], ["run"], ["ui"], ["service"], ["service", "install"], ["service", "uninstall"], ["service", "status"], ["authority"], ["authority", "serve"], ["authority", "create-user"],
     ]) {
       const r = cli(e, ...args, "--help");
       assert.equal(r.code, 0, args.join(" "));

@@ -36,6 +36,7 @@ export const ERROR_CODES = [
   "already_running",
   "not_running",
   "internal_error",
+  "service_failed",
 ] as const;
 
 export const ErrorCodeSchema = z.enum(ERROR_CODES);

@@ -1,0 +1,98 @@
+/**
+ * `piper-link service install|uninstall|status`: run the headless Link as a systemd user service, so
+ * agents find it after every login (and, with `loginctl enable-linger`, after boot). The desktop app
+ * has its own "Start at login" setting instead.
+ */
+import { spawnSync } from "node:child_process";
+import fs from "node:fs/promises";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Command } from "commander";
+import { LinkError } from "../../shared/errors.js";
+import { readFileOrNull, writeFileAtomic } from "../core/files.js";
+import { serviceName, userUnit, userUnitDir } from "../core/service-unit.js";
+import type { Runner } from "./commands.js";
+import { ExitCode } from "./output.js";
+
+/** The command that starts this install's CLI: this Node and bin/piper-link.js. */
+function cliCommand(): string[] {
+  return [process.execPath, path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../bin/piper-link.js")];
+}
+
+function systemctl(...args: string[]): { ok: boolean; output: string } {
+  const r = spawnSync("systemctl", ["--user", ...args], { encoding: "utf8", timeout: 20_000 });
+  if (r.error) return { ok: false, output: (r.error as NodeJS.ErrnoException).code === "ENOENT" ? "systemctl is not installed" : r.error.message };
+  return { ok: r.status === 0, output: `${r.stdout}${r.stderr}`.trim() };
+}
+
+function requireLinux(): void {
+  if (process.platform !== "linux") {
+    throw new LinkError("not_implemented", "`piper-link service` manages a systemd user service (Linux). On macOS and Windows use the desktop app's Start at login setting.");
+  }
+}
+
+export function addServiceCommand(program: Command, profile: () => string, run: Runner): void {
+  const service = program.command("service").description("run the headless Link as a systemd user service (starts with your session)");
+  service
+    .command("install")
+    .description("write the systemd user unit and enable and start it")
+    .option("--authority <where>", "passed to `start` (embedded by default)")
+    .option("--no-start", "only write the unit file")
+    .option("--json", "print JSON")
+    .action(async (o: { authority?: string; start: boolean; json?: boolean }) => {
+      await run(async (out) => {
+        requireLinux();
+        const name = serviceName(profile());
+        const file = path.join(userUnitDir(), name);
+        await writeFileAtomic(file, userUnit({ profile: profile(), command: cliCommand(), authority: o.authority }));
+        if (!o.start) {
+          out.result({ unit: file, enabled: false }, [`Wrote ${file}.`, `Start it with: systemctl --user enable --now ${name}`]);
+          return ExitCode.ok;
+        }
+        for (const step of [["daemon-reload"], ["enable", "--now", name]]) {
+          const r = systemctl(...step);
+          if (!r.ok) {
+            throw new LinkError("service_failed", `Wrote ${file}, but \`systemctl --user ${step.join(" ")}\` failed: ${r.output || "no output"}. Without a systemd user session (containers, some SSH setups), start the Link with \`piper-link start\` instead.`);
+          }
+        }
+        out.result({ unit: file, enabled: true }, [
+          `Installed and started ${name} (${file}).`,
+          "Piper Link now starts with your session. To start it at boot without logging in: loginctl enable-linger",
+        ]);
+        return ExitCode.ok;
+      }, o.json === true);
+    });
+  service
+    .command("uninstall")
+    .description("stop and disable the service and remove its unit file")
+    .option("--json", "print JSON")
+    .action(async (o: { json?: boolean }) => {
+      await run(async (out) => {
+        requireLinux();
+        const name = serviceName(profile());
+        const file = path.join(userUnitDir(), name);
+        const existed = (await readFileOrNull(file)) !== null;
+        // Best effort: the unit may never have been enabled, or there may be no user session.
+        const disabled = systemctl("disable", "--now", name).ok;
+        await fs.rm(file, { force: true });
+        if (existed) systemctl("daemon-reload");
+        out.result({ unit: file, removed: existed, disabled }, existed ? `Removed ${name}${disabled ? " (stopped and disabled)" : ""}.` : `${name} was not installed.`);
+        return ExitCode.ok;
+      }, o.json === true);
+    });
+  service
+    .command("status")
+    .description("show whether the service is installed and running")
+    .option("--json", "print JSON")
+    .action(async (o: { json?: boolean }) => {
+      await run(async (out) => {
+        requireLinux();
+        const name = serviceName(profile());
+        const file = path.join(userUnitDir(), name);
+        const installed = (await readFileOrNull(file)) !== null;
+        const active = installed ? systemctl("is-active", name).output || "unknown" : "not installed";
+        out.result({ unit: file, installed, active }, installed ? `${name}: ${active} (${file})` : `${name} is not installed (piper-link service install).`);
+        return ExitCode.ok;
+      }, o.json === true);
+    });
+}
