@@ -48,7 +48,10 @@ function findTests(dir) {
 }
 
 const files = args.length > 0 ? args : [...findTests(path.join(root, "test")), ...findTests(path.join(root, "e2e"))].sort();
-const r = spawnSync(process.execPath, ["--import", "tsx", "--test", "--test-reporter=spec", "--test-concurrency=2", "--test-timeout=120000", ...files], {
+// The soak suite measures the Link, so its files run one at a time and may take longer.
+const concurrency = process.env.PIPER_TEST_CONCURRENCY ?? "2";
+const timeout = process.env.PIPER_TEST_TIMEOUT_MS ?? "120000";
+const r = spawnSync(process.execPath, ["--import", "tsx", "--test", "--test-reporter=spec", `--test-concurrency=${concurrency}`, `--test-timeout=${timeout}`, ...files], {
   cwd: root,
   stdio: "inherit",
 });
