@@ -9,7 +9,7 @@ import fs from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import type { LinkStatus } from "../../shared/control.js";
-import { LinkError } from "../../shared/errors.js";
+import { LinkError, type ErrorCode } from "../../shared/errors.js";
 import { DEFAULT_LINK_PORT, LINK_VERSION } from "../../shared/version.js";
 import { startDaemon } from "../core/daemon.js";
 import { isPidAlive } from "../core/files.js";
@@ -103,6 +103,12 @@ async function startInForeground(opts: StartOptions, out: Output): Promise<numbe
   return ExitCode.ok;
 }
 
+function startFailureCode(exitCode: number | null, text: string): ErrorCode {
+  if (exitCode === ExitCode.alreadyRunning || /already running/i.test(text)) return "already_running";
+  if (exitCode === ExitCode.keychain) return /locked/i.test(text) ? "keychain_locked" : "keychain_unavailable";
+  return "internal_error";
+}
+
 /** Starts the daemon as a detached process and waits until it serves. */
 async function startInBackground(opts: StartOptions, out: Output): Promise<number> {
   const paths = resolveLinkPaths(opts.profile);
@@ -127,8 +133,10 @@ async function startInBackground(opts: StartOptions, out: Output): Promise<numbe
       return ExitCode.ok;
     }
     if (child.pid === undefined || !isPidAlive(child.pid) || child.exitCode !== null) {
-      const text = fs.readFileSync(outFile, "utf8").trim();
-      throw new LinkError(/already running/i.test(text) ? "already_running" : "internal_error", text || "Piper Link exited during start.");
+      // Let the exit status arrive: it says why (exit codes are documented), the text says it in words.
+      if (child.exitCode === null) await new Promise((r) => setTimeout(r, 200));
+      const text = fs.readFileSync(outFile, "utf8").trim().replace(/^piper-link: /, "");
+      throw new LinkError(startFailureCode(child.exitCode, text), text || "Piper Link exited during start.");
     }
     await new Promise((r) => setTimeout(r, 100));
   }
