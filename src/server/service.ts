@@ -431,15 +431,32 @@ export function createService(options: ServiceOptions) {
     },
 
     /** Records deliveries the Link made from its cache: audit entries and last-used times. */
+    /**
+     * Deliveries the Link answered from memory. Under load that is thousands a second, so they are
+     * recorded per grant and process: one audit event saying how many, and the grant's last use.
+     */
     async recordUsage(userId: string, report: UsageReport): Promise<number> {
-      let recorded = 0;
+      const groups = new Map<string, { grantId: string; agentClientId: string; pid: number | null; count: number; first: number; last: number }>();
       for (const use of report.uses) {
+        const key = `${use.grantId}\u0000${use.agentClientId}\u0000${use.pid ?? "-"}`;
+        const g = groups.get(key);
+        if (g === undefined) groups.set(key, { grantId: use.grantId, agentClientId: use.agentClientId, pid: use.pid, count: 1, first: use.at, last: use.at });
+        else {
+          g.count += 1;
+          g.first = Math.min(g.first, use.at);
+          g.last = Math.max(g.last, use.at);
+        }
+      }
+      let recorded = 0;
+      for (const use of groups.values()) {
         const grant = await db.selectFrom("grants").selectAll().where("id", "=", use.grantId).where("user_id", "=", userId).executeTakeFirst();
         if (grant === undefined) continue;
         const secret = await db.selectFrom("secrets").select(["name"]).where("id", "=", grant.secret_id).executeTakeFirst();
-        await db.updateTable("grants").set({ last_used_at: use.at }).where("id", "=", grant.id).execute();
-        await audit({ userId, actor: `agent:${use.agentClientId}`, action: "secret.delivered", outcome: "ok", agentClientId: use.agentClientId, variable: grant.variable, grantId: grant.id, secretName: secret?.name ?? null, detail: use.pid === null ? "link-cache" : `link-cache pid ${use.pid}` });
-        recorded += 1;
+        await db.updateTable("grants").set({ last_used_at: use.last }).where("id", "=", grant.id).where((eb) => eb.or([eb("last_used_at", "is", null), eb("last_used_at", "<", use.last)])).execute();
+        const where = use.pid === null ? "link-cache" : `link-cache pid ${use.pid}`;
+        const detail = use.count === 1 ? where : `${where}, ${use.count} deliveries ${new Date(use.first).toISOString()} – ${new Date(use.last).toISOString()}`;
+        await audit({ userId, actor: `agent:${use.agentClientId}`, action: "secret.delivered", outcome: "ok", agentClientId: use.agentClientId, variable: grant.variable, grantId: grant.id, secretName: secret?.name ?? null, detail });
+        recorded += use.count;
       }
       return recorded;
     },

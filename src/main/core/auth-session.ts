@@ -34,13 +34,37 @@ export function createAuthSession(options: { keychain: KeychainStore; client: ()
   let error: string | null = null;
   /** A refresh token the authority refused; not tried again. */
   let dead: string | null = null;
+  /**
+   * The refresh token as stored in the keychain, read once (undefined: not read yet). Every change
+   * goes through this session while the Link runs, so the keychain is not asked on every call to the
+   * authority — under load that would be thousands of D-Bus round trips a second.
+   */
+  let stored: string | null | undefined;
+  let loading: Promise<string | null> | null = null;
+
+  function storedRefreshToken(): Promise<string | null> {
+    if (stored !== undefined) return Promise.resolve(stored);
+    loading ??= keychain
+      .get("refresh-token")
+      .then((value) => (stored = value))
+      .finally(() => {
+        loading = null;
+      });
+    return loading;
+  }
+
+  async function store(value: string | null): Promise<void> {
+    if (value === null) await keychain.delete("refresh-token");
+    else await keychain.set("refresh-token", value);
+    stored = value;
+  }
 
   async function refresh(refreshToken: string): Promise<string | null> {
     const client = options.client();
     if (client === null) return null;
     try {
       const tokens = await client.oauthToken({ grant_type: "refresh_token", refresh_token: refreshToken, client_id: LINK_CLIENT_ID });
-      await keychain.set("refresh-token", tokens.refresh_token);
+      await store(tokens.refresh_token);
       access = { token: tokens.access_token, expiresAt: now() + tokens.expires_in * 1000 };
       error = null;
       return tokens.access_token;
@@ -58,10 +82,10 @@ export function createAuthSession(options: { keychain: KeychainStore; client: ()
   return {
     async bearer() {
       if (access !== null && access.expiresAt - 30_000 > now()) return access.token;
-      const stored = await keychain.get("refresh-token");
-      if (stored === null) return localToken;
-      if (stored === dead) return null;
-      refreshing ??= refresh(stored).finally(() => {
+      const token = await storedRefreshToken();
+      if (token === null) return localToken;
+      if (token === dead) return null;
+      refreshing ??= refresh(token).finally(() => {
         refreshing = null;
       });
       return refreshing;
@@ -70,21 +94,21 @@ export function createAuthSession(options: { keychain: KeychainStore; client: ()
       if (access?.token === token) access = null;
     },
     async accept(tokens) {
-      await keychain.set("refresh-token", tokens.refresh_token);
+      await store(tokens.refresh_token);
       dead = null;
       access = { token: tokens.access_token, expiresAt: now() + tokens.expires_in * 1000 };
       error = null;
     },
     async signOut() {
-      const stored = await keychain.get("refresh-token");
+      const token = await storedRefreshToken();
       access = null;
-      if (stored !== null) {
+      if (token !== null) {
         await options
           .client()
-          ?.revokeToken(stored)
+          ?.revokeToken(token)
           .catch((err: unknown) => log.warn({ err: String(err) }, "could not revoke the refresh token at the authority"));
       }
-      await keychain.delete("refresh-token");
+      await store(null);
       dead = null;
       error = null;
     },
@@ -92,7 +116,7 @@ export function createAuthSession(options: { keychain: KeychainStore; client: ()
       localToken = token;
     },
     async hasOAuth() {
-      return (await keychain.get("refresh-token")) !== null;
+      return (await storedRefreshToken()) !== null;
     },
     get error() {
       return error;

@@ -71,10 +71,11 @@ export type AuthorityClient = ReturnType<typeof createAuthorityClient>;
 export function createAuthorityClient(options: AuthorityClientOptions) {
   const base = new URL(options.url);
   const secure = base.protocol === "https:";
+  // A burst may open up to 64 connections; afterwards a few stay warm and idle ones close.
+  const pool = { keepAlive: true, maxSockets: 64, maxFreeSockets: 8, timeout: 30_000 };
   const agent = secure
     ? new https.Agent({
-        keepAlive: true,
-        maxSockets: 64,
+        ...pool,
         ...(options.pin
           ? {
               // Pinned: the certificate is self-signed, so trust is the fingerprint, not a CA chain.
@@ -85,7 +86,7 @@ export function createAuthorityClient(options: AuthorityClientOptions) {
           : {}),
         ...(options.ca ? { ca: options.ca } : {}),
       })
-    : new http.Agent({ keepAlive: true, maxSockets: 64 });
+    : new http.Agent(pool);
 
   interface CallOptions {
     auth?: boolean;

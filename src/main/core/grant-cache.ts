@@ -44,19 +44,31 @@ export function createGrantCache(options: { log: Logger; report: (r: UsageReport
   const key = (agentClientId: string, variable: string, process: PeerProcess | null): string =>
     `${agentClientId}\u0000${normalizeVariable(variable)}\u0000${process === null ? "-" : `${process.pid}:${process.startTime ?? "-"}`}`;
 
-  async function flush(): Promise<void> {
-    while (pending.length > 0) {
-      const batch = pending.slice(0, 1000);
-      pending = pending.slice(batch.length);
-      try {
-        await options.report({ uses: batch });
-      } catch (err) {
-        // Keep them for the next flush; the audit log must not lose deliveries.
-        pending = [...batch, ...pending].slice(0, 100_000);
-        options.log.warn({ err: String(err), queued: pending.length }, "usage report failed; will retry");
-        return;
+  let flushing: Promise<void> | null = null;
+  /** After a failed report, wait before the next attempt instead of retrying on every delivery. */
+  let retryAt = 0;
+  /** One flush at a time: callers during a flush share it, and it drains what arrived meanwhile. */
+  function flush(): Promise<void> {
+    if (flushing !== null) return flushing;
+    if (pending.length === 0) return Promise.resolve();
+    const drain = async (): Promise<void> => {
+      while (pending.length > 0) {
+        const batch = pending.splice(0, 1000);
+        try {
+          await options.report({ uses: batch });
+        } catch (err) {
+          // Keep them for the next flush; the audit log must not lose deliveries.
+          pending = [...batch, ...pending].slice(0, 100_000);
+          retryAt = Date.now() + 1000;
+          options.log.warn({ err: String(err), queued: pending.length }, "usage report failed; will retry");
+          return;
+        }
       }
-    }
+    };
+    flushing = drain().finally(() => {
+      flushing = null;
+    });
+    return flushing;
   }
 
   const timer = setInterval(() => void flush(), options.flushMs ?? 500);
@@ -93,7 +105,7 @@ export function createGrantCache(options: { log: Logger; report: (r: UsageReport
     },
     recordUse(use) {
       pending.push(use);
-      if (pending.length >= 200) void flush();
+      if (pending.length >= 200 && flushing === null && Date.now() >= retryAt) void flush();
     },
     flush,
     async stop() {
