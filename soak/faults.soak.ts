@@ -106,7 +106,7 @@ describe("faults", () => {
       });
       cli(e, ["stop"]);
     } finally {
-      spawnSync("kill", [busPid ?? ""]);
+      spawnSync("kill", [busPid]);
     }
   });
 
@@ -140,7 +140,7 @@ describe("faults", () => {
       agent.send({ type: "resolve", id: 2, variable: "DISK_FULL_PROBE", wait: false });
       const answer = await agent.next((m) => "id" in m && m.id === 2, 15_000);
       assert.equal(answer.type, "error");
-      const failedWith = answer.type === "error" ? answer.code : "";
+      const failedWith = answer.code;
       assert.ok(failedWith.length > 0);
       assert.equal((await getStatus(status.port, "/healthz")).status, 200, "the Link keeps serving");
 
