@@ -22,8 +22,8 @@ describe("service install (systemd user unit)", () => {
     assert.match(unit, /^Restart=on-failure$/m);
     assert.match(unit, /^RestartPreventExitStatus=4$/m);
     assert.match(unit, /^WantedBy=default.target$/m);
-    // The ExecStart line really starts a Link: run it as systemd would (split on spaces, no shell).
-    const [cmd, ...args] = (exec ?? "").split(" ");
+    // The ExecStart command is this install's CLI: run it as systemd would (split on spaces, no shell), asking for help.
+    const [cmd, ...args] = exec.split(" ");
     const help = spawnSync(cmd ?? "", [...args.slice(0, -1), "--help"], { env: e.env, encoding: "utf8" });
     assert.equal(help.status, 0, help.stderr);
 
