@@ -25,10 +25,14 @@ function systemctl(...args: string[]): { ok: boolean; output: string } {
   return { ok: r.status === 0, output: `${r.stdout}${r.stderr}`.trim() };
 }
 
-function requireLinux(): void {
+/** The profile's unit: its name, its file, and whether that file exists. Linux only. */
+async function unitOf(profile: string): Promise<{ name: string; file: string; installed: boolean }> {
   if (process.platform !== "linux") {
     throw new LinkError("not_implemented", "`piper-link service` manages a systemd user service (Linux). On macOS and Windows use the desktop app's Start at login setting.");
   }
+  const name = serviceName(profile);
+  const file = path.join(userUnitDir(), name);
+  return { name, file, installed: (await readFileOrNull(file)) !== null };
 }
 
 export function addServiceCommand(program: Command, profile: () => string, run: Runner): void {
@@ -41,9 +45,7 @@ export function addServiceCommand(program: Command, profile: () => string, run: 
     .option("--json", "print JSON")
     .action(async (o: { authority?: string; start: boolean; json?: boolean }) => {
       await run(async (out) => {
-        requireLinux();
-        const name = serviceName(profile());
-        const file = path.join(userUnitDir(), name);
+        const { name, file } = await unitOf(profile());
         await writeFileAtomic(file, userUnit({ profile: profile(), command: cliCommand(), authority: o.authority }));
         if (!o.start) {
           out.result({ unit: file, enabled: false }, [`Wrote ${file}.`, `Start it with: systemctl --user enable --now ${name}`]);
@@ -68,10 +70,7 @@ export function addServiceCommand(program: Command, profile: () => string, run: 
     .option("--json", "print JSON")
     .action(async (o: { json?: boolean }) => {
       await run(async (out) => {
-        requireLinux();
-        const name = serviceName(profile());
-        const file = path.join(userUnitDir(), name);
-        const existed = (await readFileOrNull(file)) !== null;
+        const { name, file, installed: existed } = await unitOf(profile());
         // Best effort: the unit may never have been enabled, or there may be no user session.
         const disabled = systemctl("disable", "--now", name).ok;
         await fs.rm(file, { force: true });
@@ -86,10 +85,7 @@ export function addServiceCommand(program: Command, profile: () => string, run: 
     .option("--json", "print JSON")
     .action(async (o: { json?: boolean }) => {
       await run(async (out) => {
-        requireLinux();
-        const name = serviceName(profile());
-        const file = path.join(userUnitDir(), name);
-        const installed = (await readFileOrNull(file)) !== null;
+        const { name, file, installed } = await unitOf(profile());
         const active = installed ? systemctl("is-active", name).output || "unknown" : "not installed";
         out.result({ unit: file, installed, active }, installed ? `${name}: ${active} (${file})` : `${name} is not installed (piper-link service install).`);
         return ExitCode.ok;

@@ -138,6 +138,49 @@ export function Dialog({ title, onClose, children, actions, onSubmit }: { title:
   );
 }
 
+/** A table's header row; `actions` adds a last column (labelled for screen readers) for row buttons. */
+export function TableHead({ columns, actions = false }: { columns: string[]; actions?: boolean }) {
+  return (
+    <thead>
+      <tr>
+        {columns.map((c) => (
+          <th scope="col" key={c}>
+            {c}
+          </th>
+        ))}
+        {actions ? (
+          <th scope="col">
+            <span className="visually-hidden">Actions</span>
+          </th>
+        ) : null}
+      </tr>
+    </thead>
+  );
+}
+
+/** "Are you sure?" for a destructive action: Cancel has the focus, the action is one step away. */
+export function ConfirmDialog({ title, action, icon, busy, onConfirm, onCancel, children }: { title: string; action: string; icon: LucideIcon; busy: boolean; onConfirm: () => void; onCancel: () => void; children: ReactNode }) {
+  return (
+    <Dialog
+      title={title}
+      onClose={onCancel}
+      onSubmit={onConfirm}
+      actions={
+        <>
+          <Button onClick={onCancel} autoFocus>
+            Cancel
+          </Button>
+          <Button variant="dangerSolid" type="submit" busy={busy} icon={icon}>
+            {action}
+          </Button>
+        </>
+      }
+    >
+      {children}
+    </Dialog>
+  );
+}
+
 export function Field({ label, hint, error, children, id }: { label: string; hint?: string | undefined; error?: string | null; children: ReactNode; id: string }) {
   return (
     <div className={s.field}>

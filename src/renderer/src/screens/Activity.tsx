@@ -2,7 +2,7 @@
 import { History, Search } from "lucide-react";
 import { useId, useState } from "react";
 import type { AuditView } from "../../../shared/authority.js";
-import { Button, EmptyState, ErrorBanner, Field, Loading, PageHeader, ui } from "../components/ui.js";
+import { Button, EmptyState, ErrorBanner, Field, Loading, PageHeader, TableHead, ui } from "../components/ui.js";
 import { ago, dateTime } from "../format.js";
 import { useNow } from "../hooks.js";
 import { toUiError, useLinkApi, useLinkData, type UiError } from "../link-context.js";
@@ -94,17 +94,7 @@ export function ActivityScreen() {
       ) : (
         <>
           <table className={ui.table} aria-label="Activity">
-            <thead>
-              <tr>
-                <th scope="col">When</th>
-                <th scope="col">What</th>
-                <th scope="col">Agent</th>
-                <th scope="col">Variable</th>
-                <th scope="col">Secret</th>
-                <th scope="col">By</th>
-                <th scope="col">Outcome</th>
-              </tr>
-            </thead>
+            <TableHead columns={["When", "What", "Agent", "Variable", "Secret", "By", "Outcome"]} />
             <tbody>
               {events.map((e) => (
                 <tr key={e.id}>

@@ -2,7 +2,7 @@
 import { ShieldCheck, ShieldOff } from "lucide-react";
 import { useState } from "react";
 import type { GrantView } from "../../../shared/authority.js";
-import { Badge, Button, Dialog, EmptyState, ErrorBanner, Loading, PageHeader, ui } from "../components/ui.js";
+import { Badge, Button, ConfirmDialog, EmptyState, ErrorBanner, Loading, PageHeader, TableHead, ui } from "../components/ui.js";
 import { ago, dateTime, describeScope } from "../format.js";
 import { useNow } from "../hooks.js";
 import { isAuthority, toUiError, useLinkApi, useLinkData, type UiError } from "../link-context.js";
@@ -53,18 +53,7 @@ export function GrantsScreen() {
         </EmptyState>
       ) : (
         <table className={ui.table} aria-label="Grants">
-          <thead>
-            <tr>
-              <th scope="col">Agent</th>
-              <th scope="col">Variable</th>
-              <th scope="col">Scope</th>
-              <th scope="col">Created</th>
-              <th scope="col">Last used</th>
-              <th scope="col">
-                <span className="visually-hidden">Actions</span>
-              </th>
-            </tr>
-          </thead>
+          <TableHead columns={["Agent", "Variable", "Scope", "Created", "Last used"]} actions />
           <tbody>
             {rows.map((g) => (
               <tr key={g.id} data-grant-id={g.id}>
@@ -92,25 +81,11 @@ export function GrantsScreen() {
         </table>
       )}
       {revoking ? (
-        <Dialog
-          title="Revoke this grant?"
-          onClose={() => setRevoking(null)}
-          onSubmit={() => void revoke(revoking)}
-          actions={
-            <>
-              <Button onClick={() => setRevoking(null)} autoFocus>
-                Cancel
-              </Button>
-              <Button variant="dangerSolid" type="submit" busy={busy} icon={ShieldOff}>
-                Revoke
-              </Button>
-            </>
-          }
-        >
+        <ConfirmDialog title="Revoke this grant?" action="Revoke" icon={ShieldOff} busy={busy} onConfirm={() => void revoke(revoking)} onCancel={() => setRevoking(null)}>
           <p>
             {revoking.agentName ?? revoking.agentClientId} will no longer get <strong>{revoking.variable.toUpperCase()}</strong>. Its next call becomes a new request for you to approve.
           </p>
-        </Dialog>
+        </ConfirmDialog>
       ) : null}
     </section>
   );

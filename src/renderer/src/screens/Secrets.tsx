@@ -6,7 +6,7 @@ import { KeyRound, Pencil, Plus, Trash2 } from "lucide-react";
 import { useId, useState } from "react";
 import type { SecretView } from "../../../shared/authority.js";
 import { SecretNameSchema } from "../../../shared/authority.js";
-import { Button, Dialog, EmptyState, ErrorBanner, Field, Loading, PageHeader, ui } from "../components/ui.js";
+import { Button, ConfirmDialog, Dialog, EmptyState, ErrorBanner, Field, Loading, PageHeader, TableHead, ui } from "../components/ui.js";
 import { ago, dateTime } from "../format.js";
 import { useNow } from "../hooks.js";
 import { isAuthority, toUiError, useLinkApi, useLinkData, type UiError } from "../link-context.js";
@@ -57,17 +57,7 @@ export function SecretsScreen() {
         </EmptyState>
       ) : (
         <table className={ui.table} aria-label="Secrets">
-          <thead>
-            <tr>
-              <th scope="col">Name</th>
-              <th scope="col">Value</th>
-              <th scope="col">Updated</th>
-              <th scope="col">Created</th>
-              <th scope="col">
-                <span className="visually-hidden">Actions</span>
-              </th>
-            </tr>
-          </thead>
+          <TableHead columns={["Name", "Value", "Updated", "Created"]} actions />
           <tbody>
             {rows.map((x) => (
               <tr key={x.id}>
@@ -103,23 +93,9 @@ export function SecretsScreen() {
         />
       ) : null}
       {deleting ? (
-        <Dialog
-          title={`Delete ${deleting.name}?`}
-          onClose={() => setDeleting(null)}
-          onSubmit={() => void remove(deleting)}
-          actions={
-            <>
-              <Button onClick={() => setDeleting(null)} autoFocus>
-                Cancel
-              </Button>
-              <Button variant="dangerSolid" type="submit" busy={busy} icon={Trash2}>
-                Delete
-              </Button>
-            </>
-          }
-        >
+        <ConfirmDialog title={`Delete ${deleting.name}?`} action="Delete" icon={Trash2} busy={busy} onConfirm={() => void remove(deleting)} onCancel={() => setDeleting(null)}>
           <p>Agents with grants for it stop receiving it. This cannot be undone.</p>
-        </Dialog>
+        </ConfirmDialog>
       ) : null}
     </section>
   );

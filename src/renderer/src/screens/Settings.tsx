@@ -2,7 +2,7 @@
 import { Bell, LogOut, Power } from "lucide-react";
 import { useState } from "react";
 import type { LinkSettings, LinkStatus } from "../../../shared/control.js";
-import { Badge, Button, Dialog, ErrorBanner, PageHeader, ui } from "../components/ui.js";
+import { Badge, Button, ConfirmDialog, ErrorBanner, PageHeader, ui } from "../components/ui.js";
 import { toUiError, useDesktop, useLinkApi, useLinkData, type UiError } from "../link-context.js";
 import s from "./screens.module.css";
 
@@ -107,23 +107,9 @@ export function SettingsScreen({ status }: { status: LinkStatus }) {
       </div>
 
       {confirmSignOut ? (
-        <Dialog
-          title="Sign out of Piper Link?"
-          onClose={() => setConfirmSignOut(false)}
-          onSubmit={() => void signOut()}
-          actions={
-            <>
-              <Button onClick={() => setConfirmSignOut(false)} autoFocus>
-                Cancel
-              </Button>
-              <Button variant="dangerSolid" type="submit" busy={busy} icon={LogOut}>
-                Sign out
-              </Button>
-            </>
-          }
-        >
+        <ConfirmDialog title="Sign out of Piper Link?" action="Sign out" icon={LogOut} busy={busy} onConfirm={() => void signOut()} onCancel={() => setConfirmSignOut(false)}>
           <p>Agents on this machine stop getting secrets until you sign in again. Your secrets and grants stay with the authority.</p>
-        </Dialog>
+        </ConfirmDialog>
       ) : null}
     </section>
   );
