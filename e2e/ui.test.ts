@@ -269,6 +269,31 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     cli(fresh, ["stop"]);
   });
 
+  it("a request nobody decides disappears when it expires, without a reload; Approve and Deny work from the keyboard", async () => {
+    assert.ok(browser);
+    const short = await newEnv();
+    const shortStatus = cliJson(short, ["start", "--port", "0", "--request-ttl", "4000"], LinkStatusSchema);
+    cliJson(short, ["dev", "sign-in"], LinkStatusSchema);
+    const url = cliJson(short, ["ui"], UiSchema).url;
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(url);
+    const impatient = createPiperClient({ clientId: "agent_impatient", name: "Impatient Agent", linkUrl: shortStatus.url, fallbackToEnv: false });
+    clients.push(impatient);
+    const waiting = impatient.getSecret("SHORT_LIVED", { reason: "will expire" }).catch((err: unknown) => err);
+    const card = page.getByRole("listitem").filter({ hasText: "Impatient Agent" });
+    await card.waitFor();
+    // Keyboard: Tab reaches Approve… and Deny on the card.
+    await page.getByRole("button", { name: "Approve SHORT_LIVED for Impatient Agent" }).focus();
+    await page.keyboard.press("Tab");
+    assert.equal(await page.getByRole("button", { name: "Deny SHORT_LIVED for Impatient Agent" }).evaluate((el) => el === document.activeElement), true);
+    await card.waitFor({ state: "detached", timeout: 15_000 });
+    await page.getByRole("heading", { name: "No pending requests" }).waitFor();
+    assert.equal(((await waiting) as { code?: string }).code, "timeout", "the agent hears the request expired");
+    await context.close();
+    cli(short, ["stop"]);
+  });
+
   it("pyper-sdk's grant page on the Link names the request and brings the window to it", async () => {
     const { context, page } = await openUi();
     await go(page, "Settings");
