@@ -181,6 +181,14 @@ export const ControlFileSchema = z.object({
 });
 export type ControlFile = z.infer<typeof ControlFileSchema>;
 
+/**
+ * The address of the browser UI of a Link on `port`. The control token rides in the fragment, which
+ * browsers never send to a server, so it appears in no request line and no log.
+ */
+export function uiAddress(port: number, token: string): string {
+  return `http://127.0.0.1:${port}/ui/#token=${token}`;
+}
+
 /** Hides an instance ID except for its prefix and last four characters. */
 export function redactInstanceId(id: string): string {
   const prefix = /^[a-z]+_/.exec(id)?.[0] ?? "";

@@ -170,9 +170,10 @@ async function main(): Promise<void> {
 
   let settings = await link.api.getSettings({});
   await applyStartAtLogin(settings).catch(() => undefined);
-  const notify = async (requestId: string): Promise<void> => {
+  /** Called after `pending` was refreshed, so the new request is found there without asking again. */
+  const notify = (requestId: string): void => {
     if (!settings.notifications || !Notification.isSupported()) return;
-    const request = (await link.api.listRequests({ status: "pending" })).find((r) => r.id === requestId);
+    const request = pending.find((r) => r.id === requestId);
     if (request === undefined) return;
     const who = request.agentName ?? request.agentClientId;
     const proc = request.process === null ? "" : ` (${path.basename(request.process.executable ?? "?")}, pid ${request.process.pid})`;
@@ -188,8 +189,8 @@ async function main(): Promise<void> {
       settings = event.settings;
       void applyStartAtLogin(settings).catch(() => undefined);
     } else if (event.kind === "authority" && event.event.type.startsWith("request.")) {
-      void refreshPending();
-      if (event.event.type === "request.created" && event.event.id !== null) void notify(event.event.id).catch(() => undefined);
+      const created = event.event.type === "request.created" ? event.event.id : null;
+      void refreshPending().then(() => created !== null && notify(created));
     } else if (event.kind === "status") void refreshPending();
   });
   await refreshPending();

@@ -7,6 +7,7 @@ import { spawn } from "node:child_process";
 import readline from "node:readline";
 import { type Command, InvalidArgumentError, Option } from "commander";
 import type { GrantView, RequestView, Scope } from "../../shared/authority.js";
+import { uiAddress } from "../../shared/control.js";
 import { LinkError } from "../../shared/errors.js";
 import { callLink as call, notRunning, withRunningLink } from "./link-access.js";
 import { ExitCode, type Output } from "./output.js";
@@ -264,8 +265,7 @@ export function addUiCommand(program: Command, profile: () => string, run: Runne
       await run(async (out) => {
         const url = await withRunningLink(profile(), async (c) => {
           const status = await c.call("status", {});
-          // The token rides in the fragment: the browser keeps it, no server ever receives it.
-          return `http://127.0.0.1:${status.port}/ui/#token=${c.token}`;
+          return uiAddress(status.port, c.token);
         });
         if (url === null) throw notRunning(profile());
         const opened = o.print !== true && o.json !== true && openBrowser(url);

@@ -9,7 +9,7 @@ import { createKeychainStore } from "./keychain.js";
 import { createLink, type AuthorityConfig, type Link } from "./link.js";
 import { createFileLogger } from "./logger.js";
 import { resolveLinkPaths, type LinkPaths } from "./paths.js";
-import { findUiDir } from "./ui-assets.js";
+import { builtUiDir } from "./ui-assets.js";
 
 export interface DaemonOptions {
   profile: string;
@@ -61,7 +61,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     authority: options.authority === undefined ? { kind: "embedded" } : options.authority,
     onShutdownRequested: () => void stop("shutdown requested"),
     // src/main/core and dist/main/core are both three levels below the package root.
-    uiDir: options.uiDir !== undefined ? options.uiDir : await findUiDir([path.resolve(import.meta.dirname, "../../../out/renderer")]),
+    uiDir: options.uiDir !== undefined ? options.uiDir : await builtUiDir(path.resolve(import.meta.dirname, "../../../out/renderer")),
   });
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);

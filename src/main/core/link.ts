@@ -7,7 +7,7 @@
 import { randomBytes } from "node:crypto";
 import os from "node:os";
 import type { Logger } from "pino";
-import { redactInstanceId, type ControlEvent, type LinkApi, type LinkStatus } from "../../shared/control.js";
+import { redactInstanceId, uiAddress, type ControlEvent, type LinkApi, type LinkStatus } from "../../shared/control.js";
 import type { DiscoveryFile } from "../../shared/discovery.js";
 import { LinkError } from "../../shared/errors.js";
 import { CloseCode, type ContextPush } from "../../shared/protocol.js";
@@ -342,7 +342,7 @@ export function createLink(options: LinkOptions): Link {
       listeners.add(listener);
       return () => listeners.delete(listener);
     },
-    uiUrl: () => `http://127.0.0.1:${address?.port ?? 0}/ui/#token=${controlToken}`,
+    uiUrl: () => uiAddress(address?.port ?? 0, controlToken),
     async start() {
       if (server !== null) throw new Error("This Link is already started.");
       lock = await acquireInstanceLock(paths.lockFile, describeOwner);

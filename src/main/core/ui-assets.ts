@@ -37,17 +37,14 @@ export function uiContentSecurityPolicy(port: number): string {
   ].join("; ");
 }
 
-/** The install's built UI, or null when it was not built (the Link then says how to build it). */
-export async function findUiDir(candidates: string[]): Promise<string | null> {
-  for (const dir of candidates) {
-    try {
-      await fs.access(path.join(dir, "index.html"));
-      return dir;
-    } catch {
-      // try the next one
-    }
+/** `dir` when the UI was built there (it has index.html), else null (the Link then says how to build it). */
+export async function builtUiDir(dir: string): Promise<string | null> {
+  try {
+    await fs.access(path.join(dir, "index.html"));
+    return dir;
+  } catch {
+    return null;
   }
-  return null;
 }
 
 /** Answers a GET under /ui/ (and / as a redirect); returns false for paths that are not the UI's. */

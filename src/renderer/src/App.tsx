@@ -7,7 +7,7 @@ import { Badge, Banner, ErrorBanner, Loading } from "./components/ui.js";
 import { useConnection, useLinkData, useLinkEvents, useNavigationRequests } from "./link-context.js";
 import { ActivityScreen } from "./screens/Activity.js";
 import { GrantsScreen } from "./screens/Grants.js";
-import { isRequestEvent, RequestsScreen } from "./screens/Requests.js";
+import { RequestsScreen, usePendingRequests } from "./screens/Requests.js";
 import { SecretsScreen } from "./screens/Secrets.js";
 import { SettingsScreen } from "./screens/Settings.js";
 import { SignInScreen } from "./screens/SignIn.js";
@@ -59,7 +59,7 @@ function SignedIn({ status, reconnecting }: { status: LinkStatus; reconnecting: 
   useLinkEvents((event) => {
     if (event.kind === "show") setView(event.view);
   });
-  const pending = useLinkData((api) => api.listRequests({ status: "pending" }), isRequestEvent, []);
+  const pending = usePendingRequests();
   const pendingCount = (pending.data ?? []).filter((r) => r.expiresAt > Date.now()).length;
   const authority = status.authority;
   return (
@@ -107,7 +107,7 @@ function SignedIn({ status, reconnecting }: { status: LinkStatus; reconnecting: 
               <p>The authority is unreachable ({authority.error}). Agents get a retryable error until it is back; Piper Link keeps trying.</p>
             </Banner>
           ) : null}
-          {view === "requests" ? <RequestsScreen /> : null}
+          {view === "requests" ? <RequestsScreen requests={pending} /> : null}
           {view === "grants" ? <GrantsScreen /> : null}
           {view === "secrets" ? <SecretsScreen /> : null}
           {view === "activity" ? <ActivityScreen /> : null}

@@ -74,6 +74,36 @@ export function toUiError(err: unknown): UiError {
   return { code: "error", message: String(err) };
 }
 
+export interface LinkAction {
+  /** The key of the action running now (e.g. the request being denied), or null. */
+  busy: string | null;
+  error: UiError | null;
+  clearError: () => void;
+  /** Runs `op` with `key` busy; a failure becomes `error` (its stable code's message). True when it succeeded. */
+  run: (key: string, op: () => Promise<unknown>) => Promise<boolean>;
+}
+
+/** The busy flag and error banner of a screen's actions (approve, revoke, delete, save…). */
+export function useLinkAction(): LinkAction {
+  const [busy, setBusy] = useState<string | null>(null);
+  const [error, setError] = useState<UiError | null>(null);
+  const run = useCallback(async (key: string, op: () => Promise<unknown>): Promise<boolean> => {
+    setBusy(key);
+    setError(null);
+    try {
+      await op();
+      return true;
+    } catch (err) {
+      setError(toUiError(err));
+      return false;
+    } finally {
+      setBusy(null);
+    }
+  }, []);
+  const clearError = useCallback(() => setError(null), []);
+  return { busy, error, clearError, run };
+}
+
 export interface LinkData<T> {
   data: T | null;
   error: UiError | null;

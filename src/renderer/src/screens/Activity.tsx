@@ -5,7 +5,7 @@ import type { AuditView } from "../../../shared/authority.js";
 import { Button, EmptyState, ErrorBanner, Field, Loading, PageHeader, TableHead, ui } from "../components/ui.js";
 import { ago, dateTime } from "../format.js";
 import { useNow } from "../hooks.js";
-import { toUiError, useLinkApi, useLinkData, type UiError } from "../link-context.js";
+import { useLinkAction, useLinkApi, useLinkData } from "../link-context.js";
 import s from "./screens.module.css";
 
 const PAGE = 50;
@@ -33,8 +33,7 @@ export function ActivityScreen() {
   const [filter, setFilter] = useState<{ agent?: string; variable?: string }>({});
   const [older, setOlder] = useState<AuditView[]>([]);
   const [cursor, setCursor] = useState<string | null | undefined>(undefined);
-  const [loadingMore, setLoadingMore] = useState(false);
-  const [error, setError] = useState<UiError | null>(null);
+  const action = useLinkAction();
   // The newest page follows every change live; older pages are fetched on request.
   const first = useLinkData(
     async (a) => {
@@ -49,16 +48,11 @@ export function ActivityScreen() {
 
   async function loadOlder(): Promise<void> {
     if (cursor === null || cursor === undefined) return;
-    setLoadingMore(true);
-    try {
+    await action.run("older", async () => {
       const page = await api.listActivity({ limit: PAGE, before: cursor, ...filter });
       setOlder((o) => [...o, ...page.events]);
       setCursor(page.nextCursor);
-    } catch (err) {
-      setError(toUiError(err));
-    } finally {
-      setLoadingMore(false);
-    }
+    });
   }
 
   const events = [...(first.data?.events ?? []), ...older];
@@ -83,7 +77,7 @@ export function ActivityScreen() {
           Filter
         </Button>
       </form>
-      {error ? <ErrorBanner error={error} onDismiss={() => setError(null)} /> : null}
+      {action.error ? <ErrorBanner error={action.error} onDismiss={action.clearError} /> : null}
       {first.error ? <ErrorBanner error={first.error} /> : null}
       {first.data === null && first.loading ? (
         <Loading what="activity" />
@@ -111,7 +105,7 @@ export function ActivityScreen() {
           </table>
           {cursor !== null && cursor !== undefined ? (
             <div className={s.more}>
-              <Button onClick={() => void loadOlder()} busy={loadingMore}>
+              <Button onClick={() => void loadOlder()} busy={action.busy === "older"}>
                 Load older
               </Button>
             </div>

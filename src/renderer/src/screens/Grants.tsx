@@ -5,7 +5,7 @@ import type { GrantView } from "../../../shared/authority.js";
 import { Badge, Button, ConfirmDialog, EmptyState, ErrorBanner, Loading, PageHeader, TableHead, ui } from "../components/ui.js";
 import { ago, dateTime, describeScope } from "../format.js";
 import { useNow } from "../hooks.js";
-import { isAuthority, toUiError, useLinkApi, useLinkData, type UiError } from "../link-context.js";
+import { isAuthority, useLinkAction, useLinkApi, useLinkData } from "../link-context.js";
 import s from "./screens.module.css";
 
 export function GrantsScreen() {
@@ -14,21 +14,12 @@ export function GrantsScreen() {
   const [all, setAll] = useState(false);
   const grants = useLinkData((a) => a.listGrants({ all }), isAuthority("grant.changed", "request.decided", "secret.changed"), [all]);
   const [revoking, setRevoking] = useState<GrantView | null>(null);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<UiError | null>(null);
+  const action = useLinkAction();
 
   async function revoke(g: GrantView): Promise<void> {
-    setBusy(true);
-    try {
-      await api.revokeGrant({ grantId: g.id });
-      setRevoking(null);
-      grants.reload();
-    } catch (err) {
-      setError(toUiError(err));
-      setRevoking(null);
-    } finally {
-      setBusy(false);
-    }
+    const done = await action.run("revoke", () => api.revokeGrant({ grantId: g.id }));
+    setRevoking(null);
+    if (done) grants.reload();
   }
 
   const rows = (grants.data ?? []).slice().sort((a, b) => b.createdAt - a.createdAt);
@@ -43,7 +34,7 @@ export function GrantsScreen() {
           </label>
         }
       />
-      {error ? <ErrorBanner error={error} onDismiss={() => setError(null)} /> : null}
+      {action.error ? <ErrorBanner error={action.error} onDismiss={action.clearError} /> : null}
       {grants.error ? <ErrorBanner error={grants.error} /> : null}
       {grants.data === null && grants.loading ? (
         <Loading what="grants" />
@@ -81,7 +72,7 @@ export function GrantsScreen() {
         </table>
       )}
       {revoking ? (
-        <ConfirmDialog title="Revoke this grant?" action="Revoke" icon={ShieldOff} busy={busy} onConfirm={() => void revoke(revoking)} onCancel={() => setRevoking(null)}>
+        <ConfirmDialog title="Revoke this grant?" action="Revoke" icon={ShieldOff} busy={action.busy !== null} onConfirm={() => void revoke(revoking)} onCancel={() => setRevoking(null)}>
           <p>
             {revoking.agentName ?? revoking.agentClientId} will no longer get <strong>{revoking.variable.toUpperCase()}</strong>. Its next call becomes a new request for you to approve.
           </p>

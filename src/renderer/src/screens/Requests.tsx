@@ -11,7 +11,7 @@ import { normalizeVariable } from "../../../shared/protocol.js";
 import { Button, Dialog, EmptyState, ErrorBanner, Field, Loading, PageHeader, ui } from "../components/ui.js";
 import { ago, baseName, inTime } from "../format.js";
 import { useNow } from "../hooks.js";
-import { isAuthority, toUiError, useLinkApi, useLinkData, type UiError } from "../link-context.js";
+import { isAuthority, useLinkAction, useLinkApi, useLinkData, type LinkData } from "../link-context.js";
 import s from "./screens.module.css";
 
 type ScopeChoice = "once" | "hour" | "until_revoked" | "process";
@@ -38,34 +38,28 @@ function toScope(choice: ScopeChoice): Scope {
 
 export const isRequestEvent = isAuthority("request.created", "request.decided");
 
-export function RequestsScreen() {
+/** Pending requests, loaded (and kept live) by the window, which also counts them in the sidebar. */
+export function usePendingRequests(): LinkData<RequestView[]> {
+  return useLinkData((a) => a.listRequests({ status: "pending" }), isRequestEvent, []);
+}
+
+export function RequestsScreen({ requests }: { requests: LinkData<RequestView[]> }) {
   const now = useNow(1000);
   const api = useLinkApi();
-  const requests = useLinkData((a) => a.listRequests({ status: "pending" }), isRequestEvent, []);
   const secrets = useLinkData((a) => a.listSecrets({}), isAuthority("secret.changed"), []);
   const [approving, setApproving] = useState<RequestView | null>(null);
-  const [denying, setDenying] = useState<string | null>(null);
-  const [error, setError] = useState<UiError | null>(null);
+  const action = useLinkAction();
 
   const visible = (requests.data ?? []).filter((r) => r.expiresAt > now).sort((a, b) => b.createdAt - a.createdAt);
 
   async function deny(r: RequestView): Promise<void> {
-    setDenying(r.id);
-    setError(null);
-    try {
-      await api.denyRequest({ requestId: r.id });
-      requests.reload();
-    } catch (err) {
-      setError(toUiError(err));
-    } finally {
-      setDenying(null);
-    }
+    if (await action.run(r.id, () => api.denyRequest({ requestId: r.id }))) requests.reload();
   }
 
   return (
     <section aria-labelledby="requests-title">
       <PageHeader title="Requests" subtitle="Agents on this machine asking for a secret they have no grant for." />
-      {error ? <ErrorBanner error={error} onDismiss={() => setError(null)} /> : null}
+      {action.error ? <ErrorBanner error={action.error} onDismiss={action.clearError} /> : null}
       {requests.error ? <ErrorBanner error={requests.error} /> : null}
       {requests.data === null && requests.loading ? (
         <Loading what="requests" />
@@ -76,7 +70,7 @@ export function RequestsScreen() {
       ) : (
         <ul className={s.list} aria-label="Pending requests">
           {visible.map((r) => (
-            <RequestCard key={r.id} request={r} now={now} onApprove={() => setApproving(r)} onDeny={() => void deny(r)} denying={denying === r.id} />
+            <RequestCard key={r.id} request={r} now={now} onApprove={() => setApproving(r)} onDeny={() => void deny(r)} denying={action.busy === r.id} />
           ))}
         </ul>
       )}
@@ -161,14 +155,11 @@ function ApproveDialog({ request: r, secrets, onClose, onDone }: { request: Requ
   const [secret, setSecret] = useState<string>(match?.name ?? NEW_SECRET);
   const [newName, setNewName] = useState(r.variable.toUpperCase());
   const [newValue, setNewValue] = useState("");
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<UiError | null>(null);
+  const action = useLinkAction();
   const creating = secret === NEW_SECRET;
 
   async function approve(): Promise<void> {
-    setBusy(true);
-    setError(null);
-    try {
+    const done = await action.run("approve", async () => {
       let secretName = secret;
       if (creating) {
         if (newValue.length === 0) throw new LinkError("bad_request", `Enter the value of ${newName}, or choose an existing secret.`);
@@ -176,11 +167,8 @@ function ApproveDialog({ request: r, secrets, onClose, onDone }: { request: Requ
         setNewValue("");
       }
       await api.approveRequest({ requestId: r.id, scope: toScope(scope), secretName });
-      onDone();
-    } catch (err) {
-      setError(toUiError(err));
-      setBusy(false);
-    }
+    });
+    if (done) onDone();
   }
 
   return (
@@ -191,13 +179,13 @@ function ApproveDialog({ request: r, secrets, onClose, onDone }: { request: Requ
       actions={
         <>
           <Button onClick={onClose}>Cancel</Button>
-          <Button variant="primary" type="submit" icon={Check} busy={busy}>
+          <Button variant="primary" type="submit" icon={Check} busy={action.busy !== null}>
             Approve
           </Button>
         </>
       }
     >
-      {error ? <ErrorBanner error={error} /> : null}
+      {action.error ? <ErrorBanner error={action.error} /> : null}
       <fieldset className={s.scopes}>
         <legend>How long</legend>
         {SCOPES.map((option) => {

@@ -9,7 +9,7 @@ import { SecretNameSchema } from "../../../shared/authority.js";
 import { Button, ConfirmDialog, Dialog, EmptyState, ErrorBanner, Field, Loading, PageHeader, TableHead, ui } from "../components/ui.js";
 import { ago, dateTime } from "../format.js";
 import { useNow } from "../hooks.js";
-import { isAuthority, toUiError, useLinkApi, useLinkData, type UiError } from "../link-context.js";
+import { isAuthority, useLinkAction, useLinkApi, useLinkData, type UiError } from "../link-context.js";
 
 type Editing = { kind: "add" } | { kind: "replace"; secret: SecretView };
 
@@ -19,20 +19,12 @@ export function SecretsScreen() {
   const secrets = useLinkData((a) => a.listSecrets({}), isAuthority("secret.changed"), []);
   const [editing, setEditing] = useState<Editing | null>(null);
   const [deleting, setDeleting] = useState<SecretView | null>(null);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<UiError | null>(null);
+  const action = useLinkAction();
 
   async function remove(secret: SecretView): Promise<void> {
-    setBusy(true);
-    try {
-      await api.deleteSecret({ name: secret.name });
-      secrets.reload();
-    } catch (err) {
-      setError(toUiError(err));
-    } finally {
-      setBusy(false);
-      setDeleting(null);
-    }
+    const done = await action.run("delete", () => api.deleteSecret({ name: secret.name }));
+    setDeleting(null);
+    if (done) secrets.reload();
   }
 
   const rows = (secrets.data ?? []).slice().sort((a, b) => a.name.localeCompare(b.name));
@@ -47,7 +39,7 @@ export function SecretsScreen() {
           </Button>
         }
       />
-      {error ? <ErrorBanner error={error} onDismiss={() => setError(null)} /> : null}
+      {action.error ? <ErrorBanner error={action.error} onDismiss={action.clearError} /> : null}
       {secrets.error ? <ErrorBanner error={secrets.error} /> : null}
       {secrets.data === null && secrets.loading ? (
         <Loading what="secrets" />
@@ -93,7 +85,7 @@ export function SecretsScreen() {
         />
       ) : null}
       {deleting ? (
-        <ConfirmDialog title={`Delete ${deleting.name}?`} action="Delete" icon={Trash2} busy={busy} onConfirm={() => void remove(deleting)} onCancel={() => setDeleting(null)}>
+        <ConfirmDialog title={`Delete ${deleting.name}?`} action="Delete" icon={Trash2} busy={action.busy !== null} onConfirm={() => void remove(deleting)} onCancel={() => setDeleting(null)}>
           <p>Agents with grants for it stop receiving it. This cannot be undone.</p>
         </ConfirmDialog>
       ) : null}
@@ -106,28 +98,24 @@ function SecretDialog({ editing, onClose, onSaved }: { editing: Editing; onClose
   const id = useId();
   const [name, setName] = useState(editing.kind === "replace" ? editing.secret.name : "");
   const [value, setValue] = useState("");
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<UiError | null>(null);
+  const action = useLinkAction();
+  const [invalid, setInvalid] = useState<UiError | null>(null);
   const nameCheck = SecretNameSchema.safeParse(name.trim());
   const nameError = name.length > 0 && !nameCheck.success ? "Use letters, digits, _ . - only (up to 128)." : null;
 
   async function save(): Promise<void> {
     if (!nameCheck.success || value.length === 0) {
-      setError({ code: "bad_request", message: value.length === 0 ? "Enter the value." : "Enter a valid name." });
+      setInvalid({ code: "bad_request", message: value.length === 0 ? "Enter the value." : "Enter a valid name." });
       return;
     }
-    setBusy(true);
-    setError(null);
-    try {
-      await api.setSecret({ name: nameCheck.data, value });
+    setInvalid(null);
+    if (await action.run("save", () => api.setSecret({ name: nameCheck.data, value }))) {
       setValue("");
       onSaved();
-    } catch (err) {
-      setError(toUiError(err));
-      setBusy(false);
     }
   }
 
+  const shown = invalid ?? action.error;
   return (
     <Dialog
       title={editing.kind === "add" ? "Add a secret" : `Replace the value of ${editing.secret.name}`}
@@ -136,13 +124,13 @@ function SecretDialog({ editing, onClose, onSaved }: { editing: Editing; onClose
       actions={
         <>
           <Button onClick={onClose}>Cancel</Button>
-          <Button variant="primary" type="submit" busy={busy}>
+          <Button variant="primary" type="submit" busy={action.busy !== null}>
             Save
           </Button>
         </>
       }
     >
-      {error ? <ErrorBanner error={error} /> : null}
+      {shown ? <ErrorBanner error={shown} /> : null}
       {editing.kind === "add" ? (
         <Field label="Name" id={`${id}-name`} hint="As agents ask for it, e.g. OPENAI_API_KEY." error={nameError}>
           <input id={`${id}-name`} className={ui.input} value={name} onChange={(e) => setName(e.target.value)} autoComplete="off" spellCheck={false} autoFocus aria-describedby={`${id}-name-hint`} />

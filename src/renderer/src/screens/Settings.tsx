@@ -3,36 +3,23 @@ import { Bell, LogOut, Power } from "lucide-react";
 import { useState } from "react";
 import type { LinkSettings, LinkStatus } from "../../../shared/control.js";
 import { Badge, Button, ConfirmDialog, ErrorBanner, PageHeader, ui } from "../components/ui.js";
-import { toUiError, useDesktop, useLinkApi, useLinkData, type UiError } from "../link-context.js";
+import { useDesktop, useLinkAction, useLinkApi, useLinkData } from "../link-context.js";
 import s from "./screens.module.css";
 
 export function SettingsScreen({ status }: { status: LinkStatus }) {
   const api = useLinkApi();
   const desktop = useDesktop();
   const settings = useLinkData((a) => a.getSettings({}), (e) => e.kind === "settings", []);
-  const [error, setError] = useState<UiError | null>(null);
   const [confirmSignOut, setConfirmSignOut] = useState(false);
-  const [busy, setBusy] = useState(false);
+  const action = useLinkAction();
 
   async function change(patch: Partial<LinkSettings>): Promise<void> {
-    try {
-      await api.updateSettings(patch);
-      settings.reload();
-    } catch (err) {
-      setError(toUiError(err));
-    }
+    if (await action.run("settings", () => api.updateSettings(patch))) settings.reload();
   }
 
   async function signOut(): Promise<void> {
-    setBusy(true);
-    try {
-      await api.logout({});
-    } catch (err) {
-      setError(toUiError(err));
-    } finally {
-      setBusy(false);
-      setConfirmSignOut(false);
-    }
+    await action.run("sign-out", () => api.logout({}));
+    setConfirmSignOut(false);
   }
 
   const authority = status.authority;
@@ -40,7 +27,7 @@ export function SettingsScreen({ status }: { status: LinkStatus }) {
   return (
     <section>
       <PageHeader title="Settings" subtitle="How this Piper Link signs in, where its secrets live, and how it behaves." />
-      {error ? <ErrorBanner error={error} onDismiss={() => setError(null)} /> : null}
+      {action.error ? <ErrorBanner error={action.error} onDismiss={action.clearError} /> : null}
       {settings.error ? <ErrorBanner error={settings.error} /> : null}
 
       <div className={s.section}>
@@ -107,7 +94,7 @@ export function SettingsScreen({ status }: { status: LinkStatus }) {
       </div>
 
       {confirmSignOut ? (
-        <ConfirmDialog title="Sign out of Piper Link?" action="Sign out" icon={LogOut} busy={busy} onConfirm={() => void signOut()} onCancel={() => setConfirmSignOut(false)}>
+        <ConfirmDialog title="Sign out of Piper Link?" action="Sign out" icon={LogOut} busy={action.busy === "sign-out"} onConfirm={() => void signOut()} onCancel={() => setConfirmSignOut(false)}>
           <p>Agents on this machine stop getting secrets until you sign in again. Your secrets and grants stay with the authority.</p>
         </ConfirmDialog>
       ) : null}
