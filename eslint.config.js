@@ -74,7 +74,11 @@ export default tseslint.config(
     rules: { "no-restricted-imports": forbid(["main", "preload", "server", "sdk"], "the renderer talks to the core only through LinkApi from src/shared", NODE_IO) },
   },
   {
-    files: ["src/server/**", "src/sdk/**"],
-    rules: { "no-restricted-imports": forbid(["main", "renderer", "preload"], "the authority and the SDK never import the Link") },
+    files: ["src/server/**"],
+    rules: { "no-restricted-imports": forbid(["main", "renderer", "preload", "sdk"], "the authority never imports the Link or the agent SDK") },
+  },
+  {
+    files: ["src/sdk/**"],
+    rules: { "no-restricted-imports": forbid(["main", "renderer", "preload", "server"], "the agent SDK never imports the Link or the authority") },
   },
 );

@@ -9,10 +9,10 @@ import os from "node:os";
 import path from "node:path";
 import fs from "node:fs";
 import { WebSocketServer } from "ws";
-import type { KeychainItem, KeychainStore } from "../src/main/core/keychain.js";
+import type { KeychainItem, KeychainStore } from "../src/main/core/account/keychain.js";
 import { createLink } from "../src/main/core/link.js";
-import { silentLogger } from "../src/main/core/logger.js";
-import { resolveLinkPaths } from "../src/main/core/paths.js";
+import { silentLogger } from "../src/main/core/runtime/logger.js";
+import { resolveLinkPaths } from "../src/main/core/runtime/paths.js";
 
 export const BENCH_INSTANCE_ID = "inst_bench_0123456789abcdef";
 const BODY = JSON.stringify({ instanceId: BENCH_INSTANCE_ID });

@@ -4,7 +4,7 @@ import { promisify } from "node:util";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { z } from "zod";
-import { resolveLinkPaths, type LinkPaths } from "../src/main/core/paths.js";
+import { resolveLinkPaths, type LinkPaths } from "../src/main/core/runtime/paths.js";
 import { tempDir, uniqueProfile } from "./helpers.js";
 
 export const BIN = fileURLToPath(new URL("../bin/piper-link.js", import.meta.url));

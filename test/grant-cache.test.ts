@@ -2,8 +2,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { UsageReport } from "../src/shared/authority.js";
-import { createGrantCache } from "../src/main/core/grant-cache.js";
-import { silentLogger } from "../src/main/core/logger.js";
+import { createGrantCache } from "../src/main/core/authority/grant-cache.js";
+import { silentLogger } from "../src/main/core/runtime/logger.js";
 
 const proc = { pid: 10, executable: null, cwd: null, commandLine: null, startTime: 5 };
 const entry = { value: "v", grantId: "gr_1", expiresAt: null };

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { describe, it } from "node:test";
 import { LinkError } from "../src/shared/errors.js";
-import { createKeychainStore, keychainService } from "../src/main/core/keychain.js";
+import { createKeychainStore, keychainService } from "../src/main/core/account/keychain.js";
 import { uniqueProfile } from "./helpers.js";
 
 describe("keychain store (real Secret Service)", () => {

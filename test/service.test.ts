@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { z } from "zod";
-import { autostartEntry, autostartFile, setXdgAutostart } from "../src/main/core/autostart.js";
+import { autostartEntry, autostartFile, setXdgAutostart } from "../src/main/core/runtime/autostart.js";
 import { BIN, cli, cliJson, newEnv } from "./cli-helpers.js";
 
 describe("service install (systemd user unit)", () => {

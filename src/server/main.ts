@@ -2,7 +2,7 @@
 /**
  * The authority as its own process: `serve` (standalone, or the Link's embedded authority, which
  * prints one JSON line `{"url","fingerprint256"}` on stdout when it listens) and `create-user`
- * (prints a Link token; until sign-in lands this is how a Link gets one). Data keys come from the
+ * (prints a Link token, for scripts and tests that skip the browser sign-in). Data keys come from the
  * environment (`PIPER_AUTHORITY_DATA_KEYS`, `id:base64[,id:base64]`, first is current), never argv.
  * The heavy parts (HTTP framework, database drivers) are imported only when a command runs, so
  * `piper-link`'s other commands and the Link daemon do not load them.

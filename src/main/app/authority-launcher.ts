@@ -5,7 +5,7 @@
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { utilityProcess } from "electron";
-import type { AuthorityLauncher } from "../core/embedded-authority.js";
+import type { AuthorityLauncher } from "../core/authority/embedded-authority.js";
 
 /**
  * better-sqlite3 built for Electron's ABI: electron-builder rebuilds it in packaged apps; in

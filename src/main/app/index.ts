@@ -12,8 +12,8 @@ import type { RequestView } from "../../shared/authority.js";
 import { ControlMethods, CONTROL_METHOD_NAMES, type ControlEvent, type ControlMethod, type LinkSettings } from "../../shared/control.js";
 import { LinkError } from "../../shared/errors.js";
 import { LINK_EVENT_CHANNEL, LINK_IPC_CHANNEL, LINK_NAVIGATE_CHANNEL, type NavigableView } from "../../shared/ipc.js";
-import { setXdgAutostart } from "../core/autostart.js";
-import { startDaemon, type RunningDaemon } from "../core/daemon.js";
+import { setXdgAutostart } from "../core/runtime/autostart.js";
+import { startDaemon, type RunningDaemon } from "../core/runtime/daemon.js";
 import { utilityLauncher } from "./authority-launcher.js";
 
 const RENDERER_DEV_URL = process.env["ELECTRON_RENDERER_URL"];

@@ -243,7 +243,7 @@ export function addLoginCommand(program: Command, profile: () => string, run: Ru
 export function addDevSignIn(dev: Command, profile: () => string, run: Runner): void {
   dev
     .command("sign-in")
-    .description("register this machine with the embedded authority and store its instance ID (until sign-in lands)")
+    .description("register this machine with the embedded authority and store its instance ID (no browser needed)")
     .option("--name <name>", "a name for this machine")
     .option("--json", "print JSON")
     .action(async (o: { name?: string; json?: boolean }) => {

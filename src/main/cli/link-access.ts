@@ -1,8 +1,8 @@
 /** How CLI commands reach the running Link: through its control channel, or a clear `not_running`. */
 import type { ControlMethod, ControlParams, ControlResult } from "../../shared/control.js";
 import { LinkError } from "../../shared/errors.js";
-import { connectToRunningLink, type ControlClient } from "../core/control-client.js";
-import { resolveLinkPaths } from "../core/paths.js";
+import { connectToRunningLink, type ControlClient } from "../core/loopback/control-client.js";
+import { resolveLinkPaths } from "../core/runtime/paths.js";
 
 /** Runs `fn` with a control connection to the profile's Link; null when no Link is running. */
 export async function withRunningLink<T>(profile: string, fn: (client: ControlClient) => Promise<T>): Promise<T | null> {

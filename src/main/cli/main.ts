@@ -11,10 +11,10 @@ import { Command, CommanderError, InvalidArgumentError, Option } from "commander
 import type { LinkStatus } from "../../shared/control.js";
 import { LinkError, type ErrorCode } from "../../shared/errors.js";
 import { DEFAULT_LINK_PORT, LINK_VERSION } from "../../shared/version.js";
-import { startDaemon } from "../core/daemon.js";
-import { isPidAlive } from "../core/files.js";
-import { createKeychainStore } from "../core/keychain.js";
-import { resolveLinkPaths } from "../core/paths.js";
+import { startDaemon } from "../core/runtime/daemon.js";
+import { isPidAlive } from "../core/runtime/files.js";
+import { createKeychainStore } from "../core/account/keychain.js";
+import { resolveLinkPaths } from "../core/runtime/paths.js";
 import { authorityCommand } from "../../server/main.js";
 import type { AuthorityConfig } from "../core/link.js";
 import { addApprovalCommands, addDevSignIn, addLoginCommand, addUiCommand } from "./commands.js";
@@ -228,7 +228,7 @@ export function buildProgram(run: (job: (out: Output) => Promise<number>, json: 
   addServiceCommand(program, () => globals().profile, run);
   program.addCommand(authorityCommand());
 
-  const dev = program.command("dev").description("developer commands (until sign-in lands: drive the context by hand)");
+  const dev = program.command("dev").description("developer commands: drive the context by hand");
   dev
     .command("set-instance")
     .description("store an instance ID in the keychain and push it to connected agents")

@@ -9,8 +9,8 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
 import { LinkError } from "../../shared/errors.js";
-import { readFileOrNull, writeFileAtomic } from "../core/files.js";
-import { serviceName, userUnit, userUnitDir } from "../core/service-unit.js";
+import { readFileOrNull, writeFileAtomic } from "../core/runtime/files.js";
+import { serviceName, userUnit, userUnitDir } from "../core/runtime/service-unit.js";
 import type { Runner } from "./commands.js";
 import { ExitCode } from "./output.js";
 

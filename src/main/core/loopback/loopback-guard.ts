@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
-import type { ErrorCode } from "../../shared/errors.js";
+import type { ErrorCode } from "../../../shared/errors.js";
 
 /** Headers on every HTTP response of the Link. No CORS header is ever sent. */
 export const SECURITY_HEADERS: Readonly<Record<string, string>> = {

@@ -10,7 +10,7 @@ import { execFile } from "node:child_process";
 import fs from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
-import type { PeerProcess } from "../../shared/control.js";
+import type { PeerProcess } from "../../../shared/control.js";
 
 const execFileAsync = promisify(execFile);
 

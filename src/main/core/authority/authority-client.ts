@@ -24,8 +24,8 @@ import {
   type ApproveBody,
   type AuthorityEvent,
   type UsageReport,
-} from "../../shared/authority.js";
-import { LinkError, type ErrorCode } from "../../shared/errors.js";
+} from "../../../shared/authority.js";
+import { LinkError, type ErrorCode } from "../../../shared/errors.js";
 
 export interface AuthorityClientOptions {
   url: string;

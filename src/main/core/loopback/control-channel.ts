@@ -13,13 +13,13 @@ import {
   type ControlMethod,
   type ControlServerMessage,
   type LinkApi,
-} from "../../shared/control.js";
-import { LinkError, type ErrorCode } from "../../shared/errors.js";
-import { CloseCode, type RequestId } from "../../shared/protocol.js";
-import { LINK_VERSION } from "../../shared/version.js";
+} from "../../../shared/control.js";
+import { LinkError, type ErrorCode } from "../../../shared/errors.js";
+import { CloseCode, type RequestId } from "../../../shared/protocol.js";
+import { LINK_VERSION } from "../../../shared/version.js";
 import { describeIssues } from "./frame-guard.js";
 import type { LinkLimits } from "./limits.js";
-import { SessionBase } from "./session-base.js";
+import { ChannelBase } from "./channel-base.js";
 
 export function tokensEqual(given: string, expected: string): boolean {
   // Hashing first makes both sides the same length, so the compare leaks neither length nor content.
@@ -35,7 +35,7 @@ export interface ControlHost {
   log: Logger;
 }
 
-export class ControlSession extends SessionBase {
+export class ControlChannel extends ChannelBase {
   authenticated = false;
 
   constructor(

@@ -4,7 +4,7 @@
  */
 import os from "node:os";
 import path from "node:path";
-import { appDataBase, profileDirName, runtimeBase, type PlatformEnv } from "../../shared/discovery.js";
+import { appDataBase, profileDirName, runtimeBase, type PlatformEnv } from "../../../shared/discovery.js";
 
 export interface LinkPaths {
   dataDir: string;

@@ -8,15 +8,15 @@
  * fallback for an ended sign-in, which would switch accounts.
  */
 import type { Logger } from "pino";
-import { LinkError } from "../../shared/errors.js";
-import type { TokenResponse } from "../../shared/authority.js";
-import { AuthorityCallError, type AuthorityClient, type Credentials } from "./authority-client.js";
+import { LinkError } from "../../../shared/errors.js";
+import type { TokenResponse } from "../../../shared/authority.js";
+import { AuthorityCallError, type AuthorityClient, type Credentials } from "../authority/authority-client.js";
 import type { KeychainStore } from "./keychain.js";
 
 export const LINK_CLIENT_ID = "piper-link";
 export const SIGN_IN_AGAIN = "Your sign-in expired or was revoked. Sign in again with `piper-link login`.";
 
-export interface AuthSession extends Credentials {
+export interface SignInSession extends Credentials {
   /** Stores a fresh sign-in (refresh token to the keychain). */
   accept(tokens: TokenResponse): Promise<void>;
   /** Revokes the session at the authority (best effort) and forgets it. */
@@ -26,7 +26,7 @@ export interface AuthSession extends Credentials {
   readonly error: string | null;
 }
 
-export function createAuthSession(options: { keychain: KeychainStore; client: () => AuthorityClient | null; log: Logger; now: () => number }): AuthSession {
+export function createSignInSession(options: { keychain: KeychainStore; client: () => AuthorityClient | null; log: Logger; now: () => number }): SignInSession {
   const { keychain, log, now } = options;
   let access: { token: string; expiresAt: number } | null = null;
   let refreshing: Promise<string | null> | null = null;

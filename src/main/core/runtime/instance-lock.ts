@@ -4,7 +4,7 @@
  */
 import fs from "node:fs/promises";
 import path from "node:path";
-import { LinkError } from "../../shared/errors.js";
+import { LinkError } from "../../../shared/errors.js";
 import { ensurePrivateDir, isPidAlive, readFileOrNull, removeIfOwned } from "./files.js";
 
 export interface InstanceLock {

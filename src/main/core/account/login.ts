@@ -7,10 +7,10 @@
 import { createHash, randomBytes } from "node:crypto";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { LinkError } from "../../shared/errors.js";
-import type { TokenResponse } from "../../shared/authority.js";
-import { AuthorityCallError, type AuthorityClient } from "./authority-client.js";
-import { LINK_CLIENT_ID } from "./auth-session.js";
+import { LinkError } from "../../../shared/errors.js";
+import type { TokenResponse } from "../../../shared/authority.js";
+import { AuthorityCallError, type AuthorityClient } from "../authority/authority-client.js";
+import { LINK_CLIENT_ID } from "./sign-in-session.js";
 
 export interface LoginAttempt {
   kind: "browser" | "device";

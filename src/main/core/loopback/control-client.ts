@@ -3,11 +3,11 @@
  * authenticates with the token, and calls LinkApi methods with validated results.
  */
 import WebSocket from "ws";
-import { ControlFileSchema, type ControlMethod, type ControlParams, type ControlResult } from "../../shared/control.js";
-import { ControlConnection } from "../../shared/control-connection.js";
-import { LinkError } from "../../shared/errors.js";
-import { CONTROL_SUBPROTOCOL } from "../../shared/version.js";
-import { isPidAlive, readFileOrNull } from "./files.js";
+import { ControlFileSchema, type ControlMethod, type ControlParams, type ControlResult } from "../../../shared/control.js";
+import { ControlConnection } from "../../../shared/control-connection.js";
+import { LinkError } from "../../../shared/errors.js";
+import { CONTROL_SUBPROTOCOL } from "../../../shared/version.js";
+import { isPidAlive, readFileOrNull } from "../runtime/files.js";
 
 export interface ControlClient {
   /** The control token, for building the browser UI's address (it goes in the URL fragment). */

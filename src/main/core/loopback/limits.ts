@@ -1,5 +1,5 @@
 /** Limits of the loopback server, with their defaults (DESIGN.md section 3). All are options of `createLink`. */
-import { MAX_FRAME_BYTES } from "../../shared/protocol.js";
+import { MAX_FRAME_BYTES } from "../../../shared/protocol.js";
 
 export interface LinkLimits {
   /** Largest WebSocket frame; larger ones close the connection with 1009. */

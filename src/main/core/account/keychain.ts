@@ -6,7 +6,7 @@
  * used silently either.
  */
 import { AsyncEntry } from "@napi-rs/keyring";
-import { LinkError } from "../../shared/errors.js";
+import { LinkError } from "../../../shared/errors.js";
 
 /** The items the Link keeps in the keychain (DESIGN.md section 6). */
 export type KeychainItem =

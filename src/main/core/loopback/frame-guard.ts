@@ -4,10 +4,10 @@
  * the agent and the control channel.
  */
 import type { RawData } from "ws";
-import type { ErrorCode } from "../../shared/errors.js";
-import { CloseCode, RequestIdSchema, type RequestId } from "../../shared/protocol.js";
+import type { ErrorCode } from "../../../shared/errors.js";
+import { CloseCode, RequestIdSchema, type RequestId } from "../../../shared/protocol.js";
 import type { LinkLimits } from "./limits.js";
-import { TokenBucket, WindowCounter } from "../../shared/rate-limit.js";
+import { TokenBucket, WindowCounter } from "../../../shared/rate-limit.js";
 
 export type FrameVerdict =
   | { kind: "frame"; value: Record<string, unknown>; id: RequestId | null }

@@ -5,7 +5,7 @@
  */
 import type { Logger } from "pino";
 import type { AuthorityClient } from "./authority-client.js";
-import { describeLinuxProcess } from "./peer-process.js";
+import { describeLinuxProcess } from "../loopback/peer-process.js";
 
 export interface SweeperDeps {
   authority(): AuthorityClient | null;

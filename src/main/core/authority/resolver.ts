@@ -6,9 +6,9 @@
  * requesting process's identity goes with every call so the approval prompt names who is asking.
  */
 import type { Logger } from "pino";
-import { isRetryable, LinkError } from "../../shared/errors.js";
-import type { LinkMessage, Resolve } from "../../shared/protocol.js";
-import type { AgentHost, AgentSession } from "./agent-session.js";
+import { isRetryable, LinkError } from "../../../shared/errors.js";
+import type { LinkMessage, Resolve } from "../../../shared/protocol.js";
+import type { AgentHost, AgentChannel } from "../loopback/agent-channel.js";
 import type { AuthorityClient } from "./authority-client.js";
 import type { GrantCache } from "./grant-cache.js";
 
@@ -25,7 +25,7 @@ const DEFAULT_WAIT_MS = 120_000;
 const POLL_MS = 55_000;
 
 export function createAgentResolver(deps: ResolverDeps): AgentHost["resolve"] {
-  return async (session: AgentSession, request: Resolve, send: (m: LinkMessage) => void): Promise<void> => {
+  return async (session: AgentChannel, request: Resolve, send: (m: LinkMessage) => void): Promise<void> => {
     const fail = (code: LinkError["code"], message: string): void => {
       send({ type: "error", id: request.id, code, message, retryable: isRetryable(code) });
     };

@@ -10,11 +10,11 @@ import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import type { Logger } from "pino";
 import { WebSocketServer } from "ws";
-import type { ControlEvent } from "../../shared/control.js";
-import { AGENT_SUBPROTOCOL, CONTROL_SUBPROTOCOL, LINK_VERSION } from "../../shared/version.js";
-import { CloseCode, type ContextPush } from "../../shared/protocol.js";
-import { AgentSession, type AgentHost, type ContextSnapshot } from "./agent-session.js";
-import { ControlSession, type ControlHost } from "./control-session.js";
+import type { ControlEvent } from "../../../shared/control.js";
+import { AGENT_SUBPROTOCOL, CONTROL_SUBPROTOCOL, LINK_VERSION } from "../../../shared/version.js";
+import { CloseCode, type ContextPush } from "../../../shared/protocol.js";
+import { AgentChannel, type AgentHost, type ContextSnapshot } from "./agent-channel.js";
+import { ControlChannel, type ControlHost } from "./control-channel.js";
 import type { LinkLimits } from "./limits.js";
 import { allowedHosts, checkRequest, ownOrigins, rejectUpgrade, SECURITY_HEADERS, sendError, sendJson, type GuardPolicy, type Rejection } from "./loopback-guard.js";
 import type { PeerResolver } from "./peer-process.js";
@@ -59,8 +59,8 @@ export class LinkServer {
   private readonly servers: http.Server[] = [];
   private readonly agentWss: WebSocketServer;
   private readonly controlWss: WebSocketServer;
-  readonly agents = new Set<AgentSession>();
-  readonly controls = new Set<ControlSession>();
+  readonly agents = new Set<AgentChannel>();
+  readonly controls = new Set<ControlChannel>();
   private sweeper: NodeJS.Timeout | null = null;
   private lastHeartbeat = 0;
   private port = 0;
@@ -115,8 +115,8 @@ export class LinkServer {
     this.sweeper = null;
     if (this.agentsTimer) clearTimeout(this.agentsTimer);
     this.agentsTimer = null;
-    const sessions = [...this.agents, ...this.controls];
-    const closed = sessions.map(
+    const channels = [...this.agents, ...this.controls];
+    const closed = channels.map(
       (s) =>
         new Promise<void>((resolve) => {
           if (s.ws.readyState === s.ws.CLOSED) return resolve();
@@ -203,20 +203,20 @@ export class LinkServer {
     }
     if (isAgent) {
       this.agentWss.handleUpgrade(req, socket, head, (ws) => {
-        const session = new AgentSession(ws, req.socket.remotePort ?? 0, this.options.agentHost, this.options.limits);
-        this.agents.add(session);
+        const channel = new AgentChannel(ws, req.socket.remotePort ?? 0, this.options.agentHost, this.options.limits);
+        this.agents.add(channel);
         this.agentsChanged();
         ws.once("close", () => {
-          this.agents.delete(session);
+          this.agents.delete(channel);
           this.agentsChanged();
         });
-        session.identification = this.identify(session);
+        channel.identification = this.identify(channel);
       });
     } else {
       this.controlWss.handleUpgrade(req, socket, head, (ws) => {
-        const session = new ControlSession(ws, this.options.controlHost, this.options.limits);
-        this.controls.add(session);
-        ws.once("close", () => this.controls.delete(session));
+        const channel = new ControlChannel(ws, this.options.controlHost, this.options.limits);
+        this.controls.add(channel);
+        ws.once("close", () => this.controls.delete(channel));
       });
     }
   }
@@ -256,16 +256,16 @@ export class LinkServer {
   }
 
   /** Finds the agent's process and enforces the per-process connection limit. */
-  private async identify(session: AgentSession): Promise<void> {
-    const info = await this.options.peers.lookup(session.remotePort, this.port);
-    if (!this.agents.has(session)) return;
-    session.process = info;
+  private async identify(channel: AgentChannel): Promise<void> {
+    const info = await this.options.peers.lookup(channel.remotePort, this.port);
+    if (!this.agents.has(channel)) return;
+    channel.process = info;
     if (info === null) return;
     let count = 0;
     for (const other of this.agents) if (other.process?.pid === info.pid) count += 1;
     if (count > this.options.limits.maxConnectionsPerProcess) {
       this.options.log.warn({ pid: info.pid, count }, "per-process connection limit reached");
-      session.close(CloseCode.tooManyConnections, "too many connections from this process");
+      channel.close(CloseCode.tooManyConnections, "too many connections from this process");
     }
   }
 
@@ -274,9 +274,9 @@ export class LinkServer {
     const { handshakeTimeoutMs, idleTimeoutMs, heartbeatIntervalMs } = this.options.limits;
     const heartbeat = now - this.lastHeartbeat >= heartbeatIntervalMs;
     if (heartbeat) this.lastHeartbeat = now;
-    const sessions: Array<AgentSession | ControlSession> = [...this.agents, ...this.controls];
-    for (const s of sessions) {
-      const ready = s instanceof AgentSession ? s.helloed : s.authenticated;
+    const channels: Array<AgentChannel | ControlChannel> = [...this.agents, ...this.controls];
+    for (const s of channels) {
+      const ready = s instanceof AgentChannel ? s.helloed : s.authenticated;
       if (!ready && now - s.connectedAt > handshakeTimeoutMs) s.close(CloseCode.handshakeTimeout, "handshake timeout");
       else if (now - s.lastActivity > idleTimeoutMs) s.close(CloseCode.idleTimeout, "idle timeout");
       else if (heartbeat) {

@@ -8,7 +8,7 @@ import type WebSocket from "ws";
 import { FrameGuard } from "./frame-guard.js";
 import type { LinkLimits } from "./limits.js";
 
-export abstract class SessionBase {
+export abstract class ChannelBase {
   readonly connectedAt: number;
   lastActivity: number;
   alive = true;

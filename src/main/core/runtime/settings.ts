@@ -5,7 +5,7 @@
  */
 import path from "node:path";
 import type { Logger } from "pino";
-import { DEFAULT_SETTINGS, LinkSettingsSchema, type LinkSettings } from "../../shared/control.js";
+import { DEFAULT_SETTINGS, LinkSettingsSchema, type LinkSettings } from "../../../shared/control.js";
 import { readFileOrNull, writeFileAtomic } from "./files.js";
 
 export interface SettingsStore {

@@ -9,9 +9,9 @@
  *  - every answer from memory is reported to the authority for its audit log (batched, flushed on stop).
  */
 import type { Logger } from "pino";
-import type { UsageReport } from "../../shared/authority.js";
-import type { PeerProcess } from "../../shared/process.js";
-import { normalizeVariable } from "../../shared/protocol.js";
+import type { UsageReport } from "../../../shared/authority.js";
+import type { PeerProcess } from "../../../shared/process.js";
+import { normalizeVariable } from "../../../shared/protocol.js";
 
 interface Entry {
   value: string;

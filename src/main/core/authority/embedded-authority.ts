@@ -10,8 +10,8 @@ import fs from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Logger } from "pino";
-import { LinkError } from "../../shared/errors.js";
-import type { KeychainStore } from "./keychain.js";
+import { LinkError } from "../../../shared/errors.js";
+import type { KeychainStore } from "../account/keychain.js";
 
 export interface EmbeddedAuthority {
   url: string;

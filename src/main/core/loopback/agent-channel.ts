@@ -6,8 +6,8 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import type WebSocket from "ws";
-import type { AgentConnection, PeerProcess } from "../../shared/control.js";
-import { isRetryable, type ErrorCode } from "../../shared/errors.js";
+import type { AgentConnection, PeerProcess } from "../../../shared/control.js";
+import { isRetryable, type ErrorCode } from "../../../shared/errors.js";
 import {
   AGENT_MESSAGE_TYPES,
   AgentMessageSchema,
@@ -16,11 +16,11 @@ import {
   type LinkMessage,
   type RequestId,
   type Resolve,
-} from "../../shared/protocol.js";
-import { LINK_VERSION, PROTOCOL_VERSION } from "../../shared/version.js";
+} from "../../../shared/protocol.js";
+import { LINK_VERSION, PROTOCOL_VERSION } from "../../../shared/version.js";
 import { describeIssues } from "./frame-guard.js";
 import type { LinkLimits } from "./limits.js";
-import { SessionBase } from "./session-base.js";
+import { ChannelBase } from "./channel-base.js";
 
 /** The Link's context as agents see it. */
 export type ContextSnapshot =
@@ -35,7 +35,7 @@ export interface AgentHost {
    * Answers a `resolve` from a connection that said hello while the Link is signed in; may send
    * several frames (`pending`, then `secret` or `error`).
    */
-  resolve(session: AgentSession, request: Resolve, send: (message: LinkMessage) => void): Promise<void>;
+  resolve(channel: AgentChannel, request: Resolve, send: (message: LinkMessage) => void): Promise<void>;
   log: Logger;
   /** Told when an agent introduces itself, so the UI's list of agents can follow. */
   agentIdentified?(): void;
@@ -43,7 +43,7 @@ export interface AgentHost {
 
 export const NOT_LOGGED_IN_MESSAGE = "Piper Link is running but nobody is signed in. Open Piper Link and sign in.";
 
-export class AgentSession extends SessionBase {
+export class AgentChannel extends ChannelBase {
   readonly connectionId = `conn_${randomUUID()}`;
   agent: Hello["agent"] | null = null;
   process: PeerProcess | null = null;

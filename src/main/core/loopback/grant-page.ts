@@ -5,8 +5,8 @@
  * the pending request and the Link shows it in its window (the desktop app comes to the front; an
  * open browser window switches to Requests). Nothing is approved here — a GET has no say.
  */
-import type { RequestView } from "../../shared/authority.js";
-import { normalizeVariable } from "../../shared/protocol.js";
+import type { RequestView } from "../../../shared/authority.js";
+import { normalizeVariable } from "../../../shared/protocol.js";
 
 const escape = (text: string): string => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
