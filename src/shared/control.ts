@@ -36,6 +36,10 @@ export const KeychainHealthSchema = z.object({
   message: z.string().nullable(),
 });
 
+/** How a Link proves who it is to its authority: an OAuth sign-in, a locally provisioned token, or nothing yet. */
+export const AccountKindSchema = z.enum(["oauth", "local-token", "none"]);
+export type AccountKind = z.infer<typeof AccountKindSchema>;
+
 export const LinkStatusSchema = z.object({
   version: z.string(),
   pid: z.number().int(),
@@ -60,7 +64,7 @@ export const LinkStatusSchema = z.object({
       connected: z.boolean(),
       error: z.string().nullable(),
       /** How this Link proves who it is: an OAuth sign-in, a locally provisioned token, or nothing yet. */
-      account: z.enum(["oauth", "local-token", "none"]),
+      account: AccountKindSchema,
       /** Set when the sign-in ended (refresh token expired or revoked): the person must sign in again. */
       signInError: z.string().nullable(),
     })
@@ -91,7 +95,7 @@ export const ControlMethods = {
   },
   logout: { params: Empty, result: LinkStatusSchema },
   shutdown: { params: Empty, result: z.object({ stopping: z.literal(true) }) },
-  /** Until sign-in lands: register this machine with the embedded authority and store the instance ID. */
+  /** Starts a sign-in (browser PKCE, or a device code with `device`); `loginWait` awaits it. */
   loginStart: {
     params: z.object({ device: z.boolean().default(false) }).strict(),
     result: z.object({
@@ -126,6 +130,8 @@ export type ControlMethod = keyof typeof ControlMethods;
 export const CONTROL_METHOD_NAMES = Object.keys(ControlMethods) as ControlMethod[];
 export type ControlParams<M extends ControlMethod> = z.infer<(typeof ControlMethods)[M]["params"]>;
 export type ControlResult<M extends ControlMethod> = z.infer<(typeof ControlMethods)[M]["result"]>;
+
+export type LoginStarted = ControlResult<"loginStart">;
 
 /** What the UI and CLI may ask of the Link; implemented over IPC (Electron) or the control socket. */
 export type LinkApi = {

@@ -1,0 +1,126 @@
+/**
+ * Signing this machine in and out: browser (PKCE) and device-code attempts started by a control
+ * client and awaited by id, the developer sign-in with the embedded authority's local token, and
+ * sign-out. A completed sign-in keeps this machine's instance when it already belongs to the
+ * account, otherwise registers a new one; either way the new context reaches every agent.
+ */
+import { randomBytes } from "node:crypto";
+import os from "node:os";
+import type { Logger } from "pino";
+import type { AccountKind, LoginStarted } from "../../../shared/control.js";
+import { LinkError } from "../../../shared/errors.js";
+import type { AuthorityConnection } from "../authority/connection.js";
+import type { InstanceContext } from "./instance-context.js";
+import { startBrowserLogin, startDeviceLogin, type LoginAttempt } from "./login.js";
+import type { SignInSession } from "./sign-in-session.js";
+
+/** How long a started sign-in waits for someone to finish it before it is dropped (ms). */
+const LOGIN_ATTEMPT_TTL_MS = 15 * 60_000;
+
+export interface SignIn {
+  /** How this Link is signed in: OAuth session, the embedded authority's local token, or not at all. */
+  readonly account: AccountKind;
+  /** Uses a locally provisioned Link token (embedded or configured remote authority), or none. */
+  setLocalToken(token: string | null): void;
+  /** Re-reads whether an OAuth session exists (after sign-in, sign-out, start). */
+  refreshAccount(): Promise<void>;
+  start(device: boolean): Promise<LoginStarted>;
+  /** Waits up to `timeoutMs` for attempt `loginId`; on success stores the instance and returns. */
+  wait(loginId: string, timeoutMs: number): Promise<void>;
+  devSignIn(name: string | undefined): Promise<void>;
+  signOut(): Promise<void>;
+  /** Cancels every attempt in flight (their loopback listeners close). */
+  stop(): void;
+}
+
+export interface SignInDeps {
+  session: SignInSession;
+  connection: AuthorityConnection;
+  context: InstanceContext;
+  log: Logger;
+}
+
+export function createSignIn(deps: SignInDeps): SignIn {
+  const { session, connection, context, log } = deps;
+  const attempts = new Map<string, { attempt: LoginAttempt; timer: NodeJS.Timeout }>();
+  let localToken = false;
+  let account: AccountKind = "none";
+
+  function drop(loginId: string): void {
+    const entry = attempts.get(loginId);
+    if (entry === undefined) return;
+    clearTimeout(entry.timer);
+    entry.attempt.cancel();
+    attempts.delete(loginId);
+  }
+
+  async function refreshAccount(): Promise<void> {
+    account = (await session.hasOAuth().catch(() => false)) ? "oauth" : localToken ? "local-token" : "none";
+  }
+
+  return {
+    get account() {
+      return account;
+    },
+    setLocalToken(token) {
+      session.setLocalToken(token);
+      localToken = token !== null;
+    },
+    refreshAccount,
+    async start(device) {
+      const client = connection.require();
+      const attempt = device ? await startDeviceLogin(client) : await startBrowserLogin(client);
+      // Settled by `wait`; a sign-in nobody waits for must not become an unhandled rejection.
+      attempt.tokens.catch(() => undefined);
+      const loginId = randomBytes(9).toString("base64url");
+      const timer = setTimeout(() => drop(loginId), LOGIN_ATTEMPT_TTL_MS);
+      timer.unref();
+      attempts.set(loginId, { attempt, timer });
+      return {
+        loginId,
+        kind: attempt.kind,
+        authorizeUrl: attempt.authorizeUrl,
+        verificationUri: attempt.verificationUri,
+        verificationUriComplete: attempt.verificationUriComplete,
+        userCode: attempt.userCode,
+      };
+    },
+    async wait(loginId, timeoutMs) {
+      const entry = attempts.get(loginId);
+      if (entry === undefined) throw new LinkError("not_found", "No sign-in in progress with that ID. Run `piper-link login` again.");
+      const { attempt } = entry;
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new LinkError("timeout", "Nobody completed the sign-in in time. Run `piper-link login` again.")), timeoutMs);
+      });
+      try {
+        const tokens = await Promise.race([attempt.tokens, timeout]);
+        await session.accept(tokens);
+        await refreshAccount();
+        connection.reconnect();
+        const client = connection.require();
+        // Same machine, same account: keep the instance; otherwise register this machine.
+        const existing = context.instanceId;
+        const id = existing !== null && (await client.instanceIsMine(existing)) ? existing : (await client.registerInstance(os.hostname())).instanceId;
+        await context.store(id);
+        log.info({ method: attempt.kind }, "signed in");
+      } finally {
+        clearTimeout(timer);
+        drop(loginId);
+      }
+    },
+    async devSignIn(name) {
+      const { instanceId } = await connection.require().registerInstance(name ?? "This machine");
+      await context.store(instanceId);
+    },
+    async signOut() {
+      await session.signOut();
+      await context.forget();
+      await refreshAccount();
+      connection.reconnect();
+    },
+    stop() {
+      for (const loginId of [...attempts.keys()]) drop(loginId);
+    },
+  };
+}

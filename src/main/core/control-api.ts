@@ -1,0 +1,83 @@
+/**
+ * The LinkApi the window and the CLI use (DESIGN.md section 3: the control channel is the only
+ * place where approve, deny and revoke exist), assembled from the core's parts. Every change that
+ * can alter what a grant serves drops the grant cache before and after it.
+ */
+import type { ControlEvent, LinkApi, LinkStatus } from "../../shared/control.js";
+import type { AuthorityConnection } from "./authority/connection.js";
+import type { GrantCache } from "./authority/grant-cache.js";
+import type { InstanceContext } from "./account/instance-context.js";
+import type { SignIn } from "./account/sign-in.js";
+import type { SettingsStore } from "./runtime/settings.js";
+
+export interface ControlApiDeps {
+  connection: AuthorityConnection;
+  cache: GrantCache;
+  context: InstanceContext;
+  signIn: SignIn;
+  settings: SettingsStore;
+  status: () => LinkStatus;
+  emit: (event: ControlEvent) => void;
+  /** Stops the Link after the reply to `shutdown` has been sent. */
+  shutdown: () => void;
+}
+
+export function createControlApi(deps: ControlApiDeps): LinkApi {
+  const { connection, cache, context, signIn, settings, status, emit } = deps;
+  const authority = () => connection.require();
+
+  /** Runs a change through the authority, dropping cached grants before and after it. */
+  async function changing<T>(what: string, op: () => Promise<T>): Promise<T> {
+    cache.clear(what);
+    try {
+      return await op();
+    } finally {
+      cache.clear(what);
+    }
+  }
+
+  return {
+    status: () => Promise.resolve(status()),
+    async setInstanceId({ instanceId }) {
+      await context.store(instanceId);
+      return status();
+    },
+    async logout() {
+      await signIn.signOut();
+      return status();
+    },
+    loginStart: ({ device }) => signIn.start(device),
+    async loginWait({ loginId, timeoutMs }) {
+      await signIn.wait(loginId, timeoutMs);
+      emit({ kind: "status", status: status() });
+      return status();
+    },
+    async devSignIn({ name }) {
+      await signIn.devSignIn(name);
+      return status();
+    },
+    listRequests: ({ status: which }) => authority().listRequests(which),
+    approveRequest: ({ requestId, ...body }) => authority().approve(requestId, body),
+    denyRequest: ({ requestId }) => authority().deny(requestId),
+    listGrants: ({ all }) => authority().listGrants(all),
+    revokeGrant: ({ grantId }) => changing("revoke", () => authority().revokeGrant(grantId)),
+    listSecrets: () => authority().listSecrets(),
+    setSecret: ({ name, value }) => changing("secret set", () => authority().setSecret(name, value)),
+    async deleteSecret({ name }) {
+      await changing("secret deleted", () => authority().deleteSecret(name));
+      return { deleted: true as const };
+    },
+    listActivity: (query) => authority().audit(query),
+    getSettings: () => Promise.resolve(settings.get()),
+    async updateSettings(change) {
+      const next = await settings.update(change);
+      emit({ kind: "settings", settings: next });
+      return next;
+    },
+    shutdown() {
+      // Answer first, then stop: the caller gets its reply before the socket closes.
+      setImmediate(deps.shutdown);
+      return Promise.resolve({ stopping: true as const });
+    },
+  };
+}
