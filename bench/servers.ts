@@ -9,7 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import fs from "node:fs";
 import { WebSocketServer } from "ws";
-import type { KeychainItem, KeychainStore } from "../src/main/core/account/keychain.js";
+import type { KeychainItem, KeychainStore } from "../src/main/core/runtime/keychain.js";
 import { createLink } from "../src/main/core/link.js";
 import { silentLogger } from "../src/main/core/runtime/logger.js";
 import { resolveLinkPaths } from "../src/main/core/runtime/paths.js";

@@ -9,7 +9,7 @@ import path from "node:path";
 import WebSocket from "ws";
 import { LinkMessageSchema, type LinkMessage } from "../src/shared/protocol.js";
 import { AGENT_SUBPROTOCOL } from "../src/shared/version.js";
-import { createKeychainStore, type KeychainStore } from "../src/main/core/account/keychain.js";
+import { createKeychainStore, type KeychainStore } from "../src/main/core/runtime/keychain.js";
 import { createLink, type Link, type LinkOptions } from "../src/main/core/link.js";
 import type { LinkLimits } from "../src/main/core/loopback/limits.js";
 import { createFileLogger } from "../src/main/core/runtime/logger.js";

@@ -13,7 +13,7 @@ import { ControlMethods, CONTROL_METHOD_NAMES, type ControlEvent, type ControlMe
 import { LinkError } from "../../shared/errors.js";
 import { LINK_EVENT_CHANNEL, LINK_IPC_CHANNEL, LINK_NAVIGATE_CHANNEL, type NavigableView } from "../../shared/ipc.js";
 import { setXdgAutostart } from "../core/runtime/autostart.js";
-import { startDaemon, type RunningDaemon } from "../core/runtime/daemon.js";
+import { startDaemon, type RunningDaemon } from "../core/daemon.js";
 import { utilityLauncher } from "./authority-launcher.js";
 
 const RENDERER_DEV_URL = process.env["ELECTRON_RENDERER_URL"];

@@ -11,9 +11,9 @@ import { Command, CommanderError, InvalidArgumentError, Option } from "commander
 import type { LinkStatus } from "../../shared/control.js";
 import { LinkError, type ErrorCode } from "../../shared/errors.js";
 import { DEFAULT_LINK_PORT, LINK_VERSION } from "../../shared/version.js";
-import { startDaemon } from "../core/runtime/daemon.js";
+import { startDaemon } from "../core/daemon.js";
 import { isPidAlive } from "../core/runtime/files.js";
-import { createKeychainStore } from "../core/account/keychain.js";
+import { createKeychainStore } from "../core/runtime/keychain.js";
 import { resolveLinkPaths } from "../core/runtime/paths.js";
 import { authorityCommand } from "../../server/main.js";
 import type { AuthorityConfig } from "../core/link.js";

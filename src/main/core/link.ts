@@ -12,7 +12,7 @@ import { uiAddress, type ControlEvent, type LinkApi, type LinkStatus } from "../
 import { CloseCode } from "../../shared/protocol.js";
 import { DEFAULT_LINK_PORT } from "../../shared/version.js";
 import { createInstanceContext } from "./account/instance-context.js";
-import type { KeychainStore } from "./account/keychain.js";
+import type { KeychainStore } from "./runtime/keychain.js";
 import { createSignIn } from "./account/sign-in.js";
 import { createSignInSession } from "./account/sign-in-session.js";
 export type { AuthorityConfig } from "./authority/configured-authority.js";
@@ -198,7 +198,10 @@ export function createLink(options: LinkOptions): Link {
         startedAt = new Date(now());
         await context.load();
         await settings.load();
-        embedded = await connectConfiguredAuthority({ config, dataDir: paths.dataDir, keychain, log, linkPort: options.port, signIn, connection });
+        const connected = await connectConfiguredAuthority({ config, dataDir: paths.dataDir, keychain, log, linkPort: options.port, connection });
+        embedded = connected.embedded;
+        signIn.setLocalToken(connected.localToken);
+        await signIn.refreshAccount();
         const started = createServer();
         server = started;
         events.setBroadcast((event) => started.broadcastEvent(event));

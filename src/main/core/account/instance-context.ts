@@ -6,7 +6,7 @@
 import type { Logger } from "pino";
 import { LinkError } from "../../../shared/errors.js";
 import { NOT_LOGGED_IN_MESSAGE, type ContextSnapshot } from "../loopback/agent-channel.js";
-import type { KeychainStore } from "./keychain.js";
+import type { KeychainStore } from "../runtime/keychain.js";
 
 export interface InstanceContext {
   /** The instance ID in force, or null when nobody is signed in (or the keychain failed). */

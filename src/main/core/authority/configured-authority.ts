@@ -4,8 +4,7 @@
  * (URL, optional provisioned Link token and private CA), or none.
  */
 import type { Logger } from "pino";
-import type { KeychainStore } from "../account/keychain.js";
-import type { SignIn } from "../account/sign-in.js";
+import type { KeychainStore } from "../runtime/keychain.js";
 import type { AuthorityConnection } from "./connection.js";
 import { DEFAULT_AUTHORITY_PORT, startEmbeddedAuthority, type AuthorityLauncher, type EmbeddedAuthority } from "./embedded-authority.js";
 
@@ -20,19 +19,23 @@ export interface ConnectAuthorityDeps {
   log: Logger;
   /** The Link's own preferred port: a Link on port 0 (tests, extra profiles) gives its authority port 0 too. */
   linkPort: number | undefined;
-  signIn: SignIn;
   connection: AuthorityConnection;
 }
 
+/** What was started: the embedded authority (to stop with the Link) and the Link token to use without an OAuth sign-in. */
+export interface ConnectedAuthority {
+  embedded: EmbeddedAuthority | null;
+  localToken: string | null;
+}
+
 /**
- * Starts or points at the configured authority and connects to it. Returns the embedded
- * authority (to stop with the Link) or null. Throws what the embedded authority's start throws.
+ * Starts or points at the configured authority and connects to it. Throws what the embedded
+ * authority's start throws.
  */
-export async function connectConfiguredAuthority(deps: ConnectAuthorityDeps): Promise<EmbeddedAuthority | null> {
-  const { config, signIn, connection } = deps;
-  let embedded: EmbeddedAuthority | null = null;
+export async function connectConfiguredAuthority(deps: ConnectAuthorityDeps): Promise<ConnectedAuthority> {
+  const { config, connection } = deps;
   if (config?.kind === "embedded") {
-    embedded = await startEmbeddedAuthority({
+    const embedded = await startEmbeddedAuthority({
       dataDir: deps.dataDir,
       keychain: deps.keychain,
       log: deps.log,
@@ -42,12 +45,12 @@ export async function connectConfiguredAuthority(deps: ConnectAuthorityDeps): Pr
       port: config.port ?? (deps.linkPort === 0 ? 0 : undefined) ?? DEFAULT_AUTHORITY_PORT,
       onRestart: (next) => connection.connect({ url: next.url, pin: next.pin, ca: null }),
     });
-    signIn.setLocalToken(embedded.linkToken);
     connection.connect({ url: embedded.url, pin: embedded.pin, ca: null });
-  } else if (config?.kind === "remote") {
-    signIn.setLocalToken(config.linkToken ?? null);
-    connection.connect({ url: config.url, pin: null, ca: config.ca ?? null });
+    return { embedded, localToken: embedded.linkToken };
   }
-  await signIn.refreshAccount();
-  return embedded;
+  if (config?.kind === "remote") {
+    connection.connect({ url: config.url, pin: null, ca: config.ca ?? null });
+    return { embedded: null, localToken: config.linkToken ?? null };
+  }
+  return { embedded: null, localToken: null };
 }

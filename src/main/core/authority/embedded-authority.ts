@@ -11,7 +11,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Logger } from "pino";
 import { LinkError } from "../../../shared/errors.js";
-import type { KeychainStore } from "../account/keychain.js";
+import type { KeychainStore } from "../runtime/keychain.js";
 
 export interface EmbeddedAuthority {
   url: string;
@@ -55,7 +55,7 @@ export const DEFAULT_AUTHORITY_PORT = 31478;
 function serverEntry(): string {
   const self = fileURLToPath(import.meta.url);
   const ext = path.extname(self);
-  return path.resolve(path.dirname(self), "../../server", `main${ext}`);
+  return path.resolve(path.dirname(self), "../../../server", `main${ext}`);
 }
 
 /** The headless launcher: the authority's entry under this same Node binary. */

@@ -4,12 +4,12 @@
  * control client asks, closing agent sockets with 1001 and removing the discovery file.
  */
 import path from "node:path";
-import type { LinkStatus } from "../../../shared/control.js";
-import { createKeychainStore } from "../account/keychain.js";
-import { createLink, type AuthorityConfig, type Link } from "../link.js";
-import { createFileLogger } from "./logger.js";
-import { resolveLinkPaths, type LinkPaths } from "./paths.js";
-import { builtUiDir } from "../loopback/ui-assets.js";
+import type { LinkStatus } from "../../shared/control.js";
+import { createKeychainStore } from "./runtime/keychain.js";
+import { createLink, type AuthorityConfig, type Link } from "./link.js";
+import { createFileLogger } from "./runtime/logger.js";
+import { resolveLinkPaths, type LinkPaths } from "./runtime/paths.js";
+import { builtUiDir } from "./loopback/ui-assets.js";
 
 export interface DaemonOptions {
   profile: string;
