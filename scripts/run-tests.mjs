@@ -2,6 +2,7 @@
 // unlocked gnome-keyring and a temporary HOME, so keychain tests use a real keyring and never the
 // developer's own. Pass test files to run a subset: `npm run test:unit -- test/keychain.test.ts`.
 import { spawnSync } from "node:child_process";
+import { ensurePostgres, ensureSystemParts } from "./test-setup.mjs";
 import { mkdtempSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -9,17 +10,9 @@ import path from "node:path";
 const root = path.resolve(import.meta.dirname, "..");
 const args = process.argv.slice(2);
 
-function which(cmd) {
-  return spawnSync("sh", ["-c", `command -v ${cmd}`]).status === 0;
-}
-
 if (!process.env.PIPER_TEST_KEYRING) {
-  for (const cmd of ["dbus-run-session", "gnome-keyring-daemon"]) {
-    if (!which(cmd)) {
-      console.error(`Tests need a real keyring: ${cmd} is missing. Install gnome-keyring dbus dbus-x11 (see .ci/run).`);
-      process.exit(1);
-    }
-  }
+  ensureSystemParts();
+  const postgres = await ensurePostgres();
   const home = mkdtempSync(path.join(os.tmpdir(), "piper-link-test-home-"));
   const runtime = path.join(home, "run");
   mkdirSync(runtime, { mode: 0o700 });
@@ -33,8 +26,10 @@ if (!process.env.PIPER_TEST_KEYRING) {
       XDG_DATA_HOME: path.join(home, "data"),
       XDG_STATE_HOME: path.join(home, "state"),
       PIPER_TEST_KEYRING: "1",
+      PIPER_TEST_PG_URL: postgres.url,
     },
   });
+  await postgres.stop();
   rmSync(home, { recursive: true, force: true });
   process.exit(r.status ?? 1);
 }

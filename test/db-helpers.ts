@@ -1,7 +1,8 @@
 /**
  * Database fixtures for authority tests: a fresh SQLite file, or a fresh PostgreSQL database on the
- * server named by PIPER_TEST_PG_URL (CI starts Debian's postgresql; see .ci/run). Without that
- * variable the PostgreSQL cases are reported as skipped with the reason.
+ * server named by PIPER_TEST_PG_URL. `npm test` always sets it (scripts/test-setup.mjs starts a
+ * throwaway server when none is given), so under `npm test` the PostgreSQL cases never skip; run
+ * directly (`node --test`) without the variable they are reported as skipped with the reason.
  */
 import { randomBytes } from "node:crypto";
 import path from "node:path";
@@ -10,7 +11,7 @@ import pg from "pg";
 import { tempDir } from "./helpers.js";
 
 export const PG_URL = process.env["PIPER_TEST_PG_URL"] ?? null;
-export const PG_SKIP = PG_URL === null ? "PIPER_TEST_PG_URL is not set (CI sets it after starting postgresql)" : false;
+export const PG_SKIP = PG_URL === null ? "PIPER_TEST_PG_URL is not set (npm test starts a PostgreSQL and sets it)" : false;
 
 export interface TestDatabase {
   location: string;
