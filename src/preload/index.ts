@@ -1,18 +1,19 @@
 /**
- * The preload bridge (sandboxed, context-isolated): exposes `window.piperLink`, one typed function
- * per LinkApi method, and `window.piperLinkEvents` for pushed events and navigation requests. The
+ * The preload bridge (sandboxed, context-isolated): exposes `window.piperLink`, one function per
+ * LinkApi method answering a ControlOutcome value (so errors keep their code across IPC), and `window.piperLinkEvents` for pushed events and navigation requests. The
  * renderer never sees ipcRenderer; main validates every call again, and pushed payloads are
  * validated here before the page sees them.
  */
 import { contextBridge, ipcRenderer } from "electron";
-import { CONTROL_METHOD_NAMES, ControlEventSchema, type ControlEvent, type ControlMethod, type LinkApi } from "../shared/control.js";
-import { LINK_EVENT_CHANNEL, LINK_IPC_CHANNEL, LINK_NAVIGATE_CHANNEL, NAVIGABLE_VIEWS, type NavigableView } from "../shared/ipc.js";
+import { CONTROL_METHOD_NAMES, ControlEventSchema, type ControlEvent, type ControlMethod } from "../shared/control.js";
+import { LINK_EVENT_CHANNEL, LINK_IPC_CHANNEL, LINK_NAVIGATE_CHANNEL, NAVIGABLE_VIEWS, type LinkIpcBridge, type NavigableView } from "../shared/ipc.js";
 
 function bridge(method: ControlMethod) {
+  // Main answers a ControlOutcome value (errors included); the window validates and unwraps it.
   return (params: unknown): Promise<unknown> => ipcRenderer.invoke(LINK_IPC_CHANNEL, method, params);
 }
 
-const api = Object.fromEntries(CONTROL_METHOD_NAMES.map((m) => [m, bridge(m)])) as unknown as LinkApi;
+const api: LinkIpcBridge = Object.fromEntries(CONTROL_METHOD_NAMES.map((m) => [m, bridge(m)]));
 
 const events = {
   subscribe(listener: (event: ControlEvent) => void): () => void {

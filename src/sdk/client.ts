@@ -9,7 +9,7 @@ import WebSocket from "ws";
 import { LinkMessageSchema, type LinkMessage } from "../shared/protocol.js";
 import { AGENT_SUBPROTOCOL, LINK_VERSION, PROTOCOL_VERSION } from "../shared/version.js";
 import { discoverLinkUrl } from "./discovery.js";
-import { envNameFor } from "./env.js";
+import { envFallbackValue, envNameFor } from "./env.js";
 import {
   PiperConfigError,
   PiperError,
@@ -42,7 +42,10 @@ export interface PiperClientOptions {
   approvalTimeoutMs?: number;
   /** How long to try reaching the Link before `PiperLinkNeededError` (1 s). */
   connectTimeoutMs?: number;
-  /** Aborting it closes the client. */
+  /**
+   * Aborting it closes the client: every pending call rejects with a `PiperError` whose code is
+   * `aborted`, and `getSecret` then never falls back to the environment (the caller asked to stop).
+   */
   signal?: AbortSignal;
   logger?: PiperLogger;
   /** The environment for discovery and fallback (default `process.env`). */
@@ -79,6 +82,8 @@ type Handler = (message: LinkMessage) => void;
 interface InFlight {
   frame: string;
   handler: Handler;
+  /** Ends the call with an SDK-side error (the client closed or its signal fired). */
+  fail(err: PiperError): void;
 }
 
 const LINK_NOT_RUNNING = "Piper Link is not running. Start it with `npm start` (or `piper-link start`) or open the app.";
@@ -145,6 +150,8 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
       }, connectTimeoutMs);
       inFlight.set(helloId, {
         frame: "",
+        // The socket's close event rejects the connect attempt itself.
+        fail: () => undefined,
         handler: (m) => {
           inFlight.delete(helloId);
           clearTimeout(timer);
@@ -202,7 +209,13 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
     return promise;
   }
 
+  /** The error for calls cut short by the client-level signal (issue 12 item 6). */
+  function abortedError(): PiperError {
+    return new PiperError("aborted", "This Piper client was aborted by its signal.", { cause: options.signal?.reason });
+  }
+
   async function ensureReady(): Promise<void> {
+    if (options.signal?.aborted === true) throw abortedError();
     if (closed) throw new PiperError("closed", "This Piper client was closed.");
     await (ready ?? connect());
     if (loggedOut !== null || instanceId === null) {
@@ -251,6 +264,7 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
       }
       inFlight.set(id, {
         frame,
+        fail: (err) => finish(err),
         handler: (m) => {
           if (m.type === "pending") {
             if (requestId === null) opts.onPending?.({ variable, requestId: m.requestId });
@@ -278,6 +292,8 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
         try {
           return await viaLink(variable, opts);
         } catch (err) {
+          // Asked to stop: no fallback. Whatever the Link path failed with, the client's own signal wins.
+          if (options.signal?.aborted === true) throw err instanceof PiperError && err.code === "aborted" ? err : abortedError();
           if (err instanceof PiperError && (err.code === "aborted" || err.code === "closed")) throw err;
           piperError = err;
           attempts["piper"] = err instanceof PiperError ? `${err.name} (${err.code}): ${err.message}` : String(err);
@@ -286,8 +302,8 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
       }
       if (fallbackToEnv) {
         const name = envNameFor(variable, options.envPrefix, options.envMap);
-        const value = env[name];
-        if (value !== undefined && value !== "") return { value, source: "environment_variable", variable };
+        const value = envFallbackValue(env, name);
+        if (value !== null) return { value, source: "environment_variable", variable };
         attempts["environment_variable"] = `${name} is not set`;
       }
       if (!fallbackToEnv && piperError instanceof PiperError) throw piperError;
@@ -301,17 +317,23 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
     },
 
     close() {
-      closed = true;
-      if (reconnectTimer) clearTimeout(reconnectTimer);
-      if (heartbeat) clearInterval(heartbeat);
-      for (const [id, f] of inFlight) {
-        inFlight.delete(id);
-        f.handler({ type: "error", id, code: "internal_error", message: "This Piper client was closed.", retryable: false });
-      }
-      ws?.close(1000);
-      ws = null;
+      shutDown(new PiperError("closed", "This Piper client was closed."));
     },
   };
-  options.signal?.addEventListener("abort", () => client.close(), { once: true });
+
+  /** Closes the socket and fails every call in flight with `reason` (`aborted` when the signal fired). */
+  function shutDown(reason: PiperError): void {
+    closed = true;
+    if (reconnectTimer) clearTimeout(reconnectTimer);
+    if (heartbeat) clearInterval(heartbeat);
+    for (const [id, f] of inFlight) {
+      inFlight.delete(id);
+      f.fail(reason);
+    }
+    ws?.close(1000);
+    ws = null;
+  }
+  if (options.signal?.aborted === true) shutDown(abortedError());
+  else options.signal?.addEventListener("abort", () => shutDown(abortedError()), { once: true });
   return client;
 }

@@ -69,7 +69,8 @@ export class PiperSecretAcquisitionError extends PiperError {
   readonly attempts: Readonly<Record<string, string>>;
   constructor(variable: string, attempts: Record<string, string>, cause: unknown) {
     const lines = Object.entries(attempts).map(([source, what]) => `  - ${source}: ${what}`);
-    super("secret_unavailable", `Could not get ${variable} from any source:\n${lines.join("\n")}`, { cause });
+    // Retryable when the Link's failure was (rate limited, authority down): the environment will not change by itself.
+    super("secret_unavailable", `Could not get ${variable} from any source:\n${lines.join("\n")}`, { cause, retryable: cause instanceof PiperError && cause.retryable });
     this.name = "PiperSecretAcquisitionError";
     this.variable = variable;
     this.attempts = attempts;

@@ -14,7 +14,7 @@ import {
   SecretNameSchema,
   SecretViewSchema,
 } from "./authority.js";
-import { ErrorCodeSchema } from "./errors.js";
+import { ErrorCodeSchema, LinkError } from "./errors.js";
 import { PeerProcessSchema } from "./process.js";
 import { ContextStateSchema, RequestIdSchema } from "./protocol.js";
 
@@ -200,4 +200,104 @@ export function redactInstanceId(id: string): string {
   const prefix = /^[a-z]+_/.exec(id)?.[0] ?? "";
   const tail = id.length - prefix.length > 8 ? id.slice(-4) : "";
   return `${prefix}${"•".repeat(6)}${tail}`;
+}
+
+/**
+ * The answer of one control call as a value (issue 12 item 4): the control channel turns it into a
+ * `result`/`error` frame, the Electron IPC handler returns it as is (an Error thrown across IPC would
+ * lose its `code`), and `unwrapControlOutcome` turns it back into a result or a `LinkError`.
+ */
+export const ControlOutcomeSchema = z.discriminatedUnion("ok", [
+  z.object({ ok: z.literal(true), result: z.unknown() }),
+  z.object({
+    ok: z.literal(false),
+    error: z.object({ code: ErrorCodeSchema, message: z.string(), retryable: z.boolean().optional() }),
+  }),
+]);
+export type ControlOutcome = z.infer<typeof ControlOutcomeSchema>;
+
+/** True when `value` names a control method (an own key of `ControlMethods`). */
+export function isControlMethod(value: unknown): value is ControlMethod {
+  return typeof value === "string" && Object.hasOwn(ControlMethods, value);
+}
+
+/** Calls `api[method]` with params already validated for that method; results are checked by the caller. */
+function invoke<M extends ControlMethod>(api: LinkApi, method: M, params: ControlParams<M>): Promise<ControlResult<M>> {
+  const fn: LinkApi[M] = api[method];
+  return fn(params);
+}
+
+/**
+ * The one dispatch of a control call, used by the control channel and by the Electron IPC handler:
+ * an unknown `method` or `rawParams` failing the method's params schema -> `bad_request`; then
+ * `api[method]` runs and its result is checked against the method's result schema. A thrown
+ * `LinkError` keeps its code and message; anything else becomes `internal_error` (reported to
+ * `onUnexpected`, e.g. for the log, with a sentence that names the method but no internals).
+ * Never throws.
+ */
+export async function dispatchControl(
+  api: LinkApi,
+  method: unknown,
+  rawParams: unknown,
+  onUnexpected?: (method: string, err: unknown) => void,
+): Promise<ControlOutcome> {
+  if (!isControlMethod(method)) {
+    return { ok: false, error: { code: "bad_request", message: `Unknown control method ${JSON.stringify(String(method).slice(0, 64))}.` } };
+  }
+  const spec = ControlMethods[method];
+  const params = spec.params.safeParse(rawParams ?? {});
+  if (!params.success) {
+    const detail = params.error.issues
+      .slice(0, 3)
+      .map((i) => (i.path.length > 0 ? `${i.path.map(String).join(".")}: ${i.message}` : i.message))
+      .join("; ");
+    return { ok: false, error: { code: "bad_request", message: `Invalid params for ${method}: ${detail}` } };
+  }
+  try {
+    const result = spec.result.safeParse(await invoke(api, method, params.data));
+    if (result.success) return { ok: true, result: result.data };
+    onUnexpected?.(method, new Error(`invalid result: ${result.error.message}`));
+  } catch (err) {
+    if (err instanceof LinkError) return { ok: false, error: { code: err.code, message: err.message, retryable: err.retryable } };
+    onUnexpected?.(method, err);
+  }
+  return { ok: false, error: { code: "internal_error", message: `Piper Link could not run ${method}; see its log.` } };
+}
+
+/**
+ * The result of `method` from an outcome that crossed a boundary (IPC), validated: the method's result
+ * on success; throws a `LinkError` with the outcome's code on failure, or `internal_error` when the
+ * value is not an outcome or the result does not fit the method's result schema.
+ */
+export function unwrapControlOutcome<M extends ControlMethod>(method: M, value: unknown): ControlResult<M> {
+  const outcome = ControlOutcomeSchema.safeParse(value);
+  if (!outcome.success) throw new LinkError("internal_error", `Piper Link sent an invalid answer to ${method}.`);
+  if (!outcome.data.ok) {
+    const e = outcome.data.error;
+    throw new LinkError(e.code, e.message, e.retryable === undefined ? undefined : { retryable: e.retryable });
+  }
+  const result = ControlMethods[method].result.safeParse(outcome.data.result);
+  if (!result.success) throw new LinkError("internal_error", `Piper Link sent an invalid answer to ${method}.`);
+  // Parsed by method's own result schema just above; TypeScript cannot narrow the union by a generic key.
+  return result.data as ControlResult<M>;
+}
+
+/** One generic call of the control API, as each transport provides it. */
+export type ControlCall = <M extends ControlMethod>(method: M, params: ControlParams<M>) => Promise<ControlResult<M>>;
+
+/** Checks that every control method is present, so the object may be used as a `LinkApi`. */
+function isLinkApi(partial: Partial<Record<ControlMethod, unknown>>): partial is LinkApi {
+  return CONTROL_METHOD_NAMES.every((m) => typeof partial[m] === "function");
+}
+
+/**
+ * A `LinkApi` whose every method (one per key of `ControlMethods`) forwards to `call`. Used by the
+ * window over IPC (renderer/main.tsx) and by the browser's control WebSocket (socket-link.ts).
+ */
+export function createLinkApi(call: ControlCall): LinkApi {
+  const api: Partial<Record<ControlMethod, unknown>> = {};
+  for (const method of CONTROL_METHOD_NAMES) api[method] = (params: ControlParams<typeof method>) => call(method, params);
+  // TypeScript cannot relate a loop's writes to a mapped type; the guard checks completeness at run time.
+  if (!isLinkApi(api)) throw new Error("createLinkApi: a control method is missing");
+  return api;
 }

@@ -9,12 +9,12 @@
 import path from "node:path";
 import { app, BrowserWindow, dialog, ipcMain, Menu, nativeImage, Notification, session, shell, Tray, type IpcMainInvokeEvent } from "electron";
 import type { RequestView } from "../../shared/authority.js";
-import { ControlMethods, CONTROL_METHOD_NAMES, type ControlEvent, type ControlMethod, type LinkSettings } from "../../shared/control.js";
-import { LinkError } from "../../shared/errors.js";
+import { dispatchControl, type ControlEvent, type ControlOutcome, type LinkSettings } from "../../shared/control.js";
 import { LINK_EVENT_CHANNEL, LINK_IPC_CHANNEL, LINK_NAVIGATE_CHANNEL, type NavigableView } from "../../shared/ipc.js";
 import { setXdgAutostart } from "../core/runtime/autostart.js";
 import { startDaemon, type RunningDaemon } from "../core/daemon.js";
 import { utilityLauncher } from "./authority-launcher.js";
+import { isAuthoritySignInUrl, isOwnFrameUrl } from "./shell-policy.js";
 
 const RENDERER_DEV_URL = process.env["ELECTRON_RENDERER_URL"];
 const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
@@ -27,13 +27,7 @@ let daemon: RunningDaemon | null = null;
 let quitting = false;
 
 function isOwnFrame(event: IpcMainInvokeEvent): boolean {
-  const url = event.senderFrame?.url ?? "";
-  if (RENDERER_DEV_URL !== undefined && url.startsWith(RENDERER_DEV_URL)) return true;
-  return url.startsWith("file://") && url.includes(`${path.sep}renderer${path.sep}`.replaceAll("\\", "/"));
-}
-
-function isControlMethod(value: unknown): value is ControlMethod {
-  return typeof value === "string" && (CONTROL_METHOD_NAMES as string[]).includes(value);
+  return isOwnFrameUrl(event.senderFrame?.url, RENDERER_DEV_URL);
 }
 
 function asset(...parts: string[]): string {
@@ -79,15 +73,8 @@ function showWindow(view?: NavigableView): void {
 }
 
 /** Only the authority's own sign-in pages may open in the system browser (DESIGN.md section 7). */
-function isAuthoritySignInUrl(target: string): boolean {
-  const authority = daemon?.link.status().authority;
-  if (authority == null) return false;
-  try {
-    const url = new URL(target);
-    return url.origin === new URL(authority.url).origin && /^\/(oauth\/authorize|device)\b/.test(url.pathname);
-  } catch {
-    return false;
-  }
+function mayOpenExternally(target: string): boolean {
+  return isAuthoritySignInUrl(target, daemon?.link.status().authority?.url ?? null);
 }
 
 async function applyStartAtLogin(settings: LinkSettings): Promise<void> {
@@ -109,7 +96,7 @@ async function main(): Promise<void> {
   app.on("web-contents-created", (_e, contents) => {
     contents.on("will-navigate", (e) => e.preventDefault());
     contents.setWindowOpenHandler(({ url }) => {
-      if (isAuthoritySignInUrl(url)) void shell.openExternal(url);
+      if (mayOpenExternally(url)) void shell.openExternal(url);
       return { action: "deny" };
     });
   });
@@ -126,13 +113,10 @@ async function main(): Promise<void> {
     uiDir: null,
   });
   const link = daemon.link;
-  ipcMain.handle(LINK_IPC_CHANNEL, async (event, method: unknown, params: unknown) => {
-    if (!isOwnFrame(event)) throw new Error("IPC refused: unknown sender frame");
-    if (!isControlMethod(method)) throw new Error("IPC refused: unknown method");
-    const parsed = ControlMethods[method].params.safeParse(params ?? {});
-    if (!parsed.success) throw new LinkError("bad_request", `Invalid params for ${method}`);
-    const fn = link.api[method] as (p: unknown) => Promise<unknown>;
-    return ControlMethods[method].result.parse(await fn(parsed.data));
+  // Answers a ControlOutcome value, never a thrown error, so the window keeps each error's code.
+  ipcMain.handle(LINK_IPC_CHANNEL, async (event, method: unknown, params: unknown): Promise<ControlOutcome> => {
+    if (!isOwnFrame(event)) return { ok: false, error: { code: "forbidden_origin", message: "IPC refused: unknown sender frame." } };
+    return dispatchControl(link.api, method, params, (m, err) => process.stderr.write(`Piper Link: ${m} failed: ${err instanceof Error ? err.message : String(err)}\n`));
   });
 
   const icons: Record<TrayState, Electron.NativeImage> = {

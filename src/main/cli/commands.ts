@@ -8,6 +8,7 @@ import readline from "node:readline";
 import { type Command, InvalidArgumentError, Option } from "commander";
 import type { GrantView, RequestView, Scope } from "../../shared/authority.js";
 import { uiAddress } from "../../shared/control.js";
+import { displayText } from "../../shared/display.js";
 import { LinkError } from "../../shared/errors.js";
 import { callLink as call, notRunning, withRunningLink } from "./link-access.js";
 import { ExitCode, type Output } from "./output.js";
@@ -30,10 +31,19 @@ function ago(ms: number): string {
   return `${Math.round(s / 86400)}d ago`;
 }
 
+/** "Name (clientId)" or the client ID alone; both are the agent's own words, so escaped (issue 16 item 6). */
+function describeAgent(name: string | null, clientId: string): string {
+  return name ? `${displayText(name, 80)} (${displayText(clientId, 80)})` : displayText(clientId, 80);
+}
+
+/** A process path is chosen by whoever started the agent: escaped like the agent's own words. */
+function describeProcess(p: RequestView["process"]): string {
+  return p ? `pid ${p.pid} ${displayText(p.executable ?? "?")} in ${displayText(p.cwd ?? "?")}` : "process unknown";
+}
+
 function describeRequest(r: RequestView): string {
-  const who = r.agentName ? `${r.agentName} (${r.agentClientId})` : r.agentClientId;
-  const proc = r.process ? `pid ${r.process.pid} ${r.process.executable ?? "?"} in ${r.process.cwd ?? "?"}` : "process unknown";
-  return `${r.id}  ${who} wants ${r.variable.toUpperCase()}  [${proc}]  ${ago(r.createdAt)}${r.reason ? `  — "${r.reason}"` : ""}`;
+  const who = describeAgent(r.agentName, r.agentClientId);
+  return `${r.id}  ${who} wants ${displayText(r.variable.toUpperCase())}  [${describeProcess(r.process)}]  ${ago(r.createdAt)}${r.reason ? `  — "${displayText(r.reason, 300)}"` : ""}`;
 }
 
 function describeScope(g: GrantView): string {
@@ -44,9 +54,9 @@ function describeScope(g: GrantView): string {
 }
 
 function describeGrant(g: GrantView): string {
-  const who = g.agentName ? `${g.agentName} (${g.agentClientId})` : g.agentClientId;
+  const who = describeAgent(g.agentName, g.agentClientId);
   const state = g.endedAt === null ? "" : `  [ended: ${g.endReason ?? "?"}]`;
-  return `${g.id}  ${who}  ${g.variable.toUpperCase()} -> ${g.secretName}  ${describeScope(g)}  created ${ago(g.createdAt)}, last used ${g.lastUsedAt === null ? "never" : ago(g.lastUsedAt)}${state}`;
+  return `${g.id}  ${who}  ${displayText(g.variable.toUpperCase())} -> ${displayText(g.secretName)}  ${describeScope(g)}  created ${ago(g.createdAt)}, last used ${g.lastUsedAt === null ? "never" : ago(g.lastUsedAt)}${state}`;
 }
 
 /** Reads a secret value from stdin (piped) or a hidden prompt (terminal); never from argv. */
@@ -194,7 +204,7 @@ export function addApprovalCommands(program: Command, profile: () => string, run
           ...(o.agent ? { agent: o.agent } : {}),
           ...(o.variable ? { variable: o.variable } : {}),
         });
-        const lines = page.events.map((e) => `${new Date(e.at).toISOString()}  ${e.actor}  ${e.action}  ${e.variable ?? ""}  ${e.outcome}${e.secretName ? `  (${e.secretName})` : ""}`);
+        const lines = page.events.map((e) => `${new Date(e.at).toISOString()}  ${displayText(e.actor, 80)}  ${e.action}  ${displayText(e.variable ?? "")}  ${e.outcome}${e.secretName ? `  (${displayText(e.secretName)})` : ""}`);
         if (page.nextCursor) lines.push(`more: piper-link activity --before ${page.nextCursor}`);
         out.result(page, lines.length === 0 ? "No activity yet." : lines);
         return ExitCode.ok;

@@ -9,6 +9,7 @@ import fs from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import type { LinkStatus } from "../../shared/control.js";
+import { displayText } from "../../shared/display.js";
 import { LinkError, type ErrorCode } from "../../shared/errors.js";
 import { DEFAULT_LINK_PORT, LINK_VERSION } from "../../shared/version.js";
 import { startDaemon } from "../core/daemon.js";
@@ -79,9 +80,10 @@ function describeStatus(s: LinkStatus): string[] {
   } else lines.push("  authority: none configured");
   lines.push(`  agents connected: ${s.agents.length}`);
   for (const a of s.agents) {
-    const who = a.name ?? a.clientId ?? "(no hello yet)";
-    const proc = a.process ? `pid ${a.process.pid} ${a.process.executable ?? "?"} in ${a.process.cwd ?? "?"}` : "unknown process";
-    lines.push(`    - ${who}${a.clientId && a.name ? ` (${a.clientId})` : ""}: ${proc}`);
+    // Name and client ID are the agent's own words: escaped and cut (issue 16 item 6).
+    const who = a.name !== null ? displayText(a.name, 80) : a.clientId !== null ? displayText(a.clientId, 80) : "(no hello yet)";
+    const proc = a.process ? `pid ${a.process.pid} ${displayText(a.process.executable ?? "?")} in ${displayText(a.process.cwd ?? "?")}` : "unknown process";
+    lines.push(`    - ${who}${a.clientId && a.name ? ` (${displayText(a.clientId, 80)})` : ""}: ${proc}`);
   }
   lines.push(`  log:       ${s.logFile}`);
   return lines;

@@ -5,9 +5,10 @@
  */
 import { StrictMode, useEffect, useState } from "react";
 import { createRoot } from "react-dom/client";
-import type { LinkApi, LinkClient } from "../../shared/control.js";
+import { createLinkApi, unwrapControlOutcome, type LinkClient } from "../../shared/control.js";
+import { LinkError } from "../../shared/errors.js";
 import type { ControlEvent } from "../../shared/control.js";
-import type { NavigableView } from "../../shared/ipc.js";
+import type { LinkIpcBridge, NavigableView } from "../../shared/ipc.js";
 import { App } from "./App.js";
 import { LinkProvider } from "./link-context.js";
 import { createSocketLink, takeTokenFromLocation, type ConnectionState, type SocketLinkClient } from "./socket-link.js";
@@ -16,7 +17,7 @@ import "./theme.css";
 declare global {
   interface Window {
     /** Set by the Electron preload. */
-    piperLink?: LinkApi;
+    piperLink?: LinkIpcBridge;
     piperLinkEvents?: {
       subscribe(listener: (event: ControlEvent) => void): () => void;
       onNavigate(listener: (view: NavigableView) => void): () => void;
@@ -39,7 +40,14 @@ if (root === null) throw new Error("index.html has no #root element");
 
 if (window.piperLink !== undefined && window.piperLinkEvents !== undefined) {
   const events = window.piperLinkEvents;
-  const client: LinkClient = { api: window.piperLink, subscribe: (l) => events.subscribe(l) };
+  const bridge = window.piperLink;
+  // Each answer is a ControlOutcome; a failure is rethrown as a LinkError with its code (the code badge).
+  const api = createLinkApi(async (method, params) => {
+    const fn = bridge[method];
+    if (fn === undefined) throw new LinkError("internal_error", `The window's bridge has no ${method}.`);
+    return unwrapControlOutcome(method, await fn(params));
+  });
+  const client: LinkClient = { api, subscribe: (l) => events.subscribe(l) };
   createRoot(root).render(
     <StrictMode>
       <LinkProvider client={client} connection="open" desktop={true} onNavigate={(l) => events.onNavigate(l)}>

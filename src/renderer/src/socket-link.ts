@@ -4,7 +4,7 @@
  * when the Link restarts, the page reconnects by itself with backoff. A refused token is final.
  */
 import { ControlConnection } from "../../shared/control-connection.js";
-import { CONTROL_METHOD_NAMES, type ControlEvent, type ControlMethod, type LinkApi, type LinkClient } from "../../shared/control.js";
+import { createLinkApi, type ControlEvent, type LinkClient } from "../../shared/control.js";
 import { LinkError } from "../../shared/errors.js";
 import { CONTROL_SUBPROTOCOL } from "../../shared/version.js";
 
@@ -81,9 +81,7 @@ export function createSocketLink(url: string, token: string): SocketLinkClient {
     });
   }
 
-  const api = Object.fromEntries(
-    CONTROL_METHOD_NAMES.map((method: ControlMethod) => [method, async (params: never) => (await whenOpen()).call(method, params)]),
-  ) as unknown as LinkApi;
+  const api = createLinkApi(async (method, params) => (await whenOpen()).call(method, params));
 
   connect();
   return {

@@ -49,6 +49,8 @@ export class AgentChannel extends ChannelBase {
   process: PeerProcess | null = null;
   /** Settles once the peer process lookup is done (it runs in the background after connect). */
   identification: Promise<void> = Promise.resolve();
+  /** True while a `hello` waits for the peer identification before it is answered. */
+  private helloPending = false;
   /** Aborted when the connection closes, so waits on its behalf stop. */
   private readonly closing = new AbortController();
 
@@ -139,7 +141,27 @@ export class AgentChannel extends ChannelBase {
     );
   }
 
+  /**
+   * Answers `hello` only once the peer process is known, because the per-process connection cap is
+   * checked then (link-server.ts `identify`): a connection over the cap is closed with 4005 before it
+   * ever receives `welcome` (issue 16 item 11). The lookup usually finished before the hello arrives.
+   */
   private onHello(hello: Hello): void {
+    if (this.helloPending) {
+      this.sendError(hello.id, "bad_request", "A `hello` is already being answered on this connection.");
+      return;
+    }
+    this.helloPending = true;
+    void this.identification.then(
+      () => this.answerHello(hello),
+      () => this.answerHello(hello),
+    );
+  }
+
+  private answerHello(hello: Hello): void {
+    this.helloPending = false;
+    // Refused while the process was identified (over the per-process cap): no welcome, ever.
+    if (this.ws.readyState !== this.ws.OPEN || this.signal.aborted) return;
     if (hello.protocol !== PROTOCOL_VERSION) {
       this.sendError(
         hello.id,

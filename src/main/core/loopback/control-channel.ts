@@ -8,13 +8,13 @@ import type { Logger } from "pino";
 import type WebSocket from "ws";
 import {
   ControlClientMessageSchema,
-  ControlMethods,
+  dispatchControl,
   type ControlEvent,
   type ControlMethod,
   type ControlServerMessage,
   type LinkApi,
 } from "../../../shared/control.js";
-import { LinkError, type ErrorCode } from "../../../shared/errors.js";
+import type { ErrorCode } from "../../../shared/errors.js";
 import { CloseCode, type RequestId } from "../../../shared/protocol.js";
 import { LINK_VERSION } from "../../../shared/version.js";
 import { describeIssues } from "./frame-guard.js";
@@ -96,22 +96,10 @@ export class ControlChannel extends ChannelBase {
   }
 
   private async call(id: RequestId, method: ControlMethod, rawParams: unknown): Promise<void> {
-    const spec = ControlMethods[method];
-    const params = spec.params.safeParse(rawParams);
-    if (!params.success) {
-      this.fail(id, "bad_request", `Invalid params for ${method}: ${describeIssues(params.error.issues)}`);
-      return;
-    }
-    try {
-      const fn = this.host.api[method] as (p: unknown) => Promise<unknown>;
-      const result: unknown = await fn(params.data);
-      this.send({ type: "result", id, result: spec.result.parse(result) });
-    } catch (err) {
-      if (err instanceof LinkError) this.fail(id, err.code, err.message);
-      else {
-        this.host.log.error({ method, err: err instanceof Error ? err.message : String(err) }, "control call failed");
-        this.fail(id, "internal_error", `Piper Link could not run ${method}; see its log.`);
-      }
-    }
+    const outcome = await dispatchControl(this.host.api, method, rawParams, (m, err) =>
+      this.host.log.error({ method: m, err: err instanceof Error ? err.message : String(err) }, "control call failed"),
+    );
+    if (outcome.ok) this.send({ type: "result", id, result: outcome.result });
+    else this.fail(id, outcome.error.code, outcome.error.message);
   }
 }

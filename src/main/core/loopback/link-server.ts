@@ -68,7 +68,9 @@ export class LinkServer {
   private origins: ReadonlySet<string> = new Set();
 
   constructor(private readonly options: LinkServerOptions) {
-    const common = { noServer: true, maxPayload: options.limits.maxFrameBytes, perMessageDeflate: false, clientTracking: false };
+    // Frames up to 4x the limit are read so the guard can refuse them under their id (issue 16 item 7);
+    // larger ones are cut off by ws itself with 1009.
+    const common = { noServer: true, maxPayload: options.limits.maxFrameBytes * 4, perMessageDeflate: false, clientTracking: false };
     this.agentWss = new WebSocketServer({
       ...common,
       handleProtocols: (offered) => (offered.has(AGENT_SUBPROTOCOL) ? AGENT_SUBPROTOCOL : false),

@@ -2,6 +2,7 @@
 import { History, Search } from "lucide-react";
 import { useId, useState } from "react";
 import type { AuditView } from "../../../shared/authority.js";
+import { displayOptional, displayText } from "../../../shared/display.js";
 import { Button, EmptyState, ErrorBanner, Field, Loading, PageHeader, TableHead, ui } from "../components/ui.js";
 import { ago, dateTime } from "../format.js";
 import { useNow } from "../hooks.js";
@@ -94,10 +95,10 @@ export function ActivityScreen() {
                 <tr key={e.id}>
                   <td title={dateTime(e.at)}>{ago(e.at, now)}</td>
                   <td>{ACTIONS[e.action] ?? e.action}</td>
-                  <td className={ui.mono}>{e.agentClientId ?? "—"}</td>
-                  <td className={ui.mono}>{e.variable?.toUpperCase() ?? "—"}</td>
-                  <td className={ui.mono}>{e.secretName ?? "—"}</td>
-                  <td className={ui.muted}>{e.actor}</td>
+                  <td className={ui.mono}>{displayOptional(e.agentClientId, 80) ?? "—"}</td>
+                  <td className={ui.mono}>{displayOptional(e.variable?.toUpperCase()) ?? "—"}</td>
+                  <td className={ui.mono}>{displayOptional(e.secretName) ?? "—"}</td>
+                  <td className={ui.muted}>{displayText(e.actor, 80)}</td>
                   <td>{e.outcome}</td>
                 </tr>
               ))}

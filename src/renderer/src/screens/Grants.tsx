@@ -2,6 +2,7 @@
 import { ShieldCheck, ShieldOff } from "lucide-react";
 import { useState } from "react";
 import type { GrantView } from "../../../shared/authority.js";
+import { displayText } from "../../../shared/display.js";
 import { Badge, Button, ConfirmDialog, EmptyState, ErrorBanner, Loading, PageHeader, TableHead, ui } from "../components/ui.js";
 import { ago, dateTime, describeScope } from "../format.js";
 import { useNow } from "../hooks.js";
@@ -49,19 +50,19 @@ export function GrantsScreen() {
             {rows.map((g) => (
               <tr key={g.id} data-grant-id={g.id}>
                 <td>
-                  {g.agentName ?? g.agentClientId}
-                  {g.agentName !== null ? <div className={`${ui.mono ?? ""} ${ui.muted ?? ""}`}>{g.agentClientId}</div> : null}
+                  {displayText(g.agentName ?? g.agentClientId, 80)}
+                  {g.agentName !== null ? <div className={`${ui.mono ?? ""} ${ui.muted ?? ""}`}>{displayText(g.agentClientId, 80)}</div> : null}
                 </td>
                 <td>
-                  <span className={s.variable}>{g.variable.toUpperCase()}</span>
-                  {g.secretName.toLowerCase() !== g.variable ? <div className={ui.muted}>from {g.secretName}</div> : null}
+                  <span className={s.variable}>{displayText(g.variable.toUpperCase())}</span>
+                  {g.secretName.toLowerCase() !== g.variable ? <div className={ui.muted}>from {displayText(g.secretName)}</div> : null}
                 </td>
                 <td>{g.endedAt !== null ? <Badge tone="neutral">Ended: {g.endReason ?? "ended"}</Badge> : describeScope(g, now)}</td>
                 <td title={dateTime(g.createdAt)}>{ago(g.createdAt, now)}</td>
                 <td>{g.lastUsedAt === null ? <span className={ui.muted}>never</span> : <span title={dateTime(g.lastUsedAt)}>{ago(g.lastUsedAt, now)}</span>}</td>
                 <td>
                   {g.endedAt === null ? (
-                    <Button small variant="danger" icon={ShieldOff} onClick={() => setRevoking(g)} aria-label={`Revoke ${g.variable.toUpperCase()} for ${g.agentName ?? g.agentClientId}`}>
+                    <Button small variant="danger" icon={ShieldOff} onClick={() => setRevoking(g)} aria-label={`Revoke ${displayText(g.variable.toUpperCase())} for ${displayText(g.agentName ?? g.agentClientId, 80)}`}>
                       Revoke
                     </Button>
                   ) : null}
@@ -74,7 +75,7 @@ export function GrantsScreen() {
       {revoking ? (
         <ConfirmDialog title="Revoke this grant?" action="Revoke" icon={ShieldOff} busy={action.busy !== null} onConfirm={() => void revoke(revoking)} onCancel={() => setRevoking(null)}>
           <p>
-            {revoking.agentName ?? revoking.agentClientId} will no longer get <strong>{revoking.variable.toUpperCase()}</strong>. Its next call becomes a new request for you to approve.
+            {displayText(revoking.agentName ?? revoking.agentClientId, 80)} will no longer get <strong>{displayText(revoking.variable.toUpperCase())}</strong>. Its next call becomes a new request for you to approve.
           </p>
         </ConfirmDialog>
       ) : null}

@@ -6,6 +6,7 @@
 import { Check, Inbox, X } from "lucide-react";
 import { useId, useState } from "react";
 import type { RequestView, Scope, SecretView } from "../../../shared/authority.js";
+import { displayOptional, displayText } from "../../../shared/display.js";
 import { LinkError } from "../../../shared/errors.js";
 import { normalizeVariable } from "../../../shared/protocol.js";
 import { Button, Dialog, EmptyState, ErrorBanner, Field, Loading, PageHeader, ui } from "../components/ui.js";
@@ -90,28 +91,30 @@ export function RequestsScreen({ requests }: { requests: LinkData<RequestView[]>
 }
 
 function RequestCard({ request: r, now, onApprove, onDeny, denying }: { request: RequestView; now: number; onApprove: () => void; onDeny: () => void; denying: boolean }) {
-  const who = r.agentName ?? r.agentClientId;
+  // Everything here but the ids was chosen by the agent: shown escaped and cut (issue 16 item 6).
+  const who = displayText(r.agentName ?? r.agentClientId, 80);
+  const variable = displayText(r.variable.toUpperCase());
   const titleId = `req-${r.id}`;
   return (
     <li className={s.card} aria-labelledby={titleId} data-request-id={r.id}>
       <div>
         <h2 className={s.cardTitle} id={titleId}>
           {who}
-          {r.agentName !== null ? <span className={s.clientId}>{r.agentClientId}</span> : null}
+          {r.agentName !== null ? <span className={s.clientId}>{displayText(r.agentClientId, 80)}</span> : null}
           <span className={s.muted}>wants</span>
-          <span className={s.variable}>{r.variable.toUpperCase()}</span>
+          <span className={s.variable}>{variable}</span>
         </h2>
-        {r.reason !== null ? <p className={s.reason}>“{r.reason}”</p> : null}
+        {r.reason !== null ? <p className={s.reason}>“{displayText(r.reason, 300)}”</p> : null}
         <div className={s.meta}>
           <span>Asked {ago(r.createdAt, now)}</span>
           <span>Expires in {inTime(r.expiresAt, now)}</span>
         </div>
       </div>
       <div className={s.actions}>
-        <Button variant="primary" icon={Check} onClick={onApprove} aria-label={`Approve ${r.variable.toUpperCase()} for ${who}`}>
+        <Button variant="primary" icon={Check} onClick={onApprove} aria-label={`Approve ${variable} for ${who}`}>
           Approve…
         </Button>
-        <Button variant="danger" icon={X} onClick={onDeny} busy={denying} aria-label={`Deny ${r.variable.toUpperCase()} for ${who}`}>
+        <Button variant="danger" icon={X} onClick={onDeny} busy={denying} aria-label={`Deny ${variable} for ${who}`}>
           Deny
         </Button>
       </div>
@@ -124,17 +127,17 @@ function RequestCard({ request: r, now, onApprove, onDeny, denying }: { request:
         ) : (
           <>
             <dt>Program</dt>
-            <dd title={r.process.executable ?? undefined}>
-              {baseName(r.process.executable)} <span className={s.muted}>(pid {r.process.pid})</span>
+            <dd title={displayOptional(r.process.executable) ?? undefined}>
+              {displayText(baseName(r.process.executable))} <span className={s.muted}>(pid {r.process.pid})</span>
             </dd>
             <dt>Path</dt>
-            <dd>{r.process.executable ?? "unknown"}</dd>
+            <dd>{displayOptional(r.process.executable, 300) ?? "unknown"}</dd>
             <dt>Directory</dt>
-            <dd>{r.process.cwd ?? "unknown"}</dd>
+            <dd>{displayOptional(r.process.cwd, 300) ?? "unknown"}</dd>
             {r.process.commandLine !== null ? (
               <>
                 <dt>Command</dt>
-                <dd>{r.process.commandLine.join(" ").slice(0, 300)}</dd>
+                <dd>{displayText(r.process.commandLine.join(" "), 300)}</dd>
               </>
             ) : null}
           </>
@@ -173,7 +176,7 @@ function ApproveDialog({ request: r, secrets, onClose, onDone }: { request: Requ
 
   return (
     <Dialog
-      title={`Give ${r.variable.toUpperCase()} to ${r.agentName ?? r.agentClientId}?`}
+      title={`Give ${displayText(r.variable.toUpperCase())} to ${displayText(r.agentName ?? r.agentClientId, 80)}?`}
       onClose={onClose}
       onSubmit={() => void approve()}
       actions={

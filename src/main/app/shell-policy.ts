@@ -1,0 +1,48 @@
+/**
+ * Pure policies of the Electron shell (DESIGN.md section 7), kept free of any Electron import so
+ * tests run them directly: which URLs may open in the system browser, and which frames may call
+ * the IPC API.
+ */
+import path from "node:path";
+
+/**
+ * The authority's sign-in pages, the only pages `shell.openExternal` may open: the OAuth
+ * authorization endpoint (browser sign-in, RFC 8252) and the device page (RFC 8628).
+ */
+export const SIGN_IN_PATHS: ReadonlySet<string> = new Set(["/oauth/authorize", "/device"]);
+
+/**
+ * True when `target` is one of the authority's sign-in pages: it parses as a URL whose origin
+ * (scheme, host, port) equals `authorityUrl`'s and whose pathname is exactly one of `SIGN_IN_PATHS`
+ * (query allowed, so `/device?user_code=…` passes; `/device-x` or `/oauth/authorize/../x` do not).
+ * False for anything unparsable, and when there is no authority (`null`).
+ */
+export function isAuthoritySignInUrl(target: string, authorityUrl: string | null): boolean {
+  if (authorityUrl === null) return false;
+  try {
+    const url = new URL(target);
+    if (url.username !== "" || url.password !== "") return false;
+    return url.origin === new URL(authorityUrl).origin && SIGN_IN_PATHS.has(url.pathname);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * True when an IPC call comes from the window's own page: the dev server's URL in development
+ * (`devUrl`), otherwise a `file:` URL inside the app's `renderer` folder. Frames from anything else
+ * (an iframe, a navigated page) are refused.
+ */
+export function isOwnFrameUrl(url: string | undefined, devUrl: string | undefined): boolean {
+  if (url === undefined || url === "") return false;
+  if (devUrl !== undefined && devUrl !== "") {
+    try {
+      const own = new URL(devUrl);
+      const got = new URL(url);
+      if (got.origin === own.origin) return true;
+    } catch {
+      return false;
+    }
+  }
+  return url.startsWith("file://") && url.includes(`${path.sep}renderer${path.sep}`.replaceAll("\\", "/"));
+}
