@@ -15,7 +15,7 @@ import type { Kysely } from "kysely";
 import type { DeviceAuthorization, TokenResponse } from "../shared/authority.js";
 import type { Database } from "./db.js";
 import { hashToken, newId, newToken } from "./ids.js";
-import { ServiceError } from "./service.js";
+import { ServiceError } from "./service/errors.js";
 
 const scrypt = promisify(scryptCb) as (password: string, salt: Buffer, keylen: number, options: { N: number; r: number; p: number; maxmem: number }) => Promise<Buffer>;
 
