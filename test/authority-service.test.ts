@@ -230,6 +230,102 @@ for (const engine of ENGINES) {
       }
     });
 
+    it("lists many requests, grants and audit events with one query each (joins, not a query per row)", async () => {
+      const f = await fixture(engine.make);
+      try {
+        await f.service.setSecret(f.userId, "SHARED", "v");
+        // 30 agents, two variables each: 60 requests, 30 of them approved into grants.
+        for (let i = 0; i < 30; i++) {
+          for (const variable of ["SHARED", `OTHER_${i}`]) {
+            const r = await f.service.resolve(f.userId, { instanceId: f.instanceId, agentClientId: `agent_${i}`, agentName: `Agent ${i}`, variable });
+            if (variable === "SHARED") await f.service.approve(f.userId, pendingRequestId(r), { scope: { kind: "until_revoked" } });
+          }
+        }
+        let queries = 0;
+        const counted = f.opened.db.withPlugin({
+          transformQuery: (args) => {
+            queries += 1;
+            return args.node;
+          },
+          transformResult: (args) => Promise.resolve(args.result),
+        });
+        const service = createService({ db: counted, keys: parseDataKeys(`k1:${newDataKey()}`), bus: createLocalBus(), now: () => f.clock.t });
+        const measure = async <T>(run: () => Promise<T>): Promise<{ value: T; queries: number }> => {
+          queries = 0;
+          const value = await run();
+          return { value, queries };
+        };
+        const requests = await measure(() => service.listRequests(f.userId, "all"));
+        assert.equal(requests.value.length, 60);
+        assert.equal(requests.queries, 1, "the request list is one query");
+        assert.ok(requests.value.every((r) => r.agentName === `Agent ${r.agentClientId.slice("agent_".length)}`), "each request names its own agent");
+        const grants = await measure(() => service.listGrants(f.userId, true));
+        assert.equal(grants.value.length, 30);
+        assert.equal(grants.queries, 1, "the grant list is one query");
+        assert.ok(grants.value.every((g) => g.secretName === "SHARED" && g.agentName === `Agent ${g.agentClientId.slice("agent_".length)}`));
+        const audit = await measure(() => service.listAudit(f.userId, { limit: 500 }));
+        assert.ok(audit.value.events.length >= 90);
+        assert.equal(audit.queries, 1);
+        // A usage report reads its grants in one query; then one update and one audit row per grant.
+        const uses = grants.value.map((g, i) => ({ grantId: g.id, at: f.clock.t + i, agentClientId: g.agentClientId, pid: 7 }));
+        const usage = await measure(() => service.recordUsage(f.userId, { uses }));
+        assert.equal(usage.value, 30);
+        assert.equal(usage.queries, 1 + 2 * 30);
+        // A deleted secret's grants stay listed, named "(deleted)".
+        await service.deleteSecret(f.userId, "SHARED");
+        assert.ok((await service.listGrants(f.userId, true)).every((g) => g.secretName === "(deleted)" && g.endReason === "secret_deleted"));
+      } finally {
+        await f.done();
+      }
+    });
+
+    it("agent calls need the instance's own account; a revoked instance is invalid everywhere and its grants end", async () => {
+      const f = await fixture(engine.make);
+      try {
+        await f.service.setSecret(f.userId, "KEY", "alice-value");
+        const ask = (userId: string, instanceId: string) => f.service.resolve(userId, { instanceId, agentClientId: "agent_x", variable: "KEY" });
+        const r = await ask(f.userId, f.instanceId);
+        const grant = await f.service.approve(f.userId, pendingRequestId(r), { scope: { kind: "until_revoked" } });
+        assert.equal((await ask(f.userId, f.instanceId)).status, "granted");
+
+        // Bob holds a valid credential of his own and Alice's instance ID: refused, as if unknown.
+        const bob = await f.service.createUser("Bob");
+        const bobInstance = await f.service.registerInstance(bob.userId, "bob's machine");
+        await rejectsWith(ask(bob.userId, f.instanceId), 401, "invalid_instance");
+        await rejectsWith(f.service.waitForRequest(bob.userId, { instanceId: f.instanceId, agentClientId: "agent_x" }, pendingRequestId(r), 10), 401, "invalid_instance");
+        // Bob's own instance and the same client ID: Alice's grant never serves under Bob's account.
+        await f.service.setSecret(bob.userId, "KEY", "bob-value");
+        assert.equal((await ask(bob.userId, bobInstance)).status, "pending");
+        // A request made on one instance cannot be waited for through another of the same account.
+        const second = await f.service.registerInstance(f.userId, "second machine");
+        await rejectsWith(f.service.waitForRequest(bob.userId, { instanceId: bobInstance, agentClientId: "agent_x" }, pendingRequestId(r), 10), 404, "request_not_found");
+
+        // Sign-out: Bob cannot revoke Alice's instance; Alice can, and the grant ends.
+        await rejectsWith(f.service.revokeInstance(bob.userId, f.instanceId), 404, "instance_not_found");
+        const pyperIdent = { agentClientId: "agent_x", instanceId: f.instanceId };
+        const { credentialId } = await f.service.pyperResolveMapping({ ...pyperIdent, variableName: "KEY" });
+        await f.service.pyperScopedCredentials({ ...pyperIdent, credentialIds: [credentialId] });
+        const pendingOnIt = await ask(f.userId, f.instanceId).then(() => f.service.resolve(f.userId, { instanceId: f.instanceId, agentClientId: "agent_x", variable: "NOT_GRANTED" }));
+        const revoked = await f.service.revokeInstance(f.userId, f.instanceId);
+        assert.deepEqual([revoked.instanceId, revoked.grantsEnded], [f.instanceId, 1]);
+        assert.deepEqual((await f.service.revokeInstance(f.userId, f.instanceId)).revokedAt, revoked.revokedAt, "revoking again changes nothing");
+        const ended = (await f.service.listGrants(f.userId, true)).find((g) => g.id === grant.id);
+        assert.equal(ended?.endReason, "signed out");
+        assert.equal((await f.service.listRequests(f.userId, "all")).find((x) => x.id === pendingRequestId(pendingOnIt))?.status, "expired");
+        assert.equal(await f.service.instanceExists(f.userId, f.instanceId), false);
+        await rejectsWith(ask(f.userId, f.instanceId), 401, "invalid_instance");
+        await rejectsWith(f.service.pyperResolveMapping({ ...pyperIdent, variableName: "KEY" }), 401, "invalid_instance");
+        await rejectsWith(f.service.pyperScopedCredentials({ ...pyperIdent, credentialIds: [credentialId] }), 401, "invalid_instance");
+        await rejectsWith(f.service.pyperExchange({ ...pyperIdent, piperCredentialId: credentialId }, null), 401, "invalid_instance");
+        // Usage reported for the ended grant of a revoked instance is not recorded.
+        assert.equal(await f.service.recordUsage(f.userId, { uses: [{ grantId: grant.id, at: f.clock.t, agentClientId: "agent_x", pid: null }] }), 0);
+        // The account's other instance keeps working.
+        assert.equal((await ask(f.userId, second)).status, "pending");
+      } finally {
+        await f.done();
+      }
+    });
+
     it("rate-limits one agent without affecting another", async () => {
       const db = await engine.make();
       const opened = await openDatabase(db.location);
