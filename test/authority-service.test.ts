@@ -64,19 +64,19 @@ for (const engine of ENGINES) {
       const f = await fixture(engine.make);
       try {
         await f.service.setSecret(f.userId, "OPENAI_API_KEY", "sk-test-value-1");
-        const first = await f.service.resolve({ instanceId: f.instanceId, agentClientId: "agent_a", agentName: "Agent A", variable: "OPENAI_API_KEY", reason: "needs it", process: proc });
+        const first = await f.service.resolve(f.userId, { instanceId: f.instanceId, agentClientId: "agent_a", agentName: "Agent A", variable: "OPENAI_API_KEY", reason: "needs it", process: proc });
         assert.equal(first.status, "pending");
-        const again = await f.service.resolve({ instanceId: f.instanceId, agentClientId: "agent_a", variable: "openai-api-key" });
+        const again = await f.service.resolve(f.userId, { instanceId: f.instanceId, agentClientId: "agent_a", variable: "openai-api-key" });
         assert.equal(pendingRequestId(again), pendingRequestId(first), "the same pending request is reused");
         const [pending] = await f.service.listRequests(f.userId);
         assert.ok(pending);
         assert.deepEqual([pending.agentName, pending.variable, pending.reason, pending.process?.pid], ["Agent A", "openai_api_key", "needs it", 4242]);
         const grant = await f.service.approve(f.userId, pending.id, { scope: { kind: "until_revoked" } });
-        const value = await f.service.resolve({ instanceId: f.instanceId, agentClientId: "agent_a", variable: "OPENAI_API_KEY" });
+        const value = await f.service.resolve(f.userId, { instanceId: f.instanceId, agentClientId: "agent_a", variable: "OPENAI_API_KEY" });
         assert.deepEqual(value, { status: "granted", value: "sk-test-value-1", grantId: grant.id, expiresAt: null, variable: "openai_api_key", reusable: true });
-        assert.equal((await f.service.resolve({ instanceId: f.instanceId, agentClientId: "agent_a", variable: "OPENAI_API_KEY" })).status, "granted");
+        assert.equal((await f.service.resolve(f.userId, { instanceId: f.instanceId, agentClientId: "agent_a", variable: "OPENAI_API_KEY" })).status, "granted");
         await f.service.revokeGrant(f.userId, grant.id);
-        assert.equal((await f.service.resolve({ instanceId: f.instanceId, agentClientId: "agent_a", variable: "OPENAI_API_KEY" })).status, "pending");
+        assert.equal((await f.service.resolve(f.userId, { instanceId: f.instanceId, agentClientId: "agent_a", variable: "OPENAI_API_KEY" })).status, "pending");
         const grants = await f.service.listGrants(f.userId, true);
         assert.equal(grants[0]?.endReason, "revoked");
         // A decided request cannot be decided twice.
@@ -90,7 +90,7 @@ for (const engine of ENGINES) {
       const f = await fixture(engine.make);
       try {
         await f.service.setSecret(f.userId, "TOKEN", "tok-1");
-        const ask = async (p: typeof proc | null = proc) => f.service.resolve({ instanceId: f.instanceId, agentClientId: "agent_b", variable: "TOKEN", process: p });
+        const ask = async (p: typeof proc | null = proc) => f.service.resolve(f.userId, { instanceId: f.instanceId, agentClientId: "agent_b", variable: "TOKEN", process: p });
         const r1 = await ask();
         assert.equal(r1.status, "pending");
         await f.service.approve(f.userId, pendingRequestId(r1), { scope: { kind: "once" } });
@@ -119,7 +119,7 @@ for (const engine of ENGINES) {
     it("deny, expiry, and approval errors with stable codes", async () => {
       const f = await fixture(engine.make);
       try {
-        const r = await f.service.resolve({ instanceId: f.instanceId, agentClientId: "agent_c", variable: "MISSING" });
+        const r = await f.service.resolve(f.userId, { instanceId: f.instanceId, agentClientId: "agent_c", variable: "MISSING" });
         assert.equal(r.status, "pending");
         const id = pendingRequestId(r);
         await rejectsWith(f.service.approve(f.userId, id, { scope: { kind: "once" } }), 409, "secret_not_found");
@@ -127,16 +127,16 @@ for (const engine of ENGINES) {
         await rejectsWith(f.service.approve(f.userId, id, { scope: { kind: "process" } }), 409, "secret_not_found");
         const denied = await f.service.deny(f.userId, id);
         assert.equal(denied.status, "denied");
-        assert.equal(await f.service.waitForRequest({ instanceId: f.instanceId, agentClientId: "agent_c" }, id, 1000), "denied");
+        assert.equal(await f.service.waitForRequest(f.userId, { instanceId: f.instanceId, agentClientId: "agent_c" }, id, 1000), "denied");
 
-        const r2 = await f.service.resolve({ instanceId: f.instanceId, agentClientId: "agent_c", variable: "MISSING" });
+        const r2 = await f.service.resolve(f.userId, { instanceId: f.instanceId, agentClientId: "agent_c", variable: "MISSING" });
         const id2 = pendingRequestId(r2);
         assert.notEqual(id2, id, "a denied request is not reused");
         f.clock.t += 61_000;
         assert.equal(await f.service.expireRequests(), 1);
         assert.equal((await f.service.listRequests(f.userId, "all")).find((x) => x.id === id2)?.status, "expired");
-        await rejectsWith(f.service.resolve({ instanceId: "inst_unknown", agentClientId: "a", variable: "X" }), 401, "invalid_instance");
-        await rejectsWith(f.service.resolve({ instanceId: f.instanceId, agentClientId: "a", variable: "!!!" }), 400, "invalid_request");
+        await rejectsWith(f.service.resolve(f.userId, { instanceId: "inst_unknown", agentClientId: "a", variable: "X" }), 401, "invalid_instance");
+        await rejectsWith(f.service.resolve(f.userId, { instanceId: f.instanceId, agentClientId: "a", variable: "!!!" }), 400, "invalid_request");
       } finally {
         await f.done();
       }
@@ -146,9 +146,9 @@ for (const engine of ENGINES) {
       const f = await fixture(engine.make);
       try {
         await f.service.setSecret(f.userId, "WAKE", "w");
-        const r = await f.service.resolve({ instanceId: f.instanceId, agentClientId: "agent_w", variable: "WAKE" });
+        const r = await f.service.resolve(f.userId, { instanceId: f.instanceId, agentClientId: "agent_w", variable: "WAKE" });
         const id = pendingRequestId(r);
-        const waiting = f.service.waitForRequest({ instanceId: f.instanceId, agentClientId: "agent_w" }, id, 30_000);
+        const waiting = f.service.waitForRequest(f.userId, { instanceId: f.instanceId, agentClientId: "agent_w" }, id, 30_000);
         await f.service.approve(f.userId, id, { scope: { kind: "once" } });
         assert.equal(await waiting, "approved");
       } finally {
@@ -165,9 +165,9 @@ for (const engine of ENGINES) {
         assert.equal(rows.length, 1);
         assert.ok(!rows[0]?.ciphertext.includes(marker));
         assert.ok(!Buffer.from(rows[0]?.ciphertext ?? "", "base64").toString("latin1").includes(marker));
-        const r = await f.service.resolve({ instanceId: f.instanceId, agentClientId: "agent_m", variable: "MARKED" });
+        const r = await f.service.resolve(f.userId, { instanceId: f.instanceId, agentClientId: "agent_m", variable: "MARKED" });
         await f.service.approve(f.userId, pendingRequestId(r), { scope: { kind: "until_revoked" } });
-        assert.equal((await f.service.resolve({ instanceId: f.instanceId, agentClientId: "agent_m", variable: "MARKED" })).status, "granted");
+        assert.equal((await f.service.resolve(f.userId, { instanceId: f.instanceId, agentClientId: "agent_m", variable: "MARKED" })).status, "granted");
         const audit = await f.opened.db.selectFrom("audit_events").selectAll().execute();
         assert.ok(audit.length >= 4);
         assert.ok(!JSON.stringify(audit).includes(marker));
@@ -189,7 +189,7 @@ for (const engine of ENGINES) {
       try {
         for (let i = 0; i < 7; i++) {
           f.clock.t += 1;
-          await f.service.resolve({ instanceId: f.instanceId, agentClientId: `agent_${i % 2}`, variable: `VAR_${i}` });
+          await f.service.resolve(f.userId, { instanceId: f.instanceId, agentClientId: `agent_${i % 2}`, variable: `VAR_${i}` });
         }
         const first = await f.service.listAudit(f.userId, { limit: 3 });
         assert.equal(first.events.length, 3);
@@ -230,6 +230,102 @@ for (const engine of ENGINES) {
       }
     });
 
+    it("lists many requests, grants and audit events with one query each (joins, not a query per row)", async () => {
+      const f = await fixture(engine.make);
+      try {
+        await f.service.setSecret(f.userId, "SHARED", "v");
+        // 30 agents, two variables each: 60 requests, 30 of them approved into grants.
+        for (let i = 0; i < 30; i++) {
+          for (const variable of ["SHARED", `OTHER_${i}`]) {
+            const r = await f.service.resolve(f.userId, { instanceId: f.instanceId, agentClientId: `agent_${i}`, agentName: `Agent ${i}`, variable });
+            if (variable === "SHARED") await f.service.approve(f.userId, pendingRequestId(r), { scope: { kind: "until_revoked" } });
+          }
+        }
+        let queries = 0;
+        const counted = f.opened.db.withPlugin({
+          transformQuery: (args) => {
+            queries += 1;
+            return args.node;
+          },
+          transformResult: (args) => Promise.resolve(args.result),
+        });
+        const service = createService({ db: counted, keys: parseDataKeys(`k1:${newDataKey()}`), bus: createLocalBus(), now: () => f.clock.t });
+        const measure = async <T>(run: () => Promise<T>): Promise<{ value: T; queries: number }> => {
+          queries = 0;
+          const value = await run();
+          return { value, queries };
+        };
+        const requests = await measure(() => service.listRequests(f.userId, "all"));
+        assert.equal(requests.value.length, 60);
+        assert.equal(requests.queries, 1, "the request list is one query");
+        assert.ok(requests.value.every((r) => r.agentName === `Agent ${r.agentClientId.slice("agent_".length)}`), "each request names its own agent");
+        const grants = await measure(() => service.listGrants(f.userId, true));
+        assert.equal(grants.value.length, 30);
+        assert.equal(grants.queries, 1, "the grant list is one query");
+        assert.ok(grants.value.every((g) => g.secretName === "SHARED" && g.agentName === `Agent ${g.agentClientId.slice("agent_".length)}`));
+        const audit = await measure(() => service.listAudit(f.userId, { limit: 500 }));
+        assert.ok(audit.value.events.length >= 90);
+        assert.equal(audit.queries, 1);
+        // A usage report reads its grants in one query; then one update and one audit row per grant.
+        const uses = grants.value.map((g, i) => ({ grantId: g.id, at: f.clock.t + i, agentClientId: g.agentClientId, pid: 7 }));
+        const usage = await measure(() => service.recordUsage(f.userId, { uses }));
+        assert.equal(usage.value, 30);
+        assert.equal(usage.queries, 1 + 2 * 30);
+        // A deleted secret's grants stay listed, named "(deleted)".
+        await service.deleteSecret(f.userId, "SHARED");
+        assert.ok((await service.listGrants(f.userId, true)).every((g) => g.secretName === "(deleted)" && g.endReason === "secret_deleted"));
+      } finally {
+        await f.done();
+      }
+    });
+
+    it("agent calls need the instance's own account; a revoked instance is invalid everywhere and its grants end", async () => {
+      const f = await fixture(engine.make);
+      try {
+        await f.service.setSecret(f.userId, "KEY", "alice-value");
+        const ask = (userId: string, instanceId: string) => f.service.resolve(userId, { instanceId, agentClientId: "agent_x", variable: "KEY" });
+        const r = await ask(f.userId, f.instanceId);
+        const grant = await f.service.approve(f.userId, pendingRequestId(r), { scope: { kind: "until_revoked" } });
+        assert.equal((await ask(f.userId, f.instanceId)).status, "granted");
+
+        // Bob holds a valid credential of his own and Alice's instance ID: refused, as if unknown.
+        const bob = await f.service.createUser("Bob");
+        const bobInstance = await f.service.registerInstance(bob.userId, "bob's machine");
+        await rejectsWith(ask(bob.userId, f.instanceId), 401, "invalid_instance");
+        await rejectsWith(f.service.waitForRequest(bob.userId, { instanceId: f.instanceId, agentClientId: "agent_x" }, pendingRequestId(r), 10), 401, "invalid_instance");
+        // Bob's own instance and the same client ID: Alice's grant never serves under Bob's account.
+        await f.service.setSecret(bob.userId, "KEY", "bob-value");
+        assert.equal((await ask(bob.userId, bobInstance)).status, "pending");
+        // A request made on one instance cannot be waited for through another of the same account.
+        const second = await f.service.registerInstance(f.userId, "second machine");
+        await rejectsWith(f.service.waitForRequest(bob.userId, { instanceId: bobInstance, agentClientId: "agent_x" }, pendingRequestId(r), 10), 404, "request_not_found");
+
+        // Sign-out: Bob cannot revoke Alice's instance; Alice can, and the grant ends.
+        await rejectsWith(f.service.revokeInstance(bob.userId, f.instanceId), 404, "instance_not_found");
+        const pyperIdent = { agentClientId: "agent_x", instanceId: f.instanceId };
+        const { credentialId } = await f.service.pyperResolveMapping({ ...pyperIdent, variableName: "KEY" });
+        await f.service.pyperScopedCredentials({ ...pyperIdent, credentialIds: [credentialId] });
+        const pendingOnIt = await ask(f.userId, f.instanceId).then(() => f.service.resolve(f.userId, { instanceId: f.instanceId, agentClientId: "agent_x", variable: "NOT_GRANTED" }));
+        const revoked = await f.service.revokeInstance(f.userId, f.instanceId);
+        assert.deepEqual([revoked.instanceId, revoked.grantsEnded], [f.instanceId, 1]);
+        assert.deepEqual((await f.service.revokeInstance(f.userId, f.instanceId)).revokedAt, revoked.revokedAt, "revoking again changes nothing");
+        const ended = (await f.service.listGrants(f.userId, true)).find((g) => g.id === grant.id);
+        assert.equal(ended?.endReason, "signed out");
+        assert.equal((await f.service.listRequests(f.userId, "all")).find((x) => x.id === pendingRequestId(pendingOnIt))?.status, "expired");
+        assert.equal(await f.service.instanceExists(f.userId, f.instanceId), false);
+        await rejectsWith(ask(f.userId, f.instanceId), 401, "invalid_instance");
+        await rejectsWith(f.service.pyperResolveMapping({ ...pyperIdent, variableName: "KEY" }), 401, "invalid_instance");
+        await rejectsWith(f.service.pyperScopedCredentials({ ...pyperIdent, credentialIds: [credentialId] }), 401, "invalid_instance");
+        await rejectsWith(f.service.pyperExchange({ ...pyperIdent, piperCredentialId: credentialId }, null), 401, "invalid_instance");
+        // Usage reported for the ended grant of a revoked instance is not recorded.
+        assert.equal(await f.service.recordUsage(f.userId, { uses: [{ grantId: grant.id, at: f.clock.t, agentClientId: "agent_x", pid: null }] }), 0);
+        // The account's other instance keeps working.
+        assert.equal((await ask(f.userId, second)).status, "pending");
+      } finally {
+        await f.done();
+      }
+    });
+
     it("rate-limits one agent without affecting another", async () => {
       const db = await engine.make();
       const opened = await openDatabase(db.location);
@@ -237,9 +333,9 @@ for (const engine of ENGINES) {
         const service = createService({ db: opened.db, keys: parseDataKeys(`k1:${newDataKey()}`), bus: createLocalBus(), agentRateBurst: 3, agentRatePerSecond: 0.001 });
         const { userId } = await service.createUser("T");
         const instanceId = await service.registerInstance(userId, "m");
-        for (let i = 0; i < 3; i++) await service.resolve({ instanceId, agentClientId: "noisy", variable: "X" });
-        await rejectsWith(service.resolve({ instanceId, agentClientId: "noisy", variable: "X" }), 429, "rate_limited");
-        assert.equal((await service.resolve({ instanceId, agentClientId: "quiet", variable: "X" })).status, "pending");
+        for (let i = 0; i < 3; i++) await service.resolve(userId, { instanceId, agentClientId: "noisy", variable: "X" });
+        await rejectsWith(service.resolve(userId, { instanceId, agentClientId: "noisy", variable: "X" }), 429, "rate_limited");
+        assert.equal((await service.resolve(userId, { instanceId, agentClientId: "quiet", variable: "X" })).status, "pending");
       } finally {
         await opened.close();
         await db.drop();

@@ -68,6 +68,8 @@ export interface InstancesTable {
   name: string;
   created_at: number;
   last_seen_at: number;
+  /** Set at sign-out (issue 13 item 8): a revoked instance is invalid everywhere from then on. */
+  revoked_at: number | null;
 }
 export interface AgentsTable {
   id: string;
@@ -140,6 +142,24 @@ export interface AuditTable {
   detail: string | null;
 }
 
+/**
+ * Failed sign-ins and failed device-code entries, shared by every authority process on one
+ * database so throttling counts them all (issue 16 items 13 and 14). Rows older than the window
+ * are deleted as new ones arrive.
+ */
+export interface AuthFailuresTable {
+  id: string;
+  /** "sign_in" or "device_code". */
+  kind: string;
+  /** The normalized email (sign-in) or the signed-in user's id (device code); null when unknown. */
+  account: string | null;
+  /** The client's address as the server saw it. */
+  address: string;
+  /** Hash of the web session (device code entry); null for sign-in. */
+  session: string | null;
+  at: number;
+}
+
 export interface Database {
   users: UsersTable;
   link_tokens: LinkTokensTable;
@@ -154,6 +174,7 @@ export interface Database {
   oauth_codes: OAuthCodesTable;
   oauth_tokens: OAuthTokensTable;
   device_codes: DeviceCodesTable;
+  auth_failures: AuthFailuresTable;
 }
 
 export type Engine = "sqlite" | "postgres";
@@ -318,6 +339,26 @@ migrations["002_accounts_oauth"] = {
       .addColumn("interval_s", "integer", (c) => c.notNull())
       .addColumn("last_poll_at", "bigint")
       .execute();
+  },
+};
+
+migrations["003_revocation_and_throttling"] = {
+  async up(db: Kysely<unknown>) {
+    await db.schema.alterTable("instances").addColumn("revoked_at", "bigint").execute();
+    await db.schema
+      .createTable("auth_failures")
+      .addColumn("id", "text", (c) => c.primaryKey())
+      .addColumn("kind", "text", (c) => c.notNull())
+      .addColumn("account", "text")
+      .addColumn("address", "text", (c) => c.notNull())
+      .addColumn("session", "text")
+      .addColumn("at", "bigint", (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex("auth_failures_account").on("auth_failures").columns(["kind", "account", "at"]).execute();
+    await db.schema.createIndex("auth_failures_address").on("auth_failures").columns(["kind", "address", "at"]).execute();
+    await db.schema.createIndex("auth_failures_session").on("auth_failures").columns(["kind", "session", "at"]).execute();
+    // The grant list and the sign-out path look grants up by instance.
+    await db.schema.createIndex("grants_instance").on("grants").columns(["instance_id", "ended_at"]).execute();
   },
 };
 

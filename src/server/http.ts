@@ -63,6 +63,11 @@ const AuditQuery = z.object({
 const RequestsQuery = z.object({ status: z.enum(["pending", "approved", "denied", "expired", "all"]).default("pending") });
 const GrantsQuery = z.object({ all: z.enum(["true", "false"]).default("false") });
 
+/** Endpoints where a caller names an instance, client, credential or device code it might be guessing. */
+function isGuarded(url: string): boolean {
+  return url.startsWith("/v1/agent/") || url.startsWith("/pyper/") || url.startsWith("/oauth/token");
+}
+
 export function buildAuthorityApp(options: AuthorityHttpOptions): FastifyInstance {
   const { service, bus } = options;
   // The HTTPS and HTTP instances differ only in their server type; routes are written once.
@@ -70,14 +75,28 @@ export function buildAuthorityApp(options: AuthorityHttpOptions): FastifyInstanc
     ? (Fastify({ https: options.https, bodyLimit: 64 * 1024, logger: false, return503OnClosing: true }))
     : Fastify({ bodyLimit: 64 * 1024, logger: false, return503OnClosing: true });
 
-  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, _req, reply) => {
-    if (err instanceof ServiceError) return reply.status(err.status).send({ error: err.code, error_description: err.message });
+  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
+    if (err instanceof ServiceError) {
+      // Issue 16 item 16: failed guesses on the agent and token endpoints count against the source address.
+      if (isGuarded(req.url)) service.limits.recordSourceOutcome(req.ip, err.code);
+      return reply.status(err.status).send({ error: err.code, error_description: err.message });
+    }
     if (err.code === "FST_ERR_CTP_BODY_TOO_LARGE") return reply.status(413).send({ error: "request_too_large", error_description: "The request body is larger than 64 KiB." });
     if (err.statusCode !== undefined && err.statusCode < 500) return reply.status(err.statusCode).send({ error: "invalid_request", error_description: err.message });
     options.log?.("authority error", { err: err.message });
     return reply.status(500).send({ error: "server_error", error_description: "The authority failed to handle this request." });
   });
   app.setNotFoundHandler((req, reply) => reply.status(404).send({ error: "not_found", error_description: `No endpoint ${req.method} ${req.url.split("?")[0] ?? ""}` }));
+  // A source that used up its failed guesses is refused on the guarded endpoints (limits.ts).
+  app.addHook("onRequest", (req, _reply, done) => {
+    if (!isGuarded(req.url)) return done();
+    try {
+      service.limits.admitSource(req.ip);
+      done();
+    } catch (err) {
+      done(err instanceof Error ? err : new Error(String(err)));
+    }
+  });
   app.addHook("onSend", (_req, reply, payload, done) => {
     reply.header("Cache-Control", "no-store");
     reply.header("X-Content-Type-Options", "nosniff");
@@ -110,6 +129,8 @@ export function buildAuthorityApp(options: AuthorityHttpOptions): FastifyInstanc
     if (!(await service.instanceExists(userId, id))) throw new ServiceError(404, "instance_not_found", `No instance ${id} for this account.`);
     return reply.send({ instanceId: id });
   });
+  // Sign-out (issue 13 item 8): the instance is invalid everywhere from now on; its grants end.
+  app.post("/v1/instances/:id/revoke", async (req) => service.revokeInstance(await userOf(req), parse(IdParams, req.params).id));
   app.get("/v1/requests", async (req) => service.listRequests(await userOf(req), parse(RequestsQuery, req.query).status));
   app.post("/v1/requests/:id/approve", async (req) => {
     const userId = await userOf(req);
@@ -150,14 +171,16 @@ export function buildAuthorityApp(options: AuthorityHttpOptions): FastifyInstanc
 
   // --- Agent API ---
   app.post("/v1/agent/resolve", async (req, reply) => {
-    const result = await service.resolve(parse(AgentResolveBodySchema, req.body));
+    const body = parse(AgentResolveBodySchema, req.body);
+    // Bridge until the agent routes take the bearer's account (wt-contract): the instance's owner.
+    const result = await service.resolve(await service.instanceOwner(body.instanceId), body);
     return reply.status(result.status === "pending" ? 202 : 200).send(result);
   });
   app.post("/v1/agent/requests/:id/wait", async (req) => {
     const body = parse(AgentWaitBodySchema, req.body);
     const abort = new AbortController();
     req.raw.on("close", () => abort.abort());
-    return { status: await service.waitForRequest(body, parse(IdParams, req.params).id, body.timeoutMs, abort.signal) };
+    return { status: await service.waitForRequest(await service.instanceOwner(body.instanceId), body, parse(IdParams, req.params).id, body.timeoutMs, abort.signal) };
   });
 
   // --- pyper-sdk compatibility ---

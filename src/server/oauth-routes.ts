@@ -177,7 +177,7 @@ export function registerOAuthRoutes(app: FastifyInstance, oauth: OAuthService, s
     if (session === null) return await reply.redirect("/login?next=%2Fdevice", 303);
     try {
       checkCsrf(req, form);
-      await oauth.approveDevice(session.userId, form["user_code"] ?? "");
+      await oauth.approveDevice(session.userId, form["user_code"] ?? "", { session: req.cookies[SESSION] ?? "", address: req.ip });
       return await html(reply, 200, messagePage("Piper Link is connected", "You can close this tab and return to your terminal."));
     } catch (err) {
       if (!(err instanceof ServiceError)) throw err;

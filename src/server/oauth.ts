@@ -15,7 +15,7 @@ import type { Kysely } from "kysely";
 import type { DeviceAuthorization, TokenResponse } from "../shared/authority.js";
 import type { Database } from "./db.js";
 import { hashToken, newId, newToken } from "./ids.js";
-import { ServiceError } from "./service.js";
+import { ServiceError } from "./service/errors.js";
 
 const scrypt = promisify(scryptCb) as (password: string, salt: Buffer, keylen: number, options: { N: number; r: number; p: number; maxmem: number }) => Promise<Buffer>;
 
@@ -50,6 +50,41 @@ export function pkceChallenge(verifier: string): string {
   return createHash("sha256").update(verifier).digest("base64url");
 }
 
+/** Sign-in throttling (see `signIn`): per 15 minutes, failures per account and per client address. */
+export const SIGN_IN_LIMITS = { windowMs: 15 * 60_000, perAccount: 5, perAddress: 20 } as const;
+/** Device user-code entry (see `approveDevice`): per 15 minutes, wrong codes per session, account, address. */
+export const DEVICE_LIMITS = { windowMs: 15 * 60_000, perSession: 5, perAccount: 10, perAddress: 20 } as const;
+
+type FailureKind = "sign_in" | "device_code";
+
+/**
+ * Failed sign-ins and code entries in the `auth_failures` table, shared by all authority processes
+ * on one database. Rows older than `keepMs` are deleted as new ones are added.
+ */
+function createFailureLog(db: Kysely<Database>, now: () => number, keepMs: number) {
+  return {
+    /** Failures of `kind` whose `column` equals `value`, since `since` (epoch ms). */
+    count: async (kind: FailureKind, column: "account" | "address" | "session", value: string, since: number): Promise<number> => {
+      const row = await db
+        .selectFrom("auth_failures")
+        .select((eb) => eb.fn.countAll<number>().as("n"))
+        .where("kind", "=", kind)
+        .where(column, "=", value)
+        .where("at", ">", since)
+        .executeTakeFirstOrThrow();
+      return row.n;
+    },
+    add: async (f: { kind: FailureKind; account: string | null; address: string; session: string | null }): Promise<void> => {
+      const t = now();
+      await db.insertInto("auth_failures").values({ id: newId("af"), ...f, at: t }).execute();
+      await db.deleteFrom("auth_failures").where("at", "<=", t - keepMs).execute();
+    },
+    clearAccount: async (kind: FailureKind, account: string): Promise<void> => {
+      await db.deleteFrom("auth_failures").where("kind", "=", kind).where("account", "=", account).execute();
+    },
+  };
+}
+
 export interface OAuthOptions {
   db: Kysely<Database>;
   now?: () => number;
@@ -66,7 +101,7 @@ export function createOAuthService(options: OAuthOptions) {
   const accessTtl = options.accessTtlMs ?? 15 * 60_000;
   const refreshTtl = options.refreshTtlMs ?? 90 * 24 * 3600_000;
   const deviceInterval = options.deviceIntervalS ?? 5;
-  const failures = new Map<string, { count: number; since: number }>();
+  const failures = createFailureLog(db, now, Math.max(SIGN_IN_LIMITS.windowMs, DEVICE_LIMITS.windowMs));
 
   const invalidGrant = (why: string): ServiceError => new ServiceError(400, "invalid_grant", why);
 
@@ -105,25 +140,37 @@ export function createOAuthService(options: OAuthOptions) {
       return id;
     },
 
-    /** Checks a password; five failures for one email (or one address) in 15 minutes lock it for the rest of the window. */
+    /**
+     * Checks a password (issue 16 item 14). Failures are counted in the shared database, so every
+     * authority process on one PostgreSQL sees the same counts. The rule, per 15-minute window:
+     *
+     * - Account: after 5 failed sign-ins for an email (from anywhere), further attempts for it are
+     *   refused (429 `too_many_attempts`) before the password is checked; otherwise the lock would
+     *   tell a guesser when it guessed right. A correct sign-in clears the account's count.
+     * - Address: after 20 failed sign-ins from one client address (for any accounts), wrong
+     *   passwords from it are answered 429 as well, but the password is still checked and a correct
+     *   one signs in. Many people can share an address (NAT, an office, a VPN): one person's typos,
+     *   or an attacker spraying other accounts, must never lock the others out; the account limit
+     *   is what bounds guessing on any one account.
+     *
+     * `client` is the address the server saw. Throws 401 `invalid_credentials` or 429.
+     */
     async signIn(email: string, password: string, client: string): Promise<string> {
       const normalized = email.trim().toLowerCase();
-      const keys = [`e:${normalized}`, `c:${client}`];
-      const t = now();
-      for (const k of keys) {
-        const f = failures.get(k);
-        if (f && t - f.since < 15 * 60_000 && f.count >= 5) throw new ServiceError(429, "too_many_attempts", "Too many failed sign-ins. Wait 15 minutes and try again.");
+      const since = now() - SIGN_IN_LIMITS.windowMs;
+      if ((await failures.count("sign_in", "account", normalized, since)) >= SIGN_IN_LIMITS.perAccount) {
+        throw new ServiceError(429, "too_many_attempts", "Too many failed sign-ins for this account. Wait 15 minutes and try again.");
       }
       const user = await db.selectFrom("users").select(["id", "password_hash"]).where("email", "=", normalized).executeTakeFirst();
+      // An unknown email costs the same hashing time as a known one (no account enumeration by timing).
       const ok = user?.password_hash ? await verifyPassword(password, user.password_hash) : (await hashPassword(password), false);
       if (!ok || !user) {
-        for (const k of keys) {
-          const f = failures.get(k);
-          failures.set(k, f && t - f.since < 15 * 60_000 ? { count: f.count + 1, since: f.since } : { count: 1, since: t });
-        }
+        const addressFailures = await failures.count("sign_in", "address", client, since);
+        await failures.add({ kind: "sign_in", account: normalized, address: client, session: null });
+        if (addressFailures + 1 >= SIGN_IN_LIMITS.perAddress) throw new ServiceError(429, "too_many_attempts", "Too many failed sign-ins from this network. Wait 15 minutes and try again.");
         throw new ServiceError(401, "invalid_credentials", "Wrong email or password.");
       }
-      for (const k of keys) failures.delete(k);
+      await failures.clearAccount("sign_in", normalized);
       return user.id;
     },
 
@@ -199,11 +246,29 @@ export function createOAuthService(options: OAuthOptions) {
       return { device_code: deviceCode, user_code: userCode, expires_in: 600, interval: deviceInterval };
     },
 
-    async approveDevice(userId: string, userCode: string): Promise<void> {
+    /**
+     * Binds a pending device code to the signed-in user (RFC 8628 section 3.3). User codes are
+     * short, so entry is rate-limited (RFC 8628 section 5.1; issue 16 item 13): within 15 minutes at
+     * most 5 wrong codes per web session, 10 per account and 20 per client address, counted in the
+     * shared database; past any of them every entry is refused with 429 `too_many_attempts` before
+     * the code is looked at. `client.session` is the raw session cookie (stored hashed) and
+     * `client.address` the address the server saw. Throws 400 `invalid_user_code` or 429.
+     */
+    async approveDevice(userId: string, userCode: string, client: { session: string; address: string }): Promise<void> {
+      const since = now() - DEVICE_LIMITS.windowMs;
+      const session = hashToken(client.session);
+      const over =
+        (await failures.count("device_code", "session", session, since)) >= DEVICE_LIMITS.perSession ||
+        (await failures.count("device_code", "account", userId, since)) >= DEVICE_LIMITS.perAccount ||
+        (await failures.count("device_code", "address", client.address, since)) >= DEVICE_LIMITS.perAddress;
+      if (over) throw new ServiceError(429, "too_many_attempts", "Too many wrong codes were entered. Wait 15 minutes, then enter the code your terminal shows.");
       const normalized = userCode.trim().toUpperCase().replace(/[^A-Z]/g, "");
       const code = `${normalized.slice(0, 4)}-${normalized.slice(4)}`;
       const r = await db.updateTable("device_codes").set({ status: "approved", user_id: userId }).where("user_code", "=", code).where("status", "=", "pending").where("expires_at", ">", now()).executeTakeFirst();
-      if (Number(r.numUpdatedRows) !== 1) throw new ServiceError(400, "invalid_user_code", "That code is not valid or has expired. Check the code in your terminal.");
+      if (Number(r.numUpdatedRows) !== 1) {
+        await failures.add({ kind: "device_code", account: userId, address: client.address, session });
+        throw new ServiceError(400, "invalid_user_code", "That code is not valid or has expired. Check the code in your terminal.");
+      }
     },
 
     async pollDevice(deviceCode: string, clientId: string): Promise<TokenResponse> {

@@ -1,0 +1,49 @@
+/**
+ * What every part of the authority service shares: the database, the data keys, the event bus and
+ * the clock, plus the row types and the parsers for the JSON the rows keep. Each part is a small
+ * factory over these (DESIGN.md section 5); `createService` composes them.
+ */
+import type { Kysely, Selectable } from "kysely";
+import { z } from "zod";
+import { PeerProcessSchema, type PeerProcess } from "../../shared/process.js";
+import type { DataKeys } from "../crypto.js";
+import type { AgentsTable, Database, GrantsTable, RequestsTable } from "../db.js";
+import type { EventBus } from "../events.js";
+
+export interface ServiceDeps {
+  db: Kysely<Database>;
+  keys: DataKeys;
+  bus: EventBus;
+  /** Epoch milliseconds; injected so tests drive expiry with a fake clock. */
+  now: () => number;
+}
+
+export type AgentRow = Selectable<AgentsTable>;
+export type GrantRow = Selectable<GrantsTable>;
+export type RequestRow = Selectable<RequestsTable>;
+
+/**
+ * The program identity a request row keeps as JSON. Read through the shared schema: a row written
+ * by an older or newer version that no longer parses is shown as "no identity" rather than trusted.
+ */
+export function parseStoredProcess(json: string | null): PeerProcess | null {
+  if (json === null) return null;
+  try {
+    const r = PeerProcessSchema.safeParse(JSON.parse(json));
+    return r.success ? r.data : null;
+  } catch {
+    return null;
+  }
+}
+
+const GrantIdList = z.array(z.string());
+
+/** The grant ids a pyper scoped token covers (stored as a JSON array); unreadable rows cover none. */
+export function parseGrantIds(json: string): string[] {
+  try {
+    const r = GrantIdList.safeParse(JSON.parse(json));
+    return r.success ? r.data : [];
+  } catch {
+    return [];
+  }
+}

@@ -1,0 +1,247 @@
+/**
+ * The agent's path and the person's decision: `resolve` (the value when a live grant exists, else
+ * a new or reused pending request), waiting for a request's outcome, approve (creates the grant in
+ * the same transaction that decides the request), deny, the request list (one joined query), and
+ * expiry. Agent-facing calls name the caller's account: the instance must be that account's.
+ */
+import type { AgentResolveBody, AgentResolveResult, ApproveBody, GrantView, RequestView } from "../../shared/authority.js";
+import type { PeerProcess } from "../../shared/process.js";
+import { normalizeVariable } from "../../shared/protocol.js";
+import { newId } from "../ids.js";
+import type { AuditLog } from "./audit.js";
+import { parseStoredProcess, type AgentRow, type GrantRow, type RequestRow, type ServiceDeps } from "./deps.js";
+import { ServiceError } from "./errors.js";
+import type { Grants } from "./grants.js";
+import type { InstancesAgents } from "./instances-agents.js";
+import type { Limits } from "./limits.js";
+import type { Secrets } from "./secrets.js";
+
+export type RequestStatus = RequestRow["status"];
+export type Requests = ReturnType<typeof createRequests>;
+
+interface Parts {
+  audit: AuditLog;
+  grants: Grants;
+  secrets: Secrets;
+  instances: InstancesAgents;
+  limits: Limits;
+}
+
+/** The requests part; `requestTtlMs` is how long a pending request waits for the person. */
+export function createRequests(deps: ServiceDeps, parts: Parts, requestTtlMs: number) {
+  const { db, bus, now } = deps;
+  const { audit, grants, secrets, instances, limits } = parts;
+
+  /** Requests with their agent in one query (a join, not a query per row). */
+  function viewQuery() {
+    return db.selectFrom("requests").innerJoin("agents", "agents.id", "requests.agent_id").selectAll("requests").select(["agents.client_id as agent_client_id", "agents.display_name as agent_name"]);
+  }
+  type ViewRow = Awaited<ReturnType<ReturnType<typeof viewQuery>["executeTakeFirstOrThrow"]>>;
+
+  function toView(row: ViewRow): RequestView {
+    return {
+      id: row.id,
+      agentClientId: row.agent_client_id,
+      agentName: row.agent_name,
+      variable: row.variable,
+      reason: row.reason,
+      process: parseStoredProcess(row.process),
+      instanceId: row.instance_id,
+      createdAt: row.created_at,
+      expiresAt: row.expires_at,
+      // Past its expiry a request is expired, even before the sweeper has written that down.
+      status: row.status === "pending" && row.expires_at <= now() ? "expired" : row.status,
+      grantId: row.grant_id,
+    };
+  }
+
+  async function pendingRequestFor(userId: string, requestId: string): Promise<RequestRow> {
+    const row = await db.selectFrom("requests").selectAll().where("id", "=", requestId).where("user_id", "=", userId).executeTakeFirst();
+    if (row === undefined) throw new ServiceError(404, "request_not_found", `No request ${requestId}.`);
+    if (row.status !== "pending" || row.expires_at <= now()) {
+      throw new ServiceError(409, "request_not_pending", `Request ${requestId} is ${row.status === "pending" ? "expired" : row.status}; nothing to decide.`);
+    }
+    return row;
+  }
+
+  /** The agent's pending request for this variable on this instance, or a new one (audited and announced). */
+  async function createOrReuse(userId: string, instanceId: string, agent: AgentRow, variable: string, reason: string | null, process: PeerProcess | null): Promise<RequestRow> {
+    const t = now();
+    const existing = await db
+      .selectFrom("requests")
+      .selectAll()
+      .where("agent_id", "=", agent.id)
+      .where("instance_id", "=", instanceId)
+      .where("variable", "=", variable)
+      .where("status", "=", "pending")
+      .where("expires_at", ">", t)
+      .executeTakeFirst();
+    if (existing !== undefined) return existing;
+    const row: RequestRow = {
+      id: newId("req"),
+      user_id: userId,
+      instance_id: instanceId,
+      agent_id: agent.id,
+      variable,
+      reason,
+      process: process === null ? null : JSON.stringify(process),
+      created_at: t,
+      expires_at: t + requestTtlMs,
+      status: "pending",
+      decided_at: null,
+      grant_id: null,
+    };
+    await db.insertInto("requests").values(row).execute();
+    await audit.record({ userId, actor: `agent:${agent.client_id}`, action: "request.created", outcome: "pending", agentClientId: agent.client_id, variable, requestId: row.id, detail: process === null ? null : `pid ${process.pid} ${process.executable ?? ""}`.trim() });
+    await bus.publish({ type: "request.created", userId, id: row.id, status: "pending" });
+    return row;
+  }
+
+  async function view(requestId: string): Promise<RequestView> {
+    return toView(await viewQuery().where("requests.id", "=", requestId).executeTakeFirstOrThrow());
+  }
+
+  return {
+    createOrReuse,
+
+    /**
+     * Agent API: the value when a live grant exists, else a (new or reused) pending request.
+     * `userId` is the caller's account (its bearer credential); the instance must be its own and
+     * live, else 401 `invalid_instance`. 429 `rate_limited` per agent; 400 `invalid_request` for
+     * a variable with no usable characters.
+     */
+    resolve: async (userId: string, body: AgentResolveBody): Promise<AgentResolveResult> => {
+      limits.agent(body.instanceId, body.agentClientId);
+      const variable = normalizeVariable(body.variable);
+      if (variable.length === 0) throw new ServiceError(400, "invalid_request", `Variable ${JSON.stringify(body.variable)} has no usable characters.`);
+      await instances.requireOwnInstance(userId, body.instanceId);
+      const agent = await instances.upsertAgent(userId, body.agentClientId, body.agentName ?? null);
+      // A once-grant can be claimed by another caller between finding and delivering it: look again.
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const grant = await grants.findLive(userId, agent, variable, body.instanceId, body.process);
+        if (grant === null) break;
+        const delivered = await grants.deliver(grant, agent, "link");
+        if (delivered !== null) return { status: "granted", value: delivered.value, grantId: grant.id, expiresAt: delivered.expiresAt, variable, reusable: grant.scope !== "once" };
+      }
+      const request = await createOrReuse(userId, body.instanceId, agent, variable, body.reason ?? null, body.process ?? null);
+      return { status: "pending", requestId: request.id, expiresAt: request.expires_at };
+    },
+
+    /**
+     * Agent API: waits until the request is decided or expires, `timeoutMs` passes, or `signal`
+     * aborts; returns the status then. The instance must be `userId`'s (401 `invalid_instance`)
+     * and the request must have been made on it (404 `request_not_found`).
+     */
+    waitForRequest: async (userId: string, identity: { instanceId: string; agentClientId: string }, requestId: string, timeoutMs: number, signal?: AbortSignal): Promise<RequestStatus> => {
+      await instances.requireOwnInstance(userId, identity.instanceId);
+      const read = async (): Promise<RequestRow> => {
+        const row = await db.selectFrom("requests").selectAll().where("id", "=", requestId).where("user_id", "=", userId).where("instance_id", "=", identity.instanceId).executeTakeFirst();
+        if (row === undefined) throw new ServiceError(404, "request_not_found", `No request ${requestId}.`);
+        return row;
+      };
+      let wake: () => void = () => undefined;
+      const woken = new Promise<void>((resolve) => {
+        wake = resolve;
+      });
+      // Subscribe before reading, so a decision between the read and the wait is not missed.
+      const unsubscribe = bus.subscribe((e) => {
+        if (e.type === "request.decided" && e.id === requestId) wake();
+      });
+      try {
+        const row = await read();
+        if (row.status !== "pending") return row.status;
+        let timer: NodeJS.Timeout | undefined;
+        const timedOut = new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, Math.max(0, Math.min(timeoutMs, row.expires_at - now() + 50)));
+        });
+        const aborted = new Promise<void>((resolve) => signal?.addEventListener("abort", () => resolve(), { once: true }));
+        await Promise.race([woken, timedOut, aborted]);
+        clearTimeout(timer);
+        const after = await read();
+        if (after.status === "pending" && after.expires_at <= now()) return "expired";
+        return after.status;
+      } finally {
+        unsubscribe();
+      }
+    },
+
+    /**
+     * Approves a pending request with a scope, creating its grant in the same transaction (a
+     * request is decided once, across processes). 404 `request_not_found`, 409
+     * `request_not_pending`, 409 `secret_not_found`, 400 for a process scope without identity.
+     */
+    approve: async (userId: string, requestId: string, body: ApproveBody): Promise<GrantView> => {
+      const request = await pendingRequestFor(userId, requestId);
+      const secret = await secrets.findByName(userId, body.secretName ?? request.variable);
+      if (secret === null) {
+        const shown = body.secretName ?? request.variable.toUpperCase();
+        throw new ServiceError(409, "secret_not_found", `There is no secret named ${shown} yet. Add it (piper-link secrets set ${shown}) and approve again.`);
+      }
+      const process = parseStoredProcess(request.process);
+      if (body.scope.kind === "process" && (process === null || process.startTime === null)) {
+        throw new ServiceError(400, "invalid_request", "This request carries no process identity, so it cannot be approved for the life of a process.");
+      }
+      const t = now();
+      const grant: GrantRow = {
+        id: newId("gr"),
+        user_id: userId,
+        agent_id: request.agent_id,
+        variable: request.variable,
+        secret_id: secret.id,
+        scope: body.scope.kind === "duration" ? "until" : body.scope.kind,
+        expires_at: body.scope.kind === "duration" ? t + body.scope.durationMs : null,
+        instance_id: request.instance_id,
+        process_pid: body.scope.kind === "process" && process !== null ? process.pid : null,
+        process_start_time: body.scope.kind === "process" && process !== null ? process.startTime : null,
+        request_id: request.id,
+        created_at: t,
+        last_used_at: null,
+        ended_at: null,
+        end_reason: null,
+      };
+      const decided = await db.transaction().execute(async (trx) => {
+        const r = await trx.updateTable("requests").set({ status: "approved", decided_at: t, grant_id: grant.id }).where("id", "=", request.id).where("status", "=", "pending").executeTakeFirst();
+        if (Number(r.numUpdatedRows) !== 1) return false;
+        await trx.insertInto("grants").values(grant).execute();
+        return true;
+      });
+      if (!decided) throw new ServiceError(409, "request_not_pending", `Request ${requestId} was decided meanwhile.`);
+      const created = await grants.view(userId, grant.id);
+      await audit.record({ userId, actor: "user", action: "request.approved", outcome: grant.scope, agentClientId: created.agentClientId, variable: request.variable, requestId: request.id, grantId: grant.id, secretName: secret.name });
+      await bus.publish({ type: "request.decided", userId, id: request.id, status: "approved" });
+      await bus.publish({ type: "grant.changed", userId, id: grant.id, status: "created" });
+      return created;
+    },
+
+    /** Denies a pending request. Same errors as `approve` for unknown or decided requests. */
+    deny: async (userId: string, requestId: string): Promise<RequestView> => {
+      const request = await pendingRequestFor(userId, requestId);
+      const r = await db.updateTable("requests").set({ status: "denied", decided_at: now() }).where("id", "=", request.id).where("status", "=", "pending").executeTakeFirst();
+      if (Number(r.numUpdatedRows) !== 1) throw new ServiceError(409, "request_not_pending", `Request ${requestId} was decided meanwhile.`);
+      const denied = await view(request.id);
+      await audit.record({ userId, actor: "user", action: "request.denied", outcome: "denied", agentClientId: denied.agentClientId, variable: request.variable, requestId: request.id });
+      await bus.publish({ type: "request.decided", userId, id: request.id, status: "denied" });
+      return denied;
+    },
+
+    /** The user's requests, newest first, at most 500; "pending" leaves out those past their expiry. */
+    list: async (userId: string, status: RequestStatus | "all"): Promise<RequestView[]> => {
+      let q = viewQuery().where("requests.user_id", "=", userId);
+      if (status !== "all") q = q.where("requests.status", "=", status);
+      if (status === "pending") q = q.where("requests.expires_at", ">", now());
+      const rows = await q.orderBy("requests.created_at", "desc").limit(500).execute();
+      return rows.map(toView);
+    },
+
+    /** Marks pending requests past their expiry as expired; run periodically by each process. Returns how many. */
+    expire: async (): Promise<number> => {
+      const t = now();
+      const rows = await db.updateTable("requests").set({ status: "expired", decided_at: t }).where("status", "=", "pending").where("expires_at", "<=", t).returning(["id", "user_id", "variable"]).execute();
+      for (const r of rows) {
+        await audit.record({ userId: r.user_id, actor: "system", action: "request.expired", outcome: "expired", variable: r.variable, requestId: r.id });
+        await bus.publish({ type: "request.decided", userId: r.user_id, id: r.id, status: "expired" });
+      }
+      return rows.length;
+    },
+  };
+}

@@ -1,0 +1,148 @@
+// Throttling on the authority (issue 16 items 13, 14, 16), against real databases and sockets:
+// sign-in failures counted in the shared database (two authority services on one database stand
+// for two processes), the address limit never refusing a correct password, device user-code entry
+// limited per session, and guessing instance IDs or device codes from one source answered 429.
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { after, before, describe, it } from "node:test";
+import { Agent, request } from "undici";
+import { z } from "zod";
+import { startAuthority, type RunningAuthority } from "../src/server/authority.js";
+import { newDataKey, parseDataKeys } from "../src/server/crypto.js";
+import { openDatabase } from "../src/server/db.js";
+import { createOAuthService, SIGN_IN_LIMITS } from "../src/server/oauth.js";
+import { ServiceError } from "../src/server/service.js";
+import { Browser, csrfOf } from "./browser-helpers.js";
+import { ENGINES, sqliteDatabase, type TestDatabase } from "./db-helpers.js";
+
+async function rejectsWith(p: Promise<unknown>, status: number, code: string): Promise<void> {
+  await assert.rejects(p, (err: unknown) => {
+    assert.ok(err instanceof ServiceError, String(err));
+    assert.deepEqual([err.status, err.code], [status, code]);
+    return true;
+  });
+}
+
+for (const engine of ENGINES) {
+  describe(`sign-in throttling on ${engine.name} (shared by every authority process)`, { skip: engine.skip }, () => {
+    it("locks an account after 5 failures on any process; the address limit never refuses a correct password", async () => {
+      const db = await engine.make();
+      // Two services with their own connections: what two authority processes on one database are.
+      const one = await openDatabase(db.location);
+      const two = await openDatabase(db.location);
+      try {
+        const a = createOAuthService({ db: one.db });
+        const b = createOAuthService({ db: two.db });
+        await a.signUp("victim@example.com", "correct horse battery", "Victim");
+        const okId = await a.signUp("ok@example.com", "correct horse battery", "Ok");
+
+        for (let i = 0; i < SIGN_IN_LIMITS.perAccount; i++) {
+          await rejectsWith((i % 2 === 0 ? a : b).signIn("victim@example.com", `wrong-${i}`, `203.0.113.${i}`), 401, "invalid_credentials");
+        }
+        // The other process refuses too, from any address, even the right password (no oracle).
+        await rejectsWith(b.signIn("Victim@Example.com", "correct horse battery", "192.0.2.99"), 429, "too_many_attempts");
+        await rejectsWith(a.signIn("victim@example.com", "correct horse battery", "192.0.2.98"), 429, "too_many_attempts");
+
+        // One address spraying other accounts (4 each, under the account limit) reaches the address limit...
+        const spray = "198.51.100.7";
+        let answered429 = 0;
+        for (let i = 0; i < SIGN_IN_LIMITS.perAddress; i++) {
+          await assert.rejects((i % 2 === 0 ? a : b).signIn(`user${i % 5}@example.com`, "wrong", spray), (err: unknown) => {
+            assert.ok(err instanceof ServiceError);
+            if (err.status === 429) answered429 += 1;
+            return true;
+          });
+        }
+        assert.equal(answered429, 1, "the failure that reaches the limit is answered 429");
+        await rejectsWith(a.signIn("fresh@example.com", "wrong", spray), 429, "too_many_attempts");
+        // ...but a correct password from that address still signs in, on either process.
+        assert.equal(await b.signIn("ok@example.com", "correct horse battery", spray), okId);
+        assert.equal(await a.signIn("ok@example.com", "correct horse battery", spray), okId);
+      } finally {
+        await one.close();
+        await two.close();
+        await db.drop();
+      }
+    });
+  });
+}
+
+describe("limits on a running authority (HTTP)", () => {
+  let db: TestDatabase;
+  let authority: RunningAuthority;
+  before(async () => {
+    db = await sqliteDatabase();
+    authority = await startAuthority({ db: db.location, dataKeys: parseDataKeys(`k1:${newDataKey()}`), host: "127.0.0.1", port: 0, tls: null });
+  });
+  after(async () => {
+    await authority.close();
+    await db.drop();
+  });
+
+  it("device code entry: 5 wrong codes in a session, then 429 with a clear page, even for the right code (RFC 8628 section 5.1)", async () => {
+    const link = new Browser(authority.url);
+    const d = await link.post("/oauth/device_authorization", { client_id: "piper-link" });
+    const userCode = String(d.json["user_code"]);
+    const person = new Browser(authority.url);
+    const signup = await person.get("/signup");
+    assert.equal((await person.post("/signup", { csrf: csrfOf(signup.text), next: "/device", name: "Pat", email: "device-limit@example.com", password: "correct horse battery" })).status, 303);
+    const page = await person.get("/device");
+    const csrf = csrfOf(page.text);
+    for (let i = 0; i < 5; i++) {
+      const wrong = await person.post("/device", { csrf, user_code: `ZZZZ-ZZZ${"BCDFG"[i] ?? "B"}` });
+      assert.equal(wrong.status, 400, wrong.text);
+    }
+    const limited = await person.post("/device", { csrf, user_code: userCode });
+    assert.equal(limited.status, 429);
+    assert.match(limited.text, /Too many wrong codes were entered\. Wait 15 minutes/);
+    // The Link is still waiting: the guessed-at session connected nothing.
+    const poll = await link.post("/oauth/token", { client_id: "piper-link", grant_type: "urn:ietf:params:oauth:grant-type:device_code", device_code: String(d.json["device_code"]) });
+    assert.equal(poll.json["error"], "authorization_pending");
+  });
+
+  /** Sends `n` POSTs with 50 in flight from `localAddress` (a loopback alias); returns the status counts. */
+  async function guess(n: number, localAddress: string, path: string, body: () => { type: "json" | "form"; text: string }): Promise<Map<number, number>> {
+    const dispatcher = new Agent({ localAddress, connections: 50 });
+    const counts = new Map<number, number>();
+    let next = 0;
+    try {
+      await Promise.all(
+        Array.from({ length: 50 }, async () => {
+          while (next < n) {
+            next += 1;
+            const b = body();
+            const r = await request(new URL(path, authority.url), {
+              method: "POST",
+              dispatcher,
+              headers: { "content-type": b.type === "json" ? "application/json" : "application/x-www-form-urlencoded" },
+              body: b.text,
+            });
+            await r.body.dump();
+            counts.set(r.statusCode, (counts.get(r.statusCode) ?? 0) + 1);
+          }
+        }),
+      );
+    } finally {
+      await dispatcher.close();
+    }
+    return counts;
+  }
+
+  it("3,000 guesses of instance IDs and device codes from one source hit 429; other sources are not affected", async () => {
+    const instances = await guess(1500, "127.0.0.2", "/v1/agent/resolve", () => ({ type: "json", text: JSON.stringify({ instanceId: `inst_${randomBytes(16).toString("base64url")}`, agentClientId: `agent_${randomBytes(4).toString("hex")}`, variable: "OPENAI_API_KEY" }) }));
+    const codes = await guess(1500, "127.0.0.3", "/oauth/token", () => ({ type: "form", text: new URLSearchParams({ client_id: "piper-link", grant_type: "urn:ietf:params:oauth:grant-type:device_code", device_code: `pdc_${randomBytes(32).toString("base64url")}` }).toString() }));
+    console.log("instance-ID guesses by status:", Object.fromEntries(instances), "device-code guesses by status:", Object.fromEntries(codes));
+    // Without the source limit every guess got a fresh per-agent bucket: all 1,500 were 401.
+    assert.ok((instances.get(429) ?? 0) > 1000, "most instance-ID guesses are refused with 429");
+    assert.ok((codes.get(429) ?? 0) > 1000, "most device-code guesses are refused with 429");
+    // Another source still gets real answers.
+    const other = await request(new URL("/v1/agent/resolve", authority.url), {
+      method: "POST",
+      dispatcher: new Agent({ localAddress: "127.0.0.4" }),
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ instanceId: "inst_unknown", agentClientId: "a", variable: "X" }),
+    });
+    assert.equal(other.statusCode, 401);
+    assert.equal(z.object({ error: z.string() }).parse(await other.body.json()).error, "invalid_instance");
+  });
+});
