@@ -116,3 +116,72 @@ export function describeBinding(kind: GrantBindingKind): string {
       return "any program that says it is this agent";
   }
 }
+
+/** The outcome of a check on a grant's terms: allowed, or refused with a stable code and a reason for people. */
+export type TermsVerdict = { ok: true } | { ok: false; code: "policy_violation" | "destination_not_allowed"; reason: string };
+
+const WEEKDAY_NAMES = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
+
+/** Weekday (0 = Sunday) and hour (0–23) of `at` (ms) in `timeZone` (IANA; the host's zone when absent). */
+export function localWeekdayHour(at: number, timeZone: string | undefined): { weekday: number; hour: number } {
+  const parts = new Intl.DateTimeFormat("en-US", { timeZone, weekday: "short", hour: "numeric", hourCycle: "h23" }).formatToParts(at);
+  const weekday = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"].indexOf(parts.find((p) => p.type === "weekday")?.value ?? "");
+  const hour = Number(parts.find((p) => p.type === "hour")?.value ?? "0") % 24;
+  return { weekday, hour };
+}
+
+/**
+ * Checks a grant's policy limits for one more use at `now` (ms), given how many uses the grant
+ * had in the last hour and the last 24 hours. Fails closed: an unknown time zone refuses.
+ */
+export function checkPolicy(policy: GrantPolicy | null, use: { now: number; usesLastHour: number; usesLastDay: number }): TermsVerdict {
+  if (policy === null) return { ok: true };
+  const refuse = (reason: string): TermsVerdict => ({ ok: false, code: "policy_violation", reason });
+  if (policy.endsAt !== undefined && use.now >= policy.endsAt) return refuse(`this grant's policy ended on ${new Date(policy.endsAt).toISOString()}`);
+  if (policy.weekdays !== undefined || policy.hours !== undefined) {
+    let local: { weekday: number; hour: number };
+    try {
+      local = localWeekdayHour(use.now, policy.timeZone);
+    } catch {
+      return refuse(`the policy's time zone ${JSON.stringify(policy.timeZone)} is unknown`);
+    }
+    if (policy.weekdays !== undefined && !policy.weekdays.includes(local.weekday)) {
+      return refuse(`allowed only on ${policy.weekdays.map((d) => WEEKDAY_NAMES[d]).join(", ")}`);
+    }
+    if (policy.hours !== undefined && !(local.hour >= policy.hours.fromHour && local.hour < policy.hours.toHour)) {
+      return refuse(`allowed only from ${policy.hours.fromHour}:00 to ${policy.hours.toHour}:00${policy.timeZone ? ` (${policy.timeZone})` : ""}`);
+    }
+  }
+  if (policy.maxUsesPerHour !== undefined && use.usesLastHour >= policy.maxUsesPerHour) return refuse(`at most ${policy.maxUsesPerHour} uses per hour`);
+  if (policy.maxUsesPerDay !== undefined && use.usesLastDay >= policy.maxUsesPerDay) return refuse(`at most ${policy.maxUsesPerDay} uses per day`);
+  return { ok: true };
+}
+
+/** Does `host` (lower case, with `:port` when not the scheme's default) match a rule's host? */
+function hostMatches(rule: string, host: string): boolean {
+  const pattern = rule.toLowerCase();
+  if (pattern.startsWith("*.")) return host.endsWith(pattern.slice(1)) && host.length > pattern.length - 1;
+  return host === pattern;
+}
+
+/** Does `path` match a rule's path pattern, where `*` stands for any run of characters? */
+function pathMatches(pattern: string, path: string): boolean {
+  const re = new RegExp(`^${pattern.split("*").map((s) => s.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join(".*")}$`);
+  return re.test(path);
+}
+
+/**
+ * May a call with `method` to `url` carry this grant's secret? A read grant allows any call the
+ * agent makes with its own copy; a use grant only calls to one of its destinations.
+ */
+export function destinationAllows(mode: GrantMode, method: string, url: URL): TermsVerdict {
+  if (mode.kind === "read") return { ok: true };
+  const host = url.host.toLowerCase();
+  for (const rule of mode.destinations) {
+    if (!hostMatches(rule.host, host)) continue;
+    if (rule.method !== undefined && rule.method !== method.toUpperCase()) continue;
+    if (rule.path !== undefined && !pathMatches(rule.path, url.pathname)) continue;
+    return { ok: true };
+  }
+  return { ok: false, code: "destination_not_allowed", reason: `${method.toUpperCase()} ${url.origin}${url.pathname} is not among this grant's destinations` };
+}
