@@ -46,3 +46,24 @@ export function isOwnFrameUrl(url: string | undefined, devUrl: string | undefine
   }
   return url.startsWith("file://") && url.includes(`${path.sep}renderer${path.sep}`.replaceAll("\\", "/"));
 }
+
+/**
+ * True when `url` is the window's own page, `ownPageUrl` (what the shell loaded: the renderer's
+ * `file:` index in a build, the dev server's URL in development). Stricter than `isOwnFrameUrl`,
+ * which admits any `file:` URL with a `renderer` folder in its path: for `file:` the path must be
+ * the same file; for `http(s):` the origin must be the same. Query and fragment are ignored (the
+ * window routes by fragment). Used for IPC sender frames and for `will-navigate`; false for
+ * anything unparsable.
+ */
+export function isOwnPageUrl(url: string | undefined, ownPageUrl: string): boolean {
+  if (url === undefined || url === "") return false;
+  try {
+    const got = new URL(url);
+    const own = new URL(ownPageUrl);
+    if (got.protocol !== own.protocol) return false;
+    if (own.protocol === "file:") return got.host === own.host && got.pathname === own.pathname;
+    return (own.protocol === "http:" || own.protocol === "https:") && got.origin === own.origin;
+  } catch {
+    return false;
+  }
+}
