@@ -1,7 +1,7 @@
 /**
  * Pure policies of the Electron shell (DESIGN.md section 7), kept free of any Electron import so
- * tests run them directly: which URLs may open in the system browser, and which frames may call
- * the IPC API.
+ * tests run them directly: which URLs may open in the system browser, and which page may call the
+ * IPC API or be navigated to.
  */
 import path from "node:path";
 
@@ -32,6 +32,10 @@ export function isAuthoritySignInUrl(target: string, authorityUrl: string | null
  * True when an IPC call comes from the window's own page: the dev server's URL in development
  * (`devUrl`), otherwise a `file:` URL inside the app's `renderer` folder. Frames from anything else
  * (an iframe, a navigated page) are refused.
+ *
+ * No longer used by the shell, which checks frames with the stricter `isOwnPageUrl` (this rule also
+ * admits any other file whose path has a `renderer` folder). Kept only because
+ * test/control-dispatch.test.ts still covers it; remove both together.
  */
 export function isOwnFrameUrl(url: string | undefined, devUrl: string | undefined): boolean {
   if (url === undefined || url === "") return false;
