@@ -1,7 +1,7 @@
 /**
  * Pure policies of the Electron shell (DESIGN.md section 7), kept free of any Electron import so
- * tests run them directly: which URLs may open in the system browser, and which frames may call
- * the IPC API.
+ * tests run them directly: which URLs may open in the system browser, and which page may call the
+ * IPC API or be navigated to.
  */
 import path from "node:path";
 
@@ -32,6 +32,10 @@ export function isAuthoritySignInUrl(target: string, authorityUrl: string | null
  * True when an IPC call comes from the window's own page: the dev server's URL in development
  * (`devUrl`), otherwise a `file:` URL inside the app's `renderer` folder. Frames from anything else
  * (an iframe, a navigated page) are refused.
+ *
+ * No longer used by the shell, which checks frames with the stricter `isOwnPageUrl` (this rule also
+ * admits any other file whose path has a `renderer` folder). Kept only because
+ * test/control-dispatch.test.ts still covers it; remove both together.
  */
 export function isOwnFrameUrl(url: string | undefined, devUrl: string | undefined): boolean {
   if (url === undefined || url === "") return false;
@@ -45,4 +49,25 @@ export function isOwnFrameUrl(url: string | undefined, devUrl: string | undefine
     }
   }
   return url.startsWith("file://") && url.includes(`${path.sep}renderer${path.sep}`.replaceAll("\\", "/"));
+}
+
+/**
+ * True when `url` is the window's own page, `ownPageUrl` (what the shell loaded: the renderer's
+ * `file:` index in a build, the dev server's URL in development). Stricter than `isOwnFrameUrl`,
+ * which admits any `file:` URL with a `renderer` folder in its path: for `file:` the path must be
+ * the same file; for `http(s):` the origin must be the same. Query and fragment are ignored (the
+ * window routes by fragment). Used for IPC sender frames and for `will-navigate`; false for
+ * anything unparsable.
+ */
+export function isOwnPageUrl(url: string | undefined, ownPageUrl: string): boolean {
+  if (url === undefined || url === "") return false;
+  try {
+    const got = new URL(url);
+    const own = new URL(ownPageUrl);
+    if (got.protocol !== own.protocol) return false;
+    if (own.protocol === "file:") return got.host === own.host && got.pathname === own.pathname;
+    return (own.protocol === "http:" || own.protocol === "https:") && got.origin === own.origin;
+  } catch {
+    return false;
+  }
 }

@@ -1,0 +1,87 @@
+/**
+ * The tray: its icon, tooltip, macOS title and menu follow the Link's status and the number of
+ * pending requests. `trayState` and `trayMenu` are pure (status in, description out); `createTray`
+ * applies them to an Electron `Tray` through the injected API.
+ */
+import path from "node:path";
+import type { LinkStatus } from "../../shared/control.js";
+import type { NavigableView } from "../../shared/ipc.js";
+import type { ElectronApi, ShellMenuItem, ShellTray } from "./electron-api.js";
+
+/** Which icon the tray shows: signed out wins over pending requests, which win over normal. */
+export type TrayState = "normal" | "pending" | "signed-out";
+
+/** The tray's state from the Link's status and the number of pending requests. */
+export function trayState(status: Pick<LinkStatus, "state">, pendingCount: number): TrayState {
+  if (status.state !== "ready") return "signed-out";
+  return pendingCount > 0 ? "pending" : "normal";
+}
+
+/** The tray's tooltip for a state. */
+export function trayToolTip(state: TrayState, pendingCount: number): string {
+  if (state === "signed-out") return "Piper Link — not signed in";
+  return pendingCount > 0 ? `Piper Link — ${pendingCount} pending request(s)` : "Piper Link";
+}
+
+/**
+ * The tray icon file for a state, from `assets/tray` under `assetDir`. macOS gets template images
+ * (the `Template` suffix makes Electron recolour them with the menu bar).
+ */
+export function trayIconPath(assetDir: string, state: TrayState, platform: NodeJS.Platform): string {
+  return path.join(assetDir, "tray", platform === "darwin" ? `tray-${state}Template.png` : `tray-${state}.png`);
+}
+
+/** What the tray menu's entries do; supplied by the shell. */
+export interface TrayActions {
+  /** Opens the window, on `view` when given. */
+  showWindow(view?: NavigableView): void;
+  signOut(): void;
+  quit(): void;
+}
+
+/** The tray menu for a status and pending count: open, pending requests, who is signed in, agents, sign out, quit. */
+export function trayMenu(status: Pick<LinkStatus, "state" | "instanceIdRedacted" | "agents">, pendingCount: number, actions: TrayActions): ShellMenuItem[] {
+  const signedIn = status.state === "ready";
+  return [
+    { label: "Open Piper Link", click: () => actions.showWindow() },
+    { label: pendingCount === 0 ? "No pending requests" : `${pendingCount} pending request(s)…`, enabled: pendingCount > 0, click: () => actions.showWindow("requests") },
+    { type: "separator" },
+    { label: signedIn ? `Signed in — machine ${status.instanceIdRedacted ?? ""}` : "Not signed in", enabled: false },
+    { label: `${status.agents.length} agent(s) connected`, enabled: false },
+    { type: "separator" },
+    { label: "Sign out", enabled: signedIn, click: () => actions.signOut() },
+    { label: "Quit Piper Link", click: () => actions.quit() },
+  ];
+}
+
+export interface TrayOptions {
+  /** The app's `assets` folder (holds `tray/`). */
+  assetDir: string;
+  platform: NodeJS.Platform;
+  actions: TrayActions;
+}
+
+/** The tray once created: `update` redraws it; `destroy` removes it. */
+export interface ShellTrayView {
+  update(status: LinkStatus, pendingCount: number): void;
+  destroy(): void;
+}
+
+/** Creates the tray (normal icon until the first `update`); a click on it opens the window. */
+export function createTray(electron: Pick<ElectronApi, "Tray" | "Menu">, options: TrayOptions): ShellTrayView {
+  const { assetDir, platform, actions } = options;
+  const tray: ShellTray = new electron.Tray(trayIconPath(assetDir, "normal", platform));
+  tray.setToolTip("Piper Link");
+  tray.on("click", () => actions.showWindow());
+  return {
+    update(status, pendingCount) {
+      const state = trayState(status, pendingCount);
+      tray.setImage(trayIconPath(assetDir, state, platform));
+      // Only macOS shows a title beside the icon; elsewhere setTitle is a no-op worth skipping.
+      if (platform === "darwin") tray.setTitle(pendingCount > 0 ? String(pendingCount) : "");
+      tray.setToolTip(trayToolTip(state, pendingCount));
+      tray.setContextMenu(electron.Menu.buildFromTemplate(trayMenu(status, pendingCount, actions)));
+    },
+    destroy: () => tray.destroy(),
+  };
+}

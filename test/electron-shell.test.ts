@@ -1,0 +1,519 @@
+// The Electron shell's logic (src/main/app: tray, notifications, IPC, window hardening, openExternal)
+// driven against a double of the Electron API. This is the one place in the project where a double is
+// right: the Electron binary cannot be downloaded on these machines, so the real module cannot load
+// here (e2e/electron.test.ts runs the real app where a binary exists). Everything behind the double is
+// real: a Link on port 0 with its embedded authority (child process, HTTPS, SQLite, real keyring),
+// agents on real WebSockets, and requests created and decided through the authority.
+import assert from "node:assert/strict";
+import { EventEmitter } from "node:events";
+import { after, before, describe, it } from "node:test";
+import type { BrowserWindowConstructorOptions } from "electron";
+import { LINK_IPC_CHANNEL, LINK_NAVIGATE_CHANNEL } from "../src/shared/ipc.js";
+import { ControlOutcomeSchema, unwrapControlOutcome, type ControlOutcome } from "../src/shared/control.js";
+import type {
+  DenyWindowOpen,
+  ElectronApi,
+  PreventableEvent,
+  ShellApp,
+  ShellInvokeEvent,
+  ShellMenu,
+  ShellMenuItem,
+  ShellNotification,
+  ShellSession,
+  ShellTray,
+  ShellWebContents,
+  ShellWindow,
+} from "../src/main/app/electron-api.js";
+import { startShell, type RunningShell } from "../src/main/app/shell.js";
+import { hardenAllWebContents, hardenSession, CSP } from "../src/main/app/window.js";
+import { connectAgent, pendingRequestId, startTestLink, type TestAgent, type TestLink } from "./helpers.js";
+
+const OWN_PAGE = "file:///opt/piper/resources/app.asar/out/renderer/index.html";
+const ASSETS = "/opt/piper/resources/app.asar/assets";
+
+type Listener = (...args: unknown[]) => void;
+
+/** A minimal event source for the doubles: `on`/`once` record listeners, `emit` calls them. */
+class Events {
+  private readonly listeners = new Map<string, Array<{ fn: Listener; once: boolean }>>();
+  add(event: string, fn: Listener, once: boolean): void {
+    const list = this.listeners.get(event) ?? [];
+    list.push({ fn, once });
+    this.listeners.set(event, list);
+  }
+  emit(event: string, ...args: unknown[]): void {
+    const list = this.listeners.get(event) ?? [];
+    this.listeners.set(event, list.filter((l) => !l.once));
+    for (const l of list) l.fn(...args);
+  }
+  count(event: string): number {
+    return this.listeners.get(event)?.length ?? 0;
+  }
+}
+
+/** An event whose `preventDefault` is recorded. */
+class RecordedEvent implements PreventableEvent {
+  prevented = false;
+  preventDefault(): void {
+    this.prevented = true;
+  }
+}
+
+class FakeWebContents implements ShellWebContents {
+  readonly events = new Events();
+  readonly sent: Array<{ channel: string; args: unknown[] }> = [];
+  loading = false;
+  private openHandler: ((details: { url: string }) => DenyWindowOpen) | null = null;
+  isLoading(): boolean {
+    return this.loading;
+  }
+  send(channel: string, ...args: unknown[]): void {
+    this.sent.push({ channel, args });
+  }
+  once(event: "did-finish-load", listener: () => void): this {
+    this.events.add(event, listener, true);
+    return this;
+  }
+  on(event: "will-navigate", listener: (event: PreventableEvent, url: string) => void): this {
+    this.events.add(event, (e, url) => listener(e instanceof RecordedEvent ? e : new RecordedEvent(), String(url)), false);
+    return this;
+  }
+  setWindowOpenHandler(handler: (details: { url: string }) => DenyWindowOpen): void {
+    this.openHandler = handler;
+  }
+  /** What a page's navigation would do: true when the shell prevented it. */
+  navigate(url: string): boolean {
+    const e = new RecordedEvent();
+    this.events.emit("will-navigate", e, url);
+    return e.prevented;
+  }
+  /** What a page's window.open would get. */
+  openWindow(url: string): DenyWindowOpen | null {
+    return this.openHandler?.({ url }) ?? null;
+  }
+}
+
+class FakeMenu implements ShellMenu {
+  constructor(readonly items: ShellMenuItem[]) {}
+}
+
+class FakeApp implements ShellApp {
+  readonly isPackaged = false;
+  constructor(
+    private readonly state: { events: Events; quits: number },
+    private readonly changes: EventEmitter,
+  ) {}
+  getAppPath(): string {
+    return "/opt/piper/resources/app.asar";
+  }
+  requestSingleInstanceLock(): boolean {
+    return true;
+  }
+  whenReady(): Promise<void> {
+    return Promise.resolve();
+  }
+  quit(): void {
+    this.state.quits++;
+    this.changes.emit("change");
+  }
+  exit(): void {}
+  setLoginItemSettings(): void {}
+  on(event: "second-instance" | "window-all-closed", listener: () => void): this;
+  on(event: "web-contents-created", listener: (event: PreventableEvent, contents: ShellWebContents) => void): this;
+  on(event: "before-quit", listener: (event: PreventableEvent) => void): this;
+  on(event: string, listener: (event: PreventableEvent, contents: ShellWebContents) => void): this {
+    this.state.events.add(event, (e, c) => listener(e instanceof RecordedEvent ? e : new RecordedEvent(), c instanceof FakeWebContents ? c : new FakeWebContents()), false);
+    return this;
+  }
+}
+
+interface Double {
+  api: ElectronApi;
+  changes: EventEmitter;
+  windows: FakeWindow[];
+  trays: FakeTray[];
+  notifications: FakeNotification[];
+  ipc: Map<string, (event: ShellInvokeEvent, ...args: unknown[]) => Promise<unknown>>;
+  opened: string[];
+  app: { events: Events; quits: number };
+}
+
+class FakeWindow implements ShellWindow {
+  readonly events = new Events();
+  readonly webContents = new FakeWebContents();
+  loaded: string | null = null;
+  visible = false;
+  constructor(readonly options: BrowserWindowConstructorOptions) {}
+  on(event: "close" | "closed", listener: (event: PreventableEvent) => void): this {
+    this.events.add(event, (e) => listener(e instanceof RecordedEvent ? e : new RecordedEvent()), false);
+    return this;
+  }
+  once(event: "ready-to-show", listener: () => void): this {
+    this.events.add(event, listener, true);
+    return this;
+  }
+  loadURL(url: string): Promise<void> {
+    this.loaded = url;
+    return Promise.resolve();
+  }
+  loadFile(filePath: string): Promise<void> {
+    this.loaded = filePath;
+    return Promise.resolve();
+  }
+  show(): void {
+    this.visible = true;
+  }
+  hide(): void {
+    this.visible = false;
+  }
+  focus(): void {}
+  /** The person closes the window: true when the shell prevented it (hid it instead). */
+  close(): boolean {
+    const e = new RecordedEvent();
+    this.events.emit("close", e);
+    return e.prevented;
+  }
+}
+
+class FakeTray implements ShellTray {
+  image: string;
+  title = "";
+  toolTip = "";
+  menu: FakeMenu | null = null;
+  destroyed = false;
+  readonly events = new Events();
+  constructor(image: string, private readonly changes: EventEmitter) {
+    this.image = image;
+  }
+  setImage(image: string): void {
+    this.image = image;
+  }
+  setTitle(title: string): void {
+    this.title = title;
+  }
+  setToolTip(toolTip: string): void {
+    this.toolTip = toolTip;
+  }
+  setContextMenu(menu: ShellMenu | null): void {
+    // The double's Menu builds FakeMenus; anything else would be a wiring error.
+    this.menu = menu instanceof FakeMenu ? menu : null;
+    this.changes.emit("change");
+  }
+  on(event: "click", listener: () => void): this {
+    this.events.add(event, listener, false);
+    return this;
+  }
+  destroy(): void {
+    this.destroyed = true;
+  }
+  labels(): string[] {
+    return (this.menu?.items ?? []).map((i) => i.label ?? `<${i.type ?? "normal"}>`);
+  }
+  item(label: RegExp): ShellMenuItem {
+    const found = this.menu?.items.find((i) => label.test(i.label ?? ""));
+    assert.ok(found, `no tray menu item ${String(label)} in ${JSON.stringify(this.labels())}`);
+    return found;
+  }
+}
+
+class FakeNotification implements ShellNotification {
+  readonly events = new Events();
+  shown = false;
+  constructor(readonly options: { title: string; body: string }, private readonly onShow: (n: FakeNotification) => void) {}
+  on(event: "click", listener: () => void): this {
+    this.events.add(event, listener, false);
+    return this;
+  }
+  show(): void {
+    this.shown = true;
+    this.onShow(this);
+  }
+}
+
+/** A fresh double of the Electron API, recording what the shell does with it. */
+function electronDouble(): Double {
+  const changes = new EventEmitter();
+  const windows: FakeWindow[] = [];
+  const trays: FakeTray[] = [];
+  const notifications: FakeNotification[] = [];
+  const ipc = new Map<string, (event: ShellInvokeEvent, ...args: unknown[]) => Promise<unknown>>();
+  const opened: string[] = [];
+  const appState = { events: new Events(), quits: 0 };
+  const session: ShellSession = {
+    webRequest: { onHeadersReceived: () => undefined },
+    setPermissionRequestHandler: () => undefined,
+  };
+  const api: ElectronApi = {
+    app: new FakeApp(appState, changes),
+    BrowserWindow: class extends FakeWindow {
+      constructor(options: BrowserWindowConstructorOptions) {
+        super(options);
+        windows.push(this);
+      }
+    },
+    Tray: class extends FakeTray {
+      constructor(image: string) {
+        super(image, changes);
+        trays.push(this);
+      }
+    },
+    Menu: { buildFromTemplate: (template) => new FakeMenu(template) },
+    Notification: class extends FakeNotification {
+      constructor(options: { title: string; body: string }) {
+        super(options, (n) => {
+          notifications.push(n);
+          changes.emit("change");
+        });
+      }
+      static isSupported(): boolean {
+        return true;
+      }
+    },
+    ipcMain: {
+      handle: (channel, listener) => void ipc.set(channel, listener),
+      removeHandler: (channel) => void ipc.delete(channel),
+    },
+    shell: {
+      openExternal: (url) => {
+        opened.push(url);
+        return Promise.resolve();
+      },
+    },
+    session: { defaultSession: session },
+    dialog: { showErrorBox: () => undefined },
+  };
+  return { api, changes, windows, trays, notifications, ipc, opened, app: appState };
+}
+
+/** Waits (on the double's change events, no polling) until `check` holds. */
+function until(double: Double, check: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
+  if (check()) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      double.changes.off("change", onChange);
+      reject(new Error(`timed out waiting for ${what}`));
+    }, timeoutMs);
+    const onChange = (): void => {
+      if (!check()) return;
+      clearTimeout(timer);
+      double.changes.off("change", onChange);
+      resolve();
+    };
+    double.changes.on("change", onChange);
+  });
+}
+
+function tray(double: Double): FakeTray {
+  const t = double.trays[0];
+  assert.ok(t, "the shell created no tray");
+  return t;
+}
+
+let t: TestLink;
+const agents: TestAgent[] = [];
+const shells: RunningShell[] = [];
+let nextId = 1;
+
+async function openShell(double: Double): Promise<RunningShell> {
+  const shell = await startShell(double.api, {
+    link: t.link,
+    ownPageUrl: OWN_PAGE,
+    page: { kind: "file", path: "/opt/piper/resources/app.asar/out/renderer/index.html" },
+    preloadPath: "/opt/piper/resources/app.asar/out/preload/index.cjs",
+    assetDir: ASSETS,
+    platform: "linux",
+    stopLink: () => Promise.resolve(),
+  });
+  shells.push(shell);
+  return shell;
+}
+
+/** Signs in unless an earlier test did (tests may run alone with --test-name-pattern). */
+async function signedIn(): Promise<void> {
+  if (t.link.status().state !== "ready") await t.link.api.devSignIn({});
+}
+
+/** A real agent asks for `variable` without waiting: the authority creates a pending request. */
+async function requestSecret(variable: string, clientId: string): Promise<string> {
+  const agent = await connectAgent(t.url);
+  agents.push(agent);
+  assert.equal((await agent.hello(1, clientId)).type, "welcome");
+  const id = ++nextId;
+  agent.send({ type: "resolve", id, variable, reason: "shell test", wait: false });
+  return pendingRequestId(await agent.next((m) => "id" in m && m.id === id, 15_000));
+}
+
+async function ipcCall(double: Double, frameUrl: string | null, method: unknown, params: unknown): Promise<ControlOutcome> {
+  const handler = double.ipc.get(LINK_IPC_CHANNEL);
+  assert.ok(handler, "no IPC handler registered");
+  const event: ShellInvokeEvent = { senderFrame: frameUrl === null ? null : { url: frameUrl } };
+  // What crosses IPC is structured-cloned.
+  return ControlOutcomeSchema.parse(structuredClone(await handler(event, method, params)));
+}
+
+describe("Electron shell against a double of the Electron API, with a real Link and authority behind it", () => {
+  before(async () => {
+    t = await startTestLink({ authority: { kind: "embedded" } });
+  });
+  after(async () => {
+    for (const s of shells) s.stop();
+    for (const a of agents) a.close();
+    await t.stop();
+  });
+
+  it("tray icon, tooltip and menu follow the status: signed out, normal, pending requests", async () => {
+    const double = electronDouble();
+    await openShell(double);
+    const icon = tray(double);
+    assert.equal(icon.image, `${ASSETS}/tray/tray-signed-out.png`);
+    assert.equal(icon.toolTip, "Piper Link — not signed in");
+    assert.equal(icon.item(/^Not signed in$/).enabled, false);
+    assert.equal(icon.item(/^Sign out$/).enabled, false);
+
+    await t.link.api.devSignIn({});
+    await until(double, () => icon.image.endsWith("tray-normal.png"), "the normal icon after sign-in");
+    assert.equal(icon.toolTip, "Piper Link");
+    assert.match(icon.item(/^Signed in/).label ?? "", /^Signed in — machine inst_/);
+    assert.equal(icon.item(/^No pending requests$/).enabled, false);
+    assert.equal(icon.item(/^Sign out$/).enabled, true);
+
+    const requestId = await requestSecret("OPENAI_API_KEY", "agent_tray");
+    await until(double, () => icon.image.endsWith("tray-pending.png"), "the pending icon");
+    assert.equal(icon.toolTip, "Piper Link — 1 pending request(s)");
+    const pendingItem = icon.item(/pending request/);
+    assert.equal(pendingItem.label, "1 pending request(s)…");
+    assert.equal(pendingItem.enabled, true);
+    assert.match(icon.item(/agent\(s\) connected/).label ?? "", /^1 agent\(s\) connected$/);
+
+    // The menu entry opens the window on the requests screen.
+    pendingItem.click?.();
+    const win = double.windows[0];
+    assert.ok(win);
+    assert.equal(win.visible, true);
+    assert.deepEqual(win.webContents.sent.filter((s) => s.channel === LINK_NAVIGATE_CHANNEL).map((s) => s.args), [["requests"]]);
+
+    await t.link.api.denyRequest({ requestId });
+    await until(double, () => icon.image.endsWith("tray-normal.png"), "the normal icon after the request was decided");
+    assert.equal(icon.item(/^No pending requests$/).enabled, false);
+  });
+
+  it("notifies once per new request: not again on reload, not for requests pending before start, not when turned off", async () => {
+    await signedIn();
+    const before = await requestSecret("ALREADY_PENDING", "agent_early");
+    const double = electronDouble();
+    const shell = await openShell(double);
+    assert.deepEqual(shell.pending().map((r) => r.id), [before]);
+    assert.equal(double.notifications.length, 0, "a request pending before start is not notified");
+
+    const first = await requestSecret("OPENAI_API_KEY", "agent_one");
+    const second = await requestSecret("ANTHROPIC_API_KEY", "agent_two");
+    await until(double, () => double.notifications.length >= 2, "two notifications");
+    await shell.refresh();
+    await shell.refresh();
+    assert.equal(double.notifications.length, 2, "a reload does not notify again");
+    assert.deepEqual(double.notifications.map((n) => n.options.title).sort(), ["Test Agent wants ANTHROPIC_API_KEY", "Test Agent wants OPENAI_API_KEY"]);
+    assert.match(double.notifications[0]?.options.body ?? "", /^shell test \(.+, pid \d+\)\nClick to approve or deny\.$/);
+    assert.deepEqual(new Set(shell.pending().map((r) => r.id)), new Set([before, first, second]));
+
+    // A click opens the window on the requests screen.
+    double.notifications[1]?.events.emit("click");
+    assert.deepEqual(double.windows[0]?.webContents.sent.filter((s) => s.channel === LINK_NAVIGATE_CHANNEL).map((s) => s.args), [["requests"]]);
+
+    // Turned off in Settings: a new request is listed in the tray but not notified.
+    await t.link.api.updateSettings({ notifications: false });
+    const third = await requestSecret("QUIET_KEY", "agent_three");
+    await until(double, () => shell.pending().some((r) => r.id === third), "the third request in the tray");
+    assert.equal(double.notifications.length, 2);
+    await t.link.api.updateSettings({ notifications: true });
+    for (const requestId of [before, first, second, third]) await t.link.api.denyRequest({ requestId });
+  });
+
+  it("IPC: refuses foreign frames and invalid params, answers the own frame with the real result", async () => {
+    await signedIn();
+    const double = electronDouble();
+    await openShell(double);
+    for (const frame of [null, "https://evil.example/", "file:///opt/piper/resources/app.asar/out/renderer/evil.html", "file:///tmp/renderer/index.html", "http://localhost:5173/"]) {
+      const refused = await ipcCall(double, frame, "status", {});
+      assert.deepEqual(refused, { ok: false, error: { code: "forbidden_origin", message: "IPC refused: unknown sender frame." } }, String(frame));
+    }
+    // A refused frame runs nothing: not even a method that would change state.
+    const before = t.link.status().state;
+    assert.equal((await ipcCall(double, "https://evil.example/", "logout", {})).ok, false);
+    assert.equal(t.link.status().state, before);
+
+    const invalid = await ipcCall(double, OWN_PAGE, "setInstanceId", { instanceId: 42 });
+    assert.equal(invalid.ok ? "ok" : invalid.error.code, "bad_request");
+    const unknown = await ipcCall(double, OWN_PAGE, "dropTables", {});
+    assert.equal(unknown.ok ? "ok" : unknown.error.code, "bad_request");
+
+    const status = unwrapControlOutcome("status", await ipcCall(double, `${OWN_PAGE}#/requests`, "status", {}));
+    assert.equal(status.port, t.port);
+    assert.equal(status.state, "ready");
+    const requestId = await requestSecret("IPC_KEY", "agent_ipc");
+    const listed = unwrapControlOutcome("listRequests", await ipcCall(double, OWN_PAGE, "listRequests", { status: "pending" }));
+    assert.ok(listed.some((r) => r.id === requestId), JSON.stringify(listed));
+    const denied = unwrapControlOutcome("denyRequest", await ipcCall(double, OWN_PAGE, "denyRequest", { requestId }));
+    assert.equal(denied.status, "denied");
+  });
+
+  it("opens only the authority's sign-in pages externally, blocks navigation, hardens the window and the session", async () => {
+    const authorityUrl = t.link.status().authority?.url ?? null;
+    assert.ok(authorityUrl);
+    const double = electronDouble();
+    hardenAllWebContents(double.api, { ownPageUrl: OWN_PAGE, authorityUrl: () => authorityUrl, openExternal: (url) => double.api.shell.openExternal(url) });
+    const shell = await openShell(double);
+    shell.showWindow();
+    const win = double.windows[0];
+    assert.ok(win);
+    // Electron fires web-contents-created for the window's contents; the double does it by hand.
+    double.app.events.emit("web-contents-created", new RecordedEvent(), win.webContents);
+
+    assert.deepEqual(win.options.webPreferences, {
+      preload: "/opt/piper/resources/app.asar/out/preload/index.cjs",
+      contextIsolation: true,
+      sandbox: true,
+      nodeIntegration: false,
+      webSecurity: true,
+    });
+    assert.equal(win.loaded, "/opt/piper/resources/app.asar/out/renderer/index.html");
+
+    assert.equal(win.webContents.navigate("https://example.com/"), true, "navigation to another site is prevented");
+    assert.equal(win.webContents.navigate(`${authorityUrl}/device`), true, "even the sign-in page does not load in the window");
+    assert.equal(win.webContents.navigate("file:///etc/passwd"), true);
+    assert.equal(win.webContents.navigate(`${OWN_PAGE}#/settings`), false, "the own page may load");
+
+    const table: Array<[string, boolean]> = [
+      [`${authorityUrl}/device`, true],
+      [`${authorityUrl}/device?user_code=ABCD-EFGH`, true],
+      [`${authorityUrl}/oauth/authorize?client_id=piper-link&state=x`, true],
+      [`${authorityUrl}/device-x`, false],
+      [`${authorityUrl}/oauth/token`, false],
+      ["https://evil.example/device", false],
+      [`http://127.0.0.1:${t.port}/device`, false],
+    ];
+    for (const [url, allowed] of table) {
+      assert.deepEqual(win.webContents.openWindow(url), { action: "deny" }, `a new window is always denied: ${url}`);
+      assert.equal(double.opened.includes(url), allowed, url);
+    }
+    assert.deepEqual(double.opened, table.filter(([, allowed]) => allowed).map(([url]) => url));
+
+    // Closing hides the tray app's window; quitting stops the Link first, then quits.
+    assert.equal(win.close(), true);
+    assert.equal(win.visible, false);
+    const quit = new RecordedEvent();
+    double.app.events.emit("before-quit", quit);
+    assert.equal(quit.prevented, true);
+    await until(double, () => double.app.quits === 1, "the app to quit after the Link stopped");
+    assert.equal(win.close(), false, "once quitting, closing really closes");
+
+    // Session: the CSP on every response, every permission refused.
+    let headers: Record<string, string[]> = {};
+    let granted: boolean | null = null;
+    hardenSession({
+      webRequest: { onHeadersReceived: (listener) => listener({ responseHeaders: { "X-Test": ["1"] } }, (r) => (headers = r.responseHeaders)) },
+      setPermissionRequestHandler: (handler) => handler(null, "media", (g) => (granted = g)),
+    });
+    assert.deepEqual(headers, { "X-Test": ["1"], "Content-Security-Policy": [CSP] });
+    assert.equal(granted, false);
+  });
+});
