@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { CONTROL_METHOD_NAMES, createLinkApi, dispatchControl, unwrapControlOutcome, type ControlOutcome } from "../src/shared/control.js";
 import { LinkError } from "../src/shared/errors.js";
-import { isAuthoritySignInUrl, isOwnFrameUrl } from "../src/main/app/shell-policy.js";
+import { isAuthoritySignInUrl, isOwnPageUrl } from "../src/main/app/shell-policy.js";
 import { startTestLink } from "./helpers.js";
 
 describe("control dispatch", () => {
@@ -72,10 +72,13 @@ describe("Electron shell policies", () => {
   });
 
   it("accepts IPC only from the window's own page", () => {
-    assert.equal(isOwnFrameUrl("file:///opt/piper/resources/app.asar/out/renderer/index.html", undefined), true);
-    assert.equal(isOwnFrameUrl("https://evil.example/renderer/x", undefined), false);
-    assert.equal(isOwnFrameUrl(undefined, undefined), false);
-    assert.equal(isOwnFrameUrl("http://localhost:5173/index.html", "http://localhost:5173"), true);
-    assert.equal(isOwnFrameUrl("http://localhost:5174/", "http://localhost:5173"), false);
+    const own = "file:///opt/piper/resources/app.asar/out/renderer/index.html";
+    assert.equal(isOwnPageUrl(own, own), true);
+    assert.equal(isOwnPageUrl(`${own}#/requests`, own), true);
+    assert.equal(isOwnPageUrl("file:///opt/piper/resources/app.asar/out/renderer/other.html", own), false);
+    assert.equal(isOwnPageUrl("https://evil.example/renderer/x", own), false);
+    assert.equal(isOwnPageUrl(undefined, own), false);
+    assert.equal(isOwnPageUrl("http://localhost:5173/index.html", "http://localhost:5173/"), true);
+    assert.equal(isOwnPageUrl("http://localhost:5174/", "http://localhost:5173/"), false);
   });
 });

@@ -3,7 +3,6 @@
  * tests run them directly: which URLs may open in the system browser, and which page may call the
  * IPC API or be navigated to.
  */
-import path from "node:path";
 
 /**
  * The authority's sign-in pages, the only pages `shell.openExternal` may open: the OAuth
@@ -29,32 +28,8 @@ export function isAuthoritySignInUrl(target: string, authorityUrl: string | null
 }
 
 /**
- * True when an IPC call comes from the window's own page: the dev server's URL in development
- * (`devUrl`), otherwise a `file:` URL inside the app's `renderer` folder. Frames from anything else
- * (an iframe, a navigated page) are refused.
- *
- * No longer used by the shell, which checks frames with the stricter `isOwnPageUrl` (this rule also
- * admits any other file whose path has a `renderer` folder). Kept only because
- * test/control-dispatch.test.ts still covers it; remove both together.
- */
-export function isOwnFrameUrl(url: string | undefined, devUrl: string | undefined): boolean {
-  if (url === undefined || url === "") return false;
-  if (devUrl !== undefined && devUrl !== "") {
-    try {
-      const own = new URL(devUrl);
-      const got = new URL(url);
-      if (got.origin === own.origin) return true;
-    } catch {
-      return false;
-    }
-  }
-  return url.startsWith("file://") && url.includes(`${path.sep}renderer${path.sep}`.replaceAll("\\", "/"));
-}
-
-/**
  * True when `url` is the window's own page, `ownPageUrl` (what the shell loaded: the renderer's
- * `file:` index in a build, the dev server's URL in development). Stricter than `isOwnFrameUrl`,
- * which admits any `file:` URL with a `renderer` folder in its path: for `file:` the path must be
+ * `file:` index in a build, the dev server's URL in development). For `file:` the path must be
  * the same file; for `http(s):` the origin must be the same. Query and fragment are ignored (the
  * window routes by fragment). Used for IPC sender frames and for `will-navigate`; false for
  * anything unparsable.
