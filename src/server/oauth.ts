@@ -279,9 +279,17 @@ export function createOAuthService(options: OAuthOptions) {
       if (row.status === "used") throw invalidGrant("This device code was already used.");
       if (row.status === "denied") throw new ServiceError(400, "access_denied", "The request was denied.");
       if (row.status === "pending") {
-        const tooSoon = row.last_poll_at !== null && t - row.last_poll_at < row.interval_s * 1000;
-        await db.updateTable("device_codes").set({ last_poll_at: t, interval_s: tooSoon ? row.interval_s + 5 : row.interval_s }).where("device_code_hash", "=", row.device_code_hash).execute();
-        if (tooSoon) throw new ServiceError(400, "slow_down", `Poll at most every ${row.interval_s + 5} s.`);
+        // RFC 8628 section 3.5. A client that waits `interval` after each answer arrives reaches us a
+        // little early or late (timers, latency), so polls within a tolerance of the interval are on
+        // time. An early poll raises the interval but does not move the clock: otherwise a client
+        // polling steadily at the interval would be early again forever (issue 16 item 2).
+        const toleranceMs = Math.min(1000, row.interval_s * 200);
+        const tooSoon = row.last_poll_at !== null && t - row.last_poll_at < row.interval_s * 1000 - toleranceMs;
+        if (tooSoon) {
+          await db.updateTable("device_codes").set({ interval_s: row.interval_s + 5 }).where("device_code_hash", "=", row.device_code_hash).execute();
+          throw new ServiceError(400, "slow_down", `Poll at most every ${row.interval_s + 5} s.`);
+        }
+        await db.updateTable("device_codes").set({ last_poll_at: t }).where("device_code_hash", "=", row.device_code_hash).execute();
         throw new ServiceError(400, "authorization_pending", "Waiting for the person to enter the code.");
       }
       const claim = await db.updateTable("device_codes").set({ status: "used" }).where("device_code_hash", "=", row.device_code_hash).where("status", "=", "approved").executeTakeFirst();

@@ -9,6 +9,12 @@ import { VariableSchema } from "./protocol.js";
 
 export const AuthorityErrorSchema = z.object({ error: z.string(), error_description: z.string() });
 export type AuthorityError = z.infer<typeof AuthorityErrorSchema>;
+/**
+ * An error answer as a client must accept it: RFC 6749 section 5.2 (and RFC 8628 section 3.5)
+ * require only `error`; `error_description` and `error_uri` are optional. Our authority always sends
+ * a description (`AuthorityErrorSchema`), but the Link also signs in to standards-only servers.
+ */
+export const OAuthErrorSchema = z.object({ error: z.string(), error_description: z.string().optional(), error_uri: z.string().optional() });
 
 /** How long an approval lasts. `process` ties it to one process (pid + start time) of the agent. */
 export const ScopeSchema = z.discriminatedUnion("kind", [
@@ -153,8 +159,10 @@ export const DeviceAuthorizationSchema = z.object({
   device_code: z.string(),
   user_code: z.string(),
   verification_uri: z.string(),
-  verification_uri_complete: z.string(),
+  /** Optional in RFC 8628 section 3.2. */
+  verification_uri_complete: z.string().optional(),
   expires_in: z.number(),
-  interval: z.number(),
+  /** Optional in RFC 8628 section 3.2; the client then polls every 5 seconds. */
+  interval: z.number().positive().default(5),
 });
 export type DeviceAuthorization = z.infer<typeof DeviceAuthorizationSchema>;

@@ -31,6 +31,7 @@ export const ERROR_CODES = [
   "not_found",
   "method_not_allowed",
   "too_many_connections",
+  "foreign_user",
   "unauthorized",
   // lifecycle
   "already_running",

@@ -1,5 +1,21 @@
-/** The identity of a local process (the agent on the other end of a connection). */
+/**
+ * The identity of a local process (the agent on the other end of a connection), as the OS reports it
+ * (issue 13 item 1, DESIGN.md section 3): who runs it, which program it is, where, in which terminal
+ * session and under which parents. The agent's own claims (name, client ID) live elsewhere; nothing
+ * here comes from the agent. Fields added after the first version are optional as well as nullable,
+ * so an identity recorded by an older Link (stored by the authority as JSON) still parses.
+ */
 import { z } from "zod";
+
+/** Another process named by the identity (a parent or the session leader). */
+export const ProcessRefSchema = z.object({
+  pid: z.number().int(),
+  /** Clock ticks after boot (Linux /proc/<pid>/stat field 22); with pid it names one process. */
+  startTime: z.number().nullable(),
+  /** Absolute path of the executable; null when unreadable (another user's process) or gone. */
+  executable: z.string().nullable(),
+});
+export type ProcessRef = z.infer<typeof ProcessRefSchema>;
 
 export const PeerProcessSchema = z.object({
   pid: z.number().int(),
@@ -8,5 +24,41 @@ export const PeerProcessSchema = z.object({
   commandLine: z.array(z.string()).nullable(),
   /** Process start time in clock ticks since boot (Linux) — with pid it names one process. */
   startTime: z.number().nullable(),
+  /** Effective uid of the process (Linux /proc/<pid>/status `Uid:` second column). */
+  uid: z.number().int().nullable().optional(),
+  /**
+   * For interpreters (node, python, deno, bun, ruby, perl, shells…): the script they run, as an
+   * absolute path resolved against the process's cwd; `-m <module>` for `python -m`; `[inline]` for
+   * code given on the command line (`-e`, `-c`); null for other programs or an interactive interpreter.
+   */
+  script: z.string().nullable().optional(),
+  /** Terminal session id (Linux /proc/<pid>/stat field 6); equals the session leader's pid. */
+  sessionId: z.number().int().nullable().optional(),
+  /** The session leader (usually the login shell of the terminal); null when unknown or gone. */
+  sessionLeader: ProcessRefSchema.nullable().optional(),
+  /** Parent, grandparent…, nearest first; at most 8, ending at pid 1. */
+  parents: z.array(ProcessRefSchema).nullable().optional(),
 });
 export type PeerProcess = z.infer<typeof PeerProcessSchema>;
+
+/**
+ * The key of "this program" for grants bound to a program (issue 13 item 5): executable + script +
+ * cwd, as one stable string (JSON of the three, so no separator can be forged by a path). Null when
+ * the executable is unknown: such a process cannot be recognised again, so nothing may bind to it.
+ */
+export function programKey(identity: PeerProcess): string | null {
+  if (identity.executable === null) return null;
+  return JSON.stringify(["program", identity.executable, identity.script ?? null, identity.cwd]);
+}
+
+/**
+ * The key of "this terminal session" for grants bound to a session: session id + the leader's pid
+ * and start time (the start time tells a reused pid apart). Null when the session or its leader's
+ * start time is unknown, or for session 0 (kernel threads; no terminal).
+ */
+export function sessionKey(identity: PeerProcess): string | null {
+  const sid = identity.sessionId ?? null;
+  const leader = identity.sessionLeader ?? null;
+  if (sid === null || sid <= 0 || leader === null || leader.startTime === null || leader.pid !== sid) return null;
+  return `session:${sid}:${leader.pid}:${leader.startTime}`;
+}

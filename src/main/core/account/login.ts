@@ -1,8 +1,9 @@
 /**
  * One sign-in attempt (DESIGN.md section 5): in the system browser — authorization code with PKCE
  * (S256) and a loopback redirect on a random port that accepts exactly one callback, checks `state`,
- * shows "you can close this tab", and times out cleanly — or, without a browser, the device
- * authorization grant, polling at the interval the authority asks for.
+ * shows "you can close this tab", and times out cleanly; a request without our `state` is refused
+ * and the sign-in keeps waiting — or, without a browser, the device authorization grant, polling as
+ * RFC 8628 asks (any answer the RFC allows, not only our own authority's).
  */
 import { createHash, randomBytes } from "node:crypto";
 import http from "node:http";
@@ -41,15 +42,17 @@ export async function startBrowserLogin(client: AuthorityClient, timeoutMs = 5 *
       res.writeHead(404).end();
       return;
     }
-    // Exactly one callback: whatever it says, the listener closes after it.
-    server.close();
-    clearTimeout(timer);
     const headers = { "Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store", "Referrer-Policy": "no-referrer" };
+    // Any local process can reach this port. Only the answer carrying our secret `state` comes from
+    // the authority; anything else is refused and the sign-in keeps waiting (issue 16 item 1), so an
+    // unauthenticated request can neither end nor alter the person's sign-in.
     if (url.searchParams.get("state") !== state) {
-      res.writeHead(400, headers).end(FAIL_PAGE("The sign-in response did not match this request (state mismatch)."));
-      settle?.reject(new LinkError("unauthorized", "Sign-in refused: the response's state did not match (possible cross-site request). Start again."));
+      res.writeHead(400, headers).end(FAIL_PAGE("This sign-in response does not belong to the sign-in in progress (state mismatch). Piper Link is still waiting for the real one."));
       return;
     }
+    // Exactly one genuine callback: whatever it says, the listener closes after it.
+    server.close();
+    clearTimeout(timer);
     const error = url.searchParams.get("error");
     const got = url.searchParams.get("code");
     if (error !== null || got === null) {
@@ -83,16 +86,34 @@ export async function startBrowserLogin(client: AuthorityClient, timeoutMs = 5 *
   };
 }
 
-export async function startDeviceLogin(client: AuthorityClient): Promise<LoginAttempt> {
+/** Clock and timer of the device flow; a test passes a fake one so no real seconds pass. */
+export interface DeviceLoginClock {
+  now(): number;
+  sleep(ms: number): Promise<void>;
+}
+
+const realClock: DeviceLoginClock = { now: () => Date.now(), sleep: (ms) => new Promise((r) => setTimeout(r, ms)) };
+
+/** RFC 8628 section 3.2: the polling interval when the answer names none. */
+export const DEFAULT_DEVICE_INTERVAL_S = 5;
+
+/**
+ * Starts the device authorization grant (RFC 8628) and polls the token endpoint until the person
+ * enters the code. Follows section 3.5: `authorization_pending` polls again after `interval`
+ * seconds (5 when the answer gives none), `slow_down` raises the interval by 5 s for this and every
+ * later poll, `access_denied` ends with `denied`, `expired_token` or the code's lifetime ends with
+ * `timeout`; other errors end with `unauthorized`. Error answers need only `error` (no description).
+ */
+export async function startDeviceLogin(client: AuthorityClient, clock: DeviceLoginClock = realClock): Promise<LoginAttempt> {
   const d = await client.deviceAuthorization(LINK_CLIENT_ID);
   let cancelled = false;
-  const deadline = Date.now() + d.expires_in * 1000;
+  const deadline = clock.now() + d.expires_in * 1000;
   const poll = async (): Promise<TokenResponse> => {
     let interval = d.interval;
     for (;;) {
-      await new Promise((r) => setTimeout(r, interval * 1000));
+      await clock.sleep(interval * 1000);
       if (cancelled) throw new LinkError("timeout", "Sign-in cancelled.");
-      if (Date.now() > deadline) throw new LinkError("timeout", "The code expired before anyone entered it. Run `piper-link login --device` again.");
+      if (clock.now() > deadline) throw new LinkError("timeout", "The code expired before anyone entered it. Run `piper-link login --device` again.");
       try {
         return await client.oauthToken({ grant_type: "urn:ietf:params:oauth:grant-type:device_code", device_code: d.device_code, client_id: LINK_CLIENT_ID });
       } catch (err) {
@@ -102,6 +123,7 @@ export async function startDeviceLogin(client: AuthorityClient): Promise<LoginAt
           interval += 5;
           continue;
         }
+        if (err.authorityCode === "expired_token") throw new LinkError("timeout", "The code expired before anyone entered it. Run `piper-link login --device` again.");
         throw new LinkError(err.authorityCode === "access_denied" ? "denied" : "unauthorized", `Sign-in failed: ${err.message}`);
       }
     }
@@ -110,7 +132,7 @@ export async function startDeviceLogin(client: AuthorityClient): Promise<LoginAt
     kind: "device",
     authorizeUrl: null,
     verificationUri: d.verification_uri,
-    verificationUriComplete: d.verification_uri_complete,
+    verificationUriComplete: d.verification_uri_complete ?? null,
     userCode: d.user_code,
     tokens: poll(),
     cancel() {

@@ -12,7 +12,7 @@ import {
   AgentResolveResultSchema,
   AgentWaitResultSchema,
   AuditPageSchema,
-  AuthorityErrorSchema,
+  OAuthErrorSchema,
   AuthorityEventSchema,
   GrantViewSchema,
   DeviceAuthorizationSchema,
@@ -133,9 +133,11 @@ export function createAuthorityClient(options: AuthorityClientOptions) {
             json = null;
           }
           if (status >= 400) {
-            const err = AuthorityErrorSchema.safeParse(json);
+            // Any answer RFC 6749 section 5.2 allows: only `error` is required (issue 16 item 2).
+            const err = OAuthErrorSchema.safeParse(json);
             const code = err.success ? err.data.error : `http_${status}`;
-            reject(new AuthorityCallError(codeFor(status, code), err.success ? err.data.error_description : `The authority answered HTTP ${status}.`, code, status));
+            const message = err.success ? (err.data.error_description ?? `The authority answered ${err.data.error} (HTTP ${status}).`) : `The authority answered HTTP ${status}.`;
+            reject(new AuthorityCallError(codeFor(status, code), message, code, status));
             return;
           }
           if (schema === null) return resolve(undefined as z.infer<S>);

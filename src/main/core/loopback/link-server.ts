@@ -6,7 +6,7 @@
  * all connections rather than timers per connection.
  */
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import type { Logger } from "pino";
 import { WebSocketServer } from "ws";
@@ -17,7 +17,8 @@ import { AgentChannel, type AgentHost, type ContextSnapshot } from "./agent-chan
 import { ControlChannel, type ControlHost } from "./control-channel.js";
 import type { LinkLimits } from "./limits.js";
 import { allowedHosts, checkRequest, ownOrigins, rejectUpgrade, SECURITY_HEADERS, sendError, sendJson, type GuardPolicy, type Rejection } from "./loopback-guard.js";
-import type { PeerResolver } from "./peer-process.js";
+import { socketOwner as procSocketOwner, type PeerResolver, type SocketOwner } from "./peer-process.js";
+import { checkPeerUser, type PeerUserVerdict } from "./user-guard.js";
 import { serveUi } from "./ui-assets.js";
 
 export interface LinkServerOptions {
@@ -27,6 +28,8 @@ export interface LinkServerOptions {
   agentHost: AgentHost;
   controlHost: ControlHost;
   peers: PeerResolver;
+  /** Who owns a peer's socket (default: /proc/net/tcp{,6}); `peerPort` is the peer's local port. */
+  socketOwner?: (peerPort: number, linkPort: number) => Promise<SocketOwner>;
   log: Logger;
   now(): number;
   /** The built browser UI served under /ui/ (null: not built in this install). */
@@ -66,6 +69,11 @@ export class LinkServer {
   private port = 0;
   private hosts: ReadonlySet<string> = new Set();
   private origins: ReadonlySet<string> = new Set();
+  /** One owner check per TCP connection, shared by every request on a keep-alive socket. */
+  private readonly peerUsers = new WeakMap<Socket, Promise<PeerUserVerdict>>();
+  private readonly ownUid: number | null = typeof process.getuid === "function" ? process.getuid() : null;
+  private unverifiedLogged = false;
+  private readonly foreignLogged = new Set<string>();
 
   constructor(private readonly options: LinkServerOptions) {
     // Frames up to 4x the limit are read so the guard can refuse them under their id (issue 16 item 7);
@@ -158,16 +166,54 @@ export class LinkServer {
     // Slow clients (slowloris) and idle keep-alive sockets are cut off; timeouts are checked every second.
     const server = http.createServer(
       { headersTimeout: 5000, requestTimeout: 10_000, keepAliveTimeout: 5000, connectionsCheckingInterval: 1000, maxHeaderSize: 16 * 1024 },
-      (req, res) => this.onRequest(req, res),
+      (req, res) => this.whenOwnUser(req, (r) => sendError(res, r, { Connection: "close" }), () => this.onRequest(req, res)),
     );
     server.maxHeadersCount = 64;
-    server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
+    // The owner check starts as soon as the connection is accepted, before its first request arrives.
+    server.on("connection", (socket: Socket) => void this.peerUser(socket));
+    server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      socket.on("error", () => socket.destroy());
+      this.whenOwnUser(req, (r) => rejectUpgrade(socket, r), () => this.onUpgrade(req, socket, head));
+    });
     server.on("clientError", (err: NodeJS.ErrnoException, socket) => {
       const timeout = err.code === "ERR_HTTP_REQUEST_TIMEOUT";
       if (socket.writable) socket.end(`HTTP/1.1 ${timeout ? "408 Request Timeout" : "400 Bad Request"}\r\nConnection: close\r\n\r\n`);
       else socket.destroy();
     });
     return server;
+  }
+
+  /** The owner check of this connection (issue 13 item 2), computed once per socket. */
+  private peerUser(socket: Socket): Promise<PeerUserVerdict> {
+    let verdict = this.peerUsers.get(socket);
+    if (verdict === undefined) {
+      const lookup = this.options.socketOwner ?? procSocketOwner;
+      verdict = lookup(socket.remotePort ?? 0, this.port).then(
+        (owner) => checkPeerUser(owner, this.ownUid),
+        (): PeerUserVerdict => checkPeerUser({ uid: null, reason: "not_found" }, this.ownUid),
+      );
+      this.peerUsers.set(socket, verdict);
+    }
+    return verdict;
+  }
+
+  /** Runs `serve` only for a peer of this user; otherwise `refuse`s before anything is read or served. */
+  private whenOwnUser(req: IncomingMessage, refuse: (r: Rejection) => void, serve: () => void): void {
+    void this.peerUser(req.socket).then((verdict) => {
+      if (verdict.allow) {
+        if (verdict.unverified && !this.unverifiedLogged) {
+          this.unverifiedLogged = true;
+          this.options.log.warn({ platform: process.platform }, "cannot tell which user owns loopback connections on this platform; serving them unchecked");
+        }
+        return serve();
+      }
+      // Once per distinct refusal: a flood from another user must not fill the log.
+      if (!this.foreignLogged.has(verdict.rejection.message)) {
+        this.foreignLogged.add(verdict.rejection.message);
+        this.options.log.warn({ peerPort: req.socket.remotePort, path: pathOf(req.url) }, verdict.rejection.message);
+      }
+      refuse(verdict.rejection);
+    });
   }
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
@@ -185,7 +231,6 @@ export class LinkServer {
   }
 
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    socket.on("error", () => socket.destroy());
     const path = pathOf(req.url);
     const isAgent = path === "/v1/link";
     if (!isAgent && path !== "/v1/control") {

@@ -1,16 +1,21 @@
 /**
- * Finds the local process on the other end of a loopback TCP connection, so approval prompts, the
- * audit log and `status` can name who is asking. On Linux it reads /proc: the socket inode from
- * /proc/net/tcp{,6} by port pair, then the process holding that inode among /proc/<pid>/fd. Lookups
- * that arrive together share one scan, and pids seen recently are searched first, so a thousand
- * agents connecting at once cost a few scans, not a thousand. On macOS it asks `lsof`. Elsewhere,
- * or when the process belongs to another user, the answer is `null` ("unknown process").
+ * Finds the local process on the other end of a loopback TCP connection and its program identity
+ * (issue 13 item 1): uid, pid + start time, executable, the script an interpreter runs, cwd, terminal
+ * session and parent chain, all from the OS, never from the agent. On Linux it reads /proc: the socket
+ * inode from /proc/net/tcp{,6} by port pair, then the process holding that inode among
+ * /proc/<pid>/fd. Lookups that arrive together share one scan, and pids seen recently are searched
+ * first, so a thousand agents connecting at once cost a few scans, not a thousand. On macOS it asks
+ * `lsof` for pid, cwd and command line only (uid, script, session and parents are null there;
+ * untested here). Elsewhere, or when the process belongs to another user, the answer is `null`.
+ *
+ * It also answers the cheaper question the loopback guard asks of every connection (issue 13 item 2):
+ * which uid owns the peer's socket, from the uid column of /proc/net/tcp{,6}, without any pid scan.
  */
 import { execFile } from "node:child_process";
 import fs from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
-import type { PeerProcess } from "../../../shared/control.js";
+import type { PeerProcess, ProcessRef } from "../../../shared/process.js";
 
 const execFileAsync = promisify(execFile);
 
@@ -58,26 +63,216 @@ async function readlinkOrNull(file: string): Promise<string | null> {
 
 /** Field 22 of /proc/<pid>/stat: start time in clock ticks after boot. The comm field may hold spaces. */
 export function parseStartTime(stat: string): number | null {
-  const afterComm = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  const value = Number(afterComm[19]);
-  return Number.isFinite(value) ? value : null;
+  return parseStat(stat)?.startTime ?? null;
 }
 
+/** The fields of /proc/<pid>/stat this module needs (proc(5)); null when the text is not a stat line. */
+export interface StatFields {
+  /** Field 4. */
+  ppid: number;
+  /** Field 6: the session id, which is the session leader's pid. */
+  session: number;
+  /** Field 22: clock ticks after boot. */
+  startTime: number;
+}
+
+export function parseStat(stat: string): StatFields | null {
+  const close = stat.lastIndexOf(")");
+  if (close < 0) return null;
+  // After the comm field: state is field 3, so field N is at index N - 3.
+  const after = stat.slice(close + 2).split(" ");
+  const ppid = Number(after[1]);
+  const session = Number(after[3]);
+  const startTime = Number(after[19]);
+  if (![ppid, session, startTime].every((n) => Number.isInteger(n))) return null;
+  return { ppid, session, startTime };
+}
+
+/** The effective uid from /proc/<pid>/status (`Uid:` real, effective, saved, filesystem). */
+export function parseStatusUid(status: string): number | null {
+  const m = /^Uid:\s+\d+\s+(\d+)/m.exec(status);
+  return m?.[1] === undefined ? null : Number(m[1]);
+}
+
+/**
+ * Interpreters whose identity is the script they run, by executable base name. Each lists its
+ * options that take a separate value (so the value is not mistaken for the script), those that make
+ * the rest of the command line inline code, and those that name a module.
+ */
+interface InterpreterRules {
+  valued: ReadonlySet<string>;
+  inline: ReadonlySet<string>;
+  module: ReadonlySet<string>;
+  /** Subcommands before the script (`deno run x.ts`, `bun run x.ts`). */
+  subcommands: ReadonlySet<string>;
+}
+
+const set = (...items: string[]): ReadonlySet<string> => new Set(items);
+const SHELL: InterpreterRules = { valued: set("-o", "+o", "-O", "+O", "--rcfile", "--init-file"), inline: set("-c"), module: set(), subcommands: set() };
+const INTERPRETERS: ReadonlyArray<[RegExp, InterpreterRules]> = [
+  [
+    /^(node|nodejs)$/,
+    {
+      valued: set("-r", "--require", "--import", "--loader", "--experimental-loader", "-C", "--conditions", "--input-type", "--title", "--env-file", "--inspect-port", "--debug-port", "--disable-warning", "--redirect-warnings", "--stack-trace-limit", "--watch-path"),
+      inline: set("-e", "--eval", "-p", "--print"),
+      module: set(),
+      subcommands: set(),
+    },
+  ],
+  [/^python(\d+(\.\d+)?)?$/, { valued: set("-W", "-X", "--check-hash-based-pycs"), inline: set("-c"), module: set("-m"), subcommands: set() }],
+  [/^deno$/, { valued: set("-c", "--config", "--import-map", "-L", "--log-level", "--location", "--seed", "--v8-flags", "--cert", "--env-file"), inline: set("eval"), module: set(), subcommands: set("run", "serve", "test", "bench", "compile", "check") }],
+  [/^bun$/, { valued: set("-r", "--preload", "--cwd", "-c", "--config", "--env-file", "--tsconfig-override", "--conditions"), inline: set("-e", "--eval", "-p", "--print"), module: set(), subcommands: set("run", "test", "x") }],
+  [/^ruby(\d+(\.\d+)*)?$/, { valued: set("-I", "-r", "-C", "-E", "--encoding"), inline: set("-e"), module: set(), subcommands: set() }],
+  [/^perl(\d+(\.\d+)*)?$/, { valued: set("-I", "-M", "-m"), inline: set("-e", "-E"), module: set(), subcommands: set() }],
+  [/^(php(\d+(\.\d+)*)?)$/, { valued: set("-c", "-d", "-z"), inline: set("-r"), module: set(), subcommands: set() }],
+  [/^(sh|bash|zsh|dash|ksh|mksh|fish|ash)$/, SHELL],
+];
+
+/**
+ * The script or entry point an interpreter runs, from its executable and argv: the first argument
+ * that is not an option (nor an option's value), resolved against `cwd` to an absolute path when it
+ * names a file. `python -m mod` gives `-m mod`; code on the command line (`node -e`, `sh -c`,
+ * `python -c`, `deno eval`) gives `[inline]`; a bare word after `bun run` / `deno task` that is not a
+ * path (a package.json script name) is kept as written. Null for programs that are not known
+ * interpreters and for interpreters with no script (a REPL, or code read from stdin).
+ */
+export function entryPoint(executable: string | null, argv: readonly string[], cwd: string | null): string | null {
+  const name = path.basename(executable ?? argv[0] ?? "");
+  const rules = INTERPRETERS.find(([re]) => re.test(name))?.[1] ?? (argv[0] !== undefined ? INTERPRETERS.find(([re]) => re.test(path.basename(argv[0] ?? "")))?.[1] : undefined);
+  if (rules === undefined) return null;
+  const absolute = (arg: string): string => (cwd !== null && !path.isAbsolute(arg) ? path.resolve(cwd, arg) : arg);
+  let subcommandSeen = false;
+  for (let i = 1; i < argv.length; i++) {
+    const arg = argv[i] ?? "";
+    if (arg === "--") {
+      const next = argv[i + 1];
+      return next === undefined ? null : absolute(next);
+    }
+    // Short flags may be grouped, the inline one last: `python -uc CODE`, `bash -ec CMD`, `perl -ne CODE`.
+    const grouped = /^-[a-zA-Z]{2,}$/.test(arg) && [...rules.inline].some((o) => /^-[a-zA-Z]$/.test(o) && arg.endsWith(o.slice(1)));
+    if (rules.inline.has(arg) || grouped) {
+      return "[inline]";
+    }
+    if (rules.module.has(arg)) {
+      const mod = argv[i + 1];
+      return mod === undefined ? null : `-m ${mod}`;
+    }
+    // python -mhttp.server: the module glued to the option.
+    const glued = [...rules.module].find((o) => arg.startsWith(o) && arg.length > o.length);
+    if (glued !== undefined) return `-m ${arg.slice(glued.length)}`;
+    if (rules.valued.has(arg)) {
+      i += 1;
+      continue;
+    }
+    if (arg === "-") return null;
+    if (arg.startsWith("-") || arg.startsWith("+")) continue;
+    if (!subcommandSeen && rules.subcommands.has(arg)) {
+      subcommandSeen = true;
+      continue;
+    }
+    if (name === "deno" && arg === "task") return `task ${argv[i + 1] ?? ""}`.trim();
+    // `bun run dev` names a package.json script, not a file: keep the word as written.
+    const looksLikePath = arg.includes("/") || /\.[A-Za-z0-9]+$/.test(arg);
+    if (subcommandSeen && !looksLikePath) return arg;
+    return absolute(arg);
+  }
+  return null;
+}
+
+async function describeRef(pid: number, procRoot: string): Promise<{ ref: ProcessRef; stat: StatFields | null }> {
+  const dir = path.join(procRoot, String(pid));
+  const [exe, statText] = await Promise.all([readlinkOrNull(path.join(dir, "exe")), readOrNull(path.join(dir, "stat"))]);
+  const stat = statText === null ? null : parseStat(statText);
+  return { ref: { pid, startTime: stat?.startTime ?? null, executable: exe }, stat };
+}
+
+/** How many parents the identity lists at most (the chain stops earlier at pid 1). */
+export const MAX_PARENTS = 8;
+
+/**
+ * Describes one process from /proc (Linux): every field of `PeerProcess`. Fields that cannot be read
+ * (the process exited meanwhile, or belongs to another user) are null; never throws for that.
+ */
 export async function describeLinuxProcess(pid: number, procRoot = "/proc"): Promise<PeerProcess> {
   const dir = path.join(procRoot, String(pid));
-  const [exe, cwd, cmdline, stat] = await Promise.all([
+  const [exe, cwd, cmdline, statText, status] = await Promise.all([
     readlinkOrNull(path.join(dir, "exe")),
     readlinkOrNull(path.join(dir, "cwd")),
     readOrNull(path.join(dir, "cmdline")),
     readOrNull(path.join(dir, "stat")),
+    readOrNull(path.join(dir, "status")),
   ]);
+  const stat = statText === null ? null : parseStat(statText);
+  const commandLine = cmdline === null ? null : cmdline.split("\0").filter((s) => s.length > 0);
+  const parents: ProcessRef[] = [];
+  let ppid = stat?.ppid ?? 0;
+  while (ppid > 0 && parents.length < MAX_PARENTS) {
+    const { ref, stat: parentStat } = await describeRef(ppid, procRoot);
+    parents.push(ref);
+    if (ppid === 1 || parentStat === null) break;
+    ppid = parentStat.ppid;
+  }
+  const sessionId = stat?.session ?? null;
+  let sessionLeader: ProcessRef | null = null;
+  if (sessionId !== null && sessionId > 0) {
+    const leader = sessionId === pid ? null : await describeRef(sessionId, procRoot);
+    // A leader that exited leaves its sid behind; its pid may since name an unrelated process, whose
+    // own session would then differ, so only a process that still leads this session counts.
+    if (sessionId === pid) sessionLeader = { pid, startTime: stat?.startTime ?? null, executable: exe };
+    else if (leader !== null && leader.stat?.session === sessionId) sessionLeader = leader.ref;
+  }
   return {
     pid,
     executable: exe,
     cwd,
-    commandLine: cmdline === null ? null : cmdline.split("\0").filter((s) => s.length > 0),
-    startTime: stat === null ? null : parseStartTime(stat),
+    commandLine,
+    startTime: stat?.startTime ?? null,
+    uid: status === null ? null : parseStatusUid(status),
+    script: commandLine === null ? null : entryPoint(exe, commandLine, cwd),
+    sessionId,
+    sessionLeader,
+    parents: stat === null ? null : parents,
   };
+}
+
+/**
+ * Who owns the peer's socket: `{ uid }` when /proc/net/tcp{,6} lists the peer's end; `{ uid: null,
+ * reason: "not_found" }` when those files are readable but do not (the caller fails closed);
+ * `{ uid: null, reason: "unsupported" }` when they cannot be read (not Linux, /proc not mounted).
+ */
+export type SocketOwner = { uid: number } | { uid: null; reason: "not_found" | "unsupported" };
+
+/**
+ * Finds the uid column of the line whose local port is `peerPort` and remote port `linkPort` (the
+ * peer's end of the connection), scanning the text for the port rather than splitting every line.
+ */
+export function findSocketUid(text: string, peerPort: number, linkPort: number): number | null {
+  const local = `:${peerPort.toString(16).toUpperCase().padStart(4, "0")} `;
+  const remote = `:${linkPort.toString(16).toUpperCase().padStart(4, "0")} `;
+  for (let at = text.indexOf(local); at >= 0; at = text.indexOf(local, at + 1)) {
+    const start = text.lastIndexOf("\n", at) + 1;
+    const endAt = text.indexOf("\n", at);
+    const cols = text.slice(start, endAt < 0 ? undefined : endAt).trim().split(/\s+/);
+    // sl, local_address, rem_address, st, tx:rx, tr:when, retrnsmt, uid, timeout, inode
+    if (cols[1]?.endsWith(local.trimEnd()) && cols[2]?.endsWith(remote.trimEnd())) {
+      const uid = Number(cols[7]);
+      if (Number.isInteger(uid)) return uid;
+    }
+  }
+  return null;
+}
+
+/** Looks up the owner uid of a loopback peer's socket (see `SocketOwner`). */
+export async function socketOwner(peerPort: number, linkPort: number, procRoot = "/proc"): Promise<SocketOwner> {
+  let readable = false;
+  for (const file of ["net/tcp", "net/tcp6"]) {
+    const text = await readOrNull(path.join(procRoot, file));
+    if (text === null) continue;
+    readable = true;
+    const uid = findSocketUid(text, peerPort, linkPort);
+    if (uid !== null) return { uid };
+  }
+  return { uid: null, reason: readable ? "not_found" : "unsupported" };
 }
 
 export function createProcPeerResolver(procRoot = "/proc"): PeerResolver {
@@ -195,7 +390,7 @@ export function createLsofPeerResolver(): PeerResolver {
         const cwd = cwdOut.split("\n").find((l) => l.startsWith("n"))?.slice(1) ?? null;
         const { stdout: cmd } = await execFileAsync("ps", ["-o", "command=", "-p", String(pid)], { timeout: 2000 });
         const commandLine = cmd.trim().split(/\s+/);
-        return { pid, executable: commandLine[0] ?? null, cwd, commandLine, startTime: null };
+        return { pid, executable: commandLine[0] ?? null, cwd, commandLine, startTime: null, uid: null, script: null, sessionId: null, sessionLeader: null, parents: null };
       } catch {
         return null;
       }
