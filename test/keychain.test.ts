@@ -46,7 +46,7 @@ describe("keychain store (real Secret Service)", () => {
   it("fails with keychain_unavailable and advice when there is no Secret Service, never falling back", () => {
     // A child process with an unreachable session bus: the store must refuse, not use another store.
     const script = `
-      import { createKeychainStore } from "./src/main/core/keychain.ts";
+      import { createKeychainStore } from "./src/main/core/account/keychain.ts";
       try { await createKeychainStore({ profile: "nobus" }).get("instance-id"); console.log(JSON.stringify({ ok: true })); }
       catch (e) { console.log(JSON.stringify({ name: e.name, code: e.code, message: e.message })); }`;
     const r = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], {
