@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import type { LinkStatus } from "../../shared/control.js";
 import { displayText } from "../../shared/display.js";
-import { LinkError, type ErrorCode } from "../../shared/errors.js";
+import { HttpErrorBodySchema, LinkError } from "../../shared/errors.js";
 import { DEFAULT_LINK_PORT, LINK_VERSION } from "../../shared/version.js";
 import { startDaemon } from "../core/daemon.js";
 import { isPidAlive } from "../core/runtime/files.js";
@@ -105,10 +105,24 @@ async function startInForeground(opts: StartOptions, out: Output): Promise<numbe
   return ExitCode.ok;
 }
 
-function startFailureCode(exitCode: number | null, text: string): ErrorCode {
-  if (exitCode === ExitCode.alreadyRunning || /already running/i.test(text)) return "already_running";
-  if (exitCode === ExitCode.keychain) return /locked/i.test(text) ? "keychain_locked" : "keychain_unavailable";
-  return "internal_error";
+/**
+ * The error the background daemon hit, as it reported it: the daemon runs with `--json`, so its
+ * failure is one `{error, message}` line (issue 16 items 3-4). The code is read from that value,
+ * never guessed from words in the message (advice text may say "unlocked" about an absent keychain).
+ */
+function daemonFailure(exitCode: number | null, text: string): LinkError {
+  for (const line of text.split("\n").reverse()) {
+    let json: unknown;
+    try {
+      json = JSON.parse(line);
+    } catch {
+      continue;
+    }
+    const reported = HttpErrorBodySchema.safeParse(json);
+    if (reported.success) return new LinkError(reported.data.error, reported.data.message);
+  }
+  if (exitCode === ExitCode.alreadyRunning) return new LinkError("already_running", text || "Piper Link is already running.");
+  return new LinkError("internal_error", text || "Piper Link exited during start.");
 }
 
 /** Starts the daemon as a detached process and waits until it serves. */
@@ -122,7 +136,7 @@ async function startInBackground(opts: StartOptions, out: Output): Promise<numbe
   const entry = fileURLToPath(import.meta.url);
   const child = spawn(
     process.execPath,
-    [...process.execArgv, entry, "--profile", opts.profile, "start", "--foreground", "--port", String(opts.port), "--authority", opts.authority, ...(opts.requestTtl === undefined ? [] : ["--request-ttl", String(opts.requestTtl)])],
+    [...process.execArgv, entry, "--profile", opts.profile, "start", "--foreground", "--port", String(opts.port), "--authority", opts.authority, "--json", ...(opts.requestTtl === undefined ? [] : ["--request-ttl", String(opts.requestTtl)])],
     { detached: true, stdio: ["ignore", fd, fd], env: process.env },
   );
   fs.closeSync(fd);
@@ -137,8 +151,7 @@ async function startInBackground(opts: StartOptions, out: Output): Promise<numbe
     if (child.pid === undefined || !isPidAlive(child.pid) || child.exitCode !== null) {
       // Let the exit status arrive: it says why (exit codes are documented), the text says it in words.
       if (child.exitCode === null) await new Promise((r) => setTimeout(r, 200));
-      const text = fs.readFileSync(outFile, "utf8").trim().replace(/^piper-link: /, "");
-      throw new LinkError(startFailureCode(child.exitCode, text), text || "Piper Link exited during start.");
+      throw daemonFailure(child.exitCode, fs.readFileSync(outFile, "utf8").trim());
     }
     await new Promise((r) => setTimeout(r, 100));
   }

@@ -46,11 +46,36 @@ function advice(platform: NodeJS.Platform): string {
   );
 }
 
+/**
+ * The keyring library's error kinds. @napi-rs/keyring rejects with napi code `GenericFailure` for
+ * every failure; the kind is the keyring-rs `Error` variant, which it reports as the message's
+ * leading label (its `Display`): `NoStorageAccess` ("Couldn't access platform secure storage", the
+ * Secret Service's Locked / Prompt / NoResult errors) and `PlatformFailure` ("Platform failure", no
+ * bus, no service, no reply). The label is matched, never words elsewhere in the message or in our
+ * own advice (issue 16 item 4).
+ */
+export type KeyringErrorKind = "no_storage_access" | "platform_failure" | "bounded_out" | "other";
+
+export function keyringErrorKind(err: unknown): KeyringErrorKind {
+  if (err instanceof KeychainTimeout) return "bounded_out";
+  const message = err instanceof Error ? err.message : "";
+  if (message.startsWith("Couldn't access platform secure storage")) return "no_storage_access";
+  if (message.startsWith("Platform failure")) return "platform_failure";
+  return "other";
+}
+
+/** Our own bound fired: the library's AbortSignal is not honoured while D-Bus waits, so we race it. */
+class KeychainTimeout extends Error {
+  constructor(readonly ms: number) {
+    super(`no answer within ${ms / 1000} s`);
+  }
+}
+
 function toLinkError(err: unknown, platform: NodeJS.Platform, action: string): LinkError {
   if (err instanceof LinkError) return err;
   const text = err instanceof Error ? err.message : String(err);
-  const locked = /locked|prompt|dismissed|cancel/i.test(text) || (err instanceof Error && err.name === "AbortError");
-  if (locked) {
+  const kind = keyringErrorKind(err);
+  if (kind === "no_storage_access" || kind === "bounded_out") {
     return new LinkError(
       "keychain_locked",
       `The keychain is locked or waiting for an unlock prompt, so Piper Link could not ${action}. Unlock it and try again. (${text})`,
@@ -64,18 +89,42 @@ function toLinkError(err: unknown, platform: NodeJS.Platform, action: string): L
   );
 }
 
+/**
+ * Opens the keychain of a profile. Every call is bounded by `timeoutMs` (default 15 s): a keychain
+ * that does not answer in time fails with `keychain_locked`. Known gap: the library's `AsyncEntry`
+ * constructor connects to D-Bus synchronously and can block the thread past the bound (a Secret
+ * Service that is activated but never answers); bounding that needs the calls in a worker thread. After such a timeout, calls in the next
+ * `timeoutMs` fail at once with the same error instead of waiting again, so a command that makes
+ * several calls (logout deletes two items) waits at most about one bound in all (issue 16 item 3).
+ */
 export function createKeychainStore(options: KeychainOptions): KeychainStore {
   const service = keychainService(options.profile);
   const platform = options.platform ?? process.platform;
   const timeoutMs = options.timeoutMs ?? 15_000;
+  /** Until when calls fail fast because the keychain just failed to answer within the bound. */
+  let unresponsiveUntil = 0;
 
   async function withEntry<T>(item: KeychainItem, action: string, op: (e: AsyncEntry, s: AbortSignal) => Promise<T>): Promise<T> {
+    if (Date.now() < unresponsiveUntil) throw toLinkError(new KeychainTimeout(timeoutMs), platform, action);
+    const started = Date.now();
+    let timer: NodeJS.Timeout | undefined;
     try {
       // The constructor connects to the store and throws synchronously when there is none.
       const entry = new AsyncEntry(service, item, { linux: { store: "secret-service" } });
-      return await op(entry, AbortSignal.timeout(timeoutMs));
+      const bound = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new KeychainTimeout(timeoutMs)), timeoutMs);
+      });
+      const call = op(entry, AbortSignal.timeout(timeoutMs));
+      // The abandoned call may still settle later; its outcome no longer matters.
+      call.catch(() => undefined);
+      return await Promise.race([call, bound]);
     } catch (err) {
+      // Also when the library itself blocked us past the bound (its constructor waits on D-Bus
+      // synchronously, so our timer could not fire): the next calls must not wait again.
+      if (err instanceof KeychainTimeout || Date.now() - started >= timeoutMs) unresponsiveUntil = Date.now() + timeoutMs;
       throw toLinkError(err, platform, action);
+    } finally {
+      clearTimeout(timer);
     }
   }
 
