@@ -13,7 +13,7 @@ import { LinkError } from "../../../shared/errors.js";
 import { checkPolicy, destinationAllows, type GrantTerms } from "../../../shared/grant-terms.js";
 import type { LinkMessage } from "../../../shared/protocol.js";
 import type { UsageReport } from "../../../shared/authority.js";
-import type { AgentChannel, AgentHost } from "../loopback/agent-channel.js";
+import type { AgentChannel } from "../loopback/agent-channel.js";
 import type { CallGrant, CallGrants } from "./call-grants.js";
 import { describeUrl, parseCallUrl, prepareRequest, secretNamesOf } from "./injections.js";
 import { createStreamRedactor, redactString } from "./redactor.js";
@@ -40,7 +40,10 @@ function checkTerms(name: string, terms: GrantTerms, method: string, url: URL, n
   if (!policy.ok) throw new LinkError(policy.code, `${name}: ${policy.reason}.`);
 }
 
-function programOf(channel: AgentChannel): string | null {
+/** What the handler reads of the agent's connection. */
+export type CallChannel = Pick<AgentChannel, "agent" | "process" | "identification" | "connectionId">;
+
+function programOf(channel: CallChannel): string | null {
   const p = channel.process;
   if (p === null) return null;
   // The executable and, for interpreters, the script (the first argument that is not an option).
@@ -50,9 +53,9 @@ function programOf(channel: AgentChannel): string | null {
 }
 
 /** Creates the `call` handler the agent channel dispatches to. */
-export function createCallHandler(deps: CallHandlerDeps): NonNullable<AgentHost["call"]> {
+export function createCallHandler(deps: CallHandlerDeps): (channel: CallChannel, call: Call, send: (m: LinkMessage) => void, signal: AbortSignal) => Promise<void> {
   const limits: CallLimits = { ...CALL_LIMITS, ...deps.limits };
-  return async (channel: AgentChannel, call: Call, send: (m: LinkMessage) => void, signal: AbortSignal): Promise<void> => {
+  return async (channel: CallChannel, call: Call, send: (m: LinkMessage) => void, signal: AbortSignal): Promise<void> => {
     const started = performance.now();
     const agent = channel.agent;
     if (agent === null) return;
@@ -68,8 +71,9 @@ export function createCallHandler(deps: CallHandlerDeps): NonNullable<AgentHost[
       const reason = `Use without reading, in a call: ${shown}${call.reason ? ` — ${call.reason}` : ""}`.slice(0, 1000);
       for (const name of audit.secretNames) {
         const grant = await deps.grants.get({ agent, process: channel.process, connectionId: channel.connectionId }, name, { method: call.method, url: url.href }, { id: call.id, reason, wait: call.wait, deadline, signal, send });
-        checkTerms(name, grant.terms, call.method, url, deps.now());
+        // Listed before the check, so a refused use is audited against its grant too.
         grants.push({ name, grant });
+        checkTerms(name, grant.terms, call.method, url, deps.now());
       }
       const prepared = prepareRequest(call, url, new Map(grants.map((g) => [g.name, g.grant.value])));
       const total = AbortSignal.any([signal, AbortSignal.timeout(Math.min(call.timeoutMs ?? limits.totalMs, limits.totalMs))]);

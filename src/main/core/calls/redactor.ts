@@ -49,7 +49,7 @@ export function redactString(text: string, needles: readonly string[]): { text: 
 export interface StreamRedactor {
   /** Redacts the next chunk; returns what may be passed on now (possibly empty). */
   push(chunk: Buffer): Buffer;
-  /** Returns what was held back (it cannot hold a whole needle: those were replaced already). */
+  /** Returns what was held back, redacted. */
   end(): Buffer;
   /** True once anything was replaced. */
   readonly redacted: boolean;
@@ -87,26 +87,36 @@ export function createStreamRedactor(needles: readonly string[]): StreamRedactor
     return keep;
   }
 
+  /** Could a needle longer than `length` that starts at `at` still be completed by the next chunk? */
+  function mayGrow(data: Buffer, at: number, length: number): boolean {
+    const have = data.length - at;
+    return patterns.some((p) => p.length > length && p.length > have && data.compare(p, 0, have, at, data.length) === 0);
+  }
+
+  /** Redacts `data`; unless `final`, keeps back what could still become (a longer) needle. */
+  function run(data: Buffer, final: boolean): Buffer {
+    const out: Buffer[] = [];
+    let pos = 0;
+    for (let m = nextMatch(data, pos); m !== null; m = nextMatch(data, pos)) {
+      // A value's padded base64 starts with its unpadded form: wait to see which one it is.
+      if (!final && mayGrow(data, m.at, m.length)) break;
+      out.push(data.subarray(pos, m.at), mark);
+      pos = m.at + m.length;
+      redacted = true;
+    }
+    const keep = final ? 0 : heldBack(data, pos);
+    out.push(data.subarray(pos, data.length - keep));
+    tail = Buffer.from(data.subarray(data.length - keep));
+    return Buffer.concat(out);
+  }
+
   return {
     push(chunk) {
       if (patterns.length === 0) return chunk;
-      const data = tail.length === 0 ? chunk : Buffer.concat([tail, chunk]);
-      const out: Buffer[] = [];
-      let pos = 0;
-      for (let m = nextMatch(data, pos); m !== null; m = nextMatch(data, pos)) {
-        out.push(data.subarray(pos, m.at), mark);
-        pos = m.at + m.length;
-        redacted = true;
-      }
-      const keep = heldBack(data, pos);
-      out.push(data.subarray(pos, data.length - keep));
-      tail = Buffer.from(data.subarray(data.length - keep));
-      return Buffer.concat(out);
+      return run(tail.length === 0 ? chunk : Buffer.concat([tail, chunk]), false);
     },
     end() {
-      const rest = tail;
-      tail = Buffer.alloc(0);
-      return rest;
+      return run(tail, true);
     },
     get redacted() {
       return redacted;
