@@ -15,6 +15,7 @@ import type { CallGrants } from "../src/main/core/calls/call-grants.js";
 import { createCallHandler } from "../src/main/core/calls/call-handler.js";
 import { createStreamRedactor, needlesFor } from "../src/main/core/calls/redactor.js";
 import { createUpstream } from "../src/main/core/calls/upstream.js";
+import { createPiperClient, PiperError } from "../src/sdk/index.js";
 import { cli, cliJson, newEnv, stopAll, type CliEnv } from "./cli-helpers.js";
 import { startUpstream, type TestUpstream } from "./calls-upstream.js";
 import { connectAgent, tempDir, type TestAgent } from "./helpers.js";
@@ -54,6 +55,7 @@ describe("calls through a real Link (embedded authority, HTTPS upstream with its
   let upstream: TestUpstream;
   let e: CliEnv;
   let agent: TestAgent;
+  let linkUrl = "";
   const raw: string[] = [];
   let nextId = 1;
 
@@ -73,6 +75,7 @@ describe("calls through a real Link (embedded authority, HTTPS upstream with its
       const set = cli(e, ["secrets", "set", name], `${value}\n`);
       assert.equal(set.code, 0, set.stderr);
     }
+    linkUrl = status.url;
     agent = await connectAgent(status.url);
     agent.ws.on("message", (data: Buffer) => raw.push(data.toString("utf8")));
     assert.equal((await agent.hello(0, "agent_calls")).type, "welcome");
@@ -237,6 +240,21 @@ describe("calls through a real Link (embedded authority, HTTPS upstream with its
     assert.ok(last?.type === "error");
     assert.equal(last.code, "upstream_unavailable");
     assert.equal(last.retryable, true);
+  });
+
+  it("SDK: piper.fetch returns a standard Response whose body streams, with echoes redacted", async () => {
+    const piper = createPiperClient({ clientId: "agent_calls", linkUrl, fallbackToEnv: false });
+    try {
+      const res = await piper.fetch(`${upstream.origin}/echo`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}", auth: { bearer: "API_TOKEN" } });
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get("x-echo-auth"), `Bearer ${REDACTION_MARK}`);
+      const text = await res.text();
+      assert.ok(text.includes(REDACTION_MARK));
+      for (const needle of FORBIDDEN) assert.ok(!text.includes(needle));
+      await assert.rejects(piper.fetch("http://127.0.0.1:1/x", { auth: { bearer: "API_TOKEN" } }), (err: unknown) => err instanceof PiperError && err.code === "bad_request");
+    } finally {
+      piper.close();
+    }
   });
 
   it("never sent the agent a frame that contains a value in any form", () => {
