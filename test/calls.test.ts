@@ -3,6 +3,8 @@
 // through PIPER_LINK_EXTRA_CA. Injections are checked on the upstream side; echoes are redacted;
 // no frame the agent receives carries the value.
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import { after, before, describe, it } from "node:test";
 import pino from "pino";
 import { z } from "zod";
@@ -16,11 +18,13 @@ import { createCallHandler } from "../src/main/core/calls/call-handler.js";
 import { createStreamRedactor, needlesFor } from "../src/main/core/calls/redactor.js";
 import { createUpstream } from "../src/main/core/calls/upstream.js";
 import { createPiperClient, PiperError } from "../src/sdk/index.js";
-import { cli, cliJson, newEnv, stopAll, type CliEnv } from "./cli-helpers.js";
+import { BIN, cli, cliJson, newEnv, stopAll, type CliEnv } from "./cli-helpers.js";
 import { startUpstream, type TestUpstream } from "./calls-upstream.js";
-import { connectAgent, tempDir, type TestAgent } from "./helpers.js";
+import { connectAgent, tempDir, waitFor, type TestAgent } from "./helpers.js";
 
 after(stopAll);
+
+const execFileAsync = promisify(execFile);
 
 /** Characters that differ between plain, base64, URL and form encodings. */
 const TOKEN = "sk-live/ab+cd=ef 42xyz";
@@ -255,6 +259,21 @@ describe("calls through a real Link (embedded authority, HTTPS upstream with its
     } finally {
       piper.close();
     }
+  });
+
+  it("CLI: piper-link call --json prints the redacted answer; the upstream got the header injection", async () => {
+    // Async: the upstream lives in this process and must keep answering while the CLI runs.
+    const running = execFileAsync(process.execPath, [BIN, "call", `${upstream.origin}/echo`, "--header", "X-Api-Key=API_TOKEN", "-H", "X-Plain: yes", "--client-id", "agent_cli", "--json"], { env: e.env, encoding: "utf8", timeout: 60_000 });
+    // The CLI is another program: its first call waits for the person, who approves it here.
+    await waitFor(() => cliJson(e, ["requests"], z.array(RequestViewSchema)).some((r) => r.agentClientId === "agent_cli"), "the CLI's request", 20_000);
+    approveAll();
+    const { stdout } = await running;
+    const out = z.object({ status: z.number(), body: z.string(), redacted: z.boolean() }).parse(JSON.parse(stdout));
+    assert.equal(out.status, 200);
+    assert.equal(out.redacted, true);
+    assert.equal(upstream.received.at(-1)?.headers["x-api-key"], TOKEN);
+    assert.equal(upstream.received.at(-1)?.headers["x-plain"], "yes");
+    for (const needle of FORBIDDEN) assert.ok(!stdout.includes(needle));
   });
 
   it("never sent the agent a frame that contains a value in any form", () => {
