@@ -3,9 +3,12 @@
  * without configuration), `hello` once, `context` pushes tracked, reconnect with backoff; in-flight
  * requests are re-sent after a reconnect (the Link joins them to the same pending request).
  * `getSecret` resolves through the Link — waiting for the person's approval when there is no grant
- * yet — and falls back to environment variables with pyper-sdk's rules.
+ * yet — and falls back to environment variables with pyper-sdk's rules. `fetch` asks the Link to
+ * make an HTTPS call with secrets injected by name (DESIGN.md section 8): the value never enters
+ * this process; the answer streams back as a standard `Response`, echoes of the value redacted.
  */
 import WebSocket from "ws";
+import type { CallAuth } from "../shared/calls.js";
 import { LinkMessageSchema, type LinkMessage } from "../shared/protocol.js";
 import { AGENT_SUBPROTOCOL, LINK_VERSION, PROTOCOL_VERSION } from "../shared/version.js";
 import { discoverLinkUrl } from "./discovery.js";
@@ -71,8 +74,38 @@ export interface SecretResult {
   expiresAt?: string | null;
 }
 
+/**
+ * `fetch` options: the standard ones (method, headers, a string or bytes body, signal) plus `auth`,
+ * which names the secrets to inject and how (`bearer`, `basic`, `header`, `query`, `jsonField`,
+ * `formField`), and what the approval prompt shows.
+ */
+export interface PiperFetchInit {
+  method?: string;
+  headers?: ConstructorParameters<typeof Headers>[0];
+  body?: string | Uint8Array | ArrayBuffer | null;
+  signal?: AbortSignal;
+  auth: CallAuth;
+  /** Shown to the person, with the exact method and URL, when a secret needs approval. */
+  reason?: string;
+  /** Wait for approval when there is no grant (default true); false throws `PiperGrantNeededError`. */
+  wait?: boolean;
+  approvalTimeoutMs?: number;
+  /** Upper bound for the upstream exchange, in ms (the Link's ceiling is 5 minutes). */
+  timeoutMs?: number;
+  onPending?: (info: { requestId: string }) => void;
+}
+
 export interface PiperClient {
   getSecret(variable: string, options?: GetSecretOptions): Promise<SecretResult>;
+  /**
+   * Makes an HTTPS request through the Link with secrets injected by name. Resolves with a standard
+   * `Response` when the upstream's headers arrive; its body streams as the upstream sends it.
+   * Rejects with a `PiperError` (`destination_not_allowed`, `policy_violation`, `denied`,
+   * `upstream_unavailable` (retryable), `timeout`, `bad_request`, `aborted`…); an error after the
+   * headers errors the body stream. `response.headers.get("x-piper-redacted")` is "true" when the
+   * head already held a redaction; the body's redactions are reported when it ends.
+   */
+  fetch(url: string | URL, init: PiperFetchInit): Promise<Response>;
   getInstanceId(): Promise<string>;
   close(): void;
 }
@@ -198,6 +231,12 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
         }
         inFlight.delete(helloId);
         reject(new PiperLinkNeededError("link_not_running", `${LINK_NOT_RUNNING} (connection closed)`));
+        // Calls are not re-sent after a reconnect (a request may not be safe to repeat): they fail.
+        for (const [id, f] of inFlight) {
+          if (f.frame !== "") continue;
+          inFlight.delete(id);
+          f.fail(new PiperLinkNeededError("link_not_running", `${LINK_NOT_RUNNING} (connection closed during a call)`));
+        }
         // Persistent: come back when requests are waiting (they are re-sent after hello).
         if (!closed && inFlight.size > 0) scheduleReconnect();
       });
@@ -282,7 +321,94 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
     });
   }
 
+  /** Statuses whose Response may not have a body (Fetch standard). */
+  const NULL_BODY = new Set([101, 103, 204, 205, 304]);
+
+  async function viaCall(url: string, init: PiperFetchInit): Promise<Response> {
+    await ensureReady();
+    const id = `c-${nextId++}`;
+    const headers: Record<string, string> = {};
+    new Headers(init.headers).forEach((v, k) => (headers[k] = v));
+    const body =
+      init.body === undefined || init.body === null
+        ? undefined
+        : typeof init.body === "string"
+          ? { text: init.body }
+          : { base64: Buffer.from(init.body instanceof ArrayBuffer ? new Uint8Array(init.body) : init.body).toString("base64") };
+    const frame = JSON.stringify({
+      type: "call",
+      id,
+      method: (init.method ?? "GET").toUpperCase(),
+      url,
+      headers,
+      ...(body ? { body } : {}),
+      auth: init.auth,
+      wait: init.wait ?? true,
+      ...(init.reason ? { reason: init.reason } : {}),
+      ...(init.approvalTimeoutMs !== undefined ? { approvalTimeoutMs: init.approvalTimeoutMs } : {}),
+      ...(init.timeoutMs !== undefined ? { timeoutMs: init.timeoutMs } : {}),
+    });
+    const signals = [init.signal, options.signal].filter((sig): sig is AbortSignal => sig !== undefined);
+    return new Promise<Response>((resolve, reject) => {
+      let stream: ReadableStreamDefaultController<Uint8Array> | null = null;
+      let requestId: string | null = null;
+      const finish = (err: PiperError | null): void => {
+        inFlight.delete(id);
+        for (const sig of signals) sig.removeEventListener("abort", onAbort);
+        if (err === null) stream?.close();
+        else if (stream !== null) stream.error(err);
+        else reject(err);
+      };
+      const onAbort = (): void => {
+        if (ws?.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "cancel", id }));
+        finish(new PiperError("aborted", `The call to ${url} was cancelled.`));
+      };
+      for (const sig of signals) {
+        if (sig.aborted) return onAbort();
+        sig.addEventListener("abort", onAbort, { once: true });
+      }
+      inFlight.set(id, {
+        // Empty: a call is never re-sent after a reconnect.
+        frame: "",
+        fail: (err) => finish(err),
+        handler: (m) => {
+          if (m.type === "pending") {
+            if (requestId === null) init.onPending?.({ requestId: m.requestId });
+            requestId = m.requestId;
+          } else if (m.type === "call.head") {
+            const responseHeaders = new Headers();
+            for (const [k, v] of m.headers) responseHeaders.append(k, v);
+            responseHeaders.set("x-piper-redacted", String(m.redacted));
+            const readable = NULL_BODY.has(m.status)
+              ? null
+              : new ReadableStream<Uint8Array>({
+                  start: (controller) => {
+                    stream = controller;
+                  },
+                  cancel: () => {
+                    if (ws?.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "cancel", id }));
+                    inFlight.delete(id);
+                  },
+                });
+            resolve(new Response(readable, { status: m.status, statusText: m.statusText, headers: responseHeaders }));
+          } else if (m.type === "call.chunk") {
+            stream?.enqueue(new Uint8Array(Buffer.from(m.data, "base64")));
+          } else if (m.type === "call.end") {
+            finish(null);
+          } else if (m.type === "error") {
+            finish(m.code === "not_logged_in" ? new PiperLinkNeededError("not_logged_in", m.message) : m.code === "denied" ? new PiperForbiddenError(url, m.message) : new PiperError(m.code, m.message, { retryable: m.retryable }));
+          }
+        },
+      });
+      ws?.send(frame);
+    });
+  }
+
   const client: PiperClient = {
+    fetch(url, init) {
+      return viaCall(String(url), init);
+    },
+
     async getSecret(variable, opts = {}) {
       if (!variable.trim()) throw new PiperConfigError("invalid_variable", "getSecret needs a variable name.");
       if (!useLink && !fallbackToEnv) throw new PiperConfigError("no_sources", "Both useLink and fallbackToEnv are off: there is nowhere to get secrets from.");

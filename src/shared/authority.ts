@@ -4,6 +4,8 @@
  * Error bodies are `{error, error_description}` everywhere, as pyper-sdk expects.
  */
 import { z } from "zod";
+import { CallAuditSchema, CallMethodSchema } from "./calls.js";
+import { GrantTermsSchema } from "./grant-terms.js";
 import { PeerProcessSchema } from "./process.js";
 import { VariableSchema } from "./protocol.js";
 
@@ -99,6 +101,11 @@ export const AgentResolveBodySchema = AgentIdentitySchema.extend({
   variable: VariableSchema,
   reason: z.string().max(1000).optional(),
   process: PeerProcessSchema.nullable().optional(),
+  /**
+   * Set when the value is resolved to perform a call for the agent (DESIGN.md section 8): the
+   * authority checks the grant's mode, destinations and policy against it on every use.
+   */
+  use: z.object({ method: CallMethodSchema, url: z.url().max(8192) }).optional(),
 });
 export type AgentResolveBody = z.infer<typeof AgentResolveBodySchema>;
 
@@ -111,6 +118,11 @@ export const AgentResolveResultSchema = z.discriminatedUnion("status", [
     variable: z.string(),
     /** False for grants that must be checked at the authority on every use (`once`). */
     reusable: z.boolean(),
+    /**
+     * The grant's terms (mode and destinations, policy). Absent from authorities that predate
+     * grant terms: the Link then treats the grant as a read grant without policy.
+     */
+    terms: GrantTermsSchema.optional(),
   }),
   z.object({ status: z.literal("pending"), requestId: z.string(), expiresAt: z.number() }),
 ]);
@@ -119,7 +131,20 @@ export type AgentResolveResult = z.infer<typeof AgentResolveResultSchema>;
 /** Deliveries the Link answered from its cache of live grants, reported for the audit log. */
 export const UsageReportSchema = z.object({
   uses: z
-    .array(z.object({ grantId: z.string().min(1).max(128), at: z.number().int(), agentClientId: z.string().min(1).max(128), pid: z.number().int().nullable() }))
+    .array(
+      z.object({
+        grantId: z.string().min(1).max(128),
+        at: z.number().int(),
+        agentClientId: z.string().min(1).max(128),
+        pid: z.number().int().nullable(),
+        /**
+         * Present when the use was a call the Link made for the agent: what the audit log keeps of
+         * it. With `fromCache: false` the delivery itself was already counted by the authority's
+         * resolve; the report then only adds the call's details.
+         */
+        call: CallAuditSchema.extend({ fromCache: z.boolean() }).optional(),
+      }),
+    )
     .min(1)
     .max(1000),
 });

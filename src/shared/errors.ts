@@ -19,6 +19,12 @@ export const ERROR_CODES = [
   "hello_required",
   "unsupported_protocol",
   "not_implemented",
+  "requester_gone",
+  // grant terms and calls made for agents (DESIGN.md section 8)
+  "policy_violation",
+  "destination_not_allowed",
+  "upstream_unavailable",
+  "response_too_large",
   // authority
   "secret_not_found",
   "conflict",
@@ -50,6 +56,7 @@ const RETRYABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   "timeout",
   "keychain_locked",
   "keychain_unavailable",
+  "upstream_unavailable",
 ]);
 
 export function isRetryable(code: ErrorCode): boolean {

@@ -4,6 +4,7 @@
  * SDK both validate against these; nothing else defines the wire format.
  */
 import { z } from "zod";
+import { CallChunkSchema, CallEndSchema, CallHeadSchema, CallSchema, CancelSchema } from "./calls.js";
 import { ErrorCodeSchema } from "./errors.js";
 
 /** Close codes the Link uses on agent and control connections. Documented in README.md. */
@@ -67,10 +68,13 @@ export const ResolveSchema = z.object({
 });
 export type Resolve = z.infer<typeof ResolveSchema>;
 
-/** Every agent -> Link message. An unknown `type` is answered with `unknown_type`. */
-export const AgentMessageSchema = z.discriminatedUnion("type", [HelloSchema, ResolveSchema]);
+/**
+ * Every agent -> Link message. An unknown `type` is answered with `unknown_type`. `call` and
+ * `cancel` (calls made for the agent with secrets it never sees) are defined in calls.ts.
+ */
+export const AgentMessageSchema = z.discriminatedUnion("type", [HelloSchema, ResolveSchema, CallSchema, CancelSchema]);
 export type AgentMessage = z.infer<typeof AgentMessageSchema>;
-export const AGENT_MESSAGE_TYPES: ReadonlySet<string> = new Set(["hello", "resolve"]);
+export const AGENT_MESSAGE_TYPES: ReadonlySet<string> = new Set(["hello", "resolve", "call", "cancel"]);
 
 export const WelcomeSchema = z.object({
   type: z.literal("welcome"),
@@ -126,6 +130,9 @@ export const LinkMessageSchema = z.discriminatedUnion("type", [
   PendingSchema,
   SecretSchema,
   ErrorFrameSchema,
+  CallHeadSchema,
+  CallChunkSchema,
+  CallEndSchema,
 ]);
 export type LinkMessage = z.infer<typeof LinkMessageSchema>;
 

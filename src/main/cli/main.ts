@@ -20,6 +20,7 @@ import { authorityCommand } from "../../server/main.js";
 import type { AuthorityConfig } from "../core/link.js";
 import { addApprovalCommands, addDevSignIn, addLoginCommand, addUiCommand } from "./commands.js";
 import { notRunning, withRunningLink } from "./link-access.js";
+import { addCallCommand } from "./call.js";
 import { addRunCommand } from "./run.js";
 import { addServiceCommand } from "./service.js";
 import { createOutput, ExitCode, reportError, type Output } from "./output.js";
@@ -240,6 +241,7 @@ export function buildProgram(run: (job: (out: Output) => Promise<number>, json: 
   addLoginCommand(program, () => globals().profile, run);
   addUiCommand(program, () => globals().profile, run);
   addRunCommand(program, run);
+  addCallCommand(program, run);
   addServiceCommand(program, () => globals().profile, run);
   program.addCommand(authorityCommand());
 

@@ -7,6 +7,7 @@
  * temporary profile. docs/architecture.md shows where each behaviour lives.
  */
 import { randomBytes } from "node:crypto";
+import { readFile } from "node:fs/promises";
 import type { Logger } from "pino";
 import { uiAddress, type ControlEvent, type LinkApi, type LinkStatus } from "../../shared/control.js";
 import { CloseCode } from "../../shared/protocol.js";
@@ -22,6 +23,9 @@ import type { EmbeddedAuthority } from "./authority/embedded-authority.js";
 import { createGrantCache } from "./authority/grant-cache.js";
 import { startProcessGrantSweeper } from "./authority/process-grants.js";
 import { createAgentResolver } from "./authority/resolver.js";
+import { createCallGrants } from "./calls/call-grants.js";
+import { createCallHandler } from "./calls/call-handler.js";
+import { createUpstream, type Upstream } from "./calls/upstream.js";
 import { createControlApi } from "./control-api.js";
 import { createEventHub } from "./events.js";
 import { grantPage } from "./loopback/grant-page.js";
@@ -55,6 +59,12 @@ export interface LinkOptions {
   onShutdownRequested?: () => void;
   /** The built browser UI to serve under /ui/ (null or absent: none). */
   uiDir?: string | null;
+  /**
+   * Calls made for agents (core/calls/). `extraCaFile`: a PEM file of CA certificates trusted for
+   * outgoing calls besides the system ones (a corporate proxy's, a test's); absent: the
+   * `PIPER_LINK_EXTRA_CA` environment variable; null: none.
+   */
+  calls?: { extraCaFile?: string | null };
 }
 
 export interface Link {
@@ -84,6 +94,7 @@ export function createLink(options: LinkOptions): Link {
   let embedded: EmbeddedAuthority | null = null;
   let stopSweeper: () => void = () => undefined;
   let stopping: Promise<void> | null = null;
+  let upstream: Upstream | null = null;
 
   const events = createEventHub(log);
   const emitStatus = (): void => events.emit({ kind: "status", status: status() });
@@ -155,6 +166,9 @@ export function createLink(options: LinkOptions): Link {
         context: () => context.snapshot(),
         authorityUrl: () => connection.client?.url ?? null,
         resolve: createAgentResolver({ now, log, authority, instanceId, cache }),
+        ...(upstream !== null
+          ? { call: createCallHandler({ now, log, upstream, grants: createCallGrants({ now, log, authority, instanceId, cache }), recordUse: (use) => cache.recordUse(use) }) }
+          : {}),
         agentIdentified: () => created.agentsChanged(),
       },
       uiDir: options.uiDir ?? null,
@@ -178,6 +192,8 @@ export function createLink(options: LinkOptions): Link {
     events.setBroadcast(null);
     server = null;
     stopSweeper();
+    await upstream?.close().catch(() => undefined);
+    upstream = null;
     await cache.stop().catch(() => undefined);
     connection.close();
     await embedded?.stop();
@@ -202,6 +218,8 @@ export function createLink(options: LinkOptions): Link {
         embedded = connected.embedded;
         signIn.setLocalToken(connected.localToken);
         await signIn.refreshAccount();
+        const caFile = options.calls?.extraCaFile === undefined ? (process.env["PIPER_LINK_EXTRA_CA"] ?? null) : options.calls.extraCaFile;
+        upstream = createUpstream({ extraCaPem: caFile === null || caFile === "" ? null : await readFile(caFile, "utf8") });
         const started = createServer();
         server = started;
         events.setBroadcast((event) => started.broadcastEvent(event));

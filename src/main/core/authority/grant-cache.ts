@@ -27,6 +27,8 @@ export interface GrantCache {
    */
   put(agentClientId: string, variable: string, process: PeerProcess | null, entry: Entry, generation: number): void;
   readonly generation: number;
+  /** True while answers may come from memory (the event stream is up); calls/ keys its own cache on it. */
+  readonly enabled: boolean;
   clear(reason: string): void;
   /** Turns answering from memory on (event stream connected) or off (and clears). */
   setEnabled(enabled: boolean): void;
@@ -118,6 +120,9 @@ export function createGrantCache(options: { log: Logger; report: (r: UsageReport
     },
     get generation() {
       return generation;
+    },
+    get enabled() {
+      return enabled;
     },
   };
 }

@@ -1,11 +1,13 @@
 /**
  * One agent's WebSocket connection on `/v1/link`: the agent protocol of DESIGN.md section 4.
  * `hello` -> `welcome` (or `not_logged_in`), `context` pushes after hello, and `resolve`, which the
- * host answers. Bad frames get an `error` frame; too many close the connection with a documented code.
+ * host answers, and `call` / `cancel` (calls made for the agent, core/calls/). Bad frames get an
+ * `error` frame; too many close the connection with a documented code.
  */
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import type WebSocket from "ws";
+import type { Call, Cancel } from "../../../shared/calls.js";
 import type { AgentConnection, PeerProcess } from "../../../shared/control.js";
 import { isRetryable, type ErrorCode } from "../../../shared/errors.js";
 import {
@@ -36,6 +38,12 @@ export interface AgentHost {
    * several frames (`pending`, then `secret` or `error`).
    */
   resolve(channel: AgentChannel, request: Resolve, send: (message: LinkMessage) => void): Promise<void>;
+  /**
+   * Performs a `call` for the agent (core/calls/): sends `pending`, `call.head`, `call.chunk`s and
+   * `call.end`, or an `error`. `signal` aborts when the agent cancels the call or disconnects.
+   * Absent: calls are answered with `not_implemented`.
+   */
+  call?(channel: AgentChannel, request: Call, send: (message: LinkMessage) => void, signal: AbortSignal): Promise<void>;
   log: Logger;
   /** Told when an agent introduces itself, so the UI's list of agents can follow. */
   agentIdentified?(): void;
@@ -53,6 +61,8 @@ export class AgentChannel extends ChannelBase {
   private helloPending = false;
   /** Aborted when the connection closes, so waits on its behalf stop. */
   private readonly closing = new AbortController();
+  /** Calls in progress by request id, so `cancel` (or the close) can abort them. */
+  private readonly calls = new Map<string, AbortController>();
 
   constructor(
     ws: WebSocket,
@@ -118,18 +128,26 @@ export class AgentChannel extends ChannelBase {
     }
   }
 
-  private dispatch(message: Hello | Resolve): void {
+  private dispatch(message: Hello | Resolve | Call | Cancel): void {
     if (message.type === "hello") {
       this.onHello(message);
       return;
     }
     if (!this.helloed) {
-      this.sendError(message.id, "hello_required", "Send `hello` first, then `resolve`.");
+      this.sendError(message.id, "hello_required", `Send \`hello\` first, then \`${message.type}\`.`);
+      return;
+    }
+    if (message.type === "cancel") {
+      this.calls.get(String(message.id))?.abort();
       return;
     }
     const context = this.host.context();
     if (context.state !== "ready") {
       this.sendError(message.id, context.error.code, context.error.message);
+      return;
+    }
+    if (message.type === "call") {
+      this.startCall(message);
       return;
     }
     this.host.resolve(this, message, (reply) => this.send(reply)).then(
@@ -139,6 +157,35 @@ export class AgentChannel extends ChannelBase {
         this.sendError(message.id, "internal_error", "Piper Link could not answer this request; see its log.");
       },
     );
+  }
+
+  private startCall(message: Call): void {
+    const key = String(message.id);
+    if (this.host.call === undefined) {
+      this.sendError(message.id, "not_implemented", "This Piper Link does not make calls for agents.");
+      return;
+    }
+    if (this.calls.has(key)) {
+      this.sendError(message.id, "bad_request", "A call with this id is already running on this connection.");
+      return;
+    }
+    const abort = new AbortController();
+    this.calls.set(key, abort);
+    const onClose = (): void => abort.abort();
+    this.signal.addEventListener("abort", onClose, { once: true });
+    this.host
+      .call(this, message, (reply) => {
+        // After a cancel the agent hears nothing more about this call.
+        if (!abort.signal.aborted) this.send(reply);
+      }, abort.signal)
+      .catch((err: unknown) => {
+        this.host.log.error({ conn: this.connectionId, err: err instanceof Error ? err.message : String(err) }, "call failed");
+        if (!abort.signal.aborted) this.sendError(message.id, "internal_error", "Piper Link could not make this call; see its log.");
+      })
+      .finally(() => {
+        this.signal.removeEventListener("abort", onClose);
+        if (this.calls.get(key) === abort) this.calls.delete(key);
+      });
   }
 
   /**

@@ -1,0 +1,142 @@
+/**
+ * The agent protocol's `call` (DESIGN.md sections 4 and 8): resolve each named secret through the
+ * grant path (call-grants.ts), check every grant's destinations and time limits here too (defence
+ * in depth: the authority checks them as well), build the request with the injections
+ * (injections.ts), send it (upstream.ts), and stream the answer back as `call.head`, `call.chunk`s
+ * and `call.end`, with every echo of an injected value redacted (redactor.ts). Each call is
+ * audited (agent, program, secret names, method, host, path, status, bytes, duration, redacted) in
+ * the Link's log and in the usage report to the authority — never a value, a body or a query value.
+ */
+import type { Logger } from "pino";
+import { CALL_LIMITS, type Call, type CallAudit, type CallLimits } from "../../../shared/calls.js";
+import { LinkError } from "../../../shared/errors.js";
+import { checkPolicy, destinationAllows, type GrantTerms } from "../../../shared/grant-terms.js";
+import type { LinkMessage } from "../../../shared/protocol.js";
+import type { UsageReport } from "../../../shared/authority.js";
+import type { AgentChannel } from "../loopback/agent-channel.js";
+import type { CallGrant, CallGrants } from "./call-grants.js";
+import { describeUrl, parseCallUrl, prepareRequest, secretNamesOf } from "./injections.js";
+import { createStreamRedactor, redactString } from "./redactor.js";
+import type { Upstream, UpstreamRequest } from "./upstream.js";
+
+export interface CallHandlerDeps {
+  now(): number;
+  log: Logger;
+  grants: CallGrants;
+  upstream: Upstream;
+  /** Where each call's audit detail goes to the authority (the grant cache's usage report). */
+  recordUse(use: UsageReport["uses"][number]): void;
+  limits?: Partial<CallLimits>;
+}
+
+const DEFAULT_APPROVAL_MS = 120_000;
+
+/** Refuses a use the grant's terms do not allow (destinations; hours, weekdays and end date). */
+function checkTerms(name: string, terms: GrantTerms, method: string, url: URL, now: number): void {
+  const destination = destinationAllows(terms.mode, method, url);
+  if (!destination.ok) throw new LinkError(destination.code, `${name}: ${destination.reason}.`);
+  // Use counts are the authority's to keep; here only what the clock alone decides.
+  const policy = checkPolicy(terms.policy, { now, usesLastHour: 0, usesLastDay: 0 });
+  if (!policy.ok) throw new LinkError(policy.code, `${name}: ${policy.reason}.`);
+}
+
+/** What the handler reads of the agent's connection. */
+export type CallChannel = Pick<AgentChannel, "agent" | "process" | "identification" | "connectionId">;
+
+function programOf(channel: CallChannel): string | null {
+  const p = channel.process;
+  if (p === null) return null;
+  // The executable and, for interpreters, the script (the first argument that is not an option).
+  const script = p.commandLine?.slice(1).find((a) => !a.startsWith("-")) ?? null;
+  const text = [p.executable, script].filter((s): s is string => s !== null && s !== "").join(" ");
+  return text === "" ? null : text.slice(0, 1024);
+}
+
+/** Creates the `call` handler the agent channel dispatches to. */
+export function createCallHandler(deps: CallHandlerDeps): (channel: CallChannel, call: Call, send: (m: LinkMessage) => void, signal: AbortSignal) => Promise<void> {
+  const limits: CallLimits = { ...CALL_LIMITS, ...deps.limits };
+  return async (channel: CallChannel, call: Call, send: (m: LinkMessage) => void, signal: AbortSignal): Promise<void> => {
+    const started = performance.now();
+    const agent = channel.agent;
+    if (agent === null) return;
+    await channel.identification;
+    const grants: Array<{ name: string; grant: CallGrant }> = [];
+    const audit: CallAudit = { secretNames: secretNamesOf(call.auth), method: call.method, host: "", path: "", status: null, bytes: 0, durationMs: 0, redacted: false, error: null, program: programOf(channel) };
+    try {
+      const url = parseCallUrl(call.url);
+      Object.assign(audit, { host: describeUrl(url).host, path: describeUrl(url).path });
+      if (audit.secretNames.length === 0) throw new LinkError("bad_request", "A call names at least one secret in `auth`; without one, make the request yourself.");
+      const deadline = deps.now() + (call.approvalTimeoutMs ?? DEFAULT_APPROVAL_MS);
+      const shown = `${call.method} ${url.href}`;
+      const reason = `Use without reading, in a call: ${shown}${call.reason ? ` — ${call.reason}` : ""}`.slice(0, 1000);
+      for (const name of audit.secretNames) {
+        const grant = await deps.grants.get({ agent, process: channel.process, connectionId: channel.connectionId }, name, { method: call.method, url: url.href }, { id: call.id, reason, wait: call.wait, deadline, signal, send });
+        // Listed before the check, so a refused use is audited against its grant too.
+        grants.push({ name, grant });
+        checkTerms(name, grant.terms, call.method, url, deps.now());
+      }
+      const prepared = prepareRequest(call, url, new Map(grants.map((g) => [g.name, g.grant.value])));
+      const total = AbortSignal.any([signal, AbortSignal.timeout(Math.min(call.timeoutMs ?? limits.totalMs, limits.totalMs))]);
+      const first: UpstreamRequest = { method: prepared.method, url: prepared.url, headers: prepared.headers, body: prepared.body };
+      const answer = await deps.upstream.send(first, {
+        signal: total,
+        headersMs: limits.headersMs,
+        maxRedirects: limits.redirects,
+        // Same origin only (upstream.ts), and only where every grant may go; otherwise the agent gets the 3xx.
+        mayFollow(next, status, prev) {
+          const target = prepared.injectQuery(next);
+          for (const { grant } of grants) if (!destinationAllows(grant.terms.mode, prev.method, target).ok) return null;
+          const toGet = status === 303 || ((status === 301 || status === 302) && prev.method === "POST");
+          const headers = toGet ? Object.fromEntries(Object.entries(prev.headers).filter(([h]) => h.toLowerCase() !== "content-type")) : prev.headers;
+          return { method: toGet ? "GET" : prev.method, url: target, headers, body: toGet ? null : prev.body };
+        },
+      });
+      audit.status = answer.status;
+      const headers: Array<[string, string]> = [];
+      let redacted = false;
+      for (const [name, value] of answer.headers) {
+        const r = redactString(value, prepared.needles);
+        redacted ||= r.redacted;
+        headers.push([name, r.text]);
+      }
+      const shownUrl = new URL(answer.url);
+      shownUrl.search = "";
+      send({ type: "call.head", id: call.id, status: answer.status, statusText: answer.statusText, headers, redacted, url: shownUrl.href });
+      const redactor = createStreamRedactor(prepared.needles);
+      const emit = (data: Buffer): void => {
+        for (let at = 0; at < data.length; at += limits.chunkBytes) {
+          const piece = data.subarray(at, at + limits.chunkBytes);
+          audit.bytes += piece.length;
+          send({ type: "call.chunk", id: call.id, data: piece.toString("base64") });
+        }
+      };
+      let received = 0;
+      try {
+        for await (const chunk of answer.body as AsyncIterable<Buffer>) {
+          received += chunk.length;
+          if (received > limits.responseBytes) throw new LinkError("response_too_large", `The answer is larger than ${limits.responseBytes} bytes; Piper Link stopped reading it.`);
+          emit(redactor.push(chunk));
+        }
+      } catch (err) {
+        answer.body.destroy();
+        if (err instanceof LinkError) throw err;
+        if (total.aborted && !signal.aborted) throw new LinkError("timeout", `The call to ${url.host} took longer than ${Math.min(call.timeoutMs ?? limits.totalMs, limits.totalMs)} ms.`, { cause: err });
+        throw new LinkError("upstream_unavailable", `${url.host} broke off its answer (${err instanceof Error ? err.message : String(err)}).`, { cause: err, retryable: true });
+      }
+      emit(redactor.end());
+      audit.redacted = redacted || redactor.redacted;
+      audit.durationMs = Math.round((performance.now() - started) * 1000) / 1000;
+      send({ type: "call.end", id: call.id, bytes: audit.bytes, redacted: audit.redacted, durationMs: audit.durationMs });
+    } catch (err) {
+      audit.durationMs = Math.round((performance.now() - started) * 1000) / 1000;
+      if (!(err instanceof LinkError)) throw err;
+      audit.error = err.code;
+      if (!signal.aborted) send({ type: "error", id: call.id, code: err.code === "unauthorized" ? "not_logged_in" : err.code, message: err.message, retryable: err.retryable });
+    } finally {
+      deps.log.info({ conn: channel.connectionId, clientId: agent.clientId, pid: channel.process?.pid ?? null, call: audit }, "call");
+      for (const { grant } of grants) {
+        deps.recordUse({ grantId: grant.grantId, at: deps.now(), agentClientId: agent.clientId, pid: channel.process?.pid ?? null, call: { ...audit, fromCache: grant.fromCache } });
+      }
+    }
+  };
+}

@@ -1,0 +1,131 @@
+/**
+ * The Link's outgoing HTTPS for calls made for agents: one undici Agent (keep-alive pools per
+ * origin) that trusts the system CAs plus an optional extra CA (a corporate proxy's, or a test's),
+ * and one request function that follows redirects only within the same origin and destinations,
+ * bounds the time to the headers and the whole exchange, and maps transport failures to stable
+ * codes (`upstream_unavailable`, retryable; `timeout`).
+ */
+import { readFileSync } from "node:fs";
+import type { Readable } from "node:stream";
+import tls from "node:tls";
+import { Agent, request, errors as undiciErrors } from "undici";
+import { LinkError } from "../../../shared/errors.js";
+
+/** Where Linux distributions keep the system's CA bundle (Debian/Ubuntu, Fedora/RHEL, Alpine/openSUSE). */
+const SYSTEM_BUNDLES = ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/ca-bundle.pem", "/etc/ssl/cert.pem"];
+
+/**
+ * The CA certificates outgoing calls trust: Node's bundled roots, the system bundle when one of
+ * the usual files exists (Node 20 has no API for the OS store), and `extraCaPem` (PEM, may hold
+ * several certificates).
+ */
+export function trustedCas(extraCaPem: string | null): string[] {
+  const cas = [...tls.rootCertificates];
+  for (const file of SYSTEM_BUNDLES) {
+    try {
+      cas.push(readFileSync(file, "utf8"));
+      break;
+    } catch {
+      // not this distribution's path
+    }
+  }
+  if (extraCaPem !== null) cas.push(extraCaPem);
+  return cas;
+}
+
+export interface UpstreamOptions {
+  /** Extra CA certificates (PEM) to trust besides the system ones. */
+  extraCaPem: string | null;
+}
+
+export interface UpstreamAnswer {
+  status: number;
+  statusText: string;
+  headers: Array<[string, string]>;
+  body: Readable;
+  /** The URL that answered. */
+  url: URL;
+}
+
+export interface UpstreamRequest {
+  method: string;
+  url: URL;
+  headers: Record<string, string>;
+  body: Buffer | null;
+}
+
+export interface Upstream {
+  /**
+   * Sends the request; returns at the status line and headers. `mayFollow(next)` decides whether a
+   * redirect to `next` (already the same origin) is followed, and returns the request to send
+   * there (or null to hand the 3xx to the agent). Throws LinkError `upstream_unavailable` or `timeout`.
+   */
+  send(req: UpstreamRequest, opts: { signal: AbortSignal; headersMs: number; maxRedirects: number; mayFollow: (next: URL, status: number, prev: UpstreamRequest) => UpstreamRequest | null }): Promise<UpstreamAnswer>;
+  close(): Promise<void>;
+}
+
+const STATUS_TEXT: Readonly<Record<number, string>> = { 200: "OK", 201: "Created", 204: "No Content", 301: "Moved Permanently", 302: "Found", 303: "See Other", 307: "Temporary Redirect", 308: "Permanent Redirect", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable" };
+
+function headerPairs(raw: Record<string, string | string[] | undefined>): Array<[string, string]> {
+  const pairs: Array<[string, string]> = [];
+  for (const [name, value] of Object.entries(raw)) {
+    if (value === undefined) continue;
+    for (const v of Array.isArray(value) ? value : [value]) pairs.push([name, v]);
+  }
+  return pairs;
+}
+
+/** Turns an undici failure into the code the agent gets. */
+function transportError(err: unknown, url: URL): LinkError {
+  if (err instanceof LinkError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  if (err instanceof undiciErrors.HeadersTimeoutError) return new LinkError("timeout", `${url.host} sent no answer in time.`, { cause: err });
+  if (err instanceof Error && /certificate|self[- ]signed|CERT_|unable to verify/i.test(`${message} ${"code" in err ? String(err.code) : ""}`)) {
+    return new LinkError("upstream_unavailable", `${url.host}'s TLS certificate is not trusted (${message}).`, { cause: err, retryable: false });
+  }
+  return new LinkError("upstream_unavailable", `${url.host} could not be reached (${message}).`, { cause: err, retryable: true });
+}
+
+/** Creates the outgoing HTTPS client. Nothing is connected until the first call. */
+export function createUpstream(options: UpstreamOptions): Upstream {
+  const agent = new Agent({
+    connect: { ca: trustedCas(options.extraCaPem) },
+    keepAliveTimeout: 10_000,
+    // The total time is bounded by the caller's signal; a stream may be quiet between events.
+    bodyTimeout: 0,
+  });
+  return {
+    async send(first, opts) {
+      let current = first;
+      for (let hops = 0; ; hops++) {
+        let answer;
+        try {
+          answer = await request(current.url, {
+            dispatcher: agent,
+            method: current.method as "GET",
+            headers: current.headers,
+            body: current.body,
+            signal: opts.signal,
+            headersTimeout: opts.headersMs,
+          });
+        } catch (err) {
+          if (opts.signal.aborted) throw new LinkError("timeout", `The call to ${current.url.host} took too long.`, { cause: err });
+          throw transportError(err, current.url);
+        }
+        const location = answer.headers["location"];
+        const isRedirect = answer.statusCode >= 300 && answer.statusCode < 400 && typeof location === "string";
+        if (isRedirect && hops < opts.maxRedirects) {
+          const next = URL.canParse(location, current.url.href) ? new URL(location, current.url) : null;
+          const follow = next !== null && next.origin === current.url.origin ? opts.mayFollow(next, answer.statusCode, current) : null;
+          if (follow !== null) {
+            answer.body.resume();
+            current = follow;
+            continue;
+          }
+        }
+        return { status: answer.statusCode, statusText: STATUS_TEXT[answer.statusCode] ?? "", headers: headerPairs(answer.headers), body: answer.body, url: current.url };
+      }
+    },
+    close: () => agent.close(),
+  };
+}

@@ -1,0 +1,328 @@
+// Calls made for agents (issue 14): a real Link with its embedded authority (compiled CLI, real
+// keyring), a real WebSocket agent, and a local HTTPS upstream with its own CA, trusted by the Link
+// through PIPER_LINK_EXTRA_CA. Injections are checked on the upstream side; echoes are redacted;
+// no frame the agent receives carries the value.
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { after, before, describe, it } from "node:test";
+import pino from "pino";
+import { z } from "zod";
+import { RequestViewSchema } from "../src/shared/authority.js";
+import { REDACTION_MARK, type CallAuth } from "../src/shared/calls.js";
+import { LinkStatusSchema } from "../src/shared/control.js";
+import type { GrantTerms } from "../src/shared/grant-terms.js";
+import type { LinkMessage } from "../src/shared/protocol.js";
+import type { CallGrants } from "../src/main/core/calls/call-grants.js";
+import { createCallHandler } from "../src/main/core/calls/call-handler.js";
+import { createStreamRedactor, needlesFor } from "../src/main/core/calls/redactor.js";
+import { createUpstream } from "../src/main/core/calls/upstream.js";
+import { createPiperClient, PiperError } from "../src/sdk/index.js";
+import { BIN, cli, cliJson, newEnv, stopAll, type CliEnv } from "./cli-helpers.js";
+import { startUpstream, type TestUpstream } from "./calls-upstream.js";
+import { connectAgent, tempDir, waitFor, type TestAgent } from "./helpers.js";
+
+after(stopAll);
+
+const execFileAsync = promisify(execFile);
+
+/** Characters that differ between plain, base64, URL and form encodings. */
+const TOKEN = "sk-live/ab+cd=ef 42xyz";
+const BASIC = "alice:pa55/word+x";
+
+/** Every form of the values that must never reach the agent. */
+const FORBIDDEN = [...needlesFor(TOKEN), ...needlesFor(BASIC, "basic")];
+
+describe("redactor", () => {
+  it("replaces a value and its encodings even when split into single bytes", () => {
+    const text = `a ${TOKEN} b ${Buffer.from(TOKEN).toString("base64")} c ${encodeURIComponent(TOKEN)} d`;
+    const r = createStreamRedactor(needlesFor(TOKEN));
+    const out: Buffer[] = [];
+    for (const byte of Buffer.from(text)) out.push(r.push(Buffer.from([byte])));
+    out.push(r.end());
+    const result = Buffer.concat(out).toString();
+    assert.equal(result, `a ${REDACTION_MARK} b ${REDACTION_MARK} c ${REDACTION_MARK} d`);
+    assert.equal(r.redacted, true);
+  });
+
+  it("holds back only a possible start of a value, so streamed events pass at once", () => {
+    const r = createStreamRedactor(needlesFor(TOKEN));
+    assert.equal(r.push(Buffer.from("data: one\n\n")).toString(), "data: one\n\n");
+    assert.equal(r.push(Buffer.from("x sk-li")).toString(), "x ");
+    assert.equal(r.push(Buffer.from("ve/")).toString(), "");
+    assert.equal(Buffer.concat([r.push(Buffer.from("nope")), r.end()]).toString(), "sk-live/nope");
+    assert.equal(r.redacted, false);
+  });
+});
+
+describe("calls through a real Link (embedded authority, HTTPS upstream with its own CA)", () => {
+  let upstream: TestUpstream;
+  let e: CliEnv;
+  let agent: TestAgent;
+  let linkUrl = "";
+  const raw: string[] = [];
+  let nextId = 1;
+
+  before(async () => {
+    upstream = await startUpstream(await tempDir("piper-calls-ca-"));
+    // The upstream answers with what it received, so echoes of every injection come back.
+    upstream.routes.set("/echo", (r, res) => {
+      res.setHeader("x-echo-auth", String(r.headers["authorization"] ?? ""));
+      res.setHeader("content-type", "application/json");
+      res.end(JSON.stringify(r));
+    });
+    e = await newEnv();
+    e.env["PIPER_LINK_EXTRA_CA"] = upstream.caFile;
+    const status = cliJson(e, ["start", "--port", "0"], LinkStatusSchema);
+    cliJson(e, ["dev", "sign-in"], LinkStatusSchema);
+    for (const [name, value] of [["API_TOKEN", TOKEN], ["BASIC_CRED", BASIC]] as const) {
+      const set = cli(e, ["secrets", "set", name], `${value}\n`);
+      assert.equal(set.code, 0, set.stderr);
+    }
+    linkUrl = status.url;
+    agent = await connectAgent(status.url);
+    agent.ws.on("message", (data: Buffer) => raw.push(data.toString("utf8")));
+    assert.equal((await agent.hello(0, "agent_calls")).type, "welcome");
+  });
+
+  after(async () => {
+    agent.close();
+    await upstream.close();
+  });
+
+  /** Sends a call and collects its frames until the end or an error. */
+  async function call(frame: { url: string; method?: string; headers?: Record<string, string>; body?: { text: string }; auth: CallAuth }, onPending?: (requestId: string) => void): Promise<{ frames: LinkMessage[]; body: string }> {
+    const id = nextId++;
+    agent.send({ ...frame, type: "call", id });
+    const frames: LinkMessage[] = [];
+    for (;;) {
+      const m = await agent.next((x) => "id" in x && x.id === id, 20_000);
+      frames.push(m);
+      if (m.type === "pending") onPending?.(m.requestId);
+      if (m.type === "call.end" || m.type === "error") break;
+    }
+    const body = Buffer.concat(frames.flatMap((f) => (f.type === "call.chunk" ? [Buffer.from(f.data, "base64")] : []))).toString("utf8");
+    return { frames, body };
+  }
+
+  const approveAll = (): void => {
+    for (const r of cliJson(e, ["requests"], z.array(RequestViewSchema))) assert.equal(cli(e, ["approve", r.id, "--until-revoked"]).code, 0);
+  };
+
+  it("asks the person first, naming the exact method and URL; then every injection style reaches the upstream and every echo is redacted", async () => {
+    const url = `${upstream.origin}/echo?page=2`;
+    const first = call({ method: "POST", url, auth: { bearer: "API_TOKEN" }, body: { text: "{}" } }, () => {
+      const pending = cliJson(e, ["requests"], z.array(RequestViewSchema));
+      assert.equal(pending.length, 1);
+      assert.match(pending[0]?.reason ?? "", new RegExp(`POST ${url.replace(/[.?]/g, "\\$&")}`));
+      approveAll();
+    });
+    const { frames } = await first;
+    assert.equal(frames[0]?.type, "pending");
+    assert.equal(frames.at(-1)?.type, "call.end");
+    // bearer
+    assert.equal(upstream.received.at(-1)?.headers["authorization"], `Bearer ${TOKEN}`);
+
+    // basic (needs its own approval)
+    const basic = await call({ url: `${upstream.origin}/echo`, auth: { basic: "BASIC_CRED" } }, () => approveAll());
+    assert.equal(basic.frames.at(-1)?.type, "call.end");
+    assert.equal(upstream.received.at(-1)?.headers["authorization"], `Basic ${Buffer.from(BASIC).toString("base64")}`);
+
+    // header + query + jsonField, combined
+    const combined = await call({
+      method: "POST",
+      url: `${upstream.origin}/echo?keep=1`,
+      headers: { "X-Trace": "t1" },
+      body: { text: JSON.stringify({ model: "m", auth: { other: 1 } }) },
+      auth: { header: { "X-Api-Key": "API_TOKEN" }, query: { key: "API_TOKEN" }, jsonField: { "auth.token": "API_TOKEN" } },
+    });
+    const got = upstream.received.at(-1);
+    assert.ok(got);
+    assert.equal(got.headers["x-api-key"], TOKEN);
+    assert.equal(got.headers["x-trace"], "t1");
+    assert.equal(new URL(got.url, "https://x").searchParams.get("key"), TOKEN);
+    assert.equal(new URL(got.url, "https://x").searchParams.get("keep"), "1");
+    assert.deepEqual(JSON.parse(got.body), { model: "m", auth: { other: 1, token: TOKEN } });
+    const end = combined.frames.at(-1);
+    assert.ok(end?.type === "call.end");
+    assert.equal(end.redacted, true);
+    assert.ok(combined.body.includes(REDACTION_MARK));
+    const head = combined.frames.find((f) => f.type === "call.head");
+    assert.ok(head?.type === "call.head");
+    assert.equal(head.status, 200);
+    assert.equal(head.url, `${upstream.origin}/echo`, "the answer's URL carries no query values");
+
+    // formField
+    await call({ method: "POST", url: `${upstream.origin}/echo`, body: { text: "a=1" }, auth: { formField: { token: "API_TOKEN" } } });
+    const form = upstream.received.at(-1);
+    assert.equal(form?.headers["content-type"], "application/x-www-form-urlencoded");
+    assert.equal(new URLSearchParams(form.body).get("token"), TOKEN);
+    assert.equal(new URLSearchParams(form.body).get("a"), "1");
+  });
+
+  it("redacts plain, base64 and URL-encoded echoes written in pieces, in headers and body", async () => {
+    upstream.routes.set("/leak", async (_r, res) => {
+      res.setHeader("x-leak", `k=${encodeURIComponent(TOKEN)}`);
+      res.writeHead(200, { "content-type": "text/plain" });
+      const text = `plain ${TOKEN} b64 ${Buffer.from(TOKEN).toString("base64")} url ${encodeURIComponent(TOKEN)} end`;
+      for (let at = 0; at < text.length; at += 5) {
+        await new Promise<void>((resolve) => res.write(text.slice(at, at + 5), () => resolve()));
+      }
+      res.end();
+    });
+    const { frames, body } = await call({ url: `${upstream.origin}/leak`, auth: { bearer: "API_TOKEN" } });
+    assert.equal(body, `plain ${REDACTION_MARK} b64 ${REDACTION_MARK} url ${REDACTION_MARK} end`);
+    const head = frames.find((f) => f.type === "call.head");
+    assert.ok(head?.type === "call.head");
+    assert.deepEqual(head.headers.find(([n]) => n === "x-leak"), ["x-leak", `k=${REDACTION_MARK}`]);
+    assert.equal(head.redacted, true);
+  });
+
+  it("streams an SSE answer: the agent has the first event before the upstream sends the last", async () => {
+    let release: () => void = () => undefined;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let lastSent = false;
+    upstream.routes.set("/sse", async (_r, res) => {
+      res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
+      res.write("data: one\n\n");
+      await released;
+      res.write("data: two\n\n");
+      lastSent = true;
+      res.end("data: three\n\n");
+    });
+    const id = nextId++;
+    agent.send({ type: "call", id, url: `${upstream.origin}/sse`, auth: { bearer: "API_TOKEN" } });
+    const firstChunk = await agent.next((m) => "id" in m && m.id === id && m.type === "call.chunk", 20_000);
+    assert.ok(firstChunk.type === "call.chunk");
+    assert.equal(Buffer.from(firstChunk.data, "base64").toString(), "data: one\n\n");
+    assert.equal(lastSent, false, "the first event arrived while the upstream still held the rest");
+    release();
+    const endFrame = await agent.next((m) => "id" in m && m.id === id && m.type === "call.end", 20_000);
+    assert.ok(endFrame.type === "call.end");
+    assert.equal(endFrame.redacted, false);
+  });
+
+  it("follows a same-origin redirect with the credential, and hands a cross-origin one back without following it", async () => {
+    upstream.routes.set("/moved", (_r, res) => res.writeHead(302, { location: "/echo" }).end());
+    upstream.routes.set("/away", (_r, res) => res.writeHead(302, { location: `https://localhost:${upstream.port}/echo` }).end());
+    const same = await call({ url: `${upstream.origin}/moved`, auth: { bearer: "API_TOKEN" } });
+    const head = same.frames.find((f) => f.type === "call.head");
+    assert.ok(head?.type === "call.head");
+    assert.equal(head.status, 200);
+    assert.equal(upstream.received.at(-1)?.url, "/echo");
+    assert.equal(upstream.received.at(-1)?.headers["authorization"], `Bearer ${TOKEN}`);
+
+    const before = upstream.received.length;
+    const other = await call({ url: `${upstream.origin}/away`, auth: { bearer: "API_TOKEN" } });
+    const otherHead = other.frames.find((f) => f.type === "call.head");
+    assert.ok(otherHead?.type === "call.head");
+    assert.equal(otherHead.status, 302);
+    assert.equal(upstream.received.length, before + 1, "the other origin was never called");
+  });
+
+  it("refuses http:, a URL with user info, and headers the Link sets", async () => {
+    for (const frame of [
+      { url: `http://127.0.0.1:${upstream.port}/echo`, auth: { bearer: "API_TOKEN" } },
+      { url: `https://u:p@127.0.0.1:${upstream.port}/echo`, auth: { bearer: "API_TOKEN" } },
+      { url: `${upstream.origin}/echo`, headers: { Host: "evil.example" }, auth: { bearer: "API_TOKEN" } },
+      { url: `${upstream.origin}/echo`, headers: { Authorization: "x" }, auth: { bearer: "API_TOKEN" } },
+      { url: `${upstream.origin}/echo`, auth: {} },
+    ]) {
+      const { frames } = await call(frame);
+      const last = frames.at(-1);
+      assert.ok(last?.type === "error");
+      assert.equal(last.code, "bad_request", JSON.stringify(frame));
+    }
+  });
+
+  it("answers upstream_unavailable (retryable) when the upstream is down", async () => {
+    const down = await startUpstream(await tempDir("piper-calls-down-"));
+    const port = down.port;
+    await down.close();
+    const { frames } = await call({ url: `https://127.0.0.1:${port}/x`, auth: { bearer: "API_TOKEN" } });
+    const last = frames.at(-1);
+    assert.ok(last?.type === "error");
+    assert.equal(last.code, "upstream_unavailable");
+    assert.equal(last.retryable, true);
+  });
+
+  it("SDK: piper.fetch returns a standard Response whose body streams, with echoes redacted", async () => {
+    const piper = createPiperClient({ clientId: "agent_calls", linkUrl, fallbackToEnv: false });
+    try {
+      const res = await piper.fetch(`${upstream.origin}/echo`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}", auth: { bearer: "API_TOKEN" } });
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get("x-echo-auth"), `Bearer ${REDACTION_MARK}`);
+      const text = await res.text();
+      assert.ok(text.includes(REDACTION_MARK));
+      for (const needle of FORBIDDEN) assert.ok(!text.includes(needle));
+      await assert.rejects(piper.fetch("http://127.0.0.1:1/x", { auth: { bearer: "API_TOKEN" } }), (err: unknown) => err instanceof PiperError && err.code === "bad_request");
+    } finally {
+      piper.close();
+    }
+  });
+
+  it("CLI: piper-link call --json prints the redacted answer; the upstream got the header injection", async () => {
+    // Async: the upstream lives in this process and must keep answering while the CLI runs.
+    const running = execFileAsync(process.execPath, [BIN, "call", `${upstream.origin}/echo`, "--header", "X-Api-Key=API_TOKEN", "-H", "X-Plain: yes", "--client-id", "agent_cli", "--json"], { env: e.env, encoding: "utf8", timeout: 60_000 });
+    // The CLI is another program: its first call waits for the person, who approves it here.
+    await waitFor(() => cliJson(e, ["requests"], z.array(RequestViewSchema)).some((r) => r.agentClientId === "agent_cli"), "the CLI's request", 20_000);
+    approveAll();
+    const { stdout } = await running;
+    const out = z.object({ status: z.number(), body: z.string(), redacted: z.boolean() }).parse(JSON.parse(stdout));
+    assert.equal(out.status, 200);
+    assert.equal(out.redacted, true);
+    assert.equal(upstream.received.at(-1)?.headers["x-api-key"], TOKEN);
+    assert.equal(upstream.received.at(-1)?.headers["x-plain"], "yes");
+    for (const needle of FORBIDDEN) assert.ok(!stdout.includes(needle));
+  });
+
+  it("never sent the agent a frame that contains a value in any form", () => {
+    assert.ok(raw.length > 20);
+    for (const frame of raw) {
+      const parsed = JSON.parse(frame) as { type: string; data?: string };
+      const texts = [frame, parsed.type === "call.chunk" && parsed.data !== undefined ? Buffer.from(parsed.data, "base64").toString("utf8") : ""];
+      for (const text of texts) for (const needle of FORBIDDEN) assert.ok(!text.includes(needle), `a frame carried ${JSON.stringify(needle)}: ${text.slice(0, 200)}`);
+    }
+  });
+});
+
+describe("grant terms on calls (use-only grants)", () => {
+  it("refuses a call outside the grant's destinations with destination_not_allowed, and allows one inside", async () => {
+    const upstream = await startUpstream(await tempDir("piper-calls-terms-"));
+    upstream.routes.set("/v1/charges", (_r, res) => res.end("ok"));
+    const client = createUpstream({ extraCaPem: upstream.caPem });
+    const terms: GrantTerms = {
+      binding: "program",
+      lifetime: { kind: "until_revoked" },
+      mode: { kind: "use", destinations: [{ host: `127.0.0.1:${upstream.port}`, method: "GET", path: "/v1/charges*" }] },
+      policy: null,
+    };
+    // Stands in for the authority until it returns grant terms (the lead's part of issue 14).
+    const grants: CallGrants = { get: () => Promise.resolve({ value: TOKEN, grantId: "gr_test", terms, fromCache: false }) };
+    const uses: unknown[] = [];
+    const handler = createCallHandler({ now: Date.now, log: pino({ level: "silent" }), grants, upstream: client, recordUse: (u) => uses.push(u) });
+    const channel = { agent: { clientId: "agent_terms" }, process: null, identification: Promise.resolve(), connectionId: "conn_test" };
+    const run = async (method: string, path: string): Promise<LinkMessage[]> => {
+      const frames: LinkMessage[] = [];
+      await handler(channel, { type: "call", id: 1, method, url: `${upstream.origin}${path}`, auth: { bearer: "API_TOKEN" }, wait: true }, (m) => frames.push(m), new AbortController().signal);
+      return frames;
+    };
+    try {
+      const refused = await run("POST", "/v1/charges");
+      assert.ok(refused[0]?.type === "error");
+      assert.equal(refused[0].code, "destination_not_allowed");
+      const wrongPath = await run("GET", "/v1/refunds");
+      assert.ok(wrongPath[0]?.type === "error");
+      assert.equal(wrongPath[0].code, "destination_not_allowed");
+      assert.equal(upstream.received.length, 0, "nothing was sent for refused calls");
+      const allowed = await run("GET", "/v1/charges");
+      assert.equal(allowed.at(-1)?.type, "call.end");
+      assert.equal(upstream.received.length, 1);
+      assert.equal(uses.length, 3, "every call, refused or not, is audited");
+      assert.doesNotMatch(JSON.stringify(uses), new RegExp(TOKEN.replace(/[+/]/g, "\\$&")));
+    } finally {
+      await client.close();
+      await upstream.close();
+    }
+  });
+});
