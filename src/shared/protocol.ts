@@ -42,6 +42,19 @@ const Name = z.string().trim().min(1).max(200);
 /** Variable names as an agent sends them (before normalization). */
 export const VariableSchema = z.string().min(1).max(256);
 
+/** Whom one of Piper Link's own commands asks on behalf of (see `Hello.actingFor`). */
+export const ActingForSchema = z.discriminatedUnion("kind", [
+  z.object({
+    kind: z.literal("command"),
+    executable: z.string().min(1).max(4096),
+    script: z.string().min(1).max(4096).nullable(),
+    cwd: z.string().min(1).max(4096),
+    commandLine: z.array(z.string().max(4096)).max(256),
+  }),
+  z.object({ kind: z.literal("parent") }),
+]);
+export type ActingFor = z.infer<typeof ActingForSchema>;
+
 export const HelloSchema = z.object({
   type: z.literal("hello"),
   id: RequestIdSchema,
@@ -55,6 +68,14 @@ export const HelloSchema = z.object({
     name: Name.optional(),
   }),
   sdk: z.object({ name: Name, version: z.string().min(1).max(64) }).optional(),
+  /**
+   * Only Piper Link's own commands may send this; the Link ignores it from any other program (it
+   * checks the peer's executable and script, read from the OS). `piper-link run` names the command
+   * it is about to start (absolute executable, script for interpreters, working directory), so the
+   * grant binds to that command; `piper-link mcp` names its parent (the MCP client that started it),
+   * which the Link then reads from the OS itself.
+   */
+  actingFor: ActingForSchema.optional(),
 });
 export type Hello = z.infer<typeof HelloSchema>;
 
