@@ -64,19 +64,19 @@ for (const engine of ENGINES) {
       const f = await fixture(engine.make);
       try {
         await f.service.setSecret(f.userId, "OPENAI_API_KEY", "sk-test-value-1");
-        const first = await f.service.resolve({ instanceId: f.instanceId, agentClientId: "agent_a", agentName: "Agent A", variable: "OPENAI_API_KEY", reason: "needs it", process: proc });
+        const first = await f.service.resolve(f.userId, { instanceId: f.instanceId, agentClientId: "agent_a", agentName: "Agent A", variable: "OPENAI_API_KEY", reason: "needs it", process: proc });
         assert.equal(first.status, "pending");
-        const again = await f.service.resolve({ instanceId: f.instanceId, agentClientId: "agent_a", variable: "openai-api-key" });
+        const again = await f.service.resolve(f.userId, { instanceId: f.instanceId, agentClientId: "agent_a", variable: "openai-api-key" });
         assert.equal(pendingRequestId(again), pendingRequestId(first), "the same pending request is reused");
         const [pending] = await f.service.listRequests(f.userId);
         assert.ok(pending);
         assert.deepEqual([pending.agentName, pending.variable, pending.reason, pending.process?.pid], ["Agent A", "openai_api_key", "needs it", 4242]);
         const grant = await f.service.approve(f.userId, pending.id, { scope: { kind: "until_revoked" } });
-        const value = await f.service.resolve({ instanceId: f.instanceId, agentClientId: "agent_a", variable: "OPENAI_API_KEY" });
+        const value = await f.service.resolve(f.userId, { instanceId: f.instanceId, agentClientId: "agent_a", variable: "OPENAI_API_KEY" });
         assert.deepEqual(value, { status: "granted", value: "sk-test-value-1", grantId: grant.id, expiresAt: null, variable: "openai_api_key", reusable: true });
-        assert.equal((await f.service.resolve({ instanceId: f.instanceId, agentClientId: "agent_a", variable: "OPENAI_API_KEY" })).status, "granted");
+        assert.equal((await f.service.resolve(f.userId, { instanceId: f.instanceId, agentClientId: "agent_a", variable: "OPENAI_API_KEY" })).status, "granted");
         await f.service.revokeGrant(f.userId, grant.id);
-        assert.equal((await f.service.resolve({ instanceId: f.instanceId, agentClientId: "agent_a", variable: "OPENAI_API_KEY" })).status, "pending");
+        assert.equal((await f.service.resolve(f.userId, { instanceId: f.instanceId, agentClientId: "agent_a", variable: "OPENAI_API_KEY" })).status, "pending");
         const grants = await f.service.listGrants(f.userId, true);
         assert.equal(grants[0]?.endReason, "revoked");
         // A decided request cannot be decided twice.
@@ -90,7 +90,7 @@ for (const engine of ENGINES) {
       const f = await fixture(engine.make);
       try {
         await f.service.setSecret(f.userId, "TOKEN", "tok-1");
-        const ask = async (p: typeof proc | null = proc) => f.service.resolve({ instanceId: f.instanceId, agentClientId: "agent_b", variable: "TOKEN", process: p });
+        const ask = async (p: typeof proc | null = proc) => f.service.resolve(f.userId, { instanceId: f.instanceId, agentClientId: "agent_b", variable: "TOKEN", process: p });
         const r1 = await ask();
         assert.equal(r1.status, "pending");
         await f.service.approve(f.userId, pendingRequestId(r1), { scope: { kind: "once" } });
@@ -119,7 +119,7 @@ for (const engine of ENGINES) {
     it("deny, expiry, and approval errors with stable codes", async () => {
       const f = await fixture(engine.make);
       try {
-        const r = await f.service.resolve({ instanceId: f.instanceId, agentClientId: "agent_c", variable: "MISSING" });
+        const r = await f.service.resolve(f.userId, { instanceId: f.instanceId, agentClientId: "agent_c", variable: "MISSING" });
         assert.equal(r.status, "pending");
         const id = pendingRequestId(r);
         await rejectsWith(f.service.approve(f.userId, id, { scope: { kind: "once" } }), 409, "secret_not_found");
@@ -127,16 +127,16 @@ for (const engine of ENGINES) {
         await rejectsWith(f.service.approve(f.userId, id, { scope: { kind: "process" } }), 409, "secret_not_found");
         const denied = await f.service.deny(f.userId, id);
         assert.equal(denied.status, "denied");
-        assert.equal(await f.service.waitForRequest({ instanceId: f.instanceId, agentClientId: "agent_c" }, id, 1000), "denied");
+        assert.equal(await f.service.waitForRequest(f.userId, { instanceId: f.instanceId, agentClientId: "agent_c" }, id, 1000), "denied");
 
-        const r2 = await f.service.resolve({ instanceId: f.instanceId, agentClientId: "agent_c", variable: "MISSING" });
+        const r2 = await f.service.resolve(f.userId, { instanceId: f.instanceId, agentClientId: "agent_c", variable: "MISSING" });
         const id2 = pendingRequestId(r2);
         assert.notEqual(id2, id, "a denied request is not reused");
         f.clock.t += 61_000;
         assert.equal(await f.service.expireRequests(), 1);
         assert.equal((await f.service.listRequests(f.userId, "all")).find((x) => x.id === id2)?.status, "expired");
-        await rejectsWith(f.service.resolve({ instanceId: "inst_unknown", agentClientId: "a", variable: "X" }), 401, "invalid_instance");
-        await rejectsWith(f.service.resolve({ instanceId: f.instanceId, agentClientId: "a", variable: "!!!" }), 400, "invalid_request");
+        await rejectsWith(f.service.resolve(f.userId, { instanceId: "inst_unknown", agentClientId: "a", variable: "X" }), 401, "invalid_instance");
+        await rejectsWith(f.service.resolve(f.userId, { instanceId: f.instanceId, agentClientId: "a", variable: "!!!" }), 400, "invalid_request");
       } finally {
         await f.done();
       }
@@ -146,9 +146,9 @@ for (const engine of ENGINES) {
       const f = await fixture(engine.make);
       try {
         await f.service.setSecret(f.userId, "WAKE", "w");
-        const r = await f.service.resolve({ instanceId: f.instanceId, agentClientId: "agent_w", variable: "WAKE" });
+        const r = await f.service.resolve(f.userId, { instanceId: f.instanceId, agentClientId: "agent_w", variable: "WAKE" });
         const id = pendingRequestId(r);
-        const waiting = f.service.waitForRequest({ instanceId: f.instanceId, agentClientId: "agent_w" }, id, 30_000);
+        const waiting = f.service.waitForRequest(f.userId, { instanceId: f.instanceId, agentClientId: "agent_w" }, id, 30_000);
         await f.service.approve(f.userId, id, { scope: { kind: "once" } });
         assert.equal(await waiting, "approved");
       } finally {
@@ -165,9 +165,9 @@ for (const engine of ENGINES) {
         assert.equal(rows.length, 1);
         assert.ok(!rows[0]?.ciphertext.includes(marker));
         assert.ok(!Buffer.from(rows[0]?.ciphertext ?? "", "base64").toString("latin1").includes(marker));
-        const r = await f.service.resolve({ instanceId: f.instanceId, agentClientId: "agent_m", variable: "MARKED" });
+        const r = await f.service.resolve(f.userId, { instanceId: f.instanceId, agentClientId: "agent_m", variable: "MARKED" });
         await f.service.approve(f.userId, pendingRequestId(r), { scope: { kind: "until_revoked" } });
-        assert.equal((await f.service.resolve({ instanceId: f.instanceId, agentClientId: "agent_m", variable: "MARKED" })).status, "granted");
+        assert.equal((await f.service.resolve(f.userId, { instanceId: f.instanceId, agentClientId: "agent_m", variable: "MARKED" })).status, "granted");
         const audit = await f.opened.db.selectFrom("audit_events").selectAll().execute();
         assert.ok(audit.length >= 4);
         assert.ok(!JSON.stringify(audit).includes(marker));
@@ -189,7 +189,7 @@ for (const engine of ENGINES) {
       try {
         for (let i = 0; i < 7; i++) {
           f.clock.t += 1;
-          await f.service.resolve({ instanceId: f.instanceId, agentClientId: `agent_${i % 2}`, variable: `VAR_${i}` });
+          await f.service.resolve(f.userId, { instanceId: f.instanceId, agentClientId: `agent_${i % 2}`, variable: `VAR_${i}` });
         }
         const first = await f.service.listAudit(f.userId, { limit: 3 });
         assert.equal(first.events.length, 3);
@@ -237,9 +237,9 @@ for (const engine of ENGINES) {
         const service = createService({ db: opened.db, keys: parseDataKeys(`k1:${newDataKey()}`), bus: createLocalBus(), agentRateBurst: 3, agentRatePerSecond: 0.001 });
         const { userId } = await service.createUser("T");
         const instanceId = await service.registerInstance(userId, "m");
-        for (let i = 0; i < 3; i++) await service.resolve({ instanceId, agentClientId: "noisy", variable: "X" });
-        await rejectsWith(service.resolve({ instanceId, agentClientId: "noisy", variable: "X" }), 429, "rate_limited");
-        assert.equal((await service.resolve({ instanceId, agentClientId: "quiet", variable: "X" })).status, "pending");
+        for (let i = 0; i < 3; i++) await service.resolve(userId, { instanceId, agentClientId: "noisy", variable: "X" });
+        await rejectsWith(service.resolve(userId, { instanceId, agentClientId: "noisy", variable: "X" }), 429, "rate_limited");
+        assert.equal((await service.resolve(userId, { instanceId, agentClientId: "quiet", variable: "X" })).status, "pending");
       } finally {
         await opened.close();
         await db.drop();

@@ -6,6 +6,7 @@
  * yet — and falls back to environment variables with pyper-sdk's rules.
  */
 import WebSocket from "ws";
+import { NOT_SIGNED_IN_MESSAGE } from "../shared/errors.js";
 import { LinkMessageSchema, type LinkMessage } from "../shared/protocol.js";
 import { AGENT_SUBPROTOCOL, LINK_VERSION, PROTOCOL_VERSION } from "../shared/version.js";
 import { discoverLinkUrl } from "./discovery.js";
@@ -114,7 +115,7 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
     }
     if (message.type === "context") {
       instanceId = message.instanceId;
-      loggedOut = message.state === "ready" ? null : { code: "not_logged_in", message: "Piper Link is running but nobody is signed in. Open Piper Link and sign in." };
+      loggedOut = message.state === "ready" ? null : { code: "not_logged_in", message: NOT_SIGNED_IN_MESSAGE };
       return;
     }
     const id = message.id === null ? null : String(message.id);
@@ -206,7 +207,7 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
     if (closed) throw new PiperError("closed", "This Piper client was closed.");
     await (ready ?? connect());
     if (loggedOut !== null || instanceId === null) {
-      throw new PiperLinkNeededError("not_logged_in", loggedOut?.message ?? "Piper Link is running but nobody is signed in. Open Piper Link and sign in.");
+      throw new PiperLinkNeededError("not_logged_in", loggedOut?.message ?? NOT_SIGNED_IN_MESSAGE);
     }
   }
 

@@ -116,6 +116,11 @@ export function createService(options: ServiceOptions) {
     return row.user_id;
   }
 
+  /** The instance must exist and belong to `userId` (the caller's credential), else 401 `invalid_instance` (issue 13 item 3). */
+  async function ownedInstance(userId: string, instanceId: string): Promise<void> {
+    if ((await instanceOwner(instanceId)) !== userId) throw new ServiceError(401, "invalid_instance", "This instance ID does not belong to the signed-in account. Sign in to Piper Link again.");
+  }
+
   async function upsertAgent(userId: string, clientId: string, name: string | null): Promise<AgentRow> {
     const t = now();
     const existing = await db.selectFrom("agents").selectAll().where("user_id", "=", userId).where("client_id", "=", clientId).executeTakeFirst();
@@ -269,7 +274,8 @@ export function createService(options: ServiceOptions) {
         agentName: agent.display_name,
         variable: g.variable,
         secretName,
-        scope: g.scope,
+        // Stored as "until"; shown with the request's word for it (one vocabulary in the contract).
+        scope: g.scope === "until" ? "duration" : g.scope,
         expiresAt: g.expires_at,
         process: g.process_pid === null ? null : { pid: g.process_pid, startTime: g.process_start_time },
         instanceId: g.instance_id,
@@ -328,11 +334,11 @@ export function createService(options: ServiceOptions) {
     },
 
     /** Agent API: the value when a live grant exists, else a (new or reused) pending request. */
-    async resolve(body: AgentResolveBody): Promise<AgentResolveResult> {
+    async resolve(userId: string, body: AgentResolveBody): Promise<AgentResolveResult> {
       limitAgent(`${body.instanceId}:${body.agentClientId}`);
       const variable = normalizeVariable(body.variable);
       if (variable.length === 0) throw new ServiceError(400, "invalid_request", `Variable ${JSON.stringify(body.variable)} has no usable characters.`);
-      const userId = await instanceOwner(body.instanceId);
+      await ownedInstance(userId, body.instanceId);
       const agent = await upsertAgent(userId, body.agentClientId, body.agentName ?? null);
       for (let attempt = 0; attempt < 3; attempt++) {
         const grant = await findLiveGrant(agent, variable, body.instanceId, body.process);
@@ -345,8 +351,8 @@ export function createService(options: ServiceOptions) {
     },
 
     /** Agent API: waits until the request is decided or expires, or `timeoutMs` passes. */
-    async waitForRequest(identity: { instanceId: string; agentClientId: string }, requestId: string, timeoutMs: number, signal?: AbortSignal): Promise<RequestRow["status"]> {
-      const userId = await instanceOwner(identity.instanceId);
+    async waitForRequest(userId: string, identity: { instanceId: string; agentClientId: string }, requestId: string, timeoutMs: number, signal?: AbortSignal): Promise<RequestRow["status"]> {
+      await ownedInstance(userId, identity.instanceId);
       const read = async (): Promise<RequestRow> => {
         const row = await db.selectFrom("requests").selectAll().where("id", "=", requestId).where("user_id", "=", userId).executeTakeFirst();
         if (row === undefined) throw new ServiceError(404, "request_not_found", `No request ${requestId}.`);

@@ -141,7 +141,7 @@ export function createLink(options: LinkOptions): Link {
     cache.clear("authority connection");
     unfollow();
     authority?.close();
-    const client = createAuthorityClient({ url, pin, ca, credentials: session });
+    const client = createAuthorityClient({ url, pin, ca, credentials: session, log: (msg, fields) => log.warn(fields, msg) });
     authority = client;
     unfollow = client.follow(
       (event) => {

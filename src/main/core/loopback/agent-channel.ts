@@ -7,7 +7,7 @@ import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import type WebSocket from "ws";
 import type { AgentConnection, PeerProcess } from "../../../shared/control.js";
-import { isRetryable, type ErrorCode } from "../../../shared/errors.js";
+import { isRetryable, NOT_SIGNED_IN_MESSAGE, type ErrorCode } from "../../../shared/errors.js";
 import {
   AGENT_MESSAGE_TYPES,
   AgentMessageSchema,
@@ -41,7 +41,8 @@ export interface AgentHost {
   agentIdentified?(): void;
 }
 
-export const NOT_LOGGED_IN_MESSAGE = "Piper Link is running but nobody is signed in. Open Piper Link and sign in.";
+/** Kept as a name for the channel's callers; the sentence lives once, in shared/errors. */
+export const NOT_LOGGED_IN_MESSAGE = NOT_SIGNED_IN_MESSAGE;
 
 export class AgentChannel extends ChannelBase {
   readonly connectionId = `conn_${randomUUID()}`;
