@@ -111,6 +111,18 @@ export function buildAuthorityApp(options: AuthorityHttpOptions): AuthorityApp {
     return userId;
   }
 
+  // Credentials are checked before anything else (onRequest), so an unauthenticated caller learns
+  // nothing from validation errors; handlers read the checked user with `user(req)`.
+  const users = new WeakMap<FastifyRequest, string>();
+  const authed = async (req: FastifyRequest): Promise<void> => {
+    users.set(req, await userOf(req));
+  };
+  function user(req: FastifyRequest): string {
+    const userId = users.get(req);
+    if (userId === undefined) throw new ServiceError(401, "invalid_token", "A valid Link token is required (Authorization: Bearer ...).");
+    return userId;
+  }
+
   const streams = createStreamRegistry(userForToken, options.streamRecheckMs);
   const waits = new Set<AbortController>();
   const waitsPerAgent = new Map<string, number>();
@@ -120,37 +132,37 @@ export function buildAuthorityApp(options: AuthorityHttpOptions): AuthorityApp {
   registerOAuthRoutes(base, options.oauth, options.https !== null, () => void streams.recheckNow());
 
   // --- Link API ---
-  app.get(R.me.path, async (req) => ({ userId: await userOf(req) }));
-  app.post(R.registerInstance.path, { schema: { body: R.registerInstance.body } }, async (req, reply) => {
-    const userId = await userOf(req);
+  app.get(R.me.path, { onRequest: authed }, (req) => ({ userId: user(req) }));
+  app.post(R.registerInstance.path, { onRequest: authed, schema: { body: R.registerInstance.body } }, async (req, reply) => {
+    const userId = user(req);
     return reply.status(201).send({ instanceId: await service.registerInstance(userId, req.body.name) });
   });
-  app.get(R.getInstance.path, { schema: { params: R.getInstance.params } }, async (req, reply) => {
-    const userId = await userOf(req);
+  app.get(R.getInstance.path, { onRequest: authed, schema: { params: R.getInstance.params } }, async (req, reply) => {
+    const userId = user(req);
     const { id } = req.params;
     if (!(await service.instanceExists(userId, id))) throw new ServiceError(404, "instance_not_found", `No instance ${id} for this account.`);
     return reply.send({ instanceId: id });
   });
-  app.get(R.listRequests.path, { schema: { querystring: R.listRequests.query } }, async (req) => service.listRequests(await userOf(req), req.query.status));
-  app.post(R.approveRequest.path, { schema: { params: R.approveRequest.params, body: R.approveRequest.body } }, async (req) => service.approve(await userOf(req), req.params.id, req.body));
-  app.post(R.denyRequest.path, { schema: { params: R.denyRequest.params } }, async (req) => service.deny(await userOf(req), req.params.id));
-  app.get(R.listGrants.path, { schema: { querystring: R.listGrants.query } }, async (req) => service.listGrants(await userOf(req), req.query.all));
-  app.post(R.revokeGrant.path, { schema: { params: R.revokeGrant.params } }, async (req) => {
-    const userId = await userOf(req);
+  app.get(R.listRequests.path, { onRequest: authed, schema: { querystring: R.listRequests.query } }, async (req) => service.listRequests(user(req), req.query.status));
+  app.post(R.approveRequest.path, { onRequest: authed, schema: { params: R.approveRequest.params, body: R.approveRequest.body } }, async (req) => service.approve(user(req), req.params.id, req.body));
+  app.post(R.denyRequest.path, { onRequest: authed, schema: { params: R.denyRequest.params } }, async (req) => service.deny(user(req), req.params.id));
+  app.get(R.listGrants.path, { onRequest: authed, schema: { querystring: R.listGrants.query } }, async (req) => service.listGrants(user(req), req.query.all));
+  app.post(R.revokeGrant.path, { onRequest: authed, schema: { params: R.revokeGrant.params } }, async (req) => {
+    const userId = user(req);
     // An empty POST is a plain revoke: the body is optional on the wire.
     return service.revokeGrant(userId, req.params.id, parse(R.revokeGrant.body, req.body ?? {}).reason);
   });
-  app.get(R.listSecrets.path, async (req) => service.listSecrets(await userOf(req)));
-  app.put(R.setSecret.path, { schema: { params: R.setSecret.params, body: R.setSecret.body } }, async (req) => service.setSecret(await userOf(req), req.params.name, req.body.value));
-  app.delete(R.deleteSecret.path, { schema: { params: R.deleteSecret.params } }, async (req, reply) => {
-    await service.deleteSecret(await userOf(req), req.params.name);
+  app.get(R.listSecrets.path, { onRequest: authed }, async (req) => service.listSecrets(user(req)));
+  app.put(R.setSecret.path, { onRequest: authed, schema: { params: R.setSecret.params, body: R.setSecret.body } }, async (req) => service.setSecret(user(req), req.params.name, req.body.value));
+  app.delete(R.deleteSecret.path, { onRequest: authed, schema: { params: R.deleteSecret.params } }, async (req, reply) => {
+    await service.deleteSecret(user(req), req.params.name);
     return reply.status(204).send();
   });
-  app.post(R.recordUsage.path, { schema: { body: R.recordUsage.body } }, async (req) => ({ recorded: await service.recordUsage(await userOf(req), req.body) }));
-  app.get(R.audit.path, { schema: { querystring: R.audit.query } }, async (req) => service.listAudit(await userOf(req), req.query));
-  app.get("/v1/events", async (req, reply) => {
+  app.post(R.recordUsage.path, { onRequest: authed, schema: { body: R.recordUsage.body } }, async (req) => ({ recorded: await service.recordUsage(user(req), req.body) }));
+  app.get(R.audit.path, { onRequest: authed, schema: { querystring: R.audit.query } }, async (req) => service.listAudit(user(req), req.query));
+  app.get("/v1/events", { onRequest: authed }, async (req, reply) => {
     const token = bearerOf(req);
-    const userId = await userOf(req);
+    const userId = user(req);
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, { "Content-Type": "text/event-stream", "Cache-Control": "no-store", Connection: "keep-alive" });
@@ -171,16 +183,16 @@ export function buildAuthorityApp(options: AuthorityHttpOptions): AuthorityApp {
         res.end();
       },
     });
-    req.raw.on("close", stop);
+    res.on("close", stop);
   });
 
   // --- Agent API: the Link asks for its agents, with its own credential ---
-  app.post(R.agentResolve.path, { schema: { body: R.agentResolve.body } }, async (req, reply) => {
-    const result = await service.resolve(await userOf(req), req.body);
+  app.post(R.agentResolve.path, { onRequest: authed, schema: { body: R.agentResolve.body } }, async (req, reply) => {
+    const result = await service.resolve(user(req), req.body);
     return reply.status(result.status === "pending" ? 202 : 200).send(result);
   });
-  app.post(R.agentWait.path, { schema: { params: R.agentWait.params, body: R.agentWait.body } }, async (req) => {
-    const userId = await userOf(req);
+  app.post(R.agentWait.path, { onRequest: authed, schema: { params: R.agentWait.params, body: R.agentWait.body } }, async (req, reply) => {
+    const userId = user(req);
     const body = req.body;
     const key = `${userId}\u0000${body.instanceId}\u0000${body.agentClientId}`;
     const inFlight = waitsPerAgent.get(key) ?? 0;
@@ -188,7 +200,8 @@ export function buildAuthorityApp(options: AuthorityHttpOptions): AuthorityApp {
     waitsPerAgent.set(key, inFlight + 1);
     const abort = new AbortController();
     waits.add(abort);
-    req.raw.on("close", () => abort.abort());
+    // The response's "close" means the caller went away (the request's fires once its body is read).
+    reply.raw.on("close", () => abort.abort());
     try {
       return { status: await service.waitForRequest(userId, body, req.params.id, body.timeoutMs, abort.signal) };
     } finally {

@@ -372,7 +372,11 @@ export function createService(options: ServiceOptions) {
         const timedOut = new Promise<void>((resolve) => {
           timer = setTimeout(resolve, Math.max(0, Math.min(timeoutMs, row.expires_at - now() + 50)));
         });
-        const aborted = new Promise<void>((resolve) => signal?.addEventListener("abort", () => resolve(), { once: true }));
+        // The caller may have gone while the reads above ran: an abort that already happened fires no event.
+        const aborted = new Promise<void>((resolve) => {
+          if (signal?.aborted) resolve();
+          else signal?.addEventListener("abort", () => resolve(), { once: true });
+        });
         await Promise.race([woken, timedOut, aborted]);
         clearTimeout(timer);
         const after = await read();

@@ -39,6 +39,8 @@ export interface Credentials {
   bearer(): Promise<string | null>;
   /** The authority refused this token (401): forget it, so the next `bearer()` refreshes. */
   rejected(token: string): void;
+  /** Why there is no bearer, when the credentials know better than "nobody signed in" (e.g. the sign-in was revoked). */
+  readonly error?: string | null;
 }
 
 /** A failed authority call, with the authority's own error code (OAuth clients need it: `authorization_pending`, `invalid_grant`…). */
@@ -185,7 +187,7 @@ export function createAuthorityClient(options: AuthorityClientOptions) {
     if (route.auth === "none") return validate(null);
     for (let attempt = 0; ; attempt++) {
       const token = await options.credentials.bearer();
-      if (token === null) throw new LinkError("not_logged_in", NOT_SIGNED_IN_MESSAGE);
+      if (token === null) throw new LinkError("not_logged_in", options.credentials.error ?? NOT_SIGNED_IN_MESSAGE);
       try {
         return await validate(token);
       } catch (err) {
