@@ -25,7 +25,7 @@ after(() => {
 });
 
 async function serve(db: string, env: NodeJS.ProcessEnv, tlsDir: string): Promise<Served> {
-  const child = spawn(process.execPath, [BIN, "authority", "serve", "--db", db, "--listen", "127.0.0.1:0", "--tls-dir", tlsDir], { env, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [BIN, "authority", "serve", "--db", db, "--listen", "127.0.0.1:0", "--tls-dir", tlsDir, "--pyper-endpoints"], { env, stdio: ["ignore", "pipe", "pipe"] });
   children.push(child);
   const line = await new Promise<string>((resolve, reject) => {
     let out = "";

@@ -9,6 +9,7 @@
  */
 import WebSocket from "ws";
 import type { CallAuth } from "../shared/calls.js";
+import { NOT_SIGNED_IN_MESSAGE } from "../shared/errors.js";
 import { LinkMessageSchema, type LinkMessage } from "../shared/protocol.js";
 import { AGENT_SUBPROTOCOL, LINK_VERSION, PROTOCOL_VERSION } from "../shared/version.js";
 import { discoverLinkUrl } from "./discovery.js";
@@ -152,7 +153,7 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
     }
     if (message.type === "context") {
       instanceId = message.instanceId;
-      loggedOut = message.state === "ready" ? null : { code: "not_logged_in", message: "Piper Link is running but nobody is signed in. Open Piper Link and sign in." };
+      loggedOut = message.state === "ready" ? null : { code: "not_logged_in", message: NOT_SIGNED_IN_MESSAGE };
       return;
     }
     const id = message.id === null ? null : String(message.id);
@@ -258,7 +259,7 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
     if (closed) throw new PiperError("closed", "This Piper client was closed.");
     await (ready ?? connect());
     if (loggedOut !== null || instanceId === null) {
-      throw new PiperLinkNeededError("not_logged_in", loggedOut?.message ?? "Piper Link is running but nobody is signed in. Open Piper Link and sign in.");
+      throw new PiperLinkNeededError("not_logged_in", loggedOut?.message ?? NOT_SIGNED_IN_MESSAGE);
     }
   }
 

@@ -25,6 +25,10 @@ export interface AuthorityOptions {
   sweepIntervalMs?: number;
   /** Polling interval the device flow asks clients for (RFC 8628; default 5 s). */
   deviceIntervalS?: number;
+  /** Serve pyper-sdk's unauthenticated endpoints (see `AuthorityHttpOptions.pyperEndpoints`; default false). */
+  pyperEndpoints?: boolean;
+  /** How often open event streams re-check their credential, in ms (default 5,000). */
+  streamRecheckMs?: number;
   now?: () => number;
   log?: (msg: string, fields?: Record<string, unknown>) => void;
 }
@@ -50,7 +54,15 @@ export async function startAuthority(options: AuthorityOptions): Promise<Running
     ...(options.agentRate ? { agentRatePerSecond: options.agentRate.perSecond, agentRateBurst: options.agentRate.burst } : {}),
   });
   const oauth = createOAuthService({ db: opened.db, ...(options.now ? { now: options.now } : {}), ...(options.deviceIntervalS !== undefined ? { deviceIntervalS: options.deviceIntervalS } : {}) });
-  const app = buildAuthorityApp({ service, oauth, bus, https: options.tls ? { key: options.tls.key, cert: options.tls.cert } : null, log });
+  const { app, drain } = buildAuthorityApp({
+    service,
+    oauth,
+    bus,
+    https: options.tls ? { key: options.tls.key, cert: options.tls.cert } : null,
+    pyperEndpoints: options.pyperEndpoints ?? false,
+    ...(options.streamRecheckMs !== undefined ? { streamRecheckMs: options.streamRecheckMs } : {}),
+    log,
+  });
   await app.listen({ host: options.host, port: options.port });
   const address = app.server.address();
   const port = typeof address === "object" && address !== null ? address.port : options.port;
@@ -66,7 +78,10 @@ export async function startAuthority(options: AuthorityOptions): Promise<Running
     service,
     async close() {
       clearInterval(sweeper);
-      await app.close();
+      // Open event streams and long-polls would hold app.close() open (issue 16 item 15): end them first.
+      const closing = app.close();
+      drain();
+      await closing;
       await bus.close();
       await opened.close();
     },

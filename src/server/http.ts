@@ -1,23 +1,18 @@
 /**
- * The authority's HTTP API on Fastify: the Link API (bearer Link token), the Agent API (instance
- * ID + agent client ID), the pyper-sdk compatibility endpoints, and an event stream (SSE). Every
- * body is validated by the shared zod schemas; every error is `{error, error_description}` with the
- * status pyper-sdk maps to its exceptions.
+ * The authority's HTTP API on Fastify, registered from the shared route table
+ * (`shared/authority-routes.ts`) with fastify-type-provider-zod validating params, query and body:
+ * the Link API and the Agent API (both need the Link's bearer credential; agent calls are answered
+ * only for instances of that credential's account), the optional pyper-sdk compatibility endpoints
+ * (off unless `pyperEndpoints`), and the event stream (SSE). Every error is
+ * `{error, error_description}` with the status pyper-sdk maps to its exceptions.
  */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
-import { z, type ZodType } from "zod";
-import {
-  AgentResolveBodySchema,
-  AgentWaitBodySchema,
-  ApproveBodySchema,
-  PyperExchangeSchema,
-  PyperResolveSchema,
-  PyperScopedSchema,
-  SecretNameSchema,
-  UsageReportSchema,
-} from "../shared/authority.js";
+import { hasZodFastifySchemaValidationErrors, serializerCompiler, validatorCompiler, type ZodTypeProvider } from "fastify-type-provider-zod";
+import type { ZodType } from "zod";
+import { PyperExchangeSchema, PyperResolveSchema, PyperScopedSchema } from "../shared/authority.js";
+import { AuthorityRoutes as R } from "../shared/authority-routes.js";
 import { LINK_VERSION } from "../shared/version.js";
-import type { EventBus } from "./events.js";
+import { createStreamRegistry, type EventBus, type StreamRegistry } from "./events.js";
 import type { OAuthService } from "./oauth.js";
 import { registerOAuthRoutes } from "./oauth-routes.js";
 import { ServiceError, type AuthorityService } from "./service.js";
@@ -27,15 +22,33 @@ export interface AuthorityHttpOptions {
   oauth: OAuthService;
   bus: EventBus;
   https: { key: string; cert: string } | null;
-  /** Paths of the pyper-sdk endpoints (each is a separate URL in pyper-sdk's configuration). */
+  /**
+   * Serve pyper-sdk's three endpoints (`PYPER_PATHS`). Default false: they take no account
+   * credential, so anyone who can reach the authority and knows an instance ID and a granted
+   * client ID could read that secret (issue 13 item 3). Turn on only where that is acceptable.
+   */
+  pyperEndpoints?: boolean;
+  /** How often open event streams re-check their credential, in ms (default 5,000). */
+  streamRecheckMs?: number;
+  /** Long-polls in flight per agent (account + instance + client ID) before 429 `rate_limited` (default 20). */
+  maxWaitsPerAgent?: number;
   log?: (msg: string, fields?: Record<string, unknown>) => void;
 }
 
+/** Paths of the pyper-sdk endpoints (each is a separate URL in pyper-sdk's configuration). */
 export const PYPER_PATHS = {
   resolveMapping: "/pyper/resolve-variable-mapping",
   scopedCredentials: "/pyper/get-scoped-credentials",
   exchangeSecret: "/pyper/exchange-secret",
 } as const;
+
+/** The app plus what its owner must stop before `close()`: open event streams and long-polls. */
+export interface AuthorityApp {
+  app: FastifyInstance;
+  /** Ends every event stream and wakes every wait, so `app.close()` does not wait for them. */
+  drain: () => void;
+  streams: StreamRegistry;
+}
 
 function parse<T>(schema: ZodType<T>, value: unknown): T {
   const r = schema.safeParse(value);
@@ -49,31 +62,24 @@ function parse<T>(schema: ZodType<T>, value: unknown): T {
   return r.data;
 }
 
-const IdParams = z.object({ id: z.string().min(1).max(128) });
-const NameParams = z.object({ name: SecretNameSchema });
-const SecretBody = z.object({ value: z.string().min(1).max(32 * 1024) }).strict();
-const RevokeBody = z.object({ reason: z.enum(["revoked", "process_exited"]).default("revoked") }).strict();
-const InstanceBody = z.object({ name: z.string().min(1).max(200) }).strict();
-const AuditQuery = z.object({
-  limit: z.coerce.number().int().min(1).max(500).default(50),
-  before: z.string().max(64).optional(),
-  agent: z.string().max(128).optional(),
-  variable: z.string().max(256).optional(),
-});
-const RequestsQuery = z.object({ status: z.enum(["pending", "approved", "denied", "expired", "all"]).default("pending") });
-const GrantsQuery = z.object({ all: z.enum(["true", "false"]).default("false") });
-
+/**
+ * Builds the authority's Fastify app (not listening). Call `drain()` before `app.close()` on
+ * shutdown (`startAuthority` does).
+ */
 /** Endpoints where a caller names an instance, client, credential or device code it might be guessing. */
 function isGuarded(url: string): boolean {
   return url.startsWith("/v1/agent/") || url.startsWith("/pyper/") || url.startsWith("/oauth/token");
 }
 
-export function buildAuthorityApp(options: AuthorityHttpOptions): FastifyInstance {
+export function buildAuthorityApp(options: AuthorityHttpOptions): AuthorityApp {
   const { service, bus } = options;
   // The HTTPS and HTTP instances differ only in their server type; routes are written once.
-  const app: FastifyInstance = options.https
-    ? (Fastify({ https: options.https, bodyLimit: 64 * 1024, logger: false, return503OnClosing: true }))
+  const base: FastifyInstance = options.https
+    ? Fastify({ https: options.https, bodyLimit: 64 * 1024, logger: false, return503OnClosing: true })
     : Fastify({ bodyLimit: 64 * 1024, logger: false, return503OnClosing: true });
+  base.setValidatorCompiler(validatorCompiler);
+  base.setSerializerCompiler(serializerCompiler);
+  const app = base.withTypeProvider<ZodTypeProvider>();
 
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
     if (err instanceof ServiceError) {
@@ -81,13 +87,20 @@ export function buildAuthorityApp(options: AuthorityHttpOptions): FastifyInstanc
       if (isGuarded(req.url)) service.limits.recordSourceOutcome(req.ip, err.code);
       return reply.status(err.status).send({ error: err.code, error_description: err.message });
     }
+    if (hasZodFastifySchemaValidationErrors(err)) {
+      const detail = err.validation
+        .slice(0, 3)
+        .map((i) => `${i.instancePath.replace(/^\//, "").replaceAll("/", ".") || err.validationContext}: ${i.message ?? "invalid"}`)
+        .join("; ");
+      return reply.status(400).send({ error: "invalid_request", error_description: detail });
+    }
     if (err.code === "FST_ERR_CTP_BODY_TOO_LARGE") return reply.status(413).send({ error: "request_too_large", error_description: "The request body is larger than 64 KiB." });
     if (err.statusCode !== undefined && err.statusCode < 500) return reply.status(err.statusCode).send({ error: "invalid_request", error_description: err.message });
     options.log?.("authority error", { err: err.message });
     return reply.status(500).send({ error: "server_error", error_description: "The authority failed to handle this request." });
   });
   app.setNotFoundHandler((req, reply) => reply.status(404).send({ error: "not_found", error_description: `No endpoint ${req.method} ${req.url.split("?")[0] ?? ""}` }));
-  // A source that used up its failed guesses is refused on the guarded endpoints (limits.ts).
+  // A source that used up its failed guesses is refused on the guarded endpoints (service/limits.ts).
   app.addHook("onRequest", (req, _reply, done) => {
     if (!isGuarded(req.url)) return done();
     try {
@@ -103,58 +116,73 @@ export function buildAuthorityApp(options: AuthorityHttpOptions): FastifyInstanc
     done(null, payload);
   });
 
+  /** Who a credential names now: an OAuth access token (`pat_…`), or a provisioned Link token. */
+  function userForToken(token: string): Promise<string | null> {
+    return token.startsWith("pat_") ? options.oauth.userForAccessToken(token) : service.userForLinkToken(token);
+  }
+  function bearerOf(req: FastifyRequest): string | null {
+    return /^Bearer (\S+)$/.exec(req.headers.authorization ?? "")?.[1] ?? null;
+  }
   async function userOf(req: FastifyRequest): Promise<string> {
-    const header = req.headers.authorization ?? "";
-    const m = /^Bearer (\S+)$/.exec(header);
-    const token = m?.[1];
-    // A Link signed in with OAuth sends an access token; a locally provisioned Link its Link token.
-    const userId = token === undefined ? null : token.startsWith("pat_") ? await options.oauth.userForAccessToken(token) : await service.userForLinkToken(token);
+    const token = bearerOf(req);
+    const userId = token === null ? null : await userForToken(token);
     if (userId === null) throw new ServiceError(401, "invalid_token", "A valid Link token is required (Authorization: Bearer ...).");
     return userId;
   }
 
-  app.get("/healthz", () => ({ status: "ok", version: LINK_VERSION }));
-  registerOAuthRoutes(app, options.oauth, options.https !== null);
+  // Credentials are checked before anything else (onRequest), so an unauthenticated caller learns
+  // nothing from validation errors; handlers read the checked user with `user(req)`.
+  const users = new WeakMap<FastifyRequest, string>();
+  const authed = async (req: FastifyRequest): Promise<void> => {
+    users.set(req, await userOf(req));
+  };
+  function user(req: FastifyRequest): string {
+    const userId = users.get(req);
+    if (userId === undefined) throw new ServiceError(401, "invalid_token", "A valid Link token is required (Authorization: Bearer ...).");
+    return userId;
+  }
+
+  const streams = createStreamRegistry(userForToken, options.streamRecheckMs);
+  const waits = new Set<AbortController>();
+  const waitsPerAgent = new Map<string, number>();
+  const maxWaits = options.maxWaitsPerAgent ?? 20;
+
+  app.get(R.health.path, () => ({ status: "ok" as const, version: LINK_VERSION }));
+  registerOAuthRoutes(base, options.oauth, options.https !== null, () => void streams.recheckNow());
 
   // --- Link API ---
-  app.get("/v1/me", async (req) => ({ userId: await userOf(req) }));
-  app.post("/v1/instances", async (req, reply) => {
-    const userId = await userOf(req);
-    const { name } = parse(InstanceBody, req.body);
-    return reply.status(201).send({ instanceId: await service.registerInstance(userId, name) });
+  app.get(R.me.path, { onRequest: authed }, (req) => ({ userId: user(req) }));
+  app.post(R.registerInstance.path, { onRequest: authed, schema: { body: R.registerInstance.body } }, async (req, reply) => {
+    const userId = user(req);
+    return reply.status(201).send({ instanceId: await service.registerInstance(userId, req.body.name) });
   });
-  app.get("/v1/instances/:id", async (req, reply) => {
-    const userId = await userOf(req);
-    const { id } = parse(IdParams, req.params);
+  app.get(R.getInstance.path, { onRequest: authed, schema: { params: R.getInstance.params } }, async (req, reply) => {
+    const userId = user(req);
+    const { id } = req.params;
     if (!(await service.instanceExists(userId, id))) throw new ServiceError(404, "instance_not_found", `No instance ${id} for this account.`);
     return reply.send({ instanceId: id });
   });
-  // Sign-out (issue 13 item 8): the instance is invalid everywhere from now on; its grants end.
-  app.post("/v1/instances/:id/revoke", async (req) => service.revokeInstance(await userOf(req), parse(IdParams, req.params).id));
-  app.get("/v1/requests", async (req) => service.listRequests(await userOf(req), parse(RequestsQuery, req.query).status));
-  app.post("/v1/requests/:id/approve", async (req) => {
-    const userId = await userOf(req);
-    return service.approve(userId, parse(IdParams, req.params).id, parse(ApproveBodySchema, req.body));
+  app.post(R.revokeInstance.path, { onRequest: authed, schema: { params: R.revokeInstance.params } }, async (req) => service.revokeInstance(user(req), req.params.id));
+  app.get(R.listRequests.path, { onRequest: authed, schema: { querystring: R.listRequests.query } }, async (req) => service.listRequests(user(req), req.query.status));
+  app.post(R.approveRequest.path, { onRequest: authed, schema: { params: R.approveRequest.params, body: R.approveRequest.body } }, async (req) => service.approve(user(req), req.params.id, req.body));
+  app.post(R.denyRequest.path, { onRequest: authed, schema: { params: R.denyRequest.params } }, async (req) => service.deny(user(req), req.params.id));
+  app.get(R.listGrants.path, { onRequest: authed, schema: { querystring: R.listGrants.query } }, async (req) => service.listGrants(user(req), req.query.all));
+  app.post(R.revokeGrant.path, { onRequest: authed, schema: { params: R.revokeGrant.params } }, async (req) => {
+    const userId = user(req);
+    // An empty POST is a plain revoke: the body is optional on the wire.
+    return service.revokeGrant(userId, req.params.id, parse(R.revokeGrant.body, req.body ?? {}).reason);
   });
-  app.post("/v1/requests/:id/deny", async (req) => service.deny(await userOf(req), parse(IdParams, req.params).id));
-  app.get("/v1/grants", async (req) => service.listGrants(await userOf(req), parse(GrantsQuery, req.query).all === "true"));
-  app.post("/v1/grants/:id/revoke", async (req) => {
-    const userId = await userOf(req);
-    return service.revokeGrant(userId, parse(IdParams, req.params).id, parse(RevokeBody, req.body ?? {}).reason);
-  });
-  app.get("/v1/secrets", async (req) => service.listSecrets(await userOf(req)));
-  app.put("/v1/secrets/:name", async (req) => {
-    const userId = await userOf(req);
-    return service.setSecret(userId, parse(NameParams, req.params).name, parse(SecretBody, req.body).value);
-  });
-  app.delete("/v1/secrets/:name", async (req, reply) => {
-    await service.deleteSecret(await userOf(req), parse(NameParams, req.params).name);
+  app.get(R.listSecrets.path, { onRequest: authed }, async (req) => service.listSecrets(user(req)));
+  app.put(R.setSecret.path, { onRequest: authed, schema: { params: R.setSecret.params, body: R.setSecret.body } }, async (req) => service.setSecret(user(req), req.params.name, req.body.value));
+  app.delete(R.deleteSecret.path, { onRequest: authed, schema: { params: R.deleteSecret.params } }, async (req, reply) => {
+    await service.deleteSecret(user(req), req.params.name);
     return reply.status(204).send();
   });
-  app.post("/v1/usage", async (req) => ({ recorded: await service.recordUsage(await userOf(req), parse(UsageReportSchema, req.body)) }));
-  app.get("/v1/audit", async (req) => service.listAudit(await userOf(req), parse(AuditQuery, req.query)));
-  app.get("/v1/events", async (req, reply) => {
-    const userId = await userOf(req);
+  app.post(R.recordUsage.path, { onRequest: authed, schema: { body: R.recordUsage.body } }, async (req) => ({ recorded: await service.recordUsage(user(req), req.body) }));
+  app.get(R.audit.path, { onRequest: authed, schema: { querystring: R.audit.query } }, async (req) => service.listAudit(user(req), req.query));
+  app.get("/v1/events", { onRequest: authed }, async (req, reply) => {
+    const token = bearerOf(req);
+    const userId = user(req);
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, { "Content-Type": "text/event-stream", "Cache-Control": "no-store", Connection: "keep-alive" });
@@ -163,35 +191,62 @@ export function buildAuthorityApp(options: AuthorityHttpOptions): FastifyInstanc
       if (e.userId === userId) res.write(`data: ${JSON.stringify(e)}\n\n`);
     });
     const heartbeat = setInterval(() => res.write(": ping\n\n"), 15_000);
-    req.raw.on("close", () => {
+    const stop = (): void => {
       clearInterval(heartbeat);
       unsubscribe();
+      forget();
+    };
+    const forget = streams.add({
+      token: token ?? "",
+      end: () => {
+        stop();
+        res.end();
+      },
     });
+    res.on("close", stop);
   });
 
-  // --- Agent API ---
-  app.post("/v1/agent/resolve", async (req, reply) => {
-    const body = parse(AgentResolveBodySchema, req.body);
-    // Bridge until the agent routes take the bearer's account (wt-contract): the instance's owner.
-    const result = await service.resolve(await service.instanceOwner(body.instanceId), body);
+  // --- Agent API: the Link asks for its agents, with its own credential ---
+  app.post(R.agentResolve.path, { onRequest: authed, schema: { body: R.agentResolve.body } }, async (req, reply) => {
+    const result = await service.resolve(user(req), req.body);
     return reply.status(result.status === "pending" ? 202 : 200).send(result);
   });
-  app.post("/v1/agent/requests/:id/wait", async (req) => {
-    const body = parse(AgentWaitBodySchema, req.body);
+  app.post(R.agentWait.path, { onRequest: authed, schema: { params: R.agentWait.params, body: R.agentWait.body } }, async (req, reply) => {
+    const userId = user(req);
+    const body = req.body;
+    const key = `${userId}\u0000${body.instanceId}\u0000${body.agentClientId}`;
+    const inFlight = waitsPerAgent.get(key) ?? 0;
+    if (inFlight >= maxWaits) throw new ServiceError(429, "rate_limited", `Too many pending waits: agent ${body.agentClientId} already waits for ${inFlight} approvals on this instance.`);
+    waitsPerAgent.set(key, inFlight + 1);
     const abort = new AbortController();
-    req.raw.on("close", () => abort.abort());
-    return { status: await service.waitForRequest(await service.instanceOwner(body.instanceId), body, parse(IdParams, req.params).id, body.timeoutMs, abort.signal) };
+    waits.add(abort);
+    // The response's "close" means the caller went away (the request's fires once its body is read).
+    reply.raw.on("close", () => abort.abort());
+    try {
+      return { status: await service.waitForRequest(userId, body, req.params.id, body.timeoutMs, abort.signal) };
+    } finally {
+      waits.delete(abort);
+      const left = (waitsPerAgent.get(key) ?? 1) - 1;
+      if (left === 0) waitsPerAgent.delete(key);
+      else waitsPerAgent.set(key, left);
+    }
   });
 
-  // --- pyper-sdk compatibility ---
-  app.post(PYPER_PATHS.resolveMapping, async (req) => service.pyperResolveMapping(parse(PyperResolveSchema, req.body)));
-  app.post(PYPER_PATHS.scopedCredentials, async (req) => service.pyperScopedCredentials(parse(PyperScopedSchema, req.body)));
-  app.post(PYPER_PATHS.exchangeSecret, async (req) => {
-    const bearer = /^Bearer (\S+)$/.exec(req.headers.authorization ?? "")?.[1] ?? null;
-    return service.pyperExchange(parse(PyperExchangeSchema, req.body), bearer);
-  });
+  // --- pyper-sdk compatibility (unauthenticated; only when the operator turns it on) ---
+  if (options.pyperEndpoints === true) {
+    app.post(PYPER_PATHS.resolveMapping, { schema: { body: PyperResolveSchema } }, async (req) => service.pyperResolveMapping(req.body));
+    app.post(PYPER_PATHS.scopedCredentials, { schema: { body: PyperScopedSchema } }, async (req) => service.pyperScopedCredentials(req.body));
+    app.post(PYPER_PATHS.exchangeSecret, { schema: { body: PyperExchangeSchema } }, async (req) => service.pyperExchange(req.body, bearerOf(req)));
+  }
 
-  return app;
+  return {
+    app: base,
+    streams,
+    drain() {
+      streams.endAll("authority shutting down");
+      for (const w of waits) w.abort();
+    },
+  };
 }
 
 export type { FastifyReply };

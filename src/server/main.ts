@@ -10,6 +10,7 @@
 import fs from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Command, InvalidArgumentError } from "commander";
+import type { AuthorityReadyLine, CreatedUserLine } from "../shared/authority-process.js";
 import { parseDataKeys } from "./crypto.js";
 
 function parseListen(value: string): { host: string; port: number } {
@@ -37,7 +38,11 @@ export function authorityCommand(): Command {
     .option("--insecure-http-behind-proxy", "serve plain HTTP; only behind a TLS-terminating proxy")
     .option("--request-ttl <ms>", "how long pending requests wait for a decision", (v) => Number(v), 600_000)
     .option("--agent-rate <perSecond>", "requests per second one agent may make (burst: twice that)", (v) => Number(v), 30)
-    .action(async (o: { db: string; listen: { host: string; port: number }; tlsDir?: string; tlsKey?: string; tlsCert?: string; insecureHttpBehindProxy?: boolean; requestTtl: number; agentRate: number }) => {
+    .option(
+      "--pyper-endpoints",
+      "also serve pyper-sdk's endpoints (/pyper/...) directly. RISK: they take no account credential, so anyone who can reach this address and knows an instance ID and a granted client ID gets that secret; prefer pointing pyper-sdk at the Link's loopback endpoints",
+    )
+    .action(async (o: { db: string; listen: { host: string; port: number }; tlsDir?: string; tlsKey?: string; tlsCert?: string; insecureHttpBehindProxy?: boolean; requestTtl: number; agentRate: number; pyperEndpoints?: boolean }) => {
       const { startAuthority } = await import("./authority.js");
       const { loadOrCreateTlsIdentity, fingerprintOf } = await import("./tls.js");
       let tls = null;
@@ -54,9 +59,11 @@ export function authorityCommand(): Command {
         tls,
         requestTtlMs: o.requestTtl,
         agentRate: { perSecond: o.agentRate, burst: o.agentRate * 2 },
+        pyperEndpoints: o.pyperEndpoints === true,
         log: (msg, fields) => process.stderr.write(`${JSON.stringify({ msg, ...fields })}\n`),
       });
-      process.stdout.write(`${JSON.stringify({ url: authority.url, fingerprint256: authority.fingerprint256, engine: authority.engine })}\n`);
+      const ready: AuthorityReadyLine = { url: authority.url, fingerprint256: authority.fingerprint256, engine: authority.engine };
+      process.stdout.write(`${JSON.stringify(ready)}\n`);
       const stop = (): void => void authority.close().then(() => process.exit(0));
       process.once("SIGTERM", stop);
       process.once("SIGINT", stop);
@@ -82,7 +89,8 @@ export function authorityCommand(): Command {
       const opened = await openDatabase(o.db);
       try {
         const service = createService({ db: opened.db, keys: dataKeysFromEnv(), bus: createLocalBus() });
-        process.stdout.write(`${JSON.stringify(await service.createUser(o.name))}\n`);
+        const created: CreatedUserLine = await service.createUser(o.name);
+        process.stdout.write(`${JSON.stringify(created)}\n`);
       } finally {
         await opened.close();
       }

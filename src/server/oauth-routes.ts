@@ -8,8 +8,9 @@ import cookie from "@fastify/cookie";
 import formbody from "@fastify/formbody";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
-import type { DeviceAuthorization } from "../shared/authority.js";
-import { isLoopbackRedirect, LINK_CLIENT_ID, type OAuthService } from "./oauth.js";
+import { LINK_CLIENT_ID, type DeviceAuthorization } from "../shared/authority.js";
+import { AuthorityRoutes } from "../shared/authority-routes.js";
+import { isLoopbackRedirect, type OAuthService } from "./oauth.js";
 import { devicePage, messagePage, signInPage, signUpPage } from "./pages.js";
 import { ServiceError } from "./service.js";
 
@@ -44,7 +45,11 @@ function sameToken(a: string | undefined, b: string | undefined): boolean {
   return timingSafeEqual(Buffer.from(a), Buffer.from(b));
 }
 
-export function registerOAuthRoutes(app: FastifyInstance, oauth: OAuthService, secure: boolean): void {
+/**
+ * Registers the sign-in pages and OAuth endpoints on `app`. `onRevoked` runs after `/oauth/revoke`
+ * revoked something, so the caller can end event streams opened with that token at once.
+ */
+export function registerOAuthRoutes(app: FastifyInstance, oauth: OAuthService, secure: boolean, onRevoked: () => void = () => undefined): void {
   void app.register(cookie);
   void app.register(formbody, { bodyLimit: 16 * 1024 });
   const cookieOpts = { path: "/", httpOnly: true, sameSite: "lax" as const, secure };
@@ -131,35 +136,44 @@ export function registerOAuthRoutes(app: FastifyInstance, oauth: OAuthService, s
     return back({ code: await oauth.createCode(session.userId, q.data.client_id, q.data.redirect_uri, q.data.code_challenge) });
   });
 
-  app.post("/oauth/token", async (req, reply) => {
+  app.post(AuthorityRoutes.oauthToken.path, async (req, reply) => {
+    // Checked in RFC 6749 section 5.2's order (client, then grant type, then parameters), so each
+    // failure gets its own error code rather than one schema error.
     const form = Form.parse(req.body ?? {});
     const clientId = form["client_id"] ?? "";
     if (clientId !== LINK_CLIENT_ID) throw new ServiceError(401, "invalid_client", "Unknown client.");
     void reply.header("Cache-Control", "no-store").header("Pragma", "no-cache");
-    switch (form["grant_type"]) {
+    const grantTypes: readonly string[] = ["authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:device_code"];
+    if (!grantTypes.includes(form["grant_type"] ?? "")) throw new ServiceError(400, "unsupported_grant_type", `grant_type ${form["grant_type"] ?? "(missing)"} is not supported.`);
+    const parsed = AuthorityRoutes.oauthToken.body.safeParse(form);
+    if (!parsed.success) throw new ServiceError(400, "invalid_request", `Missing parameters for grant_type ${form["grant_type"] ?? ""}.`);
+    const t = parsed.data;
+    switch (t.grant_type) {
       case "authorization_code":
-        return oauth.exchangeCode({ code: form["code"] ?? "", clientId, redirectUri: form["redirect_uri"] ?? "", codeVerifier: form["code_verifier"] ?? "" });
+        return oauth.exchangeCode({ code: t.code, clientId, redirectUri: t.redirect_uri, codeVerifier: t.code_verifier });
       case "refresh_token":
-        return oauth.refresh(form["refresh_token"] ?? "", clientId);
+        return oauth.refresh(t.refresh_token, clientId);
       case "urn:ietf:params:oauth:grant-type:device_code":
-        return oauth.pollDevice(form["device_code"] ?? "", clientId);
-      default:
-        throw new ServiceError(400, "unsupported_grant_type", `grant_type ${form["grant_type"] ?? "(missing)"} is not supported.`);
+        return oauth.pollDevice(t.device_code, clientId);
     }
   });
 
-  app.post("/oauth/device_authorization", async (req) => {
-    const form = Form.parse(req.body ?? {});
-    if (form["client_id"] !== LINK_CLIENT_ID) throw new ServiceError(401, "invalid_client", "Unknown client.");
+  app.post(AuthorityRoutes.deviceAuthorization.path, async (req) => {
+    const form = AuthorityRoutes.deviceAuthorization.body.safeParse(req.body ?? {});
+    if (!form.success || form.data.client_id !== LINK_CLIENT_ID) throw new ServiceError(401, "invalid_client", "Unknown client.");
     const d = await oauth.deviceAuthorization(LINK_CLIENT_ID);
     const base = `${secure ? "https" : "http"}://${req.headers.host ?? "localhost"}`;
     const answer: DeviceAuthorization = { ...d, verification_uri: `${base}/device`, verification_uri_complete: `${base}/device?user_code=${encodeURIComponent(d.user_code)}` };
     return answer;
   });
 
-  app.post("/oauth/revoke", async (req, reply) => {
-    const form = Form.parse(req.body ?? {});
-    if (form["token"]) await oauth.revoke(form["token"]);
+  app.post(AuthorityRoutes.revokeToken.path, async (req, reply) => {
+    // RFC 7009 section 2.2: an unknown or missing token still answers 200.
+    const form = AuthorityRoutes.revokeToken.body.safeParse(req.body ?? {});
+    if (form.success && form.data.token) {
+      await oauth.revoke(form.data.token);
+      onRevoked();
+    }
     return reply.status(200).send({});
   });
 

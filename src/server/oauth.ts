@@ -13,13 +13,14 @@ import { createHash, randomBytes, randomInt, scrypt as scryptCb, timingSafeEqual
 import { promisify } from "node:util";
 import type { Kysely } from "kysely";
 import type { DeviceAuthorization, TokenResponse } from "../shared/authority.js";
+/** Re-exported for the server's callers; defined once in the shared contract. */
+export { LINK_CLIENT_ID } from "../shared/authority.js";
 import type { Database } from "./db.js";
 import { hashToken, newId, newToken } from "./ids.js";
 import { ServiceError } from "./service/errors.js";
 
 const scrypt = promisify(scryptCb) as (password: string, salt: Buffer, keylen: number, options: { N: number; r: number; p: number; maxmem: number }) => Promise<Buffer>;
 
-export const LINK_CLIENT_ID = "piper-link";
 const SCRYPT = { N: 2 ** 15, r: 8, p: 1, maxmem: 64 * 1024 * 1024 };
 
 export async function hashPassword(password: string): Promise<string> {

@@ -3,9 +3,7 @@
  * accessible HTML documents: labelled fields, one primary action, errors announced with role=alert,
  * light and dark following the system. No scripts.
  */
-function esc(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
+import esc from "escape-html";
 
 const STYLE = `
 :root{color-scheme:light dark;--fg:#16181d;--bg:#f6f7f9;--card:#fff;--muted:#5b6270;--accent:#1f4fd1;--err:#b3261e}

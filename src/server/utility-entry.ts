@@ -3,7 +3,7 @@
  * DESIGN.md section 2). The shell passes `--piper-authority` before the command, because the shape
  * of `process.argv` in a utility process is Electron's to choose.
  */
+import { authorityArgv } from "../shared/authority-process.js";
 import { runAuthority } from "./main.js";
 
-const at = process.argv.indexOf("--piper-authority");
-runAuthority(at >= 0 ? process.argv.slice(at + 1) : process.argv.slice(2));
+runAuthority(authorityArgv(process.argv));

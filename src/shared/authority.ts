@@ -9,6 +9,9 @@ import { GrantTermsSchema } from "./grant-terms.js";
 import { PeerProcessSchema } from "./process.js";
 import { VariableSchema } from "./protocol.js";
 
+/** The OAuth client ID of Piper Link at every authority (RFC 6749 section 2.2). */
+export const LINK_CLIENT_ID = "piper-link";
+
 export const AuthorityErrorSchema = z.object({ error: z.string(), error_description: z.string() });
 export type AuthorityError = z.infer<typeof AuthorityErrorSchema>;
 /**
@@ -54,7 +57,8 @@ export const GrantViewSchema = z.object({
   agentName: z.string().nullable(),
   variable: z.string(),
   secretName: z.string(),
-  scope: z.enum(["once", "until", "until_revoked", "process"]),
+  /** The same words as the request's `ScopeSchema` kinds: `duration` ends at `expiresAt`. */
+  scope: z.enum(["once", "duration", "until_revoked", "process"]),
   expiresAt: z.number().nullable(),
   process: z.object({ pid: z.number(), startTime: z.number().nullable() }).nullable(),
   instanceId: z.string().nullable(),

@@ -63,6 +63,12 @@ export function isRetryable(code: ErrorCode): boolean {
   return RETRYABLE.has(code);
 }
 
+/**
+ * What an agent (and the Link's own calls) hear when nobody is signed in: the one sentence for
+ * `not_logged_in`, used by the Link's agent channel, its resolver and authority client, and the SDK.
+ */
+export const NOT_SIGNED_IN_MESSAGE = "Piper Link is running but nobody is signed in. Open Piper Link and sign in.";
+
 /** An error that carries a stable code; thrown inside the core, serialized at every edge. */
 export class LinkError extends Error {
   readonly code: ErrorCode;

@@ -5,6 +5,7 @@
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { utilityProcess } from "electron";
+import { AUTHORITY_ARGV_MARKER } from "../../shared/authority-process.js";
 import type { AuthorityLauncher } from "../core/authority/embedded-authority.js";
 
 /**
@@ -20,7 +21,7 @@ export function utilityLauncher(appPath: string): AuthorityLauncher {
   const entry = path.join(import.meta.dirname, "authority.js");
   const binding = sqliteBinding(appPath);
   return (args, env) => {
-    const child = utilityProcess.fork(entry, ["--piper-authority", ...args], {
+    const child = utilityProcess.fork(entry, [AUTHORITY_ARGV_MARKER, ...args], {
       env: binding === null ? env : { ...env, PIPER_AUTHORITY_SQLITE_BINDING: binding },
       stdio: "pipe",
       serviceName: "Piper authority",

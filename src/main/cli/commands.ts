@@ -47,7 +47,7 @@ function describeRequest(r: RequestView): string {
 }
 
 function describeScope(g: GrantView): string {
-  if (g.scope === "until") return `until ${new Date(g.expiresAt ?? 0).toISOString()}`;
+  if (g.scope === "duration") return `until ${new Date(g.expiresAt ?? 0).toISOString()}`;
   if (g.scope === "process") return `while pid ${g.process?.pid ?? "?"} runs`;
   if (g.scope === "once") return "once";
   return "until revoked";

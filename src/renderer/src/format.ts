@@ -26,7 +26,7 @@ export function describeScope(g: GrantView, now: number = Date.now()): string {
   switch (g.scope) {
     case "once":
       return "Once";
-    case "until":
+    case "duration":
       return g.expiresAt === null ? "Until a time" : g.expiresAt > now ? `For ${inTime(g.expiresAt, now)} more` : "Expired";
     case "until_revoked":
       return "Until revoked";

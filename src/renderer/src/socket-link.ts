@@ -3,6 +3,7 @@
  * of the Link that served this page. Calls made while (re)connecting wait for the connection;
  * when the Link restarts, the page reconnects by itself with backoff. A refused token is final.
  */
+import { backoffDelay } from "../../shared/backoff.js";
 import { ControlConnection } from "../../shared/control-connection.js";
 import { createLinkApi, type ControlEvent, type LinkClient } from "../../shared/control.js";
 import { LinkError } from "../../shared/errors.js";
@@ -24,7 +25,7 @@ export function createSocketLink(url: string, token: string): SocketLinkClient {
   let state: ConnectionState = "connecting";
   let connection: ControlConnection | null = null;
   let waiters: Array<() => void> = [];
-  let retryMs = 500;
+  let attempt = 0;
   let stopped = false;
 
   function setState(next: ConnectionState): void {
@@ -53,13 +54,12 @@ export function createSocketLink(url: string, token: string): SocketLinkClient {
       if (connection === conn) connection = null;
       if (stopped || state === "unauthorized") return;
       setState("reconnecting");
-      setTimeout(connect, retryMs);
-      retryMs = Math.min(retryMs * 2, 5000);
+      setTimeout(connect, backoffDelay(attempt++, { baseMs: 500, capMs: 5000 }));
     });
     conn.ready.then(
       () => {
         connection = conn;
-        retryMs = 500;
+        attempt = 0;
         setState("open");
       },
       (err: unknown) => {

@@ -44,7 +44,8 @@ export function createGrants(deps: ServiceDeps, audit: AuditLog) {
       agentName: g.agent_name,
       variable: g.variable,
       secretName: g.secret_name ?? "(deleted)",
-      scope: g.scope,
+      // Stored as "until"; shown with the request's word for it (one vocabulary in the contract).
+      scope: g.scope === "until" ? "duration" : g.scope,
       expiresAt: g.expires_at,
       process: g.process_pid === null ? null : { pid: g.process_pid, startTime: g.process_start_time },
       instanceId: g.instance_id,

@@ -11,13 +11,8 @@ import { invalidInstance, ServiceError } from "./errors.js";
 export type InstancesAgents = ReturnType<typeof createInstancesAgents>;
 
 /** What revoking an instance did. */
-export interface InstanceRevoked {
-  instanceId: string;
-  /** Epoch ms of the (first) revocation; revoking again keeps it. */
-  revokedAt: number;
-  /** Live grants ended now (reason "signed out"). */
-  grantsEnded: number;
-}
+import type { InstanceRevoked } from "../../shared/authority-routes.js";
+export type { InstanceRevoked };
 
 /** The instances-and-agents part; `endGrantsOfInstance` comes from the grants part. */
 export function createInstancesAgents(deps: ServiceDeps, audit: AuditLog, grants: { endGrantsOfInstance(instanceId: string, reason: string, actor: string): Promise<number> }) {

@@ -4,8 +4,8 @@
  * Service) is retried in the background and reported in the context agents see, never a crash.
  */
 import type { Logger } from "pino";
-import { LinkError } from "../../../shared/errors.js";
-import { NOT_LOGGED_IN_MESSAGE, type ContextSnapshot } from "../loopback/agent-channel.js";
+import { LinkError, NOT_SIGNED_IN_MESSAGE } from "../../../shared/errors.js";
+import type { ContextSnapshot } from "../loopback/agent-channel.js";
 import type { KeychainStore } from "../runtime/keychain.js";
 
 export interface InstanceContext {
@@ -80,7 +80,7 @@ export function createInstanceContext(deps: InstanceContextDeps): InstanceContex
     snapshot() {
       if (instanceId !== null) return { state: "ready", instanceId };
       if (keychainError !== null) return { state: "logged_out", error: { code: keychainError.code, message: keychainError.message } };
-      return { state: "logged_out", error: { code: "not_logged_in", message: NOT_LOGGED_IN_MESSAGE } };
+      return { state: "logged_out", error: { code: "not_logged_in", message: NOT_SIGNED_IN_MESSAGE } };
     },
     load,
     async store(id) {

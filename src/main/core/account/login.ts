@@ -8,10 +8,10 @@
 import { createHash, randomBytes } from "node:crypto";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import escapeHtml from "escape-html";
 import { LinkError } from "../../../shared/errors.js";
-import type { TokenResponse } from "../../../shared/authority.js";
+import { LINK_CLIENT_ID, type TokenResponse } from "../../../shared/authority.js";
 import { AuthorityCallError, type AuthorityClient } from "../authority/authority-client.js";
-import { LINK_CLIENT_ID } from "./sign-in-session.js";
 
 export interface LoginAttempt {
   kind: "browser" | "device";
@@ -26,7 +26,7 @@ export interface LoginAttempt {
 
 const DONE_PAGE = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Piper Link</title></head><body style="font:16px system-ui;margin:3rem"><h1>You're signed in</h1><p>You can close this tab and return to Piper Link.</p></body></html>`;
 const FAIL_PAGE = (why: string): string =>
-  `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Piper Link</title></head><body style="font:16px system-ui;margin:3rem"><h1>Sign-in failed</h1><p role="alert">${why.replace(/[<>&"]/g, "")}</p><p>Start again from Piper Link.</p></body></html>`;
+  `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Piper Link</title></head><body style="font:16px system-ui;margin:3rem"><h1>Sign-in failed</h1><p role="alert">${escapeHtml(why)}</p><p>Start again from Piper Link.</p></body></html>`;
 
 export async function startBrowserLogin(client: AuthorityClient, timeoutMs = 5 * 60_000): Promise<LoginAttempt> {
   const state = randomBytes(16).toString("base64url");

@@ -9,11 +9,10 @@
  */
 import type { Logger } from "pino";
 import { LinkError } from "../../../shared/errors.js";
-import type { TokenResponse } from "../../../shared/authority.js";
+import { LINK_CLIENT_ID, type TokenResponse } from "../../../shared/authority.js";
 import { AuthorityCallError, type AuthorityClient, type Credentials } from "../authority/authority-client.js";
 import type { KeychainStore } from "../runtime/keychain.js";
 
-export const LINK_CLIENT_ID = "piper-link";
 export const SIGN_IN_AGAIN = "Your sign-in expired or was revoked. Sign in again with `piper-link login`.";
 
 export interface SignInSession extends Credentials {

@@ -1,31 +1,23 @@
 /**
- * The Link's one way to the authority (embedded or remote): HTTPS with keep-alive, the embedded
- * authority's certificate pinned by fingerprint (or a configured CA for a remote one), the Link
- * token as bearer, responses validated by the shared schemas, and errors turned into LinkErrors
- * with stable codes (`authority_unavailable` when it cannot be reached, retryable).
+ * The Link's one way to the authority (embedded or remote), built on undici: every call is
+ * `call(route, {params, query, body})` over the shared route table (`shared/authority-routes.ts`),
+ * which fills the path, encodes the query and body, adds the bearer where the route needs it, and
+ * validates the answer with the route's result schema. TLS trust is either the embedded authority's
+ * pinned certificate fingerprint (checked on every new connection) or the system / configured CA.
+ *
+ * Two connection pools: long-polls (`/wait`) have their own, so a crowd of agents waiting for
+ * approval never holds the sockets a granted resolve or a control call needs (issue 16 item 5), and
+ * waits per agent are capped. Errors become LinkErrors with stable codes (`authority_unavailable`,
+ * retryable, when the authority cannot be reached); reachability is reported to whoever follows the
+ * event stream, so the Link's status says "unreachable" as soon as calls fail.
  */
-import http from "node:http";
-import https from "node:https";
-import type { PeerCertificate } from "node:tls";
-import type { z, ZodType } from "zod";
-import {
-  AgentResolveResultSchema,
-  AgentWaitResultSchema,
-  AuditPageSchema,
-  OAuthErrorSchema,
-  AuthorityEventSchema,
-  GrantViewSchema,
-  DeviceAuthorizationSchema,
-  InstanceCreatedSchema,
-  RequestViewSchema,
-  SecretViewSchema,
-  TokenResponseSchema,
-  type AgentResolveBody,
-  type ApproveBody,
-  type AuthorityEvent,
-  type UsageReport,
-} from "../../../shared/authority.js";
-import { LinkError, type ErrorCode } from "../../../shared/errors.js";
+import { TLSSocket } from "node:tls";
+import { Agent, buildConnector, request, type Dispatcher } from "undici";
+import type { AgentResolveBody, ApproveBody, AuthorityEvent, DeviceAuthorization, TokenResponse, UsageReport } from "../../../shared/authority.js";
+import { OAuthErrorSchema } from "../../../shared/authority.js";
+import { AuthorityRoutes, fillPath, type AuthorityCallInput, type AuthorityResult, type AuthorityRoute, type AuthorityRouteName, type TokenRequest } from "../../../shared/authority-routes.js";
+import { LinkError, NOT_SIGNED_IN_MESSAGE, type ErrorCode } from "../../../shared/errors.js";
+import { followEvents, type OpenedStream } from "./event-stream.js";
 
 export interface AuthorityClientOptions {
   url: string;
@@ -34,6 +26,12 @@ export interface AuthorityClientOptions {
   /** Extra CA certificates (PEM) for a remote authority with a private CA. */
   ca?: string | null;
   credentials: Credentials;
+  /** Where skipped stream events and dropped connections are reported (default: nowhere). */
+  log?: (msg: string, fields: Record<string, unknown>) => void;
+  /** Waits in flight per agent (client ID + instance) before `rate_limited` (default 20). */
+  maxWaitsPerAgent?: number;
+  /** Sockets in the pool for everything but waits (default 64). */
+  connections?: number;
 }
 
 /** Where the bearer token for Link API calls comes from (an OAuth session, or a provisioned Link token). */
@@ -41,6 +39,8 @@ export interface Credentials {
   bearer(): Promise<string | null>;
   /** The authority refused this token (401): forget it, so the next `bearer()` refreshes. */
   rejected(token: string): void;
+  /** Why there is no bearer, when the credentials know better than "nobody signed in" (e.g. the sign-in was revoked). */
+  readonly error?: string | null;
 }
 
 /** A failed authority call, with the authority's own error code (OAuth clients need it: `authorization_pending`, `invalid_grant`…). */
@@ -66,43 +66,132 @@ function codeFor(status: number, error: string): ErrorCode {
   return "authority_unavailable";
 }
 
+/** Per-call options: an abort signal and a deadline for the whole answer (default 15 s). */
+export interface CallOptions {
+  signal?: AbortSignal | undefined;
+  timeoutMs?: number | undefined;
+}
+
+/** Default cap on waits in flight per agent client ID per instance (issue 16 item 5). */
+export const MAX_WAITS_PER_AGENT = 20;
+
+/**
+ * An undici connector that trusts exactly the certificate with SHA-256 fingerprint `pin`: the
+ * embedded authority's certificate is self-signed, so trust is the fingerprint, not a CA chain.
+ * Node skips `checkServerIdentity` when the chain itself fails, so the check runs here, after the
+ * handshake, on every new connection (sessions are not cached, so none skips it).
+ */
+function pinnedConnector(pin: string): buildConnector.connector {
+  const connect = buildConnector({ rejectUnauthorized: false, maxCachedSessions: 0 });
+  return (opts, callback) =>
+    connect(opts, (...args) => {
+      const [err, socket] = args;
+      if (err !== null) return callback(err, null);
+      const fingerprint = socket instanceof TLSSocket ? socket.getPeerCertificate().fingerprint256 : undefined;
+      if (fingerprint === pin) return callback(null, socket);
+      socket.destroy();
+      callback(new Error(`authority certificate ${fingerprint ?? "(none)"} does not match the pinned fingerprint`), null);
+    });
+}
+
 export type AuthorityClient = ReturnType<typeof createAuthorityClient>;
 
+/**
+ * A client for the authority at `options.url`. Call `close()` when done: it ends both pools.
+ * Named methods (`listGrants`, `approve`, …) are one-line shorthands over `call`, kept for the core's
+ * existing callers.
+ */
 export function createAuthorityClient(options: AuthorityClientOptions) {
   const base = new URL(options.url);
   const secure = base.protocol === "https:";
-  // A burst may open up to 64 connections; afterwards a few stay warm and idle ones close.
-  const pool = { keepAlive: true, maxSockets: 64, maxFreeSockets: 8, timeout: 30_000 };
-  const agent = secure
-    ? new https.Agent({
-        ...pool,
-        ...(options.pin
-          ? {
-              // Pinned: the certificate is self-signed, so trust is the fingerprint, not a CA chain.
-              rejectUnauthorized: false,
-              checkServerIdentity: (_host: string, cert: PeerCertificate) =>
-                cert.fingerprint256 === options.pin ? undefined : new Error(`authority certificate ${cert.fingerprint256} does not match the pinned fingerprint`),
-            }
-          : {}),
-        ...(options.ca ? { ca: options.ca } : {}),
-      })
-    : new http.Agent(pool);
+  const connect = secure && options.pin ? pinnedConnector(options.pin) : options.ca ? { ca: options.ca } : undefined;
+  const poolOptions = { keepAliveTimeout: 30_000, ...(connect ? { connect } : {}) };
+  // A burst may open up to 64 connections; idle ones close after 30 s.
+  const shared = new Agent({ ...poolOptions, connections: options.connections ?? 64 });
+  // Waits are idle most of their life: their own pool, bounded by the per-agent cap times the agents.
+  const waits = new Agent({ ...poolOptions, connections: 4096 });
+  const maxWaits = options.maxWaitsPerAgent ?? MAX_WAITS_PER_AGENT;
+  const waitsPerAgent = new Map<string, number>();
+  const log = options.log ?? (() => undefined);
+  let reachability: ((connected: boolean, error: string | null) => void) | null = null;
 
-  interface CallOptions {
-    auth?: boolean;
-    timeoutMs?: number;
-    signal?: AbortSignal;
+  function unreachable(err: unknown, opts: CallOptions): LinkError {
+    if (opts.signal?.aborted) return new LinkError("timeout", "The wait was cancelled.");
+    const message = err instanceof Error ? err.message : String(err);
+    reachability?.(false, message);
+    return new LinkError("authority_unavailable", `The authority at ${base.origin} is unreachable (${message}). Piper Link keeps retrying.`, { retryable: true, cause: err });
   }
 
-  /** A Link API call: JSON body, bearer from the credentials, one retry after a refused token. */
-  async function request<S extends ZodType>(method: string, path: string, schema: S | null, body?: unknown, opts: CallOptions = {}): Promise<z.infer<S>> {
-    const payload = body === undefined ? undefined : { type: "application/json", text: JSON.stringify(body) };
-    if (opts.auth === false) return send(method, path, schema, payload, null, opts);
+  /** One HTTP exchange for `route`; the bearer, if any, is already chosen. */
+  async function exchange(route: AuthorityRoute, input: { params?: unknown; query?: unknown; body?: unknown }, bearer: string | null, opts: CallOptions): Promise<unknown> {
+    const url = new URL(fillPath(route.path, isRecord(input.params) ? input.params : undefined), base);
+    if (isRecord(input.query)) for (const [k, v] of Object.entries(input.query)) if (isScalar(v)) url.searchParams.set(k, String(v));
+    const headers: Record<string, string> = { accept: "application/json" };
+    let body: string | null = null;
+    if (input.body !== undefined) {
+      if (route.encoding === "form") {
+        headers["content-type"] = "application/x-www-form-urlencoded";
+        const form = new URLSearchParams();
+        if (isRecord(input.body)) for (const [k, v] of Object.entries(input.body)) if (isScalar(v)) form.set(k, String(v));
+        body = form.toString();
+      } else {
+        headers["content-type"] = "application/json";
+        body = JSON.stringify(input.body);
+      }
+    }
+    if (bearer !== null) headers["authorization"] = `Bearer ${bearer}`;
+    const timeoutMs = opts.timeoutMs ?? 15_000;
+    const deadline = AbortSignal.timeout(timeoutMs);
+    const signal = opts.signal ? AbortSignal.any([opts.signal, deadline]) : deadline;
+    let res: Dispatcher.ResponseData;
+    let text: string;
+    try {
+      res = await request(url, { method: route.method, headers, body, signal, dispatcher: route.longPoll ? waits : shared, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+      text = await res.body.text();
+    } catch (err) {
+      throw unreachable(err, opts);
+    }
+    let json: unknown;
+    try {
+      json = text.length > 0 ? JSON.parse(text) : null;
+    } catch {
+      json = null;
+    }
+    if (res.statusCode >= 400) {
+      // Any answer RFC 6749 section 5.2 allows: only `error` is required (issue 16 item 2).
+      const err = OAuthErrorSchema.safeParse(json);
+      const code = err.success ? err.data.error : `http_${res.statusCode}`;
+      const message = err.success ? (err.data.error_description ?? `The authority answered ${err.data.error} (HTTP ${res.statusCode}).`) : `The authority answered HTTP ${res.statusCode}.`;
+      throw new AuthorityCallError(codeFor(res.statusCode, code), message, code, res.statusCode);
+    }
+    return json;
+  }
+
+  /**
+   * Calls route `name` of the authority's table with its params, query and body; resolves with the
+   * route's validated result. Bearer routes take the token from `credentials` and retry once after
+   * a refused (`invalid_token`) one. Rejects with `not_logged_in` when there is no credential, an
+   * `AuthorityCallError` for an HTTP error answer, `authority_unavailable` (retryable) when the
+   * authority cannot be reached or answers something off-contract, `timeout` when `signal` aborted.
+   */
+  // The typed signature callers see; the implementation below is written once for every route and
+  // returns exactly what the route's own result schema produced, which is that type.
+  function call<N extends AuthorityRouteName>(name: N, input: AuthorityCallInput<N>, opts?: CallOptions): Promise<AuthorityResult<N>>;
+  async function call(name: AuthorityRouteName, parts: { params?: unknown; query?: unknown; body?: unknown }, opts: CallOptions = {}): Promise<unknown> {
+    const route: AuthorityRoute = AuthorityRoutes[name];
+    const validate = async (bearer: string | null): Promise<unknown> => {
+      const json = await exchange(route, parts, bearer, opts);
+      const parsed = route.result.safeParse(json);
+      if (!parsed.success) throw new LinkError("authority_unavailable", `The authority sent an unexpected answer to ${route.method} ${route.path}.`);
+      reachability?.(true, null);
+      return parsed.data;
+    };
+    if (route.auth === "none") return validate(null);
     for (let attempt = 0; ; attempt++) {
       const token = await options.credentials.bearer();
-      if (token === null) throw new LinkError("not_logged_in", "Piper Link is not signed in to its authority. Run `piper-link login`.");
+      if (token === null) throw new LinkError("not_logged_in", options.credentials.error ?? NOT_SIGNED_IN_MESSAGE);
       try {
-        return await send(method, path, schema, payload, token, opts);
+        return await validate(token);
       } catch (err) {
         if (attempt > 0 || !(err instanceof AuthorityCallError) || err.status !== 401 || err.authorityCode !== "invalid_token") throw err;
         options.credentials.rejected(token);
@@ -110,139 +199,118 @@ export function createAuthorityClient(options: AuthorityClientOptions) {
     }
   }
 
-  function send<S extends ZodType>(method: string, path: string, schema: S | null, payload: { type: string; text: string } | undefined, bearer: string | null, opts: CallOptions): Promise<z.infer<S>> {
-    const headers: Record<string, string> = { Accept: "application/json" };
-    if (payload !== undefined) {
-      headers["Content-Type"] = payload.type;
-      headers["Content-Length"] = String(Buffer.byteLength(payload.text));
-    }
-    if (bearer !== null) headers["Authorization"] = `Bearer ${bearer}`;
-    const url = new URL(path, base);
-    const lib = secure ? https : http;
-    return new Promise((resolve, reject) => {
-      const req = lib.request(url, { method, headers, agent, timeout: opts.timeoutMs ?? 15_000, ...(opts.signal ? { signal: opts.signal } : {}) }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (c: Buffer) => chunks.push(c));
-        res.on("end", () => {
-          const text = Buffer.concat(chunks).toString("utf8");
-          const status = res.statusCode ?? 0;
-          let json: unknown;
-          try {
-            json = text.length > 0 ? JSON.parse(text) : null;
-          } catch {
-            json = null;
-          }
-          if (status >= 400) {
-            // Any answer RFC 6749 section 5.2 allows: only `error` is required (issue 16 item 2).
-            const err = OAuthErrorSchema.safeParse(json);
-            const code = err.success ? err.data.error : `http_${status}`;
-            const message = err.success ? (err.data.error_description ?? `The authority answered ${err.data.error} (HTTP ${status}).`) : `The authority answered HTTP ${status}.`;
-            reject(new AuthorityCallError(codeFor(status, code), message, code, status));
-            return;
-          }
-          if (schema === null) return resolve(undefined as z.infer<S>);
-          const parsed = schema.safeParse(json);
-          if (!parsed.success) reject(new LinkError("authority_unavailable", `The authority sent an unexpected answer to ${method} ${path}.`));
-          else resolve(parsed.data);
-        });
-      });
-      req.on("timeout", () => req.destroy(new Error("timed out")));
-      req.on("error", (err) => {
-        if (opts.signal?.aborted) reject(new LinkError("timeout", "The wait was cancelled."));
-        else reject(new LinkError("authority_unavailable", `The authority at ${base.origin} is unreachable (${err.message}). Piper Link keeps retrying.`, { retryable: true, cause: err }));
-      });
-      if (payload !== undefined) req.write(payload.text);
-      req.end();
+  /** Opens `/v1/events` once with the current bearer; null when nobody is signed in. */
+  async function openEvents(): Promise<OpenedStream | null> {
+    const token = await options.credentials.bearer();
+    if (token === null) return null;
+    const abort = new AbortController();
+    const res = await request(new URL("/v1/events", base), {
+      method: "GET",
+      headers: { authorization: `Bearer ${token}`, accept: "text/event-stream" },
+      dispatcher: shared,
+      signal: abort.signal,
+      // The server sends a comment every 15 s; silence for a minute means the connection is gone.
+      bodyTimeout: 60_000,
     });
+    if (res.statusCode !== 200) {
+      await res.body.dump();
+      if (res.statusCode === 401) options.credentials.rejected(token);
+      throw new Error(`HTTP ${res.statusCode}`);
+    }
+    res.body.setEncoding("utf8");
+    return {
+      chunks: textChunks(res.body),
+      close: () => abort.abort(),
+    };
   }
 
   return {
     url: base.origin,
-    health: () => request("GET", "/healthz", null, undefined, { auth: false, timeoutMs: 3000 }),
-    /** OAuth endpoints take form bodies and no bearer. */
-    oauthToken: (form: Record<string, string>) => send("POST", "/oauth/token", TokenResponseSchema, { type: "application/x-www-form-urlencoded", text: new URLSearchParams(form).toString() }, null, {}),
-    deviceAuthorization: (clientId: string) => send("POST", "/oauth/device_authorization", DeviceAuthorizationSchema, { type: "application/x-www-form-urlencoded", text: new URLSearchParams({ client_id: clientId }).toString() }, null, {}),
-    revokeToken: (token: string) => send("POST", "/oauth/revoke", null, { type: "application/x-www-form-urlencoded", text: new URLSearchParams({ token }).toString() }, null, {}),
-    instanceIsMine: (id: string) => request("GET", `/v1/instances/${encodeURIComponent(id)}`, null).then(() => true, (err: unknown) => (err instanceof AuthorityCallError && err.status === 404 ? false : Promise.reject(err instanceof Error ? err : new Error(String(err))))),
-    registerInstance: (name: string) => request("POST", "/v1/instances", InstanceCreatedSchema, { name }),
-    resolve: (body: AgentResolveBody) => request("POST", "/v1/agent/resolve", AgentResolveResultSchema, body, { auth: false }),
-    wait: (requestId: string, body: { instanceId: string; agentClientId: string; timeoutMs: number }, signal?: AbortSignal) =>
-      request("POST", `/v1/agent/requests/${encodeURIComponent(requestId)}/wait`, AgentWaitResultSchema, body, { auth: false, timeoutMs: body.timeoutMs + 10_000, ...(signal ? { signal } : {}) }),
-    listRequests: (status: "pending" | "all" = "pending") => request("GET", `/v1/requests?status=${status}`, RequestViewSchema.array()),
-    approve: (id: string, body: ApproveBody) => request("POST", `/v1/requests/${encodeURIComponent(id)}/approve`, GrantViewSchema, body),
-    deny: (id: string) => request("POST", `/v1/requests/${encodeURIComponent(id)}/deny`, RequestViewSchema, {}),
-    listGrants: (all = false) => request("GET", `/v1/grants?all=${all}`, GrantViewSchema.array()),
-    revokeGrant: (id: string, reason: "revoked" | "process_exited" = "revoked") => request("POST", `/v1/grants/${encodeURIComponent(id)}/revoke`, GrantViewSchema, { reason }),
-    reportUsage: (report: UsageReport) => request("POST", "/v1/usage", null, report),
-    listSecrets: () => request("GET", "/v1/secrets", SecretViewSchema.array()),
-    setSecret: (name: string, value: string) => request("PUT", `/v1/secrets/${encodeURIComponent(name)}`, SecretViewSchema, { value }),
-    deleteSecret: (name: string) => request("DELETE", `/v1/secrets/${encodeURIComponent(name)}`, null),
-    audit: (q: { limit?: number | undefined; before?: string | undefined; agent?: string | undefined; variable?: string | undefined }) => {
-      const params = new URLSearchParams();
-      for (const [k, v] of Object.entries(q)) if (v !== undefined) params.set(k, String(v));
-      return request("GET", `/v1/audit?${params.toString()}`, AuditPageSchema);
+    call,
+    health: () => call("health", {}, { timeoutMs: 3000 }),
+    oauthToken: (form: TokenRequest): Promise<TokenResponse> => call("oauthToken", { body: form }),
+    deviceAuthorization: (clientId: string): Promise<DeviceAuthorization> => call("deviceAuthorization", { body: { client_id: clientId } }),
+    revokeToken: (token: string) => call("revokeToken", { body: { token } }),
+    instanceIsMine: (id: string): Promise<boolean> =>
+      call("getInstance", { params: { id } }).then(
+        () => true,
+        (err: unknown) => {
+          if (err instanceof AuthorityCallError && err.status === 404) return false;
+          throw err;
+        },
+      ),
+    registerInstance: (name: string) => call("registerInstance", { body: { name } }),
+    resolve: (body: AgentResolveBody) => call("agentResolve", { body }),
+    /**
+     * Long-polls one request on the waits pool. Rejects at once with `rate_limited` (retryable) when
+     * this agent already has `maxWaitsPerAgent` waits in flight on this instance.
+     */
+    async wait(requestId: string, body: { instanceId: string; agentClientId: string; timeoutMs: number }, signal?: AbortSignal) {
+      const key = `${body.instanceId}\u0000${body.agentClientId}`;
+      const inFlight = waitsPerAgent.get(key) ?? 0;
+      if (inFlight >= maxWaits) throw new LinkError("rate_limited", `Too many pending waits: agent ${body.agentClientId} already waits for ${inFlight} approvals; try again when one is decided.`, { retryable: true });
+      waitsPerAgent.set(key, inFlight + 1);
+      try {
+        return await call("agentWait", { params: { id: requestId }, body }, { timeoutMs: body.timeoutMs + 10_000, signal });
+      } finally {
+        const left = (waitsPerAgent.get(key) ?? 1) - 1;
+        if (left === 0) waitsPerAgent.delete(key);
+        else waitsPerAgent.set(key, left);
+      }
     },
+    listRequests: (status: "pending" | "all" = "pending") => call("listRequests", { query: { status } }),
+    approve: (id: string, body: ApproveBody) => call("approveRequest", { params: { id }, body }),
+    deny: (id: string) => call("denyRequest", { params: { id }, body: {} }),
+    listGrants: (all = false) => call("listGrants", { query: { all } }),
+    revokeGrant: (id: string, reason: "revoked" | "process_exited" = "revoked") => call("revokeGrant", { params: { id }, body: { reason } }),
+    reportUsage: (report: UsageReport) => call("recordUsage", { body: report }),
+    listSecrets: () => call("listSecrets", {}),
+    setSecret: (name: string, value: string) => call("setSecret", { params: { name }, body: { value } }),
+    deleteSecret: (name: string) => call("deleteSecret", { params: { name } }),
+    audit: (query: { limit?: number | undefined; before?: string | undefined; agent?: string | undefined; variable?: string | undefined }) => call("audit", { query }),
 
-    /** Follows the event stream, reconnecting with backoff; `onState` reports reachability. */
+    /**
+     * Follows the event stream, reconnecting with jittered backoff. `onState` reports reachability:
+     * the stream's, and also every call's (a call that cannot reach the authority says so at once).
+     */
     follow(onEvent: (e: AuthorityEvent) => void, onState: (connected: boolean, error: string | null) => void): () => void {
-      let stopped = false;
-      let current: http.ClientRequest | null = null;
-      let delay = 250;
-      const connect = (): void => {
-        if (stopped) return;
-        void options.credentials.bearer().then(
-          (token) => {
-            if (token === null) setTimeout(connect, 1000).unref();
-            else open(token);
-          },
-          () => setTimeout(connect, 1000).unref(),
-        );
+      let streamOpen = false;
+      reachability = (connected, error) => {
+        // A successful call does not mean revocations can be heard: only the open stream says so.
+        if (connected && !streamOpen) return;
+        onState(connected, error);
       };
-      const open = (token: string): void => {
-        const lib = secure ? https : http;
-        current = lib.get(new URL("/v1/events", base), { agent, headers: { Authorization: `Bearer ${token}`, Accept: "text/event-stream" } }, (res) => {
-          if (res.statusCode !== 200) {
-            res.resume();
-            if (res.statusCode === 401) options.credentials.rejected(token);
-            retry(`HTTP ${res.statusCode ?? 0}`);
-            return;
-          }
-          delay = 250;
-          onState(true, null);
-          let buffer = "";
-          res.on("data", (c: Buffer) => {
-            buffer += c.toString("utf8");
-            let at: number;
-            while ((at = buffer.indexOf("\n\n")) >= 0) {
-              const block = buffer.slice(0, at);
-              buffer = buffer.slice(at + 2);
-              for (const line of block.split("\n")) {
-                if (!line.startsWith("data: ")) continue;
-                const parsed = AuthorityEventSchema.safeParse(JSON.parse(line.slice(6)));
-                if (parsed.success) onEvent(parsed.data);
-              }
-            }
-          });
-          res.on("end", () => retry("event stream ended"));
-          res.on("error", (e) => retry(e.message));
-        });
-        current.on("error", (e) => retry(e.message));
-      };
-      const retry = (why: string): void => {
-        if (stopped) return;
-        onState(false, why);
-        setTimeout(connect, delay).unref();
-        delay = Math.min(delay * 2, 10_000);
-      };
-      connect();
+      const stop = followEvents({
+        open: openEvents,
+        sink: { event: onEvent, malformed: (reason, data) => log("authority event skipped", { reason, data: data.slice(0, 200) }) },
+        onState: (connected, error) => {
+          streamOpen = connected;
+          onState(connected, error);
+        },
+      });
       return () => {
-        stopped = true;
-        current?.destroy();
+        reachability = null;
+        stop();
       };
     },
 
     close(): void {
-      agent.destroy();
+      void shared.destroy().catch(() => undefined);
+      void waits.destroy().catch(() => undefined);
     },
   };
+}
+
+/** Query and form values are flat: strings, numbers and booleans (the route schemas allow nothing else). */
+function isScalar(value: unknown): value is string | number | boolean {
+  return typeof value === "string" || typeof value === "number" || typeof value === "boolean";
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** The body's text chunks (its encoding is set to UTF-8 by the caller). */
+async function* textChunks(body: AsyncIterable<unknown>): AsyncIterable<string> {
+  for await (const chunk of body) yield typeof chunk === "string" ? chunk : String(chunk);
 }

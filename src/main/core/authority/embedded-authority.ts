@@ -2,7 +2,7 @@
  * The embedded authority for one person: the Link runs `src/server/main` as a child process on
  * loopback HTTPS with SQLite in the app's data directory, exactly as a remote authority would be
  * reached. Its data key and the Link token live in the keychain; the certificate fingerprint it
- * reports is pinned for every call. If the child dies it is restarted with backoff.
+ * reports is pinned for every call. If the child dies it is restarted with jittered backoff.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -10,6 +10,8 @@ import fs from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Logger } from "pino";
+import { AuthorityReadyLineSchema, CreatedUserLineSchema, createUserArgs, embeddedServeArgs, parseAuthorityLine } from "../../../shared/authority-process.js";
+import { backoffDelay } from "../../../shared/backoff.js";
 import { LinkError } from "../../../shared/errors.js";
 import type { KeychainStore } from "../runtime/keychain.js";
 
@@ -109,9 +111,9 @@ export async function startEmbeddedAuthority(options: EmbeddedOptions): Promise<
 
   let linkToken = await keychain.get("authority-link-token");
   if (linkToken === null) {
-    const created = runChild(["create-user", "--db", db, "--name", "Local user"], env);
+    const created = runChild(createUserArgs(db, "Local user"), env);
     const line = await firstLine(created, "create the local user", 20_000);
-    linkToken = (JSON.parse(line) as { linkToken: string }).linkToken;
+    linkToken = parseAuthorityLine(CreatedUserLineSchema, line, "create-user").linkToken;
     await keychain.set("authority-link-token", linkToken);
     log.info("embedded authority: local user created");
   }
@@ -119,7 +121,7 @@ export async function startEmbeddedAuthority(options: EmbeddedOptions): Promise<
   let child: AuthorityProcess | null = null;
   let stopping = false;
   const preferred = options.port ?? DEFAULT_AUTHORITY_PORT;
-  const serveArgs = (port: number): string[] => ["serve", "--db", db, "--listen", `127.0.0.1:${port}`, "--tls-dir", path.join(dir, "tls"), ...(options.requestTtlMs ? ["--request-ttl", String(options.requestTtlMs)] : []), ...(options.agentRatePerSecond ? ["--agent-rate", String(options.agentRatePerSecond)] : [])];
+  const serveArgs = (port: number): string[] => embeddedServeArgs({ db, port, tlsDir: path.join(dir, "tls"), requestTtlMs: options.requestTtlMs, agentRatePerSecond: options.agentRatePerSecond });
 
   async function launch(): Promise<{ url: string; pin: string }> {
     let c = runChild(serveArgs(preferred), env);
@@ -134,25 +136,28 @@ export async function startEmbeddedAuthority(options: EmbeddedOptions): Promise<
     }
     child = c;
     c.stderr?.on("data", (chunk: Buffer) => log.warn({ authority: chunk.toString().trim().slice(0, 2000) }, "embedded authority stderr"));
-    const ready = JSON.parse(line) as { url: string; fingerprint256: string };
+    const ready = parseAuthorityLine(AuthorityReadyLineSchema, line, "ready");
+    // The embedded authority always serves HTTPS: without a fingerprint there is nothing to pin.
+    if (ready.fingerprint256 === null) throw new LinkError("authority_unavailable", "The embedded authority started without TLS; refusing to talk to it unpinned.");
+    const pin = ready.fingerprint256;
     c.onExit((code, signal) => {
       if (stopping) return;
       log.error({ code, signal }, "embedded authority exited; restarting");
-      const restart = (delay: number): void => {
+      const restart = (attempt: number): void => {
         setTimeout(() => {
           if (stopping) return;
           launch().then(
             (next) => options.onRestart?.(next),
             (err: unknown) => {
               log.error({ err: String(err) }, "embedded authority restart failed");
-              restart(Math.min(delay * 2, 10_000));
+              restart(attempt + 1);
             },
           );
-        }, delay).unref();
+        }, backoffDelay(attempt)).unref();
       };
-      restart(250);
+      restart(0);
     });
-    return { url: ready.url, pin: ready.fingerprint256 };
+    return { url: ready.url, pin };
   }
 
   const first = await launch();

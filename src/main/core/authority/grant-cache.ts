@@ -10,6 +10,7 @@
  */
 import type { Logger } from "pino";
 import type { UsageReport } from "../../../shared/authority.js";
+import { backoffDelay } from "../../../shared/backoff.js";
 import type { PeerProcess } from "../../../shared/process.js";
 import { normalizeVariable } from "../../../shared/protocol.js";
 
@@ -49,6 +50,7 @@ export function createGrantCache(options: { log: Logger; report: (r: UsageReport
   let flushing: Promise<void> | null = null;
   /** After a failed report, wait before the next attempt instead of retrying on every delivery. */
   let retryAt = 0;
+  let failures = 0;
   /** One flush at a time: callers during a flush share it, and it drains what arrived meanwhile. */
   function flush(): Promise<void> {
     if (flushing !== null) return flushing;
@@ -58,10 +60,11 @@ export function createGrantCache(options: { log: Logger; report: (r: UsageReport
         const batch = pending.splice(0, 1000);
         try {
           await options.report({ uses: batch });
+          failures = 0;
         } catch (err) {
           // Keep them for the next flush; the audit log must not lose deliveries.
           pending = [...batch, ...pending].slice(0, 100_000);
-          retryAt = Date.now() + 1000;
+          retryAt = Date.now() + backoffDelay(failures++, { baseMs: 1000, capMs: 30_000 });
           options.log.warn({ err: String(err), queued: pending.length }, "usage report failed; will retry");
           return;
         }

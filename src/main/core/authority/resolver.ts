@@ -6,7 +6,7 @@
  * requesting process's identity goes with every call so the approval prompt names who is asking.
  */
 import type { Logger } from "pino";
-import { isRetryable, LinkError } from "../../../shared/errors.js";
+import { isRetryable, LinkError, NOT_SIGNED_IN_MESSAGE } from "../../../shared/errors.js";
 import type { LinkMessage, Resolve } from "../../../shared/protocol.js";
 import type { AgentHost, AgentChannel } from "../loopback/agent-channel.js";
 import type { AuthorityClient } from "./authority-client.js";
@@ -32,7 +32,7 @@ export function createAgentResolver(deps: ResolverDeps): AgentHost["resolve"] {
     const agent = session.agent;
     const instanceId = deps.instanceId();
     if (agent === null || instanceId === null) {
-      fail("not_logged_in", "Piper Link is running but nobody is signed in. Open Piper Link and sign in.");
+      fail("not_logged_in", NOT_SIGNED_IN_MESSAGE);
       return;
     }
     await session.identification;

@@ -10,7 +10,7 @@
  */
 import type { Logger } from "pino";
 import { DEFAULT_GRANT_TERMS, type GrantTerms } from "../../../shared/grant-terms.js";
-import { LinkError } from "../../../shared/errors.js";
+import { LinkError, NOT_SIGNED_IN_MESSAGE } from "../../../shared/errors.js";
 import { normalizeVariable, type LinkMessage, type RequestId } from "../../../shared/protocol.js";
 import type { PeerProcess } from "../../../shared/process.js";
 import { AuthorityCallError, type AuthorityClient } from "../authority/authority-client.js";
@@ -78,7 +78,7 @@ export function createCallGrants(deps: CallGrantDeps): CallGrants {
   return {
     async get(requester, variable, use, o) {
       const instanceId = deps.instanceId();
-      if (instanceId === null) throw new LinkError("not_logged_in", "Piper Link is running but nobody is signed in. Open Piper Link and sign in.");
+      if (instanceId === null) throw new LinkError("not_logged_in", NOT_SIGNED_IN_MESSAGE);
       const k = key(requester, variable);
       const hit = cached(k);
       if (hit !== null) return { value: hit.value, grantId: hit.grantId, terms: hit.terms, fromCache: true };

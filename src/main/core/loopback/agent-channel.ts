@@ -49,7 +49,7 @@ export interface AgentHost {
   agentIdentified?(): void;
 }
 
-export const NOT_LOGGED_IN_MESSAGE = "Piper Link is running but nobody is signed in. Open Piper Link and sign in.";
+/** Kept as a name for the channel's callers; the sentence lives once, in shared/errors. */
 
 export class AgentChannel extends ChannelBase {
   readonly connectionId = `conn_${randomUUID()}`;

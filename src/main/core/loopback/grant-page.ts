@@ -5,10 +5,9 @@
  * the pending request and the Link shows it in its window (the desktop app comes to the front; an
  * open browser window switches to Requests). Nothing is approved here — a GET has no say.
  */
+import escape from "escape-html";
 import type { RequestView } from "../../../shared/authority.js";
 import { normalizeVariable } from "../../../shared/protocol.js";
-
-const escape = (text: string): string => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 function page(title: string, body: string): string {
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width"><title>${escape(title)} — Piper Link</title>
