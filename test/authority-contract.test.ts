@@ -4,7 +4,9 @@
 // authority shuts down; the Link's reachability following the truth; agent routes that need the Link's
 // credential; pyper endpoints off by default; and 200 waits in flight that do not slow anything else.
 import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { once } from "node:events";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
@@ -16,11 +18,12 @@ import { newDataKey, parseDataKeys } from "../src/server/crypto.js";
 import { PYPER_PATHS } from "../src/server/http.js";
 import { pkceChallenge } from "../src/server/oauth.js";
 import type { AuthorityEvent } from "../src/shared/authority.js";
-import { AuthorityReadyLineSchema, authorityArgv, parseAuthorityLine } from "../src/shared/authority-process.js";
+import { AuthorityReadyLineSchema, CreatedUserLineSchema, authorityArgv, parseAuthorityLine } from "../src/shared/authority-process.js";
 import { AuthorityRoutes, fillPath } from "../src/shared/authority-routes.js";
 import { backoffDelay } from "../src/shared/backoff.js";
 import { LinkError } from "../src/shared/errors.js";
 import { Browser, csrfOf } from "./browser-helpers.js";
+import { BIN } from "./cli-helpers.js";
 import { sqliteDatabase, type TestDatabase } from "./db-helpers.js";
 
 const tokenCredentials = (token: string): Credentials => ({ bearer: () => Promise.resolve(token), rejected: () => undefined });
@@ -221,16 +224,42 @@ describe("shutdown and reachability", () => {
   });
 });
 
+describe("SIGTERM with a Link's event stream open (issue 16 item 15)", () => {
+  it("the authority process ends its streams and exits", { timeout: 30_000 }, async () => {
+    const db = await sqliteDatabase();
+    const env = { ...process.env, PIPER_AUTHORITY_DATA_KEYS: `k1:${newDataKey()}` };
+    const user = spawnSync(process.execPath, [BIN, "authority", "create-user", "--db", db.location], { env, encoding: "utf8" });
+    assert.equal(user.status, 0, user.stderr);
+    const { linkToken } = parseAuthorityLine(CreatedUserLineSchema, user.stdout.trim(), "create-user");
+    const child = spawn(process.execPath, [BIN, "authority", "serve", "--db", db.location, "--listen", "127.0.0.1:0", "--insecure-http-behind-proxy"], { env, stdio: ["ignore", "pipe", "inherit"] });
+    const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    try {
+      const [line] = (await once(child.stdout, "data")) as [Buffer];
+      const ready = parseAuthorityLine(AuthorityReadyLineSchema, line.toString().split("\n")[0] ?? "", "ready");
+      const stream = await openStream(ready.url, linkToken);
+      child.kill("SIGTERM");
+      assert.match(await stream.ended, /: connected/);
+      assert.equal(await exited, 0);
+    } finally {
+      child.kill("SIGKILL");
+      await db.drop();
+    }
+  });
+});
+
 describe("waits do not starve everything else (issue 16 item 5)", () => {
   let db: TestDatabase;
   let authority: RunningAuthority;
-  let client: AuthorityClient;
+  let client: AuthorityClient | null = null;
+  const clientRef = (c: AuthorityClient): void => {
+    client = c;
+  };
   before(async () => {
     db = await sqliteDatabase();
     authority = await authorityOn(db);
   });
   after(async () => {
-    client.close();
+    client?.close();
     await authority.close();
     await db.drop();
   });
@@ -239,7 +268,8 @@ describe("waits do not starve everything else (issue 16 item 5)", () => {
     const { userId, linkToken } = await authority.service.createUser("Pat");
     const instanceId = await authority.service.registerInstance(userId, "m");
     await authority.service.setSecret(userId, "GRANTED", "granted-value");
-    client = createAuthorityClient({ url: authority.url, credentials: tokenCredentials(linkToken) });
+    const client = createAuthorityClient({ url: authority.url, credentials: tokenCredentials(linkToken) });
+    clientRef(client);
     const first = await client.resolve({ instanceId, agentClientId: "fast", variable: "GRANTED" });
     assert.equal(first.status, "pending");
     await client.approve(first.requestId, { scope: { kind: "until_revoked" } });

@@ -120,9 +120,11 @@ for (const engine of ENGINES) {
         const cases: Array<[Promise<{ status: number; json: Record<string, unknown> }>, number, string]> = [
           [call(s, "GET", "/v1/secrets"), 401, "invalid_token"],
           [call(s, "GET", "/v1/secrets", undefined, "plt_wrong"), 401, "invalid_token"],
-          [call(s, "POST", "/v1/agent/resolve", undefined, undefined, "{not json"), 400, "invalid_request"],
-          [call(s, "POST", "/v1/agent/resolve", { instanceId, agentClientId: "a" }), 400, "invalid_request"],
-          [call(s, "POST", "/v1/agent/resolve", { instanceId, agentClientId: "a", variable: "x".repeat(70_000) }), 413, "request_too_large"],
+          // Agent routes need the Link's credential first (issue 13 item 3), then a valid body.
+          [call(s, "POST", "/v1/agent/resolve", { instanceId, agentClientId: "a", variable: "X" }), 401, "invalid_token"],
+          [call(s, "POST", "/v1/agent/resolve", undefined, token, "{not json"), 400, "invalid_request"],
+          [call(s, "POST", "/v1/agent/resolve", { instanceId, agentClientId: "a" }, token), 400, "invalid_request"],
+          [call(s, "POST", "/v1/agent/resolve", { instanceId, agentClientId: "a", variable: "x".repeat(70_000) }, token), 413, "request_too_large"],
           [call(s, "PUT", "/v1/secrets/bad%20name", { value: "v" }, token), 400, "invalid_request"],
           [call(s, "POST", "/v1/requests/req_none/approve", { scope: { kind: "once" } }, token), 404, "request_not_found"],
           [call(s, "POST", "/v1/requests/req_none/approve", { scope: { kind: "forever" } }, token), 400, "invalid_request"],
@@ -193,17 +195,17 @@ describe("several standalone authorities on one PostgreSQL", { skip: PG_SKIP }, 
       const secrets = (await call(b.s, "GET", "/v1/secrets", undefined, a.token)).json as unknown as Array<{ name: string }>;
       assert.deepEqual(secrets.map((x) => x.name), ["SHARED"]);
       const ident = { instanceId: a.instanceId, agentClientId: "agent_multi" };
-      const pending = await call(a.s, "POST", "/v1/agent/resolve", { ...ident, variable: "SHARED" });
+      const pending = await call(a.s, "POST", "/v1/agent/resolve", { ...ident, variable: "SHARED" }, a.token);
       assert.equal(pending.status, 202);
       const requestId = String(pending.json["requestId"]);
-      const waiting = call(a.s, "POST", `/v1/agent/requests/${requestId}/wait`, { ...ident, timeoutMs: 20_000 });
+      const waiting = call(a.s, "POST", `/v1/agent/requests/${requestId}/wait`, { ...ident, timeoutMs: 20_000 }, a.token);
       const started = Date.now();
       await new Promise((r) => setTimeout(r, 300));
       assert.equal((await call(b.s, "POST", `/v1/requests/${requestId}/approve`, { scope: { kind: "until_revoked" } }, a.token)).status, 200);
       const outcome = await waiting;
       assert.equal(outcome.json["status"], "approved");
       assert.ok(Date.now() - started < 10_000, "woken by the notification, not by the timeout");
-      const value = await call(b.s, "POST", "/v1/agent/resolve", { ...ident, variable: "SHARED" });
+      const value = await call(b.s, "POST", "/v1/agent/resolve", { ...ident, variable: "SHARED" }, a.token);
       assert.deepEqual([value.status, value.json["value"]], [200, "shared-value"]);
       await waitFor(async () => ((await call(a.s, "GET", "/v1/audit?limit=50", undefined, a.token)).json["events"] as unknown[]).length >= 5, "audit entries from both processes");
     } finally {

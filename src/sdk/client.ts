@@ -8,6 +8,7 @@
  * this process; the answer streams back as a standard `Response`, echoes of the value redacted.
  */
 import WebSocket from "ws";
+import { backoffDelay } from "../shared/backoff.js";
 import type { CallAuth } from "../shared/calls.js";
 import { NOT_SIGNED_IN_MESSAGE } from "../shared/errors.js";
 import { LinkMessageSchema, type LinkMessage } from "../shared/protocol.js";
@@ -138,7 +139,7 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
   let loggedOut: { code: "not_logged_in"; message: string } | null = null;
   let closed = false;
   let nextId = 1;
-  let backoff = 250;
+  let reconnects = 0;
   let reconnectTimer: NodeJS.Timeout | null = null;
   let heartbeat: NodeJS.Timeout | null = null;
   const inFlight = new Map<string, InFlight>();
@@ -165,9 +166,8 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
     reconnectTimer = setTimeout(() => {
       reconnectTimer = null;
       connect().catch(() => scheduleReconnect());
-    }, backoff);
+    }, backoffDelay(reconnects++, { baseMs: 250, capMs: 5000 }));
     reconnectTimer.unref();
-    backoff = Math.min(backoff * 2, 5000);
   }
 
   /** Opens the connection and says hello; resolves when the Link answered the hello. */
@@ -189,7 +189,7 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
         handler: (m) => {
           inFlight.delete(helloId);
           clearTimeout(timer);
-          backoff = 250;
+          reconnects = 0;
           if (m.type === "welcome") {
             instanceId = m.instanceId;
             loggedOut = null;
