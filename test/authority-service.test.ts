@@ -66,17 +66,20 @@ for (const engine of ENGINES) {
         await f.service.setSecret(f.userId, "OPENAI_API_KEY", "sk-test-value-1");
         const first = await f.service.resolve(f.userId, { instanceId: f.instanceId, agentClientId: "agent_a", agentName: "Agent A", variable: "OPENAI_API_KEY", reason: "needs it", process: proc });
         assert.equal(first.status, "pending");
-        const again = await f.service.resolve(f.userId, { instanceId: f.instanceId, agentClientId: "agent_a", variable: "openai-api-key" });
-        assert.equal(pendingRequestId(again), pendingRequestId(first), "the same pending request is reused");
+        const again = await f.service.resolve(f.userId, { instanceId: f.instanceId, agentClientId: "agent_a", variable: "openai-api-key", process: proc });
+        assert.equal(pendingRequestId(again), pendingRequestId(first), "the same program's pending request is reused");
         const [pending] = await f.service.listRequests(f.userId);
         assert.ok(pending);
         assert.deepEqual([pending.agentName, pending.variable, pending.reason, pending.process?.pid], ["Agent A", "openai_api_key", "needs it", 4242]);
         const grant = await f.service.approve(f.userId, pending.id, { scope: { kind: "until_revoked" } });
-        const value = await f.service.resolve(f.userId, { instanceId: f.instanceId, agentClientId: "agent_a", variable: "OPENAI_API_KEY" });
-        assert.deepEqual(value, { status: "granted", value: "sk-test-value-1", grantId: grant.id, expiresAt: null, variable: "openai_api_key", reusable: true });
-        assert.equal((await f.service.resolve(f.userId, { instanceId: f.instanceId, agentClientId: "agent_a", variable: "OPENAI_API_KEY" })).status, "granted");
-        await f.service.revokeGrant(f.userId, grant.id);
+        const value = await f.service.resolve(f.userId, { instanceId: f.instanceId, agentClientId: "agent_a", variable: "OPENAI_API_KEY", process: proc });
+        const terms = { binding: "program", lifetime: { kind: "until_revoked" }, mode: { kind: "read" }, policy: null };
+        assert.deepEqual(value, { status: "granted", value: "sk-test-value-1", grantId: grant.id, expiresAt: null, variable: "openai_api_key", reusable: true, terms });
+        assert.equal((await f.service.resolve(f.userId, { instanceId: f.instanceId, agentClientId: "agent_a", variable: "OPENAI_API_KEY", process: proc })).status, "granted");
+        // Bound to the program that asked: a caller the Link could not identify is not that program.
         assert.equal((await f.service.resolve(f.userId, { instanceId: f.instanceId, agentClientId: "agent_a", variable: "OPENAI_API_KEY" })).status, "pending");
+        await f.service.revokeGrant(f.userId, grant.id);
+        assert.equal((await f.service.resolve(f.userId, { instanceId: f.instanceId, agentClientId: "agent_a", variable: "OPENAI_API_KEY", process: proc })).status, "pending");
         const grants = await f.service.listGrants(f.userId, true);
         assert.equal(grants[0]?.endReason, "revoked");
         // A decided request cannot be decided twice.

@@ -11,7 +11,7 @@ import WebSocket from "ws";
 import { backoffDelay } from "../shared/backoff.js";
 import type { CallAuth } from "../shared/calls.js";
 import { NOT_SIGNED_IN_MESSAGE } from "../shared/errors.js";
-import { LinkMessageSchema, type LinkMessage } from "../shared/protocol.js";
+import { LinkMessageSchema, type ActingFor, type LinkMessage } from "../shared/protocol.js";
 import { AGENT_SUBPROTOCOL, LINK_VERSION, PROTOCOL_VERSION } from "../shared/version.js";
 import { discoverLinkUrl } from "./discovery.js";
 import { envFallbackValue, envNameFor } from "./env.js";
@@ -35,6 +35,11 @@ export interface PiperClientOptions {
   clientId: string;
   /** A display name for the approval prompt. */
   name?: string;
+  /**
+   * For Piper Link's own commands only (`run`, `mcp`): whom they ask for. The Link ignores it from
+   * any other program (it checks the process it reads from the OS).
+   */
+  actingFor?: ActingFor;
   /** The Link's WebSocket URL; found automatically when omitted. */
   linkUrl?: string;
   /** For code that only needs the context: skip the Link for `getInstanceId()`. */
@@ -206,7 +211,7 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
         },
       });
       socket.on("open", () => {
-        socket.send(JSON.stringify({ type: "hello", id: helloId, protocol: PROTOCOL_VERSION, agent: { clientId: options.clientId, ...(options.name ? { name: options.name } : {}) }, sdk: { name: "piper-link/sdk", version: LINK_VERSION } }));
+        socket.send(JSON.stringify({ type: "hello", id: helloId, protocol: PROTOCOL_VERSION, agent: { clientId: options.clientId, ...(options.name ? { name: options.name } : {}) }, sdk: { name: "piper-link/sdk", version: LINK_VERSION }, ...(options.actingFor ? { actingFor: options.actingFor } : {}) }));
         heartbeat = setInterval(() => {
           let answered = false;
           socket.once("pong", () => (answered = true));

@@ -104,6 +104,19 @@ export interface GrantsTable {
   last_used_at: number | null;
   ended_at: number | null;
   end_reason: string | null;
+  /** GrantBindingKind (src/shared/grant-terms.ts); grants made before bindings are `client`. */
+  binding: "process" | "session" | "program" | "client";
+  /** programKey() of the approved program (program and session bindings). */
+  program_key: string | null;
+  /** JSON {executable, script, cwd} of the approved program, for display. */
+  program: string | null;
+  /** sessionKey() of the approved terminal session (session bindings). */
+  session_key: string | null;
+  session_id: number | null;
+  /** JSON GrantMode; null means read. */
+  mode: string | null;
+  /** JSON GrantPolicy; null means no limits. */
+  policy: string | null;
 }
 export interface RequestsTable {
   id: string;
@@ -115,8 +128,10 @@ export interface RequestsTable {
   process: string | null;
   created_at: number;
   expires_at: number;
-  status: "pending" | "approved" | "denied" | "expired";
+  status: "pending" | "approved" | "denied" | "expired" | "requester_gone";
   decided_at: number | null;
+  /** programKey() of the requesting program: a request is per client ID + variable + program. */
+  program_key: string | null;
   grant_id: string | null;
 }
 export interface ScopedTokensTable {
@@ -359,6 +374,19 @@ migrations["003_revocation_and_throttling"] = {
     await db.schema.createIndex("auth_failures_session").on("auth_failures").columns(["kind", "session", "at"]).execute();
     // The grant list and the sign-out path look grants up by instance.
     await db.schema.createIndex("grants_instance").on("grants").columns(["instance_id", "ended_at"]).execute();
+  },
+};
+
+migrations["004_grant_binding"] = {
+  async up(db: Kysely<unknown>) {
+    // Grants made before bindings keep their old meaning: any program claiming the client ID.
+    await db.schema.alterTable("grants").addColumn("binding", "text", (c) => c.notNull().defaultTo("client")).execute();
+    for (const column of ["program_key", "program", "session_key", "mode", "policy"]) {
+      await db.schema.alterTable("grants").addColumn(column, "text").execute();
+    }
+    await db.schema.alterTable("grants").addColumn("session_id", "bigint").execute();
+    await db.schema.alterTable("requests").addColumn("program_key", "text").execute();
+    await db.schema.createIndex("requests_pending_key").on("requests").columns(["agent_id", "instance_id", "variable", "status"]).execute();
   },
 };
 

@@ -166,6 +166,7 @@ export function buildAuthorityApp(options: AuthorityHttpOptions): AuthorityApp {
   app.get(R.listRequests.path, { onRequest: authed, schema: { querystring: R.listRequests.query } }, async (req) => service.listRequests(user(req), req.query.status));
   app.post(R.approveRequest.path, { onRequest: authed, schema: { params: R.approveRequest.params, body: R.approveRequest.body } }, async (req) => service.approve(user(req), req.params.id, req.body));
   app.post(R.denyRequest.path, { onRequest: authed, schema: { params: R.denyRequest.params } }, async (req) => service.deny(user(req), req.params.id));
+  app.post(R.requesterGone.path, { onRequest: authed, schema: { params: R.requesterGone.params } }, async (req) => service.requesterGone(user(req), req.params.id));
   app.get(R.listGrants.path, { onRequest: authed, schema: { querystring: R.listGrants.query } }, async (req) => service.listGrants(user(req), req.query.all));
   app.post(R.revokeGrant.path, { onRequest: authed, schema: { params: R.revokeGrant.params } }, async (req) => {
     const userId = user(req);

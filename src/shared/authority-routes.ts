@@ -73,6 +73,10 @@ function route<const R extends AuthorityRoute>(r: R): R {
   return r;
 }
 
+/** Why the Link ends a grant: the person revoked it, its process exited, or its terminal session ended. */
+export const GrantEndReasonSchema = z.enum(["revoked", "process_exited", "session_ended"]);
+export type GrantEndReason = z.infer<typeof GrantEndReasonSchema>;
+
 /** What revoking an instance did: when (epoch ms; revoking again keeps the first time) and how many live grants it ended. */
 export const InstanceRevokedSchema = z.object({ instanceId: z.string(), revokedAt: z.number(), grantsEnded: z.number().int() });
 export type InstanceRevoked = z.infer<typeof InstanceRevokedSchema>;
@@ -94,6 +98,8 @@ export const AuthorityRoutes = {
   }),
   approveRequest: route({ method: "POST", path: "/v1/requests/:id/approve", auth: "bearer", encoding: "json", params: IdParams, body: ApproveBodySchema, result: GrantViewSchema }),
   denyRequest: route({ method: "POST", path: "/v1/requests/:id/deny", auth: "bearer", encoding: "json", params: IdParams, body: Empty, result: RequestViewSchema }),
+  /** The Link saw the requesting process exit: the request ends as `requester_gone` (issue 13 item 4). */
+  requesterGone: route({ method: "POST", path: "/v1/requests/:id/requester-gone", auth: "bearer", encoding: "json", params: IdParams, body: Empty, result: RequestViewSchema }),
   listGrants: route({ method: "GET", path: "/v1/grants", auth: "bearer", encoding: "json", query: z.object({ all: QueryBool.default(false) }), result: z.array(GrantViewSchema) }),
   revokeGrant: route({
     method: "POST",
@@ -101,7 +107,7 @@ export const AuthorityRoutes = {
     auth: "bearer",
     encoding: "json",
     params: IdParams,
-    body: z.object({ reason: z.enum(["revoked", "process_exited"]).default("revoked") }).strict(),
+    body: z.object({ reason: GrantEndReasonSchema.default("revoked") }).strict(),
     result: GrantViewSchema,
   }),
   listSecrets: route({ method: "GET", path: "/v1/secrets", auth: "bearer", encoding: "json", result: z.array(SecretViewSchema) }),

@@ -5,7 +5,7 @@
  */
 import { z } from "zod";
 import { CallAuditSchema, CallMethodSchema } from "./calls.js";
-import { GrantTermsSchema } from "./grant-terms.js";
+import { GrantBindingKindSchema, GrantModeSchema, GrantPolicySchema, GrantTermsSchema } from "./grant-terms.js";
 import { PeerProcessSchema } from "./process.js";
 import { VariableSchema } from "./protocol.js";
 
@@ -46,10 +46,24 @@ export const RequestViewSchema = z.object({
   instanceId: z.string(),
   createdAt: z.number(),
   expiresAt: z.number(),
-  status: z.enum(["pending", "approved", "denied", "expired"]),
+  /** `requester_gone`: the process that asked exited before anyone decided (issue 13 item 4). */
+  status: z.enum(["pending", "approved", "denied", "expired", "requester_gone"]),
   grantId: z.string().nullable(),
 });
 export type RequestView = z.infer<typeof RequestViewSchema>;
+
+/**
+ * What a grant binds to, as shown: the kind (src/shared/grant-terms.ts), the program it was
+ * approved for (executable, script, working directory) and the terminal session, where they apply.
+ */
+export const GrantBindingViewSchema = z.object({
+  kind: GrantBindingKindSchema,
+  program: z.object({ executable: z.string(), script: z.string().nullable(), cwd: z.string().nullable() }).nullable(),
+  sessionId: z.number().int().nullable(),
+  /** The session leader (pid + start time) whose exit ends a session-bound grant. */
+  sessionLeader: z.object({ pid: z.number().int(), startTime: z.number().nullable() }).nullable().optional(),
+});
+export type GrantBindingView = z.infer<typeof GrantBindingViewSchema>;
 
 export const GrantViewSchema = z.object({
   id: z.string(),
@@ -67,6 +81,11 @@ export const GrantViewSchema = z.object({
   lastUsedAt: z.number().nullable(),
   endedAt: z.number().nullable(),
   endReason: z.string().nullable(),
+  /** What the grant binds to (absent from authorities that predate bindings: treat as `client`). */
+  binding: GrantBindingViewSchema.optional(),
+  /** Read the value, or use it only through the Link's calls (absent: read). */
+  mode: GrantModeSchema.optional(),
+  policy: GrantPolicySchema.nullable().optional(),
 });
 export type GrantView = z.infer<typeof GrantViewSchema>;
 
@@ -90,7 +109,20 @@ export type AuditView = z.infer<typeof AuditViewSchema>;
 export const AuditPageSchema = z.object({ events: z.array(AuditViewSchema), nextCursor: z.string().nullable() });
 export type AuditPage = z.infer<typeof AuditPageSchema>;
 
-export const ApproveBodySchema = z.object({ scope: ScopeSchema, secretName: SecretNameSchema.optional() }).strict();
+/**
+ * The person's decision. `scope` is how long it lasts (`process` is the older spelling of
+ * `binding: "process"` with no end of its own); `binding` what it binds to (default: the program,
+ * or the process for `scope: process`); `mode` and `policy` what it allows (default: read, no limits).
+ */
+export const ApproveBodySchema = z
+  .object({
+    scope: ScopeSchema,
+    binding: GrantBindingKindSchema.optional(),
+    mode: GrantModeSchema.optional(),
+    policy: GrantPolicySchema.nullable().optional(),
+    secretName: SecretNameSchema.optional(),
+  })
+  .strict();
 export type ApproveBody = z.infer<typeof ApproveBodySchema>;
 
 export const InstanceCreatedSchema = z.object({ instanceId: z.string() });
@@ -155,7 +187,7 @@ export const UsageReportSchema = z.object({
 export type UsageReport = z.infer<typeof UsageReportSchema>;
 
 export const AgentWaitBodySchema = AgentIdentitySchema.extend({ timeoutMs: z.number().int().min(0).max(10 * 60_000) });
-export const AgentWaitResultSchema = z.object({ status: z.enum(["pending", "approved", "denied", "expired"]) });
+export const AgentWaitResultSchema = z.object({ status: z.enum(["pending", "approved", "denied", "expired", "requester_gone"]) });
 export type AgentWaitResult = z.infer<typeof AgentWaitResultSchema>;
 
 /** Pushed on the Link API's event stream. */

@@ -7,6 +7,7 @@ import { spawn } from "node:child_process";
 import readline from "node:readline";
 import { type Command, InvalidArgumentError, Option } from "commander";
 import type { GrantView, RequestView, Scope } from "../../shared/authority.js";
+import type { GrantBindingKind } from "../../shared/grant-terms.js";
 import { uiAddress } from "../../shared/control.js";
 import { displayText } from "../../shared/display.js";
 import { LinkError } from "../../shared/errors.js";
@@ -137,13 +138,20 @@ export function addApprovalCommands(program: Command, profile: () => string, run
     .addOption(new Option("--for <duration>", "for a while: 90s, 30m, 1h, 2d").argParser(parseDuration).conflicts(["untilRevoked", "whileProcessRuns"]))
     .addOption(new Option("--until-revoked", "until you revoke it").conflicts(["whileProcessRuns"]))
     .option("--while-process-runs", "for the life of the requesting process")
+    .addOption(
+      new Option("--bind <who>", "who may use it: program = this executable, script and folder (default); session = that program in this terminal session; process = this process only; any = any program that says it is this agent (weakest)")
+        .choices(["program", "session", "process", "any"])
+        .conflicts(["whileProcessRuns"]),
+    )
     .option("--secret <name>", "which secret to give (default: the one named like the variable)")
     .option("--json", "print JSON")
-    .action(async (requestId: string, o: { once?: boolean; for?: number; untilRevoked?: boolean; whileProcessRuns?: boolean; secret?: string; json?: boolean }) => {
+    .action(async (requestId: string, o: { once?: boolean; for?: number; untilRevoked?: boolean; whileProcessRuns?: boolean; bind?: "program" | "session" | "process" | "any"; secret?: string; json?: boolean }) => {
       await run(async (out) => {
         const scope: Scope =
           o.for !== undefined ? { kind: "duration", durationMs: o.for } : o.untilRevoked ? { kind: "until_revoked" } : o.whileProcessRuns ? { kind: "process" } : { kind: "once" };
-        const grant = await call(profile(), "approveRequest", { requestId, scope, ...(o.secret ? { secretName: o.secret } : {}) });
+        const binding: GrantBindingKind | undefined = o.bind === undefined ? undefined : o.bind === "any" ? "client" : o.bind;
+        if (binding === "client") out.warn("Warning: any program that calls itself this agent can now use this secret, not just the one you saw.");
+        const grant = await call(profile(), "approveRequest", { requestId, scope, ...(binding ? { binding } : {}), ...(o.secret ? { secretName: o.secret } : {}) });
         out.result(grant, `Approved: ${describeGrant(grant)}`);
         return ExitCode.ok;
       }, o.json === true);

@@ -34,6 +34,8 @@ export interface Output {
   json: boolean;
   /** Prints `human` lines, or `data` as JSON when --json was given. */
   result(data: unknown, human: string | string[]): void;
+  /** A warning for the person, on stderr (also under --json, where stdout stays one JSON document). */
+  warn(line: string): void;
 }
 
 export function createOutput(json: boolean): Output {
@@ -42,6 +44,9 @@ export function createOutput(json: boolean): Output {
     result(data, human) {
       if (json) process.stdout.write(`${JSON.stringify(data, null, 2)}\n`);
       else process.stdout.write(`${(Array.isArray(human) ? human : [human]).join("\n")}\n`);
+    },
+    warn(line) {
+      process.stderr.write(`${line}\n`);
     },
   };
 }

@@ -4,8 +4,12 @@
  * in its environment only — not in argv, not in any log.
  */
 import { spawn } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
 import { type Command, InvalidArgumentError } from "commander";
+import type { ActingFor } from "../../shared/protocol.js";
 import type { PiperError as PiperErrorType } from "../../sdk/index.js";
+import { entryPoint } from "../core/loopback/peer-process.js";
 import type { Runner } from "./commands.js";
 import { ExitCode } from "./output.js";
 
@@ -41,13 +45,35 @@ export function addRunCommand(program: Command, run: Runner): void {
     });
 }
 
+/** Finds `file` the way spawn will: a path as given (against the cwd), else the first match on PATH. */
+function whichCommand(file: string): string | null {
+  const candidates = file.includes("/") ? [path.resolve(file)] : (process.env["PATH"] ?? "").split(path.delimiter).filter(Boolean).map((dir) => path.join(dir, file));
+  for (const candidate of candidates) {
+    try {
+      fs.accessSync(candidate, fs.constants.X_OK);
+      return fs.realpathSync(candidate);
+    } catch {
+      // not here
+    }
+  }
+  return null;
+}
+
+/** What `run` tells the Link it asks for: the command's executable, its script (interpreters), the cwd and argv. */
+function wrappedCommand(file: string, args: string[]): ActingFor {
+  const cwd = process.cwd();
+  const executable = whichCommand(file) ?? file;
+  return { kind: "command", executable, script: entryPoint(executable, [file, ...args], cwd), cwd, commandLine: [file, ...args] };
+}
+
 /** Resolves the secrets, runs the command with them, and returns the command's exit code. */
 async function runWithSecrets(command: string[], o: { secret: SecretSpec[]; clientId: string; name?: string; reason?: string; timeout: number }): Promise<number> {
   const [file, ...args] = command;
   if (file === undefined) throw new InvalidArgumentError("give the command to run after --");
   // Loaded on use: the daemon and the other commands do not need the SDK.
   const { createPiperClient, PiperError } = await import("../../sdk/index.js");
-  const client = createPiperClient({ clientId: o.clientId, name: o.name ?? `piper-link run ${file}`, fallbackToEnv: false });
+  // The grant binds to the command about to run, not to `piper-link run` (issue 13 item 6).
+  const client = createPiperClient({ clientId: o.clientId, name: o.name ?? `piper-link run ${file}`, fallbackToEnv: false, actingFor: wrappedCommand(file, args) });
   const values: Record<string, string> = {};
   try {
     for (const spec of o.secret) {

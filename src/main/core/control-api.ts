@@ -6,6 +6,7 @@
 import type { ControlEvent, LinkApi, LinkStatus } from "../../shared/control.js";
 import type { AuthorityConnection } from "./authority/connection.js";
 import type { GrantCache } from "./authority/grant-cache.js";
+import { requireRequesterAlive } from "./authority/local-liveness.js";
 import type { InstanceContext } from "./account/instance-context.js";
 import type { SignIn } from "./account/sign-in.js";
 import type { SettingsStore } from "./runtime/settings.js";
@@ -57,7 +58,13 @@ export function createControlApi(deps: ControlApiDeps): LinkApi {
       return status();
     },
     listRequests: ({ status: which }) => authority().listRequests(which),
-    approveRequest: ({ requestId, ...body }) => authority().approve(requestId, body),
+    async approveRequest({ requestId, ...body }) {
+      // A "yes" goes only to the program the person saw: never to a newcomer after it exited.
+      const client = authority();
+      const request = (await client.listRequests("pending")).find((r) => r.id === requestId);
+      if (request !== undefined) await requireRequesterAlive(client, request);
+      return client.approve(requestId, body);
+    },
     denyRequest: ({ requestId }) => authority().deny(requestId),
     listGrants: ({ all }) => authority().listGrants(all),
     revokeGrant: ({ grantId }) => changing("revoke", () => authority().revokeGrant(grantId)),

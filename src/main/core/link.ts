@@ -21,7 +21,7 @@ import { createAuthorityConnection } from "./authority/connection.js";
 import { connectConfiguredAuthority, type AuthorityConfig } from "./authority/configured-authority.js";
 import type { EmbeddedAuthority } from "./authority/embedded-authority.js";
 import { createGrantCache } from "./authority/grant-cache.js";
-import { startProcessGrantSweeper } from "./authority/process-grants.js";
+import { startLivenessSweeper } from "./authority/local-liveness.js";
 import { createAgentResolver } from "./authority/resolver.js";
 import { createCallGrants } from "./calls/call-grants.js";
 import { createCallHandler } from "./calls/call-handler.js";
@@ -31,7 +31,8 @@ import { createEventHub } from "./events.js";
 import { grantPage } from "./loopback/grant-page.js";
 import { DEFAULT_LIMITS, type LinkLimits } from "./loopback/limits.js";
 import { LinkServer, type LinkServerAddress } from "./loopback/link-server.js";
-import { createPeerResolver, type PeerResolver } from "./loopback/peer-process.js";
+import { actingForIdentity } from "./loopback/acting-for.js";
+import { createPeerResolver, describeLinuxProcess, type PeerResolver } from "./loopback/peer-process.js";
 import { acquireInstanceLock, type InstanceLock } from "./runtime/instance-lock.js";
 import type { LinkPaths } from "./runtime/paths.js";
 import { describeRunningLink, removeRuntimeFiles, writeRuntimeFiles } from "./runtime/runtime-files.js";
@@ -170,6 +171,7 @@ export function createLink(options: LinkOptions): Link {
           ? { call: createCallHandler({ now, log, upstream, grants: createCallGrants({ now, log, authority, instanceId, cache }), recordUse: (use) => cache.recordUse(use) }) }
           : {}),
         agentIdentified: () => created.agentsChanged(),
+        actingFor: (peer, claim) => actingForIdentity(peer, claim, (pid) => (process.platform === "linux" ? describeLinuxProcess(pid) : Promise.resolve(null))),
       },
       uiDir: options.uiDir ?? null,
       grantPage: (query) =>
@@ -180,7 +182,7 @@ export function createLink(options: LinkOptions): Link {
       onAgentsChanged: emitStatus,
       controlHost: { now, log, token: controlToken, api },
     });
-    stopSweeper = startProcessGrantSweeper({ authority, instanceId, log });
+    stopSweeper = startLivenessSweeper({ authority, instanceId, log });
     return created;
   }
 

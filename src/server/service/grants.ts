@@ -4,8 +4,10 @@
  * through it (a once-grant is claimed atomically, so only one caller across all authority
  * processes gets it), ending grants, and the grant list, read with one joined query.
  */
-import type { GrantView } from "../../shared/authority.js";
-import type { PeerProcess } from "../../shared/process.js";
+import { z } from "zod";
+import type { GrantBindingView, GrantView } from "../../shared/authority.js";
+import { checkPolicy, destinationAllows, GrantModeSchema, GrantPolicySchema, SESSION_IDLE_MS, SESSION_MAX_MS, type GrantMode, type GrantPolicy, type GrantTerms } from "../../shared/grant-terms.js";
+import { programKey, sessionKey, type PeerProcess } from "../../shared/process.js";
 import type { AuditLog } from "./audit.js";
 import type { AgentRow, GrantRow, ServiceDeps } from "./deps.js";
 import { ServiceError } from "./errors.js";
@@ -13,11 +15,72 @@ import { readSecret } from "./secrets.js";
 
 export type Grants = ReturnType<typeof createGrants>;
 
-/** True when a process-scoped grant is asked for by that very process (pid and start time) on its instance. */
-function processMatches(grant: GrantRow, process: PeerProcess | null | undefined, instanceId: string): boolean {
-  if (grant.scope !== "process") return true;
-  return process !== null && process !== undefined && grant.instance_id === instanceId && grant.process_pid === process.pid && grant.process_start_time === process.startTime;
+/** The approved program as stored for display (grants.program). */
+const ProgramSchema = z.object({ executable: z.string(), script: z.string().nullable(), cwd: z.string().nullable() });
+
+/** A stored JSON column parsed with its schema; null when absent or unreadable (then the safe default applies). */
+function parseJson<T>(json: string | null, schema: { safeParse(v: unknown): { success: true; data: T } | { success: false } }): T | null {
+  if (json === null) return null;
+  try {
+    const r = schema.safeParse(JSON.parse(json));
+    return r.success ? r.data : null;
+  } catch {
+    return null;
+  }
 }
+
+/** The grant's mode (read unless stored otherwise). */
+export function grantMode(grant: GrantRow): GrantMode {
+  return parseJson(grant.mode, GrantModeSchema) ?? { kind: "read" };
+}
+
+/** The grant's policy limits; a policy that was stored but cannot be read refuses every use (fail closed). */
+export function grantPolicy(grant: GrantRow): GrantPolicy | null {
+  if (grant.policy === null) return null;
+  return parseJson(grant.policy, GrantPolicySchema) ?? { endsAt: 1 };
+}
+
+/** The terms the Link gets with a delivered value. */
+export function grantTerms(grant: GrantRow): GrantTerms {
+  const lifetime: GrantTerms["lifetime"] =
+    grant.scope === "once" ? { kind: "once" } : grant.scope === "until" && grant.expires_at !== null ? { kind: "duration", durationMs: Math.max(1000, grant.expires_at - grant.created_at) } : { kind: "until_revoked" };
+  return { binding: grant.binding, lifetime, mode: grantMode(grant), policy: grantPolicy(grant) };
+}
+
+/**
+ * Does the program identity the Link read from the OS satisfy the grant's binding (issue 13 item 5)?
+ * `client` grants (made before bindings, or chosen explicitly) match any program of the agent;
+ * the others need the process (pid + start time), the program (executable + script + cwd), or the
+ * program in the same terminal session (session id + leader's pid and start time).
+ */
+function bindingMatches(grant: GrantRow, process: PeerProcess | null | undefined, instanceId: string): boolean {
+  if (grant.instance_id !== null && grant.instance_id !== instanceId) return false;
+  if (grant.binding === "client") {
+    // Grants from before bindings with the old `process` scope still bind to their process.
+    if (grant.scope !== "process") return true;
+  }
+  if (process === null || process === undefined) return false;
+  switch (grant.binding) {
+    case "process":
+    case "client":
+      return grant.process_pid === process.pid && grant.process_start_time !== null && grant.process_start_time === process.startTime;
+    case "program":
+      return grant.program_key !== null && grant.program_key === programKey(process);
+    case "session":
+      return grant.program_key !== null && grant.program_key === programKey(process) && grant.session_key !== null && grant.session_key === sessionKey(process);
+  }
+}
+
+/** Why a session-bound grant has ended by itself at `t`, or null while it lives (1Password CLI limits). */
+function sessionEnded(grant: GrantRow, t: number): string | null {
+  if (grant.binding !== "session") return null;
+  if (grant.created_at + SESSION_MAX_MS <= t) return "session_limit";
+  if ((grant.last_used_at ?? grant.created_at) + SESSION_IDLE_MS <= t) return "idle";
+  return null;
+}
+
+/** What the caller means to do with the value: read it (the SDK's getSecret), or a call to `use`. */
+export type GrantUse = { method: string; url: string } | undefined;
 
 /** The grants part of the service. */
 export function createGrants(deps: ServiceDeps, audit: AuditLog) {
@@ -54,7 +117,16 @@ export function createGrants(deps: ServiceDeps, audit: AuditLog) {
       lastUsedAt: g.last_used_at,
       endedAt: g.ended_at,
       endReason: g.end_reason,
+      binding: bindingView(g),
+      mode: grantMode(g),
+      policy: grantPolicy(g),
     };
+  }
+
+  function bindingView(g: GrantRow): GrantBindingView {
+    const program = parseJson(g.program, ProgramSchema);
+    const leader = /^session:\d+:(\d+):(\d+)$/.exec(g.session_key ?? "");
+    return { kind: g.binding, program, sessionId: g.session_id, sessionLeader: leader === null ? null : { pid: Number(leader[1]), startTime: Number(leader[2]) } };
   }
 
   /** Ends a live grant once (the first caller wins), audits it and tells the Link. False when it had already ended. */
@@ -93,26 +165,70 @@ export function createGrants(deps: ServiceDeps, audit: AuditLog) {
     },
 
     /**
-     * The grant that lets this agent read `variable` now, ending expired ones on the way. Only
-     * grants of `ownerId` (the instance's account) count: a grant never serves under another
-     * account, even if rows were ever mixed up.
+     * The grant that lets this agent program have `variable` now, ending expired and idle ones on
+     * the way. Only grants of `ownerId` (the instance's account) count: a grant never serves under
+     * another account. The binding is checked against the program identity the Link read from the
+     * OS. For a read (`use` undefined) a use-only grant does not count; for a call, a grant whose
+     * destinations do not include it does not either — if such a grant is all there is, the answer
+     * is 403 `destination_not_allowed` with the reason, rather than a new request.
      */
-    findLive: async (ownerId: string, agent: AgentRow, variable: string, instanceId: string, process: PeerProcess | null | undefined): Promise<GrantRow | null> => {
+    findLive: async (ownerId: string, agent: AgentRow, variable: string, instanceId: string, process: PeerProcess | null | undefined, use?: GrantUse): Promise<GrantRow | null> => {
       if (agent.user_id !== ownerId) return null;
       const grants = await db.selectFrom("grants").selectAll().where("agent_id", "=", agent.id).where("user_id", "=", ownerId).where("variable", "=", variable).where("ended_at", "is", null).execute();
       const t = now();
+      let refused: string | null = null;
       for (const g of grants) {
         if (g.scope === "until" && g.expires_at !== null && g.expires_at <= t) {
           await endGrant(g, "expired", "system");
           continue;
         }
-        if (processMatches(g, process, instanceId)) return g;
+        const ended = sessionEnded(g, t);
+        if (ended !== null) {
+          await endGrant(g, ended, "system");
+          continue;
+        }
+        if (!bindingMatches(g, process, instanceId)) continue;
+        const mode = grantMode(g);
+        if (use === undefined) {
+          if (mode.kind === "use") {
+            refused = "this grant allows using the secret only through Piper Link's calls, not reading it";
+            continue;
+          }
+          return g;
+        }
+        let url: URL;
+        try {
+          url = new URL(use.url);
+        } catch {
+          throw new ServiceError(400, "invalid_request", "The call's URL is not a valid URL.");
+        }
+        const verdict = destinationAllows(mode, use.method, url);
+        if (verdict.ok) return g;
+        refused = verdict.reason;
       }
+      if (refused !== null) throw new ServiceError(403, "destination_not_allowed", `Not allowed: ${refused}.`);
       return null;
     },
 
     /** Reads the grant's secret, ends a `once` grant atomically, records the use. Null when it cannot serve any more. */
     deliver: async (grant: GrantRow, agent: AgentRow, via: string): Promise<{ value: string; expiresAt: number | null } | null> => {
+      const policy = grantPolicy(grant);
+      if (policy !== null) {
+        // Policy limits are checked on every use and fail closed (issue 14 item 4).
+        const t = now();
+        const uses = await db
+          .selectFrom("audit_events")
+          .select((eb) => [
+            eb.fn.countAll<string | number>().as("day"),
+            eb.fn.sum<string | number | null>(eb.case().when("at", ">", t - 3600_000).then(1).else(0).end()).as("hour"),
+          ])
+          .where("grant_id", "=", grant.id)
+          .where("action", "=", "secret.delivered")
+          .where("at", ">", t - 24 * 3600_000)
+          .executeTakeFirstOrThrow();
+        const verdict = checkPolicy(policy, { now: t, usesLastHour: Number(uses.hour ?? 0), usesLastDay: Number(uses.day) });
+        if (!verdict.ok) throw new ServiceError(403, "policy_violation", `Refused by this grant's policy: ${verdict.reason}.`);
+      }
       const secret = await readSecret(deps, grant.user_id, grant.secret_id);
       if (secret === null) {
         await endGrant(grant, "secret_deleted", "system");

@@ -86,6 +86,7 @@ export function createService(options: ServiceOptions) {
     waitForRequest: requests.waitForRequest,
     approve: requests.approve,
     deny: requests.deny,
+    requesterGone: requests.requesterGone,
     listRequests: (userId: string, status: Parameters<typeof requests.list>[1] = "pending") => requests.list(userId, status),
     expireRequests: requests.expire,
 

@@ -5,13 +5,14 @@
  * expiry. Agent-facing calls name the caller's account: the instance must be that account's.
  */
 import type { AgentResolveBody, AgentResolveResult, ApproveBody, GrantView, RequestView } from "../../shared/authority.js";
-import type { PeerProcess } from "../../shared/process.js";
+import { DEFAULT_GRANT_TERMS, type GrantBindingKind } from "../../shared/grant-terms.js";
+import { programKey, sessionKey, type PeerProcess } from "../../shared/process.js";
 import { normalizeVariable } from "../../shared/protocol.js";
 import { newId } from "../ids.js";
 import type { AuditLog } from "./audit.js";
 import { parseStoredProcess, type AgentRow, type GrantRow, type RequestRow, type ServiceDeps } from "./deps.js";
 import { ServiceError } from "./errors.js";
-import type { Grants } from "./grants.js";
+import { grantTerms, type Grants } from "./grants.js";
 import type { InstancesAgents } from "./instances-agents.js";
 import type { Limits } from "./limits.js";
 import type { Secrets } from "./secrets.js";
@@ -25,6 +26,28 @@ interface Parts {
   secrets: Secrets;
   instances: InstancesAgents;
   limits: Limits;
+}
+
+/**
+ * What a grant with `binding` stores of the request's program identity. 400 `invalid_request` when
+ * the identity lacks what the binding needs (a process never identified cannot be bound to).
+ */
+function bindingFor(binding: GrantBindingKind, process: PeerProcess | null): { programKey: string | null; program: string | null; sessionKey: string | null; sessionId: number | null } {
+  const none = { programKey: null, program: null, sessionKey: null, sessionId: null };
+  if (binding === "client") return none;
+  const key = process === null ? null : programKey(process);
+  if (binding === "process") {
+    if (process === null || process.startTime === null) throw new ServiceError(400, "invalid_request", "This request carries no process identity, so it cannot be approved for the life of a process.");
+    return { ...none, programKey: key };
+  }
+  if (process === null || key === null || process.executable === null) {
+    throw new ServiceError(400, "invalid_request", "Piper Link could not identify the program that asked, so the approval cannot be bound to it. Choose a narrower (once, this process) or, knowingly, a wider binding.");
+  }
+  const program = JSON.stringify({ executable: process.executable, script: process.script ?? null, cwd: process.cwd });
+  if (binding === "program") return { programKey: key, program, sessionKey: null, sessionId: null };
+  const session = sessionKey(process);
+  if (session === null) throw new ServiceError(400, "invalid_request", "The program that asked runs outside a terminal session, so the approval cannot be bound to one. Choose this program or this process instead.");
+  return { programKey: key, program, sessionKey: session, sessionId: process.sessionId ?? null };
 }
 
 /** The requests part; `requestTtlMs` is how long a pending request waits for the person. */
@@ -58,24 +81,40 @@ export function createRequests(deps: ServiceDeps, parts: Parts, requestTtlMs: nu
   async function pendingRequestFor(userId: string, requestId: string): Promise<RequestRow> {
     const row = await db.selectFrom("requests").selectAll().where("id", "=", requestId).where("user_id", "=", userId).executeTakeFirst();
     if (row === undefined) throw new ServiceError(404, "request_not_found", `No request ${requestId}.`);
+    if (row.status === "requester_gone") {
+      throw new ServiceError(409, "requester_gone", `The program that asked (request ${requestId}) has exited; there is nobody to give it to.`);
+    }
     if (row.status !== "pending" || row.expires_at <= now()) {
       throw new ServiceError(409, "request_not_pending", `Request ${requestId} is ${row.status === "pending" ? "expired" : row.status}; nothing to decide.`);
     }
     return row;
   }
 
-  /** The agent's pending request for this variable on this instance, or a new one (audited and announced). */
+  /**
+   * The pending request of this agent program for this variable on this instance, or a new one
+   * (audited and announced). Requests are keyed by client ID + variable + program identity (issue
+   * 13 item 4): another program claiming the same client ID gets its own request, and a request
+   * from a process that has since exited is not joined by a newcomer.
+   */
   async function createOrReuse(userId: string, instanceId: string, agent: AgentRow, variable: string, reason: string | null, process: PeerProcess | null): Promise<RequestRow> {
     const t = now();
-    const existing = await db
+    const key = process === null ? null : programKey(process);
+    let q = db
       .selectFrom("requests")
       .selectAll()
       .where("agent_id", "=", agent.id)
       .where("instance_id", "=", instanceId)
       .where("variable", "=", variable)
       .where("status", "=", "pending")
-      .where("expires_at", ">", t)
-      .executeTakeFirst();
+      .where("expires_at", ">", t);
+    q = key === null ? q.where("program_key", "is", null) : q.where("program_key", "=", key);
+    const candidates = await q.execute();
+    // The same program, and the same process when both are known: a new process of the program
+    // asks anew (its predecessor's request names a pid that is not the one a grant would serve).
+    const existing = candidates.find((r) => {
+      const p = parseStoredProcess(r.process);
+      return process === null || p === null || (p.pid === process.pid && p.startTime === process.startTime);
+    });
     if (existing !== undefined) return existing;
     const row: RequestRow = {
       id: newId("req"),
@@ -90,6 +129,7 @@ export function createRequests(deps: ServiceDeps, parts: Parts, requestTtlMs: nu
       status: "pending",
       decided_at: null,
       grant_id: null,
+      program_key: key,
     };
     await db.insertInto("requests").values(row).execute();
     await audit.record({ userId, actor: `agent:${agent.client_id}`, action: "request.created", outcome: "pending", agentClientId: agent.client_id, variable, requestId: row.id, detail: process === null ? null : `pid ${process.pid} ${process.executable ?? ""}`.trim() });
@@ -118,10 +158,14 @@ export function createRequests(deps: ServiceDeps, parts: Parts, requestTtlMs: nu
       const agent = await instances.upsertAgent(userId, body.agentClientId, body.agentName ?? null);
       // A once-grant can be claimed by another caller between finding and delivering it: look again.
       for (let attempt = 0; attempt < 3; attempt++) {
-        const grant = await grants.findLive(userId, agent, variable, body.instanceId, body.process);
+        const grant = await grants.findLive(userId, agent, variable, body.instanceId, body.process, body.use);
         if (grant === null) break;
-        const delivered = await grants.deliver(grant, agent, "link");
-        if (delivered !== null) return { status: "granted", value: delivered.value, grantId: grant.id, expiresAt: delivered.expiresAt, variable, reusable: grant.scope !== "once" };
+        const delivered = await grants.deliver(grant, agent, body.use === undefined ? "link" : "link call");
+        if (delivered !== null) {
+          const terms = grantTerms(grant);
+          // A grant with policy limits is counted at every use, so the Link must ask each time.
+          return { status: "granted", value: delivered.value, grantId: grant.id, expiresAt: delivered.expiresAt, variable, reusable: grant.scope !== "once" && terms.policy === null, terms };
+        }
       }
       const request = await createOrReuse(userId, body.instanceId, agent, variable, body.reason ?? null, body.process ?? null);
       return { status: "pending", requestId: request.id, expiresAt: request.expires_at };
@@ -178,9 +222,12 @@ export function createRequests(deps: ServiceDeps, parts: Parts, requestTtlMs: nu
         throw new ServiceError(409, "secret_not_found", `There is no secret named ${shown} yet. Add it (piper-link secrets set ${shown}) and approve again.`);
       }
       const process = parseStoredProcess(request.process);
-      if (body.scope.kind === "process" && (process === null || process.startTime === null)) {
-        throw new ServiceError(400, "invalid_request", "This request carries no process identity, so it cannot be approved for the life of a process.");
-      }
+      // Default: the program that asked. A request whose program could not be identified (pyper-sdk
+      // on the authority's own endpoints, an OS where the Link cannot read processes) showed the
+      // person "program unknown": binding to the client ID is then all there is, and the window says so.
+      const identified = process !== null && process.executable !== null && programKey(process) !== null;
+      const binding: GrantBindingKind = body.binding ?? (body.scope.kind === "process" ? "process" : identified ? DEFAULT_GRANT_TERMS.binding : "client");
+      const bound = bindingFor(binding, process);
       const t = now();
       const grant: GrantRow = {
         id: newId("gr"),
@@ -191,13 +238,20 @@ export function createRequests(deps: ServiceDeps, parts: Parts, requestTtlMs: nu
         scope: body.scope.kind === "duration" ? "until" : body.scope.kind,
         expires_at: body.scope.kind === "duration" ? t + body.scope.durationMs : null,
         instance_id: request.instance_id,
-        process_pid: body.scope.kind === "process" && process !== null ? process.pid : null,
-        process_start_time: body.scope.kind === "process" && process !== null ? process.startTime : null,
+        process_pid: binding === "process" && process !== null ? process.pid : null,
+        process_start_time: binding === "process" && process !== null ? process.startTime : null,
         request_id: request.id,
         created_at: t,
         last_used_at: null,
         ended_at: null,
         end_reason: null,
+        binding,
+        program_key: bound.programKey,
+        program: bound.program,
+        session_key: bound.sessionKey,
+        session_id: bound.sessionId,
+        mode: body.mode === undefined || body.mode.kind === "read" ? null : JSON.stringify(body.mode),
+        policy: body.policy === undefined || body.policy === null ? null : JSON.stringify(body.policy),
       };
       const decided = await db.transaction().execute(async (trx) => {
         const r = await trx.updateTable("requests").set({ status: "approved", decided_at: t, grant_id: grant.id }).where("id", "=", request.id).where("status", "=", "pending").executeTakeFirst();
@@ -207,7 +261,7 @@ export function createRequests(deps: ServiceDeps, parts: Parts, requestTtlMs: nu
       });
       if (!decided) throw new ServiceError(409, "request_not_pending", `Request ${requestId} was decided meanwhile.`);
       const created = await grants.view(userId, grant.id);
-      await audit.record({ userId, actor: "user", action: "request.approved", outcome: grant.scope, agentClientId: created.agentClientId, variable: request.variable, requestId: request.id, grantId: grant.id, secretName: secret.name });
+      await audit.record({ userId, actor: "user", action: "request.approved", outcome: `${grant.scope} ${binding}`, agentClientId: created.agentClientId, variable: request.variable, requestId: request.id, grantId: grant.id, secretName: secret.name });
       await bus.publish({ type: "request.decided", userId, id: request.id, status: "approved" });
       await bus.publish({ type: "grant.changed", userId, id: grant.id, status: "created" });
       return created;
@@ -222,6 +276,25 @@ export function createRequests(deps: ServiceDeps, parts: Parts, requestTtlMs: nu
       await audit.record({ userId, actor: "user", action: "request.denied", outcome: "denied", agentClientId: denied.agentClientId, variable: request.variable, requestId: request.id });
       await bus.publish({ type: "request.decided", userId, id: request.id, status: "denied" });
       return denied;
+    },
+
+    /**
+     * Ends a pending request whose process exited (the Link that owns the instance saw it go):
+     * status `requester_gone`, so approving it fails and the window says why. Returns the request;
+     * a request already decided is returned unchanged. 404 `request_not_found`.
+     */
+    requesterGone: async (userId: string, requestId: string): Promise<RequestView> => {
+      const t = now();
+      const r = await db.updateTable("requests").set({ status: "requester_gone", decided_at: t }).where("id", "=", requestId).where("user_id", "=", userId).where("status", "=", "pending").executeTakeFirst();
+      if (Number(r.numUpdatedRows) === 1) {
+        const gone = await view(requestId);
+        await audit.record({ userId, actor: "link", action: "request.ended", outcome: "requester_gone", agentClientId: gone.agentClientId, variable: gone.variable, requestId });
+        await bus.publish({ type: "request.decided", userId, id: requestId, status: "requester_gone" });
+        return gone;
+      }
+      const row = await viewQuery().where("requests.id", "=", requestId).where("requests.user_id", "=", userId).executeTakeFirst();
+      if (row === undefined) throw new ServiceError(404, "request_not_found", `No request ${requestId}.`);
+      return toView(row);
     },
 
     /** The user's requests, newest first, at most 500; "pending" leaves out those past their expiry. */

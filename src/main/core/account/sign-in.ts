@@ -114,6 +114,17 @@ export function createSignIn(deps: SignInDeps): SignIn {
       await context.store(instanceId);
     },
     async signOut() {
+      // Revoke this machine's instance first (issue 13 item 8): agents that kept the instance ID
+      // (pyper-sdk reads it once) are cut off at the authority, not only at this Link.
+      const instanceId = context.instanceId;
+      const client = connection.client;
+      if (instanceId !== null && client !== null) {
+        try {
+          await client.revokeInstance(instanceId);
+        } catch (err) {
+          log.warn({ err: err instanceof Error ? err.message : String(err) }, "could not revoke this machine's instance at the authority");
+        }
+      }
       await session.signOut();
       await context.forget();
       await refreshAccount();

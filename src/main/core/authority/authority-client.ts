@@ -15,7 +15,7 @@ import { TLSSocket } from "node:tls";
 import { Agent, buildConnector, request, type Dispatcher } from "undici";
 import type { AgentResolveBody, ApproveBody, AuthorityEvent, DeviceAuthorization, TokenResponse, UsageReport } from "../../../shared/authority.js";
 import { OAuthErrorSchema } from "../../../shared/authority.js";
-import { AuthorityRoutes, fillPath, type AuthorityCallInput, type AuthorityResult, type AuthorityRoute, type AuthorityRouteName, type TokenRequest } from "../../../shared/authority-routes.js";
+import { AuthorityRoutes, fillPath, type GrantEndReason, type AuthorityCallInput, type AuthorityResult, type AuthorityRoute, type AuthorityRouteName, type TokenRequest } from "../../../shared/authority-routes.js";
 import { LinkError, NOT_SIGNED_IN_MESSAGE, type ErrorCode } from "../../../shared/errors.js";
 import { followEvents, type OpenedStream } from "./event-stream.js";
 
@@ -262,7 +262,9 @@ export function createAuthorityClient(options: AuthorityClientOptions) {
     approve: (id: string, body: ApproveBody) => call("approveRequest", { params: { id }, body }),
     deny: (id: string) => call("denyRequest", { params: { id }, body: {} }),
     listGrants: (all = false) => call("listGrants", { query: { all } }),
-    revokeGrant: (id: string, reason: "revoked" | "process_exited" = "revoked") => call("revokeGrant", { params: { id }, body: { reason } }),
+    revokeGrant: (id: string, reason: GrantEndReason = "revoked") => call("revokeGrant", { params: { id }, body: { reason } }),
+    requesterGone: (id: string) => call("requesterGone", { params: { id }, body: {} }),
+    revokeInstance: (id: string) => call("revokeInstance", { params: { id }, body: {} }),
     reportUsage: (report: UsageReport) => call("recordUsage", { body: report }),
     listSecrets: () => call("listSecrets", {}),
     setSecret: (name: string, value: string) => call("setSecret", { params: { name }, body: { value } }),

@@ -90,6 +90,10 @@ export function createAgentResolver(deps: ResolverDeps): AgentHost["resolve"] {
           fail("denied", "The request was denied in Piper Link.");
           return;
         }
+        if (outcome.status === "requester_gone") {
+          fail("requester_gone", "The request ended because the program that asked has exited.");
+          return;
+        }
         if (outcome.status === "expired") {
           fail("timeout", "The request expired before anyone approved it.");
           return;

@@ -117,6 +117,7 @@ export function createCallGrants(deps: CallGrantDeps): CallGrants {
           const outcome = await client.wait(result.requestId, { ...identity, timeoutMs: Math.min(left, POLL_MS) }, o.signal);
           if (outcome.status === "denied") throw new LinkError("denied", "The request was denied in Piper Link.");
           if (outcome.status === "expired") throw new LinkError("timeout", "The request expired before anyone approved it.");
+          if (outcome.status === "requester_gone") throw new LinkError("requester_gone", "The request ended because the program that asked has exited.");
         }
       } catch (err) {
         if (err instanceof AuthorityCallError) {

@@ -13,6 +13,7 @@ import { isRetryable, type ErrorCode } from "../../../shared/errors.js";
 import {
   AGENT_MESSAGE_TYPES,
   AgentMessageSchema,
+  type ActingFor,
   type ContextPush,
   type Hello,
   type LinkMessage,
@@ -47,16 +48,28 @@ export interface AgentHost {
   log: Logger;
   /** Told when an agent introduces itself, so the UI's list of agents can follow. */
   agentIdentified?(): void;
+  /**
+   * The identity to use for a peer that claims `hello.actingFor` (loopback/acting-for.ts), or null
+   * when the claim is not honoured. Absent: claims are ignored.
+   */
+  actingFor?(peer: PeerProcess, claim: ActingFor): Promise<PeerProcess | null>;
 }
 
 /** Kept as a name for the channel's callers; the sentence lives once, in shared/errors. */
+
+/** How many requests an agent may pipeline behind its `hello` before the Link answers it. */
+const MAX_QUEUED_BEHIND_HELLO = 64;
 
 export class AgentChannel extends ChannelBase {
   readonly connectionId = `conn_${randomUUID()}`;
   agent: Hello["agent"] | null = null;
   process: PeerProcess | null = null;
+  /** Set when `process` is whom Piper Link's own command asks for (`run`: the command; `mcp`: its parent). */
+  actingFor: ActingFor["kind"] | null = null;
   /** Settles once the peer process lookup is done (it runs in the background after connect). */
   identification: Promise<void> = Promise.resolve();
+  /** Requests that arrived while `hello` was still being answered; dispatched right after it. */
+  private queued: Array<Resolve | Call | Cancel> = [];
   /** True while a `hello` waits for the peer identification before it is answered. */
   private helloPending = false;
   /** Aborted when the connection closes, so waits on its behalf stop. */
@@ -133,6 +146,15 @@ export class AgentChannel extends ChannelBase {
       this.onHello(message);
       return;
     }
+    // Agents may send requests right behind their hello (pipelined); they wait for its answer.
+    if (this.helloPending) {
+      if (this.queued.length >= MAX_QUEUED_BEHIND_HELLO) {
+        this.sendError(message.id, "rate_limited", "Too many requests sent before the Link answered `hello`.");
+        return;
+      }
+      this.queued.push(message);
+      return;
+    }
     if (!this.helloed) {
       this.sendError(message.id, "hello_required", `Send \`hello\` first, then \`${message.type}\`.`);
       return;
@@ -199,14 +221,36 @@ export class AgentChannel extends ChannelBase {
       return;
     }
     this.helloPending = true;
-    void this.identification.then(
-      () => this.answerHello(hello),
-      () => this.answerHello(hello),
-    );
+    void this.identification
+      .then(() => this.applyActingFor(hello))
+      .then(
+        () => this.answerHello(hello),
+        () => this.answerHello(hello),
+      );
+  }
+
+  /** Swaps in the identity of whom one of Piper Link's own commands asks for, when the Link honours it. */
+  private async applyActingFor(hello: Hello): Promise<void> {
+    const claim = hello.actingFor;
+    if (claim === undefined || this.process === null || this.host.actingFor === undefined) return;
+    const identity = await this.host.actingFor(this.process, claim);
+    if (identity === null) {
+      this.host.log.warn({ conn: this.connectionId, claim: claim.kind }, "actingFor ignored: the peer is not Piper Link's own command");
+      return;
+    }
+    this.actingFor = claim.kind;
+    this.process = identity;
   }
 
   private answerHello(hello: Hello): void {
     this.helloPending = false;
+    const queued = this.queued;
+    this.queued = [];
+    this.answerHelloNow(hello);
+    for (const message of queued) this.dispatch(message);
+  }
+
+  private answerHelloNow(hello: Hello): void {
     // Refused while the process was identified (over the per-process cap): no welcome, ever.
     if (this.ws.readyState !== this.ws.OPEN || this.signal.aborted) return;
     if (hello.protocol !== PROTOCOL_VERSION) {

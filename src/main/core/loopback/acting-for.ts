@@ -1,0 +1,59 @@
+/**
+ * Whom a connection asks for (`hello.actingFor`, issue 13 item 6): honoured only when the peer is
+ * Piper Link's own command (this install's `bin/piper-link.js` or its compiled CLI, as the OS
+ * reports the process's script), never because an agent says so.
+ * - `piper-link run` names the command it is about to start, so a grant binds to that command
+ *   (executable + script + working directory) and not to `piper-link run` itself; the process and
+ *   terminal session stay those of the `run` process, which lives exactly as long as the command.
+ * - `piper-link mcp` asks for its parent, the MCP client that started it (Claude Code, an editor):
+ *   the Link reads that process from the OS itself.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import type { ActingFor } from "../../../shared/protocol.js";
+import type { PeerProcess } from "../../../shared/process.js";
+
+/** This install's root: the module sits at `<root>/{src,dist}/main/core/loopback/`. */
+const INSTALL_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../..");
+
+function realpathOrSelf(file: string): string {
+  try {
+    return fs.realpathSync(file);
+  } catch {
+    return file;
+  }
+}
+
+/** The scripts a process of Piper Link's own CLI runs (real paths), for this install. */
+export function ownCommandScripts(root = INSTALL_ROOT): string[] {
+  return [path.join(root, "bin", "piper-link.js"), path.join(root, "dist", "main", "cli", "main.js")].map(realpathOrSelf);
+}
+
+/** Is `peer` Piper Link's own CLI (a Node process running this install's entry)? */
+export function isOwnCommand(peer: PeerProcess, scripts = ownCommandScripts()): boolean {
+  const script = peer.script ?? null;
+  return script !== null && scripts.includes(realpathOrSelf(script));
+}
+
+/**
+ * The identity a grant should bind to for `peer` claiming `claim`: the wrapped command or the
+ * parent, or null when the claim is not honoured (the peer is not Piper Link's own command, or the
+ * parent cannot be read or is no longer the same process). `describe` reads a process from the OS.
+ */
+export async function actingForIdentity(
+  peer: PeerProcess,
+  claim: ActingFor,
+  describe: (pid: number) => Promise<PeerProcess | null>,
+  scripts = ownCommandScripts(),
+): Promise<PeerProcess | null> {
+  if (!isOwnCommand(peer, scripts)) return null;
+  if (claim.kind === "command") {
+    return { ...peer, executable: claim.executable, script: claim.script, cwd: claim.cwd, commandLine: claim.commandLine };
+  }
+  const parent = peer.parents?.[0];
+  if (parent === undefined || parent.pid <= 1) return null;
+  const described = await describe(parent.pid);
+  if (described === null || described.startTime === null || described.startTime !== parent.startTime) return null;
+  return described;
+}
