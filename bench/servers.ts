@@ -2,17 +2,27 @@
  * The servers a benchmark measures, each run in its own process so client and server never share
  * an event loop: `link` (the real Link core), `bare-http` (a plain http server answering the same
  * JSON as /piper-link-context), `bare-ws` (a plain ws echo server), and `link-authority` (the Link
- * with its embedded authority, signed in, with one secret). Prints `{"port":N,...}` when ready.
+ * with its embedded authority, signed in, with one secret).
+ *
+ * The Link is imported from the compiled `dist/` (built by `npm run build:node`), not from the
+ * TypeScript sources, so what is measured is the JavaScript that ships; only this harness file goes
+ * through tsx, whose loader leaves `.js` files as they are.
+ *
+ * Protocol with the parent (bench/run.ts), one JSON object per line on stdout:
+ *   first line, when ready: `{"port":N,"pid":N,...}`;
+ *   then, for each `cpu` line on stdin: `{"cpu":{"user":µs,"system":µs}}` (process.cpuUsage() of
+ *   this process, so the bench can charge the server's own CPU time to the operations it served).
  */
 import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import fs from "node:fs";
+import readline from "node:readline";
 import { WebSocketServer } from "ws";
-import type { KeychainItem, KeychainStore } from "../src/main/core/runtime/keychain.js";
-import { createLink } from "../src/main/core/link.js";
-import { silentLogger } from "../src/main/core/runtime/logger.js";
-import { resolveLinkPaths } from "../src/main/core/runtime/paths.js";
+import type { KeychainItem, KeychainStore } from "../dist/main/core/runtime/keychain.js";
+import { createLink } from "../dist/main/core/link.js";
+import { silentLogger } from "../dist/main/core/runtime/logger.js";
+import { resolveLinkPaths } from "../dist/main/core/runtime/paths.js";
 
 export const BENCH_INSTANCE_ID = "inst_bench_0123456789abcdef";
 const BODY = JSON.stringify({ instanceId: BENCH_INSTANCE_ID });
@@ -31,6 +41,12 @@ function memoryKeychain(): KeychainStore {
   };
 }
 
+function listeningPort(server: http.Server | WebSocketServer): number {
+  const address = server.address();
+  if (address === null || typeof address === "string") throw new Error("the server is not listening on a TCP port");
+  return address.port;
+}
+
 async function main(kind: string): Promise<number> {
   if (kind === "bare-http") {
     const server = http.createServer((_req, res) => {
@@ -38,13 +54,14 @@ async function main(kind: string): Promise<number> {
       res.end(BODY);
     });
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-    return (server.address() as { port: number }).port;
+    return listeningPort(server);
   }
   if (kind === "bare-ws") {
-    const wss = new WebSocketServer({ host: "127.0.0.1", port: 0, perMessageDeflate: false });
+    // The same ws options as the Link's agent channel, so the baseline differs only by the Link's own work.
+    const wss = new WebSocketServer({ host: "127.0.0.1", port: 0, perMessageDeflate: false, clientTracking: false });
     wss.on("connection", (ws) => ws.on("message", (data, isBinary) => ws.send(data, { binary: isBinary })));
     await new Promise<void>((r) => wss.once("listening", r));
-    return (wss.address() as { port: number }).port;
+    return listeningPort(wss);
   }
   if (kind === "link" || kind === "link-authority") {
     const home = fs.mkdtempSync(path.join(os.tmpdir(), "piper-link-bench-"));
@@ -55,6 +72,7 @@ async function main(kind: string): Promise<number> {
       paths,
       keychain: memoryKeychain(),
       log: silentLogger(),
+      // The saturation run sends far above the per-connection defaults; the limits are not what is measured.
       limits: { messagesPerSecond: 1e9, messageBurst: 1e9 },
       ...(kind === "link-authority" ? { authority: { kind: "embedded" as const, agentRatePerSecond: 1e6 } } : {}),
     });
@@ -73,4 +91,10 @@ async function main(kind: string): Promise<number> {
 
 let extra: Record<string, string> = {};
 const port = await main(process.argv[2] ?? "");
-process.stdout.write(`${JSON.stringify({ port, ...extra })}\n`);
+process.stdout.write(`${JSON.stringify({ port, pid: process.pid, ...extra })}\n`);
+const commands = readline.createInterface({ input: process.stdin });
+commands.on("line", (line) => {
+  if (line.trim() === "cpu") process.stdout.write(`${JSON.stringify({ cpu: process.cpuUsage() })}\n`);
+});
+// stdin closes when the bench ends or dies: never outlive it (an orphaned server would skew the next run).
+commands.on("close", () => process.kill(process.pid, "SIGTERM"));

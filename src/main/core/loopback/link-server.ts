@@ -249,8 +249,11 @@ export class LinkServer {
       });
     }
     if (isAgent) {
+      // Read here, not in the callback: a closure naming `req` would keep the whole request (headers,
+      // parser state) alive for the connection's lifetime through the close listener's scope.
+      const remotePort = req.socket.remotePort ?? 0;
       this.agentWss.handleUpgrade(req, socket, head, (ws) => {
-        const channel = new AgentChannel(ws, req.socket.remotePort ?? 0, this.options.agentHost, this.options.limits);
+        const channel = new AgentChannel(ws, remotePort, this.options.agentHost, this.options.limits);
         this.agents.add(channel);
         this.agentsChanged();
         ws.once("close", () => {
