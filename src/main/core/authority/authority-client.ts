@@ -16,7 +16,7 @@ import { Agent, buildConnector, request, type Dispatcher } from "undici";
 import type { AgentResolveBody, ApproveBody, AuthorityEvent, DeviceAuthorization, TokenResponse, UsageReport } from "../../../shared/authority.js";
 import { OAuthErrorSchema } from "../../../shared/authority.js";
 import { AuthorityRoutes, fillPath, type GrantEndReason, type AuthorityCallInput, type AuthorityResult, type AuthorityRoute, type AuthorityRouteName, type TokenRequest } from "../../../shared/authority-routes.js";
-import { LinkError, NOT_SIGNED_IN_MESSAGE, type ErrorCode } from "../../../shared/errors.js";
+import { ErrorCodeSchema, LinkError, NOT_SIGNED_IN_MESSAGE, type ErrorCode } from "../../../shared/errors.js";
 import { followEvents, type OpenedStream } from "./event-stream.js";
 
 export interface AuthorityClientOptions {
@@ -55,8 +55,12 @@ export class AuthorityCallError extends LinkError {
   }
 }
 
+/** Authority error codes that are the Link's own codes too, passed through unchanged. */
+const PASSED_THROUGH: ReadonlySet<ErrorCode> = new Set<ErrorCode>(["secret_not_found", "requester_gone", "policy_violation", "destination_not_allowed"]);
+
 function codeFor(status: number, error: string): ErrorCode {
-  if (error === "secret_not_found") return "secret_not_found";
+  const own = ErrorCodeSchema.safeParse(error);
+  if (own.success && PASSED_THROUGH.has(own.data)) return own.data;
   if (status === 401) return error === "invalid_instance" ? "not_logged_in" : "unauthorized";
   if (status === 404) return "not_found";
   if (status === 409) return "conflict";
