@@ -23,17 +23,22 @@ export type GrantRow = Selectable<GrantsTable>;
 export type RequestRow = Selectable<RequestsTable>;
 
 /**
- * The program identity a request row keeps as JSON. Read through the shared schema: a row written
- * by an older or newer version that no longer parses is shown as "no identity" rather than trusted.
+ * A JSON column read through its shared schema: null when absent, or when a row written by an older
+ * or newer version no longer parses (callers then apply their safe default instead of trusting it).
  */
-export function parseStoredProcess(json: string | null): PeerProcess | null {
+export function parseStored<T>(json: string | null, schema: z.ZodType<T>): T | null {
   if (json === null) return null;
   try {
-    const r = PeerProcessSchema.safeParse(JSON.parse(json));
+    const r = schema.safeParse(JSON.parse(json));
     return r.success ? r.data : null;
   } catch {
     return null;
   }
+}
+
+/** The program identity a request row keeps as JSON ("no identity" when it does not parse). */
+export function parseStoredProcess(json: string | null): PeerProcess | null {
+  return parseStored(json, PeerProcessSchema);
 }
 
 const GrantIdList = z.array(z.string());

@@ -9,7 +9,7 @@ import type { GrantBindingView, GrantView } from "../../shared/authority.js";
 import { checkPolicy, destinationAllows, GrantModeSchema, GrantPolicySchema, SESSION_IDLE_MS, SESSION_MAX_MS, type GrantMode, type GrantPolicy, type GrantTerms } from "../../shared/grant-terms.js";
 import { programKey, sessionKey, type PeerProcess } from "../../shared/process.js";
 import type { AuditLog } from "./audit.js";
-import type { AgentRow, GrantRow, ServiceDeps } from "./deps.js";
+import { parseStored, type AgentRow, type GrantRow, type ServiceDeps } from "./deps.js";
 import { ServiceError } from "./errors.js";
 import { readSecret } from "./secrets.js";
 
@@ -18,26 +18,15 @@ export type Grants = ReturnType<typeof createGrants>;
 /** The approved program as stored for display (grants.program). */
 const ProgramSchema = z.object({ executable: z.string(), script: z.string().nullable(), cwd: z.string().nullable() });
 
-/** A stored JSON column parsed with its schema; null when absent or unreadable (then the safe default applies). */
-function parseJson<T>(json: string | null, schema: { safeParse(v: unknown): { success: true; data: T } | { success: false } }): T | null {
-  if (json === null) return null;
-  try {
-    const r = schema.safeParse(JSON.parse(json));
-    return r.success ? r.data : null;
-  } catch {
-    return null;
-  }
-}
-
 /** The grant's mode (read unless stored otherwise). */
 export function grantMode(grant: GrantRow): GrantMode {
-  return parseJson(grant.mode, GrantModeSchema) ?? { kind: "read" };
+  return parseStored(grant.mode, GrantModeSchema) ?? { kind: "read" };
 }
 
 /** The grant's policy limits; a policy that was stored but cannot be read refuses every use (fail closed). */
 export function grantPolicy(grant: GrantRow): GrantPolicy | null {
   if (grant.policy === null) return null;
-  return parseJson(grant.policy, GrantPolicySchema) ?? { endsAt: 1 };
+  return parseStored(grant.policy, GrantPolicySchema) ?? { endsAt: 1 };
 }
 
 /** The terms the Link gets with a delivered value. */
@@ -124,7 +113,7 @@ export function createGrants(deps: ServiceDeps, audit: AuditLog) {
   }
 
   function bindingView(g: GrantRow): GrantBindingView {
-    const program = parseJson(g.program, ProgramSchema);
+    const program = parseStored(g.program, ProgramSchema);
     const leader = /^session:\d+:(\d+):(\d+)$/.exec(g.session_key ?? "");
     return { kind: g.binding, program, sessionId: g.session_id, sessionLeader: leader === null ? null : { pid: Number(leader[1]), startTime: Number(leader[2]) } };
   }
