@@ -121,7 +121,7 @@ export function describeApproval(scope: string, grant?: Pick<GrantView, "created
 
 /**
  * The outcome column of an audit event as a sentence fragment: "approved for 1 hour", "denied",
- * "waiting for you", "delivered", "revoked by you"… `grants` maps grant IDs to grants (for the
+ * "request made", "delivered", "revoked by you"… `grants` maps grant IDs to grants (for the
  * length of a timed approval); events whose grant is unknown still read sensibly.
  */
 export function describeOutcome(e: Pick<AuditView, "action" | "outcome" | "grantId">, grants?: ReadonlyMap<string, Pick<GrantView, "createdAt" | "expiresAt">>): string {
@@ -129,7 +129,8 @@ export function describeOutcome(e: Pick<AuditView, "action" | "outcome" | "grant
     case "request.approved":
       return `approved ${describeApproval(e.outcome, e.grantId === null ? undefined : grants?.get(e.grantId))}`;
     case "request.created":
-      return e.outcome === "pending" ? "waiting for a decision" : codeToWords(e.outcome).toLowerCase();
+      // Stored as "pending" at the time; the decision is its own event, so this only says it was asked.
+      return e.outcome === "pending" ? "request made" : codeToWords(e.outcome).toLowerCase();
     case "request.expired":
       return "nobody decided in time";
     case "grant.ended":
