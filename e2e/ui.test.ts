@@ -48,9 +48,23 @@ function agent(clientId: string, name: string): PiperClient {
   return c;
 }
 
-async function openUi(colorScheme: "light" | "dark" = "light"): Promise<{ context: BrowserContext; page: Page }> {
+/** Console errors and CSP violations of every page the tests open; `after` asserts there are none. */
+const consoleProblems: string[] = [];
+
+/** Records console errors and CSP violations (Chromium reports both; the listener catches any it does not log). */
+async function watchConsole(context: BrowserContext): Promise<void> {
+  await context.addInitScript(() => {
+    document.addEventListener("securitypolicyviolation", (e) => console.error(`CSP violation: ${e.violatedDirective} blocked ${e.blockedURI}`));
+  });
+  context.on("console", (msg) => {
+    if (msg.type() === "error") consoleProblems.push(`${msg.page()?.url() ?? "?"}: ${msg.text()}`);
+  });
+}
+
+async function openUi(colorScheme: "light" | "dark" = "light", viewport: { width: number; height: number } = { width: 1280, height: 800 }): Promise<{ context: BrowserContext; page: Page }> {
   assert.ok(browser);
-  const context = await browser.newContext({ colorScheme, viewport: { width: 1200, height: 800 } });
+  const context = await browser.newContext({ colorScheme, viewport });
+  await watchConsole(context);
   const page = await context.newPage();
   page.on("pageerror", (err) => assert.fail(`page error: ${err.message}`));
   await page.goto(uiUrl);
@@ -228,7 +242,8 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     const url = cliJson(signedOut, ["ui"], UiSchema).url;
     for (const scheme of ["light", "dark"] as const) {
       assert.ok(browser);
-      const context = await browser.newContext({ colorScheme: scheme, viewport: { width: 1200, height: 800 } });
+      const context = await browser.newContext({ colorScheme: scheme, viewport: { width: 1280, height: 800 } });
+      await watchConsole(context);
       const page = await context.newPage();
       await page.goto(url);
       await page.getByRole("button", { name: "Sign in", exact: true }).waitFor();
@@ -249,6 +264,7 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     const url = cliJson(fresh, ["ui"], UiSchema).url;
     // The embedded authority's certificate is self-signed (the Link pins it; a browser has to be told).
     const context = await browser.newContext({ ignoreHTTPSErrors: true });
+    await watchConsole(context);
     const page = await context.newPage();
     await page.goto(url);
     const [tab] = await Promise.all([context.waitForEvent("page"), page.getByRole("button", { name: "Sign in", exact: true }).click()]);
@@ -276,6 +292,7 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     cliJson(short, ["dev", "sign-in"], LinkStatusSchema);
     const url = cliJson(short, ["ui"], UiSchema).url;
     const context = await browser.newContext();
+    await watchConsole(context);
     const page = await context.newPage();
     await page.goto(url);
     const impatient = createPiperClient({ clientId: "agent_impatient", name: "Impatient Agent", linkUrl: shortStatus.url, fallbackToEnv: false });
@@ -327,6 +344,12 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     cliJson(e, ["dev", "sign-in"], LinkStatusSchema);
     await page.getByRole("navigation", { name: "Piper Link" }).waitFor();
     await context.close();
+  });
+});
+
+describe("the window's console (runs last)", { skip }, () => {
+  it("no page of the window or of sign-in logged an error or a CSP violation", () => {
+    assert.deepEqual(consoleProblems, []);
   });
 });
 

@@ -140,6 +140,18 @@ export function describeOutcome(e: Pick<AuditView, "action" | "outcome" | "grant
   return codeToWords(e.outcome).toLowerCase();
 }
 
+/**
+ * Who did it, from the audit `actor`: "user" -> "You", "system" -> "Piper (automatic)", "link" ->
+ * "Piper Link", "agent:<clientId>" -> "Agent <clientId>" (the caller escapes agent-chosen text).
+ */
+export function describeActor(actor: string): string {
+  if (actor === "user") return "You";
+  if (actor === "system") return "Piper (automatic)";
+  if (actor === "link") return "Piper Link";
+  if (actor.startsWith("agent:")) return `Agent ${actor.slice("agent:".length)}`;
+  return actor;
+}
+
 /** What the CLI and window call a request's state; `requester gone` when its process has exited while it waited. */
 export type RequestStatusLabel = "pending" | "approved" | "denied" | "expired" | "requester gone";
 

@@ -10,7 +10,7 @@ import { ScopeSchema, type GrantView, type RequestView, type Scope } from "../..
 import { ControlMethods, redactInstanceId, uiAddress } from "../../shared/control.js";
 import { displayText } from "../../shared/display.js";
 import { LinkError } from "../../shared/errors.js";
-import { describeAction, describeApproval, describeEndReason, describeOutcome, localDateTime, relativeTime, requestStatusLabel, type RequestStatusLabel } from "../../shared/wording.js";
+import { describeAction, describeActor, describeApproval, describeEndReason, describeOutcome, localDateTime, relativeTime, requestStatusLabel, type RequestStatusLabel } from "../../shared/wording.js";
 import { describeLinuxProcess } from "../core/loopback/peer-process.js";
 import { callLink as call, notRunning, withRunningLink } from "./link-access.js";
 import { ExitCode, type Output } from "./output.js";
@@ -262,7 +262,7 @@ export function addApprovalCommands(program: Command, profile: () => string, run
         const lines = page.events.map((e) => {
           const agentText = e.agentClientId === null ? "" : `  agent ${displayText(e.agentClientId, 80)}`;
           const variable = e.variable === null ? "" : `  ${displayText(e.variable.toUpperCase())}`;
-          return `${when(e.at)}  ${describeAction(e.action)}${variable}${agentText}: ${describeOutcome(e, byId)}${e.secretName ? `  (secret ${displayText(e.secretName)})` : ""}  by ${displayText(e.actor, 80)}`;
+          return `${when(e.at)}  ${describeAction(e.action)}${variable}${agentText}: ${describeOutcome(e, byId)}${e.secretName ? `  (secret ${displayText(e.secretName)})` : ""}  by ${displayText(describeActor(e.actor), 80)}`;
         });
         if (page.nextCursor) lines.push(`more: piper-link activity --before ${page.nextCursor}`);
         out.result(page, lines.length === 0 ? "No activity yet." : lines);
