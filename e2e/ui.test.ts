@@ -271,9 +271,15 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
         // Nothing wider than the window: wide tables scroll inside their own region.
         const overflow = await page.evaluate(() => {
           const main = document.querySelector("main");
-          return { page: document.documentElement.scrollWidth - document.documentElement.clientWidth, main: main === null ? 0 : main.scrollWidth - main.clientWidth };
+          const width = document.documentElement.clientWidth;
+          // What sticks out (for the failure message; inside a scrolling region this is fine, so only `page` and `main` decide).
+          const culprits = Array.from(document.querySelectorAll("body *"))
+            .filter((el) => el.getBoundingClientRect().right > width + 0.5)
+            .slice(0, 5)
+            .map((el) => `${el.tagName.toLowerCase()}.${el.className}`);
+          return { page: document.documentElement.scrollWidth - width, main: main === null ? 0 : main.scrollWidth - main.clientWidth, culprits };
         });
-        assert.deepEqual(overflow, { page: 0, main: 0 }, `${screen} (${tag}) overflows sideways`);
+        assert.deepEqual({ page: overflow.page, main: overflow.main }, { page: 0, main: 0 }, `${screen} (${tag}) overflows sideways; sticking out: ${overflow.culprits.join(", ")}`);
       }
       // The approve dialog: focus inside, passes axe; with an error showing, Approve stays in view.
       await go(page, "Requests");

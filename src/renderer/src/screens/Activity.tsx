@@ -90,8 +90,9 @@ export function ActivityScreen() {
                   <td className={ui.mono}>{displayOptional(e.agentClientId, 80) ?? "—"}</td>
                   <td className={ui.mono}>{displayOptional(e.variable?.toUpperCase()) ?? "—"}</td>
                   <td className={ui.mono}>{displayOptional(e.secretName) ?? "—"}</td>
-                  <td className={ui.muted}>{displayText(describeActor(e.actor), 80)}</td>
-                  <td>{describeOutcome(e, grantsById)}</td>
+                  {/* An agent acting on its own request is "the agent"; its ID is in the Agent column already. */}
+                  <td className={ui.muted}>{e.agentClientId !== null && e.actor === `agent:${e.agentClientId}` ? "The agent" : displayText(describeActor(e.actor), 80)}</td>
+                  <td className={ui.wrapCell}>{describeOutcome(e, grantsById)}</td>
                 </tr>
               ))}
             </tbody>
