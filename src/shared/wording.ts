@@ -136,7 +136,7 @@ export function describeOutcome(e: Pick<AuditView, "action" | "outcome" | "grant
     case "grant.ended":
       return describeEndReason(e.outcome);
   }
-  if (e.outcome === "ok") return "done";
+  if (e.outcome === "ok") return e.action === "secret.delivered" ? "value given to the agent" : "done";
   return codeToWords(e.outcome).toLowerCase();
 }
 
