@@ -47,7 +47,7 @@ describe("piper-link in a person's words", () => {
 
   it("usage errors are JSON under --json (exit 2, nothing on stderr) and a sentence otherwise", async () => {
     const e = await newEnv();
-    for (const args of [["requests", "--bogus"], ["nosuch"], ["approve"], ["activity", "--before", "garbage"]]) {
+    for (const args of [["requests", "--bogus"], ["nosuch"], ["approve"], ["activity", "--before", "garbage"], ["authority", "serve"], ["secrets", "set"]]) {
       const r = cli(e, [...args, "--json"]);
       assert.equal(r.code, 2, `${args.join(" ")}: ${r.stdout}${r.stderr}`);
       assert.equal(r.stderr, "", `${args.join(" ")} prints nothing but the JSON`);

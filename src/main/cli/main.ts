@@ -171,6 +171,26 @@ export interface UsageSink {
   message: string | null;
 }
 
+/** Commander's output: usage errors in the CLI's voice, and nothing but the JSON under --json. */
+function usageOutput(usage: UsageSink) {
+  return {
+    writeErr: (text: string) => {
+      if (!usage.json) process.stderr.write(text);
+    },
+    outputError: (text: string, write: (text: string) => void) => {
+      usage.message = text.trim().replace(/^error:\s*/i, "");
+      // The same voice as every other error of the CLI ("piper-link: <sentence>").
+      write(`piper-link: ${usageSentence(usage.message)}\n`);
+    },
+  };
+}
+
+/** Gives a command tree built elsewhere (`authority`) the same usage handling as the rest. */
+function adoptUsageHandling(cmd: Command, usage: UsageSink): void {
+  cmd.configureOutput(usageOutput(usage)).showHelpAfterError("(run with --help for usage)").exitOverride();
+  for (const sub of cmd.commands) adoptUsageHandling(sub, usage);
+}
+
 export function buildProgram(run: (job: (out: Output) => Promise<number>, json: boolean) => Promise<void>, usage: UsageSink = { json: false, message: null }): Command {
   const program = new Command("piper-link")
     .description("Piper Link: gives your AI agents your secrets safely, with your approval.")
@@ -178,17 +198,9 @@ export function buildProgram(run: (job: (out: Output) => Promise<number>, json: 
     .addOption(new Option("--profile <name>", "profile (separate keychain entries, files and port)").env("PIPER_LINK_PROFILE").default("default"))
     .showHelpAfterError("(run with --help for usage)")
     .enablePositionalOptions()
-    // Set before any subcommand is created, so every subcommand inherits them.
-    .configureOutput({
-      writeErr: (text) => {
-        if (!usage.json) process.stderr.write(text);
-      },
-      outputError: (text, write) => {
-        usage.message = text.trim().replace(/^error:\s*/i, "");
-        // The same voice as every other error of the CLI ("piper-link: <sentence>").
-        write(`piper-link: ${usageSentence(usage.message)}\n`);
-      },
-    })
+    // Set before any subcommand is created, so every subcommand inherits them (commands built
+    // elsewhere and added with addCommand get them at the end of this function).
+    .configureOutput(usageOutput(usage))
     .configureHelp({
       visibleCommands: (cmd) => {
         const list = new Help().visibleCommands(cmd);
@@ -294,6 +306,7 @@ export function buildProgram(run: (job: (out: Output) => Promise<number>, json: 
       }, o.json === true);
     });
   addDevSignIn(dev, () => globals().profile, run);
+  for (const cmd of program.commands) adoptUsageHandling(cmd, usage);
   return program;
 }
 
