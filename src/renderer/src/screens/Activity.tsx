@@ -78,25 +78,25 @@ export function ActivityScreen() {
       ) : (
         <>
           <TableRegion label="Activity table">
-          <table className={ui.table} aria-label="Activity">
-            <TableHead columns={["When", "What", "Agent", "Variable", "Secret", "By", "Outcome"]} />
-            <tbody>
-              {events.map((e) => (
-                <tr key={e.id}>
-                  <td>
-                    <Time ms={e.at} now={now} />
-                  </td>
-                  <td>{describeAction(e.action)}</td>
-                  <td className={ui.mono}>{displayOptional(e.agentClientId, 80) ?? "—"}</td>
-                  <td className={ui.mono}>{displayOptional(e.variable?.toUpperCase()) ?? "—"}</td>
-                  <td className={ui.mono}>{displayOptional(e.secretName) ?? "—"}</td>
-                  {/* An agent acting on its own request is "the agent"; its ID is in the Agent column already. */}
-                  <td className={ui.muted}>{e.agentClientId !== null && e.actor === `agent:${e.agentClientId}` ? "The agent" : displayText(describeActor(e.actor), 80)}</td>
-                  <td className={ui.wrapCell}>{describeOutcome(e, grantsById)}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
+            <table className={ui.table} aria-label="Activity">
+              <TableHead columns={["When", "What", "Agent", "Variable", "Secret", "By", "Outcome"]} />
+              <tbody>
+                {events.map((e) => (
+                  <tr key={e.id}>
+                    <td>
+                      <Time ms={e.at} now={now} />
+                    </td>
+                    <td>{describeAction(e.action)}</td>
+                    <td className={ui.mono}>{displayOptional(e.agentClientId, 80) ?? "—"}</td>
+                    <td className={ui.mono}>{displayOptional(e.variable?.toUpperCase()) ?? "—"}</td>
+                    <td className={ui.mono}>{displayOptional(e.secretName) ?? "—"}</td>
+                    {/* An agent acting on its own request is "the agent"; its ID is in the Agent column already. */}
+                    <td className={ui.muted}>{e.agentClientId !== null && e.actor === `agent:${e.agentClientId}` ? "The agent" : displayText(describeActor(e.actor), 80)}</td>
+                    <td className={ui.wrapCell}>{describeOutcome(e, grantsById)}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
           </TableRegion>
           {cursor !== null && cursor !== undefined ? (
             <div className={s.more}>

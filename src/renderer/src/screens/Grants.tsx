@@ -50,35 +50,35 @@ export function GrantsScreen() {
         </EmptyState>
       ) : (
         <TableRegion label="Grants table">
-        <table className={ui.table} aria-label="Grants">
-          <TableHead columns={["Agent", "Variable", "Scope", "Created", "Last used"]} actions />
-          <tbody>
-            {rows.map((g) => (
-              <tr key={g.id} data-grant-id={g.id}>
-                <td>
-                  {displayText(g.agentName ?? g.agentClientId, 80)}
-                  {g.agentName !== null ? <div className={`${ui.mono ?? ""} ${ui.muted ?? ""}`}>{displayText(g.agentClientId, 80)}</div> : null}
-                </td>
-                <td>
-                  <span className={s.variable}>{displayText(g.variable.toUpperCase())}</span>
-                  {g.secretName.toLowerCase() !== g.variable ? <div className={ui.muted}>from {displayText(g.secretName)}</div> : null}
-                </td>
-                <td>{g.endedAt !== null ? <Badge tone="neutral">Ended: {describeEndReason(g.endReason)}</Badge> : describeScope(g, now)}</td>
-                <td>
-                  <Time ms={g.createdAt} now={now} />
-                </td>
-                <td>{g.lastUsedAt === null ? <span className={ui.muted}>never</span> : <Time ms={g.lastUsedAt} now={now} />}</td>
-                <td>
-                  {g.endedAt === null ? (
-                    <Button small variant="danger" icon={ShieldOff} onClick={() => setRevoking(g)} aria-label={`Revoke ${displayText(g.variable.toUpperCase())} for ${displayText(g.agentName ?? g.agentClientId, 80)}`}>
-                      Revoke
-                    </Button>
-                  ) : null}
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+          <table className={ui.table} aria-label="Grants">
+            <TableHead columns={["Agent", "Variable", "Scope", "Created", "Last used"]} actions />
+            <tbody>
+              {rows.map((g) => (
+                <tr key={g.id} data-grant-id={g.id}>
+                  <td>
+                    {displayText(g.agentName ?? g.agentClientId, 80)}
+                    {g.agentName !== null ? <div className={`${ui.mono ?? ""} ${ui.muted ?? ""}`}>{displayText(g.agentClientId, 80)}</div> : null}
+                  </td>
+                  <td>
+                    <span className={s.variable}>{displayText(g.variable.toUpperCase())}</span>
+                    {g.secretName.toLowerCase() !== g.variable ? <div className={ui.muted}>from {displayText(g.secretName)}</div> : null}
+                  </td>
+                  <td>{g.endedAt !== null ? <Badge tone="neutral">Ended: {describeEndReason(g.endReason)}</Badge> : describeScope(g, now)}</td>
+                  <td>
+                    <Time ms={g.createdAt} now={now} />
+                  </td>
+                  <td>{g.lastUsedAt === null ? <span className={ui.muted}>never</span> : <Time ms={g.lastUsedAt} now={now} />}</td>
+                  <td>
+                    {g.endedAt === null ? (
+                      <Button small variant="danger" icon={ShieldOff} onClick={() => setRevoking(g)} aria-label={`Revoke ${displayText(g.variable.toUpperCase())} for ${displayText(g.agentName ?? g.agentClientId, 80)}`}>
+                        Revoke
+                      </Button>
+                    ) : null}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
         </TableRegion>
       )}
       {revoking ? (

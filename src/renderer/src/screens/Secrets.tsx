@@ -52,35 +52,35 @@ export function SecretsScreen() {
         </EmptyState>
       ) : (
         <TableRegion label="Secrets table">
-        <table className={ui.table} aria-label="Secrets">
-          <TableHead columns={["Name", "Value", "Updated", "Created"]} actions />
-          <tbody>
-            {rows.map((x) => (
-              <tr key={x.id}>
-                <td className={ui.mono}>{x.name}</td>
-                <td className={ui.muted} aria-label="hidden value">
-                  ••••••••
-                </td>
-                <td>
-                  <Time ms={x.updatedAt} now={now} />
-                </td>
-                <td>
-                  <Time ms={x.createdAt} now={now} />
-                </td>
-                <td>
-                  <div className={ui.rowActions}>
-                    <Button small icon={Pencil} onClick={() => setEditing({ kind: "replace", secret: x })} aria-label={`Replace the value of ${x.name}`}>
-                      Replace
-                    </Button>
-                    <Button small variant="danger" icon={Trash2} onClick={() => setDeleting(x)} aria-label={`Delete ${x.name}`}>
-                      Delete
-                    </Button>
-                  </div>
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+          <table className={ui.table} aria-label="Secrets">
+            <TableHead columns={["Name", "Value", "Updated", "Created"]} actions />
+            <tbody>
+              {rows.map((x) => (
+                <tr key={x.id}>
+                  <td className={ui.mono}>{x.name}</td>
+                  <td className={ui.muted} aria-label="hidden value">
+                    ••••••••
+                  </td>
+                  <td>
+                    <Time ms={x.updatedAt} now={now} />
+                  </td>
+                  <td>
+                    <Time ms={x.createdAt} now={now} />
+                  </td>
+                  <td>
+                    <div className={ui.rowActions}>
+                      <Button small icon={Pencil} onClick={() => setEditing({ kind: "replace", secret: x })} aria-label={`Replace the value of ${x.name}`}>
+                        Replace
+                      </Button>
+                      <Button small variant="danger" icon={Trash2} onClick={() => setDeleting(x)} aria-label={`Delete ${x.name}`}>
+                        Delete
+                      </Button>
+                    </div>
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
         </TableRegion>
       )}
       {editing ? (
