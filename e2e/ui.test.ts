@@ -48,9 +48,28 @@ function agent(clientId: string, name: string): PiperClient {
   return c;
 }
 
-async function openUi(colorScheme: "light" | "dark" = "light"): Promise<{ context: BrowserContext; page: Page }> {
+/** Console errors and CSP violations of every page the tests open; `after` asserts there are none. */
+const consoleProblems: string[] = [];
+
+/** Records console errors and CSP violations (Chromium reports both; the listener catches any it does not log). */
+async function watchConsole(context: BrowserContext): Promise<void> {
+  await context.addInitScript(() => {
+    document.addEventListener("securitypolicyviolation", (e) => console.error(`CSP violation: ${e.violatedDirective} blocked ${e.blockedURI}`));
+  });
+  context.on("console", (msg) => {
+    if (msg.type() === "error") consoleProblems.push(`${msg.page()?.url() ?? "?"}: ${msg.text()}`);
+  });
+}
+
+/** Far from UTC (+05:45), so a time shown in UTC cannot pass for local. */
+const TIME_ZONE = "Asia/Kathmandu";
+const LARGE = { width: 1280, height: 800 };
+const SMALL = { width: 800, height: 600 };
+
+async function openUi(colorScheme: "light" | "dark" = "light", viewport: { width: number; height: number } = LARGE): Promise<{ context: BrowserContext; page: Page }> {
   assert.ok(browser);
-  const context = await browser.newContext({ colorScheme, viewport: { width: 1200, height: 800 } });
+  const context = await browser.newContext({ colorScheme, viewport, timezoneId: TIME_ZONE, locale: "en-US" });
+  await watchConsole(context);
   const page = await context.newPage();
   page.on("pageerror", (err) => assert.fail(`page error: ${err.message}`));
   await page.goto(uiUrl);
@@ -129,6 +148,7 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     await dialog.getByLabel("Value").fill(VALUE);
     assert.equal(await dialog.getByLabel("Value").getAttribute("type"), "password");
     await dialog.getByRole("button", { name: "Save" }).click();
+    await notice(page, "Saved OPENAI_API_KEY.");
     await page.getByRole("cell", { name: "OPENAI_API_KEY", exact: true }).waitFor();
     assert.ok(!(await page.content()).includes(VALUE), "the value is not in the page");
     await page.getByRole("button", { name: "Replace the value of OPENAI_API_KEY" }).click();
@@ -157,6 +177,7 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     assert.equal(await approve.getByLabel("Secret to give").inputValue(), "OPENAI_API_KEY");
     await page.keyboard.press("Enter");
     assert.equal((await first).value, VALUE);
+    await notice(page, "Approved OPENAI_API_KEY for Inbox Summariser, once.");
     await page.getByRole("heading", { name: "No pending requests" }).waitFor();
 
     // 2. Again (once was used up): approve until revoked; it shows in Grants.
@@ -176,6 +197,7 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     // 3. Revoke (with confirmation): the agent's next call is pending again.
     await row.getByRole("button", { name: /^Revoke/ }).click();
     await page.getByRole("dialog", { name: "Revoke this grant?" }).getByRole("button", { name: "Revoke" }).click();
+    await notice(page, "Revoked: Inbox Summariser no longer gets OPENAI_API_KEY.");
     await page.getByRole("heading", { name: "No grants in force" }).waitFor();
     await assert.rejects(inbox.getSecret("OPENAI_API_KEY", { wait: false }), (err: Error) => err.name === "PiperGrantNeededError");
 
@@ -187,11 +209,38 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     await card.waitFor();
     await page.getByRole("button", { name: "Deny OPENAI_API_KEY for Inbox Summariser" }).click();
     assert.ok((await third) instanceof PiperForbiddenError, "the agent hears it was denied");
+    await notice(page, "Denied OPENAI_API_KEY to Inbox Summariser.");
     await page.getByRole("heading", { name: "No pending requests" }).waitFor();
 
-    // Activity shows the story, filterable by agent; never the value.
+    // 5. For 1 hour: the confirmation and Activity say so in words (the stored scope is "until").
+    const fourth = inbox.getSecret("OPENAI_API_KEY", { reason: "for an hour" });
+    await card.waitFor();
+    await card.getByRole("button", { name: /^Approve/ }).click();
+    await approve.getByRole("radio", { name: /For 1 hour/ }).check();
+    await approve.getByRole("button", { name: "Approve" }).click();
+    assert.equal((await fourth).value, VALUE);
+    await notice(page, "Approved OPENAI_API_KEY for Inbox Summariser, for 1 hour.");
+
+    // Activity tells the story in words, filterable by agent (revocations included); never the value.
     await go(page, "Activity");
-    await page.getByRole("cell", { name: "Denied" }).first().waitFor();
+    await page.getByLabel("Agent client ID").fill("agent_inbox");
+    await page.getByRole("button", { name: "Filter" }).click();
+    const table = page.getByRole("table", { name: "Activity" });
+    await table.getByRole("cell", { name: "approved for 1 hour" }).waitFor();
+    await table.getByRole("cell", { name: "approved until revoked" }).waitFor();
+    await table.getByRole("cell", { name: "approved once" }).waitFor();
+    const ended = table.getByRole("row").filter({ hasText: "Grant ended" });
+    assert.match(await ended.innerText(), /agent_inbox[\s\S]*revoked by you/, "the revocation is listed under its agent");
+    await table.getByRole("cell", { name: "denied", exact: true }).first().waitFor();
+    const body = await table.innerText();
+    assert.doesNotMatch(body, /request\.approved|\buntil\b(?! revoked)|\bok\b/, "no stored codes as text");
+    // Times: relative, with the local date-time (the person's time zone) in the tooltip.
+    const time = table.locator("time").first();
+    assert.match(await time.innerText(), /^(just now|\d+ s ago|\d+ min ago)$/);
+    const iso = await time.getAttribute("datetime");
+    assert.ok(iso);
+    const local = new Date(iso).toLocaleString("en-US", { dateStyle: "medium", timeStyle: "short", timeZone: TIME_ZONE });
+    assert.equal(await time.getAttribute("title"), local);
     await page.getByLabel("Agent client ID").fill("nobody");
     await page.getByRole("button", { name: "Filter" }).click();
     await page.getByRole("heading", { name: "No activity yet" }).waitFor();
@@ -199,26 +248,56 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     await context.close();
   });
 
-  it("each screen in light and dark: screenshots, and axe finds no serious or critical violations", async () => {
+  it("each screen in light and dark, at 1280×800 and 800×600: screenshots, nothing overflows, axe finds no serious or critical violations", async () => {
     // Something on every screen: a pending request, a grant, activity.
     const reviewer = agent("agent_reviewer", "Code Reviewer");
     const waiting = reviewer.getSecret("GITHUB_TOKEN", { reason: "review pull requests" }).catch(() => null);
-    for (const scheme of ["light", "dark"] as const) {
-      const { context, page } = await openUi(scheme);
+    const runs = [
+      { scheme: "light", size: LARGE },
+      { scheme: "dark", size: LARGE },
+      { scheme: "light", size: SMALL },
+      { scheme: "dark", size: SMALL },
+    ] as const;
+    for (const { scheme, size } of runs) {
+      const tag = `${scheme}-${size.width}x${size.height}`;
+      const { context, page } = await openUi(scheme, size);
       await page.getByRole("listitem").filter({ hasText: "Code Reviewer" }).waitFor();
       for (const screen of ["Requests", "Grants", "Secrets", "Activity", "Settings"]) {
         await go(page, screen);
         await page.waitForLoadState("networkidle");
-        await page.locator('[role="status"][aria-live]').first().waitFor({ state: "detached", timeout: 5000 }).catch(() => undefined);
-        await page.screenshot({ path: path.join(SHOTS, `${screen.toLowerCase()}-${scheme}.png`), fullPage: true });
-        await checkA11y(page, `${screen} (${scheme})`);
+        await page.getByText(/^Loading /).first().waitFor({ state: "detached", timeout: 5000 }).catch(() => undefined);
+        await page.screenshot({ path: path.join(SHOTS, `${screen.toLowerCase()}-${tag}.png`), fullPage: true });
+        await checkA11y(page, `${screen} (${tag})`);
+        // Nothing wider than the window: wide tables scroll inside their own region.
+        const overflow = await page.evaluate(() => {
+          const main = document.querySelector("main");
+          const width = document.documentElement.clientWidth;
+          // What sticks out (for the failure message; inside a scrolling region this is fine, so only `page` and `main` decide).
+          const culprits = Array.from(document.querySelectorAll("body *"))
+            .filter((el) => el.getBoundingClientRect().right > width + 0.5)
+            .slice(0, 5)
+            .map((el) => `${el.tagName.toLowerCase()}.${el.className}`);
+          return { page: document.documentElement.scrollWidth - width, main: main === null ? 0 : main.scrollWidth - main.clientWidth, culprits };
+        });
+        assert.deepEqual({ page: overflow.page, main: overflow.main }, { page: 0, main: 0 }, `${screen} (${tag}) overflows sideways; sticking out: ${overflow.culprits.join(", ")}`);
       }
-      // The approve dialog too: focus is inside it and it passes axe.
+      // The approve dialog: focus inside, passes axe; with an error showing, Approve stays in view.
       await go(page, "Requests");
       await page.getByRole("button", { name: /^Approve GITHUB_TOKEN/ }).click();
-      await page.getByRole("dialog").waitFor();
-      await page.screenshot({ path: path.join(SHOTS, `approve-dialog-${scheme}.png`) });
-      await checkA11y(page, `approve dialog (${scheme})`);
+      const dialog = page.getByRole("dialog");
+      await dialog.waitFor();
+      await page.screenshot({ path: path.join(SHOTS, `approve-dialog-${tag}.png`) });
+      await checkA11y(page, `approve dialog (${tag})`);
+      await dialog.getByLabel("Secret to give").selectOption({ label: "New secret…" });
+      await dialog.getByRole("button", { name: "Approve" }).click();
+      await dialog.getByRole("alert").filter({ hasText: "Enter the value of GITHUB_TOKEN" }).waitFor();
+      const button = await dialog.getByRole("button", { name: "Approve" }).boundingBox();
+      const box = await dialog.boundingBox();
+      assert.ok(button && box);
+      assert.ok(button.y >= box.y && button.y + button.height <= box.y + box.height, `Approve inside the dialog (${tag})`);
+      assert.ok(button.y + button.height <= size.height, `Approve within the window (${tag})`);
+      await page.screenshot({ path: path.join(SHOTS, `approve-dialog-error-${tag}.png`) });
+      await checkA11y(page, `approve dialog with an error (${tag})`);
       await page.keyboard.press("Escape");
       await context.close();
     }
@@ -228,7 +307,8 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     const url = cliJson(signedOut, ["ui"], UiSchema).url;
     for (const scheme of ["light", "dark"] as const) {
       assert.ok(browser);
-      const context = await browser.newContext({ colorScheme: scheme, viewport: { width: 1200, height: 800 } });
+      const context = await browser.newContext({ colorScheme: scheme, viewport: { width: 1280, height: 800 } });
+      await watchConsole(context);
       const page = await context.newPage();
       await page.goto(url);
       await page.getByRole("button", { name: "Sign in", exact: true }).waitFor();
@@ -249,6 +329,7 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     const url = cliJson(fresh, ["ui"], UiSchema).url;
     // The embedded authority's certificate is self-signed (the Link pins it; a browser has to be told).
     const context = await browser.newContext({ ignoreHTTPSErrors: true });
+    await watchConsole(context);
     const page = await context.newPage();
     await page.goto(url);
     const [tab] = await Promise.all([context.waitForEvent("page"), page.getByRole("button", { name: "Sign in", exact: true }).click()]);
@@ -260,6 +341,10 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     await tab.getByLabel(/Password/).fill("correct horse battery");
     await tab.getByRole("button", { name: "Create account" }).click();
     await tab.getByRole("heading", { name: "You're signed in" }).waitFor();
+    // Styled like the authority's pages (one shared stylesheet), with the favicon.
+    assert.notEqual(await tab.locator("main").evaluate((el) => getComputedStyle(el).backgroundColor), "rgba(0, 0, 0, 0)");
+    assert.match((await tab.locator('link[rel="icon"]').getAttribute("href")) ?? "", /^data:image\/svg\+xml,/);
+    await tab.screenshot({ path: path.join(SHOTS, "signed-in-page.png") });
     // Back in the window: signed in, without a reload.
     await page.getByRole("navigation", { name: "Piper Link" }).waitFor();
     const after = cliJson(fresh, ["status"], LinkStatusSchema);
@@ -276,6 +361,7 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     cliJson(short, ["dev", "sign-in"], LinkStatusSchema);
     const url = cliJson(short, ["ui"], UiSchema).url;
     const context = await browser.newContext();
+    await watchConsole(context);
     const page = await context.newPage();
     await page.goto(url);
     const impatient = createPiperClient({ clientId: "agent_impatient", name: "Impatient Agent", linkUrl: shortStatus.url, fallbackToEnv: false });
@@ -310,8 +396,9 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     await page.getByRole("heading", { level: 1, name: "Requests" }).waitFor();
     await page.getByRole("listitem").filter({ hasText: "post the summary" }).waitFor();
 
-    assert.equal((await grant.goto(`${base}?response_type=code&scope=manage_grants&client=agent_nobody&variable=SLACK_TOKEN`))?.status(), 404);
-    assert.equal((await grant.goto(`${base}?client=agent_pyper`))?.status(), 400);
+    // Wrong requests get error statuses (fetched, not opened: a page would log them as console errors).
+    assert.equal((await context.request.get(`${base}?response_type=code&scope=manage_grants&client=agent_nobody&variable=SLACK_TOKEN`)).status(), 404);
+    assert.equal((await context.request.get(`${base}?client=agent_pyper`)).status(), 400);
     await page.getByRole("button", { name: "Deny SLACK_TOKEN for Pyper Agent" }).click();
     assert.ok((await waiting) instanceof PiperForbiddenError);
     await context.close();
@@ -329,6 +416,18 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     await context.close();
   });
 });
+
+describe("the window's console (runs last)", { skip }, () => {
+  it("no page of the window or of sign-in logged an error or a CSP violation", () => {
+    assert.deepEqual(consoleProblems, []);
+  });
+});
+
+/** Waits for the confirmation `text` in the window's polite live region. */
+async function notice(page: Page, text: string): Promise<void> {
+  await page.locator("[data-notices]").filter({ hasText: text }).waitFor();
+  assert.equal(await page.locator("[data-notices]").getAttribute("aria-live"), "polite");
+}
 
 function pendingIds(): string[] {
   const r = cli(e, ["requests", "--json"]);

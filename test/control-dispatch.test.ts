@@ -16,7 +16,7 @@ describe("control dispatch", () => {
       assert.equal(unknown.ok ? "ok" : unknown.error.code, "bad_request");
       const invalid = await dispatchControl(t.link.api, "setInstanceId", { instanceId: 42 });
       assert.equal(invalid.ok ? "ok" : invalid.error.code, "bad_request");
-      assert.match(invalid.ok ? "" : invalid.error.message, /^Invalid params for setInstanceId: instanceId/);
+      assert.match(invalid.ok ? "" : invalid.error.message, /^Piper Link could not set instance id: the instance ID must be a string\.$/);
 
       const status = await dispatchControl(t.link.api, "status", undefined);
       assert.equal(status.ok, true);

@@ -126,6 +126,8 @@ export interface RequestsTable {
   variable: string;
   reason: string | null;
   process: string | null;
+  /** The agent's display name when the request was made (migration 005); null when it gave none. */
+  agent_display_name: string | null;
   created_at: number;
   expires_at: number;
   status: "pending" | "approved" | "denied" | "expired" | "requester_gone";
@@ -387,6 +389,19 @@ migrations["004_grant_binding"] = {
     await db.schema.alterTable("grants").addColumn("session_id", "bigint").execute();
     await db.schema.alterTable("requests").addColumn("program_key", "text").execute();
     await db.schema.createIndex("requests_pending_key").on("requests").columns(["agent_id", "instance_id", "variable", "status"]).execute();
+  },
+};
+
+/**
+ * History keeps what it said (issue 15 item 8): a request shows the agent's name as it was when the
+ * request was made, not the name the agent uses today. One nullable column, filled for existing rows
+ * from the agent's current name (the best that is known about them). Runs on SQLite and PostgreSQL.
+ * (The process was already kept per request, as JSON in `requests.process`.)
+ */
+migrations["005_request_history"] = {
+  async up(db: Kysely<unknown>) {
+    await db.schema.alterTable("requests").addColumn("agent_display_name", "text").execute();
+    await sql`update requests set agent_display_name = (select display_name from agents where agents.id = requests.agent_id)`.execute(db);
   },
 };
 

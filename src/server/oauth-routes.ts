@@ -18,7 +18,7 @@ const SESSION = "piper_session";
 const CSRF = "piper_csrf";
 const PAGE_HEADERS = {
   "Content-Type": "text/html; charset=utf-8",
-  "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' http://127.0.0.1:* http://localhost:* http://[::1]:*; frame-ancestors 'none'; base-uri 'none'",
+  "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self' http://127.0.0.1:* http://localhost:*; frame-ancestors 'none'; base-uri 'none'",
   "X-Frame-Options": "DENY",
   "Referrer-Policy": "no-referrer",
 };
@@ -192,7 +192,7 @@ export function registerOAuthRoutes(app: FastifyInstance, oauth: OAuthService, s
     try {
       checkCsrf(req, form);
       await oauth.approveDevice(session.userId, form["user_code"] ?? "", { session: req.cookies[SESSION] ?? "", address: req.ip });
-      return await html(reply, 200, messagePage("Piper Link is connected", "You can close this tab and return to your terminal."));
+      return await html(reply, 200, messagePage("Piper Link is connected", "You can close this tab and return to your terminal.", "done"));
     } catch (err) {
       if (!(err instanceof ServiceError)) throw err;
       return html(reply, err.status, devicePage({ csrf: csrfFor(req, reply), userCode: form["user_code"] ?? "", error: err.message }));

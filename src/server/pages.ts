@@ -1,23 +1,16 @@
 /**
  * The authority's own pages — sign up, sign in, device code, and plain messages — as small,
  * accessible HTML documents: labelled fields, one primary action, errors announced with role=alert,
- * light and dark following the system. No scripts.
+ * light and dark following the system. No scripts. The stylesheet and favicon are shared with the
+ * Link's own "You're signed in" page (src/shared/page-style.ts), so every page of a sign-in looks
+ * the same.
  */
-import esc from "escape-html";
+import { escapePageText, renderPage } from "../shared/page-style.js";
+const esc = escapePageText;
 
-const STYLE = `
-:root{color-scheme:light dark;--fg:#16181d;--bg:#f6f7f9;--card:#fff;--muted:#5b6270;--accent:#1f4fd1;--err:#b3261e}
-@media (prefers-color-scheme:dark){:root{--fg:#eceef2;--bg:#121317;--card:#1c1e24;--muted:#a4abb8;--accent:#7ea2ff;--err:#ff8a80}}
-*{box-sizing:border-box}body{margin:0;font:16px/1.5 system-ui,sans-serif;color:var(--fg);background:var(--bg);display:grid;place-items:center;min-height:100vh}
-main{background:var(--card);padding:2rem;border-radius:12px;width:min(420px,92vw);box-shadow:0 2px 12px #0002}
-h1{font-size:1.4rem;margin:0 0 .5rem}p{color:var(--muted)}label{display:block;font-weight:600;margin:1rem 0 .25rem}
-input{width:100%;padding:.6rem .7rem;font:inherit;border:1px solid var(--muted);border-radius:8px;background:transparent;color:inherit}
-button{margin-top:1.25rem;width:100%;padding:.7rem;font:inherit;font-weight:600;border:0;border-radius:8px;background:var(--accent);color:#fff;cursor:pointer}
-input:focus-visible,button:focus-visible,a:focus-visible{outline:3px solid var(--accent);outline-offset:2px}
-.err{color:var(--err);font-weight:600}a{color:var(--accent)}`;
-
+/** A page of the authority, in the stylesheet it shares with the Link's signed-in page (shared/page-style.ts). */
 export function page(title: string, body: string): string {
-  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>${esc(title)} — Piper</title><style>${STYLE}</style></head><body><main>${body}</main></body></html>`;
+  return renderPage(title, body);
 }
 
 function errorBlock(error: string | null): string {
@@ -59,6 +52,7 @@ export function devicePage(o: { csrf: string; userCode: string; error: string | 
   );
 }
 
-export function messagePage(title: string, message: string): string {
-  return page(title, `<h1>${esc(title)}</h1><p>${esc(message)}</p>`);
+/** A plain message; `tone` "done" shows it as a success (e.g. "Piper Link is connected"). */
+export function messagePage(title: string, message: string, tone: "plain" | "done" = "plain"): string {
+  return renderPage(title, `${tone === "done" ? '<p class="mark" aria-hidden="true">✓</p>' : ""}<h1>${esc(title)}</h1><p>${esc(message)}</p>`, tone);
 }

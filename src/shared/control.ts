@@ -17,6 +17,7 @@ import {
 import { ErrorCodeSchema, LinkError } from "./errors.js";
 import { PeerProcessSchema } from "./process.js";
 import { ContextStateSchema, RequestIdSchema } from "./protocol.js";
+import { describeValidation, methodWords } from "./wording.js";
 
 export { PeerProcessSchema, type PeerProcess } from "./process.js";
 
@@ -87,6 +88,13 @@ export type LinkSettings = z.infer<typeof LinkSettingsSchema>;
 export const DEFAULT_SETTINGS: LinkSettings = { notifications: true, startAtLogin: false };
 
 /** The control API: method name -> params and result schemas. */
+/**
+ * An activity page cursor as the authority hands it out (`nextCursor`, an audit event id: "ev_",
+ * a 10-character base-36 time, 12 hex characters; src/server/ids.ts). Anything else (a date, a
+ * typo) is refused instead of silently matching nothing.
+ */
+export const AuditCursorSchema = z.string().regex(/^ev_[0-9a-z]{10}[0-9a-f]{12}$/, "not an activity cursor");
+
 export const ControlMethods = {
   status: { params: Empty, result: LinkStatusSchema },
   setInstanceId: {
@@ -121,7 +129,7 @@ export const ControlMethods = {
   updateSettings: { params: LinkSettingsSchema.partial().strict(), result: LinkSettingsSchema },
   listActivity: {
     params: z
-      .object({ limit: z.number().int().min(1).max(500).default(50), before: z.string().max(64).optional(), agent: z.string().max(128).optional(), variable: z.string().max(256).optional() })
+      .object({ limit: z.number().int().min(1).max(500).default(50), before: AuditCursorSchema.optional(), agent: z.string().max(128).optional(), variable: z.string().max(256).optional() })
       .strict(),
     result: AuditPageSchema,
   },
@@ -247,11 +255,8 @@ export async function dispatchControl(
   const spec = ControlMethods[method];
   const params = spec.params.safeParse(rawParams ?? {});
   if (!params.success) {
-    const detail = params.error.issues
-      .slice(0, 3)
-      .map((i) => (i.path.length > 0 ? `${i.path.map(String).join(".")}: ${i.message}` : i.message))
-      .join("; ");
-    return { ok: false, error: { code: "bad_request", message: `Invalid params for ${method}: ${detail}` } };
+    // A sentence a person can read (the window and the CLI show it); the code says "bad_request".
+    return { ok: false, error: { code: "bad_request", message: describeValidation(methodWords(method), params.error.issues) } };
   }
   try {
     const result = spec.result.safeParse(await invoke(api, method, params.data));

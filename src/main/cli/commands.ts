@@ -6,30 +6,57 @@
 import { spawn } from "node:child_process";
 import readline from "node:readline";
 import { type Command, InvalidArgumentError, Option } from "commander";
-import type { GrantView, RequestView, Scope } from "../../shared/authority.js";
+import { ScopeSchema, type GrantView, type RequestView, type Scope } from "../../shared/authority.js";
 import type { GrantBindingKind } from "../../shared/grant-terms.js";
-import { uiAddress } from "../../shared/control.js";
+import { ControlMethods, redactInstanceId, uiAddress } from "../../shared/control.js";
 import { displayText } from "../../shared/display.js";
 import { LinkError } from "../../shared/errors.js";
+import { describeAction, describeActor, describeApproval, describeEndReason, describeOutcome, localDateTime, relativeTime, requestStatusLabel, type RequestStatusLabel } from "../../shared/wording.js";
+import { describeLinuxProcess } from "../core/loopback/peer-process.js";
 import { callLink as call, notRunning, withRunningLink } from "./link-access.js";
 import { ExitCode, type Output } from "./output.js";
 
 export type Runner = (job: (out: Output) => Promise<number>, json: boolean) => Promise<void>;
 
-/** "90s", "30m", "1h", "2d" -> milliseconds. */
-export function parseDuration(value: string): number {
-  const m = /^(\d+)\s*(s|m|h|d)$/.exec(value.trim());
-  if (!m?.[1] || !m[2]) throw new InvalidArgumentError("use a number and a unit: 90s, 30m, 1h, 2d.");
-  const unit = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as "s" | "m" | "h" | "d"];
-  return Number(m[1]) * unit;
+const UNITS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+
+function isUnit(u: string): u is keyof typeof UNITS {
+  return u in UNITS;
 }
 
-function ago(ms: number): string {
-  const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
-  if (s < 60) return `${s}s ago`;
-  if (s < 3600) return `${Math.round(s / 60)}m ago`;
-  if (s < 86400) return `${Math.round(s / 3600)}h ago`;
-  return `${Math.round(s / 86400)}d ago`;
+/**
+ * "90s", "30m", "1h", "2d" -> milliseconds, checked against the approval scope's own bounds
+ * (ScopeSchema: 1 s to 366 days), so `--for 5x` or `--for 0s` is refused before anything is sent.
+ * Throws InvalidArgumentError (exit 2) with a sentence.
+ */
+export function parseDuration(value: string): number {
+  const m = /^(\d+)\s*([smhd])$/.exec(value.trim());
+  const unit = m?.[2];
+  if (!m?.[1] || unit === undefined || !isUnit(unit)) throw new InvalidArgumentError("Use a number and a unit: 90s, 30m, 1h or 2d.");
+  const durationMs = Number(m[1]) * UNITS[unit];
+  if (!ScopeSchema.safeParse({ kind: "duration", durationMs }).success) throw new InvalidArgumentError("An approval lasts from 1 second to 366 days.");
+  return durationMs;
+}
+
+/** `--limit`: a whole number the listActivity schema accepts (1 to 500). */
+export function parseLimit(value: string): number {
+  const n = value.trim() === "" ? Number.NaN : Number(value);
+  if (!ControlMethods.listActivity.params.shape.limit.safeParse(n).success || Number.isNaN(n)) throw new InvalidArgumentError("Use a whole number from 1 to 500.");
+  return n;
+}
+
+/** `--before`: a cursor as printed by a previous page ("more: piper-link activity --before ev_…"). */
+export function parseCursor(value: string): string {
+  const parsed = ControlMethods.listActivity.params.shape.before.safeParse(value);
+  if (!parsed.success || parsed.data === undefined) throw new InvalidArgumentError("Use the cursor printed after a previous page (it looks like ev_…); dates are not accepted.");
+  return parsed.data;
+}
+
+/** Recent times as "3 min ago" (with the local time), older ones as the local date-time. */
+function when(ms: number): string {
+  const rel = relativeTime(ms);
+  const abs = localDateTime(ms);
+  return rel === abs ? abs : `${rel} (${abs})`;
 }
 
 /** "Name (clientId)" or the client ID alone; both are the agent's own words, so escaped (issue 16 item 6). */
@@ -44,20 +71,38 @@ function describeProcess(p: RequestView["process"]): string {
 
 function describeRequest(r: RequestView): string {
   const who = describeAgent(r.agentName, r.agentClientId);
-  return `${r.id}  ${who} wants ${displayText(r.variable.toUpperCase())}  [${describeProcess(r.process)}]  ${ago(r.createdAt)}${r.reason ? `  — "${displayText(r.reason, 300)}"` : ""}`;
+  return `${r.id}  ${who} wants ${displayText(r.variable.toUpperCase())}  [${describeProcess(r.process)}]  asked ${when(r.createdAt)}${r.reason ? `  — "${displayText(r.reason, 300)}"` : ""}`;
+}
+
+/**
+ * Whether a pending request's process still runs: only answerable for requests made on this
+ * machine (`localInstance`, redacted as in status) with a known pid + start time, on Linux; null
+ * otherwise. A pid now naming another process (different start time) counts as gone.
+ */
+async function requesterAlive(r: RequestView, localInstance: string | null): Promise<boolean | null> {
+  if (r.status !== "pending" || r.process === null || r.process.startTime === null || process.platform !== "linux") return null;
+  if (localInstance === null || redactInstanceId(r.instanceId) !== localInstance) return null;
+  const now = await describeLinuxProcess(r.process.pid);
+  return now.startTime === r.process.startTime;
+}
+
+/** The STATUS column of `requests --all`: fixed width so the ids line up. */
+const STATUS_WIDTH = Math.max(..."pending approved denied expired".split(" ").map((w) => w.length), "requester gone".length);
+
+function statusColumn(label: RequestStatusLabel): string {
+  return label.padEnd(STATUS_WIDTH);
 }
 
 function describeScope(g: GrantView): string {
-  if (g.scope === "duration") return `until ${new Date(g.expiresAt ?? 0).toISOString()}`;
+  if (g.scope === "duration") return g.expiresAt === null ? describeApproval("duration") : `${describeApproval("duration", g)}, until ${localDateTime(g.expiresAt)}`;
   if (g.scope === "process") return `while pid ${g.process?.pid ?? "?"} runs`;
-  if (g.scope === "once") return "once";
-  return "until revoked";
+  return describeApproval(g.scope);
 }
 
 function describeGrant(g: GrantView): string {
   const who = describeAgent(g.agentName, g.agentClientId);
-  const state = g.endedAt === null ? "" : `  [ended: ${g.endReason ?? "?"}]`;
-  return `${g.id}  ${who}  ${displayText(g.variable.toUpperCase())} -> ${displayText(g.secretName)}  ${describeScope(g)}  created ${ago(g.createdAt)}, last used ${g.lastUsedAt === null ? "never" : ago(g.lastUsedAt)}${state}`;
+  const state = g.endedAt === null ? "" : `  [ended ${when(g.endedAt)}: ${describeEndReason(g.endReason)}]`;
+  return `${g.id}  ${who}  ${displayText(g.variable.toUpperCase())} -> ${displayText(g.secretName)}  ${describeScope(g)}  created ${when(g.createdAt)}, last used ${g.lastUsedAt === null ? "never" : when(g.lastUsedAt)}${state}`;
 }
 
 /** Reads a secret value from stdin (piped) or a hidden prompt (terminal); never from argv. */
@@ -100,7 +145,7 @@ export function addApprovalCommands(program: Command, profile: () => string, run
     .action(async (o: { json?: boolean }) => {
       await run(async (out) => {
         const list = await call(profile(), "listSecrets", {});
-        out.result(list, list.length === 0 ? "No secrets yet. Add one with `piper-link secrets set NAME`." : list.map((s) => `${s.name}  updated ${ago(s.updatedAt)}`));
+        out.result(list, list.length === 0 ? "No secrets yet. Add one with `piper-link secrets set NAME`." : list.map((s) => `${s.name}  updated ${when(s.updatedAt)}`));
         return ExitCode.ok;
       }, o.json === true);
     });
@@ -120,12 +165,19 @@ export function addApprovalCommands(program: Command, profile: () => string, run
   program
     .command("requests")
     .description("pending requests from agents, newest first")
-    .option("--all", "include decided and expired requests")
+    .option("--all", "include decided and expired requests, with a status column")
     .option("--json", "print JSON")
     .action(async (o: { all?: boolean; json?: boolean }) => {
       await run(async (out) => {
         const list = await call(profile(), "listRequests", { status: o.all ? "all" : "pending" });
-        out.result(list, list.length === 0 ? "No pending requests." : list.map(describeRequest));
+        if (o.all !== true) {
+          out.result(list, list.length === 0 ? "No pending requests." : list.map(describeRequest));
+          return ExitCode.ok;
+        }
+        const local = out.json ? null : (await call(profile(), "status", {})).instanceIdRedacted;
+        const lines = [`${"STATUS".padEnd(STATUS_WIDTH)}  REQUEST`];
+        for (const r of list) lines.push(`${statusColumn(requestStatusLabel(r, await requesterAlive(r, local)))}  ${describeRequest(r)}`);
+        out.result(list, list.length === 0 ? "No requests yet." : lines);
         return ExitCode.ok;
       }, o.json === true);
     });
@@ -199,8 +251,8 @@ export function addApprovalCommands(program: Command, profile: () => string, run
   program
     .command("activity")
     .description("the audit log, newest first (never secret values)")
-    .option("--limit <n>", "events per page", (v) => Number(v), 50)
-    .option("--before <cursor>", "continue from a previous page's cursor")
+    .option("--limit <n>", "events per page (1 to 500)", parseLimit, 50)
+    .option("--before <cursor>", "continue from a previous page's cursor", parseCursor)
     .option("--agent <clientId>", "only this agent")
     .option("--variable <name>", "only this variable")
     .option("--json", "print JSON")
@@ -212,7 +264,14 @@ export function addApprovalCommands(program: Command, profile: () => string, run
           ...(o.agent ? { agent: o.agent } : {}),
           ...(o.variable ? { variable: o.variable } : {}),
         });
-        const lines = page.events.map((e) => `${new Date(e.at).toISOString()}  ${displayText(e.actor, 80)}  ${e.action}  ${displayText(e.variable ?? "")}  ${e.outcome}${e.secretName ? `  (${displayText(e.secretName)})` : ""}`);
+        // Timed approvals read "approved for 1 hour": their length is the grant's (one extra call, human output only).
+        const grants = out.json || !page.events.some((e) => e.action === "request.approved" && e.outcome === "until") ? [] : await call(profile(), "listGrants", { all: true });
+        const byId = new Map(grants.map((g) => [g.id, g]));
+        const lines = page.events.map((e) => {
+          const agentText = e.agentClientId === null ? "" : `  agent ${displayText(e.agentClientId, 80)}`;
+          const variable = e.variable === null ? "" : `  ${displayText(e.variable.toUpperCase())}`;
+          return `${when(e.at)}  ${describeAction(e.action)}${variable}${agentText}: ${describeOutcome(e, byId)}${e.secretName ? `  (secret ${displayText(e.secretName)})` : ""}  by ${displayText(describeActor(e.actor), 80)}`;
+        });
         if (page.nextCursor) lines.push(`more: piper-link activity --before ${page.nextCursor}`);
         out.result(page, lines.length === 0 ? "No activity yet." : lines);
         return ExitCode.ok;

@@ -7,7 +7,7 @@
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import { fileURLToPath } from "node:url";
-import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { Command, CommanderError, Help, InvalidArgumentError, Option } from "commander";
 import type { LinkStatus } from "../../shared/control.js";
 import { displayText } from "../../shared/display.js";
 import { HttpErrorBodySchema, LinkError } from "../../shared/errors.js";
@@ -159,13 +159,68 @@ async function startInBackground(opts: StartOptions, out: Output): Promise<numbe
   throw new LinkError("internal_error", `Piper Link did not start within 15 s; see ${outFile}.`);
 }
 
-export function buildProgram(run: (job: (out: Output) => Promise<number>, json: boolean) => Promise<void>): Command {
+/**
+ * The order of `piper-link --help`: what a person does first (start, sign in, look, stop), then
+ * secrets, deciding requests, grants, activity, running agents, and the service, developer and
+ * authority commands last. Commands not named here (added later) come after `run`.
+ */
+export const HELP_ORDER = ["start", "login", "status", "stop", "logout", "ui", "secrets", "requests", "approve", "deny", "grants", "revoke", "activity", "run", "service", "dev", "authority"];
+
+function helpRank(name: string): number {
+  if (name === "help") return HELP_ORDER.length + 1;
+  const at = HELP_ORDER.indexOf(name);
+  return at === -1 ? HELP_ORDER.indexOf("run") + 0.5 : at;
+}
+
+/** A usage message as a sentence: capitalized, ending with a full stop. */
+function usageSentence(message: string): string {
+  const text = message.charAt(0).toUpperCase() + message.slice(1);
+  return /[.!?]$/.test(text) ? text : `${text}.`;
+}
+
+/** Where commander's own messages (usage errors, help hints) go; `--json` swallows them (see `main`). */
+export interface UsageSink {
+  json: boolean;
+  /** The last usage error commander reported, without its "error: " prefix. */
+  message: string | null;
+}
+
+/** Commander's output: usage errors in the CLI's voice, and nothing but the JSON under --json. */
+function usageOutput(usage: UsageSink) {
+  return {
+    writeErr: (text: string) => {
+      if (!usage.json) process.stderr.write(text);
+    },
+    outputError: (text: string, write: (text: string) => void) => {
+      usage.message = text.trim().replace(/^error:\s*/i, "");
+      // The same voice as every other error of the CLI ("piper-link: <sentence>").
+      write(`piper-link: ${usageSentence(usage.message)}\n`);
+    },
+  };
+}
+
+/** Gives a command tree built elsewhere (`authority`) the same usage handling as the rest. */
+function adoptUsageHandling(cmd: Command, usage: UsageSink): void {
+  cmd.configureOutput(usageOutput(usage)).showHelpAfterError("(run with --help for usage)").exitOverride();
+  for (const sub of cmd.commands) adoptUsageHandling(sub, usage);
+}
+
+export function buildProgram(run: (job: (out: Output) => Promise<number>, json: boolean) => Promise<void>, usage: UsageSink = { json: false, message: null }): Command {
   const program = new Command("piper-link")
     .description("Piper Link: gives your AI agents your secrets safely, with your approval.")
     .version(LINK_VERSION, "-V, --version")
     .addOption(new Option("--profile <name>", "profile (separate keychain entries, files and port)").env("PIPER_LINK_PROFILE").default("default"))
     .showHelpAfterError("(run with --help for usage)")
     .enablePositionalOptions()
+    // Set before any subcommand is created, so every subcommand inherits them (commands built
+    // elsewhere and added with addCommand get them at the end of this function).
+    .configureOutput(usageOutput(usage))
+    .configureHelp({
+      visibleCommands: (cmd) => {
+        const list = new Help().visibleCommands(cmd);
+        return cmd.parent === null ? list.sort((a, b) => helpRank(a.name()) - helpRank(b.name())) : list;
+      },
+    })
     .exitOverride();
 
   const globals = (): GlobalOptions => program.opts<GlobalOptions>();
@@ -266,11 +321,19 @@ export function buildProgram(run: (job: (out: Output) => Promise<number>, json: 
       }, o.json === true);
     });
   addDevSignIn(dev, () => globals().profile, run);
+  for (const cmd of program.commands) adoptUsageHandling(cmd, usage);
   return program;
 }
 
+/**
+ * Runs the CLI on `argv` (process.argv shape) and returns the exit code (README "Exit codes"). With
+ * `--json` anywhere before a `--`, usage errors are one JSON document on stdout,
+ * `{"error":"usage","message":...}`, exit 2, and commander prints nothing else.
+ */
 export async function main(argv: string[]): Promise<number> {
   let exitCode: number = ExitCode.ok;
+  const dashDash = argv.indexOf("--");
+  const usage: UsageSink = { json: (dashDash === -1 ? argv : argv.slice(0, dashDash)).includes("--json"), message: null };
   const run = async (job: (out: Output) => Promise<number>, json: boolean): Promise<void> => {
     try {
       exitCode = await job(createOutput(json));
@@ -279,11 +342,16 @@ export async function main(argv: string[]): Promise<number> {
     }
   };
   try {
-    await buildProgram(run).parseAsync(argv);
+    await buildProgram(run, usage).parseAsync(argv);
   } catch (err) {
     if (err instanceof CommanderError) {
       // --help and --version end here with code 0; usage errors with 2.
-      return err.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
+      if (err.exitCode === 0) return ExitCode.ok;
+      if (usage.json) {
+        const message = usageSentence(usage.message ?? err.message.replace(/^error:\s*/i, ""));
+        process.stdout.write(`${JSON.stringify({ error: "usage", message: `${message} Run piper-link --help for usage.` })}\n`);
+      }
+      return ExitCode.usage;
     }
     throw err;
   }

@@ -3,7 +3,7 @@ import { Activity, Inbox, KeyRound, Settings, ShieldCheck, WifiOff, type LucideI
 import { useState, type ReactNode } from "react";
 import type { LinkStatus } from "../../shared/control.js";
 import type { NavigableView } from "../../shared/ipc.js";
-import { Badge, Banner, ErrorBanner, Loading } from "./components/ui.js";
+import { Badge, Banner, ErrorBanner, Loading, NoticeProvider } from "./components/ui.js";
 import { useConnection, useLinkData, useLinkEvents, useNavigationRequests } from "./link-context.js";
 import { ActivityScreen } from "./screens/Activity.js";
 import { GrantsScreen } from "./screens/Grants.js";
@@ -50,7 +50,11 @@ export function App() {
       </>
     );
   }
-  return <SignedIn status={status.data} reconnecting={reconnecting} />;
+  return (
+    <NoticeProvider>
+      <SignedIn status={status.data} reconnecting={reconnecting} />
+    </NoticeProvider>
+  );
 }
 
 function SignedIn({ status, reconnecting }: { status: LinkStatus; reconnecting: ReactNode }) {

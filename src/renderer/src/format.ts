@@ -1,13 +1,10 @@
 /** How times and scopes read in the window. */
 import type { GrantView } from "../../shared/authority.js";
+import { localDateTime, relativeTime } from "../../shared/wording.js";
 
+/** "3 min ago"; from a day on, the local date-time (shared/wording.ts, the same words as the CLI). */
 export function ago(ms: number, now: number = Date.now()): string {
-  const s = Math.max(0, Math.round((now - ms) / 1000));
-  if (s < 5) return "just now";
-  if (s < 60) return `${s} s ago`;
-  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
-  if (s < 86_400) return `${Math.floor(s / 3600)} h ago`;
-  return `${Math.floor(s / 86_400)} d ago`;
+  return relativeTime(ms, now);
 }
 
 export function inTime(ms: number, now: number = Date.now()): string {
@@ -18,8 +15,9 @@ export function inTime(ms: number, now: number = Date.now()): string {
   return `${Math.floor(s / 86_400)} d`;
 }
 
+/** The absolute local date-time, in the person's time zone (tooltips). */
 export function dateTime(ms: number): string {
-  return new Date(ms).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+  return localDateTime(ms);
 }
 
 export function describeScope(g: GrantView, now: number = Date.now()): string {

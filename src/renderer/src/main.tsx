@@ -3,6 +3,7 @@
  * browser (headless mode) the page connects to the control WebSocket of the Link that served it,
  * with the token from its address fragment.
  */
+import "./zod-config.js";
 import { StrictMode, useEffect, useState } from "react";
 import { createRoot } from "react-dom/client";
 import { createLinkApi, unwrapControlOutcome, type LinkClient } from "../../shared/control.js";

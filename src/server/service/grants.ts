@@ -123,7 +123,9 @@ export function createGrants(deps: ServiceDeps, audit: AuditLog) {
     const r = await db.updateTable("grants").set({ ended_at: now(), end_reason: reason }).where("id", "=", grant.id).where("ended_at", "is", null).executeTakeFirst();
     const ended = Number(r.numUpdatedRows) === 1;
     if (ended) {
-      await audit.record({ userId: grant.user_id, actor, action: "grant.ended", outcome: reason, variable: grant.variable, grantId: grant.id });
+      // The event names its agent, so filtering Activity by agent shows revocations and expiries too.
+      const agent = await db.selectFrom("agents").select("client_id").where("id", "=", grant.agent_id).executeTakeFirst();
+      await audit.record({ userId: grant.user_id, actor, action: "grant.ended", outcome: reason, agentClientId: agent?.client_id ?? null, variable: grant.variable, grantId: grant.id });
       await bus.publish({ type: "grant.changed", userId: grant.user_id, id: grant.id, status: "ended" });
     }
     return ended;

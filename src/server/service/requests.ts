@@ -65,7 +65,8 @@ export function createRequests(deps: ServiceDeps, parts: Parts, requestTtlMs: nu
     return {
       id: row.id,
       agentClientId: row.agent_client_id,
-      agentName: row.agent_name,
+      // The name the agent gave when it asked (stored on the request), not its latest one.
+      agentName: row.agent_display_name,
       variable: row.variable,
       reason: row.reason,
       process: parseStoredProcess(row.process),
@@ -124,6 +125,7 @@ export function createRequests(deps: ServiceDeps, parts: Parts, requestTtlMs: nu
       variable,
       reason,
       process: process === null ? null : JSON.stringify(process),
+      agent_display_name: agent.display_name,
       created_at: t,
       expires_at: t + requestTtlMs,
       status: "pending",
@@ -261,7 +263,7 @@ export function createRequests(deps: ServiceDeps, parts: Parts, requestTtlMs: nu
       });
       if (!decided) throw new ServiceError(409, "request_not_pending", `Request ${requestId} was decided meanwhile.`);
       const created = await grants.view(userId, grant.id);
-      await audit.record({ userId, actor: "user", action: "request.approved", outcome: `${grant.scope} ${binding}`, agentClientId: created.agentClientId, variable: request.variable, requestId: request.id, grantId: grant.id, secretName: secret.name });
+      await audit.record({ userId, actor: "user", action: "request.approved", outcome: grant.scope, detail: `binding ${binding}`, agentClientId: created.agentClientId, variable: request.variable, requestId: request.id, grantId: grant.id, secretName: secret.name });
       await bus.publish({ type: "request.decided", userId, id: request.id, status: "approved" });
       await bus.publish({ type: "grant.changed", userId, id: grant.id, status: "created" });
       return created;
@@ -309,9 +311,11 @@ export function createRequests(deps: ServiceDeps, parts: Parts, requestTtlMs: nu
     /** Marks pending requests past their expiry as expired; run periodically by each process. Returns how many. */
     expire: async (): Promise<number> => {
       const t = now();
-      const rows = await db.updateTable("requests").set({ status: "expired", decided_at: t }).where("status", "=", "pending").where("expires_at", "<=", t).returning(["id", "user_id", "variable"]).execute();
+      const rows = await db.updateTable("requests").set({ status: "expired", decided_at: t }).where("status", "=", "pending").where("expires_at", "<=", t).returning(["id", "user_id", "variable", "agent_id"]).execute();
       for (const r of rows) {
-        await audit.record({ userId: r.user_id, actor: "system", action: "request.expired", outcome: "expired", variable: r.variable, requestId: r.id });
+        // Every event names its agent (Activity filtered by agent shows expiries too).
+        const agent = await db.selectFrom("agents").select("client_id").where("id", "=", r.agent_id).executeTakeFirst();
+        await audit.record({ userId: r.user_id, actor: "system", action: "request.expired", outcome: "expired", agentClientId: agent?.client_id ?? null, variable: r.variable, requestId: r.id });
         await bus.publish({ type: "request.decided", userId: r.user_id, id: r.id, status: "expired" });
       }
       return rows.length;

@@ -8,8 +8,8 @@
 import { createHash, randomBytes } from "node:crypto";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import escapeHtml from "escape-html";
 import { LinkError } from "../../../shared/errors.js";
+import { signedInPage, signInFailedPage } from "../../../shared/page-style.js";
 import { LINK_CLIENT_ID, type TokenResponse } from "../../../shared/authority.js";
 import { AuthorityCallError, type AuthorityClient } from "../authority/authority-client.js";
 
@@ -24,9 +24,11 @@ export interface LoginAttempt {
   cancel(): void;
 }
 
-const DONE_PAGE = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Piper Link</title></head><body style="font:16px system-ui;margin:3rem"><h1>You're signed in</h1><p>You can close this tab and return to Piper Link.</p></body></html>`;
-const FAIL_PAGE = (why: string): string =>
-  `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Piper Link</title></head><body style="font:16px system-ui;margin:3rem"><h1>Sign-in failed</h1><p role="alert">${escapeHtml(why)}</p><p>Start again from Piper Link.</p></body></html>`;
+// The pages share the authority pages' stylesheet and favicon (shared/page-style.ts); they carry
+// no script, so a strict CSP fits them.
+const DONE_PAGE = signedInPage();
+const FAIL_PAGE = signInFailedPage;
+const PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 export async function startBrowserLogin(client: AuthorityClient, timeoutMs = 5 * 60_000): Promise<LoginAttempt> {
   const state = randomBytes(16).toString("base64url");
@@ -42,7 +44,7 @@ export async function startBrowserLogin(client: AuthorityClient, timeoutMs = 5 *
       res.writeHead(404).end();
       return;
     }
-    const headers = { "Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store", "Referrer-Policy": "no-referrer" };
+    const headers = { "Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "Content-Security-Policy": PAGE_CSP };
     // Any local process can reach this port. Only the answer carrying our secret `state` comes from
     // the authority; anything else is refused and the sign-in keeps waiting (issue 16 item 1), so an
     // unauthenticated request can neither end nor alter the person's sign-in.

@@ -23,7 +23,9 @@ const TYPES: Record<string, string> = {
 const ASSET = /^\/ui\/assets\/[A-Za-z0-9_-][A-Za-z0-9._-]{0,200}$/;
 
 export function uiContentSecurityPolicy(port: number): string {
-  const sockets = [`ws://127.0.0.1:${port}`, `ws://localhost:${port}`, `ws://[::1]:${port}`].join(" ");
+  // No ws://[::1]:port: CSP host sources cannot be IPv6 literals (Chromium logs the source as
+  // invalid on every load); the page reaches the Link at the 127.0.0.1/localhost address it came from.
+  const sockets = [`ws://127.0.0.1:${port}`, `ws://localhost:${port}`].join(" ");
   return [
     "default-src 'none'",
     "script-src 'self'",

@@ -1,6 +1,7 @@
 /** The small design system of the window: buttons, banners, dialogs, empty states, tables. */
-import { LoaderCircle, TriangleAlert, X, type LucideIcon } from "lucide-react";
-import { useEffect, useId, useRef, type ButtonHTMLAttributes, type ReactNode } from "react";
+import { CircleCheck, LoaderCircle, TriangleAlert, X, type LucideIcon } from "lucide-react";
+import { createContext, useCallback, useContext, useEffect, useId, useRef, useState, type ButtonHTMLAttributes, type ReactNode } from "react";
+import { localDateTime, relativeTime } from "../../../shared/wording.js";
 import type { UiError } from "../link-context.js";
 import s from "./ui.module.css";
 
@@ -38,13 +39,25 @@ export function Loading({ what }: { what: string }) {
   );
 }
 
+/** A failure: its sentence as the text, its stable code only as a small badge (for reports and search). */
 export function ErrorBanner({ error, onDismiss }: { error: UiError; onDismiss?: () => void }) {
   return (
     <div className={`${s.banner ?? ""} ${s.bannerError ?? ""}`} role="alert">
       <TriangleAlert size={18} aria-hidden="true" />
       <div>
-        <p>{error.message}</p>
-        {error.code !== "error" ? <p className={s.bannerCode}>{error.code}</p> : null}
+        <p>
+          {error.message}
+          {error.code !== "error" ? (
+            <>
+              {" "}
+              <span className={s.bannerCode} title="Error code">
+                <span className="visually-hidden">(error code </span>
+                {error.code}
+                <span className="visually-hidden">)</span>
+              </span>
+            </>
+          ) : null}
+        </p>
       </div>
       {onDismiss ? (
         <button type="button" className={s.bannerClose} onClick={onDismiss} aria-label="Dismiss">
@@ -97,9 +110,12 @@ export function Badge({ tone = "neutral", children, label }: { tone?: "neutral" 
 
 /**
  * A modal dialog on the native <dialog> element: it traps focus, closes on Escape, and returns
- * focus to what opened it. `onClose` runs however it is closed.
+ * focus to what opened it. `onClose` runs however it is closed. The title and the `actions` row
+ * stay in view while the body scrolls (a long form or a small window never pushes the buttons out
+ * of the dialog); `error`, when given, sits just above the actions, so it is seen where the person
+ * is about to click, whatever the body's scroll position.
  */
-export function Dialog({ title, onClose, children, actions, onSubmit }: { title: string; onClose: () => void; children: ReactNode; actions: ReactNode; onSubmit?: () => void }) {
+export function Dialog({ title, onClose, children, actions, onSubmit, error }: { title: string; onClose: () => void; children: ReactNode; actions: ReactNode; onSubmit?: () => void; error?: UiError | null | undefined }) {
   const ref = useRef<HTMLDialogElement>(null);
   const titleId = useId();
   useEffect(() => {
@@ -130,8 +146,15 @@ export function Dialog({ title, onClose, children, actions, onSubmit }: { title:
           onSubmit?.();
         }}
       >
-        <h2 id={titleId}>{title}</h2>
-        {children}
+        <h2 id={titleId} className={s.dialogTitle}>
+          {title}
+        </h2>
+        <div className={s.dialogScroll}>{children}</div>
+        {error ? (
+          <div className={s.dialogError}>
+            <ErrorBanner error={error} />
+          </div>
+        ) : null}
         <div className={s.dialogActions}>{actions}</div>
       </form>
     </dialog>
@@ -198,6 +221,77 @@ export function Field({ label, hint, error, children, id }: { label: string; hin
       ) : null}
     </div>
   );
+}
+
+/**
+ * A time as the person reads it: relative when recent ("3 min ago"), the absolute local date-time
+ * (their time zone) in the tooltip and in `dateTime` for assistive technology and copying.
+ */
+export function Time({ ms, now }: { ms: number; now: number }) {
+  return (
+    <time dateTime={new Date(ms).toISOString()} title={localDateTime(ms)}>
+      {relativeTime(ms, now)}
+    </time>
+  );
+}
+
+/**
+ * A table that may be wider than its screen (a small window): it scrolls sideways inside its own
+ * region instead of pushing the page wider. Focusable, so the keyboard can scroll it.
+ */
+export function TableRegion({ label, children }: { label: string; children: ReactNode }) {
+  return (
+    // A scrollable region must be reachable by keyboard (axe: scrollable-region-focusable).
+    <div className={s.tableRegion} role="region" aria-label={label} tabIndex={0}>
+      {children}
+    </div>
+  );
+}
+
+interface Notice {
+  id: number;
+  text: string;
+}
+
+const NoticeContext = createContext<((text: string) => void) | null>(null);
+
+/**
+ * Confirmations after an action ("Approved …", "Revoked …", "Saved …"): shown in a polite live
+ * region that exists from the start (screen readers announce changes, not new regions), and gone
+ * after a few seconds or when dismissed.
+ */
+export function NoticeProvider({ children }: { children: ReactNode }) {
+  const [notice, setNotice] = useState<Notice | null>(null);
+  const next = useRef(0);
+  const notify = useCallback((text: string) => setNotice({ id: ++next.current, text }), []);
+  useEffect(() => {
+    if (notice === null) return;
+    const timer = setTimeout(() => setNotice((n) => (n?.id === notice.id ? null : n)), 6000);
+    return () => clearTimeout(timer);
+  }, [notice]);
+  return (
+    <NoticeContext.Provider value={notify}>
+      {children}
+      <div className={s.noticeRegion} role="status" aria-live="polite" aria-atomic="true" data-notices="">
+        {notice !== null ? (
+          <div className={s.notice} key={notice.id}>
+            <CircleCheck size={18} aria-hidden="true" />
+            <p>{notice.text}</p>
+            <button type="button" className={s.bannerClose} onClick={() => setNotice(null)} aria-label="Dismiss">
+              <X size={16} aria-hidden="true" />
+            </button>
+          </div>
+        ) : null}
+      </div>
+    </NoticeContext.Provider>
+  );
+}
+
+/** `notify(text)` shows a confirmation; throws outside <NoticeProvider>. */
+export function useNotice(): (text: string) => void {
+  const notify = useContext(NoticeContext);
+  if (notify === null) throw new Error("useNotice must be used inside <NoticeProvider>.");
+  return notify;
 }
 
 export const ui = s;

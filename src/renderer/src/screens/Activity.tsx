@@ -3,27 +3,13 @@ import { History, Search } from "lucide-react";
 import { useId, useState } from "react";
 import type { AuditView } from "../../../shared/authority.js";
 import { displayOptional, displayText } from "../../../shared/display.js";
-import { Button, EmptyState, ErrorBanner, Field, Loading, PageHeader, TableHead, ui } from "../components/ui.js";
-import { ago, dateTime } from "../format.js";
+import { describeAction, describeActor, describeOutcome } from "../../../shared/wording.js";
+import { Button, EmptyState, ErrorBanner, Field, Loading, PageHeader, TableHead, TableRegion, Time, ui } from "../components/ui.js";
 import { useNow } from "../hooks.js";
 import { useLinkAction, useLinkApi, useLinkData } from "../link-context.js";
 import s from "./screens.module.css";
 
 const PAGE = 50;
-
-const ACTIONS: Record<string, string> = {
-  "request.created": "Asked",
-  "request.approved": "Approved",
-  "request.denied": "Denied",
-  "request.expired": "Expired",
-  "secret.delivered": "Delivered",
-  "grant.ended": "Grant ended",
-  "user.created": "Account created",
-  "instance.registered": "Machine registered",
-  "secret.created": "Secret added",
-  "secret.updated": "Secret replaced",
-  "secret.deleted": "Secret deleted",
-};
 
 export function ActivityScreen() {
   const api = useLinkApi();
@@ -35,6 +21,9 @@ export function ActivityScreen() {
   const [older, setOlder] = useState<AuditView[]>([]);
   const [cursor, setCursor] = useState<string | null | undefined>(undefined);
   const action = useLinkAction();
+  // A timed approval reads "approved for 1 hour": its length is its grant's (expiresAt - createdAt).
+  const grants = useLinkData((a) => a.listGrants({ all: true }), (e) => e.kind === "authority" && e.event.type === "grant.changed", []);
+  const grantsById = new Map((grants.data ?? []).map((g) => [g.id, g]));
   // The newest page follows every change live; older pages are fetched on request.
   const first = useLinkData(
     async (a) => {
@@ -88,22 +77,27 @@ export function ActivityScreen() {
         </EmptyState>
       ) : (
         <>
-          <table className={ui.table} aria-label="Activity">
-            <TableHead columns={["When", "What", "Agent", "Variable", "Secret", "By", "Outcome"]} />
-            <tbody>
-              {events.map((e) => (
-                <tr key={e.id}>
-                  <td title={dateTime(e.at)}>{ago(e.at, now)}</td>
-                  <td>{ACTIONS[e.action] ?? e.action}</td>
-                  <td className={ui.mono}>{displayOptional(e.agentClientId, 80) ?? "—"}</td>
-                  <td className={ui.mono}>{displayOptional(e.variable?.toUpperCase()) ?? "—"}</td>
-                  <td className={ui.mono}>{displayOptional(e.secretName) ?? "—"}</td>
-                  <td className={ui.muted}>{displayText(e.actor, 80)}</td>
-                  <td>{e.outcome}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
+          <TableRegion label="Activity table">
+            <table className={ui.table} aria-label="Activity">
+              <TableHead columns={["When", "What", "Agent", "Variable", "Secret", "By", "Outcome"]} />
+              <tbody>
+                {events.map((e) => (
+                  <tr key={e.id}>
+                    <td>
+                      <Time ms={e.at} now={now} />
+                    </td>
+                    <td>{describeAction(e.action)}</td>
+                    <td className={ui.mono}>{displayOptional(e.agentClientId, 80) ?? "—"}</td>
+                    <td className={ui.mono}>{displayOptional(e.variable?.toUpperCase()) ?? "—"}</td>
+                    <td className={ui.mono}>{displayOptional(e.secretName) ?? "—"}</td>
+                    {/* An agent acting on its own request is "the agent"; its ID is in the Agent column already. */}
+                    <td className={ui.muted}>{e.agentClientId !== null && e.actor === `agent:${e.agentClientId}` ? "The agent" : displayText(describeActor(e.actor), 80)}</td>
+                    <td className={ui.wrapCell}>{describeOutcome(e, grantsById)}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </TableRegion>
           {cursor !== null && cursor !== undefined ? (
             <div className={s.more}>
               <Button onClick={() => void loadOlder()} busy={action.busy === "older"}>

@@ -3,8 +3,9 @@ import { ShieldCheck, ShieldOff } from "lucide-react";
 import { useState } from "react";
 import type { GrantView } from "../../../shared/authority.js";
 import { displayText } from "../../../shared/display.js";
-import { Badge, Button, ConfirmDialog, EmptyState, ErrorBanner, Loading, PageHeader, TableHead, ui } from "../components/ui.js";
-import { ago, dateTime, describeScope } from "../format.js";
+import { describeEndReason } from "../../../shared/wording.js";
+import { Badge, Button, ConfirmDialog, EmptyState, ErrorBanner, Loading, PageHeader, TableHead, TableRegion, Time, ui, useNotice } from "../components/ui.js";
+import { describeScope } from "../format.js";
 import { useNow } from "../hooks.js";
 import { isAuthority, useLinkAction, useLinkApi, useLinkData } from "../link-context.js";
 import s from "./screens.module.css";
@@ -16,11 +17,15 @@ export function GrantsScreen() {
   const grants = useLinkData((a) => a.listGrants({ all }), isAuthority("grant.changed", "request.decided", "secret.changed"), [all]);
   const [revoking, setRevoking] = useState<GrantView | null>(null);
   const action = useLinkAction();
+  const notify = useNotice();
 
   async function revoke(g: GrantView): Promise<void> {
     const done = await action.run("revoke", () => api.revokeGrant({ grantId: g.id }));
     setRevoking(null);
-    if (done) grants.reload();
+    if (done) {
+      notify(`Revoked: ${displayText(g.agentName ?? g.agentClientId, 80)} no longer gets ${displayText(g.variable.toUpperCase())}.`);
+      grants.reload();
+    }
   }
 
   const rows = (grants.data ?? []).slice().sort((a, b) => b.createdAt - a.createdAt);
@@ -44,33 +49,37 @@ export function GrantsScreen() {
           <p>Approve a request for longer than once and the grant appears here, ready to revoke.</p>
         </EmptyState>
       ) : (
-        <table className={ui.table} aria-label="Grants">
-          <TableHead columns={["Agent", "Variable", "Scope", "Created", "Last used"]} actions />
-          <tbody>
-            {rows.map((g) => (
-              <tr key={g.id} data-grant-id={g.id}>
-                <td>
-                  {displayText(g.agentName ?? g.agentClientId, 80)}
-                  {g.agentName !== null ? <div className={`${ui.mono ?? ""} ${ui.muted ?? ""}`}>{displayText(g.agentClientId, 80)}</div> : null}
-                </td>
-                <td>
-                  <span className={s.variable}>{displayText(g.variable.toUpperCase())}</span>
-                  {g.secretName.toLowerCase() !== g.variable ? <div className={ui.muted}>from {displayText(g.secretName)}</div> : null}
-                </td>
-                <td>{g.endedAt !== null ? <Badge tone="neutral">Ended: {g.endReason ?? "ended"}</Badge> : describeScope(g, now)}</td>
-                <td title={dateTime(g.createdAt)}>{ago(g.createdAt, now)}</td>
-                <td>{g.lastUsedAt === null ? <span className={ui.muted}>never</span> : <span title={dateTime(g.lastUsedAt)}>{ago(g.lastUsedAt, now)}</span>}</td>
-                <td>
-                  {g.endedAt === null ? (
-                    <Button small variant="danger" icon={ShieldOff} onClick={() => setRevoking(g)} aria-label={`Revoke ${displayText(g.variable.toUpperCase())} for ${displayText(g.agentName ?? g.agentClientId, 80)}`}>
-                      Revoke
-                    </Button>
-                  ) : null}
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+        <TableRegion label="Grants table">
+          <table className={ui.table} aria-label="Grants">
+            <TableHead columns={["Agent", "Variable", "Scope", "Created", "Last used"]} actions />
+            <tbody>
+              {rows.map((g) => (
+                <tr key={g.id} data-grant-id={g.id}>
+                  <td>
+                    {displayText(g.agentName ?? g.agentClientId, 80)}
+                    {g.agentName !== null ? <div className={`${ui.mono ?? ""} ${ui.muted ?? ""}`}>{displayText(g.agentClientId, 80)}</div> : null}
+                  </td>
+                  <td>
+                    <span className={s.variable}>{displayText(g.variable.toUpperCase())}</span>
+                    {g.secretName.toLowerCase() !== g.variable ? <div className={ui.muted}>from {displayText(g.secretName)}</div> : null}
+                  </td>
+                  <td>{g.endedAt !== null ? <Badge tone="neutral">Ended: {describeEndReason(g.endReason)}</Badge> : describeScope(g, now)}</td>
+                  <td>
+                    <Time ms={g.createdAt} now={now} />
+                  </td>
+                  <td>{g.lastUsedAt === null ? <span className={ui.muted}>never</span> : <Time ms={g.lastUsedAt} now={now} />}</td>
+                  <td>
+                    {g.endedAt === null ? (
+                      <Button small variant="danger" icon={ShieldOff} onClick={() => setRevoking(g)} aria-label={`Revoke ${displayText(g.variable.toUpperCase())} for ${displayText(g.agentName ?? g.agentClientId, 80)}`}>
+                        Revoke
+                      </Button>
+                    ) : null}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </TableRegion>
       )}
       {revoking ? (
         <ConfirmDialog title="Revoke this grant?" action="Revoke" icon={ShieldOff} busy={action.busy !== null} onConfirm={() => void revoke(revoking)} onCancel={() => setRevoking(null)}>

@@ -9,8 +9,9 @@ import type { RequestView, Scope, SecretView } from "../../../shared/authority.j
 import { displayOptional, displayText } from "../../../shared/display.js";
 import { LinkError } from "../../../shared/errors.js";
 import { normalizeVariable } from "../../../shared/protocol.js";
-import { Button, Dialog, EmptyState, ErrorBanner, Field, Loading, PageHeader, ui } from "../components/ui.js";
-import { ago, baseName, inTime } from "../format.js";
+import { describeApproval } from "../../../shared/wording.js";
+import { Button, Dialog, EmptyState, ErrorBanner, Field, Loading, PageHeader, Time, ui, useNotice } from "../components/ui.js";
+import { baseName, dateTime, inTime } from "../format.js";
 import { useNow } from "../hooks.js";
 import { isAuthority, useLinkAction, useLinkApi, useLinkData, type LinkData } from "../link-context.js";
 import s from "./screens.module.css";
@@ -50,11 +51,15 @@ export function RequestsScreen({ requests }: { requests: LinkData<RequestView[]>
   const secrets = useLinkData((a) => a.listSecrets({}), isAuthority("secret.changed"), []);
   const [approving, setApproving] = useState<RequestView | null>(null);
   const action = useLinkAction();
+  const notify = useNotice();
 
   const visible = (requests.data ?? []).filter((r) => r.expiresAt > now).sort((a, b) => b.createdAt - a.createdAt);
 
   async function deny(r: RequestView): Promise<void> {
-    if (await action.run(r.id, () => api.denyRequest({ requestId: r.id }))) requests.reload();
+    if (await action.run(r.id, () => api.denyRequest({ requestId: r.id }))) {
+      notify(`Denied ${displayText(r.variable.toUpperCase())} to ${displayText(r.agentName ?? r.agentClientId, 80)}. The agent has been told.`);
+      requests.reload();
+    }
   }
 
   return (
@@ -80,8 +85,9 @@ export function RequestsScreen({ requests }: { requests: LinkData<RequestView[]>
           request={approving}
           secrets={secrets.data ?? []}
           onClose={() => setApproving(null)}
-          onDone={() => {
+          onDone={(text) => {
             setApproving(null);
+            notify(text);
             requests.reload();
           }}
         />
@@ -106,8 +112,10 @@ function RequestCard({ request: r, now, onApprove, onDeny, denying }: { request:
         </h2>
         {r.reason !== null ? <p className={s.reason}>“{displayText(r.reason, 300)}”</p> : null}
         <div className={s.meta}>
-          <span>Asked {ago(r.createdAt, now)}</span>
-          <span>Expires in {inTime(r.expiresAt, now)}</span>
+          <span>
+            Asked <Time ms={r.createdAt} now={now} />
+          </span>
+          <span title={dateTime(r.expiresAt)}>Expires in {inTime(r.expiresAt, now)}</span>
         </div>
       </div>
       <div className={s.actions}>
@@ -149,7 +157,8 @@ function RequestCard({ request: r, now, onApprove, onDeny, denying }: { request:
 
 const NEW_SECRET = "\u0000new";
 
-function ApproveDialog({ request: r, secrets, onClose, onDone }: { request: RequestView; secrets: SecretView[]; onClose: () => void; onDone: () => void }) {
+/** `onDone(text)`: approved; `text` is the confirmation to show ("Approved X for Y, for 1 hour."). */
+function ApproveDialog({ request: r, secrets, onClose, onDone }: { request: RequestView; secrets: SecretView[]; onClose: () => void; onDone: (text: string) => void }) {
   const api = useLinkApi();
   const id = useId();
   const canProcess = r.process !== null && r.process.startTime !== null;
@@ -162,6 +171,7 @@ function ApproveDialog({ request: r, secrets, onClose, onDone }: { request: Requ
   const creating = secret === NEW_SECRET;
 
   async function approve(): Promise<void> {
+    let confirmation = "";
     const done = await action.run("approve", async () => {
       let secretName = secret;
       if (creating) {
@@ -169,9 +179,11 @@ function ApproveDialog({ request: r, secrets, onClose, onDone }: { request: Requ
         secretName = (await api.setSecret({ name: newName.trim(), value: newValue })).name;
         setNewValue("");
       }
-      await api.approveRequest({ requestId: r.id, scope: toScope(scope), secretName });
+      const grant = await api.approveRequest({ requestId: r.id, scope: toScope(scope), secretName });
+      const how = grant.scope === "process" ? "while its process runs" : describeApproval(grant.scope, grant);
+      confirmation = `Approved ${displayText(grant.variable.toUpperCase())} for ${displayText(grant.agentName ?? grant.agentClientId, 80)}, ${how}.`;
     });
-    if (done) onDone();
+    if (done) onDone(confirmation);
   }
 
   return (
@@ -179,6 +191,7 @@ function ApproveDialog({ request: r, secrets, onClose, onDone }: { request: Requ
       title={`Give ${displayText(r.variable.toUpperCase())} to ${displayText(r.agentName ?? r.agentClientId, 80)}?`}
       onClose={onClose}
       onSubmit={() => void approve()}
+      error={action.error}
       actions={
         <>
           <Button onClick={onClose}>Cancel</Button>
@@ -188,7 +201,6 @@ function ApproveDialog({ request: r, secrets, onClose, onDone }: { request: Requ
         </>
       }
     >
-      {action.error ? <ErrorBanner error={action.error} /> : null}
       <fieldset className={s.scopes}>
         <legend>How long</legend>
         {SCOPES.map((option) => {

@@ -6,8 +6,7 @@ import { KeyRound, Pencil, Plus, Trash2 } from "lucide-react";
 import { useId, useState } from "react";
 import type { SecretView } from "../../../shared/authority.js";
 import { SecretNameSchema } from "../../../shared/authority.js";
-import { Button, ConfirmDialog, Dialog, EmptyState, ErrorBanner, Field, Loading, PageHeader, TableHead, ui } from "../components/ui.js";
-import { ago, dateTime } from "../format.js";
+import { Button, ConfirmDialog, Dialog, EmptyState, ErrorBanner, Field, Loading, PageHeader, TableHead, TableRegion, Time, ui, useNotice } from "../components/ui.js";
 import { useNow } from "../hooks.js";
 import { isAuthority, useLinkAction, useLinkApi, useLinkData, type UiError } from "../link-context.js";
 
@@ -20,11 +19,15 @@ export function SecretsScreen() {
   const [editing, setEditing] = useState<Editing | null>(null);
   const [deleting, setDeleting] = useState<SecretView | null>(null);
   const action = useLinkAction();
+  const notify = useNotice();
 
   async function remove(secret: SecretView): Promise<void> {
     const done = await action.run("delete", () => api.deleteSecret({ name: secret.name }));
     setDeleting(null);
-    if (done) secrets.reload();
+    if (done) {
+      notify(`Deleted ${secret.name}. Grants that used it have ended.`);
+      secrets.reload();
+    }
   }
 
   const rows = (secrets.data ?? []).slice().sort((a, b) => a.name.localeCompare(b.name));
@@ -48,38 +51,45 @@ export function SecretsScreen() {
           <p>Add the API keys and passwords your agents need. Name them like the variables agents ask for, e.g. OPENAI_API_KEY.</p>
         </EmptyState>
       ) : (
-        <table className={ui.table} aria-label="Secrets">
-          <TableHead columns={["Name", "Value", "Updated", "Created"]} actions />
-          <tbody>
-            {rows.map((x) => (
-              <tr key={x.id}>
-                <td className={ui.mono}>{x.name}</td>
-                <td className={ui.muted} aria-label="hidden value">
-                  ••••••••
-                </td>
-                <td title={dateTime(x.updatedAt)}>{ago(x.updatedAt, now)}</td>
-                <td title={dateTime(x.createdAt)}>{ago(x.createdAt, now)}</td>
-                <td>
-                  <div className={ui.dialogActions}>
-                    <Button small icon={Pencil} onClick={() => setEditing({ kind: "replace", secret: x })} aria-label={`Replace the value of ${x.name}`}>
-                      Replace
-                    </Button>
-                    <Button small variant="danger" icon={Trash2} onClick={() => setDeleting(x)} aria-label={`Delete ${x.name}`}>
-                      Delete
-                    </Button>
-                  </div>
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+        <TableRegion label="Secrets table">
+          <table className={ui.table} aria-label="Secrets">
+            <TableHead columns={["Name", "Value", "Updated", "Created"]} actions />
+            <tbody>
+              {rows.map((x) => (
+                <tr key={x.id}>
+                  <td className={ui.mono}>{x.name}</td>
+                  <td className={ui.muted} aria-label="hidden value">
+                    ••••••••
+                  </td>
+                  <td>
+                    <Time ms={x.updatedAt} now={now} />
+                  </td>
+                  <td>
+                    <Time ms={x.createdAt} now={now} />
+                  </td>
+                  <td>
+                    <div className={ui.rowActions}>
+                      <Button small icon={Pencil} onClick={() => setEditing({ kind: "replace", secret: x })} aria-label={`Replace the value of ${x.name}`}>
+                        Replace
+                      </Button>
+                      <Button small variant="danger" icon={Trash2} onClick={() => setDeleting(x)} aria-label={`Delete ${x.name}`}>
+                        Delete
+                      </Button>
+                    </div>
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </TableRegion>
       )}
       {editing ? (
         <SecretDialog
           editing={editing}
           onClose={() => setEditing(null)}
-          onSaved={() => {
+          onSaved={(name) => {
             setEditing(null);
+            notify(editing.kind === "add" ? `Saved ${name}. Its value is encrypted and will not be shown again.` : `Replaced the value of ${name}.`);
             secrets.reload();
           }}
         />
@@ -93,7 +103,7 @@ export function SecretsScreen() {
   );
 }
 
-function SecretDialog({ editing, onClose, onSaved }: { editing: Editing; onClose: () => void; onSaved: () => void }) {
+function SecretDialog({ editing, onClose, onSaved }: { editing: Editing; onClose: () => void; onSaved: (name: string) => void }) {
   const api = useLinkApi();
   const id = useId();
   const [name, setName] = useState(editing.kind === "replace" ? editing.secret.name : "");
@@ -111,7 +121,7 @@ function SecretDialog({ editing, onClose, onSaved }: { editing: Editing; onClose
     setInvalid(null);
     if (await action.run("save", () => api.setSecret({ name: nameCheck.data, value }))) {
       setValue("");
-      onSaved();
+      onSaved(nameCheck.data);
     }
   }
 
@@ -121,6 +131,7 @@ function SecretDialog({ editing, onClose, onSaved }: { editing: Editing; onClose
       title={editing.kind === "add" ? "Add a secret" : `Replace the value of ${editing.secret.name}`}
       onClose={onClose}
       onSubmit={() => void save()}
+      error={shown}
       actions={
         <>
           <Button onClick={onClose}>Cancel</Button>
@@ -130,7 +141,6 @@ function SecretDialog({ editing, onClose, onSaved }: { editing: Editing; onClose
         </>
       }
     >
-      {shown ? <ErrorBanner error={shown} /> : null}
       {editing.kind === "add" ? (
         <Field label="Name" id={`${id}-name`} hint="As agents ask for it, e.g. OPENAI_API_KEY." error={nameError}>
           <input id={`${id}-name`} className={ui.input} value={name} onChange={(e) => setName(e.target.value)} autoComplete="off" spellCheck={false} autoFocus aria-describedby={`${id}-name-hint`} />

@@ -1,0 +1,45 @@
+// The words the window and the CLI use (src/shared/wording.ts): pure functions, checked with the
+// inputs that reached people as codes in issue 15 item 8.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { ControlMethods } from "../src/shared/control.js";
+import { describeOutcome, describeValidation, durationText, methodWords, relativeTime, requestStatusLabel } from "../src/shared/wording.js";
+
+describe("wording", () => {
+  it("a 1-hour approval reads 'approved for 1 hour', not its stored scope 'until'", () => {
+    const grants = new Map([["gr_1", { createdAt: 1_000, expiresAt: 1_000 + 3_600_000 }]]);
+    assert.equal(describeOutcome({ action: "request.approved", outcome: "until", grantId: "gr_1" }, grants), "approved for 1 hour");
+    assert.equal(describeOutcome({ action: "request.approved", outcome: "until", grantId: "gr_unknown" }, grants), "approved for a limited time");
+    assert.equal(describeOutcome({ action: "request.approved", outcome: "until_revoked", grantId: null }), "approved until revoked");
+    assert.equal(describeOutcome({ action: "grant.ended", outcome: "process_exited", grantId: null }), "the process exited");
+    assert.equal(describeOutcome({ action: "call.made", outcome: "upstream_unavailable", grantId: null }), "upstream unavailable");
+    assert.equal(durationText(5_400_000), "1 hour 30 minutes");
+    assert.equal(durationText(2 * 86_400_000), "2 days");
+  });
+
+  it("the window's null limit becomes a sentence naming the field, not zod's words", () => {
+    const parsed = ControlMethods.listActivity.params.safeParse({ limit: null });
+    assert.ok(!parsed.success);
+    const text = describeValidation(methodWords("listActivity"), parsed.error.issues);
+    assert.equal(text, "Piper Link could not list activity: the number of events is missing or not a number.");
+    assert.doesNotMatch(text, /Invalid|received|params/);
+    const cursor = ControlMethods.listActivity.params.safeParse({ before: "garbage" });
+    assert.ok(!cursor.success);
+    assert.equal(describeValidation("list activity", cursor.error.issues), "Piper Link could not list activity: the page cursor: not an activity cursor.");
+  });
+
+  it("recent times are relative; from a day on, the local date-time", () => {
+    const now = Date.UTC(2026, 10, 29, 12, 0, 0);
+    assert.equal(relativeTime(now - 2_000, now), "just now");
+    assert.equal(relativeTime(now - 3 * 60_000, now), "3 min ago");
+    assert.equal(relativeTime(now - 5 * 3_600_000, now), "5 h ago");
+    const old = now - 3 * 86_400_000;
+    assert.equal(relativeTime(old, now, "en-US"), new Date(old).toLocaleString("en-US", { dateStyle: "medium", timeStyle: "short" }));
+  });
+
+  it("a pending request whose process exited reads 'requester gone'", () => {
+    assert.equal(requestStatusLabel({ status: "pending" }, false), "requester gone");
+    assert.equal(requestStatusLabel({ status: "pending" }, null), "pending");
+    assert.equal(requestStatusLabel({ status: "denied" }, false), "denied");
+  });
+});
