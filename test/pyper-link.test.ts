@@ -8,9 +8,11 @@ import fs from "node:fs/promises";
 import path from "node:path";
 import readline from "node:readline";
 import { after, before, describe, it } from "node:test";
+import pino from "pino";
 import { z } from "zod";
 import { GrantViewSchema, RequestViewSchema, type RequestView } from "../src/shared/authority.js";
 import { LinkStatusSchema } from "../src/shared/control.js";
+import { createPyperHandlers, PyperFailure } from "../src/main/core/pyper/pyper-handlers.js";
 import { PYPER_PATHS, PyperSettingsSchema, type PyperSettings } from "../src/shared/pyper.js";
 import { cli, cliJson, cliJsonAsync, newEnv, stopAll, type CliEnv } from "./cli-helpers.js";
 import { tempDir, waitFor } from "./helpers.js";
@@ -273,5 +275,18 @@ print(json.dumps(out))
     const r = await a.again();
     assert.deepEqual([r.step, r.status, r.error], ["resolve", 401, "invalid_instance"]);
     await a.end();
+  });
+});
+
+describe("pyper handlers: the Link's own instance check", () => {
+  it("refuses another instance, and any instance when nobody is signed in, before calling an authority", async () => {
+    // No authority configured: a call that got past the instance check would answer 503 authority_unavailable.
+    let current: string | null = "inst_this_link_0001";
+    const handlers = createPyperHandlers({ now: Date.now, log: pino({ level: "silent" }), authority: () => null, instanceId: () => current });
+    const ask = (instanceId: string): Promise<unknown> => handlers.resolveMapping({ agentClientId: "a", instanceId, variableName: "x" }, null);
+    await assert.rejects(ask("inst_this_link_0001"), (err: unknown) => err instanceof PyperFailure && err.code === "authority_unavailable");
+    await assert.rejects(ask("inst_another_machine"), (err: unknown) => err instanceof PyperFailure && err.status === 401 && err.code === "invalid_instance");
+    current = null;
+    await assert.rejects(ask("inst_this_link_0001"), (err: unknown) => err instanceof PyperFailure && err.status === 401 && err.code === "invalid_instance");
   });
 });
