@@ -9,7 +9,7 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { hasZodFastifySchemaValidationErrors, serializerCompiler, validatorCompiler, type ZodTypeProvider } from "fastify-type-provider-zod";
 import type { ZodType } from "zod";
-import { PyperExchangeSchema, PyperResolveSchema, PyperScopedSchema } from "../shared/authority.js";
+import { PYPER_PATHS, PyperExchangeSchema, PyperResolveSchema, PyperScopedSchema } from "../shared/pyper.js";
 import { AuthorityRoutes as R } from "../shared/authority-routes.js";
 import { LINK_VERSION } from "../shared/version.js";
 import { createStreamRegistry, type EventBus, type StreamRegistry } from "./events.js";
@@ -35,12 +35,8 @@ export interface AuthorityHttpOptions {
   log?: (msg: string, fields?: Record<string, unknown>) => void;
 }
 
-/** Paths of the pyper-sdk endpoints (each is a separate URL in pyper-sdk's configuration). */
-export const PYPER_PATHS = {
-  resolveMapping: "/pyper/resolve-variable-mapping",
-  scopedCredentials: "/pyper/get-scoped-credentials",
-  exchangeSecret: "/pyper/exchange-secret",
-} as const;
+/** Paths of the pyper-sdk endpoints (defined once in shared/pyper.ts; re-exported for existing importers). */
+export { PYPER_PATHS };
 
 /** The app plus what its owner must stop before `close()`: open event streams and long-polls. */
 export interface AuthorityApp {

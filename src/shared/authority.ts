@@ -199,13 +199,8 @@ export const AuthorityEventSchema = z.object({
 });
 export type AuthorityEvent = z.infer<typeof AuthorityEventSchema>;
 
-export const PyperResolveSchema = z.object({ agentClientId: z.string().min(1).max(128), instanceId: z.string().min(1).max(256), variableName: z.string().min(1).max(256) });
-export const PyperScopedSchema = z.object({
-  agentClientId: z.string().min(1).max(128),
-  instanceId: z.string().min(1).max(256),
-  credentialIds: z.array(z.string().min(1).max(128)).min(1).max(50),
-});
-export const PyperExchangeSchema = z.object({ agentClientId: z.string().min(1).max(128), instanceId: z.string().min(1).max(256), piperCredentialId: z.string().min(1).max(128) });
+/** pyper-sdk's request bodies: one definition, in shared/pyper.ts (also used by the Link's own endpoints). */
+export { PyperExchangeSchema, PyperResolveSchema, PyperScopedSchema } from "./pyper.js";
 
 /** OAuth token endpoint answer (RFC 6749 section 5.1) and device authorization answer (RFC 8628 section 3.2). */
 export const TokenResponseSchema = z.object({

@@ -72,6 +72,12 @@ export const LinkStatusSchema = z.object({
     .nullable(),
   discoveryFile: z.string(),
   logFile: z.string(),
+  /**
+   * The pyper-sdk endpoints on loopback HTTPS (issue 13 item 9): their port and the certificate
+   * agents trust for `https://127.0.0.1:<port>/` only. Null while they are not listening; absent
+   * from Links that predate them. `piper-link pyper` prints PiperClient's settings from this.
+   */
+  pyper: z.object({ port: z.number().int(), certFile: z.string() }).nullable().optional(),
 });
 export type LinkStatus = z.infer<typeof LinkStatusSchema>;
 

@@ -21,6 +21,7 @@ import type { AuthorityConfig } from "../core/link.js";
 import { addApprovalCommands, addDevSignIn, addLoginCommand, addUiCommand } from "./commands.js";
 import { notRunning, withRunningLink } from "./link-access.js";
 import { addCallCommand } from "./call.js";
+import { addPyperCommand } from "./pyper.js";
 import { addRunCommand } from "./run.js";
 import { addServiceCommand } from "./service.js";
 import { createOutput, ExitCode, reportError, type Output } from "./output.js";
@@ -296,6 +297,7 @@ export function buildProgram(run: (job: (out: Output) => Promise<number>, json: 
   addLoginCommand(program, () => globals().profile, run);
   addUiCommand(program, () => globals().profile, run);
   addRunCommand(program, run);
+  addPyperCommand(program, () => globals().profile, run);
   addCallCommand(program, run);
   addServiceCommand(program, () => globals().profile, run);
   program.addCommand(authorityCommand());

@@ -33,6 +33,8 @@ import { DEFAULT_LIMITS, type LinkLimits } from "./loopback/limits.js";
 import { LinkServer, type LinkServerAddress } from "./loopback/link-server.js";
 import { actingForIdentity } from "./loopback/acting-for.js";
 import { createPeerResolver, describeLinuxProcess, type PeerResolver } from "./loopback/peer-process.js";
+import { startPyperEndpoints, type PyperEndpoints } from "./pyper/pyper-endpoints.js";
+import { DEFAULT_PYPER_PORT } from "../../shared/pyper.js";
 import { acquireInstanceLock, type InstanceLock } from "./runtime/instance-lock.js";
 import type { LinkPaths } from "./runtime/paths.js";
 import { describeRunningLink, removeRuntimeFiles, writeRuntimeFiles } from "./runtime/runtime-files.js";
@@ -43,6 +45,11 @@ export interface LinkOptions {
   profile?: string;
   /** Preferred port (default 31477); 0 picks a free one. */
   port?: number;
+  /**
+   * Preferred port of the pyper-sdk endpoints on loopback HTTPS (core/pyper/): default 31479, or 0
+   * (a free one) when `port` is 0, so tests never collide.
+   */
+  pyperPort?: number;
   paths: LinkPaths;
   keychain: KeychainStore;
   log: Logger;
@@ -96,6 +103,9 @@ export function createLink(options: LinkOptions): Link {
   let stopSweeper: () => void = () => undefined;
   let stopping: Promise<void> | null = null;
   let upstream: Upstream | null = null;
+  let pyper: PyperEndpoints | null = null;
+  // One resolver for both listeners: lookups that arrive together share one /proc scan.
+  const peers = options.peers ?? createPeerResolver();
 
   const events = createEventHub(log);
   const emitStatus = (): void => events.emit({ kind: "status", status: status() });
@@ -116,6 +126,8 @@ export function createLink(options: LinkOptions): Link {
     onRetried: emitStatus,
     onChange(instanceId) {
       cache.clear("context changed");
+      // Credential IDs and scoped tokens were handed out for the previous instance.
+      pyper?.clear();
       if (server === null) return;
       const state = instanceId === null ? "logged_out" : "ready";
       log.info({ state }, "context changed");
@@ -126,7 +138,7 @@ export function createLink(options: LinkOptions): Link {
   const signIn = createSignIn({ session, connection, context, log });
 
   function status(): LinkStatus {
-    return linkStatus({
+    const base = linkStatus({
       profile: options.profile ?? "default",
       preferredPort: options.port,
       startedAt,
@@ -139,6 +151,7 @@ export function createLink(options: LinkOptions): Link {
       signIn,
       session,
     });
+    return { ...base, pyper: pyper === null ? null : { port: pyper.port, certFile: pyper.certFile } };
   }
 
   const api = createControlApi({
@@ -160,7 +173,7 @@ export function createLink(options: LinkOptions): Link {
       limits: { ...DEFAULT_LIMITS, ...options.limits },
       log,
       now,
-      peers: options.peers ?? createPeerResolver(),
+      peers,
       agentHost: {
         now,
         log,
@@ -190,6 +203,8 @@ export function createLink(options: LinkOptions): Link {
   async function teardown(): Promise<void> {
     context.stop();
     signIn.stop();
+    await pyper?.stop().catch(() => undefined);
+    pyper = null;
     await server?.stop(CloseCode.goingAway).catch(() => undefined);
     events.setBroadcast(null);
     server = null;
@@ -226,6 +241,15 @@ export function createLink(options: LinkOptions): Link {
         server = started;
         events.setBroadcast((event) => started.broadcastEvent(event));
         address = await started.start();
+        pyper = await startPyperEndpoints({
+          port: options.pyperPort ?? (options.port === 0 ? 0 : DEFAULT_PYPER_PORT),
+          dataDir: paths.dataDir,
+          log,
+          now,
+          peers,
+          authority: () => connection.client,
+          instanceId: () => context.instanceId,
+        });
         await writeRuntimeFiles(paths, { port: address.port, controlToken, startedAt });
         log.info({ port: address.port, hosts: address.hosts, fallback: address.fallback, state: context.snapshot().state }, "link started");
         return status();
