@@ -138,6 +138,7 @@ export function createLink(options: LinkOptions): Link {
       authorityMode: config?.kind ?? null,
       signIn,
       session,
+      keychainBackend: keychain.backend ?? null,
     });
   }
 

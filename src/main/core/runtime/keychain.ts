@@ -20,7 +20,8 @@ export type KeychainItem =
   | "authority-link-token";
 
 /** Where the items live: the OS keychain (Secret Service, macOS Keychain, Credential Manager) or the encrypted file. */
-export type KeychainBackend = "os" | "file";
+export type { KeychainBackend } from "../../../shared/control.js";
+import type { KeychainBackend } from "../../../shared/control.js";
 
 export interface KeychainStore {
   readonly service: string;
