@@ -101,3 +101,29 @@ export async function openKeychain(options: OpenKeychainOptions): Promise<Keycha
   if (backend === "os") return createKeychainStore({ profile: options.profile });
   return createFileKeychainStore({ dataDir: options.dataDir, service: keychainService(options.profile), passphrase: options.passphrase ?? passphraseSource() });
 }
+
+/** What `npm start` knows when it decides whether to offer the file keychain. */
+export interface KeychainOfferSituation {
+  platform: NodeJS.Platform;
+  /** stdin and stdout are a terminal: someone can answer. */
+  interactive: boolean;
+  /** A Secret Service answered a probe on the session bus. */
+  secretServiceAnswers: boolean;
+  /** The backend remembered for the profile, if one was chosen. */
+  remembered: KeychainBackend | null;
+  /** `npm start`'s arguments (`--keychain` there is an explicit choice). */
+  argv: readonly string[];
+}
+
+/** The question `npm start` asks, word for word (issue 15 item 1). */
+export const KEYCHAIN_QUESTION = "No OS keychain here. Use an encrypted file protected by a passphrase? [y/N] ";
+
+/**
+ * Whether `npm start` should offer the encrypted-file keychain: only on an interactive terminal, on
+ * Linux (macOS and Windows always have one), when no Secret Service answers and no backend was
+ * chosen before or on the command line. "ask": put `KEYCHAIN_QUESTION`; "none": start as chosen.
+ */
+export function keychainOffer(s: KeychainOfferSituation): "ask" | "none" {
+  if (s.platform !== "linux" || s.argv.includes("--keychain") || s.remembered !== null || s.secretServiceAnswers) return "none";
+  return s.interactive ? "ask" : "none";
+}
