@@ -113,6 +113,10 @@ async function startInForeground(opts: StartOptions, out: Output): Promise<numbe
   });
   const reason = await daemon.done;
   if (!out.json) process.stdout.write(`Piper Link stopped (${reason}).\n`);
+  // The Link has stopped; anything still holding the event loop (a sign-in's listener or socket
+  // nobody will use) must not keep the process, or the terminal under `npm start`, past `stop`
+  // (issue 15 item 7). Unref'd: it fires only when something is left over.
+  setTimeout(() => process.exit(), 1000).unref();
   return ExitCode.ok;
 }
 
