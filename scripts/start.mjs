@@ -5,6 +5,8 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from
 import os from "node:os";
 import { createRequire } from "node:module";
 import path from "node:path";
+import { createInterface } from "node:readline/promises";
+import { pathToFileURL } from "node:url";
 
 const require = createRequire(import.meta.url);
 const root = path.resolve(import.meta.dirname, "..");
@@ -56,6 +58,46 @@ function ensureElectronSqlite() {
   }
 }
 
+/**
+ * Whether a Secret Service answers on the session bus: a read of an absent item in a child process
+ * (so a bus that never answers cannot hang `npm start`), bounded to 5 s.
+ */
+function secretServiceAnswers() {
+  const probe = `const { Entry } = require(${JSON.stringify(require.resolve("@napi-rs/keyring"))});
+    new Entry("piper-link.probe", "probe", { linux: { store: "secret-service" } }).getPassword();`;
+  const r = spawnSync(process.execPath, ["-e", probe], { stdio: "ignore", timeout: 5000 });
+  return r.status === 0;
+}
+
+/**
+ * On a terminal with no OS keychain and no remembered choice, offers the encrypted-file keychain
+ * (issue 15 item 1). Returns the arguments to add to `piper-link start`: `--keychain file` when the
+ * person said yes, nothing otherwise (the Link then says plainly that there is no keychain).
+ */
+async function keychainArgs() {
+  if (process.argv.includes("--keychain")) {
+    const value = process.argv[process.argv.indexOf("--keychain") + 1];
+    return value === undefined ? [] : ["--keychain", value];
+  }
+  const choice = await import(pathToFileURL(path.join(root, "dist", "main", "core", "runtime", "keychain-choice.js")).href);
+  const settings = await import(pathToFileURL(path.join(root, "dist", "main", "core", "runtime", "settings.js")).href);
+  const paths = await import(pathToFileURL(path.join(root, "dist", "main", "core", "runtime", "paths.js")).href);
+  const profile = process.env.PIPER_LINK_PROFILE || "default";
+  const situation = {
+    platform: process.platform,
+    interactive: Boolean(process.stdin.isTTY && process.stdout.isTTY),
+    remembered: await settings.readKeychainChoice(paths.resolveLinkPaths(profile).dataDir),
+    argv: process.argv.slice(2),
+    secretServiceAnswers: false,
+  };
+  // The probe costs a moment: only when the answer matters.
+  if (choice.keychainOffer(situation) === "none" || secretServiceAnswers()) return [];
+  const rl = createInterface({ input: process.stdin, output: process.stdout });
+  const answer = await rl.question(choice.KEYCHAIN_QUESTION);
+  rl.close();
+  return /^y(es)?$/i.test(answer.trim()) ? ["--keychain", "file"] : [];
+}
+
 run(process.execPath, [require.resolve("typescript/bin/tsc"), "-b", "tsconfig.json"]);
 // The window: loaded by Electron, and served to browsers by the headless Link under /ui/.
 run(process.execPath, [path.join(root, "node_modules", "electron-vite", "bin", "electron-vite.js"), "build"]);
@@ -66,8 +108,9 @@ if (electron && hasDisplay() && !process.argv.includes("--headless")) {
   child = spawn(electron, [root], { cwd: root, stdio: "inherit" });
 } else {
   const why = electron ? "no display" : "no Electron binary on this machine";
+  const extra = await keychainArgs();
   console.log(`Starting Piper Link headless (${why}).`);
-  child = spawn(process.execPath, [path.join(root, "bin", "piper-link.js"), "start", "--foreground"], { cwd: root, stdio: "inherit" });
+  child = spawn(process.execPath, [path.join(root, "bin", "piper-link.js"), "start", "--foreground", ...extra], { cwd: root, stdio: "inherit" });
 }
 for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => child.kill(signal));
 child.on("exit", (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

@@ -44,11 +44,8 @@ describe("a Secret Service that never answers", { skip: HAS_DBUS ? false : "dbus
     await fs.rm(dir, { recursive: true, force: true });
   });
 
-  // Not yet passing: @napi-rs/keyring's AsyncEntry constructor waits on D-Bus synchronously, which
-  // blocks the event loop, so no timer in this thread can bound it. Enable once keychain calls run in
-  // a worker thread (issue 16 item 3, left open).
-  const BLOCKING_CTOR = "the keyring library blocks the thread in its constructor; needs keychain calls in a worker (issue 16 item 3 open)";
-  it("logout's sequence of keychain calls waits at most about one bound in all, then fails as keychain_locked", { skip: BLOCKING_CTOR }, () => {
+  // Keychain calls run in a worker thread that is terminated when the bound fires (issue 16 item 3).
+  it("logout's sequence of keychain calls waits at most about one bound in all, then fails as keychain_locked", () => {
     const timeoutMs = 600;
     const script = `
       import { createKeychainStore } from "./src/main/core/runtime/keychain.ts";

@@ -31,8 +31,14 @@ export const AgentConnectionSchema = z.object({
 });
 export type AgentConnection = z.infer<typeof AgentConnectionSchema>;
 
+/** Where the Link keeps its keychain items: the OS keychain or the passphrase-encrypted file (DESIGN.md section 6). */
+export const KeychainBackendSchema = z.enum(["os", "file"]);
+export type KeychainBackend = z.infer<typeof KeychainBackendSchema>;
+
 export const KeychainHealthSchema = z.object({
   ok: z.boolean(),
+  /** The backend in use; null for a store injected without one (tests, benchmarks). */
+  backend: KeychainBackendSchema.nullable(),
   code: ErrorCodeSchema.nullable(),
   message: z.string().nullable(),
 });

@@ -8,13 +8,13 @@ import { spawn } from "node:child_process";
 import fs from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError, Help, InvalidArgumentError, Option } from "commander";
-import type { LinkStatus } from "../../shared/control.js";
+import type { KeychainBackend, LinkStatus } from "../../shared/control.js";
 import { displayText } from "../../shared/display.js";
 import { HttpErrorBodySchema, LinkError } from "../../shared/errors.js";
 import { DEFAULT_LINK_PORT, LINK_VERSION } from "../../shared/version.js";
 import { startDaemon } from "../core/daemon.js";
 import { isPidAlive } from "../core/runtime/files.js";
-import { createKeychainStore } from "../core/runtime/keychain.js";
+import { chosenBackend, openKeychain, passphraseSource, PASSPHRASE_ENV, PASSPHRASE_FILE_ENV } from "../core/runtime/keychain-choice.js";
 import { resolveLinkPaths } from "../core/runtime/paths.js";
 import { authorityCommand } from "../../server/main.js";
 import type { AuthorityConfig } from "../core/link.js";
@@ -34,7 +34,15 @@ interface StartOptions extends GlobalOptions {
   port: number;
   authority: string;
   requestTtl?: number | undefined;
+  keychain?: KeychainBackend | undefined;
 }
+
+function parseKeychain(value: string): KeychainBackend {
+  if (value === "os" || value === "file") return value;
+  throw new InvalidArgumentError("use os (the system keychain) or file (an encrypted file protected by a passphrase).");
+}
+
+const BACKEND_WORDS: Record<KeychainBackend, string> = { os: "the OS keychain", file: "encrypted file (passphrase)" };
 
 /**
  * `embedded` (default), `none`, or the https URL of a remote authority (token from
@@ -73,7 +81,8 @@ function describeStatus(s: LinkStatus): string[] {
     `  pyper-sdk: http://127.0.0.1:${s.port}/piper-link-context`,
   ];
   if (s.portFallback) lines.push(`  note:      port ${s.preferredPort} was taken; SDKs find this port through ${s.discoveryFile}`);
-  if (!s.keychain.ok) lines.push(`  keychain:  ${s.keychain.message ?? "unavailable"}`);
+  const backend = s.keychain.backend === null ? "injected" : BACKEND_WORDS[s.keychain.backend];
+  lines.push(s.keychain.ok ? `  keychain:  ${backend}` : `  keychain:  ${backend}: ${s.keychain.message ?? "unavailable"}`);
   lines.push(s.state === "ready" ? `  signed in: yes, instance ${s.instanceIdRedacted ?? ""}` : "  signed in: no");
   if (s.authority !== null) {
     lines.push(`  authority: ${s.authority.url} (${s.authority.mode}, ${s.authority.connected ? "connected" : s.authority.error === null ? "connecting…" : `unreachable: ${s.authority.error}; retrying`})`);
@@ -96,6 +105,7 @@ async function startInForeground(opts: StartOptions, out: Output): Promise<numbe
     profile: opts.profile,
     port: opts.port,
     authority: authorityConfig(opts.authority, opts.requestTtl),
+    keychain: opts.keychain,
     onReady: (status, link) => {
       // The window's address carries the control token, so it goes to a terminal only, never to a log file.
       const window = process.stdout.isTTY ? [`  window:    ${link.uiUrl()}`] : ["  window:    run `piper-link ui` to open it"];
@@ -104,6 +114,10 @@ async function startInForeground(opts: StartOptions, out: Output): Promise<numbe
   });
   const reason = await daemon.done;
   if (!out.json) process.stdout.write(`Piper Link stopped (${reason}).\n`);
+  // The Link has stopped; anything still holding the event loop (a sign-in's listener or socket
+  // nobody will use) must not keep the process, or the terminal under `npm start`, past `stop`
+  // (issue 15 item 7). Unref'd: it fires only when something is left over.
+  setTimeout(() => process.exit(), 1000).unref();
   return ExitCode.ok;
 }
 
@@ -136,10 +150,15 @@ async function startInBackground(opts: StartOptions, out: Output): Promise<numbe
   const outFile = `${paths.logDir}/daemon.out`;
   const fd = fs.openSync(outFile, "w", 0o600);
   const entry = fileURLToPath(import.meta.url);
+  // The detached daemon has no terminal to ask on: the file keychain's passphrase is asked here and
+  // handed over in its environment (readable only by this user), unless a source is already set.
+  const env = { ...process.env };
+  const backend = opts.keychain ?? (await chosenBackend(paths.dataDir));
+  if (backend === "file" && !env[PASSPHRASE_ENV] && !env[PASSPHRASE_FILE_ENV]) env[PASSPHRASE_ENV] = await passphraseSource()();
   const child = spawn(
     process.execPath,
-    [...process.execArgv, entry, "--profile", opts.profile, "start", "--foreground", "--port", String(opts.port), "--authority", opts.authority, "--json", ...(opts.requestTtl === undefined ? [] : ["--request-ttl", String(opts.requestTtl)])],
-    { detached: true, stdio: ["ignore", fd, fd], env: process.env },
+    [...process.execArgv, entry, "--profile", opts.profile, "start", "--foreground", "--port", String(opts.port), "--authority", opts.authority, "--json", ...(opts.requestTtl === undefined ? [] : ["--request-ttl", String(opts.requestTtl)]), ...(opts.keychain === undefined ? [] : ["--keychain", opts.keychain])],
+    { detached: true, stdio: ["ignore", fd, fd], env },
   );
   fs.closeSync(fd);
   child.unref();
@@ -233,9 +252,10 @@ export function buildProgram(run: (job: (out: Output) => Promise<number>, json: 
     .option("--foreground", "run in this terminal until Ctrl+C")
     .option("--authority <where>", "embedded (default), none, or the https:// URL of a remote authority", parseAuthority, "embedded")
     .option("--request-ttl <ms>", "how long pending requests wait for a decision (embedded authority; default 10 min)", parsePositiveInt)
+    .option("--keychain <backend>", "os (the system keychain) or file (encrypted with a passphrase, for machines without one); remembered", parseKeychain)
     .option("--json", "print the status as JSON")
-    .action(async (o: { port: number; foreground?: boolean; authority: string; requestTtl?: number; json?: boolean }) => {
-      const opts = { ...globals(), port: o.port, authority: o.authority, requestTtl: o.requestTtl };
+    .action(async (o: { port: number; foreground?: boolean; authority: string; requestTtl?: number; keychain?: KeychainBackend; json?: boolean }) => {
+      const opts = { ...globals(), port: o.port, authority: o.authority, requestTtl: o.requestTtl, keychain: o.keychain };
       await run((out) => (o.foreground ? startInForeground(opts, out) : startInBackground(opts, out)), o.json === true);
     });
 
@@ -284,7 +304,7 @@ export function buildProgram(run: (job: (out: Output) => Promise<number>, json: 
         const { profile } = globals();
         const viaLink = await withRunningLink(profile, (c) => c.call("logout", {}));
         if (viaLink === null) {
-          const keychain = createKeychainStore({ profile });
+          const keychain = await openKeychain({ profile, dataDir: resolveLinkPaths(profile).dataDir });
           await keychain.delete("instance-id");
           await keychain.delete("refresh-token");
         }
@@ -314,7 +334,7 @@ export function buildProgram(run: (job: (out: Output) => Promise<number>, json: 
         const id = instanceId.trim();
         if (id.length === 0 || id.length > 256) throw new LinkError("bad_request", "The instance ID must be 1 to 256 characters.");
         const viaLink = await withRunningLink(profile, (c) => c.call("setInstanceId", { instanceId: id }));
-        if (viaLink === null) await createKeychainStore({ profile }).set("instance-id", id);
+        if (viaLink === null) await (await openKeychain({ profile, dataDir: resolveLinkPaths(profile).dataDir })).set("instance-id", id);
         out.result(
           { instanceIdSet: true, linkRunning: viaLink !== null },
           viaLink === null ? "Instance ID stored in the keychain; the Link serves it when it starts." : "Instance ID stored and pushed to connected agents.",

@@ -1,11 +1,13 @@
 /**
  * Runs the Link core as a foreground daemon (headless mode, `piper-link start --foreground`):
- * builds the real dependencies, starts, and shuts down gracefully on SIGINT/SIGTERM or when a
+ * builds the real dependencies (the profile's chosen keychain backend among them), starts, and shuts down gracefully on SIGINT/SIGTERM or when a
  * control client asks, closing agent sockets with 1001 and removing the discovery file.
  */
 import path from "node:path";
 import type { LinkStatus } from "../../shared/control.js";
-import { createKeychainStore } from "./runtime/keychain.js";
+import type { KeychainBackend } from "../../shared/control.js";
+import { openKeychain } from "./runtime/keychain-choice.js";
+import { rememberKeychainChoice } from "./runtime/settings.js";
 import { createLink, type AuthorityConfig, type Link } from "./link.js";
 import { createFileLogger } from "./runtime/logger.js";
 import { resolveLinkPaths, type LinkPaths } from "./runtime/paths.js";
@@ -20,6 +22,11 @@ export interface DaemonOptions {
   /** Called once the Link serves. */
   onReady?: (status: LinkStatus, link: Link) => void;
   onStopped?: (signal: string) => void;
+  /**
+   * The keychain backend chosen for this start (`--keychain`); it is remembered for the profile. By
+   * default the remembered one, else the OS keychain.
+   */
+  keychain?: KeychainBackend | undefined;
   /** The built browser UI; by default the install's out/renderer, when it was built. */
   uiDir?: string | null;
 }
@@ -52,11 +59,13 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   };
   const onSignal = (signal: NodeJS.Signals): void => void stop(signal);
 
+  if (options.keychain !== undefined) await rememberKeychainChoice(paths.dataDir, options.keychain);
+  const keychain = await openKeychain({ profile: options.profile, dataDir: paths.dataDir });
   const link = createLink({
     profile: options.profile,
     port: options.port,
     paths,
-    keychain: createKeychainStore({ profile: options.profile }),
+    keychain,
     log: logger.log,
     authority: options.authority === undefined ? { kind: "embedded" } : options.authority,
     onShutdownRequested: () => void stop("shutdown requested"),

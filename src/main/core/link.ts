@@ -150,6 +150,7 @@ export function createLink(options: LinkOptions): Link {
       authorityMode: config?.kind ?? null,
       signIn,
       session,
+      keychainBackend: keychain.backend ?? null,
     });
     return { ...base, pyper: pyper === null ? null : { port: pyper.port, certFile: pyper.certFile } };
   }

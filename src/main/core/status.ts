@@ -3,7 +3,7 @@
  * the parts that own each piece: the loopback server, the instance context, the authority
  * connection and the sign-in.
  */
-import { redactInstanceId, type LinkStatus } from "../../shared/control.js";
+import { redactInstanceId, type KeychainBackend, type LinkStatus } from "../../shared/control.js";
 import { DEFAULT_LINK_PORT, LINK_VERSION } from "../../shared/version.js";
 import type { InstanceContext } from "./account/instance-context.js";
 import type { SignIn } from "./account/sign-in.js";
@@ -25,6 +25,8 @@ export interface StatusParts {
   authorityMode: "embedded" | "remote" | null;
   signIn: SignIn;
   session: SignInSession;
+  /** The keychain backend in use (null for an injected store that does not say). */
+  keychainBackend: KeychainBackend | null;
 }
 
 export function linkStatus(p: StatusParts): LinkStatus {
@@ -42,7 +44,10 @@ export function linkStatus(p: StatusParts): LinkStatus {
     portFallback: p.address?.fallback ?? false,
     state: instanceId === null ? "logged_out" : "ready",
     instanceIdRedacted: instanceId === null ? null : redactInstanceId(instanceId),
-    keychain: keychainError === null ? { ok: true, code: null, message: null } : { ok: false, code: keychainError.code, message: keychainError.message },
+    keychain:
+      keychainError === null
+        ? { ok: true, backend: p.keychainBackend, code: null, message: null }
+        : { ok: false, backend: p.keychainBackend, code: keychainError.code, message: keychainError.message },
     agents: p.server ? [...p.server.agents].map((a) => a.describe()) : [],
     authority:
       client === null || p.authorityMode === null

@@ -110,7 +110,12 @@ export function createSignIn(deps: SignInDeps): SignIn {
       }
     },
     async devSignIn(name) {
-      const { instanceId } = await connection.require().registerInstance(name ?? "This machine");
+      const client = connection.require();
+      // As `wait` does: a second sign-in keeps this machine's instance while it is still this
+      // account's, instead of registering another one (issue 15 item 7).
+      const existing = context.instanceId;
+      if (existing !== null && (await client.instanceIsMine(existing))) return;
+      const { instanceId } = await client.registerInstance(name ?? "This machine");
       await context.store(instanceId);
     },
     async signOut() {

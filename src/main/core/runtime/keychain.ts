@@ -1,11 +1,14 @@
 /**
- * The OS keychain, through `@napi-rs/keyring`. One small service: `get` returns `null` when an
+ * The OS keychain, through `@napi-rs/keyring` in a worker thread (so a keychain that never answers
+ * cannot block the event loop). One small service: `get` returns `null` when an
  * item is absent and throws a `LinkError` only for real failures (no Secret Service, locked
  * keychain), with a message that tells the person what to do. There is no plaintext fallback; on
  * Linux the entry is pinned to the Secret Service so the non-persistent kernel keyring is never
  * used silently either.
  */
-import { AsyncEntry } from "@napi-rs/keyring";
+import { createRequire } from "node:module";
+import { SHARE_ENV, Worker } from "node:worker_threads";
+import { z } from "zod";
 import { LinkError } from "../../../shared/errors.js";
 
 /** The items the Link keeps in the keychain (DESIGN.md section 6). */
@@ -16,8 +19,14 @@ export type KeychainItem =
   | "authority-data-key"
   | "authority-link-token";
 
+/** Where the items live: the OS keychain (Secret Service, macOS Keychain, Credential Manager) or the encrypted file. */
+export type { KeychainBackend } from "../../../shared/control.js";
+import type { KeychainBackend } from "../../../shared/control.js";
+
 export interface KeychainStore {
   readonly service: string;
+  /** Which backend this is; stores made for tests or benchmarks may leave it out. */
+  readonly backend?: KeychainBackend;
   get(item: KeychainItem): Promise<string | null>;
   set(item: KeychainItem, value: string): Promise<void>;
   /** Returns true when something was deleted. */
@@ -64,7 +73,7 @@ export function keyringErrorKind(err: unknown): KeyringErrorKind {
   return "other";
 }
 
-/** Our own bound fired: the library's AbortSignal is not honoured while D-Bus waits, so we race it. */
+/** Our own bound fired: the library's AbortSignal is not honoured while D-Bus waits, so the thread's caller times it. */
 class KeychainTimeout extends Error {
   constructor(readonly ms: number) {
     super(`no answer within ${ms / 1000} s`);
@@ -89,49 +98,165 @@ function toLinkError(err: unknown, platform: NodeJS.Platform, action: string): L
   );
 }
 
+/** One request to the keychain thread, and its answer (validated: a thread is a boundary too). */
+interface KeychainRequest {
+  id: number;
+  op: "get" | "set" | "delete";
+  service: string;
+  item: KeychainItem;
+  value: string | null;
+}
+const KeychainReplySchema = z.discriminatedUnion("ok", [
+  z.object({ id: z.number(), ok: z.literal(true), value: z.union([z.string(), z.boolean(), z.null()]) }),
+  z.object({ id: z.number(), ok: z.literal(false), message: z.string() }),
+]);
+
 /**
- * Opens the keychain of a profile. Every call is bounded by `timeoutMs` (default 15 s): a keychain
- * that does not answer in time fails with `keychain_locked`. Known gap: the library's `AsyncEntry`
- * constructor connects to D-Bus synchronously and can block the thread past the bound (a Secret
- * Service that is activated but never answers); bounding that needs the calls in a worker thread. After such a timeout, calls in the next
- * `timeoutMs` fail at once with the same error instead of waiting again, so a command that makes
- * several calls (logout deletes two items) waits at most about one bound in all (issue 16 item 3).
+ * The keychain thread's code. @napi-rs/keyring's constructor and, on a Secret Service whose unlock
+ * prompt never returns, its calls wait on D-Bus synchronously: in the main thread that blocks the
+ * event loop, so no timer can bound them (issue 16 item 3). In a worker thread only the worker
+ * waits, and the Link terminates it when the bound fires. The code is inline (`eval`) rather than
+ * a file so that the same worker runs from src (tsx), dist (tsc) and Electron's bundle without a
+ * build step knowing about it; the library is loaded by the absolute path the main thread resolved.
+ */
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require("node:worker_threads");
+const { Entry } = require(workerData.keyringPath);
+parentPort.on("message", (m) => {
+  try {
+    const entry = new Entry(m.service, m.item, { linux: { store: "secret-service" } });
+    let value = null;
+    if (m.op === "get") value = entry.getPassword();
+    else if (m.op === "set") entry.setPassword(m.value);
+    else value = entry.deletePassword();
+    parentPort.postMessage({ id: m.id, ok: true, value: value === undefined ? null : value });
+  } catch (e) {
+    parentPort.postMessage({ id: m.id, ok: false, message: e instanceof Error ? e.message : String(e) });
+  }
+});
+`;
+
+/** The library's error, rebuilt from the worker's message so `keyringErrorKind` reads its label. */
+class KeyringError extends Error {}
+
+/**
+ * A worker thread that runs keychain calls one at a time. `call` rejects with `KeychainTimeout`
+ * after `timeoutMs`; the stuck worker is then terminated and the next call starts a fresh one.
+ */
+function createKeychainThread(timeoutMs: number): { call(req: Omit<KeychainRequest, "id">): Promise<string | boolean | null>; close(): void } {
+  let worker: Worker | null = null;
+  let nextId = 1;
+  const pending = new Map<number, { resolve: (v: string | boolean | null) => void; reject: (e: Error) => void }>();
+
+  function failAll(err: Error): void {
+    for (const p of pending.values()) p.reject(err);
+    pending.clear();
+  }
+
+  function spawnWorker(): Worker {
+    const keyringPath = createRequire(import.meta.url).resolve("@napi-rs/keyring");
+    // execArgv: [] so a worker under tsx does not load the TypeScript loader it does not need.
+    const w = new Worker(WORKER_SOURCE, { eval: true, workerData: { keyringPath }, execArgv: [], env: SHARE_ENV });
+    w.on("message", (raw: unknown) => {
+      const reply = KeychainReplySchema.safeParse(raw);
+      if (!reply.success) return;
+      const p = pending.get(reply.data.id);
+      if (p === undefined) return;
+      pending.delete(reply.data.id);
+      if (reply.data.ok) p.resolve(reply.data.value);
+      else p.reject(new KeyringError(reply.data.message));
+      // An idle keychain thread must not keep a CLI command alive (listeners ref it again, so this
+      // comes after them and after every answer).
+      if (pending.size === 0) w.unref();
+    });
+    w.on("error", (err) => {
+      if (worker === w) worker = null;
+      failAll(err);
+    });
+    w.on("exit", () => {
+      if (worker === w) worker = null;
+      failAll(new KeyringError("Platform failure: the keychain thread ended"));
+    });
+    return w;
+  }
+
+  return {
+    call(req) {
+      worker ??= spawnWorker();
+      const w = worker;
+      const id = nextId++;
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          pending.delete(id);
+          // The thread is stuck in a D-Bus call; end it so later calls do not queue behind it.
+          if (worker === w) worker = null;
+          void w.terminate().catch(() => undefined);
+          reject(new KeychainTimeout(timeoutMs));
+        }, timeoutMs);
+        timer.unref();
+        pending.set(id, {
+          resolve: (v) => {
+            clearTimeout(timer);
+            resolve(v);
+          },
+          reject: (e) => {
+            clearTimeout(timer);
+            reject(e);
+          },
+        });
+        const message: KeychainRequest = { id, ...req };
+        w.ref();
+        w.postMessage(message);
+      });
+    },
+    close() {
+      const w = worker;
+      worker = null;
+      if (w !== null) void w.terminate().catch(() => undefined);
+    },
+  };
+}
+
+/**
+ * Opens the OS keychain of a profile. Every call runs in a worker thread and is bounded by
+ * `timeoutMs` (default 15 s): a keychain that does not answer in time fails with `keychain_locked`
+ * and its thread is terminated. After such a timeout, calls in the next `timeoutMs` fail at once
+ * with the same error instead of waiting again, so a command that makes several calls (logout
+ * deletes two items) waits at most about one bound in all (issue 16 item 3). Known limit: a
+ * terminated thread that is still inside a D-Bus call cannot be interrupted, and Node joins it at
+ * process exit, so a process that abandoned one exits only when D-Bus gives up (its own 25 s reply
+ * timeout); the command's answer comes within the bound.
  */
 export function createKeychainStore(options: KeychainOptions): KeychainStore {
   const service = keychainService(options.profile);
   const platform = options.platform ?? process.platform;
   const timeoutMs = options.timeoutMs ?? 15_000;
+  const thread = createKeychainThread(timeoutMs);
   /** Until when calls fail fast because the keychain just failed to answer within the bound. */
   let unresponsiveUntil = 0;
 
-  async function withEntry<T>(item: KeychainItem, action: string, op: (e: AsyncEntry, s: AbortSignal) => Promise<T>): Promise<T> {
+  async function run(req: Omit<KeychainRequest, "id">, action: string): Promise<string | boolean | null> {
     if (Date.now() < unresponsiveUntil) throw toLinkError(new KeychainTimeout(timeoutMs), platform, action);
-    const started = Date.now();
-    let timer: NodeJS.Timeout | undefined;
     try {
-      // The constructor connects to the store and throws synchronously when there is none.
-      const entry = new AsyncEntry(service, item, { linux: { store: "secret-service" } });
-      const bound = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new KeychainTimeout(timeoutMs)), timeoutMs);
-      });
-      const call = op(entry, AbortSignal.timeout(timeoutMs));
-      // The abandoned call may still settle later; its outcome no longer matters.
-      call.catch(() => undefined);
-      return await Promise.race([call, bound]);
+      return await thread.call(req);
     } catch (err) {
-      // Also when the library itself blocked us past the bound (its constructor waits on D-Bus
-      // synchronously, so our timer could not fire): the next calls must not wait again.
-      if (err instanceof KeychainTimeout || Date.now() - started >= timeoutMs) unresponsiveUntil = Date.now() + timeoutMs;
+      if (err instanceof KeychainTimeout) unresponsiveUntil = Date.now() + timeoutMs;
       throw toLinkError(err, platform, action);
-    } finally {
-      clearTimeout(timer);
     }
   }
 
   return {
     service,
-    get: (item) => withEntry(item, `read ${item}`, (e, signal) => e.getPassword(signal)),
-    set: (item, value) => withEntry(item, `store ${item}`, (e, signal) => e.setPassword(value, signal)),
-    delete: (item) => withEntry(item, `delete ${item}`, (e, signal) => e.deletePassword(signal)),
+    backend: "os",
+    async get(item) {
+      const v = await run({ op: "get", service, item, value: null }, `read ${item}`);
+      return typeof v === "string" ? v : null;
+    },
+    async set(item, value) {
+      await run({ op: "set", service, item, value }, `store ${item}`);
+    },
+    async delete(item) {
+      return (await run({ op: "delete", service, item, value: null }, `delete ${item}`)) === true;
+    },
   };
 }

@@ -1,0 +1,129 @@
+/**
+ * Which keychain a profile uses and how the encrypted file's passphrase is had. The choice is made
+ * explicitly (`piper-link start --keychain os|file`, or accepted when `npm start` offers the file on
+ * a machine without a Secret Service) and remembered in the profile's settings file, so later starts
+ * and the CLI commands that touch the keychain open the same one. Never a silent fallback.
+ */
+import fs from "node:fs/promises";
+import type { KeychainBackend } from "../../../shared/control.js";
+import { LinkError } from "../../../shared/errors.js";
+import { createFileKeychainStore } from "./file-keychain.js";
+import { createKeychainStore, keychainService, type KeychainStore } from "./keychain.js";
+import { readKeychainChoice } from "./settings.js";
+
+/** The environment variables that carry the file keychain's passphrase (for services and tests). */
+export const PASSPHRASE_ENV = "PIPER_LINK_KEYCHAIN_PASSPHRASE";
+/** A file holding the passphrase, e.g. a systemd credential (`LoadCredential=` → `$CREDENTIALS_DIRECTORY/...`). */
+export const PASSPHRASE_FILE_ENV = "PIPER_LINK_KEYCHAIN_PASSPHRASE_FILE";
+
+/**
+ * Asks for a line on the terminal without echoing it. Resolves with what was typed (without the
+ * newline); rejects with `keychain_locked` on Ctrl+C or Ctrl+D, or when `input` is not a terminal.
+ */
+export function promptHidden(question: string, input: NodeJS.ReadStream = process.stdin, output: NodeJS.WriteStream = process.stderr): Promise<string> {
+  if (!input.isTTY) return Promise.reject(new LinkError("keychain_locked", "No terminal to ask for the keychain passphrase on."));
+  output.write(question);
+  return new Promise((resolve, reject) => {
+    let typed = "";
+    const finish = (err: LinkError | null): void => {
+      input.off("data", onData);
+      input.setRawMode(false);
+      input.pause();
+      output.write("\n");
+      if (err === null) resolve(typed);
+      else reject(err);
+    };
+    const onData = (chunk: Buffer): void => {
+      for (const ch of chunk.toString("utf8")) {
+        if (ch === "\r" || ch === "\n") return finish(null);
+        if (ch === "\u0003" || ch === "\u0004") return finish(new LinkError("keychain_locked", "No passphrase given; the keychain file stays locked."));
+        if (ch === "\u007f" || ch === "\b") typed = typed.slice(0, -1);
+        else typed += ch;
+      }
+    };
+    input.setRawMode(true);
+    input.resume();
+    input.on("data", onData);
+  });
+}
+
+/**
+ * The passphrase source for the file keychain, in order: `PIPER_LINK_KEYCHAIN_PASSPHRASE`,
+ * the file named by `PIPER_LINK_KEYCHAIN_PASSPHRASE_FILE` (one trailing newline ignored), a hidden
+ * prompt when stdin is a terminal; otherwise `keychain_locked` with the ways to give one. An empty
+ * passphrase is refused (it would be plaintext in all but name).
+ */
+export function passphraseSource(env: NodeJS.ProcessEnv = process.env, interactive: boolean = process.stdin.isTTY): () => Promise<string> {
+  let asked: Promise<string> | null = null;
+  const ask = async (): Promise<string> => {
+    let value: string;
+    const direct = env[PASSPHRASE_ENV];
+    const file = env[PASSPHRASE_FILE_ENV];
+    if (direct !== undefined && direct !== "") value = direct;
+    else if (file !== undefined && file !== "") {
+      try {
+        value = (await fs.readFile(file, "utf8")).replace(/\r?\n$/, "");
+      } catch (err) {
+        throw new LinkError("keychain_locked", `Cannot read the keychain passphrase file ${file} (${PASSPHRASE_FILE_ENV}): ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      }
+    } else if (interactive) value = await promptHidden("Keychain passphrase: ");
+    else throw new LinkError("keychain_locked", `The keychain file is locked: give its passphrase in ${PASSPHRASE_ENV} or a file named by ${PASSPHRASE_FILE_ENV}, or run on a terminal to be asked.`);
+    if (value.length === 0) throw new LinkError("keychain_locked", "The keychain passphrase is empty; choose one of at least one character.");
+    return value;
+  };
+  return () => {
+    // Asked once per process; a failed ask may be retried.
+    asked ??= ask().catch((err: unknown) => {
+      asked = null;
+      throw err;
+    });
+    return asked;
+  };
+}
+
+export interface OpenKeychainOptions {
+  profile: string;
+  dataDir: string;
+  /** The backend to use; by default the one remembered for the profile, else the OS keychain. */
+  backend?: KeychainBackend | undefined;
+  /** The file keychain's passphrase (default: `passphraseSource()`). */
+  passphrase?: () => Promise<string>;
+}
+
+/** The remembered backend of a profile, or `os` when none was chosen. */
+export async function chosenBackend(dataDir: string): Promise<KeychainBackend> {
+  return (await readKeychainChoice(dataDir)) ?? "os";
+}
+
+/** Opens the profile's keychain: the given backend, else the remembered one, else the OS keychain. */
+export async function openKeychain(options: OpenKeychainOptions): Promise<KeychainStore> {
+  const backend = options.backend ?? (await chosenBackend(options.dataDir));
+  if (backend === "os") return createKeychainStore({ profile: options.profile });
+  return createFileKeychainStore({ dataDir: options.dataDir, service: keychainService(options.profile), passphrase: options.passphrase ?? passphraseSource() });
+}
+
+/** What `npm start` knows when it decides whether to offer the file keychain. */
+export interface KeychainOfferSituation {
+  platform: NodeJS.Platform;
+  /** stdin and stdout are a terminal: someone can answer. */
+  interactive: boolean;
+  /** A Secret Service answered a probe on the session bus. */
+  secretServiceAnswers: boolean;
+  /** The backend remembered for the profile, if one was chosen. */
+  remembered: KeychainBackend | null;
+  /** `npm start`'s arguments (`--keychain` there is an explicit choice). */
+  argv: readonly string[];
+}
+
+/** The question `npm start` asks, word for word (issue 15 item 1). */
+export const KEYCHAIN_QUESTION = "No OS keychain here. Use an encrypted file protected by a passphrase? [y/N] ";
+
+/**
+ * Whether `npm start` should offer the encrypted-file keychain: only on an interactive terminal, on
+ * Linux (macOS and Windows always have one), when no Secret Service answers and no backend was
+ * chosen before or on the command line. "ask": put `KEYCHAIN_QUESTION`; "none": start as chosen.
+ */
+export function keychainOffer(s: KeychainOfferSituation): "ask" | "none" {
+  if (s.platform !== "linux" || s.argv.includes("--keychain") || s.remembered !== null || s.secretServiceAnswers) return "none";
+  return s.interactive ? "ask" : "none";
+}
