@@ -9,7 +9,7 @@
  */
 import WebSocket from "ws";
 import type { CallAuth } from "../shared/calls.js";
-import { LinkMessageSchema, type LinkMessage } from "../shared/protocol.js";
+import { LinkMessageSchema, type ActingFor, type AgentGrant, type LinkMessage } from "../shared/protocol.js";
 import { AGENT_SUBPROTOCOL, LINK_VERSION, PROTOCOL_VERSION } from "../shared/version.js";
 import { discoverLinkUrl } from "./discovery.js";
 import { envFallbackValue, envNameFor } from "./env.js";
@@ -53,6 +53,13 @@ export interface PiperClientOptions {
   logger?: PiperLogger;
   /** The environment for discovery and fallback (default `process.env`). */
   env?: Readonly<Record<string, string | undefined>>;
+  /**
+   * For Piper Link's own commands only (`run`, `mcp`): whom this client asks for, sent in `hello`
+   * (protocol.ts `Hello.actingFor`). `{ kind: "parent" }` asks the Link to name this process's
+   * parent in approval prompts (the MCP client that started `piper-link mcp`). The Link ignores it
+   * from any other program, so an agent gains nothing by setting it.
+   */
+  actingFor?: ActingFor;
 }
 
 export interface GetSecretOptions {
@@ -106,6 +113,13 @@ export interface PiperClient {
    * head already held a redaction; the body's redactions are reported when it ends.
    */
   fetch(url: string | URL, init: PiperFetchInit): Promise<Response>;
+  /**
+   * The live grants of this agent (its client ID, on this machine): the variable names it may use
+   * now without a new approval, and what each allows (`read`, or `use` with destinations). Never a
+   * value. Rejects with a `PiperError` (`not_logged_in`, `authority_unavailable`, `not_implemented`
+   * from a Link that predates the `grants` message).
+   */
+  listGrants(): Promise<AgentGrant[]>;
   getInstanceId(): Promise<string>;
   close(): void;
 }
@@ -205,7 +219,7 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
         },
       });
       socket.on("open", () => {
-        socket.send(JSON.stringify({ type: "hello", id: helloId, protocol: PROTOCOL_VERSION, agent: { clientId: options.clientId, ...(options.name ? { name: options.name } : {}) }, sdk: { name: "piper-link/sdk", version: LINK_VERSION } }));
+        socket.send(JSON.stringify({ type: "hello", id: helloId, protocol: PROTOCOL_VERSION, agent: { clientId: options.clientId, ...(options.name ? { name: options.name } : {}) }, sdk: { name: "piper-link/sdk", version: LINK_VERSION }, ...(options.actingFor ? { actingFor: options.actingFor } : {}) }));
         heartbeat = setInterval(() => {
           let answered = false;
           socket.once("pong", () => (answered = true));
@@ -404,9 +418,40 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
     });
   }
 
+  async function viaGrants(): Promise<AgentGrant[]> {
+    await ensureReady();
+    const id = `g-${nextId++}`;
+    const frame = JSON.stringify({ type: "grants", id });
+    return new Promise<AgentGrant[]>((resolve, reject) => {
+      inFlight.set(id, {
+        // Reading a list is safe to repeat after a reconnect.
+        frame,
+        fail: (err) => {
+          inFlight.delete(id);
+          reject(err);
+        },
+        handler: (m) => {
+          if (m.type === "grants.list") {
+            inFlight.delete(id);
+            resolve(m.grants);
+          } else if (m.type === "error") {
+            inFlight.delete(id);
+            reject(m.code === "not_logged_in" ? new PiperLinkNeededError("not_logged_in", m.message) : new PiperError(m.code, m.message, { retryable: m.retryable }));
+          }
+        },
+      });
+      if (ws?.readyState === WebSocket.OPEN) ws.send(frame);
+      else scheduleReconnect();
+    });
+  }
+
   const client: PiperClient = {
     fetch(url, init) {
       return viaCall(String(url), init);
+    },
+
+    listGrants() {
+      return viaGrants();
     },
 
     async getSecret(variable, opts = {}) {

@@ -63,6 +63,8 @@ export const GrantViewSchema = z.object({
   lastUsedAt: z.number().nullable(),
   endedAt: z.number().nullable(),
   endReason: z.string().nullable(),
+  /** The grant's terms (binding, lifetime, mode, policy); absent from authorities that do not list them yet. */
+  terms: GrantTermsSchema.optional(),
 });
 export type GrantView = z.infer<typeof GrantViewSchema>;
 

@@ -21,6 +21,7 @@ import type { AuthorityConfig } from "../core/link.js";
 import { addApprovalCommands, addDevSignIn, addLoginCommand, addUiCommand } from "./commands.js";
 import { notRunning, withRunningLink } from "./link-access.js";
 import { addCallCommand } from "./call.js";
+import { addMcpCommand } from "./mcp.js";
 import { addRunCommand } from "./run.js";
 import { addServiceCommand } from "./service.js";
 import { createOutput, ExitCode, reportError, type Output } from "./output.js";
@@ -242,6 +243,7 @@ export function buildProgram(run: (job: (out: Output) => Promise<number>, json: 
   addUiCommand(program, () => globals().profile, run);
   addRunCommand(program, run);
   addCallCommand(program, run);
+  addMcpCommand(program, run);
   addServiceCommand(program, () => globals().profile, run);
   program.addCommand(authorityCommand());
 
