@@ -6,7 +6,7 @@ import { after, before, describe, it } from "node:test";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { z } from "zod";
-import { RequestViewSchema } from "../src/shared/authority.js";
+import { AuditPageSchema, RequestViewSchema } from "../src/shared/authority.js";
 import { REDACTION_MARK } from "../src/shared/calls.js";
 import { LinkStatusSchema } from "../src/shared/control.js";
 import { needlesFor } from "../src/main/core/calls/redactor.js";
@@ -145,5 +145,21 @@ describe("piper-link mcp (MCP client over stdio, real Link, HTTPS upstream)", ()
     assert.match(errorText(await mcp.callTool({ name: "http_request", arguments: { url: `http://127.0.0.1:${upstream.port}/echo`, auth: { bearer: "API_TOKEN" } } })), /^bad_request: /);
     assert.equal(upstream.received.length, before, "nothing was sent for refused calls");
     assert.deepEqual(await listSecrets(), ["API_TOKEN"], "the denied secret is not listed");
+  });
+
+  it("audits every call: piper-link activity --host / --secret show it, never the value", async () => {
+    const host = `127.0.0.1:${upstream.port}`;
+    await waitFor(async () => (await cliJsonAsync(e, ["activity", "--host", host], AuditPageSchema)).events.length >= 2, "the calls in the audit log", 20_000);
+    const page = await cliJsonAsync(e, ["activity", "--host", host, "--secret", "API_TOKEN"], AuditPageSchema);
+    assert.ok(page.events.every((ev) => ev.action === "call.made" && ev.secretName === "API_TOKEN" && ev.agentClientId === CLIENT_ID));
+    const echo = page.events.find((ev) => ev.call?.path === "/echo");
+    assert.ok(echo?.call, JSON.stringify(page));
+    assert.deepEqual([echo.call.method, echo.call.host, echo.call.status, echo.call.redacted], ["POST", host, 200, true]);
+    assert.ok(echo.call.bytes > 0);
+    assert.equal((await cliJsonAsync(e, ["activity", "--host", "example.com"], AuditPageSchema)).events.length, 0);
+    assert.equal((await cliJsonAsync(e, ["activity", "--host", host, "--secret", "BASIC_CRED"], AuditPageSchema)).events.length, 0, "the denied call never had a grant to use");
+    const text = cli(e, ["activity", "--host", host]).stdout;
+    assert.match(text, new RegExp(`POST ${host.replace(/\./g, "\\.")}/echo -> 200`));
+    for (const needle of needlesFor(TOKEN)) assert.ok(!text.includes(needle) && !JSON.stringify(page).includes(needle));
   });
 });

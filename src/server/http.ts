@@ -59,6 +59,10 @@ const AuditQuery = z.object({
   before: z.string().max(64).optional(),
   agent: z.string().max(128).optional(),
   variable: z.string().max(256).optional(),
+  /** A secret's name, exact. */
+  secret: z.string().max(256).optional(),
+  /** Calls to this host (`host` or `host:port`). */
+  host: z.string().max(300).optional(),
 });
 const RequestsQuery = z.object({ status: z.enum(["pending", "approved", "denied", "expired", "all"]).default("pending") });
 const GrantsQuery = z.object({ all: z.enum(["true", "false"]).default("false") });

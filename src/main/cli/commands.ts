@@ -7,6 +7,7 @@ import { spawn } from "node:child_process";
 import readline from "node:readline";
 import { type Command, InvalidArgumentError, Option } from "commander";
 import type { GrantView, RequestView, Scope } from "../../shared/authority.js";
+import type { CallAudit } from "../../shared/calls.js";
 import { uiAddress } from "../../shared/control.js";
 import { displayText } from "../../shared/display.js";
 import { LinkError } from "../../shared/errors.js";
@@ -51,6 +52,12 @@ function describeScope(g: GrantView): string {
   if (g.scope === "process") return `while pid ${g.process?.pid ?? "?"} runs`;
   if (g.scope === "once") return "once";
   return "until revoked";
+}
+
+/** A call the Link made, as the audit keeps it: `GET host/path -> 200, 1234 B, 12 ms, redacted`. */
+function describeCall(c: CallAudit): string {
+  const result = c.status === null ? (c.error ?? "no answer") : `${c.status}${c.error ? ` ${c.error}` : ""}`;
+  return `${c.method} ${displayText(c.host, 300)}${displayText(c.path, 300)} -> ${result}, ${c.bytes} B, ${Math.round(c.durationMs)} ms${c.redacted ? ", redacted" : ""}`;
 }
 
 function describeGrant(g: GrantView): string {
@@ -195,16 +202,20 @@ export function addApprovalCommands(program: Command, profile: () => string, run
     .option("--before <cursor>", "continue from a previous page's cursor")
     .option("--agent <clientId>", "only this agent")
     .option("--variable <name>", "only this variable")
+    .option("--secret <name>", "only this secret")
+    .option("--host <host>", "only calls the Link made to this host (host or host:port)")
     .option("--json", "print JSON")
-    .action(async (o: { limit: number; before?: string; agent?: string; variable?: string; json?: boolean }) => {
+    .action(async (o: { limit: number; before?: string; agent?: string; variable?: string; secret?: string; host?: string; json?: boolean }) => {
       await run(async (out) => {
         const page = await call(profile(), "listActivity", {
           limit: o.limit,
           ...(o.before ? { before: o.before } : {}),
           ...(o.agent ? { agent: o.agent } : {}),
           ...(o.variable ? { variable: o.variable } : {}),
+          ...(o.secret ? { secret: o.secret } : {}),
+          ...(o.host ? { host: o.host } : {}),
         });
-        const lines = page.events.map((e) => `${new Date(e.at).toISOString()}  ${displayText(e.actor, 80)}  ${e.action}  ${displayText(e.variable ?? "")}  ${e.outcome}${e.secretName ? `  (${displayText(e.secretName)})` : ""}`);
+        const lines = page.events.map((e) => `${new Date(e.at).toISOString()}  ${displayText(e.actor, 80)}  ${e.action}  ${displayText(e.variable ?? "")}  ${e.outcome}${e.secretName ? `  (${displayText(e.secretName)})` : ""}${e.call ? `  ${describeCall(e.call)}` : ""}`);
         if (page.nextCursor) lines.push(`more: piper-link activity --before ${page.nextCursor}`);
         out.result(page, lines.length === 0 ? "No activity yet." : lines);
         return ExitCode.ok;

@@ -177,7 +177,7 @@ export function createAuthorityClient(options: AuthorityClientOptions) {
     listSecrets: () => request("GET", "/v1/secrets", SecretViewSchema.array()),
     setSecret: (name: string, value: string) => request("PUT", `/v1/secrets/${encodeURIComponent(name)}`, SecretViewSchema, { value }),
     deleteSecret: (name: string) => request("DELETE", `/v1/secrets/${encodeURIComponent(name)}`, null),
-    audit: (q: { limit?: number | undefined; before?: string | undefined; agent?: string | undefined; variable?: string | undefined }) => {
+    audit: (q: { limit?: number | undefined; before?: string | undefined; agent?: string | undefined; variable?: string | undefined; secret?: string | undefined; host?: string | undefined }) => {
       const params = new URLSearchParams();
       for (const [k, v] of Object.entries(q)) if (v !== undefined) params.set(k, String(v));
       return request("GET", `/v1/audit?${params.toString()}`, AuditPageSchema);
