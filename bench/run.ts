@@ -249,6 +249,7 @@ async function main(): Promise<void> {
   const file = path.join(dir, `bench-${new Date().toISOString().replace(/[:.]/g, "-")}.json`);
   fs.writeFileSync(file, `${JSON.stringify({ mode: full ? "full" : "short", iterations: ITER, node: process.version, rows, figures }, null, 2)}\n`);
   console.log(`\nwritten ${path.relative(process.cwd(), file)}`);
+  await (await import("./calls.js")).callBench(full);
 }
 
 /** Median of the per-round p50s, so one noisy round does not decide the ratio. */
