@@ -9,6 +9,8 @@ import { z } from "zod";
 import { AuditPageSchema, RequestViewSchema } from "../src/shared/authority.js";
 import { REDACTION_MARK } from "../src/shared/calls.js";
 import { LinkStatusSchema } from "../src/shared/control.js";
+import type { GrantView } from "../src/shared/authority.js";
+import { grantServes } from "../src/main/core/authority/agent-grants.js";
 import { needlesFor } from "../src/main/core/calls/redactor.js";
 import { BIN, cli, cliJson, cliJsonAsync, newEnv, stopAll, type CliEnv } from "./cli-helpers.js";
 import { startUpstream, type TestUpstream } from "./calls-upstream.js";
@@ -32,6 +34,25 @@ const HttpResult = z.object({
   redacted: z.boolean(),
 });
 const SecretsResult = z.object({ secrets: z.array(z.object({ name: z.string(), mode: z.string(), destinations: z.array(z.unknown()) })) });
+
+describe("grants an agent may list (the `grants` message)", () => {
+  const base: GrantView = { id: "gr_1", agentClientId: "agent_a", agentName: null, variable: "api_token", secretName: "API_TOKEN", scope: "until_revoked", expiresAt: null, process: null, instanceId: "inst_1", requestId: null, createdAt: 0, lastUsedAt: null, endedAt: null, endReason: null };
+  const proc = { pid: 42, startTime: 7, executable: "/usr/bin/node", cwd: "/", commandLine: null };
+  const asker = { clientId: "agent_a", process: proc, instanceId: "inst_1", now: 1000 };
+
+  it("keeps only the asker's live grants on this instance, and a process grant only for that process", () => {
+    assert.equal(grantServes(base, asker), true);
+    assert.equal(grantServes({ ...base, instanceId: null }, asker), true);
+    assert.equal(grantServes({ ...base, agentClientId: "agent_b" }, asker), false, "another agent's");
+    assert.equal(grantServes({ ...base, instanceId: "inst_2" }, asker), false, "another machine's");
+    assert.equal(grantServes({ ...base, endedAt: 5, endReason: "revoked" }, asker), false, "ended");
+    assert.equal(grantServes({ ...base, scope: "until", expiresAt: 1000 }, asker), false, "expired");
+    assert.equal(grantServes({ ...base, scope: "process", process: { pid: 42, startTime: 7 } }, asker), true);
+    assert.equal(grantServes({ ...base, scope: "process", process: { pid: 42, startTime: 8 } }, asker), false, "a pid reused by another process");
+    assert.equal(grantServes({ ...base, scope: "process", process: { pid: 43, startTime: 7 } }, asker), false, "another process");
+    assert.equal(grantServes({ ...base, scope: "process", process: { pid: 42, startTime: 7 } }, { ...asker, process: null }), false, "an unidentified asker");
+  });
+});
 
 describe("piper-link mcp (MCP client over stdio, real Link, HTTPS upstream)", () => {
   let upstream: TestUpstream;
