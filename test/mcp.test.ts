@@ -54,15 +54,39 @@ describe("grants an agent may list (the `grants` message)", () => {
   });
 });
 
+describe("piper-link mcp without a running Link", () => {
+  it("answers every tool with the tool error link_not_running", async () => {
+    const e = await newEnv();
+    const env: Record<string, string> = {};
+    for (const [k, v] of Object.entries(e.env)) if (v !== undefined) env[k] = v;
+    // Nothing listens on port 1: the SDK's discovery takes the explicit URL and fails fast.
+    env["PIPER_LINK_URL"] = "ws://127.0.0.1:1/v1/link";
+    const client = new Client({ name: "piper-link-test", version: "0" });
+    await client.connect(new StdioClientTransport({ command: process.execPath, args: [BIN, "mcp"], env, stderr: "ignore" }));
+    try {
+      for (const call of [{ name: "list_secrets", arguments: {} }, { name: "http_request", arguments: { url: "https://127.0.0.1:1/x", auth: { bearer: "X" } } }]) {
+        const r = await client.callTool(call);
+        assert.equal(r.isError, true);
+        assert.match(TextContent.parse(r.content)[0]?.text ?? "", /^link_not_running: Piper Link is not running/);
+      }
+    } finally {
+      await client.close();
+    }
+  });
+});
+
 describe("piper-link mcp (MCP client over stdio, real Link, HTTPS upstream)", () => {
   let upstream: TestUpstream;
   let e: CliEnv;
   let linkUrl = "";
   let mcp: Client;
+  /** What `before` started, closed in `after` even when `before` failed half-way. */
+  const started: Array<() => Promise<void>> = [];
   const stderr: string[] = [];
 
   before(async () => {
     upstream = await startUpstream(await tempDir("piper-mcp-ca-"));
+    started.push(() => upstream.close());
     upstream.routes.set("/echo", (r, res) => {
       res.setHeader("x-echo-auth", String(r.headers["authorization"] ?? ""));
       res.setHeader("content-type", "application/json");
@@ -83,11 +107,11 @@ describe("piper-link mcp (MCP client over stdio, real Link, HTTPS upstream)", ()
     transport.stderr?.on("data", (d: Buffer) => stderr.push(d.toString("utf8")));
     mcp = new Client({ name: "piper-link-test", version: "0" });
     await mcp.connect(transport);
+    started.push(() => mcp.close());
   });
 
   after(async () => {
-    await mcp.close();
-    await upstream.close();
+    for (const close of started.reverse()) await close();
   });
 
   /** Approves (or denies) the first pending request of the MCP server's agent, once it appears. */
