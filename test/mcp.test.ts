@@ -188,6 +188,7 @@ describe("piper-link mcp (MCP client over stdio, real Link, HTTPS upstream)", ()
     assert.match(errorText(await denied), /^denied: /);
     const before = upstream.received.length;
     assert.match(errorText(await mcp.callTool({ name: "http_request", arguments: { url: `http://127.0.0.1:${upstream.port}/echo`, auth: { bearer: "API_TOKEN" } } })), /^bad_request: /);
+    assert.match(errorText(await mcp.callTool({ name: "http_request", arguments: { method: "POST", url: `${upstream.origin}/echo`, body: "é".repeat(40 * 1024), auth: { bearer: "API_TOKEN" } } })), /^bad_request: The body is larger/);
     assert.equal(upstream.received.length, before, "nothing was sent for refused calls");
     assert.deepEqual(await listSecrets(), ["API_TOKEN"], "the denied secret is not listed");
   });

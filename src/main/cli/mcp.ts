@@ -17,7 +17,7 @@ import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js"
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { type Command, InvalidArgumentError } from "commander";
 import { z } from "zod";
-import { CallAuthSchema, CallMethodSchema, REDACTION_MARK } from "../../shared/calls.js";
+import { CALL_LIMITS, CallAuthSchema, CallMethodSchema, REDACTION_MARK } from "../../shared/calls.js";
 import { LINK_VERSION } from "../../shared/version.js";
 import { PiperError } from "../../sdk/errors.js";
 import type { PiperClient } from "../../sdk/index.js";
@@ -48,7 +48,7 @@ const HttpRequestInput = {
   method: CallMethodSchema.default("GET").describe("HTTP method, upper case"),
   url: z.string().min(1).max(8192).describe("an https:// URL"),
   headers: z.record(z.string(), z.string()).optional().describe("plain headers sent as they are (not Authorization or Host)"),
-  body: z.string().max(48 * 1024).optional().describe("request body as text (UTF-8)"),
+  body: z.string().optional().describe(`request body as text (UTF-8), at most ${CALL_LIMITS.requestBodyBytes} bytes`),
   auth: CallAuthSchema.describe(
     "secrets to inject, by name (see list_secrets): bearer: NAME (Authorization: Bearer), basic: NAME (stored as user:password), header: {Header-Name: NAME}, query: {param: NAME}, jsonField: {dot.path: NAME}, formField: {field: NAME}; combinable",
   ),
@@ -147,6 +147,10 @@ export function createMcpServer(client: PiperClient, options: McpServerOptions):
       annotations: { readOnlyHint: false, openWorldHint: true },
     },
     async (input) => {
+      // Checked here in bytes: a frame over the Link's limit would close the connection instead.
+      if (input.body !== undefined && Buffer.byteLength(input.body) > CALL_LIMITS.requestBodyBytes) {
+        return toolError("bad_request", `The body is larger than ${CALL_LIMITS.requestBodyBytes} bytes, the most a call may send.`);
+      }
       try {
         const res = await client.fetch(input.url, {
           method: input.method,
