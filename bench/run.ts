@@ -394,6 +394,7 @@ async function main(): Promise<void> {
   const file = path.join(dir, `bench-${new Date().toISOString().replace(/[:.]/g, "-")}.json`);
   fs.writeFileSync(file, `${JSON.stringify({ mode: full ? "full" : "short", iterations: ITER, node: process.version, rows, costs, figures }, null, 2)}\n`);
   console.log(`\nwritten ${path.relative(process.cwd(), file)}`);
+  await (await import("./calls.js")).callBench(full);
 }
 
 function printTable(header: string[], lines: string[][]): void {

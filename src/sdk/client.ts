@@ -11,7 +11,7 @@ import WebSocket from "ws";
 import { backoffDelay } from "../shared/backoff.js";
 import type { CallAuth } from "../shared/calls.js";
 import { NOT_SIGNED_IN_MESSAGE } from "../shared/errors.js";
-import { LinkMessageSchema, type ActingFor, type LinkMessage } from "../shared/protocol.js";
+import { LinkMessageSchema, type ActingFor, type AgentGrant, type LinkMessage } from "../shared/protocol.js";
 import { AGENT_SUBPROTOCOL, LINK_VERSION, PROTOCOL_VERSION } from "../shared/version.js";
 import { discoverLinkUrl } from "./discovery.js";
 import { envFallbackValue, envNameFor } from "./env.js";
@@ -35,11 +35,6 @@ export interface PiperClientOptions {
   clientId: string;
   /** A display name for the approval prompt. */
   name?: string;
-  /**
-   * For Piper Link's own commands only (`run`, `mcp`): whom they ask for. The Link ignores it from
-   * any other program (it checks the process it reads from the OS).
-   */
-  actingFor?: ActingFor;
   /** The Link's WebSocket URL; found automatically when omitted. */
   linkUrl?: string;
   /** For code that only needs the context: skip the Link for `getInstanceId()`. */
@@ -60,6 +55,13 @@ export interface PiperClientOptions {
   logger?: PiperLogger;
   /** The environment for discovery and fallback (default `process.env`). */
   env?: Readonly<Record<string, string | undefined>>;
+  /**
+   * For Piper Link's own commands only (`run`, `mcp`): whom this client asks for, sent in `hello`
+   * (protocol.ts `Hello.actingFor`). `{ kind: "parent" }` asks the Link to name this process's
+   * parent in approval prompts (the MCP client that started `piper-link mcp`). The Link ignores it
+   * from any other program, so an agent gains nothing by setting it.
+   */
+  actingFor?: ActingFor;
 }
 
 export interface GetSecretOptions {
@@ -113,6 +115,13 @@ export interface PiperClient {
    * head already held a redaction; the body's redactions are reported when it ends.
    */
   fetch(url: string | URL, init: PiperFetchInit): Promise<Response>;
+  /**
+   * The live grants of this agent (its client ID, on this machine): the variable names it may use
+   * now without a new approval, and what each allows (`read`, or `use` with destinations). Never a
+   * value. Rejects with a `PiperError` (`not_logged_in`, `authority_unavailable`, `not_implemented`
+   * from a Link that predates the `grants` message).
+   */
+  listGrants(): Promise<AgentGrant[]>;
   getInstanceId(): Promise<string>;
   close(): void;
 }
@@ -410,9 +419,40 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
     });
   }
 
+  async function viaGrants(): Promise<AgentGrant[]> {
+    await ensureReady();
+    const id = `g-${nextId++}`;
+    const frame = JSON.stringify({ type: "grants", id });
+    return new Promise<AgentGrant[]>((resolve, reject) => {
+      inFlight.set(id, {
+        // Reading a list is safe to repeat after a reconnect.
+        frame,
+        fail: (err) => {
+          inFlight.delete(id);
+          reject(err);
+        },
+        handler: (m) => {
+          if (m.type === "grants.list") {
+            inFlight.delete(id);
+            resolve(m.grants);
+          } else if (m.type === "error") {
+            inFlight.delete(id);
+            reject(m.code === "not_logged_in" ? new PiperLinkNeededError("not_logged_in", m.message) : new PiperError(m.code, m.message, { retryable: m.retryable }));
+          }
+        },
+      });
+      if (ws?.readyState === WebSocket.OPEN) ws.send(frame);
+      else scheduleReconnect();
+    });
+  }
+
   const client: PiperClient = {
     fetch(url, init) {
       return viaCall(String(url), init);
+    },
+
+    listGrants() {
+      return viaGrants();
     },
 
     async getSecret(variable, opts = {}) {

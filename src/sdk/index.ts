@@ -7,6 +7,7 @@
  *   const res = await piper.fetch("https://api.openai.com/v1/models", { auth: { bearer: "OPENAI_API_KEY" } });
  */
 export { createPiperClient, type GetSecretOptions, type PiperFetchInit, type PiperClient, type PiperClientOptions, type PiperLogger, type SecretResult } from "./client.js";
+export type { ActingFor, AgentGrant } from "../shared/protocol.js";
 export { DEFAULT_LINK_URL, discoverLinkUrl } from "./discovery.js";
 export { envNameFor } from "./env.js";
 export {

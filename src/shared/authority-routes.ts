@@ -119,7 +119,16 @@ export const AuthorityRoutes = {
     path: "/v1/audit",
     auth: "bearer",
     encoding: "json",
-    query: z.object({ limit: queryInt(1, 500).default(50), before: z.string().max(64).optional(), agent: z.string().max(128).optional(), variable: z.string().max(256).optional() }),
+    query: z.object({
+      limit: queryInt(1, 500).default(50),
+      before: z.string().max(64).optional(),
+      agent: z.string().max(128).optional(),
+      variable: z.string().max(256).optional(),
+      /** A secret's name, exact. */
+      secret: z.string().max(256).optional(),
+      /** Only calls the Link made to this host (`host` or `host:port`). */
+      host: z.string().max(300).optional(),
+    }),
     result: AuditPageSchema,
   }),
   /** Agent API: the Link asks on an agent's behalf; the instance must belong to the bearer's account (issue 13 item 3). */

@@ -103,6 +103,11 @@ export const AuditViewSchema = z.object({
   grantId: z.string().nullable(),
   secretName: z.string().nullable(),
   outcome: z.string(),
+  /**
+   * For `call.made` events, the call the Link made for the agent (method, host, path without query,
+   * status, bytes, duration, redacted…; never a value or a body). Null or absent otherwise.
+   */
+  call: CallAuditSchema.nullable().optional(),
 });
 export type AuditView = z.infer<typeof AuditViewSchema>;
 

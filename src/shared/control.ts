@@ -141,7 +141,16 @@ export const ControlMethods = {
   updateSettings: { params: LinkSettingsSchema.partial().strict(), result: LinkSettingsSchema },
   listActivity: {
     params: z
-      .object({ limit: z.number().int().min(1).max(500).default(50), before: AuditCursorSchema.optional(), agent: z.string().max(128).optional(), variable: z.string().max(256).optional() })
+      .object({
+        limit: z.number().int().min(1).max(500).default(50),
+        before: AuditCursorSchema.optional(),
+        agent: z.string().max(128).optional(),
+        variable: z.string().max(256).optional(),
+        /** A secret's name, exact. */
+        secret: z.string().max(256).optional(),
+        /** Only calls the Link made to this host (`host` or `host:port`). */
+        host: z.string().max(300).optional(),
+      })
       .strict(),
     result: AuditPageSchema,
   },

@@ -6,6 +6,7 @@
 import { z } from "zod";
 import { CallChunkSchema, CallEndSchema, CallHeadSchema, CallSchema, CancelSchema } from "./calls.js";
 import { ErrorCodeSchema } from "./errors.js";
+import { GrantModeSchema } from "./grant-terms.js";
 
 /** Close codes the Link uses on agent and control connections. Documented in README.md. */
 export const CloseCode = {
@@ -90,12 +91,21 @@ export const ResolveSchema = z.object({
 export type Resolve = z.infer<typeof ResolveSchema>;
 
 /**
+ * `grants`: which secrets this agent may use now, without asking the person — the names of its live
+ * grants and what each allows. Answered with `grants.list`. Only the asking agent's own grants
+ * (its client ID on this instance; a process-bound grant only to that process); never a value.
+ * Piper Link's MCP server answers its `list_secrets` tool with it.
+ */
+export const GrantsRequestSchema = z.object({ type: z.literal("grants"), id: RequestIdSchema });
+export type GrantsRequest = z.infer<typeof GrantsRequestSchema>;
+
+/**
  * Every agent -> Link message. An unknown `type` is answered with `unknown_type`. `call` and
  * `cancel` (calls made for the agent with secrets it never sees) are defined in calls.ts.
  */
-export const AgentMessageSchema = z.discriminatedUnion("type", [HelloSchema, ResolveSchema, CallSchema, CancelSchema]);
+export const AgentMessageSchema = z.discriminatedUnion("type", [HelloSchema, ResolveSchema, CallSchema, CancelSchema, GrantsRequestSchema]);
 export type AgentMessage = z.infer<typeof AgentMessageSchema>;
-export const AGENT_MESSAGE_TYPES: ReadonlySet<string> = new Set(["hello", "resolve", "call", "cancel"]);
+export const AGENT_MESSAGE_TYPES: ReadonlySet<string> = new Set(["hello", "resolve", "call", "cancel", "grants"]);
 
 export const WelcomeSchema = z.object({
   type: z.literal("welcome"),
@@ -144,6 +154,24 @@ export const ErrorFrameSchema = z.object({
 });
 export type ErrorFrame = z.infer<typeof ErrorFrameSchema>;
 
+/**
+ * One live grant as its agent sees it: the variable name (normalized, see `normalizeVariable`; any
+ * spelling that normalizes to it resolves), what the grant allows
+ * (`read` the value, or `use` it only in calls to the listed destinations; null when the authority
+ * does not say, which older authorities do not), and when it ends (ms since the epoch; null: until
+ * revoked or the process exits).
+ */
+export const AgentGrantSchema = z.object({
+  variable: z.string(),
+  mode: GrantModeSchema.nullable(),
+  expiresAt: z.number().nullable(),
+});
+export type AgentGrant = z.infer<typeof AgentGrantSchema>;
+
+/** The answer to `grants`. */
+export const GrantsListSchema = z.object({ type: z.literal("grants.list"), id: RequestIdSchema, grants: z.array(AgentGrantSchema) });
+export type GrantsList = z.infer<typeof GrantsListSchema>;
+
 /** Every Link -> agent message. */
 export const LinkMessageSchema = z.discriminatedUnion("type", [
   WelcomeSchema,
@@ -154,6 +182,7 @@ export const LinkMessageSchema = z.discriminatedUnion("type", [
   CallHeadSchema,
   CallChunkSchema,
   CallEndSchema,
+  GrantsListSchema,
 ]);
 export type LinkMessage = z.infer<typeof LinkMessageSchema>;
 

@@ -7,6 +7,7 @@ import { spawn } from "node:child_process";
 import readline from "node:readline";
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { ScopeSchema, type GrantView, type RequestView, type Scope } from "../../shared/authority.js";
+import type { CallAudit } from "../../shared/calls.js";
 import type { GrantBindingKind } from "../../shared/grant-terms.js";
 import { ControlMethods, redactInstanceId, uiAddress } from "../../shared/control.js";
 import { displayText } from "../../shared/display.js";
@@ -97,6 +98,12 @@ function describeScope(g: GrantView): string {
   if (g.scope === "duration") return g.expiresAt === null ? describeApproval("duration") : `${describeApproval("duration", g)}, until ${localDateTime(g.expiresAt)}`;
   if (g.scope === "process") return `while pid ${g.process?.pid ?? "?"} runs`;
   return describeApproval(g.scope);
+}
+
+/** A call the Link made, as the audit keeps it: `GET host/path -> 200, 1234 B, 12 ms, redacted`. */
+function describeCall(c: CallAudit): string {
+  const result = c.status === null ? (c.error ?? "no answer") : `${c.status}${c.error ? ` ${c.error}` : ""}`;
+  return `${c.method} ${displayText(c.host, 300)}${displayText(c.path, 300)} -> ${result}, ${c.bytes} B, ${Math.round(c.durationMs)} ms${c.redacted ? ", redacted" : ""}`;
 }
 
 function describeGrant(g: GrantView): string {
@@ -255,14 +262,18 @@ export function addApprovalCommands(program: Command, profile: () => string, run
     .option("--before <cursor>", "continue from a previous page's cursor", parseCursor)
     .option("--agent <clientId>", "only this agent")
     .option("--variable <name>", "only this variable")
+    .option("--secret <name>", "only this secret")
+    .option("--host <host>", "only calls the Link made to this host (host or host:port)")
     .option("--json", "print JSON")
-    .action(async (o: { limit: number; before?: string; agent?: string; variable?: string; json?: boolean }) => {
+    .action(async (o: { limit: number; before?: string; agent?: string; variable?: string; secret?: string; host?: string; json?: boolean }) => {
       await run(async (out) => {
         const page = await call(profile(), "listActivity", {
           limit: o.limit,
           ...(o.before ? { before: o.before } : {}),
           ...(o.agent ? { agent: o.agent } : {}),
           ...(o.variable ? { variable: o.variable } : {}),
+          ...(o.secret ? { secret: o.secret } : {}),
+          ...(o.host ? { host: o.host } : {}),
         });
         // Timed approvals read "approved for 1 hour": their length is the grant's (one extra call, human output only).
         const grants = out.json || !page.events.some((e) => e.action === "request.approved" && e.outcome === "until") ? [] : await call(profile(), "listGrants", { all: true });
@@ -270,7 +281,7 @@ export function addApprovalCommands(program: Command, profile: () => string, run
         const lines = page.events.map((e) => {
           const agentText = e.agentClientId === null ? "" : `  agent ${displayText(e.agentClientId, 80)}`;
           const variable = e.variable === null ? "" : `  ${displayText(e.variable.toUpperCase())}`;
-          return `${when(e.at)}  ${describeAction(e.action)}${variable}${agentText}: ${describeOutcome(e, byId)}${e.secretName ? `  (secret ${displayText(e.secretName)})` : ""}  by ${displayText(describeActor(e.actor), 80)}`;
+          return `${when(e.at)}  ${describeAction(e.action)}${variable}${agentText}: ${describeOutcome(e, byId)}${e.secretName ? `  (secret ${displayText(e.secretName)})` : ""}${e.call ? `  ${describeCall(e.call)}` : ""}  by ${displayText(describeActor(e.actor), 80)}`;
         });
         if (page.nextCursor) lines.push(`more: piper-link activity --before ${page.nextCursor}`);
         out.result(page, lines.length === 0 ? "No activity yet." : lines);

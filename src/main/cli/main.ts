@@ -22,6 +22,7 @@ import { addApprovalCommands, addDevSignIn, addLoginCommand, addUiCommand } from
 import { notRunning, withRunningLink } from "./link-access.js";
 import { addCallCommand } from "./call.js";
 import { addPyperCommand } from "./pyper.js";
+import { addMcpCommand } from "./mcp.js";
 import { addRunCommand } from "./run.js";
 import { addServiceCommand } from "./service.js";
 import { createOutput, ExitCode, reportError, type Output } from "./output.js";
@@ -319,6 +320,7 @@ export function buildProgram(run: (job: (out: Output) => Promise<number>, json: 
   addRunCommand(program, run);
   addPyperCommand(program, () => globals().profile, run);
   addCallCommand(program, run);
+  addMcpCommand(program, run);
   addServiceCommand(program, () => globals().profile, run);
   program.addCommand(authorityCommand());
 

@@ -17,6 +17,7 @@ import type { KeychainStore } from "./runtime/keychain.js";
 import { createSignIn } from "./account/sign-in.js";
 import { createSignInSession } from "./account/sign-in-session.js";
 export type { AuthorityConfig } from "./authority/configured-authority.js";
+import { createAgentGrants } from "./authority/agent-grants.js";
 import { createAuthorityConnection } from "./authority/connection.js";
 import { connectConfiguredAuthority, type AuthorityConfig } from "./authority/configured-authority.js";
 import type { EmbeddedAuthority } from "./authority/embedded-authority.js";
@@ -181,6 +182,7 @@ export function createLink(options: LinkOptions): Link {
         context: () => context.snapshot(),
         authorityUrl: () => connection.client?.url ?? null,
         resolve: createAgentResolver({ now, log, authority, instanceId, cache }),
+        grants: createAgentGrants({ now, authority, instanceId }),
         ...(upstream !== null
           ? { call: createCallHandler({ now, log, upstream, grants: createCallGrants({ now, log, authority, instanceId, cache }), recordUse: (use) => cache.recordUse(use) }) }
           : {}),

@@ -1,8 +1,17 @@
 /**
  * The audit log: append-only events per user (never a secret value), listed newest first with a
  * cursor. Event ids sort by time (ids.ts), so paging is `id < cursor`, one query per page.
+ *
+ * Calls the Link made for agents (`call.made`, DESIGN.md section 8) keep what a call is — method,
+ * host, path without query, status, bytes, duration, redacted, error, program — as JSON in the
+ * row's `detail` (`{"host":…,"call":{…}}`, written by `callDetail` only), so no migration is needed;
+ * the host filter matches the exact `"host":"…"` text of that JSON, which SQLite and PostgreSQL
+ * both do with LIKE. Nothing else writes JSON there.
  */
+import { sql } from "kysely";
+import { z } from "zod";
 import type { AuditPage } from "../../shared/authority.js";
+import { CallAuditSchema, type CallAudit } from "../../shared/calls.js";
 import { normalizeVariable } from "../../shared/protocol.js";
 import { newEventId } from "../ids.js";
 import type { ServiceDeps } from "./deps.js";
@@ -28,6 +37,33 @@ export interface AuditQuery {
   agent?: string | undefined;
   /** Compared after normalization (DESIGN.md section 4), like every variable name. */
   variable?: string | undefined;
+  /** The secret's name, exactly as stored. */
+  secret?: string | undefined;
+  /** Only calls to this host (`host` or `host:port`, compared lower-case), see the module comment. */
+  host?: string | undefined;
+}
+
+const CallDetailSchema = z.object({ host: z.string(), call: CallAuditSchema });
+
+/** What `call.made` rows keep in `detail`: the host first (the filter's anchor), then the call. */
+export function callDetail(call: CallAudit): string {
+  return JSON.stringify({ host: call.host.toLowerCase(), call });
+}
+
+/** The call of a `call.made` row's detail; null for every other row (free text or older shapes). */
+function callOf(detail: string | null): CallAudit | null {
+  if (detail === null || !detail.startsWith("{")) return null;
+  try {
+    const parsed = CallDetailSchema.safeParse(JSON.parse(detail));
+    return parsed.success ? parsed.data.call : null;
+  } catch {
+    return null;
+  }
+}
+
+/** `text` with LIKE's wildcards and its escape character escaped (ESCAPE '!'). */
+function likeLiteral(text: string): string {
+  return text.replace(/[!%_]/g, (c) => `!${c}`);
 }
 
 export type AuditLog = ReturnType<typeof createAuditLog>;
@@ -63,6 +99,11 @@ export function createAuditLog({ db, now }: ServiceDeps) {
       if (opts.before !== undefined) q = q.where("id", "<", opts.before);
       if (opts.agent !== undefined) q = q.where("agent_client_id", "=", opts.agent);
       if (opts.variable !== undefined) q = q.where("variable", "=", normalizeVariable(opts.variable));
+      if (opts.secret !== undefined) q = q.where("secret_name", "=", opts.secret);
+      if (opts.host !== undefined) {
+        const pattern = `%${likeLiteral(`"host":${JSON.stringify(opts.host.toLowerCase())}`)}%`;
+        q = q.where("action", "=", "call.made").where(sql<boolean>`detail like ${pattern} escape '!'`);
+      }
       // One row more than asked tells whether another page exists.
       const rows = await q.orderBy("id", "desc").limit(opts.limit + 1).execute();
       const page = rows.slice(0, opts.limit);
@@ -78,6 +119,7 @@ export function createAuditLog({ db, now }: ServiceDeps) {
           grantId: r.grant_id,
           secretName: r.secret_name,
           outcome: r.outcome,
+          call: r.action === "call.made" ? callOf(r.detail) : null,
         })),
         nextCursor: rows.length > opts.limit ? (page[page.length - 1]?.id ?? null) : null,
       };

@@ -2,9 +2,14 @@
  * Deliveries the Link answered from its cache of live grants. Under load that is thousands a
  * second, so they are recorded per grant and process: one audit event saying how many, and the
  * grant's last use. The report's grants are read in one query with their secret names (a join).
+ *
+ * Calls the Link made for agents (uses with `call`) are recorded one `call.made` event each, with
+ * the call's audit detail (audit.ts `callDetail`): DESIGN.md section 8 audits every call. A call
+ * answered from the Link's cache also counts as the grant's use; one resolved at the authority was
+ * already counted by that resolve.
  */
 import type { UsageReport } from "../../shared/authority.js";
-import type { AuditLog } from "./audit.js";
+import { callDetail, type AuditLog } from "./audit.js";
 import type { ServiceDeps } from "./deps.js";
 
 export type Usage = ReturnType<typeof createUsage>;
@@ -19,7 +24,9 @@ export function createUsage({ db }: ServiceDeps, audit: AuditLog) {
      */
     record: async (userId: string, report: UsageReport): Promise<number> => {
       const groups = new Map<string, { grantId: string; agentClientId: string; pid: number | null; count: number; first: number; last: number }>();
+      const calls = report.uses.flatMap((use) => (use.call === undefined ? [] : [{ ...use, call: use.call }]));
       for (const use of report.uses) {
+        if (use.call !== undefined) continue;
         const key = `${use.grantId}\u0000${use.agentClientId}\u0000${use.pid ?? "-"}`;
         const g = groups.get(key);
         if (g === undefined) groups.set(key, { grantId: use.grantId, agentClientId: use.agentClientId, pid: use.pid, count: 1, first: use.at, last: use.at });
@@ -29,7 +36,8 @@ export function createUsage({ db }: ServiceDeps, audit: AuditLog) {
           g.last = Math.max(g.last, use.at);
         }
       }
-      const ids = [...new Set([...groups.values()].map((g) => g.grantId))];
+      const ids = [...new Set([...[...groups.values()].map((g) => g.grantId), ...calls.map((c) => c.grantId)])];
+      if (ids.length === 0) return 0;
       const rows = await db
         .selectFrom("grants")
         .leftJoin("secrets", "secrets.id", "grants.secret_id")
@@ -48,6 +56,14 @@ export function createUsage({ db }: ServiceDeps, audit: AuditLog) {
         const detail = use.count === 1 ? where : `${where}, ${use.count} deliveries ${new Date(use.first).toISOString()} – ${new Date(use.last).toISOString()}`;
         await audit.record({ userId, actor: `agent:${use.agentClientId}`, action: "secret.delivered", outcome: "ok", agentClientId: use.agentClientId, variable: grant.variable, grantId: grant.id, secretName: grant.secret_name, detail });
         recorded += use.count;
+      }
+      for (const use of calls) {
+        const grant = known.get(use.grantId);
+        if (grant === undefined) continue;
+        const { fromCache, ...call } = use.call;
+        if (fromCache) await db.updateTable("grants").set({ last_used_at: use.at }).where("id", "=", grant.id).where((eb) => eb.or([eb("last_used_at", "is", null), eb("last_used_at", "<", use.at)])).execute();
+        await audit.record({ userId, actor: `agent:${use.agentClientId}`, action: "call.made", outcome: call.error ?? "ok", agentClientId: use.agentClientId, variable: grant.variable, grantId: grant.id, secretName: grant.secret_name, detail: callDetail(call) });
+        recorded += 1;
       }
       return recorded;
     },

@@ -273,7 +273,7 @@ export function createAuthorityClient(options: AuthorityClientOptions) {
     listSecrets: () => call("listSecrets", {}),
     setSecret: (name: string, value: string) => call("setSecret", { params: { name }, body: { value } }),
     deleteSecret: (name: string) => call("deleteSecret", { params: { name } }),
-    audit: (query: { limit?: number | undefined; before?: string | undefined; agent?: string | undefined; variable?: string | undefined }) => call("audit", { query }),
+    audit: (query: { limit?: number | undefined; before?: string | undefined; agent?: string | undefined; variable?: string | undefined; secret?: string | undefined; host?: string | undefined }) => call("audit", { query }),
 
     /**
      * Follows the event stream, reconnecting with jittered backoff. `onState` reports reachability:

@@ -1,7 +1,8 @@
 /**
  * One agent's WebSocket connection on `/v1/link`: the agent protocol of DESIGN.md section 4.
  * `hello` -> `welcome` (or `not_logged_in`), `context` pushes after hello, and `resolve`, which the
- * host answers, and `call` / `cancel` (calls made for the agent, core/calls/). Bad frames get an
+ * host answers, `call` / `cancel` (calls made for the agent, core/calls/), and `grants` (the names
+ * of this agent's live grants, for the MCP server's `list_secrets`). Bad frames get an
  * `error` frame; too many close the connection with a documented code.
  */
 import { randomUUID } from "node:crypto";
@@ -9,12 +10,15 @@ import type { Logger } from "pino";
 import type WebSocket from "ws";
 import type { Call, Cancel } from "../../../shared/calls.js";
 import type { AgentConnection, PeerProcess } from "../../../shared/control.js";
-import { isRetryable, type ErrorCode } from "../../../shared/errors.js";
+import { isRetryable, LinkError, type ErrorCode } from "../../../shared/errors.js";
 import {
   AGENT_MESSAGE_TYPES,
   AgentMessageSchema,
   type ActingFor,
+  type AgentMessage,
+  type AgentGrant,
   type ContextPush,
+  type GrantsRequest,
   type Hello,
   type LinkMessage,
   type RequestId,
@@ -45,6 +49,11 @@ export interface AgentHost {
    * Absent: calls are answered with `not_implemented`.
    */
   call?(channel: AgentChannel, request: Call, send: (message: LinkMessage) => void, signal: AbortSignal): Promise<void>;
+  /**
+   * Answers `grants`: the live grants of this connection's agent (its client ID, this instance; a
+   * process-bound grant only when it is this connection's process). Absent: `not_implemented`.
+   */
+  grants?(channel: AgentChannel): Promise<AgentGrant[]>;
   log: Logger;
   /** Told when an agent introduces itself, so the UI's list of agents can follow. */
   agentIdentified?(): void;
@@ -69,7 +78,7 @@ export class AgentChannel extends ChannelBase {
   /** Settles once the peer process lookup is done (it runs in the background after connect). */
   identification: Promise<void> = Promise.resolve();
   /** Requests that arrived while `hello` was still being answered; dispatched right after it. */
-  private queued: Array<Resolve | Call | Cancel> = [];
+  private queued: Array<Exclude<AgentMessage, Hello>> = [];
   /** True while a `hello` waits for the peer identification before it is answered. */
   private helloPending = false;
   /** Aborted when the connection closes, so waits on its behalf stop. */
@@ -141,7 +150,7 @@ export class AgentChannel extends ChannelBase {
     }
   }
 
-  private dispatch(message: Hello | Resolve | Call | Cancel): void {
+  private dispatch(message: Hello | Resolve | Call | Cancel | GrantsRequest): void {
     if (message.type === "hello") {
       this.onHello(message);
       return;
@@ -172,11 +181,30 @@ export class AgentChannel extends ChannelBase {
       this.startCall(message);
       return;
     }
+    if (message.type === "grants") {
+      this.listGrants(message);
+      return;
+    }
     this.host.resolve(this, message, (reply) => this.send(reply)).then(
       () => undefined,
       (err: unknown) => {
         this.host.log.error({ conn: this.connectionId, err: err instanceof Error ? err.message : String(err) }, "resolve failed");
         this.sendError(message.id, "internal_error", "Piper Link could not answer this request; see its log.");
+      },
+    );
+  }
+
+  private listGrants(message: GrantsRequest): void {
+    if (this.host.grants === undefined) {
+      this.sendError(message.id, "not_implemented", "This Piper Link does not list grants to agents.");
+      return;
+    }
+    this.host.grants(this).then(
+      (grants) => this.send({ type: "grants.list", id: message.id, grants }),
+      (err: unknown) => {
+        const code: ErrorCode = err instanceof LinkError ? err.code : "authority_unavailable";
+        this.host.log.warn({ conn: this.connectionId, err: err instanceof Error ? err.message : String(err) }, "grants failed");
+        this.sendError(message.id, code, err instanceof LinkError ? err.message : "Piper Link could not reach its authority to list this agent's grants; try again.");
       },
     );
   }

@@ -1,7 +1,8 @@
-/** The audit log, newest first: paged, filterable by agent and variable, live. Never values. */
+/** The audit log, newest first: paged, filterable by agent, variable, secret and called host, live. Never values. */
 import { History, Search } from "lucide-react";
 import { useId, useState } from "react";
 import type { AuditView } from "../../../shared/authority.js";
+import type { CallAudit } from "../../../shared/calls.js";
 import { displayOptional, displayText } from "../../../shared/display.js";
 import { describeAction, describeActor, describeOutcome } from "../../../shared/wording.js";
 import { Button, EmptyState, ErrorBanner, Field, Loading, PageHeader, TableHead, TableRegion, Time, ui } from "../components/ui.js";
@@ -11,13 +12,23 @@ import s from "./screens.module.css";
 
 const PAGE = 50;
 
+type Filter = { agent?: string; variable?: string; secret?: string; host?: string };
+
+/** The status, size and time of a call the Link made; the error code when it had no answer. */
+function callAnswer(c: CallAudit): string {
+  const status = c.status === null ? (c.error ?? "no answer") : `${c.status}${c.error ? ` ${c.error}` : ""}`;
+  return `${status} · ${c.bytes} B · ${Math.round(c.durationMs)} ms${c.redacted ? " · redacted" : ""}`;
+}
+
 export function ActivityScreen() {
   const api = useLinkApi();
   const id = useId();
   const now = useNow(15_000);
   const [agent, setAgent] = useState("");
   const [variable, setVariable] = useState("");
-  const [filter, setFilter] = useState<{ agent?: string; variable?: string }>({});
+  const [secret, setSecret] = useState("");
+  const [host, setHost] = useState("");
+  const [filter, setFilter] = useState<Filter>({});
   const [older, setOlder] = useState<AuditView[]>([]);
   const [cursor, setCursor] = useState<string | null | undefined>(undefined);
   const action = useLinkAction();
@@ -54,7 +65,12 @@ export function ActivityScreen() {
         role="search"
         onSubmit={(e) => {
           e.preventDefault();
-          setFilter({ ...(agent.trim() ? { agent: agent.trim() } : {}), ...(variable.trim() ? { variable: variable.trim() } : {}) });
+          setFilter({
+            ...(agent.trim() ? { agent: agent.trim() } : {}),
+            ...(variable.trim() ? { variable: variable.trim() } : {}),
+            ...(secret.trim() ? { secret: secret.trim() } : {}),
+            ...(host.trim() ? { host: host.trim() } : {}),
+          });
         }}
       >
         <Field label="Agent client ID" id={`${id}-agent`}>
@@ -62,6 +78,12 @@ export function ActivityScreen() {
         </Field>
         <Field label="Variable" id={`${id}-variable`}>
           <input id={`${id}-variable`} className={ui.input} value={variable} onChange={(e) => setVariable(e.target.value)} placeholder="any variable" spellCheck={false} />
+        </Field>
+        <Field label="Secret" id={`${id}-secret`}>
+          <input id={`${id}-secret`} className={ui.input} value={secret} onChange={(e) => setSecret(e.target.value)} placeholder="any secret" spellCheck={false} />
+        </Field>
+        <Field label="Called host" id={`${id}-host`}>
+          <input id={`${id}-host`} className={ui.input} value={host} onChange={(e) => setHost(e.target.value)} placeholder="any host" spellCheck={false} />
         </Field>
         <Button type="submit" icon={Search}>
           Filter
@@ -73,13 +95,13 @@ export function ActivityScreen() {
         <Loading what="activity" />
       ) : events.length === 0 ? (
         <EmptyState icon={History} title="No activity yet">
-          <p>{filter.agent !== undefined || filter.variable !== undefined ? "Nothing matches this filter." : "Requests, approvals and deliveries are recorded here as they happen."}</p>
+          <p>{Object.keys(filter).length > 0 ? "Nothing matches this filter." : "Requests, approvals and deliveries are recorded here as they happen."}</p>
         </EmptyState>
       ) : (
         <>
           <TableRegion label="Activity table">
             <table className={ui.table} aria-label="Activity">
-              <TableHead columns={["When", "What", "Agent", "Variable", "Secret", "By", "Outcome"]} />
+              <TableHead columns={["When", "What", "Agent", "Variable", "Secret", "By", "Outcome", "Call", "Answer"]} />
               <tbody>
                 {events.map((e) => (
                   <tr key={e.id}>
@@ -93,6 +115,8 @@ export function ActivityScreen() {
                     {/* An agent acting on its own request is "the agent"; its ID is in the Agent column already. */}
                     <td className={ui.muted}>{e.agentClientId !== null && e.actor === `agent:${e.agentClientId}` ? "The agent" : displayText(describeActor(e.actor), 80)}</td>
                     <td className={ui.wrapCell}>{describeOutcome(e, grantsById)}</td>
+                    <td className={ui.mono}>{e.call ? `${e.call.method} ${displayText(e.call.host, 300)}${displayText(e.call.path, 300)}` : "—"}</td>
+                    <td>{e.call ? callAnswer(e.call) : "—"}</td>
                   </tr>
                 ))}
               </tbody>

@@ -1,0 +1,269 @@
+/**
+ * Bench of calls made for agents (issue 14 item 9), run by `npm run bench` after the other cases:
+ *
+ *   call round trip:  agent WS `call` -> Link -> HTTPS upstream -> `call.end`, p50 and p99
+ *                     vs the same request made directly with undici (same CA, keep-alive)   (target p50 <= 1.5x)
+ *   first streamed byte: request -> first SSE event, through the Link vs direct; overhead =
+ *                     difference of the p50s                                                (target <= 2 ms)
+ *
+ * The upstream (a local HTTPS server with its own CA, test/calls-upstream.ts) and the Link (embedded
+ * authority, in-memory keychain, one secret granted until revoked) each run in their own process,
+ * spawned from this file, so client, Link and upstream never share an event loop. Rounds interleave
+ * Link and direct measurements so machine load hits both alike; the median round decides.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import fs from "node:fs";
+import https from "node:https";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { Agent, request } from "undici";
+import WebSocket from "ws";
+import type { KeychainItem, KeychainStore } from "../src/main/core/runtime/keychain.js";
+import { createLink } from "../src/main/core/link.js";
+import { silentLogger } from "../src/main/core/runtime/logger.js";
+import { resolveLinkPaths } from "../src/main/core/runtime/paths.js";
+import { AGENT_SUBPROTOCOL, CONTROL_SUBPROTOCOL } from "../src/shared/version.js";
+import { makeTestCa } from "../test/calls-upstream.js";
+
+const SECRET = "bench-call-secret-value";
+const here = fileURLToPath(import.meta.url);
+
+interface Stats {
+  p50: number;
+  p99: number;
+}
+
+function stats(samples: number[]): Stats {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const at = (p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+  return { p50: at(50), p99: at(99) };
+}
+
+/** The median round by p50. */
+function median(rounds: Stats[]): Stats {
+  return [...rounds].sort((a, b) => a.p50 - b.p50)[Math.floor(rounds.length / 2)] ?? { p50: NaN, p99: NaN };
+}
+
+async function sample(n: number, op: () => Promise<number>): Promise<Stats> {
+  const samples: number[] = [];
+  for (let i = 0; i < n; i++) samples.push(await op());
+  return stats(samples);
+}
+
+/** Starts `kind` (upstream or link) from this file in its own process; resolves with its first stdout line. */
+async function startChild(args: string[]): Promise<{ child: ChildProcess; info: Record<string, string | number> }> {
+  const child = spawn(process.execPath, ["--import", "tsx", here, ...args], { stdio: ["ignore", "pipe", "inherit"] });
+  const info = await new Promise<Record<string, string | number>>((resolve, reject) => {
+    let out = "";
+    child.stdout.on("data", (c: Buffer) => {
+      out += c.toString();
+      const line = out.split("\n")[0];
+      if (out.includes("\n") && line) resolve(JSON.parse(line) as Record<string, string | number>);
+    });
+    child.once("exit", (code) => reject(new Error(`bench ${args[0] ?? ""} exited with ${code}`)));
+  });
+  return { child, info };
+}
+
+// ---- child processes -------------------------------------------------------------------------
+
+/** The upstream: `/json` answers a small JSON; `/sse` sends one event at once and ends 20 ms later. */
+async function serveUpstream(dir: string): Promise<void> {
+  const { caPem, key, cert } = await makeTestCa();
+  const caFile = path.join(dir, "ca.pem");
+  fs.writeFileSync(caFile, caPem);
+  const body = JSON.stringify({ ok: true, items: [1, 2, 3] });
+  const server = https.createServer({ key, cert, keepAliveTimeout: 60_000 }, (req, res) => {
+    req.resume();
+    if (req.url?.startsWith("/sse")) {
+      res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
+      res.write("data: first\n\n");
+      setTimeout(() => res.end("data: last\n\n"), 20);
+      return;
+    }
+    res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
+    res.end(body);
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const { port } = server.address() as { port: number };
+  process.stdout.write(`${JSON.stringify({ port, caFile })}\n`);
+}
+
+function memoryKeychain(): KeychainStore {
+  const items = new Map<KeychainItem, string>();
+  return {
+    service: "bench-calls",
+    get: (k) => Promise.resolve(items.get(k) ?? null),
+    set: (k, v) => Promise.resolve(void items.set(k, v)),
+    delete: (k) => Promise.resolve(items.delete(k)),
+  };
+}
+
+/** The Link with its embedded authority, signed in, trusting the upstream's CA, one secret stored. */
+async function serveLink(caFile: string): Promise<void> {
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), "piper-bench-calls-"));
+  const paths = resolveLinkPaths("bench-calls", { platform: "linux", env: { XDG_RUNTIME_DIR: home, XDG_DATA_HOME: home, XDG_STATE_HOME: home }, homedir: home });
+  const link = createLink({
+    profile: "bench-calls",
+    port: 0,
+    paths,
+    keychain: memoryKeychain(),
+    log: silentLogger(),
+    limits: { messagesPerSecond: 1e9, messageBurst: 1e9 },
+    authority: { kind: "embedded", agentRatePerSecond: 1e6 },
+    calls: { extraCaFile: caFile },
+  });
+  const status = await link.start();
+  await link.api.devSignIn({ name: "bench" });
+  await link.api.setSecret({ name: "BENCH_CALL_KEY", value: SECRET });
+  process.on("SIGTERM", () => void link.stop().then(() => process.exit(0)));
+  process.stdout.write(`${JSON.stringify({ port: status.port, controlToken: link.controlToken })}\n`);
+}
+
+// ---- the measuring side ----------------------------------------------------------------------
+
+/** One agent connection that sends calls and reports each call's frames by id. */
+async function agentConnection(port: number): Promise<{ ws: WebSocket; call(frame: Record<string, unknown>, onFrame: (m: { type: string; requestId?: string }) => boolean): Promise<void> }> {
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/v1/link`, AGENT_SUBPROTOCOL, { perMessageDeflate: false });
+  await new Promise((resolve, reject) => {
+    ws.once("open", resolve);
+    ws.once("error", reject);
+  });
+  const waiting = new Map<string, (m: { type: string; id?: string; requestId?: string }) => void>();
+  ws.on("message", (d: Buffer) => {
+    const m = JSON.parse(d.toString()) as { type: string; id?: string; requestId?: string };
+    if (m.id !== undefined) waiting.get(m.id)?.(m);
+  });
+  let next = 0;
+  const call = (frame: Record<string, unknown>, onFrame: (m: { type: string; requestId?: string }) => boolean): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const id = `b${next++}`;
+      waiting.set(id, (m) => {
+        if (m.type === "error") {
+          waiting.delete(id);
+          reject(new Error(JSON.stringify(m)));
+        } else if (onFrame(m)) {
+          waiting.delete(id);
+          resolve();
+        }
+      });
+      ws.send(JSON.stringify({ ...frame, id }));
+    });
+  await call({ type: "hello", protocol: 1, agent: { clientId: "bench_calls", name: "Bench" } }, (m) => m.type === "welcome");
+  return { ws, call };
+}
+
+/** Approves the first call's pending request through the control channel, as the person would. */
+async function approve(port: number, controlToken: string, requestId: string): Promise<void> {
+  const control = new WebSocket(`ws://127.0.0.1:${port}/v1/control`, CONTROL_SUBPROTOCOL);
+  await new Promise((r) => control.once("open", r));
+  control.send(JSON.stringify({ type: "auth", token: controlToken }));
+  control.send(JSON.stringify({ type: "call", id: 1, method: "approveRequest", params: { requestId, scope: { kind: "until_revoked" } } }));
+  await new Promise<void>((resolve, reject) =>
+    control.on("message", (d: Buffer) => {
+      const m = JSON.parse(d.toString()) as { type: string; id?: number; message?: string };
+      if (m.type === "result" && m.id === 1) resolve();
+      if (m.type === "error") reject(new Error(m.message));
+    }),
+  );
+  control.close();
+}
+
+export interface CallBenchResult {
+  roundTrip: { link: Stats; direct: Stats; ratioP50: number; ratioP99: number; target: number; pass: boolean };
+  firstByte: { link: Stats; direct: Stats; overheadMs: number; target: number; pass: boolean };
+}
+
+/** Runs the call bench and prints its table; `full` measures more calls. */
+export async function callBench(full: boolean): Promise<CallBenchResult> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "piper-bench-upstream-"));
+  const upstream = await startChild(["upstream", dir]);
+  const caFile = String(upstream.info["caFile"]);
+  const origin = `https://127.0.0.1:${upstream.info["port"]}`;
+  const link = await startChild(["link", caFile]);
+  const direct = new Agent({ connect: { ca: fs.readFileSync(caFile, "utf8") }, keepAliveTimeout: 60_000 });
+  try {
+    const agent = await agentConnection(Number(link.info["port"]));
+    const frame = (p: string): Record<string, unknown> => ({ type: "call", method: "GET", url: `${origin}${p}`, auth: { bearer: "BENCH_CALL_KEY" } });
+    // The first call asks the person; approve it, then every call is served from the live grant.
+    await agent.call(frame("/json"), (m) => {
+      if (m.type === "pending" && m.requestId) void approve(Number(link.info["port"]), String(link.info["controlToken"]), m.requestId);
+      return m.type === "call.end";
+    });
+
+    const viaLink = async (): Promise<number> => {
+      const t0 = performance.now();
+      await agent.call(frame("/json"), (m) => m.type === "call.end");
+      return performance.now() - t0;
+    };
+    const directly = async (): Promise<number> => {
+      const t0 = performance.now();
+      const res = await request(`${origin}/json`, { dispatcher: direct, headers: { authorization: `Bearer ${SECRET}` } });
+      await res.body.arrayBuffer();
+      return performance.now() - t0;
+    };
+    const firstViaLink = async (): Promise<number> => {
+      const t0 = performance.now();
+      let first = 0;
+      await agent.call(frame("/sse"), (m) => {
+        if (m.type === "call.chunk" && first === 0) first = performance.now() - t0;
+        return m.type === "call.end";
+      });
+      return first;
+    };
+    const firstDirectly = async (): Promise<number> => {
+      const t0 = performance.now();
+      const res = await request(`${origin}/sse`, { dispatcher: direct, headers: { authorization: `Bearer ${SECRET}` } });
+      let first = 0;
+      for await (const chunk of res.body) {
+        if (first === 0 && (chunk as Buffer).length > 0) first = performance.now() - t0;
+      }
+      return first;
+    };
+
+    const n = full ? 2000 : 300;
+    const m = full ? 200 : 40;
+    const warm = full ? 500 : 100;
+    for (let i = 0; i < warm; i++) {
+      await viaLink();
+      await directly();
+    }
+    const rounds = 5;
+    const rt = { link: [] as Stats[], direct: [] as Stats[] };
+    const fb = { link: [] as Stats[], direct: [] as Stats[] };
+    for (let r = 0; r < rounds; r++) {
+      rt.direct.push(await sample(Math.ceil(n / rounds), directly));
+      rt.link.push(await sample(Math.ceil(n / rounds), viaLink));
+      fb.direct.push(await sample(Math.ceil(m / rounds), firstDirectly));
+      fb.link.push(await sample(Math.ceil(m / rounds), firstViaLink));
+    }
+    agent.ws.close();
+    const rtLink = median(rt.link);
+    const rtDirect = median(rt.direct);
+    const fbLink = median(fb.link);
+    const fbDirect = median(fb.direct);
+    const result: CallBenchResult = {
+      roundTrip: { link: rtLink, direct: rtDirect, ratioP50: rtLink.p50 / rtDirect.p50, ratioP99: rtLink.p99 / rtDirect.p99, target: 1.5, pass: rtLink.p50 / rtDirect.p50 <= 1.5 },
+      firstByte: { link: fbLink, direct: fbDirect, overheadMs: fbLink.p50 - fbDirect.p50, target: 2, pass: fbLink.p50 - fbDirect.p50 <= 2 },
+    };
+    const f = (x: number): string => x.toFixed(3);
+    console.log(`\nCalls made for agents (${n} round trips, ${m} streams; median of ${rounds} rounds)\n`);
+    console.log(`call round trip      link p50 ${f(rtLink.p50)} ms  direct p50 ${f(rtDirect.p50)} ms  ratio ${result.roundTrip.ratioP50.toFixed(2)}x (target <= 1.5x)  ${result.roundTrip.pass ? "PASS" : "MISS"}`);
+    console.log(`                     link p99 ${f(rtLink.p99)} ms  direct p99 ${f(rtDirect.p99)} ms  ratio ${result.roundTrip.ratioP99.toFixed(2)}x (no target)`);
+    console.log(`first streamed byte  link p50 ${f(fbLink.p50)} ms  direct p50 ${f(fbDirect.p50)} ms  overhead ${f(result.firstByte.overheadMs)} ms (target <= 2 ms)  ${result.firstByte.pass ? "PASS" : "MISS"}`);
+    return result;
+  } finally {
+    await direct.close();
+    link.child.kill("SIGTERM");
+    upstream.child.kill("SIGTERM");
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[1] !== undefined && fs.realpathSync(process.argv[1]) === here) {
+  const [kind, arg] = process.argv.slice(2);
+  if (kind === "upstream" && arg) await serveUpstream(arg);
+  else if (kind === "link" && arg) await serveLink(arg);
+  else await callBench(process.argv.includes("--full"));
+}
