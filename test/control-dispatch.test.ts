@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { CONTROL_METHOD_NAMES, createLinkApi, dispatchControl, unwrapControlOutcome, type ControlOutcome } from "../src/shared/control.js";
 import { LinkError } from "../src/shared/errors.js";
-import { isAuthoritySignInUrl, isOwnPageUrl } from "../src/main/app/shell-policy.js";
+import { isAuthoritySignInUrl, isOwnPageUrl, signInPagesOrigin } from "../src/main/app/shell-policy.js";
 import { startTestLink } from "./helpers.js";
 
 describe("control dispatch", () => {
@@ -69,6 +69,25 @@ describe("Electron shell policies", () => {
     ];
     for (const [url, allowed] of table) assert.equal(isAuthoritySignInUrl(url, authority), allowed, url);
     assert.equal(isAuthoritySignInUrl("https://127.0.0.1:31478/device", null), false);
+  });
+
+  it("for the embedded authority, opens only the Link's own origin's sign-in pages, never the self-signed authority's (issue 15 item 3)", () => {
+    const status = { port: 31477, authority: { url: "https://127.0.0.1:31478", mode: "embedded" as const } };
+    const origin = signInPagesOrigin(status);
+    assert.equal(origin, "http://127.0.0.1:31477");
+    const table: Array<[string, boolean]> = [
+      ["http://127.0.0.1:31477/oauth/authorize?client_id=piper-link&state=x", true],
+      ["http://127.0.0.1:31477/device?user_code=ABCD-EFGH", true],
+      ["http://127.0.0.1:31477/login", false],
+      ["http://127.0.0.1:31477/ui/", false],
+      ["http://localhost:31477/device", false],
+      ["https://127.0.0.1:31477/device", false],
+      ["https://127.0.0.1:31478/device", false],
+      ["https://127.0.0.1:31478/oauth/authorize?client_id=piper-link", false],
+    ];
+    for (const [url, allowed] of table) assert.equal(isAuthoritySignInUrl(url, origin), allowed, url);
+    assert.equal(signInPagesOrigin({ port: 31477, authority: { url: "https://piper.example.com/base", mode: "remote" } }), "https://piper.example.com");
+    assert.equal(signInPagesOrigin({ port: 31477, authority: null }), null);
   });
 
   it("accepts IPC only from the window's own page", () => {

@@ -15,6 +15,7 @@ import { startDaemon, type RunningDaemon } from "../core/daemon.js";
 import { utilityLauncher } from "./authority-launcher.js";
 import type { ElectronApi } from "./electron-api.js";
 import { startShell } from "./shell.js";
+import { signInPagesOrigin } from "./shell-policy.js";
 import { hardenAllWebContents, hardenSession, type WindowPage } from "./window.js";
 
 const electron: ElectronApi = { app, BrowserWindow, Tray, Menu, Notification, ipcMain, shell, session, dialog };
@@ -48,7 +49,11 @@ async function main(): Promise<void> {
   // Before any web contents exists, so none escapes the guards.
   hardenAllWebContents(electron, {
     ownPageUrl,
-    authorityUrl: () => daemon?.link.status().authority?.url ?? null,
+    // The embedded authority's pages are shown on the Link's own origin (issue 15 item 3).
+    authorityUrl: () => {
+      const status = daemon?.link.status();
+      return status === undefined ? null : signInPagesOrigin(status);
+    },
     openExternal: (url) => shell.openExternal(url),
   });
   await app.whenReady();

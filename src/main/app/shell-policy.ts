@@ -11,17 +11,29 @@
 export const SIGN_IN_PATHS: ReadonlySet<string> = new Set(["/oauth/authorize", "/device"]);
 
 /**
- * True when `target` is one of the authority's sign-in pages: it parses as a URL whose origin
- * (scheme, host, port) equals `authorityUrl`'s and whose pathname is exactly one of `SIGN_IN_PATHS`
- * (query allowed, so `/device?user_code=…` passes; `/device-x` or `/oauth/authorize/../x` do not).
- * False for anything unparsable, and when there is no authority (`null`).
+ * Where the sign-in pages of this Link's authority are shown (issue 15 item 3): for the embedded
+ * authority the Link's own origin `http://127.0.0.1:<port>` (it forwards them over the pinned
+ * connection, so the browser never meets the self-signed certificate); for a remote authority its
+ * own origin; null without an authority. Takes the Link's status (`port`, `authority`).
  */
-export function isAuthoritySignInUrl(target: string, authorityUrl: string | null): boolean {
-  if (authorityUrl === null) return false;
+export function signInPagesOrigin(status: { port: number; authority: { url: string; mode: "embedded" | "remote" } | null }): string | null {
+  if (status.authority === null) return null;
+  return status.authority.mode === "embedded" ? `http://127.0.0.1:${status.port}` : new URL(status.authority.url).origin;
+}
+
+/**
+ * True when `target` is one of the authority's sign-in pages: it parses as a URL whose origin
+ * (scheme, host, port) equals `pagesOrigin`'s (see `signInPagesOrigin`: the Link's own origin for
+ * the embedded authority) and whose pathname is exactly one of `SIGN_IN_PATHS` (query allowed, so
+ * `/device?user_code=…` passes; `/device-x` or `/oauth/authorize/../x` do not). False for anything
+ * unparsable, and when there is no authority (`null`).
+ */
+export function isAuthoritySignInUrl(target: string, pagesOrigin: string | null): boolean {
+  if (pagesOrigin === null) return false;
   try {
     const url = new URL(target);
     if (url.username !== "" || url.password !== "") return false;
-    return url.origin === new URL(authorityUrl).origin && SIGN_IN_PATHS.has(url.pathname);
+    return url.origin === new URL(pagesOrigin).origin && SIGN_IN_PATHS.has(url.pathname);
   } catch {
     return false;
   }

@@ -3,7 +3,6 @@
  * development sign-in. Each goes through the running Link's control channel, which is the only
  * place approvals exist (DESIGN.md section 3).
  */
-import { spawn } from "node:child_process";
 import readline from "node:readline";
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { ScopeSchema, type GrantView, type RequestView, type Scope } from "../../shared/authority.js";
@@ -14,6 +13,7 @@ import { displayText } from "../../shared/display.js";
 import { LinkError } from "../../shared/errors.js";
 import { describeAction, describeActor, describeApproval, describeEndReason, describeOutcome, localDateTime, relativeTime, requestStatusLabel, type RequestStatusLabel } from "../../shared/wording.js";
 import { describeLinuxProcess } from "../core/loopback/peer-process.js";
+import { openBrowser } from "./browser.js";
 import { callLink as call, notRunning, withRunningLink } from "./link-access.js";
 import { ExitCode, type Output } from "./output.js";
 
@@ -285,44 +285,6 @@ export function addApprovalCommands(program: Command, profile: () => string, run
         });
         if (page.nextCursor) lines.push(`more: piper-link activity --before ${page.nextCursor}`);
         out.result(page, lines.length === 0 ? "No activity yet." : lines);
-        return ExitCode.ok;
-      }, o.json === true);
-    });
-}
-
-/** Opens `url` in the system browser; false when there is no way to (then the URL is printed). */
-function openBrowser(url: string): boolean {
-  // Over SSH or on a server there is no browser here to open; the caller prints the address instead.
-  if (process.platform === "linux" && !process.env["DISPLAY"] && !process.env["WAYLAND_DISPLAY"]) return false;
-  const [cmd, args] = process.platform === "darwin" ? ["open", [url]] : process.platform === "win32" ? ["cmd", ["/c", "start", "", url]] : ["xdg-open", [url]];
-  try {
-    const child = spawn(cmd, args, { stdio: "ignore", detached: true });
-    child.on("error", () => undefined);
-    child.unref();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-export function addLoginCommand(program: Command, profile: () => string, run: Runner): void {
-  program
-    .command("login")
-    .description("sign in once: in your browser, or with --device by entering a code on any device")
-    .option("--device", "show a code to enter on another device (SSH, no browser)")
-    .option("--no-browser", "print the sign-in address instead of opening a browser")
-    .option("--json", "print the final status as JSON")
-    .action(async (o: { device?: boolean; browser: boolean; json?: boolean }) => {
-      await run(async (out) => {
-        const start = await call(profile(), "loginStart", { device: o.device === true });
-        if (start.kind === "device") {
-          process.stderr.write(`To sign in, open ${start.verificationUri ?? ""} and enter the code ${start.userCode ?? ""}\n(or open ${start.verificationUriComplete ?? ""})\nWaiting…\n`);
-        } else {
-          const opened = o.browser && openBrowser(start.authorizeUrl ?? "");
-          process.stderr.write(`${opened ? "Opening your browser to sign in." : "Open this address to sign in:"}\n${start.authorizeUrl ?? ""}\nWaiting…\n`);
-        }
-        const status = await call(profile(), "loginWait", { loginId: start.loginId, timeoutMs: 10 * 60_000 });
-        out.result(status, `Signed in. This machine is instance ${status.instanceIdRedacted ?? ""}; agents can find it now.`);
         return ExitCode.ok;
       }, o.json === true);
     });

@@ -18,7 +18,8 @@ import { chosenBackend, openKeychain, passphraseSource, PASSPHRASE_ENV, PASSPHRA
 import { resolveLinkPaths } from "../core/runtime/paths.js";
 import { authorityCommand } from "../../server/main.js";
 import type { AuthorityConfig } from "../core/link.js";
-import { addApprovalCommands, addDevSignIn, addLoginCommand, addUiCommand } from "./commands.js";
+import { addApprovalCommands, addDevSignIn, addUiCommand } from "./commands.js";
+import { addLoginCommand } from "./login.js";
 import { notRunning, withRunningLink } from "./link-access.js";
 import { addCallCommand } from "./call.js";
 import { addPyperCommand } from "./pyper.js";

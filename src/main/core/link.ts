@@ -32,6 +32,7 @@ import { createEventHub } from "./events.js";
 import { grantPage } from "./loopback/grant-page.js";
 import { DEFAULT_LIMITS, type LinkLimits } from "./loopback/limits.js";
 import { LinkServer, type LinkServerAddress } from "./loopback/link-server.js";
+import { createSignInProxy } from "./loopback/sign-in-proxy.js";
 import { actingForIdentity } from "./loopback/acting-for.js";
 import { createPeerResolver, describeLinuxProcess, type PeerResolver } from "./loopback/peer-process.js";
 import { startPyperEndpoints, type PyperEndpoints } from "./pyper/pyper-endpoints.js";
@@ -136,7 +137,18 @@ export function createLink(options: LinkOptions): Link {
       emitStatus();
     },
   });
-  const signIn = createSignIn({ session, connection, context, log });
+  /** The embedded authority, whose sign-in pages the Link serves on its own origin (issue 15 item 3). */
+  const embeddedEndpoint = (): { url: string; pin: string } | null => {
+    const endpoint = config?.kind === "embedded" ? connection.endpoint : null;
+    return endpoint?.pin ? { url: endpoint.url, pin: endpoint.pin } : null;
+  };
+  const signIn = createSignIn({
+    session,
+    connection,
+    context,
+    log,
+    pagesOrigin: () => (embeddedEndpoint() !== null && address !== null ? `http://127.0.0.1:${address.port}` : null),
+  });
 
   function status(): LinkStatus {
     const base = linkStatus({
@@ -195,6 +207,7 @@ export function createLink(options: LinkOptions): Link {
           pendingRequests: () => connection.client?.listRequests("pending") ?? Promise.resolve([]),
           show: (request) => events.emit({ kind: "show", view: "requests", requestId: request.id }),
         }),
+      signInProxy: createSignInProxy({ target: embeddedEndpoint }),
       onAgentsChanged: emitStatus,
       controlHost: { now, log, token: controlToken, api },
     });

@@ -4,6 +4,12 @@
  * shows "you can close this tab", and times out cleanly; a request without our `state` is refused
  * and the sign-in keeps waiting — or, without a browser, the device authorization grant, polling as
  * RFC 8628 asks (any answer the RFC allows, not only our own authority's).
+ *
+ * The addresses handed to the person name `pagesOrigin` when one is given: for the embedded
+ * authority that is the Link's own http://127.0.0.1:<port>, where the Link serves the sign-in pages
+ * (loopback/sign-in-proxy.ts), so the browser never meets the authority's self-signed certificate
+ * and the same address works through an SSH port forward of the Link's port. The OAuth protocol
+ * itself (token endpoint, redirect URI checks) is unchanged: only where the pages are shown moves.
  */
 import { createHash, randomBytes } from "node:crypto";
 import http from "node:http";
@@ -30,7 +36,22 @@ const DONE_PAGE = signedInPage();
 const FAIL_PAGE = signInFailedPage;
 const PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-export async function startBrowserLogin(client: AuthorityClient, timeoutMs = 5 * 60_000): Promise<LoginAttempt> {
+/**
+ * `url` with its origin replaced by `pagesOrigin` (path and query kept), or unchanged when
+ * `pagesOrigin` is null (a remote authority shows its own pages).
+ */
+export function onPagesOrigin(url: string, pagesOrigin: string | null): string {
+  if (pagesOrigin === null) return url;
+  const parsed = new URL(url);
+  return new URL(`${parsed.pathname}${parsed.search}`, pagesOrigin).toString();
+}
+
+/**
+ * Starts a browser sign-in: a one-shot loopback listener for the redirect, and the authorization
+ * URL (on `pagesOrigin` when given) for the person to open. `timeoutMs` (default 5 min) bounds the
+ * wait for the callback; `tokens` then rejects with `timeout`.
+ */
+export async function startBrowserLogin(client: AuthorityClient, timeoutMs = 5 * 60_000, pagesOrigin: string | null = null): Promise<LoginAttempt> {
   const state = randomBytes(16).toString("base64url");
   const verifier = randomBytes(32).toString("base64url");
   const challenge = createHash("sha256").update(verifier).digest("base64url");
@@ -72,7 +93,7 @@ export async function startBrowserLogin(client: AuthorityClient, timeoutMs = 5 *
     settle?.reject(new LinkError("timeout", "Nobody completed the sign-in in the browser in time. Run `piper-link login` again."));
   }, timeoutMs);
   timer.unref();
-  const authorizeUrl = `${client.url}/oauth/authorize?${new URLSearchParams({ response_type: "code", client_id: LINK_CLIENT_ID, redirect_uri: redirectUri, state, code_challenge: challenge, code_challenge_method: "S256" }).toString()}`;
+  const authorizeUrl = `${pagesOrigin ?? client.url}/oauth/authorize?${new URLSearchParams({ response_type: "code", client_id: LINK_CLIENT_ID, redirect_uri: redirectUri, state, code_challenge: challenge, code_challenge_method: "S256" }).toString()}`;
   return {
     kind: "browser",
     authorizeUrl,
@@ -106,7 +127,7 @@ export const DEFAULT_DEVICE_INTERVAL_S = 5;
  * later poll, `access_denied` ends with `denied`, `expired_token` or the code's lifetime ends with
  * `timeout`; other errors end with `unauthorized`. Error answers need only `error` (no description).
  */
-export async function startDeviceLogin(client: AuthorityClient, clock: DeviceLoginClock = realClock): Promise<LoginAttempt> {
+export async function startDeviceLogin(client: AuthorityClient, clock: DeviceLoginClock = realClock, pagesOrigin: string | null = null): Promise<LoginAttempt> {
   const d = await client.deviceAuthorization(LINK_CLIENT_ID);
   let cancelled = false;
   const deadline = clock.now() + d.expires_in * 1000;
@@ -133,8 +154,8 @@ export async function startDeviceLogin(client: AuthorityClient, clock: DeviceLog
   return {
     kind: "device",
     authorizeUrl: null,
-    verificationUri: d.verification_uri,
-    verificationUriComplete: d.verification_uri_complete ?? null,
+    verificationUri: onPagesOrigin(d.verification_uri, pagesOrigin),
+    verificationUriComplete: d.verification_uri_complete === undefined ? null : onPagesOrigin(d.verification_uri_complete, pagesOrigin),
     userCode: d.user_code,
     tokens: poll(),
     cancel() {

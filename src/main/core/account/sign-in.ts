@@ -38,6 +38,11 @@ export interface SignInDeps {
   connection: AuthorityConnection;
   context: InstanceContext;
   log: Logger;
+  /**
+   * Where the person's browser is sent for the sign-in pages: the Link's own origin when it serves
+   * the embedded authority's pages (loopback/sign-in-proxy.ts), null for a remote authority's own.
+   */
+  pagesOrigin?: () => string | null;
 }
 
 export function createSignIn(deps: SignInDeps): SignIn {
@@ -69,7 +74,8 @@ export function createSignIn(deps: SignInDeps): SignIn {
     refreshAccount,
     async start(device) {
       const client = connection.require();
-      const attempt = device ? await startDeviceLogin(client) : await startBrowserLogin(client);
+      const pagesOrigin = deps.pagesOrigin?.() ?? null;
+      const attempt = device ? await startDeviceLogin(client, undefined, pagesOrigin) : await startBrowserLogin(client, undefined, pagesOrigin);
       // Settled by `wait`; a sign-in nobody waits for must not become an unhandled rejection.
       attempt.tokens.catch(() => undefined);
       const loginId = randomBytes(9).toString("base64url");

@@ -85,7 +85,7 @@ export const MAX_WAITS_PER_AGENT = 20;
  * Node skips `checkServerIdentity` when the chain itself fails, so the check runs here, after the
  * handshake, on every new connection (sessions are not cached, so none skips it).
  */
-function pinnedConnector(pin: string): buildConnector.connector {
+export function pinnedConnector(pin: string): buildConnector.connector {
   const connect = buildConnector({ rejectUnauthorized: false, maxCachedSessions: 0 });
   return (opts, callback) =>
     connect(opts, (...args) => {

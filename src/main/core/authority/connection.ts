@@ -20,6 +20,8 @@ export interface AuthorityEndpoint {
 export interface AuthorityConnection {
   /** The current client, or null before the first `connect` (no authority configured). */
   readonly client: AuthorityClient | null;
+  /** Where the current client connects (null before the first `connect`). */
+  readonly endpoint: AuthorityEndpoint | null;
   /** Is the event stream up, and the last error seen (a sentence) if not. */
   readonly state: { connected: boolean; error: string | null };
   /** The current client; throws `authority_unavailable` when no authority is configured. */
@@ -83,6 +85,9 @@ export function createAuthorityConnection(deps: AuthorityConnectionDeps): Author
     },
     get state() {
       return state;
+    },
+    get endpoint() {
+      return endpoint;
     },
     require() {
       if (client === null) throw new LinkError("authority_unavailable", "This Piper Link has no authority configured.");

@@ -20,6 +20,7 @@ import { allowedHosts, checkRequest, ownOrigins, rejectUpgrade, SECURITY_HEADERS
 import { socketOwner as procSocketOwner, type PeerResolver, type SocketOwner } from "./peer-process.js";
 import { checkPeerUser, type PeerUserVerdict } from "./user-guard.js";
 import { serveUi } from "./ui-assets.js";
+import type { SignInProxy } from "./sign-in-proxy.js";
 
 export interface LinkServerOptions {
   /** Preferred port; when taken, the server falls back to a free one (port 0 asks for any). */
@@ -36,6 +37,8 @@ export interface LinkServerOptions {
   uiDir?: string | null;
   /** pyper-sdk's grant page (`GET /grant?...`): answers with an HTML page. */
   grantPage?: (query: URLSearchParams) => Promise<{ status: number; html: string }>;
+  /** The embedded authority's sign-in pages on this origin (sign-in-proxy.ts); absent: not served. */
+  signInProxy?: SignInProxy;
   /** Called (at most every 250 ms) when agents connect, say hello, or leave. */
   onAgentsChanged?: () => void;
 }
@@ -152,6 +155,7 @@ export class LinkServer {
       ),
     );
     this.servers.length = 0;
+    await this.options.signInProxy?.close();
   }
 
   broadcastContext(push: ContextPush): void {
@@ -220,6 +224,9 @@ export class LinkServer {
     const rejection = checkRequest(req, this.policy(true));
     if (rejection) return sendError(res, rejection);
     const pathname = pathOf(req.url);
+    // The sign-in pages take form posts; the guard above has already refused foreign origins.
+    const proxy = this.options.signInProxy;
+    if (proxy?.handles(pathname) === true) return proxy.serve(req, res, pathname);
     if (req.method !== "GET" && req.method !== "HEAD") {
       return sendError(res, { status: 405, code: "method_not_allowed", message: "Only GET is supported here." }, { Allow: "GET, HEAD" });
     }
