@@ -45,7 +45,7 @@ export async function startTestLink(options: { limits?: Partial<LinkLimits>; ins
   const { home, paths } = await tempPaths(profile);
   const keychain = options.keychain ?? createKeychainStore({ profile });
   if (options.instanceId !== undefined) await keychain.set("instance-id", options.instanceId);
-  const logger = createFileLogger(paths.logFile, "debug");
+  const logger = await createFileLogger(paths.logDir, "debug");
   const link = createLink({ port: 0, ...options, profile, paths, keychain, log: logger.log });
   const status = await link.start();
   return {

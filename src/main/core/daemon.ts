@@ -40,7 +40,7 @@ export interface RunningDaemon {
 
 export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon> {
   const paths = options.paths ?? resolveLinkPaths(options.profile);
-  const logger = createFileLogger(paths.logFile);
+  const logger = await createFileLogger(paths.logDir);
   let finish: (reason: string) => void = () => undefined;
   const done = new Promise<string>((resolve) => {
     finish = resolve;

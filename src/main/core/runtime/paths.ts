@@ -35,6 +35,7 @@ export function resolveLinkPaths(profile: string, p: PlatformEnv = currentPlatfo
     discoveryFile: path.join(runtimeDir, "link.json"),
     controlFile: path.join(runtimeDir, "control.json"),
     lockFile: path.join(runtimeDir, "link.lock"),
-    logFile: path.join(logDir, "link.log"),
+    // The rotating log's current file (runtime/logger.ts): a symlink kept by pino-roll.
+    logFile: path.join(logDir, "current.log"),
   };
 }
