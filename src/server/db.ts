@@ -133,6 +133,8 @@ export interface RequestsTable {
   /** programKey() of the requesting program: a request is per client ID + variable + program. */
   program_key: string | null;
   grant_id: string | null;
+  /** Requests made together by one `resolveMany` share it (migration 006); null for a lone request. */
+  batch_id: string | null;
 }
 export interface ScopedTokensTable {
   token_hash: string;
@@ -387,6 +389,14 @@ migrations["004_grant_binding"] = {
     await db.schema.alterTable("grants").addColumn("session_id", "bigint").execute();
     await db.schema.alterTable("requests").addColumn("program_key", "text").execute();
     await db.schema.createIndex("requests_pending_key").on("requests").columns(["agent_id", "instance_id", "variable", "status"]).execute();
+  },
+};
+
+migrations["006_request_batches"] = {
+  async up(db: Kysely<unknown>) {
+    // One prompt for several secrets (issue 13 item 7): the window groups a batch into one card.
+    await db.schema.alterTable("requests").addColumn("batch_id", "text").execute();
+    await db.schema.createIndex("requests_batch").on("requests").columns(["batch_id"]).execute();
   },
 };
 

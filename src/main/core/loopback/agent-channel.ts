@@ -19,6 +19,7 @@ import {
   type LinkMessage,
   type RequestId,
   type Resolve,
+  type ResolveMany,
 } from "../../../shared/protocol.js";
 import { LINK_VERSION, PROTOCOL_VERSION } from "../../../shared/version.js";
 import { describeIssues } from "./frame-guard.js";
@@ -35,10 +36,10 @@ export interface AgentHost {
   context(): ContextSnapshot;
   authorityUrl(): string | null;
   /**
-   * Answers a `resolve` from a connection that said hello while the Link is signed in; may send
-   * several frames (`pending`, then `secret` or `error`).
+   * Answers a `resolve` or `resolveMany` from a connection that said hello while the Link is signed
+   * in; may send several frames (`pending`, then `secret` / `secrets` or `error`).
    */
-  resolve(channel: AgentChannel, request: Resolve, send: (message: LinkMessage) => void): Promise<void>;
+  resolve(channel: AgentChannel, request: Resolve | ResolveMany, send: (message: LinkMessage) => void): Promise<void>;
   /**
    * Performs a `call` for the agent (core/calls/): sends `pending`, `call.head`, `call.chunk`s and
    * `call.end`, or an `error`. `signal` aborts when the agent cancels the call or disconnects.
@@ -69,7 +70,7 @@ export class AgentChannel extends ChannelBase {
   /** Settles once the peer process lookup is done (it runs in the background after connect). */
   identification: Promise<void> = Promise.resolve();
   /** Requests that arrived while `hello` was still being answered; dispatched right after it. */
-  private queued: Array<Resolve | Call | Cancel> = [];
+  private queued: Array<Resolve | ResolveMany | Call | Cancel> = [];
   /** True while a `hello` waits for the peer identification before it is answered. */
   private helloPending = false;
   /** Aborted when the connection closes, so waits on its behalf stop. */
@@ -141,7 +142,7 @@ export class AgentChannel extends ChannelBase {
     }
   }
 
-  private dispatch(message: Hello | Resolve | Call | Cancel): void {
+  private dispatch(message: Hello | Resolve | ResolveMany | Call | Cancel): void {
     if (message.type === "hello") {
       this.onHello(message);
       return;
