@@ -130,13 +130,15 @@ export async function resolveMany(deps: ResolverDeps, session: AgentChannel, req
 
   // 2. One wait loop for the batch: follow the first undecided request; decisions on the others
   // are read when their turn comes (the answer is one frame, so the order of noticing is free).
+  // Past the deadline each remaining request is still read once (a zero wait), so one decided
+  // while the loop waited on another is answered with its decision, not a timeout.
+  const outOfTime = new Set<string>();
   if (request.wait) {
     for (;;) {
-      const next = pendingIds()[0];
-      if (next === undefined) break;
+      const next = pendingIds().find(([v]) => !outOfTime.has(v));
+      if (next === undefined || gone()) break;
       const [variable, requestId] = next;
-      const left = deadline - deps.now();
-      if (left <= 0 || gone()) break;
+      const left = Math.max(0, deadline - deps.now());
       let status: "pending" | "approved" | "denied" | "expired" | "requester_gone";
       try {
         status = (await client.wait(requestId, { ...identity, timeoutMs: Math.min(left, POLL_MS) }, session.signal)).status;
@@ -151,6 +153,7 @@ export async function resolveMany(deps: ResolverDeps, session: AgentChannel, req
       else if (status === "denied") slots.set(variable, { kind: "done", result: failure("denied", "The request was denied in Piper Link.") });
       else if (status === "requester_gone") slots.set(variable, { kind: "done", result: failure("requester_gone", "The request ended because the program that asked has exited.") });
       else if (status === "expired") slots.set(variable, { kind: "done", result: failure("timeout", "The request expired before anyone approved it.") });
+      else if (left === 0) outOfTime.add(variable);
     }
   }
   if (gone()) return;
