@@ -3,10 +3,13 @@
 // real keyring); the person's decisions through the control API (`approveRequests`, `denyRequest`).
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import type { RequestView } from "../src/shared/authority.js";
+import { z } from "zod";
+import { RequestViewSchema, type RequestView } from "../src/shared/authority.js";
+import { ApproveItemResultSchema, LinkStatusSchema } from "../src/shared/control.js";
 import { DEFAULT_GRANT_TERMS } from "../src/shared/grant-terms.js";
 import type { LinkMessage } from "../src/shared/protocol.js";
 import { createPiperClient, PiperError, type SecretsEntry } from "../src/sdk/index.js";
+import { cli, cliJson, cliJsonAsync, newEnv, stopAll } from "./cli-helpers.js";
 import { connectAgent, startTestLink, waitFor, type TestAgent, type TestLink } from "./helpers.js";
 
 let t: TestLink;
@@ -72,9 +75,15 @@ describe("resolveMany: one card for several secrets, partial results (issue 13 i
     const missing = cards.find((r) => r.variable === "missing_b");
     const denied = cards.find((r) => r.variable === "denied_c");
     assert.ok(missing && denied);
-    const approved = await t.link.api.approveRequests({ items: [{ requestId: missing.id }], ...DEFAULT_TERMS });
-    assert.equal(approved.results.length, 1);
-    assert.deepEqual(approved.results[0]?.ok === false ? [approved.results[0].requestId, approved.results[0].error.code] : null, [missing.id, "secret_not_found"]);
+    const approved = await t.link.api.approveRequests({ items: [{ requestId: missing.id }, { requestId: "req_nobody" }], ...DEFAULT_TERMS });
+    assert.deepEqual(
+      approved.results.map((r) => (r.ok ? [r.requestId, "ok"] : [r.requestId, r.error.code])),
+      [
+        [missing.id, "secret_not_found"],
+        ["req_nobody", "not_found"],
+      ],
+      "each item fails on its own, with its code",
+    );
     await t.link.api.denyRequest({ requestId: denied.id });
 
     const answer: LinkMessage = await a.next((m) => "id" in m && m.id === 3, 15_000);
@@ -87,6 +96,11 @@ describe("resolveMany: one card for several secrets, partial results (issue 13 i
     assert.ok(DENIED_C && "error" in DENIED_C);
     assert.equal(DENIED_C.error.code, "denied");
     assert.equal(a.received.filter((m) => "id" in m && m.id === 3).length, 0, "nothing more for this message");
+
+    // More than 32 variables is a bad request for the whole message.
+    a.send({ type: "resolveMany", id: 4, variables: Array.from({ length: 33 }, (_, i) => `V${i}`) });
+    const tooMany = await a.next((m) => "id" in m && m.id === 4);
+    assert.equal(tooMany.type === "error" ? tooMany.code : tooMany.type, "bad_request");
   });
 
   it("SDK getSecrets: one card, Approve all with the dialog's default terms, env fallback for a denied one; asked again, no prompt", async () => {
@@ -138,6 +152,43 @@ describe("resolveMany: one card for several secrets, partial results (issue 13 i
       await assert.rejects(client.getSecrets([]), (err: unknown) => err instanceof PiperError && err.code === "invalid_variable");
     } finally {
       client.close();
+    }
+  });
+});
+
+describe("piper-link approve ID1 ID2 … (the compiled CLI against a running Link)", () => {
+  after(stopAll);
+
+  it("approves several with the same flags, reports each, and exits non-zero when one fails", async () => {
+    const e = await newEnv();
+    const status = cliJson(e, ["start", "--port", "0"], LinkStatusSchema);
+    cliJson(e, ["dev", "sign-in"], LinkStatusSchema);
+    for (const name of ["CLI_P", "CLI_Q"]) assert.equal(cli(e, ["secrets", "set", name], `value-of-${name}\n`).code, 0);
+    const a = await connectAgent(status.url);
+    try {
+      assert.equal((await a.hello(1, "agent_cli_many")).type, "welcome");
+      a.send({ type: "resolveMany", id: 2, variables: ["CLI_P", "CLI_Q", "CLI_R"], timeoutMs: 3000 });
+      assert.equal((await a.next((m) => "id" in m && m.id === 2, 15_000)).type, "pending");
+      const cards = await cliJsonAsync(e, ["requests"], z.array(RequestViewSchema));
+      assert.equal(new Set(cards.map((r) => r.batchId)).size, 1);
+      const ids = ["cli_p", "cli_q", "cli_r"].map((v) => cards.find((r) => r.variable === v)?.id ?? "");
+      const out = cli(e, ["approve", ...ids, "--for", "1h", "--json"]);
+      assert.equal(out.code, 1, out.stderr);
+      const results = z.array(ApproveItemResultSchema).parse(JSON.parse(out.stdout));
+      assert.deepEqual(results.map((r) => (r.ok ? r.grant.scope : r.error.code)), ["duration", "duration", "secret_not_found"]);
+      assert.notEqual(cli(e, ["approve", ...ids, "--secret", "CLI_P"]).code, 0, "--secret names one request's secret");
+      const answer = await a.next((m) => "id" in m && m.id === 2, 15_000);
+      assert.equal(answer.type, "secrets");
+      assert.deepEqual(
+        Object.entries(answer.results).map(([k, r]) => [k, "value" in r ? r.value : r.error.code]),
+        [
+          ["CLI_P", "value-of-CLI_P"],
+          ["CLI_Q", "value-of-CLI_Q"],
+          ["CLI_R", "secret_not_found"],
+        ],
+      );
+    } finally {
+      a.close();
     }
   });
 });
