@@ -234,7 +234,8 @@ function BatchCard({
   const who = displayText(first.agentName ?? first.agentClientId, 80);
   const titleId = `batch-${first.id}`;
   const secretFor = (r: RequestView): string => chosen[r.id] ?? secrets.find((x) => normalizeVariable(x.name) === r.variable)?.name ?? "";
-  const items = requests.map((r) => ({ request: r, secretName: secretFor(r) }));
+  // In the order the agent asked (the list itself is newest first).
+  const items = [...requests].sort((a, b) => a.createdAt - b.createdAt).map((r) => ({ request: r, secretName: secretFor(r) }));
   return (
     <li className={s.card} aria-labelledby={titleId} data-batch-id={first.batchId ?? undefined}>
       <div>
@@ -267,10 +268,10 @@ function BatchCard({
           return (
             <li key={r.id} data-request-id={r.id}>
               <span className={s.variable}>{variable}</span>{" "}
-              <label htmlFor={`${id}-${r.id}`} className={s.muted}>
+              <span className={s.muted} aria-hidden="true">
                 secret
-              </label>{" "}
-              <select id={`${id}-${r.id}`} className={ui.input} value={secretName} onChange={(e) => setChosen({ ...chosen, [r.id]: e.target.value })}>
+              </span>{" "}
+              <select id={`${id}-${r.id}`} aria-label={`Secret for ${variable}`} className={ui.input} value={secretName} onChange={(e) => setChosen({ ...chosen, [r.id]: e.target.value })}>
                 {secretName === "" ? <option value="">No secret named {variable} yet</option> : null}
                 {secrets.map((x) => (
                   <option key={x.id} value={x.name}>
