@@ -17,7 +17,8 @@
  *               loop (granted resolves through the Link vs echoes through the bare ws server), and the
  *               server's CPU per operation under that load.
  * The Link runs from the compiled dist/ (see bench/servers.ts). Plus absolute figures from
- * bench/capacity.ts: approval latency, cold start, idle RSS, 1,000 agents, per-connection memory.
+ * bench/capacity.ts: approval latency, cold start, idle RSS, 1,000 agents, per-connection memory;
+ * and the approval-fatigue figure from bench/fatigue.ts (issue 13 item 10).
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
@@ -31,6 +32,7 @@ import { z } from "zod";
 import { AGENT_SUBPROTOCOL, CONTROL_SUBPROTOCOL } from "../src/shared/version.js";
 import { PYPER_PATHS } from "../src/server/http.js";
 import { approvalLatency, capacityFigures, type Figure } from "./capacity.js";
+import { printFatigue } from "./fatigue.js";
 
 const full = process.argv.includes("--full");
 const ITER = full ? 20_000 : 3_000;
@@ -389,6 +391,7 @@ async function main(): Promise<void> {
     ["figure", "value", "target", "result"],
     figures.map((f) => [f.name, `${f.value.toFixed(1)} ${f.unit}`, f.target === null ? "-" : `< ${f.target} ${f.unit}`, f.target === null ? "" : f.pass ? "PASS" : "MISS"]),
   );
+  await printFatigue();
   const dir = path.join(here, "results");
   fs.mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `bench-${new Date().toISOString().replace(/[:.]/g, "-")}.json`);

@@ -354,6 +354,39 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     cli(fresh, ["stop"]);
   });
 
+  it("several secrets asked together are one card: Approve all gives each its secret; one can be denied alone (issue 13 item 7)", async () => {
+    for (const name of ["DEPLOY_KEY", "REGISTRY_TOKEN", "SLACK_HOOK"]) assert.equal(cli(e, ["secrets", "set", name], `value-of-${name}\n`).code, 0);
+    const { context, page } = await openUi();
+    await go(page, "Requests");
+    const deployer = agent("agent_deployer", "Deployer");
+    const asked = deployer.getSecrets(["DEPLOY_KEY", "REGISTRY_TOKEN", "SLACK_HOOK"], { reason: "ship the release" });
+    const card = page.getByRole("listitem").filter({ hasText: "wants 3 secrets" });
+    await card.waitFor();
+    assert.equal(await page.getByRole("listitem").filter({ hasText: "Deployer" }).filter({ hasText: "wants" }).count(), 1, "one card for the three");
+    const text = await card.innerText();
+    for (const v of ["DEPLOY_KEY", "REGISTRY_TOKEN", "SLACK_HOOK", "ship the release"]) assert.ok(text.includes(v), `${v} on the card`);
+    for (const v of ["DEPLOY_KEY", "REGISTRY_TOKEN"]) assert.equal(await card.getByLabel(`Secret for ${v}`).inputValue(), v, "each variable with its secret");
+
+    // Deny one alone, then Approve all (the rest) with the dialog's terms.
+    await card.getByRole("button", { name: "Deny SLACK_HOOK for Deployer" }).click();
+    await page.getByRole("listitem").filter({ hasText: "wants 2 secrets" }).waitFor();
+    await page.getByRole("button", { name: "Approve all 2 for Deployer" }).click();
+    const dialog = page.getByRole("dialog");
+    await dialog.getByRole("radio", { name: /Until I revoke it/ }).check();
+    await dialog.getByRole("button", { name: "Approve" }).click();
+    const got = await asked;
+    assert.deepEqual(
+      Object.entries(got).map(([k, v]) => [k, "value" in v ? v.value : v.error.code]),
+      [
+        ["DEPLOY_KEY", "value-of-DEPLOY_KEY"],
+        ["REGISTRY_TOKEN", "value-of-REGISTRY_TOKEN"],
+        ["SLACK_HOOK", "denied"],
+      ],
+    );
+    await page.getByRole("heading", { name: "No pending requests" }).waitFor();
+    await context.close();
+  });
+
   it("a request nobody decides disappears when it expires, without a reload; Approve and Deny work from the keyboard", async () => {
     assert.ok(browser);
     const short = await newEnv();

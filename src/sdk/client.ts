@@ -3,7 +3,8 @@
  * without configuration), `hello` once, `context` pushes tracked, reconnect with backoff; in-flight
  * requests are re-sent after a reconnect (the Link joins them to the same pending request).
  * `getSecret` resolves through the Link — waiting for the person's approval when there is no grant
- * yet — and falls back to environment variables with pyper-sdk's rules. `fetch` asks the Link to
+ * yet — and falls back to environment variables with pyper-sdk's rules; `getSecrets` does the same
+ * for several variables with one approval card and partial results. `fetch` asks the Link to
  * make an HTTPS call with secrets injected by name (DESIGN.md section 8): the value never enters
  * this process; the answer streams back as a standard `Response`, echoes of the value redacted.
  */
@@ -83,6 +84,19 @@ export interface SecretResult {
   expiresAt?: string | null;
 }
 
+/** `getSecrets` options: those of `getSecret`, with `onPending` naming every request of the batch. */
+export interface GetSecretsOptions extends Omit<GetSecretOptions, "onPending"> {
+  /** Called once when any variable waits for the person (all of them are on one card in the window). */
+  onPending?: (info: { variables: string[]; requestIds: string[]; batchId: string | null }) => void;
+}
+
+/**
+ * One variable's answer from `getSecrets`: its value (from Piper, or the environment fallback), or
+ * the error `getSecret` would have thrown for it (`denied`, `timeout`, `grant_needed`,
+ * `secret_not_found`, `secret_unavailable` when every source failed…).
+ */
+export type SecretsEntry = SecretResult | { variable: string; error: PiperError };
+
 /**
  * `fetch` options: the standard ones (method, headers, a string or bytes body, signal) plus `auth`,
  * which names the secrets to inject and how (`bearer`, `basic`, `header`, `query`, `jsonField`,
@@ -106,6 +120,15 @@ export interface PiperFetchInit {
 
 export interface PiperClient {
   getSecret(variable: string, options?: GetSecretOptions): Promise<SecretResult>;
+  /**
+   * Several secrets in one ask (issue 13 item 7): one request card in Piper Link for all the
+   * variables without a grant, approvable together. Resolves with an entry per variable, keyed by
+   * the name given (partial results: some values, some errors; check `"error" in entry`); each
+   * variable the Link could not give falls back to the environment like `getSecret`. 1–32 distinct
+   * names. Rejects only for bad arguments (`PiperConfigError`) or when the client is closed or
+   * aborted (`closed`, `aborted`).
+   */
+  getSecrets(variables: readonly string[], options?: GetSecretsOptions): Promise<Record<string, SecretsEntry>>;
   /**
    * Makes an HTTPS request through the Link with secrets injected by name. Resolves with a standard
    * `Response` when the upstream's headers arrive; its body streams as the upstream sends it.
@@ -336,6 +359,79 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
     });
   }
 
+  /**
+   * One `resolveMany` through the Link: resolves with a result per variable (values or the Link's
+   * per-variable errors as SDK errors); rejects when the message as a whole fails (Link not running,
+   * not signed in, aborted), so the caller can fall back for every variable.
+   */
+  async function manyViaLink(variables: string[], opts: GetSecretsOptions): Promise<Map<string, SecretResult | PiperError>> {
+    await ensureReady();
+    const wait = opts.wait ?? true;
+    const timeoutMs = opts.timeoutMs ?? options.approvalTimeoutMs ?? 120_000;
+    const id = `m-${nextId++}`;
+    const frame = JSON.stringify({ type: "resolveMany", id, variables, wait, timeoutMs, ...(opts.reason ? { reason: opts.reason } : {}) });
+    const signals = [opts.signal, options.signal].filter((sig): sig is AbortSignal => sig !== undefined);
+    return new Promise((resolve, reject) => {
+      let requestIds: string[] = [];
+      const finish = (err: PiperError | null, result?: Map<string, SecretResult | PiperError>): void => {
+        inFlight.delete(id);
+        clearTimeout(overall);
+        for (const sig of signals) sig.removeEventListener("abort", onAbort);
+        if (err) reject(err);
+        else if (result) resolve(result);
+      };
+      const onAbort = (): void => finish(new PiperError("aborted", `Waiting for ${variables.join(", ")} was cancelled.`));
+      // The Link answers per-variable timeouts itself; this only guards against a Link that never answers.
+      const overall = setTimeout(() => {
+        const late = new Map<string, SecretResult | PiperError>();
+        for (const v of variables) late.set(v, new PiperGrantNeededError("timeout", v, requestIds[0] ?? null, `No answer for ${v} within ${timeoutMs} ms.`));
+        finish(null, late);
+      }, timeoutMs + 10_000);
+      overall.unref();
+      for (const sig of signals) {
+        if (sig.aborted) return onAbort();
+        sig.addEventListener("abort", onAbort, { once: true });
+      }
+      inFlight.set(id, {
+        frame,
+        fail: (err) => finish(err),
+        handler: (m) => {
+          if (m.type === "pending") {
+            if (requestIds.length === 0) opts.onPending?.({ variables, requestIds: m.requestIds ?? [m.requestId], batchId: m.batchId ?? null });
+            requestIds = m.requestIds ?? [m.requestId];
+          } else if (m.type === "secrets") {
+            const out = new Map<string, SecretResult | PiperError>();
+            for (const v of variables) {
+              const r = Object.hasOwn(m.results, v) ? m.results[v] : undefined;
+              if (r === undefined) out.set(v, new PiperError("internal_error", `Piper Link sent no answer for ${v}.`));
+              else if ("value" in r) out.set(v, { value: r.value, source: "piper", variable: v, grantId: r.grantId, expiresAt: r.expiresAt });
+              else out.set(v, errorFor(v, { type: "error", id: m.id, ...r.error }, requestIds[0] ?? null));
+            }
+            finish(null, out);
+          } else if (m.type === "error") {
+            finish(errorFor(variables.join(", "), m, requestIds[0] ?? null));
+          }
+        },
+      });
+      if (ws?.readyState === WebSocket.OPEN) ws.send(frame);
+      else scheduleReconnect();
+    });
+  }
+
+  /** The environment's answer for `variable` after the Link's `piperError` (or none), as `getSecret` gives it. */
+  function envEntry(variable: string, piperError: unknown): SecretsEntry {
+    const attempts: Record<string, string> = {};
+    if (piperError !== null) attempts["piper"] = piperError instanceof PiperError ? `${piperError.name} (${piperError.code}): ${piperError.message}` : piperError instanceof Error ? piperError.message : "failed";
+    if (fallbackToEnv) {
+      const name = envNameFor(variable, options.envPrefix, options.envMap);
+      const value = envFallbackValue(env, name);
+      if (value !== null) return { value, source: "environment_variable", variable };
+      attempts["environment_variable"] = `${name} is not set`;
+    }
+    if (!fallbackToEnv && piperError instanceof PiperError) return { variable, error: piperError };
+    return { variable, error: new PiperSecretAcquisitionError(variable, attempts, piperError) };
+  }
+
   /** Statuses whose Response may not have a body (Fetch standard). */
   const NULL_BODY = new Set([101, 103, 204, 205, 304]);
 
@@ -480,6 +576,34 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
       }
       if (!fallbackToEnv && piperError instanceof PiperError) throw piperError;
       throw new PiperSecretAcquisitionError(variable, attempts, piperError);
+    },
+
+    async getSecrets(variables, opts = {}) {
+      if (variables.length === 0 || variables.length > 32 || variables.some((v) => !v.trim())) {
+        throw new PiperConfigError("invalid_variable", "getSecrets needs 1-32 non-empty variable names.");
+      }
+      if (!useLink && !fallbackToEnv) throw new PiperConfigError("no_sources", "Both useLink and fallbackToEnv are off: there is nowhere to get secrets from.");
+      const distinct = [...new Set(variables)];
+      let fromLink: Map<string, SecretResult | PiperError> | null = null;
+      let linkError: unknown = null;
+      if (useLink) {
+        try {
+          fromLink = await manyViaLink(distinct, opts);
+        } catch (err) {
+          if (options.signal?.aborted === true) throw err instanceof PiperError && err.code === "aborted" ? err : abortedError();
+          if (err instanceof PiperError && (err.code === "aborted" || err.code === "closed")) throw err;
+          linkError = err;
+          log.info?.(`piper: ${distinct.join(", ")} not available from Piper Link: ${err instanceof Error ? err.message : String(err)}`);
+        }
+      }
+      const entries = new Map<string, SecretsEntry>();
+      for (const v of distinct) {
+        const got = fromLink?.get(v);
+        if (got !== undefined && !(got instanceof PiperError)) entries.set(v, got);
+        else entries.set(v, envEntry(v, got ?? linkError));
+      }
+      // fromEntries defines own properties: a variable named `__proto__` is an entry like the others.
+      return Object.fromEntries(entries);
     },
 
     async getInstanceId() {

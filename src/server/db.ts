@@ -135,6 +135,8 @@ export interface RequestsTable {
   /** programKey() of the requesting program: a request is per client ID + variable + program. */
   program_key: string | null;
   grant_id: string | null;
+  /** Requests made together by one `resolveMany` share it (migration 006); null for a lone request. */
+  batch_id: string | null;
 }
 export interface ScopedTokensTable {
   token_hash: string;
@@ -402,6 +404,14 @@ migrations["005_request_history"] = {
   async up(db: Kysely<unknown>) {
     await db.schema.alterTable("requests").addColumn("agent_display_name", "text").execute();
     await sql`update requests set agent_display_name = (select display_name from agents where agents.id = requests.agent_id)`.execute(db);
+  },
+};
+
+migrations["006_request_batches"] = {
+  async up(db: Kysely<unknown>) {
+    // One prompt for several secrets (issue 13 item 7): the window groups a batch into one card.
+    await db.schema.alterTable("requests").addColumn("batch_id", "text").execute();
+    await db.schema.createIndex("requests_batch").on("requests").columns(["batch_id"]).execute();
   },
 };
 

@@ -49,8 +49,16 @@ export const RequestViewSchema = z.object({
   /** `requester_gone`: the process that asked exited before anyone decided (issue 13 item 4). */
   status: z.enum(["pending", "approved", "denied", "expired", "requester_gone"]),
   grantId: z.string().nullable(),
+  /**
+   * Requests an agent made together (one `resolveMany`) share a batch: the window shows them as one
+   * card, approvable together. Null for a request made alone; absent from older authorities.
+   */
+  batchId: z.string().nullable().optional(),
 });
 export type RequestView = z.infer<typeof RequestViewSchema>;
+
+/** A batch id as the Link chooses it for one `resolveMany` (`batch_` + random characters). */
+export const BatchIdSchema = z.string().regex(/^batch_[A-Za-z0-9_-]{8,64}$/, "a batch id is batch_ followed by 8-64 letters, digits, _ or -");
 
 /**
  * What a grant binds to, as shown: the kind (src/shared/grant-terms.ts), the program it was
@@ -142,6 +150,11 @@ export const AgentResolveBodySchema = AgentIdentitySchema.extend({
   variable: VariableSchema,
   reason: z.string().max(1000).optional(),
   process: PeerProcessSchema.nullable().optional(),
+  /**
+   * Set when the variable is one of several the agent asked for together: a request created now
+   * joins this batch (a reused pending request keeps the batch it has).
+   */
+  batchId: BatchIdSchema.optional(),
   /**
    * Set when the value is resolved to perform a call for the agent (DESIGN.md section 8): the
    * authority checks the grant's mode, destinations and policy against it on every use.

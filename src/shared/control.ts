@@ -99,6 +99,13 @@ export const LinkSettingsSchema = z.object({
 export type LinkSettings = z.infer<typeof LinkSettingsSchema>;
 export const DEFAULT_SETTINGS: LinkSettings = { notifications: true, startAtLogin: false };
 
+/** One item's outcome in `approveRequests`: its grant, or why it was not approved. */
+export const ApproveItemResultSchema = z.discriminatedUnion("ok", [
+  z.object({ requestId: z.string(), ok: z.literal(true), grant: GrantViewSchema }),
+  z.object({ requestId: z.string(), ok: z.literal(false), error: z.object({ code: ErrorCodeSchema, message: z.string() }) }),
+]);
+export type ApproveItemResult = z.infer<typeof ApproveItemResultSchema>;
+
 /** The control API: method name -> params and result schemas. */
 /**
  * An activity page cursor as the authority hands it out (`nextCursor`, an audit event id: "ev_",
@@ -131,6 +138,18 @@ export const ControlMethods = {
   devSignIn: { params: z.object({ name: z.string().min(1).max(200).optional() }).strict(), result: LinkStatusSchema },
   listRequests: { params: z.object({ status: z.enum(["pending", "all"]).default("pending") }).strict(), result: z.array(RequestViewSchema) },
   approveRequest: { params: ApproveBodySchema.extend({ requestId: z.string().min(1).max(128) }).strict(), result: GrantViewSchema },
+  /**
+   * Approves several requests with ONE set of terms (a batch card's "Approve all"): each item gets
+   * its own grant, with its own secret (`secretName`, default: the variable's name). Items fail one
+   * by one with a stable code (`secret_not_found`, `requester_gone`, `conflict` when no longer
+   * pending, `not_found`…); the others are approved regardless. Results are in the items' order.
+   */
+  approveRequests: {
+    params: ApproveBodySchema.omit({ secretName: true })
+      .extend({ items: z.array(z.object({ requestId: z.string().min(1).max(128), secretName: SecretNameSchema.optional() }).strict()).min(1).max(32) })
+      .strict(),
+    result: z.object({ results: z.array(ApproveItemResultSchema) }),
+  },
   denyRequest: { params: z.object({ requestId: z.string().min(1).max(128) }).strict(), result: RequestViewSchema },
   listGrants: { params: z.object({ all: z.boolean().default(false) }).strict(), result: z.array(GrantViewSchema) },
   revokeGrant: { params: z.object({ grantId: z.string().min(1).max(128) }).strict(), result: GrantViewSchema },

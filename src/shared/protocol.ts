@@ -90,6 +90,25 @@ export const ResolveSchema = z.object({
 });
 export type Resolve = z.infer<typeof ResolveSchema>;
 
+/** Most variables one `resolveMany` may name (one approval card; the window lists each). */
+export const MAX_RESOLVE_MANY = 32;
+
+/**
+ * Several variables in one message, with partial results (issue 13 item 7, SecFlow's resolve-many):
+ * when any lacks a grant the Link answers ONE `pending` frame naming every request it made (they
+ * share a batch, shown as one card in the window), then ONE `secrets` frame with a result per
+ * variable. Variables are answered under the names the agent sent; repeats are answered once.
+ */
+export const ResolveManySchema = z.object({
+  type: z.literal("resolveMany"),
+  id: RequestIdSchema,
+  variables: z.array(VariableSchema).min(1).max(MAX_RESOLVE_MANY),
+  reason: z.string().max(1000).optional(),
+  wait: z.boolean().default(true),
+  timeoutMs: z.number().int().min(0).max(24 * 60 * 60 * 1000).optional(),
+});
+export type ResolveMany = z.infer<typeof ResolveManySchema>;
+
 /**
  * `grants`: which secrets this agent may use now, without asking the person — the names of its live
  * grants and what each allows. Answered with `grants.list`. Only the asking agent's own grants
@@ -103,9 +122,9 @@ export type GrantsRequest = z.infer<typeof GrantsRequestSchema>;
  * Every agent -> Link message. An unknown `type` is answered with `unknown_type`. `call` and
  * `cancel` (calls made for the agent with secrets it never sees) are defined in calls.ts.
  */
-export const AgentMessageSchema = z.discriminatedUnion("type", [HelloSchema, ResolveSchema, CallSchema, CancelSchema, GrantsRequestSchema]);
+export const AgentMessageSchema = z.discriminatedUnion("type", [HelloSchema, ResolveSchema, ResolveManySchema, CallSchema, CancelSchema, GrantsRequestSchema]);
 export type AgentMessage = z.infer<typeof AgentMessageSchema>;
-export const AGENT_MESSAGE_TYPES: ReadonlySet<string> = new Set(["hello", "resolve", "call", "cancel", "grants"]);
+export const AGENT_MESSAGE_TYPES: ReadonlySet<string> = new Set(["hello", "resolve", "resolveMany", "call", "cancel", "grants"]);
 
 export const WelcomeSchema = z.object({
   type: z.literal("welcome"),
@@ -129,8 +148,13 @@ export type ContextPush = z.infer<typeof ContextPushSchema>;
 export const PendingSchema = z.object({
   type: z.literal("pending"),
   id: RequestIdSchema,
+  /** The request to approve; for `resolveMany`, the first of `requestIds`. */
   requestId: z.string(),
   approveIn: z.string(),
+  /** `resolveMany` only: every request the message made or joined (one card in the window). */
+  requestIds: z.array(z.string()).optional(),
+  /** `resolveMany` only: the batch the requests share (`RequestView.batchId`). */
+  batchId: z.string().optional(),
 });
 export type Pending = z.infer<typeof PendingSchema>;
 
@@ -143,6 +167,25 @@ export const SecretSchema = z.object({
   expiresAt: z.string().nullable(),
 });
 export type Secret = z.infer<typeof SecretSchema>;
+
+/** One variable's answer in a `secrets` frame: its value, or why there is none. */
+export const VariableResultSchema = z.union([
+  z.object({ value: z.string(), grantId: z.string(), expiresAt: z.string().nullable() }),
+  z.object({ error: z.object({ code: ErrorCodeSchema, message: z.string(), retryable: z.boolean() }) }),
+]);
+export type VariableResult = z.infer<typeof VariableResultSchema>;
+
+/**
+ * The answer to `resolveMany`: a result per variable (keyed by the name the agent sent), partial by
+ * design — e.g. `{A: {value…}, B: {error: {code: "secret_not_found"…}}, C: {error: {code: "denied"…}}}`.
+ * An `error` frame instead means the whole message failed (not signed in, bad request).
+ */
+export const SecretsSchema = z.object({
+  type: z.literal("secrets"),
+  id: RequestIdSchema,
+  results: z.record(z.string(), VariableResultSchema),
+});
+export type Secrets = z.infer<typeof SecretsSchema>;
 
 export const ErrorFrameSchema = z.object({
   type: z.literal("error"),
@@ -178,6 +221,7 @@ export const LinkMessageSchema = z.discriminatedUnion("type", [
   ContextPushSchema,
   PendingSchema,
   SecretSchema,
+  SecretsSchema,
   ErrorFrameSchema,
   CallHeadSchema,
   CallChunkSchema,

@@ -72,7 +72,7 @@ function describeProcess(p: RequestView["process"]): string {
 
 function describeRequest(r: RequestView): string {
   const who = describeAgent(r.agentName, r.agentClientId);
-  return `${r.id}  ${who} wants ${displayText(r.variable.toUpperCase())}  [${describeProcess(r.process)}]  asked ${when(r.createdAt)}${r.reason ? `  — "${displayText(r.reason, 300)}"` : ""}`;
+  return `${r.id}  ${who} wants ${displayText(r.variable.toUpperCase())}  [${describeProcess(r.process)}]  asked ${when(r.createdAt)}${r.reason ? `  — "${displayText(r.reason, 300)}"` : ""}${r.batchId ? `  (asked together: ${r.batchId})` : ""}`;
 }
 
 /**
@@ -191,8 +191,8 @@ export function addApprovalCommands(program: Command, profile: () => string, run
 
   program
     .command("approve")
-    .description("approve a pending request (default scope: once)")
-    .argument("<request-id>")
+    .description("approve pending requests (default scope: once); several IDs (one card's requests) get the same terms, each its own grant")
+    .argument("<request-id...>")
     .addOption(new Option("--once", "this one request only").conflicts(["for", "untilRevoked", "whileProcessRuns"]))
     .addOption(new Option("--for <duration>", "for a while: 90s, 30m, 1h, 2d").argParser(parseDuration).conflicts(["untilRevoked", "whileProcessRuns"]))
     .addOption(new Option("--until-revoked", "until you revoke it").conflicts(["whileProcessRuns"]))
@@ -202,17 +202,28 @@ export function addApprovalCommands(program: Command, profile: () => string, run
         .choices(["program", "session", "process", "any"])
         .conflicts(["whileProcessRuns"]),
     )
-    .option("--secret <name>", "which secret to give (default: the one named like the variable)")
+    .option("--secret <name>", "which secret to give (default: the one named like the variable); one request only")
     .option("--json", "print JSON")
-    .action(async (requestId: string, o: { once?: boolean; for?: number; untilRevoked?: boolean; whileProcessRuns?: boolean; bind?: "program" | "session" | "process" | "any"; secret?: string; json?: boolean }) => {
+    .action(async (requestIds: string[], o: { once?: boolean; for?: number; untilRevoked?: boolean; whileProcessRuns?: boolean; bind?: "program" | "session" | "process" | "any"; secret?: string; json?: boolean }) => {
       await run(async (out) => {
         const scope: Scope =
           o.for !== undefined ? { kind: "duration", durationMs: o.for } : o.untilRevoked ? { kind: "until_revoked" } : o.whileProcessRuns ? { kind: "process" } : { kind: "once" };
         const binding: GrantBindingKind | undefined = o.bind === undefined ? undefined : o.bind === "any" ? "client" : o.bind;
+        if (requestIds.length > 1 && o.secret !== undefined) throw new LinkError("bad_request", "--secret names the secret of one request; approve the others separately (each gets the secret named like its variable).");
         if (binding === "client") out.warn("Warning: any program that calls itself this agent can now use this secret, not just the one you saw.");
-        const grant = await call(profile(), "approveRequest", { requestId, scope, ...(binding ? { binding } : {}), ...(o.secret ? { secretName: o.secret } : {}) });
-        out.result(grant, `Approved: ${describeGrant(grant)}`);
-        return ExitCode.ok;
+        const [only] = requestIds;
+        if (requestIds.length === 1 && only !== undefined) {
+          const grant = await call(profile(), "approveRequest", { requestId: only, scope, ...(binding ? { binding } : {}), ...(o.secret ? { secretName: o.secret } : {}) });
+          out.result(grant, `Approved: ${describeGrant(grant)}`);
+          return ExitCode.ok;
+        }
+        // Several: one set of terms, each request its own grant; one failing leaves the others approved.
+        const { results } = await call(profile(), "approveRequests", { items: requestIds.map((requestId) => ({ requestId })), scope, ...(binding ? { binding } : {}) });
+        out.result(
+          results,
+          results.map((r) => (r.ok ? `Approved: ${describeGrant(r.grant)}` : `Not approved ${r.requestId}: ${r.error.message} (${r.error.code})`)),
+        );
+        return results.every((r) => r.ok) ? ExitCode.ok : ExitCode.failure;
       }, o.json === true);
     });
 

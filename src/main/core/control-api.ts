@@ -3,7 +3,8 @@
  * place where approve, deny and revoke exist), assembled from the core's parts. Every change that
  * can alter what a grant serves drops the grant cache before and after it.
  */
-import type { ControlEvent, LinkApi, LinkStatus } from "../../shared/control.js";
+import type { ApproveItemResult, ControlEvent, LinkApi, LinkStatus } from "../../shared/control.js";
+import { LinkError } from "../../shared/errors.js";
 import type { AuthorityConnection } from "./authority/connection.js";
 import type { GrantCache } from "./authority/grant-cache.js";
 import { requireRequesterAlive } from "./authority/local-liveness.js";
@@ -64,6 +65,25 @@ export function createControlApi(deps: ControlApiDeps): LinkApi {
       const request = (await client.listRequests("pending")).find((r) => r.id === requestId);
       if (request !== undefined) await requireRequesterAlive(client, request);
       return client.approve(requestId, body);
+    },
+    async approveRequests({ items, ...terms }) {
+      const client = authority();
+      const pending = new Map((await client.listRequests("pending")).map((r) => [r.id, r]));
+      const results: ApproveItemResult[] = [];
+      // One by one, in order: each item is its own decision at the authority, so one failing
+      // (its secret is missing, its program exited) leaves the others approved.
+      for (const { requestId, secretName } of items) {
+        try {
+          const request = pending.get(requestId);
+          if (request !== undefined) await requireRequesterAlive(client, request);
+          const grant = await client.approve(requestId, { ...terms, ...(secretName !== undefined ? { secretName } : {}) });
+          results.push({ requestId, ok: true, grant });
+        } catch (err) {
+          if (!(err instanceof LinkError)) throw err;
+          results.push({ requestId, ok: false, error: { code: err.code, message: err.message } });
+        }
+      }
+      return { results };
     },
     denyRequest: ({ requestId }) => authority().deny(requestId),
     listGrants: ({ all }) => authority().listGrants(all),

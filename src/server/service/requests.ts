@@ -76,6 +76,7 @@ export function createRequests(deps: ServiceDeps, parts: Parts, requestTtlMs: nu
       // Past its expiry a request is expired, even before the sweeper has written that down.
       status: row.status === "pending" && row.expires_at <= now() ? "expired" : row.status,
       grantId: row.grant_id,
+      batchId: row.batch_id,
     };
   }
 
@@ -95,9 +96,10 @@ export function createRequests(deps: ServiceDeps, parts: Parts, requestTtlMs: nu
    * The pending request of this agent program for this variable on this instance, or a new one
    * (audited and announced). Requests are keyed by client ID + variable + program identity (issue
    * 13 item 4): another program claiming the same client ID gets its own request, and a request
-   * from a process that has since exited is not joined by a newcomer.
+   * from a process that has since exited is not joined by a newcomer. A new request joins `batchId`
+   * (the variables of one `resolveMany`); a reused one keeps its own batch.
    */
-  async function createOrReuse(userId: string, instanceId: string, agent: AgentRow, variable: string, reason: string | null, process: PeerProcess | null): Promise<RequestRow> {
+  async function createOrReuse(userId: string, instanceId: string, agent: AgentRow, variable: string, reason: string | null, process: PeerProcess | null, batchId: string | null = null): Promise<RequestRow> {
     const t = now();
     const key = process === null ? null : programKey(process);
     let q = db
@@ -116,7 +118,16 @@ export function createRequests(deps: ServiceDeps, parts: Parts, requestTtlMs: nu
       const p = parseStoredProcess(r.process);
       return process === null || p === null || (p.pid === process.pid && p.startTime === process.startTime);
     });
-    if (existing !== undefined) return existing;
+    if (existing !== undefined) {
+      // Asked again together (a retried `resolveMany`): the latest batch groups them, so the card
+      // shows everything the agent is waiting for now, not part of an older ask.
+      if (batchId !== null && existing.batch_id !== batchId) {
+        await db.updateTable("requests").set({ batch_id: batchId }).where("id", "=", existing.id).execute();
+        await bus.publish({ type: "request.created", userId, id: existing.id, status: "pending" });
+        return { ...existing, batch_id: batchId };
+      }
+      return existing;
+    }
     const row: RequestRow = {
       id: newId("req"),
       user_id: userId,
@@ -132,6 +143,7 @@ export function createRequests(deps: ServiceDeps, parts: Parts, requestTtlMs: nu
       decided_at: null,
       grant_id: null,
       program_key: key,
+      batch_id: batchId,
     };
     await db.insertInto("requests").values(row).execute();
     await audit.record({ userId, actor: `agent:${agent.client_id}`, action: "request.created", outcome: "pending", agentClientId: agent.client_id, variable, requestId: row.id, detail: process === null ? null : `pid ${process.pid} ${process.executable ?? ""}`.trim() });
@@ -169,7 +181,7 @@ export function createRequests(deps: ServiceDeps, parts: Parts, requestTtlMs: nu
           return { status: "granted", value: delivered.value, grantId: grant.id, expiresAt: delivered.expiresAt, variable, reusable: grant.scope !== "once" && terms.policy === null, terms };
         }
       }
-      const request = await createOrReuse(userId, body.instanceId, agent, variable, body.reason ?? null, body.process ?? null);
+      const request = await createOrReuse(userId, body.instanceId, agent, variable, body.reason ?? null, body.process ?? null, body.batchId ?? null);
       return { status: "pending", requestId: request.id, expiresAt: request.expires_at };
     },
 

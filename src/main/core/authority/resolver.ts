@@ -4,13 +4,15 @@
  * wait, the Link long-polls the authority until the person approves (then fetches the value),
  * denies (`denied`), or the request expires or the agent's timeout passes (`timeout`). The
  * requesting process's identity goes with every call so the approval prompt names who is asking.
+ * `resolveMany` (several variables, one card, partial results) lives in resolve-many.ts.
  */
 import type { Logger } from "pino";
 import { isRetryable, LinkError, NOT_SIGNED_IN_MESSAGE } from "../../../shared/errors.js";
-import type { LinkMessage, Resolve } from "../../../shared/protocol.js";
+import type { LinkMessage, Resolve, ResolveMany } from "../../../shared/protocol.js";
 import type { AgentHost, AgentChannel } from "../loopback/agent-channel.js";
 import type { AuthorityClient } from "./authority-client.js";
 import type { GrantCache } from "./grant-cache.js";
+import { resolveMany } from "./resolve-many.js";
 
 export interface ResolverDeps {
   now(): number;
@@ -24,7 +26,14 @@ const DEFAULT_WAIT_MS = 120_000;
 /** One long-poll at most this long; the loop continues until the agent's own deadline. */
 const POLL_MS = 55_000;
 
+/** The Link's answer to `resolve` and `resolveMany` (the agent channel's `AgentHost.resolve`). */
 export function createAgentResolver(deps: ResolverDeps): AgentHost["resolve"] {
+  const one = resolveOne(deps);
+  return (session: AgentChannel, request: Resolve | ResolveMany, send: (m: LinkMessage) => void): Promise<void> =>
+    request.type === "resolveMany" ? resolveMany(deps, session, request, send) : one(session, request, send);
+}
+
+function resolveOne(deps: ResolverDeps) {
   return async (session: AgentChannel, request: Resolve, send: (m: LinkMessage) => void): Promise<void> => {
     const fail = (code: LinkError["code"], message: string): void => {
       send({ type: "error", id: request.id, code, message, retryable: isRetryable(code) });

@@ -8,7 +8,7 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import type WebSocket from "ws";
-import type { Call, Cancel } from "../../../shared/calls.js";
+import type { Call } from "../../../shared/calls.js";
 import type { AgentConnection, PeerProcess } from "../../../shared/control.js";
 import { isRetryable, LinkError, type ErrorCode } from "../../../shared/errors.js";
 import {
@@ -23,6 +23,7 @@ import {
   type LinkMessage,
   type RequestId,
   type Resolve,
+  type ResolveMany,
 } from "../../../shared/protocol.js";
 import { LINK_VERSION, PROTOCOL_VERSION } from "../../../shared/version.js";
 import { describeIssues } from "./frame-guard.js";
@@ -39,10 +40,10 @@ export interface AgentHost {
   context(): ContextSnapshot;
   authorityUrl(): string | null;
   /**
-   * Answers a `resolve` from a connection that said hello while the Link is signed in; may send
-   * several frames (`pending`, then `secret` or `error`).
+   * Answers a `resolve` or `resolveMany` from a connection that said hello while the Link is signed
+   * in; may send several frames (`pending`, then `secret` / `secrets` or `error`).
    */
-  resolve(channel: AgentChannel, request: Resolve, send: (message: LinkMessage) => void): Promise<void>;
+  resolve(channel: AgentChannel, request: Resolve | ResolveMany, send: (message: LinkMessage) => void): Promise<void>;
   /**
    * Performs a `call` for the agent (core/calls/): sends `pending`, `call.head`, `call.chunk`s and
    * `call.end`, or an `error`. `signal` aborts when the agent cancels the call or disconnects.
@@ -150,7 +151,7 @@ export class AgentChannel extends ChannelBase {
     }
   }
 
-  private dispatch(message: Hello | Resolve | Call | Cancel | GrantsRequest): void {
+  private dispatch(message: AgentMessage): void {
     if (message.type === "hello") {
       this.onHello(message);
       return;

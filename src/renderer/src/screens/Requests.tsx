@@ -2,10 +2,14 @@
  * Pending requests, newest first: who asks (agent name and client ID), for which variable, why, and
  * from which process. Approve opens a dialog with the scope (once, 1 hour, until revoked, while this
  * process runs) and the secret to give; Deny answers at once. Requests that expire disappear live.
+ * Requests an agent made together (one `resolveMany`, same `batchId`) are one card listing each
+ * variable with its secret: "Approve all…" opens the same dialog for its terms and approves each
+ * with its own secret; each variable can also be approved or denied alone.
  */
 import { Check, Inbox, X } from "lucide-react";
 import { useId, useState } from "react";
 import type { RequestView, Scope, SecretView } from "../../../shared/authority.js";
+import type { ApproveItemResult } from "../../../shared/control.js";
 import { displayOptional, displayText } from "../../../shared/display.js";
 import { LinkError } from "../../../shared/errors.js";
 import { normalizeVariable } from "../../../shared/protocol.js";
@@ -50,10 +54,12 @@ export function RequestsScreen({ requests }: { requests: LinkData<RequestView[]>
   const api = useLinkApi();
   const secrets = useLinkData((a) => a.listSecrets({}), isAuthority("secret.changed"), []);
   const [approving, setApproving] = useState<RequestView | null>(null);
+  const [approvingBatch, setApprovingBatch] = useState<BatchItem[] | null>(null);
   const action = useLinkAction();
   const notify = useNotice();
 
   const visible = (requests.data ?? []).filter((r) => r.expiresAt > now).sort((a, b) => b.createdAt - a.createdAt);
+  const groups = groupRequests(visible);
 
   async function deny(r: RequestView): Promise<void> {
     if (await action.run(r.id, () => api.denyRequest({ requestId: r.id }))) {
@@ -75,9 +81,22 @@ export function RequestsScreen({ requests }: { requests: LinkData<RequestView[]>
         </EmptyState>
       ) : (
         <ul className={s.list} aria-label="Pending requests">
-          {visible.map((r) => (
-            <RequestCard key={r.id} request={r} now={now} onApprove={() => setApproving(r)} onDeny={() => void deny(r)} denying={action.busy === r.id} />
-          ))}
+          {groups.map(([only, ...others]) =>
+            only === undefined ? null : others.length === 0 ? (
+              <RequestCard key={only.id} request={only} now={now} onApprove={() => setApproving(only)} onDeny={() => void deny(only)} denying={action.busy === only.id} />
+            ) : (
+              <BatchCard
+                key={only.batchId ?? only.id}
+                requests={[only, ...others]}
+                secrets={secrets.data ?? []}
+                now={now}
+                busy={action.busy}
+                onApproveAll={setApprovingBatch}
+                onApprove={setApproving}
+                onDeny={(r) => void deny(r)}
+              />
+            ),
+          )}
         </ul>
       )}
       {approving ? (
@@ -87,6 +106,19 @@ export function RequestsScreen({ requests }: { requests: LinkData<RequestView[]>
           onClose={() => setApproving(null)}
           onDone={(text) => {
             setApproving(null);
+            notify(text);
+            requests.reload();
+          }}
+        />
+      ) : null}
+      {approvingBatch?.[0] ? (
+        <ApproveDialog
+          request={approvingBatch[0].request}
+          batch={approvingBatch}
+          secrets={secrets.data ?? []}
+          onClose={() => setApprovingBatch(null)}
+          onDone={(text) => {
+            setApprovingBatch(null);
             notify(text);
             requests.reload();
           }}
@@ -155,10 +187,135 @@ function RequestCard({ request: r, now, onApprove, onDeny, denying }: { request:
   );
 }
 
+/**
+ * The cards to show, in the order of `requests`: a request alone, or every request of one batch
+ * (same `batchId`) together, placed where its newest request is.
+ */
+export function groupRequests(requests: readonly RequestView[]): RequestView[][] {
+  const groups: RequestView[][] = [];
+  const byBatch = new Map<string, RequestView[]>();
+  for (const r of requests) {
+    const batch = r.batchId ?? null;
+    if (batch === null) {
+      groups.push([r]);
+      continue;
+    }
+    const group = byBatch.get(batch);
+    if (group !== undefined) {
+      group.push(r);
+      continue;
+    }
+    const created = [r];
+    byBatch.set(batch, created);
+    groups.push(created);
+  }
+  return groups;
+}
+
+/** One variable of a batch with the secret chosen for it ("" when none matches yet). */
+interface BatchItem {
+  request: RequestView;
+  secretName: string;
+}
+
+function BatchCard({
+  requests,
+  secrets,
+  now,
+  busy,
+  onApproveAll,
+  onApprove,
+  onDeny,
+}: {
+  requests: RequestView[];
+  secrets: SecretView[];
+  now: number;
+  busy: string | null;
+  onApproveAll: (items: BatchItem[]) => void;
+  onApprove: (r: RequestView) => void;
+  onDeny: (r: RequestView) => void;
+}) {
+  const id = useId();
+  const [first] = requests;
+  const [chosen, setChosen] = useState<Record<string, string>>({});
+  if (first === undefined) return null;
+  // The agent's own words, escaped and cut (issue 16 item 6).
+  const who = displayText(first.agentName ?? first.agentClientId, 80);
+  const titleId = `batch-${first.id}`;
+  const secretFor = (r: RequestView): string => chosen[r.id] ?? secrets.find((x) => normalizeVariable(x.name) === r.variable)?.name ?? "";
+  // In the order the agent asked (the list itself is newest first).
+  const items = [...requests].sort((a, b) => a.createdAt - b.createdAt).map((r) => ({ request: r, secretName: secretFor(r) }));
+  return (
+    <li className={s.card} aria-labelledby={titleId} data-batch-id={first.batchId ?? undefined}>
+      <div>
+        <h2 className={s.cardTitle} id={titleId}>
+          {who}
+          {first.agentName !== null ? <span className={s.clientId}>{displayText(first.agentClientId, 80)}</span> : null}
+          <span className={s.muted}>wants {requests.length} secrets</span>
+        </h2>
+        {first.reason !== null ? <p className={s.reason}>“{displayText(first.reason, 300)}”</p> : null}
+        <div className={s.meta}>
+          <span>Asked <Time ms={first.createdAt} now={now} /></span>
+          <span>Expires in {inTime(Math.min(...requests.map((r) => r.expiresAt)), now)}</span>
+          {first.process !== null ? (
+            <span title={displayOptional(first.process.executable) ?? undefined}>
+              {displayText(baseName(first.process.executable))} (pid {first.process.pid}) in {displayOptional(first.process.cwd, 300) ?? "unknown"}
+            </span>
+          ) : (
+            <span>Process unknown (not identified on this machine)</span>
+          )}
+        </div>
+      </div>
+      <div className={s.actions}>
+        <Button variant="primary" icon={Check} onClick={() => onApproveAll(items)} aria-label={`Approve all ${requests.length} for ${who}`}>
+          Approve all…
+        </Button>
+      </div>
+      <ul className={s.facts} aria-label="Variables asked for together">
+        {items.map(({ request: r, secretName }) => {
+          const variable = displayText(r.variable.toUpperCase());
+          return (
+            <li key={r.id} data-request-id={r.id}>
+              <span className={s.variable}>{variable}</span>{" "}
+              <span className={s.muted} aria-hidden="true">
+                secret
+              </span>{" "}
+              <select id={`${id}-${r.id}`} aria-label={`Secret for ${variable}`} className={ui.input} value={secretName} onChange={(e) => setChosen({ ...chosen, [r.id]: e.target.value })}>
+                {secretName === "" ? <option value="">No secret named {variable} yet</option> : null}
+                {secrets.map((x) => (
+                  <option key={x.id} value={x.name}>
+                    {x.name}
+                  </option>
+                ))}
+              </select>{" "}
+              <Button small icon={Check} onClick={() => onApprove(r)} aria-label={`Approve ${variable} for ${who}`}>
+                Approve…
+              </Button>{" "}
+              <Button small variant="danger" icon={X} onClick={() => onDeny(r)} busy={busy === r.id} aria-label={`Deny ${variable} for ${who}`}>
+                Deny
+              </Button>
+            </li>
+          );
+        })}
+      </ul>
+    </li>
+  );
+}
+
+/** One sentence for the items "Approve all" could not approve (the others were approved). */
+function batchFailures(results: ApproveItemResult[], batch: BatchItem[]): LinkError | null {
+  const failed = results.flatMap((r) => (r.ok ? [] : [`${batch.find((b) => b.request.id === r.requestId)?.request.variable.toUpperCase() ?? r.requestId}: ${r.error.message}`]));
+  return failed.length === 0 ? null : new LinkError("conflict", `Approved ${results.length - failed.length} of ${results.length}. ${failed.join(" ")}`);
+}
+
 const NEW_SECRET = "\u0000new";
 
-/** `onDone(text)`: approved; `text` is the confirmation to show ("Approved X for Y, for 1 hour."). */
-function ApproveDialog({ request: r, secrets, onClose, onDone }: { request: RequestView; secrets: SecretView[]; onClose: () => void; onDone: (text: string) => void }) {
+/**
+ * Approves `request` with the terms chosen here; with `batch` ("Approve all" on a batch card) the
+ * same terms approve every request of the batch, each with the secret chosen on the card.
+ * `onDone(text)`: approved; `text` is the confirmation to show ("Approved X for Y, for 1 hour.").
+ */
+function ApproveDialog({ request: r, batch, secrets, onClose, onDone }: { request: RequestView; batch?: BatchItem[]; secrets: SecretView[]; onClose: () => void; onDone: (text: string) => void }) {
   const api = useLinkApi();
   const id = useId();
   const canProcess = r.process !== null && r.process.startTime !== null;
@@ -173,6 +330,14 @@ function ApproveDialog({ request: r, secrets, onClose, onDone }: { request: Requ
   async function approve(): Promise<void> {
     let confirmation = "";
     const done = await action.run("approve", async () => {
+      if (batch !== undefined) {
+        const { results } = await api.approveRequests({ items: batch.map((b) => ({ requestId: b.request.id, ...(b.secretName !== "" ? { secretName: b.secretName } : {}) })), scope: toScope(scope) });
+        const failed = batchFailures(results, batch);
+        // The approved ones leave the list by themselves (request events); the dialog stays open to say which failed.
+        if (failed !== null) throw failed;
+        confirmation = `Approved ${batch.map((b) => displayText(b.request.variable.toUpperCase())).join(", ")} for ${displayText(r.agentName ?? r.agentClientId, 80)}.`;
+        return;
+      }
       let secretName = secret;
       if (creating) {
         if (newValue.length === 0) throw new LinkError("bad_request", `Enter the value of ${newName}, or choose an existing secret.`);
@@ -188,7 +353,7 @@ function ApproveDialog({ request: r, secrets, onClose, onDone }: { request: Requ
 
   return (
     <Dialog
-      title={`Give ${displayText(r.variable.toUpperCase())} to ${displayText(r.agentName ?? r.agentClientId, 80)}?`}
+      title={`Give ${batch !== undefined ? batch.map((b) => displayText(b.request.variable.toUpperCase())).join(", ") : displayText(r.variable.toUpperCase())} to ${displayText(r.agentName ?? r.agentClientId, 80)}?`}
       onClose={onClose}
       onSubmit={() => void approve()}
       error={action.error}
@@ -216,6 +381,9 @@ function ApproveDialog({ request: r, secrets, onClose, onDone }: { request: Requ
           );
         })}
       </fieldset>
+      {batch !== undefined ? (
+        <p className={ui.hint}>Each variable gets the secret chosen for it on the card; these terms apply to all {batch.length}.</p>
+      ) : (
       <Field label="Secret to give" id={`${id}-secret`} hint={match ? undefined : `No secret matches ${r.variable.toUpperCase()} yet.`}>
         <select id={`${id}-secret`} className={ui.input} value={secret} onChange={(e) => setSecret(e.target.value)}>
           {secrets.map((x) => (
@@ -226,7 +394,8 @@ function ApproveDialog({ request: r, secrets, onClose, onDone }: { request: Requ
           <option value={NEW_SECRET}>New secret…</option>
         </select>
       </Field>
-      {creating ? (
+      )}
+      {batch === undefined && creating ? (
         <>
           <Field label="Name of the new secret" id={`${id}-name`}>
             <input id={`${id}-name`} className={ui.input} value={newName} onChange={(e) => setNewName(e.target.value)} autoComplete="off" spellCheck={false} />
