@@ -73,6 +73,8 @@ describe("first run on a bare server (no session bus)", () => {
     assert.equal(again.keychain.backend, "file");
     assert.equal(again.state, "ready");
     assert.equal(cli(e, ["stop"]).code, 0);
+    // (A start writes the embedded authority's settings again: compare against the file as it is now.)
+    const before = await fs.readFile(file, "utf8");
 
     // A wrong passphrase: the daemon's own keychain_locked, with advice, and nothing overwritten.
     e.env["PIPER_LINK_KEYCHAIN_PASSPHRASE"] = "wrong";
@@ -81,7 +83,7 @@ describe("first run on a bare server (no session bus)", () => {
     const body = HttpErrorBodySchema.parse(JSON.parse(locked.stdout.trim().split("\n").pop() ?? "{}"));
     assert.equal(body.error, "keychain_locked");
     assert.match(body.message, /PIPER_LINK_KEYCHAIN_PASSPHRASE/);
-    assert.equal(await fs.readFile(file, "utf8"), text);
+    assert.equal(await fs.readFile(file, "utf8"), before);
   });
 });
 

@@ -167,7 +167,8 @@ describe("piper-link approve ID1 ID2 … (the compiled CLI against a running Lin
     const a = await connectAgent(status.url);
     try {
       assert.equal((await a.hello(1, "agent_cli_many")).type, "welcome");
-      a.send({ type: "resolveMany", id: 2, variables: ["CLI_P", "CLI_Q", "CLI_R"], timeoutMs: 3000 });
+      // Long enough for two CLI calls on a loaded machine; CLI_R (no secret) then answers at this deadline.
+      a.send({ type: "resolveMany", id: 2, variables: ["CLI_P", "CLI_Q", "CLI_R"], timeoutMs: 15_000 });
       assert.equal((await a.next((m) => "id" in m && m.id === 2, 15_000)).type, "pending");
       const cards = await cliJsonAsync(e, ["requests"], z.array(RequestViewSchema));
       const batch = cards[0]?.batchId;

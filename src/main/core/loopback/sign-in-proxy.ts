@@ -60,7 +60,7 @@ const MAX_FORM_BYTES = 16 * 1024;
 
 /** The CSP of the proxied pages: no scripts, inline styles only, forms to this origin or a loopback callback (RFC 8252). */
 export const SIGN_IN_PAGE_CSP =
-  "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self' http://127.0.0.1:* http://localhost:* http://[::1]:*; frame-ancestors 'none'; base-uri 'none'";
+  "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self' http://127.0.0.1:* http://localhost:*; frame-ancestors 'none'; base-uri 'none'";
 
 export interface SignInProxy {
   /** True when `pathname` is a sign-in page this proxy serves now (embedded authority running). */
