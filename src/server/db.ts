@@ -87,6 +87,8 @@ export interface SecretsTable {
   key_id: string;
   created_at: number;
   updated_at: number;
+  /** The hosts the secret may ever be sent to by the Link's calls (JSON string array; migration 007); null: any. */
+  hosts: string | null;
 }
 export interface GrantsTable {
   id: string;
@@ -402,6 +404,17 @@ migrations["005_request_history"] = {
   async up(db: Kysely<unknown>) {
     await db.schema.alterTable("requests").addColumn("agent_display_name", "text").execute();
     await sql`update requests set agent_display_name = (select display_name from agents where agents.id = requests.agent_id)`.execute(db);
+  },
+};
+
+/**
+ * Each secret may carry the hosts it may ever be sent to (DESIGN.md section 8, issue 14 item 3): a
+ * nullable JSON array of host rules; null (every existing secret) means no limit. Runs on SQLite and
+ * PostgreSQL.
+ */
+migrations["007_secret_hosts"] = {
+  async up(db: Kysely<unknown>) {
+    await db.schema.alterTable("secrets").addColumn("hosts", "text").execute();
   },
 };
 
