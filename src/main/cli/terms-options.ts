@@ -9,6 +9,7 @@ import { InvalidArgumentError } from "commander";
 import { SecretHostsSchema } from "../../shared/authority.js";
 import { DestinationRuleSchema, GrantModeSchema, GrantPolicySchema, type DestinationRule, type GrantMode, type GrantPolicy } from "../../shared/grant-terms.js";
 import { LinkError } from "../../shared/errors.js";
+import { endOfDay } from "../../shared/grant-terms-text.js";
 
 const DAY_NAMES = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
 
@@ -71,24 +72,6 @@ export function parseDate(value: string): { year: number; month: number; day: nu
   const check = date === null ? null : new Date(Date.UTC(date.year, date.month - 1, date.day));
   if (date === null || check === null || check.getUTCMonth() !== date.month - 1 || check.getUTCDate() !== date.day) throw new InvalidArgumentError("Use a date as YYYY-MM-DD, e.g. 2026-12-31.");
   return date;
-}
-
-/** How far `timeZone` is ahead of UTC at `at` (ms), from Intl's wall-clock parts. */
-function zoneOffset(at: number, timeZone: string | undefined): number {
-  const parts = new Intl.DateTimeFormat("en-US", { timeZone, hourCycle: "h23", year: "numeric", month: "numeric", day: "numeric", hour: "numeric", minute: "numeric", second: "numeric" }).formatToParts(at);
-  const get = (t: string): number => Number(parts.find((p) => p.type === t)?.value ?? "0");
-  return Date.UTC(get("year"), get("month") - 1, get("day"), get("hour"), get("minute"), get("second")) - Math.floor(at / 1000) * 1000;
-}
-
-/**
- * The end of `date` in `timeZone` (the machine's zone when absent): midnight at the start of the
- * next day there, in ms since the epoch. Corrected twice so a DST change that day lands right.
- */
-export function endOfDay(date: { year: number; month: number; day: number }, timeZone: string | undefined): number {
-  const wall = Date.UTC(date.year, date.month - 1, date.day + 1);
-  let at = wall - zoneOffset(wall, timeZone);
-  at = wall - zoneOffset(at, timeZone);
-  return at;
 }
 
 /** `--host api.example.com`: a host rule as in a grant's destinations. */
