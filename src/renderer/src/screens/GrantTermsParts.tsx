@@ -302,7 +302,7 @@ export function TermsFields({ id, t }: { id: string; t: TermsChoice }) {
           const why = unavailable(option.value);
           return (
             <label key={option.value} className={s.scope}>
-              <input type="radio" name={`${id}-binding`} value={option.value} checked={t.binding === option.value} disabled={why !== null} onChange={() => t.setBinding(option.value)} />
+              <input type="radio" name={`${id}-binding`} value={option.value} checked={t.binding === option.value} disabled={why !== null} onChange={() => t.setBinding(option.value)} autoFocus={option.value === t.binding} />
               <span>
                 {option.label}
                 <small>{why ?? option.hint}</small>
