@@ -152,7 +152,7 @@ function ApproveDialog({ request: r, secrets, onClose, onDone }: { request: Requ
       }
       const grant = await api.approveRequest({ requestId: r.id, ...body, secretName });
       const how = grant.scope === "process" ? "while its process runs" : describeApproval(grant.scope, grant);
-      const bound = grant.binding === undefined ? "" : ` It is for ${describeBinding(grant.binding.kind)}.`;
+      const bound = grant.binding === undefined ? "" : ` Bound: ${describeBinding(grant.binding.kind)}.`;
       confirmation = `Approved ${displayText(grant.variable.toUpperCase())} for ${displayText(grant.agentName ?? grant.agentClientId, 80)}, ${how}.${bound}`;
     });
     if (done) onDone(confirmation);
