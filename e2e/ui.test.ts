@@ -223,7 +223,7 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     await card.waitFor();
     await card.getByRole("button", { name: /^Approve/ }).click();
     await approve.getByRole("radio", { name: /For a duration/ }).check();
-    await approve.getByLabel("Hours").fill("1");
+    await approve.getByLabel("Number of hours").fill("1");
     await approve.getByRole("button", { name: "Approve" }).click();
     assert.equal((await fourth).value, VALUE);
     await notice(page, "Approved OPENAI_API_KEY for Inbox Summariser, for 1 hour.");

@@ -6,7 +6,7 @@
  * and the policy limits (also used by Grants' "Edit limits").
  */
 import { AlertTriangle } from "lucide-react";
-import { useState } from "react";
+import { useEffect, useRef, useState } from "react";
 import type { ApproveBody, RequestView } from "../../../shared/authority.js";
 import { displayOptional, displayText } from "../../../shared/display.js";
 import { LinkError } from "../../../shared/errors.js";
@@ -286,6 +286,15 @@ const BINDINGS: Array<{ value: Exclude<BindingChoice, "client">; label: string; 
 
 /** Binding and lifetime, "what may it do", and limits: the terms part of the Approve dialog. */
 export function TermsFields({ id, t }: { id: string; t: TermsChoice }) {
+  // The default choice gets the focus, so Enter approves what the dialog proposes. The dialog's
+  // showModal() runs in its own effect after this one and focuses its first control: focusing on
+  // the next frame lands after it.
+  const initial = useRef(t.binding);
+  const focusTarget = useRef<HTMLInputElement>(null);
+  useEffect(() => {
+    const frame = requestAnimationFrame(() => focusTarget.current?.focus());
+    return () => cancelAnimationFrame(frame);
+  }, []);
   const who = displayText(t.request.agentName ?? t.request.agentClientId, 80);
   const unavailable = (v: BindingChoice): string | null => {
     if (v === "process" && !t.canProcess) return "The requesting process could not be identified.";
@@ -302,7 +311,7 @@ export function TermsFields({ id, t }: { id: string; t: TermsChoice }) {
           const why = unavailable(option.value);
           return (
             <label key={option.value} className={s.scope}>
-              <input type="radio" name={`${id}-binding`} value={option.value} checked={t.binding === option.value} disabled={why !== null} onChange={() => t.setBinding(option.value)} autoFocus={option.value === t.binding} />
+              <input type="radio" name={`${id}-binding`} value={option.value} checked={t.binding === option.value} disabled={why !== null} onChange={() => t.setBinding(option.value)} ref={option.value === initial.current ? focusTarget : undefined} />
               <span>
                 {option.label}
                 <small>{why ?? option.hint}</small>
@@ -340,7 +349,7 @@ export function TermsFields({ id, t }: { id: string; t: TermsChoice }) {
             ))}
           </div>
           {t.lifetime === "duration" ? (
-            <Field label="Hours" id={`${id}-hours`}>
+            <Field label="Number of hours" id={`${id}-hours`}>
               <input id={`${id}-hours`} className={ui.input} inputMode="numeric" value={t.hours} onChange={(e) => t.setHours(e.target.value)} />
             </Field>
           ) : null}
