@@ -71,7 +71,7 @@ export function GrantsScreen() {
                     <span className={s.variable}>{displayText(g.variable.toUpperCase())}</span>
                     {g.secretName.toLowerCase() !== g.variable ? <div className={ui.muted}>from {displayText(g.secretName)}</div> : null}
                   </td>
-                  <td>
+                  <td className={ui.wrapCell}>
                     {g.endedAt !== null ? <Badge tone="neutral">Ended: {describeEndReason(g.endReason)}</Badge> : describeScope(g, now)}
                     <GrantTerms grant={g} />
                   </td>
@@ -81,7 +81,7 @@ export function GrantsScreen() {
                   <td>{g.lastUsedAt === null ? <span className={ui.muted}>never</span> : <Time ms={g.lastUsedAt} now={now} />}</td>
                   <td>
                     {g.endedAt === null ? (
-                      <div className={ui.rowActions}>
+                      <div className={`${ui.rowActions ?? ""} ${s.stackedActions ?? ""}`}>
                       <Button small icon={SlidersHorizontal} onClick={() => setLimiting(g)} aria-label={`Edit limits of ${displayText(g.variable.toUpperCase())} for ${displayText(g.agentName ?? g.agentClientId, 80)}`}>
                         Limits
                       </Button>
