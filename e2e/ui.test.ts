@@ -299,7 +299,7 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     await go(page, "Grants");
     const row = page.getByRole("row").filter({ hasText: "SESSION_KEY" });
     const terms = row.getByTestId("grant-terms");
-    assert.match(await terms.innerText(), new RegExp(`in this terminal session: ${path.basename(process.execPath)}[\\s\\S]*\\(session ${sessionId}\\)`));
+    assert.match(await terms.innerText(), new RegExp(`terminal session ${sessionId}: ${path.basename(process.execPath)}`));
     const stored = z.array(GrantViewSchema).parse(JSON.parse(cli(e, ["grants", "--json"]).stdout)).find((g) => g.variable === "session_key");
     assert.equal(stored?.binding?.kind, "session");
     assert.equal(stored.binding.sessionId, sessionId);

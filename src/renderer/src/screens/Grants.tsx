@@ -71,7 +71,7 @@ export function GrantsScreen() {
                     <span className={s.variable}>{displayText(g.variable.toUpperCase())}</span>
                     {g.secretName.toLowerCase() !== g.variable ? <div className={ui.muted}>from {displayText(g.secretName)}</div> : null}
                   </td>
-                  <td className={ui.wrapCell}>
+                  <td className={s.termsCell}>
                     {g.endedAt !== null ? <Badge tone="neutral">Ended: {describeEndReason(g.endReason)}</Badge> : describeScope(g, now)}
                     <GrantTerms grant={g} />
                   </td>
@@ -119,21 +119,26 @@ export function GrantsScreen() {
   );
 }
 
+/** Short words for a binding in the table (the full sentence is the cell's tooltip). */
+const SHORT_BINDING = { process: "this process", session: "terminal session", program: "program", client: "any program with this ID" } as const;
+
 /** What a grant binds to, what it allows and its limits, under its scope (paths escaped: chosen by whoever started the agent). */
 function GrantTerms({ grant: g }: { grant: GrantView }) {
   const b = g.binding;
+  const kind = b?.kind ?? "client";
   const program = b?.program ?? null;
+  const where = program === null ? "" : `${program.executable}${program.script ? ` ${program.script}` : ""}${program.cwd ? ` in ${program.cwd}` : ""}`;
   return (
     <div className={ui.muted} data-testid="grant-terms">
-      <div>
-        {describeBinding(b?.kind ?? "client")}
-        {program !== null && b?.kind !== "client" ? (
-          <span title={displayText(`${program.executable}${program.script ? ` ${program.script}` : ""}${program.cwd ? ` in ${program.cwd}` : ""}`, 600)}>
+      <div title={displayText(`${describeBinding(kind)}${where ? `: ${where}` : ""}`, 600)}>
+        {SHORT_BINDING[kind]}
+        {kind === "session" && b?.sessionId !== null && b?.sessionId !== undefined ? ` ${b.sessionId}` : ""}
+        {program !== null && kind !== "client" ? (
+          <>
             : {displayText(baseName(program.executable))}
             {program.script ? ` ${displayText(baseName(program.script))}` : ""}
-          </span>
+          </>
         ) : null}
-        {b?.kind === "session" && b.sessionId !== null ? ` (session ${b.sessionId})` : ""}
       </div>
       {g.mode?.kind === "use" ? <div>{displayText(describeMode(g.mode), 300)}</div> : null}
       {g.policy ? <div>Limits: {describePolicy(g.policy)}</div> : null}
