@@ -11,7 +11,7 @@ import { after, before, describe, it } from "node:test";
 import { AxeBuilder } from "@axe-core/playwright";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { z } from "zod";
-import { GrantViewSchema } from "../src/shared/authority.js";
+import { GrantViewSchema, SecretViewSchema } from "../src/shared/authority.js";
 import { LinkStatusSchema } from "../src/shared/control.js";
 import { createPiperClient, PiperForbiddenError, type PiperClient } from "../src/sdk/index.js";
 import { cli, cliJson, newEnv, stopAll, type CliEnv } from "../test/cli-helpers.js";
@@ -333,6 +333,18 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     await small.page.keyboard.press("Escape");
     await small.page.getByRole("button", { name: "Deny OTHER_KEY for Claude Code" }).click();
     assert.ok((await other) instanceof PiperForbiddenError);
+
+    // Secrets: the hosts a secret may be sent to, changed without touching its value.
+    await go(small.page, "Secrets");
+    await small.page.getByRole("button", { name: "Replace the value of OTHER_KEY" }).click();
+    const edit = small.page.getByRole("dialog");
+    await edit.getByLabel("Only send it to (optional)").fill("api.example.com");
+    await edit.getByRole("button", { name: "Save" }).click();
+    await notice(small.page, "Changed where OTHER_KEY may be sent.");
+    await small.page.getByRole("row").filter({ hasText: "OTHER_KEY" }).filter({ hasText: "only to api.example.com" }).waitFor();
+    const listed = z.array(SecretViewSchema).parse(JSON.parse(cli(e, ["secrets", "list", "--json"]).stdout)).find((x) => x.name === "OTHER_KEY");
+    assert.deepEqual(listed?.hosts, ["api.example.com"]);
+    await small.page.screenshot({ path: path.join(SHOTS, "terms-secrets-800x600.png") });
     await small.context.close();
   });
 

@@ -91,9 +91,9 @@ export function SecretsScreen() {
         <SecretDialog
           editing={editing}
           onClose={() => setEditing(null)}
-          onSaved={(name) => {
+          onSaved={(name, hostsOnly) => {
             setEditing(null);
-            notify(editing.kind === "add" ? `Saved ${name}. Its value is encrypted and will not be shown again.` : `Replaced the value of ${name}.`);
+            notify(hostsOnly ? `Changed where ${name} may be sent.` : editing.kind === "add" ? `Saved ${name}. Its value is encrypted and will not be shown again.` : `Replaced the value of ${name}.`);
             secrets.reload();
           }}
         />
@@ -107,7 +107,8 @@ export function SecretsScreen() {
   );
 }
 
-function SecretDialog({ editing, onClose, onSaved }: { editing: Editing; onClose: () => void; onSaved: (name: string) => void }) {
+/** `onSaved(name, hostsOnly)`: saved; `hostsOnly` when only the host list changed (the value was left empty). */
+function SecretDialog({ editing, onClose, onSaved }: { editing: Editing; onClose: () => void; onSaved: (name: string, hostsOnly: boolean) => void }) {
   const api = useLinkApi();
   const id = useId();
   const [name, setName] = useState(editing.kind === "replace" ? editing.secret.name : "");
@@ -135,7 +136,7 @@ function SecretDialog({ editing, onClose, onSaved }: { editing: Editing; onClose
     const saved = await action.run("save", () => (hostsOnly ? api.setSecretHosts({ name: nameCheck.data, hosts: list }) : api.setSecret({ name: nameCheck.data, value, hosts: list })));
     if (saved) {
       setValue("");
-      onSaved(nameCheck.data);
+      onSaved(nameCheck.data, hostsOnly);
     }
   }
 
