@@ -11,6 +11,7 @@ import { after, before, describe, it } from "node:test";
 import { AxeBuilder } from "@axe-core/playwright";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { z } from "zod";
+import { GrantViewSchema, SecretViewSchema } from "../src/shared/authority.js";
 import { LinkStatusSchema } from "../src/shared/control.js";
 import { createPiperClient, PiperForbiddenError, type PiperClient } from "../src/sdk/index.js";
 import { cli, cliJson, newEnv, stopAll, type CliEnv } from "../test/cli-helpers.js";
@@ -170,11 +171,16 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     assert.ok(text.includes(process.cwd()), "the working directory is shown");
     await page.getByRole("navigation").getByLabel("1 pending").waitFor();
 
-    // Approve once, from the keyboard: the dialog opens with "Once" focused; Enter approves.
+    // The dialog opens on its default, "For this program" (for 12 hours), focused. Approve once,
+    // from the keyboard: the narrower choice is one arrow key up; Enter approves.
     await card.getByRole("button", { name: /^Approve/ }).click();
     const approve = page.getByRole("dialog");
-    assert.equal(await approve.getByRole("radio", { name: /Once/ }).evaluate((el) => el === document.activeElement), true);
+    const programChoice = approve.getByRole("radio", { name: /^For this program/ });
+    assert.equal(await programChoice.isChecked(), true);
+    assert.equal(await approve.getByRole("radio", { name: /For 12 hours/ }).isChecked(), true);
+    assert.equal(await programChoice.evaluate((el) => el === document.activeElement), true);
     assert.equal(await approve.getByLabel("Secret to give").inputValue(), "OPENAI_API_KEY");
+    await approve.getByRole("radio", { name: /^Once/ }).check();
     await page.keyboard.press("Enter");
     assert.equal((await first).value, VALUE);
     await notice(page, "Approved OPENAI_API_KEY for Inbox Summariser, once.");
@@ -216,7 +222,8 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     const fourth = inbox.getSecret("OPENAI_API_KEY", { reason: "for an hour" });
     await card.waitFor();
     await card.getByRole("button", { name: /^Approve/ }).click();
-    await approve.getByRole("radio", { name: /For 1 hour/ }).check();
+    await approve.getByRole("radio", { name: /For a duration/ }).check();
+    await approve.getByLabel("Number of hours").fill("1");
     await approve.getByRole("button", { name: "Approve" }).click();
     assert.equal((await fourth).value, VALUE);
     await notice(page, "Approved OPENAI_API_KEY for Inbox Summariser, for 1 hour.");
@@ -246,6 +253,99 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     await page.getByRole("heading", { name: "No activity yet" }).waitFor();
     assert.ok(!(await page.content()).includes(VALUE));
     await context.close();
+  });
+
+  it("grant terms: the card shows the verified program apart from what the agent says; 'any program' warns; 'for this terminal session' binds to the session; limits are editable", async () => {
+    assert.equal(cli(e, ["secrets", "set", "SESSION_KEY"], `${VALUE}\n`).code, 0);
+    assert.equal(cli(e, ["secrets", "set", "OTHER_KEY"], `${VALUE}\n`).code, 0);
+    // What the OS says about this process (the agent): its terminal session is field 6 of /proc/self/stat.
+    const stat = await fs.readFile("/proc/self/stat", "utf8");
+    const sessionId = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[3]);
+    const claude = agent("claude-code", "Claude Code");
+    const asked = claude.getSecret("SESSION_KEY", { reason: "GET https://api.example.com/v1/models" });
+
+    const { context, page } = await openUi();
+    const card = page.getByRole("listitem").filter({ hasText: "SESSION_KEY" });
+    await card.waitFor();
+    // The verified program leads; the agent's own words are what it says it is.
+    assert.equal(await card.getByTestId("verified-program").innerText(), path.basename(process.execPath));
+    assert.match(await card.getByTestId("agent-claim").innerText(), /^says it is Claude Code\s+claude-code$/);
+    const facts = await card.getByRole("definition").allInnerTexts();
+    assert.ok(facts.some((f) => f.includes(process.execPath)), "the executable's path");
+    assert.ok(facts.includes(process.cwd()), "the folder");
+    assert.ok(facts.includes(`session ${sessionId}`), "the terminal session");
+    assert.ok(facts.includes(`pid ${process.pid}`), "the process");
+    await page.screenshot({ path: path.join(SHOTS, "terms-request-card-1280x800.png") });
+
+    await card.getByRole("button", { name: /^Approve/ }).click();
+    const dialog = page.getByRole("dialog");
+    // "Any program that says it is …" is a choice of its own, with a visible warning.
+    const warning = dialog.getByText(/Any program on this machine that calls itself Claude Code \(claude-code\) will get this secret/);
+    assert.equal(await warning.count(), 0);
+    await dialog.getByRole("radio", { name: /^Any program that says it is Claude Code/ }).check();
+    await warning.waitFor();
+    await page.screenshot({ path: path.join(SHOTS, "terms-approve-any-warning-1280x800.png") });
+    // Use-only is offered with the host from the request's reason filled in.
+    await dialog.getByRole("radio", { name: "Use it through Piper Link only" }).check();
+    assert.equal(await dialog.getByLabel("Destination hosts").inputValue(), "api.example.com");
+    await dialog.getByRole("radio", { name: "Read the value" }).check();
+    await dialog.getByRole("radio", { name: /^For this terminal session/ }).check();
+    await warning.waitFor({ state: "detached" });
+    await dialog.getByRole("button", { name: "Approve" }).click();
+    assert.equal((await asked).value, VALUE);
+    await notice(page, "Bound: in this terminal session.");
+
+    // Grants shows what it binds to; the authority stored the session.
+    await go(page, "Grants");
+    const row = page.getByRole("row").filter({ hasText: "SESSION_KEY" });
+    const terms = row.getByTestId("grant-terms");
+    assert.match(await terms.innerText(), new RegExp(`terminal session ${sessionId}: ${path.basename(process.execPath)}`));
+    const stored = z.array(GrantViewSchema).parse(JSON.parse(cli(e, ["grants", "--json"]).stdout)).find((g) => g.variable === "session_key");
+    assert.equal(stored?.binding?.kind, "session");
+    assert.equal(stored.binding.sessionId, sessionId);
+
+    // Edit limits: at most 5 uses per hour, shown on the row and stored.
+    await row.getByRole("button", { name: /^Edit limits of SESSION_KEY/ }).click();
+    const limits = page.getByRole("dialog");
+    await limits.getByLabel("Limit when and how often it may be used").check();
+    await limits.getByLabel("At most uses per hour").fill("5");
+    await limits.getByRole("button", { name: "Save limits" }).click();
+    await notice(page, "at most 5/hour");
+    await terms.filter({ hasText: "Limits: at most 5/hour" }).waitFor();
+    const limited = z.array(GrantViewSchema).parse(JSON.parse(cli(e, ["grants", "--json"]).stdout)).find((g) => g.id === stored.id);
+    assert.equal(limited?.policy?.maxUsesPerHour, 5);
+    await page.screenshot({ path: path.join(SHOTS, "terms-grants-1280x800.png") });
+    await context.close();
+
+    // 800×600: the fullest dialog (any program, use only, limits) scrolls its body; Approve stays in view.
+    const other = claude.getSecret("OTHER_KEY", { reason: "POST https://api.example.com/v1/chat" }).catch((err: unknown) => err);
+    const small = await openUi("light", SMALL);
+    await small.page.getByRole("button", { name: /^Approve OTHER_KEY/ }).click();
+    const full = small.page.getByRole("dialog");
+    await full.getByRole("radio", { name: /^Any program that says it is/ }).check();
+    await full.getByRole("radio", { name: "Use it through Piper Link only" }).check();
+    await full.getByLabel("Limit when and how often it may be used").check();
+    await small.page.screenshot({ path: path.join(SHOTS, "terms-approve-full-800x600.png") });
+    await checkA11y(small.page, "approve dialog with every term (800x600)");
+    const button = await full.getByRole("button", { name: "Approve" }).boundingBox();
+    assert.ok(button);
+    assert.ok(button.y + button.height <= SMALL.height, "Approve within the window at 800x600");
+    await small.page.keyboard.press("Escape");
+    await small.page.getByRole("button", { name: "Deny OTHER_KEY for Claude Code" }).click();
+    assert.ok((await other) instanceof PiperForbiddenError);
+
+    // Secrets: the hosts a secret may be sent to, changed without touching its value.
+    await go(small.page, "Secrets");
+    await small.page.getByRole("button", { name: "Replace the value of OTHER_KEY" }).click();
+    const edit = small.page.getByRole("dialog");
+    await edit.getByLabel("Only send it to (optional)").fill("api.example.com");
+    await edit.getByRole("button", { name: "Save" }).click();
+    await notice(small.page, "Changed where OTHER_KEY may be sent.");
+    await small.page.getByRole("row").filter({ hasText: "OTHER_KEY" }).filter({ hasText: "only to api.example.com" }).waitFor();
+    const listed = z.array(SecretViewSchema).parse(JSON.parse(cli(e, ["secrets", "list", "--json"]).stdout)).find((x) => x.name === "OTHER_KEY");
+    assert.deepEqual(listed?.hosts, ["api.example.com"]);
+    await small.page.screenshot({ path: path.join(SHOTS, "terms-secrets-800x600.png") });
+    await small.context.close();
   });
 
   it("each screen in light and dark, at 1280×800 and 800×600: screenshots, nothing overflows, axe finds no serious or critical violations", async () => {

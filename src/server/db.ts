@@ -87,6 +87,8 @@ export interface SecretsTable {
   key_id: string;
   created_at: number;
   updated_at: number;
+  /** The hosts the secret may ever be sent to by the Link's calls (JSON string array; migration 007); null: any. */
+  hosts: string | null;
 }
 export interface GrantsTable {
   id: string;
@@ -412,6 +414,17 @@ migrations["006_request_batches"] = {
     // One prompt for several secrets (issue 13 item 7): the window groups a batch into one card.
     await db.schema.alterTable("requests").addColumn("batch_id", "text").execute();
     await db.schema.createIndex("requests_batch").on("requests").columns(["batch_id"]).execute();
+  },
+};
+
+/**
+ * Each secret may carry the hosts it may ever be sent to (DESIGN.md section 8, issue 14 item 3): a
+ * nullable JSON array of host rules; null (every existing secret) means no limit. Runs on SQLite and
+ * PostgreSQL.
+ */
+migrations["007_secret_hosts"] = {
+  async up(db: Kysely<unknown>) {
+    await db.schema.alterTable("secrets").addColumn("hosts", "text").execute();
   },
 };
 

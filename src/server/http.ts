@@ -169,8 +169,16 @@ export function buildAuthorityApp(options: AuthorityHttpOptions): AuthorityApp {
     // An empty POST is a plain revoke: the body is optional on the wire.
     return service.revokeGrant(userId, req.params.id, parse(R.revokeGrant.body, req.body ?? {}).reason);
   });
+  app.put(R.updateGrantPolicy.path, { onRequest: authed, schema: { params: R.updateGrantPolicy.params, body: R.updateGrantPolicy.body } }, async (req) =>
+    service.updateGrantPolicy(user(req), req.params.id, req.body.policy),
+  );
   app.get(R.listSecrets.path, { onRequest: authed }, async (req) => service.listSecrets(user(req)));
-  app.put(R.setSecret.path, { onRequest: authed, schema: { params: R.setSecret.params, body: R.setSecret.body } }, async (req) => service.setSecret(user(req), req.params.name, req.body.value));
+  app.put(R.setSecret.path, { onRequest: authed, schema: { params: R.setSecret.params, body: R.setSecret.body } }, async (req) =>
+    service.setSecret(user(req), req.params.name, req.body.value, req.body.hosts),
+  );
+  app.put(R.setSecretHosts.path, { onRequest: authed, schema: { params: R.setSecretHosts.params, body: R.setSecretHosts.body } }, async (req) =>
+    service.setSecretHosts(user(req), req.params.name, req.body.hosts),
+  );
   app.delete(R.deleteSecret.path, { onRequest: authed, schema: { params: R.deleteSecret.params } }, async (req, reply) => {
     await service.deleteSecret(user(req), req.params.name);
     return reply.status(204).send();

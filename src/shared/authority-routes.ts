@@ -18,11 +18,13 @@ import {
   GrantViewSchema,
   InstanceCreatedSchema,
   RequestViewSchema,
+  SecretHostsSchema,
   SecretNameSchema,
   SecretViewSchema,
   TokenResponseSchema,
   UsageReportSchema,
 } from "./authority.js";
+import { GrantPolicySchema } from "./grant-terms.js";
 
 /**
  * A whole number carried in a query string: the client may give a number, the wire has a string, and
@@ -110,8 +112,20 @@ export const AuthorityRoutes = {
     body: z.object({ reason: GrantEndReasonSchema.default("revoked") }).strict(),
     result: GrantViewSchema,
   }),
+  /** Replaces a grant's policy limits (issue 14 item 4); `null` removes them. Audited as `grant.policy_changed`. */
+  updateGrantPolicy: route({
+    method: "PUT",
+    path: "/v1/grants/:id/policy",
+    auth: "bearer",
+    encoding: "json",
+    params: IdParams,
+    body: z.object({ policy: GrantPolicySchema.nullable() }).strict(),
+    result: GrantViewSchema,
+  }),
   listSecrets: route({ method: "GET", path: "/v1/secrets", auth: "bearer", encoding: "json", result: z.array(SecretViewSchema) }),
-  setSecret: route({ method: "PUT", path: "/v1/secrets/:name", auth: "bearer", encoding: "json", params: NameParams, body: z.object({ value: z.string().min(1).max(32 * 1024) }).strict(), result: SecretViewSchema }),
+  setSecret: route({ method: "PUT", path: "/v1/secrets/:name", auth: "bearer", encoding: "json", params: NameParams, body: z.object({ value: z.string().min(1).max(32 * 1024), hosts: SecretHostsSchema.nullable().optional() }).strict(), result: SecretViewSchema }),
+  /** The hosts a secret may ever be sent to (issue 14 item 3); `null`: any. 404 `secret_not_found`. */
+  setSecretHosts: route({ method: "PUT", path: "/v1/secrets/:name/hosts", auth: "bearer", encoding: "json", params: NameParams, body: z.object({ hosts: SecretHostsSchema.nullable() }).strict(), result: SecretViewSchema }),
   deleteSecret: route({ method: "DELETE", path: "/v1/secrets/:name", auth: "bearer", encoding: "json", params: NameParams, result: NoContent }),
   recordUsage: route({ method: "POST", path: "/v1/usage", auth: "bearer", encoding: "json", body: UsageReportSchema, result: z.object({ recorded: z.number().int() }) }),
   audit: route({

@@ -5,7 +5,7 @@
  */
 import { z } from "zod";
 import { CallAuditSchema, CallMethodSchema } from "./calls.js";
-import { GrantBindingKindSchema, GrantModeSchema, GrantPolicySchema, GrantTermsSchema } from "./grant-terms.js";
+import { DestinationRuleSchema, GrantBindingKindSchema, GrantModeSchema, GrantPolicySchema, GrantTermsSchema } from "./grant-terms.js";
 import { PeerProcessSchema } from "./process.js";
 import { VariableSchema } from "./protocol.js";
 
@@ -97,7 +97,26 @@ export const GrantViewSchema = z.object({
 });
 export type GrantView = z.infer<typeof GrantViewSchema>;
 
-export const SecretViewSchema = z.object({ id: z.string(), name: z.string(), createdAt: z.number(), updatedAt: z.number() });
+/**
+ * The hosts a secret may ever be sent to by the Link's calls (DESIGN.md section 8, issue 14 item 3):
+ * host rules as in a grant's destinations (`api.openai.com`, `*.example.com`, optionally `:port`),
+ * 1 to 32 of them. Null means no limit of the secret's own. Reads are not affected: the list is about
+ * where the Link sends the value.
+ */
+export const SecretHostsSchema = z.array(DestinationRuleSchema.shape.host).min(1).max(32);
+export type SecretHosts = z.infer<typeof SecretHostsSchema>;
+
+export const SecretViewSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  createdAt: z.number(),
+  updatedAt: z.number(),
+  /**
+   * The hosts it may be sent to; null: any host a grant allows (absent from older authorities).
+   * Empty only when a stored list could not be read: then no host is allowed (fail closed).
+   */
+  hosts: z.array(z.string()).nullable().default(null),
+});
 export type SecretView = z.infer<typeof SecretViewSchema>;
 
 export const AuditViewSchema = z.object({

@@ -11,9 +11,11 @@ import {
   AuthorityEventSchema,
   GrantViewSchema,
   RequestViewSchema,
+  SecretHostsSchema,
   SecretNameSchema,
   SecretViewSchema,
 } from "./authority.js";
+import { GrantPolicySchema } from "./grant-terms.js";
 import { ErrorCodeSchema, LinkError } from "./errors.js";
 import { PeerProcessSchema } from "./process.js";
 import { ContextStateSchema, RequestIdSchema } from "./protocol.js";
@@ -153,8 +155,13 @@ export const ControlMethods = {
   denyRequest: { params: z.object({ requestId: z.string().min(1).max(128) }).strict(), result: RequestViewSchema },
   listGrants: { params: z.object({ all: z.boolean().default(false) }).strict(), result: z.array(GrantViewSchema) },
   revokeGrant: { params: z.object({ grantId: z.string().min(1).max(128) }).strict(), result: GrantViewSchema },
+  /** Replaces a grant's policy limits (hours, weekdays, uses per hour/day, end date); `null` removes them. */
+  updateGrantPolicy: { params: z.object({ grantId: z.string().min(1).max(128), policy: GrantPolicySchema.nullable() }).strict(), result: GrantViewSchema },
   listSecrets: { params: Empty, result: z.array(SecretViewSchema) },
-  setSecret: { params: z.object({ name: SecretNameSchema, value: z.string().min(1).max(32 * 1024) }).strict(), result: SecretViewSchema },
+  /** Adds or replaces a secret; `hosts` sets where it may ever be sent (absent: unchanged on replace, none when new). */
+  setSecret: { params: z.object({ name: SecretNameSchema, value: z.string().min(1).max(32 * 1024), hosts: SecretHostsSchema.nullable().optional() }).strict(), result: SecretViewSchema },
+  /** The hosts a secret may ever be sent to by the Link's calls; `null`: any host a grant allows. */
+  setSecretHosts: { params: z.object({ name: SecretNameSchema, hosts: SecretHostsSchema.nullable() }).strict(), result: SecretViewSchema },
   deleteSecret: { params: z.object({ name: SecretNameSchema }).strict(), result: z.object({ deleted: z.literal(true) }) },
   getSettings: { params: Empty, result: LinkSettingsSchema },
   updateSettings: { params: LinkSettingsSchema.partial().strict(), result: LinkSettingsSchema },

@@ -7,7 +7,8 @@ import readline from "node:readline";
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { ScopeSchema, type GrantView, type RequestView, type Scope } from "../../shared/authority.js";
 import type { CallAudit } from "../../shared/calls.js";
-import type { GrantBindingKind } from "../../shared/grant-terms.js";
+import { describeBinding, type GrantBindingKind } from "../../shared/grant-terms.js";
+import { describeMode, describePolicy } from "../../shared/grant-terms-text.js";
 import { ControlMethods, redactInstanceId, uiAddress } from "../../shared/control.js";
 import { displayText } from "../../shared/display.js";
 import { LinkError } from "../../shared/errors.js";
@@ -16,6 +17,7 @@ import { describeLinuxProcess } from "../core/loopback/peer-process.js";
 import { openBrowser } from "./browser.js";
 import { callLink as call, notRunning, withRunningLink } from "./link-access.js";
 import { ExitCode, type Output } from "./output.js";
+import { modeFromFlags, parseDate, parseHost, parseHours, parseRule, parseTimeZone, parseUseCount, parseWeekdays, policyFromFlags, secretHostsFromFlags, type PolicyFlags } from "./terms-options.js";
 
 export type Runner = (job: (out: Output) => Promise<number>, json: boolean) => Promise<void>;
 
@@ -106,10 +108,31 @@ function describeCall(c: CallAudit): string {
   return `${c.method} ${displayText(c.host, 300)}${displayText(c.path, 300)} -> ${result}, ${c.bytes} B, ${Math.round(c.durationMs)} ms${c.redacted ? ", redacted" : ""}`;
 }
 
+/** What a grant binds to, with the program and session it was approved for (escaped: paths are chosen by whoever started the agent). */
+function describeGrantBinding(g: GrantView): string {
+  const b = g.binding;
+  if (b === undefined) return describeBinding("client");
+  const program = b.program === null ? "" : ` ${displayText(b.program.executable, 200)}${b.program.script ? ` ${displayText(b.program.script, 200)}` : ""}${b.program.cwd ? ` in ${displayText(b.program.cwd, 200)}` : ""}`;
+  const session = b.kind === "session" && b.sessionId !== null ? ` (session ${b.sessionId}${b.sessionLeader ? `, leader pid ${b.sessionLeader.pid}` : ""})` : "";
+  return `${describeBinding(b.kind)}${b.kind === "client" ? "" : `:${program}`}${session}`;
+}
+
 function describeGrant(g: GrantView): string {
   const who = describeAgent(g.agentName, g.agentClientId);
   const state = g.endedAt === null ? "" : `  [ended ${when(g.endedAt)}: ${describeEndReason(g.endReason)}]`;
-  return `${g.id}  ${who}  ${displayText(g.variable.toUpperCase())} -> ${displayText(g.secretName)}  ${describeScope(g)}  created ${when(g.createdAt)}, last used ${g.lastUsedAt === null ? "never" : when(g.lastUsedAt)}${state}`;
+  const terms = `\n    binds to: ${describeGrantBinding(g)}\n    may: ${displayText(describeMode(g.mode), 500)}\n    limits: ${describePolicy(g.policy)}`;
+  return `${g.id}  ${who}  ${displayText(g.variable.toUpperCase())} -> ${displayText(g.secretName)}  ${describeScope(g)}  created ${when(g.createdAt)}, last used ${g.lastUsedAt === null ? "never" : when(g.lastUsedAt)}${state}${terms}`;
+}
+
+/** The policy flags shared by `approve` and `grants limit`. */
+function addPolicyOptions(cmd: Command): Command {
+  return cmd
+    .option("--hours <from-to>", "allowed hours in the time zone, e.g. 9-17", parseHours)
+    .option("--weekdays <days>", "allowed weekdays, e.g. mon-fri or mon,wed,fri", parseWeekdays)
+    .option("--tz <zone>", "IANA time zone for --hours, --weekdays and --ends (default: this machine's)", parseTimeZone)
+    .option("--max-per-hour <n>", "at most N uses per hour", parseUseCount)
+    .option("--max-per-day <n>", "at most N uses per day", parseUseCount)
+    .option("--ends <date>", "the grant stops serving after this day (YYYY-MM-DD)", parseDate);
 }
 
 /** Reads a secret value from stdin (piped) or a hidden prompt (terminal); never from argv. */
@@ -135,13 +158,31 @@ export function addApprovalCommands(program: Command, profile: () => string, run
     .command("set")
     .description("add or replace a secret; the value is read from stdin or a hidden prompt, never from arguments")
     .argument("<name>", "secret name, e.g. OPENAI_API_KEY")
+    .option("--host <host>", "a host the Link may send it to (repeat for more); without: any host a grant allows", parseHost)
     .option("--json", "print JSON")
-    .action(async (name: string, o: { json?: boolean }) => {
+    .action(async (name: string, o: { host?: string[]; json?: boolean }) => {
       await run(async (out) => {
+        const hosts = o.host === undefined ? undefined : secretHostsFromFlags(o.host);
         const value = await readSecretValue(name);
         if (value.length === 0) throw new LinkError("bad_request", "The value is empty; nothing stored.");
-        const s = await call(profile(), "setSecret", { name, value });
-        out.result(s, `Stored ${s.name}.`);
+        const s = await call(profile(), "setSecret", { name, value, ...(hosts !== undefined ? { hosts } : {}) });
+        out.result(s, `Stored ${s.name}.${s.hosts === null ? "" : ` It may only be sent to ${s.hosts.join(", ")}.`}`);
+        return ExitCode.ok;
+      }, o.json === true);
+    });
+  secrets
+    .command("hosts")
+    .description("set the hosts a secret may ever be sent to by Piper Link's calls (reads are not affected)")
+    .argument("<name>")
+    .option("--host <host>", "a host it may be sent to (repeat for more)", parseHost)
+    .option("--any", "no host list of its own: any host a grant allows")
+    .option("--json", "print JSON")
+    .action(async (name: string, o: { host?: string[]; any?: boolean; json?: boolean }) => {
+      await run(async (out) => {
+        if ((o.any === true) === (o.host !== undefined)) throw new LinkError("bad_request", "Give either --host (one or more) or --any.");
+        const hosts = o.any === true ? null : secretHostsFromFlags(o.host ?? []);
+        const s = await call(profile(), "setSecretHosts", { name, hosts });
+        out.result(s, s.hosts === null ? `${s.name} may be sent to any host a grant allows.` : `${s.name} may only be sent to ${s.hosts.join(", ")}.`);
         return ExitCode.ok;
       }, o.json === true);
     });
@@ -152,7 +193,7 @@ export function addApprovalCommands(program: Command, profile: () => string, run
     .action(async (o: { json?: boolean }) => {
       await run(async (out) => {
         const list = await call(profile(), "listSecrets", {});
-        out.result(list, list.length === 0 ? "No secrets yet. Add one with `piper-link secrets set NAME`." : list.map((s) => `${s.name}  updated ${when(s.updatedAt)}`));
+        out.result(list, list.length === 0 ? "No secrets yet. Add one with `piper-link secrets set NAME`." : list.map((s) => `${s.name}  updated ${when(s.updatedAt)}${s.hosts === null ? "" : `  only to ${s.hosts.join(", ")}`}`));
         return ExitCode.ok;
       }, o.json === true);
     });
@@ -189,7 +230,7 @@ export function addApprovalCommands(program: Command, profile: () => string, run
       }, o.json === true);
     });
 
-  program
+  const approve = program
     .command("approve")
     .description("approve pending requests (default scope: once); several IDs (one card's requests) get the same terms, each its own grant")
     .argument("<request-id...>")
@@ -203,22 +244,29 @@ export function addApprovalCommands(program: Command, profile: () => string, run
         .conflicts(["whileProcessRuns"]),
     )
     .option("--secret <name>", "which secret to give (default: the one named like the variable); one request only")
+    .option("--use-only", "the agent may only use the secret through Piper Link's calls (to --host), never read it")
+    .option("--host <host>", "with --use-only: a host it may be sent to (repeat for more)", parseHost)
+    .option("--rule <rule>", "with --use-only: 'METHOD /path*' allowed on every --host (repeat for more)", parseRule);
+  addPolicyOptions(approve)
     .option("--json", "print JSON")
-    .action(async (requestIds: string[], o: { once?: boolean; for?: number; untilRevoked?: boolean; whileProcessRuns?: boolean; bind?: "program" | "session" | "process" | "any"; secret?: string; json?: boolean }) => {
+    .action(async (requestIds: string[], o: PolicyFlags & { once?: boolean; for?: number; untilRevoked?: boolean; whileProcessRuns?: boolean; bind?: "program" | "session" | "process" | "any"; secret?: string; useOnly?: boolean; host?: string[]; rule?: Array<{ method?: string; path: string }>; json?: boolean }) => {
       await run(async (out) => {
+        const mode = modeFromFlags(o);
+        const policy = policyFromFlags(o);
         const scope: Scope =
           o.for !== undefined ? { kind: "duration", durationMs: o.for } : o.untilRevoked ? { kind: "until_revoked" } : o.whileProcessRuns ? { kind: "process" } : { kind: "once" };
         const binding: GrantBindingKind | undefined = o.bind === undefined ? undefined : o.bind === "any" ? "client" : o.bind;
         if (requestIds.length > 1 && o.secret !== undefined) throw new LinkError("bad_request", "--secret names the secret of one request; approve the others separately (each gets the secret named like its variable).");
         if (binding === "client") out.warn("Warning: any program that calls itself this agent can now use this secret, not just the one you saw.");
+        const terms = { ...(binding ? { binding } : {}), ...(mode.kind === "use" ? { mode } : {}), ...(policy !== null ? { policy } : {}) };
         const [only] = requestIds;
         if (requestIds.length === 1 && only !== undefined) {
-          const grant = await call(profile(), "approveRequest", { requestId: only, scope, ...(binding ? { binding } : {}), ...(o.secret ? { secretName: o.secret } : {}) });
+          const grant = await call(profile(), "approveRequest", { requestId: only, scope, ...terms, ...(o.secret ? { secretName: o.secret } : {}) });
           out.result(grant, `Approved: ${describeGrant(grant)}`);
           return ExitCode.ok;
         }
         // Several: one set of terms, each request its own grant; one failing leaves the others approved.
-        const { results } = await call(profile(), "approveRequests", { items: requestIds.map((requestId) => ({ requestId })), scope, ...(binding ? { binding } : {}) });
+        const { results } = await call(profile(), "approveRequests", { items: requestIds.map((requestId) => ({ requestId })), scope, ...terms });
         out.result(
           results,
           results.map((r) => (r.ok ? `Approved: ${describeGrant(r.grant)}` : `Not approved ${r.requestId}: ${r.error.message} (${r.error.code})`)),
@@ -240,15 +288,28 @@ export function addApprovalCommands(program: Command, profile: () => string, run
       }, o.json === true);
     });
 
-  program
+  const grants = program
     .command("grants")
-    .description("grants in force (agent, variable, secret, scope)")
+    .description("grants in force (agent, variable, secret, scope, what they bind to, what they allow, limits)")
     .option("--all", "include ended grants")
     .option("--json", "print JSON")
     .action(async (o: { all?: boolean; json?: boolean }) => {
       await run(async (out) => {
         const list = await call(profile(), "listGrants", { all: o.all === true });
         out.result(list, list.length === 0 ? "No grants." : list.map(describeGrant));
+        return ExitCode.ok;
+      }, o.json === true);
+    });
+  addPolicyOptions(grants.command("limit").description("set a grant's limits (replacing the old ones), or remove them with --none").argument("<grant-id>"))
+    .option("--none", "remove every limit")
+    .option("--json", "print JSON")
+    .action(async (grantId: string, o: PolicyFlags & { none?: boolean; json?: boolean }) => {
+      await run(async (out) => {
+        const policy = policyFromFlags(o);
+        if (o.none === true && policy !== null) throw new LinkError("bad_request", "--none removes every limit; give it alone.");
+        if (o.none !== true && policy === null) throw new LinkError("bad_request", "Give at least one limit (--hours, --weekdays, --max-per-hour, --max-per-day, --ends), or --none.");
+        const g = await call(profile(), "updateGrantPolicy", { grantId, policy });
+        out.result(g, `Limits of ${g.id}: ${describePolicy(g.policy)}.`);
         return ExitCode.ok;
       }, o.json === true);
     });

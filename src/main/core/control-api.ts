@@ -89,7 +89,9 @@ export function createControlApi(deps: ControlApiDeps): LinkApi {
     listGrants: ({ all }) => authority().listGrants(all),
     revokeGrant: ({ grantId }) => changing("revoke", () => authority().revokeGrant(grantId)),
     listSecrets: () => authority().listSecrets(),
-    setSecret: ({ name, value }) => changing("secret set", () => authority().setSecret(name, value)),
+    updateGrantPolicy: ({ grantId, policy }) => changing("grant limits", () => authority().updateGrantPolicy(grantId, policy)),
+    setSecret: ({ name, value, hosts }) => changing("secret set", () => authority().setSecret(name, value, hosts)),
+    setSecretHosts: ({ name, hosts }) => changing("secret hosts", () => authority().setSecretHosts(name, hosts)),
     async deleteSecret({ name }) {
       await changing("secret deleted", () => authority().deleteSecret(name));
       return { deleted: true as const };

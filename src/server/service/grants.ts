@@ -71,6 +71,40 @@ function sessionEnded(grant: GrantRow, t: number): string | null {
 /** What the caller means to do with the value: read it (the SDK's getSecret), or a call to `use`. */
 export type GrantUse = { method: string; url: string } | undefined;
 
+/**
+ * Throws 403 `destination_not_allowed` unless the call's host is among the secret's hosts (host
+ * rules as in a grant's destinations: exact, or `*.domain`; with `:port` when not the default).
+ */
+function refuseForeignHost(secretName: string, hosts: string[], use: { method: string; url: string }): void {
+  let url: URL;
+  try {
+    url = new URL(use.url);
+  } catch {
+    throw new ServiceError(400, "invalid_request", "The call's URL is not a valid URL.");
+  }
+  const verdict = hosts.length === 0 ? { ok: false } : destinationAllows({ kind: "use", destinations: hosts.map((host) => ({ host })) }, use.method, url);
+  if (!verdict.ok) {
+    const where = hosts.length === 0 ? "no host (its host list could not be read)" : hosts.join(", ");
+    throw new ServiceError(403, "destination_not_allowed", `${secretName} may only be sent to ${where}, not to ${url.host}.`);
+  }
+}
+
+/**
+ * Checks what the schema cannot: the time zone is one this runtime knows, the hours do not end
+ * before they start, and the end date lies ahead. 400 `invalid_request` with a sentence.
+ */
+export function validatePolicy(policy: GrantPolicy, now: number): void {
+  if (policy.timeZone !== undefined) {
+    try {
+      new Intl.DateTimeFormat("en-US", { timeZone: policy.timeZone });
+    } catch {
+      throw new ServiceError(400, "invalid_request", `Unknown time zone ${JSON.stringify(policy.timeZone)}; use an IANA name such as Europe/Berlin.`);
+    }
+  }
+  if (policy.hours !== undefined && policy.hours.toHour <= policy.hours.fromHour) throw new ServiceError(400, "invalid_request", `Allowed hours must end after they start (${policy.hours.fromHour}–${policy.hours.toHour}).`);
+  if (policy.endsAt !== undefined && policy.endsAt <= now) throw new ServiceError(400, "invalid_request", "The end date has already passed.");
+}
+
 /** The grants part of the service. */
 export function createGrants(deps: ServiceDeps, audit: AuditLog) {
   const { db, bus, now } = deps;
@@ -201,8 +235,14 @@ export function createGrants(deps: ServiceDeps, audit: AuditLog) {
       return null;
     },
 
-    /** Reads the grant's secret, ends a `once` grant atomically, records the use. Null when it cannot serve any more. */
-    deliver: async (grant: GrantRow, agent: AgentRow, via: string): Promise<{ value: string; expiresAt: number | null } | null> => {
+    /**
+     * Reads the grant's secret, ends a `once` grant atomically, records the use. Null when it cannot
+     * serve any more. For a call (`use`), the secret's own host list must include the call's host,
+     * else 403 `destination_not_allowed` ("OPENAI_API_KEY may only be sent to api.openai.com");
+     * `hostLimited` then tells the caller the answer must not be reused for other calls.
+     * 403 `policy_violation` when the grant's policy refuses this use.
+     */
+    deliver: async (grant: GrantRow, agent: AgentRow, via: string, use?: GrantUse): Promise<{ value: string; expiresAt: number | null; hostLimited: boolean } | null> => {
       const policy = grantPolicy(grant);
       if (policy !== null) {
         // Policy limits are checked on every use and fail closed (issue 14 item 4).
@@ -225,6 +265,8 @@ export function createGrants(deps: ServiceDeps, audit: AuditLog) {
         await endGrant(grant, "secret_deleted", "system");
         return null;
       }
+      // The secret's own hosts bound every grant's destinations; reads are not about where the Link sends it.
+      if (use !== undefined && secret.hosts !== null) refuseForeignHost(secret.name, secret.hosts, use);
       if (grant.scope === "once") {
         // Only one caller may use a once-grant, even with several authority processes.
         const r = await db.updateTable("grants").set({ ended_at: now(), end_reason: "used", last_used_at: now() }).where("id", "=", grant.id).where("ended_at", "is", null).executeTakeFirst();
@@ -234,7 +276,25 @@ export function createGrants(deps: ServiceDeps, audit: AuditLog) {
         await db.updateTable("grants").set({ last_used_at: now() }).where("id", "=", grant.id).execute();
       }
       await audit.record({ userId: grant.user_id, actor: `agent:${agent.client_id}`, action: "secret.delivered", outcome: "ok", agentClientId: agent.client_id, variable: grant.variable, grantId: grant.id, secretName: secret.name, detail: via });
-      return { value: secret.value, expiresAt: grant.scope === "until" ? grant.expires_at : null };
+      return { value: secret.value, expiresAt: grant.scope === "until" ? grant.expires_at : null, hostLimited: use !== undefined && secret.hosts !== null };
+    },
+
+    /**
+     * Replaces a grant's policy limits (null removes them), audits `grant.policy_changed` and
+     * publishes `grant.changed`. 404 `grant_not_found`; 409 `grant_ended` for a grant that ended
+     * (its limits no longer matter); 400 `invalid_request` for an unknown time zone, hours that
+     * end before they start, or an end date in the past.
+     */
+    updatePolicy: async (userId: string, grantId: string, policy: GrantPolicy | null): Promise<GrantView> => {
+      const grant = await db.selectFrom("grants").selectAll().where("id", "=", grantId).where("user_id", "=", userId).executeTakeFirst();
+      if (grant === undefined) throw new ServiceError(404, "grant_not_found", `No grant ${grantId}.`);
+      if (grant.ended_at !== null) throw new ServiceError(409, "grant_ended", `Grant ${grantId} has ended; its limits can no longer change.`);
+      if (policy !== null) validatePolicy(policy, now());
+      await db.updateTable("grants").set({ policy: policy === null ? null : JSON.stringify(policy) }).where("id", "=", grantId).execute();
+      const agent = await db.selectFrom("agents").select("client_id").where("id", "=", grant.agent_id).executeTakeFirst();
+      await audit.record({ userId, actor: "user", action: "grant.policy_changed", outcome: policy === null ? "none" : "limited", agentClientId: agent?.client_id ?? null, variable: grant.variable, grantId, detail: policy === null ? null : JSON.stringify(policy) });
+      await bus.publish({ type: "grant.changed", userId, id: grantId, status: "policy_changed" });
+      return toView(await viewQuery().where("grants.id", "=", grantId).executeTakeFirstOrThrow());
     },
 
     /** Ends one of the user's grants (if live) and returns it. 404 `grant_not_found`. */

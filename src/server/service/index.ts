@@ -94,9 +94,11 @@ export function createService(options: ServiceOptions) {
 
     listGrants: (userId: string, includeEnded = false) => grants.list(userId, includeEnded),
     revokeGrant: (userId: string, grantId: string, reason = "revoked") => grants.revoke(userId, grantId, reason),
+    updateGrantPolicy: grants.updatePolicy,
 
     listSecrets: secrets.list,
     setSecret: secrets.set,
+    setSecretHosts: secrets.setHosts,
     deleteSecret: secrets.delete,
 
     listAudit: audit.list,

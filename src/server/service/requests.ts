@@ -12,7 +12,7 @@ import { newId } from "../ids.js";
 import type { AuditLog } from "./audit.js";
 import { parseStoredProcess, type AgentRow, type GrantRow, type RequestRow, type ServiceDeps } from "./deps.js";
 import { ServiceError } from "./errors.js";
-import { grantTerms, type Grants } from "./grants.js";
+import { grantTerms, validatePolicy, type Grants } from "./grants.js";
 import type { InstancesAgents } from "./instances-agents.js";
 import type { Limits } from "./limits.js";
 import type { Secrets } from "./secrets.js";
@@ -174,11 +174,13 @@ export function createRequests(deps: ServiceDeps, parts: Parts, requestTtlMs: nu
       for (let attempt = 0; attempt < 3; attempt++) {
         const grant = await grants.findLive(userId, agent, variable, body.instanceId, body.process, body.use);
         if (grant === null) break;
-        const delivered = await grants.deliver(grant, agent, body.use === undefined ? "link" : "link call");
+        const delivered = await grants.deliver(grant, agent, body.use === undefined ? "link" : "link call", body.use);
         if (delivered !== null) {
           const terms = grantTerms(grant);
-          // A grant with policy limits is counted at every use, so the Link must ask each time.
-          return { status: "granted", value: delivered.value, grantId: grant.id, expiresAt: delivered.expiresAt, variable, reusable: grant.scope !== "once" && terms.policy === null, terms };
+          // A grant with policy limits is counted at every use, so the Link must ask each time; a
+          // value for a call to a secret with its own hosts too, since the Link's cache of call
+          // values does not know those hosts.
+          return { status: "granted", value: delivered.value, grantId: grant.id, expiresAt: delivered.expiresAt, variable, reusable: grant.scope !== "once" && terms.policy === null && !delivered.hostLimited, terms };
         }
       }
       const request = await createOrReuse(userId, body.instanceId, agent, variable, body.reason ?? null, body.process ?? null, body.batchId ?? null);
@@ -235,6 +237,7 @@ export function createRequests(deps: ServiceDeps, parts: Parts, requestTtlMs: nu
         const shown = body.secretName ?? request.variable.toUpperCase();
         throw new ServiceError(409, "secret_not_found", `There is no secret named ${shown} yet. Add it (piper-link secrets set ${shown}) and approve again.`);
       }
+      if (body.policy !== undefined && body.policy !== null) validatePolicy(body.policy, now());
       const process = parseStoredProcess(request.process);
       // Default: the program that asked. A request whose program could not be identified (pyper-sdk
       // on the authority's own endpoints, an OS where the Link cannot read processes) showed the

@@ -2,20 +2,45 @@
  * Secrets by name: encrypted at rest (crypto.ts, AES-256-GCM bound to `user:id`), values
  * write-only towards the UI. Names match like variables (normalized), so `OPENAI_API_KEY` and
  * `openai-api-key` are one secret. Deleting a secret ends its grants but keeps them for the record.
+ * Each secret may carry the hosts it may ever be sent to by the Link's calls (migration 007,
+ * DESIGN.md section 8); `requests.resolve` checks them on every delivery for a call.
  */
-import type { SecretView } from "../../shared/authority.js";
+import { SecretHostsSchema, type SecretHosts, type SecretView } from "../../shared/authority.js";
 import { normalizeVariable } from "../../shared/protocol.js";
 import { decryptSecret, encryptSecret } from "../crypto.js";
 import { newId } from "../ids.js";
 import type { AuditLog } from "./audit.js";
-import type { ServiceDeps } from "./deps.js";
+import { parseStored, type ServiceDeps } from "./deps.js";
 import { ServiceError } from "./errors.js";
 
-/** Decrypts one of the user's secrets; null when it no longer exists. Throws when its key is missing. */
-export async function readSecret({ db, keys }: ServiceDeps, userId: string, secretId: string): Promise<{ name: string; value: string } | null> {
+/**
+ * The hosts a stored secret may be sent to: null when none are stored (no limit of its own). A list
+ * that was stored but cannot be read allows no host at all (fail closed): `[]`.
+ */
+export function secretHosts(stored: string | null): string[] | null {
+  if (stored === null) return null;
+  return parseStored(stored, SecretHostsSchema) ?? [];
+}
+
+/**
+ * Decrypts one of the user's secrets; null when it no longer exists. Throws when its key is missing.
+ * `hosts`: where the Link's calls may send it (see `secretHosts`).
+ */
+export async function readSecret({ db, keys }: ServiceDeps, userId: string, secretId: string): Promise<{ name: string; value: string; hosts: string[] | null } | null> {
   const row = await db.selectFrom("secrets").selectAll().where("id", "=", secretId).where("user_id", "=", userId).executeTakeFirst();
   if (row === undefined) return null;
-  return { name: row.name, value: decryptSecret(keys, row.key_id, `${userId}:${row.id}`, row.ciphertext) };
+  return { name: row.name, value: decryptSecret(keys, row.key_id, `${userId}:${row.id}`, row.ciphertext), hosts: secretHosts(row.hosts) };
+}
+
+const VIEW_COLUMNS = ["id", "name", "created_at", "updated_at", "hosts"] as const;
+
+function toView(r: { id: string; name: string; created_at: number; updated_at: number; hosts: string | null }): SecretView {
+  return { id: r.id, name: r.name, createdAt: r.created_at, updatedAt: r.updated_at, hosts: secretHosts(r.hosts) };
+}
+
+/** How a host list is stored: JSON, lower case (host names are case-insensitive), or null for none. */
+function storedHosts(hosts: SecretHosts | null): string | null {
+  return hosts === null ? null : JSON.stringify([...new Set(hosts.map((h) => h.toLowerCase()))]);
 }
 
 export type Secrets = ReturnType<typeof createSecrets>;
@@ -31,30 +56,57 @@ export function createSecrets(deps: ServiceDeps, audit: AuditLog, grants: { endG
     return rows.find((r) => normalizeVariable(r.name) === wanted) ?? null;
   }
 
+  async function view(id: string): Promise<SecretView> {
+    return toView(await db.selectFrom("secrets").select(VIEW_COLUMNS).where("id", "=", id).executeTakeFirstOrThrow());
+  }
+
   return {
     findByName,
 
-    /** Names and times only, sorted by name: values never leave the authority towards the UI. */
+    /** Names, times and host lists, sorted by name: values never leave the authority towards the UI. */
     list: async (userId: string): Promise<SecretView[]> => {
-      const rows = await db.selectFrom("secrets").select(["id", "name", "created_at", "updated_at"]).where("user_id", "=", userId).orderBy("name").execute();
-      return rows.map((r) => ({ id: r.id, name: r.name, createdAt: r.created_at, updatedAt: r.updated_at }));
+      const rows = await db.selectFrom("secrets").select(VIEW_COLUMNS).where("user_id", "=", userId).orderBy("name").execute();
+      return rows.map(toView);
     },
 
-    /** Creates or replaces (same normalized name) a secret; live grants keep serving the new value. */
-    set: async (userId: string, name: string, value: string): Promise<SecretView> => {
+    /**
+     * Creates or replaces (same normalized name) a secret; live grants keep serving the new value.
+     * `hosts`: where it may be sent (undefined keeps a replaced secret's list; null removes it).
+     */
+    set: async (userId: string, name: string, value: string, hosts?: SecretHosts | null): Promise<SecretView> => {
       const t = now();
       const existing = await findByName(userId, name);
       const id = existing?.id ?? newId("sec");
       const { ciphertext, keyId } = encryptSecret(keys, `${userId}:${id}`, value);
       if (existing === null) {
-        await db.insertInto("secrets").values({ id, user_id: userId, name, ciphertext, key_id: keyId, created_at: t, updated_at: t }).execute();
+        await db
+          .insertInto("secrets")
+          .values({ id, user_id: userId, name, ciphertext, key_id: keyId, created_at: t, updated_at: t, hosts: storedHosts(hosts ?? null) })
+          .execute();
       } else {
-        await db.updateTable("secrets").set({ ciphertext, key_id: keyId, updated_at: t }).where("id", "=", id).execute();
+        await db
+          .updateTable("secrets")
+          .set({ ciphertext, key_id: keyId, updated_at: t, ...(hosts !== undefined ? { hosts: storedHosts(hosts) } : {}) })
+          .where("id", "=", id)
+          .execute();
       }
       await audit.record({ userId, actor: "user", action: existing === null ? "secret.created" : "secret.updated", outcome: "ok", secretName: existing?.name ?? name });
       await bus.publish({ type: "secret.changed", userId, id, status: existing === null ? "created" : "updated" });
-      const row = await db.selectFrom("secrets").select(["id", "name", "created_at", "updated_at"]).where("id", "=", id).executeTakeFirstOrThrow();
-      return { id: row.id, name: row.name, createdAt: row.created_at, updatedAt: row.updated_at };
+      return view(id);
+    },
+
+    /**
+     * Sets the hosts a secret may ever be sent to (null: any). Audited as `secret.hosts_changed`
+     * with the list in its detail (host names are not secret). 404 `secret_not_found`.
+     */
+    setHosts: async (userId: string, name: string, hosts: SecretHosts | null): Promise<SecretView> => {
+      const secret = await findByName(userId, name);
+      if (secret === null) throw new ServiceError(404, "secret_not_found", `No secret named ${name}.`);
+      const stored = storedHosts(hosts);
+      await db.updateTable("secrets").set({ hosts: stored, updated_at: now() }).where("id", "=", secret.id).execute();
+      await audit.record({ userId, actor: "user", action: "secret.hosts_changed", outcome: "ok", secretName: secret.name, detail: stored ?? "any" });
+      await bus.publish({ type: "secret.changed", userId, id: secret.id, status: "updated" });
+      return view(secret.id);
     },
 
     /** Deletes a secret and ends its live grants ("secret_deleted"). 404 `secret_not_found` when absent. */

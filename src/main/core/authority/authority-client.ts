@@ -13,7 +13,8 @@
  */
 import { TLSSocket } from "node:tls";
 import { Agent, buildConnector, request, type Dispatcher } from "undici";
-import type { AgentResolveBody, ApproveBody, AuthorityEvent, DeviceAuthorization, TokenResponse, UsageReport } from "../../../shared/authority.js";
+import type { AgentResolveBody, ApproveBody, AuthorityEvent, DeviceAuthorization, SecretHosts, TokenResponse, UsageReport } from "../../../shared/authority.js";
+import type { GrantPolicy } from "../../../shared/grant-terms.js";
 import { OAuthErrorSchema } from "../../../shared/authority.js";
 import { AuthorityRoutes, fillPath, type GrantEndReason, type AuthorityCallInput, type AuthorityResult, type AuthorityRoute, type AuthorityRouteName, type TokenRequest } from "../../../shared/authority-routes.js";
 import { ErrorCodeSchema, LinkError, NOT_SIGNED_IN_MESSAGE, type ErrorCode } from "../../../shared/errors.js";
@@ -271,7 +272,9 @@ export function createAuthorityClient(options: AuthorityClientOptions) {
     revokeInstance: (id: string) => call("revokeInstance", { params: { id }, body: {} }),
     reportUsage: (report: UsageReport) => call("recordUsage", { body: report }),
     listSecrets: () => call("listSecrets", {}),
-    setSecret: (name: string, value: string) => call("setSecret", { params: { name }, body: { value } }),
+    setSecret: (name: string, value: string, hosts?: SecretHosts | null) => call("setSecret", { params: { name }, body: { value, ...(hosts !== undefined ? { hosts } : {}) } }),
+    setSecretHosts: (name: string, hosts: SecretHosts | null) => call("setSecretHosts", { params: { name }, body: { hosts } }),
+    updateGrantPolicy: (id: string, policy: GrantPolicy | null) => call("updateGrantPolicy", { params: { id }, body: { policy } }),
     deleteSecret: (name: string) => call("deleteSecret", { params: { name } }),
     audit: (query: { limit?: number | undefined; before?: string | undefined; agent?: string | undefined; variable?: string | undefined; secret?: string | undefined; host?: string | undefined }) => call("audit", { query }),
 

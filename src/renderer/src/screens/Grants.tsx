@@ -1,13 +1,20 @@
-/** Grants: which agent may read which variable, for how long, when last used; revocable. */
-import { ShieldCheck, ShieldOff } from "lucide-react";
-import { useState } from "react";
+/**
+ * Grants: which agent may read which variable, for how long, what it binds to (program, terminal
+ * session, process, or any program claiming the client ID), what it allows (read, or use only to
+ * destinations) and its limits; limits are editable ("Edit limits") and grants revocable.
+ */
+import { ShieldCheck, ShieldOff, SlidersHorizontal } from "lucide-react";
+import { useId, useState } from "react";
 import type { GrantView } from "../../../shared/authority.js";
 import { displayText } from "../../../shared/display.js";
+import { describeBinding } from "../../../shared/grant-terms.js";
+import { describeMode, describePolicy } from "../../../shared/grant-terms-text.js";
 import { describeEndReason } from "../../../shared/wording.js";
-import { Badge, Button, ConfirmDialog, EmptyState, ErrorBanner, Loading, PageHeader, TableHead, TableRegion, Time, ui, useNotice } from "../components/ui.js";
-import { describeScope } from "../format.js";
+import { Badge, Button, ConfirmDialog, Dialog, EmptyState, ErrorBanner, Loading, PageHeader, TableHead, TableRegion, Time, ui, useNotice } from "../components/ui.js";
+import { baseName, describeScope } from "../format.js";
 import { useNow } from "../hooks.js";
 import { isAuthority, useLinkAction, useLinkApi, useLinkData } from "../link-context.js";
+import { PolicyFields, policyDraftOf, policyOf } from "./GrantTermsParts.js";
 import s from "./screens.module.css";
 
 export function GrantsScreen() {
@@ -16,6 +23,7 @@ export function GrantsScreen() {
   const [all, setAll] = useState(false);
   const grants = useLinkData((a) => a.listGrants({ all }), isAuthority("grant.changed", "request.decided", "secret.changed"), [all]);
   const [revoking, setRevoking] = useState<GrantView | null>(null);
+  const [limiting, setLimiting] = useState<GrantView | null>(null);
   const action = useLinkAction();
   const notify = useNotice();
 
@@ -63,16 +71,24 @@ export function GrantsScreen() {
                     <span className={s.variable}>{displayText(g.variable.toUpperCase())}</span>
                     {g.secretName.toLowerCase() !== g.variable ? <div className={ui.muted}>from {displayText(g.secretName)}</div> : null}
                   </td>
-                  <td>{g.endedAt !== null ? <Badge tone="neutral">Ended: {describeEndReason(g.endReason)}</Badge> : describeScope(g, now)}</td>
+                  <td className={s.termsCell}>
+                    {g.endedAt !== null ? <Badge tone="neutral">Ended: {describeEndReason(g.endReason)}</Badge> : describeScope(g, now)}
+                    <GrantTerms grant={g} />
+                  </td>
                   <td>
                     <Time ms={g.createdAt} now={now} />
                   </td>
                   <td>{g.lastUsedAt === null ? <span className={ui.muted}>never</span> : <Time ms={g.lastUsedAt} now={now} />}</td>
                   <td>
                     {g.endedAt === null ? (
+                      <div className={`${ui.rowActions ?? ""} ${s.stackedActions ?? ""}`}>
+                      <Button small icon={SlidersHorizontal} onClick={() => setLimiting(g)} aria-label={`Edit limits of ${displayText(g.variable.toUpperCase())} for ${displayText(g.agentName ?? g.agentClientId, 80)}`}>
+                        Limits
+                      </Button>
                       <Button small variant="danger" icon={ShieldOff} onClick={() => setRevoking(g)} aria-label={`Revoke ${displayText(g.variable.toUpperCase())} for ${displayText(g.agentName ?? g.agentClientId, 80)}`}>
                         Revoke
                       </Button>
+                      </div>
                     ) : null}
                   </td>
                 </tr>
@@ -81,6 +97,17 @@ export function GrantsScreen() {
           </table>
         </TableRegion>
       )}
+      {limiting ? (
+        <LimitsDialog
+          grant={limiting}
+          onClose={() => setLimiting(null)}
+          onSaved={(g) => {
+            setLimiting(null);
+            notify(`Limits of ${displayText(g.variable.toUpperCase())} for ${displayText(g.agentName ?? g.agentClientId, 80)}: ${describePolicy(g.policy)}.`);
+            grants.reload();
+          }}
+        />
+      ) : null}
       {revoking ? (
         <ConfirmDialog title="Revoke this grant?" action="Revoke" icon={ShieldOff} busy={action.busy !== null} onConfirm={() => void revoke(revoking)} onCancel={() => setRevoking(null)}>
           <p>
@@ -89,5 +116,66 @@ export function GrantsScreen() {
         </ConfirmDialog>
       ) : null}
     </section>
+  );
+}
+
+/** Short words for a binding in the table (the full sentence is the cell's tooltip). */
+const SHORT_BINDING = { process: "this process", session: "terminal session", program: "program", client: "any program with this ID" } as const;
+
+/** What a grant binds to, what it allows and its limits, under its scope (paths escaped: chosen by whoever started the agent). */
+function GrantTerms({ grant: g }: { grant: GrantView }) {
+  const b = g.binding;
+  const kind = b?.kind ?? "client";
+  const program = b?.program ?? null;
+  const where = program === null ? "" : `${program.executable}${program.script ? ` ${program.script}` : ""}${program.cwd ? ` in ${program.cwd}` : ""}`;
+  return (
+    <div className={ui.muted} data-testid="grant-terms">
+      <div title={displayText(`${describeBinding(kind)}${where ? `: ${where}` : ""}`, 600)}>
+        {SHORT_BINDING[kind]}
+        {kind === "session" && b?.sessionId !== null && b?.sessionId !== undefined ? ` ${b.sessionId}` : ""}
+        {program !== null && kind !== "client" ? (
+          <>
+            : {displayText(baseName(program.executable))}
+            {program.script ? ` ${displayText(baseName(program.script))}` : ""}
+          </>
+        ) : null}
+      </div>
+      {g.mode?.kind === "use" ? <div>{displayText(describeMode(g.mode), 300)}</div> : null}
+      {g.policy ? <div>Limits: {describePolicy(g.policy)}</div> : null}
+    </div>
+  );
+}
+
+/** "Edit limits": the policy form for one grant; saving replaces its limits (or removes them). */
+function LimitsDialog({ grant, onClose, onSaved }: { grant: GrantView; onClose: () => void; onSaved: (g: GrantView) => void }) {
+  const api = useLinkApi();
+  const id = useId();
+  const [draft, setDraft] = useState(() => policyDraftOf(grant.policy));
+  const action = useLinkAction();
+  async function save(): Promise<void> {
+    const result: { saved: GrantView | null } = { saved: null };
+    const done = await action.run("limits", async () => {
+      result.saved = await api.updateGrantPolicy({ grantId: grant.id, policy: policyOf(draft) });
+    });
+    if (done && result.saved !== null) onSaved(result.saved);
+  }
+  return (
+    <Dialog
+      title={`Limits of ${displayText(grant.variable.toUpperCase())} for ${displayText(grant.agentName ?? grant.agentClientId, 80)}`}
+      onClose={onClose}
+      onSubmit={() => void save()}
+      error={action.error}
+      actions={
+        <>
+          <Button onClick={onClose}>Cancel</Button>
+          <Button variant="primary" type="submit" busy={action.busy !== null}>
+            Save limits
+          </Button>
+        </>
+      }
+    >
+      <PolicyFields id={id} draft={draft} onChange={setDraft} />
+      <p className={ui.hint}>Checked on every use; a use outside them is refused with the reason.</p>
+    </Dialog>
   );
 }

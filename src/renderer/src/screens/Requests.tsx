@@ -1,46 +1,28 @@
 /**
- * Pending requests, newest first: who asks (agent name and client ID), for which variable, why, and
- * from which process. Approve opens a dialog with the scope (once, 1 hour, until revoked, while this
- * process runs) and the secret to give; Deny answers at once. Requests that expire disappear live.
+ * Pending requests, newest first: the program the Link verified (executable, script, folder,
+ * terminal session, parent), what the agent says it is, the variable and why. Approve opens a dialog
+ * with the grant's terms (GrantTermsParts.tsx: once, this process, this terminal session, this
+ * program for a while, or — with a warning — any program claiming the agent's client ID; read or
+ * use-only; limits) and the secret to give; Deny answers at once. Requests that expire disappear live.
  * Requests an agent made together (one `resolveMany`, same `batchId`) are one card listing each
  * variable with its secret: "Approve all…" opens the same dialog for its terms and approves each
  * with its own secret; each variable can also be approved or denied alone.
  */
 import { Check, Inbox, X } from "lucide-react";
 import { useId, useState } from "react";
-import type { RequestView, Scope, SecretView } from "../../../shared/authority.js";
+import type { RequestView, SecretView } from "../../../shared/authority.js";
 import type { ApproveItemResult } from "../../../shared/control.js";
 import { displayOptional, displayText } from "../../../shared/display.js";
+import { describeBinding } from "../../../shared/grant-terms.js";
 import { LinkError } from "../../../shared/errors.js";
 import { normalizeVariable } from "../../../shared/protocol.js";
 import { describeApproval } from "../../../shared/wording.js";
 import { Button, Dialog, EmptyState, ErrorBanner, Field, Loading, PageHeader, Time, ui, useNotice } from "../components/ui.js";
-import { baseName, dateTime, inTime } from "../format.js";
+import { dateTime, inTime } from "../format.js";
 import { useNow } from "../hooks.js";
 import { isAuthority, useLinkAction, useLinkApi, useLinkData, type LinkData } from "../link-context.js";
+import { AgentClaim, TermsFields, termsBody, useTermsChoice, VerifiedProgram } from "./GrantTermsParts.js";
 import s from "./screens.module.css";
-
-type ScopeChoice = "once" | "hour" | "until_revoked" | "process";
-
-const SCOPES: Array<{ value: ScopeChoice; label: string; hint: string }> = [
-  { value: "once", label: "Once", hint: "This one delivery; the next call asks again." },
-  { value: "hour", label: "For 1 hour", hint: "Then the agent asks again." },
-  { value: "until_revoked", label: "Until I revoke it", hint: "Revoke any time in Grants." },
-  { value: "process", label: "While this process runs", hint: "Ends when this process exits." },
-];
-
-function toScope(choice: ScopeChoice): Scope {
-  switch (choice) {
-    case "once":
-      return { kind: "once" };
-    case "hour":
-      return { kind: "duration", durationMs: 3600_000 };
-    case "until_revoked":
-      return { kind: "until_revoked" };
-    case "process":
-      return { kind: "process" };
-  }
-}
 
 export const isRequestEvent = isAuthority("request.created", "request.decided");
 
@@ -128,20 +110,27 @@ export function RequestsScreen({ requests }: { requests: LinkData<RequestView[]>
   );
 }
 
-function RequestCard({ request: r, now, onApprove, onDeny, denying }: { request: RequestView; now: number; onApprove: () => void; onDeny: () => void; denying: boolean }) {
-  // Everything here but the ids was chosen by the agent: shown escaped and cut (issue 16 item 6).
+/**
+ * One request: the verified program first (what the Link read from the OS), then what the agent
+ * says it is. Exported for cards that show several variables of one request (batch).
+ */
+export function RequestCard({ request: r, now, onApprove, onDeny, denying }: { request: RequestView; now: number; onApprove: () => void; onDeny: () => void; denying: boolean }) {
+  // Everything here but the ids was chosen by the agent or whoever started it: escaped and cut (issue 16 item 6).
   const who = displayText(r.agentName ?? r.agentClientId, 80);
+  const program = r.process === null ? "A program that could not be identified" : displayText(baseNameOf(r.process.executable));
   const variable = displayText(r.variable.toUpperCase());
   const titleId = `req-${r.id}`;
   return (
     <li className={s.card} aria-labelledby={titleId} data-request-id={r.id}>
       <div>
         <h2 className={s.cardTitle} id={titleId}>
-          {who}
-          {r.agentName !== null ? <span className={s.clientId}>{displayText(r.agentClientId, 80)}</span> : null}
-          <span className={s.muted}>wants</span>
+          <span data-testid="verified-program">{program}</span>
+          <span className={ui.muted}>wants</span>
           <span className={s.variable}>{variable}</span>
         </h2>
+        <p className={s.meta} data-testid="agent-claim">
+          <AgentClaim name={r.agentName} clientId={r.agentClientId} />
+        </p>
         {r.reason !== null ? <p className={s.reason}>“{displayText(r.reason, 300)}”</p> : null}
         <div className={s.meta}>
           <span>
@@ -158,31 +147,7 @@ function RequestCard({ request: r, now, onApprove, onDeny, denying }: { request:
           Deny
         </Button>
       </div>
-      <dl className={s.facts} aria-label="Requesting process">
-        {r.process === null ? (
-          <>
-            <dt>Process</dt>
-            <dd>unknown (not identified on this machine)</dd>
-          </>
-        ) : (
-          <>
-            <dt>Program</dt>
-            <dd title={displayOptional(r.process.executable) ?? undefined}>
-              {displayText(baseName(r.process.executable))} <span className={s.muted}>(pid {r.process.pid})</span>
-            </dd>
-            <dt>Path</dt>
-            <dd>{displayOptional(r.process.executable, 300) ?? "unknown"}</dd>
-            <dt>Directory</dt>
-            <dd>{displayOptional(r.process.cwd, 300) ?? "unknown"}</dd>
-            {r.process.commandLine !== null ? (
-              <>
-                <dt>Command</dt>
-                <dd>{displayText(r.process.commandLine.join(" "), 300)}</dd>
-              </>
-            ) : null}
-          </>
-        )}
-      </dl>
+      <VerifiedProgram process={r.process} />
     </li>
   );
 }
@@ -259,7 +224,7 @@ function BatchCard({
           <span>Expires in {inTime(Math.min(...requests.map((r) => r.expiresAt)), now)}</span>
           {first.process !== null ? (
             <span title={displayOptional(first.process.executable) ?? undefined}>
-              {displayText(baseName(first.process.executable))} (pid {first.process.pid}) in {displayOptional(first.process.cwd, 300) ?? "unknown"}
+              {displayText(baseNameOf(first.process.executable))} (pid {first.process.pid}) in {displayOptional(first.process.cwd, 300) ?? "unknown"}
             </span>
           ) : (
             <span>Process unknown (not identified on this machine)</span>
@@ -308,6 +273,11 @@ function batchFailures(results: ApproveItemResult[], batch: BatchItem[]): LinkEr
   return failed.length === 0 ? null : new LinkError("conflict", `Approved ${results.length - failed.length} of ${results.length}. ${failed.join(" ")}`);
 }
 
+/** The last path segment of an executable ("node" for /usr/bin/node), or "unknown program". */
+function baseNameOf(p: string | null): string {
+  return p === null ? "unknown program" : (p.split(/[\\/]/).pop() ?? p);
+}
+
 const NEW_SECRET = "\u0000new";
 
 /**
@@ -318,9 +288,8 @@ const NEW_SECRET = "\u0000new";
 function ApproveDialog({ request: r, batch, secrets, onClose, onDone }: { request: RequestView; batch?: BatchItem[]; secrets: SecretView[]; onClose: () => void; onDone: (text: string) => void }) {
   const api = useLinkApi();
   const id = useId();
-  const canProcess = r.process !== null && r.process.startTime !== null;
+  const terms = useTermsChoice(r);
   const match = secrets.find((x) => normalizeVariable(x.name) === r.variable);
-  const [scope, setScope] = useState<ScopeChoice>("once");
   const [secret, setSecret] = useState<string>(match?.name ?? NEW_SECRET);
   const [newName, setNewName] = useState(r.variable.toUpperCase());
   const [newValue, setNewValue] = useState("");
@@ -330,8 +299,10 @@ function ApproveDialog({ request: r, batch, secrets, onClose, onDone }: { reques
   async function approve(): Promise<void> {
     let confirmation = "";
     const done = await action.run("approve", async () => {
+      // Checked before a new secret is stored, so a typo in the terms stores nothing.
+      const body = termsBody(terms);
       if (batch !== undefined) {
-        const { results } = await api.approveRequests({ items: batch.map((b) => ({ requestId: b.request.id, ...(b.secretName !== "" ? { secretName: b.secretName } : {}) })), scope: toScope(scope) });
+        const { results } = await api.approveRequests({ items: batch.map((b) => ({ requestId: b.request.id, ...(b.secretName !== "" ? { secretName: b.secretName } : {}) })), ...body });
         const failed = batchFailures(results, batch);
         // The approved ones leave the list by themselves (request events); the dialog stays open to say which failed.
         if (failed !== null) throw failed;
@@ -344,9 +315,10 @@ function ApproveDialog({ request: r, batch, secrets, onClose, onDone }: { reques
         secretName = (await api.setSecret({ name: newName.trim(), value: newValue })).name;
         setNewValue("");
       }
-      const grant = await api.approveRequest({ requestId: r.id, scope: toScope(scope), secretName });
+      const grant = await api.approveRequest({ requestId: r.id, ...body, secretName });
       const how = grant.scope === "process" ? "while its process runs" : describeApproval(grant.scope, grant);
-      confirmation = `Approved ${displayText(grant.variable.toUpperCase())} for ${displayText(grant.agentName ?? grant.agentClientId, 80)}, ${how}.`;
+      const bound = grant.binding === undefined ? "" : ` Bound: ${describeBinding(grant.binding.kind)}.`;
+      confirmation = `Approved ${displayText(grant.variable.toUpperCase())} for ${displayText(grant.agentName ?? grant.agentClientId, 80)}, ${how}.${bound}`;
     });
     if (done) onDone(confirmation);
   }
@@ -366,21 +338,7 @@ function ApproveDialog({ request: r, batch, secrets, onClose, onDone }: { reques
         </>
       }
     >
-      <fieldset className={s.scopes}>
-        <legend>How long</legend>
-        {SCOPES.map((option) => {
-          const disabled = option.value === "process" && !canProcess;
-          return (
-            <label key={option.value} className={s.scope}>
-              <input type="radio" name={`${id}-scope`} value={option.value} checked={scope === option.value} disabled={disabled} onChange={() => setScope(option.value)} autoFocus={option.value === "once"} />
-              <span>
-                {option.label}
-                <small>{disabled ? "The requesting process could not be identified." : option.hint}</small>
-              </span>
-            </label>
-          );
-        })}
-      </fieldset>
+      <TermsFields id={id} t={terms} />
       {batch !== undefined ? (
         <p className={ui.hint}>Each variable gets the secret chosen for it on the card; these terms apply to all {batch.length}.</p>
       ) : (

@@ -1,11 +1,12 @@
 /**
  * Secrets by name. Values are write-only: typed into a masked field, sent once, never shown again
- * (the Link cannot read them back through this API at all).
+ * (the Link cannot read them back through this API at all). Each secret may name the hosts the
+ * Link's calls may ever send it to (issue 14 item 3), set when adding or replacing it.
  */
 import { KeyRound, Pencil, Plus, Trash2 } from "lucide-react";
 import { useId, useState } from "react";
 import type { SecretView } from "../../../shared/authority.js";
-import { SecretNameSchema } from "../../../shared/authority.js";
+import { SecretHostsSchema, SecretNameSchema } from "../../../shared/authority.js";
 import { Button, ConfirmDialog, Dialog, EmptyState, ErrorBanner, Field, Loading, PageHeader, TableHead, TableRegion, Time, ui, useNotice } from "../components/ui.js";
 import { useNow } from "../hooks.js";
 import { isAuthority, useLinkAction, useLinkApi, useLinkData, type UiError } from "../link-context.js";
@@ -57,7 +58,10 @@ export function SecretsScreen() {
             <tbody>
               {rows.map((x) => (
                 <tr key={x.id}>
-                  <td className={ui.mono}>{x.name}</td>
+                  <td>
+                    <span className={ui.mono}>{x.name}</span>
+                    {x.hosts !== null ? <div className={ui.muted}>only to {x.hosts.length === 0 ? "no host" : x.hosts.join(", ")}</div> : null}
+                  </td>
                   <td className={ui.muted} aria-label="hidden value">
                     ••••••••
                   </td>
@@ -87,9 +91,9 @@ export function SecretsScreen() {
         <SecretDialog
           editing={editing}
           onClose={() => setEditing(null)}
-          onSaved={(name) => {
+          onSaved={(name, hostsOnly) => {
             setEditing(null);
-            notify(editing.kind === "add" ? `Saved ${name}. Its value is encrypted and will not be shown again.` : `Replaced the value of ${name}.`);
+            notify(hostsOnly ? `Changed where ${name} may be sent.` : editing.kind === "add" ? `Saved ${name}. Its value is encrypted and will not be shown again.` : `Replaced the value of ${name}.`);
             secrets.reload();
           }}
         />
@@ -103,25 +107,36 @@ export function SecretsScreen() {
   );
 }
 
-function SecretDialog({ editing, onClose, onSaved }: { editing: Editing; onClose: () => void; onSaved: (name: string) => void }) {
+/** `onSaved(name, hostsOnly)`: saved; `hostsOnly` when only the host list changed (the value was left empty). */
+function SecretDialog({ editing, onClose, onSaved }: { editing: Editing; onClose: () => void; onSaved: (name: string, hostsOnly: boolean) => void }) {
   const api = useLinkApi();
   const id = useId();
   const [name, setName] = useState(editing.kind === "replace" ? editing.secret.name : "");
   const [value, setValue] = useState("");
+  const initialHosts = editing.kind === "replace" ? (editing.secret.hosts ?? []).join(" ") : "";
+  const [hosts, setHosts] = useState(initialHosts);
   const action = useLinkAction();
   const [invalid, setInvalid] = useState<UiError | null>(null);
   const nameCheck = SecretNameSchema.safeParse(name.trim());
   const nameError = name.length > 0 && !nameCheck.success ? "Use letters, digits, _ . - only (up to 128)." : null;
 
+  const hostList = hosts.split(/[\s,]+/).filter((h) => h.length > 0).map((h) => h.toLowerCase());
+  const hostCheck = SecretHostsSchema.safeParse(hostList);
+  const hostsError = hostList.length > 0 && !hostCheck.success ? "Host names such as api.openai.com or *.example.com, at most 32." : null;
+  // Replacing with an empty value changes only the hosts (the value stays as it is).
+  const hostsOnly = editing.kind === "replace" && value.length === 0 && hosts !== initialHosts;
+
   async function save(): Promise<void> {
-    if (!nameCheck.success || value.length === 0) {
-      setInvalid({ code: "bad_request", message: value.length === 0 ? "Enter the value." : "Enter a valid name." });
+    if (!nameCheck.success || (value.length === 0 && !hostsOnly) || hostsError !== null) {
+      setInvalid({ code: "bad_request", message: hostsError ?? (!nameCheck.success ? "Enter a valid name." : "Enter the value.") });
       return;
     }
     setInvalid(null);
-    if (await action.run("save", () => api.setSecret({ name: nameCheck.data, value }))) {
+    const list = hostCheck.success ? hostCheck.data : null;
+    const saved = await action.run("save", () => (hostsOnly ? api.setSecretHosts({ name: nameCheck.data, hosts: list }) : api.setSecret({ name: nameCheck.data, value, hosts: list })));
+    if (saved) {
       setValue("");
-      onSaved(nameCheck.data);
+      onSaved(nameCheck.data, hostsOnly);
     }
   }
 
@@ -146,7 +161,7 @@ function SecretDialog({ editing, onClose, onSaved }: { editing: Editing; onClose
           <input id={`${id}-name`} className={ui.input} value={name} onChange={(e) => setName(e.target.value)} autoComplete="off" spellCheck={false} autoFocus aria-describedby={`${id}-name-hint`} />
         </Field>
       ) : null}
-      <Field label="Value" id={`${id}-value`} hint="Write-only: it is encrypted and never shown again.">
+      <Field label="Value" id={`${id}-value`} hint={editing.kind === "replace" ? "Write-only: it is encrypted and never shown again. Leave empty to change only the hosts." : "Write-only: it is encrypted and never shown again."}>
         <input
           id={`${id}-value`}
           className={ui.input}
@@ -158,6 +173,9 @@ function SecretDialog({ editing, onClose, onSaved }: { editing: Editing; onClose
           autoFocus={editing.kind === "replace"}
           aria-describedby={`${id}-value-hint`}
         />
+      </Field>
+      <Field label="Only send it to (optional)" id={`${id}-hosts`} hint="Hosts Piper Link's calls may send it to, separated by spaces; empty: any host a grant allows. Agents that read the value are not limited by this." error={hostsError}>
+        <input id={`${id}-hosts`} className={ui.input} value={hosts} onChange={(e) => setHosts(e.target.value)} autoComplete="off" spellCheck={false} placeholder="api.openai.com" aria-describedby={`${id}-hosts-hint`} />
       </Field>
     </Dialog>
   );
