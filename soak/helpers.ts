@@ -37,7 +37,9 @@ export async function grant(link: SoakLink, clientId: string): Promise<void> {
     assert.equal((await agent.hello(1, clientId)).type, "welcome");
     agent.send({ type: "resolve", id: 2, variable: VARIABLE, wait: false });
     const first = await agent.next((m) => "id" in m && m.id === 2, 15_000);
-    cliJson(link.e, ["approve", pendingRequestId(first), "--until-revoked"], z.object({ id: z.string() }));
+    // The soak's agents are many worker processes standing for one agent, none of them the program
+    // that asked here: the grant covers any program with this client ID, chosen explicitly.
+    cliJson(link.e, ["approve", pendingRequestId(first), "--until-revoked", "--bind", "any"], z.object({ id: z.string() }));
   } finally {
     agent.close();
   }

@@ -17,24 +17,20 @@ import type { KeychainStore } from "./runtime/keychain.js";
 import { createSignIn } from "./account/sign-in.js";
 import { createSignInSession } from "./account/sign-in-session.js";
 export type { AuthorityConfig } from "./authority/configured-authority.js";
-import { createAgentGrants } from "./authority/agent-grants.js";
 import { createAuthorityConnection } from "./authority/connection.js";
 import { connectConfiguredAuthority, type AuthorityConfig } from "./authority/configured-authority.js";
 import type { EmbeddedAuthority } from "./authority/embedded-authority.js";
 import { createGrantCache } from "./authority/grant-cache.js";
 import { startLivenessSweeper } from "./authority/local-liveness.js";
-import { createAgentResolver } from "./authority/resolver.js";
-import { createCallGrants } from "./calls/call-grants.js";
-import { createCallHandler } from "./calls/call-handler.js";
 import { createUpstream, type Upstream } from "./calls/upstream.js";
+import { createAgentHost } from "./agent-host.js";
 import { createControlApi } from "./control-api.js";
 import { createEventHub } from "./events.js";
 import { grantPage } from "./loopback/grant-page.js";
 import { DEFAULT_LIMITS, type LinkLimits } from "./loopback/limits.js";
 import { LinkServer, type LinkServerAddress } from "./loopback/link-server.js";
 import { createSignInProxy } from "./loopback/sign-in-proxy.js";
-import { actingForIdentity } from "./loopback/acting-for.js";
-import { createPeerResolver, describeLinuxProcess, type PeerResolver } from "./loopback/peer-process.js";
+import { createPeerResolver, type PeerResolver } from "./loopback/peer-process.js";
 import { startPyperEndpoints, type PyperEndpoints } from "./pyper/pyper-endpoints.js";
 import { DEFAULT_PYPER_PORT } from "../../shared/pyper.js";
 import { acquireInstanceLock, type InstanceLock } from "./runtime/instance-lock.js";
@@ -180,27 +176,13 @@ export function createLink(options: LinkOptions): Link {
   });
 
   function createServer(): LinkServer {
-    const authority = () => connection.client;
-    const instanceId = () => context.instanceId;
     const created: LinkServer = new LinkServer({
       port: options.port ?? DEFAULT_LINK_PORT,
       limits: { ...DEFAULT_LIMITS, ...options.limits },
       log,
       now,
       peers,
-      agentHost: {
-        now,
-        log,
-        context: () => context.snapshot(),
-        authorityUrl: () => connection.client?.url ?? null,
-        resolve: createAgentResolver({ now, log, authority, instanceId, cache }),
-        grants: createAgentGrants({ now, authority, instanceId }),
-        ...(upstream !== null
-          ? { call: createCallHandler({ now, log, upstream, grants: createCallGrants({ now, log, authority, instanceId, cache }), recordUse: (use) => cache.recordUse(use) }) }
-          : {}),
-        agentIdentified: () => created.agentsChanged(),
-        actingFor: (peer, claim) => actingForIdentity(peer, claim, (pid) => (process.platform === "linux" ? describeLinuxProcess(pid) : Promise.resolve(null))),
-      },
+      agentHost: createAgentHost({ now, log, connection, context, cache, upstream, agentIdentified: () => created.agentsChanged() }),
       uiDir: options.uiDir ?? null,
       grantPage: (query) =>
         grantPage(query, {
@@ -211,7 +193,7 @@ export function createLink(options: LinkOptions): Link {
       onAgentsChanged: emitStatus,
       controlHost: { now, log, token: controlToken, api },
     });
-    stopSweeper = startLivenessSweeper({ authority, instanceId, log });
+    stopSweeper = startLivenessSweeper({ authority: () => connection.client, instanceId: () => context.instanceId, log });
     return created;
   }
 

@@ -110,8 +110,9 @@ export function createAuthorityClient(options: AuthorityClientOptions) {
   const base = new URL(options.url);
   const secure = base.protocol === "https:";
   const connect = secure && options.pin ? pinnedConnector(options.pin) : options.ca ? { ca: options.ca } : undefined;
-  const poolOptions = { keepAliveTimeout: 30_000, ...(connect ? { connect } : {}) };
-  // A burst may open up to 64 connections; idle ones close after 30 s.
+  // Idle sockets close after 4 s whatever the server's Keep-Alive hint (Fastify suggests 72 s): a
+  // burst may open up to 64 connections, and they must not stay open (and hold descriptors) long after.
+  const poolOptions = { keepAliveTimeout: 4_000, keepAliveMaxTimeout: 4_000, ...(connect ? { connect } : {}) };
   const shared = new Agent({ ...poolOptions, connections: options.connections ?? 64 });
   // Waits are idle most of their life: their own pool, bounded by the per-agent cap times the agents.
   const waits = new Agent({ ...poolOptions, connections: 4096 });

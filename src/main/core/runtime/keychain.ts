@@ -68,7 +68,9 @@ export type KeyringErrorKind = "no_storage_access" | "platform_failure" | "bound
 export function keyringErrorKind(err: unknown): KeyringErrorKind {
   if (err instanceof KeychainTimeout) return "bounded_out";
   const message = err instanceof Error ? err.message : "";
-  if (message.startsWith("Couldn't access platform secure storage")) return "no_storage_access";
+  // keyring-rs spells the label "Couldn't access platform secure storage" in some versions and
+  // "Couldn't access platform storage" in the one @napi-rs/keyring 2 ships (seen with a locked collection).
+  if (/^Couldn't access platform (secure )?storage/.test(message)) return "no_storage_access";
   if (message.startsWith("Platform failure")) return "platform_failure";
   return "other";
 }

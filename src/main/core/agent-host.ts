@@ -1,0 +1,49 @@
+/**
+ * What the agent channel needs from the rest of the core (`AgentHost`): the context agents are
+ * told, and the handlers of their messages — `resolve` / `resolveMany` (authority/), `grants`
+ * (authority/agent-grants.ts), `call` (calls/), and whom Piper Link's own commands ask for
+ * (loopback/acting-for.ts). Composed here so link.ts only wires parts together.
+ */
+import type { Logger } from "pino";
+import type { InstanceContext } from "./account/instance-context.js";
+import { createAgentGrants } from "./authority/agent-grants.js";
+import type { AuthorityConnection } from "./authority/connection.js";
+import type { GrantCache } from "./authority/grant-cache.js";
+import { createAgentResolver } from "./authority/resolver.js";
+import { createCallGrants } from "./calls/call-grants.js";
+import { createCallHandler } from "./calls/call-handler.js";
+import type { Upstream } from "./calls/upstream.js";
+import { actingForIdentity } from "./loopback/acting-for.js";
+import type { AgentHost } from "./loopback/agent-channel.js";
+import { describeLinuxProcess } from "./loopback/peer-process.js";
+
+export interface AgentHostParts {
+  now: () => number;
+  log: Logger;
+  connection: AuthorityConnection;
+  context: InstanceContext;
+  cache: GrantCache;
+  /** The HTTPS client for calls made for agents; null: calls are not offered. */
+  upstream: Upstream | null;
+  /** An agent said hello (the window's list of agents follows). */
+  agentIdentified: () => void;
+}
+
+export function createAgentHost(p: AgentHostParts): AgentHost {
+  const { now, log, connection, context, cache, upstream } = p;
+  const authority = () => connection.client;
+  const instanceId = () => context.instanceId;
+  return {
+    now,
+    log,
+    context: () => context.snapshot(),
+    authorityUrl: () => connection.client?.url ?? null,
+    resolve: createAgentResolver({ now, log, authority, instanceId, cache }),
+    grants: createAgentGrants({ now, authority, instanceId }),
+    ...(upstream !== null
+      ? { call: createCallHandler({ now, log, upstream, grants: createCallGrants({ now, log, authority, instanceId, cache }), recordUse: (use) => cache.recordUse(use) }) }
+      : {}),
+    agentIdentified: p.agentIdentified,
+    actingFor: (peer, claim) => actingForIdentity(peer, claim, (pid) => (process.platform === "linux" ? describeLinuxProcess(pid) : Promise.resolve(null))),
+  };
+}
