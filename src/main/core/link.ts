@@ -28,6 +28,7 @@ import { createCallGrants } from "./calls/call-grants.js";
 import { createCallHandler } from "./calls/call-handler.js";
 import { createUpstream, type Upstream } from "./calls/upstream.js";
 import { createControlApi } from "./control-api.js";
+import { createUiCodes } from "./loopback/ui-codes.js";
 import { createEventHub } from "./events.js";
 import { grantPage } from "./loopback/grant-page.js";
 import { DEFAULT_LIMITS, type LinkLimits } from "./loopback/limits.js";
@@ -168,7 +169,9 @@ export function createLink(options: LinkOptions): Link {
     return { ...base, pyper: pyper === null ? null : { port: pyper.port, certFile: pyper.certFile } };
   }
 
+  const uiCodes = createUiCodes({ now });
   const api = createControlApi({
+    uiCodes,
     connection,
     cache,
     context,
@@ -209,7 +212,7 @@ export function createLink(options: LinkOptions): Link {
         }),
       signInProxy: createSignInProxy({ target: embeddedEndpoint }),
       onAgentsChanged: emitStatus,
-      controlHost: { now, log, token: controlToken, api },
+      controlHost: { now, log, token: controlToken, redeemUiCode: (code) => uiCodes.redeem(code), api },
     });
     stopSweeper = startLivenessSweeper({ authority, instanceId, log });
     return created;
