@@ -84,6 +84,14 @@ export const LinkStatusSchema = z.object({
    * from Links that predate them. `piper-link pyper` prints PiperClient's settings from this.
    */
   pyper: z.object({ port: z.number().int(), certFile: z.string() }).nullable().optional(),
+  /**
+   * Who is signed in (issue 15 item 7), as the authority's `GET /v1/me` said after sign-in or at
+   * start: the account's display name and email (null for a token-only local user). Null when
+   * nobody is signed in or the authority has not said yet; absent from Links that predate it.
+   */
+  account: z.object({ name: z.string(), email: z.string().nullable() }).nullable().optional(),
+  /** This machine's name as registered at the authority (its instance's name); null when unknown. */
+  machine: z.string().nullable().optional(),
 });
 export type LinkStatus = z.infer<typeof LinkStatusSchema>;
 

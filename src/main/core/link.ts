@@ -144,6 +144,7 @@ export function createLink(options: LinkOptions): Link {
     return endpoint?.pin ? { url: endpoint.url, pin: endpoint.pin } : null;
   };
   const signIn = createSignIn({
+    onWhoChanged: () => emitStatus(),
     session,
     connection,
     context,
