@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import net from "node:net";
 import os from "node:os";
 import { after, describe, it } from "node:test";
+import { signedInAs, trayMenu, trayToolTip } from "../src/main/app/tray.js";
 import { LinkStatusSchema } from "../src/shared/control.js";
 import { Browser, csrfOf } from "./browser-helpers.js";
 import { BIN, cli, cliJson, newEnv, stopAll, type CliEnv } from "./cli-helpers.js";
@@ -33,6 +34,27 @@ function runLogin(e: CliEnv, args: string[]): { child: ChildProcess; stderr: () 
 
 /** True while `pid` runs (a zombie the test runner has not reaped yet counts as gone). */
 const alive = isPidAlive;
+
+describe("who is signed in, in the tray", () => {
+  const actions = { showWindow: () => undefined, signOut: () => undefined, quit: () => undefined };
+  const base = { state: "ready" as const, instanceIdRedacted: "inst_••••••abcd", agents: [] };
+
+  it("the tooltip and a disabled menu line name the account and the machine", () => {
+    const status = { ...base, account: { name: "Pat Doe", email: "pat@example.com" }, machine: "pat-laptop" };
+    assert.equal(signedInAs(status), "Pat Doe (pat@example.com) on pat-laptop");
+    assert.equal(trayToolTip("normal", 0, status), "Piper Link — Pat Doe (pat@example.com) on pat-laptop");
+    assert.equal(trayToolTip("pending", 2, status), "Piper Link — Pat Doe (pat@example.com) on pat-laptop — 2 pending request(s)");
+    const line = trayMenu(status, 0, actions).find((item) => item.label?.startsWith("Signed in"));
+    assert.deepEqual(line && { label: line.label, enabled: line.enabled }, { label: "Signed in as Pat Doe (pat@example.com) on pat-laptop", enabled: false });
+  });
+
+  it("falls back to the instance while the authority has not said, and says nobody when signed out", () => {
+    assert.equal(signedInAs({ account: null, machine: null }), null);
+    assert.ok(trayMenu({ ...base, account: null, machine: null }, 0, actions).some((item) => item.label === "Signed in — machine inst_••••••abcd"));
+    assert.equal(trayToolTip("signed-out", 0, { account: { name: "Pat", email: null }, machine: "m" }), "Piper Link — not signed in");
+    assert.equal(signedInAs({ account: { name: "x".repeat(300), email: null }, machine: null })?.length, 100, "cut to keep the menu narrow");
+  });
+});
 
 describe("who is signed in", () => {
   it("the developer sign-in: status names the local account and the machine's name", async () => {
