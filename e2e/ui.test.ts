@@ -461,8 +461,12 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     await page.getByRole("dialog").getByRole("button", { name: "Sign out" }).click();
     await page.getByRole("button", { name: "Sign in", exact: true }).waitFor();
     // Signing in again from elsewhere (the CLI) brings the window back by itself.
-    cliJson(e, ["dev", "sign-in"], LinkStatusSchema);
+    cliJson(e, ["dev", "sign-in", "--name", "e2e box"], LinkStatusSchema);
     await page.getByRole("navigation", { name: "Piper Link" }).waitFor();
+    // Settings says who is signed in and this machine's name (issue 15 item 7).
+    await go(page, "Settings");
+    await page.getByText("Local user", { exact: true }).waitFor();
+    await page.getByText(/^This machine: e2e box/).waitFor();
     await context.close();
   });
 });
