@@ -321,8 +321,9 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     // Signed out: the first-run screen with its one clear button.
     const signedOut = await newEnv();
     cliJson(signedOut, ["start", "--port", "0"], LinkStatusSchema);
-    const url = cliJson(signedOut, ["ui"], UiSchema).url;
     for (const scheme of ["light", "dark"] as const) {
+      // Each address works once (issue 16 item 8): one per page.
+      const url = cliJson(signedOut, ["ui"], UiSchema).url;
       assert.ok(browser);
       const context = await browser.newContext({ colorScheme: scheme, viewport: { width: 1280, height: 800 } });
       await watchConsole(context);
