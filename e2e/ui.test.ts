@@ -19,12 +19,11 @@ import { CHROMIUM_SKIP, launchChromium } from "../test/chromium.js";
 
 const SHOTS = path.resolve(import.meta.dirname, "../test-results/ui");
 const VALUE = "sk-ui-e2e-7f3a9c-never-shown";
-const UiSchema = z.object({ url: z.string(), opened: z.boolean() });
+const UiSchema = z.object({ url: z.string(), expiresAt: z.string(), opened: z.boolean() });
 
 let browser: Browser | null = null;
 let e: CliEnv;
 let status: z.infer<typeof LinkStatusSchema>;
-let uiUrl: string;
 const clients: PiperClient[] = [];
 
 before(async () => {
@@ -32,7 +31,6 @@ before(async () => {
   e = await newEnv();
   status = cliJson(e, ["start", "--port", "0"], LinkStatusSchema);
   cliJson(e, ["dev", "sign-in", "--name", "e2e machine"], LinkStatusSchema);
-  uiUrl = cliJson(e, ["ui"], UiSchema).url;
   browser = await launchChromium();
   await fs.mkdir(SHOTS, { recursive: true });
 });
@@ -67,13 +65,18 @@ const TIME_ZONE = "Asia/Kathmandu";
 const LARGE = { width: 1280, height: 800 };
 const SMALL = { width: 800, height: 600 };
 
+/** A fresh single-use address from `piper-link ui` (each works once, within 60 s: issue 16 item 8). */
+function uiAddressOnce(): string {
+  return cliJson(e, ["ui"], UiSchema).url;
+}
+
 async function openUi(colorScheme: "light" | "dark" = "light", viewport: { width: number; height: number } = LARGE): Promise<{ context: BrowserContext; page: Page }> {
   assert.ok(browser);
   const context = await browser.newContext({ colorScheme, viewport, timezoneId: TIME_ZONE, locale: "en-US" });
   await watchConsole(context);
   const page = await context.newPage();
   page.on("pageerror", (err) => assert.fail(`page error: ${err.message}`));
-  await page.goto(uiUrl);
+  await page.goto(uiAddressOnce());
   await page.getByRole("navigation", { name: "Piper Link" }).waitFor();
   return { context, page };
 }
@@ -97,23 +100,37 @@ async function checkA11y(page: Page, where: string): Promise<void> {
 const skip = CHROMIUM_SKIP;
 
 describe("browser UI (headless Link, real Chromium)", { skip }, () => {
-  it("serves the window only with the token: the address drops it, a wrong token is refused", async () => {
-    assert.match(uiUrl, /^http:\/\/127\.0\.0\.1:\d+\/ui\/#token=[A-Za-z0-9_-]+$/);
-    const { context, page } = await openUi();
-    // The token leaves the address bar (and history) as soon as the page has read it.
-    assert.equal(new URL(page.url()).hash, "");
-    await context.close();
-
+  it("signs in with a single-use code: the address drops it, a second use and a wrong token are refused", async () => {
+    const uiUrl = uiAddressOnce();
+    assert.match(uiUrl, /^http:\/\/127\.0\.0\.1:\d+\/ui\/#code=[A-Za-z0-9_-]{22}$/);
     assert.ok(browser);
+    const first = await browser.newContext({ viewport: LARGE, timezoneId: TIME_ZONE, locale: "en-US" });
+    await watchConsole(first);
+    const page = await first.newPage();
+    await page.goto(uiUrl);
+    await page.getByRole("navigation", { name: "Piper Link" }).waitFor();
+    // The code leaves the address bar (and history) as soon as the page has read it.
+    assert.equal(new URL(page.url()).hash, "");
+    // A reload keeps this tab signed in: the page kept the token it got for the code.
+    await page.reload();
+    await page.getByRole("navigation", { name: "Piper Link" }).waitFor();
+    await first.close();
+
+    // The same address again (someone who read it from `ps`) is refused: the code worked once.
+    const again = await browser.newPage();
+    await again.goto(uiUrl);
+    await again.getByRole("alert").filter({ hasText: "already used" }).waitFor();
+    await again.close();
+
     const wrong = await browser.newPage();
-    await wrong.goto(uiUrl.replace(/token=.*/, "token=not-the-token"));
+    await wrong.goto(uiUrl.replace(/#code=.*/, "#token=not-the-token"));
     await wrong.getByRole("alert").filter({ hasText: "expired" }).waitFor();
     await wrong.close();
 
-    // The server never saw the token: it rides in the fragment, and nothing logs it.
-    const token = uiUrl.split("token=")[1] ?? "";
+    // The server never saw the code or the token in a request line, and nothing logs them.
+    const code = uiUrl.split("code=")[1] ?? "";
     const log = await fs.readFile(e.paths.logFile, "utf8");
-    assert.ok(!log.includes(token), "the control token is not in the Link's log");
+    assert.ok(!log.includes(code), "the UI code is not in the Link's log");
   });
 
   it("a page from another origin cannot open the control channel", async () => {
@@ -404,8 +421,9 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     // Signed out: the first-run screen with its one clear button.
     const signedOut = await newEnv();
     cliJson(signedOut, ["start", "--port", "0"], LinkStatusSchema);
-    const url = cliJson(signedOut, ["ui"], UiSchema).url;
     for (const scheme of ["light", "dark"] as const) {
+      // Each address works once (issue 16 item 8): one per page.
+      const url = cliJson(signedOut, ["ui"], UiSchema).url;
       assert.ok(browser);
       const context = await browser.newContext({ colorScheme: scheme, viewport: { width: 1280, height: 800 } });
       await watchConsole(context);
@@ -544,8 +562,12 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     await page.getByRole("dialog").getByRole("button", { name: "Sign out" }).click();
     await page.getByRole("button", { name: "Sign in", exact: true }).waitFor();
     // Signing in again from elsewhere (the CLI) brings the window back by itself.
-    cliJson(e, ["dev", "sign-in"], LinkStatusSchema);
+    cliJson(e, ["dev", "sign-in", "--name", "e2e box"], LinkStatusSchema);
     await page.getByRole("navigation", { name: "Piper Link" }).waitFor();
+    // Settings says who is signed in and this machine's name (issue 15 item 7).
+    await go(page, "Settings");
+    await page.getByText("Local user", { exact: true }).waitFor();
+    await page.getByText(/^This machine: e2e box/).waitFor();
     await context.close();
   });
 });

@@ -147,7 +147,7 @@ export function buildAuthorityApp(options: AuthorityHttpOptions): AuthorityApp {
   registerOAuthRoutes(base, options.oauth, options.https !== null, () => void streams.recheckNow());
 
   // --- Link API ---
-  app.get(R.me.path, { onRequest: authed }, (req) => ({ userId: user(req) }));
+  app.get(R.me.path, { onRequest: authed, schema: { querystring: R.me.query } }, async (req) => service.whoAmI(user(req), req.query.instanceId));
   app.post(R.registerInstance.path, { onRequest: authed, schema: { body: R.registerInstance.body } }, async (req, reply) => {
     const userId = user(req);
     return reply.status(201).send({ instanceId: await service.registerInstance(userId, req.body.name) });

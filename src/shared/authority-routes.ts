@@ -79,13 +79,32 @@ function route<const R extends AuthorityRoute>(r: R): R {
 export const GrantEndReasonSchema = z.enum(["revoked", "process_exited", "session_ended"]);
 export type GrantEndReason = z.infer<typeof GrantEndReasonSchema>;
 
+/** `GET /v1/me`'s query: the instance whose name the caller wants (optional). */
+export const MeQuerySchema = z.object({ instanceId: z.string().min(1).max(128).optional() }).strict();
+/** `GET /v1/me`'s answer (issue 15 item 7). */
+export const MeSchema = z.object({
+  userId: z.string(),
+  /** The account's display name. */
+  name: z.string().optional(),
+  /** The account's email; null for a token-only local user. */
+  email: z.string().nullable().optional(),
+  /** The named instance when it is the caller's and not revoked, else null. */
+  instance: z.object({ id: z.string(), name: z.string() }).nullable().optional(),
+});
+export type Me = z.infer<typeof MeSchema>;
+
 /** What revoking an instance did: when (epoch ms; revoking again keeps the first time) and how many live grants it ended. */
 export const InstanceRevokedSchema = z.object({ instanceId: z.string(), revokedAt: z.number(), grantsEnded: z.number().int() });
 export type InstanceRevoked = z.infer<typeof InstanceRevokedSchema>;
 
 export const AuthorityRoutes = {
   health: route({ method: "GET", path: "/healthz", auth: "none", encoding: "json", result: z.object({ status: z.literal("ok"), version: z.string() }) }),
-  me: route({ method: "GET", path: "/v1/me", auth: "bearer", encoding: "json", result: z.object({ userId: z.string() }) }),
+  /**
+   * Who the bearer is (issue 15 item 7): the account's display name and email (null for a
+   * token-only local user) and, with `?instanceId=`, that instance's name when it is the caller's
+   * and live (else null). Authorities that predate these fields answer only `userId`.
+   */
+  me: route({ method: "GET", path: "/v1/me", auth: "bearer", encoding: "json", query: MeQuerySchema, result: MeSchema }),
   registerInstance: route({ method: "POST", path: "/v1/instances", auth: "bearer", encoding: "json", body: z.object({ name: z.string().min(1).max(200) }).strict(), result: InstanceCreatedSchema }),
   getInstance: route({ method: "GET", path: "/v1/instances/:id", auth: "bearer", encoding: "json", params: IdParams, result: InstanceCreatedSchema }),
   /** Sign-out (issue 13 item 8): the instance is invalid everywhere from now on; its live grants end. */

@@ -86,6 +86,14 @@ export const LinkStatusSchema = z.object({
    * from Links that predate them. `piper-link pyper` prints PiperClient's settings from this.
    */
   pyper: z.object({ port: z.number().int(), certFile: z.string() }).nullable().optional(),
+  /**
+   * Who is signed in (issue 15 item 7), as the authority's `GET /v1/me` said after sign-in or at
+   * start: the account's display name and email (null for a token-only local user). Null when
+   * nobody is signed in or the authority has not said yet; absent from Links that predate it.
+   */
+  account: z.object({ name: z.string(), email: z.string().nullable() }).nullable().optional(),
+  /** This machine's name as registered at the authority (its instance's name); null when unknown. */
+  machine: z.string().nullable().optional(),
 });
 export type LinkStatus = z.infer<typeof LinkStatusSchema>;
 
@@ -124,6 +132,12 @@ export const ControlMethods = {
   },
   logout: { params: Empty, result: LinkStatusSchema },
   shutdown: { params: Empty, result: z.object({ stopping: z.literal(true) }) },
+  /**
+   * A single-use code for the browser UI (issue 16 item 8): 128 random bits, valid 60 s, usable
+   * once, held only in the Link's memory. `url` is `http://127.0.0.1:PORT/ui/#code=<code>`; the
+   * page trades the code for the control token over the control WebSocket (`{type:"auth", code}`).
+   */
+  uiLoginCode: { params: Empty, result: z.object({ code: z.string(), url: z.string(), expiresAt: z.string() }) },
   /** Starts a sign-in (browser PKCE, or a device code with `device`); `loginWait` awaits it. */
   loginStart: {
     params: z.object({ device: z.boolean().default(false) }).strict(),
@@ -193,14 +207,22 @@ export type LinkApi = {
   [M in ControlMethod]: (params: ControlParams<M>) => Promise<ControlResult<M>>;
 };
 
-export const ControlAuthSchema = z.object({ type: z.literal("auth"), token: z.string().min(1).max(512) });
+/**
+ * The first frame on `/v1/control`: the per-start control token (the CLI, a page that already has
+ * it), or a single-use UI code from `uiLoginCode` (a page opened by `piper-link ui`), which the
+ * Link answers with the token in `authenticated` so the page can reconnect later.
+ */
+export const ControlAuthSchema = z.union([
+  z.object({ type: z.literal("auth"), token: z.string().min(1).max(512) }).strict(),
+  z.object({ type: z.literal("auth"), code: z.string().min(1).max(128) }).strict(),
+]);
 export const ControlCallSchema = z.object({
   type: z.literal("call"),
   id: RequestIdSchema,
   method: z.enum(CONTROL_METHOD_NAMES as [ControlMethod, ...ControlMethod[]]),
   params: z.unknown().default({}),
 });
-export const ControlClientMessageSchema = z.discriminatedUnion("type", [ControlAuthSchema, ControlCallSchema]);
+export const ControlClientMessageSchema = z.union([ControlAuthSchema, ControlCallSchema]);
 export type ControlClientMessage = z.infer<typeof ControlClientMessageSchema>;
 
 export const ControlEventSchema = z.discriminatedUnion("kind", [
@@ -213,7 +235,12 @@ export const ControlEventSchema = z.discriminatedUnion("kind", [
 export type ControlEvent = z.infer<typeof ControlEventSchema>;
 
 export const ControlServerMessageSchema = z.discriminatedUnion("type", [
-  z.object({ type: z.literal("authenticated"), link: z.object({ version: z.string() }) }),
+  z.object({
+    type: z.literal("authenticated"),
+    link: z.object({ version: z.string() }),
+    /** Present only after a UI code: the control token the page keeps (sessionStorage) to reconnect. */
+    token: z.string().optional(),
+  }),
   z.object({ type: z.literal("result"), id: RequestIdSchema, result: z.unknown() }),
   z.object({
     type: z.literal("error"),
@@ -243,7 +270,17 @@ export const ControlFileSchema = z.object({
 export type ControlFile = z.infer<typeof ControlFileSchema>;
 
 /**
- * The address of the browser UI of a Link on `port`. The control token rides in the fragment, which
+ * The address `piper-link ui` opens: the browser UI of a Link on `port` with a single-use code
+ * from `uiLoginCode` in the fragment (issue 16 item 8). The code is worthless after one use or
+ * 60 s, so the opener's argv (visible in `ps`) carries nothing reusable.
+ */
+export function uiCodeAddress(port: number, code: string): string {
+  return `http://127.0.0.1:${port}/ui/#code=${code}`;
+}
+
+/**
+ * The address of the browser UI of a Link on `port` with the control token, printed by a
+ * foreground `start` on its own terminal only (never passed to another process). The control token rides in the fragment, which
  * browsers never send to a server, so it appears in no request line and no log.
  */
 export function uiAddress(port: number, token: string): string {

@@ -17,10 +17,26 @@ export function trayState(status: Pick<LinkStatus, "state">, pendingCount: numbe
   return pendingCount > 0 ? "pending" : "normal";
 }
 
-/** The tray's tooltip for a state. */
-export function trayToolTip(state: TrayState, pendingCount: number): string {
+/**
+ * Who is signed in, in a few words (issue 15 item 7): "Name (email) on machine", parts the
+ * authority has not named left out; null when it named nobody. Cut to keep a menu line short.
+ */
+export function signedInAs(status: Pick<LinkStatus, "account" | "machine">): string | null {
+  const account = status.account ?? null;
+  const machine = status.machine ?? null;
+  if (account === null && machine === null) return null;
+  const who = account === null ? "" : account.email === null ? account.name : `${account.name} (${account.email})`;
+  const where = machine === null ? "" : `${who === "" ? "" : " "}on ${machine}`;
+  const text = `${who}${where}`;
+  return text.length > 100 ? `${text.slice(0, 99)}…` : text;
+}
+
+/** The tray's tooltip for a state; names who is signed in when the status says. */
+export function trayToolTip(state: TrayState, pendingCount: number, status: Pick<LinkStatus, "account" | "machine"> = {}): string {
   if (state === "signed-out") return "Piper Link — not signed in";
-  return pendingCount > 0 ? `Piper Link — ${pendingCount} pending request(s)` : "Piper Link";
+  const who = signedInAs(status);
+  const base = who === null ? "Piper Link" : `Piper Link — ${who}`;
+  return pendingCount > 0 ? `${base} — ${pendingCount} pending request(s)` : base;
 }
 
 /**
@@ -40,13 +56,14 @@ export interface TrayActions {
 }
 
 /** The tray menu for a status and pending count: open, pending requests, who is signed in, agents, sign out, quit. */
-export function trayMenu(status: Pick<LinkStatus, "state" | "instanceIdRedacted" | "agents">, pendingCount: number, actions: TrayActions): ShellMenuItem[] {
+export function trayMenu(status: Pick<LinkStatus, "state" | "instanceIdRedacted" | "agents" | "account" | "machine">, pendingCount: number, actions: TrayActions): ShellMenuItem[] {
   const signedIn = status.state === "ready";
+  const who = signedInAs(status);
   return [
     { label: "Open Piper Link", click: () => actions.showWindow() },
     { label: pendingCount === 0 ? "No pending requests" : `${pendingCount} pending request(s)…`, enabled: pendingCount > 0, click: () => actions.showWindow("requests") },
     { type: "separator" },
-    { label: signedIn ? `Signed in — machine ${status.instanceIdRedacted ?? ""}` : "Not signed in", enabled: false },
+    { label: !signedIn ? "Not signed in" : who !== null ? `Signed in as ${who}` : `Signed in — machine ${status.instanceIdRedacted ?? ""}`, enabled: false },
     { label: `${status.agents.length} agent(s) connected`, enabled: false },
     { type: "separator" },
     { label: "Sign out", enabled: signedIn, click: () => actions.signOut() },
@@ -79,7 +96,7 @@ export function createTray(electron: Pick<ElectronApi, "Tray" | "Menu">, options
       tray.setImage(trayIconPath(assetDir, state, platform));
       // Only macOS shows a title beside the icon; elsewhere setTitle is a no-op worth skipping.
       if (platform === "darwin") tray.setTitle(pendingCount > 0 ? String(pendingCount) : "");
-      tray.setToolTip(trayToolTip(state, pendingCount));
+      tray.setToolTip(trayToolTip(state, pendingCount, status));
       tray.setContextMenu(electron.Menu.buildFromTemplate(trayMenu(status, pendingCount, actions)));
     },
     destroy: () => tray.destroy(),

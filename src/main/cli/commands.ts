@@ -9,7 +9,7 @@ import { ScopeSchema, type GrantView, type RequestView, type Scope } from "../..
 import type { CallAudit } from "../../shared/calls.js";
 import { describeBinding, type GrantBindingKind } from "../../shared/grant-terms.js";
 import { describeMode, describePolicy } from "../../shared/grant-terms-text.js";
-import { ControlMethods, redactInstanceId, uiAddress } from "../../shared/control.js";
+import { ControlMethods, redactInstanceId } from "../../shared/control.js";
 import { displayText } from "../../shared/display.js";
 import { LinkError } from "../../shared/errors.js";
 import { describeAction, describeActor, describeApproval, describeEndReason, describeOutcome, localDateTime, relativeTime, requestStatusLabel, type RequestStatusLabel } from "../../shared/wording.js";
@@ -380,18 +380,23 @@ export function addDevSignIn(dev: Command, profile: () => string, run: Runner): 
 export function addUiCommand(program: Command, profile: () => string, run: Runner): void {
   program
     .command("ui")
-    .description("open the Piper Link window in your browser (headless mode), or print its address")
-    .option("--print", "print the address instead of opening a browser")
-    .option("--json", "print {url} as JSON")
+    .description("open the Piper Link window in your browser (headless mode), or print its address (it works once, for 60 seconds)")
+    .option("--print", "print the address instead of opening a browser (single use, valid for 60 seconds)")
+    .option("--json", "print {url, expiresAt} as JSON (the address works once, for 60 seconds)")
     .action(async (o: { print?: boolean; json?: boolean }) => {
       await run(async (out) => {
-        const url = await withRunningLink(profile(), async (c) => {
-          const status = await c.call("status", {});
-          return uiAddress(status.port, c.token);
-        });
-        if (url === null) throw notRunning(profile());
+        // A single-use, 60-second code, never the control token: the opener's argv is visible to
+        // every local user in `ps` (issue 16 item 8).
+        const login = await withRunningLink(profile(), (c) => c.call("uiLoginCode", {}));
+        if (login === null) throw notRunning(profile());
+        const { url, expiresAt } = login;
         const opened = o.print !== true && o.json !== true && openBrowser(url);
-        out.result({ url, opened }, opened ? `Opening Piper Link in your browser.\n${url}` : `Open this address in a browser on this machine:\n${url}`);
+        out.result(
+          { url, expiresAt, opened },
+          opened
+            ? `Opening Piper Link in your browser.\nIf it does not open, this address works once within 60 seconds:\n${url}`
+            : `Open this address in a browser on this machine (it works once, within 60 seconds):\n${url}`,
+        );
         return ExitCode.ok;
       }, o.json === true);
     });

@@ -76,6 +76,16 @@ function parsePositiveInt(value: string): number {
   return n;
 }
 
+/**
+ * "as Name <email>" for the account the authority named (issue 15 item 7), escaped and cut since
+ * a remote authority's words reach a terminal; null when it has not said.
+ */
+function signedInAs(s: LinkStatus): string | null {
+  if (s.account == null) return null;
+  const email = s.account.email === null ? "" : ` <${displayText(s.account.email, 120)}>`;
+  return `yes, as ${displayText(s.account.name, 80)}${email}`;
+}
+
 function describeStatus(s: LinkStatus): string[] {
   const lines = [
     `Piper Link ${s.version} is running (pid ${s.pid}${s.profile === "default" ? "" : `, profile ${s.profile}`})`,
@@ -85,7 +95,8 @@ function describeStatus(s: LinkStatus): string[] {
   if (s.portFallback) lines.push(`  note:      port ${s.preferredPort} was taken; SDKs find this port through ${s.discoveryFile}`);
   const backend = s.keychain.backend === null ? "injected" : BACKEND_WORDS[s.keychain.backend];
   lines.push(s.keychain.ok ? `  keychain:  ${backend}` : `  keychain:  ${backend}: ${s.keychain.message ?? "unavailable"}`);
-  lines.push(s.state === "ready" ? `  signed in: yes, instance ${s.instanceIdRedacted ?? ""}` : "  signed in: no");
+  lines.push(s.state === "ready" ? `  signed in: ${signedInAs(s) ?? "yes"}, instance ${s.instanceIdRedacted ?? ""}` : "  signed in: no");
+  if (s.state === "ready" && s.machine != null) lines.push(`  machine:   ${displayText(s.machine, 80)}`);
   if (s.authority !== null) {
     lines.push(`  authority: ${s.authority.url} (${s.authority.mode}, ${s.authority.connected ? "connected" : s.authority.error === null ? "connecting…" : `unreachable: ${s.authority.error}; retrying`})`);
     if (s.authority.signInError !== null) lines.push(`  account:   ${s.authority.signInError}`);
@@ -288,10 +299,13 @@ export function buildProgram(run: (job: (out: Output) => Promise<number>, json: 
           return s;
         });
         if (status === null) throw notRunning(profile);
+        // "Stopped" only once the process is gone, not when its discovery file is (issue 15 item
+        // 7: a process that lingered after its files were removed was reported stopped).
         const deadline = Date.now() + 10_000;
-        while (isPidAlive(status.pid) && fs.existsSync(paths.discoveryFile) && Date.now() < deadline) {
+        while (isPidAlive(status.pid) && Date.now() < deadline) {
           await new Promise((r) => setTimeout(r, 50));
         }
+        if (isPidAlive(status.pid)) throw new LinkError("internal_error", `Piper Link (pid ${status.pid}) was told to stop but is still running after 10 s; see ${paths.logFile}.`);
         out.result({ stopped: true, pid: status.pid }, `Piper Link (pid ${status.pid}) stopped.`);
         return ExitCode.ok;
       }, o.json === true);

@@ -3,13 +3,14 @@
  * place where approve, deny and revoke exist), assembled from the core's parts. Every change that
  * can alter what a grant serves drops the grant cache before and after it.
  */
-import type { ApproveItemResult, ControlEvent, LinkApi, LinkStatus } from "../../shared/control.js";
+import { uiCodeAddress, type ApproveItemResult, type ControlEvent, type LinkApi, type LinkStatus } from "../../shared/control.js";
 import { LinkError } from "../../shared/errors.js";
 import type { AuthorityConnection } from "./authority/connection.js";
 import type { GrantCache } from "./authority/grant-cache.js";
 import { requireRequesterAlive } from "./authority/local-liveness.js";
 import type { InstanceContext } from "./account/instance-context.js";
 import type { SignIn } from "./account/sign-in.js";
+import type { UiCodes } from "./loopback/ui-codes.js";
 import type { SettingsStore } from "./runtime/settings.js";
 
 export interface ControlApiDeps {
@@ -18,6 +19,8 @@ export interface ControlApiDeps {
   context: InstanceContext;
   signIn: SignIn;
   settings: SettingsStore;
+  /** Single-use codes for the browser UI (`uiLoginCode`); the control channel redeems them. */
+  uiCodes: UiCodes;
   status: () => LinkStatus;
   emit: (event: ControlEvent) => void;
   /** Stops the Link after the reply to `shutdown` has been sent. */
@@ -102,6 +105,10 @@ export function createControlApi(deps: ControlApiDeps): LinkApi {
       const next = await settings.update(change);
       emit({ kind: "settings", settings: next });
       return next;
+    },
+    uiLoginCode() {
+      const { code, expiresAt } = deps.uiCodes.issue();
+      return Promise.resolve({ code, url: uiCodeAddress(status().port, code), expiresAt: new Date(expiresAt).toISOString() });
     },
     shutdown() {
       // Answer first, then stop: the caller gets its reply before the socket closes.

@@ -25,6 +25,7 @@ import { startLivenessSweeper } from "./authority/local-liveness.js";
 import { createUpstream, type Upstream } from "./calls/upstream.js";
 import { createAgentHost } from "./agent-host.js";
 import { createControlApi } from "./control-api.js";
+import { createUiCodes } from "./loopback/ui-codes.js";
 import { createEventHub } from "./events.js";
 import { grantPage } from "./loopback/grant-page.js";
 import { DEFAULT_LIMITS, type LinkLimits } from "./loopback/limits.js";
@@ -139,6 +140,7 @@ export function createLink(options: LinkOptions): Link {
     return endpoint?.pin ? { url: endpoint.url, pin: endpoint.pin } : null;
   };
   const signIn = createSignIn({
+    onWhoChanged: () => emitStatus(),
     session,
     connection,
     context,
@@ -164,7 +166,9 @@ export function createLink(options: LinkOptions): Link {
     return { ...base, pyper: pyper === null ? null : { port: pyper.port, certFile: pyper.certFile } };
   }
 
+  const uiCodes = createUiCodes({ now });
   const api = createControlApi({
+    uiCodes,
     connection,
     cache,
     context,
@@ -191,7 +195,7 @@ export function createLink(options: LinkOptions): Link {
         }),
       signInProxy: createSignInProxy({ target: embeddedEndpoint }),
       onAgentsChanged: emitStatus,
-      controlHost: { now, log, token: controlToken, api },
+      controlHost: { now, log, token: controlToken, redeemUiCode: (code) => uiCodes.redeem(code), api },
     });
     stopSweeper = startLivenessSweeper({ authority: () => connection.client, instanceId: () => context.instanceId, log });
     return created;

@@ -60,6 +60,9 @@ export function linkStatus(p: StatusParts): LinkStatus {
             account: p.session.error !== null ? "none" : p.signIn.account,
             signInError: p.session.error,
           },
+    // Who is signed in only while this machine is: after a sign-out the last name is not news.
+    account: instanceId === null ? null : p.signIn.who.account,
+    machine: instanceId === null ? null : p.signIn.who.machine,
     discoveryFile: p.paths.discoveryFile,
     logFile: p.paths.logFile,
   };

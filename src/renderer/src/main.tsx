@@ -12,7 +12,7 @@ import type { ControlEvent } from "../../shared/control.js";
 import type { LinkIpcBridge, NavigableView } from "../../shared/ipc.js";
 import { App } from "./App.js";
 import { LinkProvider } from "./link-context.js";
-import { createSocketLink, takeTokenFromLocation, type ConnectionState, type SocketLinkClient } from "./socket-link.js";
+import { createSocketLink, exchangeUiCode, takeAccessFromLocation, type ConnectionState, type SocketLinkClient } from "./socket-link.js";
 import "./theme.css";
 
 declare global {
@@ -57,19 +57,32 @@ if (window.piperLink !== undefined && window.piperLinkEvents !== undefined) {
     </StrictMode>,
   );
 } else {
-  const token = takeTokenFromLocation();
-  if (token === null) {
+  const controlUrl = `ws://${window.location.host}/v1/control`;
+  const showMessage = (text: string, alert = false) => {
     root.innerHTML = "";
     const p = document.createElement("p");
     p.className = "no-token";
-    p.textContent = "Open Piper Link with `piper-link ui` (its address carries this browser's access).";
+    // A refused address is news the person must hear (screen readers announce an alert).
+    if (alert) p.setAttribute("role", "alert");
+    p.textContent = text;
     root.append(p);
-  } else {
-    const client = createSocketLink(`ws://${window.location.host}/v1/control`, token);
+  };
+  const render = (token: string) => {
+    const client = createSocketLink(controlUrl, token);
     createRoot(root).render(
       <StrictMode>
         <BrowserRoot client={client} />
       </StrictMode>,
+    );
+  };
+  const access = takeAccessFromLocation();
+  if (access === null) {
+    showMessage("Open Piper Link with `piper-link ui` (its address carries this browser's access).");
+  } else if (access.kind === "token") {
+    render(access.token);
+  } else {
+    exchangeUiCode(controlUrl, access.code).then(render, (err: unknown) =>
+      showMessage(err instanceof Error ? err.message : "Piper Link refused this address. Run `piper-link ui` for a new one.", true),
     );
   }
 }

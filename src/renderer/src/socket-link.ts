@@ -2,10 +2,15 @@
  * The browser transport of the LinkApi (headless mode): the token-authenticated control WebSocket
  * of the Link that served this page. Calls made while (re)connecting wait for the connection;
  * when the Link restarts, the page reconnects by itself with backoff. A refused token is final.
+ *
+ * How the page gets the token (issue 16 item 8): `piper-link ui` opens `/ui/#code=<code>` with a
+ * single-use, 60-second code; the page sends it once as `{type:"auth", code}` and the Link answers
+ * `authenticated` with the control token, which the page keeps in sessionStorage (this tab only)
+ * to reconnect. The token itself never appears in an address or in any process's argv.
  */
 import { backoffDelay } from "../../shared/backoff.js";
 import { ControlConnection } from "../../shared/control-connection.js";
-import { createLinkApi, type ControlEvent, type LinkClient } from "../../shared/control.js";
+import { ControlServerMessageSchema, createLinkApi, type ControlEvent, type LinkClient } from "../../shared/control.js";
 import { LinkError } from "../../shared/errors.js";
 import { CONTROL_SUBPROTOCOL } from "../../shared/version.js";
 
@@ -106,16 +111,66 @@ function unauthorized(): LinkError {
   return new LinkError("unauthorized", "This page's access to Piper Link has expired. Run `piper-link ui` for a new address.");
 }
 
+const TOKEN_KEY = "piper-link-token";
+const EXCHANGE_WAIT_MS = 15_000;
+
+/** What the address and this tab hold: a single-use code to exchange, a kept token, or nothing. */
+export type PageAccess = { kind: "code"; code: string } | { kind: "token"; token: string } | null;
+
 /**
- * Takes the control token from the address (`#token=…`), keeps it for this tab only, and removes it
- * from the address bar so it is not bookmarked, shared in a screenshot, or kept in history.
+ * Reads the page's access: a `#code=…` from `piper-link ui`, else a `#token=…` (the address a
+ * foreground `start` prints on its own terminal), else the token this tab kept. Removes the
+ * fragment from the address bar so it is not bookmarked, shared in a screenshot, or kept in history.
  */
-export function takeTokenFromLocation(): string | null {
-  const match = /(?:^#|&)token=([A-Za-z0-9_-]+)/.exec(window.location.hash);
-  if (match?.[1] !== undefined) {
-    sessionStorage.setItem("piper-link-token", match[1]);
-    history.replaceState(null, "", window.location.pathname);
-    return match[1];
+export function takeAccessFromLocation(): PageAccess {
+  const hash = window.location.hash;
+  const code = /(?:^#|&)code=([A-Za-z0-9_-]+)/.exec(hash)?.[1];
+  const token = /(?:^#|&)token=([A-Za-z0-9_-]+)/.exec(hash)?.[1];
+  if (code !== undefined || token !== undefined) history.replaceState(null, "", window.location.pathname);
+  if (code !== undefined) return { kind: "code", code };
+  if (token !== undefined) {
+    sessionStorage.setItem(TOKEN_KEY, token);
+    return { kind: "token", token };
   }
-  return sessionStorage.getItem("piper-link-token");
+  const kept = sessionStorage.getItem(TOKEN_KEY);
+  return kept === null ? null : { kind: "token", token: kept };
+}
+
+/**
+ * Trades a single-use UI code for the control token over the control WebSocket at `url` and keeps
+ * the token in sessionStorage. Rejects with a LinkError `unauthorized` when the Link refuses the
+ * code (already used, expired, unknown) and `not_running` when the Link does not answer.
+ */
+export function exchangeUiCode(url: string, code: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, CONTROL_SUBPROTOCOL);
+    let settled = false;
+    const finish = (outcome: { token: string } | { error: LinkError }) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      ws.close(1000);
+      if ("token" in outcome) {
+        sessionStorage.setItem(TOKEN_KEY, outcome.token);
+        resolve(outcome.token);
+      } else reject(outcome.error);
+    };
+    const timer = setTimeout(() => finish({ error: new LinkError("not_running", "Piper Link is not answering. Is it still running?") }), EXCHANGE_WAIT_MS);
+    ws.addEventListener("open", () => ws.send(JSON.stringify({ type: "auth", code })));
+    ws.addEventListener("message", (e: MessageEvent) => {
+      if (typeof e.data !== "string") return;
+      let frame: unknown;
+      try {
+        frame = JSON.parse(e.data);
+      } catch {
+        return;
+      }
+      const parsed = ControlServerMessageSchema.safeParse(frame);
+      if (!parsed.success) return;
+      const msg = parsed.data;
+      if (msg.type === "authenticated" && msg.token !== undefined) finish({ token: msg.token });
+      else if (msg.type === "error") finish({ error: new LinkError(msg.code, msg.message) });
+    });
+    ws.addEventListener("close", () => finish({ error: new LinkError("unauthorized", "This address was already used or has expired. Run `piper-link ui` for a new one.") }));
+  });
 }

@@ -74,6 +74,7 @@ export function createService(options: ServiceOptions) {
     createUser: instances.createUser,
     userForLinkToken: instances.userForLinkToken,
     registerInstance: instances.registerInstance,
+    whoAmI: instances.whoAmI,
     instanceExists: instances.instanceExists,
     revokeInstance: instances.revokeInstance,
     /**

@@ -11,7 +11,7 @@ import { invalidInstance, ServiceError } from "./errors.js";
 export type InstancesAgents = ReturnType<typeof createInstancesAgents>;
 
 /** What revoking an instance did. */
-import type { InstanceRevoked } from "../../shared/authority-routes.js";
+import type { InstanceRevoked, Me } from "../../shared/authority-routes.js";
 export type { InstanceRevoked };
 
 /** The instances-and-agents part; `endGrantsOfInstance` comes from the grants part. */
@@ -52,6 +52,21 @@ export function createInstancesAgents(deps: ServiceDeps, audit: AuditLog, grants
     userForLinkToken: async (token: string): Promise<string | null> => {
       const row = await db.selectFrom("link_tokens").select(["user_id"]).where("token_hash", "=", hashToken(token)).executeTakeFirst();
       return row?.user_id ?? null;
+    },
+
+    /**
+     * Who `userId` is (issue 15 item 7): display name, email (null for a token-only local user) and,
+     * when `instanceId` is given, that instance's name if it is this user's and live (else null:
+     * a caller learns nothing about other accounts' instances).
+     */
+    whoAmI: async (userId: string, instanceId: string | undefined): Promise<Me> => {
+      const row = await db.selectFrom("users").select(["display_name", "email"]).where("id", "=", userId).executeTakeFirst();
+      if (row === undefined) throw new ServiceError(404, "not_found", "This account no longer exists.");
+      const instance =
+        instanceId === undefined
+          ? null
+          : ((await db.selectFrom("instances").select(["id", "name"]).where("id", "=", instanceId).where("user_id", "=", userId).where("revoked_at", "is", null).executeTakeFirst()) ?? null);
+      return { userId, name: row.display_name, email: row.email, instance };
     },
 
     /** Registers a machine's Link for the user; returns the new instance ID. */

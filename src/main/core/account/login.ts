@@ -62,10 +62,12 @@ export async function startBrowserLogin(client: AuthorityClient, timeoutMs = 5 *
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://127.0.0.1");
     if (req.method !== "GET" || url.pathname !== "/callback") {
-      res.writeHead(404).end();
+      res.writeHead(404, { Connection: "close" }).end();
       return;
     }
-    const headers = { "Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "Content-Security-Policy": PAGE_CSP };
+    // `Connection: close`: no socket outlives its answer, so nothing keeps this listener (and the
+    // Link's process) alive after the sign-in ends (issue 15 item 7: `stop` exits within 2 s).
+    const headers = { "Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "Content-Security-Policy": PAGE_CSP, Connection: "close" };
     // Any local process can reach this port. Only the answer carrying our secret `state` comes from
     // the authority; anything else is refused and the sign-in keeps waiting (issue 16 item 1), so an
     // unauthenticated request can neither end nor alter the person's sign-in.
@@ -88,8 +90,16 @@ export async function startBrowserLogin(client: AuthorityClient, timeoutMs = 5 *
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const redirectUri = `http://127.0.0.1:${(server.address() as AddressInfo).port}/callback`;
-  const timer = setTimeout(() => {
+  /**
+   * Closes the listener and every connection to it, a half-sent request included: `close()` alone
+   * waits for those, and any local process can open one and keep the Link from exiting.
+   */
+  const shut = (): void => {
     server.close();
+    server.closeAllConnections();
+  };
+  const timer = setTimeout(() => {
+    shut();
     settle?.reject(new LinkError("timeout", "Nobody completed the sign-in in the browser in time. Run `piper-link login` again."));
   }, timeoutMs);
   timer.unref();
@@ -103,7 +113,7 @@ export async function startBrowserLogin(client: AuthorityClient, timeoutMs = 5 *
     tokens: code.then((c) => client.oauthToken({ grant_type: "authorization_code", code: c, redirect_uri: redirectUri, code_verifier: verifier, client_id: LINK_CLIENT_ID })),
     cancel() {
       clearTimeout(timer);
-      server.close();
+      shut();
       settle?.reject(new LinkError("timeout", "Sign-in cancelled."));
     },
   };

@@ -1,6 +1,8 @@
 /**
  * One UI or CLI connection on `/v1/control`. The first frame must be `auth` with the per-start
- * token (compared in constant time); then `call` frames run LinkApi methods, with params and results
+ * token (compared in constant time) or with a single-use UI code (issue 16 item 8: the browser
+ * opened by `piper-link ui` gets a code, never the token, in its address; the reply then carries
+ * the token for the page to keep); then `call` frames run LinkApi methods, with params and results
  * validated by the shared schemas, and status changes are pushed as `event` frames.
  */
 import { createHash, timingSafeEqual } from "node:crypto";
@@ -31,6 +33,8 @@ export function tokensEqual(given: string, expected: string): boolean {
 export interface ControlHost {
   now(): number;
   token: string;
+  /** Redeems a single-use UI code (true once per valid code; see ui-codes.ts). */
+  redeemUiCode(code: string): boolean;
   api: LinkApi;
   log: Logger;
 }
@@ -77,6 +81,17 @@ export class ControlChannel extends ChannelBase {
     }
     const message = parsed.data;
     if (message.type === "auth") {
+      if ("code" in message) {
+        if (!this.host.redeemUiCode(message.code)) {
+          this.host.log.warn("control channel: unknown, used or expired UI code");
+          this.fail(null, "unauthorized", "This address was already used or has expired. Run `piper-link ui` for a new one.");
+          this.close(CloseCode.unauthorized, "unauthorized");
+          return;
+        }
+        this.authenticated = true;
+        this.send({ type: "authenticated", link: { version: LINK_VERSION }, token: this.host.token });
+        return;
+      }
       if (!tokensEqual(message.token, this.host.token)) {
         this.host.log.warn("control channel: wrong token");
         this.fail(null, "unauthorized", "Wrong control token.");

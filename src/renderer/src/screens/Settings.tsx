@@ -35,7 +35,16 @@ export function SettingsScreen({ status }: { status: LinkStatus }) {
         <div className={s.row}>
           <div>
             <p>{account}</p>
-            <p className={ui.hint}>This machine: {status.instanceIdRedacted ?? "not registered"}</p>
+            {status.account != null ? (
+              <p>
+                {status.account.name}
+                {status.account.email !== null ? ` (${status.account.email})` : ""}
+              </p>
+            ) : null}
+            <p className={ui.hint}>
+              This machine: {status.machine ?? "not registered"}
+              {status.instanceIdRedacted !== null ? ` (${status.instanceIdRedacted})` : ""}
+            </p>
           </div>
           <Button variant="danger" icon={LogOut} onClick={() => setConfirmSignOut(true)} disabled={status.state !== "ready"}>
             Sign out
