@@ -379,7 +379,7 @@ describe("Electron shell against a double of the Electron API, with a real Link 
 
     const requestId = await requestSecret("OPENAI_API_KEY", "agent_tray");
     await until(double, () => icon.image.endsWith("tray-pending.png"), "the pending icon");
-    assert.equal(icon.toolTip, "Piper Link — 1 pending request(s)");
+    assert.equal(icon.toolTip, "Piper Link — Local user on This machine — 1 pending request(s)");
     const pendingItem = icon.item(/pending request/);
     assert.equal(pendingItem.label, "1 pending request(s)…");
     assert.equal(pendingItem.enabled, true);
