@@ -199,6 +199,21 @@ describe("a grant goes only to the program the person saw (issue 13)", () => {
     // The same command from the same folder: no prompt.
     assert.deepEqual(await output(runIn(dir, ["printenv", "X"], 60_000)), { code: 0, stdout: `${VALUE}\n` });
 
+    // Code loaded into `piper-link run` (NODE_OPTIONS) cannot borrow the command's identity: the Link
+    // does not honour its claim, so the request names `piper-link run` itself and nothing is served.
+    const injected = await tempDir("piper-run-injected-");
+    await fs.writeFile(path.join(injected, "steal.cjs"), "// loaded into piper-link run by another program\n");
+    const stolen = spawn(process.execPath, [BIN, "run", "--secret", "X", "--timeout", "3000", "--", "printenv", "X"], {
+      cwd: dir,
+      env: { ...e.env, NODE_OPTIONS: `--require=${path.join(injected, "steal.cjs")}` },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const stolenDone = output(stolen);
+    await waitFor(async () => (await requests(e)).some((x) => x.process?.script?.endsWith("piper-link.js") === true), "the injected run's own request");
+    const stolenResult = await stolenDone;
+    assert.notEqual(stolenResult.code, 0);
+    assert.doesNotMatch(stolenResult.stdout, new RegExp(VALUE));
+
     // Another command from another folder: not covered; it asks, and gets nothing without a yes.
     const elsewhere = await tempDir("piper-run-elsewhere-");
     const other = output(runIn(elsewhere, ["sh", "-c", 'echo "got:$X"'], 3000));

@@ -27,6 +27,8 @@ export interface AuthorityOptions {
   deviceIntervalS?: number;
   /** Serve pyper-sdk's unauthenticated endpoints (see `AuthorityHttpOptions.pyperEndpoints`; default false). */
   pyperEndpoints?: boolean;
+  /** Serve only the user who runs this process (the embedded authority on loopback; default false). */
+  localUserOnly?: boolean;
   /** How often open event streams re-check their credential, in ms (default 5,000). */
   streamRecheckMs?: number;
   now?: () => number;
@@ -60,6 +62,7 @@ export async function startAuthority(options: AuthorityOptions): Promise<Running
     bus,
     https: options.tls ? { key: options.tls.key, cert: options.tls.cert } : null,
     pyperEndpoints: options.pyperEndpoints ?? false,
+    localUserOnly: options.localUserOnly ?? false,
     ...(options.streamRecheckMs !== undefined ? { streamRecheckMs: options.streamRecheckMs } : {}),
     log,
   });

@@ -13,11 +13,14 @@ import { PYPER_PATHS, PyperExchangeSchema, PyperResolveSchema, PyperScopedSchema
 import { AuthorityRoutes as R } from "../shared/authority-routes.js";
 import { LINK_VERSION } from "../shared/version.js";
 import { createStreamRegistry, type EventBus, type StreamRegistry } from "./events.js";
+import { checkLocalUser } from "./local-user.js";
 import type { OAuthService } from "./oauth.js";
 import { registerOAuthRoutes } from "./oauth-routes.js";
 import { ServiceError, type AuthorityService } from "./service.js";
 
 export interface AuthorityHttpOptions {
+  /** Serve only the user who runs this process (the embedded authority; server/local-user.ts). */
+  localUserOnly?: boolean;
   service: AuthorityService;
   oauth: OAuthService;
   bus: EventBus;
@@ -96,6 +99,13 @@ export function buildAuthorityApp(options: AuthorityHttpOptions): AuthorityApp {
     return reply.status(500).send({ error: "server_error", error_description: "The authority failed to handle this request." });
   });
   app.setNotFoundHandler((req, reply) => reply.status(404).send({ error: "not_found", error_description: `No endpoint ${req.method} ${req.url.split("?")[0] ?? ""}` }));
+  if (options.localUserOnly === true) {
+    // Before anything else: another local user's process gets nothing (not even a sign-up page).
+    app.addHook("onRequest", async (req, reply) => {
+      const verdict = await checkLocalUser(req.socket.remotePort ?? 0, req.socket.localPort ?? 0);
+      if (!verdict.allow) await reply.status(403).send({ error: "foreign_user", error_description: verdict.message });
+    });
+  }
   // A source that used up its failed guesses is refused on the guarded endpoints (service/limits.ts).
   app.addHook("onRequest", (req, _reply, done) => {
     if (!isGuarded(req.url)) return done();

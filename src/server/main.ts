@@ -38,11 +38,12 @@ export function authorityCommand(): Command {
     .option("--insecure-http-behind-proxy", "serve plain HTTP; only behind a TLS-terminating proxy")
     .option("--request-ttl <ms>", "how long pending requests wait for a decision", (v) => Number(v), 600_000)
     .option("--agent-rate <perSecond>", "requests per second one agent may make (burst: twice that)", (v) => Number(v), 30)
+    .option("--local-user-only", "serve only the user who runs this process, refusing other users' loopback connections (Linux; the Link's embedded authority uses it)")
     .option(
       "--pyper-endpoints",
       "also serve pyper-sdk's endpoints (/pyper/...) directly. RISK: they take no account credential, so anyone who can reach this address and knows an instance ID and a granted client ID gets that secret; prefer pointing pyper-sdk at the Link's loopback endpoints",
     )
-    .action(async (o: { db: string; listen: { host: string; port: number }; tlsDir?: string; tlsKey?: string; tlsCert?: string; insecureHttpBehindProxy?: boolean; requestTtl: number; agentRate: number; pyperEndpoints?: boolean }) => {
+    .action(async (o: { db: string; listen: { host: string; port: number }; tlsDir?: string; tlsKey?: string; tlsCert?: string; insecureHttpBehindProxy?: boolean; requestTtl: number; agentRate: number; pyperEndpoints?: boolean; localUserOnly?: boolean }) => {
       const { startAuthority } = await import("./authority.js");
       const { loadOrCreateTlsIdentity, fingerprintOf } = await import("./tls.js");
       let tls = null;
@@ -60,6 +61,7 @@ export function authorityCommand(): Command {
         requestTtlMs: o.requestTtl,
         agentRate: { perSecond: o.agentRate, burst: o.agentRate * 2 },
         pyperEndpoints: o.pyperEndpoints === true,
+        localUserOnly: o.localUserOnly === true,
         log: (msg, fields) => process.stderr.write(`${JSON.stringify({ msg, ...fields })}\n`),
       });
       const ready: AuthorityReadyLine = { url: authority.url, fingerprint256: authority.fingerprint256, engine: authority.engine };

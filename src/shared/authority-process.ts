@@ -64,6 +64,8 @@ export function embeddedServeArgs(a: EmbeddedServeArgs): string[] {
     `127.0.0.1:${a.port}`,
     "--tls-dir",
     a.tlsDir,
+    // On a shared machine another user must not reach this user's authority (its sign-up and sign-in).
+    "--local-user-only",
     ...(a.requestTtlMs ? ["--request-ttl", String(a.requestTtlMs)] : []),
     ...(a.agentRatePerSecond ? ["--agent-rate", String(a.agentRatePerSecond)] : []),
   ];

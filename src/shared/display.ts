@@ -12,16 +12,18 @@ export const DISPLAY_TEXT_MAX = 120;
 /**
  * True for code points that must not reach a terminal or a page raw: C0 controls (U+0000-U+001F),
  * DEL and C1 controls (U+007F-U+009F), the bidi marks, embeddings, overrides and isolates
- * (U+061C, U+200E, U+200F, U+202A-U+202E, U+2066-U+2069), and the line/paragraph separators
- * (U+2028, U+2029), which some renderers treat as line breaks.
+ * (U+061C, U+200E, U+200F, U+202A-U+202E, U+2066-U+2069), the line/paragraph separators
+ * (U+2028, U+2029), which some renderers treat as line breaks, and the invisible zero-width
+ * characters (U+200B-U+200D, U+2060, U+FEFF), which can make two different names look the same.
  */
 function isHidden(cp: number): boolean {
   return (
     cp <= 0x1f ||
     (cp >= 0x7f && cp <= 0x9f) ||
     cp === 0x061c ||
-    cp === 0x200e ||
-    cp === 0x200f ||
+    (cp >= 0x200b && cp <= 0x200f) ||
+    cp === 0x2060 ||
+    cp === 0xfeff ||
     (cp >= 0x2028 && cp <= 0x202e) ||
     (cp >= 0x2066 && cp <= 0x2069)
   );

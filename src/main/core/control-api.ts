@@ -44,6 +44,13 @@ export function createControlApi(deps: ControlApiDeps): LinkApi {
   return {
     status: () => Promise.resolve(status()),
     async setInstanceId({ instanceId }) {
+      // A Link signed in to an account refuses an instance that is not that account's (issue 13
+      // item 3). Without a sign-in (no authority, or the embedded authority's local development
+      // token) this developer command takes the ID as given.
+      const client = connection.client;
+      if (client !== null && signIn.account === "oauth" && !(await client.instanceIsMine(instanceId))) {
+        throw new LinkError("not_found", `Instance ${instanceId} does not belong to the account this Piper Link is signed in to; nothing was stored.`);
+      }
       await context.store(instanceId);
       return status();
     },

@@ -14,6 +14,8 @@
 import { createHash, randomBytes } from "node:crypto";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import { checkPeerUser } from "../loopback/user-guard.js";
+import { socketOwner } from "../loopback/peer-process.js";
 import { LinkError } from "../../../shared/errors.js";
 import { signedInPage, signInFailedPage } from "../../../shared/page-style.js";
 import { LINK_CLIENT_ID, type TokenResponse } from "../../../shared/authority.js";
@@ -60,6 +62,18 @@ export async function startBrowserLogin(client: AuthorityClient, timeoutMs = 5 *
     settle = { resolve, reject };
   });
   const server = http.createServer((req, res) => {
+    // Only this user's processes may answer the sign-in (another local user could otherwise deliver
+    // a code for their own account): the same socket-owner check as the loopback server.
+    void socketOwner(req.socket.remotePort ?? 0, req.socket.localPort ?? 0).then((owner) => {
+      const verdict = checkPeerUser(owner, typeof process.getuid === "function" ? process.getuid() : null);
+      if (!verdict.allow) {
+        res.writeHead(403, { "Content-Type": "text/plain; charset=utf-8", Connection: "close" }).end(verdict.rejection.message);
+        return;
+      }
+      answerCallback(req, res);
+    });
+  });
+  const answerCallback = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const url = new URL(req.url ?? "/", "http://127.0.0.1");
     if (req.method !== "GET" || url.pathname !== "/callback") {
       res.writeHead(404, { Connection: "close" }).end();
@@ -87,7 +101,7 @@ export async function startBrowserLogin(client: AuthorityClient, timeoutMs = 5 *
     }
     res.writeHead(200, headers).end(DONE_PAGE);
     settle?.resolve(got);
-  });
+  };
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const redirectUri = `http://127.0.0.1:${(server.address() as AddressInfo).port}/callback`;
   /**

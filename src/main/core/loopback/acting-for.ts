@@ -5,6 +5,7 @@
  * - `piper-link run` names the command it is about to start, so a grant binds to that command
  *   (executable + script + working directory) and not to `piper-link run` itself; the process and
  *   terminal session stay those of the `run` process, which lives exactly as long as the command.
+ * A program that loads its own code into that command (NODE_OPTIONS, --require…) is not honoured.
  * - `piper-link mcp` asks for its parent, the MCP client that started it (Claude Code, an editor):
  *   the Link reads that process from the OS itself.
  */
@@ -30,10 +31,34 @@ export function ownCommandScripts(root = INSTALL_ROOT): string[] {
   return [path.join(root, "bin", "piper-link.js"), path.join(root, "dist", "main", "cli", "main.js")].map(realpathOrSelf);
 }
 
-/** Is `peer` Piper Link's own CLI (a Node process running this install's entry)? */
-export function isOwnCommand(peer: PeerProcess, scripts = ownCommandScripts()): boolean {
+/** Environment variables that load other code into a Node process (or any dynamically linked one). */
+const CODE_LOADING_ENV = ["NODE_OPTIONS", "LD_PRELOAD", "LD_AUDIT"];
+
+/**
+ * Is `peer` Piper Link's own CLI, running only its own code: a Node process whose first argument is
+ * this install's entry (no `--require`, `--import`, `--inspect`… before it) and whose environment
+ * loads nothing else (no NODE_OPTIONS, LD_PRELOAD…; read from /proc/<pid>/environ, which only the
+ * same user can read). A same-user program could otherwise load code into `piper-link run` and make
+ * it claim another program's identity. `environ` reads a process's environment (null: unreadable).
+ */
+export function isOwnCommand(peer: PeerProcess, scripts = ownCommandScripts(), environ: (pid: number) => string | null = readEnviron): boolean {
   const script = peer.script ?? null;
-  return script !== null && scripts.includes(realpathOrSelf(script));
+  if (script === null || !scripts.includes(realpathOrSelf(script))) return false;
+  const argv = peer.commandLine ?? [];
+  const first = argv[1];
+  if (first === undefined || realpathOrSelf(path.resolve(peer.cwd ?? "/", first)) !== realpathOrSelf(script)) return false;
+  const env = environ(peer.pid);
+  if (env === null) return false;
+  return !env.split("\0").some((entry) => CODE_LOADING_ENV.some((name) => entry.startsWith(`${name}=`) && entry.length > name.length + 1));
+}
+
+/** A process's environment as /proc gives it (NUL-separated), or null when it cannot be read. */
+function readEnviron(pid: number): string | null {
+  try {
+    return fs.readFileSync(`/proc/${pid}/environ`, "latin1");
+  } catch {
+    return null;
+  }
 }
 
 /**
@@ -46,8 +71,9 @@ export async function actingForIdentity(
   claim: ActingFor,
   describe: (pid: number) => Promise<PeerProcess | null>,
   scripts = ownCommandScripts(),
+  environ?: (pid: number) => string | null,
 ): Promise<PeerProcess | null> {
-  if (!isOwnCommand(peer, scripts)) return null;
+  if (!isOwnCommand(peer, scripts, environ)) return null;
   if (claim.kind === "command") {
     return { ...peer, executable: claim.executable, script: claim.script, cwd: claim.cwd, commandLine: claim.commandLine };
   }

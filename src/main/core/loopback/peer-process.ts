@@ -14,6 +14,7 @@
 import { execFile } from "node:child_process";
 import fs from "node:fs/promises";
 import path from "node:path";
+import { findSocketUid } from "../../../shared/socket-owner.js";
 import { promisify } from "node:util";
 import type { PeerProcess, ProcessRef } from "../../../shared/process.js";
 
@@ -242,25 +243,7 @@ export async function describeLinuxProcess(pid: number, procRoot = "/proc"): Pro
  */
 export type SocketOwner = { uid: number } | { uid: null; reason: "not_found" | "unsupported" };
 
-/**
- * Finds the uid column of the line whose local port is `peerPort` and remote port `linkPort` (the
- * peer's end of the connection), scanning the text for the port rather than splitting every line.
- */
-export function findSocketUid(text: string, peerPort: number, linkPort: number): number | null {
-  const local = `:${peerPort.toString(16).toUpperCase().padStart(4, "0")} `;
-  const remote = `:${linkPort.toString(16).toUpperCase().padStart(4, "0")} `;
-  for (let at = text.indexOf(local); at >= 0; at = text.indexOf(local, at + 1)) {
-    const start = text.lastIndexOf("\n", at) + 1;
-    const endAt = text.indexOf("\n", at);
-    const cols = text.slice(start, endAt < 0 ? undefined : endAt).trim().split(/\s+/);
-    // sl, local_address, rem_address, st, tx:rx, tr:when, retrnsmt, uid, timeout, inode
-    if (cols[1]?.endsWith(local.trimEnd()) && cols[2]?.endsWith(remote.trimEnd())) {
-      const uid = Number(cols[7]);
-      if (Number.isInteger(uid)) return uid;
-    }
-  }
-  return null;
-}
+export { findSocketUid } from "../../../shared/socket-owner.js";
 
 /** Looks up the owner uid of a loopback peer's socket (see `SocketOwner`). */
 export async function socketOwner(peerPort: number, linkPort: number, procRoot = "/proc"): Promise<SocketOwner> {

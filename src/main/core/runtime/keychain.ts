@@ -51,7 +51,8 @@ function advice(platform: NodeJS.Platform): string {
   return (
     "Piper Link needs a Secret Service keyring (GNOME Keyring or KWallet) on the session D-Bus. " +
     "Install and start one (e.g. `apt-get install gnome-keyring dbus-x11`), unlock it, and try again. " +
-    "Over SSH, run inside `dbus-run-session` with gnome-keyring-daemon unlocked."
+    "Over SSH, run inside `dbus-run-session` with gnome-keyring-daemon unlocked. " +
+    "Without one, keep the keys in an encrypted file instead: `piper-link start --keychain file` (passphrase from a prompt or PIPER_LINK_KEYCHAIN_PASSPHRASE)."
   );
 }
 
