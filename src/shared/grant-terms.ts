@@ -183,5 +183,5 @@ export function destinationAllows(mode: GrantMode, method: string, url: URL): Te
     if (rule.path !== undefined && !pathMatches(rule.path, url.pathname)) continue;
     return { ok: true };
   }
-  return { ok: false, code: "destination_not_allowed", reason: `${method.toUpperCase()} ${url.origin}${url.pathname} is not among this grant's destinations` };
+  return { ok: false, code: "destination_not_allowed", reason: `${method.toUpperCase()} ${url.origin}${url.pathname} is not among this grant's destinations (hosts are matched with their port unless it is 443: ${host})` };
 }

@@ -158,7 +158,7 @@ export function addApprovalCommands(program: Command, profile: () => string, run
     .command("set")
     .description("add or replace a secret; the value is read from stdin or a hidden prompt, never from arguments")
     .argument("<name>", "secret name, e.g. OPENAI_API_KEY")
-    .option("--host <host>", "a host the Link may send it to (repeat for more); without: any host a grant allows", parseHost)
+    .option("--host <host>", "a host the Link may send it to, with :port unless it is 443 (repeat for more); without: any host a grant allows", parseHost)
     .option("--json", "print JSON")
     .action(async (name: string, o: { host?: string[]; json?: boolean }) => {
       await run(async (out) => {
@@ -174,7 +174,7 @@ export function addApprovalCommands(program: Command, profile: () => string, run
     .command("hosts")
     .description("set the hosts a secret may ever be sent to by Piper Link's calls (reads are not affected)")
     .argument("<name>")
-    .option("--host <host>", "a host it may be sent to (repeat for more)", parseHost)
+    .option("--host <host>", "a host it may be sent to, with :port unless it is 443 (repeat for more)", parseHost)
     .option("--any", "no host list of its own: any host a grant allows")
     .option("--json", "print JSON")
     .action(async (name: string, o: { host?: string[]; any?: boolean; json?: boolean }) => {
@@ -245,7 +245,7 @@ export function addApprovalCommands(program: Command, profile: () => string, run
     )
     .option("--secret <name>", "which secret to give (default: the one named like the variable); one request only")
     .option("--use-only", "the agent may only use the secret through Piper Link's calls (to --host), never read it")
-    .option("--host <host>", "with --use-only: a host it may be sent to (repeat for more)", parseHost)
+    .option("--host <host>", "with --use-only: a host it may be sent to, with :port unless it is 443 (e.g. api.example.com, localhost:8443); repeat for more", parseHost)
     .option("--rule <rule>", "with --use-only: 'METHOD /path*' allowed on every --host (repeat for more)", parseRule);
   addPolicyOptions(approve)
     .option("--json", "print JSON")

@@ -100,7 +100,8 @@ function describeStatus(s: LinkStatus): string[] {
   if (s.authority !== null) {
     lines.push(`  authority: ${s.authority.url} (${s.authority.mode}, ${s.authority.connected ? "connected" : s.authority.error === null ? "connecting…" : `unreachable: ${s.authority.error}; retrying`})`);
     if (s.authority.signInError !== null) lines.push(`  account:   ${s.authority.signInError}`);
-    else lines.push(`  account:   ${s.authority.account === "oauth" ? "signed in" : s.authority.account === "local-token" ? "local token (run `piper-link login` to sign in)" : "not signed in — run `piper-link login`"}`);
+    // How the Link proves itself to the authority; "signed in" above says whether agents are served.
+    else lines.push(`  account:   ${s.authority.account === "oauth" ? "signed in with an account" : s.authority.account === "local-token" ? "the embedded authority's local development token (`piper-link login` signs in with an account)" : "no account yet — `piper-link login` signs in"}`);
   } else lines.push("  authority: none configured");
   lines.push(`  agents connected: ${s.agents.length}`);
   for (const a of s.agents) {
