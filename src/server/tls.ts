@@ -6,7 +6,7 @@
 import { X509Certificate } from "node:crypto";
 import fs from "node:fs/promises";
 import path from "node:path";
-import { generate } from "selfsigned";
+import { generateLoopbackCertificate } from "../shared/loopback-certificate.js";
 
 export interface TlsIdentity {
   key: string;
@@ -30,18 +30,7 @@ export async function loadOrCreateTlsIdentity(dir: string): Promise<TlsIdentity>
     // Missing or unreadable: make a new one below.
   }
   const notAfter = new Date(Date.now() + 5 * 365 * 24 * 3600 * 1000);
-  const pems = await generate([{ name: "commonName", value: "Piper Link embedded authority" }], {
-    keyType: "ec",
-    curve: "P-256",
-    algorithm: "sha256",
-    notAfterDate: notAfter,
-    extensions: [
-      { name: "basicConstraints", cA: false },
-      { name: "keyUsage", digitalSignature: true, keyEncipherment: true },
-      { name: "extKeyUsage", serverAuth: true },
-      { name: "subjectAltName", altNames: [{ type: 2, value: "localhost" }, { type: 7, ip: "127.0.0.1" }, { type: 7, ip: "::1" }] },
-    ],
-  });
+  const pems = await generateLoopbackCertificate("Piper Link embedded authority", notAfter);
   await fs.mkdir(dir, { recursive: true, mode: 0o700 });
   await fs.writeFile(keyFile, pems.private, { mode: 0o600 });
   await fs.writeFile(certFile, pems.cert, { mode: 0o644 });

@@ -13,7 +13,7 @@ import { ControlMethods, redactInstanceId } from "../../shared/control.js";
 import { displayText } from "../../shared/display.js";
 import { LinkError } from "../../shared/errors.js";
 import { describeAction, describeActor, describeApproval, describeEndReason, describeOutcome, localDateTime, relativeTime, requestStatusLabel, type RequestStatusLabel } from "../../shared/wording.js";
-import { describeLinuxProcess } from "../core/loopback/peer-process.js";
+import { processAlive } from "../core/authority/local-liveness.js";
 import { openBrowser } from "./browser.js";
 import { callLink as call, notRunning, withRunningLink } from "./link-access.js";
 import { ExitCode, type Output } from "./output.js";
@@ -85,8 +85,7 @@ function describeRequest(r: RequestView): string {
 async function requesterAlive(r: RequestView, localInstance: string | null): Promise<boolean | null> {
   if (r.status !== "pending" || r.process === null || r.process.startTime === null || process.platform !== "linux") return null;
   if (localInstance === null || redactInstanceId(r.instanceId) !== localInstance) return null;
-  const now = await describeLinuxProcess(r.process.pid);
-  return now.startTime === r.process.startTime;
+  return processAlive(r.process);
 }
 
 /** The STATUS column of `requests --all`: fixed width so the ids line up. */

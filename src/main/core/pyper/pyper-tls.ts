@@ -8,7 +8,7 @@
 import { X509Certificate } from "node:crypto";
 import fs from "node:fs/promises";
 import path from "node:path";
-import { generate } from "selfsigned";
+import { generateLoopbackCertificate } from "../../../shared/loopback-certificate.js";
 
 export interface PyperTlsIdentity {
   key: string;
@@ -41,18 +41,7 @@ export async function loadOrCreatePyperTls(dataDir: string, now: () => number = 
   } catch {
     // Missing or unreadable: make a new pair below.
   }
-  const pems = await generate([{ name: "commonName", value: "Piper Link pyper-sdk endpoints" }], {
-    keyType: "ec",
-    curve: "P-256",
-    algorithm: "sha256",
-    notAfterDate: new Date(now() + LIFETIME_MS),
-    extensions: [
-      { name: "basicConstraints", cA: false },
-      { name: "keyUsage", digitalSignature: true, keyEncipherment: true },
-      { name: "extKeyUsage", serverAuth: true },
-      { name: "subjectAltName", altNames: [{ type: 2, value: "localhost" }, { type: 7, ip: "127.0.0.1" }, { type: 7, ip: "::1" }] },
-    ],
-  });
+  const pems = await generateLoopbackCertificate("Piper Link pyper-sdk endpoints", new Date(now() + LIFETIME_MS));
   await fs.mkdir(dir, { recursive: true, mode: 0o700 });
   await fs.writeFile(keyFile, pems.private, { mode: 0o600 });
   // Readable by the user's agents; it is public material.
