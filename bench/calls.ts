@@ -19,12 +19,12 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Agent, request } from "undici";
 import WebSocket from "ws";
-import type { KeychainItem, KeychainStore } from "../src/main/core/runtime/keychain.js";
 import { createLink } from "../src/main/core/link.js";
 import { silentLogger } from "../src/main/core/runtime/logger.js";
 import { resolveLinkPaths } from "../src/main/core/runtime/paths.js";
-import { AGENT_SUBPROTOCOL, CONTROL_SUBPROTOCOL } from "../src/shared/version.js";
+import { AGENT_SUBPROTOCOL } from "../src/shared/version.js";
 import { makeTestCa } from "../test/calls-upstream.js";
+import { approveOverControl, memoryKeychain } from "./bench-helpers.js";
 
 const SECRET = "bench-call-secret-value";
 const here = fileURLToPath(import.meta.url);
@@ -90,16 +90,6 @@ async function serveUpstream(dir: string): Promise<void> {
   process.stdout.write(`${JSON.stringify({ port, caFile })}\n`);
 }
 
-function memoryKeychain(): KeychainStore {
-  const items = new Map<KeychainItem, string>();
-  return {
-    service: "bench-calls",
-    get: (k) => Promise.resolve(items.get(k) ?? null),
-    set: (k, v) => Promise.resolve(void items.set(k, v)),
-    delete: (k) => Promise.resolve(items.delete(k)),
-  };
-}
-
 /** The Link with its embedded authority, signed in, trusting the upstream's CA, one secret stored. */
 async function serveLink(caFile: string): Promise<void> {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), "piper-bench-calls-"));
@@ -108,7 +98,7 @@ async function serveLink(caFile: string): Promise<void> {
     profile: "bench-calls",
     port: 0,
     paths,
-    keychain: memoryKeychain(),
+    keychain: memoryKeychain("bench-calls"),
     log: silentLogger(),
     limits: { messagesPerSecond: 1e9, messageBurst: 1e9 },
     authority: { kind: "embedded", agentRatePerSecond: 1e6 },
@@ -154,22 +144,6 @@ async function agentConnection(port: number): Promise<{ ws: WebSocket; call(fram
   return { ws, call };
 }
 
-/** Approves the first call's pending request through the control channel, as the person would. */
-async function approve(port: number, controlToken: string, requestId: string): Promise<void> {
-  const control = new WebSocket(`ws://127.0.0.1:${port}/v1/control`, CONTROL_SUBPROTOCOL);
-  await new Promise((r) => control.once("open", r));
-  control.send(JSON.stringify({ type: "auth", token: controlToken }));
-  control.send(JSON.stringify({ type: "call", id: 1, method: "approveRequest", params: { requestId, scope: { kind: "until_revoked" } } }));
-  await new Promise<void>((resolve, reject) =>
-    control.on("message", (d: Buffer) => {
-      const m = JSON.parse(d.toString()) as { type: string; id?: number; message?: string };
-      if (m.type === "result" && m.id === 1) resolve();
-      if (m.type === "error") reject(new Error(m.message));
-    }),
-  );
-  control.close();
-}
-
 export interface CallBenchResult {
   roundTrip: { link: Stats; direct: Stats; ratioP50: number; ratioP99: number; target: number; pass: boolean };
   firstByte: { link: Stats; direct: Stats; overheadMs: number; target: number; pass: boolean };
@@ -188,7 +162,7 @@ export async function callBench(full: boolean): Promise<CallBenchResult> {
     const frame = (p: string): Record<string, unknown> => ({ type: "call", method: "GET", url: `${origin}${p}`, auth: { bearer: "BENCH_CALL_KEY" } });
     // The first call asks the person; approve it, then every call is served from the live grant.
     await agent.call(frame("/json"), (m) => {
-      if (m.type === "pending" && m.requestId) void approve(Number(link.info["port"]), String(link.info["controlToken"]), m.requestId);
+      if (m.type === "pending" && m.requestId) void approveOverControl(Number(link.info["port"]), String(link.info["controlToken"]), m.requestId);
       return m.type === "call.end";
     });
 

@@ -29,10 +29,11 @@ import { fileURLToPath } from "node:url";
 import readline from "node:readline";
 import WebSocket from "ws";
 import { z } from "zod";
-import { AGENT_SUBPROTOCOL, CONTROL_SUBPROTOCOL } from "../src/shared/version.js";
+import { AGENT_SUBPROTOCOL } from "../src/shared/version.js";
 import { PYPER_PATHS } from "../src/server/http.js";
 import { approvalLatency, capacityFigures, type Figure } from "./capacity.js";
 import { printFatigue } from "./fatigue.js";
+import { approveOverControl } from "./bench-helpers.js";
 
 const full = process.argv.includes("--full");
 const ITER = full ? 20_000 : 3_000;
@@ -43,7 +44,7 @@ const SATURATION_MS = full ? 4000 : 2000;
 const here = path.dirname(fileURLToPath(import.meta.url));
 
 /** The ready line of bench/servers.ts. */
-const ServerInfoSchema = z.object({ port: z.number().int(), pid: z.number().int(), controlToken: z.string().optional(), tlsCert: z.string().optional() });
+const ServerInfoSchema = z.object({ port: z.number().int(), pid: z.number().int(), controlToken: z.string().optional(), pyperPort: z.string().optional(), pyperCert: z.string().optional() });
 /** Its answer to `cpu`: process.cpuUsage() in microseconds. */
 const CpuLineSchema = z.object({ cpu: z.object({ user: z.number(), system: z.number() }) });
 
@@ -180,18 +181,7 @@ async function grantBenchKey(port: number, controlToken: string, agentWs: WebSoc
     agentWs.once("message", (d: Buffer) => resolve(JSON.parse(d.toString()) as { requestId: string }));
     agentWs.send(JSON.stringify({ type: "resolve", id: "setup", variable: "BENCH_KEY", wait: false }));
   });
-  const control = new WebSocket(`ws://127.0.0.1:${port}/v1/control`, CONTROL_SUBPROTOCOL);
-  await new Promise((r) => control.once("open", r));
-  control.send(JSON.stringify({ type: "auth", token: controlToken }));
-  control.send(JSON.stringify({ type: "call", id: 1, method: "approveRequest", params: { requestId: pending.requestId, scope: { kind: "until_revoked" } } }));
-  await new Promise<void>((resolve, reject) =>
-    control.on("message", (d: Buffer) => {
-      const m = JSON.parse(d.toString()) as { type: string; id?: number; message?: string };
-      if (m.type === "result" && m.id === 1) resolve();
-      if (m.type === "error") reject(new Error(m.message));
-    }),
-  );
-  control.close();
+  await approveOverControl(port, controlToken, pending.requestId);
 }
 
 function httpsPost(agent: https.Agent, url: URL, body: unknown): Promise<Record<string, unknown>> {
@@ -309,8 +299,8 @@ async function main(): Promise<void> {
       granted.ws.send(hello);
     });
     const resolveOp = granted.op;
-    const tls = new https.Agent({ keepAlive: true, maxSockets: 1, ca: fs.readFileSync(linkAuth.tlsCert ?? "") });
-    const base = new URL(welcome.authority);
+    const tls = new https.Agent({ keepAlive: true, maxSockets: 1, ca: fs.readFileSync(linkAuth.pyperCert ?? "") });
+    const base = new URL(`https://127.0.0.1:${linkAuth.pyperPort ?? ""}/`);
     const ident = { agentClientId: "agent_bench", instanceId: welcome.instanceId };
     const threeCalls = async (): Promise<void> => {
       const { credentialId } = await httpsPost(tls, new URL(PYPER_PATHS.resolveMapping, base), { ...ident, variableName: "bench_key" });
@@ -325,7 +315,7 @@ async function main(): Promise<void> {
     for (let r = 0; r < rounds; r++) {
       res.echo.push(await measure(bareWs, per, echoWs.op));
       res.link.push(await measure(linkAuth, per, resolveOp));
-      // pyper-sdk's calls go to the authority, not the Link: the Link's CPU is not their cost (not tabled).
+      // pyper-sdk's calls go to the Link's pyper endpoints, which ask the authority (CPU not tabled).
       res.three.push(await measure(linkAuth, Math.max(20, Math.ceil(per / 50)), threeCalls));
     }
     granted.close();

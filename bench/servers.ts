@@ -19,27 +19,13 @@ import path from "node:path";
 import fs from "node:fs";
 import readline from "node:readline";
 import { WebSocketServer } from "ws";
-import type { KeychainItem, KeychainStore } from "../dist/main/core/runtime/keychain.js";
 import { createLink } from "../dist/main/core/link.js";
+import { memoryKeychain } from "./bench-helpers.js";
 import { silentLogger } from "../dist/main/core/runtime/logger.js";
 import { resolveLinkPaths } from "../dist/main/core/runtime/paths.js";
 
 export const BENCH_INSTANCE_ID = "inst_bench_0123456789abcdef";
 const BODY = JSON.stringify({ instanceId: BENCH_INSTANCE_ID });
-
-/**
- * The Link reads the keychain once at start, never on the measured paths, so the benchmark gives it
- * an in-memory store and runs without a Secret Service.
- */
-function memoryKeychain(): KeychainStore {
-  const items = new Map<KeychainItem, string>([["instance-id", BENCH_INSTANCE_ID]]);
-  return {
-    service: "bench",
-    get: (k) => Promise.resolve(items.get(k) ?? null),
-    set: (k, v) => Promise.resolve(void items.set(k, v)),
-    delete: (k) => Promise.resolve(items.delete(k)),
-  };
-}
 
 function listeningPort(server: http.Server | WebSocketServer): number {
   const address = server.address();
@@ -70,7 +56,7 @@ async function main(kind: string): Promise<number> {
       profile: "bench",
       port: 0,
       paths,
-      keychain: memoryKeychain(),
+      keychain: memoryKeychain("bench", [["instance-id", BENCH_INSTANCE_ID]]),
       log: silentLogger(),
       // The saturation run sends far above the per-connection defaults; the limits are not what is measured.
       limits: { messagesPerSecond: 1e9, messageBurst: 1e9 },
@@ -83,7 +69,8 @@ async function main(kind: string): Promise<number> {
       await link.api.setSecret({ name: "BENCH_ONCE", value: "bench-once-value" });
     }
     process.on("SIGTERM", () => void link.stop().then(() => process.exit(0)));
-    extra = { controlToken: link.controlToken, tlsCert: path.join(paths.dataDir, "authority", "tls", "tls.crt") };
+    // pyper-sdk agents reach their secrets through the Link's own loopback HTTPS endpoints.
+    extra = { controlToken: link.controlToken, pyperPort: String(status.pyper?.port ?? 0), pyperCert: status.pyper?.certFile ?? "" };
     return status.port;
   }
   throw new Error(`unknown server kind ${kind}`);
