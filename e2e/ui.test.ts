@@ -3,9 +3,11 @@
 // SQLite), opens the browser UI at the address `piper-link ui` prints, and drives it as a person
 // would while a real SDK agent in this process asks for secrets.
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import fs from "node:fs/promises";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { AxeBuilder } from "@axe-core/playwright";
@@ -45,6 +47,48 @@ function agent(clientId: string, name: string): PiperClient {
   const c = createPiperClient({ clientId, name, linkUrl: status.url, fallbackToEnv: false, approvalTimeoutMs: 60_000 });
   clients.push(c);
   return c;
+}
+
+/**
+ * An SDK agent (client ID claude-code) in a new terminal session: `setsid node …` makes node the
+ * session leader, so its session id is its pid. It asks for `variable` once; `value` settles with what
+ * it got (or rejects with what it printed to stderr). It stays alive (its session with it, and so a
+ * session-bound grant) until `stop()`.
+ */
+async function startSessionAgent(variable: string, reason: string): Promise<{ pid: number; value: Promise<string>; stop: () => void }> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), "piper-session-agent-"));
+  const file = path.join(dir, "agent.mts");
+  const sdk = path.resolve(import.meta.dirname, "../src/sdk/index.ts");
+  await fs.writeFile(
+    file,
+    `import { createPiperClient } from ${JSON.stringify(sdk)};\n` +
+      `const c = createPiperClient({ clientId: "claude-code", name: "Claude Code", linkUrl: ${JSON.stringify(status.url)}, fallbackToEnv: false, approvalTimeoutMs: 60_000 });\n` +
+      `const s = await c.getSecret(${JSON.stringify(variable)}, { reason: ${JSON.stringify(reason)} });\n` +
+      `c.close();\nprocess.stdout.write(JSON.stringify({ value: s.value }) + "\\n");\n` +
+      `process.stdin.resume();\nprocess.stdin.on("end", () => process.exit(0));\n`,
+  );
+  const child = spawn("setsid", [process.execPath, "--import", "tsx", file], { cwd: process.cwd(), stdio: ["pipe", "pipe", "pipe"] });
+  let out = "";
+  let err = "";
+  child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+  const value = new Promise<string>((resolve, reject) => {
+    child.stdout.on("data", (d: Buffer) => {
+      out += d.toString();
+      if (out.includes("\n")) resolve(z.object({ value: z.string() }).parse(JSON.parse(out)).value);
+    });
+    child.on("exit", (code) => reject(new Error(`the session agent exited ${String(code)}: ${err}`)));
+  });
+  value.catch(() => undefined);
+  assert.ok(child.pid);
+  return {
+    pid: child.pid,
+    value,
+    stop: () => {
+      child.stdin.end();
+      child.kill("SIGKILL");
+      void fs.rm(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 /** Console errors and CSP violations of every page the tests open; `after` asserts there are none. */
@@ -272,14 +316,16 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     await context.close();
   });
 
-  it("grant terms: the card shows the verified program apart from what the agent says; 'any program' warns; 'for this terminal session' binds to the session; limits are editable", async () => {
+  it("grant terms: the card shows the verified program apart from what the agent says; 'any program' warns; 'for this terminal session' binds to the session; limits are editable", async (t) => {
     assert.equal(cli(e, ["secrets", "set", "SESSION_KEY"], `${VALUE}\n`).code, 0);
     assert.equal(cli(e, ["secrets", "set", "OTHER_KEY"], `${VALUE}\n`).code, 0);
-    // What the OS says about this process (the agent): its terminal session is field 6 of /proc/self/stat.
-    const stat = await fs.readFile("/proc/self/stat", "utf8");
-    const sessionId = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[3]);
+    // The agent runs in a terminal session of its own (setsid makes it the leader, so the session id is
+    // its pid), whatever session the test runner has: in a container entered without setsid there is
+    // none to name (/proc says 0), and the card rightly offers no session binding there.
+    const sessionAgent = await startSessionAgent("SESSION_KEY", "GET https://api.example.com/v1/models");
+    const sessionId = sessionAgent.pid;
+    t.after(() => sessionAgent.stop());
     const claude = agent("claude-code", "Claude Code");
-    const asked = claude.getSecret("SESSION_KEY", { reason: "GET https://api.example.com/v1/models" });
 
     const { context, page } = await openUi();
     const card = page.getByRole("listitem").filter({ hasText: "SESSION_KEY" });
@@ -291,7 +337,7 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     assert.ok(facts.some((f) => f.includes(process.execPath)), "the executable's path");
     assert.ok(facts.includes(process.cwd()), "the folder");
     assert.ok(facts.includes(`session ${sessionId}`), "the terminal session");
-    assert.ok(facts.includes(`pid ${process.pid}`), "the process");
+    assert.ok(facts.includes(`pid ${sessionAgent.pid}`), "the process");
     await page.screenshot({ path: path.join(SHOTS, "terms-request-card-1280x800.png") });
 
     await card.getByRole("button", { name: /^Approve/ }).click();
@@ -309,7 +355,7 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     await dialog.getByRole("radio", { name: /^For this terminal session/ }).check();
     await warning.waitFor({ state: "detached" });
     await dialog.getByRole("button", { name: "Approve" }).click();
-    assert.equal((await asked).value, VALUE);
+    assert.equal(await sessionAgent.value, VALUE);
     await notice(page, "Bound: in this terminal session.");
 
     // Grants shows what it binds to; the authority stored the session.

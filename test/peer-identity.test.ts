@@ -93,10 +93,17 @@ describe("program identity from /proc", { skip: linux ? false : "Linux only: oth
     assert.equal(identity.script, path.join(cwd, "agent.js"), "the script, not the --import value");
     assert.equal(identity.cwd, cwd);
     assert.deepEqual(identity.commandLine, [nodeExe, "--import", "./preload.mjs", "agent.js", String(port)]);
-    // Same terminal session as the test runner; its leader is the runner's session leader.
-    assert.equal(identity.sessionId, own.session);
-    assert.equal(identity.sessionLeader?.pid, own.session);
-    assert.equal(identity.sessionLeader.startTime, (await statOf(own.session)).startTime);
+    // Same terminal session as the test runner; its leader is the runner's session leader. A runner
+    // whose session leader is outside its PID namespace (a container entered without setsid: /proc
+    // says session 0) has no session to name, and the agent has none either (next test, forced).
+    if (own.session === 0) {
+      assert.equal(identity.sessionId, null);
+      assert.equal(identity.sessionLeader, null);
+    } else {
+      assert.equal(identity.sessionId, own.session);
+      assert.equal(identity.sessionLeader?.pid, own.session);
+      assert.equal(identity.sessionLeader.startTime, (await statOf(own.session)).startTime);
+    }
     const parents = identity.parents ?? [];
     assert.equal(parents[0]?.pid, process.pid, "the test process is the parent");
     assert.equal(parents[0].startTime, own.startTime);
@@ -106,7 +113,31 @@ describe("program identity from /proc", { skip: linux ? false : "Linux only: oth
     assert.ok(parents.length === 8 || last?.pid === 1 || last?.executable === null, `the chain ends at pid 1: ${JSON.stringify(parents)}`);
     for (let i = 1; i < parents.length; i++) assert.equal(parents[i]?.pid, (await statOf(parents[i - 1]?.pid ?? 0)).ppid, "each is the parent of the one before");
     assert.equal(programKey(identity), JSON.stringify(["program", identity.executable, path.join(cwd, "agent.js"), cwd]));
-    assert.equal(sessionKey(identity), `session:${own.session}:${own.session}:${(await statOf(own.session)).startTime}`);
+    assert.equal(sessionKey(identity), own.session === 0 ? null : `session:${own.session}:${own.session}:${(await statOf(own.session)).startTime}`);
+  });
+
+  it("a session id of 0 (the leader lives outside this PID namespace) is no session: nothing to bind to", async (t) => {
+    // A new PID namespace whose first process keeps the outer session: inside it, /proc says session 0,
+    // as in a container entered without setsid. The identification runs inside, where the Link would.
+    const probe = `import { describeLinuxProcess } from ${JSON.stringify(path.resolve("src/main/core/loopback/peer-process.ts"))};\nimport { sessionKey } from ${JSON.stringify(path.resolve("src/shared/process.ts"))};\nconst me = await describeLinuxProcess(process.pid);\nconsole.log(JSON.stringify({ sessionId: me.sessionId, sessionLeader: me.sessionLeader, key: sessionKey(me), pid: me.pid }));\n`;
+    const file = path.join(cwd, "probe.mts");
+    await fs.writeFile(file, probe);
+    const run = spawn("unshare", ["--pid", "--fork", "--mount-proc", process.execPath, "--import", "tsx", file], { cwd: process.cwd(), stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    run.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    run.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    const [code] = (await once(run, "exit")) as [number | null];
+    if (code !== 0 && /Operation not permitted|cannot open|unshare failed|No such file/i.test(err)) {
+      // No right to make a PID namespace here; the test above covers the same case on runners that are
+      // themselves in one.
+      t.skip(`unshare is not permitted here: ${err.trim().split("\n")[0] ?? ""}`);
+      return;
+    }
+    assert.equal(code, 0, err);
+    const seen = JSON.parse(out) as { sessionId: number | null; sessionLeader: unknown; key: string | null; pid: number };
+    assert.equal(seen.pid, 1, "the probe runs inside the new namespace, as its first process");
+    assert.deepEqual({ sessionId: seen.sessionId, sessionLeader: seen.sessionLeader, key: seen.key }, { sessionId: null, sessionLeader: null, key: null });
   });
 
   it("records the script of a python3 agent, and `-m module`", async () => {
@@ -160,7 +191,9 @@ describe("program identity from /proc", { skip: linux ? false : "Linux only: oth
       assert.equal(agent?.process?.script, path.join(cwd, "ws-agent.js"));
       assert.equal(agent.process.uid, process.getuid?.());
       assert.equal(agent.process.parents?.[0]?.pid, process.pid);
-      assert.equal(typeof agent.process.sessionId, "number");
+      // The runner's session (the agent inherits it), or none when /proc says 0 (see the first test).
+      const own = await statOf(process.pid);
+      assert.equal(agent.process.sessionId, own.session === 0 ? null : own.session);
     } finally {
       child.kill("SIGKILL");
       await t.stop();

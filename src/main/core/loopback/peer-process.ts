@@ -213,7 +213,10 @@ export async function describeLinuxProcess(pid: number, procRoot = "/proc"): Pro
     if (ppid === 1 || parentStat === null) break;
     ppid = parentStat.ppid;
   }
-  const sessionId = stat?.session ?? null;
+  // proc(5): the session id reads 0 when the session leader lives outside this PID namespace (a
+  // container entered without setsid, CI runners). That is no session anyone here can name or watch:
+  // every process of the container shares it, so it binds nothing and counts as none.
+  const sessionId = stat === null || stat.session <= 0 ? null : stat.session;
   let sessionLeader: ProcessRef | null = null;
   if (sessionId !== null && sessionId > 0) {
     const leader = sessionId === pid ? null : await describeRef(sessionId, procRoot);

@@ -12,7 +12,7 @@ import { displayOptional, displayText } from "../../../shared/display.js";
 import { LinkError } from "../../../shared/errors.js";
 import { endOfDay } from "../../../shared/grant-terms-text.js";
 import { DestinationRuleSchema, GrantModeSchema, GrantPolicySchema, SESSION_MAX_MS, type DestinationRule, type GrantMode, type GrantPolicy } from "../../../shared/grant-terms.js";
-import type { PeerProcess } from "../../../shared/process.js";
+import { sessionKey, type PeerProcess } from "../../../shared/process.js";
 import { Banner, Field, ui } from "../components/ui.js";
 import { baseName } from "../format.js";
 import s from "./screens.module.css";
@@ -95,7 +95,8 @@ export function useTermsChoice(request: RequestView) {
     request,
     identified,
     canProcess: p !== null && p.startTime !== null,
-    canSession: identified && p.sessionId !== null && p.sessionId !== undefined,
+    // The same test the authority applies when it stores a session binding.
+    canSession: identified && sessionKey(p) !== null,
     binding,
     setBinding,
     lifetime,
