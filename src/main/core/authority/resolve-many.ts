@@ -11,11 +11,8 @@ import { isRetryable, LinkError, NOT_SIGNED_IN_MESSAGE, type ErrorCode } from ".
 import { normalizeVariable, type LinkMessage, type ResolveMany, type VariableResult } from "../../../shared/protocol.js";
 import type { AgentChannel } from "../loopback/agent-channel.js";
 import type { AuthorityClient } from "./authority-client.js";
-import type { ResolverDeps } from "./resolver.js";
+import { DEFAULT_WAIT_MS, POLL_MS, type ResolverDeps } from "./resolve-deps.js";
 
-const DEFAULT_WAIT_MS = 120_000;
-/** One long-poll at most this long; the loop continues until the agent's own deadline. */
-const POLL_MS = 55_000;
 
 /** A variable's state while the batch is being answered. */
 type Slot = { kind: "done"; result: VariableResult } | { kind: "pending"; requestId: string };

@@ -6,25 +6,13 @@
  * requesting process's identity goes with every call so the approval prompt names who is asking.
  * `resolveMany` (several variables, one card, partial results) lives in resolve-many.ts.
  */
-import type { Logger } from "pino";
 import { isRetryable, LinkError, NOT_SIGNED_IN_MESSAGE } from "../../../shared/errors.js";
 import type { LinkMessage, Resolve, ResolveMany } from "../../../shared/protocol.js";
 import type { AgentHost, AgentChannel } from "../loopback/agent-channel.js";
-import type { AuthorityClient } from "./authority-client.js";
-import type { GrantCache } from "./grant-cache.js";
+import { DEFAULT_WAIT_MS, POLL_MS, type ResolverDeps } from "./resolve-deps.js";
 import { resolveMany } from "./resolve-many.js";
 
-export interface ResolverDeps {
-  now(): number;
-  log: Logger;
-  authority(): AuthorityClient | null;
-  instanceId(): string | null;
-  cache: GrantCache;
-}
-
-const DEFAULT_WAIT_MS = 120_000;
-/** One long-poll at most this long; the loop continues until the agent's own deadline. */
-const POLL_MS = 55_000;
+export type { ResolverDeps } from "./resolve-deps.js";
 
 /** The Link's answer to `resolve` and `resolveMany` (the agent channel's `AgentHost.resolve`). */
 export function createAgentResolver(deps: ResolverDeps): AgentHost["resolve"] {

@@ -27,8 +27,7 @@
  *   certificate), and `target()` answers null for it, so these paths are then 404.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { Agent, request, type Dispatcher } from "undici";
-import { pinnedConnector } from "../authority/authority-client.js";
+import { Agent, request, type buildConnector, type Dispatcher } from "undici";
 import { SECURITY_HEADERS, sendError } from "./loopback-guard.js";
 
 /** The embedded authority as the Link reaches it: base URL and pinned certificate fingerprint. */
@@ -40,6 +39,11 @@ export interface SignInProxyTarget {
 export interface SignInProxyOptions {
   /** The embedded authority now (it may move after a restart), or null: no pages to serve. */
   target(): SignInProxyTarget | null;
+  /**
+   * The TLS connector that trusts exactly the certificate with this SHA-256 fingerprint (the
+   * authority client's `pinnedConnector`, handed in so the loopback room need not import authority/).
+   */
+  pinnedConnector(pin: string): buildConnector.connector;
   /** Time for the authority's whole answer (default 15 s; signing up runs a memory-hard KDF). */
   timeoutMs?: number;
 }
@@ -83,7 +87,7 @@ export function createSignInProxy(options: SignInProxyOptions): SignInProxy {
     const key = `${target.url}\u0000${target.pin}`;
     if (pool?.key === key) return pool.agent;
     void pool?.agent.close().catch(() => undefined);
-    pool = { key, agent: new Agent({ connect: pinnedConnector(target.pin), keepAliveTimeout: 10_000, connections: 8 }) };
+    pool = { key, agent: new Agent({ connect: options.pinnedConnector(target.pin), keepAliveTimeout: 10_000, connections: 8 }) };
     return pool.agent;
   }
 

@@ -1,0 +1,59 @@
+/**
+ * What `createLink` takes and what it returns (core/link.ts composes the parts; this file only names
+ * the contract, so a reader of link.ts sees the lifecycle and not the options' documentation).
+ */
+import type { Logger } from "pino";
+import type { ControlEvent, LinkApi, LinkStatus } from "../../shared/control.js";
+import type { AuthorityConfig } from "./authority/configured-authority.js";
+import type { LinkLimits } from "./loopback/limits.js";
+import type { PeerResolver } from "./loopback/peer-process.js";
+import type { KeychainStore } from "./runtime/keychain.js";
+import type { LinkPaths } from "./runtime/paths.js";
+
+export interface LinkOptions {
+  profile?: string;
+  /** Preferred port (default 31477); 0 picks a free one. */
+  port?: number;
+  /**
+   * Preferred port of the pyper-sdk endpoints on loopback HTTPS (core/pyper/): default 31479, or 0
+   * (a free one) when `port` is 0, so tests never collide.
+   */
+  pyperPort?: number;
+  paths: LinkPaths;
+  keychain: KeychainStore;
+  log: Logger;
+  now?: () => number;
+  limits?: Partial<LinkLimits>;
+  peers?: PeerResolver;
+  /**
+   * Where secrets come from: the embedded authority (child process, SQLite in the data dir), a
+   * remote one (URL + Link token), or none (resolve answers authority_unavailable).
+   */
+  authority?: AuthorityConfig | null;
+  /** How often to retry the keychain after it failed (locked or unavailable), in ms (default 5000). */
+  keychainRetryMs?: number;
+  /** Called when a control client asks the Link to shut down (the daemon exits after `stop()`). */
+  onShutdownRequested?: () => void;
+  /** The built browser UI to serve under /ui/ (null or absent: none). */
+  uiDir?: string | null;
+  /**
+   * Calls made for agents (core/calls/). `extraCaFile`: a PEM file of CA certificates trusted for
+   * outgoing calls besides the system ones (a corporate proxy's, a test's); absent: the
+   * `PIPER_LINK_EXTRA_CA` environment variable; null: none.
+   */
+  calls?: { extraCaFile?: string | null };
+}
+
+export interface Link {
+  start(): Promise<LinkStatus>;
+  stop(): Promise<void>;
+  status(): LinkStatus;
+  /** The control API the UI and CLI use (over IPC or the control socket). */
+  readonly api: LinkApi;
+  /** The per-start control token (DESIGN.md section 3). */
+  readonly controlToken: string;
+  /** In-process listeners (the Electron shell) hear what control clients hear. */
+  subscribe(listener: (event: ControlEvent) => void): () => void;
+  /** The address of the browser UI with the control token in its fragment (never sent to a server). */
+  uiUrl(): string;
+}
