@@ -10,6 +10,7 @@ import { once } from "node:events";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
+import pg from "pg";
 import { request } from "undici";
 import { createAuthorityClient, type AuthorityClient, type Credentials } from "../src/main/core/authority/authority-client.js";
 import { createEventDecoder } from "../src/main/core/authority/event-stream.js";
@@ -24,7 +25,8 @@ import { backoffDelay } from "../src/shared/backoff.js";
 import { LinkError } from "../src/shared/errors.js";
 import { Browser, csrfOf } from "./browser-helpers.js";
 import { BIN } from "./cli-helpers.js";
-import { sqliteDatabase, type TestDatabase } from "./db-helpers.js";
+import { PG_SKIP, PG_URL, postgresDatabase, sqliteDatabase, type TestDatabase } from "./db-helpers.js";
+import { waitFor } from "./helpers.js";
 
 const tokenCredentials = (token: string): Credentials => ({ bearer: () => Promise.resolve(token), rejected: () => undefined });
 
@@ -219,6 +221,55 @@ describe("shutdown and reachability", () => {
     } finally {
       stop();
       client.close();
+      await db.drop();
+    }
+  });
+});
+
+describe("PostgreSQL connections lost (the server restarted, an administrator ended them)", { skip: PG_SKIP }, () => {
+  it("the authority keeps serving: open event streams end (so Links drop their grant caches), the bus listens anew and events flow again", { timeout: 60_000 }, async () => {
+    const db = await postgresDatabase();
+    const logged: string[] = [];
+    const authority = await authorityOn(db, { log: (msg) => logged.push(msg) });
+    const { userId, linkToken } = await authority.service.createUser("Pat");
+    const client = createAuthorityClient({ url: authority.url, credentials: tokenCredentials(linkToken) });
+    const events: AuthorityEvent[] = [];
+    let connected = false;
+    const stop = client.follow(
+      (e) => events.push(e),
+      (c) => (connected = c),
+    );
+    const admin = new pg.Client({ connectionString: PG_URL ?? "" });
+    try {
+      await waitFor(() => connected, "the Link's stream");
+      await authority.service.setSecret(userId, "BEFORE", "v1");
+      await waitFor(() => events.some((e) => e.type === "secret.changed"), "an event before the loss");
+      const raw = await openStream(authority.url, linkToken);
+      // Every connection of this database: the pool's idle ones, the LISTEN and the NOTIFY one.
+      await admin.connect();
+      const name = new URL(db.location).pathname.slice(1);
+      const ended = await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", [name]);
+      assert.ok((ended.rowCount ?? 0) >= 3, `ended ${String(ended.rowCount)} connections`);
+      assert.match(await raw.ended, /: connected/, "the open stream ended: events may have been missed");
+      assert.ok(logged.some((m) => /connection lost while idle|event bus error/.test(m)), logged.join("; "));
+      // The process still serves, from fresh connections; after the bus listens again, events flow.
+      assert.deepEqual(await client.listGrants(), []);
+      events.length = 0;
+      await waitFor(() => connected, "the Link's stream again", 20_000);
+      await waitFor(
+        async () => {
+          await new Promise((r) => setTimeout(r, 200));
+          await authority.service.setSecret(userId, "AFTER", `v${String(Date.now())}`);
+          return events.some((e) => e.type === "secret.changed");
+        },
+        "an event after the bus listened again",
+        20_000,
+      );
+    } finally {
+      stop();
+      client.close();
+      await admin.end().catch(() => undefined);
+      await authority.close();
       await db.drop();
     }
   });

@@ -267,6 +267,59 @@ print(json.dumps(out))
     await a.end();
   });
 
+  it("a script that ends after asking, as pyper-sdk scripts do: its request lives while its terminal session does, the next run reuses it, and approved for the program the run after gets the value", async () => {
+    // A terminal session of its own: `setsid sh` leads it and runs each command line it is sent, as
+    // a person's shell would; each run makes one attempt (stdin is /dev/null) and ends.
+    const shell = spawn("setsid", ["sh"], { cwd: dir, stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, SETTINGS: JSON.stringify(settings), SCRIPT: script } });
+    const lines = readline.createInterface({ input: shell.stdout })[Symbol.asyncIterator]();
+    const run = async (variable: string): Promise<Outcome> => {
+      shell.stdin.write(`python3 "$SCRIPT" "$SETTINGS" py_short ${variable} "" verify < /dev/null\n`);
+      const line = await lines.next();
+      assert.equal(line.done, false, "the run printed its outcome");
+      return OutcomeSchema.parse(JSON.parse(line.value));
+    };
+    const pendingOf = async (variable: string): Promise<RequestView[]> =>
+      (await cliJsonAsync(e, ["requests"], z.array(RequestViewSchema))).filter((r) => r.agentClientId === "py_short" && r.variable === variable);
+    try {
+      assert.equal((await run("short_token")).error, "mapping_not_found");
+      const [first] = await pendingOf("short_token");
+      assert.ok(first?.process, "a pending request names the first run");
+      assert.equal(first.requesterWaits, false);
+      assert.equal(first.process.sessionId, shell.pid, "the script ran in the shell's session");
+      // The liveness sweep runs every 2 s: after three, the request of the ended run still waits.
+      await new Promise((r) => setTimeout(r, 6_500));
+      const stillThere = await pendingOf("short_token");
+      assert.deepEqual(stillThere.map((r) => r.id), [first.id], "still pending after the run ended");
+      const listed = cli(e, ["requests"]).stdout;
+      assert.match(listed, /does not wait: approve, then run it again/);
+
+      // The next run, before anyone answered, asks the same thing: one card, naming the latest run.
+      assert.equal((await run("short_token")).error, "mapping_not_found");
+      const [second, ...more] = await pendingOf("short_token");
+      assert.equal(more.length, 0, "one request for both runs");
+      assert.equal(second?.id, first.id);
+      assert.notEqual(second.process?.pid, first.process.pid, "the request names the latest run");
+
+      // "While this process runs" has no process to bind to; the request stays, to be approved otherwise.
+      const refused = cli(e, ["approve", first.id, "--bind", "process", "--until-revoked", "--secret", "NOTION_TOKEN"]);
+      assert.notEqual(refused.code, 0);
+      assert.match(refused.stderr + refused.stdout, /Approve it for this program or this terminal session/);
+      assert.equal((await pendingOf("short_token")).length, 1);
+      const grant = await cliJsonAsync(e, ["approve", first.id, "--until-revoked", "--secret", "NOTION_TOKEN"], GrantViewSchema);
+      assert.equal(grant.binding?.kind, "program");
+      assert.deepEqual(await run("short_token"), { step: "exchange", status: 200, value: VALUE, error: null });
+
+      // When the terminal session ends, what it asked and nobody answered has nobody to go to.
+      assert.equal((await run("short_other")).error, "mapping_not_found");
+      const [other] = await pendingOf("short_other");
+      assert.ok(other);
+      shell.kill("SIGKILL");
+      await waitFor(async () => (await cliJsonAsync(e, ["requests", "--all"], z.array(RequestViewSchema))).some((r) => r.id === other.id && r.status === "requester_gone"), "the request to end with its session");
+    } finally {
+      shell.kill("SIGKILL");
+    }
+  });
+
   it("answers 401 invalid_instance after `piper-link logout`, to an agent that kept the instance ID", async () => {
     const a = agents[0];
     assert.ok(a, "the first agent still runs, holding the instance ID it discovered");

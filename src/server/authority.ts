@@ -45,7 +45,7 @@ export interface RunningAuthority {
 
 export async function startAuthority(options: AuthorityOptions): Promise<RunningAuthority> {
   const log = options.log ?? (() => undefined);
-  const opened = await openDatabase(options.db);
+  const opened = await openDatabase(options.db, (err) => log("database connection lost while idle; the pool opens another", { err: err.message }));
   const bus = opened.engine === "postgres" ? await createPostgresBus(opened.url, (err) => log("event bus error", { err: err.message })) : createLocalBus();
   const service = createService({
     db: opened.db,

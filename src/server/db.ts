@@ -139,6 +139,8 @@ export interface RequestsTable {
   grant_id: string | null;
   /** Requests made together by one `resolveMany` share it (migration 006); null for a lone request. */
   batch_id: string | null;
+  /** 1, or 0 when the requester never waits for the answer (pyper-sdk; migration 008). */
+  requester_waits: number;
 }
 export interface ScopedTokensTable {
   token_hash: string;
@@ -428,6 +430,20 @@ migrations["007_secret_hosts"] = {
   },
 };
 
+/**
+ * A requester that never waits for the answer (pyper-sdk raises with a grant link and its script
+ * ends): its request lives while its terminal session does, and its next run reuses it. An integer
+ * (1/0) so SQLite and PostgreSQL store it alike; every existing request waited.
+ */
+migrations["008_requester_waits"] = {
+  async up(db: Kysely<unknown>) {
+    await db.schema
+      .alterTable("requests")
+      .addColumn("requester_waits", "integer", (c) => c.notNull().defaultTo(1))
+      .execute();
+  },
+};
+
 const provider: MigrationProvider = { getMigrations: () => Promise.resolve(migrations) };
 
 export interface OpenedDatabase {
@@ -438,8 +454,13 @@ export interface OpenedDatabase {
   close(): Promise<void>;
 }
 
-/** Opens `location` — a postgres:// URL or a SQLite file path — and runs pending migrations. */
-export async function openDatabase(location: string): Promise<OpenedDatabase> {
+/**
+ * Opens `location` — a postgres:// URL or a SQLite file path — and runs pending migrations.
+ * `onConnectionError` hears a PostgreSQL connection that failed while idle in the pool (the server
+ * restarted, an administrator ended it): node-postgres emits that on the pool, and without a
+ * listener it would end the process; the pool drops the connection and opens a new one when asked.
+ */
+export async function openDatabase(location: string, onConnectionError: (err: Error) => void = () => undefined): Promise<OpenedDatabase> {
   const engine: Engine = /^postgres(ql)?:\/\//.test(location) ? "postgres" : "sqlite";
   let db: Kysely<Database>;
   if (engine === "postgres") {
@@ -447,6 +468,7 @@ export async function openDatabase(location: string): Promise<OpenedDatabase> {
     const types = new pg.TypeOverrides();
     types.setTypeParser(pg.types.builtins.INT8, (value: string) => Number(value));
     const pool = new pg.Pool({ connectionString: location, max: 10, types });
+    pool.on("error", onConnectionError);
     db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   } else {
     // Under Electron the native module must be built for Electron's ABI; the shell points to that build.

@@ -7,10 +7,16 @@
 import { EventEmitter } from "node:events";
 import pg from "pg";
 import { AuthorityEventSchema, type AuthorityEvent } from "../shared/authority.js";
+import { backoffDelay, type BackoffOptions } from "../shared/backoff.js";
 
 export interface EventBus {
   publish(event: AuthorityEvent): Promise<void>;
   subscribe(listener: (event: AuthorityEvent) => void): () => void;
+  /**
+   * Called when events may have been missed (the PostgreSQL LISTEN connection was lost, and again
+   * once it listens anew): whoever keeps state from events reads it afresh. Never for the local bus.
+   */
+  onGap(listener: () => void): () => void;
   close(): Promise<void>;
 }
 
@@ -28,35 +34,121 @@ export function createLocalBus(): EventBus {
       emitter.on("event", listener);
       return () => emitter.off("event", listener);
     },
+    // One process, no connection to lose: nothing is ever missed.
+    onGap: () => () => undefined,
     close: () => Promise.resolve(),
   };
 }
 
-export async function createPostgresBus(url: string, onError: (err: Error) => void): Promise<EventBus> {
+/**
+ * The PostgreSQL bus: NOTIFY to publish, one LISTEN connection to hear every process's events.
+ * A connection can be lost (the server restarts, an administrator ends it); events NOTIFYed then
+ * are gone for good, so the bus reports a gap (`onGap`) when the LISTEN connection drops and again
+ * once it listens anew (reconnecting with backoff and jitter), and listeners that keep state from
+ * events resynchronise: event streams end (a Link then drops its grant cache and reconnects) and
+ * waiting agents read their request again. The publishing connection is reopened on the next
+ * publish. `onError` hears every connection error (for the log); it never ends the process.
+ */
+export async function createPostgresBus(url: string, onError: (err: Error) => void, options: { backoff?: BackoffOptions } = {}): Promise<EventBus> {
   const local = createLocalBus();
-  const listener = new pg.Client({ connectionString: url });
-  const publisher = new pg.Client({ connectionString: url });
-  await listener.connect();
-  await publisher.connect();
-  listener.on("error", onError);
-  publisher.on("error", onError);
-  listener.on("notification", (msg) => {
-    if (msg.channel !== CHANNEL || msg.payload === undefined) return;
+  const gaps = new EventEmitter();
+  gaps.setMaxListeners(0);
+  let closed = false;
+  let listener: pg.Client | null = null;
+  let publisher: pg.Client | null = null;
+  let attempt = 0;
+  let retry: NodeJS.Timeout | undefined;
+
+  function gap(): void {
+    gaps.emit("gap");
+  }
+  async function listen(): Promise<void> {
+    const client = new pg.Client({ connectionString: url });
+    let lost = false;
+    const onLost = (err?: Error): void => {
+      if (err !== undefined) onError(err);
+      if (lost || closed) return;
+      lost = true;
+      listener = null;
+      client.end().catch(() => undefined);
+      gap();
+      scheduleListen();
+    };
+    client.on("error", onLost);
+    client.on("end", () => onLost());
+    client.on("notification", (msg) => {
+      if (msg.channel !== CHANNEL || msg.payload === undefined) return;
+      try {
+        void local.publish(AuthorityEventSchema.parse(JSON.parse(msg.payload)));
+      } catch (err) {
+        onError(err instanceof Error ? err : new Error(String(err)));
+      }
+    });
     try {
-      void local.publish(AuthorityEventSchema.parse(JSON.parse(msg.payload)));
+      await client.connect();
+      await client.query(`LISTEN ${CHANNEL}`);
     } catch (err) {
-      onError(err instanceof Error ? err : new Error(String(err)));
+      lost = true;
+      await client.end().catch(() => undefined);
+      throw err;
     }
-  });
-  await listener.query(`LISTEN ${CHANNEL}`);
+    if (closed) {
+      await client.end().catch(() => undefined);
+      return;
+    }
+    listener = client;
+  }
+  function scheduleListen(): void {
+    if (closed || retry !== undefined) return;
+    retry = setTimeout(() => {
+      retry = undefined;
+      listen().then(
+        () => {
+          attempt = 0;
+          // Whatever was NOTIFYed while nobody listened is lost: everyone reads afresh once more.
+          gap();
+        },
+        (err: unknown) => {
+          onError(err instanceof Error ? err : new Error(String(err)));
+          attempt += 1;
+          scheduleListen();
+        },
+      );
+    }, backoffDelay(attempt, options.backoff));
+    retry.unref();
+  }
+  async function publishingClient(): Promise<pg.Client> {
+    if (publisher !== null) return publisher;
+    const client = new pg.Client({ connectionString: url });
+    client.on("error", (err) => {
+      onError(err);
+      if (publisher === client) publisher = null;
+    });
+    client.on("end", () => {
+      if (publisher === client) publisher = null;
+    });
+    await client.connect();
+    publisher = client;
+    return client;
+  }
+
+  await listen();
+  await publishingClient();
   return {
     async publish(event) {
-      await publisher.query("SELECT pg_notify($1, $2)", [CHANNEL, JSON.stringify(event)]);
+      const client = await publishingClient();
+      await client.query("SELECT pg_notify($1, $2)", [CHANNEL, JSON.stringify(event)]);
     },
-    subscribe: (listener) => local.subscribe(listener),
+    subscribe: (l) => local.subscribe(l),
+    onGap(l) {
+      gaps.on("gap", l);
+      return () => gaps.off("gap", l);
+    },
     async close() {
-      await listener.end().catch(() => undefined);
-      await publisher.end().catch(() => undefined);
+      closed = true;
+      clearTimeout(retry);
+      await listener?.end().catch(() => undefined);
+      await publisher?.end().catch(() => undefined);
     },
   };
 }

@@ -206,9 +206,16 @@ export function buildAuthorityApp(options: AuthorityHttpOptions): AuthorityApp {
       if (e.userId === userId) res.write(`data: ${JSON.stringify(e)}\n\n`);
     });
     const heartbeat = setInterval(() => res.write(": ping\n\n"), 15_000);
+    // Events may have been missed (the database's LISTEN connection was lost): end the stream, so
+    // the Link stops answering from its grant cache and reconnects.
+    const unGap = bus.onGap(() => {
+      stop();
+      res.end();
+    });
     const stop = (): void => {
       clearInterval(heartbeat);
       unsubscribe();
+      unGap();
       forget();
     };
     const forget = streams.add({

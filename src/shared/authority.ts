@@ -54,6 +54,13 @@ export const RequestViewSchema = z.object({
    * card, approvable together. Null for a request made alone; absent from older authorities.
    */
   batchId: z.string().nullable().optional(),
+  /**
+   * False when the requester never waits for an answer (pyper-sdk: it raises with a grant link and
+   * the script ends; the person approves, then runs it again). Such a request lives while the
+   * requester's terminal session does, not just its process; a grant for it cannot bind to that
+   * process. Absent from older authorities: true.
+   */
+  requesterWaits: z.boolean().optional(),
 });
 export type RequestView = z.infer<typeof RequestViewSchema>;
 
@@ -179,6 +186,12 @@ export const AgentResolveBodySchema = AgentIdentitySchema.extend({
    * authority checks the grant's mode, destinations and policy against it on every use.
    */
   use: z.object({ method: CallMethodSchema, url: z.url().max(8192) }).optional(),
+  /**
+   * False for a requester that never waits for the answer (the Link's pyper-sdk endpoints): a
+   * pending request of the same program in the same terminal session is reused by its next run, and
+   * it is shown as such (RequestView.requesterWaits). Default true.
+   */
+  requesterWaits: z.boolean().optional(),
 });
 export type AgentResolveBody = z.infer<typeof AgentResolveBodySchema>;
 

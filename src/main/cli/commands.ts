@@ -13,7 +13,7 @@ import { ControlMethods, redactInstanceId } from "../../shared/control.js";
 import { displayText } from "../../shared/display.js";
 import { LinkError } from "../../shared/errors.js";
 import { describeAction, describeActor, describeApproval, describeEndReason, describeOutcome, localDateTime, relativeTime, requestStatusLabel, type RequestStatusLabel } from "../../shared/wording.js";
-import { processAlive } from "../core/authority/local-liveness.js";
+import { processAlive, requestAnchor } from "../core/authority/local-liveness.js";
 import { openBrowser } from "./browser.js";
 import { callLink as call, notRunning, withRunningLink } from "./link-access.js";
 import { ExitCode, type Output } from "./output.js";
@@ -74,7 +74,7 @@ function describeProcess(p: RequestView["process"]): string {
 
 function describeRequest(r: RequestView): string {
   const who = describeAgent(r.agentName, r.agentClientId);
-  return `${r.id}  ${who} wants ${displayText(r.variable.toUpperCase())}  [${describeProcess(r.process)}]  asked ${when(r.createdAt)}${r.reason ? `  — "${displayText(r.reason, 300)}"` : ""}${r.batchId ? `  (asked together: ${r.batchId})` : ""}`;
+  return `${r.id}  ${who} wants ${displayText(r.variable.toUpperCase())}  [${describeProcess(r.process)}]  asked ${when(r.createdAt)}${r.reason ? `  — "${displayText(r.reason, 300)}"` : ""}${r.batchId ? `  (asked together: ${r.batchId})` : ""}${r.requesterWaits === false ? "  (does not wait: approve, then run it again)" : ""}`;
 }
 
 /**
@@ -85,7 +85,8 @@ function describeRequest(r: RequestView): string {
 async function requesterAlive(r: RequestView, localInstance: string | null): Promise<boolean | null> {
   if (r.status !== "pending" || r.process === null || r.process.startTime === null || process.platform !== "linux") return null;
   if (localInstance === null || redactInstanceId(r.instanceId) !== localInstance) return null;
-  return processAlive(r.process);
+  // A requester that never waits (pyper-sdk) lives on in its terminal session.
+  return processAlive(requestAnchor(r) ?? r.process);
 }
 
 /** The STATUS column of `requests --all`: fixed width so the ids line up. */

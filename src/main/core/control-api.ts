@@ -73,7 +73,7 @@ export function createControlApi(deps: ControlApiDeps): LinkApi {
       // A "yes" goes only to the program the person saw: never to a newcomer after it exited.
       const client = authority();
       const request = (await client.listRequests("pending")).find((r) => r.id === requestId);
-      if (request !== undefined) await requireRequesterAlive(client, request);
+      if (request !== undefined) await requireRequesterAlive(client, request, body);
       return client.approve(requestId, body);
     },
     async approveRequests({ items, ...terms }) {
@@ -85,7 +85,7 @@ export function createControlApi(deps: ControlApiDeps): LinkApi {
       for (const { requestId, secretName } of items) {
         try {
           const request = pending.get(requestId);
-          if (request !== undefined) await requireRequesterAlive(client, request);
+          if (request !== undefined) await requireRequesterAlive(client, request, terms);
           const grant = await client.approve(requestId, { ...terms, ...(secretName !== undefined ? { secretName } : {}) });
           results.push({ requestId, ok: true, grant });
         } catch (err) {

@@ -77,6 +77,7 @@ export function createRequests(deps: ServiceDeps, parts: Parts, requestTtlMs: nu
       status: row.status === "pending" && row.expires_at <= now() ? "expired" : row.status,
       grantId: row.grant_id,
       batchId: row.batch_id,
+      requesterWaits: row.requester_waits !== 0,
     };
   }
 
@@ -97,9 +98,11 @@ export function createRequests(deps: ServiceDeps, parts: Parts, requestTtlMs: nu
    * (audited and announced). Requests are keyed by client ID + variable + program identity (issue
    * 13 item 4): another program claiming the same client ID gets its own request, and a request
    * from a process that has since exited is not joined by a newcomer. A new request joins `batchId`
-   * (the variables of one `resolveMany`); a reused one keeps its own batch.
+   * (the variables of one `resolveMany`); a reused one keeps its own batch. A requester that never
+   * waits (`requesterWaits` false: pyper-sdk) reuses the request of the same program in the same
+   * terminal session, whichever run made it, and the request then names the latest run's process.
    */
-  async function createOrReuse(userId: string, instanceId: string, agent: AgentRow, variable: string, reason: string | null, process: PeerProcess | null, batchId: string | null = null): Promise<RequestRow> {
+  async function createOrReuse(userId: string, instanceId: string, agent: AgentRow, variable: string, reason: string | null, process: PeerProcess | null, batchId: string | null = null, requesterWaits = true): Promise<RequestRow> {
     const t = now();
     const key = process === null ? null : programKey(process);
     let q = db
@@ -116,8 +119,18 @@ export function createRequests(deps: ServiceDeps, parts: Parts, requestTtlMs: nu
     // asks anew (its predecessor's request names a pid that is not the one a grant would serve).
     const existing = candidates.find((r) => {
       const p = parseStoredProcess(r.process);
-      return process === null || p === null || (p.pid === process.pid && p.startTime === process.startTime);
+      if (process === null || p === null) return true;
+      if (p.pid === process.pid && p.startTime === process.startTime) return true;
+      // A new run of a program that never waits, in the same terminal session, asks the same thing.
+      const session = sessionKey(process);
+      return !requesterWaits && r.requester_waits === 0 && session !== null && sessionKey(p) === session;
     });
+    if (existing !== undefined && process !== null && !requesterWaits && existing.process !== JSON.stringify(process)) {
+      const latest = JSON.stringify(process);
+      await db.updateTable("requests").set({ process: latest }).where("id", "=", existing.id).execute();
+      await bus.publish({ type: "request.created", userId, id: existing.id, status: "pending" });
+      return { ...existing, process: latest };
+    }
     if (existing !== undefined) {
       // Asked again together (a retried `resolveMany`): the latest batch groups them, so the card
       // shows everything the agent is waiting for now, not part of an older ask.
@@ -144,6 +157,7 @@ export function createRequests(deps: ServiceDeps, parts: Parts, requestTtlMs: nu
       grant_id: null,
       program_key: key,
       batch_id: batchId,
+      requester_waits: requesterWaits ? 1 : 0,
     };
     await db.insertInto("requests").values(row).execute();
     await audit.record({ userId, actor: `agent:${agent.client_id}`, action: "request.created", outcome: "pending", agentClientId: agent.client_id, variable, requestId: row.id, detail: process === null ? null : `pid ${process.pid} ${process.executable ?? ""}`.trim() });
@@ -183,7 +197,7 @@ export function createRequests(deps: ServiceDeps, parts: Parts, requestTtlMs: nu
           return { status: "granted", value: delivered.value, grantId: grant.id, expiresAt: delivered.expiresAt, variable, reusable: grant.scope !== "once" && terms.policy === null && !delivered.hostLimited, terms };
         }
       }
-      const request = await createOrReuse(userId, body.instanceId, agent, variable, body.reason ?? null, body.process ?? null, body.batchId ?? null);
+      const request = await createOrReuse(userId, body.instanceId, agent, variable, body.reason ?? null, body.process ?? null, body.batchId ?? null, body.requesterWaits ?? true);
       return { status: "pending", requestId: request.id, expiresAt: request.expires_at };
     },
 
@@ -207,6 +221,8 @@ export function createRequests(deps: ServiceDeps, parts: Parts, requestTtlMs: nu
       const unsubscribe = bus.subscribe((e) => {
         if (e.type === "request.decided" && e.id === requestId) wake();
       });
+      // A decision may have been missed (the bus lost its database connection): read again.
+      const unGap = bus.onGap(() => wake());
       try {
         const row = await read();
         if (row.status !== "pending") return row.status;
@@ -222,6 +238,7 @@ export function createRequests(deps: ServiceDeps, parts: Parts, requestTtlMs: nu
         return after.status;
       } finally {
         unsubscribe();
+        unGap();
       }
     },
 

@@ -4,11 +4,13 @@
  * every few seconds: process-bound grants whose process exited (or whose pid now names another
  * process, told apart by start time), session-bound grants whose terminal session leader exited,
  * and pending requests whose requesting process exited ("requester gone": approving them must fail,
- * since nobody is left to receive the secret).
+ * since nobody is left to receive the secret) — or, for a requester that never waits for the answer
+ * (pyper-sdk), whose terminal session ended.
  */
 import type { Logger } from "pino";
-import type { GrantView, RequestView } from "../../../shared/authority.js";
+import type { ApproveBody, GrantView, RequestView } from "../../../shared/authority.js";
 import { LinkError } from "../../../shared/errors.js";
+import { sessionKey } from "../../../shared/process.js";
 import { isPidAlive } from "../runtime/files.js";
 import { describeLinuxProcess } from "../loopback/peer-process.js";
 import type { AuthorityClient } from "./authority-client.js";
@@ -38,21 +40,40 @@ function grantAnchor(g: GrantView): { ref: { pid: number; startTime: number | nu
   return null;
 }
 
-/** The process a pending request came from, when it was identified. */
-function requester(r: RequestView): { pid: number; startTime: number | null } | null {
-  return r.process === null ? null : { pid: r.process.pid, startTime: r.process.startTime };
+/**
+ * What a pending request lives by, when its requester was identified: the requesting process; or,
+ * for a requester that never waits for the answer (pyper-sdk: it raises with a grant link and its
+ * script ends), its terminal session's leader, so the person can approve after the script ended and
+ * its next run in that terminal gets the grant. Without a session it is the process again.
+ */
+export function requestAnchor(r: RequestView): { pid: number; startTime: number | null } | null {
+  if (r.process === null) return null;
+  const session = r.requesterWaits === false && sessionKey(r.process) !== null ? r.process.sessionLeader : null;
+  return session ?? { pid: r.process.pid, startTime: r.process.startTime };
 }
 
 /**
- * Throws `requester_gone` (and ends the request at the authority) when the process that made
- * pending request `request` has exited; used before an approval so a "yes" never goes to a
- * newcomer that reused the agent's name.
+ * Throws `requester_gone` (and ends the request at the authority) when what pending request
+ * `request` lives by has ended (requestAnchor); used before an approval so a "yes" never goes to a
+ * newcomer that reused the agent's name. A request whose process has exited but which lives on
+ * (a requester that never waits) cannot be approved for "this process": that throws `bad_request`,
+ * and the request stays, to be approved for the program or the terminal session.
  */
-export async function requireRequesterAlive(client: AuthorityClient, request: RequestView): Promise<void> {
-  const ref = requester(request);
-  if (ref === null || (await processAlive(ref))) return;
-  await client.requesterGone(request.id);
-  throw new LinkError("requester_gone", `The program that asked for ${request.variable} (pid ${ref.pid}) has exited, so there is nobody to give it to. Nothing was approved.`);
+export async function requireRequesterAlive(client: AuthorityClient, request: RequestView, terms?: Pick<ApproveBody, "scope" | "binding">): Promise<void> {
+  const anchor = requestAnchor(request);
+  if (anchor === null) return;
+  if (!(await processAlive(anchor))) {
+    await client.requesterGone(request.id);
+    const who = anchor.pid === request.process?.pid ? `The program that asked for ${request.variable} (pid ${anchor.pid}) has exited` : `The terminal session that asked for ${request.variable} (session ${anchor.pid}) has ended`;
+    throw new LinkError("requester_gone", `${who}, so there is nobody to give it to. Nothing was approved.`);
+  }
+  const forProcess = terms !== undefined && (terms.binding === "process" || terms.scope.kind === "process");
+  if (forProcess && request.process !== null && anchor.pid !== request.process.pid && !(await processAlive(request.process))) {
+    throw new LinkError(
+      "bad_request",
+      `The program that asked for ${request.variable} (pid ${request.process.pid}) has ended, as pyper-sdk programs do after asking, so there is no process to bind to. Approve it for this program or this terminal session: its next run gets it.`,
+    );
+  }
 }
 
 /** One sweep; returns how many grants and requests it ended. */
@@ -71,10 +92,10 @@ export async function sweepLocalBindings(deps: LivenessDeps): Promise<{ grants: 
     grants += 1;
   }
   for (const r of await client.listRequests("pending")) {
-    const ref = requester(r);
+    const ref = requestAnchor(r);
     if (r.instanceId !== instanceId || ref === null || (await processAlive(ref))) continue;
     await client.requesterGone(r.id);
-    deps.log.info({ requestId: r.id, pid: ref.pid }, "request ended: the requesting process exited");
+    deps.log.info({ requestId: r.id, pid: ref.pid }, "request ended: the requesting process or its terminal session ended");
     requests += 1;
   }
   return { grants, requests };

@@ -133,7 +133,8 @@ export function createPyperHandlers(deps: PyperHandlerDeps) {
     if (client === null) throw new PyperFailure(503, "authority_unavailable", "This Piper Link has no authority configured.");
     if (!VariableSchema.safeParse(variable).success) throw new PyperFailure(400, "invalid_request", "The variable name is not valid.");
     try {
-      return await client.resolve({ instanceId, agentClientId, variable, process: identity });
+      // pyper-sdk never waits for an answer: it raises with a grant link and the script ends.
+      return await client.resolve({ instanceId, agentClientId, variable, process: identity, requesterWaits: false });
     } catch (err) {
       throw fromAuthority(err);
     }

@@ -94,7 +94,8 @@ export function useTermsChoice(request: RequestView) {
   return {
     request,
     identified,
-    canProcess: p !== null && p.startTime !== null,
+    // A requester that never waits has ended by the time anyone answers: no process to bind to.
+    canProcess: p !== null && p.startTime !== null && request.requesterWaits !== false,
     // The same test the authority applies when it stores a session binding.
     canSession: identified && sessionKey(p) !== null,
     binding,
@@ -298,7 +299,7 @@ export function TermsFields({ id, t }: { id: string; t: TermsChoice }) {
   }, []);
   const who = displayText(t.request.agentName ?? t.request.agentClientId, 80);
   const unavailable = (v: BindingChoice): string | null => {
-    if (v === "process" && !t.canProcess) return "The requesting process could not be identified.";
+    if (v === "process" && !t.canProcess) return t.request.requesterWaits === false ? "It does not wait for your answer, so its process will have ended." : "The requesting process could not be identified.";
     if (v === "session" && !t.canSession) return t.identified ? "It does not run in a terminal session." : "The requesting program could not be identified.";
     if (v === "program" && !t.identified) return "The requesting program could not be identified.";
     return null;

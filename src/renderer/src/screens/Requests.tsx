@@ -132,6 +132,11 @@ export function RequestCard({ request: r, now, onApprove, onDeny, denying }: { r
           <AgentClaim name={r.agentName} clientId={r.agentClientId} />
         </p>
         {r.reason !== null ? <p className={s.reason}>“{displayText(r.reason, 300)}”</p> : null}
+        {r.requesterWaits === false ? (
+          <p className={s.meta} data-testid="does-not-wait">
+            It does not wait for your answer (a pyper-sdk program): approve it, then run it again in the same terminal.
+          </p>
+        ) : null}
         <div className={s.meta}>
           <span>
             Asked <Time ms={r.createdAt} now={now} />
