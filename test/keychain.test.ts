@@ -1,5 +1,6 @@
 // Runs against the real gnome-keyring that scripts/run-tests.mjs starts in a private D-Bus session.
 import assert from "node:assert/strict";
+import fs from "node:fs/promises";
 import { spawnSync } from "node:child_process";
 import { describe, it } from "node:test";
 import { LinkError } from "../src/shared/errors.js";
@@ -17,6 +18,19 @@ describe("keychain store (real Secret Service)", () => {
     assert.equal(await keychain.delete("instance-id"), true);
     assert.equal(await keychain.delete("instance-id"), false);
     assert.equal(await keychain.get("instance-id"), null);
+  });
+
+  it("an idle keychain thread ends and the next call starts another: values survive, nothing fails", async () => {
+    const keychain = createKeychainStore({ profile: uniqueProfile(), threadIdleMs: 20 });
+    const threads = async (): Promise<number> => (await fs.readdir("/proc/self/task")).length;
+    await keychain.set("refresh-token", "rt_idle_1");
+    const busy = await threads();
+    await new Promise((r) => setTimeout(r, 300));
+    assert.ok((await threads()) < busy, "the idle thread ended");
+    assert.equal(await keychain.get("refresh-token"), "rt_idle_1", "a new thread answers");
+    await new Promise((r) => setTimeout(r, 300));
+    await keychain.delete("refresh-token");
+    assert.equal(await keychain.get("refresh-token"), null);
   });
 
   it("keeps profiles apart and items apart", async () => {

@@ -2,12 +2,14 @@
  * The self-signed certificate of a loopback HTTPS listener (the embedded authority's, the Link's
  * pyper-sdk endpoints'): EC P-256, not a CA, server authentication only, valid for localhost,
  * 127.0.0.1 and ::1. One definition, so both listeners present the same kind of certificate.
- * Pure generation (the `selfsigned` package); callers store the PEMs.
+ * Pure generation (the `selfsigned` package); callers store the PEMs. The package (with its X.509
+ * and ASN.1 libraries, several MB of a daemon's memory) loads on first use: a Link or authority
+ * that finds its stored certificate never loads it.
  */
-import { generate } from "selfsigned";
 
 /** A new key pair and certificate for `commonName`, valid until `notAfter`; PEM strings. */
 export async function generateLoopbackCertificate(commonName: string, notAfter: Date): Promise<{ private: string; cert: string }> {
+  const { generate } = await import("selfsigned");
   const pems = await generate([{ name: "commonName", value: commonName }], {
     keyType: "ec",
     curve: "P-256",

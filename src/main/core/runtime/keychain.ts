@@ -38,6 +38,8 @@ export interface KeychainOptions {
   profile: string;
   /** A keychain that waits on an unlock prompt nobody answers fails after this long. */
   timeoutMs?: number;
+  /** How long an idle keychain thread is kept, in ms (default KEYCHAIN_THREAD_IDLE_MS). */
+  threadIdleMs?: number;
   platform?: NodeJS.Platform;
 }
 
@@ -143,13 +145,34 @@ parentPort.on("message", (m) => {
 class KeyringError extends Error {}
 
 /**
- * A worker thread that runs keychain calls one at a time. `call` rejects with `KeychainTimeout`
- * after `timeoutMs`; the stuck worker is then terminated and the next call starts a fresh one.
+ * How long an idle keychain thread is kept for the next call, in ms. A thread is a whole JavaScript
+ * engine (several MB of a daemon's memory) and a daemon uses the keychain at start, at sign-in and
+ * at sign-out only; a new thread costs tens of milliseconds.
  */
-function createKeychainThread(timeoutMs: number): { call(req: Omit<KeychainRequest, "id">): Promise<string | boolean | null>; close(): void } {
+export const KEYCHAIN_THREAD_IDLE_MS = 3000;
+
+/**
+ * A worker thread that runs keychain calls one at a time. `call` rejects with `KeychainTimeout`
+ * after `timeoutMs`; the stuck worker is then terminated and the next call starts a fresh one. A
+ * thread without calls for `idleMs` ends; the next call starts another.
+ */
+function createKeychainThread(timeoutMs: number, idleMs = KEYCHAIN_THREAD_IDLE_MS): { call(req: Omit<KeychainRequest, "id">): Promise<string | boolean | null>; close(): void } {
   let worker: Worker | null = null;
   let nextId = 1;
+  let idleTimer: NodeJS.Timeout | undefined;
   const pending = new Map<number, { resolve: (v: string | boolean | null) => void; reject: (e: Error) => void }>();
+
+  function endWhenIdle(w: Worker): void {
+    clearTimeout(idleTimer);
+    idleTimer = setTimeout(() => {
+      if (worker !== w || pending.size > 0) return;
+      worker = null;
+      // Ended on purpose with nothing pending: its exit fails nobody.
+      w.removeAllListeners("exit");
+      void w.terminate().catch(() => undefined);
+    }, idleMs);
+    idleTimer.unref();
+  }
 
   function failAll(err: Error): void {
     for (const p of pending.values()) p.reject(err);
@@ -170,7 +193,10 @@ function createKeychainThread(timeoutMs: number): { call(req: Omit<KeychainReque
       else p.reject(new KeyringError(reply.data.message));
       // An idle keychain thread must not keep a CLI command alive (listeners ref it again, so this
       // comes after them and after every answer).
-      if (pending.size === 0) w.unref();
+      if (pending.size === 0) {
+        w.unref();
+        endWhenIdle(w);
+      }
     });
     w.on("error", (err) => {
       if (worker === w) worker = null;
@@ -185,6 +211,7 @@ function createKeychainThread(timeoutMs: number): { call(req: Omit<KeychainReque
 
   return {
     call(req) {
+      clearTimeout(idleTimer);
       worker ??= spawnWorker();
       const w = worker;
       const id = nextId++;
@@ -213,6 +240,7 @@ function createKeychainThread(timeoutMs: number): { call(req: Omit<KeychainReque
       });
     },
     close() {
+      clearTimeout(idleTimer);
       const w = worker;
       worker = null;
       if (w !== null) void w.terminate().catch(() => undefined);
@@ -234,7 +262,7 @@ export function createKeychainStore(options: KeychainOptions): KeychainStore {
   const service = keychainService(options.profile);
   const platform = options.platform ?? process.platform;
   const timeoutMs = options.timeoutMs ?? 15_000;
-  const thread = createKeychainThread(timeoutMs);
+  const thread = createKeychainThread(timeoutMs, options.threadIdleMs);
   /** Until when calls fail fast because the keychain just failed to answer within the bound. */
   let unresponsiveUntil = 0;
 

@@ -1,0 +1,207 @@
+/**
+ * `piper-link mcp`: an MCP server on stdio (the official `@modelcontextprotocol/sdk`) that lets a
+ * coding agent (Claude Code, Cursor…) use the person's secrets without ever seeing them (DESIGN.md
+ * section 8, issue 14 item 6). It is an agent of the Link like any SDK user: one Piper client, the
+ * same grants, prompts and rules as `call`. Its hello says it acts for its parent, so the approval
+ * prompt names the MCP client's process rather than this helper.
+ *
+ * Tools:
+ * - `list_secrets`: the variable names this agent may use now (its live grants) and what each allows.
+ * - `http_request`: an HTTPS request made by the Link with secrets injected by name (the `call`
+ *   message's shape); the answer's status, headers and body text, echoes of a value redacted.
+ *
+ * Stdout carries the MCP protocol only; diagnostics go to stderr. The command itself is defined in
+ * mcp.ts, which loads this file (and the MCP SDK) only when `piper-link mcp` runs.
+ */
+import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
+import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import { z } from "zod";
+import { CALL_LIMITS, CallAuthSchema, CallMethodSchema, REDACTION_MARK } from "../../shared/calls.js";
+import { LINK_VERSION } from "../../shared/version.js";
+import { PiperError } from "../../sdk/errors.js";
+import type { PiperClient } from "../../sdk/index.js";
+import { ExitCode } from "./output.js";
+
+/**
+ * Most body bytes an `http_request` result carries (64 KiB). An answer beyond it is cut there (the
+ * rest is not read: the Link's call is cancelled) and the result says `bodyTruncated: true`;
+ * `bodyBytes` then counts only what was read. Chosen to keep one tool result within what MCP
+ * clients put into a model's context.
+ */
+export const MCP_BODY_LIMIT_BYTES = 64 * 1024;
+
+/** Content types returned as text; any other answer's body is returned in base64. */
+const TEXT_TYPE = /^(text\/|application\/([\w.+-]*\+)?(json|xml|javascript|x-www-form-urlencoded|x-ndjson)\b)/i;
+
+const SecretEntrySchema = z.object({
+  name: z.string().describe("the name to put in `auth` of http_request"),
+  mode: z.enum(["read", "use", "unknown"]).describe("read: the value may also be read by programs; use: only through Piper Link calls; unknown: the authority does not say"),
+  destinations: z.array(z.object({ host: z.string(), method: z.string().optional(), path: z.string().optional() })).describe("for `use` grants: where calls may go"),
+  expiresAt: z.string().nullable().describe("ISO time the grant ends; null: until revoked"),
+});
+
+const ListSecretsOutput = { secrets: z.array(SecretEntrySchema) };
+
+const HttpRequestInput = {
+  method: CallMethodSchema.default("GET").describe("HTTP method, upper case"),
+  url: z.string().min(1).max(8192).describe("an https:// URL"),
+  headers: z.record(z.string(), z.string()).optional().describe("plain headers sent as they are (not Authorization or Host)"),
+  body: z.string().optional().describe(`request body as text (UTF-8), at most ${CALL_LIMITS.requestBodyBytes} bytes`),
+  auth: CallAuthSchema.describe(
+    "secrets to inject, by name (see list_secrets): bearer: NAME (Authorization: Bearer), basic: NAME (stored as user:password), header: {Header-Name: NAME}, query: {param: NAME}, jsonField: {dot.path: NAME}, formField: {field: NAME}; combinable",
+  ),
+  reason: z.string().max(500).optional().describe("why, shown to the person in the approval prompt with the method and URL"),
+};
+
+const HttpRequestOutput = {
+  status: z.number().int(),
+  statusText: z.string(),
+  headers: z.array(z.tuple([z.string(), z.string()])).describe("response headers, in order, echoes of a secret redacted"),
+  body: z.string().describe("the body as text, or base64 when bodyEncoding is base64"),
+  bodyEncoding: z.enum(["utf8", "base64"]),
+  bodyBytes: z.number().int().describe("body bytes read"),
+  bodyTruncated: z.boolean().describe(`true when the answer was longer than ${MCP_BODY_LIMIT_BYTES} bytes and was cut there`),
+  redacted: z.boolean().describe(`true when an echo of an injected secret was replaced by ${REDACTION_MARK}`),
+};
+
+export interface McpServerOptions {
+  /** How long `http_request` waits for the person to approve, in ms. */
+  approvalTimeoutMs: number;
+}
+
+/** The error shape of a tool: an MCP tool error whose text starts with the stable code. */
+function toolError(code: string, message: string): CallToolResult {
+  return { isError: true, content: [{ type: "text", text: `${code}: ${message}` }] };
+}
+
+/** Reads at most `limit` bytes of `res`'s body; cancels the rest (which cancels the Link's call). */
+async function readCapped(res: Response, limit: number): Promise<{ bytes: Buffer; truncated: boolean }> {
+  const reader: ReadableStreamDefaultReader<Uint8Array> | undefined = res.body?.getReader();
+  if (reader === undefined) return { bytes: Buffer.alloc(0), truncated: false };
+  const parts: Buffer[] = [];
+  let total = 0;
+  for (;;) {
+    const part = await reader.read();
+    if (part.done) return { bytes: Buffer.concat(parts), truncated: false };
+    const chunk: Uint8Array = part.value;
+    const room = limit - total;
+    if (chunk.length > room) {
+      parts.push(Buffer.from(chunk.subarray(0, room)));
+      await reader.cancel();
+      return { bytes: Buffer.concat(parts), truncated: true };
+    }
+    parts.push(Buffer.from(chunk));
+    total += chunk.length;
+  }
+}
+
+/**
+ * Builds the MCP server over a Piper client (not connected to a transport). Tool failures are MCP
+ * tool errors (`isError`) whose text is `CODE: sentence`, CODE being the agent protocol's stable
+ * error code (`destination_not_allowed`, `grant_needed`, `denied`, `timeout`, `policy_violation`,
+ * `upstream_unavailable`, `bad_request`, `link_not_running`, `not_logged_in`…).
+ */
+export function createMcpServer(client: PiperClient, options: McpServerOptions): McpServer {
+  const server = new McpServer({ name: "piper-link", version: LINK_VERSION });
+  const failed = (err: unknown): CallToolResult => {
+    if (err instanceof PiperError) return toolError(err.code, err.message);
+    throw err;
+  };
+
+  server.registerTool(
+    "list_secrets",
+    {
+      title: "List usable secrets",
+      description:
+        "Names of the secrets this agent may use now through Piper Link (its live grants), and where each may be sent. Values are never shown. A secret without a grant can still be named in http_request: the person is then asked to approve it.",
+      outputSchema: ListSecretsOutput,
+      annotations: { readOnlyHint: true, openWorldHint: false },
+    },
+    async () => {
+      try {
+        const grants = await client.listGrants();
+        const secrets = grants.map((g) => ({
+          // Variables are stored normalized (lower-case); lookups ignore case, and people write them upper-case.
+          name: g.variable.toUpperCase(),
+          mode: g.mode === null ? ("unknown" as const) : g.mode.kind,
+          destinations: g.mode?.kind === "use" ? g.mode.destinations : [],
+          expiresAt: g.expiresAt === null ? null : new Date(g.expiresAt).toISOString(),
+        }));
+        const text = secrets.length === 0 ? "No secret is granted to this agent yet; name one in http_request to ask the person." : secrets.map((s) => `${s.name} (${s.mode}${s.destinations.length ? `: ${s.destinations.map((d) => `${d.method ?? ""} ${d.host}${d.path ?? ""}`.trim()).join(", ")}` : ""})`).join("\n");
+        return { content: [{ type: "text", text }], structuredContent: { secrets } };
+      } catch (err) {
+        return failed(err);
+      }
+    },
+  );
+
+  server.registerTool(
+    "http_request",
+    {
+      title: "HTTPS request with secrets injected by Piper Link",
+      description: `Makes an HTTPS request through Piper Link, which injects the named secrets; you never see their values, and any echo of them in the answer is replaced by ${REDACTION_MARK}. The person may be asked to approve first (the prompt shows the method and URL). The body is returned up to ${MCP_BODY_LIMIT_BYTES} bytes.`,
+      inputSchema: HttpRequestInput,
+      outputSchema: HttpRequestOutput,
+      annotations: { readOnlyHint: false, openWorldHint: true },
+    },
+    async (input) => {
+      // Checked here in bytes: a frame over the Link's limit would close the connection instead.
+      if (input.body !== undefined && Buffer.byteLength(input.body) > CALL_LIMITS.requestBodyBytes) {
+        return toolError("bad_request", `The body is larger than ${CALL_LIMITS.requestBodyBytes} bytes, the most a call may send.`);
+      }
+      try {
+        const res = await client.fetch(input.url, {
+          method: input.method,
+          ...(input.headers ? { headers: input.headers } : {}),
+          ...(input.body !== undefined ? { body: input.body } : {}),
+          auth: input.auth,
+          approvalTimeoutMs: options.approvalTimeoutMs,
+          ...(input.reason ? { reason: input.reason } : {}),
+          onPending: ({ requestId }) => process.stderr.write(`piper-link mcp: waiting for approval in Piper Link (request ${requestId})\n`),
+        });
+        const { bytes, truncated } = await readCapped(res, MCP_BODY_LIMIT_BYTES);
+        const headers: Array<[string, string]> = [];
+        res.headers.forEach((v, k) => {
+          if (k !== "x-piper-redacted") headers.push([k, v]);
+        });
+        const isText = bytes.length === 0 || TEXT_TYPE.test(res.headers.get("content-type") ?? "text/plain");
+        const body = isText ? bytes.toString("utf8") : bytes.toString("base64");
+        // The head says whether its headers held a value; the body's redactions show as the mark.
+        const redacted = res.headers.get("x-piper-redacted") === "true" || bytes.includes(REDACTION_MARK);
+        const structured = { status: res.status, statusText: res.statusText, headers, body, bodyEncoding: isText ? ("utf8" as const) : ("base64" as const), bodyBytes: bytes.length, bodyTruncated: truncated, redacted };
+        const summary = `HTTP ${res.status} ${res.statusText}${redacted ? " (a secret's echo was redacted)" : ""}${truncated ? ` (body cut at ${MCP_BODY_LIMIT_BYTES} bytes)` : ""}\n\n${body}`;
+        return { content: [{ type: "text", text: summary }], structuredContent: structured };
+      } catch (err) {
+        return failed(err);
+      }
+    },
+  );
+  return server;
+}
+
+/** The options of `piper-link mcp`. */
+export interface McpOptions {
+  clientId: string;
+  approvalTimeout: number;
+}
+
+/** Serves MCP on stdio until the MCP client closes stdin; the exit code. */
+export async function serveMcp(o: McpOptions): Promise<number> {
+  // Loaded on use: the daemon and the other commands do not need the SDK.
+  const { createPiperClient } = await import("../../sdk/index.js");
+  const client = createPiperClient({ clientId: o.clientId, name: "Piper Link MCP", fallbackToEnv: false, actingFor: { kind: "parent" } });
+  const server = createMcpServer(client, { approvalTimeoutMs: o.approvalTimeout });
+  const transport = new StdioServerTransport();
+  const closed = new Promise<void>((resolve) => {
+    transport.onclose = () => resolve();
+    // The MCP client ends the session by closing our stdin.
+    process.stdin.once("end", () => resolve());
+    process.stdin.once("close", () => resolve());
+  });
+  await server.connect(transport);
+  await closed;
+  client.close();
+  await server.close().catch(() => undefined);
+  return ExitCode.ok;
+}
