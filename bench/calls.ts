@@ -5,10 +5,17 @@
  *                     vs the same request made directly with undici (same CA, keep-alive)   (target p50 <= 1.5x)
  *   first streamed byte: request -> first SSE event, through the Link vs direct; overhead =
  *                     difference of the p50s                                                (target <= 2 ms)
+ *   bare relay floor: the same agent WS `call` to a relay process that does nothing but read the
+ *                     frame, make the request with the bearer header and send head + body + end
+ *                     frames back. What the extra process hop costs on this machine (two more
+ *                     wake-ups, a TLS client, framing) before any of the Link's own work; the Link's
+ *                     p50 over the relay's is what its grants, injections, redaction, limits and
+ *                     audit add.
  *
  * The upstream (a local HTTPS server with its own CA, test/calls-upstream.ts) and the Link (embedded
  * authority, in-memory keychain, one secret granted until revoked) each run in their own process,
- * spawned from this file, so client, Link and upstream never share an event loop. Rounds interleave
+ * spawned from this file, so client, Link and upstream never share an event loop. The Link runs
+ * the compiled JS in dist/ (`npm run bench` builds it first), as a user's daemon does. Rounds interleave
  * Link and direct measurements so machine load hits both alike; the median round decides.
  */
 import { spawn, type ChildProcess } from "node:child_process";
@@ -19,9 +26,10 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Agent, request } from "undici";
 import WebSocket from "ws";
-import { createLink } from "../src/main/core/link.js";
-import { silentLogger } from "../src/main/core/runtime/logger.js";
-import { resolveLinkPaths } from "../src/main/core/runtime/paths.js";
+import { WebSocketServer } from "ws";
+import type * as LinkModule from "../src/main/core/link.js";
+import type * as LoggerModule from "../src/main/core/runtime/logger.js";
+import type * as PathsModule from "../src/main/core/runtime/paths.js";
 import { AGENT_SUBPROTOCOL } from "../src/shared/version.js";
 import { makeTestCa } from "../test/calls-upstream.js";
 import { approveOverControl, memoryKeychain } from "./bench-helpers.js";
@@ -92,6 +100,12 @@ async function serveUpstream(dir: string): Promise<void> {
 
 /** The Link with its embedded authority, signed in, trusting the upstream's CA, one secret stored. */
 async function serveLink(caFile: string): Promise<void> {
+  // The compiled Link (what `piper-link start` runs), not the TypeScript sources through tsx.
+  const dist = path.resolve(path.dirname(here), "../dist/main/core");
+  if (!fs.existsSync(path.join(dist, "link.js"))) throw new Error("bench/calls.ts needs the compiled Link: run `npm run build:node` first (npm run bench does).");
+  const { createLink } = (await import(path.join(dist, "link.js"))) as typeof LinkModule;
+  const { silentLogger } = (await import(path.join(dist, "runtime/logger.js"))) as typeof LoggerModule;
+  const { resolveLinkPaths } = (await import(path.join(dist, "runtime/paths.js"))) as typeof PathsModule;
   const home = fs.mkdtempSync(path.join(os.tmpdir(), "piper-bench-calls-"));
   const paths = resolveLinkPaths("bench-calls", { platform: "linux", env: { XDG_RUNTIME_DIR: home, XDG_DATA_HOME: home, XDG_STATE_HOME: home }, homedir: home });
   const link = createLink({
@@ -109,6 +123,35 @@ async function serveLink(caFile: string): Promise<void> {
   await link.api.setSecret({ name: "BENCH_CALL_KEY", value: SECRET });
   process.on("SIGTERM", () => void link.stop().then(() => process.exit(0)));
   process.stdout.write(`${JSON.stringify({ port: status.port, controlToken: link.controlToken })}\n`);
+}
+
+/**
+ * The floor: a relay that answers the agent protocol's `hello` and `call` with nothing of the Link
+ * (no grant, no injection rules, no redaction, no limits, no audit): it reads the frame, requests
+ * the URL with the bearer header over one keep-alive undici pool, and sends head, body and end.
+ */
+async function serveRelay(caFile: string): Promise<void> {
+  const pool = new Agent({ connect: { ca: fs.readFileSync(caFile, "utf8") }, keepAliveTimeout: 60_000 });
+  const wss = new WebSocketServer({ host: "127.0.0.1", port: 0, perMessageDeflate: false, handleProtocols: () => AGENT_SUBPROTOCOL });
+  wss.on("connection", (ws) => {
+    ws.on("message", (d: Buffer) => {
+      const m = JSON.parse(d.toString()) as { type: string; id: string; method?: "GET"; url?: string };
+      if (m.type === "hello") {
+        ws.send(JSON.stringify({ type: "welcome", id: m.id }));
+        return;
+      }
+      void (async () => {
+        const res = await request(m.url ?? "", { method: m.method ?? "GET", dispatcher: pool, headers: { authorization: `Bearer ${SECRET}` } });
+        ws.send(JSON.stringify({ type: "call.head", id: m.id, status: res.statusCode, headers: Object.entries(res.headers) }));
+        for await (const chunk of res.body) ws.send(JSON.stringify({ type: "call.chunk", id: m.id, data: (chunk as Buffer).toString("base64") }));
+        ws.send(JSON.stringify({ type: "call.end", id: m.id }));
+      })();
+    });
+  });
+  await new Promise<void>((r) => wss.once("listening", r));
+  const { port } = wss.address() as { port: number };
+  process.on("SIGTERM", () => process.exit(0));
+  process.stdout.write(`${JSON.stringify({ port })}\n`);
 }
 
 // ---- the measuring side ----------------------------------------------------------------------
@@ -146,6 +189,8 @@ async function agentConnection(port: number): Promise<{ ws: WebSocket; call(fram
 
 export interface CallBenchResult {
   roundTrip: { link: Stats; direct: Stats; ratioP50: number; ratioP99: number; target: number; pass: boolean };
+  /** The bare relay (the extra hop alone): its p50 over direct, and the Link's p50 over the relay's. */
+  floor: { relay: Stats; relayOverDirect: number; linkOverRelay: number };
   firstByte: { link: Stats; direct: Stats; overheadMs: number; target: number; pass: boolean };
 }
 
@@ -156,9 +201,11 @@ export async function callBench(full: boolean): Promise<CallBenchResult> {
   const caFile = String(upstream.info["caFile"]);
   const origin = `https://127.0.0.1:${upstream.info["port"]}`;
   const link = await startChild(["link", caFile]);
+  const relayChild = await startChild(["relay", caFile]);
   const direct = new Agent({ connect: { ca: fs.readFileSync(caFile, "utf8") }, keepAliveTimeout: 60_000 });
   try {
     const agent = await agentConnection(Number(link.info["port"]));
+    const relay = await agentConnection(Number(relayChild.info["port"]));
     const frame = (p: string): Record<string, unknown> => ({ type: "call", method: "GET", url: `${origin}${p}`, auth: { bearer: "BENCH_CALL_KEY" } });
     // The first call asks the person; approve it, then every call is served from the live grant.
     await agent.call(frame("/json"), (m) => {
@@ -169,6 +216,11 @@ export async function callBench(full: boolean): Promise<CallBenchResult> {
     const viaLink = async (): Promise<number> => {
       const t0 = performance.now();
       await agent.call(frame("/json"), (m) => m.type === "call.end");
+      return performance.now() - t0;
+    };
+    const viaRelay = async (): Promise<number> => {
+      const t0 = performance.now();
+      await relay.call(frame("/json"), (m) => m.type === "call.end");
       return performance.now() - t0;
     };
     const directly = async (): Promise<number> => {
@@ -201,35 +253,42 @@ export async function callBench(full: boolean): Promise<CallBenchResult> {
     const warm = full ? 500 : 100;
     for (let i = 0; i < warm; i++) {
       await viaLink();
+      await viaRelay();
       await directly();
     }
     const rounds = 5;
-    const rt = { link: [] as Stats[], direct: [] as Stats[] };
+    const rt = { link: [] as Stats[], direct: [] as Stats[], relay: [] as Stats[] };
     const fb = { link: [] as Stats[], direct: [] as Stats[] };
     for (let r = 0; r < rounds; r++) {
       rt.direct.push(await sample(Math.ceil(n / rounds), directly));
       rt.link.push(await sample(Math.ceil(n / rounds), viaLink));
+      rt.relay.push(await sample(Math.ceil(n / rounds), viaRelay));
       fb.direct.push(await sample(Math.ceil(m / rounds), firstDirectly));
       fb.link.push(await sample(Math.ceil(m / rounds), firstViaLink));
     }
     agent.ws.close();
+    relay.ws.close();
+    const rtRelay = median(rt.relay);
     const rtLink = median(rt.link);
     const rtDirect = median(rt.direct);
     const fbLink = median(fb.link);
     const fbDirect = median(fb.direct);
     const result: CallBenchResult = {
       roundTrip: { link: rtLink, direct: rtDirect, ratioP50: rtLink.p50 / rtDirect.p50, ratioP99: rtLink.p99 / rtDirect.p99, target: 1.5, pass: rtLink.p50 / rtDirect.p50 <= 1.5 },
+      floor: { relay: rtRelay, relayOverDirect: rtRelay.p50 / rtDirect.p50, linkOverRelay: rtLink.p50 / rtRelay.p50 },
       firstByte: { link: fbLink, direct: fbDirect, overheadMs: fbLink.p50 - fbDirect.p50, target: 2, pass: fbLink.p50 - fbDirect.p50 <= 2 },
     };
     const f = (x: number): string => x.toFixed(3);
     console.log(`\nCalls made for agents (${n} round trips, ${m} streams; median of ${rounds} rounds)\n`);
     console.log(`call round trip      link p50 ${f(rtLink.p50)} ms  direct p50 ${f(rtDirect.p50)} ms  ratio ${result.roundTrip.ratioP50.toFixed(2)}x (target <= 1.5x)  ${result.roundTrip.pass ? "PASS" : "MISS"}`);
     console.log(`                     link p99 ${f(rtLink.p99)} ms  direct p99 ${f(rtDirect.p99)} ms  ratio ${result.roundTrip.ratioP99.toFixed(2)}x (no target)`);
+    console.log(`bare relay (floor)   relay p50 ${f(rtRelay.p50)} ms  = ${result.floor.relayOverDirect.toFixed(2)}x direct: the extra process hop alone; the Link = ${result.floor.linkOverRelay.toFixed(2)}x the relay (its own work)`);
     console.log(`first streamed byte  link p50 ${f(fbLink.p50)} ms  direct p50 ${f(fbDirect.p50)} ms  overhead ${f(result.firstByte.overheadMs)} ms (target <= 2 ms)  ${result.firstByte.pass ? "PASS" : "MISS"}`);
     return result;
   } finally {
     await direct.close();
     link.child.kill("SIGTERM");
+    relayChild.child.kill("SIGTERM");
     upstream.child.kill("SIGTERM");
     fs.rmSync(dir, { recursive: true, force: true });
   }
@@ -239,5 +298,6 @@ if (process.argv[1] !== undefined && fs.realpathSync(process.argv[1]) === here) 
   const [kind, arg] = process.argv.slice(2);
   if (kind === "upstream" && arg) await serveUpstream(arg);
   else if (kind === "link" && arg) await serveLink(arg);
+  else if (kind === "relay" && arg) await serveRelay(arg);
   else await callBench(process.argv.includes("--full"));
 }
