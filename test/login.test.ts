@@ -183,6 +183,27 @@ describe("one-time login", () => {
     assert.match(status.authority?.signInError ?? "", /Sign in again with `piper-link login`/);
     assert.equal(cli(e, ["stop"]).code, 0);
   });
+
+  it("a callback with the right state but a code the authority refuses shows the failure in the browser, not 'signed in', and login fails", async () => {
+    const e = await newEnv();
+    const { port } = await startLink(e);
+    const person = new Browser(`http://127.0.0.1:${port}`);
+    const first = await person.follow("/signup?next=%2Fdevice");
+    await person.post("/signup", { csrf: csrfOf(first.text), next: "/device", name: "Kim", email: "kim@example.com", password: "correct horse battery" });
+    const login = runLogin(e, ["--no-browser"]);
+    await waitFor(() => /oauth\/authorize\?/.test(login.stderr()), "the sign-in address");
+    const url = /(http:\/\/\S+\/oauth\/authorize\?\S+)/.exec(login.stderr())?.[1] ?? "";
+    const callback = new URL((await person.get(url)).location ?? "");
+    callback.searchParams.set("code", "not-a-code-the-authority-issued");
+    const page = await person.get(callback.toString());
+    assert.equal(page.status, 400);
+    assert.match(page.text, /did not accept this sign-in/);
+    assert.doesNotMatch(page.text, /You can close this tab/);
+    const r = await login.done;
+    assert.notEqual(r.code, 0);
+    assert.equal(cliJson(e, ["status"], LinkStatusSchema).state, "logged_out");
+    assert.equal(cli(e, ["stop"]).code, 0);
+  });
 });
 
 /** A raw HTTP exchange with the Link, with exactly the headers given (a browser's Origin, a rebinding Host). */

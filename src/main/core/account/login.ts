@@ -57,8 +57,8 @@ export async function startBrowserLogin(client: AuthorityClient, timeoutMs = 5 *
   const state = randomBytes(16).toString("base64url");
   const verifier = randomBytes(32).toString("base64url");
   const challenge = createHash("sha256").update(verifier).digest("base64url");
-  let settle: { resolve: (code: string) => void; reject: (e: Error) => void } | null = null;
-  const code = new Promise<string>((resolve, reject) => {
+  let settle: { resolve: (tokens: TokenResponse) => void; reject: (e: Error) => void } | null = null;
+  const tokens = new Promise<TokenResponse>((resolve, reject) => {
     settle = { resolve, reject };
   });
   const server = http.createServer((req, res) => {
@@ -99,8 +99,19 @@ export async function startBrowserLogin(client: AuthorityClient, timeoutMs = 5 *
       settle?.reject(new LinkError("unauthorized", `Sign-in failed: ${url.searchParams.get("error_description") ?? error ?? "no code returned"}.`));
       return;
     }
-    res.writeHead(200, headers).end(DONE_PAGE);
-    settle?.resolve(got);
+    // The page says "signed in" only once the authority has taken the code: a code it refuses (a
+    // forged or replayed one) shows the failure in the browser too, not a success the CLI contradicts.
+    client.oauthToken({ grant_type: "authorization_code", code: got, redirect_uri: redirectUri, code_verifier: verifier, client_id: LINK_CLIENT_ID }).then(
+      (answer) => {
+        res.writeHead(200, headers).end(DONE_PAGE);
+        settle?.resolve(answer);
+      },
+      (err: unknown) => {
+        const reason = err instanceof Error ? err.message : String(err);
+        res.writeHead(400, headers).end(FAIL_PAGE(`The authority did not accept this sign-in (${reason}). Run piper-link login again.`));
+        settle?.reject(err instanceof Error ? err : new Error(reason));
+      },
+    );
   };
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const redirectUri = `http://127.0.0.1:${(server.address() as AddressInfo).port}/callback`;
@@ -124,7 +135,7 @@ export async function startBrowserLogin(client: AuthorityClient, timeoutMs = 5 *
     verificationUri: null,
     verificationUriComplete: null,
     userCode: null,
-    tokens: code.then((c) => client.oauthToken({ grant_type: "authorization_code", code: c, redirect_uri: redirectUri, code_verifier: verifier, client_id: LINK_CLIENT_ID })),
+    tokens,
     cancel() {
       clearTimeout(timer);
       shut();
