@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
+import zlib from "node:zlib";
 import { after, before, describe, it } from "node:test";
 import pino from "pino";
 import { z } from "zod";
@@ -15,7 +16,7 @@ import type { GrantTerms } from "../src/shared/grant-terms.js";
 import type { LinkMessage } from "../src/shared/protocol.js";
 import type { CallGrants } from "../src/main/core/calls/call-grants.js";
 import { createCallHandler } from "../src/main/core/calls/call-handler.js";
-import { createStreamRedactor, needlesFor } from "../src/main/core/calls/redactor.js";
+import { createStreamRedactor, needlesFor, redactString } from "../src/main/core/calls/redactor.js";
 import { createUpstream } from "../src/main/core/calls/upstream.js";
 import { createPiperClient, PiperError } from "../src/sdk/index.js";
 import { BIN, cli, cliJson, newEnv, stopAll, type CliEnv } from "./cli-helpers.js";
@@ -43,6 +44,14 @@ describe("redactor", () => {
     const result = Buffer.concat(out).toString();
     assert.equal(result, `a ${REDACTION_MARK} b ${REDACTION_MARK} c ${REDACTION_MARK} d`);
     assert.equal(r.redacted, true);
+  });
+
+  it("also finds JSON with escaped slashes, and a basic value's user part when it is long enough", () => {
+    assert.equal(redactString(`{"k":"${TOKEN.replaceAll("/", "\\/")}"}`, needlesFor(TOKEN)).text, `{"k":"${REDACTION_MARK}"}`);
+    // Stripe-style keys are the user of basic auth, with an empty password.
+    assert.equal(redactString("key sk_live_4eC39HqLyjWDarjtT1zdp7dc in the echo", needlesFor("sk_live_4eC39HqLyjWDarjtT1zdp7dc:", "basic")).text, `key ${REDACTION_MARK} in the echo`);
+    // A short user name is left alone (it would blank the word out of every answer); the password is not.
+    assert.equal(redactString("hello admin, pw hunter2xx", needlesFor("admin:hunter2xx", "basic")).text, `hello admin, pw ${REDACTION_MARK}`);
   });
 
   it("holds back only a possible start of a value, so streamed events pass at once", () => {
@@ -176,6 +185,39 @@ describe("calls through a real Link (embedded authority, HTTPS upstream with its
     assert.ok(head?.type === "call.head");
     assert.deepEqual(head.headers.find(([n]) => n === "x-leak"), ["x-leak", `k=${REDACTION_MARK}`]);
     assert.equal(head.redacted, true);
+  });
+
+  it("asks for an uncompressed answer whatever the agent sends, and decodes one compressed anyway, so echoes are still redacted", async () => {
+    const echo = `{"token":"${TOKEN}"}`;
+    for (const [coding, encode] of [
+      ["gzip", (b: Buffer) => zlib.gzipSync(b)],
+      ["br", (b: Buffer) => zlib.brotliCompressSync(b)],
+      ["deflate", (b: Buffer) => zlib.deflateSync(b)],
+    ] as const) {
+      upstream.routes.set(`/${coding}`, (_r, res) => {
+        // Compresses although asked not to, as some servers do.
+        const body = encode(Buffer.from(echo));
+        res.writeHead(200, { "content-type": "application/json", "content-encoding": coding, "content-length": body.length });
+        res.end(body);
+      });
+      const { frames, body } = await call({ url: `${upstream.origin}/${coding}`, headers: { "Accept-Encoding": "gzip, br" }, auth: { bearer: "API_TOKEN" } });
+      assert.equal(upstream.received.at(-1)?.headers["accept-encoding"], "identity", "the agent's Accept-Encoding is not passed on");
+      assert.equal(body, `{"token":"${REDACTION_MARK}"}`, coding);
+      const head = frames.find((f) => f.type === "call.head");
+      assert.ok(head?.type === "call.head");
+      assert.equal(head.headers.find(([n]) => n === "content-encoding"), undefined, "the agent gets the decoded body, so no Content-Encoding");
+      assert.equal(head.headers.find(([n]) => n === "content-length"), undefined);
+    }
+    // An encoding that cannot be decoded (and so not checked) is not passed on.
+    upstream.routes.set("/zstd", (_r, res) => {
+      res.writeHead(200, { "content-encoding": "zstd" });
+      res.end(Buffer.from([0x28, 0xb5, 0x2f, 0xfd]));
+    });
+    const { frames } = await call({ url: `${upstream.origin}/zstd`, auth: { bearer: "API_TOKEN" } });
+    const error = frames.find((f) => f.type === "error");
+    assert.ok(error?.type === "error");
+    assert.equal(error.code, "upstream_unavailable");
+    assert.match(error.message, /zstd encoding/);
   });
 
   it("streams an SSE answer: the agent has the first event before the upstream sends the last", async () => {

@@ -10,10 +10,19 @@ import { REDACTION_MARK } from "../../../shared/calls.js";
 
 /** Shortest value worth redacting: shorter ones would shred ordinary text. */
 const MIN_NEEDLE_CHARS = 4;
+/** The user part of a basic `user:password` value is redacted on its own from this length. */
+const BASIC_PART_MIN_CHARS = 8;
 
 /**
- * The byte strings to look for when `value` was injected. `basic` marks a `user:password` value,
- * whose password alone is also redacted. Needles shorter than 4 characters are skipped.
+ * The byte strings to look for when `value` was injected: the value, its base64 (padded, unpadded,
+ * base64url), URL and form encodings, JSON string escaping, and JSON with `/` escaped as `\/` (PHP's
+ * json_encode and others). `basic` marks a `user:password` value, whose password alone and user
+ * alone are also redacted — the user part is the secret with some APIs (Stripe's `sk_…:`) — when
+ * that part has at least 8 characters, so a short user name such as `admin` is not blanked out of
+ * every answer. Needles shorter than 4 characters are skipped.
+ *
+ * Known limits: an encoding of a larger document that contains the value (base64 of a JSON body at
+ * an offset, as in a JWT) and hexadecimal forms are not recognised.
  */
 export function needlesFor(value: string, style: "plain" | "basic" = "plain"): string[] {
   const forms = new Set<string>();
@@ -29,11 +38,15 @@ export function needlesFor(value: string, style: "plain" | "basic" = "plain"): s
     add(encodeURIComponent(v));
     add(new URLSearchParams({ v }).toString().slice(2));
     add(JSON.stringify(v).slice(1, -1));
+    add(JSON.stringify(v).slice(1, -1).replaceAll("/", "\\/"));
   };
   addAll(value);
   if (style === "basic") {
     const colon = value.indexOf(":");
-    if (colon >= 0) addAll(value.slice(colon + 1));
+    const password = colon >= 0 ? value.slice(colon + 1) : "";
+    const user = colon >= 0 ? value.slice(0, colon) : "";
+    if (password.length > 0) addAll(password);
+    if (user.length >= BASIC_PART_MIN_CHARS) addAll(user);
   }
   return [...forms];
 }

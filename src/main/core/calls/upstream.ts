@@ -6,7 +6,8 @@
  * codes (`upstream_unavailable`, retryable; `timeout`).
  */
 import { readFileSync } from "node:fs";
-import type { Readable } from "node:stream";
+import { pipeline, type Readable, type Transform } from "node:stream";
+import zlib from "node:zlib";
 import tls from "node:tls";
 import { Agent, request, errors as undiciErrors } from "undici";
 import { LinkError } from "../../../shared/errors.js";
@@ -86,6 +87,56 @@ function transportError(err: unknown, url: URL): LinkError {
   return new LinkError("upstream_unavailable", `${url.host} could not be reached (${message}).`, { cause: err, retryable: true });
 }
 
+/** `headers` with the agent's Accept-Encoding (any case) replaced by `identity`. */
+function withIdentityEncoding(headers: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) if (name.toLowerCase() !== "accept-encoding") out[name] = value;
+  out["accept-encoding"] = "identity";
+  return out;
+}
+
+/** Decoders for the content codings of RFC 9110 section 8.4.1 that Node can undo. */
+const DECODERS: Readonly<Record<string, () => Transform>> = {
+  gzip: () => zlib.createGunzip(),
+  "x-gzip": () => zlib.createGunzip(),
+  deflate: () => zlib.createInflate(),
+  br: () => zlib.createBrotliDecompress(),
+};
+
+/**
+ * The answer with its body decoded, as the agent will get it: an upstream that compresses although
+ * asked for `identity` is decoded here (gzip, deflate, br, also stacked), so the redactor sees the
+ * plain bytes, and Content-Encoding and Content-Length (which described the encoded body) are
+ * dropped. An encoding Node cannot undo fails closed: `upstream_unavailable`, since the answer
+ * could carry a secret nobody could check for.
+ */
+function decodedAnswer(answer: UpstreamAnswer): UpstreamAnswer {
+  const codings = answer.headers
+    .filter(([name]) => name.toLowerCase() === "content-encoding")
+    .flatMap(([, value]) => value.split(","))
+    .map((c) => c.trim().toLowerCase())
+    .filter((c) => c !== "" && c !== "identity");
+  if (codings.length === 0) return answer;
+  const unknown = codings.find((c) => DECODERS[c] === undefined);
+  if (unknown !== undefined) {
+    // Nobody reads it: end it, and keep its abort error from being an uncaught one.
+    answer.body.on("error", () => undefined);
+    answer.body.destroy();
+    throw new LinkError("upstream_unavailable", `${answer.url.host} answered in the ${unknown} encoding, which Piper Link cannot decode to check it for your secrets; the answer was not passed on.`, { retryable: false });
+  }
+  // Codings are listed in the order they were applied; undo them last first.
+  // pipeline: an error on either side (a broken connection, a corrupt stream) ends both, and the
+  // reader sees it; the answer's size limit then counts decoded bytes (no decompression bomb).
+  let body: Readable = answer.body;
+  for (const c of [...codings].reverse()) {
+    const decoder = DECODERS[c]?.();
+    if (decoder === undefined) continue;
+    body = pipeline(body, decoder, () => undefined);
+  }
+  const headers = answer.headers.filter(([name]) => !["content-encoding", "content-length"].includes(name.toLowerCase()));
+  return { ...answer, headers, body };
+}
+
 /** Creates the outgoing HTTPS client. Nothing is connected until the first call. */
 export function createUpstream(options: UpstreamOptions): Upstream {
   const agent = new Agent({
@@ -103,7 +154,9 @@ export function createUpstream(options: UpstreamOptions): Upstream {
           answer = await request(current.url, {
             dispatcher: agent,
             method: current.method as "GET",
-            headers: current.headers,
+            // Asked for uncompressed, whatever the agent sent: the answer is checked for echoes of
+            // the secrets (redactor.ts), which a compressed body would hide (decodedAnswer below).
+            headers: withIdentityEncoding(current.headers),
             body: current.body,
             signal: opts.signal,
             headersTimeout: opts.headersMs,
@@ -123,7 +176,7 @@ export function createUpstream(options: UpstreamOptions): Upstream {
             continue;
           }
         }
-        return { status: answer.statusCode, statusText: STATUS_TEXT[answer.statusCode] ?? "", headers: headerPairs(answer.headers), body: answer.body, url: current.url };
+        return decodedAnswer({ status: answer.statusCode, statusText: STATUS_TEXT[answer.statusCode] ?? "", headers: headerPairs(answer.headers), body: answer.body, url: current.url });
       }
     },
     close: () => agent.close(),
