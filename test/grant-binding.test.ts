@@ -221,6 +221,30 @@ describe("a grant goes only to the program the person saw (issue 13)", () => {
     const done = await other;
     assert.notEqual(done.code, 0);
     assert.doesNotMatch(done.stdout, new RegExp(VALUE));
+
+    // Inline code is its own program: approving `sh -c 'echo first…'` in a folder does not cover other
+    // code run with `sh -c` there (the prompt and the grant show the code).
+    const inlineDir = await tempDir("piper-run-inline-");
+    const approvedCode = runIn(inlineDir, ["sh", "-c", 'echo "first:$X"'], 60_000);
+    const approvedDone = output(approvedCode);
+    let inline: RequestView | undefined;
+    await waitFor(async () => {
+      inline = (await requests(e)).find((x) => x.process?.cwd === inlineDir);
+      return inline !== undefined;
+    }, "the inline code's request");
+    assert.ok(inline?.process);
+    assert.equal(inline.process.script, "[inline]");
+    assert.deepEqual(inline.process.commandLine, ["sh", "-c", 'echo "first:$X"']);
+    const inlineGrant = cliJson(e, ["approve", inline.id, "--until-revoked"], GrantViewSchema);
+    assert.deepEqual(inlineGrant.binding?.program?.commandLine, ["sh", "-c", 'echo "first:$X"']);
+    assert.match(cli(e, ["grants"]).stdout, /\[inline\] -c echo "first:\$X" in /);
+    assert.deepEqual(await approvedDone, { code: 0, stdout: `first:${VALUE}\n` });
+    assert.deepEqual(await output(runIn(inlineDir, ["sh", "-c", 'echo "first:$X"'], 60_000)), { code: 0, stdout: `first:${VALUE}\n` }, "the same code again: no prompt");
+    const exfil = output(runIn(inlineDir, ["sh", "-c", 'echo "EXFIL:$X"'], 3000));
+    await waitFor(async () => (await requests(e)).some((x) => x.process?.cwd === inlineDir && x.process.commandLine?.includes('echo "EXFIL:$X"') === true), "the other code's own request");
+    const exfilDone = await exfil;
+    assert.notEqual(exfilDone.code, 0);
+    assert.doesNotMatch(exfilDone.stdout, new RegExp(VALUE));
   });
 
   it("sign-out revokes this machine's instance: its grants end as signed out", async () => {

@@ -73,7 +73,8 @@ export const BatchIdSchema = z.string().regex(/^batch_[A-Za-z0-9_-]{8,64}$/, "a 
  */
 export const GrantBindingViewSchema = z.object({
   kind: GrantBindingKindSchema,
-  program: z.object({ executable: z.string(), script: z.string().nullable(), cwd: z.string().nullable() }).nullable(),
+  /** `commandLine` is set for inline code (`sh -c …`), whose code is part of what the grant binds to. */
+  program: z.object({ executable: z.string(), script: z.string().nullable(), cwd: z.string().nullable(), commandLine: z.array(z.string()).nullable().optional() }).nullable(),
   sessionId: z.number().int().nullable(),
   /** The session leader (pid + start time) whose exit ends a session-bound grant. */
   sessionLeader: z.object({ pid: z.number().int(), startTime: z.number().nullable() }).nullable().optional(),

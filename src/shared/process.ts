@@ -41,13 +41,23 @@ export const PeerProcessSchema = z.object({
 });
 export type PeerProcess = z.infer<typeof PeerProcessSchema>;
 
+/** What `entryPoint` reports for code given on the command line (`sh -c`, `python -c`, `node -e`). */
+export const INLINE_SCRIPT = "[inline]";
+
 /**
  * The key of "this program" for grants bound to a program (issue 13 item 5): executable + script +
- * cwd, as one stable string (JSON of the three, so no separator can be forged by a path). Null when
- * the executable is unknown: such a process cannot be recognised again, so nothing may bind to it.
+ * cwd, as one stable string (JSON of the parts, so no separator can be forged by a path). For code
+ * given on the command line (script `[inline]`) the code is the program, so the whole command line
+ * is part of the key: `sh -c 'echo $KEY'` approved in a folder is not `sh -c 'curl … $KEY'` there.
+ * Null when the executable is unknown, or inline code whose command line is unknown: such a process
+ * cannot be recognised again, so nothing may bind to it.
  */
 export function programKey(identity: PeerProcess): string | null {
   if (identity.executable === null) return null;
+  if (identity.script === INLINE_SCRIPT) {
+    if (identity.commandLine === null || identity.commandLine.length === 0) return null;
+    return JSON.stringify(["program", identity.executable, INLINE_SCRIPT, identity.cwd, identity.commandLine.slice(1)]);
+  }
   return JSON.stringify(["program", identity.executable, identity.script ?? null, identity.cwd]);
 }
 

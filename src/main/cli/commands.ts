@@ -112,7 +112,8 @@ function describeCall(c: CallAudit): string {
 function describeGrantBinding(g: GrantView): string {
   const b = g.binding;
   if (b === undefined) return describeBinding("client");
-  const program = b.program === null ? "" : ` ${displayText(b.program.executable, 200)}${b.program.script ? ` ${displayText(b.program.script, 200)}` : ""}${b.program.cwd ? ` in ${displayText(b.program.cwd, 200)}` : ""}`;
+  const code = b.program?.commandLine ? ` ${displayText(b.program.commandLine.slice(1).join(" "), 200)}` : "";
+  const program = b.program === null ? "" : ` ${displayText(b.program.executable, 200)}${b.program.script ? ` ${displayText(b.program.script, 200)}` : ""}${code}${b.program.cwd ? ` in ${displayText(b.program.cwd, 200)}` : ""}`;
   const session = b.kind === "session" && b.sessionId !== null ? ` (session ${b.sessionId}${b.sessionLeader ? `, leader pid ${b.sessionLeader.pid}` : ""})` : "";
   return `${describeBinding(b.kind)}${b.kind === "client" ? "" : `:${program}`}${session}`;
 }

@@ -16,7 +16,7 @@ import { readSecret } from "./secrets.js";
 export type Grants = ReturnType<typeof createGrants>;
 
 /** The approved program as stored for display (grants.program). */
-const ProgramSchema = z.object({ executable: z.string(), script: z.string().nullable(), cwd: z.string().nullable() });
+const ProgramSchema = z.object({ executable: z.string(), script: z.string().nullable(), cwd: z.string().nullable(), commandLine: z.array(z.string()).nullable().optional() });
 
 /** The grant's mode (read unless stored otherwise). */
 export function grantMode(grant: GrantRow): GrantMode {

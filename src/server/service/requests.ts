@@ -6,7 +6,7 @@
  */
 import type { AgentResolveBody, AgentResolveResult, ApproveBody, GrantView, RequestView } from "../../shared/authority.js";
 import { DEFAULT_GRANT_TERMS, type GrantBindingKind } from "../../shared/grant-terms.js";
-import { programKey, sessionKey, type PeerProcess } from "../../shared/process.js";
+import { INLINE_SCRIPT, programKey, sessionKey, type PeerProcess } from "../../shared/process.js";
 import { normalizeVariable } from "../../shared/protocol.js";
 import { newId } from "../ids.js";
 import type { AuditLog } from "./audit.js";
@@ -43,7 +43,9 @@ function bindingFor(binding: GrantBindingKind, process: PeerProcess | null): { p
   if (process === null || key === null || process.executable === null) {
     throw new ServiceError(400, "invalid_request", "Piper Link could not identify the program that asked, so the approval cannot be bound to it. Choose a narrower (once, this process) or, knowingly, a wider binding.");
   }
-  const program = JSON.stringify({ executable: process.executable, script: process.script ?? null, cwd: process.cwd });
+  // Inline code is shown with its command line: the code is what the grant binds to (programKey).
+  const inline = process.script === INLINE_SCRIPT ? { commandLine: process.commandLine } : {};
+  const program = JSON.stringify({ executable: process.executable, script: process.script ?? null, cwd: process.cwd, ...inline });
   if (binding === "program") return { programKey: key, program, sessionKey: null, sessionId: null };
   const session = sessionKey(process);
   if (session === null) throw new ServiceError(400, "invalid_request", "The program that asked runs outside a terminal session, so the approval cannot be bound to one. Choose this program or this process instead.");

@@ -16,7 +16,7 @@ import fs from "node:fs/promises";
 import path from "node:path";
 import { findSocketUid } from "../../../shared/socket-owner.js";
 import { promisify } from "node:util";
-import type { PeerProcess, ProcessRef } from "../../../shared/process.js";
+import { INLINE_SCRIPT, type PeerProcess, type ProcessRef } from "../../../shared/process.js";
 
 const execFileAsync = promisify(execFile);
 
@@ -152,7 +152,7 @@ export function entryPoint(executable: string | null, argv: readonly string[], c
     // Short flags may be grouped, the inline one last: `python -uc CODE`, `bash -ec CMD`, `perl -ne CODE`.
     const grouped = /^-[a-zA-Z]{2,}$/.test(arg) && [...rules.inline].some((o) => /^-[a-zA-Z]$/.test(o) && arg.endsWith(o.slice(1)));
     if (rules.inline.has(arg) || grouped) {
-      return "[inline]";
+      return INLINE_SCRIPT;
     }
     if (rules.module.has(arg)) {
       const mod = argv[i + 1];

@@ -12,7 +12,7 @@ import { displayOptional, displayText } from "../../../shared/display.js";
 import { LinkError } from "../../../shared/errors.js";
 import { endOfDay } from "../../../shared/grant-terms-text.js";
 import { DestinationRuleSchema, GrantModeSchema, GrantPolicySchema, SESSION_MAX_MS, type DestinationRule, type GrantMode, type GrantPolicy } from "../../../shared/grant-terms.js";
-import { sessionKey, type PeerProcess } from "../../../shared/process.js";
+import { INLINE_SCRIPT, sessionKey, type PeerProcess } from "../../../shared/process.js";
 import { Banner, Field, ui } from "../components/ui.js";
 import { baseName } from "../format.js";
 import s from "./screens.module.css";
@@ -51,6 +51,12 @@ export function VerifiedProgram({ process: p }: { process: PeerProcess | null })
         <>
           <dt>Script</dt>
           <dd>{displayText(p.script, 300)}</dd>
+        </>
+      ) : null}
+      {p.script === INLINE_SCRIPT && p.commandLine !== null ? (
+        <>
+          <dt>Code</dt>
+          <dd>{displayText(p.commandLine.slice(1).join(" "), 300)}</dd>
         </>
       ) : null}
       <dt>Folder</dt>

@@ -127,7 +127,8 @@ function GrantTerms({ grant: g }: { grant: GrantView }) {
   const b = g.binding;
   const kind = b?.kind ?? "client";
   const program = b?.program ?? null;
-  const where = program === null ? "" : `${program.executable}${program.script ? ` ${program.script}` : ""}${program.cwd ? ` in ${program.cwd}` : ""}`;
+  const code = program?.commandLine ? program.commandLine.slice(1).join(" ") : null;
+  const where = program === null ? "" : `${program.executable}${program.script ? ` ${program.script}` : ""}${code !== null ? ` ${code}` : ""}${program.cwd ? ` in ${program.cwd}` : ""}`;
   return (
     <div className={ui.muted} data-testid="grant-terms">
       <div title={displayText(`${describeBinding(kind)}${where ? `: ${where}` : ""}`, 600)}>
@@ -137,6 +138,7 @@ function GrantTerms({ grant: g }: { grant: GrantView }) {
           <>
             : {displayText(baseName(program.executable))}
             {program.script ? ` ${displayText(baseName(program.script))}` : ""}
+            {code !== null ? ` ${displayText(code, 80)}` : ""}
           </>
         ) : null}
       </div>
