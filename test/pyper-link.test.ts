@@ -320,6 +320,39 @@ print(json.dumps(out))
     }
   });
 
+  it("a script without a live terminal session (as in a container entered without setsid): its request lives until it expires, the next run joins it, and it is approved for the program", async () => {
+    const out = path.join(dir, "nosession.out");
+    // setsid makes sh a session leader that exits at once; the script starts a second later in that
+    // session, whose leader is gone: there is no terminal session to live by.
+    const launch = (): void => {
+      const r = spawnSync("setsid", ["sh", "-c", `(sleep 1; python3 "$SCRIPT" "$SETTINGS" py_nosess nosess_token "" verify) < /dev/null >> "${out}" 2>&1 &`], { cwd: dir, env: { ...process.env, SETTINGS: JSON.stringify(settings), SCRIPT: script } });
+      assert.equal(r.status, 0);
+    };
+    const outcomes = async (): Promise<Outcome[]> => (await fs.readFile(out, "utf8").catch(() => "")).split("\n").filter((l) => l.length > 0).map((l) => OutcomeSchema.parse(JSON.parse(l)));
+    const pending = async (): Promise<RequestView[]> => (await cliJsonAsync(e, ["requests"], z.array(RequestViewSchema))).filter((r) => r.agentClientId === "py_nosess");
+    launch();
+    await waitFor(async () => (await outcomes()).length === 1, "the first run's outcome", 20_000);
+    assert.equal((await outcomes())[0]?.error, "mapping_not_found");
+    const [request] = await pending();
+    assert.ok(request?.process);
+    assert.equal(request.process.sessionLeader, null, "no live session leader");
+    await new Promise((r) => setTimeout(r, 6_500));
+    assert.deepEqual((await pending()).map((r) => r.id), [request.id], "still pending after three liveness sweeps");
+    launch();
+    await waitFor(async () => (await outcomes()).length === 2, "the second run's outcome", 20_000);
+    const [joined] = await pending();
+    assert.deepEqual([joined?.id], [request.id], "the next run joins it");
+    const lastPid = joined?.process?.pid ?? 0;
+    await waitFor(async () => !(await fs.stat(`/proc/${lastPid}`).then(() => true, () => false)), "the second run to end");
+    const refused = cli(e, ["approve", request.id, "--bind", "process", "--once", "--secret", "NOTION_TOKEN"]);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr + refused.stdout, /Approve it for this program: its next run gets it/);
+    await cliJsonAsync(e, ["approve", request.id, "--until-revoked", "--secret", "NOTION_TOKEN"], GrantViewSchema);
+    launch();
+    await waitFor(async () => (await outcomes()).length === 3, "the third run's outcome", 20_000);
+    assert.deepEqual((await outcomes())[2], { step: "exchange", status: 200, value: VALUE, error: null });
+  });
+
   it("answers 401 invalid_instance after `piper-link logout`, to an agent that kept the instance ID", async () => {
     const a = agents[0];
     assert.ok(a, "the first agent still runs, holding the instance ID it discovered");

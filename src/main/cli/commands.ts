@@ -74,7 +74,7 @@ function describeProcess(p: RequestView["process"]): string {
 
 function describeRequest(r: RequestView): string {
   const who = describeAgent(r.agentName, r.agentClientId);
-  return `${r.id}  ${who} wants ${displayText(r.variable.toUpperCase())}  [${describeProcess(r.process)}]  asked ${when(r.createdAt)}${r.reason ? `  — "${displayText(r.reason, 300)}"` : ""}${r.batchId ? `  (asked together: ${r.batchId})` : ""}${r.requesterWaits === false ? "  (does not wait: approve, then run it again)" : ""}`;
+  return `${r.id}  ${who} wants ${displayText(r.variable.toUpperCase())}  [${describeProcess(r.process)}]  asked ${when(r.createdAt)}${r.reason ? `  — "${displayText(r.reason, 300)}"` : ""}${r.batchId ? `  (asked together: ${r.batchId})` : ""}${r.requesterWaits === false && r.status === "pending" ? "  (does not wait: approve, then run it again)" : ""}`;
 }
 
 /**
@@ -85,8 +85,9 @@ function describeRequest(r: RequestView): string {
 async function requesterAlive(r: RequestView, localInstance: string | null): Promise<boolean | null> {
   if (r.status !== "pending" || r.process === null || r.process.startTime === null || process.platform !== "linux") return null;
   if (localInstance === null || redactInstanceId(r.instanceId) !== localInstance) return null;
-  // A requester that never waits (pyper-sdk) lives on in its terminal session.
-  return processAlive(requestAnchor(r) ?? r.process);
+  // A requester that never waits (pyper-sdk) lives on in its terminal session, or until it expires.
+  const anchor = requestAnchor(r);
+  return anchor === null ? null : processAlive(anchor);
 }
 
 /** The STATUS column of `requests --all`: fixed width so the ids line up. */

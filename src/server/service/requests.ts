@@ -123,9 +123,9 @@ export function createRequests(deps: ServiceDeps, parts: Parts, requestTtlMs: nu
       const p = parseStoredProcess(r.process);
       if (process === null || p === null) return true;
       if (p.pid === process.pid && p.startTime === process.startTime) return true;
-      // A new run of a program that never waits, in the same terminal session, asks the same thing.
-      const session = sessionKey(process);
-      return !requesterWaits && r.requester_waits === 0 && session !== null && sessionKey(p) === session;
+      // A new run of a program that never waits, in the same terminal session (or, like it, in none),
+      // asks the same thing.
+      return !requesterWaits && r.requester_waits === 0 && sessionKey(p) === sessionKey(process);
     });
     if (existing !== undefined && process !== null && !requesterWaits && existing.process !== JSON.stringify(process)) {
       const latest = JSON.stringify(process);

@@ -44,12 +44,13 @@ function grantAnchor(g: GrantView): { ref: { pid: number; startTime: number | nu
  * What a pending request lives by, when its requester was identified: the requesting process; or,
  * for a requester that never waits for the answer (pyper-sdk: it raises with a grant link and its
  * script ends), its terminal session's leader, so the person can approve after the script ended and
- * its next run in that terminal gets the grant. Without a session it is the process again.
+ * its next run in that terminal gets the grant. Such a request without a terminal session (a
+ * container entered without setsid, a service) lives until it expires. Null: nothing local ends it.
  */
 export function requestAnchor(r: RequestView): { pid: number; startTime: number | null } | null {
   if (r.process === null) return null;
-  const session = r.requesterWaits === false && sessionKey(r.process) !== null ? r.process.sessionLeader : null;
-  return session ?? { pid: r.process.pid, startTime: r.process.startTime };
+  if (r.requesterWaits !== false) return { pid: r.process.pid, startTime: r.process.startTime };
+  return sessionKey(r.process) !== null ? (r.process.sessionLeader ?? null) : null;
 }
 
 /**
@@ -61,17 +62,17 @@ export function requestAnchor(r: RequestView): { pid: number; startTime: number 
  */
 export async function requireRequesterAlive(client: AuthorityClient, request: RequestView, terms?: Pick<ApproveBody, "scope" | "binding">): Promise<void> {
   const anchor = requestAnchor(request);
-  if (anchor === null) return;
-  if (!(await processAlive(anchor))) {
+  if (anchor !== null && !(await processAlive(anchor))) {
     await client.requesterGone(request.id);
     const who = anchor.pid === request.process?.pid ? `The program that asked for ${request.variable} (pid ${anchor.pid}) has exited` : `The terminal session that asked for ${request.variable} (session ${anchor.pid}) has ended`;
     throw new LinkError("requester_gone", `${who}, so there is nobody to give it to. Nothing was approved.`);
   }
   const forProcess = terms !== undefined && (terms.binding === "process" || terms.scope.kind === "process");
-  if (forProcess && request.process !== null && anchor.pid !== request.process.pid && !(await processAlive(request.process))) {
+  const outlives = request.process !== null && (anchor === null || anchor.pid !== request.process.pid);
+  if (forProcess && outlives && request.process !== null && !(await processAlive(request.process))) {
     throw new LinkError(
       "bad_request",
-      `The program that asked for ${request.variable} (pid ${request.process.pid}) has ended, as pyper-sdk programs do after asking, so there is no process to bind to. Approve it for this program or this terminal session: its next run gets it.`,
+      `The program that asked for ${request.variable} (pid ${request.process.pid}) has ended, as pyper-sdk programs do after asking, so there is no process to bind to. Approve it for this program${sessionKey(request.process) !== null ? " or this terminal session" : ""}: its next run gets it.`,
     );
   }
 }
