@@ -316,6 +316,10 @@ describe("calls through a real Link (embedded authority, HTTPS upstream with its
     assert.equal(upstream.received.at(-1)?.headers["x-api-key"], TOKEN);
     assert.equal(upstream.received.at(-1)?.headers["x-plain"], "yes");
     for (const needle of FORBIDDEN) assert.ok(!stdout.includes(needle));
+    // Errors with --json are one JSON document too, with the documented exit codes (2: usage).
+    const noAuth = cli(e, ["call", `${upstream.origin}/echo`, "--client-id", "agent_cli", "--json"]);
+    assert.equal(noAuth.code, 2);
+    assert.equal(z.object({ error: z.string(), message: z.string() }).parse(JSON.parse(noAuth.stdout)).error, "bad_request");
   });
 
   it("never sent the agent a frame that contains a value in any form", () => {

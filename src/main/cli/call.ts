@@ -110,8 +110,10 @@ async function callThroughLink(url: string, o: CallOptions): Promise<number> {
     return res.status >= 400 ? ExitCode.failure : 0;
   } catch (err) {
     if (!(err instanceof PiperError)) throw err;
-    process.stderr.write(`piper-link call: ${err.code}: ${err.message}\n`);
-    return err.code === "link_not_running" ? ExitCode.notRunning : ExitCode.failure;
+    // As every command reports (output.ts): one JSON document with --json, the documented exit codes.
+    if (o.json) process.stdout.write(`${JSON.stringify({ error: err.code, message: err.message })}\n`);
+    else process.stderr.write(`piper-link call: ${err.code}: ${err.message}\n`);
+    return err.code === "link_not_running" ? ExitCode.notRunning : err.code === "bad_request" ? ExitCode.usage : ExitCode.failure;
   } finally {
     client.close();
   }
