@@ -308,6 +308,9 @@ describe("calls through a real Link (embedded authority, HTTPS upstream with its
     const running = execFileAsync(process.execPath, [BIN, "call", `${upstream.origin}/echo`, "--header", "X-Api-Key=API_TOKEN", "-H", "X-Plain: yes", "--client-id", "agent_cli", "--json"], { env: e.env, encoding: "utf8", timeout: 60_000 });
     // The CLI is another program: its first call waits for the person, who approves it here.
     await waitFor(() => cliJson(e, ["requests"], z.array(RequestViewSchema)).some((r) => r.agentClientId === "agent_cli"), "the CLI's request", 20_000);
+    // It asks for the program that ran it (this test), not for piper-link itself.
+    const asked = cliJson(e, ["requests"], z.array(RequestViewSchema)).find((r) => r.agentClientId === "agent_cli");
+    assert.equal(asked?.process?.pid, process.pid);
     approveAll();
     const { stdout } = await running;
     const out = z.object({ status: z.number(), body: z.string(), redacted: z.boolean() }).parse(JSON.parse(stdout));

@@ -79,7 +79,9 @@ async function callThroughLink(url: string, o: CallOptions): Promise<number> {
   };
   // Loaded on use: the daemon and the other commands do not need the SDK.
   const { createPiperClient, PiperError } = await import("../../sdk/index.js");
-  const client = createPiperClient({ clientId: o.clientId, name: "piper-link call", fallbackToEnv: false });
+  // For its parent (the script or shell that runs `piper-link call`), as `piper-link mcp` does: a grant
+  // then binds to that program, not to every program that runs piper-link from this folder.
+  const client = createPiperClient({ clientId: o.clientId, name: "piper-link call", fallbackToEnv: false, actingFor: { kind: "parent" } });
   try {
     const res = await client.fetch(url, {
       method: o.request ?? (o.data !== undefined ? "POST" : "GET"),

@@ -6,8 +6,9 @@
  *   (executable + script + working directory) and not to `piper-link run` itself; the process and
  *   terminal session stay those of the `run` process, which lives exactly as long as the command.
  * A program that loads its own code into that command (NODE_OPTIONS, --require…) is not honoured.
- * - `piper-link mcp` asks for its parent, the MCP client that started it (Claude Code, an editor):
- *   the Link reads that process from the OS itself.
+ * - `piper-link mcp` asks for its parent, the MCP client that started it (Claude Code, an editor),
+ *   and `piper-link call` for the script or shell that runs it: the Link reads that process from
+ *   the OS itself.
  */
 import fs from "node:fs";
 import path from "node:path";
