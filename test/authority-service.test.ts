@@ -6,6 +6,7 @@ import { newDataKey, parseDataKeys } from "../src/server/crypto.js";
 import { openDatabase, type OpenedDatabase } from "../src/server/db.js";
 import { createLocalBus } from "../src/server/events.js";
 import { createService, ServiceError, type AuthorityService } from "../src/server/service.js";
+import { PENDING_LIMITS } from "../src/server/service/requests.js";
 import { ENGINES, type TestDatabase } from "./db-helpers.js";
 import { pendingRequestId } from "./helpers.js";
 
@@ -228,6 +229,25 @@ for (const engine of ENGINES) {
         await f.service.revokeGrant(f.userId, credentialId);
         await rejectsWith(f.service.pyperExchange({ ...ident, piperCredentialId: credentialId }, null), 403, "permission_denied");
         await rejectsWith(f.service.pyperResolveMapping({ ...ident, variableName: "py_key" }), 403, "permission_denied");
+      } finally {
+        await f.done();
+      }
+    });
+
+    it("one program cannot bury the person under requests: 20 pending per program (whatever client IDs it claims), then 429; another program still asks", async () => {
+      const f = await fixture(engine.make);
+      try {
+        const flooder = { ...proc, script: "/home/p/agent/flood.py" };
+        for (let i = 0; i < PENDING_LIMITS.perProgram; i++) {
+          pendingRequestId(await f.service.resolve(f.userId, { instanceId: f.instanceId, agentClientId: `claimed_${i}`, variable: `V_${i}`, process: flooder }));
+        }
+        await rejectsWith(f.service.resolve(f.userId, { instanceId: f.instanceId, agentClientId: "claimed_more", variable: "V_MORE", process: flooder }), 429, "rate_limited");
+        // Asking again for something already pending is no new request: still answered.
+        pendingRequestId(await f.service.resolve(f.userId, { instanceId: f.instanceId, agentClientId: "claimed_0", variable: "V_0", process: flooder }));
+        pendingRequestId(await f.service.resolve(f.userId, { instanceId: f.instanceId, agentClientId: "claimed_0", variable: "V_0", process: { ...proc, script: "/home/p/agent/honest.py" } }));
+        // Once they expire, the program may ask again.
+        f.clock.t += 61_000;
+        pendingRequestId(await f.service.resolve(f.userId, { instanceId: f.instanceId, agentClientId: "claimed_more", variable: "V_MORE", process: flooder }));
       } finally {
         await f.done();
       }

@@ -8,6 +8,7 @@ import type { AgentResolveBody, AgentResolveResult, ApproveBody, GrantView, Requ
 import { DEFAULT_GRANT_TERMS, type GrantBindingKind } from "../../shared/grant-terms.js";
 import { INLINE_SCRIPT, programKey, sessionKey, type PeerProcess } from "../../shared/process.js";
 import { normalizeVariable } from "../../shared/protocol.js";
+import { sql } from "kysely";
 import { newId } from "../ids.js";
 import type { AuditLog } from "./audit.js";
 import { parseStoredProcess, type AgentRow, type GrantRow, type RequestRow, type ServiceDeps } from "./deps.js";
@@ -51,6 +52,12 @@ function bindingFor(binding: GrantBindingKind, process: PeerProcess | null): { p
   if (session === null) throw new ServiceError(400, "invalid_request", "The program that asked runs outside a terminal session, so the approval cannot be bound to one. Choose this program or this process instead.");
   return { programKey: key, program, sessionKey: session, sessionId: process.sessionId ?? null };
 }
+
+/**
+ * The most pending requests at once: per identified program (program key) and per instance. Far
+ * above what a person answers; a flood beyond them gets 429 `rate_limited`.
+ */
+export const PENDING_LIMITS = { perProgram: 20, perInstance: 200 } as const;
 
 /** The requests part; `requestTtlMs` is how long a pending request waits for the person. */
 export function createRequests(deps: ServiceDeps, parts: Parts, requestTtlMs: number) {
@@ -142,6 +149,21 @@ export function createRequests(deps: ServiceDeps, parts: Parts, requestTtlMs: nu
         return { ...existing, batch_id: batchId };
       }
       return existing;
+    }
+    // One program cannot bury the person's Requests (and tray, and notifications) under new requests,
+    // by varying its client ID or variable (issue 16 item 16: limit by source).
+    const waiting = await db
+      .selectFrom("requests")
+      // PostgreSQL answers count and sum as strings (bigint, numeric) and a sum over no rows as null.
+      .select([sql<string | number>`count(*)`.as("all"), sql<string | number | null>`sum(case when program_key = ${key ?? ""} then 1 else 0 end)`.as("same")])
+      .where("instance_id", "=", instanceId)
+      .where("status", "=", "pending")
+      .where("expires_at", ">", t)
+      .executeTakeFirstOrThrow();
+    const sameProgram = Number(waiting.same ?? 0);
+    if (sameProgram >= PENDING_LIMITS.perProgram || Number(waiting.all) >= PENDING_LIMITS.perInstance) {
+      const which = sameProgram >= PENDING_LIMITS.perProgram ? `This program already has ${PENDING_LIMITS.perProgram}` : `This machine already has ${PENDING_LIMITS.perInstance}`;
+      throw new ServiceError(429, "rate_limited", `${which} requests waiting for an answer in Piper Link; answer them (or let them expire) before asking for more.`);
     }
     const row: RequestRow = {
       id: newId("req"),
