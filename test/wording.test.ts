@@ -26,6 +26,13 @@ describe("wording", () => {
     const cursor = ControlMethods.listActivity.params.safeParse({ before: "garbage" });
     assert.ok(!cursor.success);
     assert.equal(describeValidation("list activity", cursor.error.issues), "Piper Link could not list activity: the page cursor: not an activity cursor.");
+    // A schema's own predicate continues the field's name: one sentence, no "the name: secret names…".
+    const name = ControlMethods.setSecret.params.safeParse({ name: "bad name", value: "v" });
+    assert.ok(!name.success);
+    assert.equal(describeValidation("set secret", name.error.issues), "Piper Link could not set secret: the name may contain only letters, digits, _ . and -.");
+    const value = ControlMethods.setSecret.params.safeParse({ name: "OK", value: "x".repeat(40_000) });
+    assert.ok(!value.success);
+    assert.equal(describeValidation("set secret", value.error.issues), "Piper Link could not set secret: the value can be at most 32,768 characters.");
   });
 
   it("recent times are relative; from a day on, the local date-time", () => {

@@ -20,6 +20,7 @@ import {
   RequestViewSchema,
   SecretHostsSchema,
   SecretNameSchema,
+  SecretValueSchema,
   SecretViewSchema,
   TokenResponseSchema,
   UsageReportSchema,
@@ -142,7 +143,7 @@ export const AuthorityRoutes = {
     result: GrantViewSchema,
   }),
   listSecrets: route({ method: "GET", path: "/v1/secrets", auth: "bearer", encoding: "json", result: z.array(SecretViewSchema) }),
-  setSecret: route({ method: "PUT", path: "/v1/secrets/:name", auth: "bearer", encoding: "json", params: NameParams, body: z.object({ value: z.string().min(1).max(32 * 1024), hosts: SecretHostsSchema.nullable().optional() }).strict(), result: SecretViewSchema }),
+  setSecret: route({ method: "PUT", path: "/v1/secrets/:name", auth: "bearer", encoding: "json", params: NameParams, body: z.object({ value: SecretValueSchema, hosts: SecretHostsSchema.nullable().optional() }).strict(), result: SecretViewSchema }),
   /** The hosts a secret may ever be sent to (issue 14 item 3); `null`: any. 404 `secret_not_found`. */
   setSecretHosts: route({ method: "PUT", path: "/v1/secrets/:name/hosts", auth: "bearer", encoding: "json", params: NameParams, body: z.object({ hosts: SecretHostsSchema.nullable() }).strict(), result: SecretViewSchema }),
   deleteSecret: route({ method: "DELETE", path: "/v1/secrets/:name", auth: "bearer", encoding: "json", params: NameParams, result: NoContent }),

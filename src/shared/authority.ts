@@ -34,7 +34,19 @@ export const SecretNameSchema = z
   .string()
   .min(1)
   .max(128)
-  .regex(/^[A-Za-z0-9_.-]+$/, "secret names may contain letters, digits, _ . - only");
+  .regex(/^[A-Za-z0-9_.-]+$/, "may contain only letters, digits, _ . and -");
+
+/** The most requests one list of requests holds (newest first); `piper-link requests` says when it is full. */
+export const REQUEST_LIST_LIMIT = 500;
+
+/** The longest secret value, in characters (UTF-16 code units, as JavaScript counts them). */
+export const SECRET_VALUE_MAX_CHARS = 32 * 1024;
+
+/** A secret's value, as stored: 1 to SECRET_VALUE_MAX_CHARS characters. */
+export const SecretValueSchema = z
+  .string()
+  .min(1, "cannot be empty")
+  .max(SECRET_VALUE_MAX_CHARS, `can be at most ${SECRET_VALUE_MAX_CHARS.toLocaleString("en-US")} characters`);
 
 export const RequestViewSchema = z.object({
   id: z.string(),

@@ -13,6 +13,7 @@ import {
   RequestViewSchema,
   SecretHostsSchema,
   SecretNameSchema,
+  SecretValueSchema,
   SecretViewSchema,
 } from "./authority.js";
 import { GrantPolicySchema } from "./grant-terms.js";
@@ -173,7 +174,7 @@ export const ControlMethods = {
   updateGrantPolicy: { params: z.object({ grantId: z.string().min(1).max(128), policy: GrantPolicySchema.nullable() }).strict(), result: GrantViewSchema },
   listSecrets: { params: Empty, result: z.array(SecretViewSchema) },
   /** Adds or replaces a secret; `hosts` sets where it may ever be sent (absent: unchanged on replace, none when new). */
-  setSecret: { params: z.object({ name: SecretNameSchema, value: z.string().min(1).max(32 * 1024), hosts: SecretHostsSchema.nullable().optional() }).strict(), result: SecretViewSchema },
+  setSecret: { params: z.object({ name: SecretNameSchema, value: SecretValueSchema, hosts: SecretHostsSchema.nullable().optional() }).strict(), result: SecretViewSchema },
   /** The hosts a secret may ever be sent to by the Link's calls; `null`: any host a grant allows. */
   setSecretHosts: { params: z.object({ name: SecretNameSchema, hosts: SecretHostsSchema.nullable() }).strict(), result: SecretViewSchema },
   deleteSecret: { params: z.object({ name: SecretNameSchema }).strict(), result: z.object({ deleted: z.literal(true) }) },

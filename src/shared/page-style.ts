@@ -45,6 +45,14 @@ export function signedInPage(): string {
 }
 
 /** The Link's page when a sign-in answer was refused or failed; `why` is plain text. */
+/** The page for an answer that is not the sign-in in progress: that sign-in is not over. */
+export function notThisSignInPage(): string {
+  return renderPage(
+    "Not this sign-in",
+    `<h1>Not this sign-in</h1><p class="err" role="alert">This answer does not belong to the sign-in in progress (state mismatch), so it was not used.</p><p>The sign-in you started is still waiting: finish it in the tab Piper Link opened, or start again from Piper Link.</p>`,
+  );
+}
+
 export function signInFailedPage(why: string): string {
   return renderPage("Sign-in failed", `<h1>Sign-in failed</h1><p class="err" role="alert">${escapePageText(why)}</p><p>Start again from Piper Link.</p>`);
 }

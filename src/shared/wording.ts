@@ -202,6 +202,8 @@ export function describeValidation(what: string, issues: readonly ValidationIssu
     const m = /expected (\w+), received (\w+)/.exec(i.message);
     if (m !== null) return m[2] === "undefined" || m[2] === "null" || m[2] === "NaN" ? `${field} is missing or not a ${m[1] ?? "value"}` : `${field} must be a ${m[1] ?? "value"}`;
     if (i.code === "unrecognized_keys") return i.message.replace(/^Unrecognized keys?:\s*/i, "these fields are not known: ");
+    // A schema's own predicate ("may contain only …", "can be at most …") continues the field's name.
+    if (/^(may|must|can|cannot)\b/.test(i.message)) return `${field} ${i.message}`;
     return `${field}: ${i.message.replace(/^Invalid input:?\s*/i, "").replace(/^Too small: expected number to be >=?(\d+)$/, "must be at least $1").replace(/^Too big: expected number to be <=?(\d+)$/, "must be at most $1")}`;
   });
   return `Piper Link could not ${what}: ${parts.join("; ")}.`;

@@ -11,7 +11,7 @@ import { ExitCode } from "./output.js";
 
 /** `KEY=NAME` pairs collected into a record (for --header, --query, --json-field, --form-field). */
 function pair(what: string) {
-  return (value: string, previous: Record<string, string>): Record<string, string> => {
+  return (value: string, previous: Record<string, string> | undefined): Record<string, string> => {
     const at = value.indexOf("=");
     if (at <= 0 || at === value.length - 1) throw new InvalidArgumentError(`use ${what}=SECRET_NAME`);
     return { ...previous, [value.slice(0, at)]: value.slice(at + 1) };
@@ -19,7 +19,7 @@ function pair(what: string) {
 }
 
 /** `-H 'Name: value'` headers the agent sends as they are. */
-function header(value: string, previous: Record<string, string>): Record<string, string> {
+function header(value: string, previous: Record<string, string> | undefined): Record<string, string> {
   const at = value.indexOf(":");
   if (at <= 0) throw new InvalidArgumentError("use -H 'Name: value'");
   return { ...previous, [value.slice(0, at).trim()]: value.slice(at + 1).trim() };
@@ -29,11 +29,12 @@ interface CallOptions {
   request?: string;
   bearer?: string;
   basic?: string;
-  header: Record<string, string>;
-  query: Record<string, string>;
-  jsonField: Record<string, string>;
-  formField: Record<string, string>;
-  H: Record<string, string>;
+  // Absent until given once (no default, so --help shows none).
+  header?: Record<string, string>;
+  query?: Record<string, string>;
+  jsonField?: Record<string, string>;
+  formField?: Record<string, string>;
+  H?: Record<string, string>;
   data?: string;
   include?: boolean;
   verbose?: boolean;
@@ -51,11 +52,11 @@ export function addCallCommand(program: Command, run: Runner): void {
     .option("-X, --request <method>", "the HTTP method (default GET, or POST with -d)")
     .option("--bearer <name>", "send secret NAME as Authorization: Bearer")
     .option("--basic <name>", "send secret NAME (stored as user:password) as Authorization: Basic")
-    .option("--header <H=NAME>", "send secret NAME as header H, repeatable", pair("HEADER"), {})
-    .option("--query <P=NAME>", "send secret NAME as query parameter P, repeatable", pair("PARAM"), {})
-    .option("--json-field <PATH=NAME>", "set secret NAME at a dot path of the JSON body, repeatable", pair("PATH"), {})
-    .option("--form-field <F=NAME>", "set secret NAME as field F of the form body, repeatable", pair("FIELD"), {})
-    .option("-H <header>", "a plain header 'Name: value', repeatable", header, {})
+    .option("--header <H=NAME>", "send secret NAME as header H, repeatable", pair("HEADER"))
+    .option("--query <P=NAME>", "send secret NAME as query parameter P, repeatable", pair("PARAM"))
+    .option("--json-field <PATH=NAME>", "set secret NAME at a dot path of the JSON body, repeatable", pair("PATH"))
+    .option("--form-field <F=NAME>", "set secret NAME as field F of the form body, repeatable", pair("FIELD"))
+    .option("-H <header>", "a plain header 'Name: value', repeatable", header)
     .option("-d, --data <body>", "the request body (text)")
     .option("-i, --include", "print the status line and headers to stderr")
     .option("-v, --verbose", "like -i, plus whether the answer was redacted")
@@ -72,10 +73,10 @@ async function callThroughLink(url: string, o: CallOptions): Promise<number> {
   const auth: CallAuth = {
     ...(o.bearer ? { bearer: o.bearer } : {}),
     ...(o.basic ? { basic: o.basic } : {}),
-    ...(Object.keys(o.header).length ? { header: o.header } : {}),
-    ...(Object.keys(o.query).length ? { query: o.query } : {}),
-    ...(Object.keys(o.jsonField).length ? { jsonField: o.jsonField } : {}),
-    ...(Object.keys(o.formField).length ? { formField: o.formField } : {}),
+    ...(o.header ? { header: o.header } : {}),
+    ...(o.query ? { query: o.query } : {}),
+    ...(o.jsonField ? { jsonField: o.jsonField } : {}),
+    ...(o.formField ? { formField: o.formField } : {}),
   };
   // Loaded on use: the daemon and the other commands do not need the SDK.
   const { createPiperClient, PiperError } = await import("../../sdk/index.js");
@@ -85,7 +86,7 @@ async function callThroughLink(url: string, o: CallOptions): Promise<number> {
   try {
     const res = await client.fetch(url, {
       method: o.request ?? (o.data !== undefined ? "POST" : "GET"),
-      headers: o.H,
+      headers: o.H ?? {},
       ...(o.data !== undefined ? { body: o.data } : {}),
       auth,
       approvalTimeoutMs: o.timeout,

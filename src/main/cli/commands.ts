@@ -5,13 +5,14 @@
  */
 import readline from "node:readline";
 import { type Command, InvalidArgumentError, Option } from "commander";
-import { ScopeSchema, type GrantView, type RequestView, type Scope } from "../../shared/authority.js";
+import { REQUEST_LIST_LIMIT, ScopeSchema, SECRET_VALUE_MAX_CHARS, type GrantView, type RequestView, type Scope } from "../../shared/authority.js";
 import type { CallAudit } from "../../shared/calls.js";
 import { describeBinding, type GrantBindingKind } from "../../shared/grant-terms.js";
 import { describeMode, describePolicy } from "../../shared/grant-terms-text.js";
 import { ControlMethods, redactInstanceId } from "../../shared/control.js";
 import { displayText } from "../../shared/display.js";
 import { LinkError } from "../../shared/errors.js";
+import { INLINE_SCRIPT } from "../../shared/process.js";
 import { describeAction, describeActor, describeApproval, describeEndReason, describeOutcome, localDateTime, relativeTime, requestStatusLabel, type RequestStatusLabel } from "../../shared/wording.js";
 import { processAlive, requestAnchor } from "../core/authority/local-liveness.js";
 import { openBrowser } from "./browser.js";
@@ -69,7 +70,10 @@ function describeAgent(name: string | null, clientId: string): string {
 
 /** A process path is chosen by whoever started the agent: escaped like the agent's own words. */
 function describeProcess(p: RequestView["process"]): string {
-  return p ? `pid ${p.pid} ${displayText(p.executable ?? "?")} in ${displayText(p.cwd ?? "?")}` : "process unknown";
+  if (!p) return "process unknown";
+  // The script (or inline code) is part of what an approval binds to, so it is shown with the executable.
+  const code = p.script === INLINE_SCRIPT && p.commandLine ? p.commandLine.slice(1).join(" ") : p.script;
+  return `pid ${p.pid} ${displayText(p.executable ?? "?")}${code ? ` ${displayText(code, 200)}` : ""} in ${displayText(p.cwd ?? "?")}`;
 }
 
 function describeRequest(r: RequestView): string {
@@ -166,6 +170,11 @@ export function addApprovalCommands(program: Command, profile: () => string, run
       await run(async (out) => {
         const hosts = o.host === undefined ? undefined : secretHostsFromFlags(o.host);
         const value = await readSecretValue(name);
+        // Checked here: a value over the limit would otherwise meet the control channel's frame limit
+        // first and be refused in a frame's words.
+        if (value.length === 0 || value.length > SECRET_VALUE_MAX_CHARS) {
+          throw new LinkError("bad_request", value.length === 0 ? `The value for ${name} is empty; nothing was stored.` : `The value for ${name} has ${value.length.toLocaleString("en-US")} characters; a secret's value can be at most ${SECRET_VALUE_MAX_CHARS.toLocaleString("en-US")}. Nothing was stored.`);
+        }
         if (value.length === 0) throw new LinkError("bad_request", "The value is empty; nothing stored.");
         const s = await call(profile(), "setSecret", { name, value, ...(hosts !== undefined ? { hosts } : {}) });
         out.result(s, `Stored ${s.name}.${s.hosts === null ? "" : ` It may only be sent to ${s.hosts.join(", ")}.`}`);
@@ -220,6 +229,7 @@ export function addApprovalCommands(program: Command, profile: () => string, run
     .action(async (o: { all?: boolean; json?: boolean }) => {
       await run(async (out) => {
         const list = await call(profile(), "listRequests", { status: o.all ? "all" : "pending" });
+        if (list.length >= REQUEST_LIST_LIMIT) out.warn(`Showing the newest ${REQUEST_LIST_LIMIT}; there are more.`);
         if (o.all !== true) {
           out.result(list, list.length === 0 ? "No pending requests." : list.map(describeRequest));
           return ExitCode.ok;

@@ -66,7 +66,7 @@ function parseAuthority(value: string): string {
 
 function parsePort(value: string): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError("must be a port number from 0 to 65535.");
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError("Use a port number from 0 to 65535.");
   return n;
 }
 
@@ -371,6 +371,12 @@ export function buildProgram(run: (job: (out: Output) => Promise<number>, json: 
  * `{"error":"usage","message":...}`, exit 2, and commander prints nothing else.
  */
 export async function main(argv: string[]): Promise<number> {
+  // `piper-link requests | head`: a reader that stops early closes the pipe; that ends the command
+  // quietly, as it does for other Unix tools, instead of an EPIPE stack trace.
+  process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+    if (err.code === "EPIPE") process.exit(ExitCode.ok);
+    throw err;
+  });
   let exitCode: number = ExitCode.ok;
   const dashDash = argv.indexOf("--");
   const usage: UsageSink = { json: (dashDash === -1 ? argv : argv.slice(0, dashDash)).includes("--json"), message: null };

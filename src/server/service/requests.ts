@@ -4,7 +4,7 @@
  * the same transaction that decides the request), deny, the request list (one joined query), and
  * expiry. Agent-facing calls name the caller's account: the instance must be that account's.
  */
-import type { AgentResolveBody, AgentResolveResult, ApproveBody, GrantView, RequestView } from "../../shared/authority.js";
+import { REQUEST_LIST_LIMIT, type AgentResolveBody, type AgentResolveResult, type ApproveBody, type GrantView, type RequestView } from "../../shared/authority.js";
 import { DEFAULT_GRANT_TERMS, type GrantBindingKind } from "../../shared/grant-terms.js";
 import { INLINE_SCRIPT, programKey, sessionKey, type PeerProcess } from "../../shared/process.js";
 import { normalizeVariable } from "../../shared/protocol.js";
@@ -355,12 +355,12 @@ export function createRequests(deps: ServiceDeps, parts: Parts, requestTtlMs: nu
       return toView(row);
     },
 
-    /** The user's requests, newest first, at most 500; "pending" leaves out those past their expiry. */
+    /** The user's requests, newest first, at most REQUEST_LIST_LIMIT; "pending" leaves out those past their expiry. */
     list: async (userId: string, status: RequestStatus | "all"): Promise<RequestView[]> => {
       let q = viewQuery().where("requests.user_id", "=", userId);
       if (status !== "all") q = q.where("requests.status", "=", status);
       if (status === "pending") q = q.where("requests.expires_at", ">", now());
-      const rows = await q.orderBy("requests.created_at", "desc").limit(500).execute();
+      const rows = await q.orderBy("requests.created_at", "desc").limit(REQUEST_LIST_LIMIT).execute();
       return rows.map(toView);
     },
 

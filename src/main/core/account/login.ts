@@ -17,7 +17,7 @@ import type { AddressInfo } from "node:net";
 import { checkPeerUser } from "../loopback/user-guard.js";
 import { socketOwner } from "../loopback/peer-process.js";
 import { LinkError } from "../../../shared/errors.js";
-import { signedInPage, signInFailedPage } from "../../../shared/page-style.js";
+import { notThisSignInPage, signedInPage, signInFailedPage } from "../../../shared/page-style.js";
 import { LINK_CLIENT_ID, type TokenResponse } from "../../../shared/authority.js";
 import { AuthorityCallError, type AuthorityClient } from "../authority/authority-client.js";
 
@@ -86,7 +86,7 @@ export async function startBrowserLogin(client: AuthorityClient, timeoutMs = 5 *
     // the authority; anything else is refused and the sign-in keeps waiting (issue 16 item 1), so an
     // unauthenticated request can neither end nor alter the person's sign-in.
     if (url.searchParams.get("state") !== state) {
-      res.writeHead(400, headers).end(FAIL_PAGE("This sign-in response does not belong to the sign-in in progress (state mismatch). Piper Link is still waiting for the real one."));
+      res.writeHead(400, headers).end(notThisSignInPage());
       return;
     }
     // Exactly one genuine callback: whatever it says, the listener closes after it.
