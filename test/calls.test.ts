@@ -325,6 +325,49 @@ describe("calls through a real Link (embedded authority, HTTPS upstream with its
     assert.equal(z.object({ error: z.string(), message: z.string() }).parse(JSON.parse(noAuth.stdout)).error, "bad_request");
   });
 
+  it("a call outside a use-only grant's hosts fails with destination_not_allowed, or, when the agent asks, becomes a request naming the method and URL", async () => {
+    const other = await connectAgent(linkUrl);
+    try {
+      assert.equal((await other.hello(0, "agent_dest")).type, "welcome");
+      let id = 1000;
+      const send = async (url: string, askIfRefused: boolean, onPending?: (requestId: string) => void): Promise<LinkMessage[]> => {
+        const callId = id++;
+        other.send({ type: "call", id: callId, method: "GET", url, auth: { bearer: "API_TOKEN" }, ...(askIfRefused ? { askIfRefused: true } : {}) });
+        const frames: LinkMessage[] = [];
+        for (;;) {
+          const m = await other.next((x) => "id" in x && x.id === callId, 20_000);
+          frames.push(m);
+          if (m.type === "pending") onPending?.(m.requestId);
+          if (m.type === "call.end" || m.type === "error") return frames;
+        }
+      };
+      const inside = `https://127.0.0.1:${upstream.port}/echo`;
+      const outside = `https://localhost:${upstream.port}/echo`;
+      // Approved to use only, towards 127.0.0.1:port.
+      const first = await send(inside, false, (requestId) => {
+        assert.equal(cli(e, ["approve", requestId, "--until-revoked", "--use-only", "--host", `127.0.0.1:${upstream.port}`]).code, 0);
+      });
+      assert.equal(first.at(-1)?.type, "call.end");
+      // localhost is another host: refused at once (from the Link's cache of the grant, too)…
+      const refused = await send(outside, false);
+      assert.ok(refused[0]?.type === "error");
+      assert.equal(refused[0].code, "destination_not_allowed");
+      // …or, when the agent asks, a request that shows the exact method and URL.
+      let shown = "";
+      const asked = await send(outside, true, (requestId) => {
+        const request = cliJson(e, ["requests"], z.array(RequestViewSchema)).find((r) => r.id === requestId);
+        shown = request?.reason ?? "";
+        assert.equal(cli(e, ["approve", requestId, "--until-revoked", "--use-only", "--host", `localhost:${upstream.port}`]).code, 0);
+      });
+      assert.match(shown, new RegExp(`GET ${outside.replace(/[.]/g, "\\.")}`));
+      assert.equal(asked.at(-1)?.type, "call.end");
+      const again = await send(outside, false);
+      assert.equal(again.at(-1)?.type, "call.end", "the new grant serves localhost from now on");
+    } finally {
+      other.close();
+    }
+  });
+
   it("never sent the agent a frame that contains a value in any form", () => {
     assert.ok(raw.length > 20);
     for (const frame of raw) {

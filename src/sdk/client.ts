@@ -112,6 +112,11 @@ export interface PiperFetchInit {
   reason?: string;
   /** Wait for approval when there is no grant (default true); false throws `PiperGrantNeededError`. */
   wait?: boolean;
+  /**
+   * When a grant exists but does not allow this method and URL, ask the person (a new request
+   * naming them) instead of failing with `destination_not_allowed` (default false).
+   */
+  askIfRefused?: boolean;
   approvalTimeoutMs?: number;
   /** Upper bound for the upstream exchange, in ms (the Link's ceiling is 5 minutes). */
   timeoutMs?: number;
@@ -455,6 +460,7 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
       ...(body ? { body } : {}),
       auth: init.auth,
       wait: init.wait ?? true,
+      ...(init.askIfRefused === true ? { askIfRefused: true } : {}),
       ...(init.reason ? { reason: init.reason } : {}),
       ...(init.approvalTimeoutMs !== undefined ? { approvalTimeoutMs: init.approvalTimeoutMs } : {}),
       ...(init.timeoutMs !== undefined ? { timeoutMs: init.timeoutMs } : {}),

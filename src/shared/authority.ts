@@ -205,6 +205,11 @@ export const AgentResolveBodySchema = AgentIdentitySchema.extend({
    * it is shown as such (RequestView.requesterWaits). Default true.
    */
   requesterWaits: z.boolean().optional(),
+  /**
+   * With `use`: when the only grants there are do not allow this destination, create a request
+   * (its reason names the method and URL) instead of answering 403 `destination_not_allowed`.
+   */
+  askBeyondGrant: z.boolean().optional(),
 });
 export type AgentResolveBody = z.infer<typeof AgentResolveBodySchema>;
 

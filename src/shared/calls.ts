@@ -56,6 +56,13 @@ export const CallSchema = z.object({
   reason: z.string().max(500).optional(),
   /** Wait for the person when a secret has no grant (default true); false answers `grant_needed`. */
   wait: z.boolean().default(true),
+  /**
+   * When a grant exists but does not allow this method and URL (its destinations), ask the person:
+   * a new request naming the exact method and URL, answered like any other (issue 14 item 3).
+   * Default false: such a call fails at once with `destination_not_allowed`. A secret's own host
+   * list is never widened this way.
+   */
+  askIfRefused: z.boolean().optional(),
   /** How long the person may take to approve, in ms (default 120 s). */
   approvalTimeoutMs: z.number().int().min(0).max(24 * 3600_000).optional(),
   /** The whole upstream exchange, from sending to the last byte, in ms (default and ceiling: CALL_LIMITS.totalMs). */

@@ -41,6 +41,7 @@ interface CallOptions {
   json?: boolean;
   clientId: string;
   reason?: string;
+  askIfRefused?: boolean;
   timeout: number;
 }
 
@@ -62,6 +63,7 @@ export function addCallCommand(program: Command, run: Runner): void {
     .option("-v, --verbose", "like -i, plus whether the answer was redacted")
     .option("--client-id <id>", "the agent client ID the person sees", "piper-link-call")
     .option("--reason <text>", "why (shown in the approval prompt with the method and URL)")
+    .option("--ask-if-refused", "when a grant does not allow this method and URL, ask in Piper Link instead of failing with destination_not_allowed")
     .option("--timeout <ms>", "how long to wait for approval", (v) => Number(v), 120_000)
     .option("--json", "print {status, headers, body, redacted} as JSON")
     .action(async (url: string, o: CallOptions) => {
@@ -91,6 +93,7 @@ async function callThroughLink(url: string, o: CallOptions): Promise<number> {
       auth,
       approvalTimeoutMs: o.timeout,
       ...(o.reason ? { reason: o.reason } : {}),
+      ...(o.askIfRefused === true ? { askIfRefused: true } : {}),
       onPending: ({ requestId }) => process.stderr.write(`Waiting for you to approve this call in Piper Link (request ${requestId})…\n`),
     });
     const redactedHead = res.headers.get("x-piper-redacted") === "true";

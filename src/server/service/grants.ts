@@ -195,9 +195,9 @@ export function createGrants(deps: ServiceDeps, audit: AuditLog) {
      * another account. The binding is checked against the program identity the Link read from the
      * OS. For a read (`use` undefined) a use-only grant does not count; for a call, a grant whose
      * destinations do not include it does not either — if such a grant is all there is, the answer
-     * is 403 `destination_not_allowed` with the reason, rather than a new request.
+     * is 403 `destination_not_allowed` with the reason, or, with `askBeyond`, null (a new request).
      */
-    findLive: async (ownerId: string, agent: AgentRow, variable: string, instanceId: string, process: PeerProcess | null | undefined, use?: GrantUse): Promise<GrantRow | null> => {
+    findLive: async (ownerId: string, agent: AgentRow, variable: string, instanceId: string, process: PeerProcess | null | undefined, use?: GrantUse, askBeyond = false): Promise<GrantRow | null> => {
       if (agent.user_id !== ownerId) return null;
       const grants = await db.selectFrom("grants").selectAll().where("agent_id", "=", agent.id).where("user_id", "=", ownerId).where("variable", "=", variable).where("ended_at", "is", null).execute();
       const t = now();
@@ -231,7 +231,7 @@ export function createGrants(deps: ServiceDeps, audit: AuditLog) {
         if (verdict.ok) return g;
         refused = verdict.reason;
       }
-      if (refused !== null) throw new ServiceError(403, "destination_not_allowed", `Not allowed: ${refused}.`);
+      if (refused !== null && !(askBeyond && use !== undefined)) throw new ServiceError(403, "destination_not_allowed", `Not allowed: ${refused}.`);
       return null;
     },
 

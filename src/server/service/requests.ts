@@ -210,7 +210,7 @@ export function createRequests(deps: ServiceDeps, parts: Parts, requestTtlMs: nu
       const agent = await instances.upsertAgent(userId, body.agentClientId, body.agentName ?? null);
       // A once-grant can be claimed by another caller between finding and delivering it: look again.
       for (let attempt = 0; attempt < 3; attempt++) {
-        const grant = await grants.findLive(userId, agent, variable, body.instanceId, body.process, body.use);
+        const grant = await grants.findLive(userId, agent, variable, body.instanceId, body.process, body.use, body.askBeyondGrant ?? false);
         if (grant === null) break;
         const delivered = await grants.deliver(grant, agent, body.use === undefined ? "link" : "link call", body.use);
         if (delivered !== null) {

@@ -9,7 +9,7 @@
  * answer a read.
  */
 import type { Logger } from "pino";
-import { DEFAULT_GRANT_TERMS, type GrantTerms } from "../../../shared/grant-terms.js";
+import { DEFAULT_GRANT_TERMS, destinationAllows, type GrantTerms } from "../../../shared/grant-terms.js";
 import { LinkError, NOT_SIGNED_IN_MESSAGE } from "../../../shared/errors.js";
 import { normalizeVariable, type LinkMessage, type RequestId } from "../../../shared/protocol.js";
 import type { PeerProcess } from "../../../shared/process.js";
@@ -46,7 +46,7 @@ export interface CallGrants {
    * LinkError: `denied`, `timeout`, `grant_needed`, `destination_not_allowed`, `policy_violation`,
    * `not_logged_in`, `authority_unavailable`.
    */
-  get(requester: CallRequester, variable: string, use: { method: string; url: string }, o: { id: RequestId; reason: string; wait: boolean; deadline: number; signal: AbortSignal; send: (m: LinkMessage) => void }): Promise<CallGrant>;
+  get(requester: CallRequester, variable: string, use: { method: string; url: string }, o: { id: RequestId; reason: string; wait: boolean; askIfRefused?: boolean; deadline: number; signal: AbortSignal; send: (m: LinkMessage) => void }): Promise<CallGrant>;
 }
 
 interface Entry {
@@ -81,7 +81,11 @@ export function createCallGrants(deps: CallGrantDeps): CallGrants {
       if (instanceId === null) throw new LinkError("not_logged_in", NOT_SIGNED_IN_MESSAGE);
       const k = key(requester, variable);
       const hit = cached(k);
-      if (hit !== null) return { value: hit.value, grantId: hit.grantId, terms: hit.terms, fromCache: true };
+      // A cached grant answers only where it may go; elsewhere the authority decides (and, when the
+      // call asks, turns it into a request naming the method and URL).
+      if (hit !== null && (!URL.canParse(use.url) || destinationAllows(hit.terms.mode, use.method, new URL(use.url)).ok)) {
+        return { value: hit.value, grantId: hit.grantId, terms: hit.terms, fromCache: true };
+      }
       const identity = { instanceId, agentClientId: requester.agent.clientId };
       let announced = false;
       try {
@@ -96,6 +100,7 @@ export function createCallGrants(deps: CallGrantDeps): CallGrants {
             reason: o.reason,
             process: requester.process,
             use,
+            ...(o.askIfRefused === true ? { askBeyondGrant: true } : {}),
           });
           if (result.status === "granted") {
             const terms = result.terms ?? DEFAULT_GRANT_TERMS;

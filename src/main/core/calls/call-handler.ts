@@ -70,7 +70,7 @@ export function createCallHandler(deps: CallHandlerDeps): (channel: CallChannel,
       const shown = `${call.method} ${url.href}`;
       const reason = `Use without reading, in a call: ${shown}${call.reason ? ` — ${call.reason}` : ""}`.slice(0, 1000);
       for (const name of audit.secretNames) {
-        const grant = await deps.grants.get({ agent, process: channel.process, connectionId: channel.connectionId }, name, { method: call.method, url: url.href }, { id: call.id, reason, wait: call.wait, deadline, signal, send });
+        const grant = await deps.grants.get({ agent, process: channel.process, connectionId: channel.connectionId }, name, { method: call.method, url: url.href }, { id: call.id, reason, wait: call.wait, askIfRefused: call.askIfRefused ?? false, deadline, signal, send });
         // Listed before the check, so a refused use is audited against its grant too.
         grants.push({ name, grant });
         checkTerms(name, grant.terms, call.method, url, deps.now());
