@@ -1,12 +1,23 @@
 /**
- * Small pieces the benchmarks share: an in-memory keychain (the Link reads the keychain once at
- * start, never on the measured paths, so the benchmarks run without a Secret Service) and an
- * approval given through the control channel, as the person would give it.
+ * Small pieces the benchmarks share: a profile in a temporary home, an in-memory keychain (the
+ * Link reads the keychain once at start, never on the measured paths, so the benchmarks run
+ * without a Secret Service) and an approval given through the control channel, as the person
+ * would give it. The Link's parts come from the compiled dist/ (`npm run bench` builds it first).
  */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import WebSocket from "ws";
 import { z } from "zod";
+import { resolveLinkPaths, type LinkPaths } from "../dist/main/core/runtime/paths.js";
 import type { KeychainItem, KeychainStore } from "../src/main/core/runtime/keychain.js";
 import { CONTROL_SUBPROTOCOL } from "../src/shared/version.js";
+
+/** The Linux paths of profile `profile` in a new temporary home (runtime, data and state all in it). */
+export function tempProfilePaths(profile: string): LinkPaths {
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), `piper-${profile}-`));
+  return resolveLinkPaths(profile, { platform: "linux", env: { XDG_RUNTIME_DIR: home, XDG_DATA_HOME: home, XDG_STATE_HOME: home }, homedir: home });
+}
 
 /** A keychain in memory under `service`, holding `initial` items. */
 export function memoryKeychain(service: string, initial: ReadonlyArray<[KeychainItem, string]> = []): KeychainStore {

@@ -27,12 +27,12 @@ import { fileURLToPath } from "node:url";
 import { Agent, request } from "undici";
 import WebSocket from "ws";
 import { WebSocketServer } from "ws";
-import type * as LinkModule from "../src/main/core/link.js";
-import type * as LoggerModule from "../src/main/core/runtime/logger.js";
-import type * as PathsModule from "../src/main/core/runtime/paths.js";
+// The compiled Link (what `piper-link start` runs), as in servers.ts, not the sources through tsx.
+import { createLink } from "../dist/main/core/link.js";
+import { silentLogger } from "../dist/main/core/runtime/logger.js";
 import { AGENT_SUBPROTOCOL } from "../src/shared/version.js";
 import { makeTestCa } from "../test/calls-upstream.js";
-import { approveOverControl, memoryKeychain } from "./bench-helpers.js";
+import { approveOverControl, memoryKeychain, tempProfilePaths } from "./bench-helpers.js";
 
 const SECRET = "bench-call-secret-value";
 const here = fileURLToPath(import.meta.url);
@@ -100,14 +100,7 @@ async function serveUpstream(dir: string): Promise<void> {
 
 /** The Link with its embedded authority, signed in, trusting the upstream's CA, one secret stored. */
 async function serveLink(caFile: string): Promise<void> {
-  // The compiled Link (what `piper-link start` runs), not the TypeScript sources through tsx.
-  const dist = path.resolve(path.dirname(here), "../dist/main/core");
-  if (!fs.existsSync(path.join(dist, "link.js"))) throw new Error("bench/calls.ts needs the compiled Link: run `npm run build:node` first (npm run bench does).");
-  const { createLink } = (await import(path.join(dist, "link.js"))) as typeof LinkModule;
-  const { silentLogger } = (await import(path.join(dist, "runtime/logger.js"))) as typeof LoggerModule;
-  const { resolveLinkPaths } = (await import(path.join(dist, "runtime/paths.js"))) as typeof PathsModule;
-  const home = fs.mkdtempSync(path.join(os.tmpdir(), "piper-bench-calls-"));
-  const paths = resolveLinkPaths("bench-calls", { platform: "linux", env: { XDG_RUNTIME_DIR: home, XDG_DATA_HOME: home, XDG_STATE_HOME: home }, homedir: home });
+  const paths = tempProfilePaths("bench-calls");
   const link = createLink({
     profile: "bench-calls",
     port: 0,

@@ -14,15 +14,11 @@
  *   this process, so the bench can charge the server's own CPU time to the operations it served).
  */
 import http from "node:http";
-import os from "node:os";
-import path from "node:path";
-import fs from "node:fs";
 import readline from "node:readline";
 import { WebSocketServer } from "ws";
 import { createLink } from "../dist/main/core/link.js";
-import { memoryKeychain } from "./bench-helpers.js";
+import { memoryKeychain, tempProfilePaths } from "./bench-helpers.js";
 import { silentLogger } from "../dist/main/core/runtime/logger.js";
-import { resolveLinkPaths } from "../dist/main/core/runtime/paths.js";
 
 export const BENCH_INSTANCE_ID = "inst_bench_0123456789abcdef";
 const BODY = JSON.stringify({ instanceId: BENCH_INSTANCE_ID });
@@ -50,8 +46,7 @@ async function main(kind: string): Promise<number> {
     return listeningPort(wss);
   }
   if (kind === "link" || kind === "link-authority") {
-    const home = fs.mkdtempSync(path.join(os.tmpdir(), "piper-link-bench-"));
-    const paths = resolveLinkPaths("bench", { platform: "linux", env: { XDG_RUNTIME_DIR: home, XDG_DATA_HOME: home, XDG_STATE_HOME: home }, homedir: home });
+    const paths = tempProfilePaths("bench");
     const link = createLink({
       profile: "bench",
       port: 0,
