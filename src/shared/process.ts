@@ -45,6 +45,15 @@ export type PeerProcess = z.infer<typeof PeerProcessSchema>;
 export const INLINE_SCRIPT = "[inline]";
 
 /**
+ * The code of an inline program (`sh -c 'echo $X'` gives `-c echo $X`): its command line after the
+ * executable, joined with spaces, for display; null for a program with a script file or none. Takes
+ * a process, or a grant's program, which carries `commandLine` only for inline code.
+ */
+export function inlineCode(p: { script?: string | null | undefined; commandLine?: readonly string[] | null | undefined }): string | null {
+  return p.script === INLINE_SCRIPT && p.commandLine ? p.commandLine.slice(1).join(" ") : null;
+}
+
+/**
  * The key of "this program" for grants bound to a program (issue 13 item 5): executable + script +
  * cwd, as one stable string (JSON of the parts, so no separator can be forged by a path). For code
  * given on the command line (script `[inline]`) the code is the program, so the whole command line

@@ -12,7 +12,7 @@ import { describeMode, describePolicy } from "../../shared/grant-terms-text.js";
 import { ControlMethods, redactInstanceId } from "../../shared/control.js";
 import { displayText } from "../../shared/display.js";
 import { LinkError } from "../../shared/errors.js";
-import { INLINE_SCRIPT } from "../../shared/process.js";
+import { inlineCode } from "../../shared/process.js";
 import { describeAction, describeActor, describeApproval, describeEndReason, describeOutcome, localDateTime, relativeTime, requestStatusLabel, type RequestStatusLabel } from "../../shared/wording.js";
 import { processAlive, requestAnchor } from "../core/authority/local-liveness.js";
 import { openBrowser } from "./browser.js";
@@ -72,7 +72,7 @@ function describeAgent(name: string | null, clientId: string): string {
 function describeProcess(p: RequestView["process"]): string {
   if (!p) return "process unknown";
   // The script (or inline code) is part of what an approval binds to, so it is shown with the executable.
-  const code = p.script === INLINE_SCRIPT && p.commandLine ? p.commandLine.slice(1).join(" ") : p.script;
+  const code = inlineCode(p) ?? p.script;
   return `pid ${p.pid} ${displayText(p.executable ?? "?")}${code ? ` ${displayText(code, 200)}` : ""} in ${displayText(p.cwd ?? "?")}`;
 }
 
@@ -117,8 +117,8 @@ function describeCall(c: CallAudit): string {
 function describeGrantBinding(g: GrantView): string {
   const b = g.binding;
   if (b === undefined) return describeBinding("client");
-  const code = b.program?.commandLine ? ` ${displayText(b.program.commandLine.slice(1).join(" "), 200)}` : "";
-  const program = b.program === null ? "" : ` ${displayText(b.program.executable, 200)}${b.program.script ? ` ${displayText(b.program.script, 200)}` : ""}${code}${b.program.cwd ? ` in ${displayText(b.program.cwd, 200)}` : ""}`;
+  const code = b.program === null ? null : inlineCode(b.program);
+  const program = b.program === null ? "" : ` ${displayText(b.program.executable, 200)}${b.program.script ? ` ${displayText(b.program.script, 200)}` : ""}${code !== null ? ` ${displayText(code, 200)}` : ""}${b.program.cwd ? ` in ${displayText(b.program.cwd, 200)}` : ""}`;
   const session = b.kind === "session" && b.sessionId !== null ? ` (session ${b.sessionId}${b.sessionLeader ? `, leader pid ${b.sessionLeader.pid}` : ""})` : "";
   return `${describeBinding(b.kind)}${b.kind === "client" ? "" : `:${program}`}${session}`;
 }
@@ -172,10 +172,10 @@ export function addApprovalCommands(program: Command, profile: () => string, run
         const value = await readSecretValue(name);
         // Checked here: a value over the limit would otherwise meet the control channel's frame limit
         // first and be refused in a frame's words.
-        if (value.length === 0 || value.length > SECRET_VALUE_MAX_CHARS) {
-          throw new LinkError("bad_request", value.length === 0 ? `The value for ${name} is empty; nothing was stored.` : `The value for ${name} has ${value.length.toLocaleString("en-US")} characters; a secret's value can be at most ${SECRET_VALUE_MAX_CHARS.toLocaleString("en-US")}. Nothing was stored.`);
-        }
         if (value.length === 0) throw new LinkError("bad_request", "The value is empty; nothing stored.");
+        if (value.length > SECRET_VALUE_MAX_CHARS) {
+          throw new LinkError("bad_request", `The value for ${name} has ${value.length.toLocaleString("en-US")} characters; a secret's value can be at most ${SECRET_VALUE_MAX_CHARS.toLocaleString("en-US")}. Nothing was stored.`);
+        }
         const s = await call(profile(), "setSecret", { name, value, ...(hosts !== undefined ? { hosts } : {}) });
         out.result(s, `Stored ${s.name}.${s.hosts === null ? "" : ` It may only be sent to ${s.hosts.join(", ")}.`}`);
         return ExitCode.ok;

@@ -134,21 +134,18 @@ export function createRequests(deps: ServiceDeps, parts: Parts, requestTtlMs: nu
       // asks the same thing.
       return !requesterWaits && r.requester_waits === 0 && sessionKey(p) === sessionKey(process);
     });
-    if (existing !== undefined && process !== null && !requesterWaits && existing.process !== JSON.stringify(process)) {
-      const latest = JSON.stringify(process);
-      await db.updateTable("requests").set({ process: latest }).where("id", "=", existing.id).execute();
-      await bus.publish({ type: "request.created", userId, id: existing.id, status: "pending" });
-      return { ...existing, process: latest };
-    }
     if (existing !== undefined) {
-      // Asked again together (a retried `resolveMany`): the latest batch groups them, so the card
-      // shows everything the agent is waiting for now, not part of an older ask.
-      if (batchId !== null && existing.batch_id !== batchId) {
-        await db.updateTable("requests").set({ batch_id: batchId }).where("id", "=", existing.id).execute();
-        await bus.publish({ type: "request.created", userId, id: existing.id, status: "pending" });
-        return { ...existing, batch_id: batchId };
-      }
-      return existing;
+      // Asked again, the card follows the latest ask: a program that never waits names its latest
+      // run, and a retried `resolveMany` groups under its latest batch (everything the agent is
+      // waiting for now, not part of an older ask). Either change is announced like a new request.
+      const changes: Partial<Pick<RequestRow, "process" | "batch_id">> = {};
+      const latest = process === null ? null : JSON.stringify(process);
+      if (latest !== null && !requesterWaits && existing.process !== latest) changes.process = latest;
+      if (batchId !== null && existing.batch_id !== batchId) changes.batch_id = batchId;
+      if (Object.keys(changes).length === 0) return existing;
+      await db.updateTable("requests").set(changes).where("id", "=", existing.id).execute();
+      await bus.publish({ type: "request.created", userId, id: existing.id, status: "pending" });
+      return { ...existing, ...changes };
     }
     // One program cannot bury the person's Requests (and tray, and notifications) under new requests,
     // by varying its client ID or variable (issue 16 item 16: limit by source).

@@ -12,7 +12,7 @@ import { displayOptional, displayText } from "../../../shared/display.js";
 import { LinkError } from "../../../shared/errors.js";
 import { endOfDay } from "../../../shared/grant-terms-text.js";
 import { DestinationRuleSchema, GrantModeSchema, GrantPolicySchema, SESSION_MAX_MS, type DestinationRule, type GrantMode, type GrantPolicy } from "../../../shared/grant-terms.js";
-import { INLINE_SCRIPT, sessionKey, type PeerProcess } from "../../../shared/process.js";
+import { inlineCode, sessionKey, type PeerProcess } from "../../../shared/process.js";
 import { Banner, Field, ui } from "../components/ui.js";
 import { baseName } from "../format.js";
 import s from "./screens.module.css";
@@ -41,6 +41,7 @@ export function VerifiedProgram({ process: p }: { process: PeerProcess | null })
     );
   }
   const parent = p.parents?.[0] ?? null;
+  const code = inlineCode(p);
   return (
     <dl className={s.facts} aria-label="Verified program">
       <dt>Program</dt>
@@ -53,10 +54,10 @@ export function VerifiedProgram({ process: p }: { process: PeerProcess | null })
           <dd>{displayText(p.script, 300)}</dd>
         </>
       ) : null}
-      {p.script === INLINE_SCRIPT && p.commandLine !== null ? (
+      {code !== null ? (
         <>
           <dt>Code</dt>
-          <dd>{displayText(p.commandLine.slice(1).join(" "), 300)}</dd>
+          <dd>{displayText(code, 300)}</dd>
         </>
       ) : null}
       <dt>Folder</dt>

@@ -9,6 +9,7 @@ import type { GrantView } from "../../../shared/authority.js";
 import { displayText } from "../../../shared/display.js";
 import { describeBinding } from "../../../shared/grant-terms.js";
 import { describeMode, describePolicy } from "../../../shared/grant-terms-text.js";
+import { inlineCode } from "../../../shared/process.js";
 import { describeEndReason } from "../../../shared/wording.js";
 import { Badge, Button, ConfirmDialog, Dialog, EmptyState, ErrorBanner, Loading, PageHeader, TableHead, TableRegion, Time, ui, useNotice } from "../components/ui.js";
 import { baseName, describeScope } from "../format.js";
@@ -127,7 +128,7 @@ function GrantTerms({ grant: g }: { grant: GrantView }) {
   const b = g.binding;
   const kind = b?.kind ?? "client";
   const program = b?.program ?? null;
-  const code = program?.commandLine ? program.commandLine.slice(1).join(" ") : null;
+  const code = program === null ? null : inlineCode(program);
   const where = program === null ? "" : `${program.executable}${program.script ? ` ${program.script}` : ""}${code !== null ? ` ${code}` : ""}${program.cwd ? ` in ${program.cwd}` : ""}`;
   return (
     <div className={ui.muted} data-testid="grant-terms">
