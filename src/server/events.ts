@@ -7,7 +7,7 @@
 import { EventEmitter } from "node:events";
 import pg from "pg";
 import { AuthorityEventSchema, type AuthorityEvent } from "../shared/authority.js";
-import { backoffDelay, type BackoffOptions } from "../shared/backoff.js";
+import { backoffDelay } from "../shared/backoff.js";
 
 export interface EventBus {
   publish(event: AuthorityEvent): Promise<void>;
@@ -49,7 +49,7 @@ export function createLocalBus(): EventBus {
  * waiting agents read their request again. The publishing connection is reopened on the next
  * publish. `onError` hears every connection error (for the log); it never ends the process.
  */
-export async function createPostgresBus(url: string, onError: (err: Error) => void, options: { backoff?: BackoffOptions } = {}): Promise<EventBus> {
+export async function createPostgresBus(url: string, onError: (err: Error) => void): Promise<EventBus> {
   const local = createLocalBus();
   const gaps = new EventEmitter();
   gaps.setMaxListeners(0);
@@ -114,7 +114,7 @@ export async function createPostgresBus(url: string, onError: (err: Error) => vo
           scheduleListen();
         },
       );
-    }, backoffDelay(attempt, options.backoff));
+    }, backoffDelay(attempt));
     retry.unref();
   }
   async function publishingClient(): Promise<pg.Client> {

@@ -83,7 +83,7 @@ export function createCallGrants(deps: CallGrantDeps): CallGrants {
       const hit = cached(k);
       // A cached grant answers only where it may go; elsewhere the authority decides (and, when the
       // call asks, turns it into a request naming the method and URL).
-      if (hit !== null && (!URL.canParse(use.url) || destinationAllows(hit.terms.mode, use.method, new URL(use.url)).ok)) {
+      if (hit !== null && destinationAllows(hit.terms.mode, use.method, new URL(use.url)).ok) {
         return { value: hit.value, grantId: hit.grantId, terms: hit.terms, fromCache: true };
       }
       const identity = { instanceId, agentClientId: requester.agent.clientId };
