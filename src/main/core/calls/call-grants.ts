@@ -8,22 +8,15 @@
  * are cleared with it; they are kept apart from the `resolve` cache so a use-only grant can never
  * answer a read.
  */
-import type { Logger } from "pino";
 import { DEFAULT_GRANT_TERMS, destinationAllows, type GrantTerms } from "../../../shared/grant-terms.js";
 import { LinkError, NOT_SIGNED_IN_MESSAGE } from "../../../shared/errors.js";
 import { normalizeVariable, type LinkMessage, type RequestId } from "../../../shared/protocol.js";
 import type { PeerProcess } from "../../../shared/process.js";
-import { AuthorityCallError, type AuthorityClient } from "../authority/authority-client.js";
-import type { GrantCache } from "../authority/grant-cache.js";
+import { AuthorityCallError } from "../authority/authority-client.js";
+import { POLL_MS, type ResolverDeps } from "../authority/resolve-deps.js";
 
-export interface CallGrantDeps {
-  now(): number;
-  log: Logger;
-  authority(): AuthorityClient | null;
-  instanceId(): string | null;
-  /** The `resolve` cache: its generation and enabled state govern this one. */
-  cache: GrantCache;
-}
+/** What a resolve needs is what a call's grants need; the `resolve` cache's generation and enabled state govern this one. */
+export type CallGrantDeps = ResolverDeps;
 
 /** A value resolved for a call, with the terms that govern its use. */
 export interface CallGrant {
@@ -57,8 +50,6 @@ interface Entry {
   generation: number;
 }
 
-/** One long-poll at most this long; the loop continues until the call's own deadline. */
-const POLL_MS = 55_000;
 
 export function createCallGrants(deps: CallGrantDeps): CallGrants {
   const entries = new Map<string, Entry>();
