@@ -372,8 +372,10 @@ describe("Electron shell against a double of the Electron API, with a real Link 
 
     await t.link.api.devSignIn({});
     await until(double, () => icon.image.endsWith("tray-normal.png"), "the normal icon after sign-in");
-    assert.equal(icon.toolTip, "Piper Link");
-    assert.match(icon.item(/^Signed in/).label ?? "", /^Signed in — machine inst_/);
+    // Who is signed in arrives from the authority after the sign-in itself (a second status
+    // event), so the tooltip first reads "Piper Link" and then names the account and machine.
+    await until(double, () => icon.toolTip === "Piper Link — Local user on This machine", "the tooltip naming who is signed in");
+    assert.equal(icon.item(/^Signed in/).label, "Signed in as Local user on This machine");
     assert.equal(icon.item(/^No pending requests$/).enabled, false);
     assert.equal(icon.item(/^Sign out$/).enabled, true);
 
