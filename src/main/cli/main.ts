@@ -26,6 +26,7 @@ import { addPyperCommand } from "./pyper.js";
 import { addMcpCommand } from "./mcp.js";
 import { addRunCommand } from "./run.js";
 import { addServiceCommand } from "./service.js";
+import { DAEMON_NODE_FLAGS } from "../core/runtime/daemon-flags.js";
 import { createOutput, ExitCode, reportError, type Output } from "./output.js";
 
 interface GlobalOptions {
@@ -171,7 +172,7 @@ async function startInBackground(opts: StartOptions, out: Output): Promise<numbe
   if (backend === "file" && !env[PASSPHRASE_ENV] && !env[PASSPHRASE_FILE_ENV]) env[PASSPHRASE_ENV] = await passphraseSource()();
   const child = spawn(
     process.execPath,
-    [...process.execArgv, entry, "--profile", opts.profile, "start", "--foreground", "--port", String(opts.port), "--authority", opts.authority, "--json", ...(opts.requestTtl === undefined ? [] : ["--request-ttl", String(opts.requestTtl)]), ...(opts.keychain === undefined ? [] : ["--keychain", opts.keychain])],
+    [...DAEMON_NODE_FLAGS, ...process.execArgv, entry, "--profile", opts.profile, "start", "--foreground", "--port", String(opts.port), "--authority", opts.authority, "--json", ...(opts.requestTtl === undefined ? [] : ["--request-ttl", String(opts.requestTtl)]), ...(opts.keychain === undefined ? [] : ["--keychain", opts.keychain])],
     { detached: true, stdio: ["ignore", fd, fd], env },
   );
   fs.closeSync(fd);

@@ -9,14 +9,15 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
 import { LinkError } from "../../shared/errors.js";
+import { DAEMON_NODE_FLAGS } from "../core/runtime/daemon-flags.js";
 import { readFileOrNull, writeFileAtomic } from "../core/runtime/files.js";
 import { serviceName, userUnit, userUnitDir } from "../core/runtime/service-unit.js";
 import type { Runner } from "./commands.js";
 import { ExitCode } from "./output.js";
 
-/** The command that starts this install's CLI: this Node and bin/piper-link.js. */
+/** The command that starts this install's daemon: this Node with the daemon's flags, and bin/piper-link.js. */
 function cliCommand(): string[] {
-  return [process.execPath, path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../bin/piper-link.js")];
+  return [process.execPath, ...DAEMON_NODE_FLAGS, path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../bin/piper-link.js")];
 }
 
 function systemctl(...args: string[]): { ok: boolean; output: string } {

@@ -248,17 +248,43 @@ export type SocketOwner = { uid: number } | { uid: null; reason: "not_found" | "
 
 export { findSocketUid } from "../../../shared/socket-owner.js";
 
+/** The reads of /proc/net/tcp{,6} that lookups can still join, per proc root (see `socketTables`). */
+const tableReads = new Map<string, { joining: Promise<(string | null)[]> | null; inFlight: Promise<unknown> }>();
+
+/**
+ * The text of `<procRoot>/net/tcp` and `net/tcp6` (null for one that cannot be read), read after this
+ * call: a connection accepted before the call is listed. Calls that arrive while a read is queued
+ * share it, and a read starts only once the previous one ended, so a thousand connections arriving
+ * together cost a few reads rather than a thousand (each file lists every socket of the machine:
+ * about 150 bytes a line, 300 KB with a thousand agents connected).
+ */
+function socketTables(procRoot: string): Promise<(string | null)[]> {
+  let reads = tableReads.get(procRoot);
+  if (reads === undefined) {
+    reads = { joining: null, inFlight: Promise.resolve() };
+    tableReads.set(procRoot, reads);
+  }
+  if (reads.joining !== null) return reads.joining;
+  const state = reads;
+  // Starts after the read in flight (which may predate the caller's connection) and after this
+  // tick's callers joined; from then on, new callers queue the next read.
+  const read: Promise<(string | null)[]> = state.inFlight.then(() => {
+    if (state.joining === read) state.joining = null;
+    return Promise.all(["net/tcp", "net/tcp6"].map((file) => readOrNull(path.join(procRoot, file))));
+  });
+  state.joining = read;
+  state.inFlight = read.catch(() => undefined);
+  return read;
+}
+
 /** Looks up the owner uid of a loopback peer's socket (see `SocketOwner`). */
 export async function socketOwner(peerPort: number, linkPort: number, procRoot = "/proc"): Promise<SocketOwner> {
-  let readable = false;
-  for (const file of ["net/tcp", "net/tcp6"]) {
-    const text = await readOrNull(path.join(procRoot, file));
-    if (text === null) continue;
-    readable = true;
-    const uid = findSocketUid(text, peerPort, linkPort);
+  const texts = await socketTables(procRoot);
+  for (const text of texts) {
+    const uid = text === null ? null : findSocketUid(text, peerPort, linkPort);
     if (uid !== null) return { uid };
   }
-  return { uid: null, reason: readable ? "not_found" : "unsupported" };
+  return { uid: null, reason: texts.some((t) => t !== null) ? "not_found" : "unsupported" };
 }
 
 export function createProcPeerResolver(procRoot = "/proc"): PeerResolver {
@@ -300,10 +326,7 @@ export function createProcPeerResolver(procRoot = "/proc"): PeerResolver {
 
   async function scan(batch: Pending[]): Promise<void> {
     const sockets = new Map<string, string>();
-    for (const file of ["net/tcp", "net/tcp6"]) {
-      const text = await readOrNull(path.join(procRoot, file));
-      if (text !== null) parseProcNetTcp(text, sockets);
-    }
+    for (const text of await socketTables(procRoot)) if (text !== null) parseProcNetTcp(text, sockets);
     const wanted = new Map<string, Pending[]>();
     for (const p of batch) {
       const inode = sockets.get(`${p.peerPort}:${p.linkPort}`);
