@@ -25,23 +25,40 @@ async function rejectsWith(p: Promise<unknown>, status: number, code: string): P
 
 for (const engine of ENGINES) {
   describe(`sign-in throttling on ${engine.name} (shared by every authority process)`, { skip: engine.skip }, () => {
-    it("locks an account after 5 failures on any process; the address limit never refuses a correct password", async () => {
+    it("slows one address's guessing at an account after 5 failures on any process, never the person elsewhere; the address limit never refuses a correct password", async () => {
       const db = await engine.make();
       // Two services with their own connections: what two authority processes on one database are.
       const one = await openDatabase(db.location);
       const two = await openDatabase(db.location);
+      let clock = Date.now();
+      const now = (): number => clock;
       try {
-        const a = createOAuthService({ db: one.db });
-        const b = createOAuthService({ db: two.db });
-        await a.signUp("victim@example.com", "correct horse battery", "Victim");
+        const a = createOAuthService({ db: one.db, now });
+        const b = createOAuthService({ db: two.db, now });
+        const victimId = await a.signUp("victim@example.com", "correct horse battery", "Victim");
         const okId = await a.signUp("ok@example.com", "correct horse battery", "Ok");
 
-        for (let i = 0; i < SIGN_IN_LIMITS.perAccount; i++) {
-          await rejectsWith((i % 2 === 0 ? a : b).signIn("victim@example.com", `wrong-${i}`, `203.0.113.${i}`), 401, "invalid_credentials");
+        const guesser = "203.0.113.5";
+        for (let i = 0; i < SIGN_IN_LIMITS.perAccountAddress; i++) {
+          await rejectsWith((i % 2 === 0 ? a : b).signIn("victim@example.com", `wrong-${i}`, guesser), 401, "invalid_credentials");
+          clock += 1000;
         }
-        // The other process refuses too, from any address, even the right password (no oracle).
-        await rejectsWith(b.signIn("Victim@Example.com", "correct horse battery", "192.0.2.99"), 429, "too_many_attempts");
-        await rejectsWith(a.signIn("victim@example.com", "correct horse battery", "192.0.2.98"), 429, "too_many_attempts");
+        // The other process refuses that address too, even the right password: refused before the
+        // check, so the answer says nothing about the password (no oracle).
+        await rejectsWith(b.signIn("Victim@Example.com", "correct horse battery", guesser), 429, "too_many_attempts");
+        await rejectsWith(a.signIn("victim@example.com", "wrong-again", guesser), 429, "too_many_attempts");
+        // The person, elsewhere, is not locked out by a stranger's guesses.
+        assert.equal(await b.signIn("victim@example.com", "correct horse battery", "192.0.2.99"), victimId);
+        // A minute after its last failure the guessing address gets one checked attempt, then waits again.
+        clock += SIGN_IN_LIMITS.slowedIntervalMs;
+        await rejectsWith(a.signIn("victim@example.com", "wrong-6", guesser), 401, "invalid_credentials");
+        await rejectsWith(b.signIn("victim@example.com", "wrong-7", guesser), 429, "too_many_attempts");
+        // Someone who mistyped 5 times from their own address waits a minute, not 15, for the right one.
+        clock += SIGN_IN_LIMITS.slowedIntervalMs;
+        assert.equal(await b.signIn("victim@example.com", "correct horse battery", guesser), victimId);
+        // ...which clears that address's count for the account.
+        await rejectsWith(a.signIn("victim@example.com", "wrong-8", guesser), 401, "invalid_credentials");
+        await rejectsWith(a.signIn("victim@example.com", "wrong-9", guesser), 401, "invalid_credentials");
 
         // One address spraying other accounts (4 each, under the account limit) reaches the address limit...
         const spray = "198.51.100.7";

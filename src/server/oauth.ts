@@ -51,8 +51,12 @@ export function pkceChallenge(verifier: string): string {
   return createHash("sha256").update(verifier).digest("base64url");
 }
 
-/** Sign-in throttling (see `signIn`): per 15 minutes, failures per account and per client address. */
-export const SIGN_IN_LIMITS = { windowMs: 15 * 60_000, perAccount: 5, perAddress: 20 } as const;
+/**
+ * Sign-in throttling (see `signIn`), per 15-minute window: failures for one account from one client
+ * address before that pair is slowed to one checked attempt per `slowedIntervalMs`, and failures from
+ * one address (any accounts) before its wrong passwords are answered 429.
+ */
+export const SIGN_IN_LIMITS = { windowMs: 15 * 60_000, perAccountAddress: 5, slowedIntervalMs: 60_000, perAddress: 20 } as const;
 /** Device user-code entry (see `approveDevice`): per 15 minutes, wrong codes per session, account, address. */
 export const DEVICE_LIMITS = { windowMs: 15 * 60_000, perSession: 5, perAccount: 10, perAddress: 20 } as const;
 
@@ -80,8 +84,20 @@ function createFailureLog(db: Kysely<Database>, now: () => number, keepMs: numbe
       await db.insertInto("auth_failures").values({ id: newId("af"), ...f, at: t }).execute();
       await db.deleteFrom("auth_failures").where("at", "<=", t - keepMs).execute();
     },
-    clearAccount: async (kind: FailureKind, account: string): Promise<void> => {
-      await db.deleteFrom("auth_failures").where("kind", "=", kind).where("account", "=", account).execute();
+    /** Failures of `kind` for `account` from `address` since `since`: how many, and when the latest was (epoch ms; 0 when none). */
+    pair: async (kind: FailureKind, account: string, address: string, since: number): Promise<{ count: number; latest: number }> => {
+      const row = await db
+        .selectFrom("auth_failures")
+        .select((eb) => [eb.fn.countAll<number>().as("n"), eb.fn.max<number | null>("at").as("latest")])
+        .where("kind", "=", kind)
+        .where("account", "=", account)
+        .where("address", "=", address)
+        .where("at", ">", since)
+        .executeTakeFirstOrThrow();
+      return { count: row.n, latest: row.latest ?? 0 };
+    },
+    clearPair: async (kind: FailureKind, account: string, address: string): Promise<void> => {
+      await db.deleteFrom("auth_failures").where("kind", "=", kind).where("account", "=", account).where("address", "=", address).execute();
     },
   };
 }
@@ -143,24 +159,31 @@ export function createOAuthService(options: OAuthOptions) {
 
     /**
      * Checks a password (issue 16 item 14). Failures are counted in the shared database, so every
-     * authority process on one PostgreSQL sees the same counts. The rule, per 15-minute window:
+     * authority process on one PostgreSQL sees the same counts. Nothing here ever refuses a correct
+     * password from a place that did not itself keep guessing: a lock anyone can trigger for any
+     * email would let one stranger lock a whole team out. The rule, per 15-minute window:
      *
-     * - Account: after 5 failed sign-ins for an email (from anywhere), further attempts for it are
-     *   refused (429 `too_many_attempts`) before the password is checked; otherwise the lock would
-     *   tell a guesser when it guessed right. A correct sign-in clears the account's count.
-     * - Address: after 20 failed sign-ins from one client address (for any accounts), wrong
-     *   passwords from it are answered 429 as well, but the password is still checked and a correct
-     *   one signs in. Many people can share an address (NAT, an office, a VPN): one person's typos,
-     *   or an attacker spraying other accounts, must never lock the others out; the account limit
-     *   is what bounds guessing on any one account.
+     * - Account from one address: after 5 failed sign-ins for an email from one client address, that
+     *   address may try that email once a minute; sooner attempts are refused (429
+     *   `too_many_attempts`) before the password is checked, so a refusal says nothing about the
+     *   password (no oracle). Guessing one account is bounded per address (5, then one a minute);
+     *   the person, on their own address, is not slowed by someone else's failures. A correct
+     *   sign-in clears that address's failures for the account, no other address's.
+     * - Address: after 20 failed sign-ins from one address (for any accounts), wrong passwords from
+     *   it are answered 429 too, but the password is still checked and a correct one signs in. Many
+     *   people can share an address (NAT, an office, a VPN): one person's typos, or an attacker
+     *   spraying other accounts, must never lock the others out.
      *
-     * `client` is the address the server saw. Throws 401 `invalid_credentials` or 429.
+     * This follows the "lock the (account, source) pair, not the account" practice of OWASP's
+     * authentication cheat sheet (account lockout: "an attacker can lock out accounts"). `client` is
+     * the address the server saw. Throws 401 `invalid_credentials` or 429 `too_many_attempts`.
      */
     async signIn(email: string, password: string, client: string): Promise<string> {
       const normalized = email.trim().toLowerCase();
       const since = now() - SIGN_IN_LIMITS.windowMs;
-      if ((await failures.count("sign_in", "account", normalized, since)) >= SIGN_IN_LIMITS.perAccount) {
-        throw new ServiceError(429, "too_many_attempts", "Too many failed sign-ins for this account. Wait 15 minutes and try again.");
+      const pair = await failures.pair("sign_in", normalized, client, since);
+      if (pair.count >= SIGN_IN_LIMITS.perAccountAddress && now() - pair.latest < SIGN_IN_LIMITS.slowedIntervalMs) {
+        throw new ServiceError(429, "too_many_attempts", "Too many failed sign-ins for this account from here. Wait a minute and try again.");
       }
       const user = await db.selectFrom("users").select(["id", "password_hash"]).where("email", "=", normalized).executeTakeFirst();
       // An unknown email costs the same hashing time as a known one (no account enumeration by timing).
@@ -171,7 +194,7 @@ export function createOAuthService(options: OAuthOptions) {
         if (addressFailures + 1 >= SIGN_IN_LIMITS.perAddress) throw new ServiceError(429, "too_many_attempts", "Too many failed sign-ins from this network. Wait 15 minutes and try again.");
         throw new ServiceError(401, "invalid_credentials", "Wrong email or password.");
       }
-      await failures.clearAccount("sign_in", normalized);
+      await failures.clearPair("sign_in", normalized, client);
       return user.id;
     },
 
