@@ -20,14 +20,17 @@ describe("keychain store (real Secret Service)", () => {
     assert.equal(await keychain.get("instance-id"), null);
   });
 
-  it("an idle keychain thread ends and the next call starts another: values survive, nothing fails", async () => {
-    const keychain = createKeychainStore({ profile: uniqueProfile(), threadIdleMs: 20 });
-    const threads = async (): Promise<number> => (await fs.readdir("/proc/self/task")).length;
+  it("an idle keychain helper process ends and the next call starts another: values survive, nothing fails", async () => {
+    const keychain = createKeychainStore({ profile: uniqueProfile(), helperIdleMs: 20 });
+    // The processes this test's main thread started (Linux: /proc/<pid>/task/<tid>/children).
+    const children = async (): Promise<string[]> => (await fs.readFile(`/proc/self/task/${process.pid}/children`, "utf8")).split(" ").filter(Boolean);
+    const before = await children();
     await keychain.set("refresh-token", "rt_idle_1");
-    const busy = await threads();
+    const helpers = (await children()).filter((pid) => !before.includes(pid));
+    assert.equal(helpers.length, 1, "one helper process answered");
     await new Promise((r) => setTimeout(r, 300));
-    assert.ok((await threads()) < busy, "the idle thread ended");
-    assert.equal(await keychain.get("refresh-token"), "rt_idle_1", "a new thread answers");
+    assert.deepEqual((await children()).filter((pid) => helpers.includes(pid)), [], "the idle helper ended");
+    assert.equal(await keychain.get("refresh-token"), "rt_idle_1", "a new helper answers");
     await new Promise((r) => setTimeout(r, 300));
     await keychain.delete("refresh-token");
     assert.equal(await keychain.get("refresh-token"), null);

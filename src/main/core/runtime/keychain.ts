@@ -1,13 +1,13 @@
 /**
- * The OS keychain, through `@napi-rs/keyring` in a worker thread (so a keychain that never answers
- * cannot block the event loop). One small service: `get` returns `null` when an
+ * The OS keychain, through `@napi-rs/keyring` in a helper process (so a keychain that never answers
+ * can neither block the event loop nor keep a finished command alive). One small service: `get` returns `null` when an
  * item is absent and throws a `LinkError` only for real failures (no Secret Service, locked
  * keychain), with a message that tells the person what to do. There is no plaintext fallback; on
  * Linux the entry is pinned to the Secret Service so the non-persistent kernel keyring is never
  * used silently either.
  */
+import { spawn, type ChildProcess } from "node:child_process";
 import { createRequire } from "node:module";
-import { SHARE_ENV, Worker } from "node:worker_threads";
 import { z } from "zod";
 import { LinkError } from "../../../shared/errors.js";
 
@@ -38,8 +38,8 @@ export interface KeychainOptions {
   profile: string;
   /** A keychain that waits on an unlock prompt nobody answers fails after this long. */
   timeoutMs?: number;
-  /** How long an idle keychain thread is kept, in ms (default KEYCHAIN_THREAD_IDLE_MS). */
-  threadIdleMs?: number;
+  /** How long an idle keychain helper process is kept, in ms (default KEYCHAIN_HELPER_IDLE_MS). */
+  helperIdleMs?: number;
   platform?: NodeJS.Platform;
 }
 
@@ -78,7 +78,7 @@ export function keyringErrorKind(err: unknown): KeyringErrorKind {
   return "other";
 }
 
-/** Our own bound fired: the library's AbortSignal is not honoured while D-Bus waits, so the thread's caller times it. */
+/** Our own bound fired: the library's AbortSignal is not honoured while D-Bus waits, so the helper's caller times it. */
 class KeychainTimeout extends Error {
   constructor(readonly ms: number) {
     super(`no answer within ${ms / 1000} s`);
@@ -103,7 +103,7 @@ function toLinkError(err: unknown, platform: NodeJS.Platform, action: string): L
   );
 }
 
-/** One request to the keychain thread, and its answer (validated: a thread is a boundary too). */
+/** One request to the keychain helper, and its answer (validated: a process is a boundary too). */
 interface KeychainRequest {
   id: number;
   op: "get" | "set" | "delete";
@@ -117,59 +117,75 @@ const KeychainReplySchema = z.discriminatedUnion("ok", [
 ]);
 
 /**
- * The keychain thread's code. @napi-rs/keyring's constructor and, on a Secret Service whose unlock
- * prompt never returns, its calls wait on D-Bus synchronously: in the main thread that blocks the
- * event loop, so no timer can bound them (issue 16 item 3). In a worker thread only the worker
- * waits, and the Link terminates it when the bound fires. The code is inline (`eval`) rather than
- * a file so that the same worker runs from src (tsx), dist (tsc) and Electron's bundle without a
- * build step knowing about it; the library is loaded by the absolute path the main thread resolved.
+ * The keychain helper's code. @napi-rs/keyring's constructor and, on a Secret Service whose unlock
+ * prompt never returns, its calls wait on D-Bus synchronously, for D-Bus's own 25 s reply timeout:
+ * in the Link's thread that would block the event loop, so no timer could bound them (issue 16 item
+ * 3). They run in a small helper process instead, which the Link kills when the bound fires. A
+ * process, not a worker thread: a thread stuck in a native call cannot be stopped, and Node waits
+ * for it at exit, so a command that gave up after the bound still did not end until D-Bus did. The
+ * code is inline (`-e`) so the same helper runs from src (tsx), dist (tsc) and Electron's bundle
+ * without a build step knowing about it; the library is loaded by the absolute path the Link
+ * resolved (argv[1]).
  */
-const WORKER_SOURCE = `
-const { parentPort, workerData } = require("node:worker_threads");
-const { Entry } = require(workerData.keyringPath);
-parentPort.on("message", (m) => {
+const HELPER_SOURCE = `
+const { Entry } = require(process.argv[1]);
+process.on("message", (m) => {
+  let reply;
   try {
     const entry = new Entry(m.service, m.item, { linux: { store: "secret-service" } });
     let value = null;
     if (m.op === "get") value = entry.getPassword();
     else if (m.op === "set") entry.setPassword(m.value);
     else value = entry.deletePassword();
-    parentPort.postMessage({ id: m.id, ok: true, value: value === undefined ? null : value });
+    reply = { id: m.id, ok: true, value: value === undefined ? null : value };
   } catch (e) {
-    parentPort.postMessage({ id: m.id, ok: false, message: e instanceof Error ? e.message : String(e) });
+    reply = { id: m.id, ok: false, message: e instanceof Error ? e.message : String(e) };
   }
+  process.send(reply);
 });
+process.on("disconnect", () => process.exit(0));
 `;
 
-/** The library's error, rebuilt from the worker's message so `keyringErrorKind` reads its label. */
+/** The library's error, rebuilt from the helper's message so `keyringErrorKind` reads its label. */
 class KeyringError extends Error {}
 
 /**
- * How long an idle keychain thread is kept for the next call, in ms. A thread is a whole JavaScript
- * engine (several MB of a daemon's memory) and a daemon uses the keychain at start, at sign-in and
- * at sign-out only; a new thread costs tens of milliseconds.
+ * How long an idle keychain helper is kept for the next call, in ms. A helper is a whole Node
+ * process (tens of MB) and a daemon uses the keychain at start, at sign-in and at sign-out only; a
+ * new helper costs some tens of milliseconds.
  */
-export const KEYCHAIN_THREAD_IDLE_MS = 3000;
+export const KEYCHAIN_HELPER_IDLE_MS = 3000;
 
 /**
- * A worker thread that runs keychain calls one at a time. `call` rejects with `KeychainTimeout`
- * after `timeoutMs`; the stuck worker is then terminated and the next call starts a fresh one. A
- * thread without calls for `idleMs` ends; the next call starts another.
+ * A helper process that runs keychain calls one at a time. `call` rejects with `KeychainTimeout`
+ * after `timeoutMs`; the stuck helper is then killed (SIGKILL: it is inside a native call) and the
+ * next call starts a fresh one. A helper without calls for `idleMs` ends; the next call starts
+ * another. An idle or killed helper never keeps the Link's process alive.
  */
-function createKeychainThread(timeoutMs: number, idleMs = KEYCHAIN_THREAD_IDLE_MS): { call(req: Omit<KeychainRequest, "id">): Promise<string | boolean | null>; close(): void } {
-  let worker: Worker | null = null;
+function createKeychainHelper(timeoutMs: number, idleMs = KEYCHAIN_HELPER_IDLE_MS): { call(req: Omit<KeychainRequest, "id">): Promise<string | boolean | null>; close(): void } {
+  let helper: ChildProcess | null = null;
   let nextId = 1;
   let idleTimer: NodeJS.Timeout | undefined;
   const pending = new Map<number, { resolve: (v: string | boolean | null) => void; reject: (e: Error) => void }>();
 
-  function endWhenIdle(w: Worker): void {
+  /** Lets the Link's process exit without waiting for `h` (its IPC channel and the child itself). */
+  function release(h: ChildProcess): void {
+    h.channel?.unref();
+    h.unref();
+  }
+
+  function end(h: ChildProcess): void {
+    if (helper === h) helper = null;
+    // Ended on purpose: its exit fails nobody that is still waiting on another helper.
+    h.removeAllListeners("exit");
+    release(h);
+    h.kill("SIGKILL");
+  }
+
+  function endWhenIdle(h: ChildProcess): void {
     clearTimeout(idleTimer);
     idleTimer = setTimeout(() => {
-      if (worker !== w || pending.size > 0) return;
-      worker = null;
-      // Ended on purpose with nothing pending: its exit fails nobody.
-      w.removeAllListeners("exit");
-      void w.terminate().catch(() => undefined);
+      if (helper === h && pending.size === 0) end(h);
     }, idleMs);
     idleTimer.unref();
   }
@@ -179,11 +195,13 @@ function createKeychainThread(timeoutMs: number, idleMs = KEYCHAIN_THREAD_IDLE_M
     pending.clear();
   }
 
-  function spawnWorker(): Worker {
+  function spawnHelper(): ChildProcess {
     const keyringPath = createRequire(import.meta.url).resolve("@napi-rs/keyring");
-    // execArgv: [] so a worker under tsx does not load the TypeScript loader it does not need.
-    const w = new Worker(WORKER_SOURCE, { eval: true, workerData: { keyringPath }, execArgv: [], env: SHARE_ENV });
-    w.on("message", (raw: unknown) => {
+    // Electron's binary acts as Node with ELECTRON_RUN_AS_NODE. Only these arguments: a Link under
+    // tsx does not load the TypeScript loader into a helper that does not need it.
+    const env = !("electron" in process.versions) ? process.env : { ...process.env, ELECTRON_RUN_AS_NODE: "1" };
+    const h = spawn(process.execPath, ["-e", HELPER_SOURCE, keyringPath], { stdio: ["ignore", "ignore", "ignore", "ipc"], env });
+    h.on("message", (raw: unknown) => {
       const reply = KeychainReplySchema.safeParse(raw);
       if (!reply.success) return;
       const p = pending.get(reply.data.id);
@@ -191,36 +209,34 @@ function createKeychainThread(timeoutMs: number, idleMs = KEYCHAIN_THREAD_IDLE_M
       pending.delete(reply.data.id);
       if (reply.data.ok) p.resolve(reply.data.value);
       else p.reject(new KeyringError(reply.data.message));
-      // An idle keychain thread must not keep a CLI command alive (listeners ref it again, so this
-      // comes after them and after every answer).
+      // An idle helper must not keep a CLI command alive.
       if (pending.size === 0) {
-        w.unref();
-        endWhenIdle(w);
+        release(h);
+        endWhenIdle(h);
       }
     });
-    w.on("error", (err) => {
-      if (worker === w) worker = null;
+    h.on("error", (err) => {
+      if (helper === h) helper = null;
       failAll(err);
     });
-    w.on("exit", () => {
-      if (worker === w) worker = null;
-      failAll(new KeyringError("Platform failure: the keychain thread ended"));
+    h.on("exit", () => {
+      if (helper === h) helper = null;
+      failAll(new KeyringError("Platform failure: the keychain helper ended"));
     });
-    return w;
+    return h;
   }
 
   return {
     call(req) {
       clearTimeout(idleTimer);
-      worker ??= spawnWorker();
-      const w = worker;
+      helper ??= spawnHelper();
+      const h = helper;
       const id = nextId++;
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => {
           pending.delete(id);
-          // The thread is stuck in a D-Bus call; end it so later calls do not queue behind it.
-          if (worker === w) worker = null;
-          void w.terminate().catch(() => undefined);
+          // The helper is stuck in a D-Bus call; end it so later calls do not queue behind it.
+          end(h);
           reject(new KeychainTimeout(timeoutMs));
         }, timeoutMs);
         timer.unref();
@@ -235,41 +251,37 @@ function createKeychainThread(timeoutMs: number, idleMs = KEYCHAIN_THREAD_IDLE_M
           },
         });
         const message: KeychainRequest = { id, ...req };
-        w.ref();
-        w.postMessage(message);
+        h.ref();
+        h.channel?.ref();
+        h.send(message);
       });
     },
     close() {
       clearTimeout(idleTimer);
-      const w = worker;
-      worker = null;
-      if (w !== null) void w.terminate().catch(() => undefined);
+      if (helper !== null) end(helper);
     },
   };
 }
 
 /**
- * Opens the OS keychain of a profile. Every call runs in a worker thread and is bounded by
+ * Opens the OS keychain of a profile. Every call runs in a helper process and is bounded by
  * `timeoutMs` (default 15 s): a keychain that does not answer in time fails with `keychain_locked`
- * and its thread is terminated. After such a timeout, calls in the next `timeoutMs` fail at once
- * with the same error instead of waiting again, so a command that makes several calls (logout
- * deletes two items) waits at most about one bound in all (issue 16 item 3). Known limit: a
- * terminated thread that is still inside a D-Bus call cannot be interrupted, and Node joins it at
- * process exit, so a process that abandoned one exits only when D-Bus gives up (its own 25 s reply
- * timeout); the command's answer comes within the bound.
+ * and its helper is killed. After such a timeout, calls in the next `timeoutMs` fail at once with
+ * the same error instead of waiting again, so a command that makes several calls (logout deletes
+ * two items) waits at most about one bound in all, and ends then (issue 16 item 3).
  */
 export function createKeychainStore(options: KeychainOptions): KeychainStore {
   const service = keychainService(options.profile);
   const platform = options.platform ?? process.platform;
   const timeoutMs = options.timeoutMs ?? 15_000;
-  const thread = createKeychainThread(timeoutMs, options.threadIdleMs);
+  const helper = createKeychainHelper(timeoutMs, options.helperIdleMs);
   /** Until when calls fail fast because the keychain just failed to answer within the bound. */
   let unresponsiveUntil = 0;
 
   async function run(req: Omit<KeychainRequest, "id">, action: string): Promise<string | boolean | null> {
     if (Date.now() < unresponsiveUntil) throw toLinkError(new KeychainTimeout(timeoutMs), platform, action);
     try {
-      return await thread.call(req);
+      return await helper.call(req);
     } catch (err) {
       if (err instanceof KeychainTimeout) unresponsiveUntil = Date.now() + timeoutMs;
       throw toLinkError(err, platform, action);
