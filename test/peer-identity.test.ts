@@ -7,11 +7,13 @@ import { once } from "node:events";
 import fs from "node:fs/promises";
 import net, { type AddressInfo } from "node:net";
 import { createRequire } from "node:module";
+import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import WebSocket from "ws";
 import { programKey, sessionKey, type PeerProcess } from "../src/shared/process.js";
-import { createProcPeerResolver, describeLinuxProcess, entryPoint, findSocketUid, parseStat, socketOwner } from "../src/main/core/loopback/peer-process.js";
+import { createProcPeerResolver, describeLinuxProcess, entryPoint, findSocketUid, parseProcNetTcp, parseStat, socketOwner } from "../src/main/core/loopback/peer-process.js";
+import { peerLineKeys, procEndpointForms, socketEnds, type SocketEnds } from "../src/shared/socket-owner.js";
 import { checkPeerUser } from "../src/main/core/loopback/user-guard.js";
 import { AGENT_SUBPROTOCOL } from "../src/shared/version.js";
 import { startTestLink, tempDir, waitFor, type TestLink } from "./helpers.js";
@@ -39,7 +41,9 @@ async function identifyChild(server: net.Server, command: string, args: string[]
   const [socket] = await Promise.race([connected, exited]);
   const peerPort = socket.remotePort;
   assert.ok(peerPort);
-  const identity = await createProcPeerResolver().lookup(peerPort, (server.address() as AddressInfo).port);
+  const ends = socketEnds(socket);
+  assert.ok(ends);
+  const identity = await createProcPeerResolver().lookup(ends);
   assert.ok(identity, "the peer was identified");
   // The connected process may be a grandchild (setsid sh -c node): it is ended with the socket.
   sockets.push(socket);
@@ -245,10 +249,40 @@ describe("the socket owner from /proc/net/tcp", () => {
     "   2: 0100007F:D431 0100007F:7AB5 01 00000000:00000000 00:00000000 00000000 65534        0 3 1 0000000000000000 20 4 30 10 -1",
     "   3: 0100007F:D431 0100007F:1F90 01 00000000:00000000 00:00000000 00000000  1000        0 4 1 0000000000000000 20 4 30 10 -1",
   ].join("\n");
-  it("takes the uid of the peer's end (local = peer port, remote = link port), not the Link's own end", () => {
-    assert.equal(findSocketUid(text, 0xd431, 0x7ab5), 65534);
-    assert.equal(findSocketUid(text, 0xd431, 0x1f90), 1000);
-    assert.equal(findSocketUid(text, 0xd432, 0x7ab5), null);
+  const ends = (peerPort: number, localPort: number, peerAddress = "127.0.0.1", localAddress = "127.0.0.1"): SocketEnds => ({ peerAddress, peerPort, localAddress, localPort });
+  it("takes the uid of the peer's end (local = peer endpoint, remote = link endpoint), not the Link's own end", () => {
+    assert.equal(findSocketUid(text, ends(0xd431, 0x7ab5)), 65534);
+    assert.equal(findSocketUid(text, ends(0xd431, 0x1f90)), 1000);
+    assert.equal(findSocketUid(text, ends(0xd432, 0x7ab5)), null);
+  });
+  it("matches whole endpoints: another user on the same source port from another loopback address gets their own line", () => {
+    // This user's agent 127.0.0.1:D431 -> Link 127.0.0.1:7AB5, and another user's process that bound
+    // the same port on 127.0.0.2 and on ::1 (both allowed by the kernel) while it is open.
+    const shared = [
+      text.split("\n")[0] ?? "",
+      "   0: 0100007F:D431 0100007F:7AB5 01 00000000:00000000 00:00000000 00000000  1000        0 5 1 0000000000000000 20 4 30 10 -1",
+      "   1: 0200007F:D431 0100007F:7AB5 01 00000000:00000000 00:00000000 00000000 65534        0 6 1 0000000000000000 20 4 30 10 -1",
+    ].join("\n");
+    const shared6 = [
+      text.split("\n")[0] ?? "",
+      "   0: 00000000000000000000000001000000:D431 00000000000000000000000001000000:7AB5 01 00000000:00000000 00:00000000 00000000 65534 0 7 1 0 20 4 30 10 -1",
+    ].join("\n");
+    assert.equal(findSocketUid(shared, ends(0xd431, 0x7ab5)), 1000);
+    assert.equal(findSocketUid(shared, ends(0xd431, 0x7ab5, "127.0.0.2")), 65534);
+    assert.equal(findSocketUid(shared, ends(0xd431, 0x7ab5, "::1", "::1")), null);
+    assert.equal(findSocketUid(shared6, ends(0xd431, 0x7ab5, "::1", "::1")), 65534);
+    assert.equal(findSocketUid(shared6, ends(0xd431, 0x7ab5)), null);
+    // A dual-stack server names an IPv4 peer ::ffff:127.0.0.1; the peer's own socket is listed in tcp.
+    assert.equal(findSocketUid(shared, ends(0xd431, 0x7ab5, "::ffff:127.0.0.1", "::ffff:127.0.0.1")), 1000);
+    const inodes = parseProcNetTcp(shared);
+    assert.equal(inodes.get(peerLineKeys(ends(0xd431, 0x7ab5, "127.0.0.2"))[0] ?? ""), "6");
+  });
+  it("writes addresses as /proc does (32-bit words in host byte order)", { skip: os.endianness() === "LE" ? false : "the expected text is little-endian" }, () => {
+    assert.deepEqual(procEndpointForms("127.0.0.1", 0x1f90), ["0100007F:1F90"]);
+    assert.deepEqual(procEndpointForms("::1", 80), ["00000000000000000000000001000000:0050"]);
+    assert.deepEqual(procEndpointForms("::ffff:127.0.0.1", 80), ["0000000000000000FFFF00000100007F:0050", "0100007F:0050"]);
+    assert.deepEqual(procEndpointForms("fe80::1:2%lo", 1), ["000080FE000000000000000002000100:0001"]);
+    for (const bad of ["", "localhost", "1.2.3", "256.1.1.1", "1::2::3", "::g", "1:2:3:4:5:6:7:8:9"]) assert.deepEqual(procEndpointForms(bad, 1), [], bad);
   });
   it("lookups arriving together share reads of the tables, each answered from its own line, and a later lookup reads again", async () => {
     const root = await tempDir("piper-proc-");
@@ -258,13 +292,14 @@ describe("the socket owner from /proc/net/tcp", () => {
     const ports = Array.from({ length: 300 }, (_, i) => 0x9000 + i);
     await fs.writeFile(path.join(root, "net", "tcp"), [text.split("\n")[0], ...ports.map((p, i) => line(i, p, 1000 + i))].join("\n"));
     // No tcp6 file: one readable table is enough to say "not found" rather than "unsupported".
-    const owners = await Promise.all(ports.map((p) => socketOwner(p, 0x7ab5, root)));
+    const owners = await Promise.all(ports.map((p) => socketOwner(ends(p, 0x7ab5), root)));
     assert.deepEqual(owners, ports.map((_, i) => ({ uid: 1000 + i })));
-    assert.deepEqual(await socketOwner(0x8fff, 0x7ab5, root), { uid: null, reason: "not_found" });
+    assert.deepEqual(await socketOwner(ends(0x8fff, 0x7ab5), root), { uid: null, reason: "not_found" });
     // A connection that appears after earlier reads is found: every lookup reads after it was asked.
     await fs.appendFile(path.join(root, "net", "tcp"), `\n${line(300, 0x8fff, 4242)}`);
-    assert.deepEqual(await socketOwner(0x8fff, 0x7ab5, root), { uid: 4242 });
-    assert.deepEqual(await socketOwner(0x8fff, 0x7ab5, path.join(root, "absent")), { uid: null, reason: "unsupported" });
+    assert.deepEqual(await socketOwner(ends(0x8fff, 0x7ab5), root), { uid: 4242 });
+    assert.deepEqual(await socketOwner(ends(0x8fff, 0x7ab5), path.join(root, "absent")), { uid: null, reason: "unsupported" });
+    assert.deepEqual(await socketOwner(null, root), { uid: null, reason: "not_found" });
   });
   it("decides: own uid allowed, another refused with foreign_user, unknown on Linux refused, no /proc allowed unverified", () => {
     assert.deepEqual(checkPeerUser({ uid: 1000 }, 1000), { allow: true, unverified: false });
@@ -276,12 +311,14 @@ describe("the socket owner from /proc/net/tcp", () => {
 });
 
 /** Runs `argv` as the `nobody` user and collects its stdout. */
-async function runAsNobody(argv: string[]): Promise<{ code: number | null; stdout: string }> {
-  const child = spawn("runuser", ["-u", "nobody", "--", ...argv], { stdio: ["ignore", "pipe", "inherit"] });
+async function runAsNobody(argv: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn("runuser", ["-u", "nobody", "--", ...argv], { stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
+  let stderr = "";
   child.stdout.setEncoding("utf8").on("data", (c: string) => (stdout += c));
+  child.stderr.setEncoding("utf8").on("data", (c: string) => (stderr += c));
   const [code] = (await once(child, "exit")) as [number | null];
-  return { code, stdout };
+  return { code, stdout, stderr };
 }
 
 const UPGRADE = ["-H", "Connection: Upgrade", "-H", "Upgrade: websocket", "-H", "Sec-WebSocket-Version: 13", "-H", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "-H", `Sec-WebSocket-Protocol: ${AGENT_SUBPROTOCOL}`];
@@ -313,6 +350,25 @@ describe("only this user's processes", { skip: !linux ? "Linux only" : !isRoot ?
     assert.equal(own, 200);
     const r = await runAsNobody(["curl", "-sS", "-g", "-w", "\n%{http_code}", `http://[::1]:${t.port}/piper-link-context`]);
     assert.equal(r.stdout.split("\n")[1], "403", r.stdout);
+  });
+
+  it("refuses another user who borrows this user's source port from another loopback address", async () => {
+    // This user's connection stays open on 127.0.0.1:P; nobody binds 127.0.0.2:P (the kernel allows it)
+    // and connects to the Link. Matching /proc lines by ports alone would read this user's line.
+    const mine = net.connect({ host: "127.0.0.1", port: t.port });
+    await once(mine, "connect");
+    try {
+      const port = String(mine.localPort);
+      // A loopback address per try: the first try's endpoint lingers in TIME_WAIT.
+      for (const [target, from] of [["/piper-link-context", "127.0.0.2"], ["/v1/link", "127.0.0.3"]] as const) {
+        const r = await runAsNobody(["curl", "-sS", "-i", "--max-time", "10", "--interface", from, "--local-port", port, ...(target === "/v1/link" ? UPGRADE : []), `http://127.0.0.1:${t.port}${target}`]);
+        assert.match(r.stdout, /^HTTP\/1\.1 403 /, `${target}: ${r.stdout}${r.stderr}`);
+        assert.match(r.stdout, /"error":"foreign_user"/);
+        assert.doesNotMatch(r.stdout, /inst_uid_guard/);
+      }
+    } finally {
+      mine.destroy();
+    }
   });
 
   it("refuses another user's WebSocket upgrade", async () => {

@@ -12,6 +12,7 @@ import type { ZodType } from "zod";
 import { PYPER_PATHS, PyperExchangeSchema, PyperResolveSchema, PyperScopedSchema } from "../shared/pyper.js";
 import { AuthorityRoutes as R } from "../shared/authority-routes.js";
 import { LINK_VERSION } from "../shared/version.js";
+import { socketEnds } from "../shared/socket-owner.js";
 import { createStreamRegistry, type EventBus, type StreamRegistry } from "./events.js";
 import { checkLocalUser } from "./local-user.js";
 import type { OAuthService } from "./oauth.js";
@@ -102,7 +103,7 @@ export function buildAuthorityApp(options: AuthorityHttpOptions): AuthorityApp {
   if (options.localUserOnly === true) {
     // Before anything else: another local user's process gets nothing (not even a sign-up page).
     app.addHook("onRequest", async (req, reply) => {
-      const verdict = await checkLocalUser(req.socket.remotePort ?? 0, req.socket.localPort ?? 0);
+      const verdict = await checkLocalUser(socketEnds(req.socket));
       if (!verdict.allow) await reply.status(403).send({ error: "foreign_user", error_description: verdict.message });
     });
   }

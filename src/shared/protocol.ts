@@ -28,6 +28,8 @@ export const CloseCode = {
   unauthorized: 4004,
   /** This process holds more connections than the per-process limit allows. */
   tooManyConnections: 4005,
+  /** The process on the other end belongs to another user of this machine. */
+  foreignUser: 4006,
 } as const;
 export type CloseCodeName = keyof typeof CloseCode;
 

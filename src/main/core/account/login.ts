@@ -16,6 +16,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { checkPeerUser } from "../loopback/user-guard.js";
 import { socketOwner } from "../loopback/peer-process.js";
+import { socketEnds } from "../../../shared/socket-owner.js";
 import { LinkError } from "../../../shared/errors.js";
 import { notThisSignInPage, signedInPage, signInFailedPage } from "../../../shared/page-style.js";
 import { LINK_CLIENT_ID, type TokenResponse } from "../../../shared/authority.js";
@@ -64,7 +65,7 @@ export async function startBrowserLogin(client: AuthorityClient, timeoutMs = 5 *
   const server = http.createServer((req, res) => {
     // Only this user's processes may answer the sign-in (another local user could otherwise deliver
     // a code for their own account): the same socket-owner check as the loopback server.
-    void socketOwner(req.socket.remotePort ?? 0, req.socket.localPort ?? 0).then((owner) => {
+    void socketOwner(socketEnds(req.socket)).then((owner) => {
       const verdict = checkPeerUser(owner, typeof process.getuid === "function" ? process.getuid() : null);
       if (!verdict.allow) {
         res.writeHead(403, { "Content-Type": "text/plain; charset=utf-8", Connection: "close" }).end(verdict.rejection.message);

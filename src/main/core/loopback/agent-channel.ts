@@ -29,6 +29,7 @@ import { LINK_VERSION, PROTOCOL_VERSION } from "../../../shared/version.js";
 import { describeIssues } from "./frame-guard.js";
 import type { LinkLimits } from "./limits.js";
 import { ChannelBase } from "./channel-base.js";
+import type { SocketEnds } from "../../../shared/socket-owner.js";
 
 /** The Link's context as agents see it. */
 export type ContextSnapshot =
@@ -89,7 +90,8 @@ export class AgentChannel extends ChannelBase {
 
   constructor(
     ws: WebSocket,
-    readonly remotePort: number,
+    /** The connection's endpoints, as the Link's socket named them when it was accepted (null: already gone). */
+    readonly ends: SocketEnds | null,
     private readonly host: AgentHost,
     limits: LinkLimits,
   ) {
@@ -111,7 +113,7 @@ export class AgentChannel extends ChannelBase {
       clientId: this.agent?.clientId ?? null,
       name: this.agent?.name ?? null,
       connectedAt: new Date(this.connectedAt).toISOString(),
-      remotePort: this.remotePort,
+      remotePort: this.ends?.peerPort ?? 0,
       process: this.process,
     };
   }

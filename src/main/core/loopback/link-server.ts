@@ -13,6 +13,7 @@ import { WebSocketServer } from "ws";
 import type { ControlEvent } from "../../../shared/control.js";
 import { AGENT_SUBPROTOCOL, CONTROL_SUBPROTOCOL, LINK_VERSION } from "../../../shared/version.js";
 import { CloseCode, type ContextPush } from "../../../shared/protocol.js";
+import { socketEnds, type SocketEnds } from "../../../shared/socket-owner.js";
 import { AgentChannel, type AgentHost, type ContextSnapshot } from "./agent-channel.js";
 import { ControlChannel, type ControlHost } from "./control-channel.js";
 import type { LinkLimits } from "./limits.js";
@@ -30,7 +31,7 @@ export interface LinkServerOptions {
   controlHost: ControlHost;
   peers: PeerResolver;
   /** Who owns a peer's socket (default: /proc/net/tcp{,6}); `peerPort` is the peer's local port. */
-  socketOwner?: (peerPort: number, linkPort: number) => Promise<SocketOwner>;
+  socketOwner?: (ends: SocketEnds | null) => Promise<SocketOwner>;
   log: Logger;
   now(): number;
   /** The built browser UI served under /ui/ (null: not built in this install). */
@@ -192,7 +193,7 @@ export class LinkServer {
     let verdict = this.peerUsers.get(socket);
     if (verdict === undefined) {
       const lookup = this.options.socketOwner ?? procSocketOwner;
-      verdict = lookup(socket.remotePort ?? 0, this.port).then(
+      verdict = lookup(socketEnds(socket)).then(
         (owner) => checkPeerUser(owner, this.ownUid),
         (): PeerUserVerdict => checkPeerUser({ uid: null, reason: "not_found" }, this.ownUid),
       );
@@ -258,9 +259,9 @@ export class LinkServer {
     if (isAgent) {
       // Read here, not in the callback: a closure naming `req` would keep the whole request (headers,
       // parser state) alive for the connection's lifetime through the close listener's scope.
-      const remotePort = req.socket.remotePort ?? 0;
+      const ends = socketEnds(req.socket);
       this.agentWss.handleUpgrade(req, socket, head, (ws) => {
-        const channel = new AgentChannel(ws, remotePort, this.options.agentHost, this.options.limits);
+        const channel = new AgentChannel(ws, ends, this.options.agentHost, this.options.limits);
         this.agents.add(channel);
         this.agentsChanged();
         ws.once("close", () => {
@@ -314,8 +315,15 @@ export class LinkServer {
 
   /** Finds the agent's process and enforces the per-process connection limit. */
   private async identify(channel: AgentChannel): Promise<void> {
-    const info = await this.options.peers.lookup(channel.remotePort, this.port);
+    const info = channel.ends === null ? null : await this.options.peers.lookup(channel.ends);
     if (!this.agents.has(channel)) return;
+    // The owner check let the connection in by its socket's uid; the process found holding the socket
+    // must be this user's too (defence in depth: never bind a grant to another user's program).
+    if (info !== null && info.uid !== null && this.ownUid !== null && info.uid !== this.ownUid) {
+      this.options.log.warn({ pid: info.pid, uid: info.uid }, "agent connection held by another user's process; closed");
+      channel.close(CloseCode.foreignUser, "this connection belongs to another user's process");
+      return;
+    }
     channel.process = info;
     if (info === null) return;
     let count = 0;

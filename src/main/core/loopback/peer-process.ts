@@ -14,34 +14,30 @@
 import { execFile } from "node:child_process";
 import fs from "node:fs/promises";
 import path from "node:path";
-import { findSocketUid } from "../../../shared/socket-owner.js";
+import { findSocketUid, parseSocketLine, peerLineKeys, type SocketEnds } from "../../../shared/socket-owner.js";
 import { promisify } from "node:util";
 import { INLINE_SCRIPT, type PeerProcess, type ProcessRef } from "../../../shared/process.js";
 
 const execFileAsync = promisify(execFile);
 
 export interface PeerResolver {
-  /** `peerPort` is the agent's local port (our remote port); `linkPort` is the port it connected to. */
-  lookup(peerPort: number, linkPort: number): Promise<PeerProcess | null>;
+  /** The process on the peer's end of the connection `ends` (both endpoints, as the Link's socket names them). */
+  lookup(ends: SocketEnds): Promise<PeerProcess | null>;
 }
 
 interface Pending {
-  peerPort: number;
-  linkPort: number;
+  ends: SocketEnds;
   resolve: (p: PeerProcess | null) => void;
 }
 
-/** Parses /proc/net/tcp or tcp6 into "localPort:remotePort" -> socket inode. */
+/**
+ * Parses /proc/net/tcp or tcp6 into "local remote" (both endpoints in /proc's hex, see
+ * `peerLineKeys`) -> socket inode.
+ */
 export function parseProcNetTcp(text: string, into = new Map<string, string>()): Map<string, string> {
-  for (const line of text.split("\n").slice(1)) {
-    const cols = line.trim().split(/\s+/);
-    const local = cols[1];
-    const remote = cols[2];
-    const inode = cols[9];
-    if (!local || !remote || !inode || inode === "0") continue;
-    const lp = parseInt(local.slice(local.lastIndexOf(":") + 1), 16);
-    const rp = parseInt(remote.slice(remote.lastIndexOf(":") + 1), 16);
-    into.set(`${lp}:${rp}`, inode);
+  for (const raw of text.split("\n").slice(1)) {
+    const line = parseSocketLine(raw);
+    if (line !== null && line.inode !== "0") into.set(line.key, line.inode);
   }
   return into;
 }
@@ -277,11 +273,11 @@ function socketTables(procRoot: string): Promise<(string | null)[]> {
   return read;
 }
 
-/** Looks up the owner uid of a loopback peer's socket (see `SocketOwner`). */
-export async function socketOwner(peerPort: number, linkPort: number, procRoot = "/proc"): Promise<SocketOwner> {
+/** Looks up the owner uid of a loopback peer's socket (see `SocketOwner`); `ends` null (socket gone) is not found. */
+export async function socketOwner(ends: SocketEnds | null, procRoot = "/proc"): Promise<SocketOwner> {
   const texts = await socketTables(procRoot);
   for (const text of texts) {
-    const uid = text === null ? null : findSocketUid(text, peerPort, linkPort);
+    const uid = text === null || ends === null ? null : findSocketUid(text, ends);
     if (uid !== null) return { uid };
   }
   return { uid: null, reason: texts.some((t) => t !== null) ? "not_found" : "unsupported" };
@@ -329,7 +325,9 @@ export function createProcPeerResolver(procRoot = "/proc"): PeerResolver {
     for (const text of await socketTables(procRoot)) if (text !== null) parseProcNetTcp(text, sockets);
     const wanted = new Map<string, Pending[]>();
     for (const p of batch) {
-      const inode = sockets.get(`${p.peerPort}:${p.linkPort}`);
+      const inode = peerLineKeys(p.ends)
+        .map((key) => sockets.get(key))
+        .find((i) => i !== undefined);
       if (inode === undefined) p.resolve(null);
       else wanted.set(inode, [...(wanted.get(inode) ?? []), p]);
     }
@@ -367,9 +365,9 @@ export function createProcPeerResolver(procRoot = "/proc"): PeerResolver {
   }
 
   return {
-    lookup(peerPort, linkPort) {
+    lookup(ends) {
       return new Promise((resolve) => {
-        queue.push({ peerPort, linkPort, resolve });
+        queue.push({ ends, resolve });
         // Let every connection accepted in this turn of the event loop join the same scan.
         setImmediate(() => void drain());
       });
@@ -380,7 +378,7 @@ export function createProcPeerResolver(procRoot = "/proc"): PeerResolver {
 /** macOS: `lsof` names both ends of the connection; the peer is the pid that is not us. */
 export function createLsofPeerResolver(): PeerResolver {
   return {
-    async lookup(peerPort, linkPort) {
+    async lookup({ peerPort, localPort: linkPort }) {
       try {
         const { stdout } = await execFileAsync("lsof", ["-nP", `-iTCP:${peerPort}`, "-sTCP:ESTABLISHED", "-FpcnR"], {
           timeout: 2000,

@@ -6,7 +6,7 @@
  *    `foreign_user` (loopback is shared by every account on the machine);
  * 2. the loopback guard's Host and Origin rules (DNS rebinding; web pages send an Origin, agents none);
  * 3. the route (POST on one of the three paths) and a JSON body of at most 64 KiB valid for its schema.
- * Then the caller's program identity is looked up by its port (peer-process.ts) and the handler
+ * Then the caller's program identity is looked up by its socket's endpoints (peer-process.ts) and the handler
  * (pyper-handlers.ts) answers. Errors are `{error, error_description}`, as pyper-sdk reads them.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -14,6 +14,7 @@ import https from "node:https";
 import type { Socket } from "node:net";
 import type { Logger } from "pino";
 import type { ZodType } from "zod";
+import { socketEnds, type SocketEnds } from "../../../shared/socket-owner.js";
 import { PYPER_PATHS, PyperExchangeSchema, PyperResolveSchema, PyperScopedSchema, type PyperError } from "../../../shared/pyper.js";
 import { allowedHosts, checkRequest, SECURITY_HEADERS, type GuardPolicy } from "../loopback/loopback-guard.js";
 import { socketOwner as procSocketOwner, type PeerResolver, type SocketOwner } from "../loopback/peer-process.js";
@@ -28,7 +29,7 @@ export interface PyperServerOptions {
   peers: PeerResolver;
   handlers: PyperHandlers;
   /** Who owns a peer's socket (default: /proc/net/tcp{,6}); injectable for platforms without /proc. */
-  socketOwner?: (peerPort: number, localPort: number) => Promise<SocketOwner>;
+  socketOwner?: (ends: SocketEnds | null) => Promise<SocketOwner>;
 }
 
 export interface PyperListener {
@@ -107,14 +108,14 @@ export async function startPyperServer(options: PyperServerOptions): Promise<Pyp
   const lookupOwner = options.socketOwner ?? procSocketOwner;
   const verdicts = new WeakMap<Socket, Promise<PeerUserVerdict>>();
   const refusalsLogged = new Set<string>();
-  let port = 0;
+  let port: number;
   let policy: GuardPolicy | null = null;
 
   /** The owner check, once per connection (keep-alive connections send several requests). */
   function verdictFor(socket: Socket): Promise<PeerUserVerdict> {
     let verdict = verdicts.get(socket);
     if (verdict === undefined) {
-      verdict = lookupOwner(socket.remotePort ?? 0, port).then(
+      verdict = lookupOwner(socketEnds(socket)).then(
         (owner) => checkPeerUser(owner, ownUid),
         (): PeerUserVerdict => checkPeerUser({ uid: null, reason: "not_found" }, ownUid),
       );
@@ -140,7 +141,12 @@ export async function startPyperServer(options: PyperServerOptions): Promise<Pyp
     if (route === undefined) throw new PyperFailure(404, "not_found", `No endpoint ${pathname} here; the pyper-sdk endpoints are ${Object.values(PYPER_PATHS).join(", ")}.`);
     if (req.method !== "POST") throw new PyperFailure(405, "method_not_allowed", "Only POST is supported here.");
     const json = await readJson(req);
-    const identity = await peers.lookup(req.socket.remotePort ?? 0, port);
+    const ends = socketEnds(req.socket);
+    const identity = ends === null ? null : await peers.lookup(ends);
+    // The socket's owner was checked above; the process holding the socket must be this user's too.
+    if (identity !== null && identity.uid !== null && ownUid !== null && identity.uid !== ownUid) {
+      throw new PyperFailure(403, "foreign_user", "This Piper Link serves only the user who runs it; this connection belongs to another user's process.");
+    }
     if (route === "resolveMapping") return handlers.resolveMapping(parse(PyperResolveSchema, json), identity);
     if (route === "scopedCredentials") return handlers.scopedCredentials(parse(PyperScopedSchema, json), identity);
     const bearer = /^Bearer (\S+)$/.exec(req.headers.authorization ?? "")?.[1] ?? null;
