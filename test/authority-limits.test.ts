@@ -10,6 +10,7 @@ import { z } from "zod";
 import { startAuthority, type RunningAuthority } from "../src/server/authority.js";
 import { newDataKey, parseDataKeys } from "../src/server/crypto.js";
 import { openDatabase } from "../src/server/db.js";
+import { clientSource } from "../src/server/client-source.js";
 import { createOAuthService, SIGN_IN_LIMITS } from "../src/server/oauth.js";
 import { ServiceError } from "../src/server/service.js";
 import { Browser, csrfOf } from "./browser-helpers.js";
@@ -81,8 +82,68 @@ for (const engine of ENGINES) {
         await db.drop();
       }
     });
+
+    it("parallel attempts see each other: a burst after the wait gets at most one checked attempt", async () => {
+      const db = await engine.make();
+      const opened = await openDatabase(db.location);
+      let clock = Date.now();
+      try {
+        const a = createOAuthService({ db: opened.db, now: () => clock });
+        await a.signUp("burst@example.com", "correct horse battery", "Burst");
+        for (let i = 0; i < SIGN_IN_LIMITS.perAccountAddress; i++) await rejectsWith(a.signIn("burst@example.com", `wrong-${i}`, "203.0.113.9"), 401, "invalid_credentials");
+        clock += SIGN_IN_LIMITS.slowedIntervalMs + 1000;
+        // 40 at once, the right password among them: whichever are checked, at most one may be.
+        const outcomes = await Promise.allSettled(Array.from({ length: 40 }, (_, i) => a.signIn("burst@example.com", i === 20 ? "correct horse battery" : `guess-${i}`, "203.0.113.9")));
+        const checked = outcomes.filter((o) => o.status === "fulfilled" || (o.reason instanceof ServiceError && o.reason.status === 401)).length;
+        assert.ok(checked <= 1, `${checked} of 40 parallel attempts were checked`);
+        const refused = outcomes.filter((o) => o.status === "rejected" && o.reason instanceof ServiceError && o.reason.code === "too_many_attempts").length;
+        assert.equal(refused, 40 - checked);
+      } finally {
+        await opened.close();
+        await db.drop();
+      }
+    });
+
+    it("guessing spread over many addresses slows each address after its first failure, while a clean address is still checked; IPv6 counts per /64", async () => {
+      const db = await engine.make();
+      const opened = await openDatabase(db.location);
+      const clock = Date.now();
+      try {
+        const a = createOAuthService({ db: opened.db, now: () => clock });
+        const id = await a.signUp("team@example.com", "correct horse battery", "Team");
+        // 30 failures from 11 addresses, 3 each at most (under the per-address allowance of 5).
+        for (let i = 0; i < SIGN_IN_LIMITS.perAccount; i++) await rejectsWith(a.signIn("team@example.com", `wrong-${i}`, `198.51.100.${i % 11}`), 401, "invalid_credentials");
+        // Now an address that failed once waits a minute, even with the right password (no oracle)...
+        await rejectsWith(a.signIn("team@example.com", "correct horse battery", "198.51.100.3"), 429, "too_many_attempts");
+        // ...a fresh address is checked once, then waits too...
+        await rejectsWith(a.signIn("team@example.com", "wrong-fresh", "198.51.100.200"), 401, "invalid_credentials");
+        await rejectsWith(a.signIn("team@example.com", "wrong-fresh-2", "198.51.100.200"), 429, "too_many_attempts");
+        // ...and the person, from their own clean address, signs in.
+        assert.equal(await a.signIn("team@example.com", "correct horse battery", "192.0.2.50"), id);
+
+        // IPv6: every address of one /64 is one source.
+        await a.signUp("six@example.com", "correct horse battery", "Six");
+        for (let i = 1; i <= SIGN_IN_LIMITS.perAccountAddress; i++) await rejectsWith(a.signIn("six@example.com", "wrong", `2001:db8:0:7::${i.toString(16)}`), 401, "invalid_credentials");
+        await rejectsWith(a.signIn("six@example.com", "wrong", "2001:db8:0:7:ffff:1:2:3"), 429, "too_many_attempts");
+        await rejectsWith(a.signIn("six@example.com", "wrong", "2001:db8:0:8::1"), 401, "invalid_credentials");
+      } finally {
+        await opened.close();
+        await db.drop();
+      }
+    });
   });
 }
+
+describe("client sources for throttling", () => {
+  it("an IPv4 address as it is, an IPv6 address as its /64, an IPv4-mapped one as IPv4", () => {
+    assert.equal(clientSource("192.0.2.7"), "192.0.2.7");
+    assert.equal(clientSource("2001:db8:0:7:ffff:1:2:3"), "2001:db8:0:7::/64");
+    assert.equal(clientSource("2001:db8::1"), "2001:db8:0:0::/64");
+    assert.equal(clientSource("::ffff:192.0.2.7"), "192.0.2.7");
+    assert.equal(clientSource("::1"), "0:0:0:0::/64");
+    assert.equal(clientSource("not-an-address"), "not-an-address");
+  });
+});
 
 describe("limits on a running authority (HTTP)", () => {
   let db: TestDatabase;

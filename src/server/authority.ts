@@ -29,6 +29,8 @@ export interface AuthorityOptions {
   pyperEndpoints?: boolean;
   /** Serve only the user who runs this process (the embedded authority on loopback; default false). */
   localUserOnly?: boolean;
+  /** See `AuthorityHttpOptions.trustProxy`. */
+  trustProxy?: string | null;
   /** How often open event streams re-check their credential, in ms (default 5,000). */
   streamRecheckMs?: number;
   now?: () => number;
@@ -63,6 +65,7 @@ export async function startAuthority(options: AuthorityOptions): Promise<Running
     https: options.tls ? { key: options.tls.key, cert: options.tls.cert } : null,
     pyperEndpoints: options.pyperEndpoints ?? false,
     localUserOnly: options.localUserOnly ?? false,
+    trustProxy: options.trustProxy ?? null,
     ...(options.streamRecheckMs !== undefined ? { streamRecheckMs: options.streamRecheckMs } : {}),
     log,
   });

@@ -13,6 +13,7 @@ import { PYPER_PATHS, PyperExchangeSchema, PyperResolveSchema, PyperScopedSchema
 import { AuthorityRoutes as R } from "../shared/authority-routes.js";
 import { LINK_VERSION } from "../shared/version.js";
 import { socketEnds } from "../shared/socket-owner.js";
+import { clientSource } from "./client-source.js";
 import { createStreamRegistry, type EventBus, type StreamRegistry } from "./events.js";
 import { checkLocalUser } from "./local-user.js";
 import type { OAuthService } from "./oauth.js";
@@ -22,6 +23,12 @@ import { ServiceError, type AuthorityService } from "./service.js";
 export interface AuthorityHttpOptions {
   /** Serve only the user who runs this process (the embedded authority; server/local-user.ts). */
   localUserOnly?: boolean;
+  /**
+   * Proxies whose X-Forwarded-For names the client (Fastify's `trustProxy`: addresses, CIDRs or
+   * "loopback"); null trusts none. Throttling counts failures per client address (oauth.ts), so
+   * behind a proxy that is not trusted every client would share the proxy's budget.
+   */
+  trustProxy?: string | null;
   service: AuthorityService;
   oauth: OAuthService;
   bus: EventBus;
@@ -75,8 +82,8 @@ export function buildAuthorityApp(options: AuthorityHttpOptions): AuthorityApp {
   const { service, bus } = options;
   // The HTTPS and HTTP instances differ only in their server type; routes are written once.
   const base: FastifyInstance = options.https
-    ? Fastify({ https: options.https, bodyLimit: 64 * 1024, logger: false, return503OnClosing: true })
-    : Fastify({ bodyLimit: 64 * 1024, logger: false, return503OnClosing: true });
+    ? Fastify({ https: options.https, bodyLimit: 64 * 1024, logger: false, return503OnClosing: true, trustProxy: options.trustProxy ?? false })
+    : Fastify({ bodyLimit: 64 * 1024, logger: false, return503OnClosing: true, trustProxy: options.trustProxy ?? false });
   base.setValidatorCompiler(validatorCompiler);
   base.setSerializerCompiler(serializerCompiler);
   const app = base.withTypeProvider<ZodTypeProvider>();
@@ -84,7 +91,7 @@ export function buildAuthorityApp(options: AuthorityHttpOptions): AuthorityApp {
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
     if (err instanceof ServiceError) {
       // Issue 16 item 16: failed guesses on the agent and token endpoints count against the source address.
-      if (isGuarded(req.url)) service.limits.recordSourceOutcome(req.ip, err.code);
+      if (isGuarded(req.url)) service.limits.recordSourceOutcome(clientSource(req.ip), err.code);
       return reply.status(err.status).send({ error: err.code, error_description: err.message });
     }
     if (hasZodFastifySchemaValidationErrors(err)) {
@@ -111,7 +118,7 @@ export function buildAuthorityApp(options: AuthorityHttpOptions): AuthorityApp {
   app.addHook("onRequest", (req, _reply, done) => {
     if (!isGuarded(req.url)) return done();
     try {
-      service.limits.admitSource(req.ip);
+      service.limits.admitSource(clientSource(req.ip));
       done();
     } catch (err) {
       done(err instanceof Error ? err : new Error(String(err)));

@@ -35,7 +35,8 @@ export function authorityCommand(): Command {
     .option("--tls-dir <dir>", "directory with tls.key/tls.crt (a self-signed pair is created there if missing)")
     .option("--tls-key <file>", "TLS private key (PEM)")
     .option("--tls-cert <file>", "TLS certificate (PEM)")
-    .option("--insecure-http-behind-proxy", "serve plain HTTP; only behind a TLS-terminating proxy")
+    .option("--insecure-http-behind-proxy", "serve plain HTTP; only behind a TLS-terminating proxy (trusts X-Forwarded-For from a proxy on this machine unless --trust-proxy says otherwise)")
+    .option("--trust-proxy <proxies>", "proxies whose X-Forwarded-For names the client: comma-separated addresses or CIDRs, or loopback (failed sign-ins are counted per client address)")
     .option("--request-ttl <ms>", "how long pending requests wait for a decision", (v) => Number(v), 600_000)
     .option("--agent-rate <perSecond>", "requests per second one agent may make (burst: twice that)", (v) => Number(v), 30)
     .option("--local-user-only", "serve only the user who runs this process, refusing other users' loopback connections (Linux; the Link's embedded authority uses it)")
@@ -43,7 +44,7 @@ export function authorityCommand(): Command {
       "--pyper-endpoints",
       "also serve pyper-sdk's endpoints (/pyper/...) directly. RISK: they take no account credential, so anyone who can reach this address and knows an instance ID and a granted client ID gets that secret; prefer pointing pyper-sdk at the Link's loopback endpoints",
     )
-    .action(async (o: { db: string; listen: { host: string; port: number }; tlsDir?: string; tlsKey?: string; tlsCert?: string; insecureHttpBehindProxy?: boolean; requestTtl: number; agentRate: number; pyperEndpoints?: boolean; localUserOnly?: boolean }) => {
+    .action(async (o: { db: string; listen: { host: string; port: number }; tlsDir?: string; tlsKey?: string; tlsCert?: string; insecureHttpBehindProxy?: boolean; trustProxy?: string; requestTtl: number; agentRate: number; pyperEndpoints?: boolean; localUserOnly?: boolean }) => {
       const { startAuthority } = await import("./authority.js");
       const { loadOrCreateTlsIdentity, fingerprintOf } = await import("./tls.js");
       let tls = null;
@@ -62,6 +63,7 @@ export function authorityCommand(): Command {
         agentRate: { perSecond: o.agentRate, burst: o.agentRate * 2 },
         pyperEndpoints: o.pyperEndpoints === true,
         localUserOnly: o.localUserOnly === true,
+        trustProxy: o.trustProxy ?? (o.insecureHttpBehindProxy === true ? "loopback" : null),
         log: (msg, fields) => process.stderr.write(`${JSON.stringify({ msg, ...fields })}\n`),
       });
       const ready: AuthorityReadyLine = { url: authority.url, fingerprint256: authority.fingerprint256, engine: authority.engine };

@@ -15,6 +15,7 @@ import type { Kysely } from "kysely";
 import type { DeviceAuthorization, TokenResponse } from "../shared/authority.js";
 /** Re-exported for the server's callers; defined once in the shared contract. */
 export { LINK_CLIENT_ID } from "../shared/authority.js";
+import { clientSource } from "./client-source.js";
 import type { Database } from "./db.js";
 import { hashToken, newId, newToken } from "./ids.js";
 import { ServiceError } from "./service/errors.js";
@@ -53,10 +54,11 @@ export function pkceChallenge(verifier: string): string {
 
 /**
  * Sign-in throttling (see `signIn`), per 15-minute window: failures for one account from one client
- * address before that pair is slowed to one checked attempt per `slowedIntervalMs`, and failures from
- * one address (any accounts) before its wrong passwords are answered 429.
+ * source before that pair is slowed to one checked attempt per `slowedIntervalMs` (only one once the
+ * account has `perAccount` failures from all sources), and failures from one source (any accounts)
+ * before its wrong passwords are answered 429.
  */
-export const SIGN_IN_LIMITS = { windowMs: 15 * 60_000, perAccountAddress: 5, slowedIntervalMs: 60_000, perAddress: 20 } as const;
+export const SIGN_IN_LIMITS = { windowMs: 15 * 60_000, perAccountAddress: 5, slowedIntervalMs: 60_000, perAddress: 20, perAccount: 30 } as const;
 /** Device user-code entry (see `approveDevice`): per 15 minutes, wrong codes per session, account, address. */
 export const DEVICE_LIMITS = { windowMs: 15 * 60_000, perSession: 5, perAccount: 10, perAddress: 20 } as const;
 
@@ -79,13 +81,22 @@ function createFailureLog(db: Kysely<Database>, now: () => number, keepMs: numbe
         .executeTakeFirstOrThrow();
       return row.n;
     },
-    add: async (f: { kind: FailureKind; account: string | null; address: string; session: string | null }): Promise<void> => {
+    /** Records a failure (or an attempt not yet known to have failed); returns its row id. */
+    add: async (f: { kind: FailureKind; account: string | null; address: string; session: string | null }): Promise<string> => {
       const t = now();
-      await db.insertInto("auth_failures").values({ id: newId("af"), ...f, at: t }).execute();
+      const id = newId("af");
+      await db.insertInto("auth_failures").values({ id, ...f, at: t }).execute();
       await db.deleteFrom("auth_failures").where("at", "<=", t - keepMs).execute();
+      return id;
     },
-    /** Failures of `kind` for `account` from `address` since `since`: how many, and when the latest was (epoch ms; 0 when none). */
-    pair: async (kind: FailureKind, account: string, address: string, since: number): Promise<{ count: number; latest: number }> => {
+    remove: async (id: string): Promise<void> => {
+      await db.deleteFrom("auth_failures").where("id", "=", id).execute();
+    },
+    /**
+     * Rows of `kind` for `account` from `address` since `since`, other than row `except`: how many,
+     * and when the latest was (epoch ms; 0 when none).
+     */
+    pair: async (kind: FailureKind, account: string, address: string, since: number, except: string): Promise<{ count: number; latest: number }> => {
       const row = await db
         .selectFrom("auth_failures")
         .select((eb) => [eb.fn.countAll<number>().as("n"), eb.fn.max<number | null>("at").as("latest")])
@@ -93,6 +104,7 @@ function createFailureLog(db: Kysely<Database>, now: () => number, keepMs: numbe
         .where("account", "=", account)
         .where("address", "=", address)
         .where("at", ">", since)
+        .where("id", "!=", except)
         .executeTakeFirstOrThrow();
       return { count: row.n, latest: row.latest ?? 0 };
     },
@@ -158,43 +170,58 @@ export function createOAuthService(options: OAuthOptions) {
     },
 
     /**
-     * Checks a password (issue 16 item 14). Failures are counted in the shared database, so every
-     * authority process on one PostgreSQL sees the same counts. Nothing here ever refuses a correct
-     * password from a place that did not itself keep guessing: a lock anyone can trigger for any
-     * email would let one stranger lock a whole team out. The rule, per 15-minute window:
+     * Checks a password (issue 16 item 14). Attempts and failures are rows in the shared database, so
+     * every authority process on one PostgreSQL sees the same counts. A lock anyone can trigger for
+     * any email would let one stranger lock a whole team out, so the limits follow OWASP's
+     * authentication cheat sheet ("an attacker can lock out accounts"): they slow the *source* that
+     * keeps failing, never the account for everyone. A source is an IPv4 address or an IPv6 /64
+     * (`clientSource`). The rule, per 15-minute window:
      *
-     * - Account from one address: after 5 failed sign-ins for an email from one client address, that
-     *   address may try that email once a minute; sooner attempts are refused (429
-     *   `too_many_attempts`) before the password is checked, so a refusal says nothing about the
-     *   password (no oracle). Guessing one account is bounded per address (5, then one a minute);
-     *   the person, on their own address, is not slowed by someone else's failures. A correct
-     *   sign-in clears that address's failures for the account, no other address's.
-     * - Address: after 20 failed sign-ins from one address (for any accounts), wrong passwords from
-     *   it are answered 429 too, but the password is still checked and a correct one signs in. Many
-     *   people can share an address (NAT, an office, a VPN): one person's typos, or an attacker
-     *   spraying other accounts, must never lock the others out.
+     * - One account from one source: after 5 failures, that source may try that account once a
+     *   minute; sooner attempts are refused (429 `too_many_attempts`) before the password is checked,
+     *   so a refusal says nothing about the password (no oracle). A source that has never failed for
+     *   the account is always checked: the person, elsewhere, signs in whatever a stranger does.
+     * - One account from everywhere: once the account has 30 failures from all sources (guessing
+     *   spread over many addresses), a source that has failed for it once is slowed the same way;
+     *   a source with no failure for it is still checked.
+     * - One source, any accounts: after 20 failures, wrong passwords from it are answered 429 too,
+     *   but the password is still checked and a correct one signs in (many people share an address:
+     *   NAT, an office, a VPN).
      *
-     * This follows the "lock the (account, source) pair, not the account" practice of OWASP's
-     * authentication cheat sheet (account lockout: "an attacker can lock out accounts"). `client` is
-     * the address the server saw. Throws 401 `invalid_credentials` or 429 `too_many_attempts`.
+     * The attempt is recorded *before* the password is checked and counted as a failure until it
+     * proves right, so attempts sent in parallel see each other: a burst cannot slip several checks
+     * through the one-a-minute slot. A correct password removes that source's failures for the
+     * account (no other source's). `client` is the address the server saw (behind a proxy, the one
+     * it forwarded: `--trust-proxy`). Throws 401 `invalid_credentials` or 429 `too_many_attempts`.
      */
     async signIn(email: string, password: string, client: string): Promise<string> {
       const normalized = email.trim().toLowerCase();
+      const source = clientSource(client);
       const since = now() - SIGN_IN_LIMITS.windowMs;
-      const pair = await failures.pair("sign_in", normalized, client, since);
-      if (pair.count >= SIGN_IN_LIMITS.perAccountAddress && now() - pair.latest < SIGN_IN_LIMITS.slowedIntervalMs) {
-        throw new ServiceError(429, "too_many_attempts", "Too many failed sign-ins for this account from here. Wait a minute and try again.");
+      const attempt = await failures.add({ kind: "sign_in", account: normalized, address: source, session: null });
+      const before = await failures.pair("sign_in", normalized, source, since, attempt);
+      const spread = (await failures.count("sign_in", "account", normalized, since)) > SIGN_IN_LIMITS.perAccount;
+      const allowance = spread ? 1 : SIGN_IN_LIMITS.perAccountAddress;
+      if (before.count >= allowance && now() - before.latest < SIGN_IN_LIMITS.slowedIntervalMs) {
+        // Not checked, so not a failure: only checked attempts renew the wait.
+        await failures.remove(attempt);
+        throw new ServiceError(
+          429,
+          "too_many_attempts",
+          "Too many failed sign-ins for this account from this network. One attempt a minute is allowed from here; if you did not make them, someone sharing your network may be guessing, so sign in from another network.",
+        );
       }
       const user = await db.selectFrom("users").select(["id", "password_hash"]).where("email", "=", normalized).executeTakeFirst();
       // An unknown email costs the same hashing time as a known one (no account enumeration by timing).
       const ok = user?.password_hash ? await verifyPassword(password, user.password_hash) : (await hashPassword(password), false);
       if (!ok || !user) {
-        const addressFailures = await failures.count("sign_in", "address", client, since);
-        await failures.add({ kind: "sign_in", account: normalized, address: client, session: null });
-        if (addressFailures + 1 >= SIGN_IN_LIMITS.perAddress) throw new ServiceError(429, "too_many_attempts", "Too many failed sign-ins from this network. Wait 15 minutes and try again.");
+        // This attempt's row stays: it is the failure.
+        if ((await failures.count("sign_in", "address", source, since)) >= SIGN_IN_LIMITS.perAddress) {
+          throw new ServiceError(429, "too_many_attempts", "Too many failed sign-ins from this network. Wait 15 minutes and try again.");
+        }
         throw new ServiceError(401, "invalid_credentials", "Wrong email or password.");
       }
-      await failures.clearPair("sign_in", normalized, client);
+      await failures.clearPair("sign_in", normalized, source);
       return user.id;
     },
 
@@ -284,13 +311,13 @@ export function createOAuthService(options: OAuthOptions) {
       const over =
         (await failures.count("device_code", "session", session, since)) >= DEVICE_LIMITS.perSession ||
         (await failures.count("device_code", "account", userId, since)) >= DEVICE_LIMITS.perAccount ||
-        (await failures.count("device_code", "address", client.address, since)) >= DEVICE_LIMITS.perAddress;
+        (await failures.count("device_code", "address", clientSource(client.address), since)) >= DEVICE_LIMITS.perAddress;
       if (over) throw new ServiceError(429, "too_many_attempts", "Too many wrong codes were entered. Wait 15 minutes, then enter the code your terminal shows.");
       const normalized = userCode.trim().toUpperCase().replace(/[^A-Z]/g, "");
       const code = `${normalized.slice(0, 4)}-${normalized.slice(4)}`;
       const r = await db.updateTable("device_codes").set({ status: "approved", user_id: userId }).where("user_code", "=", code).where("status", "=", "pending").where("expires_at", ">", now()).executeTakeFirst();
       if (Number(r.numUpdatedRows) !== 1) {
-        await failures.add({ kind: "device_code", account: userId, address: client.address, session });
+        await failures.add({ kind: "device_code", account: userId, address: clientSource(client.address), session });
         throw new ServiceError(400, "invalid_user_code", "That code is not valid or has expired. Check the code in your terminal.");
       }
     },

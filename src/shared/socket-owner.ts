@@ -78,6 +78,11 @@ function ipv6Bytes(address: string): number[] | null {
   return [...words.flatMap((w) => [w >> 8, w & 0xff]), ...tail];
 }
 
+/** The bytes of an IPv4 (4) or IPv6 (16) address in text form; null when it is neither. */
+export function ipAddressBytes(address: string): number[] | null {
+  return ipv4Bytes(address) ?? ipv6Bytes(address);
+}
+
 /**
  * The ways /proc can write the endpoint `address`:`port` ("0100007F:1F90"): an IPv4 address as in
  * /proc/net/tcp; an IPv6 one as in tcp6; an IPv4-mapped IPv6 address (::ffff:a.b.c.d, what a
