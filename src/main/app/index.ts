@@ -11,7 +11,7 @@ import { pathToFileURL } from "node:url";
 import { app, BrowserWindow, dialog, ipcMain, Menu, Notification, session, shell, Tray } from "electron";
 import type { LinkSettings } from "../../shared/control.js";
 import { setXdgAutostart } from "../core/runtime/autostart.js";
-import { startDaemon, type RunningDaemon } from "../core/daemon.js";
+import { startDaemon, StoppedBeforeStart, type RunningDaemon } from "../core/daemon.js";
 import { utilityLauncher } from "./authority-launcher.js";
 import type { ElectronApi } from "./electron-api.js";
 import { startShell } from "./shell.js";
@@ -81,6 +81,12 @@ async function main(): Promise<void> {
 }
 
 void main().catch((err: unknown) => {
+  // Stopped by a signal while starting (e.g. on a keychain that does not answer): a stop, not a failure.
+  if (err instanceof StoppedBeforeStart) {
+    process.stderr.write(`${err.message}\n`);
+    app.exit(0);
+    return;
+  }
   // Without a keychain or with the Link already running, say so and leave rather than sit in the tray broken.
   const message = err instanceof Error ? err.message : String(err);
   process.stderr.write(`Piper Link could not start: ${message}\n`);

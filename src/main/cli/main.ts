@@ -12,8 +12,9 @@ import type { KeychainBackend, LinkStatus } from "../../shared/control.js";
 import { displayText } from "../../shared/display.js";
 import { HttpErrorBodySchema, LinkError } from "../../shared/errors.js";
 import { DEFAULT_LINK_PORT, LINK_VERSION } from "../../shared/version.js";
-import { startDaemon } from "../core/daemon.js";
+import { startDaemon, StoppedBeforeStart, type RunningDaemon } from "../core/daemon.js";
 import { isPidAlive } from "../core/runtime/files.js";
+import { keychainTimeoutMs } from "../core/runtime/keychain.js";
 import { chosenBackend, openKeychain, passphraseSource, PASSPHRASE_ENV, PASSPHRASE_FILE_ENV } from "../core/runtime/keychain-choice.js";
 import { resolveLinkPaths } from "../core/runtime/paths.js";
 import { authorityCommand } from "../../server/main.js";
@@ -116,24 +117,40 @@ function describeStatus(s: LinkStatus): string[] {
 }
 
 async function startInForeground(opts: StartOptions, out: Output): Promise<number> {
-  const daemon = await startDaemon({
-    profile: opts.profile,
-    port: opts.port,
-    authority: authorityConfig(opts.authority, opts.requestTtl),
-    keychain: opts.keychain,
-    onReady: (status, link) => {
-      // The window's address carries the control token, so it goes to a terminal only, never to a log file.
-      const window = process.stdout.isTTY ? [`  window:    ${link.uiUrl()}`] : ["  window:    run `piper-link ui` to open it"];
-      out.result(status, [...describeStatus(status), ...window, "Press Ctrl+C to stop."]);
-    },
-  });
+  let daemon: RunningDaemon;
+  try {
+    daemon = await startDaemon({
+      profile: opts.profile,
+      port: opts.port,
+      authority: authorityConfig(opts.authority, opts.requestTtl),
+      keychain: opts.keychain,
+      onReady: (status, link) => {
+        // The window's address carries the control token, so it goes to a terminal only, never to a log file.
+        const window = process.stdout.isTTY ? [`  window:    ${link.uiUrl()}`] : ["  window:    run `piper-link ui` to open it"];
+        out.result(status, [...describeStatus(status), ...window, "Press Ctrl+C to stop."]);
+      },
+    });
+  } catch (err) {
+    if (!(err instanceof StoppedBeforeStart)) throw err;
+    // Ctrl+C (or a service manager's stop) while starting, e.g. on a keychain that does not answer:
+    // a stop that was asked for, reported like the stop of a running Link (exit 0; nothing more under --json).
+    if (!out.json) process.stdout.write(`${err.message}\n`);
+    exitSoon();
+    return ExitCode.ok;
+  }
   const reason = await daemon.done;
   if (!out.json) process.stdout.write(`Piper Link stopped (${reason}).\n`);
-  // The Link has stopped; anything still holding the event loop (a sign-in's listener or socket
-  // nobody will use) must not keep the process, or the terminal under `npm start`, past `stop`
-  // (issue 15 item 7). Unref'd: it fires only when something is left over.
-  setTimeout(() => process.exit(), 1000).unref();
+  exitSoon();
   return ExitCode.ok;
+}
+
+/**
+ * The Link has stopped; anything still holding the event loop (a sign-in's listener or socket
+ * nobody will use) must not keep the process, or the terminal under `npm start`, past `stop`
+ * (issue 15 item 7). Unref'd: it fires only when something is left over, 1 s after.
+ */
+function exitSoon(): void {
+  setTimeout(() => process.exit(), 1000).unref();
 }
 
 /**
@@ -153,8 +170,29 @@ function daemonFailure(exitCode: number | null, text: string): LinkError {
     if (reported.success) return new LinkError(reported.data.error, reported.data.message);
   }
   if (exitCode === ExitCode.alreadyRunning) return new LinkError("already_running", text || "Piper Link is already running.");
+  if (exitCode === ExitCode.ok) return new LinkError("internal_error", text || "Piper Link was told to stop (a stop signal) before it had started.");
   return new LinkError("internal_error", text || "Piper Link exited during start.");
 }
+
+/**
+ * What a start does besides waiting on the keychain (the embedded authority's process among it), in
+ * ms: well under a second on a usual machine, so this is a generous ceiling.
+ */
+const START_WORK_MS = 15_000;
+
+/**
+ * How long a background `start` waits for its daemon to serve or exit, in ms, given the keychain's
+ * bound (`keychainTimeoutMs`): clearly longer than that bound, so a daemon whose keychain does not
+ * answer has ended with its own error (`keychain_locked`) by then and the command reports that
+ * error, not a timeout of its own (issue 16 item 3). A start waits on the keychain about one bound
+ * at most: after a call times out, the next ones fail at once.
+ */
+function backgroundStartWaitMs(keychainBoundMs: number): number {
+  return keychainBoundMs + START_WORK_MS;
+}
+
+/** When a background `start` says it is still waiting (human output only), in ms. */
+const START_PROGRESS_AFTER_MS = 2000;
 
 /** Starts the daemon as a detached process and waits until it serves. */
 async function startInBackground(opts: StartOptions, out: Output): Promise<number> {
@@ -177,8 +215,12 @@ async function startInBackground(opts: StartOptions, out: Output): Promise<numbe
   );
   fs.closeSync(fd);
   child.unref();
-  const deadline = Date.now() + 15_000;
-  while (Date.now() < deadline) {
+  // The daemon runs with this environment, so its keychain bound is the one read here.
+  const keychainBoundMs = keychainTimeoutMs(env);
+  const waitMs = backgroundStartWaitMs(keychainBoundMs);
+  const spawnedAt = Date.now();
+  let toldWaiting = false;
+  while (Date.now() < spawnedAt + waitMs) {
     const status = await withRunningLink(opts.profile, (c) => c.call("status", {})).catch(() => null);
     if (status !== null && status.pid === child.pid) {
       out.result(status, describeStatus(status));
@@ -189,9 +231,14 @@ async function startInBackground(opts: StartOptions, out: Output): Promise<numbe
       if (child.exitCode === null) await new Promise((r) => setTimeout(r, 200));
       throw daemonFailure(child.exitCode, fs.readFileSync(outFile, "utf8").trim());
     }
+    if (!out.json && !toldWaiting && Date.now() - spawnedAt >= START_PROGRESS_AFTER_MS) {
+      // Most often the OS keychain waiting on an unlock prompt; the daemon gives up on it after the bound.
+      toldWaiting = true;
+      out.warn(`Piper Link (pid ${child.pid}) is still starting. If the keychain asks to be unlocked, unlock it; Piper Link gives up on a keychain that has not answered in ${Math.ceil(keychainBoundMs / 1000)} s.`);
+    }
     await new Promise((r) => setTimeout(r, 100));
   }
-  throw new LinkError("internal_error", `Piper Link did not start within 15 s; see ${outFile}.`);
+  throw new LinkError("internal_error", `Piper Link (pid ${child.pid}) has neither started nor ended within ${Math.round(waitMs / 1000)} s; see ${outFile}.`);
 }
 
 /**

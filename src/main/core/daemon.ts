@@ -1,7 +1,9 @@
 /**
  * Runs the Link core as a foreground daemon (headless mode, `piper-link start --foreground`):
  * builds the real dependencies (the profile's chosen keychain backend among them), starts, and shuts down gracefully on SIGINT/SIGTERM or when a
- * control client asks, closing agent sockets with 1001 and removing the discovery file.
+ * control client asks, closing agent sockets with 1001 and removing the discovery file. A signal
+ * during the start ends it too: the keychain is closed, so a start waiting on a keychain that never
+ * answers fails at once instead of at the keychain's bound (issue 16 item 3).
  */
 import path from "node:path";
 import type { LinkStatus } from "../../shared/control.js";
@@ -31,6 +33,17 @@ export interface DaemonOptions {
   uiDir?: string | null;
 }
 
+/**
+ * How `startDaemon` rejects when SIGINT or SIGTERM arrived before the Link served: the start was
+ * stopped on purpose, it did not fail. Whatever the start had begun is stopped again first.
+ */
+export class StoppedBeforeStart extends Error {
+  constructor(readonly signal: NodeJS.Signals) {
+    super(`Piper Link stopped (${signal}) before it had started.`);
+    this.name = "StoppedBeforeStart";
+  }
+}
+
 export interface RunningDaemon {
   link: Link;
   /** Resolves when the daemon has stopped (signal, control `shutdown`, or `stop()`). */
@@ -38,6 +51,10 @@ export interface RunningDaemon {
   stop(reason: string): Promise<void>;
 }
 
+/**
+ * Starts the Link and resolves once it serves. Rejects with the start's error (a `LinkError` such
+ * as `keychain_locked`), or with `StoppedBeforeStart` when a stop signal arrived first.
+ */
 export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon> {
   const paths = options.paths ?? resolveLinkPaths(options.profile);
   const logger = await createFileLogger(paths.logDir);
@@ -49,6 +66,9 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const stop = (reason: string): Promise<void> => {
     stopping ??= (async () => {
       logger.log.info({ reason }, "shutting down");
+      // First: nothing a stop does needs the keychain, and a call stuck in it (a locked keyring's
+      // prompt) must neither hold the stop nor outlive the process in its helper.
+      keychain.close?.();
       await link.stop();
       logger.flush();
       process.off("SIGINT", onSignal);
@@ -57,7 +77,17 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     })();
     return stopping;
   };
-  const onSignal = (signal: NodeJS.Signals): void => void stop(signal);
+  /** The stop signal that arrived while the Link was starting, if one did (a field: set in a handler, which narrowing does not see). */
+  const duringStart: { signal: NodeJS.Signals | null } = { signal: null };
+  let started = false;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (started) return void stop(signal);
+    // The start cannot be stopped half-way; closing the keychain makes a start that waits on it
+    // fail now, and the start's own failure path undoes what it had begun.
+    if (duringStart.signal === null) logger.log.info({ signal }, "stop signal during start");
+    duringStart.signal ??= signal;
+    keychain.close?.();
+  };
 
   if (options.keychain !== undefined) await rememberKeychainChoice(paths.dataDir, options.keychain);
   const keychain = await openKeychain({ profile: options.profile, dataDir: paths.dataDir });
@@ -74,14 +104,25 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   });
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
+  let status: LinkStatus;
   try {
-    const status = await link.start();
-    options.onReady?.(status, link);
+    status = await link.start();
   } catch (err) {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
+    keychain.close?.();
+    if (duringStart.signal !== null) logger.log.info({ err: err instanceof Error ? err.message : String(err) }, "start ended after the stop signal");
     logger.flush();
+    // After a stop signal the start's error is, as a rule, the closed keychain's: the signal is the reason.
+    if (duringStart.signal !== null) throw new StoppedBeforeStart(duringStart.signal);
     throw err;
   }
+  if (duringStart.signal !== null) {
+    // The start finished without needing the keychain after the signal; stop what it started.
+    await stop(duringStart.signal);
+    throw new StoppedBeforeStart(duringStart.signal);
+  }
+  started = true;
+  options.onReady?.(status, link);
   return { link, done, stop };
 }

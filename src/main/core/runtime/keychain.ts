@@ -31,16 +31,45 @@ export interface KeychainStore {
   set(item: KeychainItem, value: string): Promise<void>;
   /** Returns true when something was deleted. */
   delete(item: KeychainItem): Promise<boolean>;
+  /**
+   * Gives the store up because its process is stopping: a call waiting on the keychain fails at
+   * once, and so does every later call (`keychain_unavailable`), instead of holding the stop for up
+   * to the bound. The OS keychain's helper process is killed. Stores with nothing to end leave it out.
+   */
+  close?(): void;
 }
 
 export interface KeychainOptions {
   /** Profile name; `default` uses service `piper-link`, others `piper-link.<profile>`. */
   profile: string;
-  /** A keychain that waits on an unlock prompt nobody answers fails after this long. */
+  /** A keychain that waits on an unlock prompt nobody answers fails after this long, in ms (default `keychainTimeoutMs()`). */
   timeoutMs?: number;
   /** How long an idle keychain helper process is kept, in ms (default KEYCHAIN_HELPER_IDLE_MS). */
   helperIdleMs?: number;
   platform?: NodeJS.Platform;
+}
+
+/**
+ * The documented bound on one OS-keychain call, in ms: a keychain that has not answered by then (an
+ * unlock prompt nobody answers, a Secret Service that never replies) fails with `keychain_locked`.
+ * Whatever waits on a keychain call (a background `start` waiting for its daemon) derives its own
+ * wait from this bound, never from a copy of the number.
+ */
+export const KEYCHAIN_TIMEOUT_MS = 15_000;
+
+/**
+ * A test and diagnostic knob, not a setting: a whole number of ms that shortens the bound (so a test
+ * of a keychain that never answers need not wait 15 s). It can only shorten: values above
+ * `KEYCHAIN_TIMEOUT_MS` count as the bound itself; values that are not a positive whole number are
+ * ignored.
+ */
+export const KEYCHAIN_TIMEOUT_ENV = "PIPER_LINK_KEYCHAIN_TIMEOUT_MS";
+
+/** The bound in force, in ms: `KEYCHAIN_TIMEOUT_MS`, or less when `KEYCHAIN_TIMEOUT_ENV` says so. */
+export function keychainTimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env[KEYCHAIN_TIMEOUT_ENV];
+  const ms = raw === undefined || !/^\d+$/.test(raw) ? 0 : Number(raw);
+  return ms > 0 ? Math.min(ms, KEYCHAIN_TIMEOUT_MS) : KEYCHAIN_TIMEOUT_MS;
 }
 
 export function keychainService(profile: string): string {
@@ -85,8 +114,16 @@ class KeychainTimeout extends Error {
   }
 }
 
+/** The store was closed (`KeychainStore.close`): its process is stopping. */
+class KeychainClosed extends Error {
+  constructor() {
+    super("the keychain was closed because Piper Link is stopping");
+  }
+}
+
 function toLinkError(err: unknown, platform: NodeJS.Platform, action: string): LinkError {
   if (err instanceof LinkError) return err;
+  if (err instanceof KeychainClosed) return new LinkError("keychain_unavailable", `Piper Link is stopping, so it did not ${action}.`, { cause: err });
   const text = err instanceof Error ? err.message : String(err);
   const kind = keyringErrorKind(err);
   if (kind === "no_storage_access" || kind === "bounded_out") {
@@ -160,12 +197,14 @@ export const KEYCHAIN_HELPER_IDLE_MS = 3000;
  * A helper process that runs keychain calls one at a time. `call` rejects with `KeychainTimeout`
  * after `timeoutMs`; the stuck helper is then killed (SIGKILL: it is inside a native call) and the
  * next call starts a fresh one. A helper without calls for `idleMs` ends; the next call starts
- * another. An idle or killed helper never keeps the Link's process alive.
+ * another. An idle or killed helper never keeps the Link's process alive. `close` kills the helper
+ * and rejects the calls waiting on it and every later call with `KeychainClosed`.
  */
 function createKeychainHelper(timeoutMs: number, idleMs = KEYCHAIN_HELPER_IDLE_MS): { call(req: Omit<KeychainRequest, "id">): Promise<string | boolean | null>; close(): void } {
   let helper: ChildProcess | null = null;
   let nextId = 1;
   let idleTimer: NodeJS.Timeout | undefined;
+  let closed = false;
   const pending = new Map<number, { resolve: (v: string | boolean | null) => void; reject: (e: Error) => void }>();
 
   /** Lets the Link's process exit without waiting for `h` (its IPC channel and the child itself). */
@@ -228,6 +267,7 @@ function createKeychainHelper(timeoutMs: number, idleMs = KEYCHAIN_HELPER_IDLE_M
 
   return {
     call(req) {
+      if (closed) return Promise.reject(new KeychainClosed());
       clearTimeout(idleTimer);
       helper ??= spawnHelper();
       const h = helper;
@@ -257,23 +297,28 @@ function createKeychainHelper(timeoutMs: number, idleMs = KEYCHAIN_HELPER_IDLE_M
       });
     },
     close() {
+      closed = true;
       clearTimeout(idleTimer);
       if (helper !== null) end(helper);
+      // end() leaves the waiting calls to their timers; on a close they fail now.
+      failAll(new KeychainClosed());
     },
   };
 }
 
 /**
  * Opens the OS keychain of a profile. Every call runs in a helper process and is bounded by
- * `timeoutMs` (default 15 s): a keychain that does not answer in time fails with `keychain_locked`
- * and its helper is killed. After such a timeout, calls in the next `timeoutMs` fail at once with
- * the same error instead of waiting again, so a command that makes several calls (logout deletes
- * two items) waits at most about one bound in all, and ends then (issue 16 item 3).
+ * `timeoutMs` (default `keychainTimeoutMs()`, 15 s): a keychain that does not answer in time fails
+ * with `keychain_locked` and its helper is killed. After such a timeout, calls in the next
+ * `timeoutMs` fail at once with the same error instead of waiting again, so a command that makes
+ * several calls (logout deletes two items) waits at most about one bound in all, and ends then
+ * (issue 16 item 3). `close()` ends a waiting call at once (`keychain_unavailable`) when the
+ * process stops.
  */
 export function createKeychainStore(options: KeychainOptions): KeychainStore {
   const service = keychainService(options.profile);
   const platform = options.platform ?? process.platform;
-  const timeoutMs = options.timeoutMs ?? 15_000;
+  const timeoutMs = options.timeoutMs ?? keychainTimeoutMs();
   const helper = createKeychainHelper(timeoutMs, options.helperIdleMs);
   /** Until when calls fail fast because the keychain just failed to answer within the bound. */
   let unresponsiveUntil = 0;
@@ -300,6 +345,9 @@ export function createKeychainStore(options: KeychainOptions): KeychainStore {
     },
     async delete(item) {
       return (await run({ op: "delete", service, item, value: null }, `delete ${item}`)) === true;
+    },
+    close() {
+      helper.close();
     },
   };
 }
