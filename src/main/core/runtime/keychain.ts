@@ -76,6 +76,11 @@ export function keychainService(profile: string): string {
   return profile === "default" ? "piper-link" : `piper-link.${profile}`;
 }
 
+/** The command that starts this Link with the file keychain: under `npm start` (npm sets npm_lifecycle_event) that is npm's, since `piper-link` may not be on PATH there. */
+function fileKeychainCommand(): string {
+  return process.env["npm_lifecycle_event"] === "start" ? "npm start -- --keychain file" : "piper-link start --keychain file";
+}
+
 function advice(platform: NodeJS.Platform): string {
   if (platform === "darwin") return "Unlock the login keychain in Keychain Access and try again.";
   if (platform === "win32") return "Check that Windows Credential Manager is available for this user.";
@@ -83,7 +88,7 @@ function advice(platform: NodeJS.Platform): string {
     "Piper Link needs a Secret Service keyring (GNOME Keyring or KWallet) on the session D-Bus. " +
     "Install and start one (e.g. `apt-get install gnome-keyring dbus-x11`), unlock it, and try again. " +
     "Over SSH, run inside `dbus-run-session` with gnome-keyring-daemon unlocked. " +
-    "Without one, keep the keys in an encrypted file instead: `piper-link start --keychain file` (passphrase from a prompt or PIPER_LINK_KEYCHAIN_PASSPHRASE)."
+    `Without one, keep the keys in an encrypted file instead: \`${fileKeychainCommand()}\` (passphrase from a prompt or PIPER_LINK_KEYCHAIN_PASSPHRASE).`
   );
 }
 
