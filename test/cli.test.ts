@@ -6,6 +6,7 @@ import fs from "node:fs/promises";
 import net from "node:net";
 import { after, describe, it } from "node:test";
 import { DAEMON_NODE_FLAGS } from "../src/main/core/runtime/daemon-flags.js";
+import { createKeychainStore } from "../src/main/core/runtime/keychain.js";
 import { LinkStatusSchema } from "../src/shared/control.js";
 import { CloseCode } from "../src/shared/protocol.js";
 import { BIN, cli as runCli, json, newEnv, stopAll, type CliEnv } from "./cli-helpers.js";
@@ -122,6 +123,45 @@ describe("piper-link CLI", () => {
     assert.equal(start.code, 0, start.stderr);
     const discovery = json(await fs.readFile(e.paths.discoveryFile, "utf8"));
     assert.notEqual(discovery["pid"], deadPid);
+    assert.equal(cli(e, "stop").code, 0);
+  });
+
+  it("recovers when the data folder is wiped but the keychain kept: signed out, the authority connected, sign-in and secrets work again", async () => {
+    const e = await newEnv();
+    const keychain = createKeychainStore({ profile: e.profile });
+    const connected = (): boolean => LinkStatusSchema.parse(json(cli(e, "status", "--json").stdout)).authority?.connected === true;
+    assert.equal(cli(e, "start", "--port", "0").code, 0);
+    assert.equal(cli(e, "dev", "sign-in").code, 0);
+    const dataKey = await keychain.get("authority-data-key");
+    const oldToken = await keychain.get("authority-link-token");
+    assert.ok(dataKey !== null && oldToken !== null);
+    assert.equal(cli(e, "stop").code, 0);
+
+    await fs.rm(e.paths.dataDir, { recursive: true, force: true });
+    const start = cli(e, "start", "--port", "0", "--json");
+    assert.equal(start.code, 0, start.stderr);
+    // Not "signed in" to an instance the new database has never heard of.
+    assert.equal(LinkStatusSchema.parse(json(start.stdout)).state, "logged_out");
+    await waitFor(connected, "the embedded authority to accept the Link's new token");
+    const signIn = cli(e, "dev", "sign-in");
+    assert.equal(signIn.code, 0, signIn.stdout + signIn.stderr);
+    const set = runCli(e, ["secrets", "set", "AFTER_WIPE"], "value\n");
+    assert.equal(set.code, 0, set.stdout + set.stderr);
+    const log = await fs.readFile(e.paths.logFile, "utf8");
+    assert.match(log, /its database is gone/);
+    // The old token named a user of the removed database; the data key is kept (it may be the only key to a moved copy).
+    assert.notEqual(await keychain.get("authority-link-token"), oldToken);
+    assert.equal(await keychain.get("authority-data-key"), dataKey);
+
+    // With the database in place nothing is replaced: the next start is signed in, with the same token.
+    const token = await keychain.get("authority-link-token");
+    assert.equal(cli(e, "stop").code, 0);
+    const again = cli(e, "start", "--port", "0", "--json");
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(LinkStatusSchema.parse(json(again.stdout)).state, "ready");
+    assert.equal(await keychain.get("authority-link-token"), token);
+    await waitFor(connected, "the embedded authority to accept the Link's token");
+    assert.match(cli(e, "secrets", "list").stdout, /AFTER_WIPE/);
     assert.equal(cli(e, "stop").code, 0);
   });
 
