@@ -400,7 +400,9 @@ export async function main(argv: string[]): Promise<number> {
       }
       return ExitCode.usage;
     }
-    throw err;
+    // Commands built elsewhere (`authority`) run outside `run`: their errors get the same one line
+    // (or JSON) and exit code, never a stack trace.
+    return reportError(err, usage.json);
   }
   return exitCode;
 }
