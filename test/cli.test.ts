@@ -165,6 +165,27 @@ describe("piper-link CLI", () => {
     assert.equal(cli(e, "stop").code, 0);
   });
 
+  it("refuses profile names that are not plain words (from --profile or PIPER_LINK_PROFILE) before anything is made, naming the rule", async () => {
+    const e = await newEnv();
+    for (const bad of ["a/b", "../up", ".hidden", "-dash", "$x", "%h", "a b", "x".repeat(65)]) {
+      const viaOption = cli(e, "--profile", bad, "start", "--port", "0");
+      // A build without the rule starts a Link here: stop it, so a failing run leaves nothing behind.
+      if (viaOption.code === 0) cli(e, "--profile", bad, "stop");
+      assert.equal(viaOption.code, 2, `--profile ${bad}: ${viaOption.stdout}${viaOption.stderr}`);
+      assert.match(viaOption.stderr, /^piper-link: .*A profile name is 1 to 64 characters: letters, digits, '\.', '_' and '-', starting with a letter or digit\./);
+      const viaEnv = runCli({ ...e, env: { ...e.env, PIPER_LINK_PROFILE: bad } }, ["status", "--json"]);
+      assert.equal(viaEnv.code, 2, `PIPER_LINK_PROFILE=${bad}: ${viaEnv.stdout}${viaEnv.stderr}`);
+      assert.equal(json(viaEnv.stdout)["error"], "usage");
+      assert.match(String(json(viaEnv.stdout)["message"]), /PIPER_LINK_PROFILE.*A profile name is/);
+    }
+    // Nothing was created for any of them: no data, state or runtime folders at all.
+    for (const dir of ["data", "state", "run"]) await assert.rejects(fs.stat(`${e.home}/${dir}`), { code: "ENOENT" }, dir);
+    // A profile that is not the default is named in the advice, so the command given works as written.
+    const notRunning = cli(e, "status");
+    assert.equal(notRunning.code, 3);
+    assert.match(notRunning.stderr, new RegExp(`not running \\(profile ${e.profile}\\)\\. Start it with \`piper-link --profile ${e.profile} start\`\\.`));
+  });
+
   it("has --help on every command, exit code 2 for usage errors, and JSON errors with --json", async () => {
     const e = await newEnv();
     for (const args of [

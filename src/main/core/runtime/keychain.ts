@@ -10,6 +10,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { createRequire } from "node:module";
 import { z } from "zod";
 import { LinkError } from "../../../shared/errors.js";
+import { checkProfileName } from "../../../shared/profile.js";
 
 /** The items the Link keeps in the keychain (DESIGN.md section 6). */
 export type KeychainItem =
@@ -43,8 +44,9 @@ export interface KeychainOptions {
   platform?: NodeJS.Platform;
 }
 
+/** The keychain service of a profile. Throws a `bad_request` LinkError for an invalid profile name. */
 export function keychainService(profile: string): string {
-  return profile === "default" ? "piper-link" : `piper-link.${profile}`;
+  return profile === "default" ? "piper-link" : `piper-link.${checkProfileName(profile)}`;
 }
 
 function advice(platform: NodeJS.Platform): string {
