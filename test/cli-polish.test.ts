@@ -4,6 +4,9 @@
 // option values, the status column of `requests --all`, and local times and sentences in `activity`.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import path from "node:path";
 import { after, describe, it } from "node:test";
 import { z } from "zod";
 import { LinkStatusSchema } from "../src/shared/control.js";
@@ -57,6 +60,32 @@ describe("piper-link in a person's words", () => {
     const human = cli(e, ["requests", "--bogus"]);
     assert.equal(human.code, 2);
     assert.match(human.stderr, /^piper-link: Unknown option '--bogus'\./);
+  });
+
+  it("authority serve and create-user without a usable PIPER_AUTHORITY_DATA_KEYS: one line saying what to set and how, exit 2, nothing created", async () => {
+    const e = await newEnv();
+    delete e.env["PIPER_AUTHORITY_DATA_KEYS"];
+    const db = path.join(e.home, "authority.sqlite");
+    const tlsDir = path.join(e.home, "tls");
+    for (const args of [["authority", "serve", "--db", db, "--tls-dir", tlsDir], ["authority", "create-user", "--db", db]]) {
+      const r = cli(e, args);
+      assert.equal(r.code, 2, `${args.join(" ")}: ${r.stdout}${r.stderr}`);
+      assert.equal(r.stdout, "");
+      const lines = r.stderr.trimEnd().split("\n");
+      assert.equal(lines.length, 1, `one line, no stack trace: ${r.stderr}`);
+      assert.match(lines[0] ?? "", /^piper-link: PIPER_AUTHORITY_DATA_KEYS is not set.*k1:\$\(openssl rand -base64 32\)/);
+    }
+    e.env["PIPER_AUTHORITY_DATA_KEYS"] = "k1:c2hvcnQ=";
+    const short = cli(e, ["authority", "serve", "--db", db, "--tls-dir", tlsDir]);
+    assert.equal(short.code, 2);
+    assert.match(short.stderr, /^piper-link: PIPER_AUTHORITY_DATA_KEYS is not valid: Data key k1 must be 32 bytes .*openssl rand -base64 32.*\n$/);
+    // Refused before anything was made.
+    assert.ok(!existsSync(db) && !existsSync(tlsDir));
+    // The other refusal of `serve` said nothing at all before (exit 2 with an empty stderr).
+    e.env["PIPER_AUTHORITY_DATA_KEYS"] = `k1:${randomBytes(32).toString("base64")}`;
+    const noTls = cli(e, ["authority", "serve", "--db", db]);
+    assert.equal(noTls.code, 2);
+    assert.match(noTls.stderr, /^piper-link: Give --tls-dir or --tls-key\/--tls-cert/);
   });
 
   it("refuses bad option values with a sentence and exit 2 before anything runs", async () => {

@@ -6,6 +6,7 @@ import fs from "node:fs/promises";
 import net from "node:net";
 import { after, describe, it } from "node:test";
 import { DAEMON_NODE_FLAGS } from "../src/main/core/runtime/daemon-flags.js";
+import { createKeychainStore } from "../src/main/core/runtime/keychain.js";
 import { LinkStatusSchema } from "../src/shared/control.js";
 import { CloseCode } from "../src/shared/protocol.js";
 import { BIN, cli as runCli, json, newEnv, stopAll, type CliEnv } from "./cli-helpers.js";
@@ -123,6 +124,66 @@ describe("piper-link CLI", () => {
     const discovery = json(await fs.readFile(e.paths.discoveryFile, "utf8"));
     assert.notEqual(discovery["pid"], deadPid);
     assert.equal(cli(e, "stop").code, 0);
+  });
+
+  it("recovers when the data folder is wiped but the keychain kept: signed out, the authority connected, sign-in and secrets work again", async () => {
+    const e = await newEnv();
+    const keychain = createKeychainStore({ profile: e.profile });
+    const connected = (): boolean => LinkStatusSchema.parse(json(cli(e, "status", "--json").stdout)).authority?.connected === true;
+    assert.equal(cli(e, "start", "--port", "0").code, 0);
+    assert.equal(cli(e, "dev", "sign-in").code, 0);
+    const dataKey = await keychain.get("authority-data-key");
+    const oldToken = await keychain.get("authority-link-token");
+    assert.ok(dataKey !== null && oldToken !== null);
+    assert.equal(cli(e, "stop").code, 0);
+
+    await fs.rm(e.paths.dataDir, { recursive: true, force: true });
+    const start = cli(e, "start", "--port", "0", "--json");
+    assert.equal(start.code, 0, start.stderr);
+    // Not "signed in" to an instance the new database has never heard of.
+    assert.equal(LinkStatusSchema.parse(json(start.stdout)).state, "logged_out");
+    await waitFor(connected, "the embedded authority to accept the Link's new token");
+    const signIn = cli(e, "dev", "sign-in");
+    assert.equal(signIn.code, 0, signIn.stdout + signIn.stderr);
+    const set = runCli(e, ["secrets", "set", "AFTER_WIPE"], "value\n");
+    assert.equal(set.code, 0, set.stdout + set.stderr);
+    const log = await fs.readFile(e.paths.logFile, "utf8");
+    assert.match(log, /its database is gone/);
+    // The old token named a user of the removed database; the data key is kept (it may be the only key to a moved copy).
+    assert.notEqual(await keychain.get("authority-link-token"), oldToken);
+    assert.equal(await keychain.get("authority-data-key"), dataKey);
+
+    // With the database in place nothing is replaced: the next start is signed in, with the same token.
+    const token = await keychain.get("authority-link-token");
+    assert.equal(cli(e, "stop").code, 0);
+    const again = cli(e, "start", "--port", "0", "--json");
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(LinkStatusSchema.parse(json(again.stdout)).state, "ready");
+    assert.equal(await keychain.get("authority-link-token"), token);
+    await waitFor(connected, "the embedded authority to accept the Link's token");
+    assert.match(cli(e, "secrets", "list").stdout, /AFTER_WIPE/);
+    assert.equal(cli(e, "stop").code, 0);
+  });
+
+  it("refuses profile names that are not plain words (from --profile or PIPER_LINK_PROFILE) before anything is made, naming the rule", async () => {
+    const e = await newEnv();
+    for (const bad of ["a/b", "../up", ".hidden", "-dash", "$x", "%h", "a b", "x".repeat(65)]) {
+      const viaOption = cli(e, "--profile", bad, "start", "--port", "0");
+      // A build without the rule starts a Link here: stop it, so a failing run leaves nothing behind.
+      if (viaOption.code === 0) cli(e, "--profile", bad, "stop");
+      assert.equal(viaOption.code, 2, `--profile ${bad}: ${viaOption.stdout}${viaOption.stderr}`);
+      assert.match(viaOption.stderr, /^piper-link: .*A profile name is 1 to 64 characters: letters, digits, '\.', '_' and '-', starting with a letter or digit\./);
+      const viaEnv = runCli({ ...e, env: { ...e.env, PIPER_LINK_PROFILE: bad } }, ["status", "--json"]);
+      assert.equal(viaEnv.code, 2, `PIPER_LINK_PROFILE=${bad}: ${viaEnv.stdout}${viaEnv.stderr}`);
+      assert.equal(json(viaEnv.stdout)["error"], "usage");
+      assert.match(String(json(viaEnv.stdout)["message"]), /PIPER_LINK_PROFILE.*A profile name is/);
+    }
+    // Nothing was created for any of them: no data, state or runtime folders at all.
+    for (const dir of ["data", "state", "run"]) await assert.rejects(fs.stat(`${e.home}/${dir}`), { code: "ENOENT" }, dir);
+    // A profile that is not the default is named in the advice, so the command given works as written.
+    const notRunning = cli(e, "status");
+    assert.equal(notRunning.code, 3);
+    assert.match(notRunning.stderr, new RegExp(`not running \\(profile ${e.profile}\\)\\. Start it with \`piper-link --profile ${e.profile} start\`\\.`));
   });
 
   it("has --help on every command, exit code 2 for usage errors, and JSON errors with --json", async () => {

@@ -11,6 +11,7 @@ import fs from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Command, InvalidArgumentError } from "commander";
 import type { AuthorityReadyLine, CreatedUserLine } from "../shared/authority-process.js";
+import { LinkError } from "../shared/errors.js";
 import { parseDataKeys } from "./crypto.js";
 
 function parseListen(value: string): { host: string; port: number } {
@@ -19,10 +20,22 @@ function parseListen(value: string): { host: string; port: number } {
   return { host: m[1].replace(/^\[|\]$/g, ""), port: Number(m[2]) };
 }
 
+/** How to give the data keys, for the errors below (one line each). */
+const DATA_KEYS_HOW =
+  "Set it to id:key pairs, each key 32 random bytes in base64 (the first encrypts new writes), e.g. `export PIPER_AUTHORITY_DATA_KEYS=k1:$(openssl rand -base64 32)`, and keep that key safe: without it the stored secrets cannot be read.";
+
+/**
+ * The data keys from `PIPER_AUTHORITY_DATA_KEYS`. Throws a `bad_request` LinkError (one line: what
+ * to set and how to make a key) when it is missing or malformed, before anything is created.
+ */
 function dataKeysFromEnv(): ReturnType<typeof parseDataKeys> {
   const spec = process.env["PIPER_AUTHORITY_DATA_KEYS"];
-  if (!spec) throw new Error("Set PIPER_AUTHORITY_DATA_KEYS to id:base64-32-byte-key (first is current). Generate one with `openssl rand -base64 32`.");
-  return parseDataKeys(spec);
+  if (!spec) throw new LinkError("bad_request", `PIPER_AUTHORITY_DATA_KEYS is not set; the authority encrypts secrets with it. ${DATA_KEYS_HOW}`);
+  try {
+    return parseDataKeys(spec);
+  } catch (err) {
+    throw new LinkError("bad_request", `PIPER_AUTHORITY_DATA_KEYS is not valid: ${err instanceof Error ? err.message : String(err)} ${DATA_KEYS_HOW}`, { cause: err });
+  }
 }
 
 export function authorityCommand(): Command {
@@ -45,6 +58,11 @@ export function authorityCommand(): Command {
       "also serve pyper-sdk's endpoints (/pyper/...) directly. RISK: they take no account credential, so anyone who can reach this address and knows an instance ID and a granted client ID gets that secret; prefer pointing pyper-sdk at the Link's loopback endpoints",
     )
     .action(async (o: { db: string; listen: { host: string; port: number }; tlsDir?: string; tlsKey?: string; tlsCert?: string; insecureHttpBehindProxy?: boolean; trustProxy?: string; requestTtl: number; agentRate: number; pyperEndpoints?: boolean; localUserOnly?: boolean }) => {
+      // Checked first: a missing key must not leave a TLS identity or a database behind.
+      const dataKeys = dataKeysFromEnv();
+      if (!(o.tlsKey && o.tlsCert) && !o.tlsDir && !o.insecureHttpBehindProxy) {
+        throw new LinkError("bad_request", "Give --tls-dir or --tls-key/--tls-cert, or --insecure-http-behind-proxy when a TLS proxy is in front.");
+      }
       const { startAuthority } = await import("./authority.js");
       const { loadOrCreateTlsIdentity, fingerprintOf } = await import("./tls.js");
       let tls = null;
@@ -52,10 +70,9 @@ export function authorityCommand(): Command {
         const cert = fs.readFileSync(o.tlsCert, "utf8");
         tls = { key: fs.readFileSync(o.tlsKey, "utf8"), cert, fingerprint256: fingerprintOf(cert) };
       } else if (o.tlsDir) tls = await loadOrCreateTlsIdentity(o.tlsDir);
-      else if (!o.insecureHttpBehindProxy) throw new InvalidArgumentError("Give --tls-dir or --tls-key/--tls-cert, or --insecure-http-behind-proxy when a TLS proxy is in front.");
       const authority = await startAuthority({
         db: o.db,
-        dataKeys: dataKeysFromEnv(),
+        dataKeys,
         host: o.listen.host,
         port: o.listen.port,
         tls,
@@ -89,10 +106,11 @@ export function authorityCommand(): Command {
     .requiredOption("--db <location>", "SQLite file path or postgres:// URL")
     .option("--name <name>", "display name", "Local user")
     .action(async (o: { db: string; name: string }) => {
+      const keys = dataKeysFromEnv();
       const [{ openDatabase }, { createLocalBus }, { createService }] = await Promise.all([import("./db.js"), import("./events.js"), import("./service.js")]);
       const opened = await openDatabase(o.db);
       try {
-        const service = createService({ db: opened.db, keys: dataKeysFromEnv(), bus: createLocalBus() });
+        const service = createService({ db: opened.db, keys, bus: createLocalBus() });
         const created: CreatedUserLine = await service.createUser(o.name);
         process.stdout.write(`${JSON.stringify(created)}\n`);
       } finally {

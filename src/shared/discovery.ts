@@ -3,6 +3,7 @@
  * functions of the environment so the core (which writes) and the SDK (which reads) agree.
  */
 import { z } from "zod";
+import { checkProfileName } from "./profile.js";
 
 export const DiscoveryFileSchema = z.object({
   url: z.string().regex(/^ws:\/\/(127\.0\.0\.1|\[::1\]|localhost):\d+\/v1\/link$/),
@@ -18,9 +19,13 @@ export interface PlatformEnv {
   homedir: string;
 }
 
-/** Folder name of a profile's files; the default profile is the one SDKs look for. */
+/**
+ * Folder name of a profile's files; the default profile is the one SDKs look for. Throws a
+ * `bad_request` LinkError for a name that is not a profile name (shared/profile.ts), so no path is
+ * ever built from one.
+ */
 export function profileDirName(profile: string): string {
-  return profile === "default" ? "piper-link" : `piper-link-${profile}`;
+  return profile === "default" ? "piper-link" : `piper-link-${checkProfileName(profile)}`;
 }
 
 /** Per-user application data directory (not yet suffixed with the app's folder). */

@@ -10,6 +10,7 @@ import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { app, BrowserWindow, dialog, ipcMain, Menu, Notification, session, shell, Tray } from "electron";
 import type { LinkSettings } from "../../shared/control.js";
+import { profileFromEnv } from "../../shared/profile.js";
 import { setXdgAutostart } from "../core/runtime/autostart.js";
 import { startDaemon, StoppedBeforeStart, type RunningDaemon } from "../core/daemon.js";
 import { utilityLauncher } from "./authority-launcher.js";
@@ -60,7 +61,7 @@ async function main(): Promise<void> {
   hardenSession(session.defaultSession);
 
   const running = await startDaemon({
-    profile: process.env["PIPER_LINK_PROFILE"] ?? "default",
+    profile: profileFromEnv(process.env),
     port: 31477,
     authority: { kind: "embedded", launcher: utilityLauncher(app.getAppPath()) },
     uiDir: null,

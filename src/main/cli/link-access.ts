@@ -15,8 +15,10 @@ export async function withRunningLink<T>(profile: string, fn: (client: ControlCl
   }
 }
 
+/** `not_running`, with the start command for this profile (`--profile <name>` unless it is the default). */
 export function notRunning(profile: string): LinkError {
-  return new LinkError("not_running", `Piper Link is not running${profile === "default" ? "" : ` (profile ${profile})`}. Start it with \`piper-link start\`.`);
+  if (profile === "default") return new LinkError("not_running", "Piper Link is not running. Start it with `piper-link start`.");
+  return new LinkError("not_running", `Piper Link is not running (profile ${profile}). Start it with \`piper-link --profile ${profile} start\`.`);
 }
 
 /** One LinkApi call on the running Link; `not_running` when there is none. */

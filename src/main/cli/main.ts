@@ -11,6 +11,7 @@ import { Command, CommanderError, Help, InvalidArgumentError, Option } from "com
 import type { KeychainBackend, LinkStatus } from "../../shared/control.js";
 import { displayText } from "../../shared/display.js";
 import { HttpErrorBodySchema, LinkError } from "../../shared/errors.js";
+import { DEFAULT_PROFILE, PROFILE_NAME_RULE, ProfileNameSchema } from "../../shared/profile.js";
 import { DEFAULT_LINK_PORT, LINK_VERSION } from "../../shared/version.js";
 import { startDaemon, StoppedBeforeStart, type RunningDaemon } from "../core/daemon.js";
 import { isPidAlive } from "../core/runtime/files.js";
@@ -64,6 +65,17 @@ function authorityConfig(value: string, requestTtlMs?: number): AuthorityConfig 
 function parseAuthority(value: string): string {
   if (value === "embedded" || value === "none" || /^https:\/\//.test(value)) return value;
   throw new InvalidArgumentError("use embedded, none, or an https:// URL.");
+}
+
+/**
+ * `--profile` and `PIPER_LINK_PROFILE` (commander passes both through here): a valid profile name
+ * (shared/profile.ts), or a usage error (exit 2) naming the rule. Empty means the default profile,
+ * as the SDK reads an empty PIPER_LINK_PROFILE.
+ */
+function parseProfile(value: string): string {
+  if (value === "") return DEFAULT_PROFILE;
+  if (!ProfileNameSchema.safeParse(value).success) throw new InvalidArgumentError(`${PROFILE_NAME_RULE}.`);
+  return value;
 }
 
 function parsePort(value: string): number {
@@ -291,7 +303,7 @@ export function buildProgram(run: (job: (out: Output) => Promise<number>, json: 
   const program = new Command("piper-link")
     .description("Piper Link: gives your AI agents your secrets safely, with your approval.")
     .version(LINK_VERSION, "-V, --version")
-    .addOption(new Option("--profile <name>", "profile (separate keychain entries, files and port)").env("PIPER_LINK_PROFILE").default("default"))
+    .addOption(new Option("--profile <name>", "profile (separate keychain entries, files and port): letters, digits, '.', '_', '-'").env("PIPER_LINK_PROFILE").default(DEFAULT_PROFILE).argParser(parseProfile))
     .showHelpAfterError("(run with --help for usage)")
     .enablePositionalOptions()
     // Set before any subcommand is created, so every subcommand inherits them (commands built
@@ -447,7 +459,9 @@ export async function main(argv: string[]): Promise<number> {
       }
       return ExitCode.usage;
     }
-    throw err;
+    // Commands built elsewhere (`authority`) run outside `run`: their errors get the same one line
+    // (or JSON) and exit code, never a stack trace.
+    return reportError(err, usage.json);
   }
   return exitCode;
 }

@@ -4,13 +4,17 @@
  * has its own "Start at login" setting instead.
  */
 import { spawnSync } from "node:child_process";
+import { constants as fsConstants } from "node:fs";
 import fs from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
+import type { KeychainBackend } from "../../shared/control.js";
 import { LinkError } from "../../shared/errors.js";
 import { DAEMON_NODE_FLAGS } from "../core/runtime/daemon-flags.js";
 import { readFileOrNull, writeFileAtomic } from "../core/runtime/files.js";
+import { chosenBackend, PASSPHRASE_ENV, PASSPHRASE_FILE_ENV } from "../core/runtime/keychain-choice.js";
+import { resolveLinkPaths } from "../core/runtime/paths.js";
 import { serviceName, userUnit, userUnitDir } from "../core/runtime/service-unit.js";
 import type { Runner } from "./commands.js";
 import { ExitCode } from "./output.js";
@@ -36,6 +40,47 @@ async function unitOf(profile: string): Promise<{ name: string; file: string; in
   return { name, file, installed: (await readFileOrNull(file)) !== null };
 }
 
+/** How the service will open the profile's keychain: what the unit must carry, and what the person must still do. */
+interface ServiceKeychain {
+  backend: KeychainBackend;
+  /** The file keychain's passphrase file written into the unit (absolute), or null. */
+  passphraseFile: string | null;
+  environment: Record<string, string>;
+  /** Sentences for the person (stderr, and `warnings` under --json); empty when nothing is missing. */
+  warnings: string[];
+}
+
+/**
+ * A service has no terminal to ask for the file keychain's passphrase: without a source it would stop
+ * at every start with a keychain error (exit 5). A passphrase file named in
+ * PIPER_LINK_KEYCHAIN_PASSPHRASE_FILE at install time is written into the unit (its path, never the
+ * passphrase); otherwise the person is told how to give one.
+ */
+async function serviceKeychain(profile: string): Promise<ServiceKeychain> {
+  const backend = await chosenBackend(resolveLinkPaths(profile).dataDir);
+  if (backend !== "file") return { backend, passphraseFile: null, environment: {}, warnings: [] };
+  const given = process.env[PASSPHRASE_FILE_ENV];
+  if (given !== undefined && given !== "") {
+    const passphraseFile = path.resolve(given);
+    const warnings: string[] = [];
+    try {
+      await fs.access(passphraseFile, fsConstants.R_OK);
+    } catch {
+      warnings.push(`The keychain passphrase file ${passphraseFile} (${PASSPHRASE_FILE_ENV}) cannot be read now; the service will stop with a keychain error until it can.`);
+    }
+    return { backend, passphraseFile, environment: { [PASSPHRASE_FILE_ENV]: passphraseFile }, warnings };
+  }
+  const direct = process.env[PASSPHRASE_ENV] ? ` ${PASSPHRASE_ENV} is set here, but a passphrase is never written into the unit file.` : "";
+  return {
+    backend,
+    passphraseFile: null,
+    environment: {},
+    warnings: [
+      `This profile keeps its keys in an encrypted file (--keychain file) and a service has no terminal to ask for its passphrase, so the service will stop with a keychain error (exit 5).${direct} Put the passphrase in a file only you can read (chmod 600) and install again with ${PASSPHRASE_FILE_ENV}=/path/to/that/file piper-link service install; the unit then names that file.`,
+    ],
+  };
+}
+
 export function addServiceCommand(program: Command, profile: () => string, run: Runner): void {
   const service = program.command("service").description("run the headless Link as a systemd user service (starts with your session)");
   service
@@ -47,9 +92,12 @@ export function addServiceCommand(program: Command, profile: () => string, run: 
     .action(async (o: { authority?: string; start: boolean; json?: boolean }) => {
       await run(async (out) => {
         const { name, file } = await unitOf(profile());
-        await writeFileAtomic(file, userUnit({ profile: profile(), command: cliCommand(), authority: o.authority }));
+        const keychain = await serviceKeychain(profile());
+        await writeFileAtomic(file, userUnit({ profile: profile(), command: cliCommand(), authority: o.authority, environment: keychain.environment }));
+        for (const warning of keychain.warnings) out.warn(`Warning: ${warning}`);
+        const facts = { unit: file, keychain: keychain.backend, passphraseFile: keychain.passphraseFile, warnings: keychain.warnings };
         if (!o.start) {
-          out.result({ unit: file, enabled: false }, [`Wrote ${file}.`, `Start it with: systemctl --user enable --now ${name}`]);
+          out.result({ ...facts, enabled: false }, [`Wrote ${file}.`, `Start it with: systemctl --user enable --now ${name}`]);
           return ExitCode.ok;
         }
         for (const step of [["daemon-reload"], ["enable", "--now", name]]) {
@@ -58,7 +106,7 @@ export function addServiceCommand(program: Command, profile: () => string, run: 
             throw new LinkError("service_failed", `Wrote ${file}, but \`systemctl --user ${step.join(" ")}\` failed: ${r.output || "no output"}. Without a systemd user session (containers, some SSH setups), start the Link with \`piper-link start\` instead.`);
           }
         }
-        out.result({ unit: file, enabled: true }, [
+        out.result({ ...facts, enabled: true }, [
           `Installed and started ${name} (${file}).`,
           "Piper Link now starts with your session. To start it at boot without logging in: loginctl enable-linger",
         ]);

@@ -128,11 +128,13 @@ export function createLink(options: LinkOptions): Link {
       lock = acquired;
       try {
         startedAt = new Date(now());
-        await context.load();
-        await settings.load();
+        // The authority first: an embedded one whose database is gone deletes the instance ID it had
+        // registered (embedded-authority.ts), so the context is read from the keychain after it.
         const connected = await connectConfiguredAuthority({ config, dataDir: paths.dataDir, keychain, log, linkPort: options.port, connection });
         embedded = connected.embedded;
         signIn.setLocalToken(connected.localToken);
+        await context.load();
+        await settings.load();
         await signIn.refreshAccount();
         serving = await startServing({ options, dataDir: paths.dataDir, log, now, peers, connection, context, cache, events, api, controlToken, uiCodes, embeddedEndpoint, onAgentsChanged: emitStatus });
         const { port, hosts, fallback } = serving.address;

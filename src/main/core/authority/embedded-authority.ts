@@ -2,7 +2,9 @@
  * The embedded authority for one person: the Link runs `src/server/main` as a child process on
  * loopback HTTPS with SQLite in the app's data directory, exactly as a remote authority would be
  * reached. Its data key and the Link token live in the keychain; the certificate fingerprint it
- * reports is pinned for every call. If the child dies it is restarted with jittered backoff.
+ * reports is pinned for every call. If the child dies it is restarted with jittered backoff. A
+ * keychain that outlived its database (the data folder was removed) is brought back in step at
+ * start: the old authority's token and sign-in are deleted, never its data key.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -10,10 +12,11 @@ import fs from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Logger } from "pino";
+import { z } from "zod";
 import { AuthorityReadyLineSchema, CreatedUserLineSchema, createUserArgs, embeddedServeArgs, parseAuthorityLine } from "../../../shared/authority-process.js";
 import { backoffDelay } from "../../../shared/backoff.js";
 import { LinkError } from "../../../shared/errors.js";
-import type { KeychainStore } from "../runtime/keychain.js";
+import type { KeychainItem, KeychainStore } from "../runtime/keychain.js";
 
 export interface EmbeddedAuthority {
   url: string;
@@ -96,10 +99,69 @@ function firstLine(child: AuthorityProcess, what: string, timeoutMs: number): Pr
   });
 }
 
+/** What `authority-settings` holds once an embedded authority has started (written below). */
+const StoredSettingsSchema = z.object({ mode: z.string() });
+
+/**
+ * The items that describe the accounts of one embedded authority's database: its local user's Link
+ * token, its last address, and the sign-in made against it (this machine's instance and refresh
+ * token). They mean nothing to another database.
+ */
+const ITEMS_OF_VANISHED_AUTHORITY: readonly KeychainItem[] = ["authority-link-token", "authority-settings", "instance-id", "refresh-token"];
+
+/** True when `file` exists; throws for anything but "not there" (a permission error must not look like a fresh start). */
+async function exists(file: string): Promise<boolean> {
+  try {
+    await fs.stat(file);
+    return true;
+  } catch (err) {
+    if (err instanceof Error && "code" in err && err.code === "ENOENT") return false;
+    throw err;
+  }
+}
+
+/**
+ * The database is about to be created, but the keychain remembers an embedded authority that ran
+ * before (its Link token or settings): the data folder was removed and the keychain kept. That
+ * authority and its accounts are gone, so its items are deleted — a new local user is then created,
+ * and the person is signed out (not shown as signed in to an instance no authority knows) and can
+ * sign in again. The data key is kept: it is not bound to a database, new rows are safe under it,
+ * and it is the only key to a copy of the old database the person may have moved away. Returns the
+ * items deleted (empty when nothing was stale).
+ */
+async function forgetVanishedAuthority(keychain: KeychainStore): Promise<KeychainItem[]> {
+  const linkToken = await keychain.get("authority-link-token");
+  const settingsText = await keychain.get("authority-settings");
+  let ranBefore = linkToken !== null;
+  if (settingsText !== null) {
+    try {
+      ranBefore ||= StoredSettingsSchema.safeParse(JSON.parse(settingsText)).data?.mode === "embedded";
+    } catch {
+      // Not JSON: not something this Link wrote, so it says nothing about an earlier authority.
+    }
+  }
+  if (!ranBefore) return [];
+  const deleted: KeychainItem[] = [];
+  for (const item of ITEMS_OF_VANISHED_AUTHORITY) {
+    if (await keychain.delete(item)) deleted.push(item);
+  }
+  return deleted;
+}
+
 export async function startEmbeddedAuthority(options: EmbeddedOptions): Promise<EmbeddedAuthority> {
   const { keychain, log } = options;
   const runChild = options.launcher ?? nodeChildLauncher;
   const dir = path.join(options.dataDir, "authority");
+  const db = path.join(dir, "authority.sqlite");
+  if (!(await exists(db))) {
+    const deleted = await forgetVanishedAuthority(keychain);
+    if (deleted.length > 0) {
+      log.warn(
+        { db, deleted },
+        "embedded authority: its database is gone (the data folder was removed) but the keychain still held its items; they described accounts that no longer exist and were deleted. A new local user is created and nobody is signed in: sign in again (the data key is kept)",
+      );
+    }
+  }
   await fs.mkdir(dir, { recursive: true, mode: 0o700 });
   let dataKey = await keychain.get("authority-data-key");
   if (dataKey === null) {
@@ -107,7 +169,6 @@ export async function startEmbeddedAuthority(options: EmbeddedOptions): Promise<
     await keychain.set("authority-data-key", dataKey);
   }
   const env = { ...process.env, PIPER_AUTHORITY_DATA_KEYS: `k1:${dataKey}`, PIPER_AUTHORITY_PARENT_PID: String(process.pid) };
-  const db = path.join(dir, "authority.sqlite");
 
   let linkToken = await keychain.get("authority-link-token");
   if (linkToken === null) {

@@ -10,6 +10,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { createRequire } from "node:module";
 import { z } from "zod";
 import { LinkError } from "../../../shared/errors.js";
+import { checkProfileName } from "../../../shared/profile.js";
 
 /** The items the Link keeps in the keychain (DESIGN.md section 6). */
 export type KeychainItem =
@@ -72,8 +73,9 @@ export function keychainTimeoutMs(env: NodeJS.ProcessEnv = process.env): number 
   return ms > 0 ? Math.min(ms, KEYCHAIN_TIMEOUT_MS) : KEYCHAIN_TIMEOUT_MS;
 }
 
+/** The keychain service of a profile. Throws a `bad_request` LinkError for an invalid profile name. */
 export function keychainService(profile: string): string {
-  return profile === "default" ? "piper-link" : `piper-link.${profile}`;
+  return profile === "default" ? "piper-link" : `piper-link.${checkProfileName(profile)}`;
 }
 
 /** The command that starts this Link with the file keychain: under `npm start` (npm sets npm_lifecycle_event) that is npm's, since `piper-link` may not be on PATH there. */
