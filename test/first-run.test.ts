@@ -3,6 +3,7 @@
 // and a secret reaches an agent. Real processes: the compiled CLI, the embedded authority, SQLite.
 // Also the file keychain itself (real files, real scrypt at lowered cost) and `npm start`'s offer.
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import fs from "node:fs/promises";
 import path from "node:path";
 import { after, describe, it } from "node:test";
@@ -11,7 +12,7 @@ import { LinkStatusSchema } from "../src/shared/control.js";
 import { HttpErrorBodySchema, LinkError } from "../src/shared/errors.js";
 import { createFileKeychainStore, FILE_KEYCHAIN_NAME } from "../src/main/core/runtime/file-keychain.js";
 import { keychainOffer, passphraseSource } from "../src/main/core/runtime/keychain-choice.js";
-import { cli, cliJson, newEnv, stopAll, type CliEnv } from "./cli-helpers.js";
+import { BIN, cli, cliJson, newEnv, stopAll, type CliEnv } from "./cli-helpers.js";
 import { connectAgent, pendingRequestId, tempDir } from "./helpers.js";
 import { z } from "zod";
 
@@ -122,6 +123,54 @@ describe("the encrypted-file keychain", () => {
 });
 
 describe("`npm start`'s offer of the file keychain", () => {
+  it("on a terminal, a new keychain file's passphrase is asked twice, again after a mismatch, and the CLI starts with the confirmed one", async () => {
+    const e = await bareServerEnv();
+    delete e.env["PIPER_LINK_KEYCHAIN_PASSPHRASE"];
+    // A real terminal (python3's pty): answers are typed only once each question is on the screen.
+    const driver = `
+import os, pty, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp(sys.argv[1], sys.argv[1:])
+seen = b""
+transcript = b""
+def wait_for(text):
+    global seen, transcript
+    end = time.time() + 30
+    while text.encode() not in seen:
+        if time.time() > end: raise SystemExit("timed out waiting for " + text + ": " + seen.decode(errors="replace"))
+        try:
+            chunk = os.read(fd, 1024)
+            seen += chunk
+            transcript += chunk
+        except OSError: raise SystemExit("ended before " + text + ": " + seen.decode(errors="replace"))
+    seen = seen[seen.index(text.encode()) + len(text):]
+for question, answer in [("Choose a keychain passphrase: ", "first try"), ("Repeat it: ", "frist try"), ("Choose a keychain passphrase: ", "second try"), ("Repeat it: ", "second try")]:
+    wait_for(question)
+    os.write(fd, (answer + "\\r").encode())
+rest = b""
+while True:
+    try:
+        chunk = os.read(fd, 1024)
+    except OSError:
+        break
+    if not chunk: break
+    rest += chunk
+sys.stdout.write((transcript + rest).decode(errors="replace"))
+sys.exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+`;
+    const r = spawnSync("python3", ["-c", driver, process.execPath, BIN, "--profile", e.profile, "start", "--port", "0", "--keychain", "file", "--json"], { env: e.env, encoding: "utf8", timeout: 60_000 });
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /The two passphrases differ\. Try again\./);
+    assert.doesNotMatch(r.stdout, /first try|second try/, "nothing typed is echoed");
+    // The file was created with the confirmed passphrase: it opens with it, and not with the mismatch.
+    e.env["PIPER_LINK_KEYCHAIN_PASSPHRASE"] = "second try";
+    assert.equal(cli(e, ["stop"]).code, 0);
+    const again = cli(e, ["start", "--port", "0", "--json"]);
+    assert.equal(again.code, 0, again.stdout + again.stderr);
+    assert.equal(cli(e, ["stop"]).code, 0);
+  });
+
   it("asks only on a terminal, only when no Secret Service answers and nothing was chosen", () => {
     const base = { platform: "linux" as const, interactive: true, secretServiceAnswers: false, remembered: null, argv: [] as string[] };
     assert.equal(keychainOffer(base), "ask");

@@ -6,6 +6,7 @@
  */
 import { spawn } from "node:child_process";
 import fs from "node:fs";
+import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError, Help, InvalidArgumentError, Option } from "commander";
 import type { KeychainBackend, LinkStatus } from "../../shared/control.js";
@@ -16,6 +17,7 @@ import { DEFAULT_LINK_PORT, LINK_VERSION } from "../../shared/version.js";
 import { startDaemon, StoppedBeforeStart, type RunningDaemon } from "../core/daemon.js";
 import { isPidAlive } from "../core/runtime/files.js";
 import { keychainTimeoutMs } from "../core/runtime/keychain.js";
+import { FILE_KEYCHAIN_NAME } from "../core/runtime/file-keychain.js";
 import { chosenBackend, openKeychain, passphraseSource, PASSPHRASE_ENV, PASSPHRASE_FILE_ENV } from "../core/runtime/keychain-choice.js";
 import { resolveLinkPaths } from "../core/runtime/paths.js";
 import { authorityCommand } from "../../server/main.js";
@@ -219,7 +221,7 @@ async function startInBackground(opts: StartOptions, out: Output): Promise<numbe
   // handed over in its environment (readable only by this user), unless a source is already set.
   const env = { ...process.env };
   const backend = opts.keychain ?? (await chosenBackend(paths.dataDir));
-  if (backend === "file" && !env[PASSPHRASE_ENV] && !env[PASSPHRASE_FILE_ENV]) env[PASSPHRASE_ENV] = await passphraseSource()();
+  if (backend === "file" && !env[PASSPHRASE_ENV] && !env[PASSPHRASE_FILE_ENV]) env[PASSPHRASE_ENV] = await passphraseSource(process.env, process.stdin.isTTY, path.join(paths.dataDir, FILE_KEYCHAIN_NAME))();
   const child = spawn(
     process.execPath,
     [...DAEMON_NODE_FLAGS, ...process.execArgv, entry, "--profile", opts.profile, "start", "--foreground", "--port", String(opts.port), "--authority", opts.authority, "--json", ...(opts.requestTtl === undefined ? [] : ["--request-ttl", String(opts.requestTtl)]), ...(opts.keychain === undefined ? [] : ["--keychain", opts.keychain])],

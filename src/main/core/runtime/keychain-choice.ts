@@ -4,10 +4,12 @@
  * a machine without a Secret Service) and remembered in the profile's settings file, so later starts
  * and the CLI commands that touch the keychain open the same one. Never a silent fallback.
  */
+import { existsSync } from "node:fs";
 import fs from "node:fs/promises";
+import path from "node:path";
 import type { KeychainBackend } from "../../../shared/control.js";
 import { LinkError } from "../../../shared/errors.js";
-import { createFileKeychainStore } from "./file-keychain.js";
+import { createFileKeychainStore, FILE_KEYCHAIN_NAME } from "./file-keychain.js";
 import { createKeychainStore, keychainService, type KeychainStore } from "./keychain.js";
 import { readKeychainChoice } from "./settings.js";
 
@@ -22,7 +24,6 @@ export const PASSPHRASE_FILE_ENV = "PIPER_LINK_KEYCHAIN_PASSPHRASE_FILE";
  */
 export function promptHidden(question: string, input: NodeJS.ReadStream = process.stdin, output: NodeJS.WriteStream = process.stderr): Promise<string> {
   if (!input.isTTY) return Promise.reject(new LinkError("keychain_locked", "No terminal to ask for the keychain passphrase on."));
-  output.write(question);
   return new Promise((resolve, reject) => {
     let typed = "";
     const finish = (err: LinkError | null): void => {
@@ -41,19 +42,39 @@ export function promptHidden(question: string, input: NodeJS.ReadStream = proces
         else typed += ch;
       }
     };
+    // Echo off before the question shows, so nothing typed the moment it appears is echoed.
     input.setRawMode(true);
+    output.write(question);
     input.resume();
     input.on("data", onData);
   });
 }
 
+/** How many times a new passphrase may be mistyped in its confirmation before giving up. */
+const CONFIRM_TRIES = 3;
+
+/**
+ * Asks for a passphrase that will create a keychain file: twice, and again when the two differ (a
+ * typo here would lock the person out of every key in the file). Rejects with `keychain_locked`
+ * after CONFIRM_TRIES mismatches.
+ */
+export async function promptNewPassphrase(ask: (question: string) => Promise<string> = (q) => promptHidden(q), output: NodeJS.WritableStream = process.stderr): Promise<string> {
+  for (let i = 0; i < CONFIRM_TRIES; i++) {
+    const first = await ask("Choose a keychain passphrase: ");
+    if ((await ask("Repeat it: ")) === first) return first;
+    output.write("The two passphrases differ. Try again.\n");
+  }
+  throw new LinkError("keychain_locked", "The passphrases did not match; no keychain file was created.");
+}
+
 /**
  * The passphrase source for the file keychain, in order: `PIPER_LINK_KEYCHAIN_PASSPHRASE`,
  * the file named by `PIPER_LINK_KEYCHAIN_PASSPHRASE_FILE` (one trailing newline ignored), a hidden
- * prompt when stdin is a terminal; otherwise `keychain_locked` with the ways to give one. An empty
- * passphrase is refused (it would be plaintext in all but name).
+ * prompt when stdin is a terminal (asked twice when `newFile`, the keychain file it will open, does
+ * not exist yet: `promptNewPassphrase`); otherwise `keychain_locked` with the ways to give one. An
+ * empty passphrase is refused (it would be plaintext in all but name).
  */
-export function passphraseSource(env: NodeJS.ProcessEnv = process.env, interactive: boolean = process.stdin.isTTY): () => Promise<string> {
+export function passphraseSource(env: NodeJS.ProcessEnv = process.env, interactive: boolean = process.stdin.isTTY, newFile: string | null = null): () => Promise<string> {
   let asked: Promise<string> | null = null;
   const ask = async (): Promise<string> => {
     let value: string;
@@ -66,7 +87,7 @@ export function passphraseSource(env: NodeJS.ProcessEnv = process.env, interacti
       } catch (err) {
         throw new LinkError("keychain_locked", `Cannot read the keychain passphrase file ${file} (${PASSPHRASE_FILE_ENV}): ${err instanceof Error ? err.message : String(err)}`, { cause: err });
       }
-    } else if (interactive) value = await promptHidden("Keychain passphrase: ");
+    } else if (interactive) value = newFile !== null && !existsSync(newFile) ? await promptNewPassphrase() : await promptHidden("Keychain passphrase: ");
     else throw new LinkError("keychain_locked", `The keychain file is locked: give its passphrase in ${PASSPHRASE_ENV} or a file named by ${PASSPHRASE_FILE_ENV}, or run on a terminal to be asked.`);
     if (value.length === 0) throw new LinkError("keychain_locked", "The keychain passphrase is empty; choose one of at least one character.");
     return value;
@@ -99,7 +120,7 @@ export async function chosenBackend(dataDir: string): Promise<KeychainBackend> {
 export async function openKeychain(options: OpenKeychainOptions): Promise<KeychainStore> {
   const backend = options.backend ?? (await chosenBackend(options.dataDir));
   if (backend === "os") return createKeychainStore({ profile: options.profile });
-  return createFileKeychainStore({ dataDir: options.dataDir, service: keychainService(options.profile), passphrase: options.passphrase ?? passphraseSource() });
+  return createFileKeychainStore({ dataDir: options.dataDir, service: keychainService(options.profile), passphrase: options.passphrase ?? passphraseSource(process.env, process.stdin.isTTY, path.join(options.dataDir, FILE_KEYCHAIN_NAME)) });
 }
 
 /** What `npm start` knows when it decides whether to offer the file keychain. */
