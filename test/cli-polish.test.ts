@@ -56,7 +56,10 @@ describe("piper-link in a person's words", () => {
       assert.equal(r.stderr, "", `${args.join(" ")} prints nothing but the JSON`);
       const body = UsageErrorSchema.parse(JSON.parse(r.stdout));
       assert.match(body.message, /^[A-Z].*\.$/, "a sentence");
+      assert.doesNotMatch(body.message, /\n/, "one line");
     }
+    // commander's suggestion for a near miss, as part of the sentence.
+    assert.equal(UsageErrorSchema.parse(JSON.parse(cli(e, ["logot", "--json"]).stdout)).message, "Unknown command 'logot'. Did you mean logout? Run piper-link --help for usage.");
     const human = cli(e, ["requests", "--bogus"]);
     assert.equal(human.code, 2);
     assert.match(human.stderr, /^piper-link: Unknown option '--bogus'\./);

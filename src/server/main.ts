@@ -9,7 +9,7 @@
  */
 import fs from "node:fs";
 import { fileURLToPath } from "node:url";
-import { Command, InvalidArgumentError } from "commander";
+import { Command, InvalidArgumentError, Option } from "commander";
 import type { AuthorityReadyLine, CreatedUserLine } from "../shared/authority-process.js";
 import { LinkError } from "../shared/errors.js";
 import { parseDataKeys } from "./crypto.js";
@@ -44,7 +44,7 @@ export function authorityCommand(): Command {
     .command("serve")
     .description("serve the authority API")
     .requiredOption("--db <location>", "SQLite file path or postgres:// URL")
-    .option("--listen <host:port>", "address to listen on", parseListen, { host: "127.0.0.1", port: 8443 })
+    .addOption(new Option("--listen <host:port>", "address to listen on").argParser(parseListen).default({ host: "127.0.0.1", port: 8443 }, "127.0.0.1:8443"))
     .option("--tls-dir <dir>", "directory with tls.key/tls.crt (a self-signed pair is created there if missing)")
     .option("--tls-key <file>", "TLS private key (PEM)")
     .option("--tls-cert <file>", "TLS certificate (PEM)")

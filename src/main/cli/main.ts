@@ -270,7 +270,9 @@ function helpRank(name: string): number {
 
 /** A usage message as a sentence: capitalized, ending with a full stop. */
 function usageSentence(message: string): string {
-  const text = message.charAt(0).toUpperCase() + message.slice(1);
+  // commander's suggestion comes on its own line in parentheses: one sentence in JSON.
+  const joined = message.trim().replace(/\s*\n\(Did you mean (.+?)\?\)$/, ". Did you mean $1?");
+  const text = joined.charAt(0).toUpperCase() + joined.slice(1);
   return /[.!?]$/.test(text) ? text : `${text}.`;
 }
 

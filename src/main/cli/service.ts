@@ -135,8 +135,18 @@ export function addServiceCommand(program: Command, profile: () => string, run: 
     .action(async (o: { json?: boolean }) => {
       await run(async (out) => {
         const { name, file, installed } = await unitOf(profile());
-        const active = installed ? systemctl("is-active", name).output || "unknown" : "not installed";
-        out.result({ unit: file, installed, active }, installed ? `${name}: ${active} (${file})` : `${name} is not installed (piper-link service install).`);
+        if (!installed) {
+          out.result({ unit: file, installed, active: "not installed" }, `${name} is not installed (piper-link service install).`);
+          return ExitCode.ok;
+        }
+        // `systemctl is-active` prints a unit state (systemctl(1)); anything else is systemd's own
+        // problem (no user session bus, ...), reported apart from the state.
+        const answer = systemctl("is-active", name).output;
+        const state = answer.split("\n")[0] ?? "";
+        const known = /^(active|reloading|inactive|failed|activating|deactivating|maintenance|refreshing)$/.test(state);
+        const active = known ? state : "unknown";
+        const problem = known ? null : answer || "systemctl gave no answer";
+        out.result({ unit: file, installed, active, ...(problem === null ? {} : { problem }) }, problem === null ? `${name}: ${active} (${file})` : `${name}: state unknown (${problem}) (${file})`);
         return ExitCode.ok;
       }, o.json === true);
     });
