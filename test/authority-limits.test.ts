@@ -178,6 +178,32 @@ describe("limits on a running authority (HTTP)", () => {
     assert.equal(poll.json["error"], "authorization_pending");
   });
 
+  it("behind a trusted proxy, failed sign-ins count per forwarded client: a guesser's failures do not slow the person", async () => {
+    const proxiedDb = await sqliteDatabase();
+    const proxied = await startAuthority({ db: proxiedDb.location, dataKeys: parseDataKeys(`k1:${newDataKey()}`), host: "127.0.0.1", port: 0, tls: null, trustProxy: "loopback" });
+    try {
+      const via = (client: string): Browser => {
+        const b = new Browser(proxied.url);
+        b.headers["X-Forwarded-For"] = client;
+        return b;
+      };
+      const person = via("192.0.2.10");
+      const signup = await person.get("/signup");
+      assert.equal((await person.post("/signup", { csrf: csrfOf(signup.text), next: "/device", name: "Pro", email: "proxied@example.com", password: "correct horse battery" })).status, 303);
+      const guesser = via("198.51.100.66");
+      const csrf = csrfOf((await guesser.get("/login")).text);
+      for (let i = 0; i < SIGN_IN_LIMITS.perAccountAddress; i++) assert.equal((await guesser.post("/login", { csrf, next: "/device", email: "proxied@example.com", password: `wrong-${i}` })).status, 401);
+      assert.equal((await guesser.post("/login", { csrf, next: "/device", email: "proxied@example.com", password: "correct horse battery" })).status, 429);
+      // The person comes through the same proxy (the same socket address) from another client address.
+      const again = via("192.0.2.10");
+      const page = await again.get("/login");
+      assert.equal((await again.post("/login", { csrf: csrfOf(page.text), next: "/device", email: "proxied@example.com", password: "correct horse battery" })).status, 303);
+    } finally {
+      await proxied.close();
+      await proxiedDb.drop();
+    }
+  });
+
   /** Sends `n` POSTs with 50 in flight from `localAddress` (a loopback alias); returns the status counts. */
   async function guess(n: number, localAddress: string, path: string, body: () => { type: "json" | "form"; text: string }): Promise<Map<number, number>> {
     const dispatcher = new Agent({ localAddress, connections: 50 });

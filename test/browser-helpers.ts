@@ -16,6 +16,8 @@ export interface Response {
 
 export class Browser {
   private readonly jar = new Map<string, string>();
+  /** Headers sent with every request (e.g. the X-Forwarded-For a proxy would add). */
+  readonly headers: Record<string, string> = {};
   constructor(
     private readonly base: string,
     private readonly ca: string | null = null,
@@ -23,7 +25,7 @@ export class Browser {
 
   request(method: string, target: string, form?: Record<string, string>): Promise<Response> {
     const url = new URL(target, this.base);
-    const headers: Record<string, string> = { Cookie: [...this.jar].map(([k, v]) => `${k}=${v}`).join("; ") };
+    const headers: Record<string, string> = { ...this.headers, Cookie: [...this.jar].map(([k, v]) => `${k}=${v}`).join("; ") };
     const body = form ? new URLSearchParams(form).toString() : undefined;
     if (body !== undefined) headers["Content-Type"] = "application/x-www-form-urlencoded";
     const lib = url.protocol === "https:" ? https : http;
