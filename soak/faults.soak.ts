@@ -15,7 +15,7 @@ import { AuditPageSchema } from "../src/shared/authority.js";
 import { LinkStatusSchema } from "../src/shared/control.js";
 import { cli, cliJson, newEnv, stopAll } from "../test/cli-helpers.js";
 import { connectAgent, waitFor } from "../test/helpers.js";
-import { childPids, grant, report, runWorker, startSignedInLink, VALUE, VARIABLE } from "./helpers.js";
+import { authorityPids, grant, report, runWorker, startSignedInLink, VALUE, VARIABLE } from "./helpers.js";
 
 after(stopAll);
 
@@ -35,13 +35,13 @@ describe("faults", () => {
   it("authority killed during traffic: agents get retryable errors, then recover without a Link restart", { timeout: 180_000 }, async () => {
     const link = await startSignedInLink();
     await grant(link, "soak_fault");
-    const [authorityPid] = childPids(link.status.pid);
+    const [authorityPid] = authorityPids(link.status.pid);
     assert.ok(authorityPid, "the embedded authority runs as a child of the Link");
     const traffic = runWorker(link.status.url, { clientId: "soak_fault", connections: 20, durationMs: 20_000, intervalMs: 100 });
     await new Promise((r) => setTimeout(r, 5000));
     process.kill(authorityPid, "SIGKILL");
     const killedAt = Date.now();
-    await waitFor(() => childPids(link.status.pid).some((p) => p !== authorityPid), "the Link to restart its authority", 30_000);
+    await waitFor(() => authorityPids(link.status.pid).some((p) => p !== authorityPid), "the Link to restart its authority", 30_000);
     await waitFor(() => cliJson(link.e, ["status"], LinkStatusSchema).authority?.connected === true, "the Link to reconnect", 30_000);
     const recoveredMs = Date.now() - killedAt;
     const during = await traffic;

@@ -97,6 +97,20 @@ export function fdCount(pid: number): number {
 }
 
 /** The direct children of a process (the Link's embedded authority). */
+/**
+ * The embedded authority processes the Link `pid` started: its children whose command line runs the
+ * authority (`authority serve`), not the keychain's short-lived helper processes.
+ */
+export function authorityPids(pid: number): number[] {
+  return childPids(pid).filter((child) => {
+    try {
+      return readFileSync(path.join("/proc", String(child), "cmdline"), "utf8").split("\0").includes("serve");
+    } catch {
+      return false;
+    }
+  });
+}
+
 export function childPids(pid: number): number[] {
   const out: number[] = [];
   for (const name of readdirSync("/proc")) {

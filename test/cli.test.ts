@@ -178,6 +178,10 @@ describe("piper-link CLI", () => {
       assert.equal(json(viaEnv.stdout)["error"], "usage");
       assert.match(String(json(viaEnv.stdout)["message"]), /PIPER_LINK_PROFILE.*A profile name is/);
     }
+    // An empty --profile (an unset shell variable) is refused too; an empty PIPER_LINK_PROFILE is the default.
+    const empty = cli(e, "--profile", "", "status", "--json");
+    assert.equal(empty.code, 2, empty.stdout + empty.stderr);
+    assert.match(String(json(empty.stdout)["message"]), /--profile was given an empty name/);
     // Nothing was created for any of them: no data, state or runtime folders at all.
     for (const dir of ["data", "state", "run"]) await assert.rejects(fs.stat(`${e.home}/${dir}`), { code: "ENOENT" }, dir);
     // A profile that is not the default is named in the advice, so the command given works as written.

@@ -148,6 +148,30 @@ describe("a Secret Service that never answers", { skip: HAS_DBUS ? false : "dbus
     assert.ok(took < boundMs + 10_000, `start took ${took} ms`);
   });
 
+  it("Ctrl+C on a background `start` that is still waiting stops the daemon it started, not only itself", async () => {
+    const e = await newEnv();
+    const child = spawn(process.execPath, [BIN, "start", "--port", "0"], { env: { ...e.env, DBUS_SESSION_BUS_ADDRESS: address }, stdio: ["ignore", "pipe", "pipe"] });
+    const exited = once(child, "exit") as Promise<[number | null, NodeJS.Signals | null]>;
+    const pid = child.pid;
+    assert.ok(pid !== undefined);
+    try {
+      // The CLI's child is the detached daemon, waiting on the keychain.
+      const [daemon] = await waitFor("the daemon", 10_000, async () => {
+        const running = await runningChildren(pid);
+        return running.length > 0 ? running : null;
+      });
+      assert.ok(daemon !== undefined);
+      await new Promise((r) => setTimeout(r, 1000));
+      child.kill("SIGINT");
+      const [code] = await exited;
+      assert.equal(code, 130);
+      const gone = await waitFor("the daemon to end", 3000, async () => ((await isRunning(daemon)) ? null : true)).catch(() => false);
+      assert.ok(gone, `the daemon ${daemon} still runs after Ctrl+C on the start that launched it`);
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    }
+  });
+
   for (const signal of ["SIGTERM", "SIGINT"] as const) {
     it(`${signal} during \`start --foreground\` ends the process within about 2 s although the keychain never answers, and leaves no keychain helper`, async () => {
       const e = await newEnv();

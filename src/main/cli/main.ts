@@ -71,11 +71,16 @@ function parseAuthority(value: string): string {
 
 /**
  * `--profile` and `PIPER_LINK_PROFILE` (commander passes both through here): a valid profile name
- * (shared/profile.ts), or a usage error (exit 2) naming the rule. Empty means the default profile,
- * as the SDK reads an empty PIPER_LINK_PROFILE.
+ * (shared/profile.ts), or a usage error (exit 2) naming the rule. An empty PIPER_LINK_PROFILE means
+ * the default profile, as the SDK reads it; an empty `--profile` is refused.
  */
 function parseProfile(value: string): string {
-  if (value === "") return DEFAULT_PROFILE;
+  if (value === "") {
+    // An empty PIPER_LINK_PROFILE is the default (the SDK reads it so); an empty --profile is most
+    // likely an unset shell variable, and acting on the default profile then would be a surprise.
+    if (process.env["PIPER_LINK_PROFILE"] === "") return DEFAULT_PROFILE;
+    throw new InvalidArgumentError(`${PROFILE_NAME_RULE}; --profile was given an empty name.`);
+  }
   if (!ProfileNameSchema.safeParse(value).success) throw new InvalidArgumentError(`${PROFILE_NAME_RULE}.`);
   return value;
 }
@@ -234,25 +239,42 @@ async function startInBackground(opts: StartOptions, out: Output): Promise<numbe
   const waitMs = backgroundStartWaitMs(keychainBoundMs);
   const spawnedAt = Date.now();
   let toldWaiting = false;
-  while (Date.now() < spawnedAt + waitMs) {
-    const status = await withRunningLink(opts.profile, (c) => c.call("status", {})).catch(() => null);
-    if (status !== null && status.pid === child.pid) {
-      out.result(status, describeStatus(status));
-      return ExitCode.ok;
-    }
-    if (child.pid === undefined || !isPidAlive(child.pid) || child.exitCode !== null) {
-      // Let the exit status arrive: it says why (exit codes are documented), the text says it in words.
-      if (child.exitCode === null) await new Promise((r) => setTimeout(r, 200));
-      throw daemonFailure(child.exitCode, fs.readFileSync(outFile, "utf8").trim());
-    }
-    if (!out.json && !toldWaiting && Date.now() - spawnedAt >= START_PROGRESS_AFTER_MS) {
-      // Most often the OS keychain waiting on an unlock prompt; the daemon gives up on it after the bound.
-      toldWaiting = true;
-      out.warn(`Piper Link (pid ${child.pid}) is still starting. If the keychain asks to be unlocked, unlock it; Piper Link gives up on a keychain that has not answered in ${Math.ceil(keychainBoundMs / 1000)} s.`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
+  // Ctrl+C (or a stop signal) while waiting stops the start: the daemon runs in its own session and
+  // would not hear it, so it is passed on (the daemon ends a start at once on a stop signal).
+  const forward = (signal: NodeJS.Signals): void => {
+    child.kill(signal);
+    process.exit(128 + (signal === "SIGINT" ? 2 : 15));
+  };
+  process.once("SIGINT", forward);
+  process.once("SIGTERM", forward);
+  try {
+    return await waitForDaemon();
+  } finally {
+    process.off("SIGINT", forward);
+    process.off("SIGTERM", forward);
   }
-  throw new LinkError("internal_error", `Piper Link (pid ${child.pid}) has neither started nor ended within ${Math.round(waitMs / 1000)} s; see ${outFile}.`);
+
+  async function waitForDaemon(): Promise<number> {
+    while (Date.now() < spawnedAt + waitMs) {
+      const status = await withRunningLink(opts.profile, (c) => c.call("status", {})).catch(() => null);
+      if (status !== null && status.pid === child.pid) {
+        out.result(status, describeStatus(status));
+        return ExitCode.ok;
+      }
+      if (child.pid === undefined || !isPidAlive(child.pid) || child.exitCode !== null) {
+        // Let the exit status arrive: it says why (exit codes are documented), the text says it in words.
+        if (child.exitCode === null) await new Promise((r) => setTimeout(r, 200));
+        throw daemonFailure(child.exitCode, fs.readFileSync(outFile, "utf8").trim());
+      }
+      if (!out.json && !toldWaiting && Date.now() - spawnedAt >= START_PROGRESS_AFTER_MS) {
+        // Most often the OS keychain waiting on an unlock prompt; the daemon gives up on it after the bound.
+        toldWaiting = true;
+        out.warn(`Piper Link (pid ${child.pid}) is still starting. If the keychain asks to be unlocked, unlock it; Piper Link gives up on a keychain that has not answered in ${Math.ceil(keychainBoundMs / 1000)} s.`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new LinkError("internal_error", `Piper Link (pid ${child.pid}) has neither started nor ended within ${Math.round(waitMs / 1000)} s; see ${outFile}.`);
+  }
 }
 
 /**
