@@ -4,14 +4,14 @@
  * IPv6 addresses would hand one attacker 2^64 fresh budgets. An IPv4-mapped IPv6 address
  * (::ffff:a.b.c.d) counts as its IPv4 address.
  */
-import { ipAddressBytes } from "../shared/socket-owner.js";
+import { ipAddressBytes, mappedIPv4 } from "../shared/socket-owner.js";
 
 /** `address` as a throttling key: "192.0.2.7", or "2001:db8:0:1::/64"; text that is not an IP address is kept as it is. */
 export function clientSource(address: string): string {
   const bytes = ipAddressBytes(address);
   if (bytes === null || bytes.length === 4) return address;
-  const mapped = bytes.slice(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff;
-  if (mapped) return bytes.slice(12).join(".");
+  const v4 = mappedIPv4(bytes);
+  if (v4 !== null) return v4.join(".");
   const hextets = [0, 2, 4, 6].map((i) => (((bytes[i] ?? 0) << 8) | (bytes[i + 1] ?? 0)).toString(16));
   return `${hextets.join(":")}::/64`;
 }

@@ -8,6 +8,7 @@
  */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { hasZodFastifySchemaValidationErrors, serializerCompiler, validatorCompiler, type ZodTypeProvider } from "fastify-type-provider-zod";
+import type { Socket } from "node:net";
 import type { ZodType } from "zod";
 import { PYPER_PATHS, PyperExchangeSchema, PyperResolveSchema, PyperScopedSchema } from "../shared/pyper.js";
 import { AuthorityRoutes as R } from "../shared/authority-routes.js";
@@ -15,7 +16,7 @@ import { LINK_VERSION } from "../shared/version.js";
 import { socketEnds } from "../shared/socket-owner.js";
 import { clientSource } from "./client-source.js";
 import { createStreamRegistry, type EventBus, type StreamRegistry } from "./events.js";
-import { checkLocalUser } from "./local-user.js";
+import { checkLocalUser, type LocalUserVerdict } from "./local-user.js";
 import type { OAuthService } from "./oauth.js";
 import { registerOAuthRoutes } from "./oauth-routes.js";
 import { ServiceError, type AuthorityService } from "./service.js";
@@ -109,8 +110,15 @@ export function buildAuthorityApp(options: AuthorityHttpOptions): AuthorityApp {
   app.setNotFoundHandler((req, reply) => reply.status(404).send({ error: "not_found", error_description: `No endpoint ${req.method} ${req.url.split("?")[0] ?? ""}` }));
   if (options.localUserOnly === true) {
     // Before anything else: another local user's process gets nothing (not even a sign-up page).
+    // Checked once per connection, as the Link does: a keep-alive socket keeps its owner.
+    const verdicts = new WeakMap<Socket, Promise<LocalUserVerdict>>();
     app.addHook("onRequest", async (req, reply) => {
-      const verdict = await checkLocalUser(socketEnds(req.socket));
+      let pending = verdicts.get(req.socket);
+      if (pending === undefined) {
+        pending = checkLocalUser(socketEnds(req.socket));
+        verdicts.set(req.socket, pending);
+      }
+      const verdict = await pending;
       if (!verdict.allow) await reply.status(403).send({ error: "foreign_user", error_description: verdict.message });
     });
   }

@@ -14,9 +14,14 @@ export const PROFILE_NAME_RULE = "A profile name is 1 to 64 characters: letters,
 
 export const ProfileNameSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, PROFILE_NAME_RULE);
 
+/** True when `name` follows the rule. */
+export function isProfileName(name: string): boolean {
+  return ProfileNameSchema.safeParse(name).success;
+}
+
 /** Returns `name` when it is a valid profile name; throws a `bad_request` LinkError naming the rule otherwise. */
 export function checkProfileName(name: string): string {
-  if (!ProfileNameSchema.safeParse(name).success) {
+  if (!isProfileName(name)) {
     throw new LinkError("bad_request", `${PROFILE_NAME_RULE}; ${JSON.stringify(name.slice(0, 80))} is not one.`);
   }
   return name;

@@ -78,6 +78,12 @@ function ipv6Bytes(address: string): number[] | null {
   return [...words.flatMap((w) => [w >> 8, w & 0xff]), ...tail];
 }
 
+/** The IPv4 address (4 bytes) inside an IPv4-mapped IPv6 address (::ffff:a.b.c.d, RFC 4291 2.5.5.2); null for any other. */
+export function mappedIPv4(bytes: readonly number[]): number[] | null {
+  const mapped = bytes.length === 16 && bytes.slice(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff;
+  return mapped ? bytes.slice(12) : null;
+}
+
 /** The bytes of an IPv4 (4) or IPv6 (16) address in text form; null when it is neither. */
 export function ipAddressBytes(address: string): number[] | null {
   return ipv4Bytes(address) ?? ipv6Bytes(address);
@@ -96,8 +102,8 @@ export function procEndpointForms(address: string, port: number): string[] {
   const bytes = ipv6Bytes(address);
   if (bytes === null) return [];
   const forms = [`${procWords(bytes)}:${p}`];
-  const mapped = bytes.slice(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff;
-  if (mapped) forms.push(`${procWords(bytes.slice(12))}:${p}`);
+  const inner = mappedIPv4(bytes);
+  if (inner !== null) forms.push(`${procWords(inner)}:${p}`);
   return forms;
 }
 

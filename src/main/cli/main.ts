@@ -12,7 +12,7 @@ import { Command, CommanderError, Help, InvalidArgumentError, Option } from "com
 import type { KeychainBackend, LinkStatus } from "../../shared/control.js";
 import { displayText } from "../../shared/display.js";
 import { HttpErrorBodySchema, LinkError } from "../../shared/errors.js";
-import { DEFAULT_PROFILE, PROFILE_NAME_RULE, ProfileNameSchema } from "../../shared/profile.js";
+import { DEFAULT_PROFILE, isProfileName, PROFILE_NAME_RULE } from "../../shared/profile.js";
 import { DEFAULT_LINK_PORT, LINK_VERSION } from "../../shared/version.js";
 import { startDaemon, StoppedBeforeStart, type RunningDaemon } from "../core/daemon.js";
 import { isPidAlive } from "../core/runtime/files.js";
@@ -81,7 +81,7 @@ function parseProfile(value: string): string {
     if (process.env["PIPER_LINK_PROFILE"] === "") return DEFAULT_PROFILE;
     throw new InvalidArgumentError(`${PROFILE_NAME_RULE}; --profile was given an empty name.`);
   }
-  if (!ProfileNameSchema.safeParse(value).success) throw new InvalidArgumentError(`${PROFILE_NAME_RULE}.`);
+  if (!isProfileName(value)) throw new InvalidArgumentError(`${PROFILE_NAME_RULE}.`);
   return value;
 }
 

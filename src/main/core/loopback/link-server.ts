@@ -19,7 +19,7 @@ import { ControlChannel, type ControlHost } from "./control-channel.js";
 import type { LinkLimits } from "./limits.js";
 import { allowedHosts, checkRequest, ownOrigins, rejectUpgrade, SECURITY_HEADERS, sendError, sendJson, type GuardPolicy, type Rejection } from "./loopback-guard.js";
 import { socketOwner as procSocketOwner, type PeerResolver, type SocketOwner } from "./peer-process.js";
-import { checkPeerUser, type PeerUserVerdict } from "./user-guard.js";
+import { checkPeerUser, isForeignProcess, type PeerUserVerdict } from "./user-guard.js";
 import { serveUi } from "./ui-assets.js";
 import type { SignInProxy } from "./sign-in-proxy.js";
 
@@ -319,7 +319,7 @@ export class LinkServer {
     if (!this.agents.has(channel)) return;
     // The owner check let the connection in by its socket's uid; the process found holding the socket
     // must be this user's too (defence in depth: never bind a grant to another user's program).
-    if (info !== null && info.uid !== null && this.ownUid !== null && info.uid !== this.ownUid) {
+    if (info !== null && isForeignProcess(info, this.ownUid)) {
       this.options.log.warn({ pid: info.pid, uid: info.uid }, "agent connection held by another user's process; closed");
       channel.close(CloseCode.foreignUser, "this connection belongs to another user's process");
       return;

@@ -5,6 +5,7 @@
  * This module is the pure decision; `socketOwner` in peer-process.ts finds the owner.
  */
 import type { Rejection } from "./loopback-guard.js";
+import type { PeerProcess } from "../../../shared/process.js";
 import type { SocketOwner } from "./peer-process.js";
 
 /**
@@ -31,6 +32,16 @@ export function checkPeerUser(owner: SocketOwner, ownUid: number | null): PeerUs
   }
   if (owner.uid === ownUid) return { allow: true, unverified: false };
   return { allow: false, rejection: foreignUser("This Piper Link serves only the user who runs it; this connection comes from another user's process.") };
+}
+
+/**
+ * True when the process found holding an admitted connection (peer-process.ts) belongs to another
+ * uid than `ownUid`. The owner check admits by the socket's uid; this second check keeps a grant
+ * from ever binding to another user's program. Unknown uids (no process found, no uids here) are
+ * not foreign: the owner check already decided those.
+ */
+export function isForeignProcess(process: Pick<PeerProcess, "uid"> | null, ownUid: number | null): boolean {
+  return process !== null && process.uid !== null && ownUid !== null && process.uid !== ownUid;
 }
 
 function foreignUser(message: string): Rejection {

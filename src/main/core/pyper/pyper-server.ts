@@ -18,7 +18,7 @@ import { socketEnds, type SocketEnds } from "../../../shared/socket-owner.js";
 import { PYPER_PATHS, PyperExchangeSchema, PyperResolveSchema, PyperScopedSchema, type PyperError } from "../../../shared/pyper.js";
 import { allowedHosts, checkRequest, SECURITY_HEADERS, type GuardPolicy } from "../loopback/loopback-guard.js";
 import { socketOwner as procSocketOwner, type PeerResolver, type SocketOwner } from "../loopback/peer-process.js";
-import { checkPeerUser, type PeerUserVerdict } from "../loopback/user-guard.js";
+import { checkPeerUser, isForeignProcess, type PeerUserVerdict } from "../loopback/user-guard.js";
 import { PyperFailure, type PyperHandlers } from "./pyper-handlers.js";
 
 export interface PyperServerOptions {
@@ -144,7 +144,7 @@ export async function startPyperServer(options: PyperServerOptions): Promise<Pyp
     const ends = socketEnds(req.socket);
     const identity = ends === null ? null : await peers.lookup(ends);
     // The socket's owner was checked above; the process holding the socket must be this user's too.
-    if (identity !== null && identity.uid !== null && ownUid !== null && identity.uid !== ownUid) {
+    if (isForeignProcess(identity, ownUid)) {
       throw new PyperFailure(403, "foreign_user", "This Piper Link serves only the user who runs it; this connection belongs to another user's process.");
     }
     if (route === "resolveMapping") return handlers.resolveMapping(parse(PyperResolveSchema, json), identity);
