@@ -21,6 +21,7 @@ import { ErrorCodeSchema, LinkError } from "./errors.js";
 import { PeerProcessSchema } from "./process.js";
 import { ContextStateSchema, RequestIdSchema } from "./protocol.js";
 import { describeValidation, methodWords } from "./wording.js";
+import { PinSchema, PresenceProofSchema, ResidualRiskSchema, VaultStatusSchema } from "./presence.js";
 
 export { PeerProcessSchema, type PeerProcess } from "./process.js";
 
@@ -95,6 +96,10 @@ export const LinkStatusSchema = z.object({
   account: z.object({ name: z.string(), email: z.string().nullable() }).nullable().optional(),
   /** This machine's name as registered at the authority (its instance's name); null when unknown. */
   machine: z.string().nullable().optional(),
+  /** The locked vault (DESIGN.md section 9): locked or not, which proofs of presence count, the idle lock. */
+  vault: VaultStatusSchema,
+  /** Risks the Link can see but not remove (an X11 session, ptrace_scope 0, a writable install…). */
+  risks: z.array(ResidualRiskSchema),
 });
 export type LinkStatus = z.infer<typeof LinkStatusSchema>;
 
@@ -154,7 +159,11 @@ export const ControlMethods = {
   loginWait: { params: z.object({ loginId: z.string().min(1).max(64), timeoutMs: z.number().int().min(1000).max(15 * 60_000).default(5 * 60_000) }).strict(), result: LinkStatusSchema },
   devSignIn: { params: z.object({ name: z.string().min(1).max(200).optional() }).strict(), result: LinkStatusSchema },
   listRequests: { params: z.object({ status: z.enum(["pending", "all"]).default("pending") }).strict(), result: z.array(RequestViewSchema) },
-  approveRequest: { params: ApproveBodySchema.extend({ requestId: z.string().min(1).max(128) }).strict(), result: GrantViewSchema },
+  /**
+   * Widening calls carry `presence`, a proof the person is there, bound to this exact call: without
+   * one they fail with `presence_required`, with a wrong one `presence_failed` (DESIGN.md section 9).
+   */
+  approveRequest: { params: ApproveBodySchema.extend({ requestId: z.string().min(1).max(128), presence: PresenceProofSchema.optional() }).strict(), result: GrantViewSchema },
   /**
    * Approves several requests with ONE set of terms (a batch card's "Approve all"): each item gets
    * its own grant, with its own secret (`secretName`, default: the variable's name). Items fail one
@@ -163,7 +172,7 @@ export const ControlMethods = {
    */
   approveRequests: {
     params: ApproveBodySchema.omit({ secretName: true })
-      .extend({ items: z.array(z.object({ requestId: z.string().min(1).max(128), secretName: SecretNameSchema.optional() }).strict()).min(1).max(32) })
+      .extend({ items: z.array(z.object({ requestId: z.string().min(1).max(128), secretName: SecretNameSchema.optional() }).strict()).min(1).max(32), presence: PresenceProofSchema.optional() })
       .strict(),
     result: z.object({ results: z.array(ApproveItemResultSchema) }),
   },
@@ -171,15 +180,45 @@ export const ControlMethods = {
   listGrants: { params: z.object({ all: z.boolean().default(false) }).strict(), result: z.array(GrantViewSchema) },
   revokeGrant: { params: z.object({ grantId: z.string().min(1).max(128) }).strict(), result: GrantViewSchema },
   /** Replaces a grant's policy limits (hours, weekdays, uses per hour/day, end date); `null` removes them. */
-  updateGrantPolicy: { params: z.object({ grantId: z.string().min(1).max(128), policy: GrantPolicySchema.nullable() }).strict(), result: GrantViewSchema },
+  updateGrantPolicy: { params: z.object({ grantId: z.string().min(1).max(128), policy: GrantPolicySchema.nullable(), presence: PresenceProofSchema.optional() }).strict(), result: GrantViewSchema },
   listSecrets: { params: Empty, result: z.array(SecretViewSchema) },
   /** Adds or replaces a secret; `hosts` sets where it may ever be sent (absent: unchanged on replace, none when new). */
-  setSecret: { params: z.object({ name: SecretNameSchema, value: SecretValueSchema, hosts: SecretHostsSchema.nullable().optional() }).strict(), result: SecretViewSchema },
+  setSecret: { params: z.object({ name: SecretNameSchema, value: SecretValueSchema, hosts: SecretHostsSchema.nullable().optional(), presence: PresenceProofSchema.optional() }).strict(), result: SecretViewSchema },
   /** The hosts a secret may ever be sent to by the Link's calls; `null`: any host a grant allows. */
-  setSecretHosts: { params: z.object({ name: SecretNameSchema, hosts: SecretHostsSchema.nullable() }).strict(), result: SecretViewSchema },
+  setSecretHosts: { params: z.object({ name: SecretNameSchema, hosts: SecretHostsSchema.nullable(), presence: PresenceProofSchema.optional() }).strict(), result: SecretViewSchema },
   deleteSecret: { params: z.object({ name: SecretNameSchema }).strict(), result: z.object({ deleted: z.literal(true) }) },
   getSettings: { params: Empty, result: LinkSettingsSchema },
-  updateSettings: { params: LinkSettingsSchema.partial().strict(), result: LinkSettingsSchema },
+  /** Turning notifications off hides new requests from the person: that needs `presence`. */
+  updateSettings: { params: LinkSettingsSchema.partial().extend({ presence: PresenceProofSchema.optional() }).strict(), result: LinkSettingsSchema },
+  /** Creates the vault on a first run (the window's first open): `new` state only; the passphrase's strength is checked. */
+  createVault: { params: z.object({ passphrase: z.string().min(1).max(1024), pin: PinSchema.optional() }).strict(), result: LinkStatusSchema },
+  /** Unlocks with the passphrase (wrong: `presence_failed`, slowed by the KDF itself). */
+  unlock: { params: z.object({ passphrase: z.string().min(1).max(1024) }).strict(), result: LinkStatusSchema },
+  /** Locks now: keys leave memory, agents get `locked`. Needs no proof. */
+  lock: { params: Empty, result: LinkStatusSchema },
+  /** Sets or changes the approval PIN; the proof must be the passphrase (or a passkey). */
+  setPin: { params: z.object({ pin: PinSchema, presence: PresenceProofSchema.optional() }).strict(), result: LinkStatusSchema },
+  /** How long without the person before the Link locks, in minutes (5 min to 7 days); a longer time needs `presence`. */
+  setIdleLock: { params: z.object({ minutes: z.number().int().min(5).max(7 * 24 * 60), presence: PresenceProofSchema.optional() }).strict(), result: LinkStatusSchema },
+  /**
+   * A challenge for a passkey proof of `method` with `params` (the exact call it will prove):
+   * WebAuthn request options whose challenge is bound to that call, single-use, valid 2 minutes.
+   */
+  presenceChallenge: {
+    params: z.object({ method: z.string().min(1).max(64), params: z.record(z.string(), z.unknown()) }).strict(),
+    result: z.object({ challengeId: z.string(), expiresAt: z.string(), options: z.record(z.string(), z.unknown()) }),
+  },
+  /** WebAuthn registration options for a new passkey (RP ID `localhost`, user verification required). */
+  passkeyRegistrationOptions: { params: Empty, result: z.object({ challengeId: z.string(), options: z.record(z.string(), z.unknown()) }) },
+  /** Registers a passkey from the browser's answer; the proof must be the passphrase or the PIN. */
+  passkeyRegister: {
+    params: z.object({ challengeId: z.string().min(1).max(128), response: z.record(z.string(), z.unknown()), name: z.string().min(1).max(100).default("Passkey"), presence: PresenceProofSchema.optional() }).strict(),
+    result: LinkStatusSchema,
+  },
+  /** Grants approved before proofs of presence existed (after an upgrade), `--bind any` ones first. */
+  listLegacyGrants: { params: Empty, result: z.array(GrantViewSchema) },
+  /** Keeps the listed legacy grants (a yes: needs `presence`); the others stay listed until kept or revoked. */
+  keepLegacyGrants: { params: z.object({ grantIds: z.array(z.string().min(1).max(128)).min(1).max(500), presence: PresenceProofSchema.optional() }).strict(), result: z.object({ kept: z.number().int() }) },
   listActivity: {
     params: z
       .object({

@@ -39,6 +39,10 @@ export const ERROR_CODES = [
   "too_many_connections",
   "foreign_user",
   "unauthorized",
+  // presence and the locked vault (DESIGN.md section 9)
+  "locked",
+  "presence_required",
+  "presence_failed",
   // lifecycle
   "already_running",
   "not_running",

@@ -27,6 +27,9 @@ export interface ControlApiDeps {
   shutdown: () => void;
 }
 
+// Replaced by the vault and presence parts in the next change.
+const notYet = (): Promise<never> => Promise.reject(new LinkError("not_implemented", "Not yet."));
+
 export function createControlApi(deps: ControlApiDeps): LinkApi {
   const { connection, cache, context, signIn, settings, status, emit } = deps;
   const authority = () => connection.require();
@@ -117,6 +120,16 @@ export function createControlApi(deps: ControlApiDeps): LinkApi {
       const { code, expiresAt } = deps.uiCodes.issue();
       return Promise.resolve({ code, url: uiCodeAddress(status().port, code), expiresAt: new Date(expiresAt).toISOString() });
     },
+    createVault: notYet,
+    unlock: notYet,
+    lock: notYet,
+    setPin: notYet,
+    setIdleLock: notYet,
+    presenceChallenge: notYet,
+    passkeyRegistrationOptions: notYet,
+    passkeyRegister: notYet,
+    listLegacyGrants: notYet,
+    keepLegacyGrants: notYet,
     shutdown() {
       // Answer first, then stop: the caller gets its reply before the socket closes.
       setImmediate(deps.shutdown);

@@ -8,6 +8,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { uiAddress, type LinkStatus } from "../../shared/control.js";
+import { DEFAULT_IDLE_LOCK_MINUTES, PIN_TRIES_ALLOWED, type VaultStatus } from "../../shared/presence.js";
 import { createInstanceContext } from "./account/instance-context.js";
 import { createSignIn } from "./account/sign-in.js";
 import { createSignInSession } from "./account/sign-in-session.js";
@@ -85,9 +86,12 @@ export function createLink(options: LinkOptions): Link {
     pagesOrigin: () => (embeddedEndpoint() !== null && serving !== null ? `http://127.0.0.1:${serving.address.port}` : null),
   });
 
+  // Replaced by the vault (core/vault/) in the next change.
+  const vaultStatus = (): VaultStatus => ({ state: "unlocked", lockedReason: null, unattended: false, pinSet: false, passkeys: 0, proofs: [], idleLockMinutes: DEFAULT_IDLE_LOCK_MINUTES, legacyGrants: 0, pinFailures: 0, pinTriesAllowed: PIN_TRIES_ALLOWED });
+
   function status(): LinkStatus {
     const { server = null, address = null, pyper = null } = serving ?? {};
-    const base = linkStatus({ profile: options.profile ?? "default", preferredPort: options.port, startedAt, paths, server, address, context, connection, authorityMode: config?.kind ?? null, signIn, session, keychainBackend: keychain.backend ?? null });
+    const base = linkStatus({ profile: options.profile ?? "default", preferredPort: options.port, startedAt, paths, server, address, context, connection, authorityMode: config?.kind ?? null, signIn, session, keychainBackend: keychain.backend ?? null, vault: vaultStatus(), risks: [] });
     return { ...base, pyper: pyper === null ? null : { port: pyper.port, certFile: pyper.certFile } };
   }
 

@@ -4,6 +4,7 @@
  * connection and the sign-in.
  */
 import { redactInstanceId, type KeychainBackend, type LinkStatus } from "../../shared/control.js";
+import type { ResidualRisk, VaultStatus } from "../../shared/presence.js";
 import { DEFAULT_LINK_PORT, LINK_VERSION } from "../../shared/version.js";
 import type { InstanceContext } from "./account/instance-context.js";
 import type { SignIn } from "./account/sign-in.js";
@@ -27,6 +28,10 @@ export interface StatusParts {
   session: SignInSession;
   /** The keychain backend in use (null for an injected store that does not say). */
   keychainBackend: KeychainBackend | null;
+  /** The vault's state and the proofs of presence that count now. */
+  vault: VaultStatus;
+  /** Residual risks the Link can see. */
+  risks: ResidualRisk[];
 }
 
 export function linkStatus(p: StatusParts): LinkStatus {
@@ -48,6 +53,8 @@ export function linkStatus(p: StatusParts): LinkStatus {
       keychainError === null
         ? { ok: true, backend: p.keychainBackend, code: null, message: null }
         : { ok: false, backend: p.keychainBackend, code: keychainError.code, message: keychainError.message },
+    vault: p.vault,
+    risks: p.risks,
     agents: p.server ? [...p.server.agents].map((a) => a.describe()) : [],
     authority:
       client === null || p.authorityMode === null
