@@ -13,6 +13,8 @@ import { PASSKEY_CHALLENGE_TTL_MS, passkeyOrigin, StoredPasskeysSchema, type Sto
 import { presenceAction } from "../src/shared/presence.js";
 import { CONTROL_SUBPROTOCOL } from "../src/shared/version.js";
 import { uiContentSecurityPolicy } from "../src/main/core/loopback/ui-assets.js";
+import { openPasskeyStepInBrowser, passkeyStepAddress } from "../src/main/app/shell-policy.js";
+import { ControlServerMessageSchema, type ControlServerMessage } from "../src/shared/control.js";
 import { createPasskeys, PASSKEY_CHALLENGES_MAX_OUTSTANDING, type Passkeys } from "../src/main/core/presence/passkeys.js";
 import { CHROMIUM_SKIP, launchChromium } from "./chromium.js";
 import { startTestLink, type TestLink } from "./helpers.js";
@@ -267,6 +269,20 @@ describe("passkeys as a proof of presence (real Chromium, virtual authenticator)
   });
 });
 
+/** Trades a UI code on the control channel as the Link's page at `origin` would; the first answer. */
+async function redeemAsPage(port: number, origin: string, code: string): Promise<ControlServerMessage> {
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/v1/control`, CONTROL_SUBPROTOCOL, { headers: { Host: new URL(origin).host, Origin: origin } });
+  await new Promise<void>((resolve, reject) => {
+    ws.once("open", () => resolve());
+    ws.once("error", reject);
+  });
+  const reply = new Promise<ControlServerMessage>((resolve) => ws.once("message", (data) => resolve(ControlServerMessageSchema.parse(JSON.parse(Buffer.isBuffer(data) ? data.toString("utf8") : "null")))));
+  ws.send(JSON.stringify({ type: "auth", code }));
+  const first = await reply;
+  ws.close(1000);
+  return first;
+}
+
 /** Opens the control channel with these headers; "open" when the Link accepted the upgrade, else the HTTP status. */
 function controlUpgrade(port: number, headers: Record<string, string>): Promise<"open" | number> {
   return new Promise((resolve, reject) => {
@@ -299,5 +315,24 @@ describe("the Link's own page at http://localhost:PORT (where passkeys work)", (
     assert.equal(await controlUpgrade(t.port, { Host: `localhost:${t.port}`, Origin: `http://localhost:${t.port + 1}` }), 403);
     assert.equal(await controlUpgrade(t.port, { Host: `localhost:${t.port}`, Origin: `https://localhost:${t.port}` }), 403);
     assert.match(uiContentSecurityPolicy(t.port), new RegExp(`connect-src [^;]*ws://localhost:${t.port}`));
+  });
+
+  it("the Electron shell hands the passkey step to the system browser at localhost with a single-use code (shell.openExternal is a double: no Electron binary here)", async () => {
+    const opened: string[] = [];
+    const url = await openPasskeyStepInBrowser({ port: t.port, api: t.link.api, openExternal: (u) => (opened.push(u), Promise.resolve()) });
+    assert.deepEqual(opened, [url]);
+    const code = /^http:\/\/localhost:(\d+)\/ui\/#code=([A-Za-z0-9_-]+)$/.exec(url);
+    assert.ok(code?.[2] !== undefined, url);
+    assert.equal(Number(code[1]), t.port);
+    assert.equal(url, passkeyStepAddress(t.port, code[2]));
+    // The page the browser opens trades the code once, from the localhost origin.
+    const first = await redeemAsPage(t.port, `http://localhost:${t.port}`, code[2]);
+    assert.ok(first.type === "authenticated", JSON.stringify(first));
+    assert.ok(first.token !== undefined && first.token.length > 0, "the page got the control token");
+    const again = await redeemAsPage(t.port, `http://localhost:${t.port}`, code[2]);
+    assert.equal(again.type, "error");
+
+    // When the browser cannot be opened, the caller hears it.
+    await assert.rejects(openPasskeyStepInBrowser({ port: t.port, api: t.link.api, openExternal: () => Promise.reject(new Error("no browser")) }), /no browser/);
   });
 });
