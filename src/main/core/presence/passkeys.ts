@@ -53,13 +53,19 @@ export interface PasskeysOptions {
   save: (passkeys: StoredPasskey[]) => Promise<void>;
 }
 
+/**
+ * `T` as a plain object type: the same members, and (unlike an interface) assignable to the control
+ * contract's `Record<string, unknown>` for WebAuthn options, so results pass through unconverted.
+ */
+export type PlainJson<T> = { [K in keyof T]: T[K] };
+
 /** A passkey challenge as the window gets it: WebAuthn options for the browser, and the id to answer with. */
 export interface PasskeyProofChallenge {
   challengeId: string;
   /** ISO 8601; the challenge is refused from this instant on. */
   expiresAt: string;
   /** For `navigator.credentials.get` (`PublicKeyCredential.parseRequestOptionsFromJSON`). */
-  options: PublicKeyCredentialRequestOptionsJSON;
+  options: PlainJson<PublicKeyCredentialRequestOptionsJSON>;
 }
 
 export interface Passkeys {
@@ -71,7 +77,7 @@ export interface Passkeys {
    * registration overwrite another's discoverable credential). The challenge is single-use and valid
    * `PASSKEY_CHALLENGE_TTL_MS`.
    */
-  registrationOptions(): Promise<{ challengeId: string; options: PublicKeyCredentialCreationOptionsJSON }>;
+  registrationOptions(): Promise<{ challengeId: string; options: PlainJson<PublicKeyCredentialCreationOptionsJSON> }>;
   /**
    * Verifies the browser's answer to a registration challenge (`PasskeyRegistrationResponseSchema`;
    * user verification required, origin exact, RP ID `localhost`) and saves the new passkey under
