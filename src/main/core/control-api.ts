@@ -3,7 +3,8 @@
  * place where approve, deny and revoke exist), assembled from the core's parts. Every change that
  * can alter what a grant serves drops the grant cache before and after it.
  */
-import { uiCodeAddress, type ApproveItemResult, type ControlEvent, type LinkApi, type LinkStatus } from "../../shared/control.js";
+import { ControlMethods, isControlMethod, uiCodeAddress, type ApproveItemResult, type ControlEvent, type LinkApi, type LinkStatus } from "../../shared/control.js";
+import { describeValidation, methodWords } from "../../shared/wording.js";
 import { LinkError } from "../../shared/errors.js";
 import type { AuthorityConnection } from "./authority/connection.js";
 import type { GrantCache } from "./authority/grant-cache.js";
@@ -12,9 +13,10 @@ import type { InstanceContext } from "./account/instance-context.js";
 import type { SignIn } from "./account/sign-in.js";
 import type { UiCodes } from "./loopback/ui-codes.js";
 import type { SettingsStore } from "./runtime/settings.js";
-import { withoutPresence, type LockReason } from "../../shared/presence.js";
+import { presenceAction, withoutPresence, type LockReason } from "../../shared/presence.js";
 import type { PresenceGate } from "./presence/presence.js";
 import type { Vault } from "./vault/vault.js";
+import type { Passkeys } from "./presence/passkeys.js";
 
 export interface ControlApiDeps {
   connection: AuthorityConnection;
@@ -30,6 +32,7 @@ export interface ControlApiDeps {
   shutdown: () => void;
   vault: Vault;
   presence: PresenceGate;
+  passkeys: Passkeys;
   unlock(passphrase: string): Promise<LinkStatus>;
   create(passphrase: string, pin: string | undefined): Promise<LinkStatus>;
   lock(reason: LockReason): LinkStatus;
@@ -175,9 +178,26 @@ export function createControlApi(deps: ControlApiDeps): LinkApi {
       await vault.setIdleLockMinutes(params.minutes);
       return status();
     },
-    presenceChallenge: notYet,
-    passkeyRegistrationOptions: notYet,
-    passkeyRegister: notYet,
+    async presenceChallenge({ method, params }) {
+      if (vault.state !== "unlocked") throw new LinkError("locked", "Piper Link is locked; unlock it first.");
+      // The terms are read as the call itself will read them (defaults filled in), so the challenge
+      // is bound to exactly the action the later call computes.
+      if (!isControlMethod(method)) throw new LinkError("bad_request", `Unknown control method ${JSON.stringify(method.slice(0, 64))}.`);
+      const parsed = ControlMethods[method].params.safeParse(params);
+      if (!parsed.success) throw new LinkError("bad_request", describeValidation(methodWords(method), parsed.error.issues));
+      const terms: Record<string, unknown> = { ...parsed.data };
+      return deps.passkeys.challenge(presenceAction(method, terms));
+    },
+    async passkeyRegistrationOptions() {
+      if (vault.state !== "unlocked") throw new LinkError("locked", "Piper Link is locked; unlock it first.");
+      return deps.passkeys.registrationOptions();
+    },
+    async passkeyRegister(params) {
+      // A new passkey is a new way to say yes: it needs a proof the person already has.
+      await presence.require("passkeyRegister", params, ["passphrase", "pin"]);
+      await deps.passkeys.register(params.challengeId, params.response, params.name);
+      return status();
+    },
     listLegacyGrants: notYet,
     keepLegacyGrants: notYet,
     shutdown() {

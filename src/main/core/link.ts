@@ -11,6 +11,8 @@ import { uiAddress, type LinkStatus } from "../../shared/control.js";
 import { PIN_TRIES_ALLOWED, type LockReason, type VaultStatus } from "../../shared/presence.js";
 import { LinkError } from "../../shared/errors.js";
 import { createPresenceGate } from "./presence/presence.js";
+import { createPasskeys } from "./presence/passkeys.js";
+import { passkeyOrigin, StoredPasskeysSchema } from "../../shared/passkeys.js";
 import { createSealedKeychain } from "./vault/sealed-keychain.js";
 import { createVault } from "./vault/vault.js";
 import { createInstanceContext } from "./account/instance-context.js";
@@ -96,11 +98,18 @@ export function createLink(options: LinkOptions): Link {
     pagesOrigin: () => (embeddedEndpoint() !== null && serving !== null ? `http://127.0.0.1:${serving.address.port}` : null),
   });
 
+  // Passkeys live in the vault's payload (sealed with it); their challenges in memory only.
+  const passkeys = createPasskeys({
+    origin: () => passkeyOrigin(serving?.address.port ?? 0),
+    now,
+    load: () => Promise.resolve(StoredPasskeysSchema.parse(vault.passkeys)),
+    save: (list) => vault.savePasskeys(list),
+  });
   const presence = createPresenceGate({
     vault,
     now,
     authority: () => (config === null ? null : config.kind === "remote" ? { kind: "remote" } : { kind: "embedded", approvalKey: () => null }),
-    passkeys: () => null,
+    passkeys: () => ({ verify: async (challengeId, action, response) => void (await passkeys.verify(challengeId, action, response)) }),
   });
   const legacyGrants = 0;
   const vaultStatus = (): VaultStatus => ({
@@ -127,6 +136,7 @@ export function createLink(options: LinkOptions): Link {
     uiCodes,
     vault,
     presence,
+    passkeys,
     unlock: (passphrase) => unlock(passphrase, false),
     create: (passphrase, pin) => create(passphrase, pin, false),
     lock: (reason) => lockNow(reason),
