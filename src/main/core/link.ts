@@ -109,7 +109,11 @@ export function createLink(options: LinkOptions): Link {
     vault,
     now,
     authority: () => (config === null ? null : config.kind === "remote" ? { kind: "remote" } : { kind: "embedded", approvalKey: () => null }),
-    passkeys: () => ({ verify: async (challengeId, action, response) => void (await passkeys.verify(challengeId, action, response)) }),
+    passkeys: () => ({
+      async verify(challengeId, action, response) {
+        await passkeys.verify(challengeId, action, response);
+      },
+    }),
   });
   const legacyGrants = 0;
   const vaultStatus = (): VaultStatus => ({
