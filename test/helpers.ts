@@ -53,7 +53,8 @@ export interface TestLink {
 
 export async function startTestLink(options: { limits?: Partial<LinkLimits>; instanceId?: string } & Partial<LinkOptions> = {}): Promise<TestLink> {
   const profile = options.profile ?? uniqueProfile();
-  const { home, paths } = await tempPaths(profile);
+  // A restart of an earlier test Link passes its paths (and keychain) back in.
+  const { home, paths } = options.paths !== undefined ? { home: null, paths: options.paths } : await tempPaths(profile);
   const keychain = options.keychain ?? createKeychainStore({ profile });
   if (options.instanceId !== undefined) await keychain.set("instance-id", options.instanceId);
   const logger = await createFileLogger(paths.logDir, "debug");
@@ -69,7 +70,7 @@ export async function startTestLink(options: { limits?: Partial<LinkLimits>; ins
     async stop() {
       await link.stop();
       await keychain.delete("instance-id").catch(() => false);
-      await fs.rm(home, { recursive: true, force: true });
+      if (home !== null) await fs.rm(home, { recursive: true, force: true });
     },
   };
 }

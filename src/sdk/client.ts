@@ -11,7 +11,7 @@
 import WebSocket from "ws";
 import { backoffDelay } from "../shared/backoff.js";
 import type { CallAuth } from "../shared/calls.js";
-import { NOT_SIGNED_IN_MESSAGE } from "../shared/errors.js";
+import { LOCKED_MESSAGE, NOT_SIGNED_IN_MESSAGE } from "../shared/errors.js";
 import { LinkMessageSchema, type ActingFor, type AgentGrant, type LinkMessage } from "../shared/protocol.js";
 import { AGENT_SUBPROTOCOL, LINK_VERSION, PROTOCOL_VERSION } from "../shared/version.js";
 import { discoverLinkUrl } from "./discovery.js";
@@ -21,6 +21,7 @@ import {
   PiperError,
   PiperForbiddenError,
   PiperGrantNeededError,
+  PiperLinkLockedError,
   PiperLinkNeededError,
   PiperSecretAcquisitionError,
 } from "./errors.js";
@@ -178,7 +179,7 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
   let ws: WebSocket | null = null;
   let ready: Promise<void> | null = null;
   let instanceId: string | null = null;
-  let loggedOut: { code: "not_logged_in"; message: string } | null = null;
+  let loggedOut: { code: "not_logged_in" | "locked"; message: string } | null = null;
   let closed = false;
   let nextId = 1;
   let reconnects = 0;
@@ -196,7 +197,7 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
     }
     if (message.type === "context") {
       instanceId = message.instanceId;
-      loggedOut = message.state === "ready" ? null : { code: "not_logged_in", message: NOT_SIGNED_IN_MESSAGE };
+      loggedOut = message.state === "ready" ? null : message.reason === "locked" ? { code: "locked", message: LOCKED_MESSAGE } : { code: "not_logged_in", message: NOT_SIGNED_IN_MESSAGE };
       return;
     }
     const id = message.id === null ? null : String(message.id);
@@ -235,9 +236,9 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
           if (m.type === "welcome") {
             instanceId = m.instanceId;
             loggedOut = null;
-          } else if (m.type === "error" && m.code === "not_logged_in") {
+          } else if (m.type === "error" && (m.code === "not_logged_in" || m.code === "locked")) {
             instanceId = null;
-            loggedOut = { code: "not_logged_in", message: m.message };
+            loggedOut = { code: m.code, message: m.message };
           } else if (m.type === "error") {
             reject(new PiperError(m.code, m.message, { retryable: m.retryable }));
             return;
@@ -300,6 +301,7 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
     if (options.signal?.aborted === true) throw abortedError();
     if (closed) throw new PiperError("closed", "This Piper client was closed.");
     await (ready ?? connect());
+    if (loggedOut?.code === "locked") throw new PiperLinkLockedError(loggedOut.message);
     if (loggedOut !== null || instanceId === null) {
       throw new PiperLinkNeededError("not_logged_in", loggedOut?.message ?? NOT_SIGNED_IN_MESSAGE);
     }
@@ -315,6 +317,8 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
         return new PiperGrantNeededError("grant_needed", variable, requestId, `${variable} needs approval in Piper Link.`);
       case "not_logged_in":
         return new PiperLinkNeededError("not_logged_in", m.message);
+      case "locked":
+        return new PiperLinkLockedError(m.message);
       default:
         return new PiperError(m.code, m.message, { retryable: m.retryable });
     }
@@ -513,7 +517,7 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
           } else if (m.type === "call.end") {
             finish(null);
           } else if (m.type === "error") {
-            finish(m.code === "not_logged_in" ? new PiperLinkNeededError("not_logged_in", m.message) : m.code === "denied" ? new PiperForbiddenError(url, m.message) : new PiperError(m.code, m.message, { retryable: m.retryable }));
+            finish(m.code === "not_logged_in" ? new PiperLinkNeededError("not_logged_in", m.message) : m.code === "locked" ? new PiperLinkLockedError(m.message) : m.code === "denied" ? new PiperForbiddenError(url, m.message) : new PiperError(m.code, m.message, { retryable: m.retryable }));
           }
         },
       });
@@ -539,7 +543,7 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
             resolve(m.grants);
           } else if (m.type === "error") {
             inFlight.delete(id);
-            reject(m.code === "not_logged_in" ? new PiperLinkNeededError("not_logged_in", m.message) : new PiperError(m.code, m.message, { retryable: m.retryable }));
+            reject(m.code === "not_logged_in" ? new PiperLinkNeededError("not_logged_in", m.message) : m.code === "locked" ? new PiperLinkLockedError(m.message) : new PiperError(m.code, m.message, { retryable: m.retryable }));
           }
         },
       });

@@ -30,9 +30,21 @@ export class PiperConfigError extends PiperError {
 }
 
 export class PiperLinkNeededError extends PiperConfigError {
-  constructor(code: "link_not_running" | "not_logged_in", message: string, options?: { cause?: unknown }) {
+  constructor(code: "link_not_running" | "not_logged_in" | "locked", message: string, options?: { cause?: unknown }) {
     super(code, message, options);
     this.name = "PiperLinkNeededError";
+  }
+}
+
+/**
+ * Piper Link runs but is locked: the person has not unlocked it since it started, locked it, or it
+ * locked itself (idle, too many wrong PINs). Nothing is served until they unlock; retry later.
+ * A `PiperLinkNeededError`, so code that handles "the Link is not usable" handles this too.
+ */
+export class PiperLinkLockedError extends PiperLinkNeededError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("locked", message, options);
+    this.name = "PiperLinkLockedError";
   }
 }
 

@@ -18,6 +18,7 @@ export {
   PiperError,
   PiperForbiddenError,
   PiperGrantNeededError,
+  PiperLinkLockedError,
   PiperLinkNeededError,
   PiperSecretAcquisitionError,
 } from "./errors.js";

@@ -144,6 +144,8 @@ export const ContextPushSchema = z.object({
   type: z.literal("context"),
   instanceId: z.string().nullable(),
   state: ContextStateSchema,
+  /** Why there is no instance: `not_logged_in`, or `locked` while the person has not unlocked the Link. Absent from older Links. */
+  reason: z.enum(["not_logged_in", "locked"]).optional(),
 });
 export type ContextPush = z.infer<typeof ContextPushSchema>;
 

@@ -48,7 +48,9 @@ export interface LinkOptions {
    * it came unattended (from a file: unprotected at rest, never a proof). Absent: the Link starts
    * locked and waits for `unlock` (window, CLI).
    */
-  unlock?: { passphrase: string | (() => Promise<string>); pin?: string; unattended?: boolean };
+  unlock?: { passphrase: string | (() => Promise<string>); pin?: string; unattended?: boolean } | null;
+  /** How often the idle lock is checked, in ms (default 60 000); tests with their own clock check more often. */
+  idleCheckMs?: number;
   /** scrypt parameters for a new vault (default: VAULT_KDF in core/vault/vault-crypto.ts); tests lower N, never below 2^14. */
   vaultKdf?: { N: number; r: number; p: number };
   /** The file keychain's passphrase is the vault's (one passphrase): the daemon passes the slot that feeds it. */

@@ -80,7 +80,7 @@ export function createLink(options: LinkOptions): Link {
       serving.pyper.clear();
       const state = instanceId === null ? "logged_out" : "ready";
       log.info({ state }, "context changed");
-      serving.server.broadcastContext({ type: "context", instanceId, state });
+      serving.server.broadcastContext({ type: "context", instanceId, state, ...(instanceId === null ? { reason: vault.state === "unlocked" ? "not_logged_in" : "locked" } : {}) });
       emitStatus();
     },
   });
@@ -167,7 +167,7 @@ export function createLink(options: LinkOptions): Link {
     await context.load();
     await signIn.refreshAccount();
     if (vault.needsRotation) await rotateAfterUpgrade();
-    idleTimer ??= setInterval(() => vault.checkIdle(), IDLE_CHECK_MS);
+    idleTimer ??= setInterval(() => vault.checkIdle(), options.idleCheckMs ?? IDLE_CHECK_MS);
     idleTimer.unref();
     emitStatus();
   }
@@ -268,7 +268,7 @@ export function createLink(options: LinkOptions): Link {
         await writeRuntimeFiles(paths, { port, controlToken, startedAt });
         log.info({ port, hosts, fallback, vault: vault.state }, "link started");
         const given = options.unlock;
-        if (given !== undefined) {
+        if (given !== undefined && given !== null) {
           const passphrase = typeof given.passphrase === "string" ? given.passphrase : await given.passphrase();
           if (vault.state === "new") await create(passphrase, given.pin, given.unattended ?? false);
           else await unlock(passphrase, given.unattended ?? false);

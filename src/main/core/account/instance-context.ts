@@ -101,12 +101,15 @@ export function createInstanceContext(deps: InstanceContextDeps): InstanceContex
       apply(null);
     },
     setLocked(next) {
+      const changed = next !== locked;
       locked = next;
       if (next) {
         if (retryTimer !== null) clearTimeout(retryTimer);
         retryTimer = null;
         keychainError = null;
-        apply(null);
+        instanceId = null;
+        // Told even when there was no instance: agents learn why nothing is served now.
+        if (changed) deps.onChange(null);
       }
     },
     stop() {

@@ -292,8 +292,12 @@ export function createVault(options: VaultOptions): Vault {
       state = "unlocked";
       lockedReason = null;
       unattended = opts.unattended ?? false;
-      failures = { failures: 0, lastAt: 0 };
-      await saveFailures();
+      // Only the person clears the wrong-PIN count: an unattended restart (from the passphrase file,
+      // which any process of the user can trigger) keeps it, so restarting buys no new guesses.
+      if (!unattended) {
+        failures = { failures: 0, lastAt: 0 };
+        await saveFailures();
+      }
       lastPresence = now();
       log.info({ unattended }, "vault unlocked");
     },
@@ -333,6 +337,10 @@ export function createVault(options: VaultOptions): Vault {
     async checkPin(pin) {
       opened();
       if (pinVerifier === null) throw new LinkError("presence_failed", "No approval PIN is set; use your passphrase (or set a PIN in Settings).");
+      if (failures.failures >= PIN_TRIES_ALLOWED) {
+        vault.lock("too_many_wrong_pins");
+        throw new LinkError("locked", `Wrong PIN ${PIN_TRIES_ALLOWED} times: Piper Link locked itself. Unlock it with your passphrase (in its window, or \`piper-link unlock\` at a terminal).`);
+      }
       const wait = failures.lastAt + pinBackoffMs(failures.failures) - now();
       if (wait > 0) throw new LinkError("rate_limited", `Too many wrong PINs; try again in ${Math.ceil(wait / 1000)} s.`, { retryable: true });
       const verifier = pinVerifier;
