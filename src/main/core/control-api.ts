@@ -5,6 +5,7 @@
  */
 import { uiCodeAddress, type ApproveItemResult, type ControlEvent, type LinkApi, type LinkStatus } from "../../shared/control.js";
 import { LinkError } from "../../shared/errors.js";
+import type { PresenceSigner } from "./authority/authority-client.js";
 import type { AuthorityConnection } from "./authority/connection.js";
 import type { GrantCache } from "./authority/grant-cache.js";
 import { requireRequesterAlive } from "./authority/local-liveness.js";
@@ -25,6 +26,8 @@ export interface ControlApiDeps {
   emit: (event: ControlEvent) => void;
   /** Stops the Link after the reply to `shutdown` has been sent. */
   shutdown: () => void;
+  /** Signs the authority's proof of presence for a widening call (the presence gate decides before it is called). */
+  authorityPresence: PresenceSigner;
 }
 
 // Replaced by the vault and presence parts in the next change.
@@ -77,7 +80,7 @@ export function createControlApi(deps: ControlApiDeps): LinkApi {
       const client = authority();
       const request = (await client.listRequests("pending")).find((r) => r.id === requestId);
       if (request !== undefined) await requireRequesterAlive(client, request, body);
-      return client.approve(requestId, body);
+      return client.approve(requestId, body, deps.authorityPresence);
     },
     async approveRequests({ items, ...terms }) {
       const client = authority();
@@ -89,7 +92,7 @@ export function createControlApi(deps: ControlApiDeps): LinkApi {
         try {
           const request = pending.get(requestId);
           if (request !== undefined) await requireRequesterAlive(client, request, terms);
-          const grant = await client.approve(requestId, { ...terms, ...(secretName !== undefined ? { secretName } : {}) });
+          const grant = await client.approve(requestId, { ...terms, ...(secretName !== undefined ? { secretName } : {}) }, deps.authorityPresence);
           results.push({ requestId, ok: true, grant });
         } catch (err) {
           if (!(err instanceof LinkError)) throw err;
@@ -102,9 +105,9 @@ export function createControlApi(deps: ControlApiDeps): LinkApi {
     listGrants: ({ all }) => authority().listGrants(all),
     revokeGrant: ({ grantId }) => changing("revoke", () => authority().revokeGrant(grantId)),
     listSecrets: () => authority().listSecrets(),
-    updateGrantPolicy: ({ grantId, policy }) => changing("grant limits", () => authority().updateGrantPolicy(grantId, policy)),
-    setSecret: ({ name, value, hosts }) => changing("secret set", () => authority().setSecret(name, value, hosts)),
-    setSecretHosts: ({ name, hosts }) => changing("secret hosts", () => authority().setSecretHosts(name, hosts)),
+    updateGrantPolicy: ({ grantId, policy }) => changing("grant limits", () => authority().updateGrantPolicy(grantId, policy, deps.authorityPresence)),
+    setSecret: ({ name, value, hosts }) => changing("secret set", () => authority().setSecret(name, value, hosts, deps.authorityPresence)),
+    setSecretHosts: ({ name, hosts }) => changing("secret hosts", () => authority().setSecretHosts(name, hosts, deps.authorityPresence)),
     async deleteSecret({ name }) {
       await changing("secret deleted", () => authority().deleteSecret(name));
       return { deleted: true as const };

@@ -13,6 +13,8 @@ import { createInstanceContext } from "./account/instance-context.js";
 import { createSignIn } from "./account/sign-in.js";
 import { createSignInSession } from "./account/sign-in-session.js";
 import { connectConfiguredAuthority } from "./authority/configured-authority.js";
+import { LinkError } from "../../shared/errors.js";
+import { signLinkPresence } from "./authority/authority-client.js";
 import { createAuthorityConnection } from "./authority/connection.js";
 import type { EmbeddedAuthority } from "./authority/embedded-authority.js";
 import { createGrantCache } from "./authority/grant-cache.js";
@@ -106,6 +108,12 @@ export function createLink(options: LinkOptions): Link {
     status,
     emit: (event) => events.emit(event),
     shutdown: () => (options.onShutdownRequested ? options.onShutdownRequested() : void link.stop()),
+    // Replaced with the presence gate in the next change: until then the embedded authority's proof
+    // is signed for every widening call, and a remote authority is told no proof was given.
+    authorityPresence: (action) => {
+      if (embedded === null) throw new LinkError("presence_required", "This authority checks your account password; approving through it is not wired up yet.");
+      return signLinkPresence(embedded.approvalKey(), action);
+    },
   });
 
   /** Stops what `start` started, in reverse order; safe on a partial start. */
