@@ -27,6 +27,10 @@ import { Browser, csrfOf } from "./browser-helpers.js";
 import { BIN } from "./cli-helpers.js";
 import { PG_SKIP, PG_URL, postgresDatabase, sqliteDatabase, type TestDatabase } from "./db-helpers.js";
 import { waitFor } from "./helpers.js";
+import { linkSigner, newApprovalKey } from "./presence-helpers.js";
+
+/** The approval key the authorities below take, as an embedded authority gets one from its Link. */
+const approvalKey = newApprovalKey();
 
 const tokenCredentials = (token: string): Credentials => ({ bearer: () => Promise.resolve(token), rejected: () => undefined });
 
@@ -38,7 +42,7 @@ function signal<T = void>(): { promise: Promise<T>; resolve: (v: T) => void } {
 }
 
 async function authorityOn(db: TestDatabase, extra: Partial<Parameters<typeof startAuthority>[0]> = {}): Promise<RunningAuthority> {
-  return startAuthority({ db: db.location, dataKeys: parseDataKeys(`k1:${newDataKey()}`), host: "127.0.0.1", port: 0, tls: null, agentRate: { perSecond: 1000, burst: 2000 }, ...extra });
+  return startAuthority({ db: db.location, dataKeys: parseDataKeys(`k1:${newDataKey()}`), host: "127.0.0.1", port: 0, tls: null, agentRate: { perSecond: 1000, burst: 2000 }, approvalKey, ...extra });
 }
 
 /** Signs up through the authority's pages and redeems a PKCE code: a real OAuth access token. */
@@ -323,7 +327,7 @@ describe("waits do not starve everything else (issue 16 item 5)", () => {
     clientRef(client);
     const first = await client.resolve({ instanceId, agentClientId: "fast", variable: "GRANTED" });
     assert.equal(first.status, "pending");
-    await client.approve(first.requestId, { scope: { kind: "until_revoked" } });
+    await client.approve(first.requestId, { scope: { kind: "until_revoked" } }, linkSigner(approvalKey));
 
     const abort = new AbortController();
     let settled = 0;

@@ -7,11 +7,12 @@ import fs from "node:fs/promises";
 import https from "node:https";
 import path from "node:path";
 import { after, describe, it } from "node:test";
-import { newDataKey } from "../src/server/crypto.js";
+import type { AuthorityKeys } from "../src/shared/authority-process.js";
 import { PYPER_PATHS } from "../src/server/http.js";
 import { BIN } from "./cli-helpers.js";
 import { ENGINES, PG_SKIP, postgresDatabase, type TestDatabase } from "./db-helpers.js";
 import { tempDir, waitFor } from "./helpers.js";
+import { newAuthorityKeys, presentApprove } from "./presence-helpers.js";
 
 interface Served {
   url: string;
@@ -24,9 +25,11 @@ after(() => {
   for (const c of children) c.kill();
 });
 
-async function serve(db: string, env: NodeJS.ProcessEnv, tlsDir: string): Promise<Served> {
-  const child = spawn(process.execPath, [BIN, "authority", "serve", "--db", db, "--listen", "127.0.0.1:0", "--tls-dir", tlsDir, "--pyper-endpoints"], { env, stdio: ["ignore", "pipe", "pipe"] });
+/** Serves with the keys given on stdin, as the Link's embedded authority gets them (link-mac proofs of presence). */
+async function serve(db: string, keys: AuthorityKeys, tlsDir: string): Promise<Served> {
+  const child = spawn(process.execPath, [BIN, "authority", "serve", "--db", db, "--listen", "127.0.0.1:0", "--tls-dir", tlsDir, "--pyper-endpoints", "--keys-on-stdin"], { env: process.env, stdio: ["pipe", "pipe", "pipe"] });
   children.push(child);
+  child.stdin.end(`${JSON.stringify(keys)}\n`);
   const line = await new Promise<string>((resolve, reject) => {
     let out = "";
     let err = "";
@@ -41,8 +44,8 @@ async function serve(db: string, env: NodeJS.ProcessEnv, tlsDir: string): Promis
   return { url, cert: await fs.readFile(path.join(tlsDir, "tls.crt"), "utf8"), child };
 }
 
-function createUser(db: string, env: NodeJS.ProcessEnv): { userId: string; linkToken: string } {
-  const r = spawnSync(process.execPath, [BIN, "authority", "create-user", "--db", db], { env, encoding: "utf8" });
+function createUser(db: string, keys: AuthorityKeys): { userId: string; linkToken: string } {
+  const r = spawnSync(process.execPath, [BIN, "authority", "create-user", "--db", db, "--keys-on-stdin"], { input: `${JSON.stringify(keys)}\n`, encoding: "utf8" });
   assert.equal(r.status, 0, r.stderr);
   return JSON.parse(r.stdout) as { userId: string; linkToken: string };
 }
@@ -66,14 +69,14 @@ function call(s: Served, method: string, pathName: string, body?: unknown, token
   });
 }
 
-async function setup(db: TestDatabase): Promise<{ s: Served; token: string; instanceId: string; env: NodeJS.ProcessEnv; tlsDir: string }> {
-  const env = { ...process.env, PIPER_AUTHORITY_DATA_KEYS: `k1:${newDataKey()}` };
+async function setup(db: TestDatabase): Promise<{ s: Served; token: string; instanceId: string; keys: AuthorityKeys; approvalKey: Buffer; tlsDir: string }> {
+  const { keys, approvalKey } = newAuthorityKeys();
   const tlsDir = path.join(await tempDir("piper-tls-"), "tls");
-  const { linkToken } = createUser(db.location, env);
-  const s = await serve(db.location, env, tlsDir);
+  const { linkToken } = createUser(db.location, keys);
+  const s = await serve(db.location, keys, tlsDir);
   const inst = await call(s, "POST", "/v1/instances", { name: "test" }, linkToken);
   assert.equal(inst.status, 201);
-  return { s, token: linkToken, instanceId: String(inst.json["instanceId"]), env, tlsDir };
+  return { s, token: linkToken, instanceId: String(inst.json["instanceId"]), keys, approvalKey, tlsDir };
 }
 
 for (const engine of ENGINES) {
@@ -81,7 +84,7 @@ for (const engine of ENGINES) {
     it("speaks pyper-sdk's wire protocol: mapping_not_found first, then scoped credentials and secret_value after approval", async () => {
       const db = await engine.make();
       try {
-        const { s, token, instanceId } = await setup(db);
+        const { s, token, instanceId, approvalKey } = await setup(db);
         assert.equal((await call(s, "PUT", "/v1/secrets/OPENAI_API_KEY", { value: "sk-pyper-wire" }, token)).status, 200);
         const ident = { agentClientId: "pyper_agent_1", instanceId };
         const miss = await call(s, "POST", PYPER_PATHS.resolveMapping, { ...ident, variableName: "openai_api_key" });
@@ -92,7 +95,7 @@ for (const engine of ENGINES) {
         const [first] = pending.json as unknown as Array<{ id: string; agentClientId: string }>;
         assert.ok(first);
         assert.equal(first.agentClientId, "pyper_agent_1");
-        assert.equal((await call(s, "POST", `/v1/requests/${first.id}/approve`, { scope: { kind: "until_revoked" } }, token)).status, 200);
+        assert.equal((await call(s, "POST", `/v1/requests/${first.id}/approve`, presentApprove(approvalKey, first.id, { scope: { kind: "until_revoked" } }), token)).status, 200);
 
         const mapping = await call(s, "POST", PYPER_PATHS.resolveMapping, { ...ident, variableName: "openai_api_key" });
         assert.equal(mapping.status, 200);
@@ -116,7 +119,7 @@ for (const engine of ENGINES) {
     it("answers bad input with {error, error_description} and stable codes", async () => {
       const db = await engine.make();
       try {
-        const { s, token, instanceId } = await setup(db);
+        const { s, token, instanceId, approvalKey } = await setup(db);
         const cases: Array<[Promise<{ status: number; json: Record<string, unknown> }>, number, string]> = [
           [call(s, "GET", "/v1/secrets"), 401, "invalid_token"],
           [call(s, "GET", "/v1/secrets", undefined, "plt_wrong"), 401, "invalid_token"],
@@ -126,7 +129,8 @@ for (const engine of ENGINES) {
           [call(s, "POST", "/v1/agent/resolve", { instanceId, agentClientId: "a" }, token), 400, "invalid_request"],
           [call(s, "POST", "/v1/agent/resolve", { instanceId, agentClientId: "a", variable: "x".repeat(70_000) }, token), 413, "request_too_large"],
           [call(s, "PUT", "/v1/secrets/bad%20name", { value: "v" }, token), 400, "invalid_request"],
-          [call(s, "POST", "/v1/requests/req_none/approve", { scope: { kind: "once" } }, token), 404, "request_not_found"],
+          [call(s, "POST", "/v1/requests/req_none/approve", presentApprove(approvalKey, "req_none", { scope: { kind: "once" } }), token), 404, "request_not_found"],
+          [call(s, "POST", "/v1/requests/req_none/approve", { scope: { kind: "once" } }, token), 403, "presence_required"],
           [call(s, "POST", "/v1/requests/req_none/approve", { scope: { kind: "forever" } }, token), 400, "invalid_request"],
           [call(s, "GET", "/nowhere"), 404, "not_found"],
         ];
@@ -148,7 +152,7 @@ describe("pyper-sdk style client in Python (urllib, certificate verified)", () =
     const db = await ENGINES[0]?.make();
     assert.ok(db);
     try {
-      const { s, token, instanceId, tlsDir } = await setup(db);
+      const { s, token, instanceId, tlsDir, approvalKey } = await setup(db);
       await call(s, "PUT", "/v1/secrets/NOTION_TOKEN", { value: "ntn-python-value" }, token);
       // The three calls exactly as pyper-sdk makes them: JSON POSTs to https URLs, no token on the exchange.
       const script = `
@@ -175,7 +179,7 @@ print(json.dumps({"step": "exchange", "status": st, "value": body.get("secret_va
       const run = () => JSON.parse(spawnSync("python3", ["-c", script, s.url, instanceId, path.join(tlsDir, "tls.crt")], { encoding: "utf8" }).stdout.trim()) as Record<string, unknown>;
       assert.deepEqual(run(), { step: "resolve", status: 404, error: "mapping_not_found" });
       const list = (await call(s, "GET", "/v1/requests", undefined, token)).json as unknown as Array<{ id: string }>;
-      await call(s, "POST", `/v1/requests/${list[0]?.id ?? ""}/approve`, { scope: { kind: "once" } }, token);
+      await call(s, "POST", `/v1/requests/${list[0]?.id ?? ""}/approve`, presentApprove(approvalKey, list[0]?.id ?? "", { scope: { kind: "once" } }), token);
       assert.deepEqual(run(), { step: "exchange", status: 200, value: "ntn-python-value" });
       assert.deepEqual(run(), { step: "resolve", status: 404, error: "mapping_not_found" }, "a once grant is used up by the exchange");
     } finally {
@@ -189,7 +193,7 @@ describe("several standalone authorities on one PostgreSQL", { skip: PG_SKIP }, 
     const db = await postgresDatabase();
     try {
       const a = await setup(db);
-      const b = { s: await serve(db.location, a.env, a.tlsDir) };
+      const b = { s: await serve(db.location, a.keys, a.tlsDir) };
       await call(a.s, "PUT", "/v1/secrets/SHARED", { value: "shared-value" }, a.token);
       // Written through A, visible through B.
       const secrets = (await call(b.s, "GET", "/v1/secrets", undefined, a.token)).json as unknown as Array<{ name: string }>;
@@ -201,7 +205,7 @@ describe("several standalone authorities on one PostgreSQL", { skip: PG_SKIP }, 
       const waiting = call(a.s, "POST", `/v1/agent/requests/${requestId}/wait`, { ...ident, timeoutMs: 20_000 }, a.token);
       const started = Date.now();
       await new Promise((r) => setTimeout(r, 300));
-      assert.equal((await call(b.s, "POST", `/v1/requests/${requestId}/approve`, { scope: { kind: "until_revoked" } }, a.token)).status, 200);
+      assert.equal((await call(b.s, "POST", `/v1/requests/${requestId}/approve`, presentApprove(a.approvalKey, requestId, { scope: { kind: "until_revoked" } }), a.token)).status, 200);
       const outcome = await waiting;
       assert.equal(outcome.json["status"], "approved");
       assert.ok(Date.now() - started < 10_000, "woken by the notification, not by the timeout");

@@ -33,9 +33,10 @@ for (const engine of ENGINES) {
       const two = await openDatabase(db.location);
       let clock = Date.now();
       const now = (): number => clock;
+      const keys = parseDataKeys(`k1:${newDataKey()}`);
       try {
-        const a = createOAuthService({ db: one.db, now });
-        const b = createOAuthService({ db: two.db, now });
+        const a = createOAuthService({ db: one.db, keys, now });
+        const b = createOAuthService({ db: two.db, keys, now });
         const victimId = await a.signUp("victim@example.com", "correct horse battery", "Victim");
         const okId = await a.signUp("ok@example.com", "correct horse battery", "Ok");
 
@@ -88,7 +89,7 @@ for (const engine of ENGINES) {
       const opened = await openDatabase(db.location);
       let clock = Date.now();
       try {
-        const a = createOAuthService({ db: opened.db, now: () => clock });
+        const a = createOAuthService({ db: opened.db, keys: parseDataKeys(`k1:${newDataKey()}`), now: () => clock });
         await a.signUp("burst@example.com", "correct horse battery", "Burst");
         for (let i = 0; i < SIGN_IN_LIMITS.perAccountAddress; i++) await rejectsWith(a.signIn("burst@example.com", `wrong-${i}`, "203.0.113.9"), 401, "invalid_credentials");
         clock += SIGN_IN_LIMITS.slowedIntervalMs + 1000;
@@ -109,7 +110,7 @@ for (const engine of ENGINES) {
       const opened = await openDatabase(db.location);
       const clock = Date.now();
       try {
-        const a = createOAuthService({ db: opened.db, now: () => clock });
+        const a = createOAuthService({ db: opened.db, keys: parseDataKeys(`k1:${newDataKey()}`), now: () => clock });
         const id = await a.signUp("team@example.com", "correct horse battery", "Team");
         // 30 failures from 11 addresses, 3 each at most (under the per-address allowance of 5).
         for (let i = 0; i < SIGN_IN_LIMITS.perAccount; i++) await rejectsWith(a.signIn("team@example.com", `wrong-${i}`, `198.51.100.${i % 11}`), 401, "invalid_credentials");

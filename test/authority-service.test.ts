@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import fs from "node:fs/promises";
 import { describe, it } from "node:test";
-import { newDataKey, parseDataKeys } from "../src/server/crypto.js";
+import { newDataKey, parseDataKeys, type DataKeys } from "../src/server/crypto.js";
 import { openDatabase, type OpenedDatabase } from "../src/server/db.js";
 import { createLocalBus } from "../src/server/events.js";
 import { createService, ServiceError, type AuthorityService } from "../src/server/service.js";
@@ -12,6 +12,7 @@ import { pendingRequestId } from "./helpers.js";
 
 interface Fixture {
   service: AuthorityService;
+  keys: DataKeys;
   opened: OpenedDatabase;
   userId: string;
   instanceId: string;
@@ -24,11 +25,13 @@ async function fixture(make: () => Promise<TestDatabase>): Promise<Fixture> {
   const db = await make();
   const opened = await openDatabase(db.location);
   const clock = { t: 1_800_000_000_000 };
-  const service = createService({ db: opened.db, keys: parseDataKeys(`k1:${newDataKey()}`), bus: createLocalBus(), now: () => clock.t, requestTtlMs: 60_000 });
+  const keys = parseDataKeys(`k1:${newDataKey()}`);
+  const service = createService({ db: opened.db, keys, bus: createLocalBus(), now: () => clock.t, requestTtlMs: 60_000 });
   const { userId } = await service.createUser("Test");
   const instanceId = await service.registerInstance(userId, "test machine");
   return {
     service,
+    keys,
     opened,
     userId,
     instanceId,
@@ -272,7 +275,8 @@ for (const engine of ENGINES) {
           },
           transformResult: (args) => Promise.resolve(args.result),
         });
-        const service = createService({ db: counted, keys: parseDataKeys(`k1:${newDataKey()}`), bus: createLocalBus(), now: () => f.clock.t });
+        // The same data key: rows MAC'd under another would be refused.
+        const service = createService({ db: counted, keys: f.keys, bus: createLocalBus(), now: () => f.clock.t });
         const measure = async <T>(run: () => Promise<T>): Promise<{ value: T; queries: number }> => {
           queries = 0;
           const value = await run();

@@ -5,6 +5,7 @@
 // at the interval to slow down.
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
+import { newDataKey, parseDataKeys } from "../src/server/crypto.js";
 import { once } from "node:events";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -162,7 +163,7 @@ describe("the authority's device polling (fake clock, real SQLite)", () => {
 
   it("a client polling every `interval` seconds (with timer jitter) keeps getting authorization_pending", async () => {
     let t = 5_000_000;
-    const oauth = createOAuthService({ db: opened.db, now: () => t, deviceIntervalS: 5 });
+    const oauth = createOAuthService({ db: opened.db, keys: parseDataKeys(`k1:${newDataKey()}`), now: () => t, deviceIntervalS: 5 });
     const d = await oauth.deviceAuthorization("piper-link");
     const answers: string[] = [];
     for (const gap of [0, 5000, 4990, 5003, 4950, 5000, 4999, 5000, 4980, 5000, 5000, 5000]) {
@@ -174,7 +175,7 @@ describe("the authority's device polling (fake clock, real SQLite)", () => {
 
   it("an early poll gets slow_down and raises the interval, without moving the clock", async () => {
     let t = 9_000_000;
-    const oauth = createOAuthService({ db: opened.db, now: () => t, deviceIntervalS: 5 });
+    const oauth = createOAuthService({ db: opened.db, keys: parseDataKeys(`k1:${newDataKey()}`), now: () => t, deviceIntervalS: 5 });
     const d = await oauth.deviceAuthorization("piper-link");
     const poll = () => pollError(() => oauth.pollDevice(d.device_code, "piper-link"));
     assert.equal(await poll(), "authorization_pending");

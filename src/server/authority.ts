@@ -3,11 +3,13 @@
  * and the expiry sweeper, with an explicit `close()`. Used by `piper-link authority serve` and by
  * the embedded authority the Link starts.
  */
+import type { RotationReport } from "../shared/authority-process.js";
 import type { DataKeys } from "./crypto.js";
 import { openDatabase, type Engine } from "./db.js";
 import { createLocalBus, createPostgresBus } from "./events.js";
 import { buildAuthorityApp } from "./http.js";
 import { createOAuthService } from "./oauth.js";
+import { createPresenceVerifier } from "./presence.js";
 import { createService, type AuthorityService } from "./service.js";
 import type { TlsIdentity } from "./tls.js";
 
@@ -15,6 +17,16 @@ export interface AuthorityOptions {
   /** SQLite file path, or a postgres:// URL. */
   db: string;
   dataKeys: DataKeys;
+  /**
+   * The embedded authority's approval key (32 bytes, from the Link over a pipe): widening routes
+   * then take `link-mac` proofs of presence under it. Null (an operator's authority): they take
+   * the account's password instead.
+   */
+  approvalKey?: Buffer | null;
+  /** Re-encrypt and re-MAC everything under the current data key at start (see `AuthorityKeysSchema.rotate`). */
+  rotate?: boolean;
+  /** May rows of a database never sealed with row MACs be adopted at this start (default true; see `AuthorityKeysSchema.adoptUnsealed`)? */
+  adoptUnsealed?: boolean;
   host: string;
   port: number;
   /** TLS identity; null serves plain HTTP, which callers allow only behind a TLS proxy. */
@@ -42,6 +54,8 @@ export interface RunningAuthority {
   engine: Engine;
   fingerprint256: string | null;
   service: AuthorityService;
+  /** What the rotation at start did; null when none was asked. */
+  rotated: RotationReport | null;
   close(): Promise<void>;
 }
 
@@ -53,14 +67,22 @@ export async function startAuthority(options: AuthorityOptions): Promise<Running
     db: opened.db,
     keys: options.dataKeys,
     bus,
+    log,
     ...(options.now ? { now: options.now } : {}),
     ...(options.requestTtlMs !== undefined ? { requestTtlMs: options.requestTtlMs } : {}),
     ...(options.agentRate ? { agentRatePerSecond: options.agentRate.perSecond, agentRateBurst: options.agentRate.burst } : {}),
   });
-  const oauth = createOAuthService({ db: opened.db, ...(options.now ? { now: options.now } : {}), ...(options.deviceIntervalS !== undefined ? { deviceIntervalS: options.deviceIntervalS } : {}) });
+  const oauth = createOAuthService({ db: opened.db, keys: options.dataKeys, log, ...(options.now ? { now: options.now } : {}), ...(options.deviceIntervalS !== undefined ? { deviceIntervalS: options.deviceIntervalS } : {}) });
+  // Before anything is served: the rows' MACs decide what exists.
+  const adopted = await service.seal(options.adoptUnsealed ?? true);
+  if (adopted > 0) log("row MACs: existing rows adopted at the first start with them; grants among them are listed as legacy until kept", { rows: adopted });
+  const rotated = options.rotate === true ? await service.rotate() : null;
+  if (rotated !== null) log("data key rotated: every secret re-encrypted and every row re-MAC'd under the current key; every credential replaced", { keyId: rotated.keyId, secrets: rotated.secrets, rows: rotated.rows });
+  const presence = createPresenceVerifier({ approvalKey: options.approvalKey ?? null, checkPassword: (userId, password, client) => oauth.checkPassword(userId, password, client), ...(options.now ? { now: options.now } : {}) });
   const { app, drain } = buildAuthorityApp({
     service,
     oauth,
+    presence,
     bus,
     https: options.tls ? { key: options.tls.key, cert: options.tls.cert } : null,
     pyperEndpoints: options.pyperEndpoints ?? false,
@@ -82,6 +104,7 @@ export async function startAuthority(options: AuthorityOptions): Promise<Running
     engine: opened.engine,
     fingerprint256: options.tls?.fingerprint256 ?? null,
     service,
+    rotated,
     async close() {
       clearInterval(sweeper);
       // Open event streams and long-polls would hold app.close() open (issue 16 item 15): end them first.

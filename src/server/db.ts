@@ -44,6 +44,8 @@ export interface OAuthTokensTable {
   /** Refresh tokens: set when exchanged for a new one; a second use means theft. */
   used_at: number | null;
   revoked_at: number | null;
+  /** Row MAC over (token_hash, kind, user_id, client_id, family_id, expires_at) (migration 009). */
+  mac: string | null;
 }
 export interface DeviceCodesTable {
   device_code_hash: string;
@@ -57,10 +59,13 @@ export interface DeviceCodesTable {
   last_poll_at: number | null;
 }
 export interface LinkTokensTable {
+  /** Keyed hash (crypto.ts `tokenHasher`; migration 009). */
   token_hash: string;
   user_id: string;
   label: string;
   created_at: number;
+  /** Row MAC over (token_hash, user_id) (migration 009); a row without a valid one is not honoured. */
+  mac: string | null;
 }
 export interface InstancesTable {
   id: string;
@@ -89,6 +94,8 @@ export interface SecretsTable {
   updated_at: number;
   /** The hosts the secret may ever be sent to by the Link's calls (JSON string array; migration 007); null: any. */
   hosts: string | null;
+  /** Row MAC over (id, user_id, name, hosts) (migration 009): a renamed secret or a widened host list is not honoured. */
+  mac: string | null;
 }
 export interface GrantsTable {
   id: string;
@@ -119,6 +126,10 @@ export interface GrantsTable {
   mode: string | null;
   /** JSON GrantPolicy; null means no limits. */
   policy: string | null;
+  /** 1 for a grant approved before proofs of presence existed (migration 009), until the person keeps it; else 0. */
+  legacy: number;
+  /** Row MAC over everything the grant holds and its agent's client ID (service/row-macs.ts; migration 009). */
+  mac: string | null;
 }
 export interface RequestsTable {
   id: string;
@@ -183,7 +194,14 @@ export interface AuthFailuresTable {
   at: number;
 }
 
+/** Facts about the database itself (migration 009): `row_macs` names the data key rows were first MAC'd under. */
+export interface AuthorityMetaTable {
+  key: string;
+  value: string;
+}
+
 export interface Database {
+  authority_meta: AuthorityMetaTable;
   users: UsersTable;
   link_tokens: LinkTokensTable;
   instances: InstancesTable;
@@ -440,6 +458,29 @@ migrations["008_requester_waits"] = {
     await db.schema
       .alterTable("requests")
       .addColumn("requester_waits", "integer", (c) => c.notNull().defaultTo(1))
+      .execute();
+  },
+};
+
+/**
+ * The authority does not trust its own files: every row that grants anything gets a MAC under a
+ * key derived from the data key, and token hashes become keyed (crypto.ts). The migration only adds
+ * the columns (it has no key); the first start with a key MACs the existing rows and marks the
+ * grants that existed as legacy (service/row-macs.ts `sealRows`). Runs on SQLite and PostgreSQL.
+ */
+migrations["009_row_macs"] = {
+  async up(db: Kysely<unknown>) {
+    for (const table of ["grants", "secrets", "link_tokens", "oauth_tokens"]) {
+      await db.schema.alterTable(table).addColumn("mac", "text").execute();
+    }
+    await db.schema
+      .alterTable("grants")
+      .addColumn("legacy", "integer", (c) => c.notNull().defaultTo(0))
+      .execute();
+    await db.schema
+      .createTable("authority_meta")
+      .addColumn("key", "text", (c) => c.primaryKey())
+      .addColumn("value", "text", (c) => c.notNull())
       .execute();
   },
 };

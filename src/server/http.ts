@@ -12,6 +12,8 @@ import type { Socket } from "node:net";
 import type { ZodType } from "zod";
 import { PYPER_PATHS, PyperExchangeSchema, PyperResolveSchema, PyperScopedSchema } from "../shared/pyper.js";
 import { AuthorityRoutes as R } from "../shared/authority-routes.js";
+import { authorityPresenceAction, type AuthorityPresenceOp, type AuthorityPresenceTerms } from "../shared/authority-presence.js";
+import type { AuthorityPresence } from "../shared/presence.js";
 import { LINK_VERSION } from "../shared/version.js";
 import { socketEnds } from "../shared/socket-owner.js";
 import { clientSource } from "./client-source.js";
@@ -19,6 +21,7 @@ import { createStreamRegistry, type EventBus, type StreamRegistry } from "./even
 import { checkLocalUser, type LocalUserVerdict } from "./local-user.js";
 import type { OAuthService } from "./oauth.js";
 import { registerOAuthRoutes } from "./oauth-routes.js";
+import type { PresenceVerifier } from "./presence.js";
 import { ServiceError, type AuthorityService } from "./service.js";
 
 export interface AuthorityHttpOptions {
@@ -32,6 +35,8 @@ export interface AuthorityHttpOptions {
   trustProxy?: string | null;
   service: AuthorityService;
   oauth: OAuthService;
+  /** Checks the proof of presence every widening route needs (presence.ts). */
+  presence: PresenceVerifier;
   bus: EventBus;
   https: { key: string; cert: string } | null;
   /**
@@ -164,6 +169,11 @@ export function buildAuthorityApp(options: AuthorityHttpOptions): AuthorityApp {
     return userId;
   }
 
+  /** Refuses (403) unless `presence` proves the person is there for exactly `op` with `terms`. */
+  function present<O extends AuthorityPresenceOp>(req: FastifyRequest, op: O, terms: AuthorityPresenceTerms[O], presence: AuthorityPresence | undefined): Promise<void> {
+    return options.presence.verify(user(req), authorityPresenceAction(op, terms), presence, req.ip);
+  }
+
   const streams = createStreamRegistry(userForToken, options.streamRecheckMs);
   const waits = new Set<AbortController>();
   const waitsPerAgent = new Map<string, number>();
@@ -186,7 +196,11 @@ export function buildAuthorityApp(options: AuthorityHttpOptions): AuthorityApp {
   });
   app.post(R.revokeInstance.path, { onRequest: authed, schema: { params: R.revokeInstance.params } }, async (req) => service.revokeInstance(user(req), req.params.id));
   app.get(R.listRequests.path, { onRequest: authed, schema: { querystring: R.listRequests.query } }, async (req) => service.listRequests(user(req), req.query.status));
-  app.post(R.approveRequest.path, { onRequest: authed, schema: { params: R.approveRequest.params, body: R.approveRequest.body } }, async (req) => service.approve(user(req), req.params.id, req.body));
+  app.post(R.approveRequest.path, { onRequest: authed, schema: { params: R.approveRequest.params, body: R.approveRequest.body } }, async (req) => {
+    const { presence, ...terms } = req.body;
+    await present(req, "approveRequest", { requestId: req.params.id, ...terms }, presence);
+    return service.approve(user(req), req.params.id, terms);
+  });
   app.post(R.denyRequest.path, { onRequest: authed, schema: { params: R.denyRequest.params } }, async (req) => service.deny(user(req), req.params.id));
   app.post(R.requesterGone.path, { onRequest: authed, schema: { params: R.requesterGone.params } }, async (req) => service.requesterGone(user(req), req.params.id));
   app.get(R.listGrants.path, { onRequest: authed, schema: { querystring: R.listGrants.query } }, async (req) => service.listGrants(user(req), req.query.all));
@@ -195,16 +209,26 @@ export function buildAuthorityApp(options: AuthorityHttpOptions): AuthorityApp {
     // An empty POST is a plain revoke: the body is optional on the wire.
     return service.revokeGrant(userId, req.params.id, parse(R.revokeGrant.body, req.body ?? {}).reason);
   });
-  app.put(R.updateGrantPolicy.path, { onRequest: authed, schema: { params: R.updateGrantPolicy.params, body: R.updateGrantPolicy.body } }, async (req) =>
-    service.updateGrantPolicy(user(req), req.params.id, req.body.policy),
-  );
+  app.put(R.updateGrantPolicy.path, { onRequest: authed, schema: { params: R.updateGrantPolicy.params, body: R.updateGrantPolicy.body } }, async (req) => {
+    await present(req, "updateGrantPolicy", { grantId: req.params.id, policy: req.body.policy }, req.body.presence);
+    return service.updateGrantPolicy(user(req), req.params.id, req.body.policy);
+  });
+  app.get(R.listLegacyGrants.path, { onRequest: authed }, async (req) => service.listLegacyGrants(user(req)));
+  app.post(R.keepLegacyGrants.path, { onRequest: authed, schema: { body: R.keepLegacyGrants.body } }, async (req) => {
+    await present(req, "keepLegacyGrants", { grantIds: req.body.grantIds }, req.body.presence);
+    return { kept: await service.keepLegacyGrants(user(req), req.body.grantIds) };
+  });
   app.get(R.listSecrets.path, { onRequest: authed }, async (req) => service.listSecrets(user(req)));
-  app.put(R.setSecret.path, { onRequest: authed, schema: { params: R.setSecret.params, body: R.setSecret.body } }, async (req) =>
-    service.setSecret(user(req), req.params.name, req.body.value, req.body.hosts),
-  );
-  app.put(R.setSecretHosts.path, { onRequest: authed, schema: { params: R.setSecretHosts.params, body: R.setSecretHosts.body } }, async (req) =>
-    service.setSecretHosts(user(req), req.params.name, req.body.hosts),
-  );
+  app.put(R.setSecret.path, { onRequest: authed, schema: { params: R.setSecret.params, body: R.setSecret.body } }, async (req) => {
+    const { hosts } = req.body;
+    // A value alone widens nothing; hosts say where it may go.
+    if (hosts !== undefined) await present(req, "setSecret", { name: req.params.name, hosts }, req.body.presence);
+    return service.setSecret(user(req), req.params.name, req.body.value, hosts);
+  });
+  app.put(R.setSecretHosts.path, { onRequest: authed, schema: { params: R.setSecretHosts.params, body: R.setSecretHosts.body } }, async (req) => {
+    await present(req, "setSecretHosts", { name: req.params.name, hosts: req.body.hosts }, req.body.presence);
+    return service.setSecretHosts(user(req), req.params.name, req.body.hosts);
+  });
   app.delete(R.deleteSecret.path, { onRequest: authed, schema: { params: R.deleteSecret.params } }, async (req, reply) => {
     await service.deleteSecret(user(req), req.params.name);
     return reply.status(204).send();

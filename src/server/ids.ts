@@ -1,5 +1,5 @@
 /** Identifiers: a type prefix and 16 random bytes; audit ids also sort by time. */
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 
 export function newId(prefix: string): string {
   return `${prefix}_${randomBytes(16).toString("base64url")}`;
@@ -12,8 +12,4 @@ export function newEventId(at: number): string {
 
 export function newToken(prefix: string): string {
   return `${prefix}_${randomBytes(32).toString("base64url")}`;
-}
-
-export function hashToken(token: string): string {
-  return createHash("sha256").update(token).digest("hex");
 }

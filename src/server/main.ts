@@ -2,17 +2,21 @@
 /**
  * The authority as its own process: `serve` (standalone, or the Link's embedded authority, which
  * prints one JSON line `{"url","fingerprint256"}` on stdout when it listens) and `create-user`
- * (prints a Link token, for scripts and tests that skip the browser sign-in). Data keys come from the
- * environment (`PIPER_AUTHORITY_DATA_KEYS`, `id:base64[,id:base64]`, first is current), never argv.
+ * (prints a Link token, for scripts and tests that skip the browser sign-in). An operator's
+ * authority takes its data keys from the environment (`PIPER_AUTHORITY_DATA_KEYS`,
+ * `id:base64[,id:base64]`, first is current), never argv. The Link's embedded authority gets
+ * `--keys-on-stdin` and reads its keys (`AuthorityKeysSchema`: data keys and the approval key) as one
+ * JSON line from stdin, or from its parent port in an Electron utility process, so they are in
+ * neither its argv nor its environment (both readable by every process of the user).
  * The heavy parts (HTTP framework, database drivers) are imported only when a command runs, so
  * `piper-link`'s other commands and the Link daemon do not load them.
  */
 import fs from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Command, InvalidArgumentError, Option } from "commander";
-import type { AuthorityReadyLine, CreatedUserLine } from "../shared/authority-process.js";
+import { AuthorityKeysSchema, parseAuthorityLine, type AuthorityReadyLine, type CreatedUserLine } from "../shared/authority-process.js";
 import { LinkError } from "../shared/errors.js";
-import { parseDataKeys } from "./crypto.js";
+import { parseDataKeys, type DataKeys } from "./crypto.js";
 
 function parseListen(value: string): { host: string; port: number } {
   const m = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(value);
@@ -38,7 +42,54 @@ function dataKeysFromEnv(): ReturnType<typeof parseDataKeys> {
   }
 }
 
-export function authorityCommand(): Command {
+/**
+ * Where `--keys-on-stdin` reads its one JSON line: stdin for a Node child (the default), the first
+ * message on the parent port in an Electron utility process (`utility-entry.ts`).
+ */
+export type KeySource = () => Promise<string>;
+
+/** The first line on stdin (up to a newline or the end of input); then stdin is let go. Rejects when stdin ends empty. */
+export function stdinLine(): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let buffer = "";
+    const done = (err: Error | null, line: string): void => {
+      process.stdin.off("data", onData);
+      process.stdin.off("end", onEnd);
+      process.stdin.off("error", onError);
+      process.stdin.destroy();
+      if (err === null) resolve(line);
+      else reject(err);
+    };
+    const onData = (chunk: string): void => {
+      buffer += chunk;
+      const at = buffer.indexOf("\n");
+      if (at >= 0) done(null, buffer.slice(0, at));
+    };
+    const onEnd = (): void => (buffer.length > 0 ? done(null, buffer) : done(new LinkError("bad_request", "--keys-on-stdin was given but stdin ended without the keys line."), ""));
+    const onError = (err: Error): void => done(err, "");
+    process.stdin.setEncoding("utf8");
+    process.stdin.on("data", onData);
+    process.stdin.once("end", onEnd);
+    process.stdin.once("error", onError);
+  });
+}
+
+/** The keys a command runs with: from the key source (`--keys-on-stdin`), else the environment (no approval key). */
+interface CommandKeys {
+  dataKeys: DataKeys;
+  /** The `link-mac` presence key; null for an operator's authority, which takes account passwords instead. */
+  approvalKey: Buffer | null;
+  rotate: boolean;
+  adoptUnsealed: boolean;
+}
+
+async function commandKeys(onStdin: boolean, source: KeySource): Promise<CommandKeys> {
+  if (!onStdin) return { dataKeys: dataKeysFromEnv(), approvalKey: null, rotate: false, adoptUnsealed: true };
+  const keys = parseAuthorityLine(AuthorityKeysSchema, await source(), "keys");
+  return { dataKeys: parseDataKeys(keys.dataKeys), approvalKey: Buffer.from(keys.approvalKey, "base64url"), rotate: keys.rotate === true, adoptUnsealed: keys.adoptUnsealed !== false };
+}
+
+export function authorityCommand(source: KeySource = stdinLine): Command {
   const cmd = new Command("authority").description("run or administer a Piper authority (secrets, grants, requests, audit)");
   cmd
     .command("serve")
@@ -52,14 +103,15 @@ export function authorityCommand(): Command {
     .option("--trust-proxy <proxies>", "proxies whose X-Forwarded-For names the client: comma-separated addresses or CIDRs, or loopback (failed sign-ins are counted per client address)")
     .option("--request-ttl <ms>", "how long pending requests wait for a decision", (v) => Number(v), 600_000)
     .option("--agent-rate <perSecond>", "requests per second one agent may make (burst: twice that)", (v) => Number(v), 30)
+    .option("--keys-on-stdin", "read the keys as one JSON line on stdin instead of PIPER_AUTHORITY_DATA_KEYS (the Link's embedded authority; also turns on link-mac proofs of presence)")
     .option("--local-user-only", "serve only the user who runs this process, refusing other users' loopback connections (Linux; the Link's embedded authority uses it)")
     .option(
       "--pyper-endpoints",
       "also serve pyper-sdk's endpoints (/pyper/...) directly. RISK: they take no account credential, so anyone who can reach this address and knows an instance ID and a granted client ID gets that secret; prefer pointing pyper-sdk at the Link's loopback endpoints",
     )
-    .action(async (o: { db: string; listen: { host: string; port: number }; tlsDir?: string; tlsKey?: string; tlsCert?: string; insecureHttpBehindProxy?: boolean; trustProxy?: string; requestTtl: number; agentRate: number; pyperEndpoints?: boolean; localUserOnly?: boolean }) => {
+    .action(async (o: { db: string; listen: { host: string; port: number }; tlsDir?: string; tlsKey?: string; tlsCert?: string; insecureHttpBehindProxy?: boolean; trustProxy?: string; requestTtl: number; agentRate: number; pyperEndpoints?: boolean; localUserOnly?: boolean; keysOnStdin?: boolean }) => {
       // Checked first: a missing key must not leave a TLS identity or a database behind.
-      const dataKeys = dataKeysFromEnv();
+      const keys = await commandKeys(o.keysOnStdin === true, source);
       if (!(o.tlsKey && o.tlsCert) && !o.tlsDir && !o.insecureHttpBehindProxy) {
         throw new LinkError("bad_request", "Give --tls-dir or --tls-key/--tls-cert, or --insecure-http-behind-proxy when a TLS proxy is in front.");
       }
@@ -72,7 +124,10 @@ export function authorityCommand(): Command {
       } else if (o.tlsDir) tls = await loadOrCreateTlsIdentity(o.tlsDir);
       const authority = await startAuthority({
         db: o.db,
-        dataKeys,
+        dataKeys: keys.dataKeys,
+        approvalKey: keys.approvalKey,
+        rotate: keys.rotate,
+        adoptUnsealed: keys.adoptUnsealed,
         host: o.listen.host,
         port: o.listen.port,
         tls,
@@ -83,7 +138,7 @@ export function authorityCommand(): Command {
         trustProxy: o.trustProxy ?? (o.insecureHttpBehindProxy === true ? "loopback" : null),
         log: (msg, fields) => process.stderr.write(`${JSON.stringify({ msg, ...fields })}\n`),
       });
-      const ready: AuthorityReadyLine = { url: authority.url, fingerprint256: authority.fingerprint256, engine: authority.engine };
+      const ready: AuthorityReadyLine = { url: authority.url, fingerprint256: authority.fingerprint256, engine: authority.engine, ...(authority.rotated !== null ? { rotated: authority.rotated } : {}) };
       process.stdout.write(`${JSON.stringify(ready)}\n`);
       const stop = (): void => void authority.close().then(() => process.exit(0));
       process.once("SIGTERM", stop);
@@ -105,12 +160,15 @@ export function authorityCommand(): Command {
     .description("create a user and print a Link token for it (JSON)")
     .requiredOption("--db <location>", "SQLite file path or postgres:// URL")
     .option("--name <name>", "display name", "Local user")
-    .action(async (o: { db: string; name: string }) => {
-      const keys = dataKeysFromEnv();
+    .option("--keys-on-stdin", "read the keys as one JSON line on stdin instead of PIPER_AUTHORITY_DATA_KEYS")
+    .action(async (o: { db: string; name: string; keysOnStdin?: boolean }) => {
+      const given = await commandKeys(o.keysOnStdin === true, source);
+      const keys = given.dataKeys;
       const [{ openDatabase }, { createLocalBus }, { createService }] = await Promise.all([import("./db.js"), import("./events.js"), import("./service.js")]);
       const opened = await openDatabase(o.db);
       try {
         const service = createService({ db: opened.db, keys, bus: createLocalBus() });
+        await service.seal(given.adoptUnsealed);
         const created: CreatedUserLine = await service.createUser(o.name);
         process.stdout.write(`${JSON.stringify(created)}\n`);
       } finally {
@@ -121,8 +179,8 @@ export function authorityCommand(): Command {
 }
 
 /** Runs `piper-authority <command> ...args` (the Link's embedded authority, as a child or utility process). */
-export function runAuthority(args: string[]): void {
-  const program = new Command("piper-authority").addCommand(authorityCommand());
+export function runAuthority(args: string[], source: KeySource = stdinLine): void {
+  const program = new Command("piper-authority").addCommand(authorityCommand(source));
   program.parseAsync(["node", "piper-authority", "authority", ...args]).catch((err: unknown) => {
     process.stderr.write(`piper-authority: ${err instanceof Error ? err.message : String(err)}\n`);
     process.exit(1);

@@ -17,7 +17,9 @@ import type { DeviceAuthorization, TokenResponse } from "../shared/authority.js"
 export { LINK_CLIENT_ID } from "../shared/authority.js";
 import { clientSource } from "./client-source.js";
 import type { Database } from "./db.js";
-import { hashToken, newId, newToken } from "./ids.js";
+import { tokenHasher, type DataKeys } from "./crypto.js";
+import { newId, newToken } from "./ids.js";
+import { createRowMacs } from "./service/row-macs.js";
 import { ServiceError } from "./service/errors.js";
 
 const scrypt = promisify(scryptCb) as (password: string, salt: Buffer, keylen: number, options: { N: number; r: number; p: number; maxmem: number }) => Promise<Buffer>;
@@ -116,6 +118,10 @@ function createFailureLog(db: Kysely<Database>, now: () => number, keepMs: numbe
 
 export interface OAuthOptions {
   db: Kysely<Database>;
+  /** The data keys: tokens, codes and sessions are stored as keyed hashes, token rows carry MACs (row-macs.ts). */
+  keys: DataKeys;
+  /** Where token rows refused for a missing or wrong MAC are reported (default: nowhere). */
+  log?: (msg: string, fields?: Record<string, unknown>) => void;
   now?: () => number;
   accessTtlMs?: number;
   refreshTtlMs?: number;
@@ -131,6 +137,13 @@ export function createOAuthService(options: OAuthOptions) {
   const refreshTtl = options.refreshTtlMs ?? 90 * 24 * 3600_000;
   const deviceInterval = options.deviceIntervalS ?? 5;
   const failures = createFailureLog(db, now, Math.max(SIGN_IN_LIMITS.windowMs, DEVICE_LIMITS.windowMs));
+  const hashes = tokenHasher(options.keys);
+  const macs = createRowMacs(options.keys, (table, id) => options.log?.("tampering: a row without a valid MAC was refused (treated as absent)", { table, id }));
+  /** A token row as stored: keyed hash and MAC. */
+  const tokenRow = (token: string, row: { kind: "access" | "refresh"; user_id: string; client_id: string; family_id: string; created_at: number; expires_at: number }) => {
+    const token_hash = hashes.of(token);
+    return { ...row, token_hash, used_at: null, revoked_at: null, mac: macs.oauthToken.mac({ ...row, token_hash }) };
+  };
 
   const invalidGrant = (why: string): ServiceError => new ServiceError(400, "invalid_grant", why);
 
@@ -141,8 +154,8 @@ export function createOAuthService(options: OAuthOptions) {
     await db
       .insertInto("oauth_tokens")
       .values([
-        { token_hash: hashToken(access), kind: "access", user_id: userId, client_id: clientId, family_id: familyId, created_at: t, expires_at: t + accessTtl, used_at: null, revoked_at: null },
-        { token_hash: hashToken(refresh), kind: "refresh", user_id: userId, client_id: clientId, family_id: familyId, created_at: t, expires_at: t + refreshTtl, used_at: null, revoked_at: null },
+        tokenRow(access, { kind: "access", user_id: userId, client_id: clientId, family_id: familyId, created_at: t, expires_at: t + accessTtl }),
+        tokenRow(refresh, { kind: "refresh", user_id: userId, client_id: clientId, family_id: familyId, created_at: t, expires_at: t + refreshTtl }),
       ])
       .execute();
     return { access_token: access, token_type: "Bearer", expires_in: Math.floor(accessTtl / 1000), refresh_token: refresh };
@@ -152,7 +165,7 @@ export function createOAuthService(options: OAuthOptions) {
     await db.updateTable("oauth_tokens").set({ revoked_at: now() }).where("family_id", "=", familyId).where("revoked_at", "is", null).execute();
   }
 
-  return {
+  const oauth = {
     async accountCount(): Promise<number> {
       const row = await db.selectFrom("users").select((eb) => eb.fn.countAll<number>().as("n")).where("email", "is not", null).executeTakeFirstOrThrow();
       return row.n;
@@ -225,27 +238,45 @@ export function createOAuthService(options: OAuthOptions) {
       return user.id;
     },
 
+    /**
+     * A proof of presence for a team authority (presence.ts): is `password` the password of account
+     * `userId`? Checked and throttled exactly as a sign-in from `client` (see `signIn`: the same
+     * failures per account and source). False for a wrong password or an account without one (a
+     * token-only local user); 429 `too_many_attempts` when throttled.
+     */
+    async checkPassword(userId: string, password: string, client: string): Promise<boolean> {
+      const row = await db.selectFrom("users").select("email").where("id", "=", userId).executeTakeFirst();
+      if (row?.email === null || row?.email === undefined) return false;
+      try {
+        await oauth.signIn(row.email, password, client);
+        return true;
+      } catch (err) {
+        if (err instanceof ServiceError && err.status === 401) return false;
+        throw err;
+      }
+    },
+
     async createSession(userId: string): Promise<{ id: string; csrf: string }> {
       const id = newToken("pws");
       const csrf = randomBytes(24).toString("base64url");
-      await db.insertInto("web_sessions").values({ id_hash: hashToken(id), user_id: userId, csrf, created_at: now(), expires_at: now() + 12 * 3600_000 }).execute();
+      await db.insertInto("web_sessions").values({ id_hash: hashes.of(id), user_id: userId, csrf, created_at: now(), expires_at: now() + 12 * 3600_000 }).execute();
       return { id, csrf };
     },
 
     async session(id: string | undefined): Promise<{ userId: string; csrf: string } | null> {
       if (!id) return null;
-      const row = await db.selectFrom("web_sessions").select(["user_id", "csrf", "expires_at"]).where("id_hash", "=", hashToken(id)).executeTakeFirst();
+      const row = await db.selectFrom("web_sessions").select(["user_id", "csrf", "expires_at"]).where("id_hash", "in", hashes.lookup(id)).executeTakeFirst();
       return row && row.expires_at > now() ? { userId: row.user_id, csrf: row.csrf } : null;
     },
 
     async createCode(userId: string, clientId: string, redirectUri: string, codeChallenge: string): Promise<string> {
       const code = newToken("pac");
-      await db.insertInto("oauth_codes").values({ code_hash: hashToken(code), user_id: userId, client_id: clientId, redirect_uri: redirectUri, code_challenge: codeChallenge, created_at: now(), expires_at: now() + 60_000, used_at: null, family_id: newId("fam") }).execute();
+      await db.insertInto("oauth_codes").values({ code_hash: hashes.of(code), user_id: userId, client_id: clientId, redirect_uri: redirectUri, code_challenge: codeChallenge, created_at: now(), expires_at: now() + 60_000, used_at: null, family_id: newId("fam") }).execute();
       return code;
     },
 
     async exchangeCode(params: { code: string; clientId: string; redirectUri: string; codeVerifier: string }): Promise<TokenResponse> {
-      const row = await db.selectFrom("oauth_codes").selectAll().where("code_hash", "=", hashToken(params.code)).executeTakeFirst();
+      const row = await db.selectFrom("oauth_codes").selectAll().where("code_hash", "in", hashes.lookup(params.code)).executeTakeFirst();
       if (row === undefined) throw invalidGrant("Unknown authorization code.");
       // Single use: claim it atomically; a replay also revokes what the first use issued (RFC 6749 4.1.2).
       const claim = await db.updateTable("oauth_codes").set({ used_at: now() }).where("code_hash", "=", row.code_hash).where("used_at", "is", null).executeTakeFirst();
@@ -261,8 +292,8 @@ export function createOAuthService(options: OAuthOptions) {
     },
 
     async refresh(refreshToken: string, clientId: string): Promise<TokenResponse> {
-      const row = await db.selectFrom("oauth_tokens").selectAll().where("token_hash", "=", hashToken(refreshToken)).where("kind", "=", "refresh").executeTakeFirst();
-      if (row === undefined || row.client_id !== clientId) throw invalidGrant("Unknown refresh token.");
+      const row = await db.selectFrom("oauth_tokens").selectAll().where("token_hash", "in", hashes.lookup(refreshToken)).where("kind", "=", "refresh").executeTakeFirst();
+      if (row === undefined || row.client_id !== clientId || !macs.oauthToken.valid(row)) throw invalidGrant("Unknown refresh token.");
       if (row.revoked_at !== null) throw invalidGrant("This refresh token was revoked. Sign in again.");
       const claim = await db.updateTable("oauth_tokens").set({ used_at: now() }).where("token_hash", "=", row.token_hash).where("used_at", "is", null).executeTakeFirst();
       if (Number(claim.numUpdatedRows) !== 1) {
@@ -276,15 +307,20 @@ export function createOAuthService(options: OAuthOptions) {
 
     /** RFC 7009: revoking a refresh token ends its family (and so its access tokens). */
     async revoke(token: string): Promise<void> {
-      const row = await db.selectFrom("oauth_tokens").select(["family_id", "kind"]).where("token_hash", "=", hashToken(token)).executeTakeFirst();
+      const row = await db.selectFrom("oauth_tokens").select(["family_id", "kind"]).where("token_hash", "in", hashes.lookup(token)).executeTakeFirst();
       if (row === undefined) return;
       if (row.kind === "refresh") await revokeFamily(row.family_id);
-      else await db.updateTable("oauth_tokens").set({ revoked_at: now() }).where("token_hash", "=", hashToken(token)).execute();
+      else await db.updateTable("oauth_tokens").set({ revoked_at: now() }).where("token_hash", "in", hashes.lookup(token)).execute();
     },
 
     async userForAccessToken(token: string): Promise<string | null> {
-      const row = await db.selectFrom("oauth_tokens").select(["user_id", "expires_at", "revoked_at"]).where("token_hash", "=", hashToken(token)).where("kind", "=", "access").executeTakeFirst();
-      return row && row.revoked_at === null && row.expires_at > now() ? row.user_id : null;
+      const row = await db
+        .selectFrom("oauth_tokens")
+        .select(["token_hash", "kind", "user_id", "client_id", "family_id", "expires_at", "revoked_at", "mac"])
+        .where("token_hash", "in", hashes.lookup(token))
+        .where("kind", "=", "access")
+        .executeTakeFirst();
+      return row && row.revoked_at === null && row.expires_at > now() && macs.oauthToken.valid(row) ? row.user_id : null;
     },
 
     async deviceAuthorization(clientId: string): Promise<Omit<DeviceAuthorization, "verification_uri" | "verification_uri_complete">> {
@@ -293,7 +329,7 @@ export function createOAuthService(options: OAuthOptions) {
       const alphabet = "BCDFGHJKLMNPQRSTVWXZ";
       const raw = Array.from({ length: 8 }, () => alphabet[randomInt(alphabet.length)]).join("");
       const userCode = `${raw.slice(0, 4)}-${raw.slice(4)}`;
-      await db.insertInto("device_codes").values({ device_code_hash: hashToken(deviceCode), user_code: userCode, client_id: clientId, user_id: null, status: "pending", created_at: now(), expires_at: now() + 10 * 60_000, interval_s: deviceInterval, last_poll_at: null }).execute();
+      await db.insertInto("device_codes").values({ device_code_hash: hashes.of(deviceCode), user_code: userCode, client_id: clientId, user_id: null, status: "pending", created_at: now(), expires_at: now() + 10 * 60_000, interval_s: deviceInterval, last_poll_at: null }).execute();
       return { device_code: deviceCode, user_code: userCode, expires_in: 600, interval: deviceInterval };
     },
 
@@ -307,7 +343,7 @@ export function createOAuthService(options: OAuthOptions) {
      */
     async approveDevice(userId: string, userCode: string, client: { session: string; address: string }): Promise<void> {
       const since = now() - DEVICE_LIMITS.windowMs;
-      const session = hashToken(client.session);
+      const session = hashes.of(client.session);
       const over =
         (await failures.count("device_code", "session", session, since)) >= DEVICE_LIMITS.perSession ||
         (await failures.count("device_code", "account", userId, since)) >= DEVICE_LIMITS.perAccount ||
@@ -323,7 +359,7 @@ export function createOAuthService(options: OAuthOptions) {
     },
 
     async pollDevice(deviceCode: string, clientId: string): Promise<TokenResponse> {
-      const row = await db.selectFrom("device_codes").selectAll().where("device_code_hash", "=", hashToken(deviceCode)).executeTakeFirst();
+      const row = await db.selectFrom("device_codes").selectAll().where("device_code_hash", "in", hashes.lookup(deviceCode)).executeTakeFirst();
       if (row === undefined || row.client_id !== clientId) throw invalidGrant("Unknown device code.");
       const t = now();
       if (row.expires_at <= t) throw new ServiceError(400, "expired_token", "The device code expired. Start again.");
@@ -348,4 +384,5 @@ export function createOAuthService(options: OAuthOptions) {
       return issueTokens(row.user_id, row.client_id, newId("fam"));
     },
   };
+  return oauth;
 }

@@ -26,6 +26,14 @@ import {
   UsageReportSchema,
 } from "./authority.js";
 import { GrantPolicySchema } from "./grant-terms.js";
+import { AuthorityPresenceSchema } from "./presence.js";
+
+/**
+ * The proof of presence a widening route takes (`authority-presence.ts` names what it covers).
+ * Optional in the schema so that a call without one gets 403 `presence_required` with a sentence,
+ * not a validation error.
+ */
+const Presence = AuthorityPresenceSchema.optional();
 
 /**
  * A whole number carried in a query string: the client may give a number, the wire has a string, and
@@ -118,7 +126,8 @@ export const AuthorityRoutes = {
     query: z.object({ status: z.enum(["pending", "approved", "denied", "expired", "all"]).default("pending") }),
     result: z.array(RequestViewSchema),
   }),
-  approveRequest: route({ method: "POST", path: "/v1/requests/:id/approve", auth: "bearer", encoding: "json", params: IdParams, body: ApproveBodySchema, result: GrantViewSchema }),
+  /** A yes: needs `presence` over `authorityPresenceAction("approveRequest", …)` (403 `presence_required` / `presence_failed`). */
+  approveRequest: route({ method: "POST", path: "/v1/requests/:id/approve", auth: "bearer", encoding: "json", params: IdParams, body: ApproveBodySchema.extend({ presence: Presence }).strict(), result: GrantViewSchema }),
   denyRequest: route({ method: "POST", path: "/v1/requests/:id/deny", auth: "bearer", encoding: "json", params: IdParams, body: Empty, result: RequestViewSchema }),
   /** The Link saw the requesting process exit: the request ends as `requester_gone` (issue 13 item 4). */
   requesterGone: route({ method: "POST", path: "/v1/requests/:id/requester-gone", auth: "bearer", encoding: "json", params: IdParams, body: Empty, result: RequestViewSchema }),
@@ -132,20 +141,43 @@ export const AuthorityRoutes = {
     body: z.object({ reason: GrantEndReasonSchema.default("revoked") }).strict(),
     result: GrantViewSchema,
   }),
-  /** Replaces a grant's policy limits (issue 14 item 4); `null` removes them. Audited as `grant.policy_changed`. */
+  /** Replaces a grant's policy limits (issue 14 item 4); `null` removes them. Audited as `grant.policy_changed`. Needs `presence`. */
   updateGrantPolicy: route({
     method: "PUT",
     path: "/v1/grants/:id/policy",
     auth: "bearer",
     encoding: "json",
     params: IdParams,
-    body: z.object({ policy: GrantPolicySchema.nullable() }).strict(),
+    body: z.object({ policy: GrantPolicySchema.nullable(), presence: Presence }).strict(),
     result: GrantViewSchema,
   }),
+  /**
+   * Live grants approved before proofs of presence existed (after an upgrade), those bound to any
+   * program of the client ID (`binding: client`) first, then the newest.
+   */
+  listLegacyGrants: route({ method: "GET", path: "/v1/grants/legacy", auth: "bearer", encoding: "json", result: z.array(GrantViewSchema) }),
+  /** Keeps the listed legacy grants (no longer legacy); ids that are not live legacy grants of the caller are skipped. Needs `presence`. */
+  keepLegacyGrants: route({
+    method: "POST",
+    path: "/v1/grants/legacy/keep",
+    auth: "bearer",
+    encoding: "json",
+    body: z.object({ grantIds: z.array(z.string().min(1).max(128)).min(1).max(500), presence: Presence }).strict(),
+    result: z.object({ kept: z.number().int() }),
+  }),
   listSecrets: route({ method: "GET", path: "/v1/secrets", auth: "bearer", encoding: "json", result: z.array(SecretViewSchema) }),
-  setSecret: route({ method: "PUT", path: "/v1/secrets/:name", auth: "bearer", encoding: "json", params: NameParams, body: z.object({ value: SecretValueSchema, hosts: SecretHostsSchema.nullable().optional() }).strict(), result: SecretViewSchema }),
-  /** The hosts a secret may ever be sent to (issue 14 item 3); `null`: any. 404 `secret_not_found`. */
-  setSecretHosts: route({ method: "PUT", path: "/v1/secrets/:name/hosts", auth: "bearer", encoding: "json", params: NameParams, body: z.object({ hosts: SecretHostsSchema.nullable() }).strict(), result: SecretViewSchema }),
+  /** Creates or replaces a secret; with `hosts` it needs `presence` too (it says where the value may go). */
+  setSecret: route({
+    method: "PUT",
+    path: "/v1/secrets/:name",
+    auth: "bearer",
+    encoding: "json",
+    params: NameParams,
+    body: z.object({ value: SecretValueSchema, hosts: SecretHostsSchema.nullable().optional(), presence: Presence }).strict(),
+    result: SecretViewSchema,
+  }),
+  /** The hosts a secret may ever be sent to (issue 14 item 3); `null`: any. 404 `secret_not_found`. Needs `presence`. */
+  setSecretHosts: route({ method: "PUT", path: "/v1/secrets/:name/hosts", auth: "bearer", encoding: "json", params: NameParams, body: z.object({ hosts: SecretHostsSchema.nullable(), presence: Presence }).strict(), result: SecretViewSchema }),
   deleteSecret: route({ method: "DELETE", path: "/v1/secrets/:name", auth: "bearer", encoding: "json", params: NameParams, result: NoContent }),
   recordUsage: route({ method: "POST", path: "/v1/usage", auth: "bearer", encoding: "json", body: UsageReportSchema, result: z.object({ recorded: z.number().int() }) }),
   audit: route({

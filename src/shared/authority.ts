@@ -118,6 +118,8 @@ export const GrantViewSchema = z.object({
   lastUsedAt: z.number().nullable(),
   endedAt: z.number().nullable(),
   endReason: z.string().nullable(),
+  /** Approved before proofs of presence existed (after an upgrade), until the person keeps it; absent from older authorities. */
+  legacy: z.boolean().optional(),
   /** What the grant binds to (absent from authorities that predate bindings: treat as `client`). */
   binding: GrantBindingViewSchema.optional(),
   /** Read the value, or use it only through the Link's calls (absent: read). */

@@ -20,12 +20,14 @@ function sqliteBinding(appPath: string): string | null {
 export function utilityLauncher(appPath: string): AuthorityLauncher {
   const entry = path.join(import.meta.dirname, "authority.js");
   const binding = sqliteBinding(appPath);
-  return (args, env) => {
+  return (args, env, keys) => {
     const child = utilityProcess.fork(entry, [AUTHORITY_ARGV_MARKER, ...args], {
       env: binding === null ? env : { ...env, PIPER_AUTHORITY_SQLITE_BINDING: binding },
       stdio: "pipe",
       serviceName: "Piper authority",
     });
+    // A utility process has no stdin: the keys are its first message (server/utility-entry.ts).
+    child.postMessage(JSON.stringify(keys));
     let exited = false;
     const listeners: Array<(code: number | null, signal: string | null) => void> = [];
     child.once("exit", (code) => {

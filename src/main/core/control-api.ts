@@ -36,9 +36,10 @@ export interface ControlApiDeps {
   unlock(passphrase: string): Promise<LinkStatus>;
   create(passphrase: string, pin: string | undefined): Promise<LinkStatus>;
   lock(reason: LockReason): LinkStatus;
+  /** The count of legacy grants may have changed: read it again for the status. */
+  legacyChanged(): Promise<void>;
 }
 
-const notYet = (): Promise<never> => Promise.reject(new LinkError("not_implemented", "Not yet."));
 
 /** True when every host of `next` is already allowed by `current` (null: any host). Narrowing needs no proof. */
 function hostsNarrow(current: readonly string[] | null, next: readonly string[] | null): boolean {
@@ -91,17 +92,17 @@ export function createControlApi(deps: ControlApiDeps): LinkApi {
     },
     listRequests: ({ status: which }) => authority().listRequests(which),
     async approveRequest(params) {
-      await presence.require("approveRequest", params);
+      const signer = await presence.require("approveRequest", params);
       const { requestId, ...body } = withoutPresence(params);
       // A "yes" goes only to the program the person saw: never to a newcomer after it exited.
       const client = authority();
       const request = (await client.listRequests("pending")).find((r) => r.id === requestId);
       if (request !== undefined) await requireRequesterAlive(client, request, body);
-      return client.approve(requestId, body);
+      return client.approve(requestId, body, signer);
     },
     async approveRequests(params) {
       // One proof for the whole card: it covers every item and the one set of terms.
-      await presence.require("approveRequests", params);
+      const signer = await presence.require("approveRequests", params);
       const { items, ...terms } = withoutPresence(params);
       const client = authority();
       const pending = new Map((await client.listRequests("pending")).map((r) => [r.id, r]));
@@ -112,7 +113,7 @@ export function createControlApi(deps: ControlApiDeps): LinkApi {
         try {
           const request = pending.get(requestId);
           if (request !== undefined) await requireRequesterAlive(client, request, terms);
-          const grant = await client.approve(requestId, { ...terms, ...(secretName !== undefined ? { secretName } : {}) });
+          const grant = await client.approve(requestId, { ...terms, ...(secretName !== undefined ? { secretName } : {}) }, signer);
           results.push({ requestId, ok: true, grant });
         } catch (err) {
           if (!(err instanceof LinkError)) throw err;
@@ -126,23 +127,24 @@ export function createControlApi(deps: ControlApiDeps): LinkApi {
     revokeGrant: ({ grantId }) => changing("revoke", () => authority().revokeGrant(grantId)),
     listSecrets: () => authority().listSecrets(),
     async updateGrantPolicy(params) {
-      await presence.require("updateGrantPolicy", params);
-      return changing("grant limits", () => authority().updateGrantPolicy(params.grantId, params.policy));
+      const signer = await presence.require("updateGrantPolicy", params);
+      return changing("grant limits", () => authority().updateGrantPolicy(params.grantId, params.policy, signer));
     },
     async setSecret(params) {
       const { name, value, hosts } = params;
+      let signer = presence.narrowing(params);
       if (hosts !== undefined) {
         const current = (await authority().listSecrets()).find((s) => s.name === name);
         // A new secret with hosts, or hosts wider than before, adds destinations: a yes.
-        if (current === undefined ? hosts === null || hosts.length > 0 : !hostsNarrow(current.hosts ?? null, hosts)) await presence.require("setSecret", { name, hosts, presence: params.presence });
+        if (current === undefined ? hosts === null || hosts.length > 0 : !hostsNarrow(current.hosts ?? null, hosts)) signer = await presence.require("setSecret", { name, hosts, presence: params.presence });
       }
-      return changing("secret set", () => authority().setSecret(name, value, hosts));
+      return changing("secret set", () => authority().setSecret(name, value, hosts, signer));
     },
     async setSecretHosts(params) {
       const { name, hosts } = params;
       const current = (await authority().listSecrets()).find((s) => s.name === name);
-      if (current === undefined || !hostsNarrow(current.hosts ?? null, hosts)) await presence.require("setSecretHosts", params);
-      return changing("secret hosts", () => authority().setSecretHosts(name, hosts));
+      const signer = current === undefined || !hostsNarrow(current.hosts ?? null, hosts) ? await presence.require("setSecretHosts", params) : presence.narrowing(params);
+      return changing("secret hosts", () => authority().setSecretHosts(name, hosts, signer));
     },
     async deleteSecret({ name }) {
       await changing("secret deleted", () => authority().deleteSecret(name));
@@ -198,8 +200,13 @@ export function createControlApi(deps: ControlApiDeps): LinkApi {
       await deps.passkeys.register(params.challengeId, params.response, params.name);
       return status();
     },
-    listLegacyGrants: notYet,
-    keepLegacyGrants: notYet,
+    listLegacyGrants: () => authority().listLegacyGrants(),
+    async keepLegacyGrants(params) {
+      const signer = await presence.require("keepLegacyGrants", params);
+      const kept = await changing("legacy grants kept", () => authority().keepLegacyGrants(params.grantIds, signer));
+      await deps.legacyChanged();
+      return { kept };
+    },
     shutdown() {
       // Answer first, then stop: the caller gets its reply before the socket closes.
       setImmediate(deps.shutdown);

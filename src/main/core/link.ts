@@ -108,14 +108,20 @@ export function createLink(options: LinkOptions): Link {
   const presence = createPresenceGate({
     vault,
     now,
-    authority: () => (config === null ? null : config.kind === "remote" ? { kind: "remote" } : { kind: "embedded", approvalKey: () => null }),
+    authority: () => (config === null ? null : config.kind === "remote" ? { kind: "remote" } : { kind: "embedded", approvalKey: () => embedded?.approvalKey() ?? null }),
     passkeys: () => ({
       async verify(challengeId, action, response) {
         await passkeys.verify(challengeId, action, response);
       },
     }),
   });
-  const legacyGrants = 0;
+  let legacyGrants = 0;
+  /** Grants approved before proofs existed, as the authority counts them; shown until the person keeps or ends them. */
+  async function countLegacyGrants(): Promise<void> {
+    const client = connection.client;
+    legacyGrants = client === null ? 0 : await client.listLegacyGrants().then((list) => list.length, () => legacyGrants);
+    emitStatus();
+  }
   const vaultStatus = (): VaultStatus => ({
     state: vault.state,
     lockedReason: vault.lockedReason,
@@ -152,6 +158,7 @@ export function createLink(options: LinkOptions): Link {
     status,
     emit: (event) => events.emit(event),
     shutdown: () => (options.onShutdownRequested ? options.onShutdownRequested() : void link.stop()),
+    legacyChanged: () => countLegacyGrants(),
   });
 
   /**
@@ -167,6 +174,7 @@ export function createLink(options: LinkOptions): Link {
     await context.load();
     await signIn.refreshAccount();
     if (vault.needsRotation) await rotateAfterUpgrade();
+    await countLegacyGrants();
     idleTimer ??= setInterval(() => vault.checkIdle(), options.idleCheckMs ?? IDLE_CHECK_MS);
     idleTimer.unref();
     emitStatus();

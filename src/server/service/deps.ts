@@ -6,9 +6,10 @@
 import type { Kysely, Selectable } from "kysely";
 import { z } from "zod";
 import { PeerProcessSchema, type PeerProcess } from "../../shared/process.js";
-import type { DataKeys } from "../crypto.js";
+import type { DataKeys, TokenHasher } from "../crypto.js";
 import type { AgentsTable, Database, GrantsTable, RequestsTable } from "../db.js";
 import type { EventBus } from "../events.js";
+import type { RowMacs } from "./row-macs.js";
 
 export interface ServiceDeps {
   db: Kysely<Database>;
@@ -16,6 +17,10 @@ export interface ServiceDeps {
   bus: EventBus;
   /** Epoch milliseconds; injected so tests drive expiry with a fake clock. */
   now: () => number;
+  /** Row MACs under the data key: rows without a valid one are treated as absent (row-macs.ts). */
+  macs: RowMacs;
+  /** Keyed token hashes (crypto.ts). */
+  tokens: TokenHasher;
 }
 
 export type AgentRow = Selectable<AgentsTable>;

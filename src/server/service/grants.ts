@@ -107,7 +107,7 @@ export function validatePolicy(policy: GrantPolicy, now: number): void {
 
 /** The grants part of the service. */
 export function createGrants(deps: ServiceDeps, audit: AuditLog) {
-  const { db, bus, now } = deps;
+  const { db, bus, now, macs } = deps;
 
   /**
    * Grants with their agent and secret name in one query (a join, not a query per row). The
@@ -140,6 +140,7 @@ export function createGrants(deps: ServiceDeps, audit: AuditLog) {
       lastUsedAt: g.last_used_at,
       endedAt: g.ended_at,
       endReason: g.end_reason,
+      legacy: g.legacy === 1,
       binding: bindingView(g),
       mode: grantMode(g),
       policy: grantPolicy(g),
@@ -152,13 +153,28 @@ export function createGrants(deps: ServiceDeps, audit: AuditLog) {
     return { kind: g.binding, program, sessionId: g.session_id, sessionLeader: leader === null ? null : { pid: Number(leader[1]), startTime: Number(leader[2]) } };
   }
 
+  /** The client ID of a grant's agent (part of the grant's MAC); "" when the agent row is gone. */
+  async function clientIdOf(grant: GrantRow): Promise<string> {
+    return (await db.selectFrom("agents").select("client_id").where("id", "=", grant.agent_id).executeTakeFirst())?.client_id ?? "";
+  }
+
+  /**
+   * The MAC a grant gets with `change` applied: a fresh one when its current MAC is valid, else the
+   * one it has (a row that was tampered with stays refused, whatever is done to it).
+   */
+  function remac(grant: GrantRow, clientId: string, change: Partial<GrantRow>): string | null {
+    return macs.grant.valid(grant, clientId) ? macs.grant.mac({ ...grant, ...change }, clientId) : grant.mac;
+  }
+
   /** Ends a live grant once (the first caller wins), audits it and tells the Link. False when it had already ended. */
   async function endGrant(grant: GrantRow, reason: string, actor: string): Promise<boolean> {
-    const r = await db.updateTable("grants").set({ ended_at: now(), end_reason: reason }).where("id", "=", grant.id).where("ended_at", "is", null).executeTakeFirst();
+    const clientId = await clientIdOf(grant);
+    const t = now();
+    const r = await db.updateTable("grants").set({ ended_at: t, end_reason: reason, mac: remac(grant, clientId, { ended_at: t }) }).where("id", "=", grant.id).where("ended_at", "is", null).executeTakeFirst();
     const ended = Number(r.numUpdatedRows) === 1;
     if (ended) {
       // The event names its agent, so filtering Activity by agent shows revocations and expiries too.
-      const agent = await db.selectFrom("agents").select("client_id").where("id", "=", grant.agent_id).executeTakeFirst();
+      const agent = clientId === "" ? undefined : { client_id: clientId };
       await audit.record({ userId: grant.user_id, actor, action: "grant.ended", outcome: reason, agentClientId: agent?.client_id ?? null, variable: grant.variable, grantId: grant.id });
       await bus.publish({ type: "grant.changed", userId: grant.user_id, id: grant.id, status: "ended" });
     }
@@ -177,7 +193,7 @@ export function createGrants(deps: ServiceDeps, audit: AuditLog) {
     /** One grant as the Link sees it. 404 `grant_not_found` when it is not this user's. */
     view: async (userId: string, grantId: string): Promise<GrantView> => {
       const row = await viewQuery().where("grants.id", "=", grantId).where("grants.user_id", "=", userId).executeTakeFirst();
-      if (row === undefined) throw new ServiceError(404, "grant_not_found", `No grant ${grantId}.`);
+      if (row === undefined || !macs.grant.valid(row, row.agent_client_id)) throw new ServiceError(404, "grant_not_found", `No grant ${grantId}.`);
       return toView(row);
     },
 
@@ -186,7 +202,37 @@ export function createGrants(deps: ServiceDeps, audit: AuditLog) {
       let q = viewQuery().where("grants.user_id", "=", userId);
       if (!includeEnded) q = q.where("grants.ended_at", "is", null);
       const rows = await q.orderBy("grants.created_at", "desc").limit(1000).execute();
-      return rows.map(toView);
+      return rows.filter((g) => macs.grant.valid(g, g.agent_client_id)).map(toView);
+    },
+
+    /**
+     * The user's live grants approved before proofs of presence existed, for the person to keep or
+     * end: those bound to any program of the client ID (`client`, i.e. `--bind any`) first, then
+     * the newest.
+     */
+    listLegacy: async (userId: string): Promise<GrantView[]> => {
+      const rows = await viewQuery().where("grants.user_id", "=", userId).where("grants.ended_at", "is", null).where("grants.legacy", "=", 1).orderBy("grants.created_at", "desc").limit(1000).execute();
+      const valid = rows.filter((g) => macs.grant.valid(g, g.agent_client_id));
+      return [...valid.filter((g) => g.binding === "client"), ...valid.filter((g) => g.binding !== "client")].map(toView);
+    },
+
+    /**
+     * Keeps the listed legacy grants (the person said yes, with a proof of presence checked by the
+     * caller): they are no longer legacy. Ids that are not live, valid legacy grants of `userId` are
+     * skipped. Returns how many were kept; audited as `grant.kept`.
+     */
+    keepLegacy: async (userId: string, grantIds: string[]): Promise<number> => {
+      let kept = 0;
+      for (const id of new Set(grantIds)) {
+        const g = await viewQuery().where("grants.id", "=", id).where("grants.user_id", "=", userId).where("grants.ended_at", "is", null).where("grants.legacy", "=", 1).executeTakeFirst();
+        if (g === undefined || !macs.grant.valid(g, g.agent_client_id)) continue;
+        const r = await db.updateTable("grants").set({ legacy: 0, mac: macs.grant.mac({ ...g, legacy: 0 }, g.agent_client_id) }).where("id", "=", id).where("legacy", "=", 1).where("ended_at", "is", null).executeTakeFirst();
+        if (Number(r.numUpdatedRows) !== 1) continue;
+        kept++;
+        await audit.record({ userId, actor: "user", action: "grant.kept", outcome: "kept", agentClientId: g.agent_client_id, variable: g.variable, grantId: id, detail: `binding ${g.binding}` });
+        await bus.publish({ type: "grant.changed", userId, id, status: "policy_changed" });
+      }
+      return kept;
     },
 
     /**
@@ -203,6 +249,8 @@ export function createGrants(deps: ServiceDeps, audit: AuditLog) {
       const t = now();
       let refused: string | null = null;
       for (const g of grants) {
+        // A row the authority did not write (its MAC is missing or wrong) grants nothing.
+        if (!macs.grant.valid(g, agent.client_id)) continue;
         if (g.scope === "until" && g.expires_at !== null && g.expires_at <= t) {
           await endGrant(g, "expired", "system");
           continue;
@@ -243,6 +291,7 @@ export function createGrants(deps: ServiceDeps, audit: AuditLog) {
      * 403 `policy_violation` when the grant's policy refuses this use.
      */
     deliver: async (grant: GrantRow, agent: AgentRow, via: string, use?: GrantUse): Promise<{ value: string; expiresAt: number | null; hostLimited: boolean } | null> => {
+      if (grant.agent_id !== agent.id || !macs.grant.valid(grant, agent.client_id)) return null;
       const policy = grantPolicy(grant);
       if (policy !== null) {
         // Policy limits are checked on every use and fail closed (issue 14 item 4).
@@ -269,7 +318,13 @@ export function createGrants(deps: ServiceDeps, audit: AuditLog) {
       if (use !== undefined && secret.hosts !== null) refuseForeignHost(secret.name, secret.hosts, use);
       if (grant.scope === "once") {
         // Only one caller may use a once-grant, even with several authority processes.
-        const r = await db.updateTable("grants").set({ ended_at: now(), end_reason: "used", last_used_at: now() }).where("id", "=", grant.id).where("ended_at", "is", null).executeTakeFirst();
+        const t = now();
+        const r = await db
+          .updateTable("grants")
+          .set({ ended_at: t, end_reason: "used", last_used_at: t, mac: macs.grant.mac({ ...grant, ended_at: t }, agent.client_id) })
+          .where("id", "=", grant.id)
+          .where("ended_at", "is", null)
+          .executeTakeFirst();
         if (Number(r.numUpdatedRows) !== 1) return null;
         await bus.publish({ type: "grant.changed", userId: grant.user_id, id: grant.id, status: "used" });
       } else {
@@ -287,12 +342,13 @@ export function createGrants(deps: ServiceDeps, audit: AuditLog) {
      */
     updatePolicy: async (userId: string, grantId: string, policy: GrantPolicy | null): Promise<GrantView> => {
       const grant = await db.selectFrom("grants").selectAll().where("id", "=", grantId).where("user_id", "=", userId).executeTakeFirst();
-      if (grant === undefined) throw new ServiceError(404, "grant_not_found", `No grant ${grantId}.`);
+      const clientId = grant === undefined ? "" : await clientIdOf(grant);
+      if (grant === undefined || !macs.grant.valid(grant, clientId)) throw new ServiceError(404, "grant_not_found", `No grant ${grantId}.`);
       if (grant.ended_at !== null) throw new ServiceError(409, "grant_ended", `Grant ${grantId} has ended; its limits can no longer change.`);
       if (policy !== null) validatePolicy(policy, now());
-      await db.updateTable("grants").set({ policy: policy === null ? null : JSON.stringify(policy) }).where("id", "=", grantId).execute();
-      const agent = await db.selectFrom("agents").select("client_id").where("id", "=", grant.agent_id).executeTakeFirst();
-      await audit.record({ userId, actor: "user", action: "grant.policy_changed", outcome: policy === null ? "none" : "limited", agentClientId: agent?.client_id ?? null, variable: grant.variable, grantId, detail: policy === null ? null : JSON.stringify(policy) });
+      const stored = policy === null ? null : JSON.stringify(policy);
+      await db.updateTable("grants").set({ policy: stored, mac: macs.grant.mac({ ...grant, policy: stored }, clientId) }).where("id", "=", grantId).execute();
+      await audit.record({ userId, actor: "user", action: "grant.policy_changed", outcome: policy === null ? "none" : "limited", agentClientId: clientId === "" ? null : clientId, variable: grant.variable, grantId, detail: policy === null ? null : JSON.stringify(policy) });
       await bus.publish({ type: "grant.changed", userId, id: grantId, status: "policy_changed" });
       return toView(await viewQuery().where("grants.id", "=", grantId).executeTakeFirstOrThrow());
     },

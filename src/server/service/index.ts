@@ -6,7 +6,7 @@
  * parts and keeps the method names the HTTP layer calls.
  */
 import type { Kysely } from "kysely";
-import type { DataKeys } from "../crypto.js";
+import { tokenHasher, type DataKeys } from "../crypto.js";
 import type { Database } from "../db.js";
 import type { EventBus } from "../events.js";
 import { createAuditLog } from "./audit.js";
@@ -18,6 +18,7 @@ import { createPyper } from "./pyper.js";
 import { createRequests } from "./requests.js";
 import { createSecrets } from "./secrets.js";
 import { createUsage } from "./usage.js";
+import { createRowMacs, rotateRows, sealRows } from "./row-macs.js";
 
 export { ServiceError } from "./errors.js";
 export type { InstanceRevoked } from "./instances-agents.js";
@@ -42,13 +43,23 @@ export interface ServiceOptions {
   guessBurst?: number;
   /** Failed guesses per second a source earns back (default 0.5). */
   guessPerSecond?: number;
+  /** Where rows refused for a missing or wrong MAC are reported (default: stderr, one JSON line). */
+  log?: (msg: string, fields?: Record<string, unknown>) => void;
+}
+
+/** The default report of a tampered row: one JSON line on stderr, as `authority serve` logs. */
+function stderrLog(msg: string, fields?: Record<string, unknown>): void {
+  process.stderr.write(`${JSON.stringify({ msg, ...fields })}\n`);
 }
 
 export type AuthorityService = ReturnType<typeof createService>;
 
 /** Composes the service parts over one database, key set, event bus and clock. */
 export function createService(options: ServiceOptions) {
-  const deps: ServiceDeps = { db: options.db, keys: options.keys, bus: options.bus, now: options.now ?? Date.now };
+  const log = options.log ?? stderrLog;
+  const tamper = (table: string, id: string): void => log("tampering: a row without a valid MAC was refused (treated as absent)", { table, id });
+  const macs = createRowMacs(options.keys, tamper);
+  const deps: ServiceDeps = { db: options.db, keys: options.keys, bus: options.bus, now: options.now ?? Date.now, macs, tokens: tokenHasher(options.keys) };
   const limits = createLimits(
     {
       ...(options.agentRatePerSecond !== undefined ? { agentRatePerSecond: options.agentRatePerSecond } : {}),
@@ -67,6 +78,13 @@ export function createService(options: ServiceOptions) {
   const pyper = createPyper(deps, { grants, instances, requests, limits }, options.scopedTokenTtlMs ?? 5 * 60_000);
 
   return {
+    /**
+     * Run once at start, before serving: MACs the rows of a database that was never sealed (its
+     * grants become legacy) unless `adopt` is false (see row-macs.ts `sealRows`). Returns how many rows were adopted.
+     */
+    seal: (adopt: boolean) => sealRows(deps.db, options.keys, adopt, tamper),
+    /** Moves everything to the current data key and replaces every credential (row-macs.ts `rotateRows`). */
+    rotate: () => rotateRows(deps.db, options.keys, deps.tokens, deps.now(), tamper),
     audit: audit.record,
     /** Source-address limits for the agent and token endpoints (the HTTP layer calls them). */
     limits,
@@ -94,6 +112,8 @@ export function createService(options: ServiceOptions) {
     recordUsage: usage.record,
 
     listGrants: (userId: string, includeEnded = false) => grants.list(userId, includeEnded),
+    listLegacyGrants: grants.listLegacy,
+    keepLegacyGrants: grants.keepLegacy,
     revokeGrant: (userId: string, grantId: string, reason = "revoked") => grants.revoke(userId, grantId, reason),
     updateGrantPolicy: grants.updatePolicy,
 

@@ -3,7 +3,7 @@
  * client ID per user). An instance is valid until revoked: sign-out revokes it (issue 13 item 8),
  * and from then on every agent-facing call naming it answers 401 `invalid_instance`.
  */
-import { hashToken, newId, newToken } from "../ids.js";
+import { newId, newToken } from "../ids.js";
 import type { AuditLog } from "./audit.js";
 import type { AgentRow, ServiceDeps } from "./deps.js";
 import { invalidInstance, ServiceError } from "./errors.js";
@@ -16,7 +16,7 @@ export type { InstanceRevoked };
 
 /** The instances-and-agents part; `endGrantsOfInstance` comes from the grants part. */
 export function createInstancesAgents(deps: ServiceDeps, audit: AuditLog, grants: { endGrantsOfInstance(instanceId: string, reason: string, actor: string): Promise<number> }) {
-  const { db, bus, now } = deps;
+  const { db, bus, now, macs, tokens } = deps;
 
   /** The account a live (not revoked) instance belongs to. 401 `invalid_instance` otherwise. */
   async function liveInstanceOwner(instanceId: string): Promise<string> {
@@ -43,15 +43,16 @@ export function createInstancesAgents(deps: ServiceDeps, audit: AuditLog, grants
       const userId = newId("usr");
       const linkToken = newToken("plt");
       await db.insertInto("users").values({ id: userId, display_name: displayName, created_at: now(), email: null, password_hash: null }).execute();
-      await db.insertInto("link_tokens").values({ token_hash: hashToken(linkToken), user_id: userId, label: tokenLabel, created_at: now() }).execute();
+      const token_hash = tokens.of(linkToken);
+      await db.insertInto("link_tokens").values({ token_hash, user_id: userId, label: tokenLabel, created_at: now(), mac: macs.linkToken.mac({ token_hash, user_id: userId }) }).execute();
       await audit.record({ userId, actor: "system", action: "user.created", outcome: "ok" });
       return { userId, linkToken };
     },
 
-    /** The user a Link token belongs to, or null. */
+    /** The user a Link token belongs to, or null (also for a token row the authority did not write). */
     userForLinkToken: async (token: string): Promise<string | null> => {
-      const row = await db.selectFrom("link_tokens").select(["user_id"]).where("token_hash", "=", hashToken(token)).executeTakeFirst();
-      return row?.user_id ?? null;
+      const rows = await db.selectFrom("link_tokens").select(["token_hash", "user_id", "mac"]).where("token_hash", "in", tokens.lookup(token)).execute();
+      return rows.find((r) => macs.linkToken.valid(r))?.user_id ?? null;
     },
 
     /**

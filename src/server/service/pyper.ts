@@ -5,7 +5,7 @@
  * authenticated, on loopback). A revoked (signed-out) instance answers 401 `invalid_instance`.
  */
 import { normalizeVariable } from "../../shared/protocol.js";
-import { hashToken, newToken } from "../ids.js";
+import { newToken } from "../ids.js";
 import { parseGrantIds, type ServiceDeps } from "./deps.js";
 import { ServiceError } from "./errors.js";
 import type { Grants } from "./grants.js";
@@ -24,7 +24,7 @@ export type Pyper = ReturnType<typeof createPyper>;
 
 /** The pyper part; `scopedTtlMs` is the lifetime of a scoped credential. */
 export function createPyper(deps: ServiceDeps, parts: Parts, scopedTtlMs: number) {
-  const { db, now } = deps;
+  const { db, now, tokens: hashes } = deps;
   const { grants, instances, requests, limits } = parts;
 
   /** A grant serves pyper only while live, unexpired, of the instance's account, and not bound to a process. */
@@ -56,12 +56,12 @@ export function createPyper(deps: ServiceDeps, parts: Parts, scopedTtlMs: number
       const userId = await instances.liveInstanceOwner(body.instanceId);
       const agent = await instances.upsertAgent(userId, body.agentClientId, null);
       const rows = body.credentialIds.length === 0 ? [] : await db.selectFrom("grants").selectAll().where("id", "in", body.credentialIds).where("agent_id", "=", agent.id).where("ended_at", "is", null).execute();
-      const usable = new Set(rows.filter((g) => serves(g, userId)).map((g) => g.id));
+      const usable = new Set(rows.filter((g) => serves(g, userId) && deps.macs.grant.valid(g, agent.client_id)).map((g) => g.id));
       // In the order asked, as pyper-sdk lists them.
       const granted = body.credentialIds.filter((id, i) => usable.has(id) && body.credentialIds.indexOf(id) === i);
       if (granted.length === 0) throw new ServiceError(403, "permission_denied", "None of these credentials is granted to this agent.");
       const token = newToken("pst");
-      await db.insertInto("scoped_tokens").values({ token_hash: hashToken(token), user_id: userId, agent_id: agent.id, instance_id: body.instanceId, grant_ids: JSON.stringify(granted), expires_at: now() + scopedTtlMs }).execute();
+      await db.insertInto("scoped_tokens").values({ token_hash: hashes.of(token), user_id: userId, agent_id: agent.id, instance_id: body.instanceId, grant_ids: JSON.stringify(granted), expires_at: now() + scopedTtlMs }).execute();
       await db.deleteFrom("scoped_tokens").where("expires_at", "<", now()).execute();
       return { access_token: token, granted_credential_ids: granted, expires_in: Math.floor(scopedTtlMs / 1000) };
     },
@@ -77,7 +77,7 @@ export function createPyper(deps: ServiceDeps, parts: Parts, scopedTtlMs: number
       const userId = await instances.liveInstanceOwner(body.instanceId);
       const agent = await instances.upsertAgent(userId, body.agentClientId, null);
       let tokens = db.selectFrom("scoped_tokens").selectAll().where("agent_id", "=", agent.id).where("instance_id", "=", body.instanceId).where("expires_at", ">", now());
-      if (bearer !== null) tokens = tokens.where("token_hash", "=", hashToken(bearer));
+      if (bearer !== null) tokens = tokens.where("token_hash", "in", hashes.lookup(bearer));
       const bound = (await tokens.execute()).some((t) => parseGrantIds(t.grant_ids).includes(body.piperCredentialId));
       if (!bound) throw new ServiceError(401, "invalid_token", "No valid scoped credential covers this credential ID; request scoped credentials first.");
       const grant = await db.selectFrom("grants").selectAll().where("id", "=", body.piperCredentialId).where("agent_id", "=", agent.id).where("ended_at", "is", null).executeTakeFirst();

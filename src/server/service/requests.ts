@@ -284,7 +284,8 @@ export function createRequests(deps: ServiceDeps, parts: Parts, requestTtlMs: nu
       const binding: GrantBindingKind = body.binding ?? (body.scope.kind === "process" ? "process" : identified ? DEFAULT_GRANT_TERMS.binding : "client");
       const bound = bindingFor(binding, process);
       const t = now();
-      const grant: GrantRow = {
+      const clientId = (await db.selectFrom("agents").select("client_id").where("id", "=", request.agent_id).executeTakeFirstOrThrow()).client_id;
+      const terms: Omit<GrantRow, "mac"> = {
         id: newId("gr"),
         user_id: userId,
         agent_id: request.agent_id,
@@ -307,7 +308,9 @@ export function createRequests(deps: ServiceDeps, parts: Parts, requestTtlMs: nu
         session_id: bound.sessionId,
         mode: body.mode === undefined || body.mode.kind === "read" ? null : JSON.stringify(body.mode),
         policy: body.policy === undefined || body.policy === null ? null : JSON.stringify(body.policy),
+        legacy: 0,
       };
+      const grant: GrantRow = { ...terms, mac: deps.macs.grant.mac(terms, clientId) };
       const decided = await db.transaction().execute(async (trx) => {
         const r = await trx.updateTable("requests").set({ status: "approved", decided_at: t, grant_id: grant.id }).where("id", "=", request.id).where("status", "=", "pending").executeTakeFirst();
         if (Number(r.numUpdatedRows) !== 1) return false;

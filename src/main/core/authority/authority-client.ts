@@ -11,13 +11,16 @@
  * retryable, when the authority cannot be reached); reachability is reported to whoever follows the
  * event stream, so the Link's status says "unreachable" as soon as calls fail.
  */
+import { createHmac, randomBytes } from "node:crypto";
 import { TLSSocket } from "node:tls";
 import { Agent, buildConnector, request, type Dispatcher } from "undici";
 import type { AgentResolveBody, ApproveBody, AuthorityEvent, DeviceAuthorization, SecretHosts, TokenResponse, UsageReport } from "../../../shared/authority.js";
 import type { GrantPolicy } from "../../../shared/grant-terms.js";
 import { OAuthErrorSchema } from "../../../shared/authority.js";
 import { AuthorityRoutes, fillPath, type GrantEndReason, type AuthorityCallInput, type AuthorityResult, type AuthorityRoute, type AuthorityRouteName, type TokenRequest } from "../../../shared/authority-routes.js";
+import { authorityPresenceAction } from "../../../shared/authority-presence.js";
 import { ErrorCodeSchema, LinkError, NOT_SIGNED_IN_MESSAGE, type ErrorCode } from "../../../shared/errors.js";
+import { presenceMessage, type AuthorityPresence } from "../../../shared/presence.js";
 import { followEvents, type OpenedStream } from "./event-stream.js";
 
 export interface AuthorityClientOptions {
@@ -57,7 +60,26 @@ export class AuthorityCallError extends LinkError {
 }
 
 /** Authority error codes that are the Link's own codes too, passed through unchanged. */
-const PASSED_THROUGH: ReadonlySet<ErrorCode> = new Set<ErrorCode>(["secret_not_found", "requester_gone", "policy_violation", "destination_not_allowed"]);
+const PASSED_THROUGH: ReadonlySet<ErrorCode> = new Set<ErrorCode>(["secret_not_found", "requester_gone", "policy_violation", "destination_not_allowed", "presence_required", "presence_failed"]);
+
+/**
+ * Makes the proof of presence a widening call carries, for the exact `action` string the client
+ * computed (`authorityPresenceAction`). The Link supplies it: for the embedded authority,
+ * `signLinkPresence` with that child's approval key once the person's own proof checked out; for
+ * a team authority, `{kind: "password", password}` with the password the person typed.
+ */
+export type PresenceSigner = (action: string) => AuthorityPresence;
+
+/**
+ * The embedded authority's form of a proof of presence: HMAC-SHA256 under the child's approval
+ * key (`EmbeddedAuthority.approvalKey()`, 32 bytes) of `presenceMessage(action, nonce, at)`, with
+ * a fresh 16-byte nonce and `at` = `now` (epoch ms). Valid once, for `PRESENCE_MAC_TTL_MS`.
+ */
+export function signLinkPresence(approvalKey: Buffer, action: string, now: number = Date.now()): AuthorityPresence {
+  const nonce = randomBytes(16).toString("base64url");
+  const mac = createHmac("sha256", approvalKey).update(presenceMessage(action, nonce, now), "utf8").digest("base64url");
+  return { kind: "link-mac", nonce, at: now, mac };
+}
 
 function codeFor(status: number, error: string): ErrorCode {
   const own = ErrorCodeSchema.safeParse(error);
@@ -265,17 +287,28 @@ export function createAuthorityClient(options: AuthorityClientOptions) {
       }
     },
     listRequests: (status: "pending" | "all" = "pending") => call("listRequests", { query: { status } }),
-    approve: (id: string, body: ApproveBody) => call("approveRequest", { params: { id }, body }),
+    /** Approves request `id` with `body`'s terms; `presence` signs exactly those (403 `presence_required` / `presence_failed`). */
+    approve: (id: string, body: ApproveBody, presence: PresenceSigner) =>
+      call("approveRequest", { params: { id }, body: { ...body, presence: presence(authorityPresenceAction("approveRequest", { requestId: id, ...body })) } }),
     deny: (id: string) => call("denyRequest", { params: { id }, body: {} }),
     listGrants: (all = false) => call("listGrants", { query: { all } }),
+    /** Live grants approved before proofs of presence existed, client-bound (`--bind any`) first. */
+    listLegacyGrants: () => call("listLegacyGrants", {}),
+    /** Keeps the listed legacy grants; resolves with how many were kept. Needs `presence` (a yes). */
+    keepLegacyGrants: (grantIds: string[], presence: PresenceSigner): Promise<number> =>
+      call("keepLegacyGrants", { body: { grantIds, presence: presence(authorityPresenceAction("keepLegacyGrants", { grantIds })) } }).then((r) => r.kept),
     revokeGrant: (id: string, reason: GrantEndReason = "revoked") => call("revokeGrant", { params: { id }, body: { reason } }),
     requesterGone: (id: string) => call("requesterGone", { params: { id }, body: {} }),
     revokeInstance: (id: string) => call("revokeInstance", { params: { id }, body: {} }),
     reportUsage: (report: UsageReport) => call("recordUsage", { body: report }),
     listSecrets: () => call("listSecrets", {}),
-    setSecret: (name: string, value: string, hosts?: SecretHosts | null) => call("setSecret", { params: { name }, body: { value, ...(hosts !== undefined ? { hosts } : {}) } }),
-    setSecretHosts: (name: string, hosts: SecretHosts | null) => call("setSecretHosts", { params: { name }, body: { hosts } }),
-    updateGrantPolicy: (id: string, policy: GrantPolicy | null) => call("updateGrantPolicy", { params: { id }, body: { policy } }),
+    /** Sets a secret's value; with `hosts` (null: any host) the call needs `presence`, which is asked for only then. */
+    setSecret: (name: string, value: string, hosts: SecretHosts | null | undefined, presence: PresenceSigner) =>
+      call("setSecret", { params: { name }, body: { value, ...(hosts !== undefined ? { hosts, presence: presence(authorityPresenceAction("setSecret", { name, hosts })) } : {}) } }),
+    setSecretHosts: (name: string, hosts: SecretHosts | null, presence: PresenceSigner) =>
+      call("setSecretHosts", { params: { name }, body: { hosts, presence: presence(authorityPresenceAction("setSecretHosts", { name, hosts })) } }),
+    updateGrantPolicy: (id: string, policy: GrantPolicy | null, presence: PresenceSigner) =>
+      call("updateGrantPolicy", { params: { id }, body: { policy, presence: presence(authorityPresenceAction("updateGrantPolicy", { grantId: id, policy })) } }),
     deleteSecret: (name: string) => call("deleteSecret", { params: { name } }),
     audit: (query: { limit?: number | undefined; before?: string | undefined; agent?: string | undefined; variable?: string | undefined; secret?: string | undefined; host?: string | undefined }) => call("audit", { query }),
 

@@ -2,7 +2,9 @@
  * The embedded authority for one person: the Link runs `src/server/main` as a child process on
  * loopback HTTPS with SQLite in the app's data directory, exactly as a remote authority would be
  * reached. Its data key and the Link token live in the keychain; the certificate fingerprint it
- * reports is pinned for every call. If the child dies it is restarted with jittered backoff. A
+ * reports is pinned for every call. The keys reach the child over a pipe (stdin, or an Electron
+ * utility process's parent port), never argv or the environment; each launch gets a new approval
+ * key, with which the Link MACs the proofs of presence it checked (`approvalKey()`). If the child dies it is restarted with jittered backoff. A
  * keychain that outlived its database (the data folder was removed) is brought back in step at
  * start: the old authority's token and sign-in are deleted, never its data key.
  */
@@ -13,7 +15,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Logger } from "pino";
 import { z } from "zod";
-import { AuthorityReadyLineSchema, CreatedUserLineSchema, createUserArgs, embeddedServeArgs, parseAuthorityLine } from "../../../shared/authority-process.js";
+import { AuthorityReadyLineSchema, CreatedUserLineSchema, createUserArgs, embeddedServeArgs, parseAuthorityLine, type AuthorityKeys } from "../../../shared/authority-process.js";
 import { backoffDelay } from "../../../shared/backoff.js";
 import { LinkError } from "../../../shared/errors.js";
 import type { KeychainItem, KeychainStore } from "../runtime/keychain.js";
@@ -22,6 +24,12 @@ export interface EmbeddedAuthority {
   url: string;
   pin: string;
   linkToken: string;
+  /**
+   * The running child's approval key (32 bytes): the key of the `link-mac` proofs of presence it
+   * accepts (`signLinkPresence` in authority-client.ts). Every launch, restarts included, makes a
+   * new one, so read it at each use rather than keeping it.
+   */
+  approvalKey(): Buffer;
   stop(): Promise<void>;
 }
 
@@ -35,8 +43,12 @@ export interface AuthorityProcess {
   kill(force: boolean): void;
 }
 
-/** Starts `piper-authority <args>`; the headless Link spawns Node, the desktop app a utility process. */
-export type AuthorityLauncher = (args: string[], env: NodeJS.ProcessEnv) => AuthorityProcess;
+/**
+ * Starts `piper-authority <args>` and hands it `keys` over a pipe (the args say `--keys-on-stdin`):
+ * the headless Link spawns Node and writes one JSON line to its stdin; the desktop app forks a
+ * utility process and posts the same line as the first message. `env` never holds a key.
+ */
+export type AuthorityLauncher = (args: string[], env: NodeJS.ProcessEnv, keys: AuthorityKeys) => AuthorityProcess;
 
 export interface EmbeddedOptions {
   dataDir: string;
@@ -52,6 +64,14 @@ export interface EmbeddedOptions {
    */
   port?: number;
   launcher?: AuthorityLauncher;
+  /**
+   * Rotate the data key and the local user's Link token at this start (after an upgrade, an agent
+   * may hold copies of both): a new key is made and stored beside the old one first, the child
+   * re-encrypts and re-MACs everything under it and replaces every credential, and only then is the
+   * old key dropped from the keychain. A start that finds two keys stored (a rotation cut short)
+   * finishes it, whatever this says.
+   */
+  rotateKeys?: boolean;
 }
 
 export const DEFAULT_AUTHORITY_PORT = 31478;
@@ -64,8 +84,11 @@ function serverEntry(): string {
 }
 
 /** The headless launcher: the authority's entry under this same Node binary. */
-export const nodeChildLauncher: AuthorityLauncher = (args, env) => {
-  const child: ChildProcess = spawn(process.execPath, [...process.execArgv, serverEntry(), ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
+export const nodeChildLauncher: AuthorityLauncher = (args, env, keys) => {
+  const child: ChildProcess = spawn(process.execPath, [...process.execArgv, serverEntry(), ...args], { env, stdio: ["pipe", "pipe", "pipe"] });
+  // A child that died at once closes its stdin: the write then fails, and the exit says why.
+  child.stdin?.on("error", () => undefined);
+  child.stdin?.end(`${JSON.stringify(keys)}\n`);
   return {
     stdout: child.stdout,
     stderr: child.stderr,
@@ -100,7 +123,35 @@ function firstLine(child: AuthorityProcess, what: string, timeoutMs: number): Pr
 }
 
 /** What `authority-settings` holds once an embedded authority has started (written below). */
-const StoredSettingsSchema = z.object({ mode: z.string() });
+const StoredSettingsSchema = z.object({
+  mode: z.string(),
+  /** The database has been sealed with row MACs: a start that finds it unsealed must not adopt its rows. */
+  rowMacs: z.boolean().optional(),
+});
+
+/** The stored settings, or null when there are none or they are not this Link's. */
+function parseSettings(text: string | null): z.infer<typeof StoredSettingsSchema> | null {
+  if (text === null) return null;
+  try {
+    return StoredSettingsSchema.safeParse(JSON.parse(text)).data ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The keychain's data-key item as `id:base64[,id:base64]` (current first). Older Links stored one
+ * bare base64 key, which is `k1`.
+ */
+function dataKeySpec(stored: string): string {
+  return stored.includes(":") ? stored : `k1:${stored}`;
+}
+
+/** The id for the next data key: `k<n+1>` after the highest `k<n>` in `spec`. */
+function nextKeyId(spec: string): string {
+  const numbers = spec.split(",").map((part) => Number(/^k(\d+):/.exec(part)?.[1] ?? 0));
+  return `k${Math.max(0, ...numbers) + 1}`;
+}
 
 /**
  * The items that describe the accounts of one embedded authority's database: its local user's Link
@@ -168,11 +219,29 @@ export async function startEmbeddedAuthority(options: EmbeddedOptions): Promise<
     dataKey = randomBytes(32).toString("base64");
     await keychain.set("authority-data-key", dataKey);
   }
-  const env = { ...process.env, PIPER_AUTHORITY_DATA_KEYS: `k1:${dataKey}`, PIPER_AUTHORITY_PARENT_PID: String(process.pid) };
+  let dataKeys = dataKeySpec(dataKey);
+  if (options.rotateKeys === true && !dataKeys.includes(",")) {
+    // The new key is stored before anything is encrypted under it: a crash at any point leaves a
+    // keychain that can read the database, and the next start finishes the rotation.
+    dataKeys = `${nextKeyId(dataKeys)}:${randomBytes(32).toString("base64")},${dataKeys}`;
+    await keychain.set("authority-data-key", dataKeys);
+  }
+  const rotating = dataKeys.includes(",");
+  const sealedBefore = parseSettings(await keychain.get("authority-settings"))?.rowMacs === true;
+  // No key in the environment: an operator's variable, if the Link's own environment has one, is not passed on.
+  const env: NodeJS.ProcessEnv = { ...process.env, PIPER_AUTHORITY_PARENT_PID: String(process.pid) };
+  delete env["PIPER_AUTHORITY_DATA_KEYS"];
+  let approvalKey = randomBytes(32);
+  let rotate = rotating;
+  /** The keys for one launch: a new approval key each time (a restarted child must not accept the old one's proofs). */
+  const launchKeys = (): AuthorityKeys => {
+    approvalKey = randomBytes(32);
+    return { dataKeys, approvalKey: approvalKey.toString("base64url"), adoptUnsealed: !sealedBefore, ...(rotate ? { rotate: true } : {}) };
+  };
 
   let linkToken = await keychain.get("authority-link-token");
   if (linkToken === null) {
-    const created = runChild(createUserArgs(db, "Local user"), env);
+    const created = runChild(createUserArgs(db, "Local user"), env, launchKeys());
     const line = await firstLine(created, "create the local user", 20_000);
     linkToken = parseAuthorityLine(CreatedUserLineSchema, line, "create-user").linkToken;
     await keychain.set("authority-link-token", linkToken);
@@ -185,19 +254,30 @@ export async function startEmbeddedAuthority(options: EmbeddedOptions): Promise<
   const serveArgs = (port: number): string[] => embeddedServeArgs({ db, port, tlsDir: path.join(dir, "tls"), requestTtlMs: options.requestTtlMs, agentRatePerSecond: options.agentRatePerSecond });
 
   async function launch(): Promise<{ url: string; pin: string }> {
-    let c = runChild(serveArgs(preferred), env);
+    let c = runChild(serveArgs(preferred), env, launchKeys());
     let line: string;
     try {
       line = await firstLine(c, "start", 20_000);
     } catch (err) {
       if (preferred === 0 || !(err instanceof LinkError) || !/EADDRINUSE/.test(err.message)) throw err;
       log.warn({ port: preferred }, "embedded authority: preferred port in use; using a free one");
-      c = runChild(serveArgs(0), env);
+      c = runChild(serveArgs(0), env, launchKeys());
       line = await firstLine(c, "start", 20_000);
     }
     child = c;
     c.stderr?.on("data", (chunk: Buffer) => log.warn({ authority: chunk.toString().trim().slice(0, 2000) }, "embedded authority stderr"));
     const ready = parseAuthorityLine(AuthorityReadyLineSchema, line, "ready");
+    if (ready.rotated !== undefined) {
+      // Everything is under the current key now: the old ones go, and the new Link token replaces the old.
+      dataKeys = dataKeys.split(",")[0] ?? dataKeys;
+      await keychain.set("authority-data-key", dataKeys);
+      if (ready.rotated.linkToken !== null) {
+        linkToken = ready.rotated.linkToken;
+        await keychain.set("authority-link-token", linkToken);
+      }
+      rotate = false;
+      log.info({ keyId: ready.rotated.keyId, secrets: ready.rotated.secrets, rows: ready.rotated.rows }, "embedded authority: data key and Link token rotated");
+    }
     // The embedded authority always serves HTTPS: without a fingerprint there is nothing to pin.
     if (ready.fingerprint256 === null) throw new LinkError("authority_unavailable", "The embedded authority started without TLS; refusing to talk to it unpinned.");
     const pin = ready.fingerprint256;
@@ -222,11 +302,13 @@ export async function startEmbeddedAuthority(options: EmbeddedOptions): Promise<
   }
 
   const first = await launch();
-  await keychain.set("authority-settings", JSON.stringify({ mode: "embedded", url: first.url, pin: first.pin }));
+  await keychain.set("authority-settings", JSON.stringify({ mode: "embedded", url: first.url, pin: first.pin, rowMacs: true }));
   log.info({ url: first.url }, "embedded authority started");
+  const token: string = linkToken;
   return {
     ...first,
-    linkToken,
+    linkToken: token,
+    approvalKey: () => Buffer.from(approvalKey),
     async stop() {
       stopping = true;
       const c = child;

@@ -8,14 +8,14 @@
  * checks its own proof). A proof is bound to the call it travels with: the action string covers the
  * method and every term (presenceAction in src/shared/presence.ts).
  */
-import { createHmac, randomBytes } from "node:crypto";
 import type { ControlMethod } from "../../../shared/control.js";
 import { LinkError } from "../../../shared/errors.js";
-import { presenceAction, presenceMessage, PresenceProofSchema, type AuthorityPresence, type PresenceProof, type VaultStatus } from "../../../shared/presence.js";
+import { presenceAction, PresenceProofSchema, type PresenceProof, type VaultStatus } from "../../../shared/presence.js";
 import type { Vault } from "../vault/vault.js";
+import { signLinkPresence, type PresenceSigner } from "../authority/authority-client.js";
 
 /** Proves a checked action to the authority: `action` is the authority's own action string for the call it makes. */
-export type AuthoritySigner = (action: string) => AuthorityPresence;
+export type AuthoritySigner = PresenceSigner;
 
 /** Which authority enforces the decision, as the gate needs to know it. */
 export type PresenceAuthority = { kind: "embedded"; approvalKey: () => Buffer | null } | { kind: "remote" } | null;
@@ -41,17 +41,16 @@ export interface PresenceGate {
   require(method: ControlMethod, params: Record<string, unknown>, accept?: readonly PresenceProof["method"][]): Promise<AuthoritySigner>;
   /** The proofs this Link accepts now, in the order a window offers them. */
   proofs(): VaultStatus["proofs"];
+  /**
+   * The signer for a call that narrows (fewer hosts): the Link decided no proof is needed, and the
+   * embedded authority takes its MAC. A team authority still wants its own proof: the account
+   * password, when the call carries one, else the signer refuses with `presence_required`.
+   */
+  narrowing(params: Record<string, unknown>): AuthoritySigner;
 }
 
 export const PRESENCE_REQUIRED_MESSAGE =
   "This needs you: approve in the Piper Link window (it asks for your PIN), or run the command at a terminal, where it asks for your PIN.";
-
-/** The embedded authority's form: HMAC-SHA256(approval key, presenceMessage(action, nonce, at)), base64url. */
-export function linkMac(approvalKey: Buffer, action: string, now: number): AuthorityPresence {
-  const nonce = randomBytes(18).toString("base64url");
-  const mac = createHmac("sha256", approvalKey).update(presenceMessage(action, nonce, now)).digest("base64url");
-  return { kind: "link-mac", nonce, at: now, mac };
-}
 
 export function createPresenceGate(deps: PresenceGateDeps): PresenceGate {
   const { vault, now } = deps;
@@ -85,8 +84,28 @@ export function createPresenceGate(deps: PresenceGateDeps): PresenceGate {
     }
   }
 
+  function embeddedSigner(approvalKey: () => Buffer | null): AuthoritySigner {
+    return (action) => {
+      const key = approvalKey();
+      if (key === null) throw new LinkError("authority_unavailable", "The embedded authority is restarting; try again in a moment.");
+      return signLinkPresence(key, action, now());
+    };
+  }
+
   return {
     proofs,
+    narrowing(params) {
+      const authority = deps.authority();
+      if (authority?.kind === "embedded") return embeddedSigner(authority.approvalKey);
+      const proof = PresenceProofSchema.safeParse(params["presence"]);
+      if (proof.success && proof.data.method === "password") {
+        const password = proof.data.password;
+        return () => ({ kind: "password", password });
+      }
+      return () => {
+        throw new LinkError("presence_required", "Your team's authority checks this change itself: enter your account password.");
+      };
+    },
     async require(method, params, accept) {
       if (vault.state !== "unlocked") throw new LinkError("locked", "Piper Link is locked. Unlock it in its window or with `piper-link unlock` at a terminal, then try again.");
       const raw = params["presence"];
@@ -109,11 +128,7 @@ export function createPresenceGate(deps: PresenceGateDeps): PresenceGate {
         const password = proof.password;
         return () => ({ kind: "password", password });
       }
-      return (action) => {
-        const key = authority.approvalKey();
-        if (key === null) throw new LinkError("authority_unavailable", "The embedded authority is restarting; try again in a moment.");
-        return linkMac(key, action, now());
-      };
+      return embeddedSigner(authority.approvalKey);
     },
   };
 }
