@@ -168,7 +168,8 @@ export function createLink(options: LinkOptions): Link {
    */
   async function openUnlocked(): Promise<void> {
     context.setLocked(false);
-    const connected = await connectConfiguredAuthority({ config, dataDir: paths.dataDir, keychain, log, linkPort: options.port, connection });
+    // After an upgrade the embedded authority's data key and Link token were readable in plaintext: re-keyed now.
+    const connected = await connectConfiguredAuthority({ config, dataDir: paths.dataDir, keychain, log, linkPort: options.port, connection, rotateKeys: vault.needsRotation });
     embedded = connected.embedded;
     signIn.setLocalToken(connected.localToken);
     await context.load();
@@ -180,9 +181,13 @@ export function createLink(options: LinkOptions): Link {
     emitStatus();
   }
 
-  /** Rotates what an agent may have copied while the items were plaintext: the refresh token (the authority side rotates its keys). */
+  /**
+   * Rotates what an agent may have copied while the items were plaintext: the embedded authority was
+   * re-keyed as it started (data key, Link token; its OAuth sign-ins end), and a remote authority's
+   * refresh token is traded for a new one here.
+   */
   async function rotateAfterUpgrade(): Promise<void> {
-    const rotated = await session.rotate().catch((err: unknown) => {
+    const rotated = await (config?.kind === "embedded" ? Promise.resolve(true) : session.rotate()).catch((err: unknown) => {
       log.warn({ err: String(err) }, "vault: could not rotate the refresh token after the upgrade; will try at the next unlock");
       return null;
     });

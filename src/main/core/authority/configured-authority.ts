@@ -20,6 +20,8 @@ export interface ConnectAuthorityDeps {
   /** The Link's own preferred port: a Link on port 0 (tests, extra profiles) gives its authority port 0 too. */
   linkPort: number | undefined;
   connection: AuthorityConnection;
+  /** Re-key the embedded authority at this start (data key and Link token), e.g. after the vault sealed plaintext items an agent may have copied. */
+  rotateKeys?: boolean;
 }
 
 /** What was started: the embedded authority (to stop with the Link) and the Link token to use without an OAuth sign-in. */
@@ -43,6 +45,7 @@ export async function connectConfiguredAuthority(deps: ConnectAuthorityDeps): Pr
       ...(config.agentRatePerSecond !== undefined ? { agentRatePerSecond: config.agentRatePerSecond } : {}),
       ...(config.launcher !== undefined ? { launcher: config.launcher } : {}),
       port: config.port ?? (deps.linkPort === 0 ? 0 : undefined) ?? DEFAULT_AUTHORITY_PORT,
+      ...(deps.rotateKeys === true ? { rotateKeys: true } : {}),
       onRestart: (next) => connection.connect({ url: next.url, pin: next.pin, ca: null }),
     });
     connection.connect({ url: embedded.url, pin: embedded.pin, ca: null });
