@@ -12,6 +12,7 @@ import { fileURLToPath } from "node:url";
 import { Command, InvalidArgumentError, Option } from "commander";
 import type { AuthorityReadyLine, CreatedUserLine } from "../shared/authority-process.js";
 import { LinkError } from "../shared/errors.js";
+import { hardenProcess } from "../platform/harden.js";
 import { parseDataKeys } from "./crypto.js";
 
 function parseListen(value: string): { host: string; port: number } {
@@ -58,6 +59,9 @@ export function authorityCommand(): Command {
       "also serve pyper-sdk's endpoints (/pyper/...) directly. RISK: they take no account credential, so anyone who can reach this address and knows an instance ID and a granted client ID gets that secret; prefer pointing pyper-sdk at the Link's loopback endpoints",
     )
     .action(async (o: { db: string; listen: { host: string; port: number }; tlsDir?: string; tlsKey?: string; tlsCert?: string; insecureHttpBehindProxy?: boolean; trustProxy?: string; requestTtl: number; agentRate: number; pyperEndpoints?: boolean; localUserOnly?: boolean }) => {
+      // Before the data keys are read: no debugger, SIGUSR1 caught, memory closed to other processes.
+      const hardening = await hardenProcess("authority");
+      if (hardening.notDumpable === false) process.stderr.write(`${JSON.stringify({ msg: "the process could not be made non-dumpable", reason: hardening.dumpableFailure })}\n`);
       // Checked first: a missing key must not leave a TLS identity or a database behind.
       const dataKeys = dataKeysFromEnv();
       if (!(o.tlsKey && o.tlsCert) && !o.tlsDir && !o.insecureHttpBehindProxy) {
