@@ -8,7 +8,8 @@ import { existsSync, readFileSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { inspectorOption, parseNodeOptions } from "../src/platform/node-options.js";
-import { BIN, newEnv, stopAll } from "./cli-helpers.js";
+import { LinkStatusSchema } from "../src/shared/control.js";
+import { BIN, cliJson, newEnv, stopAll } from "./cli-helpers.js";
 import { bundleForAnyUser, ensureTestUser, secondUserUnavailable, TEST_USER } from "./as-user.js";
 import { waitFor } from "./helpers.js";
 
@@ -172,6 +173,15 @@ describe("another process of the same (non-root) user cannot read a hardened pro
     const control = attack(Number(p["pid"]));
     assert.equal(control.environ, "read");
     if (scope === 0) assert.equal(control.mem, "read");
+  });
+});
+
+describe("the Link daemon hardens itself", () => {
+  it("a started daemon's status does not report `not_dumpable_failed`, and its log does not warn of it", async () => {
+    const e = await newEnv();
+    const status = cliJson(e, ["start", "--port", "0"], LinkStatusSchema);
+    assert.deepEqual(status.risks.filter((r) => r.code === "not_dumpable_failed"), []);
+    assert.doesNotMatch(readFileSync(status.logFile, "utf8"), /could not be made non-dumpable/);
   });
 });
 

@@ -38,6 +38,12 @@ export interface DaemonOptions {
    * else, and refuses to start with a debugger enabled.
    */
   hardened?: HardeningResult;
+  /**
+   * The package root of the running code, checked for the residual risk `install_writable`. By
+   * default the folder three levels above this module (src/main/core or dist/main/core); the
+   * desktop app, whose core is bundled elsewhere, passes its app path.
+   */
+  installRoot?: string;
 }
 
 /**
@@ -114,6 +120,8 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     onShutdownRequested: () => void stop("shutdown requested"),
     // src/main/core and dist/main/core are both three levels below the package root.
     uiDir: options.uiDir !== undefined ? options.uiDir : await builtUiDir(path.resolve(import.meta.dirname, "../../../out/renderer")),
+    installRoot: options.installRoot ?? path.resolve(import.meta.dirname, "../../.."),
+    hardening,
   });
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);

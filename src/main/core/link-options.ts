@@ -3,6 +3,7 @@
  * the contract, so a reader of link.ts sees the lifecycle and not the options' documentation).
  */
 import type { Logger } from "pino";
+import type { HardeningResult } from "../../platform/harden.js";
 import type { ControlEvent, LinkApi, LinkStatus } from "../../shared/control.js";
 import type { AuthorityConfig } from "./authority/configured-authority.js";
 import type { LinkLimits } from "./loopback/limits.js";
@@ -42,6 +43,13 @@ export interface LinkOptions {
    * `PIPER_LINK_EXTRA_CA` environment variable; null: none.
    */
   calls?: { extraCaFile?: string | null };
+  /**
+   * The package root of the running code (or the desktop app's archive), checked for the residual
+   * risk `install_writable`; absent: not checked.
+   */
+  installRoot?: string | null;
+  /** What hardening this process gave (platform/harden.ts); a `dumpableFailure` is the residual risk `not_dumpable_failed`. */
+  hardening?: Pick<HardeningResult, "dumpableFailure">;
 }
 
 export interface Link {
