@@ -49,7 +49,13 @@ export default tseslint.config(
   },
   {
     files: ["src/shared/**"],
-    rules: { "no-restricted-imports": forbid(["main", "renderer", "preload", "server", "sdk"], "src/shared imports nothing with I/O and no other layer", NODE_IO) },
+    rules: { "no-restricted-imports": forbid(["main", "platform", "renderer", "preload", "server", "sdk"], "src/shared imports nothing with I/O and no other layer", NODE_IO) },
+  },
+  {
+    files: ["src/platform/**"],
+    // Node-only code for this machine's OS (process hardening), shared by the Link, the authority
+    // and the CLI: a leaf that imports nothing of the project but shared.
+    rules: { "no-restricted-imports": forbid(["main", "renderer", "preload", "server", "sdk"], "src/platform imports shared only", ["electron$"]) },
   },
   {
     files: ["src/main/core/**"],
@@ -67,12 +73,12 @@ export default tseslint.config(
   },
   {
     files: ["src/preload/**"],
-    rules: { "no-restricted-imports": forbid(["main", "renderer", "server", "sdk"], "the preload imports shared and electron only") },
+    rules: { "no-restricted-imports": forbid(["main", "platform", "renderer", "server", "sdk"], "the preload imports shared and electron only") },
   },
   {
     files: ["src/renderer/**"],
     languageOptions: { globals: { ...globals.browser } },
-    rules: { "no-restricted-imports": forbid(["main", "preload", "server", "sdk"], "the renderer talks to the core only through LinkApi from src/shared", NODE_IO) },
+    rules: { "no-restricted-imports": forbid(["main", "platform", "preload", "server", "sdk"], "the renderer talks to the core only through LinkApi from src/shared", NODE_IO) },
   },
   {
     files: ["src/server/**"],
@@ -80,6 +86,6 @@ export default tseslint.config(
   },
   {
     files: ["src/sdk/**"],
-    rules: { "no-restricted-imports": forbid(["main", "renderer", "preload", "server"], "the agent SDK never imports the Link or the authority") },
+    rules: { "no-restricted-imports": forbid(["main", "platform", "renderer", "preload", "server"], "the agent SDK never imports the Link or the authority") },
   },
 );

@@ -25,8 +25,10 @@ import type {
   ShellWindow,
 } from "../src/main/app/electron-api.js";
 import { startShell, type RunningShell } from "../src/main/app/shell.js";
+import { runDesktopApp, REFUSED_EXIT_STATUS, type DesktopApp, type DesktopAppOptions } from "../src/main/app/desktop-app.js";
+import { debuggingSwitch } from "../src/main/app/shell-policy.js";
 import { hardenAllWebContents, hardenSession, CSP } from "../src/main/app/window.js";
-import { connectAgent, pendingRequestId, startTestLink, type TestAgent, type TestLink } from "./helpers.js";
+import { connectAgent, pendingRequestId, startTestLink, uniqueProfile, type TestAgent, type TestLink } from "./helpers.js";
 
 const OWN_PAGE = "file:///opt/piper/resources/app.asar/out/renderer/index.html";
 const ASSETS = "/opt/piper/resources/app.asar/assets";
@@ -98,15 +100,20 @@ class FakeMenu implements ShellMenu {
 }
 
 class FakeApp implements ShellApp {
-  readonly isPackaged = false;
+  readonly commandLine: { hasSwitch(name: string): boolean; getSwitchValue(name: string): string };
   constructor(
-    private readonly state: { events: Events; quits: number },
+    private readonly state: AppState,
     private readonly changes: EventEmitter,
-  ) {}
+    readonly isPackaged: boolean,
+    switches: Readonly<Record<string, string>>,
+  ) {
+    this.commandLine = { hasSwitch: (name) => name in switches, getSwitchValue: (name) => switches[name] ?? "" };
+  }
   getAppPath(): string {
     return "/opt/piper/resources/app.asar";
   }
   requestSingleInstanceLock(): boolean {
+    this.state.lockRequests++;
     return true;
   }
   whenReady(): Promise<void> {
@@ -116,7 +123,9 @@ class FakeApp implements ShellApp {
     this.state.quits++;
     this.changes.emit("change");
   }
-  exit(): void {}
+  exit(exitCode?: number): void {
+    this.state.exits.push(exitCode ?? 0);
+  }
   setLoginItemSettings(): void {}
   on(event: "second-instance" | "window-all-closed", listener: () => void): this;
   on(event: "web-contents-created", listener: (event: PreventableEvent, contents: ShellWebContents) => void): this;
@@ -127,15 +136,33 @@ class FakeApp implements ShellApp {
   }
 }
 
+/** What the double's app records: its listeners, quits, exit codes and single-instance lock requests. */
+interface AppState {
+  events: Events;
+  quits: number;
+  exits: number[];
+  lockRequests: number;
+}
+
+/** The handlers the shell gave the double's session, to be called as Electron would. */
+interface SessionHandlers {
+  headers: ((details: { responseHeaders?: Record<string, string[]> }, callback: (response: { responseHeaders: Record<string, string[]> }) => void) => void) | null;
+  request: ((webContents: unknown, permission: string, callback: (granted: boolean) => void) => void) | null;
+  check: ((webContents: unknown, permission: string, requestingOrigin: string, details: unknown) => boolean) | null;
+  device: ((details: unknown) => boolean) | null;
+}
+
 interface Double {
   api: ElectronApi;
+  session: SessionHandlers;
+  errorBoxes: Array<{ title: string; content: string }>;
   changes: EventEmitter;
   windows: FakeWindow[];
   trays: FakeTray[];
   notifications: FakeNotification[];
   ipc: Map<string, (event: ShellInvokeEvent, ...args: unknown[]) => Promise<unknown>>;
   opened: string[];
-  app: { events: Events; quits: number };
+  app: AppState;
 }
 
 class FakeWindow implements ShellWindow {
@@ -230,21 +257,28 @@ class FakeNotification implements ShellNotification {
   }
 }
 
-/** A fresh double of the Electron API, recording what the shell does with it. */
-function electronDouble(): Double {
+/**
+ * A fresh double of the Electron API, recording what the shell does with it; `packaged` and the
+ * Chromium `switches` (name → value) stand for how the app was built and started.
+ */
+function electronDouble(options: { packaged?: boolean; switches?: Record<string, string> } = {}): Double {
   const changes = new EventEmitter();
   const windows: FakeWindow[] = [];
   const trays: FakeTray[] = [];
   const notifications: FakeNotification[] = [];
   const ipc = new Map<string, (event: ShellInvokeEvent, ...args: unknown[]) => Promise<unknown>>();
   const opened: string[] = [];
-  const appState = { events: new Events(), quits: 0 };
+  const appState: AppState = { events: new Events(), quits: 0, exits: [], lockRequests: 0 };
+  const handlers: SessionHandlers = { headers: null, request: null, check: null, device: null };
+  const errorBoxes: Array<{ title: string; content: string }> = [];
   const session: ShellSession = {
-    webRequest: { onHeadersReceived: () => undefined },
-    setPermissionRequestHandler: () => undefined,
+    webRequest: { onHeadersReceived: (listener) => void (handlers.headers = listener) },
+    setPermissionRequestHandler: (handler) => void (handlers.request = handler),
+    setPermissionCheckHandler: (handler) => void (handlers.check = handler),
+    setDevicePermissionHandler: (handler) => void (handlers.device = handler),
   };
   const api: ElectronApi = {
-    app: new FakeApp(appState, changes),
+    app: new FakeApp(appState, changes, options.packaged ?? false, options.switches ?? {}),
     BrowserWindow: class extends FakeWindow {
       constructor(options: BrowserWindowConstructorOptions) {
         super(options);
@@ -280,9 +314,9 @@ function electronDouble(): Double {
       },
     },
     session: { defaultSession: session },
-    dialog: { showErrorBox: () => undefined },
+    dialog: { showErrorBox: (title, content) => void errorBoxes.push({ title, content }) },
   };
-  return { api, changes, windows, trays, notifications, ipc, opened, app: appState };
+  return { api, session: handlers, errorBoxes, changes, windows, trays, notifications, ipc, opened, app: appState };
 }
 
 /** Waits (on the double's change events, no polling) until `check` holds. */
@@ -476,6 +510,7 @@ describe("Electron shell against a double of the Electron API, with a real Link 
       sandbox: true,
       nodeIntegration: false,
       webSecurity: true,
+      devTools: true,
     });
     assert.equal(win.loaded, "/opt/piper/resources/app.asar/out/renderer/index.html");
 
@@ -511,11 +546,136 @@ describe("Electron shell against a double of the Electron API, with a real Link 
     // Session: the CSP on every response, every permission refused.
     let headers: Record<string, string[]> = {};
     let granted: boolean | null = null;
+    let checked: boolean | null = null;
+    let device: boolean | null = null;
     hardenSession({
       webRequest: { onHeadersReceived: (listener) => listener({ responseHeaders: { "X-Test": ["1"] } }, (r) => (headers = r.responseHeaders)) },
       setPermissionRequestHandler: (handler) => handler(null, "media", (g) => (granted = g)),
+      setPermissionCheckHandler: (handler) => void (checked = handler(null, "notifications", OWN_PAGE, {})),
+      setDevicePermissionHandler: (handler) => void (device = handler({ deviceType: "usb", origin: OWN_PAGE })),
     });
     assert.deepEqual(headers, { "X-Test": ["1"], "Content-Security-Policy": [CSP] });
     assert.equal(granted, false);
+    assert.equal(checked, false);
+    assert.equal(device, false);
+  });
+});
+
+describe("the desktop app's start (desktop-app.ts, what index.ts runs) against the double", () => {
+  const MAIN_DIR = "/opt/piper/resources/app.asar/out/main";
+  const DEV_URL = "http://localhost:5173/";
+  const started: Array<{ double: Double; app: DesktopApp }> = [];
+  after(async () => {
+    for (const { double, app } of started) {
+      double.app.events.emit("before-quit", new RecordedEvent());
+      await until(double, () => double.app.quits > 0, "the app to quit after the Link stopped");
+      app.shell.stop();
+    }
+  });
+
+  function options(over: Partial<DesktopAppOptions> = {}): DesktopAppOptions & { reported: string[] } {
+    const reported: string[] = [];
+    return {
+      argv: ["/opt/piper/piper-link"],
+      env: { ...process.env, PIPER_LINK_PROFILE: uniqueProfile(), ELECTRON_RENDERER_URL: DEV_URL },
+      execArgv: [],
+      platform: "linux",
+      mainDir: MAIN_DIR,
+      port: 0,
+      execPath: "/opt/piper/piper-link",
+      report: (line) => void reported.push(line),
+      ...over,
+      reported,
+    };
+  }
+
+  it("a packaged app refuses remote debugging and debugger switches before anything starts (exit 2, an error box)", async () => {
+    const cases: Array<{ argv?: string[]; switches?: Record<string, string>; execArgv?: string[]; nodeOptions?: string; says: RegExp }> = [
+      { argv: ["--remote-debugging-port=9222"], says: /started with --remote-debugging-port=9222/ },
+      { argv: ["-remote-debugging-port=9222"], says: /started with -remote-debugging-port=9222/ },
+      { argv: ["--remote-debugging-pipe"], says: /started with --remote-debugging-pipe/ },
+      { argv: ["--inspect=9229"], says: /started with --inspect=9229/ },
+      { argv: ["--js-flags=--expose-gc --inspect"], says: /started with --js-flags=--expose-gc --inspect/ },
+      { switches: { "remote-debugging-port": "0" }, says: /started with --remote-debugging-port/ },
+      { switches: { "js-flags": "--inspect-brk" }, says: /started with --js-flags=--inspect-brk/ },
+      { execArgv: ["--inspect-port=0"], says: /debugger enabled \(--inspect-port=0 on Node's command line\)/ },
+      { nodeOptions: "--inspect", says: /debugger enabled \(--inspect in NODE_OPTIONS\)/ },
+    ];
+    for (const c of cases) {
+      const double = electronDouble({ packaged: true, switches: c.switches ?? {} });
+      const base = options();
+      const o = { ...base, argv: [...base.argv, ...(c.argv ?? [])], execArgv: c.execArgv ?? [], env: { ...base.env, ...(c.nodeOptions === undefined ? {} : { NODE_OPTIONS: c.nodeOptions }) } };
+      const result = await runDesktopApp(double.api, o);
+      const what = JSON.stringify(c);
+      assert.equal(result, null, what);
+      assert.deepEqual(double.app.exits, [REFUSED_EXIT_STATUS], what);
+      assert.equal(double.errorBoxes[0]?.title, "Piper Link will not start", what);
+      assert.match(double.errorBoxes[0].content, c.says, what);
+      assert.match(base.reported.join("\n"), c.says, what);
+      assert.equal(double.app.lockRequests, 0, `nothing started: ${what}`);
+      assert.equal(double.windows.length + double.trays.length + double.app.events.count("web-contents-created"), 0, what);
+    }
+  });
+
+  it("a packaged app: its own files however ELECTRON_RENDERER_URL is set, no DevTools, every permission denied, every web contents guarded, SIGUSR1 caught", async () => {
+    const double = electronDouble({ packaged: true });
+    const o = options();
+    const app = await runDesktopApp(double.api, o);
+    assert.ok(app, o.reported.join("\n"));
+    started.push({ double, app });
+    assert.deepEqual(double.app.exits, []);
+    assert.ok(process.listeners("SIGUSR1").length > 0, "the process catches SIGUSR1");
+
+    const win = double.windows[0];
+    assert.ok(win, "the window is shown (no --hidden)");
+    assert.equal(win.loaded, "/opt/piper/resources/app.asar/out/renderer/index.html", "the dev server's URL is ignored when packaged");
+    assert.equal(win.options.webPreferences?.devTools, false);
+    assert.equal(win.options.webPreferences.preload, "/opt/piper/resources/app.asar/out/preload/index.cjs");
+
+    // The dev server's page is not the app's own page: it may not call the IPC API.
+    const refused = await ipcCall(double, DEV_URL, "status", {});
+    assert.equal(refused.ok ? "ok" : refused.error.code, "forbidden_origin");
+    const own = await ipcCall(double, OWN_PAGE, "status", {});
+    assert.equal(own.ok, true);
+
+    assert.equal(double.app.events.count("web-contents-created"), 1, "every web contents is guarded");
+    double.app.events.emit("web-contents-created", new RecordedEvent(), win.webContents);
+    assert.equal(win.webContents.navigate(DEV_URL), true, "navigation to the dev server is prevented");
+
+    let granted: boolean | null = null;
+    double.session.request?.(null, "media", (g) => (granted = g));
+    assert.equal(granted, false);
+    assert.equal(double.session.check?.(null, "notifications", OWN_PAGE, {}), false);
+    assert.equal(double.session.device?.({ deviceType: "hid", origin: OWN_PAGE }), false);
+    let headers: Record<string, string[]> = {};
+    double.session.headers?.({ responseHeaders: {} }, (r) => (headers = r.responseHeaders));
+    assert.deepEqual(headers, { "Content-Security-Policy": [CSP] });
+  });
+
+  it("a developer's build (not packaged): the dev server's page, DevTools, and a debugger are allowed", async () => {
+    const double = electronDouble({ packaged: false });
+    const o = options({ argv: ["/opt/piper/electron", "--remote-debugging-port=9222", "--hidden"], execArgv: ["--inspect-port=0"] });
+    const app = await runDesktopApp(double.api, o);
+    assert.ok(app, o.reported.join("\n"));
+    started.push({ double, app });
+    assert.equal(double.windows.length, 0, "--hidden starts in the tray");
+    app.shell.showWindow();
+    const win = double.windows[0];
+    assert.ok(win);
+    assert.equal(win.loaded, DEV_URL);
+    assert.equal(win.options.webPreferences?.devTools, true);
+    assert.equal((await ipcCall(double, DEV_URL, "status", {})).ok, true, "the dev server's page is the own page in development");
+  });
+});
+
+describe("debuggingSwitch reads Chromium's switches and argv", () => {
+  const none = { hasSwitch: () => false, getSwitchValue: () => "" };
+  it("finds each form; ignores what follows `--` and unrelated switches", () => {
+    for (const arg of ["--remote-debugging-port=1", "-remote-debugging-pipe", "--remote-debugging-address=0.0.0.0", "--inspect", "--inspect_brk=1", "--debug", "--js-flags=--inspect"]) {
+      assert.equal(debuggingSwitch(none, ["app", arg]), arg, arg);
+    }
+    for (const argv of [["app", "--hidden"], ["app", "--", "--inspect"], ["app", "--js-flags=--expose-gc"], ["--inspect"]]) {
+      assert.equal(debuggingSwitch(none, argv), null, JSON.stringify(argv));
+    }
   });
 });

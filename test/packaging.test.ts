@@ -41,6 +41,8 @@ describe("packaging", () => {
     const unpacked = JSON.stringify(config.asarUnpack);
     assert.match(unpacked, /@napi-rs\/keyring/);
     assert.match(unpacked, /better-sqlite3/);
+    assert.match(unpacked, /node_modules\/koffi\//);
+    assert.match(unpacked, /@koromix/);
     assert.deepEqual(
       ["linux", "mac", "win"].map((p) => JSON.stringify((config as Record<string, { target?: unknown }>)[p]?.target)),
       ['["AppImage","deb"]', '["dmg"]', '["nsis"]'],

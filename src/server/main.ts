@@ -16,6 +16,7 @@ import { fileURLToPath } from "node:url";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { AuthorityKeysSchema, parseAuthorityLine, type AuthorityReadyLine, type CreatedUserLine } from "../shared/authority-process.js";
 import { LinkError } from "../shared/errors.js";
+import { hardenProcess } from "../platform/harden.js";
 import { parseDataKeys, type DataKeys } from "./crypto.js";
 
 function parseListen(value: string): { host: string; port: number } {
@@ -110,6 +111,9 @@ export function authorityCommand(source: KeySource = stdinLine): Command {
       "also serve pyper-sdk's endpoints (/pyper/...) directly. RISK: they take no account credential, so anyone who can reach this address and knows an instance ID and a granted client ID gets that secret; prefer pointing pyper-sdk at the Link's loopback endpoints",
     )
     .action(async (o: { db: string; listen: { host: string; port: number }; tlsDir?: string; tlsKey?: string; tlsCert?: string; insecureHttpBehindProxy?: boolean; trustProxy?: string; requestTtl: number; agentRate: number; pyperEndpoints?: boolean; localUserOnly?: boolean; keysOnStdin?: boolean }) => {
+      // Before the data keys are read: no debugger, SIGUSR1 caught, memory closed to other processes.
+      const hardening = await hardenProcess("authority");
+      if (hardening.notDumpable === false) process.stderr.write(`${JSON.stringify({ msg: "the process could not be made non-dumpable", reason: hardening.dumpableFailure })}\n`);
       // Checked first: a missing key must not leave a TLS identity or a database behind.
       const keys = await commandKeys(o.keysOnStdin === true, source);
       if (!(o.tlsKey && o.tlsCert) && !o.tlsDir && !o.insecureHttpBehindProxy) {

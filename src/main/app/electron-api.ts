@@ -84,6 +84,8 @@ export interface ShellInvokeEvent {
 /** The parts of `app` the shell uses. */
 export interface ShellApp {
   readonly isPackaged: boolean;
+  /** Chromium's parsed command line: the switches the app was started with. */
+  readonly commandLine: { hasSwitch(name: string): boolean; getSwitchValue(name: string): string };
   getAppPath(): string;
   requestSingleInstanceLock(): boolean;
   whenReady(): Promise<void>;
@@ -103,6 +105,10 @@ export interface ShellSession {
     ): void;
   };
   setPermissionRequestHandler(handler: (webContents: unknown, permission: string, callback: (granted: boolean) => void) => void): void;
+  /** Answers the synchronous checks (navigator.permissions.query, notifications, …). */
+  setPermissionCheckHandler(handler: (webContents: unknown, permission: string, requestingOrigin: string, details: unknown) => boolean): void;
+  /** Answers requests for USB, HID and serial devices. */
+  setDevicePermissionHandler(handler: (details: unknown) => boolean): void;
 }
 
 /** Everything the shell needs from Electron; index.ts passes the real module's objects. */

@@ -87,3 +87,36 @@ export async function openPasskeyStepInBrowser(deps: { port: number; api: Pick<L
   await deps.openExternal(url);
   return url;
 }
+
+/**
+ * Chromium and Node switches that let another program drive or read the app: a remote debugging
+ * port or pipe (Chrome DevTools Protocol: click Approve inside the real page, watch the PIN being
+ * typed) and Node's inspector. No Electron fuse turns the first two off, so a packaged app refuses
+ * to start with any of them.
+ */
+export const DEBUGGING_SWITCHES: readonly string[] = ["remote-debugging-port", "remote-debugging-pipe", "remote-debugging-address", "inspect", "inspect-brk", "inspect-port", "inspect-wait", "inspect-brk-node", "debug", "debug-brk"];
+
+/** The parts of Electron's `app.commandLine` the check reads. */
+export interface SwitchReader {
+  hasSwitch(name: string): boolean;
+  getSwitchValue(name: string): string;
+}
+
+/**
+ * The first debugging switch this process was started with, as written, or null: from Chromium's
+ * parsed command line (`commandLine.hasSwitch`) and from `argv` itself, where Chromium also accepts
+ * a single dash (`-remote-debugging-port=9222`) and any `--inspect…`/`--debug…` spelling counts;
+ * `--js-flags` that mention the inspector or debugger count too. `argv` is read up to `--`.
+ */
+export function debuggingSwitch(commandLine: SwitchReader, argv: readonly string[]): string | null {
+  for (const name of DEBUGGING_SWITCHES) if (commandLine.hasSwitch(name)) return `--${name}`;
+  if (commandLine.hasSwitch("js-flags") && /inspect|debug/i.test(commandLine.getSwitchValue("js-flags"))) return `--js-flags=${commandLine.getSwitchValue("js-flags")}`;
+  for (const arg of argv.slice(1)) {
+    if (arg === "--") break;
+    const name = /^--?([^=]+)/.exec(arg)?.[1]?.toLowerCase().replaceAll("_", "-");
+    if (name === undefined) continue;
+    if (/^(remote-debugging-|inspect|debug)/.test(name)) return arg;
+    if (name === "js-flags" && /inspect|debug/i.test(arg)) return arg;
+  }
+  return null;
+}

@@ -65,6 +65,7 @@ export async function startShell(electron: ElectronApi, options: ShellOptions): 
     page: options.page,
     preloadPath: options.preloadPath,
     iconPath: path.join(options.assetDir, "icons", "512x512.png"),
+    devTools: !electron.app.isPackaged,
     isQuitting: () => quitting,
   });
   const showWindow = (view?: NavigableView): void => window.show(view);

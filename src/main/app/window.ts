@@ -14,8 +14,12 @@ import { isAuthoritySignInUrl, isOwnPageUrl } from "./shell-policy.js";
 export const CSP =
   "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-/** The window's options; the four `webPreferences` flags are the hardening that must never change. */
-export function windowOptions(preloadPath: string, iconPath: string): BrowserWindowConstructorOptions {
+/**
+ * The window's options; the four `webPreferences` flags are the hardening that must never change.
+ * `devTools` is true only in a developer's (unpackaged) build: in a packaged app no DevTools can
+ * open on the page where the PIN is typed.
+ */
+export function windowOptions(preloadPath: string, iconPath: string, devTools: boolean): BrowserWindowConstructorOptions {
   return {
     width: 1040,
     height: 720,
@@ -30,6 +34,7 @@ export function windowOptions(preloadPath: string, iconPath: string): BrowserWin
       sandbox: true,
       nodeIntegration: false,
       webSecurity: true,
+      devTools,
     },
   };
 }
@@ -62,12 +67,18 @@ export function hardenAllWebContents(electron: Pick<ElectronApi, "app">, policy:
   electron.app.on("web-contents-created", (_event, contents) => hardenWebContents(contents, policy));
 }
 
-/** Sets the CSP header on every response and refuses every permission request (camera, notifications, …). */
+/**
+ * Sets the CSP header on every response and refuses every permission: requests (camera,
+ * notifications, …), checks (answered without asking, e.g. `navigator.permissions.query`) and
+ * devices (USB, HID, serial). The window needs none of them.
+ */
 export function hardenSession(session: ShellSession): void {
   session.webRequest.onHeadersReceived((details, callback) => {
     callback({ responseHeaders: { ...details.responseHeaders, "Content-Security-Policy": [CSP] } });
   });
   session.setPermissionRequestHandler((_contents, _permission, callback) => callback(false));
+  session.setPermissionCheckHandler(() => false);
+  session.setDevicePermissionHandler(() => false);
 }
 
 /** Where the window's page comes from: the dev server's URL, or the built renderer's index.html. */
@@ -77,6 +88,8 @@ export interface WindowControllerOptions {
   page: WindowPage;
   preloadPath: string;
   iconPath: string;
+  /** Whether DevTools may open (an unpackaged build only). */
+  devTools: boolean;
   /** True once the app is quitting: then closing the window really closes it. */
   isQuitting(): boolean;
 }
@@ -95,7 +108,7 @@ export function createWindowController(electron: Pick<ElectronApi, "BrowserWindo
   let window: ShellWindow | null = null;
 
   function create(): ShellWindow {
-    const w = new electron.BrowserWindow(windowOptions(options.preloadPath, options.iconPath));
+    const w = new electron.BrowserWindow(windowOptions(options.preloadPath, options.iconPath, options.devTools));
     w.on("close", (event) => {
       if (!options.isQuitting()) {
         event.preventDefault();

@@ -14,6 +14,7 @@ import { createLink, type AuthorityConfig, type Link } from "./link.js";
 import { createFileLogger } from "./runtime/logger.js";
 import { resolveLinkPaths, type LinkPaths } from "./runtime/paths.js";
 import { builtUiDir } from "./loopback/ui-assets.js";
+import { hardenProcess, type HardeningResult } from "../../platform/harden.js";
 
 /** Holds the passphrase the vault was given, for the file keychain; `wait` resolves once one is set. */
 function createPassphraseSlot(): { set: (passphrase: string | null) => void; wait: () => Promise<string> } {
@@ -46,6 +47,18 @@ export interface DaemonOptions {
   keychain?: KeychainBackend | undefined;
   /** The built browser UI; by default the install's out/renderer, when it was built. */
   uiDir?: string | null;
+  /**
+   * What the caller's own hardening of this process gave (the desktop app hardens itself first,
+   * with its own debugger policy). Absent: the daemon hardens the process itself before anything
+   * else, and refuses to start with a debugger enabled.
+   */
+  hardened?: HardeningResult;
+  /**
+   * The package root of the running code, checked for the residual risk `install_writable`. By
+   * default the folder three levels above this module (src/main/core or dist/main/core); the
+   * desktop app, whose core is bundled elsewhere, passes its app path.
+   */
+  installRoot?: string;
 }
 
 /**
@@ -61,6 +74,8 @@ export class StoppedBeforeStart extends Error {
 
 export interface RunningDaemon {
   link: Link;
+  /** Whether the process could be made non-dumpable (a residual risk when not). */
+  hardening: HardeningResult;
   /** Resolves when the daemon has stopped (signal, control `shutdown`, or `stop()`). */
   done: Promise<string>;
   stop(reason: string): Promise<void>;
@@ -68,11 +83,15 @@ export interface RunningDaemon {
 
 /**
  * Starts the Link and resolves once it serves. Rejects with the start's error (a `LinkError` such
- * as `keychain_locked`), or with `StoppedBeforeStart` when a stop signal arrived first.
+ * as `keychain_locked`; `bad_request` when Node's debugger is enabled, before anything is read), or
+ * with `StoppedBeforeStart` when a stop signal arrived first.
  */
 export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon> {
+  // First, before any key is read: no debugger, SIGUSR1 caught, memory closed to other processes.
+  const hardening = options.hardened ?? (await hardenProcess("link"));
   const paths = options.paths ?? resolveLinkPaths(options.profile);
   const logger = await createFileLogger(paths.logDir);
+  if (hardening.notDumpable === false) logger.log.warn({ reason: hardening.dumpableFailure }, "the process could not be made non-dumpable: other programs of this user may read its memory");
   let finish: (reason: string) => void = () => undefined;
   const done = new Promise<string>((resolve) => {
     finish = resolve;
@@ -123,6 +142,8 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     ...(file !== null ? { unlock: { passphrase: () => readPassphraseFile(file), unattended: true } } : {}),
     // src/main/core and dist/main/core are both three levels below the package root.
     uiDir: options.uiDir !== undefined ? options.uiDir : await builtUiDir(path.resolve(import.meta.dirname, "../../../out/renderer")),
+    installRoot: options.installRoot ?? path.resolve(import.meta.dirname, "../../.."),
+    hardening,
   });
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
@@ -146,5 +167,5 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   }
   started = true;
   await options.onReady?.(status, link);
-  return { link, done, stop };
+  return { link, hardening, done, stop };
 }

@@ -3,6 +3,7 @@
  * the contract, so a reader of link.ts sees the lifecycle and not the options' documentation).
  */
 import type { Logger } from "pino";
+import type { HardeningResult } from "../../platform/harden.js";
 import type { ControlEvent, LinkApi, LinkStatus } from "../../shared/control.js";
 import type { AuthorityConfig } from "./authority/configured-authority.js";
 import type { LinkLimits } from "./loopback/limits.js";
@@ -55,6 +56,13 @@ export interface LinkOptions {
   vaultKdf?: { N: number; r: number; p: number };
   /** The file keychain's passphrase is the vault's (one passphrase): the daemon passes the slot that feeds it. */
   shareWithFileKeychain?: (passphrase: string | null) => void;
+  /**
+   * The package root of the running code (or the desktop app's archive), checked for the residual
+   * risk `install_writable`; absent: not checked.
+   */
+  installRoot?: string | null;
+  /** What hardening this process gave (platform/harden.ts); a `dumpableFailure` is the residual risk `not_dumpable_failed`. */
+  hardening?: Pick<HardeningResult, "dumpableFailure">;
 }
 
 export interface Link {

@@ -28,10 +28,12 @@ import type { Link, LinkOptions } from "./link-options.js";
 import { createPeerResolver } from "./loopback/peer-process.js";
 import { createUiCodes } from "./loopback/ui-codes.js";
 import { acquireInstanceLock, type InstanceLock } from "./runtime/instance-lock.js";
+import { createResidualRisks } from "./runtime/residual-risks.js";
 import { describeRunningLink, removeRuntimeFiles, writeRuntimeFiles } from "./runtime/runtime-files.js";
 import { createSettingsStore } from "./runtime/settings.js";
 import { startServing, type Serving } from "./serving.js";
 import { linkStatus } from "./status.js";
+import { DEFAULT_LINK_PORT } from "../../shared/version.js";
 
 export type { AuthorityConfig } from "./authority/configured-authority.js";
 export type { Link, LinkOptions } from "./link-options.js";
@@ -135,9 +137,13 @@ export function createLink(options: LinkOptions): Link {
     pinTriesAllowed: PIN_TRIES_ALLOWED,
   });
 
+  const residualRisks = createResidualRisks({ profile: options.profile ?? "default", installRoot: options.installRoot ?? null, now });
+
   function status(): LinkStatus {
     const { server = null, address = null, pyper = null } = serving ?? {};
-    const base = linkStatus({ profile: options.profile ?? "default", preferredPort: options.port, startedAt, paths, server, address, context, connection, authorityMode: config?.kind ?? null, signIn, session, keychainBackend: keychain.backend ?? null, vault: vaultStatus(), risks: [] });
+    const vault = vaultStatus();
+    const risks = residualRisks.current({ preferredPort: options.port ?? DEFAULT_LINK_PORT, port: address?.port ?? null, fallback: address?.fallback ?? false, unattended: vault.unattended, dumpableFailure: options.hardening?.dumpableFailure ?? null });
+    const base = linkStatus({ profile: options.profile ?? "default", preferredPort: options.port, startedAt, paths, server, address, context, connection, authorityMode: config?.kind ?? null, signIn, session, keychainBackend: keychain.backend ?? null, vault, risks });
     return { ...base, pyper: pyper === null ? null : { port: pyper.port, certFile: pyper.certFile } };
   }
 

@@ -1,0 +1,220 @@
+// Process hardening (src/platform/harden.ts) against real processes: Node's own reading of
+// NODE_OPTIONS, SIGUSR1 sent to a running process, /proc read by a second process of the same
+// non-root user (root ignores dumpability, so the target and the attacker run as TEST_USER), and
+// the Link and its authority refusing to start with Node's debugger enabled.
+import assert from "node:assert/strict";
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { after, before, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { inspectorOption, parseNodeOptions } from "../src/platform/node-options.js";
+import { LinkStatusSchema } from "../src/shared/control.js";
+import { BIN, cliJson, newEnv, stopAll } from "./cli-helpers.js";
+import { bundleForAnyUser, ensureTestUser, secondUserUnavailable, TEST_USER } from "./as-user.js";
+import { waitFor } from "./helpers.js";
+
+after(stopAll);
+
+const FIXTURE = fileURLToPath(new URL("./fixtures/harden-child.ts", import.meta.url));
+
+/** A running fixture: its JSON lines on stdout and its stderr as they arrive. */
+interface Child {
+  proc: ChildProcessWithoutNullStreams;
+  lines: Array<Record<string, unknown>>;
+  stderr(): string;
+  ready: Promise<Record<string, unknown>>;
+  /** Asks the child whether its inspector is open; resolves with the URL or null. */
+  inspector(): Promise<string | null>;
+  end(): void;
+}
+
+const children: Child[] = [];
+after(() => {
+  for (const c of children) c.end();
+});
+
+function startChild(command: string, args: string[], env: NodeJS.ProcessEnv): Child {
+  const proc = spawn(command, args, { env, stdio: ["pipe", "pipe", "pipe"] });
+  const lines: Array<Record<string, unknown>> = [];
+  let out = "";
+  let err = "";
+  proc.stdout.on("data", (c: Buffer) => {
+    out += c.toString();
+    let nl: number;
+    while ((nl = out.indexOf("\n")) >= 0) {
+      lines.push(JSON.parse(out.slice(0, nl)) as Record<string, unknown>);
+      out = out.slice(nl + 1);
+    }
+  });
+  proc.stderr.on("data", (c: Buffer) => (err += c.toString()));
+  const exited = new Promise<never>((_, reject) => proc.once("exit", (code) => reject(new Error(`the child exited (${code}) before it was ready: ${err}`))));
+  const first = async (): Promise<Record<string, unknown>> => {
+    await waitFor(() => lines.length > 0, "the child's first line", 15_000);
+    const line = lines[0];
+    assert.ok(line);
+    return line;
+  };
+  const child: Child = {
+    proc,
+    lines,
+    stderr: () => err,
+    ready: Promise.race([first(), exited]),
+    async inspector() {
+      const before = lines.length;
+      proc.stdin.write("inspector?\n");
+      await waitFor(() => lines.length > before, "the child's answer about its inspector");
+      const answer = lines[before]?.["inspector"];
+      return typeof answer === "string" ? answer : null;
+    },
+    end: () => void proc.stdin.end(),
+  };
+  child.ready.catch(() => undefined);
+  children.push(child);
+  return child;
+}
+
+let bundle = "";
+before(async () => {
+  bundle = await bundleForAnyUser(FIXTURE);
+});
+
+describe("NODE_OPTIONS is read with Node's own grammar", () => {
+  // Each value is given to a real `node`; whether its inspector opened is what the parser must find.
+  const opens = "--inspect=127.0.0.1:0";
+  const table: string[] = [
+    opens,
+    `"${opens}"`,
+    `--title="a b" ${opens}`,
+    `--title="a ${opens}"`,
+    `--title="a\\" ${opens}"`,
+    `--title=x\t${opens}`,
+    `--insp"ect=127.0.0.1:0"`,
+    `--max-old-space-size=64  ${opens}`,
+    "--title=inspect",
+  ];
+  for (const value of table) {
+    it(JSON.stringify(value), () => {
+      const r = spawnSync(process.execPath, ["-e", 'process.stdout.write(String(require("node:inspector").url() !== undefined)); require("node:inspector").close()'], {
+        env: { ...process.env, NODE_OPTIONS: value },
+        encoding: "utf8",
+        timeout: 15_000,
+      });
+      const nodeOpened = r.stdout === "true";
+      assert.equal(inspectorOption(parseNodeOptions(value)) !== null, nodeOpened, `node ${nodeOpened ? "opened" : "did not open"} its inspector; stderr: ${r.stderr}`);
+    });
+  }
+
+  it("every inspector and old debug option is found, underscores included; not after `--`", () => {
+    for (const arg of ["--inspect", "--inspect=9230", "--inspect-brk", "--inspect-brk=0", "--inspect-port=0", "--inspect-wait", "--inspect_brk", "--inspect-publish-uid=http", "--debug", "--debug-brk", "--debug-port=1"]) {
+      assert.equal(inspectorOption(["--max-old-space-size=64", arg]), arg, arg);
+    }
+    for (const args of [["--import", "tsx"], ["--title=--inspect"], ["--", "--inspect"], ["--inspector-free"]]) {
+      assert.equal(inspectorOption(args), null, JSON.stringify(args));
+    }
+  });
+});
+
+describe("kill -USR1 opens no inspector in a hardened process", () => {
+  it("a hardened child ignores SIGUSR1; a plain one opens its inspector (the signal was delivered)", async () => {
+    const hardened = startChild(process.execPath, [bundle, "hardened"], process.env);
+    const plain = startChild(process.execPath, [bundle, "plain"], process.env);
+    const [h, p] = await Promise.all([hardened.ready, plain.ready]);
+    assert.equal(h["ready"], true);
+    assert.equal(p["ready"], true);
+    process.kill(Number(h["pid"]), "SIGUSR1");
+    process.kill(Number(p["pid"]), "SIGUSR1");
+    await waitFor(() => /Debugger listening on ws:\/\/127\.0\.0\.1:\d+\//.test(plain.stderr()), "the plain child's inspector", 15_000);
+    assert.match((await plain.inspector()) ?? "", /^ws:\/\/127\.0\.0\.1:\d+\//);
+    // The hardened child got its signal at the same moment; asked after the plain one answered.
+    assert.equal(await hardened.inspector(), null);
+    assert.doesNotMatch(hardened.stderr(), /Debugger listening/);
+    assert.equal(hardened.proc.exitCode, null, "the signal did not end the hardened child either");
+  });
+});
+
+const noSecondUser = secondUserUnavailable();
+
+describe("another process of the same (non-root) user cannot read a hardened process", { skip: noSecondUser ?? false }, () => {
+  /** What a second process of TEST_USER gets from /proc/<pid>/environ and /proc/<pid>/mem. */
+  function attack(pid: number): { environ: string; mem: string } {
+    const script = `
+      const fs = require("node:fs");
+      const pid = process.argv[1];
+      const attempt = (fn) => { try { return fn(); } catch (e) { return e.code ?? String(e); } };
+      const environ = attempt(() => (fs.readFileSync("/proc/" + pid + "/environ", "latin1").includes("PIPER_TEST_MARKER=") ? "read" : "read, no marker"));
+      const mem = attempt(() => {
+        const fd = fs.openSync("/proc/" + pid + "/mem", "r");
+        const line = fs.readFileSync("/proc/" + pid + "/maps", "utf8").split("\\n").find((l) => / r/.test(" " + (l.split(" ")[1] ?? "")));
+        const start = BigInt("0x" + line.split("-")[0]);
+        const n = fs.readSync(fd, Buffer.alloc(64), 0, 64, start);
+        return n > 0 ? "read" : "empty";
+      });
+      process.stdout.write(JSON.stringify({ environ, mem }));`;
+    const r = spawnSync("runuser", ["-u", TEST_USER, "--", process.execPath, "-e", script, String(pid)], { encoding: "utf8", timeout: 15_000 });
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout) as { environ: string; mem: string };
+  }
+
+  it("/proc/<pid>/mem and environ are refused (EACCES) for a hardened child, read for a plain one", async () => {
+    const uid = ensureTestUser();
+    const env = { ...process.env, PIPER_TEST_MARKER: "x" };
+    const hardened = startChild("runuser", ["-u", TEST_USER, "--", process.execPath, bundle, "hardened"], env);
+    const plain = startChild("runuser", ["-u", TEST_USER, "--", process.execPath, bundle, "plain"], env);
+    const [h, p] = await Promise.all([hardened.ready, plain.ready]);
+    assert.equal(h["uid"], uid, "the target runs as the second user");
+    assert.equal(p["uid"], uid);
+    assert.deepEqual(h["result"], { notDumpable: true, dumpableFailure: null });
+
+    assert.deepEqual(attack(Number(h["pid"])), { environ: "EACCES", mem: "EACCES" });
+    // The control: the same attacker reads a process that did not harden itself, so the refusal
+    // above is the hardening's doing. Yama's ptrace_scope 1 or more also stops /proc/<pid>/mem of
+    // a process that is not the reader's descendant (environ needs only read access).
+    const scope = existsSync("/proc/sys/kernel/yama/ptrace_scope") ? Number(readFileSync("/proc/sys/kernel/yama/ptrace_scope", "utf8")) : 0;
+    const control = attack(Number(p["pid"]));
+    assert.equal(control.environ, "read");
+    if (scope === 0) assert.equal(control.mem, "read");
+  });
+});
+
+describe("the Link daemon hardens itself", () => {
+  it("a started daemon's status does not report `not_dumpable_failed`, and its log does not warn of it", async () => {
+    const e = await newEnv();
+    const status = cliJson(e, ["start", "--port", "0"], LinkStatusSchema);
+    assert.deepEqual(status.risks.filter((r) => r.code === "not_dumpable_failed"), []);
+    assert.doesNotMatch(readFileSync(status.logFile, "utf8"), /could not be made non-dumpable/);
+  });
+});
+
+describe("the Link and its authority refuse to start with Node's debugger enabled", () => {
+  it("NODE_OPTIONS with --inspect… (quoted words around it): `start --foreground` exits 2 with the sentence, before it writes anything", async () => {
+    const e = await newEnv();
+    const r = spawnSync(process.execPath, [BIN, "start", "--foreground", "--port", "0"], {
+      env: { ...e.env, NODE_OPTIONS: '--title="piper link" --inspect-port=0' },
+      encoding: "utf8",
+      timeout: 30_000,
+    });
+    assert.equal(r.status, 2, r.stdout + r.stderr);
+    assert.match(r.stderr + r.stdout, /Piper Link does not run with Node's debugger enabled \(--inspect-port=0 in NODE_OPTIONS\): any program running as you could then attach to it and read the keys it holds\. Remove --inspect-port=0 from NODE_OPTIONS and start it again\./);
+    assert.equal(existsSync(e.paths.logDir), false, "no log was written");
+  });
+
+  it("--inspect on Node's command line: the background `start` reports the daemon's refusal (exit 2)", async () => {
+    const e = await newEnv();
+    const r = spawnSync(process.execPath, ["--inspect-port=0", BIN, "start", "--port", "0", "--json"], { env: e.env, encoding: "utf8", timeout: 60_000 });
+    // The background daemon inherits Node's options from `start` (as NODE_OPTIONS would pass them).
+    assert.equal(r.status, 2, r.stdout + r.stderr);
+    assert.match(r.stdout + r.stderr, /debugger enabled \(--inspect-port=0/);
+  });
+
+  it("the authority (`piper-link authority serve`) refuses too, before reading its data keys", async () => {
+    const e = await newEnv();
+    const r = spawnSync(process.execPath, [BIN, "authority", "serve", "--db", `${e.home}/a.db`, "--tls-dir", `${e.home}/tls`], {
+      env: { ...e.env, NODE_OPTIONS: "--inspect-port=0" },
+      encoding: "utf8",
+      timeout: 30_000,
+    });
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr + r.stdout, /Piper Link's authority does not run with Node's debugger enabled \(--inspect-port=0 in NODE_OPTIONS\)/);
+    assert.equal(existsSync(`${e.home}/a.db`), false);
+  });
+});
