@@ -11,13 +11,14 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { AxeBuilder } from "@axe-core/playwright";
-import type { Browser, BrowserContext, Page } from "playwright-core";
+import type { Browser, BrowserContext, Locator, Page } from "playwright-core";
 import { z } from "zod";
 import { GrantViewSchema, SecretViewSchema } from "../src/shared/authority.js";
 import { LinkStatusSchema } from "../src/shared/control.js";
 import { createPiperClient, PiperForbiddenError, type PiperClient } from "../src/sdk/index.js";
 import { cli, cliJson, newEnv, stopAll, type CliEnv } from "../test/cli-helpers.js";
 import { CHROMIUM_SKIP, launchChromium } from "../test/chromium.js";
+import { startUpstream, type TestUpstream } from "../test/calls-upstream.js";
 
 const SHOTS = path.resolve(import.meta.dirname, "../test-results/ui");
 const VALUE = "sk-ui-e2e-7f3a9c-never-shown";
@@ -27,10 +28,15 @@ let browser: Browser | null = null;
 let e: CliEnv;
 let status: z.infer<typeof LinkStatusSchema>;
 const clients: PiperClient[] = [];
+/** An HTTPS upstream with its own CA, for the calls the Link makes for agents. */
+let upstream: TestUpstream;
 
 before(async () => {
   if (CHROMIUM_SKIP !== false) return;
   e = await newEnv();
+  upstream = await startUpstream(await fs.mkdtemp(path.join(os.tmpdir(), "piper-ui-ca-")));
+  upstream.routes.set("/v1/things", (_r, res) => res.writeHead(200, { "content-type": "application/json" }).end('{"ok":true}'));
+  e.env["PIPER_LINK_EXTRA_CA"] = upstream.caFile;
   status = cliJson(e, ["start", "--port", "0"], LinkStatusSchema);
   cliJson(e, ["dev", "sign-in", "--name", "e2e machine"], LinkStatusSchema);
   browser = await launchChromium();
@@ -40,6 +46,7 @@ before(async () => {
 after(async () => {
   for (const c of clients) c.close();
   await browser?.close();
+  await upstream.close();
   stopAll();
 });
 
@@ -91,6 +98,25 @@ async function startSessionAgent(variable: string, reason: string): Promise<{ pi
   };
 }
 
+/** The approval PIN of the test's Link, typed at the window's proof step. */
+const PIN = "246813";
+
+/** When the Link wants a proof of presence, the dialog's proof step: the PIN, then Enter. */
+async function provePin(dialog: Locator): Promise<void> {
+  if (!status.vault.proofs.includes("pin")) return;
+  const field = dialog.getByLabel("Approval PIN");
+  await field.waitFor();
+  assert.equal(await field.evaluate((el) => el === document.activeElement), true, "the PIN field has the focus");
+  await field.fill(PIN);
+  await field.press("Enter");
+}
+
+/** Approve in the Approve dialog, with the proof step when the Link asks for one. */
+async function approveIn(dialog: Locator): Promise<void> {
+  await dialog.getByRole("button", { name: "Approve", exact: true }).click();
+  await provePin(dialog);
+}
+
 /** Console errors and CSP violations of every page the tests open; `after` asserts there are none. */
 const consoleProblems: string[] = [];
 
@@ -108,6 +134,8 @@ async function watchConsole(context: BrowserContext): Promise<void> {
 const TIME_ZONE = "Asia/Kathmandu";
 const LARGE = { width: 1280, height: 800 };
 const SMALL = { width: 800, height: 600 };
+/** A phone-sized or side-docked window. */
+const NARROW = { width: 390, height: 844 };
 
 /** A fresh single-use address from `piper-link ui` (each works once, within 60 s: issue 16 item 8). */
 function uiAddressOnce(): string {
@@ -243,6 +271,7 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     assert.equal(await approve.getByLabel("Secret to give").inputValue(), "OPENAI_API_KEY");
     await approve.getByRole("radio", { name: /^Once/ }).check();
     await page.keyboard.press("Enter");
+    await provePin(approve);
     assert.equal((await first).value, VALUE);
     await notice(page, "Approved OPENAI_API_KEY for Inbox Summariser, once.");
     await page.getByRole("heading", { name: "No pending requests" }).waitFor();
@@ -252,7 +281,7 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     await card.waitFor();
     await card.getByRole("button", { name: /^Approve/ }).click();
     await approve.getByRole("radio", { name: /Until I revoke it/ }).check();
-    await approve.getByRole("button", { name: "Approve" }).click();
+    await approveIn(approve);
     assert.equal((await second).value, VALUE);
     assert.equal((await inbox.getSecret("OPENAI_API_KEY")).value, VALUE, "a live grant answers at once");
 
@@ -285,7 +314,7 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     await card.getByRole("button", { name: /^Approve/ }).click();
     await approve.getByRole("radio", { name: /For a duration/ }).check();
     await approve.getByLabel("Number of hours").fill("1");
-    await approve.getByRole("button", { name: "Approve" }).click();
+    await approveIn(approve);
     assert.equal((await fourth).value, VALUE);
     await notice(page, "Approved OPENAI_API_KEY for Inbox Summariser, for 1 hour.");
 
@@ -313,6 +342,46 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     await page.getByRole("button", { name: "Filter" }).click();
     await page.getByRole("heading", { name: "No activity yet" }).waitFor();
     assert.ok(!(await page.content()).includes(VALUE));
+    await context.close();
+  });
+
+  it("a request from a call proposes the least that covers it (use only, to that host, method and path, for this program); reading is a visible, warned choice; Activity says it was used in a call", async () => {
+    assert.equal(cli(e, ["secrets", "set", "CALL_KEY"], `${VALUE}\n`).code, 0);
+    const caller = agent("agent_caller", "Caller");
+    const host = `127.0.0.1:${upstream.port}`;
+    const answer = caller.fetch(`${upstream.origin}/v1/things?page=2`, { method: "POST", auth: { bearer: "CALL_KEY" }, body: "{}" });
+    const { context, page } = await openUi();
+    const card = page.getByRole("listitem").filter({ hasText: "CALL_KEY" });
+    await card.getByRole("button", { name: /^Approve/ }).click();
+    const dialog = page.getByRole("dialog");
+    const useOnly = dialog.getByRole("radio", { name: "Use it through Piper Link only" });
+    assert.equal(await useOnly.isChecked(), true, "use-only is preselected for a call");
+    assert.equal(await dialog.getByRole("radio", { name: /^For this program/ }).isChecked(), true);
+    assert.equal(await dialog.getByRole("radio", { name: /For 12 hours/ }).isChecked(), true);
+    assert.equal(await dialog.getByLabel("Destination hosts").inputValue(), host);
+    assert.equal(await dialog.getByLabel(/^Method and path rules/).inputValue(), "POST /v1/things");
+    await page.screenshot({ path: path.join(SHOTS, "call-approve-defaults-1280x800.png") });
+    // Reading is one click away, and says what it gives beyond the request.
+    const widened = dialog.getByText(`It asked only to use the secret in a call to ${host}. Reading gives it the value itself`);
+    assert.equal(await widened.count(), 0);
+    await dialog.getByRole("radio", { name: "Read the value" }).check();
+    await widened.waitFor();
+    await useOnly.check();
+    await widened.waitFor({ state: "detached" });
+    await approveIn(dialog);
+    const res = await answer;
+    assert.equal(res.status, 200);
+    const grant = z.array(GrantViewSchema).parse(JSON.parse(cli(e, ["grants", "--json"]).stdout)).find((g) => g.variable === "call_key");
+    assert.deepEqual(grant?.mode, { kind: "use", destinations: [{ host, method: "POST", path: "/v1/things" }] });
+    assert.equal(grant.binding?.kind, "program");
+
+    await go(page, "Activity");
+    await page.getByLabel("Secret", { exact: true }).fill("CALL_KEY");
+    await page.getByRole("button", { name: "Filter" }).click();
+    const table = page.getByRole("table", { name: "Activity" });
+    await table.getByRole("cell", { name: `used in a call to ${host}; not given to the agent` }).waitFor();
+    assert.doesNotMatch(await table.innerText(), /value given to the agent/);
+    await page.screenshot({ path: path.join(SHOTS, "call-activity-1280x800.png") });
     await context.close();
   });
 
@@ -354,7 +423,7 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     await dialog.getByRole("radio", { name: "Read the value" }).check();
     await dialog.getByRole("radio", { name: /^For this terminal session/ }).check();
     await warning.waitFor({ state: "detached" });
-    await dialog.getByRole("button", { name: "Approve" }).click();
+    await approveIn(dialog);
     assert.equal(await sessionAgent.value, VALUE);
     await notice(page, "Bound: in this terminal session.");
 
@@ -411,7 +480,7 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     await small.context.close();
   });
 
-  it("each screen in light and dark, at 1280×800 and 800×600: screenshots, nothing overflows, axe finds no serious or critical violations", async () => {
+  it("each screen in light and dark, at 1280×800, 800×600 and 390×844: screenshots, nothing overflows, axe finds no serious or critical violations", async () => {
     // Something on every screen: a pending request, a grant, activity.
     const reviewer = agent("agent_reviewer", "Code Reviewer");
     const waiting = reviewer.getSecret("GITHUB_TOKEN", { reason: "review pull requests" }).catch(() => null);
@@ -420,6 +489,8 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
       { scheme: "dark", size: LARGE },
       { scheme: "light", size: SMALL },
       { scheme: "dark", size: SMALL },
+      { scheme: "light", size: NARROW },
+      { scheme: "dark", size: NARROW },
     ] as const;
     for (const { scheme, size } of runs) {
       const tag = `${scheme}-${size.width}x${size.height}`;
@@ -537,7 +608,8 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     await page.getByRole("button", { name: "Approve all 2 for Deployer" }).click();
     const dialog = page.getByRole("dialog");
     await dialog.getByRole("radio", { name: /Until I revoke it/ }).check();
-    await dialog.getByRole("button", { name: "Approve" }).click();
+    // One proof for the whole card.
+    await approveIn(dialog);
     const got = await asked;
     assert.deepEqual(
       Object.entries(got).map(([k, v]) => [k, "value" in v ? v.value : v.error.code]),
