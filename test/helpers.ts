@@ -15,6 +15,17 @@ import type { LinkLimits } from "../src/main/core/loopback/limits.js";
 import { createFileLogger } from "../src/main/core/runtime/logger.js";
 import { resolveLinkPaths, type LinkPaths } from "../src/main/core/runtime/paths.js";
 
+/**
+ * The test person's passphrase and approval PIN. Every test Link is created and unlocked with them
+ * the way the daemon does it (LinkOptions.unlock), and approvals carry the PIN as the window sends it
+ * (`presence`): the real proof path, never a bypass.
+ */
+export const TEST_PASSPHRASE = "correct horse battery staple";
+export const TEST_PIN = "482916";
+export const TEST_PROOF = { method: "pin", pin: TEST_PIN } as const;
+/** scrypt at its floor (N=2^14) for test vaults: the same code path, a quarter of a second less per Link. */
+export const TEST_VAULT_KDF = { N: 2 ** 14, r: 8, p: 1 } as const;
+
 export function uniqueProfile(): string {
   return `test-${randomBytes(6).toString("hex")}`;
 }
@@ -46,7 +57,7 @@ export async function startTestLink(options: { limits?: Partial<LinkLimits>; ins
   const keychain = options.keychain ?? createKeychainStore({ profile });
   if (options.instanceId !== undefined) await keychain.set("instance-id", options.instanceId);
   const logger = await createFileLogger(paths.logDir, "debug");
-  const link = createLink({ port: 0, ...options, profile, paths, keychain, log: logger.log });
+  const link = createLink({ port: 0, unlock: { passphrase: TEST_PASSPHRASE, pin: TEST_PIN }, vaultKdf: TEST_VAULT_KDF, ...options, profile, paths, keychain, log: logger.log });
   const status = await link.start();
   return {
     link,

@@ -10,7 +10,7 @@ import { DEFAULT_GRANT_TERMS } from "../src/shared/grant-terms.js";
 import type { LinkMessage } from "../src/shared/protocol.js";
 import { createPiperClient, PiperError, type SecretsEntry } from "../src/sdk/index.js";
 import { cli, cliJson, cliJsonAsync, newEnv, stopAll } from "./cli-helpers.js";
-import { connectAgent, startTestLink, waitFor, type TestAgent, type TestLink } from "./helpers.js";
+import { connectAgent, startTestLink, TEST_PROOF, waitFor, type TestAgent, type TestLink } from "./helpers.js";
 
 let t: TestLink;
 const agents: TestAgent[] = [];
@@ -59,7 +59,7 @@ describe("resolveMany: one card for several secrets, partial results (issue 13 i
     a.send({ type: "resolve", id: 2, variable: "GRANTED_A", wait: false });
     const first = await a.next((m) => "id" in m && m.id === 2, 15_000);
     assert.equal(first.type, "pending");
-    await t.link.api.approveRequest({ requestId: first.requestId, ...DEFAULT_TERMS });
+    await t.link.api.approveRequest({ requestId: first.requestId, ...DEFAULT_TERMS, presence: TEST_PROOF });
 
     a.send({ type: "resolveMany", id: 3, variables: ["GRANTED_A", "MISSING_B", "DENIED_C"], reason: "deploy", timeoutMs: 2500 });
     const pending = await a.next((m) => "id" in m && m.id === 3, 15_000);
@@ -75,7 +75,7 @@ describe("resolveMany: one card for several secrets, partial results (issue 13 i
     const missing = cards.find((r) => r.variable === "missing_b");
     const denied = cards.find((r) => r.variable === "denied_c");
     assert.ok(missing && denied);
-    const approved = await t.link.api.approveRequests({ items: [{ requestId: missing.id }, { requestId: "req_nobody" }], ...DEFAULT_TERMS });
+    const approved = await t.link.api.approveRequests({ items: [{ requestId: missing.id }, { requestId: "req_nobody" }], ...DEFAULT_TERMS, presence: TEST_PROOF });
     assert.deepEqual(
       approved.results.map((r) => (r.ok ? [r.requestId, "ok"] : [r.requestId, r.error.code])),
       [
@@ -117,7 +117,7 @@ describe("resolveMany: one card for several secrets, partial results (issue 13 i
       const z = cards.find((r) => r.variable === "batch_z");
       assert.ok(z);
       const xy = cards.filter((r) => r !== z).map((r) => ({ requestId: r.id }));
-      const all = await t.link.api.approveRequests({ items: xy, ...DEFAULT_TERMS });
+      const all = await t.link.api.approveRequests({ items: xy, ...DEFAULT_TERMS, presence: TEST_PROOF });
       assert.deepEqual(all.results.map((r) => r.ok), [true, true]);
       assert.deepEqual(all.results.map((r) => (r.ok ? r.grant.binding?.kind : null)), ["program", "program"]);
       await t.link.api.denyRequest({ requestId: z.id });

@@ -8,7 +8,7 @@ import { describe, it } from "node:test";
 import { z } from "zod";
 import { autostartEntry, autostartFile, setXdgAutostart } from "../src/main/core/runtime/autostart.js";
 import { DAEMON_NODE_FLAGS } from "../src/main/core/runtime/daemon-flags.js";
-import { PASSPHRASE_ENV, PASSPHRASE_FILE_ENV } from "../src/main/core/runtime/keychain-choice.js";
+import { LEGACY_PASSPHRASE_FILE_ENV, PASSPHRASE_FILE_ENV } from "../src/main/core/runtime/keychain-choice.js";
 import { rememberKeychainChoice } from "../src/main/core/runtime/settings.js";
 import { BIN, cli, cliJson, newEnv } from "./cli-helpers.js";
 
@@ -47,7 +47,7 @@ describe("service install (systemd user unit)", () => {
   it("with the file keychain: warns (stderr and --json) that a service needs a passphrase file, and names one given at install in the unit", async () => {
     const e = await newEnv();
     e.env["XDG_CONFIG_HOME"] = path.join(e.home, "config");
-    e.env = { ...e.env, [PASSPHRASE_ENV]: undefined, [PASSPHRASE_FILE_ENV]: undefined };
+    e.env = { ...e.env, [LEGACY_PASSPHRASE_FILE_ENV]: undefined, [PASSPHRASE_FILE_ENV]: undefined };
     await rememberKeychainChoice(e.paths.dataDir, "file");
     const InstalledSchema = z.object({ unit: z.string(), keychain: z.literal("file"), passphraseFile: z.string().nullable(), warnings: z.array(z.string()) });
 

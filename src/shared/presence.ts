@@ -82,8 +82,14 @@ function canonical(value: unknown): Json {
  * different strings, so a proof for one is worthless for the other.
  */
 export function presenceAction(operation: string, terms: Record<string, unknown>): string {
-  const { presence: _proof, ...rest } = terms;
-  return JSON.stringify({ op: operation, terms: canonical(rest) });
+  return JSON.stringify({ op: operation, terms: canonical(withoutPresence(terms)) });
+}
+
+/** A call's params without its proof: the terms it asks for. */
+export function withoutPresence<T extends { presence?: unknown }>(params: T): Omit<T, "presence"> {
+  const terms = { ...params };
+  delete terms.presence;
+  return terms;
 }
 
 /** The string a `link-mac` covers: action, nonce and time, newline-separated (none can hold a newline unescaped). */

@@ -7,16 +7,17 @@ import readline from "node:readline";
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { REQUEST_LIST_LIMIT, ScopeSchema, SECRET_VALUE_MAX_CHARS, withThousands, type GrantView, type RequestView, type Scope } from "../../shared/authority.js";
 import type { CallAudit } from "../../shared/calls.js";
-import { describeBinding, type GrantBindingKind } from "../../shared/grant-terms.js";
+import { describeBinding, type GrantBindingKind, type GrantMode, type GrantPolicy } from "../../shared/grant-terms.js";
 import { describeMode, describePolicy } from "../../shared/grant-terms-text.js";
 import { ControlMethods, redactInstanceId } from "../../shared/control.js";
 import { displayText } from "../../shared/display.js";
 import { LinkError } from "../../shared/errors.js";
 import { inlineCode } from "../../shared/process.js";
-import { describeAction, describeActor, describeApproval, describeEndReason, describeOutcome, localDateTime, relativeTime, requestStatusLabel, type RequestStatusLabel } from "../../shared/wording.js";
+import { describeAction, describeActor, describeApproval, describeEndReason, describeOutcome, durationText, localDateTime, relativeTime, requestStatusLabel, type RequestStatusLabel } from "../../shared/wording.js";
 import { processAlive, requestAnchor } from "../core/authority/local-liveness.js";
 import { openBrowser } from "./browser.js";
 import { callLink as call, notRunning, withRunningLink } from "./link-access.js";
+import { callWithPresence } from "./terminal-proof.js";
 import { ExitCode, type Output } from "./output.js";
 import { modeFromFlags, parseDate, parseHost, parseHours, parseRule, parseTimeZone, parseUseCount, parseWeekdays, policyFromFlags, secretHostsFromFlags, type PolicyFlags } from "./terms-options.js";
 
@@ -130,6 +131,12 @@ function describeGrant(g: GrantView): string {
   return `${g.id}  ${who}  ${displayText(g.variable.toUpperCase())} -> ${displayText(g.secretName)}  ${describeScope(g)}  created ${when(g.createdAt)}, last used ${g.lastUsedAt === null ? "never" : when(g.lastUsedAt)}${state}${terms}`;
 }
 
+/** The terms an approval will give, in words, for the line the terminal shows above the PIN prompt. */
+function describeTerms(scope: Scope, terms: { binding?: GrantBindingKind; mode?: GrantMode; policy?: GrantPolicy }): string {
+  const lasting = scope.kind === "duration" ? `for ${durationText(scope.durationMs)}` : scope.kind === "until_revoked" ? "until revoked" : scope.kind === "process" ? "while the process runs" : "once";
+  return `${lasting}, ${describeBinding(terms.binding ?? (scope.kind === "process" ? "process" : "program"))}, ${describeMode(terms.mode)}, limits: ${describePolicy(terms.policy ?? null)}`;
+}
+
 /** The policy flags shared by `approve` and `grants limit`. */
 function addPolicyOptions(cmd: Command): Command {
   return cmd
@@ -176,7 +183,7 @@ export function addApprovalCommands(program: Command, profile: () => string, run
         if (value.length > SECRET_VALUE_MAX_CHARS) {
           throw new LinkError("bad_request", `The value for ${name} has ${withThousands(value.length)} characters; a secret's value can be at most ${withThousands(SECRET_VALUE_MAX_CHARS)}. Nothing was stored.`);
         }
-        const s = await call(profile(), "setSecret", { name, value, ...(hosts !== undefined ? { hosts } : {}) });
+        const s = await callWithPresence(profile(), "setSecret", { name, value, ...(hosts !== undefined ? { hosts } : {}) }, `Allowing ${name} to be sent to ${hosts === null ? "any host" : hosts.join(", ")} needs you.`);
         out.result(s, `Stored ${s.name}.${s.hosts === null ? "" : ` It may only be sent to ${s.hosts.join(", ")}.`}`);
         return ExitCode.ok;
       }, o.json === true);
@@ -192,7 +199,7 @@ export function addApprovalCommands(program: Command, profile: () => string, run
       await run(async (out) => {
         if ((o.any === true) === (o.host !== undefined)) throw new LinkError("bad_request", "Give either --host (one or more) or --any.");
         const hosts = o.any === true ? null : secretHostsFromFlags(o.host ?? []);
-        const s = await call(profile(), "setSecretHosts", { name, hosts });
+        const s = await callWithPresence(profile(), "setSecretHosts", { name, hosts }, `Allowing ${name} to be sent to ${hosts === null ? "any host" : hosts.join(", ")} needs you.`);
         out.result(s, s.hosts === null ? `${s.name} may be sent to any host a grant allows.` : `${s.name} may only be sent to ${s.hosts.join(", ")}.`);
         return ExitCode.ok;
       }, o.json === true);
@@ -273,12 +280,12 @@ export function addApprovalCommands(program: Command, profile: () => string, run
         const terms = { ...(binding ? { binding } : {}), ...(mode.kind === "use" ? { mode } : {}), ...(policy !== null ? { policy } : {}) };
         const [only] = requestIds;
         if (requestIds.length === 1 && only !== undefined) {
-          const grant = await call(profile(), "approveRequest", { requestId: only, scope, ...terms, ...(o.secret ? { secretName: o.secret } : {}) });
+          const grant = await callWithPresence(profile(), "approveRequest", { requestId: only, scope, ...terms, ...(o.secret ? { secretName: o.secret } : {}) }, `Approving ${only} (${describeTerms(scope, terms)}).`);
           out.result(grant, `Approved: ${describeGrant(grant)}`);
           return ExitCode.ok;
         }
         // Several: one set of terms, each request its own grant; one failing leaves the others approved.
-        const { results } = await call(profile(), "approveRequests", { items: requestIds.map((requestId) => ({ requestId })), scope, ...terms });
+        const { results } = await callWithPresence(profile(), "approveRequests", { items: requestIds.map((requestId) => ({ requestId })), scope, ...terms }, `Approving ${requestIds.length} requests (${describeTerms(scope, terms)}).`);
         out.result(
           results,
           results.map((r) => (r.ok ? `Approved: ${describeGrant(r.grant)}` : `Not approved ${r.requestId}: ${r.error.message} (${r.error.code})`)),
@@ -320,7 +327,7 @@ export function addApprovalCommands(program: Command, profile: () => string, run
         const policy = policyFromFlags(o);
         if (o.none === true && policy !== null) throw new LinkError("bad_request", "--none removes every limit; give it alone.");
         if (o.none !== true && policy === null) throw new LinkError("bad_request", "Give at least one limit (--hours, --weekdays, --max-per-hour, --max-per-day, --ends), or --none.");
-        const g = await call(profile(), "updateGrantPolicy", { grantId, policy });
+        const g = await callWithPresence(profile(), "updateGrantPolicy", { grantId, policy }, `Changing the limits of ${grantId} needs you.`);
         out.result(g, `Limits of ${g.id}: ${describePolicy(g.policy)}.`);
         return ExitCode.ok;
       }, o.json === true);

@@ -6,7 +6,6 @@
  */
 import { spawn } from "node:child_process";
 import fs from "node:fs";
-import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError, Help, InvalidArgumentError, Option } from "commander";
 import type { KeychainBackend, LinkStatus } from "../../shared/control.js";
@@ -17,8 +16,7 @@ import { DEFAULT_LINK_PORT, LINK_VERSION } from "../../shared/version.js";
 import { startDaemon, StoppedBeforeStart, type RunningDaemon } from "../core/daemon.js";
 import { isPidAlive } from "../core/runtime/files.js";
 import { keychainTimeoutMs } from "../core/runtime/keychain.js";
-import { FILE_KEYCHAIN_NAME } from "../core/runtime/file-keychain.js";
-import { chosenBackend, openKeychain, passphraseSource, PASSPHRASE_ENV, PASSPHRASE_FILE_ENV } from "../core/runtime/keychain-choice.js";
+import { openKeychain } from "../core/runtime/keychain-choice.js";
 import { resolveLinkPaths } from "../core/runtime/paths.js";
 import { authorityCommand } from "../../server/main.js";
 import type { AuthorityConfig } from "../core/link.js";
@@ -32,6 +30,8 @@ import { addRunCommand } from "./run.js";
 import { addServiceCommand } from "./service.js";
 import { DAEMON_NODE_FLAGS } from "../core/runtime/daemon-flags.js";
 import { createOutput, ExitCode, reportError, type Output } from "./output.js";
+import { openTerminal, type Terminal } from "./terminal-proof.js";
+import { addVaultCommands, describeVault, unlockAt } from "./vault-commands.js";
 
 interface GlobalOptions {
   profile: string;
@@ -115,6 +115,7 @@ function describeStatus(s: LinkStatus): string[] {
   ];
   if (s.portFallback) lines.push(`  note:      port ${s.preferredPort} was taken; SDKs find this port through ${s.discoveryFile}`);
   const backend = s.keychain.backend === null ? "injected" : BACKEND_WORDS[s.keychain.backend];
+  lines.push(`  ${describeVault(s)}`);
   lines.push(s.keychain.ok ? `  keychain:  ${backend}` : `  keychain:  ${backend}: ${s.keychain.message ?? "unavailable"}`);
   lines.push(s.state === "ready" ? `  signed in: ${signedInAs(s) ?? "yes"}, instance ${s.instanceIdRedacted ?? ""}` : "  signed in: no");
   if (s.state === "ready" && s.machine != null) lines.push(`  machine:   ${displayText(s.machine, 80)}`);
@@ -135,6 +136,27 @@ function describeStatus(s: LinkStatus): string[] {
   return lines;
 }
 
+/**
+ * After a start: the vault is unlocked already (passphrase file), or the person is asked on the
+ * controlling terminal (a new passphrase and PIN on a first run), or — no terminal — the Link
+ * stays locked and says how to unlock. Returns the status after.
+ */
+async function unlockIfAsked(profile: string, status: LinkStatus): Promise<LinkStatus> {
+  if (status.vault.state === "unlocked") return status;
+  let terminal: Terminal;
+  try {
+    terminal = openTerminal();
+  } catch {
+    process.stderr.write("Piper Link started locked: unlock it in its window (`piper-link ui`) or with `piper-link unlock` at a terminal.\n");
+    return status;
+  }
+  try {
+    return await unlockAt(terminal, profile);
+  } finally {
+    terminal.close();
+  }
+}
+
 async function startInForeground(opts: StartOptions, out: Output): Promise<number> {
   let daemon: RunningDaemon;
   try {
@@ -143,7 +165,8 @@ async function startInForeground(opts: StartOptions, out: Output): Promise<numbe
       port: opts.port,
       authority: authorityConfig(opts.authority, opts.requestTtl),
       keychain: opts.keychain,
-      onReady: (status, link) => {
+      onReady: async (started, link) => {
+        const status = await unlockIfAsked(opts.profile, started);
         // The window's address carries the control token, so it goes to a terminal only, never to a log file.
         const window = process.stdout.isTTY ? [`  window:    ${link.uiUrl()}`] : ["  window:    run `piper-link ui` to open it"];
         out.result(status, [...describeStatus(status), ...window, "Press Ctrl+C to stop."]);
@@ -222,11 +245,10 @@ async function startInBackground(opts: StartOptions, out: Output): Promise<numbe
   const outFile = `${paths.logDir}/daemon.out`;
   const fd = fs.openSync(outFile, "w", 0o600);
   const entry = fileURLToPath(import.meta.url);
-  // The detached daemon has no terminal to ask on: the file keychain's passphrase is asked here and
-  // handed over in its environment (readable only by this user), unless a source is already set.
+  // The daemon starts locked (or unlocks itself from PIPER_LINK_PASSPHRASE_FILE); the passphrase is
+  // asked here on the terminal once it serves, and handed over its control channel, never its
+  // environment or argv, which the user's other processes can read.
   const env = { ...process.env };
-  const backend = opts.keychain ?? (await chosenBackend(paths.dataDir));
-  if (backend === "file" && !env[PASSPHRASE_ENV] && !env[PASSPHRASE_FILE_ENV]) env[PASSPHRASE_ENV] = await passphraseSource(process.env, process.stdin.isTTY, path.join(paths.dataDir, FILE_KEYCHAIN_NAME))();
   const child = spawn(
     process.execPath,
     [...DAEMON_NODE_FLAGS, ...process.execArgv, entry, "--profile", opts.profile, "start", "--foreground", "--port", String(opts.port), "--authority", opts.authority, "--json", ...(opts.requestTtl === undefined ? [] : ["--request-ttl", String(opts.requestTtl)]), ...(opts.keychain === undefined ? [] : ["--keychain", opts.keychain])],
@@ -258,7 +280,8 @@ async function startInBackground(opts: StartOptions, out: Output): Promise<numbe
     while (Date.now() < spawnedAt + waitMs) {
       const status = await withRunningLink(opts.profile, (c) => c.call("status", {})).catch(() => null);
       if (status !== null && status.pid === child.pid) {
-        out.result(status, describeStatus(status));
+        const unlocked = await unlockIfAsked(opts.profile, status);
+        out.result(unlocked, describeStatus(unlocked));
         return ExitCode.ok;
       }
       if (child.pid === undefined || !isPidAlive(child.pid) || child.exitCode !== null) {
@@ -282,7 +305,7 @@ async function startInBackground(opts: StartOptions, out: Output): Promise<numbe
  * secrets, deciding requests, grants, activity, running agents, and the service, developer and
  * authority commands last. Commands not named here (added later) come after `run`.
  */
-export const HELP_ORDER = ["start", "login", "status", "stop", "logout", "ui", "secrets", "requests", "approve", "deny", "grants", "revoke", "activity", "run", "service", "dev", "authority"];
+export const HELP_ORDER = ["start", "unlock", "lock", "pin", "login", "status", "stop", "logout", "ui", "secrets", "requests", "approve", "deny", "grants", "revoke", "activity", "run", "service", "dev", "authority"];
 
 function helpRank(name: string): number {
   if (name === "help") return HELP_ORDER.length + 1;
@@ -417,6 +440,7 @@ export function buildProgram(run: (job: (out: Output) => Promise<number>, json: 
     });
 
   addApprovalCommands(program, () => globals().profile, run);
+  addVaultCommands(program, () => globals().profile, run);
   addLoginCommand(program, () => globals().profile, run);
   addUiCommand(program, () => globals().profile, run);
   addRunCommand(program, run);

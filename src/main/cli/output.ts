@@ -22,8 +22,10 @@ export function exitCodeFor(code: ErrorCode): number {
       return ExitCode.alreadyRunning;
     case "keychain_locked":
     case "keychain_unavailable":
+    case "locked":
       return ExitCode.keychain;
     case "bad_request":
+    case "presence_required":
       return ExitCode.usage;
     default:
       return ExitCode.failure;

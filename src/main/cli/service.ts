@@ -13,7 +13,7 @@ import type { KeychainBackend } from "../../shared/control.js";
 import { LinkError } from "../../shared/errors.js";
 import { DAEMON_NODE_FLAGS } from "../core/runtime/daemon-flags.js";
 import { readFileOrNull, writeFileAtomic } from "../core/runtime/files.js";
-import { chosenBackend, PASSPHRASE_ENV, PASSPHRASE_FILE_ENV } from "../core/runtime/keychain-choice.js";
+import { chosenBackend, PASSPHRASE_FILE_ENV } from "../core/runtime/keychain-choice.js";
 import { resolveLinkPaths } from "../core/runtime/paths.js";
 import { serviceName, userUnit, userUnitDir } from "../core/runtime/service-unit.js";
 import type { Runner } from "./commands.js";
@@ -70,13 +70,12 @@ async function serviceKeychain(profile: string): Promise<ServiceKeychain> {
     }
     return { backend, passphraseFile, environment: { [PASSPHRASE_FILE_ENV]: passphraseFile }, warnings };
   }
-  const direct = process.env[PASSPHRASE_ENV] ? ` ${PASSPHRASE_ENV} is set here, but a passphrase is never written into the unit file.` : "";
   return {
     backend,
     passphraseFile: null,
     environment: {},
     warnings: [
-      `This profile keeps its keys in an encrypted file (--keychain file) and a service has no terminal to ask for its passphrase, so the service will stop with a keychain error (exit 5).${direct} Put the passphrase in a file only you can read (chmod 600) and install again with ${PASSPHRASE_FILE_ENV}=/path/to/that/file piper-link service install; the unit then names that file.`,
+      `This profile keeps its keys in an encrypted file (--keychain file) and a service has no terminal to ask for its passphrase, so the service will stop with a keychain error (exit 5). Put the passphrase in a file only you can read (chmod 600) and install again with ${PASSPHRASE_FILE_ENV}=/path/to/that/file piper-link service install; the unit then names that file.`,
     ],
   };
 }

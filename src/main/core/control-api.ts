@@ -12,6 +12,9 @@ import type { InstanceContext } from "./account/instance-context.js";
 import type { SignIn } from "./account/sign-in.js";
 import type { UiCodes } from "./loopback/ui-codes.js";
 import type { SettingsStore } from "./runtime/settings.js";
+import { withoutPresence, type LockReason } from "../../shared/presence.js";
+import type { PresenceGate } from "./presence/presence.js";
+import type { Vault } from "./vault/vault.js";
 
 export interface ControlApiDeps {
   connection: AuthorityConnection;
@@ -25,13 +28,25 @@ export interface ControlApiDeps {
   emit: (event: ControlEvent) => void;
   /** Stops the Link after the reply to `shutdown` has been sent. */
   shutdown: () => void;
+  vault: Vault;
+  presence: PresenceGate;
+  unlock(passphrase: string): Promise<LinkStatus>;
+  create(passphrase: string, pin: string | undefined): Promise<LinkStatus>;
+  lock(reason: LockReason): LinkStatus;
 }
 
-// Replaced by the vault and presence parts in the next change.
 const notYet = (): Promise<never> => Promise.reject(new LinkError("not_implemented", "Not yet."));
 
+/** True when every host of `next` is already allowed by `current` (null: any host). Narrowing needs no proof. */
+function hostsNarrow(current: readonly string[] | null, next: readonly string[] | null): boolean {
+  if (current === null) return true;
+  if (next === null) return false;
+  const allowed = new Set(current.map((h) => h.toLowerCase()));
+  return next.every((h) => allowed.has(h.toLowerCase()));
+}
+
 export function createControlApi(deps: ControlApiDeps): LinkApi {
-  const { connection, cache, context, signIn, settings, status, emit } = deps;
+  const { connection, cache, context, signIn, settings, status, emit, presence, vault } = deps;
   const authority = () => connection.require();
 
   /** Runs a change through the authority, dropping cached grants before and after it. */
@@ -72,14 +87,19 @@ export function createControlApi(deps: ControlApiDeps): LinkApi {
       return status();
     },
     listRequests: ({ status: which }) => authority().listRequests(which),
-    async approveRequest({ requestId, ...body }) {
+    async approveRequest(params) {
+      await presence.require("approveRequest", params);
+      const { requestId, ...body } = withoutPresence(params);
       // A "yes" goes only to the program the person saw: never to a newcomer after it exited.
       const client = authority();
       const request = (await client.listRequests("pending")).find((r) => r.id === requestId);
       if (request !== undefined) await requireRequesterAlive(client, request, body);
       return client.approve(requestId, body);
     },
-    async approveRequests({ items, ...terms }) {
+    async approveRequests(params) {
+      // One proof for the whole card: it covers every item and the one set of terms.
+      await presence.require("approveRequests", params);
+      const { items, ...terms } = withoutPresence(params);
       const client = authority();
       const pending = new Map((await client.listRequests("pending")).map((r) => [r.id, r]));
       const results: ApproveItemResult[] = [];
@@ -102,16 +122,35 @@ export function createControlApi(deps: ControlApiDeps): LinkApi {
     listGrants: ({ all }) => authority().listGrants(all),
     revokeGrant: ({ grantId }) => changing("revoke", () => authority().revokeGrant(grantId)),
     listSecrets: () => authority().listSecrets(),
-    updateGrantPolicy: ({ grantId, policy }) => changing("grant limits", () => authority().updateGrantPolicy(grantId, policy)),
-    setSecret: ({ name, value, hosts }) => changing("secret set", () => authority().setSecret(name, value, hosts)),
-    setSecretHosts: ({ name, hosts }) => changing("secret hosts", () => authority().setSecretHosts(name, hosts)),
+    async updateGrantPolicy(params) {
+      await presence.require("updateGrantPolicy", params);
+      return changing("grant limits", () => authority().updateGrantPolicy(params.grantId, params.policy));
+    },
+    async setSecret(params) {
+      const { name, value, hosts } = params;
+      if (hosts !== undefined) {
+        const current = (await authority().listSecrets()).find((s) => s.name === name);
+        // A new secret with hosts, or hosts wider than before, adds destinations: a yes.
+        if (current === undefined ? hosts === null || hosts.length > 0 : !hostsNarrow(current.hosts ?? null, hosts)) await presence.require("setSecret", { name, hosts, presence: params.presence });
+      }
+      return changing("secret set", () => authority().setSecret(name, value, hosts));
+    },
+    async setSecretHosts(params) {
+      const { name, hosts } = params;
+      const current = (await authority().listSecrets()).find((s) => s.name === name);
+      if (current === undefined || !hostsNarrow(current.hosts ?? null, hosts)) await presence.require("setSecretHosts", params);
+      return changing("secret hosts", () => authority().setSecretHosts(name, hosts));
+    },
     async deleteSecret({ name }) {
       await changing("secret deleted", () => authority().deleteSecret(name));
       return { deleted: true as const };
     },
     listActivity: (query) => authority().audit(query),
     getSettings: () => Promise.resolve(settings.get()),
-    async updateSettings(change) {
+    async updateSettings(params) {
+      const change = withoutPresence(params);
+      // Turning notifications off hides new requests from the person: a protection turned off.
+      if (change.notifications === false && settings.get().notifications) await presence.require("updateSettings", params);
       const next = await settings.update(change);
       emit({ kind: "settings", settings: next });
       return next;
@@ -120,11 +159,22 @@ export function createControlApi(deps: ControlApiDeps): LinkApi {
       const { code, expiresAt } = deps.uiCodes.issue();
       return Promise.resolve({ code, url: uiCodeAddress(status().port, code), expiresAt: new Date(expiresAt).toISOString() });
     },
-    createVault: notYet,
-    unlock: notYet,
-    lock: notYet,
-    setPin: notYet,
-    setIdleLock: notYet,
+    createVault: ({ passphrase, pin }) => deps.create(passphrase, pin),
+    unlock: ({ passphrase }) => deps.unlock(passphrase),
+    lock: () => Promise.resolve(deps.lock("by_request")),
+    async setPin(params) {
+      // The first PIN of a vault unlocked from a passphrase file may be set with that passphrase:
+      // whoever can read that file can already open everything (unattended is unprotected at rest).
+      if (vault.unattended && !vault.pinSet && params.presence?.method === "passphrase") await vault.checkPassphraseUnattended(params.presence.passphrase);
+      else await presence.require("setPin", params, vault.pinSet ? ["passphrase", "passkey", "pin"] : ["passphrase", "passkey"]);
+      await vault.setPin(params.pin);
+      return status();
+    },
+    async setIdleLock(params) {
+      if (params.minutes > vault.idleLockMinutes) await presence.require("setIdleLock", params);
+      await vault.setIdleLockMinutes(params.minutes);
+      return status();
+    },
     presenceChallenge: notYet,
     passkeyRegistrationOptions: notYet,
     passkeyRegister: notYet,

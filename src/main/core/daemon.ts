@@ -8,12 +8,27 @@
 import path from "node:path";
 import type { LinkStatus } from "../../shared/control.js";
 import type { KeychainBackend } from "../../shared/control.js";
-import { openKeychain } from "./runtime/keychain-choice.js";
+import { openKeychain, passphraseFile, readPassphraseFile } from "./runtime/keychain-choice.js";
 import { rememberKeychainChoice } from "./runtime/settings.js";
 import { createLink, type AuthorityConfig, type Link } from "./link.js";
 import { createFileLogger } from "./runtime/logger.js";
 import { resolveLinkPaths, type LinkPaths } from "./runtime/paths.js";
 import { builtUiDir } from "./loopback/ui-assets.js";
+
+/** Holds the passphrase the vault was given, for the file keychain; `wait` resolves once one is set. */
+function createPassphraseSlot(): { set: (passphrase: string | null) => void; wait: () => Promise<string> } {
+  let value: string | null = null;
+  let waiters: Array<(passphrase: string) => void> = [];
+  return {
+    set(passphrase) {
+      value = passphrase;
+      if (passphrase === null) return;
+      for (const w of waiters) w(passphrase);
+      waiters = [];
+    },
+    wait: () => (value !== null ? Promise.resolve(value) : new Promise((resolve) => waiters.push(resolve))),
+  };
+}
 
 export interface DaemonOptions {
   profile: string;
@@ -22,7 +37,7 @@ export interface DaemonOptions {
   /** Defaults to the embedded authority. */
   authority?: AuthorityConfig | null;
   /** Called once the Link serves. */
-  onReady?: (status: LinkStatus, link: Link) => void;
+  onReady?: (status: LinkStatus, link: Link) => void | Promise<void>;
   onStopped?: (signal: string) => void;
   /**
    * The keychain backend chosen for this start (`--keychain`); it is remembered for the profile. By
@@ -90,7 +105,11 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   };
 
   if (options.keychain !== undefined) await rememberKeychainChoice(paths.dataDir, options.keychain);
-  const keychain = await openKeychain({ profile: options.profile, dataDir: paths.dataDir });
+  // The file keychain opens with the vault's passphrase (one passphrase, not two): it waits for the
+  // passphrase the vault is given at unlock, and forgets it at lock.
+  const slot = createPassphraseSlot();
+  const keychain = await openKeychain({ profile: options.profile, dataDir: paths.dataDir, passphrase: slot.wait });
+  const file = passphraseFile();
   const link = createLink({
     profile: options.profile,
     port: options.port,
@@ -99,6 +118,9 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     log: logger.log,
     authority: options.authority === undefined ? { kind: "embedded" } : options.authority,
     onShutdownRequested: () => void stop("shutdown requested"),
+    shareWithFileKeychain: slot.set,
+    // Unattended: a server or service names a passphrase file. Unprotected at rest, and said so.
+    ...(file !== null ? { unlock: { passphrase: () => readPassphraseFile(file), unattended: true } } : {}),
     // src/main/core and dist/main/core are both three levels below the package root.
     uiDir: options.uiDir !== undefined ? options.uiDir : await builtUiDir(path.resolve(import.meta.dirname, "../../../out/renderer")),
   });
@@ -123,6 +145,6 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     throw new StoppedBeforeStart(duringStart.signal);
   }
   started = true;
-  options.onReady?.(status, link);
+  await options.onReady?.(status, link);
   return { link, done, stop };
 }

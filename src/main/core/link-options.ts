@@ -42,6 +42,17 @@ export interface LinkOptions {
    * `PIPER_LINK_EXTRA_CA` environment variable; null: none.
    */
   calls?: { extraCaFile?: string | null };
+  /**
+   * Unlock (or, on a first run, create) the vault as soon as the Link serves: the passphrase (or a
+   * function that reads it, e.g. from PIPER_LINK_PASSPHRASE_FILE), a PIN for a new vault, and whether
+   * it came unattended (from a file: unprotected at rest, never a proof). Absent: the Link starts
+   * locked and waits for `unlock` (window, CLI).
+   */
+  unlock?: { passphrase: string | (() => Promise<string>); pin?: string; unattended?: boolean };
+  /** scrypt parameters for a new vault (default: VAULT_KDF in core/vault/vault-crypto.ts); tests lower N, never below 2^14. */
+  vaultKdf?: { N: number; r: number; p: number };
+  /** The file keychain's passphrase is the vault's (one passphrase): the daemon passes the slot that feeds it. */
+  shareWithFileKeychain?: (passphrase: string | null) => void;
 }
 
 export interface Link {
@@ -54,6 +65,10 @@ export interface Link {
   readonly controlToken: string;
   /** In-process listeners (the Electron shell) hear what control clients hear. */
   subscribe(listener: (event: ControlEvent) => void): () => void;
+  /** Unlocks with the passphrase (the window and CLI go through `api.unlock`). */
+  unlock(passphrase: string): Promise<LinkStatus>;
+  /** Locks now (keys leave memory; agents get `locked`). */
+  lock(): LinkStatus;
   /** The address of the browser UI with the control token in its fragment (never sent to a server). */
   uiUrl(): string;
 }

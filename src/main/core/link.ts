@@ -8,7 +8,11 @@
  */
 import { randomBytes } from "node:crypto";
 import { uiAddress, type LinkStatus } from "../../shared/control.js";
-import { DEFAULT_IDLE_LOCK_MINUTES, PIN_TRIES_ALLOWED, type VaultStatus } from "../../shared/presence.js";
+import { PIN_TRIES_ALLOWED, type LockReason, type VaultStatus } from "../../shared/presence.js";
+import { LinkError } from "../../shared/errors.js";
+import { createPresenceGate } from "./presence/presence.js";
+import { createSealedKeychain } from "./vault/sealed-keychain.js";
+import { createVault } from "./vault/vault.js";
 import { createInstanceContext } from "./account/instance-context.js";
 import { createSignIn } from "./account/sign-in.js";
 import { createSignInSession } from "./account/sign-in-session.js";
@@ -30,9 +34,15 @@ import { linkStatus } from "./status.js";
 export type { AuthorityConfig } from "./authority/configured-authority.js";
 export type { Link, LinkOptions } from "./link-options.js";
 
+/** How often the idle lock is checked, in ms (a minute: the idle lock is set in minutes). */
+const IDLE_CHECK_MS = 60_000;
+
 export function createLink(options: LinkOptions): Link {
   const now = options.now ?? Date.now;
-  const { paths, keychain, log } = options;
+  const { paths, log } = options;
+  // The vault keeps its record in the raw keychain; everything else reads and writes sealed values.
+  const vault = createVault({ keychain: options.keychain, dataDir: paths.dataDir, log, now, ...(options.vaultKdf !== undefined ? { kdf: options.vaultKdf } : {}), ...(options.shareWithFileKeychain !== undefined ? { shareWithFileKeychain: options.shareWithFileKeychain } : {}) });
+  const keychain = createSealedKeychain(options.keychain, vault, log);
   const config = options.authority ?? null;
   const controlToken = randomBytes(32).toString("base64url");
 
@@ -86,8 +96,25 @@ export function createLink(options: LinkOptions): Link {
     pagesOrigin: () => (embeddedEndpoint() !== null && serving !== null ? `http://127.0.0.1:${serving.address.port}` : null),
   });
 
-  // Replaced by the vault (core/vault/) in the next change.
-  const vaultStatus = (): VaultStatus => ({ state: "unlocked", lockedReason: null, unattended: false, pinSet: false, passkeys: 0, proofs: [], idleLockMinutes: DEFAULT_IDLE_LOCK_MINUTES, legacyGrants: 0, pinFailures: 0, pinTriesAllowed: PIN_TRIES_ALLOWED });
+  const presence = createPresenceGate({
+    vault,
+    now,
+    authority: () => (config === null ? null : config.kind === "remote" ? { kind: "remote" } : { kind: "embedded", approvalKey: () => null }),
+    passkeys: () => null,
+  });
+  const legacyGrants = 0;
+  const vaultStatus = (): VaultStatus => ({
+    state: vault.state,
+    lockedReason: vault.lockedReason,
+    unattended: vault.unattended,
+    pinSet: vault.pinSet,
+    passkeys: vault.passkeys.length,
+    proofs: presence.proofs(),
+    idleLockMinutes: vault.idleLockMinutes,
+    legacyGrants: vault.state === "unlocked" ? legacyGrants : 0,
+    pinFailures: vault.pinFailures,
+    pinTriesAllowed: PIN_TRIES_ALLOWED,
+  });
 
   function status(): LinkStatus {
     const { server = null, address = null, pyper = null } = serving ?? {};
@@ -98,6 +125,11 @@ export function createLink(options: LinkOptions): Link {
   const uiCodes = createUiCodes({ now });
   const api = createControlApi({
     uiCodes,
+    vault,
+    presence,
+    unlock: (passphrase) => unlock(passphrase, false),
+    create: (passphrase, pin) => create(passphrase, pin, false),
+    lock: (reason) => lockNow(reason),
     connection,
     cache,
     context,
@@ -108,16 +140,95 @@ export function createLink(options: LinkOptions): Link {
     shutdown: () => (options.onShutdownRequested ? options.onShutdownRequested() : void link.stop()),
   });
 
+  /**
+   * Opens what needs the vault's keys: the authority (the embedded one is started with its data key),
+   * the instance ID, the sign-in. After an upgrade from plaintext items, their credentials are rotated
+   * once (the agent may hold copies).
+   */
+  async function openUnlocked(): Promise<void> {
+    context.setLocked(false);
+    const connected = await connectConfiguredAuthority({ config, dataDir: paths.dataDir, keychain, log, linkPort: options.port, connection });
+    embedded = connected.embedded;
+    signIn.setLocalToken(connected.localToken);
+    await context.load();
+    await signIn.refreshAccount();
+    if (vault.needsRotation) await rotateAfterUpgrade();
+    idleTimer ??= setInterval(() => vault.checkIdle(), IDLE_CHECK_MS);
+    idleTimer.unref();
+    emitStatus();
+  }
+
+  /** Rotates what an agent may have copied while the items were plaintext: the refresh token (the authority side rotates its keys). */
+  async function rotateAfterUpgrade(): Promise<void> {
+    const rotated = await session.rotate().catch((err: unknown) => {
+      log.warn({ err: String(err) }, "vault: could not rotate the refresh token after the upgrade; will try at the next unlock");
+      return null;
+    });
+    if (rotated === null) return;
+    await vault.markRotated();
+    log.info({ refreshToken: rotated }, "vault: credentials rotated after the upgrade");
+  }
+
+  /** Closes what needs the keys; the listeners stay up and answer `locked`. */
+  async function closeUnlocked(): Promise<void> {
+    if (idleTimer !== null) clearInterval(idleTimer);
+    idleTimer = null;
+    context.setLocked(true);
+    session.forget();
+    signIn.setLocalToken(null);
+    connection.disconnect();
+    serving?.pyper.clear();
+    const stopping = embedded;
+    embedded = null;
+    await stopping?.stop();
+  }
+
+  let idleTimer: NodeJS.Timeout | null = null;
+  let opening: Promise<void> | null = null;
+  vault.onLock((reason) => {
+    void closeUnlocked().then(() => {
+      log.info({ reason }, "link locked");
+      emitStatus();
+    });
+  });
+
+  async function afterUnlock(): Promise<void> {
+    opening ??= openUnlocked().finally(() => {
+      opening = null;
+    });
+    await opening;
+  }
+
+  async function unlock(passphrase: string, unattended: boolean): Promise<LinkStatus> {
+    if (serving === null) throw new LinkError("not_running", "This Link is not started.");
+    if (vault.state === "unlocked") return status();
+    await vault.unlock(passphrase, { unattended });
+    await afterUnlock();
+    return status();
+  }
+
+  async function create(passphrase: string, pin: string | undefined, unattended: boolean): Promise<LinkStatus> {
+    if (serving === null) throw new LinkError("not_running", "This Link is not started.");
+    await vault.create(passphrase, { unattended, ...(pin !== undefined ? { pin } : {}) });
+    await afterUnlock();
+    return status();
+  }
+
+  function lockNow(reason: LockReason): LinkStatus {
+    vault.lock(reason);
+    return status();
+  }
+
   /** Stops what `start` started, in reverse order; safe on a partial start. */
   async function teardown(): Promise<void> {
+    vault.lock("started");
+    await closeUnlocked();
     context.stop();
     signIn.stop();
     await serving?.stop();
     serving = null;
     await cache.stop().catch(() => undefined);
     connection.close();
-    await embedded?.stop();
-    embedded = null;
   }
 
   const link: Link = {
@@ -126,24 +237,28 @@ export function createLink(options: LinkOptions): Link {
     status,
     subscribe: (listener) => events.subscribe(listener),
     uiUrl: () => uiAddress(serving?.address.port ?? 0, controlToken),
+    unlock: (passphrase) => unlock(passphrase, false),
+    lock: () => lockNow("by_request"),
     async start() {
       if (serving !== null) throw new Error("This Link is already started.");
       const acquired = await acquireInstanceLock(paths.lockFile, (pid) => describeRunningLink(paths, pid));
       lock = acquired;
       try {
         startedAt = new Date(now());
-        // The authority first: an embedded one whose database is gone deletes the instance ID it had
-        // registered (embedded-authority.ts), so the context is read from the keychain after it.
-        const connected = await connectConfiguredAuthority({ config, dataDir: paths.dataDir, keychain, log, linkPort: options.port, connection });
-        embedded = connected.embedded;
-        signIn.setLocalToken(connected.localToken);
-        await context.load();
+        // Locked until the person's passphrase arrives: the listeners answer `locked` meanwhile.
+        await vault.probe();
+        context.setLocked(true);
         await settings.load();
-        await signIn.refreshAccount();
         serving = await startServing({ options, dataDir: paths.dataDir, log, now, peers, connection, context, cache, events, api, controlToken, uiCodes, embeddedEndpoint, onAgentsChanged: emitStatus });
         const { port, hosts, fallback } = serving.address;
         await writeRuntimeFiles(paths, { port, controlToken, startedAt });
-        log.info({ port, hosts, fallback, state: context.snapshot().state }, "link started");
+        log.info({ port, hosts, fallback, vault: vault.state }, "link started");
+        const given = options.unlock;
+        if (given !== undefined) {
+          const passphrase = typeof given.passphrase === "string" ? given.passphrase : await given.passphrase();
+          if (vault.state === "new") await create(passphrase, given.pin, given.unattended ?? false);
+          else await unlock(passphrase, given.unattended ?? false);
+        }
         return status();
       } catch (err) {
         await teardown();

@@ -4,7 +4,7 @@
  * Service) is retried in the background and reported in the context agents see, never a crash.
  */
 import type { Logger } from "pino";
-import { LinkError, NOT_SIGNED_IN_MESSAGE } from "../../../shared/errors.js";
+import { LinkError, LOCKED_MESSAGE, NOT_SIGNED_IN_MESSAGE } from "../../../shared/errors.js";
 import type { ContextSnapshot } from "../loopback/agent-channel.js";
 import type { KeychainStore } from "../runtime/keychain.js";
 
@@ -23,6 +23,11 @@ export interface InstanceContext {
   forget(): Promise<void>;
   /** Stops the background retry. */
   stop(): void;
+  /**
+   * While locked the context is empty and says so (`locked`, not "logged out"): the instance ID is
+   * dropped from memory and agents are told; unlocking reads it from the keychain again.
+   */
+  setLocked(locked: boolean): void;
 }
 
 export interface InstanceContextDeps {
@@ -42,6 +47,7 @@ export function createInstanceContext(deps: InstanceContextDeps): InstanceContex
   let keychainError: LinkError | null = null;
   let retryTimer: NodeJS.Timeout | null = null;
   let stopped = false;
+  let locked = false;
 
   function apply(next: string | null): void {
     if (next === instanceId) return;
@@ -59,6 +65,7 @@ export function createInstanceContext(deps: InstanceContextDeps): InstanceContex
   }
 
   async function load(): Promise<void> {
+    if (locked) return;
     try {
       const stored = await keychain.get("instance-id");
       keychainError = null;
@@ -78,6 +85,7 @@ export function createInstanceContext(deps: InstanceContextDeps): InstanceContex
       return keychainError;
     },
     snapshot() {
+      if (locked) return { state: "logged_out", error: { code: "locked", message: LOCKED_MESSAGE } };
       if (instanceId !== null) return { state: "ready", instanceId };
       if (keychainError !== null) return { state: "logged_out", error: { code: keychainError.code, message: keychainError.message } };
       return { state: "logged_out", error: { code: "not_logged_in", message: NOT_SIGNED_IN_MESSAGE } };
@@ -91,6 +99,15 @@ export function createInstanceContext(deps: InstanceContextDeps): InstanceContex
     async forget() {
       await keychain.delete("instance-id");
       apply(null);
+    },
+    setLocked(next) {
+      locked = next;
+      if (next) {
+        if (retryTimer !== null) clearTimeout(retryTimer);
+        retryTimer = null;
+        keychainError = null;
+        apply(null);
+      }
     },
     stop() {
       stopped = true;

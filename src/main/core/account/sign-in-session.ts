@@ -22,6 +22,14 @@ export interface SignInSession extends Credentials {
   signOut(): Promise<void>;
   setLocalToken(token: string | null): void;
   hasOAuth(): Promise<boolean>;
+  /** Drops every token held in memory (the vault locked); the next call reads the keychain again. */
+  forget(): void;
+  /**
+   * Trades the stored refresh token for a new one now, so a copy taken before the vault sealed it is
+   * worthless (refresh tokens rotate, and the authority ends the whole sign-in when a used one comes back).
+   * Resolves false when there is no OAuth sign-in.
+   */
+  rotate(): Promise<boolean>;
   readonly error: string | null;
 }
 
@@ -113,6 +121,19 @@ export function createSignInSession(options: { keychain: KeychainStore; client: 
     },
     setLocalToken(token) {
       localToken = token;
+    },
+    forget() {
+      access = null;
+      refreshing = null;
+      stored = undefined;
+      localToken = null;
+      dead = null;
+    },
+    async rotate() {
+      const token = await storedRefreshToken();
+      if (token === null) return false;
+      access = null;
+      return (await refresh(token)) !== null;
     },
     async hasOAuth() {
       return (await storedRefreshToken()) !== null;

@@ -31,6 +31,8 @@ export interface AuthorityConnection {
   /** Connects again to the same endpoint: the stream is bound to the account that opened it. */
   reconnect(): void;
   close(): void;
+  /** Closes and forgets the authority (the vault locked): `client` is null until the next `connect`. */
+  disconnect(): void;
 }
 
 export interface AuthorityConnectionDeps {
@@ -98,5 +100,16 @@ export function createAuthorityConnection(deps: AuthorityConnectionDeps): Author
       if (endpoint !== null) connect(endpoint);
     },
     close,
+    disconnect() {
+      close();
+      client = null;
+      endpoint = null;
+      cache.setEnabled(false);
+      cache.clear("disconnected");
+      if (state.connected) {
+        state = { connected: false, error: null };
+        deps.onConnectionChange();
+      }
+    },
   };
 }

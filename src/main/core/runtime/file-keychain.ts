@@ -139,6 +139,10 @@ export function createFileKeychainStore(options: FileKeychainOptions): KeychainS
       return (await load())?.items[item] ?? null;
     },
     set: (item, value) => change((items) => ({ ...items, [item]: value })),
+    forgetKey() {
+      cached?.key.fill(0);
+      cached = null;
+    },
     async delete(item) {
       await writing;
       const current = await load();

@@ -13,17 +13,48 @@ import { createFileKeychainStore, FILE_KEYCHAIN_NAME } from "./file-keychain.js"
 import { createKeychainStore, keychainService, type KeychainStore } from "./keychain.js";
 import { readKeychainChoice } from "./settings.js";
 
-/** The environment variables that carry the file keychain's passphrase (for services and tests). */
-export const PASSPHRASE_ENV = "PIPER_LINK_KEYCHAIN_PASSPHRASE";
-/** A file holding the passphrase, e.g. a systemd credential (`LoadCredential=` → `$CREDENTIALS_DIRECTORY/...`). */
-export const PASSPHRASE_FILE_ENV = "PIPER_LINK_KEYCHAIN_PASSPHRASE_FILE";
+/**
+ * A file holding the passphrase, for unattended starts (a server, a systemd credential via
+ * `LoadCredential=` → `$CREDENTIALS_DIRECTORY/...`). Unlocking from it is "unprotected at rest":
+ * the file opens everything offline, so the passphrase is then never accepted as a proof of
+ * presence. There is no variable that carries the passphrase itself: the environment of a process
+ * is readable by the user's other processes.
+ */
+export const PASSPHRASE_FILE_ENV = "PIPER_LINK_PASSPHRASE_FILE";
+/** The older name of `PASSPHRASE_FILE_ENV` (the file keychain's), still read. */
+export const LEGACY_PASSPHRASE_FILE_ENV = "PIPER_LINK_KEYCHAIN_PASSPHRASE_FILE";
+
+/** The passphrase file named in `env`, if any. */
+export function passphraseFile(env: NodeJS.ProcessEnv = process.env): string | null {
+  const file = env[PASSPHRASE_FILE_ENV] || env[LEGACY_PASSPHRASE_FILE_ENV];
+  return file === undefined || file === "" ? null : file;
+}
+
+/** Reads the passphrase file (one trailing newline ignored); `keychain_locked` when unreadable or empty. */
+export async function readPassphraseFile(file: string): Promise<string> {
+  let value: string;
+  try {
+    value = (await fs.readFile(file, "utf8")).replace(/\r?\n$/, "");
+  } catch (err) {
+    throw new LinkError("keychain_locked", `Cannot read the passphrase file ${file} (${PASSPHRASE_FILE_ENV}): ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
+  if (value.length === 0) throw new LinkError("keychain_locked", `The passphrase file ${file} is empty.`);
+  return value;
+}
 
 /**
  * Asks for a line on the terminal without echoing it. Resolves with what was typed (without the
- * newline); rejects with `keychain_locked` on Ctrl+C or Ctrl+D, or when `input` is not a terminal.
+ * newline); rejects with `cancelled` (default `keychain_locked`) on Ctrl+C or Ctrl+D, or when
+ * `input` is not a terminal.
  */
-export function promptHidden(question: string, input: NodeJS.ReadStream = process.stdin, output: NodeJS.WriteStream = process.stderr): Promise<string> {
-  if (!input.isTTY) return Promise.reject(new LinkError("keychain_locked", "No terminal to ask for the keychain passphrase on."));
+export function promptHidden(
+  question: string,
+  input: NodeJS.ReadStream = process.stdin,
+  output: NodeJS.WritableStream = process.stderr,
+  cancelled: (noTerminal: boolean) => LinkError = (noTerminal) =>
+    new LinkError("keychain_locked", noTerminal ? "No terminal to ask for the keychain passphrase on." : "No passphrase given; the keychain file stays locked."),
+): Promise<string> {
+  if (!input.isTTY) return Promise.reject(cancelled(true));
   return new Promise((resolve, reject) => {
     let typed = "";
     const finish = (err: LinkError | null): void => {
@@ -37,7 +68,7 @@ export function promptHidden(question: string, input: NodeJS.ReadStream = proces
     const onData = (chunk: Buffer): void => {
       for (const ch of chunk.toString("utf8")) {
         if (ch === "\r" || ch === "\n") return finish(null);
-        if (ch === "\u0003" || ch === "\u0004") return finish(new LinkError("keychain_locked", "No passphrase given; the keychain file stays locked."));
+        if (ch === "\u0003" || ch === "\u0004") return finish(cancelled(false));
         if (ch === "\u007f" || ch === "\b") typed = typed.slice(0, -1);
         else typed += ch;
       }
@@ -68,28 +99,19 @@ export async function promptNewPassphrase(ask: (question: string) => Promise<str
 }
 
 /**
- * The passphrase source for the file keychain, in order: `PIPER_LINK_KEYCHAIN_PASSPHRASE`,
- * the file named by `PIPER_LINK_KEYCHAIN_PASSPHRASE_FILE` (one trailing newline ignored), a hidden
- * prompt when stdin is a terminal (asked twice when `newFile`, the keychain file it will open, does
- * not exist yet: `promptNewPassphrase`); otherwise `keychain_locked` with the ways to give one. An
- * empty passphrase is refused (it would be plaintext in all but name).
+ * The passphrase source for the file keychain when no Link holds it (a CLI command on a stopped
+ * Link): the file named by `PIPER_LINK_PASSPHRASE_FILE`, else a hidden prompt when stdin is a
+ * terminal (asked twice when `newFile`, the keychain file it will open, does not exist yet);
+ * otherwise `keychain_locked` with the ways to give one.
  */
 export function passphraseSource(env: NodeJS.ProcessEnv = process.env, interactive: boolean = process.stdin.isTTY, newFile: string | null = null): () => Promise<string> {
   let asked: Promise<string> | null = null;
   const ask = async (): Promise<string> => {
-    let value: string;
-    const direct = env[PASSPHRASE_ENV];
-    const file = env[PASSPHRASE_FILE_ENV];
-    if (direct !== undefined && direct !== "") value = direct;
-    else if (file !== undefined && file !== "") {
-      try {
-        value = (await fs.readFile(file, "utf8")).replace(/\r?\n$/, "");
-      } catch (err) {
-        throw new LinkError("keychain_locked", `Cannot read the keychain passphrase file ${file} (${PASSPHRASE_FILE_ENV}): ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-      }
-    } else if (interactive) value = newFile !== null && !existsSync(newFile) ? await promptNewPassphrase() : await promptHidden("Keychain passphrase: ");
-    else throw new LinkError("keychain_locked", `The keychain file is locked: give its passphrase in ${PASSPHRASE_ENV} or a file named by ${PASSPHRASE_FILE_ENV}, or run on a terminal to be asked.`);
-    if (value.length === 0) throw new LinkError("keychain_locked", "The keychain passphrase is empty; choose one of at least one character.");
+    const file = passphraseFile(env);
+    if (file !== null) return readPassphraseFile(file);
+    if (!interactive) throw new LinkError("keychain_locked", `The keychain file is locked: run this at a terminal to be asked for the passphrase, or name a file holding it in ${PASSPHRASE_FILE_ENV}.`);
+    const value = newFile !== null && !existsSync(newFile) ? await promptNewPassphrase() : await promptHidden("Piper Link passphrase: ");
+    if (value.length === 0) throw new LinkError("keychain_locked", "The passphrase is empty.");
     return value;
   };
   return () => {

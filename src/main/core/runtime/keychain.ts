@@ -14,11 +14,15 @@ import { checkProfileName } from "../../../shared/profile.js";
 
 /** The items the Link keeps in the keychain (DESIGN.md section 6). */
 export type KeychainItem =
+  | "vault"
   | "instance-id"
   | "refresh-token"
   | "authority-settings"
   | "authority-data-key"
   | "authority-link-token";
+
+/** Every item but the vault record itself: what the vault seals (DESIGN.md section 9). */
+export const SEALED_ITEMS: readonly Exclude<KeychainItem, "vault">[] = ["instance-id", "refresh-token", "authority-settings", "authority-data-key", "authority-link-token"];
 
 /** Where the items live: the OS keychain (Secret Service, macOS Keychain, Credential Manager) or the encrypted file. */
 export type { KeychainBackend } from "../../../shared/control.js";
@@ -38,6 +42,8 @@ export interface KeychainStore {
    * to the bound. The OS keychain's helper process is killed. Stores with nothing to end leave it out.
    */
   close?(): void;
+  /** Forgets any key derived from a passphrase (the file keychain's), so the next call needs the passphrase again. */
+  forgetKey?(): void;
 }
 
 export interface KeychainOptions {
