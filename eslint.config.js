@@ -8,7 +8,8 @@ import tseslint from "typescript-eslint";
 /** Builds a no-restricted-imports rule that forbids the given layers (and optionally packages). */
 function forbid(layers, message, packages = []) {
   const patterns = layers.map((layer) => ({
-    regex: `(^|/)(\\.\\./)*${layer.replace("/", "\\/")}(/|$)`,
+    // Relative paths only: a package whose name ends in a layer's name (@simplewebauthn/server) is not that layer.
+    regex: `^(\\.\\.?/)+([^/]+/)*${layer.replace("/", "\\/")}(/|$)`,
     message: `${message} (DESIGN.md section 2)`,
   }));
   return [

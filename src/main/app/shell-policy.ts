@@ -1,12 +1,15 @@
 /**
  * Pure policies of the Electron shell (DESIGN.md section 7), kept free of any Electron import so
- * tests run them directly: which URLs may open in the system browser, and which page may call the
- * IPC API or be navigated to.
+ * tests run them directly: which URLs may open in the system browser, which page may call the IPC
+ * API or be navigated to, and how a passkey step is handed to the system browser.
  */
+import type { LinkApi } from "../../shared/control.js";
+import { passkeyOrigin } from "../../shared/passkeys.js";
 
 /**
- * The authority's sign-in pages, the only pages `shell.openExternal` may open: the OAuth
- * authorization endpoint (browser sign-in, RFC 8252) and the device page (RFC 8628).
+ * The authority's sign-in pages, the only pages a page may have opened in the system browser: the
+ * OAuth authorization endpoint (browser sign-in, RFC 8252) and the device page (RFC 8628). (The
+ * shell itself opens one more, the passkey step: `openPasskeyStepInBrowser`.)
  */
 export const SIGN_IN_PATHS: ReadonlySet<string> = new Set(["/oauth/authorize", "/device"]);
 
@@ -57,4 +60,30 @@ export function isOwnPageUrl(url: string | undefined, ownPageUrl: string): boole
   } catch {
     return false;
   }
+}
+
+/**
+ * The address where the person takes a passkey step: the Link's browser UI at
+ * `http://localhost:<port>/ui/#code=<code>` (`passkeyOrigin`), with a single-use code from
+ * `uiLoginCode` in the fragment (never sent to a server). localhost, not 127.0.0.1: the passkeys'
+ * RP ID is `localhost`, which browsers accept only on a localhost origin.
+ */
+export function passkeyStepAddress(port: number, code: string): string {
+  return `${passkeyOrigin(port)}/ui/#code=${encodeURIComponent(code)}`;
+}
+
+/**
+ * Hands a passkey step (registering a passkey, or a passkey proof for an approval) to the system
+ * browser, which has the WebAuthn UI Electron lacks on Linux (no platform authenticator, no
+ * security-key or PIN prompt) and whose page is on the origin the passkeys belong to (the window's
+ * own page is a `file:` URL, where RP ID `localhost` is refused on every platform). Asks the Link
+ * for a single-use UI code (valid 60 s) and opens `passkeyStepAddress(port, code)` with
+ * `openExternal` (`shell.openExternal`). Returns the address opened; rejects with what
+ * `uiLoginCode` or `openExternal` reject with.
+ */
+export async function openPasskeyStepInBrowser(deps: { port: number; api: Pick<LinkApi, "uiLoginCode">; openExternal(url: string): Promise<void> }): Promise<string> {
+  const { code } = await deps.api.uiLoginCode({});
+  const url = passkeyStepAddress(deps.port, code);
+  await deps.openExternal(url);
+  return url;
 }

@@ -183,7 +183,7 @@ export function addApprovalCommands(program: Command, profile: () => string, run
         if (value.length > SECRET_VALUE_MAX_CHARS) {
           throw new LinkError("bad_request", `The value for ${name} has ${withThousands(value.length)} characters; a secret's value can be at most ${withThousands(SECRET_VALUE_MAX_CHARS)}. Nothing was stored.`);
         }
-        const s = await callWithPresence(profile(), "setSecret", { name, value, ...(hosts !== undefined ? { hosts } : {}) }, `Allowing ${name} to be sent to ${hosts === null ? "any host" : hosts.join(", ")} needs you.`);
+        const s = await callWithPresence(profile(), "setSecret", { name, value, ...(hosts !== undefined ? { hosts } : {}) }, `Allowing ${name} to be sent to ${(hosts ?? []).join(", ")} needs you.`);
         out.result(s, `Stored ${s.name}.${s.hosts === null ? "" : ` It may only be sent to ${s.hosts.join(", ")}.`}`);
         return ExitCode.ok;
       }, o.json === true);
