@@ -17,6 +17,7 @@ import { GrantViewSchema, SecretViewSchema } from "../src/shared/authority.js";
 import { LinkStatusSchema } from "../src/shared/control.js";
 import { createPiperClient, PiperForbiddenError, type PiperClient } from "../src/sdk/index.js";
 import { cli, cliJson, newEnv, stopAll, type CliEnv } from "../test/cli-helpers.js";
+import { TEST_PASSPHRASE, TEST_PIN } from "../test/helpers.js";
 import { CHROMIUM_SKIP, launchChromium } from "../test/chromium.js";
 import { startUpstream, type TestUpstream } from "../test/calls-upstream.js";
 
@@ -98,12 +99,11 @@ async function startSessionAgent(variable: string, reason: string): Promise<{ pi
   };
 }
 
-/** The approval PIN of the test's Link, typed at the window's proof step. */
-const PIN = "246813";
+/** The approval PIN of the test's Link (set at a terminal after its first start), typed at the window's proof step. */
+const PIN = TEST_PIN;
 
-/** When the Link wants a proof of presence, the dialog's proof step: the PIN, then Enter. */
+/** The dialog's proof step: the PIN (focused), then Enter. */
 async function provePin(dialog: Locator): Promise<void> {
-  if (!status.vault.proofs.includes("pin")) return;
   const field = dialog.getByLabel("Approval PIN");
   await field.waitFor();
   assert.equal(await field.evaluate((el) => el === document.activeElement), true, "the PIN field has the focus");
@@ -385,6 +385,92 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     await context.close();
   });
 
+  it("first run in the window: choose a passphrase (strength as typed) and a PIN; Lock now shows why it is locked; Unlock; a wrong PIN says the tries left", async () => {
+    assert.ok(browser);
+    // Not unattended: no passphrase file, so the window is where the person chooses one.
+    const fresh = await newEnv();
+    delete fresh.env["PIPER_LINK_PASSPHRASE_FILE"];
+    const started = cliJson(fresh, ["start", "--port", "0"], LinkStatusSchema);
+    assert.equal(started.vault.state, "new");
+    for (const size of [NARROW, LARGE]) {
+      const tag = `${size.width}x${size.height}`;
+      const context = await browser.newContext({ viewport: size, timezoneId: TIME_ZONE, locale: "en-US" });
+      await watchConsole(context);
+      const page = await context.newPage();
+      await page.goto(cliJson(fresh, ["ui"], UiSchema).url);
+      await page.getByRole("heading", { name: "Choose a passphrase" }).waitFor();
+      const first = page.getByLabel("Passphrase", { exact: true });
+      assert.equal(await first.evaluate((el) => el === document.activeElement), true);
+      await first.fill("short");
+      await page.getByTestId("passphrase-strength").filter({ hasText: "at least 10 characters" }).waitFor();
+      await page.screenshot({ path: path.join(SHOTS, `first-run-weak-${tag}.png`) });
+      await checkA11y(page, `first run (${tag})`);
+      if (size === LARGE) {
+        await first.fill(TEST_PASSPHRASE);
+        await page.getByTestId("passphrase-strength").filter({ hasText: "Strong enough." }).waitFor();
+        await page.getByLabel("The same passphrase again").fill(TEST_PASSPHRASE);
+        await page.getByLabel(/^Approval PIN/).fill(PIN);
+        await page.getByRole("button", { name: "Create and unlock" }).click();
+        await page.getByRole("heading", { name: "Sign in to Piper Link" }).waitFor();
+      }
+      await context.close();
+    }
+    cliJson(fresh, ["dev", "sign-in"], LinkStatusSchema);
+
+    for (const size of [NARROW, LARGE]) {
+      const tag = `${size.width}x${size.height}`;
+      const context = await browser.newContext({ viewport: size, timezoneId: TIME_ZONE, locale: "en-US" });
+      await watchConsole(context);
+      const page = await context.newPage();
+      await page.goto(cliJson(fresh, ["ui"], UiSchema).url);
+      await page.getByRole("navigation", { name: "Piper Link" }).getByRole("button", { name: "Lock now" }).click();
+      await page.getByRole("heading", { name: "Piper Link is locked" }).waitFor();
+      assert.match(await page.getByTestId("locked-reason").innerText(), /locked on request/);
+      await page.screenshot({ path: path.join(SHOTS, `locked-${tag}.png`) });
+      await checkA11y(page, `locked (${tag})`);
+      const field = page.getByLabel("Passphrase");
+      await field.fill("not the passphrase");
+      await field.press("Enter");
+      await page.getByRole("alert").filter({ hasText: "That is not the passphrase" }).waitFor();
+      await field.fill(TEST_PASSPHRASE);
+      await field.press("Enter");
+      await page.getByRole("navigation", { name: "Piper Link" }).waitFor();
+      await context.close();
+    }
+
+    // A wrong PIN at the proof step: the dialog stays, saying how many tries are left.
+    const { context, page } = await (async () => {
+      const c = await browser.newContext({ viewport: LARGE, timezoneId: TIME_ZONE, locale: "en-US" });
+      await watchConsole(c);
+      const p = await c.newPage();
+      await p.goto(cliJson(fresh, ["ui"], UiSchema).url);
+      return { context: c, page: p };
+    })();
+    assert.equal(cli(fresh, ["secrets", "set", "PROOF_KEY"], `${VALUE}\n`).code, 0);
+    const asker = createPiperClient({ clientId: "agent_proof", name: "Proof Agent", linkUrl: started.url, fallbackToEnv: false, approvalTimeoutMs: 60_000 });
+    clients.push(asker);
+    const got = asker.getSecret("PROOF_KEY", { reason: "needs your PIN" });
+    await page.getByRole("button", { name: /^Approve PROOF_KEY/ }).click();
+    const dialog = page.getByRole("dialog");
+    await dialog.getByRole("button", { name: "Approve", exact: true }).click();
+    const pin = dialog.getByLabel("Approval PIN");
+    await pin.waitFor();
+    await page.screenshot({ path: path.join(SHOTS, "proof-step-1280x800.png") });
+    await checkA11y(page, "proof step");
+    await pin.fill("000000");
+    await pin.press("Enter");
+    await dialog.getByRole("alert").filter({ hasText: /Wrong PIN — 4 tries left/ }).waitFor();
+    await page.screenshot({ path: path.join(SHOTS, "proof-step-wrong-pin-1280x800.png") });
+    assert.equal(await pin.inputValue(), "", "the wrong PIN is cleared");
+    // After a wrong PIN the Link waits a second before it checks another.
+    await page.waitForTimeout(1200);
+    await pin.fill(PIN);
+    await pin.press("Enter");
+    assert.equal((await got).value, VALUE);
+    await context.close();
+    cli(fresh, ["stop"]);
+  });
+
   it("grant terms: the card shows the verified program apart from what the agent says; 'any program' warns; 'for this terminal session' binds to the session; limits are editable", async (t) => {
     assert.equal(cli(e, ["secrets", "set", "SESSION_KEY"], `${VALUE}\n`).code, 0);
     assert.equal(cli(e, ["secrets", "set", "OTHER_KEY"], `${VALUE}\n`).code, 0);
@@ -442,6 +528,8 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     await limits.getByLabel("Limit when and how often it may be used").check();
     await limits.getByLabel("At most uses per hour").fill("5");
     await limits.getByRole("button", { name: "Save limits" }).click();
+    // Changing a grant's limits is a yes of its own: the same dialog asks for the PIN.
+    await provePin(limits);
     await notice(page, "at most 5/hour");
     await terms.filter({ hasText: "Limits: at most 5/hour" }).waitFor();
     const limited = z.array(GrantViewSchema).parse(JSON.parse(cli(e, ["grants", "--json"]).stdout)).find((g) => g.id === stored.id);

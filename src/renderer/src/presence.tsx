@@ -168,6 +168,8 @@ export function useProofStep(only?: readonly PresenceMethod[]): ProofStep {
     describe(error: UiError | null): UiError | null {
       if (error === null) return null;
       if (error.code === "presence_failed" && tried === "pin") {
+        // The Link counts the tries; its own sentence says how many are left when it has one.
+        if (error.message.startsWith("Wrong PIN")) return error;
         const left = Math.max(0, vault.pinTriesAllowed - vault.pinFailures);
         return { code: error.code, message: `Wrong PIN — ${left} ${left === 1 ? "try" : "tries"} left before Piper Link locks and wants your passphrase.` };
       }

@@ -138,12 +138,17 @@ function SecretDialog({ editing, onClose, onSaved }: { editing: Editing; onClose
     setInvalid(null);
     const list = hostCheck.success ? hostCheck.data : null;
     const secretName = nameCheck.data;
-    // Widening where a secret may be sent (or replacing its value) may need a proof: the Link says so.
+    // Hosts are sent only when they say something: a new secret without them, or a new value with
+    // them unchanged, leaves them as they are (an explicit "any host" is a widening the Link asks you to prove).
+    const hostsChanged = editing.kind === "add" ? list !== null : hosts !== initialHosts;
+    const hostsPart = hostsChanged ? { hosts: list } : {};
+    // Widening where a secret may be sent may need a proof: the Link says so. The proof covers the
+    // name and the hosts (the value is not part of what it confirms).
     const outcome = { went: false };
     const ran = await action.run("save", async () => {
       outcome.went = hostsOnly
         ? await tryWithoutProof(proof, prove, { method: "setSecretHosts", params: { name: secretName, hosts: list } }, (presence) => api.setSecretHosts({ name: secretName, hosts: list, ...withPresence(presence) }))
-        : await tryWithoutProof(proof, prove, { method: "setSecret", params: { name: secretName, value, hosts: list } }, (presence) => api.setSecret({ name: secretName, value, hosts: list, ...withPresence(presence) }));
+        : await tryWithoutProof(proof, prove, { method: "setSecret", params: { name: secretName, ...hostsPart } }, (presence) => api.setSecret({ name: secretName, value, ...hostsPart, ...withPresence(presence) }));
     });
     proof.clear();
     if (ran && outcome.went) {

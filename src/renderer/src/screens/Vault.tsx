@@ -54,7 +54,7 @@ export function LockedScreen({ status }: { status: LinkStatus }) {
   return (
     <main className={s.signin}>
       <form
-        className={s.signinCard}
+        className={`${s.signinCard ?? ""} ${s.vaultForm ?? ""}`}
         aria-labelledby={`${id}-title`}
         onSubmit={(e) => {
           e.preventDefault();
@@ -102,7 +102,7 @@ export function NewVaultScreen() {
   return (
     <main className={s.signin}>
       <form
-        className={s.signinCard}
+        className={`${s.signinCard ?? ""} ${s.vaultForm ?? ""}`}
         aria-labelledby={`${id}-title`}
         onSubmit={(e) => {
           e.preventDefault();
