@@ -11,13 +11,15 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { AxeBuilder } from "@axe-core/playwright";
-import type { Browser, BrowserContext, Page } from "playwright-core";
+import type { Browser, BrowserContext, Locator, Page } from "playwright-core";
 import { z } from "zod";
 import { GrantViewSchema, SecretViewSchema } from "../src/shared/authority.js";
 import { LinkStatusSchema } from "../src/shared/control.js";
 import { createPiperClient, PiperForbiddenError, type PiperClient } from "../src/sdk/index.js";
 import { cli, cliJson, newEnv, stopAll, type CliEnv } from "../test/cli-helpers.js";
+import { TEST_PASSPHRASE, TEST_PIN } from "../test/helpers.js";
 import { CHROMIUM_SKIP, launchChromium } from "../test/chromium.js";
+import { startUpstream, type TestUpstream } from "../test/calls-upstream.js";
 
 const SHOTS = path.resolve(import.meta.dirname, "../test-results/ui");
 const VALUE = "sk-ui-e2e-7f3a9c-never-shown";
@@ -27,10 +29,15 @@ let browser: Browser | null = null;
 let e: CliEnv;
 let status: z.infer<typeof LinkStatusSchema>;
 const clients: PiperClient[] = [];
+/** An HTTPS upstream with its own CA, for the calls the Link makes for agents. */
+let upstream: TestUpstream;
 
 before(async () => {
   if (CHROMIUM_SKIP !== false) return;
   e = await newEnv();
+  upstream = await startUpstream(await fs.mkdtemp(path.join(os.tmpdir(), "piper-ui-ca-")));
+  upstream.routes.set("/v1/things", (_r, res) => res.writeHead(200, { "content-type": "application/json" }).end('{"ok":true}'));
+  e.env["PIPER_LINK_EXTRA_CA"] = upstream.caFile;
   status = cliJson(e, ["start", "--port", "0"], LinkStatusSchema);
   cliJson(e, ["dev", "sign-in", "--name", "e2e machine"], LinkStatusSchema);
   browser = await launchChromium();
@@ -40,6 +47,7 @@ before(async () => {
 after(async () => {
   for (const c of clients) c.close();
   await browser?.close();
+  await upstream.close();
   stopAll();
 });
 
@@ -91,6 +99,24 @@ async function startSessionAgent(variable: string, reason: string): Promise<{ pi
   };
 }
 
+/** The approval PIN of the test's Link (set at a terminal after its first start), typed at the window's proof step. */
+const PIN = TEST_PIN;
+
+/** The dialog's proof step: the PIN (focused), then Enter. */
+async function provePin(dialog: Locator): Promise<void> {
+  const field = dialog.getByLabel("Approval PIN");
+  await field.waitFor();
+  assert.equal(await field.evaluate((el) => el === document.activeElement), true, "the PIN field has the focus");
+  await field.fill(PIN);
+  await field.press("Enter");
+}
+
+/** Approve in the Approve dialog, with the proof step when the Link asks for one. */
+async function approveIn(dialog: Locator): Promise<void> {
+  await dialog.getByRole("button", { name: "Approve", exact: true }).click();
+  await provePin(dialog);
+}
+
 /** Console errors and CSP violations of every page the tests open; `after` asserts there are none. */
 const consoleProblems: string[] = [];
 
@@ -108,6 +134,8 @@ async function watchConsole(context: BrowserContext): Promise<void> {
 const TIME_ZONE = "Asia/Kathmandu";
 const LARGE = { width: 1280, height: 800 };
 const SMALL = { width: 800, height: 600 };
+/** A phone-sized or side-docked window. */
+const NARROW = { width: 390, height: 844 };
 
 /** A fresh single-use address from `piper-link ui` (each works once, within 60 s: issue 16 item 8). */
 function uiAddressOnce(): string {
@@ -243,6 +271,7 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     assert.equal(await approve.getByLabel("Secret to give").inputValue(), "OPENAI_API_KEY");
     await approve.getByRole("radio", { name: /^Once/ }).check();
     await page.keyboard.press("Enter");
+    await provePin(approve);
     assert.equal((await first).value, VALUE);
     await notice(page, "Approved OPENAI_API_KEY for Inbox Summariser, once.");
     await page.getByRole("heading", { name: "No pending requests" }).waitFor();
@@ -252,7 +281,7 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     await card.waitFor();
     await card.getByRole("button", { name: /^Approve/ }).click();
     await approve.getByRole("radio", { name: /Until I revoke it/ }).check();
-    await approve.getByRole("button", { name: "Approve" }).click();
+    await approveIn(approve);
     assert.equal((await second).value, VALUE);
     assert.equal((await inbox.getSecret("OPENAI_API_KEY")).value, VALUE, "a live grant answers at once");
 
@@ -285,7 +314,7 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     await card.getByRole("button", { name: /^Approve/ }).click();
     await approve.getByRole("radio", { name: /For a duration/ }).check();
     await approve.getByLabel("Number of hours").fill("1");
-    await approve.getByRole("button", { name: "Approve" }).click();
+    await approveIn(approve);
     assert.equal((await fourth).value, VALUE);
     await notice(page, "Approved OPENAI_API_KEY for Inbox Summariser, for 1 hour.");
 
@@ -314,6 +343,132 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     await page.getByRole("heading", { name: "No activity yet" }).waitFor();
     assert.ok(!(await page.content()).includes(VALUE));
     await context.close();
+  });
+
+  it("a request from a call proposes the least that covers it (use only, to that host, method and path, for this program); reading is a visible, warned choice; Activity says it was used in a call", async () => {
+    assert.equal(cli(e, ["secrets", "set", "CALL_KEY"], `${VALUE}\n`).code, 0);
+    const caller = agent("agent_caller", "Caller");
+    const host = `127.0.0.1:${upstream.port}`;
+    const answer = caller.fetch(`${upstream.origin}/v1/things?page=2`, { method: "POST", auth: { bearer: "CALL_KEY" }, body: "{}" });
+    const { context, page } = await openUi();
+    const card = page.getByRole("listitem").filter({ hasText: "CALL_KEY" });
+    await card.getByRole("button", { name: /^Approve/ }).click();
+    const dialog = page.getByRole("dialog");
+    const useOnly = dialog.getByRole("radio", { name: "Use it through Piper Link only" });
+    assert.equal(await useOnly.isChecked(), true, "use-only is preselected for a call");
+    assert.equal(await dialog.getByRole("radio", { name: /^For this program/ }).isChecked(), true);
+    assert.equal(await dialog.getByRole("radio", { name: /For 12 hours/ }).isChecked(), true);
+    assert.equal(await dialog.getByLabel("Destination hosts").inputValue(), host);
+    assert.equal(await dialog.getByLabel(/^Method and path rules/).inputValue(), "POST /v1/things");
+    await page.screenshot({ path: path.join(SHOTS, "call-approve-defaults-1280x800.png") });
+    // Reading is one click away, and says what it gives beyond the request.
+    const widened = dialog.getByText(`It asked only to use the secret in a call to ${host}. Reading gives it the value itself`);
+    assert.equal(await widened.count(), 0);
+    await dialog.getByRole("radio", { name: "Read the value" }).check();
+    await widened.waitFor();
+    await useOnly.check();
+    await widened.waitFor({ state: "detached" });
+    await approveIn(dialog);
+    const res = await answer;
+    assert.equal(res.status, 200);
+    const grant = z.array(GrantViewSchema).parse(JSON.parse(cli(e, ["grants", "--json"]).stdout)).find((g) => g.variable === "call_key");
+    assert.deepEqual(grant?.mode, { kind: "use", destinations: [{ host, method: "POST", path: "/v1/things" }] });
+    assert.equal(grant.binding?.kind, "program");
+
+    await go(page, "Activity");
+    await page.getByLabel("Secret", { exact: true }).fill("CALL_KEY");
+    await page.getByRole("button", { name: "Filter" }).click();
+    const table = page.getByRole("table", { name: "Activity" });
+    await table.getByRole("cell", { name: `used in a call to ${host}; not given to the agent` }).waitFor();
+    assert.doesNotMatch(await table.innerText(), /value given to the agent/);
+    await page.screenshot({ path: path.join(SHOTS, "call-activity-1280x800.png") });
+    await context.close();
+  });
+
+  it("first run in the window: choose a passphrase (strength as typed) and a PIN; Lock now shows why it is locked; Unlock; a wrong PIN says the tries left", async () => {
+    assert.ok(browser);
+    // Not unattended: no passphrase file, so the window is where the person chooses one.
+    const fresh = await newEnv();
+    delete fresh.env["PIPER_LINK_PASSPHRASE_FILE"];
+    const started = cliJson(fresh, ["start", "--port", "0"], LinkStatusSchema);
+    assert.equal(started.vault.state, "new");
+    for (const size of [NARROW, LARGE]) {
+      const tag = `${size.width}x${size.height}`;
+      const context = await browser.newContext({ viewport: size, timezoneId: TIME_ZONE, locale: "en-US" });
+      await watchConsole(context);
+      const page = await context.newPage();
+      await page.goto(cliJson(fresh, ["ui"], UiSchema).url);
+      await page.getByRole("heading", { name: "Choose a passphrase" }).waitFor();
+      const first = page.getByLabel("Passphrase", { exact: true });
+      assert.equal(await first.evaluate((el) => el === document.activeElement), true);
+      await first.fill("short");
+      await page.getByTestId("passphrase-strength").filter({ hasText: "at least 10 characters" }).waitFor();
+      await page.screenshot({ path: path.join(SHOTS, `first-run-weak-${tag}.png`) });
+      await checkA11y(page, `first run (${tag})`);
+      if (size === LARGE) {
+        await first.fill(TEST_PASSPHRASE);
+        await page.getByTestId("passphrase-strength").filter({ hasText: "Strong enough." }).waitFor();
+        await page.getByLabel("The same passphrase again").fill(TEST_PASSPHRASE);
+        await page.getByLabel(/^Approval PIN/).fill(PIN);
+        await page.getByRole("button", { name: "Create and unlock" }).click();
+        await page.getByRole("heading", { name: "Sign in to Piper Link" }).waitFor();
+      }
+      await context.close();
+    }
+    cliJson(fresh, ["dev", "sign-in"], LinkStatusSchema);
+
+    for (const size of [NARROW, LARGE]) {
+      const tag = `${size.width}x${size.height}`;
+      const context = await browser.newContext({ viewport: size, timezoneId: TIME_ZONE, locale: "en-US" });
+      await watchConsole(context);
+      const page = await context.newPage();
+      await page.goto(cliJson(fresh, ["ui"], UiSchema).url);
+      await page.getByRole("navigation", { name: "Piper Link" }).getByRole("button", { name: "Lock now" }).click();
+      await page.getByRole("heading", { name: "Piper Link is locked" }).waitFor();
+      assert.match(await page.getByTestId("locked-reason").innerText(), /locked on request/);
+      await page.screenshot({ path: path.join(SHOTS, `locked-${tag}.png`) });
+      await checkA11y(page, `locked (${tag})`);
+      const field = page.getByLabel("Passphrase");
+      await field.fill("not the passphrase");
+      await field.press("Enter");
+      await page.getByRole("alert").filter({ hasText: "That is not the passphrase" }).waitFor();
+      await field.fill(TEST_PASSPHRASE);
+      await field.press("Enter");
+      await page.getByRole("navigation", { name: "Piper Link" }).waitFor();
+      await context.close();
+    }
+
+    // A wrong PIN at the proof step: the dialog stays, saying how many tries are left.
+    const { context, page } = await (async () => {
+      const c = await browser.newContext({ viewport: LARGE, timezoneId: TIME_ZONE, locale: "en-US" });
+      await watchConsole(c);
+      const p = await c.newPage();
+      await p.goto(cliJson(fresh, ["ui"], UiSchema).url);
+      return { context: c, page: p };
+    })();
+    assert.equal(cli(fresh, ["secrets", "set", "PROOF_KEY"], `${VALUE}\n`).code, 0);
+    const asker = createPiperClient({ clientId: "agent_proof", name: "Proof Agent", linkUrl: started.url, fallbackToEnv: false, approvalTimeoutMs: 60_000 });
+    clients.push(asker);
+    const got = asker.getSecret("PROOF_KEY", { reason: "needs your PIN" });
+    await page.getByRole("button", { name: /^Approve PROOF_KEY/ }).click();
+    const dialog = page.getByRole("dialog");
+    await dialog.getByRole("button", { name: "Approve", exact: true }).click();
+    const pin = dialog.getByLabel("Approval PIN");
+    await pin.waitFor();
+    await page.screenshot({ path: path.join(SHOTS, "proof-step-1280x800.png") });
+    await checkA11y(page, "proof step");
+    await pin.fill("000000");
+    await pin.press("Enter");
+    await dialog.getByRole("alert").filter({ hasText: /Wrong PIN — 4 tries left/ }).waitFor();
+    await page.screenshot({ path: path.join(SHOTS, "proof-step-wrong-pin-1280x800.png") });
+    assert.equal(await pin.inputValue(), "", "the wrong PIN is cleared");
+    // After a wrong PIN the Link waits a second before it checks another.
+    await page.waitForTimeout(1200);
+    await pin.fill(PIN);
+    await pin.press("Enter");
+    assert.equal((await got).value, VALUE);
+    await context.close();
+    cli(fresh, ["stop"]);
   });
 
   it("grant terms: the card shows the verified program apart from what the agent says; 'any program' warns; 'for this terminal session' binds to the session; limits are editable", async (t) => {
@@ -354,7 +509,7 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     await dialog.getByRole("radio", { name: "Read the value" }).check();
     await dialog.getByRole("radio", { name: /^For this terminal session/ }).check();
     await warning.waitFor({ state: "detached" });
-    await dialog.getByRole("button", { name: "Approve" }).click();
+    await approveIn(dialog);
     assert.equal(await sessionAgent.value, VALUE);
     await notice(page, "Bound: in this terminal session.");
 
@@ -373,6 +528,8 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     await limits.getByLabel("Limit when and how often it may be used").check();
     await limits.getByLabel("At most uses per hour").fill("5");
     await limits.getByRole("button", { name: "Save limits" }).click();
+    // Changing a grant's limits is a yes of its own: the same dialog asks for the PIN.
+    await provePin(limits);
     await notice(page, "at most 5/hour");
     await terms.filter({ hasText: "Limits: at most 5/hour" }).waitFor();
     const limited = z.array(GrantViewSchema).parse(JSON.parse(cli(e, ["grants", "--json"]).stdout)).find((g) => g.id === stored.id);
@@ -411,7 +568,7 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     await small.context.close();
   });
 
-  it("each screen in light and dark, at 1280×800 and 800×600: screenshots, nothing overflows, axe finds no serious or critical violations", async () => {
+  it("each screen in light and dark, at 1280×800, 800×600 and 390×844: screenshots, nothing overflows, axe finds no serious or critical violations", async () => {
     // Something on every screen: a pending request, a grant, activity.
     const reviewer = agent("agent_reviewer", "Code Reviewer");
     const waiting = reviewer.getSecret("GITHUB_TOKEN", { reason: "review pull requests" }).catch(() => null);
@@ -420,6 +577,8 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
       { scheme: "dark", size: LARGE },
       { scheme: "light", size: SMALL },
       { scheme: "dark", size: SMALL },
+      { scheme: "light", size: NARROW },
+      { scheme: "dark", size: NARROW },
     ] as const;
     for (const { scheme, size } of runs) {
       const tag = `${scheme}-${size.width}x${size.height}`;
@@ -537,7 +696,8 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     await page.getByRole("button", { name: "Approve all 2 for Deployer" }).click();
     const dialog = page.getByRole("dialog");
     await dialog.getByRole("radio", { name: /Until I revoke it/ }).check();
-    await dialog.getByRole("button", { name: "Approve" }).click();
+    // One proof for the whole card.
+    await approveIn(dialog);
     const got = await asked;
     assert.deepEqual(
       Object.entries(got).map(([k, v]) => [k, "value" in v ? v.value : v.error.code]),

@@ -28,7 +28,7 @@ import { startShell, type RunningShell } from "../src/main/app/shell.js";
 import { runDesktopApp, REFUSED_EXIT_STATUS, type DesktopApp, type DesktopAppOptions } from "../src/main/app/desktop-app.js";
 import { debuggingSwitch } from "../src/main/app/shell-policy.js";
 import { hardenAllWebContents, hardenSession, CSP } from "../src/main/app/window.js";
-import { connectAgent, pendingRequestId, startTestLink, uniqueProfile, type TestAgent, type TestLink } from "./helpers.js";
+import { connectAgent, pendingRequestId, startTestLink, TEST_PASSPHRASE, TEST_PROOF, uniqueProfile, type TestAgent, type TestLink } from "./helpers.js";
 
 const OWN_PAGE = "file:///opt/piper/resources/app.asar/out/renderer/index.html";
 const ASSETS = "/opt/piper/resources/app.asar/assets";
@@ -433,6 +433,26 @@ describe("Electron shell against a double of the Electron API, with a real Link 
     assert.equal(icon.item(/^No pending requests$/).enabled, false);
   });
 
+  it("tray when locked: 'Lock now' locks the Link; the tray then says Locked and offers Unlock…, which opens the window; unlocking brings the menu back", async () => {
+    await signedIn();
+    const double = electronDouble();
+    await openShell(double);
+    const icon = tray(double);
+    await until(double, () => icon.image.endsWith("tray-normal.png"), "the normal icon");
+    icon.item(/^Lock now$/).click?.();
+    await until(double, () => icon.toolTip === "Piper Link — Locked", "the Locked tooltip");
+    assert.equal(t.link.status().vault.state, "locked");
+    assert.equal(icon.image, `${ASSETS}/tray/tray-signed-out.png`);
+    assert.deepEqual(icon.labels(), ["Locked", "Unlock…", "<separator>", "Quit Piper Link"]);
+    assert.equal(icon.item(/^Locked$/).enabled, false);
+    icon.item(/^Unlock…$/).click?.();
+    assert.equal(double.windows[0]?.visible, true, "Unlock… opens the window, which asks for the passphrase");
+    await t.link.api.unlock({ passphrase: TEST_PASSPHRASE });
+    await until(double, () => icon.image.endsWith("tray-normal.png"), "the normal icon after unlocking");
+    assert.equal(icon.item(/^Lock now$/).enabled, undefined);
+    assert.equal(icon.item(/^Sign out$/).enabled, true);
+  });
+
   it("notifies once per new request: not again on reload, not for requests pending before start, not when turned off", async () => {
     await signedIn();
     const before = await requestSecret("ALREADY_PENDING", "agent_early");
@@ -456,7 +476,7 @@ describe("Electron shell against a double of the Electron API, with a real Link 
     assert.deepEqual(double.windows[0]?.webContents.sent.filter((s) => s.channel === LINK_NAVIGATE_CHANNEL).map((s) => s.args), [["requests"]]);
 
     // Turned off in Settings: a new request is listed in the tray but not notified.
-    await t.link.api.updateSettings({ notifications: false });
+    await t.link.api.updateSettings({ notifications: false, presence: TEST_PROOF });
     const third = await requestSecret("QUIET_KEY", "agent_three");
     await until(double, () => shell.pending().some((r) => r.id === third), "the third request in the tray");
     assert.equal(double.notifications.length, 2);

@@ -7,7 +7,8 @@ import { spawn, type ChildProcess } from "node:child_process";
 import net from "node:net";
 import os from "node:os";
 import { after, describe, it } from "node:test";
-import { signedInAs, trayMenu, trayToolTip } from "../src/main/app/tray.js";
+import { signedInAs, trayMenu, trayState, trayToolTip } from "../src/main/app/tray.js";
+import { DEFAULT_IDLE_LOCK_MINUTES, PIN_TRIES_ALLOWED, type VaultStatus } from "../src/shared/presence.js";
 import { LinkStatusSchema } from "../src/shared/control.js";
 import { Browser, csrfOf } from "./browser-helpers.js";
 import { BIN, cli, cliJson, newEnv, stopAll, type CliEnv } from "./cli-helpers.js";
@@ -36,8 +37,9 @@ function runLogin(e: CliEnv, args: string[]): { child: ChildProcess; stderr: () 
 const alive = isPidAlive;
 
 describe("who is signed in, in the tray", () => {
-  const actions = { showWindow: () => undefined, signOut: () => undefined, quit: () => undefined };
-  const base = { state: "ready" as const, instanceIdRedacted: "inst_••••••abcd", agents: [] };
+  const actions = { showWindow: () => undefined, lock: () => undefined, signOut: () => undefined, quit: () => undefined };
+  const vault: VaultStatus = { state: "unlocked", lockedReason: null, unattended: false, pinSet: true, passkeys: 0, proofs: ["pin"], idleLockMinutes: DEFAULT_IDLE_LOCK_MINUTES, legacyGrants: 0, pinFailures: 0, pinTriesAllowed: PIN_TRIES_ALLOWED };
+  const base = { state: "ready" as const, vault, instanceIdRedacted: "inst_••••••abcd", agents: [] };
 
   it("the tooltip and a disabled menu line name the account and the machine", () => {
     const status = { ...base, account: { name: "Pat Doe", email: "pat@example.com" }, machine: "pat-laptop" };
@@ -53,6 +55,31 @@ describe("who is signed in, in the tray", () => {
     assert.ok(trayMenu({ ...base, account: null, machine: null }, 0, actions).some((item) => item.label === "Signed in — machine inst_••••••abcd"));
     assert.equal(trayToolTip("signed-out", 0, { account: { name: "Pat", email: null }, machine: "m" }), "Piper Link — not signed in");
     assert.equal(signedInAs({ account: { name: "x".repeat(300), email: null }, machine: null })?.length, 100, "cut to keep the menu narrow");
+  });
+
+  it("locked: the tray says Locked and offers Unlock… (the window) and Quit; unlocked, it offers Lock now", () => {
+    let opened = 0;
+    let locked = 0;
+    const spy = {
+      ...actions,
+      showWindow: () => {
+        opened++;
+      },
+      lock: () => {
+        locked++;
+      },
+    };
+    const shut = { ...base, vault: { ...vault, state: "locked" as const, lockedReason: "idle" as const }, account: null, machine: null };
+    assert.equal(trayState(shut, 3), "locked", "locked wins over pending requests");
+    assert.equal(trayToolTip("locked", 3), "Piper Link — Locked");
+    const menu = trayMenu(shut, 3, spy);
+    assert.deepEqual(menu.map((i) => i.label ?? "-"), ["Locked", "Unlock…", "-", "Quit Piper Link"]);
+    menu.find((i) => i.label === "Unlock…")?.click?.();
+    assert.equal(opened, 1);
+    assert.equal(trayState({ ...shut, vault: { ...vault, state: "new" } }, 0), "locked");
+    const open = trayMenu({ ...base, account: null, machine: null }, 0, spy);
+    open.find((i) => i.label === "Lock now")?.click?.();
+    assert.equal(locked, 1);
   });
 });
 

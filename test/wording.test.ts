@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ControlMethods } from "../src/shared/control.js";
-import { describeOutcome, describeValidation, durationText, methodWords, relativeTime, requestStatusLabel } from "../src/shared/wording.js";
+import { describeAction, describeOutcome, describeValidation, durationText, methodWords, relativeTime, requestStatusLabel, type GrantForWords } from "../src/shared/wording.js";
 
 describe("wording", () => {
   it("a 1-hour approval reads 'approved for 1 hour', not its stored scope 'until'", () => {
@@ -15,6 +15,24 @@ describe("wording", () => {
     assert.equal(describeOutcome({ action: "call.made", outcome: "upstream_unavailable", grantId: null }), "upstream unavailable");
     assert.equal(durationText(5_400_000), "1 hour 30 minutes");
     assert.equal(durationText(2 * 86_400_000), "2 days");
+  });
+
+  it("a use-only delivery and a call say they were used in a call to the host, not 'value given to the agent'", () => {
+    const call = { secretNames: ["API_KEY"], method: "POST", host: "api.example.com", path: "/v1/x", status: 200, bytes: 2, durationMs: 3, redacted: false, error: null, program: null };
+    const useOnly = { createdAt: 1, expiresAt: null, mode: { kind: "use" as const, destinations: [{ host: "api.example.com", method: "POST", path: "/v1/x" }] } };
+    const wide = { createdAt: 1, expiresAt: null, mode: { kind: "use" as const, destinations: ["a.com", "b.com", "c.com", "d.com"].map((host) => ({ host })) } };
+    const read = { createdAt: 1, expiresAt: null, mode: { kind: "read" as const } };
+    const grants = new Map<string, GrantForWords>([["gr_use", useOnly], ["gr_wide", wide], ["gr_read", read]]);
+    const delivered = (grantId: string) => ({ action: "secret.delivered", outcome: "ok", grantId });
+    assert.equal(describeAction("secret.delivered", useOnly), "Used in a call");
+    assert.equal(describeOutcome(delivered("gr_use"), grants), "used in a call to api.example.com; not given to the agent");
+    assert.equal(describeOutcome(delivered("gr_wide"), grants), "used in a call to a.com, b.com or 2 more; not given to the agent");
+    assert.equal(describeAction("call.made"), "Used in a call");
+    assert.equal(describeOutcome({ action: "call.made", outcome: "ok", grantId: "gr_use", call }, grants), "used in a call to api.example.com");
+    // A read grant's delivery did give the value away; an unknown grant keeps the old words.
+    assert.equal(describeAction("secret.delivered", read), "Delivered");
+    assert.equal(describeOutcome(delivered("gr_read"), grants), "value given to the agent");
+    assert.equal(describeOutcome(delivered("gr_unknown"), grants), "value given to the agent");
   });
 
   it("the window's null limit becomes a sentence naming the field, not zod's words", () => {

@@ -62,6 +62,7 @@ const ACTIONS: Record<string, string> = {
   "request.denied": "Denied",
   "request.expired": "Expired",
   "secret.delivered": "Delivered",
+  "call.made": "Used in a call",
   "grant.ended": "Grant ended",
   "user.created": "Account created",
   "instance.registered": "Machine registered",
@@ -76,9 +77,25 @@ function codeToWords(code: string): string {
   return words.length === 0 ? code : words.charAt(0).toUpperCase() + words.slice(1);
 }
 
-/** The action column of an audit event ("request.approved" -> "Approved"). */
-export function describeAction(action: string): string {
+/** What the wording reads of a grant: its length (timed approvals) and its mode (use-only deliveries). */
+export type GrantForWords = Pick<GrantView, "createdAt" | "expiresAt"> & Partial<Pick<GrantView, "mode">>;
+
+/**
+ * The action column of an audit event ("request.approved" -> "Approved"). A delivery under a
+ * use-only grant (`grant.mode.kind === "use"`) went to Piper Link for a call, not to the agent:
+ * "Used in a call".
+ */
+export function describeAction(action: string, grant?: Partial<Pick<GrantView, "mode">>): string {
+  if (action === "secret.delivered" && grant?.mode?.kind === "use") return "Used in a call";
   return ACTIONS[action] ?? codeToWords(action);
+}
+
+/** The hosts a use-only grant may send its secret to, in words: "api.example.com", "a.com or b.com", "a.com, b.com or 2 more". */
+function hostsInWords(hosts: readonly string[]): string {
+  const unique = [...new Set(hosts)];
+  if (unique.length <= 2) return unique.join(" or ");
+  if (unique.length === 3) return `${unique[0] ?? ""}, ${unique[1] ?? ""} or ${unique[2] ?? ""}`;
+  return `${unique.slice(0, 2).join(", ")} or ${unique.length - 2} more`;
 }
 
 /** Why a grant ended, as stored in `end_reason` / the `grant.ended` outcome. */
@@ -121,13 +138,17 @@ export function describeApproval(scope: string, grant?: Pick<GrantView, "created
 
 /**
  * The outcome column of an audit event as a sentence fragment: "approved for 1 hour", "denied",
- * "request made", "delivered", "revoked by you"… `grants` maps grant IDs to grants (for the
- * length of a timed approval); events whose grant is unknown still read sensibly.
+ * "request made", "value given to the agent", "used in a call to api.example.com", "revoked by
+ * you"… `grants` maps grant IDs to grants (for the length of a timed approval, and whether a
+ * delivery was for a call under a use-only grant); events whose grant is unknown still read sensibly.
+ * A call's host comes from the event's own `call` (the call the Link made); a use-only delivery,
+ * which records no host, names the hosts its grant allows.
  */
-export function describeOutcome(e: Pick<AuditView, "action" | "outcome" | "grantId">, grants?: ReadonlyMap<string, Pick<GrantView, "createdAt" | "expiresAt">>): string {
+export function describeOutcome(e: Pick<AuditView, "action" | "outcome" | "grantId"> & Partial<Pick<AuditView, "call">>, grants?: ReadonlyMap<string, GrantForWords>): string {
+  const grant = e.grantId === null ? undefined : grants?.get(e.grantId);
   switch (e.action) {
     case "request.approved":
-      return `approved ${describeApproval(e.outcome, e.grantId === null ? undefined : grants?.get(e.grantId))}`;
+      return `approved ${describeApproval(e.outcome, grant)}`;
     case "request.created":
       // Stored as "pending" at the time; the decision is its own event, so this only says it was asked.
       return e.outcome === "pending" ? "request made" : codeToWords(e.outcome).toLowerCase();
@@ -135,6 +156,12 @@ export function describeOutcome(e: Pick<AuditView, "action" | "outcome" | "grant
       return "nobody decided in time";
     case "grant.ended":
       return describeEndReason(e.outcome);
+    case "call.made":
+      if (e.outcome === "ok" && e.call != null) return `used in a call to ${e.call.host}`;
+      break;
+    case "secret.delivered":
+      if (e.outcome === "ok" && grant?.mode?.kind === "use") return `used in a call to ${hostsInWords(grant.mode.destinations.map((d) => d.host))}; not given to the agent`;
+      break;
   }
   if (e.outcome === "ok") return e.action === "secret.delivered" ? "value given to the agent" : "done";
   return codeToWords(e.outcome).toLowerCase();

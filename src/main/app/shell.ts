@@ -75,6 +75,7 @@ export async function startShell(electron: ElectronApi, options: ShellOptions): 
     platform,
     actions: {
       showWindow,
+      lock: () => void link.api.lock({}).catch(report("lock")),
       signOut: () => void link.api.logout({}).catch(report("logout")),
       quit: () => electron.app.quit(),
     },

@@ -8,11 +8,13 @@ import type { LinkStatus } from "../../shared/control.js";
 import type { NavigableView } from "../../shared/ipc.js";
 import type { ElectronApi, ShellMenuItem, ShellTray } from "./electron-api.js";
 
-/** Which icon the tray shows: signed out wins over pending requests, which win over normal. */
-export type TrayState = "normal" | "pending" | "signed-out";
+/** Which icon the tray shows: locked wins over signed out, which wins over pending requests, which win over normal. */
+export type TrayState = "normal" | "pending" | "signed-out" | "locked";
 
 /** The tray's state from the Link's status and the number of pending requests. */
-export function trayState(status: Pick<LinkStatus, "state">, pendingCount: number): TrayState {
+export function trayState(status: Pick<LinkStatus, "state" | "vault">, pendingCount: number): TrayState {
+  // A vault not yet created is as closed as a locked one: nothing is served until the window opens it.
+  if (status.vault.state !== "unlocked") return "locked";
   if (status.state !== "ready") return "signed-out";
   return pendingCount > 0 ? "pending" : "normal";
 }
@@ -33,6 +35,7 @@ export function signedInAs(status: Pick<LinkStatus, "account" | "machine">): str
 
 /** The tray's tooltip for a state; names who is signed in when the status says. */
 export function trayToolTip(state: TrayState, pendingCount: number, status: Pick<LinkStatus, "account" | "machine"> = {}): string {
+  if (state === "locked") return "Piper Link — Locked";
   if (state === "signed-out") return "Piper Link — not signed in";
   const who = signedInAs(status);
   const base = who === null ? "Piper Link" : `Piper Link — ${who}`;
@@ -41,22 +44,38 @@ export function trayToolTip(state: TrayState, pendingCount: number, status: Pick
 
 /**
  * The tray icon file for a state, from `assets/tray` under `assetDir`. macOS gets template images
- * (the `Template` suffix makes Electron recolour them with the menu bar).
+ * (the `Template` suffix makes Electron recolour them with the menu bar). Locked shows the
+ * signed-out (inactive) icon: agents get nothing either way; the tooltip and menu say which.
  */
 export function trayIconPath(assetDir: string, state: TrayState, platform: NodeJS.Platform): string {
-  return path.join(assetDir, "tray", platform === "darwin" ? `tray-${state}Template.png` : `tray-${state}.png`);
+  const icon = state === "locked" ? "signed-out" : state;
+  return path.join(assetDir, "tray", platform === "darwin" ? `tray-${icon}Template.png` : `tray-${icon}.png`);
 }
 
 /** What the tray menu's entries do; supplied by the shell. */
 export interface TrayActions {
   /** Opens the window, on `view` when given. */
   showWindow(view?: NavigableView): void;
+  /** Locks the vault now (no proof needed). */
+  lock(): void;
   signOut(): void;
   quit(): void;
 }
 
-/** The tray menu for a status and pending count: open, pending requests, who is signed in, agents, sign out, quit. */
-export function trayMenu(status: Pick<LinkStatus, "state" | "instanceIdRedacted" | "agents" | "account" | "machine">, pendingCount: number, actions: TrayActions): ShellMenuItem[] {
+/**
+ * The tray menu for a status and pending count: open, pending requests, who is signed in, agents,
+ * lock now, sign out, quit. Locked (or no vault yet): "Locked", "Unlock…" (the window asks for the
+ * passphrase), quit.
+ */
+export function trayMenu(status: Pick<LinkStatus, "state" | "vault" | "instanceIdRedacted" | "agents" | "account" | "machine">, pendingCount: number, actions: TrayActions): ShellMenuItem[] {
+  if (status.vault.state !== "unlocked") {
+    return [
+      { label: status.vault.state === "new" ? "Not set up yet" : "Locked", enabled: false },
+      { label: status.vault.state === "new" ? "Set up…" : "Unlock…", click: () => actions.showWindow() },
+      { type: "separator" },
+      { label: "Quit Piper Link", click: () => actions.quit() },
+    ];
+  }
   const signedIn = status.state === "ready";
   const who = signedInAs(status);
   return [
@@ -66,6 +85,7 @@ export function trayMenu(status: Pick<LinkStatus, "state" | "instanceIdRedacted"
     { label: !signedIn ? "Not signed in" : who !== null ? `Signed in as ${who}` : `Signed in — machine ${status.instanceIdRedacted ?? ""}`, enabled: false },
     { label: `${status.agents.length} agent(s) connected`, enabled: false },
     { type: "separator" },
+    { label: "Lock now", click: () => actions.lock() },
     { label: "Sign out", enabled: signedIn, click: () => actions.signOut() },
     { label: "Quit Piper Link", click: () => actions.quit() },
   ];

@@ -1,16 +1,20 @@
-/** The window: signed out -> sign-in; signed in -> sidebar (Requests, Grants, Secrets, Activity, Settings). */
-import { Activity, Inbox, KeyRound, Settings, ShieldCheck, WifiOff, type LucideIcon } from "lucide-react";
+/**
+ * The window: no vault yet -> choose a passphrase; locked -> unlock; signed out -> sign-in; signed in
+ * -> sidebar (Requests, Grants, Secrets, Activity, Settings, Lock now).
+ */
+import { Activity, Inbox, KeyRound, Lock, Settings, ShieldCheck, WifiOff, type LucideIcon } from "lucide-react";
 import { useState, type ReactNode } from "react";
 import type { LinkStatus } from "../../shared/control.js";
 import type { NavigableView } from "../../shared/ipc.js";
 import { Badge, Banner, ErrorBanner, Loading, NoticeProvider } from "./components/ui.js";
-import { useConnection, useLinkData, useLinkEvents, useNavigationRequests } from "./link-context.js";
+import { LinkStatusProvider, useConnection, useLinkAction, useLinkApi, useLinkData, useLinkEvents, useNavigationRequests } from "./link-context.js";
 import { ActivityScreen } from "./screens/Activity.js";
 import { GrantsScreen } from "./screens/Grants.js";
 import { RequestsScreen, usePendingRequests } from "./screens/Requests.js";
 import { SecretsScreen } from "./screens/Secrets.js";
 import { SettingsScreen } from "./screens/Settings.js";
 import { SignInScreen } from "./screens/SignIn.js";
+import { LegacyGrantsBanner, LockedScreen, NewVaultScreen, UnattendedLabel } from "./screens/Vault.js";
 import s from "./App.module.css";
 
 type View = NavigableView;
@@ -42,6 +46,14 @@ export function App() {
       <p>Lost the connection to Piper Link. Reconnecting…</p>
     </Banner>
   ) : null;
+  if (status.data.vault.state !== "unlocked") {
+    return (
+      <>
+        {reconnecting}
+        {status.data.vault.state === "new" ? <NewVaultScreen /> : <LockedScreen status={status.data} />}
+      </>
+    );
+  }
   if (status.data.state !== "ready") {
     return (
       <>
@@ -51,9 +63,11 @@ export function App() {
     );
   }
   return (
-    <NoticeProvider>
-      <SignedIn status={status.data} reconnecting={reconnecting} />
-    </NoticeProvider>
+    <LinkStatusProvider status={status.data}>
+      <NoticeProvider>
+        <SignedIn status={status.data} reconnecting={reconnecting} />
+      </NoticeProvider>
+    </LinkStatusProvider>
   );
 }
 
@@ -66,6 +80,8 @@ function SignedIn({ status, reconnecting }: { status: LinkStatus; reconnecting: 
   const pending = usePendingRequests();
   const pendingCount = (pending.data ?? []).filter((r) => r.expiresAt > Date.now()).length;
   const authority = status.authority;
+  const api = useLinkApi();
+  const locking = useLinkAction();
   return (
     <div className={s.shell}>
       <nav className={s.sidebar} aria-label="Piper Link">
@@ -92,6 +108,11 @@ function SignedIn({ status, reconnecting }: { status: LinkStatus; reconnecting: 
             </li>
           ))}
         </ul>
+        <button type="button" className={s.navItem} onClick={() => void locking.run("lock", () => api.lock({}))} aria-busy={locking.busy !== null || undefined}>
+          <Lock size={17} aria-hidden="true" />
+          <span>Lock now</span>
+          <span />
+        </button>
         <div className={s.footer}>
           <p>
             <span className={`${s.dot ?? ""} ${authority?.connected === true ? "" : (s.dotOff ?? "")}`} aria-hidden="true" />
@@ -106,6 +127,9 @@ function SignedIn({ status, reconnecting }: { status: LinkStatus; reconnecting: 
       <main className={s.main}>
         <div className={s.content}>
           {reconnecting}
+          {locking.error ? <ErrorBanner error={locking.error} onDismiss={locking.clearError} /> : null}
+          {status.vault.unattended ? <UnattendedLabel /> : null}
+          <LegacyGrantsBanner count={status.vault.legacyGrants} />
           {authority !== null && !authority.connected && authority.error !== null ? (
             <Banner tone="warning" icon={WifiOff}>
               <p>The authority is unreachable ({authority.error}). Agents get a retryable error until it is back; Piper Link keeps trying.</p>

@@ -5,7 +5,7 @@
  * the connection comes back — the screens never need a refresh button.
  */
 import { createContext, useCallback, useContext, useEffect, useRef, useState, type ReactNode } from "react";
-import type { ControlEvent, LinkApi, LinkClient } from "../../shared/control.js";
+import type { ControlEvent, LinkApi, LinkClient, LinkStatus } from "../../shared/control.js";
 import { LinkError } from "../../shared/errors.js";
 import type { NavigableView } from "../../shared/ipc.js";
 import type { ConnectionState } from "./socket-link.js";
@@ -155,4 +155,18 @@ export function useLinkData<T>(load: (api: LinkApi) => Promise<T>, isRelevant: (
 
 export function isAuthority(...types: string[]): (event: ControlEvent) => boolean {
   return (event) => event.kind === "authority" && types.includes(event.event.type);
+}
+
+const StatusContext = createContext<LinkStatus | null>(null);
+
+/** Provides the Link's latest status (App keeps it live) to screens deep inside the window. */
+export function LinkStatusProvider({ status, children }: { status: LinkStatus; children: ReactNode }) {
+  return <StatusContext.Provider value={status}>{children}</StatusContext.Provider>;
+}
+
+/** The Link's latest status; throws outside <LinkStatusProvider>. */
+export function useLinkStatus(): LinkStatus {
+  const status = useContext(StatusContext);
+  if (status === null) throw new Error("useLinkStatus must be used inside <LinkStatusProvider>.");
+  return status;
 }

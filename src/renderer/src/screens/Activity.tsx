@@ -108,7 +108,7 @@ export function ActivityScreen() {
                     <td>
                       <Time ms={e.at} now={now} />
                     </td>
-                    <td>{describeAction(e.action)}</td>
+                    <td>{describeAction(e.action, e.grantId === null ? undefined : grantsById.get(e.grantId))}</td>
                     <td className={ui.mono}>{displayOptional(e.agentClientId, 80) ?? "—"}</td>
                     <td className={ui.mono}>{displayOptional(e.variable?.toUpperCase()) ?? "—"}</td>
                     <td className={ui.mono}>{displayOptional(e.secretName) ?? "—"}</td>

@@ -87,19 +87,61 @@ export function hostFromReason(reason: string | null): string {
   }
 }
 
-/** The state of the terms part of an Approve dialog for `request`, with its defaults. */
+/** The words the Link's call handler starts a call's request reason with (core/calls/call-handler.ts). */
+const CALL_REASON = "Use without reading, in a call: ";
+
+/** The call a request was made for: its method, host (with a non-default port) and path (no query). */
+export interface RequestedCall {
+  method: string;
+  host: string;
+  path: string;
+}
+
+/**
+ * The call a request came from, read from its reason ("Use without reading, in a call: POST
+ * https://api.example.com/v1/x?q — why"), or null when it did not come from a call. The reason is
+ * the agent's to word for a plain request, so a forged one only makes the proposed terms narrower
+ * (use-only, to the host it names), never wider.
+ */
+export function callFromReason(reason: string | null): RequestedCall | null {
+  if (reason === null || !reason.startsWith(CALL_REASON)) return null;
+  const m = /^([A-Z]{1,16}) (https?:\/\/\S+)/.exec(reason.slice(CALL_REASON.length));
+  if (m?.[1] === undefined || m[2] === undefined) return null;
+  try {
+    const url = new URL(m[2]);
+    return { method: m[1], host: url.host.toLowerCase(), path: url.pathname };
+  } catch {
+    return null;
+  }
+}
+
+/** The method and path rule that covers exactly `call` ("POST /v1/chat/completions"); a path too long for a rule is cut and ends in `*`. */
+export function ruleForCall(call: RequestedCall): string {
+  const path = call.path.length > 512 ? `${call.path.slice(0, 511)}*` : call.path;
+  return `${call.method} ${path}`;
+}
+
+/**
+ * The state of the terms part of an Approve dialog for `request`, with its defaults: the least that
+ * covers the request. A request that came from a call proposes use-only, to that call's host,
+ * method and path; any other request proposes reading. Both bind to the verified program (once, when
+ * the program could not be identified) for 12 hours. Anything wider is the person's visible choice.
+ */
 export function useTermsChoice(request: RequestView) {
   const p = request.process;
   const identified = p !== null && p.executable !== null;
+  const call = callFromReason(request.reason);
   const [binding, setBinding] = useState<BindingChoice>(identified ? "program" : "once");
   const [lifetime, setLifetime] = useState<LifetimeChoice>("12h");
   const [hours, setHours] = useState("12");
-  const [useOnly, setUseOnly] = useState(false);
-  const [hosts, setHosts] = useState(hostFromReason(request.reason));
-  const [rules, setRules] = useState("");
+  const [useOnly, setUseOnly] = useState(call !== null);
+  const [hosts, setHosts] = useState(call?.host ?? hostFromReason(request.reason));
+  const [rules, setRules] = useState(call === null ? "" : ruleForCall(call));
   const [policy, setPolicy] = useState<PolicyDraft>(emptyPolicyDraft());
   return {
     request,
+    /** The call the request came from; null for a request to read the value. */
+    call,
     identified,
     // A requester that never waits has ended by the time anyone answers: no process to bind to.
     canProcess: p !== null && p.startTime !== null && request.requesterWaits !== false,
@@ -368,18 +410,23 @@ export function TermsFields({ id, t }: { id: string; t: TermsChoice }) {
         <legend>What may it do</legend>
         <div className={s.inlineChoices}>
           <label className={s.checkbox}>
-            <input type="radio" name={`${id}-mode`} checked={!t.useOnly} onChange={() => t.setUseOnly(false)} /> Read the value
-          </label>
-          <label className={s.checkbox}>
             <input type="radio" name={`${id}-mode`} checked={t.useOnly} onChange={() => t.setUseOnly(true)} /> Use it through Piper Link only
           </label>
+          <label className={s.checkbox}>
+            <input type="radio" name={`${id}-mode`} checked={!t.useOnly} onChange={() => t.setUseOnly(false)} /> Read the value
+          </label>
         </div>
+        {t.call !== null && !t.useOnly ? (
+          <Banner tone="warning" icon={AlertTriangle}>
+            It asked only to use the secret in a call to {displayText(t.call.host, 253)}. Reading gives it the value itself, to keep or send anywhere.
+          </Banner>
+        ) : null}
         {t.useOnly ? (
           <>
             <Field label="Destination hosts" id={`${id}-hosts`} hint="Separated by spaces or commas; *.example.com for subdomains.">
               <input id={`${id}-hosts`} className={ui.input} value={t.hosts} onChange={(e) => t.setHosts(e.target.value)} spellCheck={false} placeholder="api.example.com" />
             </Field>
-            <Field label="Method and path rules (optional, one per line)" id={`${id}-rules`} hint="e.g. GET /v1/charges* — * matches anything.">
+            <Field label="Method and path rules (optional, one per line)" id={`${id}-rules`} hint={t.call !== null ? "Proposed: only the call it asked for. Empty: any call to these hosts; * matches anything." : "e.g. GET /v1/charges* — * matches anything."}>
               <textarea id={`${id}-rules`} className={ui.input} rows={2} value={t.rules} onChange={(e) => t.setRules(e.target.value)} spellCheck={false} />
             </Field>
           </>

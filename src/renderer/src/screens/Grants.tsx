@@ -16,6 +16,7 @@ import { baseName, describeScope } from "../format.js";
 import { useNow } from "../hooks.js";
 import { isAuthority, useLinkAction, useLinkApi, useLinkData } from "../link-context.js";
 import { PolicyFields, policyDraftOf, policyOf } from "./GrantTermsParts.js";
+import { ProofFields, tryWithoutProof, useProofStep, withPresence, type Prover } from "../presence.js";
 import s from "./screens.module.css";
 
 export function GrantsScreen() {
@@ -155,30 +156,42 @@ function LimitsDialog({ grant, onClose, onSaved }: { grant: GrantView; onClose: 
   const id = useId();
   const [draft, setDraft] = useState(() => policyDraftOf(grant.policy));
   const action = useLinkAction();
-  async function save(): Promise<void> {
+  const proof = useProofStep();
+  async function save(prove: Prover | null): Promise<void> {
     const result: { saved: GrantView | null } = { saved: null };
-    const done = await action.run("limits", async () => {
-      result.saved = await api.updateGrantPolicy({ grantId: grant.id, policy: policyOf(draft) });
+    // Tighter limits need no proof; looser ones do, and the Link says which with `presence_required`.
+    await action.run("limits", async () => {
+      const params = { grantId: grant.id, policy: policyOf(draft) };
+      await tryWithoutProof(proof, prove, { method: "updateGrantPolicy", params }, async (presence) => {
+        result.saved = await api.updateGrantPolicy({ ...params, ...withPresence(presence) });
+      });
     });
-    if (done && result.saved !== null) onSaved(result.saved);
+    proof.clear();
+    if (result.saved !== null) onSaved(result.saved);
   }
   return (
     <Dialog
       title={`Limits of ${displayText(grant.variable.toUpperCase())} for ${displayText(grant.agentName ?? grant.agentClientId, 80)}`}
       onClose={onClose}
-      onSubmit={() => void save()}
-      error={action.error}
+      onSubmit={() => void save(proof.asking ? () => Promise.resolve(proof.typed()) : null)}
+      error={proof.describe(action.error)}
       actions={
         <>
-          <Button onClick={onClose}>Cancel</Button>
+          {proof.asking ? <Button onClick={proof.back}>Back</Button> : <Button onClick={onClose}>Cancel</Button>}
           <Button variant="primary" type="submit" busy={action.busy !== null}>
-            Save limits
+            {proof.asking ? "Confirm and save" : "Save limits"}
           </Button>
         </>
       }
     >
+      {proof.asking ? (
+        <ProofFields id={`${id}-proof`} step={proof} why={`Confirm it is you: loosen the limits of ${displayText(grant.variable.toUpperCase())}.`} busy={action.busy !== null} onPasskey={() => void save((c) => proof.passkey(c))} />
+      ) : (
+        <>
       <PolicyFields id={id} draft={draft} onChange={setDraft} />
       <p className={ui.hint}>Checked on every use; a use outside them is refused with the reason.</p>
+        </>
+      )}
     </Dialog>
   );
 }

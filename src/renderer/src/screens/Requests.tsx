@@ -10,17 +10,19 @@
  */
 import { Check, Inbox, X } from "lucide-react";
 import { useId, useState } from "react";
-import type { RequestView, SecretView } from "../../../shared/authority.js";
+import type { ApproveBody, RequestView, SecretView } from "../../../shared/authority.js";
 import type { ApproveItemResult } from "../../../shared/control.js";
 import { displayOptional, displayText } from "../../../shared/display.js";
 import { describeBinding } from "../../../shared/grant-terms.js";
 import { LinkError } from "../../../shared/errors.js";
+import type { PresenceProof } from "../../../shared/presence.js";
 import { normalizeVariable } from "../../../shared/protocol.js";
 import { describeApproval } from "../../../shared/wording.js";
 import { Button, Dialog, EmptyState, ErrorBanner, Field, Loading, PageHeader, Time, ui, useNotice } from "../components/ui.js";
 import { dateTime, inTime } from "../format.js";
 import { useNow } from "../hooks.js";
 import { isAuthority, useLinkAction, useLinkApi, useLinkData, type LinkData } from "../link-context.js";
+import { ProofFields, useProofStep, type ProvenCall } from "../presence.js";
 import { AgentClaim, TermsFields, termsBody, useTermsChoice, VerifiedProgram } from "./GrantTermsParts.js";
 import s from "./screens.module.css";
 
@@ -287,8 +289,10 @@ const NEW_SECRET = "\u0000new";
 
 /**
  * Approves `request` with the terms chosen here; with `batch` ("Approve all" on a batch card) the
- * same terms approve every request of the batch, each with the secret chosen on the card.
- * `onDone(text)`: approved; `text` is the confirmation to show ("Approved X for Y, for 1 hour.").
+ * same terms approve every request of the batch, each with the secret chosen on the card. When the
+ * Link wants a proof of presence, Approve first checks the terms, then asks for the proof in the
+ * same dialog (one step, one proof for the whole batch). `onDone(text)`: approved; `text` is the
+ * confirmation to show ("Approved X for Y, for 1 hour.").
  */
 function ApproveDialog({ request: r, batch, secrets, onClose, onDone }: { request: RequestView; batch?: BatchItem[]; secrets: SecretView[]; onClose: () => void; onDone: (text: string) => void }) {
   const api = useLinkApi();
@@ -299,76 +303,105 @@ function ApproveDialog({ request: r, batch, secrets, onClose, onDone }: { reques
   const [newName, setNewName] = useState(r.variable.toUpperCase());
   const [newValue, setNewValue] = useState("");
   const action = useLinkAction();
+  const proof = useProofStep();
   const creating = secret === NEW_SECRET;
+  const who = displayText(r.agentName ?? r.agentClientId, 80);
+  const variables = batch !== undefined ? batch.map((b) => displayText(b.request.variable.toUpperCase())).join(", ") : displayText(r.variable.toUpperCase());
 
-  async function approve(): Promise<void> {
+  /** The terms as the call will carry them; throws LinkError with a sentence for what cannot be sent. */
+  function checked(): { body: Omit<ApproveBody, "secretName">; secretName: string } {
+    const body = termsBody(terms);
+    if (batch === undefined && creating && newValue.length === 0) throw new LinkError("bad_request", `Enter the value of ${newName}, or choose an existing secret.`);
+    return { body, secretName: creating ? newName.trim() : secret };
+  }
+
+  /** Approves; `prove` gives the proof for the exact call (null: this Link asks for none). */
+  async function approve(prove: ((call: ProvenCall) => Promise<PresenceProof>) | null): Promise<void> {
     let confirmation = "";
     const done = await action.run("approve", async () => {
       // Checked before a new secret is stored, so a typo in the terms stores nothing.
-      const body = termsBody(terms);
+      const { body, secretName } = checked();
       if (batch !== undefined) {
-        const { results } = await api.approveRequests({ items: batch.map((b) => ({ requestId: b.request.id, ...(b.secretName !== "" ? { secretName: b.secretName } : {}) })), ...body });
+        const params = { items: batch.map((b) => ({ requestId: b.request.id, ...(b.secretName !== "" ? { secretName: b.secretName } : {}) })), ...body };
+        const presence = prove === null ? undefined : await prove({ method: "approveRequests", params });
+        const { results } = await api.approveRequests({ ...params, ...(presence !== undefined ? { presence } : {}) });
         const failed = batchFailures(results, batch);
         // The approved ones leave the list by themselves (request events); the dialog stays open to say which failed.
         if (failed !== null) throw failed;
-        confirmation = `Approved ${batch.map((b) => displayText(b.request.variable.toUpperCase())).join(", ")} for ${displayText(r.agentName ?? r.agentClientId, 80)}.`;
+        confirmation = `Approved ${variables} for ${who}.`;
         return;
       }
-      let secretName = secret;
+      const params = { requestId: r.id, ...body, secretName };
+      const presence = prove === null ? undefined : await prove({ method: "approveRequest", params });
       if (creating) {
-        if (newValue.length === 0) throw new LinkError("bad_request", `Enter the value of ${newName}, or choose an existing secret.`);
-        secretName = (await api.setSecret({ name: newName.trim(), value: newValue })).name;
+        // A typed proof covers storing the value too; a passkey's is bound to the approval alone.
+        const stored = await api.setSecret({ name: secretName, value: newValue, ...(presence !== undefined && presence.method !== "passkey" ? { presence } : {}) });
+        setSecret(stored.name);
         setNewValue("");
       }
-      const grant = await api.approveRequest({ requestId: r.id, ...body, secretName });
+      const grant = await api.approveRequest({ ...params, ...(presence !== undefined ? { presence } : {}) });
       const how = grant.scope === "process" ? "while its process runs" : describeApproval(grant.scope, grant);
       const bound = grant.binding === undefined ? "" : ` Bound: ${describeBinding(grant.binding.kind)}.`;
       confirmation = `Approved ${displayText(grant.variable.toUpperCase())} for ${displayText(grant.agentName ?? grant.agentClientId, 80)}, ${how}.${bound}`;
     });
+    proof.clear();
     if (done) onDone(confirmation);
+  }
+
+  async function submit(): Promise<void> {
+    if (proof.asking) return approve(() => Promise.resolve(proof.typed()));
+    if (!proof.needed) return approve(null);
+    // The terms are checked before the proof is asked for: a typo is fixed where it was made.
+    if (await action.run("check", () => Promise.resolve(checked()))) proof.ask();
   }
 
   return (
     <Dialog
-      title={`Give ${batch !== undefined ? batch.map((b) => displayText(b.request.variable.toUpperCase())).join(", ") : displayText(r.variable.toUpperCase())} to ${displayText(r.agentName ?? r.agentClientId, 80)}?`}
+      title={`Give ${variables} to ${who}?`}
       onClose={onClose}
-      onSubmit={() => void approve()}
-      error={action.error}
+      onSubmit={() => void submit()}
+      error={proof.describe(action.error)}
       actions={
         <>
-          <Button onClick={onClose}>Cancel</Button>
+          {proof.asking ? <Button onClick={proof.back}>Back</Button> : <Button onClick={onClose}>Cancel</Button>}
           <Button variant="primary" type="submit" icon={Check} busy={action.busy !== null}>
-            Approve
+            {proof.asking ? "Confirm and approve" : "Approve"}
           </Button>
         </>
       }
     >
-      <TermsFields id={id} t={terms} />
-      {batch !== undefined ? (
-        <p className={ui.hint}>Each variable gets the secret chosen for it on the card; these terms apply to all {batch.length}.</p>
+      {proof.asking ? (
+        <ProofFields id={`${id}-proof`} step={proof} why={`Confirm it is you: give ${variables} to ${who}.`} busy={action.busy !== null} onPasskey={() => void approve((call) => proof.passkey(call))} />
       ) : (
-      <Field label="Secret to give" id={`${id}-secret`} hint={match ? undefined : `No secret matches ${r.variable.toUpperCase()} yet.`}>
-        <select id={`${id}-secret`} className={ui.input} value={secret} onChange={(e) => setSecret(e.target.value)}>
-          {secrets.map((x) => (
-            <option key={x.id} value={x.name}>
-              {x.name}
-            </option>
-          ))}
-          <option value={NEW_SECRET}>New secret…</option>
-        </select>
-      </Field>
-      )}
-      {batch === undefined && creating ? (
         <>
-          <Field label="Name of the new secret" id={`${id}-name`}>
-            <input id={`${id}-name`} className={ui.input} value={newName} onChange={(e) => setNewName(e.target.value)} autoComplete="off" spellCheck={false} />
-          </Field>
-          <Field label="Value" id={`${id}-value`} hint="Stored encrypted by the authority; it is never shown again.">
-            <input id={`${id}-value`} className={ui.input} type="password" value={newValue} onChange={(e) => setNewValue(e.target.value)} autoComplete="new-password" spellCheck={false} aria-describedby={`${id}-value-hint`} />
-          </Field>
+          <TermsFields id={id} t={terms} />
+          {batch !== undefined ? (
+            <p className={ui.hint}>Each variable gets the secret chosen for it on the card; these terms apply to all {batch.length}.</p>
+          ) : (
+            <Field label="Secret to give" id={`${id}-secret`} hint={match ? undefined : `No secret matches ${r.variable.toUpperCase()} yet.`}>
+              <select id={`${id}-secret`} className={ui.input} value={secret} onChange={(e) => setSecret(e.target.value)}>
+                {secrets.map((x) => (
+                  <option key={x.id} value={x.name}>
+                    {x.name}
+                  </option>
+                ))}
+                <option value={NEW_SECRET}>New secret…</option>
+              </select>
+            </Field>
+          )}
+          {batch === undefined && creating ? (
+            <>
+              <Field label="Name of the new secret" id={`${id}-name`}>
+                <input id={`${id}-name`} className={ui.input} value={newName} onChange={(e) => setNewName(e.target.value)} autoComplete="off" spellCheck={false} />
+              </Field>
+              <Field label="Value" id={`${id}-value`} hint="Stored encrypted by the authority; it is never shown again.">
+                <input id={`${id}-value`} className={ui.input} type="password" value={newValue} onChange={(e) => setNewValue(e.target.value)} autoComplete="new-password" spellCheck={false} aria-describedby={`${id}-value-hint`} />
+              </Field>
+            </>
+          ) : null}
+          <p className={ui.hint}>The agent’s waiting call receives the value as soon as you approve.</p>
         </>
-      ) : null}
-      <p className={ui.hint}>The agent’s waiting call receives the value as soon as you approve.</p>
+      )}
     </Dialog>
   );
 }

@@ -7,9 +7,11 @@ import { KeyRound, Pencil, Plus, Trash2 } from "lucide-react";
 import { useId, useState } from "react";
 import type { SecretView } from "../../../shared/authority.js";
 import { SecretHostsSchema, SecretNameSchema } from "../../../shared/authority.js";
+import { displayText } from "../../../shared/display.js";
 import { Button, ConfirmDialog, Dialog, EmptyState, ErrorBanner, Field, Loading, PageHeader, TableHead, TableRegion, Time, ui, useNotice } from "../components/ui.js";
 import { useNow } from "../hooks.js";
 import { isAuthority, useLinkAction, useLinkApi, useLinkData, type UiError } from "../link-context.js";
+import { ProofFields, tryWithoutProof, useProofStep, withPresence, type Prover } from "../presence.js";
 
 type Editing = { kind: "add" } | { kind: "replace"; secret: SecretView };
 
@@ -126,41 +128,61 @@ function SecretDialog({ editing, onClose, onSaved }: { editing: Editing; onClose
   // Replacing with an empty value changes only the hosts (the value stays as it is).
   const hostsOnly = editing.kind === "replace" && value.length === 0 && hosts !== initialHosts;
 
-  async function save(): Promise<void> {
+  const proof = useProofStep();
+
+  async function save(prove: Prover | null): Promise<void> {
     if (!nameCheck.success || (value.length === 0 && !hostsOnly) || hostsError !== null) {
       setInvalid({ code: "bad_request", message: hostsError ?? (!nameCheck.success ? "Enter a valid name." : "Enter the value.") });
       return;
     }
     setInvalid(null);
     const list = hostCheck.success ? hostCheck.data : null;
-    const saved = await action.run("save", () => (hostsOnly ? api.setSecretHosts({ name: nameCheck.data, hosts: list }) : api.setSecret({ name: nameCheck.data, value, hosts: list })));
-    if (saved) {
+    const secretName = nameCheck.data;
+    // Hosts are sent only when they say something: a new secret without them, or a new value with
+    // them unchanged, leaves them as they are (an explicit "any host" is a widening the Link asks you to prove).
+    const hostsChanged = editing.kind === "add" ? list !== null : hosts !== initialHosts;
+    const hostsPart = hostsChanged ? { hosts: list } : {};
+    // Widening where a secret may be sent may need a proof: the Link says so. The proof covers the
+    // name and the hosts (the value is not part of what it confirms).
+    const outcome = { went: false };
+    const ran = await action.run("save", async () => {
+      outcome.went = hostsOnly
+        ? await tryWithoutProof(proof, prove, { method: "setSecretHosts", params: { name: secretName, hosts: list } }, (presence) => api.setSecretHosts({ name: secretName, hosts: list, ...withPresence(presence) }))
+        : await tryWithoutProof(proof, prove, { method: "setSecret", params: { name: secretName, ...hostsPart } }, (presence) => api.setSecret({ name: secretName, value, ...hostsPart, ...withPresence(presence) }));
+    });
+    proof.clear();
+    if (ran && outcome.went) {
       setValue("");
       onSaved(nameCheck.data, hostsOnly);
     }
   }
 
-  const shown = invalid ?? action.error;
+  const shown = invalid ?? proof.describe(action.error);
   return (
     <Dialog
       title={editing.kind === "add" ? "Add a secret" : `Replace the value of ${editing.secret.name}`}
       onClose={onClose}
-      onSubmit={() => void save()}
+      onSubmit={() => void save(proof.asking ? () => Promise.resolve(proof.typed()) : null)}
       error={shown}
       actions={
         <>
-          <Button onClick={onClose}>Cancel</Button>
+          {proof.asking ? <Button onClick={proof.back}>Back</Button> : <Button onClick={onClose}>Cancel</Button>}
           <Button variant="primary" type="submit" busy={action.busy !== null}>
-            Save
+            {proof.asking ? "Confirm and save" : "Save"}
           </Button>
         </>
       }
     >
-      {editing.kind === "add" ? (
+      {proof.asking ? (
+        <ProofFields id={`${id}-proof`} step={proof} why={`Confirm it is you: change where ${displayText(name.trim())} may be sent.`} busy={action.busy !== null} onPasskey={() => void save((c) => proof.passkey(c))} />
+      ) : null}
+      {!proof.asking && editing.kind === "add" ? (
         <Field label="Name" id={`${id}-name`} hint="As agents ask for it, e.g. OPENAI_API_KEY." error={nameError}>
           <input id={`${id}-name`} className={ui.input} value={name} onChange={(e) => setName(e.target.value)} autoComplete="off" spellCheck={false} autoFocus aria-describedby={`${id}-name-hint`} />
         </Field>
       ) : null}
+      {proof.asking ? null : (
+        <>
       <Field label="Value" id={`${id}-value`} hint={editing.kind === "replace" ? "Write-only: it is encrypted and never shown again. Leave empty to change only the hosts." : "Write-only: it is encrypted and never shown again."}>
         <input
           id={`${id}-value`}
@@ -177,6 +199,8 @@ function SecretDialog({ editing, onClose, onSaved }: { editing: Editing; onClose
       <Field label="Only send it to (optional)" id={`${id}-hosts`} hint="Hosts Piper Link's calls may send it to, separated by spaces; empty: any host a grant allows. Agents that read the value are not limited by this." error={hostsError}>
         <input id={`${id}-hosts`} className={ui.input} value={hosts} onChange={(e) => setHosts(e.target.value)} autoComplete="off" spellCheck={false} placeholder="api.openai.com" aria-describedby={`${id}-hosts-hint`} />
       </Field>
+        </>
+      )}
     </Dialog>
   );
 }
