@@ -400,6 +400,8 @@ describe("same-user attacks: an agent running as you cannot say yes or read the 
       const db = path.join(resolveLinkPaths(user.profile, { platform: "linux", env: user.env, homedir: user.home }).dataDir, "authority", "authority.sqlite");
       const forge = await attacker(attackArgv("database.ts", "forge", db, "attacker", SECRET));
       assert.equal(forge.code, 0, forge.stderr);
+      const forged = z.object({ forged: z.boolean() }).loose().parse(lastJson(forge.stdout));
+      assert.equal(forged.forged, true, forge.stdout);
       // Not counted in the attacker's output: until the row MACs land, this attack succeeds.
       const asked = await run(attackArgv("agent.ts", SECRET, "attacker", "--no-wait"));
       const last = lastJson(asked.stdout) as { delivered?: string; refused?: string };

@@ -46,9 +46,12 @@ if (mode === "plant") {
   const dispatcher = new Agent({ connect: { rejectUnauthorized: false } });
   for (const { item, value } of items.filter((i) => i.item === "authority-link-token" || i.item === "refresh-token")) {
     for (const route of ["/v1/secrets", "/v1/requests?status=pending"]) {
-      const res = await fetch(`${third}${route}`, { headers: { authorization: `Bearer ${value}` }, dispatcher });
-      await res.text();
-      tried.push({ item, route, status: res.status });
+      // Status 0: nothing answered at that address.
+      const status = await fetch(`${third}${route}`, { headers: { authorization: `Bearer ${value}` }, dispatcher }).then(
+        async (res) => (await res.text(), res.status),
+        () => 0,
+      );
+      tried.push({ item, route, status });
     }
   }
   await dispatcher.close();
