@@ -38,10 +38,6 @@ const PYTHON = "/usr/bin/python3";
  * Parts of issue 20 that other branches deliver: until they are in this tree, the tests that need
  * them still run and print their result, marked TODO with the reason (never skipped in silence).
  */
-const AUTHORITY_MACS_LANDED = existsSync(path.join(PROJECT, "src/server/service/row-macs.ts"));
-const HARDENING_LANDED = existsSync(path.join(PROJECT, "src/platform/dumpable-linux.ts"));
-const NEEDS_AUTHORITY = AUTHORITY_MACS_LANDED ? undefined : "needs the authority's row MACs (branch wt-authority, not merged yet); runs, result not counted";
-const NEEDS_HARDENING = HARDENING_LANDED && AUTHORITY_MACS_LANDED ? undefined : "needs non-dumpable processes, SIGUSR1 handling and keys over a pipe (branches wt-hardening, wt-authority, not merged yet); runs, result not counted";
 
 /** Answers the person types at the CLI's prompts: a new passphrase and PIN on the first start, then the PIN or passphrase. */
 const PERSON: ReadonlyArray<readonly [string, string]> = [
@@ -396,7 +392,7 @@ describe("same-user attacks: an agent running as you cannot say yes or read the 
       note(t, `attack 5: ${out.keysTried} candidate keys from ${out.files} files and the keychain on ${out.secrets} secret rows -> opened ${out.opened}; value in plaintext nowhere`);
     });
 
-    it("5b. a grant row written into the authority's SQLite file with better-sqlite3 is not honoured", { todo: NEEDS_AUTHORITY }, async (t) => {
+    it("5b. a grant row written into the authority's SQLite file with better-sqlite3 is not honoured", async (t) => {
       const db = path.join(resolveLinkPaths(user.profile, { platform: "linux", env: user.env, homedir: user.home }).dataDir, "authority", "authority.sqlite");
       const forge = await attacker(attackArgv("database.ts", "forge", db, "attacker", SECRET));
       assert.equal(forge.code, 0, forge.stderr);
@@ -480,7 +476,7 @@ describe("same-user attacks: an agent running as you cannot say yes or read the 
     note(t, `legit: approve ${a.requestId} ${b.requestId} --once at a terminal -> one PIN prompt, both delivered`);
   });
 
-  it("6. memory: /proc/PID/mem and environ of the Link and its authority are refused, SIGUSR1 opens no inspector (also with the attacker as the Link's ancestor)", { todo: NEEDS_HARDENING }, async (t) => {
+  it("6. memory: /proc/PID/mem and environ of the Link and its authority are refused, SIGUSR1 opens no inspector (also with the attacker as the Link's ancestor)", async (t) => {
     const children = readdirSync("/proc")
       .filter((n) => /^\d+$/.test(n))
       .filter((n) => {

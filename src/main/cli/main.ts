@@ -132,6 +132,7 @@ function describeStatus(s: LinkStatus): string[] {
     const proc = a.process ? `pid ${a.process.pid} ${displayText(a.process.executable ?? "?")} in ${displayText(a.process.cwd ?? "?")}` : "unknown process";
     lines.push(`    - ${who}${a.clientId && a.name ? ` (${displayText(a.clientId, 80)})` : ""}: ${proc}`);
   }
+  for (const risk of s.risks) lines.push(`  risk:      ${risk.message}`);
   lines.push(`  log:       ${s.logFile}`);
   return lines;
 }
@@ -145,7 +146,7 @@ async function unlockIfAsked(profile: string, status: LinkStatus): Promise<LinkS
   if (status.vault.state === "unlocked") return status;
   let terminal: Terminal;
   try {
-    terminal = openTerminal();
+    terminal = await openTerminal();
   } catch {
     process.stderr.write("Piper Link started locked: unlock it in its window (`piper-link ui`) or with `piper-link unlock` at a terminal.\n");
     return status;

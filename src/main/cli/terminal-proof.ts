@@ -13,6 +13,7 @@ import { LinkError } from "../../shared/errors.js";
 import { passphraseWeakness, PinSchema, type PresenceProof } from "../../shared/presence.js";
 import { promptHidden } from "../core/runtime/keychain-choice.js";
 import { callLink } from "./link-access.js";
+import { hardenForProof } from "../../platform/harden.js";
 
 export const NO_TERMINAL_MESSAGE =
   "This needs your PIN, and there is no terminal to ask on. Approve in the Piper Link window (`piper-link ui`), or run this command yourself at a terminal.";
@@ -25,8 +26,13 @@ export interface Terminal {
   close(): void;
 }
 
-/** Opens `/dev/tty`; throws `presence_required` (exit 2) when this process has no controlling terminal. */
-export function openTerminal(): Terminal {
+/**
+ * Opens `/dev/tty` for a proof; throws `presence_required` (exit 2) when this process has no
+ * controlling terminal. The process is hardened first (platform/harden.ts): it is about to hold a
+ * PIN or passphrase, so no debugger and no same-user reads of its memory.
+ */
+export async function openTerminal(): Promise<Terminal> {
+  await hardenForProof();
   let fd: number;
   try {
     fd = fs.openSync("/dev/tty", "r+");
@@ -72,7 +78,7 @@ export async function callWithPresence<M extends ControlMethod>(profile: string,
   } catch (err) {
     if (!(err instanceof LinkError) || err.code !== "presence_required") throw err;
   }
-  const terminal = openTerminal();
+  const terminal = await openTerminal();
   try {
     for (let attempt = 1; ; attempt++) {
       const status = await callLink(profile, "status", {});

@@ -48,7 +48,7 @@ export function addVaultCommands(program: Command, profile: () => string, run: R
     .option("--json", "print JSON")
     .action(async (o: { json?: boolean }) => {
       await run(async (out) => {
-        const terminal = openTerminal();
+        const terminal = await openTerminal();
         try {
           const status = await unlockAt(terminal, profile());
           out.result(status, `Unlocked. ${describeVault(status)}`);
@@ -78,7 +78,7 @@ export function addVaultCommands(program: Command, profile: () => string, run: R
     .option("--json", "print JSON")
     .action(async (o: { json?: boolean }) => {
       await run(async (out) => {
-        const terminal = openTerminal();
+        const terminal = await openTerminal();
         try {
           const passphrase = await terminal.askHidden("Your Piper Link passphrase: ");
           const next = await askNewPin(terminal, false);
