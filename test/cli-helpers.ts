@@ -16,6 +16,9 @@ export const PYTHON = process.platform === "linux" ? "/usr/bin/python3" : "pytho
 
 /** Answers at the CLI's prompts: the test person's PIN and passphrase, typed at the terminal. */
 export const PERSON_ANSWERS: ReadonlyArray<readonly [string, string]> = [
+  ["a few unrelated words work well\\): $", TEST_PASSPHRASE],
+  ["Repeat it: $", TEST_PASSPHRASE],
+  ["Enter to skip and approve with the passphrase\\): $", TEST_PIN],
   ["PIN: $", TEST_PIN],
   ["PIN \\(6\\+ digits\\): $", TEST_PIN],
   ["Repeat the PIN: $", TEST_PIN],

@@ -17,7 +17,7 @@ import { fileURLToPath } from "node:url";
 import { after, describe, it } from "node:test";
 import { LinkStatusSchema } from "../src/shared/control.js";
 import { Browser, csrfOf } from "./browser-helpers.js";
-import { BIN, cliJson, newEnv, stopAll, type CliEnv } from "./cli-helpers.js";
+import { BIN, cliJson, newEnv, PERSON_ANSWERS, PTY_RUN, PYTHON, stopAll, type CliEnv } from "./cli-helpers.js";
 import { connectAgent, pendingRequestId, waitFor, type TestAgent } from "./helpers.js";
 
 after(stopAll);
@@ -38,8 +38,12 @@ function command(line: string): string {
   return line.replace(/\s+#.*$/, "").trim();
 }
 
+/**
+ * Runs one line of the block as a person at a terminal would: bash with a pty as its controlling
+ * terminal (test/pty_run.py), where the person types the passphrase and PIN when asked.
+ */
 function bash(e: CliEnv, line: string, env: NodeJS.ProcessEnv = e.env): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync("bash", ["-c", line], { cwd: ROOT, env, encoding: "utf8", timeout: 60_000 });
+  const r = spawnSync(PYTHON, [PTY_RUN, JSON.stringify({ answers: PERSON_ANSWERS, timeout: 60 }), "--", "bash", "-c", line], { cwd: ROOT, env, encoding: "utf8", timeout: 70_000 });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -72,6 +76,8 @@ describe("the README's Try it block", () => {
 
   it("runs as written: start, login, the context endpoint, a secret, an agent's pending request approved, grants, activity, stop", async () => {
     const e = await newEnv();
+    // A person at a terminal: no passphrase file; `start` asks for a new passphrase and PIN, `approve` for the PIN.
+    delete e.env["PIPER_LINK_PASSPHRASE_FILE"];
     const lines = tryItBlock(readFileSync(path.join(ROOT, "README.md"), "utf8"));
     const cliCommand = `'${process.execPath}' '${BIN}'`;
     let port = 0;
