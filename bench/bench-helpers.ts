@@ -30,6 +30,11 @@ export function memoryKeychain(service: string, initial: ReadonlyArray<[Keychain
   };
 }
 
+/** The bench person's passphrase and PIN: every bench Link is unlocked with them, and approves with the PIN. */
+export const BENCH_PASSPHRASE = "bench passphrase of several words";
+export const BENCH_PIN = "246813";
+export const BENCH_UNLOCK = { passphrase: BENCH_PASSPHRASE, pin: BENCH_PIN } as const;
+
 const ControlReplySchema = z.object({ type: z.string(), id: z.union([z.number(), z.string()]).nullish(), message: z.string().optional() });
 
 /** Approves pending request `requestId` until revoked through the Link's control channel on `port`. */
@@ -37,7 +42,7 @@ export async function approveOverControl(port: number, controlToken: string, req
   const control = new WebSocket(`ws://127.0.0.1:${port}/v1/control`, CONTROL_SUBPROTOCOL);
   await new Promise((r) => control.once("open", r));
   control.send(JSON.stringify({ type: "auth", token: controlToken }));
-  control.send(JSON.stringify({ type: "call", id: 1, method: "approveRequest", params: { requestId, scope: { kind: "until_revoked" } } }));
+  control.send(JSON.stringify({ type: "call", id: 1, method: "approveRequest", params: { requestId, scope: { kind: "until_revoked" }, presence: { method: "pin", pin: BENCH_PIN } } }));
   await new Promise<void>((resolve, reject) =>
     control.on("message", (d: Buffer) => {
       const m = ControlReplySchema.parse(JSON.parse(d.toString()));

@@ -32,7 +32,7 @@ import { createLink } from "../dist/main/core/link.js";
 import { silentLogger } from "../dist/main/core/runtime/logger.js";
 import { AGENT_SUBPROTOCOL } from "../src/shared/version.js";
 import { makeTestCa } from "../test/calls-upstream.js";
-import { approveOverControl, memoryKeychain, tempProfilePaths } from "./bench-helpers.js";
+import { approveOverControl, BENCH_UNLOCK, memoryKeychain, tempProfilePaths } from "./bench-helpers.js";
 
 const SECRET = "bench-call-secret-value";
 const here = fileURLToPath(import.meta.url);
@@ -107,6 +107,7 @@ async function serveLink(caFile: string): Promise<void> {
     paths,
     keychain: memoryKeychain("bench-calls"),
     log: silentLogger(),
+    unlock: BENCH_UNLOCK,
     limits: { messagesPerSecond: 1e9, messageBurst: 1e9 },
     authority: { kind: "embedded", agentRatePerSecond: 1e6 },
     calls: { extraCaFile: caFile },

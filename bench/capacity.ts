@@ -22,6 +22,7 @@ import { fileURLToPath } from "node:url";
 import WebSocket from "ws";
 import { DAEMON_NODE_FLAGS } from "../src/main/core/runtime/daemon-flags.js";
 import { AGENT_SUBPROTOCOL, CONTROL_SUBPROTOCOL } from "../src/shared/version.js";
+import { BENCH_PIN } from "./bench-helpers.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -242,7 +243,7 @@ export async function approvalLatency(port: number, controlToken: string, iterat
     const requestId = String((await pending)["requestId"]);
     const value = next(agent, (m) => m["id"] === id && m["type"] !== "pending");
     const t0 = performance.now();
-    control.send(JSON.stringify({ type: "call", id: i + 1, method: "approveRequest", params: { requestId, scope: { kind: "once" } } }));
+    control.send(JSON.stringify({ type: "call", id: i + 1, method: "approveRequest", params: { requestId, scope: { kind: "once" }, presence: { method: "pin", pin: BENCH_PIN } } }));
     const got = await value;
     samples.push(performance.now() - t0);
     if (got["type"] !== "secret") throw new Error(`approval gave ${JSON.stringify(got)}`);

@@ -32,6 +32,7 @@ import { z } from "zod";
 import { AGENT_SUBPROTOCOL } from "../src/shared/version.js";
 import { PYPER_PATHS } from "../src/server/http.js";
 import { approvalLatency, capacityFigures, type Figure } from "./capacity.js";
+import { presenceFigures } from "./presence.js";
 import { printFatigue } from "./fatigue.js";
 import { approveOverControl } from "./bench-helpers.js";
 
@@ -342,6 +343,7 @@ async function main(): Promise<void> {
     for (const s of servers) s.child.kill("SIGTERM");
   }
   figures.push(...(await capacityFigures(full)));
+  figures.push(...(await presenceFigures(full)));
 
   console.log(`\nPiper Link benchmark (${full ? "full" : "short"} mode, ${ITER} iterations per case, node ${process.version})\n`);
   console.log("Latency (sequential round trips, one client; median of 5 interleaved rounds):");

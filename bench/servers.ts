@@ -17,7 +17,7 @@ import http from "node:http";
 import readline from "node:readline";
 import { WebSocketServer } from "ws";
 import { createLink } from "../dist/main/core/link.js";
-import { memoryKeychain, tempProfilePaths } from "./bench-helpers.js";
+import { BENCH_UNLOCK, memoryKeychain, tempProfilePaths } from "./bench-helpers.js";
 import { silentLogger } from "../dist/main/core/runtime/logger.js";
 
 export const BENCH_INSTANCE_ID = "inst_bench_0123456789abcdef";
@@ -53,6 +53,7 @@ async function main(kind: string): Promise<number> {
       paths,
       keychain: memoryKeychain("bench", [["instance-id", BENCH_INSTANCE_ID]]),
       log: silentLogger(),
+      unlock: BENCH_UNLOCK,
       // The saturation run sends far above the per-connection defaults; the limits are not what is measured.
       limits: { messagesPerSecond: 1e9, messageBurst: 1e9 },
       ...(kind === "link-authority" ? { authority: { kind: "embedded" as const, agentRatePerSecond: 1e6 } } : {}),
