@@ -36,7 +36,7 @@ export function ptyArgv(args: readonly string[], answers: ReadonlyArray<readonly
  */
 function asksThePerson(args: readonly string[]): boolean {
   const [a, b] = args;
-  return a === "approve" || a === "pin" || a === "unlock" || (a === "secrets" && (b === "set" || b === "hosts")) || (a === "grants" && b === "limit");
+  return a === "approve" || a === "pin" || a === "unlock" || (a === "secrets" && (b === "set" || b === "hosts")) || (a === "grants" && (b === "limit" || b === "keep"));
 }
 
 export interface CliEnv {

@@ -332,6 +332,29 @@ export function addApprovalCommands(program: Command, profile: () => string, run
         return ExitCode.ok;
       }, o.json === true);
     });
+  grants
+    .command("review")
+    .description("grants approved before approvals needed your PIN (after an upgrade), 'any program' ones first: keep them with `grants keep`, end them with `revoke`")
+    .option("--json", "print JSON")
+    .action(async (o: { json?: boolean }) => {
+      await run(async (out) => {
+        const list = await call(profile(), "listLegacyGrants", {});
+        out.result(list, list.length === 0 ? "Nothing to review: every grant was approved with a proof." : ["Approved before approvals needed your PIN (an agent could have approved these itself):", ...list.map(describeGrant)]);
+        return ExitCode.ok;
+      }, o.json === true);
+    });
+  grants
+    .command("keep")
+    .description("keep grants listed by `grants review` (asks your PIN on this terminal)")
+    .argument("<grant-id...>")
+    .option("--json", "print JSON")
+    .action(async (grantIds: string[], o: { json?: boolean }) => {
+      await run(async (out) => {
+        const r = await callWithPresence(profile(), "keepLegacyGrants", { grantIds }, `Keeping ${grantIds.length} grant(s) approved before approvals needed your PIN.`);
+        out.result(r, `Kept ${r.kept} grant(s).`);
+        return ExitCode.ok;
+      }, o.json === true);
+    });
 
   program
     .command("revoke")
