@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { writeFile } from "node:fs/promises";
 import https from "node:https";
 import path from "node:path";
 import { after, describe, it } from "node:test";
@@ -13,7 +14,7 @@ import { LinkStatusSchema } from "../src/shared/control.js";
 import { newDataKey } from "../src/server/crypto.js";
 import { BIN, cli, cliJson, newEnv, stopAll } from "./cli-helpers.js";
 import { ENGINES } from "./db-helpers.js";
-import { connectAgent, pendingRequestId, tempDir, waitFor } from "./helpers.js";
+import { connectAgent, pendingRequestId, tempDir, TEST_ACCOUNT_PASSWORD, waitFor } from "./helpers.js";
 
 const running: ChildProcess[] = [];
 after(() => {
@@ -42,7 +43,10 @@ for (const engine of ENGINES) describe(`Link with a remote authority on ${engine
     const db = database.location;
     const tlsDir = path.join(dir, "tls");
     const authorityEnv = { ...process.env, PIPER_AUTHORITY_DATA_KEYS: `k1:${newDataKey()}` };
-    const user = spawnSync(process.execPath, [BIN, "authority", "create-user", "--db", db], { env: authorityEnv, encoding: "utf8" });
+    // A team authority checks approvals itself, with the account's password: the person has one.
+    const passwordFile = path.join(dir, "password");
+    await writeFile(passwordFile, `${TEST_ACCOUNT_PASSWORD}\n`, { mode: 0o600 });
+    const user = spawnSync(process.execPath, [BIN, "authority", "create-user", "--db", db, "--email", "person@example.com", "--password-file", passwordFile], { env: authorityEnv, encoding: "utf8" });
     const { linkToken } = JSON.parse(user.stdout) as { linkToken: string };
     let authority = await serve(db, "127.0.0.1:0", tlsDir, authorityEnv);
     const port = new URL(authority.url).port;

@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url";
 import type { z } from "zod";
 import { resolveLinkPaths, type LinkPaths } from "../src/main/core/runtime/paths.js";
 import { writeFileSync } from "node:fs";
-import { tempDir, TEST_PASSPHRASE, TEST_PIN, uniqueProfile } from "./helpers.js";
+import { tempDir, TEST_ACCOUNT_PASSWORD, TEST_PASSPHRASE, TEST_PIN, uniqueProfile } from "./helpers.js";
 
 export const BIN = fileURLToPath(new URL("../bin/piper-link.js", import.meta.url));
 /** The shared pty helper (test/pty_run.py): a real controlling terminal whose prompts it answers. */
@@ -20,6 +20,7 @@ export const PERSON_ANSWERS: ReadonlyArray<readonly [string, string]> = [
   ["Repeat it: $", TEST_PASSPHRASE],
   ["Enter to skip and approve with the passphrase\\): $", TEST_PIN],
   ["PIN: $", TEST_PIN],
+  ["authority checks it\\): $", TEST_ACCOUNT_PASSWORD],
   ["PIN \\(6\\+ digits\\): $", TEST_PIN],
   ["Repeat the PIN: $", TEST_PIN],
   ["passphrase: $", TEST_PASSPHRASE],

@@ -18,7 +18,6 @@ import { z } from "zod";
 
 after(stopAll);
 
-const PASSPHRASE = "correct horse battery staple";
 const VALUE = "sk-first-run-0123456789-unique";
 
 /** A clean HOME with no session bus at all: the environment a bare server over SSH gives. */
@@ -27,7 +26,7 @@ async function bareServerEnv(): Promise<CliEnv> {
   delete e.env["DBUS_SESSION_BUS_ADDRESS"];
   delete e.env["DISPLAY"];
   delete e.env["WAYLAND_DISPLAY"];
-  e.env["PIPER_LINK_KEYCHAIN_PASSPHRASE"] = PASSPHRASE;
+  // newEnv's passphrase file (PIPER_LINK_PASSPHRASE_FILE) unlocks the vault and opens the keychain file: one passphrase.
   return e;
 }
 
@@ -78,12 +77,14 @@ describe("first run on a bare server (no session bus)", () => {
     const before = await fs.readFile(file, "utf8");
 
     // A wrong passphrase: the daemon's own keychain_locked, with advice, and nothing overwritten.
-    e.env["PIPER_LINK_KEYCHAIN_PASSPHRASE"] = "wrong";
+    const wrong = path.join(e.home, "wrong-passphrase");
+    await fs.writeFile(wrong, "wrong\n", { mode: 0o600 });
+    e.env["PIPER_LINK_PASSPHRASE_FILE"] = wrong;
     const locked = cli(e, ["start", "--port", "0", "--json"]);
     assert.notEqual(locked.code, 0);
     const body = HttpErrorBodySchema.parse(JSON.parse(locked.stdout.trim().split("\n").pop() ?? "{}"));
     assert.equal(body.error, "keychain_locked");
-    assert.match(body.message, /PIPER_LINK_KEYCHAIN_PASSPHRASE/);
+    assert.match(body.message, /PIPER_LINK_PASSPHRASE_FILE/);
     assert.equal(await fs.readFile(file, "utf8"), before);
   });
 });
@@ -112,11 +113,13 @@ describe("the encrypted-file keychain", () => {
     await assert.rejects(open(dir, "pass-1").get("instance-id"), (err: unknown) => err instanceof LinkError && err.code === "keychain_locked");
   });
 
-  it("takes the passphrase from the environment, else a credential file, else refuses without a terminal", async () => {
+  it("takes the passphrase from a file only (never a variable holding it), else refuses without a terminal", async () => {
     const dir = await tempDir("piper-passphrase-");
     const credential = path.join(dir, "passphrase");
     await fs.writeFile(credential, "from-file\n");
-    assert.equal(await passphraseSource({ PIPER_LINK_KEYCHAIN_PASSPHRASE: "from-env", PIPER_LINK_KEYCHAIN_PASSPHRASE_FILE: credential }, false)(), "from-env");
+    // A variable that carries the passphrase itself is not read: every process of the user can read the environment.
+    await assert.rejects(passphraseSource({ PIPER_LINK_KEYCHAIN_PASSPHRASE: "from-env" }, false)(), (err: unknown) => err instanceof LinkError && err.code === "keychain_locked");
+    assert.equal(await passphraseSource({ PIPER_LINK_PASSPHRASE_FILE: credential }, false)(), "from-file");
     assert.equal(await passphraseSource({ PIPER_LINK_KEYCHAIN_PASSPHRASE_FILE: credential }, false)(), "from-file");
     await assert.rejects(passphraseSource({}, false)(), (err: unknown) => err instanceof LinkError && err.code === "keychain_locked");
   });
@@ -125,7 +128,7 @@ describe("the encrypted-file keychain", () => {
 describe("`npm start`'s offer of the file keychain", () => {
   it("on a terminal, a new keychain file's passphrase is asked twice, again after a mismatch, and the CLI starts with the confirmed one", async () => {
     const e = await bareServerEnv();
-    delete e.env["PIPER_LINK_KEYCHAIN_PASSPHRASE"];
+    delete e.env["PIPER_LINK_PASSPHRASE_FILE"];
     // A real terminal (python3's pty): answers are typed only once each question is on the screen.
     const driver = `
 import os, pty, sys, time
@@ -145,7 +148,7 @@ def wait_for(text):
             transcript += chunk
         except OSError: raise SystemExit("ended before " + text + ": " + seen.decode(errors="replace"))
     seen = seen[seen.index(text.encode()) + len(text):]
-for question, answer in [("Choose a keychain passphrase: ", "first try"), ("Repeat it: ", "frist try"), ("Choose a keychain passphrase: ", "second try"), ("Repeat it: ", "second try")]:
+for question, answer in [("work well): ", "first try words"), ("Repeat it: ", "frist try words"), ("work well): ", "second try words"), ("Repeat it: ", "second try words"), ("with the passphrase): ", "")]:
     wait_for(question)
     os.write(fd, (answer + "\\r").encode())
 rest = b""
@@ -162,9 +165,11 @@ sys.exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
     const r = spawnSync("python3", ["-c", driver, process.execPath, BIN, "--profile", e.profile, "start", "--port", "0", "--keychain", "file", "--json"], { env: e.env, encoding: "utf8", timeout: 60_000 });
     assert.equal(r.status, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /The two passphrases differ\. Try again\./);
-    assert.doesNotMatch(r.stdout, /first try|second try/, "nothing typed is echoed");
+    assert.doesNotMatch(r.stdout, /first try|second try|frist/, "nothing typed is echoed");
     // The file was created with the confirmed passphrase: it opens with it, and not with the mismatch.
-    e.env["PIPER_LINK_KEYCHAIN_PASSPHRASE"] = "second try";
+    const confirmed = path.join(e.home, "confirmed-passphrase");
+    await fs.writeFile(confirmed, "second try words\n", { mode: 0o600 });
+    e.env["PIPER_LINK_PASSPHRASE_FILE"] = confirmed;
     assert.equal(cli(e, ["stop"]).code, 0);
     const again = cli(e, ["start", "--port", "0", "--json"]);
     assert.equal(again.code, 0, again.stdout + again.stderr);

@@ -23,6 +23,8 @@ import { resolveLinkPaths, type LinkPaths } from "../src/main/core/runtime/paths
 export const TEST_PASSPHRASE = "correct horse battery staple";
 export const TEST_PIN = "482916";
 export const TEST_PROOF = { method: "pin", pin: TEST_PIN } as const;
+/** The test person's account password at a team authority (which checks approvals itself). */
+export const TEST_ACCOUNT_PASSWORD = "team account password 1";
 /** scrypt at its floor (N=2^14) for test vaults: the same code path, a quarter of a second less per Link. */
 export const TEST_VAULT_KDF = { N: 2 ** 14, r: 8, p: 1 } as const;
 

@@ -165,7 +165,12 @@ export function authorityCommand(source: KeySource = stdinLine): Command {
     .requiredOption("--db <location>", "SQLite file path or postgres:// URL")
     .option("--name <name>", "display name", "Local user")
     .option("--keys-on-stdin", "read the keys as one JSON line on stdin instead of PIPER_AUTHORITY_DATA_KEYS")
-    .action(async (o: { db: string; name: string; keysOnStdin?: boolean }) => {
+    .option("--email <email>", "the user's email, to sign in with and to prove presence: a team authority checks this account's password on every approval")
+    .option("--password-file <file>", "a file holding the user's password (with --email; never on the command line)")
+    .action(async (o: { db: string; name: string; keysOnStdin?: boolean; email?: string; passwordFile?: string }) => {
+      if ((o.email === undefined) !== (o.passwordFile === undefined)) throw new LinkError("bad_request", "Give --email and --password-file together.");
+      const password = o.passwordFile === undefined ? null : fs.readFileSync(o.passwordFile, "utf8").replace(/\r?\n$/, "");
+      if (password !== null && password.length < 8) throw new LinkError("bad_request", "The password must have at least 8 characters.");
       const given = await commandKeys(o.keysOnStdin === true, source);
       const keys = given.dataKeys;
       const [{ openDatabase }, { createLocalBus }, { createService }] = await Promise.all([import("./db.js"), import("./events.js"), import("./service.js")]);
@@ -174,6 +179,10 @@ export function authorityCommand(source: KeySource = stdinLine): Command {
         const service = createService({ db: opened.db, keys, bus: createLocalBus() });
         await service.seal(given.adoptUnsealed);
         const created: CreatedUserLine = await service.createUser(o.name);
+        if (o.email !== undefined && password !== null) {
+          const { hashPassword } = await import("./oauth.js");
+          await opened.db.updateTable("users").set({ email: o.email.toLowerCase(), password_hash: await hashPassword(password) }).where("id", "=", created.userId).execute();
+        }
         process.stdout.write(`${JSON.stringify(created)}\n`);
       } finally {
         await opened.close();

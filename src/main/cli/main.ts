@@ -16,7 +16,7 @@ import { DEFAULT_LINK_PORT, LINK_VERSION } from "../../shared/version.js";
 import { startDaemon, StoppedBeforeStart, type RunningDaemon } from "../core/daemon.js";
 import { isPidAlive } from "../core/runtime/files.js";
 import { keychainTimeoutMs } from "../core/runtime/keychain.js";
-import { openKeychain, passphraseFile } from "../core/runtime/keychain-choice.js";
+import { openKeychain } from "../core/runtime/keychain-choice.js";
 import { resolveLinkPaths } from "../core/runtime/paths.js";
 import { authorityCommand } from "../../server/main.js";
 import type { AuthorityConfig } from "../core/link.js";
@@ -280,9 +280,7 @@ async function startInBackground(opts: StartOptions, out: Output): Promise<numbe
   async function waitForDaemon(): Promise<number> {
     while (Date.now() < spawnedAt + waitMs) {
       const status = await withRunningLink(opts.profile, (c) => c.call("status", {})).catch(() => null);
-      // With a passphrase file the daemon unlocks itself right after it serves: wait for that.
-      const unlocking = status !== null && status.vault.state !== "unlocked" && passphraseFile(env) !== null;
-      if (status !== null && status.pid === child.pid && !unlocking) {
+      if (status !== null && status.pid === child.pid) {
         const unlocked = await unlockIfAsked(opts.profile, status);
         out.result(unlocked, describeStatus(unlocked));
         return ExitCode.ok;

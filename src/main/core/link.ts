@@ -284,14 +284,21 @@ export function createLink(options: LinkOptions): Link {
         await settings.load();
         serving = await startServing({ options, dataDir: paths.dataDir, log, now, peers, connection, context, cache, events, api, controlToken, uiCodes, embeddedEndpoint, onAgentsChanged: emitStatus });
         const { port, hosts, fallback } = serving.address;
-        await writeRuntimeFiles(paths, { port, controlToken, startedAt });
-        log.info({ port, hosts, fallback, vault: vault.state }, "link started");
+        // Given a passphrase (a file, a test), unlock before the runtime files say the Link is up, so
+        // whoever finds it through them finds it ready.
         const given = options.unlock;
         if (given !== undefined && given !== null) {
           const passphrase = typeof given.passphrase === "string" ? given.passphrase : await given.passphrase();
-          if (vault.state === "new") await create(passphrase, given.pin, given.unattended ?? false);
-          else await unlock(passphrase, given.unattended ?? false);
+          try {
+            if (vault.state === "new") await create(passphrase, given.pin, given.unattended ?? false);
+            else await unlock(passphrase, given.unattended ?? false);
+          } catch (err) {
+            if (!(err instanceof LinkError) || err.code !== "presence_failed" || given.unattended !== true) throw err;
+            throw new LinkError("keychain_locked", "The passphrase file (PIPER_LINK_PASSPHRASE_FILE) does not unlock Piper Link: put the passphrase the vault was made with in it, or start on a terminal to be asked.");
+          }
         }
+        await writeRuntimeFiles(paths, { port, controlToken, startedAt });
+        log.info({ port, hosts, fallback, vault: vault.state }, "link started");
         return status();
       } catch (err) {
         await teardown();
