@@ -390,12 +390,14 @@ export function addApprovalCommands(program: Command, profile: () => string, run
           ...(o.host ? { host: o.host } : {}),
         });
         // Timed approvals read "approved for 1 hour": their length is the grant's (one extra call, human output only).
-        const grants = out.json || !page.events.some((e) => e.action === "request.approved" && e.outcome === "until") ? [] : await call(profile(), "listGrants", { all: true });
+        // …and deliveries under a use-only grant read "Used in a call", not "value given to the agent".
+        const needsGrants = page.events.some((e) => (e.action === "request.approved" && e.outcome === "until") || e.action === "secret.delivered");
+        const grants = out.json || !needsGrants ? [] : await call(profile(), "listGrants", { all: true });
         const byId = new Map(grants.map((g) => [g.id, g]));
         const lines = page.events.map((e) => {
           const agentText = e.agentClientId === null ? "" : `  agent ${displayText(e.agentClientId, 80)}`;
           const variable = e.variable === null ? "" : `  ${displayText(e.variable.toUpperCase())}`;
-          return `${when(e.at)}  ${describeAction(e.action)}${variable}${agentText}: ${describeOutcome(e, byId)}${e.secretName ? `  (secret ${displayText(e.secretName)})` : ""}${e.call ? `  ${describeCall(e.call)}` : ""}  by ${displayText(describeActor(e.actor), 80)}`;
+          return `${when(e.at)}  ${describeAction(e.action, e.grantId === null ? undefined : byId.get(e.grantId))}${variable}${agentText}: ${describeOutcome(e, byId)}${e.secretName ? `  (secret ${displayText(e.secretName)})` : ""}${e.call ? `  ${describeCall(e.call)}` : ""}  by ${displayText(describeActor(e.actor), 80)}`;
         });
         if (page.nextCursor) lines.push(`more: piper-link activity --before ${page.nextCursor}`);
         out.result(page, lines.length === 0 ? "No activity yet." : lines);
