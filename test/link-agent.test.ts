@@ -7,6 +7,7 @@ import { after, before, describe, it } from "node:test";
 import { DiscoveryFileSchema } from "../src/shared/discovery.js";
 import { CloseCode } from "../src/shared/protocol.js";
 import { connectAgent, startTestLink, waitFor, type TestLink } from "./helpers.js";
+import { readSealed } from "./vault-reader.js";
 
 describe("agent protocol", () => {
   let t: TestLink;
@@ -29,7 +30,7 @@ describe("agent protocol", () => {
     });
     await t.link.api.setInstanceId({ instanceId: "inst_push_0001" });
     assert.deepEqual(await agent.next((m) => m.type === "context"), { type: "context", instanceId: "inst_push_0001", state: "ready" });
-    assert.equal(await t.keychain.get("instance-id"), "inst_push_0001");
+    assert.equal(await readSealed(t.keychain, "instance-id"), "inst_push_0001");
 
     const welcome = await agent.hello("again");
     assert.equal(welcome.type, "welcome");
@@ -37,7 +38,7 @@ describe("agent protocol", () => {
     assert.equal(welcome.link.version, "0.1.0");
 
     await t.link.api.logout({});
-    assert.deepEqual(await agent.next((m) => m.type === "context"), { type: "context", instanceId: null, state: "logged_out" });
+    assert.deepEqual(await agent.next((m) => m.type === "context"), { type: "context", instanceId: null, state: "logged_out", reason: "not_logged_in" });
     assert.equal(await t.keychain.get("instance-id"), null);
     agent.close();
   });

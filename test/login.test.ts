@@ -4,7 +4,7 @@
 // browser only ever meets the Link's own http://127.0.0.1 origin, which serves the authority's
 // sign-in pages (issue 15 item 3): the real-browser test runs without ignoring certificate errors.
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import http from "node:http";
 import fs from "node:fs/promises";
 import path from "node:path";
@@ -14,6 +14,8 @@ import { authorityCookies, rewriteLocation, rewriteSetCookies } from "../src/mai
 import { LinkStatusSchema } from "../src/shared/control.js";
 import { Browser, csrfOf } from "./browser-helpers.js";
 import { BIN, cli, cliJson, newEnv, stopAll, type CliEnv } from "./cli-helpers.js";
+import { readSealed } from "./vault-reader.js";
+import { createKeychainStore, type KeychainItem } from "../src/main/core/runtime/keychain.js";
 import { CHROMIUM_SKIP, launchChromium } from "./chromium.js";
 import { waitFor } from "./helpers.js";
 
@@ -33,8 +35,9 @@ function runLogin(e: CliEnv, args: string[], env: NodeJS.ProcessEnv = e.env): Ru
   return { stderr: () => err, done: new Promise((resolve) => child.on("exit", (code) => resolve({ code, stdout: out }))) };
 }
 
-function keychainItem(e: CliEnv, item: string): string {
-  return spawnSync("secret-tool", ["lookup", "service", `piper-link.${e.profile}`, "username", item], { encoding: "utf8" }).stdout.trim();
+/** A keychain item's value, opened with the person's passphrase (the keychain holds it sealed); "" when absent. */
+async function keychainItem(e: CliEnv, item: KeychainItem): Promise<string> {
+  return (await readSealed(createKeychainStore({ profile: e.profile }), item)) ?? "";
 }
 
 async function startLink(e: CliEnv): Promise<{ port: number; authorityUrl: string; ca: string }> {
@@ -70,7 +73,7 @@ describe("one-time login in a real browser (Debian Chromium via Playwright)", { 
       const r = await login.done;
       assert.equal(r.code, 0, login.stderr());
       assert.equal(LinkStatusSchema.parse(JSON.parse(r.stdout)).authority?.account, "oauth");
-      assert.match(keychainItem(e, "instance-id"), /^inst_/);
+      assert.match(await keychainItem(e, "instance-id"), /^inst_/);
       assert.equal((await fetch(`http://127.0.0.1:${port}/piper-link-context`)).status, 200);
 
       // Sign in again with the device flow; the browser already has a session, so only the code is asked.
@@ -120,25 +123,25 @@ describe("one-time login", () => {
     const status = LinkStatusSchema.parse(JSON.parse(result.stdout));
     assert.equal(status.state, "ready");
     assert.equal(status.authority?.account, "oauth");
-    const instanceId = keychainItem(e, "instance-id");
+    const instanceId = await keychainItem(e, "instance-id");
     assert.match(instanceId, /^inst_/);
-    assert.match(keychainItem(e, "refresh-token"), /^prt_/);
+    assert.match(await keychainItem(e, "refresh-token"), /^prt_/);
     assert.deepEqual(await (await fetch(`http://127.0.0.1:${port}/piper-link-context`)).json(), { instanceId });
     assert.equal(cli(e, ["secrets", "set", "K"], "v").code, 0, "Link API calls use the OAuth access token");
 
     // Restart: still signed in, same instance, the refresh token (rotated) still works.
-    const before = keychainItem(e, "refresh-token");
+    const before = await keychainItem(e, "refresh-token");
     assert.equal(cli(e, ["stop"]).code, 0);
     const restarted = await startLink(e);
     assert.equal(cliJson(e, ["status"], LinkStatusSchema).state, "ready");
     assert.deepEqual(cliJson(e, ["secrets", "list"], z.array(z.object({ name: z.string() }).loose())).map((s) => s.name), ["K"]);
-    assert.notEqual(keychainItem(e, "refresh-token"), before, "refresh tokens rotate");
+    assert.notEqual(await keychainItem(e, "refresh-token"), before, "refresh tokens rotate");
 
     // Logout: revoked at the authority, gone from the keychain, agents told.
-    const last = keychainItem(e, "refresh-token");
+    const last = await keychainItem(e, "refresh-token");
     assert.equal(cli(e, ["logout"]).code, 0);
-    assert.equal(keychainItem(e, "refresh-token"), "");
-    assert.equal(keychainItem(e, "instance-id"), "");
+    assert.equal(await keychainItem(e, "refresh-token"), "");
+    assert.equal(await keychainItem(e, "instance-id"), "");
     const reuse = await new Browser(restarted.authorityUrl, ca).post("/oauth/token", { client_id: "piper-link", grant_type: "refresh_token", refresh_token: last });
     assert.equal(reuse.json["error"], "invalid_grant");
     assert.equal(cli(e, ["stop"]).code, 0);
@@ -173,7 +176,7 @@ describe("one-time login", () => {
     await assert.rejects(person.get(callback1.toString()), /ECONNREFUSED/);
 
     // The refresh token is revoked elsewhere (another device signs this one out).
-    await new Browser(authorityUrl, ca).post("/oauth/revoke", { token: keychainItem(e, "refresh-token") });
+    await new Browser(authorityUrl, ca).post("/oauth/revoke", { token: await keychainItem(e, "refresh-token") });
     assert.equal(cli(e, ["stop"]).code, 0);
     await startLink(e);
     const listed = cli(e, ["secrets", "list"]);
