@@ -5,7 +5,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { z } from "zod";
 import { resolveLinkPaths, type LinkPaths } from "../src/main/core/runtime/paths.js";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { tempDir, TEST_ACCOUNT_PASSWORD, TEST_PASSPHRASE, TEST_PIN, uniqueProfile } from "./helpers.js";
 
 export const BIN = fileURLToPath(new URL("../bin/piper-link.js", import.meta.url));
@@ -85,7 +85,11 @@ export function cli(e: CliEnv, args: string[], input?: string): { code: number; 
 function ensurePin(e: CliEnv): void {
   const status = spawnSync(process.execPath, [BIN, "status", "--json"], { env: e.env, encoding: "utf8", timeout: 60_000 });
   if (status.status !== 0 || !/"state": "unlocked"/.test(status.stdout) || /"pinSet": true/.test(status.stdout)) return;
-  const r = spawnSync(PYTHON, ptyArgv(["pin", "set"]), { env: e.env, encoding: "utf8", timeout: 60_000 });
+  // The passphrase is the one in the env's passphrase file (a test may have chosen another).
+  const file = e.env["PIPER_LINK_PASSPHRASE_FILE"];
+  const passphrase = file === undefined ? TEST_PASSPHRASE : readFileSync(file, "utf8").replace(/\n$/, "");
+  const answers = PERSON_ANSWERS.map(([rx, text]) => [rx, text === TEST_PASSPHRASE ? passphrase : text] as const);
+  const r = spawnSync(PYTHON, ptyArgv(["pin", "set"], answers), { env: e.env, encoding: "utf8", timeout: 60_000 });
   if (r.status !== 0) throw new Error(`piper-link pin set exited ${r.status}: ${r.stdout}${r.stderr}`);
 }
 

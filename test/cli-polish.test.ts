@@ -42,7 +42,7 @@ describe("piper-link in a person's words", () => {
     assert.equal(help.code, 0);
     const listed = [...help.stdout.split("Commands:")[1]?.matchAll(/^ {2}([a-z-]+)/gm) ?? []].map((m) => m[1]);
     assert.deepEqual(listed.slice(0, 6), ["start", "login", "status", "stop", "logout", "ui"]);
-    const order = ["start", "unlock", "lock", "pin", "login", "status", "stop", "logout", "ui", "secrets", "requests", "approve", "deny", "grants", "revoke", "activity", "run", "service", "dev", "authority", "help"];
+    const order = ["start", "login", "status", "stop", "logout", "ui", "unlock", "lock", "pin", "secrets", "requests", "approve", "deny", "grants", "revoke", "activity", "run", "service", "dev", "authority", "help"];
     const known = listed.filter((c): c is string => c !== undefined && order.includes(c));
     assert.deepEqual(known, order.filter((c) => known.includes(c)), "the named commands come in this order");
     assert.equal(listed[listed.length - 1], "help");

@@ -306,7 +306,7 @@ async function startInBackground(opts: StartOptions, out: Output): Promise<numbe
  * secrets, deciding requests, grants, activity, running agents, and the service, developer and
  * authority commands last. Commands not named here (added later) come after `run`.
  */
-export const HELP_ORDER = ["start", "unlock", "lock", "pin", "login", "status", "stop", "logout", "ui", "secrets", "requests", "approve", "deny", "grants", "revoke", "activity", "run", "service", "dev", "authority"];
+export const HELP_ORDER = ["start", "login", "status", "stop", "logout", "ui", "unlock", "lock", "pin", "secrets", "requests", "approve", "deny", "grants", "revoke", "activity", "run", "service", "dev", "authority"];
 
 function helpRank(name: string): number {
   if (name === "help") return HELP_ORDER.length + 1;
