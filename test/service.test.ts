@@ -16,7 +16,8 @@ describe("service install (systemd user unit)", () => {
   it("writes a unit that runs this install's foreground daemon for the profile, and removes it", async () => {
     const e = await newEnv();
     e.env["XDG_CONFIG_HOME"] = path.join(e.home, "config");
-    const installed = cliJson(e, ["service", "install", "--no-start"], z.object({ unit: z.string(), enabled: z.literal(false), keychain: z.literal("os"), warnings: z.array(z.string()).length(0) }));
+    const installed = cliJson(e, ["service", "install", "--no-start"], z.object({ unit: z.string(), enabled: z.literal(false), keychain: z.literal("os"), warnings: z.array(z.string()).length(1) }));
+    assert.match(installed.warnings[0] ?? "", /starts locked.*piper-link unlock/);
     assert.equal(installed.unit, path.join(e.home, "config", "systemd", "user", `piper-link-${e.profile}.service`));
     const unit = readFileSync(installed.unit, "utf8");
     assert.match(unit, /^\[Unit\]/);

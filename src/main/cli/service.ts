@@ -40,6 +40,10 @@ async function unitOf(profile: string): Promise<{ name: string; file: string; in
   return { name, file, installed: (await readFileOrNull(file)) !== null };
 }
 
+/** What a service without a passphrase file means for the person. */
+export const SERVICE_STARTS_LOCKED =
+  "The service starts locked (it has no terminal to ask your passphrase on): after each start, unlock it with `piper-link unlock` at a terminal or in its window.";
+
 /** How the service will open the profile's keychain: what the unit must carry, and what the person must still do. */
 interface ServiceKeychain {
   backend: KeychainBackend;
@@ -58,7 +62,9 @@ interface ServiceKeychain {
  */
 async function serviceKeychain(profile: string): Promise<ServiceKeychain> {
   const backend = await chosenBackend(resolveLinkPaths(profile).dataDir);
-  if (backend !== "file") return { backend, passphraseFile: null, environment: {}, warnings: [] };
+  // The OS keychain opens without a passphrase, but the vault does not: the service starts locked and
+  // the person unlocks it after each start (a passphrase file would make it unprotected at rest).
+  if (backend !== "file") return { backend, passphraseFile: null, environment: {}, warnings: [SERVICE_STARTS_LOCKED] };
   const given = process.env[PASSPHRASE_FILE_ENV];
   if (given !== undefined && given !== "") {
     const passphraseFile = path.resolve(given);
