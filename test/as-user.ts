@@ -30,21 +30,27 @@ export function secondUserUnavailable(): string | null {
  * Creates `TEST_USER` (no home, no login shell) unless it exists; returns its uid. Idempotent and
  * safe when two runs create it at once (useradd's "already exists" is accepted).
  */
-export function ensureTestUser(): number {
+export function ensureTestUser(name: string = TEST_USER): number {
   const uid = (): number | null => {
-    const r = spawnSync("id", ["-u", TEST_USER], { encoding: "utf8" });
+    const r = spawnSync("id", ["-u", name], { encoding: "utf8" });
     return r.status === 0 ? Number(r.stdout.trim()) : null;
   };
   const existing = uid();
   if (existing !== null) return existing;
-  const made = spawnSync("useradd", ["-M", "-s", "/usr/sbin/nologin", TEST_USER], { encoding: "utf8" });
+  const made = spawnSync("useradd", ["-M", "-s", "/usr/sbin/nologin", name], { encoding: "utf8" });
   const now = uid();
-  if (now === null) throw new Error(`useradd ${TEST_USER} failed: ${made.stderr.trim()}`);
+  if (now === null) throw new Error(`useradd ${name} failed: ${made.stderr.trim()}`);
   return now;
 }
 
+/** Copies the tree `src` to `dest`, readable by every user (scripts/test-setup.mjs does the same for PostgreSQL). */
+export function copyReadableByAll(src: string, dest: string): void {
+  cpSync(src, dest, { recursive: true, verbatimSymlinks: false, dereference: true });
+  openToAll(dest);
+}
+
 /** Makes `p` and everything under it readable (and folders enterable) by every user. */
-function openToAll(p: string): void {
+export function openToAll(p: string): void {
   const st = lstatSync(p);
   if (st.isSymbolicLink()) return;
   if (st.isDirectory()) {

@@ -24,6 +24,7 @@ export const PERSON_ANSWERS: ReadonlyArray<readonly [string, string]> = [
   ["PIN \\(6\\+ digits\\): $", TEST_PIN],
   ["Repeat the PIN: $", TEST_PIN],
   ["passphrase: $", TEST_PASSPHRASE],
+  ["to unlock Piper Link: $", TEST_PASSPHRASE],
 ];
 
 /** The argv that runs the CLI with a pty as its terminal, answering with `answers`. */

@@ -255,6 +255,8 @@ describe("a grant goes only to the program the person saw (issue 13)", () => {
     await waitFor(() => secretFrames(a).length === 1, "the secret");
     a.child.kill();
     cliJson(e, ["logout"], z.object({ loggedOut: z.literal(true) }));
+    // Signing out locked the Link: the person unlocks at a terminal, then signs in again.
+    assert.equal(cli(e, ["unlock"]).code, 0);
     cliJson(e, ["dev", "sign-in"], LinkStatusSchema);
     const ended = cliJson(e, ["grants", "--all"], z.array(GrantViewSchema)).find((g) => g.id === grant.id);
     assert.ok(ended?.endedAt, "the old instance's grant ended");

@@ -6,7 +6,7 @@ import { createRequire } from "node:module";
 import { after, before, describe, it } from "node:test";
 import { DiscoveryFileSchema } from "../src/shared/discovery.js";
 import { CloseCode } from "../src/shared/protocol.js";
-import { connectAgent, startTestLink, waitFor, type TestLink } from "./helpers.js";
+import { connectAgent, startTestLink, TEST_PASSPHRASE, waitFor, type TestLink } from "./helpers.js";
 import { readSealed } from "./vault-reader.js";
 
 describe("agent protocol", () => {
@@ -17,6 +17,12 @@ describe("agent protocol", () => {
   after(async () => {
     await t.stop();
   });
+  /** Signing out locks the Link too; the person unlocks again (the next test signs in again). */
+  async function signOut(): Promise<void> {
+    await t.link.api.logout({});
+    assert.equal(t.link.status().vault.lockedReason, "signed_out");
+    await t.link.api.unlock({ passphrase: TEST_PASSPHRASE });
+  }
 
   it("answers hello with not_logged_in, then pushes context when an instance ID appears and disappears", async () => {
     const agent = await connectAgent(t.url);
@@ -37,7 +43,7 @@ describe("agent protocol", () => {
     assert.equal(welcome.instanceId, "inst_push_0001");
     assert.equal(welcome.link.version, "0.1.0");
 
-    await t.link.api.logout({});
+    await signOut();
     assert.deepEqual(await agent.next((m) => m.type === "context"), { type: "context", instanceId: null, state: "logged_out", reason: "not_logged_in" });
     assert.equal(await t.keychain.get("instance-id"), null);
     agent.close();
@@ -50,7 +56,7 @@ describe("agent protocol", () => {
     await t.link.api.setInstanceId({ instanceId: "inst_quiet_0002" });
     await helloed.next((m) => m.type === "context");
     assert.equal(silent.received.length, 0);
-    await t.link.api.logout({});
+    await signOut();
     silent.close();
     helloed.close();
   });
@@ -67,7 +73,7 @@ describe("agent protocol", () => {
     assert.equal(reply.type, "error");
     assert.equal(reply.code, "authority_unavailable");
     assert.equal(reply.retryable, true);
-    await t.link.api.logout({});
+    await signOut();
     agent.send({ type: "resolve", id: 10, variable: "OPENAI_API_KEY" });
     const loggedOut = await agent.next((m) => "id" in m && m.id === 10);
     assert.equal(loggedOut.type === "error" && loggedOut.code, "not_logged_in");
@@ -116,7 +122,7 @@ describe("agent protocol", () => {
     const health = await fetch(`${base}/healthz`);
     assert.equal(health.status, 200);
     assert.deepEqual(await health.json(), { status: "ok", version: "0.1.0", state: "ready" });
-    await t.link.api.logout({});
+    await signOut();
   });
 
   it("identifies the process on the other end of each agent connection", async () => {

@@ -10,7 +10,7 @@
 // what came back) as a test diagnostic, for the record.
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { chmodSync, chownSync, cpSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, it, mock, type TestContext } from "node:test";
@@ -25,6 +25,7 @@ import { PRESENCE_REQUIRED_MESSAGE } from "../src/main/core/presence/presence.js
 import { pinBackoffMs } from "../src/main/core/vault/vault.js";
 import { CHROMIUM_SKIP } from "./chromium.js";
 import { startTestLink, TEST_PASSPHRASE, TEST_PIN, uniqueProfile, waitFor } from "./helpers.js";
+import { copyReadableByAll, ensureTestUser } from "./as-user.js";
 
 const PROJECT = fileURLToPath(new URL("..", import.meta.url));
 const VALUE = "sk-attack-suite-7f3a9c21-the-value";
@@ -78,9 +79,7 @@ let bus: ReturnType<typeof spawn> | null = null;
 let attackerOutput = "";
 
 function ensureAttackUser(): void {
-  if (spawnSync("id", ["-u", ATTACK_USER]).status === 0) return;
-  const made = spawnSync("useradd", ["-M", "-s", "/usr/sbin/nologin", ATTACK_USER], { encoding: "utf8" });
-  if (spawnSync("id", ["-u", ATTACK_USER]).status !== 0) throw new Error(`useradd ${ATTACK_USER} failed: ${made.stderr}`);
+  ensureTestUser(ATTACK_USER);
 }
 
 function userIds(): { uid: number; gid: number } {
@@ -200,20 +199,6 @@ function startAgent(clientId: string, counted = true): Promise<Agent> {
       reject(new Error(`agent ${clientId} ended before its request was pending: ${out}`));
     });
   });
-}
-
-/** Copies the tree `src` to `dest` readable by every user (scripts/test-setup.mjs does the same for PostgreSQL). */
-function copyReadableByAll(src: string, dest: string): void {
-  cpSync(src, dest, { recursive: true, verbatimSymlinks: false, dereference: true });
-  const open = (p: string): void => {
-    const st = lstatSync(p);
-    if (st.isSymbolicLink()) return;
-    if (st.isDirectory()) {
-      chmodSync(p, (st.mode & 0o7777) | 0o755);
-      for (const name of readdirSync(p)) open(path.join(p, name));
-    } else chmodSync(p, (st.mode & 0o7777) | 0o644 | (st.mode & 0o111 ? 0o111 : 0));
-  };
-  open(dest);
 }
 
 /**

@@ -435,7 +435,7 @@ export function buildProgram(run: (job: (out: Output) => Promise<number>, json: 
           await keychain.delete("instance-id");
           await keychain.delete("refresh-token");
         }
-        out.result({ loggedOut: true, linkRunning: viaLink !== null }, "Signed out. Agents now get `not_logged_in`.");
+        out.result({ loggedOut: true, linkRunning: viaLink !== null }, viaLink === null ? "Signed out. Agents now get `not_logged_in`." : "Signed out, and Piper Link locked itself: agents get `locked`. To sign in again, `piper-link unlock`, then `piper-link login`.");
         return ExitCode.ok;
       }, o.json === true);
     });

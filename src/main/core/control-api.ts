@@ -78,6 +78,9 @@ export function createControlApi(deps: ControlApiDeps): LinkApi {
     },
     async logout() {
       await signIn.signOut();
+      // Signing out ends this machine's sign-in: the keys leave memory too, and the next person at
+      // the keyboard unlocks before signing in again.
+      if (vault.state === "unlocked") deps.lock("signed_out");
       return status();
     },
     loginStart: ({ device }) => signIn.start(device),
