@@ -142,7 +142,11 @@ describe("one-time login", () => {
     assert.equal(cli(e, ["logout"]).code, 0);
     assert.equal(await keychainItem(e, "refresh-token"), "");
     assert.equal(await keychainItem(e, "instance-id"), "");
-    const reuse = await new Browser(restarted.authorityUrl, ca).post("/oauth/token", { client_id: "piper-link", grant_type: "refresh_token", refresh_token: last });
+    // Signing out locked the Link (its embedded authority stopped): the person unlocks to look again.
+    assert.equal(cliJson(e, ["status"], LinkStatusSchema).vault.lockedReason, "signed_out");
+    assert.equal(cli(e, ["unlock"]).code, 0);
+    const reopened = cliJson(e, ["status"], LinkStatusSchema).authority?.url ?? "";
+    const reuse = await new Browser(reopened, ca).post("/oauth/token", { client_id: "piper-link", grant_type: "refresh_token", refresh_token: last });
     assert.equal(reuse.json["error"], "invalid_grant");
     assert.equal(cli(e, ["stop"]).code, 0);
   });
