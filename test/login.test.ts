@@ -132,7 +132,7 @@ describe("one-time login", () => {
     // Restart: still signed in, same instance, the refresh token (rotated) still works.
     const before = await keychainItem(e, "refresh-token");
     assert.equal(cli(e, ["stop"]).code, 0);
-    const restarted = await startLink(e);
+    await startLink(e);
     assert.equal(cliJson(e, ["status"], LinkStatusSchema).state, "ready");
     assert.deepEqual(cliJson(e, ["secrets", "list"], z.array(z.object({ name: z.string() }).loose())).map((s) => s.name), ["K"]);
     assert.notEqual(await keychainItem(e, "refresh-token"), before, "refresh tokens rotate");
