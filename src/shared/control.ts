@@ -21,7 +21,7 @@ import { ErrorCodeSchema, LinkError } from "./errors.js";
 import { PeerProcessSchema } from "./process.js";
 import { ContextStateSchema, RequestIdSchema } from "./protocol.js";
 import { describeValidation, methodWords } from "./wording.js";
-import { PinSchema, PresenceProofSchema, ResidualRiskSchema, VaultStatusSchema } from "./presence.js";
+import { PinChallengeSchema, PinSchema, PresenceProofSchema, ResidualRiskSchema, VaultStatusSchema } from "./presence.js";
 
 export { PeerProcessSchema, type PeerProcess } from "./process.js";
 
@@ -207,6 +207,15 @@ export const ControlMethods = {
   presenceChallenge: {
     params: z.object({ method: z.string().min(1).max(64), params: z.record(z.string(), z.unknown()) }).strict(),
     result: z.object({ challengeId: z.string(), expiresAt: z.string(), options: z.record(z.string(), z.unknown()) }),
+  },
+  /**
+   * A challenge for a `pin-mac` proof of `method` with `params` (the CLI's form of the PIN: the PIN
+   * itself never crosses the channel): the PIN verifier's scrypt parameters and a nonce bound to
+   * that exact call, single-use, valid 2 minutes.
+   */
+  pinChallenge: {
+    params: z.object({ method: z.string().min(1).max(64), params: z.record(z.string(), z.unknown()) }).strict(),
+    result: PinChallengeSchema,
   },
   /** WebAuthn registration options for a new passkey (RP ID `localhost`, user verification required). */
   passkeyRegistrationOptions: { params: Empty, result: z.object({ challengeId: z.string(), options: z.record(z.string(), z.unknown()) }) },

@@ -29,12 +29,18 @@ export const PinSchema = z
  * - `passkey`: a WebAuthn assertion over a challenge from `presenceChallenge`, which is bound to the
  *   exact action (verified with @simplewebauthn/server; user verification required).
  * - `password`: the account password, forwarded to a team authority, which checks it itself.
+ * - `pin-mac`: the PIN without the PIN (the CLI's form): HMAC-SHA256 keyed with scrypt(PIN) under
+ *   the parameters `pinChallenge` gave, over `pinMacMessage(nonce, action)`. What crosses the
+ *   control channel is good for that one action and challenge only, so a program that relays the
+ *   channel (a rewritten control file) cannot reuse it; it is still a PIN verifier to guess at
+ *   offline, so a long PIN or a passkey is stronger.
  */
 export const PresenceProofSchema = z.discriminatedUnion("method", [
   z.object({ method: z.literal("pin"), pin: z.string().min(1).max(64) }).strict(),
   z.object({ method: z.literal("passphrase"), passphrase: z.string().min(1).max(1024) }).strict(),
   z.object({ method: z.literal("passkey"), challengeId: z.string().min(1).max(128), response: z.record(z.string(), z.unknown()) }).strict(),
   z.object({ method: z.literal("password"), password: z.string().min(1).max(1024) }).strict(),
+  z.object({ method: z.literal("pin-mac"), challengeId: z.string().min(1).max(128), mac: z.string().regex(/^[A-Za-z0-9_-]{43}$/) }).strict(),
 ]);
 export type PresenceProof = z.infer<typeof PresenceProofSchema>;
 export type PresenceMethod = PresenceProof["method"];
@@ -53,6 +59,20 @@ export const AuthorityPresenceSchema = z.discriminatedUnion("kind", [
   z.object({ kind: z.literal("password"), password: z.string().min(1).max(1024) }).strict(),
 ]);
 export type AuthorityPresence = z.infer<typeof AuthorityPresenceSchema>;
+
+/** What a `pin-mac` covers: the challenge's nonce and the exact action. */
+export function pinMacMessage(nonce: string, action: string): string {
+  return `piper-link-pin-v1\n${nonce}\n${action}`;
+}
+
+/** A PIN challenge: the verifier's scrypt parameters (salt base64) and a single-use nonce bound to one action. */
+export const PinChallengeSchema = z.object({
+  challengeId: z.string(),
+  expiresAt: z.string(),
+  nonce: z.string(),
+  kdf: z.object({ N: z.number().int(), r: z.number().int(), p: z.number().int(), salt: z.string() }),
+});
+export type PinChallenge = z.infer<typeof PinChallengeSchema>;
 
 /** How long a `link-mac` presence is accepted after its `at`, in ms. */
 export const PRESENCE_MAC_TTL_MS = 60_000;

@@ -279,13 +279,20 @@ export function addApprovalCommands(program: Command, profile: () => string, run
         if (binding === "client") out.warn("Warning: any program that calls itself this agent can now use this secret, not just the one you saw.");
         const terms = { ...(binding ? { binding } : {}), ...(mode.kind === "use" ? { mode } : {}), ...(policy !== null ? { policy } : {}) };
         const [only] = requestIds;
+        // The prompt names what the PIN will approve: who asks, for what, and the terms.
+        const pending = await call(profile(), "listRequests", { status: "pending" }).catch(() => []);
+        const asked = requestIds.map((id) => {
+          const r = pending.find((p) => p.id === id);
+          return `  ${r === undefined ? id : describeRequest(r)}`;
+        });
+        const what = [`Approving ${requestIds.length === 1 ? "this request" : `these ${requestIds.length} requests`}:`, ...asked, `with: ${describeTerms(scope, terms)}`].join("\n");
         if (requestIds.length === 1 && only !== undefined) {
-          const grant = await callWithPresence(profile(), "approveRequest", { requestId: only, scope, ...terms, ...(o.secret ? { secretName: o.secret } : {}) }, `Approving ${only} (${describeTerms(scope, terms)}).`);
+          const grant = await callWithPresence(profile(), "approveRequest", { requestId: only, scope, ...terms, ...(o.secret ? { secretName: o.secret } : {}) }, what);
           out.result(grant, `Approved: ${describeGrant(grant)}`);
           return ExitCode.ok;
         }
         // Several: one set of terms, each request its own grant; one failing leaves the others approved.
-        const { results } = await callWithPresence(profile(), "approveRequests", { items: requestIds.map((requestId) => ({ requestId })), scope, ...terms }, `Approving ${requestIds.length} requests (${describeTerms(scope, terms)}).`);
+        const { results } = await callWithPresence(profile(), "approveRequests", { items: requestIds.map((requestId) => ({ requestId })), scope, ...terms }, what);
         out.result(
           results,
           results.map((r) => (r.ok ? `Approved: ${describeGrant(r.grant)}` : `Not approved ${r.requestId}: ${r.error.message} (${r.error.code})`)),

@@ -124,7 +124,7 @@ function describeStatus(s: LinkStatus): string[] {
     if (s.authority.signInError !== null) lines.push(`  account:   ${s.authority.signInError}`);
     // How the Link proves itself to the authority; "signed in" above says whether agents are served.
     else lines.push(`  account:   ${s.authority.account === "oauth" ? "signed in with an account" : s.authority.account === "local-token" ? "the embedded authority's local development token (`piper-link login` signs in with an account)" : "no account yet — `piper-link login` signs in"}`);
-  } else lines.push("  authority: none configured");
+  } else lines.push(s.vault.state === "unlocked" ? "  authority: none configured" : "  authority: starts when Piper Link is unlocked");
   lines.push(`  agents connected: ${s.agents.length}`);
   for (const a of s.agents) {
     // Name and client ID are the agent's own words: escaped and cut (issue 16 item 6).

@@ -8,9 +8,11 @@
  */
 import fs from "node:fs";
 import tty from "node:tty";
-import type { ControlMethod, ControlParams, ControlResult, LinkStatus } from "../../shared/control.js";
+import { createHmac } from "node:crypto";
+import { ControlMethods, type ControlMethod, type ControlParams, type ControlResult, type LinkStatus } from "../../shared/control.js";
 import { LinkError } from "../../shared/errors.js";
-import { passphraseWeakness, PinSchema, type PresenceProof } from "../../shared/presence.js";
+import { passphraseWeakness, pinMacMessage, PinSchema, presenceAction, type PresenceProof } from "../../shared/presence.js";
+import { deriveKey } from "../core/vault/vault-crypto.js";
 import { promptHidden } from "../core/runtime/keychain-choice.js";
 import { callLink } from "./link-access.js";
 import { hardenForProof } from "../../platform/harden.js";
@@ -52,11 +54,27 @@ export async function openTerminal(): Promise<Terminal> {
   };
 }
 
-/** Asks the proof this Link accepts (`status.vault.proofs`), naming what it is for. */
-export async function askProof(terminal: Terminal, status: LinkStatus, what: string): Promise<PresenceProof> {
+/**
+ * The PIN as a `pin-mac` for `method` with `params`: a challenge from the Link, the PIN typed here,
+ * and only HMAC(scrypt(PIN), nonce ‖ action) sent back — so whatever relays the control channel
+ * learns nothing it could use for another action.
+ */
+async function pinMac<M extends ControlMethod>(profile: string, terminal: Terminal, method: M, params: ControlParams<M>): Promise<PresenceProof> {
+  const terms: Record<string, unknown> = { ...params };
+  const challenge = await callLink(profile, "pinChallenge", { method, params: terms });
+  const pin = await terminal.askHidden("Your Piper Link PIN: ");
+  const key = await deriveKey(pin, { name: "scrypt", ...challenge.kdf });
+  const parsed: Record<string, unknown> = { ...ControlMethods[method].params.parse(terms) };
+  const mac = createHmac("sha256", key).update(pinMacMessage(challenge.nonce, presenceAction(method, parsed))).digest("base64url");
+  key.fill(0);
+  return { method: "pin-mac", challengeId: challenge.challengeId, mac };
+}
+
+/** Asks the proof this Link accepts (`status.vault.proofs`) for `method` with `params`, naming what it is for. */
+export async function askProof<M extends ControlMethod>(terminal: Terminal, status: LinkStatus, what: string, profile: string, method: M, params: ControlParams<M>): Promise<PresenceProof> {
   const proofs = status.vault.proofs;
   terminal.say(what);
-  if (proofs.includes("pin")) return { method: "pin", pin: await terminal.askHidden("Your Piper Link PIN: ") };
+  if (proofs.includes("pin")) return pinMac(profile, terminal, method, params);
   if (proofs.includes("password")) return { method: "password", password: await terminal.askHidden("Your account password (your team's authority checks it): ") };
   if (proofs.includes("passphrase")) return { method: "passphrase", passphrase: await terminal.askHidden("Your Piper Link passphrase: ") };
   if (proofs.includes("passkey")) throw new LinkError("presence_required", "This Link accepts only your passkey here: approve in the Piper Link window (`piper-link ui`).");
@@ -82,7 +100,7 @@ export async function callWithPresence<M extends ControlMethod>(profile: string,
   try {
     for (let attempt = 1; ; attempt++) {
       const status = await callLink(profile, "status", {});
-      const presence = await askProof(terminal, status, attempt === 1 ? what : "Try again.");
+      const presence = await askProof(terminal, status, attempt === 1 ? what : "Try again.", profile, method, params);
       try {
         return await callLink(profile, method, { ...params, presence });
       } catch (err) {

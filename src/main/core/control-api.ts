@@ -41,6 +41,19 @@ export interface ControlApiDeps {
 }
 
 
+/**
+ * The action a proof for `method` with `params` will be checked against: the terms read as the call
+ * itself will read them (defaults filled in), so a challenge is bound to exactly what the later call
+ * computes. Throws `bad_request` for an unknown method or params it would refuse.
+ */
+function actionOf(method: string, params: Record<string, unknown>): string {
+  if (!isControlMethod(method)) throw new LinkError("bad_request", `Unknown control method ${JSON.stringify(method.slice(0, 64))}.`);
+  const parsed = ControlMethods[method].params.safeParse(params);
+  if (!parsed.success) throw new LinkError("bad_request", describeValidation(methodWords(method), parsed.error.issues));
+  const terms: Record<string, unknown> = { ...parsed.data };
+  return presenceAction(method, terms);
+}
+
 /** True when every host of `next` is already allowed by `current` (null: any host). Narrowing needs no proof. */
 function hostsNarrow(current: readonly string[] | null, next: readonly string[] | null): boolean {
   if (current === null) return true;
@@ -185,14 +198,9 @@ export function createControlApi(deps: ControlApiDeps): LinkApi {
     },
     async presenceChallenge({ method, params }) {
       if (vault.state !== "unlocked") throw new LinkError("locked", "Piper Link is locked; unlock it first.");
-      // The terms are read as the call itself will read them (defaults filled in), so the challenge
-      // is bound to exactly the action the later call computes.
-      if (!isControlMethod(method)) throw new LinkError("bad_request", `Unknown control method ${JSON.stringify(method.slice(0, 64))}.`);
-      const parsed = ControlMethods[method].params.safeParse(params);
-      if (!parsed.success) throw new LinkError("bad_request", describeValidation(methodWords(method), parsed.error.issues));
-      const terms: Record<string, unknown> = { ...parsed.data };
-      return deps.passkeys.challenge(presenceAction(method, terms));
+      return deps.passkeys.challenge(actionOf(method, params));
     },
+    pinChallenge: ({ method, params }) => Promise.resolve(presence.pinChallenge(actionOf(method, params))),
     async passkeyRegistrationOptions() {
       if (vault.state !== "unlocked") throw new LinkError("locked", "Piper Link is locked; unlock it first.");
       return deps.passkeys.registrationOptions();

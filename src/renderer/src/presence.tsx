@@ -24,7 +24,7 @@ import { toUiError, useDesktop, useLinkAction, useLinkApi, useLinkStatus, type U
  * calls that accept fewer proofs (setting the PIN takes the passphrase or a passkey, whatever the PIN).
  */
 export function offeredProofs(vault: VaultStatus, only?: readonly PresenceMethod[]): PresenceMethod[] {
-  const accepted = (m: PresenceMethod): boolean => vault.proofs.includes(m) && (only === undefined || only.includes(m));
+  const accepted = (m: VaultStatus["proofs"][number]): boolean => vault.proofs.includes(m) && (only === undefined || only.includes(m));
   const out: PresenceMethod[] = [];
   if (accepted("pin") && vault.pinSet) out.push("pin");
   if (accepted("passkey") && vault.passkeys > 0) out.push("passkey");
@@ -180,7 +180,7 @@ export function useProofStep(only?: readonly PresenceMethod[]): ProofStep {
 }
 
 function proofNoun(m: PresenceMethod): string {
-  return { pin: "approval PIN", passphrase: "Piper Link passphrase", password: "account password", passkey: "passkey" }[m];
+  return { pin: "approval PIN", "pin-mac": "approval PIN", passphrase: "Piper Link passphrase", password: "account password", passkey: "passkey" }[m];
 }
 
 /**

@@ -10,7 +10,8 @@
  */
 import type { ControlMethod } from "../../../shared/control.js";
 import { LinkError } from "../../../shared/errors.js";
-import { presenceAction, PresenceProofSchema, type PresenceProof, type VaultStatus } from "../../../shared/presence.js";
+import { randomBytes } from "node:crypto";
+import { presenceAction, PresenceProofSchema, type PinChallenge, type PresenceProof, type VaultStatus } from "../../../shared/presence.js";
 import type { Vault } from "../vault/vault.js";
 import { signLinkPresence, type PresenceSigner } from "../authority/authority-client.js";
 
@@ -47,13 +48,23 @@ export interface PresenceGate {
    * password, when the call carries one, else the signer refuses with `presence_required`.
    */
   narrowing(params: Record<string, unknown>): AuthoritySigner;
+  /** A `pin-mac` challenge for `action` (presenceAction of the call it will prove). Throws `locked`, `presence_failed` (no PIN set). */
+  pinChallenge(action: string): PinChallenge;
 }
+
+/** How long a PIN challenge may be answered, in ms (a person reading the prompt and typing). */
+const PIN_CHALLENGE_TTL_MS = 2 * 60_000;
+/** PIN challenges kept at once; more are not needed by one person, and fewer bound what a caller can pile up. */
+const PIN_CHALLENGES_MAX = 32;
 
 export const PRESENCE_REQUIRED_MESSAGE =
   "This needs you: approve in the Piper Link window (it asks for your PIN), or run the command at a terminal, where it asks for your PIN.";
 
 export function createPresenceGate(deps: PresenceGateDeps): PresenceGate {
   const { vault, now } = deps;
+
+  /** PIN challenges in flight: single-use, bound to one action, PIN_CHALLENGE_TTL_MS; at most PIN_CHALLENGES_MAX (the oldest goes). */
+  const pinChallenges = new Map<string, { action: string; nonce: string; expiresAt: number }>();
 
   function proofs(): VaultStatus["proofs"] {
     if (vault.state !== "unlocked") return [];
@@ -81,6 +92,14 @@ export function createPresenceGate(deps: PresenceGateDeps): PresenceGate {
       case "password":
         // Checked by the team authority itself, below; meaningless to the embedded one.
         return;
+      case "pin-mac": {
+        const challenge = pinChallenges.get(proof.challengeId);
+        // Used up by any attempt, right or wrong.
+        pinChallenges.delete(proof.challengeId);
+        if (challenge === undefined || challenge.expiresAt < now()) throw new LinkError("presence_failed", "That PIN prompt expired or was already used; try again.");
+        if (challenge.action !== action) throw new LinkError("presence_failed", "That PIN was given for another request or other terms.");
+        return vault.checkPinMac(challenge.nonce, action, proof.mac);
+      }
     }
   }
 
@@ -94,6 +113,17 @@ export function createPresenceGate(deps: PresenceGateDeps): PresenceGate {
 
   return {
     proofs,
+    pinChallenge(action) {
+      if (vault.state !== "unlocked") throw new LinkError("locked", "Piper Link is locked. Unlock it first.");
+      const kdf = vault.pinParams();
+      for (const [id, c] of pinChallenges) if (c.expiresAt < now()) pinChallenges.delete(id);
+      if (pinChallenges.size >= PIN_CHALLENGES_MAX) pinChallenges.delete(pinChallenges.keys().next().value ?? "");
+      const challengeId = `pc_${randomBytes(16).toString("base64url")}`;
+      const nonce = randomBytes(24).toString("base64url");
+      const expiresAt = now() + PIN_CHALLENGE_TTL_MS;
+      pinChallenges.set(challengeId, { action, nonce, expiresAt });
+      return { challengeId, nonce, expiresAt: new Date(expiresAt).toISOString(), kdf: { N: kdf.N, r: kdf.r, p: kdf.p, salt: kdf.salt } };
+    },
     narrowing(params) {
       const authority = deps.authority();
       if (authority?.kind === "embedded") return embeddedSigner(authority.approvalKey);

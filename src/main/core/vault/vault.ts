@@ -20,8 +20,8 @@ import path from "node:path";
 import type { Logger } from "pino";
 import { z } from "zod";
 import { LinkError } from "../../../shared/errors.js";
-import { DEFAULT_IDLE_LOCK_MINUTES, PIN_TRIES_ALLOWED, PinSchema, passphraseWeakness, type LockReason } from "../../../shared/presence.js";
-import { randomBytes } from "node:crypto";
+import { DEFAULT_IDLE_LOCK_MINUTES, PIN_TRIES_ALLOWED, PinSchema, passphraseWeakness, pinMacMessage, type LockReason } from "../../../shared/presence.js";
+import { createHmac, randomBytes } from "node:crypto";
 import { readFileOrNull, writeFileAtomic } from "../runtime/files.js";
 import { SEALED_ITEMS, type KeychainItem, type KeychainStore } from "../runtime/keychain.js";
 import { BoxSchema, KdfSchema, PIN_KDF, VAULT_KDF, deriveKey, newKdf, open, sameBytes, seal, type Kdf } from "./vault-crypto.js";
@@ -54,6 +54,11 @@ export function pinBackoffMs(failures: number): number {
 }
 
 export type VaultState = "new" | "locked" | "unlocked";
+
+/** The longest wait a wrong unlock passphrase imposes, in ms: long enough to make guessing pointless, short enough that an agent's guesses cannot keep the person out. */
+const UNLOCK_WAIT_CAP_MS = 30_000;
+/** Wrong tries (of any proof) before a wrong unlock passphrase starts to wait: a typo or two costs nothing. */
+const FREE_UNLOCK_TRIES = 2;
 
 export interface VaultOptions {
   /** The raw keychain (OS or file): the record and the sealed items are kept in it. */
@@ -102,6 +107,10 @@ export interface Vault {
   openItem(item: KeychainItem, stored: string): string | null;
   /** Checks an approval PIN: resolves when right; `presence_failed` (tries left), `rate_limited` (wait), `locked` (too many). */
   checkPin(pin: string): Promise<void>;
+  /** The PIN verifier's scrypt parameters (salt base64), for a `pin-mac` challenge. Throws `presence_failed` when no PIN is set. */
+  pinParams(): Kdf;
+  /** Checks a `pin-mac` (base64url HMAC-SHA256 keyed with the PIN verifier over `pinMacMessage(nonce, action)`), counted as a PIN. */
+  checkPinMac(nonce: string, action: string, mac: string): Promise<void>;
   /** Checks the passphrase as a proof (not while unattended). Throws `presence_failed`. */
   checkPassphrase(passphrase: string): Promise<void>;
   /** Checks the passphrase even when unattended (only for a first PIN on such a vault). Throws `presence_failed`. */
@@ -172,6 +181,43 @@ export function createVault(options: VaultOptions): Vault {
   function opened(): { key: Buffer } {
     if (state !== "unlocked" || vaultKey === null) throw lockedError();
     return { key: vaultKey };
+  }
+
+  function requirePin(): { kdf: Kdf; hash: Buffer } {
+    opened();
+    if (pinVerifier === null) throw new LinkError("presence_failed", "No approval PIN is set; use your passphrase (or set a PIN in Settings).");
+    return pinVerifier;
+  }
+
+  /**
+   * One proof attempt (a PIN, its MAC, or the passphrase): refused unchecked while the wait after a
+   * wrong one runs (`rate_limited`) or once the tries are used up (`locked`); a good one clears the
+   * count and restarts the idle clock; a wrong one is counted (persisted), and the last allowed one
+   * locks the vault.
+   */
+  async function attempt(what: "PIN" | "passphrase", check: () => Promise<boolean>): Promise<void> {
+    opened();
+    if (failures.failures >= PIN_TRIES_ALLOWED) {
+      vault.lock("too_many_wrong_pins");
+      throw new LinkError("locked", `Wrong PIN or passphrase ${PIN_TRIES_ALLOWED} times: Piper Link locked itself. Unlock it with your passphrase (in its window, or \`piper-link unlock\` at a terminal).`);
+    }
+    const wait = failures.lastAt + pinBackoffMs(failures.failures) - now();
+    if (wait > 0) throw new LinkError("rate_limited", `Too many wrong tries; try again in ${Math.ceil(wait / 1000)} s.`, { retryable: true });
+    if (await check()) {
+      failures = { failures: 0, lastAt: 0 };
+      await saveFailures();
+      lastPresence = now();
+      return;
+    }
+    failures = { failures: failures.failures + 1, lastAt: now() };
+    await saveFailures();
+    const left = PIN_TRIES_ALLOWED - failures.failures;
+    log.warn({ failures: failures.failures, what }, "vault: a wrong proof of presence");
+    if (left <= 0) {
+      vault.lock("too_many_wrong_pins");
+      throw new LinkError("locked", `Wrong ${what} ${PIN_TRIES_ALLOWED} times in a row: Piper Link locked itself. Unlock it with your passphrase.`);
+    }
+    throw new LinkError("presence_failed", `Wrong ${what} — ${left} ${left === 1 ? "try" : "tries"} left before Piper Link locks.`);
   }
 
   const vault: Vault = {
@@ -275,12 +321,17 @@ export function createVault(options: VaultOptions): Vault {
       const record = RecordSchema.safeParse(safeJson(text));
       if (!record.success) throw new LinkError("keychain_unavailable", "The vault record in the keychain is not one this Piper Link can read (changed, or written by a newer version).");
       const { box, ...h } = record.data;
+      // Wrong passphrases are slowed (never locked out: the person's own unlock must stay possible).
+      const wait = Math.min(failures.lastAt + pinBackoffMs(Math.max(0, failures.failures - FREE_UNLOCK_TRIES)) - now(), UNLOCK_WAIT_CAP_MS);
+      if (wait > 0) throw new LinkError("rate_limited", `Too many wrong tries; try again in ${Math.ceil(wait / 1000)} s.`, { retryable: true });
       const key = await deriveKey(passphrase, h.kdf);
       const plain = open(key, box, aadOf(h));
       if (plain === null) {
         key.fill(0);
         options.shareWithFileKeychain?.(null);
         keychain.forgetKey?.();
+        failures = { failures: failures.failures + 1, lastAt: now() };
+        await saveFailures();
         throw new LinkError("presence_failed", "That passphrase does not unlock Piper Link.");
       }
       const parsed = PayloadSchema.safeParse(safeJson(plain.toString("utf8")));
@@ -334,44 +385,34 @@ export function createVault(options: VaultOptions): Vault {
       if (!box.success) return null;
       return open(key, box.data, itemAad(item))?.toString("utf8") ?? null;
     },
-    async checkPin(pin) {
-      opened();
-      if (pinVerifier === null) throw new LinkError("presence_failed", "No approval PIN is set; use your passphrase (or set a PIN in Settings).");
-      if (failures.failures >= PIN_TRIES_ALLOWED) {
-        vault.lock("too_many_wrong_pins");
-        throw new LinkError("locked", `Wrong PIN ${PIN_TRIES_ALLOWED} times: Piper Link locked itself. Unlock it with your passphrase (in its window, or \`piper-link unlock\` at a terminal).`);
-      }
-      const wait = failures.lastAt + pinBackoffMs(failures.failures) - now();
-      if (wait > 0) throw new LinkError("rate_limited", `Too many wrong PINs; try again in ${Math.ceil(wait / 1000)} s.`, { retryable: true });
-      const verifier = pinVerifier;
-      const candidate = await deriveKey(pin, verifier.kdf);
-      if (sameBytes(candidate, verifier.hash)) {
-        failures = { failures: 0, lastAt: 0 };
-        await saveFailures();
-        lastPresence = now();
-        return;
-      }
-      failures = { failures: failures.failures + 1, lastAt: now() };
-      await saveFailures();
-      const left = PIN_TRIES_ALLOWED - failures.failures;
-      log.warn({ failures: failures.failures }, "vault: wrong approval PIN");
-      if (left <= 0) {
-        vault.lock("too_many_wrong_pins");
-        throw new LinkError("locked", `Wrong PIN ${PIN_TRIES_ALLOWED} times: Piper Link locked itself. Unlock it with your passphrase.`);
-      }
-      throw new LinkError("presence_failed", `Wrong PIN — ${left} ${left === 1 ? "try" : "tries"} left before Piper Link locks.`);
+    checkPin(pin) {
+      return attempt("PIN", async () => {
+        const verifier = requirePin();
+        return sameBytes(await deriveKey(pin, verifier.kdf), verifier.hash);
+      });
+    },
+    pinParams() {
+      const verifier = requirePin();
+      return { ...verifier.kdf };
+    },
+    checkPinMac(nonce, action, mac) {
+      return attempt("PIN", () => {
+        const verifier = requirePin();
+        const expected = createHmac("sha256", verifier.hash).update(pinMacMessage(nonce, action)).digest();
+        return Promise.resolve(sameBytes(Buffer.from(mac, "base64url"), expected));
+      });
     },
     async checkPassphrase(passphrase) {
       opened();
       if (unattended) throw new LinkError("presence_failed", "Piper Link was unlocked from a passphrase file, so the passphrase cannot prove you are here; use your PIN or a passkey.");
       return vault.checkPassphraseUnattended(passphrase);
     },
-    async checkPassphraseUnattended(passphrase) {
-      opened();
-      if (header === null || kek === null) throw lockedError();
-      const candidate = await deriveKey(passphrase, header.kdf);
-      if (!sameBytes(candidate, kek)) throw new LinkError("presence_failed", "That is not your Piper Link passphrase.");
-      lastPresence = now();
+    checkPassphraseUnattended(passphrase) {
+      // Counted with wrong PINs: guessing the passphrase as a proof is slowed and locks the same way.
+      return attempt("passphrase", async () => {
+        if (header === null || kek === null) throw lockedError();
+        return sameBytes(await deriveKey(passphrase, header.kdf), kek);
+      });
     },
     async setPin(pin) {
       opened();
