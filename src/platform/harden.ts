@@ -4,7 +4,8 @@
  * ptrace, /proc/<pid>/mem, a core dump, or Node's inspector.
  *
  * - Node's inspector: refused at start when `--inspect…`/`--debug…` is in `process.execArgv` or
- *   `NODE_OPTIONS`, or the inspector is already open; and `kill -USR1 <pid>`, which makes any Node
+ *   `NODE_OPTIONS`, or the inspector is already open (so are heap snapshots, and code loaded
+ *   through `NODE_OPTIONS`: see `debuggerRefusal`); and `kill -USR1 <pid>`, which makes any Node
  *   process open it on 127.0.0.1:9229 (a second process then reads keys through
  *   `Runtime.evaluate`), is caught: Node's docs reserve SIGUSR1 for the debugger, and a JavaScript
  *   listener for it takes the signal instead (libuv installs its own handler for the signal in
@@ -14,14 +15,15 @@
  *   that could await, and never removed.
  * - Not dumpable (Linux, dumpable-linux.ts): the kernel refuses same-user ptrace and /proc reads.
  *   A failure is reported, not fatal: the Link still runs and shows the residual risk
- *   `not_dumpable_failed`.
+ *   `not_dumpable_failed`. A program may have seized the process before this ran and undone it,
+ *   so a key holder checks again before it takes a secret (memory-check.ts).
  *
  * Root is not an adversary here: it ignores dumpability and can read any memory.
  */
 import inspector from "node:inspector";
 import { LinkError } from "../shared/errors.js";
 import { makeNotDumpable } from "./dumpable-linux.js";
-import { inspectorOption, parseNodeOptions } from "./node-options.js";
+import { codeLoadingOption, heapWritingOption, inspectorOption, parseNodeOptions } from "./node-options.js";
 
 /** Which process hardens itself; only the wording of the refusal depends on it. */
 export type ProcessRole = "link" | "authority" | "shell" | "cli";
@@ -72,18 +74,41 @@ export function guardSigusr1(): void {
 }
 
 /**
- * The sentence refusing a start with the inspector enabled, or null when none is: an inspector
- * option in `execArgv` or in `NODE_OPTIONS` (read with Node's own grammar, quotes included), or an
- * inspector already open (`inspector.url()`), which catches forms the option check does not know.
+ * The sentence refusing a start that would open this process to the user's other programs, or null:
+ * - Node's inspector: an inspector option in `execArgv` or in `NODE_OPTIONS` (read with Node's own
+ *   grammar, quotes included), or an inspector already open (`inspector.url()`), which catches
+ *   forms the option check does not know.
+ * - Heap snapshots (`--heapsnapshot-signal`, `--heapsnapshot-near-heap-limit`), in either place:
+ *   the snapshot file holds every key.
+ * - Code loaded from `NODE_OPTIONS` (`--require`/`-r`, `--import`, `--loader`,
+ *   `--experimental-loader`): an agent can set NODE_OPTIONS for the person's next start (a shell's
+ *   rc file, `systemctl --user set-environment`). Not refused in `execArgv`: that is the command
+ *   line of whoever started the process on purpose (the tests run Links under `node --import tsx`,
+ *   and the embedded authority is started with its parent's options).
+ *
+ * This stops a naive injection only. Code named by `--require` has already run when this check
+ * runs (Node loads it before the main script), so it may have hidden itself or done its work; the
+ * same goes for LD_PRELOAD and any other way to change the environment or the install the Link
+ * starts from. That is the residual risk "an install or environment you can write" in the README.
  */
 export function debuggerRefusal(role: ProcessRole, execArgv: readonly string[], env: NodeJS.ProcessEnv): string | null {
   const who = ROLE_NAMES[role];
   const why = "any program running as you could then attach to it and read the keys it holds";
+  const nodeOptions = parseNodeOptions(env["NODE_OPTIONS"] ?? "");
   const fromArgv = inspectorOption(execArgv);
   if (fromArgv !== null) return `${who} does not run with Node's debugger enabled (${fromArgv} on Node's command line): ${why}. Start it without ${fromArgv}.`;
-  const fromEnv = inspectorOption(parseNodeOptions(env["NODE_OPTIONS"] ?? ""));
+  const fromEnv = inspectorOption(nodeOptions);
   if (fromEnv !== null) return `${who} does not run with Node's debugger enabled (${fromEnv} in NODE_OPTIONS): ${why}. Remove ${fromEnv} from NODE_OPTIONS and start it again.`;
   if (inspector.url() !== undefined) return `${who} does not run with Node's debugger enabled (the inspector is open): ${why}. Start it without a debugger.`;
+  const heapWhy = "a heap snapshot writes everything it holds, its keys too, to a file any program running as you can read";
+  const heapArgv = heapWritingOption(execArgv);
+  if (heapArgv !== null) return `${who} does not run with Node's heap snapshots enabled (${heapArgv} on Node's command line): ${heapWhy}. Start it without ${heapArgv}.`;
+  const heapEnv = heapWritingOption(nodeOptions);
+  if (heapEnv !== null) return `${who} does not run with Node's heap snapshots enabled (${heapEnv} in NODE_OPTIONS): ${heapWhy}. Remove ${heapEnv} from NODE_OPTIONS and start it again.`;
+  const code = codeLoadingOption(nodeOptions);
+  if (code !== null) {
+    return `${who} does not run with code loaded through NODE_OPTIONS (${code} in NODE_OPTIONS): that code would run inside it and could read the keys it holds. Remove ${code} from NODE_OPTIONS and start it again; if you did not put it there, a program running as you did (look in your shell's startup files and \`systemctl --user show-environment\`).`;
+  }
   return null;
 }
 

@@ -49,3 +49,38 @@ export function inspectorOption(args: readonly string[]): string | null {
   }
   return null;
 }
+
+/** Options whose value names code Node loads before the main script. */
+const CODE_LOADING = new Set(["--require", "-r", "--import", "--loader", "--experimental-loader"]);
+
+/** Options that write the whole heap, every key in it, to a file. */
+const HEAP_WRITING = new Set(["--heapsnapshot-signal", "--heapsnapshot-near-heap-limit"]);
+
+/** The first option among `args` whose name is in `names` (`=value` and underscores as `inspectorOption`), or null; stops at `--`. */
+function firstNamed(args: readonly string[], names: ReadonlySet<string>): string | null {
+  for (const arg of args) {
+    if (arg === "--") return null;
+    const name = arg.startsWith("--") ? (arg.split("=", 1)[0] ?? "").replaceAll("_", "-") : arg;
+    if (names.has(name)) return arg;
+  }
+  return null;
+}
+
+/**
+ * The first option among `args` that loads other code into the process before its own:
+ * `--require`/`-r`, `--import`, `--loader`, `--experimental-loader` (with a separate value or
+ * `=value`, underscores read as dashes). `--experimental-vm-modules` and the like load nothing and
+ * are not found. Returns the option as written (without its separate value), or null.
+ */
+export function codeLoadingOption(args: readonly string[]): string | null {
+  return firstNamed(args, CODE_LOADING);
+}
+
+/**
+ * The first option among `args` that makes Node write a heap snapshot (`--heapsnapshot-signal`,
+ * which any program of the user can trigger with `kill`, and `--heapsnapshot-near-heap-limit`), or
+ * null.
+ */
+export function heapWritingOption(args: readonly string[]): string | null {
+  return firstNamed(args, HEAP_WRITING);
+}

@@ -250,8 +250,10 @@ function createKeychainHelper(timeoutMs: number, idleMs = KEYCHAIN_HELPER_IDLE_M
   function spawnHelper(): ChildProcess {
     const keyringPath = createRequire(import.meta.url).resolve("@napi-rs/keyring");
     // Electron's binary acts as Node with ELECTRON_RUN_AS_NODE. Only these arguments: a Link under
-    // tsx does not load the TypeScript loader into a helper that does not need it.
-    const env = !("electron" in process.versions) ? process.env : { ...process.env, ELECTRON_RUN_AS_NODE: "1" };
+    // tsx does not load the TypeScript loader into a helper that does not need it. No NODE_OPTIONS:
+    // the helper holds what the keychain gives, and code named there (--require) would run in it.
+    const env: NodeJS.ProcessEnv = { ...process.env, ...("electron" in process.versions ? { ELECTRON_RUN_AS_NODE: "1" } : {}) };
+    delete env["NODE_OPTIONS"];
     const h = spawn(process.execPath, ["-e", HELPER_SOURCE, keyringPath], { stdio: ["ignore", "ignore", "ignore", "ipc"], env });
     h.on("message", (raw: unknown) => {
       const reply = KeychainReplySchema.safeParse(raw);
