@@ -4,10 +4,12 @@
 // the Link and its authority refusing to start with Node's debugger enabled.
 import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import { inspectorOption, parseNodeOptions } from "../src/platform/node-options.js";
+import { codeLoadingOption, heapWritingOption, inspectorOption, parseNodeOptions } from "../src/platform/node-options.js";
 import { LinkStatusSchema } from "../src/shared/control.js";
 import { BIN, cliJson, newEnv, stopAll } from "./cli-helpers.js";
 import { bundleForAnyUser, ensureTestUser, secondUserUnavailable, TEST_USER } from "./as-user.js";
@@ -114,6 +116,25 @@ describe("NODE_OPTIONS is read with Node's own grammar", () => {
   });
 });
 
+describe("code loaded through NODE_OPTIONS is found", () => {
+  it("--require/-r, --import, --loader, --experimental-loader, separate or with =value; not other options", () => {
+    for (const [value, found] of [
+      ["--require /tmp/x.cjs", "--require"],
+      ["-r /tmp/x.cjs", "-r"],
+      ["--require=/tmp/x.cjs", "--require=/tmp/x.cjs"],
+      ['--title="a b" --import=./x.mjs', "--import=./x.mjs"],
+      ["--loader ./l.mjs", "--loader"],
+      ["--experimental_loader=./l.mjs", "--experimental_loader=./l.mjs"],
+      ["--max-old-space-size=64 --experimental-vm-modules", null],
+      ['--title="--require x"', null],
+    ] as const) {
+      assert.equal(codeLoadingOption(parseNodeOptions(value)), found, value);
+    }
+    assert.equal(heapWritingOption(parseNodeOptions("--heapsnapshot-signal=SIGUSR2")), "--heapsnapshot-signal=SIGUSR2");
+    assert.equal(heapWritingOption(parseNodeOptions("--heap-prof-dir=x --title=heapsnapshot")), null);
+  });
+});
+
 describe("kill -USR1 opens no inspector in a hardened process", () => {
   it("a hardened child ignores SIGUSR1; a plain one opens its inspector (the signal was delivered)", async () => {
     const hardened = startChild(process.execPath, [bundle, "hardened"], process.env);
@@ -134,27 +155,27 @@ describe("kill -USR1 opens no inspector in a hardened process", () => {
 
 const noSecondUser = secondUserUnavailable();
 
-describe("another process of the same (non-root) user cannot read a hardened process", { skip: noSecondUser ?? false }, () => {
-  /** What a second process of TEST_USER gets from /proc/<pid>/environ and /proc/<pid>/mem. */
-  function attack(pid: number): { environ: string; mem: string } {
-    const script = `
-      const fs = require("node:fs");
-      const pid = process.argv[1];
-      const attempt = (fn) => { try { return fn(); } catch (e) { return e.code ?? String(e); } };
-      const environ = attempt(() => (fs.readFileSync("/proc/" + pid + "/environ", "latin1").includes("PIPER_TEST_MARKER=") ? "read" : "read, no marker"));
-      const mem = attempt(() => {
-        const fd = fs.openSync("/proc/" + pid + "/mem", "r");
-        const line = fs.readFileSync("/proc/" + pid + "/maps", "utf8").split("\\n").find((l) => / r/.test(" " + (l.split(" ")[1] ?? "")));
-        const start = BigInt("0x" + line.split("-")[0]);
-        const n = fs.readSync(fd, Buffer.alloc(64), 0, 64, start);
-        return n > 0 ? "read" : "empty";
-      });
-      process.stdout.write(JSON.stringify({ environ, mem }));`;
-    const r = spawnSync("runuser", ["-u", TEST_USER, "--", process.execPath, "-e", script, String(pid)], { encoding: "utf8", timeout: 15_000 });
-    assert.equal(r.status, 0, r.stderr);
-    return JSON.parse(r.stdout) as { environ: string; mem: string };
-  }
+/** What a second process of TEST_USER gets from /proc/<pid>/environ and /proc/<pid>/mem. */
+function attack(pid: number): { environ: string; mem: string } {
+  const script = `
+    const fs = require("node:fs");
+    const pid = process.argv[1];
+    const attempt = (fn) => { try { return fn(); } catch (e) { return e.code ?? String(e); } };
+    const environ = attempt(() => (fs.readFileSync("/proc/" + pid + "/environ", "latin1").includes("PIPER_TEST_MARKER=") ? "read" : "read, no marker"));
+    const mem = attempt(() => {
+      const fd = fs.openSync("/proc/" + pid + "/mem", "r");
+      const line = fs.readFileSync("/proc/" + pid + "/maps", "utf8").split("\\n").find((l) => / r/.test(" " + (l.split(" ")[1] ?? "")));
+      const start = BigInt("0x" + line.split("-")[0]);
+      const n = fs.readSync(fd, Buffer.alloc(64), 0, 64, start);
+      return n > 0 ? "read" : "empty";
+    });
+    process.stdout.write(JSON.stringify({ environ, mem }));`;
+  const r = spawnSync("runuser", ["-u", TEST_USER, "--", process.execPath, "-e", script, String(pid)], { encoding: "utf8", timeout: 15_000 });
+  assert.equal(r.status, 0, r.stderr);
+  return JSON.parse(r.stdout) as { environ: string; mem: string };
+}
 
+describe("another process of the same (non-root) user cannot read a hardened process", { skip: noSecondUser ?? false }, () => {
   it("/proc/<pid>/mem and environ are refused (EACCES) for a hardened child, read for a plain one", async () => {
     const uid = ensureTestUser();
     const env = { ...process.env, PIPER_TEST_MARKER: "x" };
@@ -165,6 +186,9 @@ describe("another process of the same (non-root) user cannot read a hardened pro
     assert.equal(p["uid"], uid);
     assert.deepEqual(h["result"], { notDumpable: true, dumpableFailure: null });
 
+    assert.equal(h["selfCheck"], null, "the self-check passes in a hardened process");
+    assert.match(String(p["selfCheck"]), /^it is dumpable \(PR_GET_DUMPABLE gives 1\)$/, "and fails in a plain one");
+
     assert.deepEqual(attack(Number(h["pid"])), { environ: "EACCES", mem: "EACCES" });
     // The control: the same attacker reads a process that did not harden itself, so the refusal
     // above is the hardening's doing. Yama's ptrace_scope 1 or more also stops /proc/<pid>/mem of
@@ -173,6 +197,42 @@ describe("another process of the same (non-root) user cannot read a hardened pro
     const control = attack(Number(p["pid"]));
     assert.equal(control.environ, "read");
     if (scope === 0) assert.equal(control.mem, "read");
+  });
+});
+
+describe("a process whose memory was opened again after it hardened itself is found out", { skip: noSecondUser ?? false }, () => {
+  it("made dumpable again (as a debugger that seized it at exec does): its self-check fails and its memory is read", async () => {
+    ensureTestUser();
+    const reopened = startChild("runuser", ["-u", TEST_USER, "--", process.execPath, bundle, "reopened"], { ...process.env, PIPER_TEST_MARKER: "x" });
+    const r = await reopened.ready;
+    assert.deepEqual(r["result"], { notDumpable: true, dumpableFailure: null }, "it was hardened first");
+    assert.deepEqual(r["reopened"], { ok: true });
+    assert.equal(r["selfCheck"], "it is dumpable (PR_GET_DUMPABLE gives 1)");
+    assert.equal(attack(Number(r["pid"])).environ, "read", "the check is right: its memory is open");
+  });
+
+  it("traced (strace, as the same user): its self-check names the tracer, though its prctl worked", { skip: spawnSync("sh", ["-c", "command -v strace"]).status === 0 ? false : "needs strace" }, async () => {
+    ensureTestUser();
+    const traced = startChild("runuser", ["-u", TEST_USER, "--", "strace", "-f", "-qq", "-o", "/dev/null", process.execPath, bundle, "hardened"], process.env);
+    const r = await traced.ready;
+    assert.deepEqual(r["result"], { notDumpable: true, dumpableFailure: null });
+    assert.match(String(r["selfCheck"]), /^process \d+ \(strace\) is tracing it$/);
+  });
+
+  it("the keys are handed to a child only once its memory is closed: a hardened child gets them, one that stays dumpable is killed without them", () => {
+    ensureTestUser();
+    const handover = (mode: string): Record<string, unknown> => {
+      const r = spawnSync("runuser", ["-u", TEST_USER, "--", process.execPath, bundle, "handover", mode], { encoding: "utf8", timeout: 30_000 });
+      assert.equal(r.status, 0, r.stderr);
+      return JSON.parse(r.stdout) as Record<string, unknown>;
+    };
+    assert.deepEqual({ ...handover("hardened"), childPid: 0 }, { handover: null, childGot: "keys", childPid: 0 });
+    const plain = handover("plain");
+    assert.equal(plain["handover"], "its memory is open to other programs of this user (/proc/<pid>/environ can be read)");
+    assert.equal(plain["childGot"], null, "nothing was written to the dumpable child");
+    const reopened = handover("reopened");
+    assert.equal(reopened["childGot"], null);
+    assert.match(String(reopened["handover"]), /environ can be read/);
   });
 });
 
@@ -204,6 +264,33 @@ describe("the Link and its authority refuse to start with Node's debugger enable
     // The background daemon inherits Node's options from `start` (as NODE_OPTIONS would pass them).
     assert.equal(r.status, 2, r.stdout + r.stderr);
     assert.match(r.stdout + r.stderr, /debugger enabled \(--inspect-port=0/);
+  });
+
+  it("NODE_OPTIONS loading code (--require): `start --foreground` exits 2 with the sentence, and the daemon never served", async () => {
+    const e = await newEnv();
+    const dir = mkdtempSync(path.join(os.tmpdir(), "piper-link-require-"));
+    const marker = path.join(dir, "ran");
+    const script = path.join(dir, "x.cjs");
+    writeFileSync(script, `require("node:fs").writeFileSync(${JSON.stringify(marker)}, "ran");\n`);
+    const r = spawnSync(process.execPath, [BIN, "start", "--foreground", "--port", "0"], {
+      env: { ...e.env, NODE_OPTIONS: `--require ${script}` },
+      encoding: "utf8",
+      timeout: 30_000,
+    });
+    assert.equal(r.status, 2, r.stdout + r.stderr);
+    assert.match(r.stderr + r.stdout, /Piper Link does not run with code loaded through NODE_OPTIONS \(--require in NODE_OPTIONS\): that code would run inside it and could read the keys it holds\. Remove --require from NODE_OPTIONS and start it again/);
+    // The injected code did run (Node loads it first): the refusal stops a naive injection, not one
+    // that hides itself, which is the README's residual risk of an environment you can write.
+    assert.equal(readFileSync(marker, "utf8"), "ran");
+    assert.equal(existsSync(e.paths.logDir), false, "no log was written");
+    assert.equal(existsSync(path.join(e.paths.dataDir, "authority")), false, "no authority was started");
+  });
+
+  it("NODE_OPTIONS with a heap snapshot on a signal is refused too", async () => {
+    const e = await newEnv();
+    const r = spawnSync(process.execPath, [BIN, "start", "--foreground", "--port", "0"], { env: { ...e.env, NODE_OPTIONS: "--heapsnapshot-signal=SIGUSR2" }, encoding: "utf8", timeout: 30_000 });
+    assert.equal(r.status, 2, r.stdout + r.stderr);
+    assert.match(r.stderr + r.stdout, /heap snapshots enabled \(--heapsnapshot-signal=SIGUSR2 in NODE_OPTIONS\)/);
   });
 
   it("the authority (`piper-link authority serve`) refuses too, before reading its data keys", async () => {

@@ -168,6 +168,10 @@ export function authorityCommand(source: KeySource = stdinLine): Command {
     .option("--email <email>", "the user's email, to sign in with and to prove presence: a team authority checks this account's password on every approval")
     .option("--password-file <file>", "a file holding the user's password (with --email; never on the command line)")
     .action(async (o: { db: string; name: string; keysOnStdin?: boolean; email?: string; passwordFile?: string }) => {
+      // As `serve`: hardened before the keys (and the password) are read; the Link writes the keys
+      // to stdin only once this process's memory is closed.
+      const hardening = await hardenProcess("authority");
+      if (hardening.notDumpable === false) process.stderr.write(`${JSON.stringify({ msg: "the process could not be made non-dumpable", reason: hardening.dumpableFailure })}\n`);
       if ((o.email === undefined) !== (o.passwordFile === undefined)) throw new LinkError("bad_request", "Give --email and --password-file together.");
       const password = o.passwordFile === undefined ? null : fs.readFileSync(o.passwordFile, "utf8").replace(/\r?\n$/, "");
       if (password !== null && password.length < 8) throw new LinkError("bad_request", "The password must have at least 8 characters.");

@@ -34,6 +34,7 @@ import { createSettingsStore } from "./runtime/settings.js";
 import { startServing, type Serving } from "./serving.js";
 import { linkStatus } from "./status.js";
 import { DEFAULT_LINK_PORT } from "../../shared/version.js";
+import { verifyMemoryClosed } from "../../platform/memory-check.js";
 
 export type { AuthorityConfig } from "./authority/configured-authority.js";
 export type { Link, LinkOptions } from "./link-options.js";
@@ -142,7 +143,7 @@ export function createLink(options: LinkOptions): Link {
   function status(): LinkStatus {
     const { server = null, address = null, pyper = null } = serving ?? {};
     const vault = vaultStatus();
-    const risks = residualRisks.current({ preferredPort: options.port ?? DEFAULT_LINK_PORT, port: address?.port ?? null, fallback: address?.fallback ?? false, unattended: vault.unattended, dumpableFailure: options.hardening?.dumpableFailure ?? null });
+    const risks = residualRisks.current({ preferredPort: options.port ?? DEFAULT_LINK_PORT, port: address?.port ?? null, fallback: address?.fallback ?? false, unattended: vault.unattended, dumpableFailure: memoryOpen ?? options.hardening?.dumpableFailure ?? null });
     const base = linkStatus({ profile: options.profile ?? "default", preferredPort: options.port, startedAt, paths, server, address, context, connection, authorityMode: config?.kind ?? null, signIn, session, keychainBackend: keychain.backend ?? null, vault, risks });
     return { ...base, pyper: pyper === null ? null : { port: pyper.port, certFile: pyper.certFile } };
   }
@@ -232,9 +233,30 @@ export function createLink(options: LinkOptions): Link {
     await opening;
   }
 
+  /** Why this process's memory was found open at the last passphrase, or null: shown as `not_dumpable_failed`. */
+  let memoryOpen: string | null = null;
+  /**
+   * Refuses the passphrase when this process's memory is open now (platform/memory-check.ts): a
+   * program running as the person traces it, or made it dumpable again after it hardened itself.
+   * Whatever took the passphrase would be read with the keys it unlocks. Root and other systems
+   * than Linux are not checked; nor the dumpable flag when hardening already failed at start.
+   */
+  async function refuseIfMemoryOpen(): Promise<void> {
+    const reason = await verifyMemoryClosed({ dumpable: (options.hardening?.dumpableFailure ?? null) === null });
+    if (reason === null) return;
+    memoryOpen = reason;
+    log.error({ reason }, "vault: refused the passphrase: the process's memory is open to other programs");
+    emitStatus();
+    throw new LinkError(
+      "internal_error",
+      `Piper Link will not take your passphrase: another program is tracing it or has opened its memory (${reason}), and would read what it unlocks. Stop that program (a debugger, strace), then restart Piper Link (\`piper-link stop\`, then \`piper-link start\`).`,
+    );
+  }
+
   async function unlock(passphrase: string, unattended: boolean): Promise<LinkStatus> {
     if (serving === null) throw new LinkError("not_running", "This Link is not started.");
     if (vault.state === "unlocked") return status();
+    await refuseIfMemoryOpen();
     await vault.unlock(passphrase, { unattended });
     await afterUnlock();
     return status();
@@ -242,6 +264,7 @@ export function createLink(options: LinkOptions): Link {
 
   async function create(passphrase: string, pin: string | undefined, unattended: boolean): Promise<LinkStatus> {
     if (serving === null) throw new LinkError("not_running", "This Link is not started.");
+    await refuseIfMemoryOpen();
     await vault.create(passphrase, { unattended, ...(pin !== undefined ? { pin } : {}) });
     await afterUnlock();
     return status();

@@ -18,6 +18,7 @@ import { z } from "zod";
 import { AuthorityReadyLineSchema, CreatedUserLineSchema, createUserArgs, embeddedServeArgs, parseAuthorityLine, type AuthorityKeys } from "../../../shared/authority-process.js";
 import { backoffDelay } from "../../../shared/backoff.js";
 import { LinkError } from "../../../shared/errors.js";
+import { writeWhenMemoryClosed } from "../../../platform/memory-check.js";
 import type { KeychainItem, KeychainStore } from "../runtime/keychain.js";
 
 export interface EmbeddedAuthority {
@@ -41,6 +42,11 @@ export interface AuthorityProcess {
   onExit(listener: (code: number | null, signal: string | null) => void): void;
   /** SIGTERM first; `force` for SIGKILL. */
   kill(force: boolean): void;
+  /**
+   * Why the launcher ended the process itself instead of handing it the keys (a sentence), or null.
+   * A launcher that never refuses may leave it out.
+   */
+  refusal?(): string | null;
 }
 
 /**
@@ -83,13 +89,24 @@ function serverEntry(): string {
   return path.resolve(path.dirname(self), "../../../server", `main${ext}`);
 }
 
-/** The headless launcher: the authority's entry under this same Node binary. */
+/**
+ * The headless launcher: the authority's entry under this same Node binary, without NODE_OPTIONS
+ * (whatever the Link's environment says, the child loads no code from it). The keys are written
+ * only once the child's memory is closed, checked from outside (`writeWhenMemoryClosed`: its
+ * /proc/<pid>/environ is refused and nobody traces it), since a program of the same user may have
+ * seized it at exec; the child hardens itself first thing. A child still open after 5 s is killed,
+ * and its `refusal()` says why (the caller's start fails, or its restart waits and tries again).
+ */
 export const nodeChildLauncher: AuthorityLauncher = (args, env, keys) => {
-  const child: ChildProcess = spawn(process.execPath, [...process.execArgv, serverEntry(), ...args], { env, stdio: ["pipe", "pipe", "pipe"] });
-  // A child that died at once closes its stdin: the write then fails, and the exit says why.
-  child.stdin?.on("error", () => undefined);
-  child.stdin?.end(`${JSON.stringify(keys)}\n`);
+  const childEnv: NodeJS.ProcessEnv = { ...env };
+  delete childEnv["NODE_OPTIONS"];
+  const child: ChildProcess = spawn(process.execPath, [...process.execArgv, serverEntry(), ...args], { env: childEnv, stdio: ["pipe", "pipe", "pipe"] });
+  let refusal: string | null = null;
+  void writeWhenMemoryClosed(child, `${JSON.stringify(keys)}\n`).then((reason) => {
+    if (reason !== null) refusal = `Piper Link did not hand its keys to the embedded authority (process ${child.pid ?? "?"}): ${reason}. Another program running as you may be tracing it; close debuggers attached to Piper Link, and set kernel.yama.ptrace_scope to 1 to keep them out.`;
+  });
   return {
+    refusal: () => refusal,
     stdout: child.stdout,
     stderr: child.stderr,
     get exited() {
@@ -117,7 +134,9 @@ function firstLine(child: AuthorityProcess, what: string, timeoutMs: number): Pr
     child.stderr?.on("data", (c: Buffer) => (err += c.toString()));
     child.onExit((code) => {
       clearTimeout(timer);
-      reject(new LinkError("authority_unavailable", `The embedded authority exited (${code ?? "signal"}) before it could ${what}: ${err.trim().slice(-500)}`));
+      const refused = child.refusal?.() ?? null;
+      if (refused !== null) reject(new LinkError("authority_unavailable", refused));
+      else reject(new LinkError("authority_unavailable", `The embedded authority exited (${code ?? "signal"}) before it could ${what}: ${err.trim().slice(-500)}`));
     });
   });
 }
@@ -228,9 +247,11 @@ export async function startEmbeddedAuthority(options: EmbeddedOptions): Promise<
   }
   const rotating = dataKeys.includes(",");
   const sealedBefore = parseSettings(await keychain.get("authority-settings"))?.rowMacs === true;
-  // No key in the environment: an operator's variable, if the Link's own environment has one, is not passed on.
+  // No key in the environment: an operator's variable, if the Link's own environment has one, is not
+  // passed on. Nor NODE_OPTIONS: code it names (--require, --import) would run inside the child.
   const env: NodeJS.ProcessEnv = { ...process.env, PIPER_AUTHORITY_PARENT_PID: String(process.pid) };
   delete env["PIPER_AUTHORITY_DATA_KEYS"];
+  delete env["NODE_OPTIONS"];
   let approvalKey = randomBytes(32);
   let rotate = rotating;
   /** The keys for one launch: a new approval key each time (a restarted child must not accept the old one's proofs). */
