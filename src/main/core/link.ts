@@ -111,6 +111,7 @@ export function createLink(options: LinkOptions): Link {
   const presence = createPresenceGate({
     vault,
     now,
+    memoryCheck: () => refuseIfMemoryOpen(),
     authority: () => (config === null ? null : config.kind === "remote" ? { kind: "remote" } : { kind: "embedded", approvalKey: () => embedded?.approvalKey() ?? null }),
     passkeys: () => ({
       async verify(challengeId, action, response) {
@@ -249,7 +250,7 @@ export function createLink(options: LinkOptions): Link {
     emitStatus();
     throw new LinkError(
       "internal_error",
-      `Piper Link will not take your passphrase: another program is tracing it or has opened its memory (${reason}), and would read what it unlocks. Stop that program (a debugger, strace), then restart Piper Link (\`piper-link stop\`, then \`piper-link start\`).`,
+      `Piper Link will not take your passphrase or PIN: another program is tracing it or has opened its memory (${reason}), and would read what it unlocks. Stop that program (a debugger, strace), then restart Piper Link (\`piper-link stop\`, then \`piper-link start\`).`,
     );
   }
 

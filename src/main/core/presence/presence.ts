@@ -31,6 +31,8 @@ export interface PresenceGateDeps {
   authority: () => PresenceAuthority;
   passkeys: () => PasskeyVerifier | null;
   now: () => number;
+  /** Throws when this process's memory is open to other programs (traced, dumpable): a proof must not go in then. */
+  memoryCheck?: () => Promise<void>;
 }
 
 export interface PresenceGate {
@@ -151,6 +153,7 @@ export function createPresenceGate(deps: PresenceGateDeps): PresenceGate {
       if (authority?.kind !== "remote" && proof.method === "password") {
         throw new LinkError("presence_failed", "The account password proves nothing to this Link's own authority; use your PIN, a passkey or your passphrase.");
       }
+      await deps.memoryCheck?.();
       await check(proof, presenceAction(method, params));
       if (authority === null) return () => { throw new LinkError("authority_unavailable", "No authority is configured."); };
       if (authority.kind === "remote") {
