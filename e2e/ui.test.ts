@@ -761,11 +761,16 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     await context.close();
   });
 
-  it("follows the Link live: sign-out in Settings shows the sign-in screen; signing in from the CLI brings the window back", async () => {
+  it("follows the Link live: sign-out in Settings locks the Link; after Unlock the sign-in screen; signing in from the CLI brings the window back", async () => {
     const { context, page } = await openUi();
     await go(page, "Settings");
     await page.getByRole("button", { name: "Sign out" }).click();
     await page.getByRole("dialog").getByRole("button", { name: "Sign out" }).click();
+    // Signing out takes the keys out of memory too: the window shows the Locked screen.
+    await page.getByRole("heading", { name: "Piper Link is locked" }).waitFor();
+    const field = page.getByLabel("Passphrase");
+    await field.fill(TEST_PASSPHRASE);
+    await field.press("Enter");
     await page.getByRole("button", { name: "Sign in", exact: true }).waitFor();
     // Signing in again from elsewhere (the CLI) brings the window back by itself.
     cliJson(e, ["dev", "sign-in", "--name", "e2e box"], LinkStatusSchema);

@@ -152,7 +152,7 @@ export function createControlApi(deps: ControlApiDeps): LinkApi {
       if (hosts !== undefined) {
         const current = (await authority().listSecrets()).find((s) => s.name === name);
         // A new secret with hosts, or hosts wider than before, adds destinations: a yes.
-        if (current === undefined ? hosts === null || hosts.length > 0 : !hostsNarrow(current.hosts ?? null, hosts)) signer = await presence.require("setSecret", { name, hosts, presence: params.presence });
+        if (current === undefined ? hosts === null || hosts.length > 0 : !hostsNarrow(current.hosts ?? null, hosts)) signer = await presence.require("setSecret", params);
       }
       return changing("secret set", () => authority().setSecret(name, value, hosts, signer));
     },

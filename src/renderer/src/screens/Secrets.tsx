@@ -148,7 +148,7 @@ function SecretDialog({ editing, onClose, onSaved }: { editing: Editing; onClose
     const ran = await action.run("save", async () => {
       outcome.went = hostsOnly
         ? await tryWithoutProof(proof, prove, { method: "setSecretHosts", params: { name: secretName, hosts: list } }, (presence) => api.setSecretHosts({ name: secretName, hosts: list, ...withPresence(presence) }))
-        : await tryWithoutProof(proof, prove, { method: "setSecret", params: { name: secretName, ...hostsPart } }, (presence) => api.setSecret({ name: secretName, value, ...hostsPart, ...withPresence(presence) }));
+        : await tryWithoutProof(proof, prove, { method: "setSecret", params: { name: secretName, value, ...hostsPart } }, (presence) => api.setSecret({ name: secretName, value, ...hostsPart, ...withPresence(presence) }));
     });
     proof.clear();
     if (ran && outcome.went) {
