@@ -39,6 +39,11 @@ import { verifyMemoryClosed } from "../../platform/memory-check.js";
 export type { AuthorityConfig } from "./authority/configured-authority.js";
 export type { Link, LinkOptions } from "./link-options.js";
 
+/** A keychain that is locked or missing: something the Link can wait out, not a reason to stop. */
+function isKeychainFailure(err: unknown): err is LinkError {
+  return err instanceof LinkError && (err.code === "keychain_locked" || err.code === "keychain_unavailable");
+}
+
 /** How often the idle lock is checked, in ms (a minute: the idle lock is set in minutes). */
 const IDLE_CHECK_MS = 60_000;
 
@@ -276,8 +281,44 @@ export function createLink(options: LinkOptions): Link {
     return status();
   }
 
+  /** Unlocks (or creates) the vault with a passphrase given at start; a wrong passphrase file is `keychain_locked`, naming it. */
+  async function unlockAsGiven(given: NonNullable<LinkOptions["unlock"]>): Promise<void> {
+    const passphrase = typeof given.passphrase === "string" ? given.passphrase : await given.passphrase();
+    try {
+      if (vault.state === "new") await create(passphrase, given.pin, given.unattended ?? false);
+      else await unlock(passphrase, given.unattended ?? false);
+    } catch (err) {
+      if (!(err instanceof LinkError) || err.code !== "presence_failed" || given.unattended !== true) throw err;
+      throw new LinkError("keychain_locked", "The passphrase file (PIPER_LINK_PASSPHRASE_FILE) does not unlock Piper Link: put the passphrase the vault was made with in it, or start on a terminal to be asked.");
+    }
+  }
+
+  let unlockRetry: NodeJS.Timeout | null = null;
+  /** Tries the given passphrase again every keychainRetryMs until the keychain answers (or the Link stops). */
+  function retryUnlockLater(given: NonNullable<LinkOptions["unlock"]>): void {
+    unlockRetry = setTimeout(() => {
+      unlockRetry = null;
+      void (async () => {
+        try {
+          await vault.probe();
+          await unlockAsGiven(given);
+          context.setKeychainError(null);
+          log.info("keychain answered: unlocked");
+        } catch (err) {
+          if (serving === null) return;
+          context.setKeychainError(err instanceof LinkError ? err : new LinkError("keychain_unavailable", String(err)));
+          retryUnlockLater(given);
+        }
+        emitStatus();
+      })();
+    }, options.keychainRetryMs ?? 5000);
+    unlockRetry.unref();
+  }
+
   /** Stops what `start` started, in reverse order; safe on a partial start. */
   async function teardown(): Promise<void> {
+    if (unlockRetry !== null) clearTimeout(unlockRetry);
+    unlockRetry = null;
     vault.lock("started");
     await closeUnlocked();
     context.stop();
@@ -303,22 +344,32 @@ export function createLink(options: LinkOptions): Link {
       try {
         startedAt = new Date(now());
         // Locked until the person's passphrase arrives: the listeners answer `locked` meanwhile.
-        await vault.probe();
         context.setLocked(true);
+        const keychainFailure = await vault.probe().then(
+          () => null,
+          (err: unknown) => {
+            if (!isKeychainFailure(err) || config?.kind === "embedded") throw err;
+            return err;
+          },
+        );
         await settings.load();
         serving = await startServing({ options, dataDir: paths.dataDir, log, now, peers, connection, context, cache, events, api, controlToken, uiCodes, embeddedEndpoint, onAgentsChanged: emitStatus });
         const { port, hosts, fallback } = serving.address;
         // Given a passphrase (a file, a test), unlock before the runtime files say the Link is up, so
         // whoever finds it through them finds it ready.
+        // Without an embedded authority (whose data key is in the keychain) the Link serves with a
+        // keychain that does not answer yet, says so, and unlocks once it does.
         const given = options.unlock;
-        if (given !== undefined && given !== null) {
-          const passphrase = typeof given.passphrase === "string" ? given.passphrase : await given.passphrase();
+        if (keychainFailure !== null) {
+          context.setKeychainError(keychainFailure);
+          if (given !== undefined && given !== null) retryUnlockLater(given);
+        } else if (given !== undefined && given !== null) {
           try {
-            if (vault.state === "new") await create(passphrase, given.pin, given.unattended ?? false);
-            else await unlock(passphrase, given.unattended ?? false);
+            await unlockAsGiven(given);
           } catch (err) {
-            if (!(err instanceof LinkError) || err.code !== "presence_failed" || given.unattended !== true) throw err;
-            throw new LinkError("keychain_locked", "The passphrase file (PIPER_LINK_PASSPHRASE_FILE) does not unlock Piper Link: put the passphrase the vault was made with in it, or start on a terminal to be asked.");
+            if (!isKeychainFailure(err) || config?.kind === "embedded") throw err;
+            context.setKeychainError(err);
+            retryUnlockLater(given);
           }
         }
         await writeRuntimeFiles(paths, { port, controlToken, startedAt });

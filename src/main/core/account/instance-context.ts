@@ -28,6 +28,8 @@ export interface InstanceContext {
    * dropped from memory and agents are told; unlocking reads it from the keychain again.
    */
   setLocked(locked: boolean): void;
+  /** Records (or clears, with null) a keychain failure that keeps the Link locked: agents and status say so. */
+  setKeychainError(error: LinkError | null): void;
 }
 
 export interface InstanceContextDeps {
@@ -85,6 +87,7 @@ export function createInstanceContext(deps: InstanceContextDeps): InstanceContex
       return keychainError;
     },
     snapshot() {
+      if (locked && keychainError !== null) return { state: "logged_out", error: { code: keychainError.code, message: keychainError.message } };
       if (locked) return { state: "logged_out", error: { code: "locked", message: LOCKED_MESSAGE } };
       if (instanceId !== null) return { state: "ready", instanceId };
       if (keychainError !== null) return { state: "logged_out", error: { code: keychainError.code, message: keychainError.message } };
@@ -99,6 +102,9 @@ export function createInstanceContext(deps: InstanceContextDeps): InstanceContex
     async forget() {
       await keychain.delete("instance-id");
       apply(null);
+    },
+    setKeychainError(error) {
+      keychainError = error;
     },
     setLocked(next) {
       const changed = next !== locked;
