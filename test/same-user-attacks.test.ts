@@ -341,7 +341,8 @@ describe("same-user attacks: an agent running as you cannot say yes or read the 
       assert.equal(r.code, 0, r.stderr);
       const answers = z.array(z.object({ method: z.string(), ok: z.boolean(), code: z.string().optional(), message: z.string().optional() })).parse(lastJson(r.stdout));
       const codes = answers.map((a) => (a.ok ? "ok" : a.code));
-      assert.deepEqual(codes, ["presence_required", "presence_required", "presence_required", "presence_required", "presence_required", "presence_failed", "presence_failed", "presence_failed", "presence_failed", "ok", "ok"], JSON.stringify(answers));
+      // A wrong guess is counted: the next guess right after it waits (rate_limited) — refused unchecked.
+      assert.deepEqual(codes, ["presence_required", "presence_required", "presence_required", "presence_required", "presence_required", "presence_failed", "presence_failed", "rate_limited", "presence_failed", "ok", "ok"], JSON.stringify(answers));
       assert.equal(answers[0]?.message, PRESENCE_REQUIRED_MESSAGE);
       const after = await status();
       assert.equal(after.vault.state, "unlocked");
