@@ -11,7 +11,7 @@ import { uiAddress, type LinkStatus } from "../../shared/control.js";
 import { PIN_TRIES_ALLOWED, type LockReason, type VaultStatus } from "../../shared/presence.js";
 import { LinkError } from "../../shared/errors.js";
 import { createPresenceGate } from "./presence/presence.js";
-import { createPasskeys } from "./presence/passkeys.js";
+import type { Passkeys } from "./presence/passkeys.js";
 import { passkeyOrigin, StoredPasskeysSchema } from "../../shared/passkeys.js";
 import { createSealedKeychain } from "./vault/sealed-keychain.js";
 import { createVault } from "./vault/vault.js";
@@ -106,13 +106,26 @@ export function createLink(options: LinkOptions): Link {
     pagesOrigin: () => (embeddedEndpoint() !== null && serving !== null ? `http://127.0.0.1:${serving.address.port}` : null),
   });
 
-  // Passkeys live in the vault's payload (sealed with it); their challenges in memory only.
-  const passkeys = createPasskeys({
-    origin: () => passkeyOrigin(serving?.address.port ?? 0),
-    now,
-    load: () => Promise.resolve(StoredPasskeysSchema.parse(vault.passkeys)),
-    save: (list) => vault.savePasskeys(list),
-  });
+  // Passkeys live in the vault's payload (sealed with it); their challenges in memory only. The
+  // WebAuthn library (about 24 MB resident) loads on the first passkey call, not at start.
+  let passkeysLoaded: Promise<Passkeys> | null = null;
+  const loadPasskeys = (): Promise<Passkeys> =>
+    (passkeysLoaded ??= import("./presence/passkeys.js").then(({ createPasskeys }) =>
+      createPasskeys({
+        origin: () => passkeyOrigin(serving?.address.port ?? 0),
+        now,
+        load: () => Promise.resolve(StoredPasskeysSchema.parse(vault.passkeys)),
+        save: (list) => vault.savePasskeys(list),
+      }),
+    ));
+  const passkeys: Passkeys = {
+    registrationOptions: async () => (await loadPasskeys()).registrationOptions(),
+    register: async (challengeId, response, name) => (await loadPasskeys()).register(challengeId, response, name),
+    challenge: async (action) => (await loadPasskeys()).challenge(action),
+    verify: async (challengeId, action, response) => (await loadPasskeys()).verify(challengeId, action, response),
+    list: async () => (await loadPasskeys()).list(),
+    remove: async (id) => (await loadPasskeys()).remove(id),
+  };
   const presence = createPresenceGate({
     vault,
     now,
