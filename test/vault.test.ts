@@ -5,7 +5,9 @@
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
 import { LinkError } from "../src/shared/errors.js";
-import { PIN_TRIES_ALLOWED } from "../src/shared/presence.js";
+import { createHmac } from "node:crypto";
+import { PIN_TRIES_ALLOWED, pinMacMessage, presenceAction } from "../src/shared/presence.js";
+import { deriveKey } from "../src/main/core/vault/vault-crypto.js";
 import { PiperLinkLockedError, createPiperClient } from "../src/sdk/index.js";
 import { createKeychainStore } from "../src/main/core/runtime/keychain.js";
 import { connectAgent, startTestLink, TEST_PASSPHRASE, TEST_PIN, TEST_PROOF, uniqueProfile, type TestLink } from "./helpers.js";
@@ -102,6 +104,29 @@ describe("the presence gate", () => {
     await assert.rejects(approve({ method: "pin", pin: TEST_PIN }), (err: unknown) => code(err) === "locked");
     await t.link.api.unlock({ passphrase: TEST_PASSPHRASE });
     assert.equal(t.link.status().vault.pinFailures, 0);
+  });
+
+  it("a captured PIN proof (the CLI's pin-mac) is worthless for another request, other terms, or a second time", async () => {
+    let clock = Date.now();
+    const t = await link({ now: () => clock });
+    const terms = { requestId: "req_A", scope: { kind: "once" as const } };
+    const challenge = await t.link.api.pinChallenge({ method: "approveRequest", params: terms });
+    // What a relay on the control channel would see: the challenge and the MAC, never the PIN.
+    const key = await deriveKey(TEST_PIN, { name: "scrypt", ...challenge.kdf });
+    const mac = createHmac("sha256", key).update(pinMacMessage(challenge.nonce, presenceAction("approveRequest", terms))).digest("base64url");
+    const captured = { method: "pin-mac" as const, challengeId: challenge.challengeId, mac };
+    // Replayed for another request: refused (and the challenge is used up by the attempt).
+    await assert.rejects(t.link.api.approveRequest({ requestId: "req_B", scope: { kind: "once" }, presence: captured }), (err: unknown) => code(err) === "presence_failed" && /another request or other terms/.test((err as Error).message));
+    await assert.rejects(t.link.api.approveRequest({ ...terms, presence: captured }), (err: unknown) => code(err) === "presence_failed" && /expired or was already used/.test((err as Error).message));
+    // A fresh challenge for other terms, answered with the MAC computed for the first terms: refused.
+    clock += 60_000;
+    const wider = await t.link.api.pinChallenge({ method: "approveRequest", params: { ...terms, scope: { kind: "until_revoked" } } });
+    await assert.rejects(t.link.api.approveRequest({ ...terms, scope: { kind: "until_revoked" }, presence: { method: "pin-mac", challengeId: wider.challengeId, mac } }), (err: unknown) => code(err) === "presence_failed");
+    // The right MAC for the right call passes the gate (the request itself does not exist: not_found, not a presence error).
+    clock += 60_000;
+    const good = await t.link.api.pinChallenge({ method: "approveRequest", params: terms });
+    const goodMac = createHmac("sha256", key).update(pinMacMessage(good.nonce, presenceAction("approveRequest", terms))).digest("base64url");
+    await assert.rejects(t.link.api.approveRequest({ ...terms, presence: { method: "pin-mac", challengeId: good.challengeId, mac: goodMac } }), (err: unknown) => !["presence_failed", "presence_required", "rate_limited", "locked"].includes(code(err)));
   });
 
   it("wrong PINs are remembered across an unattended restart (restarting buys no new guesses); the person's own unlock clears them", async () => {
