@@ -5,7 +5,7 @@
  * the review of grants approved before approvals needed a proof (keep with a proof, or end).
  */
 import { AlertTriangle, Lock, LockOpen, ShieldAlert, ShieldOff } from "lucide-react";
-import { useId, useState } from "react";
+import { useId, useState, type ReactNode } from "react";
 import type { GrantView } from "../../../shared/authority.js";
 import type { LinkStatus } from "../../../shared/control.js";
 import { displayText } from "../../../shared/display.js";
@@ -20,6 +20,28 @@ import { ProofDialog } from "../presence.js";
 import s from "./screens.module.css";
 
 /** Why the vault is locked, in words. */
+/** The card both vault screens are: a form with the lock mark and a title, submitted with Enter. */
+function VaultCard({ id, title, onSubmit, children }: { id: string; title: string; onSubmit: () => void; children: ReactNode }) {
+  return (
+    <main className={s.signin}>
+      <form
+        className={`${s.signinCard ?? ""} ${s.vaultForm ?? ""}`}
+        aria-labelledby={`${id}-title`}
+        onSubmit={(e) => {
+          e.preventDefault();
+          onSubmit();
+        }}
+      >
+        <div className={s.logo} aria-hidden="true">
+          <Lock size={30} />
+        </div>
+        <h1 id={`${id}-title`}>{title}</h1>
+        {children}
+      </form>
+    </main>
+  );
+}
+
 export function lockedReasonText(reason: LockReason | null): string {
   switch (reason) {
     case "started":
@@ -52,19 +74,7 @@ export function LockedScreen({ status }: { status: LinkStatus }) {
   }
   const error = action.error?.code === "presence_failed" ? { code: action.error.code, message: "That is not the passphrase of this Piper Link. Try again." } : action.error;
   return (
-    <main className={s.signin}>
-      <form
-        className={`${s.signinCard ?? ""} ${s.vaultForm ?? ""}`}
-        aria-labelledby={`${id}-title`}
-        onSubmit={(e) => {
-          e.preventDefault();
-          void unlock();
-        }}
-      >
-        <div className={s.logo} aria-hidden="true">
-          <Lock size={30} />
-        </div>
-        <h1 id={`${id}-title`}>Piper Link is locked</h1>
+    <VaultCard id={id} title="Piper Link is locked" onSubmit={() => void unlock()}>
         <p data-testid="locked-reason">{lockedReasonText(status.vault.lockedReason)}</p>
         <p>While it is locked, agents get a “locked” answer and no secret leaves it.</p>
         {error ? <ErrorBanner error={error} onDismiss={action.clearError} /> : null}
@@ -74,8 +84,7 @@ export function LockedScreen({ status }: { status: LinkStatus }) {
         <Button variant="primary" type="submit" className={s.wide} icon={LockOpen} busy={action.busy !== null}>
           Unlock
         </Button>
-      </form>
-    </main>
+    </VaultCard>
   );
 }
 
@@ -100,19 +109,7 @@ export function NewVaultScreen() {
     });
   }
   return (
-    <main className={s.signin}>
-      <form
-        className={`${s.signinCard ?? ""} ${s.vaultForm ?? ""}`}
-        aria-labelledby={`${id}-title`}
-        onSubmit={(e) => {
-          e.preventDefault();
-          void create();
-        }}
-      >
-        <div className={s.logo} aria-hidden="true">
-          <Lock size={30} />
-        </div>
-        <h1 id={`${id}-title`}>Choose a passphrase</h1>
+    <VaultCard id={id} title="Choose a passphrase" onSubmit={() => void create()}>
         <p>It locks everything Piper Link keeps on this machine, and only you can say yes with it: a program running as you cannot read it anywhere. Write it down somewhere safe; it cannot be recovered.</p>
         {action.error ? <ErrorBanner error={action.error} onDismiss={action.clearError} /> : null}
         <Field label="Passphrase" id={`${id}-passphrase`} hint="A few unrelated words are strong and easy to remember.">
@@ -130,8 +127,7 @@ export function NewVaultScreen() {
         <Button variant="primary" type="submit" className={s.wide} busy={action.busy !== null} disabled={weakness !== null || mismatch !== null || again === ""}>
           Create and unlock
         </Button>
-      </form>
-    </main>
+    </VaultCard>
   );
 }
 
