@@ -101,7 +101,7 @@ export function machineRisks(inputs: MachineInputs): ResidualRisk[] {
     if (scope === null || scope === "0") {
       risks.push({
         code: "ptrace_scope_0",
-        message: `${scope === null ? "This kernel has no Yama ptrace protection" : "kernel.yama.ptrace_scope is 0"}, so any program you run may attach a debugger to your other programs. Piper Link's own memory is closed to them, but the terminal or window you type your PIN or passphrase into is not. Set kernel.yama.ptrace_scope to 1 (e.g. \`echo kernel.yama.ptrace_scope=1 | sudo tee /etc/sysctl.d/10-ptrace.conf && sudo sysctl --system\`).`,
+        message: `${scope === null ? "This kernel has no Yama ptrace protection" : "kernel.yama.ptrace_scope is 0"}, so any program you run may attach a debugger to your other programs. Piper Link closes its own memory and checks it is still closed before it takes your PIN or passphrase, but a program that attaches in the moment a process starts, before it closes itself, can change it, and the terminal or window you type into is not protected at all. Set kernel.yama.ptrace_scope to 1 (e.g. \`echo kernel.yama.ptrace_scope=1 | sudo tee /etc/sysctl.d/10-ptrace.conf && sudo sysctl --system\`).`,
       });
     }
   }
