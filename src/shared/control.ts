@@ -21,7 +21,7 @@ import { ErrorCodeSchema, LinkError } from "./errors.js";
 import { PeerProcessSchema } from "./process.js";
 import { ContextStateSchema, RequestIdSchema } from "./protocol.js";
 import { describeValidation, methodWords } from "./wording.js";
-import { PinChallengeSchema, PinSchema, PresenceProofSchema, ResidualRiskSchema, VaultStatusSchema } from "./presence.js";
+import { PinChallengeSchema, PinSchema, presenceAction, PresenceProofSchema, ResidualRiskSchema, VaultStatusSchema } from "./presence.js";
 
 export { PeerProcessSchema, type PeerProcess } from "./process.js";
 
@@ -360,6 +360,20 @@ export type ControlOutcome = z.infer<typeof ControlOutcomeSchema>;
 /** True when `value` names a control method (an own key of `ControlMethods`). */
 export function isControlMethod(value: unknown): value is ControlMethod {
   return typeof value === "string" && Object.hasOwn(ControlMethods, value);
+}
+
+/**
+ * The action a proof of presence for `method` with `params` is bound to (`presenceAction`): the
+ * params read as the call itself reads them (its schema's defaults filled in), without the proof, so
+ * a challenge issued for a call and the call itself name exactly the same action. Throws a
+ * `bad_request` LinkError for an unknown method or params the method would refuse.
+ */
+export function controlAction(method: string, params: Record<string, unknown>): string {
+  if (!isControlMethod(method)) throw new LinkError("bad_request", `Unknown control method ${JSON.stringify(method.slice(0, 64))}.`);
+  const parsed = ControlMethods[method].params.safeParse(params);
+  if (!parsed.success) throw new LinkError("bad_request", describeValidation(methodWords(method), parsed.error.issues));
+  const terms: Record<string, unknown> = { ...parsed.data };
+  return presenceAction(method, terms);
 }
 
 /** Calls `api[method]` with params already validated for that method; results are checked by the caller. */

@@ -50,17 +50,21 @@ export const StoredPasskeysSchema = z.array(StoredPasskeySchema).max(PASSKEYS_MA
 /** `clientExtensionResults`: the Link asks for no extension, so it keeps none of what comes back. */
 const ClientExtensionResults = z.record(z.string(), z.unknown()).transform(() => ({}));
 
-/**
- * The browser's answer to `navigator.credentials.create` (`RegistrationResponseJSON`, WebAuthn L3
- * section 5.1.8). Optional members are exact (absent, never `undefined`) so the parsed value is what
- * @simplewebauthn/server's `verifyRegistrationResponse` takes.
- */
-export const PasskeyRegistrationResponseSchema = z.object({
+/** What every `PublicKeyCredential.toJSON()` carries around its `response` (WebAuthn L3 section 5.1). */
+const CredentialEnvelope = z.object({
   id: Base64Url.min(1).max(1400),
   rawId: Base64Url.min(1).max(1400),
   type: z.literal("public-key"),
   authenticatorAttachment: z.enum(["platform", "cross-platform"]).exactOptional(),
   clientExtensionResults: ClientExtensionResults,
+});
+
+/**
+ * The browser's answer to `navigator.credentials.create` (`RegistrationResponseJSON`, WebAuthn L3
+ * section 5.1.8). Optional members are exact (absent, never `undefined`) so the parsed value is what
+ * @simplewebauthn/server's `verifyRegistrationResponse` takes.
+ */
+export const PasskeyRegistrationResponseSchema = CredentialEnvelope.extend({
   response: z.object({
     clientDataJSON: Base64Url.min(1).max(20_000),
     attestationObject: Base64Url.min(1).max(100_000),
@@ -76,12 +80,7 @@ export type PasskeyRegistrationResponse = z.infer<typeof PasskeyRegistrationResp
  * The browser's answer to `navigator.credentials.get` (`AuthenticationResponseJSON`, WebAuthn L3
  * section 5.1.8): what a `passkey` proof of presence carries in `response`.
  */
-export const PasskeyAssertionResponseSchema = z.object({
-  id: Base64Url.min(1).max(1400),
-  rawId: Base64Url.min(1).max(1400),
-  type: z.literal("public-key"),
-  authenticatorAttachment: z.enum(["platform", "cross-platform"]).exactOptional(),
-  clientExtensionResults: ClientExtensionResults,
+export const PasskeyAssertionResponseSchema = CredentialEnvelope.extend({
   response: z.object({
     clientDataJSON: Base64Url.min(1).max(20_000),
     authenticatorData: Base64Url.min(1).max(100_000),

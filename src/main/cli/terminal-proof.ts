@@ -9,9 +9,9 @@
 import fs from "node:fs";
 import tty from "node:tty";
 import { createHmac } from "node:crypto";
-import { ControlMethods, type ControlMethod, type ControlParams, type ControlResult, type LinkStatus } from "../../shared/control.js";
+import { controlAction, type ControlMethod, type ControlParams, type ControlResult, type LinkStatus } from "../../shared/control.js";
 import { LinkError } from "../../shared/errors.js";
-import { passphraseWeakness, pinMacMessage, PinSchema, presenceAction, type PresenceProof } from "../../shared/presence.js";
+import { passphraseWeakness, pinMacMessage, PinSchema, type PresenceProof } from "../../shared/presence.js";
 import { deriveKey } from "../core/vault/vault-crypto.js";
 import { promptHidden } from "../core/runtime/keychain-choice.js";
 import { callLink } from "./link-access.js";
@@ -68,10 +68,19 @@ async function pinMac<M extends ControlMethod>(profile: string, terminal: Termin
   const challenge = await callLink(profile, "pinChallenge", { method, params: terms });
   const pin = await terminal.askHidden("Your Piper Link PIN: ");
   const key = await deriveKey(pin, { name: "scrypt", ...challenge.kdf });
-  const parsed: Record<string, unknown> = { ...ControlMethods[method].params.parse(terms) };
-  const mac = createHmac("sha256", key).update(pinMacMessage(challenge.nonce, presenceAction(method, parsed))).digest("base64url");
+  const mac = createHmac("sha256", key).update(pinMacMessage(challenge.nonce, controlAction(method, terms))).digest("base64url");
   key.fill(0);
   return { method: "pin-mac", challengeId: challenge.challengeId, mac };
+}
+
+/** Runs `talk` with the controlling terminal (openTerminal's hardening and refusals first), closing it after. */
+export async function withTerminal<T>(talk: (terminal: Terminal) => Promise<T>): Promise<T> {
+  const terminal = await openTerminal();
+  try {
+    return await talk(terminal);
+  } finally {
+    terminal.close();
+  }
 }
 
 /** Asks the proof this Link accepts (`status.vault.proofs`) for `method` with `params`, naming what it is for. */
@@ -100,8 +109,7 @@ export async function callWithPresence<M extends ControlMethod>(profile: string,
   } catch (err) {
     if (!(err instanceof LinkError) || err.code !== "presence_required") throw err;
   }
-  const terminal = await openTerminal();
-  try {
+  return withTerminal(async (terminal) => {
     for (let attempt = 1; ; attempt++) {
       const status = await callLink(profile, "status", {});
       const presence = await askProof(terminal, status, attempt === 1 ? what : "Try again.", profile, method, params);
@@ -112,9 +120,7 @@ export async function callWithPresence<M extends ControlMethod>(profile: string,
         terminal.say(err.message);
       }
     }
-  } finally {
-    terminal.close();
-  }
+  });
 }
 
 /** Asks for a new passphrase twice on the terminal, with the strength check; three tries. */

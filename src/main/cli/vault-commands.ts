@@ -8,7 +8,7 @@ import type { LinkStatus } from "../../shared/control.js";
 import { LinkError } from "../../shared/errors.js";
 import { callLink as call } from "./link-access.js";
 import { ExitCode, type Output } from "./output.js";
-import { askNewPassphrase, askNewPin, openTerminal, type Terminal } from "./terminal-proof.js";
+import { askNewPassphrase, askNewPin, withTerminal, type Terminal } from "./terminal-proof.js";
 
 type Runner = (job: (out: Output) => Promise<number>, json: boolean) => Promise<void>;
 
@@ -48,13 +48,8 @@ export function addVaultCommands(program: Command, profile: () => string, run: R
     .option("--json", "print JSON")
     .action(async (o: { json?: boolean }) => {
       await run(async (out) => {
-        const terminal = await openTerminal();
-        try {
-          const status = await unlockAt(terminal, profile());
-          out.result(status, `Unlocked. ${describeVault(status)}`);
-        } finally {
-          terminal.close();
-        }
+        const status = await withTerminal((terminal) => unlockAt(terminal, profile()));
+        out.result(status, `Unlocked. ${describeVault(status)}`);
         return ExitCode.ok;
       }, o.json === true);
     });
@@ -78,16 +73,13 @@ export function addVaultCommands(program: Command, profile: () => string, run: R
     .option("--json", "print JSON")
     .action(async (o: { json?: boolean }) => {
       await run(async (out) => {
-        const terminal = await openTerminal();
-        try {
+        const status = await withTerminal(async (terminal) => {
           const passphrase = await terminal.askHidden("Your Piper Link passphrase: ");
           const next = await askNewPin(terminal, false);
           if (next === null) throw new LinkError("bad_request", "No PIN was chosen.");
-          const status = await call(profile(), "setPin", { pin: next, presence: { method: "passphrase", passphrase } });
-          out.result(status, "Approval PIN set.");
-        } finally {
-          terminal.close();
-        }
+          return call(profile(), "setPin", { pin: next, presence: { method: "passphrase", passphrase } });
+        });
+        out.result(status, "Approval PIN set.");
         return ExitCode.ok;
       }, o.json === true);
     });

@@ -3,8 +3,7 @@
  * place where approve, deny and revoke exist), assembled from the core's parts. Every change that
  * can alter what a grant serves drops the grant cache before and after it.
  */
-import { ControlMethods, isControlMethod, uiCodeAddress, type ApproveItemResult, type ControlEvent, type LinkApi, type LinkStatus } from "../../shared/control.js";
-import { describeValidation, methodWords } from "../../shared/wording.js";
+import { controlAction, uiCodeAddress, type ApproveItemResult, type ControlEvent, type LinkApi, type LinkStatus } from "../../shared/control.js";
 import { LinkError } from "../../shared/errors.js";
 import type { AuthorityConnection } from "./authority/connection.js";
 import type { GrantCache } from "./authority/grant-cache.js";
@@ -13,9 +12,9 @@ import type { InstanceContext } from "./account/instance-context.js";
 import type { SignIn } from "./account/sign-in.js";
 import type { UiCodes } from "./loopback/ui-codes.js";
 import type { SettingsStore } from "./runtime/settings.js";
-import { presenceAction, withoutPresence, type LockReason } from "../../shared/presence.js";
+import { withoutPresence, type LockReason } from "../../shared/presence.js";
 import type { PresenceGate } from "./presence/presence.js";
-import type { Vault } from "./vault/vault.js";
+import { lockedError, type Vault } from "./vault/vault.js";
 import type { Passkeys } from "./presence/passkeys.js";
 
 export interface ControlApiDeps {
@@ -40,19 +39,6 @@ export interface ControlApiDeps {
   legacyChanged(): Promise<void>;
 }
 
-
-/**
- * The action a proof for `method` with `params` will be checked against: the terms read as the call
- * itself will read them (defaults filled in), so a challenge is bound to exactly what the later call
- * computes. Throws `bad_request` for an unknown method or params it would refuse.
- */
-function actionOf(method: string, params: Record<string, unknown>): string {
-  if (!isControlMethod(method)) throw new LinkError("bad_request", `Unknown control method ${JSON.stringify(method.slice(0, 64))}.`);
-  const parsed = ControlMethods[method].params.safeParse(params);
-  if (!parsed.success) throw new LinkError("bad_request", describeValidation(methodWords(method), parsed.error.issues));
-  const terms: Record<string, unknown> = { ...parsed.data };
-  return presenceAction(method, terms);
-}
 
 /** True when every host of `next` is already allowed by `current` (null: any host). Narrowing needs no proof. */
 function hostsNarrow(current: readonly string[] | null, next: readonly string[] | null): boolean {
@@ -197,12 +183,12 @@ export function createControlApi(deps: ControlApiDeps): LinkApi {
       return status();
     },
     async presenceChallenge({ method, params }) {
-      if (vault.state !== "unlocked") throw new LinkError("locked", "Piper Link is locked; unlock it first.");
-      return deps.passkeys.challenge(actionOf(method, params));
+      if (vault.state !== "unlocked") throw lockedError();
+      return deps.passkeys.challenge(controlAction(method, params));
     },
-    pinChallenge: ({ method, params }) => Promise.resolve(presence.pinChallenge(actionOf(method, params))),
+    pinChallenge: ({ method, params }) => Promise.resolve(presence.pinChallenge(controlAction(method, params))),
     async passkeyRegistrationOptions() {
-      if (vault.state !== "unlocked") throw new LinkError("locked", "Piper Link is locked; unlock it first.");
+      if (vault.state !== "unlocked") throw lockedError();
       return deps.passkeys.registrationOptions();
     },
     async passkeyRegister(params) {

@@ -131,11 +131,7 @@ export function createLink(options: LinkOptions): Link {
     now,
     memoryCheck: () => refuseIfMemoryOpen(),
     authority: () => (config === null ? null : config.kind === "remote" ? { kind: "remote" } : { kind: "embedded", approvalKey: () => embedded?.approvalKey() ?? null }),
-    passkeys: () => ({
-      async verify(challengeId, action, response) {
-        await passkeys.verify(challengeId, action, response);
-      },
-    }),
+    passkeys,
   });
   let legacyGrants = 0;
   /** Grants approved before proofs existed, as the authority counts them; shown until the person keeps or ends them. */
@@ -161,9 +157,9 @@ export function createLink(options: LinkOptions): Link {
 
   function status(): LinkStatus {
     const { server = null, address = null, pyper = null } = serving ?? {};
-    const vault = vaultStatus();
-    const risks = residualRisks.current({ preferredPort: options.port ?? DEFAULT_LINK_PORT, port: address?.port ?? null, fallback: address?.fallback ?? false, unattended: vault.unattended, dumpableFailure: memoryOpen ?? options.hardening?.dumpableFailure ?? null });
-    const base = linkStatus({ profile: options.profile ?? "default", preferredPort: options.port, startedAt, paths, server, address, context, connection, authorityMode: config?.kind ?? null, signIn, session, keychainBackend: keychain.backend ?? null, vault, risks });
+    const vaultView = vaultStatus();
+    const risks = residualRisks.current({ preferredPort: options.port ?? DEFAULT_LINK_PORT, port: address?.port ?? null, fallback: address?.fallback ?? false, unattended: vaultView.unattended, dumpableFailure: memoryOpen ?? options.hardening?.dumpableFailure ?? null });
+    const base = linkStatus({ profile: options.profile ?? "default", preferredPort: options.port, startedAt, paths, server, address, context, connection, authorityMode: config?.kind ?? null, signIn, session, keychainBackend: keychain.backend ?? null, vault: vaultView, risks });
     return { ...base, pyper: pyper === null ? null : { port: pyper.port, certFile: pyper.certFile } };
   }
 
@@ -219,7 +215,7 @@ export function createLink(options: LinkOptions): Link {
     });
     if (rotated === null) return;
     await vault.markRotated();
-    log.info({ refreshToken: rotated }, "vault: credentials rotated after the upgrade");
+    log.info({ refreshTokenRotated: rotated }, "vault: credentials rotated after the upgrade");
   }
 
   /** Closes what needs the keys; the listeners stay up and answer `locked`. */
@@ -358,32 +354,23 @@ export function createLink(options: LinkOptions): Link {
         startedAt = new Date(now());
         // Locked until the person's passphrase arrives: the listeners answer `locked` meanwhile.
         context.setLocked(true);
-        const keychainFailure = await vault.probe().then(
-          () => null,
-          (err: unknown) => {
-            if (!isKeychainFailure(err) || config?.kind === "embedded") throw err;
-            return err;
-          },
-        );
+        // Without an embedded authority (whose data key is in the keychain) the Link serves with a
+        // keychain that does not answer yet, says so, and unlocks once it does.
+        const waitOut = (err: unknown): LinkError => {
+          if (!isKeychainFailure(err) || config?.kind === "embedded") throw err;
+          return err;
+        };
+        let keychainFailure = await vault.probe().then(() => null, waitOut);
         await settings.load();
         serving = await startServing({ options, dataDir: paths.dataDir, log, now, peers, connection, context, cache, events, api, controlToken, uiCodes, embeddedEndpoint, onAgentsChanged: emitStatus });
         const { port, hosts, fallback } = serving.address;
         // Given a passphrase (a file, a test), unlock before the runtime files say the Link is up, so
         // whoever finds it through them finds it ready.
-        // Without an embedded authority (whose data key is in the keychain) the Link serves with a
-        // keychain that does not answer yet, says so, and unlocks once it does.
-        const given = options.unlock;
+        const given = options.unlock ?? null;
+        if (keychainFailure === null && given !== null) keychainFailure = await unlockAsGiven(given).then(() => null, waitOut);
         if (keychainFailure !== null) {
           context.setKeychainError(keychainFailure);
-          if (given !== undefined && given !== null) retryUnlockLater(given);
-        } else if (given !== undefined && given !== null) {
-          try {
-            await unlockAsGiven(given);
-          } catch (err) {
-            if (!isKeychainFailure(err) || config?.kind === "embedded") throw err;
-            context.setKeychainError(err);
-            retryUnlockLater(given);
-          }
+          if (given !== null) retryUnlockLater(given);
         }
         await writeRuntimeFiles(paths, { port, controlToken, startedAt });
         log.info({ port, hosts, fallback, vault: vault.state }, "link started");

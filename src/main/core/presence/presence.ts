@@ -12,7 +12,7 @@ import type { ControlMethod } from "../../../shared/control.js";
 import { LinkError } from "../../../shared/errors.js";
 import { randomBytes } from "node:crypto";
 import { presenceAction, PresenceProofSchema, type PinChallenge, type PresenceProof, type VaultStatus } from "../../../shared/presence.js";
-import type { Vault } from "../vault/vault.js";
+import { lockedError, type Vault } from "../vault/vault.js";
 import { signLinkPresence, type PresenceSigner } from "../authority/authority-client.js";
 
 /** Proves a checked action to the authority: `action` is the authority's own action string for the call it makes. */
@@ -23,13 +23,14 @@ export type PresenceAuthority = { kind: "embedded"; approvalKey: () => Buffer | 
 
 /** The passkey checks the gate needs (core/presence/passkeys.ts provides them). */
 export interface PasskeyVerifier {
-  verify(challengeId: string, action: string, response: Record<string, unknown>): Promise<void>;
+  /** Resolves (with whatever it checked) when the assertion is good for `action`; throws `presence_failed` otherwise. */
+  verify(challengeId: string, action: string, response: Record<string, unknown>): Promise<unknown>;
 }
 
 export interface PresenceGateDeps {
   vault: Vault;
   authority: () => PresenceAuthority;
-  passkeys: () => PasskeyVerifier | null;
+  passkeys: PasskeyVerifier;
   now: () => number;
   /** Throws when this process's memory is open to other programs (traced, dumpable): a proof must not go in then. */
   memoryCheck?: () => Promise<void>;
@@ -85,9 +86,8 @@ export function createPresenceGate(deps: PresenceGateDeps): PresenceGate {
       case "passphrase":
         return vault.checkPassphrase(proof.passphrase);
       case "passkey": {
-        const passkeys = deps.passkeys();
-        if (passkeys === null || vault.passkeys.length === 0) throw new LinkError("presence_failed", "No passkey is registered with this Piper Link; use your PIN.");
-        await passkeys.verify(proof.challengeId, action, proof.response);
+        if (vault.passkeys.length === 0) throw new LinkError("presence_failed", "No passkey is registered with this Piper Link; use your PIN.");
+        await deps.passkeys.verify(proof.challengeId, action, proof.response);
         vault.touch();
         return;
       }
@@ -116,7 +116,7 @@ export function createPresenceGate(deps: PresenceGateDeps): PresenceGate {
   return {
     proofs,
     pinChallenge(action) {
-      if (vault.state !== "unlocked") throw new LinkError("locked", "Piper Link is locked. Unlock it first.");
+      if (vault.state !== "unlocked") throw lockedError();
       const kdf = vault.pinParams();
       for (const [id, c] of pinChallenges) if (c.expiresAt < now()) pinChallenges.delete(id);
       if (pinChallenges.size >= PIN_CHALLENGES_MAX) pinChallenges.delete(pinChallenges.keys().next().value ?? "");
@@ -139,7 +139,7 @@ export function createPresenceGate(deps: PresenceGateDeps): PresenceGate {
       };
     },
     async require(method, params, accept) {
-      if (vault.state !== "unlocked") throw new LinkError("locked", "Piper Link is locked. Unlock it in its window or with `piper-link unlock` at a terminal, then try again.");
+      if (vault.state !== "unlocked") throw lockedError();
       const raw = params["presence"];
       if (raw === undefined) throw new LinkError("presence_required", PRESENCE_REQUIRED_MESSAGE);
       const parsed = PresenceProofSchema.safeParse(raw);

@@ -6,13 +6,8 @@
  * as absent and the log says so, so a planted refresh token or data key cannot steer the Link.
  */
 import type { Logger } from "pino";
-import { LinkError } from "../../../shared/errors.js";
 import type { KeychainItem, KeychainStore } from "../runtime/keychain.js";
-import type { Vault } from "./vault.js";
-
-function locked(): LinkError {
-  return new LinkError("locked", "Piper Link is locked. Unlock it in its window or with `piper-link unlock` at a terminal.");
-}
+import { lockedError, type Vault } from "./vault.js";
 
 export function createSealedKeychain(raw: KeychainStore, vault: Vault, log: Logger): KeychainStore {
   return {
@@ -20,7 +15,7 @@ export function createSealedKeychain(raw: KeychainStore, vault: Vault, log: Logg
     ...(raw.backend !== undefined ? { backend: raw.backend } : {}),
     async get(item: KeychainItem) {
       // Checked first: the file keychain would otherwise wait for a passphrase nobody has given.
-      if (vault.state !== "unlocked") throw locked();
+      if (vault.state !== "unlocked") throw lockedError();
       const stored = await raw.get(item);
       if (stored === null) return null;
       const value = vault.openItem(item, stored);
@@ -31,7 +26,7 @@ export function createSealedKeychain(raw: KeychainStore, vault: Vault, log: Logg
       await raw.set(item, vault.sealItem(item, value));
     },
     async delete(item) {
-      if (vault.state !== "unlocked") throw locked();
+      if (vault.state !== "unlocked") throw lockedError();
       return raw.delete(item);
     },
     ...(raw.close !== undefined ? { close: () => raw.close?.() } : {}),

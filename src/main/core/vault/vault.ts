@@ -20,7 +20,7 @@ import path from "node:path";
 import type { Logger } from "pino";
 import { z } from "zod";
 import { LinkError } from "../../../shared/errors.js";
-import { DEFAULT_IDLE_LOCK_MINUTES, PIN_TRIES_ALLOWED, PinSchema, passphraseWeakness, pinMacMessage, type LockReason } from "../../../shared/presence.js";
+import { DEFAULT_IDLE_LOCK_MINUTES, PIN_MIN_LENGTH, PIN_TRIES_ALLOWED, PinSchema, passphraseWeakness, pinMacMessage, type LockReason } from "../../../shared/presence.js";
 import { createHmac, randomBytes } from "node:crypto";
 import { readFileOrNull, writeFileAtomic } from "../runtime/files.js";
 import { SEALED_ITEMS, type KeychainItem, type KeychainStore } from "../runtime/keychain.js";
@@ -126,7 +126,8 @@ export interface Vault {
   checkIdle(): void;
 }
 
-function lockedError(): LinkError {
+/** `locked`, in the person's words: what to do to unlock. */
+export function lockedError(): LinkError {
   return new LinkError("locked", "Piper Link is locked. Unlock it in its window or with `piper-link unlock` at a terminal, then try again.");
 }
 
@@ -161,10 +162,24 @@ export function createVault(options: VaultOptions): Vault {
     await writeFileAtomic(failuresFile, `${JSON.stringify(failures)}\n`).catch((err: unknown) => log.error({ err: String(err) }, "vault: could not record PIN failures"));
   }
 
+  /** Clears the wrong-proof count (a good proof, the person's own unlock, a new vault or PIN) and records it. */
+  async function clearFailures(): Promise<void> {
+    failures = { failures: 0, lastAt: 0 };
+    await saveFailures();
+  }
+
   async function writeRecord(): Promise<void> {
     if (kek === null || header === null || payload === null) throw lockedError();
     const box = seal(kek, Buffer.from(JSON.stringify(payload), "utf8"), aadOf(header));
     await keychain.set("vault", JSON.stringify({ ...header, box }));
+  }
+
+  /** Changes the unlocked payload and writes the wrapped record again. Throws `locked`. */
+  async function updatePayload(change: Partial<Payload>): Promise<void> {
+    opened();
+    if (payload === null) throw lockedError();
+    applyPayload({ ...payload, ...change });
+    await writeRecord();
   }
 
   function applyPayload(p: Payload): void {
@@ -204,8 +219,7 @@ export function createVault(options: VaultOptions): Vault {
     const wait = failures.lastAt + pinBackoffMs(failures.failures) - now();
     if (wait > 0) throw new LinkError("rate_limited", `Too many wrong tries; try again in ${Math.ceil(wait / 1000)} s.`, { retryable: true });
     if (await check()) {
-      failures = { failures: 0, lastAt: 0 };
-      await saveFailures();
+      await clearFailures();
       lastPresence = now();
       return;
     }
@@ -291,8 +305,7 @@ export function createVault(options: VaultOptions): Vault {
         await keychain.set(item, vault.sealItem(item, value));
         sealed.push(item);
       }
-      failures = { failures: 0, lastAt: 0 };
-      await saveFailures();
+      await clearFailures();
       lastPresence = now();
       log.info({ sealed, upgraded }, "vault created");
       return sealed;
@@ -345,10 +358,7 @@ export function createVault(options: VaultOptions): Vault {
       unattended = opts.unattended ?? false;
       // Only the person clears the wrong-PIN count: an unattended restart (from the passphrase file,
       // which any process of the user can trigger) keeps it, so restarting buys no new guesses.
-      if (!unattended) {
-        failures = { failures: 0, lastAt: 0 };
-        await saveFailures();
-      }
+      if (!unattended) await clearFailures();
       lastPresence = now();
       log.info({ unattended }, "vault unlocked");
     },
@@ -416,33 +426,13 @@ export function createVault(options: VaultOptions): Vault {
     },
     async setPin(pin) {
       opened();
-      const parsed = PinSchema.safeParse(pin);
-      if (!parsed.success) throw new LinkError("bad_request", `Choose a PIN of at least 6 digits (digits only).`);
-      if (payload === null) throw lockedError();
-      const verifier = await pinVerifierFor(pin);
-      applyPayload({ ...payload, pin: verifier });
-      await writeRecord();
-      failures = { failures: 0, lastAt: 0 };
-      await saveFailures();
+      if (!PinSchema.safeParse(pin).success) throw new LinkError("bad_request", `Choose a PIN of at least ${PIN_MIN_LENGTH} digits (digits only).`);
+      await updatePayload({ pin: await pinVerifierFor(pin) });
+      await clearFailures();
     },
-    async setIdleLockMinutes(minutes) {
-      opened();
-      if (payload === null) throw lockedError();
-      payload = { ...payload, idleLockMinutes: minutes };
-      await writeRecord();
-    },
-    async savePasskeys(list) {
-      opened();
-      if (payload === null) throw lockedError();
-      payload = { ...payload, passkeys: list };
-      await writeRecord();
-    },
-    async markRotated() {
-      opened();
-      if (payload === null) throw lockedError();
-      payload = { ...payload, rotated: true };
-      await writeRecord();
-    },
+    setIdleLockMinutes: (minutes) => updatePayload({ idleLockMinutes: minutes }),
+    savePasskeys: (list) => updatePayload({ passkeys: list }),
+    markRotated: () => updatePayload({ rotated: true }),
     touch() {
       lastPresence = now();
     },
