@@ -100,7 +100,12 @@ function serverEntry(): string {
 export const nodeChildLauncher: AuthorityLauncher = (args, env, keys) => {
   const childEnv: NodeJS.ProcessEnv = { ...env };
   delete childEnv["NODE_OPTIONS"];
-  const child: ChildProcess = spawn(process.execPath, [...process.execArgv, serverEntry(), ...args], { env: childEnv, stdio: ["pipe", "pipe", "pipe"] });
+  // The parent's own options go along (a loader such as tsx when run from source), but not the
+  // inspector and heap-snapshot settings a test runner gives its processes (Node 24 adds
+  // --inspect-port, --inspect-publish-uid and --heapsnapshot-near-heap-limit=0): the authority
+  // refuses to run with any of them.
+  const inherited = process.execArgv.filter((arg) => !/^--(inspect[-_](port|publish[-_]uid)|heapsnapshot[-_](near[-_]heap[-_]limit|signal))(=|$)/.test(arg));
+  const child: ChildProcess = spawn(process.execPath, [...inherited, serverEntry(), ...args], { env: childEnv, stdio: ["pipe", "pipe", "pipe"] });
   let refusal: string | null = null;
   void writeWhenMemoryClosed(child, `${JSON.stringify(keys)}\n`).then((reason) => {
     if (reason !== null) refusal = `Piper Link did not hand its keys to the embedded authority (process ${child.pid ?? "?"}): ${reason}. Another program running as you may be tracing it; close debuggers attached to Piper Link, and set kernel.yama.ptrace_scope to 1 to keep them out.`;
