@@ -22,9 +22,10 @@ export interface SoakLink {
 }
 
 /** A Link (embedded authority) started by the CLI, signed in, holding the secret. */
-export async function startSignedInLink(extra: string[] = []): Promise<SoakLink> {
+export async function startSignedInLink(extra: string[] = [], nodeOptions?: string): Promise<SoakLink> {
   const e = await newEnv();
-  const status = cliJson(e, ["start", "--port", "0", ...extra], LinkStatusSchema);
+  const startEnv = nodeOptions === undefined ? e : { ...e, env: { ...e.env, NODE_OPTIONS: nodeOptions } };
+  const status = cliJson(startEnv, ["start", "--port", "0", ...extra], LinkStatusSchema);
   cliJson(e, ["dev", "sign-in"], LinkStatusSchema);
   assert.equal(cli(e, ["secrets", "set", VARIABLE], `${VALUE}\n`).code, 0);
   return { e, status };
