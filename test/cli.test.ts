@@ -31,6 +31,13 @@ describe("piper-link CLI", () => {
       for (const flag of DAEMON_NODE_FLAGS) assert.ok(argv.includes(flag), `daemon argv ${argv.join(" ")} lacks ${flag}`);
     }
 
+    // Signed out: one true sentence, no account line that reads like a yes.
+    const before = cli(e, "status");
+    assert.match(before.stdout, /signed in: no — /);
+    assert.doesNotMatch(before.stdout, /account:/);
+    assert.ok(status.pyper != null, "the pyper-sdk endpoints listen once the Link serves");
+    assert.match(before.stdout, new RegExp(`pyper-sdk: https://127\\.0\\.0\\.1:${status.pyper.port}/`));
+
     const set = cli(e, "dev", "set-instance", "inst_cli_123456789");
     assert.equal(set.code, 0, set.stderr);
     assert.match(set.stdout, /pushed to connected agents/);
@@ -40,7 +47,8 @@ describe("piper-link CLI", () => {
     assert.deepEqual(await res.json(), { instanceId: "inst_cli_123456789" });
 
     const python = spawnSync("python3", ["-c", `import json,urllib.request;print(json.load(urllib.request.urlopen("http://localhost:${status.port}/piper-link-context",timeout=1))["instanceId"])`], { encoding: "utf8" });
-    if (python.error === undefined) assert.equal(python.stdout.trim(), "inst_cli_123456789", python.stderr);
+    assert.equal(python.error, undefined, "python3 is part of the test machine (.ci/run installs it)");
+    assert.equal(python.stdout.trim(), "inst_cli_123456789", python.stderr);
 
     const human = cli(e, "status");
     assert.equal(human.code, 0);

@@ -107,23 +107,35 @@ function signedInAs(s: LinkStatus): string | null {
   return `yes, as ${displayText(s.account.name, 80)}${email}`;
 }
 
+/**
+ * One true sentence about signing in: whether agents are served (an instance ID), and how the Link
+ * proves itself to the authority, or what to do next. "no" never comes with an account line that
+ * reads like a yes.
+ */
+function describeSignIn(s: LinkStatus): string {
+  const how = s.authority?.account === "oauth" ? "with an account" : s.authority?.account === "local-token" ? "with the embedded authority's local development token" : null;
+  if (s.state === "ready") return `${signedInAs(s) ?? "yes"}, instance ${s.instanceIdRedacted ?? ""}${how === null ? "" : ` (${how})`}`;
+  if (s.vault.state !== "unlocked") return "no — Piper Link is locked; `piper-link unlock` first";
+  if (s.authority?.signInError != null) return `no — ${s.authority.signInError}`;
+  if (s.authority?.account === "local-token") return "no — `piper-link dev sign-in` signs this machine in to the embedded authority, `piper-link login` with an account";
+  return "no — `piper-link login` signs in";
+}
+
 function describeStatus(s: LinkStatus): string[] {
   const lines = [
     `Piper Link ${s.version} is running (pid ${s.pid}${s.profile === "default" ? "" : `, profile ${s.profile}`})`,
     `  agents:    ${s.url}`,
     `  pyper-sdk: http://127.0.0.1:${s.port}/piper-link-context`,
   ];
+  if (s.pyper != null) lines.push(`  pyper-sdk: https://127.0.0.1:${s.pyper.port}/ (grants and exchange; certificate ${s.pyper.certFile})`);
   if (s.portFallback) lines.push(`  note:      port ${s.preferredPort} was taken; SDKs find this port through ${s.discoveryFile}`);
   const backend = s.keychain.backend === null ? "injected" : BACKEND_WORDS[s.keychain.backend];
   lines.push(`  ${describeVault(s)}`);
   lines.push(s.keychain.ok ? `  keychain:  ${backend}` : `  keychain:  ${backend}: ${s.keychain.message ?? "unavailable"}`);
-  lines.push(s.state === "ready" ? `  signed in: ${signedInAs(s) ?? "yes"}, instance ${s.instanceIdRedacted ?? ""}` : "  signed in: no");
+  lines.push(`  signed in: ${describeSignIn(s)}`);
   if (s.state === "ready" && s.machine != null) lines.push(`  machine:   ${displayText(s.machine, 80)}`);
   if (s.authority !== null) {
     lines.push(`  authority: ${s.authority.url} (${s.authority.mode}, ${s.authority.connected ? "connected" : s.authority.error === null ? "connecting…" : `unreachable: ${s.authority.error}; retrying`})`);
-    if (s.authority.signInError !== null) lines.push(`  account:   ${s.authority.signInError}`);
-    // How the Link proves itself to the authority; "signed in" above says whether agents are served.
-    else lines.push(`  account:   ${s.authority.account === "oauth" ? "signed in with an account" : s.authority.account === "local-token" ? "the embedded authority's local development token (`piper-link login` signs in with an account)" : "no account yet — `piper-link login` signs in"}`);
   } else lines.push(s.vault.state === "unlocked" ? "  authority: none configured" : "  authority: starts when Piper Link is unlocked");
   lines.push(`  agents connected: ${s.agents.length}`);
   for (const a of s.agents) {
