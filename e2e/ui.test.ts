@@ -764,7 +764,11 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
   it("follows the Link live: sign-out in Settings locks the Link; after Unlock the sign-in screen; signing in from the CLI brings the window back", async () => {
     const { context, page } = await openUi();
     await go(page, "Settings");
+    const live = z.array(GrantViewSchema).parse(JSON.parse(cli(e, ["grants", "--json"]).stdout)).filter((g) => g.endedAt === null).length;
+    assert.ok(live > 0, "earlier tests left grants to end");
     await page.getByRole("button", { name: "Sign out" }).click();
+    // Before the person confirms: what signing out ends, counted.
+    await page.getByRole("dialog").getByText(`the ${live === 1 ? "1 grant" : `${live} grants`} agents hold here end`, { exact: false }).waitFor();
     await page.getByRole("dialog").getByRole("button", { name: "Sign out" }).click();
     // Signing out takes the keys out of memory too: the window shows the Locked screen.
     await page.getByRole("heading", { name: "Piper Link is locked" }).waitFor();

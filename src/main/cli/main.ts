@@ -436,7 +436,7 @@ export function buildProgram(run: (job: (out: Output) => Promise<number>, json: 
 
   program
     .command("logout")
-    .description("forget this machine's instance ID and refresh token; agents are told at once")
+    .description("forget this machine's instance ID and refresh token; agents are told at once. Signing in again gives a new instance ID, so the grants agents hold here end (`piper-link grants` lists them)")
     .option("--json", "print JSON")
     .action(async (o: { json?: boolean }) => {
       await run(async (out) => {

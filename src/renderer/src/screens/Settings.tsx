@@ -137,10 +137,31 @@ export function SettingsScreen({ status }: { status: LinkStatus }) {
       ) : null}
       {confirmSignOut ? (
         <ConfirmDialog title="Sign out of Piper Link?" action="Sign out" icon={LogOut} busy={action.busy === "sign-out"} onConfirm={() => void signOut()} onCancel={() => setConfirmSignOut(false)}>
-          <p>Agents on this machine stop getting secrets until you sign in again. Your secrets and grants stay with the authority.</p>
+          <SignOutConsequences />
         </ConfirmDialog>
       ) : null}
     </section>
+  );
+}
+
+/**
+ * What signing out ends, counted before the person confirms: a later sign-in gives this machine a new
+ * instance ID, and grants belong to the instance they were made on, so every live grant ends.
+ */
+function SignOutConsequences() {
+  const grants = useLinkData((a) => a.listGrants({ all: false }), (e) => e.kind === "authority" && e.event.type === "grant.changed", []);
+  const live = grants.data?.filter((g) => g.endedAt === null).length ?? null;
+  return (
+    <>
+      <p>Agents on this machine stop getting secrets at once. Your secrets stay with the authority.</p>
+      <p data-testid="sign-out-grants">
+        {live === null
+          ? "Signing in again gives this machine a new instance ID, which ends the grants agents hold here."
+          : live === 0
+            ? "No agent holds a grant here now."
+            : `Signing in again gives this machine a new instance ID: the ${live === 1 ? "1 grant" : `${live} grants`} agents hold here end, and each agent asks again.`}
+      </p>
+    </>
   );
 }
 
