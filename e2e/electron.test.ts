@@ -48,7 +48,7 @@ describe("Electron app", () => {
     // Navigation away is refused.
     await page.evaluate(() => (window.location.href = "https://example.com/"));
     await new Promise((r) => setTimeout(r, 500));
-    assert.match(page.url(), /^file:/);
+    assert.match(page.url(), /^app:\/\/piper-link\//);
     assert.equal(await page.evaluate(() => typeof (globalThis as { process?: unknown }).process), "undefined");
   });
 });

@@ -6,6 +6,10 @@
 // agents on real WebSockets, and requests created and decided through the authority.
 import assert from "node:assert/strict";
 import { EventEmitter } from "node:events";
+import { mkdtemp, mkdir, readFile, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { after, before, describe, it } from "node:test";
 import type { BrowserWindowConstructorOptions } from "electron";
 import { LINK_IPC_CHANNEL, LINK_NAVIGATE_CHANNEL } from "../src/shared/ipc.js";
@@ -19,6 +23,7 @@ import type {
   ShellMenu,
   ShellMenuItem,
   ShellNotification,
+  ShellSchemePrivileges,
   ShellSession,
   ShellTray,
   ShellWebContents,
@@ -26,11 +31,12 @@ import type {
 } from "../src/main/app/electron-api.js";
 import { startShell, type RunningShell } from "../src/main/app/shell.js";
 import { runDesktopApp, REFUSED_EXIT_STATUS, type DesktopApp, type DesktopAppOptions } from "../src/main/app/desktop-app.js";
+import { appFileFor, serveAppScheme } from "../src/main/app/app-protocol.js";
 import { debuggingSwitch } from "../src/main/app/shell-policy.js";
 import { hardenAllWebContents, hardenSession, CSP } from "../src/main/app/window.js";
 import { connectAgent, pendingRequestId, startTestLink, TEST_PASSPHRASE, TEST_PROOF, uniqueProfile, type TestAgent, type TestLink } from "./helpers.js";
 
-const OWN_PAGE = "file:///opt/piper/resources/app.asar/out/renderer/index.html";
+const OWN_PAGE = "app://piper-link/index.html";
 const ASSETS = "/opt/piper/resources/app.asar/assets";
 
 type Listener = (...args: unknown[]) => void;
@@ -117,6 +123,7 @@ class FakeApp implements ShellApp {
     return true;
   }
   whenReady(): Promise<void> {
+    this.state.ready = true;
     return Promise.resolve();
   }
   quit(): void {
@@ -142,6 +149,15 @@ interface AppState {
   quits: number;
   exits: number[];
   lockRequests: number;
+  /** Whether `whenReady` was called: Electron accepts a privileged scheme only before. */
+  ready: boolean;
+}
+
+/** What the shell did with `protocol`. */
+interface SchemeState {
+  privileged: Array<{ scheme: string; privileges: ShellSchemePrivileges }>;
+  registeredBeforeReady: boolean | null;
+  handlers: Map<string, (request: Request) => Response | Promise<Response>>;
 }
 
 /** The handlers the shell gave the double's session, to be called as Electron would. */
@@ -155,6 +171,7 @@ interface SessionHandlers {
 interface Double {
   api: ElectronApi;
   session: SessionHandlers;
+  scheme: SchemeState;
   errorBoxes: Array<{ title: string; content: string }>;
   changes: EventEmitter;
   windows: FakeWindow[];
@@ -181,10 +198,6 @@ class FakeWindow implements ShellWindow {
   }
   loadURL(url: string): Promise<void> {
     this.loaded = url;
-    return Promise.resolve();
-  }
-  loadFile(filePath: string): Promise<void> {
-    this.loaded = filePath;
     return Promise.resolve();
   }
   show(): void {
@@ -268,7 +281,8 @@ function electronDouble(options: { packaged?: boolean; switches?: Record<string,
   const notifications: FakeNotification[] = [];
   const ipc = new Map<string, (event: ShellInvokeEvent, ...args: unknown[]) => Promise<unknown>>();
   const opened: string[] = [];
-  const appState: AppState = { events: new Events(), quits: 0, exits: [], lockRequests: 0 };
+  const appState: AppState = { events: new Events(), quits: 0, exits: [], lockRequests: 0, ready: false };
+  const scheme: SchemeState = { privileged: [], registeredBeforeReady: null, handlers: new Map() };
   const handlers: SessionHandlers = { headers: null, request: null, check: null, device: null };
   const errorBoxes: Array<{ title: string; content: string }> = [];
   const session: ShellSession = {
@@ -315,8 +329,23 @@ function electronDouble(options: { packaged?: boolean; switches?: Record<string,
     },
     session: { defaultSession: session },
     dialog: { showErrorBox: (title, content) => void errorBoxes.push({ title, content }) },
+    protocol: {
+      registerSchemesAsPrivileged: (schemes) => {
+        scheme.privileged.push(...schemes);
+        scheme.registeredBeforeReady = !appState.ready;
+      },
+      handle: (name, handler) => void scheme.handlers.set(name, handler),
+    },
+    // Electron's net.fetch reads file:// URLs (inside app.asar too); the double reads them from disk.
+    net: {
+      fetch: async (url) => {
+        const file = fileURLToPath(url);
+        const types: Record<string, string> = { ".html": "text/html", ".js": "text/javascript", ".css": "text/css" };
+        return new Response(await readFile(file), { headers: { "Content-Type": types[path.extname(file)] ?? "application/octet-stream" } });
+      },
+    },
   };
-  return { api, session: handlers, errorBoxes, changes, windows, trays, notifications, ipc, opened, app: appState };
+  return { api, session: handlers, scheme, errorBoxes, changes, windows, trays, notifications, ipc, opened, app: appState };
 }
 
 /** Waits (on the double's change events, no polling) until `check` holds. */
@@ -352,7 +381,7 @@ async function openShell(double: Double): Promise<RunningShell> {
   const shell = await startShell(double.api, {
     link: t.link,
     ownPageUrl: OWN_PAGE,
-    page: { kind: "file", path: "/opt/piper/resources/app.asar/out/renderer/index.html" },
+    page: { url: OWN_PAGE },
     preloadPath: "/opt/piper/resources/app.asar/out/preload/index.cjs",
     assetDir: ASSETS,
     platform: "linux",
@@ -488,7 +517,7 @@ describe("Electron shell against a double of the Electron API, with a real Link 
     await signedIn();
     const double = electronDouble();
     await openShell(double);
-    for (const frame of [null, "https://evil.example/", "file:///opt/piper/resources/app.asar/out/renderer/evil.html", "file:///tmp/renderer/index.html", "http://localhost:5173/"]) {
+    for (const frame of [null, "https://evil.example/", "app://piper-link/evil.html", "app://evil/index.html", "file:///opt/piper/resources/app.asar/out/renderer/index.html", "file:///tmp/renderer/index.html", "http://localhost:5173/"]) {
       const refused = await ipcCall(double, frame, "status", {});
       assert.deepEqual(refused, { ok: false, error: { code: "forbidden_origin", message: "IPC refused: unknown sender frame." } }, String(frame));
     }
@@ -532,7 +561,7 @@ describe("Electron shell against a double of the Electron API, with a real Link 
       webSecurity: true,
       devTools: true,
     });
-    assert.equal(win.loaded, "/opt/piper/resources/app.asar/out/renderer/index.html");
+    assert.equal(win.loaded, OWN_PAGE);
 
     assert.equal(win.webContents.navigate("https://example.com/"), true, "navigation to another site is prevented");
     assert.equal(win.webContents.navigate(`${authorityUrl}/device`), true, "even the sign-in page does not load in the window");
@@ -648,7 +677,11 @@ describe("the desktop app's start (desktop-app.ts, what index.ts runs) against t
 
     const win = double.windows[0];
     assert.ok(win, "the window is shown (no --hidden)");
-    assert.equal(win.loaded, "/opt/piper/resources/app.asar/out/renderer/index.html", "the dev server's URL is ignored when packaged");
+    assert.equal(win.loaded, OWN_PAGE, "the dev server's URL is ignored when packaged");
+    // The page comes through the app's own scheme, declared before the app was ready.
+    assert.deepEqual(double.scheme.privileged, [{ scheme: "app", privileges: { standard: true, secure: true, supportFetchAPI: true } }]);
+    assert.equal(double.scheme.registeredBeforeReady, true);
+    assert.ok(double.scheme.handlers.has("app"), "the scheme is served");
     assert.equal(win.options.webPreferences?.devTools, false);
     assert.equal(win.options.webPreferences.preload, "/opt/piper/resources/app.asar/out/preload/index.cjs");
 
@@ -685,6 +718,49 @@ describe("the desktop app's start (desktop-app.ts, what index.ts runs) against t
     assert.equal(win.loaded, DEV_URL);
     assert.equal(win.options.webPreferences?.devTools, true);
     assert.equal((await ipcCall(double, DEV_URL, "status", {})).ok, true, "the dev server's page is the own page in development");
+  });
+});
+
+describe("the window's own scheme (app://piper-link/)", () => {
+  it("serves the built renderer with the CSP, and nothing outside its folder", async () => {
+    const root = await mkdtemp(path.join(os.tmpdir(), "piper-app-scheme-"));
+    const renderer = path.join(root, "renderer");
+    await mkdir(path.join(renderer, "assets"), { recursive: true });
+    await writeFile(path.join(renderer, "index.html"), "<!doctype html><script type=module src=./assets/index.js></script>");
+    await writeFile(path.join(renderer, "assets", "index.js"), "export {};");
+    await writeFile(path.join(root, "secret.txt"), "outside the renderer");
+    const double = electronDouble();
+    serveAppScheme(double.api, renderer);
+    const handler = double.scheme.handlers.get("app");
+    assert.ok(handler);
+    const get = (url: string, method = "GET"): Promise<Response> => Promise.resolve(handler(new Request(url, { method })));
+
+    const page = await get("app://piper-link/index.html#/requests");
+    assert.equal(page.status, 200);
+    assert.match(await page.text(), /assets\/index\.js/);
+    assert.equal(page.headers.get("content-security-policy"), CSP);
+    assert.equal(page.headers.get("x-content-type-options"), "nosniff");
+    const script = await get("app://piper-link/assets/index.js");
+    assert.equal(script.status, 200);
+    assert.equal(script.headers.get("content-type"), "text/javascript");
+    assert.equal((await get("app://piper-link/")).status, 200, "/ is index.html");
+
+    for (const url of [
+      "app://piper-link/%2e%2e/secret.txt",
+      "app://piper-link/assets%2f..%2f..%2fsecret.txt",
+      "app://piper-link/..%5csecret.txt",
+      "app://piper-link/a/../../secret.txt",
+      "app://piper-link/%00index.html",
+      "app://evil/index.html",
+      "app://piper-link/missing.js",
+    ]) {
+      const r = await get(url);
+      assert.equal(r.status, 404, url);
+      assert.equal(await r.text(), "", url);
+    }
+    assert.equal((await get("app://piper-link/index.html", "POST")).status, 405);
+    assert.equal(appFileFor("app://piper-link/assets/index.js", renderer), path.join(renderer, "assets", "index.js"));
+    assert.equal(appFileFor("not a url", renderer), null);
   });
 });
 

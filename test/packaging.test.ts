@@ -38,6 +38,11 @@ describe("packaging", () => {
     assert.equal(fuses.enableCookieEncryption, true);
     assert.equal(fuses.enableEmbeddedAsarIntegrityValidation, true);
     assert.equal(fuses.onlyLoadAppFromAsar, true);
+    assert.equal(fuses.enableNodeOptionsEnvironmentVariable, false);
+    assert.equal(fuses.enableNodeCliInspectArguments, false);
+    // The window is served through its own scheme (app-protocol.ts), so file:// needs no extra privileges.
+    assert.equal(fuses.grantFileProtocolExtraPrivileges, false);
+    assert.deepEqual(Object.keys(fuses).sort(), ["enableCookieEncryption", "enableEmbeddedAsarIntegrityValidation", "enableNodeCliInspectArguments", "enableNodeOptionsEnvironmentVariable", "grantFileProtocolExtraPrivileges", "onlyLoadAppFromAsar", "runAsNode"], "every fuse is set on purpose");
     const unpacked = JSON.stringify(config.asarUnpack);
     assert.match(unpacked, /@napi-rs\/keyring/);
     assert.match(unpacked, /better-sqlite3/);

@@ -8,7 +8,6 @@
  * IPC, notifications). Start at login is applied here, per platform.
  */
 import path from "node:path";
-import { pathToFileURL } from "node:url";
 import type { LinkSettings } from "../../shared/control.js";
 import { LinkError } from "../../shared/errors.js";
 import { profileFromEnv } from "../../shared/profile.js";
@@ -17,6 +16,7 @@ import { hardenProcess } from "../../platform/harden.js";
 import type { AuthorityLauncher } from "../core/authority/embedded-authority.js";
 import { startDaemon, StoppedBeforeStart, type RunningDaemon } from "../core/daemon.js";
 import { setXdgAutostart } from "../core/runtime/autostart.js";
+import { APP_PAGE_URL, registerAppScheme, serveAppScheme } from "./app-protocol.js";
 import type { ElectronApi } from "./electron-api.js";
 import { startShell, type RunningShell } from "./shell.js";
 import { debuggingSwitch, signInPagesOrigin } from "./shell-policy.js";
@@ -51,14 +51,14 @@ export interface DesktopApp {
 
 /**
  * The window's page: the dev server's URL (`ELECTRON_RENDERER_URL`) only in a developer's
- * (unpackaged) build; a packaged app always loads its own built files, so no environment variable
- * can make another page "the app's own page" for the IPC check.
+ * (unpackaged) build; otherwise the built renderer through the app's own scheme
+ * (`app://piper-link/index.html`, app-protocol.ts), so no environment variable can make another page
+ * "the app's own page" for the IPC check, and no file:// page needs extra privileges.
  */
-export function windowPage(isPackaged: boolean, env: NodeJS.ProcessEnv, mainDir: string): { page: WindowPage; ownPageUrl: string } {
+export function windowPage(isPackaged: boolean, env: NodeJS.ProcessEnv): { page: WindowPage; ownPageUrl: string } {
   const devUrl = isPackaged ? undefined : env["ELECTRON_RENDERER_URL"];
-  if (devUrl !== undefined && devUrl !== "") return { page: { kind: "url", url: devUrl }, ownPageUrl: devUrl };
-  const file = path.join(mainDir, "../renderer/index.html");
-  return { page: { kind: "file", path: file }, ownPageUrl: pathToFileURL(file).href };
+  if (devUrl !== undefined && devUrl !== "") return { page: { url: devUrl }, ownPageUrl: devUrl };
+  return { page: { url: APP_PAGE_URL }, ownPageUrl: APP_PAGE_URL };
 }
 
 /**
@@ -93,12 +93,14 @@ export async function runDesktopApp(electron: ElectronApi, options: DesktopAppOp
   } catch (err) {
     return err instanceof LinkError ? refuse(err.message) : fail(err);
   }
+  // Only before the app is ready does Electron accept a privileged scheme.
+  registerAppScheme(electron.protocol);
   if (!app.requestSingleInstanceLock()) {
     app.quit();
     return null;
   }
 
-  const { page, ownPageUrl } = windowPage(app.isPackaged, options.env, options.mainDir);
+  const { page, ownPageUrl } = windowPage(app.isPackaged, options.env);
   let daemon: RunningDaemon | null = null;
   // Before any web contents exists, so none escapes the guards.
   hardenAllWebContents(electron, {
@@ -124,6 +126,7 @@ export async function runDesktopApp(electron: ElectronApi, options: DesktopAppOp
   try {
     await app.whenReady();
     hardenSession(electron.session.defaultSession);
+    serveAppScheme(electron, path.join(options.mainDir, "../renderer"));
     const launcher = options.authorityLauncher?.(app.getAppPath());
     const running = await startDaemon({
       profile: profileFromEnv(options.env),

@@ -37,7 +37,6 @@ export interface ShellWindow {
   on(event: "closed", listener: () => void): unknown;
   once(event: "ready-to-show", listener: () => void): unknown;
   loadURL(url: string): Promise<void>;
-  loadFile(filePath: string): Promise<void>;
   show(): void;
   hide(): void;
   focus(): void;
@@ -111,6 +110,19 @@ export interface ShellSession {
   setDevicePermissionHandler(handler: (details: unknown) => boolean): void;
 }
 
+/** The one privilege set the window's scheme asks for (app-protocol.ts). */
+export interface ShellSchemePrivileges {
+  standard: boolean;
+  secure: boolean;
+  supportFetchAPI: boolean;
+}
+
+/** The parts of `protocol` the shell uses: the window's own scheme (app-protocol.ts). */
+export interface ShellProtocol {
+  registerSchemesAsPrivileged(schemes: Array<{ scheme: string; privileges: ShellSchemePrivileges }>): void;
+  handle(scheme: string, handler: (request: Request) => Response | Promise<Response>): void;
+}
+
 /** Everything the shell needs from Electron; index.ts passes the real module's objects. */
 export interface ElectronApi {
   app: ShellApp;
@@ -125,4 +137,7 @@ export interface ElectronApi {
   shell: { openExternal(url: string): Promise<void> };
   session: { defaultSession: ShellSession };
   dialog: { showErrorBox(title: string, content: string): void };
+  protocol: ShellProtocol;
+  /** Electron's fetch, which reads file:// URLs inside app.asar. */
+  net: { fetch(url: string): Promise<Response> };
 }

@@ -4,12 +4,12 @@
  * `runDesktopApp` (desktop-app.ts), where the hardening and wiring live and are tested against a
  * double. The embedded authority runs in a utility process (authority-launcher.ts).
  */
-import { app, BrowserWindow, dialog, ipcMain, Menu, Notification, session, shell, Tray } from "electron";
+import { app, BrowserWindow, dialog, ipcMain, Menu, net, Notification, protocol, session, shell, Tray } from "electron";
 import { utilityLauncher } from "./authority-launcher.js";
 import { runDesktopApp } from "./desktop-app.js";
 import type { ElectronApi } from "./electron-api.js";
 
-const electron: ElectronApi = { app, BrowserWindow, Tray, Menu, Notification, ipcMain, shell, session, dialog };
+const electron: ElectronApi = { app, BrowserWindow, Tray, Menu, Notification, ipcMain, shell, session, dialog, protocol, net };
 
 void runDesktopApp(electron, {
   argv: process.argv,

@@ -55,7 +55,8 @@ export function isOwnPageUrl(url: string | undefined, ownPageUrl: string): boole
     const got = new URL(url);
     const own = new URL(ownPageUrl);
     if (got.protocol !== own.protocol) return false;
-    if (own.protocol === "file:") return got.host === own.host && got.pathname === own.pathname;
+    // The app's own scheme (app-protocol.ts) and file: have no origin of their own: the exact page.
+    if (own.protocol === "file:" || own.protocol === "app:") return got.host === own.host && got.pathname === own.pathname;
     return (own.protocol === "http:" || own.protocol === "https:") && got.origin === own.origin;
   } catch {
     return false;

@@ -81,8 +81,10 @@ export function hardenSession(session: ShellSession): void {
   session.setDevicePermissionHandler(() => false);
 }
 
-/** Where the window's page comes from: the dev server's URL, or the built renderer's index.html. */
-export type WindowPage = { kind: "url"; url: string } | { kind: "file"; path: string };
+/** Where the window's page comes from: the dev server's URL, or the app's own scheme (app-protocol.ts). */
+export interface WindowPage {
+  url: string;
+}
 
 export interface WindowControllerOptions {
   page: WindowPage;
@@ -119,8 +121,7 @@ export function createWindowController(electron: Pick<ElectronApi, "BrowserWindo
       if (window === w) window = null;
     });
     w.once("ready-to-show", () => w.show());
-    if (options.page.kind === "url") void w.loadURL(options.page.url).catch(() => undefined);
-    else void w.loadFile(options.page.path).catch(() => undefined);
+    void w.loadURL(options.page.url).catch(() => undefined);
     return w;
   }
 
