@@ -109,10 +109,36 @@ print(json.dumps(out))`);
       segments.forEach((segment, i) => {
         const whole = kept[i] ?? "";
         const trimmed = [whole, whole.slice(1), whole.slice(0, -1), whole.slice(1, -1)];
-        const allowed = trimmed.filter((t, k) => (i > 0 || k % 2 === 0) && (i < kept.length - 1 || k < 2));
+        const allowed = trimmed.filter((_t, k) => (i > 0 || k % 2 === 0) && (i < kept.length - 1 || k < 2));
         assert.ok(allowed.includes(segment), `${name}: ${segment} is not ${whole}`);
       });
     }
+  });
+
+  it("holds back a fixed window whatever the bytes, and a timer passes on what waited", async () => {
+    const released: Buffer[] = [];
+    let wake: () => void = () => undefined;
+    const r = createStreamRedactor(needles, { holdMs: 0, onRelease: (b) => {
+        released.push(b);
+        wake();
+      },
+    });
+    // A possible start of the value and ordinary text are held back alike.
+    assert.equal(r.push(Buffer.from("data: sk-li")).length, 0);
+    await new Promise<void>((resolve) => (wake = resolve));
+    assert.equal(Buffer.concat(released).toString(), "data: sk-li");
+    released.length = 0;
+    assert.equal(r.push(Buffer.from("data: one\n\n")).length, 0);
+    await new Promise<void>((resolve) => (wake = resolve));
+    assert.equal(Buffer.concat(released).toString(), "data: one\n\n");
+    // A long answer goes on as it comes, all but the window, whatever the last bytes are.
+    const other = createStreamRedactor(needles);
+    const a = other.push(Buffer.from(`${"x".repeat(20_000)}sk-li`)).length;
+    const b = createStreamRedactor(needles).push(Buffer.from(`${"x".repeat(20_000)}zz-zz`)).length;
+    assert.equal(a, b);
+    assert.ok(a > 0 && other.pending > 0);
+    assert.equal(Buffer.concat([other.end()]).toString(), `${"x".repeat(20_000)}sk-li`.slice(a));
+    r.close();
   });
 
   it("still passes text that only looks like part of a value", () => {
@@ -180,26 +206,35 @@ describe("redactor through the call handler and a real HTTPS upstream", () => {
   }
 
   /**
-   * The attack: for each next character, try every candidate and look for the one whose
-   * observation differs from all others. Returns what it recovered; stops at a position where no
-   * candidate stands out (more calls cannot help: every candidate looked the same).
+   * The attack: try every candidate for the next character; a candidate whose observation differs
+   * from the most common one is a suspect, and the search goes on from each suspect (depth first,
+   * within `budget` calls). Returns the longest string it reached and how many different
+   * observations the first position gave (1: every candidate looked the same, so no number of
+   * further calls can tell them apart).
    */
-  async function attack(observe: (guess: string) => Promise<string>, maxPositions: number): Promise<{ recovered: string; calls: number; distinct: number }> {
+  async function attack(observe: (guess: string) => Promise<string>, maxDepth: number, budget: number): Promise<{ recovered: string; calls: number; distinct: number }> {
     let recovered = "";
     let calls = 0;
     let distinct = 0;
-    for (let position = 0; position < maxPositions; position++) {
+    const visit = async (known: string): Promise<void> => {
+      if (known.length >= maxDepth || calls + ALPHABET.length > budget) return;
       const seen = new Map<string, string[]>();
       for (const c of ALPHABET) {
-        const o = await observe(recovered + c);
+        const o = await observe(known + c);
         calls++;
         seen.set(o, [...(seen.get(o) ?? []), c]);
       }
-      distinct = seen.size;
-      const odd = [...seen.values()].find((cs) => cs.length === 1);
-      if (seen.size !== 2 || odd === undefined) break;
-      recovered += odd[0];
-    }
+      if (known === "") distinct = seen.size;
+      const common = [...seen.entries()].sort((x, y) => y[1].length - x[1].length)[0]?.[0];
+      for (const [o, cs] of seen) {
+        if (o === common) continue;
+        for (const c of cs) {
+          if (known.length + 1 > recovered.length) recovered = known + c;
+          await visit(known + c);
+        }
+      }
+    };
+    await visit("");
     return { recovered, calls, distinct };
   }
 
@@ -209,11 +244,11 @@ describe("redactor through the call handler and a real HTTPS upstream", () => {
     const body = Buffer.concat(full.flatMap((f) => (f.type === "call.chunk" ? [Buffer.from(f.data, "base64")] : []))).toString();
     assert.equal(body, `pad ${REDACTION_MARK}`);
     // The guess at the end of the answer, where a prefix-holding redactor would split it off.
-    const result = await attack(async (guess) => observation(await run("/echo", `padding-${guess}`)), SECRET.length);
+    const result = await attack(async (guess) => observation(await run("/echo", `padding-${guess}`)), SECRET.length, 300);
     assert.equal(result.recovered, "", `recovered ${result.recovered.length} characters in ${result.calls} calls`);
     assert.equal(result.distinct, 1, "every candidate gave the same observation");
     // Also at the end of a larger answer (the window is passed on as more comes).
-    const big = await attack(async (guess) => observation(await run("/echo", `${"x".repeat(40_000)}${guess}`)), 2);
+    const big = await attack(async (guess) => observation(await run("/echo", `${"x".repeat(40_000)}${guess}`)), 2, 64);
     assert.equal(big.recovered, "");
     assert.equal(big.distinct, 1);
   });
@@ -224,7 +259,6 @@ describe("redactor through the call handler and a real HTTPS upstream", () => {
       let received = 0;
       let enough: () => void = () => undefined;
       const arrived = new Promise<void>((resolve) => (enough = resolve));
-      let before = -1;
       const done = run("/echo-stream", sent, { bearer: "API_TOKEN" }, (m) => {
         if (m.type === "call.chunk") received += Buffer.from(m.data, "base64").length;
         if (received >= sent.length) enough();
@@ -233,12 +267,12 @@ describe("redactor through the call handler and a real HTTPS upstream", () => {
       const bound = setTimeout(enough, 1500);
       await arrived;
       clearTimeout(bound);
-      before = received;
+      const before = received;
       release();
       const frames = await done;
-      return JSON.stringify([before, observation(frames.filter((f) => f.type !== "call.chunk")), frames.filter((f) => f.type === "call.chunk").reduce((n, f) => n + (f.type === "call.chunk" ? Buffer.from(f.data, "base64").length : 0), 0)]);
+      return JSON.stringify([before, observation(frames.filter((f) => f.type !== "call.chunk")), frames.reduce((n, f) => n + (f.type === "call.chunk" ? Buffer.from(f.data, "base64").length : 0), 0)]);
     };
-    const result = await attack(observe, 3);
+    const result = await attack(observe, 2, 64);
     assert.equal(result.recovered, "", `recovered ${result.recovered.length} characters in ${result.calls} calls`);
     assert.equal(result.distinct, 1);
   });

@@ -16,7 +16,7 @@ import type { UsageReport } from "../../../shared/authority.js";
 import type { AgentChannel } from "../loopback/agent-channel.js";
 import type { CallGrant, CallGrants } from "./call-grants.js";
 import { describeUrl, parseCallUrl, prepareRequest, secretNamesOf } from "./injections.js";
-import { createStreamRedactor, needlesFor, redactString, RELEASE_AFTER_MS, type StreamRedactor } from "./redactor.js";
+import { createStreamRedactor, needlesFor, redactString, RELEASE_AFTER_MS } from "./redactor.js";
 import type { Upstream, UpstreamRequest } from "./upstream.js";
 
 export interface CallHandlerDeps {
@@ -65,7 +65,8 @@ export function createCallHandler(deps: CallHandlerDeps): (channel: CallChannel,
     const grants: Array<{ name: string; grant: CallGrant }> = [];
     // Every form of every value resolved so far: whatever string the agent gets is redacted with them.
     let needles: string[] = [];
-    let redactor: StreamRedactor | null = null;
+    // Stops the body redactor's timer, so nothing is sent after the call's last frame.
+    let stopRedactor = (): void => undefined;
     const audit: CallAudit = { secretNames: secretNamesOf(call.auth), method: call.method, host: "", path: "", status: null, bytes: 0, durationMs: 0, redacted: false, error: null, program: programOf(channel) };
     try {
       const url = parseCallUrl(call.url);
@@ -101,10 +102,10 @@ export function createCallHandler(deps: CallHandlerDeps): (channel: CallChannel,
       audit.status = answer.status;
       // Everything in the head is text the upstream chose: the URL it redirected to, the status
       // text, header names and values.
-      let redacted = false;
+      const head = { redacted: false };
       const clean = (text: string): string => {
         const r = redactString(text, needles);
-        redacted ||= r.redacted;
+        head.redacted ||= r.redacted;
         return r.text;
       };
       const headers: Array<[string, string]> = [];
@@ -115,7 +116,8 @@ export function createCallHandler(deps: CallHandlerDeps): (channel: CallChannel,
       }
       const shownUrl = new URL(answer.url);
       shownUrl.search = "";
-      send({ type: "call.head", id: call.id, status: answer.status, statusText: clean(answer.statusText), headers, redacted, url: clean(shownUrl.href) });
+      const headText = { statusText: clean(answer.statusText), url: clean(shownUrl.href) };
+      send({ type: "call.head", id: call.id, status: answer.status, statusText: headText.statusText, headers, redacted: head.redacted, url: headText.url });
       const emit = (data: Buffer): void => {
         for (let at = 0; at < data.length; at += limits.chunkBytes) {
           const piece = data.subarray(at, at + limits.chunkBytes);
@@ -126,7 +128,7 @@ export function createCallHandler(deps: CallHandlerDeps): (channel: CallChannel,
       // Bytes that waited RELEASE_AFTER_MS are passed on by the redactor's timer (a streamed event is
       // not held back for long), the rest as the window moves.
       const body = createStreamRedactor(needles, { holdMs: RELEASE_AFTER_MS, onRelease: emit });
-      redactor = body;
+      stopRedactor = () => body.close();
       let received = 0;
       try {
         for await (const chunk of answer.body as AsyncIterable<Buffer>) {
@@ -142,7 +144,7 @@ export function createCallHandler(deps: CallHandlerDeps): (channel: CallChannel,
       }
       emit(body.end());
       if (body.split) deps.log.warn({ conn: channel.connectionId, host: audit.host }, "the upstream paused in the middle of echoing a secret; its start had been passed on before the rest arrived");
-      audit.redacted = redacted || body.redacted;
+      audit.redacted = head.redacted || body.redacted;
       audit.durationMs = Math.round((performance.now() - started) * 1000) / 1000;
       send({ type: "call.end", id: call.id, bytes: audit.bytes, redacted: audit.redacted, durationMs: audit.durationMs });
     } catch (err) {
@@ -152,7 +154,7 @@ export function createCallHandler(deps: CallHandlerDeps): (channel: CallChannel,
       // An upstream's words (a TLS or parser error quoting what it sent) may carry a value.
       if (!signal.aborted) send({ type: "error", id: call.id, code: err.code === "unauthorized" ? "not_logged_in" : err.code, message: redactString(err.message, needles).text, retryable: err.retryable });
     } finally {
-      redactor?.close();
+      stopRedactor();
       deps.log.info({ conn: channel.connectionId, clientId: agent.clientId, pid: channel.process?.pid ?? null, call: audit }, "call");
       for (const { grant } of grants) {
         deps.recordUse({ grantId: grant.grantId, at: deps.now(), agentClientId: agent.clientId, pid: channel.process?.pid ?? null, call: { ...audit, fromCache: grant.fromCache } });
