@@ -141,6 +141,26 @@ print(json.dumps(out))`);
     r.close();
   });
 
+  it("when the upstream pauses in the middle of a value, the rest is still redacted and the pause is reported", async () => {
+    const released: Buffer[] = [];
+    let wake: () => void = () => undefined;
+    const r = createStreamRedactor(needles, {
+      holdMs: 0,
+      onRelease: (b) => {
+        released.push(b);
+        wake();
+      },
+    });
+    const half = VALUE.length >> 1;
+    assert.equal(r.push(Buffer.from(`x ${VALUE.slice(0, half)}`)).length, 0);
+    await new Promise<void>((resolve) => (wake = resolve));
+    const rest = Buffer.concat([r.push(Buffer.from(`${VALUE.slice(half)} y`)), r.end()]).toString();
+    assert.equal(Buffer.concat(released).toString(), `x ${VALUE.slice(0, half)}`);
+    assert.equal(rest, `${REDACTION_MARK} y`);
+    assert.equal(r.split, true);
+    assert.equal(r.redacted, true);
+  });
+
   it("still passes text that only looks like part of a value", () => {
     const text = `sk-live/ab+cd=ef 42xy and ${encodeURIComponent("sk-live/ab+cd=ef")} and &amp; %41 \\u0041`;
     assert.equal(redactAll(text, needles), text);
