@@ -16,7 +16,7 @@ import type { UsageReport } from "../../../shared/authority.js";
 import type { AgentChannel } from "../loopback/agent-channel.js";
 import type { CallGrant, CallGrants } from "./call-grants.js";
 import { describeUrl, parseCallUrl, prepareRequest, secretNamesOf } from "./injections.js";
-import { createStreamRedactor, redactString } from "./redactor.js";
+import { createStreamRedactor, needlesFor, redactString, RELEASE_AFTER_MS } from "./redactor.js";
 import type { Upstream, UpstreamRequest } from "./upstream.js";
 
 export interface CallHandlerDeps {
@@ -30,6 +30,8 @@ export interface CallHandlerDeps {
 }
 
 const DEFAULT_APPROVAL_MS = 120_000;
+/** Replaces a response header name that held a value (the mark itself is not a valid header name). */
+const REDACTED_HEADER_NAME = "x-piper-link-redacted-name";
 
 /** Refuses a use the grant's terms do not allow (destinations; hours, weekdays and end date). */
 function checkTerms(name: string, terms: GrantTerms, method: string, url: URL, now: number): void {
@@ -61,6 +63,10 @@ export function createCallHandler(deps: CallHandlerDeps): (channel: CallChannel,
     if (agent === null) return;
     await channel.identification;
     const grants: Array<{ name: string; grant: CallGrant }> = [];
+    // Every form of every value resolved so far: whatever string the agent gets is redacted with them.
+    let needles: string[] = [];
+    // Stops the body redactor's timer, so nothing is sent after the call's last frame.
+    let stopRedactor = (): void => undefined;
     const audit: CallAudit = { secretNames: secretNamesOf(call.auth), method: call.method, host: "", path: "", status: null, bytes: 0, durationMs: 0, redacted: false, error: null, program: programOf(channel) };
     try {
       const url = parseCallUrl(call.url);
@@ -73,9 +79,11 @@ export function createCallHandler(deps: CallHandlerDeps): (channel: CallChannel,
         const grant = await deps.grants.get({ agent, process: channel.process, connectionId: channel.connectionId }, name, { method: call.method, url: url.href }, { id: call.id, reason, wait: call.wait, askIfRefused: call.askIfRefused ?? false, deadline, signal, send });
         // Listed before the check, so a refused use is audited against its grant too.
         grants.push({ name, grant });
+        needles = [...new Set([...needles, ...needlesFor(grant.value)])];
         checkTerms(name, grant.terms, call.method, url, deps.now());
       }
       const prepared = prepareRequest(call, url, new Map(grants.map((g) => [g.name, g.grant.value])));
+      needles = [...new Set([...needles, ...prepared.needles])];
       const total = AbortSignal.any([signal, AbortSignal.timeout(Math.min(call.timeoutMs ?? limits.totalMs, limits.totalMs))]);
       const first: UpstreamRequest = { method: prepared.method, url: prepared.url, headers: prepared.headers, body: prepared.body };
       const answer = await deps.upstream.send(first, {
@@ -92,17 +100,24 @@ export function createCallHandler(deps: CallHandlerDeps): (channel: CallChannel,
         },
       });
       audit.status = answer.status;
+      // Everything in the head is text the upstream chose: the URL it redirected to, the status
+      // text, header names and values.
+      const head = { redacted: false };
+      const clean = (text: string): string => {
+        const r = redactString(text, needles);
+        head.redacted ||= r.redacted;
+        return r.text;
+      };
       const headers: Array<[string, string]> = [];
-      let redacted = false;
       for (const [name, value] of answer.headers) {
-        const r = redactString(value, prepared.needles);
-        redacted ||= r.redacted;
-        headers.push([name, r.text]);
+        const shownName = clean(name);
+        // A header name must stay a token for the agent's HTTP library.
+        headers.push([shownName === name ? name : REDACTED_HEADER_NAME, clean(value)]);
       }
       const shownUrl = new URL(answer.url);
       shownUrl.search = "";
-      send({ type: "call.head", id: call.id, status: answer.status, statusText: answer.statusText, headers, redacted, url: shownUrl.href });
-      const redactor = createStreamRedactor(prepared.needles);
+      const headText = { statusText: clean(answer.statusText), url: clean(shownUrl.href) };
+      send({ type: "call.head", id: call.id, status: answer.status, statusText: headText.statusText, headers, redacted: head.redacted, url: headText.url });
       const emit = (data: Buffer): void => {
         for (let at = 0; at < data.length; at += limits.chunkBytes) {
           const piece = data.subarray(at, at + limits.chunkBytes);
@@ -110,12 +125,16 @@ export function createCallHandler(deps: CallHandlerDeps): (channel: CallChannel,
           send({ type: "call.chunk", id: call.id, data: piece.toString("base64") });
         }
       };
+      // Bytes that waited RELEASE_AFTER_MS are passed on by the redactor's timer (a streamed event is
+      // not held back for long), the rest as the window moves.
+      const body = createStreamRedactor(needles, { holdMs: RELEASE_AFTER_MS, onRelease: emit });
+      stopRedactor = () => body.close();
       let received = 0;
       try {
         for await (const chunk of answer.body as AsyncIterable<Buffer>) {
           received += chunk.length;
           if (received > limits.responseBytes) throw new LinkError("response_too_large", `The answer is larger than ${limits.responseBytes} bytes; Piper Link stopped reading it.`);
-          emit(redactor.push(chunk));
+          emit(body.push(chunk));
         }
       } catch (err) {
         answer.body.destroy();
@@ -123,16 +142,19 @@ export function createCallHandler(deps: CallHandlerDeps): (channel: CallChannel,
         if (total.aborted && !signal.aborted) throw new LinkError("timeout", `The call to ${url.host} took longer than ${Math.min(call.timeoutMs ?? limits.totalMs, limits.totalMs)} ms.`, { cause: err });
         throw new LinkError("upstream_unavailable", `${url.host} broke off its answer (${err instanceof Error ? err.message : String(err)}).`, { cause: err, retryable: true });
       }
-      emit(redactor.end());
-      audit.redacted = redacted || redactor.redacted;
+      emit(body.end());
+      if (body.split) deps.log.warn({ conn: channel.connectionId, host: audit.host }, "the upstream paused in the middle of echoing a secret; its start had been passed on before the rest arrived");
+      audit.redacted = head.redacted || body.redacted;
       audit.durationMs = Math.round((performance.now() - started) * 1000) / 1000;
       send({ type: "call.end", id: call.id, bytes: audit.bytes, redacted: audit.redacted, durationMs: audit.durationMs });
     } catch (err) {
       audit.durationMs = Math.round((performance.now() - started) * 1000) / 1000;
       if (!(err instanceof LinkError)) throw err;
       audit.error = err.code;
-      if (!signal.aborted) send({ type: "error", id: call.id, code: err.code === "unauthorized" ? "not_logged_in" : err.code, message: err.message, retryable: err.retryable });
+      // An upstream's words (a TLS or parser error quoting what it sent) may carry a value.
+      if (!signal.aborted) send({ type: "error", id: call.id, code: err.code === "unauthorized" ? "not_logged_in" : err.code, message: redactString(err.message, needles).text, retryable: err.retryable });
     } finally {
+      stopRedactor();
       deps.log.info({ conn: channel.connectionId, clientId: agent.clientId, pid: channel.process?.pid ?? null, call: audit }, "call");
       for (const { grant } of grants) {
         deps.recordUse({ grantId: grant.grantId, at: deps.now(), agentClientId: agent.clientId, pid: channel.process?.pid ?? null, call: { ...audit, fromCache: grant.fromCache } });
