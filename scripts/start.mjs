@@ -98,9 +98,10 @@ async function keychainArgs() {
   return /^y(es)?$/i.test(answer.trim()) ? ["--keychain", "file"] : [];
 }
 
+// tsc -b is incremental: it rebuilds only what changed (under a second when nothing did).
 run(process.execPath, [require.resolve("typescript/bin/tsc"), "-b", "tsconfig.json"]);
 // The window: loaded by Electron, and served to browsers by the headless Link under /ui/.
-run(process.execPath, [path.join(root, "node_modules", "electron-vite", "bin", "electron-vite.js"), "build"]);
+run(process.execPath, [path.join(root, "scripts", "build-window.mjs"), "--if-changed"]);
 const electron = electronBinary();
 let child;
 if (electron && hasDisplay() && !process.argv.includes("--headless")) {
