@@ -28,6 +28,7 @@ const UiSchema = z.object({ url: z.string(), expiresAt: z.string(), opened: z.bo
 let browser: Browser | null = null;
 let e: CliEnv;
 let status: z.infer<typeof LinkStatusSchema>;
+const DESKTOP_DISPLAY = "wayland-e2e";
 const clients: PiperClient[] = [];
 /** An HTTPS upstream with its own CA, for the calls the Link makes for agents. */
 let upstream: TestUpstream;
@@ -38,6 +39,9 @@ before(async () => {
   upstream = await startUpstream(await fs.mkdtemp(path.join(os.tmpdir(), "piper-ui-ca-")));
   upstream.routes.set("/v1/things", (_r, res) => res.writeHead(200, { "content-type": "application/json" }).end('{"ok":true}'));
   e.env["PIPER_LINK_EXTRA_CA"] = upstream.caFile;
+  // The Link's machine is a desktop the person sees (sign-in leads with the browser); the test
+  // machine has no display of its own. Wayland, so no X11 risk is reported.
+  e.env["WAYLAND_DISPLAY"] = DESKTOP_DISPLAY;
   status = cliJson(e, ["start", "--port", "0"], LinkStatusSchema);
   cliJson(e, ["dev", "sign-in", "--name", "e2e machine"], LinkStatusSchema);
   browser = await launchChromium();
@@ -623,9 +627,11 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
       await page.keyboard.press("Escape");
       await context.close();
     }
-    // Signed out: the first-run screen with its one clear button.
+    // Signed out: the first-run screen with its one clear button. This Link runs where the person sees
+    // no screen (no display, like a server reached through ssh -L): the code comes first.
     const signedOut = await newEnv();
-    cliJson(signedOut, ["start", "--port", "0"], LinkStatusSchema);
+    signedOut.env["SSH_CONNECTION"] = "203.0.113.5 50022 192.0.2.10 22";
+    assert.equal(cliJson(signedOut, ["start", "--port", "0"], LinkStatusSchema).signInFlow, "device");
     for (const scheme of ["light", "dark"] as const) {
       // Each address works once (issue 16 item 8): one per page.
       const url = cliJson(signedOut, ["ui"], UiSchema).url;
@@ -634,7 +640,9 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
       await watchConsole(context);
       const page = await context.newPage();
       await page.goto(url);
-      await page.getByRole("button", { name: "Sign in", exact: true }).waitFor();
+      await page.getByRole("button", { name: "Sign in with a code", exact: true }).waitFor();
+      await page.getByTestId("sign-in-elsewhere").waitFor();
+      assert.equal(await page.getByRole("button", { name: "Sign in", exact: true }).count(), 0, "no browser sign-in that would redirect to the server's loopback");
       await page.screenshot({ path: path.join(SHOTS, `sign-in-${scheme}.png`) });
       await checkA11y(page, `sign-in (${scheme})`);
       await context.close();
@@ -648,7 +656,9 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
   it("first run: Sign in opens the authority's page in a new tab; creating the account there signs the window in", async () => {
     assert.ok(browser);
     const fresh = await newEnv();
+    fresh.env["WAYLAND_DISPLAY"] = DESKTOP_DISPLAY;
     const started = cliJson(fresh, ["start", "--port", "0"], LinkStatusSchema);
+    assert.equal(started.signInFlow, "browser");
     const url = cliJson(fresh, ["ui"], UiSchema).url;
     // No certificate exception: the sign-in pages come through the Link's own http origin (issue 15 item 3).
     const context = await browser.newContext();

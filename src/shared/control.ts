@@ -89,6 +89,13 @@ export const LinkStatusSchema = z.object({
    */
   pyper: z.object({ port: z.number().int(), certFile: z.string() }).nullable().optional(),
   /**
+   * How a window should lead sign-in: `device` (a code entered on any device) when the Link's machine
+   * shows the person nothing (an SSH session, a server without a display), where a browser sign-in
+   * would redirect to this machine's loopback, a dead end for a browser elsewhere (e.g. through
+   * `ssh -L`); `browser` otherwise. Absent from older Links: `browser`.
+   */
+  signInFlow: z.enum(["browser", "device"]).optional(),
+  /**
    * Who is signed in (issue 15 item 7), as the authority's `GET /v1/me` said after sign-in or at
    * start: the account's display name and email (null for a token-only local user). Null when
    * nobody is signed in or the authority has not said yet; absent from Links that predate it.

@@ -4,17 +4,11 @@
  * signs in with a code instead of waiting for a browser that will never come (issue 15 item 3).
  */
 import { spawn } from "node:child_process";
+import { hasDisplay as displaySeen } from "../core/runtime/display.js";
 
-/**
- * True when a browser opened here would be seen by the person: false in an SSH session
- * (`SSH_CONNECTION` set: the browser would open on the remote machine's display, if any) and on
- * Linux without `DISPLAY` or `WAYLAND_DISPLAY` (a bare server, a console). `env` defaults to this
- * process's environment.
- */
+/** `hasDisplay` for this process's environment and platform (see core/runtime/display.ts). */
 export function hasDisplay(env: NodeJS.ProcessEnv = process.env, platform: NodeJS.Platform = process.platform): boolean {
-  if (env["SSH_CONNECTION"]) return false;
-  if (platform === "linux" && !env["DISPLAY"] && !env["WAYLAND_DISPLAY"]) return false;
-  return true;
+  return displaySeen(env, platform);
 }
 
 /** Opens `url` in the system browser; false when there is no way to (then the caller prints the URL). */

@@ -63,6 +63,11 @@ export interface LinkOptions {
   installRoot?: string | null;
   /** What hardening this process gave (platform/harden.ts); a `dumpableFailure` is the residual risk `not_dumpable_failed`. */
   hardening?: Pick<HardeningResult, "dumpableFailure">;
+  /**
+   * Whether the person sees this machine's display (a browser opened here, a loopback redirect back
+   * here); default: from the environment (`hasDisplay` in runtime/display.ts). Status's `signInFlow`.
+   */
+  localDisplay?: boolean;
 }
 
 export interface Link {

@@ -28,6 +28,7 @@ import type { Link, LinkOptions } from "./link-options.js";
 import { createPeerResolver } from "./loopback/peer-process.js";
 import { createUiCodes } from "./loopback/ui-codes.js";
 import { acquireInstanceLock, type InstanceLock } from "./runtime/instance-lock.js";
+import { hasDisplay } from "./runtime/display.js";
 import { createResidualRisks } from "./runtime/residual-risks.js";
 import { describeRunningLink, removeRuntimeFiles, writeRuntimeFiles } from "./runtime/runtime-files.js";
 import { createSettingsStore } from "./runtime/settings.js";
@@ -153,6 +154,7 @@ export function createLink(options: LinkOptions): Link {
     pinTriesAllowed: PIN_TRIES_ALLOWED,
   });
 
+  const localDisplay = options.localDisplay ?? hasDisplay(process.env, process.platform);
   const residualRisks = createResidualRisks({ profile: options.profile ?? "default", installRoot: options.installRoot ?? null, now });
 
   function status(): LinkStatus {
@@ -160,7 +162,7 @@ export function createLink(options: LinkOptions): Link {
     const vaultView = vaultStatus();
     const risks = residualRisks.current({ preferredPort: options.port ?? DEFAULT_LINK_PORT, port: address?.port ?? null, fallback: address?.fallback ?? false, unattended: vaultView.unattended, dumpableFailure: memoryOpen ?? options.hardening?.dumpableFailure ?? null });
     const base = linkStatus({ profile: options.profile ?? "default", preferredPort: options.port, startedAt, paths, server, address, context, connection, authorityMode: config?.kind ?? null, signIn, session, keychainBackend: keychain.backend ?? null, vault: vaultView, risks });
-    return { ...base, pyper: pyper === null ? null : { port: pyper.port, certFile: pyper.certFile } };
+    return { ...base, pyper: pyper === null ? null : { port: pyper.port, certFile: pyper.certFile }, signInFlow: localDisplay ? "browser" : "device" };
   }
 
   const uiCodes = createUiCodes({ now });

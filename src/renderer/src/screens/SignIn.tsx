@@ -1,6 +1,8 @@
 /**
  * First run / signed out: one clear button. Sign-in happens in the system browser at the authority
- * (PKCE); without a browser on this machine, a device code can be entered on any other device.
+ * (PKCE); without a browser on this machine, a device code can be entered on any other device. When
+ * the Link runs where the person sees no screen (an SSH session, a server reached through `ssh -L`),
+ * the code comes first: the browser flow's redirect to the Link's loopback would not reach it.
  */
 import { ExternalLink, KeyRound, Smartphone } from "lucide-react";
 import { useRef, useState } from "react";
@@ -43,6 +45,8 @@ export function SignInScreen({ status }: { status: LinkStatus }) {
   }
 
   const authority = status.authority;
+  // The Link's machine shows the person nothing (SSH, a server): a browser redirect back to it is a dead end.
+  const elsewhere = status.signInFlow === "device";
   return (
     <main className={s.signin}>
       <div className={s.signinCard}>
@@ -64,12 +68,28 @@ export function SignInScreen({ status }: { status: LinkStatus }) {
         {attempt === null ? (
           <>
             <p>Sign in once and your agents on this machine can ask you for secrets. You approve each one here.</p>
-            <Button variant="primary" className={s.wide} busy={starting === "browser"} disabled={starting !== null || authority === null} onClick={() => void start(false)}>
-              Sign in
-            </Button>
-            <button type="button" className={s.linkButton} disabled={starting !== null || authority === null} onClick={() => void start(true)}>
-              No browser on this machine? Use a code instead
-            </button>
+            {elsewhere ? (
+              <>
+                <p data-testid="sign-in-elsewhere">
+                  Piper Link runs on a machine without a screen you see (an SSH session or a server), so a browser sign-in could not come back to it. Sign in with a code on any device instead.
+                </p>
+                <Button variant="primary" className={s.wide} busy={starting === "device"} disabled={starting !== null || authority === null} onClick={() => void start(true)}>
+                  Sign in with a code
+                </Button>
+                <button type="button" className={s.linkButton} disabled={starting !== null || authority === null} onClick={() => void start(false)}>
+                  Use a browser on the Link&apos;s machine instead
+                </button>
+              </>
+            ) : (
+              <>
+                <Button variant="primary" className={s.wide} busy={starting === "browser"} disabled={starting !== null || authority === null} onClick={() => void start(false)}>
+                  Sign in
+                </Button>
+                <button type="button" className={s.linkButton} disabled={starting !== null || authority === null} onClick={() => void start(true)}>
+                  No browser on this machine? Use a code instead
+                </button>
+              </>
+            )}
             {authority === null ? <p>This Link was started without an authority.</p> : <p className={s.address}>{authority.url}</p>}
           </>
         ) : attempt.kind === "browser" ? (
