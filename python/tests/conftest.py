@@ -37,6 +37,7 @@ class Link:
     url: str
     home: str
     approved: List[str] = field(default_factory=list)
+    stored: set[str] = field(default_factory=set)
 
     def cli(self, *args: str, stdin: Optional[str] = None, person: bool = False) -> subprocess.CompletedProcess[str]:
         """Runs `piper-link ARGS`; with `person`, at a pty whose prompts get the person's answers."""
@@ -54,6 +55,7 @@ class Link:
     def set_secret(self, name: str, value: str) -> None:
         r = self.cli("secrets", "set", name, stdin=value + "\n", person=True)
         assert r.returncode == 0, r.stdout + r.stderr
+        self.stored.add(name.upper())
 
     def pending(self) -> List[Dict[str, Any]]:
         result: List[Dict[str, Any]] = self.cli_json("requests")
@@ -69,9 +71,11 @@ class Link:
         assert r.returncode == 0, r.stdout + r.stderr
 
     def decide_pending(self, deny: tuple[str, ...] = ()) -> None:
-        """Approves every pending request (until revoked), denying those whose variable is in `deny`."""
+        """Approves every pending request (until revoked), denying those whose variable is in `deny`
+        or names no stored secret (left pending by earlier `wait=False` asks)."""
         for request in self.pending():
-            if request["variable"].upper() in {d.upper() for d in deny}:
+            name = request["variable"].upper()
+            if name in {d.upper() for d in deny} or name not in self.stored:
                 self.deny(request["id"])
             else:
                 self.approve(request["id"])
