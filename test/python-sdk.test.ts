@@ -85,6 +85,11 @@ describe("Python SDK (python/): README install, mypy --strict, pytest against a 
       res.write(`data: one ${TOKEN}\n\n`);
       release = () => res.end("data: two\n\n");
     });
+    // What the docs' examples call (api.openai.com is pointed here).
+    upstream.routes.set("/v1/models", (_r, res) => {
+      res.setHeader("content-type", "application/json");
+      res.end(JSON.stringify({ object: "list", data: [{ id: "model-a" }] }));
+    });
     upstream.routes.set("/release", (_r, res) => {
       release?.();
       res.end("released");
@@ -124,7 +129,7 @@ describe("Python SDK (python/): README install, mypy --strict, pytest against a 
       PIPER_TEST_REPO: ROOT,
     };
     // The installed package, not the source tree: pytest runs from the tests folder with the venv's python.
-    const r = await run(path.join(venv, "bin", "python"), ["-m", "pytest", "-p", "no:cacheprovider", "-q", "-rfE", "--import-mode=importlib", "tests"], env, path.join(ROOT, "python"));
+    const r = await run(path.join(venv, "bin", "python"), ["-m", "pytest", "-p", "no:cacheprovider", "-q", "-rfE", "tests"], env, path.join(ROOT, "python"));
     assert.equal(r.code, 0, "pytest failed; its output is above");
     assert.match(r.out, /\d+ passed/);
     assert.doesNotMatch(r.out, /\d+ skipped/);
