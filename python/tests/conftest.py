@@ -63,12 +63,13 @@ class Link:
 
     def approve(self, request_id: str, *extra: str) -> None:
         r = self.cli("approve", request_id, "--until-revoked", *extra, person=True)
-        assert r.returncode == 0, r.stdout + r.stderr
+        # Another decider (an earlier test's background thread) may have answered it first.
+        assert r.returncode == 0 or "nothing to decide" in r.stderr, r.stdout + r.stderr
         self.approved.append(request_id)
 
     def deny(self, request_id: str) -> None:
         r = self.cli("deny", request_id)
-        assert r.returncode == 0, r.stdout + r.stderr
+        assert r.returncode == 0 or "nothing to decide" in r.stderr, r.stdout + r.stderr
 
     def decide_pending(self, deny: tuple[str, ...] = ()) -> None:
         """Approves every pending request (until revoked), denying those whose variable is in `deny`

@@ -24,7 +24,7 @@ def examples() -> List[Tuple[str, str]]:
         with open(os.path.join(repo, doc), encoding="utf-8") as f:
             text = f.read()
         # The README's pyper-sdk example needs pyper-sdk itself (not installable here): only piper_link's run.
-        found.extend((f"{doc}#{i + 1}", block) for i, block in enumerate(_BLOCK.findall(text)) if "piper_link" in block)
+        found.extend((f"{doc}#{i + 1}", block) for i, block in enumerate(_BLOCK.findall(text)) if "from piper_link" in block)
     return found
 
 
