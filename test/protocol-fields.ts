@@ -11,14 +11,14 @@ import { AGENT_SUBPROTOCOL, PROTOCOL_VERSION } from "../src/shared/version.js";
 
 type Fields = { required: string[]; optional: string[] };
 
-function fieldsOf(options: readonly z.ZodObject[]): Record<string, Fields> {
+function fieldsOf(options: readonly z.ZodObject<Record<string, z.ZodType>>[]): Record<string, Fields> {
   const out: Record<string, Fields> = {};
   for (const option of options) {
-    const type = option.shape["type"];
+    const type: z.ZodType | undefined = option.shape["type"];
     const literal = type !== undefined && "value" in type ? String(type.value) : "?";
     const required: string[] = [];
     const optional: string[] = [];
-    for (const [name, schema] of Object.entries(option.shape)) {
+    for (const [name, schema] of Object.entries<z.ZodType>(option.shape)) {
       // Optional or defaulted on input: the sender may leave it out.
       (schema.safeParse(undefined).success ? optional : required).push(name);
     }

@@ -59,7 +59,7 @@ describe("Python SDK (python/): README install, mypy --strict, pytest against a 
     // Which injections arrived as expected, without sending any value back.
     upstream.routes.set("/inspect", (r, res) => {
       const url = new URL(r.url, "https://x");
-      let json: unknown = null;
+      let json: unknown;
       try {
         json = JSON.parse(r.body);
       } catch {
