@@ -18,7 +18,9 @@
  *               server's CPU per operation under that load.
  * The Link runs from the compiled dist/ (see bench/servers.ts). Plus absolute figures from
  * bench/capacity.ts: approval latency, cold start, idle RSS, 1,000 agents, per-connection memory;
- * and the approval-fatigue figure from bench/fatigue.ts (issue 13 item 10).
+ * and the approval-fatigue figure from bench/fatigue.ts (issue 13 item 10). Then the call bench
+ * (bench/calls.ts) and the Python SDK's (bench/python.ts: granted get_secret vs a bare Python ws echo,
+ * call overhead vs a direct HTTPS request).
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
@@ -390,6 +392,7 @@ async function main(): Promise<void> {
   fs.writeFileSync(file, `${JSON.stringify({ mode: full ? "full" : "short", iterations: ITER, node: process.version, rows, costs, figures }, null, 2)}\n`);
   console.log(`\nwritten ${path.relative(process.cwd(), file)}`);
   await (await import("./calls.js")).callBench(full);
+  await (await import("./python.js")).pythonBench(full);
 }
 
 function printTable(header: string[], lines: string[][]): void {

@@ -18,9 +18,14 @@ const SYSTEM_PARTS = [
   { command: "gnome-keyring-daemon", packages: ["gnome-keyring"] },
   { command: "secret-tool", packages: ["libsecret-tools"] },
   { path: process.env.PIPER_TEST_CHROMIUM ?? "/usr/bin/chromium", packages: ["chromium"] },
+  // The Python SDK's tests (test/python-sdk.test.ts): a venv from Debian's python3 with its pytest,
+  // websockets and hatchling (the SDK builds offline against them), and mypy for --strict.
+  { shell: "/usr/bin/python3 -c 'import ensurepip, pytest, websockets, hatchling'", packages: ["python3", "python3-venv", "python3-pytest", "python3-websockets", "python3-hatchling"] },
+  { command: "mypy", packages: ["mypy"] },
 ];
 
 function has(part) {
+  if (part.shell) return spawnSync("sh", ["-c", part.shell], { stdio: "ignore" }).status === 0;
   if (part.path) return existsSync(part.path);
   return spawnSync("sh", ["-c", `command -v ${part.command}`]).status === 0;
 }

@@ -6,7 +6,7 @@
 import { z } from "zod";
 import { CallChunkSchema, CallEndSchema, CallHeadSchema, CallSchema, CancelSchema } from "./calls.js";
 import { ErrorCodeSchema } from "./errors.js";
-import { GrantModeSchema } from "./grant-terms.js";
+import { GrantBindingKindSchema, GrantModeSchema, GrantPolicySchema } from "./grant-terms.js";
 
 /** Close codes the Link uses on agent and control connections. Documented in README.md. */
 export const CloseCode = {
@@ -121,12 +121,43 @@ export const GrantsRequestSchema = z.object({ type: z.literal("grants"), id: Req
 export type GrantsRequest = z.infer<typeof GrantsRequestSchema>;
 
 /**
+ * Checks an agent makes without the value (never answered with one, never a prompt to the person):
+ * - `validate`: is the name well formed, and is one of the person's secrets mapped to it (through a
+ *   live grant of this agent naming its secret, else a secret of the same normalized name)?
+ *   Answered with `validate.result`.
+ * - `metadata`: that secret's name, host list and when it was created and last changed. Answered
+ *   with `metadata.result`, or `error` `secret_not_found`.
+ * - `permissionCheck`: does a live grant exist for this program (the asking connection's identity,
+ *   as for `resolve`) and this variable, and with what mode and terms. Answered with
+ *   `permissionCheck.result`.
+ * The agent must already know the name it asks about: nothing here lists the person's secrets.
+ */
+export const ValidateRequestSchema = z.object({ type: z.literal("validate"), id: RequestIdSchema, variable: VariableSchema });
+export type ValidateRequest = z.infer<typeof ValidateRequestSchema>;
+export const MetadataRequestSchema = z.object({ type: z.literal("metadata"), id: RequestIdSchema, variable: VariableSchema });
+export type MetadataRequest = z.infer<typeof MetadataRequestSchema>;
+export const PermissionCheckRequestSchema = z.object({ type: z.literal("permissionCheck"), id: RequestIdSchema, variable: VariableSchema });
+export type PermissionCheckRequest = z.infer<typeof PermissionCheckRequestSchema>;
+/** The three checks above, as the Link's handler of them takes them. */
+export type CheckRequest = ValidateRequest | MetadataRequest | PermissionCheckRequest;
+
+/**
  * Every agent -> Link message. An unknown `type` is answered with `unknown_type`. `call` and
  * `cancel` (calls made for the agent with secrets it never sees) are defined in calls.ts.
  */
-export const AgentMessageSchema = z.discriminatedUnion("type", [HelloSchema, ResolveSchema, ResolveManySchema, CallSchema, CancelSchema, GrantsRequestSchema]);
+export const AgentMessageSchema = z.discriminatedUnion("type", [
+  HelloSchema,
+  ResolveSchema,
+  ResolveManySchema,
+  CallSchema,
+  CancelSchema,
+  GrantsRequestSchema,
+  ValidateRequestSchema,
+  MetadataRequestSchema,
+  PermissionCheckRequestSchema,
+]);
 export type AgentMessage = z.infer<typeof AgentMessageSchema>;
-export const AGENT_MESSAGE_TYPES: ReadonlySet<string> = new Set(["hello", "resolve", "resolveMany", "call", "cancel", "grants"]);
+export const AGENT_MESSAGE_TYPES: ReadonlySet<string> = new Set(["hello", "resolve", "resolveMany", "call", "cancel", "grants", "validate", "metadata", "permissionCheck"]);
 
 export const WelcomeSchema = z.object({
   type: z.literal("welcome"),
@@ -219,6 +250,65 @@ export type AgentGrant = z.infer<typeof AgentGrantSchema>;
 export const GrantsListSchema = z.object({ type: z.literal("grants.list"), id: RequestIdSchema, grants: z.array(AgentGrantSchema) });
 export type GrantsList = z.infer<typeof GrantsListSchema>;
 
+/** The longest normalized variable name that can name a secret (shared/authority.ts `SecretNameSchema`). */
+export const MAX_SECRET_NAME_CHARS = 128;
+
+/**
+ * The answer to `validate`. `normalized` is `normalizeVariable(variable)`; `wellFormed` is false
+ * (with `problem`, a sentence) when it is empty or longer than a secret name may be. `secretName`
+ * is the person's secret the variable maps to, or null (`mapped` false) when there is none.
+ */
+export const ValidateResultSchema = z.object({
+  type: z.literal("validate.result"),
+  id: RequestIdSchema,
+  variable: z.string(),
+  normalized: z.string(),
+  wellFormed: z.boolean(),
+  problem: z.string().nullable(),
+  mapped: z.boolean(),
+  secretName: z.string().nullable(),
+});
+export type ValidateResult = z.infer<typeof ValidateResultSchema>;
+
+/** What an agent may know of a secret: never its value. Times are ISO 8601; `hosts` null: no host list of its own. */
+export const SecretMetadataSchema = z.object({
+  name: z.string(),
+  hosts: z.array(z.string()).nullable(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+});
+export type SecretMetadata = z.infer<typeof SecretMetadataSchema>;
+
+/** The answer to `metadata`. */
+export const MetadataResultSchema = z.object({ type: z.literal("metadata.result"), id: RequestIdSchema, variable: z.string(), secret: SecretMetadataSchema });
+export type MetadataResult = z.infer<typeof MetadataResultSchema>;
+
+/**
+ * A live grant's terms as its agent may see them: what it binds to, how long it lasts (`scope`;
+ * `expiresAt` in ms since the epoch, null: until revoked or the process exits), what it allows
+ * (`mode`, null when the authority does not say) and its policy limits.
+ */
+export const GrantTermsViewSchema = z.object({
+  grantId: z.string(),
+  secretName: z.string(),
+  binding: GrantBindingKindSchema,
+  scope: z.enum(["once", "duration", "until_revoked", "process"]),
+  mode: GrantModeSchema.nullable(),
+  policy: GrantPolicySchema.nullable(),
+  expiresAt: z.number().nullable(),
+});
+export type GrantTermsView = z.infer<typeof GrantTermsViewSchema>;
+
+/** The answer to `permissionCheck`: `granted` with the grant's terms, or not (`grant` null). */
+export const PermissionCheckResultSchema = z.object({
+  type: z.literal("permissionCheck.result"),
+  id: RequestIdSchema,
+  variable: z.string(),
+  granted: z.boolean(),
+  grant: GrantTermsViewSchema.nullable(),
+});
+export type PermissionCheckResult = z.infer<typeof PermissionCheckResultSchema>;
+
 /** Every Link -> agent message. */
 export const LinkMessageSchema = z.discriminatedUnion("type", [
   WelcomeSchema,
@@ -231,6 +321,9 @@ export const LinkMessageSchema = z.discriminatedUnion("type", [
   CallChunkSchema,
   CallEndSchema,
   GrantsListSchema,
+  ValidateResultSchema,
+  MetadataResultSchema,
+  PermissionCheckResultSchema,
 ]);
 export type LinkMessage = z.infer<typeof LinkMessageSchema>;
 

@@ -1,11 +1,13 @@
 /**
  * What the agent channel needs from the rest of the core (`AgentHost`): the context agents are
  * told, and the handlers of their messages — `resolve` / `resolveMany` (authority/), `grants`
- * (authority/agent-grants.ts), `call` (calls/), and whom Piper Link's own commands ask for
+ * (authority/agent-grants.ts), `validate` / `metadata` / `permissionCheck` (authority/agent-checks.ts),
+ * `call` (calls/), and whom Piper Link's own commands ask for
  * (loopback/acting-for.ts). Composed here so link.ts only wires parts together.
  */
 import type { Logger } from "pino";
 import type { InstanceContext } from "./account/instance-context.js";
+import { createAgentChecks } from "./authority/agent-checks.js";
 import { createAgentGrants } from "./authority/agent-grants.js";
 import type { AuthorityConnection } from "./authority/connection.js";
 import type { GrantCache } from "./authority/grant-cache.js";
@@ -40,6 +42,7 @@ export function createAgentHost(p: AgentHostParts): AgentHost {
     authorityUrl: () => connection.client?.url ?? null,
     resolve: createAgentResolver({ now, log, authority, instanceId, cache }),
     grants: createAgentGrants({ now, authority, instanceId }),
+    checks: createAgentChecks({ now, authority, instanceId }),
     ...(upstream !== null
       ? { call: createCallHandler({ now, log, upstream, grants: createCallGrants({ now, log, authority, instanceId, cache }), recordUse: (use) => cache.recordUse(use) }) }
       : {}),

@@ -17,6 +17,7 @@ import {
   type ActingFor,
   type AgentMessage,
   type AgentGrant,
+  type CheckRequest,
   type ContextPush,
   type GrantsRequest,
   type Hello,
@@ -56,6 +57,11 @@ export interface AgentHost {
    * process-bound grant only when it is this connection's process). Absent: `not_implemented`.
    */
   grants?(channel: AgentChannel): Promise<AgentGrant[]>;
+  /**
+   * Answers `validate`, `metadata` and `permissionCheck` (checks without the value) with their
+   * reply frame; rejects with a LinkError to answer with an `error`. Absent: `not_implemented`.
+   */
+  checks?(channel: AgentChannel, request: CheckRequest): Promise<LinkMessage>;
   log: Logger;
   /** Told when an agent introduces itself, so the UI's list of agents can follow. */
   agentIdentified?(): void;
@@ -188,6 +194,10 @@ export class AgentChannel extends ChannelBase {
       this.listGrants(message);
       return;
     }
+    if (message.type === "validate" || message.type === "metadata" || message.type === "permissionCheck") {
+      this.answerCheck(message);
+      return;
+    }
     this.host.resolve(this, message, (reply) => this.send(reply)).then(
       () => undefined,
       (err: unknown) => {
@@ -208,6 +218,21 @@ export class AgentChannel extends ChannelBase {
         const code: ErrorCode = err instanceof LinkError ? err.code : "authority_unavailable";
         this.host.log.warn({ conn: this.connectionId, err: err instanceof Error ? err.message : String(err) }, "grants failed");
         this.sendError(message.id, code, err instanceof LinkError ? err.message : "Piper Link could not reach its authority to list this agent's grants; try again.");
+      },
+    );
+  }
+
+  private answerCheck(message: CheckRequest): void {
+    if (this.host.checks === undefined) {
+      this.sendError(message.id, "not_implemented", `This Piper Link does not answer \`${message.type}\`.`);
+      return;
+    }
+    this.host.checks(this, message).then(
+      (reply) => this.send(reply),
+      (err: unknown) => {
+        const code: ErrorCode = err instanceof LinkError ? err.code : "authority_unavailable";
+        if (code !== "secret_not_found") this.host.log.warn({ conn: this.connectionId, check: message.type, err: err instanceof Error ? err.message : String(err) }, "check failed");
+        this.sendError(message.id, code, err instanceof LinkError ? err.message : "Piper Link could not reach its authority for this check; try again.");
       },
     );
   }
