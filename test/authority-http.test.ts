@@ -116,6 +116,48 @@ for (const engine of ENGINES) {
       }
     });
 
+    it("pyper endpoints serve only grants for any program: a caller holding the ID of a program-, session- or process-bound, use-only or other instance's grant gets no token and no value", async () => {
+      const db = await engine.make();
+      try {
+        const { s, token, instanceId, approvalKey } = await setup(db);
+        const other = await call(s, "POST", "/v1/instances", { name: "other machine" }, token);
+        const otherInstance = String(other.json["instanceId"]);
+        const program = { pid: 4242, executable: "/usr/bin/node", cwd: "/home/pat/prog1", commandLine: ["node", "agent.mjs"], startTime: 777, script: "/home/pat/prog1/agent.mjs", sessionId: 4000, sessionLeader: { pid: 4000, startTime: 700, executable: "/usr/bin/bash" } };
+        const cases: Array<{ variable: string; body: Record<string, unknown>; on?: string }> = [
+          { variable: "PROGRAM_KEY", body: { scope: { kind: "until_revoked" }, binding: "program" } },
+          { variable: "SESSION_KEY", body: { scope: { kind: "until_revoked" }, binding: "session" } },
+          { variable: "PROCESS_KEY", body: { scope: { kind: "until_revoked" }, binding: "process" } },
+          { variable: "USE_ONLY_KEY", body: { scope: { kind: "until_revoked" }, binding: "client", mode: { kind: "use", destinations: [{ host: "api.example.com" }] } } },
+          { variable: "OTHER_INSTANCE_KEY", body: { scope: { kind: "until_revoked" }, binding: "client" }, on: otherInstance },
+        ];
+        const ids: string[] = [];
+        for (const c of cases) {
+          assert.equal((await call(s, "PUT", `/v1/secrets/${c.variable}`, { value: `value-of-${c.variable}` }, token)).status, 200);
+          const asked = await call(s, "POST", "/v1/agent/resolve", { instanceId: c.on ?? instanceId, agentClientId: "bound_agent", variable: c.variable, process: program }, token);
+          assert.equal(asked.json["status"], "pending", JSON.stringify(asked.json));
+          const requestId = String(asked.json["requestId"]);
+          const approved = await call(s, "POST", `/v1/requests/${requestId}/approve`, presentApprove(approvalKey, requestId, c.body as never), token);
+          assert.equal(approved.status, 200, JSON.stringify(approved.json));
+          ids.push(String(approved.json["grantId"] ?? approved.json["id"]));
+        }
+        const grants = (await call(s, "GET", "/v1/grants", undefined, token)).json as unknown as Array<{ id: string; variable: string }>;
+        assert.equal(grants.length, cases.length);
+        const ident = { agentClientId: "bound_agent", instanceId };
+        for (const g of grants) {
+          const scoped = await call(s, "POST", PYPER_PATHS.scopedCredentials, { ...ident, credentialIds: [g.id] });
+          assert.deepEqual([g.variable, scoped.status, scoped.json["error"]], [g.variable, 403, "permission_denied"]);
+          const raw = await call(s, "POST", PYPER_PATHS.exchangeSecret, { ...ident, piperCredentialId: g.id });
+          assert.equal(raw.json["secret_value"], undefined, g.variable);
+          assert.notEqual(raw.status, 200);
+        }
+        // The program's own route still serves it: the binding, not the grant, decides.
+        const own = await call(s, "POST", "/v1/agent/resolve", { instanceId, agentClientId: "bound_agent", variable: "PROGRAM_KEY", process: program }, token);
+        assert.deepEqual([own.json["status"], own.json["value"]], ["granted", "value-of-PROGRAM_KEY"]);
+      } finally {
+        await db.drop();
+      }
+    });
+
     it("answers bad input with {error, error_description} and stable codes", async () => {
       const db = await engine.make();
       try {

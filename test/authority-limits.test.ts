@@ -11,7 +11,7 @@ import { startAuthority, type RunningAuthority } from "../src/server/authority.j
 import { newDataKey, parseDataKeys } from "../src/server/crypto.js";
 import { openDatabase } from "../src/server/db.js";
 import { clientSource } from "../src/server/client-source.js";
-import { createOAuthService, SIGN_IN_LIMITS } from "../src/server/oauth.js";
+import { createOAuthService, DEVICE_LIMITS, SIGN_IN_LIMITS } from "../src/server/oauth.js";
 import { ServiceError } from "../src/server/service.js";
 import { Browser, csrfOf } from "./browser-helpers.js";
 import { ENGINES, sqliteDatabase, type TestDatabase } from "./db-helpers.js";
@@ -135,6 +135,56 @@ for (const engine of ENGINES) {
   });
 }
 
+for (const engine of ENGINES) {
+  describe(`device code entry throttling on ${engine.name}`, { skip: engine.skip }, () => {
+    it("20 wrong codes from one address slow the accounts that entered them, never the person sharing the address (RFC 8628 section 5.1)", async () => {
+      const db = await engine.make();
+      const one = await openDatabase(db.location);
+      const two = await openDatabase(db.location);
+      let clock = Date.now();
+      const now = (): number => clock;
+      const keys = parseDataKeys(`k1:${newDataKey()}`);
+      try {
+        const a = createOAuthService({ db: one.db, keys, now });
+        const b = createOAuthService({ db: two.db, keys, now });
+        const nat = "203.0.113.9";
+        const guessers = [await a.signUp("g1@example.com", "correct horse battery", "G1"), await a.signUp("g2@example.com", "correct horse battery", "G2")];
+        const person = await a.signUp("person@example.com", "correct horse battery", "Person");
+        const wrongCode = (i: number): string => `ZZZZ-${"BCDFGHJKLMNPQRSTVWXZ"[i % 20] ?? "B"}ZZZ`;
+        let entered = 0;
+        for (const [g, guesser] of guessers.entries()) {
+          for (let n = 0; n < DEVICE_LIMITS.perAccount; n++) {
+            const session = `pws_guesser_${g}_${Math.floor(n / DEVICE_LIMITS.perSession)}`;
+            await rejectsWith((n % 2 === 0 ? a : b).approveDevice(guesser, wrongCode(entered++), { session, address: nat }), 400, "invalid_user_code");
+            clock += 1000;
+          }
+        }
+        assert.equal(entered, DEVICE_LIMITS.perAddress);
+        const [first] = guessers;
+        assert.ok(first !== undefined);
+        // The guessers are slowed: refused before the code is looked at (no oracle), on either process.
+        await rejectsWith(b.approveDevice(first, wrongCode(0), { session: "pws_guesser_new", address: nat }), 429, "too_many_attempts");
+        // The person behind the same address enters the code their terminal shows, and it connects.
+        const d = await a.deviceAuthorization("piper-link");
+        await b.approveDevice(person, d.user_code, { session: "pws_person", address: nat });
+        // A person who mistypes from that address is slowed to one code a minute, not locked out.
+        const d2 = await a.deviceAuthorization("piper-link");
+        await rejectsWith(a.approveDevice(person, wrongCode(3), { session: "pws_person", address: nat }), 400, "invalid_user_code");
+        await rejectsWith(a.approveDevice(person, d2.user_code, { session: "pws_person", address: nat }), 429, "too_many_attempts");
+        clock += DEVICE_LIMITS.slowedIntervalMs;
+        await b.approveDevice(person, d2.user_code, { session: "pws_person", address: nat });
+        // A guesser gets one checked entry a minute, then waits again.
+        await rejectsWith(a.approveDevice(first, wrongCode(5), { session: "pws_guesser_new", address: nat }), 400, "invalid_user_code");
+        await rejectsWith(b.approveDevice(first, wrongCode(6), { session: "pws_guesser_new", address: nat }), 429, "too_many_attempts");
+      } finally {
+        await one.close();
+        await two.close();
+        await db.drop();
+      }
+    });
+  });
+}
+
 describe("client sources for throttling", () => {
   it("an IPv4 address as it is, an IPv6 address as its /64, an IPv4-mapped one as IPv4", () => {
     assert.equal(clientSource("192.0.2.7"), "192.0.2.7");
@@ -173,7 +223,7 @@ describe("limits on a running authority (HTTP)", () => {
     }
     const limited = await person.post("/device", { csrf, user_code: userCode });
     assert.equal(limited.status, 429);
-    assert.match(limited.text, /Too many wrong codes were entered\. Wait 15 minutes/);
+    assert.match(limited.text, /Too many wrong codes were entered from this account\. One code a minute is allowed/);
     // The Link is still waiting: the guessed-at session connected nothing.
     const poll = await link.post("/oauth/token", { client_id: "piper-link", grant_type: "urn:ietf:params:oauth:grant-type:device_code", device_code: String(d.json["device_code"]) });
     assert.equal(poll.json["error"], "authorization_pending");

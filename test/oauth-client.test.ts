@@ -29,6 +29,8 @@ interface Standards {
   url: string;
   /** Answers of the token endpoint for the device grant, in order; afterwards, tokens. */
   deviceAnswers: string[];
+  /** The `interval` the device authorization answers with; absent when undefined. */
+  interval: unknown;
   devicePolls: number;
   /** PKCE: the challenge of the last authorization, checked on the code exchange. */
   challenge: string | null;
@@ -37,7 +39,7 @@ interface Standards {
 
 /** A minimal authorization server that sends only what RFC 6749 / 7636 / 8628 require. */
 async function startStandardsServer(): Promise<Standards> {
-  const s: Standards = { url: "", deviceAnswers: [], devicePolls: 0, challenge: null, close: () => Promise.resolve() };
+  const s: Standards = { url: "", deviceAnswers: [], interval: undefined, devicePolls: 0, challenge: null, close: () => Promise.resolve() };
   const server = http.createServer((req, res) => {
     let body = "";
     req.on("data", (c: Buffer) => (body += c.toString()));
@@ -45,7 +47,7 @@ async function startStandardsServer(): Promise<Standards> {
       const form = new URLSearchParams(body);
       if (req.url === "/oauth/device_authorization") {
         // No `interval` and no `verification_uri_complete`: both optional (RFC 8628 section 3.2).
-        res.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify({ device_code: "dc_1", user_code: "ABCD-EFGH", verification_uri: `${s.url}/device`, expires_in: 600 }));
+        res.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify({ device_code: "dc_1", user_code: "ABCD-EFGH", verification_uri: `${s.url}/device`, expires_in: 600, interval: s.interval }));
         return;
       }
       if (req.url === "/oauth/token" && form.get("grant_type") === "urn:ietf:params:oauth:grant-type:device_code") {
@@ -130,6 +132,21 @@ describe("sign-in against a standards-only authorization server", () => {
     assert.deepEqual(await attempt.tokens, TOKENS);
     assert.equal(as.devicePolls, 6);
     assert.deepEqual(clock.slept, [5000, 5000, 10_000, 10_000, 15_000, 15_000]);
+  });
+
+  it("device flow: an interval of 0, \"x\", -3, null or 0.2 polls every 5 s and signs in", async () => {
+    try {
+      for (const interval of [0, "x", -3, null, 0.2]) {
+        as.interval = interval;
+        as.deviceAnswers = ["authorization_pending"];
+        const clock = fakeClock();
+        const attempt = await startDeviceLogin(client(), clock);
+        assert.deepEqual(await attempt.tokens, TOKENS, String(interval));
+        assert.deepEqual(clock.slept, [5000, 5000], String(interval));
+      }
+    } finally {
+      as.interval = undefined;
+    }
   });
 
   it("device flow: access_denied ends with denied, expired_token with timeout (error only, no description)", async () => {

@@ -5,8 +5,8 @@
  */
 import type { RotationReport } from "../shared/authority-process.js";
 import type { DataKeys } from "./crypto.js";
-import { openDatabase, type Engine } from "./db.js";
-import { createLocalBus, createPostgresBus } from "./events.js";
+import { openDatabase, type Engine, type OpenedDatabase } from "./db.js";
+import { createLocalBus, createPostgresBus, type EventBus } from "./events.js";
 import { buildAuthorityApp } from "./http.js";
 import { createOAuthService } from "./oauth.js";
 import { createPresenceVerifier } from "./presence.js";
@@ -62,7 +62,19 @@ export interface RunningAuthority {
 export async function startAuthority(options: AuthorityOptions): Promise<RunningAuthority> {
   const log = options.log ?? (() => undefined);
   const opened = await openDatabase(options.db, (err) => log("database connection lost while idle; the pool opens another", { err: err.message }));
-  const bus = opened.engine === "postgres" ? await createPostgresBus(opened.url, (err) => log("event bus error", { err: err.message })) : createLocalBus();
+  let bus: EventBus | null = null;
+  try {
+    bus = opened.engine === "postgres" ? await createPostgresBus(opened.url, (err) => log("event bus error", { err: err.message })) : createLocalBus();
+    return await serveOn(opened, bus, options, log);
+  } catch (err) {
+    // A start that fails part way lets go of its connections, or an idle pool would keep the process running.
+    await bus?.close().catch(() => undefined);
+    await opened.close().catch(() => undefined);
+    throw err;
+  }
+}
+
+async function serveOn(opened: OpenedDatabase, bus: EventBus, options: AuthorityOptions, log: NonNullable<AuthorityOptions["log"]>): Promise<RunningAuthority> {
   const service = createService({
     db: opened.db,
     keys: options.dataKeys,

@@ -504,6 +504,7 @@ export interface OpenedDatabase {
 export async function openDatabase(location: string, onConnectionError: (err: Error) => void = () => undefined): Promise<OpenedDatabase> {
   const engine: Engine = /^postgres(ql)?:\/\//.test(location) ? "postgres" : "sqlite";
   let db: Kysely<Database>;
+  let sqlite: SQLite.Database | null = null;
   if (engine === "postgres") {
     // bigint (int8) columns hold epoch milliseconds, well inside Number's safe range.
     const types = new pg.TypeOverrides();
@@ -514,17 +515,31 @@ export async function openDatabase(location: string, onConnectionError: (err: Er
   } else {
     // Under Electron the native module must be built for Electron's ABI; the shell points to that build.
     const binding = process.env["PIPER_AUTHORITY_SQLITE_BINDING"];
-    const sqlite = new SQLite(location, binding ? { nativeBinding: binding } : {});
+    sqlite = new SQLite(location, binding ? { nativeBinding: binding } : {});
+    // First: another process opening the same fresh file may hold the lock that switching to WAL needs.
+    sqlite.pragma("busy_timeout = 5000");
     sqlite.pragma("journal_mode = WAL");
     // In WAL mode NORMAL keeps the database consistent across crashes; only the last commits
     // before a power loss may be lost, which is the usual trade for one fsync per checkpoint.
     sqlite.pragma("synchronous = NORMAL");
     sqlite.pragma("foreign_keys = ON");
-    sqlite.pragma("busy_timeout = 5000");
     db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
   }
   const migrator = new Migrator({ db, provider, migrationTableName: "piper_migrations", migrationLockTableName: "piper_migrations_lock" });
-  const { error } = await migrator.migrateToLatest();
+  // Two processes may open one fresh database at once (two authorities, a CLI command beside the
+  // Link's). Kysely's migration lock is a PostgreSQL advisory lock, and a no-op on SQLite (it assumes
+  // one process); there the whole run, from reading which migrations are done to the last one,
+  // happens in one write transaction taken up front (BEGIN IMMEDIATE waits up to busy_timeout for the
+  // other process's), so the second process finds every migration done and runs none. SQLite's DDL is
+  // transactional, so a failed run leaves nothing half-made.
+  let error: unknown;
+  try {
+    sqlite?.exec("BEGIN IMMEDIATE");
+    ({ error } = await migrator.migrateToLatest());
+    if (sqlite?.inTransaction === true) sqlite.exec(error === undefined ? "COMMIT" : "ROLLBACK");
+  } catch (err) {
+    error = err;
+  }
   if (error !== undefined) {
     await db.destroy();
     throw error instanceof Error ? error : new Error("database migration failed", { cause: error });

@@ -41,8 +41,10 @@ export interface AuthorityHttpOptions {
   https: { key: string; cert: string } | null;
   /**
    * Serve pyper-sdk's three endpoints (`PYPER_PATHS`). Default false: they take no account
-   * credential, so anyone who can reach the authority and knows an instance ID and a granted
-   * client ID could read that secret (issue 13 item 3). Turn on only where that is acceptable.
+   * credential and see no program, so anyone who can reach the authority and knows an instance ID
+   * and a client ID can read the grants approved for any program of that client ID on that
+   * instance. Grants bound to a program, session or process, and use-only grants, are never served
+   * there (service/pyper.ts). Turn on only where that is acceptable.
    */
   pyperEndpoints?: boolean;
   /** How often open event streams re-check their credential, in ms (default 5,000). */

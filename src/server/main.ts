@@ -108,7 +108,7 @@ export function authorityCommand(source: KeySource = stdinLine): Command {
     .option("--local-user-only", "serve only the user who runs this process, refusing other users' loopback connections (Linux; the Link's embedded authority uses it)")
     .option(
       "--pyper-endpoints",
-      "also serve pyper-sdk's endpoints (/pyper/...) directly. RISK: they take no account credential, so anyone who can reach this address and knows an instance ID and a granted client ID gets that secret; prefer pointing pyper-sdk at the Link's loopback endpoints",
+      "also serve pyper-sdk's endpoints (/pyper/...) directly. RISK: they take no account credential and see no program, so anyone who can reach this address and knows an instance ID and a client ID gets the value of every readable grant approved for any program of that client ID on that instance; grants bound to a program, a terminal session or a process, and use-only grants, are never served there. Prefer pointing pyper-sdk at the Link's loopback endpoints",
     )
     .action(async (o: { db: string; listen: { host: string; port: number }; tlsDir?: string; tlsKey?: string; tlsCert?: string; insecureHttpBehindProxy?: boolean; trustProxy?: string; requestTtl: number; agentRate: number; pyperEndpoints?: boolean; localUserOnly?: boolean; keysOnStdin?: boolean }) => {
       // Before the data keys are read: no debugger, SIGUSR1 caught, memory closed to other processes.

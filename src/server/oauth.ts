@@ -61,8 +61,12 @@ export function pkceChallenge(verifier: string): string {
  * before its wrong passwords are answered 429.
  */
 export const SIGN_IN_LIMITS = { windowMs: 15 * 60_000, perAccountAddress: 5, slowedIntervalMs: 60_000, perAddress: 20, perAccount: 30 } as const;
-/** Device user-code entry (see `approveDevice`): per 15 minutes, wrong codes per session, account, address. */
-export const DEVICE_LIMITS = { windowMs: 15 * 60_000, perSession: 5, perAccount: 10, perAddress: 20 } as const;
+/**
+ * Device user-code entry (see `approveDevice`), per 15-minute window: wrong codes per session and per
+ * account before that account is slowed to one checked entry per `slowedIntervalMs`, and wrong codes
+ * from one address before every account that has failed from there is slowed the same way.
+ */
+export const DEVICE_LIMITS = { windowMs: 15 * 60_000, perSession: 5, perAccount: 10, perAddress: 20, slowedIntervalMs: 60_000 } as const;
 
 type FailureKind = "sign_in" | "device_code";
 
@@ -95,19 +99,20 @@ function createFailureLog(db: Kysely<Database>, now: () => number, keepMs: numbe
       await db.deleteFrom("auth_failures").where("id", "=", id).execute();
     },
     /**
-     * Rows of `kind` for `account` from `address` since `since`, other than row `except`: how many,
+     * Rows of `kind` matching every given column since `since`, other than row `except`: how many,
      * and when the latest was (epoch ms; 0 when none).
      */
-    pair: async (kind: FailureKind, account: string, address: string, since: number, except: string): Promise<{ count: number; latest: number }> => {
-      const row = await db
+    recent: async (kind: FailureKind, match: { account?: string; address?: string; session?: string }, since: number, except: string): Promise<{ count: number; latest: number }> => {
+      let q = db
         .selectFrom("auth_failures")
         .select((eb) => [eb.fn.countAll<number>().as("n"), eb.fn.max<number | null>("at").as("latest")])
         .where("kind", "=", kind)
-        .where("account", "=", account)
-        .where("address", "=", address)
         .where("at", ">", since)
-        .where("id", "!=", except)
-        .executeTakeFirstOrThrow();
+        .where("id", "!=", except);
+      if (match.account !== undefined) q = q.where("account", "=", match.account);
+      if (match.address !== undefined) q = q.where("address", "=", match.address);
+      if (match.session !== undefined) q = q.where("session", "=", match.session);
+      const row = await q.executeTakeFirstOrThrow();
       return { count: row.n, latest: row.latest ?? 0 };
     },
     clearPair: async (kind: FailureKind, account: string, address: string): Promise<void> => {
@@ -212,7 +217,7 @@ export function createOAuthService(options: OAuthOptions) {
       const source = clientSource(client);
       const since = now() - SIGN_IN_LIMITS.windowMs;
       const attempt = await failures.add({ kind: "sign_in", account: normalized, address: source, session: null });
-      const before = await failures.pair("sign_in", normalized, source, since, attempt);
+      const before = await failures.recent("sign_in", { account: normalized, address: source }, since, attempt);
       const spread = (await failures.count("sign_in", "account", normalized, since)) > SIGN_IN_LIMITS.perAccount;
       const allowance = spread ? 1 : SIGN_IN_LIMITS.perAccountAddress;
       if (before.count >= allowance && now() - before.latest < SIGN_IN_LIMITS.slowedIntervalMs) {
@@ -335,27 +340,51 @@ export function createOAuthService(options: OAuthOptions) {
 
     /**
      * Binds a pending device code to the signed-in user (RFC 8628 section 3.3). User codes are
-     * short, so entry is rate-limited (RFC 8628 section 5.1; issue 16 item 13): within 15 minutes at
-     * most 5 wrong codes per web session, 10 per account and 20 per client address, counted in the
-     * shared database; past any of them every entry is refused with 429 `too_many_attempts` before
-     * the code is looked at. `client.session` is the raw session cookie (stored hashed) and
-     * `client.address` the address the server saw. Throws 400 `invalid_user_code` or 429.
+     * short, so entry is rate-limited (RFC 8628 section 5.1), by the rule sign-in follows (see
+     * `signIn`): slow the one who keeps guessing, never lock the person out. Everyone who enters a
+     * code is signed in, so the guesser is an account. Per 15-minute window, counted in the shared
+     * database:
+     *
+     * - An account with 5 wrong codes in one web session, or 10 in all, may enter one code a minute;
+     *   sooner entries are refused (429 `too_many_attempts`) before the code is looked at, so a
+     *   refusal says nothing about the code.
+     * - An address with 20 wrong codes (any accounts: one guesser with several accounts behind a
+     *   NAT) slows the same way every account that has entered a wrong code from it; an account
+     *   that has not is checked as usual, so the person sharing the address connects their Link.
+     *
+     * As in `signIn`, the entry is recorded before the code is checked and counted as a failure
+     * until it proves right, so entries sent in parallel see each other. `client.session` is the raw
+     * session cookie (stored hashed) and `client.address` the address the server saw. Throws 400
+     * `invalid_user_code` or 429.
      */
     async approveDevice(userId: string, userCode: string, client: { session: string; address: string }): Promise<void> {
       const since = now() - DEVICE_LIMITS.windowMs;
       const session = hashes.of(client.session);
-      const over =
-        (await failures.count("device_code", "session", session, since)) >= DEVICE_LIMITS.perSession ||
-        (await failures.count("device_code", "account", userId, since)) >= DEVICE_LIMITS.perAccount ||
-        (await failures.count("device_code", "address", clientSource(client.address), since)) >= DEVICE_LIMITS.perAddress;
-      if (over) throw new ServiceError(429, "too_many_attempts", "Too many wrong codes were entered. Wait 15 minutes, then enter the code your terminal shows.");
+      const source = clientSource(client.address);
+      const attempt = await failures.add({ kind: "device_code", account: userId, address: source, session });
+      const account = await failures.recent("device_code", { account: userId }, since, attempt);
+      const slowed =
+        (await failures.recent("device_code", { session }, since, attempt)).count >= DEVICE_LIMITS.perSession ||
+        account.count >= DEVICE_LIMITS.perAccount ||
+        ((await failures.recent("device_code", { address: source }, since, attempt)).count >= DEVICE_LIMITS.perAddress &&
+          (await failures.recent("device_code", { account: userId, address: source }, since, attempt)).count > 0);
+      if (slowed && now() - account.latest < DEVICE_LIMITS.slowedIntervalMs) {
+        // Not checked, so not a failure: only checked entries renew the wait.
+        await failures.remove(attempt);
+        throw new ServiceError(
+          429,
+          "too_many_attempts",
+          "Too many wrong codes were entered from this account. One code a minute is allowed: wait a minute, then enter the code your terminal shows.",
+        );
+      }
       const normalized = userCode.trim().toUpperCase().replace(/[^A-Z]/g, "");
       const code = `${normalized.slice(0, 4)}-${normalized.slice(4)}`;
       const r = await db.updateTable("device_codes").set({ status: "approved", user_id: userId }).where("user_code", "=", code).where("status", "=", "pending").where("expires_at", ">", now()).executeTakeFirst();
       if (Number(r.numUpdatedRows) !== 1) {
-        await failures.add({ kind: "device_code", account: userId, address: clientSource(client.address), session });
+        // This entry's row stays: it is the failure.
         throw new ServiceError(400, "invalid_user_code", "That code is not valid or has expired. Check the code in your terminal.");
       }
+      await failures.remove(attempt);
     },
 
     async pollDevice(deviceCode: string, clientId: string): Promise<TokenResponse> {

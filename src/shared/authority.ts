@@ -297,7 +297,13 @@ export const DeviceAuthorizationSchema = z.object({
   /** Optional in RFC 8628 section 3.2. */
   verification_uri_complete: z.string().optional(),
   expires_in: z.number(),
-  /** Optional in RFC 8628 section 3.2; the client then polls every 5 seconds. */
-  interval: z.number().positive().default(5),
+  /**
+   * Optional in RFC 8628 section 3.2; the client then polls every 5 seconds. Read leniently: a value
+   * that is not a positive number (`0`, `"x"`) means that default rather than a failed sign-in.
+   */
+  interval: z
+    .unknown()
+    .optional()
+    .transform((v) => (typeof v === "number" && Number.isFinite(v) && v > 0 ? v : 5)),
 });
 export type DeviceAuthorization = z.infer<typeof DeviceAuthorizationSchema>;

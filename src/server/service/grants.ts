@@ -60,6 +60,16 @@ function bindingMatches(grant: GrantRow, process: PeerProcess | null | undefined
   }
 }
 
+/**
+ * May a caller whose program nobody can see (pyper-sdk on the authority's own network endpoints)
+ * read this grant's value? Only a readable grant for "any program of this client ID" on `instanceId`
+ * does: a grant bound to a program, a terminal session or a process holds there as anywhere, and a
+ * use-only grant never gives its value to be read.
+ */
+export function servesUnidentified(grant: GrantRow, instanceId: string): boolean {
+  return bindingMatches(grant, null, instanceId) && grantMode(grant).kind === "read";
+}
+
 /** Why a session-bound grant has ended by itself at `t`, or null while it lives (1Password CLI limits). */
 function sessionEnded(grant: GrantRow, t: number): string | null {
   if (grant.binding !== "session") return null;

@@ -6,9 +6,9 @@
  */
 import { normalizeVariable } from "../../shared/protocol.js";
 import { newToken } from "../ids.js";
-import { parseGrantIds, type ServiceDeps } from "./deps.js";
+import { parseGrantIds, type GrantRow, type ServiceDeps } from "./deps.js";
 import { ServiceError } from "./errors.js";
-import type { Grants } from "./grants.js";
+import { servesUnidentified, type Grants } from "./grants.js";
 import type { InstancesAgents } from "./instances-agents.js";
 import type { Limits } from "./limits.js";
 import type { Requests } from "./requests.js";
@@ -27,9 +27,13 @@ export function createPyper(deps: ServiceDeps, parts: Parts, scopedTtlMs: number
   const { db, now, tokens: hashes } = deps;
   const { grants, instances, requests, limits } = parts;
 
-  /** A grant serves pyper only while live, unexpired, of the instance's account, and not bound to a process. */
-  function serves(g: { scope: string; expires_at: number | null; user_id: string }, ownerId: string): boolean {
-    return g.user_id === ownerId && g.scope !== "process" && (g.scope !== "until" || (g.expires_at ?? 0) > now());
+  /**
+   * A grant serves pyper only while live, unexpired, of the instance's account, and only when its
+   * binding holds for a caller nobody can identify (`servesUnidentified`): these endpoints see no
+   * program, so a grant bound to one (or a use-only grant) is never served here, whoever holds its ID.
+   */
+  function serves(g: GrantRow, ownerId: string, instanceId: string): boolean {
+    return g.user_id === ownerId && servesUnidentified(g, instanceId) && (g.scope !== "until" || (g.expires_at ?? 0) > now());
   }
 
   return {
@@ -56,7 +60,7 @@ export function createPyper(deps: ServiceDeps, parts: Parts, scopedTtlMs: number
       const userId = await instances.liveInstanceOwner(body.instanceId);
       const agent = await instances.upsertAgent(userId, body.agentClientId, null);
       const rows = body.credentialIds.length === 0 ? [] : await db.selectFrom("grants").selectAll().where("id", "in", body.credentialIds).where("agent_id", "=", agent.id).where("ended_at", "is", null).execute();
-      const usable = new Set(rows.filter((g) => serves(g, userId) && deps.macs.grant.valid(g, agent.client_id)).map((g) => g.id));
+      const usable = new Set(rows.filter((g) => serves(g, userId, body.instanceId) && deps.macs.grant.valid(g, agent.client_id)).map((g) => g.id));
       // In the order asked, as pyper-sdk lists them.
       const granted = body.credentialIds.filter((id, i) => usable.has(id) && body.credentialIds.indexOf(id) === i);
       if (granted.length === 0) throw new ServiceError(403, "permission_denied", "None of these credentials is granted to this agent.");
@@ -81,7 +85,7 @@ export function createPyper(deps: ServiceDeps, parts: Parts, scopedTtlMs: number
       const bound = (await tokens.execute()).some((t) => parseGrantIds(t.grant_ids).includes(body.piperCredentialId));
       if (!bound) throw new ServiceError(401, "invalid_token", "No valid scoped credential covers this credential ID; request scoped credentials first.");
       const grant = await db.selectFrom("grants").selectAll().where("id", "=", body.piperCredentialId).where("agent_id", "=", agent.id).where("ended_at", "is", null).executeTakeFirst();
-      if (grant === undefined || !serves(grant, userId)) {
+      if (grant === undefined || !serves(grant, userId, body.instanceId)) {
         throw new ServiceError(403, "permission_denied", "This credential is no longer granted to this agent.");
       }
       const delivered = await grants.deliver(grant, agent, "pyper");

@@ -92,13 +92,21 @@ const SEALED = "row_macs";
 export async function sealRows(db: Kysely<Database>, keys: DataKeys, adopt: boolean, tamper: (table: string, id: string) => void): Promise<number> {
   const mark = await db.selectFrom("authority_meta").select("value").where("key", "=", SEALED).executeTakeFirst();
   if (mark !== undefined) return 0;
-  if (!adopt) {
-    tamper("authority_meta", SEALED);
-    await db.insertInto("authority_meta").values({ key: SEALED, value: keys.currentId }).execute();
-    return 0;
-  }
   const macs = createRowMacs(keys, () => undefined);
+  // Two processes may start on one unsealed database at once. The mark is written first, as the
+  // transaction's first statement: that takes the write lock (SQLite) or waits on the other's
+  // uncommitted row (PostgreSQL), and the process that finds the mark already there adopts nothing.
   return db.transaction().execute(async (trx) => {
+    const marked = await trx
+      .insertInto("authority_meta")
+      .values({ key: SEALED, value: keys.currentId })
+      .onConflict((oc) => oc.column("key").doNothing())
+      .executeTakeFirst();
+    if (marked.numInsertedOrUpdatedRows !== 1n) return 0;
+    if (!adopt) {
+      tamper("authority_meta", SEALED);
+      return 0;
+    }
     let n = 0;
     // Token hashes first: the token rows' MACs cover them.
     for (const [table, column] of HASHED) {
@@ -126,7 +134,6 @@ export async function sealRows(db: Kysely<Database>, keys: DataKeys, adopt: bool
       await trx.updateTable("oauth_tokens").set({ mac: macs.oauthToken.mac(t) }).where("token_hash", "=", t.token_hash).execute();
       n++;
     }
-    await trx.insertInto("authority_meta").values({ key: SEALED, value: keys.currentId }).execute();
     return n;
   });
 }

@@ -159,7 +159,7 @@ export const DEFAULT_DEVICE_INTERVAL_S = 5;
 /**
  * Starts the device authorization grant (RFC 8628) and polls the token endpoint until the person
  * enters the code. Follows section 3.5: `authorization_pending` polls again after `interval`
- * seconds (5 when the answer gives none), `slow_down` raises the interval by 5 s for this and every
+ * seconds (5 when the answer gives none or one that is not a positive number, and never less than 5), `slow_down` raises the interval by 5 s for this and every
  * later poll, `access_denied` ends with `denied`, `expired_token` or the code's lifetime ends with
  * `timeout`; other errors end with `unauthorized`. Error answers need only `error` (no description).
  */
@@ -168,7 +168,9 @@ export async function startDeviceLogin(client: AuthorityClient, clock: DeviceLog
   let cancelled = false;
   const deadline = clock.now() + d.expires_in * 1000;
   const poll = async (): Promise<TokenResponse> => {
-    let interval = d.interval;
+    // No faster than the RFC's default, whatever the authority said: an answer of 0 (or a fraction)
+    // would otherwise poll in a tight loop until the code expires.
+    let interval = Math.max(d.interval, DEFAULT_DEVICE_INTERVAL_S);
     for (;;) {
       await clock.sleep(interval * 1000);
       if (cancelled) throw new LinkError("timeout", "Sign-in cancelled.");
