@@ -48,6 +48,8 @@ export const ERROR_CODES = [
   "not_running",
   "internal_error",
   "service_failed",
+  // Piper Link's own folders cannot be written (read-only, no permission, full): `storageError`
+  "storage_unavailable",
 ] as const;
 
 export const ErrorCodeSchema = z.enum(ERROR_CODES);

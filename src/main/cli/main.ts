@@ -14,7 +14,7 @@ import { HttpErrorBodySchema, LinkError } from "../../shared/errors.js";
 import { DEFAULT_PROFILE, isProfileName, PROFILE_NAME_RULE } from "../../shared/profile.js";
 import { DEFAULT_LINK_PORT, LINK_VERSION } from "../../shared/version.js";
 import { startDaemon, StoppedBeforeStart, type RunningDaemon } from "../core/daemon.js";
-import { isPidAlive } from "../core/runtime/files.js";
+import { diskFull, isPidAlive, storageError, storageErrorFor } from "../core/runtime/files.js";
 import { keychainTimeoutMs } from "../core/runtime/keychain.js";
 import { openKeychain } from "../core/runtime/keychain-choice.js";
 import { resolveLinkPaths } from "../core/runtime/paths.js";
@@ -213,7 +213,7 @@ function exitSoon(): void {
  * failure is one `{error, message}` line (issue 16 items 3-4). The code is read from that value,
  * never guessed from words in the message (advice text may say "unlocked" about an absent keychain).
  */
-function daemonFailure(exitCode: number | null, text: string): LinkError {
+function daemonFailure(exitCode: number | null, text: string, logDir: string): LinkError {
   for (const line of text.split("\n").reverse()) {
     let json: unknown;
     try {
@@ -226,8 +226,11 @@ function daemonFailure(exitCode: number | null, text: string): LinkError {
   }
   if (exitCode === ExitCode.alreadyRunning) return new LinkError("already_running", text || "Piper Link is already running.");
   if (exitCode === ExitCode.ok) return new LinkError("internal_error", text || "Piper Link was told to stop (a stop signal) before it had started.");
+  // A full disk leaves the daemon no room even to say why.
+  if (text === "" && diskFull(logDir)) return storageErrorFor("ENOSPC", logDir) ?? new LinkError("internal_error", "Piper Link exited during start.");
   return new LinkError("internal_error", text || "Piper Link exited during start.");
 }
+
 
 /**
  * What a start does besides waiting on the keychain (the embedded authority's process among it), in
@@ -254,9 +257,14 @@ async function startInBackground(opts: StartOptions, out: Output): Promise<numbe
   const paths = resolveLinkPaths(opts.profile);
   const running = await withRunningLink(opts.profile, (c) => c.call("status", {}));
   if (running !== null) throw new LinkError("already_running", `Piper Link is already running (pid ${running.pid}, ${running.url}).`);
-  fs.mkdirSync(paths.logDir, { recursive: true, mode: 0o700 });
   const outFile = `${paths.logDir}/daemon.out`;
-  const fd = fs.openSync(outFile, "w", 0o600);
+  let fd: number;
+  try {
+    fs.mkdirSync(paths.logDir, { recursive: true, mode: 0o700 });
+    fd = fs.openSync(outFile, "w", 0o600);
+  } catch (err) {
+    throw storageError(err, paths.logDir) ?? err;
+  }
   const entry = fileURLToPath(import.meta.url);
   // The daemon starts locked (or unlocks itself from PIPER_LINK_PASSPHRASE_FILE); the passphrase is
   // asked here on the terminal once it serves, and handed over its control channel, never its
@@ -300,7 +308,7 @@ async function startInBackground(opts: StartOptions, out: Output): Promise<numbe
       if (child.pid === undefined || !isPidAlive(child.pid) || child.exitCode !== null) {
         // Let the exit status arrive: it says why (exit codes are documented), the text says it in words.
         if (child.exitCode === null) await new Promise((r) => setTimeout(r, 200));
-        throw daemonFailure(child.exitCode, fs.readFileSync(outFile, "utf8").trim());
+        throw daemonFailure(child.exitCode, fs.readFileSync(outFile, "utf8").trim(), paths.logDir);
       }
       if (!out.json && !toldWaiting && Date.now() - spawnedAt >= START_PROGRESS_AFTER_MS) {
         // Most often the OS keychain waiting on an unlock prompt; the daemon gives up on it after the bound.

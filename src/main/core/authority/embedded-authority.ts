@@ -17,6 +17,7 @@ import type { Logger } from "pino";
 import { z } from "zod";
 import { AuthorityReadyLineSchema, CreatedUserLineSchema, createUserArgs, embeddedServeArgs, parseAuthorityLine, type AuthorityKeys } from "../../../shared/authority-process.js";
 import { backoffDelay } from "../../../shared/backoff.js";
+import { diskFull, storageErrorFor } from "../runtime/files.js";
 import { LinkError } from "../../../shared/errors.js";
 import { writeWhenMemoryClosed } from "../../../platform/memory-check.js";
 import type { KeychainItem, KeychainStore } from "../runtime/keychain.js";
@@ -123,7 +124,7 @@ export const nodeChildLauncher: AuthorityLauncher = (args, env, keys) => {
 };
 
 /** Resolves with the first stdout line of the child (its JSON report), or rejects when it exits first. */
-function firstLine(child: AuthorityProcess, what: string, timeoutMs: number): Promise<string> {
+function firstLine(child: AuthorityProcess, what: string, timeoutMs: number, dir: string): Promise<string> {
   return new Promise((resolve, reject) => {
     let out = "";
     let err = "";
@@ -140,7 +141,10 @@ function firstLine(child: AuthorityProcess, what: string, timeoutMs: number): Pr
     child.onExit((code) => {
       clearTimeout(timer);
       const refused = child.refusal?.() ?? null;
+      // SQLite says "disk I/O error" or SQLITE_FULL when its file system is full: say that, and the fix.
+      const full = /SQLITE_FULL|SQLITE_IOERR|disk I\/O error|database or disk is full/i.test(err) && diskFull(dir) ? storageErrorFor("ENOSPC", dir) : null;
       if (refused !== null) reject(new LinkError("authority_unavailable", refused));
+      else if (full !== null) reject(full);
       else reject(new LinkError("authority_unavailable", `The embedded authority exited (${code ?? "signal"}) before it could ${what}: ${err.trim().slice(-500)}`));
     });
   });
@@ -268,7 +272,7 @@ export async function startEmbeddedAuthority(options: EmbeddedOptions): Promise<
   let linkToken = await keychain.get("authority-link-token");
   if (linkToken === null) {
     const created = runChild(createUserArgs(db, "Local user"), env, launchKeys());
-    const line = await firstLine(created, "create the local user", 20_000);
+    const line = await firstLine(created, "create the local user", 20_000, dir);
     linkToken = parseAuthorityLine(CreatedUserLineSchema, line, "create-user").linkToken;
     await keychain.set("authority-link-token", linkToken);
     log.info("embedded authority: local user created");
@@ -283,12 +287,12 @@ export async function startEmbeddedAuthority(options: EmbeddedOptions): Promise<
     let c = runChild(serveArgs(preferred), env, launchKeys());
     let line: string;
     try {
-      line = await firstLine(c, "start", 20_000);
+      line = await firstLine(c, "start", 20_000, dir);
     } catch (err) {
       if (preferred === 0 || !(err instanceof LinkError) || !/EADDRINUSE/.test(err.message)) throw err;
       log.warn({ port: preferred }, "embedded authority: preferred port in use; using a free one");
       c = runChild(serveArgs(0), env, launchKeys());
-      line = await firstLine(c, "start", 20_000);
+      line = await firstLine(c, "start", 20_000, dir);
     }
     child = c;
     c.stderr?.on("data", (chunk: Buffer) => log.warn({ authority: chunk.toString().trim().slice(0, 2000) }, "embedded authority stderr"));

@@ -9,6 +9,7 @@
  */
 import fs from "node:fs";
 import path from "node:path";
+import { storageError } from "./files.js";
 import { pino, type Logger } from "pino";
 import roll from "pino-roll";
 
@@ -79,7 +80,11 @@ export function createRepeatLimiter(limit = REPEAT_LIMIT, windowMs = REPEAT_WIND
  * dropped and counted; the count is written when their window ends.
  */
 export async function createFileLogger(logDir: string, level = process.env["PIPER_LINK_LOG_LEVEL"] ?? "info"): Promise<FileLogger> {
-  fs.mkdirSync(logDir, { recursive: true, mode: 0o700 });
+  try {
+    fs.mkdirSync(logDir, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw storageError(err, logDir) ?? err;
+  }
   const stream = await roll({ file: path.join(logDir, "link"), extension: ".log", size: `${LOG_FILE_BYTES / 1024}k`, limit: { count: LOG_FILES_KEPT }, symlink: true, mkdir: true, sync: true });
   const limiter = createRepeatLimiter();
   const log: Logger = pino(
