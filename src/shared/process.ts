@@ -148,3 +148,13 @@ export function sessionKey(identity: PeerProcess): string | null {
   if (sid === null || sid <= 0 || leader === null || leader.startTime === null || leader.pid !== sid) return null;
   return `session:${sid}:${leader.pid}:${leader.startTime}`;
 }
+
+/**
+ * The key under which the Link may remember an answer given to this identity: the process (pid +
+ * start time), its program fingerprint, its terminal session and whether its connection is shared.
+ * Any change (an exec, new content, the session's end) misses the memory and asks the authority.
+ */
+export function identityMemoryKey(identity: PeerProcess | null): string {
+  if (identity === null) return "-";
+  return JSON.stringify([identity.pid, identity.startTime, programFingerprint(identity), sessionKey(identity), isShared(identity), identity.unverifiable ?? null]);
+}

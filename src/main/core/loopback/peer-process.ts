@@ -146,7 +146,7 @@ const INTERPRETERS: ReadonlyArray<[RegExp, InterpreterRules]> = [
       loading: set(...NODE_LOADING),
       subcommands: set(),
       gluedShort: false,
-      env: set("NODE_OPTIONS", "NODE_PATH", "NODE_REPL_EXTERNAL_MODULE", "NODE_ICU_DATA"),
+      env: set("NODE_OPTIONS", "NODE_PATH", "NODE_REPL_EXTERNAL_MODULE"),
     },
   ],
   [
