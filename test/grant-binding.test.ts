@@ -42,7 +42,8 @@ interface Agent {
 }
 
 function startAgent(command: string, args: string[], cwd: string): Agent {
-  const child = spawn(command, args, { cwd, stdio: ["ignore", "pipe", "inherit"] });
+  // PWD as a shell sets it: a relative script counts only when its start folder is confirmed.
+  const child = spawn(command, args, { cwd, env: { ...process.env, PWD: cwd }, stdio: ["ignore", "pipe", "inherit"] });
   const frames: Array<Record<string, unknown>> = [];
   readline.createInterface({ input: child.stdout }).on("line", (line) => frames.push(z.record(z.string(), z.unknown()).parse(JSON.parse(line))));
   return { child, frames, exited: new Promise((resolve) => child.once("exit", () => resolve())) };

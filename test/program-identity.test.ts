@@ -158,7 +158,7 @@ describe("program identity against programs that borrow another's", { skip: linu
       ["node --import", () => start(NODE, ["--import", "./evil.cjs", "agent.mjs", String(port)], approved), nodeKey],
       ["node --loader", () => start(NODE, ["--no-warnings", "--loader=./evil.cjs", "agent.mjs", String(port)], approved), nodeKey],
       ["NODE_OPTIONS=--require", () => start(NODE, ["agent.mjs", String(port)], approved, { NODE_OPTIONS: `--require=${path.join(approved, "evil.cjs")}` }), nodeKey],
-      ["LD_PRELOAD", () => start(NODE, ["agent.mjs", String(port)], approved, { LD_PRELOAD: "" + "/lib/x86_64-linux-gnu/libc.so.6" }), nodeKey],
+      ["LD_PRELOAD", () => start(NODE, ["agent.mjs", String(port)], approved, { LD_PRELOAD: "/lib/x86_64-linux-gnu/libc.so.6" }), nodeKey],
       ["python3 -cCODE (glued)", () => start("python3", [`-cimport runpy, sys; sys.argv = ["agent.py", "${port}"]; runpy.run_path("agent.py")`], approved), pythonKey],
       ["PYTHONPATH with sitecustomize.py", () => start("python3", ["agent.py", String(port)], approved, { PYTHONPATH: elsewhere }), pythonKey],
       ["PYTHONSTARTUP", () => start("python3", ["agent.py", String(port)], approved, { PYTHONSTARTUP: path.join(elsewhere, "sitecustomize.py") }), pythonKey],
@@ -223,7 +223,7 @@ describe("program identity against programs that borrow another's", { skip: linu
     assert.ok(identity);
     started.push({ child, identity, socket });
     assert.equal(await recheckLinuxProcess(identity), identity, "nothing changed: the same identity");
-    child.stdin?.write("\n");
+    child.stdin.write("\n");
     let now: PeerProcess | null = identity;
     await waitFor(async () => {
       now = await recheckLinuxProcess(identity);
@@ -253,7 +253,7 @@ describe("program identity against programs that borrow another's", { skip: linu
     assert.ok(identity);
     started.push({ child: leader, identity, socket });
     assert.ok(sessionKey(identity), "in a session");
-    leader.stdin?.write("\n");
+    leader.stdin.write("\n");
     await once(leader, "exit");
     const now = await recheckLinuxProcess(identity);
     assert.ok(now, "the agent still runs");

@@ -177,7 +177,9 @@ export function createRequests(deps: ServiceDeps, parts: Parts, requestTtlMs: nu
       throw new ServiceError(429, "rate_limited", `${which} requests waiting for an answer in Piper Link; answer them (or let them expire) before asking for more.`);
     }
     const changed = process === null ? false : await changedSinceApproval(agent, variable, process);
-    const { changedSinceApproval: _claimed, ...reported } = process ?? { changedSinceApproval: undefined };
+    // Only the authority says a program changed; whatever the Link sent in that field is dropped.
+    const reported: PeerProcess | null = process === null ? null : { ...process };
+    if (reported !== null) delete reported.changedSinceApproval;
     const row: RequestRow = {
       id: newId("req"),
       user_id: userId,
@@ -185,7 +187,7 @@ export function createRequests(deps: ServiceDeps, parts: Parts, requestTtlMs: nu
       agent_id: agent.id,
       variable,
       reason,
-      process: process === null ? null : JSON.stringify(changed ? { ...reported, changedSinceApproval: true } : reported),
+      process: reported === null ? null : JSON.stringify(changed ? { ...reported, changedSinceApproval: true } : reported),
       agent_display_name: agent.display_name,
       created_at: t,
       expires_at: t + requestTtlMs,
