@@ -32,6 +32,8 @@ export interface FatigueDay {
   binding: GrantBindingKind;
   /** One prompt per secret (`getSecret`), or one card per run for all of them (`getSecrets`). */
   batch: boolean;
+  /** The run from which the program's content is new (an upgrade of its script); absent: unchanged all day. */
+  changedAtRun?: number;
 }
 
 export const WORKING_DAY: FatigueDay = { runs: 20, minutesApart: 25, secrets: ["OPENAI_API_KEY", "GITHUB_TOKEN", "DATABASE_URL"], binding: DEFAULT_GRANT_TERMS.binding, batch: false };
@@ -48,14 +50,18 @@ export interface FatigueCount {
   impostorPrompts: number;
   /** Values that program received without anyone approving it (must be 0). */
   impostorServed: number;
+  /** Prompts whose card said the program changed since it was approved. */
+  changedPrompts: number;
 }
 
 const CLIENT_ID = "claude-code";
 const SESSION = { sessionId: 4242, sessionLeader: { pid: 4242, startTime: 1000, executable: "/bin/bash" } };
 
 /** A process of a program: the OS-read identity the Link would send (pid and start time per run). */
-function processOf(program: { executable: string; script: string; cwd: string }, run: number): PeerProcess {
+function processOf(program: { executable: string; script: string; cwd: string }, run: number, contentHash = "a".repeat(64)): PeerProcess {
   return {
+    contentHash,
+    loads: [],
     pid: 10_000 + run,
     startTime: 50_000 + run * 100,
     uid: 1000,
@@ -127,12 +133,15 @@ export async function countApprovals(day: FatigueDay = WORKING_DAY): Promise<Fat
     const terms = termsWith(day.binding);
     let approvals = 0;
     let served = 0;
+    let changedPrompts = 0;
     for (let run = 0; run < day.runs; run++) {
       clock.t += run === 0 ? 0 : day.minutesApart * 60_000;
-      const proc = processOf(AGENT, run);
+      const proc = processOf(AGENT, run, day.changedAtRun !== undefined && run >= day.changedAtRun ? "b".repeat(64) : "a".repeat(64));
       const asked = await ask(w, proc, day.secrets, day.batch);
       served += asked.served;
       if (asked.pending.length === 0) continue;
+      const shown = (await w.service.listRequests(w.userId, "pending")).filter((r) => asked.pending.includes(r.id));
+      changedPrompts += shown.filter((r) => r.process?.changedSinceApproval === true).length;
       // The person sees the card(s) a few seconds later and approves with the dialog's terms.
       clock.t += 10_000;
       approvals += day.batch ? await cardsFor(w, asked.pending) : asked.pending.length;
@@ -146,7 +155,7 @@ export async function countApprovals(day: FatigueDay = WORKING_DAY): Promise<Fat
     const secondProgramPrompts = await cardsFor(w, second.pending);
     // Another program that says it is claude-code: its own prompt, nothing served.
     const impostor = await ask(w, processOf(IMPOSTOR, 200), day.secrets, day.batch);
-    return { approvals, served, secondProgramPrompts, impostorPrompts: await cardsFor(w, impostor.pending), impostorServed: impostor.served };
+    return { approvals, served, secondProgramPrompts, impostorPrompts: await cardsFor(w, impostor.pending), impostorServed: impostor.served, changedPrompts };
   } finally {
     await opened.close();
   }
@@ -177,6 +186,16 @@ export async function fatigueLines(count: (day: FatigueDay) => Promise<FatigueCo
     batch: many.approvals,
     target: "<= 3; <= 1 batch",
     pass: one.approvals <= 3 && many.approvals <= 1 && everyoneServed,
+  });
+  // The program's script is upgraded once, mid-day: asked again once per secret (one card with the
+  // batch prompt), each card saying it changed; the unchanged program stays within the default's target.
+  const [upOne, upMany] = [await count({ ...WORKING_DAY, changedAtRun: 10, batch: false }), await count({ ...WORKING_DAY, changedAtRun: 10, batch: true })];
+  lines.push({
+    name: "approvals, program changed once (re-asks counted)",
+    oneByOne: upOne.approvals,
+    batch: upMany.approvals,
+    target: "<= 3 + 3; <= 2 batch; cards say changed",
+    pass: upOne.approvals <= 6 && upMany.approvals <= 2 && upOne.changedPrompts === WORKING_DAY.secrets.length && upMany.changedPrompts === WORKING_DAY.secrets.length,
   });
   for (const binding of ["session", "process"] as const) {
     if (binding === DEFAULT_GRANT_TERMS.binding) continue;

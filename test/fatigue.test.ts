@@ -11,9 +11,16 @@ describe("approval fatigue (bench/fatigue.ts)", () => {
   it("the dialog's default binding: one approval per secret for the day, one with the batch prompt; every run served", async () => {
     assert.equal(DEFAULT_GRANT_TERMS.binding, "program");
     const one = await countApprovals(WORKING_DAY);
-    assert.deepEqual(one, { approvals: 3, served: ALL_SERVED, secondProgramPrompts: 3, impostorPrompts: 3, impostorServed: 0 });
+    assert.deepEqual(one, { approvals: 3, served: ALL_SERVED, secondProgramPrompts: 3, impostorPrompts: 3, impostorServed: 0, changedPrompts: 0 });
     const batch = await countApprovals({ ...WORKING_DAY, batch: true });
-    assert.deepEqual(batch, { approvals: 1, served: ALL_SERVED, secondProgramPrompts: 1, impostorPrompts: 1, impostorServed: 0 });
+    assert.deepEqual(batch, { approvals: 1, served: ALL_SERVED, secondProgramPrompts: 1, impostorPrompts: 1, impostorServed: 0, changedPrompts: 0 });
+  });
+
+  it("a program whose script changed mid-day is asked again, once per secret, and every such card says it changed", async () => {
+    const one = await countApprovals({ ...WORKING_DAY, changedAtRun: 10 });
+    assert.deepEqual(one, { approvals: 6, served: ALL_SERVED, secondProgramPrompts: 3, impostorPrompts: 3, impostorServed: 0, changedPrompts: 3 });
+    const batch = await countApprovals({ ...WORKING_DAY, changedAtRun: 10, batch: true });
+    assert.equal(batch.approvals, 2);
   });
 
   it("narrower bindings ask on every run: a process per run, a session grant idles out between runs 25 minutes apart", async () => {
@@ -30,6 +37,7 @@ describe("approval fatigue (bench/fatigue.ts)", () => {
       lines.map((l) => [l.name, l.oneByOne, l.batch, l.pass]),
       [
         ["approvals, default (program)", 3, 1, true],
+        ["approvals, program changed once (re-asks counted)", 6, 2, true],
         ["approvals, narrower (session)", 60, 20, null],
         ["approvals, narrower (process)", 60, 20, null],
         ["second program, other directory: prompts", 3, 1, true],

@@ -42,7 +42,8 @@ interface Agent {
 }
 
 function startAgent(command: string, args: string[], cwd: string): Agent {
-  const child = spawn(command, args, { cwd, stdio: ["ignore", "pipe", "inherit"] });
+  // PWD as a shell sets it: a relative script counts only when its start folder is confirmed.
+  const child = spawn(command, args, { cwd, env: { ...process.env, PWD: cwd }, stdio: ["ignore", "pipe", "inherit"] });
   const frames: Array<Record<string, unknown>> = [];
   readline.createInterface({ input: child.stdout }).on("line", (line) => frames.push(z.record(z.string(), z.unknown()).parse(JSON.parse(line))));
   return { child, frames, exited: new Promise((resolve) => child.once("exit", () => resolve())) };
@@ -132,7 +133,9 @@ describe("a grant goes only to the program the person saw (issue 13)", () => {
     const r = await pendingFrom(e, a.child.pid ?? -1);
     const grant = cliJson(e, ["approve", r.id, "--until-revoked"], GrantViewSchema);
     assert.equal(grant.binding?.kind, "program");
-    assert.deepEqual(grant.binding.program, { executable: await fs.realpath(process.execPath), script: path.join(dir, "agent-a.mjs"), cwd: dir });
+    const { contentHash, ...paths } = grant.binding.program ?? {};
+    assert.deepEqual(paths, { executable: await fs.realpath(process.execPath), script: path.join(dir, "agent-a.mjs"), cwd: dir });
+    assert.match(contentHash ?? "", /^[0-9a-f]{64}$/, "bound to the content too");
     await waitFor(() => secretFrames(a).length === 1, "the secret");
     a.child.kill();
 
@@ -140,6 +143,15 @@ describe("a grant goes only to the program the person saw (issue 13)", () => {
     const again = startAgent(process.execPath, ["agent-a.mjs", url, "claude-code", "X"], dir);
     await waitFor(() => secretFrames(again).length === 1, "the same program served without a prompt");
     again.child.kill();
+
+    // The same paths with other content: asked again, and the card says it changed.
+    await fs.appendFile(path.join(dir, "agent-a.mjs"), "// replaced after the approval\n");
+    const replaced = startAgent(process.execPath, ["agent-a.mjs", url, "claude-code", "X"], dir);
+    const changed = await pendingFrom(e, replaced.child.pid ?? -1);
+    assert.equal(changed.process?.changedSinceApproval, true);
+    assert.match(cli(e, ["requests"]).stdout, /changed since you approved it/);
+    assert.deepEqual(secretFrames(replaced), []);
+    replaced.child.kill();
 
     // Same executable, another script: its own prompt.
     const otherScript = startAgent(process.execPath, ["agent-b.mjs", url, "claude-code", "X"], dir);

@@ -32,7 +32,8 @@ const pids: number[] = [];
 /** Starts `command` in `cwd`, waits for it to connect to `server`, and identifies it from /proc. */
 async function identifyChild(server: net.Server, command: string, args: string[], cwd: string): Promise<{ child: ChildProcess; identity: PeerProcess }> {
   const connected = once(server, "connection") as Promise<[net.Socket]>;
-  const child = spawn(command, args, { cwd, stdio: ["ignore", "ignore", "inherit"] });
+  // PWD as a shell sets it: a relative script counts only when the start folder is confirmed.
+  const child = spawn(command, args, { cwd, env: { ...process.env, PWD: cwd }, stdio: ["ignore", "ignore", "inherit"] });
   const exited = once(child, "exit").then(([code]) => {
     throw new Error(`${command} ${args.join(" ")} exited with ${String(code)} before connecting`);
   });
@@ -116,7 +117,9 @@ describe("program identity from /proc", { skip: linux ? false : "Linux only: oth
     const last = parents.at(-1);
     assert.ok(parents.length === 8 || last?.pid === 1 || last?.executable === null, `the chain ends at pid 1: ${JSON.stringify(parents)}`);
     for (let i = 1; i < parents.length; i++) assert.equal(parents[i]?.pid, (await statOf(parents[i - 1]?.pid ?? 0)).ppid, "each is the parent of the one before");
-    assert.equal(programKey(identity), JSON.stringify(["program", identity.executable, path.join(cwd, "agent.js"), cwd]));
+    assert.deepEqual(identity.loads, ["--import ./preload.mjs"], "what the command line loads is part of the program");
+    assert.match(identity.contentHash ?? "", /^[0-9a-f]{64}$/);
+    assert.equal(programKey(identity), JSON.stringify(["program", identity.executable, path.join(cwd, "agent.js"), cwd, { loads: ["--import ./preload.mjs"], contentHash: identity.contentHash }]));
     assert.equal(sessionKey(identity), own.session === 0 ? null : `session:${own.session}:${own.session}:${(await statOf(own.session)).startTime}`);
   });
 

@@ -94,8 +94,21 @@ export const BatchIdSchema = z.string().regex(/^batch_[A-Za-z0-9_-]{8,64}$/, "a 
  */
 export const GrantBindingViewSchema = z.object({
   kind: GrantBindingKindSchema,
-  /** `commandLine` is set for inline code (`sh -c …`), whose code is part of what the grant binds to. */
-  program: z.object({ executable: z.string(), script: z.string().nullable(), cwd: z.string().nullable(), commandLine: z.array(z.string()).nullable().optional() }).nullable(),
+  /**
+   * `commandLine` is set for inline code (`sh -c …`), whose code is part of what the grant binds to;
+   * `loads` lists what else the program was told to load (PeerProcess.loads) and `contentHash` the
+   * content it had when approved (absent for grants made before they were recorded).
+   */
+  program: z
+    .object({
+      executable: z.string(),
+      script: z.string().nullable(),
+      cwd: z.string().nullable(),
+      commandLine: z.array(z.string()).nullable().optional(),
+      loads: z.array(z.string()).optional(),
+      contentHash: z.string().nullable().optional(),
+    })
+    .nullable(),
   sessionId: z.number().int().nullable(),
   /** The session leader (pid + start time) whose exit ends a session-bound grant. */
   sessionLeader: z.object({ pid: z.number().int(), startTime: z.number().nullable() }).nullable().optional(),

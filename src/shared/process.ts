@@ -38,6 +38,36 @@ export const PeerProcessSchema = z.object({
   sessionLeader: ProcessRefSchema.nullable().optional(),
   /** Parent, grandparent…, nearest first; at most 8, ending at pid 1. */
   parents: z.array(ProcessRefSchema).nullable().optional(),
+  /**
+   * SHA-256 (hex) over the executable's bytes and the script's (when the script is a file), as the
+   * Link read them when the process connected: a program whose content changed is another program.
+   * Absent from older Links; null when a file could not be read.
+   */
+  contentHash: z.string().nullable().optional(),
+  /**
+   * What else the interpreter was told to load, read from its command line and its environment with
+   * its own option grammar (`NODE_OPTIONS=--require=/x.cjs`, `-r ./setup.cjs`, `PYTHONPATH=/lib`,
+   * `LD_PRELOAD=…`), in the order found. Part of the program: the same script with other code loaded
+   * into it is another program, and the prompt shows these. Empty or absent: nothing extra.
+   */
+  loads: z.array(z.string()).nullable().optional(),
+  /**
+   * Other processes holding the same connection (a socket inherited by a child, or passed on): the
+   * Link cannot tell which of them speaks, so nothing binds to this identity but "any program".
+   */
+  sharedWith: z.array(ProcessRefSchema).nullable().optional(),
+  /**
+   * Why this program cannot be recognised again, for the prompt (e.g. a script given by a relative
+   * path from a folder the Link cannot confirm): it gets only once or "while this process runs"
+   * grants. Null or absent: recognisable.
+   */
+  unverifiable: z.string().nullable().optional(),
+  /**
+   * Set by the authority on a request: the same program (executable, script and folder) was approved
+   * for this agent and variable before, but its content or what it loads has changed since; the
+   * card says so. Absent: no such earlier approval.
+   */
+  changedSinceApproval: z.boolean().optional(),
 });
 export type PeerProcess = z.infer<typeof PeerProcessSchema>;
 
@@ -62,12 +92,48 @@ export function inlineCode(p: { script?: string | null | undefined; commandLine?
  * cannot be recognised again, so nothing may bind to it.
  */
 export function programKey(identity: PeerProcess): string | null {
+  if (isShared(identity) || (identity.unverifiable ?? null) !== null) return null;
+  return programFingerprint(identity);
+}
+
+/** True when other processes hold the identity's connection too (see `sharedWith`). */
+export function isShared(identity: Pick<PeerProcess, "sharedWith">): boolean {
+  return (identity.sharedWith ?? []).length > 0;
+}
+
+/**
+ * What the program is, whether or not it can be recognised by path: `programKey`'s parts (the path
+ * key below) plus, when the Link read them, the code it loads and the content hash. Grants bound to
+ * one process compare it too, so a process that exec'd another program (same pid and start time) is
+ * not the one approved. Null when the executable (or inline code) is unknown.
+ */
+export function programFingerprint(identity: PeerProcess): string | null {
+  const parts = programParts(identity);
+  if (parts === null) return null;
+  const loads = identity.loads ?? [];
+  const hash = identity.contentHash;
+  // Identities from older Links carry neither, and keep their old key.
+  if (loads.length === 0 && hash === undefined) return JSON.stringify(parts);
+  return JSON.stringify([...parts, { loads, contentHash: hash ?? null }]);
+}
+
+/**
+ * The program by its paths only (executable + script + cwd, or the inline code): two identities with
+ * the same path key and different fingerprints are the same program, changed (new content, or other
+ * code loaded into it). Null when the executable (or inline code) is unknown.
+ */
+export function programPathKey(identity: PeerProcess): string | null {
+  const parts = programParts(identity);
+  return parts === null ? null : JSON.stringify(parts);
+}
+
+function programParts(identity: PeerProcess): unknown[] | null {
   if (identity.executable === null) return null;
   if (identity.script === INLINE_SCRIPT) {
     if (identity.commandLine === null || identity.commandLine.length === 0) return null;
-    return JSON.stringify(["program", identity.executable, INLINE_SCRIPT, identity.cwd, identity.commandLine.slice(1)]);
+    return ["program", identity.executable, INLINE_SCRIPT, identity.cwd, identity.commandLine.slice(1)];
   }
-  return JSON.stringify(["program", identity.executable, identity.script ?? null, identity.cwd]);
+  return ["program", identity.executable, identity.script ?? null, identity.cwd];
 }
 
 /**
@@ -76,8 +142,19 @@ export function programKey(identity: PeerProcess): string | null {
  * start time is unknown, or for session 0 (kernel threads; no terminal).
  */
 export function sessionKey(identity: PeerProcess): string | null {
+  if (isShared(identity)) return null;
   const sid = identity.sessionId ?? null;
   const leader = identity.sessionLeader ?? null;
   if (sid === null || sid <= 0 || leader === null || leader.startTime === null || leader.pid !== sid) return null;
   return `session:${sid}:${leader.pid}:${leader.startTime}`;
+}
+
+/**
+ * The key under which the Link may remember an answer given to this identity: the process (pid +
+ * start time), its program fingerprint, its terminal session and whether its connection is shared.
+ * Any change (an exec, new content, the session's end) misses the memory and asks the authority.
+ */
+export function identityMemoryKey(identity: PeerProcess | null): string {
+  if (identity === null) return "-";
+  return JSON.stringify([identity.pid, identity.startTime, programFingerprint(identity), sessionKey(identity), isShared(identity), identity.unverifiable ?? null]);
 }

@@ -240,3 +240,20 @@ export function describeValidation(what: string, issues: readonly ValidationIssu
 export function methodWords(method: string): string {
   return method.replace(/([a-z])([A-Z])/g, "$1 $2").toLowerCase();
 }
+
+/**
+ * What the person must know about the program that asks before approving, as sentences, most
+ * important first: it changed since an earlier approval (content, or what it loads), its connection
+ * is shared by several processes, it cannot be recognised again (why), and what else it loads.
+ * Empty for a plain program. `p` is the request's process (RequestView.process).
+ */
+export function programNotes(p: Pick<NonNullable<RequestView["process"]>, "changedSinceApproval" | "sharedWith" | "unverifiable" | "loads">): string[] {
+  const notes: string[] = [];
+  if (p.changedSinceApproval === true) notes.push("This program changed since you approved it: its content, or what it loads, is not what you approved.");
+  const shared = p.sharedWith ?? [];
+  if (shared.length > 0) notes.push(`Its connection is shared with ${shared.map((r) => `pid ${r.pid}`).join(", ")}: Piper Link cannot tell which program asks, so only "any program" can be approved.`);
+  if ((p.unverifiable ?? null) !== null) notes.push(`Not verifiable: ${p.unverifiable ?? ""}. Approve it once or while this process runs.`);
+  const loads = p.loads ?? [];
+  if (loads.length > 0) notes.push(`It also loads: ${loads.join(" ")}`);
+  return notes;
+}

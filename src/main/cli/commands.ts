@@ -13,7 +13,7 @@ import { ControlMethods, redactInstanceId } from "../../shared/control.js";
 import { displayText } from "../../shared/display.js";
 import { LinkError } from "../../shared/errors.js";
 import { inlineCode } from "../../shared/process.js";
-import { describeAction, describeActor, describeApproval, describeEndReason, describeOutcome, durationText, localDateTime, relativeTime, requestStatusLabel, type RequestStatusLabel } from "../../shared/wording.js";
+import { describeAction, describeActor, describeApproval, describeEndReason, describeOutcome, durationText, localDateTime, programNotes, relativeTime, requestStatusLabel, type RequestStatusLabel } from "../../shared/wording.js";
 import { processAlive, requestAnchor } from "../core/authority/local-liveness.js";
 import { openBrowser } from "./browser.js";
 import { callLink as call, notRunning, withRunningLink } from "./link-access.js";
@@ -74,7 +74,8 @@ function describeProcess(p: RequestView["process"]): string {
   if (!p) return "process unknown";
   // The script (or inline code) is part of what an approval binds to, so it is shown with the executable.
   const code = inlineCode(p) ?? p.script;
-  return `pid ${p.pid} ${displayText(p.executable ?? "?")}${code ? ` ${displayText(code, 200)}` : ""} in ${displayText(p.cwd ?? "?")}`;
+  const notes = programNotes(p);
+  return `pid ${p.pid} ${displayText(p.executable ?? "?")}${code ? ` ${displayText(code, 200)}` : ""} in ${displayText(p.cwd ?? "?")}${notes.length > 0 ? ` — ${displayText(notes.join(" "), 600)}` : ""}`;
 }
 
 function describeRequest(r: RequestView): string {

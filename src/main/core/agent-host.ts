@@ -17,7 +17,7 @@ import { createCallHandler } from "./calls/call-handler.js";
 import type { Upstream } from "./calls/upstream.js";
 import { actingForIdentity } from "./loopback/acting-for.js";
 import type { AgentHost } from "./loopback/agent-channel.js";
-import { describeLinuxProcess } from "./loopback/peer-process.js";
+import { identifyLinuxProcess } from "./loopback/peer-process.js";
 
 export interface AgentHostParts {
   now: () => number;
@@ -47,6 +47,6 @@ export function createAgentHost(p: AgentHostParts): AgentHost {
       ? { call: createCallHandler({ now, log, upstream, grants: createCallGrants({ now, log, authority, instanceId, cache }), recordUse: (use) => cache.recordUse(use) }) }
       : {}),
     agentIdentified: p.agentIdentified,
-    actingFor: (peer, claim) => actingForIdentity(peer, claim, (pid) => (process.platform === "linux" ? describeLinuxProcess(pid) : Promise.resolve(null))),
+    actingFor: (peer, claim) => actingForIdentity(peer, claim, (pid) => (process.platform === "linux" ? identifyLinuxProcess(pid) : Promise.resolve(null))),
   };
 }

@@ -7,7 +7,7 @@
 import { z } from "zod";
 import type { GrantBindingView, GrantView } from "../../shared/authority.js";
 import { checkPolicy, destinationAllows, GrantModeSchema, GrantPolicySchema, SESSION_IDLE_MS, SESSION_MAX_MS, type GrantMode, type GrantPolicy, type GrantTerms } from "../../shared/grant-terms.js";
-import { programKey, sessionKey, type PeerProcess } from "../../shared/process.js";
+import { isShared, programFingerprint, programKey, sessionKey, type PeerProcess } from "../../shared/process.js";
 import type { AuditLog } from "./audit.js";
 import { parseStored, type AgentRow, type GrantRow, type ServiceDeps } from "./deps.js";
 import { ServiceError } from "./errors.js";
@@ -16,7 +16,7 @@ import { readSecret } from "./secrets.js";
 export type Grants = ReturnType<typeof createGrants>;
 
 /** The approved program as stored for display (grants.program). */
-const ProgramSchema = z.object({ executable: z.string(), script: z.string().nullable(), cwd: z.string().nullable(), commandLine: z.array(z.string()).nullable().optional() });
+const ProgramSchema = z.object({ executable: z.string(), script: z.string().nullable(), cwd: z.string().nullable(), commandLine: z.array(z.string()).nullable().optional(), loads: z.array(z.string()).optional(), contentHash: z.string().nullable().optional() });
 
 /** The grant's mode (read unless stored otherwise). */
 export function grantMode(grant: GrantRow): GrantMode {
@@ -49,10 +49,15 @@ function bindingMatches(grant: GrantRow, process: PeerProcess | null | undefined
     if (grant.scope !== "process") return true;
   }
   if (process === null || process === undefined) return false;
+  // A connection held by several processes is none of them (only "any program" grants serve it).
+  if (isShared(process)) return false;
   switch (grant.binding) {
     case "process":
-    case "client":
-      return grant.process_pid === process.pid && grant.process_start_time !== null && grant.process_start_time === process.startTime;
+    case "client": {
+      const same = grant.process_pid === process.pid && grant.process_start_time !== null && grant.process_start_time === process.startTime;
+      // The program the process ran when approved: after an exec (same pid and start time) it is another.
+      return same && (grant.program_key === null || grant.program_key === programFingerprint(process));
+    }
     case "program":
       return grant.program_key !== null && grant.program_key === programKey(process);
     case "session":

@@ -6,12 +6,13 @@
  */
 import { REQUEST_LIST_LIMIT, type AgentResolveBody, type AgentResolveResult, type ApproveBody, type GrantView, type RequestView } from "../../shared/authority.js";
 import { DEFAULT_GRANT_TERMS, type GrantBindingKind } from "../../shared/grant-terms.js";
-import { INLINE_SCRIPT, programKey, sessionKey, type PeerProcess } from "../../shared/process.js";
+import { INLINE_SCRIPT, isShared, programFingerprint, programKey, sessionKey, type PeerProcess } from "../../shared/process.js";
 import { normalizeVariable } from "../../shared/protocol.js";
 import { sql } from "kysely";
+import { z } from "zod";
 import { newId } from "../ids.js";
 import type { AuditLog } from "./audit.js";
-import { parseStoredProcess, type AgentRow, type GrantRow, type RequestRow, type ServiceDeps } from "./deps.js";
+import { parseStored, parseStoredProcess, type AgentRow, type GrantRow, type RequestRow, type ServiceDeps } from "./deps.js";
 import { ServiceError } from "./errors.js";
 import { grantTerms, validatePolicy, type Grants } from "./grants.js";
 import type { InstancesAgents } from "./instances-agents.js";
@@ -36,22 +37,35 @@ interface Parts {
 function bindingFor(binding: GrantBindingKind, process: PeerProcess | null): { programKey: string | null; program: string | null; sessionKey: string | null; sessionId: number | null } {
   const none = { programKey: null, program: null, sessionKey: null, sessionId: null };
   if (binding === "client") return none;
+  if (process !== null && isShared(process)) {
+    const others = (process.sharedWith ?? []).map((p) => `pid ${p.pid}${p.executable ? ` ${p.executable}` : ""}`).join(", ");
+    throw new ServiceError(400, "invalid_request", `The connection that asked is held by several processes (pid ${process.pid} and ${others}), so Piper Link cannot tell which program asks. Only "any program that says it is this agent" can be approved, knowingly.`);
+  }
   const key = process === null ? null : programKey(process);
   if (binding === "process") {
     if (process === null || process.startTime === null) throw new ServiceError(400, "invalid_request", "This request carries no process identity, so it cannot be approved for the life of a process.");
-    return { ...none, programKey: key };
+    // The program too: a process that exec'd another program keeps its pid and start time.
+    return { ...none, programKey: programFingerprint(process) };
+  }
+  const why = process?.unverifiable ?? null;
+  if (why !== null) {
+    throw new ServiceError(400, "invalid_request", `Piper Link cannot recognise this program again: ${why}. Approve it once or while this process runs.`);
   }
   if (process === null || key === null || process.executable === null) {
     throw new ServiceError(400, "invalid_request", "Piper Link could not identify the program that asked, so the approval cannot be bound to it. Choose a narrower (once, this process) or, knowingly, a wider binding.");
   }
   // Inline code is shown with its command line: the code is what the grant binds to (programKey).
   const inline = process.script === INLINE_SCRIPT ? { commandLine: process.commandLine } : {};
-  const program = JSON.stringify({ executable: process.executable, script: process.script ?? null, cwd: process.cwd, ...inline });
+  const loads = (process.loads ?? []).length > 0 ? { loads: process.loads } : {};
+  const program = JSON.stringify({ executable: process.executable, script: process.script ?? null, cwd: process.cwd, ...inline, ...loads, ...(process.contentHash !== undefined ? { contentHash: process.contentHash } : {}) });
   if (binding === "program") return { programKey: key, program, sessionKey: null, sessionId: null };
   const session = sessionKey(process);
   if (session === null) throw new ServiceError(400, "invalid_request", "The program that asked runs outside a terminal session, so the approval cannot be bound to one. Choose this program or this process instead.");
   return { programKey: key, program, sessionKey: session, sessionId: process.sessionId ?? null };
 }
+
+/** The approved program as a grant stores it for display (grants.program). */
+const StoredProgramSchema = z.object({ executable: z.string(), script: z.string().nullable(), cwd: z.string().nullable(), commandLine: z.array(z.string()).nullable().optional() });
 
 /**
  * The most pending requests at once: per identified program (program key) and per instance. Far
@@ -162,6 +176,10 @@ export function createRequests(deps: ServiceDeps, parts: Parts, requestTtlMs: nu
       const which = sameProgram >= PENDING_LIMITS.perProgram ? `This program already has ${PENDING_LIMITS.perProgram}` : `This machine already has ${PENDING_LIMITS.perInstance}`;
       throw new ServiceError(429, "rate_limited", `${which} requests waiting for an answer in Piper Link; answer them (or let them expire) before asking for more.`);
     }
+    const changed = process === null ? false : await changedSinceApproval(agent, variable, process);
+    // Only the authority says a program changed; whatever the Link sent in that field is dropped.
+    const reported: PeerProcess | null = process === null ? null : { ...process };
+    if (reported !== null) delete reported.changedSinceApproval;
     const row: RequestRow = {
       id: newId("req"),
       user_id: userId,
@@ -169,7 +187,7 @@ export function createRequests(deps: ServiceDeps, parts: Parts, requestTtlMs: nu
       agent_id: agent.id,
       variable,
       reason,
-      process: process === null ? null : JSON.stringify(process),
+      process: reported === null ? null : JSON.stringify(changed ? { ...reported, changedSinceApproval: true } : reported),
       agent_display_name: agent.display_name,
       created_at: t,
       expires_at: t + requestTtlMs,
@@ -184,6 +202,23 @@ export function createRequests(deps: ServiceDeps, parts: Parts, requestTtlMs: nu
     await audit.record({ userId, actor: `agent:${agent.client_id}`, action: "request.created", outcome: "pending", agentClientId: agent.client_id, variable, requestId: row.id, detail: process === null ? null : `pid ${process.pid} ${process.executable ?? ""}`.trim() });
     await bus.publish({ type: "request.created", userId, id: row.id, status: "pending" });
     return row;
+  }
+
+  /**
+   * Was this program (same executable, script and folder, or the same inline code) approved for this
+   * agent and variable before, with other content or other code loaded into it? Then the new request
+   * is that program changed, and its card says so (an upgrade is one approval, not a silent pass).
+   */
+  async function changedSinceApproval(agent: AgentRow, variable: string, process: PeerProcess): Promise<boolean> {
+    const key = programKey(process);
+    if (key === null || process.executable === null) return false;
+    const earlier = await db.selectFrom("grants").select(["program", "program_key"]).where("agent_id", "=", agent.id).where("variable", "=", variable).where("binding", "in", ["program", "session"]).where("program", "is not", null).orderBy("created_at", "desc").limit(50).execute();
+    const inline = process.script === INLINE_SCRIPT ? JSON.stringify(process.commandLine ?? null) : null;
+    return earlier.some((g) => {
+      if (g.program_key === key || g.program === null) return false;
+      const p = parseStored(g.program, StoredProgramSchema);
+      return p !== null && p.executable === process.executable && p.script === (process.script ?? null) && p.cwd === process.cwd && (inline === null || JSON.stringify(p.commandLine ?? null) === inline);
+    });
   }
 
   async function view(requestId: string): Promise<RequestView> {
@@ -281,7 +316,10 @@ export function createRequests(deps: ServiceDeps, parts: Parts, requestTtlMs: nu
       // on the authority's own endpoints, an OS where the Link cannot read processes) showed the
       // person "program unknown": binding to the client ID is then all there is, and the window says so.
       const identified = process !== null && process.executable !== null && programKey(process) !== null;
-      const binding: GrantBindingKind = body.binding ?? (body.scope.kind === "process" ? "process" : identified ? DEFAULT_GRANT_TERMS.binding : "client");
+      // A program that cannot be recognised again (but is one process, alone on its connection) is
+      // bound to that process by default; an unidentified or shared one only to "any program".
+      const processOnly = process !== null && !identified && !isShared(process) && (process.unverifiable ?? null) !== null && process.startTime !== null;
+      const binding: GrantBindingKind = body.binding ?? (body.scope.kind === "process" || processOnly ? "process" : identified ? DEFAULT_GRANT_TERMS.binding : "client");
       const bound = bindingFor(binding, process);
       const t = now();
       const clientId = (await db.selectFrom("agents").select("client_id").where("id", "=", request.agent_id).executeTakeFirstOrThrow()).client_id;

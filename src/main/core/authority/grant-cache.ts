@@ -11,7 +11,7 @@
 import type { Logger } from "pino";
 import type { UsageReport } from "../../../shared/authority.js";
 import { backoffDelay } from "../../../shared/backoff.js";
-import type { PeerProcess } from "../../../shared/process.js";
+import { identityMemoryKey, type PeerProcess } from "../../../shared/process.js";
 import { normalizeVariable } from "../../../shared/protocol.js";
 
 interface Entry {
@@ -45,7 +45,7 @@ export function createGrantCache(options: { log: Logger; report: (r: UsageReport
   let generation = 0;
   let pending: UsageReport["uses"] = [];
   const key = (agentClientId: string, variable: string, process: PeerProcess | null): string =>
-    `${agentClientId}\u0000${normalizeVariable(variable)}\u0000${process === null ? "-" : `${process.pid}:${process.startTime ?? "-"}`}`;
+    `${agentClientId}\u0000${normalizeVariable(variable)}\u0000${identityMemoryKey(process)}`;
 
   let flushing: Promise<void> | null = null;
   /** After a failed report, wait before the next attempt instead of retrying on every delivery. */

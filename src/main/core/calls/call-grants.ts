@@ -11,7 +11,7 @@
 import { DEFAULT_GRANT_TERMS, destinationAllows, type GrantTerms } from "../../../shared/grant-terms.js";
 import { LinkError, NOT_SIGNED_IN_MESSAGE } from "../../../shared/errors.js";
 import { normalizeVariable, type LinkMessage, type RequestId } from "../../../shared/protocol.js";
-import type { PeerProcess } from "../../../shared/process.js";
+import { identityMemoryKey, type PeerProcess } from "../../../shared/process.js";
 import { AuthorityCallError } from "../authority/authority-client.js";
 import { POLL_MS, type ResolverDeps } from "../authority/resolve-deps.js";
 
@@ -54,7 +54,7 @@ interface Entry {
 export function createCallGrants(deps: CallGrantDeps): CallGrants {
   const entries = new Map<string, Entry>();
   const key = (r: CallRequester, variable: string): string =>
-    `${r.agent.clientId}\u0000${normalizeVariable(variable)}\u0000${r.process === null ? "-" : `${r.process.pid}:${r.process.startTime ?? "-"}`}`;
+    `${r.agent.clientId}\u0000${normalizeVariable(variable)}\u0000${identityMemoryKey(r.process)}`;
 
   function cached(k: string): Entry | null {
     const e = entries.get(k);

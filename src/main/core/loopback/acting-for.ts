@@ -14,7 +14,8 @@ import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { ActingFor } from "../../../shared/protocol.js";
-import type { PeerProcess } from "../../../shared/process.js";
+import { isShared, type PeerProcess } from "../../../shared/process.js";
+import { codeLoads, parseEnviron, programHash, readCommand } from "./peer-process.js";
 
 /** This install's root: the module sits at `<root>/{src,dist}/main/core/loopback/`. */
 const INSTALL_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../..");
@@ -43,6 +44,11 @@ const CODE_LOADING_ENV = ["NODE_OPTIONS", "LD_PRELOAD", "LD_AUDIT"];
  * it claim another program's identity. `environ` reads a process's environment (null: unreadable).
  */
 export function isOwnCommand(peer: PeerProcess, scripts = ownCommandScripts(), environ: (pid: number) => string | null = readEnviron): boolean {
+  // The claimant must be the only holder of its connection: with a shared socket, whoever else holds
+  // it could be the one speaking, under the command's name.
+  if (isShared(peer)) return false;
+  // Anything the Link found loading into the command (options, NODE_OPTIONS, LD_PRELOAD…) disqualifies it.
+  if ((peer.loads ?? []).length > 0) return false;
   const script = peer.script ?? null;
   if (script === null || !scripts.includes(realpathOrSelf(script))) return false;
   const argv = peer.commandLine ?? [];
@@ -74,9 +80,26 @@ export async function actingForIdentity(
   scripts = ownCommandScripts(),
   environ?: (pid: number) => string | null,
 ): Promise<PeerProcess | null> {
-  if (!isOwnCommand(peer, scripts, environ)) return null;
+  const env = (environ ?? readEnviron)(peer.pid);
+  if (env === null || !isOwnCommand(peer, scripts, () => env)) return null;
   if (claim.kind === "command") {
-    return { ...peer, executable: claim.executable, script: claim.script, cwd: claim.cwd, commandLine: claim.commandLine };
+    // The command inherits `run`'s environment: what it loads is read from there, with the
+    // command's own option grammar, and its content is hashed like any program's.
+    const vars = parseEnviron(env);
+    const command = readCommand(claim.executable, claim.commandLine, claim.cwd);
+    const scriptPath = claim.script !== null && path.isAbsolute(claim.script) ? claim.script : null;
+    const contentHash = await programHash(claim.executable, scriptPath);
+    return {
+      ...peer,
+      executable: claim.executable,
+      script: claim.script,
+      cwd: claim.cwd,
+      commandLine: claim.commandLine,
+      loads: codeLoads(claim.executable, claim.commandLine, vars, command.options),
+      contentHash,
+      sharedWith: [],
+      unverifiable: null,
+    };
   }
   const parent = peer.parents?.[0];
   if (parent === undefined || parent.pid <= 1) return null;

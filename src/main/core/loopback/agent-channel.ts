@@ -81,8 +81,18 @@ export class AgentChannel extends ChannelBase {
   readonly connectionId = `conn_${randomUUID()}`;
   agent: Hello["agent"] | null = null;
   process: PeerProcess | null = null;
+  /** The process the OS reports on the other end (what `process` was before an honoured `actingFor`). */
+  peer: PeerProcess | null = null;
+  /**
+   * Re-reads an identity before each use (peer-process.ts `recheckLinuxProcess`): the same object
+   * while nothing changed, a fresh one when the program changed, null when the process is gone.
+   * Null: identities are not re-checked.
+   */
+  recheckPeer: ((p: PeerProcess) => Promise<PeerProcess | null>) | null = null;
   /** Set when `process` is whom Piper Link's own command asks for (`run`: the command; `mcp`: its parent). */
   actingFor: ActingFor["kind"] | null = null;
+  /** Requests after hello run in arrival order, each after the identity was re-checked. */
+  private ordered: Promise<void> = Promise.resolve();
   /** Settles once the peer process lookup is done (it runs in the background after connect). */
   identification: Promise<void> = Promise.resolve();
   /** Requests that arrived while `hello` was still being answered; dispatched right after it. */
@@ -177,6 +187,42 @@ export class AgentChannel extends ChannelBase {
       this.sendError(message.id, "hello_required", `Send \`hello\` first, then \`${message.type}\`.`);
       return;
     }
+    // The program is checked again on every request, not only at hello: a process that exec'd
+    // another program, or whose script changed, is not the one a grant was approved for.
+    this.ordered = this.ordered
+      .then(() => this.refreshIdentity())
+      .catch((err: unknown) => {
+        this.host.log.warn({ conn: this.connectionId, err: err instanceof Error ? err.message : String(err) }, "identity re-check failed; the connection is unidentified");
+        this.process = null;
+        this.peer = null;
+      })
+      .then(() => this.handle(message));
+  }
+
+  /**
+   * Re-checks the peer (and the parent a `piper-link mcp` asked for) and follows what changed. A
+   * changed peer loses an honoured `actingFor`: the claim was checked against the program that made it.
+   */
+  private async refreshIdentity(): Promise<void> {
+    const recheck = this.recheckPeer;
+    const peer = this.peer;
+    if (recheck === null || peer === null) return;
+    const now = await recheck(peer);
+    if (now !== peer) {
+      if (now === null || now.startTime !== peer.startTime) this.host.log.warn({ conn: this.connectionId, pid: peer.pid }, "the process that said hello is gone; the connection is unidentified");
+      else this.host.log.warn({ conn: this.connectionId, pid: peer.pid }, "the connection's program changed since hello");
+      this.peer = now;
+      this.process = now;
+      this.actingFor = null;
+      return;
+    }
+    if (this.actingFor === "parent" && this.process !== null) {
+      const parent = await recheck(this.process);
+      if (parent !== this.process) this.process = parent;
+    }
+  }
+
+  private handle(message: Exclude<AgentMessage, Hello>): void {
     if (message.type === "cancel") {
       this.calls.get(String(message.id))?.abort();
       return;

@@ -325,6 +325,8 @@ export class LinkServer {
       return;
     }
     channel.process = info;
+    channel.peer = info;
+    channel.recheckPeer = this.options.peers.recheck === undefined ? null : (p) => this.options.peers.recheck?.(p) ?? Promise.resolve(p);
     if (info === null) return;
     let count = 0;
     for (const other of this.agents) if (other.process?.pid === info.pid) count += 1;

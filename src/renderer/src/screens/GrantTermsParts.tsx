@@ -13,6 +13,7 @@ import { LinkError } from "../../../shared/errors.js";
 import { endOfDay } from "../../../shared/grant-terms-text.js";
 import { DestinationRuleSchema, GrantModeSchema, GrantPolicySchema, SESSION_MAX_MS, type DestinationRule, type GrantMode, type GrantPolicy } from "../../../shared/grant-terms.js";
 import { inlineCode, sessionKey, type PeerProcess } from "../../../shared/process.js";
+import { programNotes } from "../../../shared/wording.js";
 import { Banner, Field, ui } from "../components/ui.js";
 import { baseName } from "../format.js";
 import s from "./screens.module.css";
@@ -42,8 +43,19 @@ export function VerifiedProgram({ process: p }: { process: PeerProcess | null })
   }
   const parent = p.parents?.[0] ?? null;
   const code = inlineCode(p);
+  const notes = programNotes(p);
   return (
     <dl className={s.facts} aria-label="Verified program">
+      {notes.length > 0 ? (
+        <>
+          <dt>Note</dt>
+          <dd role="note">
+            {notes.map((n) => (
+              <p key={n}>{displayText(n, 600)}</p>
+            ))}
+          </dd>
+        </>
+      ) : null}
       <dt>Program</dt>
       <dd title={displayOptional(p.executable, 300) ?? undefined}>
         <strong>{displayText(baseName(p.executable))}</strong> <span className={ui.muted}>{displayOptional(p.executable, 300) ?? "path unknown"}</span>
