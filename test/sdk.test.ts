@@ -17,7 +17,7 @@ import {
   PiperGrantNeededError,
   PiperLinkNeededError,
   PiperSecretAcquisitionError,
-} from "../src/sdk/index.js";
+} from "@piper-link/sdk";
 import { BIN, cli, cliJson, cliJsonAsync, newEnv, stopAll, type CliEnv } from "./cli-helpers.js";
 import { waitFor } from "./helpers.js";
 

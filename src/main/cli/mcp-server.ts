@@ -19,8 +19,7 @@ import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
 import { CALL_LIMITS, CallAuthSchema, CallMethodSchema, REDACTION_MARK } from "../../shared/calls.js";
 import { LINK_VERSION } from "../../shared/version.js";
-import { PiperError } from "../../sdk/errors.js";
-import type { PiperClient } from "../../sdk/index.js";
+import { PiperError, type PiperClient } from "@piper-link/sdk";
 import { ExitCode } from "./output.js";
 
 /**
@@ -189,7 +188,7 @@ export interface McpOptions {
 /** Serves MCP on stdio until the MCP client closes stdin; the exit code. */
 export async function serveMcp(o: McpOptions): Promise<number> {
   // Loaded on use: the daemon and the other commands do not need the SDK.
-  const { createPiperClient } = await import("../../sdk/index.js");
+  const { createPiperClient } = await import("@piper-link/sdk");
   const client = createPiperClient({ clientId: o.clientId, name: "Piper Link MCP", fallbackToEnv: false, actingFor: { kind: "parent" } });
   const server = createMcpServer(client, { approvalTimeoutMs: o.approvalTimeout });
   const transport = new StdioServerTransport();

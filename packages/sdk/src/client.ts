@@ -9,13 +9,14 @@
  * this process; the answer streams back as a standard `Response`, echoes of the value redacted.
  */
 import WebSocket from "ws";
-import { backoffDelay } from "../shared/backoff.js";
-import type { CallAuth } from "../shared/calls.js";
-import { LOCKED_MESSAGE, NOT_SIGNED_IN_MESSAGE } from "../shared/errors.js";
-import { LinkMessageSchema, type ActingFor, type AgentGrant, type LinkMessage } from "../shared/protocol.js";
-import { AGENT_SUBPROTOCOL, LINK_VERSION, PROTOCOL_VERSION } from "../shared/version.js";
+import { backoffDelay } from "../../../src/shared/backoff.js";
+import type { CallAuth } from "../../../src/shared/calls.js";
+import { LOCKED_MESSAGE, NOT_SIGNED_IN_MESSAGE } from "../../../src/shared/errors.js";
+import type { ActingFor, AgentGrant, LinkMessage } from "../../../src/shared/protocol.js";
+import { AGENT_SUBPROTOCOL, LINK_VERSION, PROTOCOL_VERSION } from "../../../src/shared/version.js";
 import { discoverLinkUrl } from "./discovery.js";
 import { envFallbackValue, envNameFor } from "./env.js";
+import { decodeFrame, encodeFrame } from "./frames.js";
 import {
   PiperConfigError,
   PiperError,
@@ -190,7 +191,7 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
   function route(data: Buffer): void {
     let message: LinkMessage;
     try {
-      message = LinkMessageSchema.parse(JSON.parse(data.toString("utf8")));
+      message = decodeFrame(data.toString("utf8"));
     } catch {
       log.warn?.("piper: ignored a frame the SDK does not understand");
       return;
@@ -249,7 +250,7 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
         },
       });
       socket.on("open", () => {
-        socket.send(JSON.stringify({ type: "hello", id: helloId, protocol: PROTOCOL_VERSION, agent: { clientId: options.clientId, ...(options.name ? { name: options.name } : {}) }, sdk: { name: "piper-link/sdk", version: LINK_VERSION }, ...(options.actingFor ? { actingFor: options.actingFor } : {}) }));
+        socket.send(encodeFrame({ type: "hello", id: helloId, protocol: PROTOCOL_VERSION, agent: { clientId: options.clientId, ...(options.name ? { name: options.name } : {}) }, sdk: { name: "@piper-link/sdk", version: LINK_VERSION }, ...(options.actingFor ? { actingFor: options.actingFor } : {}) }));
         heartbeat = setInterval(() => {
           let answered = false;
           socket.once("pong", () => (answered = true));
@@ -329,7 +330,7 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
     const wait = opts.wait ?? true;
     const timeoutMs = opts.timeoutMs ?? options.approvalTimeoutMs ?? 120_000;
     const id = `r-${nextId++}`;
-    const frame = JSON.stringify({ type: "resolve", id, variable, wait, timeoutMs, ...(opts.reason ? { reason: opts.reason } : {}) });
+    const frame = encodeFrame({ type: "resolve", id, variable, wait, timeoutMs, ...(opts.reason ? { reason: opts.reason } : {}) });
     const signals = [opts.signal, options.signal].filter((s): s is AbortSignal => s !== undefined);
     return new Promise<SecretResult>((resolve, reject) => {
       let requestId: string | null = null;
@@ -378,7 +379,7 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
     const wait = opts.wait ?? true;
     const timeoutMs = opts.timeoutMs ?? options.approvalTimeoutMs ?? 120_000;
     const id = `m-${nextId++}`;
-    const frame = JSON.stringify({ type: "resolveMany", id, variables, wait, timeoutMs, ...(opts.reason ? { reason: opts.reason } : {}) });
+    const frame = encodeFrame({ type: "resolveMany", id, variables, wait, timeoutMs, ...(opts.reason ? { reason: opts.reason } : {}) });
     const signals = [opts.signal, options.signal].filter((sig): sig is AbortSignal => sig !== undefined);
     return new Promise((resolve, reject) => {
       let requestIds: string[] = [];
@@ -455,7 +456,7 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
         : typeof init.body === "string"
           ? { text: init.body }
           : { base64: Buffer.from(init.body instanceof ArrayBuffer ? new Uint8Array(init.body) : init.body).toString("base64") };
-    const frame = JSON.stringify({
+    const frame = encodeFrame({
       type: "call",
       id,
       method: (init.method ?? "GET").toUpperCase(),
@@ -481,7 +482,7 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
         else reject(err);
       };
       const onAbort = (): void => {
-        if (ws?.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "cancel", id }));
+        if (ws?.readyState === WebSocket.OPEN) ws.send(encodeFrame({ type: "cancel", id }));
         finish(new PiperError("aborted", `The call to ${url} was cancelled.`));
       };
       for (const sig of signals) {
@@ -507,7 +508,7 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
                     stream = controller;
                   },
                   cancel: () => {
-                    if (ws?.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "cancel", id }));
+                    if (ws?.readyState === WebSocket.OPEN) ws.send(encodeFrame({ type: "cancel", id }));
                     inFlight.delete(id);
                   },
                 });
@@ -528,7 +529,7 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
   async function viaGrants(): Promise<AgentGrant[]> {
     await ensureReady();
     const id = `g-${nextId++}`;
-    const frame = JSON.stringify({ type: "grants", id });
+    const frame = encodeFrame({ type: "grants", id });
     return new Promise<AgentGrant[]>((resolve, reject) => {
       inFlight.set(id, {
         // Reading a list is safe to repeat after a reconnect.
