@@ -152,8 +152,36 @@ export interface PiperClient {
    * from a Link that predates the `grants` message).
    */
   listGrants(): Promise<AgentGrant[]>;
+  /**
+   * Asks the person for the right to use `variable` in calls with `init.method` (default GET) to
+   * `url`, without making the call; the value never comes here (the `requestAccess` message).
+   * Resolves `{ state: "granted", requestId: null }` when a live grant of this agent already allows
+   * that use (nobody is asked), else `{ state: "pending", requestId }`: the person sees the request
+   * in Piper Link, worded as for a `fetch` to that URL. Never waits; see the answer later with
+   * `listGrants`, or make the `fetch` (it waits for the approval). Rejects with a `PiperError`
+   * (`bad_request` for a URL that is not https://, `secret_not_found`, `not_logged_in`, `locked`,
+   * `authority_unavailable`, `not_implemented` / `unknown_type` from a Link that predates it).
+   */
+  requestAccess(variable: string, init: RequestAccessInit): Promise<AccessState>;
   getInstanceId(): Promise<string>;
   close(): void;
+}
+
+/** `requestAccess` options: where the secret would be used, and what the prompt shows. */
+export interface RequestAccessInit {
+  url: string | URL;
+  /** Upper-case HTTP method (default GET). */
+  method?: string;
+  /** Shown to the person with the method and URL. */
+  reason?: string;
+}
+
+/** The answer to `requestAccess` (never a value). */
+export interface AccessState {
+  variable: string;
+  state: "granted" | "pending";
+  /** The request waiting for the person (`pending`); null when already granted. */
+  requestId: string | null;
 }
 
 type Handler = (message: LinkMessage) => void;
@@ -553,6 +581,34 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
     });
   }
 
+  async function viaRequestAccess(variable: string, init: RequestAccessInit): Promise<AccessState> {
+    if (!variable.trim()) throw new PiperConfigError("invalid_variable", "requestAccess needs a variable name.");
+    await ensureReady();
+    const id = `a-${nextId++}`;
+    const frame = encodeFrame({ type: "requestAccess", id, variable, method: (init.method ?? "GET").toUpperCase(), url: String(init.url), ...(init.reason ? { reason: init.reason } : {}) });
+    return new Promise<AccessState>((resolve, reject) => {
+      inFlight.set(id, {
+        // Safe to repeat after a reconnect: the Link joins the same pending request.
+        frame,
+        fail: (err) => {
+          inFlight.delete(id);
+          reject(err);
+        },
+        handler: (m) => {
+          if (m.type === "access") {
+            inFlight.delete(id);
+            resolve({ variable, state: m.state, requestId: m.requestId });
+          } else if (m.type === "error") {
+            inFlight.delete(id);
+            reject(m.code === "not_logged_in" ? new PiperLinkNeededError("not_logged_in", m.message) : m.code === "locked" ? new PiperLinkLockedError(m.message) : new PiperError(m.code, m.message, { retryable: m.retryable }));
+          }
+        },
+      });
+      if (ws?.readyState === WebSocket.OPEN) ws.send(frame);
+      else scheduleReconnect();
+    });
+  }
+
   const client: PiperClient = {
     fetch(url, init) {
       return viaCall(String(url), init);
@@ -560,6 +616,10 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
 
     listGrants() {
       return viaGrants();
+    },
+
+    requestAccess(variable, init) {
+      return viaRequestAccess(variable, init);
     },
 
     async getSecret(variable, opts = {}) {
