@@ -23,10 +23,12 @@ function forbid(layers, message, packages = []) {
   ];
 }
 
+/** The agent SDK is its own package (packages/sdk); only the CLI may use it. */
+const SDK = "@piper-link/sdk";
 const NODE_IO = ["node:", "fs$", "path$", "child_process$", "ws$", "pino$", "@napi-rs/", "electron$", "commander$"];
 
 export default tseslint.config(
-  { ignores: ["dist/**", "out/**", "node_modules/**", "bench/results/**", "test-results/**"] },
+  { ignores: ["dist/**", "packages/*/dist/**", "out/**", "node_modules/**", "bench/results/**", "test-results/**"] },
   js.configs.recommended,
   ...tseslint.configs.strictTypeChecked,
   {
@@ -49,17 +51,17 @@ export default tseslint.config(
   },
   {
     files: ["src/shared/**"],
-    rules: { "no-restricted-imports": forbid(["main", "platform", "renderer", "preload", "server", "sdk"], "src/shared imports nothing with I/O and no other layer", NODE_IO) },
+    rules: { "no-restricted-imports": forbid(["main", "platform", "renderer", "preload", "server", "sdk"], "src/shared imports nothing with I/O and no other layer", [...NODE_IO, SDK]) },
   },
   {
     files: ["src/platform/**"],
     // Node-only code for this machine's OS (process hardening), shared by the Link, the authority
     // and the CLI: a leaf that imports nothing of the project but shared.
-    rules: { "no-restricted-imports": forbid(["main", "renderer", "preload", "server", "sdk"], "src/platform imports shared only", ["electron$"]) },
+    rules: { "no-restricted-imports": forbid(["main", "renderer", "preload", "server", "sdk"], "src/platform imports shared only", ["electron$", SDK]) },
   },
   {
     files: ["src/main/core/**"],
-    rules: { "no-restricted-imports": forbid(["app", "cli", "renderer", "preload", "server", "sdk"], "the core is plain Node: no Electron, no UI, no CLI", ["electron$"]) },
+    rules: { "no-restricted-imports": forbid(["app", "cli", "renderer", "preload", "server", "sdk"], "the core is plain Node: no Electron, no UI, no CLI", ["electron$", SDK]) },
   },
   {
     files: ["src/main/cli/**"],
@@ -69,23 +71,29 @@ export default tseslint.config(
   },
   {
     files: ["src/main/app/**"],
-    rules: { "no-restricted-imports": forbid(["cli", "renderer", "preload", "server", "sdk"], "the Electron shell calls the core only") },
+    rules: { "no-restricted-imports": forbid(["cli", "renderer", "preload", "server", "sdk"], "the Electron shell calls the core only", [SDK]) },
   },
   {
     files: ["src/preload/**"],
-    rules: { "no-restricted-imports": forbid(["main", "platform", "renderer", "server", "sdk"], "the preload imports shared and electron only") },
+    rules: { "no-restricted-imports": forbid(["main", "platform", "renderer", "server", "sdk"], "the preload imports shared and electron only", [SDK]) },
   },
   {
     files: ["src/renderer/**"],
     languageOptions: { globals: { ...globals.browser } },
-    rules: { "no-restricted-imports": forbid(["main", "platform", "preload", "server", "sdk"], "the renderer talks to the core only through LinkApi from src/shared", NODE_IO) },
+    rules: { "no-restricted-imports": forbid(["main", "platform", "preload", "server", "sdk"], "the renderer talks to the core only through LinkApi from src/shared", [...NODE_IO, SDK]) },
   },
   {
     files: ["src/server/**"],
-    rules: { "no-restricted-imports": forbid(["main", "renderer", "preload", "sdk"], "the authority never imports the Link or the agent SDK") },
+    rules: { "no-restricted-imports": forbid(["main", "renderer", "preload", "sdk"], "the authority never imports the Link or the agent SDK", [SDK]) },
   },
   {
-    files: ["src/sdk/**"],
-    rules: { "no-restricted-imports": forbid(["main", "platform", "renderer", "preload", "server"], "the agent SDK never imports the Link or the authority") },
+    // The SDK package (@piper-link/sdk): shared and Node only. Its package.json lists ws and zod and
+    // nothing else, so no other package may be imported either.
+    files: ["packages/sdk/src/**"],
+    rules: {
+      "no-restricted-imports": forbid(["main", "platform", "renderer", "preload", "server"], "the agent SDK imports shared, node: and its own dependencies (ws, zod) only: never the Link or the authority", [
+        "(?!ws$|zod$|node:|\\.)",
+      ]),
+    },
   },
 );

@@ -15,7 +15,7 @@ import type { Browser, BrowserContext, Locator, Page } from "playwright-core";
 import { z } from "zod";
 import { GrantViewSchema, SecretViewSchema } from "../src/shared/authority.js";
 import { LinkStatusSchema } from "../src/shared/control.js";
-import { createPiperClient, PiperForbiddenError, type PiperClient } from "../src/sdk/index.js";
+import { createPiperClient, PiperForbiddenError, type PiperClient } from "@piper-link/sdk";
 import { cli, cliJson, newEnv, stopAll, type CliEnv } from "../test/cli-helpers.js";
 import { TEST_PASSPHRASE, TEST_PIN } from "../test/helpers.js";
 import { CHROMIUM_SKIP, launchChromium } from "../test/chromium.js";
@@ -70,7 +70,7 @@ function agent(clientId: string, name: string): PiperClient {
 async function startSessionAgent(variable: string, reason: string): Promise<{ pid: number; value: Promise<string>; stop: () => void }> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), "piper-session-agent-"));
   const file = path.join(dir, "agent.mts");
-  const sdk = path.resolve(import.meta.dirname, "../src/sdk/index.ts");
+  const sdk = path.resolve(import.meta.dirname, "../packages/sdk/src/index.ts");
   await fs.writeFile(
     file,
     `import { createPiperClient } from ${JSON.stringify(sdk)};\n` +

@@ -1,8 +1,8 @@
-// After `npm install`: compile the node side (so `piper-link` and `npm start` work at once), then
-// fetch the Electron binary when this machine can. Electron's package downloads its binary lazily;
-// doing it here keeps `npm start` fast on a normal machine. Where the download is impossible
-// (offline, or a network that only reaches the npm registry) install still succeeds and Piper Link
-// runs headless; set ELECTRON_SKIP_BINARY_DOWNLOAD=1 to skip the attempt.
+// After `npm install` in a clone: compile the node side and the SDK package in packages/sdk (so
+// `piper-link` and `npm start` work at once), then fetch the Electron binary when this machine can.
+// Electron's package downloads its binary lazily; doing it here keeps `npm start` fast on a normal
+// machine. Where the download is impossible (offline, or a network that only reaches the npm
+// registry) install still succeeds and Piper Link runs headless; set ELECTRON_SKIP_BINARY_DOWNLOAD=1 to skip the attempt.
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -11,10 +11,14 @@ import path from "node:path";
 const require = createRequire(import.meta.url);
 const root = path.resolve(import.meta.dirname, "..");
 
-const tsc = spawnSync(process.execPath, [require.resolve("typescript/bin/tsc"), "-b", "tsconfig.json"], { cwd: root, stdio: "inherit" });
-if (tsc.status !== 0) {
-  console.error("piper-link: compiling the node side failed (see above).");
-  process.exit(tsc.status ?? 1);
+// Installed from a tarball (`npm install piper-link-<version>.tgz`), the package carries dist/
+// compiled by `npm pack` (prepack) and neither the sources nor TypeScript: nothing to compile.
+if (existsSync(path.join(root, "tsconfig.json"))) {
+  const tsc = spawnSync(process.execPath, [require.resolve("typescript/bin/tsc"), "-b", "tsconfig.json"], { cwd: root, stdio: "inherit" });
+  if (tsc.status !== 0) {
+    console.error("piper-link: compiling the node side failed (see above).");
+    process.exit(tsc.status ?? 1);
+  }
 }
 
 if (process.env.ELECTRON_SKIP_BINARY_DOWNLOAD) {

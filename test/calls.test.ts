@@ -18,7 +18,7 @@ import type { CallGrants } from "../src/main/core/calls/call-grants.js";
 import { createCallHandler } from "../src/main/core/calls/call-handler.js";
 import { createStreamRedactor, needlesFor, redactString } from "../src/main/core/calls/redactor.js";
 import { createUpstream } from "../src/main/core/calls/upstream.js";
-import { createPiperClient, PiperError } from "../src/sdk/index.js";
+import { createPiperClient, PiperError } from "@piper-link/sdk";
 import { BIN, cli, cliJson, newEnv, stopAll, type CliEnv } from "./cli-helpers.js";
 import { startUpstream, type TestUpstream } from "./calls-upstream.js";
 import { connectAgent, tempDir, waitFor, type TestAgent } from "./helpers.js";

@@ -10,7 +10,7 @@ import path from "node:path";
 import { after, describe, it } from "node:test";
 import { z } from "zod";
 import { LinkStatusSchema } from "../src/shared/control.js";
-import { createPiperClient, PiperForbiddenError, type PiperClient } from "../src/sdk/index.js";
+import { createPiperClient, PiperForbiddenError, type PiperClient } from "@piper-link/sdk";
 import { cli, cliJson, cliJsonAsync, newEnv, stopAll } from "./cli-helpers.js";
 
 const clients: PiperClient[] = [];

@@ -11,8 +11,8 @@ import { displayText } from "../src/shared/display.js";
 import { CloseCode, LinkMessageSchema, type LinkMessage } from "../src/shared/protocol.js";
 import { AGENT_SUBPROTOCOL } from "../src/shared/version.js";
 import { recoverId } from "../src/main/core/loopback/frame-guard.js";
-import { createPiperClient, envNameFor, PiperError } from "../src/sdk/index.js";
-import { envFallbackValue, pythonStrip } from "../src/sdk/env.js";
+import { createPiperClient, envNameFor, PiperError } from "@piper-link/sdk";
+import { envFallbackValue, pythonStrip } from "../packages/sdk/src/env.js";
 import { cli, cliJson, cliJsonAsync, newEnv, stopAll } from "./cli-helpers.js";
 import { connectAgent, startTestLink, waitFor } from "./helpers.js";
 

@@ -136,9 +136,9 @@ describe("piper-link mcp (MCP client over stdio, real Link, HTTPS upstream)", ()
     return TextContent.parse(r.content)[0]?.text ?? "";
   }
 
-  it("lists its two tools with input schemas", async () => {
+  it("lists its tools with input schemas", async () => {
     const { tools } = await mcp.listTools();
-    assert.deepEqual(tools.map((t) => t.name).sort(), ["http_request", "list_secrets"]);
+    assert.deepEqual(tools.map((t) => t.name).sort(), ["check_access", "http_request", "list_secrets", "request_access", "status"]);
     const http = tools.find((t) => t.name === "http_request");
     assert.deepEqual(http?.inputSchema.required?.slice().sort(), ["auth", "url"]);
   });

@@ -8,7 +8,7 @@ import { RequestViewSchema, type RequestView } from "../src/shared/authority.js"
 import { ApproveItemResultSchema, LinkStatusSchema } from "../src/shared/control.js";
 import { DEFAULT_GRANT_TERMS } from "../src/shared/grant-terms.js";
 import type { LinkMessage } from "../src/shared/protocol.js";
-import { createPiperClient, PiperError, type SecretsEntry } from "../src/sdk/index.js";
+import { createPiperClient, PiperError, type SecretsEntry } from "@piper-link/sdk";
 import { cli, cliJson, cliJsonAsync, newEnv, stopAll } from "./cli-helpers.js";
 import { connectAgent, startTestLink, TEST_PROOF, waitFor, type TestAgent, type TestLink } from "./helpers.js";
 

@@ -208,12 +208,12 @@ function startAgent(clientId: string, counted = true): Promise<Agent> {
  */
 function reachableProject(base: string, env: Record<string, string>): string {
   if (!IS_ROOT) return PROJECT;
-  const probe = ["bin/piper-link.js", "dist/main/cli/main.js", "node_modules/tsx/package.json", "node_modules/better-sqlite3/package.json", "test/pty_run.py", "test/attacks/agent.ts", "src/sdk/index.ts"];
+  const probe = ["bin/piper-link.js", "dist/main/cli/main.js", "node_modules/tsx/package.json", "node_modules/better-sqlite3/package.json", "test/pty_run.py", "test/attacks/agent.ts", "packages/sdk/dist/packages/sdk/src/index.js"];
   const [cmd, args] = asUser(["/bin/sh", "-c", probe.map((p) => `test -r ${JSON.stringify(path.join(PROJECT, p))}`).join(" && ")], env);
   if (spawnSync(cmd, args).status === 0) return PROJECT;
   const copy = path.join(base, "project");
   mkdirSync(copy, { mode: 0o755 });
-  for (const part of ["bin", "dist", "src", "test", "node_modules", "package.json", "tsconfig.base.json", "tsconfig.json"]) copyReadableByAll(path.join(PROJECT, part), path.join(copy, part));
+  for (const part of ["bin", "dist", "src", "packages", "test", "node_modules", "package.json", "tsconfig.base.json", "tsconfig.json"]) copyReadableByAll(path.join(PROJECT, part), path.join(copy, part));
   return copy;
 }
 

@@ -17,7 +17,7 @@ import {
   PiperGrantNeededError,
   PiperLinkNeededError,
   PiperSecretAcquisitionError,
-} from "../src/sdk/index.js";
+} from "@piper-link/sdk";
 import { BIN, cli, cliJson, cliJsonAsync, newEnv, stopAll, type CliEnv } from "./cli-helpers.js";
 import { waitFor } from "./helpers.js";
 
@@ -168,10 +168,10 @@ describe("TypeScript SDK", () => {
     }
   });
 
-  it("finds the Link with no configuration through the discovery file, as an installed package (piper-link/sdk)", async () => {
+  it("finds the Link with no configuration through the discovery file, as an installed package (@piper-link/sdk)", async () => {
     const { e } = await signedInLink();
     const script = `
-      import { createPiperClient } from "piper-link/sdk";
+      import { createPiperClient } from "@piper-link/sdk";
       const piper = createPiperClient({ clientId: "zero_config", fallbackToEnv: false });
       const r = await piper.getSecret("OPENAI_API_KEY", { onPending: () => console.log("PENDING") });
       console.log("VALUE=" + r.value);

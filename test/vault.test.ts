@@ -8,7 +8,7 @@ import { LinkError } from "../src/shared/errors.js";
 import { createHmac } from "node:crypto";
 import { PIN_TRIES_ALLOWED, pinMacMessage, presenceAction } from "../src/shared/presence.js";
 import { deriveKey } from "../src/main/core/vault/vault-crypto.js";
-import { PiperLinkLockedError, createPiperClient } from "../src/sdk/index.js";
+import { PiperLinkLockedError, createPiperClient } from "@piper-link/sdk";
 import { createKeychainStore } from "../src/main/core/runtime/keychain.js";
 import { connectAgent, startTestLink, TEST_PASSPHRASE, TEST_PIN, TEST_PROOF, uniqueProfile, type TestLink } from "./helpers.js";
 

@@ -4,7 +4,7 @@
  * SDK both validate against these; nothing else defines the wire format.
  */
 import { z } from "zod";
-import { CallChunkSchema, CallEndSchema, CallHeadSchema, CallSchema, CancelSchema } from "./calls.js";
+import { CallChunkSchema, CallEndSchema, CallHeadSchema, CallMethodSchema, CallSchema, CancelSchema } from "./calls.js";
 import { ErrorCodeSchema } from "./errors.js";
 import { GrantBindingKindSchema, GrantModeSchema, GrantPolicySchema } from "./grant-terms.js";
 
@@ -141,6 +141,26 @@ export type PermissionCheckRequest = z.infer<typeof PermissionCheckRequestSchema
 /** The three checks above, as the Link's handler of them takes them. */
 export type CheckRequest = ValidateRequest | MetadataRequest | PermissionCheckRequest;
 
+ * `requestAccess`: ask the person for the right to use a secret in calls to one destination, without
+ * making the call and without the value ever leaving the Link (Piper Link's MCP server answers its
+ * `request_access` tool with it). Answered with one `access` frame: `granted` when a live grant of
+ * this agent already allows `method` to `url` (no request is made), else `pending` with the request
+ * the person now sees — the same request a `call` naming them would make. Never waits; ask again, or
+ * check with `grants`, to see the answer. An `error` frame for a malformed URL or when the Link
+ * cannot ask (`not_logged_in`, `authority_unavailable`, `secret_not_found`…).
+ */
+export const RequestAccessSchema = z.object({
+  type: z.literal("requestAccess"),
+  id: RequestIdSchema,
+  variable: VariableSchema,
+  method: CallMethodSchema.default("GET"),
+  /** The https:// URL the agent wants to call with the secret. */
+  url: z.string().min(1).max(8192),
+  /** Shown to the person with the method and URL. */
+  reason: z.string().max(500).optional(),
+});
+export type RequestAccess = z.infer<typeof RequestAccessSchema>;
+
 /**
  * Every agent -> Link message. An unknown `type` is answered with `unknown_type`. `call` and
  * `cancel` (calls made for the agent with secrets it never sees) are defined in calls.ts.
@@ -155,9 +175,10 @@ export const AgentMessageSchema = z.discriminatedUnion("type", [
   ValidateRequestSchema,
   MetadataRequestSchema,
   PermissionCheckRequestSchema,
+  RequestAccessSchema,
 ]);
 export type AgentMessage = z.infer<typeof AgentMessageSchema>;
-export const AGENT_MESSAGE_TYPES: ReadonlySet<string> = new Set(["hello", "resolve", "resolveMany", "call", "cancel", "grants", "validate", "metadata", "permissionCheck"]);
+export const AGENT_MESSAGE_TYPES: ReadonlySet<string> = new Set(["hello", "resolve", "resolveMany", "call", "cancel", "grants", "validate", "metadata", "permissionCheck", "requestAccess"]);
 
 export const WelcomeSchema = z.object({
   type: z.literal("welcome"),
@@ -309,6 +330,19 @@ export const PermissionCheckResultSchema = z.object({
 });
 export type PermissionCheckResult = z.infer<typeof PermissionCheckResultSchema>;
 
+/**
+ * The answer to `requestAccess` (never a value): `granted` (a live grant already allows the use;
+ * `requestId` null) or `pending` (`requestId` names the request waiting for the person).
+ */
+export const AccessSchema = z.object({
+  type: z.literal("access"),
+  id: RequestIdSchema,
+  variable: z.string(),
+  state: z.enum(["granted", "pending"]),
+  requestId: z.string().nullable(),
+});
+export type Access = z.infer<typeof AccessSchema>;
+
 /** Every Link -> agent message. */
 export const LinkMessageSchema = z.discriminatedUnion("type", [
   WelcomeSchema,
@@ -324,6 +358,7 @@ export const LinkMessageSchema = z.discriminatedUnion("type", [
   ValidateResultSchema,
   MetadataResultSchema,
   PermissionCheckResultSchema,
+  AccessSchema,
 ]);
 export type LinkMessage = z.infer<typeof LinkMessageSchema>;
 

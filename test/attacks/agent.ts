@@ -6,7 +6,7 @@
  *
  * usage: agent.ts VARIABLE CLIENT_ID [--no-wait]
  */
-import { createPiperClient, PiperError } from "../../src/sdk/index.js";
+import { createPiperClient, PiperError } from "@piper-link/sdk";
 
 const [variable = "ATTACK_SECRET", clientId = "attacker", flag] = process.argv.slice(2);
 const say = (line: unknown): void => void process.stdout.write(`${JSON.stringify(line)}\n`);

@@ -81,7 +81,7 @@ async function callThroughLink(url: string, o: CallOptions): Promise<number> {
     ...(o.formField ? { formField: o.formField } : {}),
   };
   // Loaded on use: the daemon and the other commands do not need the SDK.
-  const { createPiperClient, PiperError } = await import("../../sdk/index.js");
+  const { createPiperClient, PiperError } = await import("@piper-link/sdk");
   // For its parent (the script or shell that runs `piper-link call`), as `piper-link mcp` does: a grant
   // then binds to that program, not to every program that runs piper-link from this folder.
   const client = createPiperClient({ clientId: o.clientId, name: "piper-link call", fallbackToEnv: false, actingFor: { kind: "parent" } });

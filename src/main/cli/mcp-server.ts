@@ -9,6 +9,14 @@
  * - `list_secrets`: the variable names this agent may use now (its live grants) and what each allows.
  * - `http_request`: an HTTPS request made by the Link with secrets injected by name (the `call`
  *   message's shape); the answer's status, headers and body text, echoes of a value redacted.
+ * - `request_access`: asks the person to allow a secret for one method and URL without making the
+ *   call (the `requestAccess` message); answers `granted` or `pending` with the request's ID.
+ * - `check_access`: whether this agent holds a live grant for a secret (and for a method and URL),
+ *   from its grants list; the grant's terms, never the value.
+ * - `status`: whether Piper Link runs, is signed in and unlocked, and how many grants this agent holds.
+ *
+ * No tool returns a value: the Piper client here never asks for one (no `resolve`), so none ever
+ * enters this process; a test asks every tool for it as a prompt-injected model would.
  *
  * Stdout carries the MCP protocol only; diagnostics go to stderr. The command itself is defined in
  * mcp.ts, which loads this file (and the MCP SDK) only when `piper-link mcp` runs.
@@ -18,9 +26,10 @@ import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js"
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
 import { CALL_LIMITS, CallAuthSchema, CallMethodSchema, REDACTION_MARK } from "../../shared/calls.js";
+import { destinationAllows } from "../../shared/grant-terms.js";
+import { normalizeVariable } from "../../shared/protocol.js";
 import { LINK_VERSION } from "../../shared/version.js";
-import { PiperError } from "../../sdk/errors.js";
-import type { PiperClient } from "../../sdk/index.js";
+import { PiperError, type PiperClient } from "@piper-link/sdk";
 import { ExitCode } from "./output.js";
 
 /**
@@ -63,6 +72,43 @@ const HttpRequestOutput = {
   bodyBytes: z.number().int().describe("body bytes read"),
   bodyTruncated: z.boolean().describe(`true when the answer was longer than ${MCP_BODY_LIMIT_BYTES} bytes and was cut there`),
   redacted: z.boolean().describe(`true when an echo of an injected secret was replaced by ${REDACTION_MARK}`),
+};
+
+const SecretName = z.string().min(1).max(256).describe("the secret's name, as in list_secrets or http_request's auth (e.g. OPENAI_API_KEY)");
+
+const RequestAccessInput = {
+  name: SecretName,
+  url: z.string().min(1).max(8192).describe("the https:// URL the secret is for (as you would pass it to http_request)"),
+  method: CallMethodSchema.default("GET").describe("HTTP method, upper case"),
+  reason: z.string().max(500).optional().describe("why, shown to the person in the approval prompt with the method and URL"),
+};
+
+const RequestAccessOutput = {
+  name: z.string(),
+  state: z.enum(["granted", "pending"]).describe("granted: a grant already allows this use; pending: the person was asked in Piper Link"),
+  requestId: z.string().nullable().describe("the request waiting for the person (pending); null when granted"),
+};
+
+const CheckAccessInput = {
+  name: SecretName,
+  url: z.string().min(1).max(8192).optional().describe("an https:// URL: also say whether the grant allows a call there"),
+  method: CallMethodSchema.default("GET").describe("HTTP method for `url`, upper case"),
+};
+
+const CheckAccessOutput = {
+  name: z.string(),
+  granted: z.boolean().describe("true when this agent holds a live grant for the secret"),
+  mode: z.enum(["read", "use", "unknown"]).nullable().describe("what the grant allows (null when there is none)"),
+  destinations: z.array(z.object({ host: z.string(), method: z.string().optional(), path: z.string().optional() })).describe("for `use` grants: where calls may go"),
+  expiresAt: z.string().nullable().describe("ISO time the grant ends; null: until revoked, or no grant"),
+  allowsUrl: z.boolean().nullable().describe("whether the grant allows `method` to `url` (null when no url was given)"),
+};
+
+const StatusOutput = {
+  link: z.enum(["running", "not_running"]),
+  state: z.enum(["ready", "locked", "not_signed_in", "unreachable"]).describe("ready: secrets can be asked for and used"),
+  grants: z.number().int().nullable().describe("how many secrets this agent may use now (null unless ready)"),
+  version: z.string().describe("this MCP server's Piper Link version"),
 };
 
 export interface McpServerOptions {
@@ -177,6 +223,93 @@ export function createMcpServer(client: PiperClient, options: McpServerOptions):
       }
     },
   );
+  server.registerTool(
+    "request_access",
+    {
+      title: "Ask the person to allow a secret for a URL",
+      description:
+        "Asks the person, in Piper Link, to allow this agent to use a secret in calls with this method to this URL, without making the call. Returns granted (already allowed) or pending (the person was asked; the request's ID). Never returns the secret's value: Piper Link injects it into http_request calls itself. Making the http_request directly also asks and waits for the approval.",
+      inputSchema: RequestAccessInput,
+      outputSchema: RequestAccessOutput,
+      annotations: { readOnlyHint: false, openWorldHint: false },
+    },
+    async (input) => {
+      try {
+        const r = await client.requestAccess(input.name, { url: input.url, method: input.method, ...(input.reason ? { reason: input.reason } : {}) });
+        const structured = { name: input.name, state: r.state, requestId: r.requestId };
+        const text = r.state === "granted" ? `granted: ${input.name} may already be used for ${input.method} ${input.url}.` : `pending: the person was asked in Piper Link to allow ${input.name} for ${input.method} ${input.url} (request ${r.requestId ?? ""}). Check with check_access, or make the http_request, which waits for the approval.`;
+        return { content: [{ type: "text", text }], structuredContent: structured };
+      } catch (err) {
+        return failed(err);
+      }
+    },
+  );
+
+  server.registerTool(
+    "check_access",
+    {
+      title: "Check whether a secret is granted",
+      description: "Whether this agent may use a secret now (a live grant in Piper Link), what the grant allows and until when, and optionally whether it allows a call with this method to this URL. Never returns the value.",
+      inputSchema: CheckAccessInput,
+      outputSchema: CheckAccessOutput,
+      annotations: { readOnlyHint: true, openWorldHint: false },
+    },
+    async (input) => {
+      let url: URL | null = null;
+      if (input.url !== undefined) {
+        try {
+          url = new URL(input.url);
+        } catch {
+          return toolError("bad_request", `${JSON.stringify(input.url.slice(0, 200))} is not an absolute URL.`);
+        }
+      }
+      try {
+        const wanted = normalizeVariable(input.name);
+        const grant = (await client.listGrants()).find((g) => normalizeVariable(g.variable) === wanted);
+        const structured = {
+          name: input.name,
+          granted: grant !== undefined,
+          mode: grant === undefined ? null : grant.mode === null ? ("unknown" as const) : grant.mode.kind,
+          destinations: grant?.mode?.kind === "use" ? grant.mode.destinations : [],
+          expiresAt: grant?.expiresAt == null ? null : new Date(grant.expiresAt).toISOString(),
+          allowsUrl: url === null ? null : grant?.mode != null && url.protocol === "https:" && destinationAllows(grant.mode, input.method, url).ok,
+        };
+        const text =
+          grant === undefined
+            ? `${input.name} is not granted to this agent; use request_access (or name it in http_request) to ask the person.`
+            : `${input.name} is granted (${structured.mode}${structured.expiresAt === null ? ", until revoked" : `, until ${structured.expiresAt}`})${structured.allowsUrl === null ? "" : structured.allowsUrl ? `; it allows ${input.method} ${input.url}` : `; it does not allow ${input.method} ${input.url} (request_access asks for it)`}.`;
+        return { content: [{ type: "text", text }], structuredContent: structured };
+      } catch (err) {
+        return failed(err);
+      }
+    },
+  );
+
+  server.registerTool(
+    "status",
+    {
+      title: "Piper Link status",
+      description: "Whether Piper Link is running, signed in and unlocked (ready to give secrets to calls), and how many secrets this agent may use now. Never returns a value.",
+      outputSchema: StatusOutput,
+      annotations: { readOnlyHint: true, openWorldHint: false },
+    },
+    async () => {
+      const answer = (link: "running" | "not_running", state: "ready" | "locked" | "not_signed_in" | "unreachable", grants: number | null, sentence: string): CallToolResult => ({
+        content: [{ type: "text", text: sentence }],
+        structuredContent: { link, state, grants, version: LINK_VERSION },
+      });
+      try {
+        const grants = await client.listGrants();
+        return answer("running", "ready", grants.length, `Piper Link is running and ready; this agent may use ${grants.length} secret${grants.length === 1 ? "" : "s"} now (list_secrets names them).`);
+      } catch (err) {
+        if (!(err instanceof PiperError)) throw err;
+        if (err.code === "link_not_running") return answer("not_running", "unreachable", null, `Piper Link is not running: ${err.message}`);
+        if (err.code === "locked") return answer("running", "locked", null, `Piper Link is locked: ${err.message}`);
+        if (err.code === "not_logged_in") return answer("running", "not_signed_in", null, `Nobody is signed in to Piper Link: ${err.message}`);
+        return failed(err);
+      }
+    },
+  );
   return server;
 }
 
@@ -189,7 +322,7 @@ export interface McpOptions {
 /** Serves MCP on stdio until the MCP client closes stdin; the exit code. */
 export async function serveMcp(o: McpOptions): Promise<number> {
   // Loaded on use: the daemon and the other commands do not need the SDK.
-  const { createPiperClient } = await import("../../sdk/index.js");
+  const { createPiperClient } = await import("@piper-link/sdk");
   const client = createPiperClient({ clientId: o.clientId, name: "Piper Link MCP", fallbackToEnv: false, actingFor: { kind: "parent" } });
   const server = createMcpServer(client, { approvalTimeoutMs: o.approvalTimeout });
   const transport = new StdioServerTransport();

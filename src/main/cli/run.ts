@@ -8,7 +8,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { type Command, InvalidArgumentError } from "commander";
 import type { ActingFor } from "../../shared/protocol.js";
-import type { PiperError as PiperErrorType } from "../../sdk/index.js";
+import type { PiperError as PiperErrorType } from "@piper-link/sdk";
 import { entryPoint } from "../core/loopback/peer-process.js";
 import type { Runner } from "./commands.js";
 import { ExitCode } from "./output.js";
@@ -71,7 +71,7 @@ async function runWithSecrets(command: string[], o: { secret: SecretSpec[]; clie
   const [file, ...args] = command;
   if (file === undefined) throw new InvalidArgumentError("give the command to run after --");
   // Loaded on use: the daemon and the other commands do not need the SDK.
-  const { createPiperClient, PiperError } = await import("../../sdk/index.js");
+  const { createPiperClient, PiperError } = await import("@piper-link/sdk");
   // The grant binds to the command about to run, not to `piper-link run` (issue 13 item 6).
   const client = createPiperClient({ clientId: o.clientId, name: o.name ?? `piper-link run ${file}`, fallbackToEnv: false, actingFor: wrappedCommand(file, args) });
   const values: Record<string, string> = {};

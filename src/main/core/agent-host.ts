@@ -2,7 +2,7 @@
  * What the agent channel needs from the rest of the core (`AgentHost`): the context agents are
  * told, and the handlers of their messages — `resolve` / `resolveMany` (authority/), `grants`
  * (authority/agent-grants.ts), `validate` / `metadata` / `permissionCheck` (authority/agent-checks.ts),
- * `call` (calls/), and whom Piper Link's own commands ask for
+ * `call` and `requestAccess` (calls/), and whom Piper Link's own commands ask for
  * (loopback/acting-for.ts). Composed here so link.ts only wires parts together.
  */
 import type { Logger } from "pino";
@@ -12,6 +12,7 @@ import { createAgentGrants } from "./authority/agent-grants.js";
 import type { AuthorityConnection } from "./authority/connection.js";
 import type { GrantCache } from "./authority/grant-cache.js";
 import { createAgentResolver } from "./authority/resolver.js";
+import { createAccessRequester } from "./calls/access-request.js";
 import { createCallGrants } from "./calls/call-grants.js";
 import { createCallHandler } from "./calls/call-handler.js";
 import type { Upstream } from "./calls/upstream.js";
@@ -46,6 +47,8 @@ export function createAgentHost(p: AgentHostParts): AgentHost {
     ...(upstream !== null
       ? { call: createCallHandler({ now, log, upstream, grants: createCallGrants({ now, log, authority, instanceId, cache }), recordUse: (use) => cache.recordUse(use) }) }
       : {}),
+    // Asks as a call naming the secret would, with `wait: false`; no value ever leaves the Link.
+    requestAccess: createAccessRequester({ now, grants: createCallGrants({ now, log, authority, instanceId, cache }), listGrants: createAgentGrants({ now, authority, instanceId }) }),
     agentIdentified: p.agentIdentified,
     actingFor: (peer, claim) => actingForIdentity(peer, claim, (pid) => (process.platform === "linux" ? identifyLinuxProcess(pid) : Promise.resolve(null))),
   };

@@ -2,7 +2,8 @@
  * One agent's WebSocket connection on `/v1/link`: the agent protocol of DESIGN.md section 4.
  * `hello` -> `welcome` (or `not_logged_in`), `context` pushes after hello, and `resolve`, which the
  * host answers, `call` / `cancel` (calls made for the agent, core/calls/), and `grants` (the names
- * of this agent's live grants, for the MCP server's `list_secrets`). Bad frames get an
+ * of this agent's live grants, for the MCP server's `list_secrets`), `requestAccess` (ask the person
+ * for a use without making the call, for its `request_access`). Bad frames get an
  * `error` frame; too many close the connection with a documented code.
  */
 import { randomUUID } from "node:crypto";
@@ -22,6 +23,7 @@ import {
   type GrantsRequest,
   type Hello,
   type LinkMessage,
+  type RequestAccess,
   type RequestId,
   type Resolve,
   type ResolveMany,
@@ -62,6 +64,11 @@ export interface AgentHost {
    * reply frame; rejects with a LinkError to answer with an `error`. Absent: `not_implemented`.
    */
   checks?(channel: AgentChannel, request: CheckRequest): Promise<LinkMessage>;
+  /**
+   * Answers `requestAccess` (calls/access-request.ts) with one `access` or `error` frame; never a
+   * value. Absent: `not_implemented`.
+   */
+  requestAccess?(channel: AgentChannel, request: RequestAccess, send: (message: LinkMessage) => void): Promise<void>;
   log: Logger;
   /** Told when an agent introduces itself, so the UI's list of agents can follow. */
   agentIdentified?(): void;
@@ -244,6 +251,10 @@ export class AgentChannel extends ChannelBase {
       this.answerCheck(message);
       return;
     }
+    if (message.type === "requestAccess") {
+      this.requestAccess(message);
+      return;
+    }
     this.host.resolve(this, message, (reply) => this.send(reply)).then(
       () => undefined,
       (err: unknown) => {
@@ -281,6 +292,17 @@ export class AgentChannel extends ChannelBase {
         this.sendError(message.id, code, err instanceof LinkError ? err.message : "Piper Link could not reach its authority for this check; try again.");
       },
     );
+  }
+
+  private requestAccess(message: RequestAccess): void {
+    if (this.host.requestAccess === undefined) {
+      this.sendError(message.id, "not_implemented", "This Piper Link does not take access requests from agents.");
+      return;
+    }
+    this.host.requestAccess(this, message, (reply) => this.send(reply)).catch((err: unknown) => {
+      this.host.log.error({ conn: this.connectionId, err: err instanceof Error ? err.message : String(err) }, "requestAccess failed");
+      this.sendError(message.id, "internal_error", "Piper Link could not ask for access; see its log.");
+    });
   }
 
   private startCall(message: Call): void {

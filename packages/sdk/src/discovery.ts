@@ -4,8 +4,8 @@
  */
 import { readFileSync } from "node:fs";
 import os from "node:os";
-import { DiscoveryFileSchema, discoveryFilePath } from "../shared/discovery.js";
-import { DEFAULT_LINK_PORT } from "../shared/version.js";
+import { DiscoveryFileSchema, discoveryFilePath } from "../../../src/shared/discovery.js";
+import { DEFAULT_LINK_PORT } from "../../../src/shared/version.js";
 
 export const DEFAULT_LINK_URL = `ws://127.0.0.1:${DEFAULT_LINK_PORT}/v1/link`;
 

@@ -9,13 +9,14 @@
  * this process; the answer streams back as a standard `Response`, echoes of the value redacted.
  */
 import WebSocket from "ws";
-import { backoffDelay } from "../shared/backoff.js";
-import type { CallAuth } from "../shared/calls.js";
-import { LOCKED_MESSAGE, NOT_SIGNED_IN_MESSAGE } from "../shared/errors.js";
-import { LinkMessageSchema, type ActingFor, type AgentGrant, type LinkMessage } from "../shared/protocol.js";
-import { AGENT_SUBPROTOCOL, LINK_VERSION, PROTOCOL_VERSION } from "../shared/version.js";
+import { backoffDelay } from "../../../src/shared/backoff.js";
+import type { CallAuth } from "../../../src/shared/calls.js";
+import { LOCKED_MESSAGE, NOT_SIGNED_IN_MESSAGE } from "../../../src/shared/errors.js";
+import type { ActingFor, AgentGrant, LinkMessage } from "../../../src/shared/protocol.js";
+import { AGENT_SUBPROTOCOL, LINK_VERSION, PROTOCOL_VERSION } from "../../../src/shared/version.js";
 import { discoverLinkUrl } from "./discovery.js";
 import { envFallbackValue, envNameFor } from "./env.js";
+import { decodeFrame, encodeFrame } from "./frames.js";
 import {
   PiperConfigError,
   PiperError,
@@ -151,8 +152,36 @@ export interface PiperClient {
    * from a Link that predates the `grants` message).
    */
   listGrants(): Promise<AgentGrant[]>;
+  /**
+   * Asks the person for the right to use `variable` in calls with `init.method` (default GET) to
+   * `url`, without making the call; the value never comes here (the `requestAccess` message).
+   * Resolves `{ state: "granted", requestId: null }` when a live grant of this agent already allows
+   * that use (nobody is asked), else `{ state: "pending", requestId }`: the person sees the request
+   * in Piper Link, worded as for a `fetch` to that URL. Never waits; see the answer later with
+   * `listGrants`, or make the `fetch` (it waits for the approval). Rejects with a `PiperError`
+   * (`bad_request` for a URL that is not https://, `secret_not_found`, `not_logged_in`, `locked`,
+   * `authority_unavailable`, `not_implemented` / `unknown_type` from a Link that predates it).
+   */
+  requestAccess(variable: string, init: RequestAccessInit): Promise<AccessState>;
   getInstanceId(): Promise<string>;
   close(): void;
+}
+
+/** `requestAccess` options: where the secret would be used, and what the prompt shows. */
+export interface RequestAccessInit {
+  url: string | URL;
+  /** Upper-case HTTP method (default GET). */
+  method?: string;
+  /** Shown to the person with the method and URL. */
+  reason?: string;
+}
+
+/** The answer to `requestAccess` (never a value). */
+export interface AccessState {
+  variable: string;
+  state: "granted" | "pending";
+  /** The request waiting for the person (`pending`); null when already granted. */
+  requestId: string | null;
 }
 
 type Handler = (message: LinkMessage) => void;
@@ -190,7 +219,7 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
   function route(data: Buffer): void {
     let message: LinkMessage;
     try {
-      message = LinkMessageSchema.parse(JSON.parse(data.toString("utf8")));
+      message = decodeFrame(data.toString("utf8"));
     } catch {
       log.warn?.("piper: ignored a frame the SDK does not understand");
       return;
@@ -249,7 +278,7 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
         },
       });
       socket.on("open", () => {
-        socket.send(JSON.stringify({ type: "hello", id: helloId, protocol: PROTOCOL_VERSION, agent: { clientId: options.clientId, ...(options.name ? { name: options.name } : {}) }, sdk: { name: "piper-link/sdk", version: LINK_VERSION }, ...(options.actingFor ? { actingFor: options.actingFor } : {}) }));
+        socket.send(encodeFrame({ type: "hello", id: helloId, protocol: PROTOCOL_VERSION, agent: { clientId: options.clientId, ...(options.name ? { name: options.name } : {}) }, sdk: { name: "@piper-link/sdk", version: LINK_VERSION }, ...(options.actingFor ? { actingFor: options.actingFor } : {}) }));
         heartbeat = setInterval(() => {
           let answered = false;
           socket.once("pong", () => (answered = true));
@@ -329,7 +358,7 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
     const wait = opts.wait ?? true;
     const timeoutMs = opts.timeoutMs ?? options.approvalTimeoutMs ?? 120_000;
     const id = `r-${nextId++}`;
-    const frame = JSON.stringify({ type: "resolve", id, variable, wait, timeoutMs, ...(opts.reason ? { reason: opts.reason } : {}) });
+    const frame = encodeFrame({ type: "resolve", id, variable, wait, timeoutMs, ...(opts.reason ? { reason: opts.reason } : {}) });
     const signals = [opts.signal, options.signal].filter((s): s is AbortSignal => s !== undefined);
     return new Promise<SecretResult>((resolve, reject) => {
       let requestId: string | null = null;
@@ -378,7 +407,7 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
     const wait = opts.wait ?? true;
     const timeoutMs = opts.timeoutMs ?? options.approvalTimeoutMs ?? 120_000;
     const id = `m-${nextId++}`;
-    const frame = JSON.stringify({ type: "resolveMany", id, variables, wait, timeoutMs, ...(opts.reason ? { reason: opts.reason } : {}) });
+    const frame = encodeFrame({ type: "resolveMany", id, variables, wait, timeoutMs, ...(opts.reason ? { reason: opts.reason } : {}) });
     const signals = [opts.signal, options.signal].filter((sig): sig is AbortSignal => sig !== undefined);
     return new Promise((resolve, reject) => {
       let requestIds: string[] = [];
@@ -455,7 +484,7 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
         : typeof init.body === "string"
           ? { text: init.body }
           : { base64: Buffer.from(init.body instanceof ArrayBuffer ? new Uint8Array(init.body) : init.body).toString("base64") };
-    const frame = JSON.stringify({
+    const frame = encodeFrame({
       type: "call",
       id,
       method: (init.method ?? "GET").toUpperCase(),
@@ -481,7 +510,7 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
         else reject(err);
       };
       const onAbort = (): void => {
-        if (ws?.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "cancel", id }));
+        if (ws?.readyState === WebSocket.OPEN) ws.send(encodeFrame({ type: "cancel", id }));
         finish(new PiperError("aborted", `The call to ${url} was cancelled.`));
       };
       for (const sig of signals) {
@@ -507,7 +536,7 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
                     stream = controller;
                   },
                   cancel: () => {
-                    if (ws?.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "cancel", id }));
+                    if (ws?.readyState === WebSocket.OPEN) ws.send(encodeFrame({ type: "cancel", id }));
                     inFlight.delete(id);
                   },
                 });
@@ -528,7 +557,7 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
   async function viaGrants(): Promise<AgentGrant[]> {
     await ensureReady();
     const id = `g-${nextId++}`;
-    const frame = JSON.stringify({ type: "grants", id });
+    const frame = encodeFrame({ type: "grants", id });
     return new Promise<AgentGrant[]>((resolve, reject) => {
       inFlight.set(id, {
         // Reading a list is safe to repeat after a reconnect.
@@ -552,6 +581,34 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
     });
   }
 
+  async function viaRequestAccess(variable: string, init: RequestAccessInit): Promise<AccessState> {
+    if (!variable.trim()) throw new PiperConfigError("invalid_variable", "requestAccess needs a variable name.");
+    await ensureReady();
+    const id = `a-${nextId++}`;
+    const frame = encodeFrame({ type: "requestAccess", id, variable, method: (init.method ?? "GET").toUpperCase(), url: String(init.url), ...(init.reason ? { reason: init.reason } : {}) });
+    return new Promise<AccessState>((resolve, reject) => {
+      inFlight.set(id, {
+        // Safe to repeat after a reconnect: the Link joins the same pending request.
+        frame,
+        fail: (err) => {
+          inFlight.delete(id);
+          reject(err);
+        },
+        handler: (m) => {
+          if (m.type === "access") {
+            inFlight.delete(id);
+            resolve({ variable, state: m.state, requestId: m.requestId });
+          } else if (m.type === "error") {
+            inFlight.delete(id);
+            reject(m.code === "not_logged_in" ? new PiperLinkNeededError("not_logged_in", m.message) : m.code === "locked" ? new PiperLinkLockedError(m.message) : new PiperError(m.code, m.message, { retryable: m.retryable }));
+          }
+        },
+      });
+      if (ws?.readyState === WebSocket.OPEN) ws.send(frame);
+      else scheduleReconnect();
+    });
+  }
+
   const client: PiperClient = {
     fetch(url, init) {
       return viaCall(String(url), init);
@@ -559,6 +616,10 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
 
     listGrants() {
       return viaGrants();
+    },
+
+    requestAccess(variable, init) {
+      return viaRequestAccess(variable, init);
     },
 
     async getSecret(variable, opts = {}) {
