@@ -141,6 +141,7 @@ export type PermissionCheckRequest = z.infer<typeof PermissionCheckRequestSchema
 /** The three checks above, as the Link's handler of them takes them. */
 export type CheckRequest = ValidateRequest | MetadataRequest | PermissionCheckRequest;
 
+/**
  * `requestAccess`: ask the person for the right to use a secret in calls to one destination, without
  * making the call and without the value ever leaving the Link (Piper Link's MCP server answers its
  * `request_access` tool with it). Answered with one `access` frame: `granted` when a live grant of
