@@ -40,7 +40,7 @@ describe("the vault", () => {
     assert.equal(res.status, 503);
     assert.equal(((await res.json()) as { error: string }).error, "locked");
     const piper = createPiperClient({ clientId: "agent_locked", linkUrl: t.url, fallbackToEnv: false });
-    await assert.rejects(piper.getSecret("OPENAI_API_KEY"), (err: unknown) => err instanceof PiperLinkLockedError && err.code === "locked");
+    await assert.rejects(piper.getSecret("OPENAI_API_KEY"), (err: unknown) => err instanceof PiperLinkLockedError && err.code === "locked" && err.retryable);
     piper.close();
   });
 

@@ -23,14 +23,14 @@ export class PiperError extends Error {
 }
 
 export class PiperConfigError extends PiperError {
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
+  constructor(code: string, message: string, options?: { cause?: unknown; retryable?: boolean }) {
     super(code, message, options);
     this.name = "PiperConfigError";
   }
 }
 
 export class PiperLinkNeededError extends PiperConfigError {
-  constructor(code: "link_not_running" | "not_logged_in" | "locked", message: string, options?: { cause?: unknown }) {
+  constructor(code: "link_not_running" | "not_logged_in" | "locked", message: string, options?: { cause?: unknown; retryable?: boolean }) {
     super(code, message, options);
     this.name = "PiperLinkNeededError";
   }
@@ -43,7 +43,8 @@ export class PiperLinkNeededError extends PiperConfigError {
  */
 export class PiperLinkLockedError extends PiperLinkNeededError {
   constructor(message: string, options?: { cause?: unknown }) {
-    super("locked", message, options);
+    // Retryable, as the Link's `locked` is (shared/errors.ts): once the person unlocks, the same call works.
+    super("locked", message, { ...options, retryable: true });
     this.name = "PiperLinkLockedError";
   }
 }

@@ -1,5 +1,5 @@
 """``AsyncPiperClient``: the asyncio client, with the meaning of the TypeScript SDK's
-``createPiperClient`` (src/sdk/client.ts). ``get_secret`` resolves through the Link, waiting for the
+``createPiperClient`` (packages/sdk/src/client.ts). ``get_secret`` resolves through the Link, waiting for the
 person's approval when there is no grant yet, and falls back to environment variables with
 pyper-sdk's rules; ``get_secrets`` asks for several with one approval card and partial results;
 ``call`` has the Link make an HTTPS request with secrets injected by name (the value never enters

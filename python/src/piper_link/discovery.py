@@ -1,4 +1,4 @@
-"""Finds the Link (DESIGN.md section 3), as the TypeScript SDK does (src/sdk/discovery.ts): the
+"""Finds the Link (DESIGN.md section 3), as the TypeScript SDK does (packages/sdk/src/discovery.ts): the
 ``link_url`` option, else ``PIPER_LINK_URL``, else the discovery file of the profile named by
 ``PIPER_LINK_PROFILE`` (default ``default``) when the process it names is alive, else
 ``ws://127.0.0.1:31477/v1/link``. Paths follow src/shared/discovery.ts.

@@ -1,5 +1,5 @@
 """Environment-variable fallback with pyper-sdk 0.7's rules (``PiperClient._perform_get_secret``),
-the same as the TypeScript SDK's (src/sdk/env.ts)::
+the same as the TypeScript SDK's (packages/sdk/src/env.ts)::
 
     name = variable.strip()
     env_var = env_map[name]                 # when the map has it, used as is

@@ -1,5 +1,5 @@
 """The SDK's errors. They mirror pyper-sdk's classes (so code moved from it recognises them) and the
-TypeScript SDK's codes and sentences (src/sdk/errors.ts), so both SDKs mean the same thing::
+TypeScript SDK's codes and sentences (packages/sdk/src/errors.ts), so both SDKs mean the same thing::
 
     PiperError
     ├─ PiperConfigError
@@ -122,7 +122,7 @@ class PiperBatchError(PiperError):
 
 
 def error_for(variable: str, code: str, message: str, retryable: bool, request_id: Optional[str] = None) -> PiperError:
-    """The SDK error for the Link's ``error`` frame about ``variable`` (src/sdk/client.ts ``errorFor``)."""
+    """The SDK error for the Link's ``error`` frame about ``variable`` (packages/sdk/src/client.ts ``errorFor``)."""
     if code == "denied":
         return PiperForbiddenError(variable, f"The request for {variable} was denied in Piper Link.")
     if code == "timeout":

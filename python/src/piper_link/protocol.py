@@ -40,6 +40,7 @@ AGENT_MESSAGES: Mapping[str, MessageFields] = {
     "validate": (("type", "id", "variable"), ()),
     "metadata": (("type", "id", "variable"), ()),
     "permissionCheck": (("type", "id", "variable"), ()),
+    "requestAccess": (("type", "id", "variable", "url"), ("method", "reason")),
 }
 """Every agent -> Link message (protocol.ts ``AgentMessageSchema``)."""
 
@@ -57,6 +58,7 @@ LINK_MESSAGES: Mapping[str, MessageFields] = {
     "validate.result": (("type", "id", "variable", "normalized", "wellFormed", "problem", "mapped", "secretName"), ()),
     "metadata.result": (("type", "id", "variable", "secret"), ()),
     "permissionCheck.result": (("type", "id", "variable", "granted", "grant"), ()),
+    "access": (("type", "id", "variable", "state", "requestId"), ()),
 }
 """Every Link -> agent message (protocol.ts ``LinkMessageSchema``)."""
 
