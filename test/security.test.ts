@@ -1,11 +1,12 @@
 // The loopback security rules of DESIGN.md section 3, against a real Link with real clients.
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
 import http from "node:http";
 import net from "node:net";
 import { after, before, describe, it } from "node:test";
 import WebSocket from "ws";
 import { CloseCode, type ErrorFrame } from "../src/shared/protocol.js";
-import { CONTROL_SUBPROTOCOL } from "../src/shared/version.js";
+import { AGENT_SUBPROTOCOL, CONTROL_SUBPROTOCOL } from "../src/shared/version.js";
 import { connectAgent, startTestLink, upgradeStatus, type TestLink } from "./helpers.js";
 
 /** A raw HTTP GET with arbitrary headers (fetch forbids setting Host and Origin). */
@@ -87,6 +88,38 @@ describe("loopback security", () => {
     const welcome = await bystander.hello(1);
     assert.equal(welcome.type, "welcome");
     bystander.close();
+  });
+
+  it("refuses a 20 MB frame at its header: closes with 1009 before the payload arrives", async () => {
+    const { port, pathname } = new URL(t.url);
+    const socket = net.connect(Number(port), "127.0.0.1");
+    await new Promise<void>((resolve, reject) => socket.once("connect", resolve).once("error", reject));
+    const received: Buffer[] = [];
+    socket.on("data", (c: Buffer) => received.push(c));
+    const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
+    socket.write(
+      [`GET ${pathname} HTTP/1.1`, `Host: 127.0.0.1:${port}`, "Upgrade: websocket", "Connection: Upgrade", `Sec-WebSocket-Key: ${randomBytes(16).toString("base64")}`, "Sec-WebSocket-Version: 13", `Sec-WebSocket-Protocol: ${AGENT_SUBPROTOCOL}`, "", ""].join("\r\n"),
+    );
+    const upgraded = (): boolean => Buffer.concat(received).includes("\r\n\r\n");
+    for (let i = 0; i < 100 && !upgraded(); i++) await new Promise((r) => setTimeout(r, 20));
+    assert.match(Buffer.concat(received).toString("latin1"), /^HTTP\/1\.1 101/);
+    received.length = 0;
+    // A masked text frame that says it carries 20 MB (64-bit length), then only its first 64 KiB.
+    const header = Buffer.alloc(14);
+    header[0] = 0x81;
+    header[1] = 0x80 | 127;
+    header.writeBigUInt64BE(BigInt(20 * 1024 * 1024), 2);
+    randomBytes(4).copy(header, 10);
+    socket.write(Buffer.concat([header, Buffer.alloc(64 * 1024)]));
+    await closed;
+    const frames = Buffer.concat(received);
+    // The close frame: opcode 8, then the status code 1009 (message too big).
+    assert.equal(frames[0], 0x88, `a close frame, got ${frames.subarray(0, 8).toString("hex")}`);
+    assert.equal(frames.readUInt16BE(2), CloseCode.messageTooBig);
+    // The Link still serves.
+    const fine = await connectAgent(t.url);
+    assert.equal((await fine.hello(3)).type, "welcome");
+    fine.close();
   });
 
   it("answers garbage frames with protocol errors, closes with 4002 after too many, and still serves others", async () => {

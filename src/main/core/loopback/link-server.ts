@@ -345,7 +345,9 @@ export class LinkServer {
     for (const s of channels) {
       const ready = s instanceof AgentChannel ? s.helloed : s.authenticated;
       if (!ready && now - s.connectedAt > handshakeTimeoutMs) s.close(CloseCode.handshakeTimeout, "handshake timeout");
-      else if (now - s.lastActivity > idleTimeoutMs) s.close(CloseCode.idleTimeout, "idle timeout");
+      // Idle only once it said hello: before that the handshake timeout applies, and a hello still being
+      // answered (the process looked up and hashed) is the Link's wait, not the agent's silence.
+      else if (ready && now - s.lastActivity > idleTimeoutMs) s.close(CloseCode.idleTimeout, "idle timeout");
       else if (heartbeat) {
         if (!s.alive) {
           s.ws.terminate();
