@@ -48,8 +48,13 @@ export interface PiperClientOptions {
   envMap?: Readonly<Record<string, string>>;
   /** How long `getSecret` waits for the person by default (120 s). */
   approvalTimeoutMs?: number;
-  /** How long to try reaching the Link before `PiperLinkNeededError` (1 s). */
+  /** How long to try reaching the Link (until its socket opens) before `PiperLinkNeededError` (1 s). */
   connectTimeoutMs?: number;
+  /**
+   * Once connected, how long the Link may take to answer the hello (10 s): it identifies the program
+   * that connected first, hashing its executable and script the first time it sees them.
+   */
+  helloTimeoutMs?: number;
   /**
    * Aborting it closes the client: every pending call rejects with a `PiperError` whose code is
    * `aborted`, and `getSecret` then never falls back to the environment (the caller asked to stop).
@@ -204,6 +209,7 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
   const useLink = options.useLink ?? true;
   const fallbackToEnv = options.fallbackToEnv ?? true;
   const connectTimeoutMs = options.connectTimeoutMs ?? 1000;
+  const helloTimeoutMs = options.helloTimeoutMs ?? 10_000;
 
   let ws: WebSocket | null = null;
   let ready: Promise<void> | null = null;
@@ -250,7 +256,9 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
       const socket = new WebSocket(url, AGENT_SUBPROTOCOL, { handshakeTimeout: connectTimeoutMs, perMessageDeflate: false });
       ws = socket;
       const helloId = `hello-${nextId++}`;
-      const timer = setTimeout(() => {
+      // Until the socket opens, silence means no Link; once open, the Link is there and may take a
+      // while to answer the hello (it looks up and hashes the program that connected, once per file).
+      let timer = setTimeout(() => {
         socket.terminate();
         reject(new PiperLinkNeededError("link_not_running", `${LINK_NOT_RUNNING} (no answer from ${url})`));
       }, connectTimeoutMs);
@@ -278,6 +286,11 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
         },
       });
       socket.on("open", () => {
+        clearTimeout(timer);
+        timer = setTimeout(() => {
+          socket.terminate();
+          reject(new PiperLinkNeededError("link_not_running", `Piper Link at ${url} accepted the connection but did not answer its hello within ${helloTimeoutMs / 1000} s; it may be overloaded. Try again.`));
+        }, helloTimeoutMs);
         socket.send(encodeFrame({ type: "hello", id: helloId, protocol: PROTOCOL_VERSION, agent: { clientId: options.clientId, ...(options.name ? { name: options.name } : {}) }, sdk: { name: "@piper-link/sdk", version: LINK_VERSION }, ...(options.actingFor ? { actingFor: options.actingFor } : {}) }));
         heartbeat = setInterval(() => {
           let answered = false;

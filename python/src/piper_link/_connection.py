@@ -32,6 +32,9 @@ from .errors import (
 )
 from .protocol import AGENT_SUBPROTOCOL, PROTOCOL_VERSION, Frame, check_link_message
 
+
+#: Seconds the Link may take to answer the hello once connected (the TypeScript SDK's ``helloTimeoutMs``).
+HELLO_TIMEOUT = 10.0
 log = logging.getLogger("piper_link")
 
 Delivery = Union[Frame, PiperError]
@@ -133,10 +136,15 @@ class Connection:
         }
         try:
             await ws.send(json.dumps(hello))
-            answer = await asyncio.wait_for(self._hello_answer(ws, hello_id), self._connect_timeout)
+            # Connected: the Link is there, and may take a while to answer the hello (it identifies
+            # the program that connected, hashing its executable the first time it sees it).
+            answer = await asyncio.wait_for(self._hello_answer(ws, hello_id), HELLO_TIMEOUT)
         except asyncio.TimeoutError:
             await ws.close()
-            raise PiperLinkNeededError("link_not_running", f"{LINK_NOT_RUNNING} (no answer from {found.url})") from None
+            raise PiperLinkNeededError(
+                "link_not_running",
+                f"Piper Link at {found.url} accepted the connection but did not answer its hello within {HELLO_TIMEOUT:g} s; it may be overloaded. Try again.",
+            ) from None
         except websockets.exceptions.ConnectionClosed as err:
             raise PiperLinkNeededError("link_not_running", f"{LINK_NOT_RUNNING} (connection closed)") from err
         if answer["type"] == "welcome":

@@ -413,7 +413,8 @@ export async function fileHash(file: string): Promise<string | null> {
   if (hit === undefined) {
     hit = new Promise<string | null>((resolve) => {
       const hash = createHash("sha256");
-      createReadStream(file)
+      // Large reads: a 100 MB interpreter in 100 chunks rather than 1,600.
+      createReadStream(file, { highWaterMark: 1 << 20 })
         .on("data", (chunk) => hash.update(chunk))
         .on("error", () => resolve(null))
         .on("end", () => resolve(hash.digest("hex")));
