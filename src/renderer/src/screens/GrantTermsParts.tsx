@@ -49,7 +49,7 @@ export function VerifiedProgram({ process: p }: { process: PeerProcess | null })
       {notes.length > 0 ? (
         <>
           <dt>Note</dt>
-          <dd role="note">
+          <dd>
             {notes.map((n) => (
               <p key={n}>{displayText(n, 600)}</p>
             ))}
