@@ -10,12 +10,14 @@ import { after, before, describe, it } from "node:test";
 import pino from "pino";
 import { z } from "zod";
 import { RequestViewSchema } from "../src/shared/authority.js";
-import { REDACTION_MARK, type CallAuth } from "../src/shared/calls.js";
+import { CallAuthSchema, REDACTION_MARK, type CallAuth } from "../src/shared/calls.js";
+import { LinkError } from "../src/shared/errors.js";
 import { LinkStatusSchema } from "../src/shared/control.js";
 import type { GrantTerms } from "../src/shared/grant-terms.js";
 import type { LinkMessage } from "../src/shared/protocol.js";
 import type { CallGrants } from "../src/main/core/calls/call-grants.js";
 import { createCallHandler } from "../src/main/core/calls/call-handler.js";
+import { prepareRequest } from "../src/main/core/calls/injections.js";
 import { createStreamRedactor, needlesFor, redactString } from "../src/main/core/calls/redactor.js";
 import { createUpstream } from "../src/main/core/calls/upstream.js";
 import { createPiperClient, PiperError } from "../src/sdk/index.js";
@@ -61,6 +63,22 @@ describe("redactor", () => {
     assert.equal(r.push(Buffer.from("ve/")).toString(), "");
     assert.equal(Buffer.concat([r.push(Buffer.from("nope")), r.end()]).toString(), "sk-live/nope");
     assert.equal(r.redacted, false);
+  });
+});
+
+describe("building a call's request", () => {
+  const base = { type: "call" as const, id: 1, method: "POST", url: "https://api.example.com/x", wait: true };
+  const values = new Map([["API_TOKEN", TOKEN]]);
+
+  it("refuses prototype segments in a jsonField path even past the schema, and leaves Object.prototype alone", () => {
+    for (const path of ["__proto__.polluted", "constructor.prototype.polluted", "x.__proto__.polluted"]) {
+      const call = { ...base, body: { text: "{}" }, auth: { jsonField: { [path]: "API_TOKEN" } } };
+      assert.throws(() => prepareRequest(call, new URL(call.url), values), (err: unknown) => err instanceof LinkError && err.code === "bad_request", path);
+      assert.equal(Object.hasOwn(Object.prototype, "polluted"), false, path);
+    }
+    // The schema refuses them first, with a sentence naming the rule.
+    assert.equal(CallAuthSchema.safeParse({ jsonField: { "__proto__.x": "API_TOKEN" } }).success, false);
+    assert.equal(CallAuthSchema.safeParse({ jsonField: { "auth.token": "API_TOKEN" } }).success, true);
   });
 });
 
@@ -275,6 +293,29 @@ describe("calls through a real Link (embedded authority, HTTPS upstream with its
       assert.ok(last?.type === "error");
       assert.equal(last.code, "bad_request", JSON.stringify(frame));
     }
+  });
+
+  it("refuses a jsonField path through a prototype (bad_request) and keeps serving: calls, status and stop still work", async () => {
+    const before = upstream.received.length;
+    for (const path of ["__proto__.polluted", "constructor.prototype.polluted", "a.__proto__.polluted", "prototype"]) {
+      const { frames } = await call({ method: "POST", url: `${upstream.origin}/echo`, body: { text: "{}" }, auth: { jsonField: { [path]: "API_TOKEN" } } });
+      const last = frames.at(-1);
+      assert.ok(last?.type === "error", `${path}: ${JSON.stringify(frames)}`);
+      assert.equal(last.code, "bad_request", path);
+      assert.match(last.message, /__proto__, prototype or constructor/);
+    }
+    assert.equal(upstream.received.length, before, "nothing was sent for the refused paths");
+    // A body's own __proto__ key is the agent's data: passed on as written, next to the injection.
+    await call({ method: "POST", url: `${upstream.origin}/echo`, body: { text: '{"__proto__":{"keep":1}}' }, auth: { jsonField: { "auth.token": "API_TOKEN" } } });
+    const sent = upstream.received.at(-1);
+    assert.ok(sent);
+    assert.equal(sent.body, `{"__proto__":{"keep":1},"auth":{"token":${JSON.stringify(TOKEN)}}}`);
+    // The Link still serves: another call, and the control commands.
+    const after = await call({ url: `${upstream.origin}/echo`, auth: { bearer: "API_TOKEN" } });
+    assert.equal(after.frames.at(-1)?.type, "call.end");
+    assert.ok(cliJson(e, ["status"], LinkStatusSchema).pid > 0);
+    agent.send({ type: "grants", id: nextId++ });
+    assert.equal((await agent.next((m) => m.type === "grants.list", 20_000)).type, "grants.list");
   });
 
   it("answers upstream_unavailable (retryable) when the upstream is down", async () => {
