@@ -4,6 +4,7 @@
 // no frame the agent receives carries the value.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
+import dns from "node:dns";
 import { promisify } from "node:util";
 import zlib from "node:zlib";
 import { after, before, describe, it } from "node:test";
@@ -13,13 +14,13 @@ import { RequestViewSchema } from "../src/shared/authority.js";
 import { CallAuthSchema, REDACTION_MARK, type CallAuth } from "../src/shared/calls.js";
 import { LinkError } from "../src/shared/errors.js";
 import { LinkStatusSchema } from "../src/shared/control.js";
-import type { GrantTerms } from "../src/shared/grant-terms.js";
+import { destinationAllows, type GrantTerms } from "../src/shared/grant-terms.js";
 import type { LinkMessage } from "../src/shared/protocol.js";
 import type { CallGrants } from "../src/main/core/calls/call-grants.js";
 import { createCallHandler } from "../src/main/core/calls/call-handler.js";
 import { prepareRequest } from "../src/main/core/calls/injections.js";
 import { createStreamRedactor, needlesFor, redactString } from "../src/main/core/calls/redactor.js";
-import { createUpstream } from "../src/main/core/calls/upstream.js";
+import { createUpstream, isNonPublicAddress } from "../src/main/core/calls/upstream.js";
 import { createPiperClient, PiperError } from "../src/sdk/index.js";
 import { BIN, cli, cliJson, newEnv, stopAll, type CliEnv } from "./cli-helpers.js";
 import { startUpstream, type TestUpstream } from "./calls-upstream.js";
@@ -420,6 +421,66 @@ describe("calls through a real Link (embedded authority, HTTPS upstream with its
 });
 
 describe("grant terms on calls (use-only grants)", () => {
+  it("classes loopback, link-local, private, CGNAT, unspecified and IPv4-mapped addresses as not public", () => {
+    for (const a of ["127.0.0.1", "127.9.9.9", "10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.1.1", "100.64.0.1", "169.254.169.254", "0.0.0.0", "::", "::1", "fe80::1", "fd00::1", "fc00::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1", "::ffff:7f00:1", "not-an-address"]) {
+      assert.equal(isNonPublicAddress(a), true, a);
+    }
+    for (const a of ["8.8.8.8", "172.32.0.1", "100.128.0.1", "1.1.1.1", "2606:4700:4700::1111", "::ffff:8.8.8.8"]) assert.equal(isNonPublicAddress(a), false, a);
+    // A wildcard names host names, not addresses.
+    const mode: GrantTerms["mode"] = { kind: "use", destinations: [{ host: "*.0.0.1:8443" }] };
+    assert.equal(destinationAllows(mode, "GET", new URL("https://127.0.0.1:8443/")).ok, false);
+  });
+
+  it("never sends a secret to a name that resolves to this machine or a private network, checked at connect time; an IP literal or localhost in the grant still works", async () => {
+    const upstream = await startUpstream(await tempDir("piper-calls-dns-"));
+    upstream.routes.set("/echo", (_r, res) => res.end("ok"));
+    // The names of a test domain resolve as an attacker's DNS would answer: to loopback, or to an
+    // IPv4-mapped IPv6 loopback address. The connector's own check sees these addresses.
+    const answers: Record<string, Array<{ address: string; family: number }>> = {
+      "api.calls.test": [{ address: "127.0.0.1", family: 4 }],
+      "mapped.calls.test": [{ address: "::ffff:127.0.0.1", family: 6 }],
+      "mixed.calls.test": [{ address: "8.8.8.8", family: 4 }, { address: "127.0.0.1", family: 4 }],
+    };
+    const client = createUpstream({
+      extraCaPem: upstream.caPem,
+      resolve: async (hostname) => answers[hostname] ?? (await dns.promises.lookup(hostname, { all: true })),
+    });
+    const port = upstream.port;
+    const run = async (terms: GrantTerms, url: string): Promise<LinkMessage[]> => {
+      const grants: CallGrants = { get: () => Promise.resolve({ value: TOKEN, grantId: "gr_dns", terms, fromCache: false }) };
+      const handler = createCallHandler({ now: Date.now, log: pino({ level: "silent" }), grants, upstream: client, recordUse: () => undefined });
+      const frames: LinkMessage[] = [];
+      await handler({ agent: { clientId: "agent_dns" }, process: null, identification: Promise.resolve(), connectionId: "conn_dns" }, { type: "call", id: 1, method: "GET", url, auth: { bearer: "API_TOKEN" }, wait: true }, (m) => frames.push(m), new AbortController().signal);
+      return frames;
+    };
+    const use = (host: string): GrantTerms => ({ binding: "program", lifetime: { kind: "until_revoked" }, mode: { kind: "use", destinations: [{ host }] }, policy: null });
+    const read: GrantTerms = { binding: "program", lifetime: { kind: "until_revoked" }, mode: { kind: "read" }, policy: null };
+    try {
+      for (const [terms, host] of [
+        [use(`*.calls.test:${port}`), "api.calls.test"],
+        [use(`*.calls.test:${port}`), "mapped.calls.test"],
+        [use(`*.calls.test:${port}`), "mixed.calls.test"],
+        // A read grant's call follows the same address rule.
+        [read, "api.calls.test"],
+      ] as const) {
+        const frames = await run(terms, `https://${host}:${port}/echo`);
+        const last = frames.at(-1);
+        assert.ok(last?.type === "error", `${host}: ${JSON.stringify(frames)}`);
+        assert.equal(last.code, "destination_not_allowed", host);
+        assert.match(last.message, /resolves to .*(127\.0\.0\.1)/);
+      }
+      assert.equal(upstream.received.length, 0, "no request (and no bearer) reached the loopback upstream");
+      // Named literally, by the URL and the grant: allowed.
+      assert.equal((await run(use(`127.0.0.1:${port}`), `https://127.0.0.1:${port}/echo`)).at(-1)?.type, "call.end");
+      assert.equal((await run(use(`localhost:${port}`), `https://localhost:${port}/echo`)).at(-1)?.type, "call.end");
+      assert.equal(upstream.received.length, 2);
+      assert.equal(upstream.received.at(-1)?.headers["authorization"], `Bearer ${TOKEN}`);
+    } finally {
+      await client.close();
+      await upstream.close();
+    }
+  });
+
   it("refuses a call outside the grant's destinations with destination_not_allowed, and allows one inside", async () => {
     const upstream = await startUpstream(await tempDir("piper-calls-terms-"));
     upstream.routes.set("/v1/charges", (_r, res) => res.end("ok"));

@@ -193,6 +193,20 @@ describe("piper-link mcp (MCP client over stdio, real Link, HTTPS upstream)", ()
     assert.deepEqual(await listSecrets(), ["API_TOKEN"], "the denied secret is not listed");
   });
 
+  it("refuses a jsonField path through a prototype, and the Link keeps serving", async () => {
+    const before = upstream.received.length;
+    for (const path of ["__proto__.polluted", "constructor.prototype.polluted"]) {
+      const r = await mcp.callTool({ name: "http_request", arguments: { method: "POST", url: `${upstream.origin}/echo`, body: "{}", auth: { jsonField: { [path]: "API_TOKEN" } } } });
+      // The tool's input schema (the call message's) refuses it before anything reaches the Link.
+      assert.match(errorText(r), /may not name __proto__, prototype or constructor/, path);
+    }
+    assert.equal(upstream.received.length, before, "nothing was sent");
+    const r = await mcp.callTool({ name: "http_request", arguments: { method: "POST", url: `${upstream.origin}/echo`, body: "{}", auth: { jsonField: { "auth.token": "API_TOKEN" } } } });
+    assert.equal(HttpResult.parse(r.structuredContent).status, 200);
+    assert.deepEqual(await listSecrets(), ["API_TOKEN"]);
+    assert.ok(cliJson(e, ["status"], LinkStatusSchema).pid > 0);
+  });
+
   it("audits every call: piper-link activity --host / --secret show it, never the value", async () => {
     const host = `127.0.0.1:${upstream.port}`;
     await waitFor(async () => (await cliJsonAsync(e, ["activity", "--host", host], AuditPageSchema)).events.length >= 2, "the calls in the audit log", 20_000);

@@ -23,13 +23,12 @@ const HeaderValue = z.string().max(8192).regex(/^[^\r\n\0]*$/, "header values ma
  */
 export const FORBIDDEN_PATH_SEGMENTS: readonly string[] = ["__proto__", "prototype", "constructor"];
 
-/** A `jsonField` key: a dot path into the JSON body, without prototype segments. */
+/** A `jsonField` key: a dot path into the JSON body (prototype segments are refused on the record, to name the rule). */
 const JsonFieldPath = z
   .string()
   .min(1)
   .max(256)
-  .regex(/^[^.]+(\.[^.]+)*$/, "a dot path such as auth.token")
-  .refine((p) => !p.split(".").some((s) => FORBIDDEN_PATH_SEGMENTS.includes(s)), "a jsonField path may not name __proto__, prototype or constructor");
+  .regex(/^[^.]+(\.[^.]+)*$/, "a dot path such as auth.token");
 
 /**
  * How each named secret enters the request; several styles combine. `basic` expects the secret to
@@ -42,7 +41,10 @@ export const CallAuthSchema = z
     basic: SecretRef.optional(),
     header: z.record(HeaderName, SecretRef).optional(),
     query: z.record(z.string().min(1).max(256), SecretRef).optional(),
-    jsonField: z.record(JsonFieldPath, SecretRef).optional(),
+    jsonField: z
+      .record(JsonFieldPath, SecretRef)
+      .refine((r) => Object.keys(r).every((p) => !p.split(".").some((s) => FORBIDDEN_PATH_SEGMENTS.includes(s))), "a jsonField path may not name __proto__, prototype or constructor")
+      .optional(),
     formField: z.record(z.string().min(1).max(256), SecretRef).optional(),
   })
   .strict();

@@ -160,7 +160,9 @@ export function checkPolicy(policy: GrantPolicy | null, use: { now: number; uses
 /** Does `host` (lower case, with `:port` when not the scheme's default) match a rule's host? */
 function hostMatches(rule: string, host: string): boolean {
   const pattern = rule.toLowerCase();
-  if (pattern.startsWith("*.")) return host.endsWith(pattern.slice(1)) && host.length > pattern.length - 1;
+  // A wildcard names host names, never an IP address (`*.0.0.1` does not name 127.0.0.1): calls
+  // reach this machine or a private network only when the grant names the address itself.
+  if (pattern.startsWith("*.")) return !/^\d+\.\d+\.\d+\.\d+(:\d+)?$/.test(host) && host.endsWith(pattern.slice(1)) && host.length > pattern.length - 1;
   return host === pattern;
 }
 

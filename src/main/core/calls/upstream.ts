@@ -5,7 +5,9 @@
  * bounds the time to the headers and the whole exchange, and maps transport failures to stable
  * codes (`upstream_unavailable`, retryable; `timeout`).
  */
+import dns from "node:dns";
 import { readFileSync } from "node:fs";
+import net, { type LookupFunction } from "node:net";
 import { pipeline, type Readable, type Transform } from "node:stream";
 import zlib from "node:zlib";
 import tls from "node:tls";
@@ -34,9 +36,101 @@ export function trustedCas(extraCaPem: string | null): string[] {
   return cas;
 }
 
+/** One address a host name resolved to (`family` 4 or 6), as `dns.lookup` with `all` gives them. */
+export interface ResolvedAddress {
+  address: string;
+  family: number;
+}
+
+/** Resolves a host name to every address it has (the system resolver by default). */
+export type Resolve = (hostname: string) => Promise<ResolvedAddress[]>;
+
 export interface UpstreamOptions {
   /** Extra CA certificates (PEM) to trust besides the system ones. */
   extraCaPem: string | null;
+  /** How host names are resolved (default: the system resolver, `dns.lookup`). Tests name hosts that resolve to loopback. */
+  resolve?: Resolve;
+}
+
+/**
+ * Addresses a call reaches only when its URL names them literally (an IP literal, or `localhost`):
+ * this machine (loopback, 0.0.0.0 and ::, where the Link and a local authority listen), link-local
+ * (169.254/16 holds cloud metadata services; fe80::/10), the private ranges (10/8, 172.16/12,
+ * 192.168/16, fc00::/7), CGNAT (100.64/10), and the rest of the special-purpose registry that is not
+ * the public internet (RFC 6890: 0/8, 192.0.0/24, the benchmark 198.18/15, multicast, reserved,
+ * broadcast). IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) count as their IPv4 address
+ * (net.BlockList maps them).
+ */
+const NOT_PUBLIC: net.BlockList = (() => {
+  const list = new net.BlockList();
+  for (const [network, prefix] of [
+    ["0.0.0.0", 8],
+    ["10.0.0.0", 8],
+    ["100.64.0.0", 10],
+    ["127.0.0.0", 8],
+    ["169.254.0.0", 16],
+    ["172.16.0.0", 12],
+    ["192.0.0.0", 24],
+    ["192.168.0.0", 16],
+    ["198.18.0.0", 15],
+    ["224.0.0.0", 4],
+    ["240.0.0.0", 4],
+  ] as const) {
+    list.addSubnet(network, prefix, "ipv4");
+  }
+  for (const [network, prefix] of [
+    ["::", 128],
+    ["::1", 128],
+    ["fc00::", 7],
+    ["fe80::", 10],
+    ["ff00::", 8],
+  ] as const) {
+    list.addSubnet(network, prefix, "ipv6");
+  }
+  return list;
+})();
+
+/** Is `address` (an IPv4 or IPv6 literal, no brackets) outside the public internet (see NOT_PUBLIC)? A string that is no address counts as not public. */
+export function isNonPublicAddress(address: string): boolean {
+  const family = net.isIP(address);
+  if (family === 0) return true;
+  return NOT_PUBLIC.check(address, family === 4 ? "ipv4" : "ipv6");
+}
+
+/** Host names that name this machine literally, as an IP literal does. */
+const LITERAL_LOCAL_NAMES: ReadonlySet<string> = new Set(["localhost"]);
+
+const systemResolve: Resolve = (hostname) => dns.promises.lookup(hostname, { all: true, verbatim: true });
+
+/**
+ * The `lookup` the connector's sockets use: it resolves the name and refuses (LinkError
+ * `destination_not_allowed`) when any address is not public (see NOT_PUBLIC) and the name is not
+ * `localhost`. It runs inside the socket's connect, and the socket connects to exactly the addresses
+ * it returns, so the address checked is the address used (no second resolution to race). IP
+ * literals never reach it (Node connects to them directly): naming an address is naming it literally.
+ */
+export function guardedLookup(resolve: Resolve): LookupFunction {
+  return (hostname, options, callback) => {
+    const name = hostname.toLowerCase();
+    resolve(hostname).then(
+      (found) => {
+        const wanted = options.family === 4 || options.family === 6 ? found.filter((a) => a.family === options.family) : found;
+        if (wanted.length === 0) {
+          callback(Object.assign(new Error(`${hostname} has no address`), { code: "ENOTFOUND" }), "", 0);
+          return;
+        }
+        const inside = wanted.find((a) => isNonPublicAddress(a.address));
+        if (inside !== undefined && !LITERAL_LOCAL_NAMES.has(name)) {
+          const err = new LinkError("destination_not_allowed", `${hostname} resolves to ${inside.address}, an address on this machine or a private network; Piper Link sends secrets there only when the URL (and the grant) names the address itself, e.g. https://${inside.family === 6 ? `[${inside.address}]` : inside.address}:PORT/.`);
+          callback(err, "", 0);
+          return;
+        }
+        if (options.all === true) callback(null, wanted);
+        else callback(null, wanted[0]?.address ?? "", wanted[0]?.family ?? 4);
+      },
+      (err: unknown) => callback(err instanceof Error ? err : new Error(String(err)), "", 0),
+    );
+  };
 }
 
 export interface UpstreamAnswer {
@@ -140,7 +234,9 @@ function decodedAnswer(answer: UpstreamAnswer): UpstreamAnswer {
 /** Creates the outgoing HTTPS client. Nothing is connected until the first call. */
 export function createUpstream(options: UpstreamOptions): Upstream {
   const agent = new Agent({
-    connect: { ca: trustedCas(options.extraCaPem) },
+    // Every connection resolves its host through the guard: a name that leads to this machine or a
+    // private network is refused before a byte (or the secret) is sent.
+    connect: { ca: trustedCas(options.extraCaPem), lookup: guardedLookup(options.resolve ?? systemResolve) },
     keepAliveTimeout: 10_000,
     // The total time is bounded by the caller's signal; a stream may be quiet between events.
     bodyTimeout: 0,
