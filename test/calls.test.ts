@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import dns from "node:dns";
+import { readFile } from "node:fs/promises";
 import { promisify } from "node:util";
 import zlib from "node:zlib";
 import { after, before, describe, it } from "node:test";
@@ -88,6 +89,7 @@ describe("calls through a real Link (embedded authority, HTTPS upstream with its
   let e: CliEnv;
   let agent: TestAgent;
   let linkUrl = "";
+  let linkPid = 0;
   const raw: string[] = [];
   let nextId = 1;
 
@@ -108,6 +110,7 @@ describe("calls through a real Link (embedded authority, HTTPS upstream with its
       assert.equal(set.code, 0, set.stderr);
     }
     linkUrl = status.url;
+    linkPid = status.pid;
     agent = await connectAgent(status.url);
     agent.ws.on("message", (data: Buffer) => raw.push(data.toString("utf8")));
     assert.equal((await agent.hello(0, "agent_calls")).type, "welcome");
@@ -317,6 +320,54 @@ describe("calls through a real Link (embedded authority, HTTPS upstream with its
     assert.ok(cliJson(e, ["status"], LinkStatusSchema).pid > 0);
     agent.send({ type: "grants", id: nextId++ });
     assert.equal((await agent.next((m) => m.type === "grants.list", 20_000)).type, "grants.list");
+  });
+
+  it("an agent that does not read its answers holds the upstream back, not the Link's memory; at most 16 calls run at once per connection", async () => {
+    const size = 30 * 1024 * 1024;
+    const block = Buffer.alloc(64 * 1024, "a");
+    let written = 0;
+    let started = 0;
+    upstream.routes.set("/big", async (_r, res) => {
+      started++;
+      res.writeHead(200, { "content-type": "text/plain" });
+      for (let sent = 0; sent < size && !res.destroyed; sent += block.length) {
+        // Written as fast as the Link takes it, no faster.
+        if (!res.write(block)) await new Promise((resolve) => (res.once("drain", resolve), res.once("close", resolve)));
+        written += block.length;
+      }
+      res.end();
+    });
+    const rssOf = async (): Promise<number> => Number(/VmRSS:\s+(\d+) kB/.exec(await readFile(`/proc/${linkPid}/status`, "utf8"))?.[1] ?? Number.NaN) * 1024;
+    const slow = await connectAgent(linkUrl);
+    try {
+      assert.equal((await slow.hello(0, "agent_calls")).type, "welcome");
+      const rssBefore = await rssOf();
+      // The agent stops reading its socket, then asks for 20 answers of 30 MB.
+      slow.ws.pause();
+      const ids = Array.from({ length: 20 }, (_, i) => 5000 + i);
+      for (const id of ids) slow.send({ type: "call", id, url: `${upstream.origin}/big`, auth: { bearer: "API_TOKEN" } });
+      await waitFor(() => started >= 16, "16 calls at the upstream", 60_000);
+      // Until the upstream can write no more (or, without flow control, has written everything).
+      let last = -1;
+      let still = 0;
+      await waitFor(async () => {
+        still = written === last ? still + 1 : 0;
+        last = written;
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        return still >= 4 || written >= 16 * size;
+      }, "the upstream to stall", 120_000);
+      const grown = (await rssOf()) - rssBefore;
+      assert.ok(written < 16 * size, `the upstream wrote all ${written} bytes: the Link read answers nobody was reading`);
+      assert.ok(grown < 150 * 1024 * 1024, `the Link's RSS grew by ${Math.round(grown / 1048576)} MB`);
+      assert.equal(started, 16, "calls beyond 16 never reached the upstream");
+      for (const id of ids) slow.send({ type: "cancel", id });
+      slow.ws.resume();
+      await waitFor(() => slow.received.filter((m) => m.type === "error" && m.code === "rate_limited").length === 4, "4 calls refused with rate_limited", 60_000);
+    } finally {
+      slow.close();
+    }
+    // The Link still serves.
+    assert.equal((await call({ url: `${upstream.origin}/echo`, auth: { bearer: "API_TOKEN" } })).frames.at(-1)?.type, "call.end");
   });
 
   it("answers upstream_unavailable (retryable) when the upstream is down", async () => {

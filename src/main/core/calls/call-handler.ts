@@ -40,8 +40,31 @@ function checkTerms(name: string, terms: GrantTerms, method: string, url: URL, n
   if (!policy.ok) throw new LinkError(policy.code, `${name}: ${policy.reason}.`);
 }
 
-/** What the handler reads of the agent's connection. */
-export type CallChannel = Pick<AgentChannel, "agent" | "process" | "identification" | "connectionId">;
+/**
+ * What the handler reads of the agent's connection. `writable` (absent: always) resolves when the
+ * agent's socket has room for more of an answer; the answer is read from the upstream no faster.
+ */
+export type CallChannel = Pick<AgentChannel, "agent" | "process" | "identification" | "connectionId"> & Partial<Pick<AgentChannel, "writable">>;
+
+/**
+ * Waits for `channel.writable()`; throws LinkError `timeout` when `signal` (a cancel, a closed
+ * connection or the call's time limit) aborts first. After a cancel or a close nothing is sent.
+ */
+async function roomFor(channel: CallChannel, signal: AbortSignal): Promise<void> {
+  if (channel.writable === undefined) return;
+  const stopped = (): LinkError => new LinkError("timeout", "The call ended while its answer waited for the agent to read what was already sent.");
+  if (signal.aborted) throw stopped();
+  let onAbort: () => void = () => undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(stopped());
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+  try {
+    await Promise.race([channel.writable(), aborted]);
+  } finally {
+    signal.removeEventListener("abort", onAbort);
+  }
+}
 
 function programOf(channel: CallChannel): string | null {
   const p = channel.process;
@@ -103,8 +126,11 @@ export function createCallHandler(deps: CallHandlerDeps): (channel: CallChannel,
       shownUrl.search = "";
       send({ type: "call.head", id: call.id, status: answer.status, statusText: answer.statusText, headers, redacted, url: shownUrl.href });
       const redactor = createStreamRedactor(prepared.needles);
-      const emit = (data: Buffer): void => {
+      const emit = async (data: Buffer): Promise<void> => {
         for (let at = 0; at < data.length; at += limits.chunkBytes) {
+          // Flow control: the next piece waits for room in the agent's socket, and while it waits
+          // the upstream's body is not read (its TCP window closes), so nothing piles up here.
+          await roomFor(channel, total);
           const piece = data.subarray(at, at + limits.chunkBytes);
           audit.bytes += piece.length;
           send({ type: "call.chunk", id: call.id, data: piece.toString("base64") });
@@ -115,7 +141,7 @@ export function createCallHandler(deps: CallHandlerDeps): (channel: CallChannel,
         for await (const chunk of answer.body as AsyncIterable<Buffer>) {
           received += chunk.length;
           if (received > limits.responseBytes) throw new LinkError("response_too_large", `The answer is larger than ${limits.responseBytes} bytes; Piper Link stopped reading it.`);
-          emit(redactor.push(chunk));
+          await emit(redactor.push(chunk));
         }
       } catch (err) {
         answer.body.destroy();
@@ -123,7 +149,7 @@ export function createCallHandler(deps: CallHandlerDeps): (channel: CallChannel,
         if (total.aborted && !signal.aborted) throw new LinkError("timeout", `The call to ${url.host} took longer than ${Math.min(call.timeoutMs ?? limits.totalMs, limits.totalMs)} ms.`, { cause: err });
         throw new LinkError("upstream_unavailable", `${url.host} broke off its answer (${err instanceof Error ? err.message : String(err)}).`, { cause: err, retryable: true });
       }
-      emit(redactor.end());
+      await emit(redactor.end());
       audit.redacted = redacted || redactor.redacted;
       audit.durationMs = Math.round((performance.now() - started) * 1000) / 1000;
       send({ type: "call.end", id: call.id, bytes: audit.bytes, redacted: audit.redacted, durationMs: audit.durationMs });
