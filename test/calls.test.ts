@@ -84,6 +84,30 @@ describe("building a call's request", () => {
   });
 });
 
+describe("path rules and query injection", () => {
+  const mode: GrantTerms["mode"] = { kind: "use", destinations: [{ host: "api.example.com", path: "/allowed*" }] };
+  it("match a path rule on the decoded, normalised path; an encoded slash or backslash matches no rule", () => {
+    for (const path of ["/allowed/..%2Fecho", "/allowed/..%2fecho", "/allowed/..%5Cecho", "/allowed/%2e%2e/echo", "/allowed/../echo", "/allowed/x/..%2F..%2Fecho", "/allowed/%E0%A4%A"]) {
+      const verdict = destinationAllows(mode, "GET", new URL(`https://api.example.com${path}`));
+      assert.equal(verdict.ok, false, path);
+    }
+    for (const path of ["/allowed", "/allowed/x", "/%61llowed/x", "/allowed/a%20b"]) assert.equal(destinationAllows(mode, "GET", new URL(`https://api.example.com${path}`)).ok, true, path);
+  });
+
+  it("append the injected parameter to the agent's query bytes as they are (signed URLs), and refuse a name the URL already has", () => {
+    const base = { type: "call" as const, id: 1, method: "GET", wait: true, auth: { query: { key: "API_TOKEN" } } };
+    const values = new Map([["API_TOKEN", TOKEN]]);
+    const signed = "https://api.example.com/e?x=a%20b&y=~ok*&sig=Zm9v%2Bbar";
+    const prepared = prepareRequest({ ...base, url: signed }, new URL(signed), values);
+    assert.equal(prepared.url.search, `?x=a%20b&y=~ok*&sig=Zm9v%2Bbar&key=${encodeURIComponent(TOKEN)}`);
+    assert.equal(prepareRequest({ ...base, url: "https://api.example.com/e" }, new URL("https://api.example.com/e"), values).url.search, `?key=${encodeURIComponent(TOKEN)}`);
+    // A redirect's target that names the parameter gets the injected value only.
+    assert.equal(prepared.injectQuery(new URL("https://api.example.com/n?key=old&z=1")).search, `?z=1&key=${encodeURIComponent(TOKEN)}`);
+    const twice = "https://api.example.com/e?key=mine";
+    assert.throws(() => prepareRequest({ ...base, url: twice }, new URL(twice), values), (err: unknown) => err instanceof LinkError && err.code === "bad_request");
+  });
+});
+
 describe("calls through a real Link (embedded authority, HTTPS upstream with its own CA)", () => {
   let upstream: TestUpstream;
   let e: CliEnv;
@@ -526,6 +550,31 @@ describe("grant terms on calls (use-only grants)", () => {
       assert.equal((await run(use(`localhost:${port}`), `https://localhost:${port}/echo`)).at(-1)?.type, "call.end");
       assert.equal(upstream.received.length, 2);
       assert.equal(upstream.received.at(-1)?.headers["authorization"], `Bearer ${TOKEN}`);
+    } finally {
+      await client.close();
+      await upstream.close();
+    }
+  });
+
+  it("refuses /allowed/..%2Fecho under an /allowed* rule: nothing reaches the upstream", async () => {
+    const upstream = await startUpstream(await tempDir("piper-calls-path-"));
+    upstream.routes.set("/allowed/x", (_r, res) => res.end("ok"));
+    const client = createUpstream({ extraCaPem: upstream.caPem });
+    const terms: GrantTerms = { binding: "program", lifetime: { kind: "until_revoked" }, mode: { kind: "use", destinations: [{ host: `127.0.0.1:${upstream.port}`, path: "/allowed*" }] }, policy: null };
+    const grants: CallGrants = { get: () => Promise.resolve({ value: TOKEN, grantId: "gr_path", terms, fromCache: false }) };
+    const handler = createCallHandler({ now: Date.now, log: pino({ level: "silent" }), grants, upstream: client, recordUse: () => undefined });
+    const run = async (path: string): Promise<LinkMessage[]> => {
+      const frames: LinkMessage[] = [];
+      await handler({ agent: { clientId: "agent_path" }, process: null, identification: Promise.resolve(), connectionId: "conn_path" }, { type: "call", id: 1, method: "GET", url: `${upstream.origin}${path}`, auth: { bearer: "API_TOKEN" }, wait: true }, (m) => frames.push(m), new AbortController().signal);
+      return frames;
+    };
+    try {
+      const refused = await run("/allowed/..%2Fecho");
+      assert.ok(refused[0]?.type === "error");
+      assert.equal(refused[0].code, "destination_not_allowed");
+      assert.match(refused[0].message, /encoded slash/);
+      assert.equal(upstream.received.length, 0);
+      assert.equal((await run("/allowed/x")).at(-1)?.type, "call.end");
     } finally {
       await client.close();
       await upstream.close();

@@ -96,6 +96,30 @@ function setJsonPath(target: BareObject, path: string, value: string): void {
   node[keys[keys.length - 1] ?? path] = value;
 }
 
+/** The names of `url`'s query parameters, decoded as a form (`+` is a space). */
+function queryNames(url: URL): Set<string> {
+  return new Set(new URLSearchParams(url.search).keys());
+}
+
+/**
+ * `target` with `pairs` appended to its query, its own query bytes left as they are: a signed URL's
+ * signature covers exactly those bytes, and re-encoding them (URLSearchParams turns `%20` into `+`,
+ * `~` into `%7E`) would break it. A parameter of the same name already there (a redirect's target
+ * may carry one) is dropped first, so the injected value is the only one.
+ */
+function appendQuery(target: URL, pairs: ReadonlyArray<readonly [string, string]>): URL {
+  if (pairs.length === 0) return new URL(target);
+  const out = new URL(target);
+  const injected = new Set(pairs.map(([name]) => name));
+  const kept = (out.search === "" ? [] : out.search.slice(1).split("&")).filter((part) => {
+    const name = part === "" ? undefined : new URLSearchParams(part).keys().next().value;
+    return name === undefined || !injected.has(name);
+  });
+  const added = pairs.map(([name, value]) => `${encodeURIComponent(name)}=${encodeURIComponent(value)}`);
+  out.search = `?${[...kept, ...added].join("&")}`;
+  return out;
+}
+
 function headerIndex(headers: Record<string, string>): Map<string, string> {
   return new Map(Object.keys(headers).map((k) => [k.toLowerCase(), k]));
 }
@@ -147,11 +171,10 @@ export function prepareRequest(call: Call, url: URL, values: ReadonlyMap<string,
   }
   const queryValues = Object.entries(auth.query ?? {}).map(([param, secret]) => [param, valueOf(secret)] as const);
   for (const [, v] of queryValues) needles.push(...needlesFor(v));
-  const injectQuery = (target: URL): URL => {
-    const out = new URL(target);
-    for (const [param, v] of queryValues) out.searchParams.set(param, v);
-    return out;
-  };
+  const injectQuery = (target: URL): URL => appendQuery(target, queryValues);
+  for (const [param] of queryValues) {
+    if (queryNames(url).has(param)) throw new LinkError("bad_request", `The URL already has the query parameter ${JSON.stringify(param)}, which is also injected; keep one.`);
+  }
 
   let body: Buffer | null = call.body === undefined ? null : "text" in call.body ? Buffer.from(call.body.text, "utf8") : Buffer.from(call.body.base64, "base64");
   const jsonFields = Object.entries(auth.jsonField ?? {});
