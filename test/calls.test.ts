@@ -485,6 +485,44 @@ describe("calls through a real Link (embedded authority, HTTPS upstream with its
     }
   });
 
+  it("a use-only grant approved with --method GET allows reads and refuses writes to the same host (the route to store a value and read it back in pieces)", async () => {
+    upstream.routes.set("/store", (_r, res) => res.end("stored"));
+    const other = await connectAgent(linkUrl);
+    try {
+      assert.equal((await other.hello(0, "agent_method")).type, "welcome");
+      let id = 2000;
+      const send = async (method: string, onPending?: (requestId: string) => void): Promise<LinkMessage[]> => {
+        const callId = id++;
+        other.send({ type: "call", id: callId, method, url: `${upstream.origin}/store`, auth: { bearer: "API_TOKEN" }, ...(method === "GET" ? {} : { body: { text: "x" } }) });
+        const frames: LinkMessage[] = [];
+        for (;;) {
+          const m = await other.next((x) => "id" in x && x.id === callId, 20_000);
+          frames.push(m);
+          if (m.type === "pending") onPending?.(m.requestId);
+          if (m.type === "call.end" || m.type === "error") return frames;
+        }
+      };
+      // Usage errors first: --method needs --use-only, and a rule's method must be one of --method.
+      assert.equal(cli(e, ["approve", "req_x", "--method", "GET"]).code, 2);
+      const read = await send("GET", (requestId) => {
+        assert.equal(cli(e, ["approve", requestId, "--until-revoked", "--use-only", "--host", `127.0.0.1:${upstream.port}`, "--rule", "POST /store", "--method", "GET"]).code, 2);
+        assert.equal(cli(e, ["approve", requestId, "--until-revoked", "--use-only", "--host", `127.0.0.1:${upstream.port}`, "--method", "get"]).code, 0);
+      });
+      assert.equal(read.at(-1)?.type, "call.end");
+      const before = upstream.received.length;
+      for (const method of ["PUT", "POST", "PATCH", "DELETE"]) {
+        const refused = await send(method);
+        assert.ok(refused[0]?.type === "error", method);
+        assert.equal(refused[0].code, "destination_not_allowed", method);
+      }
+      assert.equal(upstream.received.length, before, "no write reached the upstream");
+      const grant = cliJson(e, ["grants"], z.array(z.looseObject({ agentClientId: z.string(), mode: z.unknown().optional() }))).find((g) => g.agentClientId === "agent_method");
+      assert.deepEqual(grant?.mode, { kind: "use", destinations: [{ host: `127.0.0.1:${upstream.port}`, method: "GET" }] });
+    } finally {
+      other.close();
+    }
+  });
+
   it("never sent the agent a frame that contains a value in any form", () => {
     assert.ok(raw.length > 20);
     for (const frame of raw) {
@@ -550,6 +588,49 @@ describe("grant terms on calls (use-only grants)", () => {
       assert.equal((await run(use(`localhost:${port}`), `https://localhost:${port}/echo`)).at(-1)?.type, "call.end");
       assert.equal(upstream.received.length, 2);
       assert.equal(upstream.received.at(-1)?.headers["authorization"], `Bearer ${TOKEN}`);
+    } finally {
+      await client.close();
+      await upstream.close();
+    }
+  });
+
+  it("refuses a compressed or archived answer without Content-Encoding under a use-only grant (by type, or by its first bytes); a read grant's call passes it", async () => {
+    const upstream = await startUpstream(await tempDir("piper-calls-archive-"));
+    const gz = zlib.gzipSync(Buffer.from(`{"token":"${TOKEN}"}`));
+    const zip = Buffer.concat([Buffer.from("PK\x03\x04", "latin1"), Buffer.from(`stored ${TOKEN}`)]);
+    const routes: Record<string, { type: string; body: Buffer }> = {
+      "/typed": { type: "application/gzip", body: Buffer.from("anything") },
+      "/docx": { type: "application/vnd.openxmlformats-officedocument.wordprocessingml.document", body: Buffer.from("anything") },
+      "/untyped": { type: "application/octet-stream", body: gz },
+      "/text-zip": { type: "text/plain", body: zip },
+      "/plain": { type: "text/plain", body: Buffer.from("BZh is just text, PK too") },
+    };
+    for (const [path, r] of Object.entries(routes)) upstream.routes.set(path, (_q, res) => res.writeHead(200, { "content-type": r.type }).end(r.body));
+    const client = createUpstream({ extraCaPem: upstream.caPem });
+    const run = async (mode: GrantTerms["mode"], path: string): Promise<LinkMessage[]> => {
+      const terms: GrantTerms = { binding: "program", lifetime: { kind: "until_revoked" }, mode, policy: null };
+      const grants: CallGrants = { get: () => Promise.resolve({ value: TOKEN, grantId: "gr_zip", terms, fromCache: false }) };
+      const handler = createCallHandler({ now: Date.now, log: pino({ level: "silent" }), grants, upstream: client, recordUse: () => undefined });
+      const frames: LinkMessage[] = [];
+      await handler({ agent: { clientId: "agent_zip" }, process: null, identification: Promise.resolve(), connectionId: "conn_zip" }, { type: "call", id: 1, method: "GET", url: `${upstream.origin}${path}`, auth: { bearer: "API_TOKEN" }, wait: true }, (m) => frames.push(m), new AbortController().signal);
+      return frames;
+    };
+    const useOnly: GrantTerms["mode"] = { kind: "use", destinations: [{ host: `127.0.0.1:${upstream.port}` }] };
+    try {
+      for (const path of ["/typed", "/docx", "/untyped", "/text-zip"]) {
+        const frames = await run(useOnly, path);
+        const last = frames.at(-1);
+        assert.ok(last?.type === "error", `${path}: ${JSON.stringify(frames)}`);
+        assert.equal(last.code, "upstream_unavailable", path);
+        assert.match(last.message, /cannot check for your secrets/);
+        assert.equal(frames.filter((f) => f.type === "call.chunk").length, 0, `${path}: no byte of it reached the agent`);
+      }
+      const plain = await run(useOnly, "/plain");
+      assert.equal(plain.at(-1)?.type, "call.end");
+      // A read grant: the agent may read the value anyway, so the bytes pass as they are.
+      const passed = await run({ kind: "read" }, "/untyped");
+      assert.equal(passed.at(-1)?.type, "call.end");
+      assert.deepEqual(Buffer.concat(passed.flatMap((f) => (f.type === "call.chunk" ? [Buffer.from(f.data, "base64")] : []))), gz);
     } finally {
       await client.close();
       await upstream.close();

@@ -105,6 +105,9 @@ export function createCallHandler(deps: CallHandlerDeps): (channel: CallChannel,
         signal: total,
         headersMs: limits.headersMs,
         maxRedirects: limits.redirects,
+        // A compressed or archived answer hides a value from the redactor: refused when any secret
+        // is use-only; passed when the agent may read every secret of the call anyway.
+        archives: grants.every(({ grant }) => grant.terms.mode.kind === "read") ? "pass" : "refuse",
         // Same origin only (upstream.ts), and only where every grant may go; otherwise the agent gets the 3xx.
         mayFollow(next, status, prev) {
           const target = prepared.injectQuery(next);

@@ -8,7 +8,7 @@
 import dns from "node:dns";
 import { readFileSync } from "node:fs";
 import net, { type LookupFunction } from "node:net";
-import { pipeline, type Readable, type Transform } from "node:stream";
+import { pipeline, Transform as NodeTransform, type Readable, type Transform } from "node:stream";
 import zlib from "node:zlib";
 import tls from "node:tls";
 import { Agent, request, errors as undiciErrors } from "undici";
@@ -153,9 +153,12 @@ export interface Upstream {
   /**
    * Sends the request; returns at the status line and headers. `mayFollow(next)` decides whether a
    * redirect to `next` (already the same origin) is followed, and returns the request to send
-   * there (or null to hand the 3xx to the agent). Throws LinkError `upstream_unavailable` or `timeout`.
+   * there (or null to hand the 3xx to the agent). `archives: "refuse"` (the default) refuses a
+   * compressed or archived answer that has no Content-Encoding (refuseArchives); "pass" lets it
+   * through, for calls whose every secret the agent may read anyway. Throws LinkError
+   * `upstream_unavailable` or `timeout`.
    */
-  send(req: UpstreamRequest, opts: { signal: AbortSignal; headersMs: number; maxRedirects: number; mayFollow: (next: URL, status: number, prev: UpstreamRequest) => UpstreamRequest | null }): Promise<UpstreamAnswer>;
+  send(req: UpstreamRequest, opts: { signal: AbortSignal; headersMs: number; maxRedirects: number; mayFollow: (next: URL, status: number, prev: UpstreamRequest) => UpstreamRequest | null; archives?: "refuse" | "pass" }): Promise<UpstreamAnswer>;
   close(): Promise<void>;
 }
 
@@ -231,6 +234,79 @@ function decodedAnswer(answer: UpstreamAnswer): UpstreamAnswer {
   return { ...answer, headers, body };
 }
 
+/**
+ * Content types whose bytes are compressed or archived (gzip, zip and the formats built on it such
+ * as docx/xlsx/odt/epub/jar, bzip2, xz, zstd, 7z, rar, lzip, lz4, compress): a value inside them is
+ * not visible to the redactor, and the agent can unpack it.
+ */
+const ARCHIVE_TYPE =
+  /^\s*(application\/(gzip|x-gzip|zip|x-zip|x-zip-compressed|x-bzip|x-bzip2|x-xz|zstd|x-zstd|x-7z-compressed|x-rar-compressed|vnd\.rar|x-compress|x-compressed|x-lzip|x-lzma|x-lz4|x-tgz|x-gtar|java-archive|epub\+zip|vnd\.openxmlformats-[\w.+-]*|vnd\.oasis\.opendocument\.[\w.+-]*|vnd\.android\.package-archive)|[\w.+-]+\/[\w.+-]*\+(zip|gzip))\s*(;|$)/i;
+
+/** The leading bytes of the same formats, for answers that do not say what they are. */
+const ARCHIVE_MAGIC: ReadonlyArray<{ name: string; bytes: Buffer }> = [
+  { name: "gzip", bytes: Buffer.from([0x1f, 0x8b]) },
+  { name: "compress", bytes: Buffer.from([0x1f, 0x9d]) },
+  { name: "zip", bytes: Buffer.from("PK\x03\x04", "latin1") },
+  { name: "zip", bytes: Buffer.from("PK\x05\x06", "latin1") },
+  { name: "zip", bytes: Buffer.from("PK\x07\x08", "latin1") },
+  { name: "xz", bytes: Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]) },
+  { name: "zstd", bytes: Buffer.from([0x28, 0xb5, 0x2f, 0xfd]) },
+  { name: "7z", bytes: Buffer.from([0x37, 0x7a, 0xbc, 0xaf, 0x27, 0x1c]) },
+  { name: "rar", bytes: Buffer.from("Rar!\x1a\x07", "latin1") },
+  { name: "lz4", bytes: Buffer.from([0x04, 0x22, 0x4d, 0x18]) },
+  { name: "lzip", bytes: Buffer.from("LZIP", "latin1") },
+  // bzip2: "BZh", the block size, then the first block's magic (the digits of pi).
+  { name: "bzip2", bytes: Buffer.from([0x31, 0x41, 0x59, 0x26, 0x53, 0x59]) },
+];
+const MAGIC_BYTES = 10;
+
+function archiveMagic(head: Buffer): string | null {
+  if (head.length >= 10 && head.subarray(0, 3).toString("latin1") === "BZh" && head.subarray(4, 10).equals(ARCHIVE_MAGIC.find((m) => m.name === "bzip2")?.bytes ?? Buffer.alloc(0))) return "bzip2";
+  return ARCHIVE_MAGIC.find((m) => m.name !== "bzip2" && head.length >= m.bytes.length && head.subarray(0, m.bytes.length).equals(m.bytes))?.name ?? null;
+}
+
+function archiveRefused(host: string, what: string): LinkError {
+  return new LinkError("upstream_unavailable", `${host} answered with ${what} content, whose bytes Piper Link cannot check for your secrets; under a use-only grant such an answer is not passed on.`, { retryable: false });
+}
+
+/**
+ * Refuses compressed or archived answers that arrive without a Content-Encoding (which decodedAnswer
+ * would have undone): by content type at once, before anything is sent to the agent, and by the
+ * body's first bytes as it streams (the body then fails with LinkError `upstream_unavailable`).
+ */
+function refuseArchives(answer: UpstreamAnswer): UpstreamAnswer {
+  const type = answer.headers.find(([name]) => name.toLowerCase() === "content-type")?.[1] ?? "";
+  if (ARCHIVE_TYPE.test(type)) {
+    answer.body.on("error", () => undefined);
+    answer.body.destroy();
+    throw archiveRefused(answer.url.host, type.split(";")[0]?.trim() ?? type);
+  }
+  // The first MAGIC_BYTES bytes are held until they are checked; the rest passes as it comes.
+  let head: Buffer | null = Buffer.alloc(0);
+  const release = (sniff: Transform): Error | null => {
+    const seen = head ?? Buffer.alloc(0);
+    head = null;
+    const found = archiveMagic(seen);
+    if (found !== null) return archiveRefused(answer.url.host, found);
+    if (seen.length > 0) sniff.push(seen);
+    return null;
+  };
+  const sniff: Transform = new NodeTransform({
+    transform(chunk: Buffer, _encoding, callback) {
+      if (head === null) {
+        callback(null, chunk);
+        return;
+      }
+      head = Buffer.concat([head, chunk]);
+      callback(head.length >= MAGIC_BYTES ? release(sniff) : null);
+    },
+    flush(callback) {
+      callback(head === null ? null : release(sniff));
+    },
+  });
+  return { ...answer, body: pipeline(answer.body, sniff, () => undefined) };
+}
+
 /** Creates the outgoing HTTPS client. Nothing is connected until the first call. */
 export function createUpstream(options: UpstreamOptions): Upstream {
   const agent = new Agent({
@@ -272,7 +348,8 @@ export function createUpstream(options: UpstreamOptions): Upstream {
             continue;
           }
         }
-        return decodedAnswer({ status: answer.statusCode, statusText: STATUS_TEXT[answer.statusCode] ?? "", headers: headerPairs(answer.headers), body: answer.body, url: current.url });
+        const decoded = decodedAnswer({ status: answer.statusCode, statusText: STATUS_TEXT[answer.statusCode] ?? "", headers: headerPairs(answer.headers), body: answer.body, url: current.url });
+        return opts.archives === "pass" ? decoded : refuseArchives(decoded);
       }
     },
     close: () => agent.close(),
