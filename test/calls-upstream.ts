@@ -1,6 +1,6 @@
 /**
  * A local HTTPS upstream for call tests and the bench: its own CA (made with `selfsigned`), a
- * server certificate for 127.0.0.1 and localhost signed by it, loopback only. Every request it
+ * server certificate for 127.0.0.1, localhost and *.calls.test signed by it, loopback only. Every request it
  * receives is recorded (method, URL, headers, body) so tests check injections on the upstream side.
  */
 import fs from "node:fs/promises";
@@ -48,7 +48,8 @@ export async function makeTestCa(): Promise<{ caPem: string; key: string; cert: 
       { name: "basicConstraints", cA: false },
       { name: "keyUsage", digitalSignature: true, keyEncipherment: true },
       { name: "extKeyUsage", serverAuth: true },
-      { name: "subjectAltName", altNames: [{ type: 2, value: "localhost" }, { type: 7, ip: "127.0.0.1" }] },
+      // *.calls.test: names a test resolves to 127.0.0.1, to check that a name is not the address it leads to.
+      { name: "subjectAltName", altNames: [{ type: 2, value: "localhost" }, { type: 2, value: "*.calls.test" }, { type: 7, ip: "127.0.0.1" }] },
     ],
   });
   return { caPem: ca.cert, key: leaf.private, cert: leaf.cert };

@@ -4,20 +4,24 @@
 // no frame the agent receives carries the value.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
+import dns from "node:dns";
+import { readFile } from "node:fs/promises";
 import { promisify } from "node:util";
 import zlib from "node:zlib";
 import { after, before, describe, it } from "node:test";
 import pino from "pino";
 import { z } from "zod";
 import { RequestViewSchema } from "../src/shared/authority.js";
-import { REDACTION_MARK, type CallAuth } from "../src/shared/calls.js";
+import { CallAuthSchema, REDACTION_MARK, type CallAuth } from "../src/shared/calls.js";
+import { LinkError } from "../src/shared/errors.js";
 import { LinkStatusSchema } from "../src/shared/control.js";
-import type { GrantTerms } from "../src/shared/grant-terms.js";
+import { destinationAllows, type GrantTerms } from "../src/shared/grant-terms.js";
 import type { LinkMessage } from "../src/shared/protocol.js";
 import type { CallGrants } from "../src/main/core/calls/call-grants.js";
 import { createCallHandler } from "../src/main/core/calls/call-handler.js";
+import { prepareRequest } from "../src/main/core/calls/injections.js";
 import { createStreamRedactor, needlesFor, redactString } from "../src/main/core/calls/redactor.js";
-import { createUpstream } from "../src/main/core/calls/upstream.js";
+import { createUpstream, isNonPublicAddress } from "../src/main/core/calls/upstream.js";
 import { createPiperClient, PiperError } from "@piper-link/sdk";
 import { BIN, cli, cliJson, newEnv, stopAll, type CliEnv } from "./cli-helpers.js";
 import { startUpstream, type TestUpstream } from "./calls-upstream.js";
@@ -55,11 +59,52 @@ describe("redactor", () => {
   });
 });
 
+describe("building a call's request", () => {
+  const base = { type: "call" as const, id: 1, method: "POST", url: "https://api.example.com/x", wait: true };
+  const values = new Map([["API_TOKEN", TOKEN]]);
+
+  it("refuses prototype segments in a jsonField path even past the schema, and leaves Object.prototype alone", () => {
+    for (const path of ["__proto__.polluted", "constructor.prototype.polluted", "x.__proto__.polluted"]) {
+      const call = { ...base, body: { text: "{}" }, auth: { jsonField: { [path]: "API_TOKEN" } } };
+      assert.throws(() => prepareRequest(call, new URL(call.url), values), (err: unknown) => err instanceof LinkError && err.code === "bad_request", path);
+      assert.equal(Object.hasOwn(Object.prototype, "polluted"), false, path);
+    }
+    // The schema refuses them first, with a sentence naming the rule.
+    assert.equal(CallAuthSchema.safeParse({ jsonField: { "__proto__.x": "API_TOKEN" } }).success, false);
+    assert.equal(CallAuthSchema.safeParse({ jsonField: { "auth.token": "API_TOKEN" } }).success, true);
+  });
+});
+
+describe("path rules and query injection", () => {
+  const mode: GrantTerms["mode"] = { kind: "use", destinations: [{ host: "api.example.com", path: "/allowed*" }] };
+  it("match a path rule on the decoded, normalised path; an encoded slash or backslash matches no rule", () => {
+    for (const path of ["/allowed/..%2Fecho", "/allowed/..%2fecho", "/allowed/..%5Cecho", "/allowed/%2e%2e/echo", "/allowed/../echo", "/allowed/x/..%2F..%2Fecho", "/allowed/%E0%A4%A"]) {
+      const verdict = destinationAllows(mode, "GET", new URL(`https://api.example.com${path}`));
+      assert.equal(verdict.ok, false, path);
+    }
+    for (const path of ["/allowed", "/allowed/x", "/%61llowed/x", "/allowed/a%20b"]) assert.equal(destinationAllows(mode, "GET", new URL(`https://api.example.com${path}`)).ok, true, path);
+  });
+
+  it("append the injected parameter to the agent's query bytes as they are (signed URLs), and refuse a name the URL already has", () => {
+    const base = { type: "call" as const, id: 1, method: "GET", wait: true, auth: { query: { key: "API_TOKEN" } } };
+    const values = new Map([["API_TOKEN", TOKEN]]);
+    const signed = "https://api.example.com/e?x=a%20b&y=~ok*&sig=Zm9v%2Bbar";
+    const prepared = prepareRequest({ ...base, url: signed }, new URL(signed), values);
+    assert.equal(prepared.url.search, `?x=a%20b&y=~ok*&sig=Zm9v%2Bbar&key=${encodeURIComponent(TOKEN)}`);
+    assert.equal(prepareRequest({ ...base, url: "https://api.example.com/e" }, new URL("https://api.example.com/e"), values).url.search, `?key=${encodeURIComponent(TOKEN)}`);
+    // A redirect's target that names the parameter gets the injected value only.
+    assert.equal(prepared.injectQuery(new URL("https://api.example.com/n?key=old&z=1")).search, `?z=1&key=${encodeURIComponent(TOKEN)}`);
+    const twice = "https://api.example.com/e?key=mine";
+    assert.throws(() => prepareRequest({ ...base, url: twice }, new URL(twice), values), (err: unknown) => err instanceof LinkError && err.code === "bad_request");
+  });
+});
+
 describe("calls through a real Link (embedded authority, HTTPS upstream with its own CA)", () => {
   let upstream: TestUpstream;
   let e: CliEnv;
   let agent: TestAgent;
   let linkUrl = "";
+  let linkPid = 0;
   const raw: string[] = [];
   let nextId = 1;
 
@@ -80,6 +125,7 @@ describe("calls through a real Link (embedded authority, HTTPS upstream with its
       assert.equal(set.code, 0, set.stderr);
     }
     linkUrl = status.url;
+    linkPid = status.pid;
     agent = await connectAgent(status.url);
     agent.ws.on("message", (data: Buffer) => raw.push(data.toString("utf8")));
     assert.equal((await agent.hello(0, "agent_calls")).type, "welcome");
@@ -268,6 +314,77 @@ describe("calls through a real Link (embedded authority, HTTPS upstream with its
     }
   });
 
+  it("refuses a jsonField path through a prototype (bad_request) and keeps serving: calls, status and stop still work", async () => {
+    const before = upstream.received.length;
+    for (const path of ["__proto__.polluted", "constructor.prototype.polluted", "a.__proto__.polluted", "prototype"]) {
+      const { frames } = await call({ method: "POST", url: `${upstream.origin}/echo`, body: { text: "{}" }, auth: { jsonField: { [path]: "API_TOKEN" } } });
+      const last = frames.at(-1);
+      assert.ok(last?.type === "error", `${path}: ${JSON.stringify(frames)}`);
+      assert.equal(last.code, "bad_request", path);
+      assert.match(last.message, /__proto__, prototype or constructor/);
+    }
+    assert.equal(upstream.received.length, before, "nothing was sent for the refused paths");
+    // A body's own __proto__ key is the agent's data: passed on as written, next to the injection.
+    await call({ method: "POST", url: `${upstream.origin}/echo`, body: { text: '{"__proto__":{"keep":1}}' }, auth: { jsonField: { "auth.token": "API_TOKEN" } } });
+    const sent = upstream.received.at(-1);
+    assert.ok(sent);
+    assert.equal(sent.body, `{"__proto__":{"keep":1},"auth":{"token":${JSON.stringify(TOKEN)}}}`);
+    // The Link still serves: another call, and the control commands.
+    const after = await call({ url: `${upstream.origin}/echo`, auth: { bearer: "API_TOKEN" } });
+    assert.equal(after.frames.at(-1)?.type, "call.end");
+    assert.ok(cliJson(e, ["status"], LinkStatusSchema).pid > 0);
+    agent.send({ type: "grants", id: nextId++ });
+    assert.equal((await agent.next((m) => m.type === "grants.list", 20_000)).type, "grants.list");
+  });
+
+  it("an agent that does not read its answers holds the upstream back, not the Link's memory; at most 16 calls run at once per connection", async () => {
+    const size = 30 * 1024 * 1024;
+    const block = Buffer.alloc(64 * 1024, "a");
+    let written = 0;
+    let started = 0;
+    upstream.routes.set("/big", async (_r, res) => {
+      started++;
+      res.writeHead(200, { "content-type": "text/plain" });
+      for (let sent = 0; sent < size && !res.destroyed; sent += block.length) {
+        // Written as fast as the Link takes it, no faster.
+        if (!res.write(block)) await new Promise((resolve) => (res.once("drain", resolve), res.once("close", resolve)));
+        written += block.length;
+      }
+      res.end();
+    });
+    const rssOf = async (): Promise<number> => Number(/VmRSS:\s+(\d+) kB/.exec(await readFile(`/proc/${linkPid}/status`, "utf8"))?.[1] ?? Number.NaN) * 1024;
+    const slow = await connectAgent(linkUrl);
+    try {
+      assert.equal((await slow.hello(0, "agent_calls")).type, "welcome");
+      const rssBefore = await rssOf();
+      // The agent stops reading its socket, then asks for 20 answers of 30 MB.
+      slow.ws.pause();
+      const ids = Array.from({ length: 20 }, (_, i) => 5000 + i);
+      for (const id of ids) slow.send({ type: "call", id, url: `${upstream.origin}/big`, auth: { bearer: "API_TOKEN" } });
+      await waitFor(() => started >= 16, "16 calls at the upstream", 60_000);
+      // Until the upstream can write no more (or, without flow control, has written everything).
+      let last = -1;
+      let still = 0;
+      await waitFor(async () => {
+        still = written === last ? still + 1 : 0;
+        last = written;
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        return still >= 4 || written >= 16 * size;
+      }, "the upstream to stall", 120_000);
+      const grown = (await rssOf()) - rssBefore;
+      assert.ok(written < 16 * size, `the upstream wrote all ${written} bytes: the Link read answers nobody was reading`);
+      assert.ok(grown < 150 * 1024 * 1024, `the Link's RSS grew by ${Math.round(grown / 1048576)} MB`);
+      assert.equal(started, 16, "calls beyond 16 never reached the upstream");
+      for (const id of ids) slow.send({ type: "cancel", id });
+      slow.ws.resume();
+      await waitFor(() => slow.received.filter((m) => m.type === "error" && m.code === "rate_limited").length === 4, "4 calls refused with rate_limited", 60_000);
+    } finally {
+      slow.close();
+    }
+    // The Link still serves.
+    assert.equal((await call({ url: `${upstream.origin}/echo`, auth: { bearer: "API_TOKEN" } })).frames.at(-1)?.type, "call.end");
+  });
+
   it("answers upstream_unavailable (retryable) when the upstream is down", async () => {
     const down = await startUpstream(await tempDir("piper-calls-down-"));
     const port = down.port;
@@ -359,6 +476,44 @@ describe("calls through a real Link (embedded authority, HTTPS upstream with its
     }
   });
 
+  it("a use-only grant approved with --method GET allows reads and refuses writes to the same host (the route to store a value and read it back in pieces)", async () => {
+    upstream.routes.set("/store", (_r, res) => res.end("stored"));
+    const other = await connectAgent(linkUrl);
+    try {
+      assert.equal((await other.hello(0, "agent_method")).type, "welcome");
+      let id = 2000;
+      const send = async (method: string, onPending?: (requestId: string) => void): Promise<LinkMessage[]> => {
+        const callId = id++;
+        other.send({ type: "call", id: callId, method, url: `${upstream.origin}/store`, auth: { bearer: "API_TOKEN" }, ...(method === "GET" ? {} : { body: { text: "x" } }) });
+        const frames: LinkMessage[] = [];
+        for (;;) {
+          const m = await other.next((x) => "id" in x && x.id === callId, 20_000);
+          frames.push(m);
+          if (m.type === "pending") onPending?.(m.requestId);
+          if (m.type === "call.end" || m.type === "error") return frames;
+        }
+      };
+      // Usage errors first: --method needs --use-only, and a rule's method must be one of --method.
+      assert.equal(cli(e, ["approve", "req_x", "--method", "GET"]).code, 2);
+      const read = await send("GET", (requestId) => {
+        assert.equal(cli(e, ["approve", requestId, "--until-revoked", "--use-only", "--host", `127.0.0.1:${upstream.port}`, "--rule", "POST /store", "--method", "GET"]).code, 2);
+        assert.equal(cli(e, ["approve", requestId, "--until-revoked", "--use-only", "--host", `127.0.0.1:${upstream.port}`, "--method", "get"]).code, 0);
+      });
+      assert.equal(read.at(-1)?.type, "call.end");
+      const before = upstream.received.length;
+      for (const method of ["PUT", "POST", "PATCH", "DELETE"]) {
+        const refused = await send(method);
+        assert.ok(refused[0]?.type === "error", method);
+        assert.equal(refused[0].code, "destination_not_allowed", method);
+      }
+      assert.equal(upstream.received.length, before, "no write reached the upstream");
+      const grant = cliJson(e, ["grants"], z.array(z.looseObject({ agentClientId: z.string(), mode: z.unknown().optional() }))).find((g) => g.agentClientId === "agent_method");
+      assert.deepEqual(grant?.mode, { kind: "use", destinations: [{ host: `127.0.0.1:${upstream.port}`, method: "GET" }] });
+    } finally {
+      other.close();
+    }
+  });
+
   it("never sent the agent a frame that contains a value in any form", () => {
     assert.ok(raw.length > 20);
     for (const frame of raw) {
@@ -370,6 +525,134 @@ describe("calls through a real Link (embedded authority, HTTPS upstream with its
 });
 
 describe("grant terms on calls (use-only grants)", () => {
+  it("classes loopback, link-local, private, CGNAT, unspecified and IPv4-mapped addresses as not public", () => {
+    for (const a of ["127.0.0.1", "127.9.9.9", "10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.1.1", "100.64.0.1", "169.254.169.254", "0.0.0.0", "::", "::1", "fe80::1", "fd00::1", "fc00::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1", "::ffff:7f00:1", "not-an-address"]) {
+      assert.equal(isNonPublicAddress(a), true, a);
+    }
+    for (const a of ["8.8.8.8", "172.32.0.1", "100.128.0.1", "1.1.1.1", "2606:4700:4700::1111", "::ffff:8.8.8.8"]) assert.equal(isNonPublicAddress(a), false, a);
+    // A wildcard names host names, not addresses.
+    const mode: GrantTerms["mode"] = { kind: "use", destinations: [{ host: "*.0.0.1:8443" }] };
+    assert.equal(destinationAllows(mode, "GET", new URL("https://127.0.0.1:8443/")).ok, false);
+  });
+
+  it("never sends a secret to a name that resolves to this machine or a private network, checked at connect time; an IP literal or localhost in the grant still works", async () => {
+    const upstream = await startUpstream(await tempDir("piper-calls-dns-"));
+    upstream.routes.set("/echo", (_r, res) => res.end("ok"));
+    // The names of a test domain resolve as an attacker's DNS would answer: to loopback, or to an
+    // IPv4-mapped IPv6 loopback address. The connector's own check sees these addresses.
+    const answers: Record<string, Array<{ address: string; family: number }>> = {
+      "api.calls.test": [{ address: "127.0.0.1", family: 4 }],
+      "mapped.calls.test": [{ address: "::ffff:127.0.0.1", family: 6 }],
+      "mixed.calls.test": [{ address: "8.8.8.8", family: 4 }, { address: "127.0.0.1", family: 4 }],
+    };
+    const client = createUpstream({
+      extraCaPem: upstream.caPem,
+      resolve: async (hostname) => answers[hostname] ?? (await dns.promises.lookup(hostname, { all: true })),
+    });
+    const port = upstream.port;
+    const run = async (terms: GrantTerms, url: string): Promise<LinkMessage[]> => {
+      const grants: CallGrants = { get: () => Promise.resolve({ value: TOKEN, grantId: "gr_dns", terms, fromCache: false }) };
+      const handler = createCallHandler({ now: Date.now, log: pino({ level: "silent" }), grants, upstream: client, recordUse: () => undefined });
+      const frames: LinkMessage[] = [];
+      await handler({ agent: { clientId: "agent_dns" }, process: null, identification: Promise.resolve(), connectionId: "conn_dns" }, { type: "call", id: 1, method: "GET", url, auth: { bearer: "API_TOKEN" }, wait: true }, (m) => frames.push(m), new AbortController().signal);
+      return frames;
+    };
+    const use = (host: string): GrantTerms => ({ binding: "program", lifetime: { kind: "until_revoked" }, mode: { kind: "use", destinations: [{ host }] }, policy: null });
+    const read: GrantTerms = { binding: "program", lifetime: { kind: "until_revoked" }, mode: { kind: "read" }, policy: null };
+    try {
+      for (const [terms, host] of [
+        [use(`*.calls.test:${port}`), "api.calls.test"],
+        [use(`*.calls.test:${port}`), "mapped.calls.test"],
+        [use(`*.calls.test:${port}`), "mixed.calls.test"],
+        // A read grant's call follows the same address rule.
+        [read, "api.calls.test"],
+      ] as const) {
+        const frames = await run(terms, `https://${host}:${port}/echo`);
+        const last = frames.at(-1);
+        assert.ok(last?.type === "error", `${host}: ${JSON.stringify(frames)}`);
+        assert.equal(last.code, "destination_not_allowed", host);
+        assert.match(last.message, /resolves to .*(127\.0\.0\.1)/);
+      }
+      assert.equal(upstream.received.length, 0, "no request (and no bearer) reached the loopback upstream");
+      // Named literally, by the URL and the grant: allowed.
+      assert.equal((await run(use(`127.0.0.1:${port}`), `https://127.0.0.1:${port}/echo`)).at(-1)?.type, "call.end");
+      assert.equal((await run(use(`localhost:${port}`), `https://localhost:${port}/echo`)).at(-1)?.type, "call.end");
+      assert.equal(upstream.received.length, 2);
+      assert.equal(upstream.received.at(-1)?.headers["authorization"], `Bearer ${TOKEN}`);
+    } finally {
+      await client.close();
+      await upstream.close();
+    }
+  });
+
+  it("refuses a compressed or archived answer without Content-Encoding under a use-only grant (by type, or by its first bytes); a read grant's call passes it", async () => {
+    const upstream = await startUpstream(await tempDir("piper-calls-archive-"));
+    const gz = zlib.gzipSync(Buffer.from(`{"token":"${TOKEN}"}`));
+    const zip = Buffer.concat([Buffer.from("PK\x03\x04", "latin1"), Buffer.from(`stored ${TOKEN}`)]);
+    const routes: Record<string, { type: string; body: Buffer }> = {
+      "/typed": { type: "application/gzip", body: Buffer.from("anything") },
+      "/docx": { type: "application/vnd.openxmlformats-officedocument.wordprocessingml.document", body: Buffer.from("anything") },
+      "/untyped": { type: "application/octet-stream", body: gz },
+      "/text-zip": { type: "text/plain", body: zip },
+      "/plain": { type: "text/plain", body: Buffer.from("BZh is just text, PK too") },
+    };
+    for (const [path, r] of Object.entries(routes)) upstream.routes.set(path, (_q, res) => res.writeHead(200, { "content-type": r.type }).end(r.body));
+    const client = createUpstream({ extraCaPem: upstream.caPem });
+    const run = async (mode: GrantTerms["mode"], path: string): Promise<LinkMessage[]> => {
+      const terms: GrantTerms = { binding: "program", lifetime: { kind: "until_revoked" }, mode, policy: null };
+      const grants: CallGrants = { get: () => Promise.resolve({ value: TOKEN, grantId: "gr_zip", terms, fromCache: false }) };
+      const handler = createCallHandler({ now: Date.now, log: pino({ level: "silent" }), grants, upstream: client, recordUse: () => undefined });
+      const frames: LinkMessage[] = [];
+      await handler({ agent: { clientId: "agent_zip" }, process: null, identification: Promise.resolve(), connectionId: "conn_zip" }, { type: "call", id: 1, method: "GET", url: `${upstream.origin}${path}`, auth: { bearer: "API_TOKEN" }, wait: true }, (m) => frames.push(m), new AbortController().signal);
+      return frames;
+    };
+    const useOnly: GrantTerms["mode"] = { kind: "use", destinations: [{ host: `127.0.0.1:${upstream.port}` }] };
+    try {
+      for (const path of ["/typed", "/docx", "/untyped", "/text-zip"]) {
+        const frames = await run(useOnly, path);
+        const last = frames.at(-1);
+        assert.ok(last?.type === "error", `${path}: ${JSON.stringify(frames)}`);
+        assert.equal(last.code, "upstream_unavailable", path);
+        assert.match(last.message, /cannot check for your secrets/);
+        assert.equal(frames.filter((f) => f.type === "call.chunk").length, 0, `${path}: no byte of it reached the agent`);
+      }
+      const plain = await run(useOnly, "/plain");
+      assert.equal(plain.at(-1)?.type, "call.end");
+      // A read grant: the agent may read the value anyway, so the bytes pass as they are.
+      const passed = await run({ kind: "read" }, "/untyped");
+      assert.equal(passed.at(-1)?.type, "call.end");
+      assert.deepEqual(Buffer.concat(passed.flatMap((f) => (f.type === "call.chunk" ? [Buffer.from(f.data, "base64")] : []))), gz);
+    } finally {
+      await client.close();
+      await upstream.close();
+    }
+  });
+
+  it("refuses /allowed/..%2Fecho under an /allowed* rule: nothing reaches the upstream", async () => {
+    const upstream = await startUpstream(await tempDir("piper-calls-path-"));
+    upstream.routes.set("/allowed/x", (_r, res) => res.end("ok"));
+    const client = createUpstream({ extraCaPem: upstream.caPem });
+    const terms: GrantTerms = { binding: "program", lifetime: { kind: "until_revoked" }, mode: { kind: "use", destinations: [{ host: `127.0.0.1:${upstream.port}`, path: "/allowed*" }] }, policy: null };
+    const grants: CallGrants = { get: () => Promise.resolve({ value: TOKEN, grantId: "gr_path", terms, fromCache: false }) };
+    const handler = createCallHandler({ now: Date.now, log: pino({ level: "silent" }), grants, upstream: client, recordUse: () => undefined });
+    const run = async (path: string): Promise<LinkMessage[]> => {
+      const frames: LinkMessage[] = [];
+      await handler({ agent: { clientId: "agent_path" }, process: null, identification: Promise.resolve(), connectionId: "conn_path" }, { type: "call", id: 1, method: "GET", url: `${upstream.origin}${path}`, auth: { bearer: "API_TOKEN" }, wait: true }, (m) => frames.push(m), new AbortController().signal);
+      return frames;
+    };
+    try {
+      const refused = await run("/allowed/..%2Fecho");
+      assert.ok(refused[0]?.type === "error");
+      assert.equal(refused[0].code, "destination_not_allowed");
+      assert.match(refused[0].message, /encoded slash/);
+      assert.equal(upstream.received.length, 0);
+      assert.equal((await run("/allowed/x")).at(-1)?.type, "call.end");
+    } finally {
+      await client.close();
+      await upstream.close();
+    }
+  });
+
   it("refuses a call outside the grant's destinations with destination_not_allowed, and allows one inside", async () => {
     const upstream = await startUpstream(await tempDir("piper-calls-terms-"));
     upstream.routes.set("/v1/charges", (_r, res) => res.end("ok"));

@@ -75,6 +75,31 @@ describe("piper-link mcp without a running Link", () => {
   });
 });
 
+describe("piper-link mcp and call with --profile", () => {
+  it("find the Link of the profile named by --profile when PIPER_LINK_PROFILE is not set", async () => {
+    const e = await newEnv();
+    cliJson(e, ["start", "--port", "0"], LinkStatusSchema);
+    cliJson(e, ["dev", "sign-in"], LinkStatusSchema);
+    // The same person's environment without the variable: only --profile names the profile.
+    const env: Record<string, string> = {};
+    for (const [k, v] of Object.entries(e.env)) if (v !== undefined && k !== "PIPER_LINK_PROFILE") env[k] = v;
+    const client = new Client({ name: "piper-link-test", version: "0" });
+    await client.connect(new StdioClientTransport({ command: process.execPath, args: [BIN, "--profile", e.profile, "mcp"], env, stderr: "ignore" }));
+    try {
+      const r = await client.callTool({ name: "list_secrets", arguments: {} });
+      assert.notEqual(r.isError, true, JSON.stringify(r));
+      assert.deepEqual(SecretsResult.parse(r.structuredContent).secrets, []);
+    } finally {
+      await client.close();
+    }
+    // `call` asks that profile's Link: its request shows up there (no approval in time: an error, not link_not_running).
+    const called = cli({ ...e, env }, ["--profile", e.profile, "call", "https://127.0.0.1:1/x", "--bearer", "API_TOKEN", "--client-id", "agent_profile", "--timeout", "0", "--json"]);
+    const error = z.object({ error: z.string() }).parse(JSON.parse(called.stdout)).error;
+    assert.notEqual(error, "link_not_running", called.stdout);
+    assert.ok(cliJson(e, ["requests", "--all"], Requests).some((r) => r.agentClientId === "agent_profile"), "the request reached the profile's Link");
+  });
+});
+
 describe("piper-link mcp (MCP client over stdio, real Link, HTTPS upstream)", () => {
   let upstream: TestUpstream;
   let e: CliEnv;
@@ -191,6 +216,20 @@ describe("piper-link mcp (MCP client over stdio, real Link, HTTPS upstream)", ()
     assert.match(errorText(await mcp.callTool({ name: "http_request", arguments: { method: "POST", url: `${upstream.origin}/echo`, body: "é".repeat(40 * 1024), auth: { bearer: "API_TOKEN" } } })), /^bad_request: The body is larger/);
     assert.equal(upstream.received.length, before, "nothing was sent for refused calls");
     assert.deepEqual(await listSecrets(), ["API_TOKEN"], "the denied secret is not listed");
+  });
+
+  it("refuses a jsonField path through a prototype, and the Link keeps serving", async () => {
+    const before = upstream.received.length;
+    for (const path of ["__proto__.polluted", "constructor.prototype.polluted"]) {
+      const r = await mcp.callTool({ name: "http_request", arguments: { method: "POST", url: `${upstream.origin}/echo`, body: "{}", auth: { jsonField: { [path]: "API_TOKEN" } } } });
+      // The tool's input schema (the call message's) refuses it before anything reaches the Link.
+      assert.match(errorText(r), /may not name __proto__, prototype or constructor/, path);
+    }
+    assert.equal(upstream.received.length, before, "nothing was sent");
+    const r = await mcp.callTool({ name: "http_request", arguments: { method: "POST", url: `${upstream.origin}/echo`, body: "{}", auth: { jsonField: { "auth.token": "API_TOKEN" } } } });
+    assert.equal(HttpResult.parse(r.structuredContent).status, 200);
+    assert.deepEqual(await listSecrets(), ["API_TOKEN"]);
+    assert.ok(cliJson(e, ["status"], LinkStatusSchema).pid > 0);
   });
 
   it("audits every call: piper-link activity --host / --secret show it, never the value", async () => {

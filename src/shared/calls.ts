@@ -18,6 +18,19 @@ const HeaderName = z.string().min(1).max(256).regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]
 const HeaderValue = z.string().max(8192).regex(/^[^\r\n\0]*$/, "header values may not contain CR, LF or NUL");
 
 /**
+ * Segments a `jsonField` path may not name: they reach an object's prototype, not a field of the
+ * body (`__proto__.x` would set `x` on every object of the process that builds the body).
+ */
+export const FORBIDDEN_PATH_SEGMENTS: readonly string[] = ["__proto__", "prototype", "constructor"];
+
+/** A `jsonField` key: a dot path into the JSON body (prototype segments are refused on the record, to name the rule). */
+const JsonFieldPath = z
+  .string()
+  .min(1)
+  .max(256)
+  .regex(/^[^.]+(\.[^.]+)*$/, "a dot path such as auth.token");
+
+/**
  * How each named secret enters the request; several styles combine. `basic` expects the secret to
  * be stored as `user:password`. `jsonField` keys are dot paths into a JSON object body
  * (`auth.token`); `formField` keys are fields of an `application/x-www-form-urlencoded` body.
@@ -28,7 +41,10 @@ export const CallAuthSchema = z
     basic: SecretRef.optional(),
     header: z.record(HeaderName, SecretRef).optional(),
     query: z.record(z.string().min(1).max(256), SecretRef).optional(),
-    jsonField: z.record(z.string().min(1).max(256).regex(/^[^.]+(\.[^.]+)*$/, "a dot path such as auth.token"), SecretRef).optional(),
+    jsonField: z
+      .record(JsonFieldPath, SecretRef)
+      .refine((r) => Object.keys(r).every((p) => !p.split(".").some((s) => FORBIDDEN_PATH_SEGMENTS.includes(s))), "a jsonField path may not name __proto__, prototype or constructor")
+      .optional(),
     formField: z.record(z.string().min(1).max(256), SecretRef).optional(),
   })
   .strict();

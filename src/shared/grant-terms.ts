@@ -160,7 +160,9 @@ export function checkPolicy(policy: GrantPolicy | null, use: { now: number; uses
 /** Does `host` (lower case, with `:port` when not the scheme's default) match a rule's host? */
 function hostMatches(rule: string, host: string): boolean {
   const pattern = rule.toLowerCase();
-  if (pattern.startsWith("*.")) return host.endsWith(pattern.slice(1)) && host.length > pattern.length - 1;
+  // A wildcard names host names, never an IP address (`*.0.0.1` does not name 127.0.0.1): calls
+  // reach this machine or a private network only when the grant names the address itself.
+  if (pattern.startsWith("*.")) return !/^\d+\.\d+\.\d+\.\d+(:\d+)?$/.test(host) && host.endsWith(pattern.slice(1)) && host.length > pattern.length - 1;
   return host === pattern;
 }
 
@@ -171,17 +173,45 @@ function pathMatches(pattern: string, path: string): boolean {
 }
 
 /**
+ * The path a path rule is matched against: `url.pathname` (where the URL parser has already
+ * resolved `.` and `..` segments, also written `%2e`) with each segment percent-decoded, so
+ * `/%61llowed` is `/allowed`. Null when a segment hides a separator (`%2F`, `%5C`: many servers
+ * decode them and then resolve `..%2F` as a parent step, so `/allowed/..%2Fecho` reaches `/echo`),
+ * decodes to a dot segment, or is not valid percent-encoding: such a path matches no rule.
+ */
+export function decodedPathForRules(url: URL): string | null {
+  const segments = url.pathname.split("/");
+  const decoded: string[] = [];
+  for (const segment of segments) {
+    if (/%(2f|5c)/i.test(segment)) return null;
+    let plain: string;
+    try {
+      plain = decodeURIComponent(segment);
+    } catch {
+      return null;
+    }
+    if (plain === "." || plain === ".." || plain.includes("/") || plain.includes("\\")) return null;
+    decoded.push(plain);
+  }
+  return decoded.join("/");
+}
+
+/**
  * May a call with `method` to `url` carry this grant's secret? A read grant allows any call the
  * agent makes with its own copy; a use grant only calls to one of its destinations.
  */
 export function destinationAllows(mode: GrantMode, method: string, url: URL): TermsVerdict {
   if (mode.kind === "read") return { ok: true };
   const host = url.host.toLowerCase();
+  const path = decodedPathForRules(url);
   for (const rule of mode.destinations) {
     if (!hostMatches(rule.host, host)) continue;
     if (rule.method !== undefined && rule.method !== method.toUpperCase()) continue;
-    if (rule.path !== undefined && !pathMatches(rule.path, url.pathname)) continue;
+    if (rule.path !== undefined && (path === null || !pathMatches(rule.path, path))) continue;
     return { ok: true };
+  }
+  if (path === null && mode.destinations.some((r) => r.path !== undefined && hostMatches(r.host, host))) {
+    return { ok: false, code: "destination_not_allowed", reason: `${method.toUpperCase()} ${url.origin}${url.pathname} has an encoded slash or backslash (%2F, %5C) or a dot segment in its path, which a path rule cannot vouch for` };
   }
   return { ok: false, code: "destination_not_allowed", reason: `${method.toUpperCase()} ${url.origin}${url.pathname} is not among this grant's destinations (hosts are matched with their port unless it is 443: ${host})` };
 }

@@ -45,7 +45,8 @@ interface CallOptions {
   timeout: number;
 }
 
-export function addCallCommand(program: Command, run: Runner): void {
+/** Registers `piper-link call`; `profile()` is the global `--profile` (or PIPER_LINK_PROFILE). */
+export function addCallCommand(program: Command, profile: () => string, run: Runner): void {
   program
     .command("call")
     .description("make an HTTPS request through Piper Link with secrets injected by name (the value never reaches this process)")
@@ -67,11 +68,11 @@ export function addCallCommand(program: Command, run: Runner): void {
     .option("--timeout <ms>", "how long to wait for approval", (v) => Number(v), 120_000)
     .option("--json", "print {status, headers, body, redacted} as JSON")
     .action(async (url: string, o: CallOptions) => {
-      await run(() => callThroughLink(url, o), false);
+      await run(() => callThroughLink(url, o, profile()), false);
     });
 }
 
-async function callThroughLink(url: string, o: CallOptions): Promise<number> {
+async function callThroughLink(url: string, o: CallOptions, profile: string): Promise<number> {
   const auth: CallAuth = {
     ...(o.bearer ? { bearer: o.bearer } : {}),
     ...(o.basic ? { basic: o.basic } : {}),
@@ -84,7 +85,8 @@ async function callThroughLink(url: string, o: CallOptions): Promise<number> {
   const { createPiperClient, PiperError } = await import("@piper-link/sdk");
   // For its parent (the script or shell that runs `piper-link call`), as `piper-link mcp` does: a grant
   // then binds to that program, not to every program that runs piper-link from this folder.
-  const client = createPiperClient({ clientId: o.clientId, name: "piper-link call", fallbackToEnv: false, actingFor: { kind: "parent" } });
+  // The SDK finds the Link through the profile's discovery file; --profile is handed on that way.
+  const client = createPiperClient({ clientId: o.clientId, name: "piper-link call", fallbackToEnv: false, actingFor: { kind: "parent" }, env: { ...process.env, PIPER_LINK_PROFILE: profile } });
   try {
     const res = await client.fetch(url, {
       method: o.request ?? (o.data !== undefined ? "POST" : "GET"),

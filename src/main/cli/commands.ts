@@ -19,7 +19,7 @@ import { openBrowser } from "./browser.js";
 import { callLink as call, notRunning, withRunningLink } from "./link-access.js";
 import { callWithPresence } from "./terminal-proof.js";
 import { ExitCode, type Output } from "./output.js";
-import { modeFromFlags, parseDate, parseHost, parseHours, parseRule, parseTimeZone, parseUseCount, parseWeekdays, policyFromFlags, secretHostsFromFlags, type PolicyFlags } from "./terms-options.js";
+import { modeFromFlags, parseDate, parseHost, parseHours, parseMethod, parseRule, parseTimeZone, parseUseCount, parseWeekdays, policyFromFlags, secretHostsFromFlags, type PolicyFlags } from "./terms-options.js";
 
 export type Runner = (job: (out: Output) => Promise<number>, json: boolean) => Promise<void>;
 
@@ -266,10 +266,11 @@ export function addApprovalCommands(program: Command, profile: () => string, run
     .option("--secret <name>", "which secret to give (default: the one named like the variable); one request only")
     .option("--use-only", "the agent may only use the secret through Piper Link's calls (to --host), never read it")
     .option("--host <host>", "with --use-only: a host it may be sent to, with :port unless it is 443 (e.g. api.example.com, localhost:8443); repeat for more", parseHost)
-    .option("--rule <rule>", "with --use-only: 'METHOD /path*' allowed on every --host (repeat for more)", parseRule);
+    .option("--rule <rule>", "with --use-only: 'METHOD /path*' allowed on every --host (repeat for more)", parseRule)
+    .option("--method <method>", "with --use-only: the only HTTP methods allowed on every --host, e.g. GET for read-only use of an API that also takes writes (repeat for more)", parseMethod);
   addPolicyOptions(approve)
     .option("--json", "print JSON")
-    .action(async (requestIds: string[], o: PolicyFlags & { once?: boolean; for?: number; untilRevoked?: boolean; whileProcessRuns?: boolean; bind?: "program" | "session" | "process" | "any"; secret?: string; useOnly?: boolean; host?: string[]; rule?: Array<{ method?: string; path: string }>; json?: boolean }) => {
+    .action(async (requestIds: string[], o: PolicyFlags & { once?: boolean; for?: number; untilRevoked?: boolean; whileProcessRuns?: boolean; bind?: "program" | "session" | "process" | "any"; secret?: string; useOnly?: boolean; host?: string[]; rule?: Array<{ method?: string; path: string }>; method?: string[]; json?: boolean }) => {
       await run(async (out) => {
         const mode = modeFromFlags(o);
         const policy = policyFromFlags(o);

@@ -466,8 +466,8 @@ export function buildProgram(run: (job: (out: Output) => Promise<number>, json: 
   addUiCommand(program, () => globals().profile, run);
   addRunCommand(program, run);
   addPyperCommand(program, () => globals().profile, run);
-  addCallCommand(program, run);
-  addMcpCommand(program, run);
+  addCallCommand(program, () => globals().profile, run);
+  addMcpCommand(program, () => globals().profile, run);
   addServiceCommand(program, () => globals().profile, run);
   program.addCommand(authorityCommand());
 

@@ -317,13 +317,16 @@ export function createMcpServer(client: PiperClient, options: McpServerOptions):
 export interface McpOptions {
   clientId: string;
   approvalTimeout: number;
+  /** The profile whose Link to use (`--profile` or PIPER_LINK_PROFILE, already checked). */
+  profile: string;
 }
 
 /** Serves MCP on stdio until the MCP client closes stdin; the exit code. */
 export async function serveMcp(o: McpOptions): Promise<number> {
   // Loaded on use: the daemon and the other commands do not need the SDK.
   const { createPiperClient } = await import("@piper-link/sdk");
-  const client = createPiperClient({ clientId: o.clientId, name: "Piper Link MCP", fallbackToEnv: false, actingFor: { kind: "parent" } });
+  // The SDK finds the Link through the profile's discovery file; --profile is handed on that way.
+  const client = createPiperClient({ clientId: o.clientId, name: "Piper Link MCP", fallbackToEnv: false, actingFor: { kind: "parent" }, env: { ...process.env, PIPER_LINK_PROFILE: o.profile } });
   const server = createMcpServer(client, { approvalTimeoutMs: o.approvalTimeout });
   const transport = new StdioServerTransport();
   const closed = new Promise<void>((resolve) => {

@@ -13,15 +13,15 @@ function parseTimeout(value: string): number {
   return n;
 }
 
-/** Registers `piper-link mcp`. */
-export function addMcpCommand(program: Command, run: Runner): void {
+/** Registers `piper-link mcp`; `profile()` is the global `--profile` (or PIPER_LINK_PROFILE). */
+export function addMcpCommand(program: Command, profile: () => string, run: Runner): void {
   program
     .command("mcp")
     .description("serve MCP on stdio for coding agents: list usable secrets and make HTTPS requests with secrets injected by name")
     .option("--client-id <id>", "the agent client ID the person sees in approvals", "piper-link-mcp")
     .option("--approval-timeout <ms>", "how long a request waits for the person's approval", parseTimeout, 120_000)
-    .action(async (o: McpOptions) => {
-      await run(async () => (await import("./mcp-server.js")).serveMcp(o), false);
+    .action(async (o: Omit<McpOptions, "profile">) => {
+      await run(async () => (await import("./mcp-server.js")).serveMcp({ ...o, profile: profile() }), false);
     });
 }
 

@@ -92,6 +92,13 @@ export function parseRule(value: string, previous: Array<{ method?: string; path
   return [...previous, method ? { method, path } : { path }];
 }
 
+/** `--method GET`: an HTTP method a use-only grant allows on every `--host` (repeat for more). */
+export function parseMethod(value: string, previous: string[] = []): string[] {
+  const method = value.trim().toUpperCase();
+  if (!DestinationRuleSchema.shape.method.safeParse(method).success) throw new InvalidArgumentError(`${JSON.stringify(value)} is not an HTTP method; use e.g. GET or POST.`);
+  return previous.includes(method) ? previous : [...previous, method];
+}
+
 /** The flags that make up a policy; absent ones are no limit. */
 export interface PolicyFlags {
   hours?: NonNullable<GrantPolicy["hours"]>;
@@ -125,21 +132,31 @@ export function policyFromFlags(o: PolicyFlags, now: number = Date.now()): Grant
 }
 
 /**
- * The mode the flags describe: read (no `--use-only`), or use-only with every `--host` (times every
- * `--rule`, when given). Throws LinkError `bad_request` (exit 2) for hosts or rules without
- * `--use-only`, or `--use-only` without a host.
+ * The mode the flags describe: read (no `--use-only`), or use-only with every `--host` times every
+ * `--rule` (when given) times every `--method` (when given; a rule's own method must be one of
+ * them). `--method GET` alone is the read-only route to a host that also accepts writes: a value
+ * stored there by a call cannot then be read back in pieces no redactor sees. Throws LinkError
+ * `bad_request` (exit 2) for hosts, rules or methods without `--use-only`, `--use-only` without a
+ * host, a rule whose method is not among `--method`, or more than 32 destinations.
  */
-export function modeFromFlags(o: { useOnly?: boolean; host?: string[]; rule?: Array<{ method?: string; path: string }> }): GrantMode {
+export function modeFromFlags(o: { useOnly?: boolean; host?: string[]; rule?: Array<{ method?: string; path: string }>; method?: string[] }): GrantMode {
   const hosts = o.host ?? [];
   const rules = o.rule ?? [];
+  const methods = o.method ?? [];
   if (o.useOnly !== true) {
-    if (hosts.length > 0 || rules.length > 0) throw new LinkError("bad_request", "--host and --rule describe a use-only grant; add --use-only.");
+    if (hosts.length > 0 || rules.length > 0 || methods.length > 0) throw new LinkError("bad_request", "--host, --rule and --method describe a use-only grant; add --use-only.");
     return { kind: "read" };
   }
   if (hosts.length === 0) throw new LinkError("bad_request", "--use-only needs at least one --host the secret may be sent to.");
-  const destinations: DestinationRule[] = rules.length === 0 ? hosts.map((host) => ({ host })) : hosts.flatMap((host) => rules.map((r) => ({ host, ...r })));
+  const shapes: Array<{ method?: string; path?: string }> = (rules.length === 0 ? [{}] : rules).flatMap((r: { method?: string; path?: string }) => {
+    if (methods.length === 0) return [r];
+    if (r.method === undefined) return methods.map((method) => ({ ...r, method }));
+    if (!methods.includes(r.method)) throw new LinkError("bad_request", `The rule for ${r.method} ${r.path ?? ""} names a method that --method does not allow (${methods.join(", ")}).`);
+    return [r];
+  });
+  const destinations: DestinationRule[] = hosts.flatMap((host) => shapes.map((r) => ({ host, ...r })));
   const mode = GrantModeSchema.safeParse({ kind: "use", destinations });
-  if (!mode.success) throw new LinkError("bad_request", "At most 32 destinations (hosts times rules) per grant.");
+  if (!mode.success) throw new LinkError("bad_request", "At most 32 destinations (hosts times rules times methods) per grant.");
   return mode.data;
 }
 

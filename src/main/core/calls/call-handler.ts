@@ -42,8 +42,31 @@ function checkTerms(name: string, terms: GrantTerms, method: string, url: URL, n
   if (!policy.ok) throw new LinkError(policy.code, `${name}: ${policy.reason}.`);
 }
 
-/** What the handler reads of the agent's connection. */
-export type CallChannel = Pick<AgentChannel, "agent" | "process" | "identification" | "connectionId">;
+/**
+ * What the handler reads of the agent's connection. `writable` (absent: always) resolves when the
+ * agent's socket has room for more of an answer; the answer is read from the upstream no faster.
+ */
+export type CallChannel = Pick<AgentChannel, "agent" | "process" | "identification" | "connectionId"> & Partial<Pick<AgentChannel, "writable">>;
+
+/**
+ * Waits for `channel.writable()`; throws LinkError `timeout` when `signal` (a cancel, a closed
+ * connection or the call's time limit) aborts first. After a cancel or a close nothing is sent.
+ */
+async function roomFor(channel: CallChannel, signal: AbortSignal): Promise<void> {
+  if (channel.writable === undefined) return;
+  const stopped = (): LinkError => new LinkError("timeout", "The call ended while its answer waited for the agent to read what was already sent.");
+  if (signal.aborted) throw stopped();
+  let onAbort: () => void = () => undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(stopped());
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+  try {
+    await Promise.race([channel.writable(), aborted]);
+  } finally {
+    signal.removeEventListener("abort", onAbort);
+  }
+}
 
 function programOf(channel: CallChannel): string | null {
   const p = channel.process;
@@ -90,6 +113,9 @@ export function createCallHandler(deps: CallHandlerDeps): (channel: CallChannel,
         signal: total,
         headersMs: limits.headersMs,
         maxRedirects: limits.redirects,
+        // A compressed or archived answer hides a value from the redactor: refused when any secret
+        // is use-only; passed when the agent may read every secret of the call anyway.
+        archives: grants.every(({ grant }) => grant.terms.mode.kind === "read") ? "pass" : "refuse",
         // Same origin only (upstream.ts), and only where every grant may go; otherwise the agent gets the 3xx.
         mayFollow(next, status, prev) {
           const target = prepared.injectQuery(next);
@@ -118,23 +144,31 @@ export function createCallHandler(deps: CallHandlerDeps): (channel: CallChannel,
       shownUrl.search = "";
       const headText = { statusText: clean(answer.statusText), url: clean(shownUrl.href) };
       send({ type: "call.head", id: call.id, status: answer.status, statusText: headText.statusText, headers, redacted: head.redacted, url: headText.url });
-      const emit = (data: Buffer): void => {
+      const emitNow = async (data: Buffer): Promise<void> => {
         for (let at = 0; at < data.length; at += limits.chunkBytes) {
+          // Flow control: the next piece waits for room in the agent's socket, and while it waits
+          // the upstream's body is not read (its TCP window closes), so nothing piles up here.
+          await roomFor(channel, total);
           const piece = data.subarray(at, at + limits.chunkBytes);
           audit.bytes += piece.length;
           send({ type: "call.chunk", id: call.id, data: piece.toString("base64") });
         }
       };
+      // One queue for what the read loop and the redactor's timer pass on: pieces leave in the order
+      // they were released, each through the same flow control. A failure (no room in time) reaches
+      // the read loop through the queue.
+      let sending: Promise<void> = Promise.resolve();
+      const emit = (data: Buffer): Promise<void> => (sending = sending.then(() => emitNow(data)));
       // Bytes that waited RELEASE_AFTER_MS are passed on by the redactor's timer (a streamed event is
       // not held back for long), the rest as the window moves.
-      const body = createStreamRedactor(needles, { holdMs: RELEASE_AFTER_MS, onRelease: emit });
+      const body = createStreamRedactor(needles, { holdMs: RELEASE_AFTER_MS, onRelease: (data) => void emit(data).catch(() => undefined) });
       stopRedactor = () => body.close();
       let received = 0;
       try {
         for await (const chunk of answer.body as AsyncIterable<Buffer>) {
           received += chunk.length;
           if (received > limits.responseBytes) throw new LinkError("response_too_large", `The answer is larger than ${limits.responseBytes} bytes; Piper Link stopped reading it.`);
-          emit(body.push(chunk));
+          await emit(body.push(chunk));
         }
       } catch (err) {
         answer.body.destroy();
@@ -142,7 +176,7 @@ export function createCallHandler(deps: CallHandlerDeps): (channel: CallChannel,
         if (total.aborted && !signal.aborted) throw new LinkError("timeout", `The call to ${url.host} took longer than ${Math.min(call.timeoutMs ?? limits.totalMs, limits.totalMs)} ms.`, { cause: err });
         throw new LinkError("upstream_unavailable", `${url.host} broke off its answer (${err instanceof Error ? err.message : String(err)}).`, { cause: err, retryable: true });
       }
-      emit(body.end());
+      await emit(body.end());
       if (body.split) deps.log.warn({ conn: channel.connectionId, host: audit.host }, "the upstream paused in the middle of echoing a secret; its start had been passed on before the rest arrived");
       audit.redacted = head.redacted || body.redacted;
       audit.durationMs = Math.round((performance.now() - started) * 1000) / 1000;

@@ -4,7 +4,7 @@
  * is checked by unit tests. Errors are LinkErrors with `bad_request` and a sentence for the agent.
  */
 import type { Call, CallAuth } from "../../../shared/calls.js";
-import { CALL_LIMITS } from "../../../shared/calls.js";
+import { CALL_LIMITS, FORBIDDEN_PATH_SEGMENTS } from "../../../shared/calls.js";
 import { LinkError } from "../../../shared/errors.js";
 import { needlesFor } from "./redactor.js";
 
@@ -49,22 +49,75 @@ export interface PreparedRequest {
   injectQuery(url: URL): URL;
 }
 
-function setJsonPath(target: Record<string, unknown>, path: string, value: string): void {
+/**
+ * Path segments a `jsonField` may not name: walking or setting them reaches an object's prototype
+ * chain, so `__proto__.x` would write the secret into every object of the Link (prototype
+ * pollution) instead of into the body.
+ */
+const FORBIDDEN_JSON_SEGMENTS: ReadonlySet<string> = new Set(FORBIDDEN_PATH_SEGMENTS);
+
+/** A JSON object whose keys are only its own: no prototype, so no key reaches Object.prototype. */
+type BareObject = Record<string, unknown>;
+
+function bareObject(): BareObject {
+  return Object.create(null) as BareObject;
+}
+
+function isJsonObject(v: unknown): v is BareObject {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/**
+ * Parses a JSON body into null-prototype objects, so a body's own `__proto__` key stays a plain key
+ * (kept as the agent wrote it) and nothing set later walks into a prototype.
+ */
+function parseBareJson(text: string): unknown {
+  return JSON.parse(text, (_key, value: unknown) => (isJsonObject(value) ? Object.assign(bareObject(), value) : value));
+}
+
+/** Sets `value` at the dot `path` of `target`, creating objects on the way; throws `bad_request`. */
+function setJsonPath(target: BareObject, path: string, value: string): void {
   const keys = path.split(".");
-  let node: Record<string, unknown> = target;
+  const refused = keys.find((k) => FORBIDDEN_JSON_SEGMENTS.has(k));
+  if (refused !== undefined) throw new LinkError("bad_request", `jsonField ${JSON.stringify(path)}: the segment ${JSON.stringify(refused)} is refused (it names an object's prototype, not a field).`);
+  let node = target;
   for (const key of keys.slice(0, -1)) {
-    const next = node[key];
+    const next = Object.hasOwn(node, key) ? node[key] : undefined;
     if (next === undefined) {
-      const created: Record<string, unknown> = {};
+      const created = bareObject();
       node[key] = created;
       node = created;
-    } else if (typeof next === "object" && next !== null && !Array.isArray(next)) {
-      node = next as Record<string, unknown>;
+    } else if (isJsonObject(next)) {
+      node = next;
     } else {
       throw new LinkError("bad_request", `jsonField ${JSON.stringify(path)}: ${JSON.stringify(key)} is not an object in the body.`);
     }
   }
   node[keys[keys.length - 1] ?? path] = value;
+}
+
+/** The names of `url`'s query parameters, decoded as a form (`+` is a space). */
+function queryNames(url: URL): Set<string> {
+  return new Set(new URLSearchParams(url.search).keys());
+}
+
+/**
+ * `target` with `pairs` appended to its query, its own query bytes left as they are: a signed URL's
+ * signature covers exactly those bytes, and re-encoding them (URLSearchParams turns `%20` into `+`,
+ * `~` into `%7E`) would break it. A parameter of the same name already there (a redirect's target
+ * may carry one) is dropped first, so the injected value is the only one.
+ */
+function appendQuery(target: URL, pairs: ReadonlyArray<readonly [string, string]>): URL {
+  if (pairs.length === 0) return new URL(target);
+  const out = new URL(target);
+  const injected = new Set(pairs.map(([name]) => name));
+  const kept = (out.search === "" ? [] : out.search.slice(1).split("&")).filter((part) => {
+    const name = part === "" ? undefined : new URLSearchParams(part).keys().next().value;
+    return name === undefined || !injected.has(name);
+  });
+  const added = pairs.map(([name, value]) => `${encodeURIComponent(name)}=${encodeURIComponent(value)}`);
+  out.search = `?${[...kept, ...added].join("&")}`;
+  return out;
 }
 
 function headerIndex(headers: Record<string, string>): Map<string, string> {
@@ -84,7 +137,8 @@ export function prepareRequest(call: Call, url: URL, values: ReadonlyMap<string,
     if (v === undefined) throw new LinkError("internal_error", `No value was resolved for ${name}.`);
     return v;
   };
-  const headers: Record<string, string> = {};
+  // Header names come from the agent: no prototype, so a name such as __proto__ is just a key.
+  const headers = Object.create(null) as Record<string, string>;
   for (const [name, value] of Object.entries(call.headers ?? {})) {
     if (FORBIDDEN_HEADERS.has(name.toLowerCase())) throw new LinkError("bad_request", `The ${name} header is set by Piper Link, not by the agent.`);
     headers[name] = value;
@@ -117,25 +171,24 @@ export function prepareRequest(call: Call, url: URL, values: ReadonlyMap<string,
   }
   const queryValues = Object.entries(auth.query ?? {}).map(([param, secret]) => [param, valueOf(secret)] as const);
   for (const [, v] of queryValues) needles.push(...needlesFor(v));
-  const injectQuery = (target: URL): URL => {
-    const out = new URL(target);
-    for (const [param, v] of queryValues) out.searchParams.set(param, v);
-    return out;
-  };
+  const injectQuery = (target: URL): URL => appendQuery(target, queryValues);
+  for (const [param] of queryValues) {
+    if (queryNames(url).has(param)) throw new LinkError("bad_request", `The URL already has the query parameter ${JSON.stringify(param)}, which is also injected; keep one.`);
+  }
 
   let body: Buffer | null = call.body === undefined ? null : "text" in call.body ? Buffer.from(call.body.text, "utf8") : Buffer.from(call.body.base64, "base64");
   const jsonFields = Object.entries(auth.jsonField ?? {});
   if (jsonFields.length > 0) {
-    let doc: unknown = {};
+    let doc: unknown = bareObject();
     if (body !== null && body.length > 0) {
       try {
-        doc = JSON.parse(body.toString("utf8"));
+        doc = parseBareJson(body.toString("utf8"));
       } catch {
         throw new LinkError("bad_request", "jsonField needs a JSON body; this body is not JSON.");
       }
     }
-    if (typeof doc !== "object" || doc === null || Array.isArray(doc)) throw new LinkError("bad_request", "jsonField needs a JSON object body.");
-    const record = doc as Record<string, unknown>;
+    if (!isJsonObject(doc)) throw new LinkError("bad_request", "jsonField needs a JSON object body.");
+    const record = doc;
     for (const [path, secret] of jsonFields) {
       const v = valueOf(secret);
       setJsonPath(record, path, v);

@@ -5,8 +5,10 @@
  * bounds the time to the headers and the whole exchange, and maps transport failures to stable
  * codes (`upstream_unavailable`, retryable; `timeout`).
  */
+import dns from "node:dns";
 import { readFileSync } from "node:fs";
-import { pipeline, type Readable, type Transform } from "node:stream";
+import net, { type LookupFunction } from "node:net";
+import { pipeline, Transform as NodeTransform, type Readable, type Transform } from "node:stream";
 import zlib from "node:zlib";
 import tls from "node:tls";
 import { Agent, request, errors as undiciErrors } from "undici";
@@ -34,9 +36,101 @@ export function trustedCas(extraCaPem: string | null): string[] {
   return cas;
 }
 
+/** One address a host name resolved to (`family` 4 or 6), as `dns.lookup` with `all` gives them. */
+export interface ResolvedAddress {
+  address: string;
+  family: number;
+}
+
+/** Resolves a host name to every address it has (the system resolver by default). */
+export type Resolve = (hostname: string) => Promise<ResolvedAddress[]>;
+
 export interface UpstreamOptions {
   /** Extra CA certificates (PEM) to trust besides the system ones. */
   extraCaPem: string | null;
+  /** How host names are resolved (default: the system resolver, `dns.lookup`). Tests name hosts that resolve to loopback. */
+  resolve?: Resolve;
+}
+
+/**
+ * Addresses a call reaches only when its URL names them literally (an IP literal, or `localhost`):
+ * this machine (loopback, 0.0.0.0 and ::, where the Link and a local authority listen), link-local
+ * (169.254/16 holds cloud metadata services; fe80::/10), the private ranges (10/8, 172.16/12,
+ * 192.168/16, fc00::/7), CGNAT (100.64/10), and the rest of the special-purpose registry that is not
+ * the public internet (RFC 6890: 0/8, 192.0.0/24, the benchmark 198.18/15, multicast, reserved,
+ * broadcast). IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) count as their IPv4 address
+ * (net.BlockList maps them).
+ */
+const NOT_PUBLIC: net.BlockList = (() => {
+  const list = new net.BlockList();
+  for (const [network, prefix] of [
+    ["0.0.0.0", 8],
+    ["10.0.0.0", 8],
+    ["100.64.0.0", 10],
+    ["127.0.0.0", 8],
+    ["169.254.0.0", 16],
+    ["172.16.0.0", 12],
+    ["192.0.0.0", 24],
+    ["192.168.0.0", 16],
+    ["198.18.0.0", 15],
+    ["224.0.0.0", 4],
+    ["240.0.0.0", 4],
+  ] as const) {
+    list.addSubnet(network, prefix, "ipv4");
+  }
+  for (const [network, prefix] of [
+    ["::", 128],
+    ["::1", 128],
+    ["fc00::", 7],
+    ["fe80::", 10],
+    ["ff00::", 8],
+  ] as const) {
+    list.addSubnet(network, prefix, "ipv6");
+  }
+  return list;
+})();
+
+/** Is `address` (an IPv4 or IPv6 literal, no brackets) outside the public internet (see NOT_PUBLIC)? A string that is no address counts as not public. */
+export function isNonPublicAddress(address: string): boolean {
+  const family = net.isIP(address);
+  if (family === 0) return true;
+  return NOT_PUBLIC.check(address, family === 4 ? "ipv4" : "ipv6");
+}
+
+/** Host names that name this machine literally, as an IP literal does. */
+const LITERAL_LOCAL_NAMES: ReadonlySet<string> = new Set(["localhost"]);
+
+const systemResolve: Resolve = (hostname) => dns.promises.lookup(hostname, { all: true, verbatim: true });
+
+/**
+ * The `lookup` the connector's sockets use: it resolves the name and refuses (LinkError
+ * `destination_not_allowed`) when any address is not public (see NOT_PUBLIC) and the name is not
+ * `localhost`. It runs inside the socket's connect, and the socket connects to exactly the addresses
+ * it returns, so the address checked is the address used (no second resolution to race). IP
+ * literals never reach it (Node connects to them directly): naming an address is naming it literally.
+ */
+export function guardedLookup(resolve: Resolve): LookupFunction {
+  return (hostname, options, callback) => {
+    const name = hostname.toLowerCase();
+    resolve(hostname).then(
+      (found) => {
+        const wanted = options.family === 4 || options.family === 6 ? found.filter((a) => a.family === options.family) : found;
+        if (wanted.length === 0) {
+          callback(Object.assign(new Error(`${hostname} has no address`), { code: "ENOTFOUND" }), "", 0);
+          return;
+        }
+        const inside = wanted.find((a) => isNonPublicAddress(a.address));
+        if (inside !== undefined && !LITERAL_LOCAL_NAMES.has(name)) {
+          const err = new LinkError("destination_not_allowed", `${hostname} resolves to ${inside.address}, an address on this machine or a private network; Piper Link sends secrets there only when the URL (and the grant) names the address itself, e.g. https://${inside.family === 6 ? `[${inside.address}]` : inside.address}:PORT/.`);
+          callback(err, "", 0);
+          return;
+        }
+        if (options.all === true) callback(null, wanted);
+        else callback(null, wanted[0]?.address ?? "", wanted[0]?.family ?? 4);
+      },
+      (err: unknown) => callback(err instanceof Error ? err : new Error(String(err)), "", 0),
+    );
+  };
 }
 
 export interface UpstreamAnswer {
@@ -59,9 +153,12 @@ export interface Upstream {
   /**
    * Sends the request; returns at the status line and headers. `mayFollow(next)` decides whether a
    * redirect to `next` (already the same origin) is followed, and returns the request to send
-   * there (or null to hand the 3xx to the agent). Throws LinkError `upstream_unavailable` or `timeout`.
+   * there (or null to hand the 3xx to the agent). `archives: "refuse"` (the default) refuses a
+   * compressed or archived answer that has no Content-Encoding (refuseArchives); "pass" lets it
+   * through, for calls whose every secret the agent may read anyway. Throws LinkError
+   * `upstream_unavailable` or `timeout`.
    */
-  send(req: UpstreamRequest, opts: { signal: AbortSignal; headersMs: number; maxRedirects: number; mayFollow: (next: URL, status: number, prev: UpstreamRequest) => UpstreamRequest | null }): Promise<UpstreamAnswer>;
+  send(req: UpstreamRequest, opts: { signal: AbortSignal; headersMs: number; maxRedirects: number; mayFollow: (next: URL, status: number, prev: UpstreamRequest) => UpstreamRequest | null; archives?: "refuse" | "pass" }): Promise<UpstreamAnswer>;
   close(): Promise<void>;
 }
 
@@ -137,10 +234,85 @@ function decodedAnswer(answer: UpstreamAnswer): UpstreamAnswer {
   return { ...answer, headers, body };
 }
 
+/**
+ * Content types whose bytes are compressed or archived (gzip, zip and the formats built on it such
+ * as docx/xlsx/odt/epub/jar, bzip2, xz, zstd, 7z, rar, lzip, lz4, compress): a value inside them is
+ * not visible to the redactor, and the agent can unpack it.
+ */
+const ARCHIVE_TYPE =
+  /^\s*(application\/(gzip|x-gzip|zip|x-zip|x-zip-compressed|x-bzip|x-bzip2|x-xz|zstd|x-zstd|x-7z-compressed|x-rar-compressed|vnd\.rar|x-compress|x-compressed|x-lzip|x-lzma|x-lz4|x-tgz|x-gtar|java-archive|epub\+zip|vnd\.openxmlformats-[\w.+-]*|vnd\.oasis\.opendocument\.[\w.+-]*|vnd\.android\.package-archive)|[\w.+-]+\/[\w.+-]*\+(zip|gzip))\s*(;|$)/i;
+
+/** The leading bytes of the same formats, for answers that do not say what they are. */
+const ARCHIVE_MAGIC: ReadonlyArray<{ name: string; bytes: Buffer }> = [
+  { name: "gzip", bytes: Buffer.from([0x1f, 0x8b]) },
+  { name: "compress", bytes: Buffer.from([0x1f, 0x9d]) },
+  { name: "zip", bytes: Buffer.from("PK\x03\x04", "latin1") },
+  { name: "zip", bytes: Buffer.from("PK\x05\x06", "latin1") },
+  { name: "zip", bytes: Buffer.from("PK\x07\x08", "latin1") },
+  { name: "xz", bytes: Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]) },
+  { name: "zstd", bytes: Buffer.from([0x28, 0xb5, 0x2f, 0xfd]) },
+  { name: "7z", bytes: Buffer.from([0x37, 0x7a, 0xbc, 0xaf, 0x27, 0x1c]) },
+  { name: "rar", bytes: Buffer.from("Rar!\x1a\x07", "latin1") },
+  { name: "lz4", bytes: Buffer.from([0x04, 0x22, 0x4d, 0x18]) },
+  { name: "lzip", bytes: Buffer.from("LZIP", "latin1") },
+  // bzip2: "BZh", the block size, then the first block's magic (the digits of pi).
+  { name: "bzip2", bytes: Buffer.from([0x31, 0x41, 0x59, 0x26, 0x53, 0x59]) },
+];
+const MAGIC_BYTES = 10;
+
+function archiveMagic(head: Buffer): string | null {
+  if (head.length >= 10 && head.subarray(0, 3).toString("latin1") === "BZh" && head.subarray(4, 10).equals(ARCHIVE_MAGIC.find((m) => m.name === "bzip2")?.bytes ?? Buffer.alloc(0))) return "bzip2";
+  return ARCHIVE_MAGIC.find((m) => m.name !== "bzip2" && head.length >= m.bytes.length && head.subarray(0, m.bytes.length).equals(m.bytes))?.name ?? null;
+}
+
+function archiveRefused(host: string, what: string): LinkError {
+  return new LinkError("upstream_unavailable", `${host} answered with ${what} content, whose bytes Piper Link cannot check for your secrets; under a use-only grant such an answer is not passed on.`, { retryable: false });
+}
+
+/**
+ * Refuses compressed or archived answers that arrive without a Content-Encoding (which decodedAnswer
+ * would have undone): by content type at once, before anything is sent to the agent, and by the
+ * body's first bytes as it streams (the body then fails with LinkError `upstream_unavailable`).
+ */
+function refuseArchives(answer: UpstreamAnswer): UpstreamAnswer {
+  const type = answer.headers.find(([name]) => name.toLowerCase() === "content-type")?.[1] ?? "";
+  if (ARCHIVE_TYPE.test(type)) {
+    answer.body.on("error", () => undefined);
+    answer.body.destroy();
+    throw archiveRefused(answer.url.host, type.split(";")[0]?.trim() ?? type);
+  }
+  // The first MAGIC_BYTES bytes are held until they are checked; the rest passes as it comes.
+  let head: Buffer | null = Buffer.alloc(0);
+  const release = (sniff: Transform): Error | null => {
+    const seen = head ?? Buffer.alloc(0);
+    head = null;
+    const found = archiveMagic(seen);
+    if (found !== null) return archiveRefused(answer.url.host, found);
+    if (seen.length > 0) sniff.push(seen);
+    return null;
+  };
+  const sniff: Transform = new NodeTransform({
+    transform(chunk: Buffer, _encoding, callback) {
+      if (head === null) {
+        callback(null, chunk);
+        return;
+      }
+      head = Buffer.concat([head, chunk]);
+      callback(head.length >= MAGIC_BYTES ? release(sniff) : null);
+    },
+    flush(callback) {
+      callback(head === null ? null : release(sniff));
+    },
+  });
+  return { ...answer, body: pipeline(answer.body, sniff, () => undefined) };
+}
+
 /** Creates the outgoing HTTPS client. Nothing is connected until the first call. */
 export function createUpstream(options: UpstreamOptions): Upstream {
   const agent = new Agent({
-    connect: { ca: trustedCas(options.extraCaPem) },
+    // Every connection resolves its host through the guard: a name that leads to this machine or a
+    // private network is refused before a byte (or the secret) is sent.
+    connect: { ca: trustedCas(options.extraCaPem), lookup: guardedLookup(options.resolve ?? systemResolve) },
     keepAliveTimeout: 10_000,
     // The total time is bounded by the caller's signal; a stream may be quiet between events.
     bodyTimeout: 0,
@@ -176,7 +348,8 @@ export function createUpstream(options: UpstreamOptions): Upstream {
             continue;
           }
         }
-        return decodedAnswer({ status: answer.statusCode, statusText: STATUS_TEXT[answer.statusCode] ?? "", headers: headerPairs(answer.headers), body: answer.body, url: current.url });
+        const decoded = decodedAnswer({ status: answer.statusCode, statusText: STATUS_TEXT[answer.statusCode] ?? "", headers: headerPairs(answer.headers), body: answer.body, url: current.url });
+        return opts.archives === "pass" ? decoded : refuseArchives(decoded);
       }
     },
     close: () => agent.close(),

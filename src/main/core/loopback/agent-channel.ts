@@ -84,6 +84,20 @@ export interface AgentHost {
 /** How many requests an agent may pipeline behind its `hello` before the Link answers it. */
 const MAX_QUEUED_BEHIND_HELLO = 64;
 
+/**
+ * Calls one connection may have running at once (waiting for approval or streaming). Each streaming
+ * call holds an upstream connection and up to a socket's worth of its answer; beyond this the call
+ * is refused with `rate_limited` (retryable once one ends).
+ */
+export const MAX_CALLS_PER_CONNECTION = 16;
+
+/**
+ * Bytes the Link lets wait in an agent's socket (ws's `bufferedAmount`) before a call's answer stops
+ * being read from the upstream (`writable()`): an agent that does not read its answers holds the
+ * upstream back, not the Link's memory.
+ */
+const AGENT_HIGH_WATER_BYTES = 1024 * 1024;
+
 export class AgentChannel extends ChannelBase {
   readonly connectionId = `conn_${randomUUID()}`;
   agent: Hello["agent"] | null = null;
@@ -110,6 +124,8 @@ export class AgentChannel extends ChannelBase {
   private readonly closing = new AbortController();
   /** Calls in progress by request id, so `cancel` (or the close) can abort them. */
   private readonly calls = new Map<string, AbortController>();
+  /** The last frame sent past the high-water mark, until it has been written (see `writable`). */
+  private lastFlush: Promise<void> | null = null;
 
   constructor(
     ws: WebSocket,
@@ -142,7 +158,28 @@ export class AgentChannel extends ChannelBase {
   }
 
   send(message: LinkMessage): void {
-    if (this.ws.readyState === this.ws.OPEN) this.ws.send(JSON.stringify(message));
+    if (this.ws.readyState !== this.ws.OPEN) return;
+    const data = JSON.stringify(message);
+    if (this.ws.bufferedAmount + data.length <= AGENT_HIGH_WATER_BYTES) {
+      this.ws.send(data);
+      return;
+    }
+    // Past the high-water mark: remember when this frame (and so every earlier one) has left for
+    // the socket; ws calls back on close too, so a waiter never outlives the connection.
+    const flushed = new Promise<void>((resolve) => this.ws.send(data, () => resolve()));
+    this.lastFlush = flushed;
+    void flushed.then(() => {
+      if (this.lastFlush === flushed) this.lastFlush = null;
+    });
+  }
+
+  /**
+   * Resolves once the agent's socket holds at most about AGENT_HIGH_WATER_BYTES (at once when it
+   * does, or when the connection has closed). Calls await it before each piece of an answer, so the
+   * upstream is read only as fast as the agent reads.
+   */
+  async writable(): Promise<void> {
+    while (this.ws.readyState === this.ws.OPEN && this.ws.bufferedAmount > AGENT_HIGH_WATER_BYTES && this.lastFlush !== null) await this.lastFlush;
   }
 
   sendError(id: RequestId | null, code: ErrorCode, message: string): void {
@@ -313,6 +350,10 @@ export class AgentChannel extends ChannelBase {
     }
     if (this.calls.has(key)) {
       this.sendError(message.id, "bad_request", "A call with this id is already running on this connection.");
+      return;
+    }
+    if (this.calls.size >= MAX_CALLS_PER_CONNECTION) {
+      this.sendError(message.id, "rate_limited", `At most ${MAX_CALLS_PER_CONNECTION} calls run at once on one connection; read or cancel one, then try again.`);
       return;
     }
     const abort = new AbortController();
