@@ -499,6 +499,30 @@ async function fingerprint(p: PeerProcess, procRoot: string): Promise<string | n
     .digest("hex");
 }
 
+/** Re-checks of one process waiting for the next turn of the event loop, by process and what the fingerprint reads. */
+const waiting = new Map<string, Promise<string | null>>();
+
+/**
+ * `fingerprint`, read once per turn of the event loop for all the re-checks of one process that
+ * arrived before the read starts (a process with 200 connections asking at once costs one read,
+ * not 200). Sound because a re-check joins only a read that has not started yet: every answer
+ * comes from a read made after its request arrived, so an exec before a request is always seen.
+ */
+function batchedFingerprint(p: PeerProcess, procRoot: string): Promise<string | null> {
+  const key = JSON.stringify([procRoot, p.pid, p.startTime, p.script ?? null, p.sessionLeader?.pid ?? null, p.sessionLeader?.startTime ?? null]);
+  let read = waiting.get(key);
+  if (read === undefined) {
+    read = new Promise<string | null>((resolve) => {
+      setImmediate(() => {
+        waiting.delete(key);
+        resolve(fingerprint(p, procRoot));
+      });
+    });
+    waiting.set(key, read);
+  }
+  return read;
+}
+
 /** The fingerprint each identity had when it was read, so a re-check costs a few reads while nothing changed. */
 const fingerprints = new WeakMap<PeerProcess, string>();
 
@@ -549,7 +573,7 @@ export async function identifyLinuxProcess(pid: number, procRoot = "/proc"): Pro
  */
 export async function recheckLinuxProcess(p: PeerProcess, procRoot = "/proc"): Promise<PeerProcess | null> {
   const known = fingerprints.get(p);
-  if (known !== undefined && (await fingerprint(p, procRoot)) === known) return p;
+  if (known !== undefined && (await batchedFingerprint(p, procRoot)) === known) return p;
   const now = await identifyLinuxProcess(p.pid, procRoot);
   if (now === null || now.startTime !== p.startTime) return null;
   const fresh: PeerProcess = { ...now, sharedWith: p.sharedWith ?? [] };
