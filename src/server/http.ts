@@ -23,6 +23,8 @@ import type { OAuthService } from "./oauth.js";
 import { registerOAuthRoutes } from "./oauth-routes.js";
 import type { PresenceVerifier } from "./presence.js";
 import { ServiceError, type AuthorityService } from "./service.js";
+import { AGENT_DEFAULTS } from "../shared/defaults.js";
+import type { AuthorityErrorBody, AuthorityErrorCode } from "../shared/authority-errors.js";
 
 export interface AuthorityHttpOptions {
   /** Serve only the user who runs this process (the embedded authority; server/local-user.ts). */
@@ -86,6 +88,11 @@ function isGuarded(url: string): boolean {
   return url.startsWith("/v1/agent/") || url.startsWith("/pyper/") || url.startsWith("/oauth/token");
 }
 
+/** Every error body the authority writes: a code from the closed list (shared/authority-errors.ts) and a sentence. */
+function errorBody(code: AuthorityErrorCode, description: string): AuthorityErrorBody {
+  return { error: code, error_description: description };
+}
+
 export function buildAuthorityApp(options: AuthorityHttpOptions): AuthorityApp {
   const { service, bus } = options;
   // The HTTPS and HTTP instances differ only in their server type; routes are written once.
@@ -100,21 +107,21 @@ export function buildAuthorityApp(options: AuthorityHttpOptions): AuthorityApp {
     if (err instanceof ServiceError) {
       // Issue 16 item 16: failed guesses on the agent and token endpoints count against the source address.
       if (isGuarded(req.url)) service.limits.recordSourceOutcome(clientSource(req.ip), err.code);
-      return reply.status(err.status).send({ error: err.code, error_description: err.message });
+      return reply.status(err.status).send(errorBody(err.code, err.message));
     }
     if (hasZodFastifySchemaValidationErrors(err)) {
       const detail = err.validation
         .slice(0, 3)
         .map((i) => `${i.instancePath.replace(/^\//, "").replaceAll("/", ".") || err.validationContext}: ${i.message ?? "invalid"}`)
         .join("; ");
-      return reply.status(400).send({ error: "invalid_request", error_description: detail });
+      return reply.status(400).send(errorBody("invalid_request", detail));
     }
-    if (err.code === "FST_ERR_CTP_BODY_TOO_LARGE") return reply.status(413).send({ error: "request_too_large", error_description: "The request body is larger than 64 KiB." });
-    if (err.statusCode !== undefined && err.statusCode < 500) return reply.status(err.statusCode).send({ error: "invalid_request", error_description: err.message });
+    if (err.code === "FST_ERR_CTP_BODY_TOO_LARGE") return reply.status(413).send(errorBody("request_too_large", "The request body is larger than 64 KiB."));
+    if (err.statusCode !== undefined && err.statusCode < 500) return reply.status(err.statusCode).send(errorBody("invalid_request", err.message));
     options.log?.("authority error", { err: err.message });
-    return reply.status(500).send({ error: "server_error", error_description: "The authority failed to handle this request." });
+    return reply.status(500).send(errorBody("server_error", "The authority failed to handle this request."));
   });
-  app.setNotFoundHandler((req, reply) => reply.status(404).send({ error: "not_found", error_description: `No endpoint ${req.method} ${req.url.split("?")[0] ?? ""}` }));
+  app.setNotFoundHandler((req, reply) => reply.status(404).send(errorBody("not_found", `No endpoint ${req.method} ${req.url.split("?")[0] ?? ""}`)));
   if (options.localUserOnly === true) {
     // Before anything else: another local user's process gets nothing (not even a sign-up page).
     // Checked once per connection, as the Link does: a keep-alive socket keeps its owner.
@@ -126,7 +133,7 @@ export function buildAuthorityApp(options: AuthorityHttpOptions): AuthorityApp {
         verdicts.set(req.socket, pending);
       }
       const verdict = await pending;
-      if (!verdict.allow) await reply.status(403).send({ error: "foreign_user", error_description: verdict.message });
+      if (!verdict.allow) await reply.status(403).send(errorBody("foreign_user", verdict.message));
     });
   }
   // A source that used up its failed guesses is refused on the guarded endpoints (service/limits.ts).
@@ -179,7 +186,7 @@ export function buildAuthorityApp(options: AuthorityHttpOptions): AuthorityApp {
   const streams = createStreamRegistry(userForToken, options.streamRecheckMs);
   const waits = new Set<AbortController>();
   const waitsPerAgent = new Map<string, number>();
-  const maxWaits = options.maxWaitsPerAgent ?? 20;
+  const maxWaits = options.maxWaitsPerAgent ?? AGENT_DEFAULTS.maxWaitsPerAgent;
 
   app.get(R.health.path, () => ({ status: "ok" as const, version: LINK_VERSION }));
   registerOAuthRoutes(base, options.oauth, options.https !== null, () => void streams.recheckNow());

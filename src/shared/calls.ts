@@ -74,12 +74,12 @@ export const CallSchema = z.object({
   wait: z.boolean().default(true),
   /**
    * When a grant exists but does not allow this method and URL (its destinations), ask the person:
-   * a new request naming the exact method and URL, answered like any other (issue 14 item 3).
+   * a new request naming the exact method and URL, answered like any other.
    * Default false: such a call fails at once with `destination_not_allowed`. A secret's own host
    * list is never widened this way.
    */
   askIfRefused: z.boolean().optional(),
-  /** How long the person may take to approve, in ms (default 120 s). */
+  /** How long the person may take to approve, in ms (default `AGENT_DEFAULTS.approvalWaitMs`, 120 s). */
   approvalTimeoutMs: z.number().int().min(0).max(24 * 3600_000).optional(),
   /** The whole upstream exchange, from sending to the last byte, in ms (default and ceiling: CALL_LIMITS.totalMs). */
   timeoutMs: z.number().int().min(1).max(3600_000).optional(),

@@ -6,9 +6,13 @@ import { z } from "zod";
 import { checkProfileName } from "./profile.js";
 
 export const DiscoveryFileSchema = z.object({
+  /** The agent channel's WebSocket URL. */
   url: z.string().regex(/^ws:\/\/(127\.0\.0\.1|\[::1\]|localhost):\d+\/v1\/link$/),
+  /** The Link's process; when it no longer runs, the file is stale. */
   pid: z.number().int().positive(),
+  /** The Link's version. */
   version: z.string(),
+  /** When the Link started (ISO 8601). */
   startedAt: z.string(),
 });
 export type DiscoveryFile = z.infer<typeof DiscoveryFileSchema>;

@@ -1,7 +1,8 @@
 /**
  * The agent protocol on WebSocket `/v1/link` (DESIGN.md section 4): every frame an agent may send
  * and every frame the Link answers with, as zod schemas with their derived types. The Link and the
- * SDK both validate against these; nothing else defines the wire format.
+ * SDK both validate against these; nothing else defines the wire format (docs/protocol.md is
+ * generated from this file: `npm run docs:protocol`).
  */
 import { z } from "zod";
 import { CallChunkSchema, CallEndSchema, CallHeadSchema, CallMethodSchema, CallSchema, CancelSchema } from "./calls.js";
@@ -58,18 +59,27 @@ export const ActingForSchema = z.discriminatedUnion("kind", [
 ]);
 export type ActingFor = z.infer<typeof ActingForSchema>;
 
+/**
+ * `hello`: the first frame on every connection; nothing else is answered before it (`hello_required`).
+ * Answered with `welcome`, or an `error` (`not_logged_in`, `locked`, `unsupported_protocol`).
+ */
 export const HelloSchema = z.object({
   type: z.literal("hello"),
   id: RequestIdSchema,
+  /** The protocol version the agent speaks; this Link speaks `PROTOCOL_VERSION` (1). */
   protocol: z.number().int().positive(),
+  /** What the agent says it is: shown to the person as the agent's claim, next to the program the Link verified. */
   agent: z.object({
+    /** A stable name the agent chooses for itself; grants bound to the client (the weakest binding) match it. */
     clientId: z
       .string()
       .min(1)
       .max(128)
       .regex(/^[A-Za-z0-9._:@-]+$/, "clientId may contain letters, digits and . _ : @ - only"),
+    /** A display name for people. */
     name: Name.optional(),
   }),
+  /** The SDK that speaks for the agent, for the Link's log. */
   sdk: z.object({ name: Name, version: z.string().min(1).max(64) }).optional(),
   /**
    * Only Piper Link's own commands may send this; the Link ignores it from any other program (it
@@ -82,12 +92,21 @@ export const HelloSchema = z.object({
 });
 export type Hello = z.infer<typeof HelloSchema>;
 
+/**
+ * `resolve`: the value of one secret. Answered with `secret` at once when a live grant allows it;
+ * otherwise the Link asks the person (`pending`) and, when `wait` is true, answers `secret` or an
+ * `error` (`denied`, `timeout`, `requester_gone`, `secret_not_found`…) once they decide.
+ */
 export const ResolveSchema = z.object({
   type: z.literal("resolve"),
   id: RequestIdSchema,
+  /** The variable the agent wants, as it names it (normalized for lookup, see `normalizeVariable`). */
   variable: VariableSchema,
+  /** Why the agent needs it, shown to the person. */
   reason: z.string().max(1000).optional(),
+  /** Wait for the person's decision; false answers `error` `grant_needed` after `pending`. */
   wait: z.boolean().default(true),
+  /** How long to wait for the person, in ms (default `AGENT_DEFAULTS.approvalWaitMs`); then `timeout`. */
   timeoutMs: z.number().int().min(0).max(24 * 60 * 60 * 1000).optional(),
 });
 export type Resolve = z.infer<typeof ResolveSchema>;
@@ -96,7 +115,7 @@ export type Resolve = z.infer<typeof ResolveSchema>;
 export const MAX_RESOLVE_MANY = 32;
 
 /**
- * Several variables in one message, with partial results (issue 13 item 7, SecFlow's resolve-many):
+ * `resolveMany`: several variables in one message, with partial results (SecFlow's resolve-many):
  * when any lacks a grant the Link answers ONE `pending` frame naming every request it made (they
  * share a batch, shown as one card in the window), then ONE `secrets` frame with a result per
  * variable. Variables are answered under the names the agent sent; repeats are answered once.
@@ -104,9 +123,13 @@ export const MAX_RESOLVE_MANY = 32;
 export const ResolveManySchema = z.object({
   type: z.literal("resolveMany"),
   id: RequestIdSchema,
+  /** The variables, as the agent names them; each is answered under this name in `secrets`. */
   variables: z.array(VariableSchema).min(1).max(MAX_RESOLVE_MANY),
+  /** Why the agent needs them, shown to the person once for all. */
   reason: z.string().max(1000).optional(),
+  /** Wait for the person's decision; false answers `grant_needed` for each variable without a grant. */
   wait: z.boolean().default(true),
+  /** How long to wait for the person, in ms (default `AGENT_DEFAULTS.approvalWaitMs`). */
   timeoutMs: z.number().int().min(0).max(24 * 60 * 60 * 1000).optional(),
 });
 export type ResolveMany = z.infer<typeof ResolveManySchema>;
@@ -134,8 +157,10 @@ export type GrantsRequest = z.infer<typeof GrantsRequestSchema>;
  */
 export const ValidateRequestSchema = z.object({ type: z.literal("validate"), id: RequestIdSchema, variable: VariableSchema });
 export type ValidateRequest = z.infer<typeof ValidateRequestSchema>;
+/** `metadata`: what an agent may know of the secret `variable` maps to (never its value); see `validate`. */
 export const MetadataRequestSchema = z.object({ type: z.literal("metadata"), id: RequestIdSchema, variable: VariableSchema });
 export type MetadataRequest = z.infer<typeof MetadataRequestSchema>;
+/** `permissionCheck`: whether this program holds a live grant for `variable`, and its terms; see `validate`. */
 export const PermissionCheckRequestSchema = z.object({ type: z.literal("permissionCheck"), id: RequestIdSchema, variable: VariableSchema });
 export type PermissionCheckRequest = z.infer<typeof PermissionCheckRequestSchema>;
 /** The three checks above, as the Link's handler of them takes them. */
@@ -181,18 +206,24 @@ export const AgentMessageSchema = z.discriminatedUnion("type", [
 export type AgentMessage = z.infer<typeof AgentMessageSchema>;
 export const AGENT_MESSAGE_TYPES: ReadonlySet<string> = new Set(["hello", "resolve", "resolveMany", "call", "cancel", "grants", "validate", "metadata", "permissionCheck", "requestAccess"]);
 
+/** The answer to `hello` when the Link can serve the agent. */
 export const WelcomeSchema = z.object({
   type: z.literal("welcome"),
   id: RequestIdSchema,
+  /** The signed-in person's instance of Piper Link (pyper-sdk's instance ID); a new one ends every grant. */
   instanceId: z.string(),
+  /** The Link's own version. */
   link: z.object({ version: z.string() }),
+  /** The authority the Link is signed in to (its URL), or null for none. */
   authority: z.string().nullable(),
 });
 export type Welcome = z.infer<typeof WelcomeSchema>;
 
+/** `ready`: signed in and unlocked, with an instance ID; `logged_out`: no instance (see the frame's `reason`). */
 export const ContextStateSchema = z.enum(["ready", "logged_out"]);
 export type ContextState = z.infer<typeof ContextStateSchema>;
 
+/** Pushed (no `id`) whenever the Link's instance appears or goes away: signing in or out, locking, unlocking. */
 export const ContextPushSchema = z.object({
   type: z.literal("context"),
   instanceId: z.string().nullable(),
@@ -202,11 +233,16 @@ export const ContextPushSchema = z.object({
 });
 export type ContextPush = z.infer<typeof ContextPushSchema>;
 
+/**
+ * The person has been asked: no grant allowed the request yet. The answer follows in a later frame
+ * (when the agent waits).
+ */
 export const PendingSchema = z.object({
   type: z.literal("pending"),
   id: RequestIdSchema,
   /** The request to approve; for `resolveMany`, the first of `requestIds`. */
   requestId: z.string(),
+  /** Where the person approves it, for the agent to tell its user (`Piper Link`). */
   approveIn: z.string(),
   /** `resolveMany` only: every request the message made or joined (one card in the window). */
   requestIds: z.array(z.string()).optional(),
@@ -215,12 +251,15 @@ export const PendingSchema = z.object({
 });
 export type Pending = z.infer<typeof PendingSchema>;
 
+/** The answer to `resolve`: the value, under the grant that allowed it. */
 export const SecretSchema = z.object({
   type: z.literal("secret"),
   id: RequestIdSchema,
+  /** The variable as the agent sent it. */
   variable: z.string(),
   value: z.string(),
   grantId: z.string(),
+  /** When the grant ends (ISO 8601), or null: until revoked or the process exits. */
   expiresAt: z.string().nullable(),
 });
 export type Secret = z.infer<typeof SecretSchema>;
@@ -244,6 +283,7 @@ export const SecretsSchema = z.object({
 });
 export type Secrets = z.infer<typeof SecretsSchema>;
 
+/** A request failed: a stable `code`, a sentence a person can act on, and whether trying again later may work. */
 export const ErrorFrameSchema = z.object({
   type: z.literal("error"),
   /** The id of the request this answers; null when the frame could not be parsed far enough. */

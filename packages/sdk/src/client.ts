@@ -26,6 +26,7 @@ import {
   PiperLinkNeededError,
   PiperSecretAcquisitionError,
 } from "./errors.js";
+import { AGENT_DEFAULTS } from "../../../src/shared/defaults.js";
 
 export interface PiperLogger {
   debug?(message: string): void;
@@ -369,7 +370,7 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
   async function viaLink(variable: string, opts: GetSecretOptions): Promise<SecretResult> {
     await ensureReady();
     const wait = opts.wait ?? true;
-    const timeoutMs = opts.timeoutMs ?? options.approvalTimeoutMs ?? 120_000;
+    const timeoutMs = opts.timeoutMs ?? options.approvalTimeoutMs ?? AGENT_DEFAULTS.approvalWaitMs;
     const id = `r-${nextId++}`;
     const frame = encodeFrame({ type: "resolve", id, variable, wait, timeoutMs, ...(opts.reason ? { reason: opts.reason } : {}) });
     const signals = [opts.signal, options.signal].filter((s): s is AbortSignal => s !== undefined);
@@ -418,7 +419,7 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
   async function manyViaLink(variables: string[], opts: GetSecretsOptions): Promise<Map<string, SecretResult | PiperError>> {
     await ensureReady();
     const wait = opts.wait ?? true;
-    const timeoutMs = opts.timeoutMs ?? options.approvalTimeoutMs ?? 120_000;
+    const timeoutMs = opts.timeoutMs ?? options.approvalTimeoutMs ?? AGENT_DEFAULTS.approvalWaitMs;
     const id = `m-${nextId++}`;
     const frame = encodeFrame({ type: "resolveMany", id, variables, wait, timeoutMs, ...(opts.reason ? { reason: opts.reason } : {}) });
     const signals = [opts.signal, options.signal].filter((sig): sig is AbortSignal => sig !== undefined);

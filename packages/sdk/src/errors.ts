@@ -11,10 +11,37 @@
  *
  * Every error has a stable `code` and a message that says what to do.
  */
+import type { ErrorCode } from "../../../src/shared/errors.js";
+
+/**
+ * Codes only the SDK gives (the Link's own are `ErrorCode`, src/shared/errors.ts). Codes are API:
+ * add new ones, never rename.
+ */
+export const SDK_ERROR_CODES = {
+  /** No Link answered at the discovered address (not running, or the discovery file is stale). */
+  link_not_running: "PiperLinkNeededError",
+  /** The client ID given to the SDK is not one the protocol accepts. */
+  invalid_client_id: "PiperConfigError",
+  /** The variable name is empty or not one the protocol accepts. */
+  invalid_variable: "PiperConfigError",
+  /** Every source (the Link, the environment) was switched off. */
+  no_sources: "PiperConfigError",
+  /** Every configured source failed; the error lists what each said. */
+  secret_unavailable: "PiperSecretAcquisitionError",
+  /** The client was closed while the request was in flight. */
+  closed: "PiperError",
+  /** The caller's AbortSignal fired. */
+  aborted: "PiperError",
+} as const;
+export type SdkErrorCode = keyof typeof SDK_ERROR_CODES;
+
+/** Every code a `PiperError` may carry: the Link's (as it sent them) and the SDK's own. */
+export type PiperErrorCode = ErrorCode | SdkErrorCode;
+
 export class PiperError extends Error {
-  readonly code: string;
+  readonly code: PiperErrorCode;
   readonly retryable: boolean;
-  constructor(code: string, message: string, options?: { cause?: unknown; retryable?: boolean }) {
+  constructor(code: PiperErrorCode, message: string, options?: { cause?: unknown; retryable?: boolean }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = "PiperError";
     this.code = code;
@@ -23,7 +50,7 @@ export class PiperError extends Error {
 }
 
 export class PiperConfigError extends PiperError {
-  constructor(code: string, message: string, options?: { cause?: unknown; retryable?: boolean }) {
+  constructor(code: PiperErrorCode, message: string, options?: { cause?: unknown; retryable?: boolean }) {
     super(code, message, options);
     this.name = "PiperConfigError";
   }
@@ -50,7 +77,7 @@ export class PiperLinkLockedError extends PiperLinkNeededError {
 }
 
 export class PiperAuthError extends PiperError {
-  constructor(code: string, message: string, options?: { cause?: unknown; retryable?: boolean }) {
+  constructor(code: PiperErrorCode, message: string, options?: { cause?: unknown; retryable?: boolean }) {
     super(code, message, options);
     this.name = "PiperAuthError";
   }

@@ -21,4 +21,8 @@ export {
   PiperLinkLockedError,
   PiperLinkNeededError,
   PiperSecretAcquisitionError,
+  SDK_ERROR_CODES,
+  type PiperErrorCode,
+  type SdkErrorCode,
 } from "./errors.js";
+export type { ErrorCode } from "../../../src/shared/errors.js";

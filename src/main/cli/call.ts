@@ -8,6 +8,7 @@ import { type Command, InvalidArgumentError } from "commander";
 import type { CallAuth } from "../../shared/calls.js";
 import type { Runner } from "./commands.js";
 import { ExitCode } from "./output.js";
+import { AGENT_DEFAULTS } from "../../shared/defaults.js";
 
 /** `KEY=NAME` pairs collected into a record (for --header, --query, --json-field, --form-field). */
 function pair(what: string) {
@@ -65,7 +66,7 @@ export function addCallCommand(program: Command, profile: () => string, run: Run
     .option("--client-id <id>", "the agent client ID the person sees", "piper-link-call")
     .option("--reason <text>", "why (shown in the approval prompt with the method and URL)")
     .option("--ask-if-refused", "when a grant does not allow this method and URL, ask in Piper Link instead of failing with destination_not_allowed")
-    .option("--timeout <ms>", "how long to wait for approval", (v) => Number(v), 120_000)
+    .option("--timeout <ms>", "how long to wait for approval", (v) => Number(v), AGENT_DEFAULTS.approvalWaitMs)
     .option("--json", "print {status, headers, body, redacted} as JSON")
     .action(async (url: string, o: CallOptions) => {
       await run(() => callThroughLink(url, o, profile()), false);

@@ -6,6 +6,7 @@
 import { type Command, InvalidArgumentError } from "commander";
 import type { Runner } from "./commands.js";
 import type { McpOptions } from "./mcp-server.js";
+import { AGENT_DEFAULTS } from "../../shared/defaults.js";
 
 function parseTimeout(value: string): number {
   const n = Number(value);
@@ -19,7 +20,7 @@ export function addMcpCommand(program: Command, profile: () => string, run: Runn
     .command("mcp")
     .description("serve MCP on stdio for coding agents: list usable secrets and make HTTPS requests with secrets injected by name")
     .option("--client-id <id>", "the agent client ID the person sees in approvals", "piper-link-mcp")
-    .option("--approval-timeout <ms>", "how long a request waits for the person's approval", parseTimeout, 120_000)
+    .option("--approval-timeout <ms>", "how long a request waits for the person's approval", parseTimeout, AGENT_DEFAULTS.approvalWaitMs)
     .action(async (o: Omit<McpOptions, "profile">) => {
       await run(async () => (await import("./mcp-server.js")).serveMcp({ ...o, profile: profile() }), false);
     });

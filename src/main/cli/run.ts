@@ -12,6 +12,7 @@ import type { PiperError as PiperErrorType } from "@piper-link/sdk";
 import { entryPoint } from "../core/loopback/peer-process.js";
 import type { Runner } from "./commands.js";
 import { ExitCode } from "./output.js";
+import { AGENT_DEFAULTS } from "../../shared/defaults.js";
 
 interface SecretSpec {
   variable: string;
@@ -37,7 +38,7 @@ export function addRunCommand(program: Command, run: Runner): void {
     .option("--client-id <id>", "the agent client ID the person sees", "piper-link-run")
     .option("--name <name>", "a display name for the approval prompt")
     .option("--reason <text>", "why the command needs the secrets (shown in the prompt)")
-    .option("--timeout <ms>", "how long to wait for approval", (v) => Number(v), 120_000)
+    .option("--timeout <ms>", "how long to wait for approval", (v) => Number(v), AGENT_DEFAULTS.approvalWaitMs)
     .argument("<command...>", "the command and its arguments (after --)")
     .passThroughOptions()
     .action(async (command: string[], o: { secret: SecretSpec[]; clientId: string; name?: string; reason?: string; timeout: number }) => {

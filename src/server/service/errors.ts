@@ -3,12 +3,16 @@
  * pyper-sdk and the Link read. Its own module so that OAuth and the service parts can throw it
  * without loading each other.
  */
+import type { AuthorityErrorCode } from "../../shared/authority-errors.js";
 
-/** An error with the HTTP status and the `{error, error_description}` body pyper-sdk reads. */
+/**
+ * An error with the HTTP status and the `{error, error_description}` body pyper-sdk reads; `code` is
+ * one of the closed list in shared/authority-errors.ts.
+ */
 export class ServiceError extends Error {
   constructor(
     readonly status: number,
-    readonly code: string,
+    readonly code: AuthorityErrorCode,
     message: string,
   ) {
     super(message);

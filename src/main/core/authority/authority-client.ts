@@ -22,6 +22,7 @@ import { authorityPresenceAction } from "../../../shared/authority-presence.js";
 import { ErrorCodeSchema, LinkError, NOT_SIGNED_IN_MESSAGE, type ErrorCode } from "../../../shared/errors.js";
 import { presenceMessage, type AuthorityPresence } from "../../../shared/presence.js";
 import { followEvents, type OpenedStream } from "./event-stream.js";
+import { AGENT_DEFAULTS } from "../../../shared/defaults.js";
 
 export interface AuthorityClientOptions {
   url: string;
@@ -99,8 +100,6 @@ export interface CallOptions {
   timeoutMs?: number | undefined;
 }
 
-/** Default cap on waits in flight per agent client ID per instance (issue 16 item 5). */
-export const MAX_WAITS_PER_AGENT = 20;
 
 /**
  * An undici connector that trusts exactly the certificate with SHA-256 fingerprint `pin`: the
@@ -138,7 +137,7 @@ export function createAuthorityClient(options: AuthorityClientOptions) {
   const shared = new Agent({ ...poolOptions, connections: options.connections ?? 64 });
   // Waits are idle most of their life: their own pool, bounded by the per-agent cap times the agents.
   const waits = new Agent({ ...poolOptions, connections: 4096 });
-  const maxWaits = options.maxWaitsPerAgent ?? MAX_WAITS_PER_AGENT;
+  const maxWaits = options.maxWaitsPerAgent ?? AGENT_DEFAULTS.maxWaitsPerAgent;
   const waitsPerAgent = new Map<string, number>();
   const log = options.log ?? (() => undefined);
   let reachability: ((connected: boolean, error: string | null) => void) | null = null;

@@ -17,7 +17,5 @@ export interface ResolverDeps {
   cache: GrantCache;
 }
 
-/** How long a resolve waits for approval when the agent gives no `timeoutMs` (ms). */
-export const DEFAULT_WAIT_MS = 120_000;
 /** One long-poll at most this long (ms); the loop continues until the agent's own deadline. */
 export const POLL_MS = 55_000;

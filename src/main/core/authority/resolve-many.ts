@@ -11,7 +11,8 @@ import { isRetryable, LinkError, NOT_SIGNED_IN_MESSAGE, type ErrorCode } from ".
 import { normalizeVariable, type LinkMessage, type ResolveMany, type VariableResult } from "../../../shared/protocol.js";
 import type { AgentChannel } from "../loopback/agent-channel.js";
 import type { AuthorityClient } from "./authority-client.js";
-import { DEFAULT_WAIT_MS, POLL_MS, type ResolverDeps } from "./resolve-deps.js";
+import { POLL_MS, type ResolverDeps } from "./resolve-deps.js";
+import { AGENT_DEFAULTS } from "../../../shared/defaults.js";
 
 
 /** A variable's state while the batch is being answered. */
@@ -75,7 +76,7 @@ export async function resolveMany(deps: ResolverDeps, session: AgentChannel, req
     return;
   }
   await session.identification;
-  const deadline = deps.now() + (request.timeoutMs ?? DEFAULT_WAIT_MS);
+  const deadline = deps.now() + (request.timeoutMs ?? AGENT_DEFAULTS.approvalWaitMs);
   const identity = { instanceId, agentClientId: agent.clientId };
   const batchId = newBatchId();
   const { asked, sameAs } = distinctVariables(request.variables);

@@ -9,8 +9,9 @@
 import { isRetryable, LinkError, NOT_SIGNED_IN_MESSAGE } from "../../../shared/errors.js";
 import type { LinkMessage, Resolve, ResolveMany } from "../../../shared/protocol.js";
 import type { AgentHost, AgentChannel } from "../loopback/agent-channel.js";
-import { DEFAULT_WAIT_MS, POLL_MS, type ResolverDeps } from "./resolve-deps.js";
+import { POLL_MS, type ResolverDeps } from "./resolve-deps.js";
 import { resolveMany } from "./resolve-many.js";
+import { AGENT_DEFAULTS } from "../../../shared/defaults.js";
 
 export type { ResolverDeps } from "./resolve-deps.js";
 
@@ -33,7 +34,7 @@ function resolveOne(deps: ResolverDeps) {
       return;
     }
     await session.identification;
-    const deadline = deps.now() + (request.timeoutMs ?? DEFAULT_WAIT_MS);
+    const deadline = deps.now() + (request.timeoutMs ?? AGENT_DEFAULTS.approvalWaitMs);
     const identity = { instanceId, agentClientId: agent.clientId };
     let announced = false;
     const hit = deps.cache.get(agent.clientId, request.variable, session.process, deps.now());

@@ -18,6 +18,7 @@ import type { CallGrant, CallGrants } from "./call-grants.js";
 import { describeUrl, parseCallUrl, prepareRequest, secretNamesOf } from "./injections.js";
 import { createStreamRedactor, needlesFor, redactString, RELEASE_AFTER_MS } from "./redactor.js";
 import type { Upstream, UpstreamRequest } from "./upstream.js";
+import { AGENT_DEFAULTS } from "../../../shared/defaults.js";
 
 export interface CallHandlerDeps {
   now(): number;
@@ -29,7 +30,6 @@ export interface CallHandlerDeps {
   limits?: Partial<CallLimits>;
 }
 
-const DEFAULT_APPROVAL_MS = 120_000;
 /** Replaces a response header name that held a value (the mark itself is not a valid header name). */
 const REDACTED_HEADER_NAME = "x-piper-link-redacted-name";
 
@@ -95,7 +95,7 @@ export function createCallHandler(deps: CallHandlerDeps): (channel: CallChannel,
       const url = parseCallUrl(call.url);
       Object.assign(audit, { host: describeUrl(url).host, path: describeUrl(url).path });
       if (audit.secretNames.length === 0) throw new LinkError("bad_request", "A call names at least one secret in `auth`; without one, make the request yourself.");
-      const deadline = deps.now() + (call.approvalTimeoutMs ?? DEFAULT_APPROVAL_MS);
+      const deadline = deps.now() + (call.approvalTimeoutMs ?? AGENT_DEFAULTS.approvalWaitMs);
       const shown = `${call.method} ${url.href}`;
       const reason = `Use without reading, in a call: ${shown}${call.reason ? ` — ${call.reason}` : ""}`.slice(0, 1000);
       for (const name of audit.secretNames) {

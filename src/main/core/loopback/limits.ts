@@ -14,8 +14,9 @@ export interface LinkLimits {
   maxConnections: number;
   /** Per peer process, so one misbehaving process cannot lock out the others. */
   maxConnectionsPerProcess: number;
-  /** Sustained messages per second per connection, and the burst above it. */
+  /** Sustained messages per second per connection. */
   messagesPerSecond: number;
+  /** Messages a connection may send at once above the sustained rate. */
   messageBurst: number;
   /** Invalid frames per minute before the connection is closed with 4002. */
   maxProtocolErrors: number;
