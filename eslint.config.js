@@ -1,31 +1,76 @@
-// Lint: typescript-eslint (type-aware) plus the layer arrows of DESIGN.md section 2 as import
-// restrictions per folder. Every import in this project is relative, so a layer is recognised by
-// the folder name in the import path.
+// Lint: typescript-eslint (type-aware) plus the layers and core rooms of docs/architecture.md as
+// allow-lists per folder (scripts/eslint-layers.mjs resolves each relative import to the file it
+// reaches, so a layer is recognised by where the target is, not by how the path is spelled).
 import js from "@eslint/js";
 import globals from "globals";
 import tseslint from "typescript-eslint";
+import layersPlugin from "./scripts/eslint-layers.mjs";
 
-/** Builds a no-restricted-imports rule that forbids the given layers (and optionally packages). */
-function forbid(layers, message, packages = []) {
-  const patterns = layers.map((layer) => ({
-    // Relative paths only: a package whose name ends in a layer's name (@simplewebauthn/server) is not that layer.
-    regex: `^(\\.\\.?/)+([^/]+/)*${layer.replace("/", "\\/")}(/|$)`,
-    message: `${message} (DESIGN.md section 2)`,
-  }));
-  return [
-    "error",
-    {
-      patterns: [
-        ...patterns,
-        ...packages.map((p) => ({ regex: `^${p}`, message: `${message} (DESIGN.md section 2)` })),
-      ],
-    },
-  ];
+/**
+ * The core's rooms (src/main/core/<room>/) and the arrows docs/architecture.md draws between them:
+ * a room imports the rooms its arrows reach, directly or further down the same arrows, and never a
+ * room above it or the core's top-level files (link.ts, serving.ts, …), which sit above them all.
+ * A new room needs an entry here (test/layers.test.ts fails on a room folder without one).
+ */
+export const ROOM_ARROWS = {
+  account: ["authority"],
+  authority: ["loopback"],
+  loopback: ["runtime"],
+  calls: ["authority"],
+  pyper: ["authority"],
+  presence: ["authority", "vault"],
+  vault: ["runtime"],
+  runtime: [],
+};
+
+/** Every room `room` may import: itself and all rooms below it along the arrows. */
+function roomsBelow(room, seen = new Set([room])) {
+  for (const next of ROOM_ARROWS[room]) {
+    if (!seen.has(next)) {
+      seen.add(next);
+      roomsBelow(next, seen);
+    }
+  }
+  return seen;
 }
 
-/** The agent SDK is its own package (packages/sdk); only the CLI may use it. */
-const SDK = "@piper-link/sdk";
-const NODE_IO = ["node:", "fs$", "path$", "child_process$", "ws$", "pino$", "@napi-rs/", "electron$", "commander$"];
+const SHARED = "src/shared/";
+const PLATFORM = "src/platform/";
+const CORE = "src/main/core/";
+/** Node's built-ins (`node:` prefix; the bare names are not allowed anywhere the rule applies). */
+const NODE = "node:";
+const CORE_PACKAGES = [NODE, "pino", "pino-roll", "undici", "ws", "zod", "escape-html", "eventsource-parser", "@simplewebauthn/server"];
+
+/** A config block holding the files `files` to the allow-lists of docs/architecture.md's layer table. */
+function layer(name, files, paths, packages, extra = {}) {
+  return { files, ...extra, rules: { "piper-layers/allowed-imports": ["error", { layer: name, paths, packages }] } };
+}
+
+/**
+ * The layers table of docs/architecture.md, one block per row (and per core room): the folders and
+ * files a relative import may reach, and the packages a layer may import by name.
+ */
+export const LAYER_BLOCKS = [
+  // escape-html is the one package besides zod: a pure string function, no I/O, for the plain pages
+  // the core and the authority share (shared/page-style.ts); documented in docs/architecture.md.
+  layer("src/shared", ["src/shared/**"], [SHARED], ["zod", "escape-html"]),
+  layer("src/platform", ["src/platform/**"], [PLATFORM, SHARED], [NODE, "koffi", "selfsigned"]),
+  layer("src/main/core", ["src/main/core/**"], [CORE, SHARED, PLATFORM], CORE_PACKAGES),
+  ...Object.keys(ROOM_ARROWS).map((room) =>
+    layer(`the core room ${room}/`, [`src/main/core/${room}/**`], [...[...roomsBelow(room)].map((r) => `${CORE}${r}/`), SHARED, PLATFORM], CORE_PACKAGES),
+  ),
+  // A composition root like the shell; it also runs the authority (its entry only) and acts as an
+  // agent through the SDK package (`run`, `call`, `mcp`).
+  layer("src/main/cli", ["src/main/cli/**"], ["src/main/cli/", CORE, SHARED, PLATFORM, "src/server/main.ts"], [NODE, "commander", "zod", "@modelcontextprotocol/sdk", "@piper-link/sdk"]),
+  layer("src/main/app", ["src/main/app/**"], ["src/main/app/", CORE, SHARED, PLATFORM], [NODE, "electron"]),
+  layer("src/preload", ["src/preload/**"], ["src/preload/", SHARED], ["electron"]),
+  layer("src/renderer", ["src/renderer/**"], ["src/renderer/", SHARED], ["react", "react-dom", "lucide-react", "@simplewebauthn/browser", "zod"], {
+    languageOptions: { globals: { ...globals.browser } },
+  }),
+  layer("src/server", ["src/server/**"], ["src/server/", SHARED, PLATFORM], [NODE, "fastify", "@fastify/cookie", "@fastify/formbody", "fastify-type-provider-zod", "better-sqlite3", "kysely", "pg", "commander", "zod"]),
+  // The SDK package's dependencies are ws and zod (packages/sdk/package.json) and nothing else.
+  layer("packages/sdk", ["packages/sdk/src/**"], ["packages/sdk/src/", SHARED], [NODE, "ws", "zod"]),
+];
 
 export default tseslint.config(
   { ignores: ["dist/**", "packages/*/dist/**", "out/**", "node_modules/**", "bench/results/**", "test-results/**"] },
@@ -36,6 +81,7 @@ export default tseslint.config(
       parserOptions: { projectService: { allowDefaultProject: ["*.js", "scripts/*.mjs", "bin/*.js"] }, tsconfigRootDir: import.meta.dirname },
       globals: { ...globals.node },
     },
+    plugins: { "piper-layers": layersPlugin },
     rules: {
       "@typescript-eslint/restrict-template-expressions": ["error", { allowNumber: true }],
       "@typescript-eslint/no-explicit-any": "error",
@@ -49,51 +95,5 @@ export default tseslint.config(
     files: ["**/*.js", "**/*.mjs"],
     ...tseslint.configs.disableTypeChecked,
   },
-  {
-    files: ["src/shared/**"],
-    rules: { "no-restricted-imports": forbid(["main", "platform", "renderer", "preload", "server", "sdk"], "src/shared imports nothing with I/O and no other layer", [...NODE_IO, SDK]) },
-  },
-  {
-    files: ["src/platform/**"],
-    // Node-only code for this machine's OS (process hardening), shared by the Link, the authority
-    // and the CLI: a leaf that imports nothing of the project but shared.
-    rules: { "no-restricted-imports": forbid(["main", "renderer", "preload", "server", "sdk"], "src/platform imports shared only", ["electron$", SDK]) },
-  },
-  {
-    files: ["src/main/core/**"],
-    rules: { "no-restricted-imports": forbid(["app", "cli", "renderer", "preload", "server", "sdk"], "the core is plain Node: no Electron, no UI, no CLI", ["electron$", SDK]) },
-  },
-  {
-    files: ["src/main/cli/**"],
-    // The CLI is a composition root like the Electron shell: it may also run the authority
-    // (`piper-link authority`) and act as an agent through the SDK (`piper-link run`).
-    rules: { "no-restricted-imports": forbid(["app", "renderer", "preload"], "the CLI uses the core, the authority entry and (for `run`) the SDK only", ["electron$"]) },
-  },
-  {
-    files: ["src/main/app/**"],
-    rules: { "no-restricted-imports": forbid(["cli", "renderer", "preload", "server", "sdk"], "the Electron shell calls the core only", [SDK]) },
-  },
-  {
-    files: ["src/preload/**"],
-    rules: { "no-restricted-imports": forbid(["main", "platform", "renderer", "server", "sdk"], "the preload imports shared and electron only", [SDK]) },
-  },
-  {
-    files: ["src/renderer/**"],
-    languageOptions: { globals: { ...globals.browser } },
-    rules: { "no-restricted-imports": forbid(["main", "platform", "preload", "server", "sdk"], "the renderer talks to the core only through LinkApi from src/shared", [...NODE_IO, SDK]) },
-  },
-  {
-    files: ["src/server/**"],
-    rules: { "no-restricted-imports": forbid(["main", "renderer", "preload", "sdk"], "the authority never imports the Link or the agent SDK", [SDK]) },
-  },
-  {
-    // The SDK package (@piper-link/sdk): shared and Node only. Its package.json lists ws and zod and
-    // nothing else, so no other package may be imported either.
-    files: ["packages/sdk/src/**"],
-    rules: {
-      "no-restricted-imports": forbid(["main", "platform", "renderer", "preload", "server"], "the agent SDK imports shared, node: and its own dependencies (ws, zod) only: never the Link or the authority", [
-        "(?!ws$|zod$|node:|\\.)",
-      ]),
-    },
-  },
+  ...LAYER_BLOCKS,
 );

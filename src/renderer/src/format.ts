@@ -1,11 +1,6 @@
 /** How times and scopes read in the window. */
 import type { GrantView } from "../../shared/authority.js";
-import { localDateTime, relativeTime } from "../../shared/wording.js";
-
-/** "3 min ago"; from a day on, the local date-time (shared/wording.ts, the same words as the CLI). */
-export function ago(ms: number, now: number = Date.now()): string {
-  return relativeTime(ms, now);
-}
+import { localDateTime } from "../../shared/wording.js";
 
 export function inTime(ms: number, now: number = Date.now()): string {
   const s = Math.max(0, Math.round((ms - now) / 1000));

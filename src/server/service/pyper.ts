@@ -20,8 +20,6 @@ interface Parts {
   limits: Limits;
 }
 
-export type Pyper = ReturnType<typeof createPyper>;
-
 /** The pyper part; `scopedTtlMs` is the lifetime of a scoped credential. */
 export function createPyper(deps: ServiceDeps, parts: Parts, scopedTtlMs: number) {
   const { db, now, tokens: hashes } = deps;

@@ -12,8 +12,6 @@ import type { UsageReport } from "../../shared/authority.js";
 import { callDetail, type AuditLog } from "./audit.js";
 import type { ServiceDeps } from "./deps.js";
 
-export type Usage = ReturnType<typeof createUsage>;
-
 /** The usage part of the service. */
 export function createUsage({ db }: ServiceDeps, audit: AuditLog) {
   return {

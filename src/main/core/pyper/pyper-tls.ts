@@ -8,7 +8,7 @@
 import { X509Certificate } from "node:crypto";
 import fs from "node:fs/promises";
 import path from "node:path";
-import { generateLoopbackCertificate } from "../../../shared/loopback-certificate.js";
+import { generateLoopbackCertificate } from "../../../platform/loopback-certificate.js";
 
 export interface PyperTlsIdentity {
   key: string;

@@ -42,11 +42,6 @@ export interface FileLogger {
   flush(): void;
 }
 
-/** The name of the file being written in `logDir` (a symlink pino-roll keeps current). */
-export function currentLogFile(logDir: string): string {
-  return path.join(logDir, "current.log");
-}
-
 /**
  * A limiter for repeated lines: `admit(key, now)` is true for the first `limit` lines of a key in a
  * window; `drain(now)` returns how many lines of each key were left out in windows that have ended.
