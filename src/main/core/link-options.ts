@@ -7,7 +7,7 @@ import type { HardeningResult } from "../../platform/harden.js";
 import type { ControlEvent, LinkApi, LinkStatus } from "../../shared/control.js";
 import type { AuthorityConfig } from "./authority/configured-authority.js";
 import type { LinkLimits } from "./loopback/limits.js";
-import type { PeerResolver } from "./loopback/peer-process.js";
+import type { PeerResolver } from "./process/peer-resolver.js";
 import type { KeychainStore } from "./runtime/keychain.js";
 import type { LinkPaths } from "./runtime/paths.js";
 

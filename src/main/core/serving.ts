@@ -23,7 +23,7 @@ import type { LinkOptions } from "./link-options.js";
 import { grantPage } from "./loopback/grant-page.js";
 import { DEFAULT_LIMITS } from "./loopback/limits.js";
 import { LinkServer, type LinkServerAddress } from "./loopback/link-server.js";
-import type { PeerResolver } from "./loopback/peer-process.js";
+import type { PeerResolver } from "./process/peer-resolver.js";
 import { createSignInProxy } from "./loopback/sign-in-proxy.js";
 import type { UiCodes } from "./loopback/ui-codes.js";
 import { startPyperEndpoints, type PyperEndpoints } from "./pyper/pyper-endpoints.js";

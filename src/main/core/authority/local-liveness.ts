@@ -12,7 +12,7 @@ import type { ApproveBody, GrantView, RequestView } from "../../../shared/author
 import { LinkError } from "../../../shared/errors.js";
 import { sessionKey } from "../../../shared/process.js";
 import { isPidAlive } from "../runtime/files.js";
-import { describeLinuxProcess } from "../loopback/peer-process.js";
+import { describeLinuxProcess } from "../process/describe-linux.js";
 import type { AuthorityClient } from "./authority-client.js";
 
 export interface LivenessDeps {
