@@ -29,7 +29,7 @@ import type { UiCodes } from "./loopback/ui-codes.js";
 import { startPyperEndpoints, type PyperEndpoints } from "./pyper/pyper-endpoints.js";
 
 export interface ServingParts {
-  options: Pick<LinkOptions, "port" | "pyperPort" | "limits" | "uiDir" | "calls">;
+  options: Pick<LinkOptions, "port" | "pyperPort" | "limits" | "uiDir" | "calls" | "livenessSweepMs">;
   dataDir: string;
   log: Logger;
   now: () => number;
@@ -94,7 +94,7 @@ export async function startServing(p: ServingParts): Promise<Serving> {
       controlHost: { now, log, token: p.controlToken, redeemUiCode: (code) => p.uiCodes.redeem(code), api: p.api },
     });
     server = created;
-    stopSweeper = startLivenessSweeper({ authority: () => connection.client, instanceId: () => context.instanceId, log });
+    stopSweeper = startLivenessSweeper({ authority: () => connection.client, instanceId: () => context.instanceId, log, ...(options.livenessSweepMs !== undefined ? { intervalMs: options.livenessSweepMs } : {}) });
     events.setBroadcast((event) => created.broadcastEvent(event));
     const address = await created.start();
     const endpoints = await startPyperEndpoints({

@@ -45,7 +45,6 @@ export async function fileHash(file: string): Promise<string | null> {
   return hit;
 }
 
-
 /** The file `python -m mod` runs, looked up where Python looks first (the cwd, then PYTHONPATH); null when elsewhere. */
 async function moduleFile(mod: string, cwd: string, env: ReadonlyMap<string, string>): Promise<string | null> {
   if (!/^[A-Za-z_][\w.]*$/.test(mod)) return null;

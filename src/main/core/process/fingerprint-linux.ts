@@ -34,7 +34,6 @@ export async function fingerprint(p: PeerProcess, procRoot: string): Promise<str
     .digest("hex");
 }
 
-
 /** The fingerprint each identity had when it was read, so a re-check costs a few reads while nothing changed. */
 const fingerprints = new WeakMap<PeerProcess, string>();
 

@@ -19,7 +19,6 @@ interface Pending {
   resolve: (p: PeerProcess | null) => void;
 }
 
-
 /** Counts of the work a resolver did, for tests and the capacity bench. */
 export interface ResolverStats {
   /** Scans of the process table (one per batch of lookups). */
