@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 import fs from "node:fs/promises";
 import { describe, it } from "node:test";
 import { newDataKey, parseDataKeys, type DataKeys } from "../src/server/crypto.js";
-import { openDatabase, type OpenedDatabase } from "../src/server/db.js";
+import type { Kysely } from "kysely";
+import { openDatabase, sql, type Database, type OpenedDatabase } from "../src/server/db.js";
 import { createLocalBus } from "../src/server/events.js";
 import { createService, ServiceError, type AuthorityService } from "../src/server/service.js";
 import { PENDING_LIMITS } from "../src/server/service/requests.js";
@@ -57,11 +58,31 @@ async function rejectsWith(p: Promise<unknown>, status: number, code: string): P
 
 for (const engine of ENGINES) {
   describe(`authority service on ${engine.name}`, { skip: engine.skip }, () => {
-    it("runs migrations idempotently (a second open is a no-op)", async () => {
+    it("runs migrations idempotently: a second open runs none and keeps every row", async () => {
       const f = await fixture(engine.make);
-      const again = await openDatabase(f.db.location);
-      await again.close();
-      await f.done();
+      try {
+        await f.service.setSecret(f.userId, "OPENAI_API_KEY", "sk-kept-across-opens");
+        const ledger = async (db: Kysely<Database>): Promise<Array<{ name: string; timestamp: string }>> =>
+          (await sql<{ name: string; timestamp: string }>`select name, timestamp from piper_migrations order by name`.execute(db)).rows;
+        const counts = async (db: Kysely<Database>): Promise<number[]> =>
+          Promise.all(["users", "instances", "secrets", "link_tokens"].map(async (table) => Number((await sql<{ n: number | string }>`select count(*) as n from ${sql.table(table)}`.execute(db)).rows[0]?.n)));
+        const before = await ledger(f.opened.db);
+        const rowsBefore = await counts(f.opened.db);
+        assert.ok(before.length > 0, "the first open ran the migrations");
+        assert.equal(new Set(before.map((m) => m.name)).size, before.length, "each migration ran once");
+        assert.deepEqual(rowsBefore.map((n) => n > 0), [true, true, true, true], "the fixture wrote a row in every table counted");
+        const again = await openDatabase(f.db.location);
+        try {
+          assert.deepEqual(await ledger(again.db), before, "the second open ran no migration (same names, same times)");
+          assert.deepEqual(await counts(again.db), rowsBefore, "every row written before the second open is still there");
+          const reopened = createService({ db: again.db, keys: f.keys, bus: createLocalBus(), now: () => f.clock.t, requestTtlMs: 60_000 });
+          assert.deepEqual((await reopened.listSecrets(f.userId)).map((s) => s.name), ["OPENAI_API_KEY"]);
+        } finally {
+          await again.close();
+        }
+      } finally {
+        await f.done();
+      }
     });
 
     it("pending -> approve (until revoked) -> value; second call immediate; revoke -> pending again", async () => {

@@ -5,7 +5,7 @@ import { spawnSync } from "node:child_process";
 import { describe, it } from "node:test";
 import { LinkError } from "../src/shared/errors.js";
 import { createKeychainStore, keychainService } from "../src/main/core/runtime/keychain.js";
-import { uniqueProfile } from "./helpers.js";
+import { uniqueProfile, waitFor } from "./helpers.js";
 
 describe("keychain store (real Secret Service)", () => {
   it("returns null for a missing item, stores, reads and deletes", async () => {
@@ -28,10 +28,13 @@ describe("keychain store (real Secret Service)", () => {
     await keychain.set("refresh-token", "rt_idle_1");
     const helpers = (await children()).filter((pid) => !before.includes(pid));
     assert.equal(helpers.length, 1, "one helper process answered");
-    await new Promise((r) => setTimeout(r, 300));
-    assert.deepEqual((await children()).filter((pid) => helpers.includes(pid)), [], "the idle helper ended");
+    // Waits for the helpers' exit, not for a period: the test fails when a helper never ends.
+    const ended = (pids: string[], what: string): Promise<void> => waitFor(async () => (await children()).every((pid) => !pids.includes(pid)), what);
+    await ended(helpers, "the idle helper to end");
+    const seen = await children();
     assert.equal(await keychain.get("refresh-token"), "rt_idle_1", "a new helper answers");
-    await new Promise((r) => setTimeout(r, 300));
+    const second = (await children()).filter((pid) => !seen.includes(pid) && !before.includes(pid));
+    await ended(second, "the second idle helper to end");
     await keychain.delete("refresh-token");
     assert.equal(await keychain.get("refresh-token"), null);
   });

@@ -12,9 +12,13 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import WebSocket from "ws";
 import { programKey, sessionKey, type PeerProcess } from "../src/shared/process.js";
-import { createProcPeerResolver, describeLinuxProcess, entryPoint, findSocketUid, parseProcNetTcp, parseStat, socketOwner } from "../src/main/core/loopback/peer-process.js";
-import { peerLineKeys, procEndpointForms, socketEnds, type SocketEnds } from "../src/shared/socket-owner.js";
-import { checkPeerUser } from "../src/main/core/loopback/user-guard.js";
+import { entryPoint } from "../src/main/core/process/command-line.js";
+import { describeLinuxProcess } from "../src/main/core/process/describe-linux.js";
+import { createProcPeerResolver } from "../src/main/core/process/peer-resolver-linux.js";
+import { parseStat } from "../src/main/core/process/proc-linux.js";
+import { parseProcNetTcp, socketOwner } from "../src/main/core/process/socket-table-linux.js";
+import { findSocketUid, peerLineKeys, procEndpointForms, socketEnds, type SocketEnds } from "../src/shared/socket-owner.js";
+import { checkPeerUser } from "../src/main/core/process/user-guard.js";
 import { AGENT_SUBPROTOCOL } from "../src/shared/version.js";
 import { startTestLink, tempDir, waitFor, type TestLink } from "./helpers.js";
 
@@ -126,7 +130,7 @@ describe("program identity from /proc", { skip: linux ? false : "Linux only: oth
   it("a session id of 0 (the leader lives outside this PID namespace) is no session: nothing to bind to", async (t) => {
     // A new PID namespace whose first process keeps the outer session: inside it, /proc says session 0,
     // as in a container entered without setsid. The identification runs inside, where the Link would.
-    const probe = `import { describeLinuxProcess } from ${JSON.stringify(path.resolve("src/main/core/loopback/peer-process.ts"))};\nimport { sessionKey } from ${JSON.stringify(path.resolve("src/shared/process.ts"))};\nconst me = await describeLinuxProcess(process.pid);\nconsole.log(JSON.stringify({ sessionId: me.sessionId, sessionLeader: me.sessionLeader, key: sessionKey(me), pid: me.pid }));\n`;
+    const probe = `import { describeLinuxProcess } from ${JSON.stringify(path.resolve("src/main/core/process/describe-linux.ts"))};\nimport { sessionKey } from ${JSON.stringify(path.resolve("src/shared/process.ts"))};\nconst me = await describeLinuxProcess(process.pid);\nconsole.log(JSON.stringify({ sessionId: me.sessionId, sessionLeader: me.sessionLeader, key: sessionKey(me), pid: me.pid }));\n`;
     const file = path.join(cwd, "probe.mts");
     await fs.writeFile(file, probe);
     const run = spawn("unshare", ["--pid", "--fork", "--mount-proc", process.execPath, "--import", "tsx", file], { cwd: process.cwd(), stdio: ["ignore", "pipe", "pipe"] });

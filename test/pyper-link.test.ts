@@ -126,10 +126,37 @@ describe("pyper-sdk endpoints on the Link (loopback HTTPS)", { skip: process.pla
     agents.push(a);
     return a;
   };
+  let canaries = 0;
+  /**
+   * Returns once the Link's liveness sweep has run since the call: a canary agent, the leader of a
+   * terminal session of its own, asks, is killed, and its request ends as requester_gone, which
+   * only a sweep does. Every pending request that existed before the call was in that sweep.
+   */
+  const afterASweep = async (): Promise<void> => {
+    const clientId = `py_canary_${(canaries += 1)}`;
+    // detached: the child calls setsid(), so python leads its own session, which ends when it does.
+    const child = spawn("python3", [script, JSON.stringify(settings), clientId, "canary_token", "", "verify"], { cwd: dir, detached: true, stdio: ["pipe", "pipe", "pipe"] });
+    const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+    try {
+      const outcome = await readline.createInterface({ input: child.stdout })[Symbol.asyncIterator]().next();
+      assert.equal(outcome.done, false, "the canary printed its outcome");
+      const [canary] = (await cliJsonAsync(e, ["requests"], z.array(RequestViewSchema))).filter((r) => r.agentClientId === clientId);
+      assert.ok(canary?.process, "the canary's request names it");
+      assert.equal(canary.process.sessionLeader?.pid, child.pid, "the canary leads its own terminal session");
+      child.kill("SIGKILL");
+      await exited;
+      await waitFor(async () => (await cliJsonAsync(e, ["requests", "--all"], z.array(RequestViewSchema))).some((r) => r.id === canary.id && r.status === "requester_gone"), "a liveness sweep to end the canary's request");
+    } finally {
+      child.kill("SIGKILL");
+    }
+  };
+  /** Returns once process `pid` has exited (its /proc entry is gone). */
+  const ended = (pid: number, what: string): Promise<void> => waitFor(async () => !(await fs.stat(`/proc/${pid}`).then(() => true, () => false)), what);
 
   before(async () => {
     e = await newEnv();
-    const status = cliJson(e, ["start", "--port", "0"], LinkStatusSchema);
+    // A short sweep period: the tests wait for what a sweep did (afterASweep), not for its period.
+    const status = cliJson(e, ["start", "--port", "0", "--liveness-sweep-ms", "100"], LinkStatusSchema);
     assert.ok(status.pyper, "status names the pyper endpoints");
     assert.notEqual(status.pyper.port, status.port);
     cliJson(e, ["dev", "sign-in"], LinkStatusSchema);
@@ -286,10 +313,11 @@ print(json.dumps(out))
       assert.ok(first?.process, "a pending request names the first run");
       assert.equal(first.requesterWaits, false);
       assert.equal(first.process.sessionId, shell.pid, "the script ran in the shell's session");
-      // The liveness sweep runs every 2 s: after three, the request of the ended run still waits.
-      await new Promise((r) => setTimeout(r, 6_500));
+      // A liveness sweep after the run ended leaves its request waiting: the terminal session lives.
+      await ended(first.process.pid, "the first run to end");
+      await afterASweep();
       const stillThere = await pendingOf("short_token");
-      assert.deepEqual(stillThere.map((r) => r.id), [first.id], "still pending after the run ended");
+      assert.deepEqual(stillThere.map((r) => r.id), [first.id], "still pending after the run ended and a sweep ran");
       const listed = cli(e, ["requests"]).stdout;
       assert.match(listed, /does not wait: approve, then run it again/);
 
@@ -336,14 +364,14 @@ print(json.dumps(out))
     const [request] = await pending();
     assert.ok(request?.process);
     assert.equal(request.process.sessionLeader, null, "no live session leader");
-    await new Promise((r) => setTimeout(r, 6_500));
-    assert.deepEqual((await pending()).map((r) => r.id), [request.id], "still pending after three liveness sweeps");
+    await ended(request.process.pid, "the first run to end");
+    await afterASweep();
+    assert.deepEqual((await pending()).map((r) => r.id), [request.id], "still pending after the run ended and a sweep ran");
     launch();
     await waitFor(async () => (await outcomes()).length === 2, "the second run's outcome", 20_000);
     const [joined] = await pending();
     assert.deepEqual([joined?.id], [request.id], "the next run joins it");
-    const lastPid = joined?.process?.pid ?? 0;
-    await waitFor(async () => !(await fs.stat(`/proc/${lastPid}`).then(() => true, () => false)), "the second run to end");
+    await ended(joined?.process?.pid ?? 0, "the second run to end");
     const refused = cli(e, ["approve", request.id, "--bind", "process", "--once", "--secret", "NOTION_TOKEN"]);
     assert.notEqual(refused.code, 0);
     assert.match(refused.stderr + refused.stdout, /Approve it for this program: its next run gets it/);

@@ -42,6 +42,7 @@ interface StartOptions extends GlobalOptions {
   authority: string;
   requestTtl?: number | undefined;
   keychain?: KeychainBackend | undefined;
+  livenessSweepMs?: number | undefined;
 }
 
 function parseKeychain(value: string): KeychainBackend {
@@ -178,6 +179,7 @@ async function startInForeground(opts: StartOptions, out: Output): Promise<numbe
       port: opts.port,
       authority: authorityConfig(opts.authority, opts.requestTtl),
       keychain: opts.keychain,
+      livenessSweepMs: opts.livenessSweepMs,
       onReady: async (started, link) => {
         const status = await unlockIfAsked(opts.profile, started);
         // The window's address carries the control token, so it goes to a terminal only, never to a log file.
@@ -272,7 +274,7 @@ async function startInBackground(opts: StartOptions, out: Output): Promise<numbe
   const env = { ...process.env };
   const child = spawn(
     process.execPath,
-    [...DAEMON_NODE_FLAGS, ...process.execArgv, entry, "--profile", opts.profile, "start", "--foreground", "--port", String(opts.port), "--authority", opts.authority, "--json", ...(opts.requestTtl === undefined ? [] : ["--request-ttl", String(opts.requestTtl)]), ...(opts.keychain === undefined ? [] : ["--keychain", opts.keychain])],
+    [...DAEMON_NODE_FLAGS, ...process.execArgv, entry, "--profile", opts.profile, "start", "--foreground", "--port", String(opts.port), "--authority", opts.authority, "--json", ...(opts.requestTtl === undefined ? [] : ["--request-ttl", String(opts.requestTtl)]), ...(opts.keychain === undefined ? [] : ["--keychain", opts.keychain]), ...(opts.livenessSweepMs === undefined ? [] : ["--liveness-sweep-ms", String(opts.livenessSweepMs)])],
     { detached: true, stdio: ["ignore", fd, fd], env },
   );
   fs.closeSync(fd);
@@ -398,8 +400,10 @@ export function buildProgram(run: (job: (out: Output) => Promise<number>, json: 
     .option("--request-ttl <ms>", "how long pending requests wait for a decision (embedded authority; default 10 min)", parsePositiveInt)
     .option("--keychain <backend>", "os (the system keychain) or file (encrypted with a passphrase, for machines without one); remembered", parseKeychain)
     .option("--json", "print the status as JSON")
-    .action(async (o: { port: number; foreground?: boolean; authority: string; requestTtl?: number; keychain?: KeychainBackend; json?: boolean }) => {
-      const opts = { ...globals(), port: o.port, authority: o.authority, requestTtl: o.requestTtl, keychain: o.keychain };
+    // For tests: they wait for what a sweep does, and a short period keeps that wait short.
+    .addOption(new Option("--liveness-sweep-ms <ms>", "how often ended processes and terminal sessions are looked for (default 2000)").argParser(parsePositiveInt).hideHelp())
+    .action(async (o: { port: number; foreground?: boolean; authority: string; requestTtl?: number; keychain?: KeychainBackend; json?: boolean; livenessSweepMs?: number }) => {
+      const opts = { ...globals(), port: o.port, authority: o.authority, requestTtl: o.requestTtl, keychain: o.keychain, livenessSweepMs: o.livenessSweepMs };
       await run((out) => (o.foreground ? startInForeground(opts, out) : startInBackground(opts, out)), o.json === true);
     });
 

@@ -9,7 +9,7 @@ import path from "node:path";
 import { type Command, InvalidArgumentError } from "commander";
 import type { ActingFor } from "../../shared/protocol.js";
 import type { PiperError as PiperErrorType } from "@piper-link/sdk";
-import { entryPoint } from "../core/loopback/peer-process.js";
+import { entryPoint } from "../core/process/command-line.js";
 import type { Runner } from "./commands.js";
 import { ExitCode } from "./output.js";
 import { AGENT_DEFAULTS } from "../../shared/defaults.js";

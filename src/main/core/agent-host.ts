@@ -3,7 +3,7 @@
  * told, and the handlers of their messages — `resolve` / `resolveMany` (authority/), `grants`
  * (authority/agent-grants.ts), `validate` / `metadata` / `permissionCheck` (authority/agent-checks.ts),
  * `call` and `requestAccess` (calls/), and whom Piper Link's own commands ask for
- * (loopback/acting-for.ts). Composed here so link.ts only wires parts together.
+ * (process/acting-for.ts). Composed here so link.ts only wires parts together.
  */
 import type { Logger } from "pino";
 import type { InstanceContext } from "./account/instance-context.js";
@@ -16,9 +16,9 @@ import { createAccessRequester } from "./calls/access-request.js";
 import { createCallGrants } from "./calls/call-grants.js";
 import { createCallHandler } from "./calls/call-handler.js";
 import type { Upstream } from "./calls/upstream.js";
-import { actingForIdentity } from "./loopback/acting-for.js";
+import { actingForIdentity } from "./process/acting-for.js";
 import type { AgentHost } from "./loopback/agent-channel.js";
-import { identifyLinuxProcess } from "./loopback/peer-process.js";
+import { identifyLinuxProcess } from "./process/identify-linux.js";
 
 export interface AgentHostParts {
   now: () => number;

@@ -59,6 +59,8 @@ export interface DaemonOptions {
    * desktop app, whose core is bundled elsewhere, passes its app path.
    */
   installRoot?: string;
+  /** The liveness sweep's period in ms (LinkOptions `livenessSweepMs`); absent: the default. */
+  livenessSweepMs?: number | undefined;
 }
 
 /**
@@ -144,6 +146,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     uiDir: options.uiDir !== undefined ? options.uiDir : await builtUiDir(path.resolve(import.meta.dirname, "../../../out/renderer")),
     installRoot: options.installRoot ?? path.resolve(import.meta.dirname, "../../.."),
     hardening,
+    ...(options.livenessSweepMs !== undefined ? { livenessSweepMs: options.livenessSweepMs } : {}),
   });
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);

@@ -7,7 +7,7 @@ import type { HardeningResult } from "../../platform/harden.js";
 import type { ControlEvent, LinkApi, LinkStatus } from "../../shared/control.js";
 import type { AuthorityConfig } from "./authority/configured-authority.js";
 import type { LinkLimits } from "./loopback/limits.js";
-import type { PeerResolver } from "./loopback/peer-process.js";
+import type { PeerResolver } from "./process/peer-resolver.js";
 import type { KeychainStore } from "./runtime/keychain.js";
 import type { LinkPaths } from "./runtime/paths.js";
 
@@ -52,6 +52,12 @@ export interface LinkOptions {
   unlock?: { passphrase: string | (() => Promise<string>); pin?: string; unattended?: boolean } | null;
   /** How often the idle lock is checked, in ms (default 60 000); tests with their own clock check more often. */
   idleCheckMs?: number;
+  /**
+   * How often the liveness sweep looks for ended processes and terminal sessions, in ms (default
+   * `LIVENESS_SWEEP_MS`, 2 s; authority/local-liveness.ts). Tests sweep more often, so they wait for
+   * a sweep's effect rather than for its period.
+   */
+  livenessSweepMs?: number;
   /** scrypt parameters for a new vault (default: VAULT_KDF in core/vault/vault-crypto.ts); tests lower N, never below 2^14. */
   vaultKdf?: { N: number; r: number; p: number };
   /** The file keychain's passphrase is the vault's (one passphrase): the daemon passes the slot that feeds it. */

@@ -25,7 +25,7 @@ import { createGrantCache } from "./authority/grant-cache.js";
 import { createControlApi } from "./control-api.js";
 import { createEventHub } from "./events.js";
 import type { Link, LinkOptions } from "./link-options.js";
-import { createPeerResolver } from "./loopback/peer-process.js";
+import { createPeerResolver } from "./process/peer-resolver.js";
 import { createUiCodes } from "./loopback/ui-codes.js";
 import { acquireInstanceLock, type InstanceLock } from "./runtime/instance-lock.js";
 import { hasDisplay } from "./runtime/display.js";

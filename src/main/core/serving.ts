@@ -23,13 +23,13 @@ import type { LinkOptions } from "./link-options.js";
 import { grantPage } from "./loopback/grant-page.js";
 import { DEFAULT_LIMITS } from "./loopback/limits.js";
 import { LinkServer, type LinkServerAddress } from "./loopback/link-server.js";
-import type { PeerResolver } from "./loopback/peer-process.js";
+import type { PeerResolver } from "./process/peer-resolver.js";
 import { createSignInProxy } from "./loopback/sign-in-proxy.js";
 import type { UiCodes } from "./loopback/ui-codes.js";
 import { startPyperEndpoints, type PyperEndpoints } from "./pyper/pyper-endpoints.js";
 
 export interface ServingParts {
-  options: Pick<LinkOptions, "port" | "pyperPort" | "limits" | "uiDir" | "calls">;
+  options: Pick<LinkOptions, "port" | "pyperPort" | "limits" | "uiDir" | "calls" | "livenessSweepMs">;
   dataDir: string;
   log: Logger;
   now: () => number;
@@ -94,7 +94,7 @@ export async function startServing(p: ServingParts): Promise<Serving> {
       controlHost: { now, log, token: p.controlToken, redeemUiCode: (code) => p.uiCodes.redeem(code), api: p.api },
     });
     server = created;
-    stopSweeper = startLivenessSweeper({ authority: () => connection.client, instanceId: () => context.instanceId, log });
+    stopSweeper = startLivenessSweeper({ authority: () => connection.client, instanceId: () => context.instanceId, log, ...(options.livenessSweepMs !== undefined ? { intervalMs: options.livenessSweepMs } : {}) });
     events.setBroadcast((event) => created.broadcastEvent(event));
     const address = await created.start();
     const endpoints = await startPyperEndpoints({

@@ -14,8 +14,8 @@
 import { createHash, randomBytes } from "node:crypto";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { checkPeerUser } from "../loopback/user-guard.js";
-import { socketOwner } from "../loopback/peer-process.js";
+import { checkPeerUser } from "../process/user-guard.js";
+import { socketOwner } from "../process/socket-table-linux.js";
 import { socketEnds } from "../../../shared/socket-owner.js";
 import { LinkError } from "../../../shared/errors.js";
 import { notThisSignInPage, signedInPage, signInFailedPage } from "../../../shared/page-style.js";

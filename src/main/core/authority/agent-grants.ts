@@ -9,6 +9,7 @@ import type { GrantView } from "../../../shared/authority.js";
 import type { AgentGrant } from "../../../shared/protocol.js";
 import { programKey, type PeerProcess } from "../../../shared/process.js";
 import type { AuthorityClient } from "./authority-client.js";
+import type { Requester } from "../process/requester.js";
 
 export interface AgentGrantsDeps {
   now(): number;
@@ -16,11 +17,8 @@ export interface AgentGrantsDeps {
   instanceId(): string | null;
 }
 
-/** Who asks: what the agent channel knows of the connection. */
-export interface GrantsAsker {
-  agent: { clientId: string } | null;
-  process: PeerProcess | null;
-}
+/** Who asks: the requester's agent and program (process/requester.ts). */
+export type GrantsAsker = Pick<Requester, "agent" | "process">;
 
 /** True when `g` is a live grant the asker may use (see the module comment). */
 export function grantServes(g: GrantView, asker: { clientId: string; process: PeerProcess | null; instanceId: string; now: number }): boolean {

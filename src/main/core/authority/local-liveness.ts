@@ -12,15 +12,22 @@ import type { ApproveBody, GrantView, RequestView } from "../../../shared/author
 import { LinkError } from "../../../shared/errors.js";
 import { sessionKey } from "../../../shared/process.js";
 import { isPidAlive } from "../runtime/files.js";
-import { describeLinuxProcess } from "../loopback/peer-process.js";
+import { describeLinuxProcess } from "../process/describe-linux.js";
 import type { AuthorityClient } from "./authority-client.js";
 
 export interface LivenessDeps {
   authority(): AuthorityClient | null;
   instanceId(): string | null;
   log: Logger;
+  /** The sweep's period in ms; default `LIVENESS_SWEEP_MS`. */
   intervalMs?: number;
 }
+
+/**
+ * How often the sweep runs by default, in ms: a process-bound grant outlives its process by at most
+ * this long (plus one sweep), and each sweep costs two authority calls and a /proc read per grant.
+ */
+export const LIVENESS_SWEEP_MS = 2000;
 
 /**
  * Is the process (pid + start time in clock ticks) still the one that was seen? On Linux the start
@@ -102,7 +109,7 @@ export async function sweepLocalBindings(deps: LivenessDeps): Promise<{ grants: 
   return { grants, requests };
 }
 
-/** Sweeps every `intervalMs` (default 2 s) until the returned stop function is called. */
+/** Sweeps every `intervalMs` (default `LIVENESS_SWEEP_MS`) until the returned stop function is called. */
 export function startLivenessSweeper(deps: LivenessDeps): () => void {
   let running = false;
   const timer = setInterval(() => {
@@ -113,7 +120,7 @@ export function startLivenessSweeper(deps: LivenessDeps): () => void {
       .finally(() => {
         running = false;
       });
-  }, deps.intervalMs ?? 2000);
+  }, deps.intervalMs ?? LIVENESS_SWEEP_MS);
   timer.unref();
   return () => clearInterval(timer);
 }

@@ -9,11 +9,10 @@
 import { randomBytes } from "node:crypto";
 import { isRetryable, LinkError, NOT_SIGNED_IN_MESSAGE, type ErrorCode } from "../../../shared/errors.js";
 import { normalizeVariable, type LinkMessage, type ResolveMany, type VariableResult } from "../../../shared/protocol.js";
-import type { AgentChannel } from "../loopback/agent-channel.js";
 import type { AuthorityClient } from "./authority-client.js";
 import { POLL_MS, type ResolverDeps } from "./resolve-deps.js";
 import { AGENT_DEFAULTS } from "../../../shared/defaults.js";
-
+import type { Requester } from "../process/requester.js";
 
 /** A variable's state while the batch is being answered. */
 type Slot = { kind: "done"; result: VariableResult } | { kind: "pending"; requestId: string };
@@ -55,16 +54,17 @@ export function distinctVariables(variables: readonly string[]): { asked: string
 }
 
 /**
- * Answers one `resolveMany` for `session`: sends at most one `pending` frame (when any variable
+ * Answers one `resolveMany` for `requester`: sends at most one `pending` frame (when any variable
  * needs the person) and then exactly one `secrets` frame, or one `error` frame when the whole
  * message cannot be answered (not signed in, no authority). Waits until every request is decided,
- * `request.timeoutMs` (default 120 s) passes, or the connection closes (then sends nothing more).
+ * `request.timeoutMs` (default 120 s) passes, or `signal` aborts (the requester went away; then it
+ * sends nothing more).
  * Per-variable codes: `denied`, `timeout`, `requester_gone`, `secret_not_found` (the wait ended and
  * no secret of that name exists, so nobody could approve it yet), `grant_needed` (`wait: false`),
  * and the authority's own errors (`rate_limited`, `authority_unavailable`, `policy_violation`…).
  */
-export async function resolveMany(deps: ResolverDeps, session: AgentChannel, request: ResolveMany, send: (m: LinkMessage) => void): Promise<void> {
-  const agent = session.agent;
+export async function resolveMany(deps: ResolverDeps, requester: Requester, request: ResolveMany, send: (m: LinkMessage) => void, signal: AbortSignal): Promise<void> {
+  const agent = requester.agent;
   const instanceId = deps.instanceId();
   if (agent === null || instanceId === null) {
     send({ type: "error", id: request.id, code: "not_logged_in", message: NOT_SIGNED_IN_MESSAGE, retryable: isRetryable("not_logged_in") });
@@ -75,14 +75,14 @@ export async function resolveMany(deps: ResolverDeps, session: AgentChannel, req
     send({ type: "error", id: request.id, code: "authority_unavailable", message: "This Piper Link has no authority configured.", retryable: true });
     return;
   }
-  await session.identification;
+  await requester.identification;
   const deadline = deps.now() + (request.timeoutMs ?? AGENT_DEFAULTS.approvalWaitMs);
   const identity = { instanceId, agentClientId: agent.clientId };
   const batchId = newBatchId();
   const { asked, sameAs } = distinctVariables(request.variables);
   const slots = new Map<string, Slot>();
-  // A function, not a property read: the connection may close during any await below.
-  const gone = (): boolean => session.signal.aborted;
+  // A function, not a property read: the requester may go away during any await below.
+  const gone = (): boolean => signal.aborted;
 
   /** Asks the authority for one variable (after a cache miss): a value, a pending request, or an error. */
   async function ask(authority: AuthorityClient, variable: string): Promise<Slot> {
@@ -93,12 +93,12 @@ export async function resolveMany(deps: ResolverDeps, session: AgentChannel, req
         ...(agent?.name !== undefined ? { agentName: agent.name } : {}),
         variable,
         ...(request.reason !== undefined ? { reason: request.reason } : {}),
-        process: session.process,
+        process: requester.process,
         batchId,
       });
       if (result.status === "pending") return { kind: "pending", requestId: result.requestId };
-      if (result.reusable) deps.cache.put(identity.agentClientId, variable, session.process, { value: result.value, grantId: result.grantId, expiresAt: result.expiresAt }, generation);
-      deps.log.info({ conn: session.connectionId, clientId: identity.agentClientId, variable: result.variable, grantId: result.grantId }, "secret delivered");
+      if (result.reusable) deps.cache.put(identity.agentClientId, variable, requester.process, { value: result.value, grantId: result.grantId, expiresAt: result.expiresAt }, generation);
+      deps.log.info({ conn: requester.connectionId, clientId: identity.agentClientId, variable: result.variable, grantId: result.grantId }, "secret delivered");
       return { kind: "done", result: { value: result.value, grantId: result.grantId, expiresAt: result.expiresAt === null ? null : new Date(result.expiresAt).toISOString() } };
     } catch (err) {
       if (err instanceof LinkError) return { kind: "done", result: failureFrom(err) };
@@ -108,10 +108,10 @@ export async function resolveMany(deps: ResolverDeps, session: AgentChannel, req
 
   // 1. Each variable: the cache, else the authority (in order, so the card lists them as asked).
   for (const variable of asked) {
-    const hit = deps.cache.get(identity.agentClientId, variable, session.process, deps.now());
+    const hit = deps.cache.get(identity.agentClientId, variable, requester.process, deps.now());
     if (hit !== null) {
       slots.set(variable, { kind: "done", result: { value: hit.value, grantId: hit.grantId, expiresAt: hit.expiresAt === null ? null : new Date(hit.expiresAt).toISOString() } });
-      deps.cache.recordUse({ grantId: hit.grantId, at: deps.now(), agentClientId: identity.agentClientId, pid: session.process?.pid ?? null });
+      deps.cache.recordUse({ grantId: hit.grantId, at: deps.now(), agentClientId: identity.agentClientId, pid: requester.process?.pid ?? null });
       continue;
     }
     slots.set(variable, await ask(client, variable));
@@ -123,7 +123,7 @@ export async function resolveMany(deps: ResolverDeps, session: AgentChannel, req
   if (first.length > 0) {
     const requestIds = [...new Set(first.map(([, id]) => id))];
     send({ type: "pending", id: request.id, requestId: requestIds[0] ?? "", requestIds, batchId, approveIn: "Piper Link" });
-    deps.log.info({ conn: session.connectionId, clientId: identity.agentClientId, requestIds, batchId }, "requests pending");
+    deps.log.info({ conn: requester.connectionId, clientId: identity.agentClientId, requestIds, batchId }, "requests pending");
   }
 
   // 2. One wait loop for the batch: follow the first undecided request; decisions on the others
@@ -139,7 +139,7 @@ export async function resolveMany(deps: ResolverDeps, session: AgentChannel, req
       const left = Math.max(0, deadline - deps.now());
       let status: "pending" | "approved" | "denied" | "expired" | "requester_gone";
       try {
-        status = (await client.wait(requestId, { ...identity, timeoutMs: Math.min(left, POLL_MS) }, session.signal)).status;
+        status = (await client.wait(requestId, { ...identity, timeoutMs: Math.min(left, POLL_MS) }, signal)).status;
       } catch (err) {
         if (gone()) return;
         if (!(err instanceof LinkError)) throw err;

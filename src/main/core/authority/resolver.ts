@@ -8,39 +8,45 @@
  */
 import { isRetryable, LinkError, NOT_SIGNED_IN_MESSAGE } from "../../../shared/errors.js";
 import type { LinkMessage, Resolve, ResolveMany } from "../../../shared/protocol.js";
-import type { AgentHost, AgentChannel } from "../loopback/agent-channel.js";
+import type { Requester } from "../process/requester.js";
 import { POLL_MS, type ResolverDeps } from "./resolve-deps.js";
 import { resolveMany } from "./resolve-many.js";
 import { AGENT_DEFAULTS } from "../../../shared/defaults.js";
 
 export type { ResolverDeps } from "./resolve-deps.js";
 
+/**
+ * Answers one `resolve` or `resolveMany` of `requester`: its frames go through `send`; `signal`
+ * aborts when the requester goes away (its connection closed), and then nothing more is sent.
+ */
+export type ResolveHandler = (requester: Requester, request: Resolve | ResolveMany, send: (m: LinkMessage) => void, signal: AbortSignal) => Promise<void>;
+
 /** The Link's answer to `resolve` and `resolveMany` (the agent channel's `AgentHost.resolve`). */
-export function createAgentResolver(deps: ResolverDeps): AgentHost["resolve"] {
+export function createAgentResolver(deps: ResolverDeps): ResolveHandler {
   const one = resolveOne(deps);
-  return (session: AgentChannel, request: Resolve | ResolveMany, send: (m: LinkMessage) => void): Promise<void> =>
-    request.type === "resolveMany" ? resolveMany(deps, session, request, send) : one(session, request, send);
+  return (requester, request, send, signal) =>
+    request.type === "resolveMany" ? resolveMany(deps, requester, request, send, signal) : one(requester, request, send, signal);
 }
 
 function resolveOne(deps: ResolverDeps) {
-  return async (session: AgentChannel, request: Resolve, send: (m: LinkMessage) => void): Promise<void> => {
+  return async (requester: Requester, request: Resolve, send: (m: LinkMessage) => void, signal: AbortSignal): Promise<void> => {
     const fail = (code: LinkError["code"], message: string): void => {
       send({ type: "error", id: request.id, code, message, retryable: isRetryable(code) });
     };
-    const agent = session.agent;
+    const agent = requester.agent;
     const instanceId = deps.instanceId();
     if (agent === null || instanceId === null) {
       fail("not_logged_in", NOT_SIGNED_IN_MESSAGE);
       return;
     }
-    await session.identification;
+    await requester.identification;
     const deadline = deps.now() + (request.timeoutMs ?? AGENT_DEFAULTS.approvalWaitMs);
     const identity = { instanceId, agentClientId: agent.clientId };
     let announced = false;
-    const hit = deps.cache.get(agent.clientId, request.variable, session.process, deps.now());
+    const hit = deps.cache.get(agent.clientId, request.variable, requester.process, deps.now());
     if (hit !== null) {
       send({ type: "secret", id: request.id, variable: request.variable, value: hit.value, grantId: hit.grantId, expiresAt: hit.expiresAt === null ? null : new Date(hit.expiresAt).toISOString() });
-      deps.cache.recordUse({ grantId: hit.grantId, at: deps.now(), agentClientId: agent.clientId, pid: session.process?.pid ?? null });
+      deps.cache.recordUse({ grantId: hit.grantId, at: deps.now(), agentClientId: agent.clientId, pid: requester.process?.pid ?? null });
       return;
     }
     try {
@@ -56,10 +62,10 @@ function resolveOne(deps: ResolverDeps) {
           ...(agent.name !== undefined ? { agentName: agent.name } : {}),
           variable: request.variable,
           ...(request.reason !== undefined ? { reason: request.reason } : {}),
-          process: session.process,
+          process: requester.process,
         });
         if (result.status === "granted") {
-          if (result.reusable) deps.cache.put(agent.clientId, request.variable, session.process, { value: result.value, grantId: result.grantId, expiresAt: result.expiresAt }, generation);
+          if (result.reusable) deps.cache.put(agent.clientId, request.variable, requester.process, { value: result.value, grantId: result.grantId, expiresAt: result.expiresAt }, generation);
           send({
             type: "secret",
             id: request.id,
@@ -68,13 +74,13 @@ function resolveOne(deps: ResolverDeps) {
             grantId: result.grantId,
             expiresAt: result.expiresAt === null ? null : new Date(result.expiresAt).toISOString(),
           });
-          deps.log.info({ conn: session.connectionId, clientId: agent.clientId, variable: result.variable, grantId: result.grantId }, "secret delivered");
+          deps.log.info({ conn: requester.connectionId, clientId: agent.clientId, variable: result.variable, grantId: result.grantId }, "secret delivered");
           return;
         }
         if (!announced) {
           send({ type: "pending", id: request.id, requestId: result.requestId, approveIn: "Piper Link" });
           announced = true;
-          deps.log.info({ conn: session.connectionId, clientId: agent.clientId, requestId: result.requestId }, "request pending");
+          deps.log.info({ conn: requester.connectionId, clientId: agent.clientId, requestId: result.requestId }, "request pending");
         }
         if (!request.wait) return;
         const left = deadline - deps.now();
@@ -82,8 +88,8 @@ function resolveOne(deps: ResolverDeps) {
           fail("timeout", "Nobody approved the request in time. It stays pending in Piper Link; ask again to keep waiting.");
           return;
         }
-        if (session.signal.aborted) return;
-        const outcome = await client.wait(result.requestId, { ...identity, timeoutMs: Math.min(left, POLL_MS) }, session.signal);
+        if (signal.aborted) return;
+        const outcome = await client.wait(result.requestId, { ...identity, timeoutMs: Math.min(left, POLL_MS) }, signal);
         if (outcome.status === "denied") {
           fail("denied", "The request was denied in Piper Link.");
           return;
@@ -99,7 +105,7 @@ function resolveOne(deps: ResolverDeps) {
         // approved: loop to fetch the value; pending: keep waiting until the deadline.
       }
     } catch (err) {
-      if (session.signal.aborted) return;
+      if (signal.aborted) return;
       if (err instanceof LinkError) {
           fail(err.code === "unauthorized" ? "not_logged_in" : err.code, err.message);
           return;

@@ -10,7 +10,7 @@
 import { destinationAllows } from "../../../shared/grant-terms.js";
 import { LinkError } from "../../../shared/errors.js";
 import { normalizeVariable, type AgentGrant, type LinkMessage, type RequestAccess } from "../../../shared/protocol.js";
-import type { AgentChannel } from "../loopback/agent-channel.js";
+import type { Requester } from "../process/requester.js";
 import type { GrantsAsker } from "../authority/agent-grants.js";
 import type { CallGrants } from "./call-grants.js";
 import { parseCallUrl } from "./injections.js";
@@ -22,24 +22,22 @@ export interface AccessRequestDeps {
   listGrants(asker: GrantsAsker): Promise<AgentGrant[]>;
 }
 
-/** What the handler reads of the agent's connection. */
-export type AccessChannel = Pick<AgentChannel, "agent" | "process" | "identification" | "connectionId">;
-
 /**
- * Creates the `requestAccess` handler: sends exactly one `access` or `error` frame through `send`.
+ * Creates the `requestAccess` handler: for each request of a requester, sends exactly one `access`
+ * or `error` frame through `send`.
  * Errors: `bad_request` (the URL is not an absolute https:// URL without credentials), and what the
  * authority says (`not_logged_in`, `authority_unavailable`, `secret_not_found`, `denied`…).
  */
-export function createAccessRequester(deps: AccessRequestDeps): (channel: AccessChannel, request: RequestAccess, send: (m: LinkMessage) => void) => Promise<void> {
-  return async (channel, request, send) => {
-    await channel.identification;
-    const agent = channel.agent;
+export function createAccessRequester(deps: AccessRequestDeps): (requester: Requester, request: RequestAccess, send: (m: LinkMessage) => void) => Promise<void> {
+  return async (requester, request, send) => {
+    await requester.identification;
+    const agent = requester.agent;
     if (agent === null) return;
     const { id, variable, method } = request;
     try {
       const url = parseCallUrl(request.url);
       const wanted = normalizeVariable(variable);
-      const live = await deps.listGrants({ agent, process: channel.process });
+      const live = await deps.listGrants({ agent, process: requester.process });
       if (live.some((g) => normalizeVariable(g.variable) === wanted && g.mode !== null && destinationAllows(g.mode, method, url).ok)) {
         send({ type: "access", id, variable, state: "granted", requestId: null });
         return;
@@ -53,7 +51,7 @@ export function createAccessRequester(deps: AccessRequestDeps): (channel: Access
       };
       try {
         // Never waits: the deadline is now and `wait` is false. The value, if granted, is dropped here.
-        await deps.grants.get({ agent, process: channel.process, connectionId: channel.connectionId }, variable, { method, url: url.href }, { id, reason, wait: false, askIfRefused: true, deadline: deps.now(), signal: AbortSignal.timeout(60_000), send: capture });
+        await deps.grants.get({ agent, process: requester.process, connectionId: requester.connectionId }, variable, { method, url: url.href }, { id, reason, wait: false, askIfRefused: true, deadline: deps.now(), signal: AbortSignal.timeout(60_000), send: capture });
         send({ type: "access", id, variable, state: "granted", requestId: null });
       } catch (err) {
         if (err instanceof LinkError && err.code === "grant_needed" && asked.requestId !== null) {

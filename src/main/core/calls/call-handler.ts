@@ -13,7 +13,7 @@ import { LinkError } from "../../../shared/errors.js";
 import { checkPolicy, destinationAllows, type GrantTerms } from "../../../shared/grant-terms.js";
 import type { LinkMessage } from "../../../shared/protocol.js";
 import type { UsageReport } from "../../../shared/authority.js";
-import type { AgentChannel } from "../loopback/agent-channel.js";
+import type { Requester } from "../process/requester.js";
 import type { CallGrant, CallGrants } from "./call-grants.js";
 import { describeUrl, parseCallUrl, prepareRequest, secretNamesOf } from "./injections.js";
 import { createStreamRedactor, needlesFor, redactString, RELEASE_AFTER_MS } from "./redactor.js";
@@ -46,14 +46,14 @@ function checkTerms(name: string, terms: GrantTerms, method: string, url: URL, n
  * What the handler reads of the agent's connection. `writable` (absent: always) resolves when the
  * agent's socket has room for more of an answer; the answer is read from the upstream no faster.
  */
-export type CallChannel = Pick<AgentChannel, "agent" | "process" | "identification" | "connectionId"> & Partial<Pick<AgentChannel, "writable">>;
+export type CallRequester = Requester & { writable?: () => Promise<void> };
 
 /**
- * Waits for `channel.writable()`; throws LinkError `timeout` when `signal` (a cancel, a closed
+ * Waits for `requester.writable()`; throws LinkError `timeout` when `signal` (a cancel, a closed
  * connection or the call's time limit) aborts first. After a cancel or a close nothing is sent.
  */
-async function roomFor(channel: CallChannel, signal: AbortSignal): Promise<void> {
-  if (channel.writable === undefined) return;
+async function roomFor(requester: CallRequester, signal: AbortSignal): Promise<void> {
+  if (requester.writable === undefined) return;
   const stopped = (): LinkError => new LinkError("timeout", "The call ended while its answer waited for the agent to read what was already sent.");
   if (signal.aborted) throw stopped();
   let onAbort: () => void = () => undefined;
@@ -62,14 +62,14 @@ async function roomFor(channel: CallChannel, signal: AbortSignal): Promise<void>
     signal.addEventListener("abort", onAbort, { once: true });
   });
   try {
-    await Promise.race([channel.writable(), aborted]);
+    await Promise.race([requester.writable(), aborted]);
   } finally {
     signal.removeEventListener("abort", onAbort);
   }
 }
 
-function programOf(channel: CallChannel): string | null {
-  const p = channel.process;
+function programOf(requester: Requester): string | null {
+  const p = requester.process;
   if (p === null) return null;
   // The executable and, for interpreters, the script (the first argument that is not an option).
   const script = p.commandLine?.slice(1).find((a) => !a.startsWith("-")) ?? null;
@@ -77,20 +77,26 @@ function programOf(channel: CallChannel): string | null {
   return text === "" ? null : text.slice(0, 1024);
 }
 
+/**
+ * Performs one `call` for `requester`: its frames go through `send`; `signal` aborts when the agent
+ * cancels the call or goes away.
+ */
+export type CallHandler = (requester: CallRequester, call: Call, send: (m: LinkMessage) => void, signal: AbortSignal) => Promise<void>;
+
 /** Creates the `call` handler the agent channel dispatches to. */
-export function createCallHandler(deps: CallHandlerDeps): (channel: CallChannel, call: Call, send: (m: LinkMessage) => void, signal: AbortSignal) => Promise<void> {
+export function createCallHandler(deps: CallHandlerDeps): CallHandler {
   const limits: CallLimits = { ...CALL_LIMITS, ...deps.limits };
-  return async (channel: CallChannel, call: Call, send: (m: LinkMessage) => void, signal: AbortSignal): Promise<void> => {
+  return async (requester, call, send, signal) => {
     const started = performance.now();
-    const agent = channel.agent;
+    const agent = requester.agent;
     if (agent === null) return;
-    await channel.identification;
+    await requester.identification;
     const grants: Array<{ name: string; grant: CallGrant }> = [];
     // Every form of every value resolved so far: whatever string the agent gets is redacted with them.
     let needles: string[] = [];
     // Stops the body redactor's timer, so nothing is sent after the call's last frame.
     let stopRedactor = (): void => undefined;
-    const audit: CallAudit = { secretNames: secretNamesOf(call.auth), method: call.method, host: "", path: "", status: null, bytes: 0, durationMs: 0, redacted: false, error: null, program: programOf(channel) };
+    const audit: CallAudit = { secretNames: secretNamesOf(call.auth), method: call.method, host: "", path: "", status: null, bytes: 0, durationMs: 0, redacted: false, error: null, program: programOf(requester) };
     try {
       const url = parseCallUrl(call.url);
       Object.assign(audit, { host: describeUrl(url).host, path: describeUrl(url).path });
@@ -99,7 +105,7 @@ export function createCallHandler(deps: CallHandlerDeps): (channel: CallChannel,
       const shown = `${call.method} ${url.href}`;
       const reason = `Use without reading, in a call: ${shown}${call.reason ? ` — ${call.reason}` : ""}`.slice(0, 1000);
       for (const name of audit.secretNames) {
-        const grant = await deps.grants.get({ agent, process: channel.process, connectionId: channel.connectionId }, name, { method: call.method, url: url.href }, { id: call.id, reason, wait: call.wait, askIfRefused: call.askIfRefused ?? false, deadline, signal, send });
+        const grant = await deps.grants.get({ agent, process: requester.process, connectionId: requester.connectionId }, name, { method: call.method, url: url.href }, { id: call.id, reason, wait: call.wait, askIfRefused: call.askIfRefused ?? false, deadline, signal, send });
         // Listed before the check, so a refused use is audited against its grant too.
         grants.push({ name, grant });
         needles = [...new Set([...needles, ...needlesFor(grant.value)])];
@@ -148,7 +154,7 @@ export function createCallHandler(deps: CallHandlerDeps): (channel: CallChannel,
         for (let at = 0; at < data.length; at += limits.chunkBytes) {
           // Flow control: the next piece waits for room in the agent's socket, and while it waits
           // the upstream's body is not read (its TCP window closes), so nothing piles up here.
-          await roomFor(channel, total);
+          await roomFor(requester, total);
           const piece = data.subarray(at, at + limits.chunkBytes);
           audit.bytes += piece.length;
           send({ type: "call.chunk", id: call.id, data: piece.toString("base64") });
@@ -177,7 +183,7 @@ export function createCallHandler(deps: CallHandlerDeps): (channel: CallChannel,
         throw new LinkError("upstream_unavailable", `${url.host} broke off its answer (${err instanceof Error ? err.message : String(err)}).`, { cause: err, retryable: true });
       }
       await emit(body.end());
-      if (body.split) deps.log.warn({ conn: channel.connectionId, host: audit.host }, "the upstream paused in the middle of echoing a secret; its start had been passed on before the rest arrived");
+      if (body.split) deps.log.warn({ conn: requester.connectionId, host: audit.host }, "the upstream paused in the middle of echoing a secret; its start had been passed on before the rest arrived");
       audit.redacted = head.redacted || body.redacted;
       audit.durationMs = Math.round((performance.now() - started) * 1000) / 1000;
       send({ type: "call.end", id: call.id, bytes: audit.bytes, redacted: audit.redacted, durationMs: audit.durationMs });
@@ -189,9 +195,9 @@ export function createCallHandler(deps: CallHandlerDeps): (channel: CallChannel,
       if (!signal.aborted) send({ type: "error", id: call.id, code: err.code === "unauthorized" ? "not_logged_in" : err.code, message: redactString(err.message, needles).text, retryable: err.retryable });
     } finally {
       stopRedactor();
-      deps.log.info({ conn: channel.connectionId, clientId: agent.clientId, pid: channel.process?.pid ?? null, call: audit }, "call");
+      deps.log.info({ conn: requester.connectionId, clientId: agent.clientId, pid: requester.process?.pid ?? null, call: audit }, "call");
       for (const { grant } of grants) {
-        deps.recordUse({ grantId: grant.grantId, at: deps.now(), agentClientId: agent.clientId, pid: channel.process?.pid ?? null, call: { ...audit, fromCache: grant.fromCache } });
+        deps.recordUse({ grantId: grant.grantId, at: deps.now(), agentClientId: agent.clientId, pid: requester.process?.pid ?? null, call: { ...audit, fromCache: grant.fromCache } });
       }
     }
   };

@@ -33,6 +33,7 @@ import { describeIssues } from "./frame-guard.js";
 import type { LinkLimits } from "./limits.js";
 import { ChannelBase } from "./channel-base.js";
 import type { SocketEnds } from "../../../shared/socket-owner.js";
+import type { Requester } from "../process/requester.js";
 
 /** The Link's context as agents see it. */
 export type ContextSnapshot =
@@ -45,41 +46,40 @@ export interface AgentHost {
   authorityUrl(): string | null;
   /**
    * Answers a `resolve` or `resolveMany` from a connection that said hello while the Link is signed
-   * in; may send several frames (`pending`, then `secret` / `secrets` or `error`).
+   * in; may send several frames (`pending`, then `secret` / `secrets` or `error`). `signal` aborts
+   * when the connection closes.
    */
-  resolve(channel: AgentChannel, request: Resolve | ResolveMany, send: (message: LinkMessage) => void): Promise<void>;
+  resolve(requester: Requester, request: Resolve | ResolveMany, send: (message: LinkMessage) => void, signal: AbortSignal): Promise<void>;
   /**
    * Performs a `call` for the agent (core/calls/): sends `pending`, `call.head`, `call.chunk`s and
    * `call.end`, or an `error`. `signal` aborts when the agent cancels the call or disconnects.
    * Absent: calls are answered with `not_implemented`.
    */
-  call?(channel: AgentChannel, request: Call, send: (message: LinkMessage) => void, signal: AbortSignal): Promise<void>;
+  call?(requester: Requester, request: Call, send: (message: LinkMessage) => void, signal: AbortSignal): Promise<void>;
   /**
    * Answers `grants`: the live grants of this connection's agent (its client ID, this instance; a
    * process-bound grant only when it is this connection's process). Absent: `not_implemented`.
    */
-  grants?(channel: AgentChannel): Promise<AgentGrant[]>;
+  grants?(requester: Requester): Promise<AgentGrant[]>;
   /**
    * Answers `validate`, `metadata` and `permissionCheck` (checks without the value) with their
    * reply frame; rejects with a LinkError to answer with an `error`. Absent: `not_implemented`.
    */
-  checks?(channel: AgentChannel, request: CheckRequest): Promise<LinkMessage>;
+  checks?(requester: Requester, request: CheckRequest): Promise<LinkMessage>;
   /**
    * Answers `requestAccess` (calls/access-request.ts) with one `access` or `error` frame; never a
    * value. Absent: `not_implemented`.
    */
-  requestAccess?(channel: AgentChannel, request: RequestAccess, send: (message: LinkMessage) => void): Promise<void>;
+  requestAccess?(requester: Requester, request: RequestAccess, send: (message: LinkMessage) => void): Promise<void>;
   log: Logger;
   /** Told when an agent introduces itself, so the UI's list of agents can follow. */
   agentIdentified?(): void;
   /**
-   * The identity to use for a peer that claims `hello.actingFor` (loopback/acting-for.ts), or null
+   * The identity to use for a peer that claims `hello.actingFor` (process/acting-for.ts), or null
    * when the claim is not honoured. Absent: claims are ignored.
    */
   actingFor?(peer: PeerProcess, claim: ActingFor): Promise<PeerProcess | null>;
 }
-
-/** Kept as a name for the channel's callers; the sentence lives once, in shared/errors. */
 
 /** How many requests an agent may pipeline behind its `hello` before the Link answers it. */
 const MAX_QUEUED_BEHIND_HELLO = 64;
@@ -98,14 +98,15 @@ export const MAX_CALLS_PER_CONNECTION = 16;
  */
 const AGENT_HIGH_WATER_BYTES = 1024 * 1024;
 
-export class AgentChannel extends ChannelBase {
+/** One agent's connection; it is the `Requester` of every request it carries. */
+export class AgentChannel extends ChannelBase implements Requester {
   readonly connectionId = `conn_${randomUUID()}`;
   agent: Hello["agent"] | null = null;
   process: PeerProcess | null = null;
   /** The process the OS reports on the other end (what `process` was before an honoured `actingFor`). */
   peer: PeerProcess | null = null;
   /**
-   * Re-reads an identity before each use (peer-process.ts `recheckLinuxProcess`): the same object
+   * Re-reads an identity before each use (process/identify-linux.ts `recheckLinuxProcess`): the same object
    * while nothing changed, a fresh one when the program changed, null when the process is gone.
    * Null: identities are not re-checked.
    */
@@ -292,7 +293,7 @@ export class AgentChannel extends ChannelBase {
       this.requestAccess(message);
       return;
     }
-    this.host.resolve(this, message, (reply) => this.send(reply)).then(
+    this.host.resolve(this, message, (reply) => this.send(reply), this.signal).then(
       () => undefined,
       (err: unknown) => {
         this.host.log.error({ conn: this.connectionId, err: err instanceof Error ? err.message : String(err) }, "resolve failed");

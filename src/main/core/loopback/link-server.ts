@@ -18,8 +18,9 @@ import { AgentChannel, type AgentHost, type ContextSnapshot } from "./agent-chan
 import { ControlChannel, type ControlHost } from "./control-channel.js";
 import type { LinkLimits } from "./limits.js";
 import { allowedHosts, checkRequest, ownOrigins, rejectUpgrade, SECURITY_HEADERS, sendError, sendJson, type GuardPolicy, type Rejection } from "./loopback-guard.js";
-import { socketOwner as procSocketOwner, type PeerResolver, type SocketOwner } from "./peer-process.js";
-import { checkPeerUser, isForeignProcess, type PeerUserVerdict } from "./user-guard.js";
+import type { PeerResolver } from "../process/peer-resolver.js";
+import { socketOwner as procSocketOwner, type SocketOwner } from "../process/socket-table-linux.js";
+import { checkPeerUser, isForeignProcess, type PeerUserVerdict } from "../process/user-guard.js";
 import { serveUi } from "./ui-assets.js";
 import type { SignInProxy } from "./sign-in-proxy.js";
 

@@ -6,7 +6,7 @@
  */
 import type { Logger } from "pino";
 import type { AuthorityClient } from "../authority/authority-client.js";
-import type { PeerResolver } from "../loopback/peer-process.js";
+import type { PeerResolver } from "../process/peer-resolver.js";
 import { createPyperHandlers } from "./pyper-handlers.js";
 import { startPyperServer } from "./pyper-server.js";
 import { loadOrCreatePyperTls } from "./pyper-tls.js";

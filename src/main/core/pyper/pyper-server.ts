@@ -2,11 +2,11 @@
  * The Link's loopback HTTPS listener for pyper-sdk (issue 13 item 9, DESIGN.md section 5): the three
  * POST endpoints of `PYPER_PATHS` on 127.0.0.1 only (port 31479 when free), with the certificate of
  * pyper-tls.ts. Every request passes, in this order, before its body is read:
- * 1. the owner check of the loopback server (user-guard.ts): a socket of another uid -> 403
+ * 1. the owner check of the loopback server (process/user-guard.ts): a socket of another uid -> 403
  *    `foreign_user` (loopback is shared by every account on the machine);
  * 2. the loopback guard's Host and Origin rules (DNS rebinding; web pages send an Origin, agents none);
  * 3. the route (POST on one of the three paths) and a JSON body of at most 64 KiB valid for its schema.
- * Then the caller's program identity is looked up by its socket's endpoints (peer-process.ts) and the handler
+ * Then the caller's program identity is looked up by its socket's endpoints (process/peer-resolver.ts) and the handler
  * (pyper-handlers.ts) answers. Errors are `{error, error_description}`, as pyper-sdk reads them.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -17,8 +17,9 @@ import type { ZodType } from "zod";
 import { socketEnds, type SocketEnds } from "../../../shared/socket-owner.js";
 import { PYPER_PATHS, PyperExchangeSchema, PyperResolveSchema, PyperScopedSchema, type PyperError } from "../../../shared/pyper.js";
 import { allowedHosts, checkRequest, SECURITY_HEADERS, type GuardPolicy } from "../loopback/loopback-guard.js";
-import { socketOwner as procSocketOwner, type PeerResolver, type SocketOwner } from "../loopback/peer-process.js";
-import { checkPeerUser, isForeignProcess, type PeerUserVerdict } from "../loopback/user-guard.js";
+import type { PeerResolver } from "../process/peer-resolver.js";
+import { socketOwner as procSocketOwner, type SocketOwner } from "../process/socket-table-linux.js";
+import { checkPeerUser, isForeignProcess, type PeerUserVerdict } from "../process/user-guard.js";
 import { PyperFailure, type PyperHandlers } from "./pyper-handlers.js";
 
 export interface PyperServerOptions {

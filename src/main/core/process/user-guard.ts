@@ -2,17 +2,24 @@
  * Only this user's processes (issue 13 item 2, DESIGN.md section 3): loopback is shared by every
  * account on the machine, so a request or WebSocket upgrade from a socket owned by another uid is
  * refused before anything is served. Tailscale's local API makes the same check on loopback TCP.
- * This module is the pure decision; `socketOwner` in peer-process.ts finds the owner.
+ * This module is the pure decision; `socketOwner` (socket-table-linux.ts) finds the owner.
  */
-import type { Rejection } from "./loopback-guard.js";
+import type { ErrorCode } from "../../../shared/errors.js";
 import type { PeerProcess } from "../../../shared/process.js";
-import type { SocketOwner } from "./peer-process.js";
+import type { SocketOwner } from "./socket-table-linux.js";
+
+/** A refused connection: the HTTP status, code and sentence the loopback servers answer with. */
+export interface UserRejection {
+  status: 403;
+  code: Extract<ErrorCode, "foreign_user">;
+  message: string;
+}
 
 /**
  * The verdict on one connection: `allow` (owner verified, or unverifiable on this platform, in
  * which case `unverified` asks the caller to log it once) or a rejection to send.
  */
-export type PeerUserVerdict = { allow: true; unverified: boolean } | { allow: false; rejection: Rejection };
+export type PeerUserVerdict = { allow: true; unverified: boolean } | { allow: false; rejection: UserRejection };
 
 /**
  * Decides whether a connection whose socket is owned by `owner` may be served by a Link running as
@@ -35,7 +42,7 @@ export function checkPeerUser(owner: SocketOwner, ownUid: number | null): PeerUs
 }
 
 /**
- * True when the process found holding an admitted connection (peer-process.ts) belongs to another
+ * True when the process found holding an admitted connection (peer-resolver.ts) belongs to another
  * uid than `ownUid`. The owner check admits by the socket's uid; this second check keeps a grant
  * from ever binding to another user's program. Unknown uids (no process found, no uids here) are
  * not foreign: the owner check already decided those.
@@ -44,6 +51,6 @@ export function isForeignProcess(process: Pick<PeerProcess, "uid"> | null, ownUi
   return process !== null && process.uid !== null && ownUid !== null && process.uid !== ownUid;
 }
 
-function foreignUser(message: string): Rejection {
+function foreignUser(message: string): UserRejection {
   return { status: 403, code: "foreign_user", message };
 }

@@ -15,9 +15,11 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { ActingFor } from "../../../shared/protocol.js";
 import { isShared, type PeerProcess } from "../../../shared/process.js";
-import { codeLoads, parseEnviron, programHash, readCommand } from "./peer-process.js";
+import { codeLoads, readCommand } from "./command-line.js";
+import { programHash } from "./content-hash.js";
+import { parseEnviron } from "./proc-linux.js";
 
-/** This install's root: the module sits at `<root>/{src,dist}/main/core/loopback/`. */
+/** This install's root: the module sits at `<root>/{src,dist}/main/core/process/`. */
 const INSTALL_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../..");
 
 function realpathOrSelf(file: string): string {
