@@ -4,7 +4,6 @@
  * means. Codes are API (the Link and pyper-sdk read them): add new ones, never rename. The OAuth
  * codes are RFC 6749 section 5.2's and RFC 8628 section 3.5's.
  */
-import { z } from "zod";
 
 export const AUTHORITY_ERRORS = {
   // requests and tokens
@@ -48,9 +47,6 @@ export const AUTHORITY_ERRORS = {
 } as const satisfies Record<string, string>;
 
 export type AuthorityErrorCode = keyof typeof AUTHORITY_ERRORS;
-
-/** The closed list as a schema, for tests and clients that want to check a code. */
-export const AuthorityErrorCodeSchema = z.enum(Object.keys(AUTHORITY_ERRORS) as [AuthorityErrorCode, ...AuthorityErrorCode[]]);
 
 /** The body of every authority error, as the authority writes it (clients read it as `AuthorityErrorSchema`). */
 export interface AuthorityErrorBody {

@@ -23,11 +23,6 @@ export async function readlinkOrNull(file: string): Promise<string | null> {
   }
 }
 
-/** Field 22 of /proc/<pid>/stat: start time in clock ticks after boot. The comm field may hold spaces. */
-export function parseStartTime(stat: string): number | null {
-  return parseStat(stat)?.startTime ?? null;
-}
-
 /** The fields of /proc/<pid>/stat this module needs (proc(5)); null when the text is not a stat line. */
 export interface StatFields {
   /** Field 4. */
