@@ -47,12 +47,12 @@ export function addMcpCommand(program: Command, profile: () => string, run: Runn
         await run(async () => (await import("./mcp-server.js")).serveMcp(serve), false);
         return;
       }
-      await run(async (out) => {
+      await run((out) => {
         const config = mcpConfig(o.client ?? "generic", profile(), o);
         const human = describeMcpConfig(config);
         if (!out.json) out.warn(human.hint);
         out.result(config, human.text);
-        return ExitCode.ok;
+        return Promise.resolve(ExitCode.ok);
       }, o.json === true);
     });
 }
