@@ -203,8 +203,12 @@ describe("the MCP prompt names the MCP client, however it starts the server (rea
     child.stderr.on("data", (d: Buffer) => (err += d.toString("utf8")));
     await waitFor(() => /"id":2/.test(out), `the answer to request_access (${err})`, 60_000);
     const serverPid = Number(/"serverPid":(\d+)/.exec(out)?.[1]);
-    const request = (await cliJsonAsync(e, ["requests"], Requests)).find((r) => r.agentClientId === clientId);
-    assert.ok(request, `a pending request of ${clientId}: ${out}`);
+    let request: z.infer<typeof RequestViewSchema> | undefined;
+    await waitFor(async () => {
+      request = (await cliJsonAsync(e, ["requests"], Requests)).find((r) => r.agentClientId === clientId);
+      return request !== undefined;
+    }, `a pending request of ${clientId} (the client saw: ${out} ${err})`);
+    assert.ok(request);
     return { request, serverPid };
   }
 
