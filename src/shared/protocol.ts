@@ -55,7 +55,15 @@ export const ActingForSchema = z.discriminatedUnion("kind", [
     cwd: z.string().min(1).max(4096),
     commandLine: z.array(z.string().max(4096)).max(256),
   }),
-  z.object({ kind: z.literal("parent") }),
+  z.object({
+    kind: z.literal("parent"),
+    /**
+     * Name the first ancestor past the launchers that only started this command (a shell's
+     * `-c 'piper-link mcp'` line, `npm exec`/`npx`): the MCP client, not npx's shell. Absent or
+     * false: the parent itself (`piper-link call` asks for the script or shell that runs it).
+     */
+    pastLaunchers: z.boolean().optional(),
+  }),
 ]);
 export type ActingFor = z.infer<typeof ActingForSchema>;
 
@@ -85,8 +93,8 @@ export const HelloSchema = z.object({
    * Only Piper Link's own commands may send this; the Link ignores it from any other program (it
    * checks the peer's executable and script, read from the OS). `piper-link run` names the command
    * it is about to start (absolute executable, script for interpreters, working directory), so the
-   * grant binds to that command; `piper-link mcp` names its parent (the MCP client that started it),
-   * which the Link then reads from the OS itself.
+   * grant binds to that command; `piper-link mcp` names its parent past any launcher (the MCP client
+   * that started it, also through `sh -c` or `npx`), which the Link then reads from the OS itself.
    */
   actingFor: ActingForSchema.optional(),
 });

@@ -26,6 +26,7 @@ import { notRunning, withRunningLink } from "./link-access.js";
 import { addCallCommand } from "./call.js";
 import { addPyperCommand } from "./pyper.js";
 import { addMcpCommand } from "./mcp.js";
+import { addInstallCliCommand } from "./launch.js";
 import { addRunCommand } from "./run.js";
 import { addServiceCommand } from "./service.js";
 import { DAEMON_NODE_FLAGS } from "../core/runtime/daemon-flags.js";
@@ -472,6 +473,7 @@ export function buildProgram(run: (job: (out: Output) => Promise<number>, json: 
   addPyperCommand(program, () => globals().profile, run);
   addCallCommand(program, () => globals().profile, run);
   addMcpCommand(program, () => globals().profile, run);
+  addInstallCliCommand(program, run);
   addServiceCommand(program, () => globals().profile, run);
   program.addCommand(authorityCommand());
 

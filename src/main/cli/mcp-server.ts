@@ -2,8 +2,9 @@
  * `piper-link mcp`: an MCP server on stdio (the official `@modelcontextprotocol/sdk`) that lets a
  * coding agent (Claude Code, Cursor…) use the person's secrets without ever seeing them (DESIGN.md
  * section 8, issue 14 item 6). It is an agent of the Link like any SDK user: one Piper client, the
- * same grants, prompts and rules as `call`. Its hello says it acts for its parent, so the approval
- * prompt names the MCP client's process rather than this helper.
+ * same grants, prompts and rules as `call`. Its hello says it acts for its parent past launchers
+ * (`sh -c`, npx), so the approval prompt names the MCP client's process rather than this helper or
+ * npx's shell.
  *
  * Tools:
  * - `list_secrets`: the variable names this agent may use now (its live grants) and what each allows.
@@ -27,7 +28,7 @@ import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
 import { CALL_LIMITS, CallAuthSchema, CallMethodSchema, REDACTION_MARK } from "../../shared/calls.js";
 import { destinationAllows } from "../../shared/grant-terms.js";
-import { normalizeVariable } from "../../shared/protocol.js";
+import { normalizeVariable, type ActingFor } from "../../shared/protocol.js";
 import { LINK_VERSION } from "../../shared/version.js";
 import { PiperError, type PiperClient } from "@piper-link/sdk";
 import { ExitCode } from "./output.js";
@@ -317,7 +318,7 @@ export function createMcpServer(client: PiperClient, options: McpServerOptions):
 export interface McpOptions {
   clientId: string;
   approvalTimeout: number;
-  /** The profile whose Link to use (`--profile` or PIPER_LINK_PROFILE, already checked). */
+  /** The Link's profile (`--profile`): the server finds that profile's Link. */
   profile: string;
 }
 
@@ -325,8 +326,9 @@ export interface McpOptions {
 export async function serveMcp(o: McpOptions): Promise<number> {
   // Loaded on use: the daemon and the other commands do not need the SDK.
   const { createPiperClient } = await import("@piper-link/sdk");
-  // The SDK finds the Link through the profile's discovery file; --profile is handed on that way.
-  const client = createPiperClient({ clientId: o.clientId, name: "Piper Link MCP", fallbackToEnv: false, actingFor: { kind: "parent" }, env: { ...process.env, PIPER_LINK_PROFILE: o.profile } });
+  // For the MCP client that started this server, past any `sh -c` or npx in between (acting-for.ts).
+  const actingFor: ActingFor = { kind: "parent", pastLaunchers: true };
+  const client = createPiperClient({ clientId: o.clientId, name: "Piper Link MCP", fallbackToEnv: false, actingFor, env: { ...process.env, PIPER_LINK_PROFILE: o.profile } });
   const server = createMcpServer(client, { approvalTimeoutMs: o.approvalTimeout });
   const transport = new StdioServerTransport();
   const closed = new Promise<void>((resolve) => {

@@ -263,7 +263,9 @@ export class AgentChannel extends ChannelBase implements Requester {
     }
     if (this.actingFor === "parent" && this.process !== null) {
       const parent = await recheck(this.process);
-      if (parent !== this.process) this.process = parent;
+      // What the walk past launchers found about the chain (reached through npx) stays with the client.
+      const note = this.process.unverifiable ?? null;
+      if (parent !== this.process) this.process = parent === null ? null : { ...parent, unverifiable: parent.unverifiable ?? note };
     }
   }
 

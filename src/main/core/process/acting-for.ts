@@ -8,7 +8,8 @@
  * A program that loads its own code into that command (NODE_OPTIONS, --require…) is not honoured.
  * - `piper-link mcp` asks for its parent, the MCP client that started it (Claude Code, an editor),
  *   and `piper-link call` for the script or shell that runs it: the Link reads that process from
- *   the OS itself.
+ *   the OS itself. `mcp` asks past launchers (`pastLaunchers`): a client that starts it through
+ *   `sh -c 'piper-link mcp'` or `npx piper-link mcp` is still the program named, not npx's shell.
  */
 import fs from "node:fs";
 import path from "node:path";
@@ -103,9 +104,133 @@ export async function actingForIdentity(
       unverifiable: null,
     };
   }
+  if (claim.pastLaunchers === true) return clientPastLaunchers(peer, describe);
   const parent = peer.parents?.[0];
   if (parent === undefined || parent.pid <= 1) return null;
   const described = await describe(parent.pid);
   if (described === null || described.startTime === null || described.startTime !== parent.startTime) return null;
   return described;
+}
+
+/** Shells whose `-c` line can be a launcher (by executable base name). */
+const SHELLS = /^(sh|bash|dash|zsh|ksh|mksh|ash)$/;
+
+/** Characters a plain word may hold outside quotes: nothing the shell expands, redirects or chains. */
+const PLAIN = /^[A-Za-z0-9_./:@%+,=-]$/;
+
+/**
+ * The words of a shell command line that is one plain command (`'piper-link' mcp`, `exec node
+ * /x/bin/piper-link.js mcp --client-id a`), with quotes removed; null for anything the shell would
+ * do more with: `;`, `&&`, pipes, redirections, `$`, backquotes, globs, `~`, a leading `VAR=value`,
+ * an escape, or an unclosed quote. A leading `exec` is dropped (it only replaces the shell).
+ */
+export function plainCommandWords(line: string): string[] | null {
+  const words: string[] = [];
+  let word: string | null = null;
+  for (let i = 0; i < line.length; i++) {
+    const c = line.charAt(i);
+    if (c === " " || c === "\t") {
+      if (word !== null) words.push(word);
+      word = null;
+      continue;
+    }
+    if (c === "'" || c === '"') {
+      const end = line.indexOf(c, i + 1);
+      if (end < 0) return null;
+      const quoted = line.slice(i + 1, end);
+      // Inside double quotes the shell still expands $, ` and \; inside single quotes nothing.
+      if (c === '"' && /[$`\\!]/.test(quoted)) return null;
+      word = (word ?? "") + quoted;
+      i = end;
+      continue;
+    }
+    if (!PLAIN.test(c)) return null;
+    word = (word ?? "") + c;
+  }
+  if (word !== null) words.push(word);
+  if (words[0] === "exec") words.shift();
+  // `NAME=value cmd` sets the command's environment: more than launching it.
+  if (words.length === 0 || /^[A-Za-z_][A-Za-z0-9_]*=/.test(words[0] ?? "")) return null;
+  return words;
+}
+
+/**
+ * Is the executable that process `pid` runs a system file: owned by root and writable by nobody
+ * else (read through /proc/<pid>/exe, the file the process really runs). A copy of a program under
+ * a shell's name in a folder the user owns is not a shell.
+ */
+async function isSystemExecutable(pid: number): Promise<boolean> {
+  try {
+    const st = await fs.promises.stat(`/proc/${pid}/exe`);
+    return st.uid === 0 && (st.mode & 0o022) === 0;
+  } catch {
+    return false;
+  }
+}
+
+const sameWords = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && a.every((w, i) => w === b[i]);
+
+/** What a launcher is: a shell's `-c` line, or npm's `exec` (npx), which Piper Link cannot verify. */
+type LauncherKind = "shell" | "npm";
+
+/**
+ * Is `p` a launcher of `child` (the process below it in the chain): a system shell (`sh`, `dash`,
+ * `bash`…) started as `<shell> -c '<one plain command>'` loading nothing else, whose command is
+ * exactly `child` (its argv, or the script a shebang ran with the same arguments, or `npx`/`npm`
+ * when the child is npm itself); or npm's `exec` (`npx`), a Node process whose title is
+ * `npm exec …`/`npx …`, when its child is such a shell (npm starts package bins through `sh -c`).
+ * Null: `p` is a program of its own.
+ */
+async function launcherKind(p: PeerProcess, child: PeerProcess, childKind: LauncherKind | "own"): Promise<LauncherKind | null> {
+  const argv = p.commandLine ?? [];
+  const childArgv = child.commandLine ?? [];
+  const name = path.basename(p.executable ?? "");
+  if ((p.loads ?? []).length > 0 || (p.unverifiable ?? null) !== null || isShared(p)) return null;
+  if (SHELLS.test(name)) {
+    if (argv.length !== 3 || argv[1] !== "-c" || !(await isSystemExecutable(p.pid))) return null;
+    const words = plainCommandWords(argv[2] ?? "");
+    if (words === null) return null;
+    const first = path.basename(words[0] ?? "");
+    if (childKind === "npm") return first === "npx" || first === "npm" ? "shell" : null;
+    if (sameWords(words, childArgv)) return "shell";
+    // A script run by its shebang: the kernel starts `<interpreter> <path the shell found> <args>`.
+    const shebang = childArgv.length >= 2 && first === path.basename(childArgv[1] ?? "") && sameWords(words.slice(1), childArgv.slice(2));
+    return shebang ? "shell" : null;
+  }
+  if (/^(node|nodejs)$/.test(name) && childKind === "shell") {
+    // npm overwrites its command line with its title ("npm exec piper-link mcp"); an unmodified one
+    // runs npm-cli.js or npx-cli.js.
+    const title = argv[0] ?? "";
+    const script = path.basename(p.script ?? "");
+    if (/^(npm exec|npx)( |$)/.test(title) || script === "npx-cli.js" || (script === "npm-cli.js" && argv.includes("exec"))) return "npm";
+  }
+  return null;
+}
+
+/** Why a client reached through npm's `exec` gets only once / this-process grants (prompt wording). */
+export const THROUGH_NPX =
+  "it started Piper Link's MCP server through npx (npm exec), which any program can pose as; configure the server with the command `piper-link mcp --print-config` prints";
+
+/**
+ * The MCP client of `peer` (Piper Link's own `mcp`): the first ancestor that is not a launcher
+ * (`launcherKind`), each read from the OS and checked to be the same process the peer's parent chain
+ * named (pid and start time). A client reached through npm's `exec` is named but `unverifiable`
+ * (`THROUGH_NPX`): a Node process can take npm's title. Null when the chain cannot be read or ends
+ * at pid 1 before a program.
+ */
+async function clientPastLaunchers(peer: PeerProcess, describe: (pid: number) => Promise<PeerProcess | null>): Promise<PeerProcess | null> {
+  let child = peer;
+  let childKind: LauncherKind | "own" = "own";
+  let throughNpm = false;
+  for (const ref of peer.parents ?? []) {
+    if (ref.pid <= 1) return null;
+    const described = await describe(ref.pid);
+    if (described === null || described.startTime === null || described.startTime !== ref.startTime) return null;
+    const kind = await launcherKind(described, child, childKind);
+    if (kind === null) return throughNpm ? { ...described, unverifiable: described.unverifiable ?? THROUGH_NPX } : described;
+    throughNpm ||= kind === "npm";
+    child = described;
+    childKind = kind;
+  }
+  return null;
 }
