@@ -6,6 +6,7 @@
  * requesting process's identity goes with every call so the approval prompt names who is asking.
  * `resolveMany` (several variables, one card, partial results) lives in resolve-many.ts.
  */
+import { auditProgram } from "../../../shared/authority.js";
 import { isRetryable, LinkError, NOT_SIGNED_IN_MESSAGE } from "../../../shared/errors.js";
 import type { LinkMessage, Resolve, ResolveMany } from "../../../shared/protocol.js";
 import type { AgentHost, AgentChannel } from "../loopback/agent-channel.js";
@@ -39,7 +40,7 @@ function resolveOne(deps: ResolverDeps) {
     const hit = deps.cache.get(agent.clientId, request.variable, session.process, deps.now());
     if (hit !== null) {
       send({ type: "secret", id: request.id, variable: request.variable, value: hit.value, grantId: hit.grantId, expiresAt: hit.expiresAt === null ? null : new Date(hit.expiresAt).toISOString() });
-      deps.cache.recordUse({ grantId: hit.grantId, at: deps.now(), agentClientId: agent.clientId, pid: session.process?.pid ?? null });
+      deps.cache.recordUse({ grantId: hit.grantId, at: deps.now(), agentClientId: agent.clientId, pid: session.process?.pid ?? null, program: auditProgram(session.process) });
       return;
     }
     try {

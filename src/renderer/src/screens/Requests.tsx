@@ -243,7 +243,7 @@ function BatchCard({
           Approve all…
         </Button>
       </div>
-      <ul className={s.facts} aria-label="Variables asked for together">
+      <ul className={s.batchItems} aria-label="Variables asked for together">
         {items.map(({ request: r, secretName }) => {
           const variable = displayText(r.variable.toUpperCase());
           return (
