@@ -5,7 +5,7 @@ import type { AuditProgram, AuditView } from "../../../shared/authority.js";
 import type { CallAudit } from "../../../shared/calls.js";
 import { displayOptional, displayText } from "../../../shared/display.js";
 import { describeAction, describeActor, describeOutcome } from "../../../shared/wording.js";
-import { Button, EmptyState, ErrorBanner, Field, Loading, PageHeader, TableHead, TableRegion, Time, ui } from "../components/ui.js";
+import { Breakable, Button, EmptyState, ErrorBanner, Field, Loading, PageHeader, TableHead, TableRegion, Time, ui } from "../components/ui.js";
 import { baseName } from "../format.js";
 import { useNow } from "../hooks.js";
 import { useLinkAction, useLinkApi, useLinkData } from "../link-context.js";
@@ -41,10 +41,14 @@ function ProgramCell({ program }: { program: AuditProgram | null }) {
       {program.pid !== null ? <span className={ui.muted}> · pid {program.pid}</span> : null}
       {paths.map((p) => (
         <div key={p} className={`${ui.mono ?? ""} ${ui.muted ?? ""}`}>
-          {displayText(p, 300)}
+          <Breakable text={displayText(p, 300)} />
         </div>
       ))}
-      {program.cwd !== null ? <div className={`${ui.mono ?? ""} ${ui.muted ?? ""}`}>in {displayText(program.cwd, 300)}</div> : null}
+      {program.cwd !== null ? (
+        <div className={`${ui.mono ?? ""} ${ui.muted ?? ""}`}>
+          in <Breakable text={displayText(program.cwd, 300)} />
+        </div>
+      ) : null}
     </div>
   );
 }
@@ -53,11 +57,15 @@ function ProgramCell({ program }: { program: AuditProgram | null }) {
 function SecretCell({ variable, secretName }: { variable: string | null; secretName: string | null }) {
   const asked = displayOptional(variable?.toUpperCase());
   const secret = displayOptional(secretName);
-  if (asked === null) return <>{secret ?? "—"}</>;
+  if (asked === null) return <Breakable text={secret ?? "—"} />;
   return (
     <>
-      {asked}
-      {secret !== null && secretName?.toUpperCase() !== variable?.toUpperCase() ? <div className={ui.muted}>from {secret}</div> : null}
+      <Breakable text={asked} />
+      {secret !== null && secretName?.toUpperCase() !== variable?.toUpperCase() ? (
+        <div className={ui.muted}>
+          from <Breakable text={secret} />
+        </div>
+      ) : null}
     </>
   );
 }
@@ -142,7 +150,7 @@ export function ActivityScreen() {
       ) : (
         <>
           <TableRegion label="Activity table">
-            <table className={`${ui.table ?? ""} ${ui.wideTable ?? ""} ${ui.wrapTable ?? ""}`} aria-label="Activity">
+            <table className={`${ui.table ?? ""} ${ui.wrapTable ?? ""}`} aria-label="Activity">
               <TableHead columns={["When", "What", "Agent", "Program", "Secret", "Outcome", "Call"]} />
               <tbody>
                 {events.map((e) => (
@@ -155,20 +163,22 @@ export function ActivityScreen() {
                       {/* An agent acting on its own request is "the agent"; its ID is in the Agent column already. */}
                       <div className={`${ui.muted ?? ""} ${s.small ?? ""}`}>by {e.agentClientId !== null && e.actor === `agent:${e.agentClientId}` ? "the agent" : lowerFirst(displayText(describeActor(e.actor), 80))}</div>
                     </td>
-                    <td data-label="Agent" className={ui.mono}>
-                      {displayOptional(e.agentClientId, 80) ?? "—"}
+                    <td data-label="Agent" className={ui.mono} data-empty={e.agentClientId === null || undefined}>
+                      <Breakable text={displayOptional(e.agentClientId, 80) ?? "—"} />
                     </td>
-                    <td data-label="Program">
+                    <td data-label="Program" data-empty={e.program === null || e.program === undefined || undefined}>
                       <ProgramCell program={e.program ?? null} />
                     </td>
-                    <td data-label="Secret" className={ui.mono}>
+                    <td data-label="Secret" className={ui.mono} data-empty={(e.variable === null && e.secretName === null) || undefined}>
                       <SecretCell variable={e.variable} secretName={e.secretName} />
                     </td>
                     <td data-label="Outcome">{describeOutcome(e, grantsById)}</td>
-                    <td data-label="Call">
+                    <td data-label="Call" data-empty={e.call === null || e.call === undefined || undefined}>
                       {e.call ? (
                         <>
-                          <span className={ui.mono}>{`${e.call.method} ${displayText(e.call.host, 300)}${displayText(e.call.path, 300)}`}</span>
+                          <span className={ui.mono}>
+                            <Breakable text={`${e.call.method} ${displayText(e.call.host, 300)}${displayText(e.call.path, 300)}`} />
+                          </span>
                           <div className={`${ui.muted ?? ""} ${s.small ?? ""}`}>{callAnswer(e.call)}</div>
                         </>
                       ) : (
