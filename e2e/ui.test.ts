@@ -378,6 +378,12 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     const ended = table.getByRole("row").filter({ hasText: "Grant ended" });
     assert.match(await ended.innerText(), /agent_inbox[\s\S]*revoked by you/, "the revocation is listed under its agent");
     await table.getByRole("cell", { name: "denied", exact: true }).first().waitFor();
+    // Each ask, approval and delivery names the verified program (this test's node process: executable,
+    // script, folder, pid), not only the client ID the agent chose.
+    for (const what of ["Asked", "Approved", "Delivered"]) {
+      const text = await table.getByRole("row").filter({ hasText: what }).first().innerText();
+      for (const fact of [process.execPath, process.argv[1] ?? "", `in ${process.cwd()}`, `pid ${process.pid}`]) assert.ok(text.includes(fact), `the ${what} row names ${fact}: ${text}`);
+    }
     const body = await table.innerText();
     assert.doesNotMatch(body, /request\.approved|\buntil\b(?! revoked)|\bok\b/, "no stored codes as text");
     // Times: relative, with the local date-time (the person's time zone) in the tooltip.
@@ -430,6 +436,9 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     const table = page.getByRole("table", { name: "Activity" });
     await table.getByRole("cell", { name: `used in a call to ${host}; not given to the agent` }).waitFor();
     assert.doesNotMatch(await table.innerText(), /value given to the agent/);
+    // The call itself (reported by the Link, not resolved at the authority) names the program too.
+    const called = await table.getByRole("row").filter({ hasText: `POST ${host}/v1/things` }).first().innerText();
+    assert.ok(called.includes(process.execPath) && called.includes(`in ${process.cwd()}`), `the call names the program: ${called}`);
     await page.screenshot({ path: path.join(SHOTS, "call-activity-1280x800.png") });
     await context.close();
   });
