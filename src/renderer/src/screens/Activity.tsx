@@ -38,7 +38,7 @@ function ProgramCell({ program }: { program: AuditProgram | null }) {
   return (
     <div className={s.programCell}>
       <strong>{displayText(name, 120)}</strong>
-      {program.pid !== null ? <span className={ui.muted}> · pid {program.pid}</span> : null}
+      {program.pid !== null ? <span className={`${ui.muted ?? ""} ${s.nowrap ?? ""}`}> · pid {program.pid}</span> : null}
       {paths.map((p) => (
         <div key={p} className={`${ui.mono ?? ""} ${ui.muted ?? ""}`}>
           <Breakable text={displayText(p, 300)} />
@@ -166,13 +166,13 @@ export function ActivityScreen() {
                     <td data-label="Agent" className={ui.mono} data-empty={e.agentClientId === null || undefined}>
                       <Breakable text={displayOptional(e.agentClientId, 80) ?? "—"} />
                     </td>
-                    <td data-label="Program" data-empty={e.program === null || e.program === undefined || undefined}>
+                    <td data-label="Program" className={s.programColumn} data-empty={e.program === null || e.program === undefined || undefined}>
                       <ProgramCell program={e.program ?? null} />
                     </td>
                     <td data-label="Secret" className={ui.mono} data-empty={(e.variable === null && e.secretName === null) || undefined}>
                       <SecretCell variable={e.variable} secretName={e.secretName} />
                     </td>
-                    <td data-label="Outcome">{describeOutcome(e, grantsById)}</td>
+                    <td data-label="Outcome" className={s.outcomeColumn}>{describeOutcome(e, grantsById)}</td>
                     <td data-label="Call" data-empty={e.call === null || e.call === undefined || undefined}>
                       {e.call ? (
                         <>
