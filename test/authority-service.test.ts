@@ -212,6 +212,54 @@ for (const engine of ENGINES) {
       }
     });
 
+    it("every ask, decision, delivery, end and call in the audit log names the verified program, so two programs with one client ID read apart", async () => {
+      const f = await fixture(engine.make);
+      try {
+        await f.service.setSecret(f.userId, "TOKEN", "tok-audit");
+        const other = { ...proc, pid: 5151, executable: "/usr/bin/node", cwd: "/srv/other", commandLine: ["node", "other.js"], script: "/srv/other/other.js", startTime: 888 };
+        // Events in one millisecond have no order of their own: one tick between steps.
+        const ask = (p: typeof proc) => {
+          f.clock.t += 1;
+          return f.service.resolve(f.userId, { instanceId: f.instanceId, agentClientId: "same_id", variable: "TOKEN", process: p });
+        };
+        const asked = await ask(proc);
+        f.clock.t += 1;
+        const grant = await f.service.approve(f.userId, pendingRequestId(asked), { scope: { kind: "until_revoked" } });
+        assert.equal((await ask(proc)).status, "granted");
+        const denied = await ask(other);
+        f.clock.t += 1;
+        await f.service.deny(f.userId, pendingRequestId(denied));
+        const call = { secretNames: ["TOKEN"], method: "GET", host: "api.example.com", path: "/v1", status: 200, bytes: 2, durationMs: 1, redacted: false, error: null, program: "/usr/bin/python3" };
+        f.clock.t += 1;
+        const cached = { grantId: grant.id, at: f.clock.t, agentClientId: "same_id", pid: proc.pid, program: { executable: proc.executable, script: null, cwd: proc.cwd, pid: proc.pid } };
+        assert.equal(await f.service.recordUsage(f.userId, { uses: [cached] }), 1);
+        f.clock.t += 1;
+        assert.equal(await f.service.recordUsage(f.userId, { uses: [{ ...cached, call: { ...call, fromCache: true } }] }), 1);
+        f.clock.t += 1;
+        await f.service.revokeGrant(f.userId, grant.id);
+        const events = (await f.service.listAudit(f.userId, { limit: 50, agent: "same_id" })).events;
+        const named = events.map((e) => [e.action, e.program?.executable ?? null, e.program?.cwd ?? null, e.program?.pid ?? null]);
+        const python = ["/usr/bin/python3", "/home/p/agent", 4242];
+        const node = ["/usr/bin/node", "/srv/other", 5151];
+        assert.deepEqual(
+          named.reverse(),
+          [
+            ["request.created", ...python],
+            ["request.approved", ...python],
+            ["secret.delivered", ...python],
+            ["request.created", ...node],
+            ["request.denied", ...node],
+            ["secret.delivered", ...python],
+            ["call.made", ...python],
+            ["grant.ended", "/usr/bin/python3", "/home/p/agent", null],
+          ],
+        );
+        assert.equal(events.find((e) => e.action === "request.denied")?.program?.script, "/srv/other/other.js");
+      } finally {
+        await f.done();
+      }
+    });
+
     it("pages the audit log and filters it by agent and variable", async () => {
       const f = await fixture(engine.make);
       try {

@@ -160,6 +160,8 @@ describe("piper-link in a person's words", () => {
     assert.match(activity.stdout, /Approved\s+OPENAI_API_KEY\s+agent agent_polish: approved for 1 hour/);
     assert.match(activity.stdout, /Grant ended\s+OPENAI_API_KEY\s+agent agent_polish: revoked by you/, "the revocation shows under its agent");
     assert.match(activity.stdout, /Denied\s+DENY_ME\s+agent agent_polish: denied/);
+    // The verified program, not only the client ID the agent chose.
+    assert.match(activity.stdout, new RegExp(`Denied\\s+DENY_ME\\s+agent agent_polish: denied\\s+program pid \\d+ ${process.execPath.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}`));
     assert.doesNotMatch(activity.stdout, /: until\b|request\.approved|\d{4}-\d\d-\d\dT/);
     // Times are the person's local time (here +05:45), next to "… ago"; JSON keeps epoch ms.
     const page = AuditJsonSchema.parse(JSON.parse(cli(e, ["activity", "--agent", "agent_polish", "--json"]).stdout));

@@ -174,6 +174,8 @@ export interface AuditTable {
   secret_name: string | null;
   outcome: string;
   detail: string | null;
+  /** JSON AuditProgram (shared/authority.ts): the verified program the event is about (migration 010); null for none. */
+  program: string | null;
 }
 
 /**
@@ -482,6 +484,13 @@ migrations["009_row_macs"] = {
       .addColumn("key", "text", (c) => c.primaryKey())
       .addColumn("value", "text", (c) => c.notNull())
       .execute();
+  },
+};
+
+/** Audit events name the verified program (executable, script, folder, pid), not only the client ID the agent chose. */
+migrations["010_audit_program"] = {
+  async up(db: Kysely<unknown>) {
+    await db.schema.alterTable("audit_events").addColumn("program", "text").execute();
   },
 };
 

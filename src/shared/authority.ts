@@ -6,7 +6,7 @@
 import { z } from "zod";
 import { CallAuditSchema, CallMethodSchema } from "./calls.js";
 import { DestinationRuleSchema, GrantBindingKindSchema, GrantModeSchema, GrantPolicySchema, GrantTermsSchema } from "./grant-terms.js";
-import { PeerProcessSchema } from "./process.js";
+import { PeerProcessSchema, type PeerProcess } from "./process.js";
 import { VariableSchema } from "./protocol.js";
 
 /** The OAuth client ID of Piper Link at every authority (RFC 6749 section 2.2). */
@@ -163,6 +163,25 @@ export const SecretViewSchema = z.object({
 });
 export type SecretView = z.infer<typeof SecretViewSchema>;
 
+/**
+ * The verified program behind an audit event, as the Link read it from the operating system (not
+ * what the agent says it is): executable, script (for interpreters), working directory, pid. Fields
+ * are null when the Link could not read them.
+ */
+export const AuditProgramSchema = z.object({
+  executable: z.string().max(4096).nullable(),
+  script: z.string().max(4096).nullable(),
+  cwd: z.string().max(4096).nullable(),
+  pid: z.number().int().nullable(),
+});
+export type AuditProgram = z.infer<typeof AuditProgramSchema>;
+
+/** What the audit log keeps of a program identity: null for none. */
+export function auditProgram(p: PeerProcess | null | undefined): AuditProgram | null {
+  if (p === null || p === undefined) return null;
+  return { executable: p.executable, script: p.script ?? null, cwd: p.cwd, pid: p.pid };
+}
+
 export const AuditViewSchema = z.object({
   id: z.string(),
   at: z.number(),
@@ -179,6 +198,12 @@ export const AuditViewSchema = z.object({
    * status, bytes, duration, redacted…; never a value or a body). Null or absent otherwise.
    */
   call: CallAuditSchema.nullable().optional(),
+  /**
+   * The verified program the event is about (the asking program for asks, decisions and ends of a
+   * request; the receiving program for deliveries and calls). Null when none was identified or for
+   * events about no program (secret changes); absent from authorities that predate it.
+   */
+  program: AuditProgramSchema.nullable().optional(),
 });
 export type AuditView = z.infer<typeof AuditViewSchema>;
 
@@ -265,6 +290,8 @@ export const UsageReportSchema = z.object({
         at: z.number().int(),
         agentClientId: z.string().min(1).max(128),
         pid: z.number().int().nullable(),
+        /** The verified program the value went to (absent from older Links). */
+        program: AuditProgramSchema.nullable().optional(),
         /**
          * Present when the use was a call the Link made for the agent: what the audit log keeps of
          * it. With `fromCache: false` the delivery itself was already counted by the authority's

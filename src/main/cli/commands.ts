@@ -5,7 +5,7 @@
  */
 import readline from "node:readline";
 import { type Command, InvalidArgumentError, Option } from "commander";
-import { REQUEST_LIST_LIMIT, ScopeSchema, SECRET_VALUE_MAX_CHARS, withThousands, type GrantView, type RequestView, type Scope } from "../../shared/authority.js";
+import { REQUEST_LIST_LIMIT, ScopeSchema, SECRET_VALUE_MAX_CHARS, withThousands, type AuditProgram, type GrantView, type RequestView, type Scope } from "../../shared/authority.js";
 import type { CallAudit } from "../../shared/calls.js";
 import { describeBinding, type GrantBindingKind, type GrantMode, type GrantPolicy } from "../../shared/grant-terms.js";
 import { describeMode, describePolicy } from "../../shared/grant-terms-text.js";
@@ -67,6 +67,12 @@ function when(ms: number): string {
 /** "Name (clientId)" or the client ID alone; both are the agent's own words, so escaped (issue 16 item 6). */
 function describeAgent(name: string | null, clientId: string): string {
   return name ? `${displayText(name, 80)} (${displayText(clientId, 80)})` : displayText(clientId, 80);
+}
+
+/** The verified program of an activity line: "pid 4242 /usr/bin/python3 /srv/a.py in /srv", escaped like every path. */
+function describeAuditProgram(p: AuditProgram): string {
+  const pid = p.pid === null ? "" : `pid ${p.pid} `;
+  return `${pid}${displayText(p.executable ?? "?")}${p.script ? ` ${displayText(p.script, 200)}` : ""} in ${displayText(p.cwd ?? "?")}`;
 }
 
 /** A process path is chosen by whoever started the agent: escaped like the agent's own words. */
@@ -406,7 +412,7 @@ export function addApprovalCommands(program: Command, profile: () => string, run
         const lines = page.events.map((e) => {
           const agentText = e.agentClientId === null ? "" : `  agent ${displayText(e.agentClientId, 80)}`;
           const variable = e.variable === null ? "" : `  ${displayText(e.variable.toUpperCase())}`;
-          return `${when(e.at)}  ${describeAction(e.action, e.grantId === null ? undefined : byId.get(e.grantId))}${variable}${agentText}: ${describeOutcome(e, byId)}${e.secretName ? `  (secret ${displayText(e.secretName)})` : ""}${e.call ? `  ${describeCall(e.call)}` : ""}  by ${displayText(describeActor(e.actor), 80)}`;
+          return `${when(e.at)}  ${describeAction(e.action, e.grantId === null ? undefined : byId.get(e.grantId))}${variable}${agentText}: ${describeOutcome(e, byId)}${e.secretName ? `  (secret ${displayText(e.secretName)})` : ""}${e.call ? `  ${describeCall(e.call)}` : ""}${e.program ? `  program ${describeAuditProgram(e.program)}` : ""}  by ${displayText(describeActor(e.actor), 80)}`;
         });
         if (page.nextCursor) lines.push(`more: piper-link activity --before ${page.nextCursor}`);
         out.result(page, lines.length === 0 ? "No activity yet." : lines);

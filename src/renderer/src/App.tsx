@@ -84,46 +84,48 @@ function SignedIn({ status, reconnecting }: { status: LinkStatus; reconnecting: 
   const locking = useLinkAction();
   return (
     <div className={s.shell}>
-      <nav className={s.sidebar} aria-label="Piper Link">
-        <div className={s.brand}>
-          <span className={s.brandMark} aria-hidden="true">
-            <KeyRound size={16} />
-          </span>
-          Piper Link
-        </div>
-        <ul className={s.nav}>
-          {NAV.map(({ view: v, label, icon: Icon }) => (
-            <li key={v}>
-              <button type="button" className={s.navItem} aria-current={view === v ? "page" : undefined} onClick={() => setView(v)}>
-                <Icon size={17} aria-hidden="true" />
-                <span>{label}</span>
-                {v === "requests" && pendingCount > 0 ? (
-                  <Badge tone="accent" label={`${pendingCount} pending`}>
-                    {pendingCount}
-                  </Badge>
-                ) : (
-                  <span />
-                )}
-              </button>
-            </li>
-          ))}
-        </ul>
-        <button type="button" className={s.navItem} onClick={() => void locking.run("lock", () => api.lock({}))} aria-busy={locking.busy !== null || undefined}>
-          <Lock size={17} aria-hidden="true" />
-          <span>Lock now</span>
-          <span />
-        </button>
-        <div className={s.footer}>
-          <p>
-            <span className={`${s.dot ?? ""} ${authority?.connected === true ? "" : (s.dotOff ?? "")}`} aria-hidden="true" />
-            {authority === null ? "No authority" : authority.connected ? "Authority connected" : "Authority unreachable"}
-          </p>
-          <p>
-            {status.agents.length} agent{status.agents.length === 1 ? "" : "s"} connected
-          </p>
-          <p>Machine {status.instanceIdRedacted}</p>
-        </div>
-      </nav>
+      <div className={s.rail}>
+        <nav className={s.sidebar} aria-label="Piper Link">
+          <div className={s.brand}>
+            <span className={s.brandMark} aria-hidden="true">
+              <KeyRound size={16} />
+            </span>
+            Piper Link
+          </div>
+          <ul className={s.nav}>
+            {NAV.map(({ view: v, label, icon: Icon }) => (
+              <li key={v}>
+                <button type="button" className={s.navItem} aria-current={view === v ? "page" : undefined} onClick={() => setView(v)}>
+                  <Icon size={17} aria-hidden="true" />
+                  <span>{label}</span>
+                  {v === "requests" && pendingCount > 0 ? (
+                    <Badge tone="accent" label={`${pendingCount} pending`}>
+                      {pendingCount}
+                    </Badge>
+                  ) : (
+                    <span />
+                  )}
+                </button>
+              </li>
+            ))}
+          </ul>
+          <button type="button" className={s.navItem} onClick={() => void locking.run("lock", () => api.lock({}))} aria-busy={locking.busy !== null || undefined}>
+            <Lock size={17} aria-hidden="true" />
+            <span>Lock now</span>
+            <span />
+          </button>
+          <div className={s.footer}>
+            <p>
+              <span className={`${s.dot ?? ""} ${authority?.connected === true ? "" : (s.dotOff ?? "")}`} aria-hidden="true" />
+              {authority === null ? "No authority" : authority.connected ? "Authority connected" : "Authority unreachable"}
+            </p>
+            <p>
+              {status.agents.length} agent{status.agents.length === 1 ? "" : "s"} connected
+            </p>
+            <p>Machine {status.instanceIdRedacted}</p>
+          </div>
+        </nav>
+      </div>
       <main className={s.main}>
         <div className={s.content}>
           {reconnecting}

@@ -10,7 +10,7 @@
  */
 import { sql } from "kysely";
 import { z } from "zod";
-import type { AuditPage } from "../../shared/authority.js";
+import { AuditProgramSchema, type AuditPage, type AuditProgram } from "../../shared/authority.js";
 import { CallAuditSchema, type CallAudit } from "../../shared/calls.js";
 import { normalizeVariable } from "../../shared/protocol.js";
 import { newEventId } from "../ids.js";
@@ -27,6 +27,8 @@ export interface AuditInput {
   grantId?: string | null;
   secretName?: string | null;
   detail?: string | null;
+  /** The verified program the event is about (the asking or receiving program); null or absent for none. */
+  program?: AuditProgram | null;
 }
 
 export interface AuditQuery {
@@ -61,6 +63,17 @@ function callOf(detail: string | null): CallAudit | null {
   }
 }
 
+/** A row's program (JSON); null for none or a shape this version cannot read. */
+function programOf(json: string | null): AuditProgram | null {
+  if (json === null) return null;
+  try {
+    const parsed = AuditProgramSchema.safeParse(JSON.parse(json));
+    return parsed.success ? parsed.data : null;
+  } catch {
+    return null;
+  }
+}
+
 /** `text` with LIKE's wildcards and its escape character escaped (ESCAPE '!'). */
 function likeLiteral(text: string): string {
   return text.replace(/[!%_]/g, (c) => `!${c}`);
@@ -89,6 +102,7 @@ export function createAuditLog({ db, now }: ServiceDeps) {
           grant_id: e.grantId ?? null,
           secret_name: e.secretName ?? null,
           detail: e.detail ?? null,
+          program: e.program === undefined || e.program === null ? null : JSON.stringify(e.program),
         })
         .execute();
     },
@@ -120,6 +134,7 @@ export function createAuditLog({ db, now }: ServiceDeps) {
           secretName: r.secret_name,
           outcome: r.outcome,
           call: r.action === "call.made" ? callOf(r.detail) : null,
+          program: programOf(r.program),
         })),
         nextCursor: rows.length > opts.limit ? (page[page.length - 1]?.id ?? null) : null,
       };

@@ -5,7 +5,7 @@
  * processes gets it), ending grants, and the grant list, read with one joined query.
  */
 import { z } from "zod";
-import type { GrantBindingView, GrantView } from "../../shared/authority.js";
+import type { AuditProgram, GrantBindingView, GrantView } from "../../shared/authority.js";
 import { checkPolicy, destinationAllows, GrantModeSchema, GrantPolicySchema, SESSION_IDLE_MS, SESSION_MAX_MS, type GrantMode, type GrantPolicy, type GrantTerms } from "../../shared/grant-terms.js";
 import { isShared, programFingerprint, programKey, sessionKey, type PeerProcess } from "../../shared/process.js";
 import type { AuditLog } from "./audit.js";
@@ -17,6 +17,12 @@ export type Grants = ReturnType<typeof createGrants>;
 
 /** The approved program as stored for display (grants.program). */
 const ProgramSchema = z.object({ executable: z.string(), script: z.string().nullable(), cwd: z.string().nullable(), commandLine: z.array(z.string()).nullable().optional(), loads: z.array(z.string()).optional(), contentHash: z.string().nullable().optional() });
+
+/** The program a grant is bound to, as the audit log names it (null for grants bound to a client ID only). */
+function boundProgram(grant: GrantRow): AuditProgram | null {
+  const program = parseStored(grant.program, ProgramSchema);
+  return program === null ? null : { executable: program.executable, script: program.script, cwd: program.cwd, pid: grant.process_pid };
+}
 
 /** The grant's mode (read unless stored otherwise). */
 export function grantMode(grant: GrantRow): GrantMode {
@@ -190,7 +196,7 @@ export function createGrants(deps: ServiceDeps, audit: AuditLog) {
     if (ended) {
       // The event names its agent, so filtering Activity by agent shows revocations and expiries too.
       const agent = clientId === "" ? undefined : { client_id: clientId };
-      await audit.record({ userId: grant.user_id, actor, action: "grant.ended", outcome: reason, agentClientId: agent?.client_id ?? null, variable: grant.variable, grantId: grant.id });
+      await audit.record({ userId: grant.user_id, actor, action: "grant.ended", outcome: reason, agentClientId: agent?.client_id ?? null, variable: grant.variable, grantId: grant.id, program: boundProgram(grant) });
       await bus.publish({ type: "grant.changed", userId: grant.user_id, id: grant.id, status: "ended" });
     }
     return ended;
@@ -305,7 +311,7 @@ export function createGrants(deps: ServiceDeps, audit: AuditLog) {
      * `hostLimited` then tells the caller the answer must not be reused for other calls.
      * 403 `policy_violation` when the grant's policy refuses this use.
      */
-    deliver: async (grant: GrantRow, agent: AgentRow, via: string, use?: GrantUse): Promise<{ value: string; expiresAt: number | null; hostLimited: boolean } | null> => {
+    deliver: async (grant: GrantRow, agent: AgentRow, via: string, use?: GrantUse, program: AuditProgram | null = null): Promise<{ value: string; expiresAt: number | null; hostLimited: boolean } | null> => {
       if (grant.agent_id !== agent.id || !macs.grant.valid(grant, agent.client_id)) return null;
       const policy = grantPolicy(grant);
       if (policy !== null) {
@@ -345,7 +351,7 @@ export function createGrants(deps: ServiceDeps, audit: AuditLog) {
       } else {
         await db.updateTable("grants").set({ last_used_at: now() }).where("id", "=", grant.id).execute();
       }
-      await audit.record({ userId: grant.user_id, actor: `agent:${agent.client_id}`, action: "secret.delivered", outcome: "ok", agentClientId: agent.client_id, variable: grant.variable, grantId: grant.id, secretName: secret.name, detail: via });
+      await audit.record({ userId: grant.user_id, actor: `agent:${agent.client_id}`, action: "secret.delivered", outcome: "ok", agentClientId: agent.client_id, variable: grant.variable, grantId: grant.id, secretName: secret.name, detail: via, program });
       return { value: secret.value, expiresAt: grant.scope === "until" ? grant.expires_at : null, hostLimited: use !== undefined && secret.hosts !== null };
     },
 

@@ -4,7 +4,7 @@
  * the same transaction that decides the request), deny, the request list (one joined query), and
  * expiry. Agent-facing calls name the caller's account: the instance must be that account's.
  */
-import { REQUEST_LIST_LIMIT, type AgentResolveBody, type AgentResolveResult, type ApproveBody, type GrantView, type RequestView } from "../../shared/authority.js";
+import { auditProgram, REQUEST_LIST_LIMIT, type AgentResolveBody, type AgentResolveResult, type ApproveBody, type GrantView, type RequestView } from "../../shared/authority.js";
 import { DEFAULT_GRANT_TERMS, type GrantBindingKind } from "../../shared/grant-terms.js";
 import { INLINE_SCRIPT, isShared, programFingerprint, programKey, sessionKey, type PeerProcess } from "../../shared/process.js";
 import { normalizeVariable } from "../../shared/protocol.js";
@@ -199,7 +199,7 @@ export function createRequests(deps: ServiceDeps, parts: Parts, requestTtlMs: nu
       requester_waits: requesterWaits ? 1 : 0,
     };
     await db.insertInto("requests").values(row).execute();
-    await audit.record({ userId, actor: `agent:${agent.client_id}`, action: "request.created", outcome: "pending", agentClientId: agent.client_id, variable, requestId: row.id, detail: process === null ? null : `pid ${process.pid} ${process.executable ?? ""}`.trim() });
+    await audit.record({ userId, actor: `agent:${agent.client_id}`, action: "request.created", outcome: "pending", agentClientId: agent.client_id, variable, requestId: row.id, detail: process === null ? null : `pid ${process.pid} ${process.executable ?? ""}`.trim(), program: auditProgram(process) });
     await bus.publish({ type: "request.created", userId, id: row.id, status: "pending" });
     return row;
   }
@@ -244,7 +244,7 @@ export function createRequests(deps: ServiceDeps, parts: Parts, requestTtlMs: nu
       for (let attempt = 0; attempt < 3; attempt++) {
         const grant = await grants.findLive(userId, agent, variable, body.instanceId, body.process, body.use, body.askBeyondGrant ?? false);
         if (grant === null) break;
-        const delivered = await grants.deliver(grant, agent, body.use === undefined ? "link" : "link call", body.use);
+        const delivered = await grants.deliver(grant, agent, body.use === undefined ? "link" : "link call", body.use, auditProgram(body.process));
         if (delivered !== null) {
           const terms = grantTerms(grant);
           // A grant with policy limits is counted at every use, so the Link must ask each time; a
@@ -357,7 +357,7 @@ export function createRequests(deps: ServiceDeps, parts: Parts, requestTtlMs: nu
       });
       if (!decided) throw new ServiceError(409, "request_not_pending", `Request ${requestId} was decided meanwhile.`);
       const created = await grants.view(userId, grant.id);
-      await audit.record({ userId, actor: "user", action: "request.approved", outcome: grant.scope, detail: `binding ${binding}`, agentClientId: created.agentClientId, variable: request.variable, requestId: request.id, grantId: grant.id, secretName: secret.name });
+      await audit.record({ userId, actor: "user", action: "request.approved", outcome: grant.scope, detail: `binding ${binding}`, agentClientId: created.agentClientId, variable: request.variable, requestId: request.id, grantId: grant.id, secretName: secret.name, program: auditProgram(process) });
       await bus.publish({ type: "request.decided", userId, id: request.id, status: "approved" });
       await bus.publish({ type: "grant.changed", userId, id: grant.id, status: "created" });
       return created;
@@ -369,7 +369,7 @@ export function createRequests(deps: ServiceDeps, parts: Parts, requestTtlMs: nu
       const r = await db.updateTable("requests").set({ status: "denied", decided_at: now() }).where("id", "=", request.id).where("status", "=", "pending").executeTakeFirst();
       if (Number(r.numUpdatedRows) !== 1) throw new ServiceError(409, "request_not_pending", `Request ${requestId} was decided meanwhile.`);
       const denied = await view(request.id);
-      await audit.record({ userId, actor: "user", action: "request.denied", outcome: "denied", agentClientId: denied.agentClientId, variable: request.variable, requestId: request.id });
+      await audit.record({ userId, actor: "user", action: "request.denied", outcome: "denied", agentClientId: denied.agentClientId, variable: request.variable, requestId: request.id, program: auditProgram(denied.process) });
       await bus.publish({ type: "request.decided", userId, id: request.id, status: "denied" });
       return denied;
     },
@@ -384,7 +384,7 @@ export function createRequests(deps: ServiceDeps, parts: Parts, requestTtlMs: nu
       const r = await db.updateTable("requests").set({ status: "requester_gone", decided_at: t }).where("id", "=", requestId).where("user_id", "=", userId).where("status", "=", "pending").executeTakeFirst();
       if (Number(r.numUpdatedRows) === 1) {
         const gone = await view(requestId);
-        await audit.record({ userId, actor: "link", action: "request.ended", outcome: "requester_gone", agentClientId: gone.agentClientId, variable: gone.variable, requestId });
+        await audit.record({ userId, actor: "link", action: "request.ended", outcome: "requester_gone", agentClientId: gone.agentClientId, variable: gone.variable, requestId, program: auditProgram(gone.process) });
         await bus.publish({ type: "request.decided", userId, id: requestId, status: "requester_gone" });
         return gone;
       }
@@ -405,11 +405,11 @@ export function createRequests(deps: ServiceDeps, parts: Parts, requestTtlMs: nu
     /** Marks pending requests past their expiry as expired; run periodically by each process. Returns how many. */
     expire: async (): Promise<number> => {
       const t = now();
-      const rows = await db.updateTable("requests").set({ status: "expired", decided_at: t }).where("status", "=", "pending").where("expires_at", "<=", t).returning(["id", "user_id", "variable", "agent_id"]).execute();
+      const rows = await db.updateTable("requests").set({ status: "expired", decided_at: t }).where("status", "=", "pending").where("expires_at", "<=", t).returning(["id", "user_id", "variable", "agent_id", "process"]).execute();
       for (const r of rows) {
         // Every event names its agent (Activity filtered by agent shows expiries too).
         const agent = await db.selectFrom("agents").select("client_id").where("id", "=", r.agent_id).executeTakeFirst();
-        await audit.record({ userId: r.user_id, actor: "system", action: "request.expired", outcome: "expired", agentClientId: agent?.client_id ?? null, variable: r.variable, requestId: r.id });
+        await audit.record({ userId: r.user_id, actor: "system", action: "request.expired", outcome: "expired", agentClientId: agent?.client_id ?? null, variable: r.variable, requestId: r.id, program: auditProgram(parseStoredProcess(r.process)) });
         await bus.publish({ type: "request.decided", userId: r.user_id, id: r.id, status: "expired" });
       }
       return rows.length;

@@ -7,6 +7,7 @@
  * frame answers every variable: its value, or an error with its own code.
  */
 import { randomBytes } from "node:crypto";
+import { auditProgram } from "../../../shared/authority.js";
 import { isRetryable, LinkError, NOT_SIGNED_IN_MESSAGE, type ErrorCode } from "../../../shared/errors.js";
 import { normalizeVariable, type LinkMessage, type ResolveMany, type VariableResult } from "../../../shared/protocol.js";
 import type { AuthorityClient } from "./authority-client.js";
@@ -111,7 +112,7 @@ export async function resolveMany(deps: ResolverDeps, requester: Requester, requ
     const hit = deps.cache.get(identity.agentClientId, variable, requester.process, deps.now());
     if (hit !== null) {
       slots.set(variable, { kind: "done", result: { value: hit.value, grantId: hit.grantId, expiresAt: hit.expiresAt === null ? null : new Date(hit.expiresAt).toISOString() } });
-      deps.cache.recordUse({ grantId: hit.grantId, at: deps.now(), agentClientId: identity.agentClientId, pid: requester.process?.pid ?? null });
+      deps.cache.recordUse({ grantId: hit.grantId, at: deps.now(), agentClientId: identity.agentClientId, pid: requester.process?.pid ?? null, program: auditProgram(requester.process) });
       continue;
     }
     slots.set(variable, await ask(client, variable));

@@ -6,6 +6,7 @@
  * requesting process's identity goes with every call so the approval prompt names who is asking.
  * `resolveMany` (several variables, one card, partial results) lives in resolve-many.ts.
  */
+import { auditProgram } from "../../../shared/authority.js";
 import { isRetryable, LinkError, NOT_SIGNED_IN_MESSAGE } from "../../../shared/errors.js";
 import type { LinkMessage, Resolve, ResolveMany } from "../../../shared/protocol.js";
 import type { Requester } from "../process/requester.js";
@@ -46,7 +47,7 @@ function resolveOne(deps: ResolverDeps) {
     const hit = deps.cache.get(agent.clientId, request.variable, requester.process, deps.now());
     if (hit !== null) {
       send({ type: "secret", id: request.id, variable: request.variable, value: hit.value, grantId: hit.grantId, expiresAt: hit.expiresAt === null ? null : new Date(hit.expiresAt).toISOString() });
-      deps.cache.recordUse({ grantId: hit.grantId, at: deps.now(), agentClientId: agent.clientId, pid: requester.process?.pid ?? null });
+      deps.cache.recordUse({ grantId: hit.grantId, at: deps.now(), agentClientId: agent.clientId, pid: requester.process?.pid ?? null, program: auditProgram(requester.process) });
       return;
     }
     try {

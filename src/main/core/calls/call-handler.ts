@@ -12,7 +12,7 @@ import { CALL_LIMITS, type Call, type CallAudit, type CallLimits } from "../../.
 import { LinkError } from "../../../shared/errors.js";
 import { checkPolicy, destinationAllows, type GrantTerms } from "../../../shared/grant-terms.js";
 import type { LinkMessage } from "../../../shared/protocol.js";
-import type { UsageReport } from "../../../shared/authority.js";
+import { auditProgram, type UsageReport } from "../../../shared/authority.js";
 import type { Requester } from "../process/requester.js";
 import type { CallGrant, CallGrants } from "./call-grants.js";
 import { describeUrl, parseCallUrl, prepareRequest, secretNamesOf } from "./injections.js";
@@ -197,7 +197,7 @@ export function createCallHandler(deps: CallHandlerDeps): CallHandler {
       stopRedactor();
       deps.log.info({ conn: requester.connectionId, clientId: agent.clientId, pid: requester.process?.pid ?? null, call: audit }, "call");
       for (const { grant } of grants) {
-        deps.recordUse({ grantId: grant.grantId, at: deps.now(), agentClientId: agent.clientId, pid: requester.process?.pid ?? null, call: { ...audit, fromCache: grant.fromCache } });
+        deps.recordUse({ grantId: grant.grantId, at: deps.now(), agentClientId: agent.clientId, pid: requester.process?.pid ?? null, program: auditProgram(requester.process), call: { ...audit, fromCache: grant.fromCache } });
       }
     }
   };

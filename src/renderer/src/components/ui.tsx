@@ -1,6 +1,6 @@
 /** The small design system of the window: buttons, banners, dialogs, empty states, tables. */
 import { CircleCheck, LoaderCircle, TriangleAlert, X, type LucideIcon } from "lucide-react";
-import { createContext, useCallback, useContext, useEffect, useId, useRef, useState, type ButtonHTMLAttributes, type ReactNode } from "react";
+import { createContext, Fragment, useCallback, useContext, useEffect, useId, useRef, useState, type ButtonHTMLAttributes, type ReactNode } from "react";
 import { localDateTime, relativeTime } from "../../../shared/wording.js";
 import type { UiError } from "../link-context.js";
 import s from "./ui.module.css";
@@ -239,6 +239,25 @@ export function Time({ ms, now }: { ms: number; now: number }) {
  * A table that may be wider than its screen (a small window): it scrolls sideways inside its own
  * region instead of pushing the page wider. Focusable, so the keyboard can scroll it.
  */
+/**
+ * `text` with line-break opportunities (<wbr>) after each _ - . / : so an identifier or a path
+ * (`AWS_SECRET_ACCESS_KEY`, `/work/app/agent.py`) wraps at its parts instead of mid-word or not at
+ * all. The text itself (what is copied, what a screen reader reads) is unchanged.
+ */
+export function Breakable({ text }: { text: string }) {
+  const parts = text.split(/(?<=[_\-./:])/);
+  return (
+    <>
+      {parts.map((part, i) => (
+        <Fragment key={i}>
+          {i > 0 ? <wbr /> : null}
+          {part}
+        </Fragment>
+      ))}
+    </>
+  );
+}
+
 export function TableRegion({ label, children }: { label: string; children: ReactNode }) {
   return (
     // A scrollable region must be reachable by keyboard (axe: scrollable-region-focusable).

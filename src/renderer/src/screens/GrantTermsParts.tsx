@@ -49,10 +49,13 @@ export function VerifiedProgram({ process: p }: { process: PeerProcess | null })
       {notes.length > 0 ? (
         <>
           <dt>Note</dt>
+          {/* The role sits inside: a <dd> with a role of its own is no longer a definition (axe: definition-list). */}
           <dd>
-            {notes.map((n) => (
-              <p key={n}>{displayText(n, 600)}</p>
-            ))}
+            <div role="note">
+              {notes.map((n) => (
+                <p key={n}>{displayText(n, 600)}</p>
+              ))}
+            </div>
           </dd>
         </>
       ) : null}

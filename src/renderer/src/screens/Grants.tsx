@@ -65,22 +65,22 @@ export function GrantsScreen() {
             <tbody>
               {rows.map((g) => (
                 <tr key={g.id} data-grant-id={g.id}>
-                  <td>
+                  <td data-label="Agent">
                     {displayText(g.agentName ?? g.agentClientId, 80)}
                     {g.agentName !== null ? <div className={`${ui.mono ?? ""} ${ui.muted ?? ""}`}>{displayText(g.agentClientId, 80)}</div> : null}
                   </td>
-                  <td>
+                  <td data-label="Variable">
                     <span className={s.variable}>{displayText(g.variable.toUpperCase())}</span>
                     {g.secretName.toLowerCase() !== g.variable ? <div className={ui.muted}>from {displayText(g.secretName)}</div> : null}
                   </td>
-                  <td className={s.termsCell}>
+                  <td className={s.termsCell} data-label="Scope">
                     {g.endedAt !== null ? <Badge tone="neutral">Ended: {describeEndReason(g.endReason)}</Badge> : describeScope(g, now)}
                     <GrantTerms grant={g} />
                   </td>
-                  <td>
+                  <td data-label="Created">
                     <Time ms={g.createdAt} now={now} />
                   </td>
-                  <td>{g.lastUsedAt === null ? <span className={ui.muted}>never</span> : <Time ms={g.lastUsedAt} now={now} />}</td>
+                  <td data-label="Last used">{g.lastUsedAt === null ? <span className={ui.muted}>never</span> : <Time ms={g.lastUsedAt} now={now} />}</td>
                   <td>
                     {g.endedAt === null ? (
                       <div className={`${ui.rowActions ?? ""} ${s.stackedActions ?? ""}`}>

@@ -243,7 +243,7 @@ function BatchCard({
           Approve all…
         </Button>
       </div>
-      <ul className={s.facts} aria-label="Variables asked for together">
+      <ul className={s.batchItems} aria-label="Variables asked for together">
         {items.map(({ request: r, secretName }) => {
           const variable = displayText(r.variable.toUpperCase());
           return (
@@ -260,12 +260,14 @@ function BatchCard({
                   </option>
                 ))}
               </select>{" "}
-              <Button small icon={Check} onClick={() => onApprove(r)} aria-label={`Approve ${variable} for ${who}`}>
-                Approve…
-              </Button>{" "}
-              <Button small variant="danger" icon={X} onClick={() => onDeny(r)} busy={busy === r.id} aria-label={`Deny ${variable} for ${who}`}>
-                Deny
-              </Button>
+              <span className={s.batchButtons}>
+                <Button small icon={Check} onClick={() => onApprove(r)} aria-label={`Approve ${variable} for ${who}`}>
+                  Approve…
+                </Button>
+                <Button small variant="danger" icon={X} onClick={() => onDeny(r)} busy={busy === r.id} aria-label={`Deny ${variable} for ${who}`}>
+                  Deny
+                </Button>
+              </span>
             </li>
           );
         })}

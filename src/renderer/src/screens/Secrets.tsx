@@ -60,17 +60,17 @@ export function SecretsScreen() {
             <tbody>
               {rows.map((x) => (
                 <tr key={x.id}>
-                  <td>
+                  <td data-label="Name">
                     <span className={ui.mono}>{x.name}</span>
                     {x.hosts !== null ? <div className={ui.muted}>only to {x.hosts.length === 0 ? "no host" : x.hosts.join(", ")}</div> : null}
                   </td>
-                  <td className={ui.muted} aria-label="hidden value">
+                  <td className={ui.muted} aria-label="hidden value" data-label="Value">
                     ••••••••
                   </td>
-                  <td>
+                  <td data-label="Updated">
                     <Time ms={x.updatedAt} now={now} />
                   </td>
-                  <td>
+                  <td data-label="Created">
                     <Time ms={x.createdAt} now={now} />
                   </td>
                   <td>

@@ -202,11 +202,11 @@ function LegacyGrantsDialog({ onClose }: { onClose: () => void }) {
               <tbody>
                 {list.map((g) => (
                   <tr key={g.id}>
-                    <td>{displayText(g.agentName ?? g.agentClientId, 80)}</td>
-                    <td className={ui.mono}>{displayText(g.variable.toUpperCase())}</td>
-                    <td>{g.binding?.kind === "client" || g.binding === undefined ? <Badge tone="warning">any program</Badge> : describeBinding(g.binding.kind)}</td>
-                    <td>{describeMode(g.mode ?? { kind: "read" })}</td>
-                    <td>{describeScope(g)}</td>
+                    <td data-label="Agent">{displayText(g.agentName ?? g.agentClientId, 80)}</td>
+                    <td className={ui.mono} data-label="Variable">{displayText(g.variable.toUpperCase())}</td>
+                    <td data-label="Bound to">{g.binding?.kind === "client" || g.binding === undefined ? <Badge tone="warning">any program</Badge> : describeBinding(g.binding.kind)}</td>
+                    <td data-label="May">{describeMode(g.mode ?? { kind: "read" })}</td>
+                    <td data-label="Lasts">{describeScope(g)}</td>
                     <td className={ui.rowActions}>
                       <Button small onClick={() => setKeeping([g])}>
                         Keep
