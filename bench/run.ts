@@ -1,7 +1,13 @@
 /**
  * `npm run bench`: the Link's hot paths against bare baselines measured in the same run on the same
- * machine, reported as ratios (these machines are noisy; absolute times mean little). Short mode by
- * default; `--full` for more iterations. Writes a JSON report to bench/results/.
+ * machine. Short mode by default; `--full` for more iterations; `--only=latency,calls,...` for some
+ * parts (latency, capacity, startup, presence, fatigue, calls, peers, python). Writes a JSON report
+ * to bench/results/.
+ *
+ * These machines are shared and often busy, so each figure says which time it reads
+ * (bench/measure.ts): wall time with the compared cases taking turns sample by sample (load hits
+ * both alike; medians compared), or a process's own CPU time (which load does not inflate) where
+ * the target is about work, such as start to prompt.
  *
  *   discovery:  GET /piper-link-context p50   vs  a bare http server returning the same JSON   (target <= 1.3x)
  *   ws hello:   hello -> welcome p50          vs  a bare ws echo of the same frame             (target <= 1.5x)
@@ -12,15 +18,17 @@
  * On a 2-core machine a round trip between two processes is dominated by ~0.1 ms of scheduler
  * wake-ups, so latency ratios near 1 say little about the Link's own work. Two measures see it:
  *   CPU per operation: the server process's own process.cpuUsage() over the N measured operations of
- *               each latency round, divided by N (Link vs the bare ws echo server, same run);
+ *               each latency round, divided by N (Link vs the bare server, same run);
  *   saturation: operations per second with SATURATION_CLIENTS concurrent connections, each in a closed
  *               loop (granted resolves through the Link vs echoes through the bare ws server), and the
  *               server's CPU per operation under that load.
  * The Link runs from the compiled dist/ (see bench/servers.ts). Plus absolute figures from
- * bench/capacity.ts: approval latency, cold start, idle RSS, 1,000 agents, per-connection memory;
- * and the approval-fatigue figure from bench/fatigue.ts (issue 13 item 10). Then the call bench
- * (bench/calls.ts) and the Python SDK's (bench/python.ts: granted get_secret vs a bare Python ws echo,
- * call overhead vs a direct HTTPS request).
+ * bench/capacity.ts (start to prompt, idle RSS, 1,000 agents, per-connection memory, approval
+ * latency), bench/startup.ts (unlock to serving with the KDF taken out, and the KDF on its own),
+ * bench/presence.ts, the approval-fatigue figure (bench/fatigue.ts), the call bench
+ * (bench/calls.ts: the Link's added time and CPU per call against a bare relay), the peer
+ * comparison (bench/peers.ts: `piper-link run` vs `dotenvx run` vs `node -e ''`) and the Python
+ * SDK's (bench/python.ts).
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
