@@ -5,7 +5,7 @@
  * part of that wait by design, and its cost is a security choice with its own band (bench/presence.ts):
  * it is measured on its own, in the same process right after each unlock, and taken out.
  *
- * Each sample is a fresh process (`startup.ts unlock DIR`) on a profile a first process prepared
+ * Each sample is a fresh process (plain JS on dist/, see SAMPLE_CODE) on a profile a first process prepared
  * (vault created, signed in to the embedded authority); the keychain is the bench's in-memory one,
  * carried between the processes in a file of the throwaway profile. Figures per sample:
  *   wall: link.unlock() called -> resolved (the authority up and connected);
@@ -23,11 +23,10 @@ import { z } from "zod";
 import { createLink } from "../dist/main/core/link.js";
 import { silentLogger } from "../dist/main/core/runtime/logger.js";
 import { resolveLinkPaths, type LinkPaths } from "../dist/main/core/runtime/paths.js";
-import { deriveKey, newKdf, VAULT_KDF } from "../dist/main/core/vault/vault-crypto.js";
 import type { KeychainItem, KeychainStore } from "../src/main/core/runtime/keychain.js";
 import { BENCH_PASSPHRASE, BENCH_UNLOCK } from "./bench-helpers.js";
 import type { Figure } from "./capacity.js";
-import { p50, scheduling } from "./measure.js";
+import { p50 } from "./measure.js";
 
 const here = fileURLToPath(import.meta.url);
 const SampleSchema = z.object({ wallMs: z.number(), kdfMs: z.number(), kdfCpuMs: z.number(), cpuMs: z.number(), authorityCpuMs: z.number() });
@@ -71,31 +70,61 @@ async function prepare(home: string): Promise<void> {
   save();
 }
 
-const cpuMs = (u: NodeJS.CpuUsage): number => (u.user + u.system) / 1000;
-
-/** One sample: start locked, then unlock; prints a SampleSchema line. */
-async function sampleUnlock(home: string): Promise<void> {
-  const { keychain, save } = fileBackedMemoryKeychain(path.join(home, "keychain.json"));
-  const link = benchLink(home, keychain, false);
+/**
+ * One sample, run as plain JavaScript on the compiled dist/ (no tsx): the embedded
+ * authority inherits the Link's Node options, and a TypeScript loader in them would be measured as
+ * part of its start. Starts locked, then unlocks; prints a SampleSchema line.
+ */
+const SAMPLE_CODE = `
+  import fs from "node:fs";
+  import path from "node:path";
+  const dist = process.env.BENCH_DIST;
+  const { createLink } = await import(dist + "/main/core/link.js");
+  const { silentLogger } = await import(dist + "/main/core/runtime/logger.js");
+  const { resolveLinkPaths } = await import(dist + "/main/core/runtime/paths.js");
+  const { deriveKey, newKdf, VAULT_KDF } = await import(dist + "/main/core/vault/vault-crypto.js");
+  const home = process.env.BENCH_HOME, passphrase = process.env.BENCH_PASSPHRASE;
+  const file = path.join(home, "keychain.json");
+  const items = new Map(JSON.parse(fs.readFileSync(file, "utf8")));
+  const keychain = { service: "bench-unlock", get: async (k) => items.get(k) ?? null, set: async (k, v) => void items.set(k, v), delete: async (k) => items.delete(k) };
+  const paths = resolveLinkPaths("bench-unlock", { platform: "linux", env: { XDG_RUNTIME_DIR: home, XDG_DATA_HOME: home, XDG_STATE_HOME: home }, homedir: home });
+  const link = createLink({ profile: "bench-unlock", port: 0, paths, keychain, log: silentLogger(), authority: { kind: "embedded" } });
   const started = await link.start();
-  if (started.vault.state !== "locked") throw new Error(`expected a locked start, got ${started.vault.state}`);
+  if (started.vault.state !== "locked") throw new Error("expected a locked start, got " + started.vault.state);
+  const ms = (u) => (u.user + u.system) / 1000;
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
-  const status = await link.unlock(BENCH_PASSPHRASE);
+  const status = await link.unlock(passphrase);
   const wallMs = performance.now() - t0;
-  const linkCpu = cpuMs(process.cpuUsage(cpu0));
-  // The embedded authority is this process's child, started within the unlock.
-  const children = fs.readFileSync(`/proc/${process.pid}/task/${process.pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
-  const authorityCpu = children.reduce((sum, pid) => sum + (scheduling(pid)?.cpuMs ?? 0), 0);
+  const linkCpu = ms(process.cpuUsage(cpu0));
   if (status.vault.state !== "unlocked") throw new Error("the unlock did not unlock");
+  // The embedded authority is this process's child, started within the unlock.
+  let authorityCpuMs = 0;
+  for (const pid of fs.readFileSync("/proc/" + process.pid + "/task/" + process.pid + "/children", "utf8").trim().split(/\\s+/).filter(Boolean)) {
+    for (const tid of fs.readdirSync("/proc/" + pid + "/task")) authorityCpuMs += Number(fs.readFileSync("/proc/" + pid + "/task/" + tid + "/schedstat", "utf8").split(" ")[0]) / 1e6;
+  }
   const k0 = process.cpuUsage();
   const t1 = performance.now();
-  (await deriveKey(BENCH_PASSPHRASE, newKdf(VAULT_KDF))).fill(0);
+  (await deriveKey(passphrase, newKdf(VAULT_KDF))).fill(0);
   const kdfMs = performance.now() - t1;
-  const kdfCpuMs = cpuMs(process.cpuUsage(k0));
+  const kdfCpuMs = ms(process.cpuUsage(k0));
   await link.stop();
-  save();
-  process.stdout.write(`${JSON.stringify({ wallMs, kdfMs, kdfCpuMs, cpuMs: linkCpu - kdfCpuMs + authorityCpu, authorityCpuMs: authorityCpu } satisfies Sample)}\n`);
+  fs.writeFileSync(file, JSON.stringify([...items]));
+  process.stdout.write(JSON.stringify({ wallMs, kdfMs, kdfCpuMs, cpuMs: linkCpu - kdfCpuMs + authorityCpuMs, authorityCpuMs }) + "\\n");
+  process.exit(0);
+`;
+
+function sampleUnlock(home: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const env = { ...process.env, BENCH_DIST: path.resolve(path.dirname(here), "../dist"), BENCH_HOME: home, BENCH_PASSPHRASE };
+    // A file, not `node -e`: the authority is spawned with the Link's execArgv, which would hold the code.
+    const script = path.join(home, "unlock-sample.mjs");
+    fs.writeFileSync(script, SAMPLE_CODE);
+    const child = spawn(process.execPath, [script], { env, stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    child.stdout.on("data", (c: Buffer) => (out += c.toString()));
+    child.once("exit", (code) => (code === 0 ? resolve(out) : reject(new Error(`the unlock sample exited with ${code}`))));
+  });
 }
 
 function runChild(args: string[]): Promise<string> {
@@ -113,7 +142,7 @@ export async function unlockFigures(full: boolean): Promise<Figure[]> {
   try {
     await runChild(["prepare", home]);
     const samples: Sample[] = [];
-    for (let i = 0; i < (full ? 9 : 5); i++) samples.push(SampleSchema.parse(JSON.parse((await runChild(["unlock", home])).trim())));
+    for (let i = 0; i < (full ? 9 : 5); i++) samples.push(SampleSchema.parse(JSON.parse((await sampleUnlock(home)).trim())));
     const cpu = p50(samples.map((s) => s.cpuMs));
     const info = (name: string, value: number): Figure => ({ name, value, unit: "ms", target: null, pass: true });
     return [
@@ -133,7 +162,6 @@ export async function unlockFigures(full: boolean): Promise<Figure[]> {
 if (process.argv[1] !== undefined && fs.realpathSync(process.argv[1]) === here) {
   const [kind, home] = process.argv.slice(2);
   if (kind === "prepare" && home) await prepare(home);
-  else if (kind === "unlock" && home) await sampleUnlock(home);
   else for (const f of await unlockFigures(process.argv.includes("--full"))) console.log(`${f.name}: ${f.value.toFixed(1)} ${f.unit}${f.target === null ? "" : f.pass ? " PASS" : " MISS"}`);
   process.exit(0);
 }
