@@ -1,7 +1,13 @@
 /**
  * `npm run bench`: the Link's hot paths against bare baselines measured in the same run on the same
- * machine, reported as ratios (these machines are noisy; absolute times mean little). Short mode by
- * default; `--full` for more iterations. Writes a JSON report to bench/results/.
+ * machine. Short mode by default; `--full` for more iterations; `--only=latency,calls,...` for some
+ * parts (latency, capacity, startup, presence, fatigue, calls, peers, python). Writes a JSON report
+ * to bench/results/.
+ *
+ * These machines are shared and often busy, so each figure says which time it reads
+ * (bench/measure.ts): wall time with the compared cases taking turns sample by sample (load hits
+ * both alike; medians compared), or a process's own CPU time (which load does not inflate) where
+ * the target is about work, such as start to prompt.
  *
  *   discovery:  GET /piper-link-context p50   vs  a bare http server returning the same JSON   (target <= 1.3x)
  *   ws hello:   hello -> welcome p50          vs  a bare ws echo of the same frame             (target <= 1.5x)
@@ -12,15 +18,17 @@
  * On a 2-core machine a round trip between two processes is dominated by ~0.1 ms of scheduler
  * wake-ups, so latency ratios near 1 say little about the Link's own work. Two measures see it:
  *   CPU per operation: the server process's own process.cpuUsage() over the N measured operations of
- *               each latency round, divided by N (Link vs the bare ws echo server, same run);
+ *               each latency round, divided by N (Link vs the bare server, same run);
  *   saturation: operations per second with SATURATION_CLIENTS concurrent connections, each in a closed
  *               loop (granted resolves through the Link vs echoes through the bare ws server), and the
  *               server's CPU per operation under that load.
  * The Link runs from the compiled dist/ (see bench/servers.ts). Plus absolute figures from
- * bench/capacity.ts: approval latency, cold start, idle RSS, 1,000 agents, per-connection memory;
- * and the approval-fatigue figure from bench/fatigue.ts (issue 13 item 10). Then the call bench
- * (bench/calls.ts) and the Python SDK's (bench/python.ts: granted get_secret vs a bare Python ws echo,
- * call overhead vs a direct HTTPS request).
+ * bench/capacity.ts (start to prompt, idle RSS, 1,000 agents, per-connection memory, approval
+ * latency), bench/startup.ts (unlock to serving with the KDF taken out, and the KDF on its own),
+ * bench/presence.ts, the approval-fatigue figure (bench/fatigue.ts), the call bench
+ * (bench/calls.ts: the Link's added time and CPU per call against a bare relay), the peer
+ * comparison (bench/peers.ts: `piper-link run` vs `dotenvx run` vs `node -e ''`) and the Python
+ * SDK's (bench/python.ts).
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
@@ -35,10 +43,15 @@ import { AGENT_SUBPROTOCOL } from "../src/shared/version.js";
 import { PYPER_PATHS } from "../src/server/http.js";
 import { approvalLatency, capacityFigures, type Figure } from "./capacity.js";
 import { presenceFigures } from "./presence.js";
+import { unlockFigures } from "./startup.js";
 import { printFatigue } from "./fatigue.js";
 import { approveOverControl } from "./bench-helpers.js";
+import { interleaved } from "./measure.js";
 
 const full = process.argv.includes("--full");
+/** `--only latency,calls`: run only these parts (latency, capacity, startup, presence, fatigue, calls, peers, python); all by default. */
+const onlyArg = process.argv.find((a) => a.startsWith("--only="))?.slice("--only=".length) ?? null;
+const want = (part: string): boolean => onlyArg === null || onlyArg.split(",").includes(part);
 const ITER = full ? 20_000 : 3_000;
 const WARMUP = full ? 5_000 : 2_000;
 /** Concurrent connections of the saturation runs (issue 12: "100 concurrent agents"). */
@@ -99,8 +112,8 @@ interface Round extends Stats {
 }
 
 /** Latency of `iterations` sequential operations after a warm-up, and the server's CPU spent on them. */
-async function measure(server: BenchServer, iterations: number, op: () => Promise<void>): Promise<Round> {
-  for (let i = 0; i < WARMUP; i++) await op();
+async function measure(server: BenchServer, iterations: number, op: () => Promise<void>, warmup = WARMUP): Promise<Round> {
+  for (let i = 0; i < warmup; i++) await op();
   const samples: number[] = [];
   const cpu0 = await server.cpuMicros();
   for (let i = 0; i < iterations; i++) {
@@ -110,6 +123,30 @@ async function measure(server: BenchServer, iterations: number, op: () => Promis
   }
   const cpu1 = await server.cpuMicros();
   return { ...stats(samples), cpuPerOp: (cpu1 - cpu0) / iterations };
+}
+
+/**
+ * Two servers measured in turns, one operation each in alternation (the order flipping every
+ * pair), so load from other processes hits both alike: latency samples of each after a warm-up,
+ * and each server's CPU time over its `iterations` measured operations.
+ */
+async function measurePair(a: BenchServer, opA: () => Promise<void>, b: BenchServer, opB: () => Promise<void>, iterations: number): Promise<[Round, Round]> {
+  for (let i = 0; i < WARMUP / 5; i++) {
+    await opA();
+    await opB();
+  }
+  const timed = (op: () => Promise<void>) => async (): Promise<number> => {
+    const t0 = process.hrtime.bigint();
+    await op();
+    return Number(process.hrtime.bigint() - t0) / 1e6;
+  };
+  const [a0, b0] = [await a.cpuMicros(), await b.cpuMicros()];
+  const samples = await interleaved({ a: timed(opA), b: timed(opB) }, iterations);
+  const [a1, b1] = [await a.cpuMicros(), await b.cpuMicros()];
+  return [
+    { ...stats(samples.a), cpuPerOp: (a1 - a0) / iterations },
+    { ...stats(samples.b), cpuPerOp: (b1 - b0) / iterations },
+  ];
 }
 
 interface Saturation {
@@ -255,144 +292,154 @@ async function agentClients(url: string, protocol: string | undefined, count: nu
 }
 
 async function main(): Promise<void> {
-  const [link, bareHttp, bareWs, linkAuth] = await Promise.all([startServer("link"), startServer("bare-http"), startServer("bare-ws"), startServer("link-authority")]);
-  const servers = [link, bareHttp, bareWs, linkAuth];
   const rows: Row[] = [];
   const costs: CostRow[] = [];
   const figures: Figure[] = [];
-  try {
-    // Interleave baseline and Link in rounds so drift in machine load hits both alike.
-    const rounds = 5;
-    const per = Math.ceil(ITER / rounds);
-    const disc = { link: [] as Round[], base: [] as Round[] };
-    const getLink = httpGetter(link.port, "/piper-link-context");
-    const getBare = httpGetter(bareHttp.port, "/piper-link-context");
-    for (let r = 0; r < rounds; r++) {
-      disc.base.push(await measure(bareHttp, per, getBare));
-      disc.link.push(await measure(link, per, getLink));
-    }
-    rows.push(row("discovery GET /piper-link-context", disc.link, disc.base, 1.3));
-    costs.push(costRow("discovery GET vs bare http", disc.link, disc.base, null, null));
+  if (want("latency")) {
+    const [link, bareHttp, bareWs, linkAuth] = await Promise.all([startServer("link"), startServer("bare-http"), startServer("bare-ws"), startServer("link-authority")]);
+    const servers = [link, bareHttp, bareWs, linkAuth];
+    try {
+      // Link and baseline take turns request by request, in rounds (the median round decides), so
+      // drift in machine load hits both alike.
+      const rounds = 5;
+      const per = Math.ceil(ITER / rounds);
+      const disc = { link: [] as Round[], base: [] as Round[] };
+      const getLink = httpGetter(link.port, "/piper-link-context");
+      const getBare = httpGetter(bareHttp.port, "/piper-link-context");
+      for (let r = 0; r < rounds; r++) {
+        const [l, b] = await measurePair(link, getLink, bareHttp, getBare, per);
+        disc.link.push(l);
+        disc.base.push(b);
+      }
+      rows.push(row("discovery GET /piper-link-context", disc.link, disc.base, 1.3));
+      costs.push(costRow("discovery GET vs bare http", disc.link, disc.base, null, null));
 
-    const hello = JSON.stringify({ type: "hello", id: 1, protocol: 1, agent: { clientId: "agent_bench", name: "Bench" }, sdk: { name: "bench", version: "0" } });
-    const linkWs = await wsRoundTrip(`ws://127.0.0.1:${link.port}/v1/link`, AGENT_SUBPROTOCOL, hello, (d) => d.includes('"welcome"'));
-    const echoWs = await wsRoundTrip(`ws://127.0.0.1:${bareWs.port}/`, undefined, hello, (d) => d === hello);
-    const ws = { link: [] as Round[], base: [] as Round[] };
-    for (let r = 0; r < rounds; r++) {
-      ws.base.push(await measure(bareWs, per, echoWs.op));
-      ws.link.push(await measure(link, per, linkWs.op));
-    }
-    linkWs.close();
-    rows.push(row("ws hello -> welcome", ws.link, ws.base, 1.5));
-    costs.push(costRow("ws hello vs ws echo", ws.link, ws.base, null, null));
+      const hello = JSON.stringify({ type: "hello", id: 1, protocol: 1, agent: { clientId: "agent_bench", name: "Bench" }, sdk: { name: "bench", version: "0" } });
+      const linkWs = await wsRoundTrip(`ws://127.0.0.1:${link.port}/v1/link`, AGENT_SUBPROTOCOL, hello, (d) => d.includes('"welcome"'));
+      const echoWs = await wsRoundTrip(`ws://127.0.0.1:${bareWs.port}/`, undefined, hello, (d) => d === hello);
+      const ws = { link: [] as Round[], base: [] as Round[] };
+      for (let r = 0; r < rounds; r++) {
+        const [l, b] = await measurePair(link, linkWs.op, bareWs, echoWs.op, per);
+        ws.link.push(l);
+        ws.base.push(b);
+      }
+      linkWs.close();
+      rows.push(row("ws hello -> welcome", ws.link, ws.base, 1.5));
+      costs.push(costRow("ws hello vs ws echo", ws.link, ws.base, null, null));
 
-    // Granted resolve through the Link and its embedded authority, and pyper-sdk's three calls.
-    const agentWs = new WebSocket(`ws://127.0.0.1:${linkAuth.port}/v1/link`, AGENT_SUBPROTOCOL);
-    await new Promise((r) => agentWs.once("open", r));
-    const welcome = await new Promise<{ instanceId: string; authority: string }>((resolve) => {
-      agentWs.once("message", (d: Buffer) => resolve(JSON.parse(d.toString()) as { instanceId: string; authority: string }));
-      agentWs.send(hello);
-    });
-    await grantBenchKey(linkAuth.port, linkAuth.controlToken ?? "", agentWs);
-    agentWs.close();
-    const resolveFrame = JSON.stringify({ type: "resolve", id: 7, variable: "BENCH_KEY" });
-    const granted = await wsRoundTrip(`ws://127.0.0.1:${linkAuth.port}/v1/link`, AGENT_SUBPROTOCOL, resolveFrame, (d) => d.includes('"secret"'));
-    await new Promise((r) => {
-      granted.ws.once("message", r);
-      granted.ws.send(hello);
-    });
-    const resolveOp = granted.op;
-    const tls = new https.Agent({ keepAlive: true, maxSockets: 1, ca: fs.readFileSync(linkAuth.pyperCert ?? "") });
-    const base = new URL(`https://127.0.0.1:${linkAuth.pyperPort ?? ""}/`);
-    const ident = { agentClientId: "agent_bench", instanceId: welcome.instanceId };
-    const threeCalls = async (): Promise<void> => {
-      const { credentialId } = await httpsPost(tls, new URL(PYPER_PATHS.resolveMapping, base), { ...ident, variableName: "bench_key" });
-      const scoped = await httpsPost(tls, new URL(PYPER_PATHS.scopedCredentials, base), { ...ident, credentialIds: [credentialId] });
-      const ids = scoped["granted_credential_ids"] as string[];
-      const raw = await httpsPost(tls, new URL(PYPER_PATHS.exchangeSecret, base), { ...ident, piperCredentialId: ids[0] });
-      if (raw["secret_value"] !== "bench-secret-value") throw new Error("wrong value");
-    };
-    // Granted resolves are answered from the grant cache, as fast as a hello: as many per round, so
-    // their p99 and CPU per op include the periodic work (usage reports every 500 ms) in proportion.
-    const res = { link: [] as Round[], echo: [] as Round[], three: [] as Round[] };
-    for (let r = 0; r < rounds; r++) {
-      res.echo.push(await measure(bareWs, per, echoWs.op));
-      res.link.push(await measure(linkAuth, per, resolveOp));
-      // pyper-sdk's calls go to the Link's pyper endpoints, which ask the authority (CPU not tabled).
-      res.three.push(await measure(linkAuth, Math.max(20, Math.ceil(per / 50)), threeCalls));
-    }
-    granted.close();
-    echoWs.close();
-    tls.destroy();
+      // Granted resolve through the Link and its embedded authority, and pyper-sdk's three calls.
+      const agentWs = new WebSocket(`ws://127.0.0.1:${linkAuth.port}/v1/link`, AGENT_SUBPROTOCOL);
+      await new Promise((r) => agentWs.once("open", r));
+      const welcome = await new Promise<{ instanceId: string; authority: string }>((resolve) => {
+        agentWs.once("message", (d: Buffer) => resolve(JSON.parse(d.toString()) as { instanceId: string; authority: string }));
+        agentWs.send(hello);
+      });
+      await grantBenchKey(linkAuth.port, linkAuth.controlToken ?? "", agentWs);
+      agentWs.close();
+      const resolveFrame = JSON.stringify({ type: "resolve", id: 7, variable: "BENCH_KEY" });
+      const granted = await wsRoundTrip(`ws://127.0.0.1:${linkAuth.port}/v1/link`, AGENT_SUBPROTOCOL, resolveFrame, (d) => d.includes('"secret"'));
+      await new Promise((r) => {
+        granted.ws.once("message", r);
+        granted.ws.send(hello);
+      });
+      const resolveOp = granted.op;
+      const tls = new https.Agent({ keepAlive: true, maxSockets: 1, ca: fs.readFileSync(linkAuth.pyperCert ?? "") });
+      const base = new URL(`https://127.0.0.1:${linkAuth.pyperPort ?? ""}/`);
+      const ident = { agentClientId: "agent_bench", instanceId: welcome.instanceId };
+      const threeCalls = async (): Promise<void> => {
+        const { credentialId } = await httpsPost(tls, new URL(PYPER_PATHS.resolveMapping, base), { ...ident, variableName: "bench_key" });
+        const scoped = await httpsPost(tls, new URL(PYPER_PATHS.scopedCredentials, base), { ...ident, credentialIds: [credentialId] });
+        const ids = scoped["granted_credential_ids"] as string[];
+        const raw = await httpsPost(tls, new URL(PYPER_PATHS.exchangeSecret, base), { ...ident, piperCredentialId: ids[0] });
+        if (raw["secret_value"] !== "bench-secret-value") throw new Error("wrong value");
+      };
+      // Granted resolves are answered from the grant cache, as fast as a hello: as many per round, so
+      // their p99 and CPU per op include the periodic work (usage reports every 500 ms) in proportion.
+      const res = { link: [] as Round[], echo: [] as Round[], three: [] as Round[] };
+      for (let r = 0; r < rounds; r++) {
+        const [l, e] = await measurePair(linkAuth, resolveOp, bareWs, echoWs.op, per);
+        res.link.push(l);
+        res.echo.push(e);
+        // pyper-sdk's calls go to the Link's pyper endpoints, which ask the authority (CPU not tabled).
+        res.three.push(await measure(linkAuth, Math.max(20, Math.ceil(per / 50)), threeCalls, r === 0 ? 50 : 5));
+      }
+      granted.close();
+      echoWs.close();
+      tls.destroy();
 
-    // Saturation: the same number of concurrent connections on each side, alternating, median of the runs.
-    const satRounds = full ? 5 : 3;
-    const resolvers = await agentClients(`ws://127.0.0.1:${linkAuth.port}/v1/link`, AGENT_SUBPROTOCOL, SATURATION_CLIENTS, hello, resolveFrame, (d) => d.includes('"secret"'));
-    const echoers = await agentClients(`ws://127.0.0.1:${bareWs.port}/`, undefined, SATURATION_CLIENTS, null, resolveFrame, (d) => d === resolveFrame);
-    const sat = { link: [] as Saturation[], echo: [] as Saturation[] };
-    for (let r = 0; r < satRounds; r++) {
-      sat.echo.push(await saturate(bareWs, echoers.ops, SATURATION_MS));
-      sat.link.push(await saturate(linkAuth, resolvers.ops, SATURATION_MS));
-    }
-    resolvers.close();
-    echoers.close();
+      // Saturation: the same number of concurrent connections on each side, alternating, median of the runs.
+      const satRounds = full ? 5 : 3;
+      const resolvers = await agentClients(`ws://127.0.0.1:${linkAuth.port}/v1/link`, AGENT_SUBPROTOCOL, SATURATION_CLIENTS, hello, resolveFrame, (d) => d.includes('"secret"'));
+      const echoers = await agentClients(`ws://127.0.0.1:${bareWs.port}/`, undefined, SATURATION_CLIENTS, null, resolveFrame, (d) => d === resolveFrame);
+      const sat = { link: [] as Saturation[], echo: [] as Saturation[] };
+      for (let r = 0; r < satRounds; r++) {
+        sat.echo.push(await saturate(bareWs, echoers.ops, SATURATION_MS));
+        sat.link.push(await saturate(linkAuth, resolvers.ops, SATURATION_MS));
+      }
+      resolvers.close();
+      echoers.close();
 
-    figures.push(await approvalLatency(linkAuth.port, linkAuth.controlToken ?? "", full ? 100 : 20));
-    rows.push(row("granted resolve vs ws echo", res.link, res.echo, 5));
-    rows.push(row("granted resolve vs pyper 3-call flow", res.link, res.three, 10, "faster_by"));
-    costs.push(costRow("granted resolve vs ws echo", res.link, res.echo, medianSaturation(sat.link), medianSaturation(sat.echo)));
-  } finally {
-    for (const s of servers) s.child.kill("SIGTERM");
+      figures.push(await approvalLatency(linkAuth.port, linkAuth.controlToken ?? "", full ? 100 : 20));
+      rows.push(row("granted resolve vs ws echo", res.link, res.echo, 5));
+      rows.push(row("granted resolve vs pyper 3-call flow", res.link, res.three, 10, "faster_by"));
+      costs.push(costRow("granted resolve vs ws echo", res.link, res.echo, medianSaturation(sat.link), medianSaturation(sat.echo)));
+    } finally {
+      for (const s of servers) s.child.kill("SIGTERM");
+    }
   }
-  figures.push(...(await capacityFigures(full)));
-  figures.push(...(await presenceFigures(full)));
+  if (want("capacity")) figures.push(...(await capacityFigures(full)));
+  if (want("startup")) figures.push(...(await unlockFigures(full)));
+  if (want("presence")) figures.push(...(await presenceFigures(full)));
 
   console.log(`\nPiper Link benchmark (${full ? "full" : "short"} mode, ${ITER} iterations per case, node ${process.version})\n`);
-  console.log("Latency (sequential round trips, one client; median of 5 interleaved rounds):");
-  printTable(
-    ["case", "link p50 ms", "baseline p50 ms", "link p99 ms", "baseline p99 ms", "ratio p50", "ratio p99", "target (p50)", "result"],
-    rows.map((r) => [
-      r.name,
-      fmt(r.link.p50),
-      fmt(r.baseline.p50),
-      fmt(r.link.p99),
-      fmt(r.baseline.p99),
-      r.kind === "at_most" ? `${r.ratio.toFixed(2)}x` : `${(1 / r.ratio).toFixed(1)}x faster`,
-      r.kind === "at_most" ? `${r.p99Ratio.toFixed(2)}x` : `${(1 / r.p99Ratio).toFixed(1)}x faster`,
-      r.kind === "at_most" ? `<= ${r.target}x` : `>= ${r.target}x faster`,
-      r.pass ? "PASS" : "MISS",
-    ]),
-  );
-  console.log(`\nThe Link's own work (server-process CPU from process.cpuUsage(); saturation: ${SATURATION_CLIENTS} concurrent connections, closed loop, median of ${full ? 5 : 3} runs of ${SATURATION_MS / 1000} s):`);
-  const opt = (n: number | undefined, digits: number): string => (n === undefined ? "-" : n.toFixed(digits));
-  printTable(
-    ["case", "link CPU/op µs", "baseline CPU/op µs", "ratio", "link ops/s (sat.)", "baseline ops/s (sat.)", "ratio", "link CPU/op µs (sat.)", "baseline CPU/op µs (sat.)", "ratio"],
-    costs.map((c) => [
-      c.name,
-      c.linkCpu.toFixed(1),
-      c.baselineCpu.toFixed(1),
-      `${(c.linkCpu / c.baselineCpu).toFixed(2)}x`,
-      opt(c.linkSaturation?.opsPerSecond, 0),
-      opt(c.baselineSaturation?.opsPerSecond, 0),
-      c.linkSaturation && c.baselineSaturation ? `${(c.linkSaturation.opsPerSecond / c.baselineSaturation.opsPerSecond).toFixed(2)}x` : "-",
-      opt(c.linkSaturation?.cpuPerOp, 1),
-      opt(c.baselineSaturation?.cpuPerOp, 1),
-      c.linkSaturation && c.baselineSaturation ? `${(c.linkSaturation.cpuPerOp / c.baselineSaturation.cpuPerOp).toFixed(2)}x` : "-",
-    ]),
-  );
+  if (rows.length > 0) {
+    console.log("Latency (sequential round trips, one client; Link and baseline take turns request by request; wall time, median of 5 rounds):");
+    printTable(
+      ["case", "link p50 ms", "baseline p50 ms", "link p99 ms", "baseline p99 ms", "ratio p50", "ratio p99", "target (p50)", "result"],
+      rows.map((r) => [
+        r.name,
+        fmt(r.link.p50),
+        fmt(r.baseline.p50),
+        fmt(r.link.p99),
+        fmt(r.baseline.p99),
+        r.kind === "at_most" ? `${r.ratio.toFixed(2)}x` : `${(1 / r.ratio).toFixed(1)}x faster`,
+        r.kind === "at_most" ? `${r.p99Ratio.toFixed(2)}x` : `${(1 / r.p99Ratio).toFixed(1)}x faster`,
+        r.kind === "at_most" ? `<= ${r.target}x` : `>= ${r.target}x faster`,
+        r.pass ? "PASS" : "MISS",
+      ]),
+    );
+    console.log(`\nThe Link's own work (server-process CPU from process.cpuUsage(); saturation: ${SATURATION_CLIENTS} concurrent connections, closed loop, median of ${full ? 5 : 3} runs of ${SATURATION_MS / 1000} s):`);
+    const opt = (n: number | undefined, digits: number): string => (n === undefined ? "-" : n.toFixed(digits));
+    printTable(
+      ["case", "link CPU/op µs", "baseline CPU/op µs", "ratio", "link ops/s (sat.)", "baseline ops/s (sat.)", "ratio", "link CPU/op µs (sat.)", "baseline CPU/op µs (sat.)", "ratio"],
+      costs.map((c) => [
+        c.name,
+        c.linkCpu.toFixed(1),
+        c.baselineCpu.toFixed(1),
+        `${(c.linkCpu / c.baselineCpu).toFixed(2)}x`,
+        opt(c.linkSaturation?.opsPerSecond, 0),
+        opt(c.baselineSaturation?.opsPerSecond, 0),
+        c.linkSaturation && c.baselineSaturation ? `${(c.linkSaturation.opsPerSecond / c.baselineSaturation.opsPerSecond).toFixed(2)}x` : "-",
+        opt(c.linkSaturation?.cpuPerOp, 1),
+        opt(c.baselineSaturation?.cpuPerOp, 1),
+        c.linkSaturation && c.baselineSaturation ? `${(c.linkSaturation.cpuPerOp / c.baselineSaturation.cpuPerOp).toFixed(2)}x` : "-",
+      ]),
+    );
+  }
   console.log("");
   printTable(
     ["figure", "value", "target", "result"],
     figures.map((f) => [f.name, `${f.value.toFixed(1)} ${f.unit}`, f.target === null ? "-" : `< ${f.target} ${f.unit}`, f.target === null ? "" : f.pass ? "PASS" : "MISS"]),
   );
-  await printFatigue();
+  if (want("fatigue")) await printFatigue();
   const dir = path.join(here, "results");
   fs.mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `bench-${new Date().toISOString().replace(/[:.]/g, "-")}.json`);
   fs.writeFileSync(file, `${JSON.stringify({ mode: full ? "full" : "short", iterations: ITER, node: process.version, rows, costs, figures }, null, 2)}\n`);
   console.log(`\nwritten ${path.relative(process.cwd(), file)}`);
-  await (await import("./calls.js")).callBench(full);
-  await (await import("./python.js")).pythonBench(full);
+  if (want("calls")) await (await import("./calls.js")).callBench(full);
+  if (want("peers")) await (await import("./peers.js")).peerBench(full);
+  if (want("python")) await (await import("./python.js")).pythonBench(full);
 }
 
 function printTable(header: string[], lines: string[][]): void {

@@ -13,10 +13,10 @@ import { displayText } from "../../shared/display.js";
 import { HttpErrorBodySchema, LinkError } from "../../shared/errors.js";
 import { DEFAULT_PROFILE, isProfileName, PROFILE_NAME_RULE } from "../../shared/profile.js";
 import { DEFAULT_LINK_PORT, LINK_VERSION } from "../../shared/version.js";
-import { startDaemon, StoppedBeforeStart, type RunningDaemon } from "../core/daemon.js";
+import type { RunningDaemon } from "../core/daemon.js";
+import type { KeychainStore } from "../core/runtime/keychain.js";
 import { diskFull, isPidAlive, storageError, storageErrorFor } from "../core/runtime/files.js";
 import { keychainTimeoutMs } from "../core/runtime/keychain.js";
-import { openKeychain } from "../core/runtime/keychain-choice.js";
 import { resolveLinkPaths } from "../core/runtime/paths.js";
 import { authorityCommand } from "../../server/main.js";
 import type { AuthorityConfig } from "../core/link.js";
@@ -172,7 +172,17 @@ async function unlockIfAsked(profile: string, status: LinkStatus): Promise<LinkS
   }
 }
 
+/**
+ * The keychain of `profile`, opened directly (the Link is not running). Loaded on use, as is the
+ * daemon below: the commands that only talk to a running Link (`run`, `status`, `call`…) start
+ * without the Link's core, whose modules would cost every such command a few hundred ms of CPU.
+ */
+async function openKeychain(options: { profile: string; dataDir: string }): Promise<KeychainStore> {
+  return (await import("../core/runtime/keychain-choice.js")).openKeychain(options);
+}
+
 async function startInForeground(opts: StartOptions, out: Output): Promise<number> {
+  const { startDaemon, StoppedBeforeStart } = await import("../core/daemon.js");
   let daemon: RunningDaemon;
   try {
     daemon = await startDaemon({
