@@ -72,6 +72,7 @@ ERROR_CODES: Tuple[str, ...] = (
     "conflict", "keychain_unavailable", "keychain_locked", "forbidden_origin", "forbidden_host", "not_found",
     "method_not_allowed", "too_many_connections", "foreign_user", "unauthorized", "locked", "presence_required",
     "presence_failed", "already_running", "not_running", "internal_error", "service_failed",
+    "storage_unavailable",
 )  # fmt: skip
 """The stable error codes (src/shared/errors.ts ``ERROR_CODES``)."""
 
