@@ -3,16 +3,43 @@
  * text. Reads return null instead of throwing: a process may exit, or belong to another user, at
  * any moment, and the callers treat an unreadable field as unknown.
  */
+import fsCallback from "node:fs";
 import fs from "node:fs/promises";
 
 /** The text of `file`, or null when it cannot be read. */
-export async function readOrNull(file: string): Promise<string | null> {
-  try {
-    return await fs.readFile(file, "utf8");
-  } catch {
-    return null;
-  }
+export function readOrNull(file: string): Promise<string | null> {
+  // open, read until 0, close through the callback API: /proc files report size 0, and the
+  // promise readFile's chunked path costs about 3x the CPU (this runs before every request).
+  return new Promise((resolve) => {
+    fsCallback.open(file, "r", (openError, fd) => {
+      if (openError !== null) {
+        resolve(null);
+        return;
+      }
+      const chunks: Buffer[] = [];
+      let total = 0;
+      const done = (text: string | null): void => fsCallback.close(fd, () => resolve(text));
+      const step = (): void => {
+        const buf = Buffer.allocUnsafe(PROC_READ_BYTES);
+        fsCallback.read(fd, buf, 0, buf.length, null, (readError, n) => {
+          if (readError !== null) return done(null);
+          if (n === 0) return done(Buffer.concat(chunks, total).toString("utf8"));
+          chunks.push(buf.subarray(0, n));
+          total += n;
+          // An environment or command line is at most a few MiB (ARG_MAX); more is not a /proc file.
+          if (total > PROC_MAX_BYTES) return done(null);
+          step();
+        });
+      };
+      step();
+    });
+  });
 }
+
+/** One read of a /proc file: a page or more, so most files take one read and the end-of-file read. */
+const PROC_READ_BYTES = 16 * 1024;
+/** Beyond this a /proc text is refused (null), like an unreadable one. */
+const PROC_MAX_BYTES = 8 * 1024 * 1024;
 
 /** Where the symlink `file` points (/proc/<pid>/exe, cwd, fd/N), or null when it cannot be read. */
 export async function readlinkOrNull(file: string): Promise<string | null> {
