@@ -18,7 +18,7 @@ import type { PeerProcess } from "../src/shared/process.js";
 import { newDataKey, parseDataKeys } from "../src/server/crypto.js";
 import { openDatabase } from "../src/server/db.js";
 import { createLocalBus } from "../src/server/events.js";
-import { createService, type AuthorityService } from "../src/server/service.js";
+import { createService, type AuthorityService } from "../src/server/service/index.js";
 
 /** The day as the figure models it; every field has the value by default. */
 export interface FatigueDay {

@@ -8,7 +8,7 @@ import type { CallAudit } from "../src/shared/calls.js";
 import { newDataKey, parseDataKeys } from "../src/server/crypto.js";
 import { openDatabase } from "../src/server/db.js";
 import { createLocalBus } from "../src/server/events.js";
-import { createService } from "../src/server/service.js";
+import { createService } from "../src/server/service/index.js";
 import { ENGINES } from "./db-helpers.js";
 import { pendingRequestId } from "./helpers.js";
 

@@ -12,7 +12,7 @@ import { newDataKey, parseDataKeys } from "../src/server/crypto.js";
 import { openDatabase } from "../src/server/db.js";
 import { clientSource } from "../src/server/client-source.js";
 import { createOAuthService, DEVICE_LIMITS, SIGN_IN_LIMITS } from "../src/server/oauth.js";
-import { ServiceError } from "../src/server/service.js";
+import { ServiceError } from "../src/server/service/index.js";
 import { Browser, csrfOf } from "./browser-helpers.js";
 import { ENGINES, sqliteDatabase, type TestDatabase } from "./db-helpers.js";
 

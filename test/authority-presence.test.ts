@@ -12,7 +12,7 @@ import { newDataKey, parseDataKeys } from "../src/server/crypto.js";
 import { openDatabase } from "../src/server/db.js";
 import { createOAuthService } from "../src/server/oauth.js";
 import { createPresenceVerifier } from "../src/server/presence.js";
-import { ServiceError } from "../src/server/service.js";
+import { ServiceError } from "../src/server/service/index.js";
 import { authorityPresenceAction } from "../src/shared/authority-presence.js";
 import { LinkError } from "../src/shared/errors.js";
 import { PRESENCE_MAC_TTL_MS } from "../src/shared/presence.js";

@@ -6,7 +6,7 @@ import { newDataKey, parseDataKeys, type DataKeys } from "../src/server/crypto.j
 import type { Kysely } from "kysely";
 import { openDatabase, sql, type Database, type OpenedDatabase } from "../src/server/db.js";
 import { createLocalBus } from "../src/server/events.js";
-import { createService, ServiceError, type AuthorityService } from "../src/server/service.js";
+import { createService, ServiceError, type AuthorityService } from "../src/server/service/index.js";
 import { PENDING_LIMITS } from "../src/server/service/requests.js";
 import { ENGINES, type TestDatabase } from "./db-helpers.js";
 import { pendingRequestId } from "./helpers.js";

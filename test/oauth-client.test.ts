@@ -11,10 +11,10 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { createAuthorityClient } from "../src/main/core/authority/authority-client.js";
-import { startBrowserLogin, startDeviceLogin } from "../src/main/core/account/login.js";
+import { startBrowserLogin, startDeviceLogin } from "../src/main/core/account/sign-in-flows.js";
 import { openDatabase, type OpenedDatabase } from "../src/server/db.js";
 import { createOAuthService } from "../src/server/oauth.js";
-import { ServiceError } from "../src/server/service.js";
+import { ServiceError } from "../src/server/service/index.js";
 import { LinkError } from "../src/shared/errors.js";
 import { sqliteDatabase, type TestDatabase } from "./db-helpers.js";
 

@@ -10,7 +10,7 @@ import { createLocalBus, createPostgresBus, type EventBus } from "./events.js";
 import { buildAuthorityApp } from "./http.js";
 import { createOAuthService } from "./oauth.js";
 import { createPresenceVerifier } from "./presence.js";
-import { createService, type AuthorityService } from "./service.js";
+import { createService, type AuthorityService } from "./service/index.js";
 import type { TlsIdentity } from "./tls.js";
 
 export interface AuthorityOptions {

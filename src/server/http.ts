@@ -22,7 +22,7 @@ import { checkLocalUser, type LocalUserVerdict } from "./local-user.js";
 import type { OAuthService } from "./oauth.js";
 import { registerOAuthRoutes } from "./oauth-routes.js";
 import type { PresenceVerifier } from "./presence.js";
-import { ServiceError, type AuthorityService } from "./service.js";
+import { ServiceError, type AuthorityService } from "./service/index.js";
 import { AGENT_DEFAULTS } from "../shared/defaults.js";
 import type { AuthorityErrorBody, AuthorityErrorCode } from "../shared/authority-errors.js";
 

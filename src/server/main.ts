@@ -177,7 +177,7 @@ export function authorityCommand(source: KeySource = stdinLine): Command {
       if (password !== null && password.length < 8) throw new LinkError("bad_request", "The password must have at least 8 characters.");
       const given = await commandKeys(o.keysOnStdin === true, source);
       const keys = given.dataKeys;
-      const [{ openDatabase }, { createLocalBus }, { createService }] = await Promise.all([import("./db.js"), import("./events.js"), import("./service.js")]);
+      const [{ openDatabase }, { createLocalBus }, { createService }] = await Promise.all([import("./db.js"), import("./events.js"), import("./service/index.js")]);
       const opened = await openDatabase(o.db);
       try {
         const service = createService({ db: opened.db, keys, bus: createLocalBus() });

@@ -12,7 +12,7 @@ import { LINK_CLIENT_ID, type DeviceAuthorization } from "../shared/authority.js
 import { AuthorityRoutes } from "../shared/authority-routes.js";
 import { isLoopbackRedirect, type OAuthService } from "./oauth.js";
 import { devicePage, messagePage, signInPage, signUpPage } from "./pages.js";
-import { ServiceError } from "./service.js";
+import { ServiceError } from "./service/index.js";
 
 const SESSION = "piper_session";
 const CSRF = "piper_csrf";

@@ -11,7 +11,7 @@
  */
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { PRESENCE_MAC_TTL_MS, presenceMessage, type AuthorityPresence } from "../shared/presence.js";
-import { ServiceError } from "./service.js";
+import { ServiceError } from "./service/index.js";
 
 export interface PresenceVerifierOptions {
   /** The embedded authority's approval key (32 bytes); null for a team authority. */

@@ -1,7 +1,7 @@
 /**
  * The one small stylesheet and favicon of the plain HTML pages people meet outside the window: the
  * authority's sign-in, sign-up and device pages (src/server/pages.ts) and the Link's "You're signed
- * in" callback page (src/main/core/account/login.ts). Light and dark follow the system; no scripts,
+ * in" callback page (src/main/core/account/sign-in-flows.ts). Light and dark follow the system; no scripts,
  * no external loads (the style is inline, the icon a data: URL of assets/icon.svg), so the pages'
  * CSP needs only `style-src 'unsafe-inline'` and `img-src data:`. Pure strings: usable by the
  * server and the core alike.

@@ -13,7 +13,7 @@ import type { AccountKind, LoginStarted } from "../../../shared/control.js";
 import { LinkError } from "../../../shared/errors.js";
 import type { AuthorityConnection } from "../authority/connection.js";
 import type { InstanceContext } from "./instance-context.js";
-import { startBrowserLogin, startDeviceLogin, type LoginAttempt } from "./login.js";
+import { startBrowserLogin, startDeviceLogin, type LoginAttempt } from "./sign-in-flows.js";
 import type { SignInSession } from "./sign-in-session.js";
 
 /** How long fetching who is signed in may take before status goes on without it (ms). */
