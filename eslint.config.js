@@ -97,4 +97,14 @@ export default tseslint.config(
     ...tseslint.configs.disableTypeChecked,
   },
   ...LAYER_BLOCKS,
+  // One environment reader per composition root (docs/architecture.md, "Environment"): the core
+  // library, src/platform and the authority below its entry get the environment as typed options.
+  {
+    files: ["src/main/core/**", "src/platform/**", "src/server/**"],
+    ignores: ["src/server/main.ts"],
+    rules: {
+      "no-restricted-properties": ["error", { object: "process", property: "env", message: "Read the environment at a composition root (readLinkEnv in core/runtime/env.ts, readAuthorityEnv in server/env.ts) and pass what is needed as an option." }],
+      "no-restricted-imports": ["error", { paths: [{ name: "node:process", importNames: ["env"], message: "Read the environment at a composition root and pass it down." }] }],
+    },
+  },
 );

@@ -32,6 +32,7 @@ import WebSocket from "ws";
 import { WebSocketServer } from "ws";
 // The compiled Link (what `piper-link start` runs), as in servers.ts, not the sources through tsx.
 import { createLink } from "../dist/main/core/link.js";
+import { readLinkEnv } from "../dist/main/core/runtime/env.js";
 import { RELEASE_AFTER_MS } from "../dist/main/core/calls/redactor.js";
 import { silentLogger } from "../dist/main/core/runtime/logger.js";
 import { AGENT_SUBPROTOCOL } from "../src/shared/version.js";
@@ -105,6 +106,7 @@ async function serveUpstream(dir: string): Promise<void> {
 async function serveLink(caFile: string): Promise<void> {
   const paths = tempProfilePaths("bench-calls");
   const link = createLink({
+    env: readLinkEnv(process.env),
     profile: "bench-calls",
     port: 0,
     paths,

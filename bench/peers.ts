@@ -19,6 +19,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { createLink } from "../dist/main/core/link.js";
+import { readLinkEnv } from "../dist/main/core/runtime/env.js";
 import { silentLogger } from "../dist/main/core/runtime/logger.js";
 import { approveOverControl, BENCH_UNLOCK, memoryKeychain, tempProfilePaths } from "./bench-helpers.js";
 import { p50 } from "./measure.js";
@@ -30,6 +31,7 @@ const SECRET = "bench-peer-secret-value";
 /** The Link for the peer bench; prints `{port, controlToken}` once it serves. */
 async function serveLink(): Promise<void> {
   const link = createLink({
+    env: readLinkEnv(process.env),
     profile: "bench-peers",
     port: 0,
     paths: tempProfilePaths("bench-peers"),

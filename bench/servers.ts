@@ -17,6 +17,7 @@ import http from "node:http";
 import readline from "node:readline";
 import { WebSocketServer } from "ws";
 import { createLink } from "../dist/main/core/link.js";
+import { readLinkEnv } from "../dist/main/core/runtime/env.js";
 import { BENCH_UNLOCK, memoryKeychain, tempProfilePaths } from "./bench-helpers.js";
 import { silentLogger } from "../dist/main/core/runtime/logger.js";
 
@@ -48,6 +49,7 @@ async function main(kind: string): Promise<number> {
   if (kind === "link" || kind === "link-authority") {
     const paths = tempProfilePaths("bench");
     const link = createLink({
+      env: readLinkEnv(process.env),
       profile: "bench",
       port: 0,
       paths,

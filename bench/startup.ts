@@ -22,6 +22,7 @@ import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { createLink } from "../dist/main/core/link.js";
 import { silentLogger } from "../dist/main/core/runtime/logger.js";
+import { readLinkEnv } from "../dist/main/core/runtime/env.js";
 import { resolveLinkPaths, type LinkPaths } from "../dist/main/core/runtime/paths.js";
 import type { KeychainItem, KeychainStore } from "../src/main/core/runtime/keychain.js";
 import { BENCH_PASSPHRASE, BENCH_UNLOCK } from "./bench-helpers.js";
@@ -50,6 +51,7 @@ function fileBackedMemoryKeychain(file: string): { keychain: KeychainStore; save
 
 function benchLink(home: string, keychain: KeychainStore, unlock: boolean): ReturnType<typeof createLink> {
   return createLink({
+    env: readLinkEnv(process.env),
     profile: "bench-unlock",
     port: 0,
     paths: profilePaths(home),
@@ -82,13 +84,14 @@ const SAMPLE_CODE = `
   const { createLink } = await import(dist + "/main/core/link.js");
   const { silentLogger } = await import(dist + "/main/core/runtime/logger.js");
   const { resolveLinkPaths } = await import(dist + "/main/core/runtime/paths.js");
+  const { readLinkEnv: readEnv } = await import(dist + "/main/core/runtime/env.js");
   const { deriveKey, newKdf, VAULT_KDF } = await import(dist + "/main/core/vault/vault-crypto.js");
   const home = process.env.BENCH_HOME, passphrase = process.env.BENCH_PASSPHRASE;
   const file = path.join(home, "keychain.json");
   const items = new Map(JSON.parse(fs.readFileSync(file, "utf8")));
   const keychain = { service: "bench-unlock", get: async (k) => items.get(k) ?? null, set: async (k, v) => void items.set(k, v), delete: async (k) => items.delete(k) };
   const paths = resolveLinkPaths("bench-unlock", { platform: "linux", env: { XDG_RUNTIME_DIR: home, XDG_DATA_HOME: home, XDG_STATE_HOME: home }, homedir: home });
-  const link = createLink({ profile: "bench-unlock", port: 0, paths, keychain, log: silentLogger(), authority: { kind: "embedded" } });
+  const link = createLink({ env: readEnv(process.env), profile: "bench-unlock", port: 0, paths, keychain, log: silentLogger(), authority: { kind: "embedded" } });
   const started = await link.start();
   if (started.vault.state !== "locked") throw new Error("expected a locked start, got " + started.vault.state);
   const ms = (u) => (u.user + u.system) / 1000;

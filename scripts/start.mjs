@@ -82,11 +82,12 @@ async function keychainArgs() {
   const choice = await import(pathToFileURL(path.join(root, "dist", "main", "core", "runtime", "keychain-choice.js")).href);
   const settings = await import(pathToFileURL(path.join(root, "dist", "main", "core", "runtime", "settings.js")).href);
   const paths = await import(pathToFileURL(path.join(root, "dist", "main", "core", "runtime", "paths.js")).href);
+  const linkEnv = await import(pathToFileURL(path.join(root, "dist", "main", "core", "runtime", "env.js")).href);
   const profile = process.env.PIPER_LINK_PROFILE || "default";
   const situation = {
     platform: process.platform,
     interactive: Boolean(process.stdin.isTTY && process.stdout.isTTY),
-    remembered: await settings.readKeychainChoice(paths.resolveLinkPaths(profile).dataDir),
+    remembered: await settings.readKeychainChoice(paths.resolveLinkPaths(profile, linkEnv.platformEnv(linkEnv.readLinkEnv(process.env))).dataDir),
     argv: process.argv.slice(2),
     secretServiceAnswers: false,
   };

@@ -10,7 +10,7 @@ import { createKeychainStore } from "../src/main/core/runtime/keychain.js";
 import { LinkStatusSchema } from "../src/shared/control.js";
 import { CloseCode } from "../src/shared/protocol.js";
 import { BIN, cli as runCli, json, newEnv, stopAll, type CliEnv } from "./cli-helpers.js";
-import { connectAgent, waitFor } from "./helpers.js";
+import { connectAgent, testLinkEnv, waitFor } from "./helpers.js";
 
 function cli(e: CliEnv, ...args: string[]): { code: number; stdout: string; stderr: string } {
   return runCli(e, args);
@@ -136,7 +136,7 @@ describe("piper-link CLI", () => {
 
   it("recovers when the data folder is wiped but the keychain kept: signed out, the authority connected, sign-in and secrets work again", async () => {
     const e = await newEnv();
-    const keychain = createKeychainStore({ profile: e.profile });
+    const keychain = createKeychainStore({ env: testLinkEnv(), profile: e.profile });
     const connected = (): boolean => LinkStatusSchema.parse(json(cli(e, "status", "--json").stdout)).authority?.connected === true;
     assert.equal(cli(e, "start", "--port", "0").code, 0);
     assert.equal(cli(e, "dev", "sign-in").code, 0);

@@ -12,7 +12,7 @@ import { startEmbeddedAuthority, type EmbeddedAuthority } from "../src/main/core
 import { createKeychainStore } from "../src/main/core/runtime/keychain.js";
 import { authorityPresenceAction } from "../src/shared/authority-presence.js";
 import { LinkError } from "../src/shared/errors.js";
-import { tempDir, uniqueProfile, waitFor } from "./helpers.js";
+import { tempDir, testLinkEnv, uniqueProfile, waitFor } from "./helpers.js";
 
 const log = pino({ level: "silent" });
 const cleanup: Array<() => Promise<void>> = [];
@@ -48,14 +48,14 @@ function clientFor(authority: { url: string; pin: string }, token: string): Auth
 describe("the embedded authority's keys travel over a pipe", () => {
   it("argv and environment hold no key; each launch has its own approval key; a rotation keeps only the new key and a new token", { timeout: 90_000 }, async () => {
     const dataDir = await tempDir("piper-embedded-");
-    const keychain = createKeychainStore({ profile: uniqueProfile() });
+    const keychain = createKeychainStore({ env: testLinkEnv(), profile: uniqueProfile() });
     cleanup.push(async () => {
       for (const item of ["authority-data-key", "authority-link-token", "authority-settings"] as const) await keychain.delete(item);
       keychain.close?.();
       await fs.rm(dataDir, { recursive: true, force: true });
     });
     let restarted: { url: string; pin: string } | null = null;
-    const embedded: EmbeddedAuthority = await startEmbeddedAuthority({ dataDir, keychain, log, port: 0, onRestart: (next) => (restarted = next) });
+    const embedded: EmbeddedAuthority = await startEmbeddedAuthority({ dataDir, env: testLinkEnv(), keychain, log, port: 0, onRestart: (next) => (restarted = next) });
     cleanup.push(() => embedded.stop());
     const dataKey = await keychain.get("authority-data-key");
     assert.ok(dataKey);
@@ -89,7 +89,7 @@ describe("the embedded authority's keys travel over a pipe", () => {
     await embedded.stop();
 
     // Rotation at the next start: a new key id, only it kept, a new Link token, the value still readable.
-    const rotated = await startEmbeddedAuthority({ dataDir, keychain, log, port: 0, rotateKeys: true });
+    const rotated = await startEmbeddedAuthority({ dataDir, env: testLinkEnv(), keychain, log, port: 0, rotateKeys: true });
     cleanup.push(() => rotated.stop());
     const stored = await keychain.get("authority-data-key");
     assert.ok(stored !== null && stored.startsWith("k2:") && !stored.includes(","), "only the new key is kept");

@@ -11,6 +11,7 @@ import { GrantViewSchema, RequestViewSchema } from "../src/shared/authority.js";
 import { LinkStatusSchema } from "../src/shared/control.js";
 import { HttpErrorBodySchema, LinkError } from "../src/shared/errors.js";
 import { createFileKeychainStore, FILE_KEYCHAIN_NAME } from "../src/main/core/runtime/file-keychain.js";
+import { readLinkEnv } from "../src/main/core/runtime/env.js";
 import { keychainOffer, passphraseSource } from "../src/main/core/runtime/keychain-choice.js";
 import { BIN, cli, cliJson, newEnv, stopAll, type CliEnv } from "./cli-helpers.js";
 import { connectAgent, pendingRequestId, tempDir } from "./helpers.js";
@@ -118,10 +119,10 @@ describe("the encrypted-file keychain", () => {
     const credential = path.join(dir, "passphrase");
     await fs.writeFile(credential, "from-file\n");
     // A variable that carries the passphrase itself is not read: every process of the user can read the environment.
-    await assert.rejects(passphraseSource({ PIPER_LINK_KEYCHAIN_PASSPHRASE: "from-env" }, false)(), (err: unknown) => err instanceof LinkError && err.code === "keychain_locked");
-    assert.equal(await passphraseSource({ PIPER_LINK_PASSPHRASE_FILE: credential }, false)(), "from-file");
-    assert.equal(await passphraseSource({ PIPER_LINK_KEYCHAIN_PASSPHRASE_FILE: credential }, false)(), "from-file");
-    await assert.rejects(passphraseSource({}, false)(), (err: unknown) => err instanceof LinkError && err.code === "keychain_locked");
+    await assert.rejects(passphraseSource(readLinkEnv({ PIPER_LINK_KEYCHAIN_PASSPHRASE: "from-env" }).passphraseFile, false)(), (err: unknown) => err instanceof LinkError && err.code === "keychain_locked");
+    assert.equal(await passphraseSource(readLinkEnv({ PIPER_LINK_PASSPHRASE_FILE: credential }).passphraseFile, false)(), "from-file");
+    assert.equal(await passphraseSource(readLinkEnv({ PIPER_LINK_KEYCHAIN_PASSPHRASE_FILE: credential }).passphraseFile, false)(), "from-file");
+    await assert.rejects(passphraseSource(readLinkEnv({}).passphraseFile, false)(), (err: unknown) => err instanceof LinkError && err.code === "keychain_locked");
   });
 });
 

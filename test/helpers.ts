@@ -9,6 +9,7 @@ import path from "node:path";
 import WebSocket from "ws";
 import { LinkMessageSchema, type LinkMessage } from "../src/shared/protocol.js";
 import { AGENT_SUBPROTOCOL } from "../src/shared/version.js";
+import { readLinkEnv, type LinkEnv } from "../src/main/core/runtime/env.js";
 import { createKeychainStore, type KeychainStore } from "../src/main/core/runtime/keychain.js";
 import { createLink, type Link, type LinkOptions } from "../src/main/core/link.js";
 import type { LinkLimits } from "../src/main/core/loopback/limits.js";
@@ -27,6 +28,11 @@ export const TEST_PROOF = { method: "pin", pin: TEST_PIN } as const;
 export const TEST_ACCOUNT_PASSWORD = "team account password 1";
 /** scrypt at its floor (N=2^14) for test vaults: the same code path, a quarter of a second less per Link. */
 export const TEST_VAULT_KDF = { N: 2 ** 14, r: 8, p: 1 } as const;
+
+/** The Link environment of this test process (a test is a composition root: it reads its own environment). */
+export function testLinkEnv(): LinkEnv {
+  return readLinkEnv(process.env);
+}
 
 export function uniqueProfile(): string {
   return `test-${randomBytes(6).toString("hex")}`;
@@ -57,10 +63,10 @@ export async function startTestLink(options: { limits?: Partial<LinkLimits>; ins
   const profile = options.profile ?? uniqueProfile();
   // A restart of an earlier test Link passes its paths (and keychain) back in.
   const { home, paths } = options.paths !== undefined ? { home: null, paths: options.paths } : await tempPaths(profile);
-  const keychain = options.keychain ?? createKeychainStore({ profile });
+  const keychain = options.keychain ?? createKeychainStore({ profile, env: testLinkEnv() });
   if (options.instanceId !== undefined) await keychain.set("instance-id", options.instanceId);
   const logger = await createFileLogger(paths.logDir, "debug");
-  const link = createLink({ port: 0, unlock: { passphrase: TEST_PASSPHRASE, pin: TEST_PIN }, vaultKdf: TEST_VAULT_KDF, ...options, profile, paths, keychain, log: logger.log });
+  const link = createLink({ port: 0, unlock: { passphrase: TEST_PASSPHRASE, pin: TEST_PIN }, vaultKdf: TEST_VAULT_KDF, env: testLinkEnv(), ...options, profile, paths, keychain, log: logger.log });
   const status = await link.start();
   return {
     link,

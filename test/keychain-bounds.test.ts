@@ -75,8 +75,9 @@ describe("a Secret Service that never answers", { skip: HAS_DBUS ? false : "dbus
   it("logout's sequence of keychain calls waits at most about one bound in all, fails as keychain_locked, and the process then ends", () => {
     const timeoutMs = 600;
     const script = `
+      import { readLinkEnv } from "./src/main/core/runtime/env.ts";
       import { createKeychainStore } from "./src/main/core/runtime/keychain.ts";
-      const k = createKeychainStore({ profile: ${JSON.stringify(uniqueProfile())}, timeoutMs: ${timeoutMs} });
+      const k = createKeychainStore({ env: readLinkEnv(process.env), profile: ${JSON.stringify(uniqueProfile())}, timeoutMs: ${timeoutMs} });
       const started = Date.now();
       const codes = [];
       for (const call of [() => k.get("instance-id"), () => k.delete("instance-id"), () => k.delete("refresh-token")]) {
@@ -101,9 +102,10 @@ describe("a Secret Service that never answers", { skip: HAS_DBUS ? false : "dbus
   it("close() fails the waiting call and every later one at once, and kills the stuck helper", () => {
     const script = `
       import fs from "node:fs";
+      import { readLinkEnv } from "./src/main/core/runtime/env.ts";
       import { createKeychainStore } from "./src/main/core/runtime/keychain.ts";
       const children = () => fs.readFileSync(\`/proc/self/task/\${process.pid}/children\`, "utf8").split(" ").filter(Boolean);
-      const k = createKeychainStore({ profile: ${JSON.stringify(uniqueProfile())} });
+      const k = createKeychainStore({ env: readLinkEnv(process.env), profile: ${JSON.stringify(uniqueProfile())} });
       const waiting = k.get("instance-id").then(() => "ok", (e) => e.code);
       while (children().length === 0) await new Promise((r) => setTimeout(r, 10));
       const helpers = children();

@@ -5,11 +5,11 @@ import { spawnSync } from "node:child_process";
 import { describe, it } from "node:test";
 import { LinkError } from "../src/shared/errors.js";
 import { createKeychainStore, keychainService } from "../src/main/core/runtime/keychain.js";
-import { uniqueProfile, waitFor } from "./helpers.js";
+import { testLinkEnv, uniqueProfile, waitFor } from "./helpers.js";
 
 describe("keychain store (real Secret Service)", () => {
   it("returns null for a missing item, stores, reads and deletes", async () => {
-    const keychain = createKeychainStore({ profile: uniqueProfile() });
+    const keychain = createKeychainStore({ env: testLinkEnv(), profile: uniqueProfile() });
     assert.equal(await keychain.get("instance-id"), null);
     await keychain.set("instance-id", "inst_one");
     assert.equal(await keychain.get("instance-id"), "inst_one");
@@ -21,7 +21,7 @@ describe("keychain store (real Secret Service)", () => {
   });
 
   it("an idle keychain helper process ends and the next call starts another: values survive, nothing fails", async () => {
-    const keychain = createKeychainStore({ profile: uniqueProfile(), helperIdleMs: 20 });
+    const keychain = createKeychainStore({ env: testLinkEnv(), profile: uniqueProfile(), helperIdleMs: 20 });
     // The processes this test's main thread started (Linux: /proc/<pid>/task/<tid>/children).
     const children = async (): Promise<string[]> => (await fs.readFile(`/proc/self/task/${process.pid}/children`, "utf8")).split(" ").filter(Boolean);
     const before = await children();
@@ -40,8 +40,8 @@ describe("keychain store (real Secret Service)", () => {
   });
 
   it("keeps profiles apart and items apart", async () => {
-    const a = createKeychainStore({ profile: uniqueProfile() });
-    const b = createKeychainStore({ profile: uniqueProfile() });
+    const a = createKeychainStore({ env: testLinkEnv(), profile: uniqueProfile() });
+    const b = createKeychainStore({ env: testLinkEnv(), profile: uniqueProfile() });
     await a.set("instance-id", "inst_a");
     await a.set("refresh-token", "rt_a");
     assert.equal(await b.get("instance-id"), null);
@@ -57,17 +57,18 @@ describe("keychain store (real Secret Service)", () => {
 
   it("is visible to other Secret Service clients under service piper-link.<profile>", async () => {
     const profile = uniqueProfile();
-    await createKeychainStore({ profile }).set("instance-id", "inst_visible");
+    await createKeychainStore({ env: testLinkEnv(), profile }).set("instance-id", "inst_visible");
     const r = spawnSync("secret-tool", ["lookup", "service", `piper-link.${profile}`, "username", "instance-id"], { encoding: "utf8" });
     assert.equal(r.stdout.trim(), "inst_visible", r.stderr);
-    await createKeychainStore({ profile }).delete("instance-id");
+    await createKeychainStore({ env: testLinkEnv(), profile }).delete("instance-id");
   });
 
   it("fails with keychain_unavailable and advice when there is no Secret Service, never falling back", () => {
     // A child process with an unreachable session bus: the store must refuse, not use another store.
     const script = `
+      import { readLinkEnv } from "./src/main/core/runtime/env.ts";
       import { createKeychainStore } from "./src/main/core/runtime/keychain.ts";
-      try { await createKeychainStore({ profile: "nobus" }).get("instance-id"); console.log(JSON.stringify({ ok: true })); }
+      try { await createKeychainStore({ env: readLinkEnv(process.env), profile: "nobus" }).get("instance-id"); console.log(JSON.stringify({ ok: true })); }
       catch (e) { console.log(JSON.stringify({ name: e.name, code: e.code, message: e.message })); }`;
     const r = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], {
       encoding: "utf8",

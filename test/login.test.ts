@@ -17,7 +17,7 @@ import { BIN, cli, cliJson, newEnv, stopAll, type CliEnv } from "./cli-helpers.j
 import { readSealed } from "./vault-reader.js";
 import { createKeychainStore, type KeychainItem } from "../src/main/core/runtime/keychain.js";
 import { CHROMIUM_SKIP, launchChromium } from "./chromium.js";
-import { waitFor } from "./helpers.js";
+import { testLinkEnv, waitFor } from "./helpers.js";
 
 after(stopAll);
 
@@ -37,7 +37,7 @@ function runLogin(e: CliEnv, args: string[], env: NodeJS.ProcessEnv = e.env): Ru
 
 /** A keychain item's value, opened with the person's passphrase (the keychain holds it sealed); "" when absent. */
 async function keychainItem(e: CliEnv, item: KeychainItem): Promise<string> {
-  return (await readSealed(createKeychainStore({ profile: e.profile }), item)) ?? "";
+  return (await readSealed(createKeychainStore({ env: testLinkEnv(), profile: e.profile }), item)) ?? "";
 }
 
 async function startLink(e: CliEnv): Promise<{ port: number; authorityUrl: string; ca: string }> {

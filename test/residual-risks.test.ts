@@ -7,6 +7,7 @@ import fs from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
 import { after, describe, it } from "node:test";
+import { readLinkEnv } from "../src/main/core/runtime/env.js";
 import { createResidualRisks, machineRisks, MACHINE_FACTS_TTL_MS, stateRisks, writableBy, type MachineInputs, type Writer } from "../src/main/core/runtime/residual-risks.js";
 import { startTestLink, tempDir, type TestLink } from "./helpers.js";
 
@@ -122,7 +123,7 @@ describe("residual risks from the Link's state", () => {
   it("machine facts are read once per TTL, the state on every call", async () => {
     const config = await tempDir("piper-link-config-");
     let t = 1_000_000;
-    const risks = createResidualRisks({ profile: "default", installRoot: null, now: () => t, machine: { env: { XDG_CONFIG_HOME: config }, platform: "linux", readProc: () => "1\n", writer: me } });
+    const risks = createResidualRisks({ profile: "default", env: readLinkEnv({ XDG_CONFIG_HOME: config }, "linux"), installRoot: null, now: () => t, machine: { readProc: () => "1\n", writer: me } });
     const state = { preferredPort: 31477, port: 31477, fallback: false, unattended: false, dumpableFailure: null };
     assert.deepEqual(risks.current(state), []);
     // The unit file appears; the cached facts do not see it until the TTL has passed.

@@ -8,7 +8,7 @@ import { describe, it } from "node:test";
 import { z } from "zod";
 import { autostartEntry, autostartFile, setXdgAutostart } from "../src/main/core/runtime/autostart.js";
 import { DAEMON_NODE_FLAGS } from "../src/main/core/runtime/daemon-flags.js";
-import { LEGACY_PASSPHRASE_FILE_ENV, PASSPHRASE_FILE_ENV } from "../src/main/core/runtime/keychain-choice.js";
+import { LEGACY_PASSPHRASE_FILE_ENV, PASSPHRASE_FILE_ENV, readLinkEnv } from "../src/main/core/runtime/env.js";
 import { rememberKeychainChoice } from "../src/main/core/runtime/settings.js";
 import { BIN, cli, cliJson, newEnv } from "./cli-helpers.js";
 
@@ -106,7 +106,7 @@ describe("service install (systemd user unit)", () => {
 describe("XDG autostart (desktop app, Linux)", () => {
   it("writes a desktop entry that starts the app hidden in the tray, and removes it", async () => {
     const e = await newEnv();
-    const file = autostartFile({ XDG_CONFIG_HOME: path.join(e.home, "config") }, e.home);
+    const file = autostartFile(readLinkEnv({ XDG_CONFIG_HOME: path.join(e.home, "config") }, "linux", e.home).configHome);
     assert.equal(file, path.join(e.home, "config", "autostart", "piper-link.desktop"));
     await setXdgAutostart(true, ["/opt/Piper Link/piper-link", "--hidden"], file);
     const text = readFileSync(file, "utf8");

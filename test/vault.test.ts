@@ -10,7 +10,7 @@ import { PIN_TRIES_ALLOWED, pinMacMessage, presenceAction } from "../src/shared/
 import { deriveKey } from "../src/main/core/vault/vault-crypto.js";
 import { PiperLinkLockedError, createPiperClient } from "@piper-link/sdk";
 import { createKeychainStore } from "../src/main/core/runtime/keychain.js";
-import { connectAgent, startTestLink, TEST_PASSPHRASE, TEST_PIN, TEST_PROOF, uniqueProfile, type TestLink } from "./helpers.js";
+import { connectAgent, startTestLink, TEST_PASSPHRASE, TEST_PIN, TEST_PROOF, testLinkEnv, uniqueProfile, type TestLink } from "./helpers.js";
 
 const started: TestLink[] = [];
 after(async () => {
@@ -59,7 +59,7 @@ describe("the vault", () => {
 
   it("what the keychain holds is sealed, and a plaintext value planted there is ignored", async () => {
     const profile = uniqueProfile();
-    const raw = createKeychainStore({ profile });
+    const raw = createKeychainStore({ env: testLinkEnv(), profile });
     const t = await link({ profile, keychain: raw });
     await t.link.api.setInstanceId({ instanceId: "inst_sealed_1234" });
     const stored = await raw.get("instance-id");
@@ -74,7 +74,7 @@ describe("the vault", () => {
 
   it("an existing profile's plaintext items are sealed at its first unlock, and nothing is lost", async () => {
     const profile = uniqueProfile();
-    const raw = createKeychainStore({ profile });
+    const raw = createKeychainStore({ env: testLinkEnv(), profile });
     await raw.set("instance-id", "inst_from_before_1234");
     const t = await link({ profile, keychain: raw });
     assert.equal(t.link.status().state, "ready");

@@ -51,8 +51,8 @@ export interface HardeningResult {
 export interface HardenOptions {
   /** Node's own options of this process; default `process.execArgv`. */
   execArgv?: readonly string[];
-  /** The environment whose `NODE_OPTIONS` Node read at start; default `process.env`. */
-  env?: NodeJS.ProcessEnv;
+  /** The environment whose `NODE_OPTIONS` Node read at start (the caller's `process.env`, read at its composition root). */
+  env: Readonly<NodeJS.ProcessEnv>;
   /** Default `process.platform`. */
   platform?: NodeJS.Platform;
   /**
@@ -91,7 +91,7 @@ export function guardSigusr1(): void {
  * same goes for LD_PRELOAD and any other way to change the environment or the install the Link
  * starts from. That is the residual risk "an install or environment you can write" in the README.
  */
-export function debuggerRefusal(role: ProcessRole, execArgv: readonly string[], env: NodeJS.ProcessEnv): string | null {
+export function debuggerRefusal(role: ProcessRole, execArgv: readonly string[], env: Readonly<NodeJS.ProcessEnv>): string | null {
   const who = ROLE_NAMES[role];
   const why = "any program running as you could then attach to it and read the keys it holds";
   const nodeOptions = parseNodeOptions(env["NODE_OPTIONS"] ?? "");
@@ -121,10 +121,10 @@ export function debuggerRefusal(role: ProcessRole, execArgv: readonly string[], 
  * remove, when a debugger is enabled and `allowDebugger` is not set. Never rejects for the
  * dumpable flag: the result says whether it was set.
  */
-export async function hardenProcess(role: ProcessRole, options: HardenOptions = {}): Promise<HardeningResult> {
+export async function hardenProcess(role: ProcessRole, options: HardenOptions): Promise<HardeningResult> {
   guardSigusr1();
   if (options.allowDebugger !== true) {
-    const refusal = debuggerRefusal(role, options.execArgv ?? process.execArgv, options.env ?? process.env);
+    const refusal = debuggerRefusal(role, options.execArgv ?? process.execArgv, options.env);
     if (refusal !== null) throw new LinkError("bad_request", refusal);
   }
   if ((options.platform ?? process.platform) !== "linux") return { notDumpable: null, dumpableFailure: null };
@@ -137,6 +137,6 @@ export async function hardenProcess(role: ProcessRole, options: HardenOptions = 
  * hardening as the Link's, for the time the command runs. Call it before prompting. Rejects like
  * `hardenProcess` (exit 2 with the sentence) when a debugger is enabled.
  */
-export function hardenForProof(options: Omit<HardenOptions, "allowDebugger"> = {}): Promise<HardeningResult> {
+export function hardenForProof(options: Omit<HardenOptions, "allowDebugger">): Promise<HardeningResult> {
   return hardenProcess("cli", options);
 }

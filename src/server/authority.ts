@@ -16,6 +16,8 @@ import type { TlsIdentity } from "./tls.js";
 export interface AuthorityOptions {
   /** SQLite file path, or a postgres:// URL. */
   db: string;
+  /** better-sqlite3's native module to load instead of its own (`AuthorityEnv.sqliteBinding`); absent or null: its own. */
+  sqliteBinding?: string | null;
   dataKeys: DataKeys;
   /**
    * The embedded authority's approval key (32 bytes, from the Link over a pipe): widening routes
@@ -61,7 +63,7 @@ export interface RunningAuthority {
 
 export async function startAuthority(options: AuthorityOptions): Promise<RunningAuthority> {
   const log = options.log ?? (() => undefined);
-  const opened = await openDatabase(options.db, (err) => log("database connection lost while idle; the pool opens another", { err: err.message }));
+  const opened = await openDatabase(options.db, (err) => log("database connection lost while idle; the pool opens another", { err: err.message }), options.sqliteBinding ?? null);
   let bus: EventBus | null = null;
   try {
     bus = opened.engine === "postgres" ? await createPostgresBus(opened.url, (err) => log("event bus error", { err: err.message })) : createLocalBus();

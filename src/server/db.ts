@@ -509,8 +509,10 @@ export interface OpenedDatabase {
  * `onConnectionError` hears a PostgreSQL connection that failed while idle in the pool (the server
  * restarted, an administrator ended it): node-postgres emits that on the pool, and without a
  * listener it would end the process; the pool drops the connection and opens a new one when asked.
+ * `sqliteBinding`: better-sqlite3's native module to load instead of its own (under Electron, one
+ * built for Electron's ABI: `AuthorityEnv.sqliteBinding`); null: its own.
  */
-export async function openDatabase(location: string, onConnectionError: (err: Error) => void = () => undefined): Promise<OpenedDatabase> {
+export async function openDatabase(location: string, onConnectionError: (err: Error) => void = () => undefined, sqliteBinding: string | null = null): Promise<OpenedDatabase> {
   const engine: Engine = /^postgres(ql)?:\/\//.test(location) ? "postgres" : "sqlite";
   let db: Kysely<Database>;
   let sqlite: SQLite.Database | null = null;
@@ -523,8 +525,7 @@ export async function openDatabase(location: string, onConnectionError: (err: Er
     db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   } else {
     // Under Electron the native module must be built for Electron's ABI; the shell points to that build.
-    const binding = process.env["PIPER_AUTHORITY_SQLITE_BINDING"];
-    sqlite = new SQLite(location, binding ? { nativeBinding: binding } : {});
+    sqlite = new SQLite(location, sqliteBinding !== null ? { nativeBinding: sqliteBinding } : {});
     // First: another process opening the same fresh file may hold the lock that switching to WAL needs.
     sqlite.pragma("busy_timeout = 5000");
     sqlite.pragma("journal_mode = WAL");

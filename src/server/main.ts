@@ -18,6 +18,7 @@ import { AuthorityKeysSchema, parseAuthorityLine, type AuthorityReadyLine, type 
 import { LinkError } from "../shared/errors.js";
 import { hardenProcess } from "../platform/harden.js";
 import { parseDataKeys, type DataKeys } from "./crypto.js";
+import { readAuthorityEnv, type AuthorityEnv } from "./env.js";
 
 function parseListen(value: string): { host: string; port: number } {
   const m = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(value);
@@ -33,8 +34,7 @@ const DATA_KEYS_HOW =
  * The data keys from `PIPER_AUTHORITY_DATA_KEYS`. Throws a `bad_request` LinkError (one line: what
  * to set and how to make a key) when it is missing or malformed, before anything is created.
  */
-function dataKeysFromEnv(): ReturnType<typeof parseDataKeys> {
-  const spec = process.env["PIPER_AUTHORITY_DATA_KEYS"];
+function dataKeysFromEnv(spec: string | null): ReturnType<typeof parseDataKeys> {
   if (!spec) throw new LinkError("bad_request", `PIPER_AUTHORITY_DATA_KEYS is not set; the authority encrypts secrets with it. ${DATA_KEYS_HOW}`);
   try {
     return parseDataKeys(spec);
@@ -84,8 +84,8 @@ interface CommandKeys {
   adoptUnsealed: boolean;
 }
 
-async function commandKeys(onStdin: boolean, source: KeySource): Promise<CommandKeys> {
-  if (!onStdin) return { dataKeys: dataKeysFromEnv(), approvalKey: null, rotate: false, adoptUnsealed: true };
+async function commandKeys(onStdin: boolean, source: KeySource, env: AuthorityEnv): Promise<CommandKeys> {
+  if (!onStdin) return { dataKeys: dataKeysFromEnv(env.dataKeys), approvalKey: null, rotate: false, adoptUnsealed: true };
   const keys = parseAuthorityLine(AuthorityKeysSchema, await source(), "keys");
   return { dataKeys: parseDataKeys(keys.dataKeys), approvalKey: Buffer.from(keys.approvalKey, "base64url"), rotate: keys.rotate === true, adoptUnsealed: keys.adoptUnsealed !== false };
 }
@@ -111,11 +111,12 @@ export function authorityCommand(source: KeySource = stdinLine): Command {
       "also serve pyper-sdk's endpoints (/pyper/...) directly. RISK: they take no account credential and see no program, so anyone who can reach this address and knows an instance ID and a client ID gets the value of every readable grant approved for any program of that client ID on that instance; grants bound to a program, a terminal session or a process, and use-only grants, are never served there. Prefer pointing pyper-sdk at the Link's loopback endpoints",
     )
     .action(async (o: { db: string; listen: { host: string; port: number }; tlsDir?: string; tlsKey?: string; tlsCert?: string; insecureHttpBehindProxy?: boolean; trustProxy?: string; requestTtl: number; agentRate: number; pyperEndpoints?: boolean; localUserOnly?: boolean; keysOnStdin?: boolean }) => {
+      const env = readAuthorityEnv(process.env);
       // Before the data keys are read: no debugger, SIGUSR1 caught, memory closed to other processes.
-      const hardening = await hardenProcess("authority");
+      const hardening = await hardenProcess("authority", { env: process.env });
       if (hardening.notDumpable === false) process.stderr.write(`${JSON.stringify({ msg: "the process could not be made non-dumpable", reason: hardening.dumpableFailure })}\n`);
       // Checked first: a missing key must not leave a TLS identity or a database behind.
-      const keys = await commandKeys(o.keysOnStdin === true, source);
+      const keys = await commandKeys(o.keysOnStdin === true, source, env);
       if (!(o.tlsKey && o.tlsCert) && !o.tlsDir && !o.insecureHttpBehindProxy) {
         throw new LinkError("bad_request", "Give --tls-dir or --tls-key/--tls-cert, or --insecure-http-behind-proxy when a TLS proxy is in front.");
       }
@@ -128,6 +129,7 @@ export function authorityCommand(source: KeySource = stdinLine): Command {
       } else if (o.tlsDir) tls = await loadOrCreateTlsIdentity(o.tlsDir);
       const authority = await startAuthority({
         db: o.db,
+        sqliteBinding: env.sqliteBinding,
         dataKeys: keys.dataKeys,
         approvalKey: keys.approvalKey,
         rotate: keys.rotate,
@@ -148,8 +150,8 @@ export function authorityCommand(source: KeySource = stdinLine): Command {
       process.once("SIGTERM", stop);
       process.once("SIGINT", stop);
       // The embedded authority ends with the Link that started it.
-      if (process.env["PIPER_AUTHORITY_PARENT_PID"]) {
-        const parent = Number(process.env["PIPER_AUTHORITY_PARENT_PID"]);
+      const parent = env.parentPid;
+      if (parent !== null) {
         setInterval(() => {
           try {
             process.kill(parent, 0);
@@ -170,15 +172,16 @@ export function authorityCommand(source: KeySource = stdinLine): Command {
     .action(async (o: { db: string; name: string; keysOnStdin?: boolean; email?: string; passwordFile?: string }) => {
       // As `serve`: hardened before the keys (and the password) are read; the Link writes the keys
       // to stdin only once this process's memory is closed.
-      const hardening = await hardenProcess("authority");
+      const env = readAuthorityEnv(process.env);
+      const hardening = await hardenProcess("authority", { env: process.env });
       if (hardening.notDumpable === false) process.stderr.write(`${JSON.stringify({ msg: "the process could not be made non-dumpable", reason: hardening.dumpableFailure })}\n`);
       if ((o.email === undefined) !== (o.passwordFile === undefined)) throw new LinkError("bad_request", "Give --email and --password-file together.");
       const password = o.passwordFile === undefined ? null : fs.readFileSync(o.passwordFile, "utf8").replace(/\r?\n$/, "");
       if (password !== null && password.length < 8) throw new LinkError("bad_request", "The password must have at least 8 characters.");
-      const given = await commandKeys(o.keysOnStdin === true, source);
+      const given = await commandKeys(o.keysOnStdin === true, source, env);
       const keys = given.dataKeys;
       const [{ openDatabase }, { createLocalBus }, { createService }] = await Promise.all([import("./db.js"), import("./events.js"), import("./service/index.js")]);
-      const opened = await openDatabase(o.db);
+      const opened = await openDatabase(o.db, undefined, env.sqliteBinding);
       try {
         const service = createService({ db: opened.db, keys, bus: createLocalBus() });
         await service.seal(given.adoptUnsealed);

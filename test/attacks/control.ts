@@ -5,6 +5,7 @@
  */
 import fs from "node:fs";
 import WebSocket from "ws";
+import { platformEnv, readLinkEnv } from "../../src/main/core/runtime/env.js";
 import { resolveLinkPaths } from "../../src/main/core/runtime/paths.js";
 import { CONTROL_SUBPROTOCOL } from "../../src/shared/version.js";
 
@@ -21,7 +22,7 @@ interface Answer {
 }
 
 const calls = JSON.parse(process.argv[2] ?? "[]") as Attempt[];
-const control = JSON.parse(fs.readFileSync(resolveLinkPaths(process.env["PIPER_LINK_PROFILE"] ?? "default").controlFile, "utf8")) as { url: string; token: string };
+const control = JSON.parse(fs.readFileSync(resolveLinkPaths(process.env["PIPER_LINK_PROFILE"] ?? "default", platformEnv(readLinkEnv(process.env))).controlFile, "utf8")) as { url: string; token: string };
 const ws = new WebSocket(control.url, CONTROL_SUBPROTOCOL);
 const answers: Answer[] = [];
 let wake: (() => void) | null = null;

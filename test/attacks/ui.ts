@@ -9,6 +9,7 @@
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import { chromium } from "playwright-core";
+import { platformEnv, readLinkEnv } from "../../src/main/core/runtime/env.js";
 import { resolveLinkPaths } from "../../src/main/core/runtime/paths.js";
 import { CONTROL_SUBPROTOCOL } from "../../src/shared/version.js";
 
@@ -16,7 +17,7 @@ const [bin = "", requestId = ""] = process.argv.slice(2);
 const say = (line: unknown): void => void process.stdout.write(`${JSON.stringify(line)}\n`);
 const printed = spawnSync(process.execPath, [bin, "ui", "--print", "--json"], { encoding: "utf8" });
 const { url } = JSON.parse(printed.stdout) as { url: string };
-const control = JSON.parse(fs.readFileSync(resolveLinkPaths(process.env["PIPER_LINK_PROFILE"] ?? "default").controlFile, "utf8")) as { token: string };
+const control = JSON.parse(fs.readFileSync(resolveLinkPaths(process.env["PIPER_LINK_PROFILE"] ?? "default", platformEnv(readLinkEnv(process.env))).controlFile, "utf8")) as { token: string };
 
 const browser = await chromium.launch({
   executablePath: process.env["PIPER_TEST_CHROMIUM"] ?? "/usr/bin/chromium",

@@ -15,7 +15,8 @@ import { DEFAULT_LINK_PORT } from "../../shared/version.js";
 import { hardenProcess } from "../../platform/harden.js";
 import type { AuthorityLauncher } from "../core/authority/embedded-authority.js";
 import { startDaemon, StoppedBeforeStart, type RunningDaemon } from "../core/daemon.js";
-import { setXdgAutostart } from "../core/runtime/autostart.js";
+import { autostartFile, setXdgAutostart } from "../core/runtime/autostart.js";
+import { readLinkEnv } from "../core/runtime/env.js";
 import { APP_PAGE_URL, registerAppScheme, serveAppScheme } from "./app-protocol.js";
 import type { ElectronApi } from "./electron-api.js";
 import { startShell, type RunningShell } from "./shell.js";
@@ -26,7 +27,7 @@ import { hardenAllWebContents, hardenSession, type WindowPage } from "./window.j
 export const REFUSED_EXIT_STATUS = 2;
 
 export interface DesktopAppOptions {
-  /** The process's argv and environment (`process.argv`, `process.env`). */
+  /** The process's argv and environment (`process.argv`, `process.env`): read here, once, for the whole app (core/runtime/env.ts). */
   argv: readonly string[];
   env: NodeJS.ProcessEnv;
   /** Node's own options of this process (`process.execArgv`). */
@@ -101,6 +102,7 @@ export async function runDesktopApp(electron: ElectronApi, options: DesktopAppOp
   }
 
   const { page, ownPageUrl } = windowPage(app.isPackaged, options.env);
+  const linkEnv = readLinkEnv(options.env, options.platform);
   let daemon: RunningDaemon | null = null;
   // Before any web contents exists, so none escapes the guards.
   hardenAllWebContents(electron, {
@@ -117,7 +119,7 @@ export async function runDesktopApp(electron: ElectronApi, options: DesktopAppOp
     if (options.platform === "linux") {
       // An AppImage is started through its own file, not the extracted binary.
       const exec = options.env["APPIMAGE"] ?? options.execPath;
-      await setXdgAutostart(settings.startAtLogin, app.isPackaged ? [exec, "--hidden"] : [exec, app.getAppPath(), "--hidden"]);
+      await setXdgAutostart(settings.startAtLogin, app.isPackaged ? [exec, "--hidden"] : [exec, app.getAppPath(), "--hidden"], autostartFile(linkEnv.configHome));
     } else {
       app.setLoginItemSettings({ openAtLogin: settings.startAtLogin, args: ["--hidden"] });
     }
@@ -130,6 +132,7 @@ export async function runDesktopApp(electron: ElectronApi, options: DesktopAppOp
     const launcher = options.authorityLauncher?.(app.getAppPath());
     const running = await startDaemon({
       profile: profileFromEnv(options.env),
+      env: linkEnv,
       port: options.port ?? DEFAULT_LINK_PORT,
       authority: launcher === undefined ? { kind: "embedded" } : { kind: "embedded", launcher },
       uiDir: null,

@@ -2,11 +2,13 @@
 import type { ControlMethod, ControlParams, ControlResult } from "../../shared/control.js";
 import { LinkError } from "../../shared/errors.js";
 import { connectToRunningLink, type ControlClient } from "../core/loopback/control-client.js";
+import { platformEnv } from "../core/runtime/env.js";
 import { resolveLinkPaths } from "../core/runtime/paths.js";
+import { cliEnv } from "./env.js";
 
 /** Runs `fn` with a control connection to the profile's Link; null when no Link is running. */
 export async function withRunningLink<T>(profile: string, fn: (client: ControlClient) => Promise<T>): Promise<T | null> {
-  const client = await connectToRunningLink(resolveLinkPaths(profile).controlFile);
+  const client = await connectToRunningLink(resolveLinkPaths(profile, platformEnv(cliEnv())).controlFile);
   if (client === null) return null;
   try {
     return await fn(client);

@@ -16,7 +16,8 @@ import { DEFAULT_LINK_PORT, LINK_VERSION } from "../../shared/version.js";
 import type { RunningDaemon } from "../core/daemon.js";
 import type { KeychainStore } from "../core/runtime/keychain.js";
 import { diskFull, isPidAlive, storageError, storageErrorFor } from "../core/runtime/files.js";
-import { keychainTimeoutMs } from "../core/runtime/keychain.js";
+import { platformEnv } from "../core/runtime/env.js";
+import { cliEnv } from "./env.js";
 import { resolveLinkPaths } from "../core/runtime/paths.js";
 import { authorityCommand } from "../../server/main.js";
 import type { AuthorityConfig } from "../core/link.js";
@@ -61,8 +62,8 @@ function authorityConfig(value: string, requestTtlMs?: number): AuthorityConfig 
   if (value === "embedded") return requestTtlMs === undefined ? { kind: "embedded" } : { kind: "embedded", requestTtlMs };
   if (value === "none") return null;
   // Normally the person signs in (`piper-link login`); a provisioned token is accepted for automation.
-  const token = process.env["PIPER_LINK_AUTHORITY_TOKEN"] ?? null;
-  const caFile = process.env["PIPER_LINK_AUTHORITY_CA"];
+  const token = cliEnv().authorityToken;
+  const caFile = cliEnv().authorityCaFile;
   return { kind: "remote", url: value, linkToken: token, ca: caFile ? fs.readFileSync(caFile, "utf8") : null };
 }
 
@@ -80,7 +81,7 @@ function parseProfile(value: string): string {
   if (value === "") {
     // An empty PIPER_LINK_PROFILE is the default (the SDK reads it so); an empty --profile is most
     // likely an unset shell variable, and acting on the default profile then would be a surprise.
-    if (process.env["PIPER_LINK_PROFILE"] === "") return DEFAULT_PROFILE;
+    if (cliEnv().profile === "") return DEFAULT_PROFILE;
     throw new InvalidArgumentError(`${PROFILE_NAME_RULE}; --profile was given an empty name.`);
   }
   if (!isProfileName(value)) throw new InvalidArgumentError(`${PROFILE_NAME_RULE}.`);
@@ -178,7 +179,7 @@ async function unlockIfAsked(profile: string, status: LinkStatus): Promise<LinkS
  * without the Link's core, whose modules would cost every such command a few hundred ms of CPU.
  */
 async function openKeychain(options: { profile: string; dataDir: string }): Promise<KeychainStore> {
-  return (await import("../core/runtime/keychain-choice.js")).openKeychain(options);
+  return (await import("../core/runtime/keychain-choice.js")).openKeychain({ ...options, env: cliEnv() });
 }
 
 async function startInForeground(opts: StartOptions, out: Output): Promise<number> {
@@ -187,6 +188,7 @@ async function startInForeground(opts: StartOptions, out: Output): Promise<numbe
   try {
     daemon = await startDaemon({
       profile: opts.profile,
+      env: cliEnv(),
       port: opts.port,
       authority: authorityConfig(opts.authority, opts.requestTtl),
       keychain: opts.keychain,
@@ -267,7 +269,7 @@ const START_PROGRESS_AFTER_MS = 2000;
 
 /** Starts the daemon as a detached process and waits until it serves. */
 async function startInBackground(opts: StartOptions, out: Output): Promise<number> {
-  const paths = resolveLinkPaths(opts.profile);
+  const paths = resolveLinkPaths(opts.profile, platformEnv(cliEnv()));
   const running = await withRunningLink(opts.profile, (c) => c.call("status", {}));
   if (running !== null) throw new LinkError("already_running", `Piper Link is already running (pid ${running.pid}, ${running.url}).`);
   const outFile = `${paths.logDir}/daemon.out`;
@@ -282,7 +284,7 @@ async function startInBackground(opts: StartOptions, out: Output): Promise<numbe
   // The daemon starts locked (or unlocks itself from PIPER_LINK_PASSPHRASE_FILE); the passphrase is
   // asked here on the terminal once it serves, and handed over its control channel, never its
   // environment or argv, which the user's other processes can read.
-  const env = { ...process.env };
+  const env = { ...cliEnv().vars };
   const child = spawn(
     process.execPath,
     [...DAEMON_NODE_FLAGS, ...process.execArgv, entry, "--profile", opts.profile, "start", "--foreground", "--port", String(opts.port), "--authority", opts.authority, "--json", ...(opts.requestTtl === undefined ? [] : ["--request-ttl", String(opts.requestTtl)]), ...(opts.keychain === undefined ? [] : ["--keychain", opts.keychain]), ...(opts.livenessSweepMs === undefined ? [] : ["--liveness-sweep-ms", String(opts.livenessSweepMs)])],
@@ -291,7 +293,7 @@ async function startInBackground(opts: StartOptions, out: Output): Promise<numbe
   fs.closeSync(fd);
   child.unref();
   // The daemon runs with this environment, so its keychain bound is the one read here.
-  const keychainBoundMs = keychainTimeoutMs(env);
+  const keychainBoundMs = cliEnv().keychainTimeoutMs;
   const waitMs = backgroundStartWaitMs(keychainBoundMs);
   const spawnedAt = Date.now();
   let toldWaiting = false;
@@ -438,7 +440,7 @@ export function buildProgram(run: (job: (out: Output) => Promise<number>, json: 
     .action(async (o: { json?: boolean }) => {
       await run(async (out) => {
         const { profile } = globals();
-        const paths = resolveLinkPaths(profile);
+        const paths = resolveLinkPaths(profile, platformEnv(cliEnv()));
         const status = await withRunningLink(profile, async (c) => {
           const s = await c.call("status", {});
           await c.call("shutdown", {});
@@ -466,7 +468,7 @@ export function buildProgram(run: (job: (out: Output) => Promise<number>, json: 
         const { profile } = globals();
         const viaLink = await withRunningLink(profile, (c) => c.call("logout", {}));
         if (viaLink === null) {
-          const keychain = await openKeychain({ profile, dataDir: resolveLinkPaths(profile).dataDir });
+          const keychain = await openKeychain({ profile, dataDir: resolveLinkPaths(profile, platformEnv(cliEnv())).dataDir });
           await keychain.delete("instance-id");
           await keychain.delete("refresh-token");
         }
@@ -499,7 +501,7 @@ export function buildProgram(run: (job: (out: Output) => Promise<number>, json: 
         const id = instanceId.trim();
         if (id.length === 0 || id.length > 256) throw new LinkError("bad_request", "The instance ID must be 1 to 256 characters.");
         const viaLink = await withRunningLink(profile, (c) => c.call("setInstanceId", { instanceId: id }));
-        if (viaLink === null) await (await openKeychain({ profile, dataDir: resolveLinkPaths(profile).dataDir })).set("instance-id", id);
+        if (viaLink === null) await (await openKeychain({ profile, dataDir: resolveLinkPaths(profile, platformEnv(cliEnv())).dataDir })).set("instance-id", id);
         out.result(
           { instanceIdSet: true, linkRunning: viaLink !== null },
           viaLink === null ? "Instance ID stored in the keychain; the Link serves it when it starts." : "Instance ID stored and pushed to connected agents.",

@@ -13,7 +13,9 @@ import type { KeychainBackend } from "../../shared/control.js";
 import { LinkError } from "../../shared/errors.js";
 import { DAEMON_NODE_FLAGS } from "../core/runtime/daemon-flags.js";
 import { readFileOrNull, writeFileAtomic } from "../core/runtime/files.js";
-import { chosenBackend, PASSPHRASE_FILE_ENV } from "../core/runtime/keychain-choice.js";
+import { chosenBackend } from "../core/runtime/keychain-choice.js";
+import { PASSPHRASE_FILE_ENV, platformEnv } from "../core/runtime/env.js";
+import { cliEnv } from "./env.js";
 import { resolveLinkPaths } from "../core/runtime/paths.js";
 import { serviceName, userUnit, userUnitDir } from "../core/runtime/service-unit.js";
 import type { Runner } from "./commands.js";
@@ -36,7 +38,7 @@ async function unitOf(profile: string): Promise<{ name: string; file: string; in
     throw new LinkError("not_implemented", "`piper-link service` manages a systemd user service (Linux). On macOS and Windows use the desktop app's Start at login setting.");
   }
   const name = serviceName(profile);
-  const file = path.join(userUnitDir(), name);
+  const file = path.join(userUnitDir(cliEnv().configHome), name);
   return { name, file, installed: (await readFileOrNull(file)) !== null };
 }
 
@@ -61,11 +63,11 @@ interface ServiceKeychain {
  * passphrase); otherwise the person is told how to give one.
  */
 async function serviceKeychain(profile: string): Promise<ServiceKeychain> {
-  const backend = await chosenBackend(resolveLinkPaths(profile).dataDir);
+  const backend = await chosenBackend(resolveLinkPaths(profile, platformEnv(cliEnv())).dataDir);
   // The OS keychain opens without a passphrase, but the vault does not: the service starts locked and
   // the person unlocks it after each start (a passphrase file would make it unprotected at rest).
   if (backend !== "file") return { backend, passphraseFile: null, environment: {}, warnings: [SERVICE_STARTS_LOCKED] };
-  const given = process.env[PASSPHRASE_FILE_ENV];
+  const given = cliEnv().vars[PASSPHRASE_FILE_ENV];
   if (given !== undefined && given !== "") {
     const passphraseFile = path.resolve(given);
     const warnings: string[] = [];

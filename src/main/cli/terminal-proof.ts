@@ -16,6 +16,7 @@ import { deriveKey } from "../core/vault/vault-crypto.js";
 import { promptHidden } from "../core/runtime/keychain-choice.js";
 import { callLink } from "./link-access.js";
 import { hardenForProof } from "../../platform/harden.js";
+import { cliEnv } from "./env.js";
 import { verifyMemoryClosed } from "../../platform/memory-check.js";
 
 export const NO_TERMINAL_MESSAGE =
@@ -35,7 +36,7 @@ export interface Terminal {
  * PIN or passphrase, so no debugger and no same-user reads of its memory.
  */
 export async function openTerminal(): Promise<Terminal> {
-  const hardening = await hardenForProof();
+  const hardening = await hardenForProof({ env: cliEnv().vars });
   // Checked again from a fresh syscall: a tracer that faked the first answer and left cannot fake this one.
   const open = await verifyMemoryClosed({ dumpable: hardening.notDumpable !== false });
   if (open !== null) throw new LinkError("internal_error", `piper-link will not ask for your PIN or passphrase: another program is tracing it or has opened its memory (${open}).`);

@@ -8,9 +8,10 @@
 import path from "node:path";
 import type { LinkStatus } from "../../shared/control.js";
 import type { KeychainBackend } from "../../shared/control.js";
-import { openKeychain, passphraseFile, readPassphraseFile } from "./runtime/keychain-choice.js";
+import { openKeychain, readPassphraseFile } from "./runtime/keychain-choice.js";
 import { rememberKeychainChoice } from "./runtime/settings.js";
 import { createLink, type AuthorityConfig, type Link } from "./link.js";
+import { platformEnv, type LinkEnv } from "./runtime/env.js";
 import { createFileLogger } from "./runtime/logger.js";
 import { resolveLinkPaths, type LinkPaths } from "./runtime/paths.js";
 import { builtUiDir } from "./loopback/ui-assets.js";
@@ -33,6 +34,8 @@ function createPassphraseSlot(): { set: (passphrase: string | null) => void; wai
 
 export interface DaemonOptions {
   profile: string;
+  /** The process's environment, read once by the caller (`readLinkEnv(process.env)`, runtime/env.ts). */
+  env: LinkEnv;
   port: number;
   paths?: LinkPaths;
   /** Defaults to the embedded authority. */
@@ -90,9 +93,9 @@ export interface RunningDaemon {
  */
 export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon> {
   // First, before any key is read: no debugger, SIGUSR1 caught, memory closed to other processes.
-  const hardening = options.hardened ?? (await hardenProcess("link"));
-  const paths = options.paths ?? resolveLinkPaths(options.profile);
-  const logger = await createFileLogger(paths.logDir);
+  const hardening = options.hardened ?? (await hardenProcess("link", { env: options.env.vars }));
+  const paths = options.paths ?? resolveLinkPaths(options.profile, platformEnv(options.env));
+  const logger = await createFileLogger(paths.logDir, options.env.logLevel);
   if (hardening.notDumpable === false) logger.log.warn({ reason: hardening.dumpableFailure }, "the process could not be made non-dumpable: other programs of this user may read its memory");
   let finish: (reason: string) => void = () => undefined;
   const done = new Promise<string>((resolve) => {
@@ -129,12 +132,13 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   // The file keychain opens with the vault's passphrase (one passphrase, not two): it waits for the
   // passphrase the vault is given at unlock, and forgets it at lock.
   const slot = createPassphraseSlot();
-  const keychain = await openKeychain({ profile: options.profile, dataDir: paths.dataDir, passphrase: slot.wait });
-  const file = passphraseFile();
+  const keychain = await openKeychain({ profile: options.profile, dataDir: paths.dataDir, env: options.env, passphrase: slot.wait });
+  const file = options.env.passphraseFile;
   const link = createLink({
     profile: options.profile,
     port: options.port,
     paths,
+    env: options.env,
     keychain,
     log: logger.log,
     authority: options.authority === undefined ? { kind: "embedded" } : options.authority,

@@ -8,6 +8,7 @@ import type { ControlEvent, LinkApi, LinkStatus } from "../../shared/control.js"
 import type { AuthorityConfig } from "./authority/configured-authority.js";
 import type { LinkLimits } from "./loopback/limits.js";
 import type { PeerResolver } from "./process/peer-resolver.js";
+import type { LinkEnv } from "./runtime/env.js";
 import type { KeychainStore } from "./runtime/keychain.js";
 import type { LinkPaths } from "./runtime/paths.js";
 
@@ -21,6 +22,8 @@ export interface LinkOptions {
    */
   pyperPort?: number;
   paths: LinkPaths;
+  /** The environment the Link was started with, read once by its composition root (runtime/env.ts). */
+  env: LinkEnv;
   keychain: KeychainStore;
   log: Logger;
   now?: () => number;
@@ -39,8 +42,8 @@ export interface LinkOptions {
   uiDir?: string | null;
   /**
    * Calls made for agents (core/calls/). `extraCaFile`: a PEM file of CA certificates trusted for
-   * outgoing calls besides the system ones (a corporate proxy's, a test's); absent: the
-   * `PIPER_LINK_EXTRA_CA` environment variable; null: none.
+   * outgoing calls besides the system ones (a corporate proxy's, a test's); absent: `env.extraCaFile`
+   * (`PIPER_LINK_EXTRA_CA`); null: none.
    */
   calls?: { extraCaFile?: string | null };
   /**
@@ -71,7 +74,7 @@ export interface LinkOptions {
   hardening?: Pick<HardeningResult, "dumpableFailure">;
   /**
    * Whether the person sees this machine's display (a browser opened here, a loopback redirect back
-   * here); default: from the environment (`hasDisplay` in runtime/display.ts). Status's `signInFlow`.
+   * here); default: `env.display` (`hasDisplay` in runtime/display.ts). Status's `signInFlow`.
    */
   localDisplay?: boolean;
 }

@@ -28,7 +28,6 @@ import type { Link, LinkOptions } from "./link-options.js";
 import { createPeerResolver } from "./process/peer-resolver.js";
 import { createUiCodes } from "./loopback/ui-codes.js";
 import { acquireInstanceLock, type InstanceLock } from "./runtime/instance-lock.js";
-import { hasDisplay } from "./runtime/display.js";
 import { createResidualRisks } from "./runtime/residual-risks.js";
 import { describeRunningLink, removeRuntimeFiles, writeRuntimeFiles } from "./runtime/runtime-files.js";
 import { createSettingsStore } from "./runtime/settings.js";
@@ -154,8 +153,8 @@ export function createLink(options: LinkOptions): Link {
     pinTriesAllowed: PIN_TRIES_ALLOWED,
   });
 
-  const localDisplay = options.localDisplay ?? hasDisplay(process.env, process.platform);
-  const residualRisks = createResidualRisks({ profile: options.profile ?? "default", installRoot: options.installRoot ?? null, now });
+  const localDisplay = options.localDisplay ?? options.env.display;
+  const residualRisks = createResidualRisks({ profile: options.profile ?? "default", env: options.env, installRoot: options.installRoot ?? null, now });
 
   function status(): LinkStatus {
     const { server = null, address = null, pyper = null } = serving ?? {};
@@ -193,7 +192,7 @@ export function createLink(options: LinkOptions): Link {
   async function openUnlocked(): Promise<void> {
     context.setLocked(false);
     // After an upgrade the embedded authority's data key and Link token were readable in plaintext: re-keyed now.
-    const connected = await connectConfiguredAuthority({ config, dataDir: paths.dataDir, keychain, log, linkPort: options.port, connection, rotateKeys: vault.needsRotation });
+    const connected = await connectConfiguredAuthority({ config, dataDir: paths.dataDir, env: options.env, keychain, log, linkPort: options.port, connection, rotateKeys: vault.needsRotation });
     embedded = connected.embedded;
     signIn.setLocalToken(connected.localToken);
     await context.load();

@@ -29,7 +29,7 @@ import type { UiCodes } from "./loopback/ui-codes.js";
 import { startPyperEndpoints, type PyperEndpoints } from "./pyper/pyper-endpoints.js";
 
 export interface ServingParts {
-  options: Pick<LinkOptions, "port" | "pyperPort" | "limits" | "uiDir" | "calls" | "livenessSweepMs">;
+  options: Pick<LinkOptions, "env" | "port" | "pyperPort" | "limits" | "uiDir" | "calls" | "livenessSweepMs">;
   dataDir: string;
   log: Logger;
   now: () => number;
@@ -74,7 +74,7 @@ export async function startServing(p: ServingParts): Promise<Serving> {
     await upstream?.close().catch(() => undefined);
   }
   try {
-    const caFile = options.calls?.extraCaFile === undefined ? (process.env["PIPER_LINK_EXTRA_CA"] ?? null) : options.calls.extraCaFile;
+    const caFile = options.calls?.extraCaFile === undefined ? options.env.extraCaFile : options.calls.extraCaFile;
     upstream = createUpstream({ extraCaPem: caFile === null || caFile === "" ? null : await readFile(caFile, "utf8") });
     const created: LinkServer = new LinkServer({
       port: options.port ?? DEFAULT_LINK_PORT,

@@ -4,6 +4,7 @@
  * (URL, optional provisioned Link token and private CA), or none.
  */
 import type { Logger } from "pino";
+import type { LinkEnv } from "../runtime/env.js";
 import type { KeychainStore } from "../runtime/keychain.js";
 import type { AuthorityConnection } from "./connection.js";
 import { DEFAULT_AUTHORITY_PORT, startEmbeddedAuthority, type AuthorityLauncher, type EmbeddedAuthority } from "./embedded-authority.js";
@@ -15,6 +16,8 @@ export type AuthorityConfig =
 export interface ConnectAuthorityDeps {
   config: AuthorityConfig | null;
   dataDir: string;
+  /** The Link's environment (the embedded authority's process inherits it). */
+  env: LinkEnv;
   keychain: KeychainStore;
   log: Logger;
   /** The Link's own preferred port: a Link on port 0 (tests, extra profiles) gives its authority port 0 too. */
@@ -39,6 +42,7 @@ export async function connectConfiguredAuthority(deps: ConnectAuthorityDeps): Pr
   if (config?.kind === "embedded") {
     const embedded = await startEmbeddedAuthority({
       dataDir: deps.dataDir,
+      env: deps.env,
       keychain: deps.keychain,
       log: deps.log,
       ...(config.requestTtlMs !== undefined ? { requestTtlMs: config.requestTtlMs } : {}),

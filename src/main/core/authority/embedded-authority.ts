@@ -20,6 +20,7 @@ import { backoffDelay } from "../../../shared/backoff.js";
 import { diskFull, storageErrorFor } from "../runtime/files.js";
 import { LinkError } from "../../../shared/errors.js";
 import { writeWhenMemoryClosed } from "../../../platform/memory-check.js";
+import { childEnv, type LinkEnv } from "../runtime/env.js";
 import type { KeychainItem, KeychainStore } from "../runtime/keychain.js";
 
 export interface EmbeddedAuthority {
@@ -59,6 +60,8 @@ export type AuthorityLauncher = (args: string[], env: NodeJS.ProcessEnv, keys: A
 
 export interface EmbeddedOptions {
   dataDir: string;
+  /** The Link's environment, which the authority's process inherits (less what `childEnv` drops and the data keys). */
+  env: LinkEnv;
   keychain: KeychainStore;
   log: Logger;
   /** Called with the new address after a restart. */
@@ -258,9 +261,7 @@ export async function startEmbeddedAuthority(options: EmbeddedOptions): Promise<
   const sealedBefore = parseSettings(await keychain.get("authority-settings"))?.rowMacs === true;
   // No key in the environment: an operator's variable, if the Link's own environment has one, is not
   // passed on. Nor NODE_OPTIONS: code it names (--require, --import) would run inside the child.
-  const env: NodeJS.ProcessEnv = { ...process.env, PIPER_AUTHORITY_PARENT_PID: String(process.pid) };
-  delete env["PIPER_AUTHORITY_DATA_KEYS"];
-  delete env["NODE_OPTIONS"];
+  const env = childEnv(options.env, { PIPER_AUTHORITY_PARENT_PID: String(process.pid) }, ["PIPER_AUTHORITY_DATA_KEYS"]);
   let approvalKey = randomBytes(32);
   let rotate = rotating;
   /** The keys for one launch: a new approval key each time (a restarted child must not accept the old one's proofs). */

@@ -4,13 +4,12 @@
  * Windows use Electron's login item setting instead, applied by the shell.
  */
 import fs from "node:fs/promises";
-import os from "node:os";
 import path from "node:path";
 import { writeFileAtomic } from "./files.js";
 
-export function autostartFile(env: NodeJS.ProcessEnv = process.env, home: string = os.homedir()): string {
-  const config = env["XDG_CONFIG_HOME"] || path.join(home, ".config");
-  return path.join(config, "autostart", "piper-link.desktop");
+/** The autostart entry under `configHome` (`LinkEnv.configHome`: `XDG_CONFIG_HOME`, else `~/.config`). */
+export function autostartFile(configHome: string): string {
+  return path.join(configHome, "autostart", "piper-link.desktop");
 }
 
 /** Quotes one argument for a desktop entry's Exec key (freedesktop Desktop Entry spec, "Exec"). */
@@ -34,7 +33,7 @@ export function autostartEntry(command: string[]): string {
 }
 
 /** Writes or removes the autostart entry; returns the file it manages. */
-export async function setXdgAutostart(enabled: boolean, command: string[], file: string = autostartFile()): Promise<string> {
+export async function setXdgAutostart(enabled: boolean, command: string[], file: string): Promise<string> {
   if (enabled) await writeFileAtomic(file, autostartEntry(command));
   else await fs.rm(file, { force: true });
   return file;

@@ -10,25 +10,9 @@ import path from "node:path";
 import type { KeychainBackend } from "../../../shared/control.js";
 import { LinkError } from "../../../shared/errors.js";
 import { createFileKeychainStore, FILE_KEYCHAIN_NAME } from "./file-keychain.js";
+import { PASSPHRASE_FILE_ENV, type LinkEnv } from "./env.js";
 import { createKeychainStore, keychainService, type KeychainStore } from "./keychain.js";
 import { readKeychainChoice } from "./settings.js";
-
-/**
- * A file holding the passphrase, for unattended starts (a server, a systemd credential via
- * `LoadCredential=` → `$CREDENTIALS_DIRECTORY/...`). Unlocking from it is "unprotected at rest":
- * the file opens everything offline, so the passphrase is then never accepted as a proof of
- * presence. There is no variable that carries the passphrase itself: the environment of a process
- * is readable by the user's other processes.
- */
-export const PASSPHRASE_FILE_ENV = "PIPER_LINK_PASSPHRASE_FILE";
-/** The older name of `PASSPHRASE_FILE_ENV` (the file keychain's), still read. */
-export const LEGACY_PASSPHRASE_FILE_ENV = "PIPER_LINK_KEYCHAIN_PASSPHRASE_FILE";
-
-/** The passphrase file named in `env`, if any. */
-export function passphraseFile(env: NodeJS.ProcessEnv = process.env): string | null {
-  const file = env[PASSPHRASE_FILE_ENV] || env[LEGACY_PASSPHRASE_FILE_ENV];
-  return file === undefined || file === "" ? null : file;
-}
 
 /** Reads the passphrase file (one trailing newline ignored); `keychain_locked` when unreadable or empty. */
 export async function readPassphraseFile(file: string): Promise<string> {
@@ -100,14 +84,13 @@ export async function promptNewPassphrase(ask: (question: string) => Promise<str
 
 /**
  * The passphrase source for the file keychain when no Link holds it (a CLI command on a stopped
- * Link): the file named by `PIPER_LINK_PASSPHRASE_FILE`, else a hidden prompt when stdin is a
+ * Link): `file` (`LinkEnv.passphraseFile`, named by `PIPER_LINK_PASSPHRASE_FILE`) when not null, else a hidden prompt when stdin is a
  * terminal (asked twice when `newFile`, the keychain file it will open, does not exist yet);
  * otherwise `keychain_locked` with the ways to give one.
  */
-export function passphraseSource(env: NodeJS.ProcessEnv = process.env, interactive: boolean = process.stdin.isTTY, newFile: string | null = null): () => Promise<string> {
+export function passphraseSource(file: string | null, interactive: boolean = process.stdin.isTTY, newFile: string | null = null): () => Promise<string> {
   let asked: Promise<string> | null = null;
   const ask = async (): Promise<string> => {
-    const file = passphraseFile(env);
     if (file !== null) return readPassphraseFile(file);
     if (!interactive) throw new LinkError("keychain_locked", `The keychain file is locked: run this at a terminal to be asked for the passphrase, or name a file holding it in ${PASSPHRASE_FILE_ENV}.`);
     const value = newFile !== null && !existsSync(newFile) ? await promptNewPassphrase() : await promptHidden("Piper Link passphrase: ");
@@ -127,9 +110,11 @@ export function passphraseSource(env: NodeJS.ProcessEnv = process.env, interacti
 export interface OpenKeychainOptions {
   profile: string;
   dataDir: string;
+  /** The Link's environment (the OS keychain's helper inherits it; the passphrase file it names). */
+  env: LinkEnv;
   /** The backend to use; by default the one remembered for the profile, else the OS keychain. */
   backend?: KeychainBackend | undefined;
-  /** The file keychain's passphrase (default: `passphraseSource()`). */
+  /** The file keychain's passphrase (default: `passphraseSource(env.passphraseFile)`). */
   passphrase?: () => Promise<string>;
 }
 
@@ -141,8 +126,8 @@ export async function chosenBackend(dataDir: string): Promise<KeychainBackend> {
 /** Opens the profile's keychain: the given backend, else the remembered one, else the OS keychain. */
 export async function openKeychain(options: OpenKeychainOptions): Promise<KeychainStore> {
   const backend = options.backend ?? (await chosenBackend(options.dataDir));
-  if (backend === "os") return createKeychainStore({ profile: options.profile });
-  return createFileKeychainStore({ dataDir: options.dataDir, service: keychainService(options.profile), passphrase: options.passphrase ?? passphraseSource(process.env, process.stdin.isTTY, path.join(options.dataDir, FILE_KEYCHAIN_NAME)) });
+  if (backend === "os") return createKeychainStore({ profile: options.profile, env: options.env });
+  return createFileKeychainStore({ dataDir: options.dataDir, service: keychainService(options.profile), passphrase: options.passphrase ?? passphraseSource(options.env.passphraseFile, process.stdin.isTTY, path.join(options.dataDir, FILE_KEYCHAIN_NAME)) });
 }
 
 /** What `npm start` knows when it decides whether to offer the file keychain. */

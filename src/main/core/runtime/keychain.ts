@@ -11,6 +11,7 @@ import { createRequire } from "node:module";
 import { z } from "zod";
 import { LinkError } from "../../../shared/errors.js";
 import { checkProfileName } from "../../../shared/profile.js";
+import type { LinkEnv } from "./env.js";
 
 /** The items the Link keeps in the keychain (DESIGN.md section 6). */
 export type KeychainItem =
@@ -49,7 +50,9 @@ export interface KeychainStore {
 export interface KeychainOptions {
   /** Profile name; `default` uses service `piper-link`, others `piper-link.<profile>`. */
   profile: string;
-  /** A keychain that waits on an unlock prompt nobody answers fails after this long, in ms (default `keychainTimeoutMs()`). */
+  /** The Link's environment: the helper process inherits it (runtime/env.ts `childEnv`). */
+  env: LinkEnv;
+  /** A keychain that waits on an unlock prompt nobody answers fails after this long, in ms (default `env.keychainTimeoutMs`). */
   timeoutMs?: number;
   /** How long an idle keychain helper process is kept, in ms (default KEYCHAIN_HELPER_IDLE_MS). */
   helperIdleMs?: number;
@@ -73,7 +76,7 @@ export const KEYCHAIN_TIMEOUT_MS = 15_000;
 export const KEYCHAIN_TIMEOUT_ENV = "PIPER_LINK_KEYCHAIN_TIMEOUT_MS";
 
 /** The bound in force, in ms: `KEYCHAIN_TIMEOUT_MS`, or less when `KEYCHAIN_TIMEOUT_ENV` says so. */
-export function keychainTimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
+export function keychainTimeoutMs(env: NodeJS.ProcessEnv): number {
   const raw = env[KEYCHAIN_TIMEOUT_ENV];
   const ms = raw === undefined || !/^\d+$/.test(raw) ? 0 : Number(raw);
   return ms > 0 ? Math.min(ms, KEYCHAIN_TIMEOUT_MS) : KEYCHAIN_TIMEOUT_MS;
@@ -84,19 +87,19 @@ export function keychainService(profile: string): string {
   return profile === "default" ? "piper-link" : `piper-link.${checkProfileName(profile)}`;
 }
 
-/** The command that starts this Link with the file keychain: under `npm start` (npm sets npm_lifecycle_event) that is npm's, since `piper-link` may not be on PATH there. */
-function fileKeychainCommand(): string {
-  return process.env["npm_lifecycle_event"] === "start" ? "npm start -- --keychain file" : "piper-link start --keychain file";
+/** The command that starts this Link with the file keychain: under `npm start` that is npm's, since `piper-link` may not be on PATH there. */
+function fileKeychainCommand(underNpmStart: boolean): string {
+  return underNpmStart ? "npm start -- --keychain file" : "piper-link start --keychain file";
 }
 
-function advice(platform: NodeJS.Platform): string {
+function advice(platform: NodeJS.Platform, underNpmStart: boolean): string {
   if (platform === "darwin") return "Unlock the login keychain in Keychain Access and try again.";
   if (platform === "win32") return "Check that Windows Credential Manager is available for this user.";
   return (
     "Piper Link needs a Secret Service keyring (GNOME Keyring or KWallet) on the session D-Bus. " +
     "Install and start one (e.g. `apt-get install gnome-keyring dbus-x11`), unlock it, and try again. " +
     "Over SSH, run inside `dbus-run-session` with gnome-keyring-daemon unlocked. " +
-    `Without one, keep the keys in an encrypted file instead: \`${fileKeychainCommand()}\` (passphrase from a prompt or PIPER_LINK_KEYCHAIN_PASSPHRASE).`
+    `Without one, keep the keys in an encrypted file instead: \`${fileKeychainCommand(underNpmStart)}\` (passphrase from a prompt or PIPER_LINK_KEYCHAIN_PASSPHRASE).`
   );
 }
 
@@ -134,7 +137,7 @@ class KeychainClosed extends Error {
   }
 }
 
-function toLinkError(err: unknown, platform: NodeJS.Platform, action: string): LinkError {
+function toLinkError(err: unknown, platform: NodeJS.Platform, action: string, underNpmStart: boolean): LinkError {
   if (err instanceof LinkError) return err;
   if (err instanceof KeychainClosed) return new LinkError("keychain_unavailable", `Piper Link is stopping, so it did not ${action}.`, { cause: err });
   const text = err instanceof Error ? err.message : String(err);
@@ -148,7 +151,7 @@ function toLinkError(err: unknown, platform: NodeJS.Platform, action: string): L
   }
   return new LinkError(
     "keychain_unavailable",
-    `The keychain is not available, so Piper Link could not ${action}. ${advice(platform)} (${text})`,
+    `The keychain is not available, so Piper Link could not ${action}. ${advice(platform, underNpmStart)} (${text})`,
     { cause: err },
   );
 }
@@ -213,7 +216,7 @@ export const KEYCHAIN_HELPER_IDLE_MS = 3000;
  * another. An idle or killed helper never keeps the Link's process alive. `close` kills the helper
  * and rejects the calls waiting on it and every later call with `KeychainClosed`.
  */
-function createKeychainHelper(timeoutMs: number, idleMs = KEYCHAIN_HELPER_IDLE_MS): { call(req: Omit<KeychainRequest, "id">): Promise<string | boolean | null>; close(): void } {
+function createKeychainHelper(env: LinkEnv, timeoutMs: number, idleMs = KEYCHAIN_HELPER_IDLE_MS): { call(req: Omit<KeychainRequest, "id">): Promise<string | boolean | null>; close(): void } {
   let helper: ChildProcess | null = null;
   let nextId = 1;
   let idleTimer: NodeJS.Timeout | undefined;
@@ -252,9 +255,9 @@ function createKeychainHelper(timeoutMs: number, idleMs = KEYCHAIN_HELPER_IDLE_M
     // Electron's binary acts as Node with ELECTRON_RUN_AS_NODE. Only these arguments: a Link under
     // tsx does not load the TypeScript loader into a helper that does not need it. No NODE_OPTIONS:
     // the helper holds what the keychain gives, and code named there (--require) would run in it.
-    const env: NodeJS.ProcessEnv = { ...process.env, ...("electron" in process.versions ? { ELECTRON_RUN_AS_NODE: "1" } : {}) };
-    delete env["NODE_OPTIONS"];
-    const h = spawn(process.execPath, ["-e", HELPER_SOURCE, keyringPath], { stdio: ["ignore", "ignore", "ignore", "ipc"], env });
+    const vars: NodeJS.ProcessEnv = { ...env.vars, ...("electron" in process.versions ? { ELECTRON_RUN_AS_NODE: "1" } : {}) };
+    delete vars["NODE_OPTIONS"];
+    const h = spawn(process.execPath, ["-e", HELPER_SOURCE, keyringPath], { stdio: ["ignore", "ignore", "ignore", "ipc"], env: vars });
     h.on("message", (raw: unknown) => {
       const reply = KeychainReplySchema.safeParse(raw);
       if (!reply.success) return;
@@ -323,7 +326,7 @@ function createKeychainHelper(timeoutMs: number, idleMs = KEYCHAIN_HELPER_IDLE_M
 
 /**
  * Opens the OS keychain of a profile. Every call runs in a helper process and is bounded by
- * `timeoutMs` (default `keychainTimeoutMs()`, 15 s): a keychain that does not answer in time fails
+ * `timeoutMs` (default `env.keychainTimeoutMs`, 15 s): a keychain that does not answer in time fails
  * with `keychain_locked` and its helper is killed. After such a timeout, calls in the next
  * `timeoutMs` fail at once with the same error instead of waiting again, so a command that makes
  * several calls (logout deletes two items) waits at most about one bound in all, and ends then
@@ -332,19 +335,19 @@ function createKeychainHelper(timeoutMs: number, idleMs = KEYCHAIN_HELPER_IDLE_M
  */
 export function createKeychainStore(options: KeychainOptions): KeychainStore {
   const service = keychainService(options.profile);
-  const platform = options.platform ?? process.platform;
-  const timeoutMs = options.timeoutMs ?? keychainTimeoutMs();
-  const helper = createKeychainHelper(timeoutMs, options.helperIdleMs);
+  const platform = options.platform ?? options.env.platform;
+  const timeoutMs = options.timeoutMs ?? options.env.keychainTimeoutMs;
+  const helper = createKeychainHelper(options.env, timeoutMs, options.helperIdleMs);
   /** Until when calls fail fast because the keychain just failed to answer within the bound. */
   let unresponsiveUntil = 0;
 
   async function run(req: Omit<KeychainRequest, "id">, action: string): Promise<string | boolean | null> {
-    if (Date.now() < unresponsiveUntil) throw toLinkError(new KeychainTimeout(timeoutMs), platform, action);
+    if (Date.now() < unresponsiveUntil) throw toLinkError(new KeychainTimeout(timeoutMs), platform, action, options.env.underNpmStart);
     try {
       return await helper.call(req);
     } catch (err) {
       if (err instanceof KeychainTimeout) unresponsiveUntil = Date.now() + timeoutMs;
-      throw toLinkError(err, platform, action);
+      throw toLinkError(err, platform, action, options.env.underNpmStart);
     }
   }
 

@@ -71,10 +71,10 @@ export function createRepeatLimiter(limit = REPEAT_LIMIT, windowMs = REPEAT_WIND
 }
 
 /**
- * Opens the rotating log in `logDir` (mode 0700) at `level`. Lines repeated beyond the limit are
+ * Opens the rotating log in `logDir` (mode 0700) at `level`, a pino level (`LinkEnv.logLevel`). Lines repeated beyond the limit are
  * dropped and counted; the count is written when their window ends.
  */
-export async function createFileLogger(logDir: string, level = process.env["PIPER_LINK_LOG_LEVEL"] ?? "info"): Promise<FileLogger> {
+export async function createFileLogger(logDir: string, level: string): Promise<FileLogger> {
   try {
     fs.mkdirSync(logDir, { recursive: true, mode: 0o700 });
   } catch (err) {

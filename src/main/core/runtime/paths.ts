@@ -2,7 +2,6 @@
  * The Link's directories for one profile: data (embedded authority, settings), logs, and the
  * runtime directory with the discovery file, control file and single-instance lock.
  */
-import os from "node:os";
 import path from "node:path";
 import { appDataBase, profileDirName, runtimeBase, type PlatformEnv } from "../../../shared/discovery.js";
 
@@ -16,11 +15,8 @@ export interface LinkPaths {
   logFile: string;
 }
 
-export function currentPlatformEnv(): PlatformEnv {
-  return { platform: process.platform, env: process.env, homedir: os.homedir() };
-}
-
-export function resolveLinkPaths(profile: string, p: PlatformEnv = currentPlatformEnv()): LinkPaths {
+/** The folders of `profile` on the platform `p` describes (`platformEnv(linkEnv)` in runtime/env.ts). */
+export function resolveLinkPaths(profile: string, p: PlatformEnv): LinkPaths {
   const name = profileDirName(profile);
   const dataDir = path.join(appDataBase(p), name);
   let logDir: string;

@@ -9,9 +9,9 @@
  * passed in on every call. Every reader is injected, so tests use real temporary files.
  */
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import type { ResidualRisk } from "../../../shared/presence.js";
+import type { LinkEnv } from "./env.js";
 import { serviceName, userUnitDir } from "./service-unit.js";
 
 /** How long facts read from the machine are reused, in ms: a fix (chmod, a new session) shows within a minute. */
@@ -148,6 +148,8 @@ export function stateRisks(state: LinkRiskState): ResidualRisk[] {
 export interface ResidualRiskOptions {
   /** This Link's profile, for its unit file's name. */
   profile: string;
+  /** The environment the Link was started with: its platform, session variables and config folder. */
+  env: LinkEnv;
   /** See `MachineInputs.installRoot`. */
   installRoot: string | null;
   /** Overrides of the machine readers (tests). */
@@ -174,14 +176,14 @@ function readProc(relative: string): string | null {
  * again at most every `MACHINE_FACTS_TTL_MS`, the Link's state on every call.
  */
 export function createResidualRisks(options: ResidualRiskOptions): ResidualRisks {
-  const env = options.machine?.env ?? process.env;
-  const platform = options.machine?.platform ?? process.platform;
+  const env = options.machine?.env ?? options.env.vars;
+  const platform = options.machine?.platform ?? options.env.platform;
   const inputs: MachineInputs = {
     platform,
     env,
     readProc,
     installRoot: options.installRoot,
-    unitFile: platform === "linux" ? path.join(userUnitDir(env, os.homedir()), serviceName(options.profile)) : null,
+    unitFile: platform === "linux" ? path.join(userUnitDir(options.env.configHome), serviceName(options.profile)) : null,
     writer: { uid: process.getuid?.() ?? -1, gids: process.getgroups?.() ?? [] },
     ...options.machine,
   };

@@ -3,7 +3,6 @@
  * (`~/.config/systemd/user/piper-link.service`): the same foreground daemon `piper-link start
  * --foreground` runs, restarted if it fails, with the keychain on the user's session bus.
  */
-import os from "node:os";
 import path from "node:path";
 import { checkProfileName } from "../../../shared/profile.js";
 
@@ -12,8 +11,9 @@ export function serviceName(profile: string): string {
   return profile === "default" ? "piper-link.service" : `piper-link-${checkProfileName(profile)}.service`;
 }
 
-export function userUnitDir(env: NodeJS.ProcessEnv = process.env, home: string = os.homedir()): string {
-  return path.join(env["XDG_CONFIG_HOME"] || path.join(home, ".config"), "systemd", "user");
+/** The systemd user unit folder under `configHome` (`LinkEnv.configHome`: `XDG_CONFIG_HOME`, else `~/.config`). */
+export function userUnitDir(configHome: string): string {
+  return path.join(configHome, "systemd", "user");
 }
 
 /**
