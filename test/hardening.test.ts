@@ -153,6 +153,36 @@ describe("kill -USR1 opens no inspector in a hardened process", () => {
   });
 });
 
+describe("Piper Link's own commands ignore kill -USR1", () => {
+  it("`piper-link mcp` (which acts for its MCP client) opens no inspector; a plain node process does", async () => {
+    const e = await newEnv();
+    const mcp = spawn(process.execPath, [BIN, "mcp"], { env: e.env, stdio: ["pipe", "pipe", "pipe"] });
+    const plain = spawn(process.execPath, ["-e", "process.stdin.resume(); process.stdout.write('ready\\n')"], { stdio: ["pipe", "pipe", "pipe"] });
+    let mcpOut = "";
+    let mcpErr = "";
+    let plainOut = "";
+    let plainErr = "";
+    mcp.stdout.on("data", (c: Buffer) => (mcpOut += c.toString()));
+    mcp.stderr.on("data", (c: Buffer) => (mcpErr += c.toString()));
+    plain.stdout.on("data", (c: Buffer) => (plainOut += c.toString()));
+    plain.stderr.on("data", (c: Buffer) => (plainErr += c.toString()));
+    try {
+      // The MCP server answers initialize only once the CLI's main() has run (and guarded SIGUSR1).
+      mcp.stdin.write(`${JSON.stringify({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "probe", version: "1" } } })}\n`);
+      await waitFor(() => mcpOut.includes('"id":1'), "the MCP server's answer to initialize", 30_000);
+      await waitFor(() => plainOut.includes("ready"), "the plain process", 15_000);
+      mcp.kill("SIGUSR1");
+      plain.kill("SIGUSR1");
+      await waitFor(() => /Debugger listening/.test(plainErr), "the plain process's inspector", 15_000);
+      assert.doesNotMatch(mcpErr, /Debugger listening/);
+      assert.equal(mcp.exitCode, null, "the signal did not end it either");
+    } finally {
+      mcp.kill();
+      plain.kill();
+    }
+  });
+});
+
 const noSecondUser = secondUserUnavailable();
 
 /** What a second process of TEST_USER gets from /proc/<pid>/environ and /proc/<pid>/mem. */

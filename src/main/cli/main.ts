@@ -15,6 +15,7 @@ import { DEFAULT_PROFILE, isProfileName, PROFILE_NAME_RULE } from "../../shared/
 import { DEFAULT_LINK_PORT, LINK_VERSION } from "../../shared/version.js";
 import type { RunningDaemon } from "../core/daemon.js";
 import type { KeychainStore } from "../core/runtime/keychain.js";
+import { guardSigusr1 } from "../../platform/harden.js";
 import { diskFull, isPidAlive, storageError, storageErrorFor } from "../core/runtime/files.js";
 import { platformEnv } from "../core/runtime/env.js";
 import { cliEnv } from "./env.js";
@@ -520,6 +521,10 @@ export function buildProgram(run: (job: (out: Output) => Promise<number>, json: 
  * `{"error":"usage","message":...}`, exit 2, and commander prints nothing else.
  */
 export async function main(argv: string[]): Promise<number> {
+  // `kill -USR1` would open Node's debugger in this process, and with it a way to run code in a
+  // command the Link trusts (`run` and `mcp` claim to act for a program; a proof is typed into
+  // `approve`). The CLI never needs it: a developer can still start it with --inspect.
+  guardSigusr1();
   // `piper-link requests | head`: a reader that stops early closes the pipe; that ends the command
   // quietly, as it does for other Unix tools, instead of an EPIPE stack trace.
   process.stdout.on("error", (err: NodeJS.ErrnoException) => {
