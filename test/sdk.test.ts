@@ -11,6 +11,7 @@ import { GrantViewSchema, RequestViewSchema } from "../src/shared/authority.js";
 import { LinkStatusSchema } from "../src/shared/control.js";
 import {
   createPiperClient,
+  discoverLinkUrl,
   envNameFor,
   PiperError,
   PiperForbiddenError,
@@ -77,6 +78,21 @@ describe("TypeScript SDK", () => {
     } finally {
       client.close();
     }
+  });
+
+  it("a profile whose Link is not running is not the default profile's Link on the default port", async () => {
+    const home = await fs.mkdtemp("/tmp/piper-sdk-profile-");
+    const env = { HOME: home, XDG_RUNTIME_DIR: home, PIPER_LINK_PROFILE: "other" };
+    assert.deepEqual(discoverLinkUrl(undefined, env), { url: null, source: "none", profile: "other" });
+    assert.equal(discoverLinkUrl(undefined, { HOME: home, XDG_RUNTIME_DIR: home }).source, "default");
+    const client = createPiperClient({ clientId: "sdk_agent", env, fallbackToEnv: false });
+    await assert.rejects(client.getSecret("OPENAI_API_KEY"), (err: unknown) => {
+      assert.ok(err instanceof PiperLinkNeededError);
+      assert.equal(err.code, "link_not_running");
+      assert.match(err.message, /no Link of profile other is running/);
+      return true;
+    });
+    client.close();
   });
 
   it("throws PiperLinkNeededError within 1 s when the Link is not running", async () => {

@@ -12,6 +12,7 @@ import pytest
 
 from piper_link import (
     DEFAULT_LINK_URL,
+    Discovered,
     PiperAuthError,
     PiperBatchError,
     PiperConfigError,
@@ -45,7 +46,10 @@ def test_discovery_order(tmp_path: "os.PathLike[str]") -> None:
     # Another profile's file, named by PIPER_LINK_PROFILE.
     _write_discovery(tmp, "piper-link-work", "ws://127.0.0.1:4343/v1/link", os.getpid())
     assert discover_link_url(None, {**env, "PIPER_LINK_PROFILE": "work"}).url == "ws://127.0.0.1:4343/v1/link"
-    assert discover_link_url(None, {**env, "PIPER_LINK_PROFILE": "../etc"}).source == "default"
+    # Another profile whose Link is not running (or a name that is no profile) is not the default
+    # profile's Link on the default port.
+    assert discover_link_url(None, {**env, "PIPER_LINK_PROFILE": "../etc"}).source == "none"
+    assert discover_link_url(None, {**env, "PIPER_LINK_PROFILE": "other"}) == Discovered(None, "none")
 
 
 def test_discovery_ignores_a_file_whose_process_is_gone_or_whose_url_is_not_loopback(tmp_path: "os.PathLike[str]") -> None:

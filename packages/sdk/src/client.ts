@@ -251,7 +251,9 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
 
   /** Opens the connection and says hello; resolves when the Link answered the hello. */
   function connect(): Promise<void> {
-    const { url, source } = discoverLinkUrl(options.linkUrl, env);
+    const found = discoverLinkUrl(options.linkUrl, env);
+    if (found.url === null) return Promise.reject(new PiperLinkNeededError("link_not_running", `${LINK_NOT_RUNNING} (no Link of profile ${found.profile} is running)`));
+    const { url, source } = found;
     log.debug?.(`piper: connecting to ${url} (${source})`);
     const promise = new Promise<void>((resolve, reject) => {
       const socket = new WebSocket(url, AGENT_SUBPROTOCOL, { handshakeTimeout: connectTimeoutMs, perMessageDeflate: false });

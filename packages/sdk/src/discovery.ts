@@ -24,22 +24,26 @@ function pidAlive(pid: number): boolean {
   }
 }
 
-export interface Discovered {
-  url: string;
-  source: "option" | "environment" | "discovery_file" | "default";
-}
+/**
+ * Where the Link is: `url` and how it was found. `source: "none"` (and `url` null) when
+ * PIPER_LINK_PROFILE names a profile other than the default whose Link is not running: the default
+ * port belongs to the default profile's Link, which must not answer for another profile.
+ */
+export type Discovered = { url: string; source: "option" | "environment" | "discovery_file" | "default" } | { url: null; source: "none"; profile: string };
 
 export function discoverLinkUrl(option: string | undefined, env: Readonly<Record<string, string | undefined>>): Discovered {
   if (option) return { url: option, source: "option" };
   const fromEnv = env["PIPER_LINK_URL"];
   if (fromEnv) return { url: fromEnv, source: "environment" };
+  const profile = env["PIPER_LINK_PROFILE"] || "default";
   try {
     // A Link started with a profile (PIPER_LINK_PROFILE) is found by agents started with the same one.
-    const file = discoveryFilePath({ platform: process.platform, env, homedir: env["HOME"] ?? os.homedir() }, env["PIPER_LINK_PROFILE"] || "default");
+    const file = discoveryFilePath({ platform: process.platform, env, homedir: env["HOME"] ?? os.homedir() }, profile);
     const parsed = DiscoveryFileSchema.safeParse(JSON.parse(readFileSync(file, "utf8")));
     if (parsed.success && pidAlive(parsed.data.pid)) return { url: parsed.data.url, source: "discovery_file" };
   } catch {
     // No file, unreadable, or not JSON: fall through to the default.
   }
+  if (profile !== "default") return { url: null, source: "none", profile };
   return { url: DEFAULT_LINK_URL, source: "default" };
 }

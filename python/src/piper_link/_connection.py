@@ -106,6 +106,9 @@ class Connection:
 
     async def _connect(self) -> None:
         found = discover_link_url(self._link_url, self._env)
+        if found.url is None:
+            profile = self._env.get("PIPER_LINK_PROFILE", "")
+            raise PiperLinkNeededError("link_not_running", f"{LINK_NOT_RUNNING} (no Link of profile {profile} is running)")
         log.debug("piper: connecting to %s (%s)", found.url, found.source)
         try:
             ws = await asyncio.wait_for(

@@ -19,14 +19,15 @@ DEFAULT_LINK_URL = f"ws://127.0.0.1:{DEFAULT_LINK_PORT}/v1/link"
 _PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _DISCOVERY_URL = re.compile(r"^ws://(127\.0\.0\.1|\[::1\]|localhost):\d+/v1/link$")
 
-Source = Literal["option", "environment", "discovery_file", "default"]
+Source = Literal["option", "environment", "discovery_file", "default", "none"]
 
 
 @dataclass(frozen=True)
 class Discovered:
-    """The Link's WebSocket URL and where it came from."""
+    """The Link's WebSocket URL and where it came from; ``url`` is None (``source`` ``"none"``) when
+    ``PIPER_LINK_PROFILE`` names another profile than the default and its Link is not running."""
 
-    url: str
+    url: Optional[str]
     source: Source
 
 
@@ -76,7 +77,8 @@ def discover_link_url(option: Optional[str] = None, env: Optional[Mapping[str, s
     from_env = environ.get("PIPER_LINK_URL")
     if from_env:
         return Discovered(from_env, "environment")
-    path = discovery_file_path(environ, profile=environ.get("PIPER_LINK_PROFILE") or "default")
+    profile = environ.get("PIPER_LINK_PROFILE") or "default"
+    path = discovery_file_path(environ, profile=profile)
     if path is not None:
         try:
             with open(path, encoding="utf-8") as f:
@@ -86,4 +88,7 @@ def discover_link_url(option: Optional[str] = None, env: Optional[Mapping[str, s
                 return Discovered(url, "discovery_file")
         except (OSError, ValueError, AttributeError):
             pass  # No file, unreadable, or not the JSON object it should be: the default.
+    if profile != "default":
+        # The default port is the default profile's Link, which must not answer for another profile.
+        return Discovered(None, "none")
     return Discovered(DEFAULT_LINK_URL, "default")
