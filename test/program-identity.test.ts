@@ -312,3 +312,37 @@ describe("program identity against programs that borrow another's", { skip: linu
     child.kill("SIGKILL");
   });
 });
+
+describe("a terminal session ends when its leader is killed, reaped or not", () => {
+  it("a zombie leader (killed, its parent never waits) names no session; the member's re-check sees the change", async () => {
+    const dir = await tempDir("piper-zombie-");
+    const pidFile = path.join(dir, "pids");
+    // sh starts the leader (setsid python, whose child sleeps in its session), then execs a sleep
+    // that never waits: the killed leader stays a zombie.
+    const script = `import os, subprocess, time
+os.setsid()
+member = subprocess.Popen(["sleep", "1000"])
+open(${JSON.stringify(pidFile)}, "w").write(f"{os.getpid()} {member.pid}")
+time.sleep(1000)`;
+    const holder = spawn("sh", ["-c", `python3 -c '${script.replaceAll("'", "'\\''")}' & exec sleep 1000`], { stdio: "ignore" });
+    try {
+      await waitFor(async () => (await fs.readFile(pidFile, "utf8").catch(() => "")).includes(" "), "the session's pids", 15_000);
+      const [leaderPid, memberPid] = (await fs.readFile(pidFile, "utf8")).split(" ").map(Number);
+      assert.ok(leaderPid !== undefined && memberPid !== undefined);
+      const before = await identifyLinuxProcess(memberPid);
+      assert.ok(before !== null);
+      assert.equal(before.sessionLeader?.pid, leaderPid, "the member's session has its leader");
+      assert.notEqual(sessionKey(before), null);
+      process.kill(leaderPid, "SIGKILL");
+      await waitFor(async () => /\) Z /.test(await fs.readFile(`/proc/${leaderPid}/stat`, "utf8").catch(() => "")), "the leader to be a zombie", 15_000);
+      const after = await recheckLinuxProcess(before);
+      assert.ok(after !== null);
+      assert.notEqual(after, before, "the re-check noticed the session's end");
+      assert.equal(after.sessionLeader ?? null, null);
+      assert.equal(sessionKey(after), null, "no session grant can match it now");
+      process.kill(memberPid, "SIGKILL");
+    } finally {
+      holder.kill("SIGKILL");
+    }
+  });
+});

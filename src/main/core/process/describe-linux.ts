@@ -7,7 +7,7 @@
 import path from "node:path";
 import type { PeerProcess, ProcessRef } from "../../../shared/process.js";
 import { readCommand } from "./command-line.js";
-import { parseStat, parseStatusUid, readlinkOrNull, readOrNull, type StatFields } from "./proc-linux.js";
+import { hasExited, parseStat, parseStatusUid, readlinkOrNull, readOrNull, type StatFields } from "./proc-linux.js";
 
 /** A process as a parent or session leader is named: pid, start time, executable; and its stat fields. */
 export async function describeRef(pid: number, procRoot: string): Promise<{ ref: ProcessRef; stat: StatFields | null }> {
@@ -53,7 +53,8 @@ export async function describeLinuxProcess(pid: number, procRoot = "/proc"): Pro
     // A leader that exited leaves its sid behind; its pid may since name an unrelated process, whose
     // own session would then differ, so only a process that still leads this session counts.
     if (sessionId === pid) sessionLeader = { pid, startTime: stat?.startTime ?? null, executable: exe };
-    else if (leader !== null && leader.stat?.session === sessionId) sessionLeader = leader.ref;
+    // A leader killed but not yet reaped (a zombie) has ended the session too.
+    else if (leader !== null && leader.stat !== null && leader.stat.session === sessionId && !hasExited(leader.stat)) sessionLeader = leader.ref;
   }
   return {
     pid,

@@ -7,7 +7,7 @@ import { createHash } from "node:crypto";
 import fs from "node:fs/promises";
 import path from "node:path";
 import type { PeerProcess } from "../../../shared/process.js";
-import { parseStat, readOrNull } from "./proc-linux.js";
+import { hasExited, parseStat, readOrNull } from "./proc-linux.js";
 
 /**
  * What the re-check compares (`recheckLinuxProcess`): the running executable's file identity (inode
@@ -28,7 +28,9 @@ export async function fingerprint(p: PeerProcess, procRoot: string): Promise<str
     leader === null || leader.pid === p.pid ? Promise.resolve(null) : readOrNull(path.join(procRoot, String(leader.pid), "stat")),
   ]);
   if (exe === null || stat === null || cmdline === null || environ === null) return null;
-  const leaderAlive = leader === null || leader.pid === p.pid || (leaderStat !== null && parseStat(leaderStat)?.startTime === leader.startTime);
+  const leaderNow = leaderStat === null ? null : parseStat(leaderStat);
+  // A zombie leader (killed, not yet reaped) has ended its session: no more deliveries to it.
+  const leaderAlive = leader === null || leader.pid === p.pid || (leaderNow !== null && leaderNow.startTime === leader.startTime && !hasExited(leaderNow));
   return createHash("sha256")
     .update(JSON.stringify([exe.dev, exe.ino, exe.ctimeMs, parseStat(stat)?.startTime ?? null, cmdline, environ, script === null ? null : [script.dev, script.ino, script.size, script.mtimeMs, script.ctimeMs], leaderAlive]))
     .digest("hex");

@@ -52,6 +52,8 @@ export async function readlinkOrNull(file: string): Promise<string | null> {
 
 /** The fields of /proc/<pid>/stat this module needs (proc(5)); null when the text is not a stat line. */
 export interface StatFields {
+  /** Field 3: R, S, D, … ; Z (zombie) and X (dead) name a process that has exited. */
+  state: string;
   /** Field 4. */
   ppid: number;
   /** Field 6: the session id, which is the session leader's pid. */
@@ -69,7 +71,12 @@ export function parseStat(stat: string): StatFields | null {
   const session = Number(after[3]);
   const startTime = Number(after[19]);
   if (![ppid, session, startTime].every((n) => Number.isInteger(n))) return null;
-  return { ppid, session, startTime };
+  return { state: after[0] ?? "", ppid, session, startTime };
+}
+
+/** True for a stat line's state of a process that has exited but not been reaped (Z) or is dying (X). */
+export function hasExited(stat: StatFields): boolean {
+  return stat.state === "Z" || stat.state === "X";
 }
 
 /** The effective uid from /proc/<pid>/status (`Uid:` real, effective, saved, filesystem). */
