@@ -39,7 +39,15 @@ describe("what a program is, read with each interpreter's option grammar", () =>
     const facts = readCommand("/usr/bin/node", node, "/w");
     assert.equal(facts.script, "/w/agent.mjs");
     assert.deepEqual(codeLoads("/usr/bin/node", node, env, facts.options), ["-r ./evil.cjs", "--import=./i.mjs", "--loader ./l.mjs", "--experimental-loader=./e.mjs", "LD_PRELOAD=/x/e.so", "NODE_OPTIONS=--require=/x/evil.cjs"]);
-    assert.deepEqual(codeLoads("/usr/bin/python3", ["python3", "agent.py"], env, []), ["LD_PRELOAD=/x/e.so", "PYTHONPATH=/x", "PYTHONSTARTUP=/x/s.py"]);
+    // HOME decides Python's user site-packages, whose .pth files run code at start.
+    assert.deepEqual(codeLoads("/usr/bin/python3", ["python3", "agent.py"], env, []), ["HOME=/h", "LD_PRELOAD=/x/e.so", "PYTHONPATH=/x", "PYTHONSTARTUP=/x/s.py"]);
+    // OpenSSL's configuration can load a shared object into any program that uses TLS.
+    const openssl = parseEnviron(["OPENSSL_CONF=/x/evil.cnf", ""].join("\0"));
+    assert.deepEqual(codeLoads("/usr/bin/node", ["node", "agent.mjs"], openssl, []), ["OPENSSL_CONF=/x/evil.cnf"]);
+    const viaOption = ["node", "--openssl-config=/x/evil.cnf", "agent.mjs"];
+    const optionFacts = readCommand("/usr/bin/node", viaOption, "/w");
+    assert.equal(optionFacts.script, "/w/agent.mjs");
+    assert.deepEqual(codeLoads("/usr/bin/node", viaOption, new Map(), optionFacts.options), ["--openssl-config=/x/evil.cnf"]);
     // python -I (isolated) and -E ignore PYTHON* variables; the dynamic linker does not.
     assert.deepEqual(codeLoads("/usr/bin/python3", ["python3", "-I", "agent.py"], env, []), ["LD_PRELOAD=/x/e.so"]);
     assert.deepEqual(codeLoads("/usr/bin/python3", ["python3", "-uE", "agent.py"], env, []), ["LD_PRELOAD=/x/e.so"]);
@@ -343,6 +351,48 @@ time.sleep(1000)`;
       process.kill(memberPid, "SIGKILL");
     } finally {
       holder.kill("SIGKILL");
+    }
+  });
+});
+
+describe("what a program runs, beyond its executable and script path", () => {
+  it("a script changed after its process started is not verifiable; a Python venv is part of the program", async () => {
+    const dir = await tempDir("piper-changed-");
+    const script = path.join(dir, "agent.mjs");
+    await fs.writeFile(script, "setInterval(() => {}, 1000);\n");
+    const node = spawn(process.execPath, [script], { stdio: "ignore" });
+    const venv = path.join(dir, "venv");
+    const made = spawn("/usr/bin/python3", ["-m", "venv", "--without-pip", venv], { stdio: "ignore" });
+    const madeExit = once(made, "exit");
+    try {
+      await waitFor(async () => (await identifyLinuxProcess(node.pid ?? 0)) !== null, "the node program", 15_000);
+      const fresh = await identifyLinuxProcess(node.pid ?? 0);
+      assert.equal(fresh?.unverifiable ?? null, null, "unchanged: verifiable");
+      // The approved text put back (or any change) after the process loaded its own.
+      await new Promise((r) => setTimeout(r, 1100));
+      await fs.writeFile(script, "setInterval(() => {}, 1000);\n");
+      const changed = await identifyLinuxProcess(node.pid ?? 0);
+      assert.match(changed?.unverifiable ?? "", /changed after it started/);
+
+      assert.equal((await madeExit)[0], 0, "python3 -m venv");
+      const py = path.join(dir, "agent.py");
+      await fs.writeFile(py, "import time\ntime.sleep(60)\n");
+      const inVenv = spawn(path.join(venv, "bin", "python"), [py], { stdio: "ignore", env: { ...process.env, PWD: dir }, cwd: dir });
+      const plain = spawn("/usr/bin/python3", [py], { stdio: "ignore", env: { ...process.env, PWD: dir }, cwd: dir });
+      try {
+        await waitFor(async () => (await identifyLinuxProcess(inVenv.pid ?? 0)) !== null && (await identifyLinuxProcess(plain.pid ?? 0)) !== null, "both pythons", 15_000);
+        const a = await identifyLinuxProcess(inVenv.pid ?? 0);
+        const b = await identifyLinuxProcess(plain.pid ?? 0);
+        assert.ok(a !== null && b !== null);
+        assert.ok(a.loads?.includes(`venv=${venv}`), JSON.stringify(a.loads));
+        assert.notEqual(programKey(a), programKey(b), "the venv's python is another program");
+      } finally {
+        inVenv.kill();
+        plain.kill();
+      }
+    } finally {
+      node.kill();
+      made.kill();
     }
   });
 });

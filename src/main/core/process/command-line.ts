@@ -42,12 +42,12 @@ const SHELL: InterpreterRules = {
   // Exported shell functions replace commands the script runs.
   envPrefixes: ["BASH_FUNC_"],
 };
-const NODE_LOADING = ["-r", "--require", "--import", "--loader", "--experimental-loader", "-C", "--conditions", "--env-file", "--env-file-if-exists", "--experimental-policy", "--experimental-config-file", "--inspect", "--inspect-brk", "--inspect-wait", "--inspect-port", "--debug-port", "--preserve-symlinks", "--preserve-symlinks-main", "--experimental-default-type", "--watch-path"];
+const NODE_LOADING = ["-r", "--require", "--import", "--loader", "--experimental-loader", "-C", "--conditions", "--env-file", "--env-file-if-exists", "--experimental-policy", "--experimental-config-file", "--inspect", "--inspect-brk", "--inspect-wait", "--inspect-port", "--debug-port", "--preserve-symlinks", "--preserve-symlinks-main", "--experimental-default-type", "--watch-path", "--openssl-config", "--openssl-shared-config"];
 const INTERPRETERS: ReadonlyArray<[RegExp, InterpreterRules]> = [
   [
     /^(node|nodejs)$/,
     {
-      valued: set("-r", "--require", "--import", "--loader", "--experimental-loader", "-C", "--conditions", "--input-type", "--title", "--env-file", "--env-file-if-exists", "--inspect-port", "--debug-port", "--disable-warning", "--redirect-warnings", "--stack-trace-limit", "--watch-path", "--experimental-policy", "--experimental-config-file", "--experimental-default-type"),
+      valued: set("-r", "--require", "--import", "--loader", "--experimental-loader", "-C", "--conditions", "--input-type", "--title", "--env-file", "--env-file-if-exists", "--inspect-port", "--debug-port", "--disable-warning", "--redirect-warnings", "--stack-trace-limit", "--watch-path", "--experimental-policy", "--experimental-config-file", "--experimental-default-type", "--openssl-config"),
       inline: set("-e", "--eval", "-p", "--print"),
       module: set(),
       loading: set(...NODE_LOADING),
@@ -65,7 +65,8 @@ const INTERPRETERS: ReadonlyArray<[RegExp, InterpreterRules]> = [
       loading: set(),
       subcommands: set(),
       gluedShort: true,
-      env: set("PYTHONPATH", "PYTHONSTARTUP", "PYTHONHOME", "PYTHONUSERBASE", "PYTHONINSPECT", "PYTHONPLATLIBDIR", "PYTHONEXECUTABLE", "PYTHONSAFEPATH", "PYTHONNOUSERSITE", "PYTHONWARNINGS", "PYTHONBREAKPOINT", "PYTHONDEVMODE"),
+      // HOME: the user site-packages (~/.local/lib/pythonX.Y/site-packages), whose .pth files run code at start.
+      env: set("HOME", "PYTHONPATH", "PYTHONSTARTUP", "PYTHONHOME", "PYTHONUSERBASE", "PYTHONINSPECT", "PYTHONPLATLIBDIR", "PYTHONEXECUTABLE", "PYTHONSAFEPATH", "PYTHONNOUSERSITE", "PYTHONWARNINGS", "PYTHONBREAKPOINT", "PYTHONDEVMODE"),
       ignoresEnv: set("-E", "-I"),
     },
   ],
@@ -100,7 +101,12 @@ const INTERPRETERS: ReadonlyArray<[RegExp, InterpreterRules]> = [
 ];
 
 /** Variables that load code into any dynamically linked program (ld.so(8)). */
-const LINKER_ENV = ["LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "GCONV_PATH", "GLIBC_TUNABLES"];
+/**
+ * Variables that load code into any program: the dynamic linker's, and OpenSSL's configuration
+ * (an `OPENSSL_CONF` file can load a shared object as an engine or provider into node, python,
+ * curl… at their first TLS use; `OPENSSL_MODULES`/`OPENSSL_ENGINES` say where from).
+ */
+const LINKER_ENV = ["LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "GCONV_PATH", "GLIBC_TUNABLES", "OPENSSL_CONF", "OPENSSL_MODULES", "OPENSSL_ENGINES"];
 
 /** What the command line of a program says it runs and loads (see `readCommand`). */
 export interface CommandFacts {

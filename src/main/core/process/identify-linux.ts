@@ -47,8 +47,16 @@ export async function identifyLinuxProcess(pid: number, procRoot = "/proc"): Pro
   if (command.relativeScript !== null && !(await sameDirectory(env.get("PWD"), cwd))) {
     unverifiable = `it runs ${command.relativeScript} by a relative path, and Piper Link cannot confirm the folder it was started from (start it by its full path, or from a shell in that folder)`;
   }
-  const contentHash = await programHash(path.join(dir, "exe"), await scriptFile(command.script, cwd, env));
-  const identity: PeerProcess = { ...base, script: command.script, loads, contentHash, sharedWith: [], unverifiable };
+  const file = await scriptFile(command.script, cwd, env);
+  const contentHash = await programHash(path.join(dir, "exe"), file);
+  // A script changed after its process started is not what the process runs (it may have put the
+  // approved text back after loading its own): the hash cannot vouch for it.
+  if (unverifiable === null && file !== null && (await changedSinceStart(file, startTime, procRoot))) {
+    unverifiable = `its script ${file} changed after it started, so Piper Link cannot tell what it runs (start it again)`;
+  }
+  const venv = /^python/.test(path.basename(executable)) ? await pythonVenv(commandLine[0] ?? "", cwd, env) : null;
+  const allLoads = venv === null ? loads : [...loads, `venv=${venv}`];
+  const identity: PeerProcess = { ...base, script: command.script, loads: allLoads, contentHash, sharedWith: [], unverifiable };
   const print = await fingerprint(identity, procRoot);
   // Read again after everything else: a process that exec'd or exited meanwhile is not described
   // with a mix of two programs' facts.
@@ -58,6 +66,57 @@ export async function identifyLinuxProcess(pid: number, procRoot = "/proc"): Pro
   if (cmdAgain === null || cmdAgain.split("\0").filter((x) => x.length > 0).join("\0") !== commandLine.join("\0") || exeAgain !== executable) return null;
   rememberFingerprint(identity, print);
   return identity;
+}
+
+/** Seconds since the epoch at boot (/proc/stat `btime`), read once. */
+let bootTime: Promise<number | null> | null = null;
+/** Clock ticks per second of /proc's start times (USER_HZ: 100 on Linux's common architectures). */
+const USER_HZ = 100;
+
+/**
+ * True when `file` was modified (mtime or ctime) more than a second after the process started
+ * (start time in clock ticks after boot, /proc/<pid>/stat). False when that cannot be told.
+ */
+async function changedSinceStart(file: string, startTicks: number, procRoot: string): Promise<boolean> {
+  bootTime ??= readOrNull(path.join(procRoot, "stat")).then((t) => {
+    const m = t === null ? null : /^btime (\d+)$/m.exec(t);
+    return m?.[1] === undefined ? null : Number(m[1]);
+  });
+  const boot = await bootTime;
+  if (boot === null) return false;
+  const startedMs = (boot + startTicks / USER_HZ) * 1000;
+  try {
+    const st = await fs.stat(file);
+    return Math.max(st.mtimeMs, st.ctimeMs) > startedMs + 1000;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The virtual environment a Python process runs in (its `pyvenv.cfg` decides `sys.prefix` and the
+ * site-packages whose .pth files run at start), found from argv[0] as Python finds it: a path, or
+ * the first match on the process's PATH. The folder holding pyvenv.cfg, or null.
+ */
+async function pythonVenv(argv0: string, cwd: string, env: ReadonlyMap<string, string>): Promise<string | null> {
+  const candidates = argv0.includes("/") ? [path.resolve(cwd, argv0)] : (env.get("PATH") ?? "").split(":").filter((d) => d.length > 0).map((d) => path.resolve(cwd, d, argv0));
+  for (const candidate of candidates) {
+    try {
+      await fs.access(candidate);
+    } catch {
+      continue;
+    }
+    for (const root of [path.dirname(path.dirname(candidate)), path.dirname(candidate)]) {
+      try {
+        await fs.access(path.join(root, "pyvenv.cfg"));
+        return root;
+      } catch {
+        // not a venv here
+      }
+    }
+    return null;
+  }
+  return null;
 }
 
 /**
