@@ -36,7 +36,7 @@ describe("piper-link CLI", () => {
     assert.match(before.stdout, /signed in: no — /);
     assert.doesNotMatch(before.stdout, /account:/);
     assert.ok(status.pyper != null, "the pyper-sdk endpoints listen once the Link serves");
-    assert.match(before.stdout, new RegExp(`pyper-sdk: https://127\\.0\\.0\\.1:${status.pyper.port}/`));
+    assert.match(before.stdout, new RegExp(`pyper TLS: https://127\\.0\\.0\\.1:${status.pyper.port}/`));
 
     const set = cli(e, "dev", "set-instance", "inst_cli_123456789");
     assert.equal(set.code, 0, set.stderr);

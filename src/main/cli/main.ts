@@ -131,10 +131,10 @@ function describeStatus(s: LinkStatus): string[] {
     `  agents:    ${s.url}`,
     `  pyper-sdk: http://127.0.0.1:${s.port}/piper-link-context`,
   ];
-  if (s.pyper != null) lines.push(`  pyper-sdk: https://127.0.0.1:${s.pyper.port}/ (grants and exchange; certificate ${s.pyper.certFile})`);
+  if (s.pyper != null) lines.push(`  pyper TLS: https://127.0.0.1:${s.pyper.port}/ (grants and exchange; certificate ${s.pyper.certFile})`);
   if (s.portFallback) lines.push(`  note:      port ${s.preferredPort} was taken; SDKs find this port through ${s.discoveryFile}`);
   const backend = s.keychain.backend === null ? "injected" : BACKEND_WORDS[s.keychain.backend];
-  lines.push(`  ${describeVault(s)}`);
+  lines.push(`  ${describeVault(s).replace(/^vault: /, "vault:     ")}`);
   lines.push(s.keychain.ok ? `  keychain:  ${backend}` : `  keychain:  ${backend}: ${s.keychain.message ?? "unavailable"}`);
   lines.push(`  signed in: ${describeSignIn(s)}`);
   if (s.state === "ready" && s.machine != null) lines.push(`  machine:   ${displayText(s.machine, 80)}`);

@@ -32,7 +32,7 @@ interface McpCommandOptions {
 export function addMcpCommand(program: Command, profile: () => string, run: Runner): void {
   program
     .command("mcp")
-    .description("serve MCP on stdio for coding agents: list usable secrets and make HTTPS requests with secrets injected by name")
+    .description("serve MCP on stdio for coding agents: list usable secrets, ask for access, check a grant, see the status, and make HTTPS requests with secrets injected by name (never a value)")
     .option("--client-id <id>", "the agent client ID the person sees in approvals", "piper-link-mcp")
     .option("--approval-timeout <ms>", "how long a request waits for the person's approval", parseTimeout, AGENT_DEFAULTS.approvalWaitMs)
     .option("--print-config", "print the configuration that starts this server from any folder (absolute paths, no npx), then exit")

@@ -20,7 +20,7 @@ import { cliEnv } from "./env.js";
 import { verifyMemoryClosed } from "../../platform/memory-check.js";
 
 export const NO_TERMINAL_MESSAGE =
-  "This needs your PIN, and there is no terminal to ask on. Approve in the Piper Link window (`piper-link ui`), or run this command yourself at a terminal.";
+  "This needs you to type your PIN or passphrase, and there is no terminal to ask on. Approve in the Piper Link window (`piper-link ui`), or run this command yourself at a terminal.";
 
 /** A conversation on the controlling terminal. */
 export interface Terminal {

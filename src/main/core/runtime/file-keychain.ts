@@ -54,7 +54,7 @@ function deriveKey(passphrase: string, header: Header): Promise<Buffer> {
 function lockedError(file: string): LinkError {
   return new LinkError(
     "keychain_locked",
-    `The keychain file ${file} could not be opened with this passphrase (wrong passphrase, or the file was changed). Set PIPER_LINK_KEYCHAIN_PASSPHRASE (or PIPER_LINK_KEYCHAIN_PASSPHRASE_FILE) to the passphrase it was created with, and try again.`,
+    `The keychain file ${file} could not be opened with this passphrase (wrong passphrase, or the file was changed). Unlock with the passphrase it was created with (at the terminal, or in the file PIPER_LINK_PASSPHRASE_FILE names), and try again.`,
   );
 }
 

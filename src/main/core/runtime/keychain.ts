@@ -99,7 +99,7 @@ function advice(platform: NodeJS.Platform, underNpmStart: boolean): string {
     "Piper Link needs a Secret Service keyring (GNOME Keyring or KWallet) on the session D-Bus. " +
     "Install and start one (e.g. `apt-get install gnome-keyring dbus-x11`), unlock it, and try again. " +
     "Over SSH, run inside `dbus-run-session` with gnome-keyring-daemon unlocked. " +
-    `Without one, keep the keys in an encrypted file instead: \`${fileKeychainCommand(underNpmStart)}\` (passphrase from a prompt or PIPER_LINK_KEYCHAIN_PASSPHRASE).`
+    `Without one, keep the keys in an encrypted file instead: \`${fileKeychainCommand(underNpmStart)}\` (your passphrase, asked at the terminal, or read from the file PIPER_LINK_PASSPHRASE_FILE names).`
   );
 }
 

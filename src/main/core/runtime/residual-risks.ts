@@ -108,7 +108,7 @@ export function machineRisks(inputs: MachineInputs): ResidualRisk[] {
   if (inputs.installRoot !== null && installWritable(inputs.installRoot, inputs.writer)) {
     risks.push({
       code: "install_writable",
-      message: `Piper Link's own files (${inputs.installRoot}) can be changed by your user account, so a program running as you could replace the code that asks for your approval, from the next start on. Install Piper Link as an administrator (a system package, or \`sudo npm install -g\`) so that its files belong to root.`,
+      message: `Piper Link's own files (${inputs.installRoot}) can be changed by your user account, so a program running as you could replace the code that asks for your approval, from the next start on. Install Piper Link where only an administrator can write (a system package, or a copy of this folder owned by root) so that its files belong to root.`,
     });
   }
   if (inputs.unitFile !== null && writableBy(inputs.unitFile, inputs.writer)) {
@@ -133,7 +133,7 @@ export function stateRisks(state: LinkRiskState): ResidualRisk[] {
     risks.push({
       code: "unattended_unlock",
       message:
-        "Piper Link was unlocked from a passphrase file (PIPER_LINK_PASSPHRASE_FILE): whatever can read that file can unlock everything Piper Link keeps at rest, without you. Approvals still need your PIN, a passkey or a terminal. Use this only on a server or CI machine where no agent runs as this user.",
+        "Piper Link was unlocked from a passphrase file (PIPER_LINK_PASSPHRASE_FILE): whatever can read that file can unlock everything Piper Link keeps at rest, without you. Approvals still need your PIN (in the window or at a terminal) or a passkey. Use this only on a server or CI machine where no agent runs as this user.",
     });
   }
   if (state.dumpableFailure !== null) {
