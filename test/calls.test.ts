@@ -78,7 +78,7 @@ describe("building a call's request", () => {
 describe("path rules and query injection", () => {
   const mode: GrantTerms["mode"] = { kind: "use", destinations: [{ host: "api.example.com", path: "/allowed*" }] };
   it("match a path rule on the decoded, normalised path; an encoded slash or backslash matches no rule", () => {
-    for (const path of ["/allowed/..%2Fecho", "/allowed/..%2fecho", "/allowed/..%5Cecho", "/allowed/%2e%2e/echo", "/allowed/../echo", "/allowed/x/..%2F..%2Fecho", "/allowed/%E0%A4%A"]) {
+    for (const path of ["/allowed/..%2Fecho", "/allowed/..%2fecho", "/allowed/..%5Cecho", "/allowed/%2e%2e/echo", "/allowed/../echo", "/allowed/x/..%2F..%2Fecho", "/allowed/%E0%A4%A", "/allowed/..;/echo", "/allowed/..;jsessionid=1/echo", "/allowed/%252e%252e/echo", "/allowed/%252F"]) {
       const verdict = destinationAllows(mode, "GET", new URL(`https://api.example.com${path}`));
       assert.equal(verdict.ok, false, path);
     }

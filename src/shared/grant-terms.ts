@@ -177,7 +177,9 @@ function pathMatches(pattern: string, path: string): boolean {
  * resolved `.` and `..` segments, also written `%2e`) with each segment percent-decoded, so
  * `/%61llowed` is `/allowed`. Null when a segment hides a separator (`%2F`, `%5C`: many servers
  * decode them and then resolve `..%2F` as a parent step, so `/allowed/..%2Fecho` reaches `/echo`),
- * decodes to a dot segment, or is not valid percent-encoding: such a path matches no rule.
+ * decodes to a dot segment (also `..;x`, which Tomcat and Spring read as `..`), still holds a `%`
+ * after decoding (`%252e`: a second decoding would make a dot segment; a literal `%` in a path is
+ * refused with it), or is not valid percent-encoding: such a path matches no rule.
  */
 export function decodedPathForRules(url: URL): string | null {
   const segments = url.pathname.split("/");
@@ -190,7 +192,10 @@ export function decodedPathForRules(url: URL): string | null {
     } catch {
       return null;
     }
-    if (plain === "." || plain === ".." || plain.includes("/") || plain.includes("\\")) return null;
+    // A dot segment, also with path parameters (`..;x`: Tomcat and Spring read it as `..`), and
+    // what another decoding would turn into one (`%252e`: a `%` left after decoding) match no rule.
+    const bare = plain.split(";", 1)[0] ?? "";
+    if (bare === "." || bare === ".." || plain.includes("/") || plain.includes("\\") || plain.includes("%")) return null;
     decoded.push(plain);
   }
   return decoded.join("/");
