@@ -17,7 +17,7 @@ import { GrantViewSchema, SecretViewSchema } from "../src/shared/authority.js";
 import { LinkStatusSchema } from "../src/shared/control.js";
 import { createPiperClient, PiperForbiddenError, type PiperClient } from "@piper-link/sdk";
 import { cli, cliJson, newEnv, stopAll, type CliEnv } from "../test/cli-helpers.js";
-import { TEST_PASSPHRASE, TEST_PIN } from "../test/helpers.js";
+import { TEST_PASSPHRASE, TEST_PIN, waitFor } from "../test/helpers.js";
 import { CHROMIUM_SKIP, launchChromium } from "../test/chromium.js";
 import { startUpstream, type TestUpstream } from "../test/calls-upstream.js";
 
@@ -437,6 +437,8 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     await page.getByRole("button", { name: "Filter" }).click();
     const table = page.getByRole("table", { name: "Activity" });
     await table.getByRole("cell", { name: `used in a call to ${host}; not given to the agent` }).waitFor();
+    // That row is in the unfiltered list too: wait until the filter has replaced the list.
+    await waitFor(async () => !(await table.innerText()).includes("OPENAI_API_KEY"), "the Secret filter to apply", 15_000);
     assert.doesNotMatch(await table.innerText(), /value given to the agent/);
     // The call itself (reported by the Link, not resolved at the authority) names the program too.
     const called = await table.getByRole("row").filter({ hasText: `POST ${host}/v1/things` }).first().innerText();
