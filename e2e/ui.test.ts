@@ -432,11 +432,15 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     assert.deepEqual(grant?.mode, { kind: "use", destinations: [{ host, method: "POST", path: "/v1/things" }] });
     assert.equal(grant.binding?.kind, "program");
 
+    // The Link reports the call to the authority with its usage reports (every 500 ms): wait for that
+    // record before the page loads the list, which does not reload for it.
+    await waitFor(() => /"action": "call\.made"/.test(cli(e, ["activity", "--json", "--secret", "CALL_KEY"]).stdout), "the call's record", 15_000);
     await go(page, "Activity");
     await page.getByLabel("Secret", { exact: true }).fill("CALL_KEY");
     await page.getByRole("button", { name: "Filter" }).click();
     const table = page.getByRole("table", { name: "Activity" });
-    await table.getByRole("cell", { name: `used in a call to ${host}; not given to the agent` }).waitFor();
+    // The authority's record of the grant's use and the Link's report of the call can both say so.
+    await table.getByRole("cell", { name: `used in a call to ${host}; not given to the agent` }).first().waitFor();
     // That row is in the unfiltered list too: wait until the filter has replaced the list.
     await waitFor(async () => !(await table.innerText()).includes("OPENAI_API_KEY"), "the Secret filter to apply", 15_000);
     assert.doesNotMatch(await table.innerText(), /value given to the agent/);

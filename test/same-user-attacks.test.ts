@@ -10,7 +10,7 @@
 // what came back) as a test diagnostic, for the record.
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, it, mock, type TestContext } from "node:test";
@@ -214,6 +214,12 @@ function reachableProject(base: string, env: Record<string, string>): string {
   const copy = path.join(base, "project");
   mkdirSync(copy, { mode: 0o755 });
   for (const part of ["bin", "dist", "src", "packages", "test", "node_modules", "package.json", "tsconfig.base.json", "tsconfig.json"]) copyReadableByAll(path.join(PROJECT, part), path.join(copy, part));
+  // The SDK is an npm workspace: node_modules/@piper-link/sdk links to packages/sdk. Made again as
+  // that link in the copy (a dereferenced copy of it is not found by every Node version's resolver).
+  const sdk = path.join(copy, "node_modules", "@piper-link", "sdk");
+  rmSync(sdk, { recursive: true, force: true });
+  mkdirSync(path.dirname(sdk), { recursive: true, mode: 0o755 });
+  symlinkSync(path.join("..", "..", "packages", "sdk"), sdk);
   return copy;
 }
 
