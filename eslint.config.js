@@ -42,6 +42,13 @@ const CORE = "src/main/core/";
 const NODE = "node:";
 const CORE_PACKAGES = [NODE, "pino", "pino-roll", "undici", "ws", "zod", "escape-html", "eventsource-parser", "@simplewebauthn/server"];
 
+/**
+ * Packages only some rooms may import: the one HTTP stack of the loopback listeners
+ * (`loopback/loopback-http.ts`) is Fastify, and the sign-in's redirect listener (account/) answers
+ * through it.
+ */
+const ROOM_PACKAGES = { loopback: ["fastify", "@fastify/websocket"], account: ["fastify"] };
+
 /** A config block holding the files `files` to the allow-lists of docs/architecture.md's layer table. */
 function layer(name, files, paths, packages, extra = {}) {
   return { files, ...extra, rules: { "piper-layers/allowed-imports": ["error", { layer: name, paths, packages }] } };
@@ -58,7 +65,7 @@ export const LAYER_BLOCKS = [
   layer("src/platform", ["src/platform/**"], [PLATFORM, SHARED], [NODE, "koffi", "selfsigned"]),
   layer("src/main/core", ["src/main/core/**"], [CORE, SHARED, PLATFORM], CORE_PACKAGES),
   ...Object.keys(ROOM_ARROWS).map((room) =>
-    layer(`the core room ${room}/`, [`src/main/core/${room}/**`], [...[...roomsBelow(room)].map((r) => `${CORE}${r}/`), SHARED, PLATFORM], CORE_PACKAGES),
+    layer(`the core room ${room}/`, [`src/main/core/${room}/**`], [...[...roomsBelow(room)].map((r) => `${CORE}${r}/`), SHARED, PLATFORM], [...CORE_PACKAGES, ...(ROOM_PACKAGES[room] ?? [])]),
   ),
   // A composition root like the shell; it also runs the authority (its entry only) and acts as an
   // agent through the SDK package (`run`, `call`, `mcp`).

@@ -12,11 +12,11 @@
  * itself (token endpoint, redirect URI checks) is unchanged: only where the pages are shown moves.
  */
 import { createHash, randomBytes } from "node:crypto";
-import http from "node:http";
-import type { AddressInfo } from "node:net";
-import { checkPeerUser } from "../process/user-guard.js";
-import { socketOwner } from "../process/socket-table-linux.js";
-import { socketEnds } from "../../../shared/socket-owner.js";
+import type { FastifyReply } from "fastify";
+import { pino, type Logger } from "pino";
+import type { SocketEnds } from "../../../shared/socket-owner.js";
+import type { SocketOwner } from "../process/socket-table-linux.js";
+import { createLoopbackApp, linkErrorWriter } from "../loopback/loopback-http.js";
 import { LinkError } from "../../../shared/errors.js";
 import { notThisSignInPage, signedInPage, signInFailedPage } from "../../../shared/page-style.js";
 import { LINK_CLIENT_ID, type TokenResponse } from "../../../shared/authority.js";
@@ -49,12 +49,20 @@ export function onPagesOrigin(url: string, pagesOrigin: string | null): string {
   return new URL(`${parsed.pathname}${parsed.search}`, pagesOrigin).toString();
 }
 
+/** The sign-in's redirect listener: where it logs, and (for tests) who owns a socket. */
+export interface RedirectListenerOptions {
+  log?: Logger;
+  socketOwner?: (ends: SocketEnds | null) => Promise<SocketOwner>;
+}
+
 /**
  * Starts a browser sign-in: a one-shot loopback listener for the redirect, and the authorization
  * URL (on `pagesOrigin` when given) for the person to open. `timeoutMs` (default 5 min) bounds the
- * wait for the callback; `tokens` then rejects with `timeout`.
+ * wait for the callback; `tokens` then rejects with `timeout`. The listener is the loopback stack's
+ * (loopback/loopback-http.ts): only this user's processes reach `/callback` (another local user
+ * could otherwise deliver a code for their own account), and only with this Link's `Host`.
  */
-export async function startBrowserLogin(client: AuthorityClient, timeoutMs = 5 * 60_000, pagesOrigin: string | null = null): Promise<LoginAttempt> {
+export async function startBrowserLogin(client: AuthorityClient, timeoutMs = 5 * 60_000, pagesOrigin: string | null = null, listener: RedirectListenerOptions = {}): Promise<LoginAttempt> {
   const state = randomBytes(16).toString("base64url");
   const verifier = randomBytes(32).toString("base64url");
   const challenge = createHash("sha256").update(verifier).digest("base64url");
@@ -62,68 +70,67 @@ export async function startBrowserLogin(client: AuthorityClient, timeoutMs = 5 *
   const tokens = new Promise<TokenResponse>((resolve, reject) => {
     settle = { resolve, reject };
   });
-  const server = http.createServer((req, res) => {
-    // Only this user's processes may answer the sign-in (another local user could otherwise deliver
-    // a code for their own account): the same socket-owner check as the loopback server.
-    void socketOwner(socketEnds(req.socket)).then((owner) => {
-      const verdict = checkPeerUser(owner, typeof process.getuid === "function" ? process.getuid() : null);
-      if (!verdict.allow) {
-        res.writeHead(403, { "Content-Type": "text/plain; charset=utf-8", Connection: "close" }).end(verdict.rejection.message);
-        return;
-      }
-      answerCallback(req, res);
-    });
+  const stack = createLoopbackApp({
+    name: "sign-in redirect",
+    log: listener.log ?? pino({ enabled: false }),
+    timeouts: { headersMs: 5000, requestMs: 10_000, keepAliveMs: 1000 },
+    bodyLimit: 1024,
+    ...(listener.socketOwner !== undefined ? { socketOwner: listener.socketOwner } : {}),
+    writeError: linkErrorWriter,
   });
-  const answerCallback = (req: http.IncomingMessage, res: http.ServerResponse): void => {
-    const url = new URL(req.url ?? "/", "http://127.0.0.1");
-    if (req.method !== "GET" || url.pathname !== "/callback") {
-      res.writeHead(404, { Connection: "close" }).end();
-      return;
-    }
-    // `Connection: close`: no socket outlives its answer, so nothing keeps this listener (and the
-    // Link's process) alive after the sign-in ends (issue 15 item 7: `stop` exits within 2 s).
-    const headers = { "Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "Content-Security-Policy": PAGE_CSP, Connection: "close" };
-    // Any local process can reach this port. Only the answer carrying our secret `state` comes from
-    // the authority; anything else is refused and the sign-in keeps waiting (issue 16 item 1), so an
-    // unauthenticated request can neither end nor alter the person's sign-in.
-    if (url.searchParams.get("state") !== state) {
-      res.writeHead(400, headers).end(notThisSignInPage());
-      return;
-    }
-    // Exactly one genuine callback: whatever it says, the listener closes after it.
-    server.close();
-    clearTimeout(timer);
-    const error = url.searchParams.get("error");
-    const got = url.searchParams.get("code");
-    if (error !== null || got === null) {
-      res.writeHead(400, headers).end(FAIL_PAGE(url.searchParams.get("error_description") ?? error ?? "no code"));
-      settle?.reject(new LinkError("unauthorized", `Sign-in failed: ${url.searchParams.get("error_description") ?? error ?? "no code returned"}.`));
-      return;
-    }
-    // The page says "signed in" only once the authority has taken the code: a code it refuses (a
-    // forged or replayed one) shows the failure in the browser too, not a success the CLI contradicts.
-    client.oauthToken({ grant_type: "authorization_code", code: got, redirect_uri: redirectUri, code_verifier: verifier, client_id: LINK_CLIENT_ID }).then(
-      (answer) => {
-        res.writeHead(200, headers).end(DONE_PAGE);
-        settle?.resolve(answer);
-      },
-      (err: unknown) => {
-        const reason = err instanceof Error ? err.message : String(err);
-        res.writeHead(400, headers).end(FAIL_PAGE(`The authority did not accept this sign-in (${reason}). Run piper-link login again.`));
-        settle?.reject(err instanceof Error ? err : new Error(reason));
-      },
-    );
-  };
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const redirectUri = `http://127.0.0.1:${(server.address() as AddressInfo).port}/callback`;
+  const { app } = stack;
+  // `Connection: close` on every answer: no socket outlives its answer, so nothing keeps this listener
+  // (and the Link's process) alive after the sign-in ends (issue 15 item 7: `stop` exits within 2 s).
+  app.addHook("onSend", async (_request, reply, payload) => {
+    void reply.header("Connection", "close");
+    return payload;
+  });
+  let closed = false;
   /**
-   * Closes the listener and every connection to it, a half-sent request included: `close()` alone
+   * Closes the listener and every connection to it, a half-sent request included: a plain close
    * waits for those, and any local process can open one and keep the Link from exiting.
    */
   const shut = (): void => {
-    server.close();
-    server.closeAllConnections();
+    if (closed) return;
+    closed = true;
+    void stack.close().catch(() => undefined);
   };
+  const page = (reply: FastifyReply, status: number, html: string): FastifyReply =>
+    reply.code(status).header("Content-Type", "text/html; charset=utf-8").header("Content-Security-Policy", PAGE_CSP).send(html);
+  app.get("/callback", async (request, reply) => {
+    const url = new URL(request.url, "http://127.0.0.1");
+    // Any local process of this user can reach this port. Only the answer carrying our secret `state`
+    // comes from the authority; anything else is refused and the sign-in keeps waiting (issue 16
+    // item 1), so an unauthenticated request can neither end nor alter the person's sign-in.
+    if (url.searchParams.get("state") !== state) return page(reply, 400, notThisSignInPage());
+    // Exactly one genuine callback: whatever it says, the listener stops taking connections after it.
+    closeListener();
+    clearTimeout(timer);
+    const error = url.searchParams.get("error");
+    const got = url.searchParams.get("code");
+    // The outcome is told once the page has gone out: whoever waits on it may close this listener.
+    const answer = (status: number, html: string, outcome: () => void): FastifyReply => {
+      reply.raw.once("close", outcome);
+      return page(reply, status, html);
+    };
+    if (error !== null || got === null) {
+      const reason = url.searchParams.get("error_description") ?? error;
+      return answer(400, FAIL_PAGE(reason ?? "no code"), () => settle?.reject(new LinkError("unauthorized", `Sign-in failed: ${reason ?? "no code returned"}.`)));
+    }
+    // The page says "signed in" only once the authority has taken the code: a code it refuses (a
+    // forged or replayed one) shows the failure in the browser too, not a success the CLI contradicts.
+    try {
+      const taken = await client.oauthToken({ grant_type: "authorization_code", code: got, redirect_uri: redirectUri, code_verifier: verifier, client_id: LINK_CLIENT_ID });
+      return await answer(200, DONE_PAGE, () => settle?.resolve(taken));
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      return answer(400, FAIL_PAGE(`The authority did not accept this sign-in (${reason}). Run piper-link login again.`), () => settle?.reject(err instanceof Error ? err : new Error(reason)));
+    }
+  });
+  const { port } = await stack.listen(0, false);
+  const redirectUri = `http://127.0.0.1:${port}/callback`;
+  /** After the one genuine callback: no new connections; the answer in flight still goes out. */
+  const closeListener = (): void => stack.unlisten();
   const timer = setTimeout(() => {
     shut();
     settle?.reject(new LinkError("timeout", "Nobody completed the sign-in in the browser in time. Run `piper-link login` again."));

@@ -125,7 +125,7 @@ export function createSignIn(deps: SignInDeps): SignIn {
     async start(device) {
       const client = connection.require();
       const pagesOrigin = deps.pagesOrigin?.() ?? null;
-      const attempt = device ? await startDeviceLogin(client, undefined, pagesOrigin) : await startBrowserLogin(client, undefined, pagesOrigin);
+      const attempt = device ? await startDeviceLogin(client, undefined, pagesOrigin) : await startBrowserLogin(client, undefined, pagesOrigin, { log });
       // Settled by `wait`; a sign-in nobody waits for must not become an unhandled rejection.
       attempt.tokens.catch(() => undefined);
       const loginId = randomBytes(9).toString("base64url");

@@ -8,7 +8,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
-import type WebSocket from "ws";
+import type { RawData, WebSocket } from "ws";
 import type { Call } from "../../../shared/calls.js";
 import type { AgentConnection, PeerProcess } from "../../../shared/control.js";
 import { isRetryable, LinkError, type ErrorCode } from "../../../shared/errors.js";
@@ -191,7 +191,7 @@ export class AgentChannel extends ChannelBase implements Requester {
     if (this.helloed) this.send(push);
   }
 
-  protected onFrame(data: WebSocket.RawData, isBinary: boolean): void {
+  protected onFrame(data: RawData, isBinary: boolean): void {
     let verdict = this.guard.read(data, isBinary);
     if (verdict.kind === "frame") {
       const type = verdict.value["type"] as string;

@@ -4,7 +4,7 @@
  * (rate, size, protocol errors), and a clean close.
  */
 import type { Logger } from "pino";
-import type WebSocket from "ws";
+import type { RawData, WebSocket } from "ws";
 import { FrameGuard } from "./frame-guard.js";
 import type { LinkLimits } from "./limits.js";
 
@@ -35,7 +35,7 @@ export abstract class ChannelBase {
     ws.on("error", (err) => log.warn({ channel, err: err.message }, "connection error"));
   }
 
-  protected abstract onFrame(data: WebSocket.RawData, isBinary: boolean): void;
+  protected abstract onFrame(data: RawData, isBinary: boolean): void;
 
   close(code: number, reason: string): void {
     if (this.ws.readyState === this.ws.OPEN || this.ws.readyState === this.ws.CONNECTING) this.ws.close(code, reason);

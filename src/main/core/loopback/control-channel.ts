@@ -7,7 +7,7 @@
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { Logger } from "pino";
-import type WebSocket from "ws";
+import type { RawData, WebSocket } from "ws";
 import {
   ControlClientMessageSchema,
   dispatchControl,
@@ -62,7 +62,7 @@ export class ControlChannel extends ChannelBase {
     this.send({ type: "error", id, code, message });
   }
 
-  protected onFrame(data: WebSocket.RawData, isBinary: boolean): void {
+  protected onFrame(data: RawData, isBinary: boolean): void {
     const verdict = this.guard.read(data, isBinary);
     if (verdict.kind === "close") {
       this.close(verdict.closeCode, verdict.reason);

@@ -1,15 +1,14 @@
 /**
- * The Link's loopback server (DESIGN.md section 3): one HTTP server per loopback address (127.0.0.1
- * and, when the machine has it, ::1) on the same port, carrying the compat HTTP endpoints and two
- * WebSocket channels, `/v1/link` for agents and `/v1/control` for the UI and CLI. It never binds a
- * non-loopback address. Liveness (handshake, idle, heartbeat) is checked by one sweeper timer for
+ * The Link's loopback server (DESIGN.md section 3) on the one HTTP stack of loopback-http.ts: one
+ * listener per loopback address (127.0.0.1 and, when the machine has it, ::1) on the same port,
+ * carrying the compat HTTP endpoints, the browser window, the embedded authority's sign-in pages and
+ * two WebSocket channels, `/v1/link` for agents and `/v1/control` for the UI and CLI. It never binds
+ * a non-loopback address. Liveness (handshake, idle, heartbeat) is checked by one sweeper timer for
  * all connections rather than timers per connection.
  */
-import http, { type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo, Socket } from "node:net";
-import type { Duplex } from "node:stream";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Logger } from "pino";
-import { WebSocketServer } from "ws";
+import type { WebSocket } from "ws";
 import type { ControlEvent } from "../../../shared/control.js";
 import { AGENT_SUBPROTOCOL, CONTROL_SUBPROTOCOL, LINK_VERSION } from "../../../shared/version.js";
 import { CloseCode, type ContextPush } from "../../../shared/protocol.js";
@@ -17,11 +16,11 @@ import { socketEnds, type SocketEnds } from "../../../shared/socket-owner.js";
 import { AgentChannel, type AgentHost, type ContextSnapshot } from "./agent-channel.js";
 import { ControlChannel, type ControlHost } from "./control-channel.js";
 import type { LinkLimits } from "./limits.js";
-import { allowedHosts, checkRequest, ownOrigins, rejectUpgrade, SECURITY_HEADERS, sendError, sendJson, type GuardPolicy, type Rejection } from "./loopback-guard.js";
+import { createLoopbackApp, linkErrorWriter, type LoopbackApp } from "./loopback-http.js";
 import type { PeerResolver } from "../process/peer-resolver.js";
-import { socketOwner as procSocketOwner, type SocketOwner } from "../process/socket-table-linux.js";
-import { checkPeerUser, isForeignProcess, type PeerUserVerdict } from "../process/user-guard.js";
-import { serveUi } from "./ui-assets.js";
+import type { SocketOwner } from "../process/socket-table-linux.js";
+import { isForeignProcess } from "../process/user-guard.js";
+import { addUiRoutes } from "./ui-assets.js";
 import type { SignInProxy } from "./sign-in-proxy.js";
 
 export interface LinkServerOptions {
@@ -52,76 +51,116 @@ export interface LinkServerAddress {
   hosts: string[];
 }
 
-function listen(server: http.Server, port: number, host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: Error): void => reject(err);
-    server.once("error", onError);
-    server.listen({ port, host, exclusive: true }, () => {
-      server.off("error", onError);
-      resolve((server.address() as AddressInfo).port);
-    });
-  });
-}
-
 export class LinkServer {
-  private readonly servers: http.Server[] = [];
-  private readonly agentWss: WebSocketServer;
-  private readonly controlWss: WebSocketServer;
+  private readonly http: LoopbackApp;
   readonly agents = new Set<AgentChannel>();
   readonly controls = new Set<ControlChannel>();
   private sweeper: NodeJS.Timeout | null = null;
   private lastHeartbeat = 0;
   private port = 0;
-  private hosts: ReadonlySet<string> = new Set();
-  private origins: ReadonlySet<string> = new Set();
-  /** One owner check per TCP connection, shared by every request on a keep-alive socket. */
-  private readonly peerUsers = new WeakMap<Socket, Promise<PeerUserVerdict>>();
   private readonly ownUid: number | null = typeof process.getuid === "function" ? process.getuid() : null;
-  private unverifiedLogged = false;
-  private readonly foreignLogged = new Set<string>();
 
   constructor(private readonly options: LinkServerOptions) {
-    // Frames up to 4x the limit are read so the guard can refuse them under their id (issue 16 item 7);
-    // larger ones are cut off by ws itself with 1009.
-    const common = { noServer: true, maxPayload: options.limits.maxFrameBytes * 4, perMessageDeflate: false, clientTracking: false };
-    this.agentWss = new WebSocketServer({
-      ...common,
-      handleProtocols: (offered) => (offered.has(AGENT_SUBPROTOCOL) ? AGENT_SUBPROTOCOL : false),
+    this.http = createLoopbackApp({
+      name: "loopback server",
+      log: options.log,
+      // Slow clients (slowloris) and idle keep-alive sockets are cut off; timeouts are checked every second.
+      timeouts: { headersMs: 5000, requestMs: 10_000, keepAliveMs: 5000 },
+      bodyLimit: 16 * 1024,
+      ...(options.socketOwner !== undefined ? { socketOwner: options.socketOwner } : {}),
+      writeError: linkErrorWriter,
+      // Every HTTP endpoint takes the Link's own pages (the window runs on this origin); the agent channel none.
+      ownOriginByDefault: true,
+      // Anything but GET and HEAD outside the sign-in forms is 405, whatever the path (the endpoints are read-only).
+      unrouted: (method, pathname, allowed) =>
+        method !== "GET" && method !== "HEAD"
+          ? { status: 405, code: "method_not_allowed", message: allowed.length > 0 ? `${method} is not supported on ${pathname.slice(0, 200)}.` : "Only GET is supported here.", headers: { Allow: allowed.length > 0 ? allowed.join(", ") : "GET, HEAD" } }
+          : { status: 404, code: "not_found", message: `No such endpoint: ${pathname.slice(0, 200)}` },
+      websocket: {
+        // Frames up to 4x the limit are read so the guard can refuse them under their id (issue 16 item 7);
+        // larger ones are cut off by ws itself with 1009.
+        maxPayload: options.limits.maxFrameBytes * 4,
+        protocol: (pathname, offered) => {
+          const wanted = pathname === "/v1/link" ? AGENT_SUBPROTOCOL : pathname === "/v1/control" ? CONTROL_SUBPROTOCOL : null;
+          return wanted !== null && offered.has(wanted) ? wanted : false;
+        },
+      },
     });
-    this.controlWss = new WebSocketServer({
-      ...common,
-      handleProtocols: (offered) => (offered.has(CONTROL_SUBPROTOCOL) ? CONTROL_SUBPROTOCOL : false),
+    // In a plugin of its own, so the routes are added after @fastify/websocket has hooked route creation.
+    void this.http.app.register((scope, _options, done) => {
+      this.routes(scope);
+      done();
     });
   }
 
+  private routes(app: FastifyInstance): void {
+    const { refuse } = this.http;
+    // No body parser: the only routes that take a body are the sign-in forms, in their own scope.
+    app.removeAllContentTypeParsers();
+    app.get("/piper-link-context", async (_request, reply) => {
+      const context = this.options.agentHost.context();
+      return context.state === "ready" ? reply.send({ instanceId: context.instanceId }) : reply.code(503).send({ error: context.error.code, message: context.error.message });
+    });
+    app.get("/healthz", async (_request, reply) => {
+      const context: ContextSnapshot = this.options.agentHost.context();
+      return reply.send({ status: "ok", version: LINK_VERSION, state: context.state });
+    });
+    const grantPage = this.options.grantPage;
+    if (grantPage !== undefined) {
+      app.get("/grant", async (request, reply) => {
+        const query = new URL(request.url, "http://127.0.0.1").searchParams;
+        try {
+          const { status, html } = await grantPage(query);
+          return await reply
+            .code(status)
+            .header("Content-Type", "text/html; charset=utf-8")
+            .header("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+            .send(html);
+        } catch (err) {
+          this.options.log.error({ err: err instanceof Error ? err.message : String(err) }, "grant page failed");
+          return await refuse(request, reply, { status: 500, code: "internal_error", message: "Piper Link could not show this page; see its log." });
+        }
+      });
+    }
+    this.options.signInProxy?.addRoutes(app, refuse);
+    addUiRoutes(app, this.options.uiDir ?? null, () => this.port, refuse);
+    // The agent channel takes no Origin at all (agents are not browsers); the control channel the Link's own pages.
+    const channelLimit = async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> => {
+      if (this.agents.size + this.controls.size < this.options.limits.maxConnections) return undefined;
+      return refuse(request, reply, { status: 503, code: "too_many_connections", message: "Piper Link has reached its connection limit; try again later." });
+    };
+    // @fastify/websocket types the socket as ws's `WebSocket` interface alias of the class; it is the
+    // instance ws's own server created in handleUpgrade.
+    // eslint-disable-next-line @typescript-eslint/no-unsafe-class-instance-assignment
+    app.get("/v1/link", { websocket: true, config: { websocket: true, ownOrigin: false }, preHandler: channelLimit }, (ws, request) => this.agentConnected(ws, socketEnds(request.raw.socket)));
+    // eslint-disable-next-line @typescript-eslint/no-unsafe-class-instance-assignment
+    app.get("/v1/control", { websocket: true, config: { websocket: true }, preHandler: channelLimit }, (ws) => this.controlConnected(ws));
+  }
+
+  private agentConnected(ws: WebSocket, ends: SocketEnds | null): void {
+    const channel = new AgentChannel(ws, ends, this.options.agentHost, this.options.limits);
+    this.agents.add(channel);
+    this.agentsChanged();
+    ws.once("close", () => {
+      this.agents.delete(channel);
+      this.agentsChanged();
+    });
+    channel.identification = this.identify(channel);
+  }
+
+  private controlConnected(ws: WebSocket): void {
+    const channel = new ControlChannel(ws, this.options.controlHost, this.options.limits);
+    this.controls.add(channel);
+    ws.once("close", () => this.controls.delete(channel));
+  }
+
   async start(): Promise<LinkServerAddress> {
-    const { log } = this.options;
-    const primary = this.createHttpServer();
-    let fallback = false;
-    try {
-      this.port = await listen(primary, this.options.port, "127.0.0.1");
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EADDRINUSE" || this.options.port === 0) throw err;
-      this.port = await listen(primary, 0, "127.0.0.1");
-      fallback = true;
-      log.warn({ wanted: this.options.port, port: this.port }, "preferred port in use; listening on a free port");
-    }
-    this.servers.push(primary);
-    this.hosts = allowedHosts(this.port);
-    this.origins = ownOrigins(this.port);
-    const hosts = ["127.0.0.1"];
-    const v6 = this.createHttpServer();
-    try {
-      await listen(v6, this.port, "::1");
-      this.servers.push(v6);
-      hosts.push("::1");
-    } catch (err) {
-      log.info({ err: (err as Error).message }, "not listening on ::1");
-    }
+    const address = await this.http.listen(this.options.port, true);
+    this.port = address.port;
     this.sweeper = setInterval(() => this.sweep(), Math.min(1000, this.options.limits.handshakeTimeoutMs));
     this.sweeper.unref();
     this.lastHeartbeat = this.options.now();
-    return { port: this.port, fallback, hosts };
+    return address;
   }
 
   /** Closes every connection with `code` (1001 on shutdown) and stops listening. */
@@ -147,16 +186,7 @@ export class LinkServer {
         }),
     );
     await Promise.all(closed);
-    await Promise.all(
-      this.servers.map(
-        (server) =>
-          new Promise<void>((resolve) => {
-            server.close(() => resolve());
-            server.closeAllConnections();
-          }),
-      ),
-    );
-    this.servers.length = 0;
+    await this.http.close();
     await this.options.signInProxy?.close();
   }
 
@@ -166,136 +196,6 @@ export class LinkServer {
 
   broadcastEvent(event: ControlEvent): void {
     for (const control of this.controls) control.pushEvent(event);
-  }
-
-  private createHttpServer(): http.Server {
-    // Slow clients (slowloris) and idle keep-alive sockets are cut off; timeouts are checked every second.
-    const server = http.createServer(
-      { headersTimeout: 5000, requestTimeout: 10_000, keepAliveTimeout: 5000, connectionsCheckingInterval: 1000, maxHeaderSize: 16 * 1024 },
-      (req, res) => this.whenOwnUser(req, (r) => sendError(res, r, { Connection: "close" }), () => this.onRequest(req, res)),
-    );
-    server.maxHeadersCount = 64;
-    // The owner check starts as soon as the connection is accepted, before its first request arrives.
-    server.on("connection", (socket: Socket) => void this.peerUser(socket));
-    server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-      socket.on("error", () => socket.destroy());
-      this.whenOwnUser(req, (r) => rejectUpgrade(socket, r), () => this.onUpgrade(req, socket, head));
-    });
-    server.on("clientError", (err: NodeJS.ErrnoException, socket) => {
-      const timeout = err.code === "ERR_HTTP_REQUEST_TIMEOUT";
-      if (socket.writable) socket.end(`HTTP/1.1 ${timeout ? "408 Request Timeout" : "400 Bad Request"}\r\nConnection: close\r\n\r\n`);
-      else socket.destroy();
-    });
-    return server;
-  }
-
-  /** The owner check of this connection (issue 13 item 2), computed once per socket. */
-  private peerUser(socket: Socket): Promise<PeerUserVerdict> {
-    let verdict = this.peerUsers.get(socket);
-    if (verdict === undefined) {
-      const lookup = this.options.socketOwner ?? procSocketOwner;
-      verdict = lookup(socketEnds(socket)).then(
-        (owner) => checkPeerUser(owner, this.ownUid),
-        (): PeerUserVerdict => checkPeerUser({ uid: null, reason: "not_found" }, this.ownUid),
-      );
-      this.peerUsers.set(socket, verdict);
-    }
-    return verdict;
-  }
-
-  /** Runs `serve` only for a peer of this user; otherwise `refuse`s before anything is read or served. */
-  private whenOwnUser(req: IncomingMessage, refuse: (r: Rejection) => void, serve: () => void): void {
-    void this.peerUser(req.socket).then((verdict) => {
-      if (verdict.allow) {
-        if (verdict.unverified && !this.unverifiedLogged) {
-          this.unverifiedLogged = true;
-          this.options.log.warn({ platform: process.platform }, "cannot tell which user owns loopback connections on this platform; serving them unchecked");
-        }
-        return serve();
-      }
-      // Once per distinct refusal: a flood from another user must not fill the log.
-      if (!this.foreignLogged.has(verdict.rejection.message)) {
-        this.foreignLogged.add(verdict.rejection.message);
-        this.options.log.warn({ peerPort: req.socket.remotePort, path: pathOf(req.url) }, verdict.rejection.message);
-      }
-      refuse(verdict.rejection);
-    });
-  }
-
-  private onRequest(req: IncomingMessage, res: ServerResponse): void {
-    const rejection = checkRequest(req, this.policy(true));
-    if (rejection) return sendError(res, rejection);
-    const pathname = pathOf(req.url);
-    // The sign-in pages take form posts; the guard above has already refused foreign origins.
-    const proxy = this.options.signInProxy;
-    if (proxy?.handles(pathname) === true) return proxy.serve(req, res, pathname);
-    if (req.method !== "GET" && req.method !== "HEAD") {
-      return sendError(res, { status: 405, code: "method_not_allowed", message: "Only GET is supported here." }, { Allow: "GET, HEAD" });
-    }
-    const route = Object.hasOwn(ROUTES, pathname) ? ROUTES[pathname] : undefined;
-    if (route !== undefined) return route(this.options.agentHost.context(), res);
-    if (pathname === "/grant" && this.options.grantPage) return this.serveGrantPage(req, res, this.options.grantPage);
-    if (serveUi(pathname, res, this.options.uiDir ?? null, this.port, req.method === "HEAD")) return;
-    sendError(res, { status: 404, code: "not_found", message: `No such endpoint: ${pathname.slice(0, 200)}` });
-  }
-
-  private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const path = pathOf(req.url);
-    const isAgent = path === "/v1/link";
-    if (!isAgent && path !== "/v1/control") {
-      return rejectUpgrade(socket, { status: 404, code: "not_found", message: `No WebSocket endpoint at ${path}` });
-    }
-    const rejection: Rejection | null = checkRequest(req, this.policy(!isAgent));
-    if (rejection) {
-      this.options.log.warn({ path, code: rejection.code, origin: req.headers.origin, host: req.headers.host }, "upgrade refused");
-      return rejectUpgrade(socket, rejection);
-    }
-    if (this.agents.size + this.controls.size >= this.options.limits.maxConnections) {
-      return rejectUpgrade(socket, {
-        status: 503,
-        code: "too_many_connections",
-        message: "Piper Link has reached its connection limit; try again later.",
-      });
-    }
-    if (isAgent) {
-      // Read here, not in the callback: a closure naming `req` would keep the whole request (headers,
-      // parser state) alive for the connection's lifetime through the close listener's scope.
-      const ends = socketEnds(req.socket);
-      this.agentWss.handleUpgrade(req, socket, head, (ws) => {
-        const channel = new AgentChannel(ws, ends, this.options.agentHost, this.options.limits);
-        this.agents.add(channel);
-        this.agentsChanged();
-        ws.once("close", () => {
-          this.agents.delete(channel);
-          this.agentsChanged();
-        });
-        channel.identification = this.identify(channel);
-      });
-    } else {
-      this.controlWss.handleUpgrade(req, socket, head, (ws) => {
-        const channel = new ControlChannel(ws, this.options.controlHost, this.options.limits);
-        this.controls.add(channel);
-        ws.once("close", () => this.controls.delete(channel));
-      });
-    }
-  }
-
-  private serveGrantPage(req: IncomingMessage, res: ServerResponse, page: NonNullable<LinkServerOptions["grantPage"]>): void {
-    const query = new URL(req.url ?? "/", "http://127.0.0.1").searchParams;
-    page(query).then(
-      ({ status, html }) => {
-        res.writeHead(status, {
-          ...SECURITY_HEADERS,
-          "Content-Type": "text/html; charset=utf-8",
-          "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-        });
-        res.end(req.method === "HEAD" ? undefined : html);
-      },
-      (err: unknown) => {
-        this.options.log.error({ err: err instanceof Error ? err.message : String(err) }, "grant page failed");
-        sendError(res, { status: 500, code: "internal_error", message: "Piper Link could not show this page; see its log." });
-      },
-    );
   }
 
   private agentsTimer: NodeJS.Timeout | null = null;
@@ -308,10 +208,6 @@ export class LinkServer {
       this.options.onAgentsChanged?.();
     }, 250);
     this.agentsTimer.unref();
-  }
-
-  private policy(allowOwnOrigin: boolean): GuardPolicy {
-    return { port: this.port, allowOwnOrigin, hosts: this.hosts, origins: this.origins };
   }
 
   /** Finds the agent's process and enforces the per-process connection limit. */
@@ -360,20 +256,3 @@ export class LinkServer {
     }
   }
 }
-
-/** The path of a request target, without query or fragment. */
-function pathOf(url: string | undefined): string {
-  const raw = url ?? "/";
-  const end = raw.search(/[?#]/);
-  return end < 0 ? raw : raw.slice(0, end);
-}
-
-type Route = (context: ContextSnapshot, res: ServerResponse) => void;
-
-const ROUTES: Record<string, Route> = {
-  "/piper-link-context": (context, res) => {
-    if (context.state === "ready") sendJson(res, 200, { instanceId: context.instanceId });
-    else sendJson(res, 503, { error: context.error.code, message: context.error.message });
-  },
-  "/healthz": (context, res) => sendJson(res, 200, { status: "ok", version: LINK_VERSION, state: context.state }),
-};

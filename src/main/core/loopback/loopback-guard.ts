@@ -1,11 +1,10 @@
 /**
- * The rules every request to the loopback server passes before anything else (DESIGN.md section 3):
+ * The rules every request to a loopback listener passes after the owner check (DESIGN.md section 3):
  * a Host header naming this Link (DNS rebinding), no foreign Origin (cross-site requests and
  * WebSocket hijacking), and the response headers that keep a page from reading what it should not.
+ * Applied by the one hook of `loopback-http.ts`.
  */
-import type { IncomingMessage, ServerResponse } from "node:http";
-import type { Duplex } from "node:stream";
-import type { ErrorCode } from "../../../shared/errors.js";
+import type { IncomingHttpHeaders } from "node:http";
 
 /** Headers on every HTTP response of the Link. No CORS header is ever sent. */
 export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
@@ -16,12 +15,14 @@ export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
   "X-Frame-Options": "DENY",
 };
 
-export interface Rejection {
-  status: number;
-  code: ErrorCode;
+/** A request the guard refuses: always 403, with the code naming the rule. */
+export interface GuardRejection {
+  status: 403;
+  code: "forbidden_host" | "forbidden_origin";
   message: string;
 }
 
+/** The `Host` values naming a listener on `port` (127.0.0.1, localhost, [::1]). */
 export function allowedHosts(port: number): Set<string> {
   return new Set([`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`]);
 }
@@ -40,16 +41,17 @@ export interface GuardPolicy {
   origins: ReadonlySet<string>;
 }
 
-export function checkRequest(req: IncomingMessage, policy: GuardPolicy): Rejection | null {
-  const host = req.headers.host?.toLowerCase();
+/** The guard's verdict on a request's headers: null (pass) or the rejection to answer. */
+export function checkRequest(headers: IncomingHttpHeaders, policy: GuardPolicy): GuardRejection | null {
+  const host = headers.host?.toLowerCase();
   if (host === undefined || !policy.hosts.has(host)) {
     return {
       status: 403,
       code: "forbidden_host",
-      message: `Host ${JSON.stringify(req.headers.host ?? "")} is not this Piper Link; use 127.0.0.1:${policy.port}.`,
+      message: `Host ${JSON.stringify(headers.host ?? "")} is not this Piper Link; use 127.0.0.1:${policy.port}.`,
     };
   }
-  const origin = req.headers.origin;
+  const origin = headers.origin;
   if (origin !== undefined && !(policy.allowOwnOrigin && policy.origins.has(origin.toLowerCase()))) {
     return {
       status: 403,
@@ -58,34 +60,4 @@ export function checkRequest(req: IncomingMessage, policy: GuardPolicy): Rejecti
     };
   }
   return null;
-}
-
-export function sendJson(res: ServerResponse, status: number, body: unknown, extraHeaders: Record<string, string> = {}): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    ...SECURITY_HEADERS,
-    ...extraHeaders,
-    "Content-Type": "application/json; charset=utf-8",
-    "Content-Length": Buffer.byteLength(text),
-  });
-  res.end(text);
-}
-
-export function sendError(res: ServerResponse, r: Rejection, extraHeaders: Record<string, string> = {}): void {
-  sendJson(res, r.status, { error: r.code, message: r.message }, extraHeaders);
-}
-
-const REASONS: Record<number, string> = { 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 503: "Service Unavailable" };
-
-/** Refuses a WebSocket upgrade with a plain HTTP response on the raw socket. */
-export function rejectUpgrade(socket: Duplex, r: Rejection): void {
-  const body = JSON.stringify({ error: r.code, message: r.message });
-  const head = [
-    `HTTP/1.1 ${r.status} ${REASONS[r.status] ?? "Error"}`,
-    ...Object.entries(SECURITY_HEADERS).map(([k, v]) => `${k}: ${v}`),
-    "Content-Type: application/json; charset=utf-8",
-    `Content-Length: ${Buffer.byteLength(body)}`,
-    "Connection: close",
-  ].join("\r\n");
-  socket.end(`${head}\r\n\r\n${body}`);
 }

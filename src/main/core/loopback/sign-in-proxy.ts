@@ -26,9 +26,9 @@
  * - Only for the embedded authority: a remote authority keeps its own https pages (a real
  *   certificate), and `target()` answers null for it, so these paths are then 404.
  */
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { Agent, request, type buildConnector, type Dispatcher } from "undici";
-import { SECURITY_HEADERS, sendError } from "./loopback-guard.js";
+import type { StackFailure } from "./loopback-http.js";
 
 /** The embedded authority as the Link reaches it: base URL and pinned certificate fingerprint. */
 export interface SignInProxyTarget {
@@ -67,12 +67,15 @@ export const SIGN_IN_PAGE_CSP =
   "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self' http://127.0.0.1:* http://localhost:*; frame-ancestors 'none'; base-uri 'none'";
 
 export interface SignInProxy {
-  /** True when `pathname` is a sign-in page this proxy serves now (embedded authority running). */
-  handles(pathname: string): boolean;
-  /** Forwards `req` (already through the loopback guard) and writes the answer to `res`. */
-  serve(req: IncomingMessage, res: ServerResponse, pathname: string): void;
+  /**
+   * Adds the pages' routes to the loopback server (`SIGN_IN_PAGE_PATHS`; the guard of its one hook
+   * has already refused foreign hosts and origins). Without an embedded authority they answer 404.
+   */
+  addRoutes(app: FastifyInstance, refuse: Refuse): void;
   close(): Promise<void>;
 }
+
+type Refuse = (request: FastifyRequest, reply: FastifyReply, failure: StackFailure) => FastifyReply;
 
 /**
  * Creates the forwarder. Errors never throw: a refused method or body is a JSON error answer, an
@@ -91,40 +94,29 @@ export function createSignInProxy(options: SignInProxyOptions): SignInProxy {
     return pool.agent;
   }
 
-  async function forward(req: IncomingMessage, res: ServerResponse, pathname: string, target: SignInProxyTarget): Promise<void> {
-    const rule = SIGN_IN_PAGE_PATHS.get(pathname);
-    const method = req.method ?? "GET";
-    const allowed = rule?.post === true ? ["GET", "HEAD", "POST"] : ["GET", "HEAD"];
-    if (!allowed.includes(method)) {
-      sendError(res, { status: 405, code: "method_not_allowed", message: `${method} is not supported on ${pathname}.` }, { Allow: allowed.join(", ") });
-      return;
-    }
+  async function forward(req: FastifyRequest, reply: FastifyReply, refuse: Refuse, pathname: string): Promise<FastifyReply> {
+    const target = options.target();
+    if (target === null) return refuse(req, reply, { status: 404, code: "not_found", message: `No such endpoint: ${pathname}` });
+    const method = req.method;
     const headers: Record<string, string> = { accept: "text/html" };
     const cookies = authorityCookies(req.headers.cookie);
     if (cookies !== "") headers["cookie"] = cookies;
     let body: Buffer | null = null;
     if (method === "POST") {
-      const type = (req.headers["content-type"] ?? "").split(";")[0]?.trim().toLowerCase();
-      if (type !== "application/x-www-form-urlencoded") {
-        sendError(res, { status: 415, code: "bad_request", message: "Sign-in forms are sent URL-encoded." });
-        return;
-      }
-      body = await readBody(req, MAX_FORM_BYTES);
-      if (body === null) {
-        sendError(res, { status: 413, code: "bad_request", message: "This form is larger than a sign-in form can be." }, { Connection: "close" });
-        return;
-      }
+      // The scope's only parser is URL-encoded forms of at most MAX_FORM_BYTES (415 / 413 otherwise).
+      if (!Buffer.isBuffer(req.body)) return refuse(req, reply, { status: 415, code: "unsupported_media_type", message: "Sign-in forms are sent URL-encoded." });
+      body = req.body;
       headers["content-type"] = "application/x-www-form-urlencoded";
     }
     const base = new URL(target.url);
-    const url = new URL(req.url ?? pathname, base);
+    const url = new URL(req.url, base);
     // Only the path and query of the request line are kept: the authority is always `target`.
     const upstream = new URL(`${url.pathname}${url.search}`, base);
     let answer: Dispatcher.ResponseData;
     let text: Buffer;
     try {
       answer = await request(upstream, {
-        method: method === "HEAD" ? "GET" : method,
+        method: method === "HEAD" ? "GET" : method === "POST" ? "POST" : "GET",
         headers,
         body,
         dispatcher: agentFor(target),
@@ -134,37 +126,35 @@ export function createSignInProxy(options: SignInProxyOptions): SignInProxy {
       });
       text = Buffer.from(await answer.body.arrayBuffer());
     } catch {
-      sendError(res, { status: 502, code: "authority_unavailable", message: "Piper Link cannot reach its embedded authority right now; try again in a moment." });
-      return;
+      return refuse(req, reply, { status: 502, code: "authority_unavailable", message: "Piper Link cannot reach its embedded authority right now; try again in a moment." });
     }
-    const out: Record<string, string | string[]> = {
-      ...SECURITY_HEADERS,
-      "Referrer-Policy": "same-origin",
-      "Content-Security-Policy": SIGN_IN_PAGE_CSP,
-      "Content-Type": headerText(answer.headers["content-type"]) ?? "text/html; charset=utf-8",
-      "Content-Length": String(text.length),
-    };
+    void reply
+      .code(answer.statusCode)
+      .header("Referrer-Policy", "same-origin")
+      .header("Content-Security-Policy", SIGN_IN_PAGE_CSP)
+      .header("Content-Type", headerText(answer.headers["content-type"]) ?? "text/html; charset=utf-8");
     const location = headerText(answer.headers["location"]);
-    if (location !== null) out["Location"] = rewriteLocation(location, base);
+    if (location !== null) void reply.header("Location", rewriteLocation(location, base));
     const setCookies = rewriteSetCookies(answer.headers["set-cookie"]);
-    if (setCookies.length > 0) out["Set-Cookie"] = setCookies;
-    res.writeHead(answer.statusCode, out);
-    res.end(method === "HEAD" ? undefined : text);
+    if (setCookies.length > 0) void reply.header("Set-Cookie", setCookies);
+    return reply.send(text);
   }
 
   return {
-    handles(pathname) {
-      return SIGN_IN_PAGE_PATHS.has(pathname) && options.target() !== null;
-    },
-    serve(req, res, pathname) {
-      const target = options.target();
-      if (target === null) {
-        sendError(res, { status: 404, code: "not_found", message: `No such endpoint: ${pathname}` });
-        return;
-      }
-      forward(req, res, pathname, target).catch(() => {
-        if (!res.headersSent) sendError(res, { status: 500, code: "internal_error", message: "Piper Link could not show this sign-in page; see its log." });
-        else res.destroy();
+    addRoutes(app, refuse) {
+      void app.register((scope, _options, done) => {
+        // Forms only: no JSON or text parser in this scope, and nothing larger than a sign-in form.
+        scope.removeAllContentTypeParsers();
+        scope.addContentTypeParser("application/x-www-form-urlencoded", { parseAs: "buffer", bodyLimit: MAX_FORM_BYTES }, (_request, body, done) => done(null, body));
+        for (const [pathname, rule] of SIGN_IN_PAGE_PATHS) {
+          scope.route({
+            method: rule.post ? ["GET", "POST"] : ["GET"],
+            url: pathname,
+            config: { ownOrigin: true },
+            handler: (request, reply) => forward(request, reply, refuse, pathname),
+          });
+        }
+        done();
       });
     },
     async close() {
@@ -220,24 +210,4 @@ export function rewriteLocation(location: string, authority: URL): string {
 function headerText(value: string | string[] | undefined): string | null {
   if (value === undefined) return null;
   return Array.isArray(value) ? (value[0] ?? null) : value;
-}
-
-/** The request body, or null when it exceeds `max` bytes (the rest is not read). */
-function readBody(req: IncomingMessage, max: number): Promise<Buffer | null> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on("data", (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > max) {
-        req.removeAllListeners("data");
-        req.pause();
-        resolve(null);
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on("end", () => resolve(Buffer.concat(chunks)));
-    req.on("error", reject);
-  });
 }

@@ -5,9 +5,9 @@
  * so the token appears in no request line and no log.
  */
 import fs from "node:fs/promises";
-import type { ServerResponse } from "node:http";
 import path from "node:path";
-import { SECURITY_HEADERS, sendError } from "./loopback-guard.js";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { pathOf, type StackFailure } from "./loopback-http.js";
 
 const TYPES: Record<string, string> = {
   ".html": "text/html; charset=utf-8",
@@ -49,33 +49,33 @@ export async function builtUiDir(dir: string): Promise<string | null> {
   }
 }
 
-/** Answers a GET under /ui/ (and / as a redirect); returns false for paths that are not the UI's. */
-export function serveUi(pathname: string, res: ServerResponse, uiDir: string | null, port: number, head: boolean): boolean {
-  if (pathname === "/" || pathname === "/ui") {
-    res.writeHead(302, { ...SECURITY_HEADERS, Location: "/ui/" }).end();
-    return true;
-  }
-  if (!pathname.startsWith("/ui/")) return false;
-  if (uiDir === null) {
-    sendError(res, { status: 404, code: "not_found", message: "The browser UI is not built in this install; run `npm run build:electron`." });
-    return true;
-  }
-  const file = pathname === "/ui/" || pathname === "/ui/index.html" ? "index.html" : ASSET.test(pathname) ? pathname.slice("/ui/".length) : null;
-  if (file === null) {
-    sendError(res, { status: 404, code: "not_found", message: `No such page: ${pathname.slice(0, 200)}` });
-    return true;
-  }
-  void fs.readFile(path.join(uiDir, file)).then(
-    (body) => {
-      res.writeHead(200, {
-        ...SECURITY_HEADERS,
-        "Content-Type": TYPES[path.extname(file)] ?? "application/octet-stream",
-        "Content-Length": body.length,
-        "Content-Security-Policy": uiContentSecurityPolicy(port),
-      });
-      res.end(head ? undefined : body);
-    },
-    () => sendError(res, { status: 404, code: "not_found", message: `No such file: ${file}` }),
-  );
-  return true;
+/**
+ * Adds the window's routes to the loopback server: `/` and `/ui` redirect to `/ui/`, which serves
+ * index.html; `/ui/assets/<name>` serves a built asset (flat names only: no traversal, no dot files).
+ * `port()` is the listener's port, for the CSP's connect-src. Unknown names are 404 `not_found`.
+ */
+export function addUiRoutes(app: FastifyInstance, uiDir: string | null, port: () => number, refuse: (request: FastifyRequest, reply: FastifyReply, failure: StackFailure) => FastifyReply): void {
+  const toUi = async (_request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => reply.code(302).header("Location", "/ui/").send();
+  app.get("/", toUi);
+  app.get("/ui", toUi);
+  app.get("/ui/*", async (request, reply) => {
+    // The raw path, not the router's decoded parameter: `%2F` or `..` never name a file.
+    const pathname = pathOf(request.raw.url);
+    if (uiDir === null) {
+      return refuse(request, reply, { status: 404, code: "not_found", message: "The browser UI is not built in this install; run `npm run build:electron`." });
+    }
+    const file = pathname === "/ui/" || pathname === "/ui/index.html" ? "index.html" : ASSET.test(pathname) ? pathname.slice("/ui/".length) : null;
+    if (file === null) return refuse(request, reply, { status: 404, code: "not_found", message: `No such page: ${pathname.slice(0, 200)}` });
+    let body: Buffer;
+    try {
+      body = await fs.readFile(path.join(uiDir, file));
+    } catch {
+      return refuse(request, reply, { status: 404, code: "not_found", message: `No such file: ${file}` });
+    }
+    return reply
+      .code(200)
+      .header("Content-Type", TYPES[path.extname(file)] ?? "application/octet-stream")
+      .header("Content-Security-Policy", uiContentSecurityPolicy(port()))
+      .send(body);
+  });
 }
