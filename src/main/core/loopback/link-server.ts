@@ -131,10 +131,10 @@ export class LinkServer {
     };
     // @fastify/websocket types the socket as ws's `WebSocket` interface alias of the class; it is the
     // instance ws's own server created in handleUpgrade.
-    // eslint-disable-next-line @typescript-eslint/no-unsafe-class-instance-assignment
+    /* eslint-disable @typescript-eslint/no-unsafe-class-instance-assignment */
     app.get("/v1/link", { websocket: true, config: { websocket: true, ownOrigin: false }, preHandler: channelLimit }, (ws, request) => this.agentConnected(ws, socketEnds(request.raw.socket)));
-    // eslint-disable-next-line @typescript-eslint/no-unsafe-class-instance-assignment
     app.get("/v1/control", { websocket: true, config: { websocket: true }, preHandler: channelLimit }, (ws) => this.controlConnected(ws));
+    /* eslint-enable @typescript-eslint/no-unsafe-class-instance-assignment */
   }
 
   private agentConnected(ws: WebSocket, ends: SocketEnds | null): void {

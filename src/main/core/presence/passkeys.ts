@@ -11,14 +11,8 @@
  * which page asked. Where the passkeys are kept is the caller's (`load`/`save`: the vault).
  */
 import { createHash, randomBytes } from "node:crypto";
-import {
-  generateAuthenticationOptions,
-  generateRegistrationOptions,
-  verifyAuthenticationResponse,
-  verifyRegistrationResponse,
-  type PublicKeyCredentialCreationOptionsJSON,
-  type PublicKeyCredentialRequestOptionsJSON,
-} from "@simplewebauthn/server";
+import type * as WebAuthn from "@simplewebauthn/server";
+import type { PublicKeyCredentialCreationOptionsJSON, PublicKeyCredentialRequestOptionsJSON } from "@simplewebauthn/server";
 import { LinkError } from "../../../shared/errors.js";
 import {
   PASSKEY_CHALLENGE_TTL_MS,
@@ -29,6 +23,13 @@ import {
   StoredPasskeySchema,
   type StoredPasskey,
 } from "../../../shared/passkeys.js";
+
+/**
+ * @simplewebauthn/server, loaded on the first passkey operation: with its CBOR, ASN.1 and X.509
+ * libraries it is the largest package of the daemon (about 130 ms to load and 10+ MB of memory),
+ * and most Links never register a passkey.
+ */
+const webauthn = (): Promise<typeof WebAuthn> => import("@simplewebauthn/server");
 
 /** Challenges outstanding at once; the oldest is dropped first (a loop asking for challenges cannot grow memory). */
 export const PASSKEY_CHALLENGES_MAX_OUTSTANDING = 32;
@@ -192,7 +193,7 @@ export function createPasskeys(options: PasskeysOptions): Passkeys {
       const known = await loaded();
       // Bytes, not a string: @simplewebauthn/server would take a string as UTF-8 text to encode.
       const challenge = new Uint8Array(randomBytes(32));
-      const options_ = await generateRegistrationOptions({
+      const options_ = await (await webauthn()).generateRegistrationOptions({
         rpName,
         rpID,
         userName,
@@ -215,7 +216,7 @@ export function createPasskeys(options: PasskeysOptions): Passkeys {
       const origin = options.origin();
       let verification;
       try {
-        verification = await verifyRegistrationResponse({
+        verification = await (await webauthn()).verifyRegistrationResponse({
           response: parsed.data,
           expectedChallenge: entry.challenge,
           expectedOrigin: origin,
@@ -250,7 +251,7 @@ export function createPasskeys(options: PasskeysOptions): Passkeys {
       const known = await loaded();
       if (known.length === 0) throw failed("No passkey is registered with this Piper Link; register one in Settings, or use the PIN.");
       const nonce = randomBytes(32);
-      const options_ = await generateAuthenticationOptions({
+      const options_ = await (await webauthn()).generateAuthenticationOptions({
         rpID,
         challenge: boundChallenge(nonce, action),
         timeout: PASSKEY_CHALLENGE_TTL_MS,
@@ -275,7 +276,7 @@ export function createPasskeys(options: PasskeysOptions): Passkeys {
         if (passkey === undefined) throw failed("This passkey is not registered with this Piper Link; use one registered in Settings.");
         let verification;
         try {
-          verification = await verifyAuthenticationResponse({
+          verification = await (await webauthn()).verifyAuthenticationResponse({
             response: parsed.data,
             // Recomputed from the action given now, not read back: the signature itself must cover it.
             expectedChallenge: encoded(boundChallenge(entry.nonce, action)),
