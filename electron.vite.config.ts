@@ -6,7 +6,10 @@ import { defineConfig } from "electron-vite";
 export default defineConfig({
   main: {
     // The embedded authority runs in a utility process from its own entry (out/main/authority.js).
-    build: { outDir: "out/main", rolldownOptions: { input: { index: "src/main/app/index.ts", authority: "src/server/utility-entry.ts" } } },
+    build: {
+      outDir: "out/main",
+      rolldownOptions: { input: { index: "src/main/app/index.ts", authority: "src/server/utility-entry.ts" } },
+    },
   },
   preload: {
     // Sandboxed preloads cannot require node_modules, so everything is bundled into one file.

@@ -40,7 +40,17 @@ const PLATFORM = "src/platform/";
 const CORE = "src/main/core/";
 /** Node's built-ins (`node:` prefix; the bare names are not allowed anywhere the rule applies). */
 const NODE = "node:";
-const CORE_PACKAGES = [NODE, "pino", "pino-roll", "undici", "ws", "zod", "escape-html", "eventsource-parser", "@simplewebauthn/server"];
+const CORE_PACKAGES = [
+  NODE,
+  "pino",
+  "pino-roll",
+  "undici",
+  "ws",
+  "zod",
+  "escape-html",
+  "eventsource-parser",
+  "@simplewebauthn/server",
+];
 
 /**
  * Packages only some rooms may import: the one HTTP stack of the loopback listeners
@@ -65,17 +75,49 @@ export const LAYER_BLOCKS = [
   layer("src/platform", ["src/platform/**"], [PLATFORM, SHARED], [NODE, "koffi", "selfsigned"]),
   layer("src/main/core", ["src/main/core/**"], [CORE, SHARED, PLATFORM], CORE_PACKAGES),
   ...Object.keys(ROOM_ARROWS).map((room) =>
-    layer(`the core room ${room}/`, [`src/main/core/${room}/**`], [...[...roomsBelow(room)].map((r) => `${CORE}${r}/`), SHARED, PLATFORM], [...CORE_PACKAGES, ...(ROOM_PACKAGES[room] ?? [])]),
+    layer(
+      `the core room ${room}/`,
+      [`src/main/core/${room}/**`],
+      [...[...roomsBelow(room)].map((r) => `${CORE}${r}/`), SHARED, PLATFORM],
+      [...CORE_PACKAGES, ...(ROOM_PACKAGES[room] ?? [])],
+    ),
   ),
   // A composition root like the shell; it also runs the authority (its entry only) and acts as an
   // agent through the SDK package (`run`, `call`, `mcp`).
-  layer("src/main/cli", ["src/main/cli/**"], ["src/main/cli/", CORE, SHARED, PLATFORM, "src/server/main.ts"], [NODE, "commander", "zod", "@modelcontextprotocol/sdk", "@piper-link/sdk"]),
+  layer(
+    "src/main/cli",
+    ["src/main/cli/**"],
+    ["src/main/cli/", CORE, SHARED, PLATFORM, "src/server/main.ts"],
+    [NODE, "commander", "zod", "@modelcontextprotocol/sdk", "@piper-link/sdk"],
+  ),
   layer("src/main/app", ["src/main/app/**"], ["src/main/app/", CORE, SHARED, PLATFORM], [NODE, "electron"]),
   layer("src/preload", ["src/preload/**"], ["src/preload/", SHARED], ["electron"]),
-  layer("src/renderer", ["src/renderer/**"], ["src/renderer/", SHARED], ["react", "react-dom", "lucide-react", "@simplewebauthn/browser", "zod"], {
-    languageOptions: { globals: { ...globals.browser } },
-  }),
-  layer("src/server", ["src/server/**"], ["src/server/", SHARED, PLATFORM], [NODE, "fastify", "@fastify/cookie", "@fastify/formbody", "fastify-type-provider-zod", "better-sqlite3", "kysely", "pg", "commander", "zod"]),
+  layer(
+    "src/renderer",
+    ["src/renderer/**"],
+    ["src/renderer/", SHARED],
+    ["react", "react-dom", "lucide-react", "@simplewebauthn/browser", "zod"],
+    {
+      languageOptions: { globals: { ...globals.browser } },
+    },
+  ),
+  layer(
+    "src/server",
+    ["src/server/**"],
+    ["src/server/", SHARED, PLATFORM],
+    [
+      NODE,
+      "fastify",
+      "@fastify/cookie",
+      "@fastify/formbody",
+      "fastify-type-provider-zod",
+      "better-sqlite3",
+      "kysely",
+      "pg",
+      "commander",
+      "zod",
+    ],
+  ),
   // The SDK package's dependencies are ws and zod (packages/sdk/package.json) and nothing else.
   layer("packages/sdk", ["packages/sdk/src/**"], ["packages/sdk/src/", SHARED], [NODE, "ws", "zod"]),
 ];
@@ -86,7 +128,10 @@ export default tseslint.config(
   ...tseslint.configs.strictTypeChecked,
   {
     languageOptions: {
-      parserOptions: { projectService: { allowDefaultProject: ["*.js", "scripts/*.mjs", "bin/*.js"] }, tsconfigRootDir: import.meta.dirname },
+      parserOptions: {
+        projectService: { allowDefaultProject: ["*.js", "scripts/*.mjs", "bin/*.js"] },
+        tsconfigRootDir: import.meta.dirname,
+      },
       globals: { ...globals.node },
     },
     plugins: { "piper-layers": layersPlugin },
@@ -94,9 +139,19 @@ export default tseslint.config(
       "@typescript-eslint/restrict-template-expressions": ["error", { allowNumber: true }],
       "@typescript-eslint/no-explicit-any": "error",
       // node:test returns promises from describe/it that the runner itself awaits.
-      "@typescript-eslint/no-floating-promises": ["error", { allowForKnownSafeCalls: [{ from: "package", name: ["describe", "it", "test", "suite"], package: "node:test" }] }],
+      "@typescript-eslint/no-floating-promises": [
+        "error",
+        {
+          allowForKnownSafeCalls: [
+            { from: "package", name: ["describe", "it", "test", "suite"], package: "node:test" },
+          ],
+        },
+      ],
       "@typescript-eslint/consistent-type-imports": "error",
-      "@typescript-eslint/no-confusing-void-expression": ["error", { ignoreArrowShorthand: true, ignoreVoidOperator: true, ignoreVoidReturningFunctions: true }],
+      "@typescript-eslint/no-confusing-void-expression": [
+        "error",
+        { ignoreArrowShorthand: true, ignoreVoidOperator: true, ignoreVoidReturningFunctions: true },
+      ],
     },
   },
   {
@@ -110,8 +165,27 @@ export default tseslint.config(
     files: ["src/main/core/**", "src/platform/**", "src/server/**"],
     ignores: ["src/server/main.ts"],
     rules: {
-      "no-restricted-properties": ["error", { object: "process", property: "env", message: "Read the environment at a composition root (readLinkEnv in core/runtime/env.ts, readAuthorityEnv in server/env.ts) and pass what is needed as an option." }],
-      "no-restricted-imports": ["error", { paths: [{ name: "node:process", importNames: ["env"], message: "Read the environment at a composition root and pass it down." }] }],
+      "no-restricted-properties": [
+        "error",
+        {
+          object: "process",
+          property: "env",
+          message:
+            "Read the environment at a composition root (readLinkEnv in core/runtime/env.ts, readAuthorityEnv in server/env.ts) and pass what is needed as an option.",
+        },
+      ],
+      "no-restricted-imports": [
+        "error",
+        {
+          paths: [
+            {
+              name: "node:process",
+              importNames: ["env"],
+              message: "Read the environment at a composition root and pass it down.",
+            },
+          ],
+        },
+      ],
     },
   },
 );

@@ -16,7 +16,11 @@ import { CONTROL_SUBPROTOCOL } from "../src/shared/version.js";
 /** The Linux paths of profile `profile` in a new temporary home (runtime, data and state all in it). */
 export function tempProfilePaths(profile: string): LinkPaths {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), `piper-${profile}-`));
-  return resolveLinkPaths(profile, { platform: "linux", env: { XDG_RUNTIME_DIR: home, XDG_DATA_HOME: home, XDG_STATE_HOME: home }, homedir: home });
+  return resolveLinkPaths(profile, {
+    platform: "linux",
+    env: { XDG_RUNTIME_DIR: home, XDG_DATA_HOME: home, XDG_STATE_HOME: home },
+    homedir: home,
+  });
 }
 
 /** A keychain in memory under `service`, holding `initial` items. */
@@ -35,14 +39,25 @@ export const BENCH_PASSPHRASE = "bench passphrase of several words";
 export const BENCH_PIN = "246813";
 export const BENCH_UNLOCK = { passphrase: BENCH_PASSPHRASE, pin: BENCH_PIN } as const;
 
-const ControlReplySchema = z.object({ type: z.string(), id: z.union([z.number(), z.string()]).nullish(), message: z.string().optional() });
+const ControlReplySchema = z.object({
+  type: z.string(),
+  id: z.union([z.number(), z.string()]).nullish(),
+  message: z.string().optional(),
+});
 
 /** Approves pending request `requestId` until revoked through the Link's control channel on `port`. */
 export async function approveOverControl(port: number, controlToken: string, requestId: string): Promise<void> {
   const control = new WebSocket(`ws://127.0.0.1:${port}/v1/control`, CONTROL_SUBPROTOCOL);
   await new Promise((r) => control.once("open", r));
   control.send(JSON.stringify({ type: "auth", token: controlToken }));
-  control.send(JSON.stringify({ type: "call", id: 1, method: "approveRequest", params: { requestId, scope: { kind: "until_revoked" }, presence: { method: "pin", pin: BENCH_PIN } } }));
+  control.send(
+    JSON.stringify({
+      type: "call",
+      id: 1,
+      method: "approveRequest",
+      params: { requestId, scope: { kind: "until_revoked" }, presence: { method: "pin", pin: BENCH_PIN } },
+    }),
+  );
   await new Promise<void>((resolve, reject) =>
     control.on("message", (d: Buffer) => {
       const m = ControlReplySchema.parse(JSON.parse(d.toString()));

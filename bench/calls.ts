@@ -54,7 +54,6 @@ function stats(samples: number[]): Stats {
   return { p50: at(50), p99: at(99) };
 }
 
-
 /** Starts `kind` (upstream or link) from this file in its own process; resolves with its first stdout line. */
 async function startChild(args: string[]): Promise<{ child: ChildProcess; info: Record<string, string | number> }> {
   const child = spawn(process.execPath, ["--import", "tsx", here, ...args], { stdio: ["pipe", "pipe", "inherit"] });
@@ -131,7 +130,12 @@ async function serveLink(caFile: string): Promise<void> {
  */
 async function serveRelay(caFile: string): Promise<void> {
   const pool = new Agent({ connect: { ca: fs.readFileSync(caFile, "utf8") }, keepAliveTimeout: 60_000 });
-  const wss = new WebSocketServer({ host: "127.0.0.1", port: 0, perMessageDeflate: false, handleProtocols: () => AGENT_SUBPROTOCOL });
+  const wss = new WebSocketServer({
+    host: "127.0.0.1",
+    port: 0,
+    perMessageDeflate: false,
+    handleProtocols: () => AGENT_SUBPROTOCOL,
+  });
   wss.on("connection", (ws) => {
     ws.on("message", (d: Buffer) => {
       const m = JSON.parse(d.toString()) as { type: string; id: string; method?: "GET"; url?: string };
@@ -140,9 +144,16 @@ async function serveRelay(caFile: string): Promise<void> {
         return;
       }
       void (async () => {
-        const res = await request(m.url ?? "", { method: m.method ?? "GET", dispatcher: pool, headers: { authorization: `Bearer ${SECRET}` } });
-        ws.send(JSON.stringify({ type: "call.head", id: m.id, status: res.statusCode, headers: Object.entries(res.headers) }));
-        for await (const chunk of res.body) ws.send(JSON.stringify({ type: "call.chunk", id: m.id, data: (chunk as Buffer).toString("base64") }));
+        const res = await request(m.url ?? "", {
+          method: m.method ?? "GET",
+          dispatcher: pool,
+          headers: { authorization: `Bearer ${SECRET}` },
+        });
+        ws.send(
+          JSON.stringify({ type: "call.head", id: m.id, status: res.statusCode, headers: Object.entries(res.headers) }),
+        );
+        for await (const chunk of res.body)
+          ws.send(JSON.stringify({ type: "call.chunk", id: m.id, data: (chunk as Buffer).toString("base64") }));
         ws.send(JSON.stringify({ type: "call.end", id: m.id }));
       })();
     });
@@ -156,7 +167,10 @@ async function serveRelay(caFile: string): Promise<void> {
 // ---- the measuring side ----------------------------------------------------------------------
 
 /** One agent connection that sends calls and reports each call's frames by id. */
-async function agentConnection(port: number): Promise<{ ws: WebSocket; call(frame: Record<string, unknown>, onFrame: (m: { type: string; requestId?: string }) => boolean): Promise<void> }> {
+async function agentConnection(port: number): Promise<{
+  ws: WebSocket;
+  call(frame: Record<string, unknown>, onFrame: (m: { type: string; requestId?: string }) => boolean): Promise<void>;
+}> {
   const ws = new WebSocket(`ws://127.0.0.1:${port}/v1/link`, AGENT_SUBPROTOCOL, { perMessageDeflate: false });
   await new Promise((resolve, reject) => {
     ws.once("open", resolve);
@@ -168,7 +182,10 @@ async function agentConnection(port: number): Promise<{ ws: WebSocket; call(fram
     if (m.id !== undefined) waiting.get(m.id)?.(m);
   });
   let next = 0;
-  const call = (frame: Record<string, unknown>, onFrame: (m: { type: string; requestId?: string }) => boolean): Promise<void> =>
+  const call = (
+    frame: Record<string, unknown>,
+    onFrame: (m: { type: string; requestId?: string }) => boolean,
+  ): Promise<void> =>
     new Promise((resolve, reject) => {
       const id = `b${next++}`;
       waiting.set(id, (m) => {
@@ -182,7 +199,10 @@ async function agentConnection(port: number): Promise<{ ws: WebSocket; call(fram
       });
       ws.send(JSON.stringify({ ...frame, id }));
     });
-  await call({ type: "hello", protocol: 1, agent: { clientId: "bench_calls", name: "Bench" } }, (m) => m.type === "welcome");
+  await call(
+    { type: "hello", protocol: 1, agent: { clientId: "bench_calls", name: "Bench" } },
+    (m) => m.type === "welcome",
+  );
   return { ws, call };
 }
 
@@ -208,10 +228,16 @@ export async function callBench(full: boolean): Promise<CallBenchResult> {
   try {
     const agent = await agentConnection(Number(link.info["port"]));
     const relay = await agentConnection(Number(relayChild.info["port"]));
-    const frame = (p: string): Record<string, unknown> => ({ type: "call", method: "GET", url: `${origin}${p}`, auth: { bearer: "BENCH_CALL_KEY" } });
+    const frame = (p: string): Record<string, unknown> => ({
+      type: "call",
+      method: "GET",
+      url: `${origin}${p}`,
+      auth: { bearer: "BENCH_CALL_KEY" },
+    });
     // The first call asks the person; approve it, then every call is served from the live grant.
     await agent.call(frame("/json"), (m) => {
-      if (m.type === "pending" && m.requestId) void approveOverControl(Number(link.info["port"]), String(link.info["controlToken"]), m.requestId);
+      if (m.type === "pending" && m.requestId)
+        void approveOverControl(Number(link.info["port"]), String(link.info["controlToken"]), m.requestId);
       return m.type === "call.end";
     });
 
@@ -227,7 +253,10 @@ export async function callBench(full: boolean): Promise<CallBenchResult> {
     };
     const directly = async (): Promise<number> => {
       const t0 = performance.now();
-      const res = await request(`${origin}/json`, { dispatcher: direct, headers: { authorization: `Bearer ${SECRET}` } });
+      const res = await request(`${origin}/json`, {
+        dispatcher: direct,
+        headers: { authorization: `Bearer ${SECRET}` },
+      });
       await res.body.arrayBuffer();
       return performance.now() - t0;
     };
@@ -242,7 +271,10 @@ export async function callBench(full: boolean): Promise<CallBenchResult> {
     };
     const firstDirectly = async (): Promise<number> => {
       const t0 = performance.now();
-      const res = await request(`${origin}/sse`, { dispatcher: direct, headers: { authorization: `Bearer ${SECRET}` } });
+      const res = await request(`${origin}/sse`, {
+        dispatcher: direct,
+        headers: { authorization: `Bearer ${SECRET}` },
+      });
       let first = 0;
       for await (const chunk of res.body) {
         if (first === 0 && (chunk as Buffer).length > 0) first = performance.now() - t0;
@@ -282,15 +314,31 @@ export async function callBench(full: boolean): Promise<CallBenchResult> {
       // The redactor holds every answer's last bytes back for a fixed time whatever they are, so that
       // nothing the agent sees depends on a guess (redactor.ts): a stream's first byte may wait that
       // long by design. The Link's own work on top of that window is what the 2 ms target reads.
-      firstByte: { link: fbLink, direct: fbDirect, overheadMs: fbLink.p50 - fbDirect.p50, target: RELEASE_AFTER_MS + 2, pass: fbLink.p50 - fbDirect.p50 <= RELEASE_AFTER_MS + 2 },
+      firstByte: {
+        link: fbLink,
+        direct: fbDirect,
+        overheadMs: fbLink.p50 - fbDirect.p50,
+        target: RELEASE_AFTER_MS + 2,
+        pass: fbLink.p50 - fbDirect.p50 <= RELEASE_AFTER_MS + 2,
+      },
     };
     const f = (x: number): string => x.toFixed(3);
-    console.log(`\nCalls made for agents (${n} round trips, ${m} streams; direct, Link and relay take turns call by call; wall time p50 of each)\n`);
-    console.log(`call round trip      link p50 ${f(rtLink.p50)} ms  direct p50 ${f(rtDirect.p50)} ms  added by the Link ${f(addedMs)} ms (target <= 1 ms)  ${result.roundTrip.pass ? "PASS" : "MISS"}`);
+    console.log(
+      `\nCalls made for agents (${n} round trips, ${m} streams; direct, Link and relay take turns call by call; wall time p50 of each)\n`,
+    );
+    console.log(
+      `call round trip      link p50 ${f(rtLink.p50)} ms  direct p50 ${f(rtDirect.p50)} ms  added by the Link ${f(addedMs)} ms (target <= 1 ms)  ${result.roundTrip.pass ? "PASS" : "MISS"}`,
+    );
     console.log(`                     link p99 ${f(rtLink.p99)} ms  direct p99 ${f(rtDirect.p99)} ms  (no target)`);
-    console.log(`bare relay (floor)   relay p50 ${f(rtRelay.p50)} ms  = direct + ${f(result.floor.relayAddedMs)} ms: the extra process hop alone; the Link = relay + ${f(result.floor.linkOverRelayMs)} ms (its own work)`);
-    console.log(`CPU per call         Link ${linkCpuUs.toFixed(0)} µs  relay ${relayCpuUs.toFixed(0)} µs  ratio ${result.cpu.ratio.toFixed(2)}x (each process's own CPU time, /proc schedstat; no target set: printed to follow)`);
-    console.log(`first streamed byte  link p50 ${f(fbLink.p50)} ms  direct p50 ${f(fbDirect.p50)} ms  added by the Link ${f(result.firstByte.overheadMs)} ms (target <= ${RELEASE_AFTER_MS} ms redactor window + 2 ms)  ${result.firstByte.pass ? "PASS" : "MISS"}`);
+    console.log(
+      `bare relay (floor)   relay p50 ${f(rtRelay.p50)} ms  = direct + ${f(result.floor.relayAddedMs)} ms: the extra process hop alone; the Link = relay + ${f(result.floor.linkOverRelayMs)} ms (its own work)`,
+    );
+    console.log(
+      `CPU per call         Link ${linkCpuUs.toFixed(0)} µs  relay ${relayCpuUs.toFixed(0)} µs  ratio ${result.cpu.ratio.toFixed(2)}x (each process's own CPU time, /proc schedstat; no target set: printed to follow)`,
+    );
+    console.log(
+      `first streamed byte  link p50 ${f(fbLink.p50)} ms  direct p50 ${f(fbDirect.p50)} ms  added by the Link ${f(result.firstByte.overheadMs)} ms (target <= ${RELEASE_AFTER_MS} ms redactor window + 2 ms)  ${result.firstByte.pass ? "PASS" : "MISS"}`,
+    );
     return result;
   } finally {
     await direct.close();

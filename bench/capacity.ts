@@ -60,22 +60,48 @@ const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 const daemonHome = (): Promise<string> => fs.mkdtemp(path.join(os.tmpdir(), "piper-bench-daemon-"));
 
 /** Starts the compiled daemon as its launchers do (DAEMON_NODE_FLAGS) with HOME `dir`; resolves once it serves. */
-async function daemon(dir: string): Promise<{ child: ChildProcess; port: number; startedMs: number; sched: Scheduling | null }> {
-  const env: NodeJS.ProcessEnv = { ...process.env, HOME: dir, XDG_RUNTIME_DIR: dir, XDG_DATA_HOME: dir, XDG_STATE_HOME: dir, PIPER_LINK_PROFILE: "bench" };
+async function daemon(
+  dir: string,
+): Promise<{ child: ChildProcess; port: number; startedMs: number; sched: Scheduling | null }> {
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    HOME: dir,
+    XDG_RUNTIME_DIR: dir,
+    XDG_DATA_HOME: dir,
+    XDG_STATE_HOME: dir,
+    PIPER_LINK_PROFILE: "bench",
+  };
   // No Secret Service here: the Link starts anyway (keychain error in status) — what is measured is the server.
   delete env["DBUS_SESSION_BUS_ADDRESS"];
   const t0 = performance.now();
-  const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, path.join(root, "dist/main/cli/main.js"), "start", "--foreground", "--port", "0", "--authority", "none", "--json"], { env, stdio: ["ignore", "pipe", "inherit"] });
-  const { port, startedMs, sched } = await new Promise<{ port: number; startedMs: number; sched: Scheduling | null }>((resolve, reject) => {
-    let out = "";
-    child.stdout.on("data", (c: Buffer) => {
-      out += c.toString();
-      const m = /"port": (\d+)/.exec(out);
-      // Read at the ready line, before anything else asks the daemon for work.
-      if (m?.[1] && out.trimEnd().endsWith("}")) resolve({ port: Number(m[1]), startedMs: performance.now() - t0, sched: scheduling(child.pid ?? 0) });
-    });
-    child.once("exit", (code) => reject(new Error(`daemon exited ${code}`)));
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      ...DAEMON_NODE_FLAGS,
+      path.join(root, "dist/main/cli/main.js"),
+      "start",
+      "--foreground",
+      "--port",
+      "0",
+      "--authority",
+      "none",
+      "--json",
+    ],
+    { env, stdio: ["ignore", "pipe", "inherit"] },
+  );
+  const { port, startedMs, sched } = await new Promise<{ port: number; startedMs: number; sched: Scheduling | null }>(
+    (resolve, reject) => {
+      let out = "";
+      child.stdout.on("data", (c: Buffer) => {
+        out += c.toString();
+        const m = /"port": (\d+)/.exec(out);
+        // Read at the ready line, before anything else asks the daemon for work.
+        if (m?.[1] && out.trimEnd().endsWith("}"))
+          resolve({ port: Number(m[1]), startedMs: performance.now() - t0, sched: scheduling(child.pid ?? 0) });
+      });
+      child.once("exit", (code) => reject(new Error(`daemon exited ${code}`)));
+    },
+  );
   const res = await fetch(`http://127.0.0.1:${port}/healthz`);
   if (res.status !== 200) throw new Error("daemon not serving");
   return { child, port, startedMs, sched };
@@ -147,7 +173,9 @@ async function connectAgents(port: number, count: number, workers: number): Prom
     for (let i = 0; i < Math.min(50, n); i++) open(i);
     process.stdin.on("data", () => process.exit(0));`;
   const t0 = performance.now();
-  const children = Array.from({ length: workers }, () => spawn(process.execPath, ["-e", code, String(per)], { stdio: ["pipe", "pipe", "inherit"] }));
+  const children = Array.from({ length: workers }, () =>
+    spawn(process.execPath, ["-e", code, String(per)], { stdio: ["pipe", "pipe", "inherit"] }),
+  );
   await Promise.all(
     children.map(
       (c) =>
@@ -203,16 +231,27 @@ export async function startFigures(full: boolean): Promise<Figure[]> {
   // (427 ms wall there); the wall times are printed beside it.
   const start = cpu.length > 0 ? median(cpu) : median(starts);
   figures.push({
-    name: cpu.length > 0 ? "start to prompt: spawn -> serving, locked (median CPU time of the daemon, all threads)" : "start to prompt: spawn -> serving, locked (median wall; no /proc schedstat here)",
+    name:
+      cpu.length > 0
+        ? "start to prompt: spawn -> serving, locked (median CPU time of the daemon, all threads)"
+        : "start to prompt: spawn -> serving, locked (median wall; no /proc schedstat here)",
     value: start,
     unit: "ms",
     target: 500,
     pass: start < 500,
   });
-  figures.push(info("  the same, median wall time as measured (includes waiting for other processes)", median(starts), "ms"));
-  if (unloaded.length > 0) figures.push(info("  the same, median wall minus the main thread's run-queue wait", median(unloaded), "ms"));
-  if (waits.length > 0) figures.push(info("  its threads' run-queue wait to serving (all threads, median): the machine's load", median(waits), "ms"));
-  figures.push(info("  first start in a new HOME (creates profile, certificate; median wall)", median(firstStarts), "ms"));
+  figures.push(
+    info("  the same, median wall time as measured (includes waiting for other processes)", median(starts), "ms"),
+  );
+  if (unloaded.length > 0)
+    figures.push(info("  the same, median wall minus the main thread's run-queue wait", median(unloaded), "ms"));
+  if (waits.length > 0)
+    figures.push(
+      info("  its threads' run-queue wait to serving (all threads, median): the machine's load", median(waits), "ms"),
+    );
+  figures.push(
+    info("  first start in a new HOME (creates profile, certificate; median wall)", median(firstStarts), "ms"),
+  );
   return figures;
 }
 
@@ -228,8 +267,20 @@ async function memoryFigures(): Promise<Figure[]> {
     const early = resident(pid);
     await delay(SETTLE_MS - 1500);
     const idle = resident(pid);
-    figures.push(info(`daemon started with ${DAEMON_NODE_FLAGS.join(" ")}; idle RSS 1.5 s after ready (start-up peak)`, early.total, "MB"));
-    figures.push({ name: "headless idle RSS (settled)", value: idle.total, unit: "MB", target: 60, pass: idle.total < 60 });
+    figures.push(
+      info(
+        `daemon started with ${DAEMON_NODE_FLAGS.join(" ")}; idle RSS 1.5 s after ready (start-up peak)`,
+        early.total,
+        "MB",
+      ),
+    );
+    figures.push({
+      name: "headless idle RSS (settled)",
+      value: idle.total,
+      unit: "MB",
+      target: 60,
+      pass: idle.total < 60,
+    });
     figures.push(info("  of which file-backed (node binary, .node)", idle.file, "MB"));
     figures.push(info("  of which anonymous (JS heap, malloc)", idle.anon, "MB"));
     figures.push(...(await importProfile()));
@@ -240,11 +291,25 @@ async function memoryFigures(): Promise<Figure[]> {
     await delay(SETTLE_MS);
     const loaded = resident(pid);
     agents.stop();
-    figures.push({ name: "1,000 agents: time to connect all", value: agents.ms, unit: "ms", target: 10_000, pass: agents.ms < 10_000 });
+    figures.push({
+      name: "1,000 agents: time to connect all",
+      value: agents.ms,
+      unit: "ms",
+      target: 10_000,
+      pass: agents.ms < 10_000,
+    });
     figures.push(info("1,000 agents: Link RSS right after connecting", connected.total, "MB"));
-    figures.push({ name: "1,000 agents: Link RSS (settled)", value: loaded.total, unit: "MB", target: 100, pass: loaded.total < 100 });
+    figures.push({
+      name: "1,000 agents: Link RSS (settled)",
+      value: loaded.total,
+      unit: "MB",
+      target: 100,
+      pass: loaded.total < 100,
+    });
     figures.push(info("  of which anonymous (JS heap, malloc)", loaded.anon, "MB"));
-    figures.push(info("per connection: (RSS 1,000 - idle RSS) / 1,000", ((loaded.total - idle.total) * 1024) / count, "KB"));
+    figures.push(
+      info("per connection: (RSS 1,000 - idle RSS) / 1,000", ((loaded.total - idle.total) * 1024) / count, "KB"),
+    );
   } finally {
     await stopDaemon(d);
     await fs.rm(dir, { recursive: true, force: true });
@@ -280,7 +345,14 @@ export async function approvalLatency(port: number, controlToken: string, iterat
     const requestId = String((await pending)["requestId"]);
     const value = next(agent, (m) => m["id"] === id && m["type"] !== "pending");
     const t0 = performance.now();
-    control.send(JSON.stringify({ type: "call", id: i + 1, method: "approveRequest", params: { requestId, scope: { kind: "once" }, presence: { method: "pin", pin: BENCH_PIN } } }));
+    control.send(
+      JSON.stringify({
+        type: "call",
+        id: i + 1,
+        method: "approveRequest",
+        params: { requestId, scope: { kind: "once" }, presence: { method: "pin", pin: BENCH_PIN } },
+      }),
+    );
     const got = await value;
     samples.push(performance.now() - t0);
     if (got["type"] !== "secret") throw new Error(`approval gave ${JSON.stringify(got)}`);
@@ -289,5 +361,11 @@ export async function approvalLatency(port: number, controlToken: string, iterat
   control.close();
   samples.sort((a, b) => a - b);
   const p50 = samples[Math.floor(samples.length / 2)] ?? NaN;
-  return { name: "approval latency p50 (approve -> agent has value)", value: p50, unit: "ms", target: 50, pass: p50 < 50 };
+  return {
+    name: "approval latency p50 (approve -> agent has value)",
+    value: p50,
+    unit: "ms",
+    target: 50,
+    pass: p50 < 50,
+  };
 }

@@ -36,7 +36,13 @@ export interface FatigueDay {
   changedAtRun?: number;
 }
 
-export const WORKING_DAY: FatigueDay = { runs: 20, minutesApart: 25, secrets: ["OPENAI_API_KEY", "GITHUB_TOKEN", "DATABASE_URL"], binding: DEFAULT_GRANT_TERMS.binding, batch: false };
+export const WORKING_DAY: FatigueDay = {
+  runs: 20,
+  minutesApart: 25,
+  secrets: ["OPENAI_API_KEY", "GITHUB_TOKEN", "DATABASE_URL"],
+  binding: DEFAULT_GRANT_TERMS.binding,
+  batch: false,
+};
 
 /** What the day cost the person and what the agents got. */
 export interface FatigueCount {
@@ -58,7 +64,11 @@ const CLIENT_ID = "claude-code";
 const SESSION = { sessionId: 4242, sessionLeader: { pid: 4242, startTime: 1000, executable: "/bin/bash" } };
 
 /** A process of a program: the OS-read identity the Link would send (pid and start time per run). */
-function processOf(program: { executable: string; script: string; cwd: string }, run: number, contentHash = "a".repeat(64)): PeerProcess {
+function processOf(
+  program: { executable: string; script: string; cwd: string },
+  run: number,
+  contentHash = "a".repeat(64),
+): PeerProcess {
   return {
     contentHash,
     loads: [],
@@ -81,7 +91,8 @@ const IMPOSTOR = { executable: "/usr/bin/python3", script: "/tmp/grab.py", cwd: 
 /** The Approve dialog's terms with `binding` (its lifetime, mode and policy stay the default's). */
 function termsWith(binding: GrantBindingKind): ApproveBody {
   const lifetime = DEFAULT_GRANT_TERMS.lifetime;
-  const scope: ApproveBody["scope"] = lifetime.kind === "duration" ? { kind: "duration", durationMs: lifetime.durationMs } : lifetime;
+  const scope: ApproveBody["scope"] =
+    lifetime.kind === "duration" ? { kind: "duration", durationMs: lifetime.durationMs } : lifetime;
   return { scope, binding };
 }
 
@@ -97,12 +108,24 @@ interface World {
  * ids left pending and how many values it got. `batch` requests share one batch id, as the Link's
  * `resolveMany` sends them.
  */
-async function ask(w: World, process: PeerProcess, secrets: readonly string[], batch: boolean): Promise<{ pending: string[]; served: number }> {
+async function ask(
+  w: World,
+  process: PeerProcess,
+  secrets: readonly string[],
+  batch: boolean,
+): Promise<{ pending: string[]; served: number }> {
   const batchId = batch ? `batch_${randomBytes(12).toString("base64url")}` : undefined;
   const pending: string[] = [];
   let served = 0;
   for (const variable of secrets) {
-    const r = await w.service.resolve(w.userId, { instanceId: w.instanceId, agentClientId: CLIENT_ID, agentName: "Claude Code", variable, process, ...(batchId ? { batchId } : {}) });
+    const r = await w.service.resolve(w.userId, {
+      instanceId: w.instanceId,
+      agentClientId: CLIENT_ID,
+      agentName: "Claude Code",
+      variable,
+      process,
+      ...(batchId ? { batchId } : {}),
+    });
     if (r.status === "granted") served += 1;
     else pending.push(r.requestId);
   }
@@ -125,7 +148,12 @@ export async function countApprovals(day: FatigueDay = WORKING_DAY): Promise<Fat
   const opened = await openDatabase(":memory:");
   const clock = { t: Date.UTC(2026, 0, 5, 9, 0, 0) };
   try {
-    const service = createService({ db: opened.db, keys: parseDataKeys(`k1:${newDataKey()}`), bus: createLocalBus(), now: () => clock.t });
+    const service = createService({
+      db: opened.db,
+      keys: parseDataKeys(`k1:${newDataKey()}`),
+      bus: createLocalBus(),
+      now: () => clock.t,
+    });
     const { userId } = await service.createUser("Fatigue");
     const instanceId = await service.registerInstance(userId, "laptop");
     for (const name of day.secrets) await service.setSecret(userId, name, `value-of-${name}`);
@@ -136,7 +164,11 @@ export async function countApprovals(day: FatigueDay = WORKING_DAY): Promise<Fat
     let changedPrompts = 0;
     for (let run = 0; run < day.runs; run++) {
       clock.t += run === 0 ? 0 : day.minutesApart * 60_000;
-      const proc = processOf(AGENT, run, day.changedAtRun !== undefined && run >= day.changedAtRun ? "b".repeat(64) : "a".repeat(64));
+      const proc = processOf(
+        AGENT,
+        run,
+        day.changedAtRun !== undefined && run >= day.changedAtRun ? "b".repeat(64) : "a".repeat(64),
+      );
       const asked = await ask(w, proc, day.secrets, day.batch);
       served += asked.served;
       if (asked.pending.length === 0) continue;
@@ -155,7 +187,14 @@ export async function countApprovals(day: FatigueDay = WORKING_DAY): Promise<Fat
     const secondProgramPrompts = await cardsFor(w, second.pending);
     // Another program that says it is claude-code: its own prompt, nothing served.
     const impostor = await ask(w, processOf(IMPOSTOR, 200), day.secrets, day.batch);
-    return { approvals, served, secondProgramPrompts, impostorPrompts: await cardsFor(w, impostor.pending), impostorServed: impostor.served, changedPrompts };
+    return {
+      approvals,
+      served,
+      secondProgramPrompts,
+      impostorPrompts: await cardsFor(w, impostor.pending),
+      impostorServed: impostor.served,
+      changedPrompts,
+    };
   } finally {
     await opened.close();
   }
@@ -175,9 +214,14 @@ export interface FatigueLine {
  * The figure's lines: the default binding (with targets), the narrower ones for comparison, and the
  * second program and the impostor (with targets). `count` is injectable for tests of the rule.
  */
-export async function fatigueLines(count: (day: FatigueDay) => Promise<FatigueCount> = countApprovals): Promise<FatigueLine[]> {
+export async function fatigueLines(
+  count: (day: FatigueDay) => Promise<FatigueCount> = countApprovals,
+): Promise<FatigueLine[]> {
   const lines: FatigueLine[] = [];
-  const both = async (binding: GrantBindingKind): Promise<[FatigueCount, FatigueCount]> => [await count({ ...WORKING_DAY, binding, batch: false }), await count({ ...WORKING_DAY, binding, batch: true })];
+  const both = async (binding: GrantBindingKind): Promise<[FatigueCount, FatigueCount]> => [
+    await count({ ...WORKING_DAY, binding, batch: false }),
+    await count({ ...WORKING_DAY, binding, batch: true }),
+  ];
   const [one, many] = await both(DEFAULT_GRANT_TERMS.binding);
   const everyoneServed = one.served === WORKING_DAY.runs * WORKING_DAY.secrets.length && many.served === one.served;
   lines.push({
@@ -189,26 +233,46 @@ export async function fatigueLines(count: (day: FatigueDay) => Promise<FatigueCo
   });
   // The program's script is upgraded once, mid-day: asked again once per secret (one card with the
   // batch prompt), each card saying it changed; the unchanged program stays within the default's target.
-  const [upOne, upMany] = [await count({ ...WORKING_DAY, changedAtRun: 10, batch: false }), await count({ ...WORKING_DAY, changedAtRun: 10, batch: true })];
+  const [upOne, upMany] = [
+    await count({ ...WORKING_DAY, changedAtRun: 10, batch: false }),
+    await count({ ...WORKING_DAY, changedAtRun: 10, batch: true }),
+  ];
   lines.push({
     name: "approvals, program changed once (re-asks counted)",
     oneByOne: upOne.approvals,
     batch: upMany.approvals,
     target: "<= 3 + 3; <= 2 batch; cards say changed",
-    pass: upOne.approvals <= 6 && upMany.approvals <= 2 && upOne.changedPrompts === WORKING_DAY.secrets.length && upMany.changedPrompts === WORKING_DAY.secrets.length,
+    pass:
+      upOne.approvals <= 6 &&
+      upMany.approvals <= 2 &&
+      upOne.changedPrompts === WORKING_DAY.secrets.length &&
+      upMany.changedPrompts === WORKING_DAY.secrets.length,
   });
   for (const binding of ["session", "process"] as const) {
     if (binding === DEFAULT_GRANT_TERMS.binding) continue;
     const [o, m] = await both(binding);
-    lines.push({ name: `approvals, narrower (${binding})`, oneByOne: o.approvals, batch: m.approvals, target: null, pass: null });
+    lines.push({
+      name: `approvals, narrower (${binding})`,
+      oneByOne: o.approvals,
+      batch: m.approvals,
+      target: null,
+      pass: null,
+    });
   }
-  lines.push({ name: "second program, other directory: prompts", oneByOne: one.secondProgramPrompts, batch: many.secondProgramPrompts, target: ">= 1", pass: one.secondProgramPrompts >= 1 && many.secondProgramPrompts >= 1 });
+  lines.push({
+    name: "second program, other directory: prompts",
+    oneByOne: one.secondProgramPrompts,
+    batch: many.secondProgramPrompts,
+    target: ">= 1",
+    pass: one.secondProgramPrompts >= 1 && many.secondProgramPrompts >= 1,
+  });
   lines.push({
     name: "program claiming the client ID: prompts",
     oneByOne: one.impostorPrompts,
     batch: many.impostorPrompts,
     target: ">= 1, none served",
-    pass: one.impostorPrompts >= 1 && many.impostorPrompts >= 1 && one.impostorServed === 0 && many.impostorServed === 0,
+    pass:
+      one.impostorPrompts >= 1 && many.impostorPrompts >= 1 && one.impostorServed === 0 && many.impostorServed === 0,
   });
   return lines;
 }
@@ -217,10 +281,19 @@ export async function fatigueLines(count: (day: FatigueDay) => Promise<FatigueCo
 export async function printFatigue(): Promise<FatigueLine[]> {
   const lines = await fatigueLines();
   const d = WORKING_DAY;
-  console.log(`\nApproval fatigue (fake clock, real service on SQLite): one agent program in one terminal session, ${d.secrets.length} secrets, ${d.runs} runs ${d.minutesApart} min apart, each run a new process; the person approves with the dialog's terms:`);
-  const rows = lines.map((l) => [l.name, String(l.oneByOne), String(l.batch), l.target ?? "-", l.pass === null ? "" : l.pass ? "PASS" : "MISS"]);
+  console.log(
+    `\nApproval fatigue (fake clock, real service on SQLite): one agent program in one terminal session, ${d.secrets.length} secrets, ${d.runs} runs ${d.minutesApart} min apart, each run a new process; the person approves with the dialog's terms:`,
+  );
+  const rows = lines.map((l) => [
+    l.name,
+    String(l.oneByOne),
+    String(l.batch),
+    l.target ?? "-",
+    l.pass === null ? "" : l.pass ? "PASS" : "MISS",
+  ]);
   const header = ["case", "one prompt per secret", "batch prompt", "target", "result"];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  for (const cells of [header, widths.map((w) => "-".repeat(w)), ...rows]) console.log(cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join("  "));
+  for (const cells of [header, widths.map((w) => "-".repeat(w)), ...rows])
+    console.log(cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join("  "));
   return lines;
 }

@@ -28,7 +28,10 @@ export const p50 = (samples: readonly number[]): number => percentile(samples, 5
  * iteration (so no case always runs right after another); each case returns its own measurement.
  * Returns the samples per case, in the order of `cases`.
  */
-export async function interleaved<K extends string>(cases: Record<K, () => Promise<number>>, n: number): Promise<Record<K, number[]>> {
+export async function interleaved<K extends string>(
+  cases: Record<K, () => Promise<number>>,
+  n: number,
+): Promise<Record<K, number[]>> {
   const names = Object.keys(cases) as K[];
   const out = Object.fromEntries(names.map((k) => [k, [] as number[]])) as Record<K, number[]>;
   for (let i = 0; i < n; i++) {
@@ -58,7 +61,10 @@ export function scheduling(pid: number): Scheduling | null {
     let mainWait = 0;
     for (const tid of readdirSync(`/proc/${pid}/task`)) {
       // schedstat: time on CPU (ns), time waiting on a run queue (ns), timeslices.
-      const [onCpu = 0, waiting = 0] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").trim().split(/\s+/).map(Number);
+      const [onCpu = 0, waiting = 0] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8")
+        .trim()
+        .split(/\s+/)
+        .map(Number);
       cpu += onCpu;
       wait += waiting;
       if (tid === String(pid)) mainWait = waiting;

@@ -67,10 +67,14 @@ export interface PeerResult {
 export async function peerBench(full: boolean): Promise<PeerResult | null> {
   const dotenvx = findDotenvx();
   if (dotenvx === null) {
-    console.log("\npeer comparison skipped: dotenvx not found (npm install, or npm install --prefix /tmp/dotenvx @dotenvx/dotenvx)");
+    console.log(
+      "\npeer comparison skipped: dotenvx not found (npm install, or npm install --prefix /tmp/dotenvx @dotenvx/dotenvx)",
+    );
     return null;
   }
-  const linkChild: ChildProcess = spawn(process.execPath, ["--import", "tsx", here, "link"], { stdio: ["ignore", "pipe", "inherit"] });
+  const linkChild: ChildProcess = spawn(process.execPath, ["--import", "tsx", here, "link"], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   const cwd = fs.mkdtempSync(path.join(os.tmpdir(), "piper-bench-peers-"));
   try {
     const info = await new Promise<{ port: number; controlToken: string }>((resolve, reject) => {
@@ -82,8 +86,20 @@ export async function peerBench(full: boolean): Promise<PeerResult | null> {
       linkChild.once("exit", (code) => reject(new Error(`peer bench Link exited with ${code}`)));
     });
     fs.writeFileSync(path.join(cwd, ".env"), `BENCH_PEER_KEY=${SECRET}\n`);
-    const env: Record<string, string> = { PATH: process.env["PATH"] ?? "/usr/bin:/bin", HOME: cwd, PIPER_LINK_URL: `ws://127.0.0.1:${info.port}/v1/link` };
-    const piperRun = [process.execPath, path.join(root, "bin/piper-link.js"), "run", "--secret", "BENCH_PEER_KEY", "--", "true"];
+    const env: Record<string, string> = {
+      PATH: process.env["PATH"] ?? "/usr/bin:/bin",
+      HOME: cwd,
+      PIPER_LINK_URL: `ws://127.0.0.1:${info.port}/v1/link`,
+    };
+    const piperRun = [
+      process.execPath,
+      path.join(root, "bin/piper-link.js"),
+      "run",
+      "--secret",
+      "BENCH_PEER_KEY",
+      "--",
+      "true",
+    ];
     // The first run asks the person: approve it until revoked, as a person would once. (Retried:
     // on a loaded machine the Link that has just started may miss the SDK's connect timeout.)
     const firstRun = (): Promise<number | null> =>
@@ -102,29 +118,45 @@ export async function peerBench(full: boolean): Promise<PeerResult | null> {
     let code = await firstRun();
     for (let i = 0; i < 3 && code !== 0; i++) code = await firstRun();
     if (code !== 0) throw new Error(`the first piper-link run exited with ${code}`);
-    const cases = { "piper-link run --secret BENCH_PEER_KEY -- true": piperRun, "dotenvx run -- true": [process.execPath, dotenvx, "run", "--", "true"], "node -e ''": [process.execPath, "-e", ""] };
+    const cases = {
+      "piper-link run --secret BENCH_PEER_KEY -- true": piperRun,
+      "dotenvx run -- true": [process.execPath, dotenvx, "run", "--", "true"],
+      "node -e ''": [process.execPath, "-e", ""],
+    };
     const n = full ? 40 : 15;
     const out = await new Promise<string>((resolve, reject) => {
-      const driver = spawn("python3", [path.join(path.dirname(here), "peers_driver.py"), JSON.stringify({ cases, n, cwd, env })], { stdio: ["ignore", "pipe", "inherit"] });
+      const driver = spawn(
+        "python3",
+        [path.join(path.dirname(here), "peers_driver.py"), JSON.stringify({ cases, n, cwd, env })],
+        { stdio: ["ignore", "pipe", "inherit"] },
+      );
       let text = "";
       driver.stdout.on("data", (c: Buffer) => (text += c.toString()));
-      driver.once("exit", (code) => (code === 0 ? resolve(text) : reject(new Error(`peers_driver.py exited with ${code}`))));
+      driver.once("exit", (code) =>
+        code === 0 ? resolve(text) : reject(new Error(`peers_driver.py exited with ${code}`)),
+      );
     });
     const runs = RunsSchema.parse(JSON.parse(out));
     const wallP50: Record<string, number> = {};
     const cpuP50: Record<string, number> = {};
-    console.log(`\nPeer: a command started with a secret in its environment (${n} runs each, taking turns; whole process, spawn -> reaped)\n`);
+    console.log(
+      `\nPeer: a command started with a secret in its environment (${n} runs each, taking turns; whole process, spawn -> reaped)\n`,
+    );
     for (const [name, samples] of Object.entries(runs)) {
       const failed = samples.filter(([, , status]) => status !== 0).length;
       if (failed > 0) throw new Error(`${name} failed ${failed} of ${samples.length} runs`);
       wallP50[name] = p50(samples.map(([wall]) => wall));
       cpuP50[name] = p50(samples.map(([, cpu]) => cpu));
-      console.log(`${name.padEnd(48)}  wall p50 ${wallP50[name].toFixed(1).padStart(7)} ms   CPU p50 ${cpuP50[name].toFixed(1).padStart(7)} ms (with its children)`);
+      console.log(
+        `${name.padEnd(48)}  wall p50 ${wallP50[name].toFixed(1).padStart(7)} ms   CPU p50 ${cpuP50[name].toFixed(1).padStart(7)} ms (with its children)`,
+      );
     }
     const ours = wallP50[Object.keys(cases)[0] ?? ""] ?? NaN;
     const theirs = wallP50["dotenvx run -- true"] ?? NaN;
     const pass = ours <= theirs;
-    console.log(`piper-link run vs dotenvx run: wall p50 ${(ours / theirs).toFixed(2)}x (target <= 1.00x: no slower than dotenvx)  ${pass ? "PASS" : "MISS"}`);
+    console.log(
+      `piper-link run vs dotenvx run: wall p50 ${(ours / theirs).toFixed(2)}x (target <= 1.00x: no slower than dotenvx)  ${pass ? "PASS" : "MISS"}`,
+    );
     return { wallP50, cpuP50, pass };
   } finally {
     linkChild.kill("SIGTERM");

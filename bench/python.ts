@@ -25,11 +25,15 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(here, "..");
 
 const Figure = z.object({ p50: z.number(), p99: z.number(), cpuMs: z.number() });
-const ResultSchema = z.object({ result: z.object({ getSecret: Figure, echo: Figure, call: Figure, direct: Figure, iterations: z.number() }) });
+const ResultSchema = z.object({
+  result: z.object({ getSecret: Figure, echo: Figure, call: Figure, direct: Figure, iterations: z.number() }),
+});
 export type PythonBenchResult = z.infer<typeof ResultSchema>["result"] & { callOverheadMs: number; pass: boolean };
 
 function startCallsChild(args: string[]): Promise<{ child: ChildProcess; info: Record<string, unknown> }> {
-  const child = spawn(process.execPath, ["--import", "tsx", path.join(here, "calls.ts"), ...args], { stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(process.execPath, ["--import", "tsx", path.join(here, "calls.ts"), ...args], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   const lines = readline.createInterface({ input: child.stdout });
   return new Promise((resolve, reject) => {
     lines.once("line", (line) => resolve({ child, info: z.record(z.string(), z.unknown()).parse(JSON.parse(line)) }));
@@ -57,7 +61,11 @@ export async function pythonBench(full: boolean): Promise<PythonBenchResult> {
   const token = String(link.info["controlToken"]);
   try {
     const iterations = full ? 3000 : 500;
-    const child = spawn(path.join(venv, "bin", "python"), [path.join(here, "python_bench.py"), `ws://127.0.0.1:${port}/v1/link`, origin, caFile, String(iterations)], { stdio: ["ignore", "pipe", "inherit"] });
+    const child = spawn(
+      path.join(venv, "bin", "python"),
+      [path.join(here, "python_bench.py"), `ws://127.0.0.1:${port}/v1/link`, origin, caFile, String(iterations)],
+      { stdio: ["ignore", "pipe", "inherit"] },
+    );
     const lines = readline.createInterface({ input: child.stdout });
     const result = await new Promise<z.infer<typeof ResultSchema>["result"]>((resolve, reject) => {
       lines.on("line", (line) => {
@@ -70,8 +78,12 @@ export async function pythonBench(full: boolean): Promise<PythonBenchResult> {
     const callOverheadMs = result.call.p50 - result.direct.p50;
     const f = (x: number): string => x.toFixed(3);
     console.log(`\nPython SDK (${result.iterations} operations each; median of 5 rounds)\n`);
-    console.log(`granted get_secret   p50 ${f(result.getSecret.p50)} ms  CPU ${f(result.getSecret.cpuMs)} ms/call   bare Python ws echo p50 ${f(result.echo.p50)} ms  CPU ${f(result.echo.cpuMs)} ms/op   ratio ${(result.getSecret.p50 / result.echo.p50).toFixed(2)}x (no target)`);
-    console.log(`call                 p50 ${f(result.call.p50)} ms  direct http.client p50 ${f(result.direct.p50)} ms  overhead ${f(callOverheadMs)} ms (target <= 1 ms)  ${callOverheadMs <= 1 ? "PASS" : "MISS"}`);
+    console.log(
+      `granted get_secret   p50 ${f(result.getSecret.p50)} ms  CPU ${f(result.getSecret.cpuMs)} ms/call   bare Python ws echo p50 ${f(result.echo.p50)} ms  CPU ${f(result.echo.cpuMs)} ms/op   ratio ${(result.getSecret.p50 / result.echo.p50).toFixed(2)}x (no target)`,
+    );
+    console.log(
+      `call                 p50 ${f(result.call.p50)} ms  direct http.client p50 ${f(result.direct.p50)} ms  overhead ${f(callOverheadMs)} ms (target <= 1 ms)  ${callOverheadMs <= 1 ? "PASS" : "MISS"}`,
+    );
     return { ...result, callOverheadMs, pass: callOverheadMs <= 1 };
   } finally {
     link.child.kill("SIGTERM");

@@ -60,7 +60,13 @@ const SATURATION_MS = full ? 4000 : 2000;
 const here = path.dirname(fileURLToPath(import.meta.url));
 
 /** The ready line of bench/servers.ts. */
-const ServerInfoSchema = z.object({ port: z.number().int(), pid: z.number().int(), controlToken: z.string().optional(), pyperPort: z.string().optional(), pyperCert: z.string().optional() });
+const ServerInfoSchema = z.object({
+  port: z.number().int(),
+  pid: z.number().int(),
+  controlToken: z.string().optional(),
+  pyperPort: z.string().optional(),
+  pyperCert: z.string().optional(),
+});
 /** Its answer to `cpu`: process.cpuUsage() in microseconds. */
 const CpuLineSchema = z.object({ cpu: z.object({ user: z.number(), system: z.number() }) });
 
@@ -71,12 +77,16 @@ interface BenchServer extends z.infer<typeof ServerInfoSchema> {
 }
 
 async function startServer(kind: string): Promise<BenchServer> {
-  const child = spawn(process.execPath, ["--import", "tsx", path.join(here, "servers.ts"), kind], { stdio: ["pipe", "pipe", "inherit"] });
+  const child = spawn(process.execPath, ["--import", "tsx", path.join(here, "servers.ts"), kind], {
+    stdio: ["pipe", "pipe", "inherit"],
+  });
   const lines = readline.createInterface({ input: child.stdout });
   const waiting: Array<(line: string) => void> = [];
   lines.on("line", (line) => waiting.shift()?.(line));
   const nextLine = (): Promise<string> => new Promise((resolve) => waiting.push(resolve));
-  const exited = new Promise<never>((_, reject) => child.once("exit", (code) => reject(new Error(`${kind} server exited with ${code}`))));
+  const exited = new Promise<never>((_, reject) =>
+    child.once("exit", (code) => reject(new Error(`${kind} server exited with ${code}`))),
+  );
   exited.catch(() => undefined);
   const info = ServerInfoSchema.parse(JSON.parse(await Promise.race([nextLine(), exited])));
   return {
@@ -103,7 +113,11 @@ interface Stats {
 
 function stats(samples: number[]): Stats {
   const sorted = [...samples].sort((a, b) => a - b);
-  return { p50: percentile(sorted, 50), p99: percentile(sorted, 99), mean: samples.reduce((a, b) => a + b, 0) / samples.length };
+  return {
+    p50: percentile(sorted, 50),
+    p99: percentile(sorted, 99),
+    mean: samples.reduce((a, b) => a + b, 0) / samples.length,
+  };
 }
 
 interface Round extends Stats {
@@ -112,7 +126,12 @@ interface Round extends Stats {
 }
 
 /** Latency of `iterations` sequential operations after a warm-up, and the server's CPU spent on them. */
-async function measure(server: BenchServer, iterations: number, op: () => Promise<void>, warmup = WARMUP): Promise<Round> {
+async function measure(
+  server: BenchServer,
+  iterations: number,
+  op: () => Promise<void>,
+  warmup = WARMUP,
+): Promise<Round> {
   for (let i = 0; i < warmup; i++) await op();
   const samples: number[] = [];
   const cpu0 = await server.cpuMicros();
@@ -130,7 +149,13 @@ async function measure(server: BenchServer, iterations: number, op: () => Promis
  * pair), so load from other processes hits both alike: latency samples of each after a warm-up,
  * and each server's CPU time over its `iterations` measured operations.
  */
-async function measurePair(a: BenchServer, opA: () => Promise<void>, b: BenchServer, opB: () => Promise<void>, iterations: number): Promise<[Round, Round]> {
+async function measurePair(
+  a: BenchServer,
+  opA: () => Promise<void>,
+  b: BenchServer,
+  opB: () => Promise<void>,
+  iterations: number,
+): Promise<[Round, Round]> {
   for (let i = 0; i < WARMUP / 5; i++) {
     await opA();
     await opB();
@@ -197,7 +222,12 @@ function httpGetter(port: number, pathName: string): () => Promise<void> {
     });
 }
 
-async function wsRoundTrip(url: string, protocol: string | undefined, frame: string, expect: (data: string) => boolean): Promise<{ ws: WebSocket; op: () => Promise<void>; close: () => void }> {
+async function wsRoundTrip(
+  url: string,
+  protocol: string | undefined,
+  frame: string,
+  expect: (data: string) => boolean,
+): Promise<{ ws: WebSocket; op: () => Promise<void>; close: () => void }> {
   const ws = new WebSocket(url, protocol);
   await new Promise((r, j) => {
     ws.once("open", r);
@@ -227,16 +257,27 @@ async function grantBenchKey(port: number, controlToken: string, agentWs: WebSoc
 function httpsPost(agent: https.Agent, url: URL, body: unknown): Promise<Record<string, unknown>> {
   const payload = JSON.stringify(body);
   return new Promise((resolve, reject) => {
-    const req = https.request(url, { method: "POST", agent, headers: { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(payload) } }, (res) => {
-      let text = "";
-      res.on("data", (c: Buffer) => (text += c.toString()));
-      res.on("end", () => (res.statusCode === 200 ? resolve(JSON.parse(text) as Record<string, unknown>) : reject(new Error(`HTTP ${res.statusCode}: ${text}`))));
-    });
+    const req = https.request(
+      url,
+      {
+        method: "POST",
+        agent,
+        headers: { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(payload) },
+      },
+      (res) => {
+        let text = "";
+        res.on("data", (c: Buffer) => (text += c.toString()));
+        res.on("end", () =>
+          res.statusCode === 200
+            ? resolve(JSON.parse(text) as Record<string, unknown>)
+            : reject(new Error(`HTTP ${res.statusCode}: ${text}`)),
+        );
+      },
+    );
     req.on("error", reject);
     req.end(payload);
   });
 }
-
 
 interface Row {
   name: string;
@@ -275,7 +316,14 @@ function medianSaturation(runs: Saturation[]): Saturation {
 }
 
 /** Opens `count` agent connections that said hello, each a closed-loop `op` sending `frame`. */
-async function agentClients(url: string, protocol: string | undefined, count: number, hello: string | null, frame: string, expect: (data: string) => boolean): Promise<{ ops: Array<() => Promise<void>>; close: () => void }> {
+async function agentClients(
+  url: string,
+  protocol: string | undefined,
+  count: number,
+  hello: string | null,
+  frame: string,
+  expect: (data: string) => boolean,
+): Promise<{ ops: Array<() => Promise<void>>; close: () => void }> {
   const conns = await Promise.all(Array.from({ length: count }, () => wsRoundTrip(url, protocol, frame, expect)));
   if (hello !== null) {
     await Promise.all(
@@ -296,7 +344,12 @@ async function main(): Promise<void> {
   const costs: CostRow[] = [];
   const figures: Figure[] = [];
   if (want("latency")) {
-    const [link, bareHttp, bareWs, linkAuth] = await Promise.all([startServer("link"), startServer("bare-http"), startServer("bare-ws"), startServer("link-authority")]);
+    const [link, bareHttp, bareWs, linkAuth] = await Promise.all([
+      startServer("link"),
+      startServer("bare-http"),
+      startServer("bare-ws"),
+      startServer("link-authority"),
+    ]);
     const servers = [link, bareHttp, bareWs, linkAuth];
     try {
       // Link and baseline take turns request by request, in rounds (the median round decides), so
@@ -314,8 +367,16 @@ async function main(): Promise<void> {
       rows.push(row("discovery GET /piper-link-context", disc.link, disc.base, 1.3));
       costs.push(costRow("discovery GET vs bare http", disc.link, disc.base, null, null));
 
-      const hello = JSON.stringify({ type: "hello", id: 1, protocol: 1, agent: { clientId: "agent_bench", name: "Bench" }, sdk: { name: "bench", version: "0" } });
-      const linkWs = await wsRoundTrip(`ws://127.0.0.1:${link.port}/v1/link`, AGENT_SUBPROTOCOL, hello, (d) => d.includes('"welcome"'));
+      const hello = JSON.stringify({
+        type: "hello",
+        id: 1,
+        protocol: 1,
+        agent: { clientId: "agent_bench", name: "Bench" },
+        sdk: { name: "bench", version: "0" },
+      });
+      const linkWs = await wsRoundTrip(`ws://127.0.0.1:${link.port}/v1/link`, AGENT_SUBPROTOCOL, hello, (d) =>
+        d.includes('"welcome"'),
+      );
       const echoWs = await wsRoundTrip(`ws://127.0.0.1:${bareWs.port}/`, undefined, hello, (d) => d === hello);
       const ws = { link: [] as Round[], base: [] as Round[] };
       for (let r = 0; r < rounds; r++) {
@@ -331,13 +392,20 @@ async function main(): Promise<void> {
       const agentWs = new WebSocket(`ws://127.0.0.1:${linkAuth.port}/v1/link`, AGENT_SUBPROTOCOL);
       await new Promise((r) => agentWs.once("open", r));
       const welcome = await new Promise<{ instanceId: string; authority: string }>((resolve) => {
-        agentWs.once("message", (d: Buffer) => resolve(JSON.parse(d.toString()) as { instanceId: string; authority: string }));
+        agentWs.once("message", (d: Buffer) =>
+          resolve(JSON.parse(d.toString()) as { instanceId: string; authority: string }),
+        );
         agentWs.send(hello);
       });
       await grantBenchKey(linkAuth.port, linkAuth.controlToken ?? "", agentWs);
       agentWs.close();
       const resolveFrame = JSON.stringify({ type: "resolve", id: 7, variable: "BENCH_KEY" });
-      const granted = await wsRoundTrip(`ws://127.0.0.1:${linkAuth.port}/v1/link`, AGENT_SUBPROTOCOL, resolveFrame, (d) => d.includes('"secret"'));
+      const granted = await wsRoundTrip(
+        `ws://127.0.0.1:${linkAuth.port}/v1/link`,
+        AGENT_SUBPROTOCOL,
+        resolveFrame,
+        (d) => d.includes('"secret"'),
+      );
       await new Promise((r) => {
         granted.ws.once("message", r);
         granted.ws.send(hello);
@@ -347,10 +415,19 @@ async function main(): Promise<void> {
       const base = new URL(`https://127.0.0.1:${linkAuth.pyperPort ?? ""}/`);
       const ident = { agentClientId: "agent_bench", instanceId: welcome.instanceId };
       const threeCalls = async (): Promise<void> => {
-        const { credentialId } = await httpsPost(tls, new URL(PYPER_PATHS.resolveMapping, base), { ...ident, variableName: "bench_key" });
-        const scoped = await httpsPost(tls, new URL(PYPER_PATHS.scopedCredentials, base), { ...ident, credentialIds: [credentialId] });
+        const { credentialId } = await httpsPost(tls, new URL(PYPER_PATHS.resolveMapping, base), {
+          ...ident,
+          variableName: "bench_key",
+        });
+        const scoped = await httpsPost(tls, new URL(PYPER_PATHS.scopedCredentials, base), {
+          ...ident,
+          credentialIds: [credentialId],
+        });
         const ids = scoped["granted_credential_ids"] as string[];
-        const raw = await httpsPost(tls, new URL(PYPER_PATHS.exchangeSecret, base), { ...ident, piperCredentialId: ids[0] });
+        const raw = await httpsPost(tls, new URL(PYPER_PATHS.exchangeSecret, base), {
+          ...ident,
+          piperCredentialId: ids[0],
+        });
         if (raw["secret_value"] !== "bench-secret-value") throw new Error("wrong value");
       };
       // Granted resolves are answered from the grant cache, as fast as a hello: as many per round, so
@@ -369,8 +446,22 @@ async function main(): Promise<void> {
 
       // Saturation: the same number of concurrent connections on each side, alternating, median of the runs.
       const satRounds = full ? 5 : 3;
-      const resolvers = await agentClients(`ws://127.0.0.1:${linkAuth.port}/v1/link`, AGENT_SUBPROTOCOL, SATURATION_CLIENTS, hello, resolveFrame, (d) => d.includes('"secret"'));
-      const echoers = await agentClients(`ws://127.0.0.1:${bareWs.port}/`, undefined, SATURATION_CLIENTS, null, resolveFrame, (d) => d === resolveFrame);
+      const resolvers = await agentClients(
+        `ws://127.0.0.1:${linkAuth.port}/v1/link`,
+        AGENT_SUBPROTOCOL,
+        SATURATION_CLIENTS,
+        hello,
+        resolveFrame,
+        (d) => d.includes('"secret"'),
+      );
+      const echoers = await agentClients(
+        `ws://127.0.0.1:${bareWs.port}/`,
+        undefined,
+        SATURATION_CLIENTS,
+        null,
+        resolveFrame,
+        (d) => d === resolveFrame,
+      );
       const sat = { link: [] as Saturation[], echo: [] as Saturation[] };
       for (let r = 0; r < satRounds; r++) {
         sat.echo.push(await saturate(bareWs, echoers.ops, SATURATION_MS));
@@ -382,7 +473,15 @@ async function main(): Promise<void> {
       figures.push(await approvalLatency(linkAuth.port, linkAuth.controlToken ?? "", full ? 100 : 20));
       rows.push(row("granted resolve vs ws echo", res.link, res.echo, 5));
       rows.push(row("granted resolve vs pyper 3-call flow", res.link, res.three, 10, "faster_by"));
-      costs.push(costRow("granted resolve vs ws echo", res.link, res.echo, medianSaturation(sat.link), medianSaturation(sat.echo)));
+      costs.push(
+        costRow(
+          "granted resolve vs ws echo",
+          res.link,
+          res.echo,
+          medianSaturation(sat.link),
+          medianSaturation(sat.echo),
+        ),
+      );
     } finally {
       for (const s of servers) s.child.kill("SIGTERM");
     }
@@ -391,11 +490,25 @@ async function main(): Promise<void> {
   if (want("startup")) figures.push(...(await unlockFigures(full)));
   if (want("presence")) figures.push(...(await presenceFigures(full)));
 
-  console.log(`\nPiper Link benchmark (${full ? "full" : "short"} mode, ${ITER} iterations per case, node ${process.version})\n`);
+  console.log(
+    `\nPiper Link benchmark (${full ? "full" : "short"} mode, ${ITER} iterations per case, node ${process.version})\n`,
+  );
   if (rows.length > 0) {
-    console.log("Latency (sequential round trips, one client; Link and baseline take turns request by request; wall time, median of 5 rounds):");
+    console.log(
+      "Latency (sequential round trips, one client; Link and baseline take turns request by request; wall time, median of 5 rounds):",
+    );
     printTable(
-      ["case", "link p50 ms", "baseline p50 ms", "link p99 ms", "baseline p99 ms", "ratio p50", "ratio p99", "target (p50)", "result"],
+      [
+        "case",
+        "link p50 ms",
+        "baseline p50 ms",
+        "link p99 ms",
+        "baseline p99 ms",
+        "ratio p50",
+        "ratio p99",
+        "target (p50)",
+        "result",
+      ],
       rows.map((r) => [
         r.name,
         fmt(r.link.p50),
@@ -408,10 +521,23 @@ async function main(): Promise<void> {
         r.pass ? "PASS" : "MISS",
       ]),
     );
-    console.log(`\nThe Link's own work (server-process CPU from process.cpuUsage(); saturation: ${SATURATION_CLIENTS} concurrent connections, closed loop, median of ${full ? 5 : 3} runs of ${SATURATION_MS / 1000} s):`);
+    console.log(
+      `\nThe Link's own work (server-process CPU from process.cpuUsage(); saturation: ${SATURATION_CLIENTS} concurrent connections, closed loop, median of ${full ? 5 : 3} runs of ${SATURATION_MS / 1000} s):`,
+    );
     const opt = (n: number | undefined, digits: number): string => (n === undefined ? "-" : n.toFixed(digits));
     printTable(
-      ["case", "link CPU/op µs", "baseline CPU/op µs", "ratio", "link ops/s (sat.)", "baseline ops/s (sat.)", "ratio", "link CPU/op µs (sat.)", "baseline CPU/op µs (sat.)", "ratio"],
+      [
+        "case",
+        "link CPU/op µs",
+        "baseline CPU/op µs",
+        "ratio",
+        "link ops/s (sat.)",
+        "baseline ops/s (sat.)",
+        "ratio",
+        "link CPU/op µs (sat.)",
+        "baseline CPU/op µs (sat.)",
+        "ratio",
+      ],
       costs.map((c) => [
         c.name,
         c.linkCpu.toFixed(1),
@@ -419,23 +545,35 @@ async function main(): Promise<void> {
         `${(c.linkCpu / c.baselineCpu).toFixed(2)}x`,
         opt(c.linkSaturation?.opsPerSecond, 0),
         opt(c.baselineSaturation?.opsPerSecond, 0),
-        c.linkSaturation && c.baselineSaturation ? `${(c.linkSaturation.opsPerSecond / c.baselineSaturation.opsPerSecond).toFixed(2)}x` : "-",
+        c.linkSaturation && c.baselineSaturation
+          ? `${(c.linkSaturation.opsPerSecond / c.baselineSaturation.opsPerSecond).toFixed(2)}x`
+          : "-",
         opt(c.linkSaturation?.cpuPerOp, 1),
         opt(c.baselineSaturation?.cpuPerOp, 1),
-        c.linkSaturation && c.baselineSaturation ? `${(c.linkSaturation.cpuPerOp / c.baselineSaturation.cpuPerOp).toFixed(2)}x` : "-",
+        c.linkSaturation && c.baselineSaturation
+          ? `${(c.linkSaturation.cpuPerOp / c.baselineSaturation.cpuPerOp).toFixed(2)}x`
+          : "-",
       ]),
     );
   }
   console.log("");
   printTable(
     ["figure", "value", "target", "result"],
-    figures.map((f) => [f.name, `${f.value.toFixed(1)} ${f.unit}`, f.target === null ? "-" : `< ${f.target} ${f.unit}`, f.target === null ? "" : f.pass ? "PASS" : "MISS"]),
+    figures.map((f) => [
+      f.name,
+      `${f.value.toFixed(1)} ${f.unit}`,
+      f.target === null ? "-" : `< ${f.target} ${f.unit}`,
+      f.target === null ? "" : f.pass ? "PASS" : "MISS",
+    ]),
   );
   if (want("fatigue")) await printFatigue();
   const dir = path.join(here, "results");
   fs.mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `bench-${new Date().toISOString().replace(/[:.]/g, "-")}.json`);
-  fs.writeFileSync(file, `${JSON.stringify({ mode: full ? "full" : "short", iterations: ITER, node: process.version, rows, costs, figures }, null, 2)}\n`);
+  fs.writeFileSync(
+    file,
+    `${JSON.stringify({ mode: full ? "full" : "short", iterations: ITER, node: process.version, rows, costs, figures }, null, 2)}\n`,
+  );
   console.log(`\nwritten ${path.relative(process.cwd(), file)}`);
   if (want("calls")) await (await import("./calls.js")).callBench(full);
   if (want("peers")) await (await import("./peers.js")).peerBench(full);
@@ -455,11 +593,32 @@ function row(name: string, link: Round[], baseline: Round[], target: number, kin
   const l = medianRound(link);
   const b = medianRound(baseline);
   const ratio = l.p50 / b.p50;
-  return { name, link: l, baseline: b, ratio, p99Ratio: l.p99 / b.p99, target, kind, pass: kind === "at_most" ? ratio <= target : ratio <= 1 / target };
+  return {
+    name,
+    link: l,
+    baseline: b,
+    ratio,
+    p99Ratio: l.p99 / b.p99,
+    target,
+    kind,
+    pass: kind === "at_most" ? ratio <= target : ratio <= 1 / target,
+  };
 }
 
-function costRow(name: string, link: Round[], baseline: Round[], linkSaturation: Saturation | null, baselineSaturation: Saturation | null): CostRow {
-  return { name, linkCpu: medianRound(link).cpuPerOp, baselineCpu: medianRound(baseline).cpuPerOp, linkSaturation, baselineSaturation };
+function costRow(
+  name: string,
+  link: Round[],
+  baseline: Round[],
+  linkSaturation: Saturation | null,
+  baselineSaturation: Saturation | null,
+): CostRow {
+  return {
+    name,
+    linkCpu: medianRound(link).cpuPerOp,
+    baselineCpu: medianRound(baseline).cpuPerOp,
+    linkSaturation,
+    baselineSaturation,
+  };
 }
 
 await main();

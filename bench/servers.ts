@@ -33,7 +33,10 @@ function listeningPort(server: http.Server | WebSocketServer): number {
 async function main(kind: string): Promise<number> {
   if (kind === "bare-http") {
     const server = http.createServer((_req, res) => {
-      res.writeHead(200, { "Content-Type": "application/json; charset=utf-8", "Content-Length": Buffer.byteLength(BODY) });
+      res.writeHead(200, {
+        "Content-Type": "application/json; charset=utf-8",
+        "Content-Length": Buffer.byteLength(BODY),
+      });
       res.end(BODY);
     });
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
@@ -68,7 +71,11 @@ async function main(kind: string): Promise<number> {
     }
     process.on("SIGTERM", () => void link.stop().then(() => process.exit(0)));
     // pyper-sdk agents reach their secrets through the Link's own loopback HTTPS endpoints.
-    extra = { controlToken: link.controlToken, pyperPort: String(status.pyper?.port ?? 0), pyperCert: status.pyper?.certFile ?? "" };
+    extra = {
+      controlToken: link.controlToken,
+      pyperPort: String(status.pyper?.port ?? 0),
+      pyperCert: status.pyper?.certFile ?? "",
+    };
     return status.port;
   }
   throw new Error(`unknown server kind ${kind}`);

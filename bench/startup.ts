@@ -30,16 +30,28 @@ import type { Figure } from "./capacity.js";
 import { p50 } from "./measure.js";
 
 const here = fileURLToPath(import.meta.url);
-const SampleSchema = z.object({ wallMs: z.number(), kdfMs: z.number(), kdfCpuMs: z.number(), cpuMs: z.number(), authorityCpuMs: z.number() });
+const SampleSchema = z.object({
+  wallMs: z.number(),
+  kdfMs: z.number(),
+  kdfCpuMs: z.number(),
+  cpuMs: z.number(),
+  authorityCpuMs: z.number(),
+});
 type Sample = z.infer<typeof SampleSchema>;
 
 function profilePaths(home: string): LinkPaths {
-  return resolveLinkPaths("bench-unlock", { platform: "linux", env: { XDG_RUNTIME_DIR: home, XDG_DATA_HOME: home, XDG_STATE_HOME: home }, homedir: home });
+  return resolveLinkPaths("bench-unlock", {
+    platform: "linux",
+    env: { XDG_RUNTIME_DIR: home, XDG_DATA_HOME: home, XDG_STATE_HOME: home },
+    homedir: home,
+  });
 }
 
 /** The bench's in-memory keychain, loaded from and saved to `file` (a throwaway profile's). */
 function fileBackedMemoryKeychain(file: string): { keychain: KeychainStore; save: () => void } {
-  const items = new Map<KeychainItem, string>(fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, "utf8")) as [KeychainItem, string][]) : []);
+  const items = new Map<KeychainItem, string>(
+    fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, "utf8")) as [KeychainItem, string][]) : [],
+  );
   const keychain: KeychainStore = {
     service: "bench-unlock",
     get: (k) => Promise.resolve(items.get(k) ?? null),
@@ -119,14 +131,21 @@ const SAMPLE_CODE = `
 
 function sampleUnlock(home: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const env = { ...process.env, BENCH_DIST: path.resolve(path.dirname(here), "../dist"), BENCH_HOME: home, BENCH_PASSPHRASE };
+    const env = {
+      ...process.env,
+      BENCH_DIST: path.resolve(path.dirname(here), "../dist"),
+      BENCH_HOME: home,
+      BENCH_PASSPHRASE,
+    };
     // A file, not `node -e`: the authority is spawned with the Link's execArgv, which would hold the code.
     const script = path.join(home, "unlock-sample.mjs");
     fs.writeFileSync(script, SAMPLE_CODE);
     const child = spawn(process.execPath, [script], { env, stdio: ["ignore", "pipe", "inherit"] });
     let out = "";
     child.stdout.on("data", (c: Buffer) => (out += c.toString()));
-    child.once("exit", (code) => (code === 0 ? resolve(out) : reject(new Error(`the unlock sample exited with ${code}`))));
+    child.once("exit", (code) =>
+      code === 0 ? resolve(out) : reject(new Error(`the unlock sample exited with ${code}`)),
+    );
   });
 }
 
@@ -135,7 +154,9 @@ function runChild(args: string[]): Promise<string> {
     const child = spawn(process.execPath, ["--import", "tsx", here, ...args], { stdio: ["ignore", "pipe", "inherit"] });
     let out = "";
     child.stdout.on("data", (c: Buffer) => (out += c.toString()));
-    child.once("exit", (code) => (code === 0 ? resolve(out) : reject(new Error(`startup ${args[0] ?? ""} exited with ${code}`))));
+    child.once("exit", (code) =>
+      code === 0 ? resolve(out) : reject(new Error(`startup ${args[0] ?? ""} exited with ${code}`)),
+    );
   });
 }
 
@@ -145,14 +166,27 @@ export async function unlockFigures(full: boolean): Promise<Figure[]> {
   try {
     await runChild(["prepare", home]);
     const samples: Sample[] = [];
-    for (let i = 0; i < (full ? 9 : 5); i++) samples.push(SampleSchema.parse(JSON.parse((await sampleUnlock(home)).trim())));
+    for (let i = 0; i < (full ? 9 : 5); i++)
+      samples.push(SampleSchema.parse(JSON.parse((await sampleUnlock(home)).trim())));
     const cpu = p50(samples.map((s) => s.cpuMs));
     const info = (name: string, value: number): Figure => ({ name, value, unit: "ms", target: null, pass: true });
     return [
       // The same bound as start to prompt, read the same way (CPU time; see capacity.ts startFigures).
-      { name: "unlock to serving, KDF excluded (median CPU time: Link minus its KDF, plus the embedded authority's start)", value: cpu, unit: "ms", target: 500, pass: cpu < 500 },
-      info("  of which the embedded authority process's start (median CPU time)", p50(samples.map((s) => s.authorityCpuMs))),
-      info("  the same, median wall minus the KDF's wall (same process, right after; includes waiting for other processes)", p50(samples.map((s) => s.wallMs - s.kdfMs))),
+      {
+        name: "unlock to serving, KDF excluded (median CPU time: Link minus its KDF, plus the embedded authority's start)",
+        value: cpu,
+        unit: "ms",
+        target: 500,
+        pass: cpu < 500,
+      },
+      info(
+        "  of which the embedded authority process's start (median CPU time)",
+        p50(samples.map((s) => s.authorityCpuMs)),
+      ),
+      info(
+        "  the same, median wall minus the KDF's wall (same process, right after; includes waiting for other processes)",
+        p50(samples.map((s) => s.wallMs - s.kdfMs)),
+      ),
       info("  unlock wall as measured, KDF included (median)", p50(samples.map((s) => s.wallMs))),
       info("  the KDF on its own: scrypt at VAULT_KDF, median wall", p50(samples.map((s) => s.kdfMs))),
       info("  the KDF on its own: median CPU time", p50(samples.map((s) => s.kdfCpuMs))),
@@ -165,6 +199,8 @@ export async function unlockFigures(full: boolean): Promise<Figure[]> {
 if (process.argv[1] !== undefined && fs.realpathSync(process.argv[1]) === here) {
   const [kind, home] = process.argv.slice(2);
   if (kind === "prepare" && home) await prepare(home);
-  else for (const f of await unlockFigures(process.argv.includes("--full"))) console.log(`${f.name}: ${f.value.toFixed(1)} ${f.unit}${f.target === null ? "" : f.pass ? " PASS" : " MISS"}`);
+  else
+    for (const f of await unlockFigures(process.argv.includes("--full")))
+      console.log(`${f.name}: ${f.value.toFixed(1)} ${f.unit}${f.target === null ? "" : f.pass ? " PASS" : " MISS"}`);
   process.exit(0);
 }

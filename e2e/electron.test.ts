@@ -28,7 +28,12 @@ function electronBinary(): string | null {
 
 const binary = electronBinary();
 const display = process.platform !== "linux" || Boolean(process.env["DISPLAY"] ?? process.env["WAYLAND_DISPLAY"]);
-const skip = binary === null ? "no Electron binary in node_modules/electron (it could not be downloaded on this machine)" : !display ? "no display (run under xvfb-run)" : false;
+const skip =
+  binary === null
+    ? "no Electron binary in node_modules/electron (it could not be downloaded on this machine)"
+    : !display
+      ? "no display (run under xvfb-run)"
+      : false;
 
 describe("Electron app", () => {
   let app: ElectronApplication | null = null;
@@ -38,13 +43,21 @@ describe("Electron app", () => {
 
   it("opens a hardened window that reaches the Link through the preload bridge only", { skip }, async () => {
     const e = await newEnv();
-    app = await electron.launch({ executablePath: binary ?? "", args: [root], cwd: root, env: { ...e.env, PIPER_LINK_PROFILE: e.profile } });
+    app = await electron.launch({
+      executablePath: binary ?? "",
+      args: [root],
+      cwd: root,
+      env: { ...e.env, PIPER_LINK_PROFILE: e.profile },
+    });
     const page = await app.firstWindow();
     assert.equal(await page.title(), "Piper Link");
     await page.getByRole("button", { name: "Sign in", exact: true }).waitFor();
     // Context isolation and sandbox: no Node in the page, only the typed bridge.
     assert.equal(await page.evaluate(() => typeof (globalThis as { require?: unknown }).require), "undefined");
-    assert.equal(await page.evaluate(() => typeof (window as unknown as { piperLink?: { status?: unknown } }).piperLink?.status), "function");
+    assert.equal(
+      await page.evaluate(() => typeof (window as unknown as { piperLink?: { status?: unknown } }).piperLink?.status),
+      "function",
+    );
     // Navigation away is refused.
     await page.evaluate(() => (window.location.href = "https://example.com/"));
     await new Promise((r) => setTimeout(r, 500));

@@ -37,7 +37,9 @@ before(async () => {
   if (CHROMIUM_SKIP !== false) return;
   e = await newEnv();
   upstream = await startUpstream(await fs.mkdtemp(path.join(os.tmpdir(), "piper-ui-ca-")));
-  upstream.routes.set("/v1/things", (_r, res) => res.writeHead(200, { "content-type": "application/json" }).end('{"ok":true}'));
+  upstream.routes.set("/v1/things", (_r, res) =>
+    res.writeHead(200, { "content-type": "application/json" }).end('{"ok":true}'),
+  );
   e.env["PIPER_LINK_EXTRA_CA"] = upstream.caFile;
   // The Link's machine is a desktop the person sees (sign-in leads with the browser); the test
   // machine has no display of its own. Wayland, so no X11 risk is reported.
@@ -67,7 +69,10 @@ function agent(clientId: string, name: string): PiperClient {
  * it got (or rejects with what it printed to stderr). It stays alive (its session with it, and so a
  * session-bound grant) until `stop()`.
  */
-async function startSessionAgent(variable: string, reason: string): Promise<{ pid: number; value: Promise<string>; stop: () => void }> {
+async function startSessionAgent(
+  variable: string,
+  reason: string,
+): Promise<{ pid: number; value: Promise<string>; stop: () => void }> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), "piper-session-agent-"));
   const file = path.join(dir, "agent.mts");
   const sdk = path.resolve(import.meta.dirname, "../packages/sdk/src/index.ts");
@@ -79,7 +84,10 @@ async function startSessionAgent(variable: string, reason: string): Promise<{ pi
       `c.close();\nprocess.stdout.write(JSON.stringify({ value: s.value }) + "\\n");\n` +
       `process.stdin.resume();\nprocess.stdin.on("end", () => process.exit(0));\n`,
   );
-  const child = spawn("setsid", [process.execPath, "--import", "tsx", file], { cwd: process.cwd(), stdio: ["pipe", "pipe", "pipe"] });
+  const child = spawn("setsid", [process.execPath, "--import", "tsx", file], {
+    cwd: process.cwd(),
+    stdio: ["pipe", "pipe", "pipe"],
+  });
   let out = "";
   let err = "";
   child.stderr.on("data", (d: Buffer) => (err += d.toString()));
@@ -127,7 +135,9 @@ const consoleProblems: string[] = [];
 /** Records console errors and CSP violations (Chromium reports both; the listener catches any it does not log). */
 async function watchConsole(context: BrowserContext): Promise<void> {
   await context.addInitScript(() => {
-    document.addEventListener("securitypolicyviolation", (e) => console.error(`CSP violation: ${e.violatedDirective} blocked ${e.blockedURI}`));
+    document.addEventListener("securitypolicyviolation", (e) =>
+      console.error(`CSP violation: ${e.violatedDirective} blocked ${e.blockedURI}`),
+    );
   });
   context.on("console", (msg) => {
     if (msg.type() === "error") consoleProblems.push(`${msg.page()?.url() ?? "?"}: ${msg.text()}`);
@@ -157,12 +167,16 @@ async function cutOffSideways(page: Page): Promise<string[]> {
   return page.evaluate(() => {
     const width = document.documentElement.clientWidth;
     const problems: string[] = [];
-    if (document.documentElement.scrollWidth > width) problems.push(`the page is ${document.documentElement.scrollWidth - width}px wider than the window`);
+    if (document.documentElement.scrollWidth > width)
+      problems.push(`the page is ${document.documentElement.scrollWidth - width}px wider than the window`);
     for (const el of Array.from(document.querySelectorAll("body *"))) {
       const r = el.getBoundingClientRect();
       if (r.width <= 1 || r.height <= 1) continue; // visually hidden, or not laid out
       if (el.closest("dialog:not([open])") !== null) continue;
-      const cls = typeof el.className === "string" && el.className.trim() !== "" ? `.${el.className.trim().split(/\s+/).join(".")}` : "";
+      const cls =
+        typeof el.className === "string" && el.className.trim() !== ""
+          ? `.${el.className.trim().split(/\s+/).join(".")}`
+          : "";
       const text = el.textContent.trim().replace(/\s+/g, " ").slice(0, 40);
       const what = `${el.tagName.toLowerCase()}${cls}${text === "" ? "" : ` "${text}"`}`;
       // The nearest ancestor that clips or scrolls sideways: the element must lie within its box.
@@ -172,15 +186,21 @@ async function cutOffSideways(page: Page): Promise<string[]> {
         const box = a.getBoundingClientRect();
         hidden = box.width <= 1 || box.height <= 1; // inside something visually hidden on purpose
         const past = Math.max(r.right - box.right, box.left - r.left);
-        const aCls = typeof a.className === "string" && a.className.trim() !== "" ? `.${a.className.trim().split(/\s+/).join(".")}` : "";
-        if (!hidden && past > 1) problems.push(`${what} ${Math.round(past)}px outside ${a.tagName.toLowerCase()}${aCls}`);
+        const aCls =
+          typeof a.className === "string" && a.className.trim() !== ""
+            ? `.${a.className.trim().split(/\s+/).join(".")}`
+            : "";
+        if (!hidden && past > 1)
+          problems.push(`${what} ${Math.round(past)}px outside ${a.tagName.toLowerCase()}${aCls}`);
         break;
       }
       if (hidden) continue;
       if (r.right > width + 0.5) problems.push(`${what} ${Math.round(r.right - width)}px past the window's right edge`);
       else if (r.left < -0.5) problems.push(`${what} ${Math.round(-r.left)}px past the window's left edge`);
-      const control = el instanceof HTMLInputElement || el instanceof HTMLSelectElement || el instanceof HTMLTextAreaElement;
-      if (!control && getComputedStyle(el).overflowX !== "visible" && el.scrollWidth > el.clientWidth + 1) problems.push(`${what} holds content ${el.scrollWidth - el.clientWidth}px wider than its box`);
+      const control =
+        el instanceof HTMLInputElement || el instanceof HTMLSelectElement || el instanceof HTMLTextAreaElement;
+      if (!control && getComputedStyle(el).overflowX !== "visible" && el.scrollWidth > el.clientWidth + 1)
+        problems.push(`${what} holds content ${el.scrollWidth - el.clientWidth}px wider than its box`);
     }
     // The first few: an outer box's problem usually repeats for what it holds.
     return Array.from(new Set(problems)).slice(0, 12);
@@ -192,7 +212,10 @@ function uiAddressOnce(): string {
   return cliJson(e, ["ui"], UiSchema).url;
 }
 
-async function openUi(colorScheme: "light" | "dark" = "light", viewport: { width: number; height: number } = LARGE): Promise<{ context: BrowserContext; page: Page }> {
+async function openUi(
+  colorScheme: "light" | "dark" = "light",
+  viewport: { width: number; height: number } = LARGE,
+): Promise<{ context: BrowserContext; page: Page }> {
   assert.ok(browser);
   const context = await browser.newContext({ colorScheme, viewport, timezoneId: TIME_ZONE, locale: "en-US" });
   await watchConsole(context);
@@ -259,7 +282,9 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
   it("a page from another origin cannot open the control channel", async () => {
     assert.ok(browser);
     // A real foreign web page (another loopback port is another origin) tries the control socket.
-    const evil = http.createServer((_req, res) => res.writeHead(200, { "Content-Type": "text/html" }).end("<!doctype html><title>evil</title>"));
+    const evil = http.createServer((_req, res) =>
+      res.writeHead(200, { "Content-Type": "text/html" }).end("<!doctype html><title>evil</title>"),
+    );
     await new Promise<void>((r) => evil.listen(0, "127.0.0.1", r));
     const page = await browser.newPage();
     await page.goto(`http://127.0.0.1:${(evil.address() as AddressInfo).port}/`);
@@ -293,7 +318,11 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     await page.getByRole("cell", { name: "OPENAI_API_KEY", exact: true }).waitFor();
     assert.ok(!(await page.content()).includes(VALUE), "the value is not in the page");
     await page.getByRole("button", { name: "Replace the value of OPENAI_API_KEY" }).click();
-    assert.equal(await page.getByRole("dialog").getByLabel("Value").inputValue(), "", "replacing starts from an empty field");
+    assert.equal(
+      await page.getByRole("dialog").getByLabel("Value").inputValue(),
+      "",
+      "replacing starts from an empty field",
+    );
     await page.keyboard.press("Escape");
     await page.getByRole("dialog").waitFor({ state: "detached" });
 
@@ -346,7 +375,10 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     await page.getByRole("dialog", { name: "Revoke this grant?" }).getByRole("button", { name: "Revoke" }).click();
     await notice(page, "Revoked: Inbox Summariser no longer gets OPENAI_API_KEY.");
     await page.getByRole("heading", { name: "No grants in force" }).waitFor();
-    await assert.rejects(inbox.getSecret("OPENAI_API_KEY", { wait: false }), (err: Error) => err.name === "PiperGrantNeededError");
+    await assert.rejects(
+      inbox.getSecret("OPENAI_API_KEY", { wait: false }),
+      (err: Error) => err.name === "PiperGrantNeededError",
+    );
 
     // 4. Deny: the waiting agent hears `denied`, and the request leaves the list. (The call above
     // left a pending request; this one joins it.)
@@ -378,13 +410,18 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     await table.getByRole("cell", { name: "approved until revoked" }).waitFor();
     await table.getByRole("cell", { name: "approved once" }).waitFor();
     const ended = table.getByRole("row").filter({ hasText: "Grant ended" });
-    assert.match(await ended.innerText(), /agent_inbox[\s\S]*revoked by you/, "the revocation is listed under its agent");
+    assert.match(
+      await ended.innerText(),
+      /agent_inbox[\s\S]*revoked by you/,
+      "the revocation is listed under its agent",
+    );
     await table.getByRole("cell", { name: "denied", exact: true }).first().waitFor();
     // Each ask, approval and delivery names the verified program (this test's node process: executable,
     // script, folder, pid), not only the client ID the agent chose.
     for (const what of ["Asked", "Approved", "Delivered"]) {
       const text = await table.getByRole("row").filter({ hasText: what }).first().innerText();
-      for (const fact of [process.execPath, process.argv[1] ?? "", `in ${process.cwd()}`, `pid ${process.pid}`]) assert.ok(text.includes(fact), `the ${what} row names ${fact}: ${text}`);
+      for (const fact of [process.execPath, process.argv[1] ?? "", `in ${process.cwd()}`, `pid ${process.pid}`])
+        assert.ok(text.includes(fact), `the ${what} row names ${fact}: ${text}`);
     }
     const body = await table.innerText();
     assert.doesNotMatch(body, /request\.approved|\buntil\b(?! revoked)|\bok\b/, "no stored codes as text");
@@ -393,7 +430,11 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     assert.match(await time.innerText(), /^(just now|\d+ s ago|\d+ min ago)$/);
     const iso = await time.getAttribute("datetime");
     assert.ok(iso);
-    const local = new Date(iso).toLocaleString("en-US", { dateStyle: "medium", timeStyle: "short", timeZone: TIME_ZONE });
+    const local = new Date(iso).toLocaleString("en-US", {
+      dateStyle: "medium",
+      timeStyle: "short",
+      timeZone: TIME_ZONE,
+    });
     assert.equal(await time.getAttribute("title"), local);
     await page.getByLabel("Agent client ID").fill("nobody");
     await page.getByRole("button", { name: "Filter" }).click();
@@ -406,7 +447,11 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     assert.equal(cli(e, ["secrets", "set", "CALL_KEY"], `${VALUE}\n`).code, 0);
     const caller = agent("agent_caller", "Caller");
     const host = `127.0.0.1:${upstream.port}`;
-    const answer = caller.fetch(`${upstream.origin}/v1/things?page=2`, { method: "POST", auth: { bearer: "CALL_KEY" }, body: "{}" });
+    const answer = caller.fetch(`${upstream.origin}/v1/things?page=2`, {
+      method: "POST",
+      auth: { bearer: "CALL_KEY" },
+      body: "{}",
+    });
     const { context, page } = await openUi();
     const card = page.getByRole("listitem").filter({ hasText: "CALL_KEY" });
     await card.getByRole("button", { name: /^Approve/ }).click();
@@ -419,7 +464,9 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     assert.equal(await dialog.getByLabel(/^Method and path rules/).inputValue(), "POST /v1/things");
     await page.screenshot({ path: path.join(SHOTS, "call-approve-defaults-1280x800.png") });
     // Reading is one click away, and says what it gives beyond the request.
-    const widened = dialog.getByText(`It asked only to use the secret in a call to ${host}. Reading gives it the value itself`);
+    const widened = dialog.getByText(
+      `It asked only to use the secret in a call to ${host}. Reading gives it the value itself`,
+    );
     assert.equal(await widened.count(), 0);
     await dialog.getByRole("radio", { name: "Read the value" }).check();
     await widened.waitFor();
@@ -428,25 +475,46 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     await approveIn(dialog);
     const res = await answer;
     assert.equal(res.status, 200);
-    const grant = z.array(GrantViewSchema).parse(JSON.parse(cli(e, ["grants", "--json"]).stdout)).find((g) => g.variable === "call_key");
+    const grant = z
+      .array(GrantViewSchema)
+      .parse(JSON.parse(cli(e, ["grants", "--json"]).stdout))
+      .find((g) => g.variable === "call_key");
     assert.deepEqual(grant?.mode, { kind: "use", destinations: [{ host, method: "POST", path: "/v1/things" }] });
     assert.equal(grant.binding?.kind, "program");
 
     // The Link reports the call to the authority with its usage reports (every 500 ms): wait for that
     // record before the page loads the list, which does not reload for it.
-    await waitFor(() => /"action": "call\.made"/.test(cli(e, ["activity", "--json", "--secret", "CALL_KEY"]).stdout), "the call's record", 15_000);
+    await waitFor(
+      () => /"action": "call\.made"/.test(cli(e, ["activity", "--json", "--secret", "CALL_KEY"]).stdout),
+      "the call's record",
+      15_000,
+    );
     await go(page, "Activity");
     await page.getByLabel("Secret", { exact: true }).fill("CALL_KEY");
     await page.getByRole("button", { name: "Filter" }).click();
     const table = page.getByRole("table", { name: "Activity" });
     // The authority's record of the grant's use and the Link's report of the call can both say so.
-    await table.getByRole("cell", { name: `used in a call to ${host}; not given to the agent` }).first().waitFor();
+    await table
+      .getByRole("cell", { name: `used in a call to ${host}; not given to the agent` })
+      .first()
+      .waitFor();
     // That row is in the unfiltered list too: wait until the filter has replaced the list.
-    await waitFor(async () => !(await table.innerText()).includes("OPENAI_API_KEY"), "the Secret filter to apply", 15_000);
+    await waitFor(
+      async () => !(await table.innerText()).includes("OPENAI_API_KEY"),
+      "the Secret filter to apply",
+      15_000,
+    );
     assert.doesNotMatch(await table.innerText(), /value given to the agent/);
     // The call itself (reported by the Link, not resolved at the authority) names the program too.
-    const called = await table.getByRole("row").filter({ hasText: `POST ${host}/v1/things` }).first().innerText();
-    assert.ok(called.includes(process.execPath) && called.includes(`in ${process.cwd()}`), `the call names the program: ${called}`);
+    const called = await table
+      .getByRole("row")
+      .filter({ hasText: `POST ${host}/v1/things` })
+      .first()
+      .innerText();
+    assert.ok(
+      called.includes(process.execPath) && called.includes(`in ${process.cwd()}`),
+      `the call names the program: ${called}`,
+    );
     await page.screenshot({ path: path.join(SHOTS, "call-activity-1280x800.png") });
     await context.close();
   });
@@ -513,7 +581,13 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
       return { context: c, page: p };
     })();
     assert.equal(cli(fresh, ["secrets", "set", "PROOF_KEY"], `${VALUE}\n`).code, 0);
-    const asker = createPiperClient({ clientId: "agent_proof", name: "Proof Agent", linkUrl: started.url, fallbackToEnv: false, approvalTimeoutMs: 60_000 });
+    const asker = createPiperClient({
+      clientId: "agent_proof",
+      name: "Proof Agent",
+      linkUrl: started.url,
+      fallbackToEnv: false,
+      approvalTimeoutMs: 60_000,
+    });
     clients.push(asker);
     const got = asker.getSecret("PROOF_KEY", { reason: "needs your PIN" });
     await page.getByRole("button", { name: /^Approve PROOF_KEY/ }).click();
@@ -525,7 +599,10 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     await checkA11y(page, "proof step");
     await pin.fill("000000");
     await pin.press("Enter");
-    await dialog.getByRole("alert").filter({ hasText: /Wrong PIN — 4 tries left/ }).waitFor();
+    await dialog
+      .getByRole("alert")
+      .filter({ hasText: /Wrong PIN — 4 tries left/ })
+      .waitFor();
     await page.screenshot({ path: path.join(SHOTS, "proof-step-wrong-pin-1280x800.png") });
     assert.equal(await pin.inputValue(), "", "the wrong PIN is cleared");
     // After a wrong PIN the Link waits a second before it checks another.
@@ -555,7 +632,10 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     assert.equal(await card.getByTestId("verified-program").innerText(), path.basename(process.execPath));
     assert.match(await card.getByTestId("agent-claim").innerText(), /^says it is Claude Code\s+claude-code$/);
     const facts = await card.getByRole("definition").allInnerTexts();
-    assert.ok(facts.some((f) => f.includes(process.execPath)), "the executable's path");
+    assert.ok(
+      facts.some((f) => f.includes(process.execPath)),
+      "the executable's path",
+    );
     assert.ok(facts.includes(process.cwd()), "the folder");
     assert.ok(facts.includes(`session ${sessionId}`), "the terminal session");
     assert.ok(facts.includes(`pid ${sessionAgent.pid}`), "the process");
@@ -564,7 +644,9 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     await card.getByRole("button", { name: /^Approve/ }).click();
     const dialog = page.getByRole("dialog");
     // "Any program that says it is …" is a choice of its own, with a visible warning.
-    const warning = dialog.getByText(/Any program on this machine that calls itself Claude Code \(claude-code\) will get this secret/);
+    const warning = dialog.getByText(
+      /Any program on this machine that calls itself Claude Code \(claude-code\) will get this secret/,
+    );
     assert.equal(await warning.count(), 0);
     await dialog.getByRole("radio", { name: /^Any program that says it is Claude Code/ }).check();
     await warning.waitFor();
@@ -583,8 +665,14 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     await go(page, "Grants");
     const row = page.getByRole("row").filter({ hasText: "SESSION_KEY" });
     const terms = row.getByTestId("grant-terms");
-    assert.match(await terms.innerText(), new RegExp(`terminal session ${sessionId}: ${path.basename(process.execPath)}`));
-    const stored = z.array(GrantViewSchema).parse(JSON.parse(cli(e, ["grants", "--json"]).stdout)).find((g) => g.variable === "session_key");
+    assert.match(
+      await terms.innerText(),
+      new RegExp(`terminal session ${sessionId}: ${path.basename(process.execPath)}`),
+    );
+    const stored = z
+      .array(GrantViewSchema)
+      .parse(JSON.parse(cli(e, ["grants", "--json"]).stdout))
+      .find((g) => g.variable === "session_key");
     assert.equal(stored?.binding?.kind, "session");
     assert.equal(stored.binding.sessionId, sessionId);
 
@@ -598,13 +686,18 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     await provePin(limits);
     await notice(page, "at most 5/hour");
     await terms.filter({ hasText: "Limits: at most 5/hour" }).waitFor();
-    const limited = z.array(GrantViewSchema).parse(JSON.parse(cli(e, ["grants", "--json"]).stdout)).find((g) => g.id === stored.id);
+    const limited = z
+      .array(GrantViewSchema)
+      .parse(JSON.parse(cli(e, ["grants", "--json"]).stdout))
+      .find((g) => g.id === stored.id);
     assert.equal(limited?.policy?.maxUsesPerHour, 5);
     await page.screenshot({ path: path.join(SHOTS, "terms-grants-1280x800.png") });
     await context.close();
 
     // 800×600: the fullest dialog (any program, use only, limits) scrolls its body; Approve stays in view.
-    const other = claude.getSecret("OTHER_KEY", { reason: "POST https://api.example.com/v1/chat" }).catch((err: unknown) => err);
+    const other = claude
+      .getSecret("OTHER_KEY", { reason: "POST https://api.example.com/v1/chat" })
+      .catch((err: unknown) => err);
     const small = await openUi("light", SMALL);
     await small.page.getByRole("button", { name: /^Approve OTHER_KEY/ }).click();
     const full = small.page.getByRole("dialog");
@@ -627,8 +720,15 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     await edit.getByLabel("Only send it to (optional)").fill("api.example.com");
     await edit.getByRole("button", { name: "Save" }).click();
     await notice(small.page, "Changed where OTHER_KEY may be sent.");
-    await small.page.getByRole("row").filter({ hasText: "OTHER_KEY" }).filter({ hasText: "only to api.example.com" }).waitFor();
-    const listed = z.array(SecretViewSchema).parse(JSON.parse(cli(e, ["secrets", "list", "--json"]).stdout)).find((x) => x.name === "OTHER_KEY");
+    await small.page
+      .getByRole("row")
+      .filter({ hasText: "OTHER_KEY" })
+      .filter({ hasText: "only to api.example.com" })
+      .waitFor();
+    const listed = z
+      .array(SecretViewSchema)
+      .parse(JSON.parse(cli(e, ["secrets", "list", "--json"]).stdout))
+      .find((x) => x.name === "OTHER_KEY");
     assert.deepEqual(listed?.hosts, ["api.example.com"]);
     await small.page.screenshot({ path: path.join(SHOTS, "terms-secrets-800x600.png") });
     await small.context.close();
@@ -639,7 +739,11 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     const reviewer = agent("agent_reviewer", "Code Reviewer");
     const waiting = reviewer.getSecret("GITHUB_TOKEN", { reason: "review pull requests" }).catch(() => null);
     const deployer = agent("agent_deploy_pipeline_staging", "Deploy Pipeline (staging)");
-    const batch = deployer.getSecrets(["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "SENTRY_AUTH_TOKEN"], { reason: "deploy the staging stack and upload source maps" }).catch(() => null);
+    const batch = deployer
+      .getSecrets(["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "SENTRY_AUTH_TOKEN"], {
+        reason: "deploy the staging stack and upload source maps",
+      })
+      .catch(() => null);
     // Pass or fail, the next tests start with no request of this one pending.
     t.after(async () => {
       for (const id of pendingIds()) cli(e, ["deny", id]);
@@ -667,7 +771,11 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
       for (const screen of ["Requests", "Grants", "Secrets", "Activity", "Settings"]) {
         await go(page, screen);
         await page.waitForLoadState("networkidle");
-        await page.getByText(/^Loading /).first().waitFor({ state: "detached", timeout: 5000 }).catch(() => undefined);
+        await page
+          .getByText(/^Loading /)
+          .first()
+          .waitFor({ state: "detached", timeout: 5000 })
+          .catch(() => undefined);
         await page.screenshot({ path: path.join(SHOTS, `${screen.toLowerCase()}-${tag}.png`), fullPage: true });
         a11y.push(...(await a11yViolations(page)).map((v) => `${screen} (${tag}): ${v}`));
         // Nothing cut off sideways: every column, card row and field is within the window. (Every
@@ -687,7 +795,10 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
       const button = await dialog.getByRole("button", { name: "Approve" }).boundingBox();
       const box = await dialog.boundingBox();
       assert.ok(button && box);
-      assert.ok(button.y >= box.y && button.y + button.height <= box.y + box.height, `Approve inside the dialog (${tag})`);
+      assert.ok(
+        button.y >= box.y && button.y + button.height <= box.y + box.height,
+        `Approve inside the dialog (${tag})`,
+      );
       assert.ok(button.y + button.height <= size.height, `Approve within the window (${tag})`);
       await page.screenshot({ path: path.join(SHOTS, `approve-dialog-error-${tag}.png`) });
       await checkA11y(page, `approve dialog with an error (${tag})`);
@@ -711,7 +822,11 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
       await page.goto(url);
       await page.getByRole("button", { name: "Sign in with a code", exact: true }).waitFor();
       await page.getByTestId("sign-in-elsewhere").waitFor();
-      assert.equal(await page.getByRole("button", { name: "Sign in", exact: true }).count(), 0, "no browser sign-in that would redirect to the server's loopback");
+      assert.equal(
+        await page.getByRole("button", { name: "Sign in", exact: true }).count(),
+        0,
+        "no browser sign-in that would redirect to the server's loopback",
+      );
       await page.screenshot({ path: path.join(SHOTS, `sign-in-${scheme}.png`) });
       await checkA11y(page, `sign-in (${scheme})`);
       await context.close();
@@ -732,7 +847,10 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     await watchConsole(context);
     const page = await context.newPage();
     await page.goto(url);
-    const [tab] = await Promise.all([context.waitForEvent("page"), page.getByRole("button", { name: "Sign in", exact: true }).click()]);
+    const [tab] = await Promise.all([
+      context.waitForEvent("page"),
+      page.getByRole("button", { name: "Sign in", exact: true }).click(),
+    ]);
     await page.getByText("Finish signing in in your browser").waitFor();
     await tab.getByLabel("Your name").waitFor();
     assert.ok(tab.url().startsWith(`http://127.0.0.1:${started.port}/signup`), tab.url());
@@ -742,7 +860,10 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     await tab.getByRole("button", { name: "Create account" }).click();
     await tab.getByRole("heading", { name: "You're signed in" }).waitFor();
     // Styled like the authority's pages (one shared stylesheet), with the favicon.
-    assert.notEqual(await tab.locator("main").evaluate((el) => getComputedStyle(el).backgroundColor), "rgba(0, 0, 0, 0)");
+    assert.notEqual(
+      await tab.locator("main").evaluate((el) => getComputedStyle(el).backgroundColor),
+      "rgba(0, 0, 0, 0)",
+    );
     assert.match((await tab.locator('link[rel="icon"]').getAttribute("href")) ?? "", /^data:image\/svg\+xml,/);
     await tab.screenshot({ path: path.join(SHOTS, "signed-in-page.png") });
     // Back in the window: signed in, without a reload.
@@ -755,17 +876,24 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
   });
 
   it("several secrets asked together are one card: Approve all gives each its secret; one can be denied alone (issue 13 item 7)", async () => {
-    for (const name of ["DEPLOY_KEY", "REGISTRY_TOKEN", "SLACK_HOOK"]) assert.equal(cli(e, ["secrets", "set", name], `value-of-${name}\n`).code, 0);
+    for (const name of ["DEPLOY_KEY", "REGISTRY_TOKEN", "SLACK_HOOK"])
+      assert.equal(cli(e, ["secrets", "set", name], `value-of-${name}\n`).code, 0);
     const { context, page } = await openUi();
     await go(page, "Requests");
     const deployer = agent("agent_deployer", "Deployer");
     const asked = deployer.getSecrets(["DEPLOY_KEY", "REGISTRY_TOKEN", "SLACK_HOOK"], { reason: "ship the release" });
     const card = page.getByRole("listitem").filter({ hasText: "wants 3 secrets" });
     await card.waitFor();
-    assert.equal(await page.getByRole("listitem").filter({ hasText: "Deployer" }).filter({ hasText: "wants" }).count(), 1, "one card for the three");
+    assert.equal(
+      await page.getByRole("listitem").filter({ hasText: "Deployer" }).filter({ hasText: "wants" }).count(),
+      1,
+      "one card for the three",
+    );
     const text = await card.innerText();
-    for (const v of ["DEPLOY_KEY", "REGISTRY_TOKEN", "SLACK_HOOK", "ship the release"]) assert.ok(text.includes(v), `${v} on the card`);
-    for (const v of ["DEPLOY_KEY", "REGISTRY_TOKEN"]) assert.equal(await card.getByLabel(`Secret for ${v}`).inputValue(), v, "each variable with its secret");
+    for (const v of ["DEPLOY_KEY", "REGISTRY_TOKEN", "SLACK_HOOK", "ship the release"])
+      assert.ok(text.includes(v), `${v} on the card`);
+    for (const v of ["DEPLOY_KEY", "REGISTRY_TOKEN"])
+      assert.equal(await card.getByLabel(`Secret for ${v}`).inputValue(), v, "each variable with its secret");
 
     // Deny one alone, then Approve all (the rest) with the dialog's terms.
     await card.getByRole("button", { name: "Deny SLACK_HOOK for Deployer" }).click();
@@ -798,7 +926,12 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     await watchConsole(context);
     const page = await context.newPage();
     await page.goto(url);
-    const impatient = createPiperClient({ clientId: "agent_impatient", name: "Impatient Agent", linkUrl: shortStatus.url, fallbackToEnv: false });
+    const impatient = createPiperClient({
+      clientId: "agent_impatient",
+      name: "Impatient Agent",
+      linkUrl: shortStatus.url,
+      fallbackToEnv: false,
+    });
     clients.push(impatient);
     const waiting = impatient.getSecret("SHORT_LIVED", { reason: "will expire" }).catch((err: unknown) => err);
     const card = page.getByRole("listitem").filter({ hasText: "Impatient Agent" });
@@ -806,7 +939,12 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     // Keyboard: Tab reaches Approve… and Deny on the card.
     await page.getByRole("button", { name: "Approve SHORT_LIVED for Impatient Agent" }).focus();
     await page.keyboard.press("Tab");
-    assert.equal(await page.getByRole("button", { name: "Deny SHORT_LIVED for Impatient Agent" }).evaluate((el) => el === document.activeElement), true);
+    assert.equal(
+      await page
+        .getByRole("button", { name: "Deny SHORT_LIVED for Impatient Agent" })
+        .evaluate((el) => el === document.activeElement),
+      true,
+    );
     await card.waitFor({ state: "detached", timeout: 15_000 });
     await page.getByRole("heading", { name: "No pending requests" }).waitFor();
     assert.equal(((await waiting) as { code?: string }).code, "timeout", "the agent hears the request expired");
@@ -819,11 +957,16 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     await go(page, "Settings");
     const pyper = agent("agent_pyper", "Pyper Agent");
     const waiting = pyper.getSecret("SLACK_TOKEN", { reason: "post the summary" }).catch((err: unknown) => err);
-    await page.getByRole("navigation").getByLabel(/pending/).waitFor();
+    await page
+      .getByRole("navigation")
+      .getByLabel(/pending/)
+      .waitFor();
 
     const base = `http://127.0.0.1:${status.port}/grant`;
     const grant = await context.newPage();
-    const ok = await grant.goto(`${base}?response_type=code&scope=manage_grants&client=agent_pyper&variable=SLACK_TOKEN`);
+    const ok = await grant.goto(
+      `${base}?response_type=code&scope=manage_grants&client=agent_pyper&variable=SLACK_TOKEN`,
+    );
     assert.equal(ok?.status(), 200);
     await grant.getByRole("heading", { name: "Pyper Agent is asking for SLACK_TOKEN" }).waitFor();
     // The window switched to Requests by itself, showing that request.
@@ -831,7 +974,14 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
     await page.getByRole("listitem").filter({ hasText: "post the summary" }).waitFor();
 
     // Wrong requests get error statuses (fetched, not opened: a page would log them as console errors).
-    assert.equal((await context.request.get(`${base}?response_type=code&scope=manage_grants&client=agent_nobody&variable=SLACK_TOKEN`)).status(), 404);
+    assert.equal(
+      (
+        await context.request.get(
+          `${base}?response_type=code&scope=manage_grants&client=agent_nobody&variable=SLACK_TOKEN`,
+        )
+      ).status(),
+      404,
+    );
     assert.equal((await context.request.get(`${base}?client=agent_pyper`)).status(), 400);
     await page.getByRole("button", { name: "Deny SLACK_TOKEN for Pyper Agent" }).click();
     assert.ok((await waiting) instanceof PiperForbiddenError);
@@ -841,11 +991,17 @@ describe("browser UI (headless Link, real Chromium)", { skip }, () => {
   it("follows the Link live: sign-out in Settings locks the Link; after Unlock the sign-in screen; signing in from the CLI brings the window back", async () => {
     const { context, page } = await openUi();
     await go(page, "Settings");
-    const live = z.array(GrantViewSchema).parse(JSON.parse(cli(e, ["grants", "--json"]).stdout)).filter((g) => g.endedAt === null).length;
+    const live = z
+      .array(GrantViewSchema)
+      .parse(JSON.parse(cli(e, ["grants", "--json"]).stdout))
+      .filter((g) => g.endedAt === null).length;
     assert.ok(live > 0, "earlier tests left grants to end");
     await page.getByRole("button", { name: "Sign out" }).click();
     // Before the person confirms: what signing out ends, counted.
-    await page.getByRole("dialog").getByText(`the ${live === 1 ? "1 grant" : `${live} grants`} agents hold here end`, { exact: false }).waitFor();
+    await page
+      .getByRole("dialog")
+      .getByText(`the ${live === 1 ? "1 grant" : `${live} grants`} agents hold here end`, { exact: false })
+      .waitFor();
     await page.getByRole("dialog").getByRole("button", { name: "Sign out" }).click();
     // Signing out takes the keys out of memory too: the window shows the Locked screen.
     await page.getByRole("heading", { name: "Piper Link is locked" }).waitFor();
@@ -878,5 +1034,8 @@ async function notice(page: Page, text: string): Promise<void> {
 
 function pendingIds(): string[] {
   const r = cli(e, ["requests", "--json"]);
-  return z.array(z.object({ id: z.string() })).parse(JSON.parse(r.stdout)).map((x) => x.id);
+  return z
+    .array(z.object({ id: z.string() }))
+    .parse(JSON.parse(r.stdout))
+    .map((x) => x.id);
 }

@@ -25,7 +25,9 @@ export function bundleSourcesHash(root = REPO) {
   const hash = createHash("sha256");
   const add = (file) => hash.update(path.relative(root, file)).update("\0").update(readFileSync(file)).update("\0");
   const walk = (dir) => {
-    for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+    for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) =>
+      a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
+    )) {
       const full = path.join(dir, entry.name);
       if (entry.isDirectory()) walk(full);
       else if (entry.isFile()) add(full);
@@ -40,14 +42,19 @@ export function bundleSourcesHash(root = REPO) {
 export function buildReason(root = REPO) {
   if (!OUTPUTS.every((f) => existsSync(path.join(root, f)))) return "no build yet";
   const stamp = path.join(root, STAMP);
-  if (!existsSync(stamp) || readFileSync(stamp, "utf8").trim() !== bundleSourcesHash(root)) return "sources changed since the last build";
+  if (!existsSync(stamp) || readFileSync(stamp, "utf8").trim() !== bundleSourcesHash(root))
+    return "sources changed since the last build";
   return null;
 }
 
 /** Runs electron-vite's build in `root` and records what it was built from; exits on failure. */
 export function buildWindow(root = REPO) {
   const sources = bundleSourcesHash(root);
-  const r = spawnSync(process.execPath, [path.join(root, "node_modules", "electron-vite", "bin", "electron-vite.js"), "build"], { cwd: root, stdio: "inherit" });
+  const r = spawnSync(
+    process.execPath,
+    [path.join(root, "node_modules", "electron-vite", "bin", "electron-vite.js"), "build"],
+    { cwd: root, stdio: "inherit" },
+  );
   if (r.status !== 0) process.exit(r.status ?? 1);
   writeFileSync(path.join(root, STAMP), `${sources}\n`);
 }
@@ -58,7 +65,8 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href && process.arg
   process.exit(reason === null ? 0 : 1);
 } else if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
   const reason = process.argv.includes("--if-changed") ? buildReason() : "asked to build";
-  if (reason === null) console.log("The window's bundles are current (no source changed since the last build); not rebuilding.");
+  if (reason === null)
+    console.log("The window's bundles are current (no source changed since the last build); not rebuilding.");
   else {
     console.log(`Building the window's bundles (${reason})…`);
     buildWindow();

@@ -51,7 +51,13 @@ function hostFor(options) {
     literals.map(({ text }) => {
       const target = text.startsWith(".") ? path.resolve(path.dirname(containingFile), text) : "";
       if (target.startsWith(distDir) && target.endsWith(".js")) {
-        return { resolvedModule: { resolvedFileName: path.join(ROOT, "src", target.slice(distDir.length, -".js".length) + ".ts"), extension: ts.Extension.Ts, isExternalLibraryImport: false } };
+        return {
+          resolvedModule: {
+            resolvedFileName: path.join(ROOT, "src", target.slice(distDir.length, -".js".length) + ".ts"),
+            extension: ts.Extension.Ts,
+            isExternalLibraryImport: false,
+          },
+        };
       }
       return ts.resolveModuleName(text, containingFile, compilerOptions, host, undefined, redirected);
     });
@@ -62,7 +68,16 @@ function hostFor(options) {
 const exported = new Map();
 
 for (const project of PROJECTS) {
-  const parsed = ts.getParsedCommandLineOfConfigFile(path.join(ROOT, project), {}, { ...ts.sys, onUnRecoverableConfigFileDiagnostic: (d) => { throw new Error(ts.flattenDiagnosticMessageText(d.messageText, "\n")); } });
+  const parsed = ts.getParsedCommandLineOfConfigFile(
+    path.join(ROOT, project),
+    {},
+    {
+      ...ts.sys,
+      onUnRecoverableConfigFileDiagnostic: (d) => {
+        throw new Error(ts.flattenDiagnosticMessageText(d.messageText, "\n"));
+      },
+    },
+  );
   if (!parsed) throw new Error(`cannot read ${project}`);
   // Project references would substitute built .d.ts files for sources; read the sources themselves.
   const options = { ...parsed.options, noEmit: true, composite: false, incremental: false };
@@ -98,7 +113,8 @@ for (const project of PROJECTS) {
           exported.get(rel(file.fileName)).set(keyOf(decl), { name: symbol.name, line: line + 1 });
         }
       }
-      if (PUBLIC_ENTRIES.includes(rel(file.fileName))) for (const symbol of checker.getExportsOfModule(moduleSymbol)) markSymbol(symbol);
+      if (PUBLIC_ENTRIES.includes(rel(file.fileName)))
+        for (const symbol of checker.getExportsOfModule(moduleSymbol)) markSymbol(symbol);
     }
 
     // A contract in src/shared is a schema (or constant) with the type derived from it
@@ -106,7 +122,11 @@ for (const project of PROJECTS) {
     // or not, as its schema is (and shared contracts change only by adding).
     for (const alias of contractTypes) {
       const derived = (node) =>
-        (ts.isTypeQueryNode(node) && [...exportedHere].some((decl) => decl !== alias && checker.getSymbolAtLocation(node.exprName)?.declarations?.includes(decl))) || ts.forEachChild(node, derived) === true;
+        (ts.isTypeQueryNode(node) &&
+          [...exportedHere].some(
+            (decl) => decl !== alias && checker.getSymbolAtLocation(node.exprName)?.declarations?.includes(decl),
+          )) ||
+        ts.forEachChild(node, derived) === true;
       if (derived(alias.type)) used.add(keyOf(alias));
     }
 
@@ -116,21 +136,30 @@ for (const project of PROJECTS) {
         if (clause.name) markSymbol(checker.getSymbolAtLocation(clause.name));
         const bindings = clause.namedBindings;
         if (bindings && ts.isNamespaceImport(bindings)) markModule(node.moduleSpecifier);
-        if (bindings && ts.isNamedImports(bindings)) for (const element of bindings.elements) markSymbol(checker.getSymbolAtLocation(element.name));
+        if (bindings && ts.isNamedImports(bindings))
+          for (const element of bindings.elements) markSymbol(checker.getSymbolAtLocation(element.name));
       } else if (ts.isExportDeclaration(node) && node.moduleSpecifier) {
         // `export * from` is followed when someone imports through it; named re-exports count at once.
         if (node.exportClause && ts.isNamedExports(node.exportClause)) {
           for (const element of node.exportClause.elements) markSymbol(checker.getSymbolAtLocation(element.name));
         }
-      } else if (ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword && node.arguments[0]) {
+      } else if (
+        ts.isCallExpression(node) &&
+        node.expression.kind === ts.SyntaxKind.ImportKeyword &&
+        node.arguments[0]
+      ) {
         markModule(node.arguments[0]);
       } else if (ts.isImportTypeNode(node) && ts.isLiteralTypeNode(node.argument)) {
         markModule(node.argument.literal);
-      } else if (ts.isIdentifier(node) && !(node.parent && "name" in node.parent && node.parent.name === node && exportedHere.has(node.parent))) {
+      } else if (
+        ts.isIdentifier(node) &&
+        !(node.parent && "name" in node.parent && node.parent.name === node && exportedHere.has(node.parent))
+      ) {
         // A use inside the declaring file keeps the export (a schema composed into the file's union,
         // an options type in an exported signature); knip's ignoreExportsUsedInFile.
         const symbol = checker.getSymbolAtLocation(node);
-        for (const decl of symbol?.declarations ?? []) if (decl.getSourceFile() === file && exportedHere.has(decl)) used.add(keyOf(decl));
+        for (const decl of symbol?.declarations ?? [])
+          if (decl.getSourceFile() === file && exportedHere.has(decl)) used.add(keyOf(decl));
       }
       ts.forEachChild(node, visit);
     };
@@ -141,11 +170,14 @@ for (const project of PROJECTS) {
 const dead = [];
 for (const [file, exports] of exported) {
   if (!CHECKED.some((folder) => file.startsWith(folder))) continue;
-  for (const [key, { name, line }] of exports) if (!used.has(key) && !used.has(`${file}::${name}`)) dead.push(`${file}:${line}  ${name}`);
+  for (const [key, { name, line }] of exports)
+    if (!used.has(key) && !used.has(`${file}::${name}`)) dead.push(`${file}:${line}  ${name}`);
 }
 dead.sort();
 if (dead.length > 0) {
-  console.error(`${dead.length} export(s) no other file imports (remove them, or the export keyword, or use them):\n${dead.map((d) => `  ${d}`).join("\n")}`);
+  console.error(
+    `${dead.length} export(s) no other file imports (remove them, or the export keyword, or use them):\n${dead.map((d) => `  ${d}`).join("\n")}`,
+  );
   process.exit(1);
 }
 console.log("dead exports: none");

@@ -47,7 +47,8 @@ const allowedImports = {
     messages: {
       path: "{{layer}} may import only {{allowed}}: '{{specifier}}' is {{target}} (docs/architecture.md)",
       package: "{{layer}} may import only the packages {{allowed}}: not '{{specifier}}' (docs/architecture.md)",
-      computed: "{{layer}}: an import whose specifier is computed cannot be checked against the layers; name it literally",
+      computed:
+        "{{layer}}: an import whose specifier is computed cannot be checked against the layers; name it literally",
     },
   },
   create(context) {
@@ -57,17 +58,27 @@ const allowedImports = {
     function check(node, specifier) {
       if (specifier.startsWith(".") || specifier.startsWith("/")) {
         const target = fromRoot(path.resolve(here, specifier));
-        if (paths.some((allowed) => (allowed.endsWith("/") ? target.startsWith(allowed) : withoutExtension(target) === withoutExtension(allowed)))) return;
+        if (
+          paths.some((allowed) =>
+            allowed.endsWith("/") ? target.startsWith(allowed) : withoutExtension(target) === withoutExtension(allowed),
+          )
+        )
+          return;
         context.report({ node, messageId: "path", data: { layer, allowed: paths.join(", "), specifier, target } });
         return;
       }
       if (packages.includes(packageOf(specifier))) return;
-      context.report({ node, messageId: "package", data: { layer, allowed: packages.length === 0 ? "(none)" : packages.join(", "), specifier } });
+      context.report({
+        node,
+        messageId: "package",
+        data: { layer, allowed: packages.length === 0 ? "(none)" : packages.join(", "), specifier },
+      });
     }
 
     function checkSource(node, source) {
       if (source?.type === "Literal" && typeof source.value === "string") check(node, source.value);
-      else if (source?.type === "TemplateLiteral" && source.expressions.length === 0) check(node, source.quasis[0].value.cooked);
+      else if (source?.type === "TemplateLiteral" && source.expressions.length === 0)
+        check(node, source.quasis[0].value.cooked);
       else context.report({ node, messageId: "computed", data: { layer } });
     }
 
@@ -77,7 +88,8 @@ const allowedImports = {
       ExportAllDeclaration: (node) => checkSource(node, node.source),
       ImportExpression: (node) => checkSource(node, node.source),
       // `typeof import("x")` and `import x = require("x")` in TypeScript.
-      TSImportType: (node) => checkSource(node, node.argument.type === "TSLiteralType" ? node.argument.literal : node.argument),
+      TSImportType: (node) =>
+        checkSource(node, node.argument.type === "TSLiteralType" ? node.argument.literal : node.argument),
       TSExternalModuleReference: (node) => checkSource(node, node.expression),
     };
   },

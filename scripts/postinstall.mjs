@@ -14,7 +14,10 @@ const root = path.resolve(import.meta.dirname, "..");
 // Installed from a tarball (`npm install piper-link-<version>.tgz`), the package carries dist/
 // compiled by `npm pack` (prepack) and neither the sources nor TypeScript: nothing to compile.
 if (existsSync(path.join(root, "tsconfig.json"))) {
-  const tsc = spawnSync(process.execPath, [require.resolve("typescript/bin/tsc"), "-b", "tsconfig.json"], { cwd: root, stdio: "inherit" });
+  const tsc = spawnSync(process.execPath, [require.resolve("typescript/bin/tsc"), "-b", "tsconfig.json"], {
+    cwd: root,
+    stdio: "inherit",
+  });
   if (tsc.status !== 0) {
     console.error("piper-link: compiling the node side failed (see above).");
     process.exit(tsc.status ?? 1);
@@ -22,7 +25,9 @@ if (existsSync(path.join(root, "tsconfig.json"))) {
 }
 
 if (process.env.ELECTRON_SKIP_BINARY_DOWNLOAD) {
-  console.log("piper-link: ELECTRON_SKIP_BINARY_DOWNLOAD is set; Piper Link will run headless (npm start serves the UI to a browser).");
+  console.log(
+    "piper-link: ELECTRON_SKIP_BINARY_DOWNLOAD is set; Piper Link will run headless (npm start serves the UI to a browser).",
+  );
   process.exit(0);
 }
 let electronDir;
@@ -32,7 +37,10 @@ try {
   process.exit(0); // production install without devDependencies
 }
 if (existsSync(path.join(electronDir, "path.txt"))) process.exit(0);
-const result = spawnSync(process.execPath, [path.join(electronDir, "install.js")], { stdio: ["ignore", "ignore", "pipe"], timeout: 300_000 });
+const result = spawnSync(process.execPath, [path.join(electronDir, "install.js")], {
+  stdio: ["ignore", "ignore", "pipe"],
+  timeout: 300_000,
+});
 if (result.status === 0) console.log("piper-link: Electron binary installed.");
 else {
   console.log(

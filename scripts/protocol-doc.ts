@@ -108,7 +108,8 @@ function readDocs(): SourceDocs {
           const doc = jsDocText(decl);
           if (doc !== undefined) docs.set(name, doc);
           if (decl.initializer !== undefined) walk(decl.initializer, name);
-          if (name === "ERROR_CODES" && decl.initializer !== undefined) readErrorGroups(decl.initializer, text, errorGroups);
+          if (name === "ERROR_CODES" && decl.initializer !== undefined)
+            readErrorGroups(decl.initializer, text, errorGroups);
         }
       } else if (ts.isInterfaceDeclaration(statement) || ts.isFunctionDeclaration(statement)) {
         const name = statement.name?.text;
@@ -132,7 +133,8 @@ function cleanBlockComment(body: string): string {
 
 function readErrorGroups(init: ts.Expression, text: string, out: Map<string, string>): void {
   const array = ts.isAsExpression(init) ? init.expression : init;
-  if (!ts.isArrayLiteralExpression(array)) throw new Error("ERROR_CODES is no longer an array literal: update scripts/protocol-doc.ts");
+  if (!ts.isArrayLiteralExpression(array))
+    throw new Error("ERROR_CODES is no longer an array literal: update scripts/protocol-doc.ts");
   let group = "";
   for (const element of array.elements) {
     for (const range of ts.getLeadingCommentRanges(text, element.pos) ?? []) {
@@ -151,7 +153,8 @@ function namedSchemas(): Map<z.ZodType, string> {
   const names = new Map<z.ZodType, string>();
   for (const mod of [errorsModule, grantTermsModule, callsModule, protocolModule]) {
     for (const [exportName, value] of Object.entries(mod)) {
-      if (value instanceof z.ZodType && exportName.endsWith("Schema") && !names.has(value)) names.set(value, exportName);
+      if (value instanceof z.ZodType && exportName.endsWith("Schema") && !names.has(value))
+        names.set(value, exportName);
     }
   }
   return names;
@@ -162,7 +165,10 @@ function shapeTitle(exportName: string): string {
 }
 
 function anchor(title: string): string {
-  return title.toLowerCase().replace(/[^a-z0-9 -]/g, "").replace(/ /g, "-");
+  return title
+    .toLowerCase()
+    .replace(/[^a-z0-9 -]/g, "")
+    .replace(/ /g, "-");
 }
 
 /** The zod objects that make up the agent and Link message unions, keyed by their `type`. */
@@ -261,7 +267,12 @@ function typeText(r: Renderer, schema: z.ZodType, io: Io, root: z.ZodType | null
     const element = typeText(r, schema.element as z.ZodType, io);
     const min = js["minItems"];
     const max = js["maxItems"];
-    const count = typeof min === "number" && typeof max === "number" ? ` (${min}–${max} items)` : typeof max === "number" ? ` (≤ ${max} items)` : "";
+    const count =
+      typeof min === "number" && typeof max === "number"
+        ? ` (${min}–${max} items)`
+        : typeof max === "number"
+          ? ` (≤ ${max} items)`
+          : "";
     return `${element.includes("\\|") ? `(${element})` : element}[]${count}`;
   }
   if (schema instanceof z.ZodRecord) {
@@ -284,7 +295,8 @@ function cell(text: string): string {
 function unwrapAll(schema: z.ZodType): z.ZodType {
   let s = schema;
   for (;;) {
-    if (s instanceof z.ZodOptional || s instanceof z.ZodNullable || s instanceof z.ZodDefault) s = s.unwrap() as z.ZodType;
+    if (s instanceof z.ZodOptional || s instanceof z.ZodNullable || s instanceof z.ZodDefault)
+      s = s.unwrap() as z.ZodType;
     else return s;
   }
 }
@@ -298,12 +310,14 @@ function fieldRows(r: Renderer, object: z.ZodObject, io: Io, docKey: string, pre
   const shape: Record<string, z.ZodType> = object.shape;
   for (const [key, field] of Object.entries(shape)) {
     const fieldJs = properties[key] ?? {};
-    const doc = r.docs.get(`${docKey}.${key}`) ?? (typeof fieldJs["description"] === "string" ? fieldJs["description"] : "");
+    const doc =
+      r.docs.get(`${docKey}.${key}`) ?? (typeof fieldJs["description"] === "string" ? fieldJs["description"] : "");
     const def = fieldJs["default"];
     const req = required.has(key) ? "yes" : def === undefined ? "no" : `no (default \`${JSON.stringify(def)}\`)`;
     rows.push(`| \`${prefix}${key}\` | ${cell(typeText(r, field, io))} | ${req} | ${cell(doc)} |`);
     const inner = unwrapAll(field);
-    if (inner instanceof z.ZodObject && !r.names.has(inner)) rows.push(...fieldRows(r, inner, io, `${docKey}.${key}`, `${prefix}${key}.`));
+    if (inner instanceof z.ZodObject && !r.names.has(inner))
+      rows.push(...fieldRows(r, inner, io, `${docKey}.${key}`, `${prefix}${key}.`));
   }
   return rows;
 }
@@ -311,15 +325,40 @@ function fieldRows(r: Renderer, object: z.ZodObject, io: Io, docKey: string, pre
 function fieldTable(r: Renderer, object: z.ZodObject, io: Io, docKey: string): string {
   // Only a strict object refuses unknown fields; the others ignore them (a newer peer may add some).
   const strict = object.def.catchall instanceof z.ZodNever ? "\nNo other fields are allowed.\n" : "";
-  return ["| Field | Type | Required | Description |", "| --- | --- | --- | --- |", ...fieldRows(r, object, io, docKey)].join("\n") + "\n" + strict;
+  return (
+    [
+      "| Field | Type | Required | Description |",
+      "| --- | --- | --- | --- |",
+      ...fieldRows(r, object, io, docKey),
+    ].join("\n") +
+    "\n" +
+    strict
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
 // Examples (each one parsed by its schema while rendering)
 
 const AGENT_EXAMPLES: Record<string, unknown[]> = {
-  hello: [{ type: "hello", id: 1, protocol: PROTOCOL_VERSION, agent: { clientId: "agent_x", name: "My Agent" }, sdk: { name: "my-sdk", version: "1.0.0" } }],
-  resolve: [{ type: "resolve", id: 2, variable: "OPENAI_API_KEY", reason: "summarise the inbox", wait: true, timeoutMs: 120_000 }],
+  hello: [
+    {
+      type: "hello",
+      id: 1,
+      protocol: PROTOCOL_VERSION,
+      agent: { clientId: "agent_x", name: "My Agent" },
+      sdk: { name: "my-sdk", version: "1.0.0" },
+    },
+  ],
+  resolve: [
+    {
+      type: "resolve",
+      id: 2,
+      variable: "OPENAI_API_KEY",
+      reason: "summarise the inbox",
+      wait: true,
+      timeoutMs: 120_000,
+    },
+  ],
   resolveMany: [{ type: "resolveMany", id: 3, variables: ["OPENAI_API_KEY", "GITHUB_TOKEN"], reason: "nightly job" }],
   call: [
     {
@@ -338,17 +377,43 @@ const AGENT_EXAMPLES: Record<string, unknown[]> = {
   validate: [{ type: "validate", id: 6, variable: "openai-api-key" }],
   metadata: [{ type: "metadata", id: 7, variable: "OPENAI_API_KEY" }],
   permissionCheck: [{ type: "permissionCheck", id: 8, variable: "OPENAI_API_KEY" }],
-  requestAccess: [{ type: "requestAccess", id: 9, variable: "STRIPE_KEY", method: "GET", url: "https://api.stripe.com/v1/charges", reason: "list today's charges" }],
+  requestAccess: [
+    {
+      type: "requestAccess",
+      id: 9,
+      variable: "STRIPE_KEY",
+      method: "GET",
+      url: "https://api.stripe.com/v1/charges",
+      reason: "list today's charges",
+    },
+  ],
 };
 
 const LINK_EXAMPLES: Record<string, unknown[]> = {
-  welcome: [{ type: "welcome", id: 1, instanceId: "inst_5f2c", link: { version: "0.1.0" }, authority: "https://authority.example.com" }],
+  welcome: [
+    {
+      type: "welcome",
+      id: 1,
+      instanceId: "inst_5f2c",
+      link: { version: "0.1.0" },
+      authority: "https://authority.example.com",
+    },
+  ],
   context: [
     { type: "context", instanceId: "inst_5f2c", state: "ready" },
     { type: "context", instanceId: null, state: "logged_out", reason: "locked" },
   ],
   pending: [{ type: "pending", id: 2, requestId: "req_81d0", approveIn: "Piper Link" }],
-  secret: [{ type: "secret", id: 2, variable: "OPENAI_API_KEY", value: "sk-…", grantId: "gr_19aa", expiresAt: "2025-01-01T12:00:00.000Z" }],
+  secret: [
+    {
+      type: "secret",
+      id: 2,
+      variable: "OPENAI_API_KEY",
+      value: "sk-…",
+      grantId: "gr_19aa",
+      expiresAt: "2025-01-01T12:00:00.000Z",
+    },
+  ],
   secrets: [
     {
       type: "secrets",
@@ -359,20 +424,58 @@ const LINK_EXAMPLES: Record<string, unknown[]> = {
       },
     },
   ],
-  error: [{ type: "error", id: 2, code: "not_logged_in", message: "Piper Link is running but nobody is signed in. Open Piper Link and sign in.", retryable: false }],
-  "call.head": [{ type: "call.head", id: 4, status: 201, statusText: "Created", headers: [["content-type", "application/json"]], redacted: false, url: "https://api.example.com/v1/items" }],
+  error: [
+    {
+      type: "error",
+      id: 2,
+      code: "not_logged_in",
+      message: "Piper Link is running but nobody is signed in. Open Piper Link and sign in.",
+      retryable: false,
+    },
+  ],
+  "call.head": [
+    {
+      type: "call.head",
+      id: 4,
+      status: 201,
+      statusText: "Created",
+      headers: [["content-type", "application/json"]],
+      redacted: false,
+      url: "https://api.example.com/v1/items",
+    },
+  ],
   "call.chunk": [{ type: "call.chunk", id: 4, data: "eyJpZCI6MX0=" }],
   "call.end": [{ type: "call.end", id: 4, bytes: 8, redacted: false, durationMs: 41.2 }],
-  "grants.list": [{ type: "grants.list", id: 5, grants: [{ variable: "openai_api_key", mode: { kind: "read" }, expiresAt: 1735732800000 }] }],
+  "grants.list": [
+    {
+      type: "grants.list",
+      id: 5,
+      grants: [{ variable: "openai_api_key", mode: { kind: "read" }, expiresAt: 1735732800000 }],
+    },
+  ],
   "validate.result": [
-    { type: "validate.result", id: 6, variable: "openai-api-key", normalized: "openai_api_key", wellFormed: true, problem: null, mapped: true, secretName: "OPENAI_API_KEY" },
+    {
+      type: "validate.result",
+      id: 6,
+      variable: "openai-api-key",
+      normalized: "openai_api_key",
+      wellFormed: true,
+      problem: null,
+      mapped: true,
+      secretName: "OPENAI_API_KEY",
+    },
   ],
   "metadata.result": [
     {
       type: "metadata.result",
       id: 7,
       variable: "OPENAI_API_KEY",
-      secret: { name: "OPENAI_API_KEY", hosts: ["api.openai.com"], createdAt: "2024-11-02T09:15:00.000Z", updatedAt: "2024-12-01T10:00:00.000Z" },
+      secret: {
+        name: "OPENAI_API_KEY",
+        hosts: ["api.openai.com"],
+        createdAt: "2024-11-02T09:15:00.000Z",
+        updatedAt: "2024-12-01T10:00:00.000Z",
+      },
     },
   ],
   "permissionCheck.result": [
@@ -381,7 +484,15 @@ const LINK_EXAMPLES: Record<string, unknown[]> = {
       id: 8,
       variable: "OPENAI_API_KEY",
       granted: true,
-      grant: { grantId: "gr_19aa", secretName: "OPENAI_API_KEY", binding: "program", scope: "duration", mode: { kind: "read" }, policy: null, expiresAt: 1735732800000 },
+      grant: {
+        grantId: "gr_19aa",
+        secretName: "OPENAI_API_KEY",
+        binding: "program",
+        scope: "duration",
+        mode: { kind: "read" },
+        policy: null,
+        expiresAt: 1735732800000,
+      },
     },
   ],
   access: [{ type: "access", id: 9, variable: "STRIPE_KEY", state: "pending", requestId: "req_a7c3" }],
@@ -389,10 +500,22 @@ const LINK_EXAMPLES: Record<string, unknown[]> = {
 
 /** Which frames answer which request, in the order they arrive. */
 const ANSWERS: [request: string, answers: string][] = [
-  ["hello", "`welcome`, or `error` (`not_logged_in`, `locked`, `unsupported_protocol`, `bad_request`); then `context` whenever the instance changes"],
-  ["resolve", "`secret` at once for a live grant; else `pending`, then (when `wait` is true) `secret` or `error` (`denied`, `timeout`, …); with `wait: false` `error` `grant_needed`"],
-  ["resolveMany", "at most one `pending` (naming every request made), then exactly one `secrets`; `error` when the whole message failed"],
-  ["call", "`pending` when a secret needs approval, then `call.head`, any number of `call.chunk`, `call.end`; or `error` at any point"],
+  [
+    "hello",
+    "`welcome`, or `error` (`not_logged_in`, `locked`, `unsupported_protocol`, `bad_request`); then `context` whenever the instance changes",
+  ],
+  [
+    "resolve",
+    "`secret` at once for a live grant; else `pending`, then (when `wait` is true) `secret` or `error` (`denied`, `timeout`, …); with `wait: false` `error` `grant_needed`",
+  ],
+  [
+    "resolveMany",
+    "at most one `pending` (naming every request made), then exactly one `secrets`; `error` when the whole message failed",
+  ],
+  [
+    "call",
+    "`pending` when a secret needs approval, then `call.head`, any number of `call.chunk`, `call.end`; or `error` at any point",
+  ],
   ["cancel", "nothing"],
   ["grants", "`grants.list`"],
   ["validate", "`validate.result`"],
@@ -402,11 +525,13 @@ const ANSWERS: [request: string, answers: string][] = [
 ];
 
 function examplesOf(schema: z.ZodType, examples: unknown[] | undefined, label: string): string {
-  if (examples === undefined || examples.length === 0) throw new Error(`no example for ${label}: add one to scripts/protocol-doc.ts`);
+  if (examples === undefined || examples.length === 0)
+    throw new Error(`no example for ${label}: add one to scripts/protocol-doc.ts`);
   return examples
     .map((example) => {
       const parsed = schema.safeParse(example);
-      if (!parsed.success) throw new Error(`the example for ${label} does not match its schema: ${z.prettifyError(parsed.error)}`);
+      if (!parsed.success)
+        throw new Error(`the example for ${label} does not match its schema: ${z.prettifyError(parsed.error)}`);
       return "```json\n" + JSON.stringify(example) + "\n```\n";
     })
     .join("\n");
@@ -420,7 +545,13 @@ function docOf(r: Renderer, key: string): string {
   return doc === undefined ? "" : doc + "\n\n";
 }
 
-function messageSection(r: Renderer, type: string, schema: z.ZodObject, io: Io, examples: Record<string, unknown[]>): string {
+function messageSection(
+  r: Renderer,
+  type: string,
+  schema: z.ZodObject,
+  io: Io,
+  examples: Record<string, unknown[]>,
+): string {
   const exportName = r.names.get(schema);
   if (exportName === undefined) throw new Error(`message ${type} is not exported from src/shared`);
   return [
@@ -457,8 +588,10 @@ function limitsSection(r: Renderer): string {
   add("MAX_FRAME_BYTES", protocolModule.MAX_FRAME_BYTES, " bytes", r.docs.get("MAX_FRAME_BYTES"));
   add("MAX_RESOLVE_MANY", protocolModule.MAX_RESOLVE_MANY, "", r.docs.get("MAX_RESOLVE_MANY"));
   add("MAX_SECRET_NAME_CHARS", protocolModule.MAX_SECRET_NAME_CHARS, "", r.docs.get("MAX_SECRET_NAME_CHARS"));
-  for (const [key, value] of Object.entries(defaultsModule.AGENT_DEFAULTS)) add(`AGENT_DEFAULTS.${key}`, value, unitOf(key), r.docs.get(`AGENT_DEFAULTS.${key}`));
-  for (const [key, value] of Object.entries(callsModule.CALL_LIMITS)) add(`CALL_LIMITS.${key}`, value, unitOf(key), r.docs.get(`CALL_LIMITS.${key}`));
+  for (const [key, value] of Object.entries(defaultsModule.AGENT_DEFAULTS))
+    add(`AGENT_DEFAULTS.${key}`, value, unitOf(key), r.docs.get(`AGENT_DEFAULTS.${key}`));
+  for (const [key, value] of Object.entries(callsModule.CALL_LIMITS))
+    add(`CALL_LIMITS.${key}`, value, unitOf(key), r.docs.get(`CALL_LIMITS.${key}`));
   const connection: Record<string, number> = { ...DEFAULT_LIMITS };
   for (const [key, value] of Object.entries(connection)) {
     if (key === "maxFrameBytes") continue;
@@ -468,13 +601,27 @@ function limitsSection(r: Renderer): string {
 }
 
 function errorSection(r: Renderer, groups: Map<string, string>): string {
-  const rows = ERROR_CODES.map((code) => `| \`${code}\` | ${isRetryable(code) ? "yes" : "no"} | ${cell(groups.get(code) ?? "")} |`);
-  return [docOf(r, "ERROR_CODES").trimEnd(), "", "| Code | Retryable | Where it comes from |", "| --- | --- | --- |", ...rows].join("\n") + "\n";
+  const rows = ERROR_CODES.map(
+    (code) => `| \`${code}\` | ${isRetryable(code) ? "yes" : "no"} | ${cell(groups.get(code) ?? "")} |`,
+  );
+  return (
+    [
+      docOf(r, "ERROR_CODES").trimEnd(),
+      "",
+      "| Code | Retryable | Where it comes from |",
+      "| --- | --- | --- |",
+      ...rows,
+    ].join("\n") + "\n"
+  );
 }
 
 function closeSection(r: Renderer): string {
-  const rows = Object.entries(protocolModule.CloseCode).map(([name, code]) => `| ${code} | \`${name}\` | ${cell(r.docs.get(`CloseCode.${name}`) ?? "")} |`);
-  return [docOf(r, "CloseCode").trimEnd(), "", "| Code | Name | Meaning |", "| --- | --- | --- |", ...rows].join("\n") + "\n";
+  const rows = Object.entries(protocolModule.CloseCode).map(
+    ([name, code]) => `| ${code} | \`${name}\` | ${cell(r.docs.get(`CloseCode.${name}`) ?? "")} |`,
+  );
+  return (
+    [docOf(r, "CloseCode").trimEnd(), "", "| Code | Name | Meaning |", "| --- | --- | --- |", ...rows].join("\n") + "\n"
+  );
 }
 
 const NORMALIZE_SAMPLES = ["OPENAI_API_KEY", "openai-api-key", "Stripe Key (live)", "my--db__url"];
@@ -487,9 +634,13 @@ export function renderProtocolDoc(): string {
   const link = messageOptions(protocolModule.LinkMessageSchema);
 
   const agentTypes = new Set(agent.map((m) => m.type));
-  for (const t of protocolModule.AGENT_MESSAGE_TYPES) if (!agentTypes.has(t)) throw new Error(`AGENT_MESSAGE_TYPES names ${t}, which AgentMessageSchema lacks`);
-  for (const [request] of ANSWERS) if (!agentTypes.has(request)) throw new Error(`the answers table names ${request}, which is not an agent message`);
-  for (const t of agentTypes) if (!ANSWERS.some(([request]) => request === t)) throw new Error(`the answers table lacks ${t}: add it to scripts/protocol-doc.ts`);
+  for (const t of protocolModule.AGENT_MESSAGE_TYPES)
+    if (!agentTypes.has(t)) throw new Error(`AGENT_MESSAGE_TYPES names ${t}, which AgentMessageSchema lacks`);
+  for (const [request] of ANSWERS)
+    if (!agentTypes.has(request)) throw new Error(`the answers table names ${request}, which is not an agent message`);
+  for (const t of agentTypes)
+    if (!ANSWERS.some(([request]) => request === t))
+      throw new Error(`the answers table lacks ${t}: add it to scripts/protocol-doc.ts`);
 
   const agentSections = agent.map((m) => messageSection(r, m.type, m.schema, "input", AGENT_EXAMPLES));
   const linkSections = link.map((m) => messageSection(r, m.type, m.schema, "output", LINK_EXAMPLES));
@@ -498,7 +649,9 @@ export function renderProtocolDoc(): string {
   const shapeSections: string[] = [];
   const rendered = new Set<z.ZodType>();
   for (;;) {
-    const next = [...r.referenced].filter((s) => !rendered.has(s)).sort((a, b) => (r.names.get(a) ?? "").localeCompare(r.names.get(b) ?? ""));
+    const next = [...r.referenced]
+      .filter((s) => !rendered.has(s))
+      .sort((a, b) => (r.names.get(a) ?? "").localeCompare(r.names.get(b) ?? ""));
     if (next.length === 0) break;
     for (const s of next) {
       rendered.add(s);
@@ -509,7 +662,11 @@ export function renderProtocolDoc(): string {
 
   const discoveryDocs = moduleDocs.get("src/shared/discovery.ts") ?? "";
   const discoveryTable = fieldTable(r, discoveryModule.DiscoveryFileSchema, "output", "DiscoveryFileSchema");
-  const linuxPath = discoveryModule.discoveryFilePath({ platform: "linux", env: { XDG_RUNTIME_DIR: "/run/user/1000" }, homedir: "/home/ada" });
+  const linuxPath = discoveryModule.discoveryFilePath({
+    platform: "linux",
+    env: { XDG_RUNTIME_DIR: "/run/user/1000" },
+    homedir: "/home/ada",
+  });
 
   const parts = [
     "# The agent protocol",

@@ -42,14 +42,27 @@ function findTests(dir) {
   });
 }
 
-const files = args.length > 0 ? args : [...findTests(path.join(root, "test")), ...findTests(path.join(root, "e2e"))].sort();
+const files =
+  args.length > 0 ? args : [...findTests(path.join(root, "test")), ...findTests(path.join(root, "e2e"))].sort();
 // The soak suite measures the Link, so its files run one at a time and may take longer.
 const concurrency = process.env.PIPER_TEST_CONCURRENCY ?? "2";
 // Applies to each test and to each file as a whole (node --test runs a file as one test): the e2e
 // file drives a real browser through every screen at two sizes, which takes minutes on 2 cores.
 const timeout = process.env.PIPER_TEST_TIMEOUT_MS ?? "360000";
-const r = spawnSync(process.execPath, ["--import", "tsx", "--test", "--test-reporter=spec", `--test-concurrency=${concurrency}`, `--test-timeout=${timeout}`, ...files], {
-  cwd: root,
-  stdio: "inherit",
-});
+const r = spawnSync(
+  process.execPath,
+  [
+    "--import",
+    "tsx",
+    "--test",
+    "--test-reporter=spec",
+    `--test-concurrency=${concurrency}`,
+    `--test-timeout=${timeout}`,
+    ...files,
+  ],
+  {
+    cwd: root,
+    stdio: "inherit",
+  },
+);
 process.exit(r.status ?? 1);

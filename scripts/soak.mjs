@@ -10,9 +10,13 @@ const files = readdirSync(path.join(root, "soak"))
   .filter((f) => f.endsWith(".soak.ts"))
   .sort()
   .map((f) => path.join("soak", f));
-const r = spawnSync(process.execPath, [path.join(root, "scripts", "run-tests.mjs"), ...(process.argv.length > 2 ? process.argv.slice(2) : files)], {
-  cwd: root,
-  stdio: "inherit",
-  env: { ...process.env, PIPER_TEST_CONCURRENCY: "1", PIPER_TEST_TIMEOUT_MS: "900000" },
-});
+const r = spawnSync(
+  process.execPath,
+  [path.join(root, "scripts", "run-tests.mjs"), ...(process.argv.length > 2 ? process.argv.slice(2) : files)],
+  {
+    cwd: root,
+    stdio: "inherit",
+    env: { ...process.env, PIPER_TEST_CONCURRENCY: "1", PIPER_TEST_TIMEOUT_MS: "900000" },
+  },
+);
 process.exit(r.status ?? 1);

@@ -47,12 +47,18 @@ function ensureElectronSqlite() {
     cpSync(path.dirname(require.resolve("better-sqlite3/package.json")), scratch, { recursive: true });
     rmSync(path.join(scratch, "build"), { recursive: true, force: true });
     console.log(`Fetching better-sqlite3 for Electron ${version}…`);
-    const r = spawnSync(process.execPath, [require.resolve("prebuild-install/bin.js"), "--runtime", "electron", "--target", version], { cwd: scratch, stdio: "inherit" });
+    const r = spawnSync(
+      process.execPath,
+      [require.resolve("prebuild-install/bin.js"), "--runtime", "electron", "--target", version],
+      { cwd: scratch, stdio: "inherit" },
+    );
     if (r.status !== 0) throw new Error("prebuild-install failed");
     mkdirSync(path.dirname(target), { recursive: true });
     cpSync(path.join(scratch, "build", "Release", "better_sqlite3.node"), target);
   } catch (err) {
-    console.warn(`Could not get better-sqlite3 for Electron (${err.message}); the embedded authority will not start in the desktop app. Run \`npm start -- --headless\` instead.`);
+    console.warn(
+      `Could not get better-sqlite3 for Electron (${err.message}); the embedded authority will not start in the desktop app. Run \`npm start -- --headless\` instead.`,
+    );
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }
@@ -79,7 +85,9 @@ async function keychainArgs() {
     const value = process.argv[process.argv.indexOf("--keychain") + 1];
     return value === undefined ? [] : ["--keychain", value];
   }
-  const choice = await import(pathToFileURL(path.join(root, "dist", "main", "core", "runtime", "keychain-choice.js")).href);
+  const choice = await import(
+    pathToFileURL(path.join(root, "dist", "main", "core", "runtime", "keychain-choice.js")).href
+  );
   const settings = await import(pathToFileURL(path.join(root, "dist", "main", "core", "runtime", "settings.js")).href);
   const paths = await import(pathToFileURL(path.join(root, "dist", "main", "core", "runtime", "paths.js")).href);
   const linkEnv = await import(pathToFileURL(path.join(root, "dist", "main", "core", "runtime", "env.js")).href);
@@ -87,7 +95,9 @@ async function keychainArgs() {
   const situation = {
     platform: process.platform,
     interactive: Boolean(process.stdin.isTTY && process.stdout.isTTY),
-    remembered: await settings.readKeychainChoice(paths.resolveLinkPaths(profile, linkEnv.platformEnv(linkEnv.readLinkEnv(process.env))).dataDir),
+    remembered: await settings.readKeychainChoice(
+      paths.resolveLinkPaths(profile, linkEnv.platformEnv(linkEnv.readLinkEnv(process.env))).dataDir,
+    ),
     argv: process.argv.slice(2),
     secretServiceAnswers: false,
   };
@@ -112,8 +122,14 @@ if (electron && hasDisplay() && !process.argv.includes("--headless")) {
   const why = electron ? "no display" : "no Electron binary on this machine";
   const extra = await keychainArgs();
   console.log(`Starting Piper Link headless (${why}).`);
-  const { DAEMON_NODE_FLAGS } = await import(pathToFileURL(path.join(root, "dist", "main", "core", "runtime", "daemon-flags.js")).href);
-  child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, path.join(root, "bin", "piper-link.js"), "start", "--foreground", ...extra], { cwd: root, stdio: "inherit" });
+  const { DAEMON_NODE_FLAGS } = await import(
+    pathToFileURL(path.join(root, "dist", "main", "core", "runtime", "daemon-flags.js")).href
+  );
+  child = spawn(
+    process.execPath,
+    [...DAEMON_NODE_FLAGS, path.join(root, "bin", "piper-link.js"), "start", "--foreground", ...extra],
+    { cwd: root, stdio: "inherit" },
+  );
 }
 for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => child.kill(signal));
 child.on("exit", (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

@@ -20,7 +20,10 @@ const SYSTEM_PARTS = [
   { path: process.env.PIPER_TEST_CHROMIUM ?? "/usr/bin/chromium", packages: ["chromium"] },
   // The Python SDK's tests (test/python-sdk.test.ts): a venv from Debian's python3 with its pytest,
   // websockets and hatchling (the SDK builds offline against them), and mypy for --strict.
-  { shell: "/usr/bin/python3 -c 'import ensurepip, pytest, websockets, hatchling'", packages: ["python3", "python3-venv", "python3-pytest", "python3-websockets", "python3-hatchling"] },
+  {
+    shell: "/usr/bin/python3 -c 'import ensurepip, pytest, websockets, hatchling'",
+    packages: ["python3", "python3-venv", "python3-pytest", "python3-websockets", "python3-hatchling"],
+  },
   { command: "mypy", packages: ["mypy"] },
 ];
 
@@ -43,7 +46,10 @@ export function ensureSystemParts() {
     process.exit(1);
   }
   console.error(`test set-up: installing ${missing.join(", ")} (apt-get)…`);
-  const r = spawnSync("sh", ["-c", command], { stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
+  const r = spawnSync("sh", ["-c", command], {
+    stdio: ["ignore", "ignore", "inherit"],
+    env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
+  });
   if (r.status !== 0) {
     console.error(`test set-up: apt-get failed (exit ${r.status}). Run it yourself:\n\n  sudo sh -c '${command}'\n`);
     process.exit(1);
@@ -133,7 +139,9 @@ function reachableBinaries(dir) {
   const problem = blockedFromAbove(pkgDir)[0] ?? unreadableInside(pkgDir);
   if (problem === null) return;
   const copy = path.join(dir, "binaries");
-  console.error(`test set-up: the postgres user cannot reach ${problem}; using a copy of the PostgreSQL binaries in ${copy}`);
+  console.error(
+    `test set-up: the postgres user cannot reach ${problem}; using a copy of the PostgreSQL binaries in ${copy}`,
+  );
   copyReadableByAll(pkgDir, copy);
   const target = pathToFileURL(path.join(copy, "dist", "index.js")).href;
   const hook = `export async function resolve(specifier, context, next) {
@@ -158,7 +166,9 @@ function reachableTempBase() {
   const where = blocked === path.resolve(tmp) ? `TMPDIR ${tmp}` : `${blocked}, above TMPDIR ${tmp}`;
   const fallback = "/tmp";
   if (path.resolve(tmp) !== fallback && existsSync(fallback) && blockedFromAbove(fallback).length === 0) {
-    console.error(`test set-up: the postgres user cannot enter ${where}; the throwaway PostgreSQL lives in ${fallback} instead`);
+    console.error(
+      `test set-up: the postgres user cannot enter ${where}; the throwaway PostgreSQL lives in ${fallback} instead`,
+    );
     return fallback;
   }
   throw new SetupError(
@@ -182,11 +192,15 @@ function oneLine(err) {
  * spawn error is an uncaught exception).
  */
 export async function ensurePostgres() {
-  if (process.env.PIPER_TEST_PG_URL) return { url: process.env.PIPER_TEST_PG_URL, stop: async () => undefined, dir: null };
+  if (process.env.PIPER_TEST_PG_URL)
+    return { url: process.env.PIPER_TEST_PG_URL, stop: async () => undefined, dir: null };
   let dir = null;
   const fail = (err) => {
     if (dir !== null) rmSync(dir, { recursive: true, force: true });
-    const why = err instanceof SetupError ? err.message : `could not start a throwaway PostgreSQL: ${oneLine(err)} (set PIPER_TEST_PG_URL to use a PostgreSQL server of your own)`;
+    const why =
+      err instanceof SetupError
+        ? err.message
+        : `could not start a throwaway PostgreSQL: ${oneLine(err)} (set PIPER_TEST_PG_URL to use a PostgreSQL server of your own)`;
     console.error(`test set-up: ${why}`);
     process.exit(1);
   };

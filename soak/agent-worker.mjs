@@ -20,7 +20,11 @@ function agent(index) {
       sentAt = performance.now();
       ws.send(JSON.stringify({ type: "resolve", id: ++id, variable: o.variable, wait: false }));
     };
-    ws.on("open", () => ws.send(JSON.stringify({ type: "hello", id: 0, protocol: 1, agent: { clientId: o.clientId, name: `soak ${index}` } })));
+    ws.on("open", () =>
+      ws.send(
+        JSON.stringify({ type: "hello", id: 0, protocol: 1, agent: { clientId: o.clientId, name: `soak ${index}` } }),
+      ),
+    );
     ws.on("message", (data) => {
       const m = JSON.parse(data.toString());
       if (m.type === "welcome") return setTimeout(next, Math.random() * o.intervalMs);

@@ -40,7 +40,11 @@ export async function grant(link: SoakLink, clientId: string): Promise<void> {
     const first = await agent.next((m) => "id" in m && m.id === 2, 15_000);
     // The soak's agents are many worker processes standing for one agent, none of them the program
     // that asked here: the grant covers any program with this client ID, chosen explicitly.
-    cliJson(link.e, ["approve", pendingRequestId(first), "--until-revoked", "--bind", "any"], z.object({ id: z.string() }));
+    cliJson(
+      link.e,
+      ["approve", pendingRequestId(first), "--until-revoked", "--bind", "any"],
+      z.object({ id: z.string() }),
+    );
   } finally {
     agent.close();
   }
@@ -65,7 +69,9 @@ export interface LoadOptions {
 /** Runs one load worker process; resolves with its summary when its deadline has passed. */
 export function runWorker(url: string, o: LoadOptions): Promise<WorkerSummary> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [WORKER, JSON.stringify({ url, variable: VARIABLE, ...o })], { stdio: ["ignore", "pipe", "inherit"] });
+    const child = spawn(process.execPath, [WORKER, JSON.stringify({ url, variable: VARIABLE, ...o })], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
     let out = "";
     child.stdout.on("data", (d: Buffer) => (out += d.toString()));
     child.once("exit", (code) => {
@@ -105,7 +111,9 @@ export function fdCount(pid: number): number {
 export function authorityPids(pid: number): number[] {
   return childPids(pid).filter((child) => {
     try {
-      return readFileSync(path.join("/proc", String(child), "cmdline"), "utf8").split("\0").includes("serve");
+      return readFileSync(path.join("/proc", String(child), "cmdline"), "utf8")
+        .split("\0")
+        .includes("serve");
     } catch {
       return false;
     }

@@ -29,7 +29,10 @@ async function startSignedIn(extra: string[] = []): Promise<{ e: CliEnv; url: st
 }
 
 let nextId = 100;
-async function resolve(agent: TestAgent, extra: Record<string, unknown> = {}): Promise<{ id: number; first: LinkMessage }> {
+async function resolve(
+  agent: TestAgent,
+  extra: Record<string, unknown> = {},
+): Promise<{ id: number; first: LinkMessage }> {
   const id = nextId++;
   agent.send({ type: "resolve", id, variable: "OPENAI_API_KEY", reason: "e2e test", ...extra });
   return { id, first: await agent.next((m) => "id" in m && m.id === id, 15_000) };
@@ -71,7 +74,10 @@ describe("approval flow (Link + embedded authority, real processes)", () => {
     const r3 = await resolve(agent);
     assert.equal(r3.first.type, "secret", "a live grant answers at once");
     const grants = cliJson(e, ["grants"], z.array(GrantViewSchema));
-    assert.deepEqual(grants.map((g) => [g.id, g.scope, g.agentClientId, g.secretName]), [[grant.id, "until_revoked", "agent_e2e", "OPENAI_API_KEY"]]);
+    assert.deepEqual(
+      grants.map((g) => [g.id, g.scope, g.agentClientId, g.secretName]),
+      [[grant.id, "until_revoked", "agent_e2e", "OPENAI_API_KEY"]],
+    );
 
     // 4. Revoke: the next call is pending again. Deny it: the agent gets `denied`.
     cliJson(e, ["revoke", grant.id], GrantViewSchema);
@@ -88,7 +94,15 @@ describe("approval flow (Link + embedded authority, real processes)", () => {
     // 6. Every step is in the audit log; the value is in no file at rest and in no log.
     const audit = cliJson(e, ["activity", "--limit", "100"], AuditPageSchema);
     const actions = audit.events.map((ev) => ev.action);
-    for (const a of ["instance.registered", "secret.created", "request.created", "request.approved", "secret.delivered", "grant.ended", "request.denied"]) {
+    for (const a of [
+      "instance.registered",
+      "secret.created",
+      "request.created",
+      "request.approved",
+      "secret.delivered",
+      "grant.ended",
+      "request.denied",
+    ]) {
       assert.ok(actions.includes(a), `audit lacks ${a}: ${actions.join(",")}`);
     }
     assert.ok(!JSON.stringify(audit).includes(VALUE));
@@ -113,7 +127,14 @@ describe("approval flow (Link + embedded authority, real processes)", () => {
       first.child.stdin?.write("again\n");
       await waitFor(() => first.lines.filter((l) => l.includes(VALUE)).length === 2, "the second answer");
       first.child.kill();
-      await waitFor(() => cliJson(e, ["grants", "--all"], z.array(GrantViewSchema)).some((g) => g.id === grant.id && g.endReason === "process_exited"), "the grant to end", 15_000);
+      await waitFor(
+        () =>
+          cliJson(e, ["grants", "--all"], z.array(GrantViewSchema)).some(
+            (g) => g.id === grant.id && g.endReason === "process_exited",
+          ),
+        "the grant to end",
+        15_000,
+      );
     } finally {
       first.child.kill();
     }
@@ -152,7 +173,10 @@ describe("approval flow (Link + embedded authority, real processes)", () => {
     const restarted = cliJson(e, ["start", "--port", "0"], LinkStatusSchema);
     assert.notEqual(restarted.pid, pid);
     assert.equal(restarted.state, "ready", "still signed in after the crash");
-    assert.deepEqual(pendingRequests(e).map((x) => x.id), [requestId]);
+    assert.deepEqual(
+      pendingRequests(e).map((x) => x.id),
+      [requestId],
+    );
 
     const again = await connectAgent(restarted.url);
     await again.hello(1, "agent_crash");

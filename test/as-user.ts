@@ -22,7 +22,8 @@ export const TEST_USER = "piper-test-attacker";
 export function secondUserUnavailable(): string | null {
   if (process.platform !== "linux") return "needs Linux (dumpability and /proc are Linux's)";
   if (process.getuid?.() !== 0) return "needs root, to create a second user and run processes as it (runuser)";
-  if (spawnSync("sh", ["-c", "command -v runuser && command -v useradd"]).status !== 0) return "needs runuser and useradd";
+  if (spawnSync("sh", ["-c", "command -v runuser && command -v useradd"]).status !== 0)
+    return "needs runuser and useradd";
   return null;
 }
 
@@ -67,7 +68,16 @@ export function openToAll(p: string): void {
 export async function bundleForAnyUser(entry: string): Promise<string> {
   const dir = mkdtempSync(path.join(os.tmpdir(), "piper-link-as-user-"));
   const outfile = path.join(dir, "entry.mjs");
-  await build({ entryPoints: [entry], bundle: true, platform: "node", format: "esm", target: "node20", external: ["koffi"], outfile, logLevel: "silent" });
+  await build({
+    entryPoints: [entry],
+    bundle: true,
+    platform: "node",
+    format: "esm",
+    target: "node20",
+    external: ["koffi"],
+    outfile,
+    logLevel: "silent",
+  });
   // koffi finds its binary in the platform package next to it (@koromix/koffi-<platform>-<arch>).
   const require = createRequire(import.meta.url);
   const koffiDir = path.dirname(require.resolve("koffi"));

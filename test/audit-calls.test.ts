@@ -14,8 +14,24 @@ import { pendingRequestId } from "./helpers.js";
 
 const VALUE = "sk-audit-value-123";
 
-function callTo(host: string, extra: Partial<CallAudit & { fromCache: boolean }> = {}): CallAudit & { fromCache: boolean } {
-  return { secretNames: ["API_KEY"], method: "GET", host, path: "/v1/things", status: 200, bytes: 42, durationMs: 12.5, redacted: false, error: null, program: "/usr/bin/node /home/p/agent.js", fromCache: true, ...extra };
+function callTo(
+  host: string,
+  extra: Partial<CallAudit & { fromCache: boolean }> = {},
+): CallAudit & { fromCache: boolean } {
+  return {
+    secretNames: ["API_KEY"],
+    method: "GET",
+    host,
+    path: "/v1/things",
+    status: 200,
+    bytes: 42,
+    durationMs: 12.5,
+    redacted: false,
+    error: null,
+    program: "/usr/bin/node /home/p/agent.js",
+    fromCache: true,
+    ...extra,
+  };
 }
 
 for (const engine of ENGINES) {
@@ -24,7 +40,13 @@ for (const engine of ENGINES) {
       const db = await engine.make();
       const opened = await openDatabase(db.location);
       try {
-        const service = createService({ db: opened.db, keys: parseDataKeys(`k1:${newDataKey()}`), bus: createLocalBus(), now: () => 1_800_000_000_000, requestTtlMs: 60_000 });
+        const service = createService({
+          db: opened.db,
+          keys: parseDataKeys(`k1:${newDataKey()}`),
+          bus: createLocalBus(),
+          now: () => 1_800_000_000_000,
+          requestTtlMs: 60_000,
+        });
         const { userId } = await service.createUser("Test");
         const instanceId = await service.registerInstance(userId, "test machine");
         const grantFor = async (agentClientId: string, variable: string, secret: string): Promise<string> => {
@@ -39,7 +61,13 @@ for (const engine of ENGINES) {
           { grantId: g1, at, agentClientId: "agent_a", pid: 10, call: callTo("api.example.com", { redacted: true }) },
           { grantId: g1, at, agentClientId: "agent_a", pid: 10, call: callTo("api.example.com.evil.net") },
           // `_` is a LIKE wildcard: "a_b" must not match "axb".
-          { grantId: g2, at, agentClientId: "agent_b", pid: 11, call: callTo("a_b.example.com:8443", { status: null, error: "upstream_unavailable", fromCache: false }) },
+          {
+            grantId: g2,
+            at,
+            agentClientId: "agent_b",
+            pid: 11,
+            call: callTo("a_b.example.com:8443", { status: null, error: "upstream_unavailable", fromCache: false }),
+          },
           { grantId: g2, at, agentClientId: "agent_b", pid: 11, call: callTo("axb.example.com:8443") },
           // A plain cached delivery stays one grouped `secret.delivered` event.
           { grantId: g1, at, agentClientId: "agent_a", pid: 10 },
@@ -52,17 +80,41 @@ for (const engine of ENGINES) {
         assert.equal(event?.action, "call.made");
         assert.equal(event.secretName, "API_KEY");
         assert.equal(event.agentClientId, "agent_a");
-        assert.deepEqual(event.call, { secretNames: ["API_KEY"], method: "GET", host: "api.example.com", path: "/v1/things", status: 200, bytes: 42, durationMs: 12.5, redacted: true, error: null, program: "/usr/bin/node /home/p/agent.js" });
+        assert.deepEqual(event.call, {
+          secretNames: ["API_KEY"],
+          method: "GET",
+          host: "api.example.com",
+          path: "/v1/things",
+          status: 200,
+          bytes: 42,
+          durationMs: 12.5,
+          redacted: true,
+          error: null,
+          program: "/usr/bin/node /home/p/agent.js",
+        });
 
         const wild = await service.listAudit(userId, { limit: 50, host: "a_b.example.com:8443" });
-        assert.deepEqual(wild.events.map((e) => [e.call?.host, e.outcome]), [["a_b.example.com:8443", "upstream_unavailable"]]);
+        assert.deepEqual(
+          wild.events.map((e) => [e.call?.host, e.outcome]),
+          [["a_b.example.com:8443", "upstream_unavailable"]],
+        );
 
         const bySecret = await service.listAudit(userId, { limit: 50, secret: "OTHER_KEY" });
         assert.ok(bySecret.events.length >= 2);
         assert.ok(bySecret.events.every((e) => e.secretName === "OTHER_KEY"));
         const byAgentAndSecret = await service.listAudit(userId, { limit: 50, agent: "agent_a", secret: "API_KEY" });
-        assert.deepEqual(byAgentAndSecret.events.filter((e) => e.action !== "request.created" && e.action !== "request.approved").map((e) => e.action).sort(), ["call.made", "call.made", "secret.delivered"]);
-        assert.equal((await service.listAudit(userId, { limit: 50, host: "example.com" })).events.length, 0, "no substring match");
+        assert.deepEqual(
+          byAgentAndSecret.events
+            .filter((e) => e.action !== "request.created" && e.action !== "request.approved")
+            .map((e) => e.action)
+            .sort(),
+          ["call.made", "call.made", "secret.delivered"],
+        );
+        assert.equal(
+          (await service.listAudit(userId, { limit: 50, host: "example.com" })).events.length,
+          0,
+          "no substring match",
+        );
 
         const all = await service.listAudit(userId, { limit: 500 });
         assert.equal(all.events.filter((e) => e.action === "call.made").length, 4);

@@ -42,7 +42,11 @@ for (const engine of ENGINES) {
 
         const guesser = "203.0.113.5";
         for (let i = 0; i < SIGN_IN_LIMITS.perAccountAddress; i++) {
-          await rejectsWith((i % 2 === 0 ? a : b).signIn("victim@example.com", `wrong-${i}`, guesser), 401, "invalid_credentials");
+          await rejectsWith(
+            (i % 2 === 0 ? a : b).signIn("victim@example.com", `wrong-${i}`, guesser),
+            401,
+            "invalid_credentials",
+          );
           clock += 1000;
         }
         // The other process refuses that address too, even the right password: refused before the
@@ -66,11 +70,14 @@ for (const engine of ENGINES) {
         const spray = "198.51.100.7";
         let answered429 = 0;
         for (let i = 0; i < SIGN_IN_LIMITS.perAddress; i++) {
-          await assert.rejects((i % 2 === 0 ? a : b).signIn(`user${i % 5}@example.com`, "wrong", spray), (err: unknown) => {
-            assert.ok(err instanceof ServiceError);
-            if (err.status === 429) answered429 += 1;
-            return true;
-          });
+          await assert.rejects(
+            (i % 2 === 0 ? a : b).signIn(`user${i % 5}@example.com`, "wrong", spray),
+            (err: unknown) => {
+              assert.ok(err instanceof ServiceError);
+              if (err.status === 429) answered429 += 1;
+              return true;
+            },
+          );
         }
         assert.equal(answered429, 1, "the failure that reaches the limit is answered 429");
         await rejectsWith(a.signIn("fresh@example.com", "wrong", spray), 429, "too_many_attempts");
@@ -91,13 +98,22 @@ for (const engine of ENGINES) {
       try {
         const a = createOAuthService({ db: opened.db, keys: parseDataKeys(`k1:${newDataKey()}`), now: () => clock });
         await a.signUp("burst@example.com", "correct horse battery", "Burst");
-        for (let i = 0; i < SIGN_IN_LIMITS.perAccountAddress; i++) await rejectsWith(a.signIn("burst@example.com", `wrong-${i}`, "203.0.113.9"), 401, "invalid_credentials");
+        for (let i = 0; i < SIGN_IN_LIMITS.perAccountAddress; i++)
+          await rejectsWith(a.signIn("burst@example.com", `wrong-${i}`, "203.0.113.9"), 401, "invalid_credentials");
         clock += SIGN_IN_LIMITS.slowedIntervalMs + 1000;
         // 40 at once, the right password among them: whichever are checked, at most one may be.
-        const outcomes = await Promise.allSettled(Array.from({ length: 40 }, (_, i) => a.signIn("burst@example.com", i === 20 ? "correct horse battery" : `guess-${i}`, "203.0.113.9")));
-        const checked = outcomes.filter((o) => o.status === "fulfilled" || (o.reason instanceof ServiceError && o.reason.status === 401)).length;
+        const outcomes = await Promise.allSettled(
+          Array.from({ length: 40 }, (_, i) =>
+            a.signIn("burst@example.com", i === 20 ? "correct horse battery" : `guess-${i}`, "203.0.113.9"),
+          ),
+        );
+        const checked = outcomes.filter(
+          (o) => o.status === "fulfilled" || (o.reason instanceof ServiceError && o.reason.status === 401),
+        ).length;
         assert.ok(checked <= 1, `${checked} of 40 parallel attempts were checked`);
-        const refused = outcomes.filter((o) => o.status === "rejected" && o.reason instanceof ServiceError && o.reason.code === "too_many_attempts").length;
+        const refused = outcomes.filter(
+          (o) => o.status === "rejected" && o.reason instanceof ServiceError && o.reason.code === "too_many_attempts",
+        ).length;
         assert.equal(refused, 40 - checked);
       } finally {
         await opened.close();
@@ -113,9 +129,18 @@ for (const engine of ENGINES) {
         const a = createOAuthService({ db: opened.db, keys: parseDataKeys(`k1:${newDataKey()}`), now: () => clock });
         const id = await a.signUp("team@example.com", "correct horse battery", "Team");
         // 30 failures from 11 addresses, 3 each at most (under the per-address allowance of 5).
-        for (let i = 0; i < SIGN_IN_LIMITS.perAccount; i++) await rejectsWith(a.signIn("team@example.com", `wrong-${i}`, `198.51.100.${i % 11}`), 401, "invalid_credentials");
+        for (let i = 0; i < SIGN_IN_LIMITS.perAccount; i++)
+          await rejectsWith(
+            a.signIn("team@example.com", `wrong-${i}`, `198.51.100.${i % 11}`),
+            401,
+            "invalid_credentials",
+          );
         // Now an address that failed once waits a minute, even with the right password (no oracle)...
-        await rejectsWith(a.signIn("team@example.com", "correct horse battery", "198.51.100.3"), 429, "too_many_attempts");
+        await rejectsWith(
+          a.signIn("team@example.com", "correct horse battery", "198.51.100.3"),
+          429,
+          "too_many_attempts",
+        );
         // ...a fresh address is checked once, then waits too...
         await rejectsWith(a.signIn("team@example.com", "wrong-fresh", "198.51.100.200"), 401, "invalid_credentials");
         await rejectsWith(a.signIn("team@example.com", "wrong-fresh-2", "198.51.100.200"), 429, "too_many_attempts");
@@ -124,7 +149,12 @@ for (const engine of ENGINES) {
 
         // IPv6: every address of one /64 is one source.
         await a.signUp("six@example.com", "correct horse battery", "Six");
-        for (let i = 1; i <= SIGN_IN_LIMITS.perAccountAddress; i++) await rejectsWith(a.signIn("six@example.com", "wrong", `2001:db8:0:7::${i.toString(16)}`), 401, "invalid_credentials");
+        for (let i = 1; i <= SIGN_IN_LIMITS.perAccountAddress; i++)
+          await rejectsWith(
+            a.signIn("six@example.com", "wrong", `2001:db8:0:7::${i.toString(16)}`),
+            401,
+            "invalid_credentials",
+          );
         await rejectsWith(a.signIn("six@example.com", "wrong", "2001:db8:0:7:ffff:1:2:3"), 429, "too_many_attempts");
         await rejectsWith(a.signIn("six@example.com", "wrong", "2001:db8:0:8::1"), 401, "invalid_credentials");
       } finally {
@@ -148,14 +178,21 @@ for (const engine of ENGINES) {
         const a = createOAuthService({ db: one.db, keys, now });
         const b = createOAuthService({ db: two.db, keys, now });
         const nat = "203.0.113.9";
-        const guessers = [await a.signUp("g1@example.com", "correct horse battery", "G1"), await a.signUp("g2@example.com", "correct horse battery", "G2")];
+        const guessers = [
+          await a.signUp("g1@example.com", "correct horse battery", "G1"),
+          await a.signUp("g2@example.com", "correct horse battery", "G2"),
+        ];
         const person = await a.signUp("person@example.com", "correct horse battery", "Person");
         const wrongCode = (i: number): string => `ZZZZ-${"BCDFGHJKLMNPQRSTVWXZ"[i % 20] ?? "B"}ZZZ`;
         let entered = 0;
         for (const [g, guesser] of guessers.entries()) {
           for (let n = 0; n < DEVICE_LIMITS.perAccount; n++) {
             const session = `pws_guesser_${g}_${Math.floor(n / DEVICE_LIMITS.perSession)}`;
-            await rejectsWith((n % 2 === 0 ? a : b).approveDevice(guesser, wrongCode(entered++), { session, address: nat }), 400, "invalid_user_code");
+            await rejectsWith(
+              (n % 2 === 0 ? a : b).approveDevice(guesser, wrongCode(entered++), { session, address: nat }),
+              400,
+              "invalid_user_code",
+            );
             clock += 1000;
           }
         }
@@ -163,19 +200,39 @@ for (const engine of ENGINES) {
         const [first] = guessers;
         assert.ok(first !== undefined);
         // The guessers are slowed: refused before the code is looked at (no oracle), on either process.
-        await rejectsWith(b.approveDevice(first, wrongCode(0), { session: "pws_guesser_new", address: nat }), 429, "too_many_attempts");
+        await rejectsWith(
+          b.approveDevice(first, wrongCode(0), { session: "pws_guesser_new", address: nat }),
+          429,
+          "too_many_attempts",
+        );
         // The person behind the same address enters the code their terminal shows, and it connects.
         const d = await a.deviceAuthorization("piper-link");
         await b.approveDevice(person, d.user_code, { session: "pws_person", address: nat });
         // A person who mistypes from that address is slowed to one code a minute, not locked out.
         const d2 = await a.deviceAuthorization("piper-link");
-        await rejectsWith(a.approveDevice(person, wrongCode(3), { session: "pws_person", address: nat }), 400, "invalid_user_code");
-        await rejectsWith(a.approveDevice(person, d2.user_code, { session: "pws_person", address: nat }), 429, "too_many_attempts");
+        await rejectsWith(
+          a.approveDevice(person, wrongCode(3), { session: "pws_person", address: nat }),
+          400,
+          "invalid_user_code",
+        );
+        await rejectsWith(
+          a.approveDevice(person, d2.user_code, { session: "pws_person", address: nat }),
+          429,
+          "too_many_attempts",
+        );
         clock += DEVICE_LIMITS.slowedIntervalMs;
         await b.approveDevice(person, d2.user_code, { session: "pws_person", address: nat });
         // A guesser gets one checked entry a minute, then waits again.
-        await rejectsWith(a.approveDevice(first, wrongCode(5), { session: "pws_guesser_new", address: nat }), 400, "invalid_user_code");
-        await rejectsWith(b.approveDevice(first, wrongCode(6), { session: "pws_guesser_new", address: nat }), 429, "too_many_attempts");
+        await rejectsWith(
+          a.approveDevice(first, wrongCode(5), { session: "pws_guesser_new", address: nat }),
+          400,
+          "invalid_user_code",
+        );
+        await rejectsWith(
+          b.approveDevice(first, wrongCode(6), { session: "pws_guesser_new", address: nat }),
+          429,
+          "too_many_attempts",
+        );
       } finally {
         await one.close();
         await two.close();
@@ -201,7 +258,13 @@ describe("limits on a running authority (HTTP)", () => {
   let authority: RunningAuthority;
   before(async () => {
     db = await sqliteDatabase();
-    authority = await startAuthority({ db: db.location, dataKeys: parseDataKeys(`k1:${newDataKey()}`), host: "127.0.0.1", port: 0, tls: null });
+    authority = await startAuthority({
+      db: db.location,
+      dataKeys: parseDataKeys(`k1:${newDataKey()}`),
+      host: "127.0.0.1",
+      port: 0,
+      tls: null,
+    });
   });
   after(async () => {
     await authority.close();
@@ -214,7 +277,18 @@ describe("limits on a running authority (HTTP)", () => {
     const userCode = String(d.json["user_code"]);
     const person = new Browser(authority.url);
     const signup = await person.get("/signup");
-    assert.equal((await person.post("/signup", { csrf: csrfOf(signup.text), next: "/device", name: "Pat", email: "device-limit@example.com", password: "correct horse battery" })).status, 303);
+    assert.equal(
+      (
+        await person.post("/signup", {
+          csrf: csrfOf(signup.text),
+          next: "/device",
+          name: "Pat",
+          email: "device-limit@example.com",
+          password: "correct horse battery",
+        })
+      ).status,
+      303,
+    );
     const page = await person.get("/device");
     const csrf = csrfOf(page.text);
     for (let i = 0; i < 5; i++) {
@@ -225,13 +299,24 @@ describe("limits on a running authority (HTTP)", () => {
     assert.equal(limited.status, 429);
     assert.match(limited.text, /Too many wrong codes were entered from this account\. One code a minute is allowed/);
     // The Link is still waiting: the guessed-at session connected nothing.
-    const poll = await link.post("/oauth/token", { client_id: "piper-link", grant_type: "urn:ietf:params:oauth:grant-type:device_code", device_code: String(d.json["device_code"]) });
+    const poll = await link.post("/oauth/token", {
+      client_id: "piper-link",
+      grant_type: "urn:ietf:params:oauth:grant-type:device_code",
+      device_code: String(d.json["device_code"]),
+    });
     assert.equal(poll.json["error"], "authorization_pending");
   });
 
   it("behind a trusted proxy, failed sign-ins count per forwarded client: a guesser's failures do not slow the person", async () => {
     const proxiedDb = await sqliteDatabase();
-    const proxied = await startAuthority({ db: proxiedDb.location, dataKeys: parseDataKeys(`k1:${newDataKey()}`), host: "127.0.0.1", port: 0, tls: null, trustProxy: "loopback" });
+    const proxied = await startAuthority({
+      db: proxiedDb.location,
+      dataKeys: parseDataKeys(`k1:${newDataKey()}`),
+      host: "127.0.0.1",
+      port: 0,
+      tls: null,
+      trustProxy: "loopback",
+    });
     try {
       const via = (client: string): Browser => {
         const b = new Browser(proxied.url);
@@ -240,15 +325,57 @@ describe("limits on a running authority (HTTP)", () => {
       };
       const person = via("192.0.2.10");
       const signup = await person.get("/signup");
-      assert.equal((await person.post("/signup", { csrf: csrfOf(signup.text), next: "/device", name: "Pro", email: "proxied@example.com", password: "correct horse battery" })).status, 303);
+      assert.equal(
+        (
+          await person.post("/signup", {
+            csrf: csrfOf(signup.text),
+            next: "/device",
+            name: "Pro",
+            email: "proxied@example.com",
+            password: "correct horse battery",
+          })
+        ).status,
+        303,
+      );
       const guesser = via("198.51.100.66");
       const csrf = csrfOf((await guesser.get("/login")).text);
-      for (let i = 0; i < SIGN_IN_LIMITS.perAccountAddress; i++) assert.equal((await guesser.post("/login", { csrf, next: "/device", email: "proxied@example.com", password: `wrong-${i}` })).status, 401);
-      assert.equal((await guesser.post("/login", { csrf, next: "/device", email: "proxied@example.com", password: "correct horse battery" })).status, 429);
+      for (let i = 0; i < SIGN_IN_LIMITS.perAccountAddress; i++)
+        assert.equal(
+          (
+            await guesser.post("/login", {
+              csrf,
+              next: "/device",
+              email: "proxied@example.com",
+              password: `wrong-${i}`,
+            })
+          ).status,
+          401,
+        );
+      assert.equal(
+        (
+          await guesser.post("/login", {
+            csrf,
+            next: "/device",
+            email: "proxied@example.com",
+            password: "correct horse battery",
+          })
+        ).status,
+        429,
+      );
       // The person comes through the same proxy (the same socket address) from another client address.
       const again = via("192.0.2.10");
       const page = await again.get("/login");
-      assert.equal((await again.post("/login", { csrf: csrfOf(page.text), next: "/device", email: "proxied@example.com", password: "correct horse battery" })).status, 303);
+      assert.equal(
+        (
+          await again.post("/login", {
+            csrf: csrfOf(page.text),
+            next: "/device",
+            email: "proxied@example.com",
+            password: "correct horse battery",
+          })
+        ).status,
+        303,
+      );
     } finally {
       await proxied.close();
       await proxiedDb.drop();
@@ -256,7 +383,12 @@ describe("limits on a running authority (HTTP)", () => {
   });
 
   /** Sends `n` POSTs with 50 in flight from `localAddress` (a loopback alias); returns the status counts. */
-  async function guess(n: number, localAddress: string, path: string, body: () => { type: "json" | "form"; text: string }): Promise<Map<number, number>> {
+  async function guess(
+    n: number,
+    localAddress: string,
+    path: string,
+    body: () => { type: "json" | "form"; text: string },
+  ): Promise<Map<number, number>> {
     const dispatcher = new Agent({ localAddress, connections: 50 });
     const counts = new Map<number, number>();
     let next = 0;
@@ -284,9 +416,28 @@ describe("limits on a running authority (HTTP)", () => {
   }
 
   it("3,000 guesses of instance IDs and device codes from one source hit 429; other sources are not affected", async () => {
-    const instances = await guess(1500, "127.0.0.2", "/v1/agent/resolve", () => ({ type: "json", text: JSON.stringify({ instanceId: `inst_${randomBytes(16).toString("base64url")}`, agentClientId: `agent_${randomBytes(4).toString("hex")}`, variable: "OPENAI_API_KEY" }) }));
-    const codes = await guess(1500, "127.0.0.3", "/oauth/token", () => ({ type: "form", text: new URLSearchParams({ client_id: "piper-link", grant_type: "urn:ietf:params:oauth:grant-type:device_code", device_code: `pdc_${randomBytes(32).toString("base64url")}` }).toString() }));
-    console.log("instance-ID guesses by status:", Object.fromEntries(instances), "device-code guesses by status:", Object.fromEntries(codes));
+    const instances = await guess(1500, "127.0.0.2", "/v1/agent/resolve", () => ({
+      type: "json",
+      text: JSON.stringify({
+        instanceId: `inst_${randomBytes(16).toString("base64url")}`,
+        agentClientId: `agent_${randomBytes(4).toString("hex")}`,
+        variable: "OPENAI_API_KEY",
+      }),
+    }));
+    const codes = await guess(1500, "127.0.0.3", "/oauth/token", () => ({
+      type: "form",
+      text: new URLSearchParams({
+        client_id: "piper-link",
+        grant_type: "urn:ietf:params:oauth:grant-type:device_code",
+        device_code: `pdc_${randomBytes(32).toString("base64url")}`,
+      }).toString(),
+    }));
+    console.log(
+      "instance-ID guesses by status:",
+      Object.fromEntries(instances),
+      "device-code guesses by status:",
+      Object.fromEntries(codes),
+    );
     // Without the source limit every guess got a fresh per-agent bucket: all 1,500 were 401.
     assert.ok((instances.get(429) ?? 0) > 1000, "most instance-ID guesses are refused with 429");
     assert.ok((codes.get(429) ?? 0) > 1000, "most device-code guesses are refused with 429");

@@ -19,10 +19,14 @@ interface Started {
 
 /** One real `authority serve` on `db`; resolves at its ready line or its exit. */
 function serve(db: string, tlsDir: string, keys: string): Promise<Started> {
-  const child = spawn(process.execPath, [BIN, "authority", "serve", "--db", db, "--listen", "127.0.0.1:0", "--tls-dir", tlsDir], {
-    env: { ...process.env, PIPER_AUTHORITY_DATA_KEYS: keys },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const child = spawn(
+    process.execPath,
+    [BIN, "authority", "serve", "--db", db, "--listen", "127.0.0.1:0", "--tls-dir", tlsDir],
+    {
+      env: { ...process.env, PIPER_AUTHORITY_DATA_KEYS: keys },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
   let stdout = "";
   let stderr = "";
   child.stderr.setEncoding("utf8").on("data", (c: string) => (stderr += c));
@@ -37,9 +41,15 @@ function serve(db: string, tlsDir: string, keys: string): Promise<Started> {
       const at = stdout.indexOf("\n");
       if (at >= 0) resolve({ ready: stdout.slice(0, at), stderr, stop });
     });
-    void exited.then(() => resolve({ ready: null, get stderr() {
-      return stderr;
-    }, stop }));
+    void exited.then(() =>
+      resolve({
+        ready: null,
+        get stderr() {
+          return stderr;
+        },
+        stop,
+      }),
+    );
   });
 }
 
@@ -50,7 +60,10 @@ async function twoStarts(make: () => Promise<TestDatabase>, rounds: number): Pro
     const db = await make();
     const dir = await tempDir("piper-authority-tls-");
     try {
-      const both = await Promise.all([serve(db.location, path.join(dir, "a"), keys), serve(db.location, path.join(dir, "b"), keys)]);
+      const both = await Promise.all([
+        serve(db.location, path.join(dir, "a"), keys),
+        serve(db.location, path.join(dir, "b"), keys),
+      ]);
       for (const s of both) {
         if (s.ready === null) failures.push(`round ${round}: ${s.stderr.trim()}`);
         else parseAuthorityLine(AuthorityReadyLineSchema, s.ready, "ready");

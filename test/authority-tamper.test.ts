@@ -8,7 +8,11 @@ import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { after, describe, it } from "node:test";
 import SQLite from "better-sqlite3";
-import { createAuthorityClient, type AuthorityClient, type Credentials } from "../src/main/core/authority/authority-client.js";
+import {
+  createAuthorityClient,
+  type AuthorityClient,
+  type Credentials,
+} from "../src/main/core/authority/authority-client.js";
 import { startAuthority, type RunningAuthority } from "../src/server/authority.js";
 import { newDataKey, parseDataKeys } from "../src/server/crypto.js";
 import { openDatabase } from "../src/server/db.js";
@@ -16,7 +20,10 @@ import { LinkError } from "../src/shared/errors.js";
 import { sqliteDatabase, type TestDatabase } from "./db-helpers.js";
 import { linkSigner, newApprovalKey } from "./presence-helpers.js";
 
-const credentials = (token: string): Credentials => ({ bearer: () => Promise.resolve(token), rejected: () => undefined });
+const credentials = (token: string): Credentials => ({
+  bearer: () => Promise.resolve(token),
+  rejected: () => undefined,
+});
 const approvalKey = newApprovalKey();
 const sign = linkSigner(approvalKey);
 
@@ -25,9 +32,22 @@ after(async () => {
   for (const close of open.reverse()) await close();
 });
 
-async function serve(db: TestDatabase, dataKeys: string, extra: Partial<Parameters<typeof startAuthority>[0]> = {}): Promise<{ authority: RunningAuthority; logs: string[] }> {
+async function serve(
+  db: TestDatabase,
+  dataKeys: string,
+  extra: Partial<Parameters<typeof startAuthority>[0]> = {},
+): Promise<{ authority: RunningAuthority; logs: string[] }> {
   const logs: string[] = [];
-  const authority = await startAuthority({ db: db.location, dataKeys: parseDataKeys(dataKeys), approvalKey, host: "127.0.0.1", port: 0, tls: null, log: (msg, fields) => logs.push(`${msg} ${JSON.stringify(fields ?? {})}`), ...extra });
+  const authority = await startAuthority({
+    db: db.location,
+    dataKeys: parseDataKeys(dataKeys),
+    approvalKey,
+    host: "127.0.0.1",
+    port: 0,
+    tls: null,
+    log: (msg, fields) => logs.push(`${msg} ${JSON.stringify(fields ?? {})}`),
+    ...extra,
+  });
   open.push(() => authority.close());
   return { authority, logs };
 }
@@ -66,18 +86,38 @@ describe("an agent that writes the SQLite file", () => {
         "insert into grants (id, user_id, agent_id, variable, secret_id, scope, expires_at, instance_id, created_at, binding, legacy, mac) values (?, ?, ?, ?, ?, 'until_revoked', null, ?, ?, 'client', 0, ?)",
       );
       insert.run("gr_forged1", userId, agent.id, "openai_api_key", secret.id, instanceId, Date.now(), null);
-      insert.run("gr_forged2", userId, agent.id, "openai_api_key", secret.id, instanceId, Date.now(), `k1.${randomBytes(32).toString("base64url")}`);
+      insert.run(
+        "gr_forged2",
+        userId,
+        agent.id,
+        "openai_api_key",
+        secret.id,
+        instanceId,
+        Date.now(),
+        `k1.${randomBytes(32).toString("base64url")}`,
+      );
       // A Link token of its own: the old unkeyed hash, and a keyed-looking one.
       const token = `plt_${randomBytes(32).toString("base64url")}`;
       const sha = createHash("sha256").update(token).digest("hex");
-      file.prepare("insert into link_tokens (token_hash, user_id, label, created_at, mac) values (?, ?, 'mine', ?, null)").run(sha, userId, Date.now());
-      file.prepare("insert into link_tokens (token_hash, user_id, label, created_at, mac) values (?, ?, 'mine', ?, null)").run(`k1.${sha}`, userId, Date.now());
+      file
+        .prepare("insert into link_tokens (token_hash, user_id, label, created_at, mac) values (?, ?, 'mine', ?, null)")
+        .run(sha, userId, Date.now());
+      file
+        .prepare("insert into link_tokens (token_hash, user_id, label, created_at, mac) values (?, ?, 'mine', ?, null)")
+        .run(`k1.${sha}`, userId, Date.now());
 
       const again = await client.resolve({ instanceId, agentClientId: "evil", variable: "OPENAI_API_KEY" });
       assert.equal(again.status, "pending", "a forged grant delivers nothing");
-      assert.deepEqual((await client.listGrants(true)).map((g) => g.id), [], "and is not listed");
+      assert.deepEqual(
+        (await client.listGrants(true)).map((g) => g.id),
+        [],
+        "and is not listed",
+      );
       await unauthorized(clientOf(authority, token).listGrants());
-      assert.ok(logs.some((l) => l.startsWith("tampering") && l.includes("gr_forged1")), logs.join("\n"));
+      assert.ok(
+        logs.some((l) => l.startsWith("tampering") && l.includes("gr_forged1")),
+        logs.join("\n"),
+      );
     } finally {
       file.close();
     }
@@ -95,7 +135,15 @@ describe("an agent that writes the SQLite file", () => {
     const use = { method: "GET", url: "https://api.example.com/v1" };
     const pending = await client.resolve({ instanceId, agentClientId: "evil", variable: "TOKEN", use });
     assert.equal(pending.status, "pending");
-    const grant = await client.approve(pending.requestId, { scope: { kind: "until_revoked" }, binding: "client", mode: { kind: "use", destinations: [{ host: "api.example.com" }] } }, sign);
+    const grant = await client.approve(
+      pending.requestId,
+      {
+        scope: { kind: "until_revoked" },
+        binding: "client",
+        mode: { kind: "use", destinations: [{ host: "api.example.com" }] },
+      },
+      sign,
+    );
     const served = await client.resolve({ instanceId, agentClientId: "evil", variable: "TOKEN", use });
     assert.equal(served.status, "granted", "the real grant serves its call");
 
@@ -107,20 +155,41 @@ describe("an agent that writes the SQLite file", () => {
       const read = await client.resolve({ instanceId, agentClientId: "evil", variable: "TOKEN" });
       assert.equal(read.status, "pending", "a grant whose mode was widened in the file serves nothing");
       // Another destination.
-      file.prepare("update grants set mode = ? where id = ?").run(JSON.stringify({ kind: "use", destinations: [{ host: "evil.example" }] }), grant.id);
-      assert.equal((await client.resolve({ instanceId, agentClientId: "evil", variable: "TOKEN", use: { method: "GET", url: "https://evil.example/x" } })).status, "pending");
+      file
+        .prepare("update grants set mode = ? where id = ?")
+        .run(JSON.stringify({ kind: "use", destinations: [{ host: "evil.example" }] }), grant.id);
+      assert.equal(
+        (
+          await client.resolve({
+            instanceId,
+            agentClientId: "evil",
+            variable: "TOKEN",
+            use: { method: "GET", url: "https://evil.example/x" },
+          })
+        ).status,
+        "pending",
+      );
       // Put back exactly: honoured again (the MAC covers the terms, nothing else).
       file.prepare("update grants set mode = ? where id = ?").run(mode.mode, grant.id);
-      assert.equal((await client.resolve({ instanceId, agentClientId: "evil", variable: "TOKEN", use })).status, "granted");
+      assert.equal(
+        (await client.resolve({ instanceId, agentClientId: "evil", variable: "TOKEN", use })).status,
+        "granted",
+      );
       // Re-point the grant's agent row to another client ID.
       file.prepare("update agents set client_id = 'other' where client_id = 'evil'").run();
-      assert.equal((await client.resolve({ instanceId, agentClientId: "other", variable: "TOKEN", use })).status, "pending");
+      assert.equal(
+        (await client.resolve({ instanceId, agentClientId: "other", variable: "TOKEN", use })).status,
+        "pending",
+      );
       file.prepare("update agents set client_id = 'evil' where client_id = 'other'").run();
       // A secret's hosts widened in the file: the secret is no longer there for anyone.
       await client.setSecretHosts("TOKEN", ["api.example.com"], sign);
       file.prepare("update secrets set hosts = null where name = 'TOKEN'").run();
       assert.ok(!(await client.listSecrets()).some((s) => s.name === "TOKEN"));
-      assert.notEqual((await client.resolve({ instanceId, agentClientId: "evil", variable: "TOKEN", use })).status, "granted");
+      assert.notEqual(
+        (await client.resolve({ instanceId, agentClientId: "evil", variable: "TOKEN", use })).status,
+        "granted",
+      );
       // Names swapped in the file: the person's yes for CHEAP must not hand out TOKEN.
       file.prepare("update secrets set name = 'CHEAP2' where name = 'CHEAP'").run();
       assert.ok(!(await client.listSecrets()).some((s) => s.name === "CHEAP2"));
@@ -141,9 +210,19 @@ describe("upgrade and rotation", () => {
     const t = Date.now();
     const token = `plt_${randomBytes(32).toString("base64url")}`;
     file.prepare("insert into users (id, display_name, created_at) values ('usr_1', 'Pat', ?)").run(t);
-    file.prepare("insert into link_tokens (token_hash, user_id, label, created_at) values (?, 'usr_1', 'local', ?)").run(createHash("sha256").update(token).digest("hex"), t);
-    file.prepare("insert into instances (id, user_id, name, created_at, last_seen_at) values ('inst_1', 'usr_1', 'm', ?, ?)").run(t, t);
-    file.prepare("insert into agents (id, user_id, client_id, first_seen_at, last_seen_at) values ('ag_1', 'usr_1', 'old-agent', ?, ?)").run(t, t);
+    file
+      .prepare("insert into link_tokens (token_hash, user_id, label, created_at) values (?, 'usr_1', 'local', ?)")
+      .run(createHash("sha256").update(token).digest("hex"), t);
+    file
+      .prepare(
+        "insert into instances (id, user_id, name, created_at, last_seen_at) values ('inst_1', 'usr_1', 'm', ?, ?)",
+      )
+      .run(t, t);
+    file
+      .prepare(
+        "insert into agents (id, user_id, client_id, first_seen_at, last_seen_at) values ('ag_1', 'usr_1', 'old-agent', ?, ?)",
+      )
+      .run(t, t);
     file.close();
     const dataKey = newDataKey();
     {
@@ -155,8 +234,14 @@ describe("upgrade and rotation", () => {
     }
     const strip = new SQLite(db.location);
     strip.prepare("update secrets set mac = null").run();
-    strip.prepare("update link_tokens set token_hash = ?, mac = null").run(createHash("sha256").update(token).digest("hex"));
-    strip.prepare("insert into grants (id, user_id, agent_id, variable, secret_id, scope, instance_id, created_at, binding) select 'gr_old', 'usr_1', 'ag_1', 'token', id, 'until_revoked', 'inst_1', ?, 'client' from secrets").run(t);
+    strip
+      .prepare("update link_tokens set token_hash = ?, mac = null")
+      .run(createHash("sha256").update(token).digest("hex"));
+    strip
+      .prepare(
+        "insert into grants (id, user_id, agent_id, variable, secret_id, scope, instance_id, created_at, binding) select 'gr_old', 'usr_1', 'ag_1', 'token', id, 'until_revoked', 'inst_1', ?, 'client' from secrets",
+      )
+      .run(t);
     strip.prepare("delete from authority_meta").run();
     strip.close();
 
@@ -175,13 +260,22 @@ describe("upgrade and rotation", () => {
     const { authority } = await serve(db, `k1:${dataKey}`);
     const client = clientOf(authority, token);
     const legacy = await client.listLegacyGrants();
-    assert.deepEqual(legacy.map((g) => [g.id, g.legacy, g.binding?.kind]), [["gr_old", true, "client"]]);
+    assert.deepEqual(
+      legacy.map((g) => [g.id, g.legacy, g.binding?.kind]),
+      [["gr_old", true, "client"]],
+    );
     const served = await client.resolve({ instanceId: "inst_1", agentClientId: "old-agent", variable: "TOKEN" });
     assert.equal(served.status, "granted", "a legacy grant serves until the person ends it");
-    await assert.rejects(client.call("keepLegacyGrants", { body: { grantIds: ["gr_old"] } }), (err: unknown) => err instanceof LinkError && err.code === "presence_required");
+    await assert.rejects(
+      client.call("keepLegacyGrants", { body: { grantIds: ["gr_old"] } }),
+      (err: unknown) => err instanceof LinkError && err.code === "presence_required",
+    );
     assert.equal(await client.keepLegacyGrants(["gr_old"], sign), 1);
     assert.deepEqual(await client.listLegacyGrants(), []);
-    assert.equal((await client.resolve({ instanceId: "inst_1", agentClientId: "old-agent", variable: "TOKEN" })).status, "granted");
+    assert.equal(
+      (await client.resolve({ instanceId: "inst_1", agentClientId: "old-agent", variable: "TOKEN" })).status,
+      "granted",
+    );
   });
 
   it("rotation: secrets re-encrypted and rows re-MAC'd under the new key, every old credential ends, a new Link token works, and the old key is no longer needed", async () => {

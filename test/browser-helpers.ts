@@ -25,7 +25,10 @@ export class Browser {
 
   request(method: string, target: string, form?: Record<string, string>): Promise<Response> {
     const url = new URL(target, this.base);
-    const headers: Record<string, string> = { ...this.headers, Cookie: [...this.jar].map(([k, v]) => `${k}=${v}`).join("; ") };
+    const headers: Record<string, string> = {
+      ...this.headers,
+      Cookie: [...this.jar].map(([k, v]) => `${k}=${v}`).join("; "),
+    };
     const body = form ? new URLSearchParams(form).toString() : undefined;
     if (body !== undefined) headers["Content-Type"] = "application/x-www-form-urlencoded";
     const lib = url.protocol === "https:" ? https : http;
@@ -46,7 +49,12 @@ export class Browser {
             json = {};
           }
           const location = res.headers.location ?? null;
-          resolve({ status: res.statusCode ?? 0, location: location === null ? null : new URL(location, url).toString(), text, json });
+          resolve({
+            status: res.statusCode ?? 0,
+            location: location === null ? null : new URL(location, url).toString(),
+            text,
+            json,
+          });
         });
       });
       req.on("error", reject);

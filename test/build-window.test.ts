@@ -12,7 +12,9 @@ import { describe, it } from "node:test";
 const SCRIPT = path.resolve(import.meta.dirname, "..", "scripts", "build-window.mjs");
 
 function check(root: string): { code: number; says: string } {
-  const r = spawnSync(process.execPath, [path.join(root, "scripts", "build-window.mjs"), "--check"], { encoding: "utf8" });
+  const r = spawnSync(process.execPath, [path.join(root, "scripts", "build-window.mjs"), "--check"], {
+    encoding: "utf8",
+  });
   return { code: r.status ?? -1, says: r.stdout.trim() };
 }
 
@@ -31,10 +33,22 @@ describe("npm start's window build", () => {
       mkdirSync(path.dirname(path.join(root, f)), { recursive: true });
       writeFileSync(path.join(root, f), "built\n");
     }
-    assert.deepEqual(check(root), { code: 1, says: "sources changed since the last build" }, "no record of what the build was made from");
+    assert.deepEqual(
+      check(root),
+      { code: 1, says: "sources changed since the last build" },
+      "no record of what the build was made from",
+    );
 
     // What a build records: the hash of its sources (the script's own, run in that tree).
-    const hash = spawnSync(process.execPath, ["--input-type=module", "-e", `import { bundleSourcesHash } from ${JSON.stringify(path.join(root, "scripts", "build-window.mjs"))}; process.stdout.write(bundleSourcesHash(${JSON.stringify(root)}));`], { encoding: "utf8" }).stdout;
+    const hash = spawnSync(
+      process.execPath,
+      [
+        "--input-type=module",
+        "-e",
+        `import { bundleSourcesHash } from ${JSON.stringify(path.join(root, "scripts", "build-window.mjs"))}; process.stdout.write(bundleSourcesHash(${JSON.stringify(root)}));`,
+      ],
+      { encoding: "utf8" },
+    ).stdout;
     assert.match(hash, /^[0-9a-f]{64}$/);
     writeFileSync(path.join(root, "out", ".sources-sha256"), `${hash}\n`);
     assert.deepEqual(check(root), { code: 0, says: "current" });

@@ -49,7 +49,14 @@ export async function makeTestCa(): Promise<{ caPem: string; key: string; cert: 
       { name: "keyUsage", digitalSignature: true, keyEncipherment: true },
       { name: "extKeyUsage", serverAuth: true },
       // *.calls.test: names a test resolves to 127.0.0.1, to check that a name is not the address it leads to.
-      { name: "subjectAltName", altNames: [{ type: 2, value: "localhost" }, { type: 2, value: "*.calls.test" }, { type: 7, ip: "127.0.0.1" }] },
+      {
+        name: "subjectAltName",
+        altNames: [
+          { type: 2, value: "localhost" },
+          { type: 2, value: "*.calls.test" },
+          { type: 7, ip: "127.0.0.1" },
+        ],
+      },
     ],
   });
   return { caPem: ca.cert, key: leaf.private, cert: leaf.cert };
@@ -66,7 +73,12 @@ export async function startUpstream(dir: string): Promise<TestUpstream> {
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => {
-      const r: Received = { method: req.method ?? "", url: req.url ?? "", headers: req.headers, body: Buffer.concat(chunks).toString("utf8") };
+      const r: Received = {
+        method: req.method ?? "",
+        url: req.url ?? "",
+        headers: req.headers,
+        body: Buffer.concat(chunks).toString("utf8"),
+      };
       received.push(r);
       const route = routes.get(new URL(r.url, "https://x").pathname);
       if (route === undefined) {

@@ -51,11 +51,23 @@ describe("redactor", () => {
   });
 
   it("also finds JSON with escaped slashes, and a basic value's user part when it is long enough", () => {
-    assert.equal(redactString(`{"k":"${TOKEN.replaceAll("/", "\\/")}"}`, needlesFor(TOKEN)).text, `{"k":"${REDACTION_MARK}"}`);
+    assert.equal(
+      redactString(`{"k":"${TOKEN.replaceAll("/", "\\/")}"}`, needlesFor(TOKEN)).text,
+      `{"k":"${REDACTION_MARK}"}`,
+    );
     // Stripe-style keys are the user of basic auth, with an empty password.
-    assert.equal(redactString("key sk_live_4eC39HqLyjWDarjtT1zdp7dc in the echo", needlesFor("sk_live_4eC39HqLyjWDarjtT1zdp7dc:", "basic")).text, `key ${REDACTION_MARK} in the echo`);
+    assert.equal(
+      redactString(
+        "key sk_live_4eC39HqLyjWDarjtT1zdp7dc in the echo",
+        needlesFor("sk_live_4eC39HqLyjWDarjtT1zdp7dc:", "basic"),
+      ).text,
+      `key ${REDACTION_MARK} in the echo`,
+    );
     // A short user name is left alone (it would blank the word out of every answer); the password is not.
-    assert.equal(redactString("hello admin, pw hunter2xx", needlesFor("admin:hunter2xx", "basic")).text, `hello admin, pw ${REDACTION_MARK}`);
+    assert.equal(
+      redactString("hello admin, pw hunter2xx", needlesFor("admin:hunter2xx", "basic")).text,
+      `hello admin, pw ${REDACTION_MARK}`,
+    );
   });
 });
 
@@ -66,7 +78,11 @@ describe("building a call's request", () => {
   it("refuses prototype segments in a jsonField path even past the schema, and leaves Object.prototype alone", () => {
     for (const path of ["__proto__.polluted", "constructor.prototype.polluted", "x.__proto__.polluted"]) {
       const call = { ...base, body: { text: "{}" }, auth: { jsonField: { [path]: "API_TOKEN" } } };
-      assert.throws(() => prepareRequest(call, new URL(call.url), values), (err: unknown) => err instanceof LinkError && err.code === "bad_request", path);
+      assert.throws(
+        () => prepareRequest(call, new URL(call.url), values),
+        (err: unknown) => err instanceof LinkError && err.code === "bad_request",
+        path,
+      );
       assert.equal(Object.hasOwn(Object.prototype, "polluted"), false, path);
     }
     // The schema refuses them first, with a sentence naming the rule.
@@ -78,11 +94,24 @@ describe("building a call's request", () => {
 describe("path rules and query injection", () => {
   const mode: GrantTerms["mode"] = { kind: "use", destinations: [{ host: "api.example.com", path: "/allowed*" }] };
   it("match a path rule on the decoded, normalised path; an encoded slash or backslash matches no rule", () => {
-    for (const path of ["/allowed/..%2Fecho", "/allowed/..%2fecho", "/allowed/..%5Cecho", "/allowed/%2e%2e/echo", "/allowed/../echo", "/allowed/x/..%2F..%2Fecho", "/allowed/%E0%A4%A", "/allowed/..;/echo", "/allowed/..;jsessionid=1/echo", "/allowed/%252e%252e/echo", "/allowed/%252F"]) {
+    for (const path of [
+      "/allowed/..%2Fecho",
+      "/allowed/..%2fecho",
+      "/allowed/..%5Cecho",
+      "/allowed/%2e%2e/echo",
+      "/allowed/../echo",
+      "/allowed/x/..%2F..%2Fecho",
+      "/allowed/%E0%A4%A",
+      "/allowed/..;/echo",
+      "/allowed/..;jsessionid=1/echo",
+      "/allowed/%252e%252e/echo",
+      "/allowed/%252F",
+    ]) {
       const verdict = destinationAllows(mode, "GET", new URL(`https://api.example.com${path}`));
       assert.equal(verdict.ok, false, path);
     }
-    for (const path of ["/allowed", "/allowed/x", "/%61llowed/x", "/allowed/a%20b"]) assert.equal(destinationAllows(mode, "GET", new URL(`https://api.example.com${path}`)).ok, true, path);
+    for (const path of ["/allowed", "/allowed/x", "/%61llowed/x", "/allowed/a%20b"])
+      assert.equal(destinationAllows(mode, "GET", new URL(`https://api.example.com${path}`)).ok, true, path);
   });
 
   it("append the injected parameter to the agent's query bytes as they are (signed URLs), and refuse a name the URL already has", () => {
@@ -91,11 +120,21 @@ describe("path rules and query injection", () => {
     const signed = "https://api.example.com/e?x=a%20b&y=~ok*&sig=Zm9v%2Bbar";
     const prepared = prepareRequest({ ...base, url: signed }, new URL(signed), values);
     assert.equal(prepared.url.search, `?x=a%20b&y=~ok*&sig=Zm9v%2Bbar&key=${encodeURIComponent(TOKEN)}`);
-    assert.equal(prepareRequest({ ...base, url: "https://api.example.com/e" }, new URL("https://api.example.com/e"), values).url.search, `?key=${encodeURIComponent(TOKEN)}`);
+    assert.equal(
+      prepareRequest({ ...base, url: "https://api.example.com/e" }, new URL("https://api.example.com/e"), values).url
+        .search,
+      `?key=${encodeURIComponent(TOKEN)}`,
+    );
     // A redirect's target that names the parameter gets the injected value only.
-    assert.equal(prepared.injectQuery(new URL("https://api.example.com/n?key=old&z=1")).search, `?z=1&key=${encodeURIComponent(TOKEN)}`);
+    assert.equal(
+      prepared.injectQuery(new URL("https://api.example.com/n?key=old&z=1")).search,
+      `?z=1&key=${encodeURIComponent(TOKEN)}`,
+    );
     const twice = "https://api.example.com/e?key=mine";
-    assert.throws(() => prepareRequest({ ...base, url: twice }, new URL(twice), values), (err: unknown) => err instanceof LinkError && err.code === "bad_request");
+    assert.throws(
+      () => prepareRequest({ ...base, url: twice }, new URL(twice), values),
+      (err: unknown) => err instanceof LinkError && err.code === "bad_request",
+    );
   });
 });
 
@@ -120,7 +159,10 @@ describe("calls through a real Link (embedded authority, HTTPS upstream with its
     e.env["PIPER_LINK_EXTRA_CA"] = upstream.caFile;
     const status = cliJson(e, ["start", "--port", "0"], LinkStatusSchema);
     cliJson(e, ["dev", "sign-in"], LinkStatusSchema);
-    for (const [name, value] of [["API_TOKEN", TOKEN], ["BASIC_CRED", BASIC]] as const) {
+    for (const [name, value] of [
+      ["API_TOKEN", TOKEN],
+      ["BASIC_CRED", BASIC],
+    ] as const) {
       const set = cli(e, ["secrets", "set", name], `${value}\n`);
       assert.equal(set.code, 0, set.stderr);
     }
@@ -137,7 +179,10 @@ describe("calls through a real Link (embedded authority, HTTPS upstream with its
   });
 
   /** Sends a call and collects its frames until the end or an error. */
-  async function call(frame: { url: string; method?: string; headers?: Record<string, string>; body?: { text: string }; auth: CallAuth }, onPending?: (requestId: string) => void): Promise<{ frames: LinkMessage[]; body: string }> {
+  async function call(
+    frame: { url: string; method?: string; headers?: Record<string, string>; body?: { text: string }; auth: CallAuth },
+    onPending?: (requestId: string) => void,
+  ): Promise<{ frames: LinkMessage[]; body: string }> {
     const id = nextId++;
     agent.send({ ...frame, type: "call", id });
     const frames: LinkMessage[] = [];
@@ -147,12 +192,15 @@ describe("calls through a real Link (embedded authority, HTTPS upstream with its
       if (m.type === "pending") onPending?.(m.requestId);
       if (m.type === "call.end" || m.type === "error") break;
     }
-    const body = Buffer.concat(frames.flatMap((f) => (f.type === "call.chunk" ? [Buffer.from(f.data, "base64")] : []))).toString("utf8");
+    const body = Buffer.concat(
+      frames.flatMap((f) => (f.type === "call.chunk" ? [Buffer.from(f.data, "base64")] : [])),
+    ).toString("utf8");
     return { frames, body };
   }
 
   const approveAll = (): void => {
-    for (const r of cliJson(e, ["requests"], z.array(RequestViewSchema))) assert.equal(cli(e, ["approve", r.id, "--until-revoked"]).code, 0);
+    for (const r of cliJson(e, ["requests"], z.array(RequestViewSchema)))
+      assert.equal(cli(e, ["approve", r.id, "--until-revoked"]).code, 0);
   };
 
   it("asks the person first, naming the exact method and URL; then every injection style reaches the upstream and every echo is redacted", async () => {
@@ -180,7 +228,11 @@ describe("calls through a real Link (embedded authority, HTTPS upstream with its
       url: `${upstream.origin}/echo?keep=1`,
       headers: { "X-Trace": "t1" },
       body: { text: JSON.stringify({ model: "m", auth: { other: 1 } }) },
-      auth: { header: { "X-Api-Key": "API_TOKEN" }, query: { key: "API_TOKEN" }, jsonField: { "auth.token": "API_TOKEN" } },
+      auth: {
+        header: { "X-Api-Key": "API_TOKEN" },
+        query: { key: "API_TOKEN" },
+        jsonField: { "auth.token": "API_TOKEN" },
+      },
     });
     const got = upstream.received.at(-1);
     assert.ok(got);
@@ -199,7 +251,12 @@ describe("calls through a real Link (embedded authority, HTTPS upstream with its
     assert.equal(head.url, `${upstream.origin}/echo`, "the answer's URL carries no query values");
 
     // formField
-    await call({ method: "POST", url: `${upstream.origin}/echo`, body: { text: "a=1" }, auth: { formField: { token: "API_TOKEN" } } });
+    await call({
+      method: "POST",
+      url: `${upstream.origin}/echo`,
+      body: { text: "a=1" },
+      auth: { formField: { token: "API_TOKEN" } },
+    });
     const form = upstream.received.at(-1);
     assert.equal(form?.headers["content-type"], "application/x-www-form-urlencoded");
     assert.equal(new URLSearchParams(form.body).get("token"), TOKEN);
@@ -220,7 +277,10 @@ describe("calls through a real Link (embedded authority, HTTPS upstream with its
     assert.equal(body, `plain ${REDACTION_MARK} b64 ${REDACTION_MARK} url ${REDACTION_MARK} end`);
     const head = frames.find((f) => f.type === "call.head");
     assert.ok(head?.type === "call.head");
-    assert.deepEqual(head.headers.find(([n]) => n === "x-leak"), ["x-leak", `k=${REDACTION_MARK}`]);
+    assert.deepEqual(
+      head.headers.find(([n]) => n === "x-leak"),
+      ["x-leak", `k=${REDACTION_MARK}`],
+    );
     assert.equal(head.redacted, true);
   });
 
@@ -234,16 +294,35 @@ describe("calls through a real Link (embedded authority, HTTPS upstream with its
       upstream.routes.set(`/${coding}`, (_r, res) => {
         // Compresses although asked not to, as some servers do.
         const body = encode(Buffer.from(echo));
-        res.writeHead(200, { "content-type": "application/json", "content-encoding": coding, "content-length": body.length });
+        res.writeHead(200, {
+          "content-type": "application/json",
+          "content-encoding": coding,
+          "content-length": body.length,
+        });
         res.end(body);
       });
-      const { frames, body } = await call({ url: `${upstream.origin}/${coding}`, headers: { "Accept-Encoding": "gzip, br" }, auth: { bearer: "API_TOKEN" } });
-      assert.equal(upstream.received.at(-1)?.headers["accept-encoding"], "identity", "the agent's Accept-Encoding is not passed on");
+      const { frames, body } = await call({
+        url: `${upstream.origin}/${coding}`,
+        headers: { "Accept-Encoding": "gzip, br" },
+        auth: { bearer: "API_TOKEN" },
+      });
+      assert.equal(
+        upstream.received.at(-1)?.headers["accept-encoding"],
+        "identity",
+        "the agent's Accept-Encoding is not passed on",
+      );
       assert.equal(body, `{"token":"${REDACTION_MARK}"}`, coding);
       const head = frames.find((f) => f.type === "call.head");
       assert.ok(head?.type === "call.head");
-      assert.equal(head.headers.find(([n]) => n === "content-encoding"), undefined, "the agent gets the decoded body, so no Content-Encoding");
-      assert.equal(head.headers.find(([n]) => n === "content-length"), undefined);
+      assert.equal(
+        head.headers.find(([n]) => n === "content-encoding"),
+        undefined,
+        "the agent gets the decoded body, so no Content-Encoding",
+      );
+      assert.equal(
+        head.headers.find(([n]) => n === "content-length"),
+        undefined,
+      );
     }
     // An encoding that cannot be decoded (and so not checked) is not passed on.
     upstream.routes.set("/zstd", (_r, res) => {
@@ -283,7 +362,9 @@ describe("calls through a real Link (embedded authority, HTTPS upstream with its
 
   it("follows a same-origin redirect with the credential, and hands a cross-origin one back without following it", async () => {
     upstream.routes.set("/moved", (_r, res) => res.writeHead(302, { location: "/echo" }).end());
-    upstream.routes.set("/away", (_r, res) => res.writeHead(302, { location: `https://localhost:${upstream.port}/echo` }).end());
+    upstream.routes.set("/away", (_r, res) =>
+      res.writeHead(302, { location: `https://localhost:${upstream.port}/echo` }).end(),
+    );
     const same = await call({ url: `${upstream.origin}/moved`, auth: { bearer: "API_TOKEN" } });
     const head = same.frames.find((f) => f.type === "call.head");
     assert.ok(head?.type === "call.head");
@@ -317,7 +398,12 @@ describe("calls through a real Link (embedded authority, HTTPS upstream with its
   it("refuses a jsonField path through a prototype (bad_request) and keeps serving: calls, status and stop still work", async () => {
     const before = upstream.received.length;
     for (const path of ["__proto__.polluted", "constructor.prototype.polluted", "a.__proto__.polluted", "prototype"]) {
-      const { frames } = await call({ method: "POST", url: `${upstream.origin}/echo`, body: { text: "{}" }, auth: { jsonField: { [path]: "API_TOKEN" } } });
+      const { frames } = await call({
+        method: "POST",
+        url: `${upstream.origin}/echo`,
+        body: { text: "{}" },
+        auth: { jsonField: { [path]: "API_TOKEN" } },
+      });
       const last = frames.at(-1);
       assert.ok(last?.type === "error", `${path}: ${JSON.stringify(frames)}`);
       assert.equal(last.code, "bad_request", path);
@@ -325,7 +411,12 @@ describe("calls through a real Link (embedded authority, HTTPS upstream with its
     }
     assert.equal(upstream.received.length, before, "nothing was sent for the refused paths");
     // A body's own __proto__ key is the agent's data: passed on as written, next to the injection.
-    await call({ method: "POST", url: `${upstream.origin}/echo`, body: { text: '{"__proto__":{"keep":1}}' }, auth: { jsonField: { "auth.token": "API_TOKEN" } } });
+    await call({
+      method: "POST",
+      url: `${upstream.origin}/echo`,
+      body: { text: '{"__proto__":{"keep":1}}' },
+      auth: { jsonField: { "auth.token": "API_TOKEN" } },
+    });
     const sent = upstream.received.at(-1);
     assert.ok(sent);
     assert.equal(sent.body, `{"__proto__":{"keep":1},"auth":{"token":${JSON.stringify(TOKEN)}}}`);
@@ -352,7 +443,8 @@ describe("calls through a real Link (embedded authority, HTTPS upstream with its
       }
       res.end();
     });
-    const rssOf = async (): Promise<number> => Number(/VmRSS:\s+(\d+) kB/.exec(await readFile(`/proc/${linkPid}/status`, "utf8"))?.[1] ?? Number.NaN) * 1024;
+    const rssOf = async (): Promise<number> =>
+      Number(/VmRSS:\s+(\d+) kB/.exec(await readFile(`/proc/${linkPid}/status`, "utf8"))?.[1] ?? Number.NaN) * 1024;
     const slow = await connectAgent(linkUrl);
     try {
       assert.equal((await slow.hello(0, "agent_calls")).type, "welcome");
@@ -360,29 +452,44 @@ describe("calls through a real Link (embedded authority, HTTPS upstream with its
       // The agent stops reading its socket, then asks for 20 answers of 30 MB.
       slow.ws.pause();
       const ids = Array.from({ length: 20 }, (_, i) => 5000 + i);
-      for (const id of ids) slow.send({ type: "call", id, url: `${upstream.origin}/big`, auth: { bearer: "API_TOKEN" } });
+      for (const id of ids)
+        slow.send({ type: "call", id, url: `${upstream.origin}/big`, auth: { bearer: "API_TOKEN" } });
       await waitFor(() => started >= 16, "16 calls at the upstream", 60_000);
       // Until the upstream can write no more (or, without flow control, has written everything).
       let last = -1;
       let still = 0;
-      await waitFor(async () => {
-        still = written === last ? still + 1 : 0;
-        last = written;
-        await new Promise((resolve) => setTimeout(resolve, 500));
-        return still >= 4 || written >= 16 * size;
-      }, "the upstream to stall", 120_000);
+      await waitFor(
+        async () => {
+          still = written === last ? still + 1 : 0;
+          last = written;
+          await new Promise((resolve) => setTimeout(resolve, 500));
+          return still >= 4 || written >= 16 * size;
+        },
+        "the upstream to stall",
+        120_000,
+      );
       const grown = (await rssOf()) - rssBefore;
-      assert.ok(written < 16 * size, `the upstream wrote all ${written} bytes: the Link read answers nobody was reading`);
+      assert.ok(
+        written < 16 * size,
+        `the upstream wrote all ${written} bytes: the Link read answers nobody was reading`,
+      );
       assert.ok(grown < 150 * 1024 * 1024, `the Link's RSS grew by ${Math.round(grown / 1048576)} MB`);
       assert.equal(started, 16, "calls beyond 16 never reached the upstream");
       for (const id of ids) slow.send({ type: "cancel", id });
       slow.ws.resume();
-      await waitFor(() => slow.received.filter((m) => m.type === "error" && m.code === "rate_limited").length === 4, "4 calls refused with rate_limited", 60_000);
+      await waitFor(
+        () => slow.received.filter((m) => m.type === "error" && m.code === "rate_limited").length === 4,
+        "4 calls refused with rate_limited",
+        60_000,
+      );
     } finally {
       slow.close();
     }
     // The Link still serves.
-    assert.equal((await call({ url: `${upstream.origin}/echo`, auth: { bearer: "API_TOKEN" } })).frames.at(-1)?.type, "call.end");
+    assert.equal(
+      (await call({ url: `${upstream.origin}/echo`, auth: { bearer: "API_TOKEN" } })).frames.at(-1)?.type,
+      "call.end",
+    );
   });
 
   it("answers upstream_unavailable (retryable) when the upstream is down", async () => {
@@ -399,13 +506,21 @@ describe("calls through a real Link (embedded authority, HTTPS upstream with its
   it("SDK: piper.fetch returns a standard Response whose body streams, with echoes redacted", async () => {
     const piper = createPiperClient({ clientId: "agent_calls", linkUrl, fallbackToEnv: false });
     try {
-      const res = await piper.fetch(`${upstream.origin}/echo`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}", auth: { bearer: "API_TOKEN" } });
+      const res = await piper.fetch(`${upstream.origin}/echo`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: "{}",
+        auth: { bearer: "API_TOKEN" },
+      });
       assert.equal(res.status, 200);
       assert.equal(res.headers.get("x-echo-auth"), `Bearer ${REDACTION_MARK}`);
       const text = await res.text();
       assert.ok(text.includes(REDACTION_MARK));
       for (const needle of FORBIDDEN) assert.ok(!text.includes(needle));
-      await assert.rejects(piper.fetch("http://127.0.0.1:1/x", { auth: { bearer: "API_TOKEN" } }), (err: unknown) => err instanceof PiperError && err.code === "bad_request");
+      await assert.rejects(
+        piper.fetch("http://127.0.0.1:1/x", { auth: { bearer: "API_TOKEN" } }),
+        (err: unknown) => err instanceof PiperError && err.code === "bad_request",
+      );
     } finally {
       piper.close();
     }
@@ -413,9 +528,28 @@ describe("calls through a real Link (embedded authority, HTTPS upstream with its
 
   it("CLI: piper-link call --json prints the redacted answer; the upstream got the header injection", async () => {
     // Async: the upstream lives in this process and must keep answering while the CLI runs.
-    const running = execFileAsync(process.execPath, [BIN, "call", `${upstream.origin}/echo`, "--header", "X-Api-Key=API_TOKEN", "-H", "X-Plain: yes", "--client-id", "agent_cli", "--json"], { env: e.env, encoding: "utf8", timeout: 60_000 });
+    const running = execFileAsync(
+      process.execPath,
+      [
+        BIN,
+        "call",
+        `${upstream.origin}/echo`,
+        "--header",
+        "X-Api-Key=API_TOKEN",
+        "-H",
+        "X-Plain: yes",
+        "--client-id",
+        "agent_cli",
+        "--json",
+      ],
+      { env: e.env, encoding: "utf8", timeout: 60_000 },
+    );
     // The CLI is another program: its first call waits for the person, who approves it here.
-    await waitFor(() => cliJson(e, ["requests"], z.array(RequestViewSchema)).some((r) => r.agentClientId === "agent_cli"), "the CLI's request", 20_000);
+    await waitFor(
+      () => cliJson(e, ["requests"], z.array(RequestViewSchema)).some((r) => r.agentClientId === "agent_cli"),
+      "the CLI's request",
+      20_000,
+    );
     // It asks for the program that ran it (this test), not for piper-link itself.
     const asked = cliJson(e, ["requests"], z.array(RequestViewSchema)).find((r) => r.agentClientId === "agent_cli");
     assert.equal(asked?.process?.pid, process.pid);
@@ -430,7 +564,10 @@ describe("calls through a real Link (embedded authority, HTTPS upstream with its
     // Errors with --json are one JSON document too, with the documented exit codes (2: usage).
     const noAuth = cli(e, ["call", `${upstream.origin}/echo`, "--client-id", "agent_cli", "--json"]);
     assert.equal(noAuth.code, 2);
-    assert.equal(z.object({ error: z.string(), message: z.string() }).parse(JSON.parse(noAuth.stdout)).error, "bad_request");
+    assert.equal(
+      z.object({ error: z.string(), message: z.string() }).parse(JSON.parse(noAuth.stdout)).error,
+      "bad_request",
+    );
   });
 
   it("a call outside a use-only grant's hosts fails with destination_not_allowed, or, when the agent asks, becomes a request naming the method and URL", async () => {
@@ -438,9 +575,20 @@ describe("calls through a real Link (embedded authority, HTTPS upstream with its
     try {
       assert.equal((await other.hello(0, "agent_dest")).type, "welcome");
       let id = 1000;
-      const send = async (url: string, askIfRefused: boolean, onPending?: (requestId: string) => void): Promise<LinkMessage[]> => {
+      const send = async (
+        url: string,
+        askIfRefused: boolean,
+        onPending?: (requestId: string) => void,
+      ): Promise<LinkMessage[]> => {
         const callId = id++;
-        other.send({ type: "call", id: callId, method: "GET", url, auth: { bearer: "API_TOKEN" }, ...(askIfRefused ? { askIfRefused: true } : {}) });
+        other.send({
+          type: "call",
+          id: callId,
+          method: "GET",
+          url,
+          auth: { bearer: "API_TOKEN" },
+          ...(askIfRefused ? { askIfRefused: true } : {}),
+        });
         const frames: LinkMessage[] = [];
         for (;;) {
           const m = await other.next((x) => "id" in x && x.id === callId, 20_000);
@@ -453,7 +601,10 @@ describe("calls through a real Link (embedded authority, HTTPS upstream with its
       const outside = `https://localhost:${upstream.port}/echo`;
       // Approved to use only, towards 127.0.0.1:port.
       const first = await send(inside, false, (requestId) => {
-        assert.equal(cli(e, ["approve", requestId, "--until-revoked", "--use-only", "--host", `127.0.0.1:${upstream.port}`]).code, 0);
+        assert.equal(
+          cli(e, ["approve", requestId, "--until-revoked", "--use-only", "--host", `127.0.0.1:${upstream.port}`]).code,
+          0,
+        );
       });
       assert.equal(first.at(-1)?.type, "call.end");
       // localhost is another host: refused at once (from the Link's cache of the grant, too)…
@@ -465,7 +616,10 @@ describe("calls through a real Link (embedded authority, HTTPS upstream with its
       const asked = await send(outside, true, (requestId) => {
         const request = cliJson(e, ["requests"], z.array(RequestViewSchema)).find((r) => r.id === requestId);
         shown = request?.reason ?? "";
-        assert.equal(cli(e, ["approve", requestId, "--until-revoked", "--use-only", "--host", `localhost:${upstream.port}`]).code, 0);
+        assert.equal(
+          cli(e, ["approve", requestId, "--until-revoked", "--use-only", "--host", `localhost:${upstream.port}`]).code,
+          0,
+        );
       });
       assert.match(shown, new RegExp(`GET ${outside.replace(/[.]/g, "\\.")}`));
       assert.equal(asked.at(-1)?.type, "call.end");
@@ -484,7 +638,14 @@ describe("calls through a real Link (embedded authority, HTTPS upstream with its
       let id = 2000;
       const send = async (method: string, onPending?: (requestId: string) => void): Promise<LinkMessage[]> => {
         const callId = id++;
-        other.send({ type: "call", id: callId, method, url: `${upstream.origin}/store`, auth: { bearer: "API_TOKEN" }, ...(method === "GET" ? {} : { body: { text: "x" } }) });
+        other.send({
+          type: "call",
+          id: callId,
+          method,
+          url: `${upstream.origin}/store`,
+          auth: { bearer: "API_TOKEN" },
+          ...(method === "GET" ? {} : { body: { text: "x" } }),
+        });
         const frames: LinkMessage[] = [];
         for (;;) {
           const m = await other.next((x) => "id" in x && x.id === callId, 20_000);
@@ -496,8 +657,34 @@ describe("calls through a real Link (embedded authority, HTTPS upstream with its
       // Usage errors first: --method needs --use-only, and a rule's method must be one of --method.
       assert.equal(cli(e, ["approve", "req_x", "--method", "GET"]).code, 2);
       const read = await send("GET", (requestId) => {
-        assert.equal(cli(e, ["approve", requestId, "--until-revoked", "--use-only", "--host", `127.0.0.1:${upstream.port}`, "--rule", "POST /store", "--method", "GET"]).code, 2);
-        assert.equal(cli(e, ["approve", requestId, "--until-revoked", "--use-only", "--host", `127.0.0.1:${upstream.port}`, "--method", "get"]).code, 0);
+        assert.equal(
+          cli(e, [
+            "approve",
+            requestId,
+            "--until-revoked",
+            "--use-only",
+            "--host",
+            `127.0.0.1:${upstream.port}`,
+            "--rule",
+            "POST /store",
+            "--method",
+            "GET",
+          ]).code,
+          2,
+        );
+        assert.equal(
+          cli(e, [
+            "approve",
+            requestId,
+            "--until-revoked",
+            "--use-only",
+            "--host",
+            `127.0.0.1:${upstream.port}`,
+            "--method",
+            "get",
+          ]).code,
+          0,
+        );
       });
       assert.equal(read.at(-1)?.type, "call.end");
       const before = upstream.received.length;
@@ -507,8 +694,15 @@ describe("calls through a real Link (embedded authority, HTTPS upstream with its
         assert.equal(refused[0].code, "destination_not_allowed", method);
       }
       assert.equal(upstream.received.length, before, "no write reached the upstream");
-      const grant = cliJson(e, ["grants"], z.array(z.looseObject({ agentClientId: z.string(), mode: z.unknown().optional() }))).find((g) => g.agentClientId === "agent_method");
-      assert.deepEqual(grant?.mode, { kind: "use", destinations: [{ host: `127.0.0.1:${upstream.port}`, method: "GET" }] });
+      const grant = cliJson(
+        e,
+        ["grants"],
+        z.array(z.looseObject({ agentClientId: z.string(), mode: z.unknown().optional() })),
+      ).find((g) => g.agentClientId === "agent_method");
+      assert.deepEqual(grant?.mode, {
+        kind: "use",
+        destinations: [{ host: `127.0.0.1:${upstream.port}`, method: "GET" }],
+      });
     } finally {
       other.close();
     }
@@ -518,18 +712,45 @@ describe("calls through a real Link (embedded authority, HTTPS upstream with its
     assert.ok(raw.length > 20);
     for (const frame of raw) {
       const parsed = JSON.parse(frame) as { type: string; data?: string };
-      const texts = [frame, parsed.type === "call.chunk" && parsed.data !== undefined ? Buffer.from(parsed.data, "base64").toString("utf8") : ""];
-      for (const text of texts) for (const needle of FORBIDDEN) assert.ok(!text.includes(needle), `a frame carried ${JSON.stringify(needle)}: ${text.slice(0, 200)}`);
+      const texts = [
+        frame,
+        parsed.type === "call.chunk" && parsed.data !== undefined
+          ? Buffer.from(parsed.data, "base64").toString("utf8")
+          : "",
+      ];
+      for (const text of texts)
+        for (const needle of FORBIDDEN)
+          assert.ok(!text.includes(needle), `a frame carried ${JSON.stringify(needle)}: ${text.slice(0, 200)}`);
     }
   });
 });
 
 describe("grant terms on calls (use-only grants)", () => {
   it("classes loopback, link-local, private, CGNAT, unspecified and IPv4-mapped addresses as not public", () => {
-    for (const a of ["127.0.0.1", "127.9.9.9", "10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.1.1", "100.64.0.1", "169.254.169.254", "0.0.0.0", "::", "::1", "fe80::1", "fd00::1", "fc00::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1", "::ffff:7f00:1", "not-an-address"]) {
+    for (const a of [
+      "127.0.0.1",
+      "127.9.9.9",
+      "10.1.2.3",
+      "172.16.0.1",
+      "172.31.255.255",
+      "192.168.1.1",
+      "100.64.0.1",
+      "169.254.169.254",
+      "0.0.0.0",
+      "::",
+      "::1",
+      "fe80::1",
+      "fd00::1",
+      "fc00::1",
+      "::ffff:127.0.0.1",
+      "::ffff:10.0.0.1",
+      "::ffff:7f00:1",
+      "not-an-address",
+    ]) {
       assert.equal(isNonPublicAddress(a), true, a);
     }
-    for (const a of ["8.8.8.8", "172.32.0.1", "100.128.0.1", "1.1.1.1", "2606:4700:4700::1111", "::ffff:8.8.8.8"]) assert.equal(isNonPublicAddress(a), false, a);
+    for (const a of ["8.8.8.8", "172.32.0.1", "100.128.0.1", "1.1.1.1", "2606:4700:4700::1111", "::ffff:8.8.8.8"])
+      assert.equal(isNonPublicAddress(a), false, a);
     // A wildcard names host names, not addresses.
     const mode: GrantTerms["mode"] = { kind: "use", destinations: [{ host: "*.0.0.1:8443" }] };
     assert.equal(destinationAllows(mode, "GET", new URL("https://127.0.0.1:8443/")).ok, false);
@@ -543,7 +764,10 @@ describe("grant terms on calls (use-only grants)", () => {
     const answers: Record<string, Array<{ address: string; family: number }>> = {
       "api.calls.test": [{ address: "127.0.0.1", family: 4 }],
       "mapped.calls.test": [{ address: "::ffff:127.0.0.1", family: 6 }],
-      "mixed.calls.test": [{ address: "8.8.8.8", family: 4 }, { address: "127.0.0.1", family: 4 }],
+      "mixed.calls.test": [
+        { address: "8.8.8.8", family: 4 },
+        { address: "127.0.0.1", family: 4 },
+      ],
     };
     const client = createUpstream({
       extraCaPem: upstream.caPem,
@@ -551,14 +775,42 @@ describe("grant terms on calls (use-only grants)", () => {
     });
     const port = upstream.port;
     const run = async (terms: GrantTerms, url: string): Promise<LinkMessage[]> => {
-      const grants: CallGrants = { get: () => Promise.resolve({ value: TOKEN, grantId: "gr_dns", terms, fromCache: false }) };
-      const handler = createCallHandler({ now: Date.now, log: pino({ level: "silent" }), grants, upstream: client, recordUse: () => undefined });
+      const grants: CallGrants = {
+        get: () => Promise.resolve({ value: TOKEN, grantId: "gr_dns", terms, fromCache: false }),
+      };
+      const handler = createCallHandler({
+        now: Date.now,
+        log: pino({ level: "silent" }),
+        grants,
+        upstream: client,
+        recordUse: () => undefined,
+      });
       const frames: LinkMessage[] = [];
-      await handler({ agent: { clientId: "agent_dns" }, process: null, identification: Promise.resolve(), connectionId: "conn_dns" }, { type: "call", id: 1, method: "GET", url, auth: { bearer: "API_TOKEN" }, wait: true }, (m) => frames.push(m), new AbortController().signal);
+      await handler(
+        {
+          agent: { clientId: "agent_dns" },
+          process: null,
+          identification: Promise.resolve(),
+          connectionId: "conn_dns",
+        },
+        { type: "call", id: 1, method: "GET", url, auth: { bearer: "API_TOKEN" }, wait: true },
+        (m) => frames.push(m),
+        new AbortController().signal,
+      );
       return frames;
     };
-    const use = (host: string): GrantTerms => ({ binding: "program", lifetime: { kind: "until_revoked" }, mode: { kind: "use", destinations: [{ host }] }, policy: null });
-    const read: GrantTerms = { binding: "program", lifetime: { kind: "until_revoked" }, mode: { kind: "read" }, policy: null };
+    const use = (host: string): GrantTerms => ({
+      binding: "program",
+      lifetime: { kind: "until_revoked" },
+      mode: { kind: "use", destinations: [{ host }] },
+      policy: null,
+    });
+    const read: GrantTerms = {
+      binding: "program",
+      lifetime: { kind: "until_revoked" },
+      mode: { kind: "read" },
+      policy: null,
+    };
     try {
       for (const [terms, host] of [
         [use(`*.calls.test:${port}`), "api.calls.test"],
@@ -591,19 +843,48 @@ describe("grant terms on calls (use-only grants)", () => {
     const zip = Buffer.concat([Buffer.from("PK\x03\x04", "latin1"), Buffer.from(`stored ${TOKEN}`)]);
     const routes: Record<string, { type: string; body: Buffer }> = {
       "/typed": { type: "application/gzip", body: Buffer.from("anything") },
-      "/docx": { type: "application/vnd.openxmlformats-officedocument.wordprocessingml.document", body: Buffer.from("anything") },
+      "/docx": {
+        type: "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        body: Buffer.from("anything"),
+      },
       "/untyped": { type: "application/octet-stream", body: gz },
       "/text-zip": { type: "text/plain", body: zip },
       "/plain": { type: "text/plain", body: Buffer.from("BZh is just text, PK too") },
     };
-    for (const [path, r] of Object.entries(routes)) upstream.routes.set(path, (_q, res) => res.writeHead(200, { "content-type": r.type }).end(r.body));
+    for (const [path, r] of Object.entries(routes))
+      upstream.routes.set(path, (_q, res) => res.writeHead(200, { "content-type": r.type }).end(r.body));
     const client = createUpstream({ extraCaPem: upstream.caPem });
     const run = async (mode: GrantTerms["mode"], path: string): Promise<LinkMessage[]> => {
       const terms: GrantTerms = { binding: "program", lifetime: { kind: "until_revoked" }, mode, policy: null };
-      const grants: CallGrants = { get: () => Promise.resolve({ value: TOKEN, grantId: "gr_zip", terms, fromCache: false }) };
-      const handler = createCallHandler({ now: Date.now, log: pino({ level: "silent" }), grants, upstream: client, recordUse: () => undefined });
+      const grants: CallGrants = {
+        get: () => Promise.resolve({ value: TOKEN, grantId: "gr_zip", terms, fromCache: false }),
+      };
+      const handler = createCallHandler({
+        now: Date.now,
+        log: pino({ level: "silent" }),
+        grants,
+        upstream: client,
+        recordUse: () => undefined,
+      });
       const frames: LinkMessage[] = [];
-      await handler({ agent: { clientId: "agent_zip" }, process: null, identification: Promise.resolve(), connectionId: "conn_zip" }, { type: "call", id: 1, method: "GET", url: `${upstream.origin}${path}`, auth: { bearer: "API_TOKEN" }, wait: true }, (m) => frames.push(m), new AbortController().signal);
+      await handler(
+        {
+          agent: { clientId: "agent_zip" },
+          process: null,
+          identification: Promise.resolve(),
+          connectionId: "conn_zip",
+        },
+        {
+          type: "call",
+          id: 1,
+          method: "GET",
+          url: `${upstream.origin}${path}`,
+          auth: { bearer: "API_TOKEN" },
+          wait: true,
+        },
+        (m) => frames.push(m),
+        new AbortController().signal,
+      );
       return frames;
     };
     const useOnly: GrantTerms["mode"] = { kind: "use", destinations: [{ host: `127.0.0.1:${upstream.port}` }] };
@@ -614,14 +895,21 @@ describe("grant terms on calls (use-only grants)", () => {
         assert.ok(last?.type === "error", `${path}: ${JSON.stringify(frames)}`);
         assert.equal(last.code, "upstream_unavailable", path);
         assert.match(last.message, /cannot check for your secrets/);
-        assert.equal(frames.filter((f) => f.type === "call.chunk").length, 0, `${path}: no byte of it reached the agent`);
+        assert.equal(
+          frames.filter((f) => f.type === "call.chunk").length,
+          0,
+          `${path}: no byte of it reached the agent`,
+        );
       }
       const plain = await run(useOnly, "/plain");
       assert.equal(plain.at(-1)?.type, "call.end");
       // A read grant: the agent may read the value anyway, so the bytes pass as they are.
       const passed = await run({ kind: "read" }, "/untyped");
       assert.equal(passed.at(-1)?.type, "call.end");
-      assert.deepEqual(Buffer.concat(passed.flatMap((f) => (f.type === "call.chunk" ? [Buffer.from(f.data, "base64")] : []))), gz);
+      assert.deepEqual(
+        Buffer.concat(passed.flatMap((f) => (f.type === "call.chunk" ? [Buffer.from(f.data, "base64")] : []))),
+        gz,
+      );
     } finally {
       await client.close();
       await upstream.close();
@@ -632,12 +920,42 @@ describe("grant terms on calls (use-only grants)", () => {
     const upstream = await startUpstream(await tempDir("piper-calls-path-"));
     upstream.routes.set("/allowed/x", (_r, res) => res.end("ok"));
     const client = createUpstream({ extraCaPem: upstream.caPem });
-    const terms: GrantTerms = { binding: "program", lifetime: { kind: "until_revoked" }, mode: { kind: "use", destinations: [{ host: `127.0.0.1:${upstream.port}`, path: "/allowed*" }] }, policy: null };
-    const grants: CallGrants = { get: () => Promise.resolve({ value: TOKEN, grantId: "gr_path", terms, fromCache: false }) };
-    const handler = createCallHandler({ now: Date.now, log: pino({ level: "silent" }), grants, upstream: client, recordUse: () => undefined });
+    const terms: GrantTerms = {
+      binding: "program",
+      lifetime: { kind: "until_revoked" },
+      mode: { kind: "use", destinations: [{ host: `127.0.0.1:${upstream.port}`, path: "/allowed*" }] },
+      policy: null,
+    };
+    const grants: CallGrants = {
+      get: () => Promise.resolve({ value: TOKEN, grantId: "gr_path", terms, fromCache: false }),
+    };
+    const handler = createCallHandler({
+      now: Date.now,
+      log: pino({ level: "silent" }),
+      grants,
+      upstream: client,
+      recordUse: () => undefined,
+    });
     const run = async (path: string): Promise<LinkMessage[]> => {
       const frames: LinkMessage[] = [];
-      await handler({ agent: { clientId: "agent_path" }, process: null, identification: Promise.resolve(), connectionId: "conn_path" }, { type: "call", id: 1, method: "GET", url: `${upstream.origin}${path}`, auth: { bearer: "API_TOKEN" }, wait: true }, (m) => frames.push(m), new AbortController().signal);
+      await handler(
+        {
+          agent: { clientId: "agent_path" },
+          process: null,
+          identification: Promise.resolve(),
+          connectionId: "conn_path",
+        },
+        {
+          type: "call",
+          id: 1,
+          method: "GET",
+          url: `${upstream.origin}${path}`,
+          auth: { bearer: "API_TOKEN" },
+          wait: true,
+        },
+        (m) => frames.push(m),
+        new AbortController().signal,
+      );
       return frames;
     };
     try {
@@ -660,17 +978,38 @@ describe("grant terms on calls (use-only grants)", () => {
     const terms: GrantTerms = {
       binding: "program",
       lifetime: { kind: "until_revoked" },
-      mode: { kind: "use", destinations: [{ host: `127.0.0.1:${upstream.port}`, method: "GET", path: "/v1/charges*" }] },
+      mode: {
+        kind: "use",
+        destinations: [{ host: `127.0.0.1:${upstream.port}`, method: "GET", path: "/v1/charges*" }],
+      },
       policy: null,
     };
     // Stands in for the authority until it returns grant terms (the lead's part of issue 14).
-    const grants: CallGrants = { get: () => Promise.resolve({ value: TOKEN, grantId: "gr_test", terms, fromCache: false }) };
+    const grants: CallGrants = {
+      get: () => Promise.resolve({ value: TOKEN, grantId: "gr_test", terms, fromCache: false }),
+    };
     const uses: unknown[] = [];
-    const handler = createCallHandler({ now: Date.now, log: pino({ level: "silent" }), grants, upstream: client, recordUse: (u) => uses.push(u) });
-    const channel = { agent: { clientId: "agent_terms" }, process: null, identification: Promise.resolve(), connectionId: "conn_test" };
+    const handler = createCallHandler({
+      now: Date.now,
+      log: pino({ level: "silent" }),
+      grants,
+      upstream: client,
+      recordUse: (u) => uses.push(u),
+    });
+    const channel = {
+      agent: { clientId: "agent_terms" },
+      process: null,
+      identification: Promise.resolve(),
+      connectionId: "conn_test",
+    };
     const run = async (method: string, path: string): Promise<LinkMessage[]> => {
       const frames: LinkMessage[] = [];
-      await handler(channel, { type: "call", id: 1, method, url: `${upstream.origin}${path}`, auth: { bearer: "API_TOKEN" }, wait: true }, (m) => frames.push(m), new AbortController().signal);
+      await handler(
+        channel,
+        { type: "call", id: 1, method, url: `${upstream.origin}${path}`, auth: { bearer: "API_TOKEN" }, wait: true },
+        (m) => frames.push(m),
+        new AbortController().signal,
+      );
       return frames;
     };
     try {

@@ -28,7 +28,11 @@ export const PERSON_ANSWERS: ReadonlyArray<readonly [string, string]> = [
 ];
 
 /** The argv that runs the CLI with a pty as its terminal, answering with `answers`. */
-export function ptyArgv(args: readonly string[], answers: ReadonlyArray<readonly [string, string]> = PERSON_ANSWERS, timeoutS = 60): string[] {
+export function ptyArgv(
+  args: readonly string[],
+  answers: ReadonlyArray<readonly [string, string]> = PERSON_ANSWERS,
+  timeoutS = 60,
+): string[] {
   return [PTY_RUN, JSON.stringify({ answers, timeout: timeoutS }), "--", process.execPath, BIN, ...args];
 }
 
@@ -38,7 +42,13 @@ export function ptyArgv(args: readonly string[], answers: ReadonlyArray<readonly
  */
 function asksThePerson(args: readonly string[]): boolean {
   const [a, b] = args;
-  return a === "approve" || a === "pin" || a === "unlock" || (a === "secrets" && (b === "set" || b === "hosts")) || (a === "grants" && (b === "limit" || b === "keep"));
+  return (
+    a === "approve" ||
+    a === "pin" ||
+    a === "unlock" ||
+    (a === "secrets" && (b === "set" || b === "hosts")) ||
+    (a === "grants" && (b === "limit" || b === "keep"))
+  );
 }
 
 export interface CliEnv {
@@ -73,7 +83,12 @@ export async function newEnv(): Promise<CliEnv> {
 
 export function cli(e: CliEnv, args: string[], input?: string): { code: number; stdout: string; stderr: string } {
   const [cmd, rest] = asksThePerson(args) ? [PYTHON, ptyArgv(args)] : [process.execPath, [BIN, ...args]];
-  const r = spawnSync(cmd, rest, { env: e.env, encoding: "utf8", timeout: 60_000, ...(input === undefined ? {} : { input }) });
+  const r = spawnSync(cmd, rest, {
+    env: e.env,
+    encoding: "utf8",
+    timeout: 60_000,
+    ...(input === undefined ? {} : { input }),
+  });
   const result = { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
   if (args[0] === "start" && result.code === 0 && !args.includes("--foreground")) ensurePin(e);
   return result;
@@ -84,7 +99,11 @@ export function cli(e: CliEnv, args: string[], input?: string): { code: number; 
  * terminal once, with the passphrase as the proof, as the README says.
  */
 function ensurePin(e: CliEnv): void {
-  const status = spawnSync(process.execPath, [BIN, "status", "--json"], { env: e.env, encoding: "utf8", timeout: 60_000 });
+  const status = spawnSync(process.execPath, [BIN, "status", "--json"], {
+    env: e.env,
+    encoding: "utf8",
+    timeout: 60_000,
+  });
   if (status.status !== 0 || !/"state": "unlocked"/.test(status.stdout) || /"pinSet": true/.test(status.stdout)) return;
   // The passphrase is the one in the env's passphrase file (a test may have chosen another).
   const file = e.env["PIPER_LINK_PASSPHRASE_FILE"];

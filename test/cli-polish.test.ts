@@ -21,7 +21,9 @@ after(() => {
 
 const UsageErrorSchema = z.object({ error: z.literal("usage"), message: z.string() }).strict();
 const IdsSchema = z.array(z.object({ id: z.string(), variable: z.string(), status: z.string() }));
-const AuditJsonSchema = z.object({ events: z.array(z.object({ at: z.number(), action: z.string(), agentClientId: z.string().nullable() })) });
+const AuditJsonSchema = z.object({
+  events: z.array(z.object({ at: z.number(), action: z.string(), agentClientId: z.string().nullable() })),
+});
 
 /** An agent in its own process: asks for `variable`, prints the pending request's id, and exits. */
 const ONE_SHOT_AGENT = `
@@ -40,17 +42,50 @@ describe("piper-link in a person's words", () => {
     const e = await newEnv();
     const help = cli(e, ["--help"]);
     assert.equal(help.code, 0);
-    const listed = [...help.stdout.split("Commands:")[1]?.matchAll(/^ {2}([a-z-]+)/gm) ?? []].map((m) => m[1]);
+    const listed = [...(help.stdout.split("Commands:")[1]?.matchAll(/^ {2}([a-z-]+)/gm) ?? [])].map((m) => m[1]);
     assert.deepEqual(listed.slice(0, 6), ["start", "login", "status", "stop", "logout", "ui"]);
-    const order = ["start", "login", "status", "stop", "logout", "ui", "unlock", "lock", "pin", "secrets", "requests", "approve", "deny", "grants", "revoke", "activity", "run", "service", "dev", "authority", "help"];
+    const order = [
+      "start",
+      "login",
+      "status",
+      "stop",
+      "logout",
+      "ui",
+      "unlock",
+      "lock",
+      "pin",
+      "secrets",
+      "requests",
+      "approve",
+      "deny",
+      "grants",
+      "revoke",
+      "activity",
+      "run",
+      "service",
+      "dev",
+      "authority",
+      "help",
+    ];
     const known = listed.filter((c): c is string => c !== undefined && order.includes(c));
-    assert.deepEqual(known, order.filter((c) => known.includes(c)), "the named commands come in this order");
+    assert.deepEqual(
+      known,
+      order.filter((c) => known.includes(c)),
+      "the named commands come in this order",
+    );
     assert.equal(listed[listed.length - 1], "help");
   });
 
   it("usage errors are JSON under --json (exit 2, nothing on stderr) and a sentence otherwise", async () => {
     const e = await newEnv();
-    for (const args of [["requests", "--bogus"], ["nosuch"], ["approve"], ["activity", "--before", "garbage"], ["authority", "serve"], ["secrets", "set"]]) {
+    for (const args of [
+      ["requests", "--bogus"],
+      ["nosuch"],
+      ["approve"],
+      ["activity", "--before", "garbage"],
+      ["authority", "serve"],
+      ["secrets", "set"],
+    ]) {
       const r = cli(e, [...args, "--json"]);
       assert.equal(r.code, 2, `${args.join(" ")}: ${r.stdout}${r.stderr}`);
       assert.equal(r.stderr, "", `${args.join(" ")} prints nothing but the JSON`);
@@ -59,7 +94,10 @@ describe("piper-link in a person's words", () => {
       assert.doesNotMatch(body.message, /\n/, "one line");
     }
     // commander's suggestion for a near miss, as part of the sentence.
-    assert.equal(UsageErrorSchema.parse(JSON.parse(cli(e, ["logot", "--json"]).stdout)).message, "Unknown command 'logot'. Did you mean logout? Run piper-link --help for usage.");
+    assert.equal(
+      UsageErrorSchema.parse(JSON.parse(cli(e, ["logot", "--json"]).stdout)).message,
+      "Unknown command 'logot'. Did you mean logout? Run piper-link --help for usage.",
+    );
     const human = cli(e, ["requests", "--bogus"]);
     assert.equal(human.code, 2);
     assert.match(human.stderr, /^piper-link: Unknown option '--bogus'\./);
@@ -70,18 +108,27 @@ describe("piper-link in a person's words", () => {
     delete e.env["PIPER_AUTHORITY_DATA_KEYS"];
     const db = path.join(e.home, "authority.sqlite");
     const tlsDir = path.join(e.home, "tls");
-    for (const args of [["authority", "serve", "--db", db, "--tls-dir", tlsDir], ["authority", "create-user", "--db", db]]) {
+    for (const args of [
+      ["authority", "serve", "--db", db, "--tls-dir", tlsDir],
+      ["authority", "create-user", "--db", db],
+    ]) {
       const r = cli(e, args);
       assert.equal(r.code, 2, `${args.join(" ")}: ${r.stdout}${r.stderr}`);
       assert.equal(r.stdout, "");
       const lines = r.stderr.trimEnd().split("\n");
       assert.equal(lines.length, 1, `one line, no stack trace: ${r.stderr}`);
-      assert.match(lines[0] ?? "", /^piper-link: PIPER_AUTHORITY_DATA_KEYS is not set.*k1:\$\(openssl rand -base64 32\)/);
+      assert.match(
+        lines[0] ?? "",
+        /^piper-link: PIPER_AUTHORITY_DATA_KEYS is not set.*k1:\$\(openssl rand -base64 32\)/,
+      );
     }
     e.env["PIPER_AUTHORITY_DATA_KEYS"] = "k1:c2hvcnQ=";
     const short = cli(e, ["authority", "serve", "--db", db, "--tls-dir", tlsDir]);
     assert.equal(short.code, 2);
-    assert.match(short.stderr, /^piper-link: PIPER_AUTHORITY_DATA_KEYS is not valid: Data key k1 must be 32 bytes .*openssl rand -base64 32.*\n$/);
+    assert.match(
+      short.stderr,
+      /^piper-link: PIPER_AUTHORITY_DATA_KEYS is not valid: Data key k1 must be 32 bytes .*openssl rand -base64 32.*\n$/,
+    );
     // Refused before anything was made.
     assert.ok(!existsSync(db) && !existsSync(tlsDir));
     // The other refusal of `serve` said nothing at all before (exit 2 with an empty stderr).
@@ -127,7 +174,13 @@ describe("piper-link in a person's words", () => {
     assert.match(goneId, /^req_/);
 
     // A live agent: approved for 1 hour, then revoked; and a request that is denied.
-    const agent = createPiperClient({ clientId: "agent_polish", name: "Polish Agent", linkUrl: status.url, fallbackToEnv: false, approvalTimeoutMs: 60_000 });
+    const agent = createPiperClient({
+      clientId: "agent_polish",
+      name: "Polish Agent",
+      linkUrl: status.url,
+      fallbackToEnv: false,
+      approvalTimeoutMs: 60_000,
+    });
     clients.push(agent);
     const pendingId = async (variable: string): Promise<string> => {
       for (;;) {
@@ -137,7 +190,11 @@ describe("piper-link in a person's words", () => {
       }
     };
     const first = agent.getSecret("OPENAI_API_KEY");
-    const grant = await cliJsonAsync(e, ["approve", await pendingId("openai_api_key"), "--for", "1h"], z.object({ id: z.string() }));
+    const grant = await cliJsonAsync(
+      e,
+      ["approve", await pendingId("openai_api_key"), "--for", "1h"],
+      z.object({ id: z.string() }),
+    );
     assert.equal((await first).value, "sk-polish-value");
     const denied = agent.getSecret("DENY_ME").catch((err: unknown) => err);
     await cliJsonAsync(e, ["deny", await pendingId("deny_me")], z.object({ id: z.string() }));
@@ -148,9 +205,15 @@ describe("piper-link in a person's words", () => {
     assert.equal(all.code, 0, all.stderr);
     const lines = all.stdout.trim().split("\n");
     assert.match(lines[0] ?? "", /^STATUS\s+REQUEST$/);
-    const statusOf = (id: string): string | undefined => lines.find((l) => l.includes(id))?.split(/ {2,}/)[0]?.trim();
+    const statusOf = (id: string): string | undefined =>
+      lines
+        .find((l) => l.includes(id))
+        ?.split(/ {2,}/)[0]
+        ?.trim();
     assert.equal(statusOf(goneId), "requester gone");
-    const byVariable = new Map(IdsSchema.parse(JSON.parse(cli(e, ["requests", "--all", "--json"]).stdout)).map((r) => [r.variable, r.id]));
+    const byVariable = new Map(
+      IdsSchema.parse(JSON.parse(cli(e, ["requests", "--all", "--json"]).stdout)).map((r) => [r.variable, r.id]),
+    );
     assert.equal(statusOf(byVariable.get("openai_api_key") ?? "?"), "approved");
     assert.equal(statusOf(byVariable.get("deny_me") ?? "?"), "denied");
     assert.doesNotMatch(all.stdout, /\d{4}-\d\d-\d\dT\d\d:/, "no ISO/UTC timestamps in human output");
@@ -158,17 +221,33 @@ describe("piper-link in a person's words", () => {
     const activity = cli(e, ["activity", "--agent", "agent_polish"]);
     assert.equal(activity.code, 0, activity.stderr);
     assert.match(activity.stdout, /Approved\s+OPENAI_API_KEY\s+agent agent_polish: approved for 1 hour/);
-    assert.match(activity.stdout, /Grant ended\s+OPENAI_API_KEY\s+agent agent_polish: revoked by you/, "the revocation shows under its agent");
+    assert.match(
+      activity.stdout,
+      /Grant ended\s+OPENAI_API_KEY\s+agent agent_polish: revoked by you/,
+      "the revocation shows under its agent",
+    );
     assert.match(activity.stdout, /Denied\s+DENY_ME\s+agent agent_polish: denied/);
     // The verified program, not only the client ID the agent chose.
-    assert.match(activity.stdout, new RegExp(`Denied\\s+DENY_ME\\s+agent agent_polish: denied\\s+program pid \\d+ ${process.execPath.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}`));
+    assert.match(
+      activity.stdout,
+      new RegExp(
+        `Denied\\s+DENY_ME\\s+agent agent_polish: denied\\s+program pid \\d+ ${process.execPath.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}`,
+      ),
+    );
     assert.doesNotMatch(activity.stdout, /: until\b|request\.approved|\d{4}-\d\d-\d\dT/);
     // Times are the person's local time (here +05:45), next to "… ago"; JSON keeps epoch ms.
     const page = AuditJsonSchema.parse(JSON.parse(cli(e, ["activity", "--agent", "agent_polish", "--json"]).stdout));
     const newest = page.events[0];
     assert.ok(newest);
-    const local = new Date(newest.at).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short", timeZone: "Asia/Kathmandu" });
-    assert.ok(activity.stdout.split("\n")[0]?.includes(`(${local})`), `the newest line shows ${local}: ${activity.stdout}`);
+    const local = new Date(newest.at).toLocaleString(undefined, {
+      dateStyle: "medium",
+      timeStyle: "short",
+      timeZone: "Asia/Kathmandu",
+    });
+    assert.ok(
+      activity.stdout.split("\n")[0]?.includes(`(${local})`),
+      `the newest line shows ${local}: ${activity.stdout}`,
+    );
     assert.match(activity.stdout.split("\n")[0] ?? "", /^(just now|\d+ s ago|\d+ min ago) /);
   });
 });

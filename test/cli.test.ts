@@ -28,7 +28,8 @@ describe("piper-link CLI", () => {
     // The background daemon runs with its memory flags (V8 reads them only at process start).
     if (process.platform === "linux") {
       const argv = (await fs.readFile(`/proc/${status.pid}/cmdline`, "utf8")).split("\0");
-      for (const flag of DAEMON_NODE_FLAGS) assert.ok(argv.includes(flag), `daemon argv ${argv.join(" ")} lacks ${flag}`);
+      for (const flag of DAEMON_NODE_FLAGS)
+        assert.ok(argv.includes(flag), `daemon argv ${argv.join(" ")} lacks ${flag}`);
     }
 
     // Signed out: one true sentence, no account line that reads like a yes.
@@ -46,7 +47,14 @@ describe("piper-link CLI", () => {
     const res = await fetch(`http://localhost:${status.port}/piper-link-context`);
     assert.deepEqual(await res.json(), { instanceId: "inst_cli_123456789" });
 
-    const python = spawnSync("python3", ["-c", `import json,urllib.request;print(json.load(urllib.request.urlopen("http://localhost:${status.port}/piper-link-context",timeout=1))["instanceId"])`], { encoding: "utf8" });
+    const python = spawnSync(
+      "python3",
+      [
+        "-c",
+        `import json,urllib.request;print(json.load(urllib.request.urlopen("http://localhost:${status.port}/piper-link-context",timeout=1))["instanceId"])`,
+      ],
+      { encoding: "utf8" },
+    );
     assert.equal(python.error, undefined, "python3 is part of the test machine (.ci/run installs it)");
     assert.equal(python.stdout.trim(), "inst_cli_123456789", python.stderr);
 
@@ -78,14 +86,19 @@ describe("piper-link CLI", () => {
     const start = cli(e, "start", "--port", "0", "--json");
     assert.equal(start.code, 0, start.stderr);
     const port = LinkStatusSchema.parse(json(start.stdout)).port;
-    assert.deepEqual(await (await fetch(`http://127.0.0.1:${port}/piper-link-context`)).json(), { instanceId: "inst_offline_0001" });
+    assert.deepEqual(await (await fetch(`http://127.0.0.1:${port}/piper-link-context`)).json(), {
+      instanceId: "inst_offline_0001",
+    });
     assert.equal(cli(e, "stop").code, 0);
     assert.equal(cli(e, "logout").code, 0);
   });
 
   it("shuts down on SIGTERM: agents get 1001 and the discovery file is removed", async () => {
     const e = await newEnv();
-    const daemon: ChildProcess = spawn(process.execPath, [BIN, "start", "--foreground", "--port", "0", "--json"], { env: e.env, stdio: ["ignore", "pipe", "pipe"] });
+    const daemon: ChildProcess = spawn(process.execPath, [BIN, "start", "--foreground", "--port", "0", "--json"], {
+      env: e.env,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let out = "";
     daemon.stdout?.on("data", (c: Buffer) => (out += c.toString()));
     await waitFor(() => out.trim().endsWith("}"), "the foreground daemon to print its status");
@@ -126,7 +139,10 @@ describe("piper-link CLI", () => {
     const deadPid = Number(dead.stdout);
     await fs.mkdir(e.paths.runtimeDir, { recursive: true, mode: 0o700 });
     await fs.writeFile(e.paths.lockFile, JSON.stringify({ pid: deadPid }));
-    await fs.writeFile(e.paths.discoveryFile, JSON.stringify({ url: "ws://127.0.0.1:1/v1/link", pid: deadPid, version: "0.0.0", startedAt: "x" }));
+    await fs.writeFile(
+      e.paths.discoveryFile,
+      JSON.stringify({ url: "ws://127.0.0.1:1/v1/link", pid: deadPid, version: "0.0.0", startedAt: "x" }),
+    );
     const start = cli(e, "start", "--port", "0", "--json");
     assert.equal(start.code, 0, start.stderr);
     const discovery = json(await fs.readFile(e.paths.discoveryFile, "utf8"));
@@ -137,7 +153,8 @@ describe("piper-link CLI", () => {
   it("recovers when the data folder is wiped but the keychain kept: signed out, the authority connected, sign-in and secrets work again", async () => {
     const e = await newEnv();
     const keychain = createKeychainStore({ env: testLinkEnv(), profile: e.profile });
-    const connected = (): boolean => LinkStatusSchema.parse(json(cli(e, "status", "--json").stdout)).authority?.connected === true;
+    const connected = (): boolean =>
+      LinkStatusSchema.parse(json(cli(e, "status", "--json").stdout)).authority?.connected === true;
     assert.equal(cli(e, "start", "--port", "0").code, 0);
     assert.equal(cli(e, "dev", "sign-in").code, 0);
     const dataKey = await keychain.get("authority-data-key");
@@ -180,7 +197,10 @@ describe("piper-link CLI", () => {
       // A build without the rule starts a Link here: stop it, so a failing run leaves nothing behind.
       if (viaOption.code === 0) cli(e, "--profile", bad, "stop");
       assert.equal(viaOption.code, 2, `--profile ${bad}: ${viaOption.stdout}${viaOption.stderr}`);
-      assert.match(viaOption.stderr, /^piper-link: .*A profile name is 1 to 64 characters: letters, digits, '\.', '_' and '-', starting with a letter or digit\./);
+      assert.match(
+        viaOption.stderr,
+        /^piper-link: .*A profile name is 1 to 64 characters: letters, digits, '\.', '_' and '-', starting with a letter or digit\./,
+      );
       const viaEnv = runCli({ ...e, env: { ...e.env, PIPER_LINK_PROFILE: bad } }, ["status", "--json"]);
       assert.equal(viaEnv.code, 2, `PIPER_LINK_PROFILE=${bad}: ${viaEnv.stdout}${viaEnv.stderr}`);
       assert.equal(json(viaEnv.stdout)["error"], "usage");
@@ -191,19 +211,50 @@ describe("piper-link CLI", () => {
     assert.equal(empty.code, 2, empty.stdout + empty.stderr);
     assert.match(String(json(empty.stdout)["message"]), /--profile was given an empty name/);
     // Nothing was created for any of them: no data, state or runtime folders at all.
-    for (const dir of ["data", "state", "run"]) await assert.rejects(fs.stat(`${e.home}/${dir}`), { code: "ENOENT" }, dir);
+    for (const dir of ["data", "state", "run"])
+      await assert.rejects(fs.stat(`${e.home}/${dir}`), { code: "ENOENT" }, dir);
     // A profile that is not the default is named in the advice, so the command given works as written.
     const notRunning = cli(e, "status");
     assert.equal(notRunning.code, 3);
-    assert.match(notRunning.stderr, new RegExp(`not running \\(profile ${e.profile}\\)\\. Start it with \`piper-link --profile ${e.profile} start\`\\.`));
+    assert.match(
+      notRunning.stderr,
+      new RegExp(
+        `not running \\(profile ${e.profile}\\)\\. Start it with \`piper-link --profile ${e.profile} start\`\\.`,
+      ),
+    );
   });
 
   it("has --help on every command, exit code 2 for usage errors, and JSON errors with --json", async () => {
     const e = await newEnv();
     for (const args of [
-      [], ["start"], ["status"], ["stop"], ["logout"], ["login"], ["dev"], ["dev", "set-instance"], ["dev", "sign-in"],
-      ["secrets"], ["secrets", "set"], ["secrets", "list"], ["secrets", "rm"], ["requests"], ["approve"], ["deny"],
-      ["grants"], ["revoke"], ["activity"], ["run"], ["ui"], ["service"], ["service", "install"], ["service", "uninstall"], ["service", "status"], ["authority"], ["authority", "serve"], ["authority", "create-user"],
+      [],
+      ["start"],
+      ["status"],
+      ["stop"],
+      ["logout"],
+      ["login"],
+      ["dev"],
+      ["dev", "set-instance"],
+      ["dev", "sign-in"],
+      ["secrets"],
+      ["secrets", "set"],
+      ["secrets", "list"],
+      ["secrets", "rm"],
+      ["requests"],
+      ["approve"],
+      ["deny"],
+      ["grants"],
+      ["revoke"],
+      ["activity"],
+      ["run"],
+      ["ui"],
+      ["service"],
+      ["service", "install"],
+      ["service", "uninstall"],
+      ["service", "status"],
+      ["authority"],
+      ["authority", "serve"],
+      ["authority", "create-user"],
     ]) {
       const r = cli(e, ...args, "--help");
       assert.equal(r.code, 0, args.join(" "));

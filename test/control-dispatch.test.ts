@@ -3,7 +3,13 @@
 // wiring itself is not run here: the Electron binary cannot be downloaded on these machines.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { CONTROL_METHOD_NAMES, createLinkApi, dispatchControl, unwrapControlOutcome, type ControlOutcome } from "../src/shared/control.js";
+import {
+  CONTROL_METHOD_NAMES,
+  createLinkApi,
+  dispatchControl,
+  unwrapControlOutcome,
+  type ControlOutcome,
+} from "../src/shared/control.js";
 import { LinkError } from "../src/shared/errors.js";
 import { isAuthoritySignInUrl, isOwnPageUrl, signInPagesOrigin } from "../src/main/app/shell-policy.js";
 import { startTestLink } from "./helpers.js";
@@ -16,7 +22,10 @@ describe("control dispatch", () => {
       assert.equal(unknown.ok ? "ok" : unknown.error.code, "bad_request");
       const invalid = await dispatchControl(t.link.api, "setInstanceId", { instanceId: 42 });
       assert.equal(invalid.ok ? "ok" : invalid.error.code, "bad_request");
-      assert.match(invalid.ok ? "" : invalid.error.message, /^Piper Link could not set instance id: the instance ID must be a string\.$/);
+      assert.match(
+        invalid.ok ? "" : invalid.error.message,
+        /^Piper Link could not set instance id: the instance ID must be a string\.$/,
+      );
 
       const status = await dispatchControl(t.link.api, "status", undefined);
       assert.equal(status.ok, true);
@@ -29,8 +38,14 @@ describe("control dispatch", () => {
       assert.notEqual(code, "internal_error");
       // As it crosses IPC: a value, structured-cloned, then rethrown as a LinkError with the same code.
       const crossed: unknown = structuredClone(failed);
-      assert.throws(() => unwrapControlOutcome("listRequests", crossed), (err: unknown) => err instanceof LinkError && err.code === code);
-      assert.throws(() => unwrapControlOutcome("status", { ok: true, result: { nope: 1 } }), (err: unknown) => err instanceof LinkError && err.code === "internal_error");
+      assert.throws(
+        () => unwrapControlOutcome("listRequests", crossed),
+        (err: unknown) => err instanceof LinkError && err.code === code,
+      );
+      assert.throws(
+        () => unwrapControlOutcome("status", { ok: true, result: { nope: 1 } }),
+        (err: unknown) => err instanceof LinkError && err.code === "internal_error",
+      );
     } finally {
       await t.stop();
     }
@@ -86,7 +101,10 @@ describe("Electron shell policies", () => {
       ["https://127.0.0.1:31478/oauth/authorize?client_id=piper-link", false],
     ];
     for (const [url, allowed] of table) assert.equal(isAuthoritySignInUrl(url, origin), allowed, url);
-    assert.equal(signInPagesOrigin({ port: 31477, authority: { url: "https://piper.example.com/base", mode: "remote" } }), "https://piper.example.com");
+    assert.equal(
+      signInPagesOrigin({ port: 31477, authority: { url: "https://piper.example.com/base", mode: "remote" } }),
+      "https://piper.example.com",
+    );
     assert.equal(signInPagesOrigin({ port: 31477, authority: null }), null);
   });
 

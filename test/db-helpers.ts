@@ -11,7 +11,8 @@ import pg from "pg";
 import { tempDir } from "./helpers.js";
 
 export const PG_URL = process.env["PIPER_TEST_PG_URL"] ?? null;
-export const PG_SKIP = PG_URL === null ? "PIPER_TEST_PG_URL is not set (npm test starts a PostgreSQL and sets it)" : false;
+export const PG_SKIP =
+  PG_URL === null ? "PIPER_TEST_PG_URL is not set (npm test starts a PostgreSQL and sets it)" : false;
 
 export interface TestDatabase {
   location: string;

@@ -30,11 +30,25 @@ import type {
   ShellWindow,
 } from "../src/main/app/electron-api.js";
 import { startShell, type RunningShell } from "../src/main/app/shell.js";
-import { runDesktopApp, REFUSED_EXIT_STATUS, type DesktopApp, type DesktopAppOptions } from "../src/main/app/desktop-app.js";
+import {
+  runDesktopApp,
+  REFUSED_EXIT_STATUS,
+  type DesktopApp,
+  type DesktopAppOptions,
+} from "../src/main/app/desktop-app.js";
 import { appFileFor, serveAppScheme } from "../src/main/app/app-protocol.js";
 import { debuggingSwitch } from "../src/main/app/shell-policy.js";
 import { hardenAllWebContents, hardenSession, CSP } from "../src/main/app/window.js";
-import { connectAgent, pendingRequestId, startTestLink, TEST_PASSPHRASE, TEST_PROOF, uniqueProfile, type TestAgent, type TestLink } from "./helpers.js";
+import {
+  connectAgent,
+  pendingRequestId,
+  startTestLink,
+  TEST_PASSPHRASE,
+  TEST_PROOF,
+  uniqueProfile,
+  type TestAgent,
+  type TestLink,
+} from "./helpers.js";
 
 const OWN_PAGE = "app://piper-link/index.html";
 const ASSETS = "/opt/piper/resources/app.asar/assets";
@@ -51,7 +65,10 @@ class Events {
   }
   emit(event: string, ...args: unknown[]): void {
     const list = this.listeners.get(event) ?? [];
-    this.listeners.set(event, list.filter((l) => !l.once));
+    this.listeners.set(
+      event,
+      list.filter((l) => !l.once),
+    );
     for (const l of list) l.fn(...args);
   }
   count(event: string): number {
@@ -83,7 +100,11 @@ class FakeWebContents implements ShellWebContents {
     return this;
   }
   on(event: "will-navigate", listener: (event: PreventableEvent, url: string) => void): this {
-    this.events.add(event, (e, url) => listener(e instanceof RecordedEvent ? e : new RecordedEvent(), String(url)), false);
+    this.events.add(
+      event,
+      (e, url) => listener(e instanceof RecordedEvent ? e : new RecordedEvent(), String(url)),
+      false,
+    );
     return this;
   }
   setWindowOpenHandler(handler: (details: { url: string }) => DenyWindowOpen): void {
@@ -138,7 +159,15 @@ class FakeApp implements ShellApp {
   on(event: "web-contents-created", listener: (event: PreventableEvent, contents: ShellWebContents) => void): this;
   on(event: "before-quit", listener: (event: PreventableEvent) => void): this;
   on(event: string, listener: (event: PreventableEvent, contents: ShellWebContents) => void): this {
-    this.state.events.add(event, (e, c) => listener(e instanceof RecordedEvent ? e : new RecordedEvent(), c instanceof FakeWebContents ? c : new FakeWebContents()), false);
+    this.state.events.add(
+      event,
+      (e, c) =>
+        listener(
+          e instanceof RecordedEvent ? e : new RecordedEvent(),
+          c instanceof FakeWebContents ? c : new FakeWebContents(),
+        ),
+      false,
+    );
     return this;
   }
 }
@@ -162,7 +191,12 @@ interface SchemeState {
 
 /** The handlers the shell gave the double's session, to be called as Electron would. */
 interface SessionHandlers {
-  headers: ((details: { responseHeaders?: Record<string, string[]> }, callback: (response: { responseHeaders: Record<string, string[]> }) => void) => void) | null;
+  headers:
+    | ((
+        details: { responseHeaders?: Record<string, string[]> },
+        callback: (response: { responseHeaders: Record<string, string[]> }) => void,
+      ) => void)
+    | null;
   request: ((webContents: unknown, permission: string, callback: (granted: boolean) => void) => void) | null;
   check: ((webContents: unknown, permission: string, requestingOrigin: string, details: unknown) => boolean) | null;
   device: ((details: unknown) => boolean) | null;
@@ -222,7 +256,10 @@ class FakeTray implements ShellTray {
   menu: FakeMenu | null = null;
   destroyed = false;
   readonly events = new Events();
-  constructor(image: string, private readonly changes: EventEmitter) {
+  constructor(
+    image: string,
+    private readonly changes: EventEmitter,
+  ) {
     this.image = image;
   }
   setImage(image: string): void {
@@ -259,7 +296,10 @@ class FakeTray implements ShellTray {
 class FakeNotification implements ShellNotification {
   readonly events = new Events();
   shown = false;
-  constructor(readonly options: { title: string; body: string }, private readonly onShow: (n: FakeNotification) => void) {}
+  constructor(
+    readonly options: { title: string; body: string },
+    private readonly onShow: (n: FakeNotification) => void,
+  ) {}
   on(event: "click", listener: () => void): this {
     this.events.add(event, listener, false);
     return this;
@@ -341,11 +381,25 @@ function electronDouble(options: { packaged?: boolean; switches?: Record<string,
       fetch: async (url) => {
         const file = fileURLToPath(url);
         const types: Record<string, string> = { ".html": "text/html", ".js": "text/javascript", ".css": "text/css" };
-        return new Response(await readFile(file), { headers: { "Content-Type": types[path.extname(file)] ?? "application/octet-stream" } });
+        return new Response(await readFile(file), {
+          headers: { "Content-Type": types[path.extname(file)] ?? "application/octet-stream" },
+        });
       },
     },
   };
-  return { api, session: handlers, scheme, errorBoxes, changes, windows, trays, notifications, ipc, opened, app: appState };
+  return {
+    api,
+    session: handlers,
+    scheme,
+    errorBoxes,
+    changes,
+    windows,
+    trays,
+    notifications,
+    ipc,
+    opened,
+    app: appState,
+  };
 }
 
 /** Waits (on the double's change events, no polling) until `check` holds. */
@@ -406,7 +460,12 @@ async function requestSecret(variable: string, clientId: string): Promise<string
   return pendingRequestId(await agent.next((m) => "id" in m && m.id === id, 15_000));
 }
 
-async function ipcCall(double: Double, frameUrl: string | null, method: unknown, params: unknown): Promise<ControlOutcome> {
+async function ipcCall(
+  double: Double,
+  frameUrl: string | null,
+  method: unknown,
+  params: unknown,
+): Promise<ControlOutcome> {
   const handler = double.ipc.get(LINK_IPC_CHANNEL);
   assert.ok(handler, "no IPC handler registered");
   const event: ShellInvokeEvent = { senderFrame: frameUrl === null ? null : { url: frameUrl } };
@@ -437,7 +496,11 @@ describe("Electron shell against a double of the Electron API, with a real Link 
     await until(double, () => icon.image.endsWith("tray-normal.png"), "the normal icon after sign-in");
     // Who is signed in arrives from the authority after the sign-in itself (a second status
     // event), so the tooltip first reads "Piper Link" and then names the account and machine.
-    await until(double, () => icon.toolTip === "Piper Link — Local user on This machine", "the tooltip naming who is signed in");
+    await until(
+      double,
+      () => icon.toolTip === "Piper Link — Local user on This machine",
+      "the tooltip naming who is signed in",
+    );
     assert.equal(icon.item(/^Signed in/).label, "Signed in as Local user on This machine");
     assert.equal(icon.item(/^No pending requests$/).enabled, false);
     assert.equal(icon.item(/^Sign out$/).enabled, true);
@@ -455,7 +518,10 @@ describe("Electron shell against a double of the Electron API, with a real Link 
     const win = double.windows[0];
     assert.ok(win);
     assert.equal(win.visible, true);
-    assert.deepEqual(win.webContents.sent.filter((s) => s.channel === LINK_NAVIGATE_CHANNEL).map((s) => s.args), [["requests"]]);
+    assert.deepEqual(
+      win.webContents.sent.filter((s) => s.channel === LINK_NAVIGATE_CHANNEL).map((s) => s.args),
+      [["requests"]],
+    );
 
     await t.link.api.denyRequest({ requestId });
     await until(double, () => icon.image.endsWith("tray-normal.png"), "the normal icon after the request was decided");
@@ -487,7 +553,10 @@ describe("Electron shell against a double of the Electron API, with a real Link 
     const before = await requestSecret("ALREADY_PENDING", "agent_early");
     const double = electronDouble();
     const shell = await openShell(double);
-    assert.deepEqual(shell.pending().map((r) => r.id), [before]);
+    assert.deepEqual(
+      shell.pending().map((r) => r.id),
+      [before],
+    );
     assert.equal(double.notifications.length, 0, "a request pending before start is not notified");
 
     const first = await requestSecret("OPENAI_API_KEY", "agent_one");
@@ -496,13 +565,22 @@ describe("Electron shell against a double of the Electron API, with a real Link 
     await shell.refresh();
     await shell.refresh();
     assert.equal(double.notifications.length, 2, "a reload does not notify again");
-    assert.deepEqual(double.notifications.map((n) => n.options.title).sort(), ["Test Agent wants ANTHROPIC_API_KEY", "Test Agent wants OPENAI_API_KEY"]);
-    assert.match(double.notifications[0]?.options.body ?? "", /^shell test \(.+, pid \d+\)\nClick to approve or deny\.$/);
+    assert.deepEqual(double.notifications.map((n) => n.options.title).sort(), [
+      "Test Agent wants ANTHROPIC_API_KEY",
+      "Test Agent wants OPENAI_API_KEY",
+    ]);
+    assert.match(
+      double.notifications[0]?.options.body ?? "",
+      /^shell test \(.+, pid \d+\)\nClick to approve or deny\.$/,
+    );
     assert.deepEqual(new Set(shell.pending().map((r) => r.id)), new Set([before, first, second]));
 
     // A click opens the window on the requests screen.
     double.notifications[1]?.events.emit("click");
-    assert.deepEqual(double.windows[0]?.webContents.sent.filter((s) => s.channel === LINK_NAVIGATE_CHANNEL).map((s) => s.args), [["requests"]]);
+    assert.deepEqual(
+      double.windows[0]?.webContents.sent.filter((s) => s.channel === LINK_NAVIGATE_CHANNEL).map((s) => s.args),
+      [["requests"]],
+    );
 
     // Turned off in Settings: a new request is listed in the tray but not notified.
     await t.link.api.updateSettings({ notifications: false, presence: TEST_PROOF });
@@ -517,9 +595,21 @@ describe("Electron shell against a double of the Electron API, with a real Link 
     await signedIn();
     const double = electronDouble();
     await openShell(double);
-    for (const frame of [null, "https://evil.example/", "app://piper-link/evil.html", "app://evil/index.html", "file:///opt/piper/resources/app.asar/out/renderer/index.html", "file:///tmp/renderer/index.html", "http://localhost:5173/"]) {
+    for (const frame of [
+      null,
+      "https://evil.example/",
+      "app://piper-link/evil.html",
+      "app://evil/index.html",
+      "file:///opt/piper/resources/app.asar/out/renderer/index.html",
+      "file:///tmp/renderer/index.html",
+      "http://localhost:5173/",
+    ]) {
       const refused = await ipcCall(double, frame, "status", {});
-      assert.deepEqual(refused, { ok: false, error: { code: "forbidden_origin", message: "IPC refused: unknown sender frame." } }, String(frame));
+      assert.deepEqual(
+        refused,
+        { ok: false, error: { code: "forbidden_origin", message: "IPC refused: unknown sender frame." } },
+        String(frame),
+      );
     }
     // A refused frame runs nothing: not even a method that would change state.
     const before = t.link.status().state;
@@ -535,8 +625,14 @@ describe("Electron shell against a double of the Electron API, with a real Link 
     assert.equal(status.port, t.port);
     assert.equal(status.state, "ready");
     const requestId = await requestSecret("IPC_KEY", "agent_ipc");
-    const listed = unwrapControlOutcome("listRequests", await ipcCall(double, OWN_PAGE, "listRequests", { status: "pending" }));
-    assert.ok(listed.some((r) => r.id === requestId), JSON.stringify(listed));
+    const listed = unwrapControlOutcome(
+      "listRequests",
+      await ipcCall(double, OWN_PAGE, "listRequests", { status: "pending" }),
+    );
+    assert.ok(
+      listed.some((r) => r.id === requestId),
+      JSON.stringify(listed),
+    );
     const denied = unwrapControlOutcome("denyRequest", await ipcCall(double, OWN_PAGE, "denyRequest", { requestId }));
     assert.equal(denied.status, "denied");
   });
@@ -545,7 +641,11 @@ describe("Electron shell against a double of the Electron API, with a real Link 
     const authorityUrl = t.link.status().authority?.url ?? null;
     assert.ok(authorityUrl);
     const double = electronDouble();
-    hardenAllWebContents(double.api, { ownPageUrl: OWN_PAGE, authorityUrl: () => authorityUrl, openExternal: (url) => double.api.shell.openExternal(url) });
+    hardenAllWebContents(double.api, {
+      ownPageUrl: OWN_PAGE,
+      authorityUrl: () => authorityUrl,
+      openExternal: (url) => double.api.shell.openExternal(url),
+    });
     const shell = await openShell(double);
     shell.showWindow();
     const win = double.windows[0];
@@ -564,7 +664,11 @@ describe("Electron shell against a double of the Electron API, with a real Link 
     assert.equal(win.loaded, OWN_PAGE);
 
     assert.equal(win.webContents.navigate("https://example.com/"), true, "navigation to another site is prevented");
-    assert.equal(win.webContents.navigate(`${authorityUrl}/device`), true, "even the sign-in page does not load in the window");
+    assert.equal(
+      win.webContents.navigate(`${authorityUrl}/device`),
+      true,
+      "even the sign-in page does not load in the window",
+    );
     assert.equal(win.webContents.navigate("file:///etc/passwd"), true);
     assert.equal(win.webContents.navigate(`${OWN_PAGE}#/settings`), false, "the own page may load");
 
@@ -581,7 +685,10 @@ describe("Electron shell against a double of the Electron API, with a real Link 
       assert.deepEqual(win.webContents.openWindow(url), { action: "deny" }, `a new window is always denied: ${url}`);
       assert.equal(double.opened.includes(url), allowed, url);
     }
-    assert.deepEqual(double.opened, table.filter(([, allowed]) => allowed).map(([url]) => url));
+    assert.deepEqual(
+      double.opened,
+      table.filter(([, allowed]) => allowed).map(([url]) => url),
+    );
 
     // Closing hides the tray app's window; quitting stops the Link first, then quits.
     assert.equal(win.close(), true);
@@ -598,7 +705,10 @@ describe("Electron shell against a double of the Electron API, with a real Link 
     let checked: boolean | null = null;
     let device: boolean | null = null;
     hardenSession({
-      webRequest: { onHeadersReceived: (listener) => listener({ responseHeaders: { "X-Test": ["1"] } }, (r) => (headers = r.responseHeaders)) },
+      webRequest: {
+        onHeadersReceived: (listener) =>
+          listener({ responseHeaders: { "X-Test": ["1"] } }, (r) => (headers = r.responseHeaders)),
+      },
       setPermissionRequestHandler: (handler) => handler(null, "media", (g) => (granted = g)),
       setPermissionCheckHandler: (handler) => void (checked = handler(null, "notifications", OWN_PAGE, {})),
       setDevicePermissionHandler: (handler) => void (device = handler({ deviceType: "usb", origin: OWN_PAGE })),
@@ -639,7 +749,13 @@ describe("the desktop app's start (desktop-app.ts, what index.ts runs) against t
   }
 
   it("a packaged app refuses remote debugging and debugger switches before anything starts (exit 2, an error box)", async () => {
-    const cases: Array<{ argv?: string[]; switches?: Record<string, string>; execArgv?: string[]; nodeOptions?: string; says: RegExp }> = [
+    const cases: Array<{
+      argv?: string[];
+      switches?: Record<string, string>;
+      execArgv?: string[];
+      nodeOptions?: string;
+      says: RegExp;
+    }> = [
       { argv: ["--remote-debugging-port=9222"], says: /started with --remote-debugging-port=9222/ },
       { argv: ["-remote-debugging-port=9222"], says: /started with -remote-debugging-port=9222/ },
       { argv: ["--remote-debugging-pipe"], says: /started with --remote-debugging-pipe/ },
@@ -653,7 +769,12 @@ describe("the desktop app's start (desktop-app.ts, what index.ts runs) against t
     for (const c of cases) {
       const double = electronDouble({ packaged: true, switches: c.switches ?? {} });
       const base = options();
-      const o = { ...base, argv: [...base.argv, ...(c.argv ?? [])], execArgv: c.execArgv ?? [], env: { ...base.env, ...(c.nodeOptions === undefined ? {} : { NODE_OPTIONS: c.nodeOptions }) } };
+      const o = {
+        ...base,
+        argv: [...base.argv, ...(c.argv ?? [])],
+        execArgv: c.execArgv ?? [],
+        env: { ...base.env, ...(c.nodeOptions === undefined ? {} : { NODE_OPTIONS: c.nodeOptions }) },
+      };
       const result = await runDesktopApp(double.api, o);
       const what = JSON.stringify(c);
       assert.equal(result, null, what);
@@ -662,7 +783,11 @@ describe("the desktop app's start (desktop-app.ts, what index.ts runs) against t
       assert.match(double.errorBoxes[0].content, c.says, what);
       assert.match(base.reported.join("\n"), c.says, what);
       assert.equal(double.app.lockRequests, 0, `nothing started: ${what}`);
-      assert.equal(double.windows.length + double.trays.length + double.app.events.count("web-contents-created"), 0, what);
+      assert.equal(
+        double.windows.length + double.trays.length + double.app.events.count("web-contents-created"),
+        0,
+        what,
+      );
     }
   });
 
@@ -679,7 +804,9 @@ describe("the desktop app's start (desktop-app.ts, what index.ts runs) against t
     assert.ok(win, "the window is shown (no --hidden)");
     assert.equal(win.loaded, OWN_PAGE, "the dev server's URL is ignored when packaged");
     // The page comes through the app's own scheme, declared before the app was ready.
-    assert.deepEqual(double.scheme.privileged, [{ scheme: "app", privileges: { standard: true, secure: true, supportFetchAPI: true } }]);
+    assert.deepEqual(double.scheme.privileged, [
+      { scheme: "app", privileges: { standard: true, secure: true, supportFetchAPI: true } },
+    ]);
     assert.equal(double.scheme.registeredBeforeReady, true);
     assert.ok(double.scheme.handlers.has("app"), "the scheme is served");
     assert.equal(win.options.webPreferences?.devTools, false);
@@ -707,7 +834,10 @@ describe("the desktop app's start (desktop-app.ts, what index.ts runs) against t
 
   it("a developer's build (not packaged): the dev server's page, DevTools, and a debugger are allowed", async () => {
     const double = electronDouble({ packaged: false });
-    const o = options({ argv: ["/opt/piper/electron", "--remote-debugging-port=9222", "--hidden"], execArgv: ["--inspect-port=0"] });
+    const o = options({
+      argv: ["/opt/piper/electron", "--remote-debugging-port=9222", "--hidden"],
+      execArgv: ["--inspect-port=0"],
+    });
     const app = await runDesktopApp(double.api, o);
     assert.ok(app, o.reported.join("\n"));
     started.push({ double, app });
@@ -717,7 +847,11 @@ describe("the desktop app's start (desktop-app.ts, what index.ts runs) against t
     assert.ok(win);
     assert.equal(win.loaded, DEV_URL);
     assert.equal(win.options.webPreferences?.devTools, true);
-    assert.equal((await ipcCall(double, DEV_URL, "status", {})).ok, true, "the dev server's page is the own page in development");
+    assert.equal(
+      (await ipcCall(double, DEV_URL, "status", {})).ok,
+      true,
+      "the dev server's page is the own page in development",
+    );
   });
 });
 
@@ -726,14 +860,18 @@ describe("the window's own scheme (app://piper-link/)", () => {
     const root = await mkdtemp(path.join(os.tmpdir(), "piper-app-scheme-"));
     const renderer = path.join(root, "renderer");
     await mkdir(path.join(renderer, "assets"), { recursive: true });
-    await writeFile(path.join(renderer, "index.html"), "<!doctype html><script type=module src=./assets/index.js></script>");
+    await writeFile(
+      path.join(renderer, "index.html"),
+      "<!doctype html><script type=module src=./assets/index.js></script>",
+    );
     await writeFile(path.join(renderer, "assets", "index.js"), "export {};");
     await writeFile(path.join(root, "secret.txt"), "outside the renderer");
     const double = electronDouble();
     serveAppScheme(double.api, renderer);
     const handler = double.scheme.handlers.get("app");
     assert.ok(handler);
-    const get = (url: string, method = "GET"): Promise<Response> => Promise.resolve(handler(new Request(url, { method })));
+    const get = (url: string, method = "GET"): Promise<Response> =>
+      Promise.resolve(handler(new Request(url, { method })));
 
     const page = await get("app://piper-link/index.html#/requests");
     assert.equal(page.status, 200);
@@ -767,10 +905,23 @@ describe("the window's own scheme (app://piper-link/)", () => {
 describe("debuggingSwitch reads Chromium's switches and argv", () => {
   const none = { hasSwitch: () => false, getSwitchValue: () => "" };
   it("finds each form; ignores what follows `--` and unrelated switches", () => {
-    for (const arg of ["--remote-debugging-port=1", "-remote-debugging-pipe", "--remote-debugging-address=0.0.0.0", "--inspect", "--inspect_brk=1", "--debug", "--js-flags=--inspect"]) {
+    for (const arg of [
+      "--remote-debugging-port=1",
+      "-remote-debugging-pipe",
+      "--remote-debugging-address=0.0.0.0",
+      "--inspect",
+      "--inspect_brk=1",
+      "--debug",
+      "--js-flags=--inspect",
+    ]) {
       assert.equal(debuggingSwitch(none, ["app", arg]), arg, arg);
     }
-    for (const argv of [["app", "--hidden"], ["app", "--", "--inspect"], ["app", "--js-flags=--expose-gc"], ["--inspect"]]) {
+    for (const argv of [
+      ["app", "--hidden"],
+      ["app", "--", "--inspect"],
+      ["app", "--js-flags=--expose-gc"],
+      ["--inspect"],
+    ]) {
       assert.equal(debuggingSwitch(none, argv), null, JSON.stringify(argv));
     }
   });

@@ -11,14 +11,35 @@ describe("approval fatigue (bench/fatigue.ts)", () => {
   it("the dialog's default binding: one approval per secret for the day, one with the batch prompt; every run served", async () => {
     assert.equal(DEFAULT_GRANT_TERMS.binding, "program");
     const one = await countApprovals(WORKING_DAY);
-    assert.deepEqual(one, { approvals: 3, served: ALL_SERVED, secondProgramPrompts: 3, impostorPrompts: 3, impostorServed: 0, changedPrompts: 0 });
+    assert.deepEqual(one, {
+      approvals: 3,
+      served: ALL_SERVED,
+      secondProgramPrompts: 3,
+      impostorPrompts: 3,
+      impostorServed: 0,
+      changedPrompts: 0,
+    });
     const batch = await countApprovals({ ...WORKING_DAY, batch: true });
-    assert.deepEqual(batch, { approvals: 1, served: ALL_SERVED, secondProgramPrompts: 1, impostorPrompts: 1, impostorServed: 0, changedPrompts: 0 });
+    assert.deepEqual(batch, {
+      approvals: 1,
+      served: ALL_SERVED,
+      secondProgramPrompts: 1,
+      impostorPrompts: 1,
+      impostorServed: 0,
+      changedPrompts: 0,
+    });
   });
 
   it("a program whose script changed mid-day is asked again, once per secret, and every such card says it changed", async () => {
     const one = await countApprovals({ ...WORKING_DAY, changedAtRun: 10 });
-    assert.deepEqual(one, { approvals: 6, served: ALL_SERVED, secondProgramPrompts: 3, impostorPrompts: 3, impostorServed: 0, changedPrompts: 3 });
+    assert.deepEqual(one, {
+      approvals: 6,
+      served: ALL_SERVED,
+      secondProgramPrompts: 3,
+      impostorPrompts: 3,
+      impostorServed: 0,
+      changedPrompts: 3,
+    });
     const batch = await countApprovals({ ...WORKING_DAY, changedAtRun: 10, batch: true });
     assert.equal(batch.approvals, 2);
   });
@@ -45,7 +66,8 @@ describe("approval fatigue (bench/fatigue.ts)", () => {
       ],
     );
     // A default that asked on every run (as `process` does) misses the target.
-    const asProcess = (day: FatigueDay): Promise<FatigueCount> => countApprovals({ ...day, binding: day.binding === DEFAULT_GRANT_TERMS.binding ? "process" : day.binding });
+    const asProcess = (day: FatigueDay): Promise<FatigueCount> =>
+      countApprovals({ ...day, binding: day.binding === DEFAULT_GRANT_TERMS.binding ? "process" : day.binding });
     const missed = await fatigueLines(asProcess);
     assert.equal(missed[0]?.pass, false);
   });

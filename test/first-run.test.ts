@@ -37,7 +37,10 @@ describe("first run on a bare server (no session bus)", () => {
     // Without a choice the OS keychain is used, and there is none: it says so, never falls back silently.
     const refused = cli(e, ["start", "--port", "0", "--json"]);
     assert.notEqual(refused.code, 0, refused.stdout);
-    assert.equal(HttpErrorBodySchema.parse(JSON.parse(refused.stdout.trim().split("\n").pop() ?? "{}")).error, "keychain_unavailable");
+    assert.equal(
+      HttpErrorBodySchema.parse(JSON.parse(refused.stdout.trim().split("\n").pop() ?? "{}")).error,
+      "keychain_unavailable",
+    );
 
     const status = cliJson(e, ["start", "--port", "0", "--keychain", "file"], LinkStatusSchema);
     assert.equal(status.keychain.backend, "file");
@@ -92,7 +95,13 @@ describe("first run on a bare server (no session bus)", () => {
 
 describe("the encrypted-file keychain", () => {
   const kdf = { N: 2 ** 14, r: 8, p: 1 };
-  const open = (dataDir: string, passphrase: string) => createFileKeychainStore({ dataDir, service: "piper-link.test", passphrase: () => Promise.resolve(passphrase), kdf });
+  const open = (dataDir: string, passphrase: string) =>
+    createFileKeychainStore({
+      dataDir,
+      service: "piper-link.test",
+      passphrase: () => Promise.resolve(passphrase),
+      kdf,
+    });
 
   it("round-trips items, reports absence as null, and refuses a wrong passphrase or a changed file as keychain_locked", async () => {
     const dir = await tempDir("piper-file-keychain-");
@@ -106,12 +115,18 @@ describe("the encrypted-file keychain", () => {
     assert.equal(await k.delete("refresh-token"), false);
     assert.equal(await k.get("refresh-token"), null);
 
-    await assert.rejects(open(dir, "pass-2").get("instance-id"), (err: unknown) => err instanceof LinkError && err.code === "keychain_locked");
+    await assert.rejects(
+      open(dir, "pass-2").get("instance-id"),
+      (err: unknown) => err instanceof LinkError && err.code === "keychain_locked",
+    );
     // A lowered KDF cost in the header is authenticated: it fails like a wrong passphrase.
     const file = path.join(dir, FILE_KEYCHAIN_NAME);
     const original = await fs.readFile(file, "utf8");
     await fs.writeFile(file, original.replace('"r":8', '"r":4'));
-    await assert.rejects(open(dir, "pass-1").get("instance-id"), (err: unknown) => err instanceof LinkError && err.code === "keychain_locked");
+    await assert.rejects(
+      open(dir, "pass-1").get("instance-id"),
+      (err: unknown) => err instanceof LinkError && err.code === "keychain_locked",
+    );
   });
 
   it("takes the passphrase from a file only (never a variable holding it), else refuses without a terminal", async () => {
@@ -119,10 +134,22 @@ describe("the encrypted-file keychain", () => {
     const credential = path.join(dir, "passphrase");
     await fs.writeFile(credential, "from-file\n");
     // A variable that carries the passphrase itself is not read: every process of the user can read the environment.
-    await assert.rejects(passphraseSource(readLinkEnv({ PIPER_LINK_KEYCHAIN_PASSPHRASE: "from-env" }).passphraseFile, false)(), (err: unknown) => err instanceof LinkError && err.code === "keychain_locked");
-    assert.equal(await passphraseSource(readLinkEnv({ PIPER_LINK_PASSPHRASE_FILE: credential }).passphraseFile, false)(), "from-file");
-    assert.equal(await passphraseSource(readLinkEnv({ PIPER_LINK_KEYCHAIN_PASSPHRASE_FILE: credential }).passphraseFile, false)(), "from-file");
-    await assert.rejects(passphraseSource(readLinkEnv({}).passphraseFile, false)(), (err: unknown) => err instanceof LinkError && err.code === "keychain_locked");
+    await assert.rejects(
+      passphraseSource(readLinkEnv({ PIPER_LINK_KEYCHAIN_PASSPHRASE: "from-env" }).passphraseFile, false)(),
+      (err: unknown) => err instanceof LinkError && err.code === "keychain_locked",
+    );
+    assert.equal(
+      await passphraseSource(readLinkEnv({ PIPER_LINK_PASSPHRASE_FILE: credential }).passphraseFile, false)(),
+      "from-file",
+    );
+    assert.equal(
+      await passphraseSource(readLinkEnv({ PIPER_LINK_KEYCHAIN_PASSPHRASE_FILE: credential }).passphraseFile, false)(),
+      "from-file",
+    );
+    await assert.rejects(
+      passphraseSource(readLinkEnv({}).passphraseFile, false)(),
+      (err: unknown) => err instanceof LinkError && err.code === "keychain_locked",
+    );
   });
 });
 
@@ -163,7 +190,24 @@ while True:
 sys.stdout.write((transcript + rest).decode(errors="replace"))
 sys.exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
 `;
-    const r = spawnSync("python3", ["-c", driver, process.execPath, BIN, "--profile", e.profile, "start", "--port", "0", "--keychain", "file", "--json"], { env: e.env, encoding: "utf8", timeout: 60_000 });
+    const r = spawnSync(
+      "python3",
+      [
+        "-c",
+        driver,
+        process.execPath,
+        BIN,
+        "--profile",
+        e.profile,
+        "start",
+        "--port",
+        "0",
+        "--keychain",
+        "file",
+        "--json",
+      ],
+      { env: e.env, encoding: "utf8", timeout: 60_000 },
+    );
     assert.equal(r.status, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /The two passphrases differ\. Try again\./);
     assert.doesNotMatch(r.stdout, /first try|second try|frist/, "nothing typed is echoed");
@@ -178,7 +222,13 @@ sys.exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
   });
 
   it("asks only on a terminal, only when no Secret Service answers and nothing was chosen", () => {
-    const base = { platform: "linux" as const, interactive: true, secretServiceAnswers: false, remembered: null, argv: [] as string[] };
+    const base = {
+      platform: "linux" as const,
+      interactive: true,
+      secretServiceAnswers: false,
+      remembered: null,
+      argv: [] as string[],
+    };
     assert.equal(keychainOffer(base), "ask");
     assert.equal(keychainOffer({ ...base, interactive: false }), "none");
     assert.equal(keychainOffer({ ...base, secretServiceAnswers: true }), "none");

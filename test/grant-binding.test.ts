@@ -45,7 +45,9 @@ function startAgent(command: string, args: string[], cwd: string): Agent {
   // PWD as a shell sets it: a relative script counts only when its start folder is confirmed.
   const child = spawn(command, args, { cwd, env: { ...process.env, PWD: cwd }, stdio: ["ignore", "pipe", "inherit"] });
   const frames: Array<Record<string, unknown>> = [];
-  readline.createInterface({ input: child.stdout }).on("line", (line) => frames.push(z.record(z.string(), z.unknown()).parse(JSON.parse(line))));
+  readline
+    .createInterface({ input: child.stdout })
+    .on("line", (line) => frames.push(z.record(z.string(), z.unknown()).parse(JSON.parse(line))));
   return { child, frames, exited: new Promise((resolve) => child.once("exit", () => resolve())) };
 }
 
@@ -120,7 +122,10 @@ describe("a grant goes only to the program the person saw (issue 13)", () => {
     const r = await pendingFrom(e, agent.child.pid ?? -1);
     agent.child.kill("SIGKILL");
     await agent.exited;
-    await waitFor(async () => (await requests(e, true)).find((x) => x.id === r.id)?.status === "requester_gone", "the request to end as requester_gone");
+    await waitFor(
+      async () => (await requests(e, true)).find((x) => x.id === r.id)?.status === "requester_gone",
+      "the request to end as requester_gone",
+    );
     assert.deepEqual(await requests(e), []);
     const human = cli(e, ["approve", r.id]);
     assert.notEqual(human.code, 0);
@@ -134,7 +139,11 @@ describe("a grant goes only to the program the person saw (issue 13)", () => {
     const grant = cliJson(e, ["approve", r.id, "--until-revoked"], GrantViewSchema);
     assert.equal(grant.binding?.kind, "program");
     const { contentHash, ...paths } = grant.binding.program ?? {};
-    assert.deepEqual(paths, { executable: await fs.realpath(process.execPath), script: path.join(dir, "agent-a.mjs"), cwd: dir });
+    assert.deepEqual(paths, {
+      executable: await fs.realpath(process.execPath),
+      script: path.join(dir, "agent-a.mjs"),
+      cwd: dir,
+    });
     assert.match(contentHash ?? "", /^[0-9a-f]{64}$/, "bound to the content too");
     await waitFor(() => secretFrames(a).length === 1, "the secret");
     a.child.kill();
@@ -180,13 +189,22 @@ describe("a grant goes only to the program the person saw (issue 13)", () => {
     await waitFor(() => secretFrames(a).length === 1, "the secret");
     a.child.kill("SIGKILL");
     await a.exited;
-    await waitFor(async () => (await cliJsonAsync(e, ["grants", "--all"], z.array(GrantViewSchema))).find((g) => g.id === grant.id)?.endReason === "session_ended", "the grant to end with its session");
+    await waitFor(
+      async () =>
+        (await cliJsonAsync(e, ["grants", "--all"], z.array(GrantViewSchema))).find((g) => g.id === grant.id)
+          ?.endReason === "session_ended",
+      "the grant to end with its session",
+    );
   });
 
   it("piper-link run binds the grant to the wrapped command, not to every command run through it", async () => {
     const { e, dir } = await signedInLink();
     const runIn = (cwd: string, command: string[], timeoutMs: number): ChildProcess =>
-      spawn(process.execPath, [BIN, "run", "--secret", "X", "--timeout", String(timeoutMs), "--", ...command], { cwd, env: e.env, stdio: ["ignore", "pipe", "pipe"] });
+      spawn(process.execPath, [BIN, "run", "--secret", "X", "--timeout", String(timeoutMs), "--", ...command], {
+        cwd,
+        env: e.env,
+        stdio: ["ignore", "pipe", "pipe"],
+      });
     const output = (child: ChildProcess): Promise<{ code: number | null; stdout: string }> =>
       new Promise((resolve) => {
         let stdout = "";
@@ -221,7 +239,10 @@ describe("a grant goes only to the program the person saw (issue 13)", () => {
       stdio: ["ignore", "pipe", "pipe"],
     });
     const stolenDone = output(stolen);
-    await waitFor(async () => (await requests(e)).some((x) => x.process?.script?.endsWith("piper-link.js") === true), "the injected run's own request");
+    await waitFor(
+      async () => (await requests(e)).some((x) => x.process?.script?.endsWith("piper-link.js") === true),
+      "the injected run's own request",
+    );
     const stolenResult = await stolenDone;
     assert.notEqual(stolenResult.code, 0);
     assert.doesNotMatch(stolenResult.stdout, new RegExp(VALUE));
@@ -229,7 +250,10 @@ describe("a grant goes only to the program the person saw (issue 13)", () => {
     // Another command from another folder: not covered; it asks, and gets nothing without a yes.
     const elsewhere = await tempDir("piper-run-elsewhere-");
     const other = output(runIn(elsewhere, ["sh", "-c", 'echo "got:$X"'], 3000));
-    await waitFor(async () => (await requests(e)).some((x) => x.process?.cwd === elsewhere), "the other command's own request");
+    await waitFor(
+      async () => (await requests(e)).some((x) => x.process?.cwd === elsewhere),
+      "the other command's own request",
+    );
     const done = await other;
     assert.notEqual(done.code, 0);
     assert.doesNotMatch(done.stdout, new RegExp(VALUE));
@@ -251,9 +275,19 @@ describe("a grant goes only to the program the person saw (issue 13)", () => {
     assert.deepEqual(inlineGrant.binding?.program?.commandLine, ["sh", "-c", 'echo "first:$X"']);
     assert.match(cli(e, ["grants"]).stdout, /\[inline\] -c echo "first:\$X" in /);
     assert.deepEqual(await approvedDone, { code: 0, stdout: `first:${VALUE}\n` });
-    assert.deepEqual(await output(runIn(inlineDir, ["sh", "-c", 'echo "first:$X"'], 60_000)), { code: 0, stdout: `first:${VALUE}\n` }, "the same code again: no prompt");
+    assert.deepEqual(
+      await output(runIn(inlineDir, ["sh", "-c", 'echo "first:$X"'], 60_000)),
+      { code: 0, stdout: `first:${VALUE}\n` },
+      "the same code again: no prompt",
+    );
     const exfil = output(runIn(inlineDir, ["sh", "-c", 'echo "EXFIL:$X"'], 3000));
-    await waitFor(async () => (await requests(e)).some((x) => x.process?.cwd === inlineDir && x.process.commandLine?.includes('echo "EXFIL:$X"') === true), "the other code's own request");
+    await waitFor(
+      async () =>
+        (await requests(e)).some(
+          (x) => x.process?.cwd === inlineDir && x.process.commandLine?.includes('echo "EXFIL:$X"') === true,
+        ),
+      "the other code's own request",
+    );
     const exfilDone = await exfil;
     assert.notEqual(exfilDone.code, 0);
     assert.doesNotMatch(exfilDone.stdout, new RegExp(VALUE));

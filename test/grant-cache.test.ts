@@ -61,6 +61,9 @@ describe("grant cache", () => {
     assert.equal(reports.length, 0);
     fail = false;
     await cache.stop();
-    assert.deepEqual(reports.flatMap((r) => r.uses.map((u) => u.at)), [1, 2]);
+    assert.deepEqual(
+      reports.flatMap((r) => r.uses.map((u) => u.at)),
+      [1, 2],
+    );
   });
 });

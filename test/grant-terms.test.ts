@@ -59,7 +59,8 @@ describe("grant terms through a real Link", () => {
     e.env["PIPER_LINK_EXTRA_CA"] = up.caFile;
     const status = cliJson(e, ["start", "--port", "0"], LinkStatusSchema);
     cliJson(e, ["dev", "sign-in"], LinkStatusSchema);
-    for (const name of ["USE_ONLY", "LIMITED", "HOSTED"]) assert.equal(cli(e, ["secrets", "set", name], `${TOKEN}\n`).code, 0);
+    for (const name of ["USE_ONLY", "LIMITED", "HOSTED"])
+      assert.equal(cli(e, ["secrets", "set", name], `${TOKEN}\n`).code, 0);
     const a = await connectAgent(status.url);
     agent = a;
     assert.equal((await a.hello(0, "agent_terms")).type, "welcome");
@@ -86,8 +87,10 @@ describe("grant terms through a real Link", () => {
       return m;
     }
   }
-  const read = (variable: string, approve?: (requestId: string) => void) => ask({ type: "resolve", variable, wait: true, timeoutMs: 20_000 }, approve);
-  const callWith = (variable: string, url: string, approve?: (requestId: string) => void) => ask({ type: "call", method: "GET", url, auth: { bearer: variable } }, approve);
+  const read = (variable: string, approve?: (requestId: string) => void) =>
+    ask({ type: "resolve", variable, wait: true, timeoutMs: 20_000 }, approve);
+  const callWith = (variable: string, url: string, approve?: (requestId: string) => void) =>
+    ask({ type: "call", method: "GET", url, auth: { bearer: variable } }, approve);
 
   it("refuses bad approve and limit values with exit 2 and a sentence, before anything is sent", () => {
     for (const args of [
@@ -117,7 +120,17 @@ describe("grant terms through a real Link", () => {
 
   it("a use-only grant refuses a read with destination_not_allowed, and serves a call to its host", async () => {
     const answer = await read("USE_ONLY", (requestId) => {
-      const r = cli(e, ["approve", requestId, "--until-revoked", "--use-only", "--host", host, "--rule", "GET /v1/*", "--json"]);
+      const r = cli(e, [
+        "approve",
+        requestId,
+        "--until-revoked",
+        "--use-only",
+        "--host",
+        host,
+        "--rule",
+        "GET /v1/*",
+        "--json",
+      ]);
       assert.equal(r.code, 0, r.stdout + r.stderr);
       const grant = GrantViewSchema.parse(JSON.parse(r.stdout));
       assert.deepEqual(grant.mode, { kind: "use", destinations: [{ host: host, method: "GET", path: "/v1/*" }] });
@@ -138,9 +151,27 @@ describe("grant terms through a real Link", () => {
     const from = (hour + 2) % 23;
     let grantId = "";
     const first = await read("LIMITED", (requestId) => {
-      const grant = cliJson(e, ["approve", requestId, "--until-revoked", "--hours", `${from}-${from + 1}`, "--tz", zone, "--max-per-day", "50"], GrantViewSchema);
+      const grant = cliJson(
+        e,
+        [
+          "approve",
+          requestId,
+          "--until-revoked",
+          "--hours",
+          `${from}-${from + 1}`,
+          "--tz",
+          zone,
+          "--max-per-day",
+          "50",
+        ],
+        GrantViewSchema,
+      );
       grantId = grant.id;
-      assert.deepEqual(grant.policy, { timeZone: zone, hours: { fromHour: from, toHour: from + 1 }, maxUsesPerDay: 50 });
+      assert.deepEqual(grant.policy, {
+        timeZone: zone,
+        hours: { fromHour: from, toHour: from + 1 },
+        maxUsesPerDay: 50,
+      });
     });
     assert.equal(first.type, "error");
     assert.equal(first.code, "policy_violation");
@@ -151,7 +182,11 @@ describe("grant terms through a real Link", () => {
     const second = await read("LIMITED");
     assert.equal(second.type, "secret", JSON.stringify(second));
 
-    const limited = cliJson(e, ["grants", "limit", grantId, "--weekdays", "mon-fri", "--max-per-hour", "5", "--tz", "Europe/Berlin"], GrantViewSchema);
+    const limited = cliJson(
+      e,
+      ["grants", "limit", grantId, "--weekdays", "mon-fri", "--max-per-hour", "5", "--tz", "Europe/Berlin"],
+      GrantViewSchema,
+    );
     assert.deepEqual(limited.policy, { timeZone: "Europe/Berlin", weekdays: [1, 2, 3, 4, 5], maxUsesPerHour: 5 });
     const listed = cliJson(e, ["grants"], z.array(GrantViewSchema)).find((g) => g.id === grantId);
     assert.deepEqual(listed?.policy, limited.policy);
@@ -162,17 +197,29 @@ describe("grant terms through a real Link", () => {
   it("a secret with its own hosts is refused for a call elsewhere, still readable, and `secrets hosts` widens it", async () => {
     const hosted = cliJson(e, ["secrets", "hosts", "HOSTED", "--host", "api.openai.com"], SecretViewSchema);
     assert.deepEqual(hosted.hosts, ["api.openai.com"]);
-    const refused = await callWith("HOSTED", `${origin}/v1/ok`, (requestId) => assert.equal(cli(e, ["approve", requestId, "--until-revoked"]).code, 0));
+    const refused = await callWith("HOSTED", `${origin}/v1/ok`, (requestId) =>
+      assert.equal(cli(e, ["approve", requestId, "--until-revoked"]).code, 0),
+    );
     assert.equal(refused.type, "error", JSON.stringify(refused));
     assert.equal(refused.code, "destination_not_allowed");
     assert.match(refused.message, /HOSTED may only be sent to api\.openai\.com/);
-    assert.equal(received.filter((r) => r.headers["authorization"] === `Bearer ${TOKEN}` && r.url === "/v1/ok").length, 1, "only the use-only grant's call reached the upstream");
+    assert.equal(
+      received.filter((r) => r.headers["authorization"] === `Bearer ${TOKEN}` && r.url === "/v1/ok").length,
+      1,
+      "only the use-only grant's call reached the upstream",
+    );
 
     // Reads are about the agent's own copy, not where the Link sends it.
-    const value = await read("HOSTED", (requestId) => assert.equal(cli(e, ["approve", requestId, "--until-revoked"]).code, 0));
+    const value = await read("HOSTED", (requestId) =>
+      assert.equal(cli(e, ["approve", requestId, "--until-revoked"]).code, 0),
+    );
     assert.equal(value.type, "secret", JSON.stringify(value));
 
-    const widened = cliJson(e, ["secrets", "hosts", "HOSTED", "--host", "api.openai.com", "--host", host], SecretViewSchema);
+    const widened = cliJson(
+      e,
+      ["secrets", "hosts", "HOSTED", "--host", "api.openai.com", "--host", host],
+      SecretViewSchema,
+    );
     assert.equal(widened.hosts?.length, 2);
     const allowed = await callWith("HOSTED", `${origin}/v1/ok`);
     assert.equal(allowed.type, "call.end", JSON.stringify(allowed));

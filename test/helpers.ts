@@ -45,7 +45,11 @@ export async function tempDir(prefix = "piper-link-"): Promise<string> {
 /** Paths of a profile under a private temporary home, so tests never touch real files. */
 export async function tempPaths(profile: string): Promise<{ home: string; paths: LinkPaths }> {
   const home = await tempDir();
-  const env = { XDG_RUNTIME_DIR: path.join(home, "run"), XDG_DATA_HOME: path.join(home, "data"), XDG_STATE_HOME: path.join(home, "state") };
+  const env = {
+    XDG_RUNTIME_DIR: path.join(home, "run"),
+    XDG_DATA_HOME: path.join(home, "data"),
+    XDG_STATE_HOME: path.join(home, "state"),
+  };
   return { home, paths: resolveLinkPaths(profile, { platform: "linux", env, homedir: home }) };
 }
 
@@ -59,14 +63,26 @@ export interface TestLink {
   stop(): Promise<void>;
 }
 
-export async function startTestLink(options: { limits?: Partial<LinkLimits>; instanceId?: string } & Partial<LinkOptions> = {}): Promise<TestLink> {
+export async function startTestLink(
+  options: { limits?: Partial<LinkLimits>; instanceId?: string } & Partial<LinkOptions> = {},
+): Promise<TestLink> {
   const profile = options.profile ?? uniqueProfile();
   // A restart of an earlier test Link passes its paths (and keychain) back in.
   const { home, paths } = options.paths !== undefined ? { home: null, paths: options.paths } : await tempPaths(profile);
   const keychain = options.keychain ?? createKeychainStore({ profile, env: testLinkEnv() });
   if (options.instanceId !== undefined) await keychain.set("instance-id", options.instanceId);
   const logger = await createFileLogger(paths.logDir, "debug");
-  const link = createLink({ port: 0, unlock: { passphrase: TEST_PASSPHRASE, pin: TEST_PIN }, vaultKdf: TEST_VAULT_KDF, env: testLinkEnv(), ...options, profile, paths, keychain, log: logger.log });
+  const link = createLink({
+    port: 0,
+    unlock: { passphrase: TEST_PASSPHRASE, pin: TEST_PIN },
+    vaultKdf: TEST_VAULT_KDF,
+    env: testLinkEnv(),
+    ...options,
+    profile,
+    paths,
+    keychain,
+    log: logger.log,
+  });
   const status = await link.start();
   return {
     link,
@@ -122,7 +138,8 @@ export class TestAgent {
     for (;;) {
       const i = this.received.findIndex(pred);
       if (i >= 0) return this.received.splice(i, 1)[0] as LinkMessage;
-      if (this.closeCode !== null) throw new Error(`connection closed (${this.closeCode} ${this.closeReason}) before the expected frame`);
+      if (this.closeCode !== null)
+        throw new Error(`connection closed (${this.closeCode} ${this.closeReason}) before the expected frame`);
       const left = deadline - Date.now();
       if (left <= 0) throw new Error(`no matching frame within ${timeoutMs} ms; got ${JSON.stringify(this.received)}`);
       await new Promise<void>((resolve) => {
@@ -136,7 +153,13 @@ export class TestAgent {
   }
 
   async hello(id: string | number = 1, clientId = "agent_test"): Promise<LinkMessage> {
-    this.send({ type: "hello", id, protocol: 1, agent: { clientId, name: "Test Agent" }, sdk: { name: "test", version: "0" } });
+    this.send({
+      type: "hello",
+      id,
+      protocol: 1,
+      agent: { clientId, name: "Test Agent" },
+      sdk: { name: "test", version: "0" },
+    });
     return this.next((m) => "id" in m && m.id === id);
   }
 
@@ -156,7 +179,11 @@ export function connectAgent(url: string, options: WebSocket.ClientOptions = {})
 }
 
 /** Resolves with the HTTP status of a refused upgrade (or rejects if it was accepted). */
-export function upgradeStatus(url: string, options: WebSocket.ClientOptions = {}, protocol = AGENT_SUBPROTOCOL): Promise<{ status: number; body: string; headers: Record<string, string | string[] | undefined> }> {
+export function upgradeStatus(
+  url: string,
+  options: WebSocket.ClientOptions = {},
+  protocol = AGENT_SUBPROTOCOL,
+): Promise<{ status: number; body: string; headers: Record<string, string | string[] | undefined> }> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, protocol, options);
     ws.once("open", () => {
@@ -173,7 +200,11 @@ export function upgradeStatus(url: string, options: WebSocket.ClientOptions = {}
 }
 
 /** Waits until `check` returns true, polling; for state that changes outside our control (files, processes). */
-export async function waitFor(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+export async function waitFor(
+  check: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 10_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
@@ -183,7 +214,8 @@ export async function waitFor(check: () => boolean | Promise<boolean>, what: str
 
 /** The request ID of a `pending` agent frame or authority result; fails the test on anything else. */
 export function pendingRequestId(m: LinkMessage | { status: string; requestId?: string }): string {
-  const id = "type" in m ? (m.type === "pending" ? m.requestId : undefined) : m.status === "pending" ? m.requestId : undefined;
+  const id =
+    "type" in m ? (m.type === "pending" ? m.requestId : undefined) : m.status === "pending" ? m.requestId : undefined;
   if (id === undefined) throw new Error(`expected a pending answer, got ${JSON.stringify(m)}`);
   return id;
 }

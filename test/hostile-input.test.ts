@@ -50,7 +50,14 @@ describe("agent-chosen text is escaped and cut (issue 16 item 6)", () => {
     try {
       agent.send({ type: "hello", id: 1, protocol: 1, agent: { clientId: "build_bot", name: HOSTILE_NAME } });
       assert.equal((await agent.next((m) => "id" in m && m.id === 1)).type, "welcome");
-      agent.send({ type: "resolve", id: 2, variable: "DEPLOY_TOKEN", reason: "ship it\u001b]0;pwned\u0007", wait: true, timeoutMs: 60_000 });
+      agent.send({
+        type: "resolve",
+        id: 2,
+        variable: "DEPLOY_TOKEN",
+        reason: "ship it\u001b]0;pwned\u0007",
+        wait: true,
+        timeoutMs: 60_000,
+      });
       const pending = await agent.next((m) => m.type === "pending");
       assert.equal(pending.type, "pending");
       // The list is read asynchronously: this process holds the agent's live socket meanwhile.
@@ -97,7 +104,8 @@ describe("environment-variable names follow pyper-sdk 0.7.1 (issue 16 item 9)", 
       ["x", "P_", { "  x": "NOT_USED" }, "P_X"],
       ["toString", "", {}, "TOSTRING"],
     ];
-    for (const [variable, prefix, map, expected] of table) assert.equal(envNameFor(variable, prefix, map), expected, JSON.stringify(variable));
+    for (const [variable, prefix, map, expected] of table)
+      assert.equal(envNameFor(variable, prefix, map), expected, JSON.stringify(variable));
     assert.equal(pythonStrip(" \t\u3000 a b \u00a0"), "a b");
   });
 
@@ -107,7 +115,11 @@ describe("environment-variable names follow pyper-sdk 0.7.1 (issue 16 item 9)", 
     assert.equal(envFallbackValue({}, "A"), null);
     assert.equal(envFallbackValue({}, "constructor"), null);
     const client = createPiperClient({ clientId: "env_only", useLink: false, env: { OPENAI_API_KEY: "" } });
-    assert.deepEqual(await client.getSecret("  OpenAI-API-Key "), { value: "", source: "environment_variable", variable: "  OpenAI-API-Key " });
+    assert.deepEqual(await client.getSecret("  OpenAI-API-Key "), {
+      value: "",
+      source: "environment_variable",
+      variable: "  OpenAI-API-Key ",
+    });
     client.close();
   });
 });
@@ -123,18 +135,34 @@ describe("rejected frames keep their id (issue 16 item 7)", () => {
   });
 
   it("answers malformed, oversized and rate-limited frames under their id", async () => {
-    const t = await startTestLink({ instanceId: "inst_ids_0001", limits: { messageBurst: 4, messagesPerSecond: 1, maxProtocolErrors: 100 } });
+    const t = await startTestLink({
+      instanceId: "inst_ids_0001",
+      limits: { messageBurst: 4, messagesPerSecond: 1, maxProtocolErrors: 100 },
+    });
     try {
       const agent = await connectAgent(t.url);
       agent.send('{"type":"resolve","id":"broken-1","variable":');
-      assert.deepEqual(await agent.next((m) => m.type === "error"), { type: "error", id: "broken-1", code: "malformed_frame", message: "The frame is not valid JSON.", retryable: false });
+      assert.deepEqual(await agent.next((m) => m.type === "error"), {
+        type: "error",
+        id: "broken-1",
+        code: "malformed_frame",
+        message: "The frame is not valid JSON.",
+        retryable: false,
+      });
       agent.send(JSON.stringify({ type: "resolve", id: "big-1", variable: "X", reason: "x".repeat(70 * 1024) }));
       const big = await agent.next((m) => m.type === "error");
       assert.equal(big.type === "error" ? big.id : undefined, "big-1");
       for (let i = 0; i < 10; i++) agent.send({ type: "resolve", id: `flood-${i}`, variable: "X" });
       const limited = await agent.next((m) => m.type === "error" && m.code === "rate_limited");
-      assert.equal(limited.type === "error" && typeof limited.id === "string" && limited.id.startsWith("flood-"), true, JSON.stringify(limited));
-      assert.ok(agent.received.every((m) => m.type !== "error" || m.id !== null), JSON.stringify(agent.received));
+      assert.equal(
+        limited.type === "error" && typeof limited.id === "string" && limited.id.startsWith("flood-"),
+        true,
+        JSON.stringify(limited),
+      );
+      assert.ok(
+        agent.received.every((m) => m.type !== "error" || m.id !== null),
+        JSON.stringify(agent.received),
+      );
       agent.close();
     } finally {
       await t.stop();
@@ -145,7 +173,12 @@ describe("rejected frames keep their id (issue 16 item 7)", () => {
     // No authority: every call the Link reads is answered at once (authority_unavailable), so any
     // call that does not settle within seconds is one whose answer lost its id.
     const t = await startTestLink({ instanceId: "inst_burst_0001" });
-    const client = createPiperClient({ clientId: "burst", linkUrl: t.url, fallbackToEnv: false, approvalTimeoutMs: 30_000 });
+    const client = createPiperClient({
+      clientId: "burst",
+      linkUrl: t.url,
+      fallbackToEnv: false,
+      approvalTimeoutMs: 30_000,
+    });
     try {
       await client.getInstanceId();
       const started = Date.now();
@@ -161,8 +194,15 @@ describe("rejected frames keep their id (issue 16 item 7)", () => {
       const counts = new Map<string, number>();
       for (const o of outcomes) counts.set(o, (counts.get(o) ?? 0) + 1);
       assert.ok(elapsed < 5000, `all 150 settled in ${elapsed} ms`);
-      assert.ok((counts.get("rate_limited:true") ?? 0) > 0, `some calls were rate-limited: ${JSON.stringify([...counts])}`);
-      assert.equal((counts.get("rate_limited:true") ?? 0) + (counts.get("authority_unavailable:true") ?? 0), 150, JSON.stringify([...counts]));
+      assert.ok(
+        (counts.get("rate_limited:true") ?? 0) > 0,
+        `some calls were rate-limited: ${JSON.stringify([...counts])}`,
+      );
+      assert.equal(
+        (counts.get("rate_limited:true") ?? 0) + (counts.get("authority_unavailable:true") ?? 0),
+        150,
+        JSON.stringify([...counts]),
+      );
     } finally {
       client.close();
       await t.stop();
@@ -176,7 +216,12 @@ describe("the SDK's client-level signal (issue 12 item 6)", () => {
     const status = cliJson(e, ["start", "--port", "0"], LinkStatusSchema);
     cliJson(e, ["dev", "sign-in"], LinkStatusSchema);
     const controller = new AbortController();
-    const client = createPiperClient({ clientId: "abort_me", linkUrl: status.url, signal: controller.signal, env: { OPENAI_API_KEY: "from-env" } });
+    const client = createPiperClient({
+      clientId: "abort_me",
+      linkUrl: status.url,
+      signal: controller.signal,
+      env: { OPENAI_API_KEY: "from-env" },
+    });
     let pendingSeen!: () => void;
     const seen = new Promise<void>((resolve) => (pendingSeen = resolve));
     const waiting = client.getSecret("OPENAI_API_KEY", { onPending: () => pendingSeen() });
@@ -184,13 +229,22 @@ describe("the SDK's client-level signal (issue 12 item 6)", () => {
     controller.abort();
     await assert.rejects(waiting, (err: unknown) => err instanceof PiperError && err.code === "aborted");
     // After the abort, new calls fail the same way, still without the environment's value.
-    await assert.rejects(client.getSecret("OPENAI_API_KEY"), (err: unknown) => err instanceof PiperError && err.code === "aborted");
+    await assert.rejects(
+      client.getSecret("OPENAI_API_KEY"),
+      (err: unknown) => err instanceof PiperError && err.code === "aborted",
+    );
   });
 
   it("an abort while connecting also ends in `aborted`, not in the environment's value", async () => {
     const controller = new AbortController();
     // A port nothing listens on: the connect attempt is in flight when the signal fires.
-    const client = createPiperClient({ clientId: "abort_early", linkUrl: "ws://127.0.0.1:9/v1/link", signal: controller.signal, env: { X: "from-env" }, connectTimeoutMs: 5000 });
+    const client = createPiperClient({
+      clientId: "abort_early",
+      linkUrl: "ws://127.0.0.1:9/v1/link",
+      signal: controller.signal,
+      env: { X: "from-env" },
+      connectTimeoutMs: 5000,
+    });
     const call = client.getSecret("X");
     controller.abort();
     await assert.rejects(call, (err: unknown) => err instanceof PiperError && err.code === "aborted");
@@ -206,15 +260,27 @@ describe("the per-process connection cap applies before welcome (issue 16 item 1
       const conns = Array.from({ length: burst }, (_, i) => {
         const ws = new WebSocket(t.url, AGENT_SUBPROTOCOL);
         const state = { frames: [] as LinkMessage[], closeCode: null as number | null, ws };
-        ws.on("open", () => ws.send(JSON.stringify({ type: "hello", id: i, protocol: 1, agent: { clientId: "burst_agent" } })));
-        ws.on("message", (data: Buffer) => state.frames.push(LinkMessageSchema.parse(JSON.parse(data.toString("utf8")))));
+        ws.on("open", () =>
+          ws.send(JSON.stringify({ type: "hello", id: i, protocol: 1, agent: { clientId: "burst_agent" } })),
+        );
+        ws.on("message", (data: Buffer) =>
+          state.frames.push(LinkMessageSchema.parse(JSON.parse(data.toString("utf8")))),
+        );
         ws.on("close", (code) => (state.closeCode = code));
         return state;
       });
       const welcomed = (c: (typeof conns)[number]): boolean => c.frames.some((m) => m.type === "welcome");
-      await waitFor(() => conns.filter((c) => c.closeCode !== null).length === burst - cap && conns.filter((c) => welcomed(c)).length >= cap, `${burst - cap} refusals and ${cap} welcomes`);
+      await waitFor(
+        () =>
+          conns.filter((c) => c.closeCode !== null).length === burst - cap &&
+          conns.filter((c) => welcomed(c)).length >= cap,
+        `${burst - cap} refusals and ${cap} welcomes`,
+      );
       const refused = conns.filter((c) => c.closeCode !== null);
-      assert.ok(refused.every((c) => c.closeCode === CloseCode.tooManyConnections), JSON.stringify(refused.map((c) => c.closeCode)));
+      assert.ok(
+        refused.every((c) => c.closeCode === CloseCode.tooManyConnections),
+        JSON.stringify(refused.map((c) => c.closeCode)),
+      );
       assert.deepEqual(refused.filter(welcomed).length, 0, "no refused connection got welcome first");
       assert.equal(conns.filter(welcomed).length, cap);
       for (const c of conns) c.ws.close();

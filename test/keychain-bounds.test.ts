@@ -52,7 +52,10 @@ describe("a Secret Service that never answers", { skip: HAS_DBUS ? false : "dbus
     await fs.mkdir(path.join(dir, "services"));
     // Activation starts a process that never takes the name: the bus holds each call until its
     // (raised) activation timeout, as a keyring waiting on an unanswered unlock prompt does.
-    await fs.writeFile(path.join(dir, "services", "org.freedesktop.secrets.service"), "[D-BUS Service]\nName=org.freedesktop.secrets\nExec=/bin/sleep 60\n");
+    await fs.writeFile(
+      path.join(dir, "services", "org.freedesktop.secrets.service"),
+      "[D-BUS Service]\nName=org.freedesktop.secrets\nExec=/bin/sleep 60\n",
+    );
     await fs.writeFile(
       path.join(dir, "bus.conf"),
       `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN" "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
@@ -60,7 +63,9 @@ describe("a Secret Service that never answers", { skip: HAS_DBUS ? false : "dbus
 <policy context="default"><allow send_destination="*"/><allow own="*"/></policy>
 <limit name="service_start_timeout">600000</limit></busconfig>`,
     );
-    bus = spawn("dbus-daemon", [`--config-file=${path.join(dir, "bus.conf")}`, "--nofork", "--print-address=1"], { stdio: ["ignore", "pipe", "ignore"] });
+    bus = spawn("dbus-daemon", [`--config-file=${path.join(dir, "bus.conf")}`, "--nofork", "--print-address=1"], {
+      stdio: ["ignore", "pipe", "ignore"],
+    });
     const stdout = bus.stdout;
     assert.ok(stdout);
     const [line] = (await once(stdout.setEncoding("utf8"), "data")) as [string];
@@ -92,7 +97,9 @@ describe("a Secret Service that never answers", { skip: HAS_DBUS ? false : "dbus
       timeout: 60_000,
       env: { ...process.env, DBUS_SESSION_BUS_ADDRESS: address },
     });
-    const out = z.object({ codes: z.array(z.string()), ms: z.number() }).parse(JSON.parse(r.stdout.trim().split("\n").pop() ?? "{}"));
+    const out = z
+      .object({ codes: z.array(z.string()), ms: z.number() })
+      .parse(JSON.parse(r.stdout.trim().split("\n").pop() ?? "{}"));
     assert.deepEqual(out.codes, ["keychain_locked", "keychain_locked", "keychain_locked"], r.stderr);
     assert.ok(out.ms < timeoutMs + 400, `three calls took ${out.ms} ms; the bound is ${timeoutMs} ms`);
     const lived = Date.now() - spawned;
@@ -124,13 +131,18 @@ describe("a Secret Service that never answers", { skip: HAS_DBUS ? false : "dbus
     });
     const last = r.stdout.trim().split("\n").pop() ?? "";
     assert.ok(last.startsWith("{"), `the script printed no result: ${r.stderr}`);
-    const out = z.object({ codes: z.array(z.string()), ms: z.number(), helpers: z.number(), left: z.array(z.string()) }).parse(JSON.parse(last));
+    const out = z
+      .object({ codes: z.array(z.string()), ms: z.number(), helpers: z.number(), left: z.array(z.string()) })
+      .parse(JSON.parse(last));
     assert.deepEqual(out.codes, ["keychain_unavailable", "keychain_unavailable"], r.stderr);
     assert.ok(out.ms < 1000, `the calls failed ${out.ms} ms after close()`);
     assert.equal(out.helpers, 1, "one helper was waiting on the keychain");
     assert.deepEqual(out.left, [], "the helper was killed");
     const lived = Date.now() - spawned;
-    assert.ok(lived < KEYCHAIN_TIMEOUT_MS - 3000, `the process lived ${lived} ms: something waited for the keychain's bound`);
+    assert.ok(
+      lived < KEYCHAIN_TIMEOUT_MS - 3000,
+      `the process lived ${lived} ms: something waited for the keychain's bound`,
+    );
   });
 
   it("a background `start --json` reports the daemon's own keychain_locked (exit 5), not a timeout of its own", async () => {
@@ -152,7 +164,10 @@ describe("a Secret Service that never answers", { skip: HAS_DBUS ? false : "dbus
 
   it("Ctrl+C on a background `start` that is still waiting stops the daemon it started, not only itself", async () => {
     const e = await newEnv();
-    const child = spawn(process.execPath, [BIN, "start", "--port", "0"], { env: { ...e.env, DBUS_SESSION_BUS_ADDRESS: address }, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [BIN, "start", "--port", "0"], {
+      env: { ...e.env, DBUS_SESSION_BUS_ADDRESS: address },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     const exited = once(child, "exit") as Promise<[number | null, NodeJS.Signals | null]>;
     const pid = child.pid;
     assert.ok(pid !== undefined);
@@ -167,7 +182,9 @@ describe("a Secret Service that never answers", { skip: HAS_DBUS ? false : "dbus
       child.kill("SIGINT");
       const [code] = await exited;
       assert.equal(code, 130);
-      const gone = await waitFor("the daemon to end", 3000, async () => ((await isRunning(daemon)) ? null : true)).catch(() => false);
+      const gone = await waitFor("the daemon to end", 3000, async () =>
+        (await isRunning(daemon)) ? null : true,
+      ).catch(() => false);
       assert.ok(gone, `the daemon ${daemon} still runs after Ctrl+C on the start that launched it`);
     } finally {
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
@@ -199,7 +216,10 @@ describe("a Secret Service that never answers", { skip: HAS_DBUS ? false : "dbus
         child.kill(signal);
         const [code] = await exited;
         const took = Date.now() - signalled;
-        assert.ok(took < 2500, `the process ended ${took} ms after ${signal}; the keychain's bound is ${KEYCHAIN_TIMEOUT_MS} ms`);
+        assert.ok(
+          took < 2500,
+          `the process ended ${took} ms after ${signal}; the keychain's bound is ${KEYCHAIN_TIMEOUT_MS} ms`,
+        );
         assert.equal(code, 0, output);
         assert.match(output, new RegExp(`Piper Link stopped \\(${signal}\\) before it had started\\.`));
         const left = await waitFor("the helper to end", 2000, async () => {

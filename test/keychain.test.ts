@@ -23,13 +23,15 @@ describe("keychain store (real Secret Service)", () => {
   it("an idle keychain helper process ends and the next call starts another: values survive, nothing fails", async () => {
     const keychain = createKeychainStore({ env: testLinkEnv(), profile: uniqueProfile(), helperIdleMs: 20 });
     // The processes this test's main thread started (Linux: /proc/<pid>/task/<tid>/children).
-    const children = async (): Promise<string[]> => (await fs.readFile(`/proc/self/task/${process.pid}/children`, "utf8")).split(" ").filter(Boolean);
+    const children = async (): Promise<string[]> =>
+      (await fs.readFile(`/proc/self/task/${process.pid}/children`, "utf8")).split(" ").filter(Boolean);
     const before = await children();
     await keychain.set("refresh-token", "rt_idle_1");
     const helpers = (await children()).filter((pid) => !before.includes(pid));
     assert.equal(helpers.length, 1, "one helper process answered");
     // Waits for the helpers' exit, not for a period: the test fails when a helper never ends.
-    const ended = (pids: string[], what: string): Promise<void> => waitFor(async () => (await children()).every((pid) => !pids.includes(pid)), what);
+    const ended = (pids: string[], what: string): Promise<void> =>
+      waitFor(async () => (await children()).every((pid) => !pids.includes(pid)), what);
     await ended(helpers, "the idle helper to end");
     const seen = await children();
     assert.equal(await keychain.get("refresh-token"), "rt_idle_1", "a new helper answers");
@@ -58,7 +60,9 @@ describe("keychain store (real Secret Service)", () => {
   it("is visible to other Secret Service clients under service piper-link.<profile>", async () => {
     const profile = uniqueProfile();
     await createKeychainStore({ env: testLinkEnv(), profile }).set("instance-id", "inst_visible");
-    const r = spawnSync("secret-tool", ["lookup", "service", `piper-link.${profile}`, "username", "instance-id"], { encoding: "utf8" });
+    const r = spawnSync("secret-tool", ["lookup", "service", `piper-link.${profile}`, "username", "instance-id"], {
+      encoding: "utf8",
+    });
     assert.equal(r.stdout.trim(), "inst_visible", r.stderr);
     await createKeychainStore({ env: testLinkEnv(), profile }).delete("instance-id");
   });
@@ -74,7 +78,11 @@ describe("keychain store (real Secret Service)", () => {
       encoding: "utf8",
       env: { ...process.env, DBUS_SESSION_BUS_ADDRESS: "unix:path=/nonexistent/bus" },
     });
-    const out = JSON.parse(r.stdout.trim().split("\n").pop() ?? "{}") as { name?: string; code?: string; message?: string };
+    const out = JSON.parse(r.stdout.trim().split("\n").pop() ?? "{}") as {
+      name?: string;
+      code?: string;
+      message?: string;
+    };
     assert.equal(out.name, "LinkError", r.stdout + r.stderr);
     assert.equal(out.code, "keychain_unavailable");
     assert.match(out.message ?? "", /Secret Service keyring/);

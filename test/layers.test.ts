@@ -16,7 +16,9 @@ const RULE = "piper-layers/allowed-imports";
 // type-aware rules have nothing to say about where an import points.
 const eslint = new ESLint({
   cwd: root,
-  overrideConfig: [{ files: ["**/*.ts", "**/*.tsx"], languageOptions: { parserOptions: { projectService: false, project: null } } }],
+  overrideConfig: [
+    { files: ["**/*.ts", "**/*.tsx"], languageOptions: { parserOptions: { projectService: false, project: null } } },
+  ],
   ruleFilter: ({ ruleId }) => ruleId === RULE,
 });
 
@@ -46,7 +48,11 @@ async function assertRefused(file: string, specifier: string): Promise<void> {
 
 /** Asserts that importing `specifier` from the probe `file` passes the layer rule. */
 async function assertAllowed(file: string, specifier: string): Promise<void> {
-  assert.deepEqual(await layerErrors(file, `import { x } from "${specifier}";\nexport const y = x;\n`), [], `${file} importing ${specifier}`);
+  assert.deepEqual(
+    await layerErrors(file, `import { x } from "${specifier}";\nexport const y = x;\n`),
+    [],
+    `${file} importing ${specifier}`,
+  );
 }
 
 /** The room folders of the core on disk. */
@@ -66,7 +72,10 @@ function documentedArrows(): Map<string, string[]> {
   for (const line of doc.slice(start).split("\n").slice(2)) {
     const row = /^\| `([a-z-]+)` \| (.*) \|$/.exec(line);
     if (!row?.[1] || row[2] === undefined) break;
-    arrows.set(row[1], [...row[2].matchAll(/`([a-z-]+)`/g)].map((m) => m[1] ?? ""));
+    arrows.set(
+      row[1],
+      [...row[2].matchAll(/`([a-z-]+)`/g)].map((m) => m[1] ?? ""),
+    );
   }
   return arrows;
 }
@@ -85,10 +94,30 @@ function reachable(arrows: Map<string, string[]>, room: string, seen = new Set([
 describe("layers", () => {
   it("src/shared imports only zod and itself: I/O packages, node: modules and other layers fail lint", async () => {
     const probe = "src/shared/layer-probe.ts";
-    for (const specifier of ["undici", "fastify", "pg", "better-sqlite3", "kysely", "node:fs", "fs", "ws", "pino", "electron", "selfsigned", "@piper-link/sdk"]) {
+    for (const specifier of [
+      "undici",
+      "fastify",
+      "pg",
+      "better-sqlite3",
+      "kysely",
+      "node:fs",
+      "fs",
+      "ws",
+      "pino",
+      "electron",
+      "selfsigned",
+      "@piper-link/sdk",
+    ]) {
       await assertRefused(probe, specifier);
     }
-    for (const specifier of ["../main/core/link.js", "../platform/harden.js", "../server/db.js", "../renderer/App.js", "../../packages/sdk/src/client.js", "../../test/helpers.js"]) {
+    for (const specifier of [
+      "../main/core/link.js",
+      "../platform/harden.js",
+      "../server/db.js",
+      "../renderer/App.js",
+      "../../packages/sdk/src/client.js",
+      "../../test/helpers.js",
+    ]) {
       await assertRefused(probe, specifier);
     }
     await assertAllowed(probe, "zod");
@@ -156,17 +185,27 @@ describe("layers", () => {
   });
 
   it("a computed import() cannot be checked and fails lint in a layer", async () => {
-    const errors = await layerErrors("src/shared/probe.ts", "const name = 'undici';\nexport const load = () => import(name);\n");
+    const errors = await layerErrors(
+      "src/shared/probe.ts",
+      "const name = 'undici';\nexport const load = () => import(name);\n",
+    );
     assert.equal(errors.length, 1);
   });
 
   it("every core room has a row in the docs' arrows table and a rule block", async () => {
     const arrows = documentedArrows();
-    assert.deepEqual([...arrows.keys()].sort(), roomFolders(), "docs/architecture.md's '| room | arrows |' table lists exactly the room folders of src/main/core");
+    assert.deepEqual(
+      [...arrows.keys()].sort(),
+      roomFolders(),
+      "docs/architecture.md's '| room | arrows |' table lists exactly the room folders of src/main/core",
+    );
     for (const room of roomFolders()) {
       // A room never imports the core's top-level files; only a room's own block says so (the core's
       // block lets top-level files import each other), so this finds a room without a block.
-      const errors = await layerErrors(`src/main/core/${room}/probe.ts`, `import { x } from "../link.js";\nexport const y = x;\n`);
+      const errors = await layerErrors(
+        `src/main/core/${room}/probe.ts`,
+        `import { x } from "../link.js";\nexport const y = x;\n`,
+      );
       assert.equal(errors.length, 1, `the room ${room}/ may import ../link.js: it has no rule block`);
       assert.match(errors[0] ?? "", new RegExp(`the core room ${room}/`));
     }

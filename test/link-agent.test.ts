@@ -35,7 +35,11 @@ describe("agent protocol", () => {
       retryable: false,
     });
     await t.link.api.setInstanceId({ instanceId: "inst_push_0001" });
-    assert.deepEqual(await agent.next((m) => m.type === "context"), { type: "context", instanceId: "inst_push_0001", state: "ready" });
+    assert.deepEqual(await agent.next((m) => m.type === "context"), {
+      type: "context",
+      instanceId: "inst_push_0001",
+      state: "ready",
+    });
     assert.equal(await readSealed(t.keychain, "instance-id"), "inst_push_0001");
 
     const welcome = await agent.hello("again");
@@ -44,7 +48,12 @@ describe("agent protocol", () => {
     assert.equal(welcome.link.version, "0.1.0");
 
     await signOut();
-    assert.deepEqual(await agent.next((m) => m.type === "context"), { type: "context", instanceId: null, state: "logged_out", reason: "not_logged_in" });
+    assert.deepEqual(await agent.next((m) => m.type === "context"), {
+      type: "context",
+      instanceId: null,
+      state: "logged_out",
+      reason: "not_logged_in",
+    });
     assert.equal(await t.keychain.get("instance-id"), null);
     agent.close();
   });
@@ -83,7 +92,13 @@ describe("agent protocol", () => {
   it("answers unknown types, bad fields and wrong protocol versions with stable codes, echoing the id", async () => {
     const agent = await connectAgent(t.url);
     agent.send({ type: "teleport", id: "u1" });
-    assert.deepEqual(await agent.next(), { type: "error", id: "u1", code: "unknown_type", message: 'Unknown message type "teleport".', retryable: false });
+    assert.deepEqual(await agent.next(), {
+      type: "error",
+      id: "u1",
+      code: "unknown_type",
+      message: 'Unknown message type "teleport".',
+      retryable: false,
+    });
     agent.send({ type: "hello", id: "h1", protocol: 1, agent: {} });
     const bad = await agent.next();
     assert.equal(bad.type === "error" && bad.code, "bad_request");
@@ -129,11 +144,19 @@ describe("agent protocol", () => {
     // A separate agent process, so the pid and working directory are not the test's own.
     const child = spawn(
       process.execPath,
-      ["-e", `const W=require(process.argv[2]);const w=new W(process.argv[1],"piper-link.v1");w.on("open",()=>w.send(JSON.stringify({type:"hello",id:1,protocol:1,agent:{clientId:"agent_child",name:"Child"}})));setInterval(()=>{},1000)`, t.url, createRequire(import.meta.url).resolve("ws")],
+      [
+        "-e",
+        `const W=require(process.argv[2]);const w=new W(process.argv[1],"piper-link.v1");w.on("open",()=>w.send(JSON.stringify({type:"hello",id:1,protocol:1,agent:{clientId:"agent_child",name:"Child"}})));setInterval(()=>{},1000)`,
+        t.url,
+        createRequire(import.meta.url).resolve("ws"),
+      ],
       { cwd: "/tmp", stdio: "ignore" },
     );
     try {
-      await waitFor(() => t.link.status().agents.some((a) => a.clientId === "agent_child" && a.process !== null), "the child agent to be identified");
+      await waitFor(
+        () => t.link.status().agents.some((a) => a.clientId === "agent_child" && a.process !== null),
+        "the child agent to be identified",
+      );
       const agent = t.link.status().agents.find((a) => a.clientId === "agent_child");
       assert.ok(agent?.process);
       assert.equal(agent.process.pid, child.pid);

@@ -32,7 +32,10 @@ function runLogin(e: CliEnv, args: string[], env: NodeJS.ProcessEnv = e.env): Ru
   let err = "";
   child.stdout.on("data", (c: Buffer) => (out += c.toString()));
   child.stderr.on("data", (c: Buffer) => (err += c.toString()));
-  return { stderr: () => err, done: new Promise((resolve) => child.on("exit", (code) => resolve({ code, stdout: out }))) };
+  return {
+    stderr: () => err,
+    done: new Promise((resolve) => child.on("exit", (code) => resolve({ code, stdout: out }))),
+  };
 }
 
 /** A keychain item's value, opened with the person's passphrase (the keychain holds it sealed); "" when absent. */
@@ -60,7 +63,11 @@ describe("one-time login in a real browser (Debian Chromium via Playwright)", { 
       const login = runLogin(e, ["--no-browser"]);
       await waitFor(() => /oauth\/authorize\?/.test(login.stderr()), "the sign-in address");
       const authorize = /(http:\/\/\S+\/oauth\/authorize\?\S+)/.exec(login.stderr())?.[1] ?? "";
-      assert.equal(new URL(authorize).origin, `http://127.0.0.1:${port}`, "the sign-in address is the Link's own origin");
+      assert.equal(
+        new URL(authorize).origin,
+        `http://127.0.0.1:${port}`,
+        "the sign-in address is the Link's own origin",
+      );
       await page.goto(authorize);
       await page.getByRole("heading", { name: "Create your local account" }).waitFor();
       await page.getByLabel("Your name").fill("Robin");
@@ -104,14 +111,24 @@ describe("one-time login", () => {
     await waitFor(() => /enter the code [A-Z]{4}-[A-Z]{4}/.test(login.stderr()), "the device code to be printed");
     const userCode = /enter the code ([A-Z]{4}-[A-Z]{4})/.exec(login.stderr())?.[1] ?? "";
     const verification = /open (http:\/\/\S+\/device) and/.exec(login.stderr())?.[1] ?? "";
-    assert.equal(verification, `http://127.0.0.1:${port}/device`, "the device page is served on the Link's port (works through `ssh -L`)");
+    assert.equal(
+      verification,
+      `http://127.0.0.1:${port}/device`,
+      "the device page is served on the Link's port (works through `ssh -L`)",
+    );
     assert.notEqual(new URL(authorityUrl).port, String(port));
 
     const person = new Browser(`http://127.0.0.1:${port}`);
     const signup = await person.follow(`/device?user_code=${userCode}`);
     assert.match(signup.text, /Create your local account/, "first run offers to create the local account");
     const next = /name="next" value="([^"]+)"/.exec(signup.text)?.[1]?.replace(/&#38;/g, "&") ?? "";
-    const created = await person.post("/signup", { csrf: csrfOf(signup.text), next, name: "Pat", email: "pat@example.com", password: "correct horse battery" });
+    const created = await person.post("/signup", {
+      csrf: csrfOf(signup.text),
+      next,
+      name: "Pat",
+      email: "pat@example.com",
+      password: "correct horse battery",
+    });
     assert.equal(created.status, 303);
     const devicePage = await person.follow(created.location ?? "");
     assert.match(devicePage.text, new RegExp(`value="${userCode}"`));
@@ -134,7 +151,10 @@ describe("one-time login", () => {
     assert.equal(cli(e, ["stop"]).code, 0);
     await startLink(e);
     assert.equal(cliJson(e, ["status"], LinkStatusSchema).state, "ready");
-    assert.deepEqual(cliJson(e, ["secrets", "list"], z.array(z.object({ name: z.string() }).loose())).map((s) => s.name), ["K"]);
+    assert.deepEqual(
+      cliJson(e, ["secrets", "list"], z.array(z.object({ name: z.string() }).loose())).map((s) => s.name),
+      ["K"],
+    );
     assert.notEqual(await keychainItem(e, "refresh-token"), before, "refresh tokens rotate");
 
     // Logout: revoked at the authority, gone from the keychain, agents told.
@@ -146,7 +166,11 @@ describe("one-time login", () => {
     assert.equal(cliJson(e, ["status"], LinkStatusSchema).vault.lockedReason, "signed_out");
     assert.equal(cli(e, ["unlock"]).code, 0);
     const reopened = cliJson(e, ["status"], LinkStatusSchema).authority?.url ?? "";
-    const reuse = await new Browser(reopened, ca).post("/oauth/token", { client_id: "piper-link", grant_type: "refresh_token", refresh_token: last });
+    const reuse = await new Browser(reopened, ca).post("/oauth/token", {
+      client_id: "piper-link",
+      grant_type: "refresh_token",
+      refresh_token: last,
+    });
     assert.equal(reuse.json["error"], "invalid_grant");
     assert.equal(cli(e, ["stop"]).code, 0);
   });
@@ -156,7 +180,13 @@ describe("one-time login", () => {
     const { port, authorityUrl, ca } = await startLink(e);
     const person = new Browser(`http://127.0.0.1:${port}`);
     const first = await person.follow("/signup?next=%2Fdevice");
-    await person.post("/signup", { csrf: csrfOf(first.text), next: "/device", name: "Sam", email: "sam@example.com", password: "correct horse battery" });
+    await person.post("/signup", {
+      csrf: csrfOf(first.text),
+      next: "/device",
+      name: "Sam",
+      email: "sam@example.com",
+      password: "correct horse battery",
+    });
 
     // A forged callback (wrong state) is refused and the sign-in keeps waiting (issue 16 item 1);
     // the real callback then completes it, and the listener takes no second callback.
@@ -196,7 +226,13 @@ describe("one-time login", () => {
     const { port } = await startLink(e);
     const person = new Browser(`http://127.0.0.1:${port}`);
     const first = await person.follow("/signup?next=%2Fdevice");
-    await person.post("/signup", { csrf: csrfOf(first.text), next: "/device", name: "Kim", email: "kim@example.com", password: "correct horse battery" });
+    await person.post("/signup", {
+      csrf: csrfOf(first.text),
+      next: "/device",
+      name: "Kim",
+      email: "kim@example.com",
+      password: "correct horse battery",
+    });
     const login = runLogin(e, ["--no-browser"]);
     await waitFor(() => /oauth\/authorize\?/.test(login.stderr()), "the sign-in address");
     const url = /(http:\/\/\S+\/oauth\/authorize\?\S+)/.exec(login.stderr())?.[1] ?? "";
@@ -214,13 +250,28 @@ describe("one-time login", () => {
 });
 
 /** A raw HTTP exchange with the Link, with exactly the headers given (a browser's Origin, a rebinding Host). */
-function rawRequest(port: number, method: string, target: string, headers: Record<string, string>, body = ""): Promise<{ status: number; headers: http.IncomingHttpHeaders; text: string }> {
+function rawRequest(
+  port: number,
+  method: string,
+  target: string,
+  headers: Record<string, string>,
+  body = "",
+): Promise<{ status: number; headers: http.IncomingHttpHeaders; text: string }> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: "127.0.0.1", port, method, path: target, headers: { ...headers, "Content-Length": String(Buffer.byteLength(body)) } }, (res) => {
-      let text = "";
-      res.on("data", (c: Buffer) => (text += c.toString()));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text }));
-    });
+    const req = http.request(
+      {
+        host: "127.0.0.1",
+        port,
+        method,
+        path: target,
+        headers: { ...headers, "Content-Length": String(Buffer.byteLength(body)) },
+      },
+      (res) => {
+        let text = "";
+        res.on("data", (c: Buffer) => (text += c.toString()));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text }));
+      },
+    );
     req.on("error", reject);
     req.end(body);
   });
@@ -232,24 +283,45 @@ describe("the sign-in pages on the Link's own origin (issue 15 item 3)", () => {
     const { port } = await startLink(e);
     try {
       const host = `127.0.0.1:${port}`;
-      const signup = await rawRequest(port, "GET", "/signup?next=%2Fdevice", { Host: host, Cookie: "other_app=secret-of-another-app" });
+      const signup = await rawRequest(port, "GET", "/signup?next=%2Fdevice", {
+        Host: host,
+        Cookie: "other_app=secret-of-another-app",
+      });
       assert.equal(signup.status, 200);
       assert.match(signup.text, /Create your local account/);
       assert.match(signup.text, /action="\/signup"/, "the form posts back to this origin");
       const cookies = signup.headers["set-cookie"] ?? [];
-      assert.ok(cookies.some((c) => c.startsWith("piper_csrf=")), "the CSRF cookie is set on the Link's origin");
+      assert.ok(
+        cookies.some((c) => c.startsWith("piper_csrf=")),
+        "the CSRF cookie is set on the Link's origin",
+      );
       for (const c of cookies) assert.doesNotMatch(c, /;\s*secure/i, "no Secure flag on a plain-http origin");
       for (const c of cookies) assert.match(c, /HttpOnly/i);
-      assert.match(String(signup.headers["content-security-policy"] ?? ""), /default-src 'none'.*form-action 'self' http:\/\/127\.0\.0\.1:\*/);
+      assert.match(
+        String(signup.headers["content-security-policy"] ?? ""),
+        /default-src 'none'.*form-action 'self' http:\/\/127\.0\.0\.1:\*/,
+      );
       assert.equal(signup.headers["referrer-policy"], "same-origin", "so a same-origin form post carries its Origin");
       assert.equal(signup.headers["cross-origin-resource-policy"], "same-origin");
       assert.equal(signup.headers["x-frame-options"], "DENY");
       const csrfCookie = cookies.find((c) => c.startsWith("piper_csrf="))?.split(";")[0] ?? "";
-      const form = new URLSearchParams({ csrf: csrfOf(signup.text), next: "/device", name: "Eve", email: "eve@example.com", password: "correct horse battery" }).toString();
+      const form = new URLSearchParams({
+        csrf: csrfOf(signup.text),
+        next: "/device",
+        name: "Eve",
+        email: "eve@example.com",
+        password: "correct horse battery",
+      }).toString();
       const formHeaders = { Host: host, Cookie: csrfCookie, "Content-Type": "application/x-www-form-urlencoded" };
 
       // A page on another site posting the form (even with a valid token it cannot have) is refused by the guard.
-      const crossSite = await rawRequest(port, "POST", "/signup", { ...formHeaders, Origin: "https://evil.example" }, form);
+      const crossSite = await rawRequest(
+        port,
+        "POST",
+        "/signup",
+        { ...formHeaders, Origin: "https://evil.example" },
+        form,
+      );
       assert.equal(crossSite.status, 403);
       assert.match(crossSite.text, /forbidden_origin/);
       const nullOrigin = await rawRequest(port, "POST", "/signup", { ...formHeaders, Origin: "null" }, form);
@@ -258,14 +330,45 @@ describe("the sign-in pages on the Link's own origin (issue 15 item 3)", () => {
       const rebound = await rawRequest(port, "GET", "/login", { Host: `evil.example:${port}` });
       assert.equal(rebound.status, 403);
       // Without the CSRF cookie the authority itself refuses the form.
-      const noCsrf = await rawRequest(port, "POST", "/signup", { Host: host, Origin: `http://${host}`, "Content-Type": "application/x-www-form-urlencoded" }, form);
+      const noCsrf = await rawRequest(
+        port,
+        "POST",
+        "/signup",
+        { Host: host, Origin: `http://${host}`, "Content-Type": "application/x-www-form-urlencoded" },
+        form,
+      );
       assert.equal(noCsrf.status, 403);
       assert.match(noCsrf.text, /form expired/);
       // Only the sign-in pages are forwarded: not the token endpoint, not the Link API.
-      assert.equal((await rawRequest(port, "POST", "/oauth/token", { ...formHeaders, Origin: `http://${host}` }, "grant_type=refresh_token")).status, 405);
+      assert.equal(
+        (
+          await rawRequest(
+            port,
+            "POST",
+            "/oauth/token",
+            { ...formHeaders, Origin: `http://${host}` },
+            "grant_type=refresh_token",
+          )
+        ).status,
+        405,
+      );
       assert.equal((await rawRequest(port, "GET", "/v1/grants", { Host: host })).status, 404);
-      assert.equal((await rawRequest(port, "POST", "/oauth/authorize", { ...formHeaders, Origin: `http://${host}` }, form)).status, 405);
-      assert.equal((await rawRequest(port, "POST", "/signup", { Host: host, Origin: `http://${host}`, "Content-Type": "text/plain" }, form)).status, 415);
+      assert.equal(
+        (await rawRequest(port, "POST", "/oauth/authorize", { ...formHeaders, Origin: `http://${host}` }, form)).status,
+        405,
+      );
+      assert.equal(
+        (
+          await rawRequest(
+            port,
+            "POST",
+            "/signup",
+            { Host: host, Origin: `http://${host}`, "Content-Type": "text/plain" },
+            form,
+          )
+        ).status,
+        415,
+      );
 
       // The same-origin post (what the page's own form sends) signs up and redirects on this origin.
       const created = await rawRequest(port, "POST", "/signup", { ...formHeaders, Origin: `http://${host}` }, form);
@@ -283,16 +386,26 @@ describe("the sign-in pages on the Link's own origin (issue 15 item 3)", () => {
 
 describe("the sign-in proxy's rewriting rules", () => {
   it("forwards only the authority's cookies, drops Secure on the way back, keeps redirects on the Link's origin", () => {
-    assert.equal(authorityCookies("other_app=1; piper_csrf=abc; piper_session=s1; piper_sessionx=2"), "piper_csrf=abc; piper_session=s1");
+    assert.equal(
+      authorityCookies("other_app=1; piper_csrf=abc; piper_session=s1; piper_sessionx=2"),
+      "piper_csrf=abc; piper_session=s1",
+    );
     assert.equal(authorityCookies(undefined), "");
-    assert.deepEqual(rewriteSetCookies(["piper_session=s; Max-Age=43200; Path=/; HttpOnly; Secure; SameSite=Lax", "tracker=1; Path=/", "piper_csrf=c; Secure"]), [
-      "piper_session=s; Max-Age=43200; Path=/; HttpOnly; SameSite=Lax",
-      "piper_csrf=c",
-    ]);
+    assert.deepEqual(
+      rewriteSetCookies([
+        "piper_session=s; Max-Age=43200; Path=/; HttpOnly; Secure; SameSite=Lax",
+        "tracker=1; Path=/",
+        "piper_csrf=c; Secure",
+      ]),
+      ["piper_session=s; Max-Age=43200; Path=/; HttpOnly; SameSite=Lax", "piper_csrf=c"],
+    );
     const authority = new URL("https://127.0.0.1:31478");
     assert.equal(rewriteLocation("/login?next=%2Fdevice", authority), "/login?next=%2Fdevice");
     assert.equal(rewriteLocation("https://127.0.0.1:31478/device?user_code=X", authority), "/device?user_code=X");
-    assert.equal(rewriteLocation("http://127.0.0.1:40123/callback?code=c&state=s", authority), "http://127.0.0.1:40123/callback?code=c&state=s");
+    assert.equal(
+      rewriteLocation("http://127.0.0.1:40123/callback?code=c&state=s", authority),
+      "http://127.0.0.1:40123/callback?code=c&state=s",
+    );
   });
 });
 
@@ -304,7 +417,10 @@ describe("login without a browser in sight (issue 15 item 3)", () => {
       const login = runLogin(e, ["--no-browser", "--device-hint-after", "300"]);
       await waitFor(() => /oauth\/authorize\?/.test(login.stderr()), "the sign-in address");
       assert.doesNotMatch(login.stderr(), /--device/, "no hint before the delay");
-      await waitFor(() => login.stderr().includes("Press Ctrl+C and run `piper-link login --device`"), "the --device hint");
+      await waitFor(
+        () => login.stderr().includes("Press Ctrl+C and run `piper-link login --device`"),
+        "the --device hint",
+      );
       assert.match(login.stderr(), /Waiting for the browser… On a machine without a browser\?/);
     } finally {
       cli(e, ["stop"]);
@@ -330,7 +446,13 @@ describe("login without a browser in sight (issue 15 item 3)", () => {
       const person = new Browser(`http://127.0.0.1:${port}`);
       const signup = await person.follow(`/device?user_code=${code}`);
       const next = /name="next" value="([^"]+)"/.exec(signup.text)?.[1]?.replace(/&#38;/g, "&") ?? "";
-      const created = await person.post("/signup", { csrf: csrfOf(signup.text), next, name: "Ash", email: "ash@example.com", password: "correct horse battery" });
+      const created = await person.post("/signup", {
+        csrf: csrfOf(signup.text),
+        next,
+        name: "Ash",
+        email: "ash@example.com",
+        password: "correct horse battery",
+      });
       const devicePage = await person.follow(created.location ?? "");
       const connected = await person.post("/device", { csrf: csrfOf(devicePage.text), user_code: code });
       assert.match(connected.text, /You can close this tab/);

@@ -45,11 +45,14 @@ async function rawExchange(port: number, raw: string): Promise<string> {
 }
 
 function assertSecurityHeaders(headers: Record<string, string | string[] | undefined>, what: string): void {
-  for (const [name, value] of Object.entries(SECURITY_HEADERS)) assert.equal(headers[name.toLowerCase()], value, `${what}: ${name}`);
+  for (const [name, value] of Object.entries(SECURITY_HEADERS))
+    assert.equal(headers[name.toLowerCase()], value, `${what}: ${name}`);
 }
 
 /** A listener with one JSON route, one page route and one WebSocket route, counting what ran. */
-async function testStack(owner: () => Promise<SocketOwner>): Promise<{ stack: LoopbackApp; port: number; ran: string[] }> {
+async function testStack(
+  owner: () => Promise<SocketOwner>,
+): Promise<{ stack: LoopbackApp; port: number; ran: string[] }> {
   const ran: string[] = [];
   const stack = createLoopbackApp({
     name: "test listener",
@@ -114,7 +117,12 @@ describe("one HTTP stack for the loopback listeners (issue 23 item 14)", () => {
     it("pyper-sdk's HTTPS endpoints refuse another user in pyper-sdk's error shape, before the body is read", async () => {
       const { private: key, cert } = await generateLoopbackCertificate("127.0.0.1", new Date(Date.now() + 86_400_000));
       const calls: string[] = [];
-      const handlers = createPyperHandlers({ now: Date.now, log: silent, authority: () => null, instanceId: () => "inst_stack_0001" });
+      const handlers = createPyperHandlers({
+        now: Date.now,
+        log: silent,
+        authority: () => null,
+        instanceId: () => "inst_stack_0001",
+      });
       const listener: PyperListener = await startPyperServer({
         port: 0,
         tls: { key, cert },
@@ -149,7 +157,10 @@ describe("one HTTP stack for the loopback listeners (issue 23 item 14)", () => {
     });
 
     it("the sign-in's redirect listener refuses another user even with the right state, and the sign-in keeps waiting", async () => {
-      const client = createAuthorityClient({ url: "https://127.0.0.1:9", credentials: { bearer: () => Promise.resolve(null), rejected: () => undefined } });
+      const client = createAuthorityClient({
+        url: "https://127.0.0.1:9",
+        credentials: { bearer: () => Promise.resolve(null), rejected: () => undefined },
+      });
       const attempt = await startBrowserLogin(client, 60_000, null, { log: silent, socketOwner: foreignOwner });
       const authorize = new URL(attempt.authorizeUrl ?? "");
       const redirect = authorize.searchParams.get("redirect_uri") ?? "";
@@ -183,7 +194,10 @@ describe("one HTTP stack for the loopback listeners (issue 23 item 14)", () => {
       assert.equal(ok.statusCode, 200);
       assertSecurityHeaders(ok.headers, "a served page");
       await ok.body.dump();
-      const rebinding = await rawExchange(t.port, "GET /page/a HTTP/1.1\r\nHost: evil.example:80\r\nConnection: close\r\n\r\n");
+      const rebinding = await rawExchange(
+        t.port,
+        "GET /page/a HTTP/1.1\r\nHost: evil.example:80\r\nConnection: close\r\n\r\n",
+      );
       assert.match(rebinding, /^HTTP\/1\.1 403 [\s\S]*"error":"forbidden_host"/);
       const page = await request(`http://127.0.0.1:${t.port}/page/a`, { headers: { origin: "https://evil.example" } });
       assert.equal(page.statusCode, 403);
@@ -192,17 +206,31 @@ describe("one HTTP stack for the loopback listeners (issue 23 item 14)", () => {
 
     it("an unknown route or method is answered without reading its body (404 / 405 with Allow, connection closed)", async () => {
       const before = t.ran.length;
-      const unknown = await rawExchange(t.port, `POST /nothing HTTP/1.1\r\nHost: 127.0.0.1:${t.port}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{`);
+      const unknown = await rawExchange(
+        t.port,
+        `POST /nothing HTTP/1.1\r\nHost: 127.0.0.1:${t.port}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{`,
+      );
       assert.match(unknown, /^HTTP\/1\.1 404 [\s\S]*connection: close[\s\S]*"error":"not_found"/i);
-      const wrongMethod = await rawExchange(t.port, `PUT /things HTTP/1.1\r\nHost: 127.0.0.1:${t.port}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{`);
+      const wrongMethod = await rawExchange(
+        t.port,
+        `PUT /things HTTP/1.1\r\nHost: 127.0.0.1:${t.port}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{`,
+      );
       assert.match(wrongMethod, /^HTTP\/1\.1 405 [\s\S]*allow: POST[\s\S]*"error":"method_not_allowed"/i);
       assert.equal(t.ran.length, before, "no parser or route ran");
     });
 
     it("framework errors come in the listener's shape: body too large 413, wrong media type 415, bad JSON 400, undecodable path 400", async () => {
       const cases: Array<[string, number, string]> = [
-        [`POST /things HTTP/1.1\r\nHost: 127.0.0.1:${t.port}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: 4000\r\n\r\n{"a":"${"x".repeat(3992)}"}`, 413, "bad_request"],
-        [`POST /things HTTP/1.1\r\nHost: 127.0.0.1:${t.port}\r\nConnection: close\r\nContent-Type: text/csv\r\nContent-Length: 3\r\n\r\na,b`, 415, "bad_request"],
+        [
+          `POST /things HTTP/1.1\r\nHost: 127.0.0.1:${t.port}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: 4000\r\n\r\n{"a":"${"x".repeat(3992)}"}`,
+          413,
+          "bad_request",
+        ],
+        [
+          `POST /things HTTP/1.1\r\nHost: 127.0.0.1:${t.port}\r\nConnection: close\r\nContent-Type: text/csv\r\nContent-Length: 3\r\n\r\na,b`,
+          415,
+          "bad_request",
+        ],
         [`GET /page/%zz HTTP/1.1\r\nHost: 127.0.0.1:${t.port}\r\nConnection: close\r\n\r\n`, 400, "bad_request"],
       ];
       for (const [raw, status, code] of cases) {
@@ -235,8 +263,20 @@ describe("one HTTP stack for the loopback listeners (issue 23 item 14)", () => {
     let url: (path: string) => string;
     before(async () => {
       const { private: key, cert } = await generateLoopbackCertificate("127.0.0.1", new Date(Date.now() + 86_400_000));
-      const handlers = createPyperHandlers({ now: Date.now, log: silent, authority: () => null, instanceId: () => "inst_stack_0002" });
-      listener = await startPyperServer({ port: 0, tls: { key, cert }, log: silent, peers: { lookup: () => Promise.resolve(null) }, handlers, socketOwner: ownOwner });
+      const handlers = createPyperHandlers({
+        now: Date.now,
+        log: silent,
+        authority: () => null,
+        instanceId: () => "inst_stack_0002",
+      });
+      listener = await startPyperServer({
+        port: 0,
+        tls: { key, cert },
+        log: silent,
+        peers: { lookup: () => Promise.resolve(null) },
+        handlers,
+        socketOwner: ownOwner,
+      });
       dispatcher = new Agent({ connect: { ca: cert } });
       url = (path) => `https://127.0.0.1:${listener.port}${path}`;
     });
@@ -248,10 +288,34 @@ describe("one HTTP stack for the loopback listeners (issue 23 item 14)", () => {
     it("wrong media type, too large, prototype keys, wrong method and unknown path: stable codes with error_description", async () => {
       const path = PYPER_PATHS.resolveMapping;
       const cases: Array<[string, Parameters<typeof request>[1], number, string]> = [
-        ["text body", { method: "POST", headers: { "content-type": "text/plain" }, body: "hi" }, 400, "invalid_request"],
-        ["70 KiB", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ x: "y".repeat(70 * 1024) }) }, 413, "payload_too_large"],
-        ["__proto__", { method: "POST", headers: { "content-type": "application/json" }, body: '{"__proto__":{"polluted":true}}' }, 400, "invalid_request"],
-        ["not JSON", { method: "POST", headers: { "content-type": "application/json" }, body: "{" }, 400, "invalid_request"],
+        [
+          "text body",
+          { method: "POST", headers: { "content-type": "text/plain" }, body: "hi" },
+          400,
+          "invalid_request",
+        ],
+        [
+          "70 KiB",
+          {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify({ x: "y".repeat(70 * 1024) }),
+          },
+          413,
+          "payload_too_large",
+        ],
+        [
+          "__proto__",
+          { method: "POST", headers: { "content-type": "application/json" }, body: '{"__proto__":{"polluted":true}}' },
+          400,
+          "invalid_request",
+        ],
+        [
+          "not JSON",
+          { method: "POST", headers: { "content-type": "application/json" }, body: "{" },
+          400,
+          "invalid_request",
+        ],
         ["GET", { method: "GET" }, 405, "method_not_allowed"],
       ];
       for (const [what, options, status, code] of cases) {

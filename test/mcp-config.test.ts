@@ -32,7 +32,14 @@ const McpConfigSchema = z.object({
   mcpServers: z.object({ "piper-link": z.object({ command: z.string(), args: z.array(z.string()) }) }),
   claudeArgv: z.array(z.string()).optional(),
 });
-const InstallSchema = z.object({ file: z.string(), action: z.enum(["installed", "removed", "absent"]), command: z.string(), script: z.string(), onPath: z.boolean(), shadowedBy: z.string().nullable() });
+const InstallSchema = z.object({
+  file: z.string(),
+  action: z.enum(["installed", "removed", "absent"]),
+  command: z.string(),
+  script: z.string(),
+  onPath: z.boolean(),
+  shadowedBy: z.string().nullable(),
+});
 
 function envOf(e: CliEnv, extra: Record<string, string> = {}): Record<string, string> {
   const env: Record<string, string> = {};
@@ -41,7 +48,11 @@ function envOf(e: CliEnv, extra: Record<string, string> = {}): Record<string, st
 }
 
 /** Runs the CLI by the given command (BIN by default) in `cwd`; its exit code and output. */
-function runIn(cwd: string, env: Record<string, string>, argv: string[]): { code: number; stdout: string; stderr: string } {
+function runIn(
+  cwd: string,
+  env: Record<string, string>,
+  argv: string[],
+): { code: number; stdout: string; stderr: string } {
   const r = spawnSync(argv[0] ?? "", argv.slice(1), { cwd, env, encoding: "utf8", timeout: 60_000 });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
@@ -49,8 +60,28 @@ function runIn(cwd: string, env: Record<string, string>, argv: string[]): { code
 describe("plain shell lines (what a launcher's `sh -c` may hold)", () => {
   it("reads one plain command with its quotes, and refuses anything the shell would do more with", () => {
     assert.deepEqual(plainCommandWords("'piper-link' mcp"), ["piper-link", "mcp"]);
-    assert.deepEqual(plainCommandWords('exec node "/a b/bin/piper-link.js" mcp --client-id=x'), ["node", "/a b/bin/piper-link.js", "mcp", "--client-id=x"]);
-    for (const line of ["piper-link mcp; curl x", "piper-link mcp && true", "piper-link mcp | tee", "piper-link mcp > /tmp/x", "X=1 piper-link mcp", "piper-link $ARGS", 'piper-link "$HOME"', "piper-link `id`", "~/piper-link mcp", "piper-link *", "piper-link 'mcp", "piper-link\\ mcp", "", "exec"]) {
+    assert.deepEqual(plainCommandWords('exec node "/a b/bin/piper-link.js" mcp --client-id=x'), [
+      "node",
+      "/a b/bin/piper-link.js",
+      "mcp",
+      "--client-id=x",
+    ]);
+    for (const line of [
+      "piper-link mcp; curl x",
+      "piper-link mcp && true",
+      "piper-link mcp | tee",
+      "piper-link mcp > /tmp/x",
+      "X=1 piper-link mcp",
+      "piper-link $ARGS",
+      'piper-link "$HOME"',
+      "piper-link `id`",
+      "~/piper-link mcp",
+      "piper-link *",
+      "piper-link 'mcp",
+      "piper-link\\ mcp",
+      "",
+      "exec",
+    ]) {
       assert.equal(plainCommandWords(line), null, line);
     }
   });
@@ -76,7 +107,15 @@ describe("mcp --print-config and install-cli, from a folder outside the clone", 
     const clientEnv = { ...env };
     delete clientEnv["PIPER_LINK_PROFILE"];
     const mcp = new Client({ name: "piper-link-config-test", version: "0" });
-    await mcp.connect(new StdioClientTransport({ command: config.command, args: config.args, cwd: outside, env: clientEnv, stderr: "ignore" }));
+    await mcp.connect(
+      new StdioClientTransport({
+        command: config.command,
+        args: config.args,
+        cwd: outside,
+        env: clientEnv,
+        stderr: "ignore",
+      }),
+    );
     try {
       assert.equal(mcp.getServerVersion()?.name, "piper-link");
       const { tools } = await mcp.listTools();
@@ -86,34 +125,59 @@ describe("mcp --print-config and install-cli, from a folder outside the clone", 
     }
 
     // Claude Code's form is the same command after `claude mcp add … --`; the human form is that line.
-    const claude = McpConfigSchema.parse(JSON.parse(runIn(outside, env, [process.execPath, BIN, "mcp", "--print-config", "--client", "claude", "--json"]).stdout));
+    const claude = McpConfigSchema.parse(
+      JSON.parse(
+        runIn(outside, env, [process.execPath, BIN, "mcp", "--print-config", "--client", "claude", "--json"]).stdout,
+      ),
+    );
     const argv = claude.claudeArgv ?? [];
     assert.deepEqual(argv.slice(0, 3), ["claude", "mcp", "add"]);
     assert.deepEqual(argv.slice(argv.indexOf("--") + 1), [config.command, ...config.args]);
     const line = runIn(outside, env, [process.execPath, BIN, "mcp", "--print-config", "--client", "claude"]);
-    assert.match(line.stdout.trim(), /^claude mcp add --scope user piper-link -- \S+ \S+piper-link\.js --profile \S+ mcp$/);
-    assert.equal(runIn(outside, env, [process.execPath, BIN, "mcp", "--client", "claude"]).code, 2, "--client without --print-config is a usage error");
+    assert.match(
+      line.stdout.trim(),
+      /^claude mcp add --scope user piper-link -- \S+ \S+piper-link\.js --profile \S+ mcp$/,
+    );
+    assert.equal(
+      runIn(outside, env, [process.execPath, BIN, "mcp", "--client", "claude"]).code,
+      2,
+      "--client without --print-config is a usage error",
+    );
   });
 
   it("install-cli puts `piper-link` on PATH as a wrapper of this checkout, says whether its folder is on PATH, and never replaces a foreign file", async () => {
     const e = await newEnv();
     const outside = await tempDir("piper-mcp-outside-");
     const binDir = path.join(e.home, ".local", "bin");
-    const basePath = (process.env["PATH"] ?? "").split(path.delimiter).filter((p) => !p.includes("node_modules")).join(path.delimiter);
+    const basePath = (process.env["PATH"] ?? "")
+      .split(path.delimiter)
+      .filter((p) => !p.includes("node_modules"))
+      .join(path.delimiter);
     const offPath = envOf(e, { PATH: basePath });
-    const installed = InstallSchema.parse(JSON.parse(runIn(outside, offPath, [process.execPath, BIN, "install-cli", "--json"]).stdout));
+    const installed = InstallSchema.parse(
+      JSON.parse(runIn(outside, offPath, [process.execPath, BIN, "install-cli", "--json"]).stdout),
+    );
     assert.equal(installed.file, path.join(binDir, "piper-link"));
     assert.equal(installed.action, "installed");
     assert.equal(installed.onPath, false);
-    assert.match(runIn(outside, offPath, [process.execPath, BIN, "install-cli"]).stdout, /is not on your PATH yet[\s\S]*export PATH="\$HOME\/\.local\/bin:\$PATH"/);
+    assert.match(
+      runIn(outside, offPath, [process.execPath, BIN, "install-cli"]).stdout,
+      /is not on your PATH yet[\s\S]*export PATH="\$HOME\/\.local\/bin:\$PATH"/,
+    );
 
     // With the folder on PATH, a plain `piper-link` works from the outside folder, and prints the same absolute config.
     const onPath = envOf(e, { PATH: `${binDir}${path.delimiter}${basePath}` });
-    assert.equal(InstallSchema.parse(JSON.parse(runIn(outside, onPath, [process.execPath, BIN, "install-cli", "--json"]).stdout)).onPath, true);
+    assert.equal(
+      InstallSchema.parse(JSON.parse(runIn(outside, onPath, [process.execPath, BIN, "install-cli", "--json"]).stdout))
+        .onPath,
+      true,
+    );
     const version = runIn(outside, onPath, ["sh", "-c", "piper-link --version"]);
     assert.equal(version.code, 0, version.stderr);
     assert.match(version.stdout.trim(), /^\d+\.\d+\.\d+/);
-    const viaPath = McpConfigSchema.parse(JSON.parse(runIn(outside, onPath, ["sh", "-c", "piper-link mcp --print-config --json"]).stdout));
+    const viaPath = McpConfigSchema.parse(
+      JSON.parse(runIn(outside, onPath, ["sh", "-c", "piper-link mcp --print-config --json"]).stdout),
+    );
     assert.equal(viaPath.command, process.execPath);
     assert.equal(realpathSync(viaPath.args[0] ?? ""), realpathSync(BIN));
 
@@ -131,7 +195,12 @@ describe("mcp --print-config and install-cli, from a folder outside the clone", 
     symlinkSync(BIN, path.join(linked, "piper-link"));
     assert.equal(runIn(outside, onPath, [process.execPath, BIN, "install-cli", "--dir", linked, "--remove"]).code, 1);
     assert.equal(readlinkSync(path.join(linked, "piper-link")), BIN);
-    assert.equal(InstallSchema.parse(JSON.parse(runIn(outside, onPath, [process.execPath, BIN, "install-cli", "--remove", "--json"]).stdout)).action, "removed");
+    assert.equal(
+      InstallSchema.parse(
+        JSON.parse(runIn(outside, onPath, [process.execPath, BIN, "install-cli", "--remove", "--json"]).stdout),
+      ).action,
+      "removed",
+    );
     assert.equal(existsSync(installed.file), false);
   });
 });
@@ -194,8 +263,22 @@ describe("the MCP prompt names the MCP client, however it starts the server (rea
    * answered its request_access, and returns the pending request of `clientId` and the pid of the
    * process the client started.
    */
-  async function pendingFrom(clientId: string, argv: string[], cwd = work, extraEnv: Record<string, string> = {}): Promise<{ request: z.infer<typeof RequestViewSchema>; serverPid: number }> {
-    const child = spawn(process.execPath, [clientScript, JSON.stringify({ argv, cwd })], { cwd: work, env: envOf(e, { PATH: `${path.join(work, "bin")}${path.delimiter}${process.env["PATH"] ?? ""}`, npm_config_offline: "true", npm_config_update_notifier: "false", ...extraEnv }), stdio: ["pipe", "pipe", "pipe"] });
+  async function pendingFrom(
+    clientId: string,
+    argv: string[],
+    cwd = work,
+    extraEnv: Record<string, string> = {},
+  ): Promise<{ request: z.infer<typeof RequestViewSchema>; serverPid: number }> {
+    const child = spawn(process.execPath, [clientScript, JSON.stringify({ argv, cwd })], {
+      cwd: work,
+      env: envOf(e, {
+        PATH: `${path.join(work, "bin")}${path.delimiter}${process.env["PATH"] ?? ""}`,
+        npm_config_offline: "true",
+        npm_config_update_notifier: "false",
+        ...extraEnv,
+      }),
+      stdio: ["pipe", "pipe", "pipe"],
+    });
     clients.push(child);
     let out = "";
     let err = "";
@@ -213,7 +296,11 @@ describe("the MCP prompt names the MCP client, however it starts the server (rea
   }
 
   function assertNamesTheClient(request: z.infer<typeof RequestViewSchema>): void {
-    assert.equal(request.process?.script, clientScript, `the program is the stand-in client, not a shell: ${JSON.stringify(request.process)}`);
+    assert.equal(
+      request.process?.script,
+      clientScript,
+      `the program is the stand-in client, not a shell: ${JSON.stringify(request.process)}`,
+    );
     assert.equal(path.basename(request.process.executable ?? ""), path.basename(realpathSync(process.execPath)));
   }
 

@@ -33,10 +33,27 @@ const HttpResult = z.object({
   bodyTruncated: z.boolean(),
   redacted: z.boolean(),
 });
-const SecretsResult = z.object({ secrets: z.array(z.object({ name: z.string(), mode: z.string(), destinations: z.array(z.unknown()) })) });
+const SecretsResult = z.object({
+  secrets: z.array(z.object({ name: z.string(), mode: z.string(), destinations: z.array(z.unknown()) })),
+});
 
 describe("grants an agent may list (the `grants` message)", () => {
-  const base: GrantView = { id: "gr_1", agentClientId: "agent_a", agentName: null, variable: "api_token", secretName: "API_TOKEN", scope: "until_revoked", expiresAt: null, process: null, instanceId: "inst_1", requestId: null, createdAt: 0, lastUsedAt: null, endedAt: null, endReason: null };
+  const base: GrantView = {
+    id: "gr_1",
+    agentClientId: "agent_a",
+    agentName: null,
+    variable: "api_token",
+    secretName: "API_TOKEN",
+    scope: "until_revoked",
+    expiresAt: null,
+    process: null,
+    instanceId: "inst_1",
+    requestId: null,
+    createdAt: 0,
+    lastUsedAt: null,
+    endedAt: null,
+    endReason: null,
+  };
   const proc = { pid: 42, startTime: 7, executable: "/usr/bin/node", cwd: "/", commandLine: null };
   const asker = { clientId: "agent_a", process: proc, instanceId: "inst_1", now: 1000 };
 
@@ -48,9 +65,21 @@ describe("grants an agent may list (the `grants` message)", () => {
     assert.equal(grantServes({ ...base, endedAt: 5, endReason: "revoked" }, asker), false, "ended");
     assert.equal(grantServes({ ...base, scope: "duration", expiresAt: 1000 }, asker), false, "expired");
     assert.equal(grantServes({ ...base, scope: "process", process: { pid: 42, startTime: 7 } }, asker), true);
-    assert.equal(grantServes({ ...base, scope: "process", process: { pid: 42, startTime: 8 } }, asker), false, "a pid reused by another process");
-    assert.equal(grantServes({ ...base, scope: "process", process: { pid: 43, startTime: 7 } }, asker), false, "another process");
-    assert.equal(grantServes({ ...base, scope: "process", process: { pid: 42, startTime: 7 } }, { ...asker, process: null }), false, "an unidentified asker");
+    assert.equal(
+      grantServes({ ...base, scope: "process", process: { pid: 42, startTime: 8 } }, asker),
+      false,
+      "a pid reused by another process",
+    );
+    assert.equal(
+      grantServes({ ...base, scope: "process", process: { pid: 43, startTime: 7 } }, asker),
+      false,
+      "another process",
+    );
+    assert.equal(
+      grantServes({ ...base, scope: "process", process: { pid: 42, startTime: 7 } }, { ...asker, process: null }),
+      false,
+      "an unidentified asker",
+    );
   });
 });
 
@@ -62,9 +91,14 @@ describe("piper-link mcp without a running Link", () => {
     // Nothing listens on port 1: the SDK's discovery takes the explicit URL and fails fast.
     env["PIPER_LINK_URL"] = "ws://127.0.0.1:1/v1/link";
     const client = new Client({ name: "piper-link-test", version: "0" });
-    await client.connect(new StdioClientTransport({ command: process.execPath, args: [BIN, "mcp"], env, stderr: "ignore" }));
+    await client.connect(
+      new StdioClientTransport({ command: process.execPath, args: [BIN, "mcp"], env, stderr: "ignore" }),
+    );
     try {
-      for (const call of [{ name: "list_secrets", arguments: {} }, { name: "http_request", arguments: { url: "https://127.0.0.1:1/x", auth: { bearer: "X" } } }]) {
+      for (const call of [
+        { name: "list_secrets", arguments: {} },
+        { name: "http_request", arguments: { url: "https://127.0.0.1:1/x", auth: { bearer: "X" } } },
+      ]) {
         const r = await client.callTool(call);
         assert.equal(r.isError, true);
         assert.match(TextContent.parse(r.content)[0]?.text ?? "", /^link_not_running: Piper Link is not running/);
@@ -84,7 +118,14 @@ describe("piper-link mcp and call with --profile", () => {
     const env: Record<string, string> = {};
     for (const [k, v] of Object.entries(e.env)) if (v !== undefined && k !== "PIPER_LINK_PROFILE") env[k] = v;
     const client = new Client({ name: "piper-link-test", version: "0" });
-    await client.connect(new StdioClientTransport({ command: process.execPath, args: [BIN, "--profile", e.profile, "mcp"], env, stderr: "ignore" }));
+    await client.connect(
+      new StdioClientTransport({
+        command: process.execPath,
+        args: [BIN, "--profile", e.profile, "mcp"],
+        env,
+        stderr: "ignore",
+      }),
+    );
     try {
       const r = await client.callTool({ name: "list_secrets", arguments: {} });
       assert.notEqual(r.isError, true, JSON.stringify(r));
@@ -93,10 +134,25 @@ describe("piper-link mcp and call with --profile", () => {
       await client.close();
     }
     // `call` asks that profile's Link: its request shows up there (no approval in time: an error, not link_not_running).
-    const called = cli({ ...e, env }, ["--profile", e.profile, "call", "https://127.0.0.1:1/x", "--bearer", "API_TOKEN", "--client-id", "agent_profile", "--timeout", "0", "--json"]);
+    const called = cli({ ...e, env }, [
+      "--profile",
+      e.profile,
+      "call",
+      "https://127.0.0.1:1/x",
+      "--bearer",
+      "API_TOKEN",
+      "--client-id",
+      "agent_profile",
+      "--timeout",
+      "0",
+      "--json",
+    ]);
     const error = z.object({ error: z.string() }).parse(JSON.parse(called.stdout)).error;
     assert.notEqual(error, "link_not_running", called.stdout);
-    assert.ok(cliJson(e, ["requests", "--all"], Requests).some((r) => r.agentClientId === "agent_profile"), "the request reached the profile's Link");
+    assert.ok(
+      cliJson(e, ["requests", "--all"], Requests).some((r) => r.agentClientId === "agent_profile"),
+      "the request reached the profile's Link",
+    );
   });
 });
 
@@ -125,7 +181,11 @@ describe("piper-link mcp (MCP client over stdio, real Link, HTTPS upstream)", ()
     e.env["PIPER_LINK_EXTRA_CA"] = upstream.caFile;
     linkUrl = cliJson(e, ["start", "--port", "0"], LinkStatusSchema).url;
     cliJson(e, ["dev", "sign-in"], LinkStatusSchema);
-    for (const [name, value] of [["API_TOKEN", TOKEN], ["BASIC_CRED", BASIC]] as const) assert.equal(cli(e, ["secrets", "set", name], `${value}\n`).code, 0);
+    for (const [name, value] of [
+      ["API_TOKEN", TOKEN],
+      ["BASIC_CRED", BASIC],
+    ] as const)
+      assert.equal(cli(e, ["secrets", "set", name], `${value}\n`).code, 0);
     const env: Record<string, string> = {};
     for (const [k, v] of Object.entries(e.env)) if (v !== undefined) env[k] = v;
     const transport = new StdioClientTransport({ command: process.execPath, args: [BIN, "mcp"], env, stderr: "pipe" });
@@ -142,11 +202,15 @@ describe("piper-link mcp (MCP client over stdio, real Link, HTTPS upstream)", ()
   /** Approves (or denies) the first pending request of the MCP server's agent, once it appears. */
   async function decide(verdict: "approve" | "deny"): Promise<void> {
     let id = "";
-    await waitFor(async () => {
-      const pending = (await cliJsonAsync(e, ["requests"], Requests)).find((r) => r.agentClientId === CLIENT_ID);
-      id = pending?.id ?? "";
-      return pending !== undefined;
-    }, "the MCP server's pending request", 20_000);
+    await waitFor(
+      async () => {
+        const pending = (await cliJsonAsync(e, ["requests"], Requests)).find((r) => r.agentClientId === CLIENT_ID);
+        id = pending?.id ?? "";
+        return pending !== undefined;
+      },
+      "the MCP server's pending request",
+      20_000,
+    );
     await cliJsonAsync(e, verdict === "approve" ? ["approve", id, "--until-revoked"] : ["deny", id], z.unknown());
   }
 
@@ -163,14 +227,34 @@ describe("piper-link mcp (MCP client over stdio, real Link, HTTPS upstream)", ()
 
   it("lists its tools with input schemas", async () => {
     const { tools } = await mcp.listTools();
-    assert.deepEqual(tools.map((t) => t.name).sort(), ["check_access", "http_request", "list_secrets", "request_access", "status"]);
+    assert.deepEqual(tools.map((t) => t.name).sort(), [
+      "check_access",
+      "http_request",
+      "list_secrets",
+      "request_access",
+      "status",
+    ]);
     const http = tools.find((t) => t.name === "http_request");
     assert.deepEqual(http?.inputSchema.required?.slice().sort(), ["auth", "url"]);
   });
 
   it("makes an approved request with a bearer injection; the upstream gets the value, the agent only the redacted echo", async () => {
     assert.deepEqual(await listSecrets(), [], "nothing is granted yet");
-    const calling = mcp.callTool({ name: "http_request", arguments: { method: "POST", url: `${upstream.origin}/echo?q=1`, body: "{}", headers: { "content-type": "application/json" }, auth: { bearer: "API_TOKEN" }, reason: "test" } }, undefined, { timeout: 60_000 });
+    const calling = mcp.callTool(
+      {
+        name: "http_request",
+        arguments: {
+          method: "POST",
+          url: `${upstream.origin}/echo?q=1`,
+          body: "{}",
+          headers: { "content-type": "application/json" },
+          auth: { bearer: "API_TOKEN" },
+          reason: "test",
+        },
+      },
+      undefined,
+      { timeout: 60_000 },
+    );
     await decide("approve");
     const r = await calling;
     assert.notEqual(r.isError, true, JSON.stringify(r));
@@ -180,9 +264,13 @@ describe("piper-link mcp (MCP client over stdio, real Link, HTTPS upstream)", ()
     assert.equal(out.redacted, true);
     assert.equal(out.bodyTruncated, false);
     assert.ok(out.body.includes(REDACTION_MARK));
-    assert.deepEqual(out.headers.find(([n]) => n === "x-echo-auth"), ["x-echo-auth", `Bearer ${REDACTION_MARK}`]);
+    assert.deepEqual(
+      out.headers.find(([n]) => n === "x-echo-auth"),
+      ["x-echo-auth", `Bearer ${REDACTION_MARK}`],
+    );
     const everything = JSON.stringify(r);
-    for (const needle of needlesFor(TOKEN)) assert.ok(!everything.includes(needle), `the result carries the value (${needle})`);
+    for (const needle of needlesFor(TOKEN))
+      assert.ok(!everything.includes(needle), `the result carries the value (${needle})`);
     assert.match(stderr.join(""), /waiting for approval/);
 
     // Now granted: list_secrets names it; another agent's list does not.
@@ -200,7 +288,10 @@ describe("piper-link mcp (MCP client over stdio, real Link, HTTPS upstream)", ()
   });
 
   it("cuts a long answer at the documented size and says so", async () => {
-    const r = await mcp.callTool({ name: "http_request", arguments: { url: `${upstream.origin}/big`, auth: { bearer: "API_TOKEN" } } });
+    const r = await mcp.callTool({
+      name: "http_request",
+      arguments: { url: `${upstream.origin}/big`, auth: { bearer: "API_TOKEN" } },
+    });
     const out = HttpResult.parse(r.structuredContent);
     assert.equal(out.bodyTruncated, true);
     assert.equal(out.bodyBytes, 64 * 1024);
@@ -208,12 +299,37 @@ describe("piper-link mcp (MCP client over stdio, real Link, HTTPS upstream)", ()
   });
 
   it("answers tool errors with the stable code: denied, bad_request", async () => {
-    const denied = mcp.callTool({ name: "http_request", arguments: { url: `${upstream.origin}/echo`, auth: { basic: "BASIC_CRED" } } }, undefined, { timeout: 60_000 });
+    const denied = mcp.callTool(
+      { name: "http_request", arguments: { url: `${upstream.origin}/echo`, auth: { basic: "BASIC_CRED" } } },
+      undefined,
+      { timeout: 60_000 },
+    );
     await decide("deny");
     assert.match(errorText(await denied), /^denied: /);
     const before = upstream.received.length;
-    assert.match(errorText(await mcp.callTool({ name: "http_request", arguments: { url: `http://127.0.0.1:${upstream.port}/echo`, auth: { bearer: "API_TOKEN" } } })), /^bad_request: /);
-    assert.match(errorText(await mcp.callTool({ name: "http_request", arguments: { method: "POST", url: `${upstream.origin}/echo`, body: "é".repeat(40 * 1024), auth: { bearer: "API_TOKEN" } } })), /^bad_request: The body is larger/);
+    assert.match(
+      errorText(
+        await mcp.callTool({
+          name: "http_request",
+          arguments: { url: `http://127.0.0.1:${upstream.port}/echo`, auth: { bearer: "API_TOKEN" } },
+        }),
+      ),
+      /^bad_request: /,
+    );
+    assert.match(
+      errorText(
+        await mcp.callTool({
+          name: "http_request",
+          arguments: {
+            method: "POST",
+            url: `${upstream.origin}/echo`,
+            body: "é".repeat(40 * 1024),
+            auth: { bearer: "API_TOKEN" },
+          },
+        }),
+      ),
+      /^bad_request: The body is larger/,
+    );
     assert.equal(upstream.received.length, before, "nothing was sent for refused calls");
     assert.deepEqual(await listSecrets(), ["API_TOKEN"], "the denied secret is not listed");
   });
@@ -221,12 +337,28 @@ describe("piper-link mcp (MCP client over stdio, real Link, HTTPS upstream)", ()
   it("refuses a jsonField path through a prototype, and the Link keeps serving", async () => {
     const before = upstream.received.length;
     for (const path of ["__proto__.polluted", "constructor.prototype.polluted"]) {
-      const r = await mcp.callTool({ name: "http_request", arguments: { method: "POST", url: `${upstream.origin}/echo`, body: "{}", auth: { jsonField: { [path]: "API_TOKEN" } } } });
+      const r = await mcp.callTool({
+        name: "http_request",
+        arguments: {
+          method: "POST",
+          url: `${upstream.origin}/echo`,
+          body: "{}",
+          auth: { jsonField: { [path]: "API_TOKEN" } },
+        },
+      });
       // The tool's input schema (the call message's) refuses it before anything reaches the Link.
       assert.match(errorText(r), /may not name __proto__, prototype or constructor/, path);
     }
     assert.equal(upstream.received.length, before, "nothing was sent");
-    const r = await mcp.callTool({ name: "http_request", arguments: { method: "POST", url: `${upstream.origin}/echo`, body: "{}", auth: { jsonField: { "auth.token": "API_TOKEN" } } } });
+    const r = await mcp.callTool({
+      name: "http_request",
+      arguments: {
+        method: "POST",
+        url: `${upstream.origin}/echo`,
+        body: "{}",
+        auth: { jsonField: { "auth.token": "API_TOKEN" } },
+      },
+    });
     assert.equal(HttpResult.parse(r.structuredContent).status, 200);
     assert.deepEqual(await listSecrets(), ["API_TOKEN"]);
     assert.ok(cliJson(e, ["status"], LinkStatusSchema).pid > 0);
@@ -234,15 +366,30 @@ describe("piper-link mcp (MCP client over stdio, real Link, HTTPS upstream)", ()
 
   it("audits every call: piper-link activity --host / --secret show it, never the value", async () => {
     const host = `127.0.0.1:${upstream.port}`;
-    await waitFor(async () => (await cliJsonAsync(e, ["activity", "--host", host], AuditPageSchema)).events.length >= 2, "the calls in the audit log", 20_000);
+    await waitFor(
+      async () => (await cliJsonAsync(e, ["activity", "--host", host], AuditPageSchema)).events.length >= 2,
+      "the calls in the audit log",
+      20_000,
+    );
     const page = await cliJsonAsync(e, ["activity", "--host", host, "--secret", "API_TOKEN"], AuditPageSchema);
-    assert.ok(page.events.every((ev) => ev.action === "call.made" && ev.secretName === "API_TOKEN" && ev.agentClientId === CLIENT_ID));
+    assert.ok(
+      page.events.every(
+        (ev) => ev.action === "call.made" && ev.secretName === "API_TOKEN" && ev.agentClientId === CLIENT_ID,
+      ),
+    );
     const echo = page.events.find((ev) => ev.call?.path === "/echo");
     assert.ok(echo?.call, JSON.stringify(page));
-    assert.deepEqual([echo.call.method, echo.call.host, echo.call.status, echo.call.redacted], ["POST", host, 200, true]);
+    assert.deepEqual(
+      [echo.call.method, echo.call.host, echo.call.status, echo.call.redacted],
+      ["POST", host, 200, true],
+    );
     assert.ok(echo.call.bytes > 0);
     assert.equal((await cliJsonAsync(e, ["activity", "--host", "example.com"], AuditPageSchema)).events.length, 0);
-    assert.equal((await cliJsonAsync(e, ["activity", "--host", host, "--secret", "BASIC_CRED"], AuditPageSchema)).events.length, 0, "the denied call never had a grant to use");
+    assert.equal(
+      (await cliJsonAsync(e, ["activity", "--host", host, "--secret", "BASIC_CRED"], AuditPageSchema)).events.length,
+      0,
+      "the denied call never had a grant to use",
+    );
     const text = cli(e, ["activity", "--host", host]).stdout;
     assert.match(text, new RegExp(`POST ${host.replace(/\./g, "\\.")}/echo -> 200`));
     for (const needle of needlesFor(TOKEN)) assert.ok(!text.includes(needle) && !JSON.stringify(page).includes(needle));

@@ -20,7 +20,9 @@ import { sqliteDatabase, type TestDatabase } from "./db-helpers.js";
 
 /** A token-endpoint error exactly as RFC 6749 section 5.2 allows it: `error` only. */
 function oauthError(res: http.ServerResponse, error: string): void {
-  res.writeHead(400, { "Content-Type": "application/json", "Cache-Control": "no-store" }).end(JSON.stringify({ error }));
+  res
+    .writeHead(400, { "Content-Type": "application/json", "Cache-Control": "no-store" })
+    .end(JSON.stringify({ error }));
 }
 
 const TOKENS = { access_token: "at_1", token_type: "Bearer", expires_in: 3600, refresh_token: "rt_1" };
@@ -39,7 +41,14 @@ interface Standards {
 
 /** A minimal authorization server that sends only what RFC 6749 / 7636 / 8628 require. */
 async function startStandardsServer(): Promise<Standards> {
-  const s: Standards = { url: "", deviceAnswers: [], interval: undefined, devicePolls: 0, challenge: null, close: () => Promise.resolve() };
+  const s: Standards = {
+    url: "",
+    deviceAnswers: [],
+    interval: undefined,
+    devicePolls: 0,
+    challenge: null,
+    close: () => Promise.resolve(),
+  };
   const server = http.createServer((req, res) => {
     let body = "";
     req.on("data", (c: Buffer) => (body += c.toString()));
@@ -47,7 +56,15 @@ async function startStandardsServer(): Promise<Standards> {
       const form = new URLSearchParams(body);
       if (req.url === "/oauth/device_authorization") {
         // No `interval` and no `verification_uri_complete`: both optional (RFC 8628 section 3.2).
-        res.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify({ device_code: "dc_1", user_code: "ABCD-EFGH", verification_uri: `${s.url}/device`, expires_in: 600, interval: s.interval }));
+        res.writeHead(200, { "Content-Type": "application/json" }).end(
+          JSON.stringify({
+            device_code: "dc_1",
+            user_code: "ABCD-EFGH",
+            verification_uri: `${s.url}/device`,
+            expires_in: 600,
+            interval: s.interval,
+          }),
+        );
         return;
       }
       if (req.url === "/oauth/token" && form.get("grant_type") === "urn:ietf:params:oauth:grant-type:device_code") {
@@ -59,7 +76,8 @@ async function startStandardsServer(): Promise<Standards> {
       }
       if (req.url === "/oauth/token" && form.get("grant_type") === "authorization_code") {
         const verifier = form.get("code_verifier") ?? "";
-        const ok = form.get("code") === "GOOD" && createHash("sha256").update(verifier).digest("base64url") === s.challenge;
+        const ok =
+          form.get("code") === "GOOD" && createHash("sha256").update(verifier).digest("base64url") === s.challenge;
         if (!ok) return oauthError(res, "invalid_grant");
         res.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify(TOKENS));
         return;
@@ -97,7 +115,11 @@ describe("sign-in against a standards-only authorization server", () => {
   after(async () => {
     await as.close();
   });
-  const client = () => createAuthorityClient({ url: as.url, credentials: { bearer: () => Promise.resolve(null), rejected: () => undefined } });
+  const client = () =>
+    createAuthorityClient({
+      url: as.url,
+      credentials: { bearer: () => Promise.resolve(null), rejected: () => undefined },
+    });
 
   it("a forged loopback callback gets 400 and the sign-in keeps waiting for the real one", async () => {
     const attempt = await startBrowserLogin(client(), 60_000);
@@ -109,20 +131,32 @@ describe("sign-in against a standards-only authorization server", () => {
       () => (settled = true),
       () => (settled = true),
     );
-    for (const forged of [`${redirect}?code=ATTACKER&state=WRONG`, `${redirect}?code=ATTACKER`, `${redirect}?error=access_denied&state=WRONG`]) {
+    for (const forged of [
+      `${redirect}?code=ATTACKER&state=WRONG`,
+      `${redirect}?code=ATTACKER`,
+      `${redirect}?error=access_denied&state=WRONG`,
+    ]) {
       const r = await fetch(forged);
       assert.equal(r.status, 400, forged);
       assert.match(await r.text(), /state mismatch/);
     }
     assert.equal(settled, false, "the forged callbacks did not end the sign-in");
-    const real = await fetch(`${redirect}?code=GOOD&state=${encodeURIComponent(authorize.searchParams.get("state") ?? "")}`);
+    const real = await fetch(
+      `${redirect}?code=GOOD&state=${encodeURIComponent(authorize.searchParams.get("state") ?? "")}`,
+    );
     assert.equal(real.status, 200);
     assert.deepEqual(await attempt.tokens, TOKENS);
     await assert.rejects(fetch(`${redirect}?code=GOOD&state=x`), "one genuine callback, then the listener is closed");
   });
 
   it("device flow: default interval 5 s, slow_down without a description adds 5 s, then tokens", async () => {
-    as.deviceAnswers = ["authorization_pending", "slow_down", "authorization_pending", "slow_down", "authorization_pending"];
+    as.deviceAnswers = [
+      "authorization_pending",
+      "slow_down",
+      "authorization_pending",
+      "slow_down",
+      "authorization_pending",
+    ];
     as.devicePolls = 0;
     const clock = fakeClock();
     const attempt = await startDeviceLogin(client(), clock);
@@ -134,7 +168,7 @@ describe("sign-in against a standards-only authorization server", () => {
     assert.deepEqual(clock.slept, [5000, 5000, 10_000, 10_000, 15_000, 15_000]);
   });
 
-  it("device flow: an interval of 0, \"x\", -3, null or 0.2 polls every 5 s and signs in", async () => {
+  it('device flow: an interval of 0, "x", -3, null or 0.2 polls every 5 s and signs in', async () => {
     try {
       for (const interval of [0, "x", -3, null, 0.2]) {
         as.interval = interval;
@@ -151,9 +185,15 @@ describe("sign-in against a standards-only authorization server", () => {
 
   it("device flow: access_denied ends with denied, expired_token with timeout (error only, no description)", async () => {
     as.deviceAnswers = ["access_denied"];
-    await assert.rejects((await startDeviceLogin(client(), fakeClock())).tokens, (err) => err instanceof LinkError && err.code === "denied");
+    await assert.rejects(
+      (await startDeviceLogin(client(), fakeClock())).tokens,
+      (err) => err instanceof LinkError && err.code === "denied",
+    );
     as.deviceAnswers = ["expired_token"];
-    await assert.rejects((await startDeviceLogin(client(), fakeClock())).tokens, (err) => err instanceof LinkError && err.code === "timeout");
+    await assert.rejects(
+      (await startDeviceLogin(client(), fakeClock())).tokens,
+      (err) => err instanceof LinkError && err.code === "timeout",
+    );
   });
 });
 
@@ -180,7 +220,12 @@ describe("the authority's device polling (fake clock, real SQLite)", () => {
 
   it("a client polling every `interval` seconds (with timer jitter) keeps getting authorization_pending", async () => {
     let t = 5_000_000;
-    const oauth = createOAuthService({ db: opened.db, keys: parseDataKeys(`k1:${newDataKey()}`), now: () => t, deviceIntervalS: 5 });
+    const oauth = createOAuthService({
+      db: opened.db,
+      keys: parseDataKeys(`k1:${newDataKey()}`),
+      now: () => t,
+      deviceIntervalS: 5,
+    });
     const d = await oauth.deviceAuthorization("piper-link");
     const answers: string[] = [];
     for (const gap of [0, 5000, 4990, 5003, 4950, 5000, 4999, 5000, 4980, 5000, 5000, 5000]) {
@@ -192,7 +237,12 @@ describe("the authority's device polling (fake clock, real SQLite)", () => {
 
   it("an early poll gets slow_down and raises the interval, without moving the clock", async () => {
     let t = 9_000_000;
-    const oauth = createOAuthService({ db: opened.db, keys: parseDataKeys(`k1:${newDataKey()}`), now: () => t, deviceIntervalS: 5 });
+    const oauth = createOAuthService({
+      db: opened.db,
+      keys: parseDataKeys(`k1:${newDataKey()}`),
+      now: () => t,
+      deviceIntervalS: 5,
+    });
     const d = await oauth.deviceAuthorization("piper-link");
     const poll = () => pollError(() => oauth.pollDevice(d.device_code, "piper-link"));
     assert.equal(await poll(), "authorization_pending");

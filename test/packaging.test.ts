@@ -26,8 +26,20 @@ function pngSize(file: string): { width: number; height: number } {
 describe("packaging", () => {
   it("electron-builder.yml passes electron-builder's own validation, and a broken one does not", async () => {
     await validateConfiguration(structuredClone(config), new DebugLogger(false));
-    await assert.rejects(validateConfiguration({ ...structuredClone(config), asar: "yes" } as unknown as Configuration, new DebugLogger(false)), /asar/);
-    await assert.rejects(validateConfiguration({ ...structuredClone(config), notAnOption: true } as unknown as Configuration, new DebugLogger(false)), /notAnOption/);
+    await assert.rejects(
+      validateConfiguration(
+        { ...structuredClone(config), asar: "yes" } as unknown as Configuration,
+        new DebugLogger(false),
+      ),
+      /asar/,
+    );
+    await assert.rejects(
+      validateConfiguration(
+        { ...structuredClone(config), notAnOption: true } as unknown as Configuration,
+        new DebugLogger(false),
+      ),
+      /notAnOption/,
+    );
   });
 
   it("sets the fuses of DESIGN.md section 7 and packs native modules outside the asar", () => {
@@ -42,7 +54,19 @@ describe("packaging", () => {
     assert.equal(fuses.enableNodeCliInspectArguments, false);
     // The window is served through its own scheme (app-protocol.ts), so file:// needs no extra privileges.
     assert.equal(fuses.grantFileProtocolExtraPrivileges, false);
-    assert.deepEqual(Object.keys(fuses).sort(), ["enableCookieEncryption", "enableEmbeddedAsarIntegrityValidation", "enableNodeCliInspectArguments", "enableNodeOptionsEnvironmentVariable", "grantFileProtocolExtraPrivileges", "onlyLoadAppFromAsar", "runAsNode"], "every fuse is set on purpose");
+    assert.deepEqual(
+      Object.keys(fuses).sort(),
+      [
+        "enableCookieEncryption",
+        "enableEmbeddedAsarIntegrityValidation",
+        "enableNodeCliInspectArguments",
+        "enableNodeOptionsEnvironmentVariable",
+        "grantFileProtocolExtraPrivileges",
+        "onlyLoadAppFromAsar",
+        "runAsNode",
+      ],
+      "every fuse is set on purpose",
+    );
     const unpacked = JSON.stringify(config.asarUnpack);
     assert.match(unpacked, /@napi-rs\/keyring/);
     assert.match(unpacked, /better-sqlite3/);
@@ -55,7 +79,12 @@ describe("packaging", () => {
   });
 
   it("every asset the config and the shell refer to exists, in the sizes its name says", () => {
-    for (const file of [config.mac?.icon, config.win?.icon, config.mac?.entitlements, config.mac?.entitlementsInherit]) {
+    for (const file of [
+      config.mac?.icon,
+      config.win?.icon,
+      config.mac?.entitlements,
+      config.mac?.entitlementsInherit,
+    ]) {
       assert.ok(typeof file === "string" && existsSync(path.join(root, file)), `${String(file)} exists`);
     }
     const icons = path.join(root, "assets", "icons");
@@ -70,8 +99,14 @@ describe("packaging", () => {
     for (const state of ["normal", "pending", "signed-out"]) {
       assert.deepEqual(pngSize(path.join(root, "assets", "tray", `tray-${state}.png`)), { width: 22, height: 22 });
       assert.deepEqual(pngSize(path.join(root, "assets", "tray", `tray-${state}@2x.png`)), { width: 44, height: 44 });
-      assert.deepEqual(pngSize(path.join(root, "assets", "tray", `tray-${state}Template.png`)), { width: 16, height: 16 });
-      assert.deepEqual(pngSize(path.join(root, "assets", "tray", `tray-${state}Template@2x.png`)), { width: 32, height: 32 });
+      assert.deepEqual(pngSize(path.join(root, "assets", "tray", `tray-${state}Template.png`)), {
+        width: 16,
+        height: 16,
+      });
+      assert.deepEqual(pngSize(path.join(root, "assets", "tray", `tray-${state}Template@2x.png`)), {
+        width: 32,
+        height: 32,
+      });
     }
     assert.equal(readFileSync(path.join(root, "assets", "icon.icns")).toString("ascii", 0, 4), "icns");
     assert.equal(readFileSync(path.join(root, "assets", "icon.ico")).readUInt16LE(2), 1, "icon.ico is an icon file");
@@ -83,7 +118,10 @@ describe("packaging", () => {
     assert.equal(r.status, 0, r.stderr);
     for (const dir of ["icons", "tray"]) {
       for (const f of readdirSync(path.join(out, dir))) {
-        assert.ok(readFileSync(path.join(out, dir, f)).equals(readFileSync(path.join(root, "assets", dir, f))), `assets/${dir}/${f} is up to date (run npm run icons)`);
+        assert.ok(
+          readFileSync(path.join(out, dir, f)).equals(readFileSync(path.join(root, "assets", dir, f))),
+          `assets/${dir}/${f} is up to date (run npm run icons)`,
+        );
       }
     }
   });

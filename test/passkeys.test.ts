@@ -9,20 +9,31 @@ import { after, before, describe, it } from "node:test";
 import type { Browser, CDPSession, Page } from "playwright-core";
 import WebSocket from "ws";
 import { LinkError } from "../src/shared/errors.js";
-import { PASSKEY_CHALLENGE_TTL_MS, passkeyOrigin, StoredPasskeysSchema, type StoredPasskey } from "../src/shared/passkeys.js";
+import {
+  PASSKEY_CHALLENGE_TTL_MS,
+  passkeyOrigin,
+  StoredPasskeysSchema,
+  type StoredPasskey,
+} from "../src/shared/passkeys.js";
 import { presenceAction } from "../src/shared/presence.js";
 import { CONTROL_SUBPROTOCOL } from "../src/shared/version.js";
 import { uiContentSecurityPolicy } from "../src/main/core/loopback/ui-assets.js";
 import { openPasskeyStepInBrowser, passkeyStepAddress } from "../src/main/app/shell-policy.js";
 import { ControlServerMessageSchema, type ControlServerMessage } from "../src/shared/control.js";
-import { createPasskeys, PASSKEY_CHALLENGES_MAX_OUTSTANDING, type Passkeys } from "../src/main/core/presence/passkeys.js";
+import {
+  createPasskeys,
+  PASSKEY_CHALLENGES_MAX_OUTSTANDING,
+  type Passkeys,
+} from "../src/main/core/presence/passkeys.js";
 import { CHROMIUM_SKIP, launchChromium } from "./chromium.js";
 import { startTestLink, type TestLink } from "./helpers.js";
 
 /** A real page for the browser to stand on: any path answers a tiny HTML document. */
 async function pageServer(): Promise<{ port: number; close(): Promise<void> }> {
   const server = http.createServer((_req, res) => {
-    res.writeHead(200, { "Content-Type": "text/html; charset=utf-8" }).end("<!doctype html><title>Piper Link passkey test</title><p>passkey test page</p>");
+    res
+      .writeHead(200, { "Content-Type": "text/html; charset=utf-8" })
+      .end("<!doctype html><title>Piper Link passkey test</title><p>passkey test page</p>");
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as AddressInfo;
@@ -41,7 +52,12 @@ async function browserCreate(page: Page, options: unknown, downgradeUv = false):
   const json = await page.evaluate(
     async ([o, downgrade]) => {
       const publicKey = PublicKeyCredential.parseCreationOptionsFromJSON(o as PublicKeyCredentialCreationOptionsJSON);
-      if (downgrade) publicKey.authenticatorSelection = { ...publicKey.authenticatorSelection, userVerification: "discouraged", residentKey: "discouraged" };
+      if (downgrade)
+        publicKey.authenticatorSelection = {
+          ...publicKey.authenticatorSelection,
+          userVerification: "discouraged",
+          residentKey: "discouraged",
+        };
       const credential = await navigator.credentials.create({ publicKey });
       if (!(credential instanceof PublicKeyCredential)) throw new Error("no public key credential");
       return JSON.stringify(credential.toJSON());
@@ -111,7 +127,14 @@ describe("passkeys as a proof of presence (real Chromium, virtual authenticator)
     cdp = await page.context().newCDPSession(page);
     await cdp.send("WebAuthn.enable", { enableUI: false });
     ({ authenticatorId } = await cdp.send("WebAuthn.addVirtualAuthenticator", {
-      options: { protocol: "ctap2", transport: "internal", hasResidentKey: true, hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true },
+      options: {
+        protocol: "ctap2",
+        transport: "internal",
+        hasResidentKey: true,
+        hasUserVerification: true,
+        isUserVerified: true,
+        automaticPresenceSimulation: true,
+      },
     }));
     await page.goto(`${passkeyOrigin(link.port)}/ui/`);
     const { challengeId, options } = await passkeys.registrationOptions();
@@ -140,7 +163,10 @@ describe("passkeys as a proof of presence (real Chromium, virtual authenticator)
     const again = await passkeys.registrationOptions();
     assert.equal(again.options.rp.id, "localhost");
     assert.equal(again.options.authenticatorSelection?.userVerification, "required");
-    assert.deepEqual(again.options.excludeCredentials?.map((c) => c.id), [registered.id]);
+    assert.deepEqual(
+      again.options.excludeCredentials?.map((c) => c.id),
+      [registered.id],
+    );
     await assert.rejects(browserCreate(page, again.options), /InvalidStateError|excluded|already/i);
   });
 
@@ -149,7 +175,10 @@ describe("passkeys as a proof of presence (real Chromium, virtual authenticator)
     const { challengeId, expiresAt, options } = await passkeys.challenge(APPROVE_A);
     assert.equal(Date.parse(expiresAt), clock + PASSKEY_CHALLENGE_TTL_MS);
     assert.equal(options.userVerification, "required");
-    assert.deepEqual(options.allowCredentials?.map((c) => c.id), [registered.id]);
+    assert.deepEqual(
+      options.allowCredentials?.map((c) => c.id),
+      [registered.id],
+    );
     const used = await passkeys.verify(challengeId, APPROVE_A, await browserGet(page, options));
     assert.equal(used.id, registered.id);
     assert.ok(used.counter > before, `counter ${before} -> ${used.counter}`);
@@ -203,13 +232,23 @@ describe("passkeys as a proof of presence (real Chromium, virtual authenticator)
     const keyCdp = await keyContext.newCDPSession(keyPage);
     await keyCdp.send("WebAuthn.enable", { enableUI: false });
     await keyCdp.send("WebAuthn.addVirtualAuthenticator", {
-      options: { protocol: "ctap2", transport: "usb", hasResidentKey: true, hasUserVerification: false, automaticPresenceSimulation: true },
+      options: {
+        protocol: "ctap2",
+        transport: "usb",
+        hasResidentKey: true,
+        hasUserVerification: false,
+        automaticPresenceSimulation: true,
+      },
     });
     await keyPage.goto(`${passkeyOrigin(link.port)}/ui/`);
     const reg = await passkeys.registrationOptions();
     const unverified = await browserCreate(keyPage, reg.options, true);
     await refusedWith(passkeys.register(reg.challengeId, unverified, "No UV key"), /did not verify you/);
-    assert.deepEqual(stored.map((p) => p.id), [registered.id], "nothing was registered");
+    assert.deepEqual(
+      stored.map((p) => p.id),
+      [registered.id],
+      "nothing was registered",
+    );
     await keyContext.close();
   });
 
@@ -271,12 +310,18 @@ describe("passkeys as a proof of presence (real Chromium, virtual authenticator)
 
 /** Trades a UI code on the control channel as the Link's page at `origin` would; the first answer. */
 async function redeemAsPage(port: number, origin: string, code: string): Promise<ControlServerMessage> {
-  const ws = new WebSocket(`ws://127.0.0.1:${port}/v1/control`, CONTROL_SUBPROTOCOL, { headers: { Host: new URL(origin).host, Origin: origin } });
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/v1/control`, CONTROL_SUBPROTOCOL, {
+    headers: { Host: new URL(origin).host, Origin: origin },
+  });
   await new Promise<void>((resolve, reject) => {
     ws.once("open", () => resolve());
     ws.once("error", reject);
   });
-  const reply = new Promise<ControlServerMessage>((resolve) => ws.once("message", (data) => resolve(ControlServerMessageSchema.parse(JSON.parse(Buffer.isBuffer(data) ? data.toString("utf8") : "null")))));
+  const reply = new Promise<ControlServerMessage>((resolve) =>
+    ws.once("message", (data) =>
+      resolve(ControlServerMessageSchema.parse(JSON.parse(Buffer.isBuffer(data) ? data.toString("utf8") : "null"))),
+    ),
+  );
   ws.send(JSON.stringify({ type: "auth", code }));
   const first = await reply;
   ws.close(1000);
@@ -310,16 +355,30 @@ describe("the Link's own page at http://localhost:PORT (where passkeys work)", (
 
   it("accepts the control channel from its page at localhost as from 127.0.0.1, and no other port's", async () => {
     for (const host of ["127.0.0.1", "localhost"]) {
-      assert.equal(await controlUpgrade(t.port, { Host: `${host}:${t.port}`, Origin: `http://${host}:${t.port}` }), "open", host);
+      assert.equal(
+        await controlUpgrade(t.port, { Host: `${host}:${t.port}`, Origin: `http://${host}:${t.port}` }),
+        "open",
+        host,
+      );
     }
-    assert.equal(await controlUpgrade(t.port, { Host: `localhost:${t.port}`, Origin: `http://localhost:${t.port + 1}` }), 403);
-    assert.equal(await controlUpgrade(t.port, { Host: `localhost:${t.port}`, Origin: `https://localhost:${t.port}` }), 403);
+    assert.equal(
+      await controlUpgrade(t.port, { Host: `localhost:${t.port}`, Origin: `http://localhost:${t.port + 1}` }),
+      403,
+    );
+    assert.equal(
+      await controlUpgrade(t.port, { Host: `localhost:${t.port}`, Origin: `https://localhost:${t.port}` }),
+      403,
+    );
     assert.match(uiContentSecurityPolicy(t.port), new RegExp(`connect-src [^;]*ws://localhost:${t.port}`));
   });
 
   it("the Electron shell hands the passkey step to the system browser at localhost with a single-use code (shell.openExternal is a double: no Electron binary here)", async () => {
     const opened: string[] = [];
-    const url = await openPasskeyStepInBrowser({ port: t.port, api: t.link.api, openExternal: (u) => (opened.push(u), Promise.resolve()) });
+    const url = await openPasskeyStepInBrowser({
+      port: t.port,
+      api: t.link.api,
+      openExternal: (u) => (opened.push(u), Promise.resolve()),
+    });
     assert.deepEqual(opened, [url]);
     const code = /^http:\/\/localhost:(\d+)\/ui\/#code=([A-Za-z0-9_-]+)$/.exec(url);
     assert.ok(code?.[2] !== undefined, url);
@@ -333,6 +392,13 @@ describe("the Link's own page at http://localhost:PORT (where passkeys work)", (
     assert.equal(again.type, "error");
 
     // When the browser cannot be opened, the caller hears it.
-    await assert.rejects(openPasskeyStepInBrowser({ port: t.port, api: t.link.api, openExternal: () => Promise.reject(new Error("no browser")) }), /no browser/);
+    await assert.rejects(
+      openPasskeyStepInBrowser({
+        port: t.port,
+        api: t.link.api,
+        openExternal: () => Promise.reject(new Error("no browser")),
+      }),
+      /no browser/,
+    );
   });
 });

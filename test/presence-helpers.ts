@@ -26,6 +26,13 @@ export function linkSigner(approvalKey: Buffer): PresenceSigner {
 }
 
 /** An approve body with a valid `link-mac` presence for `requestId` (for raw HTTP calls). */
-export function presentApprove(approvalKey: Buffer, requestId: string, body: ApproveBody): ApproveBody & { presence: ReturnType<PresenceSigner> } {
-  return { ...body, presence: signLinkPresence(approvalKey, authorityPresenceAction("approveRequest", { requestId, ...body })) };
+export function presentApprove(
+  approvalKey: Buffer,
+  requestId: string,
+  body: ApproveBody,
+): ApproveBody & { presence: ReturnType<PresenceSigner> } {
+  return {
+    ...body,
+    presence: signLinkPresence(approvalKey, authorityPresenceAction("approveRequest", { requestId, ...body })),
+  };
 }

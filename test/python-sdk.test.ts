@@ -49,7 +49,11 @@ describe("Python SDK (python/): README install, mypy --strict, pytest against a 
 
   before(async () => {
     const version = spawnSync(PYTHON, ["--version"], { encoding: "utf8" });
-    assert.equal(version.status, 0, `${PYTHON} is required for the Python SDK's tests (apt-get install python3 python3-venv python3-pytest python3-websockets python3-hatchling mypy)`);
+    assert.equal(
+      version.status,
+      0,
+      `${PYTHON} is required for the Python SDK's tests (apt-get install python3 python3-venv python3-pytest python3-websockets python3-hatchling mypy)`,
+    );
     upstream = await startUpstream(await tempDir("piper-py-ca-"));
     upstream.routes.set("/echo", (r, res) => {
       res.setHeader("content-type", "application/json");
@@ -98,7 +102,11 @@ describe("Python SDK (python/): README install, mypy --strict, pytest against a 
     // The README's command, as written (from the repository's root).
     const create = await run(PYTHON, ["-m", "venv", "--system-site-packages", venv], process.env);
     assert.equal(create.code, 0, create.out);
-    const install = await run(path.join(venv, "bin", "pip"), ["install", "--no-build-isolation", "./python"], { ...process.env, PIP_NO_INDEX: "1", PIP_DISABLE_PIP_VERSION_CHECK: "1" });
+    const install = await run(path.join(venv, "bin", "pip"), ["install", "--no-build-isolation", "./python"], {
+      ...process.env,
+      PIP_NO_INDEX: "1",
+      PIP_DISABLE_PIP_VERSION_CHECK: "1",
+    });
     assert.equal(install.code, 0, install.out);
   });
 
@@ -129,7 +137,12 @@ describe("Python SDK (python/): README install, mypy --strict, pytest against a 
       PIPER_TEST_REPO: ROOT,
     };
     // The installed package, not the source tree: pytest runs from the tests folder with the venv's python.
-    const r = await run(path.join(venv, "bin", "python"), ["-m", "pytest", "-p", "no:cacheprovider", "-q", "-rfE", "tests"], env, path.join(ROOT, "python"));
+    const r = await run(
+      path.join(venv, "bin", "python"),
+      ["-m", "pytest", "-p", "no:cacheprovider", "-q", "-rfE", "tests"],
+      env,
+      path.join(ROOT, "python"),
+    );
     assert.equal(r.code, 0, "pytest failed; its output is above");
     assert.match(r.out, /\d+ passed/);
     assert.doesNotMatch(r.out, /\d+ skipped/);

@@ -125,7 +125,11 @@ describe("the README's CLI block", () => {
     for (const entry of entries) {
       const cmd = find(program, entry.path);
       const known = new Set([...optionFlags(cmd), ...EVERYWHERE]);
-      for (const flag of entry.flags) assert.ok(known.has(flag), `README: \`${entry.path.join(" ")} ${flag}\` is not a flag of that command (${entry.line})`);
+      for (const flag of entry.flags)
+        assert.ok(
+          known.has(flag),
+          `README: \`${entry.path.join(" ")} ${flag}\` is not a flag of that command (${entry.line})`,
+        );
     }
   });
 

@@ -42,8 +42,16 @@ function command(line: string): string {
  * Runs one line of the block as a person at a terminal would: bash with a pty as its controlling
  * terminal (test/pty_run.py), where the person types the passphrase and PIN when asked.
  */
-function bash(e: CliEnv, line: string, env: NodeJS.ProcessEnv = e.env): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(PYTHON, [PTY_RUN, JSON.stringify({ answers: PERSON_ANSWERS, timeout: 60 }), "--", "bash", "-c", line], { cwd: ROOT, env, encoding: "utf8", timeout: 70_000 });
+function bash(
+  e: CliEnv,
+  line: string,
+  env: NodeJS.ProcessEnv = e.env,
+): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync(
+    PYTHON,
+    [PTY_RUN, JSON.stringify({ answers: PERSON_ANSWERS, timeout: 60 }), "--", "bash", "-c", line],
+    { cwd: ROOT, env, encoding: "utf8", timeout: 70_000 },
+  );
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -61,7 +69,13 @@ async function signInAsWritten(e: CliEnv, line: string, port: number): Promise<v
   const person = new Browser(`http://127.0.0.1:${port}`);
   const signup = await person.follow(`/device?user_code=${code}`);
   const next = /name="next" value="([^"]+)"/.exec(signup.text)?.[1]?.replace(/&#38;/g, "&") ?? "";
-  const created = await person.post("/signup", { csrf: csrfOf(signup.text), next, name: "Reader", email: "reader@example.com", password: "correct horse battery" });
+  const created = await person.post("/signup", {
+    csrf: csrfOf(signup.text),
+    next,
+    name: "Reader",
+    email: "reader@example.com",
+    password: "correct horse battery",
+  });
   const devicePage = await person.follow(created.location ?? "");
   await person.post("/device", { csrf: csrfOf(devicePage.text), user_code: code });
   assert.equal(await exited, 0, err);
@@ -69,7 +83,12 @@ async function signInAsWritten(e: CliEnv, line: string, port: number): Promise<v
 
 describe("the README's Try it block", () => {
   it("`npx piper-link` finds this clone's own CLI", () => {
-    const r = spawnSync("npx", ["piper-link", "--version"], { cwd: ROOT, encoding: "utf8", timeout: 120_000, env: { ...process.env, npm_config_offline: "true", npm_config_update_notifier: "false" } });
+    const r = spawnSync("npx", ["piper-link", "--version"], {
+      cwd: ROOT,
+      encoding: "utf8",
+      timeout: 120_000,
+      env: { ...process.env, npm_config_offline: "true", npm_config_update_notifier: "false" },
+    });
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout.trim(), /^\d+\.\d+\.\d+/);
   });
@@ -102,7 +121,8 @@ describe("the README's Try it block", () => {
         assert.ok(!cmd.includes("piper-link ") || cmd.includes(BIN), `every command uses npx piper-link: ${line}`);
         if (/ start$/.test(cmd)) cmd += " --port 0";
         if (port !== 0) cmd = cmd.replaceAll(":31477", `:${port}`);
-        if (requestId !== null) cmd = cmd.replaceAll("req_…", /req_[A-Za-z0-9_-]+/.exec(requestsOutput)?.[0] ?? "req_missing");
+        if (requestId !== null)
+          cmd = cmd.replaceAll("req_…", /req_[A-Za-z0-9_-]+/.exec(requestsOutput)?.[0] ?? "req_missing");
         if (/ login$/.test(cmd)) {
           await signInAsWritten(e, cmd, port);
           seen.push("login");
@@ -114,12 +134,18 @@ describe("the README's Try it block", () => {
         if (cmd.startsWith("curl")) assert.match(r.stdout, /^\{"instanceId":"inst_[^"]+"\}$/);
         if (/ requests$/.test(cmd)) {
           requestsOutput = r.stdout;
-          assert.ok(requestId !== null && r.stdout.includes(requestId), `requests lists the agent's request: ${r.stdout}`);
+          assert.ok(
+            requestId !== null && r.stdout.includes(requestId),
+            `requests lists the agent's request: ${r.stdout}`,
+          );
         }
         if (/ approve /.test(cmd)) {
           assert.ok(agent, "an agent asked before the approval");
           const secret = await agent.next((m) => "id" in m && m.id === 2);
-          assert.deepEqual({ type: secret.type, value: "value" in secret ? secret.value : null }, { type: "secret", value: "sk-…" });
+          assert.deepEqual(
+            { type: secret.type, value: "value" in secret ? secret.value : null },
+            { type: "secret", value: "sk-…" },
+          );
         }
         seen.push(cmd.replaceAll(cliCommand, "piper-link").split(" ").slice(0, 2).join(" "));
       }

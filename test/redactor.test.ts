@@ -41,7 +41,17 @@ describe("redactor: the encodings servers produce by default", () => {
   const needles = needlesFor(VALUE);
   // Real Python, as a server written in it would encode the value.
   const python = (code: string): Record<string, string> =>
-    z.record(z.string(), z.string()).parse(JSON.parse(execFileSync("python3", ["-c", `import sys, json, urllib.parse, html, base64, email.base64mime\nv = sys.argv[1]\n${code}`, VALUE], { encoding: "utf8" })));
+    z
+      .record(z.string(), z.string())
+      .parse(
+        JSON.parse(
+          execFileSync(
+            "python3",
+            ["-c", `import sys, json, urllib.parse, html, base64, email.base64mime\nv = sys.argv[1]\n${code}`, VALUE],
+            { encoding: "utf8" },
+          ),
+        ),
+      );
 
   it("finds the value in each encoding, whole and split into pieces", () => {
     const forms: Record<string, string> = {
@@ -58,9 +68,15 @@ describe("redactor: the encodings servers produce by default", () => {
 }))`),
       "lower-case %xx": encodeURIComponent(VALUE).replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase()),
       // Go's encoding/json escapes <, > and & by default (HTMLEscape) and leaves other text as UTF-8.
-      "Go encoding/json": JSON.stringify(VALUE).slice(1, -1).replace(/[<>&]/g, (c) => `\\u00${c.charCodeAt(0).toString(16)}`),
+      "Go encoding/json": JSON.stringify(VALUE)
+        .slice(1, -1)
+        .replace(/[<>&]/g, (c) => `\\u00${c.charCodeAt(0).toString(16)}`),
       // Go's html/template and many others write numeric references for quotes.
-      "numeric references": VALUE.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;").replaceAll("'", "&#39;").replaceAll('"', "&#34;"),
+      "numeric references": VALUE.replaceAll("&", "&amp;")
+        .replaceAll("<", "&lt;")
+        .replaceAll(">", "&gt;")
+        .replaceAll("'", "&#39;")
+        .replaceAll('"', "&#34;"),
       "hex references": VALUE.replaceAll("&", "&#x26;").replaceAll("'", "&#X27;").replaceAll('"', "&QUOT;"),
     };
     for (const [name, form] of Object.entries(forms)) {
@@ -118,7 +134,9 @@ print(json.dumps(out))`);
   it("holds back a fixed window whatever the bytes, and a timer passes on what waited", async () => {
     const released: Buffer[] = [];
     let wake: () => void = () => undefined;
-    const r = createStreamRedactor(needles, { holdMs: 0, onRelease: (b) => {
+    const r = createStreamRedactor(needles, {
+      holdMs: 0,
+      onRelease: (b) => {
         released.push(b);
         wake();
       },
@@ -176,7 +194,12 @@ describe("redactor through the call handler and a real HTTPS upstream", () => {
   let client: Upstream;
   let release: () => void = () => undefined;
   let handler: ReturnType<typeof createCallHandler>;
-  const channel = { agent: { clientId: "agent_oracle" }, process: null, identification: Promise.resolve(), connectionId: "conn_oracle" };
+  const channel = {
+    agent: { clientId: "agent_oracle" },
+    process: null,
+    identification: Promise.resolve(),
+    connectionId: "conn_oracle",
+  };
   let nextId = 1;
 
   before(async () => {
@@ -191,9 +214,22 @@ describe("redactor through the call handler and a real HTTPS upstream", () => {
       res.end("\n\n");
     });
     client = createUpstream({ extraCaPem: upstream.caPem });
-    const terms: GrantTerms = { binding: "program", lifetime: { kind: "until_revoked" }, mode: { kind: "use", destinations: [{ host: `127.0.0.1:${upstream.port}` }] }, policy: null };
-    const grants: CallGrants = { get: () => Promise.resolve({ value: SECRET, grantId: "gr_oracle", terms, fromCache: true }) };
-    handler = createCallHandler({ now: Date.now, log: pino({ level: "silent" }), grants, upstream: client, recordUse: () => undefined });
+    const terms: GrantTerms = {
+      binding: "program",
+      lifetime: { kind: "until_revoked" },
+      mode: { kind: "use", destinations: [{ host: `127.0.0.1:${upstream.port}` }] },
+      policy: null,
+    };
+    const grants: CallGrants = {
+      get: () => Promise.resolve({ value: SECRET, grantId: "gr_oracle", terms, fromCache: true }),
+    };
+    handler = createCallHandler({
+      now: Date.now,
+      log: pino({ level: "silent" }),
+      grants,
+      upstream: client,
+      recordUse: () => undefined,
+    });
   });
 
   after(async () => {
@@ -203,13 +239,31 @@ describe("redactor through the call handler and a real HTTPS upstream", () => {
   });
 
   /** Runs one call; `onFrame` sees each frame as it is sent. */
-  async function run(path: string, body: string | null, auth: Call["auth"] = { bearer: "API_TOKEN" }, onFrame?: (m: LinkMessage) => void): Promise<LinkMessage[]> {
+  async function run(
+    path: string,
+    body: string | null,
+    auth: Call["auth"] = { bearer: "API_TOKEN" },
+    onFrame?: (m: LinkMessage) => void,
+  ): Promise<LinkMessage[]> {
     const frames: LinkMessage[] = [];
-    const call: Call = { type: "call", id: nextId++, method: body === null ? "GET" : "POST", url: `${upstream.origin}${path}`, auth, wait: true, ...(body === null ? {} : { body: { text: body } }) };
-    await handler(channel, call, (m) => {
-      frames.push(m);
-      onFrame?.(m);
-    }, new AbortController().signal);
+    const call: Call = {
+      type: "call",
+      id: nextId++,
+      method: body === null ? "GET" : "POST",
+      url: `${upstream.origin}${path}`,
+      auth,
+      wait: true,
+      ...(body === null ? {} : { body: { text: body } }),
+    };
+    await handler(
+      channel,
+      call,
+      (m) => {
+        frames.push(m);
+        onFrame?.(m);
+      },
+      new AbortController().signal,
+    );
     return frames;
   }
 
@@ -219,7 +273,8 @@ describe("redactor through the call handler and a real HTTPS upstream", () => {
       frames.map((f) => {
         if (f.type === "call.chunk") return ["chunk", Buffer.from(f.data, "base64").length];
         if (f.type === "call.end") return ["end", f.bytes, f.redacted];
-        if (f.type === "call.head") return ["head", f.status, f.statusText, f.redacted, f.headers.filter(([n]) => n !== "date")];
+        if (f.type === "call.head")
+          return ["head", f.status, f.statusText, f.redacted, f.headers.filter(([n]) => n !== "date")];
         return [f.type];
       }),
     );
@@ -232,7 +287,11 @@ describe("redactor through the call handler and a real HTTPS upstream", () => {
    * observations the first position gave (1: every candidate looked the same, so no number of
    * further calls can tell them apart).
    */
-  async function attack(observe: (guess: string) => Promise<string>, maxDepth: number, budget: number): Promise<{ recovered: string; calls: number; distinct: number }> {
+  async function attack(
+    observe: (guess: string) => Promise<string>,
+    maxDepth: number,
+    budget: number,
+  ): Promise<{ recovered: string; calls: number; distinct: number }> {
     let recovered = "";
     let calls = 0;
     let distinct = 0;
@@ -261,10 +320,16 @@ describe("redactor through the call handler and a real HTTPS upstream", () => {
   it("an echoing API is no oracle: a right and a wrong guess look the same (whole answers)", async () => {
     // The redactor is at work on this route: the whole value is replaced.
     const full = await run("/echo", `pad ${SECRET}`);
-    const body = Buffer.concat(full.flatMap((f) => (f.type === "call.chunk" ? [Buffer.from(f.data, "base64")] : []))).toString();
+    const body = Buffer.concat(
+      full.flatMap((f) => (f.type === "call.chunk" ? [Buffer.from(f.data, "base64")] : [])),
+    ).toString();
     assert.equal(body, `pad ${REDACTION_MARK}`);
     // The guess at the end of the answer, where a prefix-holding redactor would split it off.
-    const result = await attack(async (guess) => observation(await run("/echo", `padding-${guess}`)), SECRET.length, 300);
+    const result = await attack(
+      async (guess) => observation(await run("/echo", `padding-${guess}`)),
+      SECRET.length,
+      300,
+    );
     assert.equal(result.recovered, "", `recovered ${result.recovered.length} characters in ${result.calls} calls`);
     assert.equal(result.distinct, 1, "every candidate gave the same observation");
     // Also at the end of a larger answer (the window is passed on as more comes).
@@ -290,7 +355,11 @@ describe("redactor through the call handler and a real HTTPS upstream", () => {
       const before = received;
       release();
       const frames = await done;
-      return JSON.stringify([before, observation(frames.filter((f) => f.type !== "call.chunk")), frames.reduce((n, f) => n + (f.type === "call.chunk" ? Buffer.from(f.data, "base64").length : 0), 0)]);
+      return JSON.stringify([
+        before,
+        observation(frames.filter((f) => f.type !== "call.chunk")),
+        frames.reduce((n, f) => n + (f.type === "call.chunk" ? Buffer.from(f.data, "base64").length : 0), 0),
+      ]);
     };
     const result = await attack(observe, 2, 64);
     assert.equal(result.recovered, "", `recovered ${result.recovered.length} characters in ${result.calls} calls`);
@@ -299,8 +368,19 @@ describe("redactor through the call handler and a real HTTPS upstream", () => {
 
   it("redacts the URL after a same-origin redirect, header names and values, and keeps the status", async () => {
     const value = "sk_test_51Hx+R3d/act=0r";
-    const terms: GrantTerms = { binding: "program", lifetime: { kind: "until_revoked" }, mode: { kind: "read" }, policy: null };
-    const own = createCallHandler({ now: Date.now, log: pino({ level: "silent" }), grants: { get: () => Promise.resolve({ value, grantId: "gr_head", terms, fromCache: true }) }, upstream: client, recordUse: () => undefined });
+    const terms: GrantTerms = {
+      binding: "program",
+      lifetime: { kind: "until_revoked" },
+      mode: { kind: "read" },
+      policy: null,
+    };
+    const own = createCallHandler({
+      now: Date.now,
+      log: pino({ level: "silent" }),
+      grants: { get: () => Promise.resolve({ value, grantId: "gr_head", terms, fromCache: true }) },
+      upstream: client,
+      recordUse: () => undefined,
+    });
     const target = new URL(`/echo/${value}/x`, upstream.origin);
     upstream.routes.set("/redirect", (r: Received, res: ServerResponse) => {
       const token = String(r.headers["authorization"] ?? "").replace(/^Bearer /, "");
@@ -314,7 +394,19 @@ describe("redactor through the call handler and a real HTTPS upstream", () => {
       res.end("ok");
     });
     const frames: LinkMessage[] = [];
-    await own(channel, { type: "call", id: nextId++, method: "GET", url: `${upstream.origin}/redirect`, auth: { bearer: "API_TOKEN" }, wait: true }, (m) => frames.push(m), new AbortController().signal);
+    await own(
+      channel,
+      {
+        type: "call",
+        id: nextId++,
+        method: "GET",
+        url: `${upstream.origin}/redirect`,
+        auth: { bearer: "API_TOKEN" },
+        wait: true,
+      },
+      (m) => frames.push(m),
+      new AbortController().signal,
+    );
     const head = frames.find((f) => f.type === "call.head");
     assert.ok(head?.type === "call.head", JSON.stringify(frames));
     assert.equal(upstream.received.at(-1)?.url, target.pathname, "the redirect was followed");
@@ -322,9 +414,16 @@ describe("redactor through the call handler and a real HTTPS upstream", () => {
     assert.equal(head.redacted, true);
     assert.ok(head.url.includes(REDACTION_MARK), head.url);
     assert.ok(head.headers.some(([n, v]) => n === "x-piper-link-redacted-name" && v === "named after the value"));
-    assert.deepEqual(head.headers.find(([n]) => n === "x-lower"), ["x-lower", REDACTION_MARK]);
-    assert.deepEqual(head.headers.find(([n]) => n === "x-quoted"), ["x-quoted", REDACTION_MARK]);
+    assert.deepEqual(
+      head.headers.find(([n]) => n === "x-lower"),
+      ["x-lower", REDACTION_MARK],
+    );
+    assert.deepEqual(
+      head.headers.find(([n]) => n === "x-quoted"),
+      ["x-quoted", REDACTION_MARK],
+    );
     const text = JSON.stringify(frames).toLowerCase();
-    for (const form of [value, encodeURIComponent(value), Buffer.from(value).toString("hex"), target.pathname]) assert.ok(!text.includes(form.toLowerCase()), form);
+    for (const form of [value, encodeURIComponent(value), Buffer.from(value).toString("hex"), target.pathname])
+      assert.ok(!text.includes(form.toLowerCase()), form);
   });
 });

@@ -17,16 +17,32 @@ for (const engine of ENGINES) {
       const opened = await openDatabase(db.location);
       try {
         const clock = { t: 1_800_000_000_000 };
-        const service = createService({ db: opened.db, keys: parseDataKeys(`k1:${newDataKey()}`), bus: createLocalBus(), now: () => clock.t, requestTtlMs: 60_000 });
+        const service = createService({
+          db: opened.db,
+          keys: parseDataKeys(`k1:${newDataKey()}`),
+          bus: createLocalBus(),
+          now: () => clock.t,
+          requestTtlMs: 60_000,
+        });
         const { userId } = await service.createUser("Test");
         const instanceId = await service.registerInstance(userId, "test machine");
         await service.setSecret(userId, "TOKEN", "v");
 
-        const first = await service.resolve(userId, { instanceId, agentClientId: "agent_h", agentName: "Old Name", variable: "TOKEN" });
+        const first = await service.resolve(userId, {
+          instanceId,
+          agentClientId: "agent_h",
+          agentName: "Old Name",
+          variable: "TOKEN",
+        });
         const firstId = pendingRequestId(first);
         clock.t += 1000;
         // The same agent, renamed, asks for something else later.
-        await service.resolve(userId, { instanceId, agentClientId: "agent_h", agentName: "New Name", variable: "OTHER" });
+        await service.resolve(userId, {
+          instanceId,
+          agentClientId: "agent_h",
+          agentName: "New Name",
+          variable: "OTHER",
+        });
         const all = await service.listRequests(userId, "all");
         const names = new Map(all.map((r) => [r.variable, r.agentName]));
         assert.equal(names.get("token"), "Old Name", "the first request still says who asked then");
@@ -35,7 +51,9 @@ for (const engine of ENGINES) {
         // Approve for 1 hour and revoke: the grant.ended event names the agent.
         const grant = await service.approve(userId, firstId, { scope: { kind: "duration", durationMs: 3_600_000 } });
         await service.revokeGrant(userId, grant.id);
-        const ended = (await service.listAudit(userId, { limit: 50, agent: "agent_h" })).events.find((e) => e.action === "grant.ended");
+        const ended = (await service.listAudit(userId, { limit: 50, agent: "agent_h" })).events.find(
+          (e) => e.action === "grant.ended",
+        );
         assert.ok(ended, "filtering by agent finds the revocation");
         assert.equal(ended.agentClientId, "agent_h");
         assert.equal(ended.outcome, "revoked");
@@ -43,7 +61,9 @@ for (const engine of ENGINES) {
         // The other request expires: that event names the agent too.
         clock.t += 120_000;
         assert.equal(await service.expireRequests(), 1);
-        const expired = (await service.listAudit(userId, { limit: 50, agent: "agent_h" })).events.find((e) => e.action === "request.expired");
+        const expired = (await service.listAudit(userId, { limit: 50, agent: "agent_h" })).events.find(
+          (e) => e.action === "request.expired",
+        );
         assert.equal(expired?.agentClientId, "agent_h");
       } finally {
         await opened.close();

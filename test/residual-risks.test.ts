@@ -8,7 +8,15 @@ import net from "node:net";
 import path from "node:path";
 import { after, describe, it } from "node:test";
 import { readLinkEnv } from "../src/main/core/runtime/env.js";
-import { createResidualRisks, machineRisks, MACHINE_FACTS_TTL_MS, stateRisks, writableBy, type MachineInputs, type Writer } from "../src/main/core/runtime/residual-risks.js";
+import {
+  createResidualRisks,
+  machineRisks,
+  MACHINE_FACTS_TTL_MS,
+  stateRisks,
+  writableBy,
+  type MachineInputs,
+  type Writer,
+} from "../src/main/core/runtime/residual-risks.js";
 import { startTestLink, tempDir, type TestLink } from "./helpers.js";
 
 const me: Writer = { uid: process.getuid?.() ?? 1000, gids: process.getgroups?.() ?? [] };
@@ -32,7 +40,15 @@ async function procWithScope(scope: string | null): Promise<(relative: string) =
 }
 
 function inputs(over: Partial<MachineInputs>): MachineInputs {
-  return { platform: "linux", env: {}, readProc: () => "1\n", installRoot: null, unitFile: null, writer: stranger, ...over };
+  return {
+    platform: "linux",
+    env: {},
+    readProc: () => "1\n",
+    installRoot: null,
+    unitFile: null,
+    writer: stranger,
+    ...over,
+  };
 }
 
 const codes = (risks: Array<{ code: string }>): string[] => risks.map((r) => r.code);
@@ -48,17 +64,32 @@ describe("residual risks read from the machine", () => {
       [{ XDG_SESSION_TYPE: "tty" }, false],
       [{}, false],
     ];
-    for (const [env, x11] of table) assert.equal(codes(machineRisks(inputs({ env }))).includes("x11_session"), x11, JSON.stringify(env));
-    assert.deepEqual(machineRisks(inputs({ platform: "darwin", env: { DISPLAY: ":0" } })), [], "X11 and Yama are Linux's");
+    for (const [env, x11] of table)
+      assert.equal(codes(machineRisks(inputs({ env }))).includes("x11_session"), x11, JSON.stringify(env));
+    assert.deepEqual(
+      machineRisks(inputs({ platform: "darwin", env: { DISPLAY: ":0" } })),
+      [],
+      "X11 and Yama are Linux's",
+    );
     const [risk] = machineRisks(inputs({ env: { DISPLAY: ":0" } }));
     assert.match(risk?.message ?? "", /X11.*Approve.*Wayland/);
   });
 
   it("Yama: ptrace_scope 0 or absent is a risk; 1, 2 and 3 are not", async () => {
-    for (const [scope, risky] of [["0", true], [null, true], ["1", false], ["2", false], ["3", false]] as const) {
+    for (const [scope, risky] of [
+      ["0", true],
+      [null, true],
+      ["1", false],
+      ["2", false],
+      ["3", false],
+    ] as const) {
       const risks = machineRisks(inputs({ readProc: await procWithScope(scope) }));
       assert.equal(codes(risks).includes("ptrace_scope_0"), risky, String(scope));
-      if (risky) assert.match(risks[0]?.message ?? "", scope === null ? /no Yama ptrace protection/ : /kernel\.yama\.ptrace_scope is 0.*sysctl/);
+      if (risky)
+        assert.match(
+          risks[0]?.message ?? "",
+          scope === null ? /no Yama ptrace protection/ : /kernel\.yama\.ptrace_scope is 0.*sysctl/,
+        );
     }
   });
 
@@ -95,11 +126,28 @@ describe("residual risks read from the machine", () => {
     await fs.chmod(asar, 0o644);
 
     const owner = machineRisks(inputs({ installRoot: root, unitFile: unit, writer: me }));
-    assert.deepEqual(codes(owner).filter((c) => c !== "ptrace_scope_0"), ["install_writable", "unit_writable"]);
-    assert.match(owner.find((r) => r.code === "install_writable")?.message ?? "", new RegExp(`\\(${root}\\) can be changed by your user account.*owned by root`));
-    assert.match(owner.find((r) => r.code === "unit_writable")?.message ?? "", new RegExp(`sudo chown root:root ${unit} && sudo chmod 644 ${unit}`));
-    assert.deepEqual(machineRisks(inputs({ installRoot: root, unitFile: unit, writer: stranger })), [], "nothing the stranger may write");
-    assert.deepEqual(machineRisks(inputs({ unitFile: path.join(root, "none.service"), writer: me })), [], "no unit file, no risk");
+    assert.deepEqual(
+      codes(owner).filter((c) => c !== "ptrace_scope_0"),
+      ["install_writable", "unit_writable"],
+    );
+    assert.match(
+      owner.find((r) => r.code === "install_writable")?.message ?? "",
+      new RegExp(`\\(${root}\\) can be changed by your user account.*owned by root`),
+    );
+    assert.match(
+      owner.find((r) => r.code === "unit_writable")?.message ?? "",
+      new RegExp(`sudo chown root:root ${unit} && sudo chmod 644 ${unit}`),
+    );
+    assert.deepEqual(
+      machineRisks(inputs({ installRoot: root, unitFile: unit, writer: stranger })),
+      [],
+      "nothing the stranger may write",
+    );
+    assert.deepEqual(
+      machineRisks(inputs({ unitFile: path.join(root, "none.service"), writer: me })),
+      [],
+      "no unit file, no risk",
+    );
 
     // An archive: read-only itself, but replaceable through its folder.
     await fs.chmod(asar, 0o444);
@@ -112,10 +160,22 @@ describe("residual risks read from the machine", () => {
 
 describe("residual risks from the Link's state", () => {
   it("port taken, unattended unlock, not dumpable: each a sentence that says what to do", () => {
-    assert.deepEqual(stateRisks({ preferredPort: 31477, port: 31477, fallback: false, unattended: false, dumpableFailure: null }), []);
-    const risks = stateRisks({ preferredPort: 31477, port: 40001, fallback: true, unattended: true, dumpableFailure: "prctl(PR_SET_DUMPABLE, 0) failed (errno 22)" });
+    assert.deepEqual(
+      stateRisks({ preferredPort: 31477, port: 31477, fallback: false, unattended: false, dumpableFailure: null }),
+      [],
+    );
+    const risks = stateRisks({
+      preferredPort: 31477,
+      port: 40001,
+      fallback: true,
+      unattended: true,
+      dumpableFailure: "prctl(PR_SET_DUMPABLE, 0) failed (errno 22)",
+    });
     assert.deepEqual(codes(risks), ["port_taken", "unattended_unlock", "not_dumpable_failed"]);
-    assert.match(risks[0]?.message ?? "", /Another program holds port 31477, so Piper Link listens on 40001\..*ss -ltnp 'sport = :31477'/);
+    assert.match(
+      risks[0]?.message ?? "",
+      /Another program holds port 31477, so Piper Link listens on 40001\..*ss -ltnp 'sport = :31477'/,
+    );
     assert.match(risks[1]?.message ?? "", /PIPER_LINK_PASSPHRASE_FILE.*Approvals still need/);
     assert.match(risks[2]?.message ?? "", /\(prctl\(PR_SET_DUMPABLE, 0\) failed \(errno 22\)\).*piper-link lock/);
   });
@@ -123,7 +183,13 @@ describe("residual risks from the Link's state", () => {
   it("machine facts are read once per TTL, the state on every call", async () => {
     const config = await tempDir("piper-link-config-");
     let t = 1_000_000;
-    const risks = createResidualRisks({ profile: "default", env: readLinkEnv({ XDG_CONFIG_HOME: config }, "linux"), installRoot: null, now: () => t, machine: { readProc: () => "1\n", writer: me } });
+    const risks = createResidualRisks({
+      profile: "default",
+      env: readLinkEnv({ XDG_CONFIG_HOME: config }, "linux"),
+      installRoot: null,
+      now: () => t,
+      machine: { readProc: () => "1\n", writer: me },
+    });
     const state = { preferredPort: 31477, port: 31477, fallback: false, unattended: false, dumpableFailure: null };
     assert.deepEqual(risks.current(state), []);
     // The unit file appears; the cached facts do not see it until the TTL has passed.
@@ -131,7 +197,11 @@ describe("residual risks from the Link's state", () => {
     await fs.mkdir(path.dirname(unit), { recursive: true });
     await fs.writeFile(unit, "[Unit]\n");
     t += MACHINE_FACTS_TTL_MS - 1;
-    assert.deepEqual(codes(risks.current({ ...state, unattended: true })), ["unattended_unlock"], "the state is read on every call");
+    assert.deepEqual(
+      codes(risks.current({ ...state, unattended: true })),
+      ["unattended_unlock"],
+      "the state is read on every call",
+    );
     t += 1;
     assert.deepEqual(codes(risks.current(state)), ["unit_writable"]);
     assert.match(risks.current(state)[0]?.message ?? "", new RegExp(unit));
@@ -153,21 +223,31 @@ describe("a real Link's status lists its risks", () => {
     const address = squatter.address();
     assert.ok(address !== null && typeof address === "object");
     const installRoot = await tempDir("piper-link-install-");
-    const t = await startTestLink({ port: address.port, pyperPort: 0, installRoot, hardening: { dumpableFailure: "test: prctl refused" } });
+    const t = await startTestLink({
+      port: address.port,
+      pyperPort: 0,
+      installRoot,
+      hardening: { dumpableFailure: "test: prctl refused" },
+    });
     links.push(t);
     const status = t.link.status();
     assert.equal(status.portFallback, true);
     const found = codes(status.risks);
-    for (const code of ["port_taken", "not_dumpable_failed"]) assert.ok(found.includes(code), `${code} in ${JSON.stringify(found)}`);
+    for (const code of ["port_taken", "not_dumpable_failed"])
+      assert.ok(found.includes(code), `${code} in ${JSON.stringify(found)}`);
     // The test's own files are its user's: writable, whoever runs the tests.
     assert.ok(found.includes("install_writable"), JSON.stringify(found));
-    assert.match(status.risks.find((r) => r.code === "port_taken")?.message ?? "", new RegExp(`holds port ${address.port}, so Piper Link listens on ${status.port}\\.`));
+    assert.match(
+      status.risks.find((r) => r.code === "port_taken")?.message ?? "",
+      new RegExp(`holds port ${address.port}, so Piper Link listens on ${status.port}\\.`),
+    );
   });
 
   it("a Link without those has none of them (and none of the state's)", async () => {
     const t = await startTestLink({ installRoot: null });
     links.push(t);
     const found = codes(t.link.status().risks);
-    for (const code of ["port_taken", "not_dumpable_failed", "install_writable", "unattended_unlock"]) assert.equal(found.includes(code), false, code);
+    for (const code of ["port_taken", "not_dumpable_failed", "install_writable", "unattended_unlock"])
+      assert.equal(found.includes(code), false, code);
   });
 });

@@ -17,7 +17,10 @@ const agents: TestAgent[] = [];
 
 /** The Approve dialog's default terms, as the window sends them with "Approve all". */
 const DEFAULT_TERMS = {
-  scope: DEFAULT_GRANT_TERMS.lifetime.kind === "duration" ? { kind: "duration" as const, durationMs: DEFAULT_GRANT_TERMS.lifetime.durationMs } : { kind: "until_revoked" as const },
+  scope:
+    DEFAULT_GRANT_TERMS.lifetime.kind === "duration"
+      ? { kind: "duration" as const, durationMs: DEFAULT_GRANT_TERMS.lifetime.durationMs }
+      : { kind: "until_revoked" as const },
   binding: DEFAULT_GRANT_TERMS.binding,
 };
 
@@ -46,7 +49,8 @@ describe("resolveMany: one card for several secrets, partial results (issue 13 i
   before(async () => {
     t = await startTestLink({ authority: { kind: "embedded" } });
     await t.link.api.devSignIn({});
-    for (const name of ["GRANTED_A", "DENIED_C", "BATCH_X", "BATCH_Y"]) await t.link.api.setSecret({ name, value: `value-of-${name}` });
+    for (const name of ["GRANTED_A", "DENIED_C", "BATCH_X", "BATCH_Y"])
+      await t.link.api.setSecret({ name, value: `value-of-${name}` });
   });
   after(async () => {
     for (const a of agents) a.close();
@@ -61,21 +65,39 @@ describe("resolveMany: one card for several secrets, partial results (issue 13 i
     assert.equal(first.type, "pending");
     await t.link.api.approveRequest({ requestId: first.requestId, ...DEFAULT_TERMS, presence: TEST_PROOF });
 
-    a.send({ type: "resolveMany", id: 3, variables: ["GRANTED_A", "MISSING_B", "DENIED_C"], reason: "deploy", timeoutMs: 2500 });
+    a.send({
+      type: "resolveMany",
+      id: 3,
+      variables: ["GRANTED_A", "MISSING_B", "DENIED_C"],
+      reason: "deploy",
+      timeoutMs: 2500,
+    });
     const pending = await a.next((m) => "id" in m && m.id === 3, 15_000);
     assert.equal(pending.type, "pending");
     const cards = await pendingOf("agent_many", 2);
-    assert.deepEqual(new Set(pending.requestIds), new Set(cards.map((r) => r.id)), "one pending frame names every request");
+    assert.deepEqual(
+      new Set(pending.requestIds),
+      new Set(cards.map((r) => r.id)),
+      "one pending frame names every request",
+    );
     assert.equal(pending.requestId, pending.requestIds?.[0]);
     assert.ok(pending.batchId);
-    assert.deepEqual(cards.map((r) => r.batchId), [pending.batchId, pending.batchId], "the requests share one batch: one card");
+    assert.deepEqual(
+      cards.map((r) => r.batchId),
+      [pending.batchId, pending.batchId],
+      "the requests share one batch: one card",
+    );
     assert.deepEqual(cards.map((r) => r.variable).sort(), ["denied_c", "missing_b"]);
 
     // The person approves the missing one (fails on its own, clearly) and denies the other.
     const missing = cards.find((r) => r.variable === "missing_b");
     const denied = cards.find((r) => r.variable === "denied_c");
     assert.ok(missing && denied);
-    const approved = await t.link.api.approveRequests({ items: [{ requestId: missing.id }, { requestId: "req_nobody" }], ...DEFAULT_TERMS, presence: TEST_PROOF });
+    const approved = await t.link.api.approveRequests({
+      items: [{ requestId: missing.id }, { requestId: "req_nobody" }],
+      ...DEFAULT_TERMS,
+      presence: TEST_PROOF,
+    });
     assert.deepEqual(
       approved.results.map((r) => (r.ok ? [r.requestId, "ok"] : [r.requestId, r.error.code])),
       [
@@ -107,26 +129,43 @@ describe("resolveMany: one card for several secrets, partial results (issue 13 i
     const client = createPiperClient({ clientId: "agent_sdk_many", linkUrl: t.url, env: { BATCH_Z: "z-from-env" } });
     try {
       let announced: { variables: string[]; requestIds: string[]; batchId: string | null } | null = null;
-      const asked = client.getSecrets(["BATCH_X", "BATCH_Y", "BATCH_Z"], { reason: "nightly job", timeoutMs: 20_000, onPending: (info) => (announced = info) });
+      const asked = client.getSecrets(["BATCH_X", "BATCH_Y", "BATCH_Z"], {
+        reason: "nightly job",
+        timeoutMs: 20_000,
+        onPending: (info) => (announced = info),
+      });
       const cards = await pendingOf("agent_sdk_many", 3);
       const batch = cards[0]?.batchId;
       assert.ok(batch);
-      assert.ok(cards.every((r) => r.batchId === batch), "one card for the three");
+      assert.ok(
+        cards.every((r) => r.batchId === batch),
+        "one card for the three",
+      );
       await waitFor(() => announced !== null, "onPending");
 
       const z = cards.find((r) => r.variable === "batch_z");
       assert.ok(z);
       const xy = cards.filter((r) => r !== z).map((r) => ({ requestId: r.id }));
       const all = await t.link.api.approveRequests({ items: xy, ...DEFAULT_TERMS, presence: TEST_PROOF });
-      assert.deepEqual(all.results.map((r) => r.ok), [true, true]);
-      assert.deepEqual(all.results.map((r) => (r.ok ? r.grant.binding?.kind : null)), ["program", "program"]);
+      assert.deepEqual(
+        all.results.map((r) => r.ok),
+        [true, true],
+      );
+      assert.deepEqual(
+        all.results.map((r) => (r.ok ? r.grant.binding?.kind : null)),
+        ["program", "program"],
+      );
       await t.link.api.denyRequest({ requestId: z.id });
 
       const got = await asked;
       assert.deepEqual(Object.keys(got).sort(), ["BATCH_X", "BATCH_Y", "BATCH_Z"]);
       assert.equal(valueOf(got["BATCH_X"]), "value-of-BATCH_X");
       assert.equal(valueOf(got["BATCH_Y"]), "value-of-BATCH_Y");
-      assert.deepEqual(got["BATCH_Z"], { value: "z-from-env", source: "environment_variable", variable: "BATCH_Z" }, "denied at the Link, found in the environment");
+      assert.deepEqual(
+        got["BATCH_Z"],
+        { value: "z-from-env", source: "environment_variable", variable: "BATCH_Z" },
+        "denied at the Link, found in the environment",
+      );
       assert.equal(got["BATCH_X"] && "source" in got["BATCH_X"] ? got["BATCH_X"].source : null, "piper");
 
       // The same program asks again: served at once, no new request.
@@ -149,7 +188,10 @@ describe("resolveMany: one card for several secrets, partial results (issue 13 i
         assert.ok(entry.error instanceof PiperError);
         assert.equal(entry.error.code, "grant_needed");
       }
-      await assert.rejects(client.getSecrets([]), (err: unknown) => err instanceof PiperError && err.code === "invalid_variable");
+      await assert.rejects(
+        client.getSecrets([]),
+        (err: unknown) => err instanceof PiperError && err.code === "invalid_variable",
+      );
     } finally {
       client.close();
     }
@@ -172,12 +214,18 @@ describe("piper-link approve ID1 ID2 … (the compiled CLI against a running Lin
       assert.equal((await a.next((m) => "id" in m && m.id === 2, 15_000)).type, "pending");
       const cards = await cliJsonAsync(e, ["requests"], z.array(RequestViewSchema));
       const batch = cards[0]?.batchId;
-      assert.ok(typeof batch === "string" && cards.length === 3 && cards.every((r) => r.batchId === batch), "one card: the three share a batch");
+      assert.ok(
+        typeof batch === "string" && cards.length === 3 && cards.every((r) => r.batchId === batch),
+        "one card: the three share a batch",
+      );
       const ids = ["cli_p", "cli_q", "cli_r"].map((v) => cards.find((r) => r.variable === v)?.id ?? "");
       const out = cli(e, ["approve", ...ids, "--for", "1h", "--json"]);
       assert.equal(out.code, 1, out.stderr);
       const results = z.array(ApproveItemResultSchema).parse(JSON.parse(out.stdout));
-      assert.deepEqual(results.map((r) => (r.ok ? r.grant.scope : r.error.code)), ["duration", "duration", "secret_not_found"]);
+      assert.deepEqual(
+        results.map((r) => (r.ok ? r.grant.scope : r.error.code)),
+        ["duration", "duration", "secret_not_found"],
+      );
       assert.notEqual(cli(e, ["approve", ...ids, "--secret", "CLI_P"]).code, 0, "--secret names one request's secret");
       const answer = await a.next((m) => "id" in m && m.id === 2, 15_000);
       assert.equal(answer.type, "secrets");

@@ -10,7 +10,18 @@
 // what came back) as a test diagnostic, for the record.
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, it, mock, type TestContext } from "node:test";
@@ -91,18 +102,29 @@ function userIds(): { uid: number; gid: number } {
 /** The argv that runs `argv` as the Link's user with exactly `env` (runuser when we are root). */
 function asUser(argv: readonly string[], env: Record<string, string>): [string, string[]] {
   if (!IS_ROOT) return [argv[0] ?? "", argv.slice(1)];
-  return ["runuser", ["-u", ATTACK_USER, "--", "/usr/bin/env", "-i", ...Object.entries(env).map(([k, v]) => `${k}=${v}`), ...argv]];
+  return [
+    "runuser",
+    ["-u", ATTACK_USER, "--", "/usr/bin/env", "-i", ...Object.entries(env).map(([k, v]) => `${k}=${v}`), ...argv],
+  ];
 }
 
 /**
  * Runs `argv` as the Link's user and collects its output. `detached` puts it in a new session: no
  * controlling terminal, as an agent's subprocess has none.
  */
-function run(argv: readonly string[], opts: { input?: string; timeoutMs?: number; detached?: boolean; env?: Record<string, string> } = {}): Promise<Run> {
+function run(
+  argv: readonly string[],
+  opts: { input?: string; timeoutMs?: number; detached?: boolean; env?: Record<string, string> } = {},
+): Promise<Run> {
   const env = { ...user.env, ...opts.env };
   const [cmd, args] = asUser(argv, env);
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd: user.root, env: IS_ROOT ? { PATH: env["PATH"] ?? "" } : env, stdio: ["pipe", "pipe", "pipe"], detached: opts.detached ?? true });
+    const child = spawn(cmd, args, {
+      cwd: user.root,
+      env: IS_ROOT ? { PATH: env["PATH"] ?? "" } : env,
+      stdio: ["pipe", "pipe", "pipe"],
+      detached: opts.detached ?? true,
+    });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
@@ -120,11 +142,22 @@ function run(argv: readonly string[], opts: { input?: string; timeoutMs?: number
 const node = (...args: string[]): string[] => [process.execPath, ...args];
 const cliArgv = (...args: string[]): string[] => node(user.bin, ...args);
 /** A TypeScript attacker script under test/attacks, run with tsx as the Link's user. */
-const attackArgv = (script: string, ...args: string[]): string[] => node("--import", "tsx", path.join(user.root, "test", "attacks", script), ...args);
+const attackArgv = (script: string, ...args: string[]): string[] =>
+  node("--import", "tsx", path.join(user.root, "test", "attacks", script), ...args);
 
 /** Runs the CLI with a pty the caller allocates (test/pty_run.py), typing `answers` at its prompts. */
-function ptyArgv(args: readonly string[], answers: ReadonlyArray<readonly [string, string]>, transcript?: string): string[] {
-  return [PYTHON, path.join(user.root, "test", "pty_run.py"), JSON.stringify({ answers, timeout: 60, ...(transcript ? { transcript } : {}) }), "--", ...cliArgv(...args)];
+function ptyArgv(
+  args: readonly string[],
+  answers: ReadonlyArray<readonly [string, string]>,
+  transcript?: string,
+): string[] {
+  return [
+    PYTHON,
+    path.join(user.root, "test", "pty_run.py"),
+    JSON.stringify({ answers, timeout: 60, ...(transcript ? { transcript } : {}) }),
+    "--",
+    ...cliArgv(...args),
+  ];
 }
 
 /** The CLI as the person runs it at a terminal (the pty types the person's answers). */
@@ -175,15 +208,28 @@ interface Agent {
 
 function startAgent(clientId: string, counted = true): Promise<Agent> {
   const [cmd, args] = asUser(attackArgv("agent.ts", SECRET, clientId), user.env);
-  const child = spawn(cmd, args, { cwd: user.root, env: IS_ROOT ? { PATH: user.env["PATH"] ?? "" } : user.env, stdio: ["ignore", "pipe", "pipe"], detached: true });
+  const child = spawn(cmd, args, {
+    cwd: user.root,
+    env: IS_ROOT ? { PATH: user.env["PATH"] ?? "" } : user.env,
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+  });
   let out = "";
   child.stdout.on("data", (c: Buffer) => (out += c.toString()));
   child.stderr.on("data", (c: Buffer) => (out += c.toString()));
   const done = new Promise<{ delivered?: string; refused?: string }>((resolve) =>
     child.once("close", () => {
       if (counted) attackerOutput += out;
-      const last = out.trim().split("\n").filter((l) => l.startsWith("{")).pop();
-      resolve(last === undefined ? { refused: `exited: ${out}` } : (JSON.parse(last) as { delivered?: string; refused?: string }));
+      const last = out
+        .trim()
+        .split("\n")
+        .filter((l) => l.startsWith("{"))
+        .pop();
+      resolve(
+        last === undefined
+          ? { refused: `exited: ${out}` }
+          : (JSON.parse(last) as { delivered?: string; refused?: string }),
+      );
     }),
   );
   return new Promise((resolve, reject) => {
@@ -208,12 +254,34 @@ function startAgent(clientId: string, counted = true): Promise<Agent> {
  */
 function reachableProject(base: string, env: Record<string, string>): string {
   if (!IS_ROOT) return PROJECT;
-  const probe = ["bin/piper-link.js", "dist/main/cli/main.js", "node_modules/tsx/package.json", "node_modules/better-sqlite3/package.json", "test/pty_run.py", "test/attacks/agent.ts", "packages/sdk/dist/packages/sdk/src/index.js"];
-  const [cmd, args] = asUser(["/bin/sh", "-c", probe.map((p) => `test -r ${JSON.stringify(path.join(PROJECT, p))}`).join(" && ")], env);
+  const probe = [
+    "bin/piper-link.js",
+    "dist/main/cli/main.js",
+    "node_modules/tsx/package.json",
+    "node_modules/better-sqlite3/package.json",
+    "test/pty_run.py",
+    "test/attacks/agent.ts",
+    "packages/sdk/dist/packages/sdk/src/index.js",
+  ];
+  const [cmd, args] = asUser(
+    ["/bin/sh", "-c", probe.map((p) => `test -r ${JSON.stringify(path.join(PROJECT, p))}`).join(" && ")],
+    env,
+  );
   if (spawnSync(cmd, args).status === 0) return PROJECT;
   const copy = path.join(base, "project");
   mkdirSync(copy, { mode: 0o755 });
-  for (const part of ["bin", "dist", "src", "packages", "test", "node_modules", "package.json", "tsconfig.base.json", "tsconfig.json"]) copyReadableByAll(path.join(PROJECT, part), path.join(copy, part));
+  for (const part of [
+    "bin",
+    "dist",
+    "src",
+    "packages",
+    "test",
+    "node_modules",
+    "package.json",
+    "tsconfig.base.json",
+    "tsconfig.json",
+  ])
+    copyReadableByAll(path.join(PROJECT, part), path.join(copy, part));
   // The SDK is an npm workspace: node_modules/@piper-link/sdk links to packages/sdk. Made again as
   // that link in the copy (a dereferenced copy of it is not found by every Node version's resolver).
   const sdk = path.join(copy, "node_modules", "@piper-link", "sdk");
@@ -270,7 +338,9 @@ describe("same-user attacks: an agent running as you cannot say yes or read the 
     const root = reachableProject(base, env);
     user = { home, profile, env, root, bin: path.join(root, "bin", "piper-link.js") };
     prepared = true;
-    env["DBUS_SESSION_BUS_ADDRESS"] = IS_ROOT ? await startUserBus(env) : (process.env["DBUS_SESSION_BUS_ADDRESS"] ?? "");
+    env["DBUS_SESSION_BUS_ADDRESS"] = IS_ROOT
+      ? await startUserBus(env)
+      : (process.env["DBUS_SESSION_BUS_ADDRESS"] ?? "");
     const mkdirs = await run(["/bin/mkdir", "-m", "700", "-p", env["XDG_RUNTIME_DIR"] ?? ""]);
     assert.equal(mkdirs.code, 0, mkdirs.stderr);
 
@@ -284,7 +354,9 @@ describe("same-user attacks: an agent running as you cannot say yes or read the 
     const signIn = await run(cliArgv("dev", "sign-in", "--json"));
     assert.equal(signIn.code, 0, signIn.stderr);
     // The secret may go only to HOST: widening that list is a yes the person gives with the PIN.
-    const set = await run(ptyArgv(["secrets", "set", SECRET, "--host", HOST, "--json"], PERSON), { input: `${VALUE}\n` });
+    const set = await run(ptyArgv(["secrets", "set", SECRET, "--host", HOST, "--json"], PERSON), {
+      input: `${VALUE}\n`,
+    });
     assert.equal(set.code, 0, set.stdout + set.stderr);
   });
 
@@ -315,13 +387,22 @@ describe("same-user attacks: an agent running as you cannot say yes or read the 
     });
 
     it("1. self-approval through the CLI with no terminal: exit 2, presence_required", async (t) => {
-      const r = await attacker(cliArgv("approve", agent.requestId, "--until-revoked", "--bind", "any", "--json"), { detached: true });
+      const r = await attacker(cliArgv("approve", agent.requestId, "--until-revoked", "--bind", "any", "--json"), {
+        detached: true,
+      });
       assert.equal(r.code, 2, r.stdout + r.stderr);
       const err = ErrorOut.parse(lastJson(r.stdout));
       assert.equal(err.error, "presence_required");
       assert.equal(err.message, NO_TERMINAL_MESSAGE);
-      assert.equal((await pending()).some((p) => p.id === agent.requestId), true, "the request is still pending");
-      note(t, `attack 1a: piper-link approve ${agent.requestId} --until-revoked --bind any (no tty) -> exit ${r.code} ${err.error}`);
+      assert.equal(
+        (await pending()).some((p) => p.id === agent.requestId),
+        true,
+        "the request is still pending",
+      );
+      note(
+        t,
+        `attack 1a: piper-link approve ${agent.requestId} --until-revoked --bind any (no tty) -> exit ${r.code} ${err.error}`,
+      );
     });
 
     it("3. the control channel with the token from the control file: widening calls need a proof; deny, revoke, lock and status do not", async (t) => {
@@ -336,8 +417,14 @@ describe("same-user attacks: an agent running as you cannot say yes or read the 
         { method: "updateGrantPolicy", params: widen },
         { method: "setSecretHosts", params: hosts },
         { method: "updateSettings", params: quiet },
-        { method: "approveRequest", params: { ...approve, presence: { method: "passphrase", passphrase: "a guess at the passphrase" } } },
-        { method: "approveRequests", params: { ...batch, presence: { method: "passkey", challengeId: "made-up", response: { id: "x" } } } },
+        {
+          method: "approveRequest",
+          params: { ...approve, presence: { method: "passphrase", passphrase: "a guess at the passphrase" } },
+        },
+        {
+          method: "approveRequests",
+          params: { ...batch, presence: { method: "passkey", challengeId: "made-up", response: { id: "x" } } },
+        },
         { method: "setSecretHosts", params: { ...hosts, presence: { method: "pin", pin: "135790" } } },
         { method: "updateSettings", params: { ...quiet, presence: { method: "password", password: "made up" } } },
         { method: "status", params: {} },
@@ -345,47 +432,108 @@ describe("same-user attacks: an agent running as you cannot say yes or read the 
       ];
       const r = await attacker(attackArgv("control.ts", JSON.stringify(calls)));
       assert.equal(r.code, 0, r.stderr);
-      const answers = z.array(z.object({ method: z.string(), ok: z.boolean(), code: z.string().optional(), message: z.string().optional() })).parse(lastJson(r.stdout));
+      const answers = z
+        .array(
+          z.object({
+            method: z.string(),
+            ok: z.boolean(),
+            code: z.string().optional(),
+            message: z.string().optional(),
+          }),
+        )
+        .parse(lastJson(r.stdout));
       const codes = answers.map((a) => (a.ok ? "ok" : a.code));
       // A wrong guess is counted: the next guess right after it waits (rate_limited) — refused unchecked.
-      assert.deepEqual(codes, ["presence_required", "presence_required", "presence_required", "presence_required", "presence_required", "presence_failed", "presence_failed", "rate_limited", "presence_failed", "ok", "ok"], JSON.stringify(answers));
+      assert.deepEqual(
+        codes,
+        [
+          "presence_required",
+          "presence_required",
+          "presence_required",
+          "presence_required",
+          "presence_required",
+          "presence_failed",
+          "presence_failed",
+          "rate_limited",
+          "presence_failed",
+          "ok",
+          "ok",
+        ],
+        JSON.stringify(answers),
+      );
       assert.equal(answers[0]?.message, PRESENCE_REQUIRED_MESSAGE);
       const after = await status();
       assert.equal(after.vault.state, "unlocked");
-      assert.equal((await pending()).some((p) => p.id === agent.requestId), true);
-      for (const [i, a] of answers.entries()) note(t, `attack 3: ${a.method}${"presence" in (calls[i]?.params ?? {}) ? " + made-up proof" : ""} with the control token -> ${a.ok ? "ok" : `${a.code}`}`);
+      assert.equal(
+        (await pending()).some((p) => p.id === agent.requestId),
+        true,
+      );
+      for (const [i, a] of answers.entries())
+        note(
+          t,
+          `attack 3: ${a.method}${"presence" in (calls[i]?.params ?? {}) ? " + made-up proof" : ""} with the control token -> ${a.ok ? "ok" : `${a.code}`}`,
+        );
     });
 
     it("4. the keychain: every item is a sealed blob; the Link token found there opens nothing at the authority", async (t) => {
       const authorityUrl = link.authority?.url ?? "";
       const r = await attacker(attackArgv("keychain.ts", "read", keychainService(user.profile), authorityUrl));
       assert.equal(r.code, 0, r.stderr);
-      const read = z.object({ total: z.number(), items: z.array(z.object({ item: z.string(), value: z.string() })), tried: z.array(z.object({ item: z.string(), route: z.string(), status: z.number() })) }).parse(lastJson(r.stdout));
+      const read = z
+        .object({
+          total: z.number(),
+          items: z.array(z.object({ item: z.string(), value: z.string() })),
+          tried: z.array(z.object({ item: z.string(), route: z.string(), status: z.number() })),
+        })
+        .parse(lastJson(r.stdout));
       const names = read.items.map((i) => i.item).sort();
       assert.equal(read.total, read.items.length, "every item of the service was read");
-      for (const item of ["vault", "instance-id", "authority-data-key", "authority-link-token", "authority-settings"]) assert.ok(names.includes(item), `the keychain holds ${item}: ${names.join(", ")}`);
+      for (const item of ["vault", "instance-id", "authority-data-key", "authority-link-token", "authority-settings"])
+        assert.ok(names.includes(item), `the keychain holds ${item}: ${names.join(", ")}`);
       for (const { item, value } of read.items) {
         if (item === "vault") assert.match(value, /^\{"format":"piper-link-vault","version":1,"kdf":\{"name":"scrypt"/);
         else assert.match(value, /^pls1\.[A-Za-z0-9+/=]+\.[A-Za-z0-9+/=]*\.[A-Za-z0-9+/=]+$/, `${item} is sealed`);
       }
       assert.ok(read.tried.length > 0, "the attacker tried the Link token");
       for (const tried of read.tried) assert.equal(tried.status, 401, JSON.stringify(tried));
-      note(t, `attack 4: secret-tool search service=${keychainService(user.profile)} -> ${read.items.length} items, all sealed (pls1.…/vault record); ${read.tried.map((x) => `${x.item} as bearer on ${x.route} -> ${x.status}`).join("; ")}`);
+      note(
+        t,
+        `attack 4: secret-tool search service=${keychainService(user.profile)} -> ${read.items.length} items, all sealed (pls1.…/vault record); ${read.tried.map((x) => `${x.item} as bearer on ${x.route} -> ${x.status}`).join("; ")}`,
+      );
     });
 
     it("5. the embedded authority's database: nothing on disk or in the keychain decrypts a secret", async (t) => {
-      const db = path.join(resolveLinkPaths(user.profile, { platform: "linux", env: user.env, homedir: user.home }).dataDir, "authority", "authority.sqlite");
+      const db = path.join(
+        resolveLinkPaths(user.profile, { platform: "linux", env: user.env, homedir: user.home }).dataDir,
+        "authority",
+        "authority.sqlite",
+      );
       const r = await attacker(attackArgv("database.ts", "decrypt", db, keychainService(user.profile), VALUE));
       assert.equal(r.code, 0, r.stderr);
-      const out = z.object({ secrets: z.number(), files: z.number(), keysTried: z.number(), opened: z.number(), valueFoundIn: z.string().nullable() }).parse(lastJson(r.stdout));
+      const out = z
+        .object({
+          secrets: z.number(),
+          files: z.number(),
+          keysTried: z.number(),
+          opened: z.number(),
+          valueFoundIn: z.string().nullable(),
+        })
+        .parse(lastJson(r.stdout));
       assert.ok(out.secrets >= 1);
       assert.equal(out.opened, 0);
       assert.equal(out.valueFoundIn, null);
-      note(t, `attack 5: ${out.keysTried} candidate keys from ${out.files} files and the keychain on ${out.secrets} secret rows -> opened ${out.opened}; value in plaintext nowhere`);
+      note(
+        t,
+        `attack 5: ${out.keysTried} candidate keys from ${out.files} files and the keychain on ${out.secrets} secret rows -> opened ${out.opened}; value in plaintext nowhere`,
+      );
     });
 
     it("5b. a grant row written into the authority's SQLite file with better-sqlite3 is not honoured", async (t) => {
-      const db = path.join(resolveLinkPaths(user.profile, { platform: "linux", env: user.env, homedir: user.home }).dataDir, "authority", "authority.sqlite");
+      const db = path.join(
+        resolveLinkPaths(user.profile, { platform: "linux", env: user.env, homedir: user.home }).dataDir,
+        "authority",
+        "authority.sqlite",
+      );
       const forge = await attacker(attackArgv("database.ts", "forge", db, "attacker", SECRET));
       assert.equal(forge.code, 0, forge.stderr);
       const forged = z.object({ forged: z.boolean() }).loose().parse(lastJson(forge.stdout));
@@ -393,24 +541,47 @@ describe("same-user attacks: an agent running as you cannot say yes or read the 
       // Not counted in the attacker's output: until the row MACs land, this attack succeeds.
       const asked = await run(attackArgv("agent.ts", SECRET, "attacker", "--no-wait"));
       const last = lastJson(asked.stdout) as { delivered?: string; refused?: string };
-      note(t, `attack 5b: INSERT INTO grants (a copy of a live grant for the attacker, binding client = any program) -> the attacker's resolve got ${last.delivered !== undefined ? "THE VALUE" : last.refused}`);
+      note(
+        t,
+        `attack 5b: INSERT INTO grants (a copy of a live grant for the attacker, binding client = any program) -> the attacker's resolve got ${last.delivered !== undefined ? "THE VALUE" : last.refused}`,
+      );
       assert.equal(last.delivered, undefined);
       assert.ok(!asked.stdout.includes(VALUE));
     });
 
-    it("2. the browser window through `ui --print` and headless Chromium: Approve gives nothing without the PIN", { skip: CHROMIUM_SKIP }, async (t) => {
-      const r = await attacker(attackArgv("ui.ts", user.bin, agent.requestId), { timeoutMs: 90_000 });
-      assert.equal(r.code, 0, r.stdout + r.stderr);
-      const out = z.object({ url: z.string(), clicked: z.boolean(), pageText: z.string(), fromPage: z.object({ ok: z.boolean(), code: z.string().nullable(), message: z.string().nullable() }) }).parse(lastJson(r.stdout));
-      assert.equal(out.fromPage.ok, false);
-      assert.equal(out.fromPage.code, "presence_required");
-      assert.equal((await pending()).some((p) => p.id === agent.requestId), true, "still pending after the clicks");
-      if (out.clicked) assert.match(out.pageText, /PIN|passkey|needs you/i);
-      note(t, `attack 2: ui --print + Chromium on ${out.url}: ${out.clicked ? "clicked Approve in the window -> asked for the PIN, nothing approved; " : "(window not built: no Approve to click) "}approveRequest from the page's script -> ${out.fromPage.code}`);
-    });
+    it(
+      "2. the browser window through `ui --print` and headless Chromium: Approve gives nothing without the PIN",
+      { skip: CHROMIUM_SKIP },
+      async (t) => {
+        const r = await attacker(attackArgv("ui.ts", user.bin, agent.requestId), { timeoutMs: 90_000 });
+        assert.equal(r.code, 0, r.stdout + r.stderr);
+        const out = z
+          .object({
+            url: z.string(),
+            clicked: z.boolean(),
+            pageText: z.string(),
+            fromPage: z.object({ ok: z.boolean(), code: z.string().nullable(), message: z.string().nullable() }),
+          })
+          .parse(lastJson(r.stdout));
+        assert.equal(out.fromPage.ok, false);
+        assert.equal(out.fromPage.code, "presence_required");
+        assert.equal(
+          (await pending()).some((p) => p.id === agent.requestId),
+          true,
+          "still pending after the clicks",
+        );
+        if (out.clicked) assert.match(out.pageText, /PIN|passkey|needs you/i);
+        note(
+          t,
+          `attack 2: ui --print + Chromium on ${out.url}: ${out.clicked ? "clicked Approve in the window -> asked for the PIN, nothing approved; " : "(window not built: no Approve to click) "}approveRequest from the page's script -> ${out.fromPage.code}`,
+        );
+      },
+    );
 
     it("deny works with the control token alone; the attacker's agent ends with a refusal, never the value", async (t) => {
-      const r = await attacker(attackArgv("control.ts", JSON.stringify([{ method: "denyRequest", params: { requestId: agent.requestId } }])));
+      const r = await attacker(
+        attackArgv("control.ts", JSON.stringify([{ method: "denyRequest", params: { requestId: agent.requestId } }])),
+      );
       const [deny] = z.array(z.object({ ok: z.boolean(), code: z.string().optional() })).parse(lastJson(r.stdout));
       assert.equal(deny?.ok, true, r.stdout);
       const end = await agent.done;
@@ -421,11 +592,18 @@ describe("same-user attacks: an agent running as you cannot say yes or read the 
   });
 
   it("4b. a plaintext instance ID planted in the keychain is ignored by the Link", async (t) => {
-    const before = await attacker(attackArgv("keychain.ts", "read", keychainService(user.profile), "https://127.0.0.1:1"));
-    const original = z.object({ items: z.array(z.object({ item: z.string(), value: z.string() })) }).parse(lastJson(before.stdout)).items.find((i) => i.item === "instance-id")?.value;
+    const before = await attacker(
+      attackArgv("keychain.ts", "read", keychainService(user.profile), "https://127.0.0.1:1"),
+    );
+    const original = z
+      .object({ items: z.array(z.object({ item: z.string(), value: z.string() })) })
+      .parse(lastJson(before.stdout))
+      .items.find((i) => i.item === "instance-id")?.value;
     assert.ok(original?.startsWith("pls1."));
     const planted = "inst_planted_by_the_agent";
-    const plant = await attacker(attackArgv("keychain.ts", "plant", keychainService(user.profile), "instance-id", planted));
+    const plant = await attacker(
+      attackArgv("keychain.ts", "plant", keychainService(user.profile), "instance-id", planted),
+    );
     assert.deepEqual(lastJson(plant.stdout), { planted: true, stderr: "" });
     // The Link reads the item again at its next unlock.
     assert.equal((await run(cliArgv("lock", "--json"))).code, 0);
@@ -433,26 +611,47 @@ describe("same-user attacks: an agent running as you cannot say yes or read the 
     assert.equal(unlocked.code, 0, unlocked.stdout + unlocked.stderr);
     const s = await status();
     assert.notEqual(s.instanceIdRedacted, redactInstanceId(planted));
-    const log = readFileSync(resolveLinkPaths(user.profile, { platform: "linux", env: user.env, homedir: user.home }).logFile, "utf8");
+    const log = readFileSync(
+      resolveLinkPaths(user.profile, { platform: "linux", env: user.env, homedir: user.home }).logFile,
+      "utf8",
+    );
     assert.match(log, /a value not sealed by this vault was found and ignored/);
     // Put the sealed value back, as it was (the attack ends; the suite goes on with the same Link).
     await run(attackArgv("keychain.ts", "plant", keychainService(user.profile), "instance-id", original ?? ""));
     assert.equal((await run(cliArgv("lock", "--json"))).code, 0);
     assert.equal((await person(["unlock", "--json"])).code, 0);
-    note(t, `attack 4b: secret-tool store instance-id=${planted} (plaintext), Link relocked and unlocked -> ignored (instance ${s.instanceIdRedacted ?? "none"}, not the planted one, log: "not sealed by this vault … ignored")`);
+    note(
+      t,
+      `attack 4b: secret-tool store instance-id=${planted} (plaintext), Link relocked and unlocked -> ignored (instance ${s.instanceIdRedacted ?? "none"}, not the planted one, log: "not sealed by this vault … ignored")`,
+    );
   });
 
   it("revoke and lock work with the control token alone; locked, agents get `locked`; the person unlocks", async (t) => {
-    const r = await attacker(attackArgv("control.ts", JSON.stringify([{ method: "revokeGrant", params: { grantId } }, { method: "lock", params: {} }])));
+    const r = await attacker(
+      attackArgv(
+        "control.ts",
+        JSON.stringify([
+          { method: "revokeGrant", params: { grantId } },
+          { method: "lock", params: {} },
+        ]),
+      ),
+    );
     const answers = z.array(z.object({ method: z.string(), ok: z.boolean() })).parse(lastJson(r.stdout));
-    assert.deepEqual(answers.map((a) => a.ok), [true, true], r.stdout);
+    assert.deepEqual(
+      answers.map((a) => a.ok),
+      [true, true],
+      r.stdout,
+    );
     assert.equal((await status()).vault.state, "locked");
     const asked = await attacker(attackArgv("agent.ts", SECRET, "attacker", "--no-wait"));
     assert.deepEqual(lastJson(asked.stdout), { refused: "locked" });
     const unlocked = await person(["unlock", "--json"]);
     assert.equal(unlocked.code, 0, unlocked.stdout + unlocked.stderr);
     assert.equal(LinkStatusSchema.parse(lastJson(unlocked.stdout)).vault.state, "unlocked");
-    note(t, `revokeGrant + lock with the token alone -> ok; an agent while locked -> locked; legit: piper-link unlock at a terminal -> unlocked`);
+    note(
+      t,
+      `revokeGrant + lock with the token alone -> ok; an agent while locked -> locked; legit: piper-link unlock at a terminal -> unlocked`,
+    );
   });
 
   it("legit: a batch of two requests approved at a terminal with one PIN", async (t) => {
@@ -474,7 +673,10 @@ describe("same-user attacks: an agent running as you cannot say yes or read the 
       .filter((n) => {
         try {
           const stat = readFileSync(`/proc/${n}/stat`, "utf8");
-          return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === link.pid && readFileSync(`/proc/${n}/cmdline`, "utf8").includes("serve");
+          return (
+            Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === link.pid &&
+            readFileSync(`/proc/${n}/cmdline`, "utf8").includes("serve")
+          );
         } catch {
           return false;
         }
@@ -483,11 +685,33 @@ describe("same-user attacks: an agent running as you cannot say yes or read the 
     const passFile = path.join(user.home, "ancestor-passphrase");
     writeFileSync(passFile, `${TEST_PASSPHRASE}\n`, { mode: 0o600 });
     if (IS_ROOT) chownSync(passFile, userIds().uid, userIds().gid);
-    const ancestor = await attacker(attackArgv("memory.ts", "--spawn-link", user.bin), { env: { PIPER_LINK_PROFILE: uniqueProfile(), PIPER_LINK_PASSPHRASE_FILE: passFile }, timeoutMs: 90_000 });
+    const ancestor = await attacker(attackArgv("memory.ts", "--spawn-link", user.bin), {
+      env: { PIPER_LINK_PROFILE: uniqueProfile(), PIPER_LINK_PASSPHRASE_FILE: passFile },
+      timeoutMs: 90_000,
+    });
     const direct = await attacker(attackArgv("memory.ts", String(link.pid), ...children));
-    const Results = z.object({ spawned: z.boolean(), results: z.array(z.object({ pid: z.number(), mem: z.string(), environ: z.string(), usr1: z.string(), alive: z.string(), inspector: z.boolean() })) });
-    const all = [...Results.parse(lastJson(ancestor.stdout)).results.map((x) => ({ ...x, who: "ancestor" })), ...Results.parse(lastJson(direct.stdout)).results.map((x) => ({ ...x, who: "same user" }))];
-    for (const x of all) note(t, `attack 6 (${x.who}): pid ${x.pid}: /proc/pid/mem -> ${x.mem}; environ -> ${x.environ}; kill -USR1 -> ${x.usr1}, ${x.alive}, inspector ${x.inspector ? "OPENED" : "closed"}`);
+    const Results = z.object({
+      spawned: z.boolean(),
+      results: z.array(
+        z.object({
+          pid: z.number(),
+          mem: z.string(),
+          environ: z.string(),
+          usr1: z.string(),
+          alive: z.string(),
+          inspector: z.boolean(),
+        }),
+      ),
+    });
+    const all = [
+      ...Results.parse(lastJson(ancestor.stdout)).results.map((x) => ({ ...x, who: "ancestor" })),
+      ...Results.parse(lastJson(direct.stdout)).results.map((x) => ({ ...x, who: "same user" })),
+    ];
+    for (const x of all)
+      note(
+        t,
+        `attack 6 (${x.who}): pid ${x.pid}: /proc/pid/mem -> ${x.mem}; environ -> ${x.environ}; kill -USR1 -> ${x.usr1}, ${x.alive}, inspector ${x.inspector ? "OPENED" : "closed"}`,
+      );
     assert.ok(all.length >= 4, JSON.stringify(all));
     for (const x of all) {
       assert.match(x.mem, /^refused/, JSON.stringify(x));
@@ -504,7 +728,13 @@ describe("same-user attacks: an agent running as you cannot say yes or read the 
     // while its wait after a wrong PIN runs (rate_limited), so a run costs one or two of the tries.
     for (let i = 1; i <= PIN_TRIES_ALLOWED && guesses.at(-1) !== "locked"; i++) {
       const transcript = path.join(user.home, `guess-${i}.transcript`);
-      const r = await attacker(ptyArgv(["approve", agent.requestId, "--until-revoked", "--bind", "any", "--json"], [["PIN: $", `00000${i}`]], transcript));
+      const r = await attacker(
+        ptyArgv(
+          ["approve", agent.requestId, "--until-revoked", "--bind", "any", "--json"],
+          [["PIN: $", `00000${i}`]],
+          transcript,
+        ),
+      );
       assert.notEqual(r.code, 0);
       const err = ErrorOut.parse(lastJson(r.stdout));
       guesses.push(err.error);
@@ -523,12 +753,17 @@ describe("same-user attacks: an agent running as you cannot say yes or read the 
     const right = await person(["approve", agent.requestId, "--until-revoked", "--json"]);
     assert.equal(ErrorOut.parse(lastJson(right.stdout)).error, "locked");
     // Its wait may outlive the lock; it has had its chance.
-    const end = await Promise.race([agent.done, new Promise<null>((resolve) => setTimeout(() => resolve(null), 3000))]) ?? (agent.stop(), await agent.done);
+    const end =
+      (await Promise.race([agent.done, new Promise<null>((resolve) => setTimeout(() => resolve(null), 3000))])) ??
+      (agent.stop(), await agent.done);
     assert.equal(end.delivered, undefined);
     const unlocked = await person(["unlock", "--json"]);
     assert.equal(unlocked.code, 0, unlocked.stdout + unlocked.stderr);
     assert.equal((await status()).vault.state, "unlocked");
-    note(t, `attack 1b: piper-link approve in a pty the agent opened, ${PIN_TRIES_ALLOWED} guessed PINs -> ${guesses.join(", ")}; then status: locked (too_many_wrong_pins), agents -> locked, the right PIN -> locked; the agent got ${end.refused ?? "nothing"}; legit unlock with the passphrase -> unlocked`);
+    note(
+      t,
+      `attack 1b: piper-link approve in a pty the agent opened, ${PIN_TRIES_ALLOWED} guessed PINs -> ${guesses.join(", ")}; then status: locked (too_many_wrong_pins), agents -> locked, the right PIN -> locked; the agent got ${end.refused ?? "nothing"}; legit unlock with the passphrase -> unlocked`,
+    );
   });
 
   it("no attacker process ever printed the value", (t) => {
@@ -569,7 +804,10 @@ describe("legit: idle lock and the upgrade of a profile from before the vault (i
       test.link.lock();
       await test.link.unlock(TEST_PASSPHRASE);
       assert.equal(test.link.status().instanceIdRedacted, redactInstanceId("inst_upgrade_000123"));
-      note(t, "legit: upgrade: a plaintext instance-id from before -> sealed (pls1.…), the same instance ID served before and after a lock/unlock");
+      note(
+        t,
+        "legit: upgrade: a plaintext instance-id from before -> sealed (pls1.…), the same instance ID served before and after a lock/unlock",
+      );
     } finally {
       await test.stop();
     }
@@ -580,5 +818,6 @@ describe("legit: idle lock and the upgrade of a profile from before the vault (i
 process.once("exit", () => {
   if (!prepared) return;
   const base = path.dirname(user.home);
-  if (base.includes("piper-attack-") && statSync(base, { throwIfNoEntry: false }) !== undefined) rmSync(base, { recursive: true, force: true });
+  if (base.includes("piper-attack-") && statSync(base, { throwIfNoEntry: false }) !== undefined)
+    rmSync(base, { recursive: true, force: true });
 });

@@ -36,7 +36,14 @@ const PackageJson = z.object({
   scripts: z.record(z.string(), z.string()).optional(),
   exports: z.record(z.string(), z.unknown()).optional(),
 });
-const PackList = z.array(z.object({ filename: z.string(), size: z.number(), files: z.array(z.object({ path: z.string() })), bundled: z.array(z.string()) }));
+const PackList = z.array(
+  z.object({
+    filename: z.string(),
+    size: z.number(),
+    files: z.array(z.object({ path: z.string() })),
+    bundled: z.array(z.string()),
+  }),
+);
 
 function ok(r: SpawnSyncReturns<string>, what: string): string {
   assert.equal(r.status, 0, `${what}: ${r.stdout}${r.stderr}`);
@@ -45,7 +52,13 @@ function ok(r: SpawnSyncReturns<string>, what: string): string {
 
 /** `npm pack` of `dir` into `dest` (no lifecycle scripts); what npm reports about the tarball. */
 function pack(dir: string, dest: string): z.infer<typeof PackList>[number] {
-  const out = ok(spawnSync("npm", ["pack", "--json", "--ignore-scripts", "--pack-destination", dest, dir], { cwd: dest, encoding: "utf8" }), `npm pack ${dir}`);
+  const out = ok(
+    spawnSync("npm", ["pack", "--json", "--ignore-scripts", "--pack-destination", dest, dir], {
+      cwd: dest,
+      encoding: "utf8",
+    }),
+    `npm pack ${dir}`,
+  );
   const [info] = PackList.parse(JSON.parse(out));
   assert.ok(info);
   return info;
@@ -62,9 +75,15 @@ async function quickStart(): Promise<string> {
 /** A fresh project in `dir` with the quick start as agent.mjs, `npm install --offline <specs>` run there. */
 async function freshProject(dir: string, specs: string[]): Promise<string> {
   await fs.mkdir(dir);
-  await fs.writeFile(path.join(dir, "package.json"), JSON.stringify({ name: "my-agent", private: true, type: "module" }));
+  await fs.writeFile(
+    path.join(dir, "package.json"),
+    JSON.stringify({ name: "my-agent", private: true, type: "module" }),
+  );
   await fs.writeFile(path.join(dir, "agent.mjs"), await quickStart());
-  ok(spawnSync("npm", ["install", "--offline", "--no-audit", "--no-fund", ...specs], { cwd: dir, encoding: "utf8" }), `npm install ${specs.join(" ")}`);
+  ok(
+    spawnSync("npm", ["install", "--offline", "--no-audit", "--no-fund", ...specs], { cwd: dir, encoding: "utf8" }),
+    `npm install ${specs.join(" ")}`,
+  );
   return dir;
 }
 
@@ -88,19 +107,33 @@ describe("@piper-link/sdk installed into a fresh project", () => {
   it("the tarball is the SDK alone: compiled JS and types, ws and zod its only dependencies, no install script", async () => {
     const info = pack(SDK_DIR, await tempDir("piper-sdk-pack-"));
     const files = info.files.map((f) => f.path);
-    assert.ok(files.includes("dist/packages/sdk/src/index.js") && files.includes("dist/packages/sdk/src/index.d.ts"), files.join("\n"));
+    assert.ok(
+      files.includes("dist/packages/sdk/src/index.js") && files.includes("dist/packages/sdk/src/index.d.ts"),
+      files.join("\n"),
+    );
     // The shared protocol is compiled into the package, not imported from the app.
     assert.ok(files.includes("dist/src/shared/protocol.js"));
-    assert.deepEqual(files.filter((f) => !/^dist\/(packages\/sdk\/src|src\/shared)\/[\w-]+\.(js|d\.ts)$/.test(f) && f !== "package.json"), []);
+    assert.deepEqual(
+      files.filter(
+        (f) => !/^dist\/(packages\/sdk\/src|src\/shared)\/[\w-]+\.(js|d\.ts)$/.test(f) && f !== "package.json",
+      ),
+      [],
+    );
     assert.ok(!files.some((f) => /src\/(main|server|platform|renderer|preload)\//.test(f)), "nothing of the app");
     assert.ok(info.size < 100_000, `a small tarball (${info.size} bytes)`);
     const installed = path.join(fromTarball, "node_modules", "@piper-link", "sdk");
     const pkg = PackageJson.parse(JSON.parse(await fs.readFile(path.join(installed, "package.json"), "utf8")));
     assert.equal(pkg.version, LINK_VERSION);
     assert.deepEqual(Object.keys(pkg.dependencies ?? {}).sort(), ["ws", "zod"]);
-    assert.deepEqual(Object.keys(pkg.scripts ?? {}).filter((s) => /install|prepare/.test(s)), []);
+    assert.deepEqual(
+      Object.keys(pkg.scripts ?? {}).filter((s) => /install|prepare/.test(s)),
+      [],
+    );
     // Installed flat: the project's node_modules holds the SDK, ws and zod, and nothing else.
-    assert.deepEqual((await fs.readdir(path.join(fromTarball, "node_modules"))).filter((n) => !n.startsWith(".")).sort(), ["@piper-link", "ws", "zod"]);
+    assert.deepEqual(
+      (await fs.readdir(path.join(fromTarball, "node_modules"))).filter((n) => !n.startsWith(".")).sort(),
+      ["@piper-link", "ws", "zod"],
+    );
   });
 
   it("a TypeScript project compiles against the installed types", async () => {
@@ -114,7 +147,22 @@ describe("@piper-link/sdk installed into a fresh project", () => {
         `// @ts-expect-error getSecret takes a name, not a number\n` +
         `void piper.getSecret(42);\n`,
     );
-    const args = [TSC, "--noEmit", "--strict", "--module", "nodenext", "--moduleResolution", "nodenext", "--target", "es2023", "--types", "node", "--typeRoots", path.join(ROOT, "node_modules", "@types"), file];
+    const args = [
+      TSC,
+      "--noEmit",
+      "--strict",
+      "--module",
+      "nodenext",
+      "--moduleResolution",
+      "nodenext",
+      "--target",
+      "es2023",
+      "--types",
+      "node",
+      "--typeRoots",
+      path.join(ROOT, "node_modules", "@types"),
+      file,
+    ];
     ok(spawnSync(process.execPath, args, { cwd: fromTarball, encoding: "utf8" }), "tsc over a consumer's file");
   });
 
@@ -159,14 +207,32 @@ describe("frames are typed from the shared protocol", () => {
     const frames = path.relative(dir, path.join(SDK_DIR, "src", "frames.js"));
     const file = path.join(dir, "probe.ts");
     await fs.writeFile(file, `import { encodeFrame } from ${JSON.stringify(frames)};\n${body}\n`);
-    const args = [TSC, "--noEmit", "--strict", "--exactOptionalPropertyTypes", "--module", "nodenext", "--moduleResolution", "nodenext", "--target", "es2023", "--types", "node", "--typeRoots", path.join(ROOT, "node_modules", "@types"), file];
+    const args = [
+      TSC,
+      "--noEmit",
+      "--strict",
+      "--exactOptionalPropertyTypes",
+      "--module",
+      "nodenext",
+      "--moduleResolution",
+      "nodenext",
+      "--target",
+      "es2023",
+      "--types",
+      "node",
+      "--typeRoots",
+      path.join(ROOT, "node_modules", "@types"),
+      file,
+    ];
     return spawnSync(process.execPath, args, { cwd: dir, encoding: "utf8" });
   }
 
   it("a frame the protocol defines compiles; a misspelt type or a wrong field does not", async () => {
     const good = `encodeFrame({ type: "resolve", id: "r-1", variable: "OPENAI_API_KEY", reason: "why" });\nencodeFrame({ type: "grants", id: 2 });`;
     ok(await compileProbe(good), "the well-formed frames");
-    const bad = await compileProbe(`${good}\nencodeFrame({ type: "reslove", id: "r-2", variable: "OPENAI_API_KEY" });\nencodeFrame({ type: "resolve", id: "r-3", variabel: "OPENAI_API_KEY" });`);
+    const bad = await compileProbe(
+      `${good}\nencodeFrame({ type: "reslove", id: "r-2", variable: "OPENAI_API_KEY" });\nencodeFrame({ type: "resolve", id: "r-3", variabel: "OPENAI_API_KEY" });`,
+    );
     assert.notEqual(bad.status, 0, "a misspelt message type or field must not compile");
     assert.match(bad.stdout, /probe\.ts\(4,\d+\): error TS\d+:.*"reslove"/, "the misspelt type");
     assert.match(bad.stdout, /probe\.ts\(5,\d+\): error TS\d+:.*'variabel'/, "the misspelt field");
@@ -186,12 +252,20 @@ describe("the app's own tarball (piper-link)", () => {
     const files = info.files.map((f) => f.path);
     assert.ok(files.includes("scripts/postinstall.mjs"), "package.json's postinstall script is in the tarball");
     assert.ok(files.includes("dist/main/cli/main.js"));
-    assert.ok(!files.some((f) => f.startsWith("src/") || f.startsWith("dist/.test/")), "no sources, no test declarations");
+    assert.ok(
+      !files.some((f) => f.startsWith("src/") || f.startsWith("dist/.test/")),
+      "no sources, no test declarations",
+    );
     assert.ok(info.bundled.includes("@piper-link/sdk"), "the SDK is not on the registry: the app carries it");
     assert.ok(files.includes("node_modules/@piper-link/sdk/dist/packages/sdk/src/index.js"));
     const dir = path.join(dest, "unpacked");
     await fs.mkdir(dir);
-    ok(spawnSync("tar", ["-xzf", path.join(dest, info.filename), "-C", dir, "--strip-components=1"], { encoding: "utf8" }), "tar");
+    ok(
+      spawnSync("tar", ["-xzf", path.join(dest, info.filename), "-C", dir, "--strip-components=1"], {
+        encoding: "utf8",
+      }),
+      "tar",
+    );
     const pkg = PackageJson.parse(JSON.parse(await fs.readFile(path.join(dir, "package.json"), "utf8")));
     assert.equal(pkg.scripts?.["postinstall"], "node scripts/postinstall.mjs");
     // As npm runs it after `npm install piper-link-<version>.tgz`: from the package's folder, without TypeScript.

@@ -64,7 +64,10 @@ describe("TypeScript SDK", () => {
     const client = createPiperClient({ clientId: "sdk_agent", name: "SDK Agent", linkUrl: url, fallbackToEnv: false });
     try {
       const pending: string[] = [];
-      const result = client.getSecret("OPENAI_API_KEY", { reason: "testing the SDK", onPending: ({ requestId }) => pending.push(requestId) });
+      const result = client.getSecret("OPENAI_API_KEY", {
+        reason: "testing the SDK",
+        onPending: ({ requestId }) => pending.push(requestId),
+      });
       await approveNext(e, "--until-revoked");
       const r = await result;
       assert.equal(r.value, VALUE);
@@ -97,7 +100,11 @@ describe("TypeScript SDK", () => {
 
   it("throws PiperLinkNeededError within 1 s when the Link is not running", async () => {
     const port = await freePort();
-    const client = createPiperClient({ clientId: "sdk_agent", linkUrl: `ws://127.0.0.1:${port}/v1/link`, fallbackToEnv: false });
+    const client = createPiperClient({
+      clientId: "sdk_agent",
+      linkUrl: `ws://127.0.0.1:${port}/v1/link`,
+      fallbackToEnv: false,
+    });
     const started = Date.now();
     await assert.rejects(client.getSecret("OPENAI_API_KEY"), (err: unknown) => {
       assert.ok(err instanceof PiperLinkNeededError);
@@ -114,7 +121,11 @@ describe("TypeScript SDK", () => {
     const port = await freePort();
     const linkUrl = `ws://127.0.0.1:${port}/v1/link`;
     const withEnv = createPiperClient({ clientId: "a", linkUrl, env: { OPENAI_API_KEY: "from-env" } });
-    assert.deepEqual(await withEnv.getSecret("OPENAI_API_KEY"), { value: "from-env", source: "environment_variable", variable: "OPENAI_API_KEY" });
+    assert.deepEqual(await withEnv.getSecret("OPENAI_API_KEY"), {
+      value: "from-env",
+      source: "environment_variable",
+      variable: "OPENAI_API_KEY",
+    });
     withEnv.close();
     const without = createPiperClient({ clientId: "a", linkUrl, env: {} });
     await assert.rejects(without.getSecret("openai api key"), (err: unknown) => {
@@ -129,21 +140,33 @@ describe("TypeScript SDK", () => {
 
   it("uses the environment only, with pyper-sdk's naming rules and precedence", async () => {
     const env = { MY_OPENAI_API_KEY: "prefixed", CUSTOM: "mapped", OPENAI_API_KEY: "plain" };
-    const c = createPiperClient({ clientId: "a", useLink: false, env, envPrefix: "MY_", envMap: { special: "CUSTOM" } });
+    const c = createPiperClient({
+      clientId: "a",
+      useLink: false,
+      env,
+      envPrefix: "MY_",
+      envMap: { special: "CUSTOM" },
+    });
     assert.equal((await c.getSecret("openai-api.key")).value, "prefixed");
     assert.equal((await c.getSecret("special")).value, "mapped");
     assert.equal(envNameFor("a--b  c"), "A_B_C");
     assert.equal(envNameFor("x", "P_", { x: "EXPLICIT" }), "EXPLICIT");
     const none = createPiperClient({ clientId: "a", useLink: false, fallbackToEnv: false });
     await assert.rejects(none.getSecret("X"), (err: unknown) => err instanceof PiperError && err.code === "no_sources");
-    assert.throws(() => createPiperClient({ clientId: "" }), (err: unknown) => err instanceof PiperError && err.code === "invalid_client_id");
+    assert.throws(
+      () => createPiperClient({ clientId: "" }),
+      (err: unknown) => err instanceof PiperError && err.code === "invalid_client_id",
+    );
   });
 
   it("reports not_logged_in when nobody is signed in", async () => {
     const e = await newEnv();
     const status = cliJson(e, ["start", "--port", "0"], LinkStatusSchema);
     const client = createPiperClient({ clientId: "a", linkUrl: status.url, fallbackToEnv: false });
-    await assert.rejects(client.getSecret("OPENAI_API_KEY"), (err: unknown) => err instanceof PiperLinkNeededError && err.code === "not_logged_in");
+    await assert.rejects(
+      client.getSecret("OPENAI_API_KEY"),
+      (err: unknown) => err instanceof PiperLinkNeededError && err.code === "not_logged_in",
+    );
     client.close();
     assert.equal(cli(e, ["stop"]).code, 0);
   });
@@ -152,11 +175,17 @@ describe("TypeScript SDK", () => {
     const { e, url } = await signedInLink();
     const client = createPiperClient({ clientId: "sdk_deny", linkUrl: url, fallbackToEnv: false });
     try {
-      await assert.rejects(client.getSecret("OPENAI_API_KEY", { wait: false }), (err: unknown) => err instanceof PiperGrantNeededError && err.code === "grant_needed" && err.requestId !== null);
+      await assert.rejects(
+        client.getSecret("OPENAI_API_KEY", { wait: false }),
+        (err: unknown) => err instanceof PiperGrantNeededError && err.code === "grant_needed" && err.requestId !== null,
+      );
       const denied = assert.rejects(client.getSecret("OPENAI_API_KEY"), PiperForbiddenError);
       await cliJsonAsync(e, ["deny", await nextRequestId(e)], RequestViewSchema);
       await denied;
-      await assert.rejects(client.getSecret("OPENAI_API_KEY", { timeoutMs: 300 }), (err: unknown) => err instanceof PiperGrantNeededError && err.code === "timeout");
+      await assert.rejects(
+        client.getSecret("OPENAI_API_KEY", { timeoutMs: 300 }),
+        (err: unknown) => err instanceof PiperGrantNeededError && err.code === "timeout",
+      );
       const controller = new AbortController();
       const waiting = client.getSecret("OPENAI_API_KEY", { signal: controller.signal });
       setTimeout(() => controller.abort(), 200);
@@ -194,7 +223,11 @@ describe("TypeScript SDK", () => {
       piper.close();`;
     const env: NodeJS.ProcessEnv = { ...e.env };
     delete env["PIPER_LINK_URL"];
-    const child = execFileAsync(process.execPath, ["--input-type=module", "-e", script], { env, encoding: "utf8", timeout: 60_000 });
+    const child = execFileAsync(process.execPath, ["--input-type=module", "-e", script], {
+      env,
+      encoding: "utf8",
+      timeout: 60_000,
+    });
     await approveNext(e);
     const { stdout } = await child;
     assert.equal(stdout, `PENDING\nVALUE=${VALUE}\n`);
@@ -203,7 +236,22 @@ describe("TypeScript SDK", () => {
   it("`piper-link run` passes the secret to the child's environment only", async () => {
     const { e } = await signedInLink();
     const printer = `process.stdout.write(JSON.stringify({ env: process.env.OPENAI_API_KEY, renamed: process.env.OPENAI, argv: process.argv }))`;
-    const run = execFileAsync(process.execPath, [BIN, "run", "--secret", "OPENAI_API_KEY", "--secret", "OPENAI_API_KEY=OPENAI", "--", process.execPath, "-e", printer], { env: e.env, encoding: "utf8", timeout: 60_000 });
+    const run = execFileAsync(
+      process.execPath,
+      [
+        BIN,
+        "run",
+        "--secret",
+        "OPENAI_API_KEY",
+        "--secret",
+        "OPENAI_API_KEY=OPENAI",
+        "--",
+        process.execPath,
+        "-e",
+        printer,
+      ],
+      { env: e.env, encoding: "utf8", timeout: 60_000 },
+    );
     await approveNext(e, "--until-revoked");
     const r = await run;
     const out = JSON.parse(r.stdout) as { env: string; renamed: string; argv: string[] };
@@ -214,7 +262,10 @@ describe("TypeScript SDK", () => {
     assert.equal(cli(e, ["stop"]).code, 0);
     const log = await fs.readFile(e.paths.logFile, "utf8");
     assert.ok(!log.includes(VALUE), "the Link's log must not contain the value");
-    const notRunning = spawnSync(process.execPath, [BIN, "run", "--secret", "X", "--", "true"], { env: e.env, encoding: "utf8" });
+    const notRunning = spawnSync(process.execPath, [BIN, "run", "--secret", "X", "--", "true"], {
+      env: e.env,
+      encoding: "utf8",
+    });
     assert.equal(notRunning.status, 3);
     assert.match(notRunning.stderr, /Piper Link is not running/);
   });

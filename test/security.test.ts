@@ -10,7 +10,11 @@ import { AGENT_SUBPROTOCOL, CONTROL_SUBPROTOCOL } from "../src/shared/version.js
 import { connectAgent, startTestLink, upgradeStatus, type TestLink } from "./helpers.js";
 
 /** A raw HTTP GET with arbitrary headers (fetch forbids setting Host and Origin). */
-function rawGet(port: number, path: string, headers: Record<string, string>): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+function rawGet(
+  port: number,
+  path: string,
+  headers: Record<string, string>,
+): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
   return new Promise((resolve, reject) => {
     const req = http.request({ host: "127.0.0.1", port, path, headers, method: "GET" }, (res) => {
       let body = "";
@@ -53,7 +57,10 @@ describe("loopback security", () => {
   });
 
   it("does not answer a web page's GET with the instance ID", async () => {
-    const r = await rawGet(t.port, "/piper-link-context", { Host: `127.0.0.1:${t.port}`, Origin: "https://evil.example" });
+    const r = await rawGet(t.port, "/piper-link-context", {
+      Host: `127.0.0.1:${t.port}`,
+      Origin: "https://evil.example",
+    });
     assert.equal(r.status, 403);
     assert.ok(!r.body.includes("inst_security"));
   });
@@ -98,7 +105,17 @@ describe("loopback security", () => {
     socket.on("data", (c: Buffer) => received.push(c));
     const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
     socket.write(
-      [`GET ${pathname} HTTP/1.1`, `Host: 127.0.0.1:${port}`, "Upgrade: websocket", "Connection: Upgrade", `Sec-WebSocket-Key: ${randomBytes(16).toString("base64")}`, "Sec-WebSocket-Version: 13", `Sec-WebSocket-Protocol: ${AGENT_SUBPROTOCOL}`, "", ""].join("\r\n"),
+      [
+        `GET ${pathname} HTTP/1.1`,
+        `Host: 127.0.0.1:${port}`,
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        `Sec-WebSocket-Key: ${randomBytes(16).toString("base64")}`,
+        "Sec-WebSocket-Version: 13",
+        `Sec-WebSocket-Protocol: ${AGENT_SUBPROTOCOL}`,
+        "",
+        "",
+      ].join("\r\n"),
     );
     const upgraded = (): boolean => Buffer.concat(received).includes("\r\n\r\n");
     for (let i = 0; i < 100 && !upgraded(); i++) await new Promise((r) => setTimeout(r, 20));
@@ -124,7 +141,18 @@ describe("loopback security", () => {
 
   it("answers garbage frames with protocol errors, closes with 4002 after too many, and still serves others", async () => {
     const noisy = await connectAgent(t.url);
-    const garbage = ["", "{", "[]", "null", "42", '"str"', '{"type":5}', '{"no":"type"}', "\u0000\u0001", '{"type":"hello"}'];
+    const garbage = [
+      "",
+      "{",
+      "[]",
+      "null",
+      "42",
+      '"str"',
+      '{"type":5}',
+      '{"no":"type"}',
+      "\u0000\u0001",
+      '{"type":"hello"}',
+    ];
     for (let i = 0; i < 100; i++) {
       if (noisy.ws.readyState !== WebSocket.OPEN) break;
       noisy.send(garbage[i % garbage.length]);
@@ -192,10 +220,14 @@ describe("loopback limits", () => {
   });
 
   it("rate-limits a flood with rate_limited errors, then closes it with 4003", async () => {
-    const t = await startTestLink({ instanceId: "inst_rate_0001", limits: { messageBurst: 5, messagesPerSecond: 1, maxRateLimitStrikes: 10 } });
+    const t = await startTestLink({
+      instanceId: "inst_rate_0001",
+      limits: { messageBurst: 5, messagesPerSecond: 1, maxRateLimitStrikes: 10 },
+    });
     try {
       const agent = await connectAgent(t.url);
-      for (let i = 0; i < 50 && agent.ws.readyState === WebSocket.OPEN; i++) agent.send({ type: "hello", id: i, protocol: 1, agent: { clientId: "flood" } });
+      for (let i = 0; i < 50 && agent.ws.readyState === WebSocket.OPEN; i++)
+        agent.send({ type: "hello", id: i, protocol: 1, agent: { clientId: "flood" } });
       assert.equal(await agent.closed, CloseCode.rateLimited);
       const limited = agent.received.filter((m) => m.type === "error" && m.code === "rate_limited");
       assert.ok(limited.length >= 10, `got ${limited.length} rate_limited errors`);
@@ -261,7 +293,9 @@ describe("control channel", () => {
     await t.stop();
   });
 
-  function openControl(options: WebSocket.ClientOptions = {}): Promise<{ ws: WebSocket; frames: unknown[]; closed: Promise<number> }> {
+  function openControl(
+    options: WebSocket.ClientOptions = {},
+  ): Promise<{ ws: WebSocket; frames: unknown[]; closed: Promise<number> }> {
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(`ws://127.0.0.1:${t.port}/v1/control`, CONTROL_SUBPROTOCOL, options);
       const frames: unknown[] = [];
@@ -286,7 +320,11 @@ describe("control channel", () => {
   });
 
   it("refuses a foreign Origin and accepts the Link's own UI origin", async () => {
-    const r = await upgradeStatus(`ws://127.0.0.1:${t.port}/v1/control`, { origin: "https://evil.example" }, CONTROL_SUBPROTOCOL);
+    const r = await upgradeStatus(
+      `ws://127.0.0.1:${t.port}/v1/control`,
+      { origin: "https://evil.example" },
+      CONTROL_SUBPROTOCOL,
+    );
     assert.equal(r.status, 403);
     const own = await openControl({ origin: `http://127.0.0.1:${t.port}` });
     own.ws.close();
@@ -296,10 +334,13 @@ describe("control channel", () => {
     const c = await openControl();
     c.ws.send(JSON.stringify({ type: "auth", token: t.link.controlToken }));
     c.ws.send(JSON.stringify({ type: "call", id: 1, method: "setInstanceId", params: { instanceId: "" } }));
-    c.ws.send(JSON.stringify({ type: "call", id: 2, method: "setInstanceId", params: { instanceId: "inst_control_0001" } }));
+    c.ws.send(
+      JSON.stringify({ type: "call", id: 2, method: "setInstanceId", params: { instanceId: "inst_control_0001" } }),
+    );
     const deadline = Date.now() + 5000;
     while (c.frames.length < 4 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    const byType = (type: string) => c.frames.filter((f) => (f as { type: string }).type === type) as Array<Record<string, unknown>>;
+    const byType = (type: string) =>
+      c.frames.filter((f) => (f as { type: string }).type === type) as Array<Record<string, unknown>>;
     assert.equal(byType("authenticated").length, 1);
     assert.equal(byType("error")[0]?.["code"], "bad_request");
     const result = byType("result")[0]?.["result"] as { state: string; instanceIdRedacted: string };

@@ -16,14 +16,26 @@ describe("service install (systemd user unit)", () => {
   it("writes a unit that runs this install's foreground daemon for the profile, and removes it", async () => {
     const e = await newEnv();
     e.env["XDG_CONFIG_HOME"] = path.join(e.home, "config");
-    const installed = cliJson(e, ["service", "install", "--no-start"], z.object({ unit: z.string(), enabled: z.literal(false), keychain: z.literal("os"), warnings: z.array(z.string()).length(1) }));
+    const installed = cliJson(
+      e,
+      ["service", "install", "--no-start"],
+      z.object({
+        unit: z.string(),
+        enabled: z.literal(false),
+        keychain: z.literal("os"),
+        warnings: z.array(z.string()).length(1),
+      }),
+    );
     assert.match(installed.warnings[0] ?? "", /starts locked.*piper-link unlock/);
     assert.equal(installed.unit, path.join(e.home, "config", "systemd", "user", `piper-link-${e.profile}.service`));
     const unit = readFileSync(installed.unit, "utf8");
     assert.match(unit, /^\[Unit\]/);
     const exec = /^ExecStart=(.*)$/m.exec(unit)?.[1];
     // The daemon's V8 flags (its memory budget) come first, where Node reads them.
-    assert.equal(exec, `${process.execPath} ${DAEMON_NODE_FLAGS.join(" ")} ${BIN} --profile ${e.profile} start --foreground`);
+    assert.equal(
+      exec,
+      `${process.execPath} ${DAEMON_NODE_FLAGS.join(" ")} ${BIN} --profile ${e.profile} start --foreground`,
+    );
     assert.match(unit, /^Restart=on-failure$/m);
     // 4: another Link runs for the profile; 5: a keychain error. Restarting every 2 s fixes neither.
     assert.match(unit, /^RestartPreventExitStatus=4 5$/m);
@@ -34,10 +46,17 @@ describe("service install (systemd user unit)", () => {
     const help = spawnSync(cmd ?? "", [...args.slice(0, -1), "--help"], { env: e.env, encoding: "utf8" });
     assert.equal(help.status, 0, help.stderr);
 
-    const status = cliJson(e, ["service", "status"], z.object({ installed: z.boolean(), active: z.string(), problem: z.string().optional() }));
+    const status = cliJson(
+      e,
+      ["service", "status"],
+      z.object({ installed: z.boolean(), active: z.string(), problem: z.string().optional() }),
+    );
     assert.equal(status.installed, true);
     // No systemd user manager here: the state is "unknown" and systemd's words go to `problem`, never into `active`.
-    assert.match(status.active, /^(active|reloading|inactive|failed|activating|deactivating|maintenance|refreshing|unknown)$/);
+    assert.match(
+      status.active,
+      /^(active|reloading|inactive|failed|activating|deactivating|maintenance|refreshing|unknown)$/,
+    );
     if (status.active === "unknown") assert.ok(status.problem, "says why the state is unknown");
     const removed = cliJson(e, ["service", "uninstall"], z.object({ removed: z.boolean() }));
     assert.equal(removed.removed, true);
@@ -50,14 +69,22 @@ describe("service install (systemd user unit)", () => {
     e.env["XDG_CONFIG_HOME"] = path.join(e.home, "config");
     e.env = { ...e.env, [LEGACY_PASSPHRASE_FILE_ENV]: undefined, [PASSPHRASE_FILE_ENV]: undefined };
     await rememberKeychainChoice(e.paths.dataDir, "file");
-    const InstalledSchema = z.object({ unit: z.string(), keychain: z.literal("file"), passphraseFile: z.string().nullable(), warnings: z.array(z.string()) });
+    const InstalledSchema = z.object({
+      unit: z.string(),
+      keychain: z.literal("file"),
+      passphraseFile: z.string().nullable(),
+      warnings: z.array(z.string()),
+    });
 
     const bare = cli(e, ["service", "install", "--no-start", "--json"]);
     assert.equal(bare.code, 0, bare.stderr);
     const warned = InstalledSchema.parse(JSON.parse(bare.stdout));
     assert.equal(warned.passphraseFile, null);
     assert.equal(warned.warnings.length, 1);
-    assert.match(warned.warnings[0] ?? "", new RegExp(`encrypted file.*${PASSPHRASE_FILE_ENV}=/path/to/that/file piper-link service install`));
+    assert.match(
+      warned.warnings[0] ?? "",
+      new RegExp(`encrypted file.*${PASSPHRASE_FILE_ENV}=/path/to/that/file piper-link service install`),
+    );
     assert.match(bare.stderr, new RegExp(`^Warning: .*${PASSPHRASE_FILE_ENV}`));
     assert.doesNotMatch(readFileSync(warned.unit, "utf8"), /^Environment=/m);
 
@@ -78,8 +105,15 @@ describe("service install (systemd user unit)", () => {
   it("keeps $ and % literal in ExecStart (systemd expands them even inside quotes) and refuses profile names that are not plain words", async () => {
     const e = await newEnv();
     e.env["XDG_CONFIG_HOME"] = path.join(e.home, "config");
-    const installed = cliJson(e, ["service", "install", "--no-start", "--authority", "https://auth.example/%h$HOME"], z.object({ unit: z.string() }));
-    assert.match(readFileSync(installed.unit, "utf8"), /^ExecStart=.* --authority https:\/\/auth\.example\/%%h\$\$HOME$/m);
+    const installed = cliJson(
+      e,
+      ["service", "install", "--no-start", "--authority", "https://auth.example/%h$HOME"],
+      z.object({ unit: z.string() }),
+    );
+    assert.match(
+      readFileSync(installed.unit, "utf8"),
+      /^ExecStart=.* --authority https:\/\/auth\.example\/%%h\$\$HOME$/m,
+    );
     for (const bad of ["a/b", "$x", "%h"]) {
       const r = cli(e, ["--profile", bad, "service", "install", "--no-start"]);
       assert.equal(r.code, 2, `${bad}: ${r.stdout}${r.stderr}`);
@@ -106,7 +140,9 @@ describe("service install (systemd user unit)", () => {
 describe("XDG autostart (desktop app, Linux)", () => {
   it("writes a desktop entry that starts the app hidden in the tray, and removes it", async () => {
     const e = await newEnv();
-    const file = autostartFile(readLinkEnv({ XDG_CONFIG_HOME: path.join(e.home, "config") }, "linux", e.home).configHome);
+    const file = autostartFile(
+      readLinkEnv({ XDG_CONFIG_HOME: path.join(e.home, "config") }, "linux", e.home).configHome,
+    );
     assert.equal(file, path.join(e.home, "config", "autostart", "piper-link.desktop"));
     await setXdgAutostart(true, ["/opt/Piper Link/piper-link", "--hidden"], file);
     const text = readFileSync(file, "utf8");

@@ -21,10 +21,26 @@ describe("shared", () => {
   });
 
   it("puts the discovery file in XDG_RUNTIME_DIR on Linux and in app data elsewhere", () => {
-    assert.equal(discoveryFilePath({ platform: "linux", env: { XDG_RUNTIME_DIR: "/run/user/1000" }, homedir: "/home/p" }), "/run/user/1000/piper-link/link.json");
-    assert.equal(discoveryFilePath({ platform: "linux", env: {}, homedir: "/home/p" }), "/home/p/.local/share/piper-link/link.json");
-    assert.equal(discoveryFilePath({ platform: "darwin", env: {}, homedir: "/Users/p" }), "/Users/p/Library/Application Support/piper-link/link.json");
-    assert.equal(discoveryFilePath({ platform: "win32", env: { APPDATA: "C:\\Users\\p\\AppData\\Roaming" }, homedir: "C:\\Users\\p" }), "C:\\Users\\p\\AppData\\Roaming\\piper-link\\link.json");
+    assert.equal(
+      discoveryFilePath({ platform: "linux", env: { XDG_RUNTIME_DIR: "/run/user/1000" }, homedir: "/home/p" }),
+      "/run/user/1000/piper-link/link.json",
+    );
+    assert.equal(
+      discoveryFilePath({ platform: "linux", env: {}, homedir: "/home/p" }),
+      "/home/p/.local/share/piper-link/link.json",
+    );
+    assert.equal(
+      discoveryFilePath({ platform: "darwin", env: {}, homedir: "/Users/p" }),
+      "/Users/p/Library/Application Support/piper-link/link.json",
+    );
+    assert.equal(
+      discoveryFilePath({
+        platform: "win32",
+        env: { APPDATA: "C:\\Users\\p\\AppData\\Roaming" },
+        homedir: "C:\\Users\\p",
+      }),
+      "C:\\Users\\p\\AppData\\Roaming\\piper-link\\link.json",
+    );
   });
 
   it("keeps LINK_VERSION equal to package.json's version", () => {
@@ -33,12 +49,35 @@ describe("shared", () => {
   });
 
   it("accepts the reference frames of DESIGN.md section 4 and refuses bad ones", () => {
-    assert.ok(AgentMessageSchema.safeParse({ type: "hello", id: 1, protocol: 1, agent: { clientId: "agent_x", name: "My Agent" }, sdk: { name: "x", version: "1" } }).success);
-    assert.ok(AgentMessageSchema.safeParse({ type: "resolve", id: 2, variable: "OPENAI_API_KEY", reason: "r", wait: true, timeoutMs: 120000 }).success);
-    assert.ok(!AgentMessageSchema.safeParse({ type: "hello", id: 1, protocol: 1, agent: { clientId: "has space" } }).success);
+    assert.ok(
+      AgentMessageSchema.safeParse({
+        type: "hello",
+        id: 1,
+        protocol: 1,
+        agent: { clientId: "agent_x", name: "My Agent" },
+        sdk: { name: "x", version: "1" },
+      }).success,
+    );
+    assert.ok(
+      AgentMessageSchema.safeParse({
+        type: "resolve",
+        id: 2,
+        variable: "OPENAI_API_KEY",
+        reason: "r",
+        wait: true,
+        timeoutMs: 120000,
+      }).success,
+    );
+    assert.ok(
+      !AgentMessageSchema.safeParse({ type: "hello", id: 1, protocol: 1, agent: { clientId: "has space" } }).success,
+    );
     assert.ok(!AgentMessageSchema.safeParse({ type: "resolve", id: 2, variable: "" }).success);
     assert.ok(LinkMessageSchema.safeParse({ type: "context", instanceId: null, state: "logged_out" }).success);
-    assert.ok(LinkMessageSchema.safeParse({ type: "error", id: 2, code: "denied", message: "no", retryable: false }).success);
-    assert.ok(!LinkMessageSchema.safeParse({ type: "error", id: 2, code: "made_up", message: "no", retryable: false }).success);
+    assert.ok(
+      LinkMessageSchema.safeParse({ type: "error", id: 2, code: "denied", message: "no", retryable: false }).success,
+    );
+    assert.ok(
+      !LinkMessageSchema.safeParse({ type: "error", id: 2, code: "made_up", message: "no", retryable: false }).success,
+    );
   });
 });

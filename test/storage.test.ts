@@ -20,7 +20,9 @@ after(() => {
 /** A fresh tmpfs of `size` at a new folder, or the reason it cannot be mounted here. */
 function tmpfs(size: string, readOnly: boolean): string | { cannot: string } {
   const dir = mkdtempSync(path.join(os.tmpdir(), "piper-storage-"));
-  const r = spawnSync("mount", ["-t", "tmpfs", "-o", `${readOnly ? "ro," : ""}size=${size}`, "tmpfs", dir], { encoding: "utf8" });
+  const r = spawnSync("mount", ["-t", "tmpfs", "-o", `${readOnly ? "ro," : ""}size=${size}`, "tmpfs", dir], {
+    encoding: "utf8",
+  });
   if (r.status !== 0) return { cannot: `cannot mount a tmpfs here (${r.stderr.trim()}); needs root` };
   mounts.push(dir);
   return dir;

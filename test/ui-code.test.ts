@@ -8,7 +8,12 @@ import path from "node:path";
 import { after, describe, it } from "node:test";
 import WebSocket from "ws";
 import { z } from "zod";
-import { ControlFileSchema, ControlServerMessageSchema, LinkStatusSchema, type ControlServerMessage } from "../src/shared/control.js";
+import {
+  ControlFileSchema,
+  ControlServerMessageSchema,
+  LinkStatusSchema,
+  type ControlServerMessage,
+} from "../src/shared/control.js";
 import { CloseCode } from "../src/shared/protocol.js";
 import { CONTROL_SUBPROTOCOL } from "../src/shared/version.js";
 import { createUiCodes, UI_CODE_MAX_OUTSTANDING, UI_CODE_TTL_MS } from "../src/main/core/loopback/ui-codes.js";
@@ -20,14 +25,21 @@ after(stopAll);
 const UiSchema = z.object({ url: z.string(), expiresAt: z.string(), opened: z.boolean() });
 
 /** Opens the control channel, sends `auth` with `credential`, and returns the first reply and the close code. */
-async function authenticate(port: number, credential: { code: string } | { token: string }): Promise<{ reply: ControlServerMessage; closed: Promise<number> }> {
+async function authenticate(
+  port: number,
+  credential: { code: string } | { token: string },
+): Promise<{ reply: ControlServerMessage; closed: Promise<number> }> {
   const ws = new WebSocket(`ws://127.0.0.1:${port}/v1/control`, CONTROL_SUBPROTOCOL);
   const closed = new Promise<number>((resolve) => ws.on("close", (code) => resolve(code)));
   await new Promise<void>((resolve, reject) => {
     ws.once("open", () => resolve());
     ws.once("error", reject);
   });
-  const reply = new Promise<ControlServerMessage>((resolve) => ws.once("message", (data) => resolve(ControlServerMessageSchema.parse(JSON.parse(Buffer.isBuffer(data) ? data.toString("utf8") : "null")))));
+  const reply = new Promise<ControlServerMessage>((resolve) =>
+    ws.once("message", (data) =>
+      resolve(ControlServerMessageSchema.parse(JSON.parse(Buffer.isBuffer(data) ? data.toString("utf8") : "null"))),
+    ),
+  );
   ws.send(JSON.stringify({ type: "auth", ...credential }));
   const first = await reply;
   ws.close(1000);
@@ -108,14 +120,25 @@ describe("piper-link ui (real Link)", () => {
     const bin = await tempDir("piper-link-opener-");
     const record = path.join(bin, "argv.json");
     const opener = path.join(bin, "xdg-open");
-    await fs.writeFile(opener, `#!${process.execPath}\nrequire("node:fs").writeFileSync(${JSON.stringify(record)}, JSON.stringify(process.argv.slice(2)));\n`, { mode: 0o755 });
+    await fs.writeFile(
+      opener,
+      `#!${process.execPath}\nrequire("node:fs").writeFileSync(${JSON.stringify(record)}, JSON.stringify(process.argv.slice(2)));\n`,
+      { mode: 0o755 },
+    );
     const env: NodeJS.ProcessEnv = { ...e.env, PATH: `${bin}:${e.env["PATH"] ?? ""}`, DISPLAY: ":99" };
     delete env["SSH_CONNECTION"];
     delete env["WAYLAND_DISPLAY"];
     const r = cli({ ...e, env }, ["ui"]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /Opening Piper Link in your browser/);
-    await waitFor(() => fs.access(record).then(() => true, () => false), "the opener ran");
+    await waitFor(
+      () =>
+        fs.access(record).then(
+          () => true,
+          () => false,
+        ),
+      "the opener ran",
+    );
     const argv = z.array(z.string()).parse(JSON.parse(await fs.readFile(record, "utf8")));
     assert.equal(argv.length, 1);
     assert.match(argv[0] ?? "", new RegExp(`^http://127\\.0\\.0\\.1:${status.port}/ui/#code=[A-Za-z0-9_-]{22}$`));

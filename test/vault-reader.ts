@@ -10,7 +10,11 @@ import { silentLogger } from "../src/main/core/runtime/logger.js";
 import { TEST_PASSPHRASE } from "./helpers.js";
 
 /** The value of `item` in `raw` opened with `passphrase` (default the test person's); null when absent. */
-export async function readSealed(raw: KeychainStore, item: KeychainItem, passphrase: string = TEST_PASSPHRASE): Promise<string | null> {
+export async function readSealed(
+  raw: KeychainStore,
+  item: KeychainItem,
+  passphrase: string = TEST_PASSPHRASE,
+): Promise<string | null> {
   const stored = await raw.get(item);
   if (stored === null) return null;
   // Unattended: opening it here must not touch the Link's own wrong-PIN count.
@@ -19,7 +23,8 @@ export async function readSealed(raw: KeychainStore, item: KeychainItem, passphr
   await vault.unlock(passphrase, { unattended: true });
   try {
     const value = vault.openItem(item, stored);
-    if (value === null) throw new Error(`${item} is in the keychain but not sealed by this vault: ${stored.slice(0, 12)}…`);
+    if (value === null)
+      throw new Error(`${item} is in the keychain but not sealed by this vault: ${stored.slice(0, 12)}…`);
     return value;
   } finally {
     vault.lock("by_request");

@@ -10,7 +10,16 @@ import { PIN_TRIES_ALLOWED, pinMacMessage, presenceAction } from "../src/shared/
 import { deriveKey } from "../src/main/core/vault/vault-crypto.js";
 import { PiperLinkLockedError, createPiperClient } from "@piper-link/sdk";
 import { createKeychainStore } from "../src/main/core/runtime/keychain.js";
-import { connectAgent, startTestLink, TEST_PASSPHRASE, TEST_PIN, TEST_PROOF, testLinkEnv, uniqueProfile, type TestLink } from "./helpers.js";
+import {
+  connectAgent,
+  startTestLink,
+  TEST_PASSPHRASE,
+  TEST_PIN,
+  TEST_PROOF,
+  testLinkEnv,
+  uniqueProfile,
+  type TestLink,
+} from "./helpers.js";
 
 const started: TestLink[] = [];
 after(async () => {
@@ -40,20 +49,32 @@ describe("the vault", () => {
     assert.equal(res.status, 503);
     assert.equal(((await res.json()) as { error: string }).error, "locked");
     const piper = createPiperClient({ clientId: "agent_locked", linkUrl: t.url, fallbackToEnv: false });
-    await assert.rejects(piper.getSecret("OPENAI_API_KEY"), (err: unknown) => err instanceof PiperLinkLockedError && err.code === "locked" && err.retryable);
+    await assert.rejects(
+      piper.getSecret("OPENAI_API_KEY"),
+      (err: unknown) => err instanceof PiperLinkLockedError && err.code === "locked" && err.retryable,
+    );
     piper.close();
   });
 
   it("a first run refuses a weak passphrase, then creates the vault; a wrong passphrase does not unlock, the right one does", async () => {
     const t = await link({ unlock: null });
-    await assert.rejects(t.link.api.createVault({ passphrase: "short" }), (err: unknown) => code(err) === "bad_request");
-    await assert.rejects(t.link.api.createVault({ passphrase: "aaaaaaaaaaaaaaaa" }), (err: unknown) => code(err) === "bad_request");
+    await assert.rejects(
+      t.link.api.createVault({ passphrase: "short" }),
+      (err: unknown) => code(err) === "bad_request",
+    );
+    await assert.rejects(
+      t.link.api.createVault({ passphrase: "aaaaaaaaaaaaaaaa" }),
+      (err: unknown) => code(err) === "bad_request",
+    );
     const created = await t.link.api.createVault({ passphrase: TEST_PASSPHRASE, pin: TEST_PIN });
     assert.equal(created.vault.state, "unlocked");
     assert.deepEqual(created.vault.proofs, ["pin", "passphrase"]);
     await t.link.api.lock({});
     assert.equal(t.link.status().vault.state, "locked");
-    await assert.rejects(t.link.api.unlock({ passphrase: "not the passphrase at all" }), (err: unknown) => code(err) === "presence_failed");
+    await assert.rejects(
+      t.link.api.unlock({ passphrase: "not the passphrase at all" }),
+      (err: unknown) => code(err) === "presence_failed",
+    );
     assert.equal((await t.link.api.unlock({ passphrase: TEST_PASSPHRASE })).vault.state, "unlocked");
   });
 
@@ -88,14 +109,24 @@ describe("the presence gate", () => {
     let clock = Date.now();
     const t = await link({ now: () => clock });
     const approve = (presence?: { method: "pin"; pin: string }) =>
-      t.link.api.approveRequest({ requestId: "req_whatever", scope: { kind: "once" }, ...(presence !== undefined ? { presence } : {}) });
+      t.link.api.approveRequest({
+        requestId: "req_whatever",
+        scope: { kind: "once" },
+        ...(presence !== undefined ? { presence } : {}),
+      });
     await assert.rejects(approve(), (err: unknown) => code(err) === "presence_required");
-    await assert.rejects(approve({ method: "pin", pin: "000000" }), (err: unknown) => code(err) === "presence_failed" && /4 tries left/.test((err as Error).message));
+    await assert.rejects(
+      approve({ method: "pin", pin: "000000" }),
+      (err: unknown) => code(err) === "presence_failed" && /4 tries left/.test((err as Error).message),
+    );
     // Straight away again: refused unchecked (the wait after a wrong PIN).
     await assert.rejects(approve({ method: "pin", pin: TEST_PIN }), (err: unknown) => code(err) === "rate_limited");
     for (let i = 2; i <= PIN_TRIES_ALLOWED; i++) {
       clock += 60_000;
-      await assert.rejects(approve({ method: "pin", pin: "000000" }), (err: unknown) => code(err) === (i === PIN_TRIES_ALLOWED ? "locked" : "presence_failed"));
+      await assert.rejects(
+        approve({ method: "pin", pin: "000000" }),
+        (err: unknown) => code(err) === (i === PIN_TRIES_ALLOWED ? "locked" : "presence_failed"),
+      );
     }
     const status = t.link.status();
     assert.equal(status.vault.state, "locked");
@@ -113,27 +144,66 @@ describe("the presence gate", () => {
     const challenge = await t.link.api.pinChallenge({ method: "approveRequest", params: terms });
     // What a relay on the control channel would see: the challenge and the MAC, never the PIN.
     const key = await deriveKey(TEST_PIN, { name: "scrypt", ...challenge.kdf });
-    const mac = createHmac("sha256", key).update(pinMacMessage(challenge.nonce, presenceAction("approveRequest", terms))).digest("base64url");
+    const mac = createHmac("sha256", key)
+      .update(pinMacMessage(challenge.nonce, presenceAction("approveRequest", terms)))
+      .digest("base64url");
     const captured = { method: "pin-mac" as const, challengeId: challenge.challengeId, mac };
     // Replayed for another request: refused (and the challenge is used up by the attempt).
-    await assert.rejects(t.link.api.approveRequest({ requestId: "req_B", scope: { kind: "once" }, presence: captured }), (err: unknown) => code(err) === "presence_failed" && /another request or other terms/.test((err as Error).message));
-    await assert.rejects(t.link.api.approveRequest({ ...terms, presence: captured }), (err: unknown) => code(err) === "presence_failed" && /expired or was already used/.test((err as Error).message));
+    await assert.rejects(
+      t.link.api.approveRequest({ requestId: "req_B", scope: { kind: "once" }, presence: captured }),
+      (err: unknown) =>
+        code(err) === "presence_failed" && /another request or other terms/.test((err as Error).message),
+    );
+    await assert.rejects(
+      t.link.api.approveRequest({ ...terms, presence: captured }),
+      (err: unknown) => code(err) === "presence_failed" && /expired or was already used/.test((err as Error).message),
+    );
     // A fresh challenge for other terms, answered with the MAC computed for the first terms: refused.
     clock += 60_000;
-    const wider = await t.link.api.pinChallenge({ method: "approveRequest", params: { ...terms, scope: { kind: "until_revoked" } } });
-    await assert.rejects(t.link.api.approveRequest({ ...terms, scope: { kind: "until_revoked" }, presence: { method: "pin-mac", challengeId: wider.challengeId, mac } }), (err: unknown) => code(err) === "presence_failed");
+    const wider = await t.link.api.pinChallenge({
+      method: "approveRequest",
+      params: { ...terms, scope: { kind: "until_revoked" } },
+    });
+    await assert.rejects(
+      t.link.api.approveRequest({
+        ...terms,
+        scope: { kind: "until_revoked" },
+        presence: { method: "pin-mac", challengeId: wider.challengeId, mac },
+      }),
+      (err: unknown) => code(err) === "presence_failed",
+    );
     // The right MAC for the right call passes the gate (the request itself does not exist: not_found, not a presence error).
     clock += 60_000;
     const good = await t.link.api.pinChallenge({ method: "approveRequest", params: terms });
-    const goodMac = createHmac("sha256", key).update(pinMacMessage(good.nonce, presenceAction("approveRequest", terms))).digest("base64url");
-    await assert.rejects(t.link.api.approveRequest({ ...terms, presence: { method: "pin-mac", challengeId: good.challengeId, mac: goodMac } }), (err: unknown) => !["presence_failed", "presence_required", "rate_limited", "locked"].includes(code(err)));
+    const goodMac = createHmac("sha256", key)
+      .update(pinMacMessage(good.nonce, presenceAction("approveRequest", terms)))
+      .digest("base64url");
+    await assert.rejects(
+      t.link.api.approveRequest({
+        ...terms,
+        presence: { method: "pin-mac", challengeId: good.challengeId, mac: goodMac },
+      }),
+      (err: unknown) => !["presence_failed", "presence_required", "rate_limited", "locked"].includes(code(err)),
+    );
   });
 
   it("wrong PINs are remembered across an unattended restart (restarting buys no new guesses); the person's own unlock clears them", async () => {
     const t = await link();
-    await assert.rejects(t.link.api.approveRequest({ requestId: "req_x", scope: { kind: "once" }, presence: { method: "pin", pin: "111111" } }), (err: unknown) => code(err) === "presence_failed");
+    await assert.rejects(
+      t.link.api.approveRequest({
+        requestId: "req_x",
+        scope: { kind: "once" },
+        presence: { method: "pin", pin: "111111" },
+      }),
+      (err: unknown) => code(err) === "presence_failed",
+    );
     await t.link.stop();
-    const again = await link({ profile: t.profile, keychain: t.keychain, paths: t.paths, unlock: { passphrase: TEST_PASSPHRASE, unattended: true } });
+    const again = await link({
+      profile: t.profile,
+      keychain: t.keychain,
+      paths: t.paths,
+      unlock: { passphrase: TEST_PASSPHRASE, unattended: true },
+    });
     assert.equal(again.link.status().vault.pinFailures, 1);
     assert.equal(again.link.status().vault.unattended, true);
     await again.link.api.lock({});
@@ -144,14 +214,34 @@ describe("the presence gate", () => {
   it("deny, revoke and lock need no proof; widening a secret's hosts does, narrowing does not", async () => {
     const t = await link({ authority: { kind: "embedded" } });
     await t.link.api.devSignIn({});
-    await t.link.api.setSecret({ name: "API_KEY", value: "sk-1", hosts: ["api.example.com", "b.example.com"], presence: TEST_PROOF });
+    await t.link.api.setSecret({
+      name: "API_KEY",
+      value: "sk-1",
+      hosts: ["api.example.com", "b.example.com"],
+      presence: TEST_PROOF,
+    });
     await t.link.api.setSecretHosts({ name: "API_KEY", hosts: ["api.example.com"] });
-    await assert.rejects(t.link.api.setSecretHosts({ name: "API_KEY", hosts: ["evil.example.net"] }), (err: unknown) => code(err) === "presence_required");
-    await assert.rejects(t.link.api.setSecretHosts({ name: "API_KEY", hosts: null }), (err: unknown) => code(err) === "presence_required");
-    await assert.rejects(t.link.api.denyRequest({ requestId: "req_none" }), (err: unknown) => code(err) !== "presence_required");
+    await assert.rejects(
+      t.link.api.setSecretHosts({ name: "API_KEY", hosts: ["evil.example.net"] }),
+      (err: unknown) => code(err) === "presence_required",
+    );
+    await assert.rejects(
+      t.link.api.setSecretHosts({ name: "API_KEY", hosts: null }),
+      (err: unknown) => code(err) === "presence_required",
+    );
+    await assert.rejects(
+      t.link.api.denyRequest({ requestId: "req_none" }),
+      (err: unknown) => code(err) !== "presence_required",
+    );
     await t.link.api.updateSettings({ notifications: true });
-    await assert.rejects(t.link.api.updateSettings({ notifications: false }), (err: unknown) => code(err) === "presence_required");
-    assert.equal((await t.link.api.updateSettings({ notifications: false, presence: TEST_PROOF })).notifications, false);
+    await assert.rejects(
+      t.link.api.updateSettings({ notifications: false }),
+      (err: unknown) => code(err) === "presence_required",
+    );
+    assert.equal(
+      (await t.link.api.updateSettings({ notifications: false, presence: TEST_PROOF })).notifications,
+      false,
+    );
     assert.equal((await t.link.api.lock({})).vault.state, "locked");
   });
 
@@ -159,7 +249,10 @@ describe("the presence gate", () => {
     let clock = Date.now();
     const t = await link({ now: () => clock, idleCheckMs: 20 });
     assert.equal(t.link.status().vault.idleLockMinutes, 12 * 60);
-    await assert.rejects(t.link.api.setIdleLock({ minutes: 24 * 60 }), (err: unknown) => code(err) === "presence_required");
+    await assert.rejects(
+      t.link.api.setIdleLock({ minutes: 24 * 60 }),
+      (err: unknown) => code(err) === "presence_required",
+    );
     await t.link.api.setIdleLock({ minutes: 5 });
     clock += 4 * 60_000;
     const agent = await connectAgent(t.url);
@@ -168,7 +261,8 @@ describe("the presence gate", () => {
     assert.equal(t.link.status().vault.state, "unlocked");
     clock += 2 * 60_000;
     const deadline = Date.now() + 5000;
-    while (t.link.status().vault.state !== "locked" && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    while (t.link.status().vault.state !== "locked" && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 20));
     assert.equal(t.link.status().vault.lockedReason, "idle");
     const pushed = await agent.next((m) => m.type === "context");
     assert.equal(pushed.type === "context" ? pushed.reason : null, "locked");

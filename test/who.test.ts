@@ -23,38 +23,81 @@ after(() => {
 });
 
 /** `piper-link login <args>` in the background; its stderr so far and its exit. */
-function runLogin(e: CliEnv, args: string[]): { child: ChildProcess; stderr: () => string; done: Promise<{ code: number | null; stdout: string }> } {
-  const child = spawn(process.execPath, [BIN, "login", ...args, "--json"], { env: e.env, stdio: ["ignore", "pipe", "pipe"] });
+function runLogin(
+  e: CliEnv,
+  args: string[],
+): { child: ChildProcess; stderr: () => string; done: Promise<{ code: number | null; stdout: string }> } {
+  const child = spawn(process.execPath, [BIN, "login", ...args, "--json"], {
+    env: e.env,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   children.push(child);
   let out = "";
   let err = "";
   child.stdout.on("data", (c: Buffer) => (out += c.toString()));
   child.stderr.on("data", (c: Buffer) => (err += c.toString()));
-  return { child, stderr: () => err, done: new Promise((resolve) => child.on("exit", (code) => resolve({ code, stdout: out }))) };
+  return {
+    child,
+    stderr: () => err,
+    done: new Promise((resolve) => child.on("exit", (code) => resolve({ code, stdout: out }))),
+  };
 }
 
 /** True while `pid` runs (a zombie the test runner has not reaped yet counts as gone). */
 const alive = isPidAlive;
 
 describe("who is signed in, in the tray", () => {
-  const actions = { showWindow: () => undefined, lock: () => undefined, signOut: () => undefined, quit: () => undefined };
-  const vault: VaultStatus = { state: "unlocked", lockedReason: null, unattended: false, pinSet: true, passkeys: 0, proofs: ["pin"], idleLockMinutes: DEFAULT_IDLE_LOCK_MINUTES, legacyGrants: 0, pinFailures: 0, pinTriesAllowed: PIN_TRIES_ALLOWED };
+  const actions = {
+    showWindow: () => undefined,
+    lock: () => undefined,
+    signOut: () => undefined,
+    quit: () => undefined,
+  };
+  const vault: VaultStatus = {
+    state: "unlocked",
+    lockedReason: null,
+    unattended: false,
+    pinSet: true,
+    passkeys: 0,
+    proofs: ["pin"],
+    idleLockMinutes: DEFAULT_IDLE_LOCK_MINUTES,
+    legacyGrants: 0,
+    pinFailures: 0,
+    pinTriesAllowed: PIN_TRIES_ALLOWED,
+  };
   const base = { state: "ready" as const, vault, instanceIdRedacted: "inst_••••••abcd", agents: [] };
 
   it("the tooltip and a disabled menu line name the account and the machine", () => {
     const status = { ...base, account: { name: "Pat Doe", email: "pat@example.com" }, machine: "pat-laptop" };
     assert.equal(signedInAs(status), "Pat Doe (pat@example.com) on pat-laptop");
     assert.equal(trayToolTip("normal", 0, status), "Piper Link — Pat Doe (pat@example.com) on pat-laptop");
-    assert.equal(trayToolTip("pending", 2, status), "Piper Link — Pat Doe (pat@example.com) on pat-laptop — 2 pending request(s)");
+    assert.equal(
+      trayToolTip("pending", 2, status),
+      "Piper Link — Pat Doe (pat@example.com) on pat-laptop — 2 pending request(s)",
+    );
     const line = trayMenu(status, 0, actions).find((item) => item.label?.startsWith("Signed in"));
-    assert.deepEqual(line && { label: line.label, enabled: line.enabled }, { label: "Signed in as Pat Doe (pat@example.com) on pat-laptop", enabled: false });
+    assert.deepEqual(line && { label: line.label, enabled: line.enabled }, {
+      label: "Signed in as Pat Doe (pat@example.com) on pat-laptop",
+      enabled: false,
+    });
   });
 
   it("falls back to the instance while the authority has not said, and says nobody when signed out", () => {
     assert.equal(signedInAs({ account: null, machine: null }), null);
-    assert.ok(trayMenu({ ...base, account: null, machine: null }, 0, actions).some((item) => item.label === "Signed in — machine inst_••••••abcd"));
-    assert.equal(trayToolTip("signed-out", 0, { account: { name: "Pat", email: null }, machine: "m" }), "Piper Link — not signed in");
-    assert.equal(signedInAs({ account: { name: "x".repeat(300), email: null }, machine: null })?.length, 100, "cut to keep the menu narrow");
+    assert.ok(
+      trayMenu({ ...base, account: null, machine: null }, 0, actions).some(
+        (item) => item.label === "Signed in — machine inst_••••••abcd",
+      ),
+    );
+    assert.equal(
+      trayToolTip("signed-out", 0, { account: { name: "Pat", email: null }, machine: "m" }),
+      "Piper Link — not signed in",
+    );
+    assert.equal(
+      signedInAs({ account: { name: "x".repeat(300), email: null }, machine: null })?.length,
+      100,
+      "cut to keep the menu narrow",
+    );
   });
 
   it("locked: the tray says Locked and offers Unlock… (the window) and Quit; unlocked, it offers Lock now", () => {
@@ -69,11 +112,19 @@ describe("who is signed in, in the tray", () => {
         locked++;
       },
     };
-    const shut = { ...base, vault: { ...vault, state: "locked" as const, lockedReason: "idle" as const }, account: null, machine: null };
+    const shut = {
+      ...base,
+      vault: { ...vault, state: "locked" as const, lockedReason: "idle" as const },
+      account: null,
+      machine: null,
+    };
     assert.equal(trayState(shut, 3), "locked", "locked wins over pending requests");
     assert.equal(trayToolTip("locked", 3), "Piper Link — Locked");
     const menu = trayMenu(shut, 3, spy);
-    assert.deepEqual(menu.map((i) => i.label ?? "-"), ["Locked", "Unlock…", "-", "Quit Piper Link"]);
+    assert.deepEqual(
+      menu.map((i) => i.label ?? "-"),
+      ["Locked", "Unlock…", "-", "Quit Piper Link"],
+    );
     menu.find((i) => i.label === "Unlock…")?.click?.();
     assert.equal(opened, 1);
     assert.equal(trayState({ ...shut, vault: { ...vault, state: "new" } }, 0), "locked");
@@ -109,7 +160,13 @@ describe("who is signed in", () => {
     const person = new Browser(`http://127.0.0.1:${port}`);
     const signup = await person.follow(`/device?user_code=${userCode}`);
     const next = /name="next" value="([^"]+)"/.exec(signup.text)?.[1]?.replace(/&#38;/g, "&") ?? "";
-    const created = await person.post("/signup", { csrf: csrfOf(signup.text), next, name: "Pat Doe", email: "pat@example.com", password: "correct horse battery" });
+    const created = await person.post("/signup", {
+      csrf: csrfOf(signup.text),
+      next,
+      name: "Pat Doe",
+      email: "pat@example.com",
+      password: "correct horse battery",
+    });
     const devicePage = await person.follow(created.location ?? "");
     await person.post("/device", { csrf: csrfOf(devicePage.text), user_code: userCode });
     const result = await login.done;

@@ -28,7 +28,17 @@ function loadPrctl(): Promise<{ prctl: Prctl; errno: () => number }> {
     // prctl is variadic in <sys/prctl.h>: each extra argument is given with its C type.
     const fn = libc.func("int prctl(int option, ...)");
     const prctl: Prctl = (option, arg2) => {
-      const result: unknown = fn(option, "unsigned long", arg2, "unsigned long", 0, "unsigned long", 0, "unsigned long", 0);
+      const result: unknown = fn(
+        option,
+        "unsigned long",
+        arg2,
+        "unsigned long",
+        0,
+        "unsigned long",
+        0,
+        "unsigned long",
+        0,
+      );
       return typeof result === "number" ? result : -1;
     };
     return { prctl, errno: () => koffi.errno() };
@@ -55,12 +65,23 @@ export async function makeNotDumpable(): Promise<DumpableOutcome> {
 export async function setDumpable(value: 0 | 1): Promise<DumpableOutcome> {
   try {
     const { prctl, errno } = await loadPrctl();
-    if (prctl(PR_SET_DUMPABLE, value) !== 0) return { ok: false, reason: `prctl(PR_SET_DUMPABLE, ${value}) failed (errno ${errno()})` };
+    if (prctl(PR_SET_DUMPABLE, value) !== 0)
+      return { ok: false, reason: `prctl(PR_SET_DUMPABLE, ${value}) failed (errno ${errno()})` };
     const now = prctl(PR_GET_DUMPABLE, 0);
-    if (now !== value) return { ok: false, reason: value === 0 ? `the process is still dumpable after prctl (PR_GET_DUMPABLE gave ${now})` : `PR_GET_DUMPABLE gave ${now} after setting ${value}` };
+    if (now !== value)
+      return {
+        ok: false,
+        reason:
+          value === 0
+            ? `the process is still dumpable after prctl (PR_GET_DUMPABLE gave ${now})`
+            : `PR_GET_DUMPABLE gave ${now} after setting ${value}`,
+      };
     return { ok: true };
   } catch (err) {
-    return { ok: false, reason: `prctl could not be called through koffi: ${err instanceof Error ? err.message : String(err)}` };
+    return {
+      ok: false,
+      reason: `prctl could not be called through koffi: ${err instanceof Error ? err.message : String(err)}`,
+    };
   }
 }
 

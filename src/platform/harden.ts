@@ -91,20 +91,30 @@ export function guardSigusr1(): void {
  * same goes for LD_PRELOAD and any other way to change the environment or the install the Link
  * starts from. That is the residual risk "an install or environment you can write" in the README.
  */
-export function debuggerRefusal(role: ProcessRole, execArgv: readonly string[], env: Readonly<NodeJS.ProcessEnv>): string | null {
+export function debuggerRefusal(
+  role: ProcessRole,
+  execArgv: readonly string[],
+  env: Readonly<NodeJS.ProcessEnv>,
+): string | null {
   const who = ROLE_NAMES[role];
   const why = "any program running as you could then attach to it and read the keys it holds";
   const nodeOptions = parseNodeOptions(env["NODE_OPTIONS"] ?? "");
   const fromArgv = inspectorOption(execArgv);
-  if (fromArgv !== null) return `${who} does not run with Node's debugger enabled (${fromArgv} on Node's command line): ${why}. Start it without ${fromArgv}.`;
+  if (fromArgv !== null)
+    return `${who} does not run with Node's debugger enabled (${fromArgv} on Node's command line): ${why}. Start it without ${fromArgv}.`;
   const fromEnv = inspectorOption(nodeOptions);
-  if (fromEnv !== null) return `${who} does not run with Node's debugger enabled (${fromEnv} in NODE_OPTIONS): ${why}. Remove ${fromEnv} from NODE_OPTIONS and start it again.`;
-  if (inspector.url() !== undefined) return `${who} does not run with Node's debugger enabled (the inspector is open): ${why}. Start it without a debugger.`;
-  const heapWhy = "a heap snapshot writes everything it holds, its keys too, to a file any program running as you can read";
+  if (fromEnv !== null)
+    return `${who} does not run with Node's debugger enabled (${fromEnv} in NODE_OPTIONS): ${why}. Remove ${fromEnv} from NODE_OPTIONS and start it again.`;
+  if (inspector.url() !== undefined)
+    return `${who} does not run with Node's debugger enabled (the inspector is open): ${why}. Start it without a debugger.`;
+  const heapWhy =
+    "a heap snapshot writes everything it holds, its keys too, to a file any program running as you can read";
   const heapArgv = heapWritingOption(execArgv);
-  if (heapArgv !== null) return `${who} does not run with Node's heap snapshots enabled (${heapArgv} on Node's command line): ${heapWhy}. Start it without ${heapArgv}.`;
+  if (heapArgv !== null)
+    return `${who} does not run with Node's heap snapshots enabled (${heapArgv} on Node's command line): ${heapWhy}. Start it without ${heapArgv}.`;
   const heapEnv = heapWritingOption(nodeOptions);
-  if (heapEnv !== null) return `${who} does not run with Node's heap snapshots enabled (${heapEnv} in NODE_OPTIONS): ${heapWhy}. Remove ${heapEnv} from NODE_OPTIONS and start it again.`;
+  if (heapEnv !== null)
+    return `${who} does not run with Node's heap snapshots enabled (${heapEnv} in NODE_OPTIONS): ${heapWhy}. Remove ${heapEnv} from NODE_OPTIONS and start it again.`;
   const code = codeLoadingOption(nodeOptions);
   if (code !== null) {
     return `${who} does not run with code loaded through NODE_OPTIONS (${code} in NODE_OPTIONS): that code would run inside it and could read the keys it holds. Remove ${code} from NODE_OPTIONS and start it again; if you did not put it there, a program running as you did (look in your shell's startup files and \`systemctl --user show-environment\`).`;
@@ -129,7 +139,9 @@ export async function hardenProcess(role: ProcessRole, options: HardenOptions): 
   }
   if ((options.platform ?? process.platform) !== "linux") return { notDumpable: null, dumpableFailure: null };
   const outcome = await makeNotDumpable();
-  return outcome.ok ? { notDumpable: true, dumpableFailure: null } : { notDumpable: false, dumpableFailure: outcome.reason };
+  return outcome.ok
+    ? { notDumpable: true, dumpableFailure: null }
+    : { notDumpable: false, dumpableFailure: outcome.reason };
 }
 
 /**

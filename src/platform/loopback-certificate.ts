@@ -8,7 +8,10 @@
  */
 
 /** A new key pair and certificate for `commonName`, valid until `notAfter`; PEM strings. */
-export async function generateLoopbackCertificate(commonName: string, notAfter: Date): Promise<{ private: string; cert: string }> {
+export async function generateLoopbackCertificate(
+  commonName: string,
+  notAfter: Date,
+): Promise<{ private: string; cert: string }> {
   const { generate } = await import("selfsigned");
   const pems = await generate([{ name: "commonName", value: commonName }], {
     keyType: "ec",
@@ -19,7 +22,14 @@ export async function generateLoopbackCertificate(commonName: string, notAfter: 
       { name: "basicConstraints", cA: false },
       { name: "keyUsage", digitalSignature: true, keyEncipherment: true },
       { name: "extKeyUsage", serverAuth: true },
-      { name: "subjectAltName", altNames: [{ type: 2, value: "localhost" }, { type: 7, ip: "127.0.0.1" }, { type: 7, ip: "::1" }] },
+      {
+        name: "subjectAltName",
+        altNames: [
+          { type: 2, value: "localhost" },
+          { type: 7, ip: "127.0.0.1" },
+          { type: 7, ip: "::1" },
+        ],
+      },
     ],
   });
   return { private: pems.private, cert: pems.cert };

@@ -95,7 +95,8 @@ export function childMemoryOpen(pid: number): string | null {
     return "its memory is open to other programs of this user (/proc/<pid>/environ can be read)";
   } catch (err) {
     const code = err instanceof Error && "code" in err && typeof err.code === "string" ? err.code : null;
-    if (code !== "EACCES") return `/proc/${pid}/environ could not be read (${code ?? (err instanceof Error ? err.message : String(err))})`;
+    if (code !== "EACCES")
+      return `/proc/${pid}/environ could not be read (${code ?? (err instanceof Error ? err.message : String(err))})`;
   }
   try {
     return tracedReason(fs.readFileSync(`/proc/${pid}/status`, "utf8"));
@@ -118,7 +119,11 @@ export interface HandOverOptions extends CheckScope {
  * (SIGKILL) and the promise resolves to the last reason (a few words). Resolves to null once written.
  * As root or off Linux the line is written at once. Never rejects.
  */
-export async function writeWhenMemoryClosed(child: ChildProcess, line: string, options: HandOverOptions = {}): Promise<string | null> {
+export async function writeWhenMemoryClosed(
+  child: ChildProcess,
+  line: string,
+  options: HandOverOptions = {},
+): Promise<string | null> {
   const write = (): null => {
     // A child that died at once closes its stdin: the write then fails, and its exit says why.
     child.stdin?.on("error", () => undefined);

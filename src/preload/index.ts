@@ -6,7 +6,14 @@
  */
 import { contextBridge, ipcRenderer } from "electron";
 import { CONTROL_METHOD_NAMES, ControlEventSchema, type ControlEvent, type ControlMethod } from "../shared/control.js";
-import { LINK_EVENT_CHANNEL, LINK_IPC_CHANNEL, LINK_NAVIGATE_CHANNEL, NAVIGABLE_VIEWS, type LinkIpcBridge, type NavigableView } from "../shared/ipc.js";
+import {
+  LINK_EVENT_CHANNEL,
+  LINK_IPC_CHANNEL,
+  LINK_NAVIGATE_CHANNEL,
+  NAVIGABLE_VIEWS,
+  type LinkIpcBridge,
+  type NavigableView,
+} from "../shared/ipc.js";
 
 function bridge(method: ControlMethod) {
   // Main answers a ControlOutcome value (errors included); the window validates and unwraps it.
@@ -26,7 +33,8 @@ const events = {
   },
   onNavigate(listener: (view: NavigableView) => void): () => void {
     const handler = (_e: Electron.IpcRendererEvent, view: unknown): void => {
-      if (typeof view === "string" && (NAVIGABLE_VIEWS as readonly string[]).includes(view)) listener(view as NavigableView);
+      if (typeof view === "string" && (NAVIGABLE_VIEWS as readonly string[]).includes(view))
+        listener(view as NavigableView);
     };
     ipcRenderer.on(LINK_NAVIGATE_CHANNEL, handler);
     return () => void ipcRenderer.off(LINK_NAVIGATE_CHANNEL, handler);

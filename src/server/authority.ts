@@ -63,10 +63,17 @@ export interface RunningAuthority {
 
 export async function startAuthority(options: AuthorityOptions): Promise<RunningAuthority> {
   const log = options.log ?? (() => undefined);
-  const opened = await openDatabase(options.db, (err) => log("database connection lost while idle; the pool opens another", { err: err.message }), options.sqliteBinding ?? null);
+  const opened = await openDatabase(
+    options.db,
+    (err) => log("database connection lost while idle; the pool opens another", { err: err.message }),
+    options.sqliteBinding ?? null,
+  );
   let bus: EventBus | null = null;
   try {
-    bus = opened.engine === "postgres" ? await createPostgresBus(opened.url, (err) => log("event bus error", { err: err.message })) : createLocalBus();
+    bus =
+      opened.engine === "postgres"
+        ? await createPostgresBus(opened.url, (err) => log("event bus error", { err: err.message }))
+        : createLocalBus();
     return await serveOn(opened, bus, options, log);
   } catch (err) {
     // A start that fails part way lets go of its connections, or an idle pool would keep the process running.
@@ -76,7 +83,12 @@ export async function startAuthority(options: AuthorityOptions): Promise<Running
   }
 }
 
-async function serveOn(opened: OpenedDatabase, bus: EventBus, options: AuthorityOptions, log: NonNullable<AuthorityOptions["log"]>): Promise<RunningAuthority> {
+async function serveOn(
+  opened: OpenedDatabase,
+  bus: EventBus,
+  options: AuthorityOptions,
+  log: NonNullable<AuthorityOptions["log"]>,
+): Promise<RunningAuthority> {
   const service = createService({
     db: opened.db,
     keys: options.dataKeys,
@@ -84,15 +96,35 @@ async function serveOn(opened: OpenedDatabase, bus: EventBus, options: Authority
     log,
     ...(options.now ? { now: options.now } : {}),
     ...(options.requestTtlMs !== undefined ? { requestTtlMs: options.requestTtlMs } : {}),
-    ...(options.agentRate ? { agentRatePerSecond: options.agentRate.perSecond, agentRateBurst: options.agentRate.burst } : {}),
+    ...(options.agentRate
+      ? { agentRatePerSecond: options.agentRate.perSecond, agentRateBurst: options.agentRate.burst }
+      : {}),
   });
-  const oauth = createOAuthService({ db: opened.db, keys: options.dataKeys, log, ...(options.now ? { now: options.now } : {}), ...(options.deviceIntervalS !== undefined ? { deviceIntervalS: options.deviceIntervalS } : {}) });
+  const oauth = createOAuthService({
+    db: opened.db,
+    keys: options.dataKeys,
+    log,
+    ...(options.now ? { now: options.now } : {}),
+    ...(options.deviceIntervalS !== undefined ? { deviceIntervalS: options.deviceIntervalS } : {}),
+  });
   // Before anything is served: the rows' MACs decide what exists.
   const adopted = await service.seal(options.adoptUnsealed ?? true);
-  if (adopted > 0) log("row MACs: existing rows adopted at the first start with them; grants among them are listed as legacy until kept", { rows: adopted });
+  if (adopted > 0)
+    log(
+      "row MACs: existing rows adopted at the first start with them; grants among them are listed as legacy until kept",
+      { rows: adopted },
+    );
   const rotated = options.rotate === true ? await service.rotate() : null;
-  if (rotated !== null) log("data key rotated: every secret re-encrypted and every row re-MAC'd under the current key; every credential replaced", { keyId: rotated.keyId, secrets: rotated.secrets, rows: rotated.rows });
-  const presence = createPresenceVerifier({ approvalKey: options.approvalKey ?? null, checkPassword: (userId, password, client) => oauth.checkPassword(userId, password, client), ...(options.now ? { now: options.now } : {}) });
+  if (rotated !== null)
+    log(
+      "data key rotated: every secret re-encrypted and every row re-MAC'd under the current key; every credential replaced",
+      { keyId: rotated.keyId, secrets: rotated.secrets, rows: rotated.rows },
+    );
+  const presence = createPresenceVerifier({
+    approvalKey: options.approvalKey ?? null,
+    checkPassword: (userId, password, client) => oauth.checkPassword(userId, password, client),
+    ...(options.now ? { now: options.now } : {}),
+  });
   const { app, drain } = buildAuthorityApp({
     service,
     oauth,

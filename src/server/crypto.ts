@@ -3,7 +3,15 @@
  * associated data (a ciphertext moved to another row fails to decrypt), and a key id so keys can
  * rotate: new writes use the current key, reads use the key the row names.
  */
-import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, randomBytes, timingSafeEqual } from "node:crypto";
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHash,
+  createHmac,
+  hkdfSync,
+  randomBytes,
+  timingSafeEqual,
+} from "node:crypto";
 
 export interface DataKeys {
   currentId: string;
@@ -14,7 +22,10 @@ export interface DataKeys {
 export function parseDataKeys(spec: string): DataKeys {
   const keys = new Map<string, Buffer>();
   let currentId: string | null = null;
-  for (const part of spec.split(",").map((s) => s.trim()).filter(Boolean)) {
+  for (const part of spec
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const at = part.indexOf(":");
     const id = at > 0 ? part.slice(0, at) : "k1";
     const key = Buffer.from(at > 0 ? part.slice(at + 1) : part, "base64");
@@ -94,12 +105,19 @@ export function rowMac(keys: DataKeys, table: string, fields: readonly MacField[
 }
 
 function macWith(keys: DataKeys, keyId: string, table: string, fields: readonly MacField[]): string {
-  const mac = createHmac("sha256", derivedKey(keys, keyId, "rowMac")).update(JSON.stringify([table, ...fields]), "utf8").digest("base64url");
+  const mac = createHmac("sha256", derivedKey(keys, keyId, "rowMac"))
+    .update(JSON.stringify([table, ...fields]), "utf8")
+    .digest("base64url");
   return `${keyId}.${mac}`;
 }
 
 /** True when `stored` is a valid MAC of these fields under a configured key (the one it names). */
-export function rowMacValid(keys: DataKeys, table: string, fields: readonly MacField[], stored: string | null): boolean {
+export function rowMacValid(
+  keys: DataKeys,
+  table: string,
+  fields: readonly MacField[],
+  stored: string | null,
+): boolean {
   if (stored === null) return false;
   const keyId = stored.slice(0, stored.indexOf("."));
   if (keyId.length === 0 || !keys.keys.has(keyId)) return false;
@@ -125,7 +143,9 @@ export function unkeyedTokenHash(token: string): string {
  * token lets a database from before keyed hashes be upgraded without knowing its tokens.
  */
 export function keyTokenHash(keys: DataKeys, keyId: string, sha256hex: string): string {
-  return `${keyId}.${createHmac("sha256", derivedKey(keys, keyId, "tokenHash")).update(sha256hex, "utf8").digest("hex")}`;
+  return `${keyId}.${createHmac("sha256", derivedKey(keys, keyId, "tokenHash"))
+    .update(sha256hex, "utf8")
+    .digest("hex")}`;
 }
 
 /**
@@ -143,7 +163,9 @@ export function tokenHasher(keys: DataKeys): TokenHasher {
     of: (token) => keyTokenHash(keys, keys.currentId, unkeyedTokenHash(token)),
     lookup: (token) => {
       const plain = unkeyedTokenHash(token);
-      return [keys.currentId, ...[...keys.keys.keys()].filter((id) => id !== keys.currentId)].map((id) => keyTokenHash(keys, id, plain));
+      return [keys.currentId, ...[...keys.keys.keys()].filter((id) => id !== keys.currentId)].map((id) =>
+        keyTokenHash(keys, id, plain),
+      );
     },
   };
 }

@@ -397,9 +397,21 @@ migrations["003_revocation_and_throttling"] = {
       .addColumn("session", "text")
       .addColumn("at", "bigint", (c) => c.notNull())
       .execute();
-    await db.schema.createIndex("auth_failures_account").on("auth_failures").columns(["kind", "account", "at"]).execute();
-    await db.schema.createIndex("auth_failures_address").on("auth_failures").columns(["kind", "address", "at"]).execute();
-    await db.schema.createIndex("auth_failures_session").on("auth_failures").columns(["kind", "session", "at"]).execute();
+    await db.schema
+      .createIndex("auth_failures_account")
+      .on("auth_failures")
+      .columns(["kind", "account", "at"])
+      .execute();
+    await db.schema
+      .createIndex("auth_failures_address")
+      .on("auth_failures")
+      .columns(["kind", "address", "at"])
+      .execute();
+    await db.schema
+      .createIndex("auth_failures_session")
+      .on("auth_failures")
+      .columns(["kind", "session", "at"])
+      .execute();
     // The grant list and the sign-out path look grants up by instance.
     await db.schema.createIndex("grants_instance").on("grants").columns(["instance_id", "ended_at"]).execute();
   },
@@ -408,13 +420,20 @@ migrations["003_revocation_and_throttling"] = {
 migrations["004_grant_binding"] = {
   async up(db: Kysely<unknown>) {
     // Grants made before bindings keep their old meaning: any program claiming the client ID.
-    await db.schema.alterTable("grants").addColumn("binding", "text", (c) => c.notNull().defaultTo("client")).execute();
+    await db.schema
+      .alterTable("grants")
+      .addColumn("binding", "text", (c) => c.notNull().defaultTo("client"))
+      .execute();
     for (const column of ["program_key", "program", "session_key", "mode", "policy"]) {
       await db.schema.alterTable("grants").addColumn(column, "text").execute();
     }
     await db.schema.alterTable("grants").addColumn("session_id", "bigint").execute();
     await db.schema.alterTable("requests").addColumn("program_key", "text").execute();
-    await db.schema.createIndex("requests_pending_key").on("requests").columns(["agent_id", "instance_id", "variable", "status"]).execute();
+    await db.schema
+      .createIndex("requests_pending_key")
+      .on("requests")
+      .columns(["agent_id", "instance_id", "variable", "status"])
+      .execute();
   },
 };
 
@@ -427,7 +446,9 @@ migrations["004_grant_binding"] = {
 migrations["005_request_history"] = {
   async up(db: Kysely<unknown>) {
     await db.schema.alterTable("requests").addColumn("agent_display_name", "text").execute();
-    await sql`update requests set agent_display_name = (select display_name from agents where agents.id = requests.agent_id)`.execute(db);
+    await sql`update requests set agent_display_name = (select display_name from agents where agents.id = requests.agent_id)`.execute(
+      db,
+    );
   },
 };
 
@@ -512,7 +533,11 @@ export interface OpenedDatabase {
  * `sqliteBinding`: better-sqlite3's native module to load instead of its own (under Electron, one
  * built for Electron's ABI: `AuthorityEnv.sqliteBinding`); null: its own.
  */
-export async function openDatabase(location: string, onConnectionError: (err: Error) => void = () => undefined, sqliteBinding: string | null = null): Promise<OpenedDatabase> {
+export async function openDatabase(
+  location: string,
+  onConnectionError: (err: Error) => void = () => undefined,
+  sqliteBinding: string | null = null,
+): Promise<OpenedDatabase> {
   const engine: Engine = /^postgres(ql)?:\/\//.test(location) ? "postgres" : "sqlite";
   let db: Kysely<Database>;
   let sqlite: SQLite.Database | null = null;
@@ -535,7 +560,12 @@ export async function openDatabase(location: string, onConnectionError: (err: Er
     sqlite.pragma("foreign_keys = ON");
     db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
   }
-  const migrator = new Migrator({ db, provider, migrationTableName: "piper_migrations", migrationLockTableName: "piper_migrations_lock" });
+  const migrator = new Migrator({
+    db,
+    provider,
+    migrationTableName: "piper_migrations",
+    migrationLockTableName: "piper_migrations_lock",
+  });
   // Two processes may open one fresh database at once (two authorities, a CLI command beside the
   // Link's). Kysely's migration lock is a PostgreSQL advisory lock, and a no-op on SQLite (it assumes
   // one process); there the whole run, from reading which migrations are done to the last one,

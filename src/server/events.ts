@@ -179,7 +179,10 @@ export interface StreamRegistry {
  * `userFor(token)` answers who a credential names now (null: revoked, expired or unknown); its
  * failures keep the stream open until the next check. `recheckMs` defaults to 5,000.
  */
-export function createStreamRegistry(userFor: (token: string) => Promise<string | null>, recheckMs = 5000): StreamRegistry {
+export function createStreamRegistry(
+  userFor: (token: string) => Promise<string | null>,
+  recheckMs = 5000,
+): StreamRegistry {
   const streams = new Set<OpenStream>();
   let timer: NodeJS.Timeout | null = null;
   let checking: Promise<void> | null = null;

@@ -7,12 +7,21 @@
  * `{error, error_description}` with the status pyper-sdk maps to its exceptions.
  */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
-import { hasZodFastifySchemaValidationErrors, serializerCompiler, validatorCompiler, type ZodTypeProvider } from "fastify-type-provider-zod";
+import {
+  hasZodFastifySchemaValidationErrors,
+  serializerCompiler,
+  validatorCompiler,
+  type ZodTypeProvider,
+} from "fastify-type-provider-zod";
 import type { Socket } from "node:net";
 import type { ZodType } from "zod";
 import { PYPER_PATHS, PyperExchangeSchema, PyperResolveSchema, PyperScopedSchema } from "../shared/pyper.js";
 import { AuthorityRoutes as R } from "../shared/authority-routes.js";
-import { authorityPresenceAction, type AuthorityPresenceOp, type AuthorityPresenceTerms } from "../shared/authority-presence.js";
+import {
+  authorityPresenceAction,
+  type AuthorityPresenceOp,
+  type AuthorityPresenceTerms,
+} from "../shared/authority-presence.js";
 import type { AuthorityPresence } from "../shared/presence.js";
 import { LINK_VERSION } from "../shared/version.js";
 import { socketEnds } from "../shared/socket-owner.js";
@@ -97,8 +106,19 @@ export function buildAuthorityApp(options: AuthorityHttpOptions): AuthorityApp {
   const { service, bus } = options;
   // The HTTPS and HTTP instances differ only in their server type; routes are written once.
   const base: FastifyInstance = options.https
-    ? Fastify({ https: options.https, bodyLimit: 64 * 1024, logger: false, return503OnClosing: true, trustProxy: options.trustProxy ?? false })
-    : Fastify({ bodyLimit: 64 * 1024, logger: false, return503OnClosing: true, trustProxy: options.trustProxy ?? false });
+    ? Fastify({
+        https: options.https,
+        bodyLimit: 64 * 1024,
+        logger: false,
+        return503OnClosing: true,
+        trustProxy: options.trustProxy ?? false,
+      })
+    : Fastify({
+        bodyLimit: 64 * 1024,
+        logger: false,
+        return503OnClosing: true,
+        trustProxy: options.trustProxy ?? false,
+      });
   base.setValidatorCompiler(validatorCompiler);
   base.setSerializerCompiler(serializerCompiler);
   const app = base.withTypeProvider<ZodTypeProvider>();
@@ -112,16 +132,23 @@ export function buildAuthorityApp(options: AuthorityHttpOptions): AuthorityApp {
     if (hasZodFastifySchemaValidationErrors(err)) {
       const detail = err.validation
         .slice(0, 3)
-        .map((i) => `${i.instancePath.replace(/^\//, "").replaceAll("/", ".") || err.validationContext}: ${i.message ?? "invalid"}`)
+        .map(
+          (i) =>
+            `${i.instancePath.replace(/^\//, "").replaceAll("/", ".") || err.validationContext}: ${i.message ?? "invalid"}`,
+        )
         .join("; ");
       return reply.status(400).send(errorBody("invalid_request", detail));
     }
-    if (err.code === "FST_ERR_CTP_BODY_TOO_LARGE") return reply.status(413).send(errorBody("request_too_large", "The request body is larger than 64 KiB."));
-    if (err.statusCode !== undefined && err.statusCode < 500) return reply.status(err.statusCode).send(errorBody("invalid_request", err.message));
+    if (err.code === "FST_ERR_CTP_BODY_TOO_LARGE")
+      return reply.status(413).send(errorBody("request_too_large", "The request body is larger than 64 KiB."));
+    if (err.statusCode !== undefined && err.statusCode < 500)
+      return reply.status(err.statusCode).send(errorBody("invalid_request", err.message));
     options.log?.("authority error", { err: err.message });
     return reply.status(500).send(errorBody("server_error", "The authority failed to handle this request."));
   });
-  app.setNotFoundHandler((req, reply) => reply.status(404).send(errorBody("not_found", `No endpoint ${req.method} ${req.url.split("?")[0] ?? ""}`)));
+  app.setNotFoundHandler((req, reply) =>
+    reply.status(404).send(errorBody("not_found", `No endpoint ${req.method} ${req.url.split("?")[0] ?? ""}`)),
+  );
   if (options.localUserOnly === true) {
     // Before anything else: another local user's process gets nothing (not even a sign-up page).
     // Checked once per connection, as the Link does: a keep-alive socket keeps its owner.
@@ -162,7 +189,8 @@ export function buildAuthorityApp(options: AuthorityHttpOptions): AuthorityApp {
   async function userOf(req: FastifyRequest): Promise<string> {
     const token = bearerOf(req);
     const userId = token === null ? null : await userForToken(token);
-    if (userId === null) throw new ServiceError(401, "invalid_token", "A valid Link token is required (Authorization: Bearer ...).");
+    if (userId === null)
+      throw new ServiceError(401, "invalid_token", "A valid Link token is required (Authorization: Bearer ...).");
     return userId;
   }
 
@@ -174,12 +202,18 @@ export function buildAuthorityApp(options: AuthorityHttpOptions): AuthorityApp {
   };
   function user(req: FastifyRequest): string {
     const userId = users.get(req);
-    if (userId === undefined) throw new ServiceError(401, "invalid_token", "A valid Link token is required (Authorization: Bearer ...).");
+    if (userId === undefined)
+      throw new ServiceError(401, "invalid_token", "A valid Link token is required (Authorization: Bearer ...).");
     return userId;
   }
 
   /** Refuses (403) unless `presence` proves the person is there for exactly `op` with `terms`. */
-  function present<O extends AuthorityPresenceOp>(req: FastifyRequest, op: O, terms: AuthorityPresenceTerms[O], presence: AuthorityPresence | undefined): Promise<void> {
+  function present<O extends AuthorityPresenceOp>(
+    req: FastifyRequest,
+    op: O,
+    terms: AuthorityPresenceTerms[O],
+    presence: AuthorityPresence | undefined,
+  ): Promise<void> {
     return options.presence.verify(user(req), authorityPresenceAction(op, terms), presence, req.ip);
   }
 
@@ -192,58 +226,99 @@ export function buildAuthorityApp(options: AuthorityHttpOptions): AuthorityApp {
   registerOAuthRoutes(base, options.oauth, options.https !== null, () => void streams.recheckNow());
 
   // --- Link API ---
-  app.get(R.me.path, { onRequest: authed, schema: { querystring: R.me.query } }, async (req) => service.whoAmI(user(req), req.query.instanceId));
-  app.post(R.registerInstance.path, { onRequest: authed, schema: { body: R.registerInstance.body } }, async (req, reply) => {
-    const userId = user(req);
-    return reply.status(201).send({ instanceId: await service.registerInstance(userId, req.body.name) });
-  });
+  app.get(R.me.path, { onRequest: authed, schema: { querystring: R.me.query } }, async (req) =>
+    service.whoAmI(user(req), req.query.instanceId),
+  );
+  app.post(
+    R.registerInstance.path,
+    { onRequest: authed, schema: { body: R.registerInstance.body } },
+    async (req, reply) => {
+      const userId = user(req);
+      return reply.status(201).send({ instanceId: await service.registerInstance(userId, req.body.name) });
+    },
+  );
   app.get(R.getInstance.path, { onRequest: authed, schema: { params: R.getInstance.params } }, async (req, reply) => {
     const userId = user(req);
     const { id } = req.params;
-    if (!(await service.instanceExists(userId, id))) throw new ServiceError(404, "instance_not_found", `No instance ${id} for this account.`);
+    if (!(await service.instanceExists(userId, id)))
+      throw new ServiceError(404, "instance_not_found", `No instance ${id} for this account.`);
     return reply.send({ instanceId: id });
   });
-  app.post(R.revokeInstance.path, { onRequest: authed, schema: { params: R.revokeInstance.params } }, async (req) => service.revokeInstance(user(req), req.params.id));
-  app.get(R.listRequests.path, { onRequest: authed, schema: { querystring: R.listRequests.query } }, async (req) => service.listRequests(user(req), req.query.status));
-  app.post(R.approveRequest.path, { onRequest: authed, schema: { params: R.approveRequest.params, body: R.approveRequest.body } }, async (req) => {
-    const { presence, ...terms } = req.body;
-    await present(req, "approveRequest", { requestId: req.params.id, ...terms }, presence);
-    return service.approve(user(req), req.params.id, terms);
-  });
-  app.post(R.denyRequest.path, { onRequest: authed, schema: { params: R.denyRequest.params } }, async (req) => service.deny(user(req), req.params.id));
-  app.post(R.requesterGone.path, { onRequest: authed, schema: { params: R.requesterGone.params } }, async (req) => service.requesterGone(user(req), req.params.id));
-  app.get(R.listGrants.path, { onRequest: authed, schema: { querystring: R.listGrants.query } }, async (req) => service.listGrants(user(req), req.query.all));
+  app.post(R.revokeInstance.path, { onRequest: authed, schema: { params: R.revokeInstance.params } }, async (req) =>
+    service.revokeInstance(user(req), req.params.id),
+  );
+  app.get(R.listRequests.path, { onRequest: authed, schema: { querystring: R.listRequests.query } }, async (req) =>
+    service.listRequests(user(req), req.query.status),
+  );
+  app.post(
+    R.approveRequest.path,
+    { onRequest: authed, schema: { params: R.approveRequest.params, body: R.approveRequest.body } },
+    async (req) => {
+      const { presence, ...terms } = req.body;
+      await present(req, "approveRequest", { requestId: req.params.id, ...terms }, presence);
+      return service.approve(user(req), req.params.id, terms);
+    },
+  );
+  app.post(R.denyRequest.path, { onRequest: authed, schema: { params: R.denyRequest.params } }, async (req) =>
+    service.deny(user(req), req.params.id),
+  );
+  app.post(R.requesterGone.path, { onRequest: authed, schema: { params: R.requesterGone.params } }, async (req) =>
+    service.requesterGone(user(req), req.params.id),
+  );
+  app.get(R.listGrants.path, { onRequest: authed, schema: { querystring: R.listGrants.query } }, async (req) =>
+    service.listGrants(user(req), req.query.all),
+  );
   app.post(R.revokeGrant.path, { onRequest: authed, schema: { params: R.revokeGrant.params } }, async (req) => {
     const userId = user(req);
     // An empty POST is a plain revoke: the body is optional on the wire.
     return service.revokeGrant(userId, req.params.id, parse(R.revokeGrant.body, req.body ?? {}).reason);
   });
-  app.put(R.updateGrantPolicy.path, { onRequest: authed, schema: { params: R.updateGrantPolicy.params, body: R.updateGrantPolicy.body } }, async (req) => {
-    await present(req, "updateGrantPolicy", { grantId: req.params.id, policy: req.body.policy }, req.body.presence);
-    return service.updateGrantPolicy(user(req), req.params.id, req.body.policy);
-  });
+  app.put(
+    R.updateGrantPolicy.path,
+    { onRequest: authed, schema: { params: R.updateGrantPolicy.params, body: R.updateGrantPolicy.body } },
+    async (req) => {
+      await present(req, "updateGrantPolicy", { grantId: req.params.id, policy: req.body.policy }, req.body.presence);
+      return service.updateGrantPolicy(user(req), req.params.id, req.body.policy);
+    },
+  );
   app.get(R.listLegacyGrants.path, { onRequest: authed }, async (req) => service.listLegacyGrants(user(req)));
   app.post(R.keepLegacyGrants.path, { onRequest: authed, schema: { body: R.keepLegacyGrants.body } }, async (req) => {
     await present(req, "keepLegacyGrants", { grantIds: req.body.grantIds }, req.body.presence);
     return { kept: await service.keepLegacyGrants(user(req), req.body.grantIds) };
   });
   app.get(R.listSecrets.path, { onRequest: authed }, async (req) => service.listSecrets(user(req)));
-  app.put(R.setSecret.path, { onRequest: authed, schema: { params: R.setSecret.params, body: R.setSecret.body } }, async (req) => {
-    const { hosts } = req.body;
-    // A value alone widens nothing; hosts say where it may go.
-    if (hosts !== undefined) await present(req, "setSecret", { name: req.params.name, hosts }, req.body.presence);
-    return service.setSecret(user(req), req.params.name, req.body.value, hosts);
-  });
-  app.put(R.setSecretHosts.path, { onRequest: authed, schema: { params: R.setSecretHosts.params, body: R.setSecretHosts.body } }, async (req) => {
-    await present(req, "setSecretHosts", { name: req.params.name, hosts: req.body.hosts }, req.body.presence);
-    return service.setSecretHosts(user(req), req.params.name, req.body.hosts);
-  });
-  app.delete(R.deleteSecret.path, { onRequest: authed, schema: { params: R.deleteSecret.params } }, async (req, reply) => {
-    await service.deleteSecret(user(req), req.params.name);
-    return reply.status(204).send();
-  });
-  app.post(R.recordUsage.path, { onRequest: authed, schema: { body: R.recordUsage.body } }, async (req) => ({ recorded: await service.recordUsage(user(req), req.body) }));
-  app.get(R.audit.path, { onRequest: authed, schema: { querystring: R.audit.query } }, async (req) => service.listAudit(user(req), req.query));
+  app.put(
+    R.setSecret.path,
+    { onRequest: authed, schema: { params: R.setSecret.params, body: R.setSecret.body } },
+    async (req) => {
+      const { hosts } = req.body;
+      // A value alone widens nothing; hosts say where it may go.
+      if (hosts !== undefined) await present(req, "setSecret", { name: req.params.name, hosts }, req.body.presence);
+      return service.setSecret(user(req), req.params.name, req.body.value, hosts);
+    },
+  );
+  app.put(
+    R.setSecretHosts.path,
+    { onRequest: authed, schema: { params: R.setSecretHosts.params, body: R.setSecretHosts.body } },
+    async (req) => {
+      await present(req, "setSecretHosts", { name: req.params.name, hosts: req.body.hosts }, req.body.presence);
+      return service.setSecretHosts(user(req), req.params.name, req.body.hosts);
+    },
+  );
+  app.delete(
+    R.deleteSecret.path,
+    { onRequest: authed, schema: { params: R.deleteSecret.params } },
+    async (req, reply) => {
+      await service.deleteSecret(user(req), req.params.name);
+      return reply.status(204).send();
+    },
+  );
+  app.post(R.recordUsage.path, { onRequest: authed, schema: { body: R.recordUsage.body } }, async (req) => ({
+    recorded: await service.recordUsage(user(req), req.body),
+  }));
+  app.get(R.audit.path, { onRequest: authed, schema: { querystring: R.audit.query } }, async (req) =>
+    service.listAudit(user(req), req.query),
+  );
   app.get("/v1/events", { onRequest: authed }, async (req, reply) => {
     const token = bearerOf(req);
     const userId = user(req);
@@ -282,32 +357,47 @@ export function buildAuthorityApp(options: AuthorityHttpOptions): AuthorityApp {
     const result = await service.resolve(user(req), req.body);
     return reply.status(result.status === "pending" ? 202 : 200).send(result);
   });
-  app.post(R.agentWait.path, { onRequest: authed, schema: { params: R.agentWait.params, body: R.agentWait.body } }, async (req, reply) => {
-    const userId = user(req);
-    const body = req.body;
-    const key = `${userId}\u0000${body.instanceId}\u0000${body.agentClientId}`;
-    const inFlight = waitsPerAgent.get(key) ?? 0;
-    if (inFlight >= maxWaits) throw new ServiceError(429, "rate_limited", `Too many pending waits: agent ${body.agentClientId} already waits for ${inFlight} approvals on this instance.`);
-    waitsPerAgent.set(key, inFlight + 1);
-    const abort = new AbortController();
-    waits.add(abort);
-    // The response's "close" means the caller went away (the request's fires once its body is read).
-    reply.raw.on("close", () => abort.abort());
-    try {
-      return { status: await service.waitForRequest(userId, body, req.params.id, body.timeoutMs, abort.signal) };
-    } finally {
-      waits.delete(abort);
-      const left = (waitsPerAgent.get(key) ?? 1) - 1;
-      if (left === 0) waitsPerAgent.delete(key);
-      else waitsPerAgent.set(key, left);
-    }
-  });
+  app.post(
+    R.agentWait.path,
+    { onRequest: authed, schema: { params: R.agentWait.params, body: R.agentWait.body } },
+    async (req, reply) => {
+      const userId = user(req);
+      const body = req.body;
+      const key = `${userId}\u0000${body.instanceId}\u0000${body.agentClientId}`;
+      const inFlight = waitsPerAgent.get(key) ?? 0;
+      if (inFlight >= maxWaits)
+        throw new ServiceError(
+          429,
+          "rate_limited",
+          `Too many pending waits: agent ${body.agentClientId} already waits for ${inFlight} approvals on this instance.`,
+        );
+      waitsPerAgent.set(key, inFlight + 1);
+      const abort = new AbortController();
+      waits.add(abort);
+      // The response's "close" means the caller went away (the request's fires once its body is read).
+      reply.raw.on("close", () => abort.abort());
+      try {
+        return { status: await service.waitForRequest(userId, body, req.params.id, body.timeoutMs, abort.signal) };
+      } finally {
+        waits.delete(abort);
+        const left = (waitsPerAgent.get(key) ?? 1) - 1;
+        if (left === 0) waitsPerAgent.delete(key);
+        else waitsPerAgent.set(key, left);
+      }
+    },
+  );
 
   // --- pyper-sdk compatibility (unauthenticated; only when the operator turns it on) ---
   if (options.pyperEndpoints === true) {
-    app.post(PYPER_PATHS.resolveMapping, { schema: { body: PyperResolveSchema } }, async (req) => service.pyperResolveMapping(req.body));
-    app.post(PYPER_PATHS.scopedCredentials, { schema: { body: PyperScopedSchema } }, async (req) => service.pyperScopedCredentials(req.body));
-    app.post(PYPER_PATHS.exchangeSecret, { schema: { body: PyperExchangeSchema } }, async (req) => service.pyperExchange(req.body, bearerOf(req)));
+    app.post(PYPER_PATHS.resolveMapping, { schema: { body: PyperResolveSchema } }, async (req) =>
+      service.pyperResolveMapping(req.body),
+    );
+    app.post(PYPER_PATHS.scopedCredentials, { schema: { body: PyperScopedSchema } }, async (req) =>
+      service.pyperScopedCredentials(req.body),
+    );
+    app.post(PYPER_PATHS.exchangeSecret, { schema: { body: PyperExchangeSchema } }, async (req) =>
+      service.pyperExchange(req.body, bearerOf(req)),
+    );
   }
 
   return {

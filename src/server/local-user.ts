@@ -14,7 +14,8 @@ export type LocalUserVerdict = { allow: true } | { allow: false; message: string
 export async function checkLocalUser(ends: SocketEnds | null, procRoot = "/proc"): Promise<LocalUserVerdict> {
   const ownUid = typeof process.getuid === "function" ? process.getuid() : null;
   if (ownUid === null) return { allow: true };
-  if (ends === null) return { allow: false, message: "The connection closed before the authority could tell which user owns it." };
+  if (ends === null)
+    return { allow: false, message: "The connection closed before the authority could tell which user owns it." };
   let readable = false;
   for (const file of ["net/tcp", "net/tcp6"]) {
     const text = await fs.readFile(`${procRoot}/${file}`, "utf8").catch(() => null);
@@ -22,7 +23,11 @@ export async function checkLocalUser(ends: SocketEnds | null, procRoot = "/proc"
     readable = true;
     const uid = findSocketUid(text, ends);
     if (uid === ownUid) return { allow: true };
-    if (uid !== null) return { allow: false, message: "This authority serves only the user who runs it; this connection comes from another user's process." };
+    if (uid !== null)
+      return {
+        allow: false,
+        message: "This authority serves only the user who runs it; this connection comes from another user's process.",
+      };
   }
   if (!readable) return { allow: true };
   return { allow: false, message: "The authority could not tell which user owns this connection, so it is refused." };

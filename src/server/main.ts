@@ -14,7 +14,12 @@
 import fs from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Command, InvalidArgumentError, Option } from "commander";
-import { AuthorityKeysSchema, parseAuthorityLine, type AuthorityReadyLine, type CreatedUserLine } from "../shared/authority-process.js";
+import {
+  AuthorityKeysSchema,
+  parseAuthorityLine,
+  type AuthorityReadyLine,
+  type CreatedUserLine,
+} from "../shared/authority-process.js";
 import { LinkError } from "../shared/errors.js";
 import { hardenProcess } from "../platform/harden.js";
 import { parseDataKeys, type DataKeys } from "./crypto.js";
@@ -35,11 +40,19 @@ const DATA_KEYS_HOW =
  * to set and how to make a key) when it is missing or malformed, before anything is created.
  */
 function dataKeysFromEnv(spec: string | null): ReturnType<typeof parseDataKeys> {
-  if (!spec) throw new LinkError("bad_request", `PIPER_AUTHORITY_DATA_KEYS is not set; the authority encrypts secrets with it. ${DATA_KEYS_HOW}`);
+  if (!spec)
+    throw new LinkError(
+      "bad_request",
+      `PIPER_AUTHORITY_DATA_KEYS is not set; the authority encrypts secrets with it. ${DATA_KEYS_HOW}`,
+    );
   try {
     return parseDataKeys(spec);
   } catch (err) {
-    throw new LinkError("bad_request", `PIPER_AUTHORITY_DATA_KEYS is not valid: ${err instanceof Error ? err.message : String(err)} ${DATA_KEYS_HOW}`, { cause: err });
+    throw new LinkError(
+      "bad_request",
+      `PIPER_AUTHORITY_DATA_KEYS is not valid: ${err instanceof Error ? err.message : String(err)} ${DATA_KEYS_HOW}`,
+      { cause: err },
+    );
   }
 }
 
@@ -66,7 +79,10 @@ export function stdinLine(): Promise<string> {
       const at = buffer.indexOf("\n");
       if (at >= 0) done(null, buffer.slice(0, at));
     };
-    const onEnd = (): void => (buffer.length > 0 ? done(null, buffer) : done(new LinkError("bad_request", "--keys-on-stdin was given but stdin ended without the keys line."), ""));
+    const onEnd = (): void =>
+      buffer.length > 0
+        ? done(null, buffer)
+        : done(new LinkError("bad_request", "--keys-on-stdin was given but stdin ended without the keys line."), "");
     const onError = (err: Error): void => done(err, "");
     process.stdin.setEncoding("utf8");
     process.stdin.on("data", onData);
@@ -85,102 +101,170 @@ interface CommandKeys {
 }
 
 async function commandKeys(onStdin: boolean, source: KeySource, env: AuthorityEnv): Promise<CommandKeys> {
-  if (!onStdin) return { dataKeys: dataKeysFromEnv(env.dataKeys), approvalKey: null, rotate: false, adoptUnsealed: true };
+  if (!onStdin)
+    return { dataKeys: dataKeysFromEnv(env.dataKeys), approvalKey: null, rotate: false, adoptUnsealed: true };
   const keys = parseAuthorityLine(AuthorityKeysSchema, await source(), "keys");
-  return { dataKeys: parseDataKeys(keys.dataKeys), approvalKey: Buffer.from(keys.approvalKey, "base64url"), rotate: keys.rotate === true, adoptUnsealed: keys.adoptUnsealed !== false };
+  return {
+    dataKeys: parseDataKeys(keys.dataKeys),
+    approvalKey: Buffer.from(keys.approvalKey, "base64url"),
+    rotate: keys.rotate === true,
+    adoptUnsealed: keys.adoptUnsealed !== false,
+  };
 }
 
 export function authorityCommand(source: KeySource = stdinLine): Command {
-  const cmd = new Command("authority").description("run or administer a Piper authority (secrets, grants, requests, audit)");
+  const cmd = new Command("authority").description(
+    "run or administer a Piper authority (secrets, grants, requests, audit)",
+  );
   cmd
     .command("serve")
     .description("serve the authority API")
     .requiredOption("--db <location>", "SQLite file path or postgres:// URL")
-    .addOption(new Option("--listen <host:port>", "address to listen on").argParser(parseListen).default({ host: "127.0.0.1", port: 8443 }, "127.0.0.1:8443"))
+    .addOption(
+      new Option("--listen <host:port>", "address to listen on")
+        .argParser(parseListen)
+        .default({ host: "127.0.0.1", port: 8443 }, "127.0.0.1:8443"),
+    )
     .option("--tls-dir <dir>", "directory with tls.key/tls.crt (a self-signed pair is created there if missing)")
     .option("--tls-key <file>", "TLS private key (PEM)")
     .option("--tls-cert <file>", "TLS certificate (PEM)")
-    .option("--insecure-http-behind-proxy", "serve plain HTTP; only behind a TLS-terminating proxy (trusts X-Forwarded-For from a proxy on this machine unless --trust-proxy says otherwise)")
-    .option("--trust-proxy <proxies>", "proxies whose X-Forwarded-For names the client: comma-separated addresses or CIDRs, or loopback (failed sign-ins are counted per client address)")
+    .option(
+      "--insecure-http-behind-proxy",
+      "serve plain HTTP; only behind a TLS-terminating proxy (trusts X-Forwarded-For from a proxy on this machine unless --trust-proxy says otherwise)",
+    )
+    .option(
+      "--trust-proxy <proxies>",
+      "proxies whose X-Forwarded-For names the client: comma-separated addresses or CIDRs, or loopback (failed sign-ins are counted per client address)",
+    )
     .option("--request-ttl <ms>", "how long pending requests wait for a decision", (v) => Number(v), 600_000)
-    .option("--agent-rate <perSecond>", "requests per second one agent may make (burst: twice that)", (v) => Number(v), 30)
-    .option("--keys-on-stdin", "read the keys as one JSON line on stdin instead of PIPER_AUTHORITY_DATA_KEYS (the Link's embedded authority; also turns on link-mac proofs of presence)")
-    .option("--local-user-only", "serve only the user who runs this process, refusing other users' loopback connections (Linux; the Link's embedded authority uses it)")
+    .option(
+      "--agent-rate <perSecond>",
+      "requests per second one agent may make (burst: twice that)",
+      (v) => Number(v),
+      30,
+    )
+    .option(
+      "--keys-on-stdin",
+      "read the keys as one JSON line on stdin instead of PIPER_AUTHORITY_DATA_KEYS (the Link's embedded authority; also turns on link-mac proofs of presence)",
+    )
+    .option(
+      "--local-user-only",
+      "serve only the user who runs this process, refusing other users' loopback connections (Linux; the Link's embedded authority uses it)",
+    )
     .option(
       "--pyper-endpoints",
       "also serve pyper-sdk's endpoints (/pyper/...) directly. RISK: they take no account credential and see no program, so anyone who can reach this address and knows an instance ID and a client ID gets the value of every readable grant approved for any program of that client ID on that instance; grants bound to a program, a terminal session or a process, and use-only grants, are never served there. Prefer pointing pyper-sdk at the Link's loopback endpoints",
     )
-    .action(async (o: { db: string; listen: { host: string; port: number }; tlsDir?: string; tlsKey?: string; tlsCert?: string; insecureHttpBehindProxy?: boolean; trustProxy?: string; requestTtl: number; agentRate: number; pyperEndpoints?: boolean; localUserOnly?: boolean; keysOnStdin?: boolean }) => {
-      const env = readAuthorityEnv(process.env);
-      // Before the data keys are read: no debugger, SIGUSR1 caught, memory closed to other processes.
-      const hardening = await hardenProcess("authority", { env: process.env });
-      if (hardening.notDumpable === false) process.stderr.write(`${JSON.stringify({ msg: "the process could not be made non-dumpable", reason: hardening.dumpableFailure })}\n`);
-      // Checked first: a missing key must not leave a TLS identity or a database behind.
-      const keys = await commandKeys(o.keysOnStdin === true, source, env);
-      if (!(o.tlsKey && o.tlsCert) && !o.tlsDir && !o.insecureHttpBehindProxy) {
-        throw new LinkError("bad_request", "Give --tls-dir or --tls-key/--tls-cert, or --insecure-http-behind-proxy when a TLS proxy is in front.");
-      }
-      const { startAuthority } = await import("./authority.js");
-      const { loadOrCreateTlsIdentity, fingerprintOf } = await import("./tls.js");
-      let tls = null;
-      if (o.tlsKey && o.tlsCert) {
-        const cert = fs.readFileSync(o.tlsCert, "utf8");
-        tls = { key: fs.readFileSync(o.tlsKey, "utf8"), cert, fingerprint256: fingerprintOf(cert) };
-      } else if (o.tlsDir) tls = await loadOrCreateTlsIdentity(o.tlsDir);
-      const authority = await startAuthority({
-        db: o.db,
-        sqliteBinding: env.sqliteBinding,
-        dataKeys: keys.dataKeys,
-        approvalKey: keys.approvalKey,
-        rotate: keys.rotate,
-        adoptUnsealed: keys.adoptUnsealed,
-        host: o.listen.host,
-        port: o.listen.port,
-        tls,
-        requestTtlMs: o.requestTtl,
-        agentRate: { perSecond: o.agentRate, burst: o.agentRate * 2 },
-        pyperEndpoints: o.pyperEndpoints === true,
-        localUserOnly: o.localUserOnly === true,
-        trustProxy: o.trustProxy ?? (o.insecureHttpBehindProxy === true ? "loopback" : null),
-        log: (msg, fields) => process.stderr.write(`${JSON.stringify({ msg, ...fields })}\n`),
-      });
-      const ready: AuthorityReadyLine = { url: authority.url, fingerprint256: authority.fingerprint256, engine: authority.engine, ...(authority.rotated !== null ? { rotated: authority.rotated } : {}) };
-      process.stdout.write(`${JSON.stringify(ready)}\n`);
-      const stop = (): void => void authority.close().then(() => process.exit(0));
-      process.once("SIGTERM", stop);
-      process.once("SIGINT", stop);
-      // The embedded authority ends with the Link that started it.
-      const parent = env.parentPid;
-      if (parent !== null) {
-        setInterval(() => {
-          try {
-            process.kill(parent, 0);
-          } catch {
-            stop();
-          }
-        }, 1000).unref();
-      }
-    });
+    .action(
+      async (o: {
+        db: string;
+        listen: { host: string; port: number };
+        tlsDir?: string;
+        tlsKey?: string;
+        tlsCert?: string;
+        insecureHttpBehindProxy?: boolean;
+        trustProxy?: string;
+        requestTtl: number;
+        agentRate: number;
+        pyperEndpoints?: boolean;
+        localUserOnly?: boolean;
+        keysOnStdin?: boolean;
+      }) => {
+        const env = readAuthorityEnv(process.env);
+        // Before the data keys are read: no debugger, SIGUSR1 caught, memory closed to other processes.
+        const hardening = await hardenProcess("authority", { env: process.env });
+        if (hardening.notDumpable === false)
+          process.stderr.write(
+            `${JSON.stringify({ msg: "the process could not be made non-dumpable", reason: hardening.dumpableFailure })}\n`,
+          );
+        // Checked first: a missing key must not leave a TLS identity or a database behind.
+        const keys = await commandKeys(o.keysOnStdin === true, source, env);
+        if (!(o.tlsKey && o.tlsCert) && !o.tlsDir && !o.insecureHttpBehindProxy) {
+          throw new LinkError(
+            "bad_request",
+            "Give --tls-dir or --tls-key/--tls-cert, or --insecure-http-behind-proxy when a TLS proxy is in front.",
+          );
+        }
+        const { startAuthority } = await import("./authority.js");
+        const { loadOrCreateTlsIdentity, fingerprintOf } = await import("./tls.js");
+        let tls = null;
+        if (o.tlsKey && o.tlsCert) {
+          const cert = fs.readFileSync(o.tlsCert, "utf8");
+          tls = { key: fs.readFileSync(o.tlsKey, "utf8"), cert, fingerprint256: fingerprintOf(cert) };
+        } else if (o.tlsDir) tls = await loadOrCreateTlsIdentity(o.tlsDir);
+        const authority = await startAuthority({
+          db: o.db,
+          sqliteBinding: env.sqliteBinding,
+          dataKeys: keys.dataKeys,
+          approvalKey: keys.approvalKey,
+          rotate: keys.rotate,
+          adoptUnsealed: keys.adoptUnsealed,
+          host: o.listen.host,
+          port: o.listen.port,
+          tls,
+          requestTtlMs: o.requestTtl,
+          agentRate: { perSecond: o.agentRate, burst: o.agentRate * 2 },
+          pyperEndpoints: o.pyperEndpoints === true,
+          localUserOnly: o.localUserOnly === true,
+          trustProxy: o.trustProxy ?? (o.insecureHttpBehindProxy === true ? "loopback" : null),
+          log: (msg, fields) => process.stderr.write(`${JSON.stringify({ msg, ...fields })}\n`),
+        });
+        const ready: AuthorityReadyLine = {
+          url: authority.url,
+          fingerprint256: authority.fingerprint256,
+          engine: authority.engine,
+          ...(authority.rotated !== null ? { rotated: authority.rotated } : {}),
+        };
+        process.stdout.write(`${JSON.stringify(ready)}\n`);
+        const stop = (): void => void authority.close().then(() => process.exit(0));
+        process.once("SIGTERM", stop);
+        process.once("SIGINT", stop);
+        // The embedded authority ends with the Link that started it.
+        const parent = env.parentPid;
+        if (parent !== null) {
+          setInterval(() => {
+            try {
+              process.kill(parent, 0);
+            } catch {
+              stop();
+            }
+          }, 1000).unref();
+        }
+      },
+    );
   cmd
     .command("create-user")
     .description("create a user and print a Link token for it (JSON)")
     .requiredOption("--db <location>", "SQLite file path or postgres:// URL")
     .option("--name <name>", "display name", "Local user")
     .option("--keys-on-stdin", "read the keys as one JSON line on stdin instead of PIPER_AUTHORITY_DATA_KEYS")
-    .option("--email <email>", "the user's email, to sign in with and to prove presence: a team authority checks this account's password on every approval")
+    .option(
+      "--email <email>",
+      "the user's email, to sign in with and to prove presence: a team authority checks this account's password on every approval",
+    )
     .option("--password-file <file>", "a file holding the user's password (with --email; never on the command line)")
     .action(async (o: { db: string; name: string; keysOnStdin?: boolean; email?: string; passwordFile?: string }) => {
       // As `serve`: hardened before the keys (and the password) are read; the Link writes the keys
       // to stdin only once this process's memory is closed.
       const env = readAuthorityEnv(process.env);
       const hardening = await hardenProcess("authority", { env: process.env });
-      if (hardening.notDumpable === false) process.stderr.write(`${JSON.stringify({ msg: "the process could not be made non-dumpable", reason: hardening.dumpableFailure })}\n`);
-      if ((o.email === undefined) !== (o.passwordFile === undefined)) throw new LinkError("bad_request", "Give --email and --password-file together.");
-      const password = o.passwordFile === undefined ? null : fs.readFileSync(o.passwordFile, "utf8").replace(/\r?\n$/, "");
-      if (password !== null && password.length < 8) throw new LinkError("bad_request", "The password must have at least 8 characters.");
+      if (hardening.notDumpable === false)
+        process.stderr.write(
+          `${JSON.stringify({ msg: "the process could not be made non-dumpable", reason: hardening.dumpableFailure })}\n`,
+        );
+      if ((o.email === undefined) !== (o.passwordFile === undefined))
+        throw new LinkError("bad_request", "Give --email and --password-file together.");
+      const password =
+        o.passwordFile === undefined ? null : fs.readFileSync(o.passwordFile, "utf8").replace(/\r?\n$/, "");
+      if (password !== null && password.length < 8)
+        throw new LinkError("bad_request", "The password must have at least 8 characters.");
       const given = await commandKeys(o.keysOnStdin === true, source, env);
       const keys = given.dataKeys;
-      const [{ openDatabase }, { createLocalBus }, { createService }] = await Promise.all([import("./db.js"), import("./events.js"), import("./service/index.js")]);
+      const [{ openDatabase }, { createLocalBus }, { createService }] = await Promise.all([
+        import("./db.js"),
+        import("./events.js"),
+        import("./service/index.js"),
+      ]);
       const opened = await openDatabase(o.db, undefined, env.sqliteBinding);
       try {
         const service = createService({ db: opened.db, keys, bus: createLocalBus() });
@@ -188,7 +272,11 @@ export function authorityCommand(source: KeySource = stdinLine): Command {
         const created: CreatedUserLine = await service.createUser(o.name);
         if (o.email !== undefined && password !== null) {
           const { hashPassword } = await import("./oauth.js");
-          await opened.db.updateTable("users").set({ email: o.email.toLowerCase(), password_hash: await hashPassword(password) }).where("id", "=", created.userId).execute();
+          await opened.db
+            .updateTable("users")
+            .set({ email: o.email.toLowerCase(), password_hash: await hashPassword(password) })
+            .where("id", "=", created.userId)
+            .execute();
         }
         process.stdout.write(`${JSON.stringify(created)}\n`);
       } finally {

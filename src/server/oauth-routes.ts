@@ -18,7 +18,8 @@ const SESSION = "piper_session";
 const CSRF = "piper_csrf";
 const PAGE_HEADERS = {
   "Content-Type": "text/html; charset=utf-8",
-  "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self' http://127.0.0.1:* http://localhost:*; frame-ancestors 'none'; base-uri 'none'",
+  "Content-Security-Policy":
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self' http://127.0.0.1:* http://localhost:*; frame-ancestors 'none'; base-uri 'none'",
   "X-Frame-Options": "DENY",
   "Referrer-Policy": "no-referrer",
 };
@@ -28,7 +29,10 @@ const AuthorizeQuery = z.object({
   client_id: z.string(),
   redirect_uri: z.string(),
   state: z.string().max(512).optional(),
-  code_challenge: z.string().regex(/^[A-Za-z0-9_-]{43}$/).optional(),
+  code_challenge: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{43}$/)
+    .optional(),
   code_challenge_method: z.string().optional(),
   scope: z.string().optional(),
 });
@@ -37,7 +41,9 @@ const Form = z.record(z.string(), z.string());
 
 /** Only same-site paths may be a `next` target (no open redirects). */
 function safeNext(next: unknown): string {
-  return typeof next === "string" && /^\/(oauth\/authorize\?|device)/.test(next) && !next.startsWith("//") ? next : "/device";
+  return typeof next === "string" && /^\/(oauth\/authorize\?|device)/.test(next) && !next.startsWith("//")
+    ? next
+    : "/device";
 }
 
 function sameToken(a: string | undefined, b: string | undefined): boolean {
@@ -49,7 +55,12 @@ function sameToken(a: string | undefined, b: string | undefined): boolean {
  * Registers the sign-in pages and OAuth endpoints on `app`. `onRevoked` runs after `/oauth/revoke`
  * revoked something, so the caller can end event streams opened with that token at once.
  */
-export function registerOAuthRoutes(app: FastifyInstance, oauth: OAuthService, secure: boolean, onRevoked: () => void = () => undefined): void {
+export function registerOAuthRoutes(
+  app: FastifyInstance,
+  oauth: OAuthService,
+  secure: boolean,
+  onRevoked: () => void = () => undefined,
+): void {
   void app.register(cookie);
   void app.register(formbody, { bodyLimit: 16 * 1024 });
   const cookieOpts = { path: "/", httpOnly: true, sameSite: "lax" as const, secure };
@@ -63,10 +74,12 @@ export function registerOAuthRoutes(app: FastifyInstance, oauth: OAuthService, s
   }
 
   function checkCsrf(req: FastifyRequest, form: Record<string, string>): void {
-    if (!sameToken(form["csrf"], req.cookies[CSRF])) throw new ServiceError(403, "invalid_csrf", "This form expired. Reload the page and try again.");
+    if (!sameToken(form["csrf"], req.cookies[CSRF]))
+      throw new ServiceError(403, "invalid_csrf", "This form expired. Reload the page and try again.");
   }
 
-  const html = (reply: FastifyReply, status: number, body: string): FastifyReply => reply.status(status).headers(PAGE_HEADERS).send(body);
+  const html = (reply: FastifyReply, status: number, body: string): FastifyReply =>
+    reply.status(status).headers(PAGE_HEADERS).send(body);
 
   async function startSession(reply: FastifyReply, userId: string): Promise<void> {
     const s = await oauth.createSession(userId);
@@ -89,13 +102,21 @@ export function registerOAuthRoutes(app: FastifyInstance, oauth: OAuthService, s
       return await reply.redirect(next, 303);
     } catch (err) {
       if (!(err instanceof ServiceError)) throw err;
-      return html(reply, err.status, signInPage({ csrf: csrfFor(req, reply), next, error: err.message, email: form["email"] ?? "" }));
+      return html(
+        reply,
+        err.status,
+        signInPage({ csrf: csrfFor(req, reply), next, error: err.message, email: form["email"] ?? "" }),
+      );
     }
   });
 
   app.get("/signup", async (req, reply) => {
     const next = safeNext((req.query as Record<string, unknown>)["next"]);
-    return html(reply, 200, signUpPage({ csrf: csrfFor(req, reply), next, error: null, firstRun: (await oauth.accountCount()) === 0 }));
+    return html(
+      reply,
+      200,
+      signUpPage({ csrf: csrfFor(req, reply), next, error: null, firstRun: (await oauth.accountCount()) === 0 }),
+    );
   });
 
   app.post("/signup", async (req, reply) => {
@@ -108,7 +129,18 @@ export function registerOAuthRoutes(app: FastifyInstance, oauth: OAuthService, s
       return await reply.redirect(next, 303);
     } catch (err) {
       if (!(err instanceof ServiceError)) throw err;
-      return html(reply, err.status, signUpPage({ csrf: csrfFor(req, reply), next, error: err.message, firstRun: (await oauth.accountCount()) === 0, email: form["email"] ?? "", name: form["name"] ?? "" }));
+      return html(
+        reply,
+        err.status,
+        signUpPage({
+          csrf: csrfFor(req, reply),
+          next,
+          error: err.message,
+          firstRun: (await oauth.accountCount()) === 0,
+          email: form["email"] ?? "",
+          name: form["name"] ?? "",
+        }),
+      );
     }
   });
 
@@ -116,7 +148,14 @@ export function registerOAuthRoutes(app: FastifyInstance, oauth: OAuthService, s
     const q = AuthorizeQuery.safeParse(req.query);
     // Errors about the client or redirect URI are shown here, never sent to an unverified redirect.
     if (!q.success || q.data.client_id !== LINK_CLIENT_ID || !isLoopbackRedirect(q.data.redirect_uri)) {
-      return html(reply, 400, messagePage("Invalid sign-in request", "This sign-in link is not valid for Piper Link. Start again from Piper Link."));
+      return html(
+        reply,
+        400,
+        messagePage(
+          "Invalid sign-in request",
+          "This sign-in link is not valid for Piper Link. Start again from Piper Link.",
+        ),
+      );
     }
     const back = (params: Record<string, string>): FastifyReply => {
       const url = new URL(q.data.redirect_uri);
@@ -131,9 +170,14 @@ export function registerOAuthRoutes(app: FastifyInstance, oauth: OAuthService, s
     const session = await oauth.session(req.cookies[SESSION]);
     if (session === null) {
       const next = `/oauth/authorize?${new URLSearchParams(req.query as Record<string, string>).toString()}`;
-      return reply.redirect(`/${(await oauth.accountCount()) === 0 ? "signup" : "login"}?next=${encodeURIComponent(next)}`, 303);
+      return reply.redirect(
+        `/${(await oauth.accountCount()) === 0 ? "signup" : "login"}?next=${encodeURIComponent(next)}`,
+        303,
+      );
     }
-    return back({ code: await oauth.createCode(session.userId, q.data.client_id, q.data.redirect_uri, q.data.code_challenge) });
+    return back({
+      code: await oauth.createCode(session.userId, q.data.client_id, q.data.redirect_uri, q.data.code_challenge),
+    });
   });
 
   app.post(AuthorityRoutes.oauthToken.path, async (req, reply) => {
@@ -143,14 +187,29 @@ export function registerOAuthRoutes(app: FastifyInstance, oauth: OAuthService, s
     const clientId = form["client_id"] ?? "";
     if (clientId !== LINK_CLIENT_ID) throw new ServiceError(401, "invalid_client", "Unknown client.");
     void reply.header("Cache-Control", "no-store").header("Pragma", "no-cache");
-    const grantTypes: readonly string[] = ["authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:device_code"];
-    if (!grantTypes.includes(form["grant_type"] ?? "")) throw new ServiceError(400, "unsupported_grant_type", `grant_type ${form["grant_type"] ?? "(missing)"} is not supported.`);
+    const grantTypes: readonly string[] = [
+      "authorization_code",
+      "refresh_token",
+      "urn:ietf:params:oauth:grant-type:device_code",
+    ];
+    if (!grantTypes.includes(form["grant_type"] ?? ""))
+      throw new ServiceError(
+        400,
+        "unsupported_grant_type",
+        `grant_type ${form["grant_type"] ?? "(missing)"} is not supported.`,
+      );
     const parsed = AuthorityRoutes.oauthToken.body.safeParse(form);
-    if (!parsed.success) throw new ServiceError(400, "invalid_request", `Missing parameters for grant_type ${form["grant_type"] ?? ""}.`);
+    if (!parsed.success)
+      throw new ServiceError(400, "invalid_request", `Missing parameters for grant_type ${form["grant_type"] ?? ""}.`);
     const t = parsed.data;
     switch (t.grant_type) {
       case "authorization_code":
-        return oauth.exchangeCode({ code: t.code, clientId, redirectUri: t.redirect_uri, codeVerifier: t.code_verifier });
+        return oauth.exchangeCode({
+          code: t.code,
+          clientId,
+          redirectUri: t.redirect_uri,
+          codeVerifier: t.code_verifier,
+        });
       case "refresh_token":
         return oauth.refresh(t.refresh_token, clientId);
       case "urn:ietf:params:oauth:grant-type:device_code":
@@ -160,10 +219,15 @@ export function registerOAuthRoutes(app: FastifyInstance, oauth: OAuthService, s
 
   app.post(AuthorityRoutes.deviceAuthorization.path, async (req) => {
     const form = AuthorityRoutes.deviceAuthorization.body.safeParse(req.body ?? {});
-    if (!form.success || form.data.client_id !== LINK_CLIENT_ID) throw new ServiceError(401, "invalid_client", "Unknown client.");
+    if (!form.success || form.data.client_id !== LINK_CLIENT_ID)
+      throw new ServiceError(401, "invalid_client", "Unknown client.");
     const d = await oauth.deviceAuthorization(LINK_CLIENT_ID);
     const base = `${secure ? "https" : "http"}://${req.headers.host ?? "localhost"}`;
-    const answer: DeviceAuthorization = { ...d, verification_uri: `${base}/device`, verification_uri_complete: `${base}/device?user_code=${encodeURIComponent(d.user_code)}` };
+    const answer: DeviceAuthorization = {
+      ...d,
+      verification_uri: `${base}/device`,
+      verification_uri_complete: `${base}/device?user_code=${encodeURIComponent(d.user_code)}`,
+    };
     return answer;
   });
 
@@ -181,7 +245,8 @@ export function registerOAuthRoutes(app: FastifyInstance, oauth: OAuthService, s
     const session = await oauth.session(req.cookies[SESSION]);
     const raw = (req.query as Record<string, unknown>)["user_code"];
     const userCode = typeof raw === "string" ? raw : "";
-    if (session === null) return reply.redirect(`/login?next=${encodeURIComponent(`/device?user_code=${userCode}`)}`, 303);
+    if (session === null)
+      return reply.redirect(`/login?next=${encodeURIComponent(`/device?user_code=${userCode}`)}`, 303);
     return html(reply, 200, devicePage({ csrf: csrfFor(req, reply), userCode, error: null }));
   });
 
@@ -191,11 +256,22 @@ export function registerOAuthRoutes(app: FastifyInstance, oauth: OAuthService, s
     if (session === null) return await reply.redirect("/login?next=%2Fdevice", 303);
     try {
       checkCsrf(req, form);
-      await oauth.approveDevice(session.userId, form["user_code"] ?? "", { session: req.cookies[SESSION] ?? "", address: req.ip });
-      return await html(reply, 200, messagePage("Piper Link is connected", "You can close this tab and return to your terminal.", "done"));
+      await oauth.approveDevice(session.userId, form["user_code"] ?? "", {
+        session: req.cookies[SESSION] ?? "",
+        address: req.ip,
+      });
+      return await html(
+        reply,
+        200,
+        messagePage("Piper Link is connected", "You can close this tab and return to your terminal.", "done"),
+      );
     } catch (err) {
       if (!(err instanceof ServiceError)) throw err;
-      return html(reply, err.status, devicePage({ csrf: csrfFor(req, reply), userCode: form["user_code"] ?? "", error: err.message }));
+      return html(
+        reply,
+        err.status,
+        devicePage({ csrf: csrfFor(req, reply), userCode: form["user_code"] ?? "", error: err.message }),
+      );
     }
   });
 }

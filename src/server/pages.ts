@@ -29,7 +29,14 @@ export function signInPage(o: { csrf: string; next: string; error: string | null
   );
 }
 
-export function signUpPage(o: { csrf: string; next: string; error: string | null; firstRun: boolean; email?: string; name?: string }): string {
+export function signUpPage(o: {
+  csrf: string;
+  next: string;
+  error: string | null;
+  firstRun: boolean;
+  email?: string;
+  name?: string;
+}): string {
   return page(
     "Create your account",
     `<h1>${o.firstRun ? "Create your local account" : "Create your Piper account"}</h1><p>${o.firstRun ? "This Piper runs on this computer. Your account keeps your secrets and decides which agents may use them." : "Create an account to keep your secrets and approve agents."}</p>${errorBlock(o.error)}
@@ -54,5 +61,9 @@ export function devicePage(o: { csrf: string; userCode: string; error: string | 
 
 /** A plain message; `tone` "done" shows it as a success (e.g. "Piper Link is connected"). */
 export function messagePage(title: string, message: string, tone: "plain" | "done" = "plain"): string {
-  return renderPage(title, `${tone === "done" ? '<p class="mark" aria-hidden="true">✓</p>' : ""}<h1>${esc(title)}</h1><p>${esc(message)}</p>`, tone);
+  return renderPage(
+    title,
+    `${tone === "done" ? '<p class="mark" aria-hidden="true">✓</p>' : ""}<h1>${esc(title)}</h1><p>${esc(message)}</p>`,
+    tone,
+  );
 }

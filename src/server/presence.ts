@@ -29,7 +29,9 @@ export type PresenceVerifier = ReturnType<typeof createPresenceVerifier>;
 
 /** HMAC-SHA256 of the presence message under `key`, base64url (43 characters). */
 export function linkPresenceMac(key: Buffer, action: string, nonce: string, at: number): string {
-  return createHmac("sha256", key).update(presenceMessage(action, nonce, at), "utf8").digest("base64url");
+  return createHmac("sha256", key)
+    .update(presenceMessage(action, nonce, at), "utf8")
+    .digest("base64url");
 }
 
 export function createPresenceVerifier(options: PresenceVerifierOptions) {
@@ -54,25 +56,37 @@ export function createPresenceVerifier(options: PresenceVerifierOptions) {
      * MAC over anything else, an `at` outside the window, a nonce already used, or a wrong
      * password; 429 `too_many_attempts` when password checks are throttled.
      */
-    async verify(userId: string, action: string, presence: AuthorityPresence | undefined, client: string): Promise<void> {
+    async verify(
+      userId: string,
+      action: string,
+      presence: AuthorityPresence | undefined,
+      client: string,
+    ): Promise<void> {
       if (presence === undefined) {
         throw new ServiceError(
           403,
           "presence_required",
-          key === null ? "This change needs your account password as a proof that you are there." : "This change needs a proof that you are there: approve it in Piper Link's window or at a terminal.",
+          key === null
+            ? "This change needs your account password as a proof that you are there."
+            : "This change needs a proof that you are there: approve it in Piper Link's window or at a terminal.",
         );
       }
       if (key === null) {
-        if (presence.kind !== "password") throw failed("This authority checks your account password itself; a Link's proof means nothing to it.");
-        if (!(await options.checkPassword(userId, presence.password, client))) throw failed("That password is not right; nothing was changed.");
+        if (presence.kind !== "password")
+          throw failed("This authority checks your account password itself; a Link's proof means nothing to it.");
+        if (!(await options.checkPassword(userId, presence.password, client)))
+          throw failed("That password is not right; nothing was changed.");
         return;
       }
-      if (presence.kind !== "link-mac") throw failed("This authority accepts only the proof Piper Link makes after checking you are there.");
+      if (presence.kind !== "link-mac")
+        throw failed("This authority accepts only the proof Piper Link makes after checking you are there.");
       const expected = Buffer.from(linkPresenceMac(key, action, presence.nonce, presence.at), "base64url");
       const given = Buffer.from(presence.mac, "base64url");
-      if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw failed("The proof of presence does not match this change; nothing was changed.");
+      if (given.length !== expected.length || !timingSafeEqual(given, expected))
+        throw failed("The proof of presence does not match this change; nothing was changed.");
       const t = now();
-      if (Math.abs(t - presence.at) > PRESENCE_MAC_TTL_MS) throw failed("The proof of presence has expired; approve again.");
+      if (Math.abs(t - presence.at) > PRESENCE_MAC_TTL_MS)
+        throw failed("The proof of presence has expired; approve again.");
       forgetOld(t);
       if (used.has(presence.nonce)) throw failed("This proof of presence was already used; approve again.");
       used.set(presence.nonce, presence.at + PRESENCE_MAC_TTL_MS);

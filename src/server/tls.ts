@@ -25,7 +25,8 @@ export async function loadOrCreateTlsIdentity(dir: string): Promise<TlsIdentity>
   try {
     const [key, cert] = await Promise.all([fs.readFile(keyFile, "utf8"), fs.readFile(certFile, "utf8")]);
     const x509 = new X509Certificate(cert);
-    if (new Date(x509.validTo).getTime() > Date.now() + 7 * 24 * 3600 * 1000) return { key, cert, fingerprint256: x509.fingerprint256 };
+    if (new Date(x509.validTo).getTime() > Date.now() + 7 * 24 * 3600 * 1000)
+      return { key, cert, fingerprint256: x509.fingerprint256 };
   } catch {
     // Missing or unreadable: make a new one below.
   }

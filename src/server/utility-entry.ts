@@ -19,7 +19,11 @@ function isParentPort(value: unknown): value is ParentPort {
 const port: unknown = Reflect.get(process, "parentPort");
 const firstMessage: Promise<string> = isParentPort(port)
   ? new Promise((resolve, reject) =>
-      port.once("message", (m) => (typeof m.data === "string" ? resolve(m.data) : reject(new Error("The keys message from the app is not a string.")))),
+      port.once("message", (m) =>
+        typeof m.data === "string"
+          ? resolve(m.data)
+          : reject(new Error("The keys message from the app is not a string.")),
+      ),
     )
   : Promise.reject(new Error("No parent port: this entry runs only in an Electron utility process."));
 // Only awaited with --keys-on-stdin; an unawaited rejection must not end the process otherwise.

@@ -13,7 +13,8 @@ export const AUTHORITY_ERRORS = {
   invalid_instance: "The instance ID is unknown, signed out, or another account's.",
   instance_not_found: "No such instance for this account.",
   not_found: "No such endpoint.",
-  foreign_user: "The connection comes from another user of this machine (the embedded authority serves only its own user).",
+  foreign_user:
+    "The connection comes from another user of this machine (the embedded authority serves only its own user).",
   rate_limited: "Too many requests or waits from this agent or source; retry later.",
   server_error: "The authority failed; nothing the client sent is at fault.",
   // secrets, requests and grants

@@ -30,7 +30,10 @@ export type AuthorityPresenceOp = keyof AuthorityPresenceTerms;
  * the terms in the one form both sides see: an approval's body as the route's schema reads it
  * (unknown keys dropped), and grant ids sorted and without repeats (the set is what is kept).
  */
-export function authorityPresenceAction<O extends AuthorityPresenceOp>(op: O, terms: AuthorityPresenceTerms[O]): string {
+export function authorityPresenceAction<O extends AuthorityPresenceOp>(
+  op: O,
+  terms: AuthorityPresenceTerms[O],
+): string {
   return presenceAction(`authority.${op}`, normalized(terms));
 }
 

@@ -33,7 +33,9 @@ const DATA_KEY_PART = "[A-Za-z0-9_-]{1,32}:[A-Za-z0-9+/]{43}=";
  */
 export const AuthorityKeysSchema = z
   .object({
-    dataKeys: z.string().regex(new RegExp(`^${DATA_KEY_PART}(,${DATA_KEY_PART})*$`), "id:base64 pairs of 32-byte keys, comma-separated"),
+    dataKeys: z
+      .string()
+      .regex(new RegExp(`^${DATA_KEY_PART}(,${DATA_KEY_PART})*$`), "id:base64 pairs of 32-byte keys, comma-separated"),
     approvalKey: z.string().regex(/^[A-Za-z0-9_-]{43}$/, "32 bytes in base64url"),
     rotate: z.boolean().optional(),
     /**

@@ -41,7 +41,13 @@ const Presence = AuthorityPresenceSchema.optional();
  */
 function queryInt(min: number, max: number) {
   return z
-    .union([z.number().int(), z.string().regex(/^\d{1,9}$/, "must be a whole number").transform(Number)])
+    .union([
+      z.number().int(),
+      z
+        .string()
+        .regex(/^\d{1,9}$/, "must be a whole number")
+        .transform(Number),
+    ])
     .pipe(z.number().int().min(min).max(max));
 }
 
@@ -57,9 +63,19 @@ const NameParams = z.object({ name: SecretNameSchema });
 
 /** OAuth token requests (RFC 6749 sections 4.1.3 and 6, RFC 8628 section 3.4), sent as a form. */
 export const TokenRequestSchema = z.discriminatedUnion("grant_type", [
-  z.object({ grant_type: z.literal("authorization_code"), client_id: z.string(), code: z.string(), redirect_uri: z.string(), code_verifier: z.string() }),
+  z.object({
+    grant_type: z.literal("authorization_code"),
+    client_id: z.string(),
+    code: z.string(),
+    redirect_uri: z.string(),
+    code_verifier: z.string(),
+  }),
   z.object({ grant_type: z.literal("refresh_token"), client_id: z.string(), refresh_token: z.string() }),
-  z.object({ grant_type: z.literal("urn:ietf:params:oauth:grant-type:device_code"), client_id: z.string(), device_code: z.string() }),
+  z.object({
+    grant_type: z.literal("urn:ietf:params:oauth:grant-type:device_code"),
+    client_id: z.string(),
+    device_code: z.string(),
+  }),
 ]);
 export type TokenRequest = z.infer<typeof TokenRequestSchema>;
 
@@ -103,21 +119,60 @@ export const MeSchema = z.object({
 export type Me = z.infer<typeof MeSchema>;
 
 /** What revoking an instance did: when (epoch ms; revoking again keeps the first time) and how many live grants it ended. */
-export const InstanceRevokedSchema = z.object({ instanceId: z.string(), revokedAt: z.number(), grantsEnded: z.number().int() });
+export const InstanceRevokedSchema = z.object({
+  instanceId: z.string(),
+  revokedAt: z.number(),
+  grantsEnded: z.number().int(),
+});
 export type InstanceRevoked = z.infer<typeof InstanceRevokedSchema>;
 
 export const AuthorityRoutes = {
-  health: route({ method: "GET", path: "/healthz", auth: "none", encoding: "json", result: z.object({ status: z.literal("ok"), version: z.string() }) }),
+  health: route({
+    method: "GET",
+    path: "/healthz",
+    auth: "none",
+    encoding: "json",
+    result: z.object({ status: z.literal("ok"), version: z.string() }),
+  }),
   /**
    * Who the bearer is (issue 15 item 7): the account's display name and email (null for a
    * token-only local user) and, with `?instanceId=`, that instance's name when it is the caller's
    * and live (else null). Authorities that predate these fields answer only `userId`.
    */
-  me: route({ method: "GET", path: "/v1/me", auth: "bearer", encoding: "json", query: MeQuerySchema, result: MeSchema }),
-  registerInstance: route({ method: "POST", path: "/v1/instances", auth: "bearer", encoding: "json", body: z.object({ name: z.string().min(1).max(200) }).strict(), result: InstanceCreatedSchema }),
-  getInstance: route({ method: "GET", path: "/v1/instances/:id", auth: "bearer", encoding: "json", params: IdParams, result: InstanceCreatedSchema }),
+  me: route({
+    method: "GET",
+    path: "/v1/me",
+    auth: "bearer",
+    encoding: "json",
+    query: MeQuerySchema,
+    result: MeSchema,
+  }),
+  registerInstance: route({
+    method: "POST",
+    path: "/v1/instances",
+    auth: "bearer",
+    encoding: "json",
+    body: z.object({ name: z.string().min(1).max(200) }).strict(),
+    result: InstanceCreatedSchema,
+  }),
+  getInstance: route({
+    method: "GET",
+    path: "/v1/instances/:id",
+    auth: "bearer",
+    encoding: "json",
+    params: IdParams,
+    result: InstanceCreatedSchema,
+  }),
   /** Sign-out (issue 13 item 8): the instance is invalid everywhere from now on; its live grants end. */
-  revokeInstance: route({ method: "POST", path: "/v1/instances/:id/revoke", auth: "bearer", encoding: "json", params: IdParams, body: Empty, result: InstanceRevokedSchema }),
+  revokeInstance: route({
+    method: "POST",
+    path: "/v1/instances/:id/revoke",
+    auth: "bearer",
+    encoding: "json",
+    params: IdParams,
+    body: Empty,
+    result: InstanceRevokedSchema,
+  }),
   listRequests: route({
     method: "GET",
     path: "/v1/requests",
@@ -127,11 +182,42 @@ export const AuthorityRoutes = {
     result: z.array(RequestViewSchema),
   }),
   /** A yes: needs `presence` over `authorityPresenceAction("approveRequest", …)` (403 `presence_required` / `presence_failed`). */
-  approveRequest: route({ method: "POST", path: "/v1/requests/:id/approve", auth: "bearer", encoding: "json", params: IdParams, body: ApproveBodySchema.extend({ presence: Presence }).strict(), result: GrantViewSchema }),
-  denyRequest: route({ method: "POST", path: "/v1/requests/:id/deny", auth: "bearer", encoding: "json", params: IdParams, body: Empty, result: RequestViewSchema }),
+  approveRequest: route({
+    method: "POST",
+    path: "/v1/requests/:id/approve",
+    auth: "bearer",
+    encoding: "json",
+    params: IdParams,
+    body: ApproveBodySchema.extend({ presence: Presence }).strict(),
+    result: GrantViewSchema,
+  }),
+  denyRequest: route({
+    method: "POST",
+    path: "/v1/requests/:id/deny",
+    auth: "bearer",
+    encoding: "json",
+    params: IdParams,
+    body: Empty,
+    result: RequestViewSchema,
+  }),
   /** The Link saw the requesting process exit: the request ends as `requester_gone` (issue 13 item 4). */
-  requesterGone: route({ method: "POST", path: "/v1/requests/:id/requester-gone", auth: "bearer", encoding: "json", params: IdParams, body: Empty, result: RequestViewSchema }),
-  listGrants: route({ method: "GET", path: "/v1/grants", auth: "bearer", encoding: "json", query: z.object({ all: QueryBool.default(false) }), result: z.array(GrantViewSchema) }),
+  requesterGone: route({
+    method: "POST",
+    path: "/v1/requests/:id/requester-gone",
+    auth: "bearer",
+    encoding: "json",
+    params: IdParams,
+    body: Empty,
+    result: RequestViewSchema,
+  }),
+  listGrants: route({
+    method: "GET",
+    path: "/v1/grants",
+    auth: "bearer",
+    encoding: "json",
+    query: z.object({ all: QueryBool.default(false) }),
+    result: z.array(GrantViewSchema),
+  }),
   revokeGrant: route({
     method: "POST",
     path: "/v1/grants/:id/revoke",
@@ -155,7 +241,13 @@ export const AuthorityRoutes = {
    * Live grants approved before proofs of presence existed (after an upgrade), those bound to any
    * program of the client ID (`binding: client`) first, then the newest.
    */
-  listLegacyGrants: route({ method: "GET", path: "/v1/grants/legacy", auth: "bearer", encoding: "json", result: z.array(GrantViewSchema) }),
+  listLegacyGrants: route({
+    method: "GET",
+    path: "/v1/grants/legacy",
+    auth: "bearer",
+    encoding: "json",
+    result: z.array(GrantViewSchema),
+  }),
   /** Keeps the listed legacy grants (no longer legacy); ids that are not live legacy grants of the caller are skipped. Needs `presence`. */
   keepLegacyGrants: route({
     method: "POST",
@@ -165,7 +257,13 @@ export const AuthorityRoutes = {
     body: z.object({ grantIds: z.array(z.string().min(1).max(128)).min(1).max(500), presence: Presence }).strict(),
     result: z.object({ kept: z.number().int() }),
   }),
-  listSecrets: route({ method: "GET", path: "/v1/secrets", auth: "bearer", encoding: "json", result: z.array(SecretViewSchema) }),
+  listSecrets: route({
+    method: "GET",
+    path: "/v1/secrets",
+    auth: "bearer",
+    encoding: "json",
+    result: z.array(SecretViewSchema),
+  }),
   /** Creates or replaces a secret; with `hosts` it needs `presence` too (it says where the value may go). */
   setSecret: route({
     method: "PUT",
@@ -173,13 +271,37 @@ export const AuthorityRoutes = {
     auth: "bearer",
     encoding: "json",
     params: NameParams,
-    body: z.object({ value: SecretValueSchema, hosts: SecretHostsSchema.nullable().optional(), presence: Presence }).strict(),
+    body: z
+      .object({ value: SecretValueSchema, hosts: SecretHostsSchema.nullable().optional(), presence: Presence })
+      .strict(),
     result: SecretViewSchema,
   }),
   /** The hosts a secret may ever be sent to (issue 14 item 3); `null`: any. 404 `secret_not_found`. Needs `presence`. */
-  setSecretHosts: route({ method: "PUT", path: "/v1/secrets/:name/hosts", auth: "bearer", encoding: "json", params: NameParams, body: z.object({ hosts: SecretHostsSchema.nullable(), presence: Presence }).strict(), result: SecretViewSchema }),
-  deleteSecret: route({ method: "DELETE", path: "/v1/secrets/:name", auth: "bearer", encoding: "json", params: NameParams, result: NoContent }),
-  recordUsage: route({ method: "POST", path: "/v1/usage", auth: "bearer", encoding: "json", body: UsageReportSchema, result: z.object({ recorded: z.number().int() }) }),
+  setSecretHosts: route({
+    method: "PUT",
+    path: "/v1/secrets/:name/hosts",
+    auth: "bearer",
+    encoding: "json",
+    params: NameParams,
+    body: z.object({ hosts: SecretHostsSchema.nullable(), presence: Presence }).strict(),
+    result: SecretViewSchema,
+  }),
+  deleteSecret: route({
+    method: "DELETE",
+    path: "/v1/secrets/:name",
+    auth: "bearer",
+    encoding: "json",
+    params: NameParams,
+    result: NoContent,
+  }),
+  recordUsage: route({
+    method: "POST",
+    path: "/v1/usage",
+    auth: "bearer",
+    encoding: "json",
+    body: UsageReportSchema,
+    result: z.object({ recorded: z.number().int() }),
+  }),
   audit: route({
     method: "GET",
     path: "/v1/audit",
@@ -198,20 +320,61 @@ export const AuthorityRoutes = {
     result: AuditPageSchema,
   }),
   /** Agent API: the Link asks on an agent's behalf; the instance must belong to the bearer's account (issue 13 item 3). */
-  agentResolve: route({ method: "POST", path: "/v1/agent/resolve", auth: "bearer", encoding: "json", body: AgentResolveBodySchema, result: AgentResolveResultSchema }),
-  agentWait: route({ method: "POST", path: "/v1/agent/requests/:id/wait", auth: "bearer", encoding: "json", params: IdParams, body: AgentWaitBodySchema, result: AgentWaitResultSchema, longPoll: true }),
+  agentResolve: route({
+    method: "POST",
+    path: "/v1/agent/resolve",
+    auth: "bearer",
+    encoding: "json",
+    body: AgentResolveBodySchema,
+    result: AgentResolveResultSchema,
+  }),
+  agentWait: route({
+    method: "POST",
+    path: "/v1/agent/requests/:id/wait",
+    auth: "bearer",
+    encoding: "json",
+    params: IdParams,
+    body: AgentWaitBodySchema,
+    result: AgentWaitResultSchema,
+    longPoll: true,
+  }),
   /** OAuth endpoints: form bodies, no bearer; errors are RFC 6749 section 5.2 bodies. */
-  oauthToken: route({ method: "POST", path: "/oauth/token", auth: "none", encoding: "form", body: TokenRequestSchema, result: TokenResponseSchema }),
-  deviceAuthorization: route({ method: "POST", path: "/oauth/device_authorization", auth: "none", encoding: "form", body: z.object({ client_id: z.string() }), result: DeviceAuthorizationSchema }),
-  revokeToken: route({ method: "POST", path: "/oauth/revoke", auth: "none", encoding: "form", body: z.object({ token: z.string() }), result: NoContent }),
+  oauthToken: route({
+    method: "POST",
+    path: "/oauth/token",
+    auth: "none",
+    encoding: "form",
+    body: TokenRequestSchema,
+    result: TokenResponseSchema,
+  }),
+  deviceAuthorization: route({
+    method: "POST",
+    path: "/oauth/device_authorization",
+    auth: "none",
+    encoding: "form",
+    body: z.object({ client_id: z.string() }),
+    result: DeviceAuthorizationSchema,
+  }),
+  revokeToken: route({
+    method: "POST",
+    path: "/oauth/revoke",
+    auth: "none",
+    encoding: "form",
+    body: z.object({ token: z.string() }),
+    result: NoContent,
+  }),
 } as const;
 
 export type AuthorityRouteName = keyof typeof AuthorityRoutes;
 
-type Part<R, K extends "params" | "query" | "body"> = R extends { readonly [P in K]: infer S extends z.ZodType } ? { [P in K]: z.input<S> } : { [P in K]?: never };
+type Part<R, K extends "params" | "query" | "body"> = R extends { readonly [P in K]: infer S extends z.ZodType }
+  ? { [P in K]: z.input<S> }
+  : { [P in K]?: never };
 
 /** What a caller gives for route `N`: the params, query and body its schemas take (inputs, before defaults). */
-export type AuthorityCallInput<N extends AuthorityRouteName> = Part<(typeof AuthorityRoutes)[N], "params"> & Part<(typeof AuthorityRoutes)[N], "query"> & Part<(typeof AuthorityRoutes)[N], "body">;
+export type AuthorityCallInput<N extends AuthorityRouteName> = Part<(typeof AuthorityRoutes)[N], "params"> &
+  Part<(typeof AuthorityRoutes)[N], "query"> &
+  Part<(typeof AuthorityRoutes)[N], "body">;
 
 /** What route `N` answers, after validation; `undefined` for `NoContent` routes. */
 export type AuthorityResult<N extends AuthorityRouteName> = z.output<(typeof AuthorityRoutes)[N]["result"]>;
@@ -223,7 +386,8 @@ export type AuthorityResult<N extends AuthorityRouteName> = z.output<(typeof Aut
 export function fillPath(path: string, params: Record<string, unknown> | undefined): string {
   return path.replace(/:([A-Za-z_]+)/g, (_m, key: string) => {
     const value = params?.[key];
-    if (typeof value !== "string" && typeof value !== "number") throw new TypeError(`The path ${path} needs a value for :${key}.`);
+    if (typeof value !== "string" && typeof value !== "number")
+      throw new TypeError(`The path ${path} needs a value for :${key}.`);
     return encodeURIComponent(String(value));
   });
 }

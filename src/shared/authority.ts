@@ -5,7 +5,13 @@
  */
 import { z } from "zod";
 import { CallAuditSchema, CallMethodSchema } from "./calls.js";
-import { DestinationRuleSchema, GrantBindingKindSchema, GrantModeSchema, GrantPolicySchema, GrantTermsSchema } from "./grant-terms.js";
+import {
+  DestinationRuleSchema,
+  GrantBindingKindSchema,
+  GrantModeSchema,
+  GrantPolicySchema,
+  GrantTermsSchema,
+} from "./grant-terms.js";
 import { PeerProcessSchema, type PeerProcess } from "./process.js";
 import { VariableSchema } from "./protocol.js";
 
@@ -19,12 +25,23 @@ export type AuthorityError = z.infer<typeof AuthorityErrorSchema>;
  * require only `error`; `error_description` and `error_uri` are optional. Our authority always sends
  * a description (`AuthorityErrorSchema`), but the Link also signs in to standards-only servers.
  */
-export const OAuthErrorSchema = z.object({ error: z.string(), error_description: z.string().optional(), error_uri: z.string().optional() });
+export const OAuthErrorSchema = z.object({
+  error: z.string(),
+  error_description: z.string().optional(),
+  error_uri: z.string().optional(),
+});
 
 /** How long an approval lasts. `process` ties it to one process (pid + start time) of the agent. */
 export const ScopeSchema = z.discriminatedUnion("kind", [
   z.object({ kind: z.literal("once") }),
-  z.object({ kind: z.literal("duration"), durationMs: z.number().int().min(1000).max(366 * 24 * 3600 * 1000) }),
+  z.object({
+    kind: z.literal("duration"),
+    durationMs: z
+      .number()
+      .int()
+      .min(1000)
+      .max(366 * 24 * 3600 * 1000),
+  }),
   z.object({ kind: z.literal("until_revoked") }),
   z.object({ kind: z.literal("process") }),
 ]);
@@ -86,7 +103,9 @@ export const RequestViewSchema = z.object({
 export type RequestView = z.infer<typeof RequestViewSchema>;
 
 /** A batch id as the Link chooses it for one `resolveMany` (`batch_` + random characters). */
-export const BatchIdSchema = z.string().regex(/^batch_[A-Za-z0-9_-]{8,64}$/, "a batch id is batch_ followed by 8-64 letters, digits, _ or -");
+export const BatchIdSchema = z
+  .string()
+  .regex(/^batch_[A-Za-z0-9_-]{8,64}$/, "a batch id is batch_ followed by 8-64 letters, digits, _ or -");
 
 /**
  * What a grant binds to, as shown: the kind (src/shared/grant-terms.ts), the program it was
@@ -305,8 +324,16 @@ export const UsageReportSchema = z.object({
 });
 export type UsageReport = z.infer<typeof UsageReportSchema>;
 
-export const AgentWaitBodySchema = AgentIdentitySchema.extend({ timeoutMs: z.number().int().min(0).max(10 * 60_000) });
-export const AgentWaitResultSchema = z.object({ status: z.enum(["pending", "approved", "denied", "expired", "requester_gone"]) });
+export const AgentWaitBodySchema = AgentIdentitySchema.extend({
+  timeoutMs: z
+    .number()
+    .int()
+    .min(0)
+    .max(10 * 60_000),
+});
+export const AgentWaitResultSchema = z.object({
+  status: z.enum(["pending", "approved", "denied", "expired", "requester_gone"]),
+});
 export type AgentWaitResult = z.infer<typeof AgentWaitResultSchema>;
 
 /** Pushed on the Link API's event stream. */

@@ -13,9 +13,16 @@ export const REDACTION_MARK = "[REDACTED by Piper Link]";
 /** A secret named the way agents name variables for `resolve`. */
 const SecretRef = z.string().min(1).max(256);
 /** Header names as RFC 9110 tokens. */
-const HeaderName = z.string().min(1).max(256).regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, "a header name (RFC 9110 token)");
+const HeaderName = z
+  .string()
+  .min(1)
+  .max(256)
+  .regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, "a header name (RFC 9110 token)");
 /** A header value: no CR, LF or NUL, so nothing can be smuggled into the request head. */
-const HeaderValue = z.string().max(8192).regex(/^[^\r\n\0]*$/, "header values may not contain CR, LF or NUL");
+const HeaderValue = z
+  .string()
+  .max(8192)
+  .regex(/^[^\r\n\0]*$/, "header values may not contain CR, LF or NUL");
 
 /**
  * Segments a `jsonField` path may not name: they reach an object's prototype, not a field of the
@@ -43,7 +50,10 @@ export const CallAuthSchema = z
     query: z.record(z.string().min(1).max(256), SecretRef).optional(),
     jsonField: z
       .record(JsonFieldPath, SecretRef)
-      .refine((r) => Object.keys(r).every((p) => !p.split(".").some((s) => FORBIDDEN_PATH_SEGMENTS.includes(s))), "a jsonField path may not name __proto__, prototype or constructor")
+      .refine(
+        (r) => Object.keys(r).every((p) => !p.split(".").some((s) => FORBIDDEN_PATH_SEGMENTS.includes(s))),
+        "a jsonField path may not name __proto__, prototype or constructor",
+      )
       .optional(),
     formField: z.record(z.string().min(1).max(256), SecretRef).optional(),
   })
@@ -51,7 +61,10 @@ export const CallAuthSchema = z
 export type CallAuth = z.infer<typeof CallAuthSchema>;
 
 /** A request body: text (sent as UTF-8) or bytes in base64. */
-export const CallBodySchema = z.union([z.object({ text: z.string() }).strict(), z.object({ base64: z.base64() }).strict()]);
+export const CallBodySchema = z.union([
+  z.object({ text: z.string() }).strict(),
+  z.object({ base64: z.base64() }).strict(),
+]);
 export type CallBody = z.infer<typeof CallBodySchema>;
 
 export const CallMethodSchema = z.string().regex(/^[A-Z]{1,16}$/, "an upper-case HTTP method such as GET or POST");
@@ -80,14 +93,22 @@ export const CallSchema = z.object({
    */
   askIfRefused: z.boolean().optional(),
   /** How long the person may take to approve, in ms (default `AGENT_DEFAULTS.approvalWaitMs`, 120 s). */
-  approvalTimeoutMs: z.number().int().min(0).max(24 * 3600_000).optional(),
+  approvalTimeoutMs: z
+    .number()
+    .int()
+    .min(0)
+    .max(24 * 3600_000)
+    .optional(),
   /** The whole upstream exchange, from sending to the last byte, in ms (default and ceiling: CALL_LIMITS.totalMs). */
   timeoutMs: z.number().int().min(1).max(3600_000).optional(),
 });
 export type Call = z.infer<typeof CallSchema>;
 
 /** `cancel`: stops a running call (its upstream request is aborted); no further frame answers it. */
-export const CancelSchema = z.object({ type: z.literal("cancel"), id: z.union([z.string().min(1).max(128), z.number().int()]) });
+export const CancelSchema = z.object({
+  type: z.literal("cancel"),
+  id: z.union([z.string().min(1).max(128), z.number().int()]),
+});
 export type Cancel = z.infer<typeof CancelSchema>;
 
 /** The answer's status and headers (pairs, in order, repeated names kept), already redacted. */
@@ -105,7 +126,11 @@ export const CallHeadSchema = z.object({
 export type CallHead = z.infer<typeof CallHeadSchema>;
 
 /** A piece of the answer's body as it arrived (after redaction), in base64. */
-export const CallChunkSchema = z.object({ type: z.literal("call.chunk"), id: z.union([z.string(), z.number()]), data: z.base64() });
+export const CallChunkSchema = z.object({
+  type: z.literal("call.chunk"),
+  id: z.union([z.string(), z.number()]),
+  data: z.base64(),
+});
 export type CallChunk = z.infer<typeof CallChunkSchema>;
 
 /** The answer is complete: body bytes delivered, whether anything was redacted, and how long it took. */

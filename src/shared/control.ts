@@ -21,7 +21,14 @@ import { ErrorCodeSchema, LinkError } from "./errors.js";
 import { PeerProcessSchema } from "./process.js";
 import { ContextStateSchema, RequestIdSchema } from "./protocol.js";
 import { describeValidation, methodWords } from "./wording.js";
-import { PinChallengeSchema, PinSchema, presenceAction, PresenceProofSchema, ResidualRiskSchema, VaultStatusSchema } from "./presence.js";
+import {
+  PinChallengeSchema,
+  PinSchema,
+  presenceAction,
+  PresenceProofSchema,
+  ResidualRiskSchema,
+  VaultStatusSchema,
+} from "./presence.js";
 
 export { PeerProcessSchema, type PeerProcess } from "./process.js";
 
@@ -125,7 +132,11 @@ export const DEFAULT_SETTINGS: LinkSettings = { notifications: true, startAtLogi
 /** One item's outcome in `approveRequests`: its grant, or why it was not approved. */
 export const ApproveItemResultSchema = z.discriminatedUnion("ok", [
   z.object({ requestId: z.string(), ok: z.literal(true), grant: GrantViewSchema }),
-  z.object({ requestId: z.string(), ok: z.literal(false), error: z.object({ code: ErrorCodeSchema, message: z.string() }) }),
+  z.object({
+    requestId: z.string(),
+    ok: z.literal(false),
+    error: z.object({ code: ErrorCodeSchema, message: z.string() }),
+  }),
 ]);
 export type ApproveItemResult = z.infer<typeof ApproveItemResultSchema>;
 
@@ -163,14 +174,36 @@ export const ControlMethods = {
       userCode: z.string().nullable(),
     }),
   },
-  loginWait: { params: z.object({ loginId: z.string().min(1).max(64), timeoutMs: z.number().int().min(1000).max(15 * 60_000).default(5 * 60_000) }).strict(), result: LinkStatusSchema },
+  loginWait: {
+    params: z
+      .object({
+        loginId: z.string().min(1).max(64),
+        timeoutMs: z
+          .number()
+          .int()
+          .min(1000)
+          .max(15 * 60_000)
+          .default(5 * 60_000),
+      })
+      .strict(),
+    result: LinkStatusSchema,
+  },
   devSignIn: { params: z.object({ name: z.string().min(1).max(200).optional() }).strict(), result: LinkStatusSchema },
-  listRequests: { params: z.object({ status: z.enum(["pending", "all"]).default("pending") }).strict(), result: z.array(RequestViewSchema) },
+  listRequests: {
+    params: z.object({ status: z.enum(["pending", "all"]).default("pending") }).strict(),
+    result: z.array(RequestViewSchema),
+  },
   /**
    * Widening calls carry `presence`, a proof the person is there, bound to this exact call: without
    * one they fail with `presence_required`, with a wrong one `presence_failed` (DESIGN.md section 9).
    */
-  approveRequest: { params: ApproveBodySchema.extend({ requestId: z.string().min(1).max(128), presence: PresenceProofSchema.optional() }).strict(), result: GrantViewSchema },
+  approveRequest: {
+    params: ApproveBodySchema.extend({
+      requestId: z.string().min(1).max(128),
+      presence: PresenceProofSchema.optional(),
+    }).strict(),
+    result: GrantViewSchema,
+  },
   /**
    * Approves several requests with ONE set of terms (a batch card's "Approve all"): each item gets
    * its own grant, with its own secret (`secretName`, default: the variable's name). Items fail one
@@ -179,7 +212,13 @@ export const ControlMethods = {
    */
   approveRequests: {
     params: ApproveBodySchema.omit({ secretName: true })
-      .extend({ items: z.array(z.object({ requestId: z.string().min(1).max(128), secretName: SecretNameSchema.optional() }).strict()).min(1).max(32), presence: PresenceProofSchema.optional() })
+      .extend({
+        items: z
+          .array(z.object({ requestId: z.string().min(1).max(128), secretName: SecretNameSchema.optional() }).strict())
+          .min(1)
+          .max(32),
+        presence: PresenceProofSchema.optional(),
+      })
       .strict(),
     result: z.object({ results: z.array(ApproveItemResultSchema) }),
   },
@@ -187,26 +226,74 @@ export const ControlMethods = {
   listGrants: { params: z.object({ all: z.boolean().default(false) }).strict(), result: z.array(GrantViewSchema) },
   revokeGrant: { params: z.object({ grantId: z.string().min(1).max(128) }).strict(), result: GrantViewSchema },
   /** Replaces a grant's policy limits (hours, weekdays, uses per hour/day, end date); `null` removes them. */
-  updateGrantPolicy: { params: z.object({ grantId: z.string().min(1).max(128), policy: GrantPolicySchema.nullable(), presence: PresenceProofSchema.optional() }).strict(), result: GrantViewSchema },
+  updateGrantPolicy: {
+    params: z
+      .object({
+        grantId: z.string().min(1).max(128),
+        policy: GrantPolicySchema.nullable(),
+        presence: PresenceProofSchema.optional(),
+      })
+      .strict(),
+    result: GrantViewSchema,
+  },
   listSecrets: { params: Empty, result: z.array(SecretViewSchema) },
   /** Adds or replaces a secret; `hosts` sets where it may ever be sent (absent: unchanged on replace, none when new). */
-  setSecret: { params: z.object({ name: SecretNameSchema, value: SecretValueSchema, hosts: SecretHostsSchema.nullable().optional(), presence: PresenceProofSchema.optional() }).strict(), result: SecretViewSchema },
+  setSecret: {
+    params: z
+      .object({
+        name: SecretNameSchema,
+        value: SecretValueSchema,
+        hosts: SecretHostsSchema.nullable().optional(),
+        presence: PresenceProofSchema.optional(),
+      })
+      .strict(),
+    result: SecretViewSchema,
+  },
   /** The hosts a secret may ever be sent to by the Link's calls; `null`: any host a grant allows. */
-  setSecretHosts: { params: z.object({ name: SecretNameSchema, hosts: SecretHostsSchema.nullable(), presence: PresenceProofSchema.optional() }).strict(), result: SecretViewSchema },
-  deleteSecret: { params: z.object({ name: SecretNameSchema }).strict(), result: z.object({ deleted: z.literal(true) }) },
+  setSecretHosts: {
+    params: z
+      .object({ name: SecretNameSchema, hosts: SecretHostsSchema.nullable(), presence: PresenceProofSchema.optional() })
+      .strict(),
+    result: SecretViewSchema,
+  },
+  deleteSecret: {
+    params: z.object({ name: SecretNameSchema }).strict(),
+    result: z.object({ deleted: z.literal(true) }),
+  },
   getSettings: { params: Empty, result: LinkSettingsSchema },
   /** Turning notifications off hides new requests from the person: that needs `presence`. */
-  updateSettings: { params: LinkSettingsSchema.partial().extend({ presence: PresenceProofSchema.optional() }).strict(), result: LinkSettingsSchema },
+  updateSettings: {
+    params: LinkSettingsSchema.partial().extend({ presence: PresenceProofSchema.optional() }).strict(),
+    result: LinkSettingsSchema,
+  },
   /** Creates the vault on a first run (the window's first open): `new` state only; the passphrase's strength is checked. */
-  createVault: { params: z.object({ passphrase: z.string().min(1).max(1024), pin: PinSchema.optional() }).strict(), result: LinkStatusSchema },
+  createVault: {
+    params: z.object({ passphrase: z.string().min(1).max(1024), pin: PinSchema.optional() }).strict(),
+    result: LinkStatusSchema,
+  },
   /** Unlocks with the passphrase (wrong: `presence_failed`, slowed by the KDF itself). */
   unlock: { params: z.object({ passphrase: z.string().min(1).max(1024) }).strict(), result: LinkStatusSchema },
   /** Locks now: keys leave memory, agents get `locked`. Needs no proof. */
   lock: { params: Empty, result: LinkStatusSchema },
   /** Sets or changes the approval PIN; the proof must be the passphrase (or a passkey). */
-  setPin: { params: z.object({ pin: PinSchema, presence: PresenceProofSchema.optional() }).strict(), result: LinkStatusSchema },
+  setPin: {
+    params: z.object({ pin: PinSchema, presence: PresenceProofSchema.optional() }).strict(),
+    result: LinkStatusSchema,
+  },
   /** How long without the person before the Link locks, in minutes (5 min to 7 days); a longer time needs `presence`. */
-  setIdleLock: { params: z.object({ minutes: z.number().int().min(5).max(7 * 24 * 60), presence: PresenceProofSchema.optional() }).strict(), result: LinkStatusSchema },
+  setIdleLock: {
+    params: z
+      .object({
+        minutes: z
+          .number()
+          .int()
+          .min(5)
+          .max(7 * 24 * 60),
+        presence: PresenceProofSchema.optional(),
+      })
+      .strict(),
+    result: LinkStatusSchema,
+  },
   /**
    * A challenge for a passkey proof of `method` with `params` (the exact call it will prove):
    * WebAuthn request options whose challenge is bound to that call, single-use, valid 2 minutes.
@@ -225,16 +312,34 @@ export const ControlMethods = {
     result: PinChallengeSchema,
   },
   /** WebAuthn registration options for a new passkey (RP ID `localhost`, user verification required). */
-  passkeyRegistrationOptions: { params: Empty, result: z.object({ challengeId: z.string(), options: z.record(z.string(), z.unknown()) }) },
+  passkeyRegistrationOptions: {
+    params: Empty,
+    result: z.object({ challengeId: z.string(), options: z.record(z.string(), z.unknown()) }),
+  },
   /** Registers a passkey from the browser's answer; the proof must be the passphrase or the PIN. */
   passkeyRegister: {
-    params: z.object({ challengeId: z.string().min(1).max(128), response: z.record(z.string(), z.unknown()), name: z.string().min(1).max(100).default("Passkey"), presence: PresenceProofSchema.optional() }).strict(),
+    params: z
+      .object({
+        challengeId: z.string().min(1).max(128),
+        response: z.record(z.string(), z.unknown()),
+        name: z.string().min(1).max(100).default("Passkey"),
+        presence: PresenceProofSchema.optional(),
+      })
+      .strict(),
     result: LinkStatusSchema,
   },
   /** Grants approved before proofs of presence existed (after an upgrade), `--bind any` ones first. */
   listLegacyGrants: { params: Empty, result: z.array(GrantViewSchema) },
   /** Keeps the listed legacy grants (a yes: needs `presence`); the others stay listed until kept or revoked. */
-  keepLegacyGrants: { params: z.object({ grantIds: z.array(z.string().min(1).max(128)).min(1).max(500), presence: PresenceProofSchema.optional() }).strict(), result: z.object({ kept: z.number().int() }) },
+  keepLegacyGrants: {
+    params: z
+      .object({
+        grantIds: z.array(z.string().min(1).max(128)).min(1).max(500),
+        presence: PresenceProofSchema.optional(),
+      })
+      .strict(),
+    result: z.object({ kept: z.number().int() }),
+  },
   listActivity: {
     params: z
       .object({
@@ -376,7 +481,8 @@ export function isControlMethod(value: unknown): value is ControlMethod {
  * `bad_request` LinkError for an unknown method or params the method would refuse.
  */
 export function controlAction(method: string, params: Record<string, unknown>): string {
-  if (!isControlMethod(method)) throw new LinkError("bad_request", `Unknown control method ${JSON.stringify(method.slice(0, 64))}.`);
+  if (!isControlMethod(method))
+    throw new LinkError("bad_request", `Unknown control method ${JSON.stringify(method.slice(0, 64))}.`);
   const parsed = ControlMethods[method].params.safeParse(params);
   if (!parsed.success) throw new LinkError("bad_request", describeValidation(methodWords(method), parsed.error.issues));
   const terms: Record<string, unknown> = { ...parsed.data };
@@ -404,20 +510,27 @@ export async function dispatchControl(
   onUnexpected?: (method: string, err: unknown) => void,
 ): Promise<ControlOutcome> {
   if (!isControlMethod(method)) {
-    return { ok: false, error: { code: "bad_request", message: `Unknown control method ${JSON.stringify(String(method).slice(0, 64))}.` } };
+    return {
+      ok: false,
+      error: { code: "bad_request", message: `Unknown control method ${JSON.stringify(String(method).slice(0, 64))}.` },
+    };
   }
   const spec = ControlMethods[method];
   const params = spec.params.safeParse(rawParams ?? {});
   if (!params.success) {
     // A sentence a person can read (the window and the CLI show it); the code says "bad_request".
-    return { ok: false, error: { code: "bad_request", message: describeValidation(methodWords(method), params.error.issues) } };
+    return {
+      ok: false,
+      error: { code: "bad_request", message: describeValidation(methodWords(method), params.error.issues) },
+    };
   }
   try {
     const result = spec.result.safeParse(await invoke(api, method, params.data));
     if (result.success) return { ok: true, result: result.data };
     onUnexpected?.(method, new Error(`invalid result: ${result.error.message}`));
   } catch (err) {
-    if (err instanceof LinkError) return { ok: false, error: { code: err.code, message: err.message, retryable: err.retryable } };
+    if (err instanceof LinkError)
+      return { ok: false, error: { code: err.code, message: err.message, retryable: err.retryable } };
     onUnexpected?.(method, err);
   }
   return { ok: false, error: { code: "internal_error", message: `Piper Link could not run ${method}; see its log.` } };
@@ -455,7 +568,8 @@ function isLinkApi(partial: Partial<Record<ControlMethod, unknown>>): partial is
  */
 export function createLinkApi(call: ControlCall): LinkApi {
   const api: Partial<Record<ControlMethod, unknown>> = {};
-  for (const method of CONTROL_METHOD_NAMES) api[method] = (params: ControlParams<typeof method>) => call(method, params);
+  for (const method of CONTROL_METHOD_NAMES)
+    api[method] = (params: ControlParams<typeof method>) => call(method, params);
   // TypeScript cannot relate a loop's writes to a mapped type; the guard checks completeness at run time.
   if (!isLinkApi(api)) throw new Error("createLinkApi: a control method is missing");
   return api;

@@ -77,7 +77,8 @@ export function isRetryable(code: ErrorCode): boolean {
 export const NOT_SIGNED_IN_MESSAGE = "Piper Link is running but nobody is signed in. Open Piper Link and sign in.";
 
 /** What an agent hears while the Link is locked (`locked`): the person must unlock it; the agent may retry later. */
-export const LOCKED_MESSAGE = "Piper Link is locked. Ask the person to unlock it (its window, or `piper-link unlock` at a terminal), then try again.";
+export const LOCKED_MESSAGE =
+  "Piper Link is locked. Ask the person to unlock it (its window, or `piper-link unlock` at a terminal), then try again.";
 
 /** An error that carries a stable code; thrown inside the core, serialized at every edge. */
 export class LinkError extends Error {

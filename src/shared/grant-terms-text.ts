@@ -10,9 +10,21 @@ const DAY_NAMES = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
 
 /** How far `timeZone` is ahead of UTC at `at` (ms), from Intl's wall-clock parts. */
 function zoneOffset(at: number, timeZone: string | undefined): number {
-  const parts = new Intl.DateTimeFormat("en-US", { timeZone, hourCycle: "h23", year: "numeric", month: "numeric", day: "numeric", hour: "numeric", minute: "numeric", second: "numeric" }).formatToParts(at);
+  const parts = new Intl.DateTimeFormat("en-US", {
+    timeZone,
+    hourCycle: "h23",
+    year: "numeric",
+    month: "numeric",
+    day: "numeric",
+    hour: "numeric",
+    minute: "numeric",
+    second: "numeric",
+  }).formatToParts(at);
   const get = (t: string): number => Number(parts.find((p) => p.type === t)?.value ?? "0");
-  return Date.UTC(get("year"), get("month") - 1, get("day"), get("hour"), get("minute"), get("second")) - Math.floor(at / 1000) * 1000;
+  return (
+    Date.UTC(get("year"), get("month") - 1, get("day"), get("hour"), get("minute"), get("second")) -
+    Math.floor(at / 1000) * 1000
+  );
 }
 
 /**
@@ -25,7 +37,6 @@ export function endOfDay(date: { year: number; month: number; day: number }, tim
   at = wall - zoneOffset(at, timeZone);
   return at;
 }
-
 
 /** A policy in words for `grants` and `approve` output: "9:00–17:00 Mon–Fri (Europe/Berlin), ≤ 5/hour". */
 export function describePolicy(p: GrantPolicy | null | undefined): string {

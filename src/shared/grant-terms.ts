@@ -29,7 +29,14 @@ export const SESSION_MAX_MS = 12 * 3600_000;
 /** How long the grant lasts. `duration` ends `durationMs` after approval. */
 export const GrantLifetimeSchema = z.discriminatedUnion("kind", [
   z.object({ kind: z.literal("once") }),
-  z.object({ kind: z.literal("duration"), durationMs: z.number().int().min(1000).max(366 * 24 * 3600 * 1000) }),
+  z.object({
+    kind: z.literal("duration"),
+    durationMs: z
+      .number()
+      .int()
+      .min(1000)
+      .max(366 * 24 * 3600 * 1000),
+  }),
   z.object({ kind: z.literal("until_revoked") }),
 ]);
 export type GrantLifetime = z.infer<typeof GrantLifetimeSchema>;
@@ -118,14 +125,22 @@ export function describeBinding(kind: GrantBindingKind): string {
 }
 
 /** The outcome of a check on a grant's terms: allowed, or refused with a stable code and a reason for people. */
-export type TermsVerdict = { ok: true } | { ok: false; code: "policy_violation" | "destination_not_allowed"; reason: string };
+export type TermsVerdict =
+  { ok: true } | { ok: false; code: "policy_violation" | "destination_not_allowed"; reason: string };
 
 const WEEKDAY_NAMES = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
 
 /** Weekday (0 = Sunday) and hour (0–23) of `at` (ms) in `timeZone` (IANA; the host's zone when absent). */
 export function localWeekdayHour(at: number, timeZone: string | undefined): { weekday: number; hour: number } {
-  const parts = new Intl.DateTimeFormat("en-US", { timeZone, weekday: "short", hour: "numeric", hourCycle: "h23" }).formatToParts(at);
-  const weekday = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"].indexOf(parts.find((p) => p.type === "weekday")?.value ?? "");
+  const parts = new Intl.DateTimeFormat("en-US", {
+    timeZone,
+    weekday: "short",
+    hour: "numeric",
+    hourCycle: "h23",
+  }).formatToParts(at);
+  const weekday = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"].indexOf(
+    parts.find((p) => p.type === "weekday")?.value ?? "",
+  );
   const hour = Number(parts.find((p) => p.type === "hour")?.value ?? "0") % 24;
   return { weekday, hour };
 }
@@ -134,10 +149,14 @@ export function localWeekdayHour(at: number, timeZone: string | undefined): { we
  * Checks a grant's policy limits for one more use at `now` (ms), given how many uses the grant
  * had in the last hour and the last 24 hours. Fails closed: an unknown time zone refuses.
  */
-export function checkPolicy(policy: GrantPolicy | null, use: { now: number; usesLastHour: number; usesLastDay: number }): TermsVerdict {
+export function checkPolicy(
+  policy: GrantPolicy | null,
+  use: { now: number; usesLastHour: number; usesLastDay: number },
+): TermsVerdict {
   if (policy === null) return { ok: true };
   const refuse = (reason: string): TermsVerdict => ({ ok: false, code: "policy_violation", reason });
-  if (policy.endsAt !== undefined && use.now >= policy.endsAt) return refuse(`this grant's policy ended on ${new Date(policy.endsAt).toISOString()}`);
+  if (policy.endsAt !== undefined && use.now >= policy.endsAt)
+    return refuse(`this grant's policy ended on ${new Date(policy.endsAt).toISOString()}`);
   if (policy.weekdays !== undefined || policy.hours !== undefined) {
     let local: { weekday: number; hour: number };
     try {
@@ -149,11 +168,15 @@ export function checkPolicy(policy: GrantPolicy | null, use: { now: number; uses
       return refuse(`allowed only on ${policy.weekdays.map((d) => WEEKDAY_NAMES[d]).join(", ")}`);
     }
     if (policy.hours !== undefined && !(local.hour >= policy.hours.fromHour && local.hour < policy.hours.toHour)) {
-      return refuse(`allowed only from ${policy.hours.fromHour}:00 to ${policy.hours.toHour}:00${policy.timeZone ? ` (${policy.timeZone})` : ""}`);
+      return refuse(
+        `allowed only from ${policy.hours.fromHour}:00 to ${policy.hours.toHour}:00${policy.timeZone ? ` (${policy.timeZone})` : ""}`,
+      );
     }
   }
-  if (policy.maxUsesPerHour !== undefined && use.usesLastHour >= policy.maxUsesPerHour) return refuse(`at most ${policy.maxUsesPerHour} uses per hour`);
-  if (policy.maxUsesPerDay !== undefined && use.usesLastDay >= policy.maxUsesPerDay) return refuse(`at most ${policy.maxUsesPerDay} uses per day`);
+  if (policy.maxUsesPerHour !== undefined && use.usesLastHour >= policy.maxUsesPerHour)
+    return refuse(`at most ${policy.maxUsesPerHour} uses per hour`);
+  if (policy.maxUsesPerDay !== undefined && use.usesLastDay >= policy.maxUsesPerDay)
+    return refuse(`at most ${policy.maxUsesPerDay} uses per day`);
   return { ok: true };
 }
 
@@ -162,13 +185,21 @@ function hostMatches(rule: string, host: string): boolean {
   const pattern = rule.toLowerCase();
   // A wildcard names host names, never an IP address (`*.0.0.1` does not name 127.0.0.1): calls
   // reach this machine or a private network only when the grant names the address itself.
-  if (pattern.startsWith("*.")) return !/^\d+\.\d+\.\d+\.\d+(:\d+)?$/.test(host) && host.endsWith(pattern.slice(1)) && host.length > pattern.length - 1;
+  if (pattern.startsWith("*."))
+    return (
+      !/^\d+\.\d+\.\d+\.\d+(:\d+)?$/.test(host) && host.endsWith(pattern.slice(1)) && host.length > pattern.length - 1
+    );
   return host === pattern;
 }
 
 /** Does `path` match a rule's path pattern, where `*` stands for any run of characters? */
 function pathMatches(pattern: string, path: string): boolean {
-  const re = new RegExp(`^${pattern.split("*").map((s) => s.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join(".*")}$`);
+  const re = new RegExp(
+    `^${pattern
+      .split("*")
+      .map((s) => s.replace(/[.+?^${}()|[\]\\]/g, "\\$&"))
+      .join(".*")}$`,
+  );
   return re.test(path);
 }
 
@@ -195,7 +226,8 @@ export function decodedPathForRules(url: URL): string | null {
     // A dot segment, also with path parameters (`..;x`: Tomcat and Spring read it as `..`), and
     // what another decoding would turn into one (`%252e`: a `%` left after decoding) match no rule.
     const bare = plain.split(";", 1)[0] ?? "";
-    if (bare === "." || bare === ".." || plain.includes("/") || plain.includes("\\") || plain.includes("%")) return null;
+    if (bare === "." || bare === ".." || plain.includes("/") || plain.includes("\\") || plain.includes("%"))
+      return null;
     decoded.push(plain);
   }
   return decoded.join("/");
@@ -216,7 +248,15 @@ export function destinationAllows(mode: GrantMode, method: string, url: URL): Te
     return { ok: true };
   }
   if (path === null && mode.destinations.some((r) => r.path !== undefined && hostMatches(r.host, host))) {
-    return { ok: false, code: "destination_not_allowed", reason: `${method.toUpperCase()} ${url.origin}${url.pathname} has an encoded slash or backslash (%2F, %5C) or a dot segment in its path, which a path rule cannot vouch for` };
+    return {
+      ok: false,
+      code: "destination_not_allowed",
+      reason: `${method.toUpperCase()} ${url.origin}${url.pathname} has an encoded slash or backslash (%2F, %5C) or a dot segment in its path, which a path rule cannot vouch for`,
+    };
   }
-  return { ok: false, code: "destination_not_allowed", reason: `${method.toUpperCase()} ${url.origin}${url.pathname} is not among this grant's destinations (hosts are matched with their port unless it is 443: ${host})` };
+  return {
+    ok: false,
+    code: "destination_not_allowed",
+    reason: `${method.toUpperCase()} ${url.origin}${url.pathname} is not among this grant's destinations (hosts are matched with their port unless it is 443: ${host})`,
+  };
 }

@@ -9,7 +9,8 @@
 import escapeHtml from "escape-html";
 
 /** assets/icon.svg as a data: URL (keep in step with the file; scripts/make-icons.mjs reads the same source). */
-export const FAVICON_DATA_URL = "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 64 64' role='img' aria-label='Piper Link'%3E %3Crect width='64' height='64' rx='14' fill='%231f4fd1'/%3E %3Cpath d='M20 44V20h13a8 8 0 0 1 0 16H26' fill='none' stroke='%23fff' stroke-width='6' stroke-linecap='round' stroke-linejoin='round'/%3E %3Ccircle cx='44' cy='44' r='5' fill='%237fe0b5'/%3E %3C/svg%3E";
+export const FAVICON_DATA_URL =
+  "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 64 64' role='img' aria-label='Piper Link'%3E %3Crect width='64' height='64' rx='14' fill='%231f4fd1'/%3E %3Cpath d='M20 44V20h13a8 8 0 0 1 0 16H26' fill='none' stroke='%23fff' stroke-width='6' stroke-linecap='round' stroke-linejoin='round'/%3E %3Ccircle cx='44' cy='44' r='5' fill='%237fe0b5'/%3E %3C/svg%3E";
 
 /** The pages' stylesheet: a centred card, readable type, one accent, visible focus; light and dark. */
 export const PAGE_STYLE = `
@@ -41,7 +42,11 @@ export function renderPage(title: string, bodyHtml: string, tone: "plain" | "don
 
 /** The Link's page after the browser sign-in came back: what happened and what to do next. */
 export function signedInPage(): string {
-  return renderPage("You're signed in", `<p class="mark" aria-hidden="true">✓</p><h1>You're signed in</h1><p>Piper Link on this computer is connected to your account. You can close this tab and return to Piper Link.</p>`, "done");
+  return renderPage(
+    "You're signed in",
+    `<p class="mark" aria-hidden="true">✓</p><h1>You're signed in</h1><p>Piper Link on this computer is connected to your account. You can close this tab and return to Piper Link.</p>`,
+    "done",
+  );
 }
 
 /** The Link's page when a sign-in answer was refused or failed; `why` is plain text. */
@@ -54,5 +59,8 @@ export function notThisSignInPage(): string {
 }
 
 export function signInFailedPage(why: string): string {
-  return renderPage("Sign-in failed", `<h1>Sign-in failed</h1><p class="err" role="alert">${escapePageText(why)}</p><p>Start again from Piper Link.</p>`);
+  return renderPage(
+    "Sign-in failed",
+    `<h1>Sign-in failed</h1><p class="err" role="alert">${escapePageText(why)}</p><p>Start again from Piper Link.</p>`,
+  );
 }

@@ -38,9 +38,21 @@ export const PinSchema = z
 export const PresenceProofSchema = z.discriminatedUnion("method", [
   z.object({ method: z.literal("pin"), pin: z.string().min(1).max(64) }).strict(),
   z.object({ method: z.literal("passphrase"), passphrase: z.string().min(1).max(1024) }).strict(),
-  z.object({ method: z.literal("passkey"), challengeId: z.string().min(1).max(128), response: z.record(z.string(), z.unknown()) }).strict(),
+  z
+    .object({
+      method: z.literal("passkey"),
+      challengeId: z.string().min(1).max(128),
+      response: z.record(z.string(), z.unknown()),
+    })
+    .strict(),
   z.object({ method: z.literal("password"), password: z.string().min(1).max(1024) }).strict(),
-  z.object({ method: z.literal("pin-mac"), challengeId: z.string().min(1).max(128), mac: z.string().regex(/^[A-Za-z0-9_-]{43}$/) }).strict(),
+  z
+    .object({
+      method: z.literal("pin-mac"),
+      challengeId: z.string().min(1).max(128),
+      mac: z.string().regex(/^[A-Za-z0-9_-]{43}$/),
+    })
+    .strict(),
 ]);
 export type PresenceProof = z.infer<typeof PresenceProofSchema>;
 export type PresenceMethod = PresenceProof["method"];
@@ -55,7 +67,14 @@ export type PresenceMethod = PresenceProof["method"];
  *   authority (a PIN held in one Link's memory proves nothing to a remote service).
  */
 export const AuthorityPresenceSchema = z.discriminatedUnion("kind", [
-  z.object({ kind: z.literal("link-mac"), nonce: z.string().regex(/^[A-Za-z0-9_-]{16,64}$/), at: z.number().int().nonnegative(), mac: z.string().regex(/^[A-Za-z0-9_-]{43}$/) }).strict(),
+  z
+    .object({
+      kind: z.literal("link-mac"),
+      nonce: z.string().regex(/^[A-Za-z0-9_-]{16,64}$/),
+      at: z.number().int().nonnegative(),
+      mac: z.string().regex(/^[A-Za-z0-9_-]{43}$/),
+    })
+    .strict(),
   z.object({ kind: z.literal("password"), password: z.string().min(1).max(1024) }).strict(),
 ]);
 export type AuthorityPresence = z.infer<typeof AuthorityPresenceSchema>;
@@ -123,7 +142,15 @@ export type LockReason = z.infer<typeof LockReasonSchema>;
 
 /** A risk the Link can see and cannot remove itself (item 13 of the presence issue): shown in `status` and Settings. */
 export const ResidualRiskSchema = z.object({
-  code: z.enum(["x11_session", "ptrace_scope_0", "install_writable", "unit_writable", "port_taken", "unattended_unlock", "not_dumpable_failed"]),
+  code: z.enum([
+    "x11_session",
+    "ptrace_scope_0",
+    "install_writable",
+    "unit_writable",
+    "port_taken",
+    "unattended_unlock",
+    "not_dumpable_failed",
+  ]),
   message: z.string(),
 });
 export type ResidualRisk = z.infer<typeof ResidualRiskSchema>;
@@ -161,11 +188,14 @@ export const PIN_TRIES_ALLOWED = 5;
  * one repeated character or an obvious sequence. Returns the sentence to show, or null when it is fine.
  */
 export function passphraseWeakness(passphrase: string): string | null {
-  if (passphrase.length < PASSPHRASE_MIN_LENGTH) return `Choose a passphrase of at least ${PASSPHRASE_MIN_LENGTH} characters (a few words are easiest to remember).`;
-  if (new Set(passphrase).size < 5) return "That passphrase repeats too few characters; choose one with more variety (a few unrelated words work well).";
+  if (passphrase.length < PASSPHRASE_MIN_LENGTH)
+    return `Choose a passphrase of at least ${PASSPHRASE_MIN_LENGTH} characters (a few words are easiest to remember).`;
+  if (new Set(passphrase).size < 5)
+    return "That passphrase repeats too few characters; choose one with more variety (a few unrelated words work well).";
   const lower = passphrase.toLowerCase();
   for (const weak of ["password", "passphrase", "1234567890", "qwertyuiop", "piper-link", "piperlink"]) {
-    if (lower.includes(weak) && lower.length - weak.length < 6) return "That passphrase is too easy to guess; add a few unrelated words.";
+    if (lower.includes(weak) && lower.length - weak.length < 6)
+      return "That passphrase is too easy to guess; add a few unrelated words.";
   }
   return null;
 }

@@ -79,7 +79,10 @@ export const INLINE_SCRIPT = "[inline]";
  * executable, joined with spaces, for display; null for a program with a script file or none. Takes
  * a process, or a grant's program, which carries `commandLine` only for inline code.
  */
-export function inlineCode(p: { script?: string | null | undefined; commandLine?: readonly string[] | null | undefined }): string | null {
+export function inlineCode(p: {
+  script?: string | null | undefined;
+  commandLine?: readonly string[] | null | undefined;
+}): string | null {
   return p.script === INLINE_SCRIPT && p.commandLine ? p.commandLine.slice(1).join(" ") : null;
 }
 
@@ -156,5 +159,12 @@ export function sessionKey(identity: PeerProcess): string | null {
  */
 export function identityMemoryKey(identity: PeerProcess | null): string {
   if (identity === null) return "-";
-  return JSON.stringify([identity.pid, identity.startTime, programFingerprint(identity), sessionKey(identity), isShared(identity), identity.unverifiable ?? null]);
+  return JSON.stringify([
+    identity.pid,
+    identity.startTime,
+    programFingerprint(identity),
+    sessionKey(identity),
+    isShared(identity),
+    identity.unverifiable ?? null,
+  ]);
 }

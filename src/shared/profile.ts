@@ -10,7 +10,8 @@ import { LinkError } from "./errors.js";
 export const DEFAULT_PROFILE = "default";
 
 /** The rule in words, for error messages. */
-export const PROFILE_NAME_RULE = "A profile name is 1 to 64 characters: letters, digits, '.', '_' and '-', starting with a letter or digit";
+export const PROFILE_NAME_RULE =
+  "A profile name is 1 to 64 characters: letters, digits, '.', '_' and '-', starting with a letter or digit";
 
 export const ProfileNameSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, PROFILE_NAME_RULE);
 

@@ -115,7 +115,12 @@ export const ResolveSchema = z.object({
   /** Wait for the person's decision; false answers `error` `grant_needed` after `pending`. */
   wait: z.boolean().default(true),
   /** How long to wait for the person, in ms (default `AGENT_DEFAULTS.approvalWaitMs`); then `timeout`. */
-  timeoutMs: z.number().int().min(0).max(24 * 60 * 60 * 1000).optional(),
+  timeoutMs: z
+    .number()
+    .int()
+    .min(0)
+    .max(24 * 60 * 60 * 1000)
+    .optional(),
 });
 export type Resolve = z.infer<typeof ResolveSchema>;
 
@@ -138,7 +143,12 @@ export const ResolveManySchema = z.object({
   /** Wait for the person's decision; false answers `grant_needed` for each variable without a grant. */
   wait: z.boolean().default(true),
   /** How long to wait for the person, in ms (default `AGENT_DEFAULTS.approvalWaitMs`). */
-  timeoutMs: z.number().int().min(0).max(24 * 60 * 60 * 1000).optional(),
+  timeoutMs: z
+    .number()
+    .int()
+    .min(0)
+    .max(24 * 60 * 60 * 1000)
+    .optional(),
 });
 export type ResolveMany = z.infer<typeof ResolveManySchema>;
 
@@ -163,13 +173,25 @@ export type GrantsRequest = z.infer<typeof GrantsRequestSchema>;
  *   `permissionCheck.result`.
  * The agent must already know the name it asks about: nothing here lists the person's secrets.
  */
-export const ValidateRequestSchema = z.object({ type: z.literal("validate"), id: RequestIdSchema, variable: VariableSchema });
+export const ValidateRequestSchema = z.object({
+  type: z.literal("validate"),
+  id: RequestIdSchema,
+  variable: VariableSchema,
+});
 export type ValidateRequest = z.infer<typeof ValidateRequestSchema>;
 /** `metadata`: what an agent may know of the secret `variable` maps to (never its value); see `validate`. */
-export const MetadataRequestSchema = z.object({ type: z.literal("metadata"), id: RequestIdSchema, variable: VariableSchema });
+export const MetadataRequestSchema = z.object({
+  type: z.literal("metadata"),
+  id: RequestIdSchema,
+  variable: VariableSchema,
+});
 export type MetadataRequest = z.infer<typeof MetadataRequestSchema>;
 /** `permissionCheck`: whether this program holds a live grant for `variable`, and its terms; see `validate`. */
-export const PermissionCheckRequestSchema = z.object({ type: z.literal("permissionCheck"), id: RequestIdSchema, variable: VariableSchema });
+export const PermissionCheckRequestSchema = z.object({
+  type: z.literal("permissionCheck"),
+  id: RequestIdSchema,
+  variable: VariableSchema,
+});
 export type PermissionCheckRequest = z.infer<typeof PermissionCheckRequestSchema>;
 /** The three checks above, as the Link's handler of them takes them. */
 export type CheckRequest = ValidateRequest | MetadataRequest | PermissionCheckRequest;
@@ -212,7 +234,18 @@ export const AgentMessageSchema = z.discriminatedUnion("type", [
   RequestAccessSchema,
 ]);
 export type AgentMessage = z.infer<typeof AgentMessageSchema>;
-export const AGENT_MESSAGE_TYPES: ReadonlySet<string> = new Set(["hello", "resolve", "resolveMany", "call", "cancel", "grants", "validate", "metadata", "permissionCheck", "requestAccess"]);
+export const AGENT_MESSAGE_TYPES: ReadonlySet<string> = new Set([
+  "hello",
+  "resolve",
+  "resolveMany",
+  "call",
+  "cancel",
+  "grants",
+  "validate",
+  "metadata",
+  "permissionCheck",
+  "requestAccess",
+]);
 
 /** The answer to `hello` when the Link can serve the agent. */
 export const WelcomeSchema = z.object({
@@ -317,7 +350,11 @@ export const AgentGrantSchema = z.object({
 export type AgentGrant = z.infer<typeof AgentGrantSchema>;
 
 /** The answer to `grants`. */
-export const GrantsListSchema = z.object({ type: z.literal("grants.list"), id: RequestIdSchema, grants: z.array(AgentGrantSchema) });
+export const GrantsListSchema = z.object({
+  type: z.literal("grants.list"),
+  id: RequestIdSchema,
+  grants: z.array(AgentGrantSchema),
+});
 export type GrantsList = z.infer<typeof GrantsListSchema>;
 
 /** The longest normalized variable name that can name a secret (shared/authority.ts `SecretNameSchema`). */
@@ -350,7 +387,12 @@ export const SecretMetadataSchema = z.object({
 export type SecretMetadata = z.infer<typeof SecretMetadataSchema>;
 
 /** The answer to `metadata`. */
-export const MetadataResultSchema = z.object({ type: z.literal("metadata.result"), id: RequestIdSchema, variable: z.string(), secret: SecretMetadataSchema });
+export const MetadataResultSchema = z.object({
+  type: z.literal("metadata.result"),
+  id: RequestIdSchema,
+  variable: z.string(),
+  secret: SecretMetadataSchema,
+});
 export type MetadataResult = z.infer<typeof MetadataResultSchema>;
 
 /**

@@ -18,7 +18,11 @@ export const PYPER_PATHS = {
 /** The Link's loopback HTTPS port for these endpoints when free (next to the Link's 31477 and the embedded authority's 31478). */
 export const DEFAULT_PYPER_PORT = 31479;
 
-export const PyperResolveSchema = z.object({ agentClientId: z.string().min(1).max(128), instanceId: z.string().min(1).max(256), variableName: z.string().min(1).max(256) });
+export const PyperResolveSchema = z.object({
+  agentClientId: z.string().min(1).max(128),
+  instanceId: z.string().min(1).max(256),
+  variableName: z.string().min(1).max(256),
+});
 export type PyperResolveBody = z.infer<typeof PyperResolveSchema>;
 
 export const PyperScopedSchema = z.object({
@@ -28,7 +32,11 @@ export const PyperScopedSchema = z.object({
 });
 export type PyperScopedBody = z.infer<typeof PyperScopedSchema>;
 
-export const PyperExchangeSchema = z.object({ agentClientId: z.string().min(1).max(128), instanceId: z.string().min(1).max(256), piperCredentialId: z.string().min(1).max(128) });
+export const PyperExchangeSchema = z.object({
+  agentClientId: z.string().min(1).max(128),
+  instanceId: z.string().min(1).max(256),
+  piperCredentialId: z.string().min(1).max(128),
+});
 export type PyperExchangeBody = z.infer<typeof PyperExchangeSchema>;
 
 /** `200` answer of resolve mapping: the credential that serves the variable. */
@@ -36,7 +44,11 @@ export const PyperMappingResultSchema = z.object({ credentialId: z.string() });
 export type PyperMappingResult = z.infer<typeof PyperMappingResultSchema>;
 
 /** `200` answer of scoped credentials: a short-lived token bound to the granted credentials; `expires_in` in seconds. */
-export const PyperScopedResultSchema = z.object({ access_token: z.string(), granted_credential_ids: z.array(z.string()), expires_in: z.number().int() });
+export const PyperScopedResultSchema = z.object({
+  access_token: z.string(),
+  granted_credential_ids: z.array(z.string()),
+  expires_in: z.number().int(),
+});
 export type PyperScopedResult = z.infer<typeof PyperScopedResultSchema>;
 
 /** `200` answer of raw exchange. */

@@ -21,9 +21,15 @@ export interface SocketEnds {
 }
 
 /** The ends of an accepted socket; null once the socket is gone (its addresses are then unknown). */
-export function socketEnds(socket: { remoteAddress?: string | undefined; remotePort?: number | undefined; localAddress?: string | undefined; localPort?: number | undefined }): SocketEnds | null {
+export function socketEnds(socket: {
+  remoteAddress?: string | undefined;
+  remotePort?: number | undefined;
+  localAddress?: string | undefined;
+  localPort?: number | undefined;
+}): SocketEnds | null {
   const { remoteAddress, remotePort, localAddress, localPort } = socket;
-  if (remoteAddress === undefined || remotePort === undefined || localAddress === undefined || localPort === undefined) return null;
+  if (remoteAddress === undefined || remotePort === undefined || localAddress === undefined || localPort === undefined)
+    return null;
   return { peerAddress: remoteAddress, peerPort: remotePort, localAddress, localPort };
 }
 
@@ -65,7 +71,8 @@ function ipv6Bytes(address: string): number[] | null {
     text = text.slice(0, -v4.length);
     if (text.endsWith(":") && !text.endsWith("::")) text = text.slice(0, -1);
   }
-  const groups = (part: string): number[] => (part === "" ? [] : part.split(":").map((g) => (/^[0-9a-fA-F]{1,4}$/.test(g) ? parseInt(g, 16) : NaN)));
+  const groups = (part: string): number[] =>
+    part === "" ? [] : part.split(":").map((g) => (/^[0-9a-fA-F]{1,4}$/.test(g) ? parseInt(g, 16) : NaN));
   const halves = text.split("::");
   if (halves.length > 2) return null;
   const [head = "", rest] = halves;
@@ -80,7 +87,8 @@ function ipv6Bytes(address: string): number[] | null {
 
 /** The IPv4 address (4 bytes) inside an IPv4-mapped IPv6 address (::ffff:a.b.c.d, RFC 4291 2.5.5.2); null for any other. */
 export function mappedIPv4(bytes: readonly number[]): number[] | null {
-  const mapped = bytes.length === 16 && bytes.slice(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff;
+  const mapped =
+    bytes.length === 16 && bytes.slice(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff;
   return mapped ? bytes.slice(12) : null;
 }
 
@@ -122,7 +130,14 @@ export function parseSocketLine(line: string): { key: string; uid: number; inode
   // sl, local_address, rem_address, st, tx:rx, tr:when, retrnsmt, uid, timeout, inode
   const cols = line.trim().split(/\s+/);
   const [local, remote, uidText, inode] = [cols[1], cols[2], cols[7], cols[9]];
-  if (local === undefined || remote === undefined || uidText === undefined || inode === undefined || !/^\d+$/.test(uidText)) return null;
+  if (
+    local === undefined ||
+    remote === undefined ||
+    uidText === undefined ||
+    inode === undefined ||
+    !/^\d+$/.test(uidText)
+  )
+    return null;
   return { key: `${local} ${remote}`, uid: Number(uidText), inode };
 }
 

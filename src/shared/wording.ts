@@ -120,13 +120,15 @@ export function describeEndReason(reason: string | null): string {
  * runs". The stored scope of a timed grant is only `until`; its length is the grant's
  * `expiresAt - createdAt`, so pass the grant when it is known ("for a while" otherwise).
  */
-export function describeApproval(scope: string, grant?: Pick<GrantView, "createdAt" | "expiresAt">  ): string {
+export function describeApproval(scope: string, grant?: Pick<GrantView, "createdAt" | "expiresAt">): string {
   switch (scope) {
     case "once":
       return "once";
     case "until":
     case "duration":
-      return grant !== undefined && grant.expiresAt !== null ? `for ${durationText(grant.expiresAt - grant.createdAt)}` : "for a limited time";
+      return grant !== undefined && grant.expiresAt !== null
+        ? `for ${durationText(grant.expiresAt - grant.createdAt)}`
+        : "for a limited time";
     case "until_revoked":
       return "until revoked";
     case "process":
@@ -144,7 +146,10 @@ export function describeApproval(scope: string, grant?: Pick<GrantView, "created
  * A call's host comes from the event's own `call` (the call the Link made); a use-only delivery,
  * which records no host, names the hosts its grant allows.
  */
-export function describeOutcome(e: Pick<AuditView, "action" | "outcome" | "grantId"> & Partial<Pick<AuditView, "call">>, grants?: ReadonlyMap<string, GrantForWords>): string {
+export function describeOutcome(
+  e: Pick<AuditView, "action" | "outcome" | "grantId"> & Partial<Pick<AuditView, "call">>,
+  grants?: ReadonlyMap<string, GrantForWords>,
+): string {
   const grant = e.grantId === null ? undefined : grants?.get(e.grantId);
   switch (e.action) {
     case "request.approved":
@@ -160,7 +165,8 @@ export function describeOutcome(e: Pick<AuditView, "action" | "outcome" | "grant
       if (e.outcome === "ok" && e.call != null) return `used in a call to ${e.call.host}`;
       break;
     case "secret.delivered":
-      if (e.outcome === "ok" && grant?.mode?.kind === "use") return `used in a call to ${hostsInWords(grant.mode.destinations.map((d) => d.host))}; not given to the agent`;
+      if (e.outcome === "ok" && grant?.mode?.kind === "use")
+        return `used in a call to ${hostsInWords(grant.mode.destinations.map((d) => d.host))}; not given to the agent`;
       break;
   }
   if (e.outcome === "ok") return e.action === "secret.delivered" ? "value given to the agent" : "done";
@@ -186,7 +192,10 @@ export type RequestStatusLabel = "pending" | "approved" | "denied" | "expired" |
  * The status of a request as a person reads it. A pending request whose requesting process is known
  * to have exited (`processAlive` false) can never be delivered: it reads "requester gone".
  */
-export function requestStatusLabel(r: Pick<RequestView, "status">, processAlive: boolean | null = null): RequestStatusLabel {
+export function requestStatusLabel(
+  r: Pick<RequestView, "status">,
+  processAlive: boolean | null = null,
+): RequestStatusLabel {
   if (r.status === "requester_gone" || (r.status === "pending" && processAlive === false)) return "requester gone";
   return r.status;
 }
@@ -227,11 +236,18 @@ export function describeValidation(what: string, issues: readonly ValidationIssu
     const key = [...i.path].reverse().find((p): p is string => typeof p === "string");
     const field = key === undefined ? "the input" : (FIELDS[key] ?? `“${key}”`);
     const m = /expected (\w+), received (\w+)/.exec(i.message);
-    if (m !== null) return m[2] === "undefined" || m[2] === "null" || m[2] === "NaN" ? `${field} is missing or not a ${m[1] ?? "value"}` : `${field} must be a ${m[1] ?? "value"}`;
-    if (i.code === "unrecognized_keys") return i.message.replace(/^Unrecognized keys?:\s*/i, "these fields are not known: ");
+    if (m !== null)
+      return m[2] === "undefined" || m[2] === "null" || m[2] === "NaN"
+        ? `${field} is missing or not a ${m[1] ?? "value"}`
+        : `${field} must be a ${m[1] ?? "value"}`;
+    if (i.code === "unrecognized_keys")
+      return i.message.replace(/^Unrecognized keys?:\s*/i, "these fields are not known: ");
     // A schema's own predicate ("may contain only …", "can be at most …") continues the field's name.
     if (/^(may|must|can|cannot)\b/.test(i.message)) return `${field} ${i.message}`;
-    return `${field}: ${i.message.replace(/^Invalid input:?\s*/i, "").replace(/^Too small: expected number to be >=?(\d+)$/, "must be at least $1").replace(/^Too big: expected number to be <=?(\d+)$/, "must be at most $1")}`;
+    return `${field}: ${i.message
+      .replace(/^Invalid input:?\s*/i, "")
+      .replace(/^Too small: expected number to be >=?(\d+)$/, "must be at least $1")
+      .replace(/^Too big: expected number to be <=?(\d+)$/, "must be at most $1")}`;
   });
   return `Piper Link could not ${what}: ${parts.join("; ")}.`;
 }
@@ -247,12 +263,19 @@ export function methodWords(method: string): string {
  * is shared by several processes, it cannot be recognised again (why), and what else it loads.
  * Empty for a plain program. `p` is the request's process (RequestView.process).
  */
-export function programNotes(p: Pick<NonNullable<RequestView["process"]>, "changedSinceApproval" | "sharedWith" | "unverifiable" | "loads">): string[] {
+export function programNotes(
+  p: Pick<NonNullable<RequestView["process"]>, "changedSinceApproval" | "sharedWith" | "unverifiable" | "loads">,
+): string[] {
   const notes: string[] = [];
-  if (p.changedSinceApproval === true) notes.push("This program changed since you approved it: its content, or what it loads, is not what you approved.");
+  if (p.changedSinceApproval === true)
+    notes.push("This program changed since you approved it: its content, or what it loads, is not what you approved.");
   const shared = p.sharedWith ?? [];
-  if (shared.length > 0) notes.push(`Its connection is shared with ${shared.map((r) => `pid ${r.pid}`).join(", ")}: Piper Link cannot tell which program asks, so only "any program" can be approved.`);
-  if ((p.unverifiable ?? null) !== null) notes.push(`Not verifiable: ${p.unverifiable ?? ""}. Approve it once or while this process runs.`);
+  if (shared.length > 0)
+    notes.push(
+      `Its connection is shared with ${shared.map((r) => `pid ${r.pid}`).join(", ")}: Piper Link cannot tell which program asks, so only "any program" can be approved.`,
+    );
+  if ((p.unverifiable ?? null) !== null)
+    notes.push(`Not verifiable: ${p.unverifiable ?? ""}. Approve it once or while this process runs.`);
   const loads = p.loads ?? [];
   if (loads.length > 0) notes.push(`It also loads: ${loads.join(" ")}`);
   return notes;

@@ -12,7 +12,12 @@ const [variable = "ATTACK_SECRET", clientId = "attacker", flag] = process.argv.s
 const say = (line: unknown): void => void process.stdout.write(`${JSON.stringify(line)}\n`);
 const piper = createPiperClient({ clientId, fallbackToEnv: false });
 try {
-  const result = await piper.getSecret(variable, { reason: "same-user attack suite", wait: flag !== "--no-wait", timeoutMs: 170_000, onPending: ({ requestId }) => say({ pending: requestId }) });
+  const result = await piper.getSecret(variable, {
+    reason: "same-user attack suite",
+    wait: flag !== "--no-wait",
+    timeoutMs: 170_000,
+    onPending: ({ requestId }) => say({ pending: requestId }),
+  });
   say({ delivered: result.value });
 } catch (err) {
   say({ refused: err instanceof PiperError ? err.code : String(err) });

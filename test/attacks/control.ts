@@ -22,7 +22,12 @@ interface Answer {
 }
 
 const calls = JSON.parse(process.argv[2] ?? "[]") as Attempt[];
-const control = JSON.parse(fs.readFileSync(resolveLinkPaths(process.env["PIPER_LINK_PROFILE"] ?? "default", platformEnv(readLinkEnv(process.env))).controlFile, "utf8")) as { url: string; token: string };
+const control = JSON.parse(
+  fs.readFileSync(
+    resolveLinkPaths(process.env["PIPER_LINK_PROFILE"] ?? "default", platformEnv(readLinkEnv(process.env))).controlFile,
+    "utf8",
+  ),
+) as { url: string; token: string };
 const ws = new WebSocket(control.url, CONTROL_SUBPROTOCOL);
 const answers: Answer[] = [];
 let wake: (() => void) | null = null;
@@ -49,7 +54,16 @@ for (const { method, params } of calls) {
   const callId = id++;
   ws.send(JSON.stringify({ type: "call", id: callId, method, params }));
   const a = await next((x) => x.id === callId);
-  out.push(a.type === "result" ? { method, ok: true, result: a.result } : { method, ok: false, ...(a.code !== undefined ? { code: a.code } : {}), ...(a.message !== undefined ? { message: a.message } : {}) });
+  out.push(
+    a.type === "result"
+      ? { method, ok: true, result: a.result }
+      : {
+          method,
+          ok: false,
+          ...(a.code !== undefined ? { code: a.code } : {}),
+          ...(a.message !== undefined ? { message: a.message } : {}),
+        },
+  );
 }
 ws.close(1000);
 process.stdout.write(`${JSON.stringify(out)}\n`);

@@ -32,10 +32,20 @@ if (mode === "forge") {
   if (agent === undefined || template === undefined) {
     say({ forged: false, why: agent === undefined ? "no agent row" : "no live grant to copy" });
   } else {
-    const row: Row = { ...template, id: `grt_forged${Date.now()}`, agent_id: agent["id"], variable: third, request_id: null, process_pid: null, process_start_time: null };
+    const row: Row = {
+      ...template,
+      id: `grt_forged${Date.now()}`,
+      agent_id: agent["id"],
+      variable: third,
+      request_id: null,
+      process_pid: null,
+      process_start_time: null,
+    };
     if ("binding" in row) row["binding"] = "client";
     const columns = Object.keys(row);
-    db.prepare(`INSERT INTO grants (${columns.join(", ")}) VALUES (${columns.map((c) => `@${c}`).join(", ")})`).run(row);
+    db.prepare(`INSERT INTO grants (${columns.join(", ")}) VALUES (${columns.map((c) => `@${c}`).join(", ")})`).run(
+      row,
+    );
     say({ forged: true, columns });
   }
 } else {
@@ -44,7 +54,8 @@ if (mode === "forge") {
   const tool = spawnSync("secret-tool", ["search", "--all", "--unlock", "service", second], { encoding: "utf8" });
   const candidates = new Set<string>();
   const add = (text: string): void => {
-    for (const m of text.matchAll(/[A-Za-z0-9+/_-]{43}=?/g)) if (Buffer.from(m[0], "base64").length === 32) candidates.add(m[0]);
+    for (const m of text.matchAll(/[A-Za-z0-9+/_-]{43}=?/g))
+      if (Buffer.from(m[0], "base64").length === 32) candidates.add(m[0]);
   };
   add(tool.stdout);
   const files = filesUnder(dataDir);
@@ -60,7 +71,10 @@ if (mode === "forge") {
   for (const s of secrets) {
     for (const c of candidates) {
       try {
-        const keys = { currentId: String(s["key_id"]), keys: new Map([[String(s["key_id"]), Buffer.from(c, "base64")]]) };
+        const keys = {
+          currentId: String(s["key_id"]),
+          keys: new Map([[String(s["key_id"]), Buffer.from(c, "base64")]]),
+        };
         decryptSecret(keys, String(s["key_id"]), `${String(s["user_id"])}:${String(s["id"])}`, String(s["ciphertext"]));
         opened++;
       } catch {

@@ -12,7 +12,14 @@ const [mode, service = "", third = "", fourth = ""] = process.argv.slice(2);
 const say = (line: unknown): void => void process.stdout.write(`${JSON.stringify(line)}\n`);
 
 /** The items a Link keeps (their names are in its public source). */
-const ITEMS = ["vault", "instance-id", "refresh-token", "authority-settings", "authority-data-key", "authority-link-token"];
+const ITEMS = [
+  "vault",
+  "instance-id",
+  "refresh-token",
+  "authority-settings",
+  "authority-data-key",
+  "authority-link-token",
+];
 
 /**
  * Every item of `service`, read one by one with `secret-tool lookup`, with its attributes (which
@@ -23,11 +30,14 @@ function readItems(): { total: number; items: { item: string; value: string; att
   const total = all.stdout.split("\n").filter((l) => l.startsWith("[")).length;
   const items: { item: string; value: string; attributes: Record<string, string> }[] = [];
   for (const item of ITEMS) {
-    const found = spawnSync("secret-tool", ["search", "--unlock", "service", service, "username", item], { encoding: "utf8" });
+    const found = spawnSync("secret-tool", ["search", "--unlock", "service", service, "username", item], {
+      encoding: "utf8",
+    });
     const value = /^secret = (.*)$/m.exec(found.stdout)?.[1];
     if (value === undefined) continue;
     const attributes: Record<string, string> = {};
-    for (const m of found.stderr.matchAll(/^attribute\.([^ ]+) = (.*)$/gm)) if (m[1] !== undefined) attributes[m[1]] = m[2] ?? "";
+    for (const m of found.stderr.matchAll(/^attribute\.([^ ]+) = (.*)$/gm))
+      if (m[1] !== undefined) attributes[m[1]] = m[2] ?? "";
     items.push({ item, value, attributes });
   }
   return { total, items };
@@ -36,7 +46,10 @@ function readItems(): { total: number; items: { item: string; value: string; att
 if (mode === "plant") {
   // The same attributes as the Link's own item, so the planted value replaces it where the Link looks.
   const attributes = readItems().items.find((i) => i.item === third)?.attributes ?? { service, username: third };
-  const r = spawnSync("secret-tool", ["store", "--label", `planted ${third}`, ...Object.entries(attributes).flat()], { input: fourth, encoding: "utf8" });
+  const r = spawnSync("secret-tool", ["store", "--label", `planted ${third}`, ...Object.entries(attributes).flat()], {
+    input: fourth,
+    encoding: "utf8",
+  });
   say({ planted: r.status === 0, stderr: r.stderr.trim() });
 } else {
   const { total, items: found } = readItems();
@@ -47,7 +60,10 @@ if (mode === "plant") {
   for (const { item, value } of items.filter((i) => i.item === "authority-link-token" || i.item === "refresh-token")) {
     for (const route of ["/v1/secrets", "/v1/requests?status=pending"]) {
       // Status 0: nothing answered at that address.
-      const status = await fetch(`${third}${route}`, { headers: { authorization: `Bearer ${value}` }, dispatcher }).then(
+      const status = await fetch(`${third}${route}`, {
+        headers: { authorization: `Bearer ${value}` },
+        dispatcher,
+      }).then(
         async (res) => (await res.text(), res.status),
         () => 0,
       );

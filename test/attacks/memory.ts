@@ -51,7 +51,9 @@ const pids = args.filter((a) => /^\d+$/.test(a)).map(Number);
 let spawned: ReturnType<typeof spawn> | null = null;
 if (args.includes("--spawn-link")) {
   const bin = args[args.indexOf("--spawn-link") + 1] ?? "";
-  spawned = spawn(process.execPath, [bin, "start", "--foreground", "--port", "0", "--json"], { stdio: ["ignore", "pipe", "pipe"] });
+  spawned = spawn(process.execPath, [bin, "start", "--foreground", "--port", "0", "--json"], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let out = "";
   spawned.stdout?.on("data", (c: Buffer) => (out += c.toString()));
   const deadline = Date.now() + 30_000;

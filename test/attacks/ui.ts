@@ -17,11 +17,24 @@ const [bin = "", requestId = ""] = process.argv.slice(2);
 const say = (line: unknown): void => void process.stdout.write(`${JSON.stringify(line)}\n`);
 const printed = spawnSync(process.execPath, [bin, "ui", "--print", "--json"], { encoding: "utf8" });
 const { url } = JSON.parse(printed.stdout) as { url: string };
-const control = JSON.parse(fs.readFileSync(resolveLinkPaths(process.env["PIPER_LINK_PROFILE"] ?? "default", platformEnv(readLinkEnv(process.env))).controlFile, "utf8")) as { token: string };
+const control = JSON.parse(
+  fs.readFileSync(
+    resolveLinkPaths(process.env["PIPER_LINK_PROFILE"] ?? "default", platformEnv(readLinkEnv(process.env))).controlFile,
+    "utf8",
+  ),
+) as { token: string };
 
 const browser = await chromium.launch({
   executablePath: process.env["PIPER_TEST_CHROMIUM"] ?? "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+  args: [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+  ],
 });
 try {
   const page = await browser.newPage();
@@ -29,16 +42,34 @@ try {
   // The window, when built: the attacker's request card, Approve, and the dialog's Approve.
   let clicked = false;
   const approve = page.getByRole("button", { name: /^Approve/ }).first();
-  if (await approve.waitFor({ state: "visible", timeout: 5000 }).then(() => true, () => false)) {
+  if (
+    await approve.waitFor({ state: "visible", timeout: 5000 }).then(
+      () => true,
+      () => false,
+    )
+  ) {
     await approve.click();
-    const confirm = page.getByRole("dialog").getByRole("button", { name: /^Approve/ }).last();
-    if (await confirm.waitFor({ state: "visible", timeout: 3000 }).then(() => true, () => false)) {
+    const confirm = page
+      .getByRole("dialog")
+      .getByRole("button", { name: /^Approve/ })
+      .last();
+    if (
+      await confirm.waitFor({ state: "visible", timeout: 3000 }).then(
+        () => true,
+        () => false,
+      )
+    ) {
       await confirm.click();
       clicked = true;
       await page.waitForTimeout(1500);
     }
   }
-  const pageText = (await page.locator("body").innerText().catch(() => "")).slice(0, 2000);
+  const pageText = (
+    await page
+      .locator("body")
+      .innerText()
+      .catch(() => "")
+  ).slice(0, 2000);
   // The same from page script on the Link's origin, without the window's help.
   const fromPage = await page.evaluate(
     async ([token, id, protocol]) =>
@@ -47,7 +78,15 @@ try {
         ws.onopen = () => ws.send(JSON.stringify({ type: "auth", token }));
         ws.onmessage = (e) => {
           const m = JSON.parse(String(e.data)) as { type: string; id?: number; code?: string; message?: string };
-          if (m.type === "authenticated") ws.send(JSON.stringify({ type: "call", id: 1, method: "approveRequest", params: { requestId: id, scope: { kind: "until_revoked" }, binding: "client" } }));
+          if (m.type === "authenticated")
+            ws.send(
+              JSON.stringify({
+                type: "call",
+                id: 1,
+                method: "approveRequest",
+                params: { requestId: id, scope: { kind: "until_revoked" }, binding: "client" },
+              }),
+            );
           else if (m.id === 1) resolve({ ok: m.type === "result", code: m.code ?? null, message: m.message ?? null });
         };
         ws.onerror = () => resolve({ ok: false, code: "socket_error", message: null });

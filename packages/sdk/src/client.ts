@@ -199,7 +199,8 @@ interface InFlight {
   fail(err: PiperError): void;
 }
 
-const LINK_NOT_RUNNING = "Piper Link is not running. Start it with `npm start` (or `piper-link start`) or open the app.";
+const LINK_NOT_RUNNING =
+  "Piper Link is not running. Start it with `npm start` (or `piper-link start`) or open the app.";
 
 export function createPiperClient(options: PiperClientOptions): PiperClient {
   if (!options.clientId || !/^[A-Za-z0-9._:@-]{1,128}$/.test(options.clientId)) {
@@ -233,7 +234,12 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
     }
     if (message.type === "context") {
       instanceId = message.instanceId;
-      loggedOut = message.state === "ready" ? null : message.reason === "locked" ? { code: "locked", message: LOCKED_MESSAGE } : { code: "not_logged_in", message: NOT_SIGNED_IN_MESSAGE };
+      loggedOut =
+        message.state === "ready"
+          ? null
+          : message.reason === "locked"
+            ? { code: "locked", message: LOCKED_MESSAGE }
+            : { code: "not_logged_in", message: NOT_SIGNED_IN_MESSAGE };
       return;
     }
     const id = message.id === null ? null : String(message.id);
@@ -242,21 +248,33 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
 
   function scheduleReconnect(): void {
     if (closed || reconnectTimer !== null) return;
-    reconnectTimer = setTimeout(() => {
-      reconnectTimer = null;
-      connect().catch(() => scheduleReconnect());
-    }, backoffDelay(reconnects++, { baseMs: 250, capMs: 5000 }));
+    reconnectTimer = setTimeout(
+      () => {
+        reconnectTimer = null;
+        connect().catch(() => scheduleReconnect());
+      },
+      backoffDelay(reconnects++, { baseMs: 250, capMs: 5000 }),
+    );
     reconnectTimer.unref();
   }
 
   /** Opens the connection and says hello; resolves when the Link answered the hello. */
   function connect(): Promise<void> {
     const found = discoverLinkUrl(options.linkUrl, env);
-    if (found.url === null) return Promise.reject(new PiperLinkNeededError("link_not_running", `${LINK_NOT_RUNNING} (no Link of profile ${found.profile} is running)`));
+    if (found.url === null)
+      return Promise.reject(
+        new PiperLinkNeededError(
+          "link_not_running",
+          `${LINK_NOT_RUNNING} (no Link of profile ${found.profile} is running)`,
+        ),
+      );
     const { url, source } = found;
     log.debug?.(`piper: connecting to ${url} (${source})`);
     const promise = new Promise<void>((resolve, reject) => {
-      const socket = new WebSocket(url, AGENT_SUBPROTOCOL, { handshakeTimeout: connectTimeoutMs, perMessageDeflate: false });
+      const socket = new WebSocket(url, AGENT_SUBPROTOCOL, {
+        handshakeTimeout: connectTimeoutMs,
+        perMessageDeflate: false,
+      });
       ws = socket;
       const helloId = `hello-${nextId++}`;
       // Until the socket opens, silence means no Link; once open, the Link is there and may take a
@@ -292,9 +310,23 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
         clearTimeout(timer);
         timer = setTimeout(() => {
           socket.terminate();
-          reject(new PiperLinkNeededError("link_not_running", `Piper Link at ${url} accepted the connection but did not answer its hello within ${helloTimeoutMs / 1000} s; it may be overloaded. Try again.`));
+          reject(
+            new PiperLinkNeededError(
+              "link_not_running",
+              `Piper Link at ${url} accepted the connection but did not answer its hello within ${helloTimeoutMs / 1000} s; it may be overloaded. Try again.`,
+            ),
+          );
         }, helloTimeoutMs);
-        socket.send(encodeFrame({ type: "hello", id: helloId, protocol: PROTOCOL_VERSION, agent: { clientId: options.clientId, ...(options.name ? { name: options.name } : {}) }, sdk: { name: "@piper-link/sdk", version: LINK_VERSION }, ...(options.actingFor ? { actingFor: options.actingFor } : {}) }));
+        socket.send(
+          encodeFrame({
+            type: "hello",
+            id: helloId,
+            protocol: PROTOCOL_VERSION,
+            agent: { clientId: options.clientId, ...(options.name ? { name: options.name } : {}) },
+            sdk: { name: "@piper-link/sdk", version: LINK_VERSION },
+            ...(options.actingFor ? { actingFor: options.actingFor } : {}),
+          }),
+        );
         heartbeat = setInterval(() => {
           let answered = false;
           socket.once("pong", () => (answered = true));
@@ -352,14 +384,28 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
     }
   }
 
-  function errorFor(variable: string, m: Extract<LinkMessage, { type: "error" }>, requestId: string | null): PiperError {
+  function errorFor(
+    variable: string,
+    m: Extract<LinkMessage, { type: "error" }>,
+    requestId: string | null,
+  ): PiperError {
     switch (m.code) {
       case "denied":
         return new PiperForbiddenError(variable, `The request for ${variable} was denied in Piper Link.`);
       case "timeout":
-        return new PiperGrantNeededError("timeout", variable, requestId, `Nobody approved ${variable} in Piper Link in time. Approve it there and try again.`);
+        return new PiperGrantNeededError(
+          "timeout",
+          variable,
+          requestId,
+          `Nobody approved ${variable} in Piper Link in time. Approve it there and try again.`,
+        );
       case "grant_needed":
-        return new PiperGrantNeededError("grant_needed", variable, requestId, `${variable} needs approval in Piper Link.`);
+        return new PiperGrantNeededError(
+          "grant_needed",
+          variable,
+          requestId,
+          `${variable} needs approval in Piper Link.`,
+        );
       case "not_logged_in":
         return new PiperLinkNeededError("not_logged_in", m.message);
       case "locked":
@@ -374,7 +420,14 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
     const wait = opts.wait ?? true;
     const timeoutMs = opts.timeoutMs ?? options.approvalTimeoutMs ?? AGENT_DEFAULTS.approvalWaitMs;
     const id = `r-${nextId++}`;
-    const frame = encodeFrame({ type: "resolve", id, variable, wait, timeoutMs, ...(opts.reason ? { reason: opts.reason } : {}) });
+    const frame = encodeFrame({
+      type: "resolve",
+      id,
+      variable,
+      wait,
+      timeoutMs,
+      ...(opts.reason ? { reason: opts.reason } : {}),
+    });
     const signals = [opts.signal, options.signal].filter((s): s is AbortSignal => s !== undefined);
     return new Promise<SecretResult>((resolve, reject) => {
       let requestId: string | null = null;
@@ -387,7 +440,18 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
       };
       const onAbort = (): void => finish(new PiperError("aborted", `Waiting for ${variable} was cancelled.`));
       // The Link answers `timeout` itself; this only guards against a Link that never answers.
-      const overall = setTimeout(() => finish(new PiperGrantNeededError("timeout", variable, requestId, `No answer for ${variable} within ${timeoutMs} ms.`)), timeoutMs + 10_000);
+      const overall = setTimeout(
+        () =>
+          finish(
+            new PiperGrantNeededError(
+              "timeout",
+              variable,
+              requestId,
+              `No answer for ${variable} within ${timeoutMs} ms.`,
+            ),
+          ),
+        timeoutMs + 10_000,
+      );
       overall.unref();
       for (const s of signals) {
         if (s.aborted) return onAbort();
@@ -400,7 +464,15 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
           if (m.type === "pending") {
             if (requestId === null) opts.onPending?.({ variable, requestId: m.requestId });
             requestId = m.requestId;
-            if (!wait) finish(new PiperGrantNeededError("grant_needed", variable, requestId, `${variable} needs approval in Piper Link (request ${requestId}).`));
+            if (!wait)
+              finish(
+                new PiperGrantNeededError(
+                  "grant_needed",
+                  variable,
+                  requestId,
+                  `${variable} needs approval in Piper Link (request ${requestId}).`,
+                ),
+              );
           } else if (m.type === "secret") {
             finish(null, { value: m.value, source: "piper", variable, grantId: m.grantId, expiresAt: m.expiresAt });
           } else if (m.type === "error") {
@@ -418,12 +490,22 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
    * per-variable errors as SDK errors); rejects when the message as a whole fails (Link not running,
    * not signed in, aborted), so the caller can fall back for every variable.
    */
-  async function manyViaLink(variables: string[], opts: GetSecretsOptions): Promise<Map<string, SecretResult | PiperError>> {
+  async function manyViaLink(
+    variables: string[],
+    opts: GetSecretsOptions,
+  ): Promise<Map<string, SecretResult | PiperError>> {
     await ensureReady();
     const wait = opts.wait ?? true;
     const timeoutMs = opts.timeoutMs ?? options.approvalTimeoutMs ?? AGENT_DEFAULTS.approvalWaitMs;
     const id = `m-${nextId++}`;
-    const frame = encodeFrame({ type: "resolveMany", id, variables, wait, timeoutMs, ...(opts.reason ? { reason: opts.reason } : {}) });
+    const frame = encodeFrame({
+      type: "resolveMany",
+      id,
+      variables,
+      wait,
+      timeoutMs,
+      ...(opts.reason ? { reason: opts.reason } : {}),
+    });
     const signals = [opts.signal, options.signal].filter((sig): sig is AbortSignal => sig !== undefined);
     return new Promise((resolve, reject) => {
       let requestIds: string[] = [];
@@ -434,11 +516,21 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
         if (err) reject(err);
         else if (result) resolve(result);
       };
-      const onAbort = (): void => finish(new PiperError("aborted", `Waiting for ${variables.join(", ")} was cancelled.`));
+      const onAbort = (): void =>
+        finish(new PiperError("aborted", `Waiting for ${variables.join(", ")} was cancelled.`));
       // The Link answers per-variable timeouts itself; this only guards against a Link that never answers.
       const overall = setTimeout(() => {
         const late = new Map<string, SecretResult | PiperError>();
-        for (const v of variables) late.set(v, new PiperGrantNeededError("timeout", v, requestIds[0] ?? null, `No answer for ${v} within ${timeoutMs} ms.`));
+        for (const v of variables)
+          late.set(
+            v,
+            new PiperGrantNeededError(
+              "timeout",
+              v,
+              requestIds[0] ?? null,
+              `No answer for ${v} within ${timeoutMs} ms.`,
+            ),
+          );
         finish(null, late);
       }, timeoutMs + 10_000);
       overall.unref();
@@ -451,14 +543,22 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
         fail: (err) => finish(err),
         handler: (m) => {
           if (m.type === "pending") {
-            if (requestIds.length === 0) opts.onPending?.({ variables, requestIds: m.requestIds ?? [m.requestId], batchId: m.batchId ?? null });
+            if (requestIds.length === 0)
+              opts.onPending?.({ variables, requestIds: m.requestIds ?? [m.requestId], batchId: m.batchId ?? null });
             requestIds = m.requestIds ?? [m.requestId];
           } else if (m.type === "secrets") {
             const out = new Map<string, SecretResult | PiperError>();
             for (const v of variables) {
               const r = Object.hasOwn(m.results, v) ? m.results[v] : undefined;
               if (r === undefined) out.set(v, new PiperError("internal_error", `Piper Link sent no answer for ${v}.`));
-              else if ("value" in r) out.set(v, { value: r.value, source: "piper", variable: v, grantId: r.grantId, expiresAt: r.expiresAt });
+              else if ("value" in r)
+                out.set(v, {
+                  value: r.value,
+                  source: "piper",
+                  variable: v,
+                  grantId: r.grantId,
+                  expiresAt: r.expiresAt,
+                });
               else out.set(v, errorFor(v, { type: "error", id: m.id, ...r.error }, requestIds[0] ?? null));
             }
             finish(null, out);
@@ -475,7 +575,13 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
   /** The environment's answer for `variable` after the Link's `piperError` (or none), as `getSecret` gives it. */
   function envEntry(variable: string, piperError: unknown): SecretsEntry {
     const attempts: Record<string, string> = {};
-    if (piperError !== null) attempts["piper"] = piperError instanceof PiperError ? `${piperError.name} (${piperError.code}): ${piperError.message}` : piperError instanceof Error ? piperError.message : "failed";
+    if (piperError !== null)
+      attempts["piper"] =
+        piperError instanceof PiperError
+          ? `${piperError.name} (${piperError.code}): ${piperError.message}`
+          : piperError instanceof Error
+            ? piperError.message
+            : "failed";
     if (fallbackToEnv) {
       const name = envNameFor(variable, options.envPrefix, options.envMap);
       const value = envFallbackValue(env, name);
@@ -499,7 +605,11 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
         ? undefined
         : typeof init.body === "string"
           ? { text: init.body }
-          : { base64: Buffer.from(init.body instanceof ArrayBuffer ? new Uint8Array(init.body) : init.body).toString("base64") };
+          : {
+              base64: Buffer.from(init.body instanceof ArrayBuffer ? new Uint8Array(init.body) : init.body).toString(
+                "base64",
+              ),
+            };
     const frame = encodeFrame({
       type: "call",
       id,
@@ -562,7 +672,15 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
           } else if (m.type === "call.end") {
             finish(null);
           } else if (m.type === "error") {
-            finish(m.code === "not_logged_in" ? new PiperLinkNeededError("not_logged_in", m.message) : m.code === "locked" ? new PiperLinkLockedError(m.message) : m.code === "denied" ? new PiperForbiddenError(url, m.message) : new PiperError(m.code, m.message, { retryable: m.retryable }));
+            finish(
+              m.code === "not_logged_in"
+                ? new PiperLinkNeededError("not_logged_in", m.message)
+                : m.code === "locked"
+                  ? new PiperLinkLockedError(m.message)
+                  : m.code === "denied"
+                    ? new PiperForbiddenError(url, m.message)
+                    : new PiperError(m.code, m.message, { retryable: m.retryable }),
+            );
           }
         },
       });
@@ -588,7 +706,13 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
             resolve(m.grants);
           } else if (m.type === "error") {
             inFlight.delete(id);
-            reject(m.code === "not_logged_in" ? new PiperLinkNeededError("not_logged_in", m.message) : m.code === "locked" ? new PiperLinkLockedError(m.message) : new PiperError(m.code, m.message, { retryable: m.retryable }));
+            reject(
+              m.code === "not_logged_in"
+                ? new PiperLinkNeededError("not_logged_in", m.message)
+                : m.code === "locked"
+                  ? new PiperLinkLockedError(m.message)
+                  : new PiperError(m.code, m.message, { retryable: m.retryable }),
+            );
           }
         },
       });
@@ -601,7 +725,14 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
     if (!variable.trim()) throw new PiperConfigError("invalid_variable", "requestAccess needs a variable name.");
     await ensureReady();
     const id = `a-${nextId++}`;
-    const frame = encodeFrame({ type: "requestAccess", id, variable, method: (init.method ?? "GET").toUpperCase(), url: String(init.url), ...(init.reason ? { reason: init.reason } : {}) });
+    const frame = encodeFrame({
+      type: "requestAccess",
+      id,
+      variable,
+      method: (init.method ?? "GET").toUpperCase(),
+      url: String(init.url),
+      ...(init.reason ? { reason: init.reason } : {}),
+    });
     return new Promise<AccessState>((resolve, reject) => {
       inFlight.set(id, {
         // Safe to repeat after a reconnect: the Link joins the same pending request.
@@ -616,7 +747,13 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
             resolve({ variable, state: m.state, requestId: m.requestId });
           } else if (m.type === "error") {
             inFlight.delete(id);
-            reject(m.code === "not_logged_in" ? new PiperLinkNeededError("not_logged_in", m.message) : m.code === "locked" ? new PiperLinkLockedError(m.message) : new PiperError(m.code, m.message, { retryable: m.retryable }));
+            reject(
+              m.code === "not_logged_in"
+                ? new PiperLinkNeededError("not_logged_in", m.message)
+                : m.code === "locked"
+                  ? new PiperLinkLockedError(m.message)
+                  : new PiperError(m.code, m.message, { retryable: m.retryable }),
+            );
           }
         },
       });
@@ -640,7 +777,11 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
 
     async getSecret(variable, opts = {}) {
       if (!variable.trim()) throw new PiperConfigError("invalid_variable", "getSecret needs a variable name.");
-      if (!useLink && !fallbackToEnv) throw new PiperConfigError("no_sources", "Both useLink and fallbackToEnv are off: there is nowhere to get secrets from.");
+      if (!useLink && !fallbackToEnv)
+        throw new PiperConfigError(
+          "no_sources",
+          "Both useLink and fallbackToEnv are off: there is nowhere to get secrets from.",
+        );
       const attempts: Record<string, string> = {};
       let piperError: unknown = null;
       if (useLink) {
@@ -648,7 +789,8 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
           return await viaLink(variable, opts);
         } catch (err) {
           // Asked to stop: no fallback. Whatever the Link path failed with, the client's own signal wins.
-          if (options.signal?.aborted === true) throw err instanceof PiperError && err.code === "aborted" ? err : abortedError();
+          if (options.signal?.aborted === true)
+            throw err instanceof PiperError && err.code === "aborted" ? err : abortedError();
           if (err instanceof PiperError && (err.code === "aborted" || err.code === "closed")) throw err;
           piperError = err;
           attempts["piper"] = err instanceof PiperError ? `${err.name} (${err.code}): ${err.message}` : String(err);
@@ -669,7 +811,11 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
       if (variables.length === 0 || variables.length > 32 || variables.some((v) => !v.trim())) {
         throw new PiperConfigError("invalid_variable", "getSecrets needs 1-32 non-empty variable names.");
       }
-      if (!useLink && !fallbackToEnv) throw new PiperConfigError("no_sources", "Both useLink and fallbackToEnv are off: there is nowhere to get secrets from.");
+      if (!useLink && !fallbackToEnv)
+        throw new PiperConfigError(
+          "no_sources",
+          "Both useLink and fallbackToEnv are off: there is nowhere to get secrets from.",
+        );
       const distinct = [...new Set(variables)];
       let fromLink: Map<string, SecretResult | PiperError> | null = null;
       let linkError: unknown = null;
@@ -677,10 +823,13 @@ export function createPiperClient(options: PiperClientOptions): PiperClient {
         try {
           fromLink = await manyViaLink(distinct, opts);
         } catch (err) {
-          if (options.signal?.aborted === true) throw err instanceof PiperError && err.code === "aborted" ? err : abortedError();
+          if (options.signal?.aborted === true)
+            throw err instanceof PiperError && err.code === "aborted" ? err : abortedError();
           if (err instanceof PiperError && (err.code === "aborted" || err.code === "closed")) throw err;
           linkError = err;
-          log.info?.(`piper: ${distinct.join(", ")} not available from Piper Link: ${err instanceof Error ? err.message : String(err)}`);
+          log.info?.(
+            `piper: ${distinct.join(", ")} not available from Piper Link: ${err instanceof Error ? err.message : String(err)}`,
+          );
         }
       }
       const entries = new Map<string, SecretsEntry>();

@@ -29,9 +29,14 @@ function pidAlive(pid: number): boolean {
  * PIPER_LINK_PROFILE names a profile other than the default whose Link is not running: the default
  * port belongs to the default profile's Link, which must not answer for another profile.
  */
-export type Discovered = { url: string; source: "option" | "environment" | "discovery_file" | "default" } | { url: null; source: "none"; profile: string };
+export type Discovered =
+  | { url: string; source: "option" | "environment" | "discovery_file" | "default" }
+  | { url: null; source: "none"; profile: string };
 
-export function discoverLinkUrl(option: string | undefined, env: Readonly<Record<string, string | undefined>>): Discovered {
+export function discoverLinkUrl(
+  option: string | undefined,
+  env: Readonly<Record<string, string | undefined>>,
+): Discovered {
   if (option) return { url: option, source: "option" };
   const fromEnv = env["PIPER_LINK_URL"];
   if (fromEnv) return { url: fromEnv, source: "environment" };

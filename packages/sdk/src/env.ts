@@ -16,7 +16,8 @@
  * The characters Python's `str.strip()` removes (those for which `str.isspace()` is true). It differs
  * from `String.prototype.trim`: Python also strips U+001C-U+001F and U+0085, and keeps U+FEFF.
  */
-const PY_WHITESPACE = "\t\n\u000b\u000c\r\u001c\u001d\u001e\u001f \u0085\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000";
+const PY_WHITESPACE =
+  "\t\n\u000b\u000c\r\u001c\u001d\u001e\u001f \u0085\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000";
 
 /** `s.strip()` as Python 3 does it (see PY_WHITESPACE). */
 export function pythonStrip(s: string): string {

@@ -57,7 +57,11 @@ export class PiperConfigError extends PiperError {
 }
 
 export class PiperLinkNeededError extends PiperConfigError {
-  constructor(code: "link_not_running" | "not_logged_in" | "locked", message: string, options?: { cause?: unknown; retryable?: boolean }) {
+  constructor(
+    code: "link_not_running" | "not_logged_in" | "locked",
+    message: string,
+    options?: { cause?: unknown; retryable?: boolean },
+  ) {
     super(code, message, options);
     this.name = "PiperLinkNeededError";
   }
@@ -110,7 +114,10 @@ export class PiperSecretAcquisitionError extends PiperError {
   constructor(variable: string, attempts: Record<string, string>, cause: unknown) {
     const lines = Object.entries(attempts).map(([source, what]) => `  - ${source}: ${what}`);
     // Retryable when the Link's failure was (rate limited, authority down): the environment will not change by itself.
-    super("secret_unavailable", `Could not get ${variable} from any source:\n${lines.join("\n")}`, { cause, retryable: cause instanceof PiperError && cause.retryable });
+    super("secret_unavailable", `Could not get ${variable} from any source:\n${lines.join("\n")}`, {
+      cause,
+      retryable: cause instanceof PiperError && cause.retryable,
+    });
     this.name = "PiperSecretAcquisitionError";
     this.variable = variable;
     this.attempts = attempts;

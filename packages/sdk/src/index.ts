@@ -8,7 +8,19 @@
  *   // or use it without reading it: the Link makes the call and injects the key
  *   const res = await piper.fetch("https://api.openai.com/v1/models", { auth: { bearer: "OPENAI_API_KEY" } });
  */
-export { createPiperClient, type AccessState, type RequestAccessInit, type GetSecretOptions, type GetSecretsOptions, type SecretsEntry, type PiperFetchInit, type PiperClient, type PiperClientOptions, type PiperLogger, type SecretResult } from "./client.js";
+export {
+  createPiperClient,
+  type AccessState,
+  type RequestAccessInit,
+  type GetSecretOptions,
+  type GetSecretsOptions,
+  type SecretsEntry,
+  type PiperFetchInit,
+  type PiperClient,
+  type PiperClientOptions,
+  type PiperLogger,
+  type SecretResult,
+} from "./client.js";
 export type { ActingFor, AgentGrant } from "../../../src/shared/protocol.js";
 export { DEFAULT_LINK_URL, discoverLinkUrl } from "./discovery.js";
 export { envNameFor } from "./env.js";

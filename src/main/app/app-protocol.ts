@@ -22,7 +22,9 @@ export const APP_PAGE_URL = `${APP_SCHEME}://${APP_HOST}/index.html`;
  * the renderer's module loads. No `bypassCSP`, no `corsEnabled` for other origins.
  */
 export function registerAppScheme(protocol: ElectronApi["protocol"]): void {
-  protocol.registerSchemesAsPrivileged([{ scheme: APP_SCHEME, privileges: { standard: true, secure: true, supportFetchAPI: true } }]);
+  protocol.registerSchemesAsPrivileged([
+    { scheme: APP_SCHEME, privileges: { standard: true, secure: true, supportFetchAPI: true } },
+  ]);
 }
 
 /**
@@ -61,7 +63,8 @@ export function appFileFor(url: string, rendererDir: string): string | null {
  */
 export function serveAppScheme(electron: Pick<ElectronApi, "protocol" | "net">, rendererDir: string): void {
   electron.protocol.handle(APP_SCHEME, async (request) => {
-    if (request.method !== "GET" && request.method !== "HEAD") return new Response(null, { status: 405, headers: { Allow: "GET, HEAD" } });
+    if (request.method !== "GET" && request.method !== "HEAD")
+      return new Response(null, { status: 405, headers: { Allow: "GET, HEAD" } });
     const file = appFileFor(request.url, rendererDir);
     if (file === null) return new Response(null, { status: 404 });
     let answer: Response;

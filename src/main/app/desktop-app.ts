@@ -86,11 +86,19 @@ export async function runDesktopApp(electron: ElectronApi, options: DesktopAppOp
   };
   if (app.isPackaged) {
     const found = debuggingSwitch(app.commandLine, options.argv);
-    if (found !== null) return refuse(`it was started with ${found}, which would let another program drive or read its window. Start it without that switch.`);
+    if (found !== null)
+      return refuse(
+        `it was started with ${found}, which would let another program drive or read its window. Start it without that switch.`,
+      );
   }
   let hardening;
   try {
-    hardening = await hardenProcess("shell", { allowDebugger: !app.isPackaged, execArgv: options.execArgv, env: options.env, platform: options.platform });
+    hardening = await hardenProcess("shell", {
+      allowDebugger: !app.isPackaged,
+      execArgv: options.execArgv,
+      env: options.env,
+      platform: options.platform,
+    });
   } catch (err) {
     return err instanceof LinkError ? refuse(err.message) : fail(err);
   }
@@ -114,12 +122,17 @@ export async function runDesktopApp(electron: ElectronApi, options: DesktopAppOp
     },
     openExternal: (url) => electron.shell.openExternal(url),
   });
-  const logFailure = (what: string, err: unknown): void => options.report(`Piper Link: ${what} failed: ${err instanceof Error ? err.message : String(err)}`);
+  const logFailure = (what: string, err: unknown): void =>
+    options.report(`Piper Link: ${what} failed: ${err instanceof Error ? err.message : String(err)}`);
   const applyStartAtLogin = async (settings: LinkSettings): Promise<void> => {
     if (options.platform === "linux") {
       // An AppImage is started through its own file, not the extracted binary.
       const exec = options.env["APPIMAGE"] ?? options.execPath;
-      await setXdgAutostart(settings.startAtLogin, app.isPackaged ? [exec, "--hidden"] : [exec, app.getAppPath(), "--hidden"], autostartFile(linkEnv.configHome));
+      await setXdgAutostart(
+        settings.startAtLogin,
+        app.isPackaged ? [exec, "--hidden"] : [exec, app.getAppPath(), "--hidden"],
+        autostartFile(linkEnv.configHome),
+      );
     } else {
       app.setLoginItemSettings({ openAtLogin: settings.startAtLogin, args: ["--hidden"] });
     }
@@ -148,7 +161,8 @@ export async function runDesktopApp(electron: ElectronApi, options: DesktopAppOp
       assetDir: path.join(app.getAppPath(), "assets"),
       platform: options.platform,
       stopLink: () => running.stop("quit"),
-      onSettings: (settings) => void applyStartAtLogin(settings).catch((err: unknown) => logFailure("start at login", err)),
+      onSettings: (settings) =>
+        void applyStartAtLogin(settings).catch((err: unknown) => logFailure("start at login", err)),
       onUnexpected: logFailure,
     });
     if (!options.argv.includes("--hidden")) shell.showWindow();

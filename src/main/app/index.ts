@@ -9,7 +9,19 @@ import { utilityLauncher } from "./authority-launcher.js";
 import { runDesktopApp } from "./desktop-app.js";
 import type { ElectronApi } from "./electron-api.js";
 
-const electron: ElectronApi = { app, BrowserWindow, Tray, Menu, Notification, ipcMain, shell, session, dialog, protocol, net };
+const electron: ElectronApi = {
+  app,
+  BrowserWindow,
+  Tray,
+  Menu,
+  Notification,
+  ipcMain,
+  shell,
+  session,
+  dialog,
+  protocol,
+  net,
+};
 
 void runDesktopApp(electron, {
   argv: process.argv,

@@ -20,10 +20,18 @@ export interface LinkIpcOptions {
 }
 
 /** The refusal of a call from a foreign frame. */
-export const FOREIGN_FRAME_OUTCOME: ControlOutcome = { ok: false, error: { code: "forbidden_origin", message: "IPC refused: unknown sender frame." } };
+export const FOREIGN_FRAME_OUTCOME: ControlOutcome = {
+  ok: false,
+  error: { code: "forbidden_origin", message: "IPC refused: unknown sender frame." },
+};
 
 /** Answers one IPC call (sender event, method, params) as a `ControlOutcome`; never throws. */
-export function handleLinkCall(options: LinkIpcOptions, event: ShellInvokeEvent, method: unknown, params: unknown): Promise<ControlOutcome> {
+export function handleLinkCall(
+  options: LinkIpcOptions,
+  event: ShellInvokeEvent,
+  method: unknown,
+  params: unknown,
+): Promise<ControlOutcome> {
   if (!isOwnPageUrl(event.senderFrame?.url, options.ownPageUrl)) return Promise.resolve(FOREIGN_FRAME_OUTCOME);
   return dispatchControl(options.api, method, params, options.onUnexpected);
 }

@@ -16,9 +16,15 @@ export const REMEMBERED_REQUESTS = 2000;
 /** The notification's title and body for a pending request. */
 export function requestNotificationText(request: RequestView): { title: string; body: string } {
   const who = displayText(request.agentName ?? request.agentClientId, 80);
-  const proc = request.process === null ? "" : ` (${displayText(path.basename(request.process.executable ?? "?"), 80)}, pid ${request.process.pid})`;
+  const proc =
+    request.process === null
+      ? ""
+      : ` (${displayText(path.basename(request.process.executable ?? "?"), 80)}, pid ${request.process.pid})`;
   const reason = request.reason === null ? "No reason given." : displayText(request.reason, 200);
-  return { title: `${who} wants ${displayText(request.variable.toUpperCase(), 120)}`, body: `${reason}${proc}\nClick to approve or deny.` };
+  return {
+    title: `${who} wants ${displayText(request.variable.toUpperCase(), 120)}`,
+    body: `${reason}${proc}\nClick to approve or deny.`,
+  };
 }
 
 export interface RequestNotifier {
@@ -32,7 +38,10 @@ export interface RequestNotifier {
 }
 
 /** Creates the notifier; a click on a notification calls `onClick` with the request's ID. */
-export function createRequestNotifier(electron: Pick<ElectronApi, "Notification">, onClick: (requestId: string) => void): RequestNotifier {
+export function createRequestNotifier(
+  electron: Pick<ElectronApi, "Notification">,
+  onClick: (requestId: string) => void,
+): RequestNotifier {
   // A Set keeps insertion order, so the oldest IDs are the first to forget.
   const seen = new Set<string>();
   let primed = false;

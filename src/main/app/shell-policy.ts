@@ -19,9 +19,14 @@ export const SIGN_IN_PATHS: ReadonlySet<string> = new Set(["/oauth/authorize", "
  * connection, so the browser never meets the self-signed certificate); for a remote authority its
  * own origin; null without an authority. Takes the Link's status (`port`, `authority`).
  */
-export function signInPagesOrigin(status: { port: number; authority: { url: string; mode: "embedded" | "remote" } | null }): string | null {
+export function signInPagesOrigin(status: {
+  port: number;
+  authority: { url: string; mode: "embedded" | "remote" } | null;
+}): string | null {
   if (status.authority === null) return null;
-  return status.authority.mode === "embedded" ? `http://127.0.0.1:${status.port}` : new URL(status.authority.url).origin;
+  return status.authority.mode === "embedded"
+    ? `http://127.0.0.1:${status.port}`
+    : new URL(status.authority.url).origin;
 }
 
 /**
@@ -56,7 +61,8 @@ export function isOwnPageUrl(url: string | undefined, ownPageUrl: string): boole
     const own = new URL(ownPageUrl);
     if (got.protocol !== own.protocol) return false;
     // The app's own scheme (app-protocol.ts) and file: have no origin of their own: the exact page.
-    if (own.protocol === "file:" || own.protocol === "app:") return got.host === own.host && got.pathname === own.pathname;
+    if (own.protocol === "file:" || own.protocol === "app:")
+      return got.host === own.host && got.pathname === own.pathname;
     return (own.protocol === "http:" || own.protocol === "https:") && got.origin === own.origin;
   } catch {
     return false;
@@ -82,7 +88,11 @@ export function passkeyStepAddress(port: number, code: string): string {
  * `openExternal` (`shell.openExternal`). Returns the address opened; rejects with what
  * `uiLoginCode` or `openExternal` reject with.
  */
-export async function openPasskeyStepInBrowser(deps: { port: number; api: Pick<LinkApi, "uiLoginCode">; openExternal(url: string): Promise<void> }): Promise<string> {
+export async function openPasskeyStepInBrowser(deps: {
+  port: number;
+  api: Pick<LinkApi, "uiLoginCode">;
+  openExternal(url: string): Promise<void>;
+}): Promise<string> {
   const { code } = await deps.api.uiLoginCode({});
   const url = passkeyStepAddress(deps.port, code);
   await deps.openExternal(url);
@@ -95,7 +105,18 @@ export async function openPasskeyStepInBrowser(deps: { port: number; api: Pick<L
  * typed) and Node's inspector. No Electron fuse turns the first two off, so a packaged app refuses
  * to start with any of them.
  */
-export const DEBUGGING_SWITCHES: readonly string[] = ["remote-debugging-port", "remote-debugging-pipe", "remote-debugging-address", "inspect", "inspect-brk", "inspect-port", "inspect-wait", "inspect-brk-node", "debug", "debug-brk"];
+export const DEBUGGING_SWITCHES: readonly string[] = [
+  "remote-debugging-port",
+  "remote-debugging-pipe",
+  "remote-debugging-address",
+  "inspect",
+  "inspect-brk",
+  "inspect-port",
+  "inspect-wait",
+  "inspect-brk-node",
+  "debug",
+  "debug-brk",
+];
 
 /** The parts of Electron's `app.commandLine` the check reads. */
 export interface SwitchReader {
@@ -111,7 +132,8 @@ export interface SwitchReader {
  */
 export function debuggingSwitch(commandLine: SwitchReader, argv: readonly string[]): string | null {
   for (const name of DEBUGGING_SWITCHES) if (commandLine.hasSwitch(name)) return `--${name}`;
-  if (commandLine.hasSwitch("js-flags") && /inspect|debug/i.test(commandLine.getSwitchValue("js-flags"))) return `--js-flags=${commandLine.getSwitchValue("js-flags")}`;
+  if (commandLine.hasSwitch("js-flags") && /inspect|debug/i.test(commandLine.getSwitchValue("js-flags")))
+    return `--js-flags=${commandLine.getSwitchValue("js-flags")}`;
   for (const arg of argv.slice(1)) {
     if (arg === "--") break;
     const name = /^--?([^=]+)/.exec(arg)?.[1]?.toLowerCase().replaceAll("_", "-");

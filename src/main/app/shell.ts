@@ -69,7 +69,11 @@ export async function startShell(electron: ElectronApi, options: ShellOptions): 
     isQuitting: () => quitting,
   });
   const showWindow = (view?: NavigableView): void => window.show(view);
-  const removeIpc = registerLinkIpc(electron, { api: link.api, ownPageUrl: options.ownPageUrl, onUnexpected: (method, err) => report(method)(err) });
+  const removeIpc = registerLinkIpc(electron, {
+    api: link.api,
+    ownPageUrl: options.ownPageUrl,
+    onUnexpected: (method, err) => report(method)(err),
+  });
   const tray = createTray(electron, {
     assetDir: options.assetDir,
     platform,

@@ -34,7 +34,11 @@ export function signedInAs(status: Pick<LinkStatus, "account" | "machine">): str
 }
 
 /** The tray's tooltip for a state; names who is signed in when the status says. */
-export function trayToolTip(state: TrayState, pendingCount: number, status: Pick<LinkStatus, "account" | "machine"> = {}): string {
+export function trayToolTip(
+  state: TrayState,
+  pendingCount: number,
+  status: Pick<LinkStatus, "account" | "machine"> = {},
+): string {
   if (state === "locked") return "Piper Link — Locked";
   if (state === "signed-out") return "Piper Link — not signed in";
   const who = signedInAs(status);
@@ -67,7 +71,11 @@ export interface TrayActions {
  * lock now, sign out, quit. Locked (or no vault yet): "Locked", "Unlock…" (the window asks for the
  * passphrase), quit.
  */
-export function trayMenu(status: Pick<LinkStatus, "state" | "vault" | "instanceIdRedacted" | "agents" | "account" | "machine">, pendingCount: number, actions: TrayActions): ShellMenuItem[] {
+export function trayMenu(
+  status: Pick<LinkStatus, "state" | "vault" | "instanceIdRedacted" | "agents" | "account" | "machine">,
+  pendingCount: number,
+  actions: TrayActions,
+): ShellMenuItem[] {
   if (status.vault.state !== "unlocked") {
     return [
       { label: status.vault.state === "new" ? "Not set up yet" : "Locked", enabled: false },
@@ -80,9 +88,20 @@ export function trayMenu(status: Pick<LinkStatus, "state" | "vault" | "instanceI
   const who = signedInAs(status);
   return [
     { label: "Open Piper Link", click: () => actions.showWindow() },
-    { label: pendingCount === 0 ? "No pending requests" : `${pendingCount} pending request(s)…`, enabled: pendingCount > 0, click: () => actions.showWindow("requests") },
+    {
+      label: pendingCount === 0 ? "No pending requests" : `${pendingCount} pending request(s)…`,
+      enabled: pendingCount > 0,
+      click: () => actions.showWindow("requests"),
+    },
     { type: "separator" },
-    { label: !signedIn ? "Not signed in" : who !== null ? `Signed in as ${who}` : `Signed in — machine ${status.instanceIdRedacted ?? ""}`, enabled: false },
+    {
+      label: !signedIn
+        ? "Not signed in"
+        : who !== null
+          ? `Signed in as ${who}`
+          : `Signed in — machine ${status.instanceIdRedacted ?? ""}`,
+      enabled: false,
+    },
     { label: `${status.agents.length} agent(s) connected`, enabled: false },
     { type: "separator" },
     { label: "Lock now", click: () => actions.lock() },

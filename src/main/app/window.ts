@@ -19,7 +19,11 @@ export const CSP =
  * `devTools` is true only in a developer's (unpackaged) build: in a packaged app no DevTools can
  * open on the page where the PIN is typed.
  */
-export function windowOptions(preloadPath: string, iconPath: string, devTools: boolean): BrowserWindowConstructorOptions {
+export function windowOptions(
+  preloadPath: string,
+  iconPath: string,
+  devTools: boolean,
+): BrowserWindowConstructorOptions {
   return {
     width: 1040,
     height: 720,
@@ -106,7 +110,10 @@ export interface WindowController {
   current(): ShellWindow | null;
 }
 
-export function createWindowController(electron: Pick<ElectronApi, "BrowserWindow">, options: WindowControllerOptions): WindowController {
+export function createWindowController(
+  electron: Pick<ElectronApi, "BrowserWindow">,
+  options: WindowControllerOptions,
+): WindowController {
   let window: ShellWindow | null = null;
 
   function create(): ShellWindow {
@@ -133,7 +140,8 @@ export function createWindowController(electron: Pick<ElectronApi, "BrowserWindo
       w.focus();
       if (view === undefined) return;
       // A page still loading would miss the message: send it once the page is there.
-      if (w.webContents.isLoading()) w.webContents.once("did-finish-load", () => w.webContents.send(LINK_NAVIGATE_CHANNEL, view));
+      if (w.webContents.isLoading())
+        w.webContents.once("did-finish-load", () => w.webContents.send(LINK_NAVIGATE_CHANNEL, view));
       else w.webContents.send(LINK_NAVIGATE_CHANNEL, view);
     },
     send(channel, payload) {

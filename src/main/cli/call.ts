@@ -50,7 +50,9 @@ interface CallOptions {
 export function addCallCommand(program: Command, profile: () => string, run: Runner): void {
   program
     .command("call")
-    .description("make an HTTPS request through Piper Link with secrets injected by name (the value never reaches this process)")
+    .description(
+      "make an HTTPS request through Piper Link with secrets injected by name (the value never reaches this process)",
+    )
     .argument("<url>", "the https:// URL")
     .option("-X, --request <method>", "the HTTP method (default GET, or POST with -d)")
     .option("--bearer <name>", "send secret NAME as Authorization: Bearer")
@@ -65,7 +67,10 @@ export function addCallCommand(program: Command, profile: () => string, run: Run
     .option("-v, --verbose", "like -i, plus whether the answer was redacted")
     .option("--client-id <id>", "the agent client ID the person sees", "piper-link-call")
     .option("--reason <text>", "why (shown in the approval prompt with the method and URL)")
-    .option("--ask-if-refused", "when a grant does not allow this method and URL, ask in Piper Link instead of failing with destination_not_allowed")
+    .option(
+      "--ask-if-refused",
+      "when a grant does not allow this method and URL, ask in Piper Link instead of failing with destination_not_allowed",
+    )
     .option("--timeout <ms>", "how long to wait for approval", (v) => Number(v), AGENT_DEFAULTS.approvalWaitMs)
     .option("--json", "print {status, headers, body, redacted} as JSON")
     .action(async (url: string, o: CallOptions) => {
@@ -87,7 +92,13 @@ async function callThroughLink(url: string, o: CallOptions, profile: string): Pr
   // For its parent (the script or shell that runs `piper-link call`), as `piper-link mcp` does: a grant
   // then binds to that program, not to every program that runs piper-link from this folder.
   // The SDK finds the Link through the profile's discovery file; --profile is handed on that way.
-  const client = createPiperClient({ clientId: o.clientId, name: "piper-link call", fallbackToEnv: false, actingFor: { kind: "parent" }, env: { ...process.env, PIPER_LINK_PROFILE: profile } });
+  const client = createPiperClient({
+    clientId: o.clientId,
+    name: "piper-link call",
+    fallbackToEnv: false,
+    actingFor: { kind: "parent" },
+    env: { ...process.env, PIPER_LINK_PROFILE: profile },
+  });
   try {
     const res = await client.fetch(url, {
       method: o.request ?? (o.data !== undefined ? "POST" : "GET"),
@@ -97,14 +108,17 @@ async function callThroughLink(url: string, o: CallOptions, profile: string): Pr
       approvalTimeoutMs: o.timeout,
       ...(o.reason ? { reason: o.reason } : {}),
       ...(o.askIfRefused === true ? { askIfRefused: true } : {}),
-      onPending: ({ requestId }) => process.stderr.write(`Waiting for you to approve this call in Piper Link (request ${requestId})…\n`),
+      onPending: ({ requestId }) =>
+        process.stderr.write(`Waiting for you to approve this call in Piper Link (request ${requestId})…\n`),
     });
     const redactedHead = res.headers.get("x-piper-redacted") === "true";
     if (o.json) {
       const body = await res.text();
       const headers: Array<[string, string]> = [];
       res.headers.forEach((v, k) => headers.push([k, v]));
-      process.stdout.write(`${JSON.stringify({ status: res.status, headers, body, redacted: redactedHead || body.includes("[REDACTED by Piper Link]") })}\n`);
+      process.stdout.write(
+        `${JSON.stringify({ status: res.status, headers, body, redacted: redactedHead || body.includes("[REDACTED by Piper Link]") })}\n`,
+      );
     } else {
       if (o.include || o.verbose) {
         process.stderr.write(`HTTP ${res.status} ${res.statusText}\n`);
@@ -113,7 +127,8 @@ async function callThroughLink(url: string, o: CallOptions, profile: string): Pr
       }
       const reader: ReadableStreamDefaultReader<Uint8Array> | undefined = res.body?.getReader();
       // Written as it arrives, so a streamed answer (SSE) is readable while it lasts.
-      for (let part = await reader?.read(); part !== undefined && !part.done; part = await reader?.read()) process.stdout.write(part.value);
+      for (let part = await reader?.read(); part !== undefined && !part.done; part = await reader?.read())
+        process.stdout.write(part.value);
       if (o.verbose) process.stderr.write(`\n(${redactedHead ? "redacted" : "headers not redacted"})\n`);
     }
     return res.status >= 400 ? ExitCode.failure : 0;
@@ -122,7 +137,11 @@ async function callThroughLink(url: string, o: CallOptions, profile: string): Pr
     // As every command reports (output.ts): one JSON document with --json, the documented exit codes.
     if (o.json) process.stdout.write(`${JSON.stringify({ error: err.code, message: err.message })}\n`);
     else process.stderr.write(`piper-link call: ${err.code}: ${err.message}\n`);
-    return err.code === "link_not_running" ? ExitCode.notRunning : err.code === "bad_request" ? ExitCode.usage : ExitCode.failure;
+    return err.code === "link_not_running"
+      ? ExitCode.notRunning
+      : err.code === "bad_request"
+        ? ExitCode.usage
+        : ExitCode.failure;
   } finally {
     client.close();
   }

@@ -5,7 +5,16 @@
  */
 import readline from "node:readline";
 import { type Command, InvalidArgumentError, Option } from "commander";
-import { REQUEST_LIST_LIMIT, ScopeSchema, SECRET_VALUE_MAX_CHARS, withThousands, type AuditProgram, type GrantView, type RequestView, type Scope } from "../../shared/authority.js";
+import {
+  REQUEST_LIST_LIMIT,
+  ScopeSchema,
+  SECRET_VALUE_MAX_CHARS,
+  withThousands,
+  type AuditProgram,
+  type GrantView,
+  type RequestView,
+  type Scope,
+} from "../../shared/authority.js";
 import type { CallAudit } from "../../shared/calls.js";
 import { describeBinding, type GrantBindingKind, type GrantMode, type GrantPolicy } from "../../shared/grant-terms.js";
 import { describeMode, describePolicy } from "../../shared/grant-terms-text.js";
@@ -13,13 +22,38 @@ import { ControlMethods, redactInstanceId } from "../../shared/control.js";
 import { displayText } from "../../shared/display.js";
 import { LinkError } from "../../shared/errors.js";
 import { inlineCode } from "../../shared/process.js";
-import { describeAction, describeActor, describeApproval, describeEndReason, describeOutcome, durationText, localDateTime, programNotes, relativeTime, requestStatusLabel, type RequestStatusLabel } from "../../shared/wording.js";
+import {
+  describeAction,
+  describeActor,
+  describeApproval,
+  describeEndReason,
+  describeOutcome,
+  durationText,
+  localDateTime,
+  programNotes,
+  relativeTime,
+  requestStatusLabel,
+  type RequestStatusLabel,
+} from "../../shared/wording.js";
 import { processAlive, requestAnchor } from "../core/authority/local-liveness.js";
 import { openBrowser } from "./browser.js";
 import { callLink as call, notRunning, withRunningLink } from "./link-access.js";
 import { callWithPresence } from "./terminal-proof.js";
 import { ExitCode, type Output } from "./output.js";
-import { modeFromFlags, parseDate, parseHost, parseHours, parseMethod, parseRule, parseTimeZone, parseUseCount, parseWeekdays, policyFromFlags, secretHostsFromFlags, type PolicyFlags } from "./terms-options.js";
+import {
+  modeFromFlags,
+  parseDate,
+  parseHost,
+  parseHours,
+  parseMethod,
+  parseRule,
+  parseTimeZone,
+  parseUseCount,
+  parseWeekdays,
+  policyFromFlags,
+  secretHostsFromFlags,
+  type PolicyFlags,
+} from "./terms-options.js";
 
 export type Runner = (job: (out: Output) => Promise<number>, json: boolean) => Promise<void>;
 
@@ -37,23 +71,29 @@ function isUnit(u: string): u is keyof typeof UNITS {
 export function parseDuration(value: string): number {
   const m = /^(\d+)\s*([smhd])$/.exec(value.trim());
   const unit = m?.[2];
-  if (!m?.[1] || unit === undefined || !isUnit(unit)) throw new InvalidArgumentError("Use a number and a unit: 90s, 30m, 1h or 2d.");
+  if (!m?.[1] || unit === undefined || !isUnit(unit))
+    throw new InvalidArgumentError("Use a number and a unit: 90s, 30m, 1h or 2d.");
   const durationMs = Number(m[1]) * UNITS[unit];
-  if (!ScopeSchema.safeParse({ kind: "duration", durationMs }).success) throw new InvalidArgumentError("An approval lasts from 1 second to 366 days.");
+  if (!ScopeSchema.safeParse({ kind: "duration", durationMs }).success)
+    throw new InvalidArgumentError("An approval lasts from 1 second to 366 days.");
   return durationMs;
 }
 
 /** `--limit`: a whole number the listActivity schema accepts (1 to 500). */
 export function parseLimit(value: string): number {
   const n = value.trim() === "" ? Number.NaN : Number(value);
-  if (!ControlMethods.listActivity.params.shape.limit.safeParse(n).success || Number.isNaN(n)) throw new InvalidArgumentError("Use a whole number from 1 to 500.");
+  if (!ControlMethods.listActivity.params.shape.limit.safeParse(n).success || Number.isNaN(n))
+    throw new InvalidArgumentError("Use a whole number from 1 to 500.");
   return n;
 }
 
 /** `--before`: a cursor as printed by a previous page ("more: piper-link activity --before ev_…"). */
 export function parseCursor(value: string): string {
   const parsed = ControlMethods.listActivity.params.shape.before.safeParse(value);
-  if (!parsed.success || parsed.data === undefined) throw new InvalidArgumentError("Use the cursor printed after a previous page (it looks like ev_…); dates are not accepted.");
+  if (!parsed.success || parsed.data === undefined)
+    throw new InvalidArgumentError(
+      "Use the cursor printed after a previous page (it looks like ev_…); dates are not accepted.",
+    );
   return parsed.data;
 }
 
@@ -95,7 +135,8 @@ function describeRequest(r: RequestView): string {
  * otherwise. A pid now naming another process (different start time) counts as gone.
  */
 async function requesterAlive(r: RequestView, localInstance: string | null): Promise<boolean | null> {
-  if (r.status !== "pending" || r.process === null || r.process.startTime === null || process.platform !== "linux") return null;
+  if (r.status !== "pending" || r.process === null || r.process.startTime === null || process.platform !== "linux")
+    return null;
   if (localInstance === null || redactInstanceId(r.instanceId) !== localInstance) return null;
   // A requester that never waits (pyper-sdk) lives on in its terminal session, or until it expires.
   const anchor = requestAnchor(r);
@@ -103,14 +144,20 @@ async function requesterAlive(r: RequestView, localInstance: string | null): Pro
 }
 
 /** The STATUS column of `requests --all`: fixed width so the ids line up. */
-const STATUS_WIDTH = Math.max(..."pending approved denied expired".split(" ").map((w) => w.length), "requester gone".length);
+const STATUS_WIDTH = Math.max(
+  ..."pending approved denied expired".split(" ").map((w) => w.length),
+  "requester gone".length,
+);
 
 function statusColumn(label: RequestStatusLabel): string {
   return label.padEnd(STATUS_WIDTH);
 }
 
 function describeScope(g: GrantView): string {
-  if (g.scope === "duration") return g.expiresAt === null ? describeApproval("duration") : `${describeApproval("duration", g)}, until ${localDateTime(g.expiresAt)}`;
+  if (g.scope === "duration")
+    return g.expiresAt === null
+      ? describeApproval("duration")
+      : `${describeApproval("duration", g)}, until ${localDateTime(g.expiresAt)}`;
   if (g.scope === "process") return `while pid ${g.process?.pid ?? "?"} runs`;
   return describeApproval(g.scope);
 }
@@ -126,8 +173,14 @@ function describeGrantBinding(g: GrantView): string {
   const b = g.binding;
   if (b === undefined) return describeBinding("client");
   const code = b.program === null ? null : inlineCode(b.program);
-  const program = b.program === null ? "" : ` ${displayText(b.program.executable, 200)}${b.program.script ? ` ${displayText(b.program.script, 200)}` : ""}${code !== null ? ` ${displayText(code, 200)}` : ""}${b.program.cwd ? ` in ${displayText(b.program.cwd, 200)}` : ""}`;
-  const session = b.kind === "session" && b.sessionId !== null ? ` (session ${b.sessionId}${b.sessionLeader ? `, leader pid ${b.sessionLeader.pid}` : ""})` : "";
+  const program =
+    b.program === null
+      ? ""
+      : ` ${displayText(b.program.executable, 200)}${b.program.script ? ` ${displayText(b.program.script, 200)}` : ""}${code !== null ? ` ${displayText(code, 200)}` : ""}${b.program.cwd ? ` in ${displayText(b.program.cwd, 200)}` : ""}`;
+  const session =
+    b.kind === "session" && b.sessionId !== null
+      ? ` (session ${b.sessionId}${b.sessionLeader ? `, leader pid ${b.sessionLeader.pid}` : ""})`
+      : "";
   return `${describeBinding(b.kind)}${b.kind === "client" ? "" : `:${program}`}${session}`;
 }
 
@@ -139,8 +192,18 @@ function describeGrant(g: GrantView): string {
 }
 
 /** The terms an approval will give, in words, for the line the terminal shows above the PIN prompt. */
-function describeTerms(scope: Scope, terms: { binding?: GrantBindingKind; mode?: GrantMode; policy?: GrantPolicy }): string {
-  const lasting = scope.kind === "duration" ? `for ${durationText(scope.durationMs)}` : scope.kind === "until_revoked" ? "until revoked" : scope.kind === "process" ? "while the process runs" : "once";
+function describeTerms(
+  scope: Scope,
+  terms: { binding?: GrantBindingKind; mode?: GrantMode; policy?: GrantPolicy },
+): string {
+  const lasting =
+    scope.kind === "duration"
+      ? `for ${durationText(scope.durationMs)}`
+      : scope.kind === "until_revoked"
+        ? "until revoked"
+        : scope.kind === "process"
+          ? "while the process runs"
+          : "once";
   return `${lasting}, ${describeBinding(terms.binding ?? (scope.kind === "process" ? "process" : "program"))}, ${describeMode(terms.mode)}, limits: ${describePolicy(terms.policy ?? null)}`;
 }
 
@@ -160,7 +223,9 @@ async function readSecretValue(name: string): Promise<string> {
   if (!process.stdin.isTTY) {
     const chunks: Buffer[] = [];
     for await (const c of process.stdin) chunks.push(c as Buffer);
-    return Buffer.concat(chunks).toString("utf8").replace(/\r?\n$/, "");
+    return Buffer.concat(chunks)
+      .toString("utf8")
+      .replace(/\r?\n$/, "");
   }
   const rl = readline.createInterface({ input: process.stdin, output: process.stderr, terminal: true });
   const muted = rl as unknown as { _writeToOutput: (s: string) => void };
@@ -178,7 +243,11 @@ export function addApprovalCommands(program: Command, profile: () => string, run
     .command("set")
     .description("add or replace a secret; the value is read from stdin or a hidden prompt, never from arguments")
     .argument("<name>", "secret name, e.g. OPENAI_API_KEY")
-    .option("--host <host>", "a host the Link may send it to, with :port unless it is 443 (repeat for more); without: any host a grant allows", parseHost)
+    .option(
+      "--host <host>",
+      "a host the Link may send it to, with :port unless it is 443 (repeat for more); without: any host a grant allows",
+      parseHost,
+    )
     .option("--json", "print JSON")
     .action(async (name: string, o: { host?: string[]; json?: boolean }) => {
       await run(async (out) => {
@@ -188,9 +257,17 @@ export function addApprovalCommands(program: Command, profile: () => string, run
         // first and be refused in a frame's words.
         if (value.length === 0) throw new LinkError("bad_request", "The value is empty; nothing stored.");
         if (value.length > SECRET_VALUE_MAX_CHARS) {
-          throw new LinkError("bad_request", `The value for ${name} has ${withThousands(value.length)} characters; a secret's value can be at most ${withThousands(SECRET_VALUE_MAX_CHARS)}. Nothing was stored.`);
+          throw new LinkError(
+            "bad_request",
+            `The value for ${name} has ${withThousands(value.length)} characters; a secret's value can be at most ${withThousands(SECRET_VALUE_MAX_CHARS)}. Nothing was stored.`,
+          );
         }
-        const s = await callWithPresence(profile(), "setSecret", { name, value, ...(hosts !== undefined ? { hosts } : {}) }, `Allowing ${name} to be sent to ${(hosts ?? []).join(", ")} needs you.`);
+        const s = await callWithPresence(
+          profile(),
+          "setSecret",
+          { name, value, ...(hosts !== undefined ? { hosts } : {}) },
+          `Allowing ${name} to be sent to ${(hosts ?? []).join(", ")} needs you.`,
+        );
         out.result(s, `Stored ${s.name}.${s.hosts === null ? "" : ` It may only be sent to ${s.hosts.join(", ")}.`}`);
         return ExitCode.ok;
       }, o.json === true);
@@ -204,10 +281,21 @@ export function addApprovalCommands(program: Command, profile: () => string, run
     .option("--json", "print JSON")
     .action(async (name: string, o: { host?: string[]; any?: boolean; json?: boolean }) => {
       await run(async (out) => {
-        if ((o.any === true) === (o.host !== undefined)) throw new LinkError("bad_request", "Give either --host (one or more) or --any.");
+        if ((o.any === true) === (o.host !== undefined))
+          throw new LinkError("bad_request", "Give either --host (one or more) or --any.");
         const hosts = o.any === true ? null : secretHostsFromFlags(o.host ?? []);
-        const s = await callWithPresence(profile(), "setSecretHosts", { name, hosts }, `Allowing ${name} to be sent to ${hosts === null ? "any host" : hosts.join(", ")} needs you.`);
-        out.result(s, s.hosts === null ? `${s.name} may be sent to any host a grant allows.` : `${s.name} may only be sent to ${s.hosts.join(", ")}.`);
+        const s = await callWithPresence(
+          profile(),
+          "setSecretHosts",
+          { name, hosts },
+          `Allowing ${name} to be sent to ${hosts === null ? "any host" : hosts.join(", ")} needs you.`,
+        );
+        out.result(
+          s,
+          s.hosts === null
+            ? `${s.name} may be sent to any host a grant allows.`
+            : `${s.name} may only be sent to ${s.hosts.join(", ")}.`,
+        );
         return ExitCode.ok;
       }, o.json === true);
     });
@@ -218,7 +306,15 @@ export function addApprovalCommands(program: Command, profile: () => string, run
     .action(async (o: { json?: boolean }) => {
       await run(async (out) => {
         const list = await call(profile(), "listSecrets", {});
-        out.result(list, list.length === 0 ? "No secrets yet. Add one with `piper-link secrets set NAME`." : list.map((s) => `${s.name}  updated ${when(s.updatedAt)}${s.hosts === null ? "" : `  only to ${s.hosts.join(", ")}`}`));
+        out.result(
+          list,
+          list.length === 0
+            ? "No secrets yet. Add one with `piper-link secrets set NAME`."
+            : list.map(
+                (s) =>
+                  `${s.name}  updated ${when(s.updatedAt)}${s.hosts === null ? "" : `  only to ${s.hosts.join(", ")}`}`,
+              ),
+        );
         return ExitCode.ok;
       }, o.json === true);
     });
@@ -250,7 +346,8 @@ export function addApprovalCommands(program: Command, profile: () => string, run
         }
         const local = out.json ? null : (await call(profile(), "status", {})).instanceIdRedacted;
         const lines = [`${"STATUS".padEnd(STATUS_WIDTH)}  REQUEST`];
-        for (const r of list) lines.push(`${statusColumn(requestStatusLabel(r, await requesterAlive(r, local)))}  ${describeRequest(r)}`);
+        for (const r of list)
+          lines.push(`${statusColumn(requestStatusLabel(r, await requesterAlive(r, local)))}  ${describeRequest(r)}`);
         out.result(list, list.length === 0 ? "No requests yet." : lines);
         return ExitCode.ok;
       }, o.json === true);
@@ -258,56 +355,126 @@ export function addApprovalCommands(program: Command, profile: () => string, run
 
   const approve = program
     .command("approve")
-    .description("approve pending requests (default scope: once); several IDs (one card's requests) get the same terms, each its own grant")
+    .description(
+      "approve pending requests (default scope: once); several IDs (one card's requests) get the same terms, each its own grant",
+    )
     .argument("<request-id...>")
     .addOption(new Option("--once", "this one request only").conflicts(["for", "untilRevoked", "whileProcessRuns"]))
-    .addOption(new Option("--for <duration>", "for a while: 90s, 30m, 1h, 2d").argParser(parseDuration).conflicts(["untilRevoked", "whileProcessRuns"]))
+    .addOption(
+      new Option("--for <duration>", "for a while: 90s, 30m, 1h, 2d")
+        .argParser(parseDuration)
+        .conflicts(["untilRevoked", "whileProcessRuns"]),
+    )
     .addOption(new Option("--until-revoked", "until you revoke it").conflicts(["whileProcessRuns"]))
     .option("--while-process-runs", "for the life of the requesting process")
     .addOption(
-      new Option("--bind <who>", "who may use it: program = this executable, script and folder (default); session = that program in this terminal session; process = this process only; any = any program that says it is this agent (weakest)")
+      new Option(
+        "--bind <who>",
+        "who may use it: program = this executable, script and folder (default); session = that program in this terminal session; process = this process only; any = any program that says it is this agent (weakest)",
+      )
         .choices(["program", "session", "process", "any"])
         .conflicts(["whileProcessRuns"]),
     )
     .option("--secret <name>", "which secret to give (default: the one named like the variable); one request only")
     .option("--use-only", "the agent may only use the secret through Piper Link's calls (to --host), never read it")
-    .option("--host <host>", "with --use-only: a host it may be sent to, with :port unless it is 443 (e.g. api.example.com, localhost:8443); repeat for more", parseHost)
+    .option(
+      "--host <host>",
+      "with --use-only: a host it may be sent to, with :port unless it is 443 (e.g. api.example.com, localhost:8443); repeat for more",
+      parseHost,
+    )
     .option("--rule <rule>", "with --use-only: 'METHOD /path*' allowed on every --host (repeat for more)", parseRule)
-    .option("--method <method>", "with --use-only: the only HTTP methods allowed on every --host, e.g. GET for read-only use of an API that also takes writes (repeat for more)", parseMethod);
+    .option(
+      "--method <method>",
+      "with --use-only: the only HTTP methods allowed on every --host, e.g. GET for read-only use of an API that also takes writes (repeat for more)",
+      parseMethod,
+    );
   addPolicyOptions(approve)
     .option("--json", "print JSON")
-    .action(async (requestIds: string[], o: PolicyFlags & { once?: boolean; for?: number; untilRevoked?: boolean; whileProcessRuns?: boolean; bind?: "program" | "session" | "process" | "any"; secret?: string; useOnly?: boolean; host?: string[]; rule?: Array<{ method?: string; path: string }>; method?: string[]; json?: boolean }) => {
-      await run(async (out) => {
-        const mode = modeFromFlags(o);
-        const policy = policyFromFlags(o);
-        const scope: Scope =
-          o.for !== undefined ? { kind: "duration", durationMs: o.for } : o.untilRevoked ? { kind: "until_revoked" } : o.whileProcessRuns ? { kind: "process" } : { kind: "once" };
-        const binding: GrantBindingKind | undefined = o.bind === undefined ? undefined : o.bind === "any" ? "client" : o.bind;
-        if (requestIds.length > 1 && o.secret !== undefined) throw new LinkError("bad_request", "--secret names the secret of one request; approve the others separately (each gets the secret named like its variable).");
-        if (binding === "client") out.warn("Warning: any program that calls itself this agent can now use this secret, not just the one you saw.");
-        const terms = { ...(binding ? { binding } : {}), ...(mode.kind === "use" ? { mode } : {}), ...(policy !== null ? { policy } : {}) };
-        const [only] = requestIds;
-        // The prompt names what the PIN will approve: who asks, for what, and the terms.
-        const pending = await call(profile(), "listRequests", { status: "pending" }).catch(() => []);
-        const asked = requestIds.map((id) => {
-          const r = pending.find((p) => p.id === id);
-          return `  ${r === undefined ? id : describeRequest(r)}`;
-        });
-        const what = [`Approving ${requestIds.length === 1 ? "this request" : `these ${requestIds.length} requests`}:`, ...asked, `with: ${describeTerms(scope, terms)}`].join("\n");
-        if (requestIds.length === 1 && only !== undefined) {
-          const grant = await callWithPresence(profile(), "approveRequest", { requestId: only, scope, ...terms, ...(o.secret ? { secretName: o.secret } : {}) }, what);
-          out.result(grant, `Approved: ${describeGrant(grant)}`);
-          return ExitCode.ok;
-        }
-        // Several: one set of terms, each request its own grant; one failing leaves the others approved.
-        const { results } = await callWithPresence(profile(), "approveRequests", { items: requestIds.map((requestId) => ({ requestId })), scope, ...terms }, what);
-        out.result(
-          results,
-          results.map((r) => (r.ok ? `Approved: ${describeGrant(r.grant)}` : `Not approved ${r.requestId}: ${r.error.message} (${r.error.code})`)),
-        );
-        return results.every((r) => r.ok) ? ExitCode.ok : ExitCode.failure;
-      }, o.json === true);
-    });
+    .action(
+      async (
+        requestIds: string[],
+        o: PolicyFlags & {
+          once?: boolean;
+          for?: number;
+          untilRevoked?: boolean;
+          whileProcessRuns?: boolean;
+          bind?: "program" | "session" | "process" | "any";
+          secret?: string;
+          useOnly?: boolean;
+          host?: string[];
+          rule?: Array<{ method?: string; path: string }>;
+          method?: string[];
+          json?: boolean;
+        },
+      ) => {
+        await run(async (out) => {
+          const mode = modeFromFlags(o);
+          const policy = policyFromFlags(o);
+          const scope: Scope =
+            o.for !== undefined
+              ? { kind: "duration", durationMs: o.for }
+              : o.untilRevoked
+                ? { kind: "until_revoked" }
+                : o.whileProcessRuns
+                  ? { kind: "process" }
+                  : { kind: "once" };
+          const binding: GrantBindingKind | undefined =
+            o.bind === undefined ? undefined : o.bind === "any" ? "client" : o.bind;
+          if (requestIds.length > 1 && o.secret !== undefined)
+            throw new LinkError(
+              "bad_request",
+              "--secret names the secret of one request; approve the others separately (each gets the secret named like its variable).",
+            );
+          if (binding === "client")
+            out.warn(
+              "Warning: any program that calls itself this agent can now use this secret, not just the one you saw.",
+            );
+          const terms = {
+            ...(binding ? { binding } : {}),
+            ...(mode.kind === "use" ? { mode } : {}),
+            ...(policy !== null ? { policy } : {}),
+          };
+          const [only] = requestIds;
+          // The prompt names what the PIN will approve: who asks, for what, and the terms.
+          const pending = await call(profile(), "listRequests", { status: "pending" }).catch(() => []);
+          const asked = requestIds.map((id) => {
+            const r = pending.find((p) => p.id === id);
+            return `  ${r === undefined ? id : describeRequest(r)}`;
+          });
+          const what = [
+            `Approving ${requestIds.length === 1 ? "this request" : `these ${requestIds.length} requests`}:`,
+            ...asked,
+            `with: ${describeTerms(scope, terms)}`,
+          ].join("\n");
+          if (requestIds.length === 1 && only !== undefined) {
+            const grant = await callWithPresence(
+              profile(),
+              "approveRequest",
+              { requestId: only, scope, ...terms, ...(o.secret ? { secretName: o.secret } : {}) },
+              what,
+            );
+            out.result(grant, `Approved: ${describeGrant(grant)}`);
+            return ExitCode.ok;
+          }
+          // Several: one set of terms, each request its own grant; one failing leaves the others approved.
+          const { results } = await callWithPresence(
+            profile(),
+            "approveRequests",
+            { items: requestIds.map((requestId) => ({ requestId })), scope, ...terms },
+            what,
+          );
+          out.result(
+            results,
+            results.map((r) =>
+              r.ok
+                ? `Approved: ${describeGrant(r.grant)}`
+                : `Not approved ${r.requestId}: ${r.error.message} (${r.error.code})`,
+            ),
+          );
+          return results.every((r) => r.ok) ? ExitCode.ok : ExitCode.failure;
+        }, o.json === true);
+      },
+    );
 
   program
     .command("deny")
@@ -334,27 +501,52 @@ export function addApprovalCommands(program: Command, profile: () => string, run
         return ExitCode.ok;
       }, o.json === true);
     });
-  addPolicyOptions(grants.command("limit").description("set a grant's limits (replacing the old ones), or remove them with --none").argument("<grant-id>"))
+  addPolicyOptions(
+    grants
+      .command("limit")
+      .description("set a grant's limits (replacing the old ones), or remove them with --none")
+      .argument("<grant-id>"),
+  )
     .option("--none", "remove every limit")
     .option("--json", "print JSON")
     .action(async (grantId: string, o: PolicyFlags & { none?: boolean; json?: boolean }) => {
       await run(async (out) => {
         const policy = policyFromFlags(o);
-        if (o.none === true && policy !== null) throw new LinkError("bad_request", "--none removes every limit; give it alone.");
-        if (o.none !== true && policy === null) throw new LinkError("bad_request", "Give at least one limit (--hours, --weekdays, --max-per-hour, --max-per-day, --ends), or --none.");
-        const g = await callWithPresence(profile(), "updateGrantPolicy", { grantId, policy }, `Changing the limits of ${grantId} needs you.`);
+        if (o.none === true && policy !== null)
+          throw new LinkError("bad_request", "--none removes every limit; give it alone.");
+        if (o.none !== true && policy === null)
+          throw new LinkError(
+            "bad_request",
+            "Give at least one limit (--hours, --weekdays, --max-per-hour, --max-per-day, --ends), or --none.",
+          );
+        const g = await callWithPresence(
+          profile(),
+          "updateGrantPolicy",
+          { grantId, policy },
+          `Changing the limits of ${grantId} needs you.`,
+        );
         out.result(g, `Limits of ${g.id}: ${describePolicy(g.policy)}.`);
         return ExitCode.ok;
       }, o.json === true);
     });
   grants
     .command("review")
-    .description("grants approved before approvals needed your PIN (after an upgrade), 'any program' ones first: keep them with `grants keep`, end them with `revoke`")
+    .description(
+      "grants approved before approvals needed your PIN (after an upgrade), 'any program' ones first: keep them with `grants keep`, end them with `revoke`",
+    )
     .option("--json", "print JSON")
     .action(async (o: { json?: boolean }) => {
       await run(async (out) => {
         const list = await call(profile(), "listLegacyGrants", {});
-        out.result(list, list.length === 0 ? "Nothing to review: every grant was approved with a proof." : ["Approved before approvals needed your PIN (an agent could have approved these itself):", ...list.map(describeGrant)]);
+        out.result(
+          list,
+          list.length === 0
+            ? "Nothing to review: every grant was approved with a proof."
+            : [
+                "Approved before approvals needed your PIN (an agent could have approved these itself):",
+                ...list.map(describeGrant),
+              ],
+        );
         return ExitCode.ok;
       }, o.json === true);
     });
@@ -365,7 +557,12 @@ export function addApprovalCommands(program: Command, profile: () => string, run
     .option("--json", "print JSON")
     .action(async (grantIds: string[], o: { json?: boolean }) => {
       await run(async (out) => {
-        const r = await callWithPresence(profile(), "keepLegacyGrants", { grantIds }, `Keeping ${grantIds.length} grant(s) approved before approvals needed your PIN.`);
+        const r = await callWithPresence(
+          profile(),
+          "keepLegacyGrants",
+          { grantIds },
+          `Keeping ${grantIds.length} grant(s) approved before approvals needed your PIN.`,
+        );
         out.result(r, `Kept ${r.kept} grant(s).`);
         return ExitCode.ok;
       }, o.json === true);
@@ -394,31 +591,43 @@ export function addApprovalCommands(program: Command, profile: () => string, run
     .option("--secret <name>", "only this secret")
     .option("--host <host>", "only calls the Link made to this host (host or host:port)")
     .option("--json", "print JSON")
-    .action(async (o: { limit: number; before?: string; agent?: string; variable?: string; secret?: string; host?: string; json?: boolean }) => {
-      await run(async (out) => {
-        const page = await call(profile(), "listActivity", {
-          limit: o.limit,
-          ...(o.before ? { before: o.before } : {}),
-          ...(o.agent ? { agent: o.agent } : {}),
-          ...(o.variable ? { variable: o.variable } : {}),
-          ...(o.secret ? { secret: o.secret } : {}),
-          ...(o.host ? { host: o.host } : {}),
-        });
-        // Timed approvals read "approved for 1 hour": their length is the grant's (one extra call, human output only).
-        // …and deliveries under a use-only grant read "Used in a call", not "value given to the agent".
-        const needsGrants = page.events.some((e) => (e.action === "request.approved" && e.outcome === "until") || e.action === "secret.delivered");
-        const grants = out.json || !needsGrants ? [] : await call(profile(), "listGrants", { all: true });
-        const byId = new Map(grants.map((g) => [g.id, g]));
-        const lines = page.events.map((e) => {
-          const agentText = e.agentClientId === null ? "" : `  agent ${displayText(e.agentClientId, 80)}`;
-          const variable = e.variable === null ? "" : `  ${displayText(e.variable.toUpperCase())}`;
-          return `${when(e.at)}  ${describeAction(e.action, e.grantId === null ? undefined : byId.get(e.grantId))}${variable}${agentText}: ${describeOutcome(e, byId)}${e.secretName ? `  (secret ${displayText(e.secretName)})` : ""}${e.call ? `  ${describeCall(e.call)}` : ""}${e.program ? `  program ${describeAuditProgram(e.program)}` : ""}  by ${displayText(describeActor(e.actor), 80)}`;
-        });
-        if (page.nextCursor) lines.push(`more: piper-link activity --before ${page.nextCursor}`);
-        out.result(page, lines.length === 0 ? "No activity yet." : lines);
-        return ExitCode.ok;
-      }, o.json === true);
-    });
+    .action(
+      async (o: {
+        limit: number;
+        before?: string;
+        agent?: string;
+        variable?: string;
+        secret?: string;
+        host?: string;
+        json?: boolean;
+      }) => {
+        await run(async (out) => {
+          const page = await call(profile(), "listActivity", {
+            limit: o.limit,
+            ...(o.before ? { before: o.before } : {}),
+            ...(o.agent ? { agent: o.agent } : {}),
+            ...(o.variable ? { variable: o.variable } : {}),
+            ...(o.secret ? { secret: o.secret } : {}),
+            ...(o.host ? { host: o.host } : {}),
+          });
+          // Timed approvals read "approved for 1 hour": their length is the grant's (one extra call, human output only).
+          // …and deliveries under a use-only grant read "Used in a call", not "value given to the agent".
+          const needsGrants = page.events.some(
+            (e) => (e.action === "request.approved" && e.outcome === "until") || e.action === "secret.delivered",
+          );
+          const grants = out.json || !needsGrants ? [] : await call(profile(), "listGrants", { all: true });
+          const byId = new Map(grants.map((g) => [g.id, g]));
+          const lines = page.events.map((e) => {
+            const agentText = e.agentClientId === null ? "" : `  agent ${displayText(e.agentClientId, 80)}`;
+            const variable = e.variable === null ? "" : `  ${displayText(e.variable.toUpperCase())}`;
+            return `${when(e.at)}  ${describeAction(e.action, e.grantId === null ? undefined : byId.get(e.grantId))}${variable}${agentText}: ${describeOutcome(e, byId)}${e.secretName ? `  (secret ${displayText(e.secretName)})` : ""}${e.call ? `  ${describeCall(e.call)}` : ""}${e.program ? `  program ${describeAuditProgram(e.program)}` : ""}  by ${displayText(describeActor(e.actor), 80)}`;
+          });
+          if (page.nextCursor) lines.push(`more: piper-link activity --before ${page.nextCursor}`);
+          out.result(page, lines.length === 0 ? "No activity yet." : lines);
+          return ExitCode.ok;
+        }, o.json === true);
+      },
+    );
 }
 
 export function addDevSignIn(dev: Command, profile: () => string, run: Runner): void {
@@ -439,7 +648,9 @@ export function addDevSignIn(dev: Command, profile: () => string, run: Runner): 
 export function addUiCommand(program: Command, profile: () => string, run: Runner): void {
   program
     .command("ui")
-    .description("open the Piper Link window in your browser (headless mode), or print its address (it works once, for 60 seconds)")
+    .description(
+      "open the Piper Link window in your browser (headless mode), or print its address (it works once, for 60 seconds)",
+    )
     .option("--print", "print the address instead of opening a browser (single use, valid for 60 seconds)")
     .option("--json", "print {url, expiresAt} as JSON (the address works once, for 60 seconds)")
     .action(async (o: { print?: boolean; json?: boolean }) => {

@@ -57,13 +57,18 @@ export interface McpConfig {
  * `--profile NAME` when the profile is not the default and `mcp` with the options that differ from
  * their defaults. Nothing in it is looked up on PATH or in a registry.
  */
-export function mcpConfig(client: McpClientKind, profile: string, options: { clientId: string; approvalTimeout: number }): McpConfig {
+export function mcpConfig(
+  client: McpClientKind,
+  profile: string,
+  options: { clientId: string; approvalTimeout: number },
+): McpConfig {
   const { command, script } = cliCommand();
   const args = [script, ...(profile === DEFAULT_PROFILE ? [] : ["--profile", profile]), "mcp"];
   if (options.clientId !== "piper-link-mcp") args.push("--client-id", options.clientId);
   if (options.approvalTimeout !== 120_000) args.push("--approval-timeout", String(options.approvalTimeout));
   const config: McpConfig = { client, command, args, mcpServers: { "piper-link": { command, args } } };
-  if (client === "claude") config.claudeArgv = ["claude", "mcp", "add", "--scope", "user", "piper-link", "--", command, ...args];
+  if (client === "claude")
+    config.claudeArgv = ["claude", "mcp", "add", "--scope", "user", "piper-link", "--", command, ...args];
   return config;
 }
 
@@ -75,10 +80,16 @@ export function shellQuote(word: string): string {
 /** The human form of `mcp --print-config`: a command line for Claude Code, else the JSON to paste. */
 export function describeMcpConfig(config: McpConfig): { text: string; hint: string } {
   if (config.claudeArgv !== undefined) {
-    return { text: config.claudeArgv.map(shellQuote).join(" "), hint: "Run this line once; Claude Code then starts Piper Link's MCP server in every project." };
+    return {
+      text: config.claudeArgv.map(shellQuote).join(" "),
+      hint: "Run this line once; Claude Code then starts Piper Link's MCP server in every project.",
+    };
   }
   const json = JSON.stringify({ mcpServers: config.mcpServers }, null, 2);
-  const where = config.client === "cursor" ? "~/.cursor/mcp.json (all projects) or .cursor/mcp.json (one project)" : "your MCP client's configuration (its `mcpServers` object)";
+  const where =
+    config.client === "cursor"
+      ? "~/.cursor/mcp.json (all projects) or .cursor/mcp.json (one project)"
+      : "your MCP client's configuration (its `mcpServers` object)";
   return { text: json, hint: `Put this into ${where}.` };
 }
 
@@ -132,7 +143,13 @@ async function onPath(dir: string, env: NodeJS.ProcessEnv): Promise<{ onPath: bo
     if ((await real(entry)) === target) found = true;
     if (first === null) {
       const candidate = path.join(entry, "piper-link");
-      if (await fs.access(candidate, fsConstants.X_OK).then(() => true, () => false)) first = candidate;
+      if (
+        await fs.access(candidate, fsConstants.X_OK).then(
+          () => true,
+          () => false,
+        )
+      )
+        first = candidate;
     }
   }
   return { onPath: found, first };
@@ -156,12 +173,19 @@ export interface InstallCliResult {
  * command did not write (another program, an `npm link` symlink, a folder) is left alone: a
  * `conflict` error naming it. Errors: `conflict`, `storage_unavailable`.
  */
-export async function installCli(dir: string, remove: boolean, env: NodeJS.ProcessEnv = process.env): Promise<InstallCliResult> {
+export async function installCli(
+  dir: string,
+  remove: boolean,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<InstallCliResult> {
   const file = path.join(dir, "piper-link");
   const { command, script } = cliCommand();
   const at = await whatIsAt(file);
   if (at === "foreign") {
-    throw new LinkError("conflict", `${file} exists and was not written by \`piper-link install-cli\`; it is left as it is. Remove or rename it yourself, or choose another folder with --dir.`);
+    throw new LinkError(
+      "conflict",
+      `${file} exists and was not written by \`piper-link install-cli\`; it is left as it is. Remove or rename it yourself, or choose another folder with --dir.`,
+    );
   }
   let action: InstallCliResult["action"];
   if (remove) {
@@ -180,7 +204,14 @@ export async function installCli(dir: string, remove: boolean, env: NodeJS.Proce
     action = "installed";
   }
   const path_ = await onPath(dir, env);
-  return { file, action, command, script, onPath: path_.onPath, shadowedBy: path_.first !== null && path_.first !== file ? path_.first : null };
+  return {
+    file,
+    action,
+    command,
+    script,
+    onPath: path_.onPath,
+    shadowedBy: path_.first !== null && path_.first !== file ? path_.first : null,
+  };
 }
 
 /** The sentences `install-cli` prints for a person. */
@@ -193,9 +224,15 @@ export function describeInstall(r: InstallCliResult): string[] {
   else {
     const home = process.env["HOME"] ?? os.homedir();
     const shown = dir.startsWith(`${home}/`) ? `$HOME/${dir.slice(home.length + 1)}` : dir;
-    lines.push(`${dir} is not on your PATH yet. Add it, then open a new terminal:`, `  echo 'export PATH="${shown}:$PATH"' >> ~/.profile`);
+    lines.push(
+      `${dir} is not on your PATH yet. Add it, then open a new terminal:`,
+      `  echo 'export PATH="${shown}:$PATH"' >> ~/.profile`,
+    );
   }
-  if (r.shadowedBy !== null) lines.push(`Note: PATH finds ${r.shadowedBy} first; remove it (\`npm unlink -g piper-link\` if \`npm link\` made it) or put ${dir} before it.`);
+  if (r.shadowedBy !== null)
+    lines.push(
+      `Note: PATH finds ${r.shadowedBy} first; remove it (\`npm unlink -g piper-link\` if \`npm link\` made it) or put ${dir} before it.`,
+    );
   return lines;
 }
 
@@ -203,7 +240,9 @@ export function describeInstall(r: InstallCliResult): string[] {
 export function addInstallCliCommand(program: Command, run: Runner): void {
   program
     .command("install-cli")
-    .description("put `piper-link` on your PATH: a small script in ~/.local/bin that runs this checkout (no npm link, no registry)")
+    .description(
+      "put `piper-link` on your PATH: a small script in ~/.local/bin that runs this checkout (no npm link, no registry)",
+    )
     .option("--dir <dir>", "the folder to write it to (default $XDG_BIN_HOME or ~/.local/bin)")
     .option("--remove", "delete the script this command wrote")
     .option("--json", "print the result as JSON")

@@ -60,7 +60,8 @@ const BACKEND_WORDS: Record<KeychainBackend, string> = { os: "the OS keychain", 
  * PIPER_LINK_AUTHORITY_TOKEN; a private CA's certificate file in PIPER_LINK_AUTHORITY_CA).
  */
 function authorityConfig(value: string, requestTtlMs?: number): AuthorityConfig | null {
-  if (value === "embedded") return requestTtlMs === undefined ? { kind: "embedded" } : { kind: "embedded", requestTtlMs };
+  if (value === "embedded")
+    return requestTtlMs === undefined ? { kind: "embedded" } : { kind: "embedded", requestTtlMs };
   if (value === "none") return null;
   // Normally the person signs in (`piper-link login`); a provisioned token is accepted for automation.
   const token = cliEnv().authorityToken;
@@ -117,11 +118,18 @@ function signedInAs(s: LinkStatus): string | null {
  * reads like a yes.
  */
 function describeSignIn(s: LinkStatus): string {
-  const how = s.authority?.account === "oauth" ? "with an account" : s.authority?.account === "local-token" ? "with the embedded authority's local development token" : null;
-  if (s.state === "ready") return `${signedInAs(s) ?? "yes"}, instance ${s.instanceIdRedacted ?? ""}${how === null ? "" : ` (${how})`}`;
+  const how =
+    s.authority?.account === "oauth"
+      ? "with an account"
+      : s.authority?.account === "local-token"
+        ? "with the embedded authority's local development token"
+        : null;
+  if (s.state === "ready")
+    return `${signedInAs(s) ?? "yes"}, instance ${s.instanceIdRedacted ?? ""}${how === null ? "" : ` (${how})`}`;
   if (s.vault.state !== "unlocked") return "no — Piper Link is locked; `piper-link unlock` first";
   if (s.authority?.signInError != null) return `no — ${s.authority.signInError}`;
-  if (s.authority?.account === "local-token") return "no — `piper-link dev sign-in` signs this machine in to the embedded authority, `piper-link login` with an account";
+  if (s.authority?.account === "local-token")
+    return "no — `piper-link dev sign-in` signs this machine in to the embedded authority, `piper-link login` with an account";
   return "no — `piper-link login` signs in";
 }
 
@@ -131,21 +139,35 @@ function describeStatus(s: LinkStatus): string[] {
     `  agents:    ${s.url}`,
     `  pyper-sdk: http://127.0.0.1:${s.port}/piper-link-context`,
   ];
-  if (s.pyper != null) lines.push(`  pyper TLS: https://127.0.0.1:${s.pyper.port}/ (grants and exchange; certificate ${s.pyper.certFile})`);
-  if (s.portFallback) lines.push(`  note:      port ${s.preferredPort} was taken; SDKs find this port through ${s.discoveryFile}`);
+  if (s.pyper != null)
+    lines.push(
+      `  pyper TLS: https://127.0.0.1:${s.pyper.port}/ (grants and exchange; certificate ${s.pyper.certFile})`,
+    );
+  if (s.portFallback)
+    lines.push(`  note:      port ${s.preferredPort} was taken; SDKs find this port through ${s.discoveryFile}`);
   const backend = s.keychain.backend === null ? "injected" : BACKEND_WORDS[s.keychain.backend];
   lines.push(`  ${describeVault(s).replace(/^vault: /, "vault:     ")}`);
-  lines.push(s.keychain.ok ? `  keychain:  ${backend}` : `  keychain:  ${backend}: ${s.keychain.message ?? "unavailable"}`);
+  lines.push(
+    s.keychain.ok ? `  keychain:  ${backend}` : `  keychain:  ${backend}: ${s.keychain.message ?? "unavailable"}`,
+  );
   lines.push(`  signed in: ${describeSignIn(s)}`);
   if (s.state === "ready" && s.machine != null) lines.push(`  machine:   ${displayText(s.machine, 80)}`);
   if (s.authority !== null) {
-    lines.push(`  authority: ${s.authority.url} (${s.authority.mode}, ${s.authority.connected ? "connected" : s.authority.error === null ? "connecting…" : `unreachable: ${s.authority.error}; retrying`})`);
-  } else lines.push(s.vault.state === "unlocked" ? "  authority: none configured" : "  authority: starts when Piper Link is unlocked");
+    lines.push(
+      `  authority: ${s.authority.url} (${s.authority.mode}, ${s.authority.connected ? "connected" : s.authority.error === null ? "connecting…" : `unreachable: ${s.authority.error}; retrying`})`,
+    );
+  } else
+    lines.push(
+      s.vault.state === "unlocked" ? "  authority: none configured" : "  authority: starts when Piper Link is unlocked",
+    );
   lines.push(`  agents connected: ${s.agents.length}`);
   for (const a of s.agents) {
     // Name and client ID are the agent's own words: escaped and cut (issue 16 item 6).
-    const who = a.name !== null ? displayText(a.name, 80) : a.clientId !== null ? displayText(a.clientId, 80) : "(no hello yet)";
-    const proc = a.process ? `pid ${a.process.pid} ${displayText(a.process.executable ?? "?")} in ${displayText(a.process.cwd ?? "?")}` : "unknown process";
+    const who =
+      a.name !== null ? displayText(a.name, 80) : a.clientId !== null ? displayText(a.clientId, 80) : "(no hello yet)";
+    const proc = a.process
+      ? `pid ${a.process.pid} ${displayText(a.process.executable ?? "?")} in ${displayText(a.process.cwd ?? "?")}`
+      : "unknown process";
     lines.push(`    - ${who}${a.clientId && a.name ? ` (${displayText(a.clientId, 80)})` : ""}: ${proc}`);
   }
   for (const risk of s.risks) lines.push(`  risk:      ${risk.message}`);
@@ -164,7 +186,9 @@ async function unlockIfAsked(profile: string, status: LinkStatus): Promise<LinkS
   try {
     terminal = await openTerminal();
   } catch {
-    process.stderr.write("Piper Link started locked: unlock it in its window (`piper-link ui`) or with `piper-link unlock` at a terminal.\n");
+    process.stderr.write(
+      "Piper Link started locked: unlock it in its window (`piper-link ui`) or with `piper-link unlock` at a terminal.\n",
+    );
     return status;
   }
   try {
@@ -197,7 +221,9 @@ async function startInForeground(opts: StartOptions, out: Output): Promise<numbe
       onReady: async (started, link) => {
         const status = await unlockIfAsked(opts.profile, started);
         // The window's address carries the control token, so it goes to a terminal only, never to a log file.
-        const window = process.stdout.isTTY ? [`  window:    ${link.uiUrl()}`] : ["  window:    run `piper-link ui` to open it"];
+        const window = process.stdout.isTTY
+          ? [`  window:    ${link.uiUrl()}`]
+          : ["  window:    run `piper-link ui` to open it"];
         out.result(status, [...describeStatus(status), ...window, "Press Ctrl+C to stop."]);
       },
     });
@@ -240,13 +266,18 @@ function daemonFailure(exitCode: number | null, text: string, logDir: string): L
     const reported = HttpErrorBodySchema.safeParse(json);
     if (reported.success) return new LinkError(reported.data.error, reported.data.message);
   }
-  if (exitCode === ExitCode.alreadyRunning) return new LinkError("already_running", text || "Piper Link is already running.");
-  if (exitCode === ExitCode.ok) return new LinkError("internal_error", text || "Piper Link was told to stop (a stop signal) before it had started.");
+  if (exitCode === ExitCode.alreadyRunning)
+    return new LinkError("already_running", text || "Piper Link is already running.");
+  if (exitCode === ExitCode.ok)
+    return new LinkError(
+      "internal_error",
+      text || "Piper Link was told to stop (a stop signal) before it had started.",
+    );
   // A full disk leaves the daemon no room even to say why.
-  if (text === "" && diskFull(logDir)) return storageErrorFor("ENOSPC", logDir) ?? new LinkError("internal_error", "Piper Link exited during start.");
+  if (text === "" && diskFull(logDir))
+    return storageErrorFor("ENOSPC", logDir) ?? new LinkError("internal_error", "Piper Link exited during start.");
   return new LinkError("internal_error", text || "Piper Link exited during start.");
 }
-
 
 /**
  * What a start does besides waiting on the keychain (the embedded authority's process among it), in
@@ -272,7 +303,8 @@ const START_PROGRESS_AFTER_MS = 2000;
 async function startInBackground(opts: StartOptions, out: Output): Promise<number> {
   const paths = resolveLinkPaths(opts.profile, platformEnv(cliEnv()));
   const running = await withRunningLink(opts.profile, (c) => c.call("status", {}));
-  if (running !== null) throw new LinkError("already_running", `Piper Link is already running (pid ${running.pid}, ${running.url}).`);
+  if (running !== null)
+    throw new LinkError("already_running", `Piper Link is already running (pid ${running.pid}, ${running.url}).`);
   const outFile = `${paths.logDir}/daemon.out`;
   let fd: number;
   try {
@@ -288,7 +320,23 @@ async function startInBackground(opts: StartOptions, out: Output): Promise<numbe
   const env = { ...cliEnv().vars };
   const child = spawn(
     process.execPath,
-    [...DAEMON_NODE_FLAGS, ...process.execArgv, entry, "--profile", opts.profile, "start", "--foreground", "--port", String(opts.port), "--authority", opts.authority, "--json", ...(opts.requestTtl === undefined ? [] : ["--request-ttl", String(opts.requestTtl)]), ...(opts.keychain === undefined ? [] : ["--keychain", opts.keychain]), ...(opts.livenessSweepMs === undefined ? [] : ["--liveness-sweep-ms", String(opts.livenessSweepMs)])],
+    [
+      ...DAEMON_NODE_FLAGS,
+      ...process.execArgv,
+      entry,
+      "--profile",
+      opts.profile,
+      "start",
+      "--foreground",
+      "--port",
+      String(opts.port),
+      "--authority",
+      opts.authority,
+      "--json",
+      ...(opts.requestTtl === undefined ? [] : ["--request-ttl", String(opts.requestTtl)]),
+      ...(opts.keychain === undefined ? [] : ["--keychain", opts.keychain]),
+      ...(opts.livenessSweepMs === undefined ? [] : ["--liveness-sweep-ms", String(opts.livenessSweepMs)]),
+    ],
     { detached: true, stdio: ["ignore", fd, fd], env },
   );
   fs.closeSync(fd);
@@ -329,11 +377,16 @@ async function startInBackground(opts: StartOptions, out: Output): Promise<numbe
       if (!out.json && !toldWaiting && Date.now() - spawnedAt >= START_PROGRESS_AFTER_MS) {
         // Most often the OS keychain waiting on an unlock prompt; the daemon gives up on it after the bound.
         toldWaiting = true;
-        out.warn(`Piper Link (pid ${child.pid}) is still starting. If the keychain asks to be unlocked, unlock it; Piper Link gives up on a keychain that has not answered in ${Math.ceil(keychainBoundMs / 1000)} s.`);
+        out.warn(
+          `Piper Link (pid ${child.pid}) is still starting. If the keychain asks to be unlocked, unlock it; Piper Link gives up on a keychain that has not answered in ${Math.ceil(keychainBoundMs / 1000)} s.`,
+        );
       }
       await new Promise((r) => setTimeout(r, 100));
     }
-    throw new LinkError("internal_error", `Piper Link (pid ${child.pid}) has neither started nor ended within ${Math.round(waitMs / 1000)} s; see ${outFile}.`);
+    throw new LinkError(
+      "internal_error",
+      `Piper Link (pid ${child.pid}) has neither started nor ended within ${Math.round(waitMs / 1000)} s; see ${outFile}.`,
+    );
   }
 }
 
@@ -342,7 +395,28 @@ async function startInBackground(opts: StartOptions, out: Output): Promise<numbe
  * secrets, deciding requests, grants, activity, running agents, and the service, developer and
  * authority commands last. Commands not named here (added later) come after `run`.
  */
-export const HELP_ORDER = ["start", "login", "status", "stop", "logout", "ui", "unlock", "lock", "pin", "secrets", "requests", "approve", "deny", "grants", "revoke", "activity", "run", "service", "dev", "authority"];
+export const HELP_ORDER = [
+  "start",
+  "login",
+  "status",
+  "stop",
+  "logout",
+  "ui",
+  "unlock",
+  "lock",
+  "pin",
+  "secrets",
+  "requests",
+  "approve",
+  "deny",
+  "grants",
+  "revoke",
+  "activity",
+  "run",
+  "service",
+  "dev",
+  "authority",
+];
 
 function helpRank(name: string): number {
   if (name === "help") return HELP_ORDER.length + 1;
@@ -385,11 +459,22 @@ function adoptUsageHandling(cmd: Command, usage: UsageSink): void {
   for (const sub of cmd.commands) adoptUsageHandling(sub, usage);
 }
 
-export function buildProgram(run: (job: (out: Output) => Promise<number>, json: boolean) => Promise<void>, usage: UsageSink = { json: false, message: null }): Command {
+export function buildProgram(
+  run: (job: (out: Output) => Promise<number>, json: boolean) => Promise<void>,
+  usage: UsageSink = { json: false, message: null },
+): Command {
   const program = new Command("piper-link")
     .description("Piper Link: gives your AI agents your secrets safely, with your approval.")
     .version(LINK_VERSION, "-V, --version")
-    .addOption(new Option("--profile <name>", "profile (separate keychain entries, files and port): letters, digits, '.', '_', '-'").env("PIPER_LINK_PROFILE").default(DEFAULT_PROFILE).argParser(parseProfile))
+    .addOption(
+      new Option(
+        "--profile <name>",
+        "profile (separate keychain entries, files and port): letters, digits, '.', '_', '-'",
+      )
+        .env("PIPER_LINK_PROFILE")
+        .default(DEFAULT_PROFILE)
+        .argParser(parseProfile),
+    )
     .showHelpAfterError("(run with --help for usage)")
     .enablePositionalOptions()
     // Set before any subcommand is created, so every subcommand inherits them (commands built
@@ -410,16 +495,56 @@ export function buildProgram(run: (job: (out: Output) => Promise<number>, json: 
     .description("start the Link (in the background unless --foreground)")
     .option("--port <n>", "preferred port; a free one is used when it is taken", parsePort, DEFAULT_LINK_PORT)
     .option("--foreground", "run in this terminal until Ctrl+C")
-    .option("--authority <where>", "embedded (default), none, or the https:// URL of a remote authority", parseAuthority, "embedded")
-    .option("--request-ttl <ms>", "how long pending requests wait for a decision (embedded authority; default 10 min)", parsePositiveInt)
-    .option("--keychain <backend>", "os (the system keychain) or file (encrypted with a passphrase, for machines without one); remembered", parseKeychain)
+    .option(
+      "--authority <where>",
+      "embedded (default), none, or the https:// URL of a remote authority",
+      parseAuthority,
+      "embedded",
+    )
+    .option(
+      "--request-ttl <ms>",
+      "how long pending requests wait for a decision (embedded authority; default 10 min)",
+      parsePositiveInt,
+    )
+    .option(
+      "--keychain <backend>",
+      "os (the system keychain) or file (encrypted with a passphrase, for machines without one); remembered",
+      parseKeychain,
+    )
     .option("--json", "print the status as JSON")
     // For tests: they wait for what a sweep does, and a short period keeps that wait short.
-    .addOption(new Option("--liveness-sweep-ms <ms>", "how often ended processes and terminal sessions are looked for (default 2000)").argParser(parsePositiveInt).hideHelp())
-    .action(async (o: { port: number; foreground?: boolean; authority: string; requestTtl?: number; keychain?: KeychainBackend; json?: boolean; livenessSweepMs?: number }) => {
-      const opts = { ...globals(), port: o.port, authority: o.authority, requestTtl: o.requestTtl, keychain: o.keychain, livenessSweepMs: o.livenessSweepMs };
-      await run((out) => (o.foreground ? startInForeground(opts, out) : startInBackground(opts, out)), o.json === true);
-    });
+    .addOption(
+      new Option(
+        "--liveness-sweep-ms <ms>",
+        "how often ended processes and terminal sessions are looked for (default 2000)",
+      )
+        .argParser(parsePositiveInt)
+        .hideHelp(),
+    )
+    .action(
+      async (o: {
+        port: number;
+        foreground?: boolean;
+        authority: string;
+        requestTtl?: number;
+        keychain?: KeychainBackend;
+        json?: boolean;
+        livenessSweepMs?: number;
+      }) => {
+        const opts = {
+          ...globals(),
+          port: o.port,
+          authority: o.authority,
+          requestTtl: o.requestTtl,
+          keychain: o.keychain,
+          livenessSweepMs: o.livenessSweepMs,
+        };
+        await run(
+          (out) => (o.foreground ? startInForeground(opts, out) : startInBackground(opts, out)),
+          o.json === true,
+        );
+      },
+    );
 
   program
     .command("status")
@@ -454,7 +579,11 @@ export function buildProgram(run: (job: (out: Output) => Promise<number>, json: 
         while (isPidAlive(status.pid) && Date.now() < deadline) {
           await new Promise((r) => setTimeout(r, 50));
         }
-        if (isPidAlive(status.pid)) throw new LinkError("internal_error", `Piper Link (pid ${status.pid}) was told to stop but is still running after 10 s; see ${paths.logFile}.`);
+        if (isPidAlive(status.pid))
+          throw new LinkError(
+            "internal_error",
+            `Piper Link (pid ${status.pid}) was told to stop but is still running after 10 s; see ${paths.logFile}.`,
+          );
         out.result({ stopped: true, pid: status.pid }, `Piper Link (pid ${status.pid}) stopped.`);
         return ExitCode.ok;
       }, o.json === true);
@@ -462,18 +591,28 @@ export function buildProgram(run: (job: (out: Output) => Promise<number>, json: 
 
   program
     .command("logout")
-    .description("forget this machine's instance ID and refresh token; agents are told at once. Signing in again gives a new instance ID, so the grants agents hold here end (`piper-link grants` lists them)")
+    .description(
+      "forget this machine's instance ID and refresh token; agents are told at once. Signing in again gives a new instance ID, so the grants agents hold here end (`piper-link grants` lists them)",
+    )
     .option("--json", "print JSON")
     .action(async (o: { json?: boolean }) => {
       await run(async (out) => {
         const { profile } = globals();
         const viaLink = await withRunningLink(profile, (c) => c.call("logout", {}));
         if (viaLink === null) {
-          const keychain = await openKeychain({ profile, dataDir: resolveLinkPaths(profile, platformEnv(cliEnv())).dataDir });
+          const keychain = await openKeychain({
+            profile,
+            dataDir: resolveLinkPaths(profile, platformEnv(cliEnv())).dataDir,
+          });
           await keychain.delete("instance-id");
           await keychain.delete("refresh-token");
         }
-        out.result({ loggedOut: true, linkRunning: viaLink !== null }, viaLink === null ? "Signed out. Agents now get `not_logged_in`." : "Signed out, and Piper Link locked itself: agents get `locked`. To sign in again, `piper-link unlock`, then `piper-link login`.");
+        out.result(
+          { loggedOut: true, linkRunning: viaLink !== null },
+          viaLink === null
+            ? "Signed out. Agents now get `not_logged_in`."
+            : "Signed out, and Piper Link locked itself: agents get `locked`. To sign in again, `piper-link unlock`, then `piper-link login`.",
+        );
         return ExitCode.ok;
       }, o.json === true);
     });
@@ -500,12 +639,18 @@ export function buildProgram(run: (job: (out: Output) => Promise<number>, json: 
       await run(async (out) => {
         const { profile } = globals();
         const id = instanceId.trim();
-        if (id.length === 0 || id.length > 256) throw new LinkError("bad_request", "The instance ID must be 1 to 256 characters.");
+        if (id.length === 0 || id.length > 256)
+          throw new LinkError("bad_request", "The instance ID must be 1 to 256 characters.");
         const viaLink = await withRunningLink(profile, (c) => c.call("setInstanceId", { instanceId: id }));
-        if (viaLink === null) await (await openKeychain({ profile, dataDir: resolveLinkPaths(profile, platformEnv(cliEnv())).dataDir })).set("instance-id", id);
+        if (viaLink === null)
+          await (
+            await openKeychain({ profile, dataDir: resolveLinkPaths(profile, platformEnv(cliEnv())).dataDir })
+          ).set("instance-id", id);
         out.result(
           { instanceIdSet: true, linkRunning: viaLink !== null },
-          viaLink === null ? "Instance ID stored in the keychain; the Link serves it when it starts." : "Instance ID stored and pushed to connected agents.",
+          viaLink === null
+            ? "Instance ID stored in the keychain; the Link serves it when it starts."
+            : "Instance ID stored and pushed to connected agents.",
         );
         return ExitCode.ok;
       }, o.json === true);
@@ -533,7 +678,10 @@ export async function main(argv: string[]): Promise<number> {
   });
   let exitCode: number = ExitCode.ok;
   const dashDash = argv.indexOf("--");
-  const usage: UsageSink = { json: (dashDash === -1 ? argv : argv.slice(0, dashDash)).includes("--json"), message: null };
+  const usage: UsageSink = {
+    json: (dashDash === -1 ? argv : argv.slice(0, dashDash)).includes("--json"),
+    message: null,
+  };
   const run = async (job: (out: Output) => Promise<number>, json: boolean): Promise<void> => {
     try {
       exitCode = await job(createOutput(json));
@@ -549,7 +697,9 @@ export async function main(argv: string[]): Promise<number> {
       if (err.exitCode === 0) return ExitCode.ok;
       if (usage.json) {
         const message = usageSentence(usage.message ?? err.message.replace(/^error:\s*/i, ""));
-        process.stdout.write(`${JSON.stringify({ error: "usage", message: `${message} Run piper-link --help for usage.` })}\n`);
+        process.stdout.write(
+          `${JSON.stringify({ error: "usage", message: `${message} Run piper-link --help for usage.` })}\n`,
+        );
       }
       return ExitCode.usage;
     }

@@ -46,8 +46,14 @@ const TEXT_TYPE = /^(text\/|application\/([\w.+-]*\+)?(json|xml|javascript|x-www
 
 const SecretEntrySchema = z.object({
   name: z.string().describe("the name to put in `auth` of http_request"),
-  mode: z.enum(["read", "use", "unknown"]).describe("read: the value may also be read by programs; use: only through Piper Link calls; unknown: the authority does not say"),
-  destinations: z.array(z.object({ host: z.string(), method: z.string().optional(), path: z.string().optional() })).describe("for `use` grants: where calls may go"),
+  mode: z
+    .enum(["read", "use", "unknown"])
+    .describe(
+      "read: the value may also be read by programs; use: only through Piper Link calls; unknown: the authority does not say",
+    ),
+  destinations: z
+    .array(z.object({ host: z.string(), method: z.string().optional(), path: z.string().optional() }))
+    .describe("for `use` grants: where calls may go"),
   expiresAt: z.string().nullable().describe("ISO time the grant ends; null: until revoked"),
 });
 
@@ -56,43 +62,73 @@ const ListSecretsOutput = { secrets: z.array(SecretEntrySchema) };
 const HttpRequestInput = {
   method: CallMethodSchema.default("GET").describe("HTTP method, upper case"),
   url: z.string().min(1).max(8192).describe("an https:// URL"),
-  headers: z.record(z.string(), z.string()).optional().describe("plain headers sent as they are (not Authorization or Host)"),
+  headers: z
+    .record(z.string(), z.string())
+    .optional()
+    .describe("plain headers sent as they are (not Authorization or Host)"),
   body: z.string().optional().describe(`request body as text (UTF-8), at most ${CALL_LIMITS.requestBodyBytes} bytes`),
   auth: CallAuthSchema.describe(
     "secrets to inject, by name (see list_secrets): bearer: NAME (Authorization: Bearer), basic: NAME (stored as user:password), header: {Header-Name: NAME}, query: {param: NAME}, jsonField: {dot.path: NAME}, formField: {field: NAME}; combinable",
   ),
-  reason: z.string().max(500).optional().describe("why, shown to the person in the approval prompt with the method and URL"),
+  reason: z
+    .string()
+    .max(500)
+    .optional()
+    .describe("why, shown to the person in the approval prompt with the method and URL"),
 };
 
 const HttpRequestOutput = {
   status: z.number().int(),
   statusText: z.string(),
-  headers: z.array(z.tuple([z.string(), z.string()])).describe("response headers, in order, echoes of a secret redacted"),
+  headers: z
+    .array(z.tuple([z.string(), z.string()]))
+    .describe("response headers, in order, echoes of a secret redacted"),
   body: z.string().describe("the body as text, or base64 when bodyEncoding is base64"),
   bodyEncoding: z.enum(["utf8", "base64"]),
   bodyBytes: z.number().int().describe("body bytes read"),
-  bodyTruncated: z.boolean().describe(`true when the answer was longer than ${MCP_BODY_LIMIT_BYTES} bytes and was cut there`),
+  bodyTruncated: z
+    .boolean()
+    .describe(`true when the answer was longer than ${MCP_BODY_LIMIT_BYTES} bytes and was cut there`),
   redacted: z.boolean().describe(`true when an echo of an injected secret was replaced by ${REDACTION_MARK}`),
 };
 
-const SecretName = z.string().min(1).max(256).describe("the secret's name, as in list_secrets or http_request's auth (e.g. OPENAI_API_KEY)");
+const SecretName = z
+  .string()
+  .min(1)
+  .max(256)
+  .describe("the secret's name, as in list_secrets or http_request's auth (e.g. OPENAI_API_KEY)");
 
 const RequestAccessInput = {
   name: SecretName,
-  url: z.string().min(1).max(8192).describe("the https:// URL the secret is for (as you would pass it to http_request)"),
+  url: z
+    .string()
+    .min(1)
+    .max(8192)
+    .describe("the https:// URL the secret is for (as you would pass it to http_request)"),
   method: CallMethodSchema.default("GET").describe("HTTP method, upper case"),
-  reason: z.string().max(500).optional().describe("why, shown to the person in the approval prompt with the method and URL"),
+  reason: z
+    .string()
+    .max(500)
+    .optional()
+    .describe("why, shown to the person in the approval prompt with the method and URL"),
 };
 
 const RequestAccessOutput = {
   name: z.string(),
-  state: z.enum(["granted", "pending"]).describe("granted: a grant already allows this use; pending: the person was asked in Piper Link"),
+  state: z
+    .enum(["granted", "pending"])
+    .describe("granted: a grant already allows this use; pending: the person was asked in Piper Link"),
   requestId: z.string().nullable().describe("the request waiting for the person (pending); null when granted"),
 };
 
 const CheckAccessInput = {
   name: SecretName,
-  url: z.string().min(1).max(8192).optional().describe("an https:// URL: also say whether the grant allows a call there"),
+  url: z
+    .string()
+    .min(1)
+    .max(8192)
+    .optional()
+    .describe("an https:// URL: also say whether the grant allows a call there"),
   method: CallMethodSchema.default("GET").describe("HTTP method for `url`, upper case"),
 };
 
@@ -100,14 +136,18 @@ const CheckAccessOutput = {
   name: z.string(),
   granted: z.boolean().describe("true when this agent holds a live grant for the secret"),
   mode: z.enum(["read", "use", "unknown"]).nullable().describe("what the grant allows (null when there is none)"),
-  destinations: z.array(z.object({ host: z.string(), method: z.string().optional(), path: z.string().optional() })).describe("for `use` grants: where calls may go"),
+  destinations: z
+    .array(z.object({ host: z.string(), method: z.string().optional(), path: z.string().optional() }))
+    .describe("for `use` grants: where calls may go"),
   expiresAt: z.string().nullable().describe("ISO time the grant ends; null: until revoked, or no grant"),
   allowsUrl: z.boolean().nullable().describe("whether the grant allows `method` to `url` (null when no url was given)"),
 };
 
 const StatusOutput = {
   link: z.enum(["running", "not_running"]),
-  state: z.enum(["ready", "locked", "not_signed_in", "unreachable"]).describe("ready: secrets can be asked for and used"),
+  state: z
+    .enum(["ready", "locked", "not_signed_in", "unreachable"])
+    .describe("ready: secrets can be asked for and used"),
   grants: z.number().int().nullable().describe("how many secrets this agent may use now (null unless ready)"),
   version: z.string().describe("this MCP server's Piper Link version"),
 };
@@ -175,7 +215,15 @@ export function createMcpServer(client: PiperClient, options: McpServerOptions):
           destinations: g.mode?.kind === "use" ? g.mode.destinations : [],
           expiresAt: g.expiresAt === null ? null : new Date(g.expiresAt).toISOString(),
         }));
-        const text = secrets.length === 0 ? "No secret is granted to this agent yet; name one in http_request to ask the person." : secrets.map((s) => `${s.name} (${s.mode}${s.destinations.length ? `: ${s.destinations.map((d) => `${d.method ?? ""} ${d.host}${d.path ?? ""}`.trim()).join(", ")}` : ""})`).join("\n");
+        const text =
+          secrets.length === 0
+            ? "No secret is granted to this agent yet; name one in http_request to ask the person."
+            : secrets
+                .map(
+                  (s) =>
+                    `${s.name} (${s.mode}${s.destinations.length ? `: ${s.destinations.map((d) => `${d.method ?? ""} ${d.host}${d.path ?? ""}`.trim()).join(", ")}` : ""})`,
+                )
+                .join("\n");
         return { content: [{ type: "text", text }], structuredContent: { secrets } };
       } catch (err) {
         return failed(err);
@@ -195,7 +243,10 @@ export function createMcpServer(client: PiperClient, options: McpServerOptions):
     async (input) => {
       // Checked here in bytes: a frame over the Link's limit would close the connection instead.
       if (input.body !== undefined && Buffer.byteLength(input.body) > CALL_LIMITS.requestBodyBytes) {
-        return toolError("bad_request", `The body is larger than ${CALL_LIMITS.requestBodyBytes} bytes, the most a call may send.`);
+        return toolError(
+          "bad_request",
+          `The body is larger than ${CALL_LIMITS.requestBodyBytes} bytes, the most a call may send.`,
+        );
       }
       try {
         const res = await client.fetch(input.url, {
@@ -205,7 +256,8 @@ export function createMcpServer(client: PiperClient, options: McpServerOptions):
           auth: input.auth,
           approvalTimeoutMs: options.approvalTimeoutMs,
           ...(input.reason ? { reason: input.reason } : {}),
-          onPending: ({ requestId }) => process.stderr.write(`piper-link mcp: waiting for approval in Piper Link (request ${requestId})\n`),
+          onPending: ({ requestId }) =>
+            process.stderr.write(`piper-link mcp: waiting for approval in Piper Link (request ${requestId})\n`),
         });
         const { bytes, truncated } = await readCapped(res, MCP_BODY_LIMIT_BYTES);
         const headers: Array<[string, string]> = [];
@@ -216,7 +268,16 @@ export function createMcpServer(client: PiperClient, options: McpServerOptions):
         const body = isText ? bytes.toString("utf8") : bytes.toString("base64");
         // The head says whether its headers held a value; the body's redactions show as the mark.
         const redacted = res.headers.get("x-piper-redacted") === "true" || bytes.includes(REDACTION_MARK);
-        const structured = { status: res.status, statusText: res.statusText, headers, body, bodyEncoding: isText ? ("utf8" as const) : ("base64" as const), bodyBytes: bytes.length, bodyTruncated: truncated, redacted };
+        const structured = {
+          status: res.status,
+          statusText: res.statusText,
+          headers,
+          body,
+          bodyEncoding: isText ? ("utf8" as const) : ("base64" as const),
+          bodyBytes: bytes.length,
+          bodyTruncated: truncated,
+          redacted,
+        };
         const summary = `HTTP ${res.status} ${res.statusText}${redacted ? " (a secret's echo was redacted)" : ""}${truncated ? ` (body cut at ${MCP_BODY_LIMIT_BYTES} bytes)` : ""}\n\n${body}`;
         return { content: [{ type: "text", text: summary }], structuredContent: structured };
       } catch (err) {
@@ -236,9 +297,16 @@ export function createMcpServer(client: PiperClient, options: McpServerOptions):
     },
     async (input) => {
       try {
-        const r = await client.requestAccess(input.name, { url: input.url, method: input.method, ...(input.reason ? { reason: input.reason } : {}) });
+        const r = await client.requestAccess(input.name, {
+          url: input.url,
+          method: input.method,
+          ...(input.reason ? { reason: input.reason } : {}),
+        });
         const structured = { name: input.name, state: r.state, requestId: r.requestId };
-        const text = r.state === "granted" ? `granted: ${input.name} may already be used for ${input.method} ${input.url}.` : `pending: the person was asked in Piper Link to allow ${input.name} for ${input.method} ${input.url} (request ${r.requestId ?? ""}). Check with check_access, or make the http_request, which waits for the approval.`;
+        const text =
+          r.state === "granted"
+            ? `granted: ${input.name} may already be used for ${input.method} ${input.url}.`
+            : `pending: the person was asked in Piper Link to allow ${input.name} for ${input.method} ${input.url} (request ${r.requestId ?? ""}). Check with check_access, or make the http_request, which waits for the approval.`;
         return { content: [{ type: "text", text }], structuredContent: structured };
       } catch (err) {
         return failed(err);
@@ -250,7 +318,8 @@ export function createMcpServer(client: PiperClient, options: McpServerOptions):
     "check_access",
     {
       title: "Check whether a secret is granted",
-      description: "Whether this agent may use a secret now (a live grant in Piper Link), what the grant allows and until when, and optionally whether it allows a call with this method to this URL. Never returns the value.",
+      description:
+        "Whether this agent may use a secret now (a live grant in Piper Link), what the grant allows and until when, and optionally whether it allows a call with this method to this URL. Never returns the value.",
       inputSchema: CheckAccessInput,
       outputSchema: CheckAccessOutput,
       annotations: { readOnlyHint: true, openWorldHint: false },
@@ -273,7 +342,10 @@ export function createMcpServer(client: PiperClient, options: McpServerOptions):
           mode: grant === undefined ? null : grant.mode === null ? ("unknown" as const) : grant.mode.kind,
           destinations: grant?.mode?.kind === "use" ? grant.mode.destinations : [],
           expiresAt: grant?.expiresAt == null ? null : new Date(grant.expiresAt).toISOString(),
-          allowsUrl: url === null ? null : grant?.mode != null && url.protocol === "https:" && destinationAllows(grant.mode, input.method, url).ok,
+          allowsUrl:
+            url === null
+              ? null
+              : grant?.mode != null && url.protocol === "https:" && destinationAllows(grant.mode, input.method, url).ok,
         };
         const text =
           grant === undefined
@@ -290,23 +362,36 @@ export function createMcpServer(client: PiperClient, options: McpServerOptions):
     "status",
     {
       title: "Piper Link status",
-      description: "Whether Piper Link is running, signed in and unlocked (ready to give secrets to calls), and how many secrets this agent may use now. Never returns a value.",
+      description:
+        "Whether Piper Link is running, signed in and unlocked (ready to give secrets to calls), and how many secrets this agent may use now. Never returns a value.",
       outputSchema: StatusOutput,
       annotations: { readOnlyHint: true, openWorldHint: false },
     },
     async () => {
-      const answer = (link: "running" | "not_running", state: "ready" | "locked" | "not_signed_in" | "unreachable", grants: number | null, sentence: string): CallToolResult => ({
+      const answer = (
+        link: "running" | "not_running",
+        state: "ready" | "locked" | "not_signed_in" | "unreachable",
+        grants: number | null,
+        sentence: string,
+      ): CallToolResult => ({
         content: [{ type: "text", text: sentence }],
         structuredContent: { link, state, grants, version: LINK_VERSION },
       });
       try {
         const grants = await client.listGrants();
-        return answer("running", "ready", grants.length, `Piper Link is running and ready; this agent may use ${grants.length} secret${grants.length === 1 ? "" : "s"} now (list_secrets names them).`);
+        return answer(
+          "running",
+          "ready",
+          grants.length,
+          `Piper Link is running and ready; this agent may use ${grants.length} secret${grants.length === 1 ? "" : "s"} now (list_secrets names them).`,
+        );
       } catch (err) {
         if (!(err instanceof PiperError)) throw err;
-        if (err.code === "link_not_running") return answer("not_running", "unreachable", null, `Piper Link is not running: ${err.message}`);
+        if (err.code === "link_not_running")
+          return answer("not_running", "unreachable", null, `Piper Link is not running: ${err.message}`);
         if (err.code === "locked") return answer("running", "locked", null, `Piper Link is locked: ${err.message}`);
-        if (err.code === "not_logged_in") return answer("running", "not_signed_in", null, `Nobody is signed in to Piper Link: ${err.message}`);
+        if (err.code === "not_logged_in")
+          return answer("running", "not_signed_in", null, `Nobody is signed in to Piper Link: ${err.message}`);
         return failed(err);
       }
     },
@@ -328,7 +413,13 @@ export async function serveMcp(o: McpOptions): Promise<number> {
   const { createPiperClient } = await import("@piper-link/sdk");
   // For the MCP client that started this server, past any `sh -c` or npx in between (acting-for.ts).
   const actingFor: ActingFor = { kind: "parent", pastLaunchers: true };
-  const client = createPiperClient({ clientId: o.clientId, name: "Piper Link MCP", fallbackToEnv: false, actingFor, env: { ...process.env, PIPER_LINK_PROFILE: o.profile } });
+  const client = createPiperClient({
+    clientId: o.clientId,
+    name: "Piper Link MCP",
+    fallbackToEnv: false,
+    actingFor,
+    env: { ...process.env, PIPER_LINK_PROFILE: o.profile },
+  });
   const server = createMcpServer(client, { approvalTimeoutMs: o.approvalTimeout });
   const transport = new StdioServerTransport();
   const closed = new Promise<void>((resolve) => {

@@ -16,7 +16,8 @@ import { ExitCode } from "./output.js";
 
 function parseTimeout(value: string): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 24 * 3600_000) throw new InvalidArgumentError("must be a whole number of milliseconds up to 24 hours.");
+  if (!Number.isInteger(n) || n < 0 || n > 24 * 3600_000)
+    throw new InvalidArgumentError("must be a whole number of milliseconds up to 24 hours.");
   return n;
 }
 
@@ -32,16 +33,39 @@ interface McpCommandOptions {
 export function addMcpCommand(program: Command, profile: () => string, run: Runner): void {
   program
     .command("mcp")
-    .description("serve MCP on stdio for coding agents: list usable secrets, ask for access, check a grant, see the status, and make HTTPS requests with secrets injected by name (never a value)")
+    .description(
+      "serve MCP on stdio for coding agents: list usable secrets, ask for access, check a grant, see the status, and make HTTPS requests with secrets injected by name (never a value)",
+    )
     .option("--client-id <id>", "the agent client ID the person sees in approvals", "piper-link-mcp")
-    .option("--approval-timeout <ms>", "how long a request waits for the person's approval", parseTimeout, AGENT_DEFAULTS.approvalWaitMs)
-    .option("--print-config", "print the configuration that starts this server from any folder (absolute paths, no npx), then exit")
-    .option("--client <client>", "with --print-config: claude (a `claude mcp add` line), cursor or generic (the mcpServers JSON)", parseMcpClient)
+    .option(
+      "--approval-timeout <ms>",
+      "how long a request waits for the person's approval",
+      parseTimeout,
+      AGENT_DEFAULTS.approvalWaitMs,
+    )
+    .option(
+      "--print-config",
+      "print the configuration that starts this server from any folder (absolute paths, no npx), then exit",
+    )
+    .option(
+      "--client <client>",
+      "with --print-config: claude (a `claude mcp add` line), cursor or generic (the mcpServers JSON)",
+      parseMcpClient,
+    )
     .option("--json", "with --print-config: print it as one JSON document")
     .action(async (o: McpCommandOptions) => {
       if (o.printConfig !== true) {
         if (o.client !== undefined || o.json === true) {
-          await run(() => Promise.reject(new LinkError("bad_request", "--client and --json go with --print-config (`piper-link mcp --print-config --client claude`).")), o.json === true);
+          await run(
+            () =>
+              Promise.reject(
+                new LinkError(
+                  "bad_request",
+                  "--client and --json go with --print-config (`piper-link mcp --print-config --client claude`).",
+                ),
+              ),
+            o.json === true,
+          );
           return;
         }
         const serve: McpOptions = { clientId: o.clientId, approvalTimeout: o.approvalTimeout, profile: profile() };

@@ -55,7 +55,8 @@ export function createOutput(json: boolean): Output {
 
 /** Reports an error (as `{error, message}` with --json) and returns the exit code to use. */
 export function reportError(err: unknown, json: boolean): number {
-  const linkError = err instanceof LinkError ? err : new LinkError("internal_error", err instanceof Error ? err.message : String(err));
+  const linkError =
+    err instanceof LinkError ? err : new LinkError("internal_error", err instanceof Error ? err.message : String(err));
   if (json) process.stdout.write(`${JSON.stringify({ error: linkError.code, message: linkError.message })}\n`);
   else process.stderr.write(`piper-link: ${linkError.message}\n`);
   return exitCodeFor(linkError.code);

@@ -51,7 +51,11 @@ export function pythonSnippet(s: PyperSettings): string {
 }
 
 /** Adds `pyper` to the program; it reads the running Link's status over the control channel. */
-export function addPyperCommand(program: Command, profile: () => string, run: (job: (out: Output) => Promise<number>, json: boolean) => Promise<void>): void {
+export function addPyperCommand(
+  program: Command,
+  profile: () => string,
+  run: (job: (out: Output) => Promise<number>, json: boolean) => Promise<void>,
+): void {
   program
     .command("pyper")
     .description("print the settings that point a pyper-sdk (Python) agent at this Link")
@@ -61,7 +65,11 @@ export function addPyperCommand(program: Command, profile: () => string, run: (j
       await run(async (out) => {
         const status = await callLink(profile(), "status", {});
         const endpoints = status.pyper ?? null;
-        if (endpoints === null) throw new LinkError("not_running", "This Piper Link does not serve the pyper-sdk endpoints (it predates them, or they failed to start; see its log).");
+        if (endpoints === null)
+          throw new LinkError(
+            "not_running",
+            "This Piper Link does not serve the pyper-sdk endpoints (it predates them, or they failed to start; see its log).",
+          );
         const settings = pyperSettings(status.port, endpoints.port, endpoints.certFile);
         if (o.certPath === true) out.result({ certFile: settings.certFile }, settings.certFile);
         else out.result(settings, pythonSnippet(settings));

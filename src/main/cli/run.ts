@@ -21,7 +21,8 @@ interface SecretSpec {
 
 function parseSpec(value: string, previous: SecretSpec[]): SecretSpec[] {
   const m = /^([A-Za-z0-9_.-]+)(?:=([A-Za-z_][A-Za-z0-9_]*))?$/.exec(value);
-  if (!m?.[1]) throw new InvalidArgumentError("use VARIABLE or VARIABLE=ENV_NAME, e.g. OPENAI_API_KEY or openai=OPENAI_API_KEY.");
+  if (!m?.[1])
+    throw new InvalidArgumentError("use VARIABLE or VARIABLE=ENV_NAME, e.g. OPENAI_API_KEY or openai=OPENAI_API_KEY.");
   return [...previous, { variable: m[1], envName: m[2] ?? m[1] }];
 }
 
@@ -33,7 +34,9 @@ function exitCodeOf(err: PiperErrorType): number {
 export function addRunCommand(program: Command, run: Runner): void {
   program
     .command("run")
-    .description("run a command with secrets from Piper Link in its environment (approve them in Piper Link when asked)")
+    .description(
+      "run a command with secrets from Piper Link in its environment (approve them in Piper Link when asked)",
+    )
     .requiredOption("--secret <VARIABLE[=ENV_NAME]>", "a secret to pass, repeatable", parseSpec, [])
     .option("--client-id <id>", "the agent client ID the person sees", "piper-link-run")
     .option("--name <name>", "a display name for the approval prompt")
@@ -41,14 +44,24 @@ export function addRunCommand(program: Command, run: Runner): void {
     .option("--timeout <ms>", "how long to wait for approval", (v) => Number(v), AGENT_DEFAULTS.approvalWaitMs)
     .argument("<command...>", "the command and its arguments (after --)")
     .passThroughOptions()
-    .action(async (command: string[], o: { secret: SecretSpec[]; clientId: string; name?: string; reason?: string; timeout: number }) => {
-      await run(() => runWithSecrets(command, o), false);
-    });
+    .action(
+      async (
+        command: string[],
+        o: { secret: SecretSpec[]; clientId: string; name?: string; reason?: string; timeout: number },
+      ) => {
+        await run(() => runWithSecrets(command, o), false);
+      },
+    );
 }
 
 /** Finds `file` the way spawn will: a path as given (against the cwd), else the first match on PATH. */
 function whichCommand(file: string): string | null {
-  const candidates = file.includes("/") ? [path.resolve(file)] : (process.env["PATH"] ?? "").split(path.delimiter).filter(Boolean).map((dir) => path.join(dir, file));
+  const candidates = file.includes("/")
+    ? [path.resolve(file)]
+    : (process.env["PATH"] ?? "")
+        .split(path.delimiter)
+        .filter(Boolean)
+        .map((dir) => path.join(dir, file));
   for (const candidate of candidates) {
     try {
       fs.accessSync(candidate, fs.constants.X_OK);
@@ -64,24 +77,39 @@ function whichCommand(file: string): string | null {
 function wrappedCommand(file: string, args: string[]): ActingFor {
   const cwd = process.cwd();
   const executable = whichCommand(file) ?? file;
-  return { kind: "command", executable, script: entryPoint(executable, [file, ...args], cwd), cwd, commandLine: [file, ...args] };
+  return {
+    kind: "command",
+    executable,
+    script: entryPoint(executable, [file, ...args], cwd),
+    cwd,
+    commandLine: [file, ...args],
+  };
 }
 
 /** Resolves the secrets, runs the command with them, and returns the command's exit code. */
-async function runWithSecrets(command: string[], o: { secret: SecretSpec[]; clientId: string; name?: string; reason?: string; timeout: number }): Promise<number> {
+async function runWithSecrets(
+  command: string[],
+  o: { secret: SecretSpec[]; clientId: string; name?: string; reason?: string; timeout: number },
+): Promise<number> {
   const [file, ...args] = command;
   if (file === undefined) throw new InvalidArgumentError("give the command to run after --");
   // Loaded on use: the daemon and the other commands do not need the SDK.
   const { createPiperClient, PiperError } = await import("@piper-link/sdk");
   // The grant binds to the command about to run, not to `piper-link run` (issue 13 item 6).
-  const client = createPiperClient({ clientId: o.clientId, name: o.name ?? `piper-link run ${file}`, fallbackToEnv: false, actingFor: wrappedCommand(file, args) });
+  const client = createPiperClient({
+    clientId: o.clientId,
+    name: o.name ?? `piper-link run ${file}`,
+    fallbackToEnv: false,
+    actingFor: wrappedCommand(file, args),
+  });
   const values: Record<string, string> = {};
   try {
     for (const spec of o.secret) {
       const r = await client.getSecret(spec.variable, {
         timeoutMs: o.timeout,
         ...(o.reason ? { reason: o.reason } : {}),
-        onPending: ({ requestId }) => process.stderr.write(`Waiting for you to approve ${spec.variable} in Piper Link (request ${requestId})…\n`),
+        onPending: ({ requestId }) =>
+          process.stderr.write(`Waiting for you to approve ${spec.variable} in Piper Link (request ${requestId})…\n`),
       });
       values[spec.envName] = r.value;
     }

@@ -23,19 +23,30 @@ import { ExitCode } from "./output.js";
 
 /** The command that starts this install's daemon: this Node with the daemon's flags, and bin/piper-link.js. */
 function cliCommand(): string[] {
-  return [process.execPath, ...DAEMON_NODE_FLAGS, path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../bin/piper-link.js")];
+  return [
+    process.execPath,
+    ...DAEMON_NODE_FLAGS,
+    path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../bin/piper-link.js"),
+  ];
 }
 
 function systemctl(...args: string[]): { ok: boolean; output: string } {
   const r = spawnSync("systemctl", ["--user", ...args], { encoding: "utf8", timeout: 20_000 });
-  if (r.error) return { ok: false, output: (r.error as NodeJS.ErrnoException).code === "ENOENT" ? "systemctl is not installed" : r.error.message };
+  if (r.error)
+    return {
+      ok: false,
+      output: (r.error as NodeJS.ErrnoException).code === "ENOENT" ? "systemctl is not installed" : r.error.message,
+    };
   return { ok: r.status === 0, output: `${r.stdout}${r.stderr}`.trim() };
 }
 
 /** The profile's unit: its name, its file, and whether that file exists. Linux only. */
 async function unitOf(profile: string): Promise<{ name: string; file: string; installed: boolean }> {
   if (process.platform !== "linux") {
-    throw new LinkError("not_implemented", "`piper-link service` manages a systemd user service (Linux). On macOS and Windows use the desktop app's Start at login setting.");
+    throw new LinkError(
+      "not_implemented",
+      "`piper-link service` manages a systemd user service (Linux). On macOS and Windows use the desktop app's Start at login setting.",
+    );
   }
   const name = serviceName(profile);
   const file = path.join(userUnitDir(cliEnv().configHome), name);
@@ -74,7 +85,9 @@ async function serviceKeychain(profile: string): Promise<ServiceKeychain> {
     try {
       await fs.access(passphraseFile, fsConstants.R_OK);
     } catch {
-      warnings.push(`The keychain passphrase file ${passphraseFile} (${PASSPHRASE_FILE_ENV}) cannot be read now; the service will stop with a keychain error until it can.`);
+      warnings.push(
+        `The keychain passphrase file ${passphraseFile} (${PASSPHRASE_FILE_ENV}) cannot be read now; the service will stop with a keychain error until it can.`,
+      );
     }
     return { backend, passphraseFile, environment: { [PASSPHRASE_FILE_ENV]: passphraseFile }, warnings };
   }
@@ -89,7 +102,9 @@ async function serviceKeychain(profile: string): Promise<ServiceKeychain> {
 }
 
 export function addServiceCommand(program: Command, profile: () => string, run: Runner): void {
-  const service = program.command("service").description("run the headless Link as a systemd user service (starts with your session)");
+  const service = program
+    .command("service")
+    .description("run the headless Link as a systemd user service (starts with your session)");
   service
     .command("install")
     .description("write the systemd user unit and enable and start it")
@@ -100,17 +115,36 @@ export function addServiceCommand(program: Command, profile: () => string, run: 
       await run(async (out) => {
         const { name, file } = await unitOf(profile());
         const keychain = await serviceKeychain(profile());
-        await writeFileAtomic(file, userUnit({ profile: profile(), command: cliCommand(), authority: o.authority, environment: keychain.environment }));
+        await writeFileAtomic(
+          file,
+          userUnit({
+            profile: profile(),
+            command: cliCommand(),
+            authority: o.authority,
+            environment: keychain.environment,
+          }),
+        );
         for (const warning of keychain.warnings) out.warn(`Warning: ${warning}`);
-        const facts = { unit: file, keychain: keychain.backend, passphraseFile: keychain.passphraseFile, warnings: keychain.warnings };
+        const facts = {
+          unit: file,
+          keychain: keychain.backend,
+          passphraseFile: keychain.passphraseFile,
+          warnings: keychain.warnings,
+        };
         if (!o.start) {
-          out.result({ ...facts, enabled: false }, [`Wrote ${file}.`, `Start it with: systemctl --user enable --now ${name}`]);
+          out.result({ ...facts, enabled: false }, [
+            `Wrote ${file}.`,
+            `Start it with: systemctl --user enable --now ${name}`,
+          ]);
           return ExitCode.ok;
         }
         for (const step of [["daemon-reload"], ["enable", "--now", name]]) {
           const r = systemctl(...step);
           if (!r.ok) {
-            throw new LinkError("service_failed", `Wrote ${file}, but \`systemctl --user ${step.join(" ")}\` failed: ${r.output || "no output"}. Without a systemd user session (containers, some SSH setups), start the Link with \`piper-link start\` instead.`);
+            throw new LinkError(
+              "service_failed",
+              `Wrote ${file}, but \`systemctl --user ${step.join(" ")}\` failed: ${r.output || "no output"}. Without a systemd user session (containers, some SSH setups), start the Link with \`piper-link start\` instead.`,
+            );
           }
         }
         out.result({ ...facts, enabled: true }, [
@@ -131,7 +165,10 @@ export function addServiceCommand(program: Command, profile: () => string, run: 
         const disabled = systemctl("disable", "--now", name).ok;
         await fs.rm(file, { force: true });
         if (existed) systemctl("daemon-reload");
-        out.result({ unit: file, removed: existed, disabled }, existed ? `Removed ${name}${disabled ? " (stopped and disabled)" : ""}.` : `${name} was not installed.`);
+        out.result(
+          { unit: file, removed: existed, disabled },
+          existed ? `Removed ${name}${disabled ? " (stopped and disabled)" : ""}.` : `${name} was not installed.`,
+        );
         return ExitCode.ok;
       }, o.json === true);
     });
@@ -143,7 +180,10 @@ export function addServiceCommand(program: Command, profile: () => string, run: 
       await run(async (out) => {
         const { name, file, installed } = await unitOf(profile());
         if (!installed) {
-          out.result({ unit: file, installed, active: "not installed" }, `${name} is not installed (piper-link service install).`);
+          out.result(
+            { unit: file, installed, active: "not installed" },
+            `${name} is not installed (piper-link service install).`,
+          );
           return ExitCode.ok;
         }
         // `systemctl is-active` prints a unit state (systemctl(1)); anything else is systemd's own
@@ -153,7 +193,10 @@ export function addServiceCommand(program: Command, profile: () => string, run: 
         const known = /^(active|reloading|inactive|failed|activating|deactivating|maintenance|refreshing)$/.test(state);
         const active = known ? state : "unknown";
         const problem = known ? null : answer || "systemctl gave no answer";
-        out.result({ unit: file, installed, active, ...(problem === null ? {} : { problem }) }, problem === null ? `${name}: ${active} (${file})` : `${name}: state unknown (${problem}) (${file})`);
+        out.result(
+          { unit: file, installed, active, ...(problem === null ? {} : { problem }) },
+          problem === null ? `${name}: ${active} (${file})` : `${name}: state unknown (${problem}) (${file})`,
+        );
         return ExitCode.ok;
       }, o.json === true);
     });

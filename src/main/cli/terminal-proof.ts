@@ -9,7 +9,13 @@
 import fs from "node:fs";
 import tty from "node:tty";
 import { createHmac } from "node:crypto";
-import { controlAction, type ControlMethod, type ControlParams, type ControlResult, type LinkStatus } from "../../shared/control.js";
+import {
+  controlAction,
+  type ControlMethod,
+  type ControlParams,
+  type ControlResult,
+  type LinkStatus,
+} from "../../shared/control.js";
 import { LinkError } from "../../shared/errors.js";
 import { passphraseWeakness, pinMacMessage, PinSchema, type PresenceProof } from "../../shared/presence.js";
 import { deriveKey } from "../core/vault/vault-crypto.js";
@@ -39,7 +45,11 @@ export async function openTerminal(): Promise<Terminal> {
   const hardening = await hardenForProof({ env: cliEnv().vars });
   // Checked again from a fresh syscall: a tracer that faked the first answer and left cannot fake this one.
   const open = await verifyMemoryClosed({ dumpable: hardening.notDumpable !== false });
-  if (open !== null) throw new LinkError("internal_error", `piper-link will not ask for your PIN or passphrase: another program is tracing it or has opened its memory (${open}).`);
+  if (open !== null)
+    throw new LinkError(
+      "internal_error",
+      `piper-link will not ask for your PIN or passphrase: another program is tracing it or has opened its memory (${open}).`,
+    );
   let fd: number;
   try {
     fd = fs.openSync("/dev/tty", "r+");
@@ -64,12 +74,19 @@ export async function openTerminal(): Promise<Terminal> {
  * and only HMAC(scrypt(PIN), nonce ‖ action) sent back — so whatever relays the control channel
  * learns nothing it could use for another action.
  */
-async function pinMac<M extends ControlMethod>(profile: string, terminal: Terminal, method: M, params: ControlParams<M>): Promise<PresenceProof> {
+async function pinMac<M extends ControlMethod>(
+  profile: string,
+  terminal: Terminal,
+  method: M,
+  params: ControlParams<M>,
+): Promise<PresenceProof> {
   const terms: Record<string, unknown> = { ...params };
   const challenge = await callLink(profile, "pinChallenge", { method, params: terms });
   const pin = await terminal.askHidden("Your Piper Link PIN: ");
   const key = await deriveKey(pin, { name: "scrypt", ...challenge.kdf });
-  const mac = createHmac("sha256", key).update(pinMacMessage(challenge.nonce, controlAction(method, terms))).digest("base64url");
+  const mac = createHmac("sha256", key)
+    .update(pinMacMessage(challenge.nonce, controlAction(method, terms)))
+    .digest("base64url");
   key.fill(0);
   return { method: "pin-mac", challengeId: challenge.challengeId, mac };
 }
@@ -85,15 +102,35 @@ export async function withTerminal<T>(talk: (terminal: Terminal) => Promise<T>):
 }
 
 /** Asks the proof this Link accepts (`status.vault.proofs`) for `method` with `params`, naming what it is for. */
-export async function askProof<M extends ControlMethod>(terminal: Terminal, status: LinkStatus, what: string, profile: string, method: M, params: ControlParams<M>): Promise<PresenceProof> {
+export async function askProof<M extends ControlMethod>(
+  terminal: Terminal,
+  status: LinkStatus,
+  what: string,
+  profile: string,
+  method: M,
+  params: ControlParams<M>,
+): Promise<PresenceProof> {
   const proofs = status.vault.proofs;
   terminal.say(what);
   if (proofs.includes("pin")) return pinMac(profile, terminal, method, params);
-  if (proofs.includes("password")) return { method: "password", password: await terminal.askHidden("Your account password (your team's authority checks it): ") };
-  if (proofs.includes("passphrase")) return { method: "passphrase", passphrase: await terminal.askHidden("Your Piper Link passphrase: ") };
-  if (proofs.includes("passkey")) throw new LinkError("presence_required", "This Link accepts only your passkey here: approve in the Piper Link window (`piper-link ui`).");
-  if (status.vault.state !== "unlocked") throw new LinkError("locked", "Piper Link is locked. Run `piper-link unlock` first.");
-  throw new LinkError("presence_required", "No PIN is set and the passphrase came from a file. Set a PIN at a terminal with `piper-link pin set`.");
+  if (proofs.includes("password"))
+    return {
+      method: "password",
+      password: await terminal.askHidden("Your account password (your team's authority checks it): "),
+    };
+  if (proofs.includes("passphrase"))
+    return { method: "passphrase", passphrase: await terminal.askHidden("Your Piper Link passphrase: ") };
+  if (proofs.includes("passkey"))
+    throw new LinkError(
+      "presence_required",
+      "This Link accepts only your passkey here: approve in the Piper Link window (`piper-link ui`).",
+    );
+  if (status.vault.state !== "unlocked")
+    throw new LinkError("locked", "Piper Link is locked. Run `piper-link unlock` first.");
+  throw new LinkError(
+    "presence_required",
+    "No PIN is set and the passphrase came from a file. Set a PIN at a terminal with `piper-link pin set`.",
+  );
 }
 
 /** How many times a wrong proof is asked again at the terminal (the Link's own count still applies). */
@@ -104,7 +141,12 @@ const PROOF_TRIES = 3;
  * controlling terminal (saying `what` it is for) and calls again with it, again after a wrong one
  * while the Link allows. Calls that need no proof (narrowing) go through without a prompt.
  */
-export async function callWithPresence<M extends ControlMethod>(profile: string, method: M, params: ControlParams<M>, what: string): Promise<ControlResult<M>> {
+export async function callWithPresence<M extends ControlMethod>(
+  profile: string,
+  method: M,
+  params: ControlParams<M>,
+  what: string,
+): Promise<ControlResult<M>> {
   try {
     return await callLink(profile, method, params);
   } catch (err) {
@@ -127,7 +169,9 @@ export async function callWithPresence<M extends ControlMethod>(profile: string,
 /** Asks for a new passphrase twice on the terminal, with the strength check; three tries. */
 export async function askNewPassphrase(terminal: Terminal): Promise<string> {
   for (let i = 0; i < 3; i++) {
-    const first = await terminal.askHidden("Choose a Piper Link passphrase (it unlocks your keys; a few unrelated words work well): ");
+    const first = await terminal.askHidden(
+      "Choose a Piper Link passphrase (it unlocks your keys; a few unrelated words work well): ",
+    );
     const weak = passphraseWeakness(first);
     if (weak !== null) {
       terminal.say(weak);
@@ -142,7 +186,11 @@ export async function askNewPassphrase(terminal: Terminal): Promise<string> {
 /** Asks for a new PIN twice (6+ digits); empty skips when `optional`. Returns null when skipped. */
 export async function askNewPin(terminal: Terminal, optional: boolean): Promise<string | null> {
   for (let i = 0; i < 3; i++) {
-    const first = await terminal.askHidden(optional ? "Choose an approval PIN (6+ digits; Enter to skip and approve with the passphrase): " : "Choose an approval PIN (6+ digits): ");
+    const first = await terminal.askHidden(
+      optional
+        ? "Choose an approval PIN (6+ digits; Enter to skip and approve with the passphrase): "
+        : "Choose an approval PIN (6+ digits): ",
+    );
     if (first === "" && optional) return null;
     if (!PinSchema.safeParse(first).success) {
       terminal.say("A PIN is at least 6 digits, digits only.");

@@ -16,7 +16,8 @@ type Runner = (job: (out: Output) => Promise<number>, json: boolean) => Promise<
 export function describeVault(status: LinkStatus): string {
   const v = status.vault;
   if (v.state === "new") return "vault: no passphrase yet (run `piper-link unlock` at a terminal, or open the window)";
-  if (v.state === "locked") return `vault: locked${v.lockedReason === "too_many_wrong_pins" ? " after too many wrong PINs" : v.lockedReason === "idle" ? " (idle)" : ""} — unlock with \`piper-link unlock\``;
+  if (v.state === "locked")
+    return `vault: locked${v.lockedReason === "too_many_wrong_pins" ? " after too many wrong PINs" : v.lockedReason === "idle" ? " (idle)" : ""} — unlock with \`piper-link unlock\``;
   const proofs = v.proofs.length === 0 ? "none yet: set a PIN with `piper-link pin set`" : v.proofs.join(", ");
   return `vault: unlocked${v.unattended ? " from a passphrase file — UNPROTECTED AT REST" : ""}; approvals need: ${proofs}; locks after ${v.idleLockMinutes} min without you`;
 }
@@ -33,7 +34,9 @@ export async function unlockAt(terminal: Terminal, profile: string): Promise<Lin
   }
   for (let attempt = 1; ; attempt++) {
     try {
-      return await call(profile, "unlock", { passphrase: await terminal.askHidden("Passphrase to unlock Piper Link: ") });
+      return await call(profile, "unlock", {
+        passphrase: await terminal.askHidden("Passphrase to unlock Piper Link: "),
+      });
     } catch (err) {
       if (!(err instanceof LinkError) || err.code !== "presence_failed" || attempt >= 3) throw err;
       terminal.say(err.message);
@@ -44,7 +47,9 @@ export async function unlockAt(terminal: Terminal, profile: string): Promise<Lin
 export function addVaultCommands(program: Command, profile: () => string, run: Runner): void {
   program
     .command("unlock")
-    .description("unlock Piper Link with your passphrase, asked on this terminal (first run: choose one, and an approval PIN)")
+    .description(
+      "unlock Piper Link with your passphrase, asked on this terminal (first run: choose one, and an approval PIN)",
+    )
     .option("--json", "print JSON")
     .action(async (o: { json?: boolean }) => {
       await run(async (out) => {
@@ -66,7 +71,9 @@ export function addVaultCommands(program: Command, profile: () => string, run: R
       }, o.json === true);
     });
 
-  const pin = program.command("pin").description("the approval PIN: a short code, checked only in Piper Link's memory, that approves requests");
+  const pin = program
+    .command("pin")
+    .description("the approval PIN: a short code, checked only in Piper Link's memory, that approves requests");
   pin
     .command("set")
     .description("set or change the approval PIN (asks your passphrase, then the new PIN twice, on this terminal)")

@@ -45,11 +45,26 @@ export function createAgentHost(p: AgentHostParts): AgentHost {
     grants: createAgentGrants({ now, authority, instanceId }),
     checks: createAgentChecks({ now, authority, instanceId }),
     ...(upstream !== null
-      ? { call: createCallHandler({ now, log, upstream, grants: createCallGrants({ now, log, authority, instanceId, cache }), recordUse: (use) => cache.recordUse(use) }) }
+      ? {
+          call: createCallHandler({
+            now,
+            log,
+            upstream,
+            grants: createCallGrants({ now, log, authority, instanceId, cache }),
+            recordUse: (use) => cache.recordUse(use),
+          }),
+        }
       : {}),
     // Asks as a call naming the secret would, with `wait: false`; no value ever leaves the Link.
-    requestAccess: createAccessRequester({ now, grants: createCallGrants({ now, log, authority, instanceId, cache }), listGrants: createAgentGrants({ now, authority, instanceId }) }),
+    requestAccess: createAccessRequester({
+      now,
+      grants: createCallGrants({ now, log, authority, instanceId, cache }),
+      listGrants: createAgentGrants({ now, authority, instanceId }),
+    }),
     agentIdentified: p.agentIdentified,
-    actingFor: (peer, claim) => actingForIdentity(peer, claim, (pid) => (process.platform === "linux" ? identifyLinuxProcess(pid) : Promise.resolve(null))),
+    actingFor: (peer, claim) =>
+      actingForIdentity(peer, claim, (pid) =>
+        process.platform === "linux" ? identifyLinuxProcess(pid) : Promise.resolve(null),
+      ),
   };
 }

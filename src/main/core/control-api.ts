@@ -3,7 +3,14 @@
  * place where approve, deny and revoke exist), assembled from the core's parts. Every change that
  * can alter what a grant serves drops the grant cache before and after it.
  */
-import { controlAction, uiCodeAddress, type ApproveItemResult, type ControlEvent, type LinkApi, type LinkStatus } from "../../shared/control.js";
+import {
+  controlAction,
+  uiCodeAddress,
+  type ApproveItemResult,
+  type ControlEvent,
+  type LinkApi,
+  type LinkStatus,
+} from "../../shared/control.js";
 import { LinkError } from "../../shared/errors.js";
 import type { AuthorityConnection } from "./authority/connection.js";
 import type { GrantCache } from "./authority/grant-cache.js";
@@ -39,7 +46,6 @@ export interface ControlApiDeps {
   legacyChanged(): Promise<void>;
 }
 
-
 /** True when every host of `next` is already allowed by `current` (null: any host). Narrowing needs no proof. */
 function hostsNarrow(current: readonly string[] | null, next: readonly string[] | null): boolean {
   if (current === null) return true;
@@ -70,7 +76,10 @@ export function createControlApi(deps: ControlApiDeps): LinkApi {
       // token) this developer command takes the ID as given.
       const client = connection.client;
       if (client !== null && signIn.account === "oauth" && !(await client.instanceIsMine(instanceId))) {
-        throw new LinkError("not_found", `Instance ${instanceId} does not belong to the account this Piper Link is signed in to; nothing was stored.`);
+        throw new LinkError(
+          "not_found",
+          `Instance ${instanceId} does not belong to the account this Piper Link is signed in to; nothing was stored.`,
+        );
       }
       await context.store(instanceId);
       return status();
@@ -115,7 +124,11 @@ export function createControlApi(deps: ControlApiDeps): LinkApi {
         try {
           const request = pending.get(requestId);
           if (request !== undefined) await requireRequesterAlive(client, request, terms);
-          const grant = await client.approve(requestId, { ...terms, ...(secretName !== undefined ? { secretName } : {}) }, signer);
+          const grant = await client.approve(
+            requestId,
+            { ...terms, ...(secretName !== undefined ? { secretName } : {}) },
+            signer,
+          );
           results.push({ requestId, ok: true, grant });
         } catch (err) {
           if (!(err instanceof LinkError)) throw err;
@@ -138,14 +151,18 @@ export function createControlApi(deps: ControlApiDeps): LinkApi {
       if (hosts !== undefined) {
         const current = (await authority().listSecrets()).find((s) => s.name === name);
         // A new secret with hosts, or hosts wider than before, adds destinations: a yes.
-        if (current === undefined ? hosts === null || hosts.length > 0 : !hostsNarrow(current.hosts ?? null, hosts)) signer = await presence.require("setSecret", params);
+        if (current === undefined ? hosts === null || hosts.length > 0 : !hostsNarrow(current.hosts ?? null, hosts))
+          signer = await presence.require("setSecret", params);
       }
       return changing("secret set", () => authority().setSecret(name, value, hosts, signer));
     },
     async setSecretHosts(params) {
       const { name, hosts } = params;
       const current = (await authority().listSecrets()).find((s) => s.name === name);
-      const signer = current === undefined || !hostsNarrow(current.hosts ?? null, hosts) ? await presence.require("setSecretHosts", params) : presence.narrowing(params);
+      const signer =
+        current === undefined || !hostsNarrow(current.hosts ?? null, hosts)
+          ? await presence.require("setSecretHosts", params)
+          : presence.narrowing(params);
       return changing("secret hosts", () => authority().setSecretHosts(name, hosts, signer));
     },
     async deleteSecret({ name }) {
@@ -157,14 +174,19 @@ export function createControlApi(deps: ControlApiDeps): LinkApi {
     async updateSettings(params) {
       const change = withoutPresence(params);
       // Turning notifications off hides new requests from the person: a protection turned off.
-      if (change.notifications === false && settings.get().notifications) await presence.require("updateSettings", params);
+      if (change.notifications === false && settings.get().notifications)
+        await presence.require("updateSettings", params);
       const next = await settings.update(change);
       emit({ kind: "settings", settings: next });
       return next;
     },
     uiLoginCode() {
       const { code, expiresAt } = deps.uiCodes.issue();
-      return Promise.resolve({ code, url: uiCodeAddress(status().port, code), expiresAt: new Date(expiresAt).toISOString() });
+      return Promise.resolve({
+        code,
+        url: uiCodeAddress(status().port, code),
+        expiresAt: new Date(expiresAt).toISOString(),
+      });
     },
     createVault: ({ passphrase, pin }) => deps.create(passphrase, pin),
     unlock: ({ passphrase }) => deps.unlock(passphrase),
@@ -172,8 +194,14 @@ export function createControlApi(deps: ControlApiDeps): LinkApi {
     async setPin(params) {
       // The first PIN of a vault unlocked from a passphrase file may be set with that passphrase:
       // whoever can read that file can already open everything (unattended is unprotected at rest).
-      if (vault.unattended && !vault.pinSet && params.presence?.method === "passphrase") await vault.checkPassphraseUnattended(params.presence.passphrase);
-      else await presence.require("setPin", params, vault.pinSet ? ["passphrase", "passkey", "pin"] : ["passphrase", "passkey"]);
+      if (vault.unattended && !vault.pinSet && params.presence?.method === "passphrase")
+        await vault.checkPassphraseUnattended(params.presence.passphrase);
+      else
+        await presence.require(
+          "setPin",
+          params,
+          vault.pinSet ? ["passphrase", "passkey", "pin"] : ["passphrase", "passkey"],
+        );
       await vault.setPin(params.pin);
       return status();
     },

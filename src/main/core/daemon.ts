@@ -96,7 +96,11 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const hardening = options.hardened ?? (await hardenProcess("link", { env: options.env.vars }));
   const paths = options.paths ?? resolveLinkPaths(options.profile, platformEnv(options.env));
   const logger = await createFileLogger(paths.logDir, options.env.logLevel);
-  if (hardening.notDumpable === false) logger.log.warn({ reason: hardening.dumpableFailure }, "the process could not be made non-dumpable: other programs of this user may read its memory");
+  if (hardening.notDumpable === false)
+    logger.log.warn(
+      { reason: hardening.dumpableFailure },
+      "the process could not be made non-dumpable: other programs of this user may read its memory",
+    );
   let finish: (reason: string) => void = () => undefined;
   const done = new Promise<string>((resolve) => {
     finish = resolve;
@@ -132,7 +136,12 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   // The file keychain opens with the vault's passphrase (one passphrase, not two): it waits for the
   // passphrase the vault is given at unlock, and forgets it at lock.
   const slot = createPassphraseSlot();
-  const keychain = await openKeychain({ profile: options.profile, dataDir: paths.dataDir, env: options.env, passphrase: slot.wait });
+  const keychain = await openKeychain({
+    profile: options.profile,
+    dataDir: paths.dataDir,
+    env: options.env,
+    passphrase: slot.wait,
+  });
   const file = options.env.passphraseFile;
   const link = createLink({
     profile: options.profile,
@@ -147,7 +156,10 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     // Unattended: a server or service names a passphrase file. Unprotected at rest, and said so.
     ...(file !== null ? { unlock: { passphrase: () => readPassphraseFile(file), unattended: true } } : {}),
     // src/main/core and dist/main/core are both three levels below the package root.
-    uiDir: options.uiDir !== undefined ? options.uiDir : await builtUiDir(path.resolve(import.meta.dirname, "../../../out/renderer")),
+    uiDir:
+      options.uiDir !== undefined
+        ? options.uiDir
+        : await builtUiDir(path.resolve(import.meta.dirname, "../../../out/renderer")),
     installRoot: options.installRoot ?? path.resolve(import.meta.dirname, "../../.."),
     hardening,
     ...(options.livenessSweepMs !== undefined ? { livenessSweepMs: options.livenessSweepMs } : {}),
@@ -161,7 +173,8 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
     keychain.close?.();
-    if (duringStart.signal !== null) logger.log.info({ err: err instanceof Error ? err.message : String(err) }, "start ended after the stop signal");
+    if (duringStart.signal !== null)
+      logger.log.info({ err: err instanceof Error ? err.message : String(err) }, "start ended after the stop signal");
     logger.flush();
     // After a stop signal the start's error is, as a rule, the closed keychain's: the signal is the reason.
     if (duringStart.signal !== null) throw new StoppedBeforeStart(duringStart.signal);

@@ -51,7 +51,14 @@ export function createLink(options: LinkOptions): Link {
   const now = options.now ?? Date.now;
   const { paths, log } = options;
   // The vault keeps its record in the raw keychain; everything else reads and writes sealed values.
-  const vault = createVault({ keychain: options.keychain, dataDir: paths.dataDir, log, now, ...(options.vaultKdf !== undefined ? { kdf: options.vaultKdf } : {}), ...(options.shareWithFileKeychain !== undefined ? { shareWithFileKeychain: options.shareWithFileKeychain } : {}) });
+  const vault = createVault({
+    keychain: options.keychain,
+    dataDir: paths.dataDir,
+    log,
+    now,
+    ...(options.vaultKdf !== undefined ? { kdf: options.vaultKdf } : {}),
+    ...(options.shareWithFileKeychain !== undefined ? { shareWithFileKeychain: options.shareWithFileKeychain } : {}),
+  });
   const keychain = createSealedKeychain(options.keychain, vault, log);
   const config = options.authority ?? null;
   const controlToken = randomBytes(32).toString("base64url");
@@ -88,7 +95,12 @@ export function createLink(options: LinkOptions): Link {
       serving.pyper.clear();
       const state = instanceId === null ? "logged_out" : "ready";
       log.info({ state }, "context changed");
-      serving.server.broadcastContext({ type: "context", instanceId, state, ...(instanceId === null ? { reason: vault.state === "unlocked" ? "not_logged_in" : "locked" } : {}) });
+      serving.server.broadcastContext({
+        type: "context",
+        instanceId,
+        state,
+        ...(instanceId === null ? { reason: vault.state === "unlocked" ? "not_logged_in" : "locked" } : {}),
+      });
       emitStatus();
     },
   });
@@ -103,7 +115,8 @@ export function createLink(options: LinkOptions): Link {
     connection,
     context,
     log,
-    pagesOrigin: () => (embeddedEndpoint() !== null && serving !== null ? `http://127.0.0.1:${serving.address.port}` : null),
+    pagesOrigin: () =>
+      embeddedEndpoint() !== null && serving !== null ? `http://127.0.0.1:${serving.address.port}` : null,
   });
 
   // Passkeys live in the vault's payload (sealed with it); their challenges in memory only. The
@@ -130,14 +143,25 @@ export function createLink(options: LinkOptions): Link {
     vault,
     now,
     memoryCheck: () => refuseIfMemoryOpen(),
-    authority: () => (config === null ? null : config.kind === "remote" ? { kind: "remote" } : { kind: "embedded", approvalKey: () => embedded?.approvalKey() ?? null }),
+    authority: () =>
+      config === null
+        ? null
+        : config.kind === "remote"
+          ? { kind: "remote" }
+          : { kind: "embedded", approvalKey: () => embedded?.approvalKey() ?? null },
     passkeys,
   });
   let legacyGrants = 0;
   /** Grants approved before proofs existed, as the authority counts them; shown until the person keeps or ends them. */
   async function countLegacyGrants(): Promise<void> {
     const client = connection.client;
-    legacyGrants = client === null ? 0 : await client.listLegacyGrants().then((list) => list.length, () => legacyGrants);
+    legacyGrants =
+      client === null
+        ? 0
+        : await client.listLegacyGrants().then(
+            (list) => list.length,
+            () => legacyGrants,
+          );
     emitStatus();
   }
   const vaultStatus = (): VaultStatus => ({
@@ -154,14 +178,44 @@ export function createLink(options: LinkOptions): Link {
   });
 
   const localDisplay = options.localDisplay ?? options.env.display;
-  const residualRisks = createResidualRisks({ profile: options.profile ?? "default", env: options.env, installRoot: options.installRoot ?? null, now });
+  const residualRisks = createResidualRisks({
+    profile: options.profile ?? "default",
+    env: options.env,
+    installRoot: options.installRoot ?? null,
+    now,
+  });
 
   function status(): LinkStatus {
     const { server = null, address = null, pyper = null } = serving ?? {};
     const vaultView = vaultStatus();
-    const risks = residualRisks.current({ preferredPort: options.port ?? DEFAULT_LINK_PORT, port: address?.port ?? null, fallback: address?.fallback ?? false, unattended: vaultView.unattended, dumpableFailure: memoryOpen ?? options.hardening?.dumpableFailure ?? null });
-    const base = linkStatus({ profile: options.profile ?? "default", preferredPort: options.port, startedAt, paths, server, address, context, connection, authorityMode: config?.kind ?? null, signIn, session, keychainBackend: keychain.backend ?? null, vault: vaultView, risks });
-    return { ...base, pyper: pyper === null ? null : { port: pyper.port, certFile: pyper.certFile }, signInFlow: localDisplay ? "browser" : "device" };
+    const risks = residualRisks.current({
+      preferredPort: options.port ?? DEFAULT_LINK_PORT,
+      port: address?.port ?? null,
+      fallback: address?.fallback ?? false,
+      unattended: vaultView.unattended,
+      dumpableFailure: memoryOpen ?? options.hardening?.dumpableFailure ?? null,
+    });
+    const base = linkStatus({
+      profile: options.profile ?? "default",
+      preferredPort: options.port,
+      startedAt,
+      paths,
+      server,
+      address,
+      context,
+      connection,
+      authorityMode: config?.kind ?? null,
+      signIn,
+      session,
+      keychainBackend: keychain.backend ?? null,
+      vault: vaultView,
+      risks,
+    });
+    return {
+      ...base,
+      pyper: pyper === null ? null : { port: pyper.port, certFile: pyper.certFile },
+      signInFlow: localDisplay ? "browser" : "device",
+    };
   }
 
   const uiCodes = createUiCodes({ now });
@@ -192,7 +246,16 @@ export function createLink(options: LinkOptions): Link {
   async function openUnlocked(): Promise<void> {
     context.setLocked(false);
     // After an upgrade the embedded authority's data key and Link token were readable in plaintext: re-keyed now.
-    const connected = await connectConfiguredAuthority({ config, dataDir: paths.dataDir, env: options.env, keychain, log, linkPort: options.port, connection, rotateKeys: vault.needsRotation });
+    const connected = await connectConfiguredAuthority({
+      config,
+      dataDir: paths.dataDir,
+      env: options.env,
+      keychain,
+      log,
+      linkPort: options.port,
+      connection,
+      rotateKeys: vault.needsRotation,
+    });
     embedded = connected.embedded;
     signIn.setLocalToken(connected.localToken);
     await context.load();
@@ -210,10 +273,15 @@ export function createLink(options: LinkOptions): Link {
    * refresh token is traded for a new one here.
    */
   async function rotateAfterUpgrade(): Promise<void> {
-    const rotated = await (config?.kind === "embedded" ? Promise.resolve(true) : session.rotate()).catch((err: unknown) => {
-      log.warn({ err: String(err) }, "vault: could not rotate the refresh token after the upgrade; will try at the next unlock");
-      return null;
-    });
+    const rotated = await (config?.kind === "embedded" ? Promise.resolve(true) : session.rotate()).catch(
+      (err: unknown) => {
+        log.warn(
+          { err: String(err) },
+          "vault: could not rotate the refresh token after the upgrade; will try at the next unlock",
+        );
+        return null;
+      },
+    );
     if (rotated === null) return;
     await vault.markRotated();
     log.info({ refreshTokenRotated: rotated }, "vault: credentials rotated after the upgrade");
@@ -299,7 +367,10 @@ export function createLink(options: LinkOptions): Link {
       else await unlock(passphrase, given.unattended ?? false);
     } catch (err) {
       if (!(err instanceof LinkError) || err.code !== "presence_failed" || given.unattended !== true) throw err;
-      throw new LinkError("keychain_locked", "The passphrase file (PIPER_LINK_PASSPHRASE_FILE) does not unlock Piper Link: put the passphrase the vault was made with in it, or start on a terminal to be asked.");
+      throw new LinkError(
+        "keychain_locked",
+        "The passphrase file (PIPER_LINK_PASSPHRASE_FILE) does not unlock Piper Link: put the passphrase the vault was made with in it, or start on a terminal to be asked.",
+      );
     }
   }
 
@@ -363,12 +434,28 @@ export function createLink(options: LinkOptions): Link {
         };
         let keychainFailure = await vault.probe().then(() => null, waitOut);
         await settings.load();
-        serving = await startServing({ options, dataDir: paths.dataDir, log, now, peers, connection, context, cache, events, api, controlToken, uiCodes, embeddedEndpoint, onAgentsChanged: emitStatus });
+        serving = await startServing({
+          options,
+          dataDir: paths.dataDir,
+          log,
+          now,
+          peers,
+          connection,
+          context,
+          cache,
+          events,
+          api,
+          controlToken,
+          uiCodes,
+          embeddedEndpoint,
+          onAgentsChanged: emitStatus,
+        });
         const { port, hosts, fallback } = serving.address;
         // Given a passphrase (a file, a test), unlock before the runtime files say the Link is up, so
         // whoever finds it through them finds it ready.
         const given = options.unlock ?? null;
-        if (keychainFailure === null && given !== null) keychainFailure = await unlockAsGiven(given).then(() => null, waitOut);
+        if (keychainFailure === null && given !== null)
+          keychainFailure = await unlockAsGiven(given).then(() => null, waitOut);
         if (keychainFailure !== null) {
           context.setKeychainError(keychainFailure);
           if (given !== null) retryUnlockLater(given);

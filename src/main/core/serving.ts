@@ -82,7 +82,15 @@ export async function startServing(p: ServingParts): Promise<Serving> {
       log,
       now,
       peers,
-      agentHost: createAgentHost({ now, log, connection, context, cache, upstream, agentIdentified: () => created.agentsChanged() }),
+      agentHost: createAgentHost({
+        now,
+        log,
+        connection,
+        context,
+        cache,
+        upstream,
+        agentIdentified: () => created.agentsChanged(),
+      }),
       uiDir: options.uiDir ?? null,
       grantPage: (query) =>
         grantPage(query, {
@@ -94,7 +102,12 @@ export async function startServing(p: ServingParts): Promise<Serving> {
       controlHost: { now, log, token: p.controlToken, redeemUiCode: (code) => p.uiCodes.redeem(code), api: p.api },
     });
     server = created;
-    stopSweeper = startLivenessSweeper({ authority: () => connection.client, instanceId: () => context.instanceId, log, ...(options.livenessSweepMs !== undefined ? { intervalMs: options.livenessSweepMs } : {}) });
+    stopSweeper = startLivenessSweeper({
+      authority: () => connection.client,
+      instanceId: () => context.instanceId,
+      log,
+      ...(options.livenessSweepMs !== undefined ? { intervalMs: options.livenessSweepMs } : {}),
+    });
     events.setBroadcast((event) => created.broadcastEvent(event));
     const address = await created.start();
     const endpoints = await startPyperEndpoints({

@@ -7,7 +7,15 @@ import { useState, type ReactNode } from "react";
 import type { LinkStatus } from "../../shared/control.js";
 import type { NavigableView } from "../../shared/ipc.js";
 import { Badge, Banner, ErrorBanner, Loading, NoticeProvider } from "./components/ui.js";
-import { LinkStatusProvider, useConnection, useLinkAction, useLinkApi, useLinkData, useLinkEvents, useNavigationRequests } from "./link-context.js";
+import {
+  LinkStatusProvider,
+  useConnection,
+  useLinkAction,
+  useLinkApi,
+  useLinkData,
+  useLinkEvents,
+  useNavigationRequests,
+} from "./link-context.js";
 import { ActivityScreen } from "./screens/Activity.js";
 import { GrantsScreen } from "./screens/Grants.js";
 import { RequestsScreen, usePendingRequests } from "./screens/Requests.js";
@@ -29,23 +37,38 @@ const NAV: Array<{ view: View; label: string; icon: LucideIcon }> = [
 
 export function App() {
   const connection = useConnection();
-  const status = useLinkData((api) => api.status({}), (e) => e.kind === "status", []);
+  const status = useLinkData(
+    (api) => api.status({}),
+    (e) => e.kind === "status",
+    [],
+  );
 
   if (connection === "unauthorized") {
     return (
       <main className={s.center}>
-        <ErrorBanner error={{ code: "unauthorized", message: "This page’s access to Piper Link has expired (the Link restarted). Run `piper-link ui` for a new address." }} />
+        <ErrorBanner
+          error={{
+            code: "unauthorized",
+            message:
+              "This page’s access to Piper Link has expired (the Link restarted). Run `piper-link ui` for a new address.",
+          }}
+        />
       </main>
     );
   }
   if (status.data === null) {
-    return <main className={s.center}>{status.error ? <ErrorBanner error={status.error} /> : <Loading what="Piper Link" />}</main>;
+    return (
+      <main className={s.center}>
+        {status.error ? <ErrorBanner error={status.error} /> : <Loading what="Piper Link" />}
+      </main>
+    );
   }
-  const reconnecting = connection === "reconnecting" ? (
-    <Banner tone="warning" icon={WifiOff}>
-      <p>Lost the connection to Piper Link. Reconnecting…</p>
-    </Banner>
-  ) : null;
+  const reconnecting =
+    connection === "reconnecting" ? (
+      <Banner tone="warning" icon={WifiOff}>
+        <p>Lost the connection to Piper Link. Reconnecting…</p>
+      </Banner>
+    ) : null;
   if (status.data.vault.state !== "unlocked") {
     return (
       <>
@@ -95,7 +118,12 @@ function SignedIn({ status, reconnecting }: { status: LinkStatus; reconnecting: 
           <ul className={s.nav}>
             {NAV.map(({ view: v, label, icon: Icon }) => (
               <li key={v}>
-                <button type="button" className={s.navItem} aria-current={view === v ? "page" : undefined} onClick={() => setView(v)}>
+                <button
+                  type="button"
+                  className={s.navItem}
+                  aria-current={view === v ? "page" : undefined}
+                  onClick={() => setView(v)}
+                >
                   <Icon size={17} aria-hidden="true" />
                   <span>{label}</span>
                   {v === "requests" && pendingCount > 0 ? (
@@ -109,15 +137,27 @@ function SignedIn({ status, reconnecting }: { status: LinkStatus; reconnecting: 
               </li>
             ))}
           </ul>
-          <button type="button" className={s.navItem} onClick={() => void locking.run("lock", () => api.lock({}))} aria-busy={locking.busy !== null || undefined}>
+          <button
+            type="button"
+            className={s.navItem}
+            onClick={() => void locking.run("lock", () => api.lock({}))}
+            aria-busy={locking.busy !== null || undefined}
+          >
             <Lock size={17} aria-hidden="true" />
             <span>Lock now</span>
             <span />
           </button>
           <div className={s.footer}>
             <p>
-              <span className={`${s.dot ?? ""} ${authority?.connected === true ? "" : (s.dotOff ?? "")}`} aria-hidden="true" />
-              {authority === null ? "No authority" : authority.connected ? "Authority connected" : "Authority unreachable"}
+              <span
+                className={`${s.dot ?? ""} ${authority?.connected === true ? "" : (s.dotOff ?? "")}`}
+                aria-hidden="true"
+              />
+              {authority === null
+                ? "No authority"
+                : authority.connected
+                  ? "Authority connected"
+                  : "Authority unreachable"}
             </p>
             <p>
               {status.agents.length} agent{status.agents.length === 1 ? "" : "s"} connected
@@ -134,7 +174,10 @@ function SignedIn({ status, reconnecting }: { status: LinkStatus; reconnecting: 
           <LegacyGrantsBanner count={status.vault.legacyGrants} />
           {authority !== null && !authority.connected && authority.error !== null ? (
             <Banner tone="warning" icon={WifiOff}>
-              <p>The authority is unreachable ({authority.error}). Agents get a retryable error until it is back; Piper Link keeps trying.</p>
+              <p>
+                The authority is unreachable ({authority.error}). Agents get a retryable error until it is back; Piper
+                Link keeps trying.
+              </p>
             </Banner>
           ) : null}
           {view === "requests" ? <RequestsScreen requests={pending} /> : null}

@@ -20,7 +20,11 @@ export function describeScope(g: GrantView, now: number = Date.now()): string {
     case "once":
       return "Once";
     case "duration":
-      return g.expiresAt === null ? "Until a time" : g.expiresAt > now ? `For ${inTime(g.expiresAt, now)} more` : "Expired";
+      return g.expiresAt === null
+        ? "Until a time"
+        : g.expiresAt > now
+          ? `For ${inTime(g.expiresAt, now)} more`
+          : "Expired";
     case "until_revoked":
       return "Until revoked";
     case "process":

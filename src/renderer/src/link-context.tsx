@@ -21,7 +21,13 @@ interface LinkContextValue {
 
 const LinkContext = createContext<LinkContextValue | null>(null);
 
-export function LinkProvider({ client, connection, desktop, onNavigate, children }: LinkContextValue & { children: ReactNode }) {
+export function LinkProvider({
+  client,
+  connection,
+  desktop,
+  onNavigate,
+  children,
+}: LinkContextValue & { children: ReactNode }) {
   return <LinkContext.Provider value={{ client, connection, desktop, onNavigate }}>{children}</LinkContext.Provider>;
 }
 
@@ -115,7 +121,11 @@ export interface LinkData<T> {
  * Loads `load()` now, again when `isRelevant(event)` says an event changed it, and again after a
  * reconnect. A load that finishes after a newer one started is dropped.
  */
-export function useLinkData<T>(load: (api: LinkApi) => Promise<T>, isRelevant: (event: ControlEvent) => boolean, deps: unknown[]): LinkData<T> {
+export function useLinkData<T>(
+  load: (api: LinkApi) => Promise<T>,
+  isRelevant: (event: ControlEvent) => boolean,
+  deps: unknown[],
+): LinkData<T> {
   const api = useLinkApi();
   const connection = useConnection();
   const [data, setData] = useState<T | null>(null);

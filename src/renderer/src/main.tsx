@@ -12,7 +12,13 @@ import type { ControlEvent } from "../../shared/control.js";
 import type { LinkIpcBridge, NavigableView } from "../../shared/ipc.js";
 import { App } from "./App.js";
 import { LinkProvider } from "./link-context.js";
-import { createSocketLink, exchangeUiCode, takeAccessFromLocation, type ConnectionState, type SocketLinkClient } from "./socket-link.js";
+import {
+  createSocketLink,
+  exchangeUiCode,
+  takeAccessFromLocation,
+  type ConnectionState,
+  type SocketLinkClient,
+} from "./socket-link.js";
 import "./theme.css";
 
 declare global {
@@ -82,7 +88,10 @@ if (window.piperLink !== undefined && window.piperLinkEvents !== undefined) {
     render(access.token);
   } else {
     exchangeUiCode(controlUrl, access.code).then(render, (err: unknown) =>
-      showMessage(err instanceof Error ? err.message : "Piper Link refused this address. Run `piper-link ui` for a new one.", true),
+      showMessage(
+        err instanceof Error ? err.message : "Piper Link refused this address. Run `piper-link ui` for a new one.",
+        true,
+      ),
     );
   }
 }

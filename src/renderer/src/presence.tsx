@@ -7,7 +7,12 @@
  * exact call (`presenceChallenge`). Typed proofs live only in this component's state and are
  * cleared after each try.
  */
-import { startAuthentication, startRegistration, type PublicKeyCredentialCreationOptionsJSON, type PublicKeyCredentialRequestOptionsJSON } from "@simplewebauthn/browser";
+import {
+  startAuthentication,
+  startRegistration,
+  type PublicKeyCredentialCreationOptionsJSON,
+  type PublicKeyCredentialRequestOptionsJSON,
+} from "@simplewebauthn/browser";
 import { Fingerprint } from "lucide-react";
 import { useCallback, useId, useMemo, useState } from "react";
 import { z } from "zod";
@@ -24,7 +29,8 @@ import { toUiError, useDesktop, useLinkAction, useLinkApi, useLinkStatus, type U
  * calls that accept fewer proofs (setting the PIN takes the passphrase or a passkey, whatever the PIN).
  */
 export function offeredProofs(vault: VaultStatus, only?: readonly PresenceMethod[]): PresenceMethod[] {
-  const accepted = (m: VaultStatus["proofs"][number]): boolean => vault.proofs.includes(m) && (only === undefined || only.includes(m));
+  const accepted = (m: VaultStatus["proofs"][number]): boolean =>
+    vault.proofs.includes(m) && (only === undefined || only.includes(m));
   const out: PresenceMethod[] = [];
   if (accepted("pin") && vault.pinSet) out.push("pin");
   if (accepted("passkey") && vault.passkeys > 0) out.push("passkey");
@@ -40,11 +46,24 @@ export interface ProvenCall {
 }
 
 const TransportSchema = z.enum(["ble", "cable", "hybrid", "internal", "nfc", "smart-card", "usb"]);
-const DescriptorSchema = z.object({ id: z.string(), type: z.literal("public-key"), transports: z.array(TransportSchema).optional() });
+const DescriptorSchema = z.object({
+  id: z.string(),
+  type: z.literal("public-key"),
+  transports: z.array(TransportSchema).optional(),
+});
 const UserVerificationSchema = z.enum(["discouraged", "preferred", "required"]);
 /** The WebAuthn request options the Link's `presenceChallenge` sends (W3C WebAuthn L3, PublicKeyCredentialRequestOptionsJSON). */
-const RequestOptionsShape = z.object({ challenge: z.string().min(1), timeout: z.number().optional(), rpId: z.string().optional(), allowCredentials: z.array(DescriptorSchema).optional(), userVerification: UserVerificationSchema.optional() });
-const RequestOptionsSchema = z.custom<PublicKeyCredentialRequestOptionsJSON>((v) => RequestOptionsShape.safeParse(v).success, "The Link sent passkey options this window does not understand.");
+const RequestOptionsShape = z.object({
+  challenge: z.string().min(1),
+  timeout: z.number().optional(),
+  rpId: z.string().optional(),
+  allowCredentials: z.array(DescriptorSchema).optional(),
+  userVerification: UserVerificationSchema.optional(),
+});
+const RequestOptionsSchema = z.custom<PublicKeyCredentialRequestOptionsJSON>(
+  (v) => RequestOptionsShape.safeParse(v).success,
+  "The Link sent passkey options this window does not understand.",
+);
 /** The WebAuthn creation options of `passkeyRegistrationOptions` (PublicKeyCredentialCreationOptionsJSON). */
 const CreationOptionsShape = z.object({
   rp: z.object({ name: z.string(), id: z.string().optional() }),
@@ -53,10 +72,20 @@ const CreationOptionsShape = z.object({
   pubKeyCredParams: z.array(z.object({ alg: z.number(), type: z.literal("public-key") })),
   timeout: z.number().optional(),
   excludeCredentials: z.array(DescriptorSchema).optional(),
-  authenticatorSelection: z.object({ authenticatorAttachment: z.enum(["platform", "cross-platform"]).optional(), residentKey: z.enum(["discouraged", "preferred", "required"]).optional(), requireResidentKey: z.boolean().optional(), userVerification: UserVerificationSchema.optional() }).optional(),
+  authenticatorSelection: z
+    .object({
+      authenticatorAttachment: z.enum(["platform", "cross-platform"]).optional(),
+      residentKey: z.enum(["discouraged", "preferred", "required"]).optional(),
+      requireResidentKey: z.boolean().optional(),
+      userVerification: UserVerificationSchema.optional(),
+    })
+    .optional(),
   attestation: z.enum(["none", "indirect", "direct", "enterprise"]).optional(),
 });
-const CreationOptionsSchema = z.custom<PublicKeyCredentialCreationOptionsJSON>((v) => CreationOptionsShape.safeParse(v).success, "The Link sent passkey options this window does not understand.");
+const CreationOptionsSchema = z.custom<PublicKeyCredentialCreationOptionsJSON>(
+  (v) => CreationOptionsShape.safeParse(v).success,
+  "The Link sent passkey options this window does not understand.",
+);
 /** What the browser's answer becomes on the wire: plain JSON. */
 const JsonRecordSchema = z.record(z.string(), z.unknown());
 
@@ -67,8 +96,17 @@ function browserAnswer(answer: unknown): Record<string, unknown> {
 /** A WebAuthn failure in words: the person cancelled, or the browser could not. */
 function passkeyFailure(err: unknown): LinkError {
   const name = err instanceof Error ? err.name : "";
-  if (name === "NotAllowedError" || name === "AbortError") return new LinkError("presence_failed", "The passkey was not used (cancelled or timed out). Try again, or use another proof.", { cause: err });
-  return new LinkError("presence_failed", `This browser could not use a passkey: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  if (name === "NotAllowedError" || name === "AbortError")
+    return new LinkError(
+      "presence_failed",
+      "The passkey was not used (cancelled or timed out). Try again, or use another proof.",
+      { cause: err },
+    );
+  return new LinkError(
+    "presence_failed",
+    `This browser could not use a passkey: ${err instanceof Error ? err.message : String(err)}`,
+    { cause: err },
+  );
 }
 
 /**
@@ -157,7 +195,13 @@ export function useProofStep(only?: readonly PresenceMethod[]): ProofStep {
       if (typedMethod === "pin" && pin !== "") return { method: "pin", pin };
       if (typedMethod === "passphrase" && secret !== "") return { method: "passphrase", passphrase: secret };
       if (typedMethod === "password" && secret !== "") return { method: "password", password: secret };
-      if (typedMethod === null) throw new LinkError("presence_required", offered.includes("passkey") ? "Use your passkey to confirm." : "Piper Link has no way to check it is you here. Set an approval PIN or register a passkey in Settings.");
+      if (typedMethod === null)
+        throw new LinkError(
+          "presence_required",
+          offered.includes("passkey")
+            ? "Use your passkey to confirm."
+            : "Piper Link has no way to check it is you here. Set an approval PIN or register a passkey in Settings.",
+        );
       throw new LinkError("presence_required", `Enter your ${proofNoun(typedMethod)} to confirm.`);
     },
     async passkey(call: ProvenCall): Promise<PresenceProof> {
@@ -171,16 +215,26 @@ export function useProofStep(only?: readonly PresenceMethod[]): ProofStep {
         // The Link counts the tries; its own sentence says how many are left when it has one.
         if (error.message.startsWith("Wrong PIN")) return error;
         const left = Math.max(0, vault.pinTriesAllowed - vault.pinFailures);
-        return { code: error.code, message: `Wrong PIN — ${left} ${left === 1 ? "try" : "tries"} left before Piper Link locks and wants your passphrase.` };
+        return {
+          code: error.code,
+          message: `Wrong PIN — ${left} ${left === 1 ? "try" : "tries"} left before Piper Link locks and wants your passphrase.`,
+        };
       }
-      if (error.code === "presence_failed" && (tried === "passphrase" || tried === "password")) return { code: error.code, message: `Wrong ${proofNoun(tried)}. ${error.message}` };
+      if (error.code === "presence_failed" && (tried === "passphrase" || tried === "password"))
+        return { code: error.code, message: `Wrong ${proofNoun(tried)}. ${error.message}` };
       return error;
     },
   };
 }
 
 function proofNoun(m: PresenceMethod): string {
-  return { pin: "approval PIN", "pin-mac": "approval PIN", passphrase: "Piper Link passphrase", password: "account password", passkey: "passkey" }[m];
+  return {
+    pin: "approval PIN",
+    "pin-mac": "approval PIN",
+    passphrase: "Piper Link passphrase",
+    password: "account password",
+    passkey: "passkey",
+  }[m];
 }
 
 /**
@@ -188,7 +242,19 @@ function proofNoun(m: PresenceMethod): string {
  * the account password or the passphrase. `onPasskey` runs the passkey ceremony for the caller's call.
  * `why` says what is being confirmed ("Approve OPENAI_API_KEY for Claude Code").
  */
-export function ProofFields({ id, step, why, onPasskey, busy }: { id: string; step: ProofStep; why: string; onPasskey: () => void; busy: boolean }) {
+export function ProofFields({
+  id,
+  step,
+  why,
+  onPasskey,
+  busy,
+}: {
+  id: string;
+  step: ProofStep;
+  why: string;
+  onPasskey: () => void;
+  busy: boolean;
+}) {
   const desktop = useDesktop();
   const typed = step.offered.find((m) => m !== "passkey") ?? null;
   return (
@@ -214,7 +280,13 @@ export function ProofFields({ id, step, why, onPasskey, busy }: { id: string; st
         </Field>
       ) : null}
       {typed === "password" || typed === "passphrase" ? (
-        <Field label={typed === "password" ? "Account password" : "Piper Link passphrase"} id={`${id}-secret`} hint={typed === "password" ? "Checked by your team’s authority." : "The passphrase you unlock Piper Link with."}>
+        <Field
+          label={typed === "password" ? "Account password" : "Piper Link passphrase"}
+          id={`${id}-secret`}
+          hint={
+            typed === "password" ? "Checked by your team’s authority." : "The passphrase you unlock Piper Link with."
+          }
+        >
           <input
             id={`${id}-secret`}
             className={ui.input}
@@ -232,10 +304,20 @@ export function ProofFields({ id, step, why, onPasskey, busy }: { id: string; st
           <Button icon={Fingerprint} onClick={onPasskey} busy={busy} autoFocus={typed === null}>
             {typed === null ? "Use your passkey" : "Use a passkey instead"}
           </Button>
-          {desktop ? <span className={ui.hint}> If this window cannot show the passkey prompt, approve in the browser window (run piper-link ui).</span> : null}
+          {desktop ? (
+            <span className={ui.hint}>
+              {" "}
+              If this window cannot show the passkey prompt, approve in the browser window (run piper-link ui).
+            </span>
+          ) : null}
         </p>
       ) : null}
-      {step.offered.length === 0 ? <p className={ui.hint}>No proof is available here: set an approval PIN or register a passkey in Settings, or approve at a terminal with piper-link approve.</p> : null}
+      {step.offered.length === 0 ? (
+        <p className={ui.hint}>
+          No proof is available here: set an approval PIN or register a passkey in Settings, or approve at a terminal
+          with piper-link approve.
+        </p>
+      ) : null}
     </div>
   );
 }
@@ -258,7 +340,12 @@ export function isPresenceRequired(err: unknown): boolean {
  * hosts, a setting): first without one; when the Link answers `presence_required`, `step.ask()`
  * and the caller's dialog shows the proof step. Returns true when the call went through.
  */
-export async function tryWithoutProof(step: ProofStep, prove: Prover | null, call: ProvenCall, run: (presence: PresenceProof | undefined) => Promise<unknown>): Promise<boolean> {
+export async function tryWithoutProof(
+  step: ProofStep,
+  prove: Prover | null,
+  call: ProvenCall,
+  run: (presence: PresenceProof | undefined) => Promise<unknown>,
+): Promise<boolean> {
   const presence = prove === null ? undefined : await prove(call);
   try {
     await run(presence);
@@ -277,7 +364,23 @@ export async function tryWithoutProof(step: ProofStep, prove: Prover | null, cal
  * approved before proofs existed, a longer idle lock): `run(presence)` makes the call; `onDone`
  * after it succeeded. A wrong PIN leaves the dialog open with the tries left.
  */
-export function ProofDialog({ title, why, call, run, onClose, onDone, only }: { title: string; why: string; call: ProvenCall; run: (presence: PresenceProof) => Promise<unknown>; onClose: () => void; onDone: () => void; only?: readonly PresenceMethod[] }) {
+export function ProofDialog({
+  title,
+  why,
+  call,
+  run,
+  onClose,
+  onDone,
+  only,
+}: {
+  title: string;
+  why: string;
+  call: ProvenCall;
+  run: (presence: PresenceProof) => Promise<unknown>;
+  onClose: () => void;
+  onDone: () => void;
+  only?: readonly PresenceMethod[];
+}) {
   const api = useLinkApi();
   const id = useId();
   const step = useProofStep(only);
@@ -302,7 +405,13 @@ export function ProofDialog({ title, why, call, run, onClose, onDone, only }: { 
         </>
       }
     >
-      <ProofFields id={id} step={step} why={why} busy={action.busy !== null} onPasskey={() => void confirm((c) => passkeyProof(api, c))} />
+      <ProofFields
+        id={id}
+        step={step}
+        why={why}
+        busy={action.busy !== null}
+        onPasskey={() => void confirm((c) => passkeyProof(api, c))}
+      />
     </Dialog>
   );
 }

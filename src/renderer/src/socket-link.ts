@@ -77,7 +77,10 @@ export function createSocketLink(url: string, token: string): SocketLinkClient {
     if (connection !== null && connection.isReady) return Promise.resolve(connection);
     if (state === "unauthorized") return Promise.reject(unauthorized());
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new LinkError("not_running", "Piper Link is not answering. Is it still running?")), CALL_WAIT_MS);
+      const timer = setTimeout(
+        () => reject(new LinkError("not_running", "Piper Link is not answering. Is it still running?")),
+        CALL_WAIT_MS,
+      );
       waiters.push(() => {
         clearTimeout(timer);
         if (connection !== null) resolve(connection);
@@ -108,7 +111,10 @@ export function createSocketLink(url: string, token: string): SocketLinkClient {
 }
 
 function unauthorized(): LinkError {
-  return new LinkError("unauthorized", "This page's access to Piper Link has expired. Run `piper-link ui` for a new address.");
+  return new LinkError(
+    "unauthorized",
+    "This page's access to Piper Link has expired. Run `piper-link ui` for a new address.",
+  );
 }
 
 const TOKEN_KEY = "piper-link-token";
@@ -155,7 +161,10 @@ export function exchangeUiCode(url: string, code: string): Promise<string> {
         resolve(outcome.token);
       } else reject(outcome.error);
     };
-    const timer = setTimeout(() => finish({ error: new LinkError("not_running", "Piper Link is not answering. Is it still running?") }), EXCHANGE_WAIT_MS);
+    const timer = setTimeout(
+      () => finish({ error: new LinkError("not_running", "Piper Link is not answering. Is it still running?") }),
+      EXCHANGE_WAIT_MS,
+    );
     ws.addEventListener("open", () => ws.send(JSON.stringify({ type: "auth", code })));
     ws.addEventListener("message", (e: MessageEvent) => {
       if (typeof e.data !== "string") return;
@@ -171,6 +180,13 @@ export function exchangeUiCode(url: string, code: string): Promise<string> {
       if (msg.type === "authenticated" && msg.token !== undefined) finish({ token: msg.token });
       else if (msg.type === "error") finish({ error: new LinkError(msg.code, msg.message) });
     });
-    ws.addEventListener("close", () => finish({ error: new LinkError("unauthorized", "This address was already used or has expired. Run `piper-link ui` for a new one.") }));
+    ws.addEventListener("close", () =>
+      finish({
+        error: new LinkError(
+          "unauthorized",
+          "This address was already used or has expired. Run `piper-link ui` for a new one.",
+        ),
+      }),
+    );
   });
 }

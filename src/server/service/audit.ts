@@ -119,7 +119,10 @@ export function createAuditLog({ db, now }: ServiceDeps) {
         q = q.where("action", "=", "call.made").where(sql<boolean>`detail like ${pattern} escape '!'`);
       }
       // One row more than asked tells whether another page exists.
-      const rows = await q.orderBy("id", "desc").limit(opts.limit + 1).execute();
+      const rows = await q
+        .orderBy("id", "desc")
+        .limit(opts.limit + 1)
+        .execute();
       const page = rows.slice(0, opts.limit);
       return {
         events: page.map((r) => ({

@@ -22,5 +22,9 @@ export class ServiceError extends Error {
 
 /** The answer for an instance that is unknown, revoked (signed out) or another account's. */
 export function invalidInstance(): ServiceError {
-  return new ServiceError(401, "invalid_instance", "This instance ID is not valid for this account (unknown, or signed out). Sign in to Piper Link again.");
+  return new ServiceError(
+    401,
+    "invalid_instance",
+    "This instance ID is not valid for this account (unknown, or signed out). Sign in to Piper Link again.",
+  );
 }

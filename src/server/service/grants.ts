@@ -6,7 +6,17 @@
  */
 import { z } from "zod";
 import type { AuditProgram, GrantBindingView, GrantView } from "../../shared/authority.js";
-import { checkPolicy, destinationAllows, GrantModeSchema, GrantPolicySchema, SESSION_IDLE_MS, SESSION_MAX_MS, type GrantMode, type GrantPolicy, type GrantTerms } from "../../shared/grant-terms.js";
+import {
+  checkPolicy,
+  destinationAllows,
+  GrantModeSchema,
+  GrantPolicySchema,
+  SESSION_IDLE_MS,
+  SESSION_MAX_MS,
+  type GrantMode,
+  type GrantPolicy,
+  type GrantTerms,
+} from "../../shared/grant-terms.js";
 import { isShared, programFingerprint, programKey, sessionKey, type PeerProcess } from "../../shared/process.js";
 import type { AuditLog } from "./audit.js";
 import { parseStored, type AgentRow, type GrantRow, type ServiceDeps } from "./deps.js";
@@ -16,12 +26,21 @@ import { readSecret } from "./secrets.js";
 export type Grants = ReturnType<typeof createGrants>;
 
 /** The approved program as stored for display (grants.program). */
-const ProgramSchema = z.object({ executable: z.string(), script: z.string().nullable(), cwd: z.string().nullable(), commandLine: z.array(z.string()).nullable().optional(), loads: z.array(z.string()).optional(), contentHash: z.string().nullable().optional() });
+const ProgramSchema = z.object({
+  executable: z.string(),
+  script: z.string().nullable(),
+  cwd: z.string().nullable(),
+  commandLine: z.array(z.string()).nullable().optional(),
+  loads: z.array(z.string()).optional(),
+  contentHash: z.string().nullable().optional(),
+});
 
 /** The program a grant is bound to, as the audit log names it (null for grants bound to a client ID only). */
 function boundProgram(grant: GrantRow): AuditProgram | null {
   const program = parseStored(grant.program, ProgramSchema);
-  return program === null ? null : { executable: program.executable, script: program.script, cwd: program.cwd, pid: grant.process_pid };
+  return program === null
+    ? null
+    : { executable: program.executable, script: program.script, cwd: program.cwd, pid: grant.process_pid };
 }
 
 /** The grant's mode (read unless stored otherwise). */
@@ -38,7 +57,11 @@ export function grantPolicy(grant: GrantRow): GrantPolicy | null {
 /** The terms the Link gets with a delivered value. */
 export function grantTerms(grant: GrantRow): GrantTerms {
   const lifetime: GrantTerms["lifetime"] =
-    grant.scope === "once" ? { kind: "once" } : grant.scope === "until" && grant.expires_at !== null ? { kind: "duration", durationMs: Math.max(1000, grant.expires_at - grant.created_at) } : { kind: "until_revoked" };
+    grant.scope === "once"
+      ? { kind: "once" }
+      : grant.scope === "until" && grant.expires_at !== null
+        ? { kind: "duration", durationMs: Math.max(1000, grant.expires_at - grant.created_at) }
+        : { kind: "until_revoked" };
   return { binding: grant.binding, lifetime, mode: grantMode(grant), policy: grantPolicy(grant) };
 }
 
@@ -60,14 +83,22 @@ function bindingMatches(grant: GrantRow, process: PeerProcess | null | undefined
   switch (grant.binding) {
     case "process":
     case "client": {
-      const same = grant.process_pid === process.pid && grant.process_start_time !== null && grant.process_start_time === process.startTime;
+      const same =
+        grant.process_pid === process.pid &&
+        grant.process_start_time !== null &&
+        grant.process_start_time === process.startTime;
       // The program the process ran when approved: after an exec (same pid and start time) it is another.
       return same && (grant.program_key === null || grant.program_key === programFingerprint(process));
     }
     case "program":
       return grant.program_key !== null && grant.program_key === programKey(process);
     case "session":
-      return grant.program_key !== null && grant.program_key === programKey(process) && grant.session_key !== null && grant.session_key === sessionKey(process);
+      return (
+        grant.program_key !== null &&
+        grant.program_key === programKey(process) &&
+        grant.session_key !== null &&
+        grant.session_key === sessionKey(process)
+      );
   }
 }
 
@@ -103,10 +134,17 @@ function refuseForeignHost(secretName: string, hosts: string[], use: { method: s
   } catch {
     throw new ServiceError(400, "invalid_request", "The call's URL is not a valid URL.");
   }
-  const verdict = hosts.length === 0 ? { ok: false } : destinationAllows({ kind: "use", destinations: hosts.map((host) => ({ host })) }, use.method, url);
+  const verdict =
+    hosts.length === 0
+      ? { ok: false }
+      : destinationAllows({ kind: "use", destinations: hosts.map((host) => ({ host })) }, use.method, url);
   if (!verdict.ok) {
     const where = hosts.length === 0 ? "no host (its host list could not be read)" : hosts.join(", ");
-    throw new ServiceError(403, "destination_not_allowed", `${secretName} may only be sent to ${where}, not to ${url.host}.`);
+    throw new ServiceError(
+      403,
+      "destination_not_allowed",
+      `${secretName} may only be sent to ${where}, not to ${url.host}.`,
+    );
   }
 }
 
@@ -119,11 +157,21 @@ export function validatePolicy(policy: GrantPolicy, now: number): void {
     try {
       new Intl.DateTimeFormat("en-US", { timeZone: policy.timeZone });
     } catch {
-      throw new ServiceError(400, "invalid_request", `Unknown time zone ${JSON.stringify(policy.timeZone)}; use an IANA name such as Europe/Berlin.`);
+      throw new ServiceError(
+        400,
+        "invalid_request",
+        `Unknown time zone ${JSON.stringify(policy.timeZone)}; use an IANA name such as Europe/Berlin.`,
+      );
     }
   }
-  if (policy.hours !== undefined && policy.hours.toHour <= policy.hours.fromHour) throw new ServiceError(400, "invalid_request", `Allowed hours must end after they start (${policy.hours.fromHour}–${policy.hours.toHour}).`);
-  if (policy.endsAt !== undefined && policy.endsAt <= now) throw new ServiceError(400, "invalid_request", "The end date has already passed.");
+  if (policy.hours !== undefined && policy.hours.toHour <= policy.hours.fromHour)
+    throw new ServiceError(
+      400,
+      "invalid_request",
+      `Allowed hours must end after they start (${policy.hours.fromHour}–${policy.hours.toHour}).`,
+    );
+  if (policy.endsAt !== undefined && policy.endsAt <= now)
+    throw new ServiceError(400, "invalid_request", "The end date has already passed.");
 }
 
 /** The grants part of the service. */
@@ -140,7 +188,11 @@ export function createGrants(deps: ServiceDeps, audit: AuditLog) {
       .innerJoin("agents", "agents.id", "grants.agent_id")
       .leftJoin("secrets", "secrets.id", "grants.secret_id")
       .selectAll("grants")
-      .select(["agents.client_id as agent_client_id", "agents.display_name as agent_name", "secrets.name as secret_name"]);
+      .select([
+        "agents.client_id as agent_client_id",
+        "agents.display_name as agent_name",
+        "secrets.name as secret_name",
+      ]);
   }
   type ViewRow = Awaited<ReturnType<ReturnType<typeof viewQuery>["executeTakeFirstOrThrow"]>>;
 
@@ -171,12 +223,20 @@ export function createGrants(deps: ServiceDeps, audit: AuditLog) {
   function bindingView(g: GrantRow): GrantBindingView {
     const program = parseStored(g.program, ProgramSchema);
     const leader = /^session:\d+:(\d+):(\d+)$/.exec(g.session_key ?? "");
-    return { kind: g.binding, program, sessionId: g.session_id, sessionLeader: leader === null ? null : { pid: Number(leader[1]), startTime: Number(leader[2]) } };
+    return {
+      kind: g.binding,
+      program,
+      sessionId: g.session_id,
+      sessionLeader: leader === null ? null : { pid: Number(leader[1]), startTime: Number(leader[2]) },
+    };
   }
 
   /** The client ID of a grant's agent (part of the grant's MAC); "" when the agent row is gone. */
   async function clientIdOf(grant: GrantRow): Promise<string> {
-    return (await db.selectFrom("agents").select("client_id").where("id", "=", grant.agent_id).executeTakeFirst())?.client_id ?? "";
+    return (
+      (await db.selectFrom("agents").select("client_id").where("id", "=", grant.agent_id).executeTakeFirst())
+        ?.client_id ?? ""
+    );
   }
 
   /**
@@ -191,12 +251,26 @@ export function createGrants(deps: ServiceDeps, audit: AuditLog) {
   async function endGrant(grant: GrantRow, reason: string, actor: string): Promise<boolean> {
     const clientId = await clientIdOf(grant);
     const t = now();
-    const r = await db.updateTable("grants").set({ ended_at: t, end_reason: reason, mac: remac(grant, clientId, { ended_at: t }) }).where("id", "=", grant.id).where("ended_at", "is", null).executeTakeFirst();
+    const r = await db
+      .updateTable("grants")
+      .set({ ended_at: t, end_reason: reason, mac: remac(grant, clientId, { ended_at: t }) })
+      .where("id", "=", grant.id)
+      .where("ended_at", "is", null)
+      .executeTakeFirst();
     const ended = Number(r.numUpdatedRows) === 1;
     if (ended) {
       // The event names its agent, so filtering Activity by agent shows revocations and expiries too.
       const agent = clientId === "" ? undefined : { client_id: clientId };
-      await audit.record({ userId: grant.user_id, actor, action: "grant.ended", outcome: reason, agentClientId: agent?.client_id ?? null, variable: grant.variable, grantId: grant.id, program: boundProgram(grant) });
+      await audit.record({
+        userId: grant.user_id,
+        actor,
+        action: "grant.ended",
+        outcome: reason,
+        agentClientId: agent?.client_id ?? null,
+        variable: grant.variable,
+        grantId: grant.id,
+        program: boundProgram(grant),
+      });
       await bus.publish({ type: "grant.changed", userId: grant.user_id, id: grant.id, status: "ended" });
     }
     return ended;
@@ -213,8 +287,12 @@ export function createGrants(deps: ServiceDeps, audit: AuditLog) {
 
     /** One grant as the Link sees it. 404 `grant_not_found` when it is not this user's. */
     view: async (userId: string, grantId: string): Promise<GrantView> => {
-      const row = await viewQuery().where("grants.id", "=", grantId).where("grants.user_id", "=", userId).executeTakeFirst();
-      if (row === undefined || !macs.grant.valid(row, row.agent_client_id)) throw new ServiceError(404, "grant_not_found", `No grant ${grantId}.`);
+      const row = await viewQuery()
+        .where("grants.id", "=", grantId)
+        .where("grants.user_id", "=", userId)
+        .executeTakeFirst();
+      if (row === undefined || !macs.grant.valid(row, row.agent_client_id))
+        throw new ServiceError(404, "grant_not_found", `No grant ${grantId}.`);
       return toView(row);
     },
 
@@ -232,9 +310,17 @@ export function createGrants(deps: ServiceDeps, audit: AuditLog) {
      * the newest.
      */
     listLegacy: async (userId: string): Promise<GrantView[]> => {
-      const rows = await viewQuery().where("grants.user_id", "=", userId).where("grants.ended_at", "is", null).where("grants.legacy", "=", 1).orderBy("grants.created_at", "desc").limit(1000).execute();
+      const rows = await viewQuery()
+        .where("grants.user_id", "=", userId)
+        .where("grants.ended_at", "is", null)
+        .where("grants.legacy", "=", 1)
+        .orderBy("grants.created_at", "desc")
+        .limit(1000)
+        .execute();
       const valid = rows.filter((g) => macs.grant.valid(g, g.agent_client_id));
-      return [...valid.filter((g) => g.binding === "client"), ...valid.filter((g) => g.binding !== "client")].map(toView);
+      return [...valid.filter((g) => g.binding === "client"), ...valid.filter((g) => g.binding !== "client")].map(
+        toView,
+      );
     },
 
     /**
@@ -245,12 +331,32 @@ export function createGrants(deps: ServiceDeps, audit: AuditLog) {
     keepLegacy: async (userId: string, grantIds: string[]): Promise<number> => {
       let kept = 0;
       for (const id of new Set(grantIds)) {
-        const g = await viewQuery().where("grants.id", "=", id).where("grants.user_id", "=", userId).where("grants.ended_at", "is", null).where("grants.legacy", "=", 1).executeTakeFirst();
+        const g = await viewQuery()
+          .where("grants.id", "=", id)
+          .where("grants.user_id", "=", userId)
+          .where("grants.ended_at", "is", null)
+          .where("grants.legacy", "=", 1)
+          .executeTakeFirst();
         if (g === undefined || !macs.grant.valid(g, g.agent_client_id)) continue;
-        const r = await db.updateTable("grants").set({ legacy: 0, mac: macs.grant.mac({ ...g, legacy: 0 }, g.agent_client_id) }).where("id", "=", id).where("legacy", "=", 1).where("ended_at", "is", null).executeTakeFirst();
+        const r = await db
+          .updateTable("grants")
+          .set({ legacy: 0, mac: macs.grant.mac({ ...g, legacy: 0 }, g.agent_client_id) })
+          .where("id", "=", id)
+          .where("legacy", "=", 1)
+          .where("ended_at", "is", null)
+          .executeTakeFirst();
         if (Number(r.numUpdatedRows) !== 1) continue;
         kept++;
-        await audit.record({ userId, actor: "user", action: "grant.kept", outcome: "kept", agentClientId: g.agent_client_id, variable: g.variable, grantId: id, detail: `binding ${g.binding}` });
+        await audit.record({
+          userId,
+          actor: "user",
+          action: "grant.kept",
+          outcome: "kept",
+          agentClientId: g.agent_client_id,
+          variable: g.variable,
+          grantId: id,
+          detail: `binding ${g.binding}`,
+        });
         await bus.publish({ type: "grant.changed", userId, id, status: "policy_changed" });
       }
       return kept;
@@ -264,9 +370,24 @@ export function createGrants(deps: ServiceDeps, audit: AuditLog) {
      * destinations do not include it does not either — if such a grant is all there is, the answer
      * is 403 `destination_not_allowed` with the reason, or, with `askBeyond`, null (a new request).
      */
-    findLive: async (ownerId: string, agent: AgentRow, variable: string, instanceId: string, process: PeerProcess | null | undefined, use?: GrantUse, askBeyond = false): Promise<GrantRow | null> => {
+    findLive: async (
+      ownerId: string,
+      agent: AgentRow,
+      variable: string,
+      instanceId: string,
+      process: PeerProcess | null | undefined,
+      use?: GrantUse,
+      askBeyond = false,
+    ): Promise<GrantRow | null> => {
       if (agent.user_id !== ownerId) return null;
-      const grants = await db.selectFrom("grants").selectAll().where("agent_id", "=", agent.id).where("user_id", "=", ownerId).where("variable", "=", variable).where("ended_at", "is", null).execute();
+      const grants = await db
+        .selectFrom("grants")
+        .selectAll()
+        .where("agent_id", "=", agent.id)
+        .where("user_id", "=", ownerId)
+        .where("variable", "=", variable)
+        .where("ended_at", "is", null)
+        .execute();
       const t = now();
       let refused: string | null = null;
       for (const g of grants) {
@@ -300,7 +421,8 @@ export function createGrants(deps: ServiceDeps, audit: AuditLog) {
         if (verdict.ok) return g;
         refused = verdict.reason;
       }
-      if (refused !== null && !(askBeyond && use !== undefined)) throw new ServiceError(403, "destination_not_allowed", `Not allowed: ${refused}.`);
+      if (refused !== null && !(askBeyond && use !== undefined))
+        throw new ServiceError(403, "destination_not_allowed", `Not allowed: ${refused}.`);
       return null;
     },
 
@@ -311,7 +433,13 @@ export function createGrants(deps: ServiceDeps, audit: AuditLog) {
      * `hostLimited` then tells the caller the answer must not be reused for other calls.
      * 403 `policy_violation` when the grant's policy refuses this use.
      */
-    deliver: async (grant: GrantRow, agent: AgentRow, via: string, use?: GrantUse, program: AuditProgram | null = null): Promise<{ value: string; expiresAt: number | null; hostLimited: boolean } | null> => {
+    deliver: async (
+      grant: GrantRow,
+      agent: AgentRow,
+      via: string,
+      use?: GrantUse,
+      program: AuditProgram | null = null,
+    ): Promise<{ value: string; expiresAt: number | null; hostLimited: boolean } | null> => {
       if (grant.agent_id !== agent.id || !macs.grant.valid(grant, agent.client_id)) return null;
       const policy = grantPolicy(grant);
       if (policy !== null) {
@@ -321,14 +449,28 @@ export function createGrants(deps: ServiceDeps, audit: AuditLog) {
           .selectFrom("audit_events")
           .select((eb) => [
             eb.fn.countAll<string | number>().as("day"),
-            eb.fn.sum<string | number | null>(eb.case().when("at", ">", t - 3600_000).then(1).else(0).end()).as("hour"),
+            eb.fn
+              .sum<string | number | null>(
+                eb
+                  .case()
+                  .when("at", ">", t - 3600_000)
+                  .then(1)
+                  .else(0)
+                  .end(),
+              )
+              .as("hour"),
           ])
           .where("grant_id", "=", grant.id)
           .where("action", "=", "secret.delivered")
           .where("at", ">", t - 24 * 3600_000)
           .executeTakeFirstOrThrow();
-        const verdict = checkPolicy(policy, { now: t, usesLastHour: Number(uses.hour ?? 0), usesLastDay: Number(uses.day) });
-        if (!verdict.ok) throw new ServiceError(403, "policy_violation", `Refused by this grant's policy: ${verdict.reason}.`);
+        const verdict = checkPolicy(policy, {
+          now: t,
+          usesLastHour: Number(uses.hour ?? 0),
+          usesLastDay: Number(uses.day),
+        });
+        if (!verdict.ok)
+          throw new ServiceError(403, "policy_violation", `Refused by this grant's policy: ${verdict.reason}.`);
       }
       const secret = await readSecret(deps, grant.user_id, grant.secret_id);
       if (secret === null) {
@@ -342,7 +484,12 @@ export function createGrants(deps: ServiceDeps, audit: AuditLog) {
         const t = now();
         const r = await db
           .updateTable("grants")
-          .set({ ended_at: t, end_reason: "used", last_used_at: t, mac: macs.grant.mac({ ...grant, ended_at: t }, agent.client_id) })
+          .set({
+            ended_at: t,
+            end_reason: "used",
+            last_used_at: t,
+            mac: macs.grant.mac({ ...grant, ended_at: t }, agent.client_id),
+          })
           .where("id", "=", grant.id)
           .where("ended_at", "is", null)
           .executeTakeFirst();
@@ -351,8 +498,23 @@ export function createGrants(deps: ServiceDeps, audit: AuditLog) {
       } else {
         await db.updateTable("grants").set({ last_used_at: now() }).where("id", "=", grant.id).execute();
       }
-      await audit.record({ userId: grant.user_id, actor: `agent:${agent.client_id}`, action: "secret.delivered", outcome: "ok", agentClientId: agent.client_id, variable: grant.variable, grantId: grant.id, secretName: secret.name, detail: via, program });
-      return { value: secret.value, expiresAt: grant.scope === "until" ? grant.expires_at : null, hostLimited: use !== undefined && secret.hosts !== null };
+      await audit.record({
+        userId: grant.user_id,
+        actor: `agent:${agent.client_id}`,
+        action: "secret.delivered",
+        outcome: "ok",
+        agentClientId: agent.client_id,
+        variable: grant.variable,
+        grantId: grant.id,
+        secretName: secret.name,
+        detail: via,
+        program,
+      });
+      return {
+        value: secret.value,
+        expiresAt: grant.scope === "until" ? grant.expires_at : null,
+        hostLimited: use !== undefined && secret.hosts !== null,
+      };
     },
 
     /**
@@ -362,21 +524,46 @@ export function createGrants(deps: ServiceDeps, audit: AuditLog) {
      * end before they start, or an end date in the past.
      */
     updatePolicy: async (userId: string, grantId: string, policy: GrantPolicy | null): Promise<GrantView> => {
-      const grant = await db.selectFrom("grants").selectAll().where("id", "=", grantId).where("user_id", "=", userId).executeTakeFirst();
+      const grant = await db
+        .selectFrom("grants")
+        .selectAll()
+        .where("id", "=", grantId)
+        .where("user_id", "=", userId)
+        .executeTakeFirst();
       const clientId = grant === undefined ? "" : await clientIdOf(grant);
-      if (grant === undefined || !macs.grant.valid(grant, clientId)) throw new ServiceError(404, "grant_not_found", `No grant ${grantId}.`);
-      if (grant.ended_at !== null) throw new ServiceError(409, "grant_ended", `Grant ${grantId} has ended; its limits can no longer change.`);
+      if (grant === undefined || !macs.grant.valid(grant, clientId))
+        throw new ServiceError(404, "grant_not_found", `No grant ${grantId}.`);
+      if (grant.ended_at !== null)
+        throw new ServiceError(409, "grant_ended", `Grant ${grantId} has ended; its limits can no longer change.`);
       if (policy !== null) validatePolicy(policy, now());
       const stored = policy === null ? null : JSON.stringify(policy);
-      await db.updateTable("grants").set({ policy: stored, mac: macs.grant.mac({ ...grant, policy: stored }, clientId) }).where("id", "=", grantId).execute();
-      await audit.record({ userId, actor: "user", action: "grant.policy_changed", outcome: policy === null ? "none" : "limited", agentClientId: clientId === "" ? null : clientId, variable: grant.variable, grantId, detail: policy === null ? null : JSON.stringify(policy) });
+      await db
+        .updateTable("grants")
+        .set({ policy: stored, mac: macs.grant.mac({ ...grant, policy: stored }, clientId) })
+        .where("id", "=", grantId)
+        .execute();
+      await audit.record({
+        userId,
+        actor: "user",
+        action: "grant.policy_changed",
+        outcome: policy === null ? "none" : "limited",
+        agentClientId: clientId === "" ? null : clientId,
+        variable: grant.variable,
+        grantId,
+        detail: policy === null ? null : JSON.stringify(policy),
+      });
       await bus.publish({ type: "grant.changed", userId, id: grantId, status: "policy_changed" });
       return toView(await viewQuery().where("grants.id", "=", grantId).executeTakeFirstOrThrow());
     },
 
     /** Ends one of the user's grants (if live) and returns it. 404 `grant_not_found`. */
     revoke: async (userId: string, grantId: string, reason: string): Promise<GrantView> => {
-      const grant = await db.selectFrom("grants").selectAll().where("id", "=", grantId).where("user_id", "=", userId).executeTakeFirst();
+      const grant = await db
+        .selectFrom("grants")
+        .selectAll()
+        .where("id", "=", grantId)
+        .where("user_id", "=", userId)
+        .executeTakeFirst();
       if (grant === undefined) throw new ServiceError(404, "grant_not_found", `No grant ${grantId}.`);
       if (grant.ended_at === null) await endGrant(grant, reason, reason === "revoked" ? "user" : "link");
       const row = await viewQuery().where("grants.id", "=", grantId).executeTakeFirstOrThrow();
@@ -385,12 +572,30 @@ export function createGrants(deps: ServiceDeps, audit: AuditLog) {
 
     /** Ends every live grant of a secret (it is being deleted); returns how many ended. */
     endGrantsOfSecret: async (secretId: string, reason: string, actor: string): Promise<number> => {
-      return endAll(await db.selectFrom("grants").selectAll().where("secret_id", "=", secretId).where("ended_at", "is", null).execute(), reason, actor);
+      return endAll(
+        await db
+          .selectFrom("grants")
+          .selectAll()
+          .where("secret_id", "=", secretId)
+          .where("ended_at", "is", null)
+          .execute(),
+        reason,
+        actor,
+      );
     },
 
     /** Ends every live grant made on an instance (it signed out); returns how many ended. */
     endGrantsOfInstance: async (instanceId: string, reason: string, actor: string): Promise<number> => {
-      return endAll(await db.selectFrom("grants").selectAll().where("instance_id", "=", instanceId).where("ended_at", "is", null).execute(), reason, actor);
+      return endAll(
+        await db
+          .selectFrom("grants")
+          .selectAll()
+          .where("instance_id", "=", instanceId)
+          .where("ended_at", "is", null)
+          .execute(),
+        reason,
+        actor,
+      );
     },
   };
 }

@@ -57,9 +57,17 @@ export type AuthorityService = ReturnType<typeof createService>;
 /** Composes the service parts over one database, key set, event bus and clock. */
 export function createService(options: ServiceOptions) {
   const log = options.log ?? stderrLog;
-  const tamper = (table: string, id: string): void => log("tampering: a row without a valid MAC was refused (treated as absent)", { table, id });
+  const tamper = (table: string, id: string): void =>
+    log("tampering: a row without a valid MAC was refused (treated as absent)", { table, id });
   const macs = createRowMacs(options.keys, tamper);
-  const deps: ServiceDeps = { db: options.db, keys: options.keys, bus: options.bus, now: options.now ?? Date.now, macs, tokens: tokenHasher(options.keys) };
+  const deps: ServiceDeps = {
+    db: options.db,
+    keys: options.keys,
+    bus: options.bus,
+    now: options.now ?? Date.now,
+    macs,
+    tokens: tokenHasher(options.keys),
+  };
   const limits = createLimits(
     {
       ...(options.agentRatePerSecond !== undefined ? { agentRatePerSecond: options.agentRatePerSecond } : {}),
@@ -73,7 +81,11 @@ export function createService(options: ServiceOptions) {
   const grants = createGrants(deps, audit);
   const secrets = createSecrets(deps, audit, grants);
   const instances = createInstancesAgents(deps, audit, grants);
-  const requests = createRequests(deps, { audit, grants, secrets, instances, limits }, options.requestTtlMs ?? 10 * 60_000);
+  const requests = createRequests(
+    deps,
+    { audit, grants, secrets, instances, limits },
+    options.requestTtlMs ?? 10 * 60_000,
+  );
   const usage = createUsage(deps, audit);
   const pyper = createPyper(deps, { grants, instances, requests, limits }, options.scopedTokenTtlMs ?? 5 * 60_000);
 
@@ -106,7 +118,8 @@ export function createService(options: ServiceOptions) {
     approve: requests.approve,
     deny: requests.deny,
     requesterGone: requests.requesterGone,
-    listRequests: (userId: string, status: Parameters<typeof requests.list>[1] = "pending") => requests.list(userId, status),
+    listRequests: (userId: string, status: Parameters<typeof requests.list>[1] = "pending") =>
+      requests.list(userId, status),
     expireRequests: requests.expire,
 
     recordUsage: usage.record,

@@ -33,7 +33,14 @@ export interface LimitOptions {
  * `slow_down`, `mapping_not_found` and `rate_limited` are normal answers to real clients, so they
  * are not guesses.
  */
-export const GUESS_CODES: ReadonlySet<string> = new Set(["invalid_instance", "invalid_grant", "invalid_token", "invalid_client", "expired_token", "request_not_found"]);
+export const GUESS_CODES: ReadonlySet<string> = new Set([
+  "invalid_instance",
+  "invalid_grant",
+  "invalid_token",
+  "invalid_client",
+  "expired_token",
+  "request_not_found",
+]);
 
 const MAX_KEYS = 10_000;
 
@@ -66,7 +73,14 @@ export function createLimits(options: LimitOptions, now: () => number) {
   return {
     /** Takes one call from the agent's bucket. Throws 429 `rate_limited` when it is empty. */
     agent: (instanceId: string, agentClientId: string): void => {
-      if (!bucket(agents, `${instanceId}\u0000${agentClientId}`, options.agentRateBurst ?? 60, options.agentRatePerSecond ?? 30).take()) {
+      if (
+        !bucket(
+          agents,
+          `${instanceId}\u0000${agentClientId}`,
+          options.agentRateBurst ?? 60,
+          options.agentRatePerSecond ?? 30,
+        ).take()
+      ) {
         throw new ServiceError(429, "rate_limited", "Too many requests from this agent; slow down and retry.");
       }
     },
@@ -78,7 +92,11 @@ export function createLimits(options: LimitOptions, now: () => number) {
     admitSource: (address: string): void => {
       const until = lockedUntil.get(address);
       if (until !== undefined && until > now()) {
-        throw new ServiceError(429, "rate_limited", "Too many failed attempts from this address (unknown instance, client, device code or token). Wait a minute and retry.");
+        throw new ServiceError(
+          429,
+          "rate_limited",
+          "Too many failed attempts from this address (unknown instance, client, device code or token). Wait a minute and retry.",
+        );
       }
     },
 

@@ -4,15 +4,37 @@
  * the same transaction that decides the request), deny, the request list (one joined query), and
  * expiry. Agent-facing calls name the caller's account: the instance must be that account's.
  */
-import { auditProgram, REQUEST_LIST_LIMIT, type AgentResolveBody, type AgentResolveResult, type ApproveBody, type GrantView, type RequestView } from "../../shared/authority.js";
+import {
+  auditProgram,
+  REQUEST_LIST_LIMIT,
+  type AgentResolveBody,
+  type AgentResolveResult,
+  type ApproveBody,
+  type GrantView,
+  type RequestView,
+} from "../../shared/authority.js";
 import { DEFAULT_GRANT_TERMS, type GrantBindingKind } from "../../shared/grant-terms.js";
-import { INLINE_SCRIPT, isShared, programFingerprint, programKey, sessionKey, type PeerProcess } from "../../shared/process.js";
+import {
+  INLINE_SCRIPT,
+  isShared,
+  programFingerprint,
+  programKey,
+  sessionKey,
+  type PeerProcess,
+} from "../../shared/process.js";
 import { normalizeVariable } from "../../shared/protocol.js";
 import { sql } from "kysely";
 import { z } from "zod";
 import { newId } from "../ids.js";
 import type { AuditLog } from "./audit.js";
-import { parseStored, parseStoredProcess, type AgentRow, type GrantRow, type RequestRow, type ServiceDeps } from "./deps.js";
+import {
+  parseStored,
+  parseStoredProcess,
+  type AgentRow,
+  type GrantRow,
+  type RequestRow,
+  type ServiceDeps,
+} from "./deps.js";
 import { ServiceError } from "./errors.js";
 import { grantTerms, validatePolicy, type Grants } from "./grants.js";
 import type { InstancesAgents } from "./instances-agents.js";
@@ -34,38 +56,77 @@ interface Parts {
  * What a grant with `binding` stores of the request's program identity. 400 `invalid_request` when
  * the identity lacks what the binding needs (a process never identified cannot be bound to).
  */
-function bindingFor(binding: GrantBindingKind, process: PeerProcess | null): { programKey: string | null; program: string | null; sessionKey: string | null; sessionId: number | null } {
+function bindingFor(
+  binding: GrantBindingKind,
+  process: PeerProcess | null,
+): { programKey: string | null; program: string | null; sessionKey: string | null; sessionId: number | null } {
   const none = { programKey: null, program: null, sessionKey: null, sessionId: null };
   if (binding === "client") return none;
   if (process !== null && isShared(process)) {
-    const others = (process.sharedWith ?? []).map((p) => `pid ${p.pid}${p.executable ? ` ${p.executable}` : ""}`).join(", ");
-    throw new ServiceError(400, "invalid_request", `The connection that asked is held by several processes (pid ${process.pid} and ${others}), so Piper Link cannot tell which program asks. Only "any program that says it is this agent" can be approved, knowingly.`);
+    const others = (process.sharedWith ?? [])
+      .map((p) => `pid ${p.pid}${p.executable ? ` ${p.executable}` : ""}`)
+      .join(", ");
+    throw new ServiceError(
+      400,
+      "invalid_request",
+      `The connection that asked is held by several processes (pid ${process.pid} and ${others}), so Piper Link cannot tell which program asks. Only "any program that says it is this agent" can be approved, knowingly.`,
+    );
   }
   const key = process === null ? null : programKey(process);
   if (binding === "process") {
-    if (process === null || process.startTime === null) throw new ServiceError(400, "invalid_request", "This request carries no process identity, so it cannot be approved for the life of a process.");
+    if (process === null || process.startTime === null)
+      throw new ServiceError(
+        400,
+        "invalid_request",
+        "This request carries no process identity, so it cannot be approved for the life of a process.",
+      );
     // The program too: a process that exec'd another program keeps its pid and start time.
     return { ...none, programKey: programFingerprint(process) };
   }
   const why = process?.unverifiable ?? null;
   if (why !== null) {
-    throw new ServiceError(400, "invalid_request", `Piper Link cannot recognise this program again: ${why}. Approve it once or while this process runs.`);
+    throw new ServiceError(
+      400,
+      "invalid_request",
+      `Piper Link cannot recognise this program again: ${why}. Approve it once or while this process runs.`,
+    );
   }
   if (process === null || key === null || process.executable === null) {
-    throw new ServiceError(400, "invalid_request", "Piper Link could not identify the program that asked, so the approval cannot be bound to it. Choose a narrower (once, this process) or, knowingly, a wider binding.");
+    throw new ServiceError(
+      400,
+      "invalid_request",
+      "Piper Link could not identify the program that asked, so the approval cannot be bound to it. Choose a narrower (once, this process) or, knowingly, a wider binding.",
+    );
   }
   // Inline code is shown with its command line: the code is what the grant binds to (programKey).
   const inline = process.script === INLINE_SCRIPT ? { commandLine: process.commandLine } : {};
   const loads = (process.loads ?? []).length > 0 ? { loads: process.loads } : {};
-  const program = JSON.stringify({ executable: process.executable, script: process.script ?? null, cwd: process.cwd, ...inline, ...loads, ...(process.contentHash !== undefined ? { contentHash: process.contentHash } : {}) });
+  const program = JSON.stringify({
+    executable: process.executable,
+    script: process.script ?? null,
+    cwd: process.cwd,
+    ...inline,
+    ...loads,
+    ...(process.contentHash !== undefined ? { contentHash: process.contentHash } : {}),
+  });
   if (binding === "program") return { programKey: key, program, sessionKey: null, sessionId: null };
   const session = sessionKey(process);
-  if (session === null) throw new ServiceError(400, "invalid_request", "The program that asked runs outside a terminal session, so the approval cannot be bound to one. Choose this program or this process instead.");
+  if (session === null)
+    throw new ServiceError(
+      400,
+      "invalid_request",
+      "The program that asked runs outside a terminal session, so the approval cannot be bound to one. Choose this program or this process instead.",
+    );
   return { programKey: key, program, sessionKey: session, sessionId: process.sessionId ?? null };
 }
 
 /** The approved program as a grant stores it for display (grants.program). */
-const StoredProgramSchema = z.object({ executable: z.string(), script: z.string().nullable(), cwd: z.string().nullable(), commandLine: z.array(z.string()).nullable().optional() });
+const StoredProgramSchema = z.object({
+  executable: z.string(),
+  script: z.string().nullable(),
+  cwd: z.string().nullable(),
+  commandLine: z.array(z.string()).nullable().optional(),
+});
 
 /**
  * The most pending requests at once: per identified program (program key) and per instance. Far
@@ -80,7 +141,11 @@ export function createRequests(deps: ServiceDeps, parts: Parts, requestTtlMs: nu
 
   /** Requests with their agent in one query (a join, not a query per row). */
   function viewQuery() {
-    return db.selectFrom("requests").innerJoin("agents", "agents.id", "requests.agent_id").selectAll("requests").select(["agents.client_id as agent_client_id", "agents.display_name as agent_name"]);
+    return db
+      .selectFrom("requests")
+      .innerJoin("agents", "agents.id", "requests.agent_id")
+      .selectAll("requests")
+      .select(["agents.client_id as agent_client_id", "agents.display_name as agent_name"]);
   }
   type ViewRow = Awaited<ReturnType<ReturnType<typeof viewQuery>["executeTakeFirstOrThrow"]>>;
 
@@ -105,13 +170,26 @@ export function createRequests(deps: ServiceDeps, parts: Parts, requestTtlMs: nu
   }
 
   async function pendingRequestFor(userId: string, requestId: string): Promise<RequestRow> {
-    const row = await db.selectFrom("requests").selectAll().where("id", "=", requestId).where("user_id", "=", userId).executeTakeFirst();
+    const row = await db
+      .selectFrom("requests")
+      .selectAll()
+      .where("id", "=", requestId)
+      .where("user_id", "=", userId)
+      .executeTakeFirst();
     if (row === undefined) throw new ServiceError(404, "request_not_found", `No request ${requestId}.`);
     if (row.status === "requester_gone") {
-      throw new ServiceError(409, "requester_gone", `The program that asked (request ${requestId}) has exited; there is nobody to give it to.`);
+      throw new ServiceError(
+        409,
+        "requester_gone",
+        `The program that asked (request ${requestId}) has exited; there is nobody to give it to.`,
+      );
     }
     if (row.status !== "pending" || row.expires_at <= now()) {
-      throw new ServiceError(409, "request_not_pending", `Request ${requestId} is ${row.status === "pending" ? "expired" : row.status}; nothing to decide.`);
+      throw new ServiceError(
+        409,
+        "request_not_pending",
+        `Request ${requestId} is ${row.status === "pending" ? "expired" : row.status}; nothing to decide.`,
+      );
     }
     return row;
   }
@@ -125,7 +203,16 @@ export function createRequests(deps: ServiceDeps, parts: Parts, requestTtlMs: nu
    * waits (`requesterWaits` false: pyper-sdk) reuses the request of the same program in the same
    * terminal session, whichever run made it, and the request then names the latest run's process.
    */
-  async function createOrReuse(userId: string, instanceId: string, agent: AgentRow, variable: string, reason: string | null, process: PeerProcess | null, batchId: string | null = null, requesterWaits = true): Promise<RequestRow> {
+  async function createOrReuse(
+    userId: string,
+    instanceId: string,
+    agent: AgentRow,
+    variable: string,
+    reason: string | null,
+    process: PeerProcess | null,
+    batchId: string | null = null,
+    requesterWaits = true,
+  ): Promise<RequestRow> {
     const t = now();
     const key = process === null ? null : programKey(process);
     let q = db
@@ -166,15 +253,25 @@ export function createRequests(deps: ServiceDeps, parts: Parts, requestTtlMs: nu
     const waiting = await db
       .selectFrom("requests")
       // PostgreSQL answers count and sum as strings (bigint, numeric) and a sum over no rows as null.
-      .select([sql<string | number>`count(*)`.as("all"), sql<string | number | null>`sum(case when program_key = ${key ?? ""} then 1 else 0 end)`.as("same")])
+      .select([
+        sql<string | number>`count(*)`.as("all"),
+        sql<string | number | null>`sum(case when program_key = ${key ?? ""} then 1 else 0 end)`.as("same"),
+      ])
       .where("instance_id", "=", instanceId)
       .where("status", "=", "pending")
       .where("expires_at", ">", t)
       .executeTakeFirstOrThrow();
     const sameProgram = Number(waiting.same ?? 0);
     if (sameProgram >= PENDING_LIMITS.perProgram || Number(waiting.all) >= PENDING_LIMITS.perInstance) {
-      const which = sameProgram >= PENDING_LIMITS.perProgram ? `This program already has ${PENDING_LIMITS.perProgram}` : `This machine already has ${PENDING_LIMITS.perInstance}`;
-      throw new ServiceError(429, "rate_limited", `${which} requests waiting for an answer in Piper Link; answer them (or let them expire) before asking for more.`);
+      const which =
+        sameProgram >= PENDING_LIMITS.perProgram
+          ? `This program already has ${PENDING_LIMITS.perProgram}`
+          : `This machine already has ${PENDING_LIMITS.perInstance}`;
+      throw new ServiceError(
+        429,
+        "rate_limited",
+        `${which} requests waiting for an answer in Piper Link; answer them (or let them expire) before asking for more.`,
+      );
     }
     const changed = process === null ? false : await changedSinceApproval(agent, variable, process);
     // Only the authority says a program changed; whatever the Link sent in that field is dropped.
@@ -187,7 +284,8 @@ export function createRequests(deps: ServiceDeps, parts: Parts, requestTtlMs: nu
       agent_id: agent.id,
       variable,
       reason,
-      process: reported === null ? null : JSON.stringify(changed ? { ...reported, changedSinceApproval: true } : reported),
+      process:
+        reported === null ? null : JSON.stringify(changed ? { ...reported, changedSinceApproval: true } : reported),
       agent_display_name: agent.display_name,
       created_at: t,
       expires_at: t + requestTtlMs,
@@ -199,7 +297,17 @@ export function createRequests(deps: ServiceDeps, parts: Parts, requestTtlMs: nu
       requester_waits: requesterWaits ? 1 : 0,
     };
     await db.insertInto("requests").values(row).execute();
-    await audit.record({ userId, actor: `agent:${agent.client_id}`, action: "request.created", outcome: "pending", agentClientId: agent.client_id, variable, requestId: row.id, detail: process === null ? null : `pid ${process.pid} ${process.executable ?? ""}`.trim(), program: auditProgram(process) });
+    await audit.record({
+      userId,
+      actor: `agent:${agent.client_id}`,
+      action: "request.created",
+      outcome: "pending",
+      agentClientId: agent.client_id,
+      variable,
+      requestId: row.id,
+      detail: process === null ? null : `pid ${process.pid} ${process.executable ?? ""}`.trim(),
+      program: auditProgram(process),
+    });
     await bus.publish({ type: "request.created", userId, id: row.id, status: "pending" });
     return row;
   }
@@ -212,12 +320,27 @@ export function createRequests(deps: ServiceDeps, parts: Parts, requestTtlMs: nu
   async function changedSinceApproval(agent: AgentRow, variable: string, process: PeerProcess): Promise<boolean> {
     const key = programKey(process);
     if (key === null || process.executable === null) return false;
-    const earlier = await db.selectFrom("grants").select(["program", "program_key"]).where("agent_id", "=", agent.id).where("variable", "=", variable).where("binding", "in", ["program", "session"]).where("program", "is not", null).orderBy("created_at", "desc").limit(50).execute();
+    const earlier = await db
+      .selectFrom("grants")
+      .select(["program", "program_key"])
+      .where("agent_id", "=", agent.id)
+      .where("variable", "=", variable)
+      .where("binding", "in", ["program", "session"])
+      .where("program", "is not", null)
+      .orderBy("created_at", "desc")
+      .limit(50)
+      .execute();
     const inline = process.script === INLINE_SCRIPT ? JSON.stringify(process.commandLine ?? null) : null;
     return earlier.some((g) => {
       if (g.program_key === key || g.program === null) return false;
       const p = parseStored(g.program, StoredProgramSchema);
-      return p !== null && p.executable === process.executable && p.script === (process.script ?? null) && p.cwd === process.cwd && (inline === null || JSON.stringify(p.commandLine ?? null) === inline);
+      return (
+        p !== null &&
+        p.executable === process.executable &&
+        p.script === (process.script ?? null) &&
+        p.cwd === process.cwd &&
+        (inline === null || JSON.stringify(p.commandLine ?? null) === inline)
+      );
     });
   }
 
@@ -237,23 +360,59 @@ export function createRequests(deps: ServiceDeps, parts: Parts, requestTtlMs: nu
     resolve: async (userId: string, body: AgentResolveBody): Promise<AgentResolveResult> => {
       limits.agent(body.instanceId, body.agentClientId);
       const variable = normalizeVariable(body.variable);
-      if (variable.length === 0) throw new ServiceError(400, "invalid_request", `Variable ${JSON.stringify(body.variable)} has no usable characters.`);
+      if (variable.length === 0)
+        throw new ServiceError(
+          400,
+          "invalid_request",
+          `Variable ${JSON.stringify(body.variable)} has no usable characters.`,
+        );
       await instances.requireOwnInstance(userId, body.instanceId);
       const agent = await instances.upsertAgent(userId, body.agentClientId, body.agentName ?? null);
       // A once-grant can be claimed by another caller between finding and delivering it: look again.
       for (let attempt = 0; attempt < 3; attempt++) {
-        const grant = await grants.findLive(userId, agent, variable, body.instanceId, body.process, body.use, body.askBeyondGrant ?? false);
+        const grant = await grants.findLive(
+          userId,
+          agent,
+          variable,
+          body.instanceId,
+          body.process,
+          body.use,
+          body.askBeyondGrant ?? false,
+        );
         if (grant === null) break;
-        const delivered = await grants.deliver(grant, agent, body.use === undefined ? "link" : "link call", body.use, auditProgram(body.process));
+        const delivered = await grants.deliver(
+          grant,
+          agent,
+          body.use === undefined ? "link" : "link call",
+          body.use,
+          auditProgram(body.process),
+        );
         if (delivered !== null) {
           const terms = grantTerms(grant);
           // A grant with policy limits is counted at every use, so the Link must ask each time; a
           // value for a call to a secret with its own hosts too, since the Link's cache of call
           // values does not know those hosts.
-          return { status: "granted", value: delivered.value, grantId: grant.id, expiresAt: delivered.expiresAt, variable, reusable: grant.scope !== "once" && terms.policy === null && !delivered.hostLimited, terms };
+          return {
+            status: "granted",
+            value: delivered.value,
+            grantId: grant.id,
+            expiresAt: delivered.expiresAt,
+            variable,
+            reusable: grant.scope !== "once" && terms.policy === null && !delivered.hostLimited,
+            terms,
+          };
         }
       }
-      const request = await createOrReuse(userId, body.instanceId, agent, variable, body.reason ?? null, body.process ?? null, body.batchId ?? null, body.requesterWaits ?? true);
+      const request = await createOrReuse(
+        userId,
+        body.instanceId,
+        agent,
+        variable,
+        body.reason ?? null,
+        body.process ?? null,
+        body.batchId ?? null,
+        body.requesterWaits ?? true,
+      );
       return { status: "pending", requestId: request.id, expiresAt: request.expires_at };
     },
 
@@ -262,10 +421,22 @@ export function createRequests(deps: ServiceDeps, parts: Parts, requestTtlMs: nu
      * aborts; returns the status then. The instance must be `userId`'s (401 `invalid_instance`)
      * and the request must have been made on it (404 `request_not_found`).
      */
-    waitForRequest: async (userId: string, identity: { instanceId: string; agentClientId: string }, requestId: string, timeoutMs: number, signal?: AbortSignal): Promise<RequestStatus> => {
+    waitForRequest: async (
+      userId: string,
+      identity: { instanceId: string; agentClientId: string },
+      requestId: string,
+      timeoutMs: number,
+      signal?: AbortSignal,
+    ): Promise<RequestStatus> => {
       await instances.requireOwnInstance(userId, identity.instanceId);
       const read = async (): Promise<RequestRow> => {
-        const row = await db.selectFrom("requests").selectAll().where("id", "=", requestId).where("user_id", "=", userId).where("instance_id", "=", identity.instanceId).executeTakeFirst();
+        const row = await db
+          .selectFrom("requests")
+          .selectAll()
+          .where("id", "=", requestId)
+          .where("user_id", "=", userId)
+          .where("instance_id", "=", identity.instanceId)
+          .executeTakeFirst();
         if (row === undefined) throw new ServiceError(404, "request_not_found", `No request ${requestId}.`);
         return row;
       };
@@ -286,7 +457,9 @@ export function createRequests(deps: ServiceDeps, parts: Parts, requestTtlMs: nu
         const timedOut = new Promise<void>((resolve) => {
           timer = setTimeout(resolve, Math.max(0, Math.min(timeoutMs, row.expires_at - now() + 50)));
         });
-        const aborted = new Promise<void>((resolve) => signal?.addEventListener("abort", () => resolve(), { once: true }));
+        const aborted = new Promise<void>((resolve) =>
+          signal?.addEventListener("abort", () => resolve(), { once: true }),
+        );
         await Promise.race([woken, timedOut, aborted]);
         clearTimeout(timer);
         const after = await read();
@@ -308,7 +481,11 @@ export function createRequests(deps: ServiceDeps, parts: Parts, requestTtlMs: nu
       const secret = await secrets.findByName(userId, body.secretName ?? request.variable);
       if (secret === null) {
         const shown = body.secretName ?? request.variable.toUpperCase();
-        throw new ServiceError(409, "secret_not_found", `There is no secret named ${shown} yet. Add it (piper-link secrets set ${shown}) and approve again.`);
+        throw new ServiceError(
+          409,
+          "secret_not_found",
+          `There is no secret named ${shown} yet. Add it (piper-link secrets set ${shown}) and approve again.`,
+        );
       }
       if (body.policy !== undefined && body.policy !== null) validatePolicy(body.policy, now());
       const process = parseStoredProcess(request.process);
@@ -318,11 +495,24 @@ export function createRequests(deps: ServiceDeps, parts: Parts, requestTtlMs: nu
       const identified = process !== null && process.executable !== null && programKey(process) !== null;
       // A program that cannot be recognised again (but is one process, alone on its connection) is
       // bound to that process by default; an unidentified or shared one only to "any program".
-      const processOnly = process !== null && !identified && !isShared(process) && (process.unverifiable ?? null) !== null && process.startTime !== null;
-      const binding: GrantBindingKind = body.binding ?? (body.scope.kind === "process" || processOnly ? "process" : identified ? DEFAULT_GRANT_TERMS.binding : "client");
+      const processOnly =
+        process !== null &&
+        !identified &&
+        !isShared(process) &&
+        (process.unverifiable ?? null) !== null &&
+        process.startTime !== null;
+      const binding: GrantBindingKind =
+        body.binding ??
+        (body.scope.kind === "process" || processOnly
+          ? "process"
+          : identified
+            ? DEFAULT_GRANT_TERMS.binding
+            : "client");
       const bound = bindingFor(binding, process);
       const t = now();
-      const clientId = (await db.selectFrom("agents").select("client_id").where("id", "=", request.agent_id).executeTakeFirstOrThrow()).client_id;
+      const clientId = (
+        await db.selectFrom("agents").select("client_id").where("id", "=", request.agent_id).executeTakeFirstOrThrow()
+      ).client_id;
       const terms: Omit<GrantRow, "mac"> = {
         id: newId("gr"),
         user_id: userId,
@@ -350,14 +540,31 @@ export function createRequests(deps: ServiceDeps, parts: Parts, requestTtlMs: nu
       };
       const grant: GrantRow = { ...terms, mac: deps.macs.grant.mac(terms, clientId) };
       const decided = await db.transaction().execute(async (trx) => {
-        const r = await trx.updateTable("requests").set({ status: "approved", decided_at: t, grant_id: grant.id }).where("id", "=", request.id).where("status", "=", "pending").executeTakeFirst();
+        const r = await trx
+          .updateTable("requests")
+          .set({ status: "approved", decided_at: t, grant_id: grant.id })
+          .where("id", "=", request.id)
+          .where("status", "=", "pending")
+          .executeTakeFirst();
         if (Number(r.numUpdatedRows) !== 1) return false;
         await trx.insertInto("grants").values(grant).execute();
         return true;
       });
       if (!decided) throw new ServiceError(409, "request_not_pending", `Request ${requestId} was decided meanwhile.`);
       const created = await grants.view(userId, grant.id);
-      await audit.record({ userId, actor: "user", action: "request.approved", outcome: grant.scope, detail: `binding ${binding}`, agentClientId: created.agentClientId, variable: request.variable, requestId: request.id, grantId: grant.id, secretName: secret.name, program: auditProgram(process) });
+      await audit.record({
+        userId,
+        actor: "user",
+        action: "request.approved",
+        outcome: grant.scope,
+        detail: `binding ${binding}`,
+        agentClientId: created.agentClientId,
+        variable: request.variable,
+        requestId: request.id,
+        grantId: grant.id,
+        secretName: secret.name,
+        program: auditProgram(process),
+      });
       await bus.publish({ type: "request.decided", userId, id: request.id, status: "approved" });
       await bus.publish({ type: "grant.changed", userId, id: grant.id, status: "created" });
       return created;
@@ -366,10 +573,25 @@ export function createRequests(deps: ServiceDeps, parts: Parts, requestTtlMs: nu
     /** Denies a pending request. Same errors as `approve` for unknown or decided requests. */
     deny: async (userId: string, requestId: string): Promise<RequestView> => {
       const request = await pendingRequestFor(userId, requestId);
-      const r = await db.updateTable("requests").set({ status: "denied", decided_at: now() }).where("id", "=", request.id).where("status", "=", "pending").executeTakeFirst();
-      if (Number(r.numUpdatedRows) !== 1) throw new ServiceError(409, "request_not_pending", `Request ${requestId} was decided meanwhile.`);
+      const r = await db
+        .updateTable("requests")
+        .set({ status: "denied", decided_at: now() })
+        .where("id", "=", request.id)
+        .where("status", "=", "pending")
+        .executeTakeFirst();
+      if (Number(r.numUpdatedRows) !== 1)
+        throw new ServiceError(409, "request_not_pending", `Request ${requestId} was decided meanwhile.`);
       const denied = await view(request.id);
-      await audit.record({ userId, actor: "user", action: "request.denied", outcome: "denied", agentClientId: denied.agentClientId, variable: request.variable, requestId: request.id, program: auditProgram(denied.process) });
+      await audit.record({
+        userId,
+        actor: "user",
+        action: "request.denied",
+        outcome: "denied",
+        agentClientId: denied.agentClientId,
+        variable: request.variable,
+        requestId: request.id,
+        program: auditProgram(denied.process),
+      });
       await bus.publish({ type: "request.decided", userId, id: request.id, status: "denied" });
       return denied;
     },
@@ -381,14 +603,32 @@ export function createRequests(deps: ServiceDeps, parts: Parts, requestTtlMs: nu
      */
     requesterGone: async (userId: string, requestId: string): Promise<RequestView> => {
       const t = now();
-      const r = await db.updateTable("requests").set({ status: "requester_gone", decided_at: t }).where("id", "=", requestId).where("user_id", "=", userId).where("status", "=", "pending").executeTakeFirst();
+      const r = await db
+        .updateTable("requests")
+        .set({ status: "requester_gone", decided_at: t })
+        .where("id", "=", requestId)
+        .where("user_id", "=", userId)
+        .where("status", "=", "pending")
+        .executeTakeFirst();
       if (Number(r.numUpdatedRows) === 1) {
         const gone = await view(requestId);
-        await audit.record({ userId, actor: "link", action: "request.ended", outcome: "requester_gone", agentClientId: gone.agentClientId, variable: gone.variable, requestId, program: auditProgram(gone.process) });
+        await audit.record({
+          userId,
+          actor: "link",
+          action: "request.ended",
+          outcome: "requester_gone",
+          agentClientId: gone.agentClientId,
+          variable: gone.variable,
+          requestId,
+          program: auditProgram(gone.process),
+        });
         await bus.publish({ type: "request.decided", userId, id: requestId, status: "requester_gone" });
         return gone;
       }
-      const row = await viewQuery().where("requests.id", "=", requestId).where("requests.user_id", "=", userId).executeTakeFirst();
+      const row = await viewQuery()
+        .where("requests.id", "=", requestId)
+        .where("requests.user_id", "=", userId)
+        .executeTakeFirst();
       if (row === undefined) throw new ServiceError(404, "request_not_found", `No request ${requestId}.`);
       return toView(row);
     },
@@ -405,11 +645,26 @@ export function createRequests(deps: ServiceDeps, parts: Parts, requestTtlMs: nu
     /** Marks pending requests past their expiry as expired; run periodically by each process. Returns how many. */
     expire: async (): Promise<number> => {
       const t = now();
-      const rows = await db.updateTable("requests").set({ status: "expired", decided_at: t }).where("status", "=", "pending").where("expires_at", "<=", t).returning(["id", "user_id", "variable", "agent_id", "process"]).execute();
+      const rows = await db
+        .updateTable("requests")
+        .set({ status: "expired", decided_at: t })
+        .where("status", "=", "pending")
+        .where("expires_at", "<=", t)
+        .returning(["id", "user_id", "variable", "agent_id", "process"])
+        .execute();
       for (const r of rows) {
         // Every event names its agent (Activity filtered by agent shows expiries too).
         const agent = await db.selectFrom("agents").select("client_id").where("id", "=", r.agent_id).executeTakeFirst();
-        await audit.record({ userId: r.user_id, actor: "system", action: "request.expired", outcome: "expired", agentClientId: agent?.client_id ?? null, variable: r.variable, requestId: r.id, program: auditProgram(parseStoredProcess(r.process)) });
+        await audit.record({
+          userId: r.user_id,
+          actor: "system",
+          action: "request.expired",
+          outcome: "expired",
+          agentClientId: agent?.client_id ?? null,
+          variable: r.variable,
+          requestId: r.id,
+          program: auditProgram(parseStoredProcess(r.process)),
+        });
         await bus.publish({ type: "request.decided", userId: r.user_id, id: r.id, status: "expired" });
       }
       return rows.length;

@@ -15,24 +15,57 @@
  */
 import type { Kysely, Selectable } from "kysely";
 import type { RotationReport } from "../../shared/authority-process.js";
-import { decryptSecret, encryptSecret, keyIdOf, keyTokenHash, rowMac, rowMacValid, type DataKeys, type TokenHasher } from "../crypto.js";
+import {
+  decryptSecret,
+  encryptSecret,
+  keyIdOf,
+  keyTokenHash,
+  rowMac,
+  rowMacValid,
+  type DataKeys,
+  type TokenHasher,
+} from "../crypto.js";
 import type { Database, GrantsTable, LinkTokensTable, OAuthTokensTable, SecretsTable } from "../db.js";
 import { newToken } from "../ids.js";
 
 type Grant = Selectable<GrantsTable>;
 type Secret = Pick<Selectable<SecretsTable>, "id" | "user_id" | "name" | "hosts" | "mac">;
 type LinkToken = Pick<Selectable<LinkTokensTable>, "token_hash" | "user_id" | "mac">;
-type OAuthToken = Pick<Selectable<OAuthTokensTable>, "token_hash" | "kind" | "user_id" | "client_id" | "family_id" | "expires_at" | "mac">;
+type OAuthToken = Pick<
+  Selectable<OAuthTokensTable>,
+  "token_hash" | "kind" | "user_id" | "client_id" | "family_id" | "expires_at" | "mac"
+>;
 
 function grantFields(g: Omit<Grant, "mac" | "last_used_at" | "end_reason">, clientId: string) {
   return [
-    g.id, g.user_id, g.agent_id, clientId, g.variable, g.secret_id, g.scope, g.expires_at, g.instance_id, g.process_pid, g.process_start_time, g.request_id, g.created_at, g.ended_at,
-    g.binding, g.program_key, g.program, g.session_key, g.session_id, g.mode, g.policy, g.legacy,
+    g.id,
+    g.user_id,
+    g.agent_id,
+    clientId,
+    g.variable,
+    g.secret_id,
+    g.scope,
+    g.expires_at,
+    g.instance_id,
+    g.process_pid,
+    g.process_start_time,
+    g.request_id,
+    g.created_at,
+    g.ended_at,
+    g.binding,
+    g.program_key,
+    g.program,
+    g.session_key,
+    g.session_id,
+    g.mode,
+    g.policy,
+    g.legacy,
   ] as const;
 }
 const secretFields = (s: Omit<Secret, "mac">) => [s.id, s.user_id, s.name, s.hosts] as const;
 const linkTokenFields = (t: Omit<LinkToken, "mac">) => [t.token_hash, t.user_id] as const;
-const oauthTokenFields = (t: Omit<OAuthToken, "mac">) => [t.token_hash, t.kind, t.user_id, t.client_id, t.family_id, t.expires_at] as const;
+const oauthTokenFields = (t: Omit<OAuthToken, "mac">) =>
+  [t.token_hash, t.kind, t.user_id, t.client_id, t.family_id, t.expires_at] as const;
 
 export type RowMacs = ReturnType<typeof createRowMacs>;
 
@@ -51,8 +84,10 @@ export function createRowMacs(keys: DataKeys, tamper: (table: string, id: string
   };
   return {
     grant: {
-      mac: (g: Omit<Grant, "mac" | "last_used_at" | "end_reason">, clientId: string): string => rowMac(keys, "grants", grantFields(g, clientId)),
-      valid: (g: Grant, clientId: string): boolean => check("grants", g.id, rowMacValid(keys, "grants", grantFields(g, clientId), g.mac)),
+      mac: (g: Omit<Grant, "mac" | "last_used_at" | "end_reason">, clientId: string): string =>
+        rowMac(keys, "grants", grantFields(g, clientId)),
+      valid: (g: Grant, clientId: string): boolean =>
+        check("grants", g.id, rowMacValid(keys, "grants", grantFields(g, clientId), g.mac)),
     },
     secret: {
       mac: (s: Omit<Secret, "mac">): string => rowMac(keys, "secrets", secretFields(s)),
@@ -60,11 +95,13 @@ export function createRowMacs(keys: DataKeys, tamper: (table: string, id: string
     },
     linkToken: {
       mac: (t: Omit<LinkToken, "mac">): string => rowMac(keys, "link_tokens", linkTokenFields(t)),
-      valid: (t: LinkToken): boolean => check("link_tokens", t.token_hash.slice(0, 12), rowMacValid(keys, "link_tokens", linkTokenFields(t), t.mac)),
+      valid: (t: LinkToken): boolean =>
+        check("link_tokens", t.token_hash.slice(0, 12), rowMacValid(keys, "link_tokens", linkTokenFields(t), t.mac)),
     },
     oauthToken: {
       mac: (t: Omit<OAuthToken, "mac">): string => rowMac(keys, "oauth_tokens", oauthTokenFields(t)),
-      valid: (t: OAuthToken): boolean => check("oauth_tokens", t.token_hash.slice(0, 12), rowMacValid(keys, "oauth_tokens", oauthTokenFields(t), t.mac)),
+      valid: (t: OAuthToken): boolean =>
+        check("oauth_tokens", t.token_hash.slice(0, 12), rowMacValid(keys, "oauth_tokens", oauthTokenFields(t), t.mac)),
     },
   };
 }
@@ -89,7 +126,12 @@ const SEALED = "row_macs";
  * removed it), nothing is adopted: the rows without MACs stay absent, and only the mark is written.
  * Returns how many rows were adopted; `tamper` hears a refused adoption.
  */
-export async function sealRows(db: Kysely<Database>, keys: DataKeys, adopt: boolean, tamper: (table: string, id: string) => void): Promise<number> {
+export async function sealRows(
+  db: Kysely<Database>,
+  keys: DataKeys,
+  adopt: boolean,
+  tamper: (table: string, id: string) => void,
+): Promise<number> {
   const mark = await db.selectFrom("authority_meta").select("value").where("key", "=", SEALED).executeTakeFirst();
   if (mark !== undefined) return 0;
   const macs = createRowMacs(keys, () => undefined);
@@ -113,25 +155,50 @@ export async function sealRows(db: Kysely<Database>, keys: DataKeys, adopt: bool
       const rows = await trx.selectFrom(table).select(`${column} as hash`).execute();
       for (const { hash } of rows) {
         if (keyIdOf(hash) !== null) continue;
-        await trx.updateTable(table).set({ [column]: keyTokenHash(keys, keys.currentId, hash) }).where(column, "=", hash).execute();
+        await trx
+          .updateTable(table)
+          .set({ [column]: keyTokenHash(keys, keys.currentId, hash) })
+          .where(column, "=", hash)
+          .execute();
       }
     }
-    const clientIds = new Map((await trx.selectFrom("agents").select(["id", "client_id"]).execute()).map((a) => [a.id, a.client_id]));
+    const clientIds = new Map(
+      (await trx.selectFrom("agents").select(["id", "client_id"]).execute()).map((a) => [a.id, a.client_id]),
+    );
     for (const g of await trx.selectFrom("grants").selectAll().execute()) {
       const legacy = { ...g, legacy: 1 };
-      await trx.updateTable("grants").set({ legacy: 1, mac: macs.grant.mac(legacy, clientIds.get(g.agent_id) ?? "") }).where("id", "=", g.id).execute();
+      await trx
+        .updateTable("grants")
+        .set({ legacy: 1, mac: macs.grant.mac(legacy, clientIds.get(g.agent_id) ?? "") })
+        .where("id", "=", g.id)
+        .execute();
       n++;
     }
     for (const s of await trx.selectFrom("secrets").select(["id", "user_id", "name", "hosts"]).execute()) {
-      await trx.updateTable("secrets").set({ mac: macs.secret.mac(s) }).where("id", "=", s.id).execute();
+      await trx
+        .updateTable("secrets")
+        .set({ mac: macs.secret.mac(s) })
+        .where("id", "=", s.id)
+        .execute();
       n++;
     }
     for (const t of await trx.selectFrom("link_tokens").select(["token_hash", "user_id"]).execute()) {
-      await trx.updateTable("link_tokens").set({ mac: macs.linkToken.mac(t) }).where("token_hash", "=", t.token_hash).execute();
+      await trx
+        .updateTable("link_tokens")
+        .set({ mac: macs.linkToken.mac(t) })
+        .where("token_hash", "=", t.token_hash)
+        .execute();
       n++;
     }
-    for (const t of await trx.selectFrom("oauth_tokens").select(["token_hash", "kind", "user_id", "client_id", "family_id", "expires_at"]).execute()) {
-      await trx.updateTable("oauth_tokens").set({ mac: macs.oauthToken.mac(t) }).where("token_hash", "=", t.token_hash).execute();
+    for (const t of await trx
+      .selectFrom("oauth_tokens")
+      .select(["token_hash", "kind", "user_id", "client_id", "family_id", "expires_at"])
+      .execute()) {
+      await trx
+        .updateTable("oauth_tokens")
+        .set({ mac: macs.oauthToken.mac(t) })
+        .where("token_hash", "=", t.token_hash)
+        .execute();
       n++;
     }
     return n;
@@ -148,14 +215,21 @@ export async function sealRows(db: Kysely<Database>, keys: DataKeys, adopt: bool
  * authority's) a new Link token. One transaction: it happens entirely or not at all, and running
  * it again is harmless. After it, the old keys are no longer needed.
  */
-export async function rotateRows(db: Kysely<Database>, keys: DataKeys, hasher: TokenHasher, now: number, tamper: (table: string, id: string) => void): Promise<RotationReport> {
+export async function rotateRows(
+  db: Kysely<Database>,
+  keys: DataKeys,
+  hasher: TokenHasher,
+  now: number,
+  tamper: (table: string, id: string) => void,
+): Promise<RotationReport> {
   const macs = createRowMacs(keys, tamper);
   return db.transaction().execute(async (trx) => {
     let secrets = 0;
     let rows = 0;
     for (const s of await trx.selectFrom("secrets").selectAll().execute()) {
       const valid = macs.secret.valid(s);
-      const value = s.key_id === keys.currentId ? null : decryptSecret(keys, s.key_id, `${s.user_id}:${s.id}`, s.ciphertext);
+      const value =
+        s.key_id === keys.currentId ? null : decryptSecret(keys, s.key_id, `${s.user_id}:${s.id}`, s.ciphertext);
       const sealed = value === null ? null : encryptSecret(keys, `${s.user_id}:${s.id}`, value);
       if (sealed !== null) secrets++;
       const remac = valid && keyIdOf(s.mac ?? "") !== keys.currentId;
@@ -163,25 +237,48 @@ export async function rotateRows(db: Kysely<Database>, keys: DataKeys, hasher: T
       if (sealed !== null || remac) {
         await trx
           .updateTable("secrets")
-          .set({ ...(sealed !== null ? { ciphertext: sealed.ciphertext, key_id: sealed.keyId } : {}), ...(remac ? { mac: macs.secret.mac(s) } : {}) })
+          .set({
+            ...(sealed !== null ? { ciphertext: sealed.ciphertext, key_id: sealed.keyId } : {}),
+            ...(remac ? { mac: macs.secret.mac(s) } : {}),
+          })
           .where("id", "=", s.id)
           .execute();
       }
     }
-    const clientIds = new Map((await trx.selectFrom("agents").select(["id", "client_id"]).execute()).map((a) => [a.id, a.client_id]));
+    const clientIds = new Map(
+      (await trx.selectFrom("agents").select(["id", "client_id"]).execute()).map((a) => [a.id, a.client_id]),
+    );
     for (const g of await trx.selectFrom("grants").selectAll().execute()) {
       const clientId = clientIds.get(g.agent_id) ?? "";
       if (keyIdOf(g.mac ?? "") === keys.currentId || !macs.grant.valid(g, clientId)) continue;
-      await trx.updateTable("grants").set({ mac: macs.grant.mac(g, clientId) }).where("id", "=", g.id).execute();
+      await trx
+        .updateTable("grants")
+        .set({ mac: macs.grant.mac(g, clientId) })
+        .where("id", "=", g.id)
+        .execute();
       rows++;
     }
     for (const [table] of HASHED) await trx.deleteFrom(table).execute();
-    const local = await trx.selectFrom("users").select("id").where("email", "is", null).orderBy("created_at").executeTakeFirst();
+    const local = await trx
+      .selectFrom("users")
+      .select("id")
+      .where("email", "is", null)
+      .orderBy("created_at")
+      .executeTakeFirst();
     let linkToken: string | null = null;
     if (local !== undefined) {
       linkToken = newToken("plt");
       const token_hash = hasher.of(linkToken);
-      await trx.insertInto("link_tokens").values({ token_hash, user_id: local.id, label: "local (rotated)", created_at: now, mac: macs.linkToken.mac({ token_hash, user_id: local.id }) }).execute();
+      await trx
+        .insertInto("link_tokens")
+        .values({
+          token_hash,
+          user_id: local.id,
+          label: "local (rotated)",
+          created_at: now,
+          mac: macs.linkToken.mac({ token_hash, user_id: local.id }),
+        })
+        .execute();
     }
     await trx.updateTable("authority_meta").set({ value: keys.currentId }).where("key", "=", SEALED).execute();
     return { keyId: keys.currentId, secrets, rows, linkToken };

@@ -26,16 +26,35 @@ export function secretHosts(stored: string | null): string[] | null {
  * Decrypts one of the user's secrets; null when it no longer exists. Throws when its key is missing.
  * `hosts`: where the Link's calls may send it (see `secretHosts`).
  */
-export async function readSecret({ db, keys, macs }: ServiceDeps, userId: string, secretId: string): Promise<{ name: string; value: string; hosts: string[] | null } | null> {
-  const row = await db.selectFrom("secrets").selectAll().where("id", "=", secretId).where("user_id", "=", userId).executeTakeFirst();
+export async function readSecret(
+  { db, keys, macs }: ServiceDeps,
+  userId: string,
+  secretId: string,
+): Promise<{ name: string; value: string; hosts: string[] | null } | null> {
+  const row = await db
+    .selectFrom("secrets")
+    .selectAll()
+    .where("id", "=", secretId)
+    .where("user_id", "=", userId)
+    .executeTakeFirst();
   // A renamed secret or a widened host list the authority did not write is no secret at all.
   if (row === undefined || !macs.secret.valid(row)) return null;
-  return { name: row.name, value: decryptSecret(keys, row.key_id, `${userId}:${row.id}`, row.ciphertext), hosts: secretHosts(row.hosts) };
+  return {
+    name: row.name,
+    value: decryptSecret(keys, row.key_id, `${userId}:${row.id}`, row.ciphertext),
+    hosts: secretHosts(row.hosts),
+  };
 }
 
 const VIEW_COLUMNS = ["id", "user_id", "name", "created_at", "updated_at", "hosts", "mac"] as const;
 
-function toView(r: { id: string; name: string; created_at: number; updated_at: number; hosts: string | null }): SecretView {
+function toView(r: {
+  id: string;
+  name: string;
+  created_at: number;
+  updated_at: number;
+  hosts: string | null;
+}): SecretView {
   return { id: r.id, name: r.name, createdAt: r.created_at, updatedAt: r.updated_at, hosts: secretHosts(r.hosts) };
 }
 
@@ -47,18 +66,29 @@ function storedHosts(hosts: SecretHosts | null): string | null {
 export type Secrets = ReturnType<typeof createSecrets>;
 
 /** The secrets part; `endGrantsOfSecret` comes from the grants part (deleting ends them). */
-export function createSecrets(deps: ServiceDeps, audit: AuditLog, grants: { endGrantsOfSecret(secretId: string, reason: string, actor: string): Promise<number> }) {
+export function createSecrets(
+  deps: ServiceDeps,
+  audit: AuditLog,
+  grants: { endGrantsOfSecret(secretId: string, reason: string, actor: string): Promise<number> },
+) {
   const { db, keys, bus, now, macs } = deps;
 
   /** The user's secret rows whose normalized name equals `name`'s, MAC'd or not. */
   async function rowsNamed(userId: string, name: string) {
     const wanted = normalizeVariable(name);
-    const rows = await db.selectFrom("secrets").select(["id", "user_id", "name", "hosts", "mac"]).where("user_id", "=", userId).execute();
+    const rows = await db
+      .selectFrom("secrets")
+      .select(["id", "user_id", "name", "hosts", "mac"])
+      .where("user_id", "=", userId)
+      .execute();
     return rows.filter((r) => normalizeVariable(r.name) === wanted);
   }
 
   /** The user's secret whose normalized name equals `name`'s, or null (rows without a valid MAC do not count). */
-  async function findByName(userId: string, name: string): Promise<{ id: string; name: string; hosts: string | null } | null> {
+  async function findByName(
+    userId: string,
+    name: string,
+  ): Promise<{ id: string; name: string; hosts: string | null } | null> {
     return (await rowsNamed(userId, name)).find((r) => macs.secret.valid(r)) ?? null;
   }
 
@@ -71,7 +101,12 @@ export function createSecrets(deps: ServiceDeps, audit: AuditLog, grants: { endG
 
     /** Names, times and host lists, sorted by name: values never leave the authority towards the UI. */
     list: async (userId: string): Promise<SecretView[]> => {
-      const rows = await db.selectFrom("secrets").select(VIEW_COLUMNS).where("user_id", "=", userId).orderBy("name").execute();
+      const rows = await db
+        .selectFrom("secrets")
+        .select(VIEW_COLUMNS)
+        .where("user_id", "=", userId)
+        .orderBy("name")
+        .execute();
       return rows.filter((r) => macs.secret.valid(r)).map(toView);
     },
 
@@ -94,14 +129,32 @@ export function createSecrets(deps: ServiceDeps, audit: AuditLog, grants: { endG
           .values({ ...row, ciphertext, key_id: keyId, created_at: t, updated_at: t, mac: macs.secret.mac(row) })
           .execute();
       } else {
-        const row = { id, user_id: userId, name: existing?.name ?? name, hosts: hosts !== undefined ? storedHosts(hosts) : (existing?.hosts ?? null) };
+        const row = {
+          id,
+          user_id: userId,
+          name: existing?.name ?? name,
+          hosts: hosts !== undefined ? storedHosts(hosts) : (existing?.hosts ?? null),
+        };
         await db
           .updateTable("secrets")
-          .set({ name: row.name, ciphertext, key_id: keyId, updated_at: t, hosts: row.hosts, mac: macs.secret.mac(row) })
+          .set({
+            name: row.name,
+            ciphertext,
+            key_id: keyId,
+            updated_at: t,
+            hosts: row.hosts,
+            mac: macs.secret.mac(row),
+          })
           .where("id", "=", id)
           .execute();
       }
-      await audit.record({ userId, actor: "user", action: existing === null ? "secret.created" : "secret.updated", outcome: "ok", secretName: existing?.name ?? name });
+      await audit.record({
+        userId,
+        actor: "user",
+        action: existing === null ? "secret.created" : "secret.updated",
+        outcome: "ok",
+        secretName: existing?.name ?? name,
+      });
       await bus.publish({ type: "secret.changed", userId, id, status: existing === null ? "created" : "updated" });
       return view(id);
     },
@@ -114,8 +167,23 @@ export function createSecrets(deps: ServiceDeps, audit: AuditLog, grants: { endG
       const secret = await findByName(userId, name);
       if (secret === null) throw new ServiceError(404, "secret_not_found", `No secret named ${name}.`);
       const stored = storedHosts(hosts);
-      await db.updateTable("secrets").set({ hosts: stored, updated_at: now(), mac: macs.secret.mac({ id: secret.id, user_id: userId, name: secret.name, hosts: stored }) }).where("id", "=", secret.id).execute();
-      await audit.record({ userId, actor: "user", action: "secret.hosts_changed", outcome: "ok", secretName: secret.name, detail: stored ?? "any" });
+      await db
+        .updateTable("secrets")
+        .set({
+          hosts: stored,
+          updated_at: now(),
+          mac: macs.secret.mac({ id: secret.id, user_id: userId, name: secret.name, hosts: stored }),
+        })
+        .where("id", "=", secret.id)
+        .execute();
+      await audit.record({
+        userId,
+        actor: "user",
+        action: "secret.hosts_changed",
+        outcome: "ok",
+        secretName: secret.name,
+        detail: stored ?? "any",
+      });
       await bus.publish({ type: "secret.changed", userId, id: secret.id, status: "updated" });
       return view(secret.id);
     },

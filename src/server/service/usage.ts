@@ -21,13 +21,33 @@ export function createUsage({ db }: ServiceDeps, audit: AuditLog) {
      * uses were recorded.
      */
     record: async (userId: string, report: UsageReport): Promise<number> => {
-      const groups = new Map<string, { grantId: string; agentClientId: string; pid: number | null; program: AuditProgram | null; count: number; first: number; last: number }>();
+      const groups = new Map<
+        string,
+        {
+          grantId: string;
+          agentClientId: string;
+          pid: number | null;
+          program: AuditProgram | null;
+          count: number;
+          first: number;
+          last: number;
+        }
+      >();
       const calls = report.uses.flatMap((use) => (use.call === undefined ? [] : [{ ...use, call: use.call }]));
       for (const use of report.uses) {
         if (use.call !== undefined) continue;
         const key = `${use.grantId}\u0000${use.agentClientId}\u0000${use.pid ?? "-"}`;
         const g = groups.get(key);
-        if (g === undefined) groups.set(key, { grantId: use.grantId, agentClientId: use.agentClientId, pid: use.pid, program: use.program ?? null, count: 1, first: use.at, last: use.at });
+        if (g === undefined)
+          groups.set(key, {
+            grantId: use.grantId,
+            agentClientId: use.agentClientId,
+            pid: use.pid,
+            program: use.program ?? null,
+            count: 1,
+            first: use.at,
+            last: use.at,
+          });
         else {
           g.count += 1;
           g.first = Math.min(g.first, use.at);
@@ -49,18 +69,54 @@ export function createUsage({ db }: ServiceDeps, audit: AuditLog) {
       for (const use of groups.values()) {
         const grant = known.get(use.grantId);
         if (grant === undefined) continue;
-        await db.updateTable("grants").set({ last_used_at: use.last }).where("id", "=", grant.id).where((eb) => eb.or([eb("last_used_at", "is", null), eb("last_used_at", "<", use.last)])).execute();
+        await db
+          .updateTable("grants")
+          .set({ last_used_at: use.last })
+          .where("id", "=", grant.id)
+          .where((eb) => eb.or([eb("last_used_at", "is", null), eb("last_used_at", "<", use.last)]))
+          .execute();
         const where = use.pid === null ? "link-cache" : `link-cache pid ${use.pid}`;
-        const detail = use.count === 1 ? where : `${where}, ${use.count} deliveries ${new Date(use.first).toISOString()} – ${new Date(use.last).toISOString()}`;
-        await audit.record({ userId, actor: `agent:${use.agentClientId}`, action: "secret.delivered", outcome: "ok", agentClientId: use.agentClientId, variable: grant.variable, grantId: grant.id, secretName: grant.secret_name, detail, program: use.program });
+        const detail =
+          use.count === 1
+            ? where
+            : `${where}, ${use.count} deliveries ${new Date(use.first).toISOString()} – ${new Date(use.last).toISOString()}`;
+        await audit.record({
+          userId,
+          actor: `agent:${use.agentClientId}`,
+          action: "secret.delivered",
+          outcome: "ok",
+          agentClientId: use.agentClientId,
+          variable: grant.variable,
+          grantId: grant.id,
+          secretName: grant.secret_name,
+          detail,
+          program: use.program,
+        });
         recorded += use.count;
       }
       for (const use of calls) {
         const grant = known.get(use.grantId);
         if (grant === undefined) continue;
         const { fromCache, ...call } = use.call;
-        if (fromCache) await db.updateTable("grants").set({ last_used_at: use.at }).where("id", "=", grant.id).where((eb) => eb.or([eb("last_used_at", "is", null), eb("last_used_at", "<", use.at)])).execute();
-        await audit.record({ userId, actor: `agent:${use.agentClientId}`, action: "call.made", outcome: call.error ?? "ok", agentClientId: use.agentClientId, variable: grant.variable, grantId: grant.id, secretName: grant.secret_name, detail: callDetail(call), program: use.program ?? null });
+        if (fromCache)
+          await db
+            .updateTable("grants")
+            .set({ last_used_at: use.at })
+            .where("id", "=", grant.id)
+            .where((eb) => eb.or([eb("last_used_at", "is", null), eb("last_used_at", "<", use.at)]))
+            .execute();
+        await audit.record({
+          userId,
+          actor: `agent:${use.agentClientId}`,
+          action: "call.made",
+          outcome: call.error ?? "ok",
+          agentClientId: use.agentClientId,
+          variable: grant.variable,
+          grantId: grant.id,
+          secretName: grant.secret_name,
+          detail: callDetail(call),
+          program: use.program ?? null,
+        });
         recorded += 1;
       }
       return recorded;

@@ -87,10 +87,12 @@ export function createInstanceContext(deps: InstanceContextDeps): InstanceContex
       return keychainError;
     },
     snapshot() {
-      if (locked && keychainError !== null) return { state: "logged_out", error: { code: keychainError.code, message: keychainError.message } };
+      if (locked && keychainError !== null)
+        return { state: "logged_out", error: { code: keychainError.code, message: keychainError.message } };
       if (locked) return { state: "logged_out", error: { code: "locked", message: LOCKED_MESSAGE } };
       if (instanceId !== null) return { state: "ready", instanceId };
-      if (keychainError !== null) return { state: "logged_out", error: { code: keychainError.code, message: keychainError.message } };
+      if (keychainError !== null)
+        return { state: "logged_out", error: { code: keychainError.code, message: keychainError.message } };
       return { state: "logged_out", error: { code: "not_logged_in", message: NOT_SIGNED_IN_MESSAGE } };
     },
     load,

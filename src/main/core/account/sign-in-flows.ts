@@ -37,7 +37,8 @@ export interface LoginAttempt {
 // no script, so a strict CSP fits them.
 const DONE_PAGE = signedInPage();
 const FAIL_PAGE = signInFailedPage;
-const PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+const PAGE_CSP =
+  "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /**
  * `url` with its origin replaced by `pagesOrigin` (path and query kept), or unchanged when
@@ -62,7 +63,12 @@ export interface RedirectListenerOptions {
  * (loopback/loopback-http.ts): only this user's processes reach `/callback` (another local user
  * could otherwise deliver a code for their own account), and only with this Link's `Host`.
  */
-export async function startBrowserLogin(client: AuthorityClient, timeoutMs = 5 * 60_000, pagesOrigin: string | null = null, listener: RedirectListenerOptions = {}): Promise<LoginAttempt> {
+export async function startBrowserLogin(
+  client: AuthorityClient,
+  timeoutMs = 5 * 60_000,
+  pagesOrigin: string | null = null,
+  listener: RedirectListenerOptions = {},
+): Promise<LoginAttempt> {
   const state = randomBytes(16).toString("base64url");
   const verifier = randomBytes(32).toString("base64url");
   const challenge = createHash("sha256").update(verifier).digest("base64url");
@@ -96,7 +102,11 @@ export async function startBrowserLogin(client: AuthorityClient, timeoutMs = 5 *
     void stack.close().catch(() => undefined);
   };
   const page = (reply: FastifyReply, status: number, html: string): FastifyReply =>
-    reply.code(status).header("Content-Type", "text/html; charset=utf-8").header("Content-Security-Policy", PAGE_CSP).send(html);
+    reply
+      .code(status)
+      .header("Content-Type", "text/html; charset=utf-8")
+      .header("Content-Security-Policy", PAGE_CSP)
+      .send(html);
   app.get("/callback", async (request, reply) => {
     const url = new URL(request.url, "http://127.0.0.1");
     // Any local process of this user can reach this port. Only the answer carrying our secret `state`
@@ -115,16 +125,28 @@ export async function startBrowserLogin(client: AuthorityClient, timeoutMs = 5 *
     };
     if (error !== null || got === null) {
       const reason = url.searchParams.get("error_description") ?? error;
-      return answer(400, FAIL_PAGE(reason ?? "no code"), () => settle?.reject(new LinkError("unauthorized", `Sign-in failed: ${reason ?? "no code returned"}.`)));
+      return answer(400, FAIL_PAGE(reason ?? "no code"), () =>
+        settle?.reject(new LinkError("unauthorized", `Sign-in failed: ${reason ?? "no code returned"}.`)),
+      );
     }
     // The page says "signed in" only once the authority has taken the code: a code it refuses (a
     // forged or replayed one) shows the failure in the browser too, not a success the CLI contradicts.
     try {
-      const taken = await client.oauthToken({ grant_type: "authorization_code", code: got, redirect_uri: redirectUri, code_verifier: verifier, client_id: LINK_CLIENT_ID });
+      const taken = await client.oauthToken({
+        grant_type: "authorization_code",
+        code: got,
+        redirect_uri: redirectUri,
+        code_verifier: verifier,
+        client_id: LINK_CLIENT_ID,
+      });
       return await answer(200, DONE_PAGE, () => settle?.resolve(taken));
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
-      return answer(400, FAIL_PAGE(`The authority did not accept this sign-in (${reason}). Run piper-link login again.`), () => settle?.reject(err instanceof Error ? err : new Error(reason)));
+      return answer(
+        400,
+        FAIL_PAGE(`The authority did not accept this sign-in (${reason}). Run piper-link login again.`),
+        () => settle?.reject(err instanceof Error ? err : new Error(reason)),
+      );
     }
   });
   const { port } = await stack.listen(0, false);
@@ -133,7 +155,9 @@ export async function startBrowserLogin(client: AuthorityClient, timeoutMs = 5 *
   const closeListener = (): void => stack.unlisten();
   const timer = setTimeout(() => {
     shut();
-    settle?.reject(new LinkError("timeout", "Nobody completed the sign-in in the browser in time. Run `piper-link login` again."));
+    settle?.reject(
+      new LinkError("timeout", "Nobody completed the sign-in in the browser in time. Run `piper-link login` again."),
+    );
   }, timeoutMs);
   timer.unref();
   const authorizeUrl = `${pagesOrigin ?? client.url}/oauth/authorize?${new URLSearchParams({ response_type: "code", client_id: LINK_CLIENT_ID, redirect_uri: redirectUri, state, code_challenge: challenge, code_challenge_method: "S256" }).toString()}`;
@@ -170,7 +194,11 @@ export const DEFAULT_DEVICE_INTERVAL_S = 5;
  * later poll, `access_denied` ends with `denied`, `expired_token` or the code's lifetime ends with
  * `timeout`; other errors end with `unauthorized`. Error answers need only `error` (no description).
  */
-export async function startDeviceLogin(client: AuthorityClient, clock: DeviceLoginClock = realClock, pagesOrigin: string | null = null): Promise<LoginAttempt> {
+export async function startDeviceLogin(
+  client: AuthorityClient,
+  clock: DeviceLoginClock = realClock,
+  pagesOrigin: string | null = null,
+): Promise<LoginAttempt> {
   const d = await client.deviceAuthorization(LINK_CLIENT_ID);
   let cancelled = false;
   const deadline = clock.now() + d.expires_in * 1000;
@@ -181,9 +209,17 @@ export async function startDeviceLogin(client: AuthorityClient, clock: DeviceLog
     for (;;) {
       await clock.sleep(interval * 1000);
       if (cancelled) throw new LinkError("timeout", "Sign-in cancelled.");
-      if (clock.now() > deadline) throw new LinkError("timeout", "The code expired before anyone entered it. Run `piper-link login --device` again.");
+      if (clock.now() > deadline)
+        throw new LinkError(
+          "timeout",
+          "The code expired before anyone entered it. Run `piper-link login --device` again.",
+        );
       try {
-        return await client.oauthToken({ grant_type: "urn:ietf:params:oauth:grant-type:device_code", device_code: d.device_code, client_id: LINK_CLIENT_ID });
+        return await client.oauthToken({
+          grant_type: "urn:ietf:params:oauth:grant-type:device_code",
+          device_code: d.device_code,
+          client_id: LINK_CLIENT_ID,
+        });
       } catch (err) {
         if (!(err instanceof AuthorityCallError)) throw err;
         if (err.authorityCode === "authorization_pending") continue;
@@ -191,8 +227,15 @@ export async function startDeviceLogin(client: AuthorityClient, clock: DeviceLog
           interval += 5;
           continue;
         }
-        if (err.authorityCode === "expired_token") throw new LinkError("timeout", "The code expired before anyone entered it. Run `piper-link login --device` again.");
-        throw new LinkError(err.authorityCode === "access_denied" ? "denied" : "unauthorized", `Sign-in failed: ${err.message}`);
+        if (err.authorityCode === "expired_token")
+          throw new LinkError(
+            "timeout",
+            "The code expired before anyone entered it. Run `piper-link login --device` again.",
+          );
+        throw new LinkError(
+          err.authorityCode === "access_denied" ? "denied" : "unauthorized",
+          `Sign-in failed: ${err.message}`,
+        );
       }
     }
   };
@@ -200,7 +243,8 @@ export async function startDeviceLogin(client: AuthorityClient, clock: DeviceLog
     kind: "device",
     authorizeUrl: null,
     verificationUri: onPagesOrigin(d.verification_uri, pagesOrigin),
-    verificationUriComplete: d.verification_uri_complete === undefined ? null : onPagesOrigin(d.verification_uri_complete, pagesOrigin),
+    verificationUriComplete:
+      d.verification_uri_complete === undefined ? null : onPagesOrigin(d.verification_uri_complete, pagesOrigin),
     userCode: d.user_code,
     tokens: poll(),
     cancel() {

@@ -33,7 +33,12 @@ export interface SignInSession extends Credentials {
   readonly error: string | null;
 }
 
-export function createSignInSession(options: { keychain: KeychainStore; client: () => AuthorityClient | null; log: Logger; now: () => number }): SignInSession {
+export function createSignInSession(options: {
+  keychain: KeychainStore;
+  client: () => AuthorityClient | null;
+  log: Logger;
+  now: () => number;
+}): SignInSession {
   const { keychain, log, now } = options;
   let access: { token: string; expiresAt: number } | null = null;
   let refreshing: Promise<string | null> | null = null;
@@ -70,13 +75,20 @@ export function createSignInSession(options: { keychain: KeychainStore; client: 
     const client = options.client();
     if (client === null) return null;
     try {
-      const tokens = await client.oauthToken({ grant_type: "refresh_token", refresh_token: refreshToken, client_id: LINK_CLIENT_ID });
+      const tokens = await client.oauthToken({
+        grant_type: "refresh_token",
+        refresh_token: refreshToken,
+        client_id: LINK_CLIENT_ID,
+      });
       await store(tokens.refresh_token);
       access = { token: tokens.access_token, expiresAt: now() + tokens.expires_in * 1000 };
       error = null;
       return tokens.access_token;
     } catch (err) {
-      if (err instanceof AuthorityCallError && (err.authorityCode === "invalid_grant" || err.authorityCode === "invalid_client")) {
+      if (
+        err instanceof AuthorityCallError &&
+        (err.authorityCode === "invalid_grant" || err.authorityCode === "invalid_client")
+      ) {
         log.warn({ reason: err.message }, "refresh token refused; signed out");
         error = SIGN_IN_AGAIN;
         dead = refreshToken;
@@ -113,7 +125,9 @@ export function createSignInSession(options: { keychain: KeychainStore; client: 
         await options
           .client()
           ?.revokeToken(token)
-          .catch((err: unknown) => log.warn({ err: String(err) }, "could not revoke the refresh token at the authority"));
+          .catch((err: unknown) =>
+            log.warn({ err: String(err) }, "could not revoke the refresh token at the authority"),
+          );
       }
       await store(null);
       dead = null;

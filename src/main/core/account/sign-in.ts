@@ -125,7 +125,9 @@ export function createSignIn(deps: SignInDeps): SignIn {
     async start(device) {
       const client = connection.require();
       const pagesOrigin = deps.pagesOrigin?.() ?? null;
-      const attempt = device ? await startDeviceLogin(client, undefined, pagesOrigin) : await startBrowserLogin(client, undefined, pagesOrigin, { log });
+      const attempt = device
+        ? await startDeviceLogin(client, undefined, pagesOrigin)
+        : await startBrowserLogin(client, undefined, pagesOrigin, { log });
       // Settled by `wait`; a sign-in nobody waits for must not become an unhandled rejection.
       attempt.tokens.catch(() => undefined);
       const loginId = randomBytes(9).toString("base64url");
@@ -143,11 +145,15 @@ export function createSignIn(deps: SignInDeps): SignIn {
     },
     async wait(loginId, timeoutMs) {
       const entry = attempts.get(loginId);
-      if (entry === undefined) throw new LinkError("not_found", "No sign-in in progress with that ID. Run `piper-link login` again.");
+      if (entry === undefined)
+        throw new LinkError("not_found", "No sign-in in progress with that ID. Run `piper-link login` again.");
       const { attempt } = entry;
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new LinkError("timeout", "Nobody completed the sign-in in time. Run `piper-link login` again.")), timeoutMs);
+        timer = setTimeout(
+          () => reject(new LinkError("timeout", "Nobody completed the sign-in in time. Run `piper-link login` again.")),
+          timeoutMs,
+        );
       });
       try {
         const tokens = await Promise.race([attempt.tokens, timeout]);
@@ -157,7 +163,10 @@ export function createSignIn(deps: SignInDeps): SignIn {
         const client = connection.require();
         // Same machine, same account: keep the instance; otherwise register this machine.
         const existing = context.instanceId;
-        const id = existing !== null && (await client.instanceIsMine(existing)) ? existing : (await client.registerInstance(os.hostname())).instanceId;
+        const id =
+          existing !== null && (await client.instanceIsMine(existing))
+            ? existing
+            : (await client.registerInstance(os.hostname())).instanceId;
         await context.store(id);
         await refreshWho();
         log.info({ method: attempt.kind }, "signed in");
@@ -186,7 +195,10 @@ export function createSignIn(deps: SignInDeps): SignIn {
         try {
           await client.revokeInstance(instanceId);
         } catch (err) {
-          log.warn({ err: err instanceof Error ? err.message : String(err) }, "could not revoke this machine's instance at the authority");
+          log.warn(
+            { err: err instanceof Error ? err.message : String(err) },
+            "could not revoke this machine's instance at the authority",
+          );
         }
       }
       await session.signOut();

@@ -9,11 +9,21 @@
  */
 import { LinkError, NOT_SIGNED_IN_MESSAGE } from "../../../shared/errors.js";
 import type { GrantView, SecretView } from "../../../shared/authority.js";
-import { MAX_SECRET_NAME_CHARS, normalizeVariable, type CheckRequest, type GrantTermsView, type LinkMessage } from "../../../shared/protocol.js";
+import {
+  MAX_SECRET_NAME_CHARS,
+  normalizeVariable,
+  type CheckRequest,
+  type GrantTermsView,
+  type LinkMessage,
+} from "../../../shared/protocol.js";
 import { grantServes, type AgentGrantsDeps, type GrantsAsker } from "./agent-grants.js";
 
 /** The live grant of the asker for `variable`, if any (the first the authority lists). */
-function liveGrant(grants: readonly GrantView[], variable: string, asking: Parameters<typeof grantServes>[1]): GrantView | null {
+function liveGrant(
+  grants: readonly GrantView[],
+  variable: string,
+  asking: Parameters<typeof grantServes>[1],
+): GrantView | null {
   const wanted = normalizeVariable(variable);
   return grants.find((g) => normalizeVariable(g.variable) === wanted && grantServes(g, asking)) ?? null;
 }
@@ -32,8 +42,10 @@ function termsOf(g: GrantView): GrantTermsView {
 
 /** A sentence saying why `normalized` cannot name a secret, or null when it can. */
 function nameProblem(variable: string, normalized: string): string | null {
-  if (normalized === "") return `${JSON.stringify(variable.slice(0, 80))} has no letters or digits, so it cannot name a secret.`;
-  if (normalized.length > MAX_SECRET_NAME_CHARS) return `A secret name is at most ${MAX_SECRET_NAME_CHARS} characters; this one is ${normalized.length} once normalized.`;
+  if (normalized === "")
+    return `${JSON.stringify(variable.slice(0, 80))} has no letters or digits, so it cannot name a secret.`;
+  if (normalized.length > MAX_SECRET_NAME_CHARS)
+    return `A secret name is at most ${MAX_SECRET_NAME_CHARS} characters; this one is ${normalized.length} once normalized.`;
   return null;
 }
 
@@ -44,7 +56,9 @@ function nameProblem(variable: string, normalized: string): string | null {
  * `secret_not_found` (`metadata` of a name no secret is mapped to); other authority failures
  * propagate as the authority client's LinkError.
  */
-export function createAgentChecks(deps: AgentGrantsDeps): (asker: GrantsAsker, request: CheckRequest) => Promise<LinkMessage> {
+export function createAgentChecks(
+  deps: AgentGrantsDeps,
+): (asker: GrantsAsker, request: CheckRequest) => Promise<LinkMessage> {
   return async (asker, request) => {
     const instanceId = deps.instanceId();
     if (instanceId === null || asker.agent === null) throw new LinkError("not_logged_in", NOT_SIGNED_IN_MESSAGE);
@@ -52,7 +66,8 @@ export function createAgentChecks(deps: AgentGrantsDeps): (asker: GrantsAsker, r
     if (client === null) throw new LinkError("authority_unavailable", "This Piper Link has no authority configured.");
     const asAgent = <T>(p: Promise<T>): Promise<T> =>
       p.catch((err: unknown) => {
-        if (err instanceof LinkError && err.code === "unauthorized") throw new LinkError("not_logged_in", err.message, { cause: err });
+        if (err instanceof LinkError && err.code === "unauthorized")
+          throw new LinkError("not_logged_in", err.message, { cause: err });
         throw err;
       });
     const asking = { clientId: asker.agent.clientId, process: asker.process, instanceId, now: deps.now() };
@@ -61,7 +76,13 @@ export function createAgentChecks(deps: AgentGrantsDeps): (asker: GrantsAsker, r
     const grants = await asAgent(client.listGrants(false));
     const grant = liveGrant(grants, variable, asking);
     if (request.type === "permissionCheck") {
-      return { type: "permissionCheck.result", id: request.id, variable, granted: grant !== null, grant: grant === null ? null : termsOf(grant) };
+      return {
+        type: "permissionCheck.result",
+        id: request.id,
+        variable,
+        granted: grant !== null,
+        grant: grant === null ? null : termsOf(grant),
+      };
     }
     const problem = nameProblem(variable, normalized);
     let secret: SecretView | null = null;
@@ -71,16 +92,34 @@ export function createAgentChecks(deps: AgentGrantsDeps): (asker: GrantsAsker, r
       secret = secrets.find((s) => normalizeVariable(s.name) === mappedName) ?? null;
     }
     if (request.type === "validate") {
-      return { type: "validate.result", id: request.id, variable, normalized, wellFormed: problem === null, problem, mapped: secret !== null, secretName: secret?.name ?? null };
+      return {
+        type: "validate.result",
+        id: request.id,
+        variable,
+        normalized,
+        wellFormed: problem === null,
+        problem,
+        mapped: secret !== null,
+        secretName: secret?.name ?? null,
+      };
     }
     if (secret === null) {
-      throw new LinkError("secret_not_found", problem ?? `No secret of the person's is mapped to ${variable}. They can add one (piper-link secrets set ${normalized.toUpperCase()}).`);
+      throw new LinkError(
+        "secret_not_found",
+        problem ??
+          `No secret of the person's is mapped to ${variable}. They can add one (piper-link secrets set ${normalized.toUpperCase()}).`,
+      );
     }
     return {
       type: "metadata.result",
       id: request.id,
       variable,
-      secret: { name: secret.name, hosts: secret.hosts, createdAt: new Date(secret.createdAt).toISOString(), updatedAt: new Date(secret.updatedAt).toISOString() },
+      secret: {
+        name: secret.name,
+        hosts: secret.hosts,
+        createdAt: new Date(secret.createdAt).toISOString(),
+        updatedAt: new Date(secret.updatedAt).toISOString(),
+      },
     };
   };
 }

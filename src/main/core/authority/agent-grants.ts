@@ -21,7 +21,10 @@ export interface AgentGrantsDeps {
 export type GrantsAsker = Pick<Requester, "agent" | "process">;
 
 /** True when `g` is a live grant the asker may use (see the module comment). */
-export function grantServes(g: GrantView, asker: { clientId: string; process: PeerProcess | null; instanceId: string; now: number }): boolean {
+export function grantServes(
+  g: GrantView,
+  asker: { clientId: string; process: PeerProcess | null; instanceId: string; now: number },
+): boolean {
   if (g.agentClientId !== asker.clientId || g.endedAt !== null) return false;
   // A grant without an instance was made before this machine registered; it still serves here.
   if (g.instanceId !== null && g.instanceId !== asker.instanceId) return false;
@@ -35,7 +38,12 @@ export function grantServes(g: GrantView, asker: { clientId: string; process: Pe
   if (kind === "program" || kind === "session") {
     // The same program identity the authority checks (executable + script + folder; and the session).
     const program = g.binding?.program ?? null;
-    if (program === null || p === null || programKey({ ...p, executable: program.executable, script: program.script, cwd: program.cwd }) !== programKey(p)) return false;
+    if (
+      program === null ||
+      p === null ||
+      programKey({ ...p, executable: program.executable, script: program.script, cwd: program.cwd }) !== programKey(p)
+    )
+      return false;
     if (kind === "session" && (p.sessionId ?? null) !== g.binding?.sessionId) return false;
   }
   return true;
@@ -53,7 +61,8 @@ export function createAgentGrants(deps: AgentGrantsDeps): (asker: GrantsAsker) =
     const client = deps.authority();
     if (client === null) throw new LinkError("authority_unavailable", "This Piper Link has no authority configured.");
     const all = await client.listGrants(false).catch((err: unknown) => {
-      if (err instanceof LinkError && err.code === "unauthorized") throw new LinkError("not_logged_in", err.message, { cause: err });
+      if (err instanceof LinkError && err.code === "unauthorized")
+        throw new LinkError("not_logged_in", err.message, { cause: err });
       throw err;
     });
     const asking = { clientId: asker.agent.clientId, process: asker.process, instanceId, now: deps.now() };
@@ -61,7 +70,8 @@ export function createAgentGrants(deps: AgentGrantsDeps): (asker: GrantsAsker) =
     for (const g of all) {
       if (!grantServes(g, asking)) continue;
       // One entry per variable: several grants for one name are one name to the agent.
-      if (!seen.has(g.variable)) seen.set(g.variable, { variable: g.variable, mode: g.mode ?? null, expiresAt: g.expiresAt });
+      if (!seen.has(g.variable))
+        seen.set(g.variable, { variable: g.variable, mode: g.mode ?? null, expiresAt: g.expiresAt });
     }
     return [...seen.values()].sort((a, b) => a.variable.localeCompare(b.variable));
   };

@@ -14,10 +14,27 @@
 import { createHmac, randomBytes } from "node:crypto";
 import { TLSSocket } from "node:tls";
 import { Agent, buildConnector, request, type Dispatcher } from "undici";
-import type { AgentResolveBody, ApproveBody, AuthorityEvent, DeviceAuthorization, SecretHosts, TokenResponse, UsageReport } from "../../../shared/authority.js";
+import type {
+  AgentResolveBody,
+  ApproveBody,
+  AuthorityEvent,
+  DeviceAuthorization,
+  SecretHosts,
+  TokenResponse,
+  UsageReport,
+} from "../../../shared/authority.js";
 import type { GrantPolicy } from "../../../shared/grant-terms.js";
 import { OAuthErrorSchema } from "../../../shared/authority.js";
-import { AuthorityRoutes, fillPath, type GrantEndReason, type AuthorityCallInput, type AuthorityResult, type AuthorityRoute, type AuthorityRouteName, type TokenRequest } from "../../../shared/authority-routes.js";
+import {
+  AuthorityRoutes,
+  fillPath,
+  type GrantEndReason,
+  type AuthorityCallInput,
+  type AuthorityResult,
+  type AuthorityRoute,
+  type AuthorityRouteName,
+  type TokenRequest,
+} from "../../../shared/authority-routes.js";
 import { authorityPresenceAction } from "../../../shared/authority-presence.js";
 import { ErrorCodeSchema, LinkError, NOT_SIGNED_IN_MESSAGE, type ErrorCode } from "../../../shared/errors.js";
 import { presenceMessage, type AuthorityPresence } from "../../../shared/presence.js";
@@ -61,7 +78,14 @@ export class AuthorityCallError extends LinkError {
 }
 
 /** Authority error codes that are the Link's own codes too, passed through unchanged. */
-const PASSED_THROUGH: ReadonlySet<ErrorCode> = new Set<ErrorCode>(["secret_not_found", "requester_gone", "policy_violation", "destination_not_allowed", "presence_required", "presence_failed"]);
+const PASSED_THROUGH: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  "secret_not_found",
+  "requester_gone",
+  "policy_violation",
+  "destination_not_allowed",
+  "presence_required",
+  "presence_failed",
+]);
 
 /**
  * Makes the proof of presence a widening call carries, for the exact `action` string the client
@@ -78,7 +102,9 @@ export type PresenceSigner = (action: string) => AuthorityPresence;
  */
 export function signLinkPresence(approvalKey: Buffer, action: string, now: number = Date.now()): AuthorityPresence {
   const nonce = randomBytes(16).toString("base64url");
-  const mac = createHmac("sha256", approvalKey).update(presenceMessage(action, nonce, now), "utf8").digest("base64url");
+  const mac = createHmac("sha256", approvalKey)
+    .update(presenceMessage(action, nonce, now), "utf8")
+    .digest("base64url");
   return { kind: "link-mac", nonce, at: now, mac };
 }
 
@@ -100,7 +126,6 @@ export interface CallOptions {
   timeoutMs?: number | undefined;
 }
 
-
 /**
  * An undici connector that trusts exactly the certificate with SHA-256 fingerprint `pin`: the
  * embedded authority's certificate is self-signed, so trust is the fingerprint, not a CA chain.
@@ -116,7 +141,10 @@ export function pinnedConnector(pin: string): buildConnector.connector {
       const fingerprint = socket instanceof TLSSocket ? socket.getPeerCertificate().fingerprint256 : undefined;
       if (fingerprint === pin) return callback(null, socket);
       socket.destroy();
-      callback(new Error(`authority certificate ${fingerprint ?? "(none)"} does not match the pinned fingerprint`), null);
+      callback(
+        new Error(`authority certificate ${fingerprint ?? "(none)"} does not match the pinned fingerprint`),
+        null,
+      );
     });
 }
 
@@ -146,20 +174,31 @@ export function createAuthorityClient(options: AuthorityClientOptions) {
     if (opts.signal?.aborted) return new LinkError("timeout", "The wait was cancelled.");
     const message = err instanceof Error ? err.message : String(err);
     reachability?.(false, message);
-    return new LinkError("authority_unavailable", `The authority at ${base.origin} is unreachable (${message}). Piper Link keeps retrying.`, { retryable: true, cause: err });
+    return new LinkError(
+      "authority_unavailable",
+      `The authority at ${base.origin} is unreachable (${message}). Piper Link keeps retrying.`,
+      { retryable: true, cause: err },
+    );
   }
 
   /** One HTTP exchange for `route`; the bearer, if any, is already chosen. */
-  async function exchange(route: AuthorityRoute, input: { params?: unknown; query?: unknown; body?: unknown }, bearer: string | null, opts: CallOptions): Promise<unknown> {
+  async function exchange(
+    route: AuthorityRoute,
+    input: { params?: unknown; query?: unknown; body?: unknown },
+    bearer: string | null,
+    opts: CallOptions,
+  ): Promise<unknown> {
     const url = new URL(fillPath(route.path, isRecord(input.params) ? input.params : undefined), base);
-    if (isRecord(input.query)) for (const [k, v] of Object.entries(input.query)) if (isScalar(v)) url.searchParams.set(k, String(v));
+    if (isRecord(input.query))
+      for (const [k, v] of Object.entries(input.query)) if (isScalar(v)) url.searchParams.set(k, String(v));
     const headers: Record<string, string> = { accept: "application/json" };
     let body: string | null = null;
     if (input.body !== undefined) {
       if (route.encoding === "form") {
         headers["content-type"] = "application/x-www-form-urlencoded";
         const form = new URLSearchParams();
-        if (isRecord(input.body)) for (const [k, v] of Object.entries(input.body)) if (isScalar(v)) form.set(k, String(v));
+        if (isRecord(input.body))
+          for (const [k, v] of Object.entries(input.body)) if (isScalar(v)) form.set(k, String(v));
         body = form.toString();
       } else {
         headers["content-type"] = "application/json";
@@ -173,7 +212,15 @@ export function createAuthorityClient(options: AuthorityClientOptions) {
     let res: Dispatcher.ResponseData;
     let text: string;
     try {
-      res = await request(url, { method: route.method, headers, body, signal, dispatcher: route.longPoll ? waits : shared, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+      res = await request(url, {
+        method: route.method,
+        headers,
+        body,
+        signal,
+        dispatcher: route.longPoll ? waits : shared,
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+      });
       text = await res.body.text();
     } catch (err) {
       throw unreachable(err, opts);
@@ -188,7 +235,9 @@ export function createAuthorityClient(options: AuthorityClientOptions) {
       // Any answer RFC 6749 section 5.2 allows: only `error` is required (issue 16 item 2).
       const err = OAuthErrorSchema.safeParse(json);
       const code = err.success ? err.data.error : `http_${res.statusCode}`;
-      const message = err.success ? (err.data.error_description ?? `The authority answered ${err.data.error} (HTTP ${res.statusCode}).`) : `The authority answered HTTP ${res.statusCode}.`;
+      const message = err.success
+        ? (err.data.error_description ?? `The authority answered ${err.data.error} (HTTP ${res.statusCode}).`)
+        : `The authority answered HTTP ${res.statusCode}.`;
       throw new AuthorityCallError(codeFor(res.statusCode, code), message, code, res.statusCode);
     }
     return json;
@@ -203,13 +252,25 @@ export function createAuthorityClient(options: AuthorityClientOptions) {
    */
   // The typed signature callers see; the implementation below is written once for every route and
   // returns exactly what the route's own result schema produced, which is that type.
-  function call<N extends AuthorityRouteName>(name: N, input: AuthorityCallInput<N>, opts?: CallOptions): Promise<AuthorityResult<N>>;
-  async function call(name: AuthorityRouteName, parts: { params?: unknown; query?: unknown; body?: unknown }, opts: CallOptions = {}): Promise<unknown> {
+  function call<N extends AuthorityRouteName>(
+    name: N,
+    input: AuthorityCallInput<N>,
+    opts?: CallOptions,
+  ): Promise<AuthorityResult<N>>;
+  async function call(
+    name: AuthorityRouteName,
+    parts: { params?: unknown; query?: unknown; body?: unknown },
+    opts: CallOptions = {},
+  ): Promise<unknown> {
     const route: AuthorityRoute = AuthorityRoutes[name];
     const validate = async (bearer: string | null): Promise<unknown> => {
       const json = await exchange(route, parts, bearer, opts);
       const parsed = route.result.safeParse(json);
-      if (!parsed.success) throw new LinkError("authority_unavailable", `The authority sent an unexpected answer to ${route.method} ${route.path}.`);
+      if (!parsed.success)
+        throw new LinkError(
+          "authority_unavailable",
+          `The authority sent an unexpected answer to ${route.method} ${route.path}.`,
+        );
       reachability?.(true, null);
       return parsed.data;
     };
@@ -220,7 +281,13 @@ export function createAuthorityClient(options: AuthorityClientOptions) {
       try {
         return await validate(token);
       } catch (err) {
-        if (attempt > 0 || !(err instanceof AuthorityCallError) || err.status !== 401 || err.authorityCode !== "invalid_token") throw err;
+        if (
+          attempt > 0 ||
+          !(err instanceof AuthorityCallError) ||
+          err.status !== 401 ||
+          err.authorityCode !== "invalid_token"
+        )
+          throw err;
         options.credentials.rejected(token);
       }
     }
@@ -256,7 +323,8 @@ export function createAuthorityClient(options: AuthorityClientOptions) {
     call,
     health: () => call("health", {}, { timeoutMs: 3000 }),
     oauthToken: (form: TokenRequest): Promise<TokenResponse> => call("oauthToken", { body: form }),
-    deviceAuthorization: (clientId: string): Promise<DeviceAuthorization> => call("deviceAuthorization", { body: { client_id: clientId } }),
+    deviceAuthorization: (clientId: string): Promise<DeviceAuthorization> =>
+      call("deviceAuthorization", { body: { client_id: clientId } }),
     revokeToken: (token: string) => call("revokeToken", { body: { token } }),
     instanceIsMine: (id: string): Promise<boolean> =>
       call("getInstance", { params: { id } }).then(
@@ -272,13 +340,26 @@ export function createAuthorityClient(options: AuthorityClientOptions) {
      * Long-polls one request on the waits pool. Rejects at once with `rate_limited` (retryable) when
      * this agent already has `maxWaitsPerAgent` waits in flight on this instance.
      */
-    async wait(requestId: string, body: { instanceId: string; agentClientId: string; timeoutMs: number }, signal?: AbortSignal) {
+    async wait(
+      requestId: string,
+      body: { instanceId: string; agentClientId: string; timeoutMs: number },
+      signal?: AbortSignal,
+    ) {
       const key = `${body.instanceId}\u0000${body.agentClientId}`;
       const inFlight = waitsPerAgent.get(key) ?? 0;
-      if (inFlight >= maxWaits) throw new LinkError("rate_limited", `Too many pending waits: agent ${body.agentClientId} already waits for ${inFlight} approvals; try again when one is decided.`, { retryable: true });
+      if (inFlight >= maxWaits)
+        throw new LinkError(
+          "rate_limited",
+          `Too many pending waits: agent ${body.agentClientId} already waits for ${inFlight} approvals; try again when one is decided.`,
+          { retryable: true },
+        );
       waitsPerAgent.set(key, inFlight + 1);
       try {
-        return await call("agentWait", { params: { id: requestId }, body }, { timeoutMs: body.timeoutMs + 10_000, signal });
+        return await call(
+          "agentWait",
+          { params: { id: requestId }, body },
+          { timeoutMs: body.timeoutMs + 10_000, signal },
+        );
       } finally {
         const left = (waitsPerAgent.get(key) ?? 1) - 1;
         if (left === 0) waitsPerAgent.delete(key);
@@ -288,34 +369,64 @@ export function createAuthorityClient(options: AuthorityClientOptions) {
     listRequests: (status: "pending" | "all" = "pending") => call("listRequests", { query: { status } }),
     /** Approves request `id` with `body`'s terms; `presence` signs exactly those (403 `presence_required` / `presence_failed`). */
     approve: (id: string, body: ApproveBody, presence: PresenceSigner) =>
-      call("approveRequest", { params: { id }, body: { ...body, presence: presence(authorityPresenceAction("approveRequest", { requestId: id, ...body })) } }),
+      call("approveRequest", {
+        params: { id },
+        body: { ...body, presence: presence(authorityPresenceAction("approveRequest", { requestId: id, ...body })) },
+      }),
     deny: (id: string) => call("denyRequest", { params: { id }, body: {} }),
     listGrants: (all = false) => call("listGrants", { query: { all } }),
     /** Live grants approved before proofs of presence existed, client-bound (`--bind any`) first. */
     listLegacyGrants: () => call("listLegacyGrants", {}),
     /** Keeps the listed legacy grants; resolves with how many were kept. Needs `presence` (a yes). */
     keepLegacyGrants: (grantIds: string[], presence: PresenceSigner): Promise<number> =>
-      call("keepLegacyGrants", { body: { grantIds, presence: presence(authorityPresenceAction("keepLegacyGrants", { grantIds })) } }).then((r) => r.kept),
-    revokeGrant: (id: string, reason: GrantEndReason = "revoked") => call("revokeGrant", { params: { id }, body: { reason } }),
+      call("keepLegacyGrants", {
+        body: { grantIds, presence: presence(authorityPresenceAction("keepLegacyGrants", { grantIds })) },
+      }).then((r) => r.kept),
+    revokeGrant: (id: string, reason: GrantEndReason = "revoked") =>
+      call("revokeGrant", { params: { id }, body: { reason } }),
     requesterGone: (id: string) => call("requesterGone", { params: { id }, body: {} }),
     revokeInstance: (id: string) => call("revokeInstance", { params: { id }, body: {} }),
     reportUsage: (report: UsageReport) => call("recordUsage", { body: report }),
     listSecrets: () => call("listSecrets", {}),
     /** Sets a secret's value; with `hosts` (null: any host) the call needs `presence`, which is asked for only then. */
     setSecret: (name: string, value: string, hosts: SecretHosts | null | undefined, presence: PresenceSigner) =>
-      call("setSecret", { params: { name }, body: { value, ...(hosts !== undefined ? { hosts, presence: presence(authorityPresenceAction("setSecret", { name, hosts })) } : {}) } }),
+      call("setSecret", {
+        params: { name },
+        body: {
+          value,
+          ...(hosts !== undefined
+            ? { hosts, presence: presence(authorityPresenceAction("setSecret", { name, hosts })) }
+            : {}),
+        },
+      }),
     setSecretHosts: (name: string, hosts: SecretHosts | null, presence: PresenceSigner) =>
-      call("setSecretHosts", { params: { name }, body: { hosts, presence: presence(authorityPresenceAction("setSecretHosts", { name, hosts })) } }),
+      call("setSecretHosts", {
+        params: { name },
+        body: { hosts, presence: presence(authorityPresenceAction("setSecretHosts", { name, hosts })) },
+      }),
     updateGrantPolicy: (id: string, policy: GrantPolicy | null, presence: PresenceSigner) =>
-      call("updateGrantPolicy", { params: { id }, body: { policy, presence: presence(authorityPresenceAction("updateGrantPolicy", { grantId: id, policy })) } }),
+      call("updateGrantPolicy", {
+        params: { id },
+        body: { policy, presence: presence(authorityPresenceAction("updateGrantPolicy", { grantId: id, policy })) },
+      }),
     deleteSecret: (name: string) => call("deleteSecret", { params: { name } }),
-    audit: (query: { limit?: number | undefined; before?: string | undefined; agent?: string | undefined; variable?: string | undefined; secret?: string | undefined; host?: string | undefined }) => call("audit", { query }),
+    audit: (query: {
+      limit?: number | undefined;
+      before?: string | undefined;
+      agent?: string | undefined;
+      variable?: string | undefined;
+      secret?: string | undefined;
+      host?: string | undefined;
+    }) => call("audit", { query }),
 
     /**
      * Follows the event stream, reconnecting with jittered backoff. `onState` reports reachability:
      * the stream's, and also every call's (a call that cannot reach the authority says so at once).
      */
-    follow(onEvent: (e: AuthorityEvent) => void, onState: (connected: boolean, error: string | null) => void): () => void {
+    follow(
+      onEvent: (e: AuthorityEvent) => void,
+      onState: (connected: boolean, error: string | null) => void,
+    ): () => void {
       let streamOpen = false;
       reachability = (connected, error) => {
         // A successful call does not mean revocations can be heard: only the open stream says so.
@@ -324,7 +435,10 @@ export function createAuthorityClient(options: AuthorityClientOptions) {
       };
       const stop = followEvents({
         open: openEvents,
-        sink: { event: onEvent, malformed: (reason, data) => log("authority event skipped", { reason, data: data.slice(0, 200) }) },
+        sink: {
+          event: onEvent,
+          malformed: (reason, data) => log("authority event skipped", { reason, data: data.slice(0, 200) }),
+        },
         onState: (connected, error) => {
           streamOpen = connected;
           onState(connected, error);

@@ -7,10 +7,21 @@ import type { Logger } from "pino";
 import type { LinkEnv } from "../runtime/env.js";
 import type { KeychainStore } from "../runtime/keychain.js";
 import type { AuthorityConnection } from "./connection.js";
-import { DEFAULT_AUTHORITY_PORT, startEmbeddedAuthority, type AuthorityLauncher, type EmbeddedAuthority } from "./embedded-authority.js";
+import {
+  DEFAULT_AUTHORITY_PORT,
+  startEmbeddedAuthority,
+  type AuthorityLauncher,
+  type EmbeddedAuthority,
+} from "./embedded-authority.js";
 
 export type AuthorityConfig =
-  | { kind: "embedded"; requestTtlMs?: number; agentRatePerSecond?: number; port?: number; launcher?: AuthorityLauncher }
+  | {
+      kind: "embedded";
+      requestTtlMs?: number;
+      agentRatePerSecond?: number;
+      port?: number;
+      launcher?: AuthorityLauncher;
+    }
   | { kind: "remote"; url: string; linkToken?: string | null; ca?: string | null };
 
 export interface ConnectAuthorityDeps {

@@ -62,7 +62,13 @@ export function createAuthorityConnection(deps: AuthorityConnectionDeps): Author
     endpoint = next;
     cache.clear("authority connection");
     close();
-    const created = createAuthorityClient({ url: next.url, pin: next.pin, ca: next.ca, credentials: deps.credentials, log: (msg, fields) => log.warn(fields, msg) });
+    const created = createAuthorityClient({
+      url: next.url,
+      pin: next.pin,
+      ca: next.ca,
+      credentials: deps.credentials,
+      log: (msg, fields) => log.warn(fields, msg),
+    });
     client = created;
     unfollow = created.follow(
       (event) => {

@@ -15,7 +15,14 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Logger } from "pino";
 import { z } from "zod";
-import { AuthorityReadyLineSchema, CreatedUserLineSchema, createUserArgs, embeddedServeArgs, parseAuthorityLine, type AuthorityKeys } from "../../../shared/authority-process.js";
+import {
+  AuthorityReadyLineSchema,
+  CreatedUserLineSchema,
+  createUserArgs,
+  embeddedServeArgs,
+  parseAuthorityLine,
+  type AuthorityKeys,
+} from "../../../shared/authority-process.js";
 import { backoffDelay } from "../../../shared/backoff.js";
 import { diskFull, storageErrorFor } from "../runtime/files.js";
 import { LinkError } from "../../../shared/errors.js";
@@ -108,11 +115,17 @@ export const nodeChildLauncher: AuthorityLauncher = (args, env, keys) => {
   // inspector and heap-snapshot settings a test runner gives its processes (Node 24 adds
   // --inspect-port, --inspect-publish-uid and --heapsnapshot-near-heap-limit=0): the authority
   // refuses to run with any of them.
-  const inherited = process.execArgv.filter((arg) => !/^--(inspect[-_](port|publish[-_]uid)|heapsnapshot[-_](near[-_]heap[-_]limit|signal))(=|$)/.test(arg));
-  const child: ChildProcess = spawn(process.execPath, [...inherited, serverEntry(), ...args], { env: childEnv, stdio: ["pipe", "pipe", "pipe"] });
+  const inherited = process.execArgv.filter(
+    (arg) => !/^--(inspect[-_](port|publish[-_]uid)|heapsnapshot[-_](near[-_]heap[-_]limit|signal))(=|$)/.test(arg),
+  );
+  const child: ChildProcess = spawn(process.execPath, [...inherited, serverEntry(), ...args], {
+    env: childEnv,
+    stdio: ["pipe", "pipe", "pipe"],
+  });
   let refusal: string | null = null;
   void writeWhenMemoryClosed(child, `${JSON.stringify(keys)}\n`).then((reason) => {
-    if (reason !== null) refusal = `Piper Link did not hand its keys to the embedded authority (process ${child.pid ?? "?"}): ${reason}. Another program running as you may be tracing it; close debuggers attached to Piper Link, and set kernel.yama.ptrace_scope to 1 to keep them out.`;
+    if (reason !== null)
+      refusal = `Piper Link did not hand its keys to the embedded authority (process ${child.pid ?? "?"}): ${reason}. Another program running as you may be tracing it; close debuggers attached to Piper Link, and set kernel.yama.ptrace_scope to 1 to keep them out.`;
   });
   return {
     refusal: () => refusal,
@@ -131,7 +144,16 @@ function firstLine(child: AuthorityProcess, what: string, timeoutMs: number, dir
   return new Promise((resolve, reject) => {
     let out = "";
     let err = "";
-    const timer = setTimeout(() => reject(new LinkError("authority_unavailable", `The embedded authority did not ${what} within ${timeoutMs / 1000} s.`)), timeoutMs);
+    const timer = setTimeout(
+      () =>
+        reject(
+          new LinkError(
+            "authority_unavailable",
+            `The embedded authority did not ${what} within ${timeoutMs / 1000} s.`,
+          ),
+        ),
+      timeoutMs,
+    );
     child.stdout?.on("data", (c: Buffer) => {
       out += c.toString();
       const at = out.indexOf("\n");
@@ -145,10 +167,19 @@ function firstLine(child: AuthorityProcess, what: string, timeoutMs: number, dir
       clearTimeout(timer);
       const refused = child.refusal?.() ?? null;
       // SQLite says "disk I/O error" or SQLITE_FULL when its file system is full: say that, and the fix.
-      const full = /SQLITE_FULL|SQLITE_IOERR|disk I\/O error|database or disk is full/i.test(err) && diskFull(dir) ? storageErrorFor("ENOSPC", dir) : null;
+      const full =
+        /SQLITE_FULL|SQLITE_IOERR|disk I\/O error|database or disk is full/i.test(err) && diskFull(dir)
+          ? storageErrorFor("ENOSPC", dir)
+          : null;
       if (refused !== null) reject(new LinkError("authority_unavailable", refused));
       else if (full !== null) reject(full);
-      else reject(new LinkError("authority_unavailable", `The embedded authority exited (${code ?? "signal"}) before it could ${what}: ${err.trim().slice(-500)}`));
+      else
+        reject(
+          new LinkError(
+            "authority_unavailable",
+            `The embedded authority exited (${code ?? "signal"}) before it could ${what}: ${err.trim().slice(-500)}`,
+          ),
+        );
     });
   });
 }
@@ -189,7 +220,12 @@ function nextKeyId(spec: string): string {
  * token, its last address, and the sign-in made against it (this machine's instance and refresh
  * token). They mean nothing to another database.
  */
-const ITEMS_OF_VANISHED_AUTHORITY: readonly KeychainItem[] = ["authority-link-token", "authority-settings", "instance-id", "refresh-token"];
+const ITEMS_OF_VANISHED_AUTHORITY: readonly KeychainItem[] = [
+  "authority-link-token",
+  "authority-settings",
+  "instance-id",
+  "refresh-token",
+];
 
 /** True when `file` exists; throws for anything but "not there" (a permission error must not look like a fresh start). */
 async function exists(file: string): Promise<boolean> {
@@ -267,7 +303,12 @@ export async function startEmbeddedAuthority(options: EmbeddedOptions): Promise<
   /** The keys for one launch: a new approval key each time (a restarted child must not accept the old one's proofs). */
   const launchKeys = (): AuthorityKeys => {
     approvalKey = randomBytes(32);
-    return { dataKeys, approvalKey: approvalKey.toString("base64url"), adoptUnsealed: !sealedBefore, ...(rotate ? { rotate: true } : {}) };
+    return {
+      dataKeys,
+      approvalKey: approvalKey.toString("base64url"),
+      adoptUnsealed: !sealedBefore,
+      ...(rotate ? { rotate: true } : {}),
+    };
   };
 
   let linkToken = await keychain.get("authority-link-token");
@@ -282,7 +323,14 @@ export async function startEmbeddedAuthority(options: EmbeddedOptions): Promise<
   let child: AuthorityProcess | null = null;
   let stopping = false;
   const preferred = options.port ?? DEFAULT_AUTHORITY_PORT;
-  const serveArgs = (port: number): string[] => embeddedServeArgs({ db, port, tlsDir: path.join(dir, "tls"), requestTtlMs: options.requestTtlMs, agentRatePerSecond: options.agentRatePerSecond });
+  const serveArgs = (port: number): string[] =>
+    embeddedServeArgs({
+      db,
+      port,
+      tlsDir: path.join(dir, "tls"),
+      requestTtlMs: options.requestTtlMs,
+      agentRatePerSecond: options.agentRatePerSecond,
+    });
 
   async function launch(): Promise<{ url: string; pin: string }> {
     let c = runChild(serveArgs(preferred), env, launchKeys());
@@ -296,7 +344,9 @@ export async function startEmbeddedAuthority(options: EmbeddedOptions): Promise<
       line = await firstLine(c, "start", 20_000, dir);
     }
     child = c;
-    c.stderr?.on("data", (chunk: Buffer) => log.warn({ authority: chunk.toString().trim().slice(0, 2000) }, "embedded authority stderr"));
+    c.stderr?.on("data", (chunk: Buffer) =>
+      log.warn({ authority: chunk.toString().trim().slice(0, 2000) }, "embedded authority stderr"),
+    );
     const ready = parseAuthorityLine(AuthorityReadyLineSchema, line, "ready");
     if (ready.rotated !== undefined) {
       // Everything is under the current key now: the old ones go, and the new Link token replaces the old.
@@ -307,10 +357,17 @@ export async function startEmbeddedAuthority(options: EmbeddedOptions): Promise<
         await keychain.set("authority-link-token", linkToken);
       }
       rotate = false;
-      log.info({ keyId: ready.rotated.keyId, secrets: ready.rotated.secrets, rows: ready.rotated.rows }, "embedded authority: data key and Link token rotated");
+      log.info(
+        { keyId: ready.rotated.keyId, secrets: ready.rotated.secrets, rows: ready.rotated.rows },
+        "embedded authority: data key and Link token rotated",
+      );
     }
     // The embedded authority always serves HTTPS: without a fingerprint there is nothing to pin.
-    if (ready.fingerprint256 === null) throw new LinkError("authority_unavailable", "The embedded authority started without TLS; refusing to talk to it unpinned.");
+    if (ready.fingerprint256 === null)
+      throw new LinkError(
+        "authority_unavailable",
+        "The embedded authority started without TLS; refusing to talk to it unpinned.",
+      );
     const pin = ready.fingerprint256;
     c.onExit((code, signal) => {
       if (stopping) return;
@@ -333,7 +390,10 @@ export async function startEmbeddedAuthority(options: EmbeddedOptions): Promise<
   }
 
   const first = await launch();
-  await keychain.set("authority-settings", JSON.stringify({ mode: "embedded", url: first.url, pin: first.pin, rowMacs: true }));
+  await keychain.set(
+    "authority-settings",
+    JSON.stringify({ mode: "embedded", url: first.url, pin: first.pin, rowMacs: true }),
+  );
   log.info({ url: first.url }, "embedded authority started");
   const token: string = linkToken;
   return {

@@ -73,7 +73,10 @@ export function followEvents(options: FollowOptions): () => void {
     current = null;
     if (isStopped()) return;
     options.onState(false, why);
-    timer = setTimeout(() => void run(), backoffDelay(attempt++, { baseMs: options.baseMs ?? 250, capMs: options.capMs ?? 10_000 }));
+    timer = setTimeout(
+      () => void run(),
+      backoffDelay(attempt++, { baseMs: options.baseMs ?? 250, capMs: options.capMs ?? 10_000 }),
+    );
     timer.unref();
   };
 

@@ -39,7 +39,12 @@ export interface GrantCache {
   readonly size: number;
 }
 
-export function createGrantCache(options: { log: Logger; report: (r: UsageReport) => Promise<unknown>; flushMs?: number; maxEntries?: number }): GrantCache {
+export function createGrantCache(options: {
+  log: Logger;
+  report: (r: UsageReport) => Promise<unknown>;
+  flushMs?: number;
+  maxEntries?: number;
+}): GrantCache {
   const entries = new Map<string, Entry>();
   let enabled = false;
   let generation = 0;

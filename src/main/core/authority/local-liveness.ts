@@ -40,9 +40,12 @@ export async function processAlive(ref: { pid: number; startTime: number | null 
 }
 
 /** The process a grant lives by: its own process, or its terminal session's leader; null when none. */
-function grantAnchor(g: GrantView): { ref: { pid: number; startTime: number | null }; reason: "process_exited" | "session_ended" } | null {
+function grantAnchor(
+  g: GrantView,
+): { ref: { pid: number; startTime: number | null }; reason: "process_exited" | "session_ended" } | null {
   const kind = g.binding?.kind ?? "client";
-  if ((kind === "process" || (kind === "client" && g.scope === "process")) && g.process !== null) return { ref: g.process, reason: "process_exited" };
+  if ((kind === "process" || (kind === "client" && g.scope === "process")) && g.process !== null)
+    return { ref: g.process, reason: "process_exited" };
   if (kind === "session" && g.binding?.sessionLeader) return { ref: g.binding.sessionLeader, reason: "session_ended" };
   return null;
 }
@@ -67,11 +70,18 @@ export function requestAnchor(r: RequestView): { pid: number; startTime: number 
  * (a requester that never waits) cannot be approved for "this process": that throws `bad_request`,
  * and the request stays, to be approved for the program or the terminal session.
  */
-export async function requireRequesterAlive(client: AuthorityClient, request: RequestView, terms?: Pick<ApproveBody, "scope" | "binding">): Promise<void> {
+export async function requireRequesterAlive(
+  client: AuthorityClient,
+  request: RequestView,
+  terms?: Pick<ApproveBody, "scope" | "binding">,
+): Promise<void> {
   const anchor = requestAnchor(request);
   if (anchor !== null && !(await processAlive(anchor))) {
     await client.requesterGone(request.id);
-    const who = anchor.pid === request.process?.pid ? `The program that asked for ${request.variable} (pid ${anchor.pid}) has exited` : `The terminal session that asked for ${request.variable} (session ${anchor.pid}) has ended`;
+    const who =
+      anchor.pid === request.process?.pid
+        ? `The program that asked for ${request.variable} (pid ${anchor.pid}) has exited`
+        : `The terminal session that asked for ${request.variable} (session ${anchor.pid}) has ended`;
     throw new LinkError("requester_gone", `${who}, so there is nobody to give it to. Nothing was approved.`);
   }
   const forProcess = terms !== undefined && (terms.binding === "process" || terms.scope.kind === "process");
@@ -96,14 +106,20 @@ export async function sweepLocalBindings(deps: LivenessDeps): Promise<{ grants: 
     const anchor = grantAnchor(g);
     if (anchor === null || (await processAlive(anchor.ref))) continue;
     await client.revokeGrant(g.id, anchor.reason);
-    deps.log.info({ grantId: g.id, pid: anchor.ref.pid, reason: anchor.reason }, "grant ended: its process or session ended");
+    deps.log.info(
+      { grantId: g.id, pid: anchor.ref.pid, reason: anchor.reason },
+      "grant ended: its process or session ended",
+    );
     grants += 1;
   }
   for (const r of await client.listRequests("pending")) {
     const ref = requestAnchor(r);
     if (r.instanceId !== instanceId || ref === null || (await processAlive(ref))) continue;
     await client.requesterGone(r.id);
-    deps.log.info({ requestId: r.id, pid: ref.pid }, "request ended: the requesting process or its terminal session ended");
+    deps.log.info(
+      { requestId: r.id, pid: ref.pid },
+      "request ended: the requesting process or its terminal session ended",
+    );
     requests += 1;
   }
   return { grants, requests };

@@ -9,7 +9,12 @@
 import { randomBytes } from "node:crypto";
 import { auditProgram } from "../../../shared/authority.js";
 import { isRetryable, LinkError, NOT_SIGNED_IN_MESSAGE, type ErrorCode } from "../../../shared/errors.js";
-import { normalizeVariable, type LinkMessage, type ResolveMany, type VariableResult } from "../../../shared/protocol.js";
+import {
+  normalizeVariable,
+  type LinkMessage,
+  type ResolveMany,
+  type VariableResult,
+} from "../../../shared/protocol.js";
 import type { AuthorityClient } from "./authority-client.js";
 import { POLL_MS, type ResolverDeps } from "./resolve-deps.js";
 import { AGENT_DEFAULTS } from "../../../shared/defaults.js";
@@ -64,16 +69,34 @@ export function distinctVariables(variables: readonly string[]): { asked: string
  * no secret of that name exists, so nobody could approve it yet), `grant_needed` (`wait: false`),
  * and the authority's own errors (`rate_limited`, `authority_unavailable`, `policy_violation`…).
  */
-export async function resolveMany(deps: ResolverDeps, requester: Requester, request: ResolveMany, send: (m: LinkMessage) => void, signal: AbortSignal): Promise<void> {
+export async function resolveMany(
+  deps: ResolverDeps,
+  requester: Requester,
+  request: ResolveMany,
+  send: (m: LinkMessage) => void,
+  signal: AbortSignal,
+): Promise<void> {
   const agent = requester.agent;
   const instanceId = deps.instanceId();
   if (agent === null || instanceId === null) {
-    send({ type: "error", id: request.id, code: "not_logged_in", message: NOT_SIGNED_IN_MESSAGE, retryable: isRetryable("not_logged_in") });
+    send({
+      type: "error",
+      id: request.id,
+      code: "not_logged_in",
+      message: NOT_SIGNED_IN_MESSAGE,
+      retryable: isRetryable("not_logged_in"),
+    });
     return;
   }
   const client = deps.authority();
   if (client === null) {
-    send({ type: "error", id: request.id, code: "authority_unavailable", message: "This Piper Link has no authority configured.", retryable: true });
+    send({
+      type: "error",
+      id: request.id,
+      code: "authority_unavailable",
+      message: "This Piper Link has no authority configured.",
+      retryable: true,
+    });
     return;
   }
   await requester.identification;
@@ -98,9 +121,31 @@ export async function resolveMany(deps: ResolverDeps, requester: Requester, requ
         batchId,
       });
       if (result.status === "pending") return { kind: "pending", requestId: result.requestId };
-      if (result.reusable) deps.cache.put(identity.agentClientId, variable, requester.process, { value: result.value, grantId: result.grantId, expiresAt: result.expiresAt }, generation);
-      deps.log.info({ conn: requester.connectionId, clientId: identity.agentClientId, variable: result.variable, grantId: result.grantId }, "secret delivered");
-      return { kind: "done", result: { value: result.value, grantId: result.grantId, expiresAt: result.expiresAt === null ? null : new Date(result.expiresAt).toISOString() } };
+      if (result.reusable)
+        deps.cache.put(
+          identity.agentClientId,
+          variable,
+          requester.process,
+          { value: result.value, grantId: result.grantId, expiresAt: result.expiresAt },
+          generation,
+        );
+      deps.log.info(
+        {
+          conn: requester.connectionId,
+          clientId: identity.agentClientId,
+          variable: result.variable,
+          grantId: result.grantId,
+        },
+        "secret delivered",
+      );
+      return {
+        kind: "done",
+        result: {
+          value: result.value,
+          grantId: result.grantId,
+          expiresAt: result.expiresAt === null ? null : new Date(result.expiresAt).toISOString(),
+        },
+      };
     } catch (err) {
       if (err instanceof LinkError) return { kind: "done", result: failureFrom(err) };
       throw err;
@@ -111,20 +156,44 @@ export async function resolveMany(deps: ResolverDeps, requester: Requester, requ
   for (const variable of asked) {
     const hit = deps.cache.get(identity.agentClientId, variable, requester.process, deps.now());
     if (hit !== null) {
-      slots.set(variable, { kind: "done", result: { value: hit.value, grantId: hit.grantId, expiresAt: hit.expiresAt === null ? null : new Date(hit.expiresAt).toISOString() } });
-      deps.cache.recordUse({ grantId: hit.grantId, at: deps.now(), agentClientId: identity.agentClientId, pid: requester.process?.pid ?? null, program: auditProgram(requester.process) });
+      slots.set(variable, {
+        kind: "done",
+        result: {
+          value: hit.value,
+          grantId: hit.grantId,
+          expiresAt: hit.expiresAt === null ? null : new Date(hit.expiresAt).toISOString(),
+        },
+      });
+      deps.cache.recordUse({
+        grantId: hit.grantId,
+        at: deps.now(),
+        agentClientId: identity.agentClientId,
+        pid: requester.process?.pid ?? null,
+        program: auditProgram(requester.process),
+      });
       continue;
     }
     slots.set(variable, await ask(client, variable));
     if (gone()) return;
   }
 
-  const pendingIds = (): Array<[string, string]> => [...slots].flatMap(([v, s]) => (s.kind === "pending" ? [[v, s.requestId] as [string, string]] : []));
+  const pendingIds = (): Array<[string, string]> =>
+    [...slots].flatMap(([v, s]) => (s.kind === "pending" ? [[v, s.requestId] as [string, string]] : []));
   const first = pendingIds();
   if (first.length > 0) {
     const requestIds = [...new Set(first.map(([, id]) => id))];
-    send({ type: "pending", id: request.id, requestId: requestIds[0] ?? "", requestIds, batchId, approveIn: "Piper Link" });
-    deps.log.info({ conn: requester.connectionId, clientId: identity.agentClientId, requestIds, batchId }, "requests pending");
+    send({
+      type: "pending",
+      id: request.id,
+      requestId: requestIds[0] ?? "",
+      requestIds,
+      batchId,
+      approveIn: "Piper Link",
+    });
+    deps.log.info(
+      { conn: requester.connectionId, clientId: identity.agentClientId, requestIds, batchId },
+      "requests pending",
+    );
   }
 
   // 2. One wait loop for the batch: follow the first undecided request; decisions on the others
@@ -149,9 +218,18 @@ export async function resolveMany(deps: ResolverDeps, requester: Requester, requ
         break;
       }
       if (status === "approved") slots.set(variable, await ask(client, variable));
-      else if (status === "denied") slots.set(variable, { kind: "done", result: failure("denied", "The request was denied in Piper Link.") });
-      else if (status === "requester_gone") slots.set(variable, { kind: "done", result: failure("requester_gone", "The request ended because the program that asked has exited.") });
-      else if (status === "expired") slots.set(variable, { kind: "done", result: failure("timeout", "The request expired before anyone approved it.") });
+      else if (status === "denied")
+        slots.set(variable, { kind: "done", result: failure("denied", "The request was denied in Piper Link.") });
+      else if (status === "requester_gone")
+        slots.set(variable, {
+          kind: "done",
+          result: failure("requester_gone", "The request ended because the program that asked has exited."),
+        });
+      else if (status === "expired")
+        slots.set(variable, {
+          kind: "done",
+          result: failure("timeout", "The request expired before anyone approved it."),
+        });
       else if (left === 0) outOfTime.add(variable);
     }
   }
@@ -164,12 +242,27 @@ export async function resolveMany(deps: ResolverDeps, requester: Requester, requ
     const existing = request.wait ? await secretNames(client) : null;
     for (const [variable, requestId] of waiting) {
       if (!request.wait) {
-        slots.set(variable, { kind: "done", result: failure("grant_needed", `${variable} needs approval in Piper Link (request ${requestId}).`) });
+        slots.set(variable, {
+          kind: "done",
+          result: failure("grant_needed", `${variable} needs approval in Piper Link (request ${requestId}).`),
+        });
       } else if (existing !== null && !existing.has(normalizeVariable(variable))) {
         const shown = variable.toUpperCase();
-        slots.set(variable, { kind: "done", result: failure("secret_not_found", `There is no secret named ${shown} in Piper yet, so nobody could approve it. Add it (piper-link secrets set ${shown}) and ask again; the request stays pending meanwhile.`) });
+        slots.set(variable, {
+          kind: "done",
+          result: failure(
+            "secret_not_found",
+            `There is no secret named ${shown} in Piper yet, so nobody could approve it. Add it (piper-link secrets set ${shown}) and ask again; the request stays pending meanwhile.`,
+          ),
+        });
       } else {
-        slots.set(variable, { kind: "done", result: failure("timeout", "Nobody approved the request in time. It stays pending in Piper Link; ask again to keep waiting.") });
+        slots.set(variable, {
+          kind: "done",
+          result: failure(
+            "timeout",
+            "Nobody approved the request in time. It stays pending in Piper Link; ask again to keep waiting.",
+          ),
+        });
       }
     }
   }

@@ -20,17 +20,29 @@ export type { ResolverDeps } from "./resolve-deps.js";
  * Answers one `resolve` or `resolveMany` of `requester`: its frames go through `send`; `signal`
  * aborts when the requester goes away (its connection closed), and then nothing more is sent.
  */
-export type ResolveHandler = (requester: Requester, request: Resolve | ResolveMany, send: (m: LinkMessage) => void, signal: AbortSignal) => Promise<void>;
+export type ResolveHandler = (
+  requester: Requester,
+  request: Resolve | ResolveMany,
+  send: (m: LinkMessage) => void,
+  signal: AbortSignal,
+) => Promise<void>;
 
 /** The Link's answer to `resolve` and `resolveMany` (the agent channel's `AgentHost.resolve`). */
 export function createAgentResolver(deps: ResolverDeps): ResolveHandler {
   const one = resolveOne(deps);
   return (requester, request, send, signal) =>
-    request.type === "resolveMany" ? resolveMany(deps, requester, request, send, signal) : one(requester, request, send, signal);
+    request.type === "resolveMany"
+      ? resolveMany(deps, requester, request, send, signal)
+      : one(requester, request, send, signal);
 }
 
 function resolveOne(deps: ResolverDeps) {
-  return async (requester: Requester, request: Resolve, send: (m: LinkMessage) => void, signal: AbortSignal): Promise<void> => {
+  return async (
+    requester: Requester,
+    request: Resolve,
+    send: (m: LinkMessage) => void,
+    signal: AbortSignal,
+  ): Promise<void> => {
     const fail = (code: LinkError["code"], message: string): void => {
       send({ type: "error", id: request.id, code, message, retryable: isRetryable(code) });
     };
@@ -46,8 +58,21 @@ function resolveOne(deps: ResolverDeps) {
     let announced = false;
     const hit = deps.cache.get(agent.clientId, request.variable, requester.process, deps.now());
     if (hit !== null) {
-      send({ type: "secret", id: request.id, variable: request.variable, value: hit.value, grantId: hit.grantId, expiresAt: hit.expiresAt === null ? null : new Date(hit.expiresAt).toISOString() });
-      deps.cache.recordUse({ grantId: hit.grantId, at: deps.now(), agentClientId: agent.clientId, pid: requester.process?.pid ?? null, program: auditProgram(requester.process) });
+      send({
+        type: "secret",
+        id: request.id,
+        variable: request.variable,
+        value: hit.value,
+        grantId: hit.grantId,
+        expiresAt: hit.expiresAt === null ? null : new Date(hit.expiresAt).toISOString(),
+      });
+      deps.cache.recordUse({
+        grantId: hit.grantId,
+        at: deps.now(),
+        agentClientId: agent.clientId,
+        pid: requester.process?.pid ?? null,
+        program: auditProgram(requester.process),
+      });
       return;
     }
     try {
@@ -66,7 +91,14 @@ function resolveOne(deps: ResolverDeps) {
           process: requester.process,
         });
         if (result.status === "granted") {
-          if (result.reusable) deps.cache.put(agent.clientId, request.variable, requester.process, { value: result.value, grantId: result.grantId, expiresAt: result.expiresAt }, generation);
+          if (result.reusable)
+            deps.cache.put(
+              agent.clientId,
+              request.variable,
+              requester.process,
+              { value: result.value, grantId: result.grantId, expiresAt: result.expiresAt },
+              generation,
+            );
           send({
             type: "secret",
             id: request.id,
@@ -75,22 +107,40 @@ function resolveOne(deps: ResolverDeps) {
             grantId: result.grantId,
             expiresAt: result.expiresAt === null ? null : new Date(result.expiresAt).toISOString(),
           });
-          deps.log.info({ conn: requester.connectionId, clientId: agent.clientId, variable: result.variable, grantId: result.grantId }, "secret delivered");
+          deps.log.info(
+            {
+              conn: requester.connectionId,
+              clientId: agent.clientId,
+              variable: result.variable,
+              grantId: result.grantId,
+            },
+            "secret delivered",
+          );
           return;
         }
         if (!announced) {
           send({ type: "pending", id: request.id, requestId: result.requestId, approveIn: "Piper Link" });
           announced = true;
-          deps.log.info({ conn: requester.connectionId, clientId: agent.clientId, requestId: result.requestId }, "request pending");
+          deps.log.info(
+            { conn: requester.connectionId, clientId: agent.clientId, requestId: result.requestId },
+            "request pending",
+          );
         }
         if (!request.wait) return;
         const left = deadline - deps.now();
         if (left <= 0) {
-          fail("timeout", "Nobody approved the request in time. It stays pending in Piper Link; ask again to keep waiting.");
+          fail(
+            "timeout",
+            "Nobody approved the request in time. It stays pending in Piper Link; ask again to keep waiting.",
+          );
           return;
         }
         if (signal.aborted) return;
-        const outcome = await client.wait(result.requestId, { ...identity, timeoutMs: Math.min(left, POLL_MS) }, signal);
+        const outcome = await client.wait(
+          result.requestId,
+          { ...identity, timeoutMs: Math.min(left, POLL_MS) },
+          signal,
+        );
         if (outcome.status === "denied") {
           fail("denied", "The request was denied in Piper Link.");
           return;
@@ -108,9 +158,9 @@ function resolveOne(deps: ResolverDeps) {
     } catch (err) {
       if (signal.aborted) return;
       if (err instanceof LinkError) {
-          fail(err.code === "unauthorized" ? "not_logged_in" : err.code, err.message);
-          return;
-        }
+        fail(err.code === "unauthorized" ? "not_logged_in" : err.code, err.message);
+        return;
+      }
       throw err;
     }
   };

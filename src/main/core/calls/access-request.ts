@@ -28,7 +28,9 @@ export interface AccessRequestDeps {
  * Errors: `bad_request` (the URL is not an absolute https:// URL without credentials), and what the
  * authority says (`not_logged_in`, `authority_unavailable`, `secret_not_found`, `denied`…).
  */
-export function createAccessRequester(deps: AccessRequestDeps): (requester: Requester, request: RequestAccess, send: (m: LinkMessage) => void) => Promise<void> {
+export function createAccessRequester(
+  deps: AccessRequestDeps,
+): (requester: Requester, request: RequestAccess, send: (m: LinkMessage) => void) => Promise<void> {
   return async (requester, request, send) => {
     await requester.identification;
     const agent = requester.agent;
@@ -38,20 +40,41 @@ export function createAccessRequester(deps: AccessRequestDeps): (requester: Requ
       const url = parseCallUrl(request.url);
       const wanted = normalizeVariable(variable);
       const live = await deps.listGrants({ agent, process: requester.process });
-      if (live.some((g) => normalizeVariable(g.variable) === wanted && g.mode !== null && destinationAllows(g.mode, method, url).ok)) {
+      if (
+        live.some(
+          (g) =>
+            normalizeVariable(g.variable) === wanted && g.mode !== null && destinationAllows(g.mode, method, url).ok,
+        )
+      ) {
         send({ type: "access", id, variable, state: "granted", requestId: null });
         return;
       }
       // Filled by the `pending` the request sends (a holder: the closure writes it).
       const asked: { requestId: string | null } = { requestId: null };
       const shown = `${method} ${url.href}`;
-      const reason = `Use without reading, in a call: ${shown}${request.reason ? ` — ${request.reason}` : ""}`.slice(0, 1000);
+      const reason = `Use without reading, in a call: ${shown}${request.reason ? ` — ${request.reason}` : ""}`.slice(
+        0,
+        1000,
+      );
       const capture = (m: LinkMessage): void => {
         if (m.type === "pending") asked.requestId = m.requestId;
       };
       try {
         // Never waits: the deadline is now and `wait` is false. The value, if granted, is dropped here.
-        await deps.grants.get({ agent, process: requester.process, connectionId: requester.connectionId }, variable, { method, url: url.href }, { id, reason, wait: false, askIfRefused: true, deadline: deps.now(), signal: AbortSignal.timeout(60_000), send: capture });
+        await deps.grants.get(
+          { agent, process: requester.process, connectionId: requester.connectionId },
+          variable,
+          { method, url: url.href },
+          {
+            id,
+            reason,
+            wait: false,
+            askIfRefused: true,
+            deadline: deps.now(),
+            signal: AbortSignal.timeout(60_000),
+            send: capture,
+          },
+        );
         send({ type: "access", id, variable, state: "granted", requestId: null });
       } catch (err) {
         if (err instanceof LinkError && err.code === "grant_needed" && asked.requestId !== null) {

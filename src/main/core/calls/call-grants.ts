@@ -39,7 +39,20 @@ export interface CallGrants {
    * LinkError: `denied`, `timeout`, `grant_needed`, `destination_not_allowed`, `policy_violation`,
    * `not_logged_in`, `authority_unavailable`.
    */
-  get(requester: CallRequester, variable: string, use: { method: string; url: string }, o: { id: RequestId; reason: string; wait: boolean; askIfRefused?: boolean; deadline: number; signal: AbortSignal; send: (m: LinkMessage) => void }): Promise<CallGrant>;
+  get(
+    requester: CallRequester,
+    variable: string,
+    use: { method: string; url: string },
+    o: {
+      id: RequestId;
+      reason: string;
+      wait: boolean;
+      askIfRefused?: boolean;
+      deadline: number;
+      signal: AbortSignal;
+      send: (m: LinkMessage) => void;
+    },
+  ): Promise<CallGrant>;
 }
 
 interface Entry {
@@ -50,7 +63,6 @@ interface Entry {
   generation: number;
 }
 
-
 export function createCallGrants(deps: CallGrantDeps): CallGrants {
   const entries = new Map<string, Entry>();
   const key = (r: CallRequester, variable: string): string =>
@@ -59,7 +71,11 @@ export function createCallGrants(deps: CallGrantDeps): CallGrants {
   function cached(k: string): Entry | null {
     const e = entries.get(k);
     if (e === undefined) return null;
-    if (!deps.cache.enabled || e.generation !== deps.cache.generation || (e.expiresAt !== null && e.expiresAt <= deps.now())) {
+    if (
+      !deps.cache.enabled ||
+      e.generation !== deps.cache.generation ||
+      (e.expiresAt !== null && e.expiresAt <= deps.now())
+    ) {
       entries.delete(k);
       return null;
     }
@@ -83,7 +99,8 @@ export function createCallGrants(deps: CallGrantDeps): CallGrants {
         for (;;) {
           const generation = deps.cache.generation;
           const client = deps.authority();
-          if (client === null) throw new LinkError("authority_unavailable", "This Piper Link has no authority configured.");
+          if (client === null)
+            throw new LinkError("authority_unavailable", "This Piper Link has no authority configured.");
           const result = await client.resolve({
             ...identity,
             ...(requester.agent.name !== undefined ? { agentName: requester.agent.name } : {}),
@@ -95,30 +112,59 @@ export function createCallGrants(deps: CallGrantDeps): CallGrants {
           });
           if (result.status === "granted") {
             const terms = result.terms ?? DEFAULT_GRANT_TERMS;
-            if (result.reusable && terms.policy === null && deps.cache.enabled && generation === deps.cache.generation) {
+            if (
+              result.reusable &&
+              terms.policy === null &&
+              deps.cache.enabled &&
+              generation === deps.cache.generation
+            ) {
               if (entries.size >= 10_000) entries.clear();
-              entries.set(k, { value: result.value, grantId: result.grantId, terms, expiresAt: result.expiresAt, generation });
+              entries.set(k, {
+                value: result.value,
+                grantId: result.grantId,
+                terms,
+                expiresAt: result.expiresAt,
+                generation,
+              });
             }
             return { value: result.value, grantId: result.grantId, terms, fromCache: false };
           }
           if (!announced) {
             o.send({ type: "pending", id: o.id, requestId: result.requestId, approveIn: "Piper Link" });
             announced = true;
-            deps.log.info({ conn: requester.connectionId, clientId: requester.agent.clientId, requestId: result.requestId }, "call request pending");
+            deps.log.info(
+              { conn: requester.connectionId, clientId: requester.agent.clientId, requestId: result.requestId },
+              "call request pending",
+            );
           }
-          if (!o.wait) throw new LinkError("grant_needed", `${variable} needs approval in Piper Link for ${use.method} ${use.url}.`);
+          if (!o.wait)
+            throw new LinkError(
+              "grant_needed",
+              `${variable} needs approval in Piper Link for ${use.method} ${use.url}.`,
+            );
           const left = o.deadline - deps.now();
-          if (left <= 0) throw new LinkError("timeout", "Nobody approved the request in time. It stays pending in Piper Link; ask again to keep waiting.");
+          if (left <= 0)
+            throw new LinkError(
+              "timeout",
+              "Nobody approved the request in time. It stays pending in Piper Link; ask again to keep waiting.",
+            );
           if (o.signal.aborted) throw new LinkError("timeout", "The call was cancelled while waiting for approval.");
-          const outcome = await client.wait(result.requestId, { ...identity, timeoutMs: Math.min(left, POLL_MS) }, o.signal);
+          const outcome = await client.wait(
+            result.requestId,
+            { ...identity, timeoutMs: Math.min(left, POLL_MS) },
+            o.signal,
+          );
           if (outcome.status === "denied") throw new LinkError("denied", "The request was denied in Piper Link.");
-          if (outcome.status === "expired") throw new LinkError("timeout", "The request expired before anyone approved it.");
-          if (outcome.status === "requester_gone") throw new LinkError("requester_gone", "The request ended because the program that asked has exited.");
+          if (outcome.status === "expired")
+            throw new LinkError("timeout", "The request expired before anyone approved it.");
+          if (outcome.status === "requester_gone")
+            throw new LinkError("requester_gone", "The request ended because the program that asked has exited.");
         }
       } catch (err) {
         if (err instanceof AuthorityCallError) {
           // The authority's own verdicts on the grant's terms pass through with their reason.
-          if (err.authorityCode === "destination_not_allowed" || err.authorityCode === "policy_violation") throw new LinkError(err.authorityCode, err.message, { cause: err });
+          if (err.authorityCode === "destination_not_allowed" || err.authorityCode === "policy_violation")
+            throw new LinkError(err.authorityCode, err.message, { cause: err });
           if (err.code === "unauthorized") throw new LinkError("not_logged_in", err.message, { cause: err });
         }
         throw err;

@@ -54,7 +54,8 @@ export type CallRequester = Requester & { writable?: () => Promise<void> };
  */
 async function roomFor(requester: CallRequester, signal: AbortSignal): Promise<void> {
   if (requester.writable === undefined) return;
-  const stopped = (): LinkError => new LinkError("timeout", "The call ended while its answer waited for the agent to read what was already sent.");
+  const stopped = (): LinkError =>
+    new LinkError("timeout", "The call ended while its answer waited for the agent to read what was already sent.");
   if (signal.aborted) throw stopped();
   let onAbort: () => void = () => undefined;
   const aborted = new Promise<never>((_, reject) => {
@@ -81,7 +82,12 @@ function programOf(requester: Requester): string | null {
  * Performs one `call` for `requester`: its frames go through `send`; `signal` aborts when the agent
  * cancels the call or goes away.
  */
-export type CallHandler = (requester: CallRequester, call: Call, send: (m: LinkMessage) => void, signal: AbortSignal) => Promise<void>;
+export type CallHandler = (
+  requester: CallRequester,
+  call: Call,
+  send: (m: LinkMessage) => void,
+  signal: AbortSignal,
+) => Promise<void>;
 
 /** Creates the `call` handler the agent channel dispatches to. */
 export function createCallHandler(deps: CallHandlerDeps): CallHandler {
@@ -96,16 +102,36 @@ export function createCallHandler(deps: CallHandlerDeps): CallHandler {
     let needles: string[] = [];
     // Stops the body redactor's timer, so nothing is sent after the call's last frame.
     let stopRedactor = (): void => undefined;
-    const audit: CallAudit = { secretNames: secretNamesOf(call.auth), method: call.method, host: "", path: "", status: null, bytes: 0, durationMs: 0, redacted: false, error: null, program: programOf(requester) };
+    const audit: CallAudit = {
+      secretNames: secretNamesOf(call.auth),
+      method: call.method,
+      host: "",
+      path: "",
+      status: null,
+      bytes: 0,
+      durationMs: 0,
+      redacted: false,
+      error: null,
+      program: programOf(requester),
+    };
     try {
       const url = parseCallUrl(call.url);
       Object.assign(audit, { host: describeUrl(url).host, path: describeUrl(url).path });
-      if (audit.secretNames.length === 0) throw new LinkError("bad_request", "A call names at least one secret in `auth`; without one, make the request yourself.");
+      if (audit.secretNames.length === 0)
+        throw new LinkError(
+          "bad_request",
+          "A call names at least one secret in `auth`; without one, make the request yourself.",
+        );
       const deadline = deps.now() + (call.approvalTimeoutMs ?? AGENT_DEFAULTS.approvalWaitMs);
       const shown = `${call.method} ${url.href}`;
       const reason = `Use without reading, in a call: ${shown}${call.reason ? ` — ${call.reason}` : ""}`.slice(0, 1000);
       for (const name of audit.secretNames) {
-        const grant = await deps.grants.get({ agent, process: requester.process, connectionId: requester.connectionId }, name, { method: call.method, url: url.href }, { id: call.id, reason, wait: call.wait, askIfRefused: call.askIfRefused ?? false, deadline, signal, send });
+        const grant = await deps.grants.get(
+          { agent, process: requester.process, connectionId: requester.connectionId },
+          name,
+          { method: call.method, url: url.href },
+          { id: call.id, reason, wait: call.wait, askIfRefused: call.askIfRefused ?? false, deadline, signal, send },
+        );
         // Listed before the check, so a refused use is audited against its grant too.
         grants.push({ name, grant });
         needles = [...new Set([...needles, ...needlesFor(grant.value)])];
@@ -113,8 +139,16 @@ export function createCallHandler(deps: CallHandlerDeps): CallHandler {
       }
       const prepared = prepareRequest(call, url, new Map(grants.map((g) => [g.name, g.grant.value])));
       needles = [...new Set([...needles, ...prepared.needles])];
-      const total = AbortSignal.any([signal, AbortSignal.timeout(Math.min(call.timeoutMs ?? limits.totalMs, limits.totalMs))]);
-      const first: UpstreamRequest = { method: prepared.method, url: prepared.url, headers: prepared.headers, body: prepared.body };
+      const total = AbortSignal.any([
+        signal,
+        AbortSignal.timeout(Math.min(call.timeoutMs ?? limits.totalMs, limits.totalMs)),
+      ]);
+      const first: UpstreamRequest = {
+        method: prepared.method,
+        url: prepared.url,
+        headers: prepared.headers,
+        body: prepared.body,
+      };
       const answer = await deps.upstream.send(first, {
         signal: total,
         headersMs: limits.headersMs,
@@ -127,7 +161,9 @@ export function createCallHandler(deps: CallHandlerDeps): CallHandler {
           const target = prepared.injectQuery(next);
           for (const { grant } of grants) if (!destinationAllows(grant.terms.mode, prev.method, target).ok) return null;
           const toGet = status === 303 || ((status === 301 || status === 302) && prev.method === "POST");
-          const headers = toGet ? Object.fromEntries(Object.entries(prev.headers).filter(([h]) => h.toLowerCase() !== "content-type")) : prev.headers;
+          const headers = toGet
+            ? Object.fromEntries(Object.entries(prev.headers).filter(([h]) => h.toLowerCase() !== "content-type"))
+            : prev.headers;
           return { method: toGet ? "GET" : prev.method, url: target, headers, body: toGet ? null : prev.body };
         },
       });
@@ -149,7 +185,15 @@ export function createCallHandler(deps: CallHandlerDeps): CallHandler {
       const shownUrl = new URL(answer.url);
       shownUrl.search = "";
       const headText = { statusText: clean(answer.statusText), url: clean(shownUrl.href) };
-      send({ type: "call.head", id: call.id, status: answer.status, statusText: headText.statusText, headers, redacted: head.redacted, url: headText.url });
+      send({
+        type: "call.head",
+        id: call.id,
+        status: answer.status,
+        statusText: headText.statusText,
+        headers,
+        redacted: head.redacted,
+        url: headText.url,
+      });
       const emitNow = async (data: Buffer): Promise<void> => {
         for (let at = 0; at < data.length; at += limits.chunkBytes) {
           // Flow control: the next piece waits for room in the agent's socket, and while it waits
@@ -167,37 +211,80 @@ export function createCallHandler(deps: CallHandlerDeps): CallHandler {
       const emit = (data: Buffer): Promise<void> => (sending = sending.then(() => emitNow(data)));
       // Bytes that waited RELEASE_AFTER_MS are passed on by the redactor's timer (a streamed event is
       // not held back for long), the rest as the window moves.
-      const body = createStreamRedactor(needles, { holdMs: RELEASE_AFTER_MS, onRelease: (data) => void emit(data).catch(() => undefined) });
+      const body = createStreamRedactor(needles, {
+        holdMs: RELEASE_AFTER_MS,
+        onRelease: (data) => void emit(data).catch(() => undefined),
+      });
       stopRedactor = () => body.close();
       let received = 0;
       try {
         for await (const chunk of answer.body as AsyncIterable<Buffer>) {
           received += chunk.length;
-          if (received > limits.responseBytes) throw new LinkError("response_too_large", `The answer is larger than ${limits.responseBytes} bytes; Piper Link stopped reading it.`);
+          if (received > limits.responseBytes)
+            throw new LinkError(
+              "response_too_large",
+              `The answer is larger than ${limits.responseBytes} bytes; Piper Link stopped reading it.`,
+            );
           await emit(body.push(chunk));
         }
       } catch (err) {
         answer.body.destroy();
         if (err instanceof LinkError) throw err;
-        if (total.aborted && !signal.aborted) throw new LinkError("timeout", `The call to ${url.host} took longer than ${Math.min(call.timeoutMs ?? limits.totalMs, limits.totalMs)} ms.`, { cause: err });
-        throw new LinkError("upstream_unavailable", `${url.host} broke off its answer (${err instanceof Error ? err.message : String(err)}).`, { cause: err, retryable: true });
+        if (total.aborted && !signal.aborted)
+          throw new LinkError(
+            "timeout",
+            `The call to ${url.host} took longer than ${Math.min(call.timeoutMs ?? limits.totalMs, limits.totalMs)} ms.`,
+            { cause: err },
+          );
+        throw new LinkError(
+          "upstream_unavailable",
+          `${url.host} broke off its answer (${err instanceof Error ? err.message : String(err)}).`,
+          { cause: err, retryable: true },
+        );
       }
       await emit(body.end());
-      if (body.split) deps.log.warn({ conn: requester.connectionId, host: audit.host }, "the upstream paused in the middle of echoing a secret; its start had been passed on before the rest arrived");
+      if (body.split)
+        deps.log.warn(
+          { conn: requester.connectionId, host: audit.host },
+          "the upstream paused in the middle of echoing a secret; its start had been passed on before the rest arrived",
+        );
       audit.redacted = head.redacted || body.redacted;
       audit.durationMs = Math.round((performance.now() - started) * 1000) / 1000;
-      send({ type: "call.end", id: call.id, bytes: audit.bytes, redacted: audit.redacted, durationMs: audit.durationMs });
+      send({
+        type: "call.end",
+        id: call.id,
+        bytes: audit.bytes,
+        redacted: audit.redacted,
+        durationMs: audit.durationMs,
+      });
     } catch (err) {
       audit.durationMs = Math.round((performance.now() - started) * 1000) / 1000;
       if (!(err instanceof LinkError)) throw err;
       audit.error = err.code;
       // An upstream's words (a TLS or parser error quoting what it sent) may carry a value.
-      if (!signal.aborted) send({ type: "error", id: call.id, code: err.code === "unauthorized" ? "not_logged_in" : err.code, message: redactString(err.message, needles).text, retryable: err.retryable });
+      if (!signal.aborted)
+        send({
+          type: "error",
+          id: call.id,
+          code: err.code === "unauthorized" ? "not_logged_in" : err.code,
+          message: redactString(err.message, needles).text,
+          retryable: err.retryable,
+        });
     } finally {
       stopRedactor();
-      deps.log.info({ conn: requester.connectionId, clientId: agent.clientId, pid: requester.process?.pid ?? null, call: audit }, "call");
+      deps.log.info(
+        { conn: requester.connectionId, clientId: agent.clientId, pid: requester.process?.pid ?? null, call: audit },
+        "call",
+      );
       for (const { grant } of grants) {
-        deps.recordUse({ grantId: grant.grantId, at: deps.now(), agentClientId: agent.clientId, pid: requester.process?.pid ?? null, program: auditProgram(requester.process), call: { ...audit, fromCache: grant.fromCache } });
+        deps.recordUse({
+          grantId: grant.grantId,
+          at: deps.now(),
+          agentClientId: agent.clientId,
+          pid: requester.process?.pid ?? null,
+          program: auditProgram(requester.process),
+          call: { ...audit, fromCache: grant.fromCache },
+        });
       }
     }
   };

@@ -12,11 +12,30 @@ import { needlesFor } from "./redactor.js";
  * Request headers an agent may not set: they frame the message (the Link computes them) or would
  * let it reach another host than the URL says.
  */
-const FORBIDDEN_HEADERS = new Set(["host", "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te", "trailer", "expect", "proxy-authorization", "proxy-connection"]);
+const FORBIDDEN_HEADERS = new Set([
+  "host",
+  "content-length",
+  "transfer-encoding",
+  "connection",
+  "keep-alive",
+  "upgrade",
+  "te",
+  "trailer",
+  "expect",
+  "proxy-authorization",
+  "proxy-connection",
+]);
 
 /** The secret names a call uses, once each, in the order they appear. */
 export function secretNamesOf(auth: CallAuth): string[] {
-  const names = [auth.bearer, auth.basic, ...Object.values(auth.header ?? {}), ...Object.values(auth.query ?? {}), ...Object.values(auth.jsonField ?? {}), ...Object.values(auth.formField ?? {})];
+  const names = [
+    auth.bearer,
+    auth.basic,
+    ...Object.values(auth.header ?? {}),
+    ...Object.values(auth.query ?? {}),
+    ...Object.values(auth.jsonField ?? {}),
+    ...Object.values(auth.formField ?? {}),
+  ];
   return [...new Set(names.filter((n): n is string => n !== undefined))];
 }
 
@@ -31,8 +50,10 @@ export function parseCallUrl(text: string): URL {
   } catch {
     throw new LinkError("bad_request", `${JSON.stringify(text.slice(0, 200))} is not an absolute URL.`);
   }
-  if (url.protocol !== "https:") throw new LinkError("bad_request", `Piper Link sends secrets over HTTPS only; ${url.protocol} is refused.`);
-  if (url.username !== "" || url.password !== "") throw new LinkError("bad_request", "Put credentials in `auth` (they are injected by name), not in the URL.");
+  if (url.protocol !== "https:")
+    throw new LinkError("bad_request", `Piper Link sends secrets over HTTPS only; ${url.protocol} is refused.`);
+  if (url.username !== "" || url.password !== "")
+    throw new LinkError("bad_request", "Put credentials in `auth` (they are injected by name), not in the URL.");
   url.hash = "";
   return url;
 }
@@ -79,7 +100,11 @@ function parseBareJson(text: string): unknown {
 function setJsonPath(target: BareObject, path: string, value: string): void {
   const keys = path.split(".");
   const refused = keys.find((k) => FORBIDDEN_JSON_SEGMENTS.has(k));
-  if (refused !== undefined) throw new LinkError("bad_request", `jsonField ${JSON.stringify(path)}: the segment ${JSON.stringify(refused)} is refused (it names an object's prototype, not a field).`);
+  if (refused !== undefined)
+    throw new LinkError(
+      "bad_request",
+      `jsonField ${JSON.stringify(path)}: the segment ${JSON.stringify(refused)} is refused (it names an object's prototype, not a field).`,
+    );
   let node = target;
   for (const key of keys.slice(0, -1)) {
     const next = Object.hasOwn(node, key) ? node[key] : undefined;
@@ -90,7 +115,10 @@ function setJsonPath(target: BareObject, path: string, value: string): void {
     } else if (isJsonObject(next)) {
       node = next;
     } else {
-      throw new LinkError("bad_request", `jsonField ${JSON.stringify(path)}: ${JSON.stringify(key)} is not an object in the body.`);
+      throw new LinkError(
+        "bad_request",
+        `jsonField ${JSON.stringify(path)}: ${JSON.stringify(key)} is not an object in the body.`,
+      );
     }
   }
   node[keys[keys.length - 1] ?? path] = value;
@@ -140,18 +168,22 @@ export function prepareRequest(call: Call, url: URL, values: ReadonlyMap<string,
   // Header names come from the agent: no prototype, so a name such as __proto__ is just a key.
   const headers = Object.create(null) as Record<string, string>;
   for (const [name, value] of Object.entries(call.headers ?? {})) {
-    if (FORBIDDEN_HEADERS.has(name.toLowerCase())) throw new LinkError("bad_request", `The ${name} header is set by Piper Link, not by the agent.`);
+    if (FORBIDDEN_HEADERS.has(name.toLowerCase()))
+      throw new LinkError("bad_request", `The ${name} header is set by Piper Link, not by the agent.`);
     headers[name] = value;
   }
   const lower = headerIndex(headers);
   const needles: string[] = [];
   const inject = (name: string, value: string): void => {
-    if (lower.has(name.toLowerCase())) throw new LinkError("bad_request", `The ${name} header is both sent by the agent and injected; keep one.`);
-    if (/[\r\n\0]/.test(value)) throw new LinkError("bad_request", `The secret for ${name} contains a line break and cannot go in a header.`);
+    if (lower.has(name.toLowerCase()))
+      throw new LinkError("bad_request", `The ${name} header is both sent by the agent and injected; keep one.`);
+    if (/[\r\n\0]/.test(value))
+      throw new LinkError("bad_request", `The secret for ${name} contains a line break and cannot go in a header.`);
     headers[name] = value;
     lower.set(name.toLowerCase(), name);
   };
-  if (auth.bearer !== undefined && auth.basic !== undefined) throw new LinkError("bad_request", "`bearer` and `basic` both set the Authorization header; use one.");
+  if (auth.bearer !== undefined && auth.basic !== undefined)
+    throw new LinkError("bad_request", "`bearer` and `basic` both set the Authorization header; use one.");
   if (auth.bearer !== undefined) {
     const v = valueOf(auth.bearer);
     inject("Authorization", `Bearer ${v}`);
@@ -159,12 +191,17 @@ export function prepareRequest(call: Call, url: URL, values: ReadonlyMap<string,
   }
   if (auth.basic !== undefined) {
     const v = valueOf(auth.basic);
-    if (!v.includes(":")) throw new LinkError("bad_request", `${auth.basic} is used for basic auth, so it must be stored as user:password.`);
+    if (!v.includes(":"))
+      throw new LinkError(
+        "bad_request",
+        `${auth.basic} is used for basic auth, so it must be stored as user:password.`,
+      );
     inject("Authorization", `Basic ${Buffer.from(v, "utf8").toString("base64")}`);
     needles.push(...needlesFor(v, "basic"));
   }
   for (const [name, secret] of Object.entries(auth.header ?? {})) {
-    if (FORBIDDEN_HEADERS.has(name.toLowerCase())) throw new LinkError("bad_request", `A secret cannot be injected as the ${name} header.`);
+    if (FORBIDDEN_HEADERS.has(name.toLowerCase()))
+      throw new LinkError("bad_request", `A secret cannot be injected as the ${name} header.`);
     const v = valueOf(secret);
     inject(name, v);
     needles.push(...needlesFor(v));
@@ -173,10 +210,19 @@ export function prepareRequest(call: Call, url: URL, values: ReadonlyMap<string,
   for (const [, v] of queryValues) needles.push(...needlesFor(v));
   const injectQuery = (target: URL): URL => appendQuery(target, queryValues);
   for (const [param] of queryValues) {
-    if (queryNames(url).has(param)) throw new LinkError("bad_request", `The URL already has the query parameter ${JSON.stringify(param)}, which is also injected; keep one.`);
+    if (queryNames(url).has(param))
+      throw new LinkError(
+        "bad_request",
+        `The URL already has the query parameter ${JSON.stringify(param)}, which is also injected; keep one.`,
+      );
   }
 
-  let body: Buffer | null = call.body === undefined ? null : "text" in call.body ? Buffer.from(call.body.text, "utf8") : Buffer.from(call.body.base64, "base64");
+  let body: Buffer | null =
+    call.body === undefined
+      ? null
+      : "text" in call.body
+        ? Buffer.from(call.body.text, "utf8")
+        : Buffer.from(call.body.base64, "base64");
   const jsonFields = Object.entries(auth.jsonField ?? {});
   if (jsonFields.length > 0) {
     let doc: unknown = bareObject();
@@ -199,7 +245,8 @@ export function prepareRequest(call: Call, url: URL, values: ReadonlyMap<string,
   }
   const formFields = Object.entries(auth.formField ?? {});
   if (formFields.length > 0) {
-    if (jsonFields.length > 0) throw new LinkError("bad_request", "A body is either JSON (jsonField) or a form (formField), not both.");
+    if (jsonFields.length > 0)
+      throw new LinkError("bad_request", "A body is either JSON (jsonField) or a form (formField), not both.");
     const form = new URLSearchParams(body === null ? "" : body.toString("utf8"));
     for (const [field, secret] of formFields) {
       const v = valueOf(secret);
@@ -210,7 +257,10 @@ export function prepareRequest(call: Call, url: URL, values: ReadonlyMap<string,
     if (!lower.has("content-type")) headers["Content-Type"] = "application/x-www-form-urlencoded";
   }
   if (body !== null && body.length > CALL_LIMITS.requestBodyBytes) {
-    throw new LinkError("bad_request", `The request body is ${body.length} bytes; calls carry at most ${CALL_LIMITS.requestBodyBytes}.`);
+    throw new LinkError(
+      "bad_request",
+      `The request body is ${body.length} bytes; calls carry at most ${CALL_LIMITS.requestBodyBytes}.`,
+    );
   }
   return { method: call.method, url: injectQuery(url), headers, body, needles: [...new Set(needles)], injectQuery };
 }

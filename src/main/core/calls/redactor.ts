@@ -51,7 +51,9 @@ const BASE64_ALPHABET = /^[A-Za-z0-9+/_-]+$/;
 function embeddedBase64(bytes: Buffer): string[] {
   const out: string[] = [];
   for (const shift of [0, 1, 2]) {
-    const b64 = Buffer.concat([Buffer.alloc(shift), bytes]).toString("base64").replace(/=+$/, "");
+    const b64 = Buffer.concat([Buffer.alloc(shift), bytes])
+      .toString("base64")
+      .replace(/=+$/, "");
     const mixedAtStart = [0, 2, 3][shift] ?? 0;
     const mixedAtEnd = (bytes.length + shift) % 3 === 0 ? 0 : 1;
     const inner = b64.slice(mixedAtStart, b64.length - mixedAtEnd);
@@ -83,7 +85,8 @@ export function needlesFor(value: string, style: "plain" | "basic" = "plain"): s
     add(b.toString("base64url"));
     add(b.toString("base64url") + "=".repeat((4 - (b.toString("base64url").length % 4)) % 4));
     // A JWT or other base64 of a JSON document holds the value JSON-escaped.
-    for (const inner of [...embeddedBase64(b), ...embeddedBase64(Buffer.from(JSON.stringify(v).slice(1, -1), "utf8"))]) add(inner);
+    for (const inner of [...embeddedBase64(b), ...embeddedBase64(Buffer.from(JSON.stringify(v).slice(1, -1), "utf8"))])
+      add(inner);
     add(b.toString("hex"));
     add(encodeURIComponent(v));
     add(new URLSearchParams({ v }).toString().slice(2));
@@ -130,8 +133,23 @@ function hexAt(data: Buffer, at: number, count: number): number {
   return v;
 }
 
-const JSON_ESCAPES: Readonly<Record<number, number>> = { 0x22: 0x22, 0x5c: 0x5c, 0x2f: 0x2f, 0x6e: LF, 0x72: CR, 0x74: 0x09, 0x62: 0x08, 0x66: 0x0c };
-const NAMED_REFERENCES: ReadonlyArray<[string, number]> = [["amp;", 0x26], ["lt;", 0x3c], ["gt;", 0x3e], ["quot;", 0x22], ["apos;", 0x27]];
+const JSON_ESCAPES: Readonly<Record<number, number>> = {
+  0x22: 0x22,
+  0x5c: 0x5c,
+  0x2f: 0x2f,
+  0x6e: LF,
+  0x72: CR,
+  0x74: 0x09,
+  0x62: 0x08,
+  0x66: 0x0c,
+};
+const NAMED_REFERENCES: ReadonlyArray<[string, number]> = [
+  ["amp;", 0x26],
+  ["lt;", 0x3c],
+  ["gt;", 0x3e],
+  ["quot;", 0x22],
+  ["apos;", 0x27],
+];
 
 /** `%xx` at `at`: the byte and the raw length, or null. */
 function percentAt(data: Buffer, at: number): [Buffer, number] | null {
@@ -177,7 +195,8 @@ function referenceAt(data: Buffer, at: number): [Buffer, number] | null {
   }
   for (const [name, byte] of NAMED_REFERENCES) {
     let ok = true;
-    for (let k = 0; k < name.length && ok; k++) ok = ((data[at + 1 + k] ?? 0) | (k < name.length - 1 ? 0x20 : 0)) === name.charCodeAt(k);
+    for (let k = 0; k < name.length && ok; k++)
+      ok = ((data[at + 1 + k] ?? 0) | (k < name.length - 1 ? 0x20 : 0)) === name.charCodeAt(k);
     if (ok) return [Buffer.from([byte]), name.length + 1];
   }
   return null;
@@ -212,7 +231,15 @@ function viewOf(data: Buffer, decode: boolean): View {
         continue;
       }
     }
-    const decoded = !decode ? null : b === 0x25 ? percentAt(data, i) : b === 0x5c ? jsonEscapeAt(data, i) : b === 0x26 ? referenceAt(data, i) : null;
+    const decoded = !decode
+      ? null
+      : b === 0x25
+        ? percentAt(data, i)
+        : b === 0x5c
+          ? jsonEscapeAt(data, i)
+          : b === 0x26
+            ? referenceAt(data, i)
+            : null;
     if (decoded === null) {
       put(b, i, i + 1);
       i++;
@@ -247,7 +274,9 @@ function patternsOf(needles: readonly string[]): Patterns {
   return { literal, decoded, longest };
 }
 
-const isBase64Byte = (b: number | undefined): boolean => b !== undefined && ((b >= 0x61 && b <= 0x7a) || (b >= 0x30 && b <= 0x39) || b === 0x2b || b === 0x2f || b === 0x2d || b === 0x5f);
+const isBase64Byte = (b: number | undefined): boolean =>
+  b !== undefined &&
+  ((b >= 0x61 && b <= 0x7a) || (b >= 0x30 && b <= 0x39) || b === 0x2b || b === 0x2f || b === 0x2d || b === 0x5f);
 
 /**
  * Raw [start, end) ranges of `data` holding a needle in either view, overlapping ones merged, in
@@ -256,7 +285,10 @@ const isBase64Byte = (b: number | undefined): boolean => b !== undefined && ((b 
  */
 function findSpans(data: Buffer, patterns: Patterns): Array<[number, number]> {
   const spans: Array<[number, number]> = [];
-  for (const [decode, list] of [[false, patterns.literal], [true, patterns.decoded]] as const) {
+  for (const [decode, list] of [
+    [false, patterns.literal],
+    [true, patterns.decoded],
+  ] as const) {
     if (list.length === 0) continue;
     const view = viewOf(data, decode);
     for (const p of list) {
@@ -397,14 +429,17 @@ export function createStreamRedactor(needles: readonly string[], options: Stream
     const hold = options.holdMs;
     const first = arrivals[0];
     if (hold === undefined || options.onRelease === undefined || timer !== null || first === undefined) return;
-    timer = setTimeout(() => {
-      timer = null;
-      const t = now();
-      const due = arrivals.filter((x) => t - x.at >= hold).at(-1);
-      const out = due === undefined ? Buffer.alloc(0) : release(Math.min(due.end, pending.length));
-      if (out.length > 0) options.onRelease?.(out);
-      schedule();
-    }, Math.max(0, first.at + hold - now()));
+    timer = setTimeout(
+      () => {
+        timer = null;
+        const t = now();
+        const due = arrivals.filter((x) => t - x.at >= hold).at(-1);
+        const out = due === undefined ? Buffer.alloc(0) : release(Math.min(due.end, pending.length));
+        if (out.length > 0) options.onRelease?.(out);
+        schedule();
+      },
+      Math.max(0, first.at + hold - now()),
+    );
   }
 
   return {

@@ -15,7 +15,12 @@ import { Agent, request, errors as undiciErrors } from "undici";
 import { LinkError } from "../../../shared/errors.js";
 
 /** Where Linux distributions keep the system's CA bundle (Debian/Ubuntu, Fedora/RHEL, Alpine/openSUSE). */
-const SYSTEM_BUNDLES = ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/ca-bundle.pem", "/etc/ssl/cert.pem"];
+const SYSTEM_BUNDLES = [
+  "/etc/ssl/certs/ca-certificates.crt",
+  "/etc/pki/tls/certs/ca-bundle.crt",
+  "/etc/ssl/ca-bundle.pem",
+  "/etc/ssl/cert.pem",
+];
 
 /**
  * The CA certificates outgoing calls trust: Node's bundled roots, the system bundle when one of
@@ -114,14 +119,18 @@ export function guardedLookup(resolve: Resolve): LookupFunction {
     const name = hostname.toLowerCase();
     resolve(hostname).then(
       (found) => {
-        const wanted = options.family === 4 || options.family === 6 ? found.filter((a) => a.family === options.family) : found;
+        const wanted =
+          options.family === 4 || options.family === 6 ? found.filter((a) => a.family === options.family) : found;
         if (wanted.length === 0) {
           callback(Object.assign(new Error(`${hostname} has no address`), { code: "ENOTFOUND" }), "", 0);
           return;
         }
         const inside = wanted.find((a) => isNonPublicAddress(a.address));
         if (inside !== undefined && !LITERAL_LOCAL_NAMES.has(name)) {
-          const err = new LinkError("destination_not_allowed", `${hostname} resolves to ${inside.address}, an address on this machine or a private network; Piper Link sends secrets there only when the URL (and the grant) names the address itself, e.g. https://${inside.family === 6 ? `[${inside.address}]` : inside.address}:PORT/.`);
+          const err = new LinkError(
+            "destination_not_allowed",
+            `${hostname} resolves to ${inside.address}, an address on this machine or a private network; Piper Link sends secrets there only when the URL (and the grant) names the address itself, e.g. https://${inside.family === 6 ? `[${inside.address}]` : inside.address}:PORT/.`,
+          );
           callback(err, "", 0);
           return;
         }
@@ -158,11 +167,37 @@ export interface Upstream {
    * through, for calls whose every secret the agent may read anyway. Throws LinkError
    * `upstream_unavailable` or `timeout`.
    */
-  send(req: UpstreamRequest, opts: { signal: AbortSignal; headersMs: number; maxRedirects: number; mayFollow: (next: URL, status: number, prev: UpstreamRequest) => UpstreamRequest | null; archives?: "refuse" | "pass" }): Promise<UpstreamAnswer>;
+  send(
+    req: UpstreamRequest,
+    opts: {
+      signal: AbortSignal;
+      headersMs: number;
+      maxRedirects: number;
+      mayFollow: (next: URL, status: number, prev: UpstreamRequest) => UpstreamRequest | null;
+      archives?: "refuse" | "pass";
+    },
+  ): Promise<UpstreamAnswer>;
   close(): Promise<void>;
 }
 
-const STATUS_TEXT: Readonly<Record<number, string>> = { 200: "OK", 201: "Created", 204: "No Content", 301: "Moved Permanently", 302: "Found", 303: "See Other", 307: "Temporary Redirect", 308: "Permanent Redirect", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable" };
+const STATUS_TEXT: Readonly<Record<number, string>> = {
+  200: "OK",
+  201: "Created",
+  204: "No Content",
+  301: "Moved Permanently",
+  302: "Found",
+  303: "See Other",
+  307: "Temporary Redirect",
+  308: "Permanent Redirect",
+  400: "Bad Request",
+  401: "Unauthorized",
+  403: "Forbidden",
+  404: "Not Found",
+  429: "Too Many Requests",
+  500: "Internal Server Error",
+  502: "Bad Gateway",
+  503: "Service Unavailable",
+};
 
 function headerPairs(raw: Record<string, string | string[] | undefined>): Array<[string, string]> {
   const pairs: Array<[string, string]> = [];
@@ -177,11 +212,21 @@ function headerPairs(raw: Record<string, string | string[] | undefined>): Array<
 function transportError(err: unknown, url: URL): LinkError {
   if (err instanceof LinkError) return err;
   const message = err instanceof Error ? err.message : String(err);
-  if (err instanceof undiciErrors.HeadersTimeoutError) return new LinkError("timeout", `${url.host} sent no answer in time.`, { cause: err });
-  if (err instanceof Error && /certificate|self[- ]signed|CERT_|unable to verify/i.test(`${message} ${"code" in err ? String(err.code) : ""}`)) {
-    return new LinkError("upstream_unavailable", `${url.host}'s TLS certificate is not trusted (${message}).`, { cause: err, retryable: false });
+  if (err instanceof undiciErrors.HeadersTimeoutError)
+    return new LinkError("timeout", `${url.host} sent no answer in time.`, { cause: err });
+  if (
+    err instanceof Error &&
+    /certificate|self[- ]signed|CERT_|unable to verify/i.test(`${message} ${"code" in err ? String(err.code) : ""}`)
+  ) {
+    return new LinkError("upstream_unavailable", `${url.host}'s TLS certificate is not trusted (${message}).`, {
+      cause: err,
+      retryable: false,
+    });
   }
-  return new LinkError("upstream_unavailable", `${url.host} could not be reached (${message}).`, { cause: err, retryable: true });
+  return new LinkError("upstream_unavailable", `${url.host} could not be reached (${message}).`, {
+    cause: err,
+    retryable: true,
+  });
 }
 
 /** `headers` with the agent's Accept-Encoding (any case) replaced by `identity`. */
@@ -219,7 +264,11 @@ function decodedAnswer(answer: UpstreamAnswer): UpstreamAnswer {
     // Nobody reads it: end it, and keep its abort error from being an uncaught one.
     answer.body.on("error", () => undefined);
     answer.body.destroy();
-    throw new LinkError("upstream_unavailable", `${answer.url.host} answered in the ${unknown} encoding, which Piper Link cannot decode to check it for your secrets; the answer was not passed on.`, { retryable: false });
+    throw new LinkError(
+      "upstream_unavailable",
+      `${answer.url.host} answered in the ${unknown} encoding, which Piper Link cannot decode to check it for your secrets; the answer was not passed on.`,
+      { retryable: false },
+    );
   }
   // Codings are listed in the order they were applied; undo them last first.
   // pipeline: an error on either side (a broken connection, a corrupt stream) ends both, and the
@@ -230,7 +279,9 @@ function decodedAnswer(answer: UpstreamAnswer): UpstreamAnswer {
     if (decoder === undefined) continue;
     body = pipeline(body, decoder, () => undefined);
   }
-  const headers = answer.headers.filter(([name]) => !["content-encoding", "content-length"].includes(name.toLowerCase()));
+  const headers = answer.headers.filter(
+    ([name]) => !["content-encoding", "content-length"].includes(name.toLowerCase()),
+  );
   return { ...answer, headers, body };
 }
 
@@ -261,12 +312,25 @@ const ARCHIVE_MAGIC: ReadonlyArray<{ name: string; bytes: Buffer }> = [
 const MAGIC_BYTES = 10;
 
 function archiveMagic(head: Buffer): string | null {
-  if (head.length >= 10 && head.subarray(0, 3).toString("latin1") === "BZh" && head.subarray(4, 10).equals(ARCHIVE_MAGIC.find((m) => m.name === "bzip2")?.bytes ?? Buffer.alloc(0))) return "bzip2";
-  return ARCHIVE_MAGIC.find((m) => m.name !== "bzip2" && head.length >= m.bytes.length && head.subarray(0, m.bytes.length).equals(m.bytes))?.name ?? null;
+  if (
+    head.length >= 10 &&
+    head.subarray(0, 3).toString("latin1") === "BZh" &&
+    head.subarray(4, 10).equals(ARCHIVE_MAGIC.find((m) => m.name === "bzip2")?.bytes ?? Buffer.alloc(0))
+  )
+    return "bzip2";
+  return (
+    ARCHIVE_MAGIC.find(
+      (m) => m.name !== "bzip2" && head.length >= m.bytes.length && head.subarray(0, m.bytes.length).equals(m.bytes),
+    )?.name ?? null
+  );
 }
 
 function archiveRefused(host: string, what: string): LinkError {
-  return new LinkError("upstream_unavailable", `${host} answered with ${what} content, whose bytes Piper Link cannot check for your secrets; under a use-only grant such an answer is not passed on.`, { retryable: false });
+  return new LinkError(
+    "upstream_unavailable",
+    `${host} answered with ${what} content, whose bytes Piper Link cannot check for your secrets; under a use-only grant such an answer is not passed on.`,
+    { retryable: false },
+  );
 }
 
 /**
@@ -334,21 +398,31 @@ export function createUpstream(options: UpstreamOptions): Upstream {
             headersTimeout: opts.headersMs,
           });
         } catch (err) {
-          if (opts.signal.aborted) throw new LinkError("timeout", `The call to ${current.url.host} took too long.`, { cause: err });
+          if (opts.signal.aborted)
+            throw new LinkError("timeout", `The call to ${current.url.host} took too long.`, { cause: err });
           throw transportError(err, current.url);
         }
         const location = answer.headers["location"];
         const isRedirect = answer.statusCode >= 300 && answer.statusCode < 400 && typeof location === "string";
         if (isRedirect && hops < opts.maxRedirects) {
           const next = URL.canParse(location, current.url.href) ? new URL(location, current.url) : null;
-          const follow = next !== null && next.origin === current.url.origin ? opts.mayFollow(next, answer.statusCode, current) : null;
+          const follow =
+            next !== null && next.origin === current.url.origin
+              ? opts.mayFollow(next, answer.statusCode, current)
+              : null;
           if (follow !== null) {
             answer.body.resume();
             current = follow;
             continue;
           }
         }
-        const decoded = decodedAnswer({ status: answer.statusCode, statusText: STATUS_TEXT[answer.statusCode] ?? "", headers: headerPairs(answer.headers), body: answer.body, url: current.url });
+        const decoded = decodedAnswer({
+          status: answer.statusCode,
+          statusText: STATUS_TEXT[answer.statusCode] ?? "",
+          headers: headerPairs(answer.headers),
+          body: answer.body,
+          url: current.url,
+        });
         return opts.archives === "pass" ? decoded : refuseArchives(decoded);
       }
     },

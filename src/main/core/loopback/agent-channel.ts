@@ -37,8 +37,7 @@ import type { Requester } from "../process/requester.js";
 
 /** The Link's context as agents see it. */
 export type ContextSnapshot =
-  | { state: "ready"; instanceId: string }
-  | { state: "logged_out"; error: { code: ErrorCode; message: string } };
+  { state: "ready"; instanceId: string } | { state: "logged_out"; error: { code: ErrorCode; message: string } };
 
 export interface AgentHost {
   now(): number;
@@ -49,7 +48,12 @@ export interface AgentHost {
    * in; may send several frames (`pending`, then `secret` / `secrets` or `error`). `signal` aborts
    * when the connection closes.
    */
-  resolve(requester: Requester, request: Resolve | ResolveMany, send: (message: LinkMessage) => void, signal: AbortSignal): Promise<void>;
+  resolve(
+    requester: Requester,
+    request: Resolve | ResolveMany,
+    send: (message: LinkMessage) => void,
+    signal: AbortSignal,
+  ): Promise<void>;
   /**
    * Performs a `call` for the agent (core/calls/): sends `pending`, `call.head`, `call.chunk`s and
    * `call.end`, or an `error`. `signal` aborts when the agent cancels the call or disconnects.
@@ -180,7 +184,12 @@ export class AgentChannel extends ChannelBase implements Requester {
    * upstream is read only as fast as the agent reads.
    */
   async writable(): Promise<void> {
-    while (this.ws.readyState === this.ws.OPEN && this.ws.bufferedAmount > AGENT_HIGH_WATER_BYTES && this.lastFlush !== null) await this.lastFlush;
+    while (
+      this.ws.readyState === this.ws.OPEN &&
+      this.ws.bufferedAmount > AGENT_HIGH_WATER_BYTES &&
+      this.lastFlush !== null
+    )
+      await this.lastFlush;
   }
 
   sendError(id: RequestId | null, code: ErrorCode, message: string): void {
@@ -196,14 +205,22 @@ export class AgentChannel extends ChannelBase implements Requester {
     if (verdict.kind === "frame") {
       const type = verdict.value["type"] as string;
       if (!AGENT_MESSAGE_TYPES.has(type)) {
-        verdict = this.guard.invalid(verdict.id, "unknown_type", `Unknown message type ${JSON.stringify(type.slice(0, 64))}.`);
+        verdict = this.guard.invalid(
+          verdict.id,
+          "unknown_type",
+          `Unknown message type ${JSON.stringify(type.slice(0, 64))}.`,
+        );
       } else {
         const parsed = AgentMessageSchema.safeParse(verdict.value);
         if (parsed.success) {
           this.dispatch(parsed.data);
           return;
         }
-        verdict = this.guard.invalid(verdict.id, "bad_request", `Invalid ${type}: ${describeIssues(parsed.error.issues)}`);
+        verdict = this.guard.invalid(
+          verdict.id,
+          "bad_request",
+          `Invalid ${type}: ${describeIssues(parsed.error.issues)}`,
+        );
       }
     }
     if (verdict.kind === "close") {
@@ -237,7 +254,10 @@ export class AgentChannel extends ChannelBase implements Requester {
     this.ordered = this.ordered
       .then(() => this.refreshIdentity())
       .catch((err: unknown) => {
-        this.host.log.warn({ conn: this.connectionId, err: err instanceof Error ? err.message : String(err) }, "identity re-check failed; the connection is unidentified");
+        this.host.log.warn(
+          { conn: this.connectionId, err: err instanceof Error ? err.message : String(err) },
+          "identity re-check failed; the connection is unidentified",
+        );
         this.process = null;
         this.peer = null;
       })
@@ -254,8 +274,13 @@ export class AgentChannel extends ChannelBase implements Requester {
     if (recheck === null || peer === null) return;
     const now = await recheck(peer);
     if (now !== peer) {
-      if (now === null || now.startTime !== peer.startTime) this.host.log.warn({ conn: this.connectionId, pid: peer.pid }, "the process that said hello is gone; the connection is unidentified");
-      else this.host.log.warn({ conn: this.connectionId, pid: peer.pid }, "the connection's program changed since hello");
+      if (now === null || now.startTime !== peer.startTime)
+        this.host.log.warn(
+          { conn: this.connectionId, pid: peer.pid },
+          "the process that said hello is gone; the connection is unidentified",
+        );
+      else
+        this.host.log.warn({ conn: this.connectionId, pid: peer.pid }, "the connection's program changed since hello");
       this.peer = now;
       this.process = now;
       this.actingFor = null;
@@ -265,7 +290,8 @@ export class AgentChannel extends ChannelBase implements Requester {
       const parent = await recheck(this.process);
       // What the walk past launchers found about the chain (reached through npx) stays with the client.
       const note = this.process.unverifiable ?? null;
-      if (parent !== this.process) this.process = parent === null ? null : { ...parent, unverifiable: parent.unverifiable ?? note };
+      if (parent !== this.process)
+        this.process = parent === null ? null : { ...parent, unverifiable: parent.unverifiable ?? note };
     }
   }
 
@@ -295,13 +321,18 @@ export class AgentChannel extends ChannelBase implements Requester {
       this.requestAccess(message);
       return;
     }
-    this.host.resolve(this, message, (reply) => this.send(reply), this.signal).then(
-      () => undefined,
-      (err: unknown) => {
-        this.host.log.error({ conn: this.connectionId, err: err instanceof Error ? err.message : String(err) }, "resolve failed");
-        this.sendError(message.id, "internal_error", "Piper Link could not answer this request; see its log.");
-      },
-    );
+    this.host
+      .resolve(this, message, (reply) => this.send(reply), this.signal)
+      .then(
+        () => undefined,
+        (err: unknown) => {
+          this.host.log.error(
+            { conn: this.connectionId, err: err instanceof Error ? err.message : String(err) },
+            "resolve failed",
+          );
+          this.sendError(message.id, "internal_error", "Piper Link could not answer this request; see its log.");
+        },
+      );
   }
 
   private listGrants(message: GrantsRequest): void {
@@ -313,8 +344,17 @@ export class AgentChannel extends ChannelBase implements Requester {
       (grants) => this.send({ type: "grants.list", id: message.id, grants }),
       (err: unknown) => {
         const code: ErrorCode = err instanceof LinkError ? err.code : "authority_unavailable";
-        this.host.log.warn({ conn: this.connectionId, err: err instanceof Error ? err.message : String(err) }, "grants failed");
-        this.sendError(message.id, code, err instanceof LinkError ? err.message : "Piper Link could not reach its authority to list this agent's grants; try again.");
+        this.host.log.warn(
+          { conn: this.connectionId, err: err instanceof Error ? err.message : String(err) },
+          "grants failed",
+        );
+        this.sendError(
+          message.id,
+          code,
+          err instanceof LinkError
+            ? err.message
+            : "Piper Link could not reach its authority to list this agent's grants; try again.",
+        );
       },
     );
   }
@@ -328,8 +368,18 @@ export class AgentChannel extends ChannelBase implements Requester {
       (reply) => this.send(reply),
       (err: unknown) => {
         const code: ErrorCode = err instanceof LinkError ? err.code : "authority_unavailable";
-        if (code !== "secret_not_found") this.host.log.warn({ conn: this.connectionId, check: message.type, err: err instanceof Error ? err.message : String(err) }, "check failed");
-        this.sendError(message.id, code, err instanceof LinkError ? err.message : "Piper Link could not reach its authority for this check; try again.");
+        if (code !== "secret_not_found")
+          this.host.log.warn(
+            { conn: this.connectionId, check: message.type, err: err instanceof Error ? err.message : String(err) },
+            "check failed",
+          );
+        this.sendError(
+          message.id,
+          code,
+          err instanceof LinkError
+            ? err.message
+            : "Piper Link could not reach its authority for this check; try again.",
+        );
       },
     );
   }
@@ -339,10 +389,15 @@ export class AgentChannel extends ChannelBase implements Requester {
       this.sendError(message.id, "not_implemented", "This Piper Link does not take access requests from agents.");
       return;
     }
-    this.host.requestAccess(this, message, (reply) => this.send(reply)).catch((err: unknown) => {
-      this.host.log.error({ conn: this.connectionId, err: err instanceof Error ? err.message : String(err) }, "requestAccess failed");
-      this.sendError(message.id, "internal_error", "Piper Link could not ask for access; see its log.");
-    });
+    this.host
+      .requestAccess(this, message, (reply) => this.send(reply))
+      .catch((err: unknown) => {
+        this.host.log.error(
+          { conn: this.connectionId, err: err instanceof Error ? err.message : String(err) },
+          "requestAccess failed",
+        );
+        this.sendError(message.id, "internal_error", "Piper Link could not ask for access; see its log.");
+      });
   }
 
   private startCall(message: Call): void {
@@ -356,7 +411,11 @@ export class AgentChannel extends ChannelBase implements Requester {
       return;
     }
     if (this.calls.size >= MAX_CALLS_PER_CONNECTION) {
-      this.sendError(message.id, "rate_limited", `At most ${MAX_CALLS_PER_CONNECTION} calls run at once on one connection; read or cancel one, then try again.`);
+      this.sendError(
+        message.id,
+        "rate_limited",
+        `At most ${MAX_CALLS_PER_CONNECTION} calls run at once on one connection; read or cancel one, then try again.`,
+      );
       return;
     }
     const abort = new AbortController();
@@ -364,13 +423,22 @@ export class AgentChannel extends ChannelBase implements Requester {
     const onClose = (): void => abort.abort();
     this.signal.addEventListener("abort", onClose, { once: true });
     this.host
-      .call(this, message, (reply) => {
-        // After a cancel the agent hears nothing more about this call.
-        if (!abort.signal.aborted) this.send(reply);
-      }, abort.signal)
+      .call(
+        this,
+        message,
+        (reply) => {
+          // After a cancel the agent hears nothing more about this call.
+          if (!abort.signal.aborted) this.send(reply);
+        },
+        abort.signal,
+      )
       .catch((err: unknown) => {
-        this.host.log.error({ conn: this.connectionId, err: err instanceof Error ? err.message : String(err) }, "call failed");
-        if (!abort.signal.aborted) this.sendError(message.id, "internal_error", "Piper Link could not make this call; see its log.");
+        this.host.log.error(
+          { conn: this.connectionId, err: err instanceof Error ? err.message : String(err) },
+          "call failed",
+        );
+        if (!abort.signal.aborted)
+          this.sendError(message.id, "internal_error", "Piper Link could not make this call; see its log.");
       })
       .finally(() => {
         this.signal.removeEventListener("abort", onClose);
@@ -403,7 +471,10 @@ export class AgentChannel extends ChannelBase implements Requester {
     if (claim === undefined || this.process === null || this.host.actingFor === undefined) return;
     const identity = await this.host.actingFor(this.process, claim);
     if (identity === null) {
-      this.host.log.warn({ conn: this.connectionId, claim: claim.kind }, "actingFor ignored: the peer is not Piper Link's own command");
+      this.host.log.warn(
+        { conn: this.connectionId, claim: claim.kind },
+        "actingFor ignored: the peer is not Piper Link's own command",
+      );
       return;
     }
     this.actingFor = claim.kind;

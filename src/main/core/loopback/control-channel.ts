@@ -74,7 +74,11 @@ export class ControlChannel extends ChannelBase {
     }
     const parsed = ControlClientMessageSchema.safeParse(verdict.value);
     if (!parsed.success) {
-      const v = this.guard.invalid(verdict.id, "bad_request", `Invalid control frame: ${describeIssues(parsed.error.issues)}`);
+      const v = this.guard.invalid(
+        verdict.id,
+        "bad_request",
+        `Invalid control frame: ${describeIssues(parsed.error.issues)}`,
+      );
       if (v.kind === "close") this.close(v.closeCode, v.reason);
       else if (v.kind === "reject") this.fail(v.id, v.code, v.message);
       return;
@@ -84,7 +88,11 @@ export class ControlChannel extends ChannelBase {
       if ("code" in message) {
         if (!this.host.redeemUiCode(message.code)) {
           this.host.log.warn("control channel: unknown, used or expired UI code");
-          this.fail(null, "unauthorized", "This address was already used or has expired. Run `piper-link ui` for a new one.");
+          this.fail(
+            null,
+            "unauthorized",
+            "This address was already used or has expired. Run `piper-link ui` for a new one.",
+          );
           this.close(CloseCode.unauthorized, "unauthorized");
           return;
         }

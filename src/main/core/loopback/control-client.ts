@@ -3,7 +3,12 @@
  * authenticates with the token, and calls LinkApi methods with validated results.
  */
 import WebSocket from "ws";
-import { ControlFileSchema, type ControlMethod, type ControlParams, type ControlResult } from "../../../shared/control.js";
+import {
+  ControlFileSchema,
+  type ControlMethod,
+  type ControlParams,
+  type ControlResult,
+} from "../../../shared/control.js";
 import { ControlConnection } from "../../../shared/control-connection.js";
 import { LinkError } from "../../../shared/errors.js";
 import { CONTROL_SUBPROTOCOL } from "../../../shared/version.js";

@@ -19,7 +19,10 @@ export class FrameGuard {
   private readonly protocolErrors: WindowCounter;
   private readonly rateStrikes: WindowCounter;
 
-  constructor(private readonly limits: LinkLimits, now: () => number) {
+  constructor(
+    private readonly limits: LinkLimits,
+    now: () => number,
+  ) {
     this.bucket = new TokenBucket(limits.messageBurst, limits.messagesPerSecond, now);
     this.protocolErrors = new WindowCounter(60_000, now);
     this.rateStrikes = new WindowCounter(60_000, now);
@@ -37,12 +40,21 @@ export class FrameGuard {
       if (this.rateStrikes.hit() > this.limits.maxRateLimitStrikes) {
         return { kind: "close", closeCode: CloseCode.rateLimited, reason: "rate limit exceeded repeatedly" };
       }
-      return { kind: "reject", id: text === null ? null : recoverId(text), code: "rate_limited", message: "Too many messages; slow down and retry." };
+      return {
+        kind: "reject",
+        id: text === null ? null : recoverId(text),
+        code: "rate_limited",
+        message: "Too many messages; slow down and retry.",
+      };
     }
     if (text === null) return this.invalid(null, "malformed_frame", "Piper Link accepts JSON text frames only.");
     // The WebSocket layer closes far larger frames with 1009 itself; up to that ceiling, answer.
     if (Buffer.byteLength(text, "utf8") > this.limits.maxFrameBytes) {
-      return this.invalid(recoverId(text), "malformed_frame", `The frame is larger than ${this.limits.maxFrameBytes} bytes.`);
+      return this.invalid(
+        recoverId(text),
+        "malformed_frame",
+        `The frame is larger than ${this.limits.maxFrameBytes} bytes.`,
+      );
     }
     let parsed: unknown;
     try {
@@ -55,7 +67,8 @@ export class FrameGuard {
     }
     const idResult = RequestIdSchema.safeParse(parsed["id"]);
     const id = idResult.success ? idResult.data : null;
-    if (typeof parsed["type"] !== "string") return this.invalid(id, "malformed_frame", "A frame must have a string `type`.");
+    if (typeof parsed["type"] !== "string")
+      return this.invalid(id, "malformed_frame", "A frame must have a string `type`.");
     return { kind: "frame", value: parsed, id };
   }
 

@@ -21,23 +21,41 @@ export interface GrantPageDeps {
   show(request: RequestView): void;
 }
 
-export async function grantPage(query: URLSearchParams, deps: GrantPageDeps): Promise<{ status: number; html: string }> {
+export async function grantPage(
+  query: URLSearchParams,
+  deps: GrantPageDeps,
+): Promise<{ status: number; html: string }> {
   const client = query.get("client") ?? "";
   const variable = query.get("variable") ?? "";
-  if (query.get("response_type") !== "code" || query.get("scope") !== "manage_grants" || client.length === 0 || client.length > 128 || variable.length === 0 || variable.length > 256) {
+  if (
+    query.get("response_type") !== "code" ||
+    query.get("scope") !== "manage_grants" ||
+    client.length === 0 ||
+    client.length > 128 ||
+    variable.length === 0 ||
+    variable.length > 256
+  ) {
     return {
       status: 400,
-      html: page("This link is incomplete", "<p>A grant page address needs <code>response_type=code</code>, <code>scope=manage_grants</code>, <code>client</code> and <code>variable</code>. Run your agent again and follow the address it prints.</p>"),
+      html: page(
+        "This link is incomplete",
+        "<p>A grant page address needs <code>response_type=code</code>, <code>scope=manage_grants</code>, <code>client</code> and <code>variable</code>. Run your agent again and follow the address it prints.</p>",
+      ),
     };
   }
   const wanted = normalizeVariable(variable);
-  const request = (await deps.pendingRequests()).filter((r) => r.agentClientId === client && r.variable === wanted).sort((a, b) => b.createdAt - a.createdAt)[0];
+  const request = (await deps.pendingRequests())
+    .filter((r) => r.agentClientId === client && r.variable === wanted)
+    .sort((a, b) => b.createdAt - a.createdAt)[0];
   const who = `<strong>${escape(client)}</strong>`;
   const what = `<code>${escape(wanted.toUpperCase())}</code>`;
   if (request === undefined) {
     return {
       status: 404,
-      html: page("Nothing to approve right now", `<p>There is no pending request from ${who} for ${what}. Requests expire after a while: run the agent again, then follow the new link.</p>`),
+      html: page(
+        "Nothing to approve right now",
+        `<p>There is no pending request from ${who} for ${what}. Requests expire after a while: run the agent again, then follow the new link.</p>`,
+      ),
     };
   }
   deps.show(request);

@@ -74,14 +74,23 @@ export class LinkServer {
       // Anything but GET and HEAD outside the sign-in forms is 405, whatever the path (the endpoints are read-only).
       unrouted: (method, pathname, allowed) =>
         method !== "GET" && method !== "HEAD"
-          ? { status: 405, code: "method_not_allowed", message: allowed.length > 0 ? `${method} is not supported on ${pathname.slice(0, 200)}.` : "Only GET is supported here.", headers: { Allow: allowed.length > 0 ? allowed.join(", ") : "GET, HEAD" } }
+          ? {
+              status: 405,
+              code: "method_not_allowed",
+              message:
+                allowed.length > 0
+                  ? `${method} is not supported on ${pathname.slice(0, 200)}.`
+                  : "Only GET is supported here.",
+              headers: { Allow: allowed.length > 0 ? allowed.join(", ") : "GET, HEAD" },
+            }
           : { status: 404, code: "not_found", message: `No such endpoint: ${pathname.slice(0, 200)}` },
       websocket: {
         // Frames up to 4x the limit are read so the guard can refuse them under their id (issue 16 item 7);
         // larger ones are cut off by ws itself with 1009.
         maxPayload: options.limits.maxFrameBytes * 4,
         protocol: (pathname, offered) => {
-          const wanted = pathname === "/v1/link" ? AGENT_SUBPROTOCOL : pathname === "/v1/control" ? CONTROL_SUBPROTOCOL : null;
+          const wanted =
+            pathname === "/v1/link" ? AGENT_SUBPROTOCOL : pathname === "/v1/control" ? CONTROL_SUBPROTOCOL : null;
           return wanted !== null && offered.has(wanted) ? wanted : false;
         },
       },
@@ -99,7 +108,9 @@ export class LinkServer {
     app.removeAllContentTypeParsers();
     app.get("/piper-link-context", async (_request, reply) => {
       const context = this.options.agentHost.context();
-      return context.state === "ready" ? reply.send({ instanceId: context.instanceId }) : reply.code(503).send({ error: context.error.code, message: context.error.message });
+      return context.state === "ready"
+        ? reply.send({ instanceId: context.instanceId })
+        : reply.code(503).send({ error: context.error.code, message: context.error.message });
     });
     app.get("/healthz", async (_request, reply) => {
       const context: ContextSnapshot = this.options.agentHost.context();
@@ -114,11 +125,18 @@ export class LinkServer {
           return await reply
             .code(status)
             .header("Content-Type", "text/html; charset=utf-8")
-            .header("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+            .header(
+              "Content-Security-Policy",
+              "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+            )
             .send(html);
         } catch (err) {
           this.options.log.error({ err: err instanceof Error ? err.message : String(err) }, "grant page failed");
-          return await refuse(request, reply, { status: 500, code: "internal_error", message: "Piper Link could not show this page; see its log." });
+          return await refuse(request, reply, {
+            status: 500,
+            code: "internal_error",
+            message: "Piper Link could not show this page; see its log.",
+          });
         }
       });
     }
@@ -127,13 +145,23 @@ export class LinkServer {
     // The agent channel takes no Origin at all (agents are not browsers); the control channel the Link's own pages.
     const channelLimit = async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> => {
       if (this.agents.size + this.controls.size < this.options.limits.maxConnections) return undefined;
-      return refuse(request, reply, { status: 503, code: "too_many_connections", message: "Piper Link has reached its connection limit; try again later." });
+      return refuse(request, reply, {
+        status: 503,
+        code: "too_many_connections",
+        message: "Piper Link has reached its connection limit; try again later.",
+      });
     };
     // @fastify/websocket types the socket as ws's `WebSocket` interface alias of the class; it is the
     // instance ws's own server created in handleUpgrade.
     /* eslint-disable @typescript-eslint/no-unsafe-class-instance-assignment */
-    app.get("/v1/link", { websocket: true, config: { websocket: true, ownOrigin: false }, preHandler: channelLimit }, (ws, request) => this.agentConnected(ws, socketEnds(request.raw.socket)));
-    app.get("/v1/control", { websocket: true, config: { websocket: true }, preHandler: channelLimit }, (ws) => this.controlConnected(ws));
+    app.get(
+      "/v1/link",
+      { websocket: true, config: { websocket: true, ownOrigin: false }, preHandler: channelLimit },
+      (ws, request) => this.agentConnected(ws, socketEnds(request.raw.socket)),
+    );
+    app.get("/v1/control", { websocket: true, config: { websocket: true }, preHandler: channelLimit }, (ws) =>
+      this.controlConnected(ws),
+    );
     /* eslint-enable @typescript-eslint/no-unsafe-class-instance-assignment */
   }
 
@@ -217,13 +245,17 @@ export class LinkServer {
     // The owner check let the connection in by its socket's uid; the process found holding the socket
     // must be this user's too (defence in depth: never bind a grant to another user's program).
     if (info !== null && isForeignProcess(info, this.ownUid)) {
-      this.options.log.warn({ pid: info.pid, uid: info.uid }, "agent connection held by another user's process; closed");
+      this.options.log.warn(
+        { pid: info.pid, uid: info.uid },
+        "agent connection held by another user's process; closed",
+      );
       channel.close(CloseCode.foreignUser, "this connection belongs to another user's process");
       return;
     }
     channel.process = info;
     channel.peer = info;
-    channel.recheckPeer = this.options.peers.recheck === undefined ? null : (p) => this.options.peers.recheck?.(p) ?? Promise.resolve(p);
+    channel.recheckPeer =
+      this.options.peers.recheck === undefined ? null : (p) => this.options.peers.recheck?.(p) ?? Promise.resolve(p);
     if (info === null) return;
     let count = 0;
     for (const other of this.agents) if (other.process?.pid === info.pid) count += 1;

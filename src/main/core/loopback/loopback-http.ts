@@ -25,7 +25,14 @@ import http from "node:http";
 import https from "node:https";
 import type { AddressInfo, Socket } from "node:net";
 import websocket from "@fastify/websocket";
-import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type RawServerDefault } from "fastify";
+import Fastify, {
+  LogController,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  type RawServerDefault,
+} from "fastify";
 import type { Logger } from "pino";
 import type { WebSocket } from "ws";
 import type { ErrorCode } from "../../../shared/errors.js";
@@ -136,7 +143,10 @@ const LINK_CODES: Readonly<Record<StackErrorCode, ErrorCode>> = {
 };
 
 /** The Link's error writer: `{error, message}` with the Link's codes, the stack's status. */
-export const linkErrorWriter: ErrorWriter = (f) => ({ status: f.status, body: { error: LINK_CODES[f.code], message: f.message } });
+export const linkErrorWriter: ErrorWriter = (f) => ({
+  status: f.status,
+  body: { error: LINK_CODES[f.code], message: f.message },
+});
 
 /** The path of a request target, without query or fragment. */
 export function pathOf(url: string | undefined): string {
@@ -204,11 +214,23 @@ export function createLoopbackApp(options: LoopbackAppOptions): LoopbackApp {
       connectionsCheckingInterval: 1000,
       maxHeaderSize: 16 * 1024,
     };
-    const server = options.tls === undefined ? http.createServer(limits, listener) : https.createServer({ ...limits, key: options.tls.key, cert: options.tls.cert, minVersion: "TLSv1.2" }, listener);
+    const server =
+      options.tls === undefined
+        ? http.createServer(limits, listener)
+        : https.createServer(
+            { ...limits, key: options.tls.key, cert: options.tls.cert, minVersion: "TLSv1.2" },
+            listener,
+          );
     server.maxHeadersCount = 64;
     // The owner check starts as soon as the connection is accepted, before its first request arrives.
-    server.on(options.tls === undefined ? "connection" : "secureConnection", (socket: Socket) => void verdictFor(socket));
-    if (options.tls !== undefined) server.on("tlsClientError", (err: Error) => log.debug({ err: err.message }, `${options.name}: TLS handshake failed`));
+    server.on(
+      options.tls === undefined ? "connection" : "secureConnection",
+      (socket: Socket) => void verdictFor(socket),
+    );
+    if (options.tls !== undefined)
+      server.on("tlsClientError", (err: Error) =>
+        log.debug({ err: err.message }, `${options.name}: TLS handshake failed`),
+      );
     return server;
   }
 
@@ -247,7 +269,9 @@ export function createLoopbackApp(options: LoopbackAppOptions): LoopbackApp {
       const { status, body } = writeError(failure);
       const text = JSON.stringify(body);
       if (socket.writable) {
-        socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? "Error"}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`);
+        socket.end(
+          `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? "Error"}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`,
+        );
       } else socket.destroy();
     },
     // Paths are matched exactly: no trailing-slash or case folding, no routing on encoded separators.
@@ -256,7 +280,13 @@ export function createLoopbackApp(options: LoopbackAppOptions): LoopbackApp {
     // A path the router cannot decode skips the hooks in Fastify; the owner check still comes first.
     frameworkErrors: (err, request, reply) => {
       void verdictFor(request.raw.socket).then((verdict) =>
-        refuse(request, reply, verdict.allow ? frameworkFailure(err) : { status: 403, code: "foreign_user", message: verdict.rejection.message }),
+        refuse(
+          request,
+          reply,
+          verdict.allow
+            ? frameworkFailure(err)
+            : { status: 403, code: "foreign_user", message: verdict.rejection.message },
+        ),
       );
     },
   });
@@ -268,7 +298,8 @@ export function createLoopbackApp(options: LoopbackAppOptions): LoopbackApp {
         maxPayload: ws.maxPayload,
         perMessageDeflate: false,
         clientTracking: false,
-        handleProtocols: (offered: Set<string>, request: http.IncomingMessage) => ws.protocol(pathOf(request.url), offered),
+        handleProtocols: (offered: Set<string>, request: http.IncomingMessage) =>
+          ws.protocol(pathOf(request.url), offered),
       },
       // An error on an open socket (an unclean disconnect) ends it; the channel's own close handler runs.
       errorHandler: (_err: Error, socket: WebSocket) => socket.terminate(),
@@ -282,19 +313,32 @@ export function createLoopbackApp(options: LoopbackAppOptions): LoopbackApp {
       // Once per distinct refusal: a flood from another user must not fill the log.
       if (!refusalsLogged.has(verdict.rejection.message)) {
         refusalsLogged.add(verdict.rejection.message);
-        log.warn({ peerPort: raw.socket.remotePort, path: pathOf(raw.url) }, `${options.name}: ${verdict.rejection.message}`);
+        log.warn(
+          { peerPort: raw.socket.remotePort, path: pathOf(raw.url) },
+          `${options.name}: ${verdict.rejection.message}`,
+        );
       }
       return refuse(request, reply, { status: 403, code: "foreign_user", message: verdict.rejection.message });
     }
     if (verdict.unverified && !unverifiedLogged) {
       unverifiedLogged = true;
-      log.warn({ platform: process.platform }, `${options.name}: cannot tell which user owns loopback connections on this platform; serving them unchecked`);
+      log.warn(
+        { platform: process.platform },
+        `${options.name}: cannot tell which user owns loopback connections on this platform; serving them unchecked`,
+      );
     }
     const config = request.routeOptions.config;
     if (policy !== null) {
-      const rejection = checkRequest(raw.headers, (config.ownOrigin ?? options.ownOriginByDefault ?? false) ? policy.own : policy.none);
+      const rejection = checkRequest(
+        raw.headers,
+        (config.ownOrigin ?? options.ownOriginByDefault ?? false) ? policy.own : policy.none,
+      );
       if (rejection !== null) {
-        if (raw.headers.upgrade !== undefined) log.warn({ path: pathOf(raw.url), code: rejection.code, origin: raw.headers.origin, host: raw.headers.host }, `${options.name}: upgrade refused`);
+        if (raw.headers.upgrade !== undefined)
+          log.warn(
+            { path: pathOf(raw.url), code: rejection.code, origin: raw.headers.origin, host: raw.headers.host },
+            `${options.name}: upgrade refused`,
+          );
         return refuse(request, reply, rejection);
       }
     }
@@ -305,18 +349,34 @@ export function createLoopbackApp(options: LoopbackAppOptions): LoopbackApp {
       const failure =
         options.unrouted?.(method, pathname, allowed) ??
         (allowed.length > 0
-          ? { status: 405, code: "method_not_allowed" as const, message: `${method} is not supported on ${pathname.slice(0, 200)}.`, headers: { Allow: allowed.join(", ") } }
+          ? {
+              status: 405,
+              code: "method_not_allowed" as const,
+              message: `${method} is not supported on ${pathname.slice(0, 200)}.`,
+              headers: { Allow: allowed.join(", ") },
+            }
           : { status: 404, code: "not_found" as const, message: `No such endpoint: ${pathname.slice(0, 200)}` });
       return refuse(request, reply, failure);
     }
     const upgrade = raw.headers.upgrade !== undefined;
-    if (upgrade && config.websocket !== true) return refuse(request, reply, { status: 404, code: "not_found", message: `No WebSocket endpoint at ${pathname.slice(0, 200)}` });
-    if (!upgrade && config.websocket === true) return refuse(request, reply, { status: 404, code: "not_found", message: `${pathname} is a WebSocket endpoint; connect with a WebSocket client.` });
+    if (upgrade && config.websocket !== true)
+      return refuse(request, reply, {
+        status: 404,
+        code: "not_found",
+        message: `No WebSocket endpoint at ${pathname.slice(0, 200)}`,
+      });
+    if (!upgrade && config.websocket === true)
+      return refuse(request, reply, {
+        status: 404,
+        code: "not_found",
+        message: `${pathname} is a WebSocket endpoint; connect with a WebSocket client.`,
+      });
     return undefined;
   });
 
   app.addHook("onSend", async (_request, reply, payload) => {
-    for (const [name, value] of Object.entries(SECURITY_HEADERS)) if (!reply.hasHeader(name)) void reply.header(name, value);
+    for (const [name, value] of Object.entries(SECURITY_HEADERS))
+      if (!reply.hasHeader(name)) void reply.header(name, value);
     return payload;
   });
 
@@ -331,7 +391,13 @@ export function createLoopbackApp(options: LoopbackAppOptions): LoopbackApp {
   });
 
   // Unrouted requests are answered by the hook; this only covers a 404 route reached some other way.
-  app.setNotFoundHandler((request, reply) => refuse(request, reply, { status: 404, code: "not_found", message: `No such endpoint: ${pathOf(request.raw.url).slice(0, 200)}` }));
+  app.setNotFoundHandler((request, reply) =>
+    refuse(request, reply, {
+      status: 404,
+      code: "not_found",
+      message: `No such endpoint: ${pathOf(request.raw.url).slice(0, 200)}`,
+    }),
+  );
 
   async function listen(port: number, ipv6: boolean): Promise<{ port: number; fallback: boolean; hosts: string[] }> {
     await app.ready();

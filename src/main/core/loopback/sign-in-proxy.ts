@@ -90,13 +90,22 @@ export function createSignInProxy(options: SignInProxyOptions): SignInProxy {
     const key = `${target.url}\u0000${target.pin}`;
     if (pool?.key === key) return pool.agent;
     void pool?.agent.close().catch(() => undefined);
-    pool = { key, agent: new Agent({ connect: options.pinnedConnector(target.pin), keepAliveTimeout: 10_000, connections: 8 }) };
+    pool = {
+      key,
+      agent: new Agent({ connect: options.pinnedConnector(target.pin), keepAliveTimeout: 10_000, connections: 8 }),
+    };
     return pool.agent;
   }
 
-  async function forward(req: FastifyRequest, reply: FastifyReply, refuse: Refuse, pathname: string): Promise<FastifyReply> {
+  async function forward(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    refuse: Refuse,
+    pathname: string,
+  ): Promise<FastifyReply> {
     const target = options.target();
-    if (target === null) return refuse(req, reply, { status: 404, code: "not_found", message: `No such endpoint: ${pathname}` });
+    if (target === null)
+      return refuse(req, reply, { status: 404, code: "not_found", message: `No such endpoint: ${pathname}` });
     const method = req.method;
     const headers: Record<string, string> = { accept: "text/html" };
     const cookies = authorityCookies(req.headers.cookie);
@@ -104,7 +113,12 @@ export function createSignInProxy(options: SignInProxyOptions): SignInProxy {
     let body: Buffer | null = null;
     if (method === "POST") {
       // The scope's only parser is URL-encoded forms of at most MAX_FORM_BYTES (415 / 413 otherwise).
-      if (!Buffer.isBuffer(req.body)) return refuse(req, reply, { status: 415, code: "unsupported_media_type", message: "Sign-in forms are sent URL-encoded." });
+      if (!Buffer.isBuffer(req.body))
+        return refuse(req, reply, {
+          status: 415,
+          code: "unsupported_media_type",
+          message: "Sign-in forms are sent URL-encoded.",
+        });
       body = req.body;
       headers["content-type"] = "application/x-www-form-urlencoded";
     }
@@ -126,7 +140,11 @@ export function createSignInProxy(options: SignInProxyOptions): SignInProxy {
       });
       text = Buffer.from(await answer.body.arrayBuffer());
     } catch {
-      return refuse(req, reply, { status: 502, code: "authority_unavailable", message: "Piper Link cannot reach its embedded authority right now; try again in a moment." });
+      return refuse(req, reply, {
+        status: 502,
+        code: "authority_unavailable",
+        message: "Piper Link cannot reach its embedded authority right now; try again in a moment.",
+      });
     }
     void reply
       .code(answer.statusCode)
@@ -145,7 +163,11 @@ export function createSignInProxy(options: SignInProxyOptions): SignInProxy {
       void app.register((scope, _options, done) => {
         // Forms only: no JSON or text parser in this scope, and nothing larger than a sign-in form.
         scope.removeAllContentTypeParsers();
-        scope.addContentTypeParser("application/x-www-form-urlencoded", { parseAs: "buffer", bodyLimit: MAX_FORM_BYTES }, (_request, body, done) => done(null, body));
+        scope.addContentTypeParser(
+          "application/x-www-form-urlencoded",
+          { parseAs: "buffer", bodyLimit: MAX_FORM_BYTES },
+          (_request, body, done) => done(null, body),
+        );
         for (const [pathname, rule] of SIGN_IN_PAGE_PATHS) {
           scope.route({
             method: rule.post ? ["GET", "POST"] : ["GET"],

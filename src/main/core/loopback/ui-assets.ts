@@ -54,18 +54,38 @@ export async function builtUiDir(dir: string): Promise<string | null> {
  * index.html; `/ui/assets/<name>` serves a built asset (flat names only: no traversal, no dot files).
  * `port()` is the listener's port, for the CSP's connect-src. Unknown names are 404 `not_found`.
  */
-export function addUiRoutes(app: FastifyInstance, uiDir: string | null, port: () => number, refuse: (request: FastifyRequest, reply: FastifyReply, failure: StackFailure) => FastifyReply): void {
-  const toUi = async (_request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => reply.code(302).header("Location", "/ui/").send();
+export function addUiRoutes(
+  app: FastifyInstance,
+  uiDir: string | null,
+  port: () => number,
+  refuse: (request: FastifyRequest, reply: FastifyReply, failure: StackFailure) => FastifyReply,
+): void {
+  const toUi = async (_request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> =>
+    reply.code(302).header("Location", "/ui/").send();
   app.get("/", toUi);
   app.get("/ui", toUi);
   app.get("/ui/*", async (request, reply) => {
     // The raw path, not the router's decoded parameter: `%2F` or `..` never name a file.
     const pathname = pathOf(request.raw.url);
     if (uiDir === null) {
-      return refuse(request, reply, { status: 404, code: "not_found", message: "The browser UI is not built in this install; run `npm run build:electron`." });
+      return refuse(request, reply, {
+        status: 404,
+        code: "not_found",
+        message: "The browser UI is not built in this install; run `npm run build:electron`.",
+      });
     }
-    const file = pathname === "/ui/" || pathname === "/ui/index.html" ? "index.html" : ASSET.test(pathname) ? pathname.slice("/ui/".length) : null;
-    if (file === null) return refuse(request, reply, { status: 404, code: "not_found", message: `No such page: ${pathname.slice(0, 200)}` });
+    const file =
+      pathname === "/ui/" || pathname === "/ui/index.html"
+        ? "index.html"
+        : ASSET.test(pathname)
+          ? pathname.slice("/ui/".length)
+          : null;
+    if (file === null)
+      return refuse(request, reply, {
+        status: 404,
+        code: "not_found",
+        message: `No such page: ${pathname.slice(0, 200)}`,
+      });
     let body: Buffer;
     try {
       body = await fs.readFile(path.join(uiDir, file));

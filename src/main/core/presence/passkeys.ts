@@ -12,7 +12,10 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import type * as WebAuthn from "@simplewebauthn/server";
-import type { PublicKeyCredentialCreationOptionsJSON, PublicKeyCredentialRequestOptionsJSON } from "@simplewebauthn/server";
+import type {
+  PublicKeyCredentialCreationOptionsJSON,
+  PublicKeyCredentialRequestOptionsJSON,
+} from "@simplewebauthn/server";
 import { LinkError } from "../../../shared/errors.js";
 import {
   PASSKEY_CHALLENGE_TTL_MS,
@@ -134,10 +137,26 @@ function failed(message: string, cause?: unknown): LinkError {
  */
 function refusal(err: unknown, origin: string): LinkError {
   const detail = err instanceof Error ? err.message : String(err);
-  if (/origin/i.test(detail)) return failed(`The passkey was used on another page; only Piper Link's own page at ${origin} counts. Approve there.`, err);
-  if (/user verification/i.test(detail)) return failed("The passkey did not verify you (no PIN, fingerprint or screen lock was checked). Use a passkey that asks for one.", err);
-  if (/challenge/i.test(detail)) return failed("This passkey proof was made for another challenge or action; ask for a new one for this action.", err);
-  if (/counter/i.test(detail)) return failed("This passkey's counter went backwards, which happens when a passkey was copied. Remove it and register it again.", err);
+  if (/origin/i.test(detail))
+    return failed(
+      `The passkey was used on another page; only Piper Link's own page at ${origin} counts. Approve there.`,
+      err,
+    );
+  if (/user verification/i.test(detail))
+    return failed(
+      "The passkey did not verify you (no PIN, fingerprint or screen lock was checked). Use a passkey that asks for one.",
+      err,
+    );
+  if (/challenge/i.test(detail))
+    return failed(
+      "This passkey proof was made for another challenge or action; ask for a new one for this action.",
+      err,
+    );
+  if (/counter/i.test(detail))
+    return failed(
+      "This passkey's counter went backwards, which happens when a passkey was copied. Remove it and register it again.",
+      err,
+    );
   return failed(`The passkey's answer did not verify (${detail.slice(0, 200)}). Try again.`, err);
 }
 
@@ -183,7 +202,10 @@ export function createPasskeys(options: PasskeysOptions): Passkeys {
   function take(challengeId: string): Pending | undefined {
     const entry = pending.get(challengeId);
     pending.delete(challengeId);
-    if (entry !== undefined && entry.expiresAt <= now()) throw failed(`This passkey challenge expired (each lasts ${PASSKEY_CHALLENGE_TTL_MS / 60_000} minutes); ask for a new one.`);
+    if (entry !== undefined && entry.expiresAt <= now())
+      throw failed(
+        `This passkey challenge expired (each lasts ${PASSKEY_CHALLENGE_TTL_MS / 60_000} minutes); ask for a new one.`,
+      );
     return entry;
   }
   const unknownChallenge = () => failed("This passkey challenge is unknown or was already used; ask for a new one.");
@@ -193,7 +215,9 @@ export function createPasskeys(options: PasskeysOptions): Passkeys {
       const known = await loaded();
       // Bytes, not a string: @simplewebauthn/server would take a string as UTF-8 text to encode.
       const challenge = new Uint8Array(randomBytes(32));
-      const options_ = await (await webauthn()).generateRegistrationOptions({
+      const options_ = await (
+        await webauthn()
+      ).generateRegistrationOptions({
         rpName,
         rpID,
         userName,
@@ -204,7 +228,11 @@ export function createPasskeys(options: PasskeysOptions): Passkeys {
         excludeCredentials: known.map((p) => ({ id: p.id, transports: p.transports })),
         authenticatorSelection: { residentKey: "preferred", userVerification: "required" },
       });
-      const { challengeId } = issue((expiresAt) => ({ kind: "registration", challenge: encoded(challenge), expiresAt }));
+      const { challengeId } = issue((expiresAt) => ({
+        kind: "registration",
+        challenge: encoded(challenge),
+        expiresAt,
+      }));
       return { challengeId, options: options_ };
     },
 
@@ -212,11 +240,14 @@ export function createPasskeys(options: PasskeysOptions): Passkeys {
       const entry = take(challengeId);
       if (entry?.kind !== "registration") throw unknownChallenge();
       const parsed = PasskeyRegistrationResponseSchema.safeParse(response);
-      if (!parsed.success) throw failed("That is not a browser's answer to a passkey registration; try again from Piper Link's page.");
+      if (!parsed.success)
+        throw failed("That is not a browser's answer to a passkey registration; try again from Piper Link's page.");
       const origin = options.origin();
       let verification;
       try {
-        verification = await (await webauthn()).verifyRegistrationResponse({
+        verification = await (
+          await webauthn()
+        ).verifyRegistrationResponse({
           response: parsed.data,
           expectedChallenge: entry.challenge,
           expectedOrigin: origin,
@@ -240,8 +271,13 @@ export function createPasskeys(options: PasskeysOptions): Passkeys {
       });
       return serially(async () => {
         const list = await loaded();
-        if (list.some((p) => p.id === stored.id)) throw new LinkError("conflict", "This passkey is already registered with this Piper Link.");
-        if (list.length >= PASSKEYS_MAX) throw new LinkError("bad_request", `This Piper Link already keeps ${PASSKEYS_MAX} passkeys; remove one first.`);
+        if (list.some((p) => p.id === stored.id))
+          throw new LinkError("conflict", "This passkey is already registered with this Piper Link.");
+        if (list.length >= PASSKEYS_MAX)
+          throw new LinkError(
+            "bad_request",
+            `This Piper Link already keeps ${PASSKEYS_MAX} passkeys; remove one first.`,
+          );
         await options.save([...list, stored]);
         return stored;
       });
@@ -249,9 +285,12 @@ export function createPasskeys(options: PasskeysOptions): Passkeys {
 
     async challenge(action) {
       const known = await loaded();
-      if (known.length === 0) throw failed("No passkey is registered with this Piper Link; register one in Settings, or use the PIN.");
+      if (known.length === 0)
+        throw failed("No passkey is registered with this Piper Link; register one in Settings, or use the PIN.");
       const nonce = randomBytes(32);
-      const options_ = await (await webauthn()).generateAuthenticationOptions({
+      const options_ = await (
+        await webauthn()
+      ).generateAuthenticationOptions({
         rpID,
         challenge: boundChallenge(nonce, action),
         timeout: PASSKEY_CHALLENGE_TTL_MS,
@@ -265,30 +304,41 @@ export function createPasskeys(options: PasskeysOptions): Passkeys {
     async verify(challengeId, action, response) {
       const entry = take(challengeId);
       if (entry?.kind !== "proof") throw unknownChallenge();
-      if (entry.action !== action) throw failed("This passkey proof was asked for another action; ask for a new one for this action.");
+      if (entry.action !== action)
+        throw failed("This passkey proof was asked for another action; ask for a new one for this action.");
       const parsed = PasskeyAssertionResponseSchema.safeParse(response);
-      if (!parsed.success) throw failed("That is not a browser's answer to a passkey challenge; try again from Piper Link's page.");
+      if (!parsed.success)
+        throw failed("That is not a browser's answer to a passkey challenge; try again from Piper Link's page.");
       const origin = options.origin();
       return serially(async () => {
         const list = await loaded();
         const at = list.findIndex((p) => p.id === parsed.data.id);
         const passkey = list[at];
-        if (passkey === undefined) throw failed("This passkey is not registered with this Piper Link; use one registered in Settings.");
+        if (passkey === undefined)
+          throw failed("This passkey is not registered with this Piper Link; use one registered in Settings.");
         let verification;
         try {
-          verification = await (await webauthn()).verifyAuthenticationResponse({
+          verification = await (
+            await webauthn()
+          ).verifyAuthenticationResponse({
             response: parsed.data,
             // Recomputed from the action given now, not read back: the signature itself must cover it.
             expectedChallenge: encoded(boundChallenge(entry.nonce, action)),
             expectedOrigin: origin,
             expectedRPID: rpID,
-            credential: { id: passkey.id, publicKey: Buffer.from(passkey.publicKey, "base64url"), counter: passkey.counter, transports: passkey.transports },
+            credential: {
+              id: passkey.id,
+              publicKey: Buffer.from(passkey.publicKey, "base64url"),
+              counter: passkey.counter,
+              transports: passkey.transports,
+            },
             requireUserVerification: true,
           });
         } catch (err) {
           throw refusal(err, origin);
         }
-        if (!verification.verified || !verification.authenticationInfo.userVerified) throw refusal(new Error("user verification required"), origin);
+        if (!verification.verified || !verification.authenticationInfo.userVerified)
+          throw refusal(new Error("user verification required"), origin);
         const used = { ...passkey, counter: verification.authenticationInfo.newCounter };
         if (used.counter !== passkey.counter) await options.save(list.map((p, i) => (i === at ? used : p)));
         return used;

@@ -11,7 +11,13 @@
 import type { ControlMethod } from "../../../shared/control.js";
 import { LinkError } from "../../../shared/errors.js";
 import { randomBytes } from "node:crypto";
-import { presenceAction, PresenceProofSchema, type PinChallenge, type PresenceProof, type VaultStatus } from "../../../shared/presence.js";
+import {
+  presenceAction,
+  PresenceProofSchema,
+  type PinChallenge,
+  type PresenceProof,
+  type VaultStatus,
+} from "../../../shared/presence.js";
 import { lockedError, type Vault } from "../vault/vault.js";
 import { signLinkPresence, type PresenceSigner } from "../authority/authority-client.js";
 
@@ -42,7 +48,11 @@ export interface PresenceGate {
    * the authority; throws `presence_required` (no proof), `presence_failed` (a wrong one, or one this
    * Link cannot accept now), `rate_limited` (wrong PINs: wait), or `locked`.
    */
-  require(method: ControlMethod, params: Record<string, unknown>, accept?: readonly PresenceProof["method"][]): Promise<AuthoritySigner>;
+  require(
+    method: ControlMethod,
+    params: Record<string, unknown>,
+    accept?: readonly PresenceProof["method"][],
+  ): Promise<AuthoritySigner>;
   /** The proofs this Link accepts now, in the order a window offers them. */
   proofs(): VaultStatus["proofs"];
   /**
@@ -86,7 +96,8 @@ export function createPresenceGate(deps: PresenceGateDeps): PresenceGate {
       case "passphrase":
         return vault.checkPassphrase(proof.passphrase);
       case "passkey": {
-        if (vault.passkeys.length === 0) throw new LinkError("presence_failed", "No passkey is registered with this Piper Link; use your PIN.");
+        if (vault.passkeys.length === 0)
+          throw new LinkError("presence_failed", "No passkey is registered with this Piper Link; use your PIN.");
         await deps.passkeys.verify(proof.challengeId, action, proof.response);
         vault.touch();
         return;
@@ -98,8 +109,10 @@ export function createPresenceGate(deps: PresenceGateDeps): PresenceGate {
         const challenge = pinChallenges.get(proof.challengeId);
         // Used up by any attempt, right or wrong.
         pinChallenges.delete(proof.challengeId);
-        if (challenge === undefined || challenge.expiresAt < now()) throw new LinkError("presence_failed", "That PIN prompt expired or was already used; try again.");
-        if (challenge.action !== action) throw new LinkError("presence_failed", "That PIN was given for another request or other terms.");
+        if (challenge === undefined || challenge.expiresAt < now())
+          throw new LinkError("presence_failed", "That PIN prompt expired or was already used; try again.");
+        if (challenge.action !== action)
+          throw new LinkError("presence_failed", "That PIN was given for another request or other terms.");
         return vault.checkPinMac(challenge.nonce, action, proof.mac);
       }
     }
@@ -108,7 +121,8 @@ export function createPresenceGate(deps: PresenceGateDeps): PresenceGate {
   function embeddedSigner(approvalKey: () => Buffer | null): AuthoritySigner {
     return (action) => {
       const key = approvalKey();
-      if (key === null) throw new LinkError("authority_unavailable", "The embedded authority is restarting; try again in a moment.");
+      if (key === null)
+        throw new LinkError("authority_unavailable", "The embedded authority is restarting; try again in a moment.");
       return signLinkPresence(key, action, now());
     };
   }
@@ -124,7 +138,12 @@ export function createPresenceGate(deps: PresenceGateDeps): PresenceGate {
       const nonce = randomBytes(24).toString("base64url");
       const expiresAt = now() + PIN_CHALLENGE_TTL_MS;
       pinChallenges.set(challengeId, { action, nonce, expiresAt });
-      return { challengeId, nonce, expiresAt: new Date(expiresAt).toISOString(), kdf: { N: kdf.N, r: kdf.r, p: kdf.p, salt: kdf.salt } };
+      return {
+        challengeId,
+        nonce,
+        expiresAt: new Date(expiresAt).toISOString(),
+        kdf: { N: kdf.N, r: kdf.r, p: kdf.p, salt: kdf.salt },
+      };
     },
     narrowing(params) {
       const authority = deps.authority();
@@ -135,7 +154,10 @@ export function createPresenceGate(deps: PresenceGateDeps): PresenceGate {
         return () => ({ kind: "password", password });
       }
       return () => {
-        throw new LinkError("presence_required", "Your team's authority checks this change itself: enter your account password.");
+        throw new LinkError(
+          "presence_required",
+          "Your team's authority checks this change itself: enter your account password.",
+        );
       };
     },
     async require(method, params, accept) {
@@ -145,17 +167,27 @@ export function createPresenceGate(deps: PresenceGateDeps): PresenceGate {
       const parsed = PresenceProofSchema.safeParse(raw);
       if (!parsed.success) throw new LinkError("bad_request", "The proof of presence is malformed.");
       const proof = parsed.data;
-      if (accept !== undefined && !accept.includes(proof.method)) throw new LinkError("presence_failed", `This needs your ${accept.join(" or ")}.`);
+      if (accept !== undefined && !accept.includes(proof.method))
+        throw new LinkError("presence_failed", `This needs your ${accept.join(" or ")}.`);
       const authority = deps.authority();
       if (authority?.kind === "remote" && proof.method !== "password") {
-        throw new LinkError("presence_failed", "Your team's authority checks approvals itself: enter your account password.");
+        throw new LinkError(
+          "presence_failed",
+          "Your team's authority checks approvals itself: enter your account password.",
+        );
       }
       if (authority?.kind !== "remote" && proof.method === "password") {
-        throw new LinkError("presence_failed", "The account password proves nothing to this Link's own authority; use your PIN, a passkey or your passphrase.");
+        throw new LinkError(
+          "presence_failed",
+          "The account password proves nothing to this Link's own authority; use your PIN, a passkey or your passphrase.",
+        );
       }
       await deps.memoryCheck?.();
       await check(proof, presenceAction(method, params));
-      if (authority === null) return () => { throw new LinkError("authority_unavailable", "No authority is configured."); };
+      if (authority === null)
+        return () => {
+          throw new LinkError("authority_unavailable", "No authority is configured.");
+        };
       if (authority.kind === "remote") {
         if (proof.method !== "password") throw new LinkError("presence_failed", "Enter your account password.");
         const password = proof.password;

@@ -33,7 +33,9 @@ function realpathOrSelf(file: string): string {
 
 /** The scripts a process of Piper Link's own CLI runs (real paths), for this install. */
 export function ownCommandScripts(root = INSTALL_ROOT): string[] {
-  return [path.join(root, "bin", "piper-link.js"), path.join(root, "dist", "main", "cli", "main.js")].map(realpathOrSelf);
+  return [path.join(root, "bin", "piper-link.js"), path.join(root, "dist", "main", "cli", "main.js")].map(
+    realpathOrSelf,
+  );
 }
 
 /** Environment variables that load other code into a Node process (or any dynamically linked one). */
@@ -46,7 +48,11 @@ const CODE_LOADING_ENV = ["NODE_OPTIONS", "LD_PRELOAD", "LD_AUDIT"];
  * same user can read). A same-user program could otherwise load code into `piper-link run` and make
  * it claim another program's identity. `environ` reads a process's environment (null: unreadable).
  */
-export function isOwnCommand(peer: PeerProcess, scripts = ownCommandScripts(), environ: (pid: number) => string | null = readEnviron): boolean {
+export function isOwnCommand(
+  peer: PeerProcess,
+  scripts = ownCommandScripts(),
+  environ: (pid: number) => string | null = readEnviron,
+): boolean {
   // The claimant must be the only holder of its connection: with a shared socket, whoever else holds
   // it could be the one speaking, under the command's name.
   if (isShared(peer)) return false;
@@ -56,10 +62,13 @@ export function isOwnCommand(peer: PeerProcess, scripts = ownCommandScripts(), e
   if (script === null || !scripts.includes(realpathOrSelf(script))) return false;
   const argv = peer.commandLine ?? [];
   const first = argv[1];
-  if (first === undefined || realpathOrSelf(path.resolve(peer.cwd ?? "/", first)) !== realpathOrSelf(script)) return false;
+  if (first === undefined || realpathOrSelf(path.resolve(peer.cwd ?? "/", first)) !== realpathOrSelf(script))
+    return false;
   const env = environ(peer.pid);
   if (env === null) return false;
-  return !env.split("\0").some((entry) => CODE_LOADING_ENV.some((name) => entry.startsWith(`${name}=`) && entry.length > name.length + 1));
+  return !env
+    .split("\0")
+    .some((entry) => CODE_LOADING_ENV.some((name) => entry.startsWith(`${name}=`) && entry.length > name.length + 1));
 }
 
 /** A process's environment as /proc gives it (NUL-separated), or null when it cannot be read. */
@@ -168,7 +177,8 @@ async function isSystemExecutable(pid: number): Promise<boolean> {
   }
 }
 
-const sameWords = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && a.every((w, i) => w === b[i]);
+const sameWords = (a: readonly string[], b: readonly string[]): boolean =>
+  a.length === b.length && a.every((w, i) => w === b[i]);
 
 /** What a launcher is: a shell's `-c` line, or npm's `exec` (npx), which Piper Link cannot verify. */
 type LauncherKind = "shell" | "npm";
@@ -181,7 +191,11 @@ type LauncherKind = "shell" | "npm";
  * `npm exec …`/`npx …`, when its child is such a shell (npm starts package bins through `sh -c`).
  * Null: `p` is a program of its own.
  */
-async function launcherKind(p: PeerProcess, child: PeerProcess, childKind: LauncherKind | "own"): Promise<LauncherKind | null> {
+async function launcherKind(
+  p: PeerProcess,
+  child: PeerProcess,
+  childKind: LauncherKind | "own",
+): Promise<LauncherKind | null> {
   const argv = p.commandLine ?? [];
   const childArgv = child.commandLine ?? [];
   const name = path.basename(p.executable ?? "");
@@ -194,7 +208,10 @@ async function launcherKind(p: PeerProcess, child: PeerProcess, childKind: Launc
     if (childKind === "npm") return first === "npx" || first === "npm" ? "shell" : null;
     if (sameWords(words, childArgv)) return "shell";
     // A script run by its shebang: the kernel starts `<interpreter> <path the shell found> <args>`.
-    const shebang = childArgv.length >= 2 && first === path.basename(childArgv[1] ?? "") && sameWords(words.slice(1), childArgv.slice(2));
+    const shebang =
+      childArgv.length >= 2 &&
+      first === path.basename(childArgv[1] ?? "") &&
+      sameWords(words.slice(1), childArgv.slice(2));
     return shebang ? "shell" : null;
   }
   if (/^(node|nodejs)$/.test(name) && childKind === "shell") {
@@ -202,7 +219,12 @@ async function launcherKind(p: PeerProcess, child: PeerProcess, childKind: Launc
     // runs npm-cli.js or npx-cli.js.
     const title = argv[0] ?? "";
     const script = path.basename(p.script ?? "");
-    if (/^(npm exec|npx)( |$)/.test(title) || script === "npx-cli.js" || (script === "npm-cli.js" && argv.includes("exec"))) return "npm";
+    if (
+      /^(npm exec|npx)( |$)/.test(title) ||
+      script === "npx-cli.js" ||
+      (script === "npm-cli.js" && argv.includes("exec"))
+    )
+      return "npm";
   }
   return null;
 }
@@ -218,7 +240,10 @@ export const THROUGH_NPX =
  * (`THROUGH_NPX`): a Node process can take npm's title. Null when the chain cannot be read or ends
  * at pid 1 before a program.
  */
-async function clientPastLaunchers(peer: PeerProcess, describe: (pid: number) => Promise<PeerProcess | null>): Promise<PeerProcess | null> {
+async function clientPastLaunchers(
+  peer: PeerProcess,
+  describe: (pid: number) => Promise<PeerProcess | null>,
+): Promise<PeerProcess | null> {
   let child = peer;
   let childKind: LauncherKind | "own" = "own";
   let throughNpm = false;
@@ -227,7 +252,8 @@ async function clientPastLaunchers(peer: PeerProcess, describe: (pid: number) =>
     const described = await describe(ref.pid);
     if (described === null || described.startTime === null || described.startTime !== ref.startTime) return null;
     const kind = await launcherKind(described, child, childKind);
-    if (kind === null) return throughNpm ? { ...described, unverifiable: described.unverifiable ?? THROUGH_NPX } : described;
+    if (kind === null)
+      return throughNpm ? { ...described, unverifiable: described.unverifiable ?? THROUGH_NPX } : described;
     throughNpm ||= kind === "npm";
     child = described;
     childKind = kind;

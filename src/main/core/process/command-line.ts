@@ -42,12 +42,57 @@ const SHELL: InterpreterRules = {
   // Exported shell functions replace commands the script runs.
   envPrefixes: ["BASH_FUNC_"],
 };
-const NODE_LOADING = ["-r", "--require", "--import", "--loader", "--experimental-loader", "-C", "--conditions", "--env-file", "--env-file-if-exists", "--experimental-policy", "--experimental-config-file", "--inspect", "--inspect-brk", "--inspect-wait", "--inspect-port", "--debug-port", "--preserve-symlinks", "--preserve-symlinks-main", "--experimental-default-type", "--watch-path", "--openssl-config", "--openssl-shared-config"];
+const NODE_LOADING = [
+  "-r",
+  "--require",
+  "--import",
+  "--loader",
+  "--experimental-loader",
+  "-C",
+  "--conditions",
+  "--env-file",
+  "--env-file-if-exists",
+  "--experimental-policy",
+  "--experimental-config-file",
+  "--inspect",
+  "--inspect-brk",
+  "--inspect-wait",
+  "--inspect-port",
+  "--debug-port",
+  "--preserve-symlinks",
+  "--preserve-symlinks-main",
+  "--experimental-default-type",
+  "--watch-path",
+  "--openssl-config",
+  "--openssl-shared-config",
+];
 const INTERPRETERS: ReadonlyArray<[RegExp, InterpreterRules]> = [
   [
     /^(node|nodejs)$/,
     {
-      valued: set("-r", "--require", "--import", "--loader", "--experimental-loader", "-C", "--conditions", "--input-type", "--title", "--env-file", "--env-file-if-exists", "--inspect-port", "--debug-port", "--disable-warning", "--redirect-warnings", "--stack-trace-limit", "--watch-path", "--experimental-policy", "--experimental-config-file", "--experimental-default-type", "--openssl-config"),
+      valued: set(
+        "-r",
+        "--require",
+        "--import",
+        "--loader",
+        "--experimental-loader",
+        "-C",
+        "--conditions",
+        "--input-type",
+        "--title",
+        "--env-file",
+        "--env-file-if-exists",
+        "--inspect-port",
+        "--debug-port",
+        "--disable-warning",
+        "--redirect-warnings",
+        "--stack-trace-limit",
+        "--watch-path",
+        "--experimental-policy",
+        "--experimental-config-file",
+        "--experimental-default-type",
+        "--openssl-config",
+      ),
       inline: set("-e", "--eval", "-p", "--print"),
       module: set(),
       loading: set(...NODE_LOADING),
@@ -66,17 +111,52 @@ const INTERPRETERS: ReadonlyArray<[RegExp, InterpreterRules]> = [
       subcommands: set(),
       gluedShort: true,
       // HOME: the user site-packages (~/.local/lib/pythonX.Y/site-packages), whose .pth files run code at start.
-      env: set("HOME", "PYTHONPATH", "PYTHONSTARTUP", "PYTHONHOME", "PYTHONUSERBASE", "PYTHONINSPECT", "PYTHONPLATLIBDIR", "PYTHONEXECUTABLE", "PYTHONSAFEPATH", "PYTHONNOUSERSITE", "PYTHONWARNINGS", "PYTHONBREAKPOINT", "PYTHONDEVMODE"),
+      env: set(
+        "HOME",
+        "PYTHONPATH",
+        "PYTHONSTARTUP",
+        "PYTHONHOME",
+        "PYTHONUSERBASE",
+        "PYTHONINSPECT",
+        "PYTHONPLATLIBDIR",
+        "PYTHONEXECUTABLE",
+        "PYTHONSAFEPATH",
+        "PYTHONNOUSERSITE",
+        "PYTHONWARNINGS",
+        "PYTHONBREAKPOINT",
+        "PYTHONDEVMODE",
+      ),
       ignoresEnv: set("-E", "-I"),
     },
   ],
   [
     /^deno$/,
     {
-      valued: set("-c", "--config", "--import-map", "-L", "--log-level", "--location", "--seed", "--v8-flags", "--cert", "--env-file", "--preload"),
+      valued: set(
+        "-c",
+        "--config",
+        "--import-map",
+        "-L",
+        "--log-level",
+        "--location",
+        "--seed",
+        "--v8-flags",
+        "--cert",
+        "--env-file",
+        "--preload",
+      ),
       inline: set("eval"),
       module: set(),
-      loading: set("-c", "--config", "--import-map", "--env-file", "--preload", "--inspect", "--inspect-brk", "--inspect-wait"),
+      loading: set(
+        "-c",
+        "--config",
+        "--import-map",
+        "--env-file",
+        "--preload",
+        "--inspect",
+        "--inspect-brk",
+        "--inspect-wait",
+      ),
       subcommands: set("run", "serve", "test", "bench", "compile", "check"),
       gluedShort: false,
       env: set("DENO_DIR", "DENO_CERT", "DENO_AUTH_TOKENS"),
@@ -88,15 +168,60 @@ const INTERPRETERS: ReadonlyArray<[RegExp, InterpreterRules]> = [
       valued: set("-r", "--preload", "--cwd", "-c", "--config", "--env-file", "--tsconfig-override", "--conditions"),
       inline: set("-e", "--eval", "-p", "--print"),
       module: set(),
-      loading: set("-r", "--preload", "--cwd", "-c", "--config", "--env-file", "--tsconfig-override", "--conditions", "--inspect", "--inspect-brk", "--inspect-wait"),
+      loading: set(
+        "-r",
+        "--preload",
+        "--cwd",
+        "-c",
+        "--config",
+        "--env-file",
+        "--tsconfig-override",
+        "--conditions",
+        "--inspect",
+        "--inspect-brk",
+        "--inspect-wait",
+      ),
       subcommands: set("run", "test", "x"),
       gluedShort: false,
       env: set("NODE_OPTIONS", "NODE_PATH", "BUN_CONFIG_PRELOAD"),
     },
   ],
-  [/^ruby(\d+(\.\d+)*)?$/, { valued: set("-I", "-r", "-C", "-E", "--encoding"), inline: set("-e"), module: set(), loading: set("-I", "-r", "-C"), subcommands: set(), gluedShort: true, env: set("RUBYOPT", "RUBYLIB", "RUBYLIB_PREFIX") }],
-  [/^perl(\d+(\.\d+)*)?$/, { valued: set("-I", "-M", "-m"), inline: set("-e", "-E"), module: set(), loading: set("-I", "-M", "-m", "-d"), subcommands: set(), gluedShort: true, env: set("PERL5OPT", "PERL5LIB", "PERLLIB", "PERL5DB") }],
-  [/^(php(\d+(\.\d+)*)?)$/, { valued: set("-c", "-d", "-z"), inline: set("-r"), module: set(), loading: set("-c", "-d", "-z"), subcommands: set(), gluedShort: false, env: set("PHPRC", "PHP_INI_SCAN_DIR") }],
+  [
+    /^ruby(\d+(\.\d+)*)?$/,
+    {
+      valued: set("-I", "-r", "-C", "-E", "--encoding"),
+      inline: set("-e"),
+      module: set(),
+      loading: set("-I", "-r", "-C"),
+      subcommands: set(),
+      gluedShort: true,
+      env: set("RUBYOPT", "RUBYLIB", "RUBYLIB_PREFIX"),
+    },
+  ],
+  [
+    /^perl(\d+(\.\d+)*)?$/,
+    {
+      valued: set("-I", "-M", "-m"),
+      inline: set("-e", "-E"),
+      module: set(),
+      loading: set("-I", "-M", "-m", "-d"),
+      subcommands: set(),
+      gluedShort: true,
+      env: set("PERL5OPT", "PERL5LIB", "PERLLIB", "PERL5DB"),
+    },
+  ],
+  [
+    /^(php(\d+(\.\d+)*)?)$/,
+    {
+      valued: set("-c", "-d", "-z"),
+      inline: set("-r"),
+      module: set(),
+      loading: set("-c", "-d", "-z"),
+      subcommands: set(),
+      gluedShort: false,
+      env: set("PHPRC", "PHP_INI_SCAN_DIR"),
+    },
+  ],
   [/^(sh|bash|zsh|dash|ksh|mksh|fish|ash)$/, SHELL],
 ];
 
@@ -106,7 +231,16 @@ const INTERPRETERS: ReadonlyArray<[RegExp, InterpreterRules]> = [
  * (an `OPENSSL_CONF` file can load a shared object as an engine or provider into node, python,
  * curl… at their first TLS use; `OPENSSL_MODULES`/`OPENSSL_ENGINES` say where from).
  */
-const LINKER_ENV = ["LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "GCONV_PATH", "GLIBC_TUNABLES", "OPENSSL_CONF", "OPENSSL_MODULES", "OPENSSL_ENGINES"];
+const LINKER_ENV = [
+  "LD_PRELOAD",
+  "LD_LIBRARY_PATH",
+  "LD_AUDIT",
+  "GCONV_PATH",
+  "GLIBC_TUNABLES",
+  "OPENSSL_CONF",
+  "OPENSSL_MODULES",
+  "OPENSSL_ENGINES",
+];
 
 /** What the command line of a program says it runs and loads (see `readCommand`). */
 export interface CommandFacts {
@@ -118,11 +252,15 @@ export interface CommandFacts {
   options: string[];
 }
 
-function rulesFor(executable: string | null, argv: readonly string[]): { name: string; rules: InterpreterRules } | null {
+function rulesFor(
+  executable: string | null,
+  argv: readonly string[],
+): { name: string; rules: InterpreterRules } | null {
   const name = path.basename(executable ?? argv[0] ?? "");
   const byExe = INTERPRETERS.find(([re]) => re.test(name))?.[1];
   if (byExe !== undefined) return { name, rules: byExe };
-  const byArg = argv[0] === undefined ? undefined : INTERPRETERS.find(([re]) => re.test(path.basename(argv[0] ?? "")))?.[1];
+  const byArg =
+    argv[0] === undefined ? undefined : INTERPRETERS.find(([re]) => re.test(path.basename(argv[0] ?? "")))?.[1];
   return byArg === undefined ? null : { name, rules: byArg };
 }
 
@@ -139,7 +277,11 @@ export function readCommand(executable: string | null, argv: readonly string[], 
   if (found === null) return none;
   const { name, rules } = found;
   const options: string[] = [];
-  const done = (script: string | null, relativeScript: string | null = null): CommandFacts => ({ script, relativeScript, options });
+  const done = (script: string | null, relativeScript: string | null = null): CommandFacts => ({
+    script,
+    relativeScript,
+    options,
+  });
   const file = (arg: string): CommandFacts => {
     if (cwd !== null && !path.isAbsolute(arg)) return done(path.resolve(cwd, arg), arg);
     return done(arg, path.isAbsolute(arg) ? null : arg);
@@ -176,7 +318,10 @@ export function readCommand(executable: string | null, argv: readonly string[], 
     }
     const eq = arg.startsWith("--") ? arg.indexOf("=") : -1;
     const option = eq > 0 ? arg.slice(0, eq) : arg;
-    const grouped = !rules.gluedShort && /^-[a-zA-Z]{2,}$/.test(arg) && [...rules.inline].some((o) => /^-[a-zA-Z]$/.test(o) && arg.includes(o.slice(1)));
+    const grouped =
+      !rules.gluedShort &&
+      /^-[a-zA-Z]{2,}$/.test(arg) &&
+      [...rules.inline].some((o) => /^-[a-zA-Z]$/.test(o) && arg.includes(o.slice(1)));
     if (rules.inline.has(option) || grouped) return done(INLINE_SCRIPT);
     if (rules.module.has(option)) {
       const mod = eq > 0 ? arg.slice(eq + 1) : argv[i + 1];
@@ -190,7 +335,11 @@ export function readCommand(executable: string | null, argv: readonly string[], 
     }
     if (arg === "-") return done(null);
     if (arg.startsWith("-") || arg.startsWith("+")) {
-      if (rules.loading.has(option) || [...rules.loading].some((o) => o.startsWith("--inspect") && option.startsWith("--inspect"))) options.push(arg);
+      if (
+        rules.loading.has(option) ||
+        [...rules.loading].some((o) => o.startsWith("--inspect") && option.startsWith("--inspect"))
+      )
+        options.push(arg);
       continue;
     }
     if (!subcommandSeen && rules.subcommands.has(arg)) {
@@ -224,12 +373,26 @@ export function entryPoint(executable: string | null, argv: readonly string[], c
  * the variables of its environment that do so for its interpreter and for the dynamic linker, as
  * `NAME=value`, sorted by name. Empty variables load nothing and are left out.
  */
-export function codeLoads(executable: string | null, argv: readonly string[], env: ReadonlyMap<string, string>, options: readonly string[]): string[] {
+export function codeLoads(
+  executable: string | null,
+  argv: readonly string[],
+  env: ReadonlyMap<string, string>,
+  options: readonly string[],
+): string[] {
   const found = rulesFor(executable, argv);
-  const ignoresEnv = found?.rules.ignoresEnv !== undefined && argv.slice(1).some((a) => /^-[a-zA-Z]+$/.test(a) && [...(found.rules.ignoresEnv ?? [])].some((f) => a.slice(1).includes(f.slice(1))));
+  const ignoresEnv =
+    found?.rules.ignoresEnv !== undefined &&
+    argv
+      .slice(1)
+      .some(
+        (a) =>
+          /^-[a-zA-Z]+$/.test(a) && [...(found.rules.ignoresEnv ?? [])].some((f) => a.slice(1).includes(f.slice(1))),
+      );
   const names = new Set(LINKER_ENV);
   if (found !== null && !ignoresEnv) for (const n of found.rules.env) names.add(n);
   const prefixes = found?.rules.envPrefixes ?? [];
-  const vars = [...env.entries()].filter(([k, v]) => v.length > 0 && (names.has(k) || prefixes.some((p) => k.startsWith(p)))).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const vars = [...env.entries()]
+    .filter(([k, v]) => v.length > 0 && (names.has(k) || prefixes.some((p) => k.startsWith(p))))
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   return [...options, ...vars.map(([k, v]) => `${k}=${v}`)];
 }

@@ -50,7 +50,13 @@ export async function fileHash(file: string): Promise<string | null> {
 async function moduleFile(mod: string, cwd: string, env: ReadonlyMap<string, string>): Promise<string | null> {
   if (!/^[A-Za-z_][\w.]*$/.test(mod)) return null;
   const rel = mod.split(".").join("/");
-  const dirs = [cwd, ...(env.get("PYTHONPATH") ?? "").split(":").filter((d) => d.length > 0).map((d) => path.resolve(cwd, d))];
+  const dirs = [
+    cwd,
+    ...(env.get("PYTHONPATH") ?? "")
+      .split(":")
+      .filter((d) => d.length > 0)
+      .map((d) => path.resolve(cwd, d)),
+  ];
   for (const dir of dirs) {
     for (const candidate of [path.join(dir, `${rel}.py`), path.join(dir, rel, "__main__.py")]) {
       try {
@@ -64,7 +70,11 @@ async function moduleFile(mod: string, cwd: string, env: ReadonlyMap<string, str
 }
 
 /** The script file a program runs (a path, or the file of `-m mod`), or null for inline code, a package script name or none. */
-export async function scriptFile(script: string | null, cwd: string, env: ReadonlyMap<string, string>): Promise<string | null> {
+export async function scriptFile(
+  script: string | null,
+  cwd: string,
+  env: ReadonlyMap<string, string>,
+): Promise<string | null> {
   if (script === null || script === INLINE_SCRIPT) return null;
   if (script.startsWith("-m ")) return moduleFile(script.slice(3), cwd, env);
   return path.isAbsolute(script) ? script : null;
@@ -75,7 +85,10 @@ export async function scriptFile(script: string | null, cwd: string, env: Readon
  * when it has none). Null when the executable cannot be read, or the script names a file that cannot.
  */
 export async function programHash(executableFile: string, script: string | null): Promise<string | null> {
-  const [exe, code] = await Promise.all([fileHash(executableFile), script === null ? Promise.resolve("") : fileHash(script)]);
+  const [exe, code] = await Promise.all([
+    fileHash(executableFile),
+    script === null ? Promise.resolve("") : fileHash(script),
+  ]);
   if (exe === null || code === null) return null;
   return createHash("sha256").update(`exe\0${exe}\0script\0${code}`).digest("hex");
 }

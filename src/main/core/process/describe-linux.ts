@@ -10,9 +10,15 @@ import { readCommand } from "./command-line.js";
 import { hasExited, parseStat, parseStatusUid, readlinkOrNull, readOrNull, type StatFields } from "./proc-linux.js";
 
 /** A process as a parent or session leader is named: pid, start time, executable; and its stat fields. */
-export async function describeRef(pid: number, procRoot: string): Promise<{ ref: ProcessRef; stat: StatFields | null }> {
+export async function describeRef(
+  pid: number,
+  procRoot: string,
+): Promise<{ ref: ProcessRef; stat: StatFields | null }> {
   const dir = path.join(procRoot, String(pid));
-  const [exe, statText] = await Promise.all([readlinkOrNull(path.join(dir, "exe")), readOrNull(path.join(dir, "stat"))]);
+  const [exe, statText] = await Promise.all([
+    readlinkOrNull(path.join(dir, "exe")),
+    readOrNull(path.join(dir, "stat")),
+  ]);
   const stat = statText === null ? null : parseStat(statText);
   return { ref: { pid, startTime: stat?.startTime ?? null, executable: exe }, stat };
 }
@@ -54,7 +60,8 @@ export async function describeLinuxProcess(pid: number, procRoot = "/proc"): Pro
     // own session would then differ, so only a process that still leads this session counts.
     if (sessionId === pid) sessionLeader = { pid, startTime: stat?.startTime ?? null, executable: exe };
     // A leader killed but not yet reaped (a zombie) has ended the session too.
-    else if (leader !== null && leader.stat !== null && leader.stat.session === sessionId && !hasExited(leader.stat)) sessionLeader = leader.ref;
+    else if (leader !== null && leader.stat !== null && leader.stat.session === sessionId && !hasExited(leader.stat))
+      sessionLeader = leader.ref;
   }
   return {
     pid,

@@ -25,14 +25,30 @@ export async function fingerprint(p: PeerProcess, procRoot: string): Promise<str
     readOrNull(path.join(dir, "cmdline")),
     readOrNull(path.join(dir, "environ")),
     file === null ? Promise.resolve(null) : fs.stat(file).catch(() => null),
-    leader === null || leader.pid === p.pid ? Promise.resolve(null) : readOrNull(path.join(procRoot, String(leader.pid), "stat")),
+    leader === null || leader.pid === p.pid
+      ? Promise.resolve(null)
+      : readOrNull(path.join(procRoot, String(leader.pid), "stat")),
   ]);
   if (exe === null || stat === null || cmdline === null || environ === null) return null;
   const leaderNow = leaderStat === null ? null : parseStat(leaderStat);
   // A zombie leader (killed, not yet reaped) has ended its session: no more deliveries to it.
-  const leaderAlive = leader === null || leader.pid === p.pid || (leaderNow !== null && leaderNow.startTime === leader.startTime && !hasExited(leaderNow));
+  const leaderAlive =
+    leader === null ||
+    leader.pid === p.pid ||
+    (leaderNow !== null && leaderNow.startTime === leader.startTime && !hasExited(leaderNow));
   return createHash("sha256")
-    .update(JSON.stringify([exe.dev, exe.ino, exe.ctimeMs, parseStat(stat)?.startTime ?? null, cmdline, environ, script === null ? null : [script.dev, script.ino, script.size, script.mtimeMs, script.ctimeMs], leaderAlive]))
+    .update(
+      JSON.stringify([
+        exe.dev,
+        exe.ino,
+        exe.ctimeMs,
+        parseStat(stat)?.startTime ?? null,
+        cmdline,
+        environ,
+        script === null ? null : [script.dev, script.ino, script.size, script.mtimeMs, script.ctimeMs],
+        leaderAlive,
+      ]),
+    )
     .digest("hex");
 }
 
@@ -59,7 +75,14 @@ const waiting = new Map<string, Promise<string | null>>();
  * comes from a read made after its request arrived, so an exec before a request is always seen.
  */
 export function batchedFingerprint(p: PeerProcess, procRoot: string): Promise<string | null> {
-  const key = JSON.stringify([procRoot, p.pid, p.startTime, p.script ?? null, p.sessionLeader?.pid ?? null, p.sessionLeader?.startTime ?? null]);
+  const key = JSON.stringify([
+    procRoot,
+    p.pid,
+    p.startTime,
+    p.script ?? null,
+    p.sessionLeader?.pid ?? null,
+    p.sessionLeader?.startTime ?? null,
+  ]);
   let read = waiting.get(key);
   if (read === undefined) {
     read = new Promise<string | null>((resolve) => {

@@ -37,9 +37,13 @@ async function sameDirectory(a: string | undefined, b: string): Promise<boolean>
  */
 export async function identifyLinuxProcess(pid: number, procRoot = "/proc"): Promise<PeerProcess | null> {
   const dir = path.join(procRoot, String(pid));
-  const [base, environText] = await Promise.all([describeLinuxProcess(pid, procRoot), readOrNull(path.join(dir, "environ"))]);
+  const [base, environText] = await Promise.all([
+    describeLinuxProcess(pid, procRoot),
+    readOrNull(path.join(dir, "environ")),
+  ]);
   const { executable, commandLine, cwd, startTime } = base;
-  if (executable === null || commandLine === null || cwd === null || startTime === null || environText === null) return null;
+  if (executable === null || commandLine === null || cwd === null || startTime === null || environText === null)
+    return null;
   const env = parseEnviron(environText);
   const command = readCommand(executable, commandLine, cwd);
   const loads = codeLoads(executable, commandLine, env, command.options);
@@ -56,14 +60,32 @@ export async function identifyLinuxProcess(pid: number, procRoot = "/proc"): Pro
   }
   const venv = /^python/.test(path.basename(executable)) ? await pythonVenv(commandLine[0] ?? "", cwd, env) : null;
   const allLoads = venv === null ? loads : [...loads, `venv=${venv}`];
-  const identity: PeerProcess = { ...base, script: command.script, loads: allLoads, contentHash, sharedWith: [], unverifiable };
+  const identity: PeerProcess = {
+    ...base,
+    script: command.script,
+    loads: allLoads,
+    contentHash,
+    sharedWith: [],
+    unverifiable,
+  };
   const print = await fingerprint(identity, procRoot);
   // Read again after everything else: a process that exec'd or exited meanwhile is not described
   // with a mix of two programs' facts.
   const again = await readOrNull(path.join(dir, "stat"));
   if (print === null || again === null || parseStat(again)?.startTime !== startTime) return null;
-  const [cmdAgain, exeAgain] = await Promise.all([readOrNull(path.join(dir, "cmdline")), readlinkOrNull(path.join(dir, "exe"))]);
-  if (cmdAgain === null || cmdAgain.split("\0").filter((x) => x.length > 0).join("\0") !== commandLine.join("\0") || exeAgain !== executable) return null;
+  const [cmdAgain, exeAgain] = await Promise.all([
+    readOrNull(path.join(dir, "cmdline")),
+    readlinkOrNull(path.join(dir, "exe")),
+  ]);
+  if (
+    cmdAgain === null ||
+    cmdAgain
+      .split("\0")
+      .filter((x) => x.length > 0)
+      .join("\0") !== commandLine.join("\0") ||
+    exeAgain !== executable
+  )
+    return null;
   rememberFingerprint(identity, print);
   return identity;
 }
@@ -99,7 +121,12 @@ async function changedSinceStart(file: string, startTicks: number, procRoot: str
  * the first match on the process's PATH. The folder holding pyvenv.cfg, or null.
  */
 async function pythonVenv(argv0: string, cwd: string, env: ReadonlyMap<string, string>): Promise<string | null> {
-  const candidates = argv0.includes("/") ? [path.resolve(cwd, argv0)] : (env.get("PATH") ?? "").split(":").filter((d) => d.length > 0).map((d) => path.resolve(cwd, d, argv0));
+  const candidates = argv0.includes("/")
+    ? [path.resolve(cwd, argv0)]
+    : (env.get("PATH") ?? "")
+        .split(":")
+        .filter((d) => d.length > 0)
+        .map((d) => path.resolve(cwd, d, argv0));
   for (const candidate of candidates) {
     try {
       await fs.access(candidate);

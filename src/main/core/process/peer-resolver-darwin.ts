@@ -27,11 +27,28 @@ export function createLsofPeerResolver(): PeerResolver {
           }
         }
         if (pid === null || !Number.isFinite(pid)) return null;
-        const { stdout: cwdOut } = await execFileAsync("lsof", ["-a", "-p", String(pid), "-d", "cwd", "-Fn"], { timeout: 2000 });
-        const cwd = cwdOut.split("\n").find((l) => l.startsWith("n"))?.slice(1) ?? null;
+        const { stdout: cwdOut } = await execFileAsync("lsof", ["-a", "-p", String(pid), "-d", "cwd", "-Fn"], {
+          timeout: 2000,
+        });
+        const cwd =
+          cwdOut
+            .split("\n")
+            .find((l) => l.startsWith("n"))
+            ?.slice(1) ?? null;
         const { stdout: cmd } = await execFileAsync("ps", ["-o", "command=", "-p", String(pid)], { timeout: 2000 });
         const commandLine = cmd.trim().split(/\s+/);
-        return { pid, executable: commandLine[0] ?? null, cwd, commandLine, startTime: null, uid: null, script: null, sessionId: null, sessionLeader: null, parents: null };
+        return {
+          pid,
+          executable: commandLine[0] ?? null,
+          cwd,
+          commandLine,
+          startTime: null,
+          uid: null,
+          script: null,
+          sessionId: null,
+          sessionLeader: null,
+          parents: null,
+        };
       } catch {
         return null;
       }

@@ -35,10 +35,18 @@ export function checkPeerUser(owner: SocketOwner, ownUid: number | null): PeerUs
   if (ownUid === null) return { allow: true, unverified: true };
   if (owner.uid === null) {
     if (owner.reason === "unsupported") return { allow: true, unverified: true };
-    return { allow: false, rejection: foreignUser("Piper Link could not tell which user owns this connection, so it is refused.") };
+    return {
+      allow: false,
+      rejection: foreignUser("Piper Link could not tell which user owns this connection, so it is refused."),
+    };
   }
   if (owner.uid === ownUid) return { allow: true, unverified: false };
-  return { allow: false, rejection: foreignUser("This Piper Link serves only the user who runs it; this connection comes from another user's process.") };
+  return {
+    allow: false,
+    rejection: foreignUser(
+      "This Piper Link serves only the user who runs it; this connection comes from another user's process.",
+    ),
+  };
 }
 
 /**

@@ -36,8 +36,19 @@ export interface PyperEndpoints {
 /** Starts the pyper-sdk endpoints; rejects when the certificate cannot be written or no port bound. */
 export async function startPyperEndpoints(options: PyperEndpointsOptions): Promise<PyperEndpoints> {
   const tls = await loadOrCreatePyperTls(options.dataDir, options.now);
-  const handlers = createPyperHandlers({ now: options.now, log: options.log, authority: options.authority, instanceId: options.instanceId });
-  const listener = await startPyperServer({ port: options.port, tls, log: options.log, peers: options.peers, handlers });
+  const handlers = createPyperHandlers({
+    now: options.now,
+    log: options.log,
+    authority: options.authority,
+    instanceId: options.instanceId,
+  });
+  const listener = await startPyperServer({
+    port: options.port,
+    tls,
+    log: options.log,
+    peers: options.peers,
+    handlers,
+  });
   options.log.info({ port: listener.port, fallback: listener.fallback }, "pyper-sdk endpoints listening");
   return {
     port: listener.port,

@@ -25,7 +25,15 @@ import type { AgentResolveResult } from "../../../shared/authority.js";
 import { LinkError } from "../../../shared/errors.js";
 import type { PeerProcess } from "../../../shared/process.js";
 import { VariableSchema } from "../../../shared/protocol.js";
-import type { PyperErrorCode, PyperExchangeBody, PyperExchangeResult, PyperMappingResult, PyperResolveBody, PyperScopedBody, PyperScopedResult } from "../../../shared/pyper.js";
+import type {
+  PyperErrorCode,
+  PyperExchangeBody,
+  PyperExchangeResult,
+  PyperMappingResult,
+  PyperResolveBody,
+  PyperScopedBody,
+  PyperScopedResult,
+} from "../../../shared/pyper.js";
 import { AuthorityCallError, type AuthorityClient } from "../authority/authority-client.js";
 
 /** A refusal with the HTTP status and `{error, error_description}` pyper-sdk expects. */
@@ -101,12 +109,18 @@ function prune<V extends { expiresAt: number }>(map: Map<string, V>, now: number
 /** The authority's error, in pyper-sdk's words (401 means "context problem" to it, 403 "forbidden"). */
 function fromAuthority(err: unknown): PyperFailure {
   if (err instanceof AuthorityCallError) {
-    if (err.status === 401) return new PyperFailure(401, "invalid_instance", "Piper Link is not signed in to its authority any more. Sign in again (`piper-link login`), then retry.");
+    if (err.status === 401)
+      return new PyperFailure(
+        401,
+        "invalid_instance",
+        "Piper Link is not signed in to its authority any more. Sign in again (`piper-link login`), then retry.",
+      );
     if (err.status === 429) return new PyperFailure(429, "rate_limited", err.message);
     if (err.status === 400 || err.status === 413) return new PyperFailure(400, "invalid_request", err.message);
     if (err.status === 403) return new PyperFailure(403, "permission_denied", err.message);
   }
-  if (err instanceof LinkError && err.code === "not_logged_in") return new PyperFailure(401, "invalid_instance", err.message);
+  if (err instanceof LinkError && err.code === "not_logged_in")
+    return new PyperFailure(401, "invalid_instance", err.message);
   const message = err instanceof Error ? err.message : String(err);
   return new PyperFailure(503, "authority_unavailable", `Piper Link could not reach its authority: ${message}`);
 }
@@ -124,14 +138,31 @@ export function createPyperHandlers(deps: PyperHandlerDeps) {
   /** The body's instance must be this Link's current one; 401 `invalid_instance` otherwise. */
   function requireOwnInstance(instanceId: string): void {
     const current = deps.instanceId();
-    if (current === null) throw new PyperFailure(401, "invalid_instance", "Piper Link is running but nobody is signed in. Open Piper Link and sign in.");
-    if (current !== instanceId) throw new PyperFailure(401, "invalid_instance", "This instance ID is not the one this Piper Link serves (it was signed out, or it belongs to another machine). Read the current one from the Link's /piper-link-context.");
+    if (current === null)
+      throw new PyperFailure(
+        401,
+        "invalid_instance",
+        "Piper Link is running but nobody is signed in. Open Piper Link and sign in.",
+      );
+    if (current !== instanceId)
+      throw new PyperFailure(
+        401,
+        "invalid_instance",
+        "This instance ID is not the one this Piper Link serves (it was signed out, or it belongs to another machine). Read the current one from the Link's /piper-link-context.",
+      );
   }
 
-  async function resolveAtAuthority(agentClientId: string, variable: string, identity: PeerProcess | null, instanceId: string): Promise<AgentResolveResult> {
+  async function resolveAtAuthority(
+    agentClientId: string,
+    variable: string,
+    identity: PeerProcess | null,
+    instanceId: string,
+  ): Promise<AgentResolveResult> {
     const client = deps.authority();
-    if (client === null) throw new PyperFailure(503, "authority_unavailable", "This Piper Link has no authority configured.");
-    if (!VariableSchema.safeParse(variable).success) throw new PyperFailure(400, "invalid_request", "The variable name is not valid.");
+    if (client === null)
+      throw new PyperFailure(503, "authority_unavailable", "This Piper Link has no authority configured.");
+    if (!VariableSchema.safeParse(variable).success)
+      throw new PyperFailure(400, "invalid_request", "The variable name is not valid.");
     try {
       // pyper-sdk never waits for an answer: it raises with a grant link and the script ends.
       return await client.resolve({ instanceId, agentClientId, variable, process: identity, requesterWaits: false });
@@ -150,7 +181,11 @@ export function createPyperHandlers(deps: PyperHandlerDeps) {
       requireOwnInstance(body.instanceId);
       const result = await resolveAtAuthority(body.agentClientId, body.variableName, identity, body.instanceId);
       if (result.status === "pending") {
-        throw new PyperFailure(404, "mapping_not_found", `No grant for '${body.variableName}' yet. Approve request ${result.requestId} in Piper Link (it names this program), then retry.`);
+        throw new PyperFailure(
+          404,
+          "mapping_not_found",
+          `No grant for '${body.variableName}' yet. Approve request ${result.requestId} in Piper Link (it names this program), then retry.`,
+        );
       }
       const now = deps.now();
       prune(credentials, now);
@@ -162,7 +197,10 @@ export function createPyperHandlers(deps: PyperHandlerDeps) {
         expiresAt: now + CREDENTIAL_TTL_MS,
         held: result.reusable ? null : { value: result.value, until: now + HELD_VALUE_TTL_MS },
       });
-      deps.log.info({ clientId: body.agentClientId, grantId: result.grantId, pid: identity?.pid ?? null }, "pyper mapping resolved");
+      deps.log.info(
+        { clientId: body.agentClientId, grantId: result.grantId, pid: identity?.pid ?? null },
+        "pyper mapping resolved",
+      );
       return { credentialId: result.grantId };
     },
 
@@ -177,12 +215,28 @@ export function createPyperHandlers(deps: PyperHandlerDeps) {
       const proc = processKey(identity);
       const granted = [...new Set(body.credentialIds)].filter((id) => {
         const record = credentials.get(`${proc}\u0000${id}`);
-        return record !== undefined && record.expiresAt > now && record.agentClientId === body.agentClientId && record.instanceId === body.instanceId;
+        return (
+          record !== undefined &&
+          record.expiresAt > now &&
+          record.agentClientId === body.agentClientId &&
+          record.instanceId === body.instanceId
+        );
       });
-      if (granted.length === 0) throw new PyperFailure(403, "permission_denied", "None of these credentials was resolved by this program for this client ID; call resolve mapping first.");
+      if (granted.length === 0)
+        throw new PyperFailure(
+          403,
+          "permission_denied",
+          "None of these credentials was resolved by this program for this client ID; call resolve mapping first.",
+        );
       prune(tokens, now);
       const token = `pst_${randomBytes(32).toString("base64url")}`;
-      tokens.set(hashToken(token), { grantIds: new Set(granted), process: proc, agentClientId: body.agentClientId, instanceId: body.instanceId, expiresAt: now + scopedTtlMs });
+      tokens.set(hashToken(token), {
+        grantIds: new Set(granted),
+        process: proc,
+        agentClientId: body.agentClientId,
+        instanceId: body.instanceId,
+        expiresAt: now + scopedTtlMs,
+      });
       return { access_token: token, granted_credential_ids: granted, expires_in: Math.floor(scopedTtlMs / 1000) };
     },
 
@@ -193,17 +247,30 @@ export function createPyperHandlers(deps: PyperHandlerDeps) {
      * when the grant ended (revoked, expired, or a binding no longer matches: a new request then
      * waits in Piper Link); 401 `invalid_instance`.
      */
-    async exchange(body: PyperExchangeBody, identity: PeerProcess | null, bearer: string | null): Promise<PyperExchangeResult> {
+    async exchange(
+      body: PyperExchangeBody,
+      identity: PeerProcess | null,
+      bearer: string | null,
+    ): Promise<PyperExchangeResult> {
       requireOwnInstance(body.instanceId);
       const now = deps.now();
       const proc = processKey(identity);
       const covers = (t: ScopedToken | undefined): boolean =>
-        t !== undefined && t.expiresAt > now && t.process === proc && t.agentClientId === body.agentClientId && t.instanceId === body.instanceId && t.grantIds.has(body.piperCredentialId);
+        t !== undefined &&
+        t.expiresAt > now &&
+        t.process === proc &&
+        t.agentClientId === body.agentClientId &&
+        t.instanceId === body.instanceId &&
+        t.grantIds.has(body.piperCredentialId);
       const bound = bearer !== null ? covers(tokens.get(hashToken(bearer))) : [...tokens.values()].some(covers);
       const key = `${proc}\u0000${body.piperCredentialId}`;
       const record = credentials.get(key);
       if (!bound || record === undefined || record.expiresAt <= now) {
-        throw new PyperFailure(401, "invalid_token", "No valid scoped credential of this program covers this credential ID; request scoped credentials first.");
+        throw new PyperFailure(
+          401,
+          "invalid_token",
+          "No valid scoped credential of this program covers this credential ID; request scoped credentials first.",
+        );
       }
       if (record.held !== null) {
         const held = record.held;
@@ -213,7 +280,10 @@ export function createPyperHandlers(deps: PyperHandlerDeps) {
       const result = await resolveAtAuthority(body.agentClientId, record.variable, identity, body.instanceId);
       if (result.status === "granted" && result.grantId === record.grantId) return { secret_value: result.value };
       credentials.delete(key);
-      const next = result.status === "pending" ? ` Approve request ${result.requestId} in Piper Link, then retry.` : " Resolve the variable again.";
+      const next =
+        result.status === "pending"
+          ? ` Approve request ${result.requestId} in Piper Link, then retry.`
+          : " Resolve the variable again.";
       throw new PyperFailure(403, "permission_denied", `This credential is no longer granted to this program.${next}`);
     },
 

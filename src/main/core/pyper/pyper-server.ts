@@ -15,7 +15,13 @@
 import type { Logger } from "pino";
 import type { ZodType } from "zod";
 import { socketEnds, type SocketEnds } from "../../../shared/socket-owner.js";
-import { PYPER_PATHS, PyperExchangeSchema, PyperResolveSchema, PyperScopedSchema, type PyperErrorCode } from "../../../shared/pyper.js";
+import {
+  PYPER_PATHS,
+  PyperExchangeSchema,
+  PyperResolveSchema,
+  PyperScopedSchema,
+  type PyperErrorCode,
+} from "../../../shared/pyper.js";
 import { createLoopbackApp, type StackErrorCode } from "../loopback/loopback-http.js";
 import type { PeerResolver } from "../process/peer-resolver.js";
 import type { SocketOwner } from "../process/socket-table-linux.js";
@@ -88,13 +94,27 @@ export async function startPyperServer(options: PyperServerOptions): Promise<Pyp
     ...(options.socketOwner !== undefined ? { socketOwner: options.socketOwner } : {}),
     writeError: (f) => {
       const mapped = PYPER_CODES[f.code];
-      const message = f.code === "unsupported_media_type" ? "Send a JSON body (Content-Type: application/json)." : f.code === "payload_too_large" ? "The request body is larger than 64 KiB." : f.message;
+      const message =
+        f.code === "unsupported_media_type"
+          ? "Send a JSON body (Content-Type: application/json)."
+          : f.code === "payload_too_large"
+            ? "The request body is larger than 64 KiB."
+            : f.message;
       return { status: mapped.status ?? f.status, body: { error: mapped.code, error_description: message } };
     },
     unrouted: (_method, pathname, allowed) =>
       allowed.length > 0
-        ? { status: 405, code: "method_not_allowed", message: "Only POST is supported here.", headers: { Allow: "POST" } }
-        : { status: 404, code: "not_found", message: `No endpoint ${pathname.slice(0, 200)} here; the pyper-sdk endpoints are ${Object.values(PYPER_PATHS).join(", ")}.` },
+        ? {
+            status: 405,
+            code: "method_not_allowed",
+            message: "Only POST is supported here.",
+            headers: { Allow: "POST" },
+          }
+        : {
+            status: 404,
+            code: "not_found",
+            message: `No endpoint ${pathname.slice(0, 200)} here; the pyper-sdk endpoints are ${Object.values(PYPER_PATHS).join(", ")}.`,
+          },
   });
   const { app } = stack;
   // JSON only (Fastify's parser, which also refuses `__proto__` keys); the body is read after the hook.
@@ -108,17 +128,26 @@ export async function startPyperServer(options: PyperServerOptions): Promise<Pyp
         const identity = ends === null ? null : await peers.lookup(ends);
         // The socket's owner was checked by the hook; the process holding the socket must be this user's too.
         if (isForeignProcess(identity, ownUid)) {
-          throw new PyperFailure(403, "foreign_user", "This Piper Link serves only the user who runs it; this connection belongs to another user's process.");
+          throw new PyperFailure(
+            403,
+            "foreign_user",
+            "This Piper Link serves only the user who runs it; this connection belongs to another user's process.",
+          );
         }
         const body: unknown = request.body;
-        if (route === "resolveMapping") return await reply.send(await handlers.resolveMapping(parse(PyperResolveSchema, body), identity));
-        if (route === "scopedCredentials") return await reply.send(handlers.scopedCredentials(parse(PyperScopedSchema, body), identity));
+        if (route === "resolveMapping")
+          return await reply.send(await handlers.resolveMapping(parse(PyperResolveSchema, body), identity));
+        if (route === "scopedCredentials")
+          return await reply.send(handlers.scopedCredentials(parse(PyperScopedSchema, body), identity));
         const bearer = /^Bearer (\S+)$/.exec(request.headers.authorization ?? "")?.[1] ?? null;
         return await reply.send(await handlers.exchange(parse(PyperExchangeSchema, body), identity, bearer));
       } catch (err) {
-        if (err instanceof PyperFailure) return reply.code(err.status).send({ error: err.code, error_description: err.message });
+        if (err instanceof PyperFailure)
+          return reply.code(err.status).send({ error: err.code, error_description: err.message });
         log.error({ err: err instanceof Error ? err.message : String(err) }, "pyper endpoint failed");
-        return reply.code(503).send({ error: "authority_unavailable", error_description: "Piper Link could not answer this request." });
+        return reply
+          .code(503)
+          .send({ error: "authority_unavailable", error_description: "Piper Link could not answer this request." });
       }
     });
   }

@@ -63,7 +63,11 @@ export interface LinkEnv {
  * Reads the Link's variables from `env` (normally `process.env`, at a composition root). Pure apart
  * from copying `env`: nothing is validated beyond what each field's note says, and nothing throws.
  */
-export function readLinkEnv(env: NodeJS.ProcessEnv, platform: NodeJS.Platform = process.platform, homedir: string = os.homedir()): LinkEnv {
+export function readLinkEnv(
+  env: NodeJS.ProcessEnv,
+  platform: NodeJS.Platform = process.platform,
+  homedir: string = os.homedir(),
+): LinkEnv {
   const vars: NodeJS.ProcessEnv = { ...env };
   const nonEmpty = (name: string): string | null => {
     const value = vars[name];
@@ -96,7 +100,11 @@ export function platformEnv(env: LinkEnv): PlatformEnv {
  * (code it names with --require or --import would run inside the child, which holds keys) and
  * without the names in `drop`, plus `add`.
  */
-export function childEnv(env: LinkEnv, add: Readonly<Record<string, string>> = {}, drop: readonly string[] = []): NodeJS.ProcessEnv {
+export function childEnv(
+  env: LinkEnv,
+  add: Readonly<Record<string, string>> = {},
+  drop: readonly string[] = [],
+): NodeJS.ProcessEnv {
   const dropped = new Set(["NODE_OPTIONS", ...drop]);
   return Object.fromEntries(Object.entries({ ...env.vars, ...add }).filter(([name]) => !dropped.has(name)));
 }

@@ -23,10 +23,25 @@ export const FILE_KEYCHAIN_KDF = { N: 2 ** 17, r: 8, p: 1 } as const;
 const HeaderSchema = z.object({
   format: z.literal("piper-link-file-keychain"),
   version: z.literal(1),
-  kdf: z.object({ name: z.literal("scrypt"), N: z.number().int().min(2 ** 14).max(2 ** 22), r: z.number().int().min(1).max(32), p: z.number().int().min(1).max(16), salt: z.string().min(16) }),
+  kdf: z.object({
+    name: z.literal("scrypt"),
+    N: z
+      .number()
+      .int()
+      .min(2 ** 14)
+      .max(2 ** 22),
+    r: z.number().int().min(1).max(32),
+    p: z.number().int().min(1).max(16),
+    salt: z.string().min(16),
+  }),
 });
 type Header = z.infer<typeof HeaderSchema>;
-const FileSchema = z.object({ header: HeaderSchema, nonce: z.string().min(16), ciphertext: z.string(), tag: z.string().min(16) });
+const FileSchema = z.object({
+  header: HeaderSchema,
+  nonce: z.string().min(16),
+  ciphertext: z.string(),
+  tag: z.string().min(16),
+});
 const ItemsSchema = z.record(z.string(), z.string());
 
 export interface FileKeychainOptions {
@@ -47,7 +62,13 @@ function deriveKey(passphrase: string, header: Header): Promise<Buffer> {
   const { N, r, p, salt } = header.kdf;
   return new Promise((resolve, reject) => {
     // maxmem must exceed 128·N·r (scrypt's own memory need), which Node's 32 MiB default does not.
-    scrypt(passphrase.normalize("NFC"), Buffer.from(salt, "base64"), 32, { N, r, p, maxmem: 256 * N * r }, (err, key) => (err ? reject(err) : resolve(key)));
+    scrypt(
+      passphrase.normalize("NFC"),
+      Buffer.from(salt, "base64"),
+      32,
+      { N, r, p, maxmem: 256 * N * r },
+      (err, key) => (err ? reject(err) : resolve(key)),
+    );
   });
 }
 
@@ -83,14 +104,22 @@ export function createFileKeychainStore(options: FileKeychainOptions): KeychainS
     try {
       text = await readFileOrNull(file);
     } catch (err) {
-      throw new LinkError("keychain_unavailable", `The keychain file ${file} cannot be read: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      throw new LinkError(
+        "keychain_unavailable",
+        `The keychain file ${file} cannot be read: ${err instanceof Error ? err.message : String(err)}`,
+        { cause: err },
+      );
     }
     if (text === null) return null;
     let parsed: z.infer<typeof FileSchema>;
     try {
       parsed = FileSchema.parse(JSON.parse(text));
     } catch (err) {
-      throw new LinkError("keychain_unavailable", `The keychain file ${file} is not a Piper Link keychain file (or a newer version of one).`, { cause: err });
+      throw new LinkError(
+        "keychain_unavailable",
+        `The keychain file ${file} is not a Piper Link keychain file (or a newer version of one).`,
+        { cause: err },
+      );
     }
     const key = await keyFor(parsed.header);
     try {
@@ -112,7 +141,12 @@ export function createFileKeychainStore(options: FileKeychainOptions): KeychainS
     const cipher = createCipheriv("aes-256-gcm", key, nonce);
     cipher.setAAD(Buffer.from(JSON.stringify(header)));
     const ciphertext = Buffer.concat([cipher.update(JSON.stringify(items), "utf8"), cipher.final()]);
-    const body = { header, nonce: nonce.toString("base64"), ciphertext: ciphertext.toString("base64"), tag: cipher.getAuthTag().toString("base64") };
+    const body = {
+      header,
+      nonce: nonce.toString("base64"),
+      ciphertext: ciphertext.toString("base64"),
+      tag: cipher.getAuthTag().toString("base64"),
+    };
     await writeFileAtomic(file, `${JSON.stringify(body)}\n`);
   }
 

@@ -60,7 +60,11 @@ export function storageErrorFor(code: string, where: string, cause?: unknown): L
     code === "ENOSPC" || code === "EDQUOT"
       ? "Free some space there, then start Piper Link again."
       : "Make that folder writable, or point HOME (or XDG_STATE_HOME, XDG_DATA_HOME and XDG_RUNTIME_DIR) at a folder you can write, then start Piper Link again.";
-  return new LinkError("storage_unavailable", `Piper Link cannot write its files in ${where}: ${what} (${code}). ${fix}`, cause === undefined ? undefined : { cause });
+  return new LinkError(
+    "storage_unavailable",
+    `Piper Link cannot write its files in ${where}: ${what} (${code}). ${fix}`,
+    cause === undefined ? undefined : { cause },
+  );
 }
 
 /** True when the file system holding `dir` has no block left for this user (statfs); false when unknown. */

@@ -11,11 +11,17 @@ export interface InstanceLock {
   release(): Promise<void>;
 }
 
-export async function acquireInstanceLock(file: string, describeOwner: (pid: number) => Promise<string>): Promise<InstanceLock> {
+export async function acquireInstanceLock(
+  file: string,
+  describeOwner: (pid: number) => Promise<string>,
+): Promise<InstanceLock> {
   await ensurePrivateDir(path.dirname(file));
   for (let attempt = 0; attempt < 3; attempt += 1) {
     try {
-      await fs.writeFile(file, JSON.stringify({ pid: process.pid, startedAt: new Date().toISOString() }), { flag: "wx", mode: 0o600 });
+      await fs.writeFile(file, JSON.stringify({ pid: process.pid, startedAt: new Date().toISOString() }), {
+        flag: "wx",
+        mode: 0o600,
+      });
       return { release: () => removeIfOwned(file, process.pid) };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;

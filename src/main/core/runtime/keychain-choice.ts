@@ -20,7 +20,11 @@ export async function readPassphraseFile(file: string): Promise<string> {
   try {
     value = (await fs.readFile(file, "utf8")).replace(/\r?\n$/, "");
   } catch (err) {
-    throw new LinkError("keychain_locked", `Cannot read the passphrase file ${file} (${PASSPHRASE_FILE_ENV}): ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    throw new LinkError(
+      "keychain_locked",
+      `Cannot read the passphrase file ${file} (${PASSPHRASE_FILE_ENV}): ${err instanceof Error ? err.message : String(err)}`,
+      { cause: err },
+    );
   }
   if (value.length === 0) throw new LinkError("keychain_locked", `The passphrase file ${file} is empty.`);
   return value;
@@ -36,7 +40,12 @@ export function promptHidden(
   input: NodeJS.ReadStream = process.stdin,
   output: NodeJS.WritableStream = process.stderr,
   cancelled: (noTerminal: boolean) => LinkError = (noTerminal) =>
-    new LinkError("keychain_locked", noTerminal ? "No terminal to ask for the keychain passphrase on." : "No passphrase given; the keychain file stays locked."),
+    new LinkError(
+      "keychain_locked",
+      noTerminal
+        ? "No terminal to ask for the keychain passphrase on."
+        : "No passphrase given; the keychain file stays locked.",
+    ),
 ): Promise<string> {
   if (!input.isTTY) return Promise.reject(cancelled(true));
   return new Promise((resolve, reject) => {
@@ -73,7 +82,10 @@ const CONFIRM_TRIES = 3;
  * typo here would lock the person out of every key in the file). Rejects with `keychain_locked`
  * after CONFIRM_TRIES mismatches.
  */
-export async function promptNewPassphrase(ask: (question: string) => Promise<string> = (q) => promptHidden(q), output: NodeJS.WritableStream = process.stderr): Promise<string> {
+export async function promptNewPassphrase(
+  ask: (question: string) => Promise<string> = (q) => promptHidden(q),
+  output: NodeJS.WritableStream = process.stderr,
+): Promise<string> {
   for (let i = 0; i < CONFIRM_TRIES; i++) {
     const first = await ask("Choose a keychain passphrase: ");
     if ((await ask("Repeat it: ")) === first) return first;
@@ -88,12 +100,23 @@ export async function promptNewPassphrase(ask: (question: string) => Promise<str
  * terminal (asked twice when `newFile`, the keychain file it will open, does not exist yet);
  * otherwise `keychain_locked` with the ways to give one.
  */
-export function passphraseSource(file: string | null, interactive: boolean = process.stdin.isTTY, newFile: string | null = null): () => Promise<string> {
+export function passphraseSource(
+  file: string | null,
+  interactive: boolean = process.stdin.isTTY,
+  newFile: string | null = null,
+): () => Promise<string> {
   let asked: Promise<string> | null = null;
   const ask = async (): Promise<string> => {
     if (file !== null) return readPassphraseFile(file);
-    if (!interactive) throw new LinkError("keychain_locked", `The keychain file is locked: run this at a terminal to be asked for the passphrase, or name a file holding it in ${PASSPHRASE_FILE_ENV}.`);
-    const value = newFile !== null && !existsSync(newFile) ? await promptNewPassphrase() : await promptHidden("Piper Link passphrase: ");
+    if (!interactive)
+      throw new LinkError(
+        "keychain_locked",
+        `The keychain file is locked: run this at a terminal to be asked for the passphrase, or name a file holding it in ${PASSPHRASE_FILE_ENV}.`,
+      );
+    const value =
+      newFile !== null && !existsSync(newFile)
+        ? await promptNewPassphrase()
+        : await promptHidden("Piper Link passphrase: ");
     if (value.length === 0) throw new LinkError("keychain_locked", "The passphrase is empty.");
     return value;
   };
@@ -127,7 +150,13 @@ export async function chosenBackend(dataDir: string): Promise<KeychainBackend> {
 export async function openKeychain(options: OpenKeychainOptions): Promise<KeychainStore> {
   const backend = options.backend ?? (await chosenBackend(options.dataDir));
   if (backend === "os") return createKeychainStore({ profile: options.profile, env: options.env });
-  return createFileKeychainStore({ dataDir: options.dataDir, service: keychainService(options.profile), passphrase: options.passphrase ?? passphraseSource(options.env.passphraseFile, process.stdin.isTTY, path.join(options.dataDir, FILE_KEYCHAIN_NAME)) });
+  return createFileKeychainStore({
+    dataDir: options.dataDir,
+    service: keychainService(options.profile),
+    passphrase:
+      options.passphrase ??
+      passphraseSource(options.env.passphraseFile, process.stdin.isTTY, path.join(options.dataDir, FILE_KEYCHAIN_NAME)),
+  });
 }
 
 /** What `npm start` knows when it decides whether to offer the file keychain. */
@@ -152,6 +181,7 @@ export const KEYCHAIN_QUESTION = "No OS keychain here. Use an encrypted file pro
  * chosen before or on the command line. "ask": put `KEYCHAIN_QUESTION`; "none": start as chosen.
  */
 export function keychainOffer(s: KeychainOfferSituation): "ask" | "none" {
-  if (s.platform !== "linux" || s.argv.includes("--keychain") || s.remembered !== null || s.secretServiceAnswers) return "none";
+  if (s.platform !== "linux" || s.argv.includes("--keychain") || s.remembered !== null || s.secretServiceAnswers)
+    return "none";
   return s.interactive ? "ask" : "none";
 }

@@ -15,15 +15,16 @@ import type { LinkEnv } from "./env.js";
 
 /** The items the Link keeps in the keychain (DESIGN.md section 6). */
 export type KeychainItem =
-  | "vault"
-  | "instance-id"
-  | "refresh-token"
-  | "authority-settings"
-  | "authority-data-key"
-  | "authority-link-token";
+  "vault" | "instance-id" | "refresh-token" | "authority-settings" | "authority-data-key" | "authority-link-token";
 
 /** Every item but the vault record itself: what the vault seals (DESIGN.md section 9). */
-export const SEALED_ITEMS: readonly Exclude<KeychainItem, "vault">[] = ["instance-id", "refresh-token", "authority-settings", "authority-data-key", "authority-link-token"];
+export const SEALED_ITEMS: readonly Exclude<KeychainItem, "vault">[] = [
+  "instance-id",
+  "refresh-token",
+  "authority-settings",
+  "authority-data-key",
+  "authority-link-token",
+];
 
 /** Where the items live: the OS keychain (Secret Service, macOS Keychain, Credential Manager) or the encrypted file. */
 export type { KeychainBackend } from "../../../shared/control.js";
@@ -139,7 +140,8 @@ class KeychainClosed extends Error {
 
 function toLinkError(err: unknown, platform: NodeJS.Platform, action: string, underNpmStart: boolean): LinkError {
   if (err instanceof LinkError) return err;
-  if (err instanceof KeychainClosed) return new LinkError("keychain_unavailable", `Piper Link is stopping, so it did not ${action}.`, { cause: err });
+  if (err instanceof KeychainClosed)
+    return new LinkError("keychain_unavailable", `Piper Link is stopping, so it did not ${action}.`, { cause: err });
   const text = err instanceof Error ? err.message : String(err);
   const kind = keyringErrorKind(err);
   if (kind === "no_storage_access" || kind === "bounded_out") {
@@ -216,7 +218,11 @@ export const KEYCHAIN_HELPER_IDLE_MS = 3000;
  * another. An idle or killed helper never keeps the Link's process alive. `close` kills the helper
  * and rejects the calls waiting on it and every later call with `KeychainClosed`.
  */
-function createKeychainHelper(env: LinkEnv, timeoutMs: number, idleMs = KEYCHAIN_HELPER_IDLE_MS): { call(req: Omit<KeychainRequest, "id">): Promise<string | boolean | null>; close(): void } {
+function createKeychainHelper(
+  env: LinkEnv,
+  timeoutMs: number,
+  idleMs = KEYCHAIN_HELPER_IDLE_MS,
+): { call(req: Omit<KeychainRequest, "id">): Promise<string | boolean | null>; close(): void } {
   let helper: ChildProcess | null = null;
   let nextId = 1;
   let idleTimer: NodeJS.Timeout | undefined;
@@ -255,9 +261,15 @@ function createKeychainHelper(env: LinkEnv, timeoutMs: number, idleMs = KEYCHAIN
     // Electron's binary acts as Node with ELECTRON_RUN_AS_NODE. Only these arguments: a Link under
     // tsx does not load the TypeScript loader into a helper that does not need it. No NODE_OPTIONS:
     // the helper holds what the keychain gives, and code named there (--require) would run in it.
-    const vars: NodeJS.ProcessEnv = { ...env.vars, ...("electron" in process.versions ? { ELECTRON_RUN_AS_NODE: "1" } : {}) };
+    const vars: NodeJS.ProcessEnv = {
+      ...env.vars,
+      ...("electron" in process.versions ? { ELECTRON_RUN_AS_NODE: "1" } : {}),
+    };
     delete vars["NODE_OPTIONS"];
-    const h = spawn(process.execPath, ["-e", HELPER_SOURCE, keyringPath], { stdio: ["ignore", "ignore", "ignore", "ipc"], env: vars });
+    const h = spawn(process.execPath, ["-e", HELPER_SOURCE, keyringPath], {
+      stdio: ["ignore", "ignore", "ignore", "ipc"],
+      env: vars,
+    });
     h.on("message", (raw: unknown) => {
       const reply = KeychainReplySchema.safeParse(raw);
       if (!reply.success) return;
@@ -342,7 +354,8 @@ export function createKeychainStore(options: KeychainOptions): KeychainStore {
   let unresponsiveUntil = 0;
 
   async function run(req: Omit<KeychainRequest, "id">, action: string): Promise<string | boolean | null> {
-    if (Date.now() < unresponsiveUntil) throw toLinkError(new KeychainTimeout(timeoutMs), platform, action, options.env.underNpmStart);
+    if (Date.now() < unresponsiveUntil)
+      throw toLinkError(new KeychainTimeout(timeoutMs), platform, action, options.env.underNpmStart);
     try {
       return await helper.call(req);
     } catch (err) {

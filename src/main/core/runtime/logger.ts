@@ -80,7 +80,15 @@ export async function createFileLogger(logDir: string, level: string): Promise<F
   } catch (err) {
     throw storageError(err, logDir) ?? err;
   }
-  const stream = await roll({ file: path.join(logDir, "link"), extension: ".log", size: `${LOG_FILE_BYTES / 1024}k`, limit: { count: LOG_FILES_KEPT }, symlink: true, mkdir: true, sync: true });
+  const stream = await roll({
+    file: path.join(logDir, "link"),
+    extension: ".log",
+    size: `${LOG_FILE_BYTES / 1024}k`,
+    limit: { count: LOG_FILES_KEPT },
+    symlink: true,
+    mkdir: true,
+    sync: true,
+  });
   const limiter = createRepeatLimiter();
   const log: Logger = pino(
     {
@@ -91,7 +99,11 @@ export async function createFileLogger(logDir: string, level: string): Promise<F
         logMethod(args, method, levelValue) {
           const now = Date.now();
           for (const { key, suppressed } of limiter.drain(now)) {
-            method.call(this, { repeated: suppressed }, `${suppressed} more lines like "${key.slice(key.indexOf(" ") + 1)}" were left out`);
+            method.call(
+              this,
+              { repeated: suppressed },
+              `${suppressed} more lines like "${key.slice(key.indexOf(" ") + 1)}" were left out`,
+            );
           }
           const msg = args.find((a): a is string => typeof a === "string") ?? "";
           if (limiter.admit(`${levelValue} ${msg}`, now)) method.apply(this, args);

@@ -183,7 +183,8 @@ export function createResidualRisks(options: ResidualRiskOptions): ResidualRisks
     env,
     readProc,
     installRoot: options.installRoot,
-    unitFile: platform === "linux" ? path.join(userUnitDir(options.env.configHome), serviceName(options.profile)) : null,
+    unitFile:
+      platform === "linux" ? path.join(userUnitDir(options.env.configHome), serviceName(options.profile)) : null,
     writer: { uid: process.getuid?.() ?? -1, gids: process.getgroups?.() ?? [] },
     ...options.machine,
   };

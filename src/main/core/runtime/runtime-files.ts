@@ -21,8 +21,16 @@ export function controlChannelUrl(port: number): string {
 }
 
 /** Publishes the discovery and control files of a Link listening on `port`. */
-export async function writeRuntimeFiles(paths: LinkPaths, link: { port: number; controlToken: string; startedAt: Date }): Promise<void> {
-  const discovery: DiscoveryFile = { url: agentChannelUrl(link.port), pid: process.pid, version: LINK_VERSION, startedAt: link.startedAt.toISOString() };
+export async function writeRuntimeFiles(
+  paths: LinkPaths,
+  link: { port: number; controlToken: string; startedAt: Date },
+): Promise<void> {
+  const discovery: DiscoveryFile = {
+    url: agentChannelUrl(link.port),
+    pid: process.pid,
+    version: LINK_VERSION,
+    startedAt: link.startedAt.toISOString(),
+  };
   const control: ControlFile = { url: controlChannelUrl(link.port), token: link.controlToken, pid: process.pid };
   await writeFileAtomic(paths.discoveryFile, `${JSON.stringify(discovery, null, 2)}\n`);
   await writeFileAtomic(paths.controlFile, `${JSON.stringify(control)}\n`);

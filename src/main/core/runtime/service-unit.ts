@@ -53,7 +53,14 @@ export interface UserUnitOptions {
 /** The unit file's text. Throws a `bad_request` LinkError for an invalid profile name. */
 export function userUnit(options: UserUnitOptions): string {
   const profile = checkProfileName(options.profile);
-  const exec = [...options.command, "--profile", profile, "start", "--foreground", ...(options.authority ? ["--authority", options.authority] : [])];
+  const exec = [
+    ...options.command,
+    "--profile",
+    profile,
+    "start",
+    "--foreground",
+    ...(options.authority ? ["--authority", options.authority] : []),
+  ];
   return [
     "[Unit]",
     `Description=Piper Link${profile === "default" ? "" : ` (profile ${profile})`}: your AI agents' secrets, with your approval`,

@@ -7,7 +7,13 @@
 import path from "node:path";
 import type { Logger } from "pino";
 import { z } from "zod";
-import { DEFAULT_SETTINGS, KeychainBackendSchema, LinkSettingsSchema, type KeychainBackend, type LinkSettings } from "../../../shared/control.js";
+import {
+  DEFAULT_SETTINGS,
+  KeychainBackendSchema,
+  LinkSettingsSchema,
+  type KeychainBackend,
+  type LinkSettings,
+} from "../../../shared/control.js";
 import { readFileOrNull, writeFileAtomic } from "./files.js";
 
 export interface SettingsStore {
@@ -57,7 +63,10 @@ export function createSettingsStore(dataDir: string, log: Logger): SettingsStore
       try {
         current = LinkSettingsSchema.parse({ ...DEFAULT_SETTINGS, ...(JSON.parse(text) as object) });
       } catch (err) {
-        log.warn({ file, err: err instanceof Error ? err.message : String(err) }, "settings file unreadable; using defaults");
+        log.warn(
+          { file, err: err instanceof Error ? err.message : String(err) },
+          "settings file unreadable; using defaults",
+        );
       }
       return current;
     },

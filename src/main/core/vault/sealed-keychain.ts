@@ -19,7 +19,11 @@ export function createSealedKeychain(raw: KeychainStore, vault: Vault, log: Logg
       const stored = await raw.get(item);
       if (stored === null) return null;
       const value = vault.openItem(item, stored);
-      if (value === null) log.warn({ item }, "keychain: a value not sealed by this vault was found and ignored (written by another program, or another profile's)");
+      if (value === null)
+        log.warn(
+          { item },
+          "keychain: a value not sealed by this vault was found and ignored (written by another program, or another profile's)",
+        );
       return value;
     },
     async set(item, value) {

@@ -25,7 +25,11 @@ export const MIN_SCRYPT_N = 2 ** 14;
 
 export const KdfSchema = z.object({
   name: z.literal("scrypt"),
-  N: z.number().int().min(MIN_SCRYPT_N).max(2 ** 22),
+  N: z
+    .number()
+    .int()
+    .min(MIN_SCRYPT_N)
+    .max(2 ** 22),
   r: z.number().int().min(1).max(32),
   p: z.number().int().min(1).max(16),
   salt: z.string().min(16),
@@ -39,7 +43,13 @@ export type Box = z.infer<typeof BoxSchema>;
 export function deriveKey(secret: string, kdf: Kdf): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     // maxmem must exceed 128·N·r (scrypt's own need); Node's default of 32 MiB does not.
-    scrypt(secret.normalize("NFC"), Buffer.from(kdf.salt, "base64"), 32, { N: kdf.N, r: kdf.r, p: kdf.p, maxmem: 256 * kdf.N * kdf.r }, (err, key) => (err ? reject(err) : resolve(key)));
+    scrypt(
+      secret.normalize("NFC"),
+      Buffer.from(kdf.salt, "base64"),
+      32,
+      { N: kdf.N, r: kdf.r, p: kdf.p, maxmem: 256 * kdf.N * kdf.r },
+      (err, key) => (err ? reject(err) : resolve(key)),
+    );
   });
 }
 
@@ -54,7 +64,11 @@ export function seal(key: Buffer, plaintext: Buffer, aad: string): Box {
   const cipher = createCipheriv("aes-256-gcm", key, nonce);
   cipher.setAAD(Buffer.from(aad, "utf8"));
   const ciphertext = Buffer.concat([cipher.update(plaintext), cipher.final()]);
-  return { nonce: nonce.toString("base64"), ciphertext: ciphertext.toString("base64"), tag: cipher.getAuthTag().toString("base64") };
+  return {
+    nonce: nonce.toString("base64"),
+    ciphertext: ciphertext.toString("base64"),
+    tag: cipher.getAuthTag().toString("base64"),
+  };
 }
 
 /** Opens a box sealed by `seal` under `key` with the same `aad`; null when the key or context is wrong or the box was changed. */

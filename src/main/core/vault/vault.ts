@@ -20,11 +20,30 @@ import path from "node:path";
 import type { Logger } from "pino";
 import { z } from "zod";
 import { LinkError } from "../../../shared/errors.js";
-import { DEFAULT_IDLE_LOCK_MINUTES, PIN_MIN_LENGTH, PIN_TRIES_ALLOWED, PinSchema, passphraseWeakness, pinMacMessage, type LockReason } from "../../../shared/presence.js";
+import {
+  DEFAULT_IDLE_LOCK_MINUTES,
+  PIN_MIN_LENGTH,
+  PIN_TRIES_ALLOWED,
+  PinSchema,
+  passphraseWeakness,
+  pinMacMessage,
+  type LockReason,
+} from "../../../shared/presence.js";
 import { createHmac, randomBytes } from "node:crypto";
 import { readFileOrNull, writeFileAtomic } from "../runtime/files.js";
 import { SEALED_ITEMS, type KeychainItem, type KeychainStore } from "../runtime/keychain.js";
-import { BoxSchema, KdfSchema, PIN_KDF, VAULT_KDF, deriveKey, newKdf, open, sameBytes, seal, type Kdf } from "./vault-crypto.js";
+import {
+  BoxSchema,
+  KdfSchema,
+  PIN_KDF,
+  VAULT_KDF,
+  deriveKey,
+  newKdf,
+  open,
+  sameBytes,
+  seal,
+  type Kdf,
+} from "./vault-crypto.js";
 
 const RecordHeaderSchema = z.object({ format: z.literal("piper-link-vault"), version: z.literal(1), kdf: KdfSchema });
 const RecordSchema = RecordHeaderSchema.extend({ box: BoxSchema });
@@ -95,7 +114,10 @@ export interface Vault {
    * sentence) and an optional PIN, seals every item already in the keychain in plaintext (an
    * upgraded profile) and unlocks. Returns the items it sealed.
    */
-  create(passphrase: string, options?: UnlockOptions & { pin?: string; upgradeOfFile?: boolean }): Promise<KeychainItem[]>;
+  create(
+    passphrase: string,
+    options?: UnlockOptions & { pin?: string; upgradeOfFile?: boolean },
+  ): Promise<KeychainItem[]>;
   /** Unlocks; a wrong passphrase is `presence_failed` (scrypt's cost is the throttle). `locked` → `unlocked`. */
   unlock(passphrase: string, options?: UnlockOptions): Promise<void>;
   /** Zeroes and drops every key; listeners hear why. Safe when already locked. */
@@ -128,7 +150,10 @@ export interface Vault {
 
 /** `locked`, in the person's words: what to do to unlock. */
 export function lockedError(): LinkError {
-  return new LinkError("locked", "Piper Link is locked. Unlock it in its window or with `piper-link unlock` at a terminal, then try again.");
+  return new LinkError(
+    "locked",
+    "Piper Link is locked. Unlock it in its window or with `piper-link unlock` at a terminal, then try again.",
+  );
 }
 
 export function isSealedValue(value: string): boolean {
@@ -159,7 +184,9 @@ export function createVault(options: VaultOptions): Vault {
     failures = parsed?.success ? parsed.data : { failures: 0, lastAt: 0 };
   }
   async function saveFailures(): Promise<void> {
-    await writeFileAtomic(failuresFile, `${JSON.stringify(failures)}\n`).catch((err: unknown) => log.error({ err: String(err) }, "vault: could not record PIN failures"));
+    await writeFileAtomic(failuresFile, `${JSON.stringify(failures)}\n`).catch((err: unknown) =>
+      log.error({ err: String(err) }, "vault: could not record PIN failures"),
+    );
   }
 
   /** Clears the wrong-proof count (a good proof, the person's own unlock, a new vault or PIN) and records it. */
@@ -200,7 +227,8 @@ export function createVault(options: VaultOptions): Vault {
 
   function requirePin(): { kdf: Kdf; hash: Buffer } {
     opened();
-    if (pinVerifier === null) throw new LinkError("presence_failed", "No approval PIN is set; use your passphrase (or set a PIN in Settings).");
+    if (pinVerifier === null)
+      throw new LinkError("presence_failed", "No approval PIN is set; use your passphrase (or set a PIN in Settings).");
     return pinVerifier;
   }
 
@@ -214,10 +242,16 @@ export function createVault(options: VaultOptions): Vault {
     opened();
     if (failures.failures >= PIN_TRIES_ALLOWED) {
       vault.lock("too_many_wrong_pins");
-      throw new LinkError("locked", `Wrong PIN or passphrase ${PIN_TRIES_ALLOWED} times: Piper Link locked itself. Unlock it with your passphrase (in its window, or \`piper-link unlock\` at a terminal).`);
+      throw new LinkError(
+        "locked",
+        `Wrong PIN or passphrase ${PIN_TRIES_ALLOWED} times: Piper Link locked itself. Unlock it with your passphrase (in its window, or \`piper-link unlock\` at a terminal).`,
+      );
     }
     const wait = failures.lastAt + pinBackoffMs(failures.failures) - now();
-    if (wait > 0) throw new LinkError("rate_limited", `Too many wrong tries; try again in ${Math.ceil(wait / 1000)} s.`, { retryable: true });
+    if (wait > 0)
+      throw new LinkError("rate_limited", `Too many wrong tries; try again in ${Math.ceil(wait / 1000)} s.`, {
+        retryable: true,
+      });
     if (await check()) {
       await clearFailures();
       lastPresence = now();
@@ -229,9 +263,15 @@ export function createVault(options: VaultOptions): Vault {
     log.warn({ failures: failures.failures, what }, "vault: a wrong proof of presence");
     if (left <= 0) {
       vault.lock("too_many_wrong_pins");
-      throw new LinkError("locked", `Wrong ${what} ${PIN_TRIES_ALLOWED} times in a row: Piper Link locked itself. Unlock it with your passphrase.`);
+      throw new LinkError(
+        "locked",
+        `Wrong ${what} ${PIN_TRIES_ALLOWED} times in a row: Piper Link locked itself. Unlock it with your passphrase.`,
+      );
     }
-    throw new LinkError("presence_failed", `Wrong ${what} — ${left} ${left === 1 ? "try" : "tries"} left before Piper Link locks.`);
+    throw new LinkError(
+      "presence_failed",
+      `Wrong ${what} — ${left} ${left === 1 ? "try" : "tries"} left before Piper Link locks.`,
+    );
   }
 
   const vault: Vault = {
@@ -264,7 +304,10 @@ export function createVault(options: VaultOptions): Vault {
       if (state === "unlocked") return state;
       // The file keychain cannot be read without the passphrase: its file existing means a vault does.
       if (keychain.backend === "file") {
-        const exists = await fs.stat(path.join(options.dataDir, "keychain.enc")).then(() => true, () => false);
+        const exists = await fs.stat(path.join(options.dataDir, "keychain.enc")).then(
+          () => true,
+          () => false,
+        );
         state = exists ? "locked" : "new";
       } else {
         state = (await keychain.get("vault")) === null ? "new" : "locked";
@@ -272,7 +315,8 @@ export function createVault(options: VaultOptions): Vault {
       return state;
     },
     async create(passphrase, opts = {}) {
-      if (state !== "new") throw new LinkError("conflict", "Piper Link already has a passphrase; unlock with it instead.");
+      if (state !== "new")
+        throw new LinkError("conflict", "Piper Link already has a passphrase; unlock with it instead.");
       // The passphrase of an existing keychain file is kept as it is: it already protects the keys.
       const weak = opts.upgradeOfFile === true ? null : passphraseWeakness(passphrase);
       if (weak !== null) throw new LinkError("bad_request", weak);
@@ -312,7 +356,11 @@ export function createVault(options: VaultOptions): Vault {
     },
     async unlock(passphrase, opts = {}) {
       if (state === "unlocked") return;
-      if (state === "new") throw new LinkError("conflict", "Piper Link has no passphrase yet; choose one first (the window asks, or `piper-link unlock` at a terminal).");
+      if (state === "new")
+        throw new LinkError(
+          "conflict",
+          "Piper Link has no passphrase yet; choose one first (the window asks, or `piper-link unlock` at a terminal).",
+        );
       options.shareWithFileKeychain?.(passphrase);
       let text: string | null;
       try {
@@ -321,7 +369,8 @@ export function createVault(options: VaultOptions): Vault {
         options.shareWithFileKeychain?.(null);
         keychain.forgetKey?.();
         // The file keychain refuses a wrong passphrase before the vault sees it.
-        if (err instanceof LinkError && err.code === "keychain_locked" && keychain.backend === "file") throw new LinkError("presence_failed", "That passphrase does not unlock Piper Link.");
+        if (err instanceof LinkError && err.code === "keychain_locked" && keychain.backend === "file")
+          throw new LinkError("presence_failed", "That passphrase does not unlock Piper Link.");
         throw err;
       }
       if (text === null && keychain.backend === "file") {
@@ -330,13 +379,27 @@ export function createVault(options: VaultOptions): Vault {
         await vault.create(passphrase, { ...opts, upgradeOfFile: true });
         return;
       }
-      if (text === null) throw new LinkError("keychain_unavailable", "The vault record is missing from the keychain; Piper Link cannot unlock.");
+      if (text === null)
+        throw new LinkError(
+          "keychain_unavailable",
+          "The vault record is missing from the keychain; Piper Link cannot unlock.",
+        );
       const record = RecordSchema.safeParse(safeJson(text));
-      if (!record.success) throw new LinkError("keychain_unavailable", "The vault record in the keychain is not one this Piper Link can read (changed, or written by a newer version).");
+      if (!record.success)
+        throw new LinkError(
+          "keychain_unavailable",
+          "The vault record in the keychain is not one this Piper Link can read (changed, or written by a newer version).",
+        );
       const { box, ...h } = record.data;
       // Wrong passphrases are slowed (never locked out: the person's own unlock must stay possible).
-      const wait = Math.min(failures.lastAt + pinBackoffMs(Math.max(0, failures.failures - FREE_UNLOCK_TRIES)) - now(), UNLOCK_WAIT_CAP_MS);
-      if (wait > 0) throw new LinkError("rate_limited", `Too many wrong tries; try again in ${Math.ceil(wait / 1000)} s.`, { retryable: true });
+      const wait = Math.min(
+        failures.lastAt + pinBackoffMs(Math.max(0, failures.failures - FREE_UNLOCK_TRIES)) - now(),
+        UNLOCK_WAIT_CAP_MS,
+      );
+      if (wait > 0)
+        throw new LinkError("rate_limited", `Too many wrong tries; try again in ${Math.ceil(wait / 1000)} s.`, {
+          retryable: true,
+        });
       const key = await deriveKey(passphrase, h.kdf);
       const plain = open(key, box, aadOf(h));
       if (plain === null) {
@@ -349,7 +412,11 @@ export function createVault(options: VaultOptions): Vault {
       }
       const parsed = PayloadSchema.safeParse(safeJson(plain.toString("utf8")));
       plain.fill(0);
-      if (!parsed.success) throw new LinkError("keychain_unavailable", "The vault opened but its content is not one this Piper Link can read.");
+      if (!parsed.success)
+        throw new LinkError(
+          "keychain_unavailable",
+          "The vault opened but its content is not one this Piper Link can read.",
+        );
       header = h;
       kek = key;
       applyPayload(parsed.data);
@@ -414,7 +481,11 @@ export function createVault(options: VaultOptions): Vault {
     },
     async checkPassphrase(passphrase) {
       opened();
-      if (unattended) throw new LinkError("presence_failed", "Piper Link was unlocked from a passphrase file, so the passphrase cannot prove you are here; use your PIN or a passkey.");
+      if (unattended)
+        throw new LinkError(
+          "presence_failed",
+          "Piper Link was unlocked from a passphrase file, so the passphrase cannot prove you are here; use your PIN or a passkey.",
+        );
       return vault.checkPassphraseUnattended(passphrase);
     },
     checkPassphraseUnattended(passphrase) {
@@ -426,7 +497,8 @@ export function createVault(options: VaultOptions): Vault {
     },
     async setPin(pin) {
       opened();
-      if (!PinSchema.safeParse(pin).success) throw new LinkError("bad_request", `Choose a PIN of at least ${PIN_MIN_LENGTH} digits (digits only).`);
+      if (!PinSchema.safeParse(pin).success)
+        throw new LinkError("bad_request", `Choose a PIN of at least ${PIN_MIN_LENGTH} digits (digits only).`);
       await updatePayload({ pin: await pinVerifierFor(pin) });
       await clearFailures();
     },

@@ -1,6 +1,17 @@
 /** The small design system of the window: buttons, banners, dialogs, empty states, tables. */
 import { CircleCheck, LoaderCircle, TriangleAlert, X, type LucideIcon } from "lucide-react";
-import { createContext, Fragment, useCallback, useContext, useEffect, useId, useRef, useState, type ButtonHTMLAttributes, type ReactNode } from "react";
+import {
+  createContext,
+  Fragment,
+  useCallback,
+  useContext,
+  useEffect,
+  useId,
+  useRef,
+  useState,
+  type ButtonHTMLAttributes,
+  type ReactNode,
+} from "react";
 import { localDateTime, relativeTime } from "../../../shared/wording.js";
 import type { UiError } from "../link-context.js";
 import s from "./ui.module.css";
@@ -16,10 +27,23 @@ export function Button({
   className,
   disabled,
   ...rest
-}: ButtonHTMLAttributes<HTMLButtonElement> & { variant?: Variant; small?: boolean; busy?: boolean; icon?: LucideIcon }) {
-  const classes = [s.button, variant !== "default" ? s[variant] : undefined, small ? s.small : undefined, className].filter(Boolean).join(" ");
+}: ButtonHTMLAttributes<HTMLButtonElement> & {
+  variant?: Variant;
+  small?: boolean;
+  busy?: boolean;
+  icon?: LucideIcon;
+}) {
+  const classes = [s.button, variant !== "default" ? s[variant] : undefined, small ? s.small : undefined, className]
+    .filter(Boolean)
+    .join(" ");
   return (
-    <button type="button" className={classes} disabled={disabled === true || busy} aria-busy={busy || undefined} {...rest}>
+    <button
+      type="button"
+      className={classes}
+      disabled={disabled === true || busy}
+      aria-busy={busy || undefined}
+      {...rest}
+    >
       {busy ? <Spinner size={14} /> : Icon ? <Icon size={15} aria-hidden="true" /> : null}
       {children}
     </button>
@@ -27,7 +51,15 @@ export function Button({
 }
 
 export function Spinner({ size = 16, label }: { size?: number; label?: string }) {
-  return <LoaderCircle size={size} className={s.spinner} aria-hidden={label === undefined} aria-label={label} role={label === undefined ? undefined : "img"} />;
+  return (
+    <LoaderCircle
+      size={size}
+      className={s.spinner}
+      aria-hidden={label === undefined}
+      aria-label={label}
+      role={label === undefined ? undefined : "img"}
+    />
+  );
 }
 
 export function Loading({ what }: { what: string }) {
@@ -68,9 +100,20 @@ export function ErrorBanner({ error, onDismiss }: { error: UiError; onDismiss?: 
   );
 }
 
-export function Banner({ tone, icon: Icon, children }: { tone: "warning" | "info"; icon: LucideIcon; children: ReactNode }) {
+export function Banner({
+  tone,
+  icon: Icon,
+  children,
+}: {
+  tone: "warning" | "info";
+  icon: LucideIcon;
+  children: ReactNode;
+}) {
   return (
-    <div className={`${s.banner ?? ""} ${tone === "warning" ? (s.bannerWarning ?? "") : (s.bannerInfo ?? "")}`} role="status">
+    <div
+      className={`${s.banner ?? ""} ${tone === "warning" ? (s.bannerWarning ?? "") : (s.bannerInfo ?? "")}`}
+      role="status"
+    >
       <Icon size={18} aria-hidden="true" />
       <div>{children}</div>
     </div>
@@ -99,8 +142,22 @@ export function PageHeader({ title, subtitle, actions }: { title: string; subtit
   );
 }
 
-export function Badge({ tone = "neutral", children, label }: { tone?: "neutral" | "accent" | "success" | "danger" | "warning"; children: ReactNode; label?: string }) {
-  const toneClass = { neutral: undefined, accent: s.badgeAccent, success: s.badgeSuccess, danger: s.badgeDanger, warning: s.badgeWarning }[tone];
+export function Badge({
+  tone = "neutral",
+  children,
+  label,
+}: {
+  tone?: "neutral" | "accent" | "success" | "danger" | "warning";
+  children: ReactNode;
+  label?: string;
+}) {
+  const toneClass = {
+    neutral: undefined,
+    accent: s.badgeAccent,
+    success: s.badgeSuccess,
+    danger: s.badgeDanger,
+    warning: s.badgeWarning,
+  }[tone];
   return (
     <span className={[s.badge, toneClass].filter(Boolean).join(" ")} aria-label={label}>
       {children}
@@ -115,7 +172,21 @@ export function Badge({ tone = "neutral", children, label }: { tone?: "neutral" 
  * of the dialog); `error`, when given, sits just above the actions, so it is seen where the person
  * is about to click, whatever the body's scroll position.
  */
-export function Dialog({ title, onClose, children, actions, onSubmit, error }: { title: string; onClose: () => void; children: ReactNode; actions: ReactNode; onSubmit?: () => void; error?: UiError | null | undefined }) {
+export function Dialog({
+  title,
+  onClose,
+  children,
+  actions,
+  onSubmit,
+  error,
+}: {
+  title: string;
+  onClose: () => void;
+  children: ReactNode;
+  actions: ReactNode;
+  onSubmit?: () => void;
+  error?: UiError | null | undefined;
+}) {
   const ref = useRef<HTMLDialogElement>(null);
   const titleId = useId();
   useEffect(() => {
@@ -182,7 +253,23 @@ export function TableHead({ columns, actions = false }: { columns: string[]; act
 }
 
 /** "Are you sure?" for a destructive action: Cancel has the focus, the action is one step away. */
-export function ConfirmDialog({ title, action, icon, busy, onConfirm, onCancel, children }: { title: string; action: string; icon: LucideIcon; busy: boolean; onConfirm: () => void; onCancel: () => void; children: ReactNode }) {
+export function ConfirmDialog({
+  title,
+  action,
+  icon,
+  busy,
+  onConfirm,
+  onCancel,
+  children,
+}: {
+  title: string;
+  action: string;
+  icon: LucideIcon;
+  busy: boolean;
+  onConfirm: () => void;
+  onCancel: () => void;
+  children: ReactNode;
+}) {
   return (
     <Dialog
       title={title}
@@ -204,7 +291,19 @@ export function ConfirmDialog({ title, action, icon, busy, onConfirm, onCancel, 
   );
 }
 
-export function Field({ label, hint, error, children, id }: { label: string; hint?: string | undefined; error?: string | null; children: ReactNode; id: string }) {
+export function Field({
+  label,
+  hint,
+  error,
+  children,
+  id,
+}: {
+  label: string;
+  hint?: string | undefined;
+  error?: string | null;
+  children: ReactNode;
+  id: string;
+}) {
   return (
     <div className={s.field}>
       <label htmlFor={id}>{label}</label>

@@ -5,7 +5,19 @@ import type { AuditProgram, AuditView } from "../../../shared/authority.js";
 import type { CallAudit } from "../../../shared/calls.js";
 import { displayOptional, displayText } from "../../../shared/display.js";
 import { describeAction, describeActor, describeOutcome } from "../../../shared/wording.js";
-import { Breakable, Button, EmptyState, ErrorBanner, Field, Loading, PageHeader, TableHead, TableRegion, Time, ui } from "../components/ui.js";
+import {
+  Breakable,
+  Button,
+  EmptyState,
+  ErrorBanner,
+  Field,
+  Loading,
+  PageHeader,
+  TableHead,
+  TableRegion,
+  Time,
+  ui,
+} from "../components/ui.js";
 import { baseName } from "../format.js";
 import { useNow } from "../hooks.js";
 import { useLinkAction, useLinkApi, useLinkData } from "../link-context.js";
@@ -34,11 +46,18 @@ function lowerFirst(text: string): string {
 function ProgramCell({ program }: { program: AuditProgram | null }) {
   if (program === null) return <span className={ui.muted}>—</span>;
   const paths = [program.executable, program.script].filter((p): p is string => p !== null && p !== "[inline]");
-  const name = [program.executable === null ? "unknown program" : baseName(program.executable), program.script === null ? null : program.script === "[inline]" ? "inline code" : baseName(program.script)].filter((n) => n !== null).join(" ");
+  const name = [
+    program.executable === null ? "unknown program" : baseName(program.executable),
+    program.script === null ? null : program.script === "[inline]" ? "inline code" : baseName(program.script),
+  ]
+    .filter((n) => n !== null)
+    .join(" ");
   return (
     <div className={s.programCell}>
       <strong>{displayText(name, 120)}</strong>
-      {program.pid !== null ? <span className={`${ui.muted ?? ""} ${s.nowrap ?? ""}`}> · pid {program.pid}</span> : null}
+      {program.pid !== null ? (
+        <span className={`${ui.muted ?? ""} ${s.nowrap ?? ""}`}> · pid {program.pid}</span>
+      ) : null}
       {paths.map((p) => (
         <div key={p} className={`${ui.mono ?? ""} ${ui.muted ?? ""}`}>
           <Breakable text={displayText(p, 300)} />
@@ -83,7 +102,11 @@ export function ActivityScreen() {
   const [cursor, setCursor] = useState<string | null | undefined>(undefined);
   const action = useLinkAction();
   // A timed approval reads "approved for 1 hour": its length is its grant's (expiresAt - createdAt).
-  const grants = useLinkData((a) => a.listGrants({ all: true }), (e) => e.kind === "authority" && e.event.type === "grant.changed", []);
+  const grants = useLinkData(
+    (a) => a.listGrants({ all: true }),
+    (e) => e.kind === "authority" && e.event.type === "grant.changed",
+    [],
+  );
   const grantsById = new Map((grants.data ?? []).map((g) => [g.id, g]));
   // The newest page follows every change live; older pages are fetched on request.
   const first = useLinkData(
@@ -109,7 +132,10 @@ export function ActivityScreen() {
   const events = [...(first.data?.events ?? []), ...older];
   return (
     <section>
-      <PageHeader title="Activity" subtitle="Every request, decision, delivery and change, newest first. Secret values are never logged." />
+      <PageHeader
+        title="Activity"
+        subtitle="Every request, decision, delivery and change, newest first. Secret values are never logged."
+      />
       <form
         className={s.toolbar}
         role="search"
@@ -124,16 +150,44 @@ export function ActivityScreen() {
         }}
       >
         <Field label="Agent client ID" id={`${id}-agent`}>
-          <input id={`${id}-agent`} className={ui.input} value={agent} onChange={(e) => setAgent(e.target.value)} placeholder="any agent" spellCheck={false} />
+          <input
+            id={`${id}-agent`}
+            className={ui.input}
+            value={agent}
+            onChange={(e) => setAgent(e.target.value)}
+            placeholder="any agent"
+            spellCheck={false}
+          />
         </Field>
         <Field label="Variable" id={`${id}-variable`}>
-          <input id={`${id}-variable`} className={ui.input} value={variable} onChange={(e) => setVariable(e.target.value)} placeholder="any variable" spellCheck={false} />
+          <input
+            id={`${id}-variable`}
+            className={ui.input}
+            value={variable}
+            onChange={(e) => setVariable(e.target.value)}
+            placeholder="any variable"
+            spellCheck={false}
+          />
         </Field>
         <Field label="Secret" id={`${id}-secret`}>
-          <input id={`${id}-secret`} className={ui.input} value={secret} onChange={(e) => setSecret(e.target.value)} placeholder="any secret" spellCheck={false} />
+          <input
+            id={`${id}-secret`}
+            className={ui.input}
+            value={secret}
+            onChange={(e) => setSecret(e.target.value)}
+            placeholder="any secret"
+            spellCheck={false}
+          />
         </Field>
         <Field label="Called host" id={`${id}-host`}>
-          <input id={`${id}-host`} className={ui.input} value={host} onChange={(e) => setHost(e.target.value)} placeholder="any host" spellCheck={false} />
+          <input
+            id={`${id}-host`}
+            className={ui.input}
+            value={host}
+            onChange={(e) => setHost(e.target.value)}
+            placeholder="any host"
+            spellCheck={false}
+          />
         </Field>
         <Button type="submit" icon={Search}>
           Filter
@@ -145,7 +199,11 @@ export function ActivityScreen() {
         <Loading what="activity" />
       ) : events.length === 0 ? (
         <EmptyState icon={History} title="No activity yet">
-          <p>{Object.keys(filter).length > 0 ? "Nothing matches this filter." : "Requests, approvals and deliveries are recorded here as they happen."}</p>
+          <p>
+            {Object.keys(filter).length > 0
+              ? "Nothing matches this filter."
+              : "Requests, approvals and deliveries are recorded here as they happen."}
+          </p>
         </EmptyState>
       ) : (
         <>
@@ -161,23 +219,40 @@ export function ActivityScreen() {
                     <td data-label="What">
                       {describeAction(e.action, e.grantId === null ? undefined : grantsById.get(e.grantId))}
                       {/* An agent acting on its own request is "the agent"; its ID is in the Agent column already. */}
-                      <div className={`${ui.muted ?? ""} ${s.small ?? ""}`}>by {e.agentClientId !== null && e.actor === `agent:${e.agentClientId}` ? "the agent" : lowerFirst(displayText(describeActor(e.actor), 80))}</div>
+                      <div className={`${ui.muted ?? ""} ${s.small ?? ""}`}>
+                        by{" "}
+                        {e.agentClientId !== null && e.actor === `agent:${e.agentClientId}`
+                          ? "the agent"
+                          : lowerFirst(displayText(describeActor(e.actor), 80))}
+                      </div>
                     </td>
                     <td data-label="Agent" className={ui.mono} data-empty={e.agentClientId === null || undefined}>
                       <Breakable text={displayOptional(e.agentClientId, 80) ?? "—"} />
                     </td>
-                    <td data-label="Program" className={s.programColumn} data-empty={e.program === null || e.program === undefined || undefined}>
+                    <td
+                      data-label="Program"
+                      className={s.programColumn}
+                      data-empty={e.program === null || e.program === undefined || undefined}
+                    >
                       <ProgramCell program={e.program ?? null} />
                     </td>
-                    <td data-label="Secret" className={ui.mono} data-empty={(e.variable === null && e.secretName === null) || undefined}>
+                    <td
+                      data-label="Secret"
+                      className={ui.mono}
+                      data-empty={(e.variable === null && e.secretName === null) || undefined}
+                    >
                       <SecretCell variable={e.variable} secretName={e.secretName} />
                     </td>
-                    <td data-label="Outcome" className={s.outcomeColumn}>{describeOutcome(e, grantsById)}</td>
+                    <td data-label="Outcome" className={s.outcomeColumn}>
+                      {describeOutcome(e, grantsById)}
+                    </td>
                     <td data-label="Call" data-empty={e.call === null || e.call === undefined || undefined}>
                       {e.call ? (
                         <>
                           <span className={ui.mono}>
-                            <Breakable text={`${e.call.method} ${displayText(e.call.host, 300)}${displayText(e.call.path, 300)}`} />
+                            <Breakable
+                              text={`${e.call.method} ${displayText(e.call.host, 300)}${displayText(e.call.path, 300)}`}
+                            />
                           </span>
                           <div className={`${ui.muted ?? ""} ${s.small ?? ""}`}>{callAnswer(e.call)}</div>
                         </>

@@ -11,7 +11,15 @@ import type { ApproveBody, RequestView } from "../../../shared/authority.js";
 import { displayOptional, displayText } from "../../../shared/display.js";
 import { LinkError } from "../../../shared/errors.js";
 import { endOfDay } from "../../../shared/grant-terms-text.js";
-import { DestinationRuleSchema, GrantModeSchema, GrantPolicySchema, SESSION_MAX_MS, type DestinationRule, type GrantMode, type GrantPolicy } from "../../../shared/grant-terms.js";
+import {
+  DestinationRuleSchema,
+  GrantModeSchema,
+  GrantPolicySchema,
+  SESSION_MAX_MS,
+  type DestinationRule,
+  type GrantMode,
+  type GrantPolicy,
+} from "../../../shared/grant-terms.js";
 import { inlineCode, sessionKey, type PeerProcess } from "../../../shared/process.js";
 import { programNotes } from "../../../shared/wording.js";
 import { Banner, Field, ui } from "../components/ui.js";
@@ -61,7 +69,8 @@ export function VerifiedProgram({ process: p }: { process: PeerProcess | null })
       ) : null}
       <dt>Program</dt>
       <dd title={displayOptional(p.executable, 300) ?? undefined}>
-        <strong>{displayText(baseName(p.executable))}</strong> <span className={ui.muted}>{displayOptional(p.executable, 300) ?? "path unknown"}</span>
+        <strong>{displayText(baseName(p.executable))}</strong>{" "}
+        <span className={ui.muted}>{displayOptional(p.executable, 300) ?? "path unknown"}</span>
       </dd>
       {p.script ? (
         <>
@@ -198,7 +207,9 @@ export function termsBody(t: TermsChoice): Omit<ApproveBody, "secretName"> {
     case "program":
     case "client": {
       const scope: ApproveBody["scope"] =
-        t.lifetime === "until_revoked" ? { kind: "until_revoked" } : { kind: "duration", durationMs: t.lifetime === "12h" ? SESSION_MAX_MS : durationOf(t.hours) };
+        t.lifetime === "until_revoked"
+          ? { kind: "until_revoked" }
+          : { kind: "duration", durationMs: t.lifetime === "12h" ? SESSION_MAX_MS : durationOf(t.hours) };
       return { scope, binding: t.binding, ...extra };
     }
   }
@@ -206,23 +217,40 @@ export function termsBody(t: TermsChoice): Omit<ApproveBody, "secretName"> {
 
 function durationOf(hours: string): number {
   const n = Number(hours);
-  if (!/^\d{1,4}$/.test(hours.trim()) || n < 1 || n > 366 * 24) throw new LinkError("bad_request", "Enter a duration from 1 to 8784 hours.");
+  if (!/^\d{1,4}$/.test(hours.trim()) || n < 1 || n > 366 * 24)
+    throw new LinkError("bad_request", "Enter a duration from 1 to 8784 hours.");
   return n * 3600_000;
 }
 
 function modeOf(t: TermsChoice): GrantMode {
   if (!t.useOnly) return { kind: "read" };
-  const hosts = t.hosts.split(/[\s,]+/).filter((h) => h.length > 0).map((h) => h.toLowerCase());
-  if (hosts.length === 0) throw new LinkError("bad_request", "Name at least one host the secret may be sent to, e.g. api.example.com.");
+  const hosts = t.hosts
+    .split(/[\s,]+/)
+    .filter((h) => h.length > 0)
+    .map((h) => h.toLowerCase());
+  if (hosts.length === 0)
+    throw new LinkError("bad_request", "Name at least one host the secret may be sent to, e.g. api.example.com.");
   const rules: Array<Omit<DestinationRule, "host">> = [];
-  for (const line of t.rules.split("\n").map((l) => l.trim()).filter((l) => l.length > 0)) {
+  for (const line of t.rules
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l.length > 0)) {
     const m = /^(?:([A-Za-z]{1,16})\s+)?(\/\S*)$/.exec(line);
-    if (m?.[2] === undefined) throw new LinkError("bad_request", `The rule “${displayText(line, 80)}” is not METHOD /path (e.g. GET /v1/charges*).`);
+    if (m?.[2] === undefined)
+      throw new LinkError(
+        "bad_request",
+        `The rule “${displayText(line, 80)}” is not METHOD /path (e.g. GET /v1/charges*).`,
+      );
     rules.push(m[1] ? { method: m[1].toUpperCase(), path: m[2] } : { path: m[2] });
   }
-  const destinations = rules.length === 0 ? hosts.map((host) => ({ host })) : hosts.flatMap((host) => rules.map((r) => ({ host, ...r })));
+  const destinations =
+    rules.length === 0 ? hosts.map((host) => ({ host })) : hosts.flatMap((host) => rules.map((r) => ({ host, ...r })));
   for (const d of destinations) {
-    if (!DestinationRuleSchema.safeParse(d).success) throw new LinkError("bad_request", `“${displayText(d.host, 80)}” is not a host name (e.g. api.example.com or *.example.com).`);
+    if (!DestinationRuleSchema.safeParse(d).success)
+      throw new LinkError(
+        "bad_request",
+        `“${displayText(d.host, 80)}” is not a host name (e.g. api.example.com or *.example.com).`,
+      );
   }
   const mode = GrantModeSchema.safeParse({ kind: "use", destinations });
   if (!mode.success) throw new LinkError("bad_request", "At most 32 destinations (hosts times rules).");
@@ -243,14 +271,24 @@ export interface PolicyDraft {
 
 /** No limits; when switched on, 9–17 on weekdays in the browser's time zone. */
 export function emptyPolicyDraft(): PolicyDraft {
-  return { on: false, fromHour: "", toHour: "", weekdays: [false, false, false, false, false, false, false], timeZone: Intl.DateTimeFormat().resolvedOptions().timeZone, maxPerHour: "", maxPerDay: "", ends: "" };
+  return {
+    on: false,
+    fromHour: "",
+    toHour: "",
+    weekdays: [false, false, false, false, false, false, false],
+    timeZone: Intl.DateTimeFormat().resolvedOptions().timeZone,
+    maxPerHour: "",
+    maxPerDay: "",
+    ends: "",
+  };
 }
 
 /** The form state for an existing policy (Grants' "Edit limits"). */
 export function policyDraftOf(p: GrantPolicy | null | undefined): PolicyDraft {
   const d = emptyPolicyDraft();
   if (p === null || p === undefined) return d;
-  const ends = p.endsAt === undefined ? "" : new Date(p.endsAt - 1).toLocaleDateString("en-CA", { timeZone: p.timeZone });
+  const ends =
+    p.endsAt === undefined ? "" : new Date(p.endsAt - 1).toLocaleDateString("en-CA", { timeZone: p.timeZone });
   return {
     on: true,
     fromHour: p.hours ? String(p.hours.fromHour) : "",
@@ -272,16 +310,21 @@ export function policyOf(d: PolicyDraft): GrantPolicy | null {
   const num = (v: string): number | undefined => (v.trim() === "" ? undefined : Number(v));
   const from = num(d.fromHour);
   const to = num(d.toHour);
-  if ((from === undefined) !== (to === undefined)) throw new LinkError("bad_request", "Give both hours (from and to), or neither.");
+  if ((from === undefined) !== (to === undefined))
+    throw new LinkError("bad_request", "Give both hours (from and to), or neither.");
   const weekdays = d.weekdays.flatMap((on, i) => (on ? [i] : []));
   const timeZone = d.timeZone.trim();
   try {
     new Intl.DateTimeFormat("en-US", { timeZone });
   } catch {
-    throw new LinkError("bad_request", `Unknown time zone “${displayText(timeZone, 64)}”; use a name such as Europe/Berlin.`);
+    throw new LinkError(
+      "bad_request",
+      `Unknown time zone “${displayText(timeZone, 64)}”; use a name such as Europe/Berlin.`,
+    );
   }
   const endDate = /^(\d{4})-(\d{2})-(\d{2})$/.exec(d.ends.trim());
-  if (d.ends.trim() !== "" && endDate === null) throw new LinkError("bad_request", "Give the end date as a date (YYYY-MM-DD).");
+  if (d.ends.trim() !== "" && endDate === null)
+    throw new LinkError("bad_request", "Give the end date as a date (YYYY-MM-DD).");
   const maxHour = num(d.maxPerHour);
   const maxDay = num(d.maxPerDay);
   const draft = {
@@ -290,11 +333,18 @@ export function policyOf(d: PolicyDraft): GrantPolicy | null {
     ...(from !== undefined && to !== undefined ? { hours: { fromHour: from, toHour: to } } : {}),
     ...(maxHour !== undefined ? { maxUsesPerHour: maxHour } : {}),
     ...(maxDay !== undefined ? { maxUsesPerDay: maxDay } : {}),
-    ...(endDate !== null ? { endsAt: endOfDay({ year: Number(endDate[1]), month: Number(endDate[2]), day: Number(endDate[3]) }, timeZone) } : {}),
+    ...(endDate !== null
+      ? { endsAt: endOfDay({ year: Number(endDate[1]), month: Number(endDate[2]), day: Number(endDate[3]) }, timeZone) }
+      : {}),
   };
   const parsed = GrantPolicySchema.safeParse(draft);
-  if (!parsed.success) throw new LinkError("bad_request", "Limits: hours are whole numbers 0–24, uses per hour or day whole numbers of at least 1.");
-  if (parsed.data.hours !== undefined && parsed.data.hours.toHour <= parsed.data.hours.fromHour) throw new LinkError("bad_request", "The allowed hours must end after they start.");
+  if (!parsed.success)
+    throw new LinkError(
+      "bad_request",
+      "Limits: hours are whole numbers 0–24, uses per hour or day whole numbers of at least 1.",
+    );
+  if (parsed.data.hours !== undefined && parsed.data.hours.toHour <= parsed.data.hours.fromHour)
+    throw new LinkError("bad_request", "The allowed hours must end after they start.");
   if (Object.keys(parsed.data).length === 1) return null;
   return parsed.data;
 }
@@ -302,40 +352,92 @@ export function policyOf(d: PolicyDraft): GrantPolicy | null {
 const WEEKDAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
 
 /** The policy limits form: hours and weekdays in a time zone, uses per hour and day, an end date. */
-export function PolicyFields({ id, draft, onChange }: { id: string; draft: PolicyDraft; onChange: (d: PolicyDraft) => void }) {
+export function PolicyFields({
+  id,
+  draft,
+  onChange,
+}: {
+  id: string;
+  draft: PolicyDraft;
+  onChange: (d: PolicyDraft) => void;
+}) {
   const set = (change: Partial<PolicyDraft>): void => onChange({ ...draft, ...change });
   return (
     <fieldset className={s.scopes}>
       <legend>Limits</legend>
       <label className={s.checkbox}>
-        <input type="checkbox" checked={draft.on} onChange={(e) => set({ on: e.target.checked })} /> Limit when and how often it may be used
+        <input type="checkbox" checked={draft.on} onChange={(e) => set({ on: e.target.checked })} /> Limit when and how
+        often it may be used
       </label>
       {draft.on ? (
         <div className={s.termsGrid}>
           <Field label="From hour (0–23)" id={`${id}-from`}>
-            <input id={`${id}-from`} className={ui.input} inputMode="numeric" value={draft.fromHour} onChange={(e) => set({ fromHour: e.target.value })} placeholder="9" />
+            <input
+              id={`${id}-from`}
+              className={ui.input}
+              inputMode="numeric"
+              value={draft.fromHour}
+              onChange={(e) => set({ fromHour: e.target.value })}
+              placeholder="9"
+            />
           </Field>
           <Field label="To hour (1–24)" id={`${id}-to`}>
-            <input id={`${id}-to`} className={ui.input} inputMode="numeric" value={draft.toHour} onChange={(e) => set({ toHour: e.target.value })} placeholder="17" />
+            <input
+              id={`${id}-to`}
+              className={ui.input}
+              inputMode="numeric"
+              value={draft.toHour}
+              onChange={(e) => set({ toHour: e.target.value })}
+              placeholder="17"
+            />
           </Field>
           <Field label="Time zone" id={`${id}-tz`}>
-            <input id={`${id}-tz`} className={ui.input} value={draft.timeZone} onChange={(e) => set({ timeZone: e.target.value })} spellCheck={false} />
+            <input
+              id={`${id}-tz`}
+              className={ui.input}
+              value={draft.timeZone}
+              onChange={(e) => set({ timeZone: e.target.value })}
+              spellCheck={false}
+            />
           </Field>
           <div className={s.weekdays} role="group" aria-label="Allowed weekdays (none checked: every day)">
             {WEEKDAYS.map((name, i) => (
               <label key={name} className={s.checkbox}>
-                <input type="checkbox" checked={draft.weekdays[i] ?? false} onChange={(e) => set({ weekdays: draft.weekdays.map((v, j) => (j === i ? e.target.checked : v)) })} /> {name}
+                <input
+                  type="checkbox"
+                  checked={draft.weekdays[i] ?? false}
+                  onChange={(e) => set({ weekdays: draft.weekdays.map((v, j) => (j === i ? e.target.checked : v)) })}
+                />{" "}
+                {name}
               </label>
             ))}
           </div>
           <Field label="At most uses per hour" id={`${id}-per-hour`}>
-            <input id={`${id}-per-hour`} className={ui.input} inputMode="numeric" value={draft.maxPerHour} onChange={(e) => set({ maxPerHour: e.target.value })} />
+            <input
+              id={`${id}-per-hour`}
+              className={ui.input}
+              inputMode="numeric"
+              value={draft.maxPerHour}
+              onChange={(e) => set({ maxPerHour: e.target.value })}
+            />
           </Field>
           <Field label="At most uses per day" id={`${id}-per-day`}>
-            <input id={`${id}-per-day`} className={ui.input} inputMode="numeric" value={draft.maxPerDay} onChange={(e) => set({ maxPerDay: e.target.value })} />
+            <input
+              id={`${id}-per-day`}
+              className={ui.input}
+              inputMode="numeric"
+              value={draft.maxPerDay}
+              onChange={(e) => set({ maxPerDay: e.target.value })}
+            />
           </Field>
           <Field label="Ends after (date)" id={`${id}-ends`}>
-            <input id={`${id}-ends`} className={ui.input} type="date" value={draft.ends} onChange={(e) => set({ ends: e.target.value })} />
+            <input
+              id={`${id}-ends`}
+              className={ui.input}
+              type="date"
+              value={draft.ends}
+              onChange={(e) => set({ ends: e.target.value })}
+            />
           </Field>
         </div>
       ) : null}
@@ -346,7 +448,11 @@ export function PolicyFields({ id, draft, onChange }: { id: string; draft: Polic
 const BINDINGS: Array<{ value: Exclude<BindingChoice, "client">; label: string; hint: string }> = [
   { value: "once", label: "Once", hint: "This one delivery; the next call asks again." },
   { value: "process", label: "While this process runs", hint: "Ends when this process exits." },
-  { value: "session", label: "For this terminal session", hint: "This program in this terminal; ends when the terminal closes, after 10 idle minutes or 12 hours." },
+  {
+    value: "session",
+    label: "For this terminal session",
+    hint: "This program in this terminal; ends when the terminal closes, after 10 idle minutes or 12 hours.",
+  },
   { value: "program", label: "For this program", hint: "This executable, script and folder, in any terminal." },
 ];
 
@@ -363,8 +469,14 @@ export function TermsFields({ id, t }: { id: string; t: TermsChoice }) {
   }, []);
   const who = displayText(t.request.agentName ?? t.request.agentClientId, 80);
   const unavailable = (v: BindingChoice): string | null => {
-    if (v === "process" && !t.canProcess) return t.request.requesterWaits === false ? "It does not wait for your answer, so its process will have ended." : "The requesting process could not be identified.";
-    if (v === "session" && !t.canSession) return t.identified ? "It does not run in a terminal session." : "The requesting program could not be identified.";
+    if (v === "process" && !t.canProcess)
+      return t.request.requesterWaits === false
+        ? "It does not wait for your answer, so its process will have ended."
+        : "The requesting process could not be identified.";
+    if (v === "session" && !t.canSession)
+      return t.identified
+        ? "It does not run in a terminal session."
+        : "The requesting program could not be identified.";
     if (v === "program" && !t.identified) return "The requesting program could not be identified.";
     return null;
   };
@@ -377,7 +489,15 @@ export function TermsFields({ id, t }: { id: string; t: TermsChoice }) {
           const why = unavailable(option.value);
           return (
             <label key={option.value} className={s.scope}>
-              <input type="radio" name={`${id}-binding`} value={option.value} checked={t.binding === option.value} disabled={why !== null} onChange={() => t.setBinding(option.value)} ref={option.value === initial.current ? focusTarget : undefined} />
+              <input
+                type="radio"
+                name={`${id}-binding`}
+                value={option.value}
+                checked={t.binding === option.value}
+                disabled={why !== null}
+                onChange={() => t.setBinding(option.value)}
+                ref={option.value === initial.current ? focusTarget : undefined}
+              />
               <span>
                 {option.label}
                 <small>{why ?? option.hint}</small>
@@ -386,7 +506,13 @@ export function TermsFields({ id, t }: { id: string; t: TermsChoice }) {
           );
         })}
         <label className={s.scope}>
-          <input type="radio" name={`${id}-binding`} value="client" checked={t.binding === "client"} onChange={() => t.setBinding("client")} />
+          <input
+            type="radio"
+            name={`${id}-binding`}
+            value="client"
+            checked={t.binding === "client"}
+            onChange={() => t.setBinding("client")}
+          />
           <span>
             Any program that says it is {who}
             <small>Weakest: not checked against the program you see above.</small>
@@ -395,7 +521,8 @@ export function TermsFields({ id, t }: { id: string; t: TermsChoice }) {
       </fieldset>
       {t.binding === "client" ? (
         <Banner tone="warning" icon={AlertTriangle}>
-          Any program on this machine that calls itself {who} ({displayText(t.request.agentClientId, 80)}) will get this secret, not just the program shown above.
+          Any program on this machine that calls itself {who} ({displayText(t.request.agentClientId, 80)}) will get this
+          secret, not just the program shown above.
         </Banner>
       ) : null}
       {timed ? (
@@ -410,13 +537,26 @@ export function TermsFields({ id, t }: { id: string; t: TermsChoice }) {
               ] as const
             ).map(([value, label]) => (
               <label key={value} className={s.checkbox}>
-                <input type="radio" name={`${id}-lifetime`} value={value} checked={t.lifetime === value} onChange={() => t.setLifetime(value)} /> {label}
+                <input
+                  type="radio"
+                  name={`${id}-lifetime`}
+                  value={value}
+                  checked={t.lifetime === value}
+                  onChange={() => t.setLifetime(value)}
+                />{" "}
+                {label}
               </label>
             ))}
           </div>
           {t.lifetime === "duration" ? (
             <Field label="Number of hours" id={`${id}-hours`}>
-              <input id={`${id}-hours`} className={ui.input} inputMode="numeric" value={t.hours} onChange={(e) => t.setHours(e.target.value)} />
+              <input
+                id={`${id}-hours`}
+                className={ui.input}
+                inputMode="numeric"
+                value={t.hours}
+                onChange={(e) => t.setHours(e.target.value)}
+              />
             </Field>
           ) : null}
         </fieldset>
@@ -425,24 +565,53 @@ export function TermsFields({ id, t }: { id: string; t: TermsChoice }) {
         <legend>What may it do</legend>
         <div className={s.inlineChoices}>
           <label className={s.checkbox}>
-            <input type="radio" name={`${id}-mode`} checked={t.useOnly} onChange={() => t.setUseOnly(true)} /> Use it through Piper Link only
+            <input type="radio" name={`${id}-mode`} checked={t.useOnly} onChange={() => t.setUseOnly(true)} /> Use it
+            through Piper Link only
           </label>
           <label className={s.checkbox}>
-            <input type="radio" name={`${id}-mode`} checked={!t.useOnly} onChange={() => t.setUseOnly(false)} /> Read the value
+            <input type="radio" name={`${id}-mode`} checked={!t.useOnly} onChange={() => t.setUseOnly(false)} /> Read
+            the value
           </label>
         </div>
         {t.call !== null && !t.useOnly ? (
           <Banner tone="warning" icon={AlertTriangle}>
-            It asked only to use the secret in a call to {displayText(t.call.host, 253)}. Reading gives it the value itself, to keep or send anywhere.
+            It asked only to use the secret in a call to {displayText(t.call.host, 253)}. Reading gives it the value
+            itself, to keep or send anywhere.
           </Banner>
         ) : null}
         {t.useOnly ? (
           <>
-            <Field label="Destination hosts" id={`${id}-hosts`} hint="Separated by spaces or commas; *.example.com for subdomains.">
-              <input id={`${id}-hosts`} className={ui.input} value={t.hosts} onChange={(e) => t.setHosts(e.target.value)} spellCheck={false} placeholder="api.example.com" />
+            <Field
+              label="Destination hosts"
+              id={`${id}-hosts`}
+              hint="Separated by spaces or commas; *.example.com for subdomains."
+            >
+              <input
+                id={`${id}-hosts`}
+                className={ui.input}
+                value={t.hosts}
+                onChange={(e) => t.setHosts(e.target.value)}
+                spellCheck={false}
+                placeholder="api.example.com"
+              />
             </Field>
-            <Field label="Method and path rules (optional, one per line)" id={`${id}-rules`} hint={t.call !== null ? "Proposed: only the call it asked for. Empty: any call to these hosts; * matches anything." : "e.g. GET /v1/charges* — * matches anything."}>
-              <textarea id={`${id}-rules`} className={ui.input} rows={2} value={t.rules} onChange={(e) => t.setRules(e.target.value)} spellCheck={false} />
+            <Field
+              label="Method and path rules (optional, one per line)"
+              id={`${id}-rules`}
+              hint={
+                t.call !== null
+                  ? "Proposed: only the call it asked for. Empty: any call to these hosts; * matches anything."
+                  : "e.g. GET /v1/charges* — * matches anything."
+              }
+            >
+              <textarea
+                id={`${id}-rules`}
+                className={ui.input}
+                rows={2}
+                value={t.rules}
+                onChange={(e) => t.setRules(e.target.value)}
+                spellCheck={false}
+              />
             </Field>
           </>
         ) : null}

@@ -11,7 +11,21 @@ import { describeBinding } from "../../../shared/grant-terms.js";
 import { describeMode, describePolicy } from "../../../shared/grant-terms-text.js";
 import { inlineCode } from "../../../shared/process.js";
 import { describeEndReason } from "../../../shared/wording.js";
-import { Badge, Button, ConfirmDialog, Dialog, EmptyState, ErrorBanner, Loading, PageHeader, TableHead, TableRegion, Time, ui, useNotice } from "../components/ui.js";
+import {
+  Badge,
+  Button,
+  ConfirmDialog,
+  Dialog,
+  EmptyState,
+  ErrorBanner,
+  Loading,
+  PageHeader,
+  TableHead,
+  TableRegion,
+  Time,
+  ui,
+  useNotice,
+} from "../components/ui.js";
 import { baseName, describeScope } from "../format.js";
 import { useNow } from "../hooks.js";
 import { isAuthority, useLinkAction, useLinkApi, useLinkData } from "../link-context.js";
@@ -23,7 +37,11 @@ export function GrantsScreen() {
   const api = useLinkApi();
   const now = useNow(15_000);
   const [all, setAll] = useState(false);
-  const grants = useLinkData((a) => a.listGrants({ all }), isAuthority("grant.changed", "request.decided", "secret.changed"), [all]);
+  const grants = useLinkData(
+    (a) => a.listGrants({ all }),
+    isAuthority("grant.changed", "request.decided", "secret.changed"),
+    [all],
+  );
   const [revoking, setRevoking] = useState<GrantView | null>(null);
   const [limiting, setLimiting] = useState<GrantView | null>(null);
   const action = useLinkAction();
@@ -33,7 +51,9 @@ export function GrantsScreen() {
     const done = await action.run("revoke", () => api.revokeGrant({ grantId: g.id }));
     setRevoking(null);
     if (done) {
-      notify(`Revoked: ${displayText(g.agentName ?? g.agentClientId, 80)} no longer gets ${displayText(g.variable.toUpperCase())}.`);
+      notify(
+        `Revoked: ${displayText(g.agentName ?? g.agentClientId, 80)} no longer gets ${displayText(g.variable.toUpperCase())}.`,
+      );
       grants.reload();
     }
   }
@@ -67,29 +87,54 @@ export function GrantsScreen() {
                 <tr key={g.id} data-grant-id={g.id}>
                   <td data-label="Agent">
                     {displayText(g.agentName ?? g.agentClientId, 80)}
-                    {g.agentName !== null ? <div className={`${ui.mono ?? ""} ${ui.muted ?? ""}`}>{displayText(g.agentClientId, 80)}</div> : null}
+                    {g.agentName !== null ? (
+                      <div className={`${ui.mono ?? ""} ${ui.muted ?? ""}`}>{displayText(g.agentClientId, 80)}</div>
+                    ) : null}
                   </td>
                   <td data-label="Variable">
                     <span className={s.variable}>{displayText(g.variable.toUpperCase())}</span>
-                    {g.secretName.toLowerCase() !== g.variable ? <div className={ui.muted}>from {displayText(g.secretName)}</div> : null}
+                    {g.secretName.toLowerCase() !== g.variable ? (
+                      <div className={ui.muted}>from {displayText(g.secretName)}</div>
+                    ) : null}
                   </td>
                   <td className={s.termsCell} data-label="Scope">
-                    {g.endedAt !== null ? <Badge tone="neutral">Ended: {describeEndReason(g.endReason)}</Badge> : describeScope(g, now)}
+                    {g.endedAt !== null ? (
+                      <Badge tone="neutral">Ended: {describeEndReason(g.endReason)}</Badge>
+                    ) : (
+                      describeScope(g, now)
+                    )}
                     <GrantTerms grant={g} />
                   </td>
                   <td data-label="Created">
                     <Time ms={g.createdAt} now={now} />
                   </td>
-                  <td data-label="Last used">{g.lastUsedAt === null ? <span className={ui.muted}>never</span> : <Time ms={g.lastUsedAt} now={now} />}</td>
+                  <td data-label="Last used">
+                    {g.lastUsedAt === null ? (
+                      <span className={ui.muted}>never</span>
+                    ) : (
+                      <Time ms={g.lastUsedAt} now={now} />
+                    )}
+                  </td>
                   <td>
                     {g.endedAt === null ? (
                       <div className={`${ui.rowActions ?? ""} ${s.stackedActions ?? ""}`}>
-                      <Button small icon={SlidersHorizontal} onClick={() => setLimiting(g)} aria-label={`Edit limits of ${displayText(g.variable.toUpperCase())} for ${displayText(g.agentName ?? g.agentClientId, 80)}`}>
-                        Limits
-                      </Button>
-                      <Button small variant="danger" icon={ShieldOff} onClick={() => setRevoking(g)} aria-label={`Revoke ${displayText(g.variable.toUpperCase())} for ${displayText(g.agentName ?? g.agentClientId, 80)}`}>
-                        Revoke
-                      </Button>
+                        <Button
+                          small
+                          icon={SlidersHorizontal}
+                          onClick={() => setLimiting(g)}
+                          aria-label={`Edit limits of ${displayText(g.variable.toUpperCase())} for ${displayText(g.agentName ?? g.agentClientId, 80)}`}
+                        >
+                          Limits
+                        </Button>
+                        <Button
+                          small
+                          variant="danger"
+                          icon={ShieldOff}
+                          onClick={() => setRevoking(g)}
+                          aria-label={`Revoke ${displayText(g.variable.toUpperCase())} for ${displayText(g.agentName ?? g.agentClientId, 80)}`}
+                        >
+                          Revoke
+                        </Button>
                       </div>
                     ) : null}
                   </td>
@@ -105,15 +150,26 @@ export function GrantsScreen() {
           onClose={() => setLimiting(null)}
           onSaved={(g) => {
             setLimiting(null);
-            notify(`Limits of ${displayText(g.variable.toUpperCase())} for ${displayText(g.agentName ?? g.agentClientId, 80)}: ${describePolicy(g.policy)}.`);
+            notify(
+              `Limits of ${displayText(g.variable.toUpperCase())} for ${displayText(g.agentName ?? g.agentClientId, 80)}: ${describePolicy(g.policy)}.`,
+            );
             grants.reload();
           }}
         />
       ) : null}
       {revoking ? (
-        <ConfirmDialog title="Revoke this grant?" action="Revoke" icon={ShieldOff} busy={action.busy !== null} onConfirm={() => void revoke(revoking)} onCancel={() => setRevoking(null)}>
+        <ConfirmDialog
+          title="Revoke this grant?"
+          action="Revoke"
+          icon={ShieldOff}
+          busy={action.busy !== null}
+          onConfirm={() => void revoke(revoking)}
+          onCancel={() => setRevoking(null)}
+        >
           <p>
-            {displayText(revoking.agentName ?? revoking.agentClientId, 80)} will no longer get <strong>{displayText(revoking.variable.toUpperCase())}</strong>. Its next call becomes a new request for you to approve.
+            {displayText(revoking.agentName ?? revoking.agentClientId, 80)} will no longer get{" "}
+            <strong>{displayText(revoking.variable.toUpperCase())}</strong>. Its next call becomes a new request for you
+            to approve.
           </p>
         </ConfirmDialog>
       ) : null}
@@ -122,7 +178,12 @@ export function GrantsScreen() {
 }
 
 /** Short words for a binding in the table (the full sentence is the cell's tooltip). */
-const SHORT_BINDING = { process: "this process", session: "terminal session", program: "program", client: "any program with this ID" } as const;
+const SHORT_BINDING = {
+  process: "this process",
+  session: "terminal session",
+  program: "program",
+  client: "any program with this ID",
+} as const;
 
 /** What a grant binds to, what it allows and its limits, under its scope (paths escaped: chosen by whoever started the agent). */
 function GrantTerms({ grant: g }: { grant: GrantView }) {
@@ -130,7 +191,10 @@ function GrantTerms({ grant: g }: { grant: GrantView }) {
   const kind = b?.kind ?? "client";
   const program = b?.program ?? null;
   const code = program === null ? null : inlineCode(program);
-  const where = program === null ? "" : `${program.executable}${program.script ? ` ${program.script}` : ""}${code !== null ? ` ${code}` : ""}${program.cwd ? ` in ${program.cwd}` : ""}`;
+  const where =
+    program === null
+      ? ""
+      : `${program.executable}${program.script ? ` ${program.script}` : ""}${code !== null ? ` ${code}` : ""}${program.cwd ? ` in ${program.cwd}` : ""}`;
   return (
     <div className={ui.muted} data-testid="grant-terms">
       <div title={displayText(`${describeBinding(kind)}${where ? `: ${where}` : ""}`, 600)}>
@@ -151,7 +215,15 @@ function GrantTerms({ grant: g }: { grant: GrantView }) {
 }
 
 /** "Edit limits": the policy form for one grant; saving replaces its limits (or removes them). */
-function LimitsDialog({ grant, onClose, onSaved }: { grant: GrantView; onClose: () => void; onSaved: (g: GrantView) => void }) {
+function LimitsDialog({
+  grant,
+  onClose,
+  onSaved,
+}: {
+  grant: GrantView;
+  onClose: () => void;
+  onSaved: (g: GrantView) => void;
+}) {
   const api = useLinkApi();
   const id = useId();
   const [draft, setDraft] = useState(() => policyDraftOf(grant.policy));
@@ -185,11 +257,17 @@ function LimitsDialog({ grant, onClose, onSaved }: { grant: GrantView; onClose: 
       }
     >
       {proof.asking ? (
-        <ProofFields id={`${id}-proof`} step={proof} why={`Confirm it is you: loosen the limits of ${displayText(grant.variable.toUpperCase())}.`} busy={action.busy !== null} onPasskey={() => void save((c) => proof.passkey(c))} />
+        <ProofFields
+          id={`${id}-proof`}
+          step={proof}
+          why={`Confirm it is you: loosen the limits of ${displayText(grant.variable.toUpperCase())}.`}
+          busy={action.busy !== null}
+          onPasskey={() => void save((c) => proof.passkey(c))}
+        />
       ) : (
         <>
-      <PolicyFields id={id} draft={draft} onChange={setDraft} />
-      <p className={ui.hint}>Checked on every use; a use outside them is refused with the reason.</p>
+          <PolicyFields id={id} draft={draft} onChange={setDraft} />
+          <p className={ui.hint}>Checked on every use; a use outside them is refused with the reason.</p>
         </>
       )}
     </Dialog>

@@ -18,7 +18,18 @@ import { LinkError } from "../../../shared/errors.js";
 import type { PresenceProof } from "../../../shared/presence.js";
 import { normalizeVariable } from "../../../shared/protocol.js";
 import { describeApproval } from "../../../shared/wording.js";
-import { Button, Dialog, EmptyState, ErrorBanner, Field, Loading, PageHeader, Time, ui, useNotice } from "../components/ui.js";
+import {
+  Button,
+  Dialog,
+  EmptyState,
+  ErrorBanner,
+  Field,
+  Loading,
+  PageHeader,
+  Time,
+  ui,
+  useNotice,
+} from "../components/ui.js";
 import { dateTime, inTime } from "../format.js";
 import { useNow } from "../hooks.js";
 import { isAuthority, useLinkAction, useLinkApi, useLinkData, type LinkData } from "../link-context.js";
@@ -47,7 +58,9 @@ export function RequestsScreen({ requests }: { requests: LinkData<RequestView[]>
 
   async function deny(r: RequestView): Promise<void> {
     if (await action.run(r.id, () => api.denyRequest({ requestId: r.id }))) {
-      notify(`Denied ${displayText(r.variable.toUpperCase())} to ${displayText(r.agentName ?? r.agentClientId, 80)}. The agent has been told.`);
+      notify(
+        `Denied ${displayText(r.variable.toUpperCase())} to ${displayText(r.agentName ?? r.agentClientId, 80)}. The agent has been told.`,
+      );
       requests.reload();
     }
   }
@@ -61,13 +74,22 @@ export function RequestsScreen({ requests }: { requests: LinkData<RequestView[]>
         <Loading what="requests" />
       ) : visible.length === 0 ? (
         <EmptyState icon={Inbox} title="No pending requests">
-          <p>When an agent asks for a secret it has no grant for, the request appears here for you to approve or deny.</p>
+          <p>
+            When an agent asks for a secret it has no grant for, the request appears here for you to approve or deny.
+          </p>
         </EmptyState>
       ) : (
         <ul className={s.list} aria-label="Pending requests">
           {groups.map(([only, ...others]) =>
             only === undefined ? null : others.length === 0 ? (
-              <RequestCard key={only.id} request={only} now={now} onApprove={() => setApproving(only)} onDeny={() => void deny(only)} denying={action.busy === only.id} />
+              <RequestCard
+                key={only.id}
+                request={only}
+                now={now}
+                onApprove={() => setApproving(only)}
+                onDeny={() => void deny(only)}
+                denying={action.busy === only.id}
+              />
             ) : (
               <BatchCard
                 key={only.batchId ?? only.id}
@@ -116,10 +138,23 @@ export function RequestsScreen({ requests }: { requests: LinkData<RequestView[]>
  * One request: the verified program first (what the Link read from the OS), then what the agent
  * says it is. Exported for cards that show several variables of one request (batch).
  */
-export function RequestCard({ request: r, now, onApprove, onDeny, denying }: { request: RequestView; now: number; onApprove: () => void; onDeny: () => void; denying: boolean }) {
+export function RequestCard({
+  request: r,
+  now,
+  onApprove,
+  onDeny,
+  denying,
+}: {
+  request: RequestView;
+  now: number;
+  onApprove: () => void;
+  onDeny: () => void;
+  denying: boolean;
+}) {
   // Everything here but the ids was chosen by the agent or whoever started it: escaped and cut (issue 16 item 6).
   const who = displayText(r.agentName ?? r.agentClientId, 80);
-  const program = r.process === null ? "A program that could not be identified" : displayText(baseNameOf(r.process.executable));
+  const program =
+    r.process === null ? "A program that could not be identified" : displayText(baseNameOf(r.process.executable));
   const variable = displayText(r.variable.toUpperCase());
   const titleId = `req-${r.id}`;
   return (
@@ -214,9 +249,12 @@ function BatchCard({
   // The agent's own words, escaped and cut (issue 16 item 6).
   const who = displayText(first.agentName ?? first.agentClientId, 80);
   const titleId = `batch-${first.id}`;
-  const secretFor = (r: RequestView): string => chosen[r.id] ?? secrets.find((x) => normalizeVariable(x.name) === r.variable)?.name ?? "";
+  const secretFor = (r: RequestView): string =>
+    chosen[r.id] ?? secrets.find((x) => normalizeVariable(x.name) === r.variable)?.name ?? "";
   // In the order the agent asked (the list itself is newest first).
-  const items = [...requests].sort((a, b) => a.createdAt - b.createdAt).map((r) => ({ request: r, secretName: secretFor(r) }));
+  const items = [...requests]
+    .sort((a, b) => a.createdAt - b.createdAt)
+    .map((r) => ({ request: r, secretName: secretFor(r) }));
   return (
     <li className={s.card} aria-labelledby={titleId} data-batch-id={first.batchId ?? undefined}>
       <div>
@@ -227,11 +265,14 @@ function BatchCard({
         </h2>
         {first.reason !== null ? <p className={s.reason}>“{displayText(first.reason, 300)}”</p> : null}
         <div className={s.meta}>
-          <span>Asked <Time ms={first.createdAt} now={now} /></span>
+          <span>
+            Asked <Time ms={first.createdAt} now={now} />
+          </span>
           <span>Expires in {inTime(Math.min(...requests.map((r) => r.expiresAt)), now)}</span>
           {first.process !== null ? (
             <span title={displayOptional(first.process.executable) ?? undefined}>
-              {displayText(baseNameOf(first.process.executable))} (pid {first.process.pid}) in {displayOptional(first.process.cwd, 300) ?? "unknown"}
+              {displayText(baseNameOf(first.process.executable))} (pid {first.process.pid}) in{" "}
+              {displayOptional(first.process.cwd, 300) ?? "unknown"}
             </span>
           ) : (
             <span>Process unknown (not identified on this machine)</span>
@@ -239,7 +280,12 @@ function BatchCard({
         </div>
       </div>
       <div className={s.actions}>
-        <Button variant="primary" icon={Check} onClick={() => onApproveAll(items)} aria-label={`Approve all ${requests.length} for ${who}`}>
+        <Button
+          variant="primary"
+          icon={Check}
+          onClick={() => onApproveAll(items)}
+          aria-label={`Approve all ${requests.length} for ${who}`}
+        >
           Approve all…
         </Button>
       </div>
@@ -252,7 +298,13 @@ function BatchCard({
               <span className={s.muted} aria-hidden="true">
                 secret
               </span>{" "}
-              <select id={`${id}-${r.id}`} aria-label={`Secret for ${variable}`} className={ui.input} value={secretName} onChange={(e) => setChosen({ ...chosen, [r.id]: e.target.value })}>
+              <select
+                id={`${id}-${r.id}`}
+                aria-label={`Secret for ${variable}`}
+                className={ui.input}
+                value={secretName}
+                onChange={(e) => setChosen({ ...chosen, [r.id]: e.target.value })}
+              >
                 {secretName === "" ? <option value="">No secret named {variable} yet</option> : null}
                 {secrets.map((x) => (
                   <option key={x.id} value={x.name}>
@@ -264,7 +316,14 @@ function BatchCard({
                 <Button small icon={Check} onClick={() => onApprove(r)} aria-label={`Approve ${variable} for ${who}`}>
                   Approve…
                 </Button>
-                <Button small variant="danger" icon={X} onClick={() => onDeny(r)} busy={busy === r.id} aria-label={`Deny ${variable} for ${who}`}>
+                <Button
+                  small
+                  variant="danger"
+                  icon={X}
+                  onClick={() => onDeny(r)}
+                  busy={busy === r.id}
+                  aria-label={`Deny ${variable} for ${who}`}
+                >
                   Deny
                 </Button>
               </span>
@@ -278,8 +337,16 @@ function BatchCard({
 
 /** One sentence for the items "Approve all" could not approve (the others were approved). */
 function batchFailures(results: ApproveItemResult[], batch: BatchItem[]): LinkError | null {
-  const failed = results.flatMap((r) => (r.ok ? [] : [`${batch.find((b) => b.request.id === r.requestId)?.request.variable.toUpperCase() ?? r.requestId}: ${r.error.message}`]));
-  return failed.length === 0 ? null : new LinkError("conflict", `Approved ${results.length - failed.length} of ${results.length}. ${failed.join(" ")}`);
+  const failed = results.flatMap((r) =>
+    r.ok
+      ? []
+      : [
+          `${batch.find((b) => b.request.id === r.requestId)?.request.variable.toUpperCase() ?? r.requestId}: ${r.error.message}`,
+        ],
+  );
+  return failed.length === 0
+    ? null
+    : new LinkError("conflict", `Approved ${results.length - failed.length} of ${results.length}. ${failed.join(" ")}`);
 }
 
 /** The last path segment of an executable ("node" for /usr/bin/node), or "unknown program". */
@@ -296,7 +363,19 @@ const NEW_SECRET = "\u0000new";
  * same dialog (one step, one proof for the whole batch). `onDone(text)`: approved; `text` is the
  * confirmation to show ("Approved X for Y, for 1 hour.").
  */
-function ApproveDialog({ request: r, batch, secrets, onClose, onDone }: { request: RequestView; batch?: BatchItem[]; secrets: SecretView[]; onClose: () => void; onDone: (text: string) => void }) {
+function ApproveDialog({
+  request: r,
+  batch,
+  secrets,
+  onClose,
+  onDone,
+}: {
+  request: RequestView;
+  batch?: BatchItem[];
+  secrets: SecretView[];
+  onClose: () => void;
+  onDone: (text: string) => void;
+}) {
   const api = useLinkApi();
   const id = useId();
   const terms = useTermsChoice(r);
@@ -308,12 +387,16 @@ function ApproveDialog({ request: r, batch, secrets, onClose, onDone }: { reques
   const proof = useProofStep();
   const creating = secret === NEW_SECRET;
   const who = displayText(r.agentName ?? r.agentClientId, 80);
-  const variables = batch !== undefined ? batch.map((b) => displayText(b.request.variable.toUpperCase())).join(", ") : displayText(r.variable.toUpperCase());
+  const variables =
+    batch !== undefined
+      ? batch.map((b) => displayText(b.request.variable.toUpperCase())).join(", ")
+      : displayText(r.variable.toUpperCase());
 
   /** The terms as the call will carry them; throws LinkError with a sentence for what cannot be sent. */
   function checked(): { body: Omit<ApproveBody, "secretName">; secretName: string } {
     const body = termsBody(terms);
-    if (batch === undefined && creating && newValue.length === 0) throw new LinkError("bad_request", `Enter the value of ${newName}, or choose an existing secret.`);
+    if (batch === undefined && creating && newValue.length === 0)
+      throw new LinkError("bad_request", `Enter the value of ${newName}, or choose an existing secret.`);
     return { body, secretName: creating ? newName.trim() : secret };
   }
 
@@ -324,7 +407,13 @@ function ApproveDialog({ request: r, batch, secrets, onClose, onDone }: { reques
       // Checked before a new secret is stored, so a typo in the terms stores nothing.
       const { body, secretName } = checked();
       if (batch !== undefined) {
-        const params = { items: batch.map((b) => ({ requestId: b.request.id, ...(b.secretName !== "" ? { secretName: b.secretName } : {}) })), ...body };
+        const params = {
+          items: batch.map((b) => ({
+            requestId: b.request.id,
+            ...(b.secretName !== "" ? { secretName: b.secretName } : {}),
+          })),
+          ...body,
+        };
         const presence = prove === null ? undefined : await prove({ method: "approveRequests", params });
         const { results } = await api.approveRequests({ ...params, ...(presence !== undefined ? { presence } : {}) });
         const failed = batchFailures(results, batch);
@@ -337,7 +426,11 @@ function ApproveDialog({ request: r, batch, secrets, onClose, onDone }: { reques
       const presence = prove === null ? undefined : await prove({ method: "approveRequest", params });
       if (creating) {
         // A typed proof covers storing the value too; a passkey's is bound to the approval alone.
-        const stored = await api.setSecret({ name: secretName, value: newValue, ...(presence !== undefined && presence.method !== "passkey" ? { presence } : {}) });
+        const stored = await api.setSecret({
+          name: secretName,
+          value: newValue,
+          ...(presence !== undefined && presence.method !== "passkey" ? { presence } : {}),
+        });
         setSecret(stored.name);
         setNewValue("");
       }
@@ -373,15 +466,32 @@ function ApproveDialog({ request: r, batch, secrets, onClose, onDone }: { reques
       }
     >
       {proof.asking ? (
-        <ProofFields id={`${id}-proof`} step={proof} why={`Confirm it is you: give ${variables} to ${who}.`} busy={action.busy !== null} onPasskey={() => void approve((call) => proof.passkey(call))} />
+        <ProofFields
+          id={`${id}-proof`}
+          step={proof}
+          why={`Confirm it is you: give ${variables} to ${who}.`}
+          busy={action.busy !== null}
+          onPasskey={() => void approve((call) => proof.passkey(call))}
+        />
       ) : (
         <>
           <TermsFields id={id} t={terms} />
           {batch !== undefined ? (
-            <p className={ui.hint}>Each variable gets the secret chosen for it on the card; these terms apply to all {batch.length}.</p>
+            <p className={ui.hint}>
+              Each variable gets the secret chosen for it on the card; these terms apply to all {batch.length}.
+            </p>
           ) : (
-            <Field label="Secret to give" id={`${id}-secret`} hint={match ? undefined : `No secret matches ${r.variable.toUpperCase()} yet.`}>
-              <select id={`${id}-secret`} className={ui.input} value={secret} onChange={(e) => setSecret(e.target.value)}>
+            <Field
+              label="Secret to give"
+              id={`${id}-secret`}
+              hint={match ? undefined : `No secret matches ${r.variable.toUpperCase()} yet.`}
+            >
+              <select
+                id={`${id}-secret`}
+                className={ui.input}
+                value={secret}
+                onChange={(e) => setSecret(e.target.value)}
+              >
                 {secrets.map((x) => (
                   <option key={x.id} value={x.name}>
                     {x.name}
@@ -394,10 +504,30 @@ function ApproveDialog({ request: r, batch, secrets, onClose, onDone }: { reques
           {batch === undefined && creating ? (
             <>
               <Field label="Name of the new secret" id={`${id}-name`}>
-                <input id={`${id}-name`} className={ui.input} value={newName} onChange={(e) => setNewName(e.target.value)} autoComplete="off" spellCheck={false} />
+                <input
+                  id={`${id}-name`}
+                  className={ui.input}
+                  value={newName}
+                  onChange={(e) => setNewName(e.target.value)}
+                  autoComplete="off"
+                  spellCheck={false}
+                />
               </Field>
-              <Field label="Value" id={`${id}-value`} hint="Stored encrypted by the authority; it is never shown again.">
-                <input id={`${id}-value`} className={ui.input} type="password" value={newValue} onChange={(e) => setNewValue(e.target.value)} autoComplete="new-password" spellCheck={false} aria-describedby={`${id}-value-hint`} />
+              <Field
+                label="Value"
+                id={`${id}-value`}
+                hint="Stored encrypted by the authority; it is never shown again."
+              >
+                <input
+                  id={`${id}-value`}
+                  className={ui.input}
+                  type="password"
+                  value={newValue}
+                  onChange={(e) => setNewValue(e.target.value)}
+                  autoComplete="new-password"
+                  spellCheck={false}
+                  aria-describedby={`${id}-value-hint`}
+                />
               </Field>
             </>
           ) : null}

@@ -8,7 +8,21 @@ import { useId, useState } from "react";
 import type { SecretView } from "../../../shared/authority.js";
 import { SecretHostsSchema, SecretNameSchema } from "../../../shared/authority.js";
 import { displayText } from "../../../shared/display.js";
-import { Button, ConfirmDialog, Dialog, EmptyState, ErrorBanner, Field, Loading, PageHeader, TableHead, TableRegion, Time, ui, useNotice } from "../components/ui.js";
+import {
+  Button,
+  ConfirmDialog,
+  Dialog,
+  EmptyState,
+  ErrorBanner,
+  Field,
+  Loading,
+  PageHeader,
+  TableHead,
+  TableRegion,
+  Time,
+  ui,
+  useNotice,
+} from "../components/ui.js";
 import { useNow } from "../hooks.js";
 import { isAuthority, useLinkAction, useLinkApi, useLinkData, type UiError } from "../link-context.js";
 import { ProofFields, tryWithoutProof, useProofStep, withPresence, type Prover } from "../presence.js";
@@ -51,7 +65,10 @@ export function SecretsScreen() {
         <Loading what="secrets" />
       ) : rows.length === 0 ? (
         <EmptyState icon={KeyRound} title="No secrets yet">
-          <p>Add the API keys and passwords your agents need. Name them like the variables agents ask for, e.g. OPENAI_API_KEY.</p>
+          <p>
+            Add the API keys and passwords your agents need. Name them like the variables agents ask for, e.g.
+            OPENAI_API_KEY.
+          </p>
         </EmptyState>
       ) : (
         <TableRegion label="Secrets table">
@@ -62,7 +79,9 @@ export function SecretsScreen() {
                 <tr key={x.id}>
                   <td data-label="Name">
                     <span className={ui.mono}>{x.name}</span>
-                    {x.hosts !== null ? <div className={ui.muted}>only to {x.hosts.length === 0 ? "no host" : x.hosts.join(", ")}</div> : null}
+                    {x.hosts !== null ? (
+                      <div className={ui.muted}>only to {x.hosts.length === 0 ? "no host" : x.hosts.join(", ")}</div>
+                    ) : null}
                   </td>
                   <td className={ui.muted} aria-label="hidden value" data-label="Value">
                     ••••••••
@@ -75,10 +94,21 @@ export function SecretsScreen() {
                   </td>
                   <td>
                     <div className={ui.rowActions}>
-                      <Button small icon={Pencil} onClick={() => setEditing({ kind: "replace", secret: x })} aria-label={`Replace the value of ${x.name}`}>
+                      <Button
+                        small
+                        icon={Pencil}
+                        onClick={() => setEditing({ kind: "replace", secret: x })}
+                        aria-label={`Replace the value of ${x.name}`}
+                      >
                         Replace
                       </Button>
-                      <Button small variant="danger" icon={Trash2} onClick={() => setDeleting(x)} aria-label={`Delete ${x.name}`}>
+                      <Button
+                        small
+                        variant="danger"
+                        icon={Trash2}
+                        onClick={() => setDeleting(x)}
+                        aria-label={`Delete ${x.name}`}
+                      >
                         Delete
                       </Button>
                     </div>
@@ -95,13 +125,26 @@ export function SecretsScreen() {
           onClose={() => setEditing(null)}
           onSaved={(name, hostsOnly) => {
             setEditing(null);
-            notify(hostsOnly ? `Changed where ${name} may be sent.` : editing.kind === "add" ? `Saved ${name}. Its value is encrypted and will not be shown again.` : `Replaced the value of ${name}.`);
+            notify(
+              hostsOnly
+                ? `Changed where ${name} may be sent.`
+                : editing.kind === "add"
+                  ? `Saved ${name}. Its value is encrypted and will not be shown again.`
+                  : `Replaced the value of ${name}.`,
+            );
             secrets.reload();
           }}
         />
       ) : null}
       {deleting ? (
-        <ConfirmDialog title={`Delete ${deleting.name}?`} action="Delete" icon={Trash2} busy={action.busy !== null} onConfirm={() => void remove(deleting)} onCancel={() => setDeleting(null)}>
+        <ConfirmDialog
+          title={`Delete ${deleting.name}?`}
+          action="Delete"
+          icon={Trash2}
+          busy={action.busy !== null}
+          onConfirm={() => void remove(deleting)}
+          onCancel={() => setDeleting(null)}
+        >
           <p>Agents with grants for it stop receiving it. This cannot be undone.</p>
         </ConfirmDialog>
       ) : null}
@@ -110,7 +153,15 @@ export function SecretsScreen() {
 }
 
 /** `onSaved(name, hostsOnly)`: saved; `hostsOnly` when only the host list changed (the value was left empty). */
-function SecretDialog({ editing, onClose, onSaved }: { editing: Editing; onClose: () => void; onSaved: (name: string, hostsOnly: boolean) => void }) {
+function SecretDialog({
+  editing,
+  onClose,
+  onSaved,
+}: {
+  editing: Editing;
+  onClose: () => void;
+  onSaved: (name: string, hostsOnly: boolean) => void;
+}) {
   const api = useLinkApi();
   const id = useId();
   const [name, setName] = useState(editing.kind === "replace" ? editing.secret.name : "");
@@ -122,9 +173,15 @@ function SecretDialog({ editing, onClose, onSaved }: { editing: Editing; onClose
   const nameCheck = SecretNameSchema.safeParse(name.trim());
   const nameError = name.length > 0 && !nameCheck.success ? "Use letters, digits, _ . - only (up to 128)." : null;
 
-  const hostList = hosts.split(/[\s,]+/).filter((h) => h.length > 0).map((h) => h.toLowerCase());
+  const hostList = hosts
+    .split(/[\s,]+/)
+    .filter((h) => h.length > 0)
+    .map((h) => h.toLowerCase());
   const hostCheck = SecretHostsSchema.safeParse(hostList);
-  const hostsError = hostList.length > 0 && !hostCheck.success ? "Host names such as api.openai.com or *.example.com, at most 32." : null;
+  const hostsError =
+    hostList.length > 0 && !hostCheck.success
+      ? "Host names such as api.openai.com or *.example.com, at most 32."
+      : null;
   // Replacing with an empty value changes only the hosts (the value stays as it is).
   const hostsOnly = editing.kind === "replace" && value.length === 0 && hosts !== initialHosts;
 
@@ -132,7 +189,10 @@ function SecretDialog({ editing, onClose, onSaved }: { editing: Editing; onClose
 
   async function save(prove: Prover | null): Promise<void> {
     if (!nameCheck.success || (value.length === 0 && !hostsOnly) || hostsError !== null) {
-      setInvalid({ code: "bad_request", message: hostsError ?? (!nameCheck.success ? "Enter a valid name." : "Enter the value.") });
+      setInvalid({
+        code: "bad_request",
+        message: hostsError ?? (!nameCheck.success ? "Enter a valid name." : "Enter the value."),
+      });
       return;
     }
     setInvalid(null);
@@ -147,8 +207,18 @@ function SecretDialog({ editing, onClose, onSaved }: { editing: Editing; onClose
     const outcome = { went: false };
     const ran = await action.run("save", async () => {
       outcome.went = hostsOnly
-        ? await tryWithoutProof(proof, prove, { method: "setSecretHosts", params: { name: secretName, hosts: list } }, (presence) => api.setSecretHosts({ name: secretName, hosts: list, ...withPresence(presence) }))
-        : await tryWithoutProof(proof, prove, { method: "setSecret", params: { name: secretName, value, ...hostsPart } }, (presence) => api.setSecret({ name: secretName, value, ...hostsPart, ...withPresence(presence) }));
+        ? await tryWithoutProof(
+            proof,
+            prove,
+            { method: "setSecretHosts", params: { name: secretName, hosts: list } },
+            (presence) => api.setSecretHosts({ name: secretName, hosts: list, ...withPresence(presence) }),
+          )
+        : await tryWithoutProof(
+            proof,
+            prove,
+            { method: "setSecret", params: { name: secretName, value, ...hostsPart } },
+            (presence) => api.setSecret({ name: secretName, value, ...hostsPart, ...withPresence(presence) }),
+          );
     });
     proof.clear();
     if (ran && outcome.went) {
@@ -174,31 +244,68 @@ function SecretDialog({ editing, onClose, onSaved }: { editing: Editing; onClose
       }
     >
       {proof.asking ? (
-        <ProofFields id={`${id}-proof`} step={proof} why={`Confirm it is you: change where ${displayText(name.trim())} may be sent.`} busy={action.busy !== null} onPasskey={() => void save((c) => proof.passkey(c))} />
+        <ProofFields
+          id={`${id}-proof`}
+          step={proof}
+          why={`Confirm it is you: change where ${displayText(name.trim())} may be sent.`}
+          busy={action.busy !== null}
+          onPasskey={() => void save((c) => proof.passkey(c))}
+        />
       ) : null}
       {!proof.asking && editing.kind === "add" ? (
         <Field label="Name" id={`${id}-name`} hint="As agents ask for it, e.g. OPENAI_API_KEY." error={nameError}>
-          <input id={`${id}-name`} className={ui.input} value={name} onChange={(e) => setName(e.target.value)} autoComplete="off" spellCheck={false} autoFocus aria-describedby={`${id}-name-hint`} />
+          <input
+            id={`${id}-name`}
+            className={ui.input}
+            value={name}
+            onChange={(e) => setName(e.target.value)}
+            autoComplete="off"
+            spellCheck={false}
+            autoFocus
+            aria-describedby={`${id}-name-hint`}
+          />
         </Field>
       ) : null}
       {proof.asking ? null : (
         <>
-      <Field label="Value" id={`${id}-value`} hint={editing.kind === "replace" ? "Write-only: it is encrypted and never shown again. Leave empty to change only the hosts." : "Write-only: it is encrypted and never shown again."}>
-        <input
-          id={`${id}-value`}
-          className={ui.input}
-          type="password"
-          value={value}
-          onChange={(e) => setValue(e.target.value)}
-          autoComplete="new-password"
-          spellCheck={false}
-          autoFocus={editing.kind === "replace"}
-          aria-describedby={`${id}-value-hint`}
-        />
-      </Field>
-      <Field label="Only send it to (optional)" id={`${id}-hosts`} hint="Hosts Piper Link's calls may send it to, separated by spaces; empty: any host a grant allows. Agents that read the value are not limited by this." error={hostsError}>
-        <input id={`${id}-hosts`} className={ui.input} value={hosts} onChange={(e) => setHosts(e.target.value)} autoComplete="off" spellCheck={false} placeholder="api.openai.com" aria-describedby={`${id}-hosts-hint`} />
-      </Field>
+          <Field
+            label="Value"
+            id={`${id}-value`}
+            hint={
+              editing.kind === "replace"
+                ? "Write-only: it is encrypted and never shown again. Leave empty to change only the hosts."
+                : "Write-only: it is encrypted and never shown again."
+            }
+          >
+            <input
+              id={`${id}-value`}
+              className={ui.input}
+              type="password"
+              value={value}
+              onChange={(e) => setValue(e.target.value)}
+              autoComplete="new-password"
+              spellCheck={false}
+              autoFocus={editing.kind === "replace"}
+              aria-describedby={`${id}-value-hint`}
+            />
+          </Field>
+          <Field
+            label="Only send it to (optional)"
+            id={`${id}-hosts`}
+            hint="Hosts Piper Link's calls may send it to, separated by spaces; empty: any host a grant allows. Agents that read the value are not limited by this."
+            error={hostsError}
+          >
+            <input
+              id={`${id}-hosts`}
+              className={ui.input}
+              value={hosts}
+              onChange={(e) => setHosts(e.target.value)}
+              autoComplete="off"
+              spellCheck={false}
+              placeholder="api.openai.com"
+              aria-describedby={`${id}-hosts-hint`}
+            />
+          </Field>
         </>
       )}
     </Dialog>

@@ -20,17 +20,32 @@ export function SettingsScreen({ status }: { status: LinkStatus }) {
   const api = useLinkApi();
   const desktop = useDesktop();
   const notify = useNotice();
-  const settings = useLinkData((a) => a.getSettings({}), (e) => e.kind === "settings", []);
+  const settings = useLinkData(
+    (a) => a.getSettings({}),
+    (e) => e.kind === "settings",
+    [],
+  );
   const [confirmSignOut, setConfirmSignOut] = useState(false);
   const action = useLinkAction();
   const [proving, setProving] = useState<Proving | null>(null);
 
   async function change(patch: Partial<LinkSettings>): Promise<void> {
     // Turning notifications off hides new requests from the person: the Link wants a proof for that.
-    if (await action.run("settings", () => api.updateSettings(patch).catch((err: unknown) => {
-      if (!isPresenceRequired(err)) throw err;
-      setProving({ title: "Turn notifications off?", why: "Confirm it is you: stop notifying you of new requests.", call: { method: "updateSettings", params: patch }, run: (presence) => api.updateSettings({ ...patch, presence }), done: "Notifications are off." });
-    }))) settings.reload();
+    if (
+      await action.run("settings", () =>
+        api.updateSettings(patch).catch((err: unknown) => {
+          if (!isPresenceRequired(err)) throw err;
+          setProving({
+            title: "Turn notifications off?",
+            why: "Confirm it is you: stop notifying you of new requests.",
+            call: { method: "updateSettings", params: patch },
+            run: (presence) => api.updateSettings({ ...patch, presence }),
+            done: "Notifications are off.",
+          });
+        }),
+      )
+    )
+      settings.reload();
   }
 
   async function signOut(): Promise<void> {
@@ -39,10 +54,20 @@ export function SettingsScreen({ status }: { status: LinkStatus }) {
   }
 
   const authority = status.authority;
-  const account = authority === null ? "No authority" : authority.account === "oauth" ? "Signed in" : authority.account === "local-token" ? "This machine (local token)" : "Not signed in";
+  const account =
+    authority === null
+      ? "No authority"
+      : authority.account === "oauth"
+        ? "Signed in"
+        : authority.account === "local-token"
+          ? "This machine (local token)"
+          : "Not signed in";
   return (
     <section>
-      <PageHeader title="Settings" subtitle="How this Piper Link signs in, where its secrets live, and how it behaves." />
+      <PageHeader
+        title="Settings"
+        subtitle="How this Piper Link signs in, where its secrets live, and how it behaves."
+      />
       {action.error ? <ErrorBanner error={action.error} onDismiss={action.clearError} /> : null}
       {settings.error ? <ErrorBanner error={settings.error} /> : null}
 
@@ -62,7 +87,12 @@ export function SettingsScreen({ status }: { status: LinkStatus }) {
               {status.instanceIdRedacted !== null ? ` (${status.instanceIdRedacted})` : ""}
             </p>
           </div>
-          <Button variant="danger" icon={LogOut} onClick={() => setConfirmSignOut(true)} disabled={status.state !== "ready"}>
+          <Button
+            variant="danger"
+            icon={LogOut}
+            onClick={() => setConfirmSignOut(true)}
+            disabled={status.state !== "ready"}
+          >
             Sign out
           </Button>
         </div>
@@ -71,17 +101,25 @@ export function SettingsScreen({ status }: { status: LinkStatus }) {
       <div className={s.section}>
         <h2>Authority</h2>
         {authority === null ? (
-          <p className={ui.hint}>This Link runs without an authority: agents can discover it, but no secrets can be brokered.</p>
+          <p className={ui.hint}>
+            This Link runs without an authority: agents can discover it, but no secrets can be brokered.
+          </p>
         ) : (
           <div className={s.row}>
             <div>
               <p className={ui.mono}>{authority.url}</p>
               <p className={ui.hint}>
-                {authority.mode === "embedded" ? "Embedded on this machine (SQLite in the app’s data folder)." : "Remote authority."} To use another one, start Piper Link with{" "}
-                <code>--authority https://…</code>.
+                {authority.mode === "embedded"
+                  ? "Embedded on this machine (SQLite in the app’s data folder)."
+                  : "Remote authority."}{" "}
+                To use another one, start Piper Link with <code>--authority https://…</code>.
               </p>
             </div>
-            {authority.connected ? <Badge tone="success">Connected</Badge> : <Badge tone="warning">{authority.error === null ? "Connecting" : "Unreachable"}</Badge>}
+            {authority.connected ? (
+              <Badge tone="success">Connected</Badge>
+            ) : (
+              <Badge tone="warning">{authority.error === null ? "Connecting" : "Unreachable"}</Badge>
+            )}
           </div>
         )}
       </div>
@@ -91,17 +129,35 @@ export function SettingsScreen({ status }: { status: LinkStatus }) {
       <div className={s.section}>
         <h2>Behaviour</h2>
         <label className={s.toggle}>
-          <input type="checkbox" checked={settings.data?.notifications ?? true} disabled={settings.data === null} onChange={(e) => void change({ notifications: e.target.checked })} />
+          <input
+            type="checkbox"
+            checked={settings.data?.notifications ?? true}
+            disabled={settings.data === null}
+            onChange={(e) => void change({ notifications: e.target.checked })}
+          />
           <span>
             <Bell size={14} aria-hidden="true" /> Notify me of new requests
-            <small>{desktop ? "A desktop notification for each request; click it to decide." : "Shown by the desktop app; the browser window updates live either way."}</small>
+            <small>
+              {desktop
+                ? "A desktop notification for each request; click it to decide."
+                : "Shown by the desktop app; the browser window updates live either way."}
+            </small>
           </span>
         </label>
         <label className={s.toggle}>
-          <input type="checkbox" checked={settings.data?.startAtLogin ?? false} disabled={settings.data === null || !desktop} onChange={(e) => void change({ startAtLogin: e.target.checked })} />
+          <input
+            type="checkbox"
+            checked={settings.data?.startAtLogin ?? false}
+            disabled={settings.data === null || !desktop}
+            onChange={(e) => void change({ startAtLogin: e.target.checked })}
+          />
           <span>
             <Power size={14} aria-hidden="true" /> Start Piper Link when I log in
-            <small>{desktop ? "Runs in the tray so agents always find it." : "On a headless machine, run `piper-link service install` to start it with your user session."}</small>
+            <small>
+              {desktop
+                ? "Runs in the tray so agents always find it."
+                : "On a headless machine, run `piper-link service install` to start it with your user session."}
+            </small>
           </span>
         </label>
       </div>
@@ -136,7 +192,14 @@ export function SettingsScreen({ status }: { status: LinkStatus }) {
         />
       ) : null}
       {confirmSignOut ? (
-        <ConfirmDialog title="Sign out of Piper Link?" action="Sign out" icon={LogOut} busy={action.busy === "sign-out"} onConfirm={() => void signOut()} onCancel={() => setConfirmSignOut(false)}>
+        <ConfirmDialog
+          title="Sign out of Piper Link?"
+          action="Sign out"
+          icon={LogOut}
+          busy={action.busy === "sign-out"}
+          onConfirm={() => void signOut()}
+          onCancel={() => setConfirmSignOut(false)}
+        >
           <SignOutConsequences />
         </ConfirmDialog>
       ) : null}
@@ -149,7 +212,11 @@ export function SettingsScreen({ status }: { status: LinkStatus }) {
  * instance ID, and grants belong to the instance they were made on, so every live grant ends.
  */
 function SignOutConsequences() {
-  const grants = useLinkData((a) => a.listGrants({ all: false }), (e) => e.kind === "authority" && e.event.type === "grant.changed", []);
+  const grants = useLinkData(
+    (a) => a.listGrants({ all: false }),
+    (e) => e.kind === "authority" && e.event.type === "grant.changed",
+    [],
+  );
   const live = grants.data?.filter((g) => g.endedAt === null).length ?? null;
   return (
     <>
@@ -194,7 +261,9 @@ function SecuritySection({ status, onProve }: { status: LinkStatus; onProve: (p:
   const [pinAgain, setPinAgain] = useState("");
   const [passkeyName, setPasskeyName] = useState("Passkey");
   const [pinInvalid, setPinInvalid] = useState<string | null>(null);
-  const idleChoices = IDLE_CHOICES.includes(vault.idleLockMinutes) ? IDLE_CHOICES : [...IDLE_CHOICES, vault.idleLockMinutes].sort((a, b) => a - b);
+  const idleChoices = IDLE_CHOICES.includes(vault.idleLockMinutes)
+    ? IDLE_CHOICES
+    : [...IDLE_CHOICES, vault.idleLockMinutes].sort((a, b) => a - b);
 
   function choosePin(): void {
     const checked = PinSchema.safeParse(pin);
@@ -222,7 +291,13 @@ function SecuritySection({ status, onProve }: { status: LinkStatus; onProve: (p:
         () => notify(`Piper Link now locks after ${durationText(minutes * 60_000)} without you.`),
         (err: unknown) => {
           if (!isPresenceRequired(err)) throw err;
-          onProve({ title: "Lock after a longer time?", why: `Confirm it is you: lock only after ${durationText(minutes * 60_000)} without you.`, call: { method: "setIdleLock", params: { minutes } }, run: (presence) => api.setIdleLock({ minutes, presence }), done: `Piper Link now locks after ${durationText(minutes * 60_000)} without you.` });
+          onProve({
+            title: "Lock after a longer time?",
+            why: `Confirm it is you: lock only after ${durationText(minutes * 60_000)} without you.`,
+            call: { method: "setIdleLock", params: { minutes } },
+            run: (presence) => api.setIdleLock({ minutes, presence }),
+            done: `Piper Link now locks after ${durationText(minutes * 60_000)} without you.`,
+          });
         },
       ),
     );
@@ -256,13 +331,34 @@ function SecuritySection({ status, onProve }: { status: LinkStatus; onProve: (p:
           <p>
             <KeyRound size={14} aria-hidden="true" /> Approval PIN: {vault.pinSet ? "set" : "not set"}
           </p>
-          <p className={ui.hint}>Typed to approve a request or widen a grant, so your passphrase is needed only to unlock. {PIN_MIN_LENGTH} or more digits; {vault.pinTriesAllowed} wrong tries lock Piper Link.</p>
+          <p className={ui.hint}>
+            Typed to approve a request or widen a grant, so your passphrase is needed only to unlock. {PIN_MIN_LENGTH}{" "}
+            or more digits; {vault.pinTriesAllowed} wrong tries lock Piper Link.
+          </p>
           <div className={s.termsGrid}>
             <Field label={vault.pinSet ? "New PIN" : "PIN"} id={`${id}-pin`} error={pinInvalid}>
-              <input id={`${id}-pin`} className={ui.input} type="password" inputMode="numeric" autoComplete="off" maxLength={32} value={pin} onChange={(e) => setPin(e.target.value.replace(/\D/g, ""))} />
+              <input
+                id={`${id}-pin`}
+                className={ui.input}
+                type="password"
+                inputMode="numeric"
+                autoComplete="off"
+                maxLength={32}
+                value={pin}
+                onChange={(e) => setPin(e.target.value.replace(/\D/g, ""))}
+              />
             </Field>
             <Field label="The same PIN again" id={`${id}-pin-again`}>
-              <input id={`${id}-pin-again`} className={ui.input} type="password" inputMode="numeric" autoComplete="off" maxLength={32} value={pinAgain} onChange={(e) => setPinAgain(e.target.value.replace(/\D/g, ""))} />
+              <input
+                id={`${id}-pin-again`}
+                className={ui.input}
+                type="password"
+                inputMode="numeric"
+                autoComplete="off"
+                maxLength={32}
+                value={pinAgain}
+                onChange={(e) => setPinAgain(e.target.value.replace(/\D/g, ""))}
+              />
             </Field>
           </div>
         </div>
@@ -270,8 +366,19 @@ function SecuritySection({ status, onProve }: { status: LinkStatus; onProve: (p:
       </form>
       <div className={s.row}>
         <div>
-          <Field label="Lock after this long without you" id={`${id}-idle`} hint="Agents’ requests do not count as you being here. A longer time needs your PIN.">
-            <select id={`${id}-idle`} className={ui.input} value={vault.idleLockMinutes} disabled={action.busy !== null} onChange={(e) => void setIdle(Number(e.target.value))} aria-describedby={`${id}-idle-hint`}>
+          <Field
+            label="Lock after this long without you"
+            id={`${id}-idle`}
+            hint="Agents’ requests do not count as you being here. A longer time needs your PIN."
+          >
+            <select
+              id={`${id}-idle`}
+              className={ui.input}
+              value={vault.idleLockMinutes}
+              disabled={action.busy !== null}
+              onChange={(e) => void setIdle(Number(e.target.value))}
+              aria-describedby={`${id}-idle-hint`}
+            >
               {idleChoices.map((m) => (
                 <option key={m} value={m}>
                   {durationText(m * 60_000)}
@@ -293,8 +400,20 @@ function SecuritySection({ status, onProve }: { status: LinkStatus; onProve: (p:
           <p>
             <Fingerprint size={14} aria-hidden="true" /> Passkeys: {vault.passkeys === 0 ? "none" : vault.passkeys}
           </p>
-          <Field label="Name of a new passkey" id={`${id}-passkey`} hint="A passkey can approve instead of the PIN (your device asks for your fingerprint, face or device PIN).">
-            <input id={`${id}-passkey`} className={ui.input} value={passkeyName} onChange={(e) => setPasskeyName(e.target.value)} maxLength={100} autoComplete="off" aria-describedby={`${id}-passkey-hint`} />
+          <Field
+            label="Name of a new passkey"
+            id={`${id}-passkey`}
+            hint="A passkey can approve instead of the PIN (your device asks for your fingerprint, face or device PIN)."
+          >
+            <input
+              id={`${id}-passkey`}
+              className={ui.input}
+              value={passkeyName}
+              onChange={(e) => setPasskeyName(e.target.value)}
+              maxLength={100}
+              autoComplete="off"
+              aria-describedby={`${id}-passkey-hint`}
+            />
           </Field>
         </div>
         <Button type="submit" icon={Fingerprint}>
@@ -304,7 +423,10 @@ function SecuritySection({ status, onProve }: { status: LinkStatus; onProve: (p:
       <div>
         <h3 className={s.subheading}>What Piper Link cannot protect against here</h3>
         {status.risks.length === 0 ? (
-          <p className={ui.hint}>Piper Link sees no extra risk on this machine. It cannot protect against root, a kernel exploit, or you typing your passphrase or PIN into an agent.</p>
+          <p className={ui.hint}>
+            Piper Link sees no extra risk on this machine. It cannot protect against root, a kernel exploit, or you
+            typing your passphrase or PIN into an agent.
+          </p>
         ) : (
           <ul className={s.risks} aria-label="Residual risks">
             {status.risks.map((r) => (

@@ -71,26 +71,53 @@ export function SignInScreen({ status }: { status: LinkStatus }) {
             {elsewhere ? (
               <>
                 <p data-testid="sign-in-elsewhere">
-                  Piper Link runs on a machine without a screen you see (an SSH session or a server), so a browser sign-in could not come back to it. Sign in with a code on any device instead.
+                  Piper Link runs on a machine without a screen you see (an SSH session or a server), so a browser
+                  sign-in could not come back to it. Sign in with a code on any device instead.
                 </p>
-                <Button variant="primary" className={s.wide} busy={starting === "device"} disabled={starting !== null || authority === null} onClick={() => void start(true)}>
+                <Button
+                  variant="primary"
+                  className={s.wide}
+                  busy={starting === "device"}
+                  disabled={starting !== null || authority === null}
+                  onClick={() => void start(true)}
+                >
                   Sign in with a code
                 </Button>
-                <button type="button" className={s.linkButton} disabled={starting !== null || authority === null} onClick={() => void start(false)}>
+                <button
+                  type="button"
+                  className={s.linkButton}
+                  disabled={starting !== null || authority === null}
+                  onClick={() => void start(false)}
+                >
                   Use a browser on the Link&apos;s machine instead
                 </button>
               </>
             ) : (
               <>
-                <Button variant="primary" className={s.wide} busy={starting === "browser"} disabled={starting !== null || authority === null} onClick={() => void start(false)}>
+                <Button
+                  variant="primary"
+                  className={s.wide}
+                  busy={starting === "browser"}
+                  disabled={starting !== null || authority === null}
+                  onClick={() => void start(false)}
+                >
                   Sign in
                 </Button>
-                <button type="button" className={s.linkButton} disabled={starting !== null || authority === null} onClick={() => void start(true)}>
+                <button
+                  type="button"
+                  className={s.linkButton}
+                  disabled={starting !== null || authority === null}
+                  onClick={() => void start(true)}
+                >
                   No browser on this machine? Use a code instead
                 </button>
               </>
             )}
-            {authority === null ? <p>This Link was started without an authority.</p> : <p className={s.address}>{authority.url}</p>}
+            {authority === null ? (
+              <p>This Link was started without an authority.</p>
+            ) : (
+              <p className={s.address}>{authority.url}</p>
+            )}
           </>
         ) : attempt.kind === "browser" ? (
           <>
@@ -107,7 +134,8 @@ export function SignInScreen({ status }: { status: LinkStatus }) {
         ) : (
           <>
             <p>
-              <Smartphone size={16} aria-hidden="true" /> On any device, open <span className={s.address}>{attempt.verificationUri}</span> and enter:
+              <Smartphone size={16} aria-hidden="true" /> On any device, open{" "}
+              <span className={s.address}>{attempt.verificationUri}</span> and enter:
             </p>
             <div className={s.userCode} aria-label="Your code">
               {attempt.userCode}

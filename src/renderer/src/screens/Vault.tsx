@@ -13,7 +13,18 @@ import { describeBinding } from "../../../shared/grant-terms.js";
 import { describeMode } from "../../../shared/grant-terms-text.js";
 import { LinkError } from "../../../shared/errors.js";
 import { PIN_MIN_LENGTH, PinSchema, passphraseWeakness, type LockReason } from "../../../shared/presence.js";
-import { Badge, Banner, Button, Dialog, ErrorBanner, Field, TableHead, TableRegion, ui, useNotice } from "../components/ui.js";
+import {
+  Badge,
+  Banner,
+  Button,
+  Dialog,
+  ErrorBanner,
+  Field,
+  TableHead,
+  TableRegion,
+  ui,
+  useNotice,
+} from "../components/ui.js";
 import { describeScope } from "../format.js";
 import { isAuthority, useLinkAction, useLinkApi, useLinkData } from "../link-context.js";
 import { ProofDialog } from "../presence.js";
@@ -21,7 +32,17 @@ import s from "./screens.module.css";
 
 /** Why the vault is locked, in words. */
 /** The card both vault screens are: a form with the lock mark and a title, submitted with Enter. */
-function VaultCard({ id, title, onSubmit, children }: { id: string; title: string; onSubmit: () => void; children: ReactNode }) {
+function VaultCard({
+  id,
+  title,
+  onSubmit,
+  children,
+}: {
+  id: string;
+  title: string;
+  onSubmit: () => void;
+  children: ReactNode;
+}) {
   return (
     <main className={s.signin}>
       <form
@@ -72,18 +93,29 @@ export function LockedScreen({ status }: { status: LinkStatus }) {
     });
     setPassphrase("");
   }
-  const error = action.error?.code === "presence_failed" ? { code: action.error.code, message: "That is not the passphrase of this Piper Link. Try again." } : action.error;
+  const error =
+    action.error?.code === "presence_failed"
+      ? { code: action.error.code, message: "That is not the passphrase of this Piper Link. Try again." }
+      : action.error;
   return (
     <VaultCard id={id} title="Piper Link is locked" onSubmit={() => void unlock()}>
-        <p data-testid="locked-reason">{lockedReasonText(status.vault.lockedReason)}</p>
-        <p>While it is locked, agents get a “locked” answer and no secret leaves it.</p>
-        {error ? <ErrorBanner error={error} onDismiss={action.clearError} /> : null}
-        <Field label="Passphrase" id={`${id}-passphrase`}>
-          <input id={`${id}-passphrase`} className={ui.input} type="password" autoComplete="current-password" autoFocus value={passphrase} onChange={(e) => setPassphrase(e.target.value)} />
-        </Field>
-        <Button variant="primary" type="submit" className={s.wide} icon={LockOpen} busy={action.busy !== null}>
-          Unlock
-        </Button>
+      <p data-testid="locked-reason">{lockedReasonText(status.vault.lockedReason)}</p>
+      <p>While it is locked, agents get a “locked” answer and no secret leaves it.</p>
+      {error ? <ErrorBanner error={error} onDismiss={action.clearError} /> : null}
+      <Field label="Passphrase" id={`${id}-passphrase`}>
+        <input
+          id={`${id}-passphrase`}
+          className={ui.input}
+          type="password"
+          autoComplete="current-password"
+          autoFocus
+          value={passphrase}
+          onChange={(e) => setPassphrase(e.target.value)}
+        />
+      </Field>
+      <Button variant="primary" type="submit" className={s.wide} icon={LockOpen} busy={action.busy !== null}>
+        Unlock
+      </Button>
     </VaultCard>
   );
 }
@@ -98,35 +130,83 @@ export function NewVaultScreen() {
   const action = useLinkAction();
   const weakness = passphrase === "" ? null : passphraseWeakness(passphrase);
   const mismatch = again !== "" && again !== passphrase ? "The two passphrases differ." : null;
-  const pinError = pin !== "" && !PinSchema.safeParse(pin).success ? `A PIN is ${PIN_MIN_LENGTH} or more digits.` : null;
+  const pinError =
+    pin !== "" && !PinSchema.safeParse(pin).success ? `A PIN is ${PIN_MIN_LENGTH} or more digits.` : null;
   async function create(): Promise<void> {
     await action.run("create", async () => {
       const weak = passphraseWeakness(passphrase);
       if (weak !== null) throw new LinkError("bad_request", weak);
-      if (again !== passphrase) throw new LinkError("bad_request", "The two passphrases differ; type the same one twice.");
+      if (again !== passphrase)
+        throw new LinkError("bad_request", "The two passphrases differ; type the same one twice.");
       if (pinError !== null) throw new LinkError("bad_request", pinError);
       await api.createVault({ passphrase, ...(pin !== "" ? { pin } : {}) });
     });
   }
   return (
     <VaultCard id={id} title="Choose a passphrase" onSubmit={() => void create()}>
-        <p>It locks everything Piper Link keeps on this machine, and only you can say yes with it: a program running as you cannot read it anywhere. Write it down somewhere safe; it cannot be recovered.</p>
-        {action.error ? <ErrorBanner error={action.error} onDismiss={action.clearError} /> : null}
-        <Field label="Passphrase" id={`${id}-passphrase`} hint="A few unrelated words are strong and easy to remember.">
-          <input id={`${id}-passphrase`} className={ui.input} type="password" autoComplete="new-password" autoFocus value={passphrase} onChange={(e) => setPassphrase(e.target.value)} aria-describedby={`${id}-passphrase-hint ${id}-strength`} />
-        </Field>
-        <p id={`${id}-strength`} className={weakness === null ? ui.hint : s.weak} role="status" aria-live="polite" data-testid="passphrase-strength">
-          {passphrase === "" ? "" : (weakness ?? "Strong enough.")}
-        </p>
-        <Field label="The same passphrase again" id={`${id}-again`} error={mismatch}>
-          <input id={`${id}-again`} className={ui.input} type="password" autoComplete="new-password" value={again} onChange={(e) => setAgain(e.target.value)} />
-        </Field>
-        <Field label={`Approval PIN (optional, ${PIN_MIN_LENGTH}+ digits)`} id={`${id}-pin`} hint="Typed to approve a request, so the passphrase is needed only to unlock." error={pinError}>
-          <input id={`${id}-pin`} className={ui.input} type="password" inputMode="numeric" autoComplete="off" value={pin} onChange={(e) => setPin(e.target.value.replace(/\D/g, ""))} maxLength={32} aria-describedby={`${id}-pin-hint`} />
-        </Field>
-        <Button variant="primary" type="submit" className={s.wide} busy={action.busy !== null} disabled={weakness !== null || mismatch !== null || again === ""}>
-          Create and unlock
-        </Button>
+      <p>
+        It locks everything Piper Link keeps on this machine, and only you can say yes with it: a program running as you
+        cannot read it anywhere. Write it down somewhere safe; it cannot be recovered.
+      </p>
+      {action.error ? <ErrorBanner error={action.error} onDismiss={action.clearError} /> : null}
+      <Field label="Passphrase" id={`${id}-passphrase`} hint="A few unrelated words are strong and easy to remember.">
+        <input
+          id={`${id}-passphrase`}
+          className={ui.input}
+          type="password"
+          autoComplete="new-password"
+          autoFocus
+          value={passphrase}
+          onChange={(e) => setPassphrase(e.target.value)}
+          aria-describedby={`${id}-passphrase-hint ${id}-strength`}
+        />
+      </Field>
+      <p
+        id={`${id}-strength`}
+        className={weakness === null ? ui.hint : s.weak}
+        role="status"
+        aria-live="polite"
+        data-testid="passphrase-strength"
+      >
+        {passphrase === "" ? "" : (weakness ?? "Strong enough.")}
+      </p>
+      <Field label="The same passphrase again" id={`${id}-again`} error={mismatch}>
+        <input
+          id={`${id}-again`}
+          className={ui.input}
+          type="password"
+          autoComplete="new-password"
+          value={again}
+          onChange={(e) => setAgain(e.target.value)}
+        />
+      </Field>
+      <Field
+        label={`Approval PIN (optional, ${PIN_MIN_LENGTH}+ digits)`}
+        id={`${id}-pin`}
+        hint="Typed to approve a request, so the passphrase is needed only to unlock."
+        error={pinError}
+      >
+        <input
+          id={`${id}-pin`}
+          className={ui.input}
+          type="password"
+          inputMode="numeric"
+          autoComplete="off"
+          value={pin}
+          onChange={(e) => setPin(e.target.value.replace(/\D/g, ""))}
+          maxLength={32}
+          aria-describedby={`${id}-pin-hint`}
+        />
+      </Field>
+      <Button
+        variant="primary"
+        type="submit"
+        className={s.wide}
+        busy={action.busy !== null}
+        disabled={weakness !== null || mismatch !== null || again === ""}
+      >
+        Create and unlock
+      </Button>
     </VaultCard>
   );
 }
@@ -136,7 +216,8 @@ export function UnattendedLabel() {
   return (
     <Banner tone="warning" icon={AlertTriangle}>
       <p data-testid="unattended">
-        <strong>Unprotected at rest:</strong> unlocked from a passphrase file (PIPER_LINK_PASSPHRASE_FILE). Anyone who can read that file can open what Piper Link keeps; approvals still need your PIN or a passkey.
+        <strong>Unprotected at rest:</strong> unlocked from a passphrase file (PIPER_LINK_PASSPHRASE_FILE). Anyone who
+        can read that file can open what Piper Link keeps; approvals still need your PIN or a passkey.
       </p>
     </Banner>
   );
@@ -150,7 +231,8 @@ export function LegacyGrantsBanner({ count }: { count: number }) {
     <>
       <Banner tone="warning" icon={ShieldAlert}>
         <p>
-          {count === 1 ? "1 grant was" : `${count} grants were`} approved before approvals needed your PIN — review {count === 1 ? "it" : "them"}.{" "}
+          {count === 1 ? "1 grant was" : `${count} grants were`} approved before approvals needed your PIN — review{" "}
+          {count === 1 ? "it" : "them"}.{" "}
           <Button small onClick={() => setOpen(true)}>
             Review
           </Button>
@@ -170,9 +252,11 @@ function LegacyGrantsDialog({ onClose }: { onClose: () => void }) {
   const [keeping, setKeeping] = useState<GrantView[] | null>(null);
   const list = grants.data ?? [];
   async function end(ids: string[]): Promise<void> {
-    if (await action.run("end", async () => {
-      for (const grantId of ids) await api.revokeGrant({ grantId });
-    })) {
+    if (
+      await action.run("end", async () => {
+        for (const grantId of ids) await api.revokeGrant({ grantId });
+      })
+    ) {
       notify(ids.length === 1 ? "Ended 1 grant." : `Ended ${ids.length} grants.`);
       grants.reload();
     }
@@ -186,13 +270,22 @@ function LegacyGrantsDialog({ onClose }: { onClose: () => void }) {
         actions={
           <>
             <Button onClick={onClose}>Close</Button>
-            <Button variant="danger" icon={ShieldOff} busy={action.busy === "end"} disabled={list.length === 0} onClick={() => void end(list.map((g) => g.id))}>
+            <Button
+              variant="danger"
+              icon={ShieldOff}
+              busy={action.busy === "end"}
+              disabled={list.length === 0}
+              onClick={() => void end(list.map((g) => g.id))}
+            >
               End all
             </Button>
           </>
         }
       >
-        <p className={ui.hint}>A program running as you could have approved these itself. Keep the ones you recognise (that takes your PIN); end the others.</p>
+        <p className={ui.hint}>
+          A program running as you could have approved these itself. Keep the ones you recognise (that takes your PIN);
+          end the others.
+        </p>
         {list.length === 0 ? (
           <p>{grants.loading ? "Loading…" : "Nothing left to review."}</p>
         ) : (
@@ -203,15 +296,28 @@ function LegacyGrantsDialog({ onClose }: { onClose: () => void }) {
                 {list.map((g) => (
                   <tr key={g.id}>
                     <td data-label="Agent">{displayText(g.agentName ?? g.agentClientId, 80)}</td>
-                    <td className={ui.mono} data-label="Variable">{displayText(g.variable.toUpperCase())}</td>
-                    <td data-label="Bound to">{g.binding?.kind === "client" || g.binding === undefined ? <Badge tone="warning">any program</Badge> : describeBinding(g.binding.kind)}</td>
+                    <td className={ui.mono} data-label="Variable">
+                      {displayText(g.variable.toUpperCase())}
+                    </td>
+                    <td data-label="Bound to">
+                      {g.binding?.kind === "client" || g.binding === undefined ? (
+                        <Badge tone="warning">any program</Badge>
+                      ) : (
+                        describeBinding(g.binding.kind)
+                      )}
+                    </td>
                     <td data-label="May">{describeMode(g.mode ?? { kind: "read" })}</td>
                     <td data-label="Lasts">{describeScope(g)}</td>
                     <td className={ui.rowActions}>
                       <Button small onClick={() => setKeeping([g])}>
                         Keep
                       </Button>{" "}
-                      <Button small variant="danger" onClick={() => void end([g.id])} aria-label={`End ${displayText(g.variable.toUpperCase())} for ${displayText(g.agentName ?? g.agentClientId, 80)}`}>
+                      <Button
+                        small
+                        variant="danger"
+                        onClick={() => void end([g.id])}
+                        aria-label={`End ${displayText(g.variable.toUpperCase())} for ${displayText(g.agentName ?? g.agentClientId, 80)}`}
+                      >
                         End
                       </Button>
                     </td>
