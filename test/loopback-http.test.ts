@@ -11,7 +11,6 @@ import assert from "node:assert/strict";
 import { once } from "node:events";
 import net from "node:net";
 import { after, before, describe, it } from "node:test";
-import type {} from "@fastify/websocket";
 import { pino } from "pino";
 import { Agent, request } from "undici";
 import WebSocket from "ws";
@@ -76,8 +75,10 @@ async function testStack(
       ran.push("GET /page");
       return reply.send({ ok: true });
     });
-    scope.get("/socket", { websocket: true, config: { websocket: true } }, (ws) => {
-      ran.push("socket");
+    stack.websocketRoute(scope, "/socket", {}, (ws, ends) => {
+      ran.push(ends === null ? "socket without ends" : "socket");
+      // What the channel keeps: the socket, no longer tied to the upgrade's HTTP response.
+      ran.push(ws.listenerCount("error") === 1 ? "one error listener" : "other error listeners");
       ws.close(1000);
     });
     done();
@@ -245,7 +246,8 @@ describe("one HTTP stack for the loopback listeners (issue 23 item 14)", () => {
       const ws = new WebSocket(`ws://127.0.0.1:${t.port}/socket`, "test.v1");
       const [code] = (await once(ws, "close")) as [number];
       assert.equal(code, 1000);
-      assert.ok(t.ran.includes("socket"));
+      assert.ok(t.ran.includes("socket"), t.ran.join(", "));
+      assert.ok(t.ran.includes("one error listener"), t.ran.join(", "));
       const onPage = new WebSocket(`ws://127.0.0.1:${t.port}/page/a`, "test.v1");
       const [, res] = (await once(onPage, "unexpected-response")) as [unknown, { statusCode: number }];
       assert.equal(res.statusCode, 404);

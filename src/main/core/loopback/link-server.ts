@@ -12,7 +12,7 @@ import type { WebSocket } from "ws";
 import type { ControlEvent } from "../../../shared/control.js";
 import { AGENT_SUBPROTOCOL, CONTROL_SUBPROTOCOL, LINK_VERSION } from "../../../shared/version.js";
 import { CloseCode, type ContextPush } from "../../../shared/protocol.js";
-import { socketEnds, type SocketEnds } from "../../../shared/socket-owner.js";
+import type { SocketEnds } from "../../../shared/socket-owner.js";
 import { AgentChannel, type AgentHost, type ContextSnapshot } from "./agent-channel.js";
 import { ControlChannel, type ControlHost } from "./control-channel.js";
 import type { LinkLimits } from "./limits.js";
@@ -151,18 +151,10 @@ export class LinkServer {
         message: "Piper Link has reached its connection limit; try again later.",
       });
     };
-    // @fastify/websocket types the socket as ws's `WebSocket` interface alias of the class; it is the
-    // instance ws's own server created in handleUpgrade.
-    /* eslint-disable @typescript-eslint/no-unsafe-class-instance-assignment */
-    app.get(
-      "/v1/link",
-      { websocket: true, config: { websocket: true, ownOrigin: false }, preHandler: channelLimit },
-      (ws, request) => this.agentConnected(ws, socketEnds(request.raw.socket)),
+    this.http.websocketRoute(app, "/v1/link", { ownOrigin: false, admit: channelLimit }, (ws, ends) =>
+      this.agentConnected(ws, ends),
     );
-    app.get("/v1/control", { websocket: true, config: { websocket: true }, preHandler: channelLimit }, (ws) =>
-      this.controlConnected(ws),
-    );
-    /* eslint-enable @typescript-eslint/no-unsafe-class-instance-assignment */
+    this.http.websocketRoute(app, "/v1/control", { admit: channelLimit }, (ws) => this.controlConnected(ws));
   }
 
   private agentConnected(ws: WebSocket, ends: SocketEnds | null): void {

@@ -118,6 +118,21 @@ export interface LoopbackApp {
    * rejects. Never binds a non-loopback address.
    */
   listen(port: number, ipv6: boolean): Promise<{ port: number; fallback: boolean; hosts: string[] }>;
+  /**
+   * Adds a WebSocket endpoint at `url` to `scope` (this app or a plugin of it). `admit` may refuse the
+   * upgrade (answer `reply`, e.g. 503 at a connection limit) after the hook has passed it; `open`
+   * gets the socket and its connection's endpoints once upgraded. The upgrade's HTTP request and
+   * response objects are released then: a long-lived channel holds only its socket.
+   */
+  readonly websocketRoute: (
+    scope: FastifyInstance,
+    url: string,
+    route: {
+      ownOrigin?: boolean;
+      admit?: (request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply | undefined>;
+    },
+    open: (ws: WebSocket, ends: SocketEnds | null) => void,
+  ) => void;
   /** Answers `reply` with `failure` in this listener's error shape. */
   readonly refuse: (request: FastifyRequest, reply: FastifyReply, failure: StackFailure) => FastifyReply;
   /** Stops taking connections; open ones end after their answers (a `Connection: close` listener). */
@@ -277,6 +292,20 @@ export function createLoopbackApp(options: LoopbackAppOptions): LoopbackApp {
     // Paths are matched exactly: no trailing-slash or case folding, no routing on encoded separators.
     routerOptions: { ignoreTrailingSlash: false, caseSensitive: true, maxParamLength: 256 },
     return503OnClosing: true,
+    // Bodies are validated by their zod schemas in the handlers (src/shared is the one schema); no route
+    // has a Fastify schema. So Ajv and fast-json-stringify are never needed: these factories keep Fastify
+    // from loading them at every start (about 40 ms of CPU), and refuse a route schema loudly instead
+    // of ignoring it.
+    schemaController: {
+      compilersFactory: {
+        buildValidator: () => () => {
+          throw new Error(`${options.name}: route schemas are not compiled here; parse with the route's zod schema`);
+        },
+        buildSerializer: () => () => {
+          throw new Error(`${options.name}: response schemas are not compiled here; send JSON`);
+        },
+      },
+    },
     // A path the router cannot decode skips the hooks in Fastify; the owner check still comes first.
     frameworkErrors: (err, request, reply) => {
       void verdictFor(request.raw.socket).then((verdict) =>
@@ -447,11 +476,42 @@ export function createLoopbackApp(options: LoopbackAppOptions): LoopbackApp {
     await app.close();
   }
 
+  /** The response of each upgrade being routed, to release it from its socket once upgraded. */
+  const upgradeResponses = new WeakMap<http.IncomingMessage, http.ServerResponse>();
+
+  function websocketRoute(...[scope, url, route, open]: Parameters<LoopbackApp["websocketRoute"]>): void {
+    scope.get(
+      url,
+      {
+        websocket: true,
+        config: { websocket: true, ...(route.ownOrigin !== undefined ? { ownOrigin: route.ownOrigin } : {}) },
+        preHandler: async (request, reply) => {
+          upgradeResponses.set(request.raw, reply.raw);
+          return route.admit?.(request, reply);
+        },
+      },
+      (ws, request) => {
+        const raw = request.raw;
+        // @fastify/websocket answered the upgrade through a ServerResponse assigned to the socket, and
+        // its error listener closes over the request and reply: both would live as long as the
+        // channel (about 10 KB a connection). Detach the one, replace the other.
+        upgradeResponses.get(raw)?.detachSocket(raw.socket);
+        upgradeResponses.delete(raw);
+        ws.removeAllListeners("error");
+        ws.on("error", () => ws.terminate());
+        // @fastify/websocket types the socket as ws's `WebSocket` interface alias of the class; it is
+        // the instance ws's own server created in handleUpgrade.
+        // eslint-disable-next-line @typescript-eslint/no-unsafe-class-instance-assignment
+        open(ws, socketEnds(raw.socket));
+      },
+    );
+  }
+
   function unlisten(): void {
     for (const server of servers) if (server.listening) server.close();
   }
 
-  return { app, listen, refuse, unlisten, close };
+  return { app, listen, websocketRoute, refuse, unlisten, close };
 }
 
 function bind(server: http.Server | https.Server, port: number, host: string): Promise<number> {
