@@ -54,10 +54,10 @@ const CORE_PACKAGES = [
 
 /**
  * Packages only some rooms may import: the one HTTP stack of the loopback listeners
- * (`loopback/loopback-http.ts`) is Fastify, and the sign-in's redirect listener (account/) answers
- * through it.
+ * (`loopback/loopback-http.ts`) is Fastify; the rooms that answer through it (pyper/, account/) use
+ * the stack's own types and never name Fastify.
  */
-const ROOM_PACKAGES = { loopback: ["fastify", "@fastify/websocket"], account: ["fastify"] };
+const ROOM_PACKAGES = { loopback: ["fastify", "@fastify/websocket"] };
 
 /** A config block holding the files `files` to the allow-lists of docs/architecture.md's layer table. */
 function layer(name, files, paths, packages, extra = {}) {

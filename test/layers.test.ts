@@ -141,6 +141,7 @@ describe("layers", () => {
       ["src/main/core/pyper/probe.ts", "fastify"],
       ["src/main/core/calls/probe.ts", "@fastify/websocket"],
       ["src/main/core/account/probe.ts", "@fastify/websocket"],
+      ["src/main/core/account/probe.ts", "fastify"],
       ["src/main/cli/probe.ts", "../../server/db.js"],
       ["src/main/cli/probe.ts", "../app/shell.js"],
       ["src/main/cli/probe.ts", "electron"],

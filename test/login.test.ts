@@ -357,18 +357,25 @@ describe("the sign-in pages on the Link's own origin (issue 15 item 3)", () => {
         (await rawRequest(port, "POST", "/oauth/authorize", { ...formHeaders, Origin: `http://${host}` }, form)).status,
         405,
       );
-      assert.equal(
-        (
-          await rawRequest(
-            port,
-            "POST",
-            "/signup",
-            { Host: host, Origin: `http://${host}`, "Content-Type": "text/plain" },
-            form,
-          )
-        ).status,
-        415,
+      // A body that is not a form, or larger than one, gets the form's own words (and the Link's codes).
+      const notAForm = await rawRequest(
+        port,
+        "POST",
+        "/signup",
+        { Host: host, Origin: `http://${host}`, "Content-Type": "text/plain" },
+        form,
       );
+      assert.equal(notAForm.status, 415);
+      assert.match(notAForm.text, /"error":"bad_request".*URL-encoded/);
+      const tooLarge = await rawRequest(
+        port,
+        "POST",
+        "/signup",
+        { ...formHeaders, Origin: `http://${host}` },
+        `a=${"x".repeat(20_000)}`,
+      );
+      assert.equal(tooLarge.status, 413);
+      assert.match(tooLarge.text, /larger than a sign-in form/);
 
       // The same-origin post (what the page's own form sends) signs up and redirects on this origin.
       const created = await rawRequest(port, "POST", "/signup", { ...formHeaders, Origin: `http://${host}` }, form);

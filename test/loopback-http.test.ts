@@ -111,6 +111,7 @@ describe("one HTTP stack for the loopback listeners (issue 23 item 14)", () => {
         assert.match(reply, /^HTTP\/1\.1 403 /, raw);
         assert.match(reply, /"error":"foreign_user"/, raw);
         assert.match(reply, /x-content-type-options: nosniff/i, raw);
+        assert.match(reply, /connection: close/i, `${raw}: nothing more is served on another user's connection`);
       }
       assert.deepEqual(t.ran, [], "no route, parser or socket handler ran for another user");
     });
@@ -233,6 +234,21 @@ describe("one HTTP stack for the loopback listeners (issue 23 item 14)", () => {
           "bad_request",
         ],
         [`GET /page/%zz HTTP/1.1\r\nHost: 127.0.0.1:${t.port}\r\nConnection: close\r\n\r\n`, 400, "bad_request"],
+        // An absolute-form target names a host the Host check would not see (RFC 9112 section 3.2.2); `*` names nothing here.
+        [
+          `GET http://evil.example/page/a HTTP/1.1\r\nHost: 127.0.0.1:${t.port}\r\nConnection: close\r\n\r\n`,
+          400,
+          "bad_request",
+        ],
+        [`OPTIONS * HTTP/1.1\r\nHost: 127.0.0.1:${t.port}\r\nConnection: close\r\n\r\n`, 400, "bad_request"],
+        // A static route answers only its own spelling, not a percent-encoded one.
+        [
+          `POST /thing%73 HTTP/1.1\r\nHost: 127.0.0.1:${t.port}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}`,
+          404,
+          "not_found",
+        ],
+        // Malformed HTTP is answered by Node's parser, through the stack's clientErrorHandler.
+        [`FOO / HTTP/1.1\r\nHost: 127.0.0.1:${t.port}\r\n\r\n`, 400, "bad_request"],
       ];
       for (const [raw, status, code] of cases) {
         const reply = await rawExchange(t.port, raw);
@@ -319,6 +335,7 @@ describe("one HTTP stack for the loopback listeners (issue 23 item 14)", () => {
           "invalid_request",
         ],
         ["GET", { method: "GET" }, 405, "method_not_allowed"],
+        ["no body", { method: "POST" }, 400, "invalid_request"],
       ];
       for (const [what, options, status, code] of cases) {
         const r = await request(url(path), { ...options, dispatcher });

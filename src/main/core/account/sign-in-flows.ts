@@ -12,11 +12,10 @@
  * itself (token endpoint, redirect URI checks) is unchanged: only where the pages are shown moves.
  */
 import { createHash, randomBytes } from "node:crypto";
-import type { FastifyReply } from "fastify";
 import { pino, type Logger } from "pino";
 import type { SocketEnds } from "../../../shared/socket-owner.js";
 import type { SocketOwner } from "../process/socket-table-linux.js";
-import { createLoopbackApp, linkErrorWriter } from "../loopback/loopback-http.js";
+import { createLoopbackApp, linkErrorWriter, type StackReply } from "../loopback/loopback-http.js";
 import { LinkError } from "../../../shared/errors.js";
 import { notThisSignInPage, signedInPage, signInFailedPage } from "../../../shared/page-style.js";
 import { LINK_CLIENT_ID, type TokenResponse } from "../../../shared/authority.js";
@@ -101,7 +100,7 @@ export async function startBrowserLogin(
     closed = true;
     void stack.close().catch(() => undefined);
   };
-  const page = (reply: FastifyReply, status: number, html: string): FastifyReply =>
+  const page = (reply: StackReply, status: number, html: string): StackReply =>
     reply
       .code(status)
       .header("Content-Type", "text/html; charset=utf-8")
@@ -119,7 +118,7 @@ export async function startBrowserLogin(
     const error = url.searchParams.get("error");
     const got = url.searchParams.get("code");
     // The outcome is told once the page has gone out: whoever waits on it may close this listener.
-    const answer = (status: number, html: string, outcome: () => void): FastifyReply => {
+    const answer = (status: number, html: string, outcome: () => void): StackReply => {
       reply.raw.once("close", outcome);
       return page(reply, status, html);
     };

@@ -53,6 +53,9 @@ declare module "fastify" {
   }
 }
 
+/** A reply of the stack's listeners (Fastify's), for the rooms that answer through it without importing Fastify. */
+export type StackReply = FastifyReply;
+
 /** The codes the stack itself answers with; each listener names them in its own error shape. */
 export type StackErrorCode =
   | "foreign_user"
@@ -177,13 +180,17 @@ const FRAMEWORK_FAILURES: Readonly<Record<string, Omit<StackFailure, "message"> 
   FST_ERR_CTP_INVALID_TYPE: { status: 400, code: "bad_request" },
   FST_ERR_CTP_EMPTY_TYPE: { status: 400, code: "bad_request" },
   FST_ERR_CTP_EMPTY_JSON_BODY: { status: 400, code: "bad_request", message: "The body is empty; send a JSON object." },
-  FST_ERR_CTP_INVALID_JSON_BODY: { status: 400, code: "bad_request", message: "The body is not valid JSON." },
+  FST_ERR_CTP_INVALID_JSON_BODY: {
+    status: 400,
+    code: "bad_request",
+    message: "The body is not valid JSON, or it has a `__proto__` or `constructor` key.",
+  },
   FST_ERR_BAD_URL: { status: 400, code: "bad_request", message: "The request's path is not a valid URL path." },
   FST_ERR_MAX_PARAM_LENGTH: { status: 414, code: "bad_request", message: "The request's path is too long." },
 };
 
 /** A framework error (Fastify's FST_* codes, body parser errors) as a stack failure; anything else is internal. */
-function frameworkFailure(err: FastifyError): StackFailure {
+export function frameworkFailure(err: FastifyError): StackFailure {
   const known = FRAMEWORK_FAILURES[err.code];
   if (known !== undefined) return { status: known.status, code: known.code, message: known.message ?? err.message };
   // The JSON parser's own errors (prototype poisoning, a SyntaxError) carry a 4xx status.
@@ -255,7 +262,9 @@ export function createLoopbackApp(options: LoopbackAppOptions): LoopbackApp {
     void reply.headers(SECURITY_HEADERS);
     if (failure.headers !== undefined) void reply.headers(failure.headers);
     // An answer sent before the body was read: close, so the unread body is not parsed as a request.
-    if (!request.raw.complete || request.raw.headers.upgrade !== undefined) void reply.header("Connection", "close");
+    // Another user's connection is closed too: nothing more is served on it.
+    if (!request.raw.complete || request.raw.headers.upgrade !== undefined || failure.code === "foreign_user")
+      void reply.header("Connection", "close");
     return reply.code(status).send(body);
   }
 
@@ -284,9 +293,14 @@ export function createLoopbackApp(options: LoopbackAppOptions): LoopbackApp {
       const { status, body } = writeError(failure);
       const text = JSON.stringify(body);
       if (socket.writable) {
-        socket.end(
-          `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? "Error"}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`,
-        );
+        const head = [
+          `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? "Error"}`,
+          ...Object.entries(SECURITY_HEADERS).map(([name, value]) => `${name}: ${value}`),
+          "Content-Type: application/json; charset=utf-8",
+          `Content-Length: ${Buffer.byteLength(text)}`,
+          "Connection: close",
+        ];
+        socket.end(`${head.join("\r\n")}\r\n\r\n${text}`);
       } else socket.destroy();
     },
     // Paths are matched exactly: no trailing-slash or case folding, no routing on encoded separators.
@@ -356,6 +370,15 @@ export function createLoopbackApp(options: LoopbackAppOptions): LoopbackApp {
         `${options.name}: cannot tell which user owns loopback connections on this platform; serving them unchecked`,
       );
     }
+    // Only origin-form targets (`/path?query`): an absolute-form target names a host the guard's Host
+    // check would not see (RFC 9112 section 3.2.2), and `*` names no resource here.
+    if (raw.url?.startsWith("/") !== true) {
+      return refuse(request, reply, {
+        status: 400,
+        code: "bad_request",
+        message: "The request target must be a path on this server, as in GET /healthz.",
+      });
+    }
     const config = request.routeOptions.config;
     if (policy !== null) {
       const rejection = checkRequest(
@@ -372,7 +395,11 @@ export function createLoopbackApp(options: LoopbackAppOptions): LoopbackApp {
       }
     }
     const pathname = pathOf(raw.url);
-    if (request.is404) {
+    // A route matches the path as sent: a static route only its exact path. The router would also
+    // take a percent-encoded spelling of it (`/heal%74hz`), which no client of these endpoints sends.
+    const routeUrl = request.routeOptions.url;
+    const inexact = routeUrl !== undefined && !/[*:]/.test(routeUrl) && pathname !== routeUrl;
+    if (request.is404 || inexact) {
       const method = raw.method ?? "GET";
       const allowed = methodsOf(app, pathname);
       const failure =

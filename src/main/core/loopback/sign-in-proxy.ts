@@ -26,9 +26,9 @@
  * - Only for the embedded authority: a remote authority keeps its own https pages (a real
  *   certificate), and `target()` answers null for it, so these paths are then 404.
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { Agent, request, type buildConnector, type Dispatcher } from "undici";
-import type { StackFailure } from "./loopback-http.js";
+import { frameworkFailure, type StackFailure } from "./loopback-http.js";
 
 /** The embedded authority as the Link reaches it: base URL and pinned certificate fingerprint. */
 export interface SignInProxyTarget {
@@ -163,6 +163,15 @@ export function createSignInProxy(options: SignInProxyOptions): SignInProxy {
       void app.register((scope, _options, done) => {
         // Forms only: no JSON or text parser in this scope, and nothing larger than a sign-in form.
         scope.removeAllContentTypeParsers();
+        // The body errors in a sign-in form's words; anything else as the stack says it.
+        scope.setErrorHandler((err: FastifyError, request, reply) => {
+          const failure = frameworkFailure(err);
+          if (failure.code === "payload_too_large")
+            return refuse(request, reply, { ...failure, message: "This form is larger than a sign-in form can be." });
+          if (failure.code === "unsupported_media_type")
+            return refuse(request, reply, { ...failure, message: "Sign-in forms are sent URL-encoded." });
+          return refuse(request, reply, failure);
+        });
         scope.addContentTypeParser(
           "application/x-www-form-urlencoded",
           { parseAs: "buffer", bodyLimit: MAX_FORM_BYTES },

@@ -135,6 +135,8 @@ export async function startPyperServer(options: PyperServerOptions): Promise<Pyp
           );
         }
         const body: unknown = request.body;
+        if (body === undefined)
+          throw new PyperFailure(400, "invalid_request", "Send a JSON body (Content-Type: application/json).");
         if (route === "resolveMapping")
           return await reply.send(await handlers.resolveMapping(parse(PyperResolveSchema, body), identity));
         if (route === "scopedCredentials")

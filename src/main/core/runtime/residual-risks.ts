@@ -108,7 +108,7 @@ export function machineRisks(inputs: MachineInputs): ResidualRisk[] {
   if (inputs.installRoot !== null && installWritable(inputs.installRoot, inputs.writer)) {
     risks.push({
       code: "install_writable",
-      message: `Piper Link's own files (${inputs.installRoot}) can be changed by your user account, so a program running as you could replace the code that asks for your approval, from the next start on. Install Piper Link where only an administrator can write (a system package, or a copy of this folder owned by root) so that its files belong to root.`,
+      message: `Piper Link's own files (${inputs.installRoot}) can be changed by your user account, so a program running as you could replace the code that asks for your approval: from the next start on, and in a running Link for the parts it loads on first use (passkeys, certificates). Install Piper Link where only an administrator can write (a system package, or a copy of this folder owned by root) so that its files belong to root.`,
     });
   }
   if (inputs.unitFile !== null && writableBy(inputs.unitFile, inputs.writer)) {
