@@ -9,12 +9,17 @@
  * 1. the owner check (`process/user-guard.ts`): a socket of another uid gets 403 `foreign_user`
  *    (loopback is shared by every account on the machine); computed once per TCP connection, started
  *    as soon as it is accepted;
- * 2. the loopback guard (`loopback-guard.ts`): a `Host` naming this listener (DNS rebinding), and no
+ * 2. only origin-form targets (`/path`): an absolute-form target (`GET http://host/…`) names a host
+ *    the Host check would not see (RFC 9112 section 3.2.2), so it is a 400;
+ * 3. the loopback guard (`loopback-guard.ts`): a `Host` naming this listener (DNS rebinding), and no
  *    `Origin` unless the route takes the Link's own pages (`config.ownOrigin`);
- * 3. no route: 404, or 405 where the path exists for another method (answered here, so an unknown
- *    route's body is never read); an upgrade to a route that is not a WebSocket endpoint: 404.
+ * 4. no route: 404, or 405 where the path exists for another method (answered here, so an unknown
+ *    route's body is never read); a static route answers only its exact path, not a percent-encoded
+ *    spelling of it; an upgrade to a route that is not a WebSocket endpoint: 404.
  *
- * Every answer carries `SECURITY_HEADERS`; errors are written in the listener's own shape
+ * Every answer the stack writes carries `SECURITY_HEADERS` (Node's parser errors through
+ * `clientErrorHandler` too; a few answers never reach it: Node's own 400 to an HTTP/1.1 request
+ * without Host, and ws's answer to a malformed WebSocket handshake). Errors are written in the listener's own shape
  * (`{error, message}` for the Link, pyper-sdk's `{error, error_description}`) from one table of
  * codes (`StackErrorCode`), framework errors (body too large, wrong media type, bad JSON, a slow or
  * malformed request) included. The listener binds 127.0.0.1 (and ::1 when asked and present) itself,
